@@ -1,0 +1,359 @@
+//! Catalog and stock administration: `GET/PUT /inventory/{sku}` and stock adjustments.
+//!
+//! Every change is a read, a rule from [`crate::stock`], and a write conditioned on the version
+//! read, retried a few times if another writer got there first, so a count or a receipt can never
+//! overwrite a reservation that happened in between.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::app::Caller;
+use crate::ids::Sku;
+use crate::money::Money;
+use crate::ports::{InventoryStore, StoreError};
+use crate::shipping::ShippingPolicy;
+use crate::stock::{AdjustmentReason, Product, StockAdjustment, StockError, StockLevel};
+use crate::validation::ValidationErrors;
+
+/// What `GET /inventory/{sku}` shows: the product and its counters, `onHand` included.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductView {
+    pub sku: Sku,
+    pub name: String,
+    pub unit_price: Money,
+    pub weight_grams: u32,
+    pub active: bool,
+    pub low_stock_threshold: u32,
+    pub available: u32,
+    pub reserved: u32,
+    pub on_hand: u32,
+    pub version: u64,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&Product> for ProductView {
+    fn from(p: &Product) -> Self {
+        ProductView {
+            sku: p.sku.clone(),
+            name: p.name.clone(),
+            unit_price: p.unit_price,
+            weight_grams: p.weight_grams,
+            active: p.active,
+            low_stock_threshold: p.low_stock_threshold,
+            available: p.stock.available(),
+            reserved: p.stock.reserved(),
+            on_hand: p.stock.on_hand(),
+            version: p.version,
+            updated_at: p.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    #[error(transparent)]
+    Invalid(#[from] ValidationErrors),
+    #[error("SKU {0} does not exist")]
+    NotFound(Sku),
+    #[error("the stock change was refused: {0}")]
+    Stock(#[from] StockError),
+    #[error("the SKU kept changing; try again")]
+    Contended,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+const ATTEMPTS: usize = 5;
+
+/// Reads one SKU.
+pub async fn get_product<I: InventoryStore>(inventory: &I, sku: &Sku) -> Result<ProductView, InventoryError> {
+    let product = inventory.product(sku).await?.ok_or_else(|| InventoryError::NotFound(sku.clone()))?;
+    Ok(ProductView::from(&product))
+}
+
+/// The fields of `PUT /inventory/{sku}`.
+struct ProductFields {
+    name: String,
+    unit_price: Money,
+    weight_grams: u32,
+    on_hand: Option<u32>,
+    active: bool,
+    low_stock_threshold: u32,
+}
+
+fn parse_product(body: &serde_json::Value, policy: &ShippingPolicy) -> Result<ProductFields, ValidationErrors> {
+    let mut errors = ValidationErrors::default();
+    let Some(object) = body.as_object() else {
+        return Err(ValidationErrors::one("", "the body must be a JSON object"));
+    };
+    const KNOWN: [&str; 6] = ["name", "unitPrice", "weightGrams", "onHand", "active", "lowStockThreshold"];
+    for key in object.keys().filter(|k| !KNOWN.contains(&k.as_str())) {
+        errors.add(key.as_str(), "is not a known field");
+    }
+    let name = match object.get("name").and_then(|v| v.as_str()).map(str::trim) {
+        Some(n) if !n.is_empty() && n.chars().count() <= 200 && !n.chars().any(char::is_control) => Some(n.to_owned()),
+        _ => {
+            errors.add("name", "is required: a string of 1 to 200 characters");
+            None
+        }
+    };
+    let unit_price = match object.get("unitPrice") {
+        Some(value) => match serde_json::from_value::<Money>(value.clone()) {
+            Ok(price) if price.currency() == policy.currency() => Some(price),
+            Ok(_) => {
+                errors.add("unitPrice.currency", format!("must be the store currency, {}", policy.currency()));
+                None
+            }
+            Err(_) => {
+                errors.add("unitPrice", "must be {\"amount\": minor units ≥ 0, \"currency\": ISO 4217 code}");
+                None
+            }
+        },
+        None => {
+            errors.add("unitPrice", "is required");
+            None
+        }
+    };
+    let mut whole = |field: &str, required: bool, max: u32| -> Option<u32> {
+        match object.get(field) {
+            None | Some(serde_json::Value::Null) if !required => None,
+            value => match value.and_then(|v| v.as_u64()).and_then(|n| u32::try_from(n).ok()).filter(|n| *n <= max) {
+                Some(n) => Some(n),
+                None => {
+                    errors.add(field, format!("must be a whole number from 0 to {max}"));
+                    None
+                }
+            },
+        }
+    };
+    let weight_grams = whole("weightGrams", true, 1_000_000);
+    let on_hand = whole("onHand", false, StockLevel::MAX_UNITS);
+    let low_stock_threshold = whole("lowStockThreshold", false, StockLevel::MAX_UNITS).unwrap_or(5);
+    let active = match object.get("active") {
+        None | Some(serde_json::Value::Null) => true,
+        Some(serde_json::Value::Bool(b)) => *b,
+        Some(_) => {
+            errors.add("active", "must be true or false");
+            true
+        }
+    };
+    match (name, unit_price, weight_grams) {
+        (Some(name), Some(unit_price), Some(weight_grams)) if errors.is_empty() => {
+            Ok(ProductFields { name, unit_price, weight_grams, on_hand, active, low_stock_threshold })
+        }
+        _ => Err(errors),
+    }
+}
+
+/// Creates or replaces a SKU. `onHand` is required to create one; on an existing SKU it is a
+/// stock count (reserved units stay promised, so a count below them is refused).
+pub async fn put_product<I: InventoryStore>(
+    inventory: &I,
+    policy: &ShippingPolicy,
+    caller: &Caller,
+    sku: &Sku,
+    body: &serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<(ProductView, bool), InventoryError> {
+    let fields = parse_product(body, policy)?;
+    for _ in 0..ATTEMPTS {
+        let existing = inventory.product(sku).await?;
+        let (stock, expected_version, version) = match &existing {
+            Some(p) => (
+                match fields.on_hand {
+                    Some(on_hand) => p.stock.count(on_hand)?,
+                    None => p.stock,
+                },
+                Some(p.version),
+                p.version + 1,
+            ),
+            None => {
+                let on_hand = fields.on_hand.ok_or_else(|| ValidationErrors::one("onHand", "is required to create a SKU"))?;
+                (StockLevel::new(on_hand)?, None, 1)
+            }
+        };
+        let product = Product {
+            sku: sku.clone(),
+            name: fields.name.clone(),
+            unit_price: fields.unit_price,
+            weight_grams: fields.weight_grams,
+            active: fields.active,
+            low_stock_threshold: fields.low_stock_threshold,
+            stock,
+            version,
+            updated_at: now,
+        };
+        let before = existing.as_ref().map(|p| p.stock).unwrap_or_default();
+        let adjustment = (before != stock).then(|| StockAdjustment {
+            sku: sku.clone(),
+            id: format!("{}-{version}", now.format("%Y%m%dT%H%M%S%.3fZ")),
+            reason: if existing.is_some() { AdjustmentReason::Count } else { AdjustmentReason::Receipt },
+            note: None,
+            before,
+            after: stock,
+            actor: caller.customer_id.to_string(),
+            at: now,
+        });
+        match inventory.save_product(&product, expected_version, adjustment.as_ref()).await {
+            Ok(()) => return Ok((ProductView::from(&product), existing.is_none())),
+            Err(StoreError::ConditionFailed) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(InventoryError::Contended)
+}
+
+/// A stock adjustment as `POST /inventory/{sku}/adjustments` takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Change {
+    Delta(i64),
+    Count(u32),
+}
+
+fn parse_adjustment(body: &serde_json::Value) -> Result<(AdjustmentReason, Change, Option<String>), ValidationErrors> {
+    let mut errors = ValidationErrors::default();
+    let Some(object) = body.as_object() else {
+        return Err(ValidationErrors::one("", "the body must be a JSON object"));
+    };
+    for key in object.keys().filter(|k| !["reason", "delta", "countedOnHand", "note"].contains(&k.as_str())) {
+        errors.add(key.as_str(), "is not a known field");
+    }
+    let reason = object.get("reason").and_then(|v| v.as_str()).and_then(AdjustmentReason::parse);
+    if reason.is_none() {
+        errors.add("reason", "must be one of RECEIPT, COUNT, DAMAGE, SHRINKAGE, CORRECTION");
+    }
+    let note = match object.get("note") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) if s.chars().count() <= 500 => Some(s.clone()),
+        Some(_) => {
+            errors.add("note", "must be a string of at most 500 characters");
+            None
+        }
+    };
+    let limit = i64::from(StockLevel::MAX_UNITS);
+    let change = match reason {
+        Some(AdjustmentReason::Count) => {
+            match object.get("countedOnHand").and_then(|v| v.as_u64()).and_then(|n| u32::try_from(n).ok()) {
+                Some(n) if n <= StockLevel::MAX_UNITS && !object.contains_key("delta") => Some(Change::Count(n)),
+                _ => {
+                    errors.add("countedOnHand", "a COUNT takes countedOnHand, a whole number ≥ 0, and no delta");
+                    None
+                }
+            }
+        }
+        Some(reason) => {
+            let sign_ok = |d: i64| match reason {
+                AdjustmentReason::Receipt => d > 0,
+                AdjustmentReason::Damage | AdjustmentReason::Shrinkage => d < 0,
+                _ => d != 0,
+            };
+            match object.get("delta").and_then(|v| v.as_i64()) {
+                Some(d) if d.abs() <= limit && sign_ok(d) && !object.contains_key("countedOnHand") => Some(Change::Delta(d)),
+                _ => {
+                    errors.add("delta", "must be a whole number: > 0 for RECEIPT, < 0 for DAMAGE and SHRINKAGE, ≠ 0 for CORRECTION");
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    match (reason, change) {
+        (Some(reason), Some(change)) if errors.is_empty() => Ok((reason, change, note)),
+        _ => Err(errors),
+    }
+}
+
+/// Applies a receipt, count or write-off to a SKU's stock, recording it in the SKU's ledger.
+pub async fn adjust_stock<I: InventoryStore>(
+    inventory: &I,
+    caller: &Caller,
+    sku: &Sku,
+    body: &serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<ProductView, InventoryError> {
+    let (reason, change, note) = parse_adjustment(body)?;
+    for _ in 0..ATTEMPTS {
+        let existing = inventory.product(sku).await?.ok_or_else(|| InventoryError::NotFound(sku.clone()))?;
+        let stock = match change {
+            Change::Delta(delta) => existing.stock.adjust(delta)?,
+            Change::Count(on_hand) => existing.stock.count(on_hand)?,
+        };
+        let product = Product { stock, version: existing.version + 1, updated_at: now, ..existing.clone() };
+        let adjustment = StockAdjustment {
+            sku: sku.clone(),
+            id: format!("{}-{}", now.format("%Y%m%dT%H%M%S%.3fZ"), product.version),
+            reason,
+            note: note.clone(),
+            before: existing.stock,
+            after: stock,
+            actor: caller.customer_id.to_string(),
+            at: now,
+        };
+        match inventory.save_product(&product, Some(existing.version), Some(&adjustment)).await {
+            Ok(()) => return Ok(ProductView::from(&product)),
+            Err(StoreError::ConditionFailed) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(InventoryError::Contended)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::CustomerId;
+    use crate::memory::InMemoryStore;
+    use serde_json::json;
+
+    fn admin() -> Caller {
+        Caller { customer_id: CustomerId::parse("staff-1").unwrap(), scopes: vec!["oms:admin".into()] }
+    }
+
+    fn sku() -> Sku {
+        Sku::parse("MUG-1").unwrap()
+    }
+
+    #[tokio::test]
+    async fn creates_then_counts_and_adjusts() {
+        let store = InMemoryStore::default();
+        let policy = ShippingPolicy::default_policy();
+        let body = json!({"name": "Mug", "unitPrice": {"amount": 1200, "currency": "EUR"}, "weightGrams": 350, "onHand": 10});
+        let (view, created) = put_product(&store, &policy, &admin(), &sku(), &body, Utc::now()).await.unwrap();
+        assert!(created);
+        assert_eq!((view.available, view.reserved, view.on_hand), (10, 0, 10));
+
+        let view = adjust_stock(&store, &admin(), &sku(), &json!({"reason": "RECEIPT", "delta": 5}), Utc::now()).await.unwrap();
+        assert_eq!(view.on_hand, 15);
+        let view = adjust_stock(&store, &admin(), &sku(), &json!({"reason": "COUNT", "countedOnHand": 12}), Utc::now()).await.unwrap();
+        assert_eq!(view.on_hand, 12);
+        assert_eq!(store.adjustments(&sku()).len(), 3);
+    }
+
+    #[tokio::test]
+    async fn refuses_changes_that_would_go_negative_and_writes_nothing() {
+        let store = InMemoryStore::default();
+        let policy = ShippingPolicy::default_policy();
+        let body = json!({"name": "Mug", "unitPrice": {"amount": 1200, "currency": "EUR"}, "weightGrams": 350, "onHand": 2});
+        put_product(&store, &policy, &admin(), &sku(), &body, Utc::now()).await.unwrap();
+        let result = adjust_stock(&store, &admin(), &sku(), &json!({"reason": "DAMAGE", "delta": -3}), Utc::now()).await;
+        assert!(matches!(result, Err(InventoryError::Stock(_))));
+        assert_eq!(get_product(&store, &sku()).await.unwrap().available, 2);
+        assert_eq!(store.adjustments(&sku()).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn names_every_bad_field() {
+        let store = InMemoryStore::default();
+        let policy = ShippingPolicy::default_policy();
+        let body = json!({"name": "", "unitPrice": {"amount": 5, "currency": "USD"}, "weightGrams": -1, "colour": "red"});
+        let Err(InventoryError::Invalid(errors)) = put_product(&store, &policy, &admin(), &sku(), &body, Utc::now()).await else {
+            panic!("expected validation errors");
+        };
+        let fields: Vec<_> = errors.0.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["colour", "name", "unitPrice.currency", "weightGrams"]);
+        let Err(InventoryError::Invalid(_)) = put_product(&store, &policy, &admin(), &sku(), &json!({"name": "Mug", "unitPrice": {"amount": 5, "currency": "EUR"}, "weightGrams": 1}), Utc::now()).await else {
+            panic!("creating without onHand must be refused");
+        };
+    }
+}

@@ -1,0 +1,10 @@
+//! The operations the functions call. Each takes its ports as generic parameters, so the same
+//! code runs against DynamoDB in Lambda and against [`crate::memory`] in tests.
+
+pub mod caller;
+pub mod intake;
+pub mod inventory;
+pub mod queries;
+pub mod reservation;
+
+pub use caller::Caller;

@@ -1,0 +1,36 @@
+//! Reading orders: `GET /orders/{id}` and `GET /orders`.
+
+use crate::app::Caller;
+use crate::ids::OrderId;
+use crate::order::Order;
+use crate::ports::{OrderStore, Page, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// Absent, or another customer's: the two are indistinguishable to the caller on purpose.
+    #[error("order not found")]
+    NotFound,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The most orders one page may hold.
+pub const MAX_PAGE_SIZE: u32 = 100;
+
+/// One order, if the caller may see it: its own customer, or an administrator.
+pub async fn get_order<O: OrderStore>(orders: &O, caller: &Caller, id: &OrderId) -> Result<Order, QueryError> {
+    match orders.get(id).await? {
+        Some(order) if order.customer_id == caller.customer_id || caller.is_admin() => Ok(order),
+        _ => Err(QueryError::NotFound),
+    }
+}
+
+/// The caller's own orders, newest first.
+pub async fn list_orders<O: OrderStore>(
+    orders: &O,
+    caller: &Caller,
+    limit: u32,
+    cursor: Option<&str>,
+) -> Result<Page<Order>, QueryError> {
+    Ok(orders.list_for_customer(&caller.customer_id, limit.clamp(1, MAX_PAGE_SIZE), cursor).await?)
+}

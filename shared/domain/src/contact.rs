@@ -1,0 +1,258 @@
+//! Where an order goes and how to reach its customer. Personal data: never logged.
+
+use serde::{Deserialize, Serialize};
+
+use crate::validation::ValidationErrors;
+
+/// An ISO 3166-1 alpha-2 country code, upper case.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct CountryCode(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("must be a two-letter ISO 3166-1 country code")]
+pub struct CountryCodeError;
+
+impl CountryCode {
+    pub fn parse(value: &str) -> Result<Self, CountryCodeError> {
+        if value.len() == 2 && value.chars().all(|c| c.is_ascii_alphabetic()) {
+            Ok(Self(value.to_ascii_uppercase()))
+        } else {
+            Err(CountryCodeError)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for CountryCode {
+    type Error = CountryCodeError;
+    fn try_from(value: String) -> Result<Self, CountryCodeError> {
+        Self::parse(&value)
+    }
+}
+
+impl From<CountryCode> for String {
+    fn from(value: CountryCode) -> String {
+        value.0
+    }
+}
+
+/// A postal address. Built only by [`Address::parse`], which checks every field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Address {
+    name: String,
+    line1: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    line2: Option<String>,
+    city: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    region: Option<String>,
+    postal_code: String,
+    country: CountryCode,
+}
+
+/// How the customer is reached about this order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Contact {
+    email: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    language: Option<String>,
+}
+
+/// A required text field: trimmed, non-empty, at most `max` characters.
+fn text(
+    errors: &mut ValidationErrors,
+    object: &serde_json::Map<String, serde_json::Value>,
+    prefix: &str,
+    key: &str,
+    max: usize,
+    required: bool,
+) -> Option<String> {
+    let field = format!("{prefix}.{key}");
+    match object.get(key) {
+        None | Some(serde_json::Value::Null) => {
+            if required {
+                errors.add(field, "is required");
+            }
+            None
+        }
+        Some(serde_json::Value::String(s)) => {
+            let trimmed = s.trim();
+            if trimmed.is_empty() {
+                errors.add(field, "must not be empty");
+                None
+            } else if trimmed.chars().count() > max {
+                errors.add(field, format!("must be at most {max} characters"));
+                None
+            } else if trimmed.chars().any(char::is_control) {
+                errors.add(field, "must not contain control characters");
+                None
+            } else {
+                Some(trimmed.to_owned())
+            }
+        }
+        Some(_) => {
+            errors.add(field, "must be a string");
+            None
+        }
+    }
+}
+
+fn object<'a>(
+    errors: &mut ValidationErrors,
+    field: &str,
+    value: Option<&'a serde_json::Value>,
+) -> Option<&'a serde_json::Map<String, serde_json::Value>> {
+    match value {
+        None | Some(serde_json::Value::Null) => {
+            errors.add(field, "is required");
+            None
+        }
+        Some(serde_json::Value::Object(map)) => Some(map),
+        Some(_) => {
+            errors.add(field, "must be an object");
+            None
+        }
+    }
+}
+
+impl Address {
+    /// Parses the untrusted JSON at `field`, recording every problem in `errors`.
+    pub fn parse(
+        errors: &mut ValidationErrors,
+        field: &str,
+        value: Option<&serde_json::Value>,
+    ) -> Option<Self> {
+        let map = object(errors, field, value)?;
+        let before = errors.0.len();
+        let name = text(errors, map, field, "name", 200, true);
+        let line1 = text(errors, map, field, "line1", 200, true);
+        let line2 = text(errors, map, field, "line2", 200, false);
+        let city = text(errors, map, field, "city", 100, true);
+        let region = text(errors, map, field, "region", 100, false);
+        let postal_code = text(errors, map, field, "postalCode", 16, true);
+        let country = text(errors, map, field, "country", 2, true)
+            .and_then(|c| errors.check(format!("{field}.country"), CountryCode::parse(&c)));
+        if errors.0.len() != before {
+            return None;
+        }
+        Some(Self {
+            name: name?,
+            line1: line1?,
+            line2,
+            city: city?,
+            region,
+            postal_code: postal_code?,
+            country: country?,
+        })
+    }
+
+    pub fn country(&self) -> &CountryCode {
+        &self.country
+    }
+
+    pub fn postal_code(&self) -> &str {
+        &self.postal_code
+    }
+}
+
+impl Contact {
+    /// Parses the untrusted JSON at `field`, recording every problem in `errors`.
+    pub fn parse(
+        errors: &mut ValidationErrors,
+        field: &str,
+        value: Option<&serde_json::Value>,
+    ) -> Option<Self> {
+        let map = object(errors, field, value)?;
+        let before = errors.0.len();
+        let email = text(errors, map, field, "email", 254, true).and_then(|e| {
+            errors.check(
+                format!("{field}.email"),
+                e.parse::<email_address::EmailAddress>()
+                    .map(|_| e.clone())
+                    .map_err(|_| "must be an e-mail address"),
+            )
+        });
+        let phone = text(errors, map, field, "phone", 20, false).and_then(|p| {
+            let digits = p.strip_prefix('+').unwrap_or(&p);
+            let ok = p.starts_with('+')
+                && (7..=15).contains(&digits.len())
+                && digits.chars().all(|c| c.is_ascii_digit());
+            errors.check(
+                format!("{field}.phone"),
+                if ok { Ok(p.clone()) } else { Err("must be an E.164 number such as +4915112345678") },
+            )
+        });
+        let language = text(errors, map, field, "language", 35, false).and_then(|l| {
+            let ok = l.split('-').all(|part| {
+                (1..=8).contains(&part.len()) && part.chars().all(|c| c.is_ascii_alphanumeric())
+            });
+            errors.check(
+                format!("{field}.language"),
+                if ok { Ok(l.clone()) } else { Err("must be a BCP 47 language tag such as en or de-AT") },
+            )
+        });
+        if errors.0.len() != before {
+            return None;
+        }
+        Some(Self { email: email?, phone, language })
+    }
+
+    pub fn email(&self) -> &str {
+        &self.email
+    }
+
+    pub fn phone(&self) -> Option<&str> {
+        self.phone.as_deref()
+    }
+
+    pub fn language(&self) -> Option<&str> {
+        self.language.as_deref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn names_every_bad_address_field() {
+        let mut errors = ValidationErrors::default();
+        let parsed = Address::parse(
+            &mut errors,
+            "shippingAddress",
+            Some(&json!({"name": "", "line1": 5, "city": "Berlin", "postalCode": "10115", "country": "Germany"})),
+        );
+        assert!(parsed.is_none());
+        let fields: Vec<_> = errors.0.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["shippingAddress.name", "shippingAddress.line1", "shippingAddress.country"]
+        );
+    }
+
+    #[test]
+    fn parses_a_contact_and_refuses_bad_email_and_phone() {
+        let mut errors = ValidationErrors::default();
+        let ok = Contact::parse(
+            &mut errors,
+            "contact",
+            Some(&json!({"email": "ada@example.com", "phone": "+4915112345678", "language": "de-AT"})),
+        )
+        .unwrap();
+        assert_eq!(ok.email(), "ada@example.com");
+        assert!(errors.is_empty());
+
+        let bad = Contact::parse(&mut errors, "contact", Some(&json!({"email": "nope", "phone": "123"})));
+        assert!(bad.is_none());
+        assert_eq!(errors.0.len(), 2);
+    }
+}

@@ -1,0 +1,210 @@
+//! Domain events, derived from state changes and carried as CloudEvents 1.0.
+//!
+//! Handlers never publish: they write the table, and the event publisher turns each change it
+//! reads from the table's stream into at most one event with [`order_event`] or [`stock_event`].
+//! An event's id is derived from the change (`<order id>-<version>`), so a change read twice
+//! yields the same event twice, and consumers deduplicate on the id. Events carry no address,
+//! e-mail or phone number: a consumer that needs them reads the order.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{CustomerId, OrderId, Sku};
+use crate::money::Money;
+use crate::order::{Order, OrderStatus, Shortage, Totals};
+use crate::quantity::Quantity;
+use crate::shipping::ShippingMethod;
+use crate::stock::Product;
+
+/// Every kind of event the system publishes. Subscribers filter on [`EventType::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EventType {
+    #[serde(rename = "oms.order.placed")]
+    OrderPlaced,
+    #[serde(rename = "oms.order.reserved")]
+    OrderReserved,
+    #[serde(rename = "oms.order.rejected")]
+    OrderRejected,
+    #[serde(rename = "oms.order.cancelled")]
+    OrderCancelled,
+    #[serde(rename = "oms.inventory.low-stock")]
+    LowStock,
+}
+
+impl EventType {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::OrderPlaced => "oms.order.placed",
+            Self::OrderReserved => "oms.order.reserved",
+            Self::OrderRejected => "oms.order.rejected",
+            Self::OrderCancelled => "oms.order.cancelled",
+            Self::LowStock => "oms.inventory.low-stock",
+        }
+    }
+
+    fn for_status(status: OrderStatus) -> Self {
+        match status {
+            OrderStatus::Pending => Self::OrderPlaced,
+            OrderStatus::Reserved => Self::OrderReserved,
+            OrderStatus::Rejected => Self::OrderRejected,
+            OrderStatus::Cancelled => Self::OrderCancelled,
+        }
+    }
+}
+
+/// A CloudEvents 1.0 envelope in its JSON format, with a `sequence` extension that orders the
+/// events of one subject.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CloudEvent<T> {
+    pub specversion: String,
+    pub id: String,
+    pub source: String,
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    pub time: DateTime<Utc>,
+    pub subject: String,
+    pub datacontenttype: String,
+    pub sequence: u64,
+    pub data: T,
+}
+
+impl<T> CloudEvent<T> {
+    fn new(event_type: EventType, source: &str, subject: String, sequence: u64, time: DateTime<Utc>, data: T) -> Self {
+        CloudEvent {
+            specversion: "1.0".into(),
+            id: format!("{subject}-{sequence}"),
+            source: source.into(),
+            event_type,
+            time,
+            subject,
+            datacontenttype: "application/json".into(),
+            sequence,
+            data,
+        }
+    }
+}
+
+/// A line as events describe it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventLine {
+    pub sku: Sku,
+    pub quantity: Quantity,
+    pub unit_price: Money,
+}
+
+/// What an order event says: the order's state after the change, without personal data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderEventData {
+    pub order_id: OrderId,
+    pub customer_id: CustomerId,
+    pub status: OrderStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_status: Option<OrderStatus>,
+    pub lines: Vec<EventLine>,
+    pub totals: Totals,
+    pub shipping_method: ShippingMethod,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shortages: Vec<Shortage>,
+}
+
+/// The event for an order's change from `old` to `new`, if the change is one the business
+/// cares about (a new order, or a new status).
+pub fn order_event(old: Option<&Order>, new: Option<&Order>) -> Option<CloudEvent<OrderEventData>> {
+    let new = new?;
+    let previous_status = old.map(|o| o.status);
+    if previous_status == Some(new.status) {
+        return None;
+    }
+    let event_type = if old.is_none() { EventType::OrderPlaced } else { EventType::for_status(new.status) };
+    let data = OrderEventData {
+        order_id: new.id.clone(),
+        customer_id: new.customer_id.clone(),
+        status: new.status,
+        previous_status,
+        lines: new
+            .lines
+            .iter()
+            .map(|l| EventLine { sku: l.sku.clone(), quantity: l.quantity, unit_price: l.unit_price })
+            .collect(),
+        totals: new.totals,
+        shipping_method: new.shipping.method,
+        shortages: new.shortages.clone(),
+    };
+    Some(CloudEvent::new(event_type, "urn:oms:orders", new.id.to_string(), new.version, new.updated_at, data))
+}
+
+/// What a stock event says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StockEventData {
+    pub sku: Sku,
+    pub available: u32,
+    pub reserved: u32,
+    pub on_hand: u32,
+    pub low_stock_threshold: u32,
+}
+
+/// A low-stock alert when a SKU's `available` falls below its threshold (once per crossing).
+pub fn stock_event(old: Option<&Product>, new: Option<&Product>) -> Option<CloudEvent<StockEventData>> {
+    let new = new?;
+    let low = |p: &Product| p.stock.available() < p.low_stock_threshold;
+    if !new.active || !low(new) || old.is_some_and(low) {
+        return None;
+    }
+    let data = StockEventData {
+        sku: new.sku.clone(),
+        available: new.stock.available(),
+        reserved: new.stock.reserved(),
+        on_hand: new.stock.on_hand(),
+        low_stock_threshold: new.low_stock_threshold,
+    };
+    Some(CloudEvent::new(EventType::LowStock, "urn:oms:inventory", new.sku.to_string(), new.version, new.updated_at, data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::order::tests::{placed, product};
+    use crate::quantity::Quantity;
+    use serde_json::json;
+
+    #[test]
+    fn a_new_order_is_placed_and_each_status_change_is_one_event() {
+        let order = placed(json!([{"sku": "A", "quantity": 1}]), &[product("A", 100, 1)]);
+        let placed_event = order_event(None, Some(&order)).unwrap();
+        assert_eq!(placed_event.event_type, EventType::OrderPlaced);
+        assert_eq!(placed_event.id, format!("{}-1", order.id));
+        assert_eq!(placed_event.sequence, 1);
+
+        let reserved = order.reserve(Utc::now()).unwrap();
+        let event = order_event(Some(&order), Some(&reserved)).unwrap();
+        assert_eq!(event.event_type, EventType::OrderReserved);
+        assert_eq!(event.data.previous_status, Some(OrderStatus::Pending));
+        assert_eq!(event.sequence, 2);
+
+        assert!(order_event(Some(&reserved), Some(&reserved)).is_none());
+        assert!(order_event(Some(&reserved), None).is_none());
+    }
+
+    #[test]
+    fn events_carry_no_personal_data() {
+        let order = placed(json!([{"sku": "A", "quantity": 1}]), &[product("A", 100, 1)]);
+        let json = serde_json::to_string(&order_event(None, Some(&order)).unwrap()).unwrap();
+        assert!(!json.contains("ada@example.com"));
+        assert!(!json.contains("Main St"));
+        assert!(json.contains("\"type\":\"oms.order.placed\""));
+    }
+
+    #[test]
+    fn low_stock_is_raised_once_per_crossing() {
+        let full = product("A", 100, 3);
+        let low = Product { stock: full.stock.reserve(Quantity::new(2).unwrap()).unwrap(), version: 2, ..full.clone() };
+        let lower = Product { stock: low.stock.reserve(Quantity::new(1).unwrap()).unwrap(), version: 3, ..full.clone() };
+        assert!(stock_event(None, Some(&full)).is_none());
+        let event = stock_event(Some(&full), Some(&low)).unwrap();
+        assert_eq!((event.event_type, event.data.available), (EventType::LowStock, 1));
+        assert!(stock_event(Some(&low), Some(&lower)).is_none());
+    }
+}

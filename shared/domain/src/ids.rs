@@ -1,0 +1,171 @@
+//! Identifiers: orders, customers, SKUs and idempotency keys.
+//!
+//! Every identifier is free of `#`, the separator of the table's composite keys, so no value can
+//! forge another item's key.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Why an identifier was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    #[error("must not be empty")]
+    Empty,
+    #[error("must be at most {0} characters")]
+    TooLong(usize),
+    #[error("may only contain {0}")]
+    BadCharacters(&'static str),
+    #[error("is not a valid order id")]
+    NotAnOrderId,
+}
+
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident, max = $max:expr, allowed = $allowed:expr, describe = $describe:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            /// Parses an untrusted string.
+            pub fn parse(value: impl Into<String>) -> Result<Self, IdError> {
+                let value = value.into();
+                if value.is_empty() {
+                    return Err(IdError::Empty);
+                }
+                if value.chars().count() > $max {
+                    return Err(IdError::TooLong($max));
+                }
+                let allowed: fn(char) -> bool = $allowed;
+                if !value.chars().all(allowed) {
+                    return Err(IdError::BadCharacters($describe));
+                }
+                Ok(Self(value))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = IdError;
+            fn try_from(value: String) -> Result<Self, IdError> {
+                Self::parse(value)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+string_id!(
+    /// A stock-keeping unit: letters, digits, `-`, `_` and `.`, up to 64 characters.
+    Sku,
+    max = 64,
+    allowed = |c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'),
+    describe = "letters, digits, '-', '_' and '.'"
+);
+
+string_id!(
+    /// The customer, as the `sub` claim of their token names them.
+    CustomerId,
+    max = 128,
+    allowed = |c| !c.is_control() && c != '#',
+    describe = "printable characters other than '#'"
+);
+
+string_id!(
+    /// The client's `Idempotency-Key`: a retry of the same request carries the same key.
+    IdempotencyKey,
+    max = 128,
+    allowed = |c| c.is_ascii_graphic() && c != '#',
+    describe = "printable ASCII other than '#'"
+);
+
+/// An order's id: a ULID, so ids sort by creation time and never collide across functions.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct OrderId(String);
+
+impl OrderId {
+    /// A fresh id for an order created at `at`.
+    pub fn generate(at: chrono::DateTime<chrono::Utc>) -> Self {
+        let ms = u64::try_from(at.timestamp_millis()).unwrap_or_default();
+        Self(ulid::Ulid::from_parts(ms, rand_bits()).to_string())
+    }
+
+    /// Parses an untrusted string, such as a path parameter.
+    pub fn parse(value: impl Into<String>) -> Result<Self, IdError> {
+        let value = value.into();
+        ulid::Ulid::from_string(&value).map_err(|_| IdError::NotAnOrderId)?;
+        Ok(Self(value.to_ascii_uppercase()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn rand_bits() -> u128 {
+    // `Ulid::new()` takes its randomness from the thread-local generator; only its random half is
+    // kept, so the time half follows the clock this crate was given.
+    ulid::Ulid::new().random()
+}
+
+impl TryFrom<String> for OrderId {
+    type Error = IdError;
+    fn try_from(value: String) -> Result<Self, IdError> {
+        Self::parse(value)
+    }
+}
+
+impl From<OrderId> for String {
+    fn from(value: OrderId) -> String {
+        value.0
+    }
+}
+
+impl fmt::Display for OrderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sku_accepts_catalog_codes_and_refuses_key_separators() {
+        assert!(Sku::parse("TSHIRT-RED_M.2").is_ok());
+        assert_eq!(Sku::parse(""), Err(IdError::Empty));
+        assert!(matches!(Sku::parse("A#B"), Err(IdError::BadCharacters(_))));
+        assert_eq!(Sku::parse("X".repeat(65)), Err(IdError::TooLong(64)));
+    }
+
+    #[test]
+    fn customer_id_refuses_the_key_separator() {
+        assert!(CustomerId::parse("auth0|123").is_ok());
+        assert!(CustomerId::parse("a#b").is_err());
+    }
+
+    #[test]
+    fn order_ids_sort_by_creation_time() {
+        let early = OrderId::generate(chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap());
+        let late = OrderId::generate(chrono::DateTime::from_timestamp(1_700_000_001, 0).unwrap());
+        assert!(early < late);
+        assert_eq!(OrderId::parse(early.as_str().to_lowercase()).unwrap(), early);
+        assert_eq!(OrderId::parse("not-a-ulid"), Err(IdError::NotAnOrderId));
+    }
+}

@@ -1,0 +1,40 @@
+//! # oms-domain: the order management domain
+//!
+//! Everything the system knows about orders, stock, prices and events, and nothing about AWS,
+//! Lambda or HTTP (`cargo tree -p oms-domain` shows no `aws-`, `lambda` or `http` crate). The
+//! adapters crate maps these types onto DynamoDB, SNS and API Gateway; the functions wire the two.
+//!
+//! ## Layout
+//! - [`ids`], [`money`], [`quantity`], [`contact`]: validated value types. Each has private fields
+//!   and a constructor that returns `Result`, so nothing downstream re-checks ("parse, don't
+//!   validate"). They deserialize through the same constructors, so a stored value is re-validated
+//!   when it is read back.
+//! - [`validation`]: field errors collected across a whole request, so a client hears of every bad
+//!   field at once.
+//! - [`shipping`]: shipping methods and the business's rate table (zones, rates per weight).
+//! - [`stock`]: products and their stock counters, with the rules that keep them exact.
+//! - [`order`]: the order aggregate, its state machine and its timeline.
+//! - [`request`]: parsing an untrusted order request into a validated draft.
+//! - [`events`]: the domain events derived from state changes, as CloudEvents.
+//! - [`ports`]: the narrow repository traits the application needs, and their errors.
+//! - [`app`]: the operations the functions call (place an order, reserve it, administer stock).
+//! - [`memory`]: an in-memory implementation of every port that honours the same conditions as the
+//!   DynamoDB one, for handler and application tests.
+
+pub mod app;
+pub mod contact;
+pub mod events;
+pub mod ids;
+pub mod memory;
+pub mod money;
+pub mod order;
+pub mod ports;
+pub mod quantity;
+pub mod request;
+pub mod shipping;
+pub mod stock;
+pub mod validation;
+
+/// The largest number of lines one order may have. Reserving an order writes every line's stock
+/// item and the order itself in one DynamoDB transaction, which holds at most 100 items.
+pub const MAX_ORDER_LINES: usize = 99;

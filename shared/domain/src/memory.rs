@@ -1,0 +1,178 @@
+//! An in-memory implementation of every port, for handler and application tests.
+//!
+//! It honours the same conditions as the DynamoDB adapter: a create whose key exists, a save or
+//! reservation whose expected version is stale, and a reservation that any line cannot serve all
+//! fail and change nothing. One lock around the whole state plays the part of a transaction.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+use crate::ids::{CustomerId, IdempotencyKey, OrderId, Sku};
+use crate::order::{Order, Shortage};
+use crate::ports::{
+    CreateOutcome, IdempotencyRecord, InventoryStore, OrderStore, Page, ReserveOutcome, StockReservations, StoreError,
+};
+use crate::stock::{Product, StockAdjustment};
+
+#[derive(Default)]
+struct State {
+    orders: HashMap<OrderId, Order>,
+    idempotency: HashMap<(CustomerId, IdempotencyKey), IdempotencyRecord>,
+    products: HashMap<Sku, Product>,
+    adjustments: Vec<StockAdjustment>,
+}
+
+/// The whole system's state behind one lock.
+#[derive(Default)]
+pub struct InMemoryStore {
+    state: Mutex<State>,
+}
+
+impl InMemoryStore {
+    /// A store whose catalog holds `products`.
+    pub fn with_products(products: impl IntoIterator<Item = Product>) -> Self {
+        let store = Self::default();
+        store.lock().products = products.into_iter().map(|p| (p.sku.clone(), p)).collect();
+        store
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock can only come from a failed test assertion.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Stores an order as it is, for tests that start mid-life.
+    pub fn insert_order(&self, order: Order) {
+        self.lock().orders.insert(order.id.clone(), order);
+    }
+
+    pub fn order_count(&self) -> usize {
+        self.lock().orders.len()
+    }
+
+    /// Every product, in no particular order.
+    pub fn catalog(&self) -> Vec<Product> {
+        self.lock().products.values().cloned().collect()
+    }
+
+    /// The adjustments recorded for one SKU, oldest first.
+    pub fn adjustments(&self, sku: &Sku) -> Vec<StockAdjustment> {
+        self.lock().adjustments.iter().filter(|a| &a.sku == sku).cloned().collect()
+    }
+}
+
+impl OrderStore for InMemoryStore {
+    async fn create(&self, order: &Order, record: &IdempotencyRecord) -> Result<CreateOutcome, StoreError> {
+        let mut state = self.lock();
+        let key = (record.customer_id.clone(), record.key.clone());
+        if state.idempotency.contains_key(&key) {
+            return Ok(CreateOutcome::KeyAlreadyUsed);
+        }
+        if state.orders.contains_key(&order.id) {
+            return Err(StoreError::ConditionFailed);
+        }
+        state.idempotency.insert(key, record.clone());
+        state.orders.insert(order.id.clone(), order.clone());
+        Ok(CreateOutcome::Created)
+    }
+
+    async fn idempotency_record(
+        &self,
+        customer: &CustomerId,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        Ok(self.lock().idempotency.get(&(customer.clone(), key.clone())).cloned())
+    }
+
+    async fn get(&self, id: &OrderId) -> Result<Option<Order>, StoreError> {
+        Ok(self.lock().orders.get(id).cloned())
+    }
+
+    async fn save(&self, order: &Order, expected_version: u64) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        match state.orders.get(&order.id) {
+            Some(stored) if stored.version == expected_version => {
+                state.orders.insert(order.id.clone(), order.clone());
+                Ok(())
+            }
+            _ => Err(StoreError::ConditionFailed),
+        }
+    }
+
+    async fn list_for_customer(
+        &self,
+        customer: &CustomerId,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<Order>, StoreError> {
+        let state = self.lock();
+        let mut mine: Vec<&Order> = state.orders.values().filter(|o| &o.customer_id == customer).collect();
+        mine.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        let start = match cursor {
+            None => 0,
+            Some(c) => mine.iter().position(|o| o.id.as_str() == c).map(|i| i + 1).ok_or(StoreError::InvalidCursor)?,
+        };
+        let items: Vec<Order> = mine.iter().skip(start).take(limit as usize).map(|o| (*o).clone()).collect();
+        let next_cursor = (start + items.len() < mine.len()).then(|| items.last().map(|o| o.id.to_string())).flatten();
+        Ok(Page { items, next_cursor })
+    }
+}
+
+impl InventoryStore for InMemoryStore {
+    async fn products(&self, skus: &[Sku]) -> Result<Vec<Product>, StoreError> {
+        let state = self.lock();
+        Ok(skus.iter().filter_map(|s| state.products.get(s).cloned()).collect())
+    }
+
+    async fn product(&self, sku: &Sku) -> Result<Option<Product>, StoreError> {
+        Ok(self.lock().products.get(sku).cloned())
+    }
+
+    async fn save_product(
+        &self,
+        product: &Product,
+        expected_version: Option<u64>,
+        adjustment: Option<&StockAdjustment>,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if state.products.get(&product.sku).map(|p| p.version) != expected_version {
+            return Err(StoreError::ConditionFailed);
+        }
+        state.products.insert(product.sku.clone(), product.clone());
+        state.adjustments.extend(adjustment.cloned());
+        Ok(())
+    }
+}
+
+impl StockReservations for InMemoryStore {
+    async fn reserve(&self, reserved: &Order) -> Result<ReserveOutcome, StoreError> {
+        let mut state = self.lock();
+        if state.orders.get(&reserved.id).map(|o| o.version + 1) != Some(reserved.version) {
+            return Ok(ReserveOutcome::OrderChanged);
+        }
+        let mut updated = Vec::with_capacity(reserved.lines.len());
+        let mut shortages = Vec::new();
+        for (sku, quantity) in reserved.quantities() {
+            let product = state.products.get(sku);
+            match product.map(|p| (p, p.stock.reserve(quantity))) {
+                Some((p, Ok(stock))) => {
+                    updated.push(Product { stock, version: p.version + 1, updated_at: reserved.updated_at, ..p.clone() })
+                }
+                Some((p, Err(_))) => shortages.push(Shortage {
+                    sku: sku.clone(),
+                    requested: quantity.get(),
+                    available: p.stock.available(),
+                }),
+                None => shortages.push(Shortage { sku: sku.clone(), requested: quantity.get(), available: 0 }),
+            }
+        }
+        if !shortages.is_empty() {
+            return Ok(ReserveOutcome::Short(shortages));
+        }
+        for product in updated {
+            state.products.insert(product.sku.clone(), product);
+        }
+        state.orders.insert(reserved.id.clone(), reserved.clone());
+        Ok(ReserveOutcome::Reserved)
+    }
+}

@@ -1,0 +1,340 @@
+//! The order aggregate and its state machine.
+//!
+//! ```text
+//! PENDING ──► RESERVED ──► (fulfillment) ──► SHIPPED ──► DELIVERED
+//!    │            │
+//!    ├──► REJECTED (stock fell short)
+//!    └────────────┴──► CANCELLED (before shipping)
+//! ```
+//! Every transition returns a new order with its `version` bumped and a timeline entry added; the
+//! store writes it on condition that the stored version is still the one it was computed from, so
+//! two racing transitions cannot both win.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::contact::{Address, Contact};
+use crate::ids::{CustomerId, OrderId, Sku};
+use crate::money::Money;
+use crate::quantity::Quantity;
+use crate::request::OrderRequest;
+use crate::shipping::{ShippingMethod, ShippingPolicy};
+use crate::stock::Product;
+use crate::validation::ValidationErrors;
+
+/// Where an order is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OrderStatus {
+    Pending,
+    Reserved,
+    Rejected,
+    Cancelled,
+}
+
+impl OrderStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Reserved => "RESERVED",
+            Self::Rejected => "REJECTED",
+            Self::Cancelled => "CANCELLED",
+        }
+    }
+
+    /// Whether no further transition can happen.
+    pub fn is_final(&self) -> bool {
+        matches!(self, Self::Rejected | Self::Cancelled)
+    }
+}
+
+/// One SKU of an order, priced from the catalog when the order was placed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderLine {
+    pub sku: Sku,
+    pub name: String,
+    pub quantity: Quantity,
+    pub unit_price: Money,
+    pub line_total: Money,
+    pub unit_weight_grams: u32,
+}
+
+/// How and where the order ships, and what that costs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Shipping {
+    pub method: ShippingMethod,
+    pub address: Address,
+    pub price: Money,
+}
+
+/// What the customer pays. Prices include tax.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Totals {
+    pub subtotal: Money,
+    pub shipping: Money,
+    pub total: Money,
+}
+
+/// A SKU that could not be reserved, and how many were free at the time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Shortage {
+    pub sku: Sku,
+    pub requested: u32,
+    pub available: u32,
+}
+
+/// One step of the order's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimelineEntry {
+    pub status: OrderStatus,
+    pub at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// An order: the aggregate that every function reads or moves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Order {
+    pub id: OrderId,
+    pub customer_id: CustomerId,
+    pub status: OrderStatus,
+    pub lines: Vec<OrderLine>,
+    pub shipping: Shipping,
+    pub contact: Contact,
+    pub totals: Totals,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shortages: Vec<Shortage>,
+    pub timeline: Vec<TimelineEntry>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Starts at 1 and grows by one with every change: the per-order event sequence number.
+    pub version: u64,
+}
+
+/// A transition the order's current status does not allow.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("an order that is {from} cannot become {to}", from = .from.as_str(), to = .to.as_str())]
+pub struct TransitionError {
+    pub from: OrderStatus,
+    pub to: OrderStatus,
+}
+
+impl Order {
+    /// Prices a validated request from the catalog (never from the client) and the shipping
+    /// policy, and creates the order `PENDING`. Unknown or inactive SKUs, and a shipping method
+    /// that does not serve the destination, are field errors.
+    pub fn place(
+        id: OrderId,
+        customer_id: CustomerId,
+        request: &OrderRequest,
+        catalog: &[Product],
+        policy: &ShippingPolicy,
+        now: DateTime<Utc>,
+    ) -> Result<Order, ValidationErrors> {
+        let currency = policy.currency();
+        let mut errors = ValidationErrors::default();
+        let mut lines = Vec::with_capacity(request.lines.len());
+        for (index, wanted) in request.lines.iter().enumerate() {
+            let field = format!("lines[{index}].sku");
+            let Some(product) = catalog.iter().find(|p| p.sku == wanted.sku && p.active) else {
+                errors.add(field, format!("unknown SKU '{}'", wanted.sku));
+                continue;
+            };
+            if product.unit_price.currency() != currency {
+                errors.add(field, format!("'{}' is not priced in {currency}", wanted.sku));
+                continue;
+            }
+            let Some(line_total) =
+                errors.check(field, product.unit_price.checked_mul(wanted.quantity.get()))
+            else {
+                continue;
+            };
+            lines.push(OrderLine {
+                sku: product.sku.clone(),
+                name: product.name.clone(),
+                quantity: wanted.quantity,
+                unit_price: product.unit_price,
+                line_total,
+                unit_weight_grams: product.weight_grams,
+            });
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let weight: u64 = lines
+            .iter()
+            .map(|l| u64::from(l.unit_weight_grams) * u64::from(l.quantity.get()))
+            .sum();
+        let shipping_price = policy
+            .quote(request.shipping_method, request.shipping_address.country(), weight)
+            .map_err(|e| ValidationErrors::one("shippingMethod", e.to_string()))?;
+        let subtotal = lines
+            .iter()
+            .try_fold(Money::zero(currency), |sum, line| sum.checked_add(line.line_total))
+            .map_err(|e| ValidationErrors::one("lines", e.to_string()))?;
+        let total = subtotal
+            .checked_add(shipping_price)
+            .map_err(|e| ValidationErrors::one("lines", e.to_string()))?;
+        Ok(Order {
+            id,
+            customer_id,
+            status: OrderStatus::Pending,
+            lines,
+            shipping: Shipping {
+                method: request.shipping_method,
+                address: request.shipping_address.clone(),
+                price: shipping_price,
+            },
+            contact: request.contact.clone(),
+            totals: Totals { subtotal, shipping: shipping_price, total },
+            shortages: Vec::new(),
+            timeline: vec![TimelineEntry { status: OrderStatus::Pending, at: now, note: None }],
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        })
+    }
+
+    /// Stock for every line is held: `PENDING → RESERVED`.
+    pub fn reserve(&self, now: DateTime<Utc>) -> Result<Order, TransitionError> {
+        self.transition(OrderStatus::Reserved, &[OrderStatus::Pending], now, None)
+    }
+
+    /// Stock fell short for the given SKUs: `PENDING → REJECTED`.
+    pub fn reject(&self, shortages: Vec<Shortage>, now: DateTime<Utc>) -> Result<Order, TransitionError> {
+        let note = shortages.iter().map(|s| s.sku.as_str()).collect::<Vec<_>>().join(", ");
+        let mut next = self.transition(
+            OrderStatus::Rejected,
+            &[OrderStatus::Pending],
+            now,
+            Some(format!("out of stock: {note}")),
+        )?;
+        next.shortages = shortages;
+        Ok(next)
+    }
+
+    fn transition(
+        &self,
+        to: OrderStatus,
+        allowed_from: &[OrderStatus],
+        now: DateTime<Utc>,
+        note: Option<String>,
+    ) -> Result<Order, TransitionError> {
+        if !allowed_from.contains(&self.status) {
+            return Err(TransitionError { from: self.status, to });
+        }
+        let mut next = self.clone();
+        next.status = to;
+        next.updated_at = now;
+        next.version += 1;
+        next.timeline.push(TimelineEntry { status: to, at: now, note });
+        Ok(next)
+    }
+
+    /// Units per SKU, as stock sees them.
+    pub fn quantities(&self) -> impl Iterator<Item = (&Sku, Quantity)> {
+        self.lines.iter().map(|l| (&l.sku, l.quantity))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::money::Currency;
+    use crate::stock::StockLevel;
+    use serde_json::json;
+
+    pub(crate) fn product(sku: &str, price: i64, stock: u32) -> Product {
+        Product {
+            sku: Sku::parse(sku).unwrap(),
+            name: format!("Product {sku}"),
+            unit_price: Money::new(price, Currency::parse("EUR").unwrap()).unwrap(),
+            weight_grams: 400,
+            active: true,
+            low_stock_threshold: 2,
+            stock: StockLevel::new(stock).unwrap(),
+            version: 1,
+            updated_at: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+        }
+    }
+
+    pub(crate) fn request(lines: serde_json::Value) -> OrderRequest {
+        OrderRequest::parse(&json!({
+            "lines": lines,
+            "shippingMethod": "STANDARD",
+            "shippingAddress": {"name": "Ada Lovelace", "line1": "1 Main St", "city": "Berlin", "postalCode": "10115", "country": "DE"},
+            "contact": {"email": "ada@example.com"}
+        }))
+        .unwrap()
+    }
+
+    pub(crate) fn placed(lines: serde_json::Value, catalog: &[Product]) -> Order {
+        let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        Order::place(
+            OrderId::generate(now),
+            CustomerId::parse("customer-1").unwrap(),
+            &request(lines),
+            catalog,
+            &ShippingPolicy::default_policy(),
+            now,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn prices_come_from_the_catalog_and_shipping_from_the_policy() {
+        let catalog = [product("A", 1999, 5), product("B", 500, 5)];
+        let order = placed(json!([{"sku": "A", "quantity": 2}, {"sku": "B", "quantity": 3}]), &catalog);
+        assert_eq!(order.totals.subtotal.minor_units(), 2 * 1999 + 3 * 500);
+        // 5 units × 400 g = 2 kg, standard domestic: 490 + 2 × 50.
+        assert_eq!(order.totals.shipping.minor_units(), 590);
+        assert_eq!(order.totals.total.minor_units(), 2 * 1999 + 3 * 500 + 590);
+        assert_eq!(order.status, OrderStatus::Pending);
+        assert_eq!(order.version, 1);
+    }
+
+    #[test]
+    fn unknown_and_inactive_skus_are_named() {
+        let mut inactive = product("B", 500, 5);
+        inactive.active = false;
+        let result = Order::place(
+            OrderId::generate(Utc::now()),
+            CustomerId::parse("c").unwrap(),
+            &request(json!([{"sku": "A", "quantity": 1}, {"sku": "B", "quantity": 1}, {"sku": "C", "quantity": 1}])),
+            &[product("A", 100, 1), inactive],
+            &ShippingPolicy::default_policy(),
+            Utc::now(),
+        );
+        let fields: Vec<_> = result.unwrap_err().0.into_iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["lines[1].sku", "lines[2].sku"]);
+    }
+
+    #[test]
+    fn transitions_follow_the_state_machine() {
+        let order = placed(json!([{"sku": "A", "quantity": 1}]), &[product("A", 100, 1)]);
+        let now = Utc::now();
+        let reserved = order.reserve(now).unwrap();
+        assert_eq!((reserved.status, reserved.version, reserved.timeline.len()), (OrderStatus::Reserved, 2, 2));
+        assert_eq!(
+            reserved.reserve(now),
+            Err(TransitionError { from: OrderStatus::Reserved, to: OrderStatus::Reserved })
+        );
+        assert!(reserved.reject(vec![], now).is_err());
+        let rejected = order.reject(vec![Shortage { sku: Sku::parse("A").unwrap(), requested: 1, available: 0 }], now).unwrap();
+        assert_eq!(rejected.status, OrderStatus::Rejected);
+        assert_eq!(rejected.shortages.len(), 1);
+    }
+
+    #[test]
+    fn an_order_round_trips_through_json() {
+        let order = placed(json!([{"sku": "A", "quantity": 1}]), &[product("A", 100, 1)]);
+        let json = serde_json::to_string(&order).unwrap();
+        assert_eq!(serde_json::from_str::<Order>(&json).unwrap(), order);
+    }
+}

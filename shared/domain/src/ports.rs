@@ -1,0 +1,134 @@
+//! The narrow repository traits the application needs, one per aggregate, and their errors.
+//!
+//! The DynamoDB adapters implement them over one table; [`crate::memory`] implements them in
+//! memory with the same conditions. Every write that must not race is conditional: a lost race is
+//! [`StoreError::ConditionFailed`], never a silent overwrite.
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{CustomerId, IdempotencyKey, OrderId, Sku};
+use crate::order::{Order, Shortage};
+use crate::stock::{Product, StockAdjustment};
+
+/// Why a store call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// A conditional write found the item changed since it was read, or already there.
+    #[error("the item changed concurrently")]
+    ConditionFailed,
+    /// Throttling, a transaction conflict or a timeout: the same call may succeed later.
+    #[error("the store is busy: {0}")]
+    Retryable(String),
+    /// A pagination cursor that this store did not hand out for this query.
+    #[error("the cursor is not valid for this query")]
+    InvalidCursor,
+    /// A stored item that does not parse: a bug or a manual edit, never the client's fault.
+    #[error("a stored item is corrupt: {0}")]
+    Corrupt(String),
+    /// Anything else: permissions, configuration, a malformed request.
+    #[error("the store failed: {0}")]
+    Failed(String),
+}
+
+impl StoreError {
+    /// Whether retrying the same operation later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Retryable(_))
+    }
+}
+
+/// What `POST /orders` answered for one (customer, `Idempotency-Key`): a retry gets the same.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdempotencyRecord {
+    pub customer_id: CustomerId,
+    pub key: IdempotencyKey,
+    /// [`crate::request::OrderRequest::fingerprint`] of the request that used the key first.
+    pub fingerprint: String,
+    pub order_id: OrderId,
+    /// The exact JSON body of the first answer.
+    pub response: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The result of trying to create an order under an idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateOutcome {
+    Created,
+    /// Another request already used this (customer, key); nothing was written.
+    KeyAlreadyUsed,
+}
+
+/// One page of a listing, and the opaque cursor of the next page if there is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// Orders and the idempotency records that guard their creation.
+pub trait OrderStore: Send + Sync {
+    /// Writes the order and its idempotency record together, or neither.
+    fn create(
+        &self,
+        order: &Order,
+        record: &IdempotencyRecord,
+    ) -> impl Future<Output = Result<CreateOutcome, StoreError>> + Send;
+
+    fn idempotency_record(
+        &self,
+        customer: &CustomerId,
+        key: &IdempotencyKey,
+    ) -> impl Future<Output = Result<Option<IdempotencyRecord>, StoreError>> + Send;
+
+    fn get(&self, id: &OrderId) -> impl Future<Output = Result<Option<Order>, StoreError>> + Send;
+
+    /// Replaces the order on condition that the stored one still has `expected_version`.
+    fn save(&self, order: &Order, expected_version: u64) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// A customer's orders, newest first.
+    fn list_for_customer(
+        &self,
+        customer: &CustomerId,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> impl Future<Output = Result<Page<Order>, StoreError>> + Send;
+}
+
+/// The catalog and its stock counters.
+pub trait InventoryStore: Send + Sync {
+    /// The products that exist among `skus` (unknown SKUs are simply absent).
+    fn products(&self, skus: &[Sku]) -> impl Future<Output = Result<Vec<Product>, StoreError>> + Send;
+
+    fn product(&self, sku: &Sku) -> impl Future<Output = Result<Option<Product>, StoreError>> + Send;
+
+    /// Writes the product on condition that it does not exist (`expected_version` `None`) or still
+    /// has `expected_version`, together with the adjustment that explains a stock change.
+    fn save_product(
+        &self,
+        product: &Product,
+        expected_version: Option<u64>,
+        adjustment: Option<&StockAdjustment>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The result of trying to reserve an order's stock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReserveOutcome {
+    Reserved,
+    /// Some lines could not be served; nothing was written.
+    Short(Vec<Shortage>),
+    /// The order is no longer the version the reservation was computed from; nothing was written.
+    OrderChanged,
+}
+
+/// Moving stock and orders together, atomically.
+pub trait StockReservations: Send + Sync {
+    /// In one atomic write: takes every line of `reserved` from `available` into `reserved`,
+    /// each on condition that enough is available, and saves the order on condition that the
+    /// stored one is the version before `reserved`.
+    fn reserve(&self, reserved: &Order) -> impl Future<Output = Result<ReserveOutcome, StoreError>> + Send;
+}

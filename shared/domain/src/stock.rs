@@ -1,0 +1,234 @@
+//! Products and their stock counters.
+//!
+//! A SKU's stock is two counters, `available` (free to sell) and `reserved` (promised to orders
+//! not yet shipped). `onHand`, the units in the building, is their sum: it is derived, never
+//! stored, so `onHand = available + reserved` holds by construction and every write moves at most
+//! two numbers. Both counters are unsigned and every operation checks before it subtracts, so
+//! neither can go below zero: an operation that would is refused and changes nothing.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::Sku;
+use crate::money::Money;
+use crate::quantity::Quantity;
+
+/// A SKU's stock counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StockLevel {
+    available: u32,
+    reserved: u32,
+}
+
+/// Why a stock operation was refused. Nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StockError {
+    #[error("only {available} available, {requested} requested")]
+    Insufficient { requested: u32, available: u32 },
+    #[error("only {reserved} reserved, {requested} to release")]
+    NotReserved { requested: u32, reserved: u32 },
+    #[error("the change would leave {available} available with {reserved} reserved")]
+    WouldGoNegative { available: i64, reserved: u32 },
+    #[error("the stock level is too large")]
+    Overflow,
+}
+
+impl StockLevel {
+    /// The most units one SKU may hold; far below `u32::MAX` so sums never overflow.
+    pub const MAX_UNITS: u32 = 100_000_000;
+
+    /// A SKU with `on_hand` units and none reserved.
+    pub fn new(on_hand: u32) -> Result<Self, StockError> {
+        if on_hand > Self::MAX_UNITS {
+            return Err(StockError::Overflow);
+        }
+        Ok(Self { available: on_hand, reserved: 0 })
+    }
+
+    pub fn available(&self) -> u32 {
+        self.available
+    }
+
+    pub fn reserved(&self) -> u32 {
+        self.reserved
+    }
+
+    pub fn on_hand(&self) -> u32 {
+        self.available + self.reserved
+    }
+
+    /// Promises `quantity` units to an order.
+    pub fn reserve(self, quantity: Quantity) -> Result<Self, StockError> {
+        let q = quantity.get();
+        if self.available < q {
+            return Err(StockError::Insufficient { requested: q, available: self.available });
+        }
+        Ok(Self { available: self.available - q, reserved: self.reserved + q })
+    }
+
+    /// Gives units promised to an order back (a cancellation).
+    pub fn release(self, quantity: Quantity) -> Result<Self, StockError> {
+        let q = quantity.get();
+        if self.reserved < q {
+            return Err(StockError::NotReserved { requested: q, reserved: self.reserved });
+        }
+        Ok(Self { available: self.available + q, reserved: self.reserved - q })
+    }
+
+    /// Reserved units leave the building (a shipment): `reserved` and `onHand` fall together.
+    pub fn ship(self, quantity: Quantity) -> Result<Self, StockError> {
+        let q = quantity.get();
+        if self.reserved < q {
+            return Err(StockError::NotReserved { requested: q, reserved: self.reserved });
+        }
+        Ok(Self { available: self.available, reserved: self.reserved - q })
+    }
+
+    /// Adds (a receipt) or removes (damage, shrinkage) units that are free to sell.
+    pub fn adjust(self, delta: i64) -> Result<Self, StockError> {
+        let available = i64::from(self.available) + delta;
+        self.with_available(available)
+    }
+
+    /// Sets the units in the building to a counted number; reserved units stay promised.
+    pub fn count(self, on_hand: u32) -> Result<Self, StockError> {
+        self.with_available(i64::from(on_hand) - i64::from(self.reserved))
+    }
+
+    fn with_available(self, available: i64) -> Result<Self, StockError> {
+        if available < 0 {
+            return Err(StockError::WouldGoNegative { available, reserved: self.reserved });
+        }
+        let available = u32::try_from(available).map_err(|_| StockError::Overflow)?;
+        if available.checked_add(self.reserved).is_none_or(|sum| sum > Self::MAX_UNITS) {
+            return Err(StockError::Overflow);
+        }
+        Ok(Self { available, reserved: self.reserved })
+    }
+}
+
+/// A sellable item in the catalog, with its stock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Product {
+    pub sku: Sku,
+    pub name: String,
+    pub unit_price: Money,
+    pub weight_grams: u32,
+    pub active: bool,
+    /// When `available` falls below this, a low-stock event is raised.
+    pub low_stock_threshold: u32,
+    #[serde(flatten)]
+    pub stock: StockLevel,
+    /// Bumped by every write, so concurrent read-modify-writes cannot lose an update.
+    pub version: u64,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Why stock changed by hand: receipts from suppliers, counts, damage and the like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AdjustmentReason {
+    Receipt,
+    Count,
+    Damage,
+    Shrinkage,
+    Correction,
+}
+
+impl AdjustmentReason {
+    pub const ALL: [AdjustmentReason; 5] =
+        [Self::Receipt, Self::Count, Self::Damage, Self::Shrinkage, Self::Correction];
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| {
+            serde_json::to_value(r).ok().and_then(|v| v.as_str().map(|s| s == value)) == Some(true)
+        })
+    }
+}
+
+/// One recorded manual change of a SKU's stock: the audit trail of the counters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StockAdjustment {
+    pub sku: Sku,
+    pub id: String,
+    pub reason: AdjustmentReason,
+    pub note: Option<String>,
+    pub before: StockLevel,
+    pub after: StockLevel,
+    pub actor: String,
+    pub at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn q(n: u32) -> Quantity {
+        Quantity::new(n).unwrap()
+    }
+
+    #[test]
+    fn reserving_more_than_available_changes_nothing() {
+        let stock = StockLevel::new(3).unwrap();
+        assert_eq!(stock.reserve(q(4)), Err(StockError::Insufficient { requested: 4, available: 3 }));
+        let reserved = stock.reserve(q(3)).unwrap();
+        assert_eq!((reserved.available(), reserved.reserved(), reserved.on_hand()), (0, 3, 3));
+    }
+
+    #[test]
+    fn a_count_below_the_reserved_units_is_refused() {
+        let stock = StockLevel::new(10).unwrap().reserve(q(4)).unwrap();
+        assert!(stock.count(3).is_err());
+        assert_eq!(stock.count(6).unwrap().available(), 2);
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Reserve(u32),
+        Release(u32),
+        Ship(u32),
+        Adjust(i64),
+        Count(u32),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (1u32..=999).prop_map(Op::Reserve),
+            (1u32..=999).prop_map(Op::Release),
+            (1u32..=999).prop_map(Op::Ship),
+            (-500i64..500).prop_map(Op::Adjust),
+            (0u32..2000).prop_map(Op::Count),
+        ]
+    }
+
+    proptest! {
+        /// Any interleaving of reservations, releases, shipments and adjustments keeps both
+        /// counters non-negative; a refused operation changes nothing; units are conserved.
+        #[test]
+        fn any_interleaving_keeps_the_counters_exact(start in 0u32..1000, ops in prop::collection::vec(op(), 0..200)) {
+            let mut stock = StockLevel::new(start).unwrap();
+            let mut shipped: i64 = 0;
+            let mut added: i64 = 0;
+            for op in ops {
+                let before = stock;
+                let result = match op {
+                    Op::Reserve(n) => stock.reserve(q(n)),
+                    Op::Release(n) => stock.release(q(n)),
+                    Op::Ship(n) => stock.ship(q(n)).inspect(|_| shipped += i64::from(n)),
+                    Op::Adjust(d) => stock.adjust(d).inspect(|_| added += d),
+                    Op::Count(n) => stock.count(n).inspect(|s| added += i64::from(s.on_hand()) - i64::from(before.on_hand())),
+                };
+                match result {
+                    Ok(next) => stock = next,
+                    Err(_) => prop_assert_eq!(stock, before),
+                }
+                prop_assert_eq!(stock.on_hand(), stock.available() + stock.reserved());
+                prop_assert_eq!(i64::from(stock.on_hand()), i64::from(start) + added - shipped);
+            }
+        }
+    }
+}
