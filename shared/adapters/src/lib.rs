@@ -1,1 +1,22 @@
-//! placeholder
+//! # oms-adapters: the domain's ports on AWS, and the edges of every function
+//!
+//! The domain crate states what the system needs (`OrderStore`, `InventoryStore`,
+//! `StockReservations`); this crate provides it on AWS, and holds what every function shares at its
+//! edges. It depends on the domain, never the other way round.
+//!
+//! ## Layout
+//! - [`config`]: typed configuration from the environment, read once per cold start; it fails fast
+//!   and names the missing variable. Every AWS endpoint follows `AWS_ENDPOINT_URL`, so the same
+//!   binary runs against AWS, the local emulator, or any DynamoDB-compatible endpoint.
+//! - [`dynamo`]: the single-table DynamoDB store: item layout, keys, conditional and
+//!   transactional writes (with `serde_dynamo` for the mapping).
+//! - [`aws_error`]: the one place an AWS SDK error becomes a domain `StoreError`, retryable or not.
+//! - [`sns`]: publishing CloudEvents to SNS in batches, retrying per-entry failures.
+//! - [`http`]: the HTTP edge: the caller from the JWT authorizer's claims, request bodies, JSON
+//!   responses, and the one mapping from errors to `application/problem+json` (RFC 9457).
+
+pub mod aws_error;
+pub mod config;
+pub mod dynamo;
+pub mod http;
+pub mod sns;

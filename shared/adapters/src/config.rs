@@ -1,0 +1,64 @@
+//! Typed configuration, read from the environment once per cold start.
+//!
+//! Reading it makes no network call: the AWS clients resolve credentials on first use, so a cold
+//! start pays for nothing it does not need yet.
+
+use std::env;
+
+use oms_domain::shipping::{PolicyError, ShippingPolicy};
+
+/// A configuration problem, found at cold start.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} must be set")]
+    Missing(&'static str),
+    #[error("cannot read the shipping policy {path}: {source}")]
+    PolicyFile { path: String, source: std::io::Error },
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+}
+
+fn required(name: &'static str) -> Result<String, ConfigError> {
+    env::var(name).ok().filter(|v| !v.is_empty()).ok_or(ConfigError::Missing(name))
+}
+
+/// The table every function works on (`TABLE_NAME`).
+#[derive(Debug, Clone)]
+pub struct TableConfig {
+    pub table_name: String,
+}
+
+impl TableConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self { table_name: required("TABLE_NAME")? })
+    }
+}
+
+/// The topic domain events go to (`ORDER_EVENTS_TOPIC_ARN`).
+#[derive(Debug, Clone)]
+pub struct TopicConfig {
+    pub topic_arn: String,
+}
+
+impl TopicConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self { topic_arn: required("ORDER_EVENTS_TOPIC_ARN")? })
+    }
+}
+
+/// The shipping rate table: the file named by `SHIPPING_POLICY_FILE`, or the bundled default.
+pub fn shipping_policy_from_env() -> Result<ShippingPolicy, ConfigError> {
+    match env::var("SHIPPING_POLICY_FILE") {
+        Ok(path) if !path.is_empty() => {
+            let json = std::fs::read_to_string(&path).map_err(|source| ConfigError::PolicyFile { path, source })?;
+            Ok(ShippingPolicy::from_json(&json)?)
+        }
+        _ => Ok(ShippingPolicy::default_policy()),
+    }
+}
+
+/// The AWS SDK configuration: region, credentials and endpoint from the standard sources
+/// (`AWS_REGION`, `AWS_ENDPOINT_URL`, …).
+pub async fn aws_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await
+}

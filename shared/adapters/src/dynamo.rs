@@ -1,0 +1,512 @@
+//! The single-table DynamoDB store.
+//!
+//! ## Item layout
+//! | item | `pk` | `sk` | index keys |
+//! |---|---|---|---|
+//! | order | `ORDER#<orderId>` | `ORDER` | `gsi1`: `CUSTOMER#<customerId>` / `ORDER#<orderId>` (a customer's orders, newest first: order ids are ULIDs); `gsi2`: `STATUS#<status>` / `<updatedAt>#<orderId>` (orders by status and age) |
+//! | idempotency record | `IDEMPOTENCY#<customerId>#<key>` | `IDEMPOTENCY` | — (expires after [`IDEMPOTENCY_TTL_DAYS`] through the table's TTL) |
+//! | product and its stock | `SKU#<sku>` | `PRODUCT` | — |
+//! | stock adjustment | `SKU#<sku>` | `ADJUSTMENT#<id>` | — |
+//!
+//! Every item carries `entity`, so a reader of the table's stream knows what it holds. The
+//! domain's fields are stored as top-level attributes (`serde_dynamo`, flattened), so conditions
+//! and updates can name them: `version` on orders and products, `available` and `reserved` on
+//! products. Identifiers cannot contain `#` (the domain refuses it), so no value forges a key.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{
+    AttributeValue, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
+use aws_sdk_dynamodb::Client;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::Utc;
+use oms_domain::ids::{CustomerId, IdempotencyKey, OrderId, Sku};
+use oms_domain::order::{Order, Shortage};
+use oms_domain::ports::{
+    CreateOutcome, IdempotencyRecord, InventoryStore, OrderStore, Page, ReserveOutcome, StockReservations, StoreError,
+};
+use oms_domain::stock::{Product, StockAdjustment};
+use serde::{Deserialize, Serialize};
+
+use crate::aws_error::classify;
+
+/// How long a client may retry a `POST /orders` with the same `Idempotency-Key`.
+pub const IDEMPOTENCY_TTL_DAYS: i64 = 7;
+/// The index of a customer's orders.
+pub const CUSTOMER_ORDERS_INDEX: &str = "gsi1";
+/// The index of orders by status and age.
+pub const ORDERS_BY_STATUS_INDEX: &str = "gsi2";
+
+/// The item types of the table, as the `entity` attribute names them.
+pub mod entity {
+    pub const ORDER: &str = "ORDER";
+    pub const IDEMPOTENCY: &str = "IDEMPOTENCY";
+    pub const PRODUCT: &str = "PRODUCT";
+    pub const STOCK_ADJUSTMENT: &str = "STOCK_ADJUSTMENT";
+}
+
+fn order_pk(id: &OrderId) -> String {
+    format!("ORDER#{id}")
+}
+
+fn sku_pk(sku: &Sku) -> String {
+    format!("SKU#{sku}")
+}
+
+fn idempotency_pk(customer: &CustomerId, key: &IdempotencyKey) -> String {
+    format!("IDEMPOTENCY#{customer}#{key}")
+}
+
+#[derive(Serialize, Deserialize)]
+struct OrderItem {
+    pk: String,
+    sk: String,
+    entity: String,
+    gsi1pk: String,
+    gsi1sk: String,
+    gsi2pk: String,
+    gsi2sk: String,
+    #[serde(flatten)]
+    order: Order,
+}
+
+impl OrderItem {
+    fn new(order: &Order) -> Self {
+        OrderItem {
+            pk: order_pk(&order.id),
+            sk: "ORDER".into(),
+            entity: entity::ORDER.into(),
+            gsi1pk: format!("CUSTOMER#{}", order.customer_id),
+            gsi1sk: format!("ORDER#{}", order.id),
+            gsi2pk: format!("STATUS#{}", order.status.as_str()),
+            gsi2sk: format!("{}#{}", order.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true), order.id),
+            order: order.clone(),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct IdempotencyItem {
+    pk: String,
+    sk: String,
+    entity: String,
+    /// Epoch seconds after which DynamoDB's TTL may delete the record.
+    expires_at: i64,
+    #[serde(flatten)]
+    record: IdempotencyRecord,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ProductItem {
+    pk: String,
+    sk: String,
+    entity: String,
+    #[serde(flatten)]
+    product: Product,
+}
+
+impl ProductItem {
+    fn new(product: &Product) -> Self {
+        ProductItem { pk: sku_pk(&product.sku), sk: "PRODUCT".into(), entity: entity::PRODUCT.into(), product: product.clone() }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct AdjustmentItem {
+    pk: String,
+    sk: String,
+    entity: String,
+    #[serde(flatten)]
+    adjustment: StockAdjustment,
+}
+
+/// What one item of the table holds, as the stream's reader needs it.
+#[derive(Debug)]
+pub enum TableItem {
+    Order(Box<Order>),
+    Product(Box<Product>),
+    /// Idempotency records and adjustments: no event derives from them.
+    Other,
+}
+
+/// Decodes an item from the table (or its stream) by its `entity` attribute.
+pub fn decode_item(item: serde_dynamo::Item) -> Result<TableItem, StoreError> {
+    let kind = match item.get("entity") {
+        Some(serde_dynamo::AttributeValue::S(kind)) => kind.clone(),
+        _ => return Err(StoreError::Corrupt("an item without an entity attribute".into())),
+    };
+    match kind.as_str() {
+        entity::ORDER => Ok(TableItem::Order(Box::new(from_item::<OrderItem>(item)?.order))),
+        entity::PRODUCT => Ok(TableItem::Product(Box::new(from_item::<ProductItem>(item)?.product))),
+        _ => Ok(TableItem::Other),
+    }
+}
+
+fn to_item<T: Serialize>(value: &T) -> Result<HashMap<String, AttributeValue>, StoreError> {
+    serde_dynamo::to_item(value).map_err(|e| StoreError::Failed(format!("cannot encode an item: {e}")))
+}
+
+fn from_item<T: for<'de> Deserialize<'de>>(
+    item: impl Into<serde_dynamo::Item>,
+) -> Result<T, StoreError> {
+    let item: serde_dynamo::Item = item.into();
+    serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn key(pk: String, sk: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
+
+/// Waits a little longer on every attempt, with jitter, so racing writers spread out.
+async fn backoff(attempt: u32) {
+    let jitter = u64::from(Utc::now().timestamp_subsec_nanos() % 20);
+    tokio::time::sleep(Duration::from_millis((10u64 << attempt.min(5)) + jitter)).await;
+}
+
+/// How often a transaction that lost a conflict is tried again before the caller hears of it.
+const CONFLICT_ATTEMPTS: u32 = 4;
+
+/// The DynamoDB implementation of every store port, over one table.
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    fn put(&self, item: HashMap<String, AttributeValue>) -> aws_sdk_dynamodb::types::builders::PutBuilder {
+        Put::builder().table_name(&self.table).set_item(Some(item))
+    }
+
+    /// Runs a transaction, trying again while it loses conflicts with other transactions.
+    /// `Ok(None)` is success; `Ok(Some(reasons))` a cancellation for a failed condition, with one
+    /// code per item (`None`, `ConditionalCheckFailed`, …) and the item where one was returned.
+    async fn transact(
+        &self,
+        what: &str,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<Option<Vec<aws_sdk_dynamodb::types::CancellationReason>>, StoreError> {
+        let mut attempt = 0;
+        loop {
+            let result = self.client.transact_write_items().set_transact_items(Some(items.clone())).send().await;
+            let error = match result {
+                Ok(_) => return Ok(None),
+                Err(error) => error,
+            };
+            let reasons = match error.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(
+                    cancelled,
+                )) => cancelled.cancellation_reasons().to_vec(),
+                _ => return Err(classify(what, error)),
+            };
+            let code = |r: &aws_sdk_dynamodb::types::CancellationReason| r.code().unwrap_or("None").to_owned();
+            if reasons.iter().any(|r| code(r) == "ConditionalCheckFailed") {
+                return Ok(Some(reasons));
+            }
+            attempt += 1;
+            if attempt >= CONFLICT_ATTEMPTS {
+                let codes: Vec<_> = reasons.iter().map(code).collect();
+                return Err(StoreError::Retryable(format!("{what}: transaction cancelled: {codes:?}")));
+            }
+            backoff(attempt).await;
+        }
+    }
+
+    fn encode_cursor(last: &HashMap<String, AttributeValue>) -> Option<String> {
+        let map: serde_json::Map<String, serde_json::Value> = last
+            .iter()
+            .filter_map(|(k, v)| v.as_s().ok().map(|s| (k.clone(), serde_json::Value::String(s.clone()))))
+            .collect();
+        Some(URL_SAFE_NO_PAD.encode(serde_json::to_vec(&map).ok()?))
+    }
+
+    fn decode_cursor(cursor: &str, expected_partition: &str) -> Result<HashMap<String, AttributeValue>, StoreError> {
+        let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| StoreError::InvalidCursor)?;
+        let map: HashMap<String, String> = serde_json::from_slice(&bytes).map_err(|_| StoreError::InvalidCursor)?;
+        let expected_keys = ["pk", "sk", "gsi1pk", "gsi1sk"];
+        if map.len() != expected_keys.len()
+            || !expected_keys.iter().all(|k| map.contains_key(*k))
+            || map["gsi1pk"] != expected_partition
+        {
+            return Err(StoreError::InvalidCursor);
+        }
+        Ok(map.into_iter().map(|(k, v)| (k, s(v))).collect())
+    }
+}
+
+impl OrderStore for DynamoStore {
+    async fn create(&self, order: &Order, record: &IdempotencyRecord) -> Result<CreateOutcome, StoreError> {
+        let idempotency = IdempotencyItem {
+            pk: idempotency_pk(&record.customer_id, &record.key),
+            sk: "IDEMPOTENCY".into(),
+            entity: entity::IDEMPOTENCY.into(),
+            expires_at: (record.created_at + chrono::Duration::days(IDEMPOTENCY_TTL_DAYS)).timestamp(),
+            record: record.clone(),
+        };
+        let not_there = |item| {
+            self.put(item).condition_expression("attribute_not_exists(pk)").build().map(|put| TransactWriteItem::builder().put(put).build())
+        };
+        let items = vec![
+            not_there(to_item(&OrderItem::new(order))?).map_err(|e| StoreError::Failed(e.to_string()))?,
+            not_there(to_item(&idempotency)?).map_err(|e| StoreError::Failed(e.to_string()))?,
+        ];
+        match self.transact("create order", items).await? {
+            None => Ok(CreateOutcome::Created),
+            Some(reasons) if reasons.get(1).and_then(|r| r.code()) == Some("ConditionalCheckFailed") => {
+                Ok(CreateOutcome::KeyAlreadyUsed)
+            }
+            Some(_) => Err(StoreError::ConditionFailed),
+        }
+    }
+
+    async fn idempotency_record(
+        &self,
+        customer: &CustomerId,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(self::key(idempotency_pk(customer, key), "IDEMPOTENCY")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("get idempotency record", e))?;
+        output.item.map(|item| from_item::<IdempotencyItem>(item).map(|i| i.record)).transpose()
+    }
+
+    async fn get(&self, id: &OrderId) -> Result<Option<Order>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(order_pk(id), "ORDER")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("get order", e))?;
+        output.item.map(|item| from_item::<OrderItem>(item).map(|i| i.order)).transpose()
+    }
+
+    async fn save(&self, order: &Order, expected_version: u64) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&OrderItem::new(order))?))
+            .condition_expression("#version = :expected")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":expected", n(expected_version))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+                Err(StoreError::ConditionFailed)
+            }
+            Err(e) => Err(classify("save order", e)),
+        }
+    }
+
+    async fn list_for_customer(
+        &self,
+        customer: &CustomerId,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<Order>, StoreError> {
+        let partition = format!("CUSTOMER#{customer}");
+        let start = cursor.map(|c| Self::decode_cursor(c, &partition)).transpose()?;
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(CUSTOMER_ORDERS_INDEX)
+            .key_condition_expression("gsi1pk = :pk")
+            .expression_attribute_values(":pk", s(partition))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| classify("list orders", e))?;
+        let items = output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| from_item::<OrderItem>(item).map(|i| i.order))
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_cursor = output.last_evaluated_key.as_ref().and_then(Self::encode_cursor);
+        Ok(Page { items, next_cursor })
+    }
+}
+
+impl InventoryStore for DynamoStore {
+    async fn products(&self, skus: &[Sku]) -> Result<Vec<Product>, StoreError> {
+        let mut products = Vec::with_capacity(skus.len());
+        // BatchGetItem takes at most 100 keys; an order has at most 99 lines.
+        for chunk in skus.chunks(100) {
+            let keys: Vec<_> = chunk.iter().map(|sku| key(sku_pk(sku), "PRODUCT")).collect();
+            let mut request = Some(KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build().map_err(|e| StoreError::Failed(e.to_string()))?);
+            let mut attempt = 0;
+            while let Some(keys) = request.take() {
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, keys)
+                    .send()
+                    .await
+                    .map_err(|e| classify("get products", e))?;
+                for item in output.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
+                    products.push(from_item::<ProductItem>(item)?.product);
+                }
+                // Keys DynamoDB did not get to (throttling, size) come back to be asked again.
+                request = output.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).filter(|k| !k.keys.is_empty());
+                if request.is_some() {
+                    attempt += 1;
+                    if attempt > 5 {
+                        return Err(StoreError::Retryable("get products: keys left unprocessed".into()));
+                    }
+                    backoff(attempt).await;
+                }
+            }
+        }
+        Ok(products)
+    }
+
+    async fn product(&self, sku: &Sku) -> Result<Option<Product>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(sku_pk(sku), "PRODUCT")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("get product", e))?;
+        output.item.map(|item| from_item::<ProductItem>(item).map(|i| i.product)).transpose()
+    }
+
+    async fn save_product(
+        &self,
+        product: &Product,
+        expected_version: Option<u64>,
+        adjustment: Option<&StockAdjustment>,
+    ) -> Result<(), StoreError> {
+        let mut put = self.put(to_item(&ProductItem::new(product))?);
+        put = match expected_version {
+            None => put.condition_expression("attribute_not_exists(pk)"),
+            Some(version) => put
+                .condition_expression("#version = :expected")
+                .expression_attribute_names("#version", "version")
+                .expression_attribute_values(":expected", n(version)),
+        };
+        let mut items = vec![TransactWriteItem::builder().put(put.build().map_err(|e| StoreError::Failed(e.to_string()))?).build()];
+        if let Some(adjustment) = adjustment {
+            let item = AdjustmentItem {
+                pk: sku_pk(&adjustment.sku),
+                sk: format!("ADJUSTMENT#{}", adjustment.id),
+                entity: entity::STOCK_ADJUSTMENT.into(),
+                adjustment: adjustment.clone(),
+            };
+            let put = self.put(to_item(&item)?).condition_expression("attribute_not_exists(pk)");
+            items.push(TransactWriteItem::builder().put(put.build().map_err(|e| StoreError::Failed(e.to_string()))?).build());
+        }
+        match self.transact("save product", items).await? {
+            None => Ok(()),
+            Some(_) => Err(StoreError::ConditionFailed),
+        }
+    }
+}
+
+impl StockReservations for DynamoStore {
+    async fn reserve(&self, reserved: &Order) -> Result<ReserveOutcome, StoreError> {
+        let now = s(reserved.updated_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));
+        let mut items = Vec::with_capacity(reserved.lines.len() + 1);
+        for (sku, quantity) in reserved.quantities() {
+            let update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(sku_pk(sku), "PRODUCT")))
+                .update_expression(
+                    "SET #available = #available - :q, #reserved = #reserved + :q, #version = #version + :one, #updatedAt = :now",
+                )
+                .condition_expression("attribute_exists(pk) AND #available >= :q")
+                .expression_attribute_names("#available", "available")
+                .expression_attribute_names("#reserved", "reserved")
+                .expression_attribute_names("#version", "version")
+                .expression_attribute_names("#updatedAt", "updatedAt")
+                .expression_attribute_values(":q", n(quantity.get()))
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":now", now.clone())
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                .build()
+                .map_err(|e| StoreError::Failed(e.to_string()))?;
+            items.push(TransactWriteItem::builder().update(update).build());
+        }
+        let order = self
+            .put(to_item(&OrderItem::new(reserved))?)
+            .condition_expression("#version = :expected")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":expected", n(reserved.version - 1))
+            .build()
+            .map_err(|e| StoreError::Failed(e.to_string()))?;
+        items.push(TransactWriteItem::builder().put(order).build());
+
+        let Some(reasons) = self.transact("reserve stock", items).await? else {
+            return Ok(ReserveOutcome::Reserved);
+        };
+        let failed = |index: usize| reasons.get(index).and_then(|r| r.code()) == Some("ConditionalCheckFailed");
+        if failed(reserved.lines.len()) {
+            return Ok(ReserveOutcome::OrderChanged);
+        }
+        let shortages = reserved
+            .quantities()
+            .enumerate()
+            .filter(|(index, _)| failed(*index))
+            .map(|(index, (sku, quantity))| {
+                let available = reasons[index]
+                    .item()
+                    .and_then(|item| item.get("available"))
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                Shortage { sku: sku.clone(), requested: quantity.get(), available }
+            })
+            .collect();
+        Ok(ReserveOutcome::Short(shortages))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_only_opens_its_own_customers_listing() {
+        let last = HashMap::from([
+            ("pk".to_owned(), s("ORDER#1")),
+            ("sk".to_owned(), s("ORDER")),
+            ("gsi1pk".to_owned(), s("CUSTOMER#alice")),
+            ("gsi1sk".to_owned(), s("ORDER#1")),
+        ]);
+        let cursor = DynamoStore::encode_cursor(&last).unwrap();
+        assert_eq!(DynamoStore::decode_cursor(&cursor, "CUSTOMER#alice").unwrap(), last);
+        assert_eq!(DynamoStore::decode_cursor(&cursor, "CUSTOMER#mallory"), Err(StoreError::InvalidCursor));
+        assert_eq!(DynamoStore::decode_cursor("not base64!", "CUSTOMER#alice"), Err(StoreError::InvalidCursor));
+    }
+}

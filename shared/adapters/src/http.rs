@@ -1,0 +1,288 @@
+//! The HTTP edge shared by every API function.
+//!
+//! - [`caller`]: who is calling, from the claims API Gateway's JWT authorizer passed on. The
+//!   authorizer has already checked the token; a request without claims can only be a
+//!   misconfiguration, and is refused rather than trusted.
+//! - [`json_body`]: the request body as JSON, with its size, media type and syntax checked.
+//! - [`ApiError`] and [`problem`]: the one mapping from every error to an
+//!   `application/problem+json` response (RFC 9457) with a stable `type`. 4xx bodies say what is
+//!   wrong; 5xx bodies say nothing internal, and the log says everything.
+
+use lambda_http::http::{header, HeaderValue, StatusCode};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use oms_domain::app::caller::Caller;
+use oms_domain::app::intake::IntakeError;
+use oms_domain::app::inventory::InventoryError;
+use oms_domain::app::queries::QueryError;
+use oms_domain::ids::CustomerId;
+use oms_domain::ports::StoreError;
+use oms_domain::validation::ValidationErrors;
+use serde::Serialize;
+
+/// The media type of error bodies.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+/// The largest request body any route accepts. A 99-line order is about 10 KiB.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Everything an API call can fail with, each mapped to one status and problem type.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("a valid bearer token is required")]
+    Unauthenticated,
+    #[error("this call needs the scope {0}")]
+    Forbidden(&'static str),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("the request has invalid fields")]
+    Invalid(ValidationErrors),
+    #[error("{detail}")]
+    BadRequest { kind: &'static str, title: &'static str, detail: String },
+    #[error("{detail}")]
+    Conflict { kind: &'static str, title: &'static str, detail: String },
+    #[error("the body is larger than {MAX_BODY_BYTES} bytes")]
+    PayloadTooLarge,
+    #[error("the body must be application/json")]
+    UnsupportedMediaType,
+    #[error("the service is busy: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<&'a [oms_domain::validation::FieldError]>,
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            Self::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated", "Authentication required"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Missing scope"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            Self::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation-error", "Invalid request"),
+            Self::BadRequest { kind, title, .. } => (StatusCode::BAD_REQUEST, kind, title),
+            Self::Conflict { kind, title, .. } => (StatusCode::CONFLICT, kind, title),
+            Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Body too large"),
+            Self::UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type")
+            }
+            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service busy, retry later"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal-error", "Internal error"),
+        }
+    }
+}
+
+/// The problem+json response for an error. Server errors are logged in full and answered with
+/// nothing internal.
+pub fn problem(error: &ApiError) -> Response<Body> {
+    let (status, kind, title) = error.parts();
+    let detail = if status.is_server_error() {
+        tracing::error!(%error, "request failed");
+        match error {
+            ApiError::Unavailable(_) => "The service is busy. Retry the same request shortly.".to_owned(),
+            _ => "An internal error occurred. It has been logged.".to_owned(),
+        }
+    } else {
+        tracing::info!(problem = kind, status = status.as_u16(), "request refused");
+        match error {
+            ApiError::Invalid(errors) => format!("{}", errors),
+            other => other.to_string(),
+        }
+    };
+    let errors = match error {
+        ApiError::Invalid(errors) => Some(errors.0.as_slice()),
+        _ => None,
+    };
+    let body = Problem { kind: format!("/problems/{kind}"), title, status: status.as_u16(), detail, errors };
+    let mut response = json_response(status, &body);
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
+}
+
+/// The response for a handler's result: its own on success, a problem on error.
+pub fn respond(result: Result<Response<Body>, ApiError>) -> Response<Body> {
+    result.unwrap_or_else(|error| problem(&error))
+}
+
+/// A JSON response.
+pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response<Body> {
+    match serde_json::to_string(body) {
+        Ok(json) => raw_json_response(status, json),
+        Err(error) => problem(&ApiError::Internal(format!("cannot encode the response: {error}"))),
+    }
+}
+
+/// A response whose JSON body is already encoded (a replayed answer, say).
+pub fn raw_json_response(status: StatusCode, json: String) -> Response<Body> {
+    let mut response = Response::new(Body::Text(json));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// The caller, from the JWT claims the API's authorizer passed on: `sub` is the customer id,
+/// `scope` (space-separated) the scopes.
+pub fn caller(request: &Request) -> Result<Caller, ApiError> {
+    let jwt = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context.authorizer.as_ref().and_then(|a| a.jwt.as_ref()),
+        _ => None,
+    }
+    .ok_or(ApiError::Unauthenticated)?;
+    let customer_id = jwt
+        .claims
+        .get("sub")
+        .and_then(|sub| CustomerId::parse(sub.as_str()).ok())
+        .ok_or(ApiError::Unauthenticated)?;
+    let mut scopes: Vec<String> = jwt.scopes.clone().unwrap_or_default();
+    if let Some(scope) = jwt.claims.get("scope") {
+        scopes.extend(scope.split_whitespace().map(str::to_owned));
+    }
+    Ok(Caller { customer_id, scopes })
+}
+
+/// Refuses a caller without `scope`.
+pub fn require_scope(caller: &Caller, scope: &'static str) -> Result<(), ApiError> {
+    if caller.has_scope(scope) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(scope))
+    }
+}
+
+/// The request body as JSON: at most [`MAX_BODY_BYTES`], `application/json` if a type is given,
+/// and well-formed.
+pub fn json_body(request: &Request) -> Result<serde_json::Value, ApiError> {
+    if let Some(content_type) = request.headers().get(header::CONTENT_TYPE) {
+        let essence = content_type.to_str().unwrap_or_default().split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        if essence != "application/json" && !essence.ends_with("+json") {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+    }
+    let bytes: &[u8] = request.body().as_ref();
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::BadRequest { kind: "malformed-json", title: "Malformed JSON", detail: "the body is empty".into() });
+    }
+    serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest {
+        kind: "malformed-json",
+        title: "Malformed JSON",
+        detail: format!("the body is not valid JSON: {e}"),
+    })
+}
+
+/// A path parameter the route declares.
+pub fn path_parameter(request: &Request, name: &str) -> Result<String, ApiError> {
+    request
+        .path_parameters_ref()
+        .and_then(|p| p.first(name))
+        .map(str::to_owned)
+        .ok_or_else(|| ApiError::NotFound(format!("no {name} in the path")))
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Retryable(message) => ApiError::Unavailable(message),
+            StoreError::InvalidCursor => ApiError::BadRequest {
+                kind: "invalid-cursor",
+                title: "Invalid cursor",
+                detail: "the cursor was not issued for this listing".into(),
+            },
+            StoreError::ConditionFailed => ApiError::Conflict {
+                kind: "concurrent-modification",
+                title: "Concurrent modification",
+                detail: "the resource changed while the request was processed; retry it".into(),
+            },
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<IntakeError> for ApiError {
+    fn from(error: IntakeError) -> Self {
+        match error {
+            IntakeError::Invalid(errors) => ApiError::Invalid(errors),
+            IntakeError::KeyReused => ApiError::Conflict {
+                kind: "idempotency-key-reused",
+                title: "Idempotency-Key reused",
+                detail: "this Idempotency-Key was already used with a different request body".into(),
+            },
+            IntakeError::InProgress => ApiError::Conflict {
+                kind: "idempotency-key-in-progress",
+                title: "Request in progress",
+                detail: "a request with this Idempotency-Key is still being processed; retry shortly".into(),
+            },
+            IntakeError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(error: QueryError) -> Self {
+        match error {
+            QueryError::NotFound => ApiError::NotFound("no such order".into()),
+            QueryError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<InventoryError> for ApiError {
+    fn from(error: InventoryError) -> Self {
+        match error {
+            InventoryError::Invalid(errors) => ApiError::Invalid(errors),
+            InventoryError::NotFound(sku) => ApiError::NotFound(format!("SKU {sku} does not exist")),
+            InventoryError::Stock(error) => ApiError::Conflict {
+                kind: "insufficient-stock",
+                title: "Stock change refused",
+                detail: error.to_string(),
+            },
+            InventoryError::Contended => ApiError::Unavailable("the SKU kept changing".into()),
+            InventoryError::Store(error) => error.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body_of(response: &Response<Body>) -> serde_json::Value {
+        serde_json::from_slice(response.body().as_ref()).unwrap()
+    }
+
+    #[test]
+    fn validation_errors_name_each_field() {
+        let response = problem(&ApiError::Invalid(ValidationErrors::one("lines[0].quantity", "must be 1 to 999")));
+        assert_eq!(response.status(), 422);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+        let body = body_of(&response);
+        assert_eq!(body["type"], "/problems/validation-error");
+        assert_eq!(body["errors"][0]["field"], "lines[0].quantity");
+    }
+
+    #[test]
+    fn server_errors_say_nothing_internal() {
+        let response = problem(&ApiError::Internal("table oms-orders: AccessDenied for role x".into()));
+        assert_eq!(response.status(), 500);
+        assert!(!body_of(&response).to_string().contains("AccessDenied"));
+        let busy = problem(&StoreError::Retryable("ThrottlingException".into()).into());
+        assert_eq!(busy.status(), 503);
+        assert!(busy.headers().contains_key(header::RETRY_AFTER));
+    }
+}

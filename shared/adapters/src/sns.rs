@@ -1,0 +1,102 @@
+//! Publishing CloudEvents to an SNS topic.
+//!
+//! Events go out in batches of ten (`PublishBatch`); entries SNS reports as failed are sent again
+//! with backoff, and whatever still fails is handed back to the caller, who reports it as a batch
+//! item failure so the stream delivers it again. Nothing is dropped silently.
+
+use std::time::Duration;
+
+use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
+use aws_sdk_sns::Client;
+
+/// The message attribute that subscribers' filter policies match on.
+pub const EVENT_TYPE_ATTRIBUTE: &str = "eventType";
+
+/// One event ready to publish.
+#[derive(Debug, Clone)]
+pub struct OutgoingEvent {
+    /// The CloudEvent's JSON.
+    pub body: String,
+    /// The CloudEvent's `type`, also sent as the [`EVENT_TYPE_ATTRIBUTE`] message attribute.
+    pub event_type: &'static str,
+}
+
+/// Publishes to one topic.
+#[derive(Clone)]
+pub struct EventPublisher {
+    client: Client,
+    topic_arn: String,
+}
+
+const SNS_BATCH_LIMIT: usize = 10;
+const ATTEMPTS: u32 = 3;
+
+impl EventPublisher {
+    pub fn new(client: Client, topic_arn: impl Into<String>) -> Self {
+        Self { client, topic_arn: topic_arn.into() }
+    }
+
+    /// Publishes every event and returns the indexes of those that could not be published.
+    pub async fn publish_all(&self, events: &[OutgoingEvent]) -> Vec<usize> {
+        let mut failed = Vec::new();
+        for (chunk_index, chunk) in events.chunks(SNS_BATCH_LIMIT).enumerate() {
+            let offset = chunk_index * SNS_BATCH_LIMIT;
+            let mut pending: Vec<usize> = (0..chunk.len()).collect();
+            for attempt in 0..ATTEMPTS {
+                if attempt > 0 {
+                    tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+                }
+                pending = self.publish_batch(chunk, &pending).await;
+                if pending.is_empty() {
+                    break;
+                }
+            }
+            failed.extend(pending.into_iter().map(|i| offset + i));
+        }
+        failed
+    }
+
+    /// Sends the `pending` entries of `chunk` once; returns those that failed.
+    async fn publish_batch(&self, chunk: &[OutgoingEvent], pending: &[usize]) -> Vec<usize> {
+        let mut entries = Vec::with_capacity(pending.len());
+        let mut unbuildable = Vec::new();
+        for &index in pending {
+            let event = &chunk[index];
+            let attribute = MessageAttributeValue::builder().data_type("String").string_value(event.event_type).build();
+            let entry = attribute.and_then(|attribute| {
+                PublishBatchRequestEntry::builder()
+                    .id(format!("e{index}"))
+                    .message(&event.body)
+                    .message_attributes(EVENT_TYPE_ATTRIBUTE, attribute)
+                    .build()
+            });
+            match entry {
+                Ok(entry) => entries.push(entry),
+                Err(error) => {
+                    tracing::error!(%error, "cannot build a publish entry");
+                    unbuildable.push(index);
+                }
+            }
+        }
+        if entries.is_empty() {
+            return unbuildable;
+        }
+        match self.client.publish_batch().topic_arn(&self.topic_arn).set_publish_batch_request_entries(Some(entries)).send().await {
+            Ok(output) => {
+                let mut failed = unbuildable;
+                failed.extend(output
+                    .failed()
+                    .iter()
+                    .filter_map(|f| {
+                        tracing::warn!(code = f.code(), sender_fault = f.sender_fault(), "an event was not published");
+                        f.id().strip_prefix('e').and_then(|i| i.parse::<usize>().ok())
+                    }));
+                failed
+            }
+            Err(error) => {
+                tracing::warn!(error = %aws_sdk_sns::error::DisplayErrorContext(&error), "publishing a batch failed");
+                pending.to_vec()
+            }
+        }
+    }
+}
