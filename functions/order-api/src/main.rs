@@ -1,1 +1,16 @@
-fn main() {}
+//! # order-api: reading orders
+//!
+//! `GET /orders/{id}` answers one order with its lines, totals, shipping, status and timeline;
+//! `GET /orders` the caller's orders, newest first, a page at a time. A customer sees only their
+//! own orders: another customer's order is a 404, indistinguishable from one that does not exist.
+
+mod handler;
+
+use lambda_http::{run, service_fn, Error};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let app = handler::App::from_env().await?;
+    run(service_fn(|request| handler::handle(&app, request))).await
+}

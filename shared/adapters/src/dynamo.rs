@@ -189,6 +189,11 @@ impl DynamoStore {
         Self { client, table: table.into() }
     }
 
+    /// A store on `table`, with a client built from the shared SDK configuration.
+    pub fn from_config(config: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
+        Self::new(Client::new(config), table)
+    }
+
     fn put(&self, item: HashMap<String, AttributeValue>) -> aws_sdk_dynamodb::types::builders::PutBuilder {
         Put::builder().table_name(&self.table).set_item(Some(item))
     }

@@ -186,6 +186,20 @@ pub fn json_body(request: &Request) -> Result<serde_json::Value, ApiError> {
     })
 }
 
+/// The API route that matched, as API Gateway names it (`GET /orders/{id}`): functions that serve
+/// several routes dispatch on it.
+pub fn route_key(request: &Request) -> Option<&str> {
+    match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context.route_key.as_deref(),
+        _ => None,
+    }
+}
+
+/// The problem for a route this function does not serve: a deployment mistake, not a client's.
+pub fn unknown_route(request: &Request) -> ApiError {
+    ApiError::NotFound(format!("no route {} {}", request.method(), request.uri().path()))
+}
+
 /// A path parameter the route declares.
 pub fn path_parameter(request: &Request, name: &str) -> Result<String, ApiError> {
     request

@@ -36,6 +36,11 @@ impl EventPublisher {
         Self { client, topic_arn: topic_arn.into() }
     }
 
+    /// A publisher to `topic_arn`, with a client built from the shared SDK configuration.
+    pub fn from_config(config: &aws_config::SdkConfig, topic_arn: impl Into<String>) -> Self {
+        Self::new(Client::new(config), topic_arn)
+    }
+
     /// Publishes every event and returns the indexes of those that could not be published.
     pub async fn publish_all(&self, events: &[OutgoingEvent]) -> Vec<usize> {
         let mut failed = Vec::new();

@@ -101,6 +101,7 @@ pub struct TimelineEntry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Order {
+    #[serde(rename = "orderId")]
     pub id: OrderId,
     pub customer_id: CustomerId,
     pub status: OrderStatus,

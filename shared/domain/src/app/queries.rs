@@ -1,9 +1,40 @@
 //! Reading orders: `GET /orders/{id}` and `GET /orders`.
 
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
 use crate::app::Caller;
 use crate::ids::OrderId;
-use crate::order::Order;
+use crate::order::{Order, OrderStatus, Totals};
 use crate::ports::{OrderStore, Page, StoreError};
+
+/// An order as listings show it: enough to pick one, without addresses or contact details.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderSummary {
+    pub order_id: OrderId,
+    pub status: OrderStatus,
+    pub line_count: usize,
+    pub totals: Totals,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&Order> for OrderSummary {
+    fn from(order: &Order) -> Self {
+        OrderSummary {
+            order_id: order.id.clone(),
+            status: order.status,
+            line_count: order.lines.len(),
+            totals: order.totals,
+            created_at: order.created_at,
+            updated_at: order.updated_at,
+        }
+    }
+}
+
+/// The most orders a page holds when the caller does not say.
+pub const DEFAULT_PAGE_SIZE: u32 = 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {

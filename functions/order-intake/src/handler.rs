@@ -1,0 +1,150 @@
+//! The HTTP handler: parse the request, place the order, answer `202 Accepted`.
+
+use lambda_http::http::{header, HeaderValue, StatusCode};
+use lambda_http::{Body, Error, Request, Response};
+use oms_adapters::config::{self, TableConfig};
+use oms_adapters::dynamo::DynamoStore;
+use oms_adapters::http::{caller, json_body, raw_json_response, respond, ApiError};
+use oms_domain::app::intake::place_order;
+use oms_domain::ids::IdempotencyKey;
+use oms_domain::ports::{InventoryStore, OrderStore};
+use oms_domain::shipping::ShippingPolicy;
+
+/// What the function needs, built once per cold start.
+pub struct App<S> {
+    pub store: S,
+    pub policy: ShippingPolicy,
+}
+
+impl App<DynamoStore> {
+    pub async fn from_env() -> Result<Self, Error> {
+        let table = TableConfig::from_env()?;
+        let policy = config::shipping_policy_from_env()?;
+        let store = DynamoStore::from_config(&config::aws_config().await, table.table_name);
+        Ok(App { store, policy })
+    }
+}
+
+/// The header that makes a `POST /orders` safe to retry.
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+#[tracing::instrument(skip_all)]
+pub async fn handle<S: OrderStore + InventoryStore>(app: &App<S>, request: Request) -> Result<Response<Body>, Error> {
+    Ok(respond(place(app, &request).await))
+}
+
+async fn place<S: OrderStore + InventoryStore>(app: &App<S>, request: &Request) -> Result<Response<Body>, ApiError> {
+    let caller = caller(request)?;
+    let key = request
+        .headers()
+        .get(IDEMPOTENCY_KEY)
+        .ok_or(ApiError::BadRequest {
+            kind: "missing-idempotency-key",
+            title: "Idempotency-Key required",
+            detail: "POST /orders needs an Idempotency-Key header, unique per order the client means to place".into(),
+        })?
+        .to_str()
+        .ok()
+        .and_then(|k| IdempotencyKey::parse(k).ok())
+        .ok_or(ApiError::BadRequest {
+            kind: "invalid-idempotency-key",
+            title: "Invalid Idempotency-Key",
+            detail: "the Idempotency-Key must be 1 to 128 printable ASCII characters other than '#'".into(),
+        })?;
+    let body = json_body(request)?;
+    let accepted =
+        place_order(&app.store, &app.store, &app.policy, &caller, &key, &body, chrono::Utc::now()).await?;
+    tracing::info!(order_id = %accepted.order_id, replayed = accepted.replayed, "order accepted");
+
+    let mut response = raw_json_response(StatusCode::ACCEPTED, accepted.body);
+    let location = HeaderValue::from_str(&format!("/orders/{}", accepted.order_id))
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    response.headers_mut().insert(header::LOCATION, location);
+    if accepted.replayed {
+        response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oms_domain::memory::InMemoryStore;
+    use oms_domain::money::{Currency, Money};
+    use oms_domain::stock::{Product, StockLevel};
+
+    fn app() -> App<InMemoryStore> {
+        let product = |sku: &str, stock| Product {
+            sku: oms_domain::ids::Sku::parse(sku).unwrap(),
+            name: sku.to_owned(),
+            unit_price: Money::new(2500, Currency::parse("EUR").unwrap()).unwrap(),
+            weight_grams: 300,
+            active: true,
+            low_stock_threshold: 1,
+            stock: StockLevel::new(stock).unwrap(),
+            version: 1,
+            updated_at: chrono::Utc::now(),
+        };
+        App { store: InMemoryStore::with_products([product("TSHIRT-RED-M", 10), product("MUG-WHITE", 5)]), policy: ShippingPolicy::default_policy() }
+    }
+
+    fn event(name: &str) -> Request {
+        let path = format!("{}/../../events/order-intake/{name}.json", env!("CARGO_MANIFEST_DIR"));
+        let json = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        lambda_http::request::from_str(&json).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    async fn call(app: &App<InMemoryStore>, name: &str) -> (StatusCode, serde_json::Value, Response<Body>) {
+        let response = handle(app, event(name)).await.unwrap();
+        let body = serde_json::from_slice(response.body().as_ref()).unwrap_or(serde_json::Value::Null);
+        (response.status(), body, response)
+    }
+
+    #[tokio::test]
+    async fn accepts_an_order_and_replays_the_same_answer() {
+        let app = app();
+        let (status, body, response) = call(&app, "place-order").await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        assert_eq!(body["status"], "PENDING");
+        // 2 × 25.00 + 1 × 25.00, and 3 × 300 g standard to DE: 4.90 + 1 × 0.50.
+        assert_eq!(body["totals"]["total"]["amount"], 7500 + 540);
+        let order_id = body["orderId"].as_str().unwrap().to_owned();
+        assert_eq!(response.headers()[header::LOCATION], format!("/orders/{order_id}").as_str());
+
+        let (status, again, response) = call(&app, "place-order").await;
+        assert_eq!((status, again), (StatusCode::ACCEPTED, body));
+        assert_eq!(response.headers()["idempotent-replayed"], "true");
+        assert_eq!(app.store.order_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_same_key_with_another_body_is_a_conflict() {
+        let app = app();
+        call(&app, "place-order").await;
+        let (status, body, _) = call(&app, "place-order-same-key-other-body").await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(body["type"], "/problems/idempotency-key-reused");
+        assert_eq!(app.store.order_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn bad_requests_get_problems_and_write_nothing() {
+        let app = app();
+        for (name, status, kind) in [
+            ("invalid-fields", 422, "validation-error"),
+            ("unknown-sku", 422, "validation-error"),
+            ("malformed-json", 400, "malformed-json"),
+            ("missing-idempotency-key", 400, "missing-idempotency-key"),
+            ("no-claims", 401, "unauthenticated"),
+        ] {
+            let (actual, body, response) = call(&app, name).await;
+            assert_eq!(actual.as_u16(), status, "{name}: {body}");
+            assert_eq!(body["type"], format!("/problems/{kind}"), "{name}");
+            assert_eq!(response.headers()[header::CONTENT_TYPE], "application/problem+json");
+        }
+        let (_, body, _) = call(&app, "invalid-fields").await;
+        let fields: Vec<_> = body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+        assert_eq!(fields, ["lines[0].quantity", "lines[1].quantity", "shippingAddress.country", "contact.email"]);
+        assert_eq!(app.store.order_count(), 0);
+    }
+}
