@@ -5,7 +5,8 @@ use lambda_http::{Body, Error, Request, Response};
 use oms_adapters::config::{self, TableConfig};
 use oms_adapters::dynamo::DynamoStore;
 use oms_adapters::http::{
-    caller, json_body, json_response, path_parameter, require_scope, respond, route_key, unknown_route, ApiError,
+    caller, json_body, json_response, path_parameter, require_scope, respond, route_key,
+    unknown_route, ApiError,
 };
 use oms_domain::app::caller::SCOPE_ADMIN;
 use oms_domain::app::inventory;
@@ -24,12 +25,18 @@ impl App<DynamoStore> {
     pub async fn from_env() -> Result<Self, Error> {
         let table = TableConfig::from_env()?;
         let policy = config::shipping_policy_from_env()?;
-        Ok(App { store: DynamoStore::from_config(&config::aws_config().await, table.table_name), policy })
+        Ok(App {
+            store: DynamoStore::from_config(&config::aws_config().await, table.table_name),
+            policy,
+        })
     }
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn handle<S: InventoryStore>(app: &App<S>, request: Request) -> Result<Response<Body>, Error> {
+pub async fn handle<S: InventoryStore>(
+    app: &App<S>,
+    request: Request,
+) -> Result<Response<Body>, Error> {
     let result = match route_key(&request) {
         Some("GET /inventory/{sku}") => get(app, &request).await,
         Some("PUT /inventory/{sku}") => put(app, &request).await,
@@ -39,10 +46,14 @@ pub async fn handle<S: InventoryStore>(app: &App<S>, request: Request) -> Result
     Ok(respond(result))
 }
 
-async fn get<S: InventoryStore>(app: &App<S>, request: &Request) -> Result<Response<Body>, ApiError> {
+async fn get<S: InventoryStore>(
+    app: &App<S>,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
     caller(request)?;
     let raw = path_parameter(request, "sku")?;
-    let sku = Sku::parse(raw.as_str()).map_err(|_| ApiError::NotFound(format!("SKU {raw} does not exist")))?;
+    let sku = Sku::parse(raw.as_str())
+        .map_err(|_| ApiError::NotFound(format!("SKU {raw} does not exist")))?;
     let view = inventory::get_product(&app.store, &sku).await?;
     Ok(json_response(StatusCode::OK, &view))
 }
@@ -50,25 +61,48 @@ async fn get<S: InventoryStore>(app: &App<S>, request: &Request) -> Result<Respo
 /// The SKU a write names; a malformed one is a field error, since the write would create it.
 fn sku_to_write(request: &Request) -> Result<Sku, ApiError> {
     let raw = path_parameter(request, "sku")?;
-    Sku::parse(raw.as_str()).map_err(|e| ApiError::Invalid(ValidationErrors::one("sku", e.to_string())))
+    Sku::parse(raw.as_str())
+        .map_err(|e| ApiError::Invalid(ValidationErrors::one("sku", e.to_string())))
 }
 
-async fn put<S: InventoryStore>(app: &App<S>, request: &Request) -> Result<Response<Body>, ApiError> {
+async fn put<S: InventoryStore>(
+    app: &App<S>,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
     let caller = caller(request)?;
     require_scope(&caller, SCOPE_ADMIN)?;
     let sku = sku_to_write(request)?;
     let body = json_body(request)?;
-    let (view, created) = inventory::put_product(&app.store, &app.policy, &caller, &sku, &body, chrono::Utc::now()).await?;
+    let (view, created) = inventory::put_product(
+        &app.store,
+        &app.policy,
+        &caller,
+        &sku,
+        &body,
+        chrono::Utc::now(),
+    )
+    .await?;
     tracing::info!(sku = %sku, created, "product saved");
-    Ok(json_response(if created { StatusCode::CREATED } else { StatusCode::OK }, &view))
+    Ok(json_response(
+        if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+        &view,
+    ))
 }
 
-async fn adjust<S: InventoryStore>(app: &App<S>, request: &Request) -> Result<Response<Body>, ApiError> {
+async fn adjust<S: InventoryStore>(
+    app: &App<S>,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
     let caller = caller(request)?;
     require_scope(&caller, SCOPE_ADMIN)?;
     let sku = sku_to_write(request)?;
     let body = json_body(request)?;
-    let view = inventory::adjust_stock(&app.store, &caller, &sku, &body, chrono::Utc::now()).await?;
+    let view =
+        inventory::adjust_stock(&app.store, &caller, &sku, &body, chrono::Utc::now()).await?;
     tracing::info!(sku = %sku, available = view.available, "stock adjusted");
     Ok(json_response(StatusCode::OK, &view))
 }
@@ -79,18 +113,27 @@ mod tests {
     use oms_domain::memory::InMemoryStore;
 
     fn event(name: &str) -> Request {
-        let path = format!("{}/../../events/inventory-api/{name}.json", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/../../events/inventory-api/{name}.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
         let json = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         lambda_http::request::from_str(&json).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
     async fn call(app: &App<InMemoryStore>, name: &str) -> (u16, serde_json::Value) {
         let response = handle(app, event(name)).await.unwrap();
-        (response.status().as_u16(), serde_json::from_slice(response.body().as_ref()).unwrap())
+        (
+            response.status().as_u16(),
+            serde_json::from_slice(response.body().as_ref()).unwrap(),
+        )
     }
 
     fn app() -> App<InMemoryStore> {
-        App { store: InMemoryStore::default(), policy: ShippingPolicy::default_policy() }
+        App {
+            store: InMemoryStore::default(),
+            policy: ShippingPolicy::default_policy(),
+        }
     }
 
     #[tokio::test]
@@ -102,7 +145,14 @@ mod tests {
         assert_eq!(status, 201, "{body}");
         let (status, body) = call(&app, "get-inventory").await;
         assert_eq!(status, 200);
-        assert_eq!((body["available"].as_u64(), body["reserved"].as_u64(), body["onHand"].as_u64()), (Some(40), Some(0), Some(40)));
+        assert_eq!(
+            (
+                body["available"].as_u64(),
+                body["reserved"].as_u64(),
+                body["onHand"].as_u64()
+            ),
+            (Some(40), Some(0), Some(40))
+        );
         let (status, body) = call(&app, "adjust-receipt").await;
         assert_eq!((status, body["onHand"].as_u64()), (200, Some(50)));
         let (status, _) = call(&app, "put-inventory").await;
@@ -113,16 +163,27 @@ mod tests {
     async fn refusals_change_nothing() {
         let app = app();
         let (status, body) = call(&app, "put-inventory-as-customer").await;
-        assert_eq!((status, body["type"].as_str()), (403, Some("/problems/forbidden")));
+        assert_eq!(
+            (status, body["type"].as_str()),
+            (403, Some("/problems/forbidden"))
+        );
         let (status, body) = call(&app, "put-inventory-invalid").await;
         assert_eq!(status, 422);
-        let fields: Vec<_> = body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+        let fields: Vec<_> = body["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["field"].as_str().unwrap())
+            .collect();
         assert_eq!(fields, ["name", "unitPrice", "weightGrams", "onHand"]);
         assert!(app.store.catalog().is_empty());
 
         call(&app, "put-inventory").await;
         let (status, body) = call(&app, "adjust-below-zero").await;
-        assert_eq!((status, body["type"].as_str()), (409, Some("/problems/insufficient-stock")));
+        assert_eq!(
+            (status, body["type"].as_str()),
+            (409, Some("/problems/insufficient-stock"))
+        );
         let (_, body) = call(&app, "get-inventory").await;
         assert_eq!(body["available"], 40);
     }

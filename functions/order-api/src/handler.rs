@@ -4,7 +4,9 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, RequestExt, Response};
 use oms_adapters::config::{self, TableConfig};
 use oms_adapters::dynamo::DynamoStore;
-use oms_adapters::http::{caller, json_response, path_parameter, respond, route_key, unknown_route, ApiError};
+use oms_adapters::http::{
+    caller, json_response, path_parameter, respond, route_key, unknown_route, ApiError,
+};
 use oms_domain::app::queries::{self, OrderSummary, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use oms_domain::ids::OrderId;
 use oms_domain::ports::OrderStore;
@@ -18,12 +20,17 @@ pub struct App<S> {
 impl App<DynamoStore> {
     pub async fn from_env() -> Result<Self, Error> {
         let table = TableConfig::from_env()?;
-        Ok(App { store: DynamoStore::from_config(&config::aws_config().await, table.table_name) })
+        Ok(App {
+            store: DynamoStore::from_config(&config::aws_config().await, table.table_name),
+        })
     }
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn handle<S: OrderStore>(app: &App<S>, request: Request) -> Result<Response<Body>, Error> {
+pub async fn handle<S: OrderStore>(
+    app: &App<S>,
+    request: Request,
+) -> Result<Response<Body>, Error> {
     let result = match route_key(&request) {
         Some("GET /orders/{id}") => get_order(app, &request).await,
         Some("GET /orders") => list_orders(app, &request).await,
@@ -32,10 +39,14 @@ pub async fn handle<S: OrderStore>(app: &App<S>, request: Request) -> Result<Res
     Ok(respond(result))
 }
 
-async fn get_order<S: OrderStore>(app: &App<S>, request: &Request) -> Result<Response<Body>, ApiError> {
+async fn get_order<S: OrderStore>(
+    app: &App<S>,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
     let caller = caller(request)?;
     // A malformed id names no order: the same 404 as a missing one.
-    let id = OrderId::parse(path_parameter(request, "id")?).map_err(|_| ApiError::NotFound("no such order".into()))?;
+    let id = OrderId::parse(path_parameter(request, "id")?)
+        .map_err(|_| ApiError::NotFound("no such order".into()))?;
     let order = queries::get_order(&app.store, &caller, &id).await?;
     Ok(json_response(StatusCode::OK, &order))
 }
@@ -48,21 +59,29 @@ struct OrderPage {
     next_cursor: Option<String>,
 }
 
-async fn list_orders<S: OrderStore>(app: &App<S>, request: &Request) -> Result<Response<Body>, ApiError> {
+async fn list_orders<S: OrderStore>(
+    app: &App<S>,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
     let caller = caller(request)?;
     let query = request.query_string_parameters();
     let limit = match query.first("limit") {
         None => DEFAULT_PAGE_SIZE,
-        Some(raw) => raw.parse::<u32>().ok().filter(|n| (1..=MAX_PAGE_SIZE).contains(n)).ok_or_else(|| {
-            ApiError::BadRequest {
+        Some(raw) => raw
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
+            .ok_or_else(|| ApiError::BadRequest {
                 kind: "invalid-query",
                 title: "Invalid query parameter",
                 detail: format!("limit must be a whole number from 1 to {MAX_PAGE_SIZE}"),
-            }
-        })?,
+            })?,
     };
     let page = queries::list_orders(&app.store, &caller, limit, query.first("cursor")).await?;
-    let body = OrderPage { items: page.items.iter().map(OrderSummary::from).collect(), next_cursor: page.next_cursor };
+    let body = OrderPage {
+        items: page.items.iter().map(OrderSummary::from).collect(),
+        next_cursor: page.next_cursor,
+    };
     Ok(json_response(StatusCode::OK, &body))
 }
 
@@ -73,7 +92,10 @@ mod tests {
     use oms_domain::order::Order;
 
     fn event(name: &str) -> Request {
-        let path = format!("{}/../../events/order-api/{name}.json", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/../../events/order-api/{name}.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
         let json = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         lambda_http::request::from_str(&json).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
@@ -81,9 +103,14 @@ mod tests {
     /// An order of `customer-ada` with the id the `get-order` event asks for, made by the same
     /// code that places orders.
     fn stored_order(id: &str, created: i64) -> Order {
-        let json = std::fs::read_to_string(format!("{}/../../events/order-intake/place-order.json", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let json = std::fs::read_to_string(format!(
+            "{}/../../events/order-intake/place-order.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
         let event: serde_json::Value = serde_json::from_str(&json).unwrap();
-        let body: serde_json::Value = serde_json::from_str(event["body"].as_str().unwrap()).unwrap();
+        let body: serde_json::Value =
+            serde_json::from_str(event["body"].as_str().unwrap()).unwrap();
         let request = oms_domain::request::OrderRequest::parse(&body).unwrap();
         let eur = oms_domain::money::Currency::parse("EUR").unwrap();
         let catalog: Vec<_> = request
@@ -115,13 +142,19 @@ mod tests {
 
     async fn call(app: &App<InMemoryStore>, name: &str) -> (u16, serde_json::Value) {
         let response = handle(app, event(name)).await.unwrap();
-        (response.status().as_u16(), serde_json::from_slice(response.body().as_ref()).unwrap())
+        (
+            response.status().as_u16(),
+            serde_json::from_slice(response.body().as_ref()).unwrap(),
+        )
     }
 
     #[tokio::test]
     async fn a_customer_reads_their_own_order_and_nobody_elses() {
-        let app = App { store: InMemoryStore::default() };
-        app.store.insert_order(stored_order("01KAZ3Q6W8T2Y7X9V5N4M3K2J1", 1_700_000_000));
+        let app = App {
+            store: InMemoryStore::default(),
+        };
+        app.store
+            .insert_order(stored_order("01KAZ3Q6W8T2Y7X9V5N4M3K2J1", 1_700_000_000));
         let (status, body) = call(&app, "get-order").await;
         assert_eq!(status, 200);
         assert_eq!(body["orderId"], "01KAZ3Q6W8T2Y7X9V5N4M3K2J1");
@@ -129,25 +162,52 @@ mod tests {
         assert_eq!(body["lines"][0]["unitPrice"]["amount"], 1000);
 
         let (status, body) = call(&app, "get-order-of-another-customer").await;
-        assert_eq!((status, body["type"].as_str()), (404, Some("/problems/not-found")));
+        assert_eq!(
+            (status, body["type"].as_str()),
+            (404, Some("/problems/not-found"))
+        );
         let (status, _) = call(&app, "get-order-bad-id").await;
         assert_eq!(status, 404);
     }
 
     #[tokio::test]
     async fn lists_newest_first_in_pages() {
-        let app = App { store: InMemoryStore::default() };
-        for (i, id) in ["01KAZ3Q6W8T2Y7X9V5N4M3K2J1", "01KAZ3Q6W8T2Y7X9V5N4M3K2J2", "01KAZ3Q6W8T2Y7X9V5N4M3K2J3"].iter().enumerate() {
-            app.store.insert_order(stored_order(id, 1_700_000_000 + i as i64));
+        let app = App {
+            store: InMemoryStore::default(),
+        };
+        for (i, id) in [
+            "01KAZ3Q6W8T2Y7X9V5N4M3K2J1",
+            "01KAZ3Q6W8T2Y7X9V5N4M3K2J2",
+            "01KAZ3Q6W8T2Y7X9V5N4M3K2J3",
+        ]
+        .iter()
+        .enumerate()
+        {
+            app.store
+                .insert_order(stored_order(id, 1_700_000_000 + i as i64));
         }
         let (status, body) = call(&app, "list-orders").await;
         assert_eq!(status, 200);
-        let ids: Vec<_> = body["items"].as_array().unwrap().iter().map(|o| o["orderId"].as_str().unwrap()).collect();
-        assert_eq!(ids, ["01KAZ3Q6W8T2Y7X9V5N4M3K2J3", "01KAZ3Q6W8T2Y7X9V5N4M3K2J2"]);
+        let ids: Vec<_> = body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["orderId"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            ids,
+            ["01KAZ3Q6W8T2Y7X9V5N4M3K2J3", "01KAZ3Q6W8T2Y7X9V5N4M3K2J2"]
+        );
         assert!(body["nextCursor"].is_string());
-        assert!(body["items"][0].get("shippingAddress").is_none(), "listings carry no addresses");
+        assert!(
+            body["items"][0].get("shippingAddress").is_none(),
+            "listings carry no addresses"
+        );
 
         let (status, body) = call(&app, "list-orders-bad-limit").await;
-        assert_eq!((status, body["type"].as_str()), (400, Some("/problems/invalid-query")));
+        assert_eq!(
+            (status, body["type"].as_str()),
+            (400, Some("/problems/invalid-query"))
+        );
     }
 }

@@ -29,11 +29,17 @@ impl App<DynamoStore> {
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 #[tracing::instrument(skip_all)]
-pub async fn handle<S: OrderStore + InventoryStore>(app: &App<S>, request: Request) -> Result<Response<Body>, Error> {
+pub async fn handle<S: OrderStore + InventoryStore>(
+    app: &App<S>,
+    request: Request,
+) -> Result<Response<Body>, Error> {
     Ok(respond(place(app, &request).await))
 }
 
-async fn place<S: OrderStore + InventoryStore>(app: &App<S>, request: &Request) -> Result<Response<Body>, ApiError> {
+async fn place<S: OrderStore + InventoryStore>(
+    app: &App<S>,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
     let caller = caller(request)?;
     let key = request
         .headers()
@@ -52,8 +58,16 @@ async fn place<S: OrderStore + InventoryStore>(app: &App<S>, request: &Request) 
             detail: "the Idempotency-Key must be 1 to 128 printable ASCII characters other than '#'".into(),
         })?;
     let body = json_body(request)?;
-    let accepted =
-        place_order(&app.store, &app.store, &app.policy, &caller, &key, &body, chrono::Utc::now()).await?;
+    let accepted = place_order(
+        &app.store,
+        &app.store,
+        &app.policy,
+        &caller,
+        &key,
+        &body,
+        chrono::Utc::now(),
+    )
+    .await?;
     tracing::info!(order_id = %accepted.order_id, replayed = accepted.replayed, "order accepted");
 
     let mut response = raw_json_response(StatusCode::ACCEPTED, accepted.body);
@@ -61,7 +75,9 @@ async fn place<S: OrderStore + InventoryStore>(app: &App<S>, request: &Request) 
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     response.headers_mut().insert(header::LOCATION, location);
     if accepted.replayed {
-        response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(response)
 }
@@ -85,18 +101,31 @@ mod tests {
             version: 1,
             updated_at: chrono::Utc::now(),
         };
-        App { store: InMemoryStore::with_products([product("TSHIRT-RED-M", 10), product("MUG-WHITE", 5)]), policy: ShippingPolicy::default_policy() }
+        App {
+            store: InMemoryStore::with_products([
+                product("TSHIRT-RED-M", 10),
+                product("MUG-WHITE", 5),
+            ]),
+            policy: ShippingPolicy::default_policy(),
+        }
     }
 
     fn event(name: &str) -> Request {
-        let path = format!("{}/../../events/order-intake/{name}.json", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/../../events/order-intake/{name}.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
         let json = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         lambda_http::request::from_str(&json).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
-    async fn call(app: &App<InMemoryStore>, name: &str) -> (StatusCode, serde_json::Value, Response<Body>) {
+    async fn call(
+        app: &App<InMemoryStore>,
+        name: &str,
+    ) -> (StatusCode, serde_json::Value, Response<Body>) {
         let response = handle(app, event(name)).await.unwrap();
-        let body = serde_json::from_slice(response.body().as_ref()).unwrap_or(serde_json::Value::Null);
+        let body =
+            serde_json::from_slice(response.body().as_ref()).unwrap_or(serde_json::Value::Null);
         (response.status(), body, response)
     }
 
@@ -109,7 +138,10 @@ mod tests {
         // 2 × 25.00 + 1 × 25.00, and 3 × 300 g standard to DE: 4.90 + 1 × 0.50.
         assert_eq!(body["totals"]["total"]["amount"], 7500 + 540);
         let order_id = body["orderId"].as_str().unwrap().to_owned();
-        assert_eq!(response.headers()[header::LOCATION], format!("/orders/{order_id}").as_str());
+        assert_eq!(
+            response.headers()[header::LOCATION],
+            format!("/orders/{order_id}").as_str()
+        );
 
         let (status, again, response) = call(&app, "place-order").await;
         assert_eq!((status, again), (StatusCode::ACCEPTED, body));
@@ -140,11 +172,27 @@ mod tests {
             let (actual, body, response) = call(&app, name).await;
             assert_eq!(actual.as_u16(), status, "{name}: {body}");
             assert_eq!(body["type"], format!("/problems/{kind}"), "{name}");
-            assert_eq!(response.headers()[header::CONTENT_TYPE], "application/problem+json");
+            assert_eq!(
+                response.headers()[header::CONTENT_TYPE],
+                "application/problem+json"
+            );
         }
         let (_, body, _) = call(&app, "invalid-fields").await;
-        let fields: Vec<_> = body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
-        assert_eq!(fields, ["lines[0].quantity", "lines[1].quantity", "shippingAddress.country", "contact.email"]);
+        let fields: Vec<_> = body["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["field"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "lines[0].quantity",
+                "lines[1].quantity",
+                "shippingAddress.country",
+                "contact.email"
+            ]
+        );
         assert_eq!(app.store.order_count(), 0);
     }
 }

@@ -25,12 +25,17 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug,
 {
-    let message = format!("{what}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&error));
+    let message = format!(
+        "{what}: {}",
+        aws_sdk_dynamodb::error::DisplayErrorContext(&error)
+    );
     match &error {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             StoreError::Retryable(message)
         }
-        _ if error.code().is_some_and(|c| RETRYABLE_CODES.contains(&c)) => StoreError::Retryable(message),
+        _ if error.code().is_some_and(|c| RETRYABLE_CODES.contains(&c)) => {
+            StoreError::Retryable(message)
+        }
         _ => StoreError::Failed(message),
     }
 }

@@ -13,13 +13,19 @@ pub enum ConfigError {
     #[error("environment variable {0} must be set")]
     Missing(&'static str),
     #[error("cannot read the shipping policy {path}: {source}")]
-    PolicyFile { path: String, source: std::io::Error },
+    PolicyFile {
+        path: String,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Policy(#[from] PolicyError),
 }
 
 fn required(name: &'static str) -> Result<String, ConfigError> {
-    env::var(name).ok().filter(|v| !v.is_empty()).ok_or(ConfigError::Missing(name))
+    env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .ok_or(ConfigError::Missing(name))
 }
 
 /// The table every function works on (`TABLE_NAME`).
@@ -30,7 +36,9 @@ pub struct TableConfig {
 
 impl TableConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self { table_name: required("TABLE_NAME")? })
+        Ok(Self {
+            table_name: required("TABLE_NAME")?,
+        })
     }
 }
 
@@ -42,7 +50,9 @@ pub struct TopicConfig {
 
 impl TopicConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self { topic_arn: required("ORDER_EVENTS_TOPIC_ARN")? })
+        Ok(Self {
+            topic_arn: required("ORDER_EVENTS_TOPIC_ARN")?,
+        })
     }
 }
 
@@ -50,7 +60,8 @@ impl TopicConfig {
 pub fn shipping_policy_from_env() -> Result<ShippingPolicy, ConfigError> {
     match env::var("SHIPPING_POLICY_FILE") {
         Ok(path) if !path.is_empty() => {
-            let json = std::fs::read_to_string(&path).map_err(|source| ConfigError::PolicyFile { path, source })?;
+            let json = std::fs::read_to_string(&path)
+                .map_err(|source| ConfigError::PolicyFile { path, source })?;
             Ok(ShippingPolicy::from_json(&json)?)
         }
         _ => Ok(ShippingPolicy::default_policy()),
@@ -60,5 +71,7 @@ pub fn shipping_policy_from_env() -> Result<ShippingPolicy, ConfigError> {
 /// The AWS SDK configuration: region, credentials and endpoint from the standard sources
 /// (`AWS_REGION`, `AWS_ENDPOINT_URL`, …).
 pub async fn aws_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await
 }

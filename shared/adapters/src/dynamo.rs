@@ -17,7 +17,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
-    AttributeValue, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    AttributeValue, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    Update,
 };
 use aws_sdk_dynamodb::Client;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -26,7 +27,8 @@ use chrono::Utc;
 use oms_domain::ids::{CustomerId, IdempotencyKey, OrderId, Sku};
 use oms_domain::order::{Order, Shortage};
 use oms_domain::ports::{
-    CreateOutcome, IdempotencyRecord, InventoryStore, OrderStore, Page, ReserveOutcome, StockReservations, StoreError,
+    CreateOutcome, IdempotencyRecord, InventoryStore, OrderStore, Page, ReserveOutcome,
+    StockReservations, StoreError,
 };
 use oms_domain::stock::{Product, StockAdjustment};
 use serde::{Deserialize, Serialize};
@@ -82,7 +84,13 @@ impl OrderItem {
             gsi1pk: format!("CUSTOMER#{}", order.customer_id),
             gsi1sk: format!("ORDER#{}", order.id),
             gsi2pk: format!("STATUS#{}", order.status.as_str()),
-            gsi2sk: format!("{}#{}", order.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true), order.id),
+            gsi2sk: format!(
+                "{}#{}",
+                order
+                    .updated_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                order.id
+            ),
             order: order.clone(),
         }
     }
@@ -110,7 +118,12 @@ struct ProductItem {
 
 impl ProductItem {
     fn new(product: &Product) -> Self {
-        ProductItem { pk: sku_pk(&product.sku), sk: "PRODUCT".into(), entity: entity::PRODUCT.into(), product: product.clone() }
+        ProductItem {
+            pk: sku_pk(&product.sku),
+            sk: "PRODUCT".into(),
+            entity: entity::PRODUCT.into(),
+            product: product.clone(),
+        }
     }
 }
 
@@ -136,17 +149,26 @@ pub enum TableItem {
 pub fn decode_item(item: serde_dynamo::Item) -> Result<TableItem, StoreError> {
     let kind = match item.get("entity") {
         Some(serde_dynamo::AttributeValue::S(kind)) => kind.clone(),
-        _ => return Err(StoreError::Corrupt("an item without an entity attribute".into())),
+        _ => {
+            return Err(StoreError::Corrupt(
+                "an item without an entity attribute".into(),
+            ))
+        }
     };
     match kind.as_str() {
-        entity::ORDER => Ok(TableItem::Order(Box::new(from_item::<OrderItem>(item)?.order))),
-        entity::PRODUCT => Ok(TableItem::Product(Box::new(from_item::<ProductItem>(item)?.product))),
+        entity::ORDER => Ok(TableItem::Order(Box::new(
+            from_item::<OrderItem>(item)?.order,
+        ))),
+        entity::PRODUCT => Ok(TableItem::Product(Box::new(
+            from_item::<ProductItem>(item)?.product,
+        ))),
         _ => Ok(TableItem::Other),
     }
 }
 
 fn to_item<T: Serialize>(value: &T) -> Result<HashMap<String, AttributeValue>, StoreError> {
-    serde_dynamo::to_item(value).map_err(|e| StoreError::Failed(format!("cannot encode an item: {e}")))
+    serde_dynamo::to_item(value)
+        .map_err(|e| StoreError::Failed(format!("cannot encode an item: {e}")))
 }
 
 fn from_item<T: for<'de> Deserialize<'de>>(
@@ -186,7 +208,10 @@ pub struct DynamoStore {
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self {
+            client,
+            table: table.into(),
+        }
     }
 
     /// A store on `table`, with a client built from the shared SDK configuration.
@@ -194,7 +219,10 @@ impl DynamoStore {
         Self::new(Client::new(config), table)
     }
 
-    fn put(&self, item: HashMap<String, AttributeValue>) -> aws_sdk_dynamodb::types::builders::PutBuilder {
+    fn put(
+        &self,
+        item: HashMap<String, AttributeValue>,
+    ) -> aws_sdk_dynamodb::types::builders::PutBuilder {
         Put::builder().table_name(&self.table).set_item(Some(item))
     }
 
@@ -208,7 +236,12 @@ impl DynamoStore {
     ) -> Result<Option<Vec<aws_sdk_dynamodb::types::CancellationReason>>, StoreError> {
         let mut attempt = 0;
         loop {
-            let result = self.client.transact_write_items().set_transact_items(Some(items.clone())).send().await;
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
             let error = match result {
                 Ok(_) => return Ok(None),
                 Err(error) => error,
@@ -219,14 +252,18 @@ impl DynamoStore {
                 )) => cancelled.cancellation_reasons().to_vec(),
                 _ => return Err(classify(what, error)),
             };
-            let code = |r: &aws_sdk_dynamodb::types::CancellationReason| r.code().unwrap_or("None").to_owned();
+            let code = |r: &aws_sdk_dynamodb::types::CancellationReason| {
+                r.code().unwrap_or("None").to_owned()
+            };
             if reasons.iter().any(|r| code(r) == "ConditionalCheckFailed") {
                 return Ok(Some(reasons));
             }
             attempt += 1;
             if attempt >= CONFLICT_ATTEMPTS {
                 let codes: Vec<_> = reasons.iter().map(code).collect();
-                return Err(StoreError::Retryable(format!("{what}: transaction cancelled: {codes:?}")));
+                return Err(StoreError::Retryable(format!(
+                    "{what}: transaction cancelled: {codes:?}"
+                )));
             }
             backoff(attempt).await;
         }
@@ -235,14 +272,24 @@ impl DynamoStore {
     fn encode_cursor(last: &HashMap<String, AttributeValue>) -> Option<String> {
         let map: serde_json::Map<String, serde_json::Value> = last
             .iter()
-            .filter_map(|(k, v)| v.as_s().ok().map(|s| (k.clone(), serde_json::Value::String(s.clone()))))
+            .filter_map(|(k, v)| {
+                v.as_s()
+                    .ok()
+                    .map(|s| (k.clone(), serde_json::Value::String(s.clone())))
+            })
             .collect();
         Some(URL_SAFE_NO_PAD.encode(serde_json::to_vec(&map).ok()?))
     }
 
-    fn decode_cursor(cursor: &str, expected_partition: &str) -> Result<HashMap<String, AttributeValue>, StoreError> {
-        let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| StoreError::InvalidCursor)?;
-        let map: HashMap<String, String> = serde_json::from_slice(&bytes).map_err(|_| StoreError::InvalidCursor)?;
+    fn decode_cursor(
+        cursor: &str,
+        expected_partition: &str,
+    ) -> Result<HashMap<String, AttributeValue>, StoreError> {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(cursor)
+            .map_err(|_| StoreError::InvalidCursor)?;
+        let map: HashMap<String, String> =
+            serde_json::from_slice(&bytes).map_err(|_| StoreError::InvalidCursor)?;
         let expected_keys = ["pk", "sk", "gsi1pk", "gsi1sk"];
         if map.len() != expected_keys.len()
             || !expected_keys.iter().all(|k| map.contains_key(*k))
@@ -255,24 +302,35 @@ impl DynamoStore {
 }
 
 impl OrderStore for DynamoStore {
-    async fn create(&self, order: &Order, record: &IdempotencyRecord) -> Result<CreateOutcome, StoreError> {
+    async fn create(
+        &self,
+        order: &Order,
+        record: &IdempotencyRecord,
+    ) -> Result<CreateOutcome, StoreError> {
         let idempotency = IdempotencyItem {
             pk: idempotency_pk(&record.customer_id, &record.key),
             sk: "IDEMPOTENCY".into(),
             entity: entity::IDEMPOTENCY.into(),
-            expires_at: (record.created_at + chrono::Duration::days(IDEMPOTENCY_TTL_DAYS)).timestamp(),
+            expires_at: (record.created_at + chrono::Duration::days(IDEMPOTENCY_TTL_DAYS))
+                .timestamp(),
             record: record.clone(),
         };
         let not_there = |item| {
-            self.put(item).condition_expression("attribute_not_exists(pk)").build().map(|put| TransactWriteItem::builder().put(put).build())
+            self.put(item)
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .map(|put| TransactWriteItem::builder().put(put).build())
         };
         let items = vec![
-            not_there(to_item(&OrderItem::new(order))?).map_err(|e| StoreError::Failed(e.to_string()))?,
+            not_there(to_item(&OrderItem::new(order))?)
+                .map_err(|e| StoreError::Failed(e.to_string()))?,
             not_there(to_item(&idempotency)?).map_err(|e| StoreError::Failed(e.to_string()))?,
         ];
         match self.transact("create order", items).await? {
             None => Ok(CreateOutcome::Created),
-            Some(reasons) if reasons.get(1).and_then(|r| r.code()) == Some("ConditionalCheckFailed") => {
+            Some(reasons)
+                if reasons.get(1).and_then(|r| r.code()) == Some("ConditionalCheckFailed") =>
+            {
                 Ok(CreateOutcome::KeyAlreadyUsed)
             }
             Some(_) => Err(StoreError::ConditionFailed),
@@ -288,12 +346,18 @@ impl OrderStore for DynamoStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(self::key(idempotency_pk(customer, key), "IDEMPOTENCY")))
+            .set_key(Some(self::key(
+                idempotency_pk(customer, key),
+                "IDEMPOTENCY",
+            )))
             .consistent_read(true)
             .send()
             .await
             .map_err(|e| classify("get idempotency record", e))?;
-        output.item.map(|item| from_item::<IdempotencyItem>(item).map(|i| i.record)).transpose()
+        output
+            .item
+            .map(|item| from_item::<IdempotencyItem>(item).map(|i| i.record))
+            .transpose()
     }
 
     async fn get(&self, id: &OrderId) -> Result<Option<Order>, StoreError> {
@@ -306,7 +370,10 @@ impl OrderStore for DynamoStore {
             .send()
             .await
             .map_err(|e| classify("get order", e))?;
-        output.item.map(|item| from_item::<OrderItem>(item).map(|i| i.order)).transpose()
+        output
+            .item
+            .map(|item| from_item::<OrderItem>(item).map(|i| i.order))
+            .transpose()
     }
 
     async fn save(&self, order: &Order, expected_version: u64) -> Result<(), StoreError> {
@@ -322,7 +389,10 @@ impl OrderStore for DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
                 Err(StoreError::ConditionFailed)
             }
             Err(e) => Err(classify("save order", e)),
@@ -336,7 +406,9 @@ impl OrderStore for DynamoStore {
         cursor: Option<&str>,
     ) -> Result<Page<Order>, StoreError> {
         let partition = format!("CUSTOMER#{customer}");
-        let start = cursor.map(|c| Self::decode_cursor(c, &partition)).transpose()?;
+        let start = cursor
+            .map(|c| Self::decode_cursor(c, &partition))
+            .transpose()?;
         let output = self
             .client
             .query()
@@ -356,7 +428,10 @@ impl OrderStore for DynamoStore {
             .into_iter()
             .map(|item| from_item::<OrderItem>(item).map(|i| i.order))
             .collect::<Result<Vec<_>, _>>()?;
-        let next_cursor = output.last_evaluated_key.as_ref().and_then(Self::encode_cursor);
+        let next_cursor = output
+            .last_evaluated_key
+            .as_ref()
+            .and_then(Self::encode_cursor);
         Ok(Page { items, next_cursor })
     }
 }
@@ -366,8 +441,17 @@ impl InventoryStore for DynamoStore {
         let mut products = Vec::with_capacity(skus.len());
         // BatchGetItem takes at most 100 keys; an order has at most 99 lines.
         for chunk in skus.chunks(100) {
-            let keys: Vec<_> = chunk.iter().map(|sku| key(sku_pk(sku), "PRODUCT")).collect();
-            let mut request = Some(KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build().map_err(|e| StoreError::Failed(e.to_string()))?);
+            let keys: Vec<_> = chunk
+                .iter()
+                .map(|sku| key(sku_pk(sku), "PRODUCT"))
+                .collect();
+            let mut request = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| StoreError::Failed(e.to_string()))?,
+            );
             let mut attempt = 0;
             while let Some(keys) = request.take() {
                 let output = self
@@ -377,15 +461,24 @@ impl InventoryStore for DynamoStore {
                     .send()
                     .await
                     .map_err(|e| classify("get products", e))?;
-                for item in output.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
+                for item in output
+                    .responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default()
+                {
                     products.push(from_item::<ProductItem>(item)?.product);
                 }
                 // Keys DynamoDB did not get to (throttling, size) come back to be asked again.
-                request = output.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).filter(|k| !k.keys.is_empty());
+                request = output
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                    .filter(|k| !k.keys.is_empty());
                 if request.is_some() {
                     attempt += 1;
                     if attempt > 5 {
-                        return Err(StoreError::Retryable("get products: keys left unprocessed".into()));
+                        return Err(StoreError::Retryable(
+                            "get products: keys left unprocessed".into(),
+                        ));
                     }
                     backoff(attempt).await;
                 }
@@ -404,7 +497,10 @@ impl InventoryStore for DynamoStore {
             .send()
             .await
             .map_err(|e| classify("get product", e))?;
-        output.item.map(|item| from_item::<ProductItem>(item).map(|i| i.product)).transpose()
+        output
+            .item
+            .map(|item| from_item::<ProductItem>(item).map(|i| i.product))
+            .transpose()
     }
 
     async fn save_product(
@@ -421,7 +517,9 @@ impl InventoryStore for DynamoStore {
                 .expression_attribute_names("#version", "version")
                 .expression_attribute_values(":expected", n(version)),
         };
-        let mut items = vec![TransactWriteItem::builder().put(put.build().map_err(|e| StoreError::Failed(e.to_string()))?).build()];
+        let mut items = vec![TransactWriteItem::builder()
+            .put(put.build().map_err(|e| StoreError::Failed(e.to_string()))?)
+            .build()];
         if let Some(adjustment) = adjustment {
             let item = AdjustmentItem {
                 pk: sku_pk(&adjustment.sku),
@@ -429,8 +527,14 @@ impl InventoryStore for DynamoStore {
                 entity: entity::STOCK_ADJUSTMENT.into(),
                 adjustment: adjustment.clone(),
             };
-            let put = self.put(to_item(&item)?).condition_expression("attribute_not_exists(pk)");
-            items.push(TransactWriteItem::builder().put(put.build().map_err(|e| StoreError::Failed(e.to_string()))?).build());
+            let put = self
+                .put(to_item(&item)?)
+                .condition_expression("attribute_not_exists(pk)");
+            items.push(
+                TransactWriteItem::builder()
+                    .put(put.build().map_err(|e| StoreError::Failed(e.to_string()))?)
+                    .build(),
+            );
         }
         match self.transact("save product", items).await? {
             None => Ok(()),
@@ -441,7 +545,9 @@ impl InventoryStore for DynamoStore {
 
 impl StockReservations for DynamoStore {
     async fn reserve(&self, reserved: &Order) -> Result<ReserveOutcome, StoreError> {
-        let now = s(reserved.updated_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));
+        let now = s(reserved
+            .updated_at
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));
         let mut items = Vec::with_capacity(reserved.lines.len() + 1);
         for (sku, quantity) in reserved.quantities() {
             let update = Update::builder()
@@ -475,7 +581,9 @@ impl StockReservations for DynamoStore {
         let Some(reasons) = self.transact("reserve stock", items).await? else {
             return Ok(ReserveOutcome::Reserved);
         };
-        let failed = |index: usize| reasons.get(index).and_then(|r| r.code()) == Some("ConditionalCheckFailed");
+        let failed = |index: usize| {
+            reasons.get(index).and_then(|r| r.code()) == Some("ConditionalCheckFailed")
+        };
         if failed(reserved.lines.len()) {
             return Ok(ReserveOutcome::OrderChanged);
         }
@@ -490,7 +598,11 @@ impl StockReservations for DynamoStore {
                     .and_then(|v| v.as_n().ok())
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(0);
-                Shortage { sku: sku.clone(), requested: quantity.get(), available }
+                Shortage {
+                    sku: sku.clone(),
+                    requested: quantity.get(),
+                    available,
+                }
             })
             .collect();
         Ok(ReserveOutcome::Short(shortages))
@@ -510,8 +622,17 @@ mod tests {
             ("gsi1sk".to_owned(), s("ORDER#1")),
         ]);
         let cursor = DynamoStore::encode_cursor(&last).unwrap();
-        assert_eq!(DynamoStore::decode_cursor(&cursor, "CUSTOMER#alice").unwrap(), last);
-        assert_eq!(DynamoStore::decode_cursor(&cursor, "CUSTOMER#mallory"), Err(StoreError::InvalidCursor));
-        assert_eq!(DynamoStore::decode_cursor("not base64!", "CUSTOMER#alice"), Err(StoreError::InvalidCursor));
+        assert_eq!(
+            DynamoStore::decode_cursor(&cursor, "CUSTOMER#alice").unwrap(),
+            last
+        );
+        assert_eq!(
+            DynamoStore::decode_cursor(&cursor, "CUSTOMER#mallory"),
+            Err(StoreError::InvalidCursor)
+        );
+        assert_eq!(
+            DynamoStore::decode_cursor("not base64!", "CUSTOMER#alice"),
+            Err(StoreError::InvalidCursor)
+        );
     }
 }

@@ -37,9 +37,17 @@ pub enum ApiError {
     #[error("the request has invalid fields")]
     Invalid(ValidationErrors),
     #[error("{detail}")]
-    BadRequest { kind: &'static str, title: &'static str, detail: String },
+    BadRequest {
+        kind: &'static str,
+        title: &'static str,
+        detail: String,
+    },
     #[error("{detail}")]
-    Conflict { kind: &'static str, title: &'static str, detail: String },
+    Conflict {
+        kind: &'static str,
+        title: &'static str,
+        detail: String,
+    },
     #[error("the body is larger than {MAX_BODY_BYTES} bytes")]
     PayloadTooLarge,
     #[error("the body must be application/json")]
@@ -64,18 +72,40 @@ struct Problem<'a> {
 impl ApiError {
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
-            Self::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated", "Authentication required"),
+            Self::Unauthenticated => (
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "Authentication required",
+            ),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Missing scope"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
-            Self::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation-error", "Invalid request"),
+            Self::Invalid(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation-error",
+                "Invalid request",
+            ),
             Self::BadRequest { kind, title, .. } => (StatusCode::BAD_REQUEST, kind, title),
             Self::Conflict { kind, title, .. } => (StatusCode::CONFLICT, kind, title),
-            Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Body too large"),
-            Self::UnsupportedMediaType => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type")
-            }
-            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service busy, retry later"),
-            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal-error", "Internal error"),
+            Self::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Body too large",
+            ),
+            Self::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+            ),
+            Self::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service busy, retry later",
+            ),
+            Self::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal-error",
+                "Internal error",
+            ),
         }
     }
 }
@@ -87,7 +117,9 @@ pub fn problem(error: &ApiError) -> Response<Body> {
     let detail = if status.is_server_error() {
         tracing::error!(%error, "request failed");
         match error {
-            ApiError::Unavailable(_) => "The service is busy. Retry the same request shortly.".to_owned(),
+            ApiError::Unavailable(_) => {
+                "The service is busy. Retry the same request shortly.".to_owned()
+            }
             _ => "An internal error occurred. It has been logged.".to_owned(),
         }
     } else {
@@ -101,14 +133,26 @@ pub fn problem(error: &ApiError) -> Response<Body> {
         ApiError::Invalid(errors) => Some(errors.0.as_slice()),
         _ => None,
     };
-    let body = Problem { kind: format!("/problems/{kind}"), title, status: status.as_u16(), detail, errors };
+    let body = Problem {
+        kind: format!("/problems/{kind}"),
+        title,
+        status: status.as_u16(),
+        detail,
+        errors,
+    };
     let mut response = json_response(status, &body);
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
     if status == StatusCode::UNAUTHORIZED {
-        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
     if status == StatusCode::SERVICE_UNAVAILABLE {
-        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
     response
 }
@@ -122,7 +166,9 @@ pub fn respond(result: Result<Response<Body>, ApiError>) -> Response<Body> {
 pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response<Body> {
     match serde_json::to_string(body) {
         Ok(json) => raw_json_response(status, json),
-        Err(error) => problem(&ApiError::Internal(format!("cannot encode the response: {error}"))),
+        Err(error) => problem(&ApiError::Internal(format!(
+            "cannot encode the response: {error}"
+        ))),
     }
 }
 
@@ -130,7 +176,10 @@ pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response<Bod
 pub fn raw_json_response(status: StatusCode, json: String) -> Response<Body> {
     let mut response = Response::new(Body::Text(json));
     *response.status_mut() = status;
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 
@@ -138,7 +187,9 @@ pub fn raw_json_response(status: StatusCode, json: String) -> Response<Body> {
 /// `scope` (space-separated) the scopes.
 pub fn caller(request: &Request) -> Result<Caller, ApiError> {
     let jwt = match request.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(context)) => context.authorizer.as_ref().and_then(|a| a.jwt.as_ref()),
+        Some(RequestContext::ApiGatewayV2(context)) => {
+            context.authorizer.as_ref().and_then(|a| a.jwt.as_ref())
+        }
         _ => None,
     }
     .ok_or(ApiError::Unauthenticated)?;
@@ -151,7 +202,10 @@ pub fn caller(request: &Request) -> Result<Caller, ApiError> {
     if let Some(scope) = jwt.claims.get("scope") {
         scopes.extend(scope.split_whitespace().map(str::to_owned));
     }
-    Ok(Caller { customer_id, scopes })
+    Ok(Caller {
+        customer_id,
+        scopes,
+    })
 }
 
 /// Refuses a caller without `scope`.
@@ -167,7 +221,14 @@ pub fn require_scope(caller: &Caller, scope: &'static str) -> Result<(), ApiErro
 /// and well-formed.
 pub fn json_body(request: &Request) -> Result<serde_json::Value, ApiError> {
     if let Some(content_type) = request.headers().get(header::CONTENT_TYPE) {
-        let essence = content_type.to_str().unwrap_or_default().split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        let essence = content_type
+            .to_str()
+            .unwrap_or_default()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
         if essence != "application/json" && !essence.ends_with("+json") {
             return Err(ApiError::UnsupportedMediaType);
         }
@@ -177,7 +238,11 @@ pub fn json_body(request: &Request) -> Result<serde_json::Value, ApiError> {
         return Err(ApiError::PayloadTooLarge);
     }
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::BadRequest { kind: "malformed-json", title: "Malformed JSON", detail: "the body is empty".into() });
+        return Err(ApiError::BadRequest {
+            kind: "malformed-json",
+            title: "Malformed JSON",
+            detail: "the body is empty".into(),
+        });
     }
     serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest {
         kind: "malformed-json",
@@ -197,7 +262,11 @@ pub fn route_key(request: &Request) -> Option<&str> {
 
 /// The problem for a route this function does not serve: a deployment mistake, not a client's.
 pub fn unknown_route(request: &Request) -> ApiError {
-    ApiError::NotFound(format!("no route {} {}", request.method(), request.uri().path()))
+    ApiError::NotFound(format!(
+        "no route {} {}",
+        request.method(),
+        request.uri().path()
+    ))
 }
 
 /// A path parameter the route declares.
@@ -235,12 +304,15 @@ impl From<IntakeError> for ApiError {
             IntakeError::KeyReused => ApiError::Conflict {
                 kind: "idempotency-key-reused",
                 title: "Idempotency-Key reused",
-                detail: "this Idempotency-Key was already used with a different request body".into(),
+                detail: "this Idempotency-Key was already used with a different request body"
+                    .into(),
             },
             IntakeError::InProgress => ApiError::Conflict {
                 kind: "idempotency-key-in-progress",
                 title: "Request in progress",
-                detail: "a request with this Idempotency-Key is still being processed; retry shortly".into(),
+                detail:
+                    "a request with this Idempotency-Key is still being processed; retry shortly"
+                        .into(),
             },
             IntakeError::Store(error) => error.into(),
         }
@@ -260,7 +332,9 @@ impl From<InventoryError> for ApiError {
     fn from(error: InventoryError) -> Self {
         match error {
             InventoryError::Invalid(errors) => ApiError::Invalid(errors),
-            InventoryError::NotFound(sku) => ApiError::NotFound(format!("SKU {sku} does not exist")),
+            InventoryError::NotFound(sku) => {
+                ApiError::NotFound(format!("SKU {sku} does not exist"))
+            }
             InventoryError::Stock(error) => ApiError::Conflict {
                 kind: "insufficient-stock",
                 title: "Stock change refused",
@@ -282,7 +356,10 @@ mod tests {
 
     #[test]
     fn validation_errors_name_each_field() {
-        let response = problem(&ApiError::Invalid(ValidationErrors::one("lines[0].quantity", "must be 1 to 999")));
+        let response = problem(&ApiError::Invalid(ValidationErrors::one(
+            "lines[0].quantity",
+            "must be 1 to 999",
+        )));
         assert_eq!(response.status(), 422);
         assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
         let body = body_of(&response);
@@ -292,7 +369,9 @@ mod tests {
 
     #[test]
     fn server_errors_say_nothing_internal() {
-        let response = problem(&ApiError::Internal("table oms-orders: AccessDenied for role x".into()));
+        let response = problem(&ApiError::Internal(
+            "table oms-orders: AccessDenied for role x".into(),
+        ));
         assert_eq!(response.status(), 500);
         assert!(!body_of(&response).to_string().contains("AccessDenied"));
         let busy = problem(&StoreError::Retryable("ThrottlingException".into()).into());

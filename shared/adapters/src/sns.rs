@@ -21,6 +21,21 @@ pub struct OutgoingEvent {
     pub event_type: &'static str,
 }
 
+/// Where the event publisher sends events: SNS in Lambda, a recording fake in tests.
+pub trait EventSink: Send + Sync {
+    /// Publishes every event and returns the indexes of those that could not be published.
+    fn publish_all(
+        &self,
+        events: &[OutgoingEvent],
+    ) -> impl std::future::Future<Output = Vec<usize>> + Send;
+}
+
+impl EventSink for EventPublisher {
+    async fn publish_all(&self, events: &[OutgoingEvent]) -> Vec<usize> {
+        EventPublisher::publish_all(self, events).await
+    }
+}
+
 /// Publishes to one topic.
 #[derive(Clone)]
 pub struct EventPublisher {
@@ -33,7 +48,10 @@ const ATTEMPTS: u32 = 3;
 
 impl EventPublisher {
     pub fn new(client: Client, topic_arn: impl Into<String>) -> Self {
-        Self { client, topic_arn: topic_arn.into() }
+        Self {
+            client,
+            topic_arn: topic_arn.into(),
+        }
     }
 
     /// A publisher to `topic_arn`, with a client built from the shared SDK configuration.
@@ -67,7 +85,10 @@ impl EventPublisher {
         let mut unbuildable = Vec::new();
         for &index in pending {
             let event = &chunk[index];
-            let attribute = MessageAttributeValue::builder().data_type("String").string_value(event.event_type).build();
+            let attribute = MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(event.event_type)
+                .build();
             let entry = attribute.and_then(|attribute| {
                 PublishBatchRequestEntry::builder()
                     .id(format!("e{index}"))
@@ -86,16 +107,26 @@ impl EventPublisher {
         if entries.is_empty() {
             return unbuildable;
         }
-        match self.client.publish_batch().topic_arn(&self.topic_arn).set_publish_batch_request_entries(Some(entries)).send().await {
+        match self
+            .client
+            .publish_batch()
+            .topic_arn(&self.topic_arn)
+            .set_publish_batch_request_entries(Some(entries))
+            .send()
+            .await
+        {
             Ok(output) => {
                 let mut failed = unbuildable;
-                failed.extend(output
-                    .failed()
-                    .iter()
-                    .filter_map(|f| {
-                        tracing::warn!(code = f.code(), sender_fault = f.sender_fault(), "an event was not published");
-                        f.id().strip_prefix('e').and_then(|i| i.parse::<usize>().ok())
-                    }));
+                failed.extend(output.failed().iter().filter_map(|f| {
+                    tracing::warn!(
+                        code = f.code(),
+                        sender_fault = f.sender_fault(),
+                        "an event was not published"
+                    );
+                    f.id()
+                        .strip_prefix('e')
+                        .and_then(|i| i.parse::<usize>().ok())
+                }));
                 failed
             }
             Err(error) => {
@@ -103,5 +134,38 @@ impl EventPublisher {
                 pending.to_vec()
             }
         }
+    }
+}
+
+/// The event JSON in an SQS message body from an SNS subscription: the body itself with raw
+/// message delivery (as the template subscribes queues), or the `Message` of the SNS envelope
+/// without it, so a queue subscribed either way works.
+pub fn event_json_from_sqs_body(body: &str) -> std::borrow::Cow<'_, str> {
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        #[serde(rename = "Type")]
+        kind: String,
+        #[serde(rename = "Message")]
+        message: String,
+    }
+    match serde_json::from_str::<Envelope>(body) {
+        Ok(envelope) if envelope.kind == "Notification" => {
+            std::borrow::Cow::Owned(envelope.message)
+        }
+        _ => std::borrow::Cow::Borrowed(body),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unwraps_an_sns_envelope_and_passes_raw_bodies_through() {
+        let raw = r#"{"specversion":"1.0","id":"x"}"#;
+        assert_eq!(event_json_from_sqs_body(raw), raw);
+        let wrapped = serde_json::json!({"Type": "Notification", "MessageId": "m", "Message": raw})
+            .to_string();
+        assert_eq!(event_json_from_sqs_body(&wrapped), raw);
     }
 }

@@ -187,7 +187,11 @@ impl Contact {
                 && digits.chars().all(|c| c.is_ascii_digit());
             errors.check(
                 format!("{field}.phone"),
-                if ok { Ok(p.clone()) } else { Err("must be an E.164 number such as +4915112345678") },
+                if ok {
+                    Ok(p.clone())
+                } else {
+                    Err("must be an E.164 number such as +4915112345678")
+                },
             )
         });
         let language = text(errors, map, field, "language", 35, false).and_then(|l| {
@@ -196,13 +200,21 @@ impl Contact {
             });
             errors.check(
                 format!("{field}.language"),
-                if ok { Ok(l.clone()) } else { Err("must be a BCP 47 language tag such as en or de-AT") },
+                if ok {
+                    Ok(l.clone())
+                } else {
+                    Err("must be a BCP 47 language tag such as en or de-AT")
+                },
             )
         });
         if errors.0.len() != before {
             return None;
         }
-        Some(Self { email: email?, phone, language })
+        Some(Self {
+            email: email?,
+            phone,
+            language,
+        })
     }
 
     pub fn email(&self) -> &str {
@@ -229,13 +241,19 @@ mod tests {
         let parsed = Address::parse(
             &mut errors,
             "shippingAddress",
-            Some(&json!({"name": "", "line1": 5, "city": "Berlin", "postalCode": "10115", "country": "Germany"})),
+            Some(
+                &json!({"name": "", "line1": 5, "city": "Berlin", "postalCode": "10115", "country": "Germany"}),
+            ),
         );
         assert!(parsed.is_none());
         let fields: Vec<_> = errors.0.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(
             fields,
-            ["shippingAddress.name", "shippingAddress.line1", "shippingAddress.country"]
+            [
+                "shippingAddress.name",
+                "shippingAddress.line1",
+                "shippingAddress.country"
+            ]
         );
     }
 
@@ -251,7 +269,11 @@ mod tests {
         assert_eq!(ok.email(), "ada@example.com");
         assert!(errors.is_empty());
 
-        let bad = Contact::parse(&mut errors, "contact", Some(&json!({"email": "nope", "phone": "123"})));
+        let bad = Contact::parse(
+            &mut errors,
+            "contact",
+            Some(&json!({"email": "nope", "phone": "123"})),
+        );
         assert!(bad.is_none());
         assert_eq!(errors.0.len(), 2);
     }

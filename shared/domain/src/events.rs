@@ -69,7 +69,14 @@ pub struct CloudEvent<T> {
 }
 
 impl<T> CloudEvent<T> {
-    fn new(event_type: EventType, source: &str, subject: String, sequence: u64, time: DateTime<Utc>, data: T) -> Self {
+    fn new(
+        event_type: EventType,
+        source: &str,
+        subject: String,
+        sequence: u64,
+        time: DateTime<Utc>,
+        data: T,
+    ) -> Self {
         CloudEvent {
             specversion: "1.0".into(),
             id: format!("{subject}-{sequence}"),
@@ -117,7 +124,11 @@ pub fn order_event(old: Option<&Order>, new: Option<&Order>) -> Option<CloudEven
     if previous_status == Some(new.status) {
         return None;
     }
-    let event_type = if old.is_none() { EventType::OrderPlaced } else { EventType::for_status(new.status) };
+    let event_type = if old.is_none() {
+        EventType::OrderPlaced
+    } else {
+        EventType::for_status(new.status)
+    };
     let data = OrderEventData {
         order_id: new.id.clone(),
         customer_id: new.customer_id.clone(),
@@ -126,13 +137,24 @@ pub fn order_event(old: Option<&Order>, new: Option<&Order>) -> Option<CloudEven
         lines: new
             .lines
             .iter()
-            .map(|l| EventLine { sku: l.sku.clone(), quantity: l.quantity, unit_price: l.unit_price })
+            .map(|l| EventLine {
+                sku: l.sku.clone(),
+                quantity: l.quantity,
+                unit_price: l.unit_price,
+            })
             .collect(),
         totals: new.totals,
         shipping_method: new.shipping.method,
         shortages: new.shortages.clone(),
     };
-    Some(CloudEvent::new(event_type, "urn:oms:orders", new.id.to_string(), new.version, new.updated_at, data))
+    Some(CloudEvent::new(
+        event_type,
+        "urn:oms:orders",
+        new.id.to_string(),
+        new.version,
+        new.updated_at,
+        data,
+    ))
 }
 
 /// What a stock event says.
@@ -147,7 +169,10 @@ pub struct StockEventData {
 }
 
 /// A low-stock alert when a SKU's `available` falls below its threshold (once per crossing).
-pub fn stock_event(old: Option<&Product>, new: Option<&Product>) -> Option<CloudEvent<StockEventData>> {
+pub fn stock_event(
+    old: Option<&Product>,
+    new: Option<&Product>,
+) -> Option<CloudEvent<StockEventData>> {
     let new = new?;
     let low = |p: &Product| p.stock.available() < p.low_stock_threshold;
     if !new.active || !low(new) || old.is_some_and(low) {
@@ -160,7 +185,14 @@ pub fn stock_event(old: Option<&Product>, new: Option<&Product>) -> Option<Cloud
         on_hand: new.stock.on_hand(),
         low_stock_threshold: new.low_stock_threshold,
     };
-    Some(CloudEvent::new(EventType::LowStock, "urn:oms:inventory", new.sku.to_string(), new.version, new.updated_at, data))
+    Some(CloudEvent::new(
+        EventType::LowStock,
+        "urn:oms:inventory",
+        new.sku.to_string(),
+        new.version,
+        new.updated_at,
+        data,
+    ))
 }
 
 #[cfg(test)]
@@ -172,7 +204,10 @@ mod tests {
 
     #[test]
     fn a_new_order_is_placed_and_each_status_change_is_one_event() {
-        let order = placed(json!([{"sku": "A", "quantity": 1}]), &[product("A", 100, 1)]);
+        let order = placed(
+            json!([{"sku": "A", "quantity": 1}]),
+            &[product("A", 100, 1)],
+        );
         let placed_event = order_event(None, Some(&order)).unwrap();
         assert_eq!(placed_event.event_type, EventType::OrderPlaced);
         assert_eq!(placed_event.id, format!("{}-1", order.id));
@@ -190,7 +225,10 @@ mod tests {
 
     #[test]
     fn events_carry_no_personal_data() {
-        let order = placed(json!([{"sku": "A", "quantity": 1}]), &[product("A", 100, 1)]);
+        let order = placed(
+            json!([{"sku": "A", "quantity": 1}]),
+            &[product("A", 100, 1)],
+        );
         let json = serde_json::to_string(&order_event(None, Some(&order)).unwrap()).unwrap();
         assert!(!json.contains("ada@example.com"));
         assert!(!json.contains("Main St"));
@@ -200,11 +238,22 @@ mod tests {
     #[test]
     fn low_stock_is_raised_once_per_crossing() {
         let full = product("A", 100, 3);
-        let low = Product { stock: full.stock.reserve(Quantity::new(2).unwrap()).unwrap(), version: 2, ..full.clone() };
-        let lower = Product { stock: low.stock.reserve(Quantity::new(1).unwrap()).unwrap(), version: 3, ..full.clone() };
+        let low = Product {
+            stock: full.stock.reserve(Quantity::new(2).unwrap()).unwrap(),
+            version: 2,
+            ..full.clone()
+        };
+        let lower = Product {
+            stock: low.stock.reserve(Quantity::new(1).unwrap()).unwrap(),
+            version: 3,
+            ..full.clone()
+        };
         assert!(stock_event(None, Some(&full)).is_none());
         let event = stock_event(Some(&full), Some(&low)).unwrap();
-        assert_eq!((event.event_type, event.data.available), (EventType::LowStock, 1));
+        assert_eq!(
+            (event.event_type, event.data.available),
+            (EventType::LowStock, 1)
+        );
         assert!(stock_event(Some(&low), Some(&lower)).is_none());
     }
 }

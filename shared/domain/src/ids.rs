@@ -165,7 +165,10 @@ mod tests {
         let early = OrderId::generate(chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap());
         let late = OrderId::generate(chrono::DateTime::from_timestamp(1_700_000_001, 0).unwrap());
         assert!(early < late);
-        assert_eq!(OrderId::parse(early.as_str().to_lowercase()).unwrap(), early);
+        assert_eq!(
+            OrderId::parse(early.as_str().to_lowercase()).unwrap(),
+            early
+        );
         assert_eq!(OrderId::parse("not-a-ulid"), Err(IdError::NotAnOrderId));
     }
 }

@@ -10,7 +10,8 @@ use std::sync::{Mutex, MutexGuard};
 use crate::ids::{CustomerId, IdempotencyKey, OrderId, Sku};
 use crate::order::{Order, Shortage};
 use crate::ports::{
-    CreateOutcome, IdempotencyRecord, InventoryStore, OrderStore, Page, ReserveOutcome, StockReservations, StoreError,
+    CreateOutcome, IdempotencyRecord, InventoryStore, OrderStore, Page, ReserveOutcome,
+    StockReservations, StoreError,
 };
 use crate::stock::{Product, StockAdjustment};
 
@@ -38,7 +39,9 @@ impl InMemoryStore {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock can only come from a failed test assertion.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Stores an order as it is, for tests that start mid-life.
@@ -57,12 +60,21 @@ impl InMemoryStore {
 
     /// The adjustments recorded for one SKU, oldest first.
     pub fn adjustments(&self, sku: &Sku) -> Vec<StockAdjustment> {
-        self.lock().adjustments.iter().filter(|a| &a.sku == sku).cloned().collect()
+        self.lock()
+            .adjustments
+            .iter()
+            .filter(|a| &a.sku == sku)
+            .cloned()
+            .collect()
     }
 }
 
 impl OrderStore for InMemoryStore {
-    async fn create(&self, order: &Order, record: &IdempotencyRecord) -> Result<CreateOutcome, StoreError> {
+    async fn create(
+        &self,
+        order: &Order,
+        record: &IdempotencyRecord,
+    ) -> Result<CreateOutcome, StoreError> {
         let mut state = self.lock();
         let key = (record.customer_id.clone(), record.key.clone());
         if state.idempotency.contains_key(&key) {
@@ -81,7 +93,11 @@ impl OrderStore for InMemoryStore {
         customer: &CustomerId,
         key: &IdempotencyKey,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
-        Ok(self.lock().idempotency.get(&(customer.clone(), key.clone())).cloned())
+        Ok(self
+            .lock()
+            .idempotency
+            .get(&(customer.clone(), key.clone()))
+            .cloned())
     }
 
     async fn get(&self, id: &OrderId) -> Result<Option<Order>, StoreError> {
@@ -106,14 +122,29 @@ impl OrderStore for InMemoryStore {
         cursor: Option<&str>,
     ) -> Result<Page<Order>, StoreError> {
         let state = self.lock();
-        let mut mine: Vec<&Order> = state.orders.values().filter(|o| &o.customer_id == customer).collect();
+        let mut mine: Vec<&Order> = state
+            .orders
+            .values()
+            .filter(|o| &o.customer_id == customer)
+            .collect();
         mine.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
         let start = match cursor {
             None => 0,
-            Some(c) => mine.iter().position(|o| o.id.as_str() == c).map(|i| i + 1).ok_or(StoreError::InvalidCursor)?,
+            Some(c) => mine
+                .iter()
+                .position(|o| o.id.as_str() == c)
+                .map(|i| i + 1)
+                .ok_or(StoreError::InvalidCursor)?,
         };
-        let items: Vec<Order> = mine.iter().skip(start).take(limit as usize).map(|o| (*o).clone()).collect();
-        let next_cursor = (start + items.len() < mine.len()).then(|| items.last().map(|o| o.id.to_string())).flatten();
+        let items: Vec<Order> = mine
+            .iter()
+            .skip(start)
+            .take(limit as usize)
+            .map(|o| (*o).clone())
+            .collect();
+        let next_cursor = (start + items.len() < mine.len())
+            .then(|| items.last().map(|o| o.id.to_string()))
+            .flatten();
         Ok(Page { items, next_cursor })
     }
 }
@@ -121,7 +152,10 @@ impl OrderStore for InMemoryStore {
 impl InventoryStore for InMemoryStore {
     async fn products(&self, skus: &[Sku]) -> Result<Vec<Product>, StoreError> {
         let state = self.lock();
-        Ok(skus.iter().filter_map(|s| state.products.get(s).cloned()).collect())
+        Ok(skus
+            .iter()
+            .filter_map(|s| state.products.get(s).cloned())
+            .collect())
     }
 
     async fn product(&self, sku: &Sku) -> Result<Option<Product>, StoreError> {
@@ -155,15 +189,22 @@ impl StockReservations for InMemoryStore {
         for (sku, quantity) in reserved.quantities() {
             let product = state.products.get(sku);
             match product.map(|p| (p, p.stock.reserve(quantity))) {
-                Some((p, Ok(stock))) => {
-                    updated.push(Product { stock, version: p.version + 1, updated_at: reserved.updated_at, ..p.clone() })
-                }
+                Some((p, Ok(stock))) => updated.push(Product {
+                    stock,
+                    version: p.version + 1,
+                    updated_at: reserved.updated_at,
+                    ..p.clone()
+                }),
                 Some((p, Err(_))) => shortages.push(Shortage {
                     sku: sku.clone(),
                     requested: quantity.get(),
                     available: p.stock.available(),
                 }),
-                None => shortages.push(Shortage { sku: sku.clone(), requested: quantity.get(), available: 0 }),
+                None => shortages.push(Shortage {
+                    sku: sku.clone(),
+                    requested: quantity.get(),
+                    available: 0,
+                }),
             }
         }
         if !shortages.is_empty() {

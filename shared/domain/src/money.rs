@@ -76,7 +76,10 @@ impl TryFrom<MoneyRepr> for Money {
 
 impl From<Money> for MoneyRepr {
     fn from(money: Money) -> Self {
-        MoneyRepr { amount: money.minor_units, currency: money.currency }
+        MoneyRepr {
+            amount: money.minor_units,
+            currency: money.currency,
+        }
     }
 }
 
@@ -85,11 +88,17 @@ impl Money {
         if minor_units < 0 {
             return Err(MoneyError::Negative);
         }
-        Ok(Self { minor_units, currency })
+        Ok(Self {
+            minor_units,
+            currency,
+        })
     }
 
     pub fn zero(currency: Currency) -> Self {
-        Self { minor_units: 0, currency }
+        Self {
+            minor_units: 0,
+            currency,
+        }
     }
 
     pub fn minor_units(&self) -> i64 {
@@ -104,14 +113,25 @@ impl Money {
         if self.currency != other.currency {
             return Err(MoneyError::CurrencyMismatch(self.currency, other.currency));
         }
-        let sum = self.minor_units.checked_add(other.minor_units).ok_or(MoneyError::Overflow)?;
-        Ok(Money { minor_units: sum, currency: self.currency })
+        let sum = self
+            .minor_units
+            .checked_add(other.minor_units)
+            .ok_or(MoneyError::Overflow)?;
+        Ok(Money {
+            minor_units: sum,
+            currency: self.currency,
+        })
     }
 
     pub fn checked_mul(self, factor: u32) -> Result<Money, MoneyError> {
-        let product =
-            self.minor_units.checked_mul(i64::from(factor)).ok_or(MoneyError::Overflow)?;
-        Ok(Money { minor_units: product, currency: self.currency })
+        let product = self
+            .minor_units
+            .checked_mul(i64::from(factor))
+            .ok_or(MoneyError::Overflow)?;
+        Ok(Money {
+            minor_units: product,
+            currency: self.currency,
+        })
     }
 }
 
@@ -145,7 +165,10 @@ mod tests {
     #[test]
     fn parses_iso_codes_only() {
         assert!(Currency::parse("EUR").is_ok());
-        assert!(matches!(Currency::parse("EURO"), Err(MoneyError::UnknownCurrency(_))));
+        assert!(matches!(
+            Currency::parse("EURO"),
+            Err(MoneyError::UnknownCurrency(_))
+        ));
     }
 
     #[test]
@@ -161,7 +184,12 @@ mod tests {
     #[test]
     fn formats_with_the_currencys_minor_unit() {
         assert_eq!(Money::new(1999, eur()).unwrap().to_string(), "19.99 EUR");
-        assert_eq!(Money::new(500, Currency::parse("JPY").unwrap()).unwrap().to_string(), "500 JPY");
+        assert_eq!(
+            Money::new(500, Currency::parse("JPY").unwrap())
+                .unwrap()
+                .to_string(),
+            "500 JPY"
+        );
     }
 
     #[test]
@@ -170,7 +198,10 @@ mod tests {
         let json = serde_json::to_value(money).unwrap();
         assert_eq!(json, serde_json::json!({"amount": 1999, "currency": "EUR"}));
         assert_eq!(serde_json::from_value::<Money>(json).unwrap(), money);
-        assert!(serde_json::from_value::<Money>(serde_json::json!({"amount": -5, "currency": "EUR"})).is_err());
+        assert!(serde_json::from_value::<Money>(
+            serde_json::json!({"amount": -5, "currency": "EUR"})
+        )
+        .is_err());
     }
 
     proptest! {

@@ -148,7 +148,10 @@ impl Order {
                 continue;
             };
             if product.unit_price.currency() != currency {
-                errors.add(field, format!("'{}' is not priced in {currency}", wanted.sku));
+                errors.add(
+                    field,
+                    format!("'{}' is not priced in {currency}", wanted.sku),
+                );
                 continue;
             }
             let Some(line_total) =
@@ -173,11 +176,17 @@ impl Order {
             .map(|l| u64::from(l.unit_weight_grams) * u64::from(l.quantity.get()))
             .sum();
         let shipping_price = policy
-            .quote(request.shipping_method, request.shipping_address.country(), weight)
+            .quote(
+                request.shipping_method,
+                request.shipping_address.country(),
+                weight,
+            )
             .map_err(|e| ValidationErrors::one("shippingMethod", e.to_string()))?;
         let subtotal = lines
             .iter()
-            .try_fold(Money::zero(currency), |sum, line| sum.checked_add(line.line_total))
+            .try_fold(Money::zero(currency), |sum, line| {
+                sum.checked_add(line.line_total)
+            })
             .map_err(|e| ValidationErrors::one("lines", e.to_string()))?;
         let total = subtotal
             .checked_add(shipping_price)
@@ -193,9 +202,17 @@ impl Order {
                 price: shipping_price,
             },
             contact: request.contact.clone(),
-            totals: Totals { subtotal, shipping: shipping_price, total },
+            totals: Totals {
+                subtotal,
+                shipping: shipping_price,
+                total,
+            },
             shortages: Vec::new(),
-            timeline: vec![TimelineEntry { status: OrderStatus::Pending, at: now, note: None }],
+            timeline: vec![TimelineEntry {
+                status: OrderStatus::Pending,
+                at: now,
+                note: None,
+            }],
             created_at: now,
             updated_at: now,
             version: 1,
@@ -208,8 +225,16 @@ impl Order {
     }
 
     /// Stock fell short for the given SKUs: `PENDING → REJECTED`.
-    pub fn reject(&self, shortages: Vec<Shortage>, now: DateTime<Utc>) -> Result<Order, TransitionError> {
-        let note = shortages.iter().map(|s| s.sku.as_str()).collect::<Vec<_>>().join(", ");
+    pub fn reject(
+        &self,
+        shortages: Vec<Shortage>,
+        now: DateTime<Utc>,
+    ) -> Result<Order, TransitionError> {
+        let note = shortages
+            .iter()
+            .map(|s| s.sku.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
         let mut next = self.transition(
             OrderStatus::Rejected,
             &[OrderStatus::Pending],
@@ -228,13 +253,20 @@ impl Order {
         note: Option<String>,
     ) -> Result<Order, TransitionError> {
         if !allowed_from.contains(&self.status) {
-            return Err(TransitionError { from: self.status, to });
+            return Err(TransitionError {
+                from: self.status,
+                to,
+            });
         }
         let mut next = self.clone();
         next.status = to;
         next.updated_at = now;
         next.version += 1;
-        next.timeline.push(TimelineEntry { status: to, at: now, note });
+        next.timeline.push(TimelineEntry {
+            status: to,
+            at: now,
+            note,
+        });
         Ok(next)
     }
 
@@ -291,7 +323,10 @@ pub(crate) mod tests {
     #[test]
     fn prices_come_from_the_catalog_and_shipping_from_the_policy() {
         let catalog = [product("A", 1999, 5), product("B", 500, 5)];
-        let order = placed(json!([{"sku": "A", "quantity": 2}, {"sku": "B", "quantity": 3}]), &catalog);
+        let order = placed(
+            json!([{"sku": "A", "quantity": 2}, {"sku": "B", "quantity": 3}]),
+            &catalog,
+        );
         assert_eq!(order.totals.subtotal.minor_units(), 2 * 1999 + 3 * 500);
         // 5 units × 400 g = 2 kg, standard domestic: 490 + 2 × 50.
         assert_eq!(order.totals.shipping.minor_units(), 590);
@@ -307,7 +342,9 @@ pub(crate) mod tests {
         let result = Order::place(
             OrderId::generate(Utc::now()),
             CustomerId::parse("c").unwrap(),
-            &request(json!([{"sku": "A", "quantity": 1}, {"sku": "B", "quantity": 1}, {"sku": "C", "quantity": 1}])),
+            &request(
+                json!([{"sku": "A", "quantity": 1}, {"sku": "B", "quantity": 1}, {"sku": "C", "quantity": 1}]),
+            ),
             &[product("A", 100, 1), inactive],
             &ShippingPolicy::default_policy(),
             Utc::now(),
@@ -318,23 +355,44 @@ pub(crate) mod tests {
 
     #[test]
     fn transitions_follow_the_state_machine() {
-        let order = placed(json!([{"sku": "A", "quantity": 1}]), &[product("A", 100, 1)]);
+        let order = placed(
+            json!([{"sku": "A", "quantity": 1}]),
+            &[product("A", 100, 1)],
+        );
         let now = Utc::now();
         let reserved = order.reserve(now).unwrap();
-        assert_eq!((reserved.status, reserved.version, reserved.timeline.len()), (OrderStatus::Reserved, 2, 2));
+        assert_eq!(
+            (reserved.status, reserved.version, reserved.timeline.len()),
+            (OrderStatus::Reserved, 2, 2)
+        );
         assert_eq!(
             reserved.reserve(now),
-            Err(TransitionError { from: OrderStatus::Reserved, to: OrderStatus::Reserved })
+            Err(TransitionError {
+                from: OrderStatus::Reserved,
+                to: OrderStatus::Reserved
+            })
         );
         assert!(reserved.reject(vec![], now).is_err());
-        let rejected = order.reject(vec![Shortage { sku: Sku::parse("A").unwrap(), requested: 1, available: 0 }], now).unwrap();
+        let rejected = order
+            .reject(
+                vec![Shortage {
+                    sku: Sku::parse("A").unwrap(),
+                    requested: 1,
+                    available: 0,
+                }],
+                now,
+            )
+            .unwrap();
         assert_eq!(rejected.status, OrderStatus::Rejected);
         assert_eq!(rejected.shortages.len(), 1);
     }
 
     #[test]
     fn an_order_round_trips_through_json() {
-        let order = placed(json!([{"sku": "A", "quantity": 1}]), &[product("A", 100, 1)]);
+        let order = placed(
+            json!([{"sku": "A", "quantity": 1}]),
+            &[product("A", 100, 1)],
+        );
         let json = serde_json::to_string(&order).unwrap();
         assert_eq!(serde_json::from_str::<Order>(&json).unwrap(), order);
     }

@@ -87,7 +87,11 @@ pub trait OrderStore: Send + Sync {
     fn get(&self, id: &OrderId) -> impl Future<Output = Result<Option<Order>, StoreError>> + Send;
 
     /// Replaces the order on condition that the stored one still has `expected_version`.
-    fn save(&self, order: &Order, expected_version: u64) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn save(
+        &self,
+        order: &Order,
+        expected_version: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// A customer's orders, newest first.
     fn list_for_customer(
@@ -101,9 +105,15 @@ pub trait OrderStore: Send + Sync {
 /// The catalog and its stock counters.
 pub trait InventoryStore: Send + Sync {
     /// The products that exist among `skus` (unknown SKUs are simply absent).
-    fn products(&self, skus: &[Sku]) -> impl Future<Output = Result<Vec<Product>, StoreError>> + Send;
+    fn products(
+        &self,
+        skus: &[Sku],
+    ) -> impl Future<Output = Result<Vec<Product>, StoreError>> + Send;
 
-    fn product(&self, sku: &Sku) -> impl Future<Output = Result<Option<Product>, StoreError>> + Send;
+    fn product(
+        &self,
+        sku: &Sku,
+    ) -> impl Future<Output = Result<Option<Product>, StoreError>> + Send;
 
     /// Writes the product on condition that it does not exist (`expected_version` `None`) or still
     /// has `expected_version`, together with the adjustment that explains a stock change.
@@ -130,5 +140,8 @@ pub trait StockReservations: Send + Sync {
     /// In one atomic write: takes every line of `reserved` from `available` into `reserved`,
     /// each on condition that enough is available, and saves the order on condition that the
     /// stored one is the version before `reserved`.
-    fn reserve(&self, reserved: &Order) -> impl Future<Output = Result<ReserveOutcome, StoreError>> + Send;
+    fn reserve(
+        &self,
+        reserved: &Order,
+    ) -> impl Future<Output = Result<ReserveOutcome, StoreError>> + Send;
 }

@@ -57,7 +57,14 @@ mod tests {
 
     #[test]
     fn accepts_one_to_max_only() {
-        for bad in [json!(0), json!(-1), json!(1_000_000_000), json!(1.5), json!("2"), json!(null)] {
+        for bad in [
+            json!(0),
+            json!(-1),
+            json!(1_000_000_000),
+            json!(1.5),
+            json!("2"),
+            json!(null),
+        ] {
             assert_eq!(Quantity::from_json(&bad), Err(QuantityError), "{bad}");
         }
         assert_eq!(Quantity::from_json(&json!(1)).unwrap().get(), 1);

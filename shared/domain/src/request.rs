@@ -40,7 +40,10 @@ impl OrderRequest {
         let Some(object) = body.as_object() else {
             return Err(ValidationErrors::one("", "the body must be a JSON object"));
         };
-        for key in object.keys().filter(|k| !KNOWN_FIELDS.contains(&k.as_str())) {
+        for key in object
+            .keys()
+            .filter(|k| !KNOWN_FIELDS.contains(&k.as_str()))
+        {
             errors.add(key.as_str(), "is not a known field");
         }
         let lines = parse_lines(&mut errors, object.get("lines"));
@@ -53,18 +56,30 @@ impl OrderRequest {
                 let method = value.as_str().and_then(ShippingMethod::parse);
                 if method.is_none() {
                     let names: Vec<_> = ShippingMethod::ALL.iter().map(|m| m.as_str()).collect();
-                    errors.add("shippingMethod", format!("must be one of {}", names.join(", ")));
+                    errors.add(
+                        "shippingMethod",
+                        format!("must be one of {}", names.join(", ")),
+                    );
                 }
                 method
             }
         };
-        let shipping_address = Address::parse(&mut errors, "shippingAddress", object.get("shippingAddress"));
+        let shipping_address = Address::parse(
+            &mut errors,
+            "shippingAddress",
+            object.get("shippingAddress"),
+        );
         let contact = Contact::parse(&mut errors, "contact", object.get("contact"));
         match (lines, shipping_method, shipping_address, contact) {
             (Some(lines), Some(shipping_method), Some(shipping_address), Some(contact))
                 if errors.is_empty() =>
             {
-                Ok(Self { lines, shipping_method, shipping_address, contact })
+                Ok(Self {
+                    lines,
+                    shipping_method,
+                    shipping_address,
+                    contact,
+                })
             }
             _ => Err(errors),
         }
@@ -78,7 +93,10 @@ impl OrderRequest {
     }
 }
 
-fn parse_lines(errors: &mut ValidationErrors, value: Option<&serde_json::Value>) -> Option<Vec<RequestedLine>> {
+fn parse_lines(
+    errors: &mut ValidationErrors,
+    value: Option<&serde_json::Value>,
+) -> Option<Vec<RequestedLine>> {
     let items = match value {
         None | Some(serde_json::Value::Null) => {
             errors.add("lines", "is required");
@@ -95,7 +113,10 @@ fn parse_lines(errors: &mut ValidationErrors, value: Option<&serde_json::Value>)
         return None;
     }
     if items.len() > MAX_ORDER_LINES {
-        errors.add("lines", format!("must have at most {MAX_ORDER_LINES} lines"));
+        errors.add(
+            "lines",
+            format!("must have at most {MAX_ORDER_LINES} lines"),
+        );
         return None;
     }
     let before = errors.0.len();
@@ -106,7 +127,9 @@ fn parse_lines(errors: &mut ValidationErrors, value: Option<&serde_json::Value>)
             continue;
         };
         let sku = match line.get("sku") {
-            Some(serde_json::Value::String(s)) => errors.check(format!("lines[{index}].sku"), Sku::parse(s.as_str())),
+            Some(serde_json::Value::String(s)) => {
+                errors.check(format!("lines[{index}].sku"), Sku::parse(s.as_str()))
+            }
             None | Some(serde_json::Value::Null) => {
                 errors.add(format!("lines[{index}].sku"), "is required");
                 None
@@ -121,15 +144,24 @@ fn parse_lines(errors: &mut ValidationErrors, value: Option<&serde_json::Value>)
                 errors.add(format!("lines[{index}].quantity"), "is required");
                 None
             }
-            Some(value) => errors.check(format!("lines[{index}].quantity"), Quantity::from_json(value)),
+            Some(value) => errors.check(
+                format!("lines[{index}].quantity"),
+                Quantity::from_json(value),
+            ),
         };
-        for key in line.keys().filter(|k| !["sku", "quantity"].contains(&k.as_str())) {
+        for key in line
+            .keys()
+            .filter(|k| !["sku", "quantity"].contains(&k.as_str()))
+        {
             errors.add(format!("lines[{index}].{key}"), "is not a known field");
         }
         if let (Some(sku), Some(quantity)) = (sku, quantity) {
             if lines.iter().any(|l| l.sku == sku) {
                 // One transaction cannot touch the same stock item twice; one line per SKU.
-                errors.add(format!("lines[{index}].sku"), format!("'{sku}' appears on more than one line"));
+                errors.add(
+                    format!("lines[{index}].sku"),
+                    format!("'{sku}' appears on more than one line"),
+                );
             } else {
                 lines.push(RequestedLine { sku, quantity });
             }
@@ -190,7 +222,9 @@ mod tests {
     #[test]
     fn refuses_empty_too_many_and_duplicate_lines() {
         assert_eq!(fields(OrderRequest::parse(&body(json!([])))), ["lines"]);
-        let many: Vec<_> = (0..=MAX_ORDER_LINES).map(|i| json!({"sku": format!("S{i}"), "quantity": 1})).collect();
+        let many: Vec<_> = (0..=MAX_ORDER_LINES)
+            .map(|i| json!({"sku": format!("S{i}"), "quantity": 1}))
+            .collect();
         assert_eq!(fields(OrderRequest::parse(&body(json!(many)))), ["lines"]);
         let dup = json!([{"sku": "A", "quantity": 1}, {"sku": "A", "quantity": 2}]);
         assert_eq!(fields(OrderRequest::parse(&body(dup))), ["lines[1].sku"]);
@@ -208,7 +242,10 @@ mod tests {
     #[test]
     fn the_fingerprint_ignores_formatting_but_not_content() {
         let a = OrderRequest::parse(&body(json!([{"sku": "A", "quantity": 1}]))).unwrap();
-        let b = OrderRequest::parse(&serde_json::from_str(&body(json!([{"quantity": 1, "sku": "A"}])).to_string()).unwrap()).unwrap();
+        let b = OrderRequest::parse(
+            &serde_json::from_str(&body(json!([{"quantity": 1, "sku": "A"}])).to_string()).unwrap(),
+        )
+        .unwrap();
         let c = OrderRequest::parse(&body(json!([{"sku": "A", "quantity": 2}]))).unwrap();
         assert_eq!(a.fingerprint(), b.fingerprint());
         assert_ne!(a.fingerprint(), c.fingerprint());

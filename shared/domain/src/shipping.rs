@@ -41,7 +41,10 @@ pub enum ShippingError {
     #[error("we do not ship to {0}")]
     UnsupportedCountry(String),
     #[error("{method} shipping is not available to {country}")]
-    MethodNotServed { method: &'static str, country: String },
+    MethodNotServed {
+        method: &'static str,
+        country: String,
+    },
     #[error(transparent)]
     Money(#[from] MoneyError),
 }
@@ -90,7 +93,10 @@ impl ShippingPolicy {
         let policy: ShippingPolicy = serde_json::from_str(json)?;
         for rate in &policy.rates {
             if !policy.zones.iter().any(|z| z.name == rate.zone) {
-                return Err(PolicyError::Inconsistent(format!("unknown zone '{}'", rate.zone)));
+                return Err(PolicyError::Inconsistent(format!(
+                    "unknown zone '{}'",
+                    rate.zone
+                )));
             }
             if rate.base < 0 || rate.per_kg < 0 {
                 return Err(PolicyError::Inconsistent("negative rate".into()));
@@ -165,7 +171,10 @@ mod tests {
         assert_eq!(quote(ShippingMethod::Standard, "DE", 1), Ok(540));
         assert_eq!(quote(ShippingMethod::Standard, "DE", 1000), Ok(540));
         assert_eq!(quote(ShippingMethod::Standard, "DE", 1001), Ok(590));
-        assert_eq!(quote(ShippingMethod::Express, "FR", 2500), Ok(1990 + 3 * 200));
+        assert_eq!(
+            quote(ShippingMethod::Express, "FR", 2500),
+            Ok(1990 + 3 * 200)
+        );
         assert!(matches!(
             quote(ShippingMethod::Overnight, "FR", 100),
             Err(ShippingError::MethodNotServed { .. })
@@ -179,6 +188,9 @@ mod tests {
     #[test]
     fn refuses_a_rate_for_an_unknown_zone() {
         let json = r#"{"currency":"EUR","zones":[],"rates":[{"method":"STANDARD","zone":"x","base":1,"perKg":1}]}"#;
-        assert!(matches!(ShippingPolicy::from_json(json), Err(PolicyError::Inconsistent(_))));
+        assert!(matches!(
+            ShippingPolicy::from_json(json),
+            Err(PolicyError::Inconsistent(_))
+        ));
     }
 }

@@ -43,7 +43,10 @@ impl StockLevel {
         if on_hand > Self::MAX_UNITS {
             return Err(StockError::Overflow);
         }
-        Ok(Self { available: on_hand, reserved: 0 })
+        Ok(Self {
+            available: on_hand,
+            reserved: 0,
+        })
     }
 
     pub fn available(&self) -> u32 {
@@ -62,27 +65,45 @@ impl StockLevel {
     pub fn reserve(self, quantity: Quantity) -> Result<Self, StockError> {
         let q = quantity.get();
         if self.available < q {
-            return Err(StockError::Insufficient { requested: q, available: self.available });
+            return Err(StockError::Insufficient {
+                requested: q,
+                available: self.available,
+            });
         }
-        Ok(Self { available: self.available - q, reserved: self.reserved + q })
+        Ok(Self {
+            available: self.available - q,
+            reserved: self.reserved + q,
+        })
     }
 
     /// Gives units promised to an order back (a cancellation).
     pub fn release(self, quantity: Quantity) -> Result<Self, StockError> {
         let q = quantity.get();
         if self.reserved < q {
-            return Err(StockError::NotReserved { requested: q, reserved: self.reserved });
+            return Err(StockError::NotReserved {
+                requested: q,
+                reserved: self.reserved,
+            });
         }
-        Ok(Self { available: self.available + q, reserved: self.reserved - q })
+        Ok(Self {
+            available: self.available + q,
+            reserved: self.reserved - q,
+        })
     }
 
     /// Reserved units leave the building (a shipment): `reserved` and `onHand` fall together.
     pub fn ship(self, quantity: Quantity) -> Result<Self, StockError> {
         let q = quantity.get();
         if self.reserved < q {
-            return Err(StockError::NotReserved { requested: q, reserved: self.reserved });
+            return Err(StockError::NotReserved {
+                requested: q,
+                reserved: self.reserved,
+            });
         }
-        Ok(Self { available: self.available, reserved: self.reserved - q })
+        Ok(Self {
+            available: self.available,
+            reserved: self.reserved - q,
+        })
     }
 
     /// Adds (a receipt) or removes (damage, shrinkage) units that are free to sell.
@@ -98,13 +119,22 @@ impl StockLevel {
 
     fn with_available(self, available: i64) -> Result<Self, StockError> {
         if available < 0 {
-            return Err(StockError::WouldGoNegative { available, reserved: self.reserved });
+            return Err(StockError::WouldGoNegative {
+                available,
+                reserved: self.reserved,
+            });
         }
         let available = u32::try_from(available).map_err(|_| StockError::Overflow)?;
-        if available.checked_add(self.reserved).is_none_or(|sum| sum > Self::MAX_UNITS) {
+        if available
+            .checked_add(self.reserved)
+            .is_none_or(|sum| sum > Self::MAX_UNITS)
+        {
             return Err(StockError::Overflow);
         }
-        Ok(Self { available, reserved: self.reserved })
+        Ok(Self {
+            available,
+            reserved: self.reserved,
+        })
     }
 }
 
@@ -138,12 +168,20 @@ pub enum AdjustmentReason {
 }
 
 impl AdjustmentReason {
-    pub const ALL: [AdjustmentReason; 5] =
-        [Self::Receipt, Self::Count, Self::Damage, Self::Shrinkage, Self::Correction];
+    pub const ALL: [AdjustmentReason; 5] = [
+        Self::Receipt,
+        Self::Count,
+        Self::Damage,
+        Self::Shrinkage,
+        Self::Correction,
+    ];
 
     pub fn parse(value: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|r| {
-            serde_json::to_value(r).ok().and_then(|v| v.as_str().map(|s| s == value)) == Some(true)
+            serde_json::to_value(r)
+                .ok()
+                .and_then(|v| v.as_str().map(|s| s == value))
+                == Some(true)
         })
     }
 }
@@ -174,9 +212,22 @@ mod tests {
     #[test]
     fn reserving_more_than_available_changes_nothing() {
         let stock = StockLevel::new(3).unwrap();
-        assert_eq!(stock.reserve(q(4)), Err(StockError::Insufficient { requested: 4, available: 3 }));
+        assert_eq!(
+            stock.reserve(q(4)),
+            Err(StockError::Insufficient {
+                requested: 4,
+                available: 3
+            })
+        );
         let reserved = stock.reserve(q(3)).unwrap();
-        assert_eq!((reserved.available(), reserved.reserved(), reserved.on_hand()), (0, 3, 3));
+        assert_eq!(
+            (
+                reserved.available(),
+                reserved.reserved(),
+                reserved.on_hand()
+            ),
+            (0, 3, 3)
+        );
     }
 
     #[test]

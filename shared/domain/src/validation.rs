@@ -25,12 +25,18 @@ fn summary(errors: &[FieldError]) -> String {
 impl ValidationErrors {
     /// A single field error.
     pub fn one(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self(vec![FieldError { field: field.into(), message: message.into() }])
+        Self(vec![FieldError {
+            field: field.into(),
+            message: message.into(),
+        }])
     }
 
     /// Records an error for `field`.
     pub fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.0.push(FieldError { field: field.into(), message: message.into() });
+        self.0.push(FieldError {
+            field: field.into(),
+            message: message.into(),
+        });
     }
 
     /// Keeps the value of `result`, or records its error under `field`.

@@ -55,7 +55,14 @@ pub async fn place_order<O: OrderStore, I: InventoryStore>(
 
     let skus: Vec<Sku> = request.lines.iter().map(|l| l.sku.clone()).collect();
     let catalog = inventory.products(&skus).await?;
-    let order = Order::place(OrderId::generate(now), caller.customer_id.clone(), &request, &catalog, policy, now)?;
+    let order = Order::place(
+        OrderId::generate(now),
+        caller.customer_id.clone(),
+        &request,
+        &catalog,
+        policy,
+        now,
+    )?;
     let body = serde_json::to_string(&order).map_err(|e| StoreError::Failed(e.to_string()))?;
     let record = IdempotencyRecord {
         customer_id: caller.customer_id.clone(),
@@ -67,12 +74,18 @@ pub async fn place_order<O: OrderStore, I: InventoryStore>(
     };
 
     match orders.create(&order, &record).await? {
-        CreateOutcome::Created => Ok(Accepted { order_id: order.id, body, replayed: false }),
+        CreateOutcome::Created => Ok(Accepted {
+            order_id: order.id,
+            body,
+            replayed: false,
+        }),
         // A concurrent request with the same key won; its record is committed, so read it.
-        CreateOutcome::KeyAlreadyUsed => match orders.idempotency_record(&caller.customer_id, key).await? {
-            Some(record) => replay(record, &fingerprint),
-            None => Err(IntakeError::InProgress),
-        },
+        CreateOutcome::KeyAlreadyUsed => {
+            match orders.idempotency_record(&caller.customer_id, key).await? {
+                Some(record) => replay(record, &fingerprint),
+                None => Err(IntakeError::InProgress),
+            }
+        }
     }
 }
 
@@ -80,7 +93,11 @@ fn replay(record: IdempotencyRecord, fingerprint: &str) -> Result<Accepted, Inta
     if record.fingerprint != fingerprint {
         return Err(IntakeError::KeyReused);
     }
-    Ok(Accepted { order_id: record.order_id, body: record.response, replayed: true })
+    Ok(Accepted {
+        order_id: record.order_id,
+        body: record.response,
+        replayed: true,
+    })
 }
 
 #[cfg(test)]
@@ -92,7 +109,10 @@ mod tests {
     use serde_json::json;
 
     fn caller(id: &str) -> Caller {
-        Caller { customer_id: CustomerId::parse(id).unwrap(), scopes: vec![] }
+        Caller {
+            customer_id: CustomerId::parse(id).unwrap(),
+            scopes: vec![],
+        }
     }
 
     fn body(quantity: u32) -> serde_json::Value {
@@ -109,9 +129,32 @@ mod tests {
         let store = InMemoryStore::with_products([product("A", 100, 5)]);
         let policy = ShippingPolicy::default_policy();
         let key = IdempotencyKey::parse("k1").unwrap();
-        let first = place_order(&store, &store, &policy, &caller("c1"), &key, &body(1), Utc::now()).await.unwrap();
-        let second = place_order(&store, &store, &policy, &caller("c1"), &key, &body(1), Utc::now()).await.unwrap();
-        assert_eq!((first.body, first.order_id, first.replayed), (second.body, second.order_id, !second.replayed));
+        let first = place_order(
+            &store,
+            &store,
+            &policy,
+            &caller("c1"),
+            &key,
+            &body(1),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+        let second = place_order(
+            &store,
+            &store,
+            &policy,
+            &caller("c1"),
+            &key,
+            &body(1),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            (first.body, first.order_id, first.replayed),
+            (second.body, second.order_id, !second.replayed)
+        );
         assert_eq!(store.order_count(), 1);
     }
 
@@ -120,11 +163,40 @@ mod tests {
         let store = InMemoryStore::with_products([product("A", 100, 5)]);
         let policy = ShippingPolicy::default_policy();
         let key = IdempotencyKey::parse("k1").unwrap();
-        place_order(&store, &store, &policy, &caller("c1"), &key, &body(1), Utc::now()).await.unwrap();
-        let again = place_order(&store, &store, &policy, &caller("c1"), &key, &body(2), Utc::now()).await;
+        place_order(
+            &store,
+            &store,
+            &policy,
+            &caller("c1"),
+            &key,
+            &body(1),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+        let again = place_order(
+            &store,
+            &store,
+            &policy,
+            &caller("c1"),
+            &key,
+            &body(2),
+            Utc::now(),
+        )
+        .await;
         assert!(matches!(again, Err(IntakeError::KeyReused)));
         // Keys are per customer: another customer may use the same one.
-        place_order(&store, &store, &policy, &caller("c2"), &key, &body(2), Utc::now()).await.unwrap();
+        place_order(
+            &store,
+            &store,
+            &policy,
+            &caller("c2"),
+            &key,
+            &body(2),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
         assert_eq!(store.order_count(), 2);
     }
 
@@ -132,7 +204,16 @@ mod tests {
     async fn an_invalid_request_writes_nothing() {
         let store = InMemoryStore::with_products([product("A", 100, 5)]);
         let key = IdempotencyKey::parse("k1").unwrap();
-        let result = place_order(&store, &store, &ShippingPolicy::default_policy(), &caller("c1"), &key, &body(0), Utc::now()).await;
+        let result = place_order(
+            &store,
+            &store,
+            &ShippingPolicy::default_policy(),
+            &caller("c1"),
+            &key,
+            &body(0),
+            Utc::now(),
+        )
+        .await;
         assert!(matches!(result, Err(IntakeError::Invalid(_))));
         assert_eq!(store.order_count(), 0);
     }

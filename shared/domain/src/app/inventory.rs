@@ -67,8 +67,14 @@ pub enum InventoryError {
 const ATTEMPTS: usize = 5;
 
 /// Reads one SKU.
-pub async fn get_product<I: InventoryStore>(inventory: &I, sku: &Sku) -> Result<ProductView, InventoryError> {
-    let product = inventory.product(sku).await?.ok_or_else(|| InventoryError::NotFound(sku.clone()))?;
+pub async fn get_product<I: InventoryStore>(
+    inventory: &I,
+    sku: &Sku,
+) -> Result<ProductView, InventoryError> {
+    let product = inventory
+        .product(sku)
+        .await?
+        .ok_or_else(|| InventoryError::NotFound(sku.clone()))?;
     Ok(ProductView::from(&product))
 }
 
@@ -82,17 +88,31 @@ struct ProductFields {
     low_stock_threshold: u32,
 }
 
-fn parse_product(body: &serde_json::Value, policy: &ShippingPolicy) -> Result<ProductFields, ValidationErrors> {
+fn parse_product(
+    body: &serde_json::Value,
+    policy: &ShippingPolicy,
+) -> Result<ProductFields, ValidationErrors> {
     let mut errors = ValidationErrors::default();
     let Some(object) = body.as_object() else {
         return Err(ValidationErrors::one("", "the body must be a JSON object"));
     };
-    const KNOWN: [&str; 6] = ["name", "unitPrice", "weightGrams", "onHand", "active", "lowStockThreshold"];
+    const KNOWN: [&str; 6] = [
+        "name",
+        "unitPrice",
+        "weightGrams",
+        "onHand",
+        "active",
+        "lowStockThreshold",
+    ];
     for key in object.keys().filter(|k| !KNOWN.contains(&k.as_str())) {
         errors.add(key.as_str(), "is not a known field");
     }
     let name = match object.get("name").and_then(|v| v.as_str()).map(str::trim) {
-        Some(n) if !n.is_empty() && n.chars().count() <= 200 && !n.chars().any(char::is_control) => Some(n.to_owned()),
+        Some(n)
+            if !n.is_empty() && n.chars().count() <= 200 && !n.chars().any(char::is_control) =>
+        {
+            Some(n.to_owned())
+        }
         _ => {
             errors.add("name", "is required: a string of 1 to 200 characters");
             None
@@ -102,11 +122,17 @@ fn parse_product(body: &serde_json::Value, policy: &ShippingPolicy) -> Result<Pr
         Some(value) => match serde_json::from_value::<Money>(value.clone()) {
             Ok(price) if price.currency() == policy.currency() => Some(price),
             Ok(_) => {
-                errors.add("unitPrice.currency", format!("must be the store currency, {}", policy.currency()));
+                errors.add(
+                    "unitPrice.currency",
+                    format!("must be the store currency, {}", policy.currency()),
+                );
                 None
             }
             Err(_) => {
-                errors.add("unitPrice", "must be {\"amount\": minor units ≥ 0, \"currency\": ISO 4217 code}");
+                errors.add(
+                    "unitPrice",
+                    "must be {\"amount\": minor units ≥ 0, \"currency\": ISO 4217 code}",
+                );
                 None
             }
         },
@@ -118,7 +144,11 @@ fn parse_product(body: &serde_json::Value, policy: &ShippingPolicy) -> Result<Pr
     let mut whole = |field: &str, required: bool, max: u32| -> Option<u32> {
         match object.get(field) {
             None | Some(serde_json::Value::Null) if !required => None,
-            value => match value.and_then(|v| v.as_u64()).and_then(|n| u32::try_from(n).ok()).filter(|n| *n <= max) {
+            value => match value
+                .and_then(|v| v.as_u64())
+                .and_then(|n| u32::try_from(n).ok())
+                .filter(|n| *n <= max)
+            {
                 Some(n) => Some(n),
                 None => {
                     errors.add(field, format!("must be a whole number from 0 to {max}"));
@@ -140,7 +170,14 @@ fn parse_product(body: &serde_json::Value, policy: &ShippingPolicy) -> Result<Pr
     };
     match (name, unit_price, weight_grams) {
         (Some(name), Some(unit_price), Some(weight_grams)) if errors.is_empty() => {
-            Ok(ProductFields { name, unit_price, weight_grams, on_hand, active, low_stock_threshold })
+            Ok(ProductFields {
+                name,
+                unit_price,
+                weight_grams,
+                on_hand,
+                active,
+                low_stock_threshold,
+            })
         }
         _ => Err(errors),
     }
@@ -169,7 +206,9 @@ pub async fn put_product<I: InventoryStore>(
                 p.version + 1,
             ),
             None => {
-                let on_hand = fields.on_hand.ok_or_else(|| ValidationErrors::one("onHand", "is required to create a SKU"))?;
+                let on_hand = fields.on_hand.ok_or_else(|| {
+                    ValidationErrors::one("onHand", "is required to create a SKU")
+                })?;
                 (StockLevel::new(on_hand)?, None, 1)
             }
         };
@@ -188,14 +227,21 @@ pub async fn put_product<I: InventoryStore>(
         let adjustment = (before != stock).then(|| StockAdjustment {
             sku: sku.clone(),
             id: format!("{}-{version}", now.format("%Y%m%dT%H%M%S%.3fZ")),
-            reason: if existing.is_some() { AdjustmentReason::Count } else { AdjustmentReason::Receipt },
+            reason: if existing.is_some() {
+                AdjustmentReason::Count
+            } else {
+                AdjustmentReason::Receipt
+            },
             note: None,
             before,
             after: stock,
             actor: caller.customer_id.to_string(),
             at: now,
         });
-        match inventory.save_product(&product, expected_version, adjustment.as_ref()).await {
+        match inventory
+            .save_product(&product, expected_version, adjustment.as_ref())
+            .await
+        {
             Ok(()) => return Ok((ProductView::from(&product), existing.is_none())),
             Err(StoreError::ConditionFailed) => continue,
             Err(e) => return Err(e.into()),
@@ -211,17 +257,28 @@ enum Change {
     Count(u32),
 }
 
-fn parse_adjustment(body: &serde_json::Value) -> Result<(AdjustmentReason, Change, Option<String>), ValidationErrors> {
+fn parse_adjustment(
+    body: &serde_json::Value,
+) -> Result<(AdjustmentReason, Change, Option<String>), ValidationErrors> {
     let mut errors = ValidationErrors::default();
     let Some(object) = body.as_object() else {
         return Err(ValidationErrors::one("", "the body must be a JSON object"));
     };
-    for key in object.keys().filter(|k| !["reason", "delta", "countedOnHand", "note"].contains(&k.as_str())) {
+    for key in object
+        .keys()
+        .filter(|k| !["reason", "delta", "countedOnHand", "note"].contains(&k.as_str()))
+    {
         errors.add(key.as_str(), "is not a known field");
     }
-    let reason = object.get("reason").and_then(|v| v.as_str()).and_then(AdjustmentReason::parse);
+    let reason = object
+        .get("reason")
+        .and_then(|v| v.as_str())
+        .and_then(AdjustmentReason::parse);
     if reason.is_none() {
-        errors.add("reason", "must be one of RECEIPT, COUNT, DAMAGE, SHRINKAGE, CORRECTION");
+        errors.add(
+            "reason",
+            "must be one of RECEIPT, COUNT, DAMAGE, SHRINKAGE, CORRECTION",
+        );
     }
     let note = match object.get("note") {
         None | Some(serde_json::Value::Null) => None,
@@ -234,10 +291,19 @@ fn parse_adjustment(body: &serde_json::Value) -> Result<(AdjustmentReason, Chang
     let limit = i64::from(StockLevel::MAX_UNITS);
     let change = match reason {
         Some(AdjustmentReason::Count) => {
-            match object.get("countedOnHand").and_then(|v| v.as_u64()).and_then(|n| u32::try_from(n).ok()) {
-                Some(n) if n <= StockLevel::MAX_UNITS && !object.contains_key("delta") => Some(Change::Count(n)),
+            match object
+                .get("countedOnHand")
+                .and_then(|v| v.as_u64())
+                .and_then(|n| u32::try_from(n).ok())
+            {
+                Some(n) if n <= StockLevel::MAX_UNITS && !object.contains_key("delta") => {
+                    Some(Change::Count(n))
+                }
                 _ => {
-                    errors.add("countedOnHand", "a COUNT takes countedOnHand, a whole number ≥ 0, and no delta");
+                    errors.add(
+                        "countedOnHand",
+                        "a COUNT takes countedOnHand, a whole number ≥ 0, and no delta",
+                    );
                     None
                 }
             }
@@ -249,7 +315,11 @@ fn parse_adjustment(body: &serde_json::Value) -> Result<(AdjustmentReason, Chang
                 _ => d != 0,
             };
             match object.get("delta").and_then(|v| v.as_i64()) {
-                Some(d) if d.abs() <= limit && sign_ok(d) && !object.contains_key("countedOnHand") => Some(Change::Delta(d)),
+                Some(d)
+                    if d.abs() <= limit && sign_ok(d) && !object.contains_key("countedOnHand") =>
+                {
+                    Some(Change::Delta(d))
+                }
                 _ => {
                     errors.add("delta", "must be a whole number: > 0 for RECEIPT, < 0 for DAMAGE and SHRINKAGE, ≠ 0 for CORRECTION");
                     None
@@ -274,12 +344,20 @@ pub async fn adjust_stock<I: InventoryStore>(
 ) -> Result<ProductView, InventoryError> {
     let (reason, change, note) = parse_adjustment(body)?;
     for _ in 0..ATTEMPTS {
-        let existing = inventory.product(sku).await?.ok_or_else(|| InventoryError::NotFound(sku.clone()))?;
+        let existing = inventory
+            .product(sku)
+            .await?
+            .ok_or_else(|| InventoryError::NotFound(sku.clone()))?;
         let stock = match change {
             Change::Delta(delta) => existing.stock.adjust(delta)?,
             Change::Count(on_hand) => existing.stock.count(on_hand)?,
         };
-        let product = Product { stock, version: existing.version + 1, updated_at: now, ..existing.clone() };
+        let product = Product {
+            stock,
+            version: existing.version + 1,
+            updated_at: now,
+            ..existing.clone()
+        };
         let adjustment = StockAdjustment {
             sku: sku.clone(),
             id: format!("{}-{}", now.format("%Y%m%dT%H%M%S%.3fZ"), product.version),
@@ -290,7 +368,10 @@ pub async fn adjust_stock<I: InventoryStore>(
             actor: caller.customer_id.to_string(),
             at: now,
         };
-        match inventory.save_product(&product, Some(existing.version), Some(&adjustment)).await {
+        match inventory
+            .save_product(&product, Some(existing.version), Some(&adjustment))
+            .await
+        {
             Ok(()) => return Ok(ProductView::from(&product)),
             Err(StoreError::ConditionFailed) => continue,
             Err(e) => return Err(e.into()),
@@ -307,7 +388,10 @@ mod tests {
     use serde_json::json;
 
     fn admin() -> Caller {
-        Caller { customer_id: CustomerId::parse("staff-1").unwrap(), scopes: vec!["oms:admin".into()] }
+        Caller {
+            customer_id: CustomerId::parse("staff-1").unwrap(),
+            scopes: vec!["oms:admin".into()],
+        }
     }
 
     fn sku() -> Sku {
@@ -319,13 +403,31 @@ mod tests {
         let store = InMemoryStore::default();
         let policy = ShippingPolicy::default_policy();
         let body = json!({"name": "Mug", "unitPrice": {"amount": 1200, "currency": "EUR"}, "weightGrams": 350, "onHand": 10});
-        let (view, created) = put_product(&store, &policy, &admin(), &sku(), &body, Utc::now()).await.unwrap();
+        let (view, created) = put_product(&store, &policy, &admin(), &sku(), &body, Utc::now())
+            .await
+            .unwrap();
         assert!(created);
         assert_eq!((view.available, view.reserved, view.on_hand), (10, 0, 10));
 
-        let view = adjust_stock(&store, &admin(), &sku(), &json!({"reason": "RECEIPT", "delta": 5}), Utc::now()).await.unwrap();
+        let view = adjust_stock(
+            &store,
+            &admin(),
+            &sku(),
+            &json!({"reason": "RECEIPT", "delta": 5}),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
         assert_eq!(view.on_hand, 15);
-        let view = adjust_stock(&store, &admin(), &sku(), &json!({"reason": "COUNT", "countedOnHand": 12}), Utc::now()).await.unwrap();
+        let view = adjust_stock(
+            &store,
+            &admin(),
+            &sku(),
+            &json!({"reason": "COUNT", "countedOnHand": 12}),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
         assert_eq!(view.on_hand, 12);
         assert_eq!(store.adjustments(&sku()).len(), 3);
     }
@@ -335,8 +437,17 @@ mod tests {
         let store = InMemoryStore::default();
         let policy = ShippingPolicy::default_policy();
         let body = json!({"name": "Mug", "unitPrice": {"amount": 1200, "currency": "EUR"}, "weightGrams": 350, "onHand": 2});
-        put_product(&store, &policy, &admin(), &sku(), &body, Utc::now()).await.unwrap();
-        let result = adjust_stock(&store, &admin(), &sku(), &json!({"reason": "DAMAGE", "delta": -3}), Utc::now()).await;
+        put_product(&store, &policy, &admin(), &sku(), &body, Utc::now())
+            .await
+            .unwrap();
+        let result = adjust_stock(
+            &store,
+            &admin(),
+            &sku(),
+            &json!({"reason": "DAMAGE", "delta": -3}),
+            Utc::now(),
+        )
+        .await;
         assert!(matches!(result, Err(InventoryError::Stock(_))));
         assert_eq!(get_product(&store, &sku()).await.unwrap().available, 2);
         assert_eq!(store.adjustments(&sku()).len(), 1);
@@ -347,11 +458,16 @@ mod tests {
         let store = InMemoryStore::default();
         let policy = ShippingPolicy::default_policy();
         let body = json!({"name": "", "unitPrice": {"amount": 5, "currency": "USD"}, "weightGrams": -1, "colour": "red"});
-        let Err(InventoryError::Invalid(errors)) = put_product(&store, &policy, &admin(), &sku(), &body, Utc::now()).await else {
+        let Err(InventoryError::Invalid(errors)) =
+            put_product(&store, &policy, &admin(), &sku(), &body, Utc::now()).await
+        else {
             panic!("expected validation errors");
         };
         let fields: Vec<_> = errors.0.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(fields, ["colour", "name", "unitPrice.currency", "weightGrams"]);
+        assert_eq!(
+            fields,
+            ["colour", "name", "unitPrice.currency", "weightGrams"]
+        );
         let Err(InventoryError::Invalid(_)) = put_product(&store, &policy, &admin(), &sku(), &json!({"name": "Mug", "unitPrice": {"amount": 5, "currency": "EUR"}, "weightGrams": 1}), Utc::now()).await else {
             panic!("creating without onHand must be refused");
         };

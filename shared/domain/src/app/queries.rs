@@ -49,7 +49,11 @@ pub enum QueryError {
 pub const MAX_PAGE_SIZE: u32 = 100;
 
 /// One order, if the caller may see it: its own customer, or an administrator.
-pub async fn get_order<O: OrderStore>(orders: &O, caller: &Caller, id: &OrderId) -> Result<Order, QueryError> {
+pub async fn get_order<O: OrderStore>(
+    orders: &O,
+    caller: &Caller,
+    id: &OrderId,
+) -> Result<Order, QueryError> {
     match orders.get(id).await? {
         Some(order) if order.customer_id == caller.customer_id || caller.is_admin() => Ok(order),
         _ => Err(QueryError::NotFound),
@@ -63,5 +67,7 @@ pub async fn list_orders<O: OrderStore>(
     limit: u32,
     cursor: Option<&str>,
 ) -> Result<Page<Order>, QueryError> {
-    Ok(orders.list_for_customer(&caller.customer_id, limit.clamp(1, MAX_PAGE_SIZE), cursor).await?)
+    Ok(orders
+        .list_for_customer(&caller.customer_id, limit.clamp(1, MAX_PAGE_SIZE), cursor)
+        .await?)
 }

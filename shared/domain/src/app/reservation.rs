@@ -51,7 +51,10 @@ pub async fn reserve_order<O: OrderStore, R: StockReservations>(
 ) -> Result<ReservationResult, ReservationError> {
     // Each pass re-reads the order; another pass is needed only if it changed in between.
     for _ in 0..3 {
-        let order = orders.get(id).await?.ok_or_else(|| ReservationError::OrderNotFound(id.clone()))?;
+        let order = orders
+            .get(id)
+            .await?
+            .ok_or_else(|| ReservationError::OrderNotFound(id.clone()))?;
         let Ok(reserved) = order.reserve(now) else {
             return Ok(ReservationResult::AlreadyDecided(order.status));
         };
@@ -59,7 +62,9 @@ pub async fn reserve_order<O: OrderStore, R: StockReservations>(
             ReserveOutcome::Reserved => return Ok(ReservationResult::Reserved),
             ReserveOutcome::OrderChanged => continue,
             ReserveOutcome::Short(shortages) => {
-                let rejected = order.reject(shortages.clone(), now).expect("a pending order can be rejected");
+                let rejected = order
+                    .reject(shortages.clone(), now)
+                    .expect("a pending order can be rejected");
                 match orders.save(&rejected, order.version).await {
                     Ok(()) => return Ok(ReservationResult::Rejected(shortages)),
                     Err(StoreError::ConditionFailed) => continue,
@@ -82,19 +87,44 @@ mod tests {
     #[tokio::test]
     async fn reserves_all_lines_or_none() {
         let store = InMemoryStore::with_products([product("A", 100, 5), product("B", 100, 1)]);
-        let ok = placed(json!([{"sku": "A", "quantity": 2}, {"sku": "B", "quantity": 1}]), &store.catalog());
-        let short = placed(json!([{"sku": "A", "quantity": 1}, {"sku": "B", "quantity": 1}]), &store.catalog());
+        let ok = placed(
+            json!([{"sku": "A", "quantity": 2}, {"sku": "B", "quantity": 1}]),
+            &store.catalog(),
+        );
+        let short = placed(
+            json!([{"sku": "A", "quantity": 1}, {"sku": "B", "quantity": 1}]),
+            &store.catalog(),
+        );
         store.insert_order(ok.clone());
         store.insert_order(short.clone());
 
-        assert_eq!(reserve_order(&store, &store, &ok.id, Utc::now()).await.unwrap(), ReservationResult::Reserved);
-        let result = reserve_order(&store, &store, &short.id, Utc::now()).await.unwrap();
-        let ReservationResult::Rejected(shortages) = result else { panic!("expected a rejection") };
-        assert_eq!((shortages[0].sku.as_str(), shortages[0].available), ("B", 0));
+        assert_eq!(
+            reserve_order(&store, &store, &ok.id, Utc::now())
+                .await
+                .unwrap(),
+            ReservationResult::Reserved
+        );
+        let result = reserve_order(&store, &store, &short.id, Utc::now())
+            .await
+            .unwrap();
+        let ReservationResult::Rejected(shortages) = result else {
+            panic!("expected a rejection")
+        };
+        assert_eq!(
+            (shortages[0].sku.as_str(), shortages[0].available),
+            ("B", 0)
+        );
 
         let a = store.product(&"A".parse_sku()).await.unwrap().unwrap();
-        assert_eq!((a.stock.available(), a.stock.reserved()), (3, 2), "the rejected order moved nothing");
-        assert_eq!(store.get(&short.id).await.unwrap().unwrap().status, OrderStatus::Rejected);
+        assert_eq!(
+            (a.stock.available(), a.stock.reserved()),
+            (3, 2),
+            "the rejected order moved nothing"
+        );
+        assert_eq!(
+            store.get(&short.id).await.unwrap().unwrap().status,
+            OrderStatus::Rejected
+        );
     }
 
     #[tokio::test]
@@ -102,9 +132,16 @@ mod tests {
         let store = InMemoryStore::with_products([product("A", 100, 5)]);
         let order = placed(json!([{"sku": "A", "quantity": 2}]), &store.catalog());
         store.insert_order(order.clone());
-        reserve_order(&store, &store, &order.id, Utc::now()).await.unwrap();
-        let again = reserve_order(&store, &store, &order.id, Utc::now()).await.unwrap();
-        assert_eq!(again, ReservationResult::AlreadyDecided(OrderStatus::Reserved));
+        reserve_order(&store, &store, &order.id, Utc::now())
+            .await
+            .unwrap();
+        let again = reserve_order(&store, &store, &order.id, Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(
+            again,
+            ReservationResult::AlreadyDecided(OrderStatus::Reserved)
+        );
         let a = store.product(&"A".parse_sku()).await.unwrap().unwrap();
         assert_eq!(a.stock.reserved(), 2);
     }

@@ -1,0 +1,199 @@
+//! The stream handler: derive one event per meaningful change, publish, report what failed.
+
+use std::collections::BTreeSet;
+
+use aws_lambda_events::dynamodb::{Event, EventRecord};
+use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use lambda_runtime::{Error, LambdaEvent};
+use oms_adapters::config::{self, TopicConfig};
+use oms_adapters::dynamo::{decode_item, TableItem};
+use oms_adapters::sns::{EventPublisher, EventSink, OutgoingEvent};
+use oms_domain::events::{order_event, stock_event};
+use oms_domain::ports::StoreError;
+
+/// What the function needs, built once per cold start.
+pub struct App<P> {
+    pub publisher: P,
+}
+
+impl App<EventPublisher> {
+    pub async fn from_env() -> Result<Self, Error> {
+        let topic = TopicConfig::from_env()?;
+        Ok(App {
+            publisher: EventPublisher::from_config(&config::aws_config().await, topic.topic_arn),
+        })
+    }
+}
+
+/// Publishes the batch's events and reports the records whose event was not published.
+pub async fn handle<P: EventSink>(
+    app: &App<P>,
+    event: LambdaEvent<Event>,
+) -> Result<DynamoDbEventResponse, Error> {
+    let records = &event.payload.records;
+    let mut outgoing = Vec::new();
+    let mut source_record = Vec::new();
+    let mut failed_records = BTreeSet::new();
+    for (index, record) in records.iter().enumerate() {
+        match derive(record) {
+            Ok(Some(event)) => {
+                outgoing.push(event);
+                source_record.push(index);
+            }
+            Ok(None) => {}
+            Err(error) => {
+                tracing::error!(event_id = %record.event_id, %error, "a stream record could not be read");
+                failed_records.insert(index);
+            }
+        }
+    }
+    for failed in app.publisher.publish_all(&outgoing).await {
+        failed_records.insert(source_record[failed]);
+    }
+    tracing::info!(
+        records = records.len(),
+        published = outgoing.len(),
+        failed = failed_records.len(),
+        "batch done"
+    );
+
+    let mut response = DynamoDbEventResponse::default();
+    for index in failed_records {
+        let mut failure = DynamoDbBatchItemFailure::default();
+        failure.item_identifier = records[index].change.sequence_number.clone();
+        response.batch_item_failures.push(failure);
+    }
+    Ok(response)
+}
+
+fn image(item: &serde_dynamo::Item) -> Result<Option<TableItem>, StoreError> {
+    if item.is_empty() {
+        return Ok(None);
+    }
+    decode_item(item.clone()).map(Some)
+}
+
+/// The event one change yields, if any.
+fn derive(record: &EventRecord) -> Result<Option<OutgoingEvent>, StoreError> {
+    let old = image(&record.change.old_image)?;
+    let new = image(&record.change.new_image)?;
+    let encode = |body: Result<String, serde_json::Error>| {
+        body.map_err(|e| StoreError::Failed(e.to_string()))
+    };
+    Ok(match (old, new) {
+        (old, Some(TableItem::Order(new))) => {
+            let old = match old {
+                Some(TableItem::Order(old)) => Some(old),
+                _ => None,
+            };
+            match order_event(old.as_deref(), Some(&new)) {
+                Some(event) => Some(OutgoingEvent {
+                    event_type: event.event_type.as_str(),
+                    body: encode(serde_json::to_string(&event))?,
+                }),
+                None => None,
+            }
+        }
+        (old, Some(TableItem::Product(new))) => {
+            let old = match old {
+                Some(TableItem::Product(old)) => Some(old),
+                _ => None,
+            };
+            match stock_event(old.as_deref(), Some(&new)) {
+                Some(event) => Some(OutgoingEvent {
+                    event_type: event.event_type.as_str(),
+                    body: encode(serde_json::to_string(&event))?,
+                }),
+                None => None,
+            }
+        }
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Records what it was asked to publish, and fails the events of the types it is told to.
+    #[derive(Default)]
+    struct RecordingSink {
+        published: Mutex<Vec<OutgoingEvent>>,
+        failing_type: Option<&'static str>,
+    }
+
+    impl EventSink for RecordingSink {
+        async fn publish_all(&self, events: &[OutgoingEvent]) -> Vec<usize> {
+            let mut failed = Vec::new();
+            for (index, event) in events.iter().enumerate() {
+                if Some(event.event_type) == self.failing_type {
+                    failed.push(index);
+                } else {
+                    self.published.lock().unwrap().push(event.clone());
+                }
+            }
+            failed
+        }
+    }
+
+    fn fixture() -> Event {
+        let path = format!(
+            "{}/../../events/event-publisher/stream-batch.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    async fn run(sink: RecordingSink) -> (Vec<OutgoingEvent>, Vec<String>) {
+        let app = App { publisher: sink };
+        let response = handle(
+            &app,
+            LambdaEvent::new(fixture(), lambda_runtime::Context::default()),
+        )
+        .await
+        .unwrap();
+        let failed = response
+            .batch_item_failures
+            .into_iter()
+            .filter_map(|f| f.item_identifier)
+            .collect();
+        (app.publisher.published.into_inner().unwrap(), failed)
+    }
+
+    #[tokio::test]
+    async fn one_event_per_meaningful_change() {
+        let (published, failed) = run(RecordingSink::default()).await;
+        let types: Vec<_> = published.iter().map(|e| e.event_type).collect();
+        assert_eq!(
+            types,
+            [
+                "oms.order.placed",
+                "oms.order.reserved",
+                "oms.inventory.low-stock"
+            ]
+        );
+        let reserved: serde_json::Value = serde_json::from_str(&published[1].body).unwrap();
+        assert_eq!(reserved["specversion"], "1.0");
+        assert_eq!(reserved["sequence"], 2);
+        assert_eq!(reserved["data"]["previousStatus"], "PENDING");
+        assert!(
+            !published[0].body.contains("ada@example.com"),
+            "no personal data in events"
+        );
+        // The corrupt record is reported, not skipped.
+        assert_eq!(failed, ["500"]);
+    }
+
+    #[tokio::test]
+    async fn unpublished_events_are_reported_by_sequence_number() {
+        let (published, failed) = run(RecordingSink {
+            failing_type: Some("oms.order.reserved"),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(published.len(), 2);
+        assert_eq!(failed, ["200", "500"]);
+    }
+}

@@ -1,0 +1,251 @@
+//! The SQS handler: every message of the batch on its own, failures reported per message.
+
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use lambda_runtime::{Error, LambdaEvent};
+use oms_adapters::config::{self, TableConfig};
+use oms_adapters::dynamo::DynamoStore;
+use oms_adapters::sns::event_json_from_sqs_body;
+use oms_domain::app::reservation::{reserve_order, ReservationError, ReservationResult};
+use oms_domain::events::{CloudEvent, EventType, OrderEventData};
+use oms_domain::ports::{OrderStore, StockReservations};
+use tracing::Instrument;
+
+/// What the function needs, built once per cold start.
+pub struct App<S> {
+    pub store: S,
+}
+
+impl App<DynamoStore> {
+    pub async fn from_env() -> Result<Self, Error> {
+        let table = TableConfig::from_env()?;
+        Ok(App {
+            store: DynamoStore::from_config(&config::aws_config().await, table.table_name),
+        })
+    }
+}
+
+/// Why one message was not processed; the queue will deliver it again, and after its last
+/// attempt move it to the dead-letter queue.
+#[derive(Debug, thiserror::Error)]
+enum MessageError {
+    #[error("the message is not an order event: {0}")]
+    Poison(serde_json::Error),
+    #[error(transparent)]
+    Reservation(#[from] ReservationError),
+}
+
+/// Processes the batch concurrently and reports the messages that failed.
+pub async fn handle<S: OrderStore + StockReservations>(
+    app: &App<S>,
+    event: LambdaEvent<SqsEvent>,
+) -> Result<SqsBatchResponse, Error> {
+    let records = &event.payload.records;
+    let outcomes = futures::future::join_all(records.iter().map(|message| {
+        let span = tracing::info_span!(
+            "message",
+            message_id = message.message_id.as_deref().unwrap_or_default()
+        );
+        process(app, message).instrument(span)
+    }))
+    .await;
+    let mut response = SqsBatchResponse::default();
+    for (message, outcome) in records.iter().zip(outcomes) {
+        if let Err(error) = outcome {
+            let retryable = matches!(&error, MessageError::Reservation(e) if e.is_retryable());
+            tracing::warn!(message_id = ?message.message_id, retryable, %error, "message failed");
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = message.message_id.clone().unwrap_or_default();
+            response.batch_item_failures.push(failure);
+        }
+    }
+    Ok(response)
+}
+
+async fn process<S: OrderStore + StockReservations>(
+    app: &App<S>,
+    message: &SqsMessage,
+) -> Result<(), MessageError> {
+    let body = message.body.as_deref().unwrap_or_default();
+    let event: CloudEvent<OrderEventData> =
+        serde_json::from_str(&event_json_from_sqs_body(body)).map_err(MessageError::Poison)?;
+    if event.event_type != EventType::OrderPlaced {
+        tracing::info!(
+            event_type = event.event_type.as_str(),
+            "not an order placement; acknowledged"
+        );
+        return Ok(());
+    }
+    let order_id = &event.data.order_id;
+    let result = reserve_order(&app.store, &app.store, order_id, chrono::Utc::now()).await?;
+    match &result {
+        ReservationResult::Reserved => tracing::info!(%order_id, "order reserved"),
+        ReservationResult::Rejected(shortages) => {
+            tracing::info!(%order_id, short_skus = shortages.len(), "order rejected for stock")
+        }
+        ReservationResult::AlreadyDecided(status) => {
+            tracing::info!(%order_id, status = status.as_str(), "order already decided; duplicate acknowledged")
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oms_domain::ids::{CustomerId, OrderId};
+    use oms_domain::memory::InMemoryStore;
+    use oms_domain::money::{Currency, Money};
+    use oms_domain::order::OrderStatus;
+    use oms_domain::stock::{Product, StockLevel};
+
+    fn product(sku: &str, stock: u32) -> Product {
+        Product {
+            sku: oms_domain::ids::Sku::parse(sku).unwrap(),
+            name: sku.to_owned(),
+            unit_price: Money::new(2500, Currency::parse("EUR").unwrap()).unwrap(),
+            weight_grams: 300,
+            active: true,
+            low_stock_threshold: 1,
+            stock: StockLevel::new(stock).unwrap(),
+            version: 1,
+            updated_at: chrono::Utc::now(),
+        }
+    }
+
+    fn fixture(name: &str) -> SqsEvent {
+        let path = format!(
+            "{}/../../events/stock-reservation/{name}.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// Places the order that the fixture's events name, through the intake operation.
+    async fn place(store: &InMemoryStore, id: &str) {
+        let json = std::fs::read_to_string(format!(
+            "{}/../../events/order-intake/place-order.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let event: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let body: serde_json::Value =
+            serde_json::from_str(event["body"].as_str().unwrap()).unwrap();
+        let request = oms_domain::request::OrderRequest::parse(&body).unwrap();
+        let order = oms_domain::order::Order::place(
+            OrderId::parse(id).unwrap(),
+            CustomerId::parse("customer-ada").unwrap(),
+            &request,
+            &store.catalog(),
+            &oms_domain::shipping::ShippingPolicy::default_policy(),
+            chrono::Utc::now(),
+        )
+        .unwrap();
+        store.insert_order(order);
+    }
+
+    async fn run(app: &App<InMemoryStore>, name: &str) -> Vec<String> {
+        let response = handle(
+            app,
+            LambdaEvent::new(fixture(name), lambda_runtime::Context::default()),
+        )
+        .await
+        .unwrap();
+        response
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn reserves_and_acknowledges_duplicates() {
+        let app = App {
+            store: InMemoryStore::with_products([
+                product("TSHIRT-RED-M", 10),
+                product("MUG-WHITE", 5),
+            ]),
+        };
+        place(&app.store, "01KAZ3Q6W8T2Y7X9V5N4M3K2J1").await;
+        assert!(run(&app, "order-placed").await.is_empty());
+        assert!(
+            run(&app, "order-placed").await.is_empty(),
+            "a duplicate is acknowledged"
+        );
+        let order = app
+            .store
+            .get(&OrderId::parse("01KAZ3Q6W8T2Y7X9V5N4M3K2J1").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(order.status, OrderStatus::Reserved);
+        let shirt = app
+            .store
+            .catalog()
+            .into_iter()
+            .find(|p| p.sku.as_str() == "TSHIRT-RED-M")
+            .unwrap();
+        assert_eq!(
+            (shirt.stock.available(), shirt.stock.reserved()),
+            (8, 2),
+            "reserved once, not twice"
+        );
+    }
+
+    #[tokio::test]
+    async fn rejects_when_stock_falls_short() {
+        let app = App {
+            store: InMemoryStore::with_products([
+                product("TSHIRT-RED-M", 1),
+                product("MUG-WHITE", 5),
+            ]),
+        };
+        place(&app.store, "01KAZ3Q6W8T2Y7X9V5N4M3K2J1").await;
+        assert!(run(&app, "order-placed").await.is_empty());
+        let order = app
+            .store
+            .get(&OrderId::parse("01KAZ3Q6W8T2Y7X9V5N4M3K2J1").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(order.status, OrderStatus::Rejected);
+        assert_eq!(
+            (
+                order.shortages[0].sku.as_str(),
+                order.shortages[0].available
+            ),
+            ("TSHIRT-RED-M", 1)
+        );
+        let mug = app
+            .store
+            .catalog()
+            .into_iter()
+            .find(|p| p.sku.as_str() == "MUG-WHITE")
+            .unwrap();
+        assert_eq!(mug.stock.available(), 5, "nothing moved");
+    }
+
+    #[tokio::test]
+    async fn a_poison_message_fails_alone() {
+        let app = App {
+            store: InMemoryStore::with_products([
+                product("TSHIRT-RED-M", 10),
+                product("MUG-WHITE", 5),
+            ]),
+        };
+        place(&app.store, "01KAZ3Q6W8T2Y7X9V5N4M3K2J1").await;
+        let failures = run(&app, "batch-with-poison").await;
+        assert_eq!(failures, ["poison-1", "unknown-order-1"]);
+        let order = app
+            .store
+            .get(&OrderId::parse("01KAZ3Q6W8T2Y7X9V5N4M3K2J1").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            order.status,
+            OrderStatus::Reserved,
+            "the good message of the batch was processed"
+        );
+    }
+}
