@@ -1,1 +1,507 @@
-fn main() {}
+//! # oms-local: the whole system on one machine, with no AWS account and no Docker
+//!
+//! `oms-local up` reads `infra/template.yaml` and brings up what it declares:
+//! 1. the moto emulator (DynamoDB, SQS, SNS over their real wire protocols), or any endpoint
+//!    given with `--emulator-url`;
+//! 2. the template's tables, queues (with their redrive policies), topics and subscriptions
+//!    (with their filter policies and raw delivery) — see [`provision`];
+//! 3. every function, through `cargo lambda watch` (the Lambda runtime API), with the
+//!    environment the template gives it — see [`lambda`];
+//! 4. the HTTP API on `127.0.0.1:3000` with the template's routes and its JWT authorizer — see
+//!    [`gateway`] and [`jwt`];
+//! 5. the queue and stream event sources, with batches, partial batch failures, visibility
+//!    timeouts and redrive — see [`pollers`];
+//! 6. a demo catalog, stocked through the API itself, so an order can be placed at once.
+//!
+//! `oms-local token` prints a token the local authorizer accepts.
+
+mod gateway;
+mod jwt;
+mod lambda;
+mod pollers;
+mod provision;
+mod template;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use serde_json::json;
+
+use crate::template::{Context, EventSource, Template};
+
+/// The issuer and audience of local tokens.
+const LOCAL_ISSUER: &str = "oms-local";
+const LOCAL_AUDIENCE: &str = "oms";
+const REGION: &str = "us-east-1";
+const ACCOUNT: &str = "123456789012";
+
+#[derive(Parser)]
+#[command(name = "oms-local", about = "Run the order management system locally")]
+struct Cli {
+    /// The secret local tokens are signed with.
+    #[arg(
+        long,
+        env = "OMS_LOCAL_JWT_SECRET",
+        default_value = "local-dev-secret",
+        global = true
+    )]
+    jwt_secret: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the local stack and serve until interrupted.
+    Up(Box<UpArgs>),
+    /// Print a bearer token the local HTTP API accepts.
+    Token {
+        /// The customer (or staff member) the token names.
+        #[arg(long, default_value = "customer-ada")]
+        sub: String,
+        /// Space-separated scopes, e.g. "oms:admin".
+        #[arg(long, default_value = "")]
+        scope: String,
+        /// Seconds until the token expires.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+    },
+}
+
+#[derive(Parser)]
+struct UpArgs {
+    /// Port of the HTTP API.
+    #[arg(long, env = "OMS_LOCAL_PORT", default_value_t = 3000)]
+    port: u16,
+    /// Port of the emulator this command starts.
+    #[arg(long, env = "OMS_LOCAL_EMULATOR_PORT", default_value_t = 4566)]
+    emulator_port: u16,
+    /// Use this DynamoDB/SQS/SNS endpoint instead of starting moto.
+    #[arg(long, env = "OMS_LOCAL_EMULATOR_URL")]
+    emulator_url: Option<String>,
+    /// Port of the Lambda runtime API (cargo lambda watch).
+    #[arg(long, env = "OMS_LOCAL_LAMBDA_PORT", default_value_t = 9000)]
+    lambda_port: u16,
+    /// The repository root (the Cargo workspace with the functions).
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))]
+    workspace: PathBuf,
+    /// The moto server executable.
+    #[arg(long, env = "OMS_LOCAL_MOTO_SERVER")]
+    moto_server: Option<PathBuf>,
+    /// The cargo-lambda executable.
+    #[arg(long, env = "OMS_LOCAL_CARGO_LAMBDA")]
+    cargo_lambda: Option<PathBuf>,
+    /// The stack name resource names start with.
+    #[arg(long, default_value = "oms-local")]
+    stack: String,
+    /// Template parameters, `Name=Value`; JwtIssuer and JwtAudience default to the local ones.
+    #[arg(long = "parameter")]
+    parameters: Vec<String>,
+    /// Shorten every queue's visibility timeout to this many seconds, so retries and redrive to
+    /// the dead-letter queue happen in seconds rather than minutes.
+    #[arg(long, env = "OMS_LOCAL_QUEUE_VISIBILITY_SECONDS")]
+    queue_visibility_seconds: Option<u32>,
+    /// Concurrent pollers per queue (Lambda scales out the same way).
+    #[arg(long, default_value_t = 4)]
+    pollers_per_queue: usize,
+    /// Concurrent instances per function.
+    #[arg(long, default_value_t = 4)]
+    function_concurrency: usize,
+    /// Do not stock the demo catalog.
+    #[arg(long)]
+    no_seed: bool,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Token { sub, scope, ttl } => {
+            println!(
+                "{}",
+                jwt::sign(
+                    &cli.jwt_secret,
+                    LOCAL_ISSUER,
+                    LOCAL_AUDIENCE,
+                    &sub,
+                    Some(&scope),
+                    ttl
+                )
+            );
+            Ok(())
+        }
+        Command::Up(args) => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_env("OMS_LOCAL_LOG")
+                        .unwrap_or_else(|_| "info,aws=warn".into()),
+                )
+                .with_target(false)
+                .init();
+            up(*args, &cli.jwt_secret).await
+        }
+    }
+}
+
+fn tool(explicit: Option<PathBuf>, workspace: &Path, name: &str) -> PathBuf {
+    explicit.unwrap_or_else(|| {
+        let bundled = workspace.join(".tools/venv/bin").join(name);
+        if bundled.exists() {
+            bundled
+        } else {
+            PathBuf::from(name)
+        }
+    })
+}
+
+async fn wait_until(
+    what: &str,
+    timeout: Duration,
+    mut check: impl AsyncFnMut() -> bool,
+) -> Result<(), BoxError> {
+    let start = Instant::now();
+    while !check().await {
+        if start.elapsed() > timeout {
+            return Err(format!("{what} was not ready after {timeout:?}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(())
+}
+
+async fn up(args: UpArgs, jwt_secret: &str) -> Result<(), BoxError> {
+    let workspace = args.workspace.canonicalize()?;
+    let http = reqwest::Client::new();
+
+    // 1. The emulator.
+    let mut children = Vec::new();
+    let endpoint = match &args.emulator_url {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => {
+            let moto = tool(args.moto_server.clone(), &workspace, "moto_server");
+            let child = tokio::process::Command::new(&moto)
+                .args(["-H", "127.0.0.1", "-p", &args.emulator_port.to_string()])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .map_err(|e| {
+                    format!(
+                        "cannot start {} ({e}); run infra/local/bootstrap.sh first",
+                        moto.display()
+                    )
+                })?;
+            children.push(child);
+            format!("http://127.0.0.1:{}", args.emulator_port)
+        }
+    };
+    wait_until("the emulator", Duration::from_secs(30), async || {
+        http.get(format!("{endpoint}/moto-api/"))
+            .send()
+            .await
+            .is_ok()
+    })
+    .await?;
+    tracing::info!(%endpoint, "emulator ready");
+
+    let credentials =
+        aws_sdk_dynamodb::config::Credentials::new("local", "local", None, None, "oms-local");
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&endpoint)
+        .region(aws_config::Region::new(REGION))
+        .credentials_provider(credentials)
+        .load()
+        .await;
+    let clients = provision::Clients {
+        dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
+        sqs: aws_sdk_sqs::Client::new(&sdk),
+        sns: aws_sdk_sns::Client::new(&sdk),
+    };
+
+    // 2. The template's resources.
+    let template = Template::load(&workspace.join("infra/template.yaml"))?;
+    let mut parameters: HashMap<String, String> = HashMap::from([
+        ("JwtIssuer".into(), LOCAL_ISSUER.into()),
+        ("JwtAudience".into(), LOCAL_AUDIENCE.into()),
+    ]);
+    for pair in &args.parameters {
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("--parameter {pair}: expected Name=Value"))?;
+        parameters.insert(k.to_owned(), v.to_owned());
+    }
+    for (name, default) in &template.parameters {
+        if !parameters.contains_key(name) {
+            let value = default.clone().ok_or_else(|| {
+                format!("template parameter {name} needs a value (--parameter {name}=...)")
+            })?;
+            parameters.insert(name.clone(), value);
+        }
+    }
+    let mut context = Context {
+        parameters,
+        resources: HashMap::new(),
+        region: REGION.into(),
+        account: ACCOUNT.into(),
+        stack: args.stack.clone(),
+    };
+    provision::provision(
+        &template,
+        &mut context,
+        &clients,
+        args.queue_visibility_seconds,
+    )
+    .await?;
+    let queue_url_of = |arn: &str| {
+        context
+            .resources
+            .values()
+            .find(|p| p.attributes.get("Arn").map(String::as_str) == Some(arn))
+            .map(|p| p.reference.clone())
+    };
+
+    // 3. The functions.
+    let functions = template.functions(&context)?;
+    let mut environment: BTreeMap<String, String> = BTreeMap::new();
+    for function in &functions {
+        for (key, value) in &function.environment {
+            if let Some(existing) = environment.insert(key.clone(), value.clone()) {
+                if &existing != value {
+                    return Err(format!("{key} differs between functions; cargo lambda watch shares one environment").into());
+                }
+            }
+        }
+    }
+    for (key, value) in [
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_REGION", REGION),
+        ("AWS_ACCESS_KEY_ID", "local"),
+        ("AWS_SECRET_ACCESS_KEY", "local"),
+        ("RUST_LOG", "info"),
+    ] {
+        environment.insert(key.into(), value.into());
+    }
+    let cargo_lambda = tool(args.cargo_lambda.clone(), &workspace, "cargo-lambda");
+    let env_file = std::env::temp_dir().join(format!("oms-local-{}.env", args.lambda_port));
+    let environment: Vec<(String, String)> = environment.into_iter().collect();
+    children.push(
+        lambda::start_watch(
+            cargo_lambda.to_str().ok_or("a non-UTF-8 path")?,
+            &workspace,
+            "127.0.0.1",
+            args.lambda_port,
+            args.function_concurrency,
+            &environment,
+            &env_file,
+        )
+        .map_err(|e| {
+            format!(
+                "cannot start {} ({e}); run infra/local/bootstrap.sh first",
+                cargo_lambda.display()
+            )
+        })?,
+    );
+    let invoker = lambda::Invoker::new(format!("http://127.0.0.1:{}", args.lambda_port));
+
+    // 4. The HTTP API, answering 503 on its health check until everything is up.
+    let (issuer, audiences) = template.jwt_authorizer(&context)?;
+    let mut routes = Vec::new();
+    for function in &functions {
+        for event in &function.events {
+            if let EventSource::Http { method, path } = event {
+                routes.push(gateway::Route {
+                    method: method.clone(),
+                    path: path.clone(),
+                    binary: function.binary.clone(),
+                });
+            }
+        }
+    }
+    let gateway = Arc::new(gateway::Gateway {
+        routes,
+        verifier: jwt::Verifier::new(jwt_secret, &issuer, &audiences),
+        invoker: invoker.clone(),
+        ready: false.into(),
+    });
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
+    let app = axum::Router::new()
+        .fallback(gateway::serve)
+        .with_state(gateway.clone());
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, app).await {
+            tracing::error!(%error, "the HTTP API stopped");
+        }
+    });
+
+    // Every function answers once before traffic flows (the first call may compile it).
+    let started = Instant::now();
+    tracing::info!("starting the functions (the first start builds them)");
+    let warmups = functions.iter().map(|function| {
+        let invoker = invoker.clone();
+        let event = match function.events.first() {
+            Some(EventSource::Http { .. }) => json!({
+                "version": "2.0", "routeKey": "GET /_local/warmup", "rawPath": "/_local/warmup", "rawQueryString": "",
+                "headers": {}, "isBase64Encoded": false,
+                "requestContext": {"http": {"method": "GET", "path": "/_local/warmup", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "oms-local"},
+                                   "routeKey": "GET /_local/warmup", "stage": "$default", "requestId": "warmup", "accountId": ACCOUNT, "apiId": "oms-local", "timeEpoch": 0}
+            }),
+            _ => json!({"Records": []}),
+        };
+        let binary = function.binary.clone();
+        tracing::debug!(function = %function.logical_id, %binary, "warming up");
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(900);
+            loop {
+                match invoker.invoke(&binary, &event).await {
+                    Ok(_) => return Ok(()),
+                    Err(error) if Instant::now() > deadline => return Err(format!("{binary} did not start: {error}")),
+                    Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+                }
+            }
+        }
+    });
+    for result in futures::future::join_all(warmups).await {
+        result?;
+    }
+    tracing::info!(seconds = started.elapsed().as_secs(), "functions ready");
+
+    // 5. The queue and stream event sources.
+    let streams = aws_sdk_dynamodbstreams::Client::new(&sdk);
+    for function in &functions {
+        for event in &function.events {
+            match event {
+                EventSource::Sqs {
+                    queue_arn,
+                    batch_size,
+                    report_failures,
+                } => {
+                    let source = Arc::new(pollers::SqsSource {
+                        binary: function.binary.clone(),
+                        queue_url: queue_url_of(queue_arn)
+                            .ok_or_else(|| format!("no queue {queue_arn}"))?,
+                        queue_arn: queue_arn.clone(),
+                        batch_size: *batch_size,
+                        report_failures: *report_failures,
+                        region: REGION.into(),
+                    });
+                    for _ in 0..args.pollers_per_queue.max(1) {
+                        tokio::spawn(pollers::poll_queue(
+                            clients.sqs.clone(),
+                            invoker.clone(),
+                            source.clone(),
+                        ));
+                    }
+                }
+                EventSource::Stream {
+                    stream_arn,
+                    batch_size,
+                    max_retries,
+                    report_failures,
+                    on_failure_arn,
+                } => {
+                    let source = Arc::new(pollers::StreamSource {
+                        binary: function.binary.clone(),
+                        stream_arn: stream_arn.clone(),
+                        batch_size: *batch_size,
+                        max_retries: *max_retries,
+                        report_failures: *report_failures,
+                        on_failure_queue_url: on_failure_arn.as_deref().and_then(queue_url_of),
+                        region: REGION.into(),
+                    });
+                    tokio::spawn(pollers::poll_stream(
+                        streams.clone(),
+                        clients.sqs.clone(),
+                        invoker.clone(),
+                        source,
+                    ));
+                }
+                EventSource::Http { .. } => {}
+            }
+        }
+    }
+
+    // 6. The demo catalog, through the API like any administrator.
+    let base = format!("http://127.0.0.1:{}", args.port);
+    gateway.ready.store(true, Ordering::SeqCst);
+    if !args.no_seed {
+        seed(
+            &http,
+            &base,
+            jwt_secret,
+            &workspace.join("infra/local/demo-catalog.json"),
+        )
+        .await?;
+    }
+
+    let token = jwt::sign(
+        jwt_secret,
+        LOCAL_ISSUER,
+        LOCAL_AUDIENCE,
+        "customer-ada",
+        None,
+        12 * 3600,
+    );
+    println!("\nThe order management system is up.\n");
+    println!("  HTTP API   {base}");
+    println!("  emulator   {endpoint}   (AWS_ENDPOINT_URL for the aws CLI and SDKs)");
+    println!(
+        "  functions  http://127.0.0.1:{}   (cargo lambda invoke -A 127.0.0.1 -P {})",
+        args.lambda_port, args.lambda_port
+    );
+    println!("\nA customer token (12 h; more with `cargo run -p oms-local -- token --sub NAME [--scope oms:admin]`):\n\n  export TOKEN={token}\n");
+    println!("Place an order:\n");
+    println!("  curl -si {base}/orders -H \"authorization: Bearer $TOKEN\" -H 'content-type: application/json' \\\n    -H \"idempotency-key: $(date +%s%N)\" -d @events/demo-order.json\n");
+    println!("Press Ctrl-C to stop.");
+
+    tokio::signal::ctrl_c().await?;
+    tracing::info!("stopping");
+    drop(children);
+    Ok(())
+}
+
+async fn seed(
+    http: &reqwest::Client,
+    base: &str,
+    secret: &str,
+    catalog: &Path,
+) -> Result<(), BoxError> {
+    let token = jwt::sign(
+        secret,
+        LOCAL_ISSUER,
+        LOCAL_AUDIENCE,
+        "oms-local-seed",
+        Some("oms:admin"),
+        300,
+    );
+    let products: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(catalog)?)?;
+    for mut product in products {
+        let sku = product["sku"]
+            .as_str()
+            .ok_or("a demo product without a sku")?
+            .to_owned();
+        product.as_object_mut().map(|p| p.remove("sku"));
+        let response = http
+            .put(format!("{base}/inventory/{sku}"))
+            .bearer_auth(&token)
+            .json(&product)
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            return Err(format!(
+                "seeding {sku} failed: {} {}",
+                response.status(),
+                response.text().await.unwrap_or_default()
+            )
+            .into());
+        }
+    }
+    tracing::info!("demo catalog stocked");
+    Ok(())
+}

@@ -1,0 +1,425 @@
+//! The HTTP API, as API Gateway serves it: the template's routes, its JWT authorizer, and the
+//! payload format 2.0 events it sends the functions.
+//!
+//! One known difference: API Gateway's built-in JWT authorizer answers a missing or bad token
+//! with `401 {"message":"Unauthorized"}`; HTTP APIs cannot change that body. Locally the same
+//! refusal comes as `application/problem+json`, like every other error of the API.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use serde_json::{json, Value};
+
+use crate::jwt::Verifier;
+use crate::lambda::Invoker;
+
+/// API Gateway's request payload limit.
+const MAX_PAYLOAD_BYTES: usize = 10 * 1024 * 1024;
+
+/// One route: method, path template split into segments, and the binary that serves it.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub method: String,
+    pub path: String,
+    pub binary: String,
+}
+
+impl Route {
+    /// The path parameters if `path` matches this route's template.
+    fn matches(&self, path: &str) -> Option<BTreeMap<String, String>> {
+        let template: Vec<&str> = self.path.trim_matches('/').split('/').collect();
+        let actual: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let mut parameters = BTreeMap::new();
+        for (index, segment) in template.iter().enumerate() {
+            if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix("+}")) {
+                parameters.insert(name.to_owned(), actual.get(index..)?.join("/"));
+                return Some(parameters);
+            }
+            let value = actual.get(index)?;
+            match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(name) if !value.is_empty() => {
+                    parameters.insert(name.to_owned(), percent_decode(value));
+                }
+                Some(_) => return None,
+                None if segment == value => {}
+                None => return None,
+            }
+        }
+        (template.len() == actual.len()).then_some(parameters)
+    }
+}
+
+fn percent_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(byte) = u8::from_str_radix(&value[i + 1..i + 3], 16) {
+                out.push(byte);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// What the gateway needs.
+pub struct Gateway {
+    pub routes: Vec<Route>,
+    pub verifier: Verifier,
+    pub invoker: Invoker,
+    pub ready: std::sync::atomic::AtomicBool,
+}
+
+fn problem(status: StatusCode, kind: &str, title: &str, detail: &str) -> Response {
+    let body = json!({"type": format!("/problems/{kind}"), "title": title, "status": status.as_u16(), "detail": detail});
+    let mut response = (status, body.to_string()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    if status == StatusCode::UNAUTHORIZED {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    response
+}
+
+/// Serves every request: local endpoints first, then the template's routes.
+pub async fn serve(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
+    let path = request.uri().path().to_owned();
+    if path == "/_local/health" {
+        return if gateway.ready.load(std::sync::atomic::Ordering::SeqCst) {
+            (StatusCode::OK, "ready").into_response()
+        } else {
+            (StatusCode::SERVICE_UNAVAILABLE, "starting").into_response()
+        };
+    }
+    let method = request.method().clone();
+    let mut path_matched = false;
+    let mut found = None;
+    for route in &gateway.routes {
+        if let Some(parameters) = route.matches(&path) {
+            path_matched = true;
+            if route.method == method.as_str() || route.method == "ANY" {
+                found = Some((route.clone(), parameters));
+                break;
+            }
+        }
+    }
+    let Some((route, parameters)) = found else {
+        return if path_matched {
+            problem(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+                &format!("{method} is not served on {path}"),
+            )
+        } else {
+            problem(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "Not found",
+                &format!("no route for {method} {path}"),
+            )
+        };
+    };
+
+    let claims = match authorize(&gateway.verifier, request.headers()) {
+        Ok(claims) => claims,
+        Err(detail) => {
+            return problem(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "Authentication required",
+                &detail,
+            )
+        }
+    };
+
+    let (parts, body) = request.into_parts();
+    let body = match to_bytes(body, MAX_PAYLOAD_BYTES).await {
+        Ok(body) => body,
+        Err(_) => {
+            return problem(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Body too large",
+                "the body exceeds 10 MB",
+            )
+        }
+    };
+    let event = api_gateway_event(
+        &route,
+        &parts.method,
+        &parts.uri,
+        &parts.headers,
+        &body,
+        parameters,
+        claims,
+    );
+    match gateway.invoker.invoke(&route.binary, &event).await {
+        Ok(payload) => function_response(&payload),
+        Err(error) => {
+            tracing::error!(binary = %route.binary, %error, "invocation failed");
+            problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal-error",
+                "Internal Server Error",
+                "the function failed",
+            )
+        }
+    }
+}
+
+fn authorize(
+    verifier: &Verifier,
+    headers: &HeaderMap,
+) -> Result<serde_json::Map<String, Value>, String> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or("an Authorization header with a bearer token is required")?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .unwrap_or(value)
+        .trim();
+    verifier
+        .verify(token)
+        .map_err(|e| format!("the token was refused: {e}"))
+}
+
+/// The payload format 2.0 event API Gateway sends for this request.
+fn api_gateway_event(
+    route: &Route,
+    method: &Method,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    path_parameters: BTreeMap<String, String>,
+    claims: serde_json::Map<String, Value>,
+) -> Value {
+    let mut header_map = serde_json::Map::new();
+    let mut cookies = Vec::new();
+    for (name, value) in headers {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        if name == header::COOKIE {
+            cookies.extend(value.split(';').map(|c| Value::String(c.trim().to_owned())));
+            continue;
+        }
+        match header_map.get_mut(name.as_str()) {
+            Some(Value::String(existing)) => {
+                existing.push(',');
+                existing.push_str(&value);
+            }
+            _ => {
+                header_map.insert(name.as_str().to_owned(), Value::String(value));
+            }
+        }
+    }
+    let raw_query = uri.query().unwrap_or_default().to_owned();
+    let mut query = serde_json::Map::new();
+    for pair in raw_query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let (k, v) = (
+            percent_decode(&k.replace('+', " ")),
+            percent_decode(&v.replace('+', " ")),
+        );
+        match query.get_mut(&k) {
+            Some(Value::String(existing)) => {
+                existing.push(',');
+                existing.push_str(&v);
+            }
+            _ => {
+                query.insert(k, Value::String(v));
+            }
+        }
+    }
+    let now = chrono::Utc::now();
+    let route_key = format!("{} {}", route.method, route.path);
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let (body, encoded) = match std::str::from_utf8(body) {
+        Ok(text) => (text.to_owned(), false),
+        Err(_) => (base64::engine::general_purpose::STANDARD.encode(body), true),
+    };
+    let mut event = json!({
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": uri.path(),
+        "rawQueryString": raw_query,
+        "headers": header_map,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "oms-local",
+            "domainName": headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost"),
+            "domainPrefix": "localhost",
+            "http": {"method": method.as_str(), "path": uri.path(), "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": user_agent},
+            "requestId": request_id(),
+            "routeKey": route_key,
+            "stage": "$default",
+            "time": now.format("%d/%b/%Y:%H:%M:%S %z").to_string(),
+            "timeEpoch": now.timestamp_millis(),
+            "authorizer": {"jwt": {"claims": claims, "scopes": null}}
+        },
+        "isBase64Encoded": encoded
+    });
+    if !body.is_empty() {
+        event["body"] = Value::String(body);
+    }
+    if !cookies.is_empty() {
+        event["cookies"] = Value::Array(cookies);
+    }
+    if !query.is_empty() {
+        event["queryStringParameters"] = Value::Object(query);
+    }
+    if !path_parameters.is_empty() {
+        event["pathParameters"] = json!(path_parameters);
+    }
+    event
+}
+
+fn request_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "local-{}-{}",
+        chrono::Utc::now().timestamp_millis(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The HTTP response for a function's payload format 2.0 answer.
+fn function_response(payload: &Value) -> Response {
+    let Some(status) = payload["statusCode"]
+        .as_u64()
+        .and_then(|s| StatusCode::from_u16(s as u16).ok())
+    else {
+        // A payload without a status code is the body itself, with 200 (API Gateway's rule).
+        return (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            payload.to_string(),
+        )
+            .into_response();
+    };
+    let body = payload["body"].as_str().unwrap_or_default();
+    let body = if payload["isBase64Encoded"].as_bool() == Some(true) {
+        base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap_or_default()
+    } else {
+        body.as_bytes().to_vec()
+    };
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    if let Some(map) = payload["headers"].as_object() {
+        for (name, value) in map {
+            if let (Ok(name), Some(Ok(value))) = (
+                header::HeaderName::from_bytes(name.as_bytes()),
+                value.as_str().map(HeaderValue::from_str),
+            ) {
+                headers.insert(name, value);
+            }
+        }
+    }
+    if let Some(map) = payload["multiValueHeaders"].as_object() {
+        for (name, values) in map {
+            for value in values
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
+                if let (Ok(name), Ok(value)) = (
+                    header::HeaderName::from_bytes(name.as_bytes()),
+                    HeaderValue::from_str(value),
+                ) {
+                    if !headers.contains_key(&name) {
+                        headers.append(name, value);
+                    }
+                }
+            }
+        }
+    }
+    for cookie in payload["cookies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        if let Ok(value) = HeaderValue::from_str(cookie) {
+            headers.append(header::SET_COOKIE, value);
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(method: &str, path: &str) -> Route {
+        Route {
+            method: method.into(),
+            path: path.into(),
+            binary: "b".into(),
+        }
+    }
+
+    #[test]
+    fn matches_templates_with_parameters() {
+        let r = route("GET", "/orders/{id}");
+        assert_eq!(r.matches("/orders/01ABC").unwrap()["id"], "01ABC");
+        assert!(r.matches("/orders").is_none());
+        assert!(r.matches("/orders/1/x").is_none());
+        assert!(route("GET", "/orders")
+            .matches("/orders")
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            route("POST", "/inventory/{sku}/adjustments")
+                .matches("/inventory/A%2DB/adjustments")
+                .unwrap()["sku"],
+            "A-B"
+        );
+    }
+
+    #[test]
+    fn builds_the_payload_format_2_event() {
+        let mut headers = HeaderMap::new();
+        headers.insert("idempotency-key", HeaderValue::from_static("k1"));
+        let uri: axum::http::Uri = "/orders?limit=2&cursor=abc".parse().unwrap();
+        let claims = serde_json::Map::from_iter([("sub".to_owned(), Value::String("ada".into()))]);
+        let event = api_gateway_event(
+            &route("GET", "/orders"),
+            &Method::GET,
+            &uri,
+            &headers,
+            b"",
+            BTreeMap::new(),
+            claims,
+        );
+        assert_eq!(event["routeKey"], "GET /orders");
+        assert_eq!(event["queryStringParameters"]["limit"], "2");
+        assert_eq!(
+            event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"],
+            "ada"
+        );
+        assert_eq!(event["headers"]["idempotency-key"], "k1");
+    }
+}
