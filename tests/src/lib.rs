@@ -1,1 +1,302 @@
-//! placeholder
+//! # oms-system-tests: the system driven from the outside
+//!
+//! Integration tests of the DynamoDB adapters and end-to-end tests through the local stack's
+//! HTTP API, over the real AWS wire protocols of the emulator. They need the stack that
+//! `infra/local/test.sh` starts (or `infra/local/run.sh`); without it every test fails at once
+//! with a message that says how to start it. None skips.
+//!
+//! The stack is found through `OMS_API_URL`, `OMS_EMULATOR_URL` and `OMS_STACK` (defaults: the
+//! run command's ports and stack name). Tests share one stack and run in parallel, so each one
+//! makes its own SKUs and customers with unique names and never depends on another's data.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+pub use reqwest::StatusCode;
+
+/// The local stack under test.
+#[derive(Clone)]
+pub struct Stack {
+    pub api: String,
+    pub emulator: String,
+    pub stack: String,
+    http: reqwest::Client,
+    secret: String,
+}
+
+/// A response: status, headers and the JSON body (`Value::Null` if there was none).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+/// A name no other test (or earlier run) uses.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", ulid::Ulid::new().to_string().to_lowercase())
+}
+
+impl Stack {
+    /// Connects to the running stack, or panics with how to start it.
+    pub async fn connect() -> Stack {
+        let stack = Stack {
+            api: env_or("OMS_API_URL", "http://127.0.0.1:3000"),
+            emulator: env_or("OMS_EMULATOR_URL", "http://127.0.0.1:4566"),
+            stack: env_or("OMS_STACK", "oms-local"),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(120))
+                .build()
+                .expect("an HTTP client"),
+            secret: env_or("OMS_LOCAL_JWT_SECRET", "local-dev-secret"),
+        };
+        let health = stack
+            .http
+            .get(format!("{}/_local/health", stack.api))
+            .send()
+            .await;
+        match health {
+            Ok(response) if response.status().is_success() => stack,
+            other => panic!(
+                "the local stack is not running at {} ({other:?}). These tests need it: run `infra/local/test.sh` \
+                 (which starts it, runs every test and stops it), or start it with `infra/local/run.sh` and set \
+                 OMS_API_URL / OMS_EMULATOR_URL if you changed its ports.",
+                stack.api
+            ),
+        }
+    }
+
+    /// A token the local authorizer accepts.
+    pub fn token(&self, sub: &str, scope: Option<&str>) -> String {
+        #[derive(serde::Serialize)]
+        struct Claims<'a> {
+            sub: &'a str,
+            iss: &'a str,
+            aud: &'a str,
+            iat: u64,
+            exp: u64,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            scope: Option<&'a str>,
+        }
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = Claims {
+            sub,
+            iss: "oms-local",
+            aud: "oms",
+            iat: now,
+            exp: now + 3600,
+            scope,
+        };
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(self.secret.as_bytes()),
+        )
+        .expect("signing a test token")
+    }
+
+    /// Sends a request with an optional bearer token and JSON body.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Reply {
+        let mut request = self.http.request(method, format!("{}{path}", self.api));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body);
+        }
+        let response = request.send().await.expect("the HTTP API answers");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("a response body");
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.call(reqwest::Method::GET, path, Some(token), &[], None)
+            .await
+    }
+
+    /// Creates a SKU with `on_hand` units at 10.00 EUR, 500 g, as an administrator.
+    pub async fn create_sku(&self, prefix: &str, on_hand: u32) -> String {
+        let sku = unique(prefix).to_uppercase();
+        let admin = self.token("staff-tests", Some("oms:admin"));
+        let body = json!({"name": format!("Test {prefix}"), "unitPrice": {"amount": 1000, "currency": "EUR"}, "weightGrams": 500, "onHand": on_hand});
+        let reply = self
+            .call(
+                reqwest::Method::PUT,
+                &format!("/inventory/{sku}"),
+                Some(&admin),
+                &[],
+                Some(body.to_string().into_bytes()),
+            )
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::CREATED,
+            "creating {sku}: {:?}",
+            reply.body
+        );
+        sku
+    }
+
+    /// `(available, reserved, onHand)` of a SKU.
+    pub async fn stock(&self, sku: &str) -> (u64, u64, u64) {
+        let reply = self
+            .get(
+                &format!("/inventory/{sku}"),
+                &self.token("stock-reader", None),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        let n = |k: &str| reply.body[k].as_u64().expect("a counter");
+        (n("available"), n("reserved"), n("onHand"))
+    }
+
+    /// Places an order for `lines` (`(sku, quantity)`) as `customer` with `key`.
+    pub async fn place_order(&self, customer: &str, key: &str, lines: &[(&str, u32)]) -> Reply {
+        let body = order_body(lines);
+        self.call(
+            reqwest::Method::POST,
+            "/orders",
+            Some(&self.token(customer, None)),
+            &[("idempotency-key", key)],
+            Some(body.to_string().into_bytes()),
+        )
+        .await
+    }
+
+    /// Waits until the order leaves `PENDING` and returns it.
+    pub async fn wait_decided(&self, customer: &str, order_id: &str) -> Value {
+        let token = self.token(customer, None);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let reply = self.get(&format!("/orders/{order_id}"), &token).await;
+            assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+            if reply.body["status"] != "PENDING" {
+                return reply.body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "order {order_id} stayed PENDING for 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The AWS SDK configuration for the emulator.
+    pub async fn sdk(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&self.emulator)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "local", "local", None, None, "tests",
+            ))
+            .load()
+            .await
+    }
+
+    /// The physical name the local stack gives a template resource.
+    pub fn resource(&self, logical_id: &str) -> String {
+        format!("{}-{logical_id}", self.stack)
+    }
+}
+
+/// A valid order body for `lines`.
+pub fn order_body(lines: &[(&str, u32)]) -> Value {
+    json!({
+        "lines": lines.iter().map(|(sku, quantity)| json!({"sku": sku, "quantity": quantity})).collect::<Vec<_>>(),
+        "shippingMethod": "STANDARD",
+        "shippingAddress": {"name": "Test Customer", "line1": "1 Test Street", "city": "Berlin", "postalCode": "10115", "country": "DE"},
+        "contact": {"email": "test@example.com"}
+    })
+}
+
+impl Stack {
+    /// A new, empty table with the orders table's keys and indexes as the template declares them,
+    /// but no stream: adapter tests write to it without the running system reacting to their
+    /// writes.
+    pub async fn scratch_table(&self) -> String {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+            Projection, ProjectionType, ScalarAttributeType,
+        };
+        let path = format!("{}/../infra/template.yaml", env!("CARGO_MANIFEST_DIR"));
+        let template: serde_yaml::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let table = &template["Resources"]["OrdersTable"]["Properties"];
+        let keys = |schema: &serde_yaml::Value| -> Vec<KeySchemaElement> {
+            schema
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .map(|k| {
+                    KeySchemaElement::builder()
+                        .attribute_name(k["AttributeName"].as_str().unwrap())
+                        .key_type(KeyType::from(k["KeyType"].as_str().unwrap()))
+                        .build()
+                        .unwrap()
+                })
+                .collect()
+        };
+        let name = unique("scratch");
+        let mut request = aws_sdk_dynamodb::Client::new(&self.sdk().await)
+            .create_table()
+            .table_name(&name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .set_key_schema(Some(keys(&table["KeySchema"])));
+        for definition in table["AttributeDefinitions"].as_sequence().unwrap() {
+            request = request.attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(definition["AttributeName"].as_str().unwrap())
+                    .attribute_type(ScalarAttributeType::from(
+                        definition["AttributeType"].as_str().unwrap(),
+                    ))
+                    .build()
+                    .unwrap(),
+            );
+        }
+        for index in table["GlobalSecondaryIndexes"].as_sequence().unwrap() {
+            request = request.global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(index["IndexName"].as_str().unwrap())
+                    .set_key_schema(Some(keys(&index["KeySchema"])))
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::from(
+                                index["Projection"]["ProjectionType"].as_str().unwrap(),
+                            ))
+                            .build(),
+                    )
+                    .build()
+                    .unwrap(),
+            );
+        }
+        request.send().await.expect("creating a scratch table");
+        name
+    }
+}

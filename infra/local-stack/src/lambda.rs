@@ -2,11 +2,14 @@
 //! the workspace, and [`Invoker`] calls a function through its Invoke API, as Lambda's own event
 //! sources and API Gateway do.
 
+use std::collections::HashMap;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
 use tokio::process::{Child, Command};
+use tokio::sync::Semaphore;
 
 /// Why an invocation failed.
 #[derive(Debug, thiserror::Error)]
@@ -17,24 +20,52 @@ pub enum InvokeError {
     Function(String),
 }
 
-/// Invokes functions by binary name.
+/// Invokes functions by binary name, at most `concurrency` at a time per function.
+///
+/// The limit is Lambda's own (a function's concurrency), and it also keeps `cargo lambda watch`
+/// from queueing invocations itself: with more invocations waiting than instances running, it
+/// stops answering altogether (seen with cargo-lambda 1.9.2), so requests wait here instead.
 #[derive(Clone)]
 pub struct Invoker {
     http: reqwest::Client,
     base: String,
+    concurrency: usize,
+    limits: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
 }
 
 impl Invoker {
-    pub fn new(base: String) -> Self {
+    pub fn new(base: String, concurrency: usize) -> Self {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(600))
             .build()
             .expect("a plain HTTP client builds");
-        Invoker { http, base }
+        Invoker {
+            http,
+            base,
+            concurrency: concurrency.max(1),
+            limits: Default::default(),
+        }
+    }
+
+    fn limit(&self, binary: &str) -> Arc<Semaphore> {
+        let mut limits = self
+            .limits
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let concurrency = self.concurrency;
+        limits
+            .entry(binary.to_owned())
+            .or_insert_with(|| Arc::new(Semaphore::new(concurrency)))
+            .clone()
     }
 
     /// Invokes `binary` with `event` and returns its response payload.
     pub async fn invoke(&self, binary: &str, event: &Value) -> Result<Value, InvokeError> {
+        let _slot = self
+            .limit(binary)
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
         let url = format!("{}/2015-03-31/functions/{binary}/invocations", self.base);
         let response = self.http.post(url).json(event).send().await?;
         let function_error = response.headers().contains_key("x-amz-function-error");
@@ -82,6 +113,7 @@ pub fn start_watch(
     command
         .current_dir(workspace)
         .stdin(Stdio::null())
+        .process_group(0)
         .kill_on_drop(true);
     command.spawn()
 }

@@ -1,8 +1,9 @@
 //! # oms-local: the whole system on one machine, with no AWS account and no Docker
 //!
 //! `oms-local up` reads `infra/template.yaml` and brings up what it declares:
-//! 1. the moto emulator (DynamoDB, SQS, SNS over their real wire protocols), or any endpoint
-//!    given with `--emulator-url`;
+//! 1. the moto emulator (DynamoDB, SQS, SNS over their real wire protocols; see
+//!    `infra/local/moto_server.py` for the two ways it is made to keep DynamoDB's promises), or
+//!    any endpoint given with `--emulator-url`;
 //! 2. the template's tables, queues (with their redrive policies), topics and subscriptions
 //!    (with their filter policies and raw delivery) — see [`provision`];
 //! 3. every function, through `cargo lambda watch` (the Lambda runtime API), with the
@@ -89,9 +90,9 @@ struct UpArgs {
     /// The repository root (the Cargo workspace with the functions).
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))]
     workspace: PathBuf,
-    /// The moto server executable.
-    #[arg(long, env = "OMS_LOCAL_MOTO_SERVER")]
-    moto_server: Option<PathBuf>,
+    /// The Python interpreter with moto installed (it runs `infra/local/moto_server.py`).
+    #[arg(long, env = "OMS_LOCAL_PYTHON")]
+    python: Option<PathBuf>,
     /// The cargo-lambda executable.
     #[arg(long, env = "OMS_LOCAL_CARGO_LAMBDA")]
     cargo_lambda: Option<PathBuf>,
@@ -184,11 +185,13 @@ async fn up(args: UpArgs, jwt_secret: &str) -> Result<(), BoxError> {
     let endpoint = match &args.emulator_url {
         Some(url) => url.trim_end_matches('/').to_owned(),
         None => {
-            let moto = tool(args.moto_server.clone(), &workspace, "moto_server");
+            let moto = tool(args.python.clone(), &workspace, "python3");
             let child = tokio::process::Command::new(&moto)
+                .arg(workspace.join("infra/local/moto_server.py"))
                 .args(["-H", "127.0.0.1", "-p", &args.emulator_port.to_string()])
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
+                .process_group(0)
                 .kill_on_drop(true)
                 .spawn()
                 .map_err(|e| {
@@ -307,7 +310,10 @@ async fn up(args: UpArgs, jwt_secret: &str) -> Result<(), BoxError> {
             )
         })?,
     );
-    let invoker = lambda::Invoker::new(format!("http://127.0.0.1:{}", args.lambda_port));
+    let invoker = lambda::Invoker::new(
+        format!("http://127.0.0.1:{}", args.lambda_port),
+        args.function_concurrency,
+    );
 
     // 4. The HTTP API, answering 503 on its health check until everything is up.
     let (issuer, audiences) = template.jwt_authorizer(&context)?;
@@ -459,10 +465,29 @@ async fn up(args: UpArgs, jwt_secret: &str) -> Result<(), BoxError> {
     println!("  curl -si {base}/orders -H \"authorization: Bearer $TOKEN\" -H 'content-type: application/json' \\\n    -H \"idempotency-key: $(date +%s%N)\" -d @events/demo-order.json\n");
     println!("Press Ctrl-C to stop.");
 
-    tokio::signal::ctrl_c().await?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result?,
+        _ = terminate.recv() => {}
+    }
     tracing::info!("stopping");
-    drop(children);
+    for child in &children {
+        stop_group(child);
+    }
     Ok(())
+}
+
+/// Stops a child and everything it started (cargo lambda's function processes): each child runs
+/// in a process group of its own.
+fn stop_group(child: &tokio::process::Child) {
+    if let Some(pid) = child.id() {
+        let stopped = std::process::Command::new("kill")
+            .args(["-TERM", "--", &format!("-{pid}")])
+            .status();
+        if let Err(error) = stopped {
+            tracing::warn!(pid, %error, "could not stop a child process group");
+        }
+    }
 }
 
 async fn seed(

@@ -4,6 +4,7 @@
 //! start pays for nothing it does not need yet.
 
 use std::env;
+use std::time::Duration;
 
 use oms_domain::shipping::{PolicyError, ShippingPolicy};
 
@@ -69,9 +70,16 @@ pub fn shipping_policy_from_env() -> Result<ShippingPolicy, ConfigError> {
 }
 
 /// The AWS SDK configuration: region, credentials and endpoint from the standard sources
-/// (`AWS_REGION`, `AWS_ENDPOINT_URL`, …).
+/// (`AWS_REGION`, `AWS_ENDPOINT_URL`, …), and timeouts well inside the functions' own, so a hung
+/// call fails as retryable instead of running the function out of time.
 pub async fn aws_config() -> aws_config::SdkConfig {
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .operation_attempt_timeout(Duration::from_secs(3))
+        .operation_timeout(Duration::from_secs(8))
+        .build();
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(timeouts)
         .load()
         .await
 }

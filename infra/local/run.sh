@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Runs the whole system locally: installs the tools into .tools/ (first run only), builds the
+# functions, and starts the local stack with its demo catalog on http://127.0.0.1:3000.
+# Extra arguments go to `oms-local up` (see `cargo run -p oms-local -- up --help`).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$root"
+bash infra/local/bootstrap.sh
+cargo build --workspace --bins
+exec target/debug/oms-local up "$@"

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Runs every test on a fresh machine: installs the tools into .tools/, checks the SAM template,
+# builds the workspace, starts the local stack on its own ports, runs the whole test suite
+# against it (unit, property, handler, adapter, contract and end-to-end tests), and stops it.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$root"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "tools"
+bash infra/local/bootstrap.sh
+export SAM_CLI_TELEMETRY=0
+
+step "template: sam validate --lint, cfn-lint"
+.tools/venv/bin/sam validate --lint -t infra/template.yaml
+.tools/venv/bin/cfn-lint infra/template.yaml
+
+step "build"
+cargo build --workspace --bins --tests
+
+step "domain crate depends on no AWS, Lambda or HTTP crate"
+if cargo tree -p oms-domain -e normal --prefix none | grep -Ei '^(aws|lambda|http|hyper)'; then
+  echo "oms-domain must not depend on these" >&2
+  exit 1
+fi
+
+# The test stack uses its own ports, so a stack started with run.sh can keep running.
+export OMS_LOCAL_PORT="${OMS_TEST_PORT:-3100}"
+export OMS_LOCAL_EMULATOR_PORT="${OMS_TEST_EMULATOR_PORT:-4600}"
+export OMS_LOCAL_LAMBDA_PORT="${OMS_TEST_LAMBDA_PORT:-9100}"
+export OMS_LOCAL_QUEUE_VISIBILITY_SECONDS=2
+export OMS_API_URL="http://127.0.0.1:${OMS_LOCAL_PORT}"
+export OMS_EMULATOR_URL="http://127.0.0.1:${OMS_LOCAL_EMULATOR_PORT}"
+log="target/oms-local-test.log"
+
+step "local stack (log: $log)"
+target/debug/oms-local up --stack oms-test > "$log" 2>&1 &
+stack_pid=$!
+export OMS_STACK=oms-test
+cleanup() {
+  kill "$stack_pid" 2>/dev/null || true
+  wait "$stack_pid" 2>/dev/null || true
+}
+trap cleanup EXIT
+for _ in $(seq 1 900); do
+  if curl -sf "$OMS_API_URL/_local/health" > /dev/null; then break; fi
+  if ! kill -0 "$stack_pid" 2>/dev/null; then
+    echo "the local stack exited; its log:" >&2
+    tail -50 "$log" >&2
+    exit 1
+  fi
+  sleep 1
+done
+curl -sf "$OMS_API_URL/_local/health" > /dev/null || { echo "the local stack did not become ready" >&2; tail -50 "$log" >&2; exit 1; }
+
+step "tests"
+cargo test --workspace --no-fail-fast

@@ -1,0 +1,242 @@
+//! The DynamoDB adapters against the emulator's real DynamoDB protocol: the conditions the domain
+//! relies on hold on the wire, not just in memory. Each test works in a scratch table of its own
+//! (the orders table's keys and indexes, no stream), so the running system does not react.
+
+use chrono::Utc;
+use oms_adapters::dynamo::DynamoStore;
+use oms_domain::app::inventory::put_product;
+use oms_domain::app::Caller;
+use oms_domain::ids::{CustomerId, IdempotencyKey, OrderId, Sku};
+use oms_domain::order::Order;
+use oms_domain::ports::{
+    CreateOutcome, IdempotencyRecord, InventoryStore, OrderStore, ReserveOutcome,
+    StockReservations, StoreError,
+};
+use oms_domain::request::OrderRequest;
+use oms_domain::shipping::ShippingPolicy;
+use oms_system_tests::{order_body, unique, Stack};
+use serde_json::json;
+
+async fn store(stack: &Stack) -> DynamoStore {
+    DynamoStore::from_config(&stack.sdk().await, stack.scratch_table().await)
+}
+
+fn admin() -> Caller {
+    Caller {
+        customer_id: CustomerId::parse("staff").unwrap(),
+        scopes: vec!["oms:admin".into()],
+    }
+}
+
+async fn sku(store: &DynamoStore, on_hand: u32) -> Sku {
+    let sku = Sku::parse(unique("SKU").to_uppercase()).unwrap();
+    let body = json!({"name": "Test", "unitPrice": {"amount": 1000, "currency": "EUR"}, "weightGrams": 500, "onHand": on_hand});
+    put_product(
+        store,
+        &ShippingPolicy::default_policy(),
+        &admin(),
+        &sku,
+        &body,
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    sku
+}
+
+async fn stock(store: &DynamoStore, sku: &Sku) -> (u32, u32) {
+    let product = store.product(sku).await.unwrap().unwrap();
+    (product.stock.available(), product.stock.reserved())
+}
+
+async fn order_for(store: &DynamoStore, customer: &str, lines: &[(&Sku, u32)]) -> Order {
+    let skus: Vec<Sku> = lines.iter().map(|(s, _)| (*s).clone()).collect();
+    let catalog = store.products(&skus).await.unwrap();
+    let named: Vec<(&str, u32)> = lines.iter().map(|(s, q)| (s.as_str(), *q)).collect();
+    let request = OrderRequest::parse(&order_body(&named)).unwrap();
+    let now = Utc::now();
+    Order::place(
+        OrderId::generate(now),
+        CustomerId::parse(customer).unwrap(),
+        &request,
+        &catalog,
+        &ShippingPolicy::default_policy(),
+        now,
+    )
+    .unwrap()
+}
+
+fn record(order: &Order, key: &str) -> IdempotencyRecord {
+    IdempotencyRecord {
+        customer_id: order.customer_id.clone(),
+        key: IdempotencyKey::parse(key).unwrap(),
+        fingerprint: "f".into(),
+        order_id: order.id.clone(),
+        response: "{}".into(),
+        created_at: order.created_at,
+    }
+}
+
+#[tokio::test]
+async fn create_is_once_per_key_and_save_is_conditional_on_the_version() {
+    let stack = Stack::connect().await;
+    let store = store(&stack).await;
+    let sku = sku(&store, 5).await;
+    let first = order_for(&store, "ada", &[(&sku, 1)]).await;
+    let second = order_for(&store, "ada", &[(&sku, 1)]).await;
+    assert_eq!(
+        store.create(&first, &record(&first, "k")).await.unwrap(),
+        CreateOutcome::Created
+    );
+    assert_eq!(
+        store.create(&second, &record(&second, "k")).await.unwrap(),
+        CreateOutcome::KeyAlreadyUsed
+    );
+    assert!(
+        store.get(&second.id).await.unwrap().is_none(),
+        "the losing create wrote nothing"
+    );
+    let stored = store
+        .idempotency_record(&first.customer_id, &IdempotencyKey::parse("k").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.order_id, first.id);
+    assert_eq!(
+        store.get(&first.id).await.unwrap().unwrap(),
+        first,
+        "an order round-trips through serde_dynamo"
+    );
+
+    let rejected = first.reject(vec![], Utc::now()).unwrap();
+    store.save(&rejected, first.version).await.unwrap();
+    assert_eq!(
+        store.save(&rejected, first.version).await,
+        Err(StoreError::ConditionFailed),
+        "a stale version loses"
+    );
+    assert_eq!(store.get(&first.id).await.unwrap().unwrap(), rejected);
+}
+
+#[tokio::test]
+async fn a_reservation_is_all_lines_or_none_and_reports_what_was_available() {
+    let stack = Stack::connect().await;
+    let store = store(&stack).await;
+    let (a, b) = (sku(&store, 5).await, sku(&store, 1).await);
+    let order = order_for(&store, "ada", &[(&a, 2), (&b, 2)]).await;
+    store.create(&order, &record(&order, "k")).await.unwrap();
+    let outcome = store
+        .reserve(&order.reserve(Utc::now()).unwrap())
+        .await
+        .unwrap();
+    let ReserveOutcome::Short(shortages) = outcome else {
+        panic!("expected a shortage, got {outcome:?}")
+    };
+    assert_eq!(
+        (shortages.len(), &shortages[0].sku, shortages[0].available),
+        (1, &b, 1)
+    );
+    assert_eq!(stock(&store, &a).await, (5, 0), "nothing moved");
+    assert_eq!(
+        store.get(&order.id).await.unwrap().unwrap().status,
+        order.status,
+        "the order did not move either"
+    );
+
+    let fine = order_for(&store, "ada", &[(&a, 2)]).await;
+    store.create(&fine, &record(&fine, "k2")).await.unwrap();
+    let mut stale = fine.reserve(Utc::now()).unwrap();
+    stale.version += 5;
+    assert_eq!(
+        store.reserve(&stale).await.unwrap(),
+        ReserveOutcome::OrderChanged
+    );
+    assert_eq!(stock(&store, &a).await, (5, 0));
+    assert_eq!(
+        store
+            .reserve(&fine.reserve(Utc::now()).unwrap())
+            .await
+            .unwrap(),
+        ReserveOutcome::Reserved
+    );
+    assert_eq!(stock(&store, &a).await, (3, 2));
+}
+
+#[tokio::test]
+async fn listings_page_newest_first_through_the_customer_index() {
+    let stack = Stack::connect().await;
+    let store = store(&stack).await;
+    let sku = sku(&store, 5).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let order = order_for(&store, "ada", &[(&sku, 1)]).await;
+        store
+            .create(&order, &record(&order, &format!("k{i}")))
+            .await
+            .unwrap();
+        ids.push(order.id);
+    }
+    let customer = CustomerId::parse("ada").unwrap();
+    let first = store.list_for_customer(&customer, 2, None).await.unwrap();
+    assert_eq!(
+        first.items.iter().map(|o| o.id.clone()).collect::<Vec<_>>(),
+        [ids[2].clone(), ids[1].clone()]
+    );
+    let second = store
+        .list_for_customer(&customer, 2, first.next_cursor.as_deref())
+        .await
+        .unwrap();
+    assert_eq!(
+        second
+            .items
+            .iter()
+            .map(|o| o.id.clone())
+            .collect::<Vec<_>>(),
+        [ids[0].clone()]
+    );
+    let other = CustomerId::parse("mallory").unwrap();
+    assert_eq!(
+        store
+            .list_for_customer(&other, 2, first.next_cursor.as_deref())
+            .await,
+        Err(StoreError::InvalidCursor)
+    );
+}
+
+#[tokio::test]
+async fn the_intake_operation_runs_against_dynamodb() {
+    let stack = Stack::connect().await;
+    let store = store(&stack).await;
+    let sku = sku(&store, 3).await;
+    let caller = Caller {
+        customer_id: CustomerId::parse("ada").unwrap(),
+        scopes: vec![],
+    };
+    let key = IdempotencyKey::parse("op-key").unwrap();
+    let body = order_body(&[(sku.as_str(), 1)]);
+    let policy = ShippingPolicy::default_policy();
+    let first = oms_domain::app::intake::place_order(
+        &store,
+        &store,
+        &policy,
+        &caller,
+        &key,
+        &body,
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    let again = oms_domain::app::intake::place_order(
+        &store,
+        &store,
+        &policy,
+        &caller,
+        &key,
+        &body,
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!((first.order_id, first.body), (again.order_id, again.body));
+    assert!(again.replayed);
+}
