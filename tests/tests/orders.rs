@@ -167,187 +167,176 @@ async fn customers_see_only_their_own_orders_newest_first_in_pages() {
     assert_eq!(admin.status, StatusCode::OK);
 }
 
+/// One bad request and the problem it must get.
+struct BadRequest {
+    name: &'static str,
+    body: Vec<u8>,
+    key: Option<&'static str>,
+    token: Option<String>,
+    status: u16,
+    kind: &'static str,
+    field: Option<&'static str>,
+}
+
 #[tokio::test]
 async fn bad_input_gets_a_problem_naming_what_is_wrong_and_writes_nothing() {
     let stack = Stack::connect().await;
     let sku = stack.create_sku("BADINPUT", 5).await;
     let customer = unique("customer");
     let token = stack.token(&customer, None);
-    let post = |body: Vec<u8>, key: Option<&'static str>, token: Option<String>| {
-        let stack = stack.clone();
-        async move {
-            let headers: Vec<(&str, &str)> = key
-                .map(|k| vec![("idempotency-key", k)])
-                .unwrap_or_default();
-            stack
-                .call(
-                    reqwest::Method::POST,
-                    "/orders",
-                    token.as_deref(),
-                    &headers,
-                    Some(body),
-                )
-                .await
-        }
-    };
     let valid = order_body(&[(&sku, 1)]);
-    let with = |f: &dyn Fn(&mut serde_json::Value)| {
+    let with = |change: &dyn Fn(&mut serde_json::Value)| {
         let mut body = valid.clone();
-        f(&mut body);
+        change(&mut body);
         body.to_string().into_bytes()
     };
-    let cases: Vec<(
-        &str,
-        Vec<u8>,
-        Option<&'static str>,
-        Option<String>,
-        u16,
-        &str,
-        Option<&str>,
-    )> = vec![
-        (
-            "malformed JSON",
-            b"{\"lines\": [".to_vec(),
-            Some("k1"),
-            Some(token.clone()),
-            400,
-            "malformed-json",
-            None,
-        ),
-        (
-            "no key",
-            valid.to_string().into_bytes(),
-            None,
-            Some(token.clone()),
-            400,
-            "missing-idempotency-key",
-            None,
-        ),
-        (
-            "no token",
-            valid.to_string().into_bytes(),
-            Some("k2"),
-            None,
-            401,
-            "unauthenticated",
-            None,
-        ),
-        (
-            "bad token",
-            valid.to_string().into_bytes(),
-            Some("k3"),
-            Some("not.a.jwt".into()),
-            401,
-            "unauthenticated",
-            None,
-        ),
-        (
+    let invalid = |name, key, body, field| BadRequest {
+        name,
+        body,
+        key: Some(key),
+        token: Some(token.clone()),
+        status: 422,
+        kind: "validation-error",
+        field: Some(field),
+    };
+    let hundred_lines: Vec<_> = (0..100)
+        .map(|i| serde_json::json!({"sku": format!("S{i}"), "quantity": 1}))
+        .collect();
+    let cases = vec![
+        BadRequest {
+            name: "malformed JSON",
+            body: b"{\"lines\": [".to_vec(),
+            key: Some("k1"),
+            token: Some(token.clone()),
+            status: 400,
+            kind: "malformed-json",
+            field: None,
+        },
+        BadRequest {
+            name: "no key",
+            body: with(&|_| {}),
+            key: None,
+            token: Some(token.clone()),
+            status: 400,
+            kind: "missing-idempotency-key",
+            field: None,
+        },
+        BadRequest {
+            name: "no token",
+            body: with(&|_| {}),
+            key: Some("k2"),
+            token: None,
+            status: 401,
+            kind: "unauthenticated",
+            field: None,
+        },
+        BadRequest {
+            name: "bad token",
+            body: with(&|_| {}),
+            key: Some("k3"),
+            token: Some("not.a.jwt".into()),
+            status: 401,
+            kind: "unauthenticated",
+            field: None,
+        },
+        BadRequest {
+            name: "1 MB body",
+            body: format!("{{\"pad\": \"{}\"}}", "x".repeat(1024 * 1024)).into_bytes(),
+            key: Some("k4"),
+            token: Some(token.clone()),
+            status: 413,
+            kind: "payload-too-large",
+            field: None,
+        },
+        invalid(
             "missing lines",
+            "k5",
             with(&|b| {
                 b.as_object_mut().unwrap().remove("lines");
             }),
-            Some("k4"),
-            Some(token.clone()),
-            422,
-            "validation-error",
-            Some("lines"),
+            "lines",
         ),
-        (
+        invalid(
             "quantity 0",
+            "k6",
             with(&|b| b["lines"][0]["quantity"] = 0.into()),
-            Some("k5"),
-            Some(token.clone()),
-            422,
-            "validation-error",
-            Some("lines[0].quantity"),
+            "lines[0].quantity",
         ),
-        (
+        invalid(
             "quantity -1",
+            "k7",
             with(&|b| b["lines"][0]["quantity"] = (-1).into()),
-            Some("k6"),
-            Some(token.clone()),
-            422,
-            "validation-error",
-            Some("lines[0].quantity"),
+            "lines[0].quantity",
         ),
-        (
+        invalid(
             "quantity 10^9",
+            "k8",
             with(&|b| b["lines"][0]["quantity"] = 1_000_000_000u64.into()),
-            Some("k7"),
-            Some(token.clone()),
-            422,
-            "validation-error",
-            Some("lines[0].quantity"),
+            "lines[0].quantity",
         ),
-        (
+        invalid(
             "quantity as text",
+            "k9",
             with(&|b| b["lines"][0]["quantity"] = "1".into()),
-            Some("k8"),
-            Some(token.clone()),
-            422,
-            "validation-error",
-            Some("lines[0].quantity"),
+            "lines[0].quantity",
         ),
-        (
+        invalid(
             "unknown SKU",
+            "k10",
             with(&|b| b["lines"][0]["sku"] = "NO-SUCH-SKU-EVER".into()),
-            Some("k9"),
-            Some(token.clone()),
-            422,
-            "validation-error",
-            Some("lines[0].sku"),
+            "lines[0].sku",
         ),
-        (
+        invalid(
             "too many lines",
-            with(&|b| {
-                b["lines"] = serde_json::json!((0..100)
-                    .map(|i| serde_json::json!({"sku": format!("S{i}"), "quantity": 1}))
-                    .collect::<Vec<_>>())
-            }),
-            Some("k10"),
-            Some(token.clone()),
-            422,
-            "validation-error",
-            Some("lines"),
+            "k11",
+            with(&|b| b["lines"] = serde_json::json!(hundred_lines)),
+            "lines",
         ),
-        (
+        invalid(
             "bad e-mail",
+            "k12",
             with(&|b| b["contact"]["email"] = "nope".into()),
-            Some("k11"),
-            Some(token.clone()),
-            422,
-            "validation-error",
-            Some("contact.email"),
+            "contact.email",
         ),
-        (
+        invalid(
             "unserved destination",
+            "k13",
             with(&|b| b["shippingAddress"]["country"] = "AQ".into()),
-            Some("k12"),
-            Some(token.clone()),
-            422,
-            "validation-error",
-            Some("shippingMethod"),
-        ),
-        (
-            "1 MB body",
-            format!("{{\"pad\": \"{}\"}}", "x".repeat(1024 * 1024)).into_bytes(),
-            Some("k13"),
-            Some(token.clone()),
-            413,
-            "payload-too-large",
-            None,
+            "shippingMethod",
         ),
     ];
-    for (name, body, key, token, status, kind, field) in cases {
-        let reply = post(body, key, token).await;
-        assert_eq!(reply.status.as_u16(), status, "{name}: {:?}", reply.body);
+    for case in cases {
+        let headers: Vec<(&str, &str)> = case
+            .key
+            .map(|k| vec![("idempotency-key", k)])
+            .unwrap_or_default();
+        let reply = stack
+            .call(
+                reqwest::Method::POST,
+                "/orders",
+                case.token.as_deref(),
+                &headers,
+                Some(case.body),
+            )
+            .await;
+        let name = case.name;
+        assert_eq!(
+            reply.status.as_u16(),
+            case.status,
+            "{name}: {:?}",
+            reply.body
+        );
         assert_eq!(
             reply.headers["content-type"], "application/problem+json",
             "{name}"
         );
-        assert_eq!(reply.body["type"], format!("/problems/{kind}"), "{name}");
-        assert_eq!(reply.body["status"], status, "{name}");
-        if let Some(field) = field {
+        assert_eq!(
+            reply.body["type"],
+            format!("/problems/{}", case.kind),
+            "{name}"
+        );
+        assert_eq!(reply.body["status"], case.status, "{name}");
+        if let Some(field) = case.field {
             let fields: Vec<_> = reply.body["errors"]
                 .as_array()
                 .unwrap()
@@ -365,8 +354,17 @@ async fn bad_input_gets_a_problem_naming_what_is_wrong_and_writes_nothing() {
     assert_eq!(stack.stock(&sku).await, (5, 0, 5));
 
     // A customer's token on an admin route.
+    let body =
+        br#"{"name":"x","unitPrice":{"amount":1,"currency":"EUR"},"weightGrams":1,"onHand":999}"#
+            .to_vec();
     let put = stack
-        .call(reqwest::Method::PUT, &format!("/inventory/{sku}"), Some(&token), &[], Some(br#"{"name":"x","unitPrice":{"amount":1,"currency":"EUR"},"weightGrams":1,"onHand":999}"#.to_vec()))
+        .call(
+            reqwest::Method::PUT,
+            &format!("/inventory/{sku}"),
+            Some(&token),
+            &[],
+            Some(body),
+        )
         .await;
     assert_eq!(
         (put.status, put.body["type"].as_str()),
