@@ -9,11 +9,12 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::fulfillment::{FulfillmentStatus, Tracking};
 use crate::ids::{CustomerId, OrderId, Sku};
 use crate::money::Money;
 use crate::order::{Order, OrderStatus, Shortage, Totals};
 use crate::quantity::Quantity;
-use crate::shipping::ShippingMethod;
+use crate::shipping::{DeliveryEstimate, ShippingMethod};
 use crate::stock::Product;
 
 /// Every kind of event the system publishes. Subscribers filter on [`EventType::as_str`].
@@ -27,6 +28,22 @@ pub enum EventType {
     OrderRejected,
     #[serde(rename = "oms.order.cancelled")]
     OrderCancelled,
+    #[serde(rename = "oms.order.fulfillment-started")]
+    FulfillmentStarted,
+    #[serde(rename = "oms.order.shipped")]
+    OrderShipped,
+    #[serde(rename = "oms.order.delivered")]
+    OrderDelivered,
+    #[serde(rename = "oms.fulfillment.picked")]
+    Picked,
+    #[serde(rename = "oms.fulfillment.packed")]
+    Packed,
+    #[serde(rename = "oms.fulfillment.in-transit")]
+    InTransit,
+    #[serde(rename = "oms.fulfillment.out-for-delivery")]
+    OutForDelivery,
+    #[serde(rename = "oms.fulfillment.delivery-exception")]
+    DeliveryException,
     #[serde(rename = "oms.inventory.low-stock")]
     LowStock,
 }
@@ -38,6 +55,14 @@ impl EventType {
             Self::OrderReserved => "oms.order.reserved",
             Self::OrderRejected => "oms.order.rejected",
             Self::OrderCancelled => "oms.order.cancelled",
+            Self::FulfillmentStarted => "oms.order.fulfillment-started",
+            Self::OrderShipped => "oms.order.shipped",
+            Self::OrderDelivered => "oms.order.delivered",
+            Self::Picked => "oms.fulfillment.picked",
+            Self::Packed => "oms.fulfillment.packed",
+            Self::InTransit => "oms.fulfillment.in-transit",
+            Self::OutForDelivery => "oms.fulfillment.out-for-delivery",
+            Self::DeliveryException => "oms.fulfillment.delivery-exception",
             Self::LowStock => "oms.inventory.low-stock",
         }
     }
@@ -47,7 +72,22 @@ impl EventType {
             OrderStatus::Pending => Self::OrderPlaced,
             OrderStatus::Reserved => Self::OrderReserved,
             OrderStatus::Rejected => Self::OrderRejected,
+            OrderStatus::Fulfilling => Self::FulfillmentStarted,
+            OrderStatus::Shipped => Self::OrderShipped,
+            OrderStatus::Delivered => Self::OrderDelivered,
             OrderStatus::Cancelled => Self::OrderCancelled,
+        }
+    }
+
+    /// The event of a shipment step that does not change the order's status.
+    fn for_fulfillment_step(status: FulfillmentStatus) -> Option<Self> {
+        match status {
+            FulfillmentStatus::Picked => Some(Self::Picked),
+            FulfillmentStatus::Packed => Some(Self::Packed),
+            FulfillmentStatus::InTransit => Some(Self::InTransit),
+            FulfillmentStatus::OutForDelivery => Some(Self::OutForDelivery),
+            FulfillmentStatus::DeliveryException => Some(Self::DeliveryException),
+            _ => None,
         }
     }
 }
@@ -113,21 +153,28 @@ pub struct OrderEventData {
     pub totals: Totals,
     pub shipping_method: ShippingMethod,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub shortages: Vec<Shortage>,
+        pub shortages: Vec<Shortage>,
+    pub estimate: DeliveryEstimate,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fulfillment_status: Option<FulfillmentStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracking: Option<Tracking>,
+    /// What the last step said (a carrier's exception reason, say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// The event for an order's change from `old` to `new`, if the change is one the business
 /// cares about (a new order, or a new status).
 pub fn order_event(old: Option<&Order>, new: Option<&Order>) -> Option<CloudEvent<OrderEventData>> {
     let new = new?;
-    let previous_status = old.map(|o| o.status);
-    if previous_status == Some(new.status) {
-        return None;
-    }
-    let event_type = if old.is_none() {
-        EventType::OrderPlaced
-    } else {
-        EventType::for_status(new.status)
+        let previous_status = old.map(|o| o.status);
+    let step = |o: &Order| o.fulfillment.as_ref().map(|f| f.status);
+    let event_type = match old {
+        None => EventType::OrderPlaced,
+        Some(old) if old.status != new.status => EventType::for_status(new.status),
+        Some(old) if step(old) != step(new) => EventType::for_fulfillment_step(step(new)?)?,
+        Some(_) => return None,
     };
     let data = OrderEventData {
         order_id: new.id.clone(),
@@ -146,6 +193,10 @@ pub fn order_event(old: Option<&Order>, new: Option<&Order>) -> Option<CloudEven
         totals: new.totals,
         shipping_method: new.shipping.method,
         shortages: new.shortages.clone(),
+        estimate: new.shipping.estimate,
+        fulfillment_status: step(new),
+        tracking: new.fulfillment.as_ref().and_then(|f| f.tracking.clone()),
+        note: new.fulfillment.as_ref().and_then(|f| f.steps.last()).and_then(|s| s.note.clone()),
     };
     Some(CloudEvent::new(
         event_type,
@@ -221,6 +272,12 @@ mod tests {
 
         assert!(order_event(Some(&reserved), Some(&reserved)).is_none());
         assert!(order_event(Some(&reserved), None).is_none());
+
+        let fulfilling = reserved.start_fulfillment("BER-1", Utc::now()).unwrap();
+        let picked = fulfilling.pick("picker", Utc::now()).unwrap();
+        assert_eq!(order_event(Some(&reserved), Some(&fulfilling)).unwrap().event_type, EventType::FulfillmentStarted);
+        let event = order_event(Some(&fulfilling), Some(&picked)).unwrap();
+        assert_eq!((event.event_type, event.data.fulfillment_status), (EventType::Picked, Some(FulfillmentStatus::Picked)));
     }
 
     #[test]

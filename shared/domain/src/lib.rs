@@ -14,6 +14,7 @@
 //! - [`shipping`]: shipping methods and the business's rate table (zones, rates per weight).
 //! - [`stock`]: products and their stock counters, with the rules that keep them exact.
 //! - [`order`]: the order aggregate, its state machine and its timeline.
+//! - [`fulfillment`]: the shipment inside an order: pick, pack, ship, carrier events.
 //! - [`request`]: parsing an untrusted order request into a validated draft.
 //! - [`events`]: the domain events derived from state changes, as CloudEvents.
 //! - [`ports`]: the narrow repository traits the application needs, and their errors.
@@ -24,6 +25,7 @@
 pub mod app;
 pub mod contact;
 pub mod events;
+pub mod fulfillment;
 pub mod ids;
 pub mod memory;
 pub mod money;

@@ -1,11 +1,12 @@
 //! The order aggregate and its state machine.
 //!
 //! ```text
-//! PENDING ──► RESERVED ──► (fulfillment) ──► SHIPPED ──► DELIVERED
-//!    │            │
+//! PENDING ──► RESERVED ──► FULFILLING (awaiting pick, picked, packed) ──► SHIPPED ──► DELIVERED
+//!    │            │              │
 //!    ├──► REJECTED (stock fell short)
-//!    └────────────┴──► CANCELLED (before shipping)
+//!    └────────────┴──────────────┴──► CANCELLED (before shipping)
 //! ```
+//! The fulfillment's own steps live in [`crate::fulfillment`].
 //! Every transition returns a new order with its `version` bumped and a timeline entry added; the
 //! store writes it on condition that the stored version is still the one it was computed from, so
 //! two racing transitions cannot both win.
@@ -18,7 +19,8 @@ use crate::ids::{CustomerId, OrderId, Sku};
 use crate::money::Money;
 use crate::quantity::Quantity;
 use crate::request::OrderRequest;
-use crate::shipping::{ShippingMethod, ShippingPolicy};
+use crate::fulfillment::Fulfillment;
+use crate::shipping::{DeliveryEstimate, ShippingMethod, ShippingPolicy};
 use crate::stock::Product;
 use crate::validation::ValidationErrors;
 
@@ -29,6 +31,9 @@ pub enum OrderStatus {
     Pending,
     Reserved,
     Rejected,
+    Fulfilling,
+    Shipped,
+    Delivered,
     Cancelled,
 }
 
@@ -38,13 +43,16 @@ impl OrderStatus {
             Self::Pending => "PENDING",
             Self::Reserved => "RESERVED",
             Self::Rejected => "REJECTED",
+            Self::Fulfilling => "FULFILLING",
+            Self::Shipped => "SHIPPED",
+            Self::Delivered => "DELIVERED",
             Self::Cancelled => "CANCELLED",
         }
     }
 
     /// Whether no further transition can happen.
     pub fn is_final(&self) -> bool {
-        matches!(self, Self::Rejected | Self::Cancelled)
+        matches!(self, Self::Rejected | Self::Cancelled | Self::Delivered)
     }
 }
 
@@ -67,6 +75,8 @@ pub struct Shipping {
     pub method: ShippingMethod,
     pub address: Address,
     pub price: Money,
+    /// When the parcel is expected; recomputed from the ship date once it ships.
+    pub estimate: DeliveryEstimate,
 }
 
 /// What the customer pays. Prices include tax.
@@ -112,6 +122,9 @@ pub struct Order {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shortages: Vec<Shortage>,
     pub timeline: Vec<TimelineEntry>,
+    /// The shipment, from the moment fulfillment starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fulfillment: Option<Fulfillment>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Starts at 1 and grows by one with every change: the per-order event sequence number.
@@ -175,13 +188,10 @@ impl Order {
             .iter()
             .map(|l| u64::from(l.unit_weight_grams) * u64::from(l.quantity.get()))
             .sum();
-        let shipping_price = policy
-            .quote(
-                request.shipping_method,
-                request.shipping_address.country(),
-                weight,
-            )
+                let quote = policy
+            .quote(request.shipping_method, request.shipping_address.country(), weight, now)
             .map_err(|e| ValidationErrors::one("shippingMethod", e.to_string()))?;
+        let shipping_price = quote.price;
         let subtotal = lines
             .iter()
             .try_fold(Money::zero(currency), |sum, line| {
@@ -200,6 +210,7 @@ impl Order {
                 method: request.shipping_method,
                 address: request.shipping_address.clone(),
                 price: shipping_price,
+                estimate: quote.estimate,
             },
             contact: request.contact.clone(),
             totals: Totals {
@@ -213,6 +224,7 @@ impl Order {
                 at: now,
                 note: None,
             }],
+            fulfillment: None,
             created_at: now,
             updated_at: now,
             version: 1,
@@ -245,7 +257,7 @@ impl Order {
         Ok(next)
     }
 
-    fn transition(
+    pub(crate) fn transition(
         &self,
         to: OrderStatus,
         allowed_from: &[OrderStatus],

@@ -9,6 +9,7 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::fulfillment::FulfillmentStatus;
 use crate::ids::{CustomerId, IdempotencyKey, OrderId, Sku};
 use crate::order::{Order, Shortage};
 use crate::stock::{Product, StockAdjustment};
@@ -100,6 +101,15 @@ pub trait OrderStore: Send + Sync {
         limit: u32,
         cursor: Option<&str>,
     ) -> impl Future<Output = Result<Page<Order>, StoreError>> + Send;
+
+    /// A warehouse's shipments in one status, oldest first: the pick list.
+    fn list_fulfillments(
+        &self,
+        warehouse: &str,
+        status: FulfillmentStatus,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> impl Future<Output = Result<Page<Order>, StoreError>> + Send;
 }
 
 /// The catalog and its stock counters.
@@ -135,8 +145,21 @@ pub enum ReserveOutcome {
     OrderChanged,
 }
 
+/// The result of trying to ship an order's stock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShipOutcome {
+    Shipped,
+    /// The order is no longer the version the shipment was computed from; nothing was written.
+    OrderChanged,
+}
+
 /// Moving stock and orders together, atomically.
 pub trait StockReservations: Send + Sync {
+    /// In one atomic write: takes every line of `shipped` out of `reserved` (the units leave the
+    /// building, so `onHand` falls with it), and saves the order on condition that the stored one
+    /// is the version before `shipped`.
+    fn ship(&self, shipped: &Order) -> impl Future<Output = Result<ShipOutcome, StoreError>> + Send;
+
     /// In one atomic write: takes every line of `reserved` from `available` into `reserved`,
     /// each on condition that enough is available, and saves the order on condition that the
     /// stored one is the version before `reserved`.

@@ -1,0 +1,355 @@
+//! The shipment inside an order: the warehouse's steps and the carrier's.
+//!
+//! ```text
+//! AWAITING_PICK ─pick─► PICKED ─pack─► PACKED ─ship─► SHIPPED ─► IN_TRANSIT ─► OUT_FOR_DELIVERY ─► DELIVERED
+//!                                                         └──────────┴──────────────┴──► DELIVERY_EXCEPTION ─┘
+//! ```
+//! An order ships as one parcel from one warehouse, so the fulfillment lives inside the order
+//! item: every step is an order transition, conditioned on the order's version like every other,
+//! and the order's version is the fulfillment's entity tag. Warehouse steps must follow each
+//! other; carrier events may arrive in any order once the parcel has shipped (carriers do not
+//! promise order), each recorded once by its event id, and nothing follows delivery.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::order::{Order, OrderStatus, TimelineEntry};
+use crate::shipping::DeliveryEstimate;
+
+/// Where the shipment is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum FulfillmentStatus {
+    AwaitingPick,
+    Picked,
+    Packed,
+    Shipped,
+    InTransit,
+    OutForDelivery,
+    DeliveryException,
+    Delivered,
+}
+
+impl FulfillmentStatus {
+    pub const ALL: [FulfillmentStatus; 8] = [
+        Self::AwaitingPick,
+        Self::Picked,
+        Self::Packed,
+        Self::Shipped,
+        Self::InTransit,
+        Self::OutForDelivery,
+        Self::DeliveryException,
+        Self::Delivered,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::AwaitingPick => "AWAITING_PICK",
+            Self::Picked => "PICKED",
+            Self::Packed => "PACKED",
+            Self::Shipped => "SHIPPED",
+            Self::InTransit => "IN_TRANSIT",
+            Self::OutForDelivery => "OUT_FOR_DELIVERY",
+            Self::DeliveryException => "DELIVERY_EXCEPTION",
+            Self::Delivered => "DELIVERED",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == value)
+    }
+
+    /// Whether the parcel has left the warehouse and is not yet delivered.
+    fn in_carrier_hands(&self) -> bool {
+        matches!(self, Self::Shipped | Self::InTransit | Self::OutForDelivery | Self::DeliveryException)
+    }
+
+    /// Whether the warehouse still has work on it: the statuses of the pick list.
+    pub fn is_warehouse_work(&self) -> bool {
+        matches!(self, Self::AwaitingPick | Self::Picked | Self::Packed)
+    }
+}
+
+/// The packed parcel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Parcel {
+    pub weight_grams: u32,
+    pub length_cm: u32,
+    pub width_cm: u32,
+    pub height_cm: u32,
+}
+
+/// Who carries the parcel and where to follow it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tracking {
+    pub carrier: String,
+    pub tracking_number: String,
+    pub tracking_url: String,
+}
+
+/// What a carrier reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CarrierEventKind {
+    InTransit,
+    OutForDelivery,
+    Delivered,
+    DeliveryException,
+}
+
+impl CarrierEventKind {
+    fn status(&self) -> FulfillmentStatus {
+        match self {
+            Self::InTransit => FulfillmentStatus::InTransit,
+            Self::OutForDelivery => FulfillmentStatus::OutForDelivery,
+            Self::Delivered => FulfillmentStatus::Delivered,
+            Self::DeliveryException => FulfillmentStatus::DeliveryException,
+        }
+    }
+}
+
+/// One step of the shipment, with who or what made it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FulfillmentStep {
+    pub status: FulfillmentStatus,
+    pub at: DateTime<Utc>,
+    pub by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// The order's shipment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Fulfillment {
+    pub warehouse: String,
+    pub status: FulfillmentStatus,
+    /// When the warehouse received the work: the pick list is oldest first by it.
+    pub queued_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parcel: Option<Parcel>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracking: Option<Tracking>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipped_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub steps: Vec<FulfillmentStep>,
+    /// Carrier event ids already applied, so a repeated webhook changes nothing.
+    #[serde(default)]
+    pub carrier_event_ids: Vec<String>,
+}
+
+/// A step the shipment's state does not allow. Nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FulfillmentError {
+    #[error("the order is {0}, not in fulfillment")]
+    NotInFulfillment(&'static str),
+    #[error("the shipment is {actual}; this step needs it {expected}")]
+    OutOfOrder { expected: &'static str, actual: &'static str },
+    #[error("the parcel has not shipped yet (it is {0})")]
+    NotShipped(&'static str),
+    #[error("the parcel was already delivered")]
+    AlreadyDelivered,
+}
+
+/// The result of a carrier event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CarrierUpdate {
+    Applied(Box<Order>),
+    /// This event id was applied before: acknowledged, nothing changes.
+    Duplicate,
+}
+
+impl Order {
+    fn fulfillment_status(&self) -> Option<FulfillmentStatus> {
+        self.fulfillment.as_ref().map(|f| f.status)
+    }
+
+    /// A copy with the fulfillment moved to `status`, a step and a timeline entry recorded, and
+    /// the version bumped.
+    fn step(&self, status: FulfillmentStatus, by: &str, note: Option<String>, now: DateTime<Utc>) -> Order {
+        let mut next = self.clone();
+        let fulfillment = next.fulfillment.as_mut().expect("only called on orders in fulfillment");
+        fulfillment.status = status;
+        fulfillment.steps.push(FulfillmentStep { status, at: now, by: by.to_owned(), note: note.clone() });
+        let label = status.as_str().to_lowercase().replace('_', " ");
+        let note = Some(match note {
+            Some(detail) => format!("{label}: {detail}"),
+            None => label,
+        });
+        next.timeline.push(TimelineEntry { status: next.status, at: now, note });
+        next.version += 1;
+        next.updated_at = now;
+        next
+    }
+
+    /// The reserved order goes to the warehouse: `RESERVED → FULFILLING`, awaiting pick.
+    pub fn start_fulfillment(&self, warehouse: &str, now: DateTime<Utc>) -> Result<Order, FulfillmentError> {
+        let mut next = self
+            .transition(OrderStatus::Fulfilling, &[OrderStatus::Reserved], now, Some(format!("sent to warehouse {warehouse}")))
+            .map_err(|e| FulfillmentError::NotInFulfillment(e.from.as_str()))?;
+        next.fulfillment = Some(Fulfillment {
+            warehouse: warehouse.to_owned(),
+            status: FulfillmentStatus::AwaitingPick,
+            queued_at: now,
+            parcel: None,
+            tracking: None,
+            shipped_at: None,
+            delivered_at: None,
+            steps: vec![FulfillmentStep { status: FulfillmentStatus::AwaitingPick, at: now, by: "system".into(), note: None }],
+            carrier_event_ids: Vec::new(),
+        });
+        Ok(next)
+    }
+
+    fn expect_step(&self, expected: FulfillmentStatus) -> Result<(), FulfillmentError> {
+        match self.fulfillment_status() {
+            None => Err(FulfillmentError::NotInFulfillment(self.status.as_str())),
+            Some(actual) if actual == expected => Ok(()),
+            Some(actual) => Err(FulfillmentError::OutOfOrder { expected: expected.as_str(), actual: actual.as_str() }),
+        }
+    }
+
+    /// The items are taken from the shelves.
+    pub fn pick(&self, by: &str, now: DateTime<Utc>) -> Result<Order, FulfillmentError> {
+        self.expect_step(FulfillmentStatus::AwaitingPick)?;
+        Ok(self.step(FulfillmentStatus::Picked, by, None, now))
+    }
+
+    /// The items are in a parcel of known weight and size.
+    pub fn pack(&self, parcel: Parcel, by: &str, now: DateTime<Utc>) -> Result<Order, FulfillmentError> {
+        self.expect_step(FulfillmentStatus::Picked)?;
+        let mut next = self.step(FulfillmentStatus::Packed, by, None, now);
+        next.fulfillment.as_mut().expect("in fulfillment").parcel = Some(parcel);
+        Ok(next)
+    }
+
+    /// The parcel leaves with a carrier: `FULFILLING → SHIPPED`, with the estimate recomputed
+    /// from the ship date. The store moves the shipped units out of `reserved` in the same write.
+    pub fn ship(
+        &self,
+        tracking: Tracking,
+        estimate: DeliveryEstimate,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Order, FulfillmentError> {
+        self.expect_step(FulfillmentStatus::Packed)?;
+        let note = format!("{} {}", tracking.carrier, tracking.tracking_number);
+        let mut next = self.step(FulfillmentStatus::Shipped, by, Some(note), now);
+        next.status = OrderStatus::Shipped;
+        next.timeline.last_mut().expect("step adds an entry").status = OrderStatus::Shipped;
+        next.shipping.estimate = estimate;
+        let fulfillment = next.fulfillment.as_mut().expect("in fulfillment");
+        fulfillment.tracking = Some(tracking);
+        fulfillment.shipped_at = Some(now);
+        Ok(next)
+    }
+
+    /// Applies a carrier's event, once per event id.
+    pub fn carrier_event(
+        &self,
+        event_id: &str,
+        kind: CarrierEventKind,
+        detail: Option<String>,
+        occurred_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<CarrierUpdate, FulfillmentError> {
+        let fulfillment = self.fulfillment.as_ref().ok_or(FulfillmentError::NotInFulfillment(self.status.as_str()))?;
+        if fulfillment.carrier_event_ids.iter().any(|id| id == event_id) {
+            return Ok(CarrierUpdate::Duplicate);
+        }
+        if fulfillment.status == FulfillmentStatus::Delivered {
+            return Err(FulfillmentError::AlreadyDelivered);
+        }
+        if !fulfillment.status.in_carrier_hands() {
+            return Err(FulfillmentError::NotShipped(fulfillment.status.as_str()));
+        }
+        let status = kind.status();
+        let mut next = self.step(status, "carrier", detail, now);
+        if let Some(step) = next.fulfillment.as_mut().and_then(|f| f.steps.last_mut()) {
+            step.at = occurred_at;
+        }
+        let fulfillment = next.fulfillment.as_mut().expect("in fulfillment");
+        fulfillment.carrier_event_ids.push(event_id.to_owned());
+        if status == FulfillmentStatus::Delivered {
+            fulfillment.delivered_at = Some(occurred_at);
+            next.status = OrderStatus::Delivered;
+            next.timeline.last_mut().expect("step adds an entry").status = OrderStatus::Delivered;
+        }
+        Ok(CarrierUpdate::Applied(Box::new(next)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::order::tests::{placed, product};
+    use serde_json::json;
+
+    fn fulfilling() -> Order {
+        let order = placed(json!([{"sku": "A", "quantity": 2}]), &[product("A", 100, 5)]);
+        order.reserve(Utc::now()).unwrap().start_fulfillment("BER-1", Utc::now()).unwrap()
+    }
+
+    fn parcel() -> Parcel {
+        Parcel { weight_grams: 900, length_cm: 30, width_cm: 20, height_cm: 10 }
+    }
+
+    fn tracking() -> Tracking {
+        Tracking { carrier: "DHL".into(), tracking_number: "JJD0001".into(), tracking_url: "https://track.example/JJD0001".into() }
+    }
+
+    fn shipped() -> Order {
+        let order = fulfilling().pick("picker", Utc::now()).unwrap().pack(parcel(), "packer", Utc::now()).unwrap();
+        let estimate = order.shipping.estimate;
+        order.ship(tracking(), estimate, "packer", Utc::now()).unwrap()
+    }
+
+    #[test]
+    fn warehouse_steps_follow_each_other() {
+        let order = fulfilling();
+        assert_eq!((order.status, order.fulfillment_status()), (OrderStatus::Fulfilling, Some(FulfillmentStatus::AwaitingPick)));
+        assert!(matches!(order.pack(parcel(), "p", Utc::now()), Err(FulfillmentError::OutOfOrder { .. })), "pack before pick");
+        let picked = order.pick("p", Utc::now()).unwrap();
+        assert!(picked.pick("p", Utc::now()).is_err(), "pick twice");
+        assert!(picked.ship(tracking(), order.shipping.estimate, "p", Utc::now()).is_err(), "ship before pack");
+        let packed = picked.pack(parcel(), "p", Utc::now()).unwrap();
+        assert!(packed.pack(parcel(), "p", Utc::now()).is_err(), "pack twice");
+        let shipped = packed.ship(tracking(), order.shipping.estimate, "p", Utc::now()).unwrap();
+        assert_eq!(shipped.status, OrderStatus::Shipped);
+        assert_eq!(shipped.version, order.version + 3);
+        let notes: Vec<_> = shipped.timeline.iter().filter_map(|t| t.note.as_deref()).collect();
+        assert_eq!(notes, ["sent to warehouse BER-1", "picked", "packed", "shipped: DHL JJD0001"]);
+    }
+
+    #[test]
+    fn carrier_events_apply_once_and_nothing_follows_delivery() {
+        let order = shipped();
+        let CarrierUpdate::Applied(in_transit) =
+            order.carrier_event("e1", CarrierEventKind::InTransit, None, Utc::now(), Utc::now()).unwrap()
+        else {
+            panic!("applied")
+        };
+        assert_eq!(in_transit.carrier_event("e1", CarrierEventKind::InTransit, None, Utc::now(), Utc::now()), Ok(CarrierUpdate::Duplicate));
+        let CarrierUpdate::Applied(delivered) =
+            in_transit.carrier_event("e2", CarrierEventKind::Delivered, None, Utc::now(), Utc::now()).unwrap()
+        else {
+            panic!("applied")
+        };
+        assert_eq!(delivered.status, OrderStatus::Delivered);
+        assert_eq!(
+            delivered.carrier_event("e3", CarrierEventKind::InTransit, None, Utc::now(), Utc::now()),
+            Err(FulfillmentError::AlreadyDelivered)
+        );
+    }
+
+    #[test]
+    fn a_carrier_cannot_deliver_an_unshipped_parcel() {
+        let result = fulfilling().carrier_event("e1", CarrierEventKind::Delivered, None, Utc::now(), Utc::now());
+        assert_eq!(result, Err(FulfillmentError::NotShipped("AWAITING_PICK")));
+    }
+}
