@@ -2,6 +2,7 @@
 //! code runs against DynamoDB in Lambda and against [`crate::memory`] in tests.
 
 pub mod caller;
+pub mod fulfillment;
 pub mod intake;
 pub mod inventory;
 pub mod queries;
