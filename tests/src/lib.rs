@@ -300,3 +300,59 @@ impl Stack {
         name
     }
 }
+
+impl Stack {
+    /// Waits until the order reaches `status` and returns it.
+    pub async fn wait_status(&self, customer: &str, order_id: &str, status: &str) -> Value {
+        let token = self.token(customer, None);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let reply = self.get(&format!("/orders/{order_id}"), &token).await;
+            assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+            if reply.body["status"] == status {
+                return reply.body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "order {order_id} is {} after 60 s, not {status}",
+                reply.body["status"]
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Posts a carrier webhook signed with the local carrier secret (or `signature` as given).
+    pub async fn carrier_event(&self, body: &Value, signature: Option<&str>) -> Reply {
+        use hmac::{Hmac, Mac};
+        let bytes = body.to_string().into_bytes();
+        let secret = env_or("OMS_LOCAL_CARRIER_SECRET", "local-carrier-secret");
+        let mut mac =
+            Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+        mac.update(&bytes);
+        let signed = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+        let header = signature.unwrap_or(&signed);
+        self.call(
+            reqwest::Method::POST,
+            "/carrier/events",
+            None,
+            &[("x-carrier-signature", header)],
+            Some(bytes),
+        )
+        .await
+    }
+}
+
+/// What stock reservation decided for an order: `RESERVED` or `REJECTED` from its timeline, or
+/// `PENDING` if it has not decided yet. Reserved orders move on to fulfillment at once, so an
+/// order's current status says less than its history.
+pub fn reservation(order: &Value) -> &'static str {
+    let history = order["timeline"].as_array().cloned().unwrap_or_default();
+    let reached = |status: &str| history.iter().any(|t| t["status"] == status);
+    if reached("RESERVED") {
+        "RESERVED"
+    } else if reached("REJECTED") {
+        "REJECTED"
+    } else {
+        "PENDING"
+    }
+}

@@ -1,7 +1,7 @@
 //! The HTTP handler: route, check the scope, call the inventory operation, answer.
 
 use lambda_http::http::StatusCode;
-use lambda_http::{Body, Error, Request, Response};
+use lambda_http::{Body, Error, Request, RequestExt, Response};
 use oms_adapters::config::{self, TableConfig};
 use oms_adapters::dynamo::DynamoStore;
 use oms_adapters::http::{
@@ -41,6 +41,7 @@ pub async fn handle<S: InventoryStore>(
         Some("GET /inventory/{sku}") => get(app, &request).await,
         Some("PUT /inventory/{sku}") => put(app, &request).await,
         Some("POST /inventory/{sku}/adjustments") => adjust(app, &request).await,
+        Some("GET /shipping/options") => shipping_options(app, &request).await,
         _ => Err(unknown_route(&request)),
     };
     Ok(respond(result))
@@ -105,6 +106,29 @@ async fn adjust<S: InventoryStore>(
         inventory::adjust_stock(&app.store, &caller, &sku, &body, chrono::Utc::now()).await?;
     tracing::info!(sku = %sku, available = view.available, "stock adjusted");
     Ok(json_response(StatusCode::OK, &view))
+}
+
+/// `GET /shipping/options?country=DE&postalCode=10115&items=SKU:2,OTHER:1`: every method that
+/// serves the destination, with its price for the cart's weight and its delivery estimate.
+async fn shipping_options<S: InventoryStore>(
+    app: &App<S>,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    caller(request)?;
+    let query = request.query_string_parameters();
+    let quotes = inventory::shipping_options(
+        &app.store,
+        &app.policy,
+        query.first("country"),
+        query.first("postalCode"),
+        query.first("items"),
+        chrono::Utc::now(),
+    )
+    .await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &serde_json::json!({ "options": quotes }),
+    ))
 }
 
 #[cfg(test)]
@@ -186,5 +210,31 @@ mod tests {
         );
         let (_, body) = call(&app, "get-inventory").await;
         assert_eq!(body["available"], 40);
+    }
+
+    #[tokio::test]
+    async fn quotes_every_method_that_serves_the_cart() {
+        let app = app();
+        call(&app, "put-inventory").await;
+        let (status, body) = call(&app, "shipping-options").await;
+        assert_eq!(status, 200, "{body}");
+        let methods: Vec<_> = body["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["method"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            methods,
+            ["IN_STORE_PICKUP", "STANDARD", "EXPRESS", "OVERNIGHT"]
+        );
+        // 4 cups × 250 g = 1 kg: standard domestic 4.90 + 1 × 0.50.
+        assert_eq!(body["options"][1]["price"]["amount"], 540);
+        assert!(body["options"][1]["estimate"]["earliest"].is_string());
+        let (status, body) = call(&app, "shipping-options-unknown-country").await;
+        assert_eq!(
+            (status, body["errors"][0]["field"].as_str()),
+            (422, Some("country"))
+        );
     }
 }

@@ -1,14 +1,13 @@
 //! The SQS handler: every message of the batch on its own, failures reported per message.
 
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::{Error, LambdaEvent};
 use oms_adapters::config::{self, TableConfig};
 use oms_adapters::dynamo::DynamoStore;
-use oms_adapters::sns::event_json_from_sqs_body;
+use oms_adapters::sqs::{for_each_message, order_event};
 use oms_domain::app::reservation::{reserve_order, ReservationError, ReservationResult};
-use oms_domain::events::{CloudEvent, EventType, OrderEventData};
+use oms_domain::events::EventType;
 use oms_domain::ports::{OrderStore, StockReservations};
-use tracing::Instrument;
 
 /// What the function needs, built once per cold start.
 pub struct App<S> {
@@ -30,7 +29,7 @@ impl App<DynamoStore> {
 enum MessageError {
     #[error("the message is not an order event: {0}")]
     Poison(serde_json::Error),
-    #[error(transparent)]
+    #[error("{0} (retryable: {retryable})", retryable = .0.is_retryable())]
     Reservation(#[from] ReservationError),
 }
 
@@ -39,35 +38,14 @@ pub async fn handle<S: OrderStore + StockReservations>(
     app: &App<S>,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Error> {
-    let records = &event.payload.records;
-    let outcomes = futures::future::join_all(records.iter().map(|message| {
-        let span = tracing::info_span!(
-            "message",
-            message_id = message.message_id.as_deref().unwrap_or_default()
-        );
-        process(app, message).instrument(span)
-    }))
-    .await;
-    let mut response = SqsBatchResponse::default();
-    for (message, outcome) in records.iter().zip(outcomes) {
-        if let Err(error) = outcome {
-            let retryable = matches!(&error, MessageError::Reservation(e) if e.is_retryable());
-            tracing::warn!(message_id = ?message.message_id, retryable, %error, "message failed");
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = message.message_id.clone().unwrap_or_default();
-            response.batch_item_failures.push(failure);
-        }
-    }
-    Ok(response)
+    Ok(for_each_message(&event.payload, |message| process(app, message)).await)
 }
 
 async fn process<S: OrderStore + StockReservations>(
     app: &App<S>,
     message: &SqsMessage,
 ) -> Result<(), MessageError> {
-    let body = message.body.as_deref().unwrap_or_default();
-    let event: CloudEvent<OrderEventData> =
-        serde_json::from_str(&event_json_from_sqs_body(body)).map_err(MessageError::Poison)?;
+    let event = order_event(message).map_err(MessageError::Poison)?;
     if event.event_type != EventType::OrderPlaced {
         tracing::info!(
             event_type = event.event_type.as_str(),

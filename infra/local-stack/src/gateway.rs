@@ -27,6 +27,8 @@ pub struct Route {
     pub method: String,
     pub path: String,
     pub binary: String,
+    /// Whether the JWT authorizer guards the route.
+    pub authorize: bool,
 }
 
 impl Route {
@@ -136,7 +138,8 @@ pub async fn serve(State(gateway): State<Arc<Gateway>>, request: Request) -> Res
     };
 
     let claims = match authorize(&gateway.verifier, request.headers()) {
-        Ok(claims) => claims,
+        _ if !route.authorize => None,
+        Ok(claims) => Some(claims),
         Err(detail) => {
             return problem(
                 StatusCode::UNAUTHORIZED,
@@ -208,7 +211,7 @@ fn api_gateway_event(
     headers: &HeaderMap,
     body: &[u8],
     path_parameters: BTreeMap<String, String>,
-    claims: serde_json::Map<String, Value>,
+    claims: Option<serde_json::Map<String, Value>>,
 ) -> Value {
     let mut header_map = serde_json::Map::new();
     let mut cookies = Vec::new();
@@ -273,10 +276,12 @@ fn api_gateway_event(
             "stage": "$default",
             "time": now.format("%d/%b/%Y:%H:%M:%S %z").to_string(),
             "timeEpoch": now.timestamp_millis(),
-            "authorizer": {"jwt": {"claims": claims, "scopes": null}}
         },
         "isBase64Encoded": encoded
     });
+    if let Some(claims) = claims {
+        event["requestContext"]["authorizer"] = json!({"jwt": {"claims": claims, "scopes": null}});
+    }
     if !body.is_empty() {
         event["body"] = Value::String(body);
     }
@@ -378,6 +383,7 @@ mod tests {
             method: method.into(),
             path: path.into(),
             binary: "b".into(),
+            authorize: true,
         }
     }
 
@@ -412,7 +418,7 @@ mod tests {
             &headers,
             b"",
             BTreeMap::new(),
-            claims,
+            Some(claims),
         );
         assert_eq!(event["routeKey"], "GET /orders");
         assert_eq!(event["queryStringParameters"]["limit"], "2");

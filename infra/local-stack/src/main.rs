@@ -51,6 +51,14 @@ struct Cli {
         global = true
     )]
     jwt_secret: String,
+    /// The secret carrier webhooks are signed with (the template's CarrierWebhookSecret).
+    #[arg(
+        long,
+        env = "OMS_LOCAL_CARRIER_SECRET",
+        default_value = "local-carrier-secret",
+        global = true
+    )]
+    carrier_secret: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -145,7 +153,7 @@ async fn main() -> Result<(), BoxError> {
                 )
                 .with_target(false)
                 .init();
-            up(*args, &cli.jwt_secret).await
+            up(*args, &cli.jwt_secret, &cli.carrier_secret).await
         }
     }
 }
@@ -176,7 +184,7 @@ async fn wait_until(
     Ok(())
 }
 
-async fn up(args: UpArgs, jwt_secret: &str) -> Result<(), BoxError> {
+async fn up(args: UpArgs, jwt_secret: &str, carrier_secret: &str) -> Result<(), BoxError> {
     let workspace = args.workspace.canonicalize()?;
     let http = reqwest::Client::new();
 
@@ -232,6 +240,7 @@ async fn up(args: UpArgs, jwt_secret: &str) -> Result<(), BoxError> {
     let mut parameters: HashMap<String, String> = HashMap::from([
         ("JwtIssuer".into(), LOCAL_ISSUER.into()),
         ("JwtAudience".into(), LOCAL_AUDIENCE.into()),
+        ("CarrierWebhookSecret".into(), carrier_secret.into()),
     ]);
     for pair in &args.parameters {
         let (k, v) = pair
@@ -320,11 +329,17 @@ async fn up(args: UpArgs, jwt_secret: &str) -> Result<(), BoxError> {
     let mut routes = Vec::new();
     for function in &functions {
         for event in &function.events {
-            if let EventSource::Http { method, path } = event {
+            if let EventSource::Http {
+                method,
+                path,
+                authorize,
+            } = event
+            {
                 routes.push(gateway::Route {
                     method: method.clone(),
                     path: path.clone(),
                     binary: function.binary.clone(),
+                    authorize: *authorize,
                 });
             }
         }

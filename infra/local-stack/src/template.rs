@@ -305,6 +305,8 @@ pub enum EventSource {
     Http {
         method: String,
         path: String,
+        /// False for routes with `Auth: {Authorizer: NONE}`: no token is checked.
+        authorize: bool,
     },
     Sqs {
         queue_arn: String,
@@ -384,6 +386,7 @@ impl Template {
                                 .unwrap_or("ANY")
                                 .to_uppercase(),
                             path: properties["Path"].as_str().unwrap_or("/").to_owned(),
+                            authorize: properties["Auth"]["Authorizer"].as_str() != Some("NONE"),
                         }),
                         "SQS" => events.push(EventSource::Sqs {
                             queue_arn: properties["Queue"].as_str().unwrap_or_default().to_owned(),

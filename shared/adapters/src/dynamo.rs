@@ -24,11 +24,12 @@ use aws_sdk_dynamodb::Client;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::Utc;
+use oms_domain::fulfillment::FulfillmentStatus;
 use oms_domain::ids::{CustomerId, IdempotencyKey, OrderId, Sku};
 use oms_domain::order::{Order, Shortage};
 use oms_domain::ports::{
     CreateOutcome, IdempotencyRecord, InventoryStore, OrderStore, Page, ReserveOutcome,
-    StockReservations, StoreError,
+    ShipOutcome, StockReservations, StoreError,
 };
 use oms_domain::stock::{Product, StockAdjustment};
 use serde::{Deserialize, Serialize};
@@ -41,6 +42,8 @@ pub const IDEMPOTENCY_TTL_DAYS: i64 = 7;
 pub const CUSTOMER_ORDERS_INDEX: &str = "gsi1";
 /// The index of orders by status and age.
 pub const ORDERS_BY_STATUS_INDEX: &str = "gsi2";
+/// The index of shipments the warehouse has work on, by warehouse and status, oldest first.
+pub const PICK_LIST_INDEX: &str = "gsi3";
 
 /// The item types of the table, as the `entity` attribute names them.
 pub mod entity {
@@ -71,6 +74,11 @@ struct OrderItem {
     gsi1sk: String,
     gsi2pk: String,
     gsi2sk: String,
+    /// Set only while the warehouse has work on the order: the pick list is a sparse index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi3pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi3sk: Option<String>,
     #[serde(flatten)]
     order: Order,
 }
@@ -91,9 +99,30 @@ impl OrderItem {
                     .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                 order.id
             ),
+            gsi3pk: pick_list_partition(order),
+            gsi3sk: order.fulfillment.as_ref().map(|f| {
+                format!(
+                    "{}#{}",
+                    f.queued_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    order.id
+                )
+            }),
             order: order.clone(),
         }
     }
+}
+
+fn pick_list_key(warehouse: &str, status: FulfillmentStatus) -> String {
+    format!("FULFILLMENT#{warehouse}#{}", status.as_str())
+}
+
+fn pick_list_partition(order: &Order) -> Option<String> {
+    let fulfillment = order.fulfillment.as_ref()?;
+    fulfillment
+        .status
+        .is_warehouse_work()
+        .then(|| pick_list_key(&fulfillment.warehouse, fulfillment.status))
 }
 
 #[derive(Serialize, Deserialize)]
@@ -283,6 +312,7 @@ impl DynamoStore {
 
     fn decode_cursor(
         cursor: &str,
+        index: &str,
         expected_partition: &str,
     ) -> Result<HashMap<String, AttributeValue>, StoreError> {
         let bytes = URL_SAFE_NO_PAD
@@ -290,10 +320,11 @@ impl DynamoStore {
             .map_err(|_| StoreError::InvalidCursor)?;
         let map: HashMap<String, String> =
             serde_json::from_slice(&bytes).map_err(|_| StoreError::InvalidCursor)?;
-        let expected_keys = ["pk", "sk", "gsi1pk", "gsi1sk"];
+        let (partition_key, sort_key) = (format!("{index}pk"), format!("{index}sk"));
+        let expected_keys = ["pk", "sk", partition_key.as_str(), sort_key.as_str()];
         if map.len() != expected_keys.len()
             || !expected_keys.iter().all(|k| map.contains_key(*k))
-            || map["gsi1pk"] != expected_partition
+            || map[&partition_key] != expected_partition
         {
             return Err(StoreError::InvalidCursor);
         }
@@ -405,18 +436,73 @@ impl OrderStore for DynamoStore {
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<Page<Order>, StoreError> {
-        let partition = format!("CUSTOMER#{customer}");
+        self.query_orders(
+            CUSTOMER_ORDERS_INDEX,
+            format!("CUSTOMER#{customer}"),
+            false,
+            limit,
+            cursor,
+        )
+        .await
+    }
+
+    async fn list_fulfillments(
+        &self,
+        warehouse: &str,
+        status: FulfillmentStatus,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<Order>, StoreError> {
+        self.query_orders(
+            PICK_LIST_INDEX,
+            pick_list_key(warehouse, status),
+            true,
+            limit,
+            cursor,
+        )
+        .await
+    }
+}
+
+impl DynamoStore {
+    /// A transaction item that writes `order` on condition that the stored one has `expected`.
+    fn put_order_at_version(
+        &self,
+        order: &Order,
+        expected: u64,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let put = self
+            .put(to_item(&OrderItem::new(order))?)
+            .condition_expression("#version = :expected")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":expected", n(expected))
+            .build()
+            .map_err(|e| StoreError::Failed(e.to_string()))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// One page of the orders in one partition of an index, with an opaque cursor that only
+    /// opens the same partition.
+    async fn query_orders(
+        &self,
+        index: &str,
+        partition: String,
+        oldest_first: bool,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<Order>, StoreError> {
         let start = cursor
-            .map(|c| Self::decode_cursor(c, &partition))
+            .map(|c| Self::decode_cursor(c, index, &partition))
             .transpose()?;
         let output = self
             .client
             .query()
             .table_name(&self.table)
-            .index_name(CUSTOMER_ORDERS_INDEX)
-            .key_condition_expression("gsi1pk = :pk")
+            .index_name(index)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", format!("{index}pk"))
             .expression_attribute_values(":pk", s(partition))
-            .scan_index_forward(false)
+            .scan_index_forward(oldest_first)
             .limit(i32::try_from(limit).unwrap_or(i32::MAX))
             .set_exclusive_start_key(start)
             .send()
@@ -544,6 +630,43 @@ impl InventoryStore for DynamoStore {
 }
 
 impl StockReservations for DynamoStore {
+    async fn ship(&self, shipped: &Order) -> Result<ShipOutcome, StoreError> {
+        let now = s(shipped
+            .updated_at
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));
+        let mut items = Vec::with_capacity(shipped.lines.len() + 1);
+        for (sku, quantity) in shipped.quantities() {
+            let update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(sku_pk(sku), "PRODUCT")))
+                .update_expression(
+                    "SET #reserved = #reserved - :q, #version = #version + :one, #updatedAt = :now",
+                )
+                .condition_expression("attribute_exists(pk) AND #reserved >= :q")
+                .expression_attribute_names("#reserved", "reserved")
+                .expression_attribute_names("#version", "version")
+                .expression_attribute_names("#updatedAt", "updatedAt")
+                .expression_attribute_values(":q", n(quantity.get()))
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":now", now.clone())
+                .build()
+                .map_err(|e| StoreError::Failed(e.to_string()))?;
+            items.push(TransactWriteItem::builder().update(update).build());
+        }
+        items.push(self.put_order_at_version(shipped, shipped.version - 1)?);
+        let Some(reasons) = self.transact("ship stock", items).await? else {
+            return Ok(ShipOutcome::Shipped);
+        };
+        if reasons.get(shipped.lines.len()).and_then(|r| r.code()) == Some("ConditionalCheckFailed")
+        {
+            return Ok(ShipOutcome::OrderChanged);
+        }
+        Err(StoreError::Corrupt(format!(
+            "order {}: fewer units reserved than it ships",
+            shipped.id
+        )))
+    }
+
     async fn reserve(&self, reserved: &Order) -> Result<ReserveOutcome, StoreError> {
         let now = s(reserved
             .updated_at
@@ -569,14 +692,7 @@ impl StockReservations for DynamoStore {
                 .map_err(|e| StoreError::Failed(e.to_string()))?;
             items.push(TransactWriteItem::builder().update(update).build());
         }
-        let order = self
-            .put(to_item(&OrderItem::new(reserved))?)
-            .condition_expression("#version = :expected")
-            .expression_attribute_names("#version", "version")
-            .expression_attribute_values(":expected", n(reserved.version - 1))
-            .build()
-            .map_err(|e| StoreError::Failed(e.to_string()))?;
-        items.push(TransactWriteItem::builder().put(order).build());
+        items.push(self.put_order_at_version(reserved, reserved.version - 1)?);
 
         let Some(reasons) = self.transact("reserve stock", items).await? else {
             return Ok(ReserveOutcome::Reserved);
@@ -614,7 +730,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_cursor_only_opens_its_own_customers_listing() {
+    fn a_cursor_only_opens_the_listing_it_came_from() {
         let last = HashMap::from([
             ("pk".to_owned(), s("ORDER#1")),
             ("sk".to_owned(), s("ORDER")),
@@ -622,16 +738,18 @@ mod tests {
             ("gsi1sk".to_owned(), s("ORDER#1")),
         ]);
         let cursor = DynamoStore::encode_cursor(&last).unwrap();
+        let decode = |index, partition| DynamoStore::decode_cursor(&cursor, index, partition);
+        assert_eq!(decode("gsi1", "CUSTOMER#alice").unwrap(), last);
         assert_eq!(
-            DynamoStore::decode_cursor(&cursor, "CUSTOMER#alice").unwrap(),
-            last
-        );
-        assert_eq!(
-            DynamoStore::decode_cursor(&cursor, "CUSTOMER#mallory"),
+            decode("gsi1", "CUSTOMER#mallory"),
             Err(StoreError::InvalidCursor)
         );
         assert_eq!(
-            DynamoStore::decode_cursor("not base64!", "CUSTOMER#alice"),
+            decode("gsi3", "CUSTOMER#alice"),
+            Err(StoreError::InvalidCursor)
+        );
+        assert_eq!(
+            DynamoStore::decode_cursor("not base64!", "gsi1", "CUSTOMER#alice"),
             Err(StoreError::InvalidCursor)
         );
     }

@@ -12,6 +12,7 @@ use lambda_http::http::{header, HeaderValue, StatusCode};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use oms_domain::app::caller::Caller;
+use oms_domain::app::fulfillment::FulfillmentAppError;
 use oms_domain::app::intake::IntakeError;
 use oms_domain::app::inventory::InventoryError;
 use oms_domain::app::queries::QueryError;
@@ -52,6 +53,10 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("the body must be application/json")]
     UnsupportedMediaType,
+    #[error("the resource changed since the caller read it: its ETag is now \"v{current}\"")]
+    PreconditionFailed { current: u64 },
+    #[error("this call needs If-Match with the resource's current ETag")]
+    PreconditionRequired,
     #[error("the service is busy: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -95,6 +100,16 @@ impl ApiError {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported-media-type",
                 "Unsupported media type",
+            ),
+            Self::PreconditionFailed { .. } => (
+                StatusCode::PRECONDITION_FAILED,
+                "precondition-failed",
+                "Stale If-Match",
+            ),
+            Self::PreconditionRequired => (
+                StatusCode::PRECONDITION_REQUIRED,
+                "precondition-required",
+                "If-Match required",
             ),
             Self::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -269,6 +284,30 @@ pub fn unknown_route(request: &Request) -> ApiError {
     ))
 }
 
+/// The entity tag of a resource at `version`.
+pub fn etag(version: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"v{version}\"")).expect("a version is a valid header value")
+}
+
+/// The version an `If-Match` header names (`"v7"`, weak or strong), if the request has one.
+pub fn if_match(request: &Request) -> Result<Option<u64>, ApiError> {
+    let Some(value) = request.headers().get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .map(|v| v.trim().trim_start_matches("W/").trim_matches('"'))
+        .and_then(|v| v.strip_prefix('v'))
+        .and_then(|v| v.parse().ok())
+        .map(Some)
+        .ok_or(ApiError::BadRequest {
+            kind: "invalid-if-match",
+            title: "Invalid If-Match",
+            detail: "If-Match must be an ETag this API returned, such as \"v3\"".into(),
+        })
+}
+
 /// A path parameter the route declares.
 pub fn path_parameter(request: &Request, name: &str) -> Result<String, ApiError> {
     request
@@ -315,6 +354,30 @@ impl From<IntakeError> for ApiError {
                         .into(),
             },
             IntakeError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<FulfillmentAppError> for ApiError {
+    fn from(error: FulfillmentAppError) -> Self {
+        match error {
+            FulfillmentAppError::NotFound => {
+                ApiError::NotFound("no shipment for this order".into())
+            }
+            FulfillmentAppError::PreconditionFailed { current } => {
+                ApiError::PreconditionFailed { current }
+            }
+            FulfillmentAppError::PreconditionRequired => ApiError::PreconditionRequired,
+            FulfillmentAppError::Step(step) => ApiError::Conflict {
+                kind: "invalid-fulfillment-step",
+                title: "Step not allowed now",
+                detail: step.to_string(),
+            },
+            FulfillmentAppError::Invalid(errors) => ApiError::Invalid(errors),
+            FulfillmentAppError::Contended => {
+                ApiError::Unavailable("the shipment kept changing".into())
+            }
+            FulfillmentAppError::Store(error) => error.into(),
         }
     }
 }

@@ -12,6 +12,7 @@
 //!   transactional writes (with `serde_dynamo` for the mapping).
 //! - [`aws_error`]: the one place an AWS SDK error becomes a domain `StoreError`, retryable or not.
 //! - [`sns`]: publishing CloudEvents to SNS in batches, retrying per-entry failures.
+//! - [`sqs`]: processing a queue batch message by message, reporting partial batch failures.
 //! - [`http`]: the HTTP edge: the caller from the JWT authorizer's claims, request bodies, JSON
 //!   responses, and the one mapping from errors to `application/problem+json` (RFC 9457).
 
@@ -20,3 +21,4 @@ pub mod config;
 pub mod dynamo;
 pub mod http;
 pub mod sns;
+pub mod sqs;

@@ -153,7 +153,7 @@ pub struct OrderEventData {
     pub totals: Totals,
     pub shipping_method: ShippingMethod,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        pub shortages: Vec<Shortage>,
+    pub shortages: Vec<Shortage>,
     pub estimate: DeliveryEstimate,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fulfillment_status: Option<FulfillmentStatus>,
@@ -168,7 +168,7 @@ pub struct OrderEventData {
 /// cares about (a new order, or a new status).
 pub fn order_event(old: Option<&Order>, new: Option<&Order>) -> Option<CloudEvent<OrderEventData>> {
     let new = new?;
-        let previous_status = old.map(|o| o.status);
+    let previous_status = old.map(|o| o.status);
     let step = |o: &Order| o.fulfillment.as_ref().map(|f| f.status);
     let event_type = match old {
         None => EventType::OrderPlaced,
@@ -196,7 +196,11 @@ pub fn order_event(old: Option<&Order>, new: Option<&Order>) -> Option<CloudEven
         estimate: new.shipping.estimate,
         fulfillment_status: step(new),
         tracking: new.fulfillment.as_ref().and_then(|f| f.tracking.clone()),
-        note: new.fulfillment.as_ref().and_then(|f| f.steps.last()).and_then(|s| s.note.clone()),
+        note: new
+            .fulfillment
+            .as_ref()
+            .and_then(|f| f.steps.last())
+            .and_then(|s| s.note.clone()),
     };
     Some(CloudEvent::new(
         event_type,
@@ -275,9 +279,17 @@ mod tests {
 
         let fulfilling = reserved.start_fulfillment("BER-1", Utc::now()).unwrap();
         let picked = fulfilling.pick("picker", Utc::now()).unwrap();
-        assert_eq!(order_event(Some(&reserved), Some(&fulfilling)).unwrap().event_type, EventType::FulfillmentStarted);
+        assert_eq!(
+            order_event(Some(&reserved), Some(&fulfilling))
+                .unwrap()
+                .event_type,
+            EventType::FulfillmentStarted
+        );
         let event = order_event(Some(&fulfilling), Some(&picked)).unwrap();
-        assert_eq!((event.event_type, event.data.fulfillment_status), (EventType::Picked, Some(FulfillmentStatus::Picked)));
+        assert_eq!(
+            (event.event_type, event.data.fulfillment_status),
+            (EventType::Picked, Some(FulfillmentStatus::Picked))
+        );
     }
 
     #[test]

@@ -61,7 +61,10 @@ impl FulfillmentStatus {
 
     /// Whether the parcel has left the warehouse and is not yet delivered.
     fn in_carrier_hands(&self) -> bool {
-        matches!(self, Self::Shipped | Self::InTransit | Self::OutForDelivery | Self::DeliveryException)
+        matches!(
+            self,
+            Self::Shipped | Self::InTransit | Self::OutForDelivery | Self::DeliveryException
+        )
     }
 
     /// Whether the warehouse still has work on it: the statuses of the pick list.
@@ -149,7 +152,10 @@ pub enum FulfillmentError {
     #[error("the order is {0}, not in fulfillment")]
     NotInFulfillment(&'static str),
     #[error("the shipment is {actual}; this step needs it {expected}")]
-    OutOfOrder { expected: &'static str, actual: &'static str },
+    OutOfOrder {
+        expected: &'static str,
+        actual: &'static str,
+    },
     #[error("the parcel has not shipped yet (it is {0})")]
     NotShipped(&'static str),
     #[error("the parcel was already delivered")]
@@ -171,26 +177,53 @@ impl Order {
 
     /// A copy with the fulfillment moved to `status`, a step and a timeline entry recorded, and
     /// the version bumped.
-    fn step(&self, status: FulfillmentStatus, by: &str, note: Option<String>, now: DateTime<Utc>) -> Order {
+    fn step(
+        &self,
+        status: FulfillmentStatus,
+        by: &str,
+        note: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Order {
         let mut next = self.clone();
-        let fulfillment = next.fulfillment.as_mut().expect("only called on orders in fulfillment");
+        let fulfillment = next
+            .fulfillment
+            .as_mut()
+            .expect("only called on orders in fulfillment");
         fulfillment.status = status;
-        fulfillment.steps.push(FulfillmentStep { status, at: now, by: by.to_owned(), note: note.clone() });
+        fulfillment.steps.push(FulfillmentStep {
+            status,
+            at: now,
+            by: by.to_owned(),
+            note: note.clone(),
+        });
         let label = status.as_str().to_lowercase().replace('_', " ");
         let note = Some(match note {
             Some(detail) => format!("{label}: {detail}"),
             None => label,
         });
-        next.timeline.push(TimelineEntry { status: next.status, at: now, note });
+        next.timeline.push(TimelineEntry {
+            status: next.status,
+            at: now,
+            note,
+        });
         next.version += 1;
         next.updated_at = now;
         next
     }
 
     /// The reserved order goes to the warehouse: `RESERVED → FULFILLING`, awaiting pick.
-    pub fn start_fulfillment(&self, warehouse: &str, now: DateTime<Utc>) -> Result<Order, FulfillmentError> {
+    pub fn start_fulfillment(
+        &self,
+        warehouse: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Order, FulfillmentError> {
         let mut next = self
-            .transition(OrderStatus::Fulfilling, &[OrderStatus::Reserved], now, Some(format!("sent to warehouse {warehouse}")))
+            .transition(
+                OrderStatus::Fulfilling,
+                &[OrderStatus::Reserved],
+                now,
+                Some(format!("sent to warehouse {warehouse}")),
+            )
             .map_err(|e| FulfillmentError::NotInFulfillment(e.from.as_str()))?;
         next.fulfillment = Some(Fulfillment {
             warehouse: warehouse.to_owned(),
@@ -200,7 +233,12 @@ impl Order {
             tracking: None,
             shipped_at: None,
             delivered_at: None,
-            steps: vec![FulfillmentStep { status: FulfillmentStatus::AwaitingPick, at: now, by: "system".into(), note: None }],
+            steps: vec![FulfillmentStep {
+                status: FulfillmentStatus::AwaitingPick,
+                at: now,
+                by: "system".into(),
+                note: None,
+            }],
             carrier_event_ids: Vec::new(),
         });
         Ok(next)
@@ -210,7 +248,10 @@ impl Order {
         match self.fulfillment_status() {
             None => Err(FulfillmentError::NotInFulfillment(self.status.as_str())),
             Some(actual) if actual == expected => Ok(()),
-            Some(actual) => Err(FulfillmentError::OutOfOrder { expected: expected.as_str(), actual: actual.as_str() }),
+            Some(actual) => Err(FulfillmentError::OutOfOrder {
+                expected: expected.as_str(),
+                actual: actual.as_str(),
+            }),
         }
     }
 
@@ -221,7 +262,12 @@ impl Order {
     }
 
     /// The items are in a parcel of known weight and size.
-    pub fn pack(&self, parcel: Parcel, by: &str, now: DateTime<Utc>) -> Result<Order, FulfillmentError> {
+    pub fn pack(
+        &self,
+        parcel: Parcel,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Order, FulfillmentError> {
         self.expect_step(FulfillmentStatus::Picked)?;
         let mut next = self.step(FulfillmentStatus::Packed, by, None, now);
         next.fulfillment.as_mut().expect("in fulfillment").parcel = Some(parcel);
@@ -258,8 +304,15 @@ impl Order {
         occurred_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<CarrierUpdate, FulfillmentError> {
-        let fulfillment = self.fulfillment.as_ref().ok_or(FulfillmentError::NotInFulfillment(self.status.as_str()))?;
-        if fulfillment.carrier_event_ids.iter().any(|id| id == event_id) {
+        let fulfillment = self
+            .fulfillment
+            .as_ref()
+            .ok_or(FulfillmentError::NotInFulfillment(self.status.as_str()))?;
+        if fulfillment
+            .carrier_event_ids
+            .iter()
+            .any(|id| id == event_id)
+        {
             return Ok(CarrierUpdate::Duplicate);
         }
         if fulfillment.status == FulfillmentStatus::Delivered {
@@ -291,65 +344,156 @@ mod tests {
     use serde_json::json;
 
     fn fulfilling() -> Order {
-        let order = placed(json!([{"sku": "A", "quantity": 2}]), &[product("A", 100, 5)]);
-        order.reserve(Utc::now()).unwrap().start_fulfillment("BER-1", Utc::now()).unwrap()
+        let order = placed(
+            json!([{"sku": "A", "quantity": 2}]),
+            &[product("A", 100, 5)],
+        );
+        order
+            .reserve(Utc::now())
+            .unwrap()
+            .start_fulfillment("BER-1", Utc::now())
+            .unwrap()
     }
 
     fn parcel() -> Parcel {
-        Parcel { weight_grams: 900, length_cm: 30, width_cm: 20, height_cm: 10 }
+        Parcel {
+            weight_grams: 900,
+            length_cm: 30,
+            width_cm: 20,
+            height_cm: 10,
+        }
     }
 
     fn tracking() -> Tracking {
-        Tracking { carrier: "DHL".into(), tracking_number: "JJD0001".into(), tracking_url: "https://track.example/JJD0001".into() }
+        Tracking {
+            carrier: "DHL".into(),
+            tracking_number: "JJD0001".into(),
+            tracking_url: "https://track.example/JJD0001".into(),
+        }
     }
 
     fn shipped() -> Order {
-        let order = fulfilling().pick("picker", Utc::now()).unwrap().pack(parcel(), "packer", Utc::now()).unwrap();
+        let order = fulfilling()
+            .pick("picker", Utc::now())
+            .unwrap()
+            .pack(parcel(), "packer", Utc::now())
+            .unwrap();
         let estimate = order.shipping.estimate;
-        order.ship(tracking(), estimate, "packer", Utc::now()).unwrap()
+        order
+            .ship(tracking(), estimate, "packer", Utc::now())
+            .unwrap()
     }
 
     #[test]
     fn warehouse_steps_follow_each_other() {
         let order = fulfilling();
-        assert_eq!((order.status, order.fulfillment_status()), (OrderStatus::Fulfilling, Some(FulfillmentStatus::AwaitingPick)));
-        assert!(matches!(order.pack(parcel(), "p", Utc::now()), Err(FulfillmentError::OutOfOrder { .. })), "pack before pick");
+        assert_eq!(
+            (order.status, order.fulfillment_status()),
+            (
+                OrderStatus::Fulfilling,
+                Some(FulfillmentStatus::AwaitingPick)
+            )
+        );
+        assert!(
+            matches!(
+                order.pack(parcel(), "p", Utc::now()),
+                Err(FulfillmentError::OutOfOrder { .. })
+            ),
+            "pack before pick"
+        );
         let picked = order.pick("p", Utc::now()).unwrap();
         assert!(picked.pick("p", Utc::now()).is_err(), "pick twice");
-        assert!(picked.ship(tracking(), order.shipping.estimate, "p", Utc::now()).is_err(), "ship before pack");
+        assert!(
+            picked
+                .ship(tracking(), order.shipping.estimate, "p", Utc::now())
+                .is_err(),
+            "ship before pack"
+        );
         let packed = picked.pack(parcel(), "p", Utc::now()).unwrap();
-        assert!(packed.pack(parcel(), "p", Utc::now()).is_err(), "pack twice");
-        let shipped = packed.ship(tracking(), order.shipping.estimate, "p", Utc::now()).unwrap();
+        assert!(
+            packed.pack(parcel(), "p", Utc::now()).is_err(),
+            "pack twice"
+        );
+        let shipped = packed
+            .ship(tracking(), order.shipping.estimate, "p", Utc::now())
+            .unwrap();
         assert_eq!(shipped.status, OrderStatus::Shipped);
         assert_eq!(shipped.version, order.version + 3);
-        let notes: Vec<_> = shipped.timeline.iter().filter_map(|t| t.note.as_deref()).collect();
-        assert_eq!(notes, ["sent to warehouse BER-1", "picked", "packed", "shipped: DHL JJD0001"]);
+        let notes: Vec<_> = shipped
+            .timeline
+            .iter()
+            .filter_map(|t| t.note.as_deref())
+            .collect();
+        assert_eq!(
+            notes,
+            [
+                "sent to warehouse BER-1",
+                "picked",
+                "packed",
+                "shipped: DHL JJD0001"
+            ]
+        );
     }
 
     #[test]
     fn carrier_events_apply_once_and_nothing_follows_delivery() {
         let order = shipped();
-        let CarrierUpdate::Applied(in_transit) =
-            order.carrier_event("e1", CarrierEventKind::InTransit, None, Utc::now(), Utc::now()).unwrap()
+        let CarrierUpdate::Applied(in_transit) = order
+            .carrier_event(
+                "e1",
+                CarrierEventKind::InTransit,
+                None,
+                Utc::now(),
+                Utc::now(),
+            )
+            .unwrap()
         else {
             panic!("applied")
         };
-        assert_eq!(in_transit.carrier_event("e1", CarrierEventKind::InTransit, None, Utc::now(), Utc::now()), Ok(CarrierUpdate::Duplicate));
-        let CarrierUpdate::Applied(delivered) =
-            in_transit.carrier_event("e2", CarrierEventKind::Delivered, None, Utc::now(), Utc::now()).unwrap()
+        assert_eq!(
+            in_transit.carrier_event(
+                "e1",
+                CarrierEventKind::InTransit,
+                None,
+                Utc::now(),
+                Utc::now()
+            ),
+            Ok(CarrierUpdate::Duplicate)
+        );
+        let CarrierUpdate::Applied(delivered) = in_transit
+            .carrier_event(
+                "e2",
+                CarrierEventKind::Delivered,
+                None,
+                Utc::now(),
+                Utc::now(),
+            )
+            .unwrap()
         else {
             panic!("applied")
         };
         assert_eq!(delivered.status, OrderStatus::Delivered);
         assert_eq!(
-            delivered.carrier_event("e3", CarrierEventKind::InTransit, None, Utc::now(), Utc::now()),
+            delivered.carrier_event(
+                "e3",
+                CarrierEventKind::InTransit,
+                None,
+                Utc::now(),
+                Utc::now()
+            ),
             Err(FulfillmentError::AlreadyDelivered)
         );
     }
 
     #[test]
     fn a_carrier_cannot_deliver_an_unshipped_parcel() {
-        let result = fulfilling().carrier_event("e1", CarrierEventKind::Delivered, None, Utc::now(), Utc::now());
+        let result = fulfilling().carrier_event(
+            "e1",
+            CarrierEventKind::Delivered,
+            None,
+            Utc::now(),
+            Utc::now(),
+        );
         assert_eq!(result, Err(FulfillmentError::NotShipped("AWAITING_PICK")));
     }
 }

@@ -11,8 +11,8 @@ use crate::fulfillment::FulfillmentStatus;
 use crate::ids::{CustomerId, IdempotencyKey, OrderId, Sku};
 use crate::order::{Order, Shortage};
 use crate::ports::{
-    CreateOutcome, IdempotencyRecord, InventoryStore, OrderStore, Page, ReserveOutcome, ShipOutcome,
-    StockReservations, StoreError,
+    CreateOutcome, IdempotencyRecord, InventoryStore, OrderStore, Page, ReserveOutcome,
+    ShipOutcome, StockReservations, StoreError,
 };
 use crate::stock::{Product, StockAdjustment};
 
@@ -143,7 +143,7 @@ impl OrderStore for InMemoryStore {
             .take(limit as usize)
             .map(|o| (*o).clone())
             .collect();
-                let next_cursor = (start + items.len() < mine.len())
+        let next_cursor = (start + items.len() < mine.len())
             .then(|| items.last().map(|o| o.id.to_string()))
             .flatten();
         Ok(Page { items, next_cursor })
@@ -160,15 +160,30 @@ impl OrderStore for InMemoryStore {
         let mut work: Vec<&Order> = state
             .orders
             .values()
-            .filter(|o| o.fulfillment.as_ref().is_some_and(|f| f.warehouse == warehouse && f.status == status))
+            .filter(|o| {
+                o.fulfillment
+                    .as_ref()
+                    .is_some_and(|f| f.warehouse == warehouse && f.status == status)
+            })
             .collect();
         work.sort_by_key(|o| (o.fulfillment.as_ref().map(|f| f.queued_at), o.id.clone()));
         let start = match cursor {
             None => 0,
-            Some(c) => work.iter().position(|o| o.id.as_str() == c).map(|i| i + 1).ok_or(StoreError::InvalidCursor)?,
+            Some(c) => work
+                .iter()
+                .position(|o| o.id.as_str() == c)
+                .map(|i| i + 1)
+                .ok_or(StoreError::InvalidCursor)?,
         };
-        let items: Vec<Order> = work.iter().skip(start).take(limit as usize).map(|o| (*o).clone()).collect();
-        let next_cursor = (start + items.len() < work.len()).then(|| items.last().map(|o| o.id.to_string())).flatten();
+        let items: Vec<Order> = work
+            .iter()
+            .skip(start)
+            .take(limit as usize)
+            .map(|o| (*o).clone())
+            .collect();
+        let next_cursor = (start + items.len() < work.len())
+            .then(|| items.last().map(|o| o.id.to_string()))
+            .flatten();
         Ok(Page { items, next_cursor })
     }
 }
@@ -210,9 +225,20 @@ impl StockReservations for InMemoryStore {
         }
         let mut updated = Vec::with_capacity(shipped.lines.len());
         for (sku, quantity) in shipped.quantities() {
-            let product = state.products.get(sku).ok_or_else(|| StoreError::Corrupt(format!("no stock item for {sku}")))?;
-            let stock = product.stock.ship(quantity).map_err(|e| StoreError::Corrupt(format!("{sku}: {e}")))?;
-            updated.push(Product { stock, version: product.version + 1, updated_at: shipped.updated_at, ..product.clone() });
+            let product = state
+                .products
+                .get(sku)
+                .ok_or_else(|| StoreError::Corrupt(format!("no stock item for {sku}")))?;
+            let stock = product
+                .stock
+                .ship(quantity)
+                .map_err(|e| StoreError::Corrupt(format!("{sku}: {e}")))?;
+            updated.push(Product {
+                stock,
+                version: product.version + 1,
+                updated_at: shipped.updated_at,
+                ..product.clone()
+            });
         }
         for product in updated {
             state.products.insert(product.sku.clone(), product);

@@ -15,11 +15,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::contact::{Address, Contact};
+use crate::fulfillment::Fulfillment;
 use crate::ids::{CustomerId, OrderId, Sku};
 use crate::money::Money;
 use crate::quantity::Quantity;
 use crate::request::OrderRequest;
-use crate::fulfillment::Fulfillment;
 use crate::shipping::{DeliveryEstimate, ShippingMethod, ShippingPolicy};
 use crate::stock::Product;
 use crate::validation::ValidationErrors;
@@ -188,8 +188,13 @@ impl Order {
             .iter()
             .map(|l| u64::from(l.unit_weight_grams) * u64::from(l.quantity.get()))
             .sum();
-                let quote = policy
-            .quote(request.shipping_method, request.shipping_address.country(), weight, now)
+        let quote = policy
+            .quote(
+                request.shipping_method,
+                request.shipping_address.country(),
+                weight,
+                now,
+            )
             .map_err(|e| ValidationErrors::one("shippingMethod", e.to_string()))?;
         let shipping_price = quote.price;
         let subtotal = lines

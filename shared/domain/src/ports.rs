@@ -158,7 +158,8 @@ pub trait StockReservations: Send + Sync {
     /// In one atomic write: takes every line of `shipped` out of `reserved` (the units leave the
     /// building, so `onHand` falls with it), and saves the order on condition that the stored one
     /// is the version before `shipped`.
-    fn ship(&self, shipped: &Order) -> impl Future<Output = Result<ShipOutcome, StoreError>> + Send;
+    fn ship(&self, shipped: &Order)
+        -> impl Future<Output = Result<ShipOutcome, StoreError>> + Send;
 
     /// In one atomic write: takes every line of `reserved` from `available` into `reserved`,
     /// each on condition that enough is available, and saves the order on condition that the

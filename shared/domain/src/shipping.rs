@@ -28,7 +28,12 @@ pub enum ShippingMethod {
 }
 
 impl ShippingMethod {
-    pub const ALL: [ShippingMethod; 4] = [Self::Standard, Self::Express, Self::Overnight, Self::InStorePickup];
+    pub const ALL: [ShippingMethod; 4] = [
+        Self::Standard,
+        Self::Express,
+        Self::Overnight,
+        Self::InStorePickup,
+    ];
 
     pub fn parse(value: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|m| m.as_str() == value)
@@ -50,7 +55,10 @@ pub enum ShippingError {
     #[error("we do not ship to {0}")]
     UnsupportedCountry(String),
     #[error("{method} shipping is not available to {country}")]
-    MethodNotServed { method: &'static str, country: String },
+    MethodNotServed {
+        method: &'static str,
+        country: String,
+    },
     #[error(transparent)]
     Money(#[from] MoneyError),
 }
@@ -151,14 +159,23 @@ impl ShippingPolicy {
     pub fn from_json(json: &str) -> Result<Self, PolicyError> {
         let policy: ShippingPolicy = serde_json::from_str(json)?;
         if policy.cutoff_hour_utc > 23 {
-            return Err(PolicyError::Inconsistent("cutoffHourUtc must be 0 to 23".into()));
+            return Err(PolicyError::Inconsistent(
+                "cutoffHourUtc must be 0 to 23".into(),
+            ));
         }
         for rate in &policy.rates {
             if !policy.zones.iter().any(|z| z.name == rate.zone) {
-                return Err(PolicyError::Inconsistent(format!("unknown zone '{}'", rate.zone)));
+                return Err(PolicyError::Inconsistent(format!(
+                    "unknown zone '{}'",
+                    rate.zone
+                )));
             }
             if rate.base < 0 || rate.per_kg < 0 || rate.transit_days.min > rate.transit_days.max {
-                return Err(PolicyError::Inconsistent(format!("bad rate for {} in {}", rate.method.as_str(), rate.zone)));
+                return Err(PolicyError::Inconsistent(format!(
+                    "bad rate for {} in {}",
+                    rate.method.as_str(),
+                    rate.zone
+                )));
             }
         }
         Ok(policy)
@@ -187,9 +204,13 @@ impl ShippingPolicy {
         let zone = self
             .zone_of(country)
             .ok_or_else(|| ShippingError::UnsupportedCountry(country.as_str().to_owned()))?;
-        self.rates.iter().find(|r| r.method == method && r.zone == zone.name).ok_or_else(|| {
-            ShippingError::MethodNotServed { method: method.as_str(), country: country.as_str().to_owned() }
-        })
+        self.rates
+            .iter()
+            .find(|r| r.method == method && r.zone == zone.name)
+            .ok_or_else(|| ShippingError::MethodNotServed {
+                method: method.as_str(),
+                country: country.as_str().to_owned(),
+            })
     }
 
     /// The day an order placed at `ordered_at` leaves the warehouse.
@@ -247,7 +268,9 @@ impl ShippingPolicy {
         ordered_at: DateTime<Utc>,
     ) -> Result<Vec<ShippingQuote>, ShippingError> {
         if !self.ships_to(country) {
-            return Err(ShippingError::UnsupportedCountry(country.as_str().to_owned()));
+            return Err(ShippingError::UnsupportedCountry(
+                country.as_str().to_owned(),
+            ));
         }
         let mut quotes: Vec<ShippingQuote> = ShippingMethod::ALL
             .into_iter()
@@ -267,7 +290,9 @@ mod tests {
     }
 
     fn at(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     fn day(text: &str) -> NaiveDate {
@@ -290,23 +315,93 @@ mod tests {
         let policy = ShippingPolicy::default_policy();
         let cases = [
             // method, country, grams, ordered at, price, earliest, latest
-            (ShippingMethod::Standard, "DE", 0, "2026-11-25T09:00:00Z", 490, "2026-11-27", "2026-12-01"),
-            (ShippingMethod::Standard, "DE", 1, "2026-11-25T09:00:00Z", 540, "2026-11-27", "2026-12-01"),
-            (ShippingMethod::Standard, "DE", 1001, "2026-11-25T09:00:00Z", 590, "2026-11-27", "2026-12-01"),
+            (
+                ShippingMethod::Standard,
+                "DE",
+                0,
+                "2026-11-25T09:00:00Z",
+                490,
+                "2026-11-27",
+                "2026-12-01",
+            ),
+            (
+                ShippingMethod::Standard,
+                "DE",
+                1,
+                "2026-11-25T09:00:00Z",
+                540,
+                "2026-11-27",
+                "2026-12-01",
+            ),
+            (
+                ShippingMethod::Standard,
+                "DE",
+                1001,
+                "2026-11-25T09:00:00Z",
+                590,
+                "2026-11-27",
+                "2026-12-01",
+            ),
             // After the cut-off: handling starts Thursday, ships Friday, arrives from Monday.
-            (ShippingMethod::Standard, "DE", 500, "2026-11-25T15:00:00Z", 540, "2026-11-30", "2026-12-02"),
+            (
+                ShippingMethod::Standard,
+                "DE",
+                500,
+                "2026-11-25T15:00:00Z",
+                540,
+                "2026-11-30",
+                "2026-12-02",
+            ),
             // Friday after the cut-off: handling Monday, ships Tuesday.
-            (ShippingMethod::Express, "FR", 2500, "2026-11-27T16:00:00Z", 1990 + 3 * 200, "2026-12-02", "2026-12-03"),
+            (
+                ShippingMethod::Express,
+                "FR",
+                2500,
+                "2026-11-27T16:00:00Z",
+                1990 + 3 * 200,
+                "2026-12-02",
+                "2026-12-03",
+            ),
             // Saturday: as if placed Monday morning.
-            (ShippingMethod::Overnight, "DE", 100, "2026-11-28T10:00:00Z", 2140, "2026-12-02", "2026-12-02"),
-            (ShippingMethod::Standard, "US", 3000, "2026-11-25T09:00:00Z", 1990 + 3 * 400, "2026-12-03", "2026-12-10"),
-            (ShippingMethod::InStorePickup, "DE", 9000, "2026-11-25T09:00:00Z", 0, "2026-11-26", "2026-11-26"),
+            (
+                ShippingMethod::Overnight,
+                "DE",
+                100,
+                "2026-11-28T10:00:00Z",
+                2140,
+                "2026-12-02",
+                "2026-12-02",
+            ),
+            (
+                ShippingMethod::Standard,
+                "US",
+                3000,
+                "2026-11-25T09:00:00Z",
+                1990 + 3 * 400,
+                "2026-12-03",
+                "2026-12-10",
+            ),
+            (
+                ShippingMethod::InStorePickup,
+                "DE",
+                9000,
+                "2026-11-25T09:00:00Z",
+                0,
+                "2026-11-26",
+                "2026-11-26",
+            ),
         ];
         for (method, to, grams, ordered, price, earliest, latest) in cases {
-            let quote = policy.quote(method, &country(to), grams, at(ordered)).unwrap();
+            let quote = policy
+                .quote(method, &country(to), grams, at(ordered))
+                .unwrap();
             let case = format!("{} to {to}, {grams} g, {ordered}", method.as_str());
             assert_eq!(quote.price.minor_units(), price, "{case}");
-            assert_eq!((quote.estimate.earliest, quote.estimate.latest), (day(earliest), day(latest)), "{case}");
+            assert_eq!(
+                (quote.estimate.earliest, quote.estimate.latest),
+                (day(earliest), day(latest)),
+                "{case}"
+            );
         }
     }
 
@@ -314,31 +409,55 @@ mod tests {
     fn only_methods_that_serve_the_destination_are_offered() {
         let policy = ShippingPolicy::default_policy();
         let methods = |to| -> Vec<_> {
-            policy.options(&country(to), 500, at("2026-11-25T09:00:00Z")).unwrap().iter().map(|q| q.method).collect()
+            policy
+                .options(&country(to), 500, at("2026-11-25T09:00:00Z"))
+                .unwrap()
+                .iter()
+                .map(|q| q.method)
+                .collect()
         };
         assert_eq!(
             methods("DE"),
-            [ShippingMethod::InStorePickup, ShippingMethod::Standard, ShippingMethod::Express, ShippingMethod::Overnight]
+            [
+                ShippingMethod::InStorePickup,
+                ShippingMethod::Standard,
+                ShippingMethod::Express,
+                ShippingMethod::Overnight
+            ]
         );
-        assert_eq!(methods("FR"), [ShippingMethod::Standard, ShippingMethod::Express]);
+        assert_eq!(
+            methods("FR"),
+            [ShippingMethod::Standard, ShippingMethod::Express]
+        );
         assert!(matches!(
             policy.quote(ShippingMethod::Overnight, &country("FR"), 1, Utc::now()),
             Err(ShippingError::MethodNotServed { .. })
         ));
-        assert!(matches!(policy.options(&country("AQ"), 1, Utc::now()), Err(ShippingError::UnsupportedCountry(_))));
+        assert!(matches!(
+            policy.options(&country("AQ"), 1, Utc::now()),
+            Err(ShippingError::UnsupportedCountry(_))
+        ));
     }
 
     #[test]
     fn a_shipped_parcels_estimate_counts_from_its_ship_date() {
         let policy = ShippingPolicy::default_policy();
-        let estimate = policy.estimate_from_ship_date(ShippingMethod::Standard, &country("DE"), day("2026-12-04")).unwrap();
-        assert_eq!((estimate.earliest, estimate.latest), (day("2026-12-07"), day("2026-12-09")));
+        let estimate = policy
+            .estimate_from_ship_date(ShippingMethod::Standard, &country("DE"), day("2026-12-04"))
+            .unwrap();
+        assert_eq!(
+            (estimate.earliest, estimate.latest),
+            (day("2026-12-07"), day("2026-12-09"))
+        );
     }
 
     #[test]
     fn refuses_a_rate_for_an_unknown_zone() {
         let json = r#"{"currency":"EUR","warehouse":"W","handlingDays":1,"cutoffHourUtc":14,"zones":[],
             "rates":[{"method":"STANDARD","zone":"x","base":1,"perKg":1,"transitDays":{"min":1,"max":2}}]}"#;
-        assert!(matches!(ShippingPolicy::from_json(json), Err(PolicyError::Inconsistent(_))));
+        assert!(matches!(
+            ShippingPolicy::from_json(json),
+            Err(PolicyError::Inconsistent(_))
+        ));
     }
 }

@@ -8,7 +8,9 @@
 use chrono::{DateTime, Utc};
 
 use crate::app::Caller;
-use crate::fulfillment::{CarrierEventKind, CarrierUpdate, FulfillmentError, FulfillmentStatus, Parcel, Tracking};
+use crate::fulfillment::{
+    CarrierEventKind, CarrierUpdate, FulfillmentError, FulfillmentStatus, Parcel, Tracking,
+};
 use crate::ids::OrderId;
 use crate::order::{Order, OrderStatus};
 use crate::ports::{OrderStore, Page, ShipOutcome, StockReservations, StoreError};
@@ -76,8 +78,15 @@ pub async fn start_fulfillment<O: OrderStore>(
 }
 
 /// One shipment (the order that holds it).
-pub async fn get_fulfillment<O: OrderStore>(orders: &O, id: &OrderId) -> Result<Order, FulfillmentAppError> {
-    orders.get(id).await?.filter(|o| o.fulfillment.is_some()).ok_or(FulfillmentAppError::NotFound)
+pub async fn get_fulfillment<O: OrderStore>(
+    orders: &O,
+    id: &OrderId,
+) -> Result<Order, FulfillmentAppError> {
+    orders
+        .get(id)
+        .await?
+        .filter(|o| o.fulfillment.is_some())
+        .ok_or(FulfillmentAppError::NotFound)
 }
 
 /// A warehouse's shipments in one status, oldest first.
@@ -88,7 +97,9 @@ pub async fn pick_list<O: OrderStore>(
     limit: u32,
     cursor: Option<&str>,
 ) -> Result<Page<Order>, FulfillmentAppError> {
-    Ok(orders.list_fulfillments(warehouse, status, limit.clamp(1, 100), cursor).await?)
+    Ok(orders
+        .list_fulfillments(warehouse, status, limit.clamp(1, 100), cursor)
+        .await?)
 }
 
 /// What a warehouse step asks for.
@@ -99,8 +110,17 @@ pub enum WarehouseStep {
     Ship(Tracking),
 }
 
-fn whole(errors: &mut ValidationErrors, body: &serde_json::Value, field: &str, max: u64) -> Option<u32> {
-    match body.get(field).and_then(|v| v.as_u64()).filter(|n| (1..=max).contains(n)) {
+fn whole(
+    errors: &mut ValidationErrors,
+    body: &serde_json::Value,
+    field: &str,
+    max: u64,
+) -> Option<u32> {
+    match body
+        .get(field)
+        .and_then(|v| v.as_u64())
+        .filter(|n| (1..=max).contains(n))
+    {
         Some(n) => Some(n as u32),
         None => {
             errors.add(field, format!("must be a whole number from 1 to {max}"));
@@ -109,9 +129,18 @@ fn whole(errors: &mut ValidationErrors, body: &serde_json::Value, field: &str, m
     }
 }
 
-fn text(errors: &mut ValidationErrors, body: &serde_json::Value, field: &str, max: usize) -> Option<String> {
+fn text(
+    errors: &mut ValidationErrors,
+    body: &serde_json::Value,
+    field: &str,
+    max: usize,
+) -> Option<String> {
     match body.get(field).and_then(|v| v.as_str()).map(str::trim) {
-        Some(t) if !t.is_empty() && t.chars().count() <= max && !t.chars().any(char::is_control) => Some(t.to_owned()),
+        Some(t)
+            if !t.is_empty() && t.chars().count() <= max && !t.chars().any(char::is_control) =>
+        {
+            Some(t.to_owned())
+        }
         _ => {
             errors.add(field, format!("must be a string of 1 to {max} characters"));
             None
@@ -129,7 +158,12 @@ impl WarehouseStep {
         let height_cm = whole(&mut errors, body, "heightCm", 300);
         match (weight_grams, length_cm, width_cm, height_cm) {
             (Some(weight_grams), Some(length_cm), Some(width_cm), Some(height_cm)) => {
-                Ok(Self::Pack(Parcel { weight_grams, length_cm, width_cm, height_cm }))
+                Ok(Self::Pack(Parcel {
+                    weight_grams,
+                    length_cm,
+                    width_cm,
+                    height_cm,
+                }))
             }
             _ => Err(errors),
         }
@@ -141,13 +175,19 @@ impl WarehouseStep {
         let carrier = text(&mut errors, body, "carrier", 50);
         let tracking_number = text(&mut errors, body, "trackingNumber", 64);
         let tracking_url = text(&mut errors, body, "trackingUrl", 500);
-        let tracking_url = tracking_url.filter(|u| u.starts_with("https://") || {
-            errors.add("trackingUrl", "must be an https:// URL");
-            false
+        let tracking_url = tracking_url.filter(|u| {
+            u.starts_with("https://") || {
+                errors.add("trackingUrl", "must be an https:// URL");
+                false
+            }
         });
         match (carrier, tracking_number, tracking_url) {
             (Some(carrier), Some(tracking_number), Some(tracking_url)) => {
-                Ok(Self::Ship(Tracking { carrier, tracking_number, tracking_url }))
+                Ok(Self::Ship(Tracking {
+                    carrier,
+                    tracking_number,
+                    tracking_url,
+                }))
             }
             _ => Err(errors),
         }
@@ -176,7 +216,9 @@ pub async fn warehouse_step<S: OrderStore + StockReservations>(
         let order = get_fulfillment(store, id).await?;
         if let Some(expected) = if_match {
             if expected != order.version {
-                return Err(FulfillmentAppError::PreconditionFailed { current: order.version });
+                return Err(FulfillmentAppError::PreconditionFailed {
+                    current: order.version,
+                });
             }
         }
         let written = match &step {
@@ -190,8 +232,14 @@ pub async fn warehouse_step<S: OrderStore + StockReservations>(
             }
             WarehouseStep::Ship(tracking) => {
                 let estimate = policy
-                    .estimate_from_ship_date(order.shipping.method, order.shipping.address.country(), now.date_naive())
-                    .map_err(|e| StoreError::Corrupt(format!("order {id} has an unserved destination: {e}")))?;
+                    .estimate_from_ship_date(
+                        order.shipping.method,
+                        order.shipping.address.country(),
+                        now.date_naive(),
+                    )
+                    .map_err(|e| {
+                        StoreError::Corrupt(format!("order {id} has an unserved destination: {e}"))
+                    })?;
                 let next = order.ship(tracking.clone(), estimate, by, now)?;
                 match store.ship(&next).await? {
                     ShipOutcome::Shipped => Ok(next),
@@ -237,7 +285,10 @@ impl CarrierEvent {
             .cloned()
             .and_then(|s| serde_json::from_value::<CarrierEventKind>(s).ok());
         if kind.is_none() {
-            errors.add("status", "must be IN_TRANSIT, OUT_FOR_DELIVERY, DELIVERED or DELIVERY_EXCEPTION");
+            errors.add(
+                "status",
+                "must be IN_TRANSIT, OUT_FOR_DELIVERY, DELIVERED or DELIVERY_EXCEPTION",
+            );
         }
         let occurred_at = body
             .get("occurredAt")
@@ -247,11 +298,25 @@ impl CarrierEvent {
         if occurred_at.is_none() {
             errors.add("occurredAt", "must be an RFC 3339 time");
         }
-        let detail = body.get("detail").and_then(|v| v.as_str()).map(|d| d.chars().take(500).collect());
+        let detail = body
+            .get("detail")
+            .and_then(|v| v.as_str())
+            .map(|d| d.chars().take(500).collect());
         match (event_id, order_id, tracking_number, kind, occurred_at) {
-            (Some(event_id), Some(order_id), Some(tracking_number), Some(kind), Some(occurred_at)) if errors.is_empty() => {
-                Ok(CarrierEvent { event_id, order_id, tracking_number, kind, occurred_at, detail })
-            }
+            (
+                Some(event_id),
+                Some(order_id),
+                Some(tracking_number),
+                Some(kind),
+                Some(occurred_at),
+            ) if errors.is_empty() => Ok(CarrierEvent {
+                event_id,
+                order_id,
+                tracking_number,
+                kind,
+                occurred_at,
+                detail,
+            }),
             _ => Err(errors),
         }
     }
@@ -276,7 +341,13 @@ pub async fn carrier_event<O: OrderStore>(
         if tracking.is_some_and(|t| t.tracking_number != event.tracking_number) {
             return Err(FulfillmentAppError::NotFound);
         }
-        let update = order.carrier_event(&event.event_id, event.kind, event.detail.clone(), event.occurred_at, now)?;
+        let update = order.carrier_event(
+            &event.event_id,
+            event.kind,
+            event.detail.clone(),
+            event.occurred_at,
+            now,
+        )?;
         let next = match update {
             CarrierUpdate::Duplicate => return Ok(CarrierResult::Duplicate),
             CarrierUpdate::Applied(next) => next,
@@ -300,14 +371,19 @@ mod tests {
     use serde_json::json;
 
     fn warehouse() -> Caller {
-        Caller { customer_id: CustomerId::parse("packer-1").unwrap(), scopes: vec!["oms:warehouse".into()] }
+        Caller {
+            customer_id: CustomerId::parse("packer-1").unwrap(),
+            scopes: vec!["oms:warehouse".into()],
+        }
     }
 
     async fn reserved_store() -> (InMemoryStore, OrderId) {
         let store = InMemoryStore::with_products([product("A", 100, 5)]);
         let order = placed(json!([{"sku": "A", "quantity": 2}]), &store.catalog());
         store.insert_order(order.clone());
-        crate::app::reservation::reserve_order(&store, &store, &order.id, Utc::now()).await.unwrap();
+        crate::app::reservation::reserve_order(&store, &store, &order.id, Utc::now())
+            .await
+            .unwrap();
         (store, order.id)
     }
 
@@ -315,45 +391,141 @@ mod tests {
     async fn a_reserved_order_goes_from_pick_to_delivery_and_its_stock_leaves() {
         let (store, id) = reserved_store().await;
         let policy = ShippingPolicy::default_policy();
-        assert_eq!(start_fulfillment(&store, &policy, &id, Utc::now()).await.unwrap(), StartResult::Started);
-        assert_eq!(start_fulfillment(&store, &policy, &id, Utc::now()).await.unwrap(), StartResult::AlreadyMoved(OrderStatus::Fulfilling));
-        let list = pick_list(&store, "BER-1", FulfillmentStatus::AwaitingPick, 10, None).await.unwrap();
+        assert_eq!(
+            start_fulfillment(&store, &policy, &id, Utc::now())
+                .await
+                .unwrap(),
+            StartResult::Started
+        );
+        assert_eq!(
+            start_fulfillment(&store, &policy, &id, Utc::now())
+                .await
+                .unwrap(),
+            StartResult::AlreadyMoved(OrderStatus::Fulfilling)
+        );
+        let list = pick_list(&store, "BER-1", FulfillmentStatus::AwaitingPick, 10, None)
+            .await
+            .unwrap();
         assert_eq!(list.items.len(), 1);
 
-        let picked = warehouse_step(&store, &policy, &warehouse(), &id, WarehouseStep::Pick, None, Utc::now()).await.unwrap();
-        let pack = WarehouseStep::pack(&json!({"weightGrams": 800, "lengthCm": 30, "widthCm": 20, "heightCm": 10})).unwrap();
-        let packed = warehouse_step(&store, &policy, &warehouse(), &id, pack, Some(picked.version), Utc::now()).await.unwrap();
+        let picked = warehouse_step(
+            &store,
+            &policy,
+            &warehouse(),
+            &id,
+            WarehouseStep::Pick,
+            None,
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+        let pack = WarehouseStep::pack(
+            &json!({"weightGrams": 800, "lengthCm": 30, "widthCm": 20, "heightCm": 10}),
+        )
+        .unwrap();
+        let packed = warehouse_step(
+            &store,
+            &policy,
+            &warehouse(),
+            &id,
+            pack,
+            Some(picked.version),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
         let ship = WarehouseStep::ship(&json!({"carrier": "DHL", "trackingNumber": "JJD1", "trackingUrl": "https://t.example/JJD1"})).unwrap();
-        let stale = warehouse_step(&store, &policy, &warehouse(), &id, ship.clone(), Some(picked.version), Utc::now()).await;
-        assert!(matches!(stale, Err(FulfillmentAppError::PreconditionFailed { .. })));
-        let shipped = warehouse_step(&store, &policy, &warehouse(), &id, ship, Some(packed.version), Utc::now()).await.unwrap();
+        let stale = warehouse_step(
+            &store,
+            &policy,
+            &warehouse(),
+            &id,
+            ship.clone(),
+            Some(picked.version),
+            Utc::now(),
+        )
+        .await;
+        assert!(matches!(
+            stale,
+            Err(FulfillmentAppError::PreconditionFailed { .. })
+        ));
+        let shipped = warehouse_step(
+            &store,
+            &policy,
+            &warehouse(),
+            &id,
+            ship,
+            Some(packed.version),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
         assert_eq!(shipped.status, OrderStatus::Shipped);
-        let a = store.product(&crate::ids::Sku::parse("A").unwrap()).await.unwrap().unwrap();
-        assert_eq!((a.stock.available(), a.stock.reserved(), a.stock.on_hand()), (3, 0, 3));
+        let a = store
+            .product(&crate::ids::Sku::parse("A").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (a.stock.available(), a.stock.reserved(), a.stock.on_hand()),
+            (3, 0, 3)
+        );
 
         let delivered = CarrierEvent::parse(&json!({"eventId": "c1", "shipmentReference": id.as_str(), "trackingNumber": "JJD1", "status": "DELIVERED", "occurredAt": "2026-11-30T10:00:00Z"})).unwrap();
-        assert!(matches!(carrier_event(&store, &delivered, Utc::now()).await.unwrap(), CarrierResult::Applied(_)));
-        assert_eq!(carrier_event(&store, &delivered, Utc::now()).await.unwrap(), CarrierResult::Duplicate);
-        assert_eq!(store.get(&id).await.unwrap().unwrap().status, OrderStatus::Delivered);
+        assert!(matches!(
+            carrier_event(&store, &delivered, Utc::now()).await.unwrap(),
+            CarrierResult::Applied(_)
+        ));
+        assert_eq!(
+            carrier_event(&store, &delivered, Utc::now()).await.unwrap(),
+            CarrierResult::Duplicate
+        );
+        assert_eq!(
+            store.get(&id).await.unwrap().unwrap().status,
+            OrderStatus::Delivered
+        );
     }
 
     #[tokio::test]
     async fn packing_and_shipping_need_if_match() {
         let (store, id) = reserved_store().await;
         let policy = ShippingPolicy::default_policy();
-        start_fulfillment(&store, &policy, &id, Utc::now()).await.unwrap();
-        let pack = WarehouseStep::pack(&json!({"weightGrams": 800, "lengthCm": 30, "widthCm": 20, "heightCm": 10})).unwrap();
-        let result = warehouse_step(&store, &policy, &warehouse(), &id, pack, None, Utc::now()).await;
-        assert!(matches!(result, Err(FulfillmentAppError::PreconditionRequired)));
+        start_fulfillment(&store, &policy, &id, Utc::now())
+            .await
+            .unwrap();
+        let pack = WarehouseStep::pack(
+            &json!({"weightGrams": 800, "lengthCm": 30, "widthCm": 20, "heightCm": 10}),
+        )
+        .unwrap();
+        let result =
+            warehouse_step(&store, &policy, &warehouse(), &id, pack, None, Utc::now()).await;
+        assert!(matches!(
+            result,
+            Err(FulfillmentAppError::PreconditionRequired)
+        ));
     }
 
     #[test]
     fn bad_bodies_name_their_fields() {
-        let errors = WarehouseStep::ship(&json!({"carrier": "", "trackingNumber": "X", "trackingUrl": "http://plain"})).unwrap_err();
+        let errors = WarehouseStep::ship(
+            &json!({"carrier": "", "trackingNumber": "X", "trackingUrl": "http://plain"}),
+        )
+        .unwrap_err();
         let fields: Vec<_> = errors.0.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["carrier", "trackingUrl"]);
-        let errors = CarrierEvent::parse(&json!({"eventId": "e", "shipmentReference": "nope", "status": "LOST"})).unwrap_err();
+        let errors = CarrierEvent::parse(
+            &json!({"eventId": "e", "shipmentReference": "nope", "status": "LOST"}),
+        )
+        .unwrap_err();
         let fields: Vec<_> = errors.0.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(fields, ["shipmentReference", "trackingNumber", "status", "occurredAt"]);
+        assert_eq!(
+            fields,
+            [
+                "shipmentReference",
+                "trackingNumber",
+                "status",
+                "occurredAt"
+            ]
+        );
     }
 }

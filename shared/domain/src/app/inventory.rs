@@ -380,6 +380,76 @@ pub async fn adjust_stock<I: InventoryStore>(
     Err(InventoryError::Contended)
 }
 
+/// Parses `items=SKU:2,OTHER:1` (a cart) and prices every shipping method that serves `country`
+/// for it, with its delivery estimate: the same calculation order intake charges by.
+pub async fn shipping_options<I: InventoryStore>(
+    inventory: &I,
+    policy: &ShippingPolicy,
+    country: Option<&str>,
+    postal_code: Option<&str>,
+    items: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Vec<crate::shipping::ShippingQuote>, InventoryError> {
+    let mut errors = ValidationErrors::default();
+    let country = match country.map(crate::contact::CountryCode::parse) {
+        Some(Ok(c)) => Some(c),
+        _ => {
+            errors.add("country", "must be a two-letter ISO 3166-1 country code");
+            None
+        }
+    };
+    if !postal_code.is_some_and(|p| !p.trim().is_empty() && p.len() <= 16) {
+        errors.add("postalCode", "is required, at most 16 characters");
+    }
+    let mut wanted: Vec<(Sku, u32)> = Vec::new();
+    for (index, entry) in items
+        .unwrap_or_default()
+        .split(',')
+        .filter(|e| !e.is_empty())
+        .enumerate()
+    {
+        let (sku, quantity) = entry.split_once(':').unwrap_or((entry, "1"));
+        let sku = errors.check(format!("items[{index}].sku"), Sku::parse(sku));
+        let quantity = errors.check(
+            format!("items[{index}].quantity"),
+            quantity
+                .parse::<u32>()
+                .map_err(|_| "must be a whole number")
+                .and_then(|q| crate::quantity::Quantity::new(q).map_err(|_| "must be 1 to 999")),
+        );
+        if let (Some(sku), Some(quantity)) = (sku, quantity) {
+            wanted.push((sku, quantity.get()));
+        }
+    }
+    if wanted.is_empty() && errors.is_empty() {
+        errors.add(
+            "items",
+            "name at least one SKU, as items=SKU:quantity,SKU:quantity",
+        );
+    }
+    let Some(country) = country.filter(|_| errors.is_empty()) else {
+        return Err(errors.into());
+    };
+    let skus: Vec<Sku> = wanted.iter().map(|(s, _)| s.clone()).collect();
+    let catalog = inventory.products(&skus).await?;
+    let mut weight: u64 = 0;
+    for (index, (sku, quantity)) in wanted.iter().enumerate() {
+        match catalog.iter().find(|p| &p.sku == sku && p.active) {
+            Some(product) => weight += u64::from(product.weight_grams) * u64::from(*quantity),
+            None => errors.add(
+                format!("items[{index}].sku"),
+                format!("unknown SKU '{sku}'"),
+            ),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors.into());
+    }
+    policy
+        .options(&country, weight, now)
+        .map_err(|e| ValidationErrors::one("country", e.to_string()).into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

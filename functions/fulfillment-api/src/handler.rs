@@ -1,0 +1,361 @@
+//! The HTTP handler: route, check the scope or the signature, call the fulfillment operation,
+//! answer with the shipment and its `ETag`.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use hmac::{Hmac, Mac};
+use lambda_http::http::{header, StatusCode};
+use lambda_http::{Body, Error, Request, RequestExt, Response};
+use oms_adapters::config::{self, TableConfig};
+use oms_adapters::dynamo::DynamoStore;
+use oms_adapters::http::{
+    caller, etag, if_match, json_body, json_response, path_parameter, require_scope, respond,
+    route_key, unknown_route, ApiError,
+};
+use oms_domain::app::caller::SCOPE_WAREHOUSE;
+use oms_domain::app::fulfillment::{self, CarrierEvent, CarrierResult, WarehouseStep};
+use oms_domain::contact::Address;
+use oms_domain::fulfillment::{FulfillmentStatus, FulfillmentStep, Parcel, Tracking};
+use oms_domain::ids::{OrderId, Sku};
+use oms_domain::order::{Order, OrderStatus};
+use oms_domain::ports::{OrderStore, StockReservations};
+use oms_domain::quantity::Quantity;
+use oms_domain::shipping::{ShippingMethod, ShippingPolicy};
+use serde::Serialize;
+use sha2::Sha256;
+
+/// The header that carries a carrier webhook's signature: `sha256=<hex HMAC of the body>`.
+pub const SIGNATURE_HEADER: &str = "x-carrier-signature";
+
+/// What the function needs, built once per cold start.
+pub struct App<S> {
+    pub store: S,
+    pub policy: ShippingPolicy,
+    pub carrier_secret: Vec<u8>,
+}
+
+impl App<DynamoStore> {
+    pub async fn from_env() -> Result<Self, Error> {
+        let table = TableConfig::from_env()?;
+        let policy = config::shipping_policy_from_env()?;
+        let carrier_secret = std::env::var("CARRIER_WEBHOOK_SECRET")
+            .ok()
+            .filter(|s| s.len() >= 16)
+            .ok_or("CARRIER_WEBHOOK_SECRET must be set, at least 16 characters")?;
+        Ok(App {
+            store: DynamoStore::from_config(&config::aws_config().await, table.table_name),
+            policy,
+            carrier_secret: carrier_secret.into_bytes(),
+        })
+    }
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn handle<S: OrderStore + StockReservations>(
+    app: &App<S>,
+    request: Request,
+) -> Result<Response<Body>, Error> {
+    let result = match route_key(&request) {
+        Some("GET /fulfillments") => pick_list(app, &request).await,
+        Some("GET /fulfillments/{orderId}") => get(app, &request).await,
+        Some("POST /fulfillments/{orderId}/pick") => step(app, &request, Step::Pick).await,
+        Some("POST /fulfillments/{orderId}/pack") => step(app, &request, Step::Pack).await,
+        Some("POST /fulfillments/{orderId}/ship") => step(app, &request, Step::Ship).await,
+        Some("POST /carrier/events") => carrier(app, &request).await,
+        _ => Err(unknown_route(&request)),
+    };
+    Ok(respond(result))
+}
+
+/// A line as the warehouse needs it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PickLine {
+    sku: Sku,
+    name: String,
+    quantity: Quantity,
+}
+
+/// A shipment as the warehouse sees it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FulfillmentView {
+    order_id: OrderId,
+    order_status: OrderStatus,
+    status: FulfillmentStatus,
+    warehouse: String,
+    queued_at: DateTime<Utc>,
+    lines: Vec<PickLine>,
+    shipping_method: ShippingMethod,
+    ship_to: Address,
+    estimated_delivery: EstimateView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parcel: Option<Parcel>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tracking: Option<Tracking>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shipped_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delivered_at: Option<DateTime<Utc>>,
+    steps: Vec<FulfillmentStep>,
+    version: u64,
+}
+
+#[derive(Serialize)]
+struct EstimateView {
+    earliest: NaiveDate,
+    latest: NaiveDate,
+}
+
+impl FulfillmentView {
+    fn of(order: &Order) -> Option<Self> {
+        let f = order.fulfillment.as_ref()?;
+        Some(FulfillmentView {
+            order_id: order.id.clone(),
+            order_status: order.status,
+            status: f.status,
+            warehouse: f.warehouse.clone(),
+            queued_at: f.queued_at,
+            lines: order
+                .lines
+                .iter()
+                .map(|l| PickLine {
+                    sku: l.sku.clone(),
+                    name: l.name.clone(),
+                    quantity: l.quantity,
+                })
+                .collect(),
+            shipping_method: order.shipping.method,
+            ship_to: order.shipping.address.clone(),
+            estimated_delivery: EstimateView {
+                earliest: order.shipping.estimate.earliest,
+                latest: order.shipping.estimate.latest,
+            },
+            parcel: f.parcel,
+            tracking: f.tracking.clone(),
+            shipped_at: f.shipped_at,
+            delivered_at: f.delivered_at,
+            steps: f.steps.clone(),
+            version: order.version,
+        })
+    }
+}
+
+fn shipment_response(order: &Order) -> Result<Response<Body>, ApiError> {
+    let view = FulfillmentView::of(order)
+        .ok_or_else(|| ApiError::NotFound("no shipment for this order".into()))?;
+    let mut response = json_response(StatusCode::OK, &view);
+    response
+        .headers_mut()
+        .insert(header::ETAG, etag(order.version));
+    Ok(response)
+}
+
+fn order_id(request: &Request) -> Result<OrderId, ApiError> {
+    OrderId::parse(path_parameter(request, "orderId")?)
+        .map_err(|_| ApiError::NotFound("no shipment for this order".into()))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PickListPage {
+    items: Vec<FulfillmentView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
+}
+
+async fn pick_list<S: OrderStore>(
+    app: &App<S>,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    require_scope(&caller(request)?, SCOPE_WAREHOUSE)?;
+    let query = request.query_string_parameters();
+    let invalid = |detail: String| ApiError::BadRequest {
+        kind: "invalid-query",
+        title: "Invalid query parameter",
+        detail,
+    };
+    let warehouse = query
+        .first("warehouse")
+        .unwrap_or(app.policy.warehouse())
+        .to_owned();
+    let status = match query.first("status") {
+        None => FulfillmentStatus::AwaitingPick,
+        Some(s) => FulfillmentStatus::parse(s)
+            .filter(FulfillmentStatus::is_warehouse_work)
+            .ok_or_else(|| invalid("status must be AWAITING_PICK, PICKED or PACKED".into()))?,
+    };
+    let limit = match query.first("limit") {
+        None => 20,
+        Some(raw) => raw
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .ok_or_else(|| invalid("limit must be 1 to 100".into()))?,
+    };
+    let page = fulfillment::pick_list(&app.store, &warehouse, status, limit, query.first("cursor"))
+        .await?;
+    let body = PickListPage {
+        items: page.items.iter().filter_map(FulfillmentView::of).collect(),
+        next_cursor: page.next_cursor,
+    };
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+async fn get<S: OrderStore>(app: &App<S>, request: &Request) -> Result<Response<Body>, ApiError> {
+    require_scope(&caller(request)?, SCOPE_WAREHOUSE)?;
+    shipment_response(&fulfillment::get_fulfillment(&app.store, &order_id(request)?).await?)
+}
+
+enum Step {
+    Pick,
+    Pack,
+    Ship,
+}
+
+async fn step<S: OrderStore + StockReservations>(
+    app: &App<S>,
+    request: &Request,
+    step: Step,
+) -> Result<Response<Body>, ApiError> {
+    let caller = caller(request)?;
+    require_scope(&caller, SCOPE_WAREHOUSE)?;
+    let id = order_id(request)?;
+    let expected = if_match(request)?;
+    let step = match step {
+        Step::Pick => WarehouseStep::Pick,
+        Step::Pack => WarehouseStep::pack(&json_body(request)?).map_err(ApiError::Invalid)?,
+        Step::Ship => WarehouseStep::ship(&json_body(request)?).map_err(ApiError::Invalid)?,
+    };
+    let order = fulfillment::warehouse_step(
+        &app.store,
+        &app.policy,
+        &caller,
+        &id,
+        step,
+        expected,
+        Utc::now(),
+    )
+    .await?;
+    tracing::info!(order_id = %id, status = ?order.fulfillment.as_ref().map(|f| f.status), "shipment step done");
+    shipment_response(&order)
+}
+
+/// Checks `sha256=<hex>` against the HMAC-SHA256 of the raw body, in constant time.
+fn signature_valid(secret: &[u8], body: &[u8], header: Option<&str>) -> bool {
+    let Some(signature) = header
+        .and_then(|h| h.strip_prefix("sha256="))
+        .and_then(|h| hex::decode(h.trim()).ok())
+    else {
+        return false;
+    };
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes a key of any length");
+    mac.update(body);
+    mac.verify_slice(&signature).is_ok()
+}
+
+#[derive(Serialize)]
+struct CarrierAck {
+    outcome: &'static str,
+    #[serde(rename = "orderStatus", skip_serializing_if = "Option::is_none")]
+    order_status: Option<OrderStatus>,
+}
+
+async fn carrier<S: OrderStore>(
+    app: &App<S>,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let body: &[u8] = request.body().as_ref();
+    let signature = request
+        .headers()
+        .get(SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok());
+    if !signature_valid(&app.carrier_secret, body, signature) {
+        tracing::warn!("a carrier event with a missing or wrong signature was refused");
+        return Err(ApiError::Unauthenticated);
+    }
+    let event = CarrierEvent::parse(&json_body(request)?).map_err(ApiError::Invalid)?;
+    let ack = match fulfillment::carrier_event(&app.store, &event, Utc::now()).await? {
+        CarrierResult::Applied(order) => CarrierAck {
+            outcome: "applied",
+            order_status: Some(order.status),
+        },
+        CarrierResult::Duplicate => CarrierAck {
+            outcome: "duplicate",
+            order_status: None,
+        },
+    };
+    tracing::info!(order_id = %event.order_id, event_id = %event.event_id, outcome = ack.outcome, "carrier event");
+    Ok(json_response(StatusCode::OK, &ack))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oms_domain::memory::InMemoryStore;
+
+    #[test]
+    fn signatures_are_checked_over_the_exact_body() {
+        let secret = b"local-carrier-secret";
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret).unwrap();
+        mac.update(b"{\"a\":1}");
+        let good = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+        assert!(signature_valid(secret, b"{\"a\":1}", Some(&good)));
+        assert!(!signature_valid(secret, b"{\"a\":2}", Some(&good)));
+        assert!(!signature_valid(
+            b"another-secret-xx",
+            b"{\"a\":1}",
+            Some(&good)
+        ));
+        assert!(!signature_valid(secret, b"{\"a\":1}", None));
+        assert!(!signature_valid(secret, b"{\"a\":1}", Some("sha256=zz")));
+    }
+
+    fn event(name: &str) -> Request {
+        let path = format!(
+            "{}/../../events/fulfillment-api/{name}.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let json = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        lambda_http::request::from_str(&json).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    async fn call(app: &App<InMemoryStore>, name: &str) -> (u16, serde_json::Value) {
+        let response = handle(app, event(name)).await.unwrap();
+        (
+            response.status().as_u16(),
+            serde_json::from_slice(response.body().as_ref()).unwrap_or_default(),
+        )
+    }
+
+    #[tokio::test]
+    async fn the_warehouse_scope_and_a_valid_signature_are_required() {
+        let app = App {
+            store: InMemoryStore::default(),
+            policy: ShippingPolicy::default_policy(),
+            carrier_secret: b"local-carrier-secret".to_vec(),
+        };
+        let (status, body) = call(&app, "pick-list-as-customer").await;
+        assert_eq!(
+            (status, body["type"].as_str()),
+            (403, Some("/problems/forbidden"))
+        );
+        let (status, body) = call(&app, "pick-list").await;
+        assert_eq!(
+            (status, body["items"].as_array().map(Vec::len)),
+            (200, Some(0))
+        );
+        let (status, body) = call(&app, "carrier-event-bad-signature").await;
+        assert_eq!(
+            (status, body["type"].as_str()),
+            (401, Some("/problems/unauthenticated"))
+        );
+        let (status, body) = call(&app, "carrier-event").await;
+        assert_eq!(
+            (status, body["type"].as_str()),
+            (404, Some("/problems/not-found")),
+            "signed, but for no known shipment"
+        );
+        let (status, _) = call(&app, "pack-without-if-match").await;
+        assert_eq!(status, 428);
+    }
+}

@@ -1,0 +1,183 @@
+//! The SQS handler: every message on its own, failures reported per message.
+
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use lambda_runtime::{Error, LambdaEvent};
+use oms_adapters::config::{self, TableConfig};
+use oms_adapters::dynamo::DynamoStore;
+use oms_adapters::sqs::{for_each_message, order_event};
+use oms_domain::app::fulfillment::{start_fulfillment, FulfillmentAppError, StartResult};
+use oms_domain::events::EventType;
+use oms_domain::ports::OrderStore;
+use oms_domain::shipping::ShippingPolicy;
+
+/// What the function needs, built once per cold start.
+pub struct App<S> {
+    pub store: S,
+    pub policy: ShippingPolicy,
+}
+
+impl App<DynamoStore> {
+    pub async fn from_env() -> Result<Self, Error> {
+        let table = TableConfig::from_env()?;
+        let policy = config::shipping_policy_from_env()?;
+        Ok(App {
+            store: DynamoStore::from_config(&config::aws_config().await, table.table_name),
+            policy,
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum MessageError {
+    #[error("the message is not an order event: {0}")]
+    Poison(serde_json::Error),
+    #[error("{0} (retryable: {retryable})", retryable = .0.is_retryable())]
+    Fulfillment(#[from] FulfillmentAppError),
+}
+
+pub async fn handle<S: OrderStore>(
+    app: &App<S>,
+    event: LambdaEvent<SqsEvent>,
+) -> Result<SqsBatchResponse, Error> {
+    Ok(for_each_message(&event.payload, |message| process(app, message)).await)
+}
+
+async fn process<S: OrderStore>(app: &App<S>, message: &SqsMessage) -> Result<(), MessageError> {
+    let event = order_event(message).map_err(MessageError::Poison)?;
+    if event.event_type != EventType::OrderReserved {
+        tracing::info!(
+            event_type = event.event_type.as_str(),
+            "not a reservation; acknowledged"
+        );
+        return Ok(());
+    }
+    let order_id = &event.data.order_id;
+    match start_fulfillment(&app.store, &app.policy, order_id, chrono::Utc::now()).await? {
+        StartResult::Started => {
+            tracing::info!(%order_id, warehouse = app.policy.warehouse(), "sent to the warehouse")
+        }
+        StartResult::AlreadyMoved(status) => {
+            tracing::info!(%order_id, status = status.as_str(), "already moved on; duplicate acknowledged")
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oms_domain::ids::{CustomerId, OrderId};
+    use oms_domain::memory::InMemoryStore;
+    use oms_domain::money::{Currency, Money};
+    use oms_domain::order::{Order, OrderStatus};
+    use oms_domain::stock::{Product, StockLevel};
+
+    fn fixture(name: &str) -> SqsEvent {
+        let path = format!(
+            "{}/../../events/fulfillment/{name}.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// The reserved order the fixtures name, made by the domain's own operations.
+    fn reserved_order() -> Order {
+        let json = std::fs::read_to_string(format!(
+            "{}/../../events/order-intake/place-order.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let event: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let body: serde_json::Value =
+            serde_json::from_str(event["body"].as_str().unwrap()).unwrap();
+        let request = oms_domain::request::OrderRequest::parse(&body).unwrap();
+        let catalog: Vec<Product> = request
+            .lines
+            .iter()
+            .map(|l| Product {
+                sku: l.sku.clone(),
+                name: l.sku.to_string(),
+                unit_price: Money::new(2500, Currency::parse("EUR").unwrap()).unwrap(),
+                weight_grams: 300,
+                active: true,
+                low_stock_threshold: 1,
+                stock: StockLevel::new(10).unwrap(),
+                version: 1,
+                updated_at: chrono::Utc::now(),
+            })
+            .collect();
+        Order::place(
+            OrderId::parse("01KAZ3Q6W8T2Y7X9V5N4M3K2J1").unwrap(),
+            CustomerId::parse("customer-ada").unwrap(),
+            &request,
+            &catalog,
+            &ShippingPolicy::default_policy(),
+            chrono::Utc::now(),
+        )
+        .unwrap()
+        .reserve(chrono::Utc::now())
+        .unwrap()
+    }
+
+    async fn run(app: &App<InMemoryStore>, name: &str) -> Vec<String> {
+        let response = handle(
+            app,
+            LambdaEvent::new(fixture(name), lambda_runtime::Context::default()),
+        )
+        .await
+        .unwrap();
+        response
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_reserved_order_goes_to_the_warehouse_once() {
+        let app = App {
+            store: InMemoryStore::default(),
+            policy: ShippingPolicy::default_policy(),
+        };
+        app.store.insert_order(reserved_order());
+        assert!(run(&app, "order-reserved").await.is_empty());
+        assert!(
+            run(&app, "order-reserved").await.is_empty(),
+            "a duplicate is acknowledged"
+        );
+        let order = app
+            .store
+            .get(&OrderId::parse("01KAZ3Q6W8T2Y7X9V5N4M3K2J1").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(order.status, OrderStatus::Fulfilling);
+        assert_eq!(order.version, 3, "moved once");
+        assert_eq!(order.fulfillment.unwrap().warehouse, "BER-1");
+    }
+
+    #[tokio::test]
+    async fn a_poison_message_fails_alone() {
+        let app = App {
+            store: InMemoryStore::default(),
+            policy: ShippingPolicy::default_policy(),
+        };
+        app.store.insert_order(reserved_order());
+        assert_eq!(
+            run(&app, "batch-with-poison").await,
+            ["poison-1", "unknown-order-1"]
+        );
+        let order = app
+            .store
+            .get(&OrderId::parse("01KAZ3Q6W8T2Y7X9V5N4M3K2J1").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            order.status,
+            OrderStatus::Fulfilling,
+            "the good message of the batch was processed"
+        );
+    }
+}
