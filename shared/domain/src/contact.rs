@@ -154,6 +154,11 @@ impl Address {
         })
     }
 
+    /// The recipient's name, as the customer wrote it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     pub fn country(&self) -> &CountryCode {
         &self.country
     }

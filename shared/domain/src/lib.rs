@@ -17,6 +17,7 @@
 //! - [`fulfillment`]: the shipment inside an order: pick, pack, ship, carrier events.
 //! - [`request`]: parsing an untrusted order request into a validated draft.
 //! - [`events`]: the domain events derived from state changes, as CloudEvents.
+//! - [`notifications`]: what customers are told, per channel, from template files.
 //! - [`ports`]: the narrow repository traits the application needs, and their errors.
 //! - [`app`]: the operations the functions call (place an order, reserve it, administer stock).
 //! - [`memory`]: an in-memory implementation of every port that honours the same conditions as the
@@ -29,6 +30,7 @@ pub mod fulfillment;
 pub mod ids;
 pub mod memory;
 pub mod money;
+pub mod notifications;
 pub mod order;
 pub mod ports;
 pub mod quantity;

@@ -109,6 +109,16 @@ impl Money {
         self.currency
     }
 
+    /// How many decimal places the currency's minor unit has (2 for EUR, 0 for JPY).
+    pub fn currency_exponent(&self) -> u32 {
+        u32::from(self.currency.0.exponent().unwrap_or(0))
+    }
+
+    /// The symbol people write the currency with (`€`, `$`).
+    pub fn currency_symbol(&self) -> String {
+        self.currency.0.symbol().to_string()
+    }
+
     pub fn checked_add(self, other: Money) -> Result<Money, MoneyError> {
         if self.currency != other.currency {
             return Err(MoneyError::CurrencyMismatch(self.currency, other.currency));

@@ -1,0 +1,426 @@
+//! What customers are told, on which channel, in which words.
+//!
+//! Every customer-facing event ([`is_customer_facing`]) becomes one message per channel the
+//! customer accepts ([`Preferences`]): e-mail (subject, plain text and HTML), SMS (one short
+//! text) and webhook (the structured data alone, for the customer's own systems). The words come
+//! from templates kept as files beside this crate (`templates/<language>/`), rendered with
+//! minijinja in strict mode, so a template that names a value the context lacks fails instead of
+//! sending a hole. The order's contact language picks the templates; English is the default.
+
+use chrono::NaiveDate;
+use minijinja::{Environment, UndefinedBehavior};
+use serde::{Deserialize, Serialize};
+
+use crate::events::{CloudEvent, EventType, OrderEventData};
+use crate::ids::CustomerId;
+use crate::money::Money;
+use crate::order::Order;
+
+/// Where a notification goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    Email,
+    Sms,
+    Webhook,
+}
+
+impl Channel {
+    pub const ALL: [Channel; 3] = [Self::Email, Self::Sms, Self::Webhook];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Email => "email",
+            Self::Sms => "sms",
+            Self::Webhook => "webhook",
+        }
+    }
+}
+
+/// Which channels a customer wants. Without a choice of their own: e-mail and SMS (where the
+/// order has a phone number), no webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Preferences {
+    pub email: bool,
+    pub sms: bool,
+    pub webhook: bool,
+}
+
+impl Default for Preferences {
+    fn default() -> Self {
+        Preferences { email: true, sms: true, webhook: false }
+    }
+}
+
+impl Preferences {
+    pub fn accepts(&self, channel: Channel) -> bool {
+        match channel {
+            Channel::Email => self.email,
+            Channel::Sms => self.sms,
+            Channel::Webhook => self.webhook,
+        }
+    }
+
+    /// Parses `{email, sms, webhook}`, each a boolean; all three are required.
+    pub fn parse(body: &serde_json::Value) -> Result<Self, crate::validation::ValidationErrors> {
+        let mut errors = crate::validation::ValidationErrors::default();
+        let mut flag = |name: &str| match body.get(name).and_then(|v| v.as_bool()) {
+            Some(b) => b,
+            None => {
+                errors.add(name, "must be true or false");
+                false
+            }
+        };
+        let preferences = Preferences { email: flag("email"), sms: flag("sms"), webhook: flag("webhook") };
+        if let Some(object) = body.as_object() {
+            for key in object.keys().filter(|k| !["email", "sms", "webhook"].contains(&k.as_str())) {
+                errors.add(key.as_str(), "is not a known field");
+            }
+        }
+        errors.into_result(|| preferences)
+    }
+}
+
+/// Whether customers hear of this event.
+pub fn is_customer_facing(event_type: EventType) -> bool {
+    matches!(
+        event_type,
+        EventType::OrderPlaced
+            | EventType::OrderReserved
+            | EventType::OrderRejected
+            | EventType::OrderCancelled
+            | EventType::OrderShipped
+            | EventType::OutForDelivery
+            | EventType::OrderDelivered
+            | EventType::DeliveryException
+    )
+}
+
+/// One message for one channel, as the notifications topic carries it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Notification {
+    pub event_id: String,
+    pub event_type: EventType,
+    pub channel: Channel,
+    pub customer_id: CustomerId,
+    pub order_id: String,
+    pub language: &'static str,
+    /// The e-mail address or phone number; absent for webhooks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
+    /// Everything a downstream system needs to build its own message.
+    pub data: serde_json::Value,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("a notification template failed: {0}")]
+pub struct RenderError(#[from] minijinja::Error);
+
+const LANGUAGES: [&str; 2] = ["en", "de"];
+const PARTS: [&str; 4] = ["subject.txt", "text.txt", "html.html", "sms.txt"];
+
+macro_rules! templates {
+    ($($lang:literal),*) => {
+        [$(
+            ($lang, "subject.txt", include_str!(concat!("../templates/", $lang, "/subject.txt"))),
+            ($lang, "text.txt", include_str!(concat!("../templates/", $lang, "/text.txt"))),
+            ($lang, "html.html", include_str!(concat!("../templates/", $lang, "/html.html"))),
+            ($lang, "sms.txt", include_str!(concat!("../templates/", $lang, "/sms.txt"))),
+        )*]
+    };
+}
+
+/// Renders notifications from the bundled templates.
+pub struct Renderer {
+    env: Environment<'static>,
+}
+
+impl Default for Renderer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The order's language if there are templates for it, else English.
+fn language_of(order: &Order) -> &'static str {
+    let wanted = order.contact.language().and_then(|l| l.split('-').next()).unwrap_or("en").to_ascii_lowercase();
+    LANGUAGES.into_iter().find(|l| *l == wanted).unwrap_or("en")
+}
+
+/// Money for people: `€62.00` in English, `62,00 €` in German.
+pub fn format_money(money: Money, language: &str) -> String {
+    let exponent = money.currency_exponent();
+    let scale = 10_i64.pow(exponent);
+    let (units, cents) = (money.minor_units() / scale, money.minor_units() % scale);
+    let symbol = money.currency_symbol();
+    let number = if exponent == 0 {
+        units.to_string()
+    } else {
+        let separator = if language == "de" { "," } else { "." };
+        format!("{units}{separator}{cents:0width$}", width = exponent as usize)
+    };
+    if language == "de" {
+        format!("{number} {symbol}")
+    } else {
+        format!("{symbol}{number}")
+    }
+}
+
+/// A date for people: `Mon 30 Nov 2026` in English, `30.11.2026` in German.
+pub fn format_date(date: NaiveDate, language: &str) -> String {
+    if language == "de" {
+        date.format("%d.%m.%Y").to_string()
+    } else {
+        date.format("%a %-d %b %Y").to_string()
+    }
+}
+
+impl Renderer {
+    pub fn new() -> Self {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        for (lang, part, source) in templates!("en", "de") {
+            let name: &'static str = Box::leak(format!("{lang}/{part}").into_boxed_str());
+            env.add_template(name, source).expect("the bundled templates parse; a unit test renders each");
+        }
+        Renderer { env }
+    }
+
+    fn render_part(&self, language: &str, part: &str, context: &minijinja::Value) -> Result<String, RenderError> {
+        let text = self.env.get_template(&format!("{language}/{part}"))?.render(context)?;
+        Ok(text.trim().to_owned())
+    }
+
+    /// The messages for one event, one per channel the customer accepts and can be reached on.
+    pub fn render(
+        &self,
+        event: &CloudEvent<OrderEventData>,
+        order: &Order,
+        preferences: &Preferences,
+    ) -> Result<Vec<Notification>, RenderError> {
+        if !is_customer_facing(event.event_type) {
+            return Ok(Vec::new());
+        }
+        let language = language_of(order);
+        let money = |m: Money| format_money(m, language);
+        let tracking = event.data.tracking.as_ref();
+        let name_of = |sku: &crate::ids::Sku| {
+            order.lines.iter().find(|l| &l.sku == sku).map(|l| l.name.clone()).unwrap_or_else(|| sku.to_string())
+        };
+        let data = serde_json::json!({
+            "type": event.event_type.as_str(),
+            "orderId": order.id.as_str(),
+            "orderRef": order_ref(order),
+            "name": order.shipping.address.name(),
+            "items": order.lines.iter().map(|l| serde_json::json!({
+                "sku": l.sku.as_str(), "name": l.name, "quantity": l.quantity.get(),
+                "unitPrice": l.unit_price, "total": money(l.line_total),
+            })).collect::<Vec<_>>(),
+            "method": order.shipping.method.as_str(),
+            "shipping": money(order.totals.shipping),
+            "total": money(order.totals.total),
+            "totals": order.totals,
+            "earliest": format_date(event.data.estimate.earliest, language),
+            "latest": format_date(event.data.estimate.latest, language),
+            "estimate": event.data.estimate,
+            "carrier": tracking.map(|t| t.carrier.clone()),
+            "trackingNumber": tracking.map(|t| t.tracking_number.clone()),
+            "trackingUrl": tracking.map(|t| t.tracking_url.clone()),
+            "note": event.data.note,
+            "shortages": event.data.shortages.iter().map(|s| serde_json::json!({
+                "sku": s.sku.as_str(), "name": name_of(&s.sku), "requested": s.requested, "available": s.available,
+            })).collect::<Vec<_>>(),
+            "occurredAt": event.time,
+            "sequence": event.sequence,
+        });
+        let context = minijinja::Value::from(minijinja::value::Serde(&data));
+        let mut notifications = Vec::new();
+        for channel in Channel::ALL.into_iter().filter(|c| preferences.accepts(*c)) {
+            let base = |to: Option<String>| Notification {
+                event_id: event.id.clone(),
+                event_type: event.event_type,
+                channel,
+                customer_id: order.customer_id.clone(),
+                order_id: order.id.to_string(),
+                language,
+                to,
+                subject: None,
+                text: None,
+                html: None,
+                data: data.clone(),
+            };
+            match channel {
+                Channel::Email => notifications.push(Notification {
+                    subject: Some(self.render_part(language, "subject.txt", &context)?),
+                    text: Some(self.render_part(language, "text.txt", &context)?),
+                    html: Some(self.render_part(language, "html.html", &context)?),
+                    ..base(Some(order.contact.email().to_owned()))
+                }),
+                Channel::Sms => {
+                    if let Some(phone) = order.contact.phone() {
+                        notifications.push(Notification {
+                            text: Some(self.render_part(language, "sms.txt", &context)?),
+                            ..base(Some(phone.to_owned()))
+                        });
+                    }
+                }
+                Channel::Webhook => notifications.push(base(None)),
+            }
+        }
+        Ok(notifications)
+    }
+}
+
+/// The short reference customers see: the order id's last eight characters.
+fn order_ref(order: &Order) -> String {
+    let id = order.id.as_str();
+    id[id.len().saturating_sub(8)..].to_owned()
+}
+
+/// Every template part, for the tests that render them all.
+pub fn template_names() -> impl Iterator<Item = (&'static str, &'static str)> {
+    LANGUAGES.into_iter().flat_map(|l| PARTS.into_iter().map(move |p| (l, p)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::order_event;
+    use crate::fulfillment::{CarrierEventKind, CarrierUpdate, Parcel, Tracking};
+    use crate::ids::OrderId;
+    use crate::order::tests::product;
+    use crate::request::OrderRequest;
+    use crate::shipping::ShippingPolicy;
+    use chrono::{DateTime, Utc};
+    use serde_json::json;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+    }
+
+    fn order(language: &str) -> Order {
+        let request = OrderRequest::parse(&json!({
+            "lines": [{"sku": "A", "quantity": 2}, {"sku": "B", "quantity": 1}],
+            "shippingMethod": "STANDARD",
+            "shippingAddress": {"name": "Ada Lovelace", "line1": "12 Example Street", "city": "Berlin", "postalCode": "10115", "country": "DE"},
+            "contact": {"email": "ada@example.com", "phone": "+4915112345678", "language": language}
+        }))
+        .unwrap();
+        Order::place(
+            OrderId::parse("01KAZ3Q6W8T2Y7X9V5N4M3K2J1").unwrap(),
+            crate::ids::CustomerId::parse("customer-ada").unwrap(),
+            &request,
+            &[product("A", 1999, 5), product("B", 500, 5)],
+            &ShippingPolicy::default_policy(),
+            at("2026-11-25T09:00:00Z"),
+        )
+        .unwrap()
+    }
+
+    /// One event of every customer-facing type, made by the domain's own transitions.
+    fn events(language: &str) -> Vec<(CloudEvent<OrderEventData>, Order)> {
+        let t = at("2026-11-25T09:05:00Z");
+        let placed = order(language);
+        let reserved = placed.reserve(t).unwrap();
+        let rejected = placed
+            .reject(vec![crate::order::Shortage { sku: crate::ids::Sku::parse("A").unwrap(), requested: 2, available: 1 }], t)
+            .unwrap();
+        let packed = reserved
+            .start_fulfillment("BER-1", t)
+            .unwrap()
+            .pick("picker", t)
+            .unwrap()
+            .pack(Parcel { weight_grams: 900, length_cm: 30, width_cm: 20, height_cm: 10 }, "packer", t)
+            .unwrap();
+        let tracking = Tracking { carrier: "DHL".into(), tracking_number: "JJD0001".into(), tracking_url: "https://www.dhl.com/track?id=JJD0001".into() };
+        let shipped = packed.ship(tracking, packed.shipping.estimate, "packer", t).unwrap();
+        let carrier = |from: &Order, id: &str, kind, detail: Option<&str>| match from
+            .carrier_event(id, kind, detail.map(str::to_owned), t, t)
+            .unwrap()
+        {
+            CarrierUpdate::Applied(next) => *next,
+            CarrierUpdate::Duplicate => unreachable!(),
+        };
+        let out = carrier(&shipped, "c1", CarrierEventKind::OutForDelivery, None);
+        let exception = carrier(&out, "c2", CarrierEventKind::DeliveryException, Some("nobody at home"));
+        let delivered = carrier(&exception, "c3", CarrierEventKind::Delivered, None);
+        let mut cancelled_event = order_event(None, Some(&placed)).unwrap();
+        cancelled_event.event_type = EventType::OrderCancelled;
+        cancelled_event.data.note = Some("changed my mind".into());
+        vec![
+            (order_event(None, Some(&placed)).unwrap(), placed.clone()),
+            (order_event(Some(&placed), Some(&reserved)).unwrap(), reserved.clone()),
+            (order_event(Some(&placed), Some(&rejected)).unwrap(), rejected.clone()),
+            (cancelled_event, placed.clone()),
+            (order_event(Some(&packed), Some(&shipped)).unwrap(), shipped.clone()),
+            (order_event(Some(&shipped), Some(&out)).unwrap(), out.clone()),
+            (order_event(Some(&out), Some(&exception)).unwrap(), exception.clone()),
+            (order_event(Some(&exception), Some(&delivered)).unwrap(), delivered.clone()),
+        ]
+    }
+
+    #[test]
+    fn every_template_renders_for_every_customer_facing_event() {
+        let renderer = Renderer::new();
+        let everything = Preferences { email: true, sms: true, webhook: true };
+        for language in LANGUAGES {
+            for (event, order) in events(language) {
+                assert!(is_customer_facing(event.event_type));
+                let notifications = renderer.render(&event, &order, &everything).unwrap();
+                assert_eq!(notifications.len(), 3, "{}", event.event_type.as_str());
+                let email = &notifications[0];
+                let sms = &notifications[1];
+                let snapshot = format!(
+                    "SUBJECT: {}\n\nTEXT:\n{}\n\nHTML:\n{}\n\nSMS ({} characters):\n{}",
+                    email.subject.as_deref().unwrap(),
+                    email.text.as_deref().unwrap(),
+                    email.html.as_deref().unwrap(),
+                    sms.text.as_deref().unwrap().chars().count(),
+                    sms.text.as_deref().unwrap(),
+                );
+                for part in [&snapshot] {
+                    assert!(!part.contains("{{") && !part.contains("{%"), "a placeholder was left: {part}");
+                    assert!(!part.contains("none") && !part.contains("undefined"), "an empty value was rendered: {part}");
+                }
+                assert!(email.subject.as_deref().unwrap().len() > 10);
+                assert!(sms.text.as_deref().unwrap().chars().count() <= 160, "one SMS segment: {}", sms.text.as_deref().unwrap());
+                assert_eq!(notifications[2].channel, Channel::Webhook);
+                assert!(notifications[2].text.is_none() && notifications[2].data["orderId"].is_string());
+                insta::assert_snapshot!(format!("{language}-{}", event.event_type.as_str()), snapshot);
+            }
+        }
+    }
+
+    #[test]
+    fn preferences_and_reachability_decide_the_channels() {
+        let renderer = Renderer::new();
+        let (event, order) = events("en").remove(0);
+        let email_only = Preferences { email: true, sms: false, webhook: false };
+        let channels: Vec<_> = renderer.render(&event, &order, &email_only).unwrap().iter().map(|n| n.channel).collect();
+        assert_eq!(channels, [Channel::Email]);
+        let none = Preferences { email: false, sms: false, webhook: false };
+        assert!(renderer.render(&event, &order, &none).unwrap().is_empty());
+        let picked = order.reserve(Utc::now()).unwrap().start_fulfillment("W", Utc::now()).unwrap();
+        let picked_event = order_event(Some(&picked), Some(&picked.pick("p", Utc::now()).unwrap())).unwrap();
+        assert!(renderer.render(&picked_event, &picked, &Preferences::default()).unwrap().is_empty(), "picking is not customer-facing");
+    }
+
+    #[test]
+    fn money_and_dates_read_as_people_write_them() {
+        let eur = crate::money::Currency::parse("EUR").unwrap();
+        assert_eq!(format_money(Money::new(6740, eur).unwrap(), "en"), "€67.40");
+        assert_eq!(format_money(Money::new(6740, eur).unwrap(), "de"), "67,40 €");
+        let date = NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
+        assert_eq!(format_date(date, "en"), "Mon 30 Nov 2026");
+        assert_eq!(format_date(date, "de"), "30.11.2026");
+        assert_eq!(template_names().count(), 8);
+    }
+}
