@@ -356,3 +356,96 @@ pub fn reservation(order: &Value) -> &'static str {
         "PENDING"
     }
 }
+
+/// A queue of this test's own, subscribed (raw) to one of the stack's topics, optionally with a
+/// filter policy, from which the test reads what the system published.
+pub struct Probe {
+    sqs: aws_sdk_sqs::Client,
+    url: String,
+}
+
+impl Probe {
+    pub async fn subscribe(
+        stack: &Stack,
+        topic_logical_id: &str,
+        filter_policy: Option<Value>,
+    ) -> Probe {
+        let sdk = stack.sdk().await;
+        let (sns, sqs) = (
+            aws_sdk_sns::Client::new(&sdk),
+            aws_sdk_sqs::Client::new(&sdk),
+        );
+        let name = unique("probe");
+        let url = sqs
+            .create_queue()
+            .queue_name(&name)
+            .send()
+            .await
+            .expect("a probe queue")
+            .queue_url
+            .expect("a URL");
+        let mut subscribe = sns
+            .subscribe()
+            .topic_arn(format!(
+                "arn:aws:sns:us-east-1:123456789012:{}",
+                stack.resource(topic_logical_id)
+            ))
+            .protocol("sqs")
+            .endpoint(format!("arn:aws:sqs:us-east-1:123456789012:{name}"))
+            .attributes("RawMessageDelivery", "true");
+        if let Some(policy) = filter_policy {
+            subscribe = subscribe.attributes("FilterPolicy", policy.to_string());
+        }
+        subscribe.send().await.expect("subscribing the probe");
+        Probe { sqs, url }
+    }
+
+    /// Reads messages until `done` says the collection is complete, or `timeout` passes; returns
+    /// the bodies (parsed) with their message attributes, in the order received.
+    pub async fn collect(
+        &self,
+        timeout: Duration,
+        mut done: impl FnMut(&[(Value, std::collections::HashMap<String, String>)]) -> bool,
+    ) -> Vec<(Value, std::collections::HashMap<String, String>)> {
+        let mut seen = Vec::new();
+        let deadline = Instant::now() + timeout;
+        while !done(&seen) && Instant::now() < deadline {
+            let output = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .message_attribute_names("All")
+                .send()
+                .await
+                .expect("reading the probe");
+            for message in output.messages.unwrap_or_default() {
+                let attributes = message
+                    .message_attributes()
+                    .map(|a| {
+                        a.iter()
+                            .map(|(k, v)| {
+                                (k.clone(), v.string_value().unwrap_or_default().to_owned())
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                seen.push((
+                    serde_json::from_str(message.body().unwrap_or_default()).unwrap_or(Value::Null),
+                    attributes,
+                ));
+                if let Some(handle) = message.receipt_handle() {
+                    self.sqs
+                        .delete_message()
+                        .queue_url(&self.url)
+                        .receipt_handle(handle)
+                        .send()
+                        .await
+                        .expect("deleting");
+                }
+            }
+        }
+        seen
+    }
+}

@@ -39,6 +39,8 @@ const LOCAL_ISSUER: &str = "oms-local";
 const LOCAL_AUDIENCE: &str = "oms";
 const REGION: &str = "us-east-1";
 const ACCOUNT: &str = "123456789012";
+/// The template's topic of customer notifications, which the stack shows as log lines.
+const NOTIFICATIONS_TOPIC: &str = "CustomerNotificationsTopic";
 
 #[derive(Parser)]
 #[command(name = "oms-local", about = "Run the order management system locally")]
@@ -445,6 +447,29 @@ async fn up(args: UpArgs, jwt_secret: &str, carrier_secret: &str) -> Result<(), 
                 EventSource::Http { .. } => {}
             }
         }
+    }
+
+    // Every customer notification, shown as a log line as it is sent.
+    if let Some(topic) = context.resources.get(NOTIFICATIONS_TOPIC) {
+        let name = format!("{}-notifications-log", args.stack);
+        let queue_url = clients
+            .sqs
+            .create_queue()
+            .queue_name(&name)
+            .send()
+            .await?
+            .queue_url
+            .ok_or("no queue URL")?;
+        clients
+            .sns
+            .subscribe()
+            .topic_arn(&topic.reference)
+            .protocol("sqs")
+            .endpoint(format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"))
+            .attributes("RawMessageDelivery", "true")
+            .send()
+            .await?;
+        tokio::spawn(pollers::log_notifications(clients.sqs.clone(), queue_url));
     }
 
     // 6. The demo catalog, through the API like any administrator.

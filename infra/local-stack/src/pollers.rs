@@ -338,3 +338,50 @@ async fn deliver(
         tokio::time::sleep(Duration::from_millis(200 * attempt.min(10) as u64)).await;
     }
 }
+
+/// Shows a person running the stack every customer notification as it is sent: one log line
+/// each, read from a local queue subscribed to the notifications topic.
+pub async fn log_notifications(sqs: aws_sdk_sqs::Client, queue_url: String) {
+    loop {
+        let output = match sqs
+            .receive_message()
+            .queue_url(&queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+        {
+            Ok(output) => output,
+            Err(error) => {
+                tracing::warn!(%error, "reading the notifications failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        for message in output.messages.unwrap_or_default() {
+            let body: Value =
+                serde_json::from_str(message.body().unwrap_or_default()).unwrap_or_default();
+            let headline = body["subject"]
+                .as_str()
+                .or(body["text"].as_str())
+                .unwrap_or("(structured data)");
+            tracing::info!(
+                channel = body["channel"].as_str().unwrap_or_default(),
+                event = body["eventType"].as_str().unwrap_or_default(),
+                order = body["orderId"].as_str().unwrap_or_default(),
+                "notification: {headline}"
+            );
+            if let Some(handle) = message.receipt_handle() {
+                if let Err(error) = sqs
+                    .delete_message()
+                    .queue_url(&queue_url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                {
+                    tracing::warn!(%error, "a shown notification could not be deleted");
+                }
+            }
+        }
+    }
+}

@@ -41,11 +41,18 @@ pub async fn provision(
     clients: &Clients,
     visibility_override: Option<u32>,
 ) -> Result<(), BoxError> {
-    let mut pending: Vec<&Resource> = template
+    let mut pending: Vec<&Resource> = Vec::new();
+    for resource in template
         .resources
         .iter()
         .filter(|r| HANDLED.contains(&r.kind.as_str()))
-        .collect();
+    {
+        if template.exists(resource, context)? {
+            pending.push(resource);
+        } else {
+            tracing::info!(resource = %resource.logical_id, "its condition is false; not created");
+        }
+    }
     for skipped in template
         .resources
         .iter()

@@ -190,6 +190,27 @@ impl Context {
                     self.substitute(&text(other)?, &HashMap::new())?,
                 )),
             },
+            "Fn::Equals" => match argument {
+                Yaml::Sequence(parts) if parts.len() == 2 => Ok(Value::Bool(
+                    self.resolve(&parts[0])? == self.resolve(&parts[1])?,
+                )),
+                _ => Err(TemplateError::Invalid("Fn::Equals takes two values".into())),
+            },
+            "Fn::Not" | "Fn::And" | "Fn::Or" => {
+                let values = match self.resolve(argument)? {
+                    Value::Array(values) => values,
+                    _ => return Err(TemplateError::Invalid(format!("{function} takes a list"))),
+                };
+                let truths: Vec<bool> = values
+                    .iter()
+                    .map(|v| v.as_bool().unwrap_or(false))
+                    .collect();
+                Ok(Value::Bool(match function {
+                    "Fn::Not" => !truths.first().copied().unwrap_or(false),
+                    "Fn::And" => truths.iter().all(|t| *t),
+                    _ => truths.iter().any(|t| *t),
+                }))
+            }
             "Fn::Join" => match argument {
                 Yaml::Sequence(parts) if parts.len() == 2 => {
                     let separator = text(&parts[0])?;
@@ -221,12 +242,15 @@ pub struct Resource {
     pub kind: String,
     pub properties: Yaml,
     pub metadata: Yaml,
+    /// The name of the condition that decides whether the resource exists.
+    pub condition: Option<String>,
 }
 
 /// The template, parsed.
 #[derive(Debug, Clone)]
 pub struct Template {
     pub parameters: BTreeMap<String, Option<String>>,
+    pub conditions: BTreeMap<String, Yaml>,
     pub resources: Vec<Resource>,
     pub global_function: Yaml,
 }
@@ -264,6 +288,10 @@ impl Template {
                             .to_owned(),
                         properties: resource.get("Properties").cloned().unwrap_or(Yaml::Null),
                         metadata: resource.get("Metadata").cloned().unwrap_or(Yaml::Null),
+                        condition: resource
+                            .get("Condition")
+                            .and_then(Yaml::as_str)
+                            .map(str::to_owned),
                     });
                 }
             }
@@ -273,6 +301,15 @@ impl Template {
                 ))
             }
         }
+        let mut conditions = BTreeMap::new();
+        if let Some(Yaml::Mapping(map)) = root.get("Conditions") {
+            for (name, expression) in map {
+                conditions.insert(
+                    name.as_str().unwrap_or_default().to_owned(),
+                    expression.clone(),
+                );
+            }
+        }
         let global_function = root
             .get("Globals")
             .and_then(|g| g.get("Function"))
@@ -280,9 +317,22 @@ impl Template {
             .unwrap_or(Yaml::Null);
         Ok(Template {
             parameters,
+            conditions,
             resources,
             global_function,
         })
+    }
+
+    /// Whether the resource exists with these parameters (its `Condition`, if any, holds).
+    pub fn exists(&self, resource: &Resource, context: &Context) -> Result<bool, TemplateError> {
+        let Some(name) = &resource.condition else {
+            return Ok(true);
+        };
+        let expression = self
+            .conditions
+            .get(name)
+            .ok_or_else(|| TemplateError::Invalid(format!("unknown condition {name}")))?;
+        Ok(context.resolve(expression)?.as_bool().unwrap_or(false))
     }
 
     pub fn of_kind<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Resource> + 'a {

@@ -7,6 +7,9 @@
 //! | idempotency record | `IDEMPOTENCY#<customerId>#<key>` | `IDEMPOTENCY` | — (expires after [`IDEMPOTENCY_TTL_DAYS`] through the table's TTL) |
 //! | product and its stock | `SKU#<sku>` | `PRODUCT` | — |
 //! | stock adjustment | `SKU#<sku>` | `ADJUSTMENT#<id>` | — |
+//! | notification preferences | `CUSTOMER#<customerId>` | `PREFERENCES` | — |
+//! | notification cursor (the order's next event to notify) | `ORDER#<orderId>` | `NOTIFIED` | — |
+//! | notification sent (per event and channel) | `NOTIFICATION#<eventId>#<channel>` | `NOTIFICATION` | — (TTL after 30 days) |
 //!
 //! Every item carries `entity`, so a reader of the table's stream knows what it holds. The
 //! domain's fields are stored as top-level attributes (`serde_dynamo`, flattened), so conditions
@@ -26,10 +29,11 @@ use base64::Engine;
 use chrono::Utc;
 use oms_domain::fulfillment::FulfillmentStatus;
 use oms_domain::ids::{CustomerId, IdempotencyKey, OrderId, Sku};
+use oms_domain::notifications::{Channel, Preferences};
 use oms_domain::order::{Order, Shortage};
 use oms_domain::ports::{
-    CreateOutcome, IdempotencyRecord, InventoryStore, OrderStore, Page, ReserveOutcome,
-    ShipOutcome, StockReservations, StoreError,
+    Claim, CreateOutcome, IdempotencyRecord, InventoryStore, NotificationStore, OrderStore, Page,
+    ReserveOutcome, ShipOutcome, StockReservations, StoreError,
 };
 use oms_domain::stock::{Product, StockAdjustment};
 use serde::{Deserialize, Serialize};
@@ -51,6 +55,9 @@ pub mod entity {
     pub const IDEMPOTENCY: &str = "IDEMPOTENCY";
     pub const PRODUCT: &str = "PRODUCT";
     pub const STOCK_ADJUSTMENT: &str = "STOCK_ADJUSTMENT";
+    pub const PREFERENCES: &str = "PREFERENCES";
+    pub const NOTIFICATION_CURSOR: &str = "NOTIFICATION_CURSOR";
+    pub const NOTIFICATION: &str = "NOTIFICATION";
 }
 
 fn order_pk(id: &OrderId) -> String {
@@ -723,6 +730,182 @@ impl StockReservations for DynamoStore {
             .collect();
         Ok(ReserveOutcome::Short(shortages))
     }
+}
+
+/// How long a notification claim holds before another delivery may take it over (its holder
+/// presumably crashed between claiming and sending).
+const CLAIM_TIMEOUT_SECONDS: i64 = 300;
+/// How long sent-notification records are kept: far longer than any redelivery.
+const NOTIFICATION_RECORD_DAYS: i64 = 30;
+
+fn notification_pk(event_id: &str, channel: Channel) -> String {
+    format!("NOTIFICATION#{event_id}#{}", channel.as_str())
+}
+
+impl NotificationStore for DynamoStore {
+    async fn preferences(&self, customer: &CustomerId) -> Result<Option<Preferences>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("CUSTOMER#{customer}"), "PREFERENCES")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("get preferences", e))?;
+        output
+            .item
+            .map(|item| from_item::<PreferencesItem>(item).map(|i| i.preferences))
+            .transpose()
+    }
+
+    async fn save_preferences(
+        &self,
+        customer: &CustomerId,
+        preferences: &Preferences,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let item = PreferencesItem {
+            pk: format!("CUSTOMER#{customer}"),
+            sk: "PREFERENCES".into(),
+            entity: entity::PREFERENCES.into(),
+            preferences: *preferences,
+            updated_at: now,
+        };
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&item)?))
+            .send()
+            .await
+            .map_err(|e| classify("save preferences", e))?;
+        Ok(())
+    }
+
+    async fn next_sequence(&self, order: &OrderId) -> Result<u64, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(order_pk(order), "NOTIFIED")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("get notification cursor", e))?;
+        Ok(output
+            .item
+            .and_then(|item| {
+                item.get("next")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|n| n.parse().ok())
+            })
+            .unwrap_or(1))
+    }
+
+    async fn advance_sequence(&self, order: &OrderId, from: u64) -> Result<(), StoreError> {
+        let condition = if from == 1 {
+            "attribute_not_exists(#next) OR #next = :from"
+        } else {
+            "#next = :from"
+        };
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(order_pk(order), "NOTIFIED")))
+            .update_expression("SET #next = :to, entity = :entity")
+            .condition_expression(condition)
+            .expression_attribute_names("#next", "next")
+            .expression_attribute_values(":from", n(from))
+            .expression_attribute_values(":to", n(from + 1))
+            .expression_attribute_values(":entity", s(entity::NOTIFICATION_CURSOR))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Err(StoreError::ConditionFailed)
+            }
+            Err(e) => Err(classify("advance notification cursor", e)),
+        }
+    }
+
+    async fn claim(
+        &self,
+        event_id: &str,
+        channel: Channel,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<Claim, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(notification_pk(event_id, channel)))
+            .item("sk", s("NOTIFICATION"))
+            .item("entity", s(entity::NOTIFICATION))
+            .item("state", s("SENDING"))
+            .item("claimedAt", n(now.timestamp()))
+            .item(
+                "expiresAt",
+                n((now + chrono::Duration::days(NOTIFICATION_RECORD_DAYS)).timestamp()),
+            )
+            .condition_expression(
+                "attribute_not_exists(pk) OR (#state = :sending AND claimedAt < :stale)",
+            )
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":sending", s("SENDING"))
+            .expression_attribute_values(":stale", n(now.timestamp() - CLAIM_TIMEOUT_SECONDS))
+            .return_values_on_condition_check_failure(
+                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Claim::Claimed),
+            Err(e) => match e.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(failed)) => {
+                    let sent = failed.item().and_then(|i| i.get("state")).and_then(|v| v.as_s().ok()).is_some_and(|v| v == "SENT");
+                    Ok(if sent { Claim::AlreadySent } else { Claim::InProgress })
+                }
+                _ => Err(classify("claim notification", e)),
+            },
+        }
+    }
+
+    async fn mark_sent(
+        &self,
+        event_id: &str,
+        channel: Channel,
+        _now: chrono::DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                notification_pk(event_id, channel),
+                "NOTIFICATION",
+            )))
+            .update_expression("SET #state = :sent")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":sent", s("SENT"))
+            .send()
+            .await
+            .map_err(|e| classify("mark notification sent", e))?;
+        Ok(())
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PreferencesItem {
+    pk: String,
+    sk: String,
+    entity: String,
+    preferences: Preferences,
+    updated_at: chrono::DateTime<Utc>,
 }
 
 #[cfg(test)]

@@ -137,6 +137,74 @@ impl EventPublisher {
     }
 }
 
+/// Publishes customer notifications, with the attributes subscribers filter on: `eventType`,
+/// `channel` (`email`, `sms`, `webhook`) and `customerId`.
+#[derive(Clone)]
+pub struct NotificationPublisher {
+    client: Client,
+    topic_arn: String,
+}
+
+impl NotificationPublisher {
+    pub fn from_config(config: &aws_config::SdkConfig, topic_arn: impl Into<String>) -> Self {
+        Self {
+            client: Client::new(config),
+            topic_arn: topic_arn.into(),
+        }
+    }
+}
+
+impl oms_domain::ports::NotificationSink for NotificationPublisher {
+    async fn send(
+        &self,
+        notification: &oms_domain::notifications::Notification,
+    ) -> Result<(), oms_domain::ports::StoreError> {
+        let string = |value: &str| {
+            MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(value)
+                .build()
+        };
+        let failed = |e: aws_sdk_sns::error::BuildError| {
+            oms_domain::ports::StoreError::Failed(e.to_string())
+        };
+        let body = serde_json::to_string(notification)
+            .map_err(|e| oms_domain::ports::StoreError::Failed(e.to_string()))?;
+        let mut request = self
+            .client
+            .publish()
+            .topic_arn(&self.topic_arn)
+            .message(body)
+            .message_attributes(
+                EVENT_TYPE_ATTRIBUTE,
+                string(notification.event_type.as_str()).map_err(failed)?,
+            )
+            .message_attributes(
+                "channel",
+                string(notification.channel.as_str()).map_err(failed)?,
+            )
+            .message_attributes(
+                "customerId",
+                string(notification.customer_id.as_str()).map_err(failed)?,
+            );
+        if let Some(subject) = &notification.subject {
+            // SNS subjects are ASCII-free of line breaks and at most 100 characters.
+            request = request.subject(
+                subject
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(100)
+                    .collect::<String>(),
+            );
+        }
+        request
+            .send()
+            .await
+            .map_err(|e| crate::aws_error::classify("publish notification", e))?;
+        Ok(())
+    }
+}
+
 /// The event JSON in an SQS message body from an SNS subscription: the body itself with raw
 /// message delivery (as the template subscribes queues), or the `Message` of the SNS envelope
 /// without it, so a queue subscribed either way works.

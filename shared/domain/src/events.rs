@@ -44,6 +44,10 @@ pub enum EventType {
     OutForDelivery,
     #[serde(rename = "oms.fulfillment.delivery-exception")]
     DeliveryException,
+    /// Any other change of an order (a repeated carrier scan, say): every version of an order is
+    /// an event, so consumers that follow an order's sequence numbers never wait on a gap.
+    #[serde(rename = "oms.order.updated")]
+    OrderUpdated,
     #[serde(rename = "oms.inventory.low-stock")]
     LowStock,
 }
@@ -63,6 +67,7 @@ impl EventType {
             Self::InTransit => "oms.fulfillment.in-transit",
             Self::OutForDelivery => "oms.fulfillment.out-for-delivery",
             Self::DeliveryException => "oms.fulfillment.delivery-exception",
+            Self::OrderUpdated => "oms.order.updated",
             Self::LowStock => "oms.inventory.low-stock",
         }
     }
@@ -172,9 +177,12 @@ pub fn order_event(old: Option<&Order>, new: Option<&Order>) -> Option<CloudEven
     let step = |o: &Order| o.fulfillment.as_ref().map(|f| f.status);
     let event_type = match old {
         None => EventType::OrderPlaced,
+        Some(old) if old.version == new.version => return None,
         Some(old) if old.status != new.status => EventType::for_status(new.status),
-        Some(old) if step(old) != step(new) => EventType::for_fulfillment_step(step(new)?)?,
-        Some(_) => return None,
+        Some(old) if step(old) != step(new) => step(new)
+            .and_then(EventType::for_fulfillment_step)
+            .unwrap_or(EventType::OrderUpdated),
+        Some(_) => EventType::OrderUpdated,
     };
     let data = OrderEventData {
         order_id: new.id.clone(),

@@ -9,7 +9,9 @@ use std::sync::{Mutex, MutexGuard};
 
 use crate::fulfillment::FulfillmentStatus;
 use crate::ids::{CustomerId, IdempotencyKey, OrderId, Sku};
+use crate::notifications::{Channel, Preferences};
 use crate::order::{Order, Shortage};
+use crate::ports::{Claim, NotificationStore};
 use crate::ports::{
     CreateOutcome, IdempotencyRecord, InventoryStore, OrderStore, Page, ReserveOutcome,
     ShipOutcome, StockReservations, StoreError,
@@ -22,6 +24,9 @@ struct State {
     idempotency: HashMap<(CustomerId, IdempotencyKey), IdempotencyRecord>,
     products: HashMap<Sku, Product>,
     adjustments: Vec<StockAdjustment>,
+    preferences: HashMap<CustomerId, Preferences>,
+    cursors: HashMap<OrderId, u64>,
+    claims: HashMap<(String, Channel), bool>,
 }
 
 /// The whole system's state behind one lock.
@@ -283,5 +288,66 @@ impl StockReservations for InMemoryStore {
         }
         state.orders.insert(reserved.id.clone(), reserved.clone());
         Ok(ReserveOutcome::Reserved)
+    }
+}
+
+impl NotificationStore for InMemoryStore {
+    async fn preferences(&self, customer: &CustomerId) -> Result<Option<Preferences>, StoreError> {
+        Ok(self.lock().preferences.get(customer).copied())
+    }
+
+    async fn save_preferences(
+        &self,
+        customer: &CustomerId,
+        preferences: &Preferences,
+        _now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
+        self.lock()
+            .preferences
+            .insert(customer.clone(), *preferences);
+        Ok(())
+    }
+
+    async fn next_sequence(&self, order: &OrderId) -> Result<u64, StoreError> {
+        Ok(self.lock().cursors.get(order).copied().unwrap_or(1))
+    }
+
+    async fn advance_sequence(&self, order: &OrderId, from: u64) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let cursor = state.cursors.entry(order.clone()).or_insert(1);
+        if *cursor != from {
+            return Err(StoreError::ConditionFailed);
+        }
+        *cursor = from + 1;
+        Ok(())
+    }
+
+    async fn claim(
+        &self,
+        event_id: &str,
+        channel: Channel,
+        _now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Claim, StoreError> {
+        let mut state = self.lock();
+        match state.claims.get(&(event_id.to_owned(), channel)) {
+            Some(true) => Ok(Claim::AlreadySent),
+            Some(false) => Ok(Claim::InProgress),
+            None => {
+                state.claims.insert((event_id.to_owned(), channel), false);
+                Ok(Claim::Claimed)
+            }
+        }
+    }
+
+    async fn mark_sent(
+        &self,
+        event_id: &str,
+        channel: Channel,
+        _now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
+        self.lock()
+            .claims
+            .insert((event_id.to_owned(), channel), true);
+        Ok(())
     }
 }

@@ -49,7 +49,11 @@ pub struct Preferences {
 
 impl Default for Preferences {
     fn default() -> Self {
-        Preferences { email: true, sms: true, webhook: false }
+        Preferences {
+            email: true,
+            sms: true,
+            webhook: false,
+        }
     }
 }
 
@@ -72,9 +76,16 @@ impl Preferences {
                 false
             }
         };
-        let preferences = Preferences { email: flag("email"), sms: flag("sms"), webhook: flag("webhook") };
+        let preferences = Preferences {
+            email: flag("email"),
+            sms: flag("sms"),
+            webhook: flag("webhook"),
+        };
         if let Some(object) = body.as_object() {
-            for key in object.keys().filter(|k| !["email", "sms", "webhook"].contains(&k.as_str())) {
+            for key in object
+                .keys()
+                .filter(|k| !["email", "sms", "webhook"].contains(&k.as_str()))
+            {
                 errors.add(key.as_str(), "is not a known field");
             }
         }
@@ -151,7 +162,12 @@ impl Default for Renderer {
 
 /// The order's language if there are templates for it, else English.
 fn language_of(order: &Order) -> &'static str {
-    let wanted = order.contact.language().and_then(|l| l.split('-').next()).unwrap_or("en").to_ascii_lowercase();
+    let wanted = order
+        .contact
+        .language()
+        .and_then(|l| l.split('-').next())
+        .unwrap_or("en")
+        .to_ascii_lowercase();
     LANGUAGES.into_iter().find(|l| *l == wanted).unwrap_or("en")
 }
 
@@ -165,7 +181,10 @@ pub fn format_money(money: Money, language: &str) -> String {
         units.to_string()
     } else {
         let separator = if language == "de" { "," } else { "." };
-        format!("{units}{separator}{cents:0width$}", width = exponent as usize)
+        format!(
+            "{units}{separator}{cents:0width$}",
+            width = exponent as usize
+        )
     };
     if language == "de" {
         format!("{number} {symbol}")
@@ -189,13 +208,22 @@ impl Renderer {
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         for (lang, part, source) in templates!("en", "de") {
             let name: &'static str = Box::leak(format!("{lang}/{part}").into_boxed_str());
-            env.add_template(name, source).expect("the bundled templates parse; a unit test renders each");
+            env.add_template(name, source)
+                .expect("the bundled templates parse; a unit test renders each");
         }
         Renderer { env }
     }
 
-    fn render_part(&self, language: &str, part: &str, context: &minijinja::Value) -> Result<String, RenderError> {
-        let text = self.env.get_template(&format!("{language}/{part}"))?.render(context)?;
+    fn render_part(
+        &self,
+        language: &str,
+        part: &str,
+        context: &minijinja::Value,
+    ) -> Result<String, RenderError> {
+        let text = self
+            .env
+            .get_template(&format!("{language}/{part}"))?
+            .render(context)?;
         Ok(text.trim().to_owned())
     }
 
@@ -213,7 +241,12 @@ impl Renderer {
         let money = |m: Money| format_money(m, language);
         let tracking = event.data.tracking.as_ref();
         let name_of = |sku: &crate::ids::Sku| {
-            order.lines.iter().find(|l| &l.sku == sku).map(|l| l.name.clone()).unwrap_or_else(|| sku.to_string())
+            order
+                .lines
+                .iter()
+                .find(|l| &l.sku == sku)
+                .map(|l| l.name.clone())
+                .unwrap_or_else(|| sku.to_string())
         };
         let data = serde_json::json!({
             "type": event.event_type.as_str(),
@@ -287,7 +320,9 @@ fn order_ref(order: &Order) -> String {
 
 /// Every template part, for the tests that render them all.
 pub fn template_names() -> impl Iterator<Item = (&'static str, &'static str)> {
-    LANGUAGES.into_iter().flat_map(|l| PARTS.into_iter().map(move |p| (l, p)))
+    LANGUAGES
+        .into_iter()
+        .flat_map(|l| PARTS.into_iter().map(move |p| (l, p)))
 }
 
 #[cfg(test)]
@@ -303,7 +338,9 @@ mod tests {
     use serde_json::json;
 
     fn at(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     fn order(language: &str) -> Order {
@@ -331,17 +368,39 @@ mod tests {
         let placed = order(language);
         let reserved = placed.reserve(t).unwrap();
         let rejected = placed
-            .reject(vec![crate::order::Shortage { sku: crate::ids::Sku::parse("A").unwrap(), requested: 2, available: 1 }], t)
+            .reject(
+                vec![crate::order::Shortage {
+                    sku: crate::ids::Sku::parse("A").unwrap(),
+                    requested: 2,
+                    available: 1,
+                }],
+                t,
+            )
             .unwrap();
         let packed = reserved
             .start_fulfillment("BER-1", t)
             .unwrap()
             .pick("picker", t)
             .unwrap()
-            .pack(Parcel { weight_grams: 900, length_cm: 30, width_cm: 20, height_cm: 10 }, "packer", t)
+            .pack(
+                Parcel {
+                    weight_grams: 900,
+                    length_cm: 30,
+                    width_cm: 20,
+                    height_cm: 10,
+                },
+                "packer",
+                t,
+            )
             .unwrap();
-        let tracking = Tracking { carrier: "DHL".into(), tracking_number: "JJD0001".into(), tracking_url: "https://www.dhl.com/track?id=JJD0001".into() };
-        let shipped = packed.ship(tracking, packed.shipping.estimate, "packer", t).unwrap();
+        let tracking = Tracking {
+            carrier: "DHL".into(),
+            tracking_number: "JJD0001".into(),
+            tracking_url: "https://www.dhl.com/track?id=JJD0001".into(),
+        };
+        let shipped = packed
+            .ship(tracking, packed.shipping.estimate, "packer", t)
+            .unwrap();
         let carrier = |from: &Order, id: &str, kind, detail: Option<&str>| match from
             .carrier_event(id, kind, detail.map(str::to_owned), t, t)
             .unwrap()
@@ -350,27 +409,54 @@ mod tests {
             CarrierUpdate::Duplicate => unreachable!(),
         };
         let out = carrier(&shipped, "c1", CarrierEventKind::OutForDelivery, None);
-        let exception = carrier(&out, "c2", CarrierEventKind::DeliveryException, Some("nobody at home"));
+        let exception = carrier(
+            &out,
+            "c2",
+            CarrierEventKind::DeliveryException,
+            Some("nobody at home"),
+        );
         let delivered = carrier(&exception, "c3", CarrierEventKind::Delivered, None);
         let mut cancelled_event = order_event(None, Some(&placed)).unwrap();
         cancelled_event.event_type = EventType::OrderCancelled;
         cancelled_event.data.note = Some("changed my mind".into());
         vec![
             (order_event(None, Some(&placed)).unwrap(), placed.clone()),
-            (order_event(Some(&placed), Some(&reserved)).unwrap(), reserved.clone()),
-            (order_event(Some(&placed), Some(&rejected)).unwrap(), rejected.clone()),
+            (
+                order_event(Some(&placed), Some(&reserved)).unwrap(),
+                reserved.clone(),
+            ),
+            (
+                order_event(Some(&placed), Some(&rejected)).unwrap(),
+                rejected.clone(),
+            ),
             (cancelled_event, placed.clone()),
-            (order_event(Some(&packed), Some(&shipped)).unwrap(), shipped.clone()),
-            (order_event(Some(&shipped), Some(&out)).unwrap(), out.clone()),
-            (order_event(Some(&out), Some(&exception)).unwrap(), exception.clone()),
-            (order_event(Some(&exception), Some(&delivered)).unwrap(), delivered.clone()),
+            (
+                order_event(Some(&packed), Some(&shipped)).unwrap(),
+                shipped.clone(),
+            ),
+            (
+                order_event(Some(&shipped), Some(&out)).unwrap(),
+                out.clone(),
+            ),
+            (
+                order_event(Some(&out), Some(&exception)).unwrap(),
+                exception.clone(),
+            ),
+            (
+                order_event(Some(&exception), Some(&delivered)).unwrap(),
+                delivered.clone(),
+            ),
         ]
     }
 
     #[test]
     fn every_template_renders_for_every_customer_facing_event() {
         let renderer = Renderer::new();
-        let everything = Preferences { email: true, sms: true, webhook: true };
+        let everything = Preferences {
+            email: true,
+            sms: true,
+            webhook: true,
+        };
         for language in LANGUAGES {
             for (event, order) in events(language) {
                 assert!(is_customer_facing(event.event_type));
@@ -387,14 +473,29 @@ mod tests {
                     sms.text.as_deref().unwrap(),
                 );
                 for part in [&snapshot] {
-                    assert!(!part.contains("{{") && !part.contains("{%"), "a placeholder was left: {part}");
-                    assert!(!part.contains("none") && !part.contains("undefined"), "an empty value was rendered: {part}");
+                    assert!(
+                        !part.contains("{{") && !part.contains("{%"),
+                        "a placeholder was left: {part}"
+                    );
+                    assert!(
+                        !part.contains("none") && !part.contains("undefined"),
+                        "an empty value was rendered: {part}"
+                    );
                 }
                 assert!(email.subject.as_deref().unwrap().len() > 10);
-                assert!(sms.text.as_deref().unwrap().chars().count() <= 160, "one SMS segment: {}", sms.text.as_deref().unwrap());
+                assert!(
+                    sms.text.as_deref().unwrap().chars().count() <= 160,
+                    "one SMS segment: {}",
+                    sms.text.as_deref().unwrap()
+                );
                 assert_eq!(notifications[2].channel, Channel::Webhook);
-                assert!(notifications[2].text.is_none() && notifications[2].data["orderId"].is_string());
-                insta::assert_snapshot!(format!("{language}-{}", event.event_type.as_str()), snapshot);
+                assert!(
+                    notifications[2].text.is_none() && notifications[2].data["orderId"].is_string()
+                );
+                insta::assert_snapshot!(
+                    format!("{language}-{}", event.event_type.as_str()),
+                    snapshot
+                );
             }
         }
     }
@@ -403,21 +504,48 @@ mod tests {
     fn preferences_and_reachability_decide_the_channels() {
         let renderer = Renderer::new();
         let (event, order) = events("en").remove(0);
-        let email_only = Preferences { email: true, sms: false, webhook: false };
-        let channels: Vec<_> = renderer.render(&event, &order, &email_only).unwrap().iter().map(|n| n.channel).collect();
+        let email_only = Preferences {
+            email: true,
+            sms: false,
+            webhook: false,
+        };
+        let channels: Vec<_> = renderer
+            .render(&event, &order, &email_only)
+            .unwrap()
+            .iter()
+            .map(|n| n.channel)
+            .collect();
         assert_eq!(channels, [Channel::Email]);
-        let none = Preferences { email: false, sms: false, webhook: false };
+        let none = Preferences {
+            email: false,
+            sms: false,
+            webhook: false,
+        };
         assert!(renderer.render(&event, &order, &none).unwrap().is_empty());
-        let picked = order.reserve(Utc::now()).unwrap().start_fulfillment("W", Utc::now()).unwrap();
-        let picked_event = order_event(Some(&picked), Some(&picked.pick("p", Utc::now()).unwrap())).unwrap();
-        assert!(renderer.render(&picked_event, &picked, &Preferences::default()).unwrap().is_empty(), "picking is not customer-facing");
+        let picked = order
+            .reserve(Utc::now())
+            .unwrap()
+            .start_fulfillment("W", Utc::now())
+            .unwrap();
+        let picked_event =
+            order_event(Some(&picked), Some(&picked.pick("p", Utc::now()).unwrap())).unwrap();
+        assert!(
+            renderer
+                .render(&picked_event, &picked, &Preferences::default())
+                .unwrap()
+                .is_empty(),
+            "picking is not customer-facing"
+        );
     }
 
     #[test]
     fn money_and_dates_read_as_people_write_them() {
         let eur = crate::money::Currency::parse("EUR").unwrap();
         assert_eq!(format_money(Money::new(6740, eur).unwrap(), "en"), "€67.40");
-        assert_eq!(format_money(Money::new(6740, eur).unwrap(), "de"), "67,40 €");
+        assert_eq!(
+            format_money(Money::new(6740, eur).unwrap(), "de"),
+            "67,40 €"
+        );
         let date = NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
         assert_eq!(format_date(date, "en"), "Mon 30 Nov 2026");
         assert_eq!(format_date(date, "de"), "30.11.2026");

@@ -169,3 +169,67 @@ pub trait StockReservations: Send + Sync {
         reserved: &Order,
     ) -> impl Future<Output = Result<ReserveOutcome, StoreError>> + Send;
 }
+
+/// Whether a notification may be sent now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Claimed by this caller: send it, then mark it sent.
+    Claimed,
+    /// Sent before: skip it.
+    AlreadySent,
+    /// Another delivery of the same event is sending it right now: try again later.
+    InProgress,
+}
+
+/// What the notifier remembers: preferences, how far each order's notifications have got, and
+/// which (event, channel) pairs were sent.
+pub trait NotificationStore: Send + Sync {
+    fn preferences(
+        &self,
+        customer: &CustomerId,
+    ) -> impl Future<Output = Result<Option<crate::notifications::Preferences>, StoreError>> + Send;
+
+    fn save_preferences(
+        &self,
+        customer: &CustomerId,
+        preferences: &crate::notifications::Preferences,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The sequence number of the order's next event to handle (1 before any).
+    fn next_sequence(
+        &self,
+        order: &OrderId,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Moves the order's cursor from `from` to `from + 1`, on condition that it is still `from`.
+    fn advance_sequence(
+        &self,
+        order: &OrderId,
+        from: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Claims the right to send `event_id` on `channel` (conditional: one claimant wins; a claim
+    /// older than a few minutes is taken over, in case its holder crashed).
+    fn claim(
+        &self,
+        event_id: &str,
+        channel: crate::notifications::Channel,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
+
+    fn mark_sent(
+        &self,
+        event_id: &str,
+        channel: crate::notifications::Channel,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Where notifications go: the customer-notifications topic.
+pub trait NotificationSink: Send + Sync {
+    fn send(
+        &self,
+        notification: &crate::notifications::Notification,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}

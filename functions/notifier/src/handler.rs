@@ -1,0 +1,212 @@
+//! The SQS handler: every message on its own, failures reported per message.
+
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use lambda_runtime::{Error, LambdaEvent};
+use oms_adapters::config::{self, TableConfig};
+use oms_adapters::dynamo::DynamoStore;
+use oms_adapters::sns::NotificationPublisher;
+use oms_adapters::sqs::{for_each_message, order_event};
+use oms_domain::app::notify::{notify, NotifyError, NotifyResult};
+use oms_domain::notifications::Renderer;
+use oms_domain::ports::{NotificationSink, NotificationStore, OrderStore};
+
+/// What the function needs, built once per cold start.
+pub struct App<S, K> {
+    pub store: S,
+    pub sink: K,
+    pub renderer: Renderer,
+}
+
+impl App<DynamoStore, NotificationPublisher> {
+    pub async fn from_env() -> Result<Self, Error> {
+        let table = TableConfig::from_env()?;
+        let topic = std::env::var("CUSTOMER_NOTIFICATIONS_TOPIC_ARN")
+            .ok()
+            .filter(|t| !t.is_empty())
+            .ok_or("environment variable CUSTOMER_NOTIFICATIONS_TOPIC_ARN must be set")?;
+        let aws = config::aws_config().await;
+        Ok(App {
+            store: DynamoStore::from_config(&aws, table.table_name),
+            sink: NotificationPublisher::from_config(&aws, topic),
+            renderer: Renderer::new(),
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum MessageError {
+    #[error("the message is not an order event: {0}")]
+    Poison(serde_json::Error),
+    #[error("{0} (retryable: {retryable})", retryable = .0.is_retryable())]
+    Notify(#[from] NotifyError),
+}
+
+pub async fn handle<S: OrderStore + NotificationStore, K: NotificationSink>(
+    app: &App<S, K>,
+    event: LambdaEvent<SqsEvent>,
+) -> Result<SqsBatchResponse, Error> {
+    Ok(for_each_message(&event.payload, |message| process(app, message)).await)
+}
+
+async fn process<S: OrderStore + NotificationStore, K: NotificationSink>(
+    app: &App<S, K>,
+    message: &SqsMessage,
+) -> Result<(), MessageError> {
+    let event = order_event(message).map_err(MessageError::Poison)?;
+    let result = notify(
+        &app.store,
+        &app.sink,
+        &app.renderer,
+        &event,
+        chrono::Utc::now(),
+    )
+    .await?;
+    let order_id = &event.data.order_id;
+    let event_type = event.event_type.as_str();
+    match result {
+        NotifyResult::Sent(count) => {
+            tracing::info!(%order_id, event_type, sequence = event.sequence, count, "customer notified")
+        }
+        NotifyResult::Nothing => {
+            tracing::debug!(%order_id, event_type, sequence = event.sequence, "nothing to tell")
+        }
+        NotifyResult::AlreadyHandled => {
+            tracing::info!(%order_id, event_type, sequence = event.sequence, "duplicate acknowledged")
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oms_domain::ids::{CustomerId, OrderId};
+    use oms_domain::memory::InMemoryStore;
+    use oms_domain::money::{Currency, Money};
+    use oms_domain::notifications::Notification;
+    use oms_domain::order::Order;
+    use oms_domain::ports::StoreError;
+    use oms_domain::shipping::ShippingPolicy;
+    use oms_domain::stock::{Product, StockLevel};
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Outbox(Mutex<Vec<Notification>>);
+
+    impl NotificationSink for Outbox {
+        async fn send(&self, notification: &Notification) -> Result<(), StoreError> {
+            self.0.lock().unwrap().push(notification.clone());
+            Ok(())
+        }
+    }
+
+    fn fixture(name: &str) -> SqsEvent {
+        let path = format!(
+            "{}/../../events/notifier/{name}.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// The order the fixtures name, reserved, made by the domain's own operations.
+    fn order() -> Order {
+        let json = std::fs::read_to_string(format!(
+            "{}/../../events/order-intake/place-order.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let event: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let body: serde_json::Value =
+            serde_json::from_str(event["body"].as_str().unwrap()).unwrap();
+        let request = oms_domain::request::OrderRequest::parse(&body).unwrap();
+        let catalog: Vec<Product> = request
+            .lines
+            .iter()
+            .map(|l| Product {
+                sku: l.sku.clone(),
+                name: l.sku.to_string(),
+                unit_price: Money::new(2500, Currency::parse("EUR").unwrap()).unwrap(),
+                weight_grams: 300,
+                active: true,
+                low_stock_threshold: 1,
+                stock: StockLevel::new(10).unwrap(),
+                version: 1,
+                updated_at: chrono::Utc::now(),
+            })
+            .collect();
+        Order::place(
+            OrderId::parse("01KAZ3Q6W8T2Y7X9V5N4M3K2J1").unwrap(),
+            CustomerId::parse("customer-ada").unwrap(),
+            &request,
+            &catalog,
+            &ShippingPolicy::default_policy(),
+            chrono::Utc::now(),
+        )
+        .unwrap()
+        .reserve(chrono::Utc::now())
+        .unwrap()
+    }
+
+    async fn run(app: &App<InMemoryStore, Outbox>, name: &str) -> Vec<String> {
+        let response = handle(
+            app,
+            LambdaEvent::new(fixture(name), lambda_runtime::Context::default()),
+        )
+        .await
+        .unwrap();
+        response
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn events_out_of_order_wait_and_duplicates_send_nothing() {
+        let app = App {
+            store: InMemoryStore::default(),
+            sink: Outbox::default(),
+            renderer: Renderer::new(),
+        };
+        app.store.insert_order(order());
+        assert_eq!(
+            run(&app, "reserved-before-placed").await,
+            ["reserved-2"],
+            "the later event waits"
+        );
+        assert!(
+            run(&app, "reserved-before-placed").await.is_empty(),
+            "its turn came"
+        );
+        assert!(
+            run(&app, "reserved-before-placed").await.is_empty(),
+            "duplicates are acknowledged"
+        );
+        let sent: Vec<_> = app
+            .sink
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|n| n.event_type.as_str())
+            .collect();
+        assert_eq!(
+            sent,
+            ["oms.order.placed", "oms.order.reserved"],
+            "in order, once each"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_poison_message_fails_alone() {
+        let app = App {
+            store: InMemoryStore::default(),
+            sink: Outbox::default(),
+            renderer: Renderer::new(),
+        };
+        app.store.insert_order(order());
+        assert_eq!(run(&app, "batch-with-poison").await, ["poison-1"]);
+        assert_eq!(app.sink.0.lock().unwrap().len(), 1);
+    }
+}
