@@ -185,11 +185,9 @@ pub enum TableItem {
 pub fn decode_item(item: serde_dynamo::Item) -> Result<TableItem, StoreError> {
     let kind = match item.get("entity") {
         Some(serde_dynamo::AttributeValue::S(kind)) => kind.clone(),
-        _ => {
-            return Err(StoreError::Corrupt(
-                "an item without an entity attribute".into(),
-            ))
-        }
+        // Every item this system writes names its entity; an image without one is not an
+        // order or a product (an emulator may show an upsert's "before" as the bare key).
+        _ => return Ok(TableItem::Other),
     };
     match kind.as_str() {
         entity::ORDER => Ok(TableItem::Order(Box::new(

@@ -472,16 +472,14 @@ mod tests {
                     sms.text.as_deref().unwrap().chars().count(),
                     sms.text.as_deref().unwrap(),
                 );
-                for part in [&snapshot] {
-                    assert!(
-                        !part.contains("{{") && !part.contains("{%"),
-                        "a placeholder was left: {part}"
-                    );
-                    assert!(
-                        !part.contains("none") && !part.contains("undefined"),
-                        "an empty value was rendered: {part}"
-                    );
-                }
+                assert!(
+                    !snapshot.contains("{{") && !snapshot.contains("{%"),
+                    "a placeholder was left: {snapshot}"
+                );
+                assert!(
+                    !snapshot.contains("none") && !snapshot.contains("undefined"),
+                    "an empty value was rendered: {snapshot}"
+                );
                 assert!(email.subject.as_deref().unwrap().len() > 10);
                 assert!(
                     sms.text.as_deref().unwrap().chars().count() <= 160,
