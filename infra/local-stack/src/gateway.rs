@@ -107,6 +107,9 @@ pub async fn serve(State(gateway): State<Arc<Gateway>>, request: Request) -> Res
             (StatusCode::SERVICE_UNAVAILABLE, "starting").into_response()
         };
     }
+    if path == "/_local/invocations" {
+        return axum::Json(gateway.invoker.counts()).into_response();
+    }
     let method = request.method().clone();
     let mut path_matched = false;
     let mut found = None;

@@ -31,6 +31,7 @@ pub struct Invoker {
     base: String,
     concurrency: usize,
     limits: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
+    counts: Arc<Mutex<HashMap<String, u64>>>,
 }
 
 impl Invoker {
@@ -44,6 +45,7 @@ impl Invoker {
             base,
             concurrency: concurrency.max(1),
             limits: Default::default(),
+            counts: Default::default(),
         }
     }
 
@@ -59,8 +61,14 @@ impl Invoker {
             .clone()
     }
 
+    /// How many times each function was invoked since the stack started.
+    pub fn counts(&self) -> HashMap<String, u64> {
+        self.counts.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// Invokes `binary` with `event` and returns its response payload.
     pub async fn invoke(&self, binary: &str, event: &Value) -> Result<Value, InvokeError> {
+        *self.counts.lock().unwrap_or_else(|p| p.into_inner()).entry(binary.to_owned()).or_default() += 1;
         let _slot = self
             .limit(binary)
             .acquire_owned()
@@ -89,6 +97,7 @@ pub fn start_watch(
     address: &str,
     port: u16,
     concurrency: usize,
+    profile: &str,
     environment: &[(String, String)],
     env_file: &std::path::Path,
 ) -> std::io::Result<Child> {
@@ -109,7 +118,9 @@ pub fn start_watch(
         .arg("--concurrency")
         .arg(concurrency.to_string())
         .arg("--env-file")
-        .arg(env_file);
+        .arg(env_file)
+        .arg("--profile")
+        .arg(profile);
     command
         .current_dir(workspace)
         .stdin(Stdio::null())

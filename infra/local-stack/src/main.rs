@@ -125,6 +125,9 @@ struct UpArgs {
     /// Do not stock the demo catalog.
     #[arg(long)]
     no_seed: bool,
+    /// The Cargo profile the functions run with (`release` for the benchmark).
+    #[arg(long, default_value = "dev")]
+    profile: String,
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -198,6 +201,8 @@ async fn up(args: UpArgs, jwt_secret: &str, carrier_secret: &str) -> Result<(), 
             let moto = tool(args.python.clone(), &workspace, "python3");
             let child = tokio::process::Command::new(&moto)
                 .arg(workspace.join("infra/local/moto_server.py"))
+                // Where moto's request recorder (used by the benchmark to count calls) writes.
+                .env("MOTO_RECORDER_FILEPATH", workspace.join("target").join(format!("moto-recording-{}", args.emulator_port)))
                 .args(["-H", "127.0.0.1", "-p", &args.emulator_port.to_string()])
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
@@ -311,6 +316,7 @@ async fn up(args: UpArgs, jwt_secret: &str, carrier_secret: &str) -> Result<(), 
             "127.0.0.1",
             args.lambda_port,
             args.function_concurrency,
+            &args.profile,
             &environment,
             &env_file,
         )

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The benchmark: builds the release functions and the hello-world floor, starts the local stack
+# (release functions, its own ports), runs oms-bench, and stops the stack. Prints the table and
+# writes bench/results.json and bench/RESULTS.md. Takes 10-20 minutes on 2 cores, most of it the
+# release build (LTO, one codegen unit, as deployed).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+bash infra/local/bootstrap.sh
+
+functions=(order-intake order-api inventory-api event-publisher stock-reservation fulfillment fulfillment-api notifier customer-api)
+release_args=()
+for f in "${functions[@]}"; do release_args+=(-p "$f"); done
+cargo build --release "${release_args[@]}" --bin bench-hello -p oms-bench
+cargo build -p oms-local -p oms-bench
+
+export OMS_LOCAL_PORT=3200 OMS_LOCAL_EMULATOR_PORT=4700 OMS_LOCAL_LAMBDA_PORT=9200
+export OMS_API_URL="http://127.0.0.1:3200" OMS_EMULATOR_URL="http://127.0.0.1:4700" OMS_STACK=oms-bench
+log=target/oms-local-bench.log
+target/debug/oms-local up --stack oms-bench --profile release --no-seed > "$log" 2>&1 &
+stack_pid=$!
+trap 'kill -INT "$stack_pid" 2>/dev/null || true; wait "$stack_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 1 900); do
+  curl -sf "$OMS_API_URL/_local/health" > /dev/null && break
+  kill -0 "$stack_pid" 2>/dev/null || { tail -50 "$log" >&2; exit 1; }
+  sleep 1
+done
+target/debug/oms-bench
