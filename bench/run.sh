@@ -11,8 +11,8 @@ bash infra/local/bootstrap.sh
 functions=(order-intake order-api inventory-api event-publisher stock-reservation fulfillment fulfillment-api notifier customer-api)
 release_args=()
 for f in "${functions[@]}"; do release_args+=(-p "$f"); done
-cargo build --release "${release_args[@]}" --bin bench-hello -p oms-bench
-cargo build -p oms-local -p oms-bench
+cargo build --release "${release_args[@]}" -p oms-bench
+cargo build -p oms-local
 
 export OMS_LOCAL_PORT=3200 OMS_LOCAL_EMULATOR_PORT=4700 OMS_LOCAL_LAMBDA_PORT=9200
 export OMS_API_URL="http://127.0.0.1:3200" OMS_EMULATOR_URL="http://127.0.0.1:4700" OMS_STACK=oms-bench
@@ -25,4 +25,4 @@ for _ in $(seq 1 900); do
   kill -0 "$stack_pid" 2>/dev/null || { tail -50 "$log" >&2; exit 1; }
   sleep 1
 done
-target/debug/oms-bench
+target/release/oms-bench
