@@ -74,7 +74,10 @@ fn ms(d: Duration) -> f64 {
 /// The fixture event a function is benchmarked with, made fresh for iteration `i`.
 fn fixture(function: &str, i: usize) -> Value {
     let load = |path: &str| -> Value {
-        serde_json::from_str(&std::fs::read_to_string(root().join("events").join(path)).expect("fixture")).expect("json")
+        serde_json::from_str(
+            &std::fs::read_to_string(root().join("events").join(path)).expect("fixture"),
+        )
+        .expect("json")
     };
     match function {
         "order-intake" => {
@@ -101,7 +104,11 @@ struct Process {
 }
 
 impl Process {
-    fn spawn(binary: &Path, api: &RuntimeApi, environment: &[(String, String)]) -> Result<Process, BoxError> {
+    fn spawn(
+        binary: &Path,
+        api: &RuntimeApi,
+        environment: &[(String, String)],
+    ) -> Result<Process, BoxError> {
         api.reset();
         let started = Instant::now();
         let child = tokio::process::Command::new(binary)
@@ -151,7 +158,9 @@ async fn measure_function(
     for run in 0..COLD_RUNS {
         let process = Process::spawn(binary, api, environment)?;
         let (_, _, answered) = api.invoke(fixture(name, run)).await?;
-        let next = api.first_next().ok_or("the function never asked for work")?;
+        let next = api
+            .first_next()
+            .ok_or("the function never asked for work")?;
         ready.push(ms(next.duration_since(process.started)));
         first.push(ms(answered.duration_since(process.started)));
     }
@@ -196,12 +205,69 @@ struct Latency {
 }
 
 fn admin() -> Caller {
-    Caller { customer_id: CustomerId::parse("bench").expect("an id"), scopes: vec!["oms:admin".into()] }
+    Caller {
+        customer_id: CustomerId::parse("bench").expect("an id"),
+        scopes: vec!["oms:admin".into()],
+    }
 }
 
 async fn stock(store: &DynamoStore, sku: &str, on_hand: u32) -> Result<(), BoxError> {
     let body = json!({"name": sku, "unitPrice": {"amount": 2500, "currency": "EUR"}, "weightGrams": 300, "onHand": on_hand});
-    put_product(store, &ShippingPolicy::default_policy(), &admin(), &Sku::parse(sku)?, &body, chrono::Utc::now()).await?;
+    put_product(
+        store,
+        &ShippingPolicy::default_policy(),
+        &admin(),
+        &Sku::parse(sku)?,
+        &body,
+        chrono::Utc::now(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Order intake's DynamoDB requests made directly: the idempotency read, the catalog read and the
+/// transaction that writes the order and its idempotency record.
+async fn place_directly(
+    store: &DynamoStore,
+    customer: &CustomerId,
+    request: &OrderRequest,
+) -> Result<Order, BoxError> {
+    let key = IdempotencyKey::parse(unique("direct"))?;
+    store.idempotency_record(customer, &key).await?;
+    let skus: Vec<Sku> = request.lines.iter().map(|l| l.sku.clone()).collect();
+    let catalog = store.products(&skus).await?;
+    let now = chrono::Utc::now();
+    let order = Order::place(
+        OrderId::generate(now),
+        customer.clone(),
+        request,
+        &catalog,
+        &ShippingPolicy::default_policy(),
+        now,
+    )
+    .map_err(|e| e.to_string())?;
+    let record = IdempotencyRecord {
+        customer_id: customer.clone(),
+        key,
+        fingerprint: String::new(),
+        order_id: order.id.clone(),
+        response: String::new(),
+        created_at: now,
+    };
+    store.create(&order, &record).await?;
+    Ok(order)
+}
+
+/// Stock reservation's DynamoDB requests made directly: the order read and the transaction.
+async fn reserve_directly(store: &DynamoStore, id: &OrderId) -> Result<(), BoxError> {
+    let order = store.get(id).await?.ok_or("the order vanished")?;
+    store
+        .reserve(
+            &order
+                .reserve(chrono::Utc::now())
+                .map_err(|e| e.to_string())?,
+        )
+        .await?;
     Ok(())
 }
 
@@ -227,30 +293,18 @@ async fn warm_latency(
     }
     intake.child.kill().await?;
 
-    // The same requests, directly: the idempotency read, the catalog read, the transaction.
-    let body: Value = serde_json::from_str(fixture("order-intake", 0)["body"].as_str().ok_or("no body")?)?;
+    // The same requests, directly.
+    let body: Value = serde_json::from_str(
+        fixture("order-intake", 0)["body"]
+            .as_str()
+            .ok_or("no body")?,
+    )?;
     let request = OrderRequest::parse(&body).map_err(|e| e.to_string())?;
-    let skus: Vec<Sku> = request.lines.iter().map(|l| l.sku.clone()).collect();
     let customer = CustomerId::parse("customer-ada")?;
     let mut direct = Vec::new();
-    for i in 0..WARM_SAMPLES {
-        let key = IdempotencyKey::parse(format!("direct-{}-{i}", ulid::Ulid::new()))?;
+    for _ in 0..WARM_SAMPLES {
         let started = Instant::now();
-        store.idempotency_record(&customer, &key).await?;
-        let catalog = store.products(&skus).await?;
-        let now = chrono::Utc::now();
-        let order =
-            Order::place(OrderId::generate(now), customer.clone(), &request, &catalog, &ShippingPolicy::default_policy(), now)
-                .map_err(|e| e.to_string())?;
-        let record = IdempotencyRecord {
-            customer_id: customer.clone(),
-            key,
-            fingerprint: String::new(),
-            order_id: order.id.clone(),
-            response: String::new(),
-            created_at: now,
-        };
-        store.create(&order, &record).await?;
+        place_directly(store, &customer, &request).await?;
         direct.push(ms(started.elapsed()));
     }
     let intake_latency = Latency {
@@ -269,7 +323,10 @@ async fn warm_latency(
         let message = json!({"Records": [{"messageId": format!("m{i}"), "receiptHandle": "r", "body": serde_json::to_string(&event)?,
             "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:bench", "awsRegion": "us-east-1"}]});
         let (response, took, _) = api.invoke(message).await?;
-        if response["batchItemFailures"].as_array().is_some_and(|f| !f.is_empty()) {
+        if response["batchItemFailures"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty())
+        {
             return Err(format!("reservation failed: {response}").into());
         }
         if i >= 20 {
@@ -278,27 +335,12 @@ async fn warm_latency(
     }
     reservation.child.kill().await?;
 
-    // The same requests, directly: read the order, the reservation transaction.
+    // The same requests, directly.
     let mut direct = Vec::new();
     for _ in 0..WARM_SAMPLES {
-        let key = IdempotencyKey::parse(format!("direct-{}", ulid::Ulid::new()))?;
-        let catalog = store.products(&skus).await?;
-        let now = chrono::Utc::now();
-        let order =
-            Order::place(OrderId::generate(now), customer.clone(), &request, &catalog, &ShippingPolicy::default_policy(), now)
-                .map_err(|e| e.to_string())?;
-        let record = IdempotencyRecord {
-            customer_id: customer.clone(),
-            key,
-            fingerprint: String::new(),
-            order_id: order.id.clone(),
-            response: String::new(),
-            created_at: now,
-        };
-        store.create(&order, &record).await?;
+        let order = place_directly(store, &customer, &request).await?;
         let started = Instant::now();
-        let read = store.get(&order.id).await?.ok_or("the order vanished")?;
-        store.reserve(&read.reserve(chrono::Utc::now()).map_err(|e| e.to_string())?).await?;
+        reserve_directly(store, &order.id).await?;
         direct.push(ms(started.elapsed()));
     }
     let reservation_latency = Latency {
@@ -322,7 +364,12 @@ struct Throughput {
 
 /// Orders from `POST /orders` to reserved through the local stack, against the emulator's
 /// ceiling for the same requests made directly.
-async fn end_to_end(stack: &Stack, store: &DynamoStore, clients: usize, seconds: u64) -> Result<Throughput, BoxError> {
+async fn end_to_end(
+    stack: &Stack,
+    store: &DynamoStore,
+    clients: usize,
+    seconds: u64,
+) -> Result<Throughput, BoxError> {
     let sku = stack.create_sku("E2E", 1_000_000).await;
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
@@ -334,7 +381,9 @@ async fn end_to_end(stack: &Stack, store: &DynamoStore, clients: usize, seconds:
             let token = stack.token(&customer, None);
             while Instant::now() < deadline {
                 let began = Instant::now();
-                let reply = stack.place_order(&customer, &unique("key"), &[(&sku, 1)]).await;
+                let reply = stack
+                    .place_order(&customer, &unique("key"), &[(&sku, 1)])
+                    .await;
                 assert_eq!(reply.status, StatusCode::ACCEPTED, "{:?}", reply.body);
                 let id = reply.body["orderId"].as_str().expect("an id").to_owned();
                 loop {
@@ -349,39 +398,31 @@ async fn end_to_end(stack: &Stack, store: &DynamoStore, clients: usize, seconds:
             latencies
         }
     });
-    let latencies: Vec<f64> = futures::future::join_all(workers).await.into_iter().flatten().collect();
+    let latencies: Vec<f64> = futures::future::join_all(workers)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
     let elapsed = started.elapsed().as_secs_f64();
 
     // The ceiling: the DynamoDB requests of intake and reservation, back to back, as fast as the
     // emulator takes them from the same number of clients.
     let body: Value = serde_json::from_str(&order_body(&[(&sku, 1)]).to_string())?;
     let request = OrderRequest::parse(&body).map_err(|e| e.to_string())?;
-    let skus = vec![Sku::parse(sku.as_str())?];
     let ceiling_deadline = Instant::now() + Duration::from_secs(seconds);
     let ceiling_started = Instant::now();
     let workers = (0..clients).map(|_| {
-        let (store, request, skus) = (store.clone(), request.clone(), skus.clone());
+        let (store, request) = (store.clone(), request.clone());
         async move {
             let customer = CustomerId::parse(unique("ceiling")).expect("an id");
             let mut done = 0usize;
             while Instant::now() < ceiling_deadline {
-                let key = IdempotencyKey::parse(unique("key")).expect("a key");
-                store.idempotency_record(&customer, &key).await.expect("read");
-                let catalog = store.products(&skus).await.expect("catalog");
-                let now = chrono::Utc::now();
-                let order = Order::place(OrderId::generate(now), customer.clone(), &request, &catalog, &ShippingPolicy::default_policy(), now)
-                    .expect("an order");
-                let record = IdempotencyRecord {
-                    customer_id: customer.clone(),
-                    key,
-                    fingerprint: String::new(),
-                    order_id: order.id.clone(),
-                    response: String::new(),
-                    created_at: now,
-                };
-                store.create(&order, &record).await.expect("create");
-                let read = store.get(&order.id).await.expect("get").expect("exists");
-                store.reserve(&read.reserve(chrono::Utc::now()).expect("pending")).await.expect("reserve");
+                let order = place_directly(&store, &customer, &request)
+                    .await
+                    .expect("intake's requests");
+                reserve_directly(&store, &order.id)
+                    .await
+                    .expect("reservation's requests");
                 done += 1;
             }
             done
@@ -409,7 +450,11 @@ struct Contention {
     sold_exactly_the_stock: bool,
 }
 
-async fn contention(stack: &Stack, buyers: usize, stock_units: u32) -> Result<Contention, BoxError> {
+async fn contention(
+    stack: &Stack,
+    buyers: usize,
+    stock_units: u32,
+) -> Result<Contention, BoxError> {
     let sku = stack.create_sku("HOTSKU", stock_units).await;
     let started = Instant::now();
     let names: Vec<String> = (0..buyers).map(|_| unique("buyer")).collect();
@@ -421,7 +466,9 @@ async fn contention(stack: &Stack, buyers: usize, stock_units: u32) -> Result<Co
     let mut reserved = 0;
     let mut rejected = 0;
     for (buyer, reply) in names.iter().zip(replies) {
-        let order = stack.wait_decided(buyer, reply.body["orderId"].as_str().ok_or("no id")?).await;
+        let order = stack
+            .wait_decided(buyer, reply.body["orderId"].as_str().ok_or("no id")?)
+            .await;
         match oms_system_tests::reservation(&order) {
             "RESERVED" => reserved += 1,
             _ => rejected += 1,
@@ -436,7 +483,9 @@ async fn contention(stack: &Stack, buyers: usize, stock_units: u32) -> Result<Co
         rejected,
         seconds_to_decide_all: seconds,
         reservations_per_second: reserved as f64 / seconds,
-        sold_exactly_the_stock: reserved as u64 == u64::from(stock_units) && available == 0 && held == on_hand,
+        sold_exactly_the_stock: reserved as u64 == u64::from(stock_units)
+            && available == 0
+            && held == on_hand,
     })
 }
 
@@ -461,7 +510,13 @@ async fn cost_per_order(stack: &Stack) -> Result<CostPerOrder, BoxError> {
     let sku = stack.create_sku("COST", 100).await;
     let invocations = |stack: &Stack| {
         let (http, url) = (http.clone(), format!("{}/_local/invocations", stack.api));
-        async move { http.get(url).send().await?.json::<BTreeMap<String, u64>>().await }
+        async move {
+            http.get(url)
+                .send()
+                .await?
+                .json::<BTreeMap<String, u64>>()
+                .await
+        }
     };
     // Let earlier work settle, so the recording holds this order alone.
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -470,23 +525,45 @@ async fn cost_per_order(stack: &Stack) -> Result<CostPerOrder, BoxError> {
     http.post(recorder("start-recording")).send().await?;
 
     let customer = unique("cost");
-    let reply = stack.place_order(&customer, &unique("key"), &[(&sku, 1)]).await;
+    let reply = stack
+        .place_order(&customer, &unique("key"), &[(&sku, 1)])
+        .await;
     let id = reply.body["orderId"].as_str().ok_or("no id")?.to_owned();
     stack.wait_status(&customer, &id, "FULFILLING").await;
     let warehouse = stack.token("bench-packer", Some("oms:warehouse"));
     let mut etag: Option<String> = None;
     for (step, body) in [
         ("pick", None),
-        ("pack", Some(json!({"weightGrams": 400, "lengthCm": 20, "widthCm": 10, "heightCm": 5}))),
-        ("ship", Some(json!({"carrier": "DHL", "trackingNumber": "JJDBENCH", "trackingUrl": "https://www.dhl.com/track?id=JJDBENCH"}))),
+        (
+            "pack",
+            Some(json!({"weightGrams": 400, "lengthCm": 20, "widthCm": 10, "heightCm": 5})),
+        ),
+        (
+            "ship",
+            Some(
+                json!({"carrier": "DHL", "trackingNumber": "JJDBENCH", "trackingUrl": "https://www.dhl.com/track?id=JJDBENCH"}),
+            ),
+        ),
     ] {
-        let headers: Vec<(&str, &str)> = etag.as_deref().map(|e| vec![("if-match", e)]).unwrap_or_default();
+        let headers: Vec<(&str, &str)> = etag
+            .as_deref()
+            .map(|e| vec![("if-match", e)])
+            .unwrap_or_default();
         let reply = stack
-            .call(reqwest::Method::POST, &format!("/fulfillments/{id}/{step}"), Some(&warehouse), &headers, body.map(|b| b.to_string().into_bytes()))
+            .call(
+                reqwest::Method::POST,
+                &format!("/fulfillments/{id}/{step}"),
+                Some(&warehouse),
+                &headers,
+                body.map(|b| b.to_string().into_bytes()),
+            )
             .await;
         etag = Some(reply.headers["etag"].to_str()?.to_owned());
     }
-    for (n, status) in ["IN_TRANSIT", "OUT_FOR_DELIVERY", "DELIVERED"].iter().enumerate() {
+    for (n, status) in ["IN_TRANSIT", "OUT_FOR_DELIVERY", "DELIVERED"]
+        .iter()
+        .enumerate()
+    {
         let event = json!({"eventId": format!("cost-{id}-{n}"), "shipmentReference": id, "trackingNumber": "JJDBENCH", "status": status, "occurredAt": "2026-11-30T10:00:00Z"});
         stack.carrier_event(&event, None).await;
     }
@@ -495,15 +572,25 @@ async fn cost_per_order(stack: &Stack) -> Result<CostPerOrder, BoxError> {
     tokio::time::sleep(Duration::from_secs(8)).await;
     http.post(recorder("stop-recording")).send().await?;
     let after = invocations(stack).await?;
-    let recording = http.get(recorder("download-recording")).send().await?.text().await?;
+    let recording = http
+        .get(recorder("download-recording"))
+        .send()
+        .await?
+        .text()
+        .await?;
 
     let mut cost = CostPerOrder::default();
     for line in recording.lines().filter(|l| !l.trim().is_empty()) {
         let entry: Value = serde_json::from_str(line)?;
-        let target = entry["headers"]["X-Amz-Target"].as_str().or(entry["headers"]["x-amz-target"].as_str()).unwrap_or_default();
+        let target = entry["headers"]["X-Amz-Target"]
+            .as_str()
+            .or(entry["headers"]["x-amz-target"].as_str())
+            .unwrap_or_default();
         let body = if entry["body_encoded"] == true {
             use base64::Engine as _;
-            let bytes = base64::engine::general_purpose::STANDARD.decode(entry["body"].as_str().unwrap_or_default()).unwrap_or_default();
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(entry["body"].as_str().unwrap_or_default())
+                .unwrap_or_default();
             String::from_utf8_lossy(&bytes).into_owned()
         } else {
             entry["body"].as_str().unwrap_or_default().to_owned()
@@ -525,12 +612,20 @@ async fn cost_per_order(stack: &Stack) -> Result<CostPerOrder, BoxError> {
                     for item in request["TransactItems"].as_array().into_iter().flatten() {
                         cost.dynamodb_items_written += 1;
                         // Transactions cost two write units per KB.
-                        cost.dynamodb_write_units += 2.0 * item.get("Put").map(|p| units(&p["Item"])).unwrap_or(1.0);
+                        cost.dynamodb_write_units +=
+                            2.0 * item.get("Put").map(|p| units(&p["Item"])).unwrap_or(1.0);
                     }
                 }
                 "GetItem" => cost.dynamodb_read_units += 1.0,
                 "BatchGetItem" => {
-                    let keys = request["RequestItems"].as_object().map(|t| t.values().map(|v| v["Keys"].as_array().map_or(0, Vec::len)).sum::<usize>()).unwrap_or(0);
+                    let keys = request["RequestItems"]
+                        .as_object()
+                        .map(|t| {
+                            t.values()
+                                .map(|v| v["Keys"].as_array().map_or(0, Vec::len))
+                                .sum::<usize>()
+                        })
+                        .unwrap_or(0);
                     cost.dynamodb_read_units += keys as f64;
                 }
                 "Query" => cost.dynamodb_read_units += 1.0,
@@ -539,9 +634,16 @@ async fn cost_per_order(stack: &Stack) -> Result<CostPerOrder, BoxError> {
         } else if target.starts_with("DynamoDBStreams_") {
             // Lambda's stream polling is not billed per request.
         } else if let Some(action) = target.strip_prefix("AmazonSQS.") {
-            *cost.sqs_requests_by_functions_and_event_sources.entry(action.to_owned()).or_default() += 1;
+            *cost
+                .sqs_requests_by_functions_and_event_sources
+                .entry(action.to_owned())
+                .or_default() += 1;
         } else if body.contains("Action=Publish") {
-            cost.sns_publishes += if body.contains("Action=PublishBatch") { body.matches("Message=").count().max(1) as u64 } else { 1 };
+            cost.sns_publishes += if body.contains("Action=PublishBatch") {
+                body.matches("Message=").count().max(1) as u64
+            } else {
+                1
+            };
         }
     }
     for (function, count) in &after {
@@ -559,12 +661,26 @@ async fn cost_per_order(stack: &Stack) -> Result<CostPerOrder, BoxError> {
     // and $0.0000133334 per GB-second on arm64 (at 128 MB and ~10 ms per call); SNS $0.50 per
     // million publishes (deliveries to SQS free); SQS $0.40 per million requests.
     let lambda_calls: u64 = cost.lambda_invocations.values().sum();
-    let sqs_calls: u64 = cost.sqs_requests_by_functions_and_event_sources.values().sum();
+    let sqs_calls: u64 = cost
+        .sqs_requests_by_functions_and_event_sources
+        .values()
+        .sum();
     let per_million = |units: f64, price: f64| units * price;
     let mut dollars = BTreeMap::new();
-    dollars.insert("dynamodb".to_owned(), per_million(cost.dynamodb_write_units, 0.625) + per_million(cost.dynamodb_read_units, 0.125));
-    dollars.insert("lambda".to_owned(), per_million(lambda_calls as f64, 0.20) + lambda_calls as f64 * 0.125 * 0.010 * 0.000_013_333_4 * 1e6);
-    dollars.insert("sns".to_owned(), per_million(cost.sns_publishes as f64, 0.50));
+    dollars.insert(
+        "dynamodb".to_owned(),
+        per_million(cost.dynamodb_write_units, 0.625)
+            + per_million(cost.dynamodb_read_units, 0.125),
+    );
+    dollars.insert(
+        "lambda".to_owned(),
+        per_million(lambda_calls as f64, 0.20)
+            + lambda_calls as f64 * 0.125 * 0.010 * 0.000_013_333_4 * 1e6,
+    );
+    dollars.insert(
+        "sns".to_owned(),
+        per_million(cost.sns_publishes as f64, 0.50),
+    );
     dollars.insert("sqs".to_owned(), per_million(sqs_calls as f64, 0.40));
     let total: f64 = dollars.values().sum();
     dollars.insert("total".to_owned(), total);
@@ -583,7 +699,11 @@ async fn main() -> Result<(), BoxError> {
     // topic nobody subscribes to, so the figures measure the function, not the pipeline.
     let table = stack.scratch_table().await;
     let store = DynamoStore::from_config(&sdk, table.clone());
-    for (sku, units) in [("TSHIRT-RED-M", 10_000_000), ("MUG-WHITE", 10_000_000), ("CUP-WHITE", 100)] {
+    for (sku, units) in [
+        ("TSHIRT-RED-M", 10_000_000),
+        ("MUG-WHITE", 10_000_000),
+        ("CUP-WHITE", 100),
+    ] {
         stock(&store, sku, units).await?;
     }
     let topic = aws_sdk_sns::Client::new(&sdk)
@@ -608,11 +728,23 @@ async fn main() -> Result<(), BoxError> {
     .collect();
 
     println!("measuring the floor and {} functions ({COLD_RUNS} cold starts, {MEMORY_INVOCATIONS} invocations each)…", FUNCTIONS.len());
-    let floor = measure_function("bench-hello", &release.join("bench-hello"), &api, &environment).await?;
+    let floor = measure_function(
+        "bench-hello",
+        &release.join("bench-hello"),
+        &api,
+        &environment,
+    )
+    .await?;
     let mut functions = BTreeMap::new();
     for name in FUNCTIONS {
         let figures = measure_function(name, &release.join(name), &api, &environment).await?;
-        println!("  {name}: ready {:.1} ms, first response {:.1} ms, {:.1} MiB, {:.0} KiB zipped", figures.ready_ms_median, figures.first_response_ms_median, figures.peak_memory_mib, figures.package_kib);
+        println!(
+            "  {name}: ready {:.1} ms, first response {:.1} ms, {:.1} MiB, {:.0} KiB zipped",
+            figures.ready_ms_median,
+            figures.first_response_ms_median,
+            figures.peak_memory_mib,
+            figures.package_kib
+        );
         functions.insert(name.to_owned(), figures);
     }
     println!("warm latency…");
@@ -634,7 +766,10 @@ async fn main() -> Result<(), BoxError> {
         "contention": hot,
         "costPerOrder": cost,
     });
-    std::fs::write(root().join("bench/results.json"), serde_json::to_string_pretty(&results)? + "\n")?;
+    std::fs::write(
+        root().join("bench/results.json"),
+        serde_json::to_string_pretty(&results)? + "\n",
+    )?;
     let markdown = report(&results);
     std::fs::write(root().join("bench/RESULTS.md"), &markdown)?;
     println!("\n{markdown}");
@@ -654,7 +789,11 @@ fn report(r: &Value) -> String {
     let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
     let floor = &r["floor"];
     let mut out = String::new();
-    out.push_str(&format!("Measured {} on a {} machine by `bench/run.sh`.\n\n", r["measuredAt"].as_str().unwrap_or_default(), r["machine"].as_str().unwrap_or_default()));
+    out.push_str(&format!(
+        "Measured {} on a {} machine by `bench/run.sh`.\n\n",
+        r["measuredAt"].as_str().unwrap_or_default(),
+        r["machine"].as_str().unwrap_or_default()
+    ));
     out.push_str("### Cold start, memory and package, per function (release profile)\n\n");
     out.push_str("| function | ready, median (p90) | × floor | first response, median (p90) | peak memory | package (zip) | targets |\n|---|---|---|---|---|---|---|\n");
     out.push_str(&format!(
@@ -677,14 +816,24 @@ fn report(r: &Value) -> String {
         ));
     }
     let intake_first = f(&r["functions"]["order-intake"]["first_response_ms_median"]);
-    out.push_str(&format!("\nOrder intake's first response, emulator calls included: {intake_first:.1} ms — {}.\n", verdict(intake_first < 40.0, "target well under 40 ms".into())));
+    out.push_str(&format!(
+        "\nOrder intake's first response, emulator calls included: {intake_first:.1} ms — {}.\n",
+        verdict(intake_first < 40.0, "target well under 40 ms".into())
+    ));
     out.push_str("\n### Warm latency against the same DynamoDB requests made directly\n\n| operation | in the function p50 / p99 | direct p50 / p99 | overhead (p50) |\n|---|---|---|---|\n");
-    for (label, key) in [("order intake", "orderIntake"), ("stock reservation", "stockReservation")] {
+    for (label, key) in [
+        ("order intake", "orderIntake"),
+        ("stock reservation", "stockReservation"),
+    ] {
         let v = &r["warmLatency"][key];
         let ratio = f(&v["p50_ms"]) / f(&v["direct_p50_ms"]);
         out.push_str(&format!(
             "| {label} | {:.2} / {:.2} ms | {:.2} / {:.2} ms | {ratio:.2}× — {} |\n",
-            f(&v["p50_ms"]), f(&v["p99_ms"]), f(&v["direct_p50_ms"]), f(&v["direct_p99_ms"]), verdict(ratio <= 1.2, "target ≤ 1.2×".into())
+            f(&v["p50_ms"]),
+            f(&v["p99_ms"]),
+            f(&v["direct_p50_ms"]),
+            f(&v["direct_p99_ms"]),
+            verdict(ratio <= 1.2, "target ≤ 1.2×".into())
         ));
     }
     let e = &r["endToEnd"];

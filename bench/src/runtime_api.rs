@@ -36,7 +36,9 @@ pub struct RuntimeApi {
 type Lock<'a, T> = std::sync::MutexGuard<'a, T>;
 
 fn lock<T>(mutex: &Mutex<T>) -> Lock<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 async fn next(State(shared): State<Arc<Shared>>) -> Response {
@@ -47,20 +49,33 @@ async fn next(State(shared): State<Arc<Shared>>) -> Response {
             lock(&shared.handed).insert(id.clone(), Instant::now());
             let mut headers = HeaderMap::new();
             let deadline = (chrono::Utc::now().timestamp_millis() + 30_000).to_string();
-            headers.insert("lambda-runtime-aws-request-id", HeaderValue::from_str(&id).expect("a ulid"));
-            headers.insert("lambda-runtime-deadline-ms", HeaderValue::from_str(&deadline).expect("digits"));
+            headers.insert(
+                "lambda-runtime-aws-request-id",
+                HeaderValue::from_str(&id).expect("a ulid"),
+            );
+            headers.insert(
+                "lambda-runtime-deadline-ms",
+                HeaderValue::from_str(&deadline).expect("digits"),
+            );
             headers.insert(
                 "lambda-runtime-invoked-function-arn",
                 HeaderValue::from_static("arn:aws:lambda:us-east-1:123456789012:function:bench"),
             );
-            headers.insert("lambda-runtime-trace-id", HeaderValue::from_static("Root=1-00000000-000000000000000000000000"));
+            headers.insert(
+                "lambda-runtime-trace-id",
+                HeaderValue::from_static("Root=1-00000000-000000000000000000000000"),
+            );
             return (StatusCode::OK, headers, payload.to_string()).into_response();
         }
         notified.await;
     }
 }
 
-async fn respond(State(shared): State<Arc<Shared>>, Path(id): Path<String>, body: String) -> StatusCode {
+async fn respond(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    body: String,
+) -> StatusCode {
     let at = Instant::now();
     let value = serde_json::from_str(&body).unwrap_or(Value::String(body));
     if let Some(waiter) = lock(&shared.waiting).remove(&id) {
@@ -70,8 +85,17 @@ async fn respond(State(shared): State<Arc<Shared>>, Path(id): Path<String>, body
     StatusCode::ACCEPTED
 }
 
-async fn error(State(shared): State<Arc<Shared>>, Path(id): Path<String>, body: String) -> StatusCode {
-    respond(State(shared), Path(id), format!("{{\"functionError\": {body}}}")).await
+async fn error(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    body: String,
+) -> StatusCode {
+    respond(
+        State(shared),
+        Path(id),
+        format!("{{\"functionError\": {body}}}"),
+    )
+    .await
 }
 
 impl RuntimeApi {
@@ -79,9 +103,15 @@ impl RuntimeApi {
         let shared = Arc::new(Shared::default());
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
-            .route("/2018-06-01/runtime/invocation/{id}/response", post(respond))
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/response",
+                post(respond),
+            )
             .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
-            .route("/2018-06-01/runtime/init/error", post(|| async { StatusCode::ACCEPTED }))
+            .route(
+                "/2018-06-01/runtime/init/error",
+                post(|| async { StatusCode::ACCEPTED }),
+            )
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let address = listener.local_addr()?;
@@ -113,7 +143,9 @@ impl RuntimeApi {
             .await
             .map_err(|_| "the function did not answer within 60 s".to_owned())?
             .map_err(|_| "the runtime API stopped".to_owned())?;
-        let handed = lock(&self.shared.handed).remove(&id).ok_or("the event was never handed out")?;
+        let handed = lock(&self.shared.handed)
+            .remove(&id)
+            .ok_or("the event was never handed out")?;
         Ok((value, answered.duration_since(handed), answered))
     }
 }

@@ -71,12 +71,8 @@ mod tests {
     use oms_domain::memory::InMemoryStore;
 
     fn event(name: &str) -> Request {
-        let path = format!(
-            "{}/../../events/customer-api/{name}.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let json = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        lambda_http::request::from_str(&json).unwrap_or_else(|e| panic!("{path}: {e}"))
+        let json = oms_domain::fixtures::event_text(&format!("customer-api/{name}.json"));
+        lambda_http::request::from_str(&json).unwrap_or_else(|e| panic!("customer-api/{name}: {e}"))
     }
 
     async fn call(app: &App<InMemoryStore>, name: &str) -> (u16, serde_json::Value) {

@@ -138,12 +138,7 @@ mod tests {
     }
 
     fn fixture() -> Event {
-        let path = format!(
-            "{}/../../events/event-publisher/stream-batch.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
-            .unwrap_or_else(|e| panic!("{path}: {e}"))
+        oms_domain::fixtures::event("event-publisher/stream-batch.json")
     }
 
     async fn run(sink: RecordingSink) -> (Vec<OutgoingEvent>, Vec<String>) {

@@ -311,12 +311,9 @@ mod tests {
     }
 
     fn event(name: &str) -> Request {
-        let path = format!(
-            "{}/../../events/fulfillment-api/{name}.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let json = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        lambda_http::request::from_str(&json).unwrap_or_else(|e| panic!("{path}: {e}"))
+        let json = oms_domain::fixtures::event_text(&format!("fulfillment-api/{name}.json"));
+        lambda_http::request::from_str(&json)
+            .unwrap_or_else(|e| panic!("fulfillment-api/{name}: {e}"))
     }
 
     async fn call(app: &App<InMemoryStore>, name: &str) -> (u16, serde_json::Value) {

@@ -66,56 +66,22 @@ async fn process<S: OrderStore>(app: &App<S>, message: &SqsMessage) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
-    use oms_domain::ids::{CustomerId, OrderId};
+    use oms_domain::ids::OrderId;
     use oms_domain::memory::InMemoryStore;
-    use oms_domain::money::{Currency, Money};
+
     use oms_domain::order::{Order, OrderStatus};
-    use oms_domain::stock::{Product, StockLevel};
 
     fn fixture(name: &str) -> SqsEvent {
-        let path = format!(
-            "{}/../../events/fulfillment/{name}.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
-            .unwrap_or_else(|e| panic!("{path}: {e}"))
+        oms_domain::fixtures::event(&format!("fulfillment/{name}.json"))
     }
 
-    /// The reserved order the fixtures name, made by the domain's own operations.
+    /// The reserved order the fixtures name.
     fn reserved_order() -> Order {
-        let json = std::fs::read_to_string(format!(
-            "{}/../../events/order-intake/place-order.json",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap();
-        let event: serde_json::Value = serde_json::from_str(&json).unwrap();
-        let body: serde_json::Value =
-            serde_json::from_str(event["body"].as_str().unwrap()).unwrap();
-        let request = oms_domain::request::OrderRequest::parse(&body).unwrap();
-        let catalog: Vec<Product> = request
-            .lines
-            .iter()
-            .map(|l| Product {
-                sku: l.sku.clone(),
-                name: l.sku.to_string(),
-                unit_price: Money::new(2500, Currency::parse("EUR").unwrap()).unwrap(),
-                weight_grams: 300,
-                active: true,
-                low_stock_threshold: 1,
-                stock: StockLevel::new(10).unwrap(),
-                version: 1,
-                updated_at: chrono::Utc::now(),
-            })
-            .collect();
-        Order::place(
-            OrderId::parse("01KAZ3Q6W8T2Y7X9V5N4M3K2J1").unwrap(),
-            CustomerId::parse("customer-ada").unwrap(),
-            &request,
-            &catalog,
-            &ShippingPolicy::default_policy(),
+        oms_domain::fixtures::sample_order(
+            "01KAZ3Q6W8T2Y7X9V5N4M3K2J1",
+            "customer-ada",
             chrono::Utc::now(),
         )
-        .unwrap()
         .reserve(chrono::Utc::now())
         .unwrap()
     }

@@ -137,12 +137,9 @@ mod tests {
     use oms_domain::memory::InMemoryStore;
 
     fn event(name: &str) -> Request {
-        let path = format!(
-            "{}/../../events/inventory-api/{name}.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let json = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        lambda_http::request::from_str(&json).unwrap_or_else(|e| panic!("{path}: {e}"))
+        let json = oms_domain::fixtures::event_text(&format!("inventory-api/{name}.json"));
+        lambda_http::request::from_str(&json)
+            .unwrap_or_else(|e| panic!("inventory-api/{name}: {e}"))
     }
 
     async fn call(app: &App<InMemoryStore>, name: &str) -> (u16, serde_json::Value) {

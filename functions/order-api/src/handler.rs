@@ -92,52 +92,17 @@ mod tests {
     use oms_domain::order::Order;
 
     fn event(name: &str) -> Request {
-        let path = format!(
-            "{}/../../events/order-api/{name}.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let json = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        lambda_http::request::from_str(&json).unwrap_or_else(|e| panic!("{path}: {e}"))
+        let json = oms_domain::fixtures::event_text(&format!("order-api/{name}.json"));
+        lambda_http::request::from_str(&json).unwrap_or_else(|e| panic!("order-api/{name}: {e}"))
     }
 
-    /// An order of `customer-ada` with the id the `get-order` event asks for, made by the same
-    /// code that places orders.
+    /// An order of `customer-ada`, placed at `created` (epoch seconds).
     fn stored_order(id: &str, created: i64) -> Order {
-        let json = std::fs::read_to_string(format!(
-            "{}/../../events/order-intake/place-order.json",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap();
-        let event: serde_json::Value = serde_json::from_str(&json).unwrap();
-        let body: serde_json::Value =
-            serde_json::from_str(event["body"].as_str().unwrap()).unwrap();
-        let request = oms_domain::request::OrderRequest::parse(&body).unwrap();
-        let eur = oms_domain::money::Currency::parse("EUR").unwrap();
-        let catalog: Vec<_> = request
-            .lines
-            .iter()
-            .map(|l| oms_domain::stock::Product {
-                sku: l.sku.clone(),
-                name: l.sku.to_string(),
-                unit_price: oms_domain::money::Money::new(1000, eur).unwrap(),
-                weight_grams: 100,
-                active: true,
-                low_stock_threshold: 1,
-                stock: oms_domain::stock::StockLevel::new(10).unwrap(),
-                version: 1,
-                updated_at: chrono::Utc::now(),
-            })
-            .collect();
-        let at = chrono::DateTime::from_timestamp(created, 0).unwrap();
-        Order::place(
-            OrderId::parse(id).unwrap(),
-            oms_domain::ids::CustomerId::parse("customer-ada").unwrap(),
-            &request,
-            &catalog,
-            &oms_domain::shipping::ShippingPolicy::default_policy(),
-            at,
+        oms_domain::fixtures::sample_order(
+            id,
+            "customer-ada",
+            chrono::DateTime::from_timestamp(created, 0).unwrap(),
         )
-        .unwrap()
     }
 
     async fn call(app: &App<InMemoryStore>, name: &str) -> (u16, serde_json::Value) {
@@ -159,7 +124,7 @@ mod tests {
         assert_eq!(status, 200);
         assert_eq!(body["orderId"], "01KAZ3Q6W8T2Y7X9V5N4M3K2J1");
         assert_eq!(body["timeline"][0]["status"], "PENDING");
-        assert_eq!(body["lines"][0]["unitPrice"]["amount"], 1000);
+        assert_eq!(body["lines"][0]["unitPrice"]["amount"], 2500);
 
         let (status, body) = call(&app, "get-order-of-another-customer").await;
         assert_eq!(

@@ -86,37 +86,18 @@ async fn place<S: OrderStore + InventoryStore>(
 mod tests {
     use super::*;
     use oms_domain::memory::InMemoryStore;
-    use oms_domain::money::{Currency, Money};
-    use oms_domain::stock::{Product, StockLevel};
 
     fn app() -> App<InMemoryStore> {
-        let product = |sku: &str, stock| Product {
-            sku: oms_domain::ids::Sku::parse(sku).unwrap(),
-            name: sku.to_owned(),
-            unit_price: Money::new(2500, Currency::parse("EUR").unwrap()).unwrap(),
-            weight_grams: 300,
-            active: true,
-            low_stock_threshold: 1,
-            stock: StockLevel::new(stock).unwrap(),
-            version: 1,
-            updated_at: chrono::Utc::now(),
-        };
+        let product = |sku| oms_domain::fixtures::product(sku, 2500, 10);
         App {
-            store: InMemoryStore::with_products([
-                product("TSHIRT-RED-M", 10),
-                product("MUG-WHITE", 5),
-            ]),
+            store: InMemoryStore::with_products([product("TSHIRT-RED-M"), product("MUG-WHITE")]),
             policy: ShippingPolicy::default_policy(),
         }
     }
 
     fn event(name: &str) -> Request {
-        let path = format!(
-            "{}/../../events/order-intake/{name}.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let json = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        lambda_http::request::from_str(&json).unwrap_or_else(|e| panic!("{path}: {e}"))
+        let json = oms_domain::fixtures::event_text(&format!("order-intake/{name}.json"));
+        lambda_http::request::from_str(&json).unwrap_or_else(|e| panic!("order-intake/{name}: {e}"))
     }
 
     async fn call(

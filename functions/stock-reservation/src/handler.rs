@@ -72,48 +72,23 @@ mod tests {
     use super::*;
     use oms_domain::ids::{CustomerId, OrderId};
     use oms_domain::memory::InMemoryStore;
-    use oms_domain::money::{Currency, Money};
-    use oms_domain::order::OrderStatus;
-    use oms_domain::stock::{Product, StockLevel};
 
-    fn product(sku: &str, stock: u32) -> Product {
-        Product {
-            sku: oms_domain::ids::Sku::parse(sku).unwrap(),
-            name: sku.to_owned(),
-            unit_price: Money::new(2500, Currency::parse("EUR").unwrap()).unwrap(),
-            weight_grams: 300,
-            active: true,
-            low_stock_threshold: 1,
-            stock: StockLevel::new(stock).unwrap(),
-            version: 1,
-            updated_at: chrono::Utc::now(),
-        }
+    use oms_domain::order::OrderStatus;
+
+    fn product(sku: &str, stock: u32) -> oms_domain::stock::Product {
+        oms_domain::fixtures::product(sku, 2500, stock)
     }
 
     fn fixture(name: &str) -> SqsEvent {
-        let path = format!(
-            "{}/../../events/stock-reservation/{name}.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
-            .unwrap_or_else(|e| panic!("{path}: {e}"))
+        oms_domain::fixtures::event(&format!("stock-reservation/{name}.json"))
     }
 
-    /// Places the order that the fixture's events name, through the intake operation.
+    /// Places the order that the fixture's events name, priced from the store's catalog.
     async fn place(store: &InMemoryStore, id: &str) {
-        let json = std::fs::read_to_string(format!(
-            "{}/../../events/order-intake/place-order.json",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap();
-        let event: serde_json::Value = serde_json::from_str(&json).unwrap();
-        let body: serde_json::Value =
-            serde_json::from_str(event["body"].as_str().unwrap()).unwrap();
-        let request = oms_domain::request::OrderRequest::parse(&body).unwrap();
         let order = oms_domain::order::Order::place(
             OrderId::parse(id).unwrap(),
             CustomerId::parse("customer-ada").unwrap(),
-            &request,
+            &oms_domain::fixtures::sample_request(),
             &store.catalog(),
             &oms_domain::shipping::ShippingPolicy::default_policy(),
             chrono::Utc::now(),

@@ -63,12 +63,20 @@ impl Invoker {
 
     /// How many times each function was invoked since the stack started.
     pub fn counts(&self) -> HashMap<String, u64> {
-        self.counts.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Invokes `binary` with `event` and returns its response payload.
     pub async fn invoke(&self, binary: &str, event: &Value) -> Result<Value, InvokeError> {
-        *self.counts.lock().unwrap_or_else(|p| p.into_inner()).entry(binary.to_owned()).or_default() += 1;
+        *self
+            .counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(binary.to_owned())
+            .or_default() += 1;
         let _slot = self
             .limit(binary)
             .acquire_owned()
@@ -88,41 +96,44 @@ impl Invoker {
     }
 }
 
-/// Starts `cargo lambda watch` on `address:port` with every function's environment (written to
-/// `env_file`: `--env-var` would split values at commas), running up to `concurrency` instances
-/// of each function at once, as Lambda scales out.
-pub fn start_watch(
-    cargo_lambda: &str,
-    workspace: &std::path::Path,
-    address: &str,
-    port: u16,
-    concurrency: usize,
-    profile: &str,
-    environment: &[(String, String)],
-    env_file: &std::path::Path,
-) -> std::io::Result<Child> {
+/// How to run `cargo lambda watch`.
+pub struct Watch<'a> {
+    pub cargo_lambda: &'a str,
+    pub workspace: &'a std::path::Path,
+    pub address: &'a str,
+    pub port: u16,
+    /// Instances of each function at once, as Lambda scales out.
+    pub concurrency: usize,
+    /// The Cargo profile the functions are built with.
+    pub profile: &'a str,
+    /// Written to a file: `--env-var` would split values at commas.
+    pub env_file: &'a std::path::Path,
+}
+
+/// Starts `cargo lambda watch` with every function's environment.
+pub fn start_watch(watch: &Watch<'_>, environment: &[(String, String)]) -> std::io::Result<Child> {
     let lines: String = environment
         .iter()
         .map(|(k, v)| format!("{k}={v}\n"))
         .collect();
-    std::fs::write(env_file, lines)?;
-    let mut command = Command::new(cargo_lambda);
+    std::fs::write(watch.env_file, lines)?;
+    let mut command = Command::new(watch.cargo_lambda);
     command
         .arg("lambda")
         .arg("watch")
         .arg("-A")
-        .arg(address)
+        .arg(watch.address)
         .arg("-P")
-        .arg(port.to_string())
+        .arg(watch.port.to_string())
         .arg("--ignore-changes")
         .arg("--concurrency")
-        .arg(concurrency.to_string())
+        .arg(watch.concurrency.to_string())
         .arg("--env-file")
-        .arg(env_file)
+        .arg(watch.env_file)
         .arg("--profile")
-        .arg(profile);
+        .arg(watch.profile);
     command
-        .current_dir(workspace)
+        .current_dir(watch.workspace)
         .stdin(Stdio::null())
         .process_group(0)
         .kill_on_drop(true);

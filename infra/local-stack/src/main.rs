@@ -202,7 +202,12 @@ async fn up(args: UpArgs, jwt_secret: &str, carrier_secret: &str) -> Result<(), 
             let child = tokio::process::Command::new(&moto)
                 .arg(workspace.join("infra/local/moto_server.py"))
                 // Where moto's request recorder (used by the benchmark to count calls) writes.
-                .env("MOTO_RECORDER_FILEPATH", workspace.join("target").join(format!("moto-recording-{}", args.emulator_port)))
+                .env(
+                    "MOTO_RECORDER_FILEPATH",
+                    workspace
+                        .join("target")
+                        .join(format!("moto-recording-{}", args.emulator_port)),
+                )
                 .args(["-H", "127.0.0.1", "-p", &args.emulator_port.to_string()])
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
@@ -311,14 +316,16 @@ async fn up(args: UpArgs, jwt_secret: &str, carrier_secret: &str) -> Result<(), 
     let environment: Vec<(String, String)> = environment.into_iter().collect();
     children.push(
         lambda::start_watch(
-            cargo_lambda.to_str().ok_or("a non-UTF-8 path")?,
-            &workspace,
-            "127.0.0.1",
-            args.lambda_port,
-            args.function_concurrency,
-            &args.profile,
+            &lambda::Watch {
+                cargo_lambda: cargo_lambda.to_str().ok_or("a non-UTF-8 path")?,
+                workspace: &workspace,
+                address: "127.0.0.1",
+                port: args.lambda_port,
+                concurrency: args.function_concurrency,
+                profile: &args.profile,
+                env_file: &env_file,
+            },
             &environment,
-            &env_file,
         )
         .map_err(|e| {
             format!(

@@ -469,7 +469,53 @@ impl OrderStore for DynamoStore {
     }
 }
 
+/// How a line's units move between a SKU's counters inside a transaction.
+#[derive(Clone, Copy)]
+enum StockMove {
+    /// `available → reserved`, if enough is available.
+    Reserve,
+    /// Out of `reserved` and out of the building, if enough is reserved.
+    Ship,
+}
+
 impl DynamoStore {
+    /// A transaction item that moves `quantity` units of `sku` as `movement` says, conditioned on
+    /// the counter it takes from holding enough, and bumps the SKU's version. A failed condition
+    /// returns the item as it was, so the caller can say how many were there.
+    fn move_stock(
+        &self,
+        sku: &Sku,
+        quantity: u32,
+        movement: StockMove,
+        now: &AttributeValue,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(sku_pk(sku), "PRODUCT")))
+            .expression_attribute_names("#reserved", "reserved")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_names("#updatedAt", "updatedAt")
+            .expression_attribute_values(":q", n(quantity))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":now", now.clone())
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        update = match movement {
+            StockMove::Reserve => update
+                .update_expression(
+                    "SET #available = #available - :q, #reserved = #reserved + :q, #version = #version + :one, #updatedAt = :now",
+                )
+                .condition_expression("attribute_exists(pk) AND #available >= :q")
+                .expression_attribute_names("#available", "available"),
+            StockMove::Ship => update
+                .update_expression("SET #reserved = #reserved - :q, #version = #version + :one, #updatedAt = :now")
+                .condition_expression("attribute_exists(pk) AND #reserved >= :q"),
+        };
+        let update = update
+            .build()
+            .map_err(|e| StoreError::Failed(e.to_string()))?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
     /// A transaction item that writes `order` on condition that the stored one has `expected`.
     fn put_order_at_version(
         &self,
@@ -641,22 +687,7 @@ impl StockReservations for DynamoStore {
             .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));
         let mut items = Vec::with_capacity(shipped.lines.len() + 1);
         for (sku, quantity) in shipped.quantities() {
-            let update = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(key(sku_pk(sku), "PRODUCT")))
-                .update_expression(
-                    "SET #reserved = #reserved - :q, #version = #version + :one, #updatedAt = :now",
-                )
-                .condition_expression("attribute_exists(pk) AND #reserved >= :q")
-                .expression_attribute_names("#reserved", "reserved")
-                .expression_attribute_names("#version", "version")
-                .expression_attribute_names("#updatedAt", "updatedAt")
-                .expression_attribute_values(":q", n(quantity.get()))
-                .expression_attribute_values(":one", n(1))
-                .expression_attribute_values(":now", now.clone())
-                .build()
-                .map_err(|e| StoreError::Failed(e.to_string()))?;
-            items.push(TransactWriteItem::builder().update(update).build());
+            items.push(self.move_stock(sku, quantity.get(), StockMove::Ship, &now)?);
         }
         items.push(self.put_order_at_version(shipped, shipped.version - 1)?);
         let Some(reasons) = self.transact("ship stock", items).await? else {
@@ -678,24 +709,7 @@ impl StockReservations for DynamoStore {
             .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));
         let mut items = Vec::with_capacity(reserved.lines.len() + 1);
         for (sku, quantity) in reserved.quantities() {
-            let update = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(key(sku_pk(sku), "PRODUCT")))
-                .update_expression(
-                    "SET #available = #available - :q, #reserved = #reserved + :q, #version = #version + :one, #updatedAt = :now",
-                )
-                .condition_expression("attribute_exists(pk) AND #available >= :q")
-                .expression_attribute_names("#available", "available")
-                .expression_attribute_names("#reserved", "reserved")
-                .expression_attribute_names("#version", "version")
-                .expression_attribute_names("#updatedAt", "updatedAt")
-                .expression_attribute_values(":q", n(quantity.get()))
-                .expression_attribute_values(":one", n(1))
-                .expression_attribute_values(":now", now.clone())
-                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-                .build()
-                .map_err(|e| StoreError::Failed(e.to_string()))?;
-            items.push(TransactWriteItem::builder().update(update).build());
+            items.push(self.move_stock(sku, quantity.get(), StockMove::Reserve, &now)?);
         }
         items.push(self.put_order_at_version(reserved, reserved.version - 1)?);
 

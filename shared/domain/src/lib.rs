@@ -20,12 +20,16 @@
 //! - [`notifications`]: what customers are told, per channel, from template files.
 //! - [`ports`]: the narrow repository traits the application needs, and their errors.
 //! - [`app`]: the operations the functions call (place an order, reserve it, administer stock).
+//! - `fixtures` (feature `fixtures`, tests only): the JSON files in `events/` and orders made
+//!   from them by the domain's own operations, for the functions' handler tests.
 //! - [`memory`]: an in-memory implementation of every port that honours the same conditions as the
 //!   DynamoDB one, for handler and application tests.
 
 pub mod app;
 pub mod contact;
 pub mod events;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
 pub mod fulfillment;
 pub mod ids;
 pub mod memory;

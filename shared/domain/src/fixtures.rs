@@ -1,0 +1,72 @@
+//! Fixtures for handler tests: the sample events in `events/` (the same files `cargo lambda
+//! invoke --data-file` takes), and orders made from them by the domain's own operations, so a
+//! test never hand-writes an order the domain could not have produced.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+
+use crate::ids::{CustomerId, OrderId, Sku};
+use crate::money::{Currency, Money};
+use crate::order::Order;
+use crate::request::OrderRequest;
+use crate::shipping::ShippingPolicy;
+use crate::stock::{Product, StockLevel};
+
+/// The repository's `events/` folder.
+pub fn events_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events")
+}
+
+/// The text of `events/<path>`.
+pub fn event_text(path: &str) -> String {
+    let full = events_dir().join(path);
+    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()))
+}
+
+/// `events/<path>`, parsed.
+pub fn event<T: serde::de::DeserializeOwned>(path: &str) -> T {
+    serde_json::from_str(&event_text(path)).unwrap_or_else(|e| panic!("events/{path}: {e}"))
+}
+
+/// A catalog product at `unit_price` euro cents, 300 g, with `stock` units.
+pub fn product(sku: &str, unit_price: i64, stock: u32) -> Product {
+    Product {
+        sku: Sku::parse(sku).expect("a fixture SKU"),
+        name: sku.to_owned(),
+        unit_price: Money::new(unit_price, Currency::parse("EUR").expect("EUR")).expect("a price"),
+        weight_grams: 300,
+        active: true,
+        low_stock_threshold: 1,
+        stock: StockLevel::new(stock).expect("a stock level"),
+        version: 1,
+        updated_at: Utc::now(),
+    }
+}
+
+/// The order request in `events/order-intake/place-order.json`.
+pub fn sample_request() -> OrderRequest {
+    let event: serde_json::Value = event("order-intake/place-order.json");
+    let body: serde_json::Value =
+        serde_json::from_str(event["body"].as_str().expect("a body")).expect("JSON");
+    OrderRequest::parse(&body).expect("a valid sample order")
+}
+
+/// The sample order, placed as `id` for `customer` at `at`, priced 25.00 a unit.
+pub fn sample_order(id: &str, customer: &str, at: DateTime<Utc>) -> Order {
+    let request = sample_request();
+    let catalog: Vec<Product> = request
+        .lines
+        .iter()
+        .map(|l| product(l.sku.as_str(), 2500, 10))
+        .collect();
+    Order::place(
+        OrderId::parse(id).expect("a fixture order id"),
+        CustomerId::parse(customer).expect("a fixture customer"),
+        &request,
+        &catalog,
+        &ShippingPolicy::default_policy(),
+        at,
+    )
+    .expect("the sample order is valid")
+}
