@@ -8,10 +8,11 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 bash infra/local/bootstrap.sh
 
-functions=(order-intake order-api inventory-api event-publisher stock-reservation fulfillment fulfillment-api notifier customer-api)
-release_args=()
-for f in "${functions[@]}"; do release_args+=(-p "$f"); done
-cargo build --release "${release_args[@]}" -p oms-bench
+# One package at a time, as `cargo lambda watch` builds them: built together, Cargo would unify
+# the dependencies' features across packages and cargo-lambda would build every function again.
+for package in order-intake order-api inventory-api event-publisher stock-reservation fulfillment fulfillment-api notifier customer-api oms-bench; do
+  cargo build --release -p "$package"
+done
 cargo build -p oms-local
 
 export OMS_LOCAL_PORT=3200 OMS_LOCAL_EMULATOR_PORT=4700 OMS_LOCAL_LAMBDA_PORT=9200
