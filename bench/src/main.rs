@@ -147,15 +147,13 @@ struct FunctionFigures {
     binary_kib: f64,
 }
 
-async fn measure_function(
-    name: &str,
-    binary: &Path,
-    api: &RuntimeApi,
-    environment: &[(String, String)],
-) -> Result<FunctionFigures, BoxError> {
+async fn measure_function(name: &str, binary: &Path, environment: &[(String, String)]) -> Result<FunctionFigures, BoxError> {
     let mut ready = Vec::new();
     let mut first = Vec::new();
     for run in 0..COLD_RUNS {
+        // A runtime API of its own per process: a killed process's last long-poll must not take
+        // the next process's event.
+        let api = &RuntimeApi::start().await?;
         let process = Process::spawn(binary, api, environment)?;
         let (_, _, answered) = api.invoke(fixture(name, run)).await?;
         let next = api
@@ -164,6 +162,7 @@ async fn measure_function(
         ready.push(ms(next.duration_since(process.started)));
         first.push(ms(answered.duration_since(process.started)));
     }
+    let api = &RuntimeApi::start().await?;
     let mut process = Process::spawn(binary, api, environment)?;
     for i in 0..MEMORY_INVOCATIONS {
         api.invoke(fixture(name, COLD_RUNS + i)).await?;
@@ -275,10 +274,10 @@ async fn reserve_directly(store: &DynamoStore, id: &OrderId) -> Result<(), BoxEr
 /// requests made directly.
 async fn warm_latency(
     store: &DynamoStore,
-    api: &RuntimeApi,
     release: &Path,
     environment: &[(String, String)],
 ) -> Result<(Latency, Latency), BoxError> {
+    let api = &RuntimeApi::start().await?;
     // Intake, through the function: real orders, each with its own key.
     let mut intake = Process::spawn(&release.join("order-intake"), api, environment)?;
     let mut orders: Vec<Order> = Vec::new();
@@ -315,6 +314,7 @@ async fn warm_latency(
     };
 
     // Reservation, through the function: the placed events of the orders just taken.
+    let api = &RuntimeApi::start().await?;
     let mut reservation = Process::spawn(&release.join("stock-reservation"), api, environment)?;
     let mut in_function = Vec::new();
     let (warmup, measured) = orders.split_at(20);
@@ -695,7 +695,6 @@ async fn main() -> Result<(), BoxError> {
     let stack = Stack::connect().await;
     let sdk = stack.sdk().await;
     let release = root().join("target/release");
-    let api = RuntimeApi::start().await?;
 
     // The functions run here against a table of their own (no stream, so nothing reacts) and a
     // topic nobody subscribes to, so the figures measure the function, not the pipeline.
@@ -739,7 +738,7 @@ async fn main() -> Result<(), BoxError> {
     .await?;
     let mut functions = BTreeMap::new();
     for name in FUNCTIONS {
-        let figures = measure_function(name, &release.join(name), &api, &environment).await?;
+        let figures = measure_function(name, &release.join(name), &environment).await?;
         println!(
             "  {name}: ready {:.1} ms, first response {:.1} ms, {:.1} MiB, {:.0} KiB zipped",
             figures.ready_ms_median,
@@ -750,7 +749,7 @@ async fn main() -> Result<(), BoxError> {
         functions.insert(name.to_owned(), figures);
     }
     println!("warm latency…");
-    let (intake, reservation) = warm_latency(&store, &api, &release, &environment).await?;
+    let (intake, reservation) = warm_latency(&store, &release, &environment).await?;
     println!("end to end through the local stack…");
     let e2e = end_to_end(&stack, &store, 4, 15).await?;
     println!("contention on one SKU…");
