@@ -147,7 +147,11 @@ struct FunctionFigures {
     binary_kib: f64,
 }
 
-async fn measure_function(name: &str, binary: &Path, environment: &[(String, String)]) -> Result<FunctionFigures, BoxError> {
+async fn measure_function(
+    name: &str,
+    binary: &Path,
+    environment: &[(String, String)],
+) -> Result<FunctionFigures, BoxError> {
     let mut ready = Vec::new();
     let mut first = Vec::new();
     for run in 0..COLD_RUNS {
@@ -729,13 +733,7 @@ async fn main() -> Result<(), BoxError> {
     .collect();
 
     println!("measuring the floor and {} functions ({COLD_RUNS} cold starts, {MEMORY_INVOCATIONS} invocations each)…", FUNCTIONS.len());
-    let floor = measure_function(
-        "bench-hello",
-        &release.join("bench-hello"),
-        &api,
-        &environment,
-    )
-    .await?;
+    let floor = measure_function("bench-hello", &release.join("bench-hello"), &environment).await?;
     let mut functions = BTreeMap::new();
     for name in FUNCTIONS {
         let figures = measure_function(name, &release.join(name), &environment).await?;
