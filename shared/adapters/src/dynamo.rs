@@ -378,37 +378,19 @@ impl OrderStore for DynamoStore {
         customer: &CustomerId,
         key: &IdempotencyKey,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(self::key(
-                idempotency_pk(customer, key),
-                "IDEMPOTENCY",
-            )))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify("get idempotency record", e))?;
-        output
-            .item
-            .map(|item| from_item::<IdempotencyItem>(item).map(|i| i.record))
+        let item = self
+            .read(
+                self::key(idempotency_pk(customer, key), "IDEMPOTENCY"),
+                "get idempotency record",
+            )
+            .await?;
+        item.map(|item| from_item::<IdempotencyItem>(item).map(|i| i.record))
             .transpose()
     }
 
     async fn get(&self, id: &OrderId) -> Result<Option<Order>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(order_pk(id), "ORDER")))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify("get order", e))?;
-        output
-            .item
-            .map(|item| from_item::<OrderItem>(item).map(|i| i.order))
+        let item = self.read(key(order_pk(id), "ORDER"), "get order").await?;
+        item.map(|item| from_item::<OrderItem>(item).map(|i| i.order))
             .transpose()
     }
 
@@ -479,6 +461,25 @@ enum StockMove {
 }
 
 impl DynamoStore {
+    /// One item by its key, read strongly consistent: every read here decides a write or shows a
+    /// customer what they just did.
+    async fn read(
+        &self,
+        key: HashMap<String, AttributeValue>,
+        what: &str,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify(what, e))?;
+        Ok(output.item)
+    }
+
     /// A transaction item that moves `quantity` units of `sku` as `movement` says, conditioned on
     /// the counter it takes from holding enough, and bumps the SKU's version. A failed condition
     /// returns the item as it was, so the caller can say how many were there.
@@ -625,18 +626,10 @@ impl InventoryStore for DynamoStore {
     }
 
     async fn product(&self, sku: &Sku) -> Result<Option<Product>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(sku_pk(sku), "PRODUCT")))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify("get product", e))?;
-        output
-            .item
-            .map(|item| from_item::<ProductItem>(item).map(|i| i.product))
+        let item = self
+            .read(key(sku_pk(sku), "PRODUCT"), "get product")
+            .await?;
+        item.map(|item| from_item::<ProductItem>(item).map(|i| i.product))
             .transpose()
     }
 
@@ -756,18 +749,13 @@ fn notification_pk(event_id: &str, channel: Channel) -> String {
 
 impl NotificationStore for DynamoStore {
     async fn preferences(&self, customer: &CustomerId) -> Result<Option<Preferences>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(format!("CUSTOMER#{customer}"), "PREFERENCES")))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify("get preferences", e))?;
-        output
-            .item
-            .map(|item| from_item::<PreferencesItem>(item).map(|i| i.preferences))
+        let item = self
+            .read(
+                key(format!("CUSTOMER#{customer}"), "PREFERENCES"),
+                "get preferences",
+            )
+            .await?;
+        item.map(|item| from_item::<PreferencesItem>(item).map(|i| i.preferences))
             .transpose()
     }
 
@@ -795,17 +783,10 @@ impl NotificationStore for DynamoStore {
     }
 
     async fn next_sequence(&self, order: &OrderId) -> Result<u64, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(order_pk(order), "NOTIFIED")))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify("get notification cursor", e))?;
-        Ok(output
-            .item
+        let item = self
+            .read(key(order_pk(order), "NOTIFIED"), "get notification cursor")
+            .await?;
+        Ok(item
             .and_then(|item| {
                 item.get("next")
                     .and_then(|v| v.as_n().ok())
