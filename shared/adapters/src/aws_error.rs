@@ -1,5 +1,7 @@
 //! The one place an AWS SDK error becomes a domain [`StoreError`].
 //!
+//! A failed condition is [`StoreError::ConditionFailed`]: the caller lost a race or found the
+//! item changed, which the domain decides what to do about.
 //! Throttling, transaction conflicts, server errors, timeouts and connection failures are
 //! retryable: a queue consumer leaves the message for another attempt and an HTTP handler answers
 //! 503. Everything else (permissions, validation, a missing table) is a failure to investigate.
@@ -30,6 +32,7 @@ where
         aws_sdk_dynamodb::error::DisplayErrorContext(&error)
     );
     match &error {
+        _ if error.code() == Some("ConditionalCheckFailedException") => StoreError::ConditionFailed,
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             StoreError::Retryable(message)
         }

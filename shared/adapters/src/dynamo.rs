@@ -395,8 +395,7 @@ impl OrderStore for DynamoStore {
     }
 
     async fn save(&self, order: &Order, expected_version: u64) -> Result<(), StoreError> {
-        let result = self
-            .client
+        self.client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(to_item(&OrderItem::new(order))?))
@@ -404,17 +403,9 @@ impl OrderStore for DynamoStore {
             .expression_attribute_names("#version", "version")
             .expression_attribute_values(":expected", n(expected_version))
             .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::ConditionFailed)
-            }
-            Err(e) => Err(classify("save order", e)),
-        }
+            .await
+            .map_err(|e| classify("save order", e))?;
+        Ok(())
     }
 
     async fn list_for_customer(
@@ -801,8 +792,7 @@ impl NotificationStore for DynamoStore {
         } else {
             "#next = :from"
         };
-        let result = self
-            .client
+        self.client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(order_pk(order), "NOTIFIED")))
@@ -813,17 +803,9 @@ impl NotificationStore for DynamoStore {
             .expression_attribute_values(":to", n(from + 1))
             .expression_attribute_values(":entity", s(entity::NOTIFICATION_CURSOR))
             .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::ConditionFailed)
-            }
-            Err(e) => Err(classify("advance notification cursor", e)),
-        }
+            .await
+            .map_err(|e| classify("advance notification cursor", e))?;
+        Ok(())
     }
 
     async fn claim(
