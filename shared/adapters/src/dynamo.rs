@@ -30,12 +30,12 @@ use chrono::Utc;
 use oms_domain::fulfillment::FulfillmentStatus;
 use oms_domain::ids::{CustomerId, IdempotencyKey, OrderId, Sku};
 use oms_domain::notifications::{Channel, Preferences};
-use oms_domain::order::{Order, Shortage};
+use oms_domain::order::{Order, OrderStatus, Shortage};
 use oms_domain::ports::{
-    Claim, CreateOutcome, IdempotencyRecord, InventoryStore, NotificationStore, OrderStore, Page,
-    ReserveOutcome, ShipOutcome, StockReservations, StoreError,
+    Claim, CommitOutcome, CreateOutcome, IdempotencyRecord, InventoryStore, NotificationStore,
+    OrderStore, OrderWrite, Page, ReserveOutcome, ShipOutcome, StockReservations, StoreError,
 };
-use oms_domain::stock::{Product, StockAdjustment};
+use oms_domain::stock::{Product, StockAdjustment, StockDelta, StockMovement};
 use serde::{Deserialize, Serialize};
 
 use crate::aws_error::classify;
@@ -125,6 +125,10 @@ fn pick_list_key(warehouse: &str, status: FulfillmentStatus) -> String {
 }
 
 fn pick_list_partition(order: &Order) -> Option<String> {
+    // A cancelled order leaves the pick list with its shipment wherever it had got to.
+    if order.status != OrderStatus::Fulfilling {
+        return None;
+    }
     let fulfillment = order.fulfillment.as_ref()?;
     fulfillment
         .status
@@ -442,15 +446,6 @@ impl OrderStore for DynamoStore {
     }
 }
 
-/// How a line's units move between a SKU's counters inside a transaction.
-#[derive(Clone, Copy)]
-enum StockMove {
-    /// `available → reserved`, if enough is available.
-    Reserve,
-    /// Out of `reserved` and out of the building, if enough is reserved.
-    Ship,
-}
-
 impl DynamoStore {
     /// One item by its key, read strongly consistent: every read here decides a write or shows a
     /// customer what they just did.
@@ -471,38 +466,34 @@ impl DynamoStore {
         Ok(output.item)
     }
 
-    /// A transaction item that moves `quantity` units of `sku` as `movement` says, conditioned on
-    /// the counter it takes from holding enough, and bumps the SKU's version. A failed condition
+    /// A transaction item that applies one SKU's netted moves, conditioned on each counter
+    /// holding what the write takes from it, and bumps the SKU's version. A failed condition
     /// returns the item as it was, so the caller can say how many were there.
     fn move_stock(
         &self,
-        sku: &Sku,
-        quantity: u32,
-        movement: StockMove,
+        delta: &StockDelta,
         now: &AttributeValue,
     ) -> Result<TransactWriteItem, StoreError> {
-        let mut update = Update::builder()
+        let update = Update::builder()
             .table_name(&self.table)
-            .set_key(Some(key(sku_pk(sku), "PRODUCT")))
+            .set_key(Some(key(sku_pk(&delta.sku), "PRODUCT")))
+            .update_expression(
+                "SET #available = #available + :da, #reserved = #reserved + :dr, #version = #version + :one, #updatedAt = :now",
+            )
+            .condition_expression(
+                "attribute_exists(pk) AND #available >= :needAvailable AND #reserved >= :needReserved",
+            )
+            .expression_attribute_names("#available", "available")
             .expression_attribute_names("#reserved", "reserved")
             .expression_attribute_names("#version", "version")
             .expression_attribute_names("#updatedAt", "updatedAt")
-            .expression_attribute_values(":q", n(quantity))
+            .expression_attribute_values(":da", n(delta.available))
+            .expression_attribute_values(":dr", n(delta.reserved))
+            .expression_attribute_values(":needAvailable", n(delta.takes_available))
+            .expression_attribute_values(":needReserved", n(delta.takes_reserved))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":now", now.clone())
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        update = match movement {
-            StockMove::Reserve => update
-                .update_expression(
-                    "SET #available = #available - :q, #reserved = #reserved + :q, #version = #version + :one, #updatedAt = :now",
-                )
-                .condition_expression("attribute_exists(pk) AND #available >= :q")
-                .expression_attribute_names("#available", "available"),
-            StockMove::Ship => update
-                .update_expression("SET #reserved = #reserved - :q, #version = #version + :one, #updatedAt = :now")
-                .condition_expression("attribute_exists(pk) AND #reserved >= :q"),
-        };
-        let update = update
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .map_err(|e| StoreError::Failed(e.to_string()))?;
         Ok(TransactWriteItem::builder().update(update).build())
@@ -666,65 +657,86 @@ impl InventoryStore for DynamoStore {
 
 impl StockReservations for DynamoStore {
     async fn ship(&self, shipped: &Order) -> Result<ShipOutcome, StoreError> {
-        let now = s(shipped
-            .updated_at
-            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));
-        let mut items = Vec::with_capacity(shipped.lines.len() + 1);
-        for (sku, quantity) in shipped.quantities() {
-            items.push(self.move_stock(sku, quantity.get(), StockMove::Ship, &now)?);
-        }
-        items.push(self.put_order_at_version(shipped, shipped.version - 1)?);
-        let Some(reasons) = self.transact("ship stock", items).await? else {
-            return Ok(ShipOutcome::Shipped);
+        let write = OrderWrite {
+            moves: shipped.stock_moves(StockMovement::Ship),
+            order: shipped.clone(),
+            created: None,
         };
-        if reasons.get(shipped.lines.len()).and_then(|r| r.code()) == Some("ConditionalCheckFailed")
-        {
-            return Ok(ShipOutcome::OrderChanged);
+        match self.commit(&write).await? {
+            CommitOutcome::Committed => Ok(ShipOutcome::Shipped),
+            CommitOutcome::OrderChanged => Ok(ShipOutcome::OrderChanged),
+            CommitOutcome::Short(_) => unreachable!("shipping reserves nothing"),
         }
-        Err(StoreError::Corrupt(format!(
-            "order {}: fewer units reserved than it ships",
-            shipped.id
-        )))
     }
 
     async fn reserve(&self, reserved: &Order) -> Result<ReserveOutcome, StoreError> {
-        let now = s(reserved
+        let write = OrderWrite {
+            moves: reserved.stock_moves(StockMovement::Reserve),
+            order: reserved.clone(),
+            created: None,
+        };
+        match self.commit(&write).await? {
+            CommitOutcome::Committed => Ok(ReserveOutcome::Reserved),
+            CommitOutcome::OrderChanged => Ok(ReserveOutcome::OrderChanged),
+            CommitOutcome::Short(shortages) => Ok(ReserveOutcome::Short(shortages)),
+        }
+    }
+
+    async fn commit(&self, write: &OrderWrite) -> Result<CommitOutcome, StoreError> {
+        let order = &write.order;
+        let now = s(order
             .updated_at
             .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));
-        let mut items = Vec::with_capacity(reserved.lines.len() + 1);
-        for (sku, quantity) in reserved.quantities() {
-            items.push(self.move_stock(sku, quantity.get(), StockMove::Reserve, &now)?);
+        let deltas = StockDelta::net(&write.moves);
+        let mut items = Vec::with_capacity(deltas.len() + 2);
+        for delta in &deltas {
+            items.push(self.move_stock(delta, &now)?);
         }
-        items.push(self.put_order_at_version(reserved, reserved.version - 1)?);
-
-        let Some(reasons) = self.transact("reserve stock", items).await? else {
-            return Ok(ReserveOutcome::Reserved);
+        items.push(self.put_order_at_version(order, order.version - 1)?);
+        if let Some(created) = &write.created {
+            let put = self
+                .put(to_item(&OrderItem::new(created))?)
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .map_err(|e| StoreError::Failed(e.to_string()))?;
+            items.push(TransactWriteItem::builder().put(put).build());
+        }
+        let Some(reasons) = self.transact("write order and stock", items).await? else {
+            return Ok(CommitOutcome::Committed);
         };
         let failed = |index: usize| {
             reasons.get(index).and_then(|r| r.code()) == Some("ConditionalCheckFailed")
         };
-        if failed(reserved.lines.len()) {
-            return Ok(ReserveOutcome::OrderChanged);
+        if failed(deltas.len()) {
+            return Ok(CommitOutcome::OrderChanged);
         }
-        let shortages = reserved
-            .quantities()
-            .enumerate()
-            .filter(|(index, _)| failed(*index))
-            .map(|(index, (sku, quantity))| {
-                let available = reasons[index]
-                    .item()
-                    .and_then(|item| item.get("available"))
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0);
-                Shortage {
-                    sku: sku.clone(),
-                    requested: quantity.get(),
-                    available,
-                }
-            })
-            .collect();
-        Ok(ReserveOutcome::Short(shortages))
+        if failed(deltas.len() + 1) {
+            return Err(StoreError::ConditionFailed);
+        }
+        let counter = |index: usize, name: &str| {
+            reasons[index]
+                .item()
+                .and_then(|item| item.get(name))
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse::<u32>().ok())
+        };
+        let mut shortages = Vec::new();
+        for (index, delta) in deltas.iter().enumerate().filter(|(i, _)| failed(*i)) {
+            let available = counter(index, "available").unwrap_or(0);
+            let reserved = counter(index, "reserved");
+            if reserved.is_some_and(|r| r < delta.takes_reserved) {
+                return Err(StoreError::Corrupt(format!(
+                    "order {}: fewer units of {} reserved than it takes",
+                    order.id, delta.sku
+                )));
+            }
+            shortages.push(Shortage {
+                sku: delta.sku.clone(),
+                requested: delta.takes_available,
+                available,
+            });
+        }
+        Ok(CommitOutcome::Short(shortages))
     }
 }
 

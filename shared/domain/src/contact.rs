@@ -166,6 +166,19 @@ impl Address {
     pub fn postal_code(&self) -> &str {
         &self.postal_code
     }
+
+    /// The address as it is written on a parcel, one entry per line.
+    pub fn postal_lines(&self) -> Vec<String> {
+        let mut lines = vec![self.name.clone(), self.line1.clone()];
+        lines.extend(self.line2.clone());
+        let mut city = format!("{} {}", self.postal_code, self.city);
+        if let Some(region) = &self.region {
+            city = format!("{city}, {region}");
+        }
+        lines.push(city);
+        lines.push(self.country.as_str().to_owned());
+        lines
+    }
 }
 
 impl Contact {

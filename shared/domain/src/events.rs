@@ -10,10 +10,12 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::fulfillment::{FulfillmentStatus, Tracking};
+use crate::ids::ReturnId;
 use crate::ids::{CustomerId, OrderId, Sku};
 use crate::money::Money;
 use crate::order::{Order, OrderStatus, Shortage, Totals};
 use crate::quantity::Quantity;
+use crate::returns::{Refund, ReturnStatus};
 use crate::shipping::{DeliveryEstimate, ShippingMethod};
 use crate::stock::Product;
 
@@ -48,6 +50,18 @@ pub enum EventType {
     /// an event, so consumers that follow an order's sequence numbers never wait on a gap.
     #[serde(rename = "oms.order.updated")]
     OrderUpdated,
+    #[serde(rename = "oms.return.requested")]
+    ReturnRequested,
+    #[serde(rename = "oms.return.approved")]
+    ReturnApproved,
+    #[serde(rename = "oms.return.rejected")]
+    ReturnRejected,
+    #[serde(rename = "oms.return.received")]
+    ReturnReceived,
+    /// Money owed to a customer, for the payment system. Its subject is the refund, not the
+    /// order, so it sits outside the order's sequence.
+    #[serde(rename = "oms.refund.requested")]
+    RefundRequested,
     #[serde(rename = "oms.inventory.low-stock")]
     LowStock,
 }
@@ -68,7 +82,21 @@ impl EventType {
             Self::OutForDelivery => "oms.fulfillment.out-for-delivery",
             Self::DeliveryException => "oms.fulfillment.delivery-exception",
             Self::OrderUpdated => "oms.order.updated",
+            Self::ReturnRequested => "oms.return.requested",
+            Self::ReturnApproved => "oms.return.approved",
+            Self::ReturnRejected => "oms.return.rejected",
+            Self::ReturnReceived => "oms.return.received",
+            Self::RefundRequested => "oms.refund.requested",
             Self::LowStock => "oms.inventory.low-stock",
+        }
+    }
+
+    fn for_return(status: ReturnStatus) -> Self {
+        match status {
+            ReturnStatus::PendingApproval => Self::ReturnRequested,
+            ReturnStatus::Approved => Self::ReturnApproved,
+            ReturnStatus::Rejected => Self::ReturnRejected,
+            ReturnStatus::Received => Self::ReturnReceived,
         }
     }
 
@@ -167,6 +195,17 @@ pub struct OrderEventData {
     /// What the last step said (a carrier's exception reason, say).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The return this change is about, and where it now is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_id: Option<ReturnId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_status: Option<ReturnStatus>,
+    /// The amount of a refund this change requested (a cancellation, a received return).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund: Option<Money>,
+    /// The order that ships this return's exchange.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replacement_order_id: Option<OrderId>,
 }
 
 /// The event for an order's change from `old` to `new`, if the change is one the business
@@ -175,10 +214,22 @@ pub fn order_event(old: Option<&Order>, new: Option<&Order>) -> Option<CloudEven
     let new = new?;
     let previous_status = old.map(|o| o.status);
     let step = |o: &Order| o.fulfillment.as_ref().map(|f| f.status);
+    // The return whose status this change set (a new return counts as changed).
+    let changed_return = old.and_then(|old| {
+        new.returns
+            .iter()
+            .rev()
+            .find(|r| old.find_return(&r.return_id).map(|o| o.status) != Some(r.status))
+    });
     let event_type = match old {
+        // A replacement is created in the warehouse: its first event is its status.
+        None if new.status != OrderStatus::Pending => EventType::for_status(new.status),
         None => EventType::OrderPlaced,
         Some(old) if old.version == new.version => return None,
         Some(old) if old.status != new.status => EventType::for_status(new.status),
+        Some(_) if changed_return.is_some() => {
+            EventType::for_return(changed_return.expect("checked").status)
+        }
         Some(old) if step(old) != step(new) => step(new)
             .and_then(EventType::for_fulfillment_step)
             .unwrap_or(EventType::OrderUpdated),
@@ -209,6 +260,13 @@ pub fn order_event(old: Option<&Order>, new: Option<&Order>) -> Option<CloudEven
             .as_ref()
             .and_then(|f| f.steps.last())
             .and_then(|s| s.note.clone()),
+        return_id: changed_return.map(|r| r.return_id.clone()),
+        return_status: changed_return.map(|r| r.status),
+        refund: new
+            .refunds
+            .get(old.map_or(0, |o| o.refunds.len()))
+            .map(|r| r.amount),
+        replacement_order_id: changed_return.and_then(|r| r.replacement_order_id.clone()),
     };
     Some(CloudEvent::new(
         event_type,
@@ -218,6 +276,45 @@ pub fn order_event(old: Option<&Order>, new: Option<&Order>) -> Option<CloudEven
         new.updated_at,
         data,
     ))
+}
+
+/// What a refund event says: the refund, and whose it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RefundEventData {
+    pub order_id: OrderId,
+    pub customer_id: CustomerId,
+    #[serde(flatten)]
+    pub refund: Refund,
+}
+
+/// One `oms.refund.requested` event per refund the change added. Refunds are never changed once
+/// recorded, so each is announced once (and consumers deduplicate on its id).
+pub fn refund_events(old: Option<&Order>, new: Option<&Order>) -> Vec<CloudEvent<RefundEventData>> {
+    let Some(new) = new else {
+        return Vec::new();
+    };
+    let known = old.map_or(0, |o| o.refunds.len());
+    new.refunds
+        .iter()
+        .skip(known)
+        .map(|refund| {
+            let mut event = CloudEvent::new(
+                EventType::RefundRequested,
+                "urn:oms:refunds",
+                refund.refund_id.clone(),
+                1,
+                refund.requested_at,
+                RefundEventData {
+                    order_id: new.id.clone(),
+                    customer_id: new.customer_id.clone(),
+                    refund: refund.clone(),
+                },
+            );
+            event.id = refund.refund_id.clone();
+            event
+        })
+        .collect()
 }
 
 /// What a stock event says.

@@ -245,6 +245,9 @@ impl Order {
     }
 
     fn expect_step(&self, expected: FulfillmentStatus) -> Result<(), FulfillmentError> {
+        if self.status != OrderStatus::Fulfilling {
+            return Err(FulfillmentError::NotInFulfillment(self.status.as_str()));
+        }
         match self.fulfillment_status() {
             None => Err(FulfillmentError::NotInFulfillment(self.status.as_str())),
             Some(actual) if actual == expected => Ok(()),

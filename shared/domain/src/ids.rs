@@ -17,6 +17,8 @@ pub enum IdError {
     BadCharacters(&'static str),
     #[error("is not a valid order id")]
     NotAnOrderId,
+    #[error("is not a valid RMA number")]
+    NotAReturnId,
 }
 
 macro_rules! string_id {
@@ -142,6 +144,60 @@ impl fmt::Display for OrderId {
     }
 }
 
+/// A return's RMA number: `RMA-<order id>-<n>` for the order's n-th return, so the number alone
+/// finds the order it belongs to, and is short enough for a Code 128 barcode.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ReturnId {
+    order: OrderId,
+    number: u32,
+}
+
+impl ReturnId {
+    pub fn new(order: OrderId, number: u32) -> Self {
+        Self { order, number }
+    }
+
+    /// Parses an untrusted string, such as a path parameter.
+    pub fn parse(value: &str) -> Result<Self, IdError> {
+        let rest = value
+            .strip_prefix("RMA-")
+            .or_else(|| value.strip_prefix("rma-"))
+            .ok_or(IdError::NotAReturnId)?;
+        let (order, number) = rest.rsplit_once('-').ok_or(IdError::NotAReturnId)?;
+        let number: u32 = number
+            .parse()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or(IdError::NotAReturnId)?;
+        let order = OrderId::parse(order).map_err(|_| IdError::NotAReturnId)?;
+        Ok(Self { order, number })
+    }
+
+    pub fn order_id(&self) -> &OrderId {
+        &self.order
+    }
+}
+
+impl TryFrom<String> for ReturnId {
+    type Error = IdError;
+    fn try_from(value: String) -> Result<Self, IdError> {
+        Self::parse(&value)
+    }
+}
+
+impl From<ReturnId> for String {
+    fn from(value: ReturnId) -> String {
+        value.to_string()
+    }
+}
+
+impl fmt::Display for ReturnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RMA-{}-{}", self.order, self.number)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,5 +226,22 @@ mod tests {
             early
         );
         assert_eq!(OrderId::parse("not-a-ulid"), Err(IdError::NotAnOrderId));
+    }
+
+    #[test]
+    fn an_rma_number_names_its_order() {
+        let order = OrderId::generate(chrono::Utc::now());
+        let rma = ReturnId::new(order.clone(), 2);
+        let text = rma.to_string();
+        assert_eq!(text, format!("RMA-{order}-2"));
+        assert_eq!(ReturnId::parse(&text).unwrap().order_id(), &order);
+        for bad in [
+            "RMA-x-1",
+            "RMA-",
+            &format!("RMA-{order}-0"),
+            &format!("{order}-1"),
+        ] {
+            assert_eq!(ReturnId::parse(bad), Err(IdError::NotAReturnId), "{bad}");
+        }
     }
 }

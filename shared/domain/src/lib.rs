@@ -15,6 +15,7 @@
 //! - [`stock`]: products and their stock counters, with the rules that keep them exact.
 //! - [`order`]: the order aggregate, its state machine and its timeline.
 //! - [`fulfillment`]: the shipment inside an order: pick, pack, ship, carrier events.
+//! - [`returns`]: cancellations, returns (RMAs) with their dispositions, refunds and exchanges.
 //! - [`request`]: parsing an untrusted order request into a validated draft.
 //! - [`events`]: the domain events derived from state changes, as CloudEvents.
 //! - [`notifications`]: what customers are told, per channel, from template files.
@@ -39,6 +40,7 @@ pub mod order;
 pub mod ports;
 pub mod quantity;
 pub mod request;
+pub mod returns;
 pub mod shipping;
 pub mod stock;
 pub mod validation;

@@ -13,10 +13,10 @@ use crate::notifications::{Channel, Preferences};
 use crate::order::{Order, Shortage};
 use crate::ports::{Claim, NotificationStore};
 use crate::ports::{
-    CreateOutcome, IdempotencyRecord, InventoryStore, OrderStore, Page, ReserveOutcome,
-    ShipOutcome, StockReservations, StoreError,
+    CommitOutcome, CreateOutcome, IdempotencyRecord, InventoryStore, OrderStore, OrderWrite, Page,
+    ReserveOutcome, ShipOutcome, StockReservations, StoreError,
 };
-use crate::stock::{Product, StockAdjustment};
+use crate::stock::{Product, StockAdjustment, StockDelta, StockError, StockMovement};
 
 #[derive(Default)]
 struct State {
@@ -224,70 +224,82 @@ impl InventoryStore for InMemoryStore {
 
 impl StockReservations for InMemoryStore {
     async fn ship(&self, shipped: &Order) -> Result<ShipOutcome, StoreError> {
-        let mut state = self.lock();
-        if state.orders.get(&shipped.id).map(|o| o.version + 1) != Some(shipped.version) {
-            return Ok(ShipOutcome::OrderChanged);
+        let write = OrderWrite {
+            moves: shipped.stock_moves(StockMovement::Ship),
+            order: shipped.clone(),
+            created: None,
+        };
+        match self.commit(&write).await? {
+            CommitOutcome::Committed => Ok(ShipOutcome::Shipped),
+            CommitOutcome::OrderChanged => Ok(ShipOutcome::OrderChanged),
+            CommitOutcome::Short(_) => unreachable!("shipping reserves nothing"),
         }
-        let mut updated = Vec::with_capacity(shipped.lines.len());
-        for (sku, quantity) in shipped.quantities() {
-            let product = state
-                .products
-                .get(sku)
-                .ok_or_else(|| StoreError::Corrupt(format!("no stock item for {sku}")))?;
-            let stock = product
-                .stock
-                .ship(quantity)
-                .map_err(|e| StoreError::Corrupt(format!("{sku}: {e}")))?;
-            updated.push(Product {
-                stock,
-                version: product.version + 1,
-                updated_at: shipped.updated_at,
-                ..product.clone()
-            });
-        }
-        for product in updated {
-            state.products.insert(product.sku.clone(), product);
-        }
-        state.orders.insert(shipped.id.clone(), shipped.clone());
-        Ok(ShipOutcome::Shipped)
     }
 
     async fn reserve(&self, reserved: &Order) -> Result<ReserveOutcome, StoreError> {
-        let mut state = self.lock();
-        if state.orders.get(&reserved.id).map(|o| o.version + 1) != Some(reserved.version) {
-            return Ok(ReserveOutcome::OrderChanged);
+        let write = OrderWrite {
+            moves: reserved.stock_moves(StockMovement::Reserve),
+            order: reserved.clone(),
+            created: None,
+        };
+        match self.commit(&write).await? {
+            CommitOutcome::Committed => Ok(ReserveOutcome::Reserved),
+            CommitOutcome::OrderChanged => Ok(ReserveOutcome::OrderChanged),
+            CommitOutcome::Short(shortages) => Ok(ReserveOutcome::Short(shortages)),
         }
-        let mut updated = Vec::with_capacity(reserved.lines.len());
+    }
+
+    async fn commit(&self, write: &OrderWrite) -> Result<CommitOutcome, StoreError> {
+        let mut state = self.lock();
+        let order = &write.order;
+        if state.orders.get(&order.id).map(|o| o.version + 1) != Some(order.version) {
+            return Ok(CommitOutcome::OrderChanged);
+        }
+        if let Some(created) = &write.created {
+            if state.orders.contains_key(&created.id) {
+                return Err(StoreError::ConditionFailed);
+            }
+        }
+        let mut updated = Vec::new();
         let mut shortages = Vec::new();
-        for (sku, quantity) in reserved.quantities() {
-            let product = state.products.get(sku);
-            match product.map(|p| (p, p.stock.reserve(quantity))) {
-                Some((p, Ok(stock))) => updated.push(Product {
-                    stock,
-                    version: p.version + 1,
-                    updated_at: reserved.updated_at,
-                    ..p.clone()
-                }),
-                Some((p, Err(_))) => shortages.push(Shortage {
-                    sku: sku.clone(),
-                    requested: quantity.get(),
-                    available: p.stock.available(),
-                }),
-                None => shortages.push(Shortage {
-                    sku: sku.clone(),
-                    requested: quantity.get(),
+        for delta in StockDelta::net(&write.moves) {
+            let Some(product) = state.products.get(&delta.sku) else {
+                shortages.push(Shortage {
+                    sku: delta.sku.clone(),
+                    requested: delta.takes_available,
                     available: 0,
+                });
+                continue;
+            };
+            match product.stock.apply(&delta) {
+                Ok(stock) => updated.push(Product {
+                    stock,
+                    version: product.version + 1,
+                    updated_at: order.updated_at,
+                    ..product.clone()
                 }),
+                Err(StockError::Insufficient {
+                    requested,
+                    available,
+                }) => shortages.push(Shortage {
+                    sku: delta.sku.clone(),
+                    requested,
+                    available,
+                }),
+                Err(e) => return Err(StoreError::Corrupt(format!("{}: {e}", delta.sku))),
             }
         }
         if !shortages.is_empty() {
-            return Ok(ReserveOutcome::Short(shortages));
+            return Ok(CommitOutcome::Short(shortages));
         }
         for product in updated {
             state.products.insert(product.sku.clone(), product);
         }
-        state.orders.insert(reserved.id.clone(), reserved.clone());
-        Ok(ReserveOutcome::Reserved)
+        state.orders.insert(order.id.clone(), order.clone());
+        if let Some(created) = &write.created {
+            state.orders.insert(created.id.clone(), created.clone());
+        }
+        Ok(CommitOutcome::Committed)
     }
 }
 

@@ -4,9 +4,10 @@
 //! PENDING ──► RESERVED ──► FULFILLING (awaiting pick, picked, packed) ──► SHIPPED ──► DELIVERED
 //!    │            │              │
 //!    ├──► REJECTED (stock fell short)
-//!    └────────────┴──────────────┴──► CANCELLED (before shipping)
+//!    └────────────┴──────────────┴──► CANCELLED (before packing)
 //! ```
-//! The fulfillment's own steps live in [`crate::fulfillment`].
+//! The fulfillment's own steps live in [`crate::fulfillment`]; cancellations, returns and refunds
+//! in [`crate::returns`].
 //! Every transition returns a new order with its `version` bumped and a timeline entry added; the
 //! store writes it on condition that the stored version is still the one it was computed from, so
 //! two racing transitions cannot both win.
@@ -20,8 +21,9 @@ use crate::ids::{CustomerId, OrderId, Sku};
 use crate::money::Money;
 use crate::quantity::Quantity;
 use crate::request::OrderRequest;
+use crate::returns::{Cancellation, Refund, ReplacementOf, Return};
 use crate::shipping::{DeliveryEstimate, ShippingMethod, ShippingPolicy};
-use crate::stock::Product;
+use crate::stock::{Product, StockMove, StockMovement};
 use crate::validation::ValidationErrors;
 
 /// Where an order is in its life.
@@ -125,6 +127,18 @@ pub struct Order {
     /// The shipment, from the moment fulfillment starts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fulfillment: Option<Fulfillment>,
+    /// Why and by whom the order was called off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancellation: Option<Cancellation>,
+    /// Its returns (RMAs), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub returns: Vec<Return>,
+    /// Money owed back to the customer, announced to the payment system.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refunds: Vec<Refund>,
+    /// Set on an order that ships the exchange of a return.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replacement_for: Option<ReplacementOf>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Starts at 1 and grows by one with every change: the per-order event sequence number.
@@ -230,6 +244,10 @@ impl Order {
                 note: None,
             }],
             fulfillment: None,
+            cancellation: None,
+            returns: Vec::new(),
+            refunds: Vec::new(),
+            replacement_for: None,
             created_at: now,
             updated_at: now,
             version: 1,
@@ -285,6 +303,17 @@ impl Order {
             note,
         });
         Ok(next)
+    }
+
+    /// Every line of the order, moved one way.
+    pub fn stock_moves(&self, movement: StockMovement) -> Vec<StockMove> {
+        self.quantities()
+            .map(|(sku, quantity)| StockMove {
+                sku: sku.clone(),
+                quantity,
+                movement,
+            })
+            .collect()
     }
 
     /// Units per SKU, as stock sees them.

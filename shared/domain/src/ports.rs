@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::fulfillment::FulfillmentStatus;
 use crate::ids::{CustomerId, IdempotencyKey, OrderId, Sku};
 use crate::order::{Order, Shortage};
-use crate::stock::{Product, StockAdjustment};
+use crate::stock::{Product, StockAdjustment, StockMove};
 
 /// Why a store call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -153,8 +153,35 @@ pub enum ShipOutcome {
     OrderChanged,
 }
 
+/// One atomic change of an order and the stock it moves: a cancellation, a return's approval or
+/// receipt. `order` is the new version, written on condition that the stored one is the version
+/// before it; `created` is a new order written in the same step (a replacement that ships).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderWrite {
+    pub order: Order,
+    pub moves: Vec<StockMove>,
+    pub created: Option<Order>,
+}
+
+/// The result of an [`OrderWrite`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitOutcome {
+    Committed,
+    /// The order is no longer the version the write was computed from; nothing was written.
+    OrderChanged,
+    /// Some reservations could not be served; nothing was written.
+    Short(Vec<Shortage>),
+}
+
 /// Moving stock and orders together, atomically.
 pub trait StockReservations: Send + Sync {
+    /// In one atomic write: every stock move of `write` (each conditioned on the counter it takes
+    /// from holding enough), the order at its next version and the created order, if any.
+    fn commit(
+        &self,
+        write: &OrderWrite,
+    ) -> impl Future<Output = Result<CommitOutcome, StoreError>> + Send;
+
     /// In one atomic write: takes every line of `shipped` out of `reserved` (the units leave the
     /// building, so `onHand` falls with it), and saves the order on condition that the stored one
     /// is the version before `shipped`.

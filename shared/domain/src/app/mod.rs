@@ -8,5 +8,6 @@ pub mod inventory;
 pub mod notify;
 pub mod queries;
 pub mod reservation;
+pub mod returns;
 
 pub use caller::Caller;

@@ -1,0 +1,732 @@
+//! Cancelling orders and handling returns: `POST /orders/{id}/cancel`, `POST /orders/{id}/returns`,
+//! `GET /returns/{id}`, approve, reject and receive.
+//!
+//! Each operation reads the order, applies a rule from [`crate::returns`], and writes the new
+//! version together with the stock it moves in one atomic [`OrderWrite`], on condition that the
+//! order is still the version read. A lost race re-reads and decides again, so a cancel racing the
+//! reservation ends with exact counters whichever wins: the reservation's write fails if the cancel
+//! landed first (the order is no longer `PENDING`), and the cancel releases what the reservation
+//! took if the reservation landed first.
+
+use chrono::{DateTime, Utc};
+
+use crate::app::caller::SCOPE_WAREHOUSE;
+use crate::app::Caller;
+use crate::ids::{IdempotencyKey, OrderId, ReturnId};
+use crate::order::{Order, OrderStatus, Shortage};
+use crate::ports::{
+    CommitOutcome, InventoryStore, OrderStore, OrderWrite, StockReservations, StoreError,
+};
+use crate::returns::{
+    CancelError, ReceiptRequest, Return, ReturnError, ReturnPolicy, ReturnRequest, Step,
+};
+use crate::shipping::ShippingPolicy;
+use crate::validation::ValidationErrors;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReturnsAppError {
+    /// Absent, or not the caller's: indistinguishable on purpose.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error(transparent)]
+    Cancel(#[from] CancelError),
+    #[error(transparent)]
+    Return(ReturnError),
+    #[error(transparent)]
+    Invalid(ValidationErrors),
+    #[error("this Idempotency-Key was used for a different return request")]
+    KeyReused,
+    #[error("not enough stock for the exchange: {}", describe(.0))]
+    ExchangeUnavailable(Vec<Shortage>),
+    #[error("the order kept changing; try again")]
+    Contended,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn describe(shortages: &[Shortage]) -> String {
+    shortages
+        .iter()
+        .map(|s| {
+            format!(
+                "{} ({} wanted, {} available)",
+                s.sku, s.requested, s.available
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl From<ReturnError> for ReturnsAppError {
+    fn from(error: ReturnError) -> Self {
+        match error {
+            ReturnError::NotFound => Self::NotFound("return"),
+            ReturnError::Invalid(errors) => Self::Invalid(errors),
+            other => Self::Return(other),
+        }
+    }
+}
+
+const ATTEMPTS: usize = 3;
+
+/// The order, if the caller may act on it as its customer or as an administrator.
+async fn visible_order<S: OrderStore>(
+    store: &S,
+    caller: &Caller,
+    id: &OrderId,
+    staff_scope: Option<&str>,
+) -> Result<Order, ReturnsAppError> {
+    match store.get(id).await? {
+        Some(order)
+            if order.customer_id == caller.customer_id
+                || caller.is_admin()
+                || staff_scope.is_some_and(|s| caller.has_scope(s)) =>
+        {
+            Ok(order)
+        }
+        _ => Err(ReturnsAppError::NotFound("order")),
+    }
+}
+
+/// Writes a step; `None` if the order changed since it was read (the caller reads again).
+async fn commit<S: StockReservations>(
+    store: &S,
+    step: Step,
+) -> Result<Option<Order>, ReturnsAppError> {
+    let write = OrderWrite {
+        order: step.order,
+        moves: step.moves,
+        created: step.created,
+    };
+    match store.commit(&write).await? {
+        CommitOutcome::Committed => Ok(Some(write.order)),
+        CommitOutcome::OrderChanged => Ok(None),
+        CommitOutcome::Short(shortages) => Err(ReturnsAppError::ExchangeUnavailable(shortages)),
+    }
+}
+
+/// Who did it, as timelines record it.
+fn actor(caller: &Caller, order: &Order) -> &'static str {
+    if caller.customer_id == order.customer_id {
+        "customer"
+    } else {
+        "admin"
+    }
+}
+
+/// Cancels the order and releases its stock. Cancelling a cancelled order again answers it as it
+/// is, so a client's retry succeeds.
+pub async fn cancel_order<S: OrderStore + StockReservations>(
+    store: &S,
+    caller: &Caller,
+    id: &OrderId,
+    reason: String,
+    now: DateTime<Utc>,
+) -> Result<Order, ReturnsAppError> {
+    for _ in 0..ATTEMPTS {
+        let order = visible_order(store, caller, id, None).await?;
+        if order.status == OrderStatus::Cancelled {
+            return Ok(order);
+        }
+        let step = order.cancel(reason.clone(), actor(caller, &order), now)?;
+        if let Some(cancelled) = commit(store, step).await? {
+            return Ok(cancelled);
+        }
+    }
+    Err(ReturnsAppError::Contended)
+}
+
+/// What `POST /orders/{id}/returns` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requested {
+    pub rma: Return,
+    /// False when an earlier request with the same key had created it.
+    pub created: bool,
+}
+
+/// Opens a return (an RMA) on the order, once per `Idempotency-Key`.
+pub async fn request_return<S: OrderStore + InventoryStore + StockReservations>(
+    store: &S,
+    policy: &ReturnPolicy,
+    caller: &Caller,
+    id: &OrderId,
+    request: &ReturnRequest,
+    key: IdempotencyKey,
+    now: DateTime<Utc>,
+) -> Result<Requested, ReturnsAppError> {
+    let exchange_skus: Vec<_> = request
+        .lines
+        .iter()
+        .filter_map(|l| l.exchange_sku.clone())
+        .collect();
+    let catalog = if exchange_skus.is_empty() {
+        Vec::new()
+    } else {
+        store.products(&exchange_skus).await?
+    };
+    for _ in 0..ATTEMPTS {
+        let order = visible_order(store, caller, id, None).await?;
+        if let Some(existing) = order.return_for_key(&key) {
+            return if existing.fingerprint == request.fingerprint() {
+                Ok(Requested {
+                    rma: existing.clone(),
+                    created: false,
+                })
+            } else {
+                Err(ReturnsAppError::KeyReused)
+            };
+        }
+        let step = order.request_return(request, key.clone(), &catalog, policy, now)?;
+        if let Some(saved) = commit(store, step).await? {
+            let rma = saved.returns.last().expect("a return was added").clone();
+            return Ok(Requested { rma, created: true });
+        }
+    }
+    Err(ReturnsAppError::Contended)
+}
+
+/// One return and its order, for its customer, administrators and the warehouse.
+pub async fn get_return<S: OrderStore>(
+    store: &S,
+    caller: &Caller,
+    id: &ReturnId,
+) -> Result<(Return, Order), ReturnsAppError> {
+    let order = visible_order(store, caller, id.order_id(), Some(SCOPE_WAREHOUSE))
+        .await
+        .map_err(|_| ReturnsAppError::NotFound("return"))?;
+    let rma = order
+        .find_return(id)
+        .cloned()
+        .ok_or(ReturnsAppError::NotFound("return"))?;
+    Ok((rma, order))
+}
+
+/// Reads the return's order, applies `change`, writes it; again if the order changed meanwhile.
+async fn change_return<S: OrderStore + StockReservations>(
+    store: &S,
+    id: &ReturnId,
+    change: impl Fn(&Order) -> Result<Step, ReturnError>,
+) -> Result<Return, ReturnsAppError> {
+    for _ in 0..ATTEMPTS {
+        let order = store
+            .get(id.order_id())
+            .await?
+            .ok_or(ReturnsAppError::NotFound("return"))?;
+        let step = change(&order)?;
+        if let Some(saved) = commit(store, step).await? {
+            return Ok(saved.find_return(id).expect("the return exists").clone());
+        }
+    }
+    Err(ReturnsAppError::Contended)
+}
+
+/// Staff approve (reserving any exchange) or reject a return waiting for them. The caller's scope
+/// is checked at the edge.
+pub async fn decide_return<S: OrderStore + StockReservations>(
+    store: &S,
+    caller: &Caller,
+    id: &ReturnId,
+    approved: bool,
+    note: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<Return, ReturnsAppError> {
+    let by = format!("admin {}", caller.customer_id);
+    change_return(store, id, |order| {
+        order.decide_return(id, approved, &by, note.clone(), now)
+    })
+    .await
+}
+
+/// The warehouse records what arrived. The caller's scope is checked at the edge.
+pub async fn receive_return<S: OrderStore + StockReservations>(
+    store: &S,
+    policy: &ReturnPolicy,
+    shipping: &ShippingPolicy,
+    caller: &Caller,
+    id: &ReturnId,
+    receipt: &ReceiptRequest,
+    now: DateTime<Utc>,
+) -> Result<Return, ReturnsAppError> {
+    let by = format!("warehouse {}", caller.customer_id);
+    change_return(store, id, |order| {
+        order.receive_return(id, receipt, &by, policy, shipping, now)
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::reservation::{reserve_order, ReservationResult};
+    use crate::fulfillment::{CarrierEventKind, CarrierUpdate, Parcel, Tracking};
+    use crate::ids::{CustomerId, Sku};
+    use crate::memory::InMemoryStore;
+    use crate::order::tests::{placed, product};
+    use crate::returns::{Disposition, ReturnStatus};
+    use serde_json::json;
+
+    fn customer() -> Caller {
+        Caller {
+            customer_id: CustomerId::parse("customer-1").unwrap(),
+            scopes: vec![],
+        }
+    }
+
+    fn staff(scope: &str) -> Caller {
+        Caller {
+            customer_id: CustomerId::parse("staff-1").unwrap(),
+            scopes: vec![scope.to_owned()],
+        }
+    }
+
+    fn sku(s: &str) -> Sku {
+        Sku::parse(s).unwrap()
+    }
+
+    fn key(k: &str) -> IdempotencyKey {
+        IdempotencyKey::parse(k).unwrap()
+    }
+
+    async fn stock(store: &InMemoryStore, s: &str) -> (u32, u32) {
+        let p = store.product(&sku(s)).await.unwrap().unwrap();
+        (p.stock.available(), p.stock.reserved())
+    }
+
+    /// A placed order taken through the warehouse and delivered `days_ago` days ago, stock moved
+    /// as the real steps move it.
+    async fn delivered(store: &InMemoryStore, lines: serde_json::Value, days_ago: u64) -> Order {
+        let now = Utc::now();
+        let order = placed(lines, &store.catalog());
+        store.insert_order(order.clone());
+        reserve_order(store, store, &order.id, now).await.unwrap();
+        let reserved = store.get(&order.id).await.unwrap().unwrap();
+        let packed = reserved
+            .start_fulfillment("BER-1", now)
+            .unwrap()
+            .pick("picker", now)
+            .unwrap()
+            .pack(
+                Parcel {
+                    weight_grams: 900,
+                    length_cm: 30,
+                    width_cm: 20,
+                    height_cm: 10,
+                },
+                "packer",
+                now,
+            )
+            .unwrap();
+        store.insert_order(packed.clone());
+        let tracking = Tracking {
+            carrier: "DHL".into(),
+            tracking_number: "JJD1".into(),
+            tracking_url: "https://track.example/JJD1".into(),
+        };
+        let shipped = packed
+            .ship(tracking, packed.shipping.estimate, "packer", now)
+            .unwrap();
+        store.ship(&shipped).await.unwrap();
+        let at = now - chrono::Days::new(days_ago);
+        let CarrierUpdate::Applied(done) = shipped
+            .carrier_event("c1", CarrierEventKind::Delivered, None, at, now)
+            .unwrap()
+        else {
+            panic!("delivered")
+        };
+        store.save(&done, shipped.version).await.unwrap();
+        *done
+    }
+
+    fn return_request(lines: serde_json::Value) -> ReturnRequest {
+        ReturnRequest::parse(&json!({ "lines": lines })).unwrap()
+    }
+
+    fn receipt(lines: serde_json::Value) -> ReceiptRequest {
+        ReceiptRequest::parse(&json!({ "lines": lines })).unwrap()
+    }
+
+    #[tokio::test]
+    async fn cancelling_a_reserved_order_releases_its_stock_and_refunds_it() {
+        let store = InMemoryStore::with_products([product("A", 1000, 5)]);
+        let order = placed(json!([{"sku": "A", "quantity": 2}]), &store.catalog());
+        store.insert_order(order.clone());
+        reserve_order(&store, &store, &order.id, Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(stock(&store, "A").await, (3, 2));
+
+        let cancelled = cancel_order(
+            &store,
+            &customer(),
+            &order.id,
+            "changed my mind".into(),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(cancelled.status, OrderStatus::Cancelled);
+        assert_eq!(stock(&store, "A").await, (5, 0));
+        assert_eq!(cancelled.refunds[0].amount, order.totals.total);
+
+        // A retry answers the cancelled order and releases nothing twice.
+        let again = cancel_order(&store, &customer(), &order.id, "again".into(), Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(again.version, cancelled.version);
+        assert_eq!(stock(&store, "A").await, (5, 0));
+    }
+
+    #[tokio::test]
+    async fn a_pending_order_cancelled_first_is_never_reserved() {
+        let store = InMemoryStore::with_products([product("A", 1000, 5)]);
+        let order = placed(json!([{"sku": "A", "quantity": 2}]), &store.catalog());
+        store.insert_order(order.clone());
+        cancel_order(&store, &customer(), &order.id, "oops".into(), Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(
+            reserve_order(&store, &store, &order.id, Utc::now())
+                .await
+                .unwrap(),
+            ReservationResult::AlreadyDecided(OrderStatus::Cancelled)
+        );
+        assert_eq!(stock(&store, "A").await, (5, 0));
+    }
+
+    #[tokio::test]
+    async fn shipped_and_packed_orders_cannot_be_cancelled_and_others_cannot_see_them() {
+        let store = InMemoryStore::with_products([product("A", 1000, 5)]);
+        let order = delivered(&store, json!([{"sku": "A", "quantity": 1}]), 1).await;
+        let error = cancel_order(&store, &customer(), &order.id, "late".into(), Utc::now())
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            error,
+            ReturnsAppError::Cancel(CancelError::Shipped)
+        ));
+        assert!(error.to_string().contains("return it instead"));
+
+        let stranger = Caller {
+            customer_id: CustomerId::parse("someone-else").unwrap(),
+            scopes: vec![],
+        };
+        assert!(matches!(
+            cancel_order(&store, &stranger, &order.id, "x".into(), Utc::now()).await,
+            Err(ReturnsAppError::NotFound(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_partial_return_restocks_one_line_and_records_the_other() {
+        let store = InMemoryStore::with_products([product("A", 1000, 5), product("B", 500, 5)]);
+        let order = delivered(
+            &store,
+            json!([{"sku": "A", "quantity": 2}, {"sku": "B", "quantity": 1}]),
+            3,
+        )
+        .await;
+        assert_eq!(stock(&store, "A").await, (3, 0));
+        let requested = request_return(
+            &store,
+            &ReturnPolicy::default_policy(),
+            &customer(),
+            &order.id,
+            &return_request(json!([
+                {"sku": "A", "quantity": 1, "reason": "DAMAGED"},
+                {"sku": "B", "quantity": 1, "reason": "NO_LONGER_NEEDED"}
+            ])),
+            key("k1"),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+        assert!(requested.created);
+        assert_eq!(
+            requested.rma.status,
+            ReturnStatus::Approved,
+            "within the auto-approval rules"
+        );
+
+        let received = receive_return(
+            &store,
+            &ReturnPolicy::default_policy(),
+            &crate::shipping::ShippingPolicy::default_policy(),
+            &staff(SCOPE_WAREHOUSE),
+            &requested.rma.return_id,
+            &receipt(json!([
+                {"sku": "A", "quantity": 1, "disposition": "RESTOCK"},
+                {"sku": "B", "quantity": 1, "disposition": "RECYCLE"}
+            ])),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(received.status, ReturnStatus::Received);
+        assert_eq!(
+            stock(&store, "A").await,
+            (4, 0),
+            "one unit of A is sellable again"
+        );
+        assert_eq!(stock(&store, "B").await, (4, 0), "the recycled unit is not");
+        let saved = store.get(&order.id).await.unwrap().unwrap();
+        let refund = &saved.refunds[0];
+        // A damaged item: the policy refunds shipping too.
+        assert_eq!(
+            refund.amount.minor_units(),
+            1000 + 500 + order.totals.shipping.minor_units()
+        );
+        assert_eq!(
+            saved.returns[0].receipt.as_ref().unwrap().lines[1].disposition,
+            Disposition::Recycle
+        );
+
+        // Received twice: refused, nothing moves.
+        let again = receive_return(
+            &store,
+            &ReturnPolicy::default_policy(),
+            &crate::shipping::ShippingPolicy::default_policy(),
+            &staff(SCOPE_WAREHOUSE),
+            &requested.rma.return_id,
+            &receipt(json!([{"sku": "A", "quantity": 1, "disposition": "RESTOCK"}])),
+            Utc::now(),
+        )
+        .await;
+        assert!(matches!(
+            again,
+            Err(ReturnsAppError::Return(ReturnError::AlreadyReceived))
+        ));
+        assert_eq!(stock(&store, "A").await, (4, 0));
+    }
+
+    #[tokio::test]
+    async fn returns_outside_the_rules_are_refused_and_change_nothing() {
+        let store = InMemoryStore::with_products([product("A", 1000, 5)]);
+        let policy = ReturnPolicy::default_policy();
+        let old = delivered(&store, json!([{"sku": "A", "quantity": 2}]), 45).await;
+        let request =
+            return_request(json!([{"sku": "A", "quantity": 1, "reason": "DOES_NOT_FIT"}]));
+        let late = request_return(
+            &store,
+            &policy,
+            &customer(),
+            &old.id,
+            &request,
+            key("a"),
+            Utc::now(),
+        )
+        .await;
+        let Err(ReturnsAppError::Invalid(errors)) = late else {
+            panic!("expected a window error, got {late:?}")
+        };
+        assert!(errors.to_string().contains("return window of 30 days"));
+
+        let recent = delivered(&store, json!([{"sku": "A", "quantity": 2}]), 1).await;
+        let too_many =
+            return_request(json!([{"sku": "A", "quantity": 3, "reason": "DOES_NOT_FIT"}]));
+        let result = request_return(
+            &store,
+            &policy,
+            &customer(),
+            &recent.id,
+            &too_many,
+            key("b"),
+            Utc::now(),
+        )
+        .await;
+        assert!(matches!(result, Err(ReturnsAppError::Invalid(_))));
+        // Two returns of one unit each, then a third is more than was delivered.
+        for k in ["c", "d"] {
+            request_return(
+                &store,
+                &policy,
+                &customer(),
+                &recent.id,
+                &request,
+                key(k),
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+        }
+        let third = request_return(
+            &store,
+            &policy,
+            &customer(),
+            &recent.id,
+            &request,
+            key("e"),
+            Utc::now(),
+        )
+        .await;
+        let Err(ReturnsAppError::Invalid(errors)) = third else {
+            panic!("expected a quantity error")
+        };
+        assert!(errors.to_string().contains("2 already being returned"));
+
+        let pending = placed(json!([{"sku": "A", "quantity": 1}]), &store.catalog());
+        store.insert_order(pending.clone());
+        let result = request_return(
+            &store,
+            &policy,
+            &customer(),
+            &pending.id,
+            &request,
+            key("f"),
+            Utc::now(),
+        )
+        .await;
+        assert!(matches!(
+            result,
+            Err(ReturnsAppError::Return(ReturnError::NotDelivered(
+                "PENDING"
+            )))
+        ));
+        assert_eq!(store.get(&pending.id).await.unwrap().unwrap().version, 1);
+    }
+
+    #[tokio::test]
+    async fn the_same_key_answers_the_same_return_and_a_different_body_is_refused() {
+        let store = InMemoryStore::with_products([product("A", 1000, 5)]);
+        let policy = ReturnPolicy::default_policy();
+        let order = delivered(&store, json!([{"sku": "A", "quantity": 2}]), 1).await;
+        let request =
+            return_request(json!([{"sku": "A", "quantity": 1, "reason": "DOES_NOT_FIT"}]));
+        let first = request_return(
+            &store,
+            &policy,
+            &customer(),
+            &order.id,
+            &request,
+            key("k"),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+        let retry = request_return(
+            &store,
+            &policy,
+            &customer(),
+            &order.id,
+            &request,
+            key("k"),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            (retry.rma.return_id, retry.created),
+            (first.rma.return_id, false)
+        );
+        let other = return_request(json!([{"sku": "A", "quantity": 2, "reason": "DOES_NOT_FIT"}]));
+        assert!(matches!(
+            request_return(
+                &store,
+                &policy,
+                &customer(),
+                &order.id,
+                &other,
+                key("k"),
+                Utc::now()
+            )
+            .await,
+            Err(ReturnsAppError::KeyReused)
+        ));
+        assert_eq!(
+            store.get(&order.id).await.unwrap().unwrap().returns.len(),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn an_exchange_reserves_on_approval_and_ships_on_receipt() {
+        let store =
+            InMemoryStore::with_products([product("A", 1000, 5), product("A-LARGE", 1000, 2)]);
+        let mut policy = ReturnPolicy::default_policy();
+        policy.auto_approval.exchanges = false;
+        let order = delivered(&store, json!([{"sku": "A", "quantity": 2}]), 1).await;
+        let requested = request_return(
+            &store,
+            &policy,
+            &customer(),
+            &order.id,
+            &return_request(json!([
+                {"sku": "A", "quantity": 2, "reason": "DOES_NOT_FIT", "exchangeSku": "A-LARGE"}
+            ])),
+            key("x"),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(requested.rma.status, ReturnStatus::PendingApproval);
+        assert_eq!(
+            stock(&store, "A-LARGE").await,
+            (2, 0),
+            "nothing reserved before approval"
+        );
+
+        let id = requested.rma.return_id;
+        let approved = decide_return(&store, &staff("oms:admin"), &id, true, None, Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(approved.status, ReturnStatus::Approved);
+        assert_eq!(stock(&store, "A-LARGE").await, (0, 2));
+
+        // One of the two units comes back: one replacement ships, the other is released.
+        let received = receive_return(
+            &store,
+            &policy,
+            &crate::shipping::ShippingPolicy::default_policy(),
+            &staff(SCOPE_WAREHOUSE),
+            &id,
+            &receipt(json!([{"sku": "A", "quantity": 1, "disposition": "RESTOCK"}])),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(stock(&store, "A-LARGE").await, (1, 1));
+        let replacement_id = received.replacement_order_id.unwrap();
+        let replacement = store.get(&replacement_id).await.unwrap().unwrap();
+        assert_eq!(replacement.status, OrderStatus::Fulfilling);
+        assert_eq!(
+            (
+                replacement.lines[0].sku.as_str(),
+                replacement.lines[0].quantity.get()
+            ),
+            ("A-LARGE", 1)
+        );
+        assert_eq!(replacement.totals.total.minor_units(), 0);
+        assert_eq!(received.receipt.unwrap().missing.get(&sku("A")), Some(&1));
+        let saved = store.get(&order.id).await.unwrap().unwrap();
+        assert!(saved.refunds.is_empty(), "an exchange is not refunded");
+    }
+
+    #[tokio::test]
+    async fn an_exchange_without_stock_is_refused_on_approval() {
+        let store =
+            InMemoryStore::with_products([product("A", 1000, 5), product("A-LARGE", 1000, 0)]);
+        let order = delivered(&store, json!([{"sku": "A", "quantity": 1}]), 1).await;
+        let result = request_return(
+            &store,
+            &ReturnPolicy::default_policy(),
+            &customer(),
+            &order.id,
+            &return_request(json!([
+                {"sku": "A", "quantity": 1, "reason": "DOES_NOT_FIT", "exchangeSku": "A-LARGE"}
+            ])),
+            key("y"),
+            Utc::now(),
+        )
+        .await;
+        assert!(matches!(
+            result,
+            Err(ReturnsAppError::ExchangeUnavailable(_))
+        ));
+        assert!(store
+            .get(&order.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .returns
+            .is_empty());
+    }
+}
