@@ -8,7 +8,7 @@ use lambda_runtime::{Error, LambdaEvent};
 use oms_adapters::config::{self, TopicConfig};
 use oms_adapters::dynamo::{decode_item, TableItem};
 use oms_adapters::sns::{EventPublisher, EventSink, OutgoingEvent};
-use oms_domain::events::{order_event, stock_event};
+use oms_domain::events::{order_event, refund_events, stock_event};
 use oms_domain::ports::StoreError;
 
 /// What the function needs, built once per cold start.
@@ -36,11 +36,12 @@ pub async fn handle<P: EventSink>(
     let mut failed_records = BTreeSet::new();
     for (index, record) in records.iter().enumerate() {
         match derive(record) {
-            Ok(Some(event)) => {
-                outgoing.push(event);
-                source_record.push(index);
+            Ok(events) => {
+                for event in events {
+                    outgoing.push(event);
+                    source_record.push(index);
+                }
             }
-            Ok(None) => {}
             Err(error) => {
                 tracing::error!(event_id = %record.event_id, %error, "a stream record could not be read");
                 failed_records.insert(index);
@@ -73,25 +74,32 @@ fn image(item: &serde_dynamo::Item) -> Result<Option<TableItem>, StoreError> {
     decode_item(item.clone()).map(Some)
 }
 
-/// The event one change yields, if any.
-fn derive(record: &EventRecord) -> Result<Option<OutgoingEvent>, StoreError> {
+fn outgoing<T: serde::Serialize>(
+    event: &oms_domain::events::CloudEvent<T>,
+) -> Result<OutgoingEvent, StoreError> {
+    Ok(OutgoingEvent {
+        event_type: event.event_type.as_str(),
+        body: serde_json::to_string(event).map_err(|e| StoreError::Failed(e.to_string()))?,
+    })
+}
+
+/// The events one change yields: an order's change and the refunds it requested, or a stock
+/// alert. A record whose events are not all published is retried whole; consumers deduplicate.
+fn derive(record: &EventRecord) -> Result<Vec<OutgoingEvent>, StoreError> {
     let old = image(&record.change.old_image)?;
     let new = image(&record.change.new_image)?;
-    let encode = |body: Result<String, serde_json::Error>| {
-        body.map_err(|e| StoreError::Failed(e.to_string()))
-    };
-    Ok(match (old, new) {
+    let mut events = Vec::new();
+    match (old, new) {
         (old, Some(TableItem::Order(new))) => {
             let old = match old {
                 Some(TableItem::Order(old)) => Some(old),
                 _ => None,
             };
-            match order_event(old.as_deref(), Some(&new)) {
-                Some(event) => Some(OutgoingEvent {
-                    event_type: event.event_type.as_str(),
-                    body: encode(serde_json::to_string(&event))?,
-                }),
-                None => None,
+            if let Some(event) = order_event(old.as_deref(), Some(&new)) {
+                events.push(outgoing(&event)?);
+            }
+            for event in refund_events(old.as_deref(), Some(&new)) {
+                events.push(outgoing(&event)?);
             }
         }
         (old, Some(TableItem::Product(new))) => {
@@ -99,16 +107,13 @@ fn derive(record: &EventRecord) -> Result<Option<OutgoingEvent>, StoreError> {
                 Some(TableItem::Product(old)) => Some(old),
                 _ => None,
             };
-            match stock_event(old.as_deref(), Some(&new)) {
-                Some(event) => Some(OutgoingEvent {
-                    event_type: event.event_type.as_str(),
-                    body: encode(serde_json::to_string(&event))?,
-                }),
-                None => None,
+            if let Some(event) = stock_event(old.as_deref(), Some(&new)) {
+                events.push(outgoing(&event)?);
             }
         }
-        _ => None,
-    })
+        _ => {}
+    }
+    Ok(events)
 }
 
 #[cfg(test)]
@@ -166,9 +171,18 @@ mod tests {
             [
                 "oms.order.placed",
                 "oms.order.reserved",
+                "oms.order.cancelled",
+                "oms.refund.requested",
                 "oms.inventory.low-stock"
             ]
         );
+        let refund: serde_json::Value = serde_json::from_str(&published[3].body).unwrap();
+        assert_eq!(
+            refund["data"]["amount"]["amount"], 5540,
+            "the whole order is refunded"
+        );
+        assert_eq!(refund["data"]["reason"], "CANCELLATION");
+        assert_eq!(refund["id"], refund["data"]["refundId"]);
         let reserved: serde_json::Value = serde_json::from_str(&published[1].body).unwrap();
         assert_eq!(reserved["specversion"], "1.0");
         assert_eq!(reserved["sequence"], 2);
@@ -188,7 +202,7 @@ mod tests {
             ..Default::default()
         })
         .await;
-        assert_eq!(published.len(), 2);
+        assert_eq!(published.len(), 4);
         assert_eq!(failed, ["200", "500"]);
     }
 }

@@ -24,11 +24,13 @@ impl App<DynamoStore, NotificationPublisher> {
             .ok()
             .filter(|t| !t.is_empty())
             .ok_or("environment variable CUSTOMER_NOTIFICATIONS_TOPIC_ARN must be set")?;
+        // Links in messages (a return label) point at the public API.
+        let api_url = std::env::var("PUBLIC_API_URL").unwrap_or_default();
         let aws = config::aws_config().await;
         Ok(App {
             store: DynamoStore::from_config(&aws, table.table_name),
             sink: NotificationPublisher::from_config(&aws, topic),
-            renderer: Renderer::new(),
+            renderer: Renderer::new().with_api_url(&api_url),
         })
     }
 }

@@ -255,11 +255,17 @@ pub fn order_event(old: Option<&Order>, new: Option<&Order>) -> Option<CloudEven
         estimate: new.shipping.estimate,
         fulfillment_status: step(new),
         tracking: new.fulfillment.as_ref().and_then(|f| f.tracking.clone()),
-        note: new
-            .fulfillment
-            .as_ref()
-            .and_then(|f| f.steps.last())
-            .and_then(|s| s.note.clone()),
+        note: match (&new.cancellation, changed_return) {
+            (Some(cancellation), _) if new.status == OrderStatus::Cancelled => {
+                Some(cancellation.reason.clone())
+            }
+            (_, Some(rma)) => rma.decision.as_ref().and_then(|d| d.note.clone()),
+            _ => new
+                .fulfillment
+                .as_ref()
+                .and_then(|f| f.steps.last())
+                .and_then(|s| s.note.clone()),
+        },
         return_id: changed_return.map(|r| r.return_id.clone()),
         return_status: changed_return.map(|r| r.status),
         refund: new

@@ -105,6 +105,10 @@ pub fn is_customer_facing(event_type: EventType) -> bool {
             | EventType::OutForDelivery
             | EventType::OrderDelivered
             | EventType::DeliveryException
+            | EventType::ReturnRequested
+            | EventType::ReturnApproved
+            | EventType::ReturnRejected
+            | EventType::ReturnReceived
     )
 }
 
@@ -152,6 +156,8 @@ macro_rules! templates {
 /// Renders notifications from the bundled templates.
 pub struct Renderer {
     env: Environment<'static>,
+    /// The public base URL of the HTTP API, for links to it (return labels).
+    api_url: String,
 }
 
 impl Default for Renderer {
@@ -211,7 +217,16 @@ impl Renderer {
             env.add_template(name, source)
                 .expect("the bundled templates parse; a unit test renders each");
         }
-        Renderer { env }
+        Renderer {
+            env,
+            api_url: String::new(),
+        }
+    }
+
+    /// Links into the API (a return label) start with `api_url`.
+    pub fn with_api_url(mut self, api_url: &str) -> Self {
+        self.api_url = api_url.trim_end_matches('/').to_owned();
+        self
     }
 
     fn render_part(
@@ -248,6 +263,11 @@ impl Renderer {
                 .map(|l| l.name.clone())
                 .unwrap_or_else(|| sku.to_string())
         };
+        let rma = event
+            .data
+            .return_id
+            .as_ref()
+            .and_then(|id| order.find_return(id));
         let data = serde_json::json!({
             "type": event.event_type.as_str(),
             "orderId": order.id.as_str(),
@@ -271,6 +291,15 @@ impl Renderer {
             "shortages": event.data.shortages.iter().map(|s| serde_json::json!({
                 "sku": s.sku.as_str(), "name": name_of(&s.sku), "requested": s.requested, "available": s.available,
             })).collect::<Vec<_>>(),
+            "refund": event.data.refund.map(money),
+            "returnId": event.data.return_id.as_ref().map(|r| r.to_string()),
+            "labelUrl": event.data.return_id.as_ref().map(|r| format!("{}/returns/{r}/label", self.api_url)),
+            "returnItems": rma.map(|r| r.lines.iter().map(|l| serde_json::json!({
+                "sku": l.sku.as_str(), "name": l.name, "quantity": l.quantity.get(),
+                "exchange": l.exchange.as_ref().map(|e| e.name.clone()),
+            })).collect::<Vec<_>>()),
+            "decisionNote": rma.and_then(|r| r.decision.as_ref()).and_then(|d| d.note.clone()),
+            "replacementOrderId": event.data.replacement_order_id.as_ref().map(|o| o.to_string()),
             "occurredAt": event.time,
             "sequence": event.sequence,
         });
@@ -416,9 +445,68 @@ mod tests {
             Some("nobody at home"),
         );
         let delivered = carrier(&exception, "c3", CarrierEventKind::Delivered, None);
-        let mut cancelled_event = order_event(None, Some(&placed)).unwrap();
-        cancelled_event.event_type = EventType::OrderCancelled;
-        cancelled_event.data.note = Some("changed my mind".into());
+        let cancelled = reserved
+            .cancel("changed my mind".into(), "customer", t)
+            .unwrap()
+            .order;
+        // Returns, a week after delivery: one left for staff and rejected, one approved at once
+        // with an exchange, then received with a refund for the line that is not exchanged.
+        let later = at("2026-12-02T10:00:00Z");
+        let policy = crate::returns::ReturnPolicy::default_policy();
+        let catalog = [crate::order::tests::product("A-LARGE", 1999, 5)];
+        let request = |body: serde_json::Value| {
+            crate::returns::ReturnRequest::parse(&serde_json::json!({ "lines": body })).unwrap()
+        };
+        let key = |k: &str| crate::ids::IdempotencyKey::parse(k).unwrap();
+        let requested = delivered
+            .request_return(
+                &request(serde_json::json!([{"sku": "A", "quantity": 1, "reason": "OTHER"}])),
+                key("k1"),
+                &catalog,
+                &policy,
+                later,
+            )
+            .unwrap()
+            .order;
+        let id = |o: &Order| o.returns.last().unwrap().return_id.clone();
+        let rejected_return = requested
+            .decide_return(
+                &id(&requested),
+                false,
+                "admin",
+                Some("the item was used".into()),
+                later,
+            )
+            .unwrap()
+            .order;
+        let approved = rejected_return
+            .request_return(
+                &request(serde_json::json!([
+                    {"sku": "A", "quantity": 1, "reason": "DOES_NOT_FIT", "exchangeSku": "A-LARGE"},
+                    {"sku": "B", "quantity": 1, "reason": "DAMAGED"}
+                ])),
+                key("k2"),
+                &catalog,
+                &policy,
+                later,
+            )
+            .unwrap()
+            .order;
+        let received = approved
+            .receive_return(
+                &id(&approved),
+                &crate::returns::ReceiptRequest::parse(&serde_json::json!({"lines": [
+                    {"sku": "A", "quantity": 1, "disposition": "RESTOCK"},
+                    {"sku": "B", "quantity": 1, "disposition": "DISCARD"}
+                ]}))
+                .unwrap(),
+                "warehouse",
+                &policy,
+                &crate::shipping::ShippingPolicy::default_policy(),
+                later,
+            )
+            .unwrap()
+            .order;
         vec![
             (order_event(None, Some(&placed)).unwrap(), placed.clone()),
             (
@@ -429,7 +517,10 @@ mod tests {
                 order_event(Some(&placed), Some(&rejected)).unwrap(),
                 rejected.clone(),
             ),
-            (cancelled_event, placed.clone()),
+            (
+                order_event(Some(&reserved), Some(&cancelled)).unwrap(),
+                cancelled.clone(),
+            ),
             (
                 order_event(Some(&packed), Some(&shipped)).unwrap(),
                 shipped.clone(),
@@ -446,12 +537,28 @@ mod tests {
                 order_event(Some(&exception), Some(&delivered)).unwrap(),
                 delivered.clone(),
             ),
+            (
+                order_event(Some(&delivered), Some(&requested)).unwrap(),
+                requested.clone(),
+            ),
+            (
+                order_event(Some(&requested), Some(&rejected_return)).unwrap(),
+                rejected_return.clone(),
+            ),
+            (
+                order_event(Some(&rejected_return), Some(&approved)).unwrap(),
+                approved.clone(),
+            ),
+            (
+                order_event(Some(&approved), Some(&received)).unwrap(),
+                received.clone(),
+            ),
         ]
     }
 
     #[test]
     fn every_template_renders_for_every_customer_facing_event() {
-        let renderer = Renderer::new();
+        let renderer = Renderer::new().with_api_url("https://api.shop.example/");
         let everything = Preferences {
             email: true,
             sms: true,
