@@ -5,11 +5,13 @@ use lambda_http::{Body, Error, Request, RequestExt, Response};
 use oms_adapters::config::{self, TableConfig};
 use oms_adapters::dynamo::DynamoStore;
 use oms_adapters::http::{
-    caller, json_response, path_parameter, respond, route_key, unknown_route, ApiError,
+    caller, json_body, json_response, path_parameter, respond, route_key, unknown_route, ApiError,
 };
 use oms_domain::app::queries::{self, OrderSummary, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use oms_domain::app::returns::cancel_order;
 use oms_domain::ids::OrderId;
-use oms_domain::ports::OrderStore;
+use oms_domain::ports::{OrderStore, StockReservations};
+use oms_domain::validation::ValidationErrors;
 use serde::Serialize;
 
 /// What the function needs, built once per cold start.
@@ -27,16 +29,23 @@ impl App<DynamoStore> {
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn handle<S: OrderStore>(
+pub async fn handle<S: OrderStore + StockReservations>(
     app: &App<S>,
     request: Request,
 ) -> Result<Response<Body>, Error> {
     let result = match route_key(&request) {
         Some("GET /orders/{id}") => get_order(app, &request).await,
         Some("GET /orders") => list_orders(app, &request).await,
+        Some("POST /orders/{id}/cancel") => cancel(app, &request).await,
         _ => Err(unknown_route(&request)),
     };
     Ok(respond(result))
+}
+
+/// The order id in the path. A malformed id names no order: the same 404 as a missing one.
+fn order_id(request: &Request) -> Result<OrderId, ApiError> {
+    OrderId::parse(path_parameter(request, "id")?)
+        .map_err(|_| ApiError::NotFound("no such order".into()))
 }
 
 async fn get_order<S: OrderStore>(
@@ -44,11 +53,54 @@ async fn get_order<S: OrderStore>(
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let caller = caller(request)?;
-    // A malformed id names no order: the same 404 as a missing one.
-    let id = OrderId::parse(path_parameter(request, "id")?)
-        .map_err(|_| ApiError::NotFound("no such order".into()))?;
+    let id = order_id(request)?;
     let order = queries::get_order(&app.store, &caller, &id).await?;
     Ok(json_response(StatusCode::OK, &order))
+}
+
+/// `POST /orders/{id}/cancel` with `{"reason": "..."}`: the order's customer or an administrator
+/// calls it off before it is packed; its stock is released in the same write.
+async fn cancel<S: OrderStore + StockReservations>(
+    app: &App<S>,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let caller = caller(request)?;
+    let id = order_id(request)?;
+    let body = json_body(request)?;
+    let reason = parse_reason(&body)?;
+    let order = cancel_order(&app.store, &caller, &id, reason, chrono::Utc::now()).await?;
+    tracing::info!(order_id = %order.id, "order cancelled");
+    Ok(json_response(StatusCode::OK, &order))
+}
+
+fn parse_reason(body: &serde_json::Value) -> Result<String, ApiError> {
+    let mut errors = ValidationErrors::default();
+    if let Some(object) = body.as_object() {
+        for key in object.keys().filter(|k| k.as_str() != "reason") {
+            errors.add(key.as_str(), "is not a known field");
+        }
+    }
+    let reason = match body.get("reason") {
+        Some(serde_json::Value::String(r)) if (1..=500).contains(&r.trim().chars().count()) => {
+            Some(r.trim().to_owned())
+        }
+        Some(serde_json::Value::String(_)) => {
+            errors.add("reason", "must be 1 to 500 characters");
+            None
+        }
+        None | Some(serde_json::Value::Null) => {
+            errors.add("reason", "is required");
+            None
+        }
+        Some(_) => {
+            errors.add("reason", "must be a string");
+            None
+        }
+    };
+    match reason {
+        Some(reason) if errors.is_empty() => Ok(reason),
+        _ => Err(ApiError::Invalid(errors)),
+    }
 }
 
 #[derive(Serialize)]
@@ -174,5 +226,53 @@ mod tests {
             (status, body["type"].as_str()),
             (400, Some("/problems/invalid-query"))
         );
+    }
+
+    #[tokio::test]
+    async fn a_customer_cancels_a_reserved_order_and_its_stock_is_released() {
+        let order = stored_order("01KAZ3Q6W8T2Y7X9V5N4M3K2J1", 1_700_000_000);
+        let products: Vec<_> = order
+            .lines
+            .iter()
+            .map(|l| oms_domain::fixtures::product(l.sku.as_str(), 2500, 10))
+            .collect();
+        let app = App {
+            store: InMemoryStore::with_products(products),
+        };
+        app.store.insert_order(order.clone());
+        oms_domain::app::reservation::reserve_order(
+            &app.store,
+            &app.store,
+            &order.id,
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+
+        let (status, body) = call(&app, "cancel-order-without-reason").await;
+        assert_eq!(status, 422);
+        let fields: Vec<_> = body["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["field"].as_str().unwrap())
+            .collect();
+        assert_eq!(fields, ["why", "reason"]);
+
+        let (status, body) = call(&app, "cancel-order").await;
+        assert_eq!(status, 200);
+        assert_eq!(body["status"], "CANCELLED");
+        assert_eq!(body["cancellation"]["reason"], "ordered the wrong size");
+        assert_eq!(body["refunds"][0]["amount"], body["totals"]["total"]);
+        for line in &order.lines {
+            let product = oms_domain::ports::InventoryStore::product(&app.store, &line.sku)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                (product.stock.available(), product.stock.reserved()),
+                (10, 0)
+            );
+        }
     }
 }

@@ -4,9 +4,10 @@ use lambda_http::http::{header, HeaderValue, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
 use oms_adapters::config::{self, TableConfig};
 use oms_adapters::dynamo::DynamoStore;
-use oms_adapters::http::{caller, json_body, raw_json_response, respond, ApiError};
+use oms_adapters::http::{
+    caller, idempotency_key, json_body, raw_json_response, respond, ApiError,
+};
 use oms_domain::app::intake::place_order;
-use oms_domain::ids::IdempotencyKey;
 use oms_domain::ports::{InventoryStore, OrderStore};
 use oms_domain::shipping::ShippingPolicy;
 
@@ -25,9 +26,6 @@ impl App<DynamoStore> {
     }
 }
 
-/// The header that makes a `POST /orders` safe to retry.
-const IDEMPOTENCY_KEY: &str = "idempotency-key";
-
 #[tracing::instrument(skip_all)]
 pub async fn handle<S: OrderStore + InventoryStore>(
     app: &App<S>,
@@ -41,22 +39,7 @@ async fn place<S: OrderStore + InventoryStore>(
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let caller = caller(request)?;
-    let key = request
-        .headers()
-        .get(IDEMPOTENCY_KEY)
-        .ok_or(ApiError::BadRequest {
-            kind: "missing-idempotency-key",
-            title: "Idempotency-Key required",
-            detail: "POST /orders needs an Idempotency-Key header, unique per order the client means to place".into(),
-        })?
-        .to_str()
-        .ok()
-        .and_then(|k| IdempotencyKey::parse(k).ok())
-        .ok_or(ApiError::BadRequest {
-            kind: "invalid-idempotency-key",
-            title: "Invalid Idempotency-Key",
-            detail: "the Idempotency-Key must be 1 to 128 printable ASCII characters other than '#'".into(),
-        })?;
+    let key = idempotency_key(request, "POST /orders")?;
     let body = json_body(request)?;
     let accepted = place_order(
         &app.store,

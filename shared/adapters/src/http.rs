@@ -16,8 +16,10 @@ use oms_domain::app::fulfillment::FulfillmentAppError;
 use oms_domain::app::intake::IntakeError;
 use oms_domain::app::inventory::InventoryError;
 use oms_domain::app::queries::QueryError;
-use oms_domain::ids::CustomerId;
+use oms_domain::app::returns::ReturnsAppError;
+use oms_domain::ids::{CustomerId, IdempotencyKey};
 use oms_domain::ports::StoreError;
+use oms_domain::returns::{CancelError, ReturnError};
 use oms_domain::validation::ValidationErrors;
 use serde::Serialize;
 
@@ -308,6 +310,32 @@ pub fn if_match(request: &Request) -> Result<Option<u64>, ApiError> {
         })
 }
 
+/// The header that makes a create safe to retry.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// The request's `Idempotency-Key`, which `route` requires.
+pub fn idempotency_key(request: &Request, route: &str) -> Result<IdempotencyKey, ApiError> {
+    request
+        .headers()
+        .get(IDEMPOTENCY_KEY)
+        .ok_or_else(|| ApiError::BadRequest {
+            kind: "missing-idempotency-key",
+            title: "Idempotency-Key required",
+            detail: format!(
+                "{route} needs an Idempotency-Key header, unique per thing the client means to create"
+            ),
+        })?
+        .to_str()
+        .ok()
+        .and_then(|k| IdempotencyKey::parse(k).ok())
+        .ok_or(ApiError::BadRequest {
+            kind: "invalid-idempotency-key",
+            title: "Invalid Idempotency-Key",
+            detail: "the Idempotency-Key must be 1 to 128 printable ASCII characters other than '#'"
+                .into(),
+        })
+}
+
 /// A path parameter the route declares.
 pub fn path_parameter(request: &Request, name: &str) -> Result<String, ApiError> {
     request
@@ -378,6 +406,47 @@ impl From<FulfillmentAppError> for ApiError {
                 ApiError::Unavailable("the shipment kept changing".into())
             }
             FulfillmentAppError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<ReturnsAppError> for ApiError {
+    fn from(error: ReturnsAppError) -> Self {
+        let conflict = |kind, title, detail: String| ApiError::Conflict {
+            kind,
+            title,
+            detail,
+        };
+        match error {
+            ReturnsAppError::NotFound(what) => ApiError::NotFound(format!("no such {what}")),
+            ReturnsAppError::Cancel(e @ CancelError::Shipped) => {
+                conflict("return-instead", "Already shipped", e.to_string())
+            }
+            ReturnsAppError::Cancel(e) => {
+                conflict("not-cancellable", "Cannot be cancelled", e.to_string())
+            }
+            ReturnsAppError::Return(e @ ReturnError::NotDelivered(_)) => {
+                conflict("not-returnable", "Not returnable", e.to_string())
+            }
+            ReturnsAppError::Return(e @ ReturnError::AlreadyReceived) => conflict(
+                "return-already-received",
+                "Return already received",
+                e.to_string(),
+            ),
+            ReturnsAppError::Return(e) => {
+                conflict("invalid-return-step", "Step not allowed now", e.to_string())
+            }
+            ReturnsAppError::Invalid(errors) => ApiError::Invalid(errors),
+            ReturnsAppError::KeyReused => conflict(
+                "idempotency-key-reused",
+                "Idempotency-Key reused",
+                "this Idempotency-Key was already used with a different request body".into(),
+            ),
+            e @ ReturnsAppError::ExchangeUnavailable(_) => {
+                conflict("insufficient-stock", "Exchange not in stock", e.to_string())
+            }
+            ReturnsAppError::Contended => ApiError::Unavailable("the order kept changing".into()),
+            ReturnsAppError::Store(error) => error.into(),
         }
     }
 }
