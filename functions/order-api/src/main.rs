@@ -1,8 +1,10 @@
-//! # order-api: reading orders
+//! # order-api: reading and cancelling orders
 //!
-//! `GET /orders/{id}` answers one order with its lines, totals, shipping, status and timeline;
-//! `GET /orders` the caller's orders, newest first, a page at a time. A customer sees only their
-//! own orders: another customer's order is a 404, indistinguishable from one that does not exist.
+//! `GET /orders/{id}` answers one order with its lines, totals, shipping, status, shipment,
+//! returns, refunds and timeline; `GET /orders` the caller's orders, newest first, a page at a
+//! time; `POST /orders/{id}/cancel` calls an order off before it is packed, releasing its stock in
+//! the same write and recording the refund. A customer sees and cancels only their own orders:
+//! another customer's order is a 404, indistinguishable from one that does not exist.
 
 mod handler;
 

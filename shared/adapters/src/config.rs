@@ -6,6 +6,7 @@
 use std::env;
 use std::time::Duration;
 
+use oms_domain::returns::ReturnPolicy;
 use oms_domain::shipping::{PolicyError, ShippingPolicy};
 
 /// A configuration problem, found at cold start.
@@ -13,13 +14,15 @@ use oms_domain::shipping::{PolicyError, ShippingPolicy};
 pub enum ConfigError {
     #[error("environment variable {0} must be set")]
     Missing(&'static str),
-    #[error("cannot read the shipping policy {path}: {source}")]
+    #[error("cannot read the policy file {path}: {source}")]
     PolicyFile {
         path: String,
         source: std::io::Error,
     },
     #[error(transparent)]
     Policy(#[from] PolicyError),
+    #[error("the return policy is not valid: {0}")]
+    ReturnPolicy(#[from] serde_json::Error),
 }
 
 fn required(name: &'static str) -> Result<String, ConfigError> {
@@ -59,14 +62,28 @@ impl TopicConfig {
 
 /// The shipping rate table: the file named by `SHIPPING_POLICY_FILE`, or the bundled default.
 pub fn shipping_policy_from_env() -> Result<ShippingPolicy, ConfigError> {
-    match env::var("SHIPPING_POLICY_FILE") {
-        Ok(path) if !path.is_empty() => {
-            let json = std::fs::read_to_string(&path)
-                .map_err(|source| ConfigError::PolicyFile { path, source })?;
-            Ok(ShippingPolicy::from_json(&json)?)
-        }
-        _ => Ok(ShippingPolicy::default_policy()),
+    Ok(match policy_file("SHIPPING_POLICY_FILE")? {
+        Some(json) => ShippingPolicy::from_json(&json)?,
+        None => ShippingPolicy::default_policy(),
+    })
+}
+
+/// The contents of the policy file named by `variable`, if one is named.
+fn policy_file(variable: &str) -> Result<Option<String>, ConfigError> {
+    match env::var(variable) {
+        Ok(path) if !path.is_empty() => std::fs::read_to_string(&path)
+            .map(Some)
+            .map_err(|source| ConfigError::PolicyFile { path, source }),
+        _ => Ok(None),
     }
+}
+
+/// The return rules: the file named by `RETURN_POLICY_FILE`, or the bundled default.
+pub fn return_policy_from_env() -> Result<ReturnPolicy, ConfigError> {
+    Ok(match policy_file("RETURN_POLICY_FILE")? {
+        Some(json) => ReturnPolicy::from_json(&json)?,
+        None => ReturnPolicy::default_policy(),
+    })
 }
 
 /// The AWS SDK configuration: region, credentials and endpoint from the standard sources

@@ -70,3 +70,49 @@ pub fn sample_order(id: &str, customer: &str, at: DateTime<Utc>) -> Order {
     )
     .expect("the sample order is valid")
 }
+
+/// The sample order taken through reservation, the warehouse and the carrier by the domain's own
+/// steps, delivered at `delivered_at`.
+pub fn delivered_order(id: &str, customer: &str, delivered_at: DateTime<Utc>) -> Order {
+    use crate::fulfillment::{CarrierEventKind, CarrierUpdate, Parcel, Tracking};
+    let at = delivered_at - chrono::Days::new(2);
+    let packed = sample_order(id, customer, at)
+        .reserve(at)
+        .expect("a sample order can be reserved")
+        .start_fulfillment("BER-1", at)
+        .and_then(|o| o.pick("picker", at))
+        .and_then(|o| {
+            o.pack(
+                Parcel {
+                    weight_grams: 900,
+                    length_cm: 30,
+                    width_cm: 20,
+                    height_cm: 10,
+                },
+                "packer",
+                at,
+            )
+        })
+        .expect("the reserved sample order can be picked and packed");
+    let tracking = Tracking {
+        carrier: "DHL".into(),
+        tracking_number: "JJD000390007".into(),
+        tracking_url: "https://www.dhl.com/track?id=JJD000390007".into(),
+    };
+    let shipped = packed
+        .ship(tracking, packed.shipping.estimate, "packer", at)
+        .expect("the packed sample order ships");
+    match shipped
+        .carrier_event(
+            "fixture-1",
+            CarrierEventKind::Delivered,
+            None,
+            delivered_at,
+            delivered_at,
+        )
+        .expect("the shipped sample order can be delivered")
+    {
+        CarrierUpdate::Applied(order) => *order,
+        CarrierUpdate::Duplicate => unreachable!("a first carrier event"),
+    }
+}
