@@ -10,7 +10,7 @@ bash infra/local/bootstrap.sh
 
 # One package at a time, as `cargo lambda watch` builds them: built together, Cargo would unify
 # the dependencies' features across packages and cargo-lambda would build every function again.
-for package in order-intake order-api inventory-api event-publisher stock-reservation fulfillment fulfillment-api notifier customer-api oms-bench; do
+for package in order-intake order-api inventory-api event-publisher stock-reservation fulfillment fulfillment-api notifier customer-api returns-api oms-bench; do
   cargo build --release -p "$package"
 done
 cargo build -p oms-local

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Installs the local tool chain into the repository (.tools/venv): the moto emulator, cargo-lambda,
-# the SAM CLI and cfn-lint. Idempotent: a second run with everything in place takes a second.
+# the SAM CLI, cfn-lint, and the PDF renderer and barcode reader the label test reads labels with.
+# Idempotent: a second run with everything in place takes a second.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 venv="$root/.tools/venv"
-stamp="$venv/.installed-v1"
+stamp="$venv/.installed-v2"
 if [[ -f "$stamp" ]]; then
   exit 0
 fi
 python3 -m venv "$venv"
 "$venv/bin/pip" install --quiet --disable-pip-version-check \
   'moto[dynamodb,sqs,sns]==5.2.5' 'flask>=3,<4' 'flask-cors>=5,<7' \
-  'cargo-lambda==1.9.2' 'aws-sam-cli==1.170.0' 'cfn-lint==1.58.0'
+  'cargo-lambda==1.9.2' 'aws-sam-cli==1.170.0' 'cfn-lint==1.58.0' \
+  'pypdfium2==4.30.0' 'zxing-cpp==2.3.0' 'pillow>=10,<12'
 touch "$stamp"

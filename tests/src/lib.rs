@@ -31,6 +31,8 @@ pub struct Reply {
     pub status: StatusCode,
     pub headers: reqwest::header::HeaderMap,
     pub body: Value,
+    /// The body as sent (a PDF, say).
+    pub raw: Vec<u8>,
 }
 
 fn env_or(name: &str, default: &str) -> String {
@@ -133,6 +135,7 @@ impl Stack {
             status,
             headers,
             body,
+            raw: bytes.to_vec(),
         }
     }
 
@@ -339,6 +342,80 @@ impl Stack {
             Some(bytes),
         )
         .await
+    }
+}
+
+impl Stack {
+    /// A POST with a JSON body as `token`'s holder.
+    pub async fn post(
+        &self,
+        path: &str,
+        token: &str,
+        headers: &[(&str, &str)],
+        body: Value,
+    ) -> Reply {
+        self.call(
+            reqwest::Method::POST,
+            path,
+            Some(token),
+            headers,
+            Some(body.to_string().into_bytes()),
+        )
+        .await
+    }
+
+    /// Places an order of `lines` for a new customer and drives it through the warehouse (pick,
+    /// pack, ship) and the carrier (delivered at `delivered_at`, RFC 3339) over HTTP. Returns the
+    /// customer and the delivered order.
+    pub async fn delivered_order(
+        &self,
+        lines: &[(&str, u32)],
+        delivered_at: &str,
+    ) -> (String, Value) {
+        let customer = unique("customer");
+        let placed = self.place_order(&customer, &unique("key"), lines).await;
+        assert_eq!(placed.status, StatusCode::ACCEPTED, "{:?}", placed.body);
+        let id = placed.body["orderId"].as_str().unwrap().to_owned();
+        self.wait_status(&customer, &id, "FULFILLING").await;
+        let warehouse = self.token("warehouse-tests", Some("oms:warehouse"));
+        let number = unique("JJD").to_uppercase();
+        let mut etag = self
+            .get(&format!("/fulfillments/{id}"), &warehouse)
+            .await
+            .headers["etag"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        for (step, body) in [
+            ("pick", None),
+            (
+                "pack",
+                Some(json!({"weightGrams": 1600, "lengthCm": 30, "widthCm": 20, "heightCm": 10})),
+            ),
+            (
+                "ship",
+                Some(
+                    json!({"carrier": "DHL", "trackingNumber": number, "trackingUrl": format!("https://www.dhl.com/track?id={number}")}),
+                ),
+            ),
+        ] {
+            let reply = self
+                .call(
+                    reqwest::Method::POST,
+                    &format!("/fulfillments/{id}/{step}"),
+                    Some(&warehouse),
+                    &[("if-match", &etag)],
+                    body.map(|b: Value| b.to_string().into_bytes()),
+                )
+                .await;
+            assert_eq!(reply.status, StatusCode::OK, "{step}: {:?}", reply.body);
+            etag = reply.headers["etag"].to_str().unwrap().to_owned();
+        }
+        let delivered = json!({"eventId": format!("{number}-delivered"), "shipmentReference": id, "trackingNumber": number, "status": "DELIVERED", "occurredAt": delivered_at});
+        let reply = self.carrier_event(&delivered, None).await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        let order = self.wait_status(&customer, &id, "DELIVERED").await;
+        (customer, order)
     }
 }
 

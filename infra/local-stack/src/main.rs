@@ -253,6 +253,11 @@ async fn up(args: UpArgs, jwt_secret: &str, carrier_secret: &str) -> Result<(), 
         ("JwtIssuer".into(), LOCAL_ISSUER.into()),
         ("JwtAudience".into(), LOCAL_AUDIENCE.into()),
         ("CarrierWebhookSecret".into(), carrier_secret.into()),
+        // Links in notifications (return labels) point at the local gateway.
+        (
+            "PublicApiUrl".into(),
+            format!("http://127.0.0.1:{}", args.port),
+        ),
     ]);
     for pair in &args.parameters {
         let (k, v) = pair
@@ -274,6 +279,7 @@ async fn up(args: UpArgs, jwt_secret: &str, carrier_secret: &str) -> Result<(), 
         region: REGION.into(),
         account: ACCOUNT.into(),
         stack: args.stack.clone(),
+        conditions: template.conditions.clone(),
     };
     provision::provision(
         &template,

@@ -38,6 +38,8 @@ pub struct Context {
     pub region: String,
     pub account: String,
     pub stack: String,
+    /// The template's conditions, for `Fn::If`.
+    pub conditions: BTreeMap<String, Yaml>,
 }
 
 impl Context {
@@ -188,6 +190,19 @@ impl Context {
                 }
                 other => Ok(Value::String(
                     self.substitute(&text(other)?, &HashMap::new())?,
+                )),
+            },
+            "Fn::If" => match argument {
+                Yaml::Sequence(parts) if parts.len() == 3 => {
+                    let name = text(&parts[0])?;
+                    let condition = self.conditions.get(&name).ok_or_else(|| {
+                        TemplateError::Invalid(format!("unknown condition {name}"))
+                    })?;
+                    let holds = self.resolve(condition)?.as_bool().unwrap_or(false);
+                    self.resolve(&parts[if holds { 1 } else { 2 }])
+                }
+                _ => Err(TemplateError::Invalid(
+                    "Fn::If takes [condition, then, else]".into(),
                 )),
             },
             "Fn::Equals" => match argument {
@@ -523,11 +538,25 @@ mod tests {
         );
         Context {
             parameters: HashMap::from([("Stage".to_owned(), "dev".to_owned())]),
+            conditions: BTreeMap::from([(
+                "IsDev".to_owned(),
+                serde_yaml::from_str("!Equals [!Ref Stage, dev]").unwrap(),
+            )]),
             resources,
             region: "us-east-1".into(),
             account: "123456789012".into(),
             stack: "s".into(),
         }
+    }
+
+    #[test]
+    fn if_picks_the_branch_of_its_condition() {
+        let yaml: Yaml =
+            serde_yaml::from_str("a: !If [IsDev, local, !Sub 'https://${AWS::Region}']").unwrap();
+        assert_eq!(context().resolve(&yaml).unwrap()["a"], "local");
+        let mut other = context();
+        other.parameters.insert("Stage".into(), "prod".into());
+        assert_eq!(other.resolve(&yaml).unwrap()["a"], "https://us-east-1");
     }
 
     #[test]

@@ -1,0 +1,742 @@
+//! Cancellations and returns through the local stack, over HTTP only: the customer, staff
+//! (`oms:admin`), the warehouse (`oms:warehouse`) and the carrier's webhook, with the refund events
+//! read from the order-events topic and the label read by a PDF renderer and a barcode scanner.
+
+use std::time::{Duration, Instant};
+
+use oms_system_tests::{unique, Probe, Reply, Stack, StatusCode};
+use serde_json::{json, Value};
+
+fn delivered_recently() -> String {
+    // The window counts from delivery; "now" minus a day keeps every test inside it.
+    (chrono::Utc::now() - chrono::Duration::days(1)).to_rfc3339()
+}
+
+async fn cancel(stack: &Stack, customer: &str, id: &str) -> Reply {
+    stack
+        .post(
+            &format!("/orders/{id}/cancel"),
+            &stack.token(customer, None),
+            &[],
+            json!({"reason": "ordered by mistake"}),
+        )
+        .await
+}
+
+async fn request_return(stack: &Stack, customer: &str, id: &str, key: &str, lines: Value) -> Reply {
+    stack
+        .post(
+            &format!("/orders/{id}/returns"),
+            &stack.token(customer, None),
+            &[("idempotency-key", key)],
+            json!({ "lines": lines }),
+        )
+        .await
+}
+
+async fn receive(stack: &Stack, rma: &str, lines: Value) -> Reply {
+    stack
+        .post(
+            &format!("/returns/{rma}/receive"),
+            &stack.token("warehouse-tests", Some("oms:warehouse")),
+            &[],
+            json!({ "lines": lines }),
+        )
+        .await
+}
+
+async fn order(stack: &Stack, customer: &str, id: &str) -> Value {
+    let reply = stack
+        .get(&format!("/orders/{id}"), &stack.token(customer, None))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    reply.body
+}
+
+fn problem(reply: &Reply) -> (StatusCode, &str) {
+    (
+        reply.status,
+        reply.body["type"].as_str().unwrap_or_default(),
+    )
+}
+
+/// Waits for the refund events of `order_id` on the probe.
+async fn refunds(probe: &Probe, order_id: &str, count: usize) -> Vec<Value> {
+    let events = probe
+        .collect(Duration::from_secs(30), |seen| {
+            seen.iter()
+                .filter(|(body, _)| body["data"]["orderId"] == order_id)
+                .count()
+                >= count
+        })
+        .await;
+    events
+        .into_iter()
+        .map(|(body, _)| body)
+        .filter(|body| body["data"]["orderId"] == order_id)
+        .collect()
+}
+
+#[tokio::test]
+async fn cancelling_a_reserved_order_releases_its_stock_exactly() {
+    let stack = Stack::connect().await;
+    let refunds_probe = Probe::subscribe(
+        &stack,
+        "OrderEventsTopic",
+        Some(json!({"eventType": ["oms.refund.requested"]})),
+    )
+    .await;
+    let sku = stack.create_sku("CANCEL", 10).await;
+    let customer = unique("customer");
+    let placed = stack
+        .place_order(&customer, &unique("key"), &[(&sku, 3)])
+        .await;
+    let id = placed.body["orderId"].as_str().unwrap().to_owned();
+    stack.wait_status(&customer, &id, "FULFILLING").await;
+    assert_eq!(stack.stock(&sku).await, (7, 3, 10));
+
+    // Another customer cannot cancel it; a cancel without a reason changes nothing.
+    assert_eq!(
+        cancel(&stack, "someone-else", &id).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let no_reason = stack
+        .post(
+            &format!("/orders/{id}/cancel"),
+            &stack.token(&customer, None),
+            &[],
+            json!({}),
+        )
+        .await;
+    assert_eq!(no_reason.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(stack.stock(&sku).await, (7, 3, 10));
+
+    let cancelled = cancel(&stack, &customer, &id).await;
+    assert_eq!(
+        (cancelled.status, cancelled.body["status"].as_str()),
+        (StatusCode::OK, Some("CANCELLED")),
+        "{:?}",
+        cancelled.body
+    );
+    assert_eq!(stack.stock(&sku).await, (10, 0, 10), "released exactly");
+    assert_eq!(
+        cancelled.body["cancellation"]["reason"],
+        "ordered by mistake"
+    );
+
+    // A retry answers the cancelled order and releases nothing twice.
+    let again = cancel(&stack, &customer, &id).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.body["version"], cancelled.body["version"]);
+    assert_eq!(stack.stock(&sku).await, (10, 0, 10));
+
+    // The order's warehouse work is gone: picking it is refused.
+    let warehouse = stack.token("warehouse-tests", Some("oms:warehouse"));
+    let pick = stack
+        .call(
+            reqwest::Method::POST,
+            &format!("/fulfillments/{id}/pick"),
+            Some(&warehouse),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(pick.status, StatusCode::CONFLICT, "{:?}", pick.body);
+
+    let events = refunds(&refunds_probe, &id, 1).await;
+    assert_eq!(events.len(), 1, "one refund event");
+    assert_eq!(events[0]["data"]["reason"], "CANCELLATION");
+    assert_eq!(
+        events[0]["data"]["amount"],
+        cancelled.body["totals"]["total"]
+    );
+}
+
+#[tokio::test]
+async fn a_shipped_order_cannot_be_cancelled_only_returned() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("LATE", 5).await;
+    let (customer, delivered) = stack
+        .delivered_order(&[(&sku, 1)], &delivered_recently())
+        .await;
+    let id = delivered["orderId"].as_str().unwrap();
+    let reply = cancel(&stack, &customer, id).await;
+    assert_eq!(
+        problem(&reply),
+        (StatusCode::CONFLICT, "/problems/return-instead")
+    );
+    assert!(reply.body["detail"]
+        .as_str()
+        .unwrap()
+        .contains("return it instead"));
+    assert_eq!(
+        order(&stack, &customer, id).await["version"],
+        delivered["version"]
+    );
+}
+
+/// Many orders placed and cancelled at once, each cancel racing its own reservation: whichever
+/// wins, the counters end exact, and stay so once every late reservation message has been read.
+#[tokio::test]
+async fn cancels_racing_reservations_leave_exact_counters() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("RACE", 100).await;
+    let orders = 30;
+    let mut tasks = Vec::new();
+    for i in 0..orders {
+        let stack = stack.clone();
+        let sku = sku.clone();
+        tasks.push(tokio::spawn(async move {
+            let customer = unique("racer");
+            let placed = stack
+                .place_order(&customer, &unique("key"), &[(&sku, 2)])
+                .await;
+            assert_eq!(placed.status, StatusCode::ACCEPTED, "{:?}", placed.body);
+            let id = placed.body["orderId"].as_str().unwrap().to_owned();
+            // Every other order is cancelled straight away, before or after its reservation.
+            let cancelled = i % 2 == 0;
+            if cancelled {
+                let reply = cancel(&stack, &customer, &id).await;
+                assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+            }
+            (customer, id, cancelled)
+        }));
+    }
+    let mut kept = 0;
+    for task in tasks {
+        let (customer, id, cancelled) = task.await.unwrap();
+        if cancelled {
+            assert_eq!(order(&stack, &customer, &id).await["status"], "CANCELLED");
+        } else {
+            stack.wait_status(&customer, &id, "FULFILLING").await;
+            kept += 1;
+        }
+    }
+    let expected = (100 - 2 * kept, 2 * kept, 100);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while stack.stock(&sku).await != expected && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(stack.stock(&sku).await, expected);
+    // A reservation message of a cancelled order read late must change nothing.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(stack.stock(&sku).await, expected);
+}
+
+#[tokio::test]
+async fn a_partial_return_restocks_one_line_recycles_another_and_refunds_both() {
+    let stack = Stack::connect().await;
+    let refunds_probe = Probe::subscribe(
+        &stack,
+        "OrderEventsTopic",
+        Some(json!({"eventType": ["oms.refund.requested"]})),
+    )
+    .await;
+    let shirt = stack.create_sku("SHIRT", 10).await;
+    let mug = stack.create_sku("MUG", 10).await;
+    let (customer, delivered) = stack
+        .delivered_order(&[(&shirt, 2), (&mug, 1)], &delivered_recently())
+        .await;
+    let id = delivered["orderId"].as_str().unwrap();
+    assert_eq!(stack.stock(&shirt).await, (8, 0, 8));
+    assert_eq!(stack.stock(&mug).await, (9, 0, 9));
+
+    let key = unique("return");
+    let lines = json!([
+        {"sku": shirt, "quantity": 1, "reason": "NO_LONGER_NEEDED"},
+        {"sku": mug, "quantity": 1, "reason": "DAMAGED", "comment": "handle broken"}
+    ]);
+    let opened = request_return(&stack, &customer, id, &key, lines.clone()).await;
+    assert_eq!(opened.status, StatusCode::CREATED, "{:?}", opened.body);
+    assert_eq!(
+        opened.body["status"], "APPROVED",
+        "within the policy's auto-approval"
+    );
+    let rma = opened.body["returnId"].as_str().unwrap().to_owned();
+    assert_eq!(
+        opened.headers["location"],
+        format!("/returns/{rma}").as_str()
+    );
+    // The same key again: the same return, nothing new.
+    let retry = request_return(&stack, &customer, id, &key, lines).await;
+    assert_eq!(retry.body["returnId"], rma.as_str());
+    assert_eq!(retry.headers["idempotent-replayed"], "true");
+
+    // The label: a 4×6 inch page, both addresses, the items, and a barcode that scans as the RMA.
+    let label = stack
+        .get(
+            &format!("/returns/{rma}/label"),
+            &stack.token(&customer, None),
+        )
+        .await;
+    assert_eq!(label.status, StatusCode::OK);
+    assert_eq!(label.headers["content-type"], "application/pdf");
+    let read = read_label(&label.raw);
+    assert_eq!(read["barcodes"][0]["format"], "Code128");
+    assert_eq!(read["barcodes"][0]["text"], rma.as_str());
+    assert_eq!(
+        (read["width"].as_f64(), read["height"].as_f64()),
+        (Some(288.0), Some(432.0))
+    );
+    let text = read["text"].as_str().unwrap();
+    for expected in [
+        "Test Customer",
+        "1 Test Street",
+        "10115 Berlin",
+        "OMS Returns",
+        &shirt,
+        &mug,
+        &rma,
+    ] {
+        assert!(
+            text.contains(expected),
+            "the label shows {expected}: {text}"
+        );
+    }
+
+    // The warehouse receives: the shirt back on the shelf, the mug to recycling.
+    let received = receive(
+        &stack,
+        &rma,
+        json!([
+            {"sku": shirt, "quantity": 1, "disposition": "RESTOCK"},
+            {"sku": mug, "quantity": 1, "disposition": "RECYCLE"}
+        ]),
+    )
+    .await;
+    assert_eq!(received.status, StatusCode::OK, "{:?}", received.body);
+    assert_eq!(received.body["status"], "RECEIVED");
+    assert_eq!(
+        stack.stock(&shirt).await,
+        (9, 0, 9),
+        "available and onHand up by the restocked unit"
+    );
+    assert_eq!(
+        stack.stock(&mug).await,
+        (9, 0, 9),
+        "a recycled unit is never available"
+    );
+
+    // Refund: both items at the prices paid, and shipping, since the mug arrived damaged.
+    let shipping = delivered["totals"]["shipping"]["amount"].as_i64().unwrap();
+    let expected_refund = 1000 + 1000 + shipping;
+    assert_eq!(received.body["refund"]["amount"]["amount"], expected_refund);
+    let events = refunds(&refunds_probe, id, 1).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["data"]["amount"]["amount"], expected_refund);
+    assert_eq!(events[0]["data"]["returnId"], rma.as_str());
+
+    // The order shows the return, its dispositions, the refund and every step.
+    let after = order(&stack, &customer, id).await;
+    let shown = &after["returns"][0];
+    assert_eq!(shown["status"], "RECEIVED");
+    let dispositions: Vec<_> = shown["receipt"]["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["sku"].as_str().unwrap(),
+                l["disposition"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        dispositions,
+        [(shirt.as_str(), "RESTOCK"), (mug.as_str(), "RECYCLE")]
+    );
+    assert_eq!(after["refunds"][0]["amount"]["amount"], expected_refund);
+    let notes: Vec<&str> = after["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["note"].as_str())
+        .collect();
+    assert!(
+        notes.contains(&format!("return {rma} requested and approved").as_str()),
+        "{notes:?}"
+    );
+    assert!(
+        notes.contains(&format!("return {rma} received").as_str()),
+        "{notes:?}"
+    );
+    let shown = stack
+        .get(
+            &format!("/returns/{rma}"),
+            &stack.token("staff-tests", Some("oms:admin")),
+        )
+        .await;
+    assert_eq!(shown.body["refund"]["amount"]["amount"], expected_refund);
+
+    // A second receipt is refused and moves nothing.
+    let twice = receive(
+        &stack,
+        &rma,
+        json!([{"sku": shirt, "quantity": 1, "disposition": "RESTOCK"}]),
+    )
+    .await;
+    assert_eq!(
+        problem(&twice),
+        (StatusCode::CONFLICT, "/problems/return-already-received")
+    );
+    assert_eq!(stack.stock(&shirt).await, (9, 0, 9));
+    assert_eq!(
+        order(&stack, &customer, id).await["version"],
+        after["version"]
+    );
+}
+
+#[tokio::test]
+async fn returns_outside_the_rules_get_a_clear_4xx_and_change_nothing() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("RULES", 10).await;
+
+    // Delivered 60 days ago: the 30-day window has closed.
+    let old_delivery = (chrono::Utc::now() - chrono::Duration::days(60)).to_rfc3339();
+    let (customer, old) = stack.delivered_order(&[(&sku, 2)], &old_delivery).await;
+    let old_id = old["orderId"].as_str().unwrap();
+    let late = request_return(
+        &stack,
+        &customer,
+        old_id,
+        &unique("k"),
+        json!([{"sku": sku, "quantity": 1, "reason": "DOES_NOT_FIT"}]),
+    )
+    .await;
+    assert_eq!(
+        problem(&late),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "/problems/validation-error"
+        )
+    );
+    assert!(late.body["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("return window of 30 days"));
+    assert_eq!(
+        order(&stack, &customer, old_id).await["version"],
+        old["version"]
+    );
+
+    // More than was delivered, counting what another return already holds.
+    let (customer, recent) = stack
+        .delivered_order(&[(&sku, 2)], &delivered_recently())
+        .await;
+    let id = recent["orderId"].as_str().unwrap();
+    let too_many = request_return(
+        &stack,
+        &customer,
+        id,
+        &unique("k"),
+        json!([{"sku": sku, "quantity": 3, "reason": "DOES_NOT_FIT"}]),
+    )
+    .await;
+    assert_eq!(too_many.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(too_many.body["errors"][0]["field"], "lines[0].quantity");
+    let first = request_return(
+        &stack,
+        &customer,
+        id,
+        &unique("k"),
+        json!([{"sku": sku, "quantity": 2, "reason": "DOES_NOT_FIT"}]),
+    )
+    .await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    let version = order(&stack, &customer, id).await["version"].clone();
+    let more = request_return(
+        &stack,
+        &customer,
+        id,
+        &unique("k"),
+        json!([{"sku": sku, "quantity": 1, "reason": "DOES_NOT_FIT"}]),
+    )
+    .await;
+    assert_eq!(more.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(more.body["detail"]
+        .as_str()
+        .unwrap()
+        .contains("2 already being returned"));
+    // Receiving more than was announced, or something not on the return, is named too.
+    let rma = first.body["returnId"].as_str().unwrap();
+    let over = receive(
+        &stack,
+        rma,
+        json!([{"sku": sku, "quantity": 3, "disposition": "RESTOCK"}]),
+    )
+    .await;
+    assert_eq!(over.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(order(&stack, &customer, id).await["version"], version);
+
+    // An order that has not been delivered.
+    let waiting = unique("customer");
+    let placed = stack
+        .place_order(&waiting, &unique("key"), &[(&sku, 1)])
+        .await;
+    let pending_id = placed.body["orderId"].as_str().unwrap().to_owned();
+    let decided = stack.wait_status(&waiting, &pending_id, "FULFILLING").await;
+    let undelivered = request_return(
+        &stack,
+        &waiting,
+        &pending_id,
+        &unique("k"),
+        json!([{"sku": sku, "quantity": 1, "reason": "DOES_NOT_FIT"}]),
+    )
+    .await;
+    assert_eq!(
+        problem(&undelivered),
+        (StatusCode::CONFLICT, "/problems/not-returnable")
+    );
+    assert_eq!(
+        order(&stack, &waiting, &pending_id).await["version"],
+        decided["version"]
+    );
+
+    // Bad fields are all named at once.
+    let bad = request_return(
+        &stack,
+        &customer,
+        id,
+        &unique("k"),
+        json!([{"sku": sku, "quantity": 0, "reason": "BORED"}]),
+    )
+    .await;
+    let fields: Vec<_> = bad.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["lines[0].quantity", "lines[0].reason"]);
+}
+
+#[tokio::test]
+async fn staff_decide_returns_the_policy_does_not_approve() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("DECIDE", 10).await;
+    let (customer, delivered) = stack
+        .delivered_order(&[(&sku, 2)], &delivered_recently())
+        .await;
+    let id = delivered["orderId"].as_str().unwrap();
+    let admin = stack.token("staff-tests", Some("oms:admin"));
+
+    // "Other" reasons wait for staff; no label until approved.
+    let opened = request_return(
+        &stack,
+        &customer,
+        id,
+        &unique("k"),
+        json!([{"sku": sku, "quantity": 1, "reason": "OTHER"}]),
+    )
+    .await;
+    assert_eq!(
+        opened.body["status"], "PENDING_APPROVAL",
+        "{:?}",
+        opened.body
+    );
+    let rma = opened.body["returnId"].as_str().unwrap().to_owned();
+    let label = stack
+        .get(
+            &format!("/returns/{rma}/label"),
+            &stack.token(&customer, None),
+        )
+        .await;
+    assert_eq!(
+        problem(&label),
+        (StatusCode::CONFLICT, "/problems/label-not-issued")
+    );
+    let by_customer = stack
+        .post(
+            &format!("/returns/{rma}/approve"),
+            &stack.token(&customer, None),
+            &[],
+            json!({}),
+        )
+        .await;
+    assert_eq!(by_customer.status, StatusCode::FORBIDDEN);
+    let early = receive(
+        &stack,
+        &rma,
+        json!([{"sku": sku, "quantity": 1, "disposition": "RESTOCK"}]),
+    )
+    .await;
+    assert_eq!(
+        problem(&early),
+        (StatusCode::CONFLICT, "/problems/invalid-return-step")
+    );
+
+    let rejected = stack
+        .post(
+            &format!("/returns/{rma}/reject"),
+            &admin,
+            &[],
+            json!({"note": "worn"}),
+        )
+        .await;
+    assert_eq!(
+        (rejected.status, rejected.body["status"].as_str()),
+        (StatusCode::OK, Some("REJECTED"))
+    );
+    let approve_after = stack
+        .post(&format!("/returns/{rma}/approve"), &admin, &[], json!({}))
+        .await;
+    assert_eq!(
+        problem(&approve_after),
+        (StatusCode::CONFLICT, "/problems/invalid-return-step")
+    );
+
+    // A rejected return holds nothing: both units can be returned again.
+    let second = request_return(
+        &stack,
+        &customer,
+        id,
+        &unique("k"),
+        json!([{"sku": sku, "quantity": 2, "reason": "OTHER"}]),
+    )
+    .await;
+    assert_eq!(second.status, StatusCode::CREATED, "{:?}", second.body);
+    let rma2 = second.body["returnId"].as_str().unwrap();
+    let approved = stack
+        .post(
+            &format!("/returns/{rma2}/approve"),
+            &admin,
+            &[],
+            json!({"note": "goodwill"}),
+        )
+        .await;
+    assert_eq!(approved.body["status"], "APPROVED");
+    assert_eq!(
+        approved.body["labelUrl"],
+        format!("/returns/{rma2}/label").as_str()
+    );
+    let shown = stack
+        .get(
+            &format!("/returns/{rma2}"),
+            &stack.token("someone-else", None),
+        )
+        .await;
+    assert_eq!(
+        shown.status,
+        StatusCode::NOT_FOUND,
+        "another customer cannot see it"
+    );
+}
+
+#[tokio::test]
+async fn an_exchange_reserves_the_replacement_and_ships_it_once_the_return_arrives() {
+    let stack = Stack::connect().await;
+    let small = stack.create_sku("SIZE-S", 5).await;
+    let large = stack.create_sku("SIZE-L", 5).await;
+    let (customer, delivered) = stack
+        .delivered_order(&[(&small, 1)], &delivered_recently())
+        .await;
+    let id = delivered["orderId"].as_str().unwrap();
+
+    let opened = request_return(
+        &stack,
+        &customer,
+        id,
+        &unique("k"),
+        json!([{"sku": small, "quantity": 1, "reason": "DOES_NOT_FIT", "exchangeSku": large}]),
+    )
+    .await;
+    assert_eq!(opened.body["status"], "APPROVED", "{:?}", opened.body);
+    assert_eq!(
+        stack.stock(&large).await,
+        (4, 1, 5),
+        "the replacement is reserved on approval"
+    );
+    let rma = opened.body["returnId"].as_str().unwrap().to_owned();
+
+    let received = receive(
+        &stack,
+        &rma,
+        json!([{"sku": small, "quantity": 1, "disposition": "RESTOCK"}]),
+    )
+    .await;
+    assert_eq!(received.status, StatusCode::OK, "{:?}", received.body);
+    assert!(
+        received.body.get("refund").is_none(),
+        "an exchange is not refunded"
+    );
+    assert_eq!(
+        stack.stock(&small).await,
+        (5, 0, 5),
+        "the returned unit is back on the shelf"
+    );
+    let replacement_id = received.body["replacementOrderId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The replacement is a new order in the warehouse, free of charge, shipped like any other.
+    let replacement = order(&stack, &customer, &replacement_id).await;
+    assert_eq!(replacement["status"], "FULFILLING");
+    assert_eq!(replacement["replacementFor"]["returnId"], rma.as_str());
+    assert_eq!(replacement["lines"][0]["sku"], large.as_str());
+    assert_eq!(replacement["totals"]["total"]["amount"], 0);
+    let warehouse = stack.token("warehouse-tests", Some("oms:warehouse"));
+    let mut etag = stack
+        .get(&format!("/fulfillments/{replacement_id}"), &warehouse)
+        .await
+        .headers["etag"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    for (step, body) in [
+        ("pick", None),
+        (
+            "pack",
+            Some(json!({"weightGrams": 500, "lengthCm": 30, "widthCm": 20, "heightCm": 5})),
+        ),
+        (
+            "ship",
+            Some(
+                json!({"carrier": "DHL", "trackingNumber": "JJDEXCHANGE1", "trackingUrl": "https://www.dhl.com/track?id=JJDEXCHANGE1"}),
+            ),
+        ),
+    ] {
+        let reply = stack
+            .call(
+                reqwest::Method::POST,
+                &format!("/fulfillments/{replacement_id}/{step}"),
+                Some(&warehouse),
+                &[("if-match", &etag)],
+                body.map(|b: Value| b.to_string().into_bytes()),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{step}: {:?}", reply.body);
+        etag = reply.headers["etag"].to_str().unwrap().to_owned();
+    }
+    assert_eq!(
+        stack.stock(&large).await,
+        (4, 0, 4),
+        "the replacement left the building"
+    );
+}
+
+/// Reads a PDF as a printer and scanner would: `tests/tools/read_label.py` renders it with PDFium
+/// and decodes its barcodes with ZXing (both installed by `infra/local/bootstrap.sh`).
+fn read_label(pdf: &[u8]) -> Value {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let python = root.join(".tools/venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run infra/local/bootstrap.sh (infra/local/test.sh does)",
+        python.display()
+    );
+    let file = std::env::temp_dir().join(format!("{}.pdf", unique("label")));
+    std::fs::write(&file, pdf).unwrap();
+    let output = std::process::Command::new(python)
+        .arg(root.join("tests/tools/read_label.py"))
+        .arg(&file)
+        .output()
+        .expect("running the label reader");
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        output.status.success(),
+        "the label reader failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("the label reader prints JSON")
+}
