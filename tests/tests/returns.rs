@@ -193,25 +193,36 @@ async fn cancels_racing_reservations_leave_exact_counters() {
                 .await;
             assert_eq!(placed.status, StatusCode::ACCEPTED, "{:?}", placed.body);
             let id = placed.body["orderId"].as_str().unwrap().to_owned();
-            // Every other order is cancelled straight away, before or after its reservation.
+            // Every other order is cancelled, after a delay from none to longer than the
+            // reservation takes, so cancels land both before and after their reservation.
             let cancelled = i % 2 == 0;
             if cancelled {
+                tokio::time::sleep(Duration::from_millis(100 * i as u64)).await;
                 let reply = cancel(&stack, &customer, &id).await;
                 assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
             }
             (customer, id, cancelled)
         }));
     }
-    let mut kept = 0;
+    let (mut kept, mut released) = (0, 0);
     for task in tasks {
         let (customer, id, cancelled) = task.await.unwrap();
         if cancelled {
-            assert_eq!(order(&stack, &customer, &id).await["status"], "CANCELLED");
+            let order = order(&stack, &customer, &id).await;
+            assert_eq!(order["status"], "CANCELLED");
+            if oms_system_tests::reservation(&order) == "RESERVED" {
+                released += 1;
+            }
         } else {
             stack.wait_status(&customer, &id, "FULFILLING").await;
             kept += 1;
         }
     }
+    eprintln!(
+        "{} cancels: {released} after their reservation, {} before",
+        orders / 2,
+        orders / 2 - released
+    );
     let expected = (100 - 2 * kept, 2 * kept, 100);
     let deadline = Instant::now() + Duration::from_secs(60);
     while stack.stock(&sku).await != expected && Instant::now() < deadline {
@@ -241,6 +252,12 @@ async fn a_partial_return_restocks_one_line_recycles_another_and_refunds_both() 
     assert_eq!(stack.stock(&shirt).await, (8, 0, 8));
     assert_eq!(stack.stock(&mug).await, (9, 0, 9));
 
+    let told = Probe::subscribe(
+        &stack,
+        "CustomerNotificationsTopic",
+        Some(json!({"customerId": [customer.as_str()], "channel": ["email"]})),
+    )
+    .await;
     let key = unique("return");
     let lines = json!([
         {"sku": shirt, "quantity": 1, "reason": "NO_LONGER_NEEDED"},
@@ -367,6 +384,26 @@ async fn a_partial_return_restocks_one_line_recycles_another_and_refunds_both() 
         )
         .await;
     assert_eq!(shown.body["refund"]["amount"]["amount"], expected_refund);
+
+    // The customer heard of the approval, with the label link, and of the receipt and refund.
+    let emails = told
+        .collect(Duration::from_secs(30), |seen| {
+            seen.iter()
+                .any(|(m, _)| m["eventType"] == "oms.return.received")
+        })
+        .await;
+    let email = |kind: &str| {
+        emails
+            .iter()
+            .find(|(m, _)| m["eventType"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} e-mail among {emails:?}"))
+            .0["text"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(email("oms.return.approved").contains(&format!("{}/returns/{rma}/label", stack.api)));
+    assert!(email("oms.return.received").contains("A refund of €"));
 
     // A second receipt is refused and moves nothing.
     let twice = receive(
