@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use aws_lambda_events::dynamodb::{Event, EventRecord};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use lambda_runtime::{Error, LambdaEvent};
-use oms_adapters::config::{self, TopicConfig};
+use oms_adapters::config::TopicConfig;
 use oms_adapters::dynamo::{decode_item, TableItem};
 use oms_adapters::sns::{EventPublisher, EventSink, OutgoingEvent};
 use oms_domain::events::{order_event, refund_events, stock_event};
@@ -20,7 +20,7 @@ impl App<EventPublisher> {
     pub async fn from_env() -> Result<Self, Error> {
         let topic = TopicConfig::from_env()?;
         Ok(App {
-            publisher: EventPublisher::from_config(&config::aws_config().await, topic.topic_arn),
+            publisher: EventPublisher::lazy(topic.topic_arn),
         })
     }
 }

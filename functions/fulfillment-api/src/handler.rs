@@ -42,7 +42,7 @@ impl App<DynamoStore> {
             .filter(|s| s.len() >= 16)
             .ok_or("CARRIER_WEBHOOK_SECRET must be set, at least 16 characters")?;
         Ok(App {
-            store: DynamoStore::from_config(&config::aws_config().await, table.table_name),
+            store: DynamoStore::lazy(table.table_name),
             policy,
             carrier_secret: carrier_secret.into_bytes(),
         })

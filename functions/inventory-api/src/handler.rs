@@ -26,7 +26,7 @@ impl App<DynamoStore> {
         let table = TableConfig::from_env()?;
         let policy = config::shipping_policy_from_env()?;
         Ok(App {
-            store: DynamoStore::from_config(&config::aws_config().await, table.table_name),
+            store: DynamoStore::lazy(table.table_name),
             policy,
         })
     }

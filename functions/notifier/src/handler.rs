@@ -2,7 +2,7 @@
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::{Error, LambdaEvent};
-use oms_adapters::config::{self, TableConfig};
+use oms_adapters::config::TableConfig;
 use oms_adapters::dynamo::DynamoStore;
 use oms_adapters::sns::NotificationPublisher;
 use oms_adapters::sqs::{for_each_message, order_event};
@@ -26,10 +26,9 @@ impl App<DynamoStore, NotificationPublisher> {
             .ok_or("environment variable CUSTOMER_NOTIFICATIONS_TOPIC_ARN must be set")?;
         // Links in messages (a return label) point at the public API.
         let api_url = std::env::var("PUBLIC_API_URL").unwrap_or_default();
-        let aws = config::aws_config().await;
         Ok(App {
-            store: DynamoStore::from_config(&aws, table.table_name),
-            sink: NotificationPublisher::from_config(&aws, topic),
+            store: DynamoStore::lazy(table.table_name),
+            sink: NotificationPublisher::lazy(topic),
             renderer: Renderer::new().with_api_url(&api_url),
         })
     }

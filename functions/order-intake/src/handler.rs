@@ -21,7 +21,7 @@ impl App<DynamoStore> {
     pub async fn from_env() -> Result<Self, Error> {
         let table = TableConfig::from_env()?;
         let policy = config::shipping_policy_from_env()?;
-        let store = DynamoStore::from_config(&config::aws_config().await, table.table_name);
+        let store = DynamoStore::lazy(table.table_name);
         Ok(App { store, policy })
     }
 }

@@ -35,7 +35,7 @@ impl App<DynamoStore> {
     pub async fn from_env() -> Result<Self, Error> {
         let table = TableConfig::from_env()?;
         Ok(App {
-            store: DynamoStore::from_config(&config::aws_config().await, table.table_name),
+            store: DynamoStore::lazy(table.table_name),
             returns: config::return_policy_from_env()?,
             shipping: config::shipping_policy_from_env()?,
         })

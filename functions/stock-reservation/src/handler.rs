@@ -2,7 +2,7 @@
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::{Error, LambdaEvent};
-use oms_adapters::config::{self, TableConfig};
+use oms_adapters::config::TableConfig;
 use oms_adapters::dynamo::DynamoStore;
 use oms_adapters::sqs::{for_each_message, order_event};
 use oms_domain::app::reservation::{reserve_order, ReservationError, ReservationResult};
@@ -18,7 +18,7 @@ impl App<DynamoStore> {
     pub async fn from_env() -> Result<Self, Error> {
         let table = TableConfig::from_env()?;
         Ok(App {
-            store: DynamoStore::from_config(&config::aws_config().await, table.table_name),
+            store: DynamoStore::lazy(table.table_name),
         })
     }
 }

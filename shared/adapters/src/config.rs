@@ -1,10 +1,14 @@
 //! Typed configuration, read from the environment once per cold start.
 //!
-//! Reading it makes no network call: the AWS clients resolve credentials on first use, so a cold
-//! start pays for nothing it does not need yet.
+//! Reading it makes no network call and builds no AWS client: clients are [`LazyClient`]s, built
+//! with the SDK configuration on their first request, so a cold start pays for nothing it does
+//! not need yet.
 
 use std::env;
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::OnceCell;
 
 use oms_domain::returns::ReturnPolicy;
 use oms_domain::shipping::{PolicyError, ShippingPolicy};
@@ -88,15 +92,63 @@ pub fn return_policy_from_env() -> Result<ReturnPolicy, ConfigError> {
 
 /// The AWS SDK configuration: region, credentials and endpoint from the standard sources
 /// (`AWS_REGION`, `AWS_ENDPOINT_URL`, …), and timeouts well inside the functions' own, so a hung
-/// call fails as retryable instead of running the function out of time.
-pub async fn aws_config() -> aws_config::SdkConfig {
-    let timeouts = aws_config::timeout::TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(2))
-        .operation_attempt_timeout(Duration::from_secs(3))
-        .operation_timeout(Duration::from_secs(8))
-        .build();
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .timeout_config(timeouts)
-        .load()
+/// call fails as retryable instead of running the function out of time. Loaded once per process,
+/// on first use.
+pub async fn aws_config() -> &'static aws_config::SdkConfig {
+    static CONFIG: OnceCell<aws_config::SdkConfig> = OnceCell::const_new();
+    CONFIG
+        .get_or_init(|| async {
+            let timeouts = aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(2))
+                .operation_attempt_timeout(Duration::from_secs(3))
+                .operation_timeout(Duration::from_secs(8))
+                .build();
+            aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .timeout_config(timeouts)
+                .load()
+                .await
+        })
         .await
+}
+
+/// An AWS service client built on first use. Building one loads the SDK configuration and the
+/// TLS trust store (the system's root certificates), several milliseconds that a cold start
+/// would otherwise spend before it can take its first event; deferred, they are paid once by the
+/// first request that needs the client.
+pub struct LazyClient<C> {
+    cell: Arc<OnceCell<C>>,
+    build: fn(&aws_config::SdkConfig) -> C,
+}
+
+impl<C> Clone for LazyClient<C> {
+    fn clone(&self) -> Self {
+        Self {
+            cell: self.cell.clone(),
+            build: self.build,
+        }
+    }
+}
+
+impl<C> LazyClient<C> {
+    /// A client that `build` makes from the shared configuration when it is first needed.
+    pub fn new(build: fn(&aws_config::SdkConfig) -> C) -> Self {
+        Self {
+            cell: Arc::new(OnceCell::new()),
+            build,
+        }
+    }
+
+    /// A client built already (tests and tools with a configuration of their own).
+    pub fn ready(client: C) -> Self {
+        Self {
+            cell: Arc::new(OnceCell::new_with(Some(client))),
+            build: |_| unreachable!("a ready client is never built"),
+        }
+    }
+
+    pub async fn get(&self) -> &C {
+        self.cell
+            .get_or_init(|| async { (self.build)(aws_config().await) })
+            .await
+    }
 }

@@ -39,6 +39,7 @@ use oms_domain::stock::{Product, StockAdjustment, StockDelta, StockMovement};
 use serde::{Deserialize, Serialize};
 
 use crate::aws_error::classify;
+use crate::config::LazyClient;
 
 /// How long a client may retry a `POST /orders` with the same `Idempotency-Key`.
 pub const IDEMPOTENCY_TTL_DAYS: i64 = 7;
@@ -240,19 +241,28 @@ const CONFLICT_ATTEMPTS: u32 = 4;
 /// The DynamoDB implementation of every store port, over one table.
 #[derive(Clone)]
 pub struct DynamoStore {
-    client: Client,
+    client: LazyClient<Client>,
     table: String,
 }
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
-            client,
+            client: LazyClient::ready(client),
             table: table.into(),
         }
     }
 
-    /// A store on `table`, with a client built from the shared SDK configuration.
+    /// A store on `table` whose client is built from the shared SDK configuration on its first
+    /// request: what a function's cold start uses.
+    pub fn lazy(table: impl Into<String>) -> Self {
+        Self {
+            client: LazyClient::new(Client::new),
+            table: table.into(),
+        }
+    }
+
+    /// A store on `table`, with a client built from `config` now.
     pub fn from_config(config: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
         Self::new(Client::new(config), table)
     }
@@ -276,6 +286,8 @@ impl DynamoStore {
         loop {
             let result = self
                 .client
+                .get()
+                .await
                 .transact_write_items()
                 .set_transact_items(Some(items.clone()))
                 .send()
@@ -400,6 +412,8 @@ impl OrderStore for DynamoStore {
 
     async fn save(&self, order: &Order, expected_version: u64) -> Result<(), StoreError> {
         self.client
+            .get()
+            .await
             .put_item()
             .table_name(&self.table)
             .set_item(Some(to_item(&OrderItem::new(order))?))
@@ -456,6 +470,8 @@ impl DynamoStore {
     ) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
         let output = self
             .client
+            .get()
+            .await
             .get_item()
             .table_name(&self.table)
             .set_key(Some(key))
@@ -530,6 +546,8 @@ impl DynamoStore {
             .transpose()?;
         let output = self
             .client
+            .get()
+            .await
             .query()
             .table_name(&self.table)
             .index_name(index)
@@ -576,6 +594,8 @@ impl InventoryStore for DynamoStore {
             while let Some(keys) = request.take() {
                 let output = self
                     .client
+                    .get()
+                    .await
                     .batch_get_item()
                     .request_items(&self.table, keys)
                     .send()
@@ -776,6 +796,8 @@ impl NotificationStore for DynamoStore {
             updated_at: now,
         };
         self.client
+            .get()
+            .await
             .put_item()
             .table_name(&self.table)
             .set_item(Some(to_item(&item)?))
@@ -805,6 +827,8 @@ impl NotificationStore for DynamoStore {
             "#next = :from"
         };
         self.client
+            .get()
+            .await
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(order_pk(order), "NOTIFIED")))
@@ -828,6 +852,8 @@ impl NotificationStore for DynamoStore {
     ) -> Result<Claim, StoreError> {
         let result = self
             .client
+            .get()
+            .await
             .put_item()
             .table_name(&self.table)
             .item("pk", s(notification_pk(event_id, channel)))
@@ -869,6 +895,8 @@ impl NotificationStore for DynamoStore {
         _now: chrono::DateTime<Utc>,
     ) -> Result<(), StoreError> {
         self.client
+            .get()
+            .await
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(

@@ -9,6 +9,8 @@ use std::time::Duration;
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use aws_sdk_sns::Client;
 
+use crate::config::LazyClient;
+
 /// The message attribute that subscribers' filter policies match on.
 pub const EVENT_TYPE_ATTRIBUTE: &str = "eventType";
 
@@ -39,7 +41,7 @@ impl EventSink for EventPublisher {
 /// Publishes to one topic.
 #[derive(Clone)]
 pub struct EventPublisher {
-    client: Client,
+    client: LazyClient<Client>,
     topic_arn: String,
 }
 
@@ -49,14 +51,18 @@ const ATTEMPTS: u32 = 3;
 impl EventPublisher {
     pub fn new(client: Client, topic_arn: impl Into<String>) -> Self {
         Self {
-            client,
+            client: LazyClient::ready(client),
             topic_arn: topic_arn.into(),
         }
     }
 
-    /// A publisher to `topic_arn`, with a client built from the shared SDK configuration.
-    pub fn from_config(config: &aws_config::SdkConfig, topic_arn: impl Into<String>) -> Self {
-        Self::new(Client::new(config), topic_arn)
+    /// A publisher to `topic_arn` whose client is built from the shared SDK configuration on its
+    /// first publish.
+    pub fn lazy(topic_arn: impl Into<String>) -> Self {
+        Self {
+            client: LazyClient::new(Client::new),
+            topic_arn: topic_arn.into(),
+        }
     }
 
     /// Publishes every event and returns the indexes of those that could not be published.
@@ -109,6 +115,8 @@ impl EventPublisher {
         }
         match self
             .client
+            .get()
+            .await
             .publish_batch()
             .topic_arn(&self.topic_arn)
             .set_publish_batch_request_entries(Some(entries))
@@ -141,14 +149,16 @@ impl EventPublisher {
 /// `channel` (`email`, `sms`, `webhook`) and `customerId`.
 #[derive(Clone)]
 pub struct NotificationPublisher {
-    client: Client,
+    client: LazyClient<Client>,
     topic_arn: String,
 }
 
 impl NotificationPublisher {
-    pub fn from_config(config: &aws_config::SdkConfig, topic_arn: impl Into<String>) -> Self {
+    /// A publisher to `topic_arn` whose client is built from the shared SDK configuration on its
+    /// first publish.
+    pub fn lazy(topic_arn: impl Into<String>) -> Self {
         Self {
-            client: Client::new(config),
+            client: LazyClient::new(Client::new),
             topic_arn: topic_arn.into(),
         }
     }
@@ -172,6 +182,8 @@ impl oms_domain::ports::NotificationSink for NotificationPublisher {
             .map_err(|e| oms_domain::ports::StoreError::Failed(e.to_string()))?;
         let mut request = self
             .client
+            .get()
+            .await
             .publish()
             .topic_arn(&self.topic_arn)
             .message(body)

@@ -155,7 +155,9 @@ macro_rules! templates {
 
 /// Renders notifications from the bundled templates.
 pub struct Renderer {
-    env: Environment<'static>,
+    /// The compiled templates, built on first use: a function's cold start does not wait for
+    /// them.
+    env: std::sync::OnceLock<Environment<'static>>,
     /// The public base URL of the HTTP API, for links to it (return labels).
     api_url: String,
 }
@@ -210,17 +212,23 @@ pub fn format_date(date: NaiveDate, language: &str) -> String {
 
 impl Renderer {
     pub fn new() -> Self {
-        let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::Strict);
-        for (lang, part, source) in templates!("en", "de") {
-            let name: &'static str = Box::leak(format!("{lang}/{part}").into_boxed_str());
-            env.add_template(name, source)
-                .expect("the bundled templates parse; a unit test renders each");
-        }
         Renderer {
-            env,
+            env: std::sync::OnceLock::new(),
             api_url: String::new(),
         }
+    }
+
+    fn env(&self) -> &Environment<'static> {
+        self.env.get_or_init(|| {
+            let mut env = Environment::new();
+            env.set_undefined_behavior(UndefinedBehavior::Strict);
+            for (lang, part, source) in templates!("en", "de") {
+                let name: &'static str = Box::leak(format!("{lang}/{part}").into_boxed_str());
+                env.add_template(name, source)
+                    .expect("the bundled templates parse; a unit test renders each");
+            }
+            env
+        })
     }
 
     /// Links into the API (a return label) start with `api_url`.
@@ -236,7 +244,7 @@ impl Renderer {
         context: &minijinja::Value,
     ) -> Result<String, RenderError> {
         let text = self
-            .env
+            .env()
             .get_template(&format!("{language}/{part}"))?
             .render(context)?;
         Ok(text.trim().to_owned())
