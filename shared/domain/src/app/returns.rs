@@ -700,6 +700,57 @@ mod tests {
         assert!(saved.refunds.is_empty(), "an exchange is not refunded");
     }
 
+    /// A damaged unit exchanged for the same SKU: approval reserves a unit of it, and the receipt
+    /// restocks the returned one and hands the reserved one to the replacement in one write,
+    /// which a transaction can do only with the moves netted per SKU.
+    #[tokio::test]
+    async fn an_exchange_for_the_same_sku_nets_its_moves() {
+        let store = InMemoryStore::with_products([product("A", 1000, 5)]);
+        let policy = ReturnPolicy::default_policy();
+        let order = delivered(&store, json!([{"sku": "A", "quantity": 2}]), 1).await;
+        assert_eq!(stock(&store, "A").await, (3, 0));
+        let requested = request_return(
+            &store,
+            &policy,
+            &customer(),
+            &order.id,
+            &return_request(json!([
+                {"sku": "A", "quantity": 2, "reason": "DAMAGED", "exchangeSku": "A"}
+            ])),
+            key("same"),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            stock(&store, "A").await,
+            (1, 2),
+            "two replacements reserved"
+        );
+        let received = receive_return(
+            &store,
+            &policy,
+            &crate::shipping::ShippingPolicy::default_policy(),
+            &staff(SCOPE_WAREHOUSE),
+            &requested.rma.return_id,
+            &receipt(json!([
+                {"sku": "A", "quantity": 1, "disposition": "RESTOCK"},
+                {"sku": "A", "quantity": 1, "disposition": "DISCARD"}
+            ])),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+        // One unit back on the shelf; both replacements still reserved for the new order.
+        assert_eq!(stock(&store, "A").await, (2, 2));
+        let replacement = store
+            .get(&received.replacement_order_id.unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(replacement.lines[0].quantity.get(), 2);
+    }
+
     #[tokio::test]
     async fn an_exchange_without_stock_is_refused_on_approval() {
         let store =
