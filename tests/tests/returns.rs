@@ -591,6 +591,17 @@ async fn staff_decide_returns_the_policy_does_not_approve() {
         )
         .await;
     assert_eq!(by_customer.status, StatusCode::FORBIDDEN);
+    assert!(
+        approval_queue(&stack, &admin).await.contains(&rma),
+        "staff find it in the approval queue"
+    );
+    let by_customer_queue = stack
+        .get(
+            "/returns?status=PENDING_APPROVAL",
+            &stack.token(&customer, None),
+        )
+        .await;
+    assert_eq!(by_customer_queue.status, StatusCode::FORBIDDEN);
     let early = receive(
         &stack,
         &rma,
@@ -613,6 +624,10 @@ async fn staff_decide_returns_the_policy_does_not_approve() {
     assert_eq!(
         (rejected.status, rejected.body["status"].as_str()),
         (StatusCode::OK, Some("REJECTED"))
+    );
+    assert!(
+        !approval_queue(&stack, &admin).await.contains(&rma),
+        "a decided return leaves the queue"
     );
     let approve_after = stack
         .post(&format!("/returns/{rma}/approve"), &admin, &[], json!({}))
@@ -750,6 +765,31 @@ async fn an_exchange_reserves_the_replacement_and_ships_it_once_the_return_arriv
         (4, 0, 4),
         "the replacement left the building"
     );
+}
+
+/// Every RMA number in the approval queue, page by page.
+async fn approval_queue(stack: &Stack, admin: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/returns?status=PENDING_APPROVAL&limit=100&cursor={c}"),
+            None => "/returns?status=PENDING_APPROVAL&limit=100".to_owned(),
+        };
+        let page = stack.get(&path, admin).await;
+        assert_eq!(page.status, StatusCode::OK, "{:?}", page.body);
+        found.extend(
+            page.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["returnId"].as_str().unwrap().to_owned()),
+        );
+        match page.body["nextCursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return found,
+        }
+    }
 }
 
 /// Reads a PDF as a printer and scanner would: `tests/tools/read_label.py` renders it with PDFium

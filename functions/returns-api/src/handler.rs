@@ -1,7 +1,7 @@
 //! The HTTP handler: route, check the caller, run the operation, answer.
 
 use lambda_http::http::{header, HeaderValue, StatusCode};
-use lambda_http::{Body, Error, Request, Response};
+use lambda_http::{Body, Error, Request, RequestExt, Response};
 use oms_adapters::config::{self, TableConfig};
 use oms_adapters::dynamo::DynamoStore;
 use oms_adapters::http::{
@@ -9,8 +9,9 @@ use oms_adapters::http::{
     route_key, unknown_route, ApiError,
 };
 use oms_domain::app::caller::{SCOPE_ADMIN, SCOPE_WAREHOUSE};
+use oms_domain::app::queries::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use oms_domain::app::returns::{
-    decide_return, get_return, receive_return, request_return, ReturnsAppError,
+    decide_return, get_return, pending_returns, receive_return, request_return, ReturnsAppError,
 };
 use oms_domain::ids::{OrderId, ReturnId};
 use oms_domain::order::Order;
@@ -49,6 +50,7 @@ pub async fn handle<S: OrderStore + InventoryStore + StockReservations>(
 ) -> Result<Response<Body>, Error> {
     let result = match route_key(&request) {
         Some("POST /orders/{id}/returns") => open(app, &request).await,
+        Some("GET /returns") => list_pending(app, &request).await,
         Some("GET /returns/{id}") => show(app, &request).await,
         Some("GET /returns/{id}/label") => label(app, &request).await,
         Some("POST /returns/{id}/approve") => decide(app, &request, true).await,
@@ -167,6 +169,60 @@ async fn open<S: OrderStore + InventoryStore + StockReservations>(
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(response)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReturnPage<'a> {
+    items: Vec<ReturnView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
+}
+
+/// `GET /returns?status=PENDING_APPROVAL&limit=&cursor=` (`oms:admin`): the approval queue.
+async fn list_pending<S: OrderStore>(
+    app: &App<S>,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let caller = caller(request)?;
+    require_scope(&caller, SCOPE_ADMIN)?;
+    let query = request.query_string_parameters();
+    let bad = |detail: String| ApiError::BadRequest {
+        kind: "invalid-query",
+        title: "Invalid query parameter",
+        detail,
+    };
+    if query.first("status") != Some(ReturnStatus::PendingApproval.as_str()) {
+        return Err(bad(
+            "status=PENDING_APPROVAL is required: the returns waiting for staff".into(),
+        ));
+    }
+    let limit = match query.first("limit") {
+        None => DEFAULT_PAGE_SIZE,
+        Some(raw) => raw
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
+            .ok_or_else(|| {
+                bad(format!(
+                    "limit must be a whole number from 1 to {MAX_PAGE_SIZE}"
+                ))
+            })?,
+    };
+    let (returns, next_cursor) = pending_returns(&app.store, limit, query.first("cursor")).await?;
+    let body = ReturnPage {
+        items: returns
+            .iter()
+            .map(|rma| ReturnView {
+                rma,
+                order_id: rma.return_id.order_id(),
+                refund: None,
+                label_url: None,
+            })
+            .collect(),
+        next_cursor,
+    };
+    Ok(json_response(StatusCode::OK, &body))
 }
 
 /// `GET /returns/{id}`: its customer, administrators and the warehouse.
@@ -367,9 +423,19 @@ mod tests {
         let (status, _) = call_json(&app, "receive-return-as-customer").await;
         assert_eq!(status, 403);
 
+        // Staff find it in the approval queue until they decide.
+        let (status, body) = call_json(&app, "list-pending-returns").await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            body["items"][0]["returnId"],
+            "RMA-01KAZ3Q6W8T2Y7X9V5N4M3K2J1-1"
+        );
+
         let (status, body) = call_json(&app, "approve-return").await;
         assert_eq!((status, body["status"].as_str()), (200, Some("APPROVED")));
         assert_eq!(body["decision"]["note"], "photos show the damage");
+        let (_, body) = call_json(&app, "list-pending-returns").await;
+        assert_eq!(body["items"].as_array().map(Vec::len), Some(0));
 
         let label = call(&app, "get-return-label").await;
         assert_eq!(label.status(), 200);

@@ -49,6 +49,9 @@ pub const CUSTOMER_ORDERS_INDEX: &str = "gsi1";
 pub const ORDERS_BY_STATUS_INDEX: &str = "gsi2";
 /// The index of shipments the warehouse has work on, by warehouse and status, oldest first.
 pub const PICK_LIST_INDEX: &str = "gsi3";
+/// The index of orders with a return waiting for staff, longest-waiting first.
+pub const PENDING_RETURNS_INDEX: &str = "gsi4";
+const PENDING_RETURNS_PARTITION: &str = "RETURNS#PENDING_APPROVAL";
 
 /// The item types of the table, as the `entity` attribute names them.
 pub mod entity {
@@ -87,6 +90,11 @@ struct OrderItem {
     gsi3pk: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     gsi3sk: Option<String>,
+    /// Set only while a return waits for staff: the approval queue is a sparse index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi4pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi4sk: Option<String>,
     #[serde(flatten)]
     order: Order,
 }
@@ -113,6 +121,16 @@ impl OrderItem {
                     "{}#{}",
                     f.queued_at
                         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    order.id
+                )
+            }),
+            gsi4pk: order
+                .oldest_pending_return()
+                .map(|_| PENDING_RETURNS_PARTITION.to_owned()),
+            gsi4sk: order.oldest_pending_return().map(|at| {
+                format!(
+                    "{}#{}",
+                    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                     order.id
                 )
             }),
@@ -436,6 +454,21 @@ impl OrderStore for DynamoStore {
             CUSTOMER_ORDERS_INDEX,
             format!("CUSTOMER#{customer}"),
             false,
+            limit,
+            cursor,
+        )
+        .await
+    }
+
+    async fn list_pending_returns(
+        &self,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<Order>, StoreError> {
+        self.query_orders(
+            PENDING_RETURNS_INDEX,
+            PENDING_RETURNS_PARTITION.to_owned(),
+            true,
             limit,
             cursor,
         )

@@ -75,6 +75,28 @@ impl InMemoryStore {
     }
 }
 
+/// One page of `sorted`, after the order the cursor names; the cursor is the last order's id.
+fn page_of(sorted: &[&Order], limit: u32, cursor: Option<&str>) -> Result<Page<Order>, StoreError> {
+    let start = match cursor {
+        None => 0,
+        Some(c) => sorted
+            .iter()
+            .position(|o| o.id.as_str() == c)
+            .map(|i| i + 1)
+            .ok_or(StoreError::InvalidCursor)?,
+    };
+    let items: Vec<Order> = sorted
+        .iter()
+        .skip(start)
+        .take(limit as usize)
+        .map(|o| (*o).clone())
+        .collect();
+    let next_cursor = (start + items.len() < sorted.len())
+        .then(|| items.last().map(|o| o.id.to_string()))
+        .flatten();
+    Ok(Page { items, next_cursor })
+}
+
 impl OrderStore for InMemoryStore {
     async fn create(
         &self,
@@ -134,24 +156,22 @@ impl OrderStore for InMemoryStore {
             .filter(|o| &o.customer_id == customer)
             .collect();
         mine.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
-        let start = match cursor {
-            None => 0,
-            Some(c) => mine
-                .iter()
-                .position(|o| o.id.as_str() == c)
-                .map(|i| i + 1)
-                .ok_or(StoreError::InvalidCursor)?,
-        };
-        let items: Vec<Order> = mine
-            .iter()
-            .skip(start)
-            .take(limit as usize)
-            .map(|o| (*o).clone())
+        page_of(&mine, limit, cursor)
+    }
+
+    async fn list_pending_returns(
+        &self,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<Order>, StoreError> {
+        let state = self.lock();
+        let mut waiting: Vec<&Order> = state
+            .orders
+            .values()
+            .filter(|o| o.oldest_pending_return().is_some())
             .collect();
-        let next_cursor = (start + items.len() < mine.len())
-            .then(|| items.last().map(|o| o.id.to_string()))
-            .flatten();
-        Ok(Page { items, next_cursor })
+        waiting.sort_by_key(|o| (o.oldest_pending_return(), o.id.clone()));
+        page_of(&waiting, limit, cursor)
     }
 
     async fn list_fulfillments(
@@ -172,24 +192,7 @@ impl OrderStore for InMemoryStore {
             })
             .collect();
         work.sort_by_key(|o| (o.fulfillment.as_ref().map(|f| f.queued_at), o.id.clone()));
-        let start = match cursor {
-            None => 0,
-            Some(c) => work
-                .iter()
-                .position(|o| o.id.as_str() == c)
-                .map(|i| i + 1)
-                .ok_or(StoreError::InvalidCursor)?,
-        };
-        let items: Vec<Order> = work
-            .iter()
-            .skip(start)
-            .take(limit as usize)
-            .map(|o| (*o).clone())
-            .collect();
-        let next_cursor = (start + items.len() < work.len())
-            .then(|| items.last().map(|o| o.id.to_string()))
-            .flatten();
-        Ok(Page { items, next_cursor })
+        page_of(&work, limit, cursor)
     }
 }
 

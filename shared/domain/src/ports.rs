@@ -102,6 +102,13 @@ pub trait OrderStore: Send + Sync {
         cursor: Option<&str>,
     ) -> impl Future<Output = Result<Page<Order>, StoreError>> + Send;
 
+    /// Orders with a return waiting for staff, the longest-waiting first: the approval queue.
+    fn list_pending_returns(
+        &self,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> impl Future<Output = Result<Page<Order>, StoreError>> + Send;
+
     /// A warehouse's shipments in one status, oldest first: the pick list.
     fn list_fulfillments(
         &self,

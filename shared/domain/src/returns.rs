@@ -721,6 +721,15 @@ impl Order {
         })
     }
 
+    /// When the oldest return still waiting for staff was requested, if one is.
+    pub fn oldest_pending_return(&self) -> Option<DateTime<Utc>> {
+        self.returns
+            .iter()
+            .filter(|r| r.status == ReturnStatus::PendingApproval)
+            .map(|r| r.requested_at)
+            .min()
+    }
+
     pub fn find_return(&self, id: &ReturnId) -> Option<&Return> {
         self.returns.iter().find(|r| &r.return_id == id)
     }

@@ -201,6 +201,24 @@ pub async fn get_return<S: OrderStore>(
     Ok((rma, order))
 }
 
+/// The returns waiting for staff, the longest-waiting first, a page of orders at a time (an
+/// order may hold more than one). The caller's scope is checked at the edge.
+pub async fn pending_returns<S: OrderStore>(
+    store: &S,
+    limit: u32,
+    cursor: Option<&str>,
+) -> Result<(Vec<Return>, Option<String>), ReturnsAppError> {
+    let page = store.list_pending_returns(limit, cursor).await?;
+    let returns = page
+        .items
+        .iter()
+        .flat_map(|o| o.returns.iter())
+        .filter(|r| r.status == crate::returns::ReturnStatus::PendingApproval)
+        .cloned()
+        .collect();
+    Ok((returns, page.next_cursor))
+}
+
 /// Reads the return's order, applies `change`, writes it; again if the order changed meanwhile.
 async fn change_return<S: OrderStore + StockReservations>(
     store: &S,
