@@ -39,7 +39,7 @@ use crate::runtime_api::RuntimeApi;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-const FUNCTIONS: [&str; 9] = [
+const FUNCTIONS: [&str; 10] = [
     "order-intake",
     "order-api",
     "inventory-api",
@@ -49,6 +49,7 @@ const FUNCTIONS: [&str; 9] = [
     "fulfillment-api",
     "notifier",
     "customer-api",
+    "returns-api",
 ];
 const COLD_RUNS: usize = 15;
 const MEMORY_INVOCATIONS: usize = 1000;
@@ -93,6 +94,7 @@ fn fixture(function: &str, i: usize) -> Value {
         "fulfillment-api" => load("fulfillment-api/pick-list.json"),
         "notifier" => load("notifier/reserved-before-placed.json"),
         "customer-api" => load("customer-api/get-preferences.json"),
+        "returns-api" => load("returns-api/get-return.json"),
         _ => json!({"hello": "world"}),
     }
 }
@@ -542,9 +544,27 @@ async fn cost_per_order(stack: &Stack) -> Result<CostPerOrder, BoxError> {
                 .await
         }
     };
-    // Let earlier work settle, so the recording holds this order alone.
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let before = invocations(stack).await?;
+    // Earlier phases leave work queued (the contention run's notifications, say): wait until no
+    // function has been invoked for 3 s, so the recording holds this order alone.
+    let settled = |stack: &Stack| {
+        let invocations = &invocations;
+        let stack = stack.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(180);
+            let mut last = invocations(&stack).await?;
+            let mut quiet_since = Instant::now();
+            while quiet_since.elapsed() < Duration::from_secs(3) && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let now = invocations(&stack).await?;
+                if now != last {
+                    last = now;
+                    quiet_since = Instant::now();
+                }
+            }
+            Ok::<_, reqwest::Error>(last)
+        }
+    };
+    let before = settled(stack).await?;
     http.post(recorder("reset-recording")).send().await?;
     http.post(recorder("start-recording")).send().await?;
 
@@ -592,10 +612,9 @@ async fn cost_per_order(stack: &Stack) -> Result<CostPerOrder, BoxError> {
         stack.carrier_event(&event, None).await;
     }
     stack.wait_status(&customer, &id, "DELIVERED").await;
-    // Notifications follow the last event; give them time to go out.
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    // Notifications follow the last event: wait until everything it set off has run.
+    let after = settled(stack).await?;
     http.post(recorder("stop-recording")).send().await?;
-    let after = invocations(stack).await?;
     let recording = http
         .get(recorder("download-recording"))
         .send()
