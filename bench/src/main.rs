@@ -29,7 +29,9 @@ use oms_domain::app::inventory::put_product;
 use oms_domain::app::Caller;
 use oms_domain::ids::{CustomerId, IdempotencyKey, OrderId, Sku};
 use oms_domain::order::Order;
-use oms_domain::ports::{IdempotencyRecord, InventoryStore, OrderStore, StockReservations};
+use oms_domain::ports::{
+    IdempotencyRecord, InventoryStore, NotificationStore, OrderStore, StockReservations,
+};
 use oms_domain::request::OrderRequest;
 use oms_domain::shipping::ShippingPolicy;
 use oms_system_tests::{order_body, unique, Stack, StatusCode};
@@ -51,7 +53,7 @@ const FUNCTIONS: [&str; 10] = [
     "customer-api",
     "returns-api",
 ];
-const COLD_RUNS: usize = 15;
+const COLD_RUNS: usize = 41;
 const MEMORY_INVOCATIONS: usize = 1000;
 const WARM_SAMPLES: usize = 300;
 
@@ -611,8 +613,20 @@ async fn cost_per_order(stack: &Stack) -> Result<CostPerOrder, BoxError> {
         let event = json!({"eventId": format!("cost-{id}-{n}"), "shipmentReference": id, "trackingNumber": "JJDBENCH", "status": status, "occurredAt": "2026-11-30T10:00:00Z"});
         stack.carrier_event(&event, None).await;
     }
-    stack.wait_status(&customer, &id, "DELIVERED").await;
-    // Notifications follow the last event: wait until everything it set off has run.
+    let delivered = stack.wait_status(&customer, &id, "DELIVERED").await;
+    // Notifications follow the last event, and one that arrived before its predecessor waits a
+    // visibility timeout: wait until the notifier's cursor has passed the order's last event,
+    // then until everything it set off has run.
+    let version = delivered["version"].as_u64().ok_or("no version")?;
+    let table = DynamoStore::from_config(&stack.sdk().await, stack.resource("OrdersTable"));
+    let order_id = OrderId::parse(id.as_str())?;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while NotificationStore::next_sequence(&table, &order_id).await? <= version {
+        if Instant::now() > deadline {
+            return Err("the notifier did not finish the order's events in 180 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     let after = settled(stack).await?;
     http.post(recorder("stop-recording")).send().await?;
     let recording = http
