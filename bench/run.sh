@@ -16,6 +16,10 @@ done
 cargo build -p oms-local
 
 export OMS_LOCAL_PORT=3200 OMS_LOCAL_EMULATOR_PORT=4700 OMS_LOCAL_LAMBDA_PORT=9200
+# As the test stack: a message that must be retried (a notification that arrived before its
+# predecessor) comes back after 2 s instead of the template's 30 s, so the recording of one
+# order's requests is not mostly idle polling.
+export OMS_LOCAL_QUEUE_VISIBILITY_SECONDS=2
 export OMS_API_URL="http://127.0.0.1:3200" OMS_EMULATOR_URL="http://127.0.0.1:4700" OMS_STACK=oms-bench
 log=target/oms-local-bench.log
 target/debug/oms-local up --stack oms-bench --profile release --no-seed > "$log" 2>&1 &
