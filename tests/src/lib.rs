@@ -364,19 +364,9 @@ impl Stack {
         .await
     }
 
-    /// Places an order of `lines` for a new customer and drives it through the warehouse (pick,
-    /// pack, ship) and the carrier (delivered at `delivered_at`, RFC 3339) over HTTP. Returns the
-    /// customer and the delivered order.
-    pub async fn delivered_order(
-        &self,
-        lines: &[(&str, u32)],
-        delivered_at: &str,
-    ) -> (String, Value) {
-        let customer = unique("customer");
-        let placed = self.place_order(&customer, &unique("key"), lines).await;
-        assert_eq!(placed.status, StatusCode::ACCEPTED, "{:?}", placed.body);
-        let id = placed.body["orderId"].as_str().unwrap().to_owned();
-        self.wait_status(&customer, &id, "FULFILLING").await;
+    /// Picks, packs and ships an order in the warehouse over HTTP, each step with the ETag the
+    /// previous one returned. Returns the tracking number.
+    pub async fn ship_through_warehouse(&self, id: &str) -> String {
         let warehouse = self.token("warehouse-tests", Some("oms:warehouse"));
         let number = unique("JJD").to_uppercase();
         let mut etag = self
@@ -411,6 +401,23 @@ impl Stack {
             assert_eq!(reply.status, StatusCode::OK, "{step}: {:?}", reply.body);
             etag = reply.headers["etag"].to_str().unwrap().to_owned();
         }
+        number
+    }
+
+    /// Places an order of `lines` for a new customer and drives it through the warehouse (pick,
+    /// pack, ship) and the carrier (delivered at `delivered_at`, RFC 3339) over HTTP. Returns the
+    /// customer and the delivered order.
+    pub async fn delivered_order(
+        &self,
+        lines: &[(&str, u32)],
+        delivered_at: &str,
+    ) -> (String, Value) {
+        let customer = unique("customer");
+        let placed = self.place_order(&customer, &unique("key"), lines).await;
+        assert_eq!(placed.status, StatusCode::ACCEPTED, "{:?}", placed.body);
+        let id = placed.body["orderId"].as_str().unwrap().to_owned();
+        self.wait_status(&customer, &id, "FULFILLING").await;
+        let number = self.ship_through_warehouse(&id).await;
         let delivered = json!({"eventId": format!("{number}-delivered"), "shipmentReference": id, "trackingNumber": number, "status": "DELIVERED", "occurredAt": delivered_at});
         let reply = self.carrier_event(&delivered, None).await;
         assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);

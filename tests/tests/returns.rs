@@ -727,39 +727,7 @@ async fn an_exchange_reserves_the_replacement_and_ships_it_once_the_return_arriv
     assert_eq!(replacement["replacementFor"]["returnId"], rma.as_str());
     assert_eq!(replacement["lines"][0]["sku"], large.as_str());
     assert_eq!(replacement["totals"]["total"]["amount"], 0);
-    let warehouse = stack.token("warehouse-tests", Some("oms:warehouse"));
-    let mut etag = stack
-        .get(&format!("/fulfillments/{replacement_id}"), &warehouse)
-        .await
-        .headers["etag"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    for (step, body) in [
-        ("pick", None),
-        (
-            "pack",
-            Some(json!({"weightGrams": 500, "lengthCm": 30, "widthCm": 20, "heightCm": 5})),
-        ),
-        (
-            "ship",
-            Some(
-                json!({"carrier": "DHL", "trackingNumber": "JJDEXCHANGE1", "trackingUrl": "https://www.dhl.com/track?id=JJDEXCHANGE1"}),
-            ),
-        ),
-    ] {
-        let reply = stack
-            .call(
-                reqwest::Method::POST,
-                &format!("/fulfillments/{replacement_id}/{step}"),
-                Some(&warehouse),
-                &[("if-match", &etag)],
-                body.map(|b: Value| b.to_string().into_bytes()),
-            )
-            .await;
-        assert_eq!(reply.status, StatusCode::OK, "{step}: {:?}", reply.body);
-        etag = reply.headers["etag"].to_str().unwrap().to_owned();
-    }
+    stack.ship_through_warehouse(&replacement_id).await;
     assert_eq!(
         stack.stock(&large).await,
         (4, 0, 4),

@@ -33,9 +33,9 @@ use oms_domain::notifications::{Channel, Preferences};
 use oms_domain::order::{Order, OrderStatus, Shortage};
 use oms_domain::ports::{
     Claim, CommitOutcome, CreateOutcome, IdempotencyRecord, InventoryStore, NotificationStore,
-    OrderStore, OrderWrite, Page, ReserveOutcome, ShipOutcome, StockReservations, StoreError,
+    OrderStore, OrderWrite, Page, StockReservations, StoreError,
 };
-use oms_domain::stock::{Product, StockAdjustment, StockDelta, StockMovement};
+use oms_domain::stock::{Product, StockAdjustment, StockDelta};
 use serde::{Deserialize, Serialize};
 
 use crate::aws_error::classify;
@@ -709,32 +709,6 @@ impl InventoryStore for DynamoStore {
 }
 
 impl StockReservations for DynamoStore {
-    async fn ship(&self, shipped: &Order) -> Result<ShipOutcome, StoreError> {
-        let write = OrderWrite {
-            moves: shipped.stock_moves(StockMovement::Ship),
-            order: shipped.clone(),
-            created: None,
-        };
-        match self.commit(&write).await? {
-            CommitOutcome::Committed => Ok(ShipOutcome::Shipped),
-            CommitOutcome::OrderChanged => Ok(ShipOutcome::OrderChanged),
-            CommitOutcome::Short(_) => unreachable!("shipping reserves nothing"),
-        }
-    }
-
-    async fn reserve(&self, reserved: &Order) -> Result<ReserveOutcome, StoreError> {
-        let write = OrderWrite {
-            moves: reserved.stock_moves(StockMovement::Reserve),
-            order: reserved.clone(),
-            created: None,
-        };
-        match self.commit(&write).await? {
-            CommitOutcome::Committed => Ok(ReserveOutcome::Reserved),
-            CommitOutcome::OrderChanged => Ok(ReserveOutcome::OrderChanged),
-            CommitOutcome::Short(shortages) => Ok(ReserveOutcome::Short(shortages)),
-        }
-    }
-
     async fn commit(&self, write: &OrderWrite) -> Result<CommitOutcome, StoreError> {
         let order = &write.order;
         let now = s(order

@@ -14,9 +14,9 @@ use crate::order::{Order, Shortage};
 use crate::ports::{Claim, NotificationStore};
 use crate::ports::{
     CommitOutcome, CreateOutcome, IdempotencyRecord, InventoryStore, OrderStore, OrderWrite, Page,
-    ReserveOutcome, ShipOutcome, StockReservations, StoreError,
+    StockReservations, StoreError,
 };
-use crate::stock::{Product, StockAdjustment, StockDelta, StockError, StockMovement};
+use crate::stock::{Product, StockAdjustment, StockDelta, StockError};
 
 #[derive(Default)]
 struct State {
@@ -226,32 +226,6 @@ impl InventoryStore for InMemoryStore {
 }
 
 impl StockReservations for InMemoryStore {
-    async fn ship(&self, shipped: &Order) -> Result<ShipOutcome, StoreError> {
-        let write = OrderWrite {
-            moves: shipped.stock_moves(StockMovement::Ship),
-            order: shipped.clone(),
-            created: None,
-        };
-        match self.commit(&write).await? {
-            CommitOutcome::Committed => Ok(ShipOutcome::Shipped),
-            CommitOutcome::OrderChanged => Ok(ShipOutcome::OrderChanged),
-            CommitOutcome::Short(_) => unreachable!("shipping reserves nothing"),
-        }
-    }
-
-    async fn reserve(&self, reserved: &Order) -> Result<ReserveOutcome, StoreError> {
-        let write = OrderWrite {
-            moves: reserved.stock_moves(StockMovement::Reserve),
-            order: reserved.clone(),
-            created: None,
-        };
-        match self.commit(&write).await? {
-            CommitOutcome::Committed => Ok(ReserveOutcome::Reserved),
-            CommitOutcome::OrderChanged => Ok(ReserveOutcome::OrderChanged),
-            CommitOutcome::Short(shortages) => Ok(ReserveOutcome::Short(shortages)),
-        }
-    }
-
     async fn commit(&self, write: &OrderWrite) -> Result<CommitOutcome, StoreError> {
         let mut state = self.lock();
         let order = &write.order;

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::fulfillment::FulfillmentStatus;
 use crate::ids::{CustomerId, IdempotencyKey, OrderId, Sku};
 use crate::order::{Order, Shortage};
-use crate::stock::{Product, StockAdjustment, StockMove};
+use crate::stock::{Product, StockAdjustment, StockMove, StockMovement};
 
 /// Why a store call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -192,8 +192,23 @@ pub trait StockReservations: Send + Sync {
     /// In one atomic write: takes every line of `shipped` out of `reserved` (the units leave the
     /// building, so `onHand` falls with it), and saves the order on condition that the stored one
     /// is the version before `shipped`.
-    fn ship(&self, shipped: &Order)
-        -> impl Future<Output = Result<ShipOutcome, StoreError>> + Send;
+    fn ship(
+        &self,
+        shipped: &Order,
+    ) -> impl Future<Output = Result<ShipOutcome, StoreError>> + Send {
+        async move {
+            let write = OrderWrite {
+                moves: shipped.stock_moves(StockMovement::Ship),
+                order: shipped.clone(),
+                created: None,
+            };
+            Ok(match self.commit(&write).await? {
+                CommitOutcome::Committed => ShipOutcome::Shipped,
+                CommitOutcome::OrderChanged => ShipOutcome::OrderChanged,
+                CommitOutcome::Short(_) => unreachable!("shipping reserves nothing"),
+            })
+        }
+    }
 
     /// In one atomic write: takes every line of `reserved` from `available` into `reserved`,
     /// each on condition that enough is available, and saves the order on condition that the
@@ -201,7 +216,20 @@ pub trait StockReservations: Send + Sync {
     fn reserve(
         &self,
         reserved: &Order,
-    ) -> impl Future<Output = Result<ReserveOutcome, StoreError>> + Send;
+    ) -> impl Future<Output = Result<ReserveOutcome, StoreError>> + Send {
+        async move {
+            let write = OrderWrite {
+                moves: reserved.stock_moves(StockMovement::Reserve),
+                order: reserved.clone(),
+                created: None,
+            };
+            Ok(match self.commit(&write).await? {
+                CommitOutcome::Committed => ReserveOutcome::Reserved,
+                CommitOutcome::OrderChanged => ReserveOutcome::OrderChanged,
+                CommitOutcome::Short(shortages) => ReserveOutcome::Short(shortages),
+            })
+        }
+    }
 }
 
 /// Whether a notification may be sent now.
