@@ -8,8 +8,8 @@ use lambda_http::{Body, Error, Request, RequestExt, Response};
 use oms_adapters::config::{self, TableConfig};
 use oms_adapters::dynamo::DynamoStore;
 use oms_adapters::http::{
-    caller, etag, if_match, json_body, json_response, path_parameter, require_scope, respond,
-    route_key, unknown_route, ApiError,
+    caller, etag, if_match, json_body, json_response, page_limit, path_parameter, require_scope,
+    respond, route_key, unknown_route, ApiError,
 };
 use oms_domain::app::caller::SCOPE_WAREHOUSE;
 use oms_domain::app::fulfillment::{self, CarrierEvent, CarrierResult, WarehouseStep};
@@ -184,14 +184,7 @@ async fn pick_list<S: OrderStore>(
             .filter(FulfillmentStatus::is_warehouse_work)
             .ok_or_else(|| invalid("status must be AWAITING_PICK, PICKED or PACKED".into()))?,
     };
-    let limit = match query.first("limit") {
-        None => 20,
-        Some(raw) => raw
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=100).contains(n))
-            .ok_or_else(|| invalid("limit must be 1 to 100".into()))?,
-    };
+    let limit = page_limit(request)?;
     let page = fulfillment::pick_list(&app.store, &warehouse, status, limit, query.first("cursor"))
         .await?;
     let body = PickListPage {

@@ -5,9 +5,10 @@ use lambda_http::{Body, Error, Request, RequestExt, Response};
 use oms_adapters::config::TableConfig;
 use oms_adapters::dynamo::DynamoStore;
 use oms_adapters::http::{
-    caller, json_body, json_response, path_parameter, respond, route_key, unknown_route, ApiError,
+    caller, json_body, json_response, page_limit, path_parameter, respond, route_key,
+    unknown_route, ApiError,
 };
-use oms_domain::app::queries::{self, OrderSummary, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use oms_domain::app::queries::{self, OrderSummary};
 use oms_domain::app::returns::cancel_order;
 use oms_domain::ids::OrderId;
 use oms_domain::ports::{OrderStore, StockReservations};
@@ -117,18 +118,7 @@ async fn list_orders<S: OrderStore>(
 ) -> Result<Response<Body>, ApiError> {
     let caller = caller(request)?;
     let query = request.query_string_parameters();
-    let limit = match query.first("limit") {
-        None => DEFAULT_PAGE_SIZE,
-        Some(raw) => raw
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
-            .ok_or_else(|| ApiError::BadRequest {
-                kind: "invalid-query",
-                title: "Invalid query parameter",
-                detail: format!("limit must be a whole number from 1 to {MAX_PAGE_SIZE}"),
-            })?,
-    };
+    let limit = page_limit(request)?;
     let page = queries::list_orders(&app.store, &caller, limit, query.first("cursor")).await?;
     let body = OrderPage {
         items: page.items.iter().map(OrderSummary::from).collect(),

@@ -5,13 +5,12 @@ use lambda_http::{Body, Error, Request, RequestExt, Response};
 use oms_adapters::config::{self, TableConfig};
 use oms_adapters::dynamo::DynamoStore;
 use oms_adapters::http::{
-    caller, idempotency_key, json_body, json_response, path_parameter, require_scope, respond,
-    route_key, unknown_route, ApiError,
+    caller, idempotency_key, json_body, json_response, page_limit, path_parameter, require_scope,
+    respond, route_key, unknown_route, ApiError,
 };
 use oms_domain::app::caller::{SCOPE_ADMIN, SCOPE_WAREHOUSE};
-use oms_domain::app::queries::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use oms_domain::app::returns::{
-    decide_return, get_return, pending_returns, receive_return, request_return, ReturnsAppError,
+    decide_return, get_return, pending_returns, receive_return, request_return,
 };
 use oms_domain::ids::{OrderId, ReturnId};
 use oms_domain::order::Order;
@@ -157,12 +156,7 @@ async fn open<S: OrderStore + InventoryStore + StockReservations>(
         created = requested.created,
         "return requested"
     );
-    let order = app
-        .store
-        .get(&id)
-        .await?
-        .ok_or_else(|| ApiError::Internal("the order of a new return vanished".into()))?;
-    let mut response = return_response(StatusCode::CREATED, &requested.rma, &order);
+    let mut response = return_response(StatusCode::CREATED, &requested.rma, &requested.order);
     if !requested.created {
         response
             .headers_mut()
@@ -197,18 +191,7 @@ async fn list_pending<S: OrderStore>(
             "status=PENDING_APPROVAL is required: the returns waiting for staff".into(),
         ));
     }
-    let limit = match query.first("limit") {
-        None => DEFAULT_PAGE_SIZE,
-        Some(raw) => raw
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
-            .ok_or_else(|| {
-                bad(format!(
-                    "limit must be a whole number from 1 to {MAX_PAGE_SIZE}"
-                ))
-            })?,
-    };
+    let limit = page_limit(request)?;
     let (returns, next_cursor) = pending_returns(&app.store, limit, query.first("cursor")).await?;
     let body = ReturnPage {
         items: returns
@@ -276,9 +259,10 @@ async fn decide<S: OrderStore + StockReservations>(
     require_scope(&caller, SCOPE_ADMIN)?;
     let id = return_id(request)?;
     let note = note_only(&optional_body(request)?)?;
-    let rma = decide_return(&app.store, &caller, &id, approved, note, chrono::Utc::now()).await?;
+    let (rma, order) =
+        decide_return(&app.store, &caller, &id, approved, note, chrono::Utc::now()).await?;
     tracing::info!(return_id = %id, status = rma.status.as_str(), "return decided");
-    answer(app, &rma).await
+    Ok(return_response(StatusCode::OK, &rma, &order))
 }
 
 /// `POST /returns/{id}/receive` (`oms:warehouse`): what arrived, with a disposition per line.
@@ -291,7 +275,7 @@ async fn receive<S: OrderStore + StockReservations>(
     let id = return_id(request)?;
     let receipt = ReceiptRequest::parse(&json_body(request)?).map_err(ApiError::Invalid)?;
     let now = chrono::Utc::now();
-    let rma = receive_return(
+    let (rma, order) = receive_return(
         &app.store,
         &app.returns,
         &app.shipping,
@@ -302,17 +286,7 @@ async fn receive<S: OrderStore + StockReservations>(
     )
     .await?;
     tracing::info!(return_id = %id, refund = ?rma.refund_id, replacement = ?rma.replacement_order_id, "return received");
-    answer(app, &rma).await
-}
-
-/// The return as it now is, with its order's refund.
-async fn answer<S: OrderStore>(app: &App<S>, rma: &Return) -> Result<Response<Body>, ApiError> {
-    let order = app
-        .store
-        .get(rma.return_id.order_id())
-        .await?
-        .ok_or(ReturnsAppError::NotFound("return"))?;
-    Ok(return_response(StatusCode::OK, rma, &order))
+    Ok(return_response(StatusCode::OK, &rma, &order))
 }
 
 #[cfg(test)]

@@ -310,6 +310,26 @@ pub fn if_match(request: &Request) -> Result<Option<u64>, ApiError> {
         })
 }
 
+/// The `limit` query parameter of a listing: 1 to the largest page, the default page if absent.
+pub fn page_limit(request: &Request) -> Result<u32, ApiError> {
+    use oms_domain::app::queries::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+    match request
+        .query_string_parameters_ref()
+        .and_then(|q| q.first("limit"))
+    {
+        None => Ok(DEFAULT_PAGE_SIZE),
+        Some(raw) => raw
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
+            .ok_or_else(|| ApiError::BadRequest {
+                kind: "invalid-query",
+                title: "Invalid query parameter",
+                detail: format!("limit must be a whole number from 1 to {MAX_PAGE_SIZE}"),
+            }),
+    }
+}
+
 /// The header that makes a create safe to retry.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 

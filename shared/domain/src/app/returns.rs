@@ -142,6 +142,8 @@ pub struct Requested {
     pub rma: Return,
     /// False when an earlier request with the same key had created it.
     pub created: bool,
+    /// The order as it now is, holding the return.
+    pub order: Order,
 }
 
 /// Opens a return (an RMA) on the order, once per `Idempotency-Key`.
@@ -171,6 +173,7 @@ pub async fn request_return<S: OrderStore + InventoryStore + StockReservations>(
                 Ok(Requested {
                     rma: existing.clone(),
                     created: false,
+                    order: order.clone(),
                 })
             } else {
                 Err(ReturnsAppError::KeyReused)
@@ -179,7 +182,11 @@ pub async fn request_return<S: OrderStore + InventoryStore + StockReservations>(
         let step = order.request_return(request, key.clone(), &catalog, policy, now)?;
         if let Some(saved) = commit(store, step).await? {
             let rma = saved.returns.last().expect("a return was added").clone();
-            return Ok(Requested { rma, created: true });
+            return Ok(Requested {
+                rma,
+                created: true,
+                order: saved,
+            });
         }
     }
     Err(ReturnsAppError::Contended)
@@ -220,11 +227,12 @@ pub async fn pending_returns<S: OrderStore>(
 }
 
 /// Reads the return's order, applies `change`, writes it; again if the order changed meanwhile.
+/// Answers the return and its order as written.
 async fn change_return<S: OrderStore + StockReservations>(
     store: &S,
     id: &ReturnId,
     change: impl Fn(&Order) -> Result<Step, ReturnError>,
-) -> Result<Return, ReturnsAppError> {
+) -> Result<(Return, Order), ReturnsAppError> {
     for _ in 0..ATTEMPTS {
         let order = store
             .get(id.order_id())
@@ -232,7 +240,8 @@ async fn change_return<S: OrderStore + StockReservations>(
             .ok_or(ReturnsAppError::NotFound("return"))?;
         let step = change(&order)?;
         if let Some(saved) = commit(store, step).await? {
-            return Ok(saved.find_return(id).expect("the return exists").clone());
+            let rma = saved.find_return(id).expect("the return exists").clone();
+            return Ok((rma, saved));
         }
     }
     Err(ReturnsAppError::Contended)
@@ -247,7 +256,7 @@ pub async fn decide_return<S: OrderStore + StockReservations>(
     approved: bool,
     note: Option<String>,
     now: DateTime<Utc>,
-) -> Result<Return, ReturnsAppError> {
+) -> Result<(Return, Order), ReturnsAppError> {
     let by = format!("admin {}", caller.customer_id);
     change_return(store, id, |order| {
         order.decide_return(id, approved, &by, note.clone(), now)
@@ -264,7 +273,7 @@ pub async fn receive_return<S: OrderStore + StockReservations>(
     id: &ReturnId,
     receipt: &ReceiptRequest,
     now: DateTime<Utc>,
-) -> Result<Return, ReturnsAppError> {
+) -> Result<(Return, Order), ReturnsAppError> {
     let by = format!("warehouse {}", caller.customer_id);
     change_return(store, id, |order| {
         order.receive_return(id, receipt, &by, policy, shipping, now)
@@ -465,7 +474,7 @@ mod tests {
             "within the auto-approval rules"
         );
 
-        let received = receive_return(
+        let (received, _) = receive_return(
             &store,
             &ReturnPolicy::default_policy(),
             &crate::shipping::ShippingPolicy::default_policy(),
@@ -683,14 +692,14 @@ mod tests {
         );
 
         let id = requested.rma.return_id;
-        let approved = decide_return(&store, &staff("oms:admin"), &id, true, None, Utc::now())
+        let (approved, _) = decide_return(&store, &staff("oms:admin"), &id, true, None, Utc::now())
             .await
             .unwrap();
         assert_eq!(approved.status, ReturnStatus::Approved);
         assert_eq!(stock(&store, "A-LARGE").await, (0, 2));
 
         // One of the two units comes back: one replacement ships, the other is released.
-        let received = receive_return(
+        let (received, _) = receive_return(
             &store,
             &policy,
             &crate::shipping::ShippingPolicy::default_policy(),
@@ -745,7 +754,7 @@ mod tests {
             (1, 2),
             "two replacements reserved"
         );
-        let received = receive_return(
+        let (received, _) = receive_return(
             &store,
             &policy,
             &crate::shipping::ShippingPolicy::default_policy(),
