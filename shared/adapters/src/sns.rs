@@ -49,13 +49,6 @@ const SNS_BATCH_LIMIT: usize = 10;
 const ATTEMPTS: u32 = 3;
 
 impl EventPublisher {
-    pub fn new(client: Client, topic_arn: impl Into<String>) -> Self {
-        Self {
-            client: LazyClient::ready(client),
-            topic_arn: topic_arn.into(),
-        }
-    }
-
     /// A publisher to `topic_arn` whose client is built from the shared SDK configuration on its
     /// first publish.
     pub fn lazy(topic_arn: impl Into<String>) -> Self {
