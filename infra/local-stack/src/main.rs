@@ -2,7 +2,7 @@
 //!
 //! `oms-local up` reads `infra/template.yaml` and brings up what it declares:
 //! 1. the moto emulator (DynamoDB, SQS, SNS over their real wire protocols; see
-//!    `infra/local/moto_server.py` for the two ways it is made to keep DynamoDB's promises), or
+//!    `infra/local/moto_server.py` for how it is made to keep DynamoDB's promises and kept fast), or
 //!    any endpoint given with `--emulator-url`;
 //! 2. the template's tables, queues (with their redrive policies), topics and subscriptions
 //!    (with their filter policies and raw delivery) — see [`provision`];

@@ -104,21 +104,10 @@ async fn poll_queue_once(
                 .collect()
         }
     };
-    let entries: Vec<DeleteMessageBatchRequestEntry> = messages
-        .iter()
-        .enumerate()
-        .filter(|(_, m)| {
-            !m.message_id()
-                .is_some_and(|id| failed.iter().any(|f| f == id))
-        })
-        .filter_map(|(i, m)| {
-            DeleteMessageBatchRequestEntry::builder()
-                .id(i.to_string())
-                .receipt_handle(m.receipt_handle()?)
-                .build()
-                .ok()
-        })
-        .collect();
+    let entries = deletions(messages.iter().enumerate().filter(|(_, m)| {
+        !m.message_id()
+            .is_some_and(|id| failed.iter().any(|f| f == id))
+    }));
     tracing::debug!(function = %source.binary, received = messages.len(), failed = failed.len(), "batch done");
     if !entries.is_empty() {
         sqs.delete_message_batch()
@@ -128,6 +117,21 @@ async fn poll_queue_once(
             .await?;
     }
     Ok(())
+}
+
+/// The `DeleteMessageBatch` entries for `(index, message)` pairs.
+fn deletions<'a>(
+    messages: impl Iterator<Item = (usize, &'a aws_sdk_sqs::types::Message)>,
+) -> Vec<DeleteMessageBatchRequestEntry> {
+    messages
+        .filter_map(|(i, m)| {
+            DeleteMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .receipt_handle(m.receipt_handle()?)
+                .build()
+                .ok()
+        })
+        .collect()
 }
 
 /// One DynamoDB stream event source mapping.
@@ -358,7 +362,8 @@ pub async fn log_notifications(sqs: aws_sdk_sqs::Client, queue_url: String) {
                 continue;
             }
         };
-        for message in output.messages.unwrap_or_default() {
+        let messages = output.messages.unwrap_or_default();
+        for message in &messages {
             let body: Value =
                 serde_json::from_str(message.body().unwrap_or_default()).unwrap_or_default();
             let headline = body["subject"]
@@ -371,16 +376,17 @@ pub async fn log_notifications(sqs: aws_sdk_sqs::Client, queue_url: String) {
                 order = body["orderId"].as_str().unwrap_or_default(),
                 "notification: {headline}"
             );
-            if let Some(handle) = message.receipt_handle() {
-                if let Err(error) = sqs
-                    .delete_message()
-                    .queue_url(&queue_url)
-                    .receipt_handle(handle)
-                    .send()
-                    .await
-                {
-                    tracing::warn!(%error, "a shown notification could not be deleted");
-                }
+        }
+        let shown = deletions(messages.iter().enumerate());
+        if !shown.is_empty() {
+            if let Err(error) = sqs
+                .delete_message_batch()
+                .queue_url(&queue_url)
+                .set_entries(Some(shown))
+                .send()
+                .await
+            {
+                tracing::warn!(%error, "shown notifications could not be deleted");
             }
         }
     }

@@ -103,10 +103,17 @@ pub async fn aws_config() -> &'static aws_config::SdkConfig {
                 .operation_attempt_timeout(Duration::from_secs(3))
                 .operation_timeout(Duration::from_secs(8))
                 .build();
-            aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .timeout_config(timeouts)
-                .load()
-                .await
+            let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .timeout_config(timeouts);
+            // Every request names the function that made it (in its user agent), so a trace, a
+            // log of requests or the benchmark's cost count can tell the functions apart.
+            if let Some(name) = std::env::var("AWS_LAMBDA_FUNCTION_NAME")
+                .ok()
+                .and_then(|name| aws_config::AppName::new(name).ok())
+            {
+                loader = loader.app_name(name);
+            }
+            loader.load().await
         })
         .await
 }
