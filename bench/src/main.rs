@@ -661,7 +661,7 @@ async fn cost_per_order(stack: &Stack) -> Result<CostPerOrder, BoxError> {
     let table = DynamoStore::from_config(&watcher, stack.resource("OrdersTable"));
     let order_id = OrderId::parse(id.as_str())?;
     let deadline = Instant::now() + Duration::from_secs(180);
-    while NotificationStore::next_sequence(&table, &order_id).await? <= version {
+    while NotificationStore::cursor(&table, &order_id).await?.next <= version {
         if Instant::now() > deadline {
             return Err("the notifier did not finish the order's events in 180 s".into());
         }

@@ -240,3 +240,79 @@ async fn the_intake_operation_runs_against_dynamodb() {
     assert_eq!((first.order_id, first.body), (again.order_id, again.body));
     assert!(again.replayed);
 }
+
+#[tokio::test]
+async fn the_notification_cursor_is_claimed_once_and_moves_on_in_order() {
+    use oms_domain::notifications::{Channel, Preferences};
+    use oms_domain::ports::{NotificationCursor, NotificationStore, NOTIFICATION_CLAIM_SECONDS};
+
+    let stack = Stack::connect().await;
+    let store = store(&stack).await;
+    let sku = sku(&store, 5).await;
+    let order = order_for(&store, "grace", &[(&sku, 1)]).await;
+    store.create(&order, &record(&order, "n")).await.unwrap();
+    let wants = Preferences {
+        email: true,
+        sms: false,
+        webhook: true,
+    };
+    store
+        .save_preferences(&order.customer_id, &wants, Utc::now())
+        .await
+        .unwrap();
+
+    // One read brings the cursor (none yet: at 1), the order and the preferences.
+    let (cursor, read, preferences) = store
+        .notification_context(&order.id, &order.customer_id)
+        .await
+        .unwrap();
+    assert_eq!(cursor, NotificationCursor::default());
+    assert_eq!(read.as_ref(), Some(&order));
+    assert_eq!(preferences, Some(wants));
+
+    // Of two claims on event 1, one wins; the cursor cannot move past another event.
+    let now = Utc::now();
+    store.claim(&order.id, 1, now).await.unwrap();
+    assert_eq!(
+        store.claim(&order.id, 1, now).await,
+        Err(StoreError::ConditionFailed)
+    );
+    assert_eq!(
+        store.advance(&order.id, 2).await,
+        Err(StoreError::ConditionFailed)
+    );
+    store.mark_sent(&order.id, 1, Channel::Email).await.unwrap();
+    assert_eq!(
+        store.mark_sent(&order.id, 2, Channel::Webhook).await,
+        Err(StoreError::ConditionFailed),
+        "only the claimed event records its sends"
+    );
+
+    // A claim that ran out is taken over, and what it sent stays recorded.
+    let later = now + chrono::Duration::seconds(NOTIFICATION_CLAIM_SECONDS + 1);
+    store.claim(&order.id, 1, later).await.unwrap();
+    let cursor = store.cursor(&order.id).await.unwrap();
+    assert_eq!(cursor.next, 1);
+    assert_eq!(cursor.sent, [Channel::Email]);
+    assert_eq!(
+        cursor.claimed_at.map(|at| at.timestamp_millis()),
+        Some(later.timestamp_millis())
+    );
+
+    // Moving on drops the claim and its record of sends.
+    store.advance(&order.id, 1).await.unwrap();
+    assert_eq!(
+        store.advance(&order.id, 1).await,
+        Err(StoreError::ConditionFailed)
+    );
+    assert_eq!(
+        store.cursor(&order.id).await.unwrap(),
+        NotificationCursor {
+            next: 2,
+            ..NotificationCursor::default()
+        }
+    );
+    // Events without a claim (of no interest to customers) just move it on.
+    store.advance(&order.id, 2).await.unwrap();
+    assert_eq!(store.cursor(&order.id).await.unwrap().next, 3);
+}

@@ -8,7 +8,7 @@ use oms_adapters::sns::NotificationPublisher;
 use oms_adapters::sqs::{for_each_message, order_event};
 use oms_domain::app::notify::{notify, NotifyError, NotifyResult};
 use oms_domain::notifications::Renderer;
-use oms_domain::ports::{NotificationSink, NotificationStore, OrderStore};
+use oms_domain::ports::{NotificationSink, NotificationStore};
 
 /// What the function needs, built once per cold start.
 pub struct App<S, K> {
@@ -42,14 +42,14 @@ enum MessageError {
     Notify(#[from] NotifyError),
 }
 
-pub async fn handle<S: OrderStore + NotificationStore, K: NotificationSink>(
+pub async fn handle<S: NotificationStore, K: NotificationSink>(
     app: &App<S, K>,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Error> {
     Ok(for_each_message(&event.payload, |message| process(app, message)).await)
 }
 
-async fn process<S: OrderStore + NotificationStore, K: NotificationSink>(
+async fn process<S: NotificationStore, K: NotificationSink>(
     app: &App<S, K>,
     message: &SqsMessage,
 ) -> Result<(), MessageError> {

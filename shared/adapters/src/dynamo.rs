@@ -8,8 +8,7 @@
 //! | product and its stock | `SKU#<sku>` | `PRODUCT` | — |
 //! | stock adjustment | `SKU#<sku>` | `ADJUSTMENT#<id>` | — |
 //! | notification preferences | `CUSTOMER#<customerId>` | `PREFERENCES` | — |
-//! | notification cursor (the order's next event to notify) | `ORDER#<orderId>` | `NOTIFIED` | — |
-//! | notification sent (per event and channel) | `NOTIFICATION#<eventId>#<channel>` | `NOTIFICATION` | — (TTL after 30 days) |
+//! | notification cursor (the order's next event to notify, its claim and channels sent) | `ORDER#<orderId>` | `NOTIFIED` | — |
 //!
 //! Every item carries `entity`, so a reader of the table's stream knows what it holds. The
 //! domain's fields are stored as top-level attributes (`serde_dynamo`, flattened), so conditions
@@ -32,8 +31,9 @@ use oms_domain::ids::{CustomerId, IdempotencyKey, OrderId, Sku};
 use oms_domain::notifications::{Channel, Preferences};
 use oms_domain::order::{Order, OrderStatus, Shortage};
 use oms_domain::ports::{
-    Claim, CommitOutcome, CreateOutcome, IdempotencyRecord, InventoryStore, NotificationStore,
-    OrderStore, OrderWrite, Page, StockReservations, StoreError,
+    CommitOutcome, CreateOutcome, IdempotencyRecord, InventoryStore, NotificationCursor,
+    NotificationStore, OrderStore, OrderWrite, Page, StockReservations, StoreError,
+    NOTIFICATION_CLAIM_SECONDS,
 };
 use oms_domain::stock::{Product, StockAdjustment, StockDelta};
 use serde::{Deserialize, Serialize};
@@ -61,7 +61,6 @@ pub mod entity {
     pub const STOCK_ADJUSTMENT: &str = "STOCK_ADJUSTMENT";
     pub const PREFERENCES: &str = "PREFERENCES";
     pub const NOTIFICATION_CURSOR: &str = "NOTIFICATION_CURSOR";
-    pub const NOTIFICATION: &str = "NOTIFICATION";
 }
 
 fn order_pk(id: &OrderId) -> String {
@@ -515,6 +514,56 @@ impl DynamoStore {
         Ok(output.item)
     }
 
+    /// Up to 100 items by their keys in one BatchGetItem, read strongly consistent; keys
+    /// DynamoDB did not get to (throttling, size) are asked for again. Items that do not exist
+    /// are simply absent.
+    async fn read_many(
+        &self,
+        keys: Vec<HashMap<String, AttributeValue>>,
+        what: &str,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        let mut items = Vec::with_capacity(keys.len());
+        let mut request = Some(
+            KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| StoreError::Failed(e.to_string()))?,
+        );
+        let mut attempt = 0;
+        while let Some(keys) = request.take() {
+            let output = self
+                .client
+                .get()
+                .await
+                .batch_get_item()
+                .request_items(&self.table, keys)
+                .send()
+                .await
+                .map_err(|e| classify(what, e))?;
+            items.extend(
+                output
+                    .responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default(),
+            );
+            request = output
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(&self.table))
+                .filter(|k| !k.keys.is_empty());
+            if request.is_some() {
+                attempt += 1;
+                if attempt > 5 {
+                    return Err(StoreError::Retryable(format!(
+                        "{what}: keys left unprocessed"
+                    )));
+                }
+                backoff(attempt).await;
+            }
+        }
+        Ok(items)
+    }
+
     /// A transaction item that applies one SKU's netted moves, conditioned on each counter
     /// holding what the write takes from it, and bumps the SKU's version. A failed condition
     /// returns the item as it was, so the caller can say how many were there.
@@ -612,49 +661,12 @@ impl InventoryStore for DynamoStore {
         let mut products = Vec::with_capacity(skus.len());
         // BatchGetItem takes at most 100 keys; an order has at most 99 lines.
         for chunk in skus.chunks(100) {
-            let keys: Vec<_> = chunk
+            let keys = chunk
                 .iter()
                 .map(|sku| key(sku_pk(sku), "PRODUCT"))
                 .collect();
-            let mut request = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(keys))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(|e| StoreError::Failed(e.to_string()))?,
-            );
-            let mut attempt = 0;
-            while let Some(keys) = request.take() {
-                let output = self
-                    .client
-                    .get()
-                    .await
-                    .batch_get_item()
-                    .request_items(&self.table, keys)
-                    .send()
-                    .await
-                    .map_err(|e| classify("get products", e))?;
-                for item in output
-                    .responses
-                    .and_then(|mut r| r.remove(&self.table))
-                    .unwrap_or_default()
-                {
-                    products.push(from_item::<ProductItem>(item)?.product);
-                }
-                // Keys DynamoDB did not get to (throttling, size) come back to be asked again.
-                request = output
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(&self.table))
-                    .filter(|k| !k.keys.is_empty());
-                if request.is_some() {
-                    attempt += 1;
-                    if attempt > 5 {
-                        return Err(StoreError::Retryable(
-                            "get products: keys left unprocessed".into(),
-                        ));
-                    }
-                    backoff(attempt).await;
-                }
+            for item in self.read_many(keys, "get products").await? {
+                products.push(from_item::<ProductItem>(item)?.product);
             }
         }
         Ok(products)
@@ -767,23 +779,52 @@ impl StockReservations for DynamoStore {
     }
 }
 
-/// How long a notification claim holds before another delivery may take it over (its holder
-/// presumably crashed between claiming and sending).
-const CLAIM_TIMEOUT_SECONDS: i64 = 300;
-/// How long sent-notification records are kept: far longer than any redelivery.
-const NOTIFICATION_RECORD_DAYS: i64 = 30;
+fn preferences_key(customer: &CustomerId) -> HashMap<String, AttributeValue> {
+    key(format!("CUSTOMER#{customer}"), "PREFERENCES")
+}
 
-fn notification_pk(event_id: &str, channel: Channel) -> String {
-    format!("NOTIFICATION#{event_id}#{}", channel.as_str())
+fn cursor_key(order: &OrderId) -> HashMap<String, AttributeValue> {
+    key(order_pk(order), "NOTIFIED")
+}
+
+/// An order's notification cursor as stored.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CursorItem {
+    next: u64,
+    /// Epoch milliseconds.
+    #[serde(default)]
+    claimed_at: Option<i64>,
+    #[serde(default)]
+    sent: Vec<Channel>,
+}
+
+impl CursorItem {
+    fn cursor(item: HashMap<String, AttributeValue>) -> Result<NotificationCursor, StoreError> {
+        let stored = from_item::<CursorItem>(item)?;
+        Ok(NotificationCursor {
+            next: stored.next,
+            claimed_at: stored
+                .claimed_at
+                .and_then(chrono::DateTime::from_timestamp_millis),
+            sent: stored.sent,
+        })
+    }
+}
+
+/// The condition that the cursor is at `at`: an order with no cursor item is at 1.
+fn cursor_at(at: u64) -> &'static str {
+    if at == 1 {
+        "(attribute_not_exists(#next) OR #next = :at)"
+    } else {
+        "#next = :at"
+    }
 }
 
 impl NotificationStore for DynamoStore {
     async fn preferences(&self, customer: &CustomerId) -> Result<Option<Preferences>, StoreError> {
         let item = self
-            .read(
-                key(format!("CUSTOMER#{customer}"), "PREFERENCES"),
-                "get preferences",
-            )
+            .read(preferences_key(customer), "get preferences")
             .await?;
         item.map(|item| from_item::<PreferencesItem>(item).map(|i| i.preferences))
             .transpose()
@@ -814,108 +855,115 @@ impl NotificationStore for DynamoStore {
         Ok(())
     }
 
-    async fn next_sequence(&self, order: &OrderId) -> Result<u64, StoreError> {
-        let item = self
-            .read(key(order_pk(order), "NOTIFIED"), "get notification cursor")
-            .await?;
-        Ok(item
-            .and_then(|item| {
-                item.get("next")
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|n| n.parse().ok())
-            })
-            .unwrap_or(1))
+    async fn cursor(&self, order: &OrderId) -> Result<NotificationCursor, StoreError> {
+        self.read(cursor_key(order), "get notification cursor")
+            .await?
+            .map(CursorItem::cursor)
+            .unwrap_or(Ok(NotificationCursor::default()))
     }
 
-    async fn advance_sequence(&self, order: &OrderId, from: u64) -> Result<(), StoreError> {
-        let condition = if from == 1 {
-            "attribute_not_exists(#next) OR #next = :from"
-        } else {
-            "#next = :from"
-        };
+    async fn notification_context(
+        &self,
+        order: &OrderId,
+        customer: &CustomerId,
+    ) -> Result<(NotificationCursor, Option<Order>, Option<Preferences>), StoreError> {
+        let items = self
+            .read_many(
+                vec![
+                    cursor_key(order),
+                    key(order_pk(order), "ORDER"),
+                    preferences_key(customer),
+                ],
+                "get notification context",
+            )
+            .await?;
+        let mut context = (NotificationCursor::default(), None, None);
+        for item in items {
+            match item
+                .get("sk")
+                .and_then(|v| v.as_s().ok())
+                .map(String::as_str)
+            {
+                Some("NOTIFIED") => context.0 = CursorItem::cursor(item)?,
+                Some("ORDER") => context.1 = Some(from_item::<OrderItem>(item)?.order),
+                Some("PREFERENCES") => {
+                    context.2 = Some(from_item::<PreferencesItem>(item)?.preferences)
+                }
+                _ => {}
+            }
+        }
+        Ok(context)
+    }
+
+    async fn claim(
+        &self,
+        order: &OrderId,
+        next: u64,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let stale = now - chrono::Duration::seconds(NOTIFICATION_CLAIM_SECONDS);
         self.client
             .get()
             .await
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(order_pk(order), "NOTIFIED")))
-            .update_expression("SET #next = :to, entity = :entity")
-            .condition_expression(condition)
+            .set_key(Some(cursor_key(order)))
+            .update_expression("SET #next = :at, claimedAt = :now, entity = :entity")
+            .condition_expression(format!(
+                "{} AND (attribute_not_exists(claimedAt) OR claimedAt < :stale)",
+                cursor_at(next)
+            ))
             .expression_attribute_names("#next", "next")
-            .expression_attribute_values(":from", n(from))
-            .expression_attribute_values(":to", n(from + 1))
+            .expression_attribute_values(":at", n(next))
+            .expression_attribute_values(":now", n(now.timestamp_millis()))
+            .expression_attribute_values(":stale", n(stale.timestamp_millis()))
             .expression_attribute_values(":entity", s(entity::NOTIFICATION_CURSOR))
             .send()
             .await
-            .map_err(|e| classify("advance notification cursor", e))?;
+            .map_err(|e| classify("claim notification", e))?;
         Ok(())
-    }
-
-    async fn claim(
-        &self,
-        event_id: &str,
-        channel: Channel,
-        now: chrono::DateTime<Utc>,
-    ) -> Result<Claim, StoreError> {
-        let result = self
-            .client
-            .get()
-            .await
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", s(notification_pk(event_id, channel)))
-            .item("sk", s("NOTIFICATION"))
-            .item("entity", s(entity::NOTIFICATION))
-            .item("state", s("SENDING"))
-            .item("claimedAt", n(now.timestamp()))
-            .item(
-                "expiresAt",
-                n((now + chrono::Duration::days(NOTIFICATION_RECORD_DAYS)).timestamp()),
-            )
-            .condition_expression(
-                "attribute_not_exists(pk) OR (#state = :sending AND claimedAt < :stale)",
-            )
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":sending", s("SENDING"))
-            .expression_attribute_values(":stale", n(now.timestamp() - CLAIM_TIMEOUT_SECONDS))
-            .return_values_on_condition_check_failure(
-                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
-            )
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Claim::Claimed),
-            Err(e) => match e.as_service_error() {
-                Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(failed)) => {
-                    let sent = failed.item().and_then(|i| i.get("state")).and_then(|v| v.as_s().ok()).is_some_and(|v| v == "SENT");
-                    Ok(if sent { Claim::AlreadySent } else { Claim::InProgress })
-                }
-                _ => Err(classify("claim notification", e)),
-            },
-        }
     }
 
     async fn mark_sent(
         &self,
-        event_id: &str,
+        order: &OrderId,
+        sequence: u64,
         channel: Channel,
-        _now: chrono::DateTime<Utc>,
     ) -> Result<(), StoreError> {
         self.client
             .get()
             .await
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(
-                notification_pk(event_id, channel),
-                "NOTIFICATION",
-            )))
-            .update_expression("SET #state = :sent")
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":sent", s("SENT"))
+            .set_key(Some(cursor_key(order)))
+            .update_expression("SET sent = list_append(if_not_exists(sent, :none), :channel)")
+            .condition_expression("#next = :at")
+            .expression_attribute_names("#next", "next")
+            .expression_attribute_values(":at", n(sequence))
+            .expression_attribute_values(":none", AttributeValue::L(Vec::new()))
+            .expression_attribute_values(":channel", AttributeValue::L(vec![s(channel.as_str())]))
             .send()
             .await
             .map_err(|e| classify("mark notification sent", e))?;
+        Ok(())
+    }
+
+    async fn advance(&self, order: &OrderId, from: u64) -> Result<(), StoreError> {
+        // A put, not an update: the claim and its sent channels go with the event.
+        self.client
+            .get()
+            .await
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(cursor_key(order)))
+            .item("entity", s(entity::NOTIFICATION_CURSOR))
+            .item("next", n(from + 1))
+            .condition_expression(cursor_at(from))
+            .expression_attribute_names("#next", "next")
+            .expression_attribute_values(":at", n(from))
+            .send()
+            .await
+            .map_err(|e| classify("advance notification cursor", e))?;
         Ok(())
     }
 }

@@ -11,11 +11,11 @@ use crate::fulfillment::FulfillmentStatus;
 use crate::ids::{CustomerId, IdempotencyKey, OrderId, Sku};
 use crate::notifications::{Channel, Preferences};
 use crate::order::{Order, Shortage};
-use crate::ports::{Claim, NotificationStore};
 use crate::ports::{
     CommitOutcome, CreateOutcome, IdempotencyRecord, InventoryStore, OrderStore, OrderWrite, Page,
     StockReservations, StoreError,
 };
+use crate::ports::{NotificationCursor, NotificationStore};
 use crate::stock::{Product, StockAdjustment, StockDelta, StockError};
 
 #[derive(Default)]
@@ -25,8 +25,7 @@ struct State {
     products: HashMap<Sku, Product>,
     adjustments: Vec<StockAdjustment>,
     preferences: HashMap<CustomerId, Preferences>,
-    cursors: HashMap<OrderId, u64>,
-    claims: HashMap<(String, Channel), bool>,
+    cursors: HashMap<OrderId, NotificationCursor>,
 }
 
 /// The whole system's state behind one lock.
@@ -297,46 +296,64 @@ impl NotificationStore for InMemoryStore {
         Ok(())
     }
 
-    async fn next_sequence(&self, order: &OrderId) -> Result<u64, StoreError> {
-        Ok(self.lock().cursors.get(order).copied().unwrap_or(1))
+    async fn cursor(&self, order: &OrderId) -> Result<NotificationCursor, StoreError> {
+        Ok(self.lock().cursors.get(order).cloned().unwrap_or_default())
     }
 
-    async fn advance_sequence(&self, order: &OrderId, from: u64) -> Result<(), StoreError> {
-        let mut state = self.lock();
-        let cursor = state.cursors.entry(order.clone()).or_insert(1);
-        if *cursor != from {
-            return Err(StoreError::ConditionFailed);
-        }
-        *cursor = from + 1;
-        Ok(())
+    async fn notification_context(
+        &self,
+        order: &OrderId,
+        customer: &CustomerId,
+    ) -> Result<(NotificationCursor, Option<Order>, Option<Preferences>), StoreError> {
+        let state = self.lock();
+        Ok((
+            state.cursors.get(order).cloned().unwrap_or_default(),
+            state.orders.get(order).cloned(),
+            state.preferences.get(customer).copied(),
+        ))
     }
 
     async fn claim(
         &self,
-        event_id: &str,
-        channel: Channel,
-        _now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Claim, StoreError> {
+        order: &OrderId,
+        next: u64,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
         let mut state = self.lock();
-        match state.claims.get(&(event_id.to_owned(), channel)) {
-            Some(true) => Ok(Claim::AlreadySent),
-            Some(false) => Ok(Claim::InProgress),
-            None => {
-                state.claims.insert((event_id.to_owned(), channel), false);
-                Ok(Claim::Claimed)
-            }
+        let cursor = state.cursors.entry(order.clone()).or_default();
+        if cursor.next != next || cursor.claimed_by_another(now) {
+            return Err(StoreError::ConditionFailed);
         }
+        cursor.claimed_at = Some(now);
+        Ok(())
     }
 
     async fn mark_sent(
         &self,
-        event_id: &str,
+        order: &OrderId,
+        sequence: u64,
         channel: Channel,
-        _now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), StoreError> {
-        self.lock()
-            .claims
-            .insert((event_id.to_owned(), channel), true);
+        let mut state = self.lock();
+        match state.cursors.get_mut(order) {
+            Some(cursor) if cursor.next == sequence => {
+                cursor.sent.push(channel);
+                Ok(())
+            }
+            _ => Err(StoreError::ConditionFailed),
+        }
+    }
+
+    async fn advance(&self, order: &OrderId, from: u64) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let cursor = state.cursors.entry(order.clone()).or_default();
+        if cursor.next != from {
+            return Err(StoreError::ConditionFailed);
+        }
+        *cursor = NotificationCursor {
+            next: from + 1,
+            ..NotificationCursor::default()
+        };
         Ok(())
     }
 }

@@ -232,19 +232,41 @@ pub trait StockReservations: Send + Sync {
     }
 }
 
-/// Whether a notification may be sent now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Claim {
-    /// Claimed by this caller: send it, then mark it sent.
-    Claimed,
-    /// Sent before: skip it.
-    AlreadySent,
-    /// Another delivery of the same event is sending it right now: try again later.
-    InProgress,
+/// How long a delivery's claim on an event holds before another delivery may take it over (its
+/// holder presumably crashed between claiming the event and finishing it).
+pub const NOTIFICATION_CLAIM_SECONDS: i64 = 300;
+
+/// Where an order's notifications stand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationCursor {
+    /// The sequence number of the order's next event to handle (1 before any).
+    pub next: u64,
+    /// When a delivery claimed that event for sending, if one has and has not finished it.
+    pub claimed_at: Option<DateTime<Utc>>,
+    /// The event's channels that went out under that claim.
+    pub sent: Vec<crate::notifications::Channel>,
 }
 
-/// What the notifier remembers: preferences, how far each order's notifications have got, and
-/// which (event, channel) pairs were sent.
+impl Default for NotificationCursor {
+    fn default() -> Self {
+        Self {
+            next: 1,
+            claimed_at: None,
+            sent: Vec::new(),
+        }
+    }
+}
+
+impl NotificationCursor {
+    /// Whether a delivery other than the caller's is sending the next event right now.
+    pub fn claimed_by_another(&self, now: DateTime<Utc>) -> bool {
+        self.claimed_at
+            .is_some_and(|at| now - at < chrono::Duration::seconds(NOTIFICATION_CLAIM_SECONDS))
+    }
+}
+
+/// What the notifier remembers: each customer's preferences, and per order a cursor: the next
+/// event to handle, who is sending it and which of its channels went out.
 pub trait NotificationStore: Send + Sync {
     fn preferences(
         &self,
@@ -258,33 +280,54 @@ pub trait NotificationStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// The sequence number of the order's next event to handle (1 before any).
-    fn next_sequence(
+    /// The order's notification cursor.
+    fn cursor(
         &self,
         order: &OrderId,
-    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    ) -> impl Future<Output = Result<NotificationCursor, StoreError>> + Send;
 
-    /// Moves the order's cursor from `from` to `from + 1`, on condition that it is still `from`.
-    fn advance_sequence(
+    /// In one read: the order's cursor, the order, and its customer's preferences.
+    #[allow(clippy::type_complexity)]
+    fn notification_context(
+        &self,
+        order: &OrderId,
+        customer: &CustomerId,
+    ) -> impl Future<
+        Output = Result<
+            (
+                NotificationCursor,
+                Option<Order>,
+                Option<crate::notifications::Preferences>,
+            ),
+            StoreError,
+        >,
+    > + Send;
+
+    /// Claims the event `next` for sending, on condition that the cursor is still at `next` and
+    /// nobody else holds a live claim on it: of two deliveries of the same event, one wins and
+    /// the other gets [`StoreError::ConditionFailed`]. The channels already sent stay recorded.
+    fn claim(
+        &self,
+        order: &OrderId,
+        next: u64,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records that the claimed event `sequence` went out on `channel`, so that a delivery
+    /// taking the claim over does not send it again.
+    fn mark_sent(
+        &self,
+        order: &OrderId,
+        sequence: u64,
+        channel: crate::notifications::Channel,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Moves the cursor from `from` to `from + 1`, dropping the claim and its sent channels, on
+    /// condition that it is still at `from`.
+    fn advance(
         &self,
         order: &OrderId,
         from: u64,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// Claims the right to send `event_id` on `channel` (conditional: one claimant wins; a claim
-    /// older than a few minutes is taken over, in case its holder crashed).
-    fn claim(
-        &self,
-        event_id: &str,
-        channel: crate::notifications::Channel,
-        now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
-
-    fn mark_sent(
-        &self,
-        event_id: &str,
-        channel: crate::notifications::Channel,
-        now: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 

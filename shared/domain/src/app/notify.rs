@@ -5,15 +5,18 @@
 //! order and handles an event only when it is the next one: a later event that arrives first is
 //! refused as retryable and comes back after the queue's visibility timeout, by when its
 //! predecessor has gone out. Events of no interest to customers (picked, packed) just move the
-//! cursor on. **Once.** An event below the cursor was handled: acknowledged, nothing sent. Within
-//! an event, each channel is claimed with a conditional write before it is sent and marked sent
-//! after, so a retry after a partial failure sends only what had not gone out.
+//! cursor on. **Once.** An event below the cursor was handled: acknowledged, nothing sent. A
+//! delivery claims the event on the cursor before it sends (one conditional write: of two
+//! deliveries of the same event, one wins), records each channel it sent when more follow, and
+//! moves the cursor on after the last; a delivery that takes over a crashed one's claim sends only
+//! what had not gone out. A customer-facing event costs one read (cursor, order and preferences
+//! together), two writes and its messages.
 
 use chrono::{DateTime, Utc};
 
 use crate::events::{CloudEvent, OrderEventData};
 use crate::notifications::{is_customer_facing, Preferences, RenderError, Renderer};
-use crate::ports::{Claim, NotificationSink, NotificationStore, OrderStore, StoreError};
+use crate::ports::{NotificationSink, NotificationStore, StoreError};
 
 /// What became of an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,7 +56,7 @@ impl NotifyError {
 }
 
 /// Handles one order event: notifies the customer if it is their business, in order, once.
-pub async fn notify<S: OrderStore + NotificationStore, K: NotificationSink>(
+pub async fn notify<S: NotificationStore, K: NotificationSink>(
     store: &S,
     sink: &K,
     renderer: &Renderer,
@@ -61,41 +64,54 @@ pub async fn notify<S: OrderStore + NotificationStore, K: NotificationSink>(
     now: DateTime<Utc>,
 ) -> Result<NotifyResult, NotifyError> {
     let order_id = &event.data.order_id;
-    let expected = store.next_sequence(order_id).await?;
-    if event.sequence < expected {
+    let facing = is_customer_facing(event.event_type);
+    let (cursor, order, preferences) = if facing {
+        store
+            .notification_context(order_id, &event.data.customer_id)
+            .await?
+    } else {
+        (store.cursor(order_id).await?, None, None)
+    };
+    if event.sequence < cursor.next {
         return Ok(NotifyResult::AlreadyHandled);
     }
-    if event.sequence > expected {
+    if event.sequence > cursor.next {
         return Err(NotifyError::OutOfOrder {
-            expected,
+            expected: cursor.next,
             got: event.sequence,
         });
     }
     let mut sent = 0;
-    if is_customer_facing(event.event_type) {
-        let order = store
-            .get(order_id)
-            .await?
-            .ok_or(NotifyError::OrderNotFound)?;
-        let preferences = store
-            .preferences(&order.customer_id)
-            .await?
-            .unwrap_or_default();
-        for notification in renderer.render(event, &order, &preferences)? {
-            match store.claim(&event.id, notification.channel, now).await? {
-                Claim::AlreadySent => continue,
-                Claim::InProgress => return Err(NotifyError::InProgress),
-                Claim::Claimed => {
-                    sink.send(&notification).await?;
-                    store
-                        .mark_sent(&event.id, notification.channel, now)
-                        .await?;
-                    sent += 1;
-                }
+    if facing {
+        if cursor.claimed_by_another(now) {
+            return Err(NotifyError::InProgress);
+        }
+        let order = order.ok_or(NotifyError::OrderNotFound)?;
+        let pending: Vec<_> = renderer
+            .render(event, &order, &preferences.unwrap_or_default())?
+            .into_iter()
+            .filter(|n| !cursor.sent.contains(&n.channel))
+            .collect();
+        if !pending.is_empty() {
+            match store.claim(order_id, cursor.next, now).await {
+                Ok(()) => {}
+                // Another delivery claimed or finished the event since it was read.
+                Err(StoreError::ConditionFailed) => return Err(NotifyError::InProgress),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        for (i, notification) in pending.iter().enumerate() {
+            sink.send(notification).await?;
+            sent += 1;
+            // The last one is recorded by moving the cursor on.
+            if i + 1 < pending.len() {
+                store
+                    .mark_sent(order_id, cursor.next, notification.channel)
+                    .await?;
             }
         }
     }
-    match store.advance_sequence(order_id, expected).await {
+    match store.advance(order_id, cursor.next).await {
         // Another delivery of the same event finished first: it sent nothing this one did not.
         Ok(()) | Err(StoreError::ConditionFailed) => {}
         Err(e) => return Err(e.into()),
@@ -124,14 +140,98 @@ mod tests {
     use crate::order::tests::{placed, product};
     use std::sync::Mutex;
 
+    /// The messages sent; a channel named in `failing` refuses its next message.
     #[derive(Default)]
-    struct Outbox(Mutex<Vec<Notification>>);
+    struct Outbox(Mutex<Vec<Notification>>, Mutex<Option<Channel>>);
 
     impl NotificationSink for Outbox {
         async fn send(&self, notification: &Notification) -> Result<(), StoreError> {
+            if self
+                .1
+                .lock()
+                .unwrap()
+                .take_if(|c| *c == notification.channel)
+                .is_some()
+            {
+                return Err(StoreError::Retryable("the topic is unavailable".into()));
+            }
             self.0.lock().unwrap().push(notification.clone());
             Ok(())
         }
+    }
+
+    fn channels(outbox: &Outbox) -> Vec<Channel> {
+        outbox.0.lock().unwrap().iter().map(|n| n.channel).collect()
+    }
+
+    /// A placed order whose customer wants e-mail and webhooks, and its first event.
+    async fn two_channel_order() -> (InMemoryStore, CloudEvent<OrderEventData>) {
+        let store = InMemoryStore::with_products([product("A", 100, 5)]);
+        let order = placed(
+            serde_json::json!([{"sku": "A", "quantity": 1}]),
+            &store.catalog(),
+        );
+        store.insert_order(order.clone());
+        let both = Preferences {
+            email: true,
+            sms: false,
+            webhook: true,
+        };
+        store
+            .save_preferences(&order.customer_id, &both, Utc::now())
+            .await
+            .unwrap();
+        (store, order_event(None, Some(&order)).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_delivery_that_failed_halfway_is_finished_later_without_sending_twice() {
+        let (store, event) = two_channel_order().await;
+        let (outbox, renderer) = (Outbox::default(), Renderer::new());
+        *outbox.1.lock().unwrap() = Some(Channel::Webhook);
+        let now = Utc::now();
+
+        let failed = notify(&store, &outbox, &renderer, &event, now).await;
+        assert!(matches!(failed, Err(NotifyError::Store(_))), "{failed:?}");
+        assert_eq!(channels(&outbox), [Channel::Email]);
+        let order = &event.data.order_id;
+        let cursor = store.cursor(order).await.unwrap();
+        assert_eq!(
+            (cursor.next, cursor.sent.as_slice()),
+            (1, &[Channel::Email][..])
+        );
+
+        // The claim is live: a redelivery now waits for it rather than sending beside it.
+        let early = notify(&store, &outbox, &renderer, &event, now).await;
+        assert!(matches!(early, Err(NotifyError::InProgress)), "{early:?}");
+
+        // Once the claim has run out, the next delivery sends only what had not gone out.
+        let later = now + chrono::Duration::seconds(crate::ports::NOTIFICATION_CLAIM_SECONDS + 1);
+        let finished = notify(&store, &outbox, &renderer, &event, later)
+            .await
+            .unwrap();
+        assert_eq!(finished, NotifyResult::Sent(1));
+        assert_eq!(channels(&outbox), [Channel::Email, Channel::Webhook]);
+        assert_eq!(
+            store.cursor(order).await.unwrap(),
+            crate::ports::NotificationCursor {
+                next: 2,
+                ..Default::default()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn of_two_deliveries_of_one_event_only_the_claimant_sends() {
+        let (store, event) = two_channel_order().await;
+        let (outbox, renderer) = (Outbox::default(), Renderer::new());
+        let now = Utc::now();
+        // Another delivery read the cursor at the same moment and claimed the event first.
+        store.claim(&event.data.order_id, 1, now).await.unwrap();
+        let second = notify(&store, &outbox, &renderer, &event, now).await;
+        assert!(matches!(second, Err(NotifyError::InProgress)), "{second:?}");
+        assert!(channels(&outbox).is_empty());
+        assert!(store.claim(&event.data.order_id, 1, now).await.is_err());
     }
 
     #[tokio::test]
