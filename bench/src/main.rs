@@ -561,7 +561,12 @@ struct CostPerOrder {
     dynamodb_write_units: f64,
     dynamodb_read_units: f64,
     sns_publishes: u64,
-    sqs_requests_by_functions_and_event_sources: BTreeMap<String, u64>,
+    /// Per action: the receives that brought the order's messages (one per invocation of a
+    /// queue-triggered function), the deletes that followed, and the functions' own sends.
+    sqs_requests: BTreeMap<String, u64>,
+    /// Long polls that came back empty while the order was recorded: a cost per queue and hour,
+    /// not per order, left out of the bill.
+    sqs_empty_polls: u64,
     lambda_invocations: BTreeMap<String, u64>,
     least_item_writes: u64,
     dollars_per_million_orders: BTreeMap<String, f64>,
@@ -596,12 +601,9 @@ async fn settled(stack: &Stack) -> Result<BTreeMap<String, u64>, reqwest::Error>
 /// Every call one order makes from intake to delivered, from moto's request recorder and the
 /// stack's invocation counts.
 async fn cost_per_order(stack: &Stack) -> Result<CostPerOrder, BoxError> {
-    let http = reqwest::Client::new();
-    let recorder = |action: &str| format!("{}/moto-api/recorder/{action}", stack.emulator);
     let sku = stack.create_sku("COST", 100).await;
     let before = settled(stack).await?;
-    http.post(recorder("reset-recording")).send().await?;
-    http.post(recorder("start-recording")).send().await?;
+    stack.start_recording().await;
 
     let customer = unique("cost");
     let reply = stack
@@ -668,103 +670,83 @@ async fn cost_per_order(stack: &Stack) -> Result<CostPerOrder, BoxError> {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let after = settled(stack).await?;
-    http.post(recorder("stop-recording")).send().await?;
-    let recording = http
-        .get(recorder("download-recording"))
-        .send()
-        .await?
-        .text()
-        .await?;
+    let recorded = stack.stop_recording().await;
 
     let mut cost = CostPerOrder::default();
-    for line in recording.lines().filter(|l| !l.trim().is_empty()) {
-        let entry: Value = serde_json::from_str(line)?;
-        let agent = |name: &str| {
-            entry["headers"][name]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned()
-        };
-        if [
-            agent("User-Agent"),
-            agent("user-agent"),
-            agent("x-amz-user-agent"),
-        ]
-        .iter()
-        .any(|a| a.contains(&format!("app/{WATCHER_APP}")))
-        {
-            continue;
-        }
-        let target = entry["headers"]["X-Amz-Target"]
-            .as_str()
-            .or(entry["headers"]["x-amz-target"].as_str())
-            .unwrap_or_default();
-        let body = if entry["body_encoded"] == true {
-            use base64::Engine as _;
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(entry["body"].as_str().unwrap_or_default())
-                .unwrap_or_default();
-            String::from_utf8_lossy(&bytes).into_owned()
-        } else {
-            entry["body"].as_str().unwrap_or_default().to_owned()
-        };
-        if let Some(action) = target.strip_prefix("DynamoDB_20120810.") {
-            *cost.dynamodb_requests.entry(action.to_owned()).or_default() += 1;
-            let request: Value = serde_json::from_str(&body).unwrap_or_default();
-            let units = |item: &Value| (item.to_string().len() as f64 / 1024.0).ceil().max(1.0);
-            match action {
-                "PutItem" => {
-                    cost.dynamodb_items_written += 1;
-                    cost.dynamodb_write_units += units(&request["Item"]);
-                }
-                "UpdateItem" => {
-                    cost.dynamodb_items_written += 1;
-                    cost.dynamodb_write_units += 1.0;
-                }
-                "TransactWriteItems" => {
-                    for item in request["TransactItems"].as_array().into_iter().flatten() {
-                        cost.dynamodb_items_written += 1;
-                        // Transactions cost two write units per KB.
-                        cost.dynamodb_write_units +=
-                            2.0 * item.get("Put").map(|p| units(&p["Item"])).unwrap_or(1.0);
-                    }
-                }
-                "GetItem" => cost.dynamodb_read_units += 1.0,
-                "BatchGetItem" => {
-                    let keys = request["RequestItems"]
-                        .as_object()
-                        .map(|t| {
-                            t.values()
-                                .map(|v| v["Keys"].as_array().map_or(0, Vec::len))
-                                .sum::<usize>()
-                        })
-                        .unwrap_or(0);
-                    cost.dynamodb_read_units += keys as f64;
-                }
-                "Query" => cost.dynamodb_read_units += 1.0,
-                _ => {}
-            }
-        } else if target.starts_with("DynamoDBStreams_") {
-            // Lambda's stream polling is not billed per request.
-        } else if let Some(action) = target.strip_prefix("AmazonSQS.") {
-            *cost
-                .sqs_requests_by_functions_and_event_sources
-                .entry(action.to_owned())
-                .or_default() += 1;
-        } else if body.contains("Action=Publish") {
-            cost.sns_publishes += if body.contains("Action=PublishBatch") {
-                body.matches("Message=").count().max(1) as u64
-            } else {
-                1
-            };
-        }
-    }
     for (function, count) in &after {
         let delta = count - before.get(function).copied().unwrap_or(0);
         if delta > 0 {
             cost.lambda_invocations.insert(function.clone(), delta);
         }
     }
+    // Lambda's queue pollers receive a batch for each invocation of a queue-triggered function;
+    // the rest of their receives came back empty.
+    let queue_triggered = oms_system_tests::functions_triggered_by("SQS");
+    let receives_with_messages: u64 = cost
+        .lambda_invocations
+        .iter()
+        .filter(|(function, _)| queue_triggered.contains(*function))
+        .map(|(_, count)| count)
+        .sum();
+    let mut receives = 0;
+    for request in recorded
+        .iter()
+        .filter(|r| r.app.as_deref() != Some(WATCHER_APP))
+        // The local stack's notification log is no part of the system.
+        .filter(|r| !r.body.contains("notifications-log"))
+    {
+        let request_body: Value = serde_json::from_str(&request.body).unwrap_or_default();
+        let units = |item: &Value| (item.to_string().len() as f64 / 1024.0).ceil().max(1.0);
+        match request.action.split_once(':').unwrap_or_default() {
+            // Lambda's stream polling is not billed per request.
+            ("dynamodb", "GetRecords" | "GetShardIterator" | "DescribeStream" | "ListStreams") => {}
+            ("dynamodb", action) => {
+                *cost.dynamodb_requests.entry(action.to_owned()).or_default() += 1;
+                match action {
+                    "PutItem" => {
+                        cost.dynamodb_items_written += 1;
+                        cost.dynamodb_write_units += units(&request_body["Item"]);
+                    }
+                    "UpdateItem" => {
+                        cost.dynamodb_items_written += 1;
+                        cost.dynamodb_write_units += 1.0;
+                    }
+                    "TransactWriteItems" => {
+                        for item in request_body["TransactItems"].as_array().into_iter().flatten() {
+                            cost.dynamodb_items_written += 1;
+                            // Transactions cost two write units per KB.
+                            cost.dynamodb_write_units +=
+                                2.0 * item.get("Put").map(|p| units(&p["Item"])).unwrap_or(1.0);
+                        }
+                    }
+                    "GetItem" | "Query" => cost.dynamodb_read_units += 1.0,
+                    "BatchGetItem" => {
+                        cost.dynamodb_read_units += request_body["RequestItems"]
+                            .as_object()
+                            .map(|t| {
+                                t.values()
+                                    .map(|v| v["Keys"].as_array().map_or(0, Vec::len))
+                                    .sum::<usize>()
+                            })
+                            .unwrap_or(0) as f64;
+                    }
+                    _ => {}
+                }
+            }
+            ("sqs", "ReceiveMessage") if request.app.is_none() => receives += 1,
+            ("sqs", action) => {
+                *cost.sqs_requests.entry(action.to_owned()).or_default() += 1;
+            }
+            ("sns", "Publish") => cost.sns_publishes += 1,
+            ("sns", "PublishBatch") => {
+                cost.sns_publishes += request.body.matches(".Message=").count().max(1) as u64
+            }
+            _ => {}
+        }
+    }
+    cost.sqs_requests
+        .insert("ReceiveMessage".into(), receives_with_messages.min(receives));
+    cost.sqs_empty_polls = receives.saturating_sub(receives_with_messages);
     // The least any design could write: every item that must change, once per change.
     // Order created 1; reserve 1 line + order 2; to the warehouse 1; pick 1; pack 1;
     // ship 1 line + order 2; three carrier events 3.
@@ -774,10 +756,7 @@ async fn cost_per_order(stack: &Stack) -> Result<CostPerOrder, BoxError> {
     // and $0.0000133334 per GB-second on arm64 (at 128 MB and ~10 ms per call); SNS $0.50 per
     // million publishes (deliveries to SQS free); SQS $0.40 per million requests.
     let lambda_calls: u64 = cost.lambda_invocations.values().sum();
-    let sqs_calls: u64 = cost
-        .sqs_requests_by_functions_and_event_sources
-        .values()
-        .sum();
+    let sqs_calls: u64 = cost.sqs_requests.values().sum();
     let per_million = |units: f64, price: f64| units * price;
     let mut dollars = BTreeMap::new();
     dollars.insert(
@@ -964,9 +943,9 @@ fn report(r: &Value) -> String {
     ));
     let k = &r["costPerOrder"];
     out.push_str(&format!(
-        "\n### One order, intake to delivered (one line), counted from the calls it made\n\n- DynamoDB requests: {}\n- items written: {} (the least any design could write: {}); write units {:.0}, read units {:.0}\n- SNS publishes: {} · SQS requests (event sources and functions): {}\n- Lambda invocations: {}\n- modelled bill per million orders at list prices: {}\n",
+        "\n### One order, intake to delivered (one line), counted from the calls it made\n\n- DynamoDB requests: {}\n- items written: {} (the least any design could write: {}); write units {:.0}, read units {:.0}\n- SNS publishes: {} · SQS requests (receives that brought its messages, deletes, sends): {}; empty long polls meanwhile, a cost per queue and hour rather than per order: {}\n- Lambda invocations: {}\n- modelled bill per million orders at list prices: {}\n",
         k["dynamodb_requests"], k["dynamodb_items_written"], k["least_item_writes"], f(&k["dynamodb_write_units"]), f(&k["dynamodb_read_units"]),
-        k["sns_publishes"], k["sqs_requests_by_functions_and_event_sources"], k["lambda_invocations"], k["dollars_per_million_orders"]
+        k["sns_publishes"], k["sqs_requests"], k["sqs_empty_polls"], k["lambda_invocations"], k["dollars_per_million_orders"]
     ));
     out
 }

@@ -426,6 +426,123 @@ impl Stack {
     }
 }
 
+/// One request the emulator received, as its request recorder kept it.
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    /// The app name in the request's user agent: the function that made it (every function's
+    /// SDK requests carry its name, see `shared/adapters/src/config.rs`) or a tool's own name;
+    /// `None` for the local stack's event sources and the tests' clients.
+    pub app: Option<String>,
+    /// The action as IAM names it: `dynamodb:GetItem`, `sqs:ReceiveMessage`, `sns:Publish`.
+    pub action: String,
+    pub body: String,
+}
+
+impl Stack {
+    fn recorder(&self, step: &str) -> String {
+        format!("{}/moto-api/recorder/{step}", self.emulator)
+    }
+
+    /// Starts the emulator's request recorder afresh. It records everything the emulator
+    /// receives, so one recording at a time per stack.
+    pub async fn start_recording(&self) {
+        for step in ["reset-recording", "start-recording"] {
+            self.http
+                .post(self.recorder(step))
+                .send()
+                .await
+                .expect("the emulator's recorder answers");
+        }
+    }
+
+    /// Stops the recorder and returns what it kept.
+    pub async fn stop_recording(&self) -> Vec<RecordedRequest> {
+        self.http
+            .post(self.recorder("stop-recording"))
+            .send()
+            .await
+            .expect("the emulator's recorder answers");
+        let recording = self
+            .http
+            .get(self.recorder("download-recording"))
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .expect("the recording")
+            .text()
+            .await
+            .expect("the recording's text");
+        recording
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|line| {
+                let entry: Value = serde_json::from_str(line).expect("a recorded request");
+                let header = |name: &str| {
+                    entry["headers"]
+                        .as_object()
+                        .and_then(|h| h.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)))
+                        .and_then(|(_, v)| v.as_str())
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                let body = if entry["body_encoded"] == true {
+                    use base64::Engine as _;
+                    let bytes = base64::engine::general_purpose::STANDARD
+                        .decode(entry["body"].as_str().unwrap_or_default())
+                        .unwrap_or_default();
+                    String::from_utf8_lossy(&bytes).into_owned()
+                } else {
+                    entry["body"].as_str().unwrap_or_default().to_owned()
+                };
+                let agents = format!("{} {}", header("x-amz-user-agent"), header("user-agent"));
+                let app = agents
+                    .split_whitespace()
+                    .find_map(|part| part.strip_prefix("app/"))
+                    .map(str::to_owned);
+                let target = header("x-amz-target");
+                let action = match target.split_once('.') {
+                    Some((service, action)) if service.starts_with("DynamoDB") => {
+                        format!("dynamodb:{action}")
+                    }
+                    Some(("AmazonSQS", action)) => format!("sqs:{action}"),
+                    // SNS speaks the query protocol: the action is a form field.
+                    _ => body
+                        .split('&')
+                        .find_map(|field| field.strip_prefix("Action="))
+                        .map(|action| format!("sns:{action}"))
+                        .unwrap_or_else(|| format!("unknown:{}", entry["url"])),
+                };
+                RecordedRequest { app, action, body }
+            })
+            .collect()
+    }
+}
+
+/// `infra/template.yaml`, parsed (intrinsic functions stay tagged values).
+pub fn template() -> serde_yaml::Value {
+    let path = format!("{}/../infra/template.yaml", env!("CARGO_MANIFEST_DIR"));
+    serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
+        .expect("the template parses")
+}
+
+/// The binaries of the functions the template triggers with events of `kind` (`SQS`,
+/// `DynamoDB`, `HttpApi`).
+pub fn functions_triggered_by(kind: &str) -> std::collections::BTreeSet<String> {
+    let template = template();
+    template["Resources"]
+        .as_mapping()
+        .expect("resources")
+        .values()
+        .filter(|r| {
+            r["Properties"]["Events"]
+                .as_mapping()
+                .is_some_and(|events| events.values().any(|e| e["Type"] == kind))
+        })
+        .filter_map(|r| r["Metadata"]["BuildProperties"]["Binary"].as_str())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// What stock reservation decided for an order: `RESERVED` or `REJECTED` from its timeline, or
 /// `PENDING` if it has not decided yet. Reserved orders move on to fulfillment at once, so an
 /// order's current status says less than its history.

@@ -1,0 +1,198 @@
+//! Least privilege, held against what the functions really do. The emulator, like the local
+//! stack, enforces no IAM, so a policy missing an action would only fail on AWS: here the
+//! emulator records every request while orders live whole lives through the HTTP API (placed,
+//! reserved, picked, packed, shipped, delivered, returned and received; another cancelled;
+//! stock and preferences changed), each request names the function that made it in its user
+//! agent, and each must be allowed by that function's own statements in the template — the
+//! action, and for DynamoDB whether it reads the table or an index.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use oms_system_tests::{template, unique, RecordedRequest, Stack, StatusCode};
+use serde_json::{json, Value};
+
+/// What one function may do: `(action pattern, on an index)` per statement.
+type Grants = Vec<(String, bool)>;
+
+/// Each function's grants, by its binary name, from `infra/template.yaml`.
+fn grants() -> BTreeMap<String, Grants> {
+    let template = template();
+    let mut grants = BTreeMap::new();
+    for resource in template["Resources"].as_mapping().unwrap().values() {
+        if resource["Type"] != "AWS::Serverless::Function" {
+            continue;
+        }
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let mut allowed = Grants::new();
+        for policy in resource["Properties"]["Policies"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+        {
+            let policy = policy.as_mapping().unwrap();
+            let (name, body) = policy.iter().next().unwrap();
+            match name.as_str().unwrap() {
+                "Statement" => {
+                    for statement in body.as_sequence().unwrap() {
+                        assert_eq!(statement["Effect"], "Allow", "{binary}");
+                        let on_index = serde_yaml::to_string(&statement["Resource"])
+                            .unwrap()
+                            .contains("/index/");
+                        let actions = match &statement["Action"] {
+                            serde_yaml::Value::Sequence(list) => list.clone(),
+                            single => vec![single.clone()],
+                        };
+                        for action in actions {
+                            allowed.push((action.as_str().unwrap().to_owned(), on_index));
+                        }
+                    }
+                }
+                // SAM's policy templates, as SAM expands them.
+                "SNSPublishMessagePolicy" => allowed.push(("sns:Publish".into(), false)),
+                "SQSSendMessagePolicy" => {
+                    allowed.push(("sqs:SendMessage*".into(), false));
+                    allowed.push(("sqs:ChangeMessageVisibility".into(), false));
+                }
+                other => panic!("{binary}: teach this test what the policy template {other} grants"),
+            }
+        }
+        grants.insert(binary, allowed);
+    }
+    grants
+}
+
+/// The IAM actions one request needs, each with whether it reads an index: a transaction needs
+/// the action of each of its items.
+fn needs(request: &RecordedRequest) -> Vec<(String, bool)> {
+    let body: Value = serde_json::from_str(&request.body).unwrap_or_default();
+    match request.action.as_str() {
+        "dynamodb:TransactWriteItems" => body["TransactItems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| {
+                let kind = item.as_object().unwrap().keys().next().unwrap().as_str();
+                let action = match kind {
+                    "Put" => "PutItem",
+                    "Update" => "UpdateItem",
+                    "Delete" => "DeleteItem",
+                    "ConditionCheck" => "ConditionCheckItem",
+                    other => panic!("a transaction item of kind {other}"),
+                };
+                (format!("dynamodb:{action}"), false)
+            })
+            .collect(),
+        "dynamodb:TransactGetItems" => vec![("dynamodb:GetItem".into(), false)],
+        "sns:PublishBatch" => vec![("sns:Publish".into(), false)],
+        action => vec![(action.to_owned(), body.get("IndexName").is_some())],
+    }
+}
+
+fn allows(grants: &Grants, (action, on_index): &(String, bool)) -> bool {
+    grants.iter().any(|(pattern, index)| {
+        index == on_index
+            && match pattern.strip_suffix('*') {
+                Some(prefix) => action.starts_with(prefix),
+                None => pattern == action,
+            }
+    })
+}
+
+#[tokio::test]
+async fn every_request_a_function_makes_is_allowed_by_its_own_policy() {
+    let stack = Stack::connect().await;
+    let grants = grants();
+    stack.start_recording().await;
+
+    // Stock and preferences, an order's whole life and its return, and a cancellation.
+    let sku = stack.create_sku("PRIVILEGE", 10).await;
+    let admin = stack.token("staff-privilege", Some("oms:admin"));
+    let adjusted = stack
+        .post(
+            &format!("/inventory/{sku}/adjustments"),
+            &admin,
+            &[],
+            json!({"reason": "RECEIPT", "delta": 2}),
+        )
+        .await;
+    assert!(adjusted.status.is_success(), "{:?}", adjusted.body);
+    let (customer, delivered) = stack
+        .delivered_order(&[(&sku, 2)], &(chrono::Utc::now() - chrono::Duration::days(1)).to_rfc3339())
+        .await;
+    let token = stack.token(&customer, None);
+    let preferences = stack
+        .call(
+            reqwest::Method::PUT,
+            "/customers/me/notification-preferences",
+            Some(&token),
+            &[],
+            Some(json!({"email": true, "sms": false, "webhook": true}).to_string().into_bytes()),
+        )
+        .await;
+    assert_eq!(preferences.status, StatusCode::OK, "{:?}", preferences.body);
+    let id = delivered["orderId"].as_str().unwrap();
+    let opened = stack
+        .post(
+            &format!("/orders/{id}/returns"),
+            &token,
+            &[("idempotency-key", &unique("rma"))],
+            json!({"lines": [{"sku": sku, "quantity": 1, "reason": "NO_LONGER_NEEDED"}]}),
+        )
+        .await;
+    assert_eq!(opened.status, StatusCode::CREATED, "{:?}", opened.body);
+    let rma = opened.body["returnId"].as_str().unwrap();
+    let received = stack
+        .post(
+            &format!("/returns/{rma}/receive"),
+            &stack.token("warehouse-privilege", Some("oms:warehouse")),
+            &[],
+            json!({"lines": [{"sku": sku, "quantity": 1, "disposition": "RESTOCK"}]}),
+        )
+        .await;
+    assert_eq!(received.status, StatusCode::OK, "{:?}", received.body);
+    let second = stack.place_order(&customer, &unique("key"), &[(&sku, 1)]).await;
+    let second_id = second.body["orderId"].as_str().unwrap();
+    stack.wait_status(&customer, second_id, "FULFILLING").await;
+    let cancelled = stack
+        .post(
+            &format!("/orders/{second_id}/cancel"),
+            &token,
+            &[],
+            json!({"reason": "changed my mind"}),
+        )
+        .await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{:?}", cancelled.body);
+    // The notifications of the last steps go out after their answers.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+
+    let recorded = stack.stop_recording().await;
+    let mut seen = BTreeSet::new();
+    let mut refused = BTreeSet::new();
+    for request in recorded.iter() {
+        let Some(function) = request.app.as_deref().filter(|a| grants.contains_key(*a)) else {
+            continue;
+        };
+        seen.insert(function.to_owned());
+        for need in needs(request) {
+            if !allows(&grants[function], &need) {
+                refused.insert(format!(
+                    "{function}: {}{}",
+                    need.0,
+                    if need.1 { " on an index" } else { "" }
+                ));
+            }
+        }
+    }
+    assert!(
+        refused.is_empty(),
+        "requests the template does not allow their function: {refused:#?}"
+    );
+    let all: BTreeSet<String> = grants.keys().cloned().collect();
+    assert_eq!(
+        seen, all,
+        "every function made requests while recorded (else this test proves nothing about it)"
+    );
+}
