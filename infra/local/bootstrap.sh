@@ -5,13 +5,13 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 venv="$root/.tools/venv"
-stamp="$venv/.installed-v2"
+stamp="$venv/.installed-v3"
 if [[ -f "$stamp" ]]; then
   exit 0
 fi
 python3 -m venv "$venv"
 "$venv/bin/pip" install --quiet --disable-pip-version-check \
-  'moto[dynamodb,sqs,sns]==5.2.5' 'flask>=3,<4' 'flask-cors>=5,<7' \
+  'moto[dynamodb,sqs,sns]==5.2.5' 'flask>=3,<4' 'flask-cors>=5,<7' 'gunicorn==23.0.0' \
   'cargo-lambda==1.9.2' 'aws-sam-cli==1.170.0' 'cfn-lint==1.58.0' \
   'pypdfium2==4.30.0' 'zxing-cpp==2.3.0' 'pillow>=10,<12'
 touch "$stamp"
