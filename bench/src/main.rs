@@ -398,6 +398,43 @@ struct Throughput {
     p50_ms: f64,
     p99_ms: f64,
     ceiling_orders_per_second: f64,
+    /// The emulator's CPU time per order through the stack, everything the orders set off
+    /// (fulfillment, notifications) included, and for the ceiling's requests.
+    emulator_cpu_ms_per_order: Option<f64>,
+    ceiling_emulator_cpu_ms_per_order: Option<f64>,
+}
+
+/// The CPU seconds the emulator's processes have used so far (Linux: `/proc`, at 100 ticks a
+/// second), found by their command line and port.
+fn emulator_cpu_seconds(stack: &Stack) -> Option<f64> {
+    let port = stack
+        .emulator
+        .rsplit(':')
+        .next()?
+        .trim_end_matches('/')
+        .to_owned();
+    let mut ticks = 0u64;
+    let mut found = false;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if !args.iter().any(|a| a.ends_with("moto_server.py")) || !args.contains(&port) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // Fields after the command name, which is in parentheses: utime and stime are 14 and 15.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        ticks += fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        found = true;
+    }
+    found.then(|| ticks as f64 / 100.0)
 }
 
 /// Orders from `POST /orders` to reserved through the local stack, against the emulator's
@@ -418,6 +455,7 @@ async fn end_to_end(
     // latency of an order runs from the start of its `POST` to the decision's timestamp in its
     // timeline (same machine, same clock), and so includes its wait behind the orders before it.
     let deadline = Instant::now() + Duration::from_secs(seconds);
+    let cpu_before = emulator_cpu_seconds(stack);
     let started = chrono::Utc::now();
     let workers = (0..clients).map(|_| {
         let (stack, sku) = (stack.clone(), sku.clone());
@@ -449,6 +487,11 @@ async fn end_to_end(
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    // Until what the orders set off has run too (and before the timelines are read).
+    settled(stack).await?;
+    let pipeline_cpu = emulator_cpu_seconds(stack)
+        .zip(cpu_before)
+        .map(|(after, before)| (after - before) * 1000.0 / placed.len() as f64);
     let mut latencies = Vec::with_capacity(placed.len());
     let mut last_decision = started;
     for (customer, id, began) in &placed {
@@ -475,6 +518,7 @@ async fn end_to_end(
     let body: Value = serde_json::from_str(&order_body(&[(&sku, 1)]).to_string())?;
     let request = OrderRequest::parse(&body).map_err(|e| e.to_string())?;
     let ceiling_deadline = Instant::now() + Duration::from_secs(seconds);
+    let ceiling_cpu_before = emulator_cpu_seconds(stack);
     let ceiling_started = Instant::now();
     let workers = (0..clients).map(|_| {
         let (store, request) = (store.clone(), request.clone());
@@ -494,6 +538,9 @@ async fn end_to_end(
         }
     });
     let ceiling_orders: usize = futures::future::join_all(workers).await.into_iter().sum();
+    let ceiling_cpu = emulator_cpu_seconds(stack)
+        .zip(ceiling_cpu_before)
+        .map(|(after, before)| (after - before) * 1000.0 / ceiling_orders.max(1) as f64);
     Ok(Throughput {
         clients,
         orders: latencies.len(),
@@ -501,6 +548,8 @@ async fn end_to_end(
         p50_ms: percentile(&latencies, 0.5),
         p99_ms: percentile(&latencies, 0.99),
         ceiling_orders_per_second: ceiling_orders as f64 / ceiling_started.elapsed().as_secs_f64(),
+        emulator_cpu_ms_per_order: pipeline_cpu,
+        ceiling_emulator_cpu_ms_per_order: ceiling_cpu,
     })
 }
 
@@ -712,7 +761,11 @@ async fn cost_per_order(stack: &Stack) -> Result<CostPerOrder, BoxError> {
                         cost.dynamodb_write_units += 1.0;
                     }
                     "TransactWriteItems" => {
-                        for item in request_body["TransactItems"].as_array().into_iter().flatten() {
+                        for item in request_body["TransactItems"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                        {
                             cost.dynamodb_items_written += 1;
                             // Transactions cost two write units per KB.
                             cost.dynamodb_write_units +=
@@ -728,7 +781,8 @@ async fn cost_per_order(stack: &Stack) -> Result<CostPerOrder, BoxError> {
                                     .map(|v| v["Keys"].as_array().map_or(0, Vec::len))
                                     .sum::<usize>()
                             })
-                            .unwrap_or(0) as f64;
+                            .unwrap_or(0)
+                            as f64;
                     }
                     _ => {}
                 }
@@ -744,8 +798,10 @@ async fn cost_per_order(stack: &Stack) -> Result<CostPerOrder, BoxError> {
             _ => {}
         }
     }
-    cost.sqs_requests
-        .insert("ReceiveMessage".into(), receives_with_messages.min(receives));
+    cost.sqs_requests.insert(
+        "ReceiveMessage".into(),
+        receives_with_messages.min(receives),
+    );
     cost.sqs_empty_polls = receives.saturating_sub(receives_with_messages);
     // The least any design could write: every item that must change, once per change.
     // Order created 1; reserve 1 line + order 2; to the warehouse 1; pick 1; pack 1;
@@ -936,6 +992,15 @@ fn report(r: &Value) -> String {
         e["clients"], e["orders"], f(&e["orders_per_second"]), f(&e["p50_ms"]), f(&e["p99_ms"]), f(&e["ceiling_orders_per_second"]), share * 100.0,
         verdict(share >= 0.5, "target ≥ 50%".into())
     ));
+    if let (Some(pipeline), Some(ceiling)) = (
+        e["emulator_cpu_ms_per_order"].as_f64(),
+        e["ceiling_emulator_cpu_ms_per_order"].as_f64(),
+    ) {
+        out.push_str(&format!(
+            "\nThe emulator's CPU time per order: {pipeline:.0} ms through the stack (everything an order sets off until the stack is idle: the stream read, the event publisher's publishes, the queue hops, fulfillment and notifications included) against {ceiling:.0} ms for the ceiling's requests ({:.1}×). The emulator is one process on a shared core, so the stack's throughput can reach at most about the ceiling divided by that factor.\n",
+            pipeline / ceiling
+        ));
+    }
     let c = &r["contention"];
     out.push_str(&format!(
         "\n### Contention: {} buyers for {} units of one SKU\n\n{} reserved, {} rejected, all decided in {:.1} s ({:.1} reservations/s); sold exactly the stock: {}.\n",

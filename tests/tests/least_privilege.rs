@@ -56,7 +56,9 @@ fn grants() -> BTreeMap<String, Grants> {
                     allowed.push(("sqs:SendMessage*".into(), false));
                     allowed.push(("sqs:ChangeMessageVisibility".into(), false));
                 }
-                other => panic!("{binary}: teach this test what the policy template {other} grants"),
+                other => {
+                    panic!("{binary}: teach this test what the policy template {other} grants")
+                }
             }
         }
         grants.insert(binary, allowed);
@@ -120,7 +122,10 @@ async fn every_request_a_function_makes_is_allowed_by_its_own_policy() {
         .await;
     assert!(adjusted.status.is_success(), "{:?}", adjusted.body);
     let (customer, delivered) = stack
-        .delivered_order(&[(&sku, 2)], &(chrono::Utc::now() - chrono::Duration::days(1)).to_rfc3339())
+        .delivered_order(
+            &[(&sku, 2)],
+            &(chrono::Utc::now() - chrono::Duration::days(1)).to_rfc3339(),
+        )
         .await;
     let token = stack.token(&customer, None);
     let preferences = stack
@@ -129,7 +134,11 @@ async fn every_request_a_function_makes_is_allowed_by_its_own_policy() {
             "/customers/me/notification-preferences",
             Some(&token),
             &[],
-            Some(json!({"email": true, "sms": false, "webhook": true}).to_string().into_bytes()),
+            Some(
+                json!({"email": true, "sms": false, "webhook": true})
+                    .to_string()
+                    .into_bytes(),
+            ),
         )
         .await;
     assert_eq!(preferences.status, StatusCode::OK, "{:?}", preferences.body);
@@ -153,7 +162,9 @@ async fn every_request_a_function_makes_is_allowed_by_its_own_policy() {
         )
         .await;
     assert_eq!(received.status, StatusCode::OK, "{:?}", received.body);
-    let second = stack.place_order(&customer, &unique("key"), &[(&sku, 1)]).await;
+    let second = stack
+        .place_order(&customer, &unique("key"), &[(&sku, 1)])
+        .await;
     let second_id = second.body["orderId"].as_str().unwrap();
     stack.wait_status(&customer, second_id, "FULFILLING").await;
     let cancelled = stack
