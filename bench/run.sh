@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The benchmark: builds the release functions and the hello-world floor, starts the local stack
 # (release functions, its own ports), runs oms-bench, and stops the stack. Prints the table and
-# writes bench/results.json and bench/RESULTS.md. Takes 10-20 minutes on 2 cores, most of it the
-# release build (LTO, one codegen unit, as deployed).
+# writes bench/results.json and bench/RESULTS.md. On 2 cores: about 40 minutes from a fresh clone,
+# nearly all of it release builds (LTO, one codegen unit, as deployed; the stack's cargo-lambda
+# builds the functions once more on its first start there), and 3-5 minutes once they are built.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
