@@ -55,18 +55,25 @@ from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
 import moto.backends as moto_backends
 import moto.core.responses as moto_responses
 from moto.core.utils import unix_time
+from moto.moto_api._internal.recorder.models import Recorder
 from moto.sqs.models import Queue, SQSBackend
 
 _LOCK = threading.RLock()
 
 
-def _serialized(method):
-    @functools.wraps(method)
-    def locked(*args, **kwargs):
-        with _LOCK:
-            return method(*args, **kwargs)
+def _serialized_by(lock):
+    def wrap(method):
+        @functools.wraps(method)
+        def locked(*args, **kwargs):
+            with lock:
+                return method(*args, **kwargs)
 
-    return locked
+        return locked
+
+    return wrap
+
+
+_serialized = _serialized_by(_LOCK)
 
 
 # The streams backend too: a stream read between a transaction's writes and its rollback would
@@ -195,6 +202,10 @@ moto_backends.list_of_moto_modules = lambda: _moto_modules
 moto_responses.method_names_from_class = functools.lru_cache(maxsize=None)(
     moto_responses.method_names_from_class
 )
+
+# The request recorder appends a line per request from whichever thread serves it; with
+# requests served side by side, lines interleaved. One writer at a time.
+Recorder._record_request = _serialized_by(threading.Lock())(Recorder._record_request)
 
 _PLAIN_JSON_ACTIONS = {
     "BatchGetItem",
