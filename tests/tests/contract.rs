@@ -10,7 +10,7 @@ fn load(path: &str) -> serde_yaml::Value {
 
 /// The template's routes, read without resolving intrinsics (routes are plain strings).
 fn template_routes() -> BTreeSet<(String, String)> {
-    let template = load("infra/template.yaml");
+    let template = oms_system_tests::template();
     let mut routes = BTreeSet::new();
     for resource in template["Resources"].as_mapping().unwrap().values() {
         let Some(events) = resource["Properties"]["Events"].as_mapping() else {
@@ -47,7 +47,7 @@ fn openapi_paths_and_methods_equal_the_templates_routes() {
 
 #[test]
 fn every_function_builds_its_own_binary_with_least_privilege() {
-    let template = load("infra/template.yaml");
+    let template = oms_system_tests::template();
     for (id, resource) in template["Resources"].as_mapping().unwrap() {
         if resource["Type"] != "AWS::Serverless::Function" {
             continue;
