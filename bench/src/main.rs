@@ -30,7 +30,7 @@ use oms_domain::app::Caller;
 use oms_domain::ids::{CustomerId, IdempotencyKey, OrderId, Sku};
 use oms_domain::order::Order;
 use oms_domain::ports::{
-    IdempotencyRecord, InventoryStore, NotificationStore, OrderStore, StockReservations,
+    IdempotencyRecord, InventoryStore, NotificationStore, OrderStore, OrderTransactions,
 };
 use oms_domain::request::OrderRequest;
 use oms_domain::shipping::ShippingPolicy;

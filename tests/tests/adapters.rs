@@ -9,8 +9,8 @@ use oms_domain::app::Caller;
 use oms_domain::ids::{CustomerId, IdempotencyKey, OrderId, Sku};
 use oms_domain::order::Order;
 use oms_domain::ports::{
-    CreateOutcome, IdempotencyRecord, InventoryStore, OrderStore, ReserveOutcome,
-    StockReservations, StoreError,
+    CreateOutcome, IdempotencyRecord, InventoryStore, OrderStore, OrderTransactions,
+    ReserveOutcome, StoreError,
 };
 use oms_domain::request::OrderRequest;
 use oms_domain::shipping::ShippingPolicy;

@@ -12,12 +12,12 @@ use oms_adapters::http::{
     respond, route_key, unknown_route, ApiError,
 };
 use oms_domain::app::caller::SCOPE_WAREHOUSE;
-use oms_domain::app::fulfillment::{self, CarrierEvent, CarrierResult, WarehouseStep};
+use oms_domain::app::fulfillment::{self, CarrierEvent, CarrierResult, WarehouseAction};
 use oms_domain::contact::Address;
-use oms_domain::fulfillment::{FulfillmentStatus, FulfillmentStep, Parcel, Tracking};
 use oms_domain::ids::{OrderId, Sku};
+use oms_domain::order::fulfillment::{FulfillmentStatus, FulfillmentStep, Parcel, Tracking};
 use oms_domain::order::{Order, OrderStatus};
-use oms_domain::ports::{OrderStore, StockReservations};
+use oms_domain::ports::{OrderStore, OrderTransactions};
 use oms_domain::quantity::Quantity;
 use oms_domain::shipping::{ShippingMethod, ShippingPolicy};
 use serde::Serialize;
@@ -50,16 +50,22 @@ impl App<DynamoStore> {
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn handle<S: OrderStore + StockReservations>(
+pub async fn handle<S: OrderStore + OrderTransactions>(
     app: &App<S>,
     request: Request,
 ) -> Result<Response<Body>, Error> {
     let result = match route_key(&request) {
         Some("GET /fulfillments") => pick_list(app, &request).await,
         Some("GET /fulfillments/{orderId}") => get(app, &request).await,
-        Some("POST /fulfillments/{orderId}/pick") => step(app, &request, Step::Pick).await,
-        Some("POST /fulfillments/{orderId}/pack") => step(app, &request, Step::Pack).await,
-        Some("POST /fulfillments/{orderId}/ship") => step(app, &request, Step::Ship).await,
+        Some("POST /fulfillments/{orderId}/pick") => {
+            warehouse_action(app, &request, WarehouseRoute::Pick).await
+        }
+        Some("POST /fulfillments/{orderId}/pack") => {
+            warehouse_action(app, &request, WarehouseRoute::Pack).await
+        }
+        Some("POST /fulfillments/{orderId}/ship") => {
+            warehouse_action(app, &request, WarehouseRoute::Ship).await
+        }
         Some("POST /carrier/events") => carrier(app, &request).await,
         _ => Err(unknown_route(&request)),
     };
@@ -199,32 +205,37 @@ async fn get<S: OrderStore>(app: &App<S>, request: &Request) -> Result<Response<
     shipment_response(&fulfillment::get_fulfillment(&app.store, &order_id(request)?).await?)
 }
 
-enum Step {
+/// Which warehouse route was called; its body becomes the [`WarehouseAction`].
+enum WarehouseRoute {
     Pick,
     Pack,
     Ship,
 }
 
-async fn step<S: OrderStore + StockReservations>(
+async fn warehouse_action<S: OrderStore + OrderTransactions>(
     app: &App<S>,
     request: &Request,
-    step: Step,
+    route: WarehouseRoute,
 ) -> Result<Response<Body>, ApiError> {
     let caller = caller(request)?;
     require_scope(&caller, SCOPE_WAREHOUSE)?;
     let id = order_id(request)?;
     let expected = if_match(request)?;
-    let step = match step {
-        Step::Pick => WarehouseStep::Pick,
-        Step::Pack => WarehouseStep::pack(&json_body(request)?).map_err(ApiError::Invalid)?,
-        Step::Ship => WarehouseStep::ship(&json_body(request)?).map_err(ApiError::Invalid)?,
+    let action = match route {
+        WarehouseRoute::Pick => WarehouseAction::Pick,
+        WarehouseRoute::Pack => {
+            WarehouseAction::pack(&json_body(request)?).map_err(ApiError::Invalid)?
+        }
+        WarehouseRoute::Ship => {
+            WarehouseAction::ship(&json_body(request)?).map_err(ApiError::Invalid)?
+        }
     };
     let order = fulfillment::warehouse_step(
         &app.store,
         &app.policy,
         &caller,
         &id,
-        step,
+        action,
         expected,
         Utc::now(),
     )

@@ -11,8 +11,8 @@ use oms_adapters::http::{
 use oms_domain::app::queries::{self, OrderSummary};
 use oms_domain::app::returns::cancel_order;
 use oms_domain::ids::OrderId;
-use oms_domain::ports::{OrderStore, StockReservations};
-use oms_domain::validation::ValidationErrors;
+use oms_domain::ports::{OrderStore, OrderTransactions};
+use oms_domain::request::staff::CancelRequest;
 use serde::Serialize;
 
 /// What the function needs, built once per cold start.
@@ -30,7 +30,7 @@ impl App<DynamoStore> {
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn handle<S: OrderStore + StockReservations>(
+pub async fn handle<S: OrderStore + OrderTransactions>(
     app: &App<S>,
     request: Request,
 ) -> Result<Response<Body>, Error> {
@@ -61,47 +61,17 @@ async fn get_order<S: OrderStore>(
 
 /// `POST /orders/{id}/cancel` with `{"reason": "..."}`: the order's customer or an administrator
 /// calls it off before it is packed; its stock is released in the same write.
-async fn cancel<S: OrderStore + StockReservations>(
+async fn cancel<S: OrderStore + OrderTransactions>(
     app: &App<S>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let caller = caller(request)?;
     let id = order_id(request)?;
     let body = json_body(request)?;
-    let reason = parse_reason(&body)?;
+    let CancelRequest { reason } = CancelRequest::parse(&body).map_err(ApiError::Invalid)?;
     let order = cancel_order(&app.store, &caller, &id, reason, chrono::Utc::now()).await?;
     tracing::info!(order_id = %order.id, "order cancelled");
     Ok(json_response(StatusCode::OK, &order))
-}
-
-fn parse_reason(body: &serde_json::Value) -> Result<String, ApiError> {
-    let mut errors = ValidationErrors::default();
-    if let Some(object) = body.as_object() {
-        for key in object.keys().filter(|k| k.as_str() != "reason") {
-            errors.add(key.as_str(), "is not a known field");
-        }
-    }
-    let reason = match body.get("reason") {
-        Some(serde_json::Value::String(r)) if (1..=500).contains(&r.trim().chars().count()) => {
-            Some(r.trim().to_owned())
-        }
-        Some(serde_json::Value::String(_)) => {
-            errors.add("reason", "must be 1 to 500 characters");
-            None
-        }
-        None | Some(serde_json::Value::Null) => {
-            errors.add("reason", "is required");
-            None
-        }
-        Some(_) => {
-            errors.add("reason", "must be a string");
-            None
-        }
-    };
-    match reason {
-        Some(reason) if errors.is_empty() => Ok(reason),
-        _ => Err(ApiError::Invalid(errors)),
-    }
 }
 
 #[derive(Serialize)]

@@ -13,13 +13,14 @@ use oms_domain::app::returns::{
     decide_return, get_return, pending_returns, receive_return, request_return,
 };
 use oms_domain::ids::{OrderId, ReturnId};
+use oms_domain::order::refunds::Refund;
+use oms_domain::order::returns::policy::ReturnPolicy;
+use oms_domain::order::returns::{Return, ReturnStatus};
 use oms_domain::order::Order;
-use oms_domain::ports::{InventoryStore, OrderStore, StockReservations};
-use oms_domain::returns::{
-    ReceiptRequest, Refund, Return, ReturnPolicy, ReturnRequest, ReturnStatus,
-};
+use oms_domain::ports::{InventoryStore, OrderStore, OrderTransactions};
+use oms_domain::request::returns::{ReceiptRequest, ReturnRequest};
+use oms_domain::request::staff::DecisionRequest;
 use oms_domain::shipping::ShippingPolicy;
-use oms_domain::validation::ValidationErrors;
 use serde::Serialize;
 
 use crate::label;
@@ -43,7 +44,7 @@ impl App<DynamoStore> {
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn handle<S: OrderStore + InventoryStore + StockReservations>(
+pub async fn handle<S: OrderStore + InventoryStore + OrderTransactions>(
     app: &App<S>,
     request: Request,
 ) -> Result<Response<Body>, Error> {
@@ -106,29 +107,6 @@ fn return_response(status: StatusCode, rma: &Return, order: &Order) -> Response<
     response
 }
 
-/// The body's optional `note`, and nothing else.
-fn note_only(body: &serde_json::Value) -> Result<Option<String>, ApiError> {
-    let mut errors = ValidationErrors::default();
-    if let Some(object) = body.as_object() {
-        for key in object.keys().filter(|k| k.as_str() != "note") {
-            errors.add(key.as_str(), "is not a known field");
-        }
-    } else {
-        errors.add("body", "must be a JSON object");
-    }
-    let note = match body.get("note") {
-        None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::String(s)) if s.chars().count() <= 500 => {
-            Some(s.trim().to_owned()).filter(|s| !s.is_empty())
-        }
-        Some(_) => {
-            errors.add("note", "must be a string of at most 500 characters");
-            None
-        }
-    };
-    errors.into_result(|| note).map_err(ApiError::Invalid)
-}
-
 /// A body that may be absent (`POST` without one): an empty object.
 fn optional_body(request: &Request) -> Result<serde_json::Value, ApiError> {
     let bytes: &[u8] = request.body().as_ref();
@@ -139,7 +117,7 @@ fn optional_body(request: &Request) -> Result<serde_json::Value, ApiError> {
 }
 
 /// `POST /orders/{id}/returns`: the order's customer asks to send lines back.
-async fn open<S: OrderStore + InventoryStore + StockReservations>(
+async fn open<S: OrderStore + InventoryStore + OrderTransactions>(
     app: &App<S>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
@@ -250,7 +228,7 @@ async fn label<S: OrderStore>(app: &App<S>, request: &Request) -> Result<Respons
 }
 
 /// `POST /returns/{id}/approve` and `/reject` (`oms:admin`), with an optional `note`.
-async fn decide<S: OrderStore + StockReservations>(
+async fn decide<S: OrderStore + OrderTransactions>(
     app: &App<S>,
     request: &Request,
     approved: bool,
@@ -258,7 +236,8 @@ async fn decide<S: OrderStore + StockReservations>(
     let caller = caller(request)?;
     require_scope(&caller, SCOPE_ADMIN)?;
     let id = return_id(request)?;
-    let note = note_only(&optional_body(request)?)?;
+    let DecisionRequest { note } =
+        DecisionRequest::parse(&optional_body(request)?).map_err(ApiError::Invalid)?;
     let (rma, order) =
         decide_return(&app.store, &caller, &id, approved, note, chrono::Utc::now()).await?;
     tracing::info!(return_id = %id, status = rma.status.as_str(), "return decided");
@@ -266,7 +245,7 @@ async fn decide<S: OrderStore + StockReservations>(
 }
 
 /// `POST /returns/{id}/receive` (`oms:warehouse`): what arrived, with a disposition per line.
-async fn receive<S: OrderStore + StockReservations>(
+async fn receive<S: OrderStore + OrderTransactions>(
     app: &App<S>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {

@@ -7,8 +7,8 @@
 
 use barcoders::sym::code128::Code128;
 use oms_domain::contact::Address;
+use oms_domain::order::returns::Return;
 use oms_domain::order::Order;
-use oms_domain::returns::Return;
 use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str, TextStr};
 
 /// 4 × 6 inches, in points: the common thermal label size.

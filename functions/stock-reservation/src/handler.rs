@@ -7,7 +7,7 @@ use oms_adapters::dynamo::DynamoStore;
 use oms_adapters::sqs::{for_each_message, order_event};
 use oms_domain::app::reservation::{reserve_order, ReservationError, ReservationResult};
 use oms_domain::events::EventType;
-use oms_domain::ports::{OrderStore, StockReservations};
+use oms_domain::ports::{OrderStore, OrderTransactions};
 
 /// What the function needs, built once per cold start.
 pub struct App<S> {
@@ -34,14 +34,14 @@ enum MessageError {
 }
 
 /// Processes the batch concurrently and reports the messages that failed.
-pub async fn handle<S: OrderStore + StockReservations>(
+pub async fn handle<S: OrderStore + OrderTransactions>(
     app: &App<S>,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Error> {
     Ok(for_each_message(&event.payload, |message| process(app, message)).await)
 }
 
-async fn process<S: OrderStore + StockReservations>(
+async fn process<S: OrderStore + OrderTransactions>(
     app: &App<S>,
     message: &SqsMessage,
 ) -> Result<(), MessageError> {

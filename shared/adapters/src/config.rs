@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::OnceCell;
 
-use oms_domain::returns::ReturnPolicy;
+use oms_domain::order::returns::policy::ReturnPolicy;
 use oms_domain::shipping::{PolicyError, ShippingPolicy};
 
 /// A configuration problem, found at cold start.

@@ -26,14 +26,14 @@ use aws_sdk_dynamodb::Client;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::Utc;
-use oms_domain::fulfillment::FulfillmentStatus;
 use oms_domain::ids::{CustomerId, IdempotencyKey, OrderId, Sku};
 use oms_domain::notifications::{Channel, Preferences};
+use oms_domain::order::fulfillment::FulfillmentStatus;
+use oms_domain::order::OrderChange;
 use oms_domain::order::{Order, OrderStatus, Shortage};
 use oms_domain::ports::{
     CommitOutcome, CreateOutcome, IdempotencyRecord, InventoryStore, NotificationCursor,
-    NotificationStore, OrderStore, OrderWrite, Page, StockReservations, StoreError,
-    NOTIFICATION_CLAIM_SECONDS,
+    NotificationStore, OrderStore, OrderTransactions, Page, StoreError, NOTIFICATION_CLAIM_SECONDS,
 };
 use oms_domain::stock::{Product, StockAdjustment, StockDelta};
 use serde::{Deserialize, Serialize};
@@ -720,8 +720,8 @@ impl InventoryStore for DynamoStore {
     }
 }
 
-impl StockReservations for DynamoStore {
-    async fn commit(&self, write: &OrderWrite) -> Result<CommitOutcome, StoreError> {
+impl OrderTransactions for DynamoStore {
+    async fn commit(&self, write: &OrderChange) -> Result<CommitOutcome, StoreError> {
         let order = &write.order;
         let now = s(order
             .updated_at

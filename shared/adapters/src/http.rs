@@ -18,8 +18,9 @@ use oms_domain::app::inventory::InventoryError;
 use oms_domain::app::queries::QueryError;
 use oms_domain::app::returns::ReturnsAppError;
 use oms_domain::ids::{CustomerId, IdempotencyKey};
+use oms_domain::order::cancellation::CancelError;
+use oms_domain::order::returns::ReturnError;
 use oms_domain::ports::StoreError;
-use oms_domain::returns::{CancelError, ReturnError};
 use oms_domain::validation::ValidationErrors;
 use serde::Serialize;
 

@@ -1,7 +1,7 @@
 //! # oms-adapters: the domain's ports on AWS, and the edges of every function
 //!
 //! The domain crate states what the system needs (`OrderStore`, `InventoryStore`,
-//! `StockReservations`); this crate provides it on AWS, and holds what every function shares at its
+//! `OrderTransactions`); this crate provides it on AWS, and holds what every function shares at its
 //! edges. It depends on the domain, never the other way round.
 //!
 //! ## Layout

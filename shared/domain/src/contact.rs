@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::request::{text, Fields};
 use crate::validation::ValidationErrors;
 
 /// An ISO 3166-1 alpha-2 country code, upper case.
@@ -66,63 +67,6 @@ pub struct Contact {
     language: Option<String>,
 }
 
-/// A required text field: trimmed, non-empty, at most `max` characters.
-fn text(
-    errors: &mut ValidationErrors,
-    object: &serde_json::Map<String, serde_json::Value>,
-    prefix: &str,
-    key: &str,
-    max: usize,
-    required: bool,
-) -> Option<String> {
-    let field = format!("{prefix}.{key}");
-    match object.get(key) {
-        None | Some(serde_json::Value::Null) => {
-            if required {
-                errors.add(field, "is required");
-            }
-            None
-        }
-        Some(serde_json::Value::String(s)) => {
-            let trimmed = s.trim();
-            if trimmed.is_empty() {
-                errors.add(field, "must not be empty");
-                None
-            } else if trimmed.chars().count() > max {
-                errors.add(field, format!("must be at most {max} characters"));
-                None
-            } else if trimmed.chars().any(char::is_control) {
-                errors.add(field, "must not contain control characters");
-                None
-            } else {
-                Some(trimmed.to_owned())
-            }
-        }
-        Some(_) => {
-            errors.add(field, "must be a string");
-            None
-        }
-    }
-}
-
-fn object<'a>(
-    errors: &mut ValidationErrors,
-    field: &str,
-    value: Option<&'a serde_json::Value>,
-) -> Option<&'a serde_json::Map<String, serde_json::Value>> {
-    match value {
-        None | Some(serde_json::Value::Null) => {
-            errors.add(field, "is required");
-            None
-        }
-        Some(serde_json::Value::Object(map)) => Some(map),
-        Some(_) => {
-            errors.add(field, "must be an object");
-            None
-        }
-    }
-}
-
 impl Address {
     /// Parses the untrusted JSON at `field`, recording every problem in `errors`.
     pub fn parse(
@@ -130,16 +74,26 @@ impl Address {
         field: &str,
         value: Option<&serde_json::Value>,
     ) -> Option<Self> {
-        let map = object(errors, field, value)?;
+        let known = [
+            "name",
+            "line1",
+            "line2",
+            "city",
+            "region",
+            "postalCode",
+            "country",
+        ];
+        let fields = Fields::object_at(errors, field, value, &known)?;
         let before = errors.0.len();
-        let name = text(errors, map, field, "name", 200, true);
-        let line1 = text(errors, map, field, "line1", 200, true);
-        let line2 = text(errors, map, field, "line2", 200, false);
-        let city = text(errors, map, field, "city", 100, true);
-        let region = text(errors, map, field, "region", 100, false);
-        let postal_code = text(errors, map, field, "postalCode", 16, true);
-        let country = text(errors, map, field, "country", 2, true)
-            .and_then(|c| errors.check(format!("{field}.country"), CountryCode::parse(&c)));
+        let name = fields.required(errors, "name", text(200));
+        let line1 = fields.required(errors, "line1", text(200));
+        let line2 = fields.optional(errors, "line2", text(200));
+        let city = fields.required(errors, "city", text(100));
+        let region = fields.optional(errors, "region", text(100));
+        let postal_code = fields.required(errors, "postalCode", text(16));
+        let country = fields.required(errors, "country", |v| {
+            text(2)(v).and_then(|c| CountryCode::parse(&c).map_err(|e| e.to_string()))
+        });
         if errors.0.len() != before {
             return None;
         }
@@ -188,42 +142,37 @@ impl Contact {
         field: &str,
         value: Option<&serde_json::Value>,
     ) -> Option<Self> {
-        let map = object(errors, field, value)?;
+        let fields = Fields::object_at(errors, field, value, &["email", "phone", "language"])?;
         let before = errors.0.len();
-        let email = text(errors, map, field, "email", 254, true).and_then(|e| {
-            errors.check(
-                format!("{field}.email"),
-                e.parse::<email_address::EmailAddress>()
-                    .map(|_| e.clone())
-                    .map_err(|_| "must be an e-mail address"),
-            )
+        let email = fields.required(errors, "email", |v| {
+            let email = text(254)(v)?;
+            match email.parse::<email_address::EmailAddress>() {
+                Ok(_) => Ok(email),
+                Err(_) => Err("must be an e-mail address".to_owned()),
+            }
         });
-        let phone = text(errors, map, field, "phone", 20, false).and_then(|p| {
-            let digits = p.strip_prefix('+').unwrap_or(&p);
-            let ok = p.starts_with('+')
+        let phone = fields.optional(errors, "phone", |v| {
+            let phone = text(20)(v)?;
+            let digits = phone.strip_prefix('+').unwrap_or(&phone);
+            let e164 = phone.starts_with('+')
                 && (7..=15).contains(&digits.len())
                 && digits.chars().all(|c| c.is_ascii_digit());
-            errors.check(
-                format!("{field}.phone"),
-                if ok {
-                    Ok(p.clone())
-                } else {
-                    Err("must be an E.164 number such as +4915112345678")
-                },
-            )
+            if e164 {
+                Ok(phone)
+            } else {
+                Err("must be an E.164 number such as +4915112345678".to_owned())
+            }
         });
-        let language = text(errors, map, field, "language", 35, false).and_then(|l| {
-            let ok = l.split('-').all(|part| {
+        let language = fields.optional(errors, "language", |v| {
+            let tag = text(35)(v)?;
+            let bcp47 = tag.split('-').all(|part| {
                 (1..=8).contains(&part.len()) && part.chars().all(|c| c.is_ascii_alphanumeric())
             });
-            errors.check(
-                format!("{field}.language"),
-                if ok {
-                    Ok(l.clone())
-                } else {
-                    Err("must be a BCP 47 language tag such as en or de-AT")
-                },
-            )
+            if bcp47 {
+                Ok(tag)
+            } else {
+                Err("must be a BCP 47 language tag such as en or de-AT".to_owned())
+            }
         });
         if errors.0.len() != before {
             return None;

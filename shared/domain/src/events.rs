@@ -9,13 +9,14 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::fulfillment::{FulfillmentStatus, Tracking};
 use crate::ids::ReturnId;
 use crate::ids::{CustomerId, OrderId, Sku};
 use crate::money::Money;
+use crate::order::fulfillment::{FulfillmentStatus, Tracking};
+use crate::order::refunds::Refund;
+use crate::order::returns::ReturnStatus;
 use crate::order::{Order, OrderStatus, Shortage, Totals};
 use crate::quantity::Quantity;
-use crate::returns::{Refund, ReturnStatus};
 use crate::shipping::{DeliveryEstimate, ShippingMethod};
 use crate::stock::Product;
 

@@ -74,7 +74,7 @@ pub fn sample_order(id: &str, customer: &str, at: DateTime<Utc>) -> Order {
 /// The sample order taken through reservation, the warehouse and the carrier by the domain's own
 /// steps, delivered at `delivered_at`.
 pub fn delivered_order(id: &str, customer: &str, delivered_at: DateTime<Utc>) -> Order {
-    use crate::fulfillment::{CarrierEventKind, CarrierUpdate, Parcel, Tracking};
+    use crate::order::fulfillment::{CarrierEventKind, CarrierUpdate, Parcel, Tracking};
     let at = delivered_at - chrono::Days::new(2);
     let packed = sample_order(id, customer, at)
         .reserve(at)

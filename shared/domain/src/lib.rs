@@ -13,10 +13,11 @@
 //!   field at once.
 //! - [`shipping`]: shipping methods and the business's rate table (zones, rates per weight).
 //! - [`stock`]: products and their stock counters, with the rules that keep them exact.
-//! - [`order`]: the order aggregate, its state machine and its timeline.
-//! - [`fulfillment`]: the shipment inside an order: pick, pack, ship, carrier events.
-//! - [`returns`]: cancellations, returns (RMAs) with their dispositions, refunds and exchanges.
-//! - [`request`]: parsing an untrusted order request into a validated draft.
+//! - [`order`]: the order aggregate — its state machine and timeline, and as child modules
+//!   everything that lives inside the order's item: the shipment ([`order::fulfillment`]),
+//!   cancellation, returns with their policy, and refunds. One function records every change.
+//! - [`request`]: the one reader that turns every untrusted request body into a validated
+//!   command, naming each bad field by its path.
 //! - [`events`]: the domain events derived from state changes, as CloudEvents.
 //! - [`notifications`]: what customers are told, per channel, from template files.
 //! - [`ports`]: the narrow repository traits the application needs, and their errors.
@@ -31,7 +32,6 @@ pub mod contact;
 pub mod events;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
-pub mod fulfillment;
 pub mod ids;
 pub mod memory;
 pub mod money;
@@ -40,7 +40,6 @@ pub mod order;
 pub mod ports;
 pub mod quantity;
 pub mod request;
-pub mod returns;
 pub mod shipping;
 pub mod stock;
 pub mod validation;

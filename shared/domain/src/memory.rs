@@ -7,13 +7,13 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
-use crate::fulfillment::FulfillmentStatus;
 use crate::ids::{CustomerId, IdempotencyKey, OrderId, Sku};
 use crate::notifications::{Channel, Preferences};
-use crate::order::{Order, Shortage};
+use crate::order::fulfillment::FulfillmentStatus;
+use crate::order::{Order, OrderChange, Shortage};
 use crate::ports::{
-    CommitOutcome, CreateOutcome, IdempotencyRecord, InventoryStore, OrderStore, OrderWrite, Page,
-    StockReservations, StoreError,
+    CommitOutcome, CreateOutcome, IdempotencyRecord, InventoryStore, OrderStore, OrderTransactions,
+    Page, StoreError,
 };
 use crate::ports::{NotificationCursor, NotificationStore};
 use crate::stock::{Product, StockAdjustment, StockDelta, StockError};
@@ -224,8 +224,8 @@ impl InventoryStore for InMemoryStore {
     }
 }
 
-impl StockReservations for InMemoryStore {
-    async fn commit(&self, write: &OrderWrite) -> Result<CommitOutcome, StoreError> {
+impl OrderTransactions for InMemoryStore {
+    async fn commit(&self, write: &OrderChange) -> Result<CommitOutcome, StoreError> {
         let mut state = self.lock();
         let order = &write.order;
         if state.orders.get(&order.id).map(|o| o.version + 1) != Some(order.version) {

@@ -68,28 +68,22 @@ impl Preferences {
 
     /// Parses `{email, sms, webhook}`, each a boolean; all three are required.
     pub fn parse(body: &serde_json::Value) -> Result<Self, crate::validation::ValidationErrors> {
+        use crate::request::{boolean, Fields};
         let mut errors = crate::validation::ValidationErrors::default();
-        let mut flag = |name: &str| match body.get(name).and_then(|v| v.as_bool()) {
-            Some(b) => b,
-            None => {
-                errors.add(name, "must be true or false");
-                false
-            }
+        let Some(fields) = Fields::body(&mut errors, body, &["email", "sms", "webhook"]) else {
+            return Err(errors);
         };
-        let preferences = Preferences {
-            email: flag("email"),
-            sms: flag("sms"),
-            webhook: flag("webhook"),
-        };
-        if let Some(object) = body.as_object() {
-            for key in object
-                .keys()
-                .filter(|k| !["email", "sms", "webhook"].contains(&k.as_str()))
-            {
-                errors.add(key.as_str(), "is not a known field");
-            }
+        let email = fields.required(&mut errors, "email", boolean);
+        let sms = fields.required(&mut errors, "sms", boolean);
+        let webhook = fields.required(&mut errors, "webhook", boolean);
+        match (email, sms, webhook) {
+            (Some(email), Some(sms), Some(webhook)) if errors.is_empty() => Ok(Preferences {
+                email,
+                sms,
+                webhook,
+            }),
+            _ => Err(errors),
         }
-        errors.into_result(|| preferences)
     }
 }
 
@@ -366,8 +360,8 @@ pub fn template_names() -> impl Iterator<Item = (&'static str, &'static str)> {
 mod tests {
     use super::*;
     use crate::events::order_event;
-    use crate::fulfillment::{CarrierEventKind, CarrierUpdate, Parcel, Tracking};
     use crate::ids::OrderId;
+    use crate::order::fulfillment::{CarrierEventKind, CarrierUpdate, Parcel, Tracking};
     use crate::order::tests::product;
     use crate::request::OrderRequest;
     use crate::shipping::ShippingPolicy;
@@ -460,10 +454,11 @@ mod tests {
         // Returns, a week after delivery: one left for staff and rejected, one approved at once
         // with an exchange, then received with a refund for the line that is not exchanged.
         let later = at("2026-12-02T10:00:00Z");
-        let policy = crate::returns::ReturnPolicy::default_policy();
+        let policy = crate::order::returns::policy::ReturnPolicy::default_policy();
         let catalog = [crate::order::tests::product("A-LARGE", 1999, 5)];
         let request = |body: serde_json::Value| {
-            crate::returns::ReturnRequest::parse(&serde_json::json!({ "lines": body })).unwrap()
+            crate::request::returns::ReturnRequest::parse(&serde_json::json!({ "lines": body }))
+                .unwrap()
         };
         let key = |k: &str| crate::ids::IdempotencyKey::parse(k).unwrap();
         let requested = delivered
@@ -503,7 +498,7 @@ mod tests {
         let received = approved
             .receive_return(
                 &id(&approved),
-                &crate::returns::ReceiptRequest::parse(&serde_json::json!({"lines": [
+                &crate::request::returns::ReceiptRequest::parse(&serde_json::json!({"lines": [
                     {"sku": "A", "quantity": 1, "disposition": "RESTOCK"},
                     {"sku": "B", "quantity": 1, "disposition": "DISCARD"}
                 ]}))

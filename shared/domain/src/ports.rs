@@ -9,10 +9,10 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::fulfillment::FulfillmentStatus;
 use crate::ids::{CustomerId, IdempotencyKey, OrderId, Sku};
-use crate::order::{Order, Shortage};
-use crate::stock::{Product, StockAdjustment, StockMove, StockMovement};
+use crate::order::fulfillment::FulfillmentStatus;
+use crate::order::{Order, OrderChange, Shortage};
+use crate::stock::{Product, StockAdjustment, StockMovement};
 
 /// Why a store call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -160,17 +160,7 @@ pub enum ShipOutcome {
     OrderChanged,
 }
 
-/// One atomic change of an order and the stock it moves: a cancellation, a return's approval or
-/// receipt. `order` is the new version, written on condition that the stored one is the version
-/// before it; `created` is a new order written in the same step (a replacement that ships).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OrderWrite {
-    pub order: Order,
-    pub moves: Vec<StockMove>,
-    pub created: Option<Order>,
-}
-
-/// The result of an [`OrderWrite`].
+/// The result of writing an [`OrderChange`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommitOutcome {
     Committed,
@@ -180,13 +170,15 @@ pub enum CommitOutcome {
     Short(Vec<Shortage>),
 }
 
-/// Moving stock and orders together, atomically.
-pub trait StockReservations: Send + Sync {
-    /// In one atomic write: every stock move of `write` (each conditioned on the counter it takes
-    /// from holding enough), the order at its next version and the created order, if any.
+/// Order changes that move stock, each written in one transaction with the stock it moves:
+/// reservations, shipments, cancellations, and the approval and receipt of returns.
+pub trait OrderTransactions: Send + Sync {
+    /// In one atomic write: every stock move of `change` (each conditioned on the counter it
+    /// takes from holding enough), the order at its next version (conditioned on the stored one
+    /// being the version before it) and the created order, if any.
     fn commit(
         &self,
-        write: &OrderWrite,
+        change: &OrderChange,
     ) -> impl Future<Output = Result<CommitOutcome, StoreError>> + Send;
 
     /// In one atomic write: takes every line of `shipped` out of `reserved` (the units leave the
@@ -197,12 +189,8 @@ pub trait StockReservations: Send + Sync {
         shipped: &Order,
     ) -> impl Future<Output = Result<ShipOutcome, StoreError>> + Send {
         async move {
-            let write = OrderWrite {
-                moves: shipped.stock_moves(StockMovement::Ship),
-                order: shipped.clone(),
-                created: None,
-            };
-            Ok(match self.commit(&write).await? {
+            let change = OrderChange::with_lines(shipped.clone(), StockMovement::Ship);
+            Ok(match self.commit(&change).await? {
                 CommitOutcome::Committed => ShipOutcome::Shipped,
                 CommitOutcome::OrderChanged => ShipOutcome::OrderChanged,
                 CommitOutcome::Short(_) => unreachable!("shipping reserves nothing"),
@@ -218,12 +206,8 @@ pub trait StockReservations: Send + Sync {
         reserved: &Order,
     ) -> impl Future<Output = Result<ReserveOutcome, StoreError>> + Send {
         async move {
-            let write = OrderWrite {
-                moves: reserved.stock_moves(StockMovement::Reserve),
-                order: reserved.clone(),
-                created: None,
-            };
-            Ok(match self.commit(&write).await? {
+            let change = OrderChange::with_lines(reserved.clone(), StockMovement::Reserve);
+            Ok(match self.commit(&change).await? {
                 CommitOutcome::Committed => ReserveOutcome::Reserved,
                 CommitOutcome::OrderChanged => ReserveOutcome::OrderChanged,
                 CommitOutcome::Short(shortages) => ReserveOutcome::Short(shortages),

@@ -278,13 +278,18 @@ impl AdjustmentReason {
         Self::Correction,
     ];
 
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Receipt => "RECEIPT",
+            Self::Count => "COUNT",
+            Self::Damage => "DAMAGE",
+            Self::Shrinkage => "SHRINKAGE",
+            Self::Correction => "CORRECTION",
+        }
+    }
+
     pub fn parse(value: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|r| {
-            serde_json::to_value(r)
-                .ok()
-                .and_then(|v| v.as_str().map(|s| s == value))
-                == Some(true)
-        })
+        Self::ALL.into_iter().find(|r| r.as_str() == value)
     }
 }
 

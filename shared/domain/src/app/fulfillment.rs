@@ -1,19 +1,19 @@
 //! The warehouse's and the carriers' side: start fulfillment for reserved orders, the pick list,
 //! pick, pack, ship, and carrier events.
 //!
-//! Every step is a read, a rule from [`crate::fulfillment`], and a write conditioned on the
-//! version read. A caller that sends the version it saw (`If-Match`) is refused if the shipment
+//! Every step is a read, a rule from [`crate::order::fulfillment`], and a write conditioned on the
+//! version read ([`crate::app::retry`]). A caller that sends the version it saw (`If-Match`) is refused if the shipment
 //! changed since; packing and shipping require it, so two packers cannot both ship a parcel.
 
 use chrono::{DateTime, Utc};
 
+use crate::app::retry::{until_written, Attempt, Contended};
 use crate::app::Caller;
-use crate::fulfillment::{
-    CarrierEventKind, CarrierUpdate, FulfillmentError, FulfillmentStatus, Parcel, Tracking,
-};
 use crate::ids::OrderId;
+use crate::order::fulfillment::{CarrierUpdate, FulfillmentError, FulfillmentStatus};
 use crate::order::{Order, OrderStatus};
-use crate::ports::{OrderStore, Page, ShipOutcome, StockReservations, StoreError};
+use crate::ports::{OrderStore, OrderTransactions, Page, ShipOutcome, StoreError};
+pub use crate::request::fulfillment::{CarrierEvent, WarehouseAction};
 use crate::shipping::ShippingPolicy;
 use crate::validation::ValidationErrors;
 
@@ -54,8 +54,6 @@ pub enum StartResult {
     AlreadyMoved(OrderStatus),
 }
 
-const ATTEMPTS: usize = 3;
-
 /// Hands a reserved order to the policy's warehouse.
 pub async fn start_fulfillment<O: OrderStore>(
     orders: &O,
@@ -63,18 +61,17 @@ pub async fn start_fulfillment<O: OrderStore>(
     id: &OrderId,
     now: DateTime<Utc>,
 ) -> Result<StartResult, FulfillmentAppError> {
-    for _ in 0..ATTEMPTS {
+    until_written(|| async move {
         let order = orders.get(id).await?.ok_or(FulfillmentAppError::NotFound)?;
         let Ok(next) = order.start_fulfillment(policy.warehouse(), now) else {
-            return Ok(StartResult::AlreadyMoved(order.status));
+            return Ok(Attempt::Done(StartResult::AlreadyMoved(order.status)));
         };
-        match orders.save(&next, order.version).await {
-            Ok(()) => return Ok(StartResult::Started),
-            Err(StoreError::ConditionFailed) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(FulfillmentAppError::Contended)
+        Attempt::of_write(
+            orders.save(&next, order.version).await,
+            StartResult::Started,
+        )
+    })
+    .await
 }
 
 /// One shipment (the order that holds it).
@@ -102,117 +99,22 @@ pub async fn pick_list<O: OrderStore>(
         .await?)
 }
 
-/// What a warehouse step asks for.
-#[derive(Debug, Clone)]
-pub enum WarehouseStep {
-    Pick,
-    Pack(Parcel),
-    Ship(Tracking),
-}
-
-fn whole(
-    errors: &mut ValidationErrors,
-    body: &serde_json::Value,
-    field: &str,
-    max: u64,
-) -> Option<u32> {
-    match body
-        .get(field)
-        .and_then(|v| v.as_u64())
-        .filter(|n| (1..=max).contains(n))
-    {
-        Some(n) => Some(n as u32),
-        None => {
-            errors.add(field, format!("must be a whole number from 1 to {max}"));
-            None
-        }
-    }
-}
-
-fn text(
-    errors: &mut ValidationErrors,
-    body: &serde_json::Value,
-    field: &str,
-    max: usize,
-) -> Option<String> {
-    match body.get(field).and_then(|v| v.as_str()).map(str::trim) {
-        Some(t)
-            if !t.is_empty() && t.chars().count() <= max && !t.chars().any(char::is_control) =>
-        {
-            Some(t.to_owned())
-        }
-        _ => {
-            errors.add(field, format!("must be a string of 1 to {max} characters"));
-            None
-        }
-    }
-}
-
-impl WarehouseStep {
-    /// Parses the body of `pack` (`{weightGrams, lengthCm, widthCm, heightCm}`).
-    pub fn pack(body: &serde_json::Value) -> Result<Self, ValidationErrors> {
-        let mut errors = ValidationErrors::default();
-        let weight_grams = whole(&mut errors, body, "weightGrams", 70_000);
-        let length_cm = whole(&mut errors, body, "lengthCm", 300);
-        let width_cm = whole(&mut errors, body, "widthCm", 300);
-        let height_cm = whole(&mut errors, body, "heightCm", 300);
-        match (weight_grams, length_cm, width_cm, height_cm) {
-            (Some(weight_grams), Some(length_cm), Some(width_cm), Some(height_cm)) => {
-                Ok(Self::Pack(Parcel {
-                    weight_grams,
-                    length_cm,
-                    width_cm,
-                    height_cm,
-                }))
-            }
-            _ => Err(errors),
-        }
-    }
-
-    /// Parses the body of `ship` (`{carrier, trackingNumber, trackingUrl}`).
-    pub fn ship(body: &serde_json::Value) -> Result<Self, ValidationErrors> {
-        let mut errors = ValidationErrors::default();
-        let carrier = text(&mut errors, body, "carrier", 50);
-        let tracking_number = text(&mut errors, body, "trackingNumber", 64);
-        let tracking_url = text(&mut errors, body, "trackingUrl", 500);
-        let tracking_url = tracking_url.filter(|u| {
-            u.starts_with("https://") || {
-                errors.add("trackingUrl", "must be an https:// URL");
-                false
-            }
-        });
-        match (carrier, tracking_number, tracking_url) {
-            (Some(carrier), Some(tracking_number), Some(tracking_url)) => {
-                Ok(Self::Ship(Tracking {
-                    carrier,
-                    tracking_number,
-                    tracking_url,
-                }))
-            }
-            _ => Err(errors),
-        }
-    }
-
-    fn needs_if_match(&self) -> bool {
-        !matches!(self, Self::Pick)
-    }
-}
-
 /// Applies a warehouse step, conditioned on `if_match` (the version the caller saw) if given.
-pub async fn warehouse_step<S: OrderStore + StockReservations>(
+pub async fn warehouse_step<S: OrderStore + OrderTransactions>(
     store: &S,
     policy: &ShippingPolicy,
     caller: &Caller,
     id: &OrderId,
-    step: WarehouseStep,
+    action: WarehouseAction,
     if_match: Option<u64>,
     now: DateTime<Utc>,
 ) -> Result<Order, FulfillmentAppError> {
-    if step.needs_if_match() && if_match.is_none() {
+    if action.needs_if_match() && if_match.is_none() {
         return Err(FulfillmentAppError::PreconditionRequired);
     }
     let by = caller.customer_id.as_str();
-    for _ in 0..ATTEMPTS {
+    let action = &action;
+    until_written(|| async move {
         let order = get_fulfillment(store, id).await?;
         if let Some(expected) = if_match {
             if expected != order.version {
@@ -221,16 +123,18 @@ pub async fn warehouse_step<S: OrderStore + StockReservations>(
                 });
             }
         }
-        let written = match &step {
-            WarehouseStep::Pick => {
+        let (next, written) = match action {
+            WarehouseAction::Pick => {
                 let next = order.pick(by, now)?;
-                store.save(&next, order.version).await.map(|()| next)
+                let written = store.save(&next, order.version).await;
+                (next, written)
             }
-            WarehouseStep::Pack(parcel) => {
+            WarehouseAction::Pack(parcel) => {
                 let next = order.pack(*parcel, by, now)?;
-                store.save(&next, order.version).await.map(|()| next)
+                let written = store.save(&next, order.version).await;
+                (next, written)
             }
-            WarehouseStep::Ship(tracking) => {
+            WarehouseAction::Ship(tracking) => {
                 let estimate = policy
                     .estimate_from_ship_date(
                         order.shipping.method,
@@ -241,85 +145,23 @@ pub async fn warehouse_step<S: OrderStore + StockReservations>(
                         StoreError::Corrupt(format!("order {id} has an unserved destination: {e}"))
                     })?;
                 let next = order.ship(tracking.clone(), estimate, by, now)?;
-                match store.ship(&next).await? {
-                    ShipOutcome::Shipped => Ok(next),
+                let written = match store.ship(&next).await? {
+                    ShipOutcome::Shipped => Ok(()),
                     ShipOutcome::OrderChanged => Err(StoreError::ConditionFailed),
-                }
+                };
+                (next, written)
             }
         };
         match written {
-            Ok(next) => return Ok(next),
+            // A caller who named the version it saw is told, not silently retried over.
             Err(StoreError::ConditionFailed) if if_match.is_some() => {
                 let current = store.get(id).await?.map(|o| o.version).unwrap_or_default();
-                return Err(FulfillmentAppError::PreconditionFailed { current });
+                Err(FulfillmentAppError::PreconditionFailed { current })
             }
-            Err(StoreError::ConditionFailed) => continue,
-            Err(e) => return Err(e.into()),
+            written => Attempt::of_write(written, next),
         }
-    }
-    Err(FulfillmentAppError::Contended)
-}
-
-/// A carrier's report about a parcel, as its webhook sends it.
-#[derive(Debug, Clone)]
-pub struct CarrierEvent {
-    pub event_id: String,
-    pub order_id: OrderId,
-    pub tracking_number: String,
-    pub kind: CarrierEventKind,
-    pub occurred_at: DateTime<Utc>,
-    pub detail: Option<String>,
-}
-
-impl CarrierEvent {
-    /// Parses `{eventId, shipmentReference, trackingNumber, status, occurredAt, detail?}`;
-    /// `shipmentReference` is the order id the parcel was shipped under.
-    pub fn parse(body: &serde_json::Value) -> Result<Self, ValidationErrors> {
-        let mut errors = ValidationErrors::default();
-        let event_id = text(&mut errors, body, "eventId", 128);
-        let order_id = text(&mut errors, body, "shipmentReference", 26)
-            .and_then(|r| errors.check("shipmentReference", OrderId::parse(r)));
-        let tracking_number = text(&mut errors, body, "trackingNumber", 64);
-        let kind = body
-            .get("status")
-            .cloned()
-            .and_then(|s| serde_json::from_value::<CarrierEventKind>(s).ok());
-        if kind.is_none() {
-            errors.add(
-                "status",
-                "must be IN_TRANSIT, OUT_FOR_DELIVERY, DELIVERED or DELIVERY_EXCEPTION",
-            );
-        }
-        let occurred_at = body
-            .get("occurredAt")
-            .and_then(|v| v.as_str())
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&Utc));
-        if occurred_at.is_none() {
-            errors.add("occurredAt", "must be an RFC 3339 time");
-        }
-        let detail = body
-            .get("detail")
-            .and_then(|v| v.as_str())
-            .map(|d| d.chars().take(500).collect());
-        match (event_id, order_id, tracking_number, kind, occurred_at) {
-            (
-                Some(event_id),
-                Some(order_id),
-                Some(tracking_number),
-                Some(kind),
-                Some(occurred_at),
-            ) if errors.is_empty() => Ok(CarrierEvent {
-                event_id,
-                order_id,
-                tracking_number,
-                kind,
-                occurred_at,
-                detail,
-            }),
-            _ => Err(errors),
-        }
-    }
+    })
+    .await
 }
 
 /// Whether a carrier event changed the shipment or repeated one already applied.
@@ -335,7 +177,7 @@ pub async fn carrier_event<O: OrderStore>(
     event: &CarrierEvent,
     now: DateTime<Utc>,
 ) -> Result<CarrierResult, FulfillmentAppError> {
-    for _ in 0..ATTEMPTS {
+    until_written(|| async move {
         let order = get_fulfillment(orders, &event.order_id).await?;
         let tracking = order.fulfillment.as_ref().and_then(|f| f.tracking.as_ref());
         if tracking.is_some_and(|t| t.tracking_number != event.tracking_number) {
@@ -348,17 +190,21 @@ pub async fn carrier_event<O: OrderStore>(
             event.occurred_at,
             now,
         )?;
-        let next = match update {
-            CarrierUpdate::Duplicate => return Ok(CarrierResult::Duplicate),
-            CarrierUpdate::Applied(next) => next,
-        };
-        match orders.save(&next, order.version).await {
-            Ok(()) => return Ok(CarrierResult::Applied(next)),
-            Err(StoreError::ConditionFailed) => continue,
-            Err(e) => return Err(e.into()),
+        match update {
+            CarrierUpdate::Duplicate => Ok(Attempt::Done(CarrierResult::Duplicate)),
+            CarrierUpdate::Applied(next) => {
+                let written = orders.save(&next, order.version).await;
+                Attempt::of_write(written, CarrierResult::Applied(next))
+            }
         }
+    })
+    .await
+}
+
+impl Contended for FulfillmentAppError {
+    fn contended() -> Self {
+        Self::Contended
     }
-    Err(FulfillmentAppError::Contended)
 }
 
 #[cfg(test)]
@@ -413,13 +259,13 @@ mod tests {
             &policy,
             &warehouse(),
             &id,
-            WarehouseStep::Pick,
+            WarehouseAction::Pick,
             None,
             Utc::now(),
         )
         .await
         .unwrap();
-        let pack = WarehouseStep::pack(
+        let pack = WarehouseAction::pack(
             &json!({"weightGrams": 800, "lengthCm": 30, "widthCm": 20, "heightCm": 10}),
         )
         .unwrap();
@@ -434,7 +280,7 @@ mod tests {
         )
         .await
         .unwrap();
-        let ship = WarehouseStep::ship(&json!({"carrier": "DHL", "trackingNumber": "JJD1", "trackingUrl": "https://t.example/JJD1"})).unwrap();
+        let ship = WarehouseAction::ship(&json!({"carrier": "DHL", "trackingNumber": "JJD1", "trackingUrl": "https://t.example/JJD1"})).unwrap();
         let stale = warehouse_step(
             &store,
             &policy,
@@ -493,7 +339,7 @@ mod tests {
         start_fulfillment(&store, &policy, &id, Utc::now())
             .await
             .unwrap();
-        let pack = WarehouseStep::pack(
+        let pack = WarehouseAction::pack(
             &json!({"weightGrams": 800, "lengthCm": 30, "widthCm": 20, "heightCm": 10}),
         )
         .unwrap();
@@ -507,7 +353,7 @@ mod tests {
 
     #[test]
     fn bad_bodies_name_their_fields() {
-        let errors = WarehouseStep::ship(
+        let errors = WarehouseAction::ship(
             &json!({"carrier": "", "trackingNumber": "X", "trackingUrl": "http://plain"}),
         )
         .unwrap_err();

@@ -7,10 +7,12 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::app::retry::{until_written, Attempt, Contended};
 use crate::app::Caller;
 use crate::ids::Sku;
 use crate::money::Money;
 use crate::ports::{InventoryStore, StoreError};
+use crate::request::inventory::{AdjustmentRequest, ProductRequest, StockChange};
 use crate::shipping::ShippingPolicy;
 use crate::stock::{AdjustmentReason, Product, StockAdjustment, StockError, StockLevel};
 use crate::validation::ValidationErrors;
@@ -64,7 +66,11 @@ pub enum InventoryError {
     Store(#[from] StoreError),
 }
 
-const ATTEMPTS: usize = 5;
+impl Contended for InventoryError {
+    fn contended() -> Self {
+        Self::Contended
+    }
+}
 
 /// Reads one SKU.
 pub async fn get_product<I: InventoryStore>(
@@ -78,111 +84,6 @@ pub async fn get_product<I: InventoryStore>(
     Ok(ProductView::from(&product))
 }
 
-/// The fields of `PUT /inventory/{sku}`.
-struct ProductFields {
-    name: String,
-    unit_price: Money,
-    weight_grams: u32,
-    on_hand: Option<u32>,
-    active: bool,
-    low_stock_threshold: u32,
-}
-
-fn parse_product(
-    body: &serde_json::Value,
-    policy: &ShippingPolicy,
-) -> Result<ProductFields, ValidationErrors> {
-    let mut errors = ValidationErrors::default();
-    let Some(object) = body.as_object() else {
-        return Err(ValidationErrors::one("", "the body must be a JSON object"));
-    };
-    const KNOWN: [&str; 6] = [
-        "name",
-        "unitPrice",
-        "weightGrams",
-        "onHand",
-        "active",
-        "lowStockThreshold",
-    ];
-    for key in object.keys().filter(|k| !KNOWN.contains(&k.as_str())) {
-        errors.add(key.as_str(), "is not a known field");
-    }
-    let name = match object.get("name").and_then(|v| v.as_str()).map(str::trim) {
-        Some(n)
-            if !n.is_empty() && n.chars().count() <= 200 && !n.chars().any(char::is_control) =>
-        {
-            Some(n.to_owned())
-        }
-        _ => {
-            errors.add("name", "is required: a string of 1 to 200 characters");
-            None
-        }
-    };
-    let unit_price = match object.get("unitPrice") {
-        Some(value) => match serde_json::from_value::<Money>(value.clone()) {
-            Ok(price) if price.currency() == policy.currency() => Some(price),
-            Ok(_) => {
-                errors.add(
-                    "unitPrice.currency",
-                    format!("must be the store currency, {}", policy.currency()),
-                );
-                None
-            }
-            Err(_) => {
-                errors.add(
-                    "unitPrice",
-                    "must be {\"amount\": minor units ≥ 0, \"currency\": ISO 4217 code}",
-                );
-                None
-            }
-        },
-        None => {
-            errors.add("unitPrice", "is required");
-            None
-        }
-    };
-    let mut whole = |field: &str, required: bool, max: u32| -> Option<u32> {
-        match object.get(field) {
-            None | Some(serde_json::Value::Null) if !required => None,
-            value => match value
-                .and_then(|v| v.as_u64())
-                .and_then(|n| u32::try_from(n).ok())
-                .filter(|n| *n <= max)
-            {
-                Some(n) => Some(n),
-                None => {
-                    errors.add(field, format!("must be a whole number from 0 to {max}"));
-                    None
-                }
-            },
-        }
-    };
-    let weight_grams = whole("weightGrams", true, 1_000_000);
-    let on_hand = whole("onHand", false, StockLevel::MAX_UNITS);
-    let low_stock_threshold = whole("lowStockThreshold", false, StockLevel::MAX_UNITS).unwrap_or(5);
-    let active = match object.get("active") {
-        None | Some(serde_json::Value::Null) => true,
-        Some(serde_json::Value::Bool(b)) => *b,
-        Some(_) => {
-            errors.add("active", "must be true or false");
-            true
-        }
-    };
-    match (name, unit_price, weight_grams) {
-        (Some(name), Some(unit_price), Some(weight_grams)) if errors.is_empty() => {
-            Ok(ProductFields {
-                name,
-                unit_price,
-                weight_grams,
-                on_hand,
-                active,
-                low_stock_threshold,
-            })
-        }
-        _ => Err(errors),
-    }
-}
-
 /// Creates or replaces a SKU. `onHand` is required to create one; on an existing SKU it is a
 /// stock count (reserved units stay promised, so a count below them is refused).
 pub async fn put_product<I: InventoryStore>(
@@ -193,8 +94,8 @@ pub async fn put_product<I: InventoryStore>(
     body: &serde_json::Value,
     now: DateTime<Utc>,
 ) -> Result<(ProductView, bool), InventoryError> {
-    let fields = parse_product(body, policy)?;
-    for _ in 0..ATTEMPTS {
+    let fields = &ProductRequest::parse(body, policy.currency())?;
+    until_written(|| async move {
         let existing = inventory.product(sku).await?;
         let (stock, expected_version, version) = match &existing {
             Some(p) => (
@@ -238,100 +139,12 @@ pub async fn put_product<I: InventoryStore>(
             actor: caller.customer_id.to_string(),
             at: now,
         });
-        match inventory
+        let written = inventory
             .save_product(&product, expected_version, adjustment.as_ref())
-            .await
-        {
-            Ok(()) => return Ok((ProductView::from(&product), existing.is_none())),
-            Err(StoreError::ConditionFailed) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(InventoryError::Contended)
-}
-
-/// A stock adjustment as `POST /inventory/{sku}/adjustments` takes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Change {
-    Delta(i64),
-    Count(u32),
-}
-
-fn parse_adjustment(
-    body: &serde_json::Value,
-) -> Result<(AdjustmentReason, Change, Option<String>), ValidationErrors> {
-    let mut errors = ValidationErrors::default();
-    let Some(object) = body.as_object() else {
-        return Err(ValidationErrors::one("", "the body must be a JSON object"));
-    };
-    for key in object
-        .keys()
-        .filter(|k| !["reason", "delta", "countedOnHand", "note"].contains(&k.as_str()))
-    {
-        errors.add(key.as_str(), "is not a known field");
-    }
-    let reason = object
-        .get("reason")
-        .and_then(|v| v.as_str())
-        .and_then(AdjustmentReason::parse);
-    if reason.is_none() {
-        errors.add(
-            "reason",
-            "must be one of RECEIPT, COUNT, DAMAGE, SHRINKAGE, CORRECTION",
-        );
-    }
-    let note = match object.get("note") {
-        None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::String(s)) if s.chars().count() <= 500 => Some(s.clone()),
-        Some(_) => {
-            errors.add("note", "must be a string of at most 500 characters");
-            None
-        }
-    };
-    let limit = i64::from(StockLevel::MAX_UNITS);
-    let change = match reason {
-        Some(AdjustmentReason::Count) => {
-            match object
-                .get("countedOnHand")
-                .and_then(|v| v.as_u64())
-                .and_then(|n| u32::try_from(n).ok())
-            {
-                Some(n) if n <= StockLevel::MAX_UNITS && !object.contains_key("delta") => {
-                    Some(Change::Count(n))
-                }
-                _ => {
-                    errors.add(
-                        "countedOnHand",
-                        "a COUNT takes countedOnHand, a whole number ≥ 0, and no delta",
-                    );
-                    None
-                }
-            }
-        }
-        Some(reason) => {
-            let sign_ok = |d: i64| match reason {
-                AdjustmentReason::Receipt => d > 0,
-                AdjustmentReason::Damage | AdjustmentReason::Shrinkage => d < 0,
-                _ => d != 0,
-            };
-            match object.get("delta").and_then(|v| v.as_i64()) {
-                Some(d)
-                    if d.abs() <= limit && sign_ok(d) && !object.contains_key("countedOnHand") =>
-                {
-                    Some(Change::Delta(d))
-                }
-                _ => {
-                    errors.add("delta", "must be a whole number: > 0 for RECEIPT, < 0 for DAMAGE and SHRINKAGE, ≠ 0 for CORRECTION");
-                    None
-                }
-            }
-        }
-        None => None,
-    };
-    match (reason, change) {
-        (Some(reason), Some(change)) if errors.is_empty() => Ok((reason, change, note)),
-        _ => Err(errors),
-    }
+            .await;
+        Attempt::of_write(written, (ProductView::from(&product), existing.is_none()))
+    })
+    .await
 }
 
 /// Applies a receipt, count or write-off to a SKU's stock, recording it in the SKU's ledger.
@@ -342,15 +155,20 @@ pub async fn adjust_stock<I: InventoryStore>(
     body: &serde_json::Value,
     now: DateTime<Utc>,
 ) -> Result<ProductView, InventoryError> {
-    let (reason, change, note) = parse_adjustment(body)?;
-    for _ in 0..ATTEMPTS {
+    let AdjustmentRequest {
+        reason,
+        change,
+        note,
+    } = AdjustmentRequest::parse(body)?;
+    let note = &note;
+    until_written(|| async move {
         let existing = inventory
             .product(sku)
             .await?
             .ok_or_else(|| InventoryError::NotFound(sku.clone()))?;
         let stock = match change {
-            Change::Delta(delta) => existing.stock.adjust(delta)?,
-            Change::Count(on_hand) => existing.stock.count(on_hand)?,
+            StockChange::Delta(delta) => existing.stock.adjust(delta)?,
+            StockChange::Count(on_hand) => existing.stock.count(on_hand)?,
         };
         let product = Product {
             stock,
@@ -368,16 +186,12 @@ pub async fn adjust_stock<I: InventoryStore>(
             actor: caller.customer_id.to_string(),
             at: now,
         };
-        match inventory
+        let written = inventory
             .save_product(&product, Some(existing.version), Some(&adjustment))
-            .await
-        {
-            Ok(()) => return Ok(ProductView::from(&product)),
-            Err(StoreError::ConditionFailed) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(InventoryError::Contended)
+            .await;
+        Attempt::of_write(written, ProductView::from(&product))
+    })
+    .await
 }
 
 /// Parses `items=SKU:2,OTHER:1` (a cart) and prices every shipping method that serves `country`

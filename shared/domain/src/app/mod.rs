@@ -8,6 +8,7 @@ pub mod inventory;
 pub mod notify;
 pub mod queries;
 pub mod reservation;
+pub mod retry;
 pub mod returns;
 
 pub use caller::Caller;

@@ -7,9 +7,10 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::app::retry::{until_written, Attempt, Contended};
 use crate::ids::OrderId;
 use crate::order::{OrderStatus, Shortage};
-use crate::ports::{OrderStore, ReserveOutcome, StockReservations, StoreError};
+use crate::ports::{OrderStore, OrderTransactions, ReserveOutcome, StoreError};
 
 /// What became of the order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,37 +44,41 @@ impl ReservationError {
 }
 
 /// Reserves the order's stock, or rejects the order if stock falls short.
-pub async fn reserve_order<O: OrderStore, R: StockReservations>(
+pub async fn reserve_order<O: OrderStore, R: OrderTransactions>(
     orders: &O,
     reservations: &R,
     id: &OrderId,
     now: DateTime<Utc>,
 ) -> Result<ReservationResult, ReservationError> {
-    // Each pass re-reads the order; another pass is needed only if it changed in between.
-    for _ in 0..3 {
+    until_written(|| async move {
         let order = orders
             .get(id)
             .await?
             .ok_or_else(|| ReservationError::OrderNotFound(id.clone()))?;
         let Ok(reserved) = order.reserve(now) else {
-            return Ok(ReservationResult::AlreadyDecided(order.status));
+            return Ok(Attempt::Done(ReservationResult::AlreadyDecided(
+                order.status,
+            )));
         };
         match reservations.reserve(&reserved).await? {
-            ReserveOutcome::Reserved => return Ok(ReservationResult::Reserved),
-            ReserveOutcome::OrderChanged => continue,
+            ReserveOutcome::Reserved => Ok(Attempt::Done(ReservationResult::Reserved)),
+            ReserveOutcome::OrderChanged => Ok(Attempt::LostRace),
             ReserveOutcome::Short(shortages) => {
                 let rejected = order
                     .reject(shortages.clone(), now)
                     .expect("a pending order can be rejected");
-                match orders.save(&rejected, order.version).await {
-                    Ok(()) => return Ok(ReservationResult::Rejected(shortages)),
-                    Err(StoreError::ConditionFailed) => continue,
-                    Err(e) => return Err(e.into()),
-                }
+                let written = orders.save(&rejected, order.version).await;
+                Attempt::of_write(written, ReservationResult::Rejected(shortages))
             }
         }
+    })
+    .await
+}
+
+impl Contended for ReservationError {
+    fn contended() -> Self {
+        Self::Contended
     }
-    Err(ReservationError::Contended)
 }
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! Cancelling orders and handling returns: `POST /orders/{id}/cancel`, `POST /orders/{id}/returns`,
 //! `GET /returns/{id}`, approve, reject and receive.
 //!
-//! Each operation reads the order, applies a rule from [`crate::returns`], and writes the new
-//! version together with the stock it moves in one atomic [`OrderWrite`], on condition that the
+//! Each operation reads the order, applies a rule from [`crate::order::returns`], and writes the new
+//! version together with the stock it moves in one atomic [`OrderChange`], on condition that the
 //! order is still the version read. A lost race re-reads and decides again, so a cancel racing the
 //! reservation ends with exact counters whichever wins: the reservation's write fails if the cancel
 //! landed first (the order is no longer `PENDING`), and the cancel releases what the reservation
@@ -11,15 +11,16 @@
 use chrono::{DateTime, Utc};
 
 use crate::app::caller::SCOPE_WAREHOUSE;
+use crate::app::retry::{until_written, Attempt, Contended};
 use crate::app::Caller;
 use crate::ids::{IdempotencyKey, OrderId, ReturnId};
+use crate::order::cancellation::CancelError;
+use crate::order::returns::policy::ReturnPolicy;
+use crate::order::returns::{Return, ReturnError};
+use crate::order::OrderChange;
 use crate::order::{Order, OrderStatus, Shortage};
-use crate::ports::{
-    CommitOutcome, InventoryStore, OrderStore, OrderWrite, StockReservations, StoreError,
-};
-use crate::returns::{
-    CancelError, ReceiptRequest, Return, ReturnError, ReturnPolicy, ReturnRequest, Step,
-};
+use crate::ports::{CommitOutcome, InventoryStore, OrderStore, OrderTransactions, StoreError};
+use crate::request::returns::{ReceiptRequest, ReturnRequest};
 use crate::shipping::ShippingPolicy;
 use crate::validation::ValidationErrors;
 
@@ -67,8 +68,6 @@ impl From<ReturnError> for ReturnsAppError {
     }
 }
 
-const ATTEMPTS: usize = 3;
-
 /// The order, if the caller may act on it as its customer or as an administrator.
 async fn visible_order<S: OrderStore>(
     store: &S,
@@ -88,20 +87,21 @@ async fn visible_order<S: OrderStore>(
     }
 }
 
-/// Writes a step; `None` if the order changed since it was read (the caller reads again).
-async fn commit<S: StockReservations>(
+/// Writes a change with the stock it moves; a lost race if the order changed since it was read.
+async fn commit<S: OrderTransactions>(
     store: &S,
-    step: Step,
-) -> Result<Option<Order>, ReturnsAppError> {
-    let write = OrderWrite {
-        order: step.order,
-        moves: step.moves,
-        created: step.created,
-    };
-    match store.commit(&write).await? {
-        CommitOutcome::Committed => Ok(Some(write.order)),
-        CommitOutcome::OrderChanged => Ok(None),
+    change: OrderChange,
+) -> Result<Attempt<Order>, ReturnsAppError> {
+    match store.commit(&change).await? {
+        CommitOutcome::Committed => Ok(Attempt::Done(change.order)),
+        CommitOutcome::OrderChanged => Ok(Attempt::LostRace),
         CommitOutcome::Short(shortages) => Err(ReturnsAppError::ExchangeUnavailable(shortages)),
+    }
+}
+
+impl Contended for ReturnsAppError {
+    fn contended() -> Self {
+        Self::Contended
     }
 }
 
@@ -116,24 +116,23 @@ fn actor(caller: &Caller, order: &Order) -> &'static str {
 
 /// Cancels the order and releases its stock. Cancelling a cancelled order again answers it as it
 /// is, so a client's retry succeeds.
-pub async fn cancel_order<S: OrderStore + StockReservations>(
+pub async fn cancel_order<S: OrderStore + OrderTransactions>(
     store: &S,
     caller: &Caller,
     id: &OrderId,
     reason: String,
     now: DateTime<Utc>,
 ) -> Result<Order, ReturnsAppError> {
-    for _ in 0..ATTEMPTS {
+    let reason = &reason;
+    until_written(|| async move {
         let order = visible_order(store, caller, id, None).await?;
         if order.status == OrderStatus::Cancelled {
-            return Ok(order);
+            return Ok(Attempt::Done(order));
         }
-        let step = order.cancel(reason.clone(), actor(caller, &order), now)?;
-        if let Some(cancelled) = commit(store, step).await? {
-            return Ok(cancelled);
-        }
-    }
-    Err(ReturnsAppError::Contended)
+        let change = order.cancel(reason.clone(), actor(caller, &order), now)?;
+        commit(store, change).await
+    })
+    .await
 }
 
 /// What `POST /orders/{id}/returns` did.
@@ -147,7 +146,7 @@ pub struct Requested {
 }
 
 /// Opens a return (an RMA) on the order, once per `Idempotency-Key`.
-pub async fn request_return<S: OrderStore + InventoryStore + StockReservations>(
+pub async fn request_return<S: OrderStore + InventoryStore + OrderTransactions>(
     store: &S,
     policy: &ReturnPolicy,
     caller: &Caller,
@@ -166,30 +165,31 @@ pub async fn request_return<S: OrderStore + InventoryStore + StockReservations>(
     } else {
         store.products(&exchange_skus).await?
     };
-    for _ in 0..ATTEMPTS {
+    let (key, catalog) = (&key, &catalog);
+    until_written(|| async move {
         let order = visible_order(store, caller, id, None).await?;
-        if let Some(existing) = order.return_for_key(&key) {
+        if let Some(existing) = order.return_for_key(key) {
             return if existing.fingerprint == request.fingerprint() {
-                Ok(Requested {
+                Ok(Attempt::Done(Requested {
                     rma: existing.clone(),
                     created: false,
                     order: order.clone(),
-                })
+                }))
             } else {
                 Err(ReturnsAppError::KeyReused)
             };
         }
-        let step = order.request_return(request, key.clone(), &catalog, policy, now)?;
-        if let Some(saved) = commit(store, step).await? {
-            let rma = saved.returns.last().expect("a return was added").clone();
-            return Ok(Requested {
-                rma,
+        let change = order.request_return(request, key.clone(), catalog, policy, now)?;
+        Ok(match commit(store, change).await? {
+            Attempt::Done(saved) => Attempt::Done(Requested {
+                rma: saved.returns.last().expect("a return was added").clone(),
                 created: true,
                 order: saved,
-            });
-        }
-    }
-    Err(ReturnsAppError::Contended)
+            }),
+            Attempt::LostRace => Attempt::LostRace,
+        })
+    })
+    .await
 }
 
 /// One return and its order, for its customer, administrators and the warehouse.
@@ -220,7 +220,7 @@ pub async fn pending_returns<S: OrderStore>(
         .items
         .iter()
         .flat_map(|o| o.returns.iter())
-        .filter(|r| r.status == crate::returns::ReturnStatus::PendingApproval)
+        .filter(|r| r.status == crate::order::returns::ReturnStatus::PendingApproval)
         .cloned()
         .collect();
     Ok((returns, page.next_cursor))
@@ -228,28 +228,31 @@ pub async fn pending_returns<S: OrderStore>(
 
 /// Reads the return's order, applies `change`, writes it; again if the order changed meanwhile.
 /// Answers the return and its order as written.
-async fn change_return<S: OrderStore + StockReservations>(
+async fn change_return<S: OrderStore + OrderTransactions>(
     store: &S,
     id: &ReturnId,
-    change: impl Fn(&Order) -> Result<Step, ReturnError>,
+    change: impl Fn(&Order) -> Result<OrderChange, ReturnError>,
 ) -> Result<(Return, Order), ReturnsAppError> {
-    for _ in 0..ATTEMPTS {
+    let change = &change;
+    until_written(|| async move {
         let order = store
             .get(id.order_id())
             .await?
             .ok_or(ReturnsAppError::NotFound("return"))?;
-        let step = change(&order)?;
-        if let Some(saved) = commit(store, step).await? {
-            let rma = saved.find_return(id).expect("the return exists").clone();
-            return Ok((rma, saved));
-        }
-    }
-    Err(ReturnsAppError::Contended)
+        Ok(match commit(store, change(&order)?).await? {
+            Attempt::Done(saved) => {
+                let rma = saved.find_return(id).expect("the return exists").clone();
+                Attempt::Done((rma, saved))
+            }
+            Attempt::LostRace => Attempt::LostRace,
+        })
+    })
+    .await
 }
 
 /// Staff approve (reserving any exchange) or reject a return waiting for them. The caller's scope
 /// is checked at the edge.
-pub async fn decide_return<S: OrderStore + StockReservations>(
+pub async fn decide_return<S: OrderStore + OrderTransactions>(
     store: &S,
     caller: &Caller,
     id: &ReturnId,
@@ -265,7 +268,7 @@ pub async fn decide_return<S: OrderStore + StockReservations>(
 }
 
 /// The warehouse records what arrived. The caller's scope is checked at the edge.
-pub async fn receive_return<S: OrderStore + StockReservations>(
+pub async fn receive_return<S: OrderStore + OrderTransactions>(
     store: &S,
     policy: &ReturnPolicy,
     shipping: &ShippingPolicy,
@@ -285,11 +288,11 @@ pub async fn receive_return<S: OrderStore + StockReservations>(
 mod tests {
     use super::*;
     use crate::app::reservation::{reserve_order, ReservationResult};
-    use crate::fulfillment::{CarrierEventKind, CarrierUpdate, Parcel, Tracking};
     use crate::ids::{CustomerId, Sku};
     use crate::memory::InMemoryStore;
+    use crate::order::fulfillment::{CarrierEventKind, CarrierUpdate, Parcel, Tracking};
+    use crate::order::returns::{Disposition, ReturnStatus};
     use crate::order::tests::{placed, product};
-    use crate::returns::{Disposition, ReturnStatus};
     use serde_json::json;
 
     fn customer() -> Caller {

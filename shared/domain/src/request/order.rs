@@ -1,8 +1,4 @@
-//! Parsing an untrusted order request into a validated [`OrderRequest`].
-//!
-//! The body is read as a JSON value and each field parsed on its own, so a wrong type names its
-//! field (`lines[0].quantity: must be a whole number from 1 to 999`) instead of failing the whole
-//! body on the first serde error, and every bad field is reported at once.
+//! `POST /orders`: an untrusted order request into a validated [`OrderRequest`].
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -10,9 +6,11 @@ use sha2::{Digest, Sha256};
 use crate::contact::{Address, Contact};
 use crate::ids::Sku;
 use crate::quantity::Quantity;
+use crate::request::{one_of, string, Fields};
 use crate::shipping::ShippingMethod;
 use crate::validation::ValidationErrors;
 use crate::MAX_ORDER_LINES;
+use serde_json::Value;
 
 /// One line as the client asked for it: a SKU and how many.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -31,45 +29,47 @@ pub struct OrderRequest {
     pub contact: Contact,
 }
 
-const KNOWN_FIELDS: [&str; 4] = ["lines", "shippingMethod", "shippingAddress", "contact"];
-
 impl OrderRequest {
     /// Parses the request body, naming every bad field.
-    pub fn parse(body: &serde_json::Value) -> Result<Self, ValidationErrors> {
+    pub fn parse(body: &Value) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::default();
-        let Some(object) = body.as_object() else {
-            return Err(ValidationErrors::one("", "the body must be a JSON object"));
+        let known = ["lines", "shippingMethod", "shippingAddress", "contact"];
+        let Some(fields) = Fields::body(&mut errors, body, &known) else {
+            return Err(errors);
         };
-        for key in object
-            .keys()
-            .filter(|k| !KNOWN_FIELDS.contains(&k.as_str()))
-        {
-            errors.add(key.as_str(), "is not a known field");
-        }
-        let lines = parse_lines(&mut errors, object.get("lines"));
-        let shipping_method = match object.get("shippingMethod") {
-            None | Some(serde_json::Value::Null) => {
-                errors.add("shippingMethod", "is required");
-                None
-            }
-            Some(value) => {
-                let method = value.as_str().and_then(ShippingMethod::parse);
-                if method.is_none() {
-                    let names: Vec<_> = ShippingMethod::ALL.iter().map(|m| m.as_str()).collect();
-                    errors.add(
-                        "shippingMethod",
-                        format!("must be one of {}", names.join(", ")),
-                    );
-                }
-                method
-            }
-        };
+        let lines = fields.array(
+            &mut errors,
+            "lines",
+            MAX_ORDER_LINES,
+            |errors, path, value| {
+                Fields::read_object(
+                    errors,
+                    &path,
+                    value,
+                    &["sku", "quantity"],
+                    |errors, line| {
+                        let sku = line.required(errors, "sku", string(Sku::parse));
+                        let quantity = line.required(errors, "quantity", Quantity::from_json);
+                        Some(RequestedLine {
+                            sku: sku?,
+                            quantity: quantity?,
+                        })
+                    },
+                )
+            },
+        );
+        let lines = lines.and_then(|lines| one_line_per_sku(&mut errors, lines));
+        let shipping_method = fields.required(
+            &mut errors,
+            "shippingMethod",
+            one_of(&ShippingMethod::ALL, ShippingMethod::as_str),
+        );
         let shipping_address = Address::parse(
             &mut errors,
             "shippingAddress",
-            object.get("shippingAddress"),
+            fields.get("shippingAddress"),
         );
-        let contact = Contact::parse(&mut errors, "contact", object.get("contact"));
+        let contact = Contact::parse(&mut errors, "contact", fields.get("contact"));
         match (lines, shipping_method, shipping_address, contact) {
             (Some(lines), Some(shipping_method), Some(shipping_address), Some(contact))
                 if errors.is_empty() =>
@@ -93,78 +93,18 @@ impl OrderRequest {
     }
 }
 
-fn parse_lines(
+/// One transaction cannot touch the same stock item twice: one line per SKU.
+fn one_line_per_sku(
     errors: &mut ValidationErrors,
-    value: Option<&serde_json::Value>,
+    lines: Vec<RequestedLine>,
 ) -> Option<Vec<RequestedLine>> {
-    let items = match value {
-        None | Some(serde_json::Value::Null) => {
-            errors.add("lines", "is required");
-            return None;
-        }
-        Some(serde_json::Value::Array(items)) => items,
-        Some(_) => {
-            errors.add("lines", "must be an array");
-            return None;
-        }
-    };
-    if items.is_empty() {
-        errors.add("lines", "must have at least one line");
-        return None;
-    }
-    if items.len() > MAX_ORDER_LINES {
-        errors.add(
-            "lines",
-            format!("must have at most {MAX_ORDER_LINES} lines"),
-        );
-        return None;
-    }
     let before = errors.0.len();
-    let mut lines: Vec<RequestedLine> = Vec::with_capacity(items.len());
-    for (index, item) in items.iter().enumerate() {
-        let Some(line) = item.as_object() else {
-            errors.add(format!("lines[{index}]"), "must be an object");
-            continue;
-        };
-        let sku = match line.get("sku") {
-            Some(serde_json::Value::String(s)) => {
-                errors.check(format!("lines[{index}].sku"), Sku::parse(s.as_str()))
-            }
-            None | Some(serde_json::Value::Null) => {
-                errors.add(format!("lines[{index}].sku"), "is required");
-                None
-            }
-            Some(_) => {
-                errors.add(format!("lines[{index}].sku"), "must be a string");
-                None
-            }
-        };
-        let quantity = match line.get("quantity") {
-            None | Some(serde_json::Value::Null) => {
-                errors.add(format!("lines[{index}].quantity"), "is required");
-                None
-            }
-            Some(value) => errors.check(
-                format!("lines[{index}].quantity"),
-                Quantity::from_json(value),
-            ),
-        };
-        for key in line
-            .keys()
-            .filter(|k| !["sku", "quantity"].contains(&k.as_str()))
-        {
-            errors.add(format!("lines[{index}].{key}"), "is not a known field");
-        }
-        if let (Some(sku), Some(quantity)) = (sku, quantity) {
-            if lines.iter().any(|l| l.sku == sku) {
-                // One transaction cannot touch the same stock item twice; one line per SKU.
-                errors.add(
-                    format!("lines[{index}].sku"),
-                    format!("'{sku}' appears on more than one line"),
-                );
-            } else {
-                lines.push(RequestedLine { sku, quantity });
-            }
+    for (index, line) in lines.iter().enumerate() {
+        if lines[..index].iter().any(|l| l.sku == line.sku) {
+            errors.add(
+                format!("lines[{index}].sku"),
+                format!("'{}' appears on more than one line", line.sku),
+            );
         }
     }
     (errors.0.len() == before).then_some(lines)

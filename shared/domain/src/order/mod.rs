@@ -6,25 +6,40 @@
 //!    ├──► REJECTED (stock fell short)
 //!    └────────────┴──────────────┴──► CANCELLED (before packing)
 //! ```
-//! The fulfillment's own steps live in [`crate::fulfillment`]; cancellations, returns and refunds
-//! in [`crate::returns`].
-//! Every transition returns a new order with its `version` bumped and a timeline entry added; the
-//! store writes it on condition that the stored version is still the one it was computed from, so
-//! two racing transitions cannot both win.
+//! Everything that lives inside the order's item is a child of this module:
+//! - [`fulfillment`]: the shipment — pick, pack, ship and the carrier's events;
+//! - [`cancellation`]: calling an order off before it is packed;
+//! - [`returns`]: RMAs, their approval, receipt and dispositions, and exchanges; the return
+//!   rules in [`returns::policy`];
+//! - [`refunds`]: money owed back to the customer, announced to the payment system.
+//!
+//! Every change of an order goes through one function, [`Order::record`], which bumps the
+//! `version`, adds the timeline entry and sets `updatedAt` — the version is also the order's
+//! event sequence number, which the notifier relies on to deliver its events in order, so no
+//! change may forget it. The store writes the new version on condition that the stored one is
+//! still the version it was computed from, so two racing changes cannot both win. A change that
+//! moves stock as well is an [`OrderChange`], written in one transaction.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub mod cancellation;
+pub mod fulfillment;
+pub mod refunds;
+pub mod returns;
+
 use crate::contact::{Address, Contact};
-use crate::fulfillment::Fulfillment;
 use crate::ids::{CustomerId, OrderId, Sku};
 use crate::money::Money;
 use crate::quantity::Quantity;
 use crate::request::OrderRequest;
-use crate::returns::{Cancellation, Refund, ReplacementOf, Return};
 use crate::shipping::{DeliveryEstimate, ShippingMethod, ShippingPolicy};
 use crate::stock::{Product, StockMove, StockMovement};
 use crate::validation::ValidationErrors;
+use cancellation::Cancellation;
+use fulfillment::Fulfillment;
+use refunds::Refund;
+use returns::{ReplacementOf, Return};
 
 /// Where an order is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -145,6 +160,47 @@ pub struct Order {
     pub version: u64,
 }
 
+/// What a new order is made of; [`Order::opened`] adds its first version and timeline.
+struct NewOrder {
+    id: OrderId,
+    customer_id: CustomerId,
+    lines: Vec<OrderLine>,
+    shipping: Shipping,
+    contact: Contact,
+    totals: Totals,
+}
+
+/// One atomic change of an order and the stock it moves: a reservation, a shipment, a
+/// cancellation, a return's approval or receipt. `order` is the new version, written on
+/// condition that the stored one is the version before it; `created` is a new order written in
+/// the same transaction (the replacement that ships an exchange).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderChange {
+    pub order: Order,
+    pub moves: Vec<StockMove>,
+    pub created: Option<Order>,
+}
+
+impl OrderChange {
+    /// A change that moves no stock and creates nothing.
+    pub fn order_only(order: Order) -> Self {
+        Self {
+            order,
+            moves: Vec::new(),
+            created: None,
+        }
+    }
+
+    /// The order at its next version with every line moved one way.
+    pub fn with_lines(order: Order, movement: StockMovement) -> Self {
+        Self {
+            moves: order.stock_moves(movement),
+            order,
+            created: None,
+        }
+    }
+}
+
 /// A transition the order's current status does not allow.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("an order that is {from} cannot become {to}", from = .from.as_str(), to = .to.as_str())]
@@ -220,28 +276,50 @@ impl Order {
         let total = subtotal
             .checked_add(shipping_price)
             .map_err(|e| ValidationErrors::one("lines", e.to_string()))?;
-        Ok(Order {
-            id,
-            customer_id,
-            status: OrderStatus::Pending,
-            lines,
-            shipping: Shipping {
-                method: request.shipping_method,
-                address: request.shipping_address.clone(),
-                price: shipping_price,
-                estimate: quote.estimate,
+        Ok(Order::opened(
+            NewOrder {
+                id,
+                customer_id,
+                lines,
+                shipping: Shipping {
+                    method: request.shipping_method,
+                    address: request.shipping_address.clone(),
+                    price: shipping_price,
+                    estimate: quote.estimate,
+                },
+                contact: request.contact.clone(),
+                totals: Totals {
+                    subtotal,
+                    shipping: shipping_price,
+                    total,
+                },
             },
-            contact: request.contact.clone(),
-            totals: Totals {
-                subtotal,
-                shipping: shipping_price,
-                total,
-            },
+            OrderStatus::Pending,
+            None,
+            now,
+        ))
+    }
+
+    /// The first version of an order: its timeline starts with `status`.
+    fn opened(
+        new: NewOrder,
+        status: OrderStatus,
+        note: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Order {
+        Order {
+            id: new.id,
+            customer_id: new.customer_id,
+            status,
+            lines: new.lines,
+            shipping: new.shipping,
+            contact: new.contact,
+            totals: new.totals,
             shortages: Vec::new(),
             timeline: vec![TimelineEntry {
-                status: OrderStatus::Pending,
+                status,
                 at: now,
-                note: None,
+                note,
             }],
             fulfillment: None,
             cancellation: None,
@@ -251,7 +329,7 @@ impl Order {
             created_at: now,
             updated_at: now,
             version: 1,
-        })
+        }
     }
 
     /// Stock for every line is held: `PENDING → RESERVED`.
@@ -280,6 +358,7 @@ impl Order {
         Ok(next)
     }
 
+    /// Moves the order to `to` if its status is one of `allowed_from`, recording the change.
     pub(crate) fn transition(
         &self,
         to: OrderStatus,
@@ -293,16 +372,28 @@ impl Order {
                 to,
             });
         }
+        Ok(self.record(now, note, |next| next.status = to))
+    }
+
+    /// The one place an order changes: a copy with `change` applied, the version bumped (the
+    /// next event's sequence number), a timeline entry in the status the change left it in, and
+    /// `updatedAt` set.
+    pub(crate) fn record(
+        &self,
+        now: DateTime<Utc>,
+        note: Option<String>,
+        change: impl FnOnce(&mut Order),
+    ) -> Order {
         let mut next = self.clone();
-        next.status = to;
+        change(&mut next);
+        next.version = self.version + 1;
         next.updated_at = now;
-        next.version += 1;
         next.timeline.push(TimelineEntry {
-            status: to,
+            status: next.status,
             at: now,
             note,
         });
-        Ok(next)
+        next
     }
 
     /// Every line of the order, moved one way.

@@ -13,7 +13,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::order::{Order, OrderStatus, TimelineEntry};
+use crate::order::{Order, OrderStatus};
 use crate::shipping::DeliveryEstimate;
 
 /// Where the shipment is.
@@ -103,6 +103,17 @@ pub enum CarrierEventKind {
 }
 
 impl CarrierEventKind {
+    pub const ALL: [CarrierEventKind; 4] = [
+        Self::InTransit,
+        Self::OutForDelivery,
+        Self::Delivered,
+        Self::DeliveryException,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        self.status().as_str()
+    }
+
     fn status(&self) -> FulfillmentStatus {
         match self {
             Self::InTransit => FulfillmentStatus::InTransit,
@@ -146,6 +157,28 @@ pub struct Fulfillment {
     pub carrier_event_ids: Vec<String>,
 }
 
+impl Fulfillment {
+    /// A shipment the warehouse has just received, awaiting pick.
+    pub(crate) fn queued(warehouse: &str, note: Option<String>, now: DateTime<Utc>) -> Self {
+        Fulfillment {
+            warehouse: warehouse.to_owned(),
+            status: FulfillmentStatus::AwaitingPick,
+            queued_at: now,
+            parcel: None,
+            tracking: None,
+            shipped_at: None,
+            delivered_at: None,
+            steps: vec![FulfillmentStep {
+                status: FulfillmentStatus::AwaitingPick,
+                at: now,
+                by: "system".into(),
+                note,
+            }],
+            carrier_event_ids: Vec::new(),
+        }
+    }
+}
+
 /// A step the shipment's state does not allow. Nothing changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FulfillmentError {
@@ -170,45 +203,81 @@ pub enum CarrierUpdate {
     Duplicate,
 }
 
+/// One move of the shipment: to `status`, by whom, and what the order becomes with it.
+struct ShipmentMove<'a> {
+    status: FulfillmentStatus,
+    by: &'a str,
+    note: Option<String>,
+    /// When it happened (a carrier's time), if not now.
+    at: Option<DateTime<Utc>>,
+    /// The order's own status after the move, if it changes.
+    order_status: Option<OrderStatus>,
+}
+
 impl Order {
     fn fulfillment_status(&self) -> Option<FulfillmentStatus> {
         self.fulfillment.as_ref().map(|f| f.status)
     }
 
-    /// A copy with the fulfillment moved to `status`, a step and a timeline entry recorded, and
-    /// the version bumped.
-    fn step(
+    /// The shipment, for an order the warehouse or a carrier is working on.
+    fn shipment(&self) -> Result<&Fulfillment, FulfillmentError> {
+        self.fulfillment
+            .as_ref()
+            .ok_or(FulfillmentError::NotInFulfillment(self.status.as_str()))
+    }
+
+    /// The order with its shipment moved, a step recorded in the shipment and the order
+    /// recorded through [`Order::record`]; `edit` fills in what the step brings (the parcel, the
+    /// tracking).
+    fn move_shipment(
         &self,
-        status: FulfillmentStatus,
-        by: &str,
-        note: Option<String>,
+        step: ShipmentMove<'_>,
         now: DateTime<Utc>,
-    ) -> Order {
-        let mut next = self.clone();
-        let fulfillment = next
-            .fulfillment
-            .as_mut()
-            .expect("only called on orders in fulfillment");
-        fulfillment.status = status;
+        edit: impl FnOnce(&mut Fulfillment),
+    ) -> Result<Order, FulfillmentError> {
+        let mut fulfillment = self.shipment()?.clone();
+        fulfillment.status = step.status;
         fulfillment.steps.push(FulfillmentStep {
-            status,
-            at: now,
-            by: by.to_owned(),
-            note: note.clone(),
+            status: step.status,
+            at: step.at.unwrap_or(now),
+            by: step.by.to_owned(),
+            note: step.note.clone(),
         });
-        let label = status.as_str().to_lowercase().replace('_', " ");
-        let note = Some(match note {
+        edit(&mut fulfillment);
+        let label = step.status.as_str().to_lowercase().replace('_', " ");
+        let note = Some(match step.note {
             Some(detail) => format!("{label}: {detail}"),
             None => label,
         });
-        next.timeline.push(TimelineEntry {
-            status: next.status,
-            at: now,
-            note,
-        });
-        next.version += 1;
-        next.updated_at = now;
-        next
+        Ok(self.record(now, note, |next| {
+            next.fulfillment = Some(fulfillment);
+            if let Some(status) = step.order_status {
+                next.status = status;
+            }
+        }))
+    }
+
+    /// A warehouse step by `by` to `status`, which must follow `expected`.
+    fn warehouse_step(
+        &self,
+        expected: FulfillmentStatus,
+        status: FulfillmentStatus,
+        by: &str,
+        now: DateTime<Utc>,
+        edit: impl FnOnce(&mut Fulfillment),
+    ) -> Result<Order, FulfillmentError> {
+        self.expect_step(expected)?;
+        self.move_shipment(
+            ShipmentMove {
+                status,
+                by,
+                note: None,
+                at: None,
+                order_status: None,
+            },
+            now,
+            edit,
+        )
     }
 
     /// The reserved order goes to the warehouse: `RESERVED → FULFILLING`, awaiting pick.
@@ -225,22 +294,7 @@ impl Order {
                 Some(format!("sent to warehouse {warehouse}")),
             )
             .map_err(|e| FulfillmentError::NotInFulfillment(e.from.as_str()))?;
-        next.fulfillment = Some(Fulfillment {
-            warehouse: warehouse.to_owned(),
-            status: FulfillmentStatus::AwaitingPick,
-            queued_at: now,
-            parcel: None,
-            tracking: None,
-            shipped_at: None,
-            delivered_at: None,
-            steps: vec![FulfillmentStep {
-                status: FulfillmentStatus::AwaitingPick,
-                at: now,
-                by: "system".into(),
-                note: None,
-            }],
-            carrier_event_ids: Vec::new(),
-        });
+        next.fulfillment = Some(Fulfillment::queued(warehouse, None, now));
         Ok(next)
     }
 
@@ -260,8 +314,13 @@ impl Order {
 
     /// The items are taken from the shelves.
     pub fn pick(&self, by: &str, now: DateTime<Utc>) -> Result<Order, FulfillmentError> {
-        self.expect_step(FulfillmentStatus::AwaitingPick)?;
-        Ok(self.step(FulfillmentStatus::Picked, by, None, now))
+        self.warehouse_step(
+            FulfillmentStatus::AwaitingPick,
+            FulfillmentStatus::Picked,
+            by,
+            now,
+            |_| {},
+        )
     }
 
     /// The items are in a parcel of known weight and size.
@@ -271,10 +330,13 @@ impl Order {
         by: &str,
         now: DateTime<Utc>,
     ) -> Result<Order, FulfillmentError> {
-        self.expect_step(FulfillmentStatus::Picked)?;
-        let mut next = self.step(FulfillmentStatus::Packed, by, None, now);
-        next.fulfillment.as_mut().expect("in fulfillment").parcel = Some(parcel);
-        Ok(next)
+        self.warehouse_step(
+            FulfillmentStatus::Picked,
+            FulfillmentStatus::Packed,
+            by,
+            now,
+            |f| f.parcel = Some(parcel),
+        )
     }
 
     /// The parcel leaves with a carrier: `FULFILLING → SHIPPED`, with the estimate recomputed
@@ -288,13 +350,21 @@ impl Order {
     ) -> Result<Order, FulfillmentError> {
         self.expect_step(FulfillmentStatus::Packed)?;
         let note = format!("{} {}", tracking.carrier, tracking.tracking_number);
-        let mut next = self.step(FulfillmentStatus::Shipped, by, Some(note), now);
-        next.status = OrderStatus::Shipped;
-        next.timeline.last_mut().expect("step adds an entry").status = OrderStatus::Shipped;
+        let mut next = self.move_shipment(
+            ShipmentMove {
+                status: FulfillmentStatus::Shipped,
+                by,
+                note: Some(note),
+                at: None,
+                order_status: Some(OrderStatus::Shipped),
+            },
+            now,
+            |f| {
+                f.tracking = Some(tracking);
+                f.shipped_at = Some(now);
+            },
+        )?;
         next.shipping.estimate = estimate;
-        let fulfillment = next.fulfillment.as_mut().expect("in fulfillment");
-        fulfillment.tracking = Some(tracking);
-        fulfillment.shipped_at = Some(now);
         Ok(next)
     }
 
@@ -307,10 +377,7 @@ impl Order {
         occurred_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<CarrierUpdate, FulfillmentError> {
-        let fulfillment = self
-            .fulfillment
-            .as_ref()
-            .ok_or(FulfillmentError::NotInFulfillment(self.status.as_str()))?;
+        let fulfillment = self.shipment()?;
         if fulfillment
             .carrier_event_ids
             .iter()
@@ -325,17 +392,23 @@ impl Order {
             return Err(FulfillmentError::NotShipped(fulfillment.status.as_str()));
         }
         let status = kind.status();
-        let mut next = self.step(status, "carrier", detail, now);
-        if let Some(step) = next.fulfillment.as_mut().and_then(|f| f.steps.last_mut()) {
-            step.at = occurred_at;
-        }
-        let fulfillment = next.fulfillment.as_mut().expect("in fulfillment");
-        fulfillment.carrier_event_ids.push(event_id.to_owned());
-        if status == FulfillmentStatus::Delivered {
-            fulfillment.delivered_at = Some(occurred_at);
-            next.status = OrderStatus::Delivered;
-            next.timeline.last_mut().expect("step adds an entry").status = OrderStatus::Delivered;
-        }
+        let delivered = status == FulfillmentStatus::Delivered;
+        let next = self.move_shipment(
+            ShipmentMove {
+                status,
+                by: "carrier",
+                note: detail,
+                at: Some(occurred_at),
+                order_status: delivered.then_some(OrderStatus::Delivered),
+            },
+            now,
+            |f| {
+                f.carrier_event_ids.push(event_id.to_owned());
+                if delivered {
+                    f.delivered_at = Some(occurred_at);
+                }
+            },
+        )?;
         Ok(CarrierUpdate::Applied(Box::new(next)))
     }
 }

@@ -1,89 +1,36 @@
-//! The way back: cancellations, returns (RMAs), and the refunds and replacements they lead to.
+//! Returns (RMAs): what a customer sends back, staff's decision, what arrived and what becomes of
+//! it, and the refunds and replacements that follow.
 //!
 //! ```text
-//! cancel:  PENDING | RESERVED | FULFILLING (not yet packed) ──► CANCELLED   (reserved units released)
-//! return:  PENDING_APPROVAL ──approve──► APPROVED ──receive──► RECEIVED
-//!                 └──────reject──► REJECTED        (auto-approved by the policy's rules: straight to APPROVED)
+//! PENDING_APPROVAL ──approve──► APPROVED ──receive──► RECEIVED
+//!        └──────reject──► REJECTED        (auto-approved by the policy's rules: straight to APPROVED)
 //! ```
-//! Like the shipment, cancellations and returns live inside the order item: every step is an
-//! order transition conditioned on the order's version, so a cancel racing the reservation, or two
-//! staff approving one return, cannot both win. Each step returns the stock moves that must be
-//! written with it ([`crate::ports::OrderWrite`]): a cancel releases what was reserved; approving an
-//! exchange reserves the replacement; receiving restocks the units marked `RESTOCK` and hands the
-//! replacement to the warehouse as a new order. Refunds owed are recorded on the order and announced
-//! as `oms.refund.requested` events for the payment system.
+//! Like the shipment, returns live inside the order item: every step is an order change
+//! conditioned on the order's version, so two staff approving one return cannot both win. Each
+//! step is an [`OrderChange`] with the stock moves written with it: approving an exchange
+//! reserves the replacement; receiving restocks the units marked `RESTOCK`, releases the
+//! reservation of exchanged units that did not arrive, and hands the replacement to the
+//! warehouse as a new order. The refund owed is recorded on the order ([`crate::order::refunds`]).
+//! The rules live in [`policy`]; the requests are parsed in [`crate::request::returns`].
+
+pub mod policy;
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Days, Utc};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-use crate::contact::Address;
-use crate::fulfillment::{Fulfillment, FulfillmentStatus, FulfillmentStep};
 use crate::ids::{IdempotencyKey, OrderId, ReturnId, Sku};
 use crate::money::Money;
-use crate::order::{Order, OrderLine, OrderStatus, Shipping, TimelineEntry, Totals};
+use crate::order::fulfillment::Fulfillment;
+use crate::order::refunds::{Refund, RefundLine, RefundReason};
+use crate::order::{NewOrder, Order, OrderChange, OrderLine, OrderStatus, Shipping, Totals};
 use crate::quantity::Quantity;
+use crate::request::returns::{ReceiptRequest, ReturnRequest};
 use crate::shipping::ShippingPolicy;
 use crate::stock::{Product, StockMove, StockMovement};
 use crate::validation::ValidationErrors;
-
-/// Why an order was called off, and by whom.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Cancellation {
-    pub reason: String,
-    /// `customer` or `admin`.
-    pub by: String,
-    pub at: DateTime<Utc>,
-}
-
-/// A cancellation the order's state does not allow. Nothing changed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CancelError {
-    #[error(
-        "the order has shipped; return it instead (POST /orders/{{id}}/returns once delivered)"
-    )]
-    Shipped,
-    #[error("the parcel is packed and about to ship; it can no longer be cancelled")]
-    Packed,
-    #[error("the order is {0} and cannot be cancelled")]
-    Final(&'static str),
-}
-
-/// What a refund gives back money for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum RefundReason {
-    Cancellation,
-    Return,
-}
-
-/// One refunded line: units times the price paid.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RefundLine {
-    pub sku: Sku,
-    pub quantity: Quantity,
-    pub amount: Money,
-}
-
-/// Money the business owes the customer, announced to the payment system.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Refund {
-    /// `<order id>-REFUND-<n>`: unique, and the id of its `oms.refund.requested` event.
-    pub refund_id: String,
-    pub reason: RefundReason,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub return_id: Option<ReturnId>,
-    pub lines: Vec<RefundLine>,
-    /// The part of `amount` that is the order's shipping charge.
-    pub shipping: Money,
-    pub amount: Money,
-    pub requested_at: DateTime<Utc>,
-}
+use policy::{ReturnPolicy, ShippingRefund};
 
 /// Why a customer sends something back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -304,297 +251,6 @@ pub struct ReplacementOf {
     pub return_id: ReturnId,
 }
 
-/// When the original shipping charge is refunded with a return.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum ShippingRefund {
-    Never,
-    /// When any returned line was the business's fault (damaged, wrong item, not as described).
-    SellersFault,
-    Always,
-}
-
-/// Which returns are approved at once; the others wait for staff.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AutoApproval {
-    /// Every line's reason must be one of these.
-    pub reasons: Vec<ReturnReason>,
-    /// The value of the returned units (minor units of the store's currency) must not exceed it.
-    pub max_value: i64,
-    /// Whether a return with an exchange may be approved without staff.
-    pub exchanges: bool,
-}
-
-/// The business's return rules.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ReturnPolicy {
-    /// Days after delivery a line may still be returned.
-    pub window_days: u32,
-    /// Windows for particular SKUs (0: final sale, never returnable).
-    #[serde(default)]
-    pub window_days_by_sku: BTreeMap<Sku, u32>,
-    pub auto_approval: AutoApproval,
-    pub shipping_refund: ShippingRefund,
-    /// Where returns are sent: printed on the label.
-    pub return_address: Address,
-}
-
-impl ReturnPolicy {
-    /// The default rules shipped with the system.
-    pub fn default_policy() -> Self {
-        Self::from_json(include_str!("../return-policy.json"))
-            .expect("the bundled return policy is valid; a unit test proves it")
-    }
-
-    pub fn from_json(json: &str) -> Result<Self, serde_json::Error> {
-        serde_json::from_str(json)
-    }
-
-    pub fn window_days(&self, sku: &Sku) -> u32 {
-        self.window_days_by_sku
-            .get(sku)
-            .copied()
-            .unwrap_or(self.window_days)
-    }
-
-    fn approves_at_once(&self, lines: &[ReturnLine]) -> bool {
-        let rules = &self.auto_approval;
-        let value: i64 = lines
-            .iter()
-            .map(|l| l.unit_price.minor_units() * i64::from(l.quantity.get()))
-            .sum();
-        lines.iter().all(|l| rules.reasons.contains(&l.reason))
-            && value <= rules.max_value
-            && (rules.exchanges || lines.iter().all(|l| l.exchange.is_none()))
-    }
-}
-
-/// One line of a return request, as the customer sent it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RequestedReturnLine {
-    pub sku: Sku,
-    pub quantity: Quantity,
-    pub reason: ReturnReason,
-    pub comment: Option<String>,
-    pub exchange_sku: Option<Sku>,
-}
-
-/// A validated `POST /orders/{id}/returns` body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ReturnRequest {
-    pub lines: Vec<RequestedReturnLine>,
-}
-
-fn string_field<T>(
-    errors: &mut ValidationErrors,
-    object: &serde_json::Map<String, serde_json::Value>,
-    field: String,
-    name: &str,
-    required: bool,
-    parse: impl FnOnce(&str) -> Result<T, String>,
-) -> Option<T> {
-    let path = format!("{field}.{name}");
-    match object.get(name) {
-        None | Some(serde_json::Value::Null) => {
-            if required {
-                errors.add(path, "is required");
-            }
-            None
-        }
-        Some(serde_json::Value::String(s)) => errors.check(path, parse(s)),
-        Some(_) => {
-            errors.add(path, "must be a string");
-            None
-        }
-    }
-}
-
-/// The `lines` array of a body, each an object, or the errors that say why not.
-fn line_objects<'a>(
-    errors: &mut ValidationErrors,
-    body: &'a serde_json::Value,
-    known: &[&str],
-) -> Vec<(String, &'a serde_json::Map<String, serde_json::Value>)> {
-    let Some(items) = body.get("lines").and_then(|l| l.as_array()) else {
-        errors.add("lines", "is required and must be an array");
-        return Vec::new();
-    };
-    if items.is_empty() || items.len() > crate::MAX_ORDER_LINES {
-        errors.add(
-            "lines",
-            format!("must have 1 to {} lines", crate::MAX_ORDER_LINES),
-        );
-        return Vec::new();
-    }
-    let mut objects = Vec::new();
-    for (index, item) in items.iter().enumerate() {
-        let field = format!("lines[{index}]");
-        match item.as_object() {
-            Some(object) => {
-                for key in object.keys().filter(|k| !known.contains(&k.as_str())) {
-                    errors.add(format!("{field}.{key}"), "is not a known field");
-                }
-                objects.push((field, object));
-            }
-            None => errors.add(field, "must be an object"),
-        }
-    }
-    objects
-}
-
-fn quantity_field(
-    errors: &mut ValidationErrors,
-    object: &serde_json::Map<String, serde_json::Value>,
-    field: &str,
-) -> Option<Quantity> {
-    match object.get("quantity") {
-        None | Some(serde_json::Value::Null) => {
-            errors.add(format!("{field}.quantity"), "is required");
-            None
-        }
-        Some(value) => errors.check(format!("{field}.quantity"), Quantity::from_json(value)),
-    }
-}
-
-fn reasons_list() -> String {
-    ReturnReason::ALL
-        .iter()
-        .map(|r| r.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-impl ReturnRequest {
-    /// Parses an untrusted body, naming every bad field.
-    pub fn parse(body: &serde_json::Value) -> Result<Self, ValidationErrors> {
-        let mut errors = ValidationErrors::default();
-        if let Some(object) = body.as_object() {
-            for key in object.keys().filter(|k| k.as_str() != "lines") {
-                errors.add(key.as_str(), "is not a known field");
-            }
-        }
-        let mut lines: Vec<RequestedReturnLine> = Vec::new();
-        let objects = line_objects(
-            &mut errors,
-            body,
-            &["sku", "quantity", "reason", "comment", "exchangeSku"],
-        );
-        for (field, object) in objects {
-            let sku = string_field(&mut errors, object, field.clone(), "sku", true, |s| {
-                Sku::parse(s).map_err(|e| e.to_string())
-            });
-            let quantity = quantity_field(&mut errors, object, &field);
-            let reason = string_field(&mut errors, object, field.clone(), "reason", true, |s| {
-                ReturnReason::parse(s).ok_or_else(|| format!("must be one of {}", reasons_list()))
-            });
-            let comment = string_field(&mut errors, object, field.clone(), "comment", false, |s| {
-                let s = s.trim();
-                if s.chars().count() > 500 {
-                    Err("must be at most 500 characters".into())
-                } else {
-                    Ok(s.to_owned())
-                }
-            })
-            .filter(|c| !c.is_empty());
-            let exchange_sku = string_field(
-                &mut errors,
-                object,
-                field.clone(),
-                "exchangeSku",
-                false,
-                |s| Sku::parse(s).map_err(|e| e.to_string()),
-            );
-            if let (Some(sku), Some(quantity), Some(reason)) = (sku, quantity, reason) {
-                if lines.iter().any(|l| l.sku == sku) {
-                    errors.add(
-                        format!("{field}.sku"),
-                        format!("'{sku}' appears on more than one line"),
-                    );
-                    continue;
-                }
-                lines.push(RequestedReturnLine {
-                    sku,
-                    quantity,
-                    reason,
-                    comment,
-                    exchange_sku,
-                });
-            }
-        }
-        errors.into_result(|| ReturnRequest { lines })
-    }
-
-    /// A digest of the request's meaning, so a retry under the same `Idempotency-Key` is
-    /// recognised however its JSON was spaced or ordered.
-    pub fn fingerprint(&self) -> String {
-        let canonical = serde_json::to_vec(self).expect("a return request always serializes");
-        hex::encode(Sha256::digest(canonical))
-    }
-}
-
-/// A validated `POST /returns/{id}/receive` body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReceiptRequest {
-    pub lines: Vec<ReceivedLine>,
-    pub note: Option<String>,
-}
-
-impl ReceiptRequest {
-    /// Parses an untrusted body, naming every bad field.
-    pub fn parse(body: &serde_json::Value) -> Result<Self, ValidationErrors> {
-        let mut errors = ValidationErrors::default();
-        let mut note = None;
-        if let Some(object) = body.as_object() {
-            for key in object
-                .keys()
-                .filter(|k| !["lines", "note"].contains(&k.as_str()))
-            {
-                errors.add(key.as_str(), "is not a known field");
-            }
-            note = match object.get("note") {
-                None | Some(serde_json::Value::Null) => None,
-                Some(serde_json::Value::String(s)) if s.chars().count() <= 500 => {
-                    Some(s.trim().to_owned())
-                }
-                Some(_) => {
-                    errors.add("note", "must be a string of at most 500 characters");
-                    None
-                }
-            };
-        }
-        let mut lines = Vec::new();
-        for (field, object) in line_objects(&mut errors, body, &["sku", "quantity", "disposition"])
-        {
-            let sku = string_field(&mut errors, object, field.clone(), "sku", true, |s| {
-                Sku::parse(s).map_err(|e| e.to_string())
-            });
-            let quantity = quantity_field(&mut errors, object, &field);
-            let disposition = string_field(
-                &mut errors,
-                object,
-                field.clone(),
-                "disposition",
-                true,
-                |s| {
-                    Disposition::parse(s)
-                        .ok_or_else(|| "must be RESTOCK, REFURBISH, RECYCLE or DISCARD".to_owned())
-                },
-            );
-            if let (Some(sku), Some(quantity), Some(disposition)) = (sku, quantity, disposition) {
-                lines.push(ReceivedLine {
-                    sku,
-                    quantity,
-                    disposition,
-                });
-            }
-        }
-        errors.into_result(|| ReceiptRequest { lines, note })
-    }
-}
-
 /// A return step the order's or the return's state does not allow. Nothing changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReturnError {
@@ -613,114 +269,7 @@ pub enum ReturnError {
     Invalid(#[from] ValidationErrors),
 }
 
-/// An order change and the stock it moves.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Step {
-    pub order: Order,
-    pub moves: Vec<StockMove>,
-    /// A new order written with the change: the replacement of an exchange.
-    pub created: Option<Order>,
-}
-
 impl Order {
-    /// A version of the order with a timeline entry (status unchanged) and the version bumped.
-    fn note_step(&self, note: String, now: DateTime<Utc>) -> Order {
-        let mut next = self.clone();
-        next.timeline.push(TimelineEntry {
-            status: next.status,
-            at: now,
-            note: Some(note),
-        });
-        next.version += 1;
-        next.updated_at = now;
-        next
-    }
-
-    fn next_refund_id(&self) -> String {
-        format!("{}-REFUND-{}", self.id, self.refunds.len() + 1)
-    }
-
-    /// What has been refunded so far.
-    fn refunded(&self) -> (i64, bool) {
-        let total = self.refunds.iter().map(|r| r.amount.minor_units()).sum();
-        let shipping = self.refunds.iter().any(|r| r.shipping.minor_units() > 0);
-        (total, shipping)
-    }
-
-    /// Calls the order off before it is packed, releasing what it reserved, and records the
-    /// refund of everything paid.
-    pub fn cancel(
-        &self,
-        reason: String,
-        by: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Step, CancelError> {
-        let releases = match self.status {
-            OrderStatus::Pending => false,
-            OrderStatus::Reserved => true,
-            OrderStatus::Fulfilling => {
-                let status = self.fulfillment.as_ref().map(|f| f.status);
-                if !matches!(
-                    status,
-                    Some(FulfillmentStatus::AwaitingPick | FulfillmentStatus::Picked)
-                ) {
-                    return Err(CancelError::Packed);
-                }
-                true
-            }
-            OrderStatus::Shipped | OrderStatus::Delivered => return Err(CancelError::Shipped),
-            status @ (OrderStatus::Rejected | OrderStatus::Cancelled) => {
-                return Err(CancelError::Final(status.as_str()))
-            }
-        };
-        let mut next = self
-            .transition(
-                OrderStatus::Cancelled,
-                &[
-                    OrderStatus::Pending,
-                    OrderStatus::Reserved,
-                    OrderStatus::Fulfilling,
-                ],
-                now,
-                Some(format!("cancelled by {by}: {reason}")),
-            )
-            .map_err(|e| CancelError::Final(e.from.as_str()))?;
-        next.cancellation = Some(Cancellation {
-            reason,
-            by: by.to_owned(),
-            at: now,
-        });
-        if self.totals.total.minor_units() > 0 {
-            next.refunds.push(Refund {
-                refund_id: self.next_refund_id(),
-                reason: RefundReason::Cancellation,
-                return_id: None,
-                lines: self
-                    .lines
-                    .iter()
-                    .map(|l| RefundLine {
-                        sku: l.sku.clone(),
-                        quantity: l.quantity,
-                        amount: l.line_total,
-                    })
-                    .collect(),
-                shipping: self.totals.shipping,
-                amount: self.totals.total,
-                requested_at: now,
-            });
-        }
-        let moves = if releases {
-            self.stock_moves(StockMovement::Release)
-        } else {
-            Vec::new()
-        };
-        Ok(Step {
-            order: next,
-            moves,
-            created: None,
-        })
-    }
-
     /// When the oldest return still waiting for staff was requested, if one is.
     pub fn oldest_pending_return(&self) -> Option<DateTime<Utc>> {
         self.returns
@@ -750,7 +299,7 @@ impl Order {
         catalog: &[Product],
         policy: &ReturnPolicy,
         now: DateTime<Utc>,
-    ) -> Result<Step, ReturnError> {
+    ) -> Result<OrderChange, ReturnError> {
         let delivered_at = match (self.status, self.fulfillment.as_ref()) {
             (
                 OrderStatus::Delivered,
@@ -865,9 +414,8 @@ impl Order {
             moves = rma.exchange_moves(StockMovement::Reserve);
             note.push_str(" and approved");
         }
-        let mut next = self.note_step(note, now);
-        next.returns.push(rma);
-        Ok(Step {
+        let next = self.record(now, Some(note), |next| next.returns.push(rma));
+        Ok(OrderChange {
             order: next,
             moves,
             created: None,
@@ -904,11 +452,11 @@ impl Order {
         by: &str,
         note: Option<String>,
         now: DateTime<Utc>,
-    ) -> Result<Step, ReturnError> {
+    ) -> Result<OrderChange, ReturnError> {
         let index = self.return_index(id)?;
         self.expect_return_status(index, ReturnStatus::PendingApproval)?;
         let verb = if approved { "approved" } else { "rejected" };
-        let mut next = self.note_step(format!("return {id} {verb} by {by}"), now);
+        let mut next = self.record(now, Some(format!("return {id} {verb} by {by}")), |_| {});
         let rma = &mut next.returns[index];
         rma.status = if approved {
             ReturnStatus::Approved
@@ -926,7 +474,7 @@ impl Order {
         } else {
             Vec::new()
         };
-        Ok(Step {
+        Ok(OrderChange {
             order: next,
             moves,
             created: None,
@@ -945,7 +493,7 @@ impl Order {
         policy: &ReturnPolicy,
         shipping: &ShippingPolicy,
         now: DateTime<Utc>,
-    ) -> Result<Step, ReturnError> {
+    ) -> Result<OrderChange, ReturnError> {
         let index = self.return_index(id)?;
         self.expect_return_status(index, ReturnStatus::Approved)?;
         let rma = &self.returns[index];
@@ -1044,7 +592,7 @@ impl Order {
             let list: Vec<String> = missing.iter().map(|(s, n)| format!("{n}× {s}")).collect();
             note.push_str(&format!(", missing {}", list.join(", ")));
         }
-        let mut next = self.note_step(note, now);
+        let mut next = self.record(now, Some(note), |_| {});
 
         // The refund: received units of refunded lines, and shipping if the policy says so and it
         // was not refunded before; never more than what is left of the order's total.
@@ -1100,7 +648,7 @@ impl Order {
             at: now,
             note: receipt.note.clone(),
         });
-        Ok(Step {
+        Ok(OrderChange {
             order: next,
             moves,
             created,
@@ -1129,55 +677,37 @@ impl Order {
             .map(|q| q.estimate)
             .unwrap_or(self.shipping.estimate);
         let note = format!("replacement for {id}, sent to warehouse {warehouse}");
-        Order {
-            id: OrderId::generate(now),
-            customer_id: self.customer_id.clone(),
-            status: OrderStatus::Fulfilling,
-            lines,
-            shipping: Shipping {
-                method: self.shipping.method,
-                address: self.shipping.address.clone(),
-                price: zero,
-                estimate,
+        let mut replacement = Order::opened(
+            NewOrder {
+                id: OrderId::generate(now),
+                customer_id: self.customer_id.clone(),
+                lines,
+                shipping: Shipping {
+                    method: self.shipping.method,
+                    address: self.shipping.address.clone(),
+                    price: zero,
+                    estimate,
+                },
+                contact: self.contact.clone(),
+                totals: Totals {
+                    subtotal: zero,
+                    shipping: zero,
+                    total: zero,
+                },
             },
-            contact: self.contact.clone(),
-            totals: Totals {
-                subtotal: zero,
-                shipping: zero,
-                total: zero,
-            },
-            shortages: Vec::new(),
-            timeline: vec![TimelineEntry {
-                status: OrderStatus::Fulfilling,
-                at: now,
-                note: Some(note),
-            }],
-            fulfillment: Some(Fulfillment {
-                warehouse,
-                status: FulfillmentStatus::AwaitingPick,
-                queued_at: now,
-                parcel: None,
-                tracking: None,
-                shipped_at: None,
-                delivered_at: None,
-                steps: vec![FulfillmentStep {
-                    status: FulfillmentStatus::AwaitingPick,
-                    at: now,
-                    by: "system".into(),
-                    note: Some(format!("replacement for {id}")),
-                }],
-                carrier_event_ids: Vec::new(),
-            }),
-            cancellation: None,
-            returns: Vec::new(),
-            refunds: Vec::new(),
-            replacement_for: Some(ReplacementOf {
-                order_id: self.id.clone(),
-                return_id: id.clone(),
-            }),
-            created_at: now,
-            updated_at: now,
-            version: 1,
-        }
+            OrderStatus::Fulfilling,
+            Some(note),
+            now,
+        );
+        replacement.fulfillment = Some(Fulfillment::queued(
+            &warehouse,
+            Some(format!("replacement for {id}")),
+            now,
+        ));
+        replacement.replacement_for = Some(ReplacementOf {
+            order_id: self.id.clone(),
+            return_id: id.clone(),
+        });
+        replacement
     }
 }

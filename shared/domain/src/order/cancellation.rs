@@ -1,0 +1,93 @@
+//! Calling an order off before it is packed.
+//!
+//! ```text
+//! PENDING | RESERVED | FULFILLING (awaiting pick or picked) ──► CANCELLED
+//! ```
+//! A cancellation releases what was reserved in the same transaction ([`OrderChange`]) and
+//! records the refund of everything paid. Once packed the parcel is about to leave; once shipped
+//! the way back is a return.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::order::fulfillment::FulfillmentStatus;
+use crate::order::{Order, OrderChange, OrderStatus};
+use crate::stock::StockMovement;
+
+/// Why an order was called off, and by whom.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cancellation {
+    pub reason: String,
+    /// `customer` or `admin`.
+    pub by: String,
+    pub at: DateTime<Utc>,
+}
+
+/// A cancellation the order's state does not allow. Nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CancelError {
+    #[error(
+        "the order has shipped; return it instead (POST /orders/{{id}}/returns once delivered)"
+    )]
+    Shipped,
+    #[error("the parcel is packed and about to ship; it can no longer be cancelled")]
+    Packed,
+    #[error("the order is {0} and cannot be cancelled")]
+    Final(&'static str),
+}
+
+impl Order {
+    /// Calls the order off before it is packed, releasing what it reserved, and records the
+    /// refund of everything paid.
+    pub fn cancel(
+        &self,
+        reason: String,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<OrderChange, CancelError> {
+        let releases = match self.status {
+            OrderStatus::Pending => false,
+            OrderStatus::Reserved => true,
+            OrderStatus::Fulfilling => {
+                let status = self.fulfillment.as_ref().map(|f| f.status);
+                if !matches!(
+                    status,
+                    Some(FulfillmentStatus::AwaitingPick | FulfillmentStatus::Picked)
+                ) {
+                    return Err(CancelError::Packed);
+                }
+                true
+            }
+            OrderStatus::Shipped | OrderStatus::Delivered => return Err(CancelError::Shipped),
+            status @ (OrderStatus::Rejected | OrderStatus::Cancelled) => {
+                return Err(CancelError::Final(status.as_str()))
+            }
+        };
+        let mut next = self
+            .transition(
+                OrderStatus::Cancelled,
+                &[
+                    OrderStatus::Pending,
+                    OrderStatus::Reserved,
+                    OrderStatus::Fulfilling,
+                ],
+                now,
+                Some(format!("cancelled by {by}: {reason}")),
+            )
+            .map_err(|e| CancelError::Final(e.from.as_str()))?;
+        next.cancellation = Some(Cancellation {
+            reason,
+            by: by.to_owned(),
+            at: now,
+        });
+        if self.totals.total.minor_units() > 0 {
+            next.refunds.push(self.full_refund(now));
+        }
+        Ok(if releases {
+            OrderChange::with_lines(next, StockMovement::Release)
+        } else {
+            OrderChange::order_only(next)
+        })
+    }
+}

@@ -1,0 +1,216 @@
+//! `PUT /inventory/{sku}` and `POST /inventory/{sku}/adjustments`: a product as staff describe
+//! it, and a receipt, count or write-off of its stock.
+
+use serde_json::Value;
+
+use crate::money::{Currency, Money};
+use crate::request::{boolean, one_of, text, whole, Fields};
+use crate::stock::{AdjustmentReason, StockLevel};
+use crate::validation::ValidationErrors;
+
+/// A validated `PUT /inventory/{sku}` body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductRequest {
+    pub name: String,
+    pub unit_price: Money,
+    pub weight_grams: u32,
+    /// Required to create a SKU; on an existing one, a stock count.
+    pub on_hand: Option<u32>,
+    pub active: bool,
+    pub low_stock_threshold: u32,
+}
+
+/// The low-stock threshold of a product whose request names none.
+pub const DEFAULT_LOW_STOCK_THRESHOLD: u32 = 5;
+
+impl ProductRequest {
+    /// Parses an untrusted body; prices must be in the store's `currency`.
+    pub fn parse(body: &Value, currency: Currency) -> Result<Self, ValidationErrors> {
+        let mut errors = ValidationErrors::default();
+        let known = [
+            "name",
+            "unitPrice",
+            "weightGrams",
+            "onHand",
+            "active",
+            "lowStockThreshold",
+        ];
+        let Some(fields) = Fields::body(&mut errors, body, &known) else {
+            return Err(errors);
+        };
+        let name = fields.required(&mut errors, "name", text(200));
+        let unit_price = fields.required(&mut errors, "unitPrice", |v| {
+            serde_json::from_value::<Money>(v.clone()).map_err(|_| {
+                "must be {\"amount\": minor units ≥ 0, \"currency\": ISO 4217 code}".to_owned()
+            })
+        });
+        let unit_price = unit_price.filter(|price| {
+            price.currency() == currency || {
+                errors.add(
+                    "unitPrice.currency",
+                    format!("must be the store currency, {currency}"),
+                );
+                false
+            }
+        });
+        let weight_grams = fields.required(&mut errors, "weightGrams", whole(0..=1_000_000));
+        let on_hand = fields.optional(&mut errors, "onHand", whole(0..=StockLevel::MAX_UNITS));
+        let low_stock_threshold = fields
+            .optional(
+                &mut errors,
+                "lowStockThreshold",
+                whole(0..=StockLevel::MAX_UNITS),
+            )
+            .unwrap_or(DEFAULT_LOW_STOCK_THRESHOLD);
+        let active = fields
+            .optional(&mut errors, "active", boolean)
+            .unwrap_or(true);
+        match (name, unit_price, weight_grams) {
+            (Some(name), Some(unit_price), Some(weight_grams)) if errors.is_empty() => Ok(Self {
+                name,
+                unit_price,
+                weight_grams,
+                on_hand,
+                active,
+                low_stock_threshold,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+/// How an adjustment changes the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StockChange {
+    /// Units in (> 0) or out (< 0) of `available`.
+    Delta(i64),
+    /// A count of what is on the shelves: `onHand` becomes this.
+    Count(u32),
+}
+
+/// A validated `POST /inventory/{sku}/adjustments` body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdjustmentRequest {
+    pub reason: AdjustmentReason,
+    pub change: StockChange,
+    pub note: Option<String>,
+}
+
+impl AdjustmentRequest {
+    /// Parses an untrusted body: a `COUNT` takes `countedOnHand`, every other reason a `delta`
+    /// whose sign fits it.
+    pub fn parse(body: &Value) -> Result<Self, ValidationErrors> {
+        let mut errors = ValidationErrors::default();
+        let known = ["reason", "delta", "countedOnHand", "note"];
+        let Some(fields) = Fields::body(&mut errors, body, &known) else {
+            return Err(errors);
+        };
+        let reason = fields.required(
+            &mut errors,
+            "reason",
+            one_of(&AdjustmentReason::ALL, AdjustmentReason::as_str),
+        );
+        let note = fields.note(&mut errors, "note", 500);
+        let limit = i64::from(StockLevel::MAX_UNITS);
+        let change = match reason {
+            Some(AdjustmentReason::Count) => {
+                let counted = fields.required(&mut errors, "countedOnHand", |v| {
+                    whole(0..=StockLevel::MAX_UNITS)(v).map_err(|_| {
+                        "a COUNT takes countedOnHand, a whole number ≥ 0, and no delta"
+                    })
+                });
+                if fields.has("delta") {
+                    errors.add("delta", "a COUNT takes countedOnHand, not a delta");
+                }
+                counted.map(StockChange::Count)
+            }
+            Some(reason) => {
+                let fits = move |d: i64| match reason {
+                    AdjustmentReason::Receipt => d > 0,
+                    AdjustmentReason::Damage | AdjustmentReason::Shrinkage => d < 0,
+                    _ => d != 0,
+                };
+                let delta = fields.required(&mut errors, "delta", |v| {
+                    v.as_i64()
+                        .filter(|d| d.abs() <= limit && fits(*d))
+                        .ok_or("must be a whole number: > 0 for RECEIPT, < 0 for DAMAGE and SHRINKAGE, ≠ 0 for CORRECTION")
+                });
+                if fields.has("countedOnHand") {
+                    errors.add("countedOnHand", "only a COUNT takes countedOnHand");
+                }
+                delta.map(StockChange::Delta)
+            }
+            None => None,
+        };
+        match (reason, change) {
+            (Some(reason), Some(change)) if errors.is_empty() => Ok(Self {
+                reason,
+                change,
+                note,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn fields(result: Result<impl std::fmt::Debug, ValidationErrors>) -> Vec<String> {
+        result.unwrap_err().0.into_iter().map(|e| e.field).collect()
+    }
+
+    fn eur() -> Currency {
+        Currency::parse("EUR").unwrap()
+    }
+
+    #[test]
+    fn a_product_needs_name_price_and_weight_in_the_store_currency() {
+        assert_eq!(
+            fields(ProductRequest::parse(&json!({"colour": "red"}), eur())),
+            ["colour", "name", "unitPrice", "weightGrams"]
+        );
+        let usd = json!({"name": "Mug", "unitPrice": {"amount": 900, "currency": "USD"}, "weightGrams": 300});
+        assert_eq!(
+            fields(ProductRequest::parse(&usd, eur())),
+            ["unitPrice.currency"]
+        );
+        let ok = json!({"name": "Mug", "unitPrice": {"amount": 900, "currency": "EUR"}, "weightGrams": 300});
+        let ok = ProductRequest::parse(&ok, eur()).unwrap();
+        assert_eq!(
+            (ok.active, ok.low_stock_threshold, ok.on_hand),
+            (true, 5, None)
+        );
+    }
+
+    #[test]
+    fn an_adjustment_fits_its_reason() {
+        let receipt =
+            AdjustmentRequest::parse(&json!({"reason": "RECEIPT", "delta": 5, "note": "PO-1"}));
+        assert_eq!(receipt.unwrap().change, StockChange::Delta(5));
+        assert_eq!(
+            fields(AdjustmentRequest::parse(
+                &json!({"reason": "DAMAGE", "delta": 2})
+            )),
+            ["delta"]
+        );
+        assert_eq!(
+            fields(AdjustmentRequest::parse(&json!({"reason": "COUNT"}))),
+            ["countedOnHand"]
+        );
+        assert_eq!(
+            fields(AdjustmentRequest::parse(
+                &json!({"reason": "COUNT", "countedOnHand": 3, "delta": 1})
+            )),
+            ["delta"]
+        );
+        assert_eq!(
+            fields(AdjustmentRequest::parse(
+                &json!({"reason": "THEFT", "delta": -1})
+            )),
+            ["reason"]
+        );
+    }
+}
