@@ -10,6 +10,7 @@ use oms_adapters::http::{
 };
 use oms_domain::app::queries::{self, OrderSummary};
 use oms_domain::app::returns::cancel_order;
+use oms_domain::app::views::OrderView;
 use oms_domain::ids::OrderId;
 use oms_domain::ports::{OrderStore, OrderTransactions};
 use oms_domain::request::staff::CancelRequest;
@@ -56,7 +57,7 @@ async fn get_order<S: OrderStore>(
     let caller = caller(request)?;
     let id = order_id(request)?;
     let order = queries::get_order(&app.store, &caller, &id).await?;
-    Ok(json_response(StatusCode::OK, &order))
+    Ok(json_response(StatusCode::OK, &OrderView::from(&order)))
 }
 
 /// `POST /orders/{id}/cancel` with `{"reason": "..."}`: the order's customer or an administrator
@@ -71,7 +72,7 @@ async fn cancel<S: OrderStore + OrderTransactions>(
     let CancelRequest { reason } = CancelRequest::parse(&body).map_err(ApiError::Invalid)?;
     let order = cancel_order(&app.store, &caller, &id, reason, chrono::Utc::now()).await?;
     tracing::info!(order_id = %order.id, "order cancelled");
-    Ok(json_response(StatusCode::OK, &order))
+    Ok(json_response(StatusCode::OK, &OrderView::from(&order)))
 }
 
 #[derive(Serialize)]

@@ -1006,4 +1006,101 @@ mod tests {
             Err(StoreError::InvalidCursor)
         );
     }
+
+    /// The item as DynamoDB JSON (`{"S": ..}`, `{"N": ..}`, maps in key order), so a snapshot
+    /// shows each attribute's type as well as its name.
+    fn dynamo_json(value: &AttributeValue) -> serde_json::Value {
+        use serde_json::{json, Map, Value};
+        match value {
+            AttributeValue::S(s) => json!({ "S": s }),
+            AttributeValue::N(n) => json!({ "N": n }),
+            AttributeValue::Bool(b) => json!({ "BOOL": b }),
+            AttributeValue::Null(_) => json!({ "NULL": true }),
+            AttributeValue::L(items) => {
+                json!({ "L": items.iter().map(dynamo_json).collect::<Vec<_>>() })
+            }
+            AttributeValue::M(map) => {
+                let sorted: std::collections::BTreeMap<_, _> = map
+                    .iter()
+                    .map(|(k, v)| (k.clone(), dynamo_json(v)))
+                    .collect();
+                json!({ "M": sorted.into_iter().collect::<Map<String, Value>>() })
+            }
+            other => json!({ "unexpected": format!("{other:?}") }),
+        }
+    }
+
+    fn item_json(item: &HashMap<String, AttributeValue>) -> serde_json::Value {
+        let sorted: std::collections::BTreeMap<_, _> = item
+            .iter()
+            .map(|(k, v)| (k.clone(), dynamo_json(v)))
+            .collect();
+        serde_json::to_value(sorted).unwrap()
+    }
+
+    fn at(s: &str) -> chrono::DateTime<chrono::Utc> {
+        s.parse().unwrap()
+    }
+
+    /// The stored shape of an order is the table's, not the API's: a rename in the aggregate
+    /// that would change what is stored (and what every existing item holds) fails here first.
+    #[test]
+    fn the_stored_shape_of_an_order_is_pinned() {
+        use oms_domain::fixtures::delivered_order;
+        use oms_domain::order::returns::policy::ReturnPolicy;
+        use oms_domain::request::returns::{ReceiptRequest, ReturnRequest};
+        let delivered = delivered_order(
+            "01JDAAAAAAAAAAAAAAAAAAAAAA",
+            "customer-ada",
+            at("2026-11-20T10:00:00Z"),
+        );
+        let sku = delivered.lines[0].sku.as_str().to_owned();
+        let policy = ReturnPolicy::default_policy();
+        let request = ReturnRequest::parse(&serde_json::json!({"lines": [
+            {"sku": sku, "quantity": 1, "reason": "DAMAGED", "comment": "cracked"}
+        ]}))
+        .unwrap();
+        let key = IdempotencyKey::parse("return-1").unwrap();
+        let requested = delivered
+            .request_return(&request, key, &[], &policy, at("2026-11-21T09:00:00Z"))
+            .unwrap()
+            .order;
+        let rma = requested.returns[0].return_id.clone();
+        let requested = if requested.returns[0].status
+            == oms_domain::order::returns::ReturnStatus::PendingApproval
+        {
+            requested
+                .decide_return(
+                    &rma,
+                    true,
+                    "admin staff-grace",
+                    None,
+                    at("2026-11-21T10:00:00Z"),
+                )
+                .unwrap()
+                .order
+        } else {
+            requested
+        };
+        let receipt = ReceiptRequest::parse(&serde_json::json!({
+            "lines": [{"sku": sku, "quantity": 1, "disposition": "RESTOCK"}],
+            "note": "box dented"
+        }))
+        .unwrap();
+        let received = requested
+            .receive_return(
+                &rma,
+                &receipt,
+                "warehouse packer-1",
+                &policy,
+                &oms_domain::shipping::ShippingPolicy::default_policy(),
+                at("2026-11-25T08:00:00Z"),
+            )
+            .unwrap()
+            .order;
+        let item = to_item(&OrderItem::new(&received)).unwrap();
+        insta::assert_json_snapshot!("order_item_returned", item_json(&item));
+        // And it reads back as the same order.
+        assert_eq!(from_item::<OrderItem>(item).unwrap().order, received);
+    }
 }

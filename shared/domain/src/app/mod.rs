@@ -10,5 +10,6 @@ pub mod queries;
 pub mod reservation;
 pub mod retry;
 pub mod returns;
+pub mod views;
 
 pub use caller::Caller;

@@ -1,0 +1,182 @@
+//! What the API answers about an order: its own types, apart from the aggregate the domain
+//! reasons about and from the item the table stores, so renaming a field of one cannot
+//! silently change the others. `GET /orders/{id}`, the cancel answer and the intake answer
+//! (stored in the idempotency record and replayed byte for byte) are all an [`OrderView`]; its
+//! shape is pinned by a snapshot test, as the stored item's is in the adapters.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::contact::{Address, Contact};
+use crate::ids::{CustomerId, OrderId, Sku};
+use crate::money::Money;
+use crate::order::cancellation::Cancellation;
+use crate::order::fulfillment::Fulfillment;
+use crate::order::refunds::Refund;
+use crate::order::returns::{ReplacementOf, Return};
+use crate::order::{Order, OrderStatus, Shortage};
+use crate::quantity::Quantity;
+use crate::shipping::{DeliveryEstimate, ShippingMethod};
+
+/// An order as its customer and staff see it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderView<'a> {
+    pub order_id: &'a OrderId,
+    pub customer_id: &'a CustomerId,
+    pub status: OrderStatus,
+    pub lines: Vec<LineView<'a>>,
+    pub shipping: ShippingView<'a>,
+    pub contact: &'a Contact,
+    pub totals: TotalsView,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub shortages: &'a [Shortage],
+    pub timeline: Vec<TimelineView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fulfillment: Option<&'a Fulfillment>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancellation: Option<&'a Cancellation>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub returns: &'a [Return],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub refunds: &'a [Refund],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replacement_for: Option<&'a ReplacementOf>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// The order's version: its `ETag` is `"v<version>"`.
+    pub version: u64,
+}
+
+/// One line with the price it was sold at.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LineView<'a> {
+    pub sku: &'a Sku,
+    pub name: &'a str,
+    pub quantity: Quantity,
+    pub unit_price: Money,
+    pub line_total: Money,
+    pub unit_weight_grams: u32,
+}
+
+/// How and where the order ships.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShippingView<'a> {
+    pub method: ShippingMethod,
+    pub address: &'a Address,
+    pub price: Money,
+    pub estimate: DeliveryEstimate,
+}
+
+/// What the customer pays.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TotalsView {
+    pub subtotal: Money,
+    pub shipping: Money,
+    pub total: Money,
+}
+
+/// One step of the order's history.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimelineView<'a> {
+    pub status: OrderStatus,
+    pub at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<&'a str>,
+}
+
+impl<'a> From<&'a Order> for OrderView<'a> {
+    fn from(order: &'a Order) -> Self {
+        OrderView {
+            order_id: &order.id,
+            customer_id: &order.customer_id,
+            status: order.status,
+            lines: order
+                .lines
+                .iter()
+                .map(|l| LineView {
+                    sku: &l.sku,
+                    name: &l.name,
+                    quantity: l.quantity,
+                    unit_price: l.unit_price,
+                    line_total: l.line_total,
+                    unit_weight_grams: l.unit_weight_grams,
+                })
+                .collect(),
+            shipping: ShippingView {
+                method: order.shipping.method,
+                address: &order.shipping.address,
+                price: order.shipping.price,
+                estimate: order.shipping.estimate,
+            },
+            contact: &order.contact,
+            totals: TotalsView {
+                subtotal: order.totals.subtotal,
+                shipping: order.totals.shipping,
+                total: order.totals.total,
+            },
+            shortages: &order.shortages,
+            timeline: order
+                .timeline
+                .iter()
+                .map(|t| TimelineView {
+                    status: t.status,
+                    at: t.at,
+                    note: t.note.as_deref(),
+                })
+                .collect(),
+            fulfillment: order.fulfillment.as_ref(),
+            cancellation: order.cancellation.as_ref(),
+            returns: &order.returns,
+            refunds: &order.refunds,
+            replacement_for: order.replacement_for.as_ref(),
+            created_at: order.created_at,
+            updated_at: order.updated_at,
+            version: order.version,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{delivered_order, sample_order};
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_api_shape_of_a_delivered_order_is_pinned() {
+        let order = delivered_order(
+            "01JDAAAAAAAAAAAAAAAAAAAAAA",
+            "customer-ada",
+            at("2026-11-20T10:00:00Z"),
+        );
+        insta::assert_json_snapshot!("order_view_delivered", OrderView::from(&order));
+    }
+
+    #[test]
+    fn the_api_shape_of_a_cancelled_order_is_pinned() {
+        let order = sample_order(
+            "01JDBBBBBBBBBBBBBBBBBBBBBB",
+            "customer-ada",
+            at("2026-11-20T10:00:00Z"),
+        );
+        let cancelled = order
+            .reserve(at("2026-11-20T10:00:01Z"))
+            .unwrap()
+            .cancel(
+                "ordered twice".into(),
+                "customer",
+                at("2026-11-20T10:05:00Z"),
+            )
+            .unwrap()
+            .order;
+        insta::assert_json_snapshot!("order_view_cancelled", OrderView::from(&cancelled));
+    }
+}
