@@ -145,22 +145,19 @@ impl CarrierEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::request::refused_fields;
     use serde_json::json;
-
-    fn fields(result: Result<impl std::fmt::Debug, ValidationErrors>) -> Vec<String> {
-        result.unwrap_err().0.into_iter().map(|e| e.field).collect()
-    }
 
     #[test]
     fn pack_and_ship_refuse_unknown_fields_like_every_other_body() {
         let pack = WarehouseAction::pack(&json!({
             "weightGrams": 900, "lengthCm": 30, "widthCm": 20, "heightCm": 10, "fragile": true
         }));
-        assert_eq!(fields(pack), ["fragile"]);
+        assert_eq!(refused_fields(pack), ["fragile"]);
         let ship = WarehouseAction::ship(&json!({
             "carrier": "DHL", "trackingNumber": "J1", "trackingUrl": "http://x", "eta": 1
         }));
-        assert_eq!(fields(ship), ["eta", "trackingUrl"]);
+        assert_eq!(refused_fields(ship), ["eta", "trackingUrl"]);
     }
 
     #[test]
@@ -168,7 +165,7 @@ mod tests {
         let pack =
             WarehouseAction::pack(&json!({"weightGrams": 0, "lengthCm": 301, "widthCm": "2"}));
         assert_eq!(
-            fields(pack),
+            refused_fields(pack),
             ["weightGrams", "lengthCm", "widthCm", "heightCm"]
         );
     }
@@ -184,7 +181,7 @@ mod tests {
             &json!({"eventId": "e1", "status": "LOST", "occurredAt": "yesterday"}),
         );
         assert_eq!(
-            fields(bad),
+            refused_fields(bad),
             [
                 "shipmentReference",
                 "trackingNumber",

@@ -156,11 +156,8 @@ impl AdjustmentRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::request::refused_fields;
     use serde_json::json;
-
-    fn fields(result: Result<impl std::fmt::Debug, ValidationErrors>) -> Vec<String> {
-        result.unwrap_err().0.into_iter().map(|e| e.field).collect()
-    }
 
     fn eur() -> Currency {
         Currency::parse("EUR").unwrap()
@@ -169,12 +166,12 @@ mod tests {
     #[test]
     fn a_product_needs_name_price_and_weight_in_the_store_currency() {
         assert_eq!(
-            fields(ProductRequest::parse(&json!({"colour": "red"}), eur())),
+            refused_fields(ProductRequest::parse(&json!({"colour": "red"}), eur())),
             ["colour", "name", "unitPrice", "weightGrams"]
         );
         let usd = json!({"name": "Mug", "unitPrice": {"amount": 900, "currency": "USD"}, "weightGrams": 300});
         assert_eq!(
-            fields(ProductRequest::parse(&usd, eur())),
+            refused_fields(ProductRequest::parse(&usd, eur())),
             ["unitPrice.currency"]
         );
         let ok = json!({"name": "Mug", "unitPrice": {"amount": 900, "currency": "EUR"}, "weightGrams": 300});
@@ -191,23 +188,23 @@ mod tests {
             AdjustmentRequest::parse(&json!({"reason": "RECEIPT", "delta": 5, "note": "PO-1"}));
         assert_eq!(receipt.unwrap().change, StockChange::Delta(5));
         assert_eq!(
-            fields(AdjustmentRequest::parse(
+            refused_fields(AdjustmentRequest::parse(
                 &json!({"reason": "DAMAGE", "delta": 2})
             )),
             ["delta"]
         );
         assert_eq!(
-            fields(AdjustmentRequest::parse(&json!({"reason": "COUNT"}))),
+            refused_fields(AdjustmentRequest::parse(&json!({"reason": "COUNT"}))),
             ["countedOnHand"]
         );
         assert_eq!(
-            fields(AdjustmentRequest::parse(
+            refused_fields(AdjustmentRequest::parse(
                 &json!({"reason": "COUNT", "countedOnHand": 3, "delta": 1})
             )),
             ["delta"]
         );
         assert_eq!(
-            fields(AdjustmentRequest::parse(
+            refused_fields(AdjustmentRequest::parse(
                 &json!({"reason": "THEFT", "delta": -1})
             )),
             ["reason"]

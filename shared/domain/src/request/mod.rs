@@ -186,17 +186,38 @@ impl<'a> Fields<'a> {
         (errors.0.len() == before).then_some(parsed)
     }
 
-    /// Runs `read` on the object at `path` (an array item), whose keys are all `known`.
-    pub fn read_object<T>(
+    /// A required array of 1 to `max` objects whose keys are all `known`, each read by `read`.
+    pub fn objects<T>(
+        &self,
         errors: &mut ValidationErrors,
-        path: &str,
-        value: &Value,
+        name: &str,
+        max: usize,
         known: &[&str],
-        read: impl FnOnce(&mut ValidationErrors, Fields<'_>) -> Option<T>,
-    ) -> Option<T> {
-        let fields = Fields::object_at(errors, path, Some(value), known)?;
-        read(errors, fields)
+        mut read: impl FnMut(&mut ValidationErrors, Fields<'_>) -> Option<T>,
+    ) -> Option<Vec<T>> {
+        self.array(errors, name, max, |errors, path, value| {
+            let item = Fields::object_at(errors, &path, Some(value), known)?;
+            read(errors, item)
+        })
     }
+}
+
+/// Whether no two `lines` name the same SKU; each repeat is named (`lines[3].sku`).
+pub fn one_per_sku<T>(
+    errors: &mut ValidationErrors,
+    lines: &[T],
+    sku: impl Fn(&T) -> &crate::ids::Sku,
+) -> bool {
+    let before = errors.0.len();
+    for (index, line) in lines.iter().enumerate() {
+        if lines[..index].iter().any(|l| sku(l) == sku(line)) {
+            errors.add(
+                format!("lines[{index}].sku"),
+                format!("'{}' appears on more than one line", sku(line)),
+            );
+        }
+    }
+    errors.0.len() == before
 }
 
 /// A string, parsed by `parse` (a value type's constructor).
@@ -268,6 +289,14 @@ pub fn one_of<T: Copy>(
     }
 }
 
+/// The paths of the fields a parse refused, in the order it named them.
+#[cfg(test)]
+pub(crate) fn refused_fields<T: std::fmt::Debug>(
+    result: Result<T, ValidationErrors>,
+) -> Vec<String> {
+    result.unwrap_err().0.into_iter().map(|e| e.field).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,9 +312,7 @@ mod tests {
         let mut errors = ValidationErrors::default();
         let root = Fields::body(&mut errors, &body, &["a", "list"]).unwrap();
         Fields::object_at(&mut errors, "a", root.get("a"), &["b"]).unwrap();
-        root.array(&mut errors, "list", 5, |errors, path, value| {
-            Fields::read_object(errors, &path, value, &["c"], |_, _| Some(()))
-        });
+        root.objects(&mut errors, "list", 5, &["c"], |_, _| Some(()));
         let paths: Vec<_> = fields_of(errors).into_iter().map(|(f, _)| f).collect();
         assert_eq!(paths, ["y", "a.x", "list[0].z"]);
     }

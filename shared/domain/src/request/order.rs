@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 use crate::contact::{Address, Contact};
 use crate::ids::Sku;
 use crate::quantity::Quantity;
-use crate::request::{one_of, string, Fields};
+use crate::request::{one_of, one_per_sku, string, Fields};
 use crate::shipping::ShippingMethod;
 use crate::validation::ValidationErrors;
 use crate::MAX_ORDER_LINES;
@@ -37,28 +37,22 @@ impl OrderRequest {
         let Some(fields) = Fields::body(&mut errors, body, &known) else {
             return Err(errors);
         };
-        let lines = fields.array(
+        let lines = fields.objects(
             &mut errors,
             "lines",
             MAX_ORDER_LINES,
-            |errors, path, value| {
-                Fields::read_object(
-                    errors,
-                    &path,
-                    value,
-                    &["sku", "quantity"],
-                    |errors, line| {
-                        let sku = line.required(errors, "sku", string(Sku::parse));
-                        let quantity = line.required(errors, "quantity", Quantity::from_json);
-                        Some(RequestedLine {
-                            sku: sku?,
-                            quantity: quantity?,
-                        })
-                    },
-                )
+            &["sku", "quantity"],
+            |errors, line| {
+                let sku = line.required(errors, "sku", string(Sku::parse));
+                let quantity = line.required(errors, "quantity", Quantity::from_json);
+                Some(RequestedLine {
+                    sku: sku?,
+                    quantity: quantity?,
+                })
             },
         );
-        let lines = lines.and_then(|lines| one_line_per_sku(&mut errors, lines));
+        // One transaction cannot touch the same stock item twice: one line per SKU.
+        let lines = lines.filter(|lines| one_per_sku(&mut errors, lines, |l| &l.sku));
         let shipping_method = fields.required(
             &mut errors,
             "shippingMethod",
@@ -93,26 +87,10 @@ impl OrderRequest {
     }
 }
 
-/// One transaction cannot touch the same stock item twice: one line per SKU.
-fn one_line_per_sku(
-    errors: &mut ValidationErrors,
-    lines: Vec<RequestedLine>,
-) -> Option<Vec<RequestedLine>> {
-    let before = errors.0.len();
-    for (index, line) in lines.iter().enumerate() {
-        if lines[..index].iter().any(|l| l.sku == line.sku) {
-            errors.add(
-                format!("lines[{index}].sku"),
-                format!("'{}' appears on more than one line", line.sku),
-            );
-        }
-    }
-    (errors.0.len() == before).then_some(lines)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::request::refused_fields;
     use serde_json::json;
 
     fn body(lines: serde_json::Value) -> serde_json::Value {
@@ -122,10 +100,6 @@ mod tests {
             "shippingAddress": {"name": "Ada", "line1": "1 Main St", "city": "Berlin", "postalCode": "10115", "country": "de"},
             "contact": {"email": "ada@example.com"}
         })
-    }
-
-    fn fields(result: Result<OrderRequest, ValidationErrors>) -> Vec<String> {
-        result.unwrap_err().0.into_iter().map(|e| e.field).collect()
     }
 
     #[test]
@@ -146,7 +120,7 @@ mod tests {
             {"sku": "A", "quantity": 1, "price": 1}
         ])));
         assert_eq!(
-            fields(result),
+            refused_fields(result),
             [
                 "lines[0].quantity",
                 "lines[1].quantity",
@@ -161,22 +135,31 @@ mod tests {
 
     #[test]
     fn refuses_empty_too_many_and_duplicate_lines() {
-        assert_eq!(fields(OrderRequest::parse(&body(json!([])))), ["lines"]);
+        assert_eq!(
+            refused_fields(OrderRequest::parse(&body(json!([])))),
+            ["lines"]
+        );
         let many: Vec<_> = (0..=MAX_ORDER_LINES)
             .map(|i| json!({"sku": format!("S{i}"), "quantity": 1}))
             .collect();
-        assert_eq!(fields(OrderRequest::parse(&body(json!(many)))), ["lines"]);
+        assert_eq!(
+            refused_fields(OrderRequest::parse(&body(json!(many)))),
+            ["lines"]
+        );
         let dup = json!([{"sku": "A", "quantity": 1}, {"sku": "A", "quantity": 2}]);
-        assert_eq!(fields(OrderRequest::parse(&body(dup))), ["lines[1].sku"]);
+        assert_eq!(
+            refused_fields(OrderRequest::parse(&body(dup))),
+            ["lines[1].sku"]
+        );
     }
 
     #[test]
     fn names_missing_top_level_fields() {
         assert_eq!(
-            fields(OrderRequest::parse(&json!({"shippingMethod": "BY_PIGEON"}))),
+            refused_fields(OrderRequest::parse(&json!({"shippingMethod": "BY_PIGEON"}))),
             ["lines", "shippingMethod", "shippingAddress", "contact"]
         );
-        assert_eq!(fields(OrderRequest::parse(&json!([1]))), [""]);
+        assert_eq!(refused_fields(OrderRequest::parse(&json!([1]))), [""]);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use crate::ids::Sku;
 use crate::order::returns::{Disposition, ReceivedLine, ReturnReason};
 use crate::quantity::Quantity;
-use crate::request::{one_of, string, Fields};
+use crate::request::{one_of, one_per_sku, string, Fields};
 use crate::validation::ValidationErrors;
 use crate::MAX_ORDER_LINES;
 
@@ -37,41 +37,31 @@ impl ReturnRequest {
             return Err(errors);
         };
         let known = ["sku", "quantity", "reason", "comment", "exchangeSku"];
-        let lines = fields.array(
+        let lines = fields.objects(
             &mut errors,
             "lines",
             MAX_ORDER_LINES,
-            |errors, path, value| {
-                Fields::read_object(errors, &path, value, &known, |errors, line| {
-                    let sku = line.required(errors, "sku", string(Sku::parse));
-                    let quantity = line.required(errors, "quantity", Quantity::from_json);
-                    let reason = line.required(
-                        errors,
-                        "reason",
-                        one_of(&ReturnReason::ALL, ReturnReason::as_str),
-                    );
-                    let comment = line.note(errors, "comment", 500);
-                    let exchange_sku = line.optional(errors, "exchangeSku", string(Sku::parse));
-                    Some(RequestedReturnLine {
-                        sku: sku?,
-                        quantity: quantity?,
-                        reason: reason?,
-                        comment,
-                        exchange_sku,
-                    })
+            &known,
+            |errors, line| {
+                let sku = line.required(errors, "sku", string(Sku::parse));
+                let quantity = line.required(errors, "quantity", Quantity::from_json);
+                let reason = line.required(
+                    errors,
+                    "reason",
+                    one_of(&ReturnReason::ALL, ReturnReason::as_str),
+                );
+                let comment = line.note(errors, "comment", 500);
+                let exchange_sku = line.optional(errors, "exchangeSku", string(Sku::parse));
+                Some(RequestedReturnLine {
+                    sku: sku?,
+                    quantity: quantity?,
+                    reason: reason?,
+                    comment,
+                    exchange_sku,
                 })
             },
         );
-        if let Some(lines) = &lines {
-            for (index, line) in lines.iter().enumerate() {
-                if lines[..index].iter().any(|l| l.sku == line.sku) {
-                    errors.add(
-                        format!("lines[{index}].sku"),
-                        format!("'{}' appears on more than one line", line.sku),
-                    );
-                }
-            }
-        }
+        let lines = lines.filter(|lines| one_per_sku(&mut errors, lines, |l| &l.sku));
         match lines {
             Some(lines) if errors.is_empty() => Ok(ReturnRequest { lines }),
             _ => Err(errors),
@@ -102,24 +92,23 @@ impl ReceiptRequest {
         };
         let note = fields.note(&mut errors, "note", 500);
         let known = ["sku", "quantity", "disposition"];
-        let lines = fields.array(
+        let lines = fields.objects(
             &mut errors,
             "lines",
             MAX_ORDER_LINES,
-            |errors, path, value| {
-                Fields::read_object(errors, &path, value, &known, |errors, line| {
-                    let sku = line.required(errors, "sku", string(Sku::parse));
-                    let quantity = line.required(errors, "quantity", Quantity::from_json);
-                    let disposition = line.required(
-                        errors,
-                        "disposition",
-                        one_of(&Disposition::ALL, Disposition::as_str),
-                    );
-                    Some(ReceivedLine {
-                        sku: sku?,
-                        quantity: quantity?,
-                        disposition: disposition?,
-                    })
+            &known,
+            |errors, line| {
+                let sku = line.required(errors, "sku", string(Sku::parse));
+                let quantity = line.required(errors, "quantity", Quantity::from_json);
+                let disposition = line.required(
+                    errors,
+                    "disposition",
+                    one_of(&Disposition::ALL, Disposition::as_str),
+                );
+                Some(ReceivedLine {
+                    sku: sku?,
+                    quantity: quantity?,
+                    disposition: disposition?,
                 })
             },
         );
@@ -133,11 +122,8 @@ impl ReceiptRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::request::refused_fields;
     use serde_json::json;
-
-    fn fields(result: Result<impl std::fmt::Debug, ValidationErrors>) -> Vec<String> {
-        result.unwrap_err().0.into_iter().map(|e| e.field).collect()
-    }
 
     #[test]
     fn a_return_request_names_every_bad_field() {
@@ -150,7 +136,7 @@ mod tests {
             "refund": true
         }));
         assert_eq!(
-            fields(bad),
+            refused_fields(bad),
             [
                 "refund",
                 "lines[0].quantity",
@@ -168,7 +154,7 @@ mod tests {
             {"sku": "A", "quantity": 1, "reason": "DAMAGED"},
             {"sku": "A", "quantity": 1, "reason": "OTHER"}
         ]}));
-        assert_eq!(fields(dup), ["lines[1].sku"]);
+        assert_eq!(refused_fields(dup), ["lines[1].sku"]);
         let ok = ReturnRequest::parse(&json!({"lines": [
             {"sku": "A", "quantity": 2, "reason": "DOES_NOT_FIT", "comment": "   ", "exchangeSku": "B"}
         ]}))
@@ -208,7 +194,7 @@ mod tests {
         let bad = ReceiptRequest::parse(
             &json!({"lines": [{"sku": "A", "quantity": 1, "disposition": "BURN"}]}),
         );
-        assert_eq!(fields(bad), ["lines[0].disposition"]);
+        assert_eq!(refused_fields(bad), ["lines[0].disposition"]);
         let ok = ReceiptRequest::parse(&json!({
             "lines": [{"sku": "A", "quantity": 1, "disposition": "RESTOCK"}],
             "note": "  box dented "

@@ -711,3 +711,271 @@ impl Order {
         replacement
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{delivered_order, product};
+    use crate::request::refused_fields;
+    use serde_json::json;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    const DELIVERED: &str = "2026-11-20T10:00:00Z";
+
+    fn delivered() -> Order {
+        delivered_order("01JDAAAAAAAAAAAAAAAAAAAAAA", "customer-ada", at(DELIVERED))
+    }
+
+    fn request(lines: serde_json::Value) -> ReturnRequest {
+        ReturnRequest::parse(&json!({ "lines": lines })).unwrap()
+    }
+
+    fn key(k: &str) -> IdempotencyKey {
+        IdempotencyKey::parse(k).unwrap()
+    }
+
+    fn open(
+        order: &Order,
+        lines: serde_json::Value,
+        now: &str,
+    ) -> Result<OrderChange, ReturnError> {
+        let policy = ReturnPolicy::default_policy();
+        let catalog = [
+            product("TSHIRT-BLUE-M", 2500, 3),
+            product("LAMP-DESK", 9900, 3),
+        ];
+        order.request_return(&request(lines), key("k1"), &catalog, &policy, at(now))
+    }
+
+    fn receive(order: &Order, lines: serde_json::Value) -> Result<OrderChange, ReturnError> {
+        let receipt = ReceiptRequest::parse(&json!({ "lines": lines })).unwrap();
+        order.receive_return(
+            &order.returns[0].return_id,
+            &receipt,
+            "warehouse packer-1",
+            &ReturnPolicy::default_policy(),
+            &ShippingPolicy::default_policy(),
+            at("2026-11-28T09:00:00Z"),
+        )
+    }
+
+    #[test]
+    fn only_delivered_lines_within_the_window_and_never_more_than_delivered() {
+        let order = delivered();
+        let too_many = open(
+            &order,
+            json!([{"sku": "MUG-WHITE", "quantity": 2, "reason": "DAMAGED"}]),
+            "2026-11-21T10:00:00Z",
+        );
+        let ReturnError::Invalid(errors) = too_many.unwrap_err() else {
+            panic!("invalid")
+        };
+        assert_eq!(refused_fields::<()>(Err(errors)), ["lines[0].quantity"]);
+
+        let late = open(
+            &order,
+            json!([{"sku": "MUG-WHITE", "quantity": 1, "reason": "DAMAGED"}]),
+            "2026-12-21T10:00:01Z",
+        );
+        let ReturnError::Invalid(errors) = late.unwrap_err() else {
+            panic!("invalid")
+        };
+        assert_eq!(refused_fields::<()>(Err(errors)), ["lines[0].sku"]);
+
+        let first = open(
+            &order,
+            json!([{"sku": "TSHIRT-RED-M", "quantity": 1, "reason": "DOES_NOT_FIT"}]),
+            "2026-11-21T10:00:00Z",
+        )
+        .unwrap();
+        let second = open(
+            &first.order,
+            json!([{"sku": "TSHIRT-RED-M", "quantity": 2, "reason": "DOES_NOT_FIT"}]),
+            "2026-11-21T11:00:00Z",
+        );
+        assert!(
+            matches!(second, Err(ReturnError::Invalid(_))),
+            "one of two already claimed"
+        );
+
+        let pending =
+            crate::fixtures::sample_order("01JDBBBBBBBBBBBBBBBBBBBBBB", "c", at(DELIVERED));
+        assert_eq!(
+            open(
+                &pending,
+                json!([{"sku": "MUG-WHITE", "quantity": 1, "reason": "DAMAGED"}]),
+                DELIVERED
+            ),
+            Err(ReturnError::NotDelivered("PENDING"))
+        );
+    }
+
+    #[test]
+    fn the_policy_approves_small_returns_at_once_and_leaves_the_rest_for_staff() {
+        let order = delivered();
+        let small = open(
+            &order,
+            json!([{"sku": "MUG-WHITE", "quantity": 1, "reason": "DAMAGED"}]),
+            "2026-11-21T10:00:00Z",
+        )
+        .unwrap();
+        assert_eq!(small.order.returns[0].status, ReturnStatus::Approved);
+        assert_eq!(small.order.version, order.version + 1);
+        assert!(
+            small.moves.is_empty(),
+            "nothing to reserve without an exchange"
+        );
+
+        let other = open(
+            &order,
+            json!([{"sku": "MUG-WHITE", "quantity": 1, "reason": "OTHER"}]),
+            "2026-11-21T10:00:00Z",
+        )
+        .unwrap();
+        assert_eq!(other.order.returns[0].status, ReturnStatus::PendingApproval);
+        assert_eq!(
+            other.order.oldest_pending_return(),
+            Some(at("2026-11-21T10:00:00Z"))
+        );
+        let id = other.order.returns[0].return_id.clone();
+        let rejected = other
+            .order
+            .decide_return(&id, false, "admin", None, at("2026-11-22T10:00:00Z"))
+            .unwrap();
+        assert_eq!(rejected.order.returns[0].status, ReturnStatus::Rejected);
+        assert_eq!(
+            rejected
+                .order
+                .decide_return(&id, true, "admin", None, at("2026-11-22T10:00:00Z")),
+            Err(ReturnError::WrongStatus {
+                expected: "PENDING_APPROVAL",
+                actual: "REJECTED"
+            })
+        );
+    }
+
+    #[test]
+    fn a_receipt_restocks_only_what_can_be_sold_and_refunds_what_arrived() {
+        let order = delivered();
+        let approved = open(
+            &order,
+            json!([
+                {"sku": "TSHIRT-RED-M", "quantity": 2, "reason": "DAMAGED"},
+                {"sku": "MUG-WHITE", "quantity": 1, "reason": "DAMAGED"}
+            ]),
+            "2026-11-21T10:00:00Z",
+        )
+        .unwrap()
+        .order;
+        let received = receive(
+            &approved,
+            json!([
+                {"sku": "TSHIRT-RED-M", "quantity": 1, "disposition": "RESTOCK"},
+                {"sku": "MUG-WHITE", "quantity": 1, "disposition": "DISCARD"}
+            ]),
+        )
+        .unwrap();
+        let moves: Vec<_> = received
+            .moves
+            .iter()
+            .map(|m| (m.sku.as_str(), m.quantity.get(), m.movement))
+            .collect();
+        assert_eq!(moves, [("TSHIRT-RED-M", 1, StockMovement::Restock)]);
+        let rma = &received.order.returns[0];
+        assert_eq!(rma.status, ReturnStatus::Received);
+        let receipt = rma.receipt.as_ref().unwrap();
+        assert_eq!(
+            receipt.missing.get(&Sku::parse("TSHIRT-RED-M").unwrap()),
+            Some(&1)
+        );
+        // Two units arrived at 25.00 each, and the damage was the business's fault: shipping too.
+        let refund = &received.order.refunds[0];
+        assert_eq!(
+            refund.amount.minor_units(),
+            2 * 2500 + order.totals.shipping.minor_units()
+        );
+        assert_eq!(rma.refund_id.as_deref(), Some(refund.refund_id.as_str()));
+        assert_eq!(
+            receive(
+                &received.order,
+                json!([{"sku": "MUG-WHITE", "quantity": 1, "disposition": "RESTOCK"}])
+            ),
+            Err(ReturnError::AlreadyReceived)
+        );
+
+        let too_many = receive(
+            &approved,
+            json!([{"sku": "MUG-WHITE", "quantity": 2, "disposition": "RESTOCK"}]),
+        );
+        assert!(matches!(too_many, Err(ReturnError::Invalid(_))));
+    }
+
+    #[test]
+    fn an_exchange_reserves_its_replacement_and_ships_it_as_a_new_order() {
+        let order = delivered();
+        let approved = open(&order, json!([
+            {"sku": "TSHIRT-RED-M", "quantity": 2, "reason": "DOES_NOT_FIT", "exchangeSku": "TSHIRT-BLUE-M"}
+        ]), "2026-11-21T10:00:00Z").unwrap();
+        let moves: Vec<_> = approved
+            .moves
+            .iter()
+            .map(|m| (m.sku.as_str(), m.quantity.get(), m.movement))
+            .collect();
+        assert_eq!(moves, [("TSHIRT-BLUE-M", 2, StockMovement::Reserve)]);
+
+        let received = receive(
+            &approved.order,
+            json!([
+                {"sku": "TSHIRT-RED-M", "quantity": 1, "disposition": "RESTOCK"}
+            ]),
+        )
+        .unwrap();
+        let mut moves: Vec<_> = received
+            .moves
+            .iter()
+            .map(|m| (m.sku.as_str(), m.quantity.get(), m.movement))
+            .collect();
+        moves.sort_by_key(|m| m.0);
+        assert_eq!(
+            moves,
+            [
+                ("TSHIRT-BLUE-M", 1, StockMovement::Release),
+                ("TSHIRT-RED-M", 1, StockMovement::Restock)
+            ]
+        );
+        let replacement = received.created.expect("the exchange ships");
+        assert_eq!(replacement.status, OrderStatus::Fulfilling);
+        assert_eq!(replacement.totals.total.minor_units(), 0);
+        assert_eq!(
+            replacement.lines[0].quantity.get(),
+            1,
+            "only what came back is exchanged"
+        );
+        assert_eq!(
+            replacement.replacement_for.as_ref().map(|r| &r.order_id),
+            Some(&order.id)
+        );
+        assert!(
+            received.order.refunds.is_empty(),
+            "an exchange is not refunded"
+        );
+    }
+
+    #[test]
+    fn an_exchange_must_cost_the_same() {
+        let bad = open(
+            &delivered(),
+            json!([
+                {"sku": "MUG-WHITE", "quantity": 1, "reason": "DOES_NOT_FIT", "exchangeSku": "LAMP-DESK"}
+            ]),
+            "2026-11-21T10:00:00Z",
+        );
+        let ReturnError::Invalid(errors) = bad.unwrap_err() else {
+            panic!("invalid")
+        };
+        assert_eq!(refused_fields::<()>(Err(errors)), ["lines[0].exchangeSku"]);
+    }
+}
