@@ -417,7 +417,7 @@ impl From<FulfillmentAppError> for ApiError {
                 ApiError::PreconditionFailed { current }
             }
             FulfillmentAppError::PreconditionRequired => ApiError::PreconditionRequired,
-            FulfillmentAppError::Step(step) => ApiError::Conflict {
+            FulfillmentAppError::NotAllowed(step) => ApiError::Conflict {
                 kind: "invalid-fulfillment-step",
                 title: "Step not allowed now",
                 detail: step.to_string(),

@@ -26,7 +26,8 @@ pub enum FulfillmentAppError {
     #[error("this step needs If-Match with the shipment's current ETag")]
     PreconditionRequired,
     #[error(transparent)]
-    Step(#[from] FulfillmentError),
+    /// The shipment's state does not allow this step now.
+    NotAllowed(#[from] FulfillmentError),
     #[error(transparent)]
     Invalid(#[from] ValidationErrors),
     #[error("the shipment kept changing; try again")]
