@@ -11,7 +11,10 @@ bash infra/local/bootstrap.sh
 
 # One package at a time, as `cargo lambda watch` builds them: built together, Cargo would unify
 # the dependencies' features across packages and cargo-lambda would build every function again.
-for package in order-intake order-api inventory-api event-publisher stock-reservation fulfillment fulfillment-api notifier customer-api returns-api oms-bench; do
+# The bench first: it names the functions the template declares.
+cargo build --release -p oms-bench
+functions="$(target/release/oms-bench --functions)"
+for package in $functions; do
   cargo build --release -p "$package"
 done
 cargo build -p oms-local

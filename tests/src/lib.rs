@@ -368,14 +368,22 @@ impl Stack {
     /// previous one returned. Returns the tracking number.
     pub async fn ship_through_warehouse(&self, id: &str) -> String {
         let warehouse = self.token("warehouse-tests", Some("oms:warehouse"));
-        let number = unique("JJD").to_uppercase();
-        let mut etag = self
+        let etag = self
             .get(&format!("/fulfillments/{id}"), &warehouse)
             .await
             .headers["etag"]
             .to_str()
             .unwrap()
             .to_owned();
+        self.pick_pack_ship(id, Some(etag)).await
+    }
+
+    /// Picks, packs and ships an order in the warehouse over HTTP: the pick with `etag` as
+    /// `If-Match` if given (picking does not need one), each later step with the ETag the one
+    /// before returned. Returns the tracking number.
+    pub async fn pick_pack_ship(&self, id: &str, mut etag: Option<String>) -> String {
+        let warehouse = self.token("warehouse-tests", Some("oms:warehouse"));
+        let number = unique("JJD").to_uppercase();
         for (step, body) in [
             ("pick", None),
             (
@@ -389,17 +397,21 @@ impl Stack {
                 ),
             ),
         ] {
+            let headers: Vec<(&str, &str)> = etag
+                .as_deref()
+                .map(|e| vec![("if-match", e)])
+                .unwrap_or_default();
             let reply = self
                 .call(
                     reqwest::Method::POST,
                     &format!("/fulfillments/{id}/{step}"),
                     Some(&warehouse),
-                    &[("if-match", &etag)],
+                    &headers,
                     body.map(|b: Value| b.to_string().into_bytes()),
                 )
                 .await;
             assert_eq!(reply.status, StatusCode::OK, "{step}: {:?}", reply.body);
-            etag = reply.headers["etag"].to_str().unwrap().to_owned();
+            etag = Some(reply.headers["etag"].to_str().unwrap().to_owned());
         }
         number
     }
@@ -525,19 +537,32 @@ pub fn template() -> serde_yaml::Value {
         .expect("the template parses")
 }
 
+/// The binaries of every function the template declares (`AWS::Serverless::Function`), in the
+/// template's order.
+pub fn functions() -> Vec<String> {
+    binaries(|r| r["Type"] == "AWS::Serverless::Function")
+}
+
 /// The binaries of the functions the template triggers with events of `kind` (`SQS`,
 /// `DynamoDB`, `HttpApi`).
 pub fn functions_triggered_by(kind: &str) -> std::collections::BTreeSet<String> {
-    let template = template();
-    template["Resources"]
+    binaries(|r| {
+        r["Properties"]["Events"]
+            .as_mapping()
+            .is_some_and(|events| events.values().any(|e| e["Type"] == kind))
+    })
+    .into_iter()
+    .collect()
+}
+
+/// The binaries (`Metadata.BuildProperties.Binary`) of the template's resources that `keep`
+/// keeps, in the template's order.
+fn binaries(keep: impl Fn(&serde_yaml::Value) -> bool) -> Vec<String> {
+    template()["Resources"]
         .as_mapping()
         .expect("resources")
         .values()
-        .filter(|r| {
-            r["Properties"]["Events"]
-                .as_mapping()
-                .is_some_and(|events| events.values().any(|e| e["Type"] == kind))
-        })
+        .filter(|r| keep(r))
         .filter_map(|r| r["Metadata"]["BuildProperties"]["Binary"].as_str())
         .map(str::to_owned)
         .collect()
