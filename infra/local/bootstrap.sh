@@ -6,12 +6,16 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 venv="$root/.tools/venv"
 stamp="$venv/.installed-v3"
+# The moto version infra/local/moto_server.py's patches of moto's internals were written for: it
+# reads this line and refuses to start with any other moto. A new version needs a new stamp too,
+# or venvs installed already keep the old one.
+moto_version=5.2.5
 if [[ -f "$stamp" ]]; then
   exit 0
 fi
 python3 -m venv "$venv"
 "$venv/bin/pip" install --quiet --disable-pip-version-check \
-  'moto[dynamodb,sqs,sns]==5.2.5' 'flask>=3,<4' 'flask-cors>=5,<7' 'gunicorn==23.0.0' \
+  "moto[dynamodb,sqs,sns]==$moto_version" 'flask>=3,<4' 'flask-cors>=5,<7' 'gunicorn==23.0.0' \
   'cargo-lambda==1.9.2' 'aws-sam-cli==1.170.0' 'cfn-lint==1.58.0' \
   'pypdfium2==4.30.0' 'zxing-cpp==2.3.0' 'pillow>=10,<12'
 touch "$stamp"

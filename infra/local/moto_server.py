@@ -2,7 +2,8 @@
 kept and the emulator's own overheads taken out of the figures.
 
 moto 5 (pinned in bootstrap.sh) as it comes would make the concurrency tests meaningless and the
-benchmarks a measure of moto:
+benchmarks a measure of moto. The patches reach into moto's internals, so they hold for the pinned
+version only: any other moto is refused at start (see `moto_version_problem`).
 
 1. Requests are served on threads and the DynamoDB backend takes no lock, so a
    TransactWriteItems can interleave with other writes; worse, a cancelled transaction rolls back
@@ -40,10 +41,61 @@ import copy
 import datetime
 import decimal
 import functools
+import importlib.metadata
 import json
 import os
+import re
 import sys
 import threading
+
+_BOOTSTRAP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bootstrap.sh")
+
+
+def pinned_moto_version(bootstrap=_BOOTSTRAP):
+    """The moto version bootstrap.sh installs (its `moto_version=` line): the one the patches
+    below were written for."""
+    with open(bootstrap, encoding="utf-8") as script:
+        match = re.search(r"^moto_version=([^\s#]+)\s*$", script.read(), re.MULTILINE)
+    if match is None:
+        raise ValueError(f"{bootstrap} has no moto_version= line")
+    return match.group(1).strip("'\"")
+
+
+def moto_version_problem(expected, found, python=sys.executable):
+    """Why moto `found` (None: not installed) cannot run these patches, or None if it can."""
+    if found == expected:
+        return None
+    has = f"has moto {found}" if found else "has no moto"
+    return (
+        f"moto_server.py needs moto {expected}, the version infra/local/bootstrap.sh pins (its "
+        f"patches of moto's internals are written for that version and no other), but {python} "
+        f"{has}.\n"
+        f"Install moto {expected}: run infra/local/bootstrap.sh (in a .tools/venv made before the "
+        f"pin changed: rm -rf .tools/venv first), or\n"
+        f"  {python} -m pip install 'moto[dynamodb,sqs,sns]=={expected}'"
+    )
+
+
+def _check_moto_version():
+    """Exits with a message on stderr unless the installed moto is the pinned one."""
+    try:
+        expected = pinned_moto_version()
+    except (OSError, ValueError) as error:
+        print(f"moto_server.py: cannot tell which moto version its patches are for: {error}",
+              file=sys.stderr)
+        sys.exit(2)
+    try:
+        found = importlib.metadata.version("moto")
+    except importlib.metadata.PackageNotFoundError:
+        found = None
+    problem = moto_version_problem(expected, found)
+    if problem:
+        print(problem, file=sys.stderr)
+        sys.exit(2)
+
+
+# Before moto is imported: another version may not even have the modules patched below.
+_check_moto_version()
 
 import moto.dynamodb.models as dynamodb_models
 from moto.dynamodb.models import DynamoDBBackend

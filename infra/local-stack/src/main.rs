@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
-use crate::template::{Context, EventSource, Template};
+use crate::template::{Context, EventSource, Function, Template};
 
 /// The issuer and audience of local tokens.
 const LOCAL_ISSUER: &str = "oms-local";
@@ -192,37 +192,75 @@ async fn wait_until(
 async fn up(args: UpArgs, jwt_secret: &str, carrier_secret: &str) -> Result<(), BoxError> {
     let workspace = args.workspace.canonicalize()?;
     let http = reqwest::Client::new();
+    let mut children = Vec::new();
 
     // 1. The emulator.
-    let mut children = Vec::new();
-    let endpoint = match &args.emulator_url {
-        Some(url) => url.trim_end_matches('/').to_owned(),
-        None => {
-            let moto = tool(args.python.clone(), &workspace, "python3");
-            let child = tokio::process::Command::new(&moto)
-                .arg(workspace.join("infra/local/moto_server.py"))
-                // Where moto's request recorder (used by the benchmark to count calls) writes.
-                .env(
-                    "MOTO_RECORDER_FILEPATH",
-                    workspace
-                        .join("target")
-                        .join(format!("moto-recording-{}", args.emulator_port)),
-                )
-                .args(["-H", "127.0.0.1", "-p", &args.emulator_port.to_string()])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .process_group(0)
-                .kill_on_drop(true)
-                .spawn()
-                .map_err(|e| {
-                    format!(
-                        "cannot start {} ({e}); run infra/local/bootstrap.sh first",
-                        moto.display()
-                    )
-                })?;
-            children.push(child);
-            format!("http://127.0.0.1:{}", args.emulator_port)
-        }
+    let mut emulator = start_emulator(&args, &workspace, &http).await?;
+    children.extend(emulator.process.take());
+
+    // 2. The template's resources.
+    let template = Template::load(&workspace.join("infra/template.yaml"))?;
+    let context = create_resources(&template, &args, carrier_secret, &emulator.clients).await?;
+
+    // 3. The functions.
+    let functions = template.functions(&context)?;
+    let (watch, invoker) = start_functions(&args, &workspace, &functions, &emulator.endpoint)?;
+    children.push(watch);
+
+    // 4. The HTTP API, answering 503 on its health check until everything is up.
+    let gateway =
+        start_http_api(&args, &template, &context, &functions, jwt_secret, &invoker).await?;
+    warm_up(&functions, &invoker).await?;
+
+    // 5. The queue and stream event sources.
+    start_event_sources(&args, &functions, &context, &emulator, &invoker)?;
+    start_notification_log(&args.stack, &context, &emulator.clients).await?;
+
+    // 6. The demo catalog, through the API like any administrator.
+    let base = local_url(args.port);
+    gateway.ready.store(true, Ordering::SeqCst);
+    if !args.no_seed {
+        seed(
+            &http,
+            &base,
+            jwt_secret,
+            &workspace.join("infra/local/demo-catalog.json"),
+        )
+        .await?;
+    }
+
+    print_welcome(&args, jwt_secret, &base, &emulator.endpoint);
+    serve_until_interrupted(children).await
+}
+
+/// `http://127.0.0.1:{port}`: the services this command starts listen on the loopback address only.
+fn local_url(port: u16) -> String {
+    format!("http://127.0.0.1:{port}")
+}
+
+/// The emulator the stack runs against, and the clients the stack itself uses with it.
+struct Emulator {
+    /// Where DynamoDB, SQS and SNS answer (the functions' `AWS_ENDPOINT_URL`).
+    endpoint: String,
+    /// The moto process, unless `--emulator-url` named an emulator that is already running.
+    process: Option<tokio::process::Child>,
+    clients: provision::Clients,
+    streams: aws_sdk_dynamodbstreams::Client,
+}
+
+/// Step 1: starts moto (unless `--emulator-url` gives an endpoint), waits until it answers, and
+/// makes the clients provisioning and the event sources use.
+async fn start_emulator(
+    args: &UpArgs,
+    workspace: &Path,
+    http: &reqwest::Client,
+) -> Result<Emulator, BoxError> {
+    let (endpoint, process) = match &args.emulator_url {
+        Some(url) => (url.trim_end_matches('/').to_owned(), None),
+        None => (
+            local_url(args.emulator_port),
+            Some(spawn_moto(args, workspace)?),
+        ),
     };
     wait_until("the emulator", Duration::from_secs(30), async || {
         http.get(format!("{endpoint}/moto-api/"))
@@ -241,23 +279,84 @@ async fn up(args: UpArgs, jwt_secret: &str, carrier_secret: &str) -> Result<(), 
         .credentials_provider(credentials)
         .load()
         .await;
-    let clients = provision::Clients {
-        dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
-        sqs: aws_sdk_sqs::Client::new(&sdk),
-        sns: aws_sdk_sns::Client::new(&sdk),
-    };
+    Ok(Emulator {
+        clients: provision::Clients {
+            dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
+            sqs: aws_sdk_sqs::Client::new(&sdk),
+            sns: aws_sdk_sns::Client::new(&sdk),
+        },
+        streams: aws_sdk_dynamodbstreams::Client::new(&sdk),
+        endpoint,
+        process,
+    })
+}
 
-    // 2. The template's resources.
-    let template = Template::load(&workspace.join("infra/template.yaml"))?;
+/// Runs `infra/local/moto_server.py` on `--emulator-port`, in a process group of its own.
+fn spawn_moto(args: &UpArgs, workspace: &Path) -> Result<tokio::process::Child, BoxError> {
+    let moto = tool(args.python.clone(), workspace, "python3");
+    let child = tokio::process::Command::new(&moto)
+        .arg(workspace.join("infra/local/moto_server.py"))
+        // Where moto's request recorder (used by the benchmark to count calls) writes.
+        .env(
+            "MOTO_RECORDER_FILEPATH",
+            workspace
+                .join("target")
+                .join(format!("moto-recording-{}", args.emulator_port)),
+        )
+        .args(["-H", "127.0.0.1", "-p", &args.emulator_port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| {
+            format!(
+                "cannot start {} ({e}); run infra/local/bootstrap.sh first",
+                moto.display()
+            )
+        })?;
+    Ok(child)
+}
+
+/// Step 2: creates the template's tables, queues, topics and subscriptions, and returns what
+/// references to them resolve to.
+async fn create_resources(
+    template: &Template,
+    args: &UpArgs,
+    carrier_secret: &str,
+    clients: &provision::Clients,
+) -> Result<Context, BoxError> {
+    let mut context = Context {
+        parameters: template_parameters(template, args, carrier_secret)?,
+        resources: HashMap::new(),
+        region: REGION.into(),
+        account: ACCOUNT.into(),
+        stack: args.stack.clone(),
+        conditions: template.conditions.clone(),
+    };
+    provision::provision(
+        template,
+        &mut context,
+        clients,
+        args.queue_visibility_seconds,
+    )
+    .await?;
+    Ok(context)
+}
+
+/// The template's parameters: the local defaults, then every `--parameter`, then the template's
+/// own defaults for the rest. A parameter with none of these is an error.
+fn template_parameters(
+    template: &Template,
+    args: &UpArgs,
+    carrier_secret: &str,
+) -> Result<HashMap<String, String>, BoxError> {
     let mut parameters: HashMap<String, String> = HashMap::from([
         ("JwtIssuer".into(), LOCAL_ISSUER.into()),
         ("JwtAudience".into(), LOCAL_AUDIENCE.into()),
         ("CarrierWebhookSecret".into(), carrier_secret.into()),
         // Links in notifications (return labels) point at the local gateway.
-        (
-            "PublicApiUrl".into(),
-            format!("http://127.0.0.1:{}", args.port),
-        ),
+        ("PublicApiUrl".into(), local_url(args.port)),
     ]);
     for pair in &args.parameters {
         let (k, v) = pair
@@ -273,33 +372,60 @@ async fn up(args: UpArgs, jwt_secret: &str, carrier_secret: &str) -> Result<(), 
             parameters.insert(name.clone(), value);
         }
     }
-    let mut context = Context {
-        parameters,
-        resources: HashMap::new(),
-        region: REGION.into(),
-        account: ACCOUNT.into(),
-        stack: args.stack.clone(),
-        conditions: template.conditions.clone(),
-    };
-    provision::provision(
-        &template,
-        &mut context,
-        &clients,
-        args.queue_visibility_seconds,
-    )
-    .await?;
-    let queue_url_of = |arn: &str| {
-        context
-            .resources
-            .values()
-            .find(|p| p.attributes.get("Arn").map(String::as_str) == Some(arn))
-            .map(|p| p.reference.clone())
-    };
+    Ok(parameters)
+}
 
-    // 3. The functions.
-    let functions = template.functions(&context)?;
+/// The URL of the created queue whose ARN is `arn`.
+fn queue_url_of(context: &Context, arn: &str) -> Option<String> {
+    context
+        .resources
+        .values()
+        .find(|p| p.attributes.get("Arn").map(String::as_str) == Some(arn))
+        .map(|p| p.reference.clone())
+}
+
+/// Step 3: starts `cargo lambda watch` with every function's environment, and returns it with
+/// the invoker that calls the functions through it.
+fn start_functions(
+    args: &UpArgs,
+    workspace: &Path,
+    functions: &[Function],
+    endpoint: &str,
+) -> Result<(tokio::process::Child, lambda::Invoker), BoxError> {
+    let environment = function_environment(functions, endpoint)?;
+    let cargo_lambda = tool(args.cargo_lambda.clone(), workspace, "cargo-lambda");
+    let env_file = std::env::temp_dir().join(format!("oms-local-{}.env", args.lambda_port));
+    let watch = lambda::start_watch(
+        &lambda::Watch {
+            cargo_lambda: cargo_lambda.to_str().ok_or("a non-UTF-8 path")?,
+            workspace,
+            address: "127.0.0.1",
+            port: args.lambda_port,
+            concurrency: args.function_concurrency,
+            profile: &args.profile,
+            env_file: &env_file,
+        },
+        &environment,
+    )
+    .map_err(|e| {
+        format!(
+            "cannot start {} ({e}); run infra/local/bootstrap.sh first",
+            cargo_lambda.display()
+        )
+    })?;
+    let invoker = lambda::Invoker::new(local_url(args.lambda_port), args.function_concurrency);
+    Ok((watch, invoker))
+}
+
+/// The one environment every function runs with: `cargo lambda watch` shares one environment
+/// between all functions, so a variable two functions set differently is an error. The SDK is
+/// pointed at the emulator.
+fn function_environment(
+    functions: &[Function],
+    endpoint: &str,
+) -> Result<Vec<(String, String)>, BoxError> {
     let mut environment: BTreeMap<String, String> = BTreeMap::new();
-    for function in &functions {
+    for function in functions {
         for (key, value) in &function.environment {
             if let Some(existing) = environment.insert(key.clone(), value.clone()) {
                 if &existing != value {
@@ -309,7 +435,7 @@ async fn up(args: UpArgs, jwt_secret: &str, carrier_secret: &str) -> Result<(), 
         }
     }
     for (key, value) in [
-        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_ENDPOINT_URL", endpoint),
         ("AWS_REGION", REGION),
         ("AWS_ACCESS_KEY_ID", "local"),
         ("AWS_SECRET_ACCESS_KEY", "local"),
@@ -317,38 +443,42 @@ async fn up(args: UpArgs, jwt_secret: &str, carrier_secret: &str) -> Result<(), 
     ] {
         environment.insert(key.into(), value.into());
     }
-    let cargo_lambda = tool(args.cargo_lambda.clone(), &workspace, "cargo-lambda");
-    let env_file = std::env::temp_dir().join(format!("oms-local-{}.env", args.lambda_port));
-    let environment: Vec<(String, String)> = environment.into_iter().collect();
-    children.push(
-        lambda::start_watch(
-            &lambda::Watch {
-                cargo_lambda: cargo_lambda.to_str().ok_or("a non-UTF-8 path")?,
-                workspace: &workspace,
-                address: "127.0.0.1",
-                port: args.lambda_port,
-                concurrency: args.function_concurrency,
-                profile: &args.profile,
-                env_file: &env_file,
-            },
-            &environment,
-        )
-        .map_err(|e| {
-            format!(
-                "cannot start {} ({e}); run infra/local/bootstrap.sh first",
-                cargo_lambda.display()
-            )
-        })?,
-    );
-    let invoker = lambda::Invoker::new(
-        format!("http://127.0.0.1:{}", args.lambda_port),
-        args.function_concurrency,
-    );
+    Ok(environment.into_iter().collect())
+}
 
-    // 4. The HTTP API, answering 503 on its health check until everything is up.
-    let (issuer, audiences) = template.jwt_authorizer(&context)?;
+/// Step 4: serves the HTTP API on `--port` with the template's routes and JWT authorizer. Its
+/// health check answers 503 until the returned gateway is marked ready.
+async fn start_http_api(
+    args: &UpArgs,
+    template: &Template,
+    context: &Context,
+    functions: &[Function],
+    jwt_secret: &str,
+    invoker: &lambda::Invoker,
+) -> Result<Arc<gateway::Gateway>, BoxError> {
+    let (issuer, audiences) = template.jwt_authorizer(context)?;
+    let gateway = Arc::new(gateway::Gateway {
+        routes: routes_of(functions),
+        verifier: jwt::Verifier::new(jwt_secret, &issuer, &audiences),
+        invoker: invoker.clone(),
+        ready: false.into(),
+    });
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
+    let app = axum::Router::new()
+        .fallback(gateway::serve)
+        .with_state(gateway.clone());
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, app).await {
+            tracing::error!(%error, "the HTTP API stopped");
+        }
+    });
+    Ok(gateway)
+}
+
+/// Every function's HTTP API events, as gateway routes.
+fn routes_of(functions: &[Function]) -> Vec<gateway::Route> {
     let mut routes = Vec::new();
-    for function in &functions {
+    for function in functions {
         for event in &function.events {
             if let EventSource::Http {
                 method,
@@ -365,36 +495,16 @@ async fn up(args: UpArgs, jwt_secret: &str, carrier_secret: &str) -> Result<(), 
             }
         }
     }
-    let gateway = Arc::new(gateway::Gateway {
-        routes,
-        verifier: jwt::Verifier::new(jwt_secret, &issuer, &audiences),
-        invoker: invoker.clone(),
-        ready: false.into(),
-    });
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
-    let app = axum::Router::new()
-        .fallback(gateway::serve)
-        .with_state(gateway.clone());
-    tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, app).await {
-            tracing::error!(%error, "the HTTP API stopped");
-        }
-    });
+    routes
+}
 
-    // Every function answers once before traffic flows (the first call may compile it).
+/// Every function answers once before traffic flows (the first call may compile it).
+async fn warm_up(functions: &[Function], invoker: &lambda::Invoker) -> Result<(), BoxError> {
     let started = Instant::now();
     tracing::info!("starting the functions (the first start builds them)");
     let warmups = functions.iter().map(|function| {
         let invoker = invoker.clone();
-        let event = match function.events.first() {
-            Some(EventSource::Http { .. }) => json!({
-                "version": "2.0", "routeKey": "GET /_local/warmup", "rawPath": "/_local/warmup", "rawQueryString": "",
-                "headers": {}, "isBase64Encoded": false,
-                "requestContext": {"http": {"method": "GET", "path": "/_local/warmup", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "oms-local"},
-                                   "routeKey": "GET /_local/warmup", "stage": "$default", "requestId": "warmup", "accountId": ACCOUNT, "apiId": "oms-local", "timeEpoch": 0}
-            }),
-            _ => json!({"Records": []}),
-        };
+        let event = warmup_event(function);
         let binary = function.binary.clone();
         tracing::debug!(function = %function.logical_id, %binary, "warming up");
         async move {
@@ -402,7 +512,9 @@ async fn up(args: UpArgs, jwt_secret: &str, carrier_secret: &str) -> Result<(), 
             loop {
                 match invoker.invoke(&binary, &event).await {
                     Ok(_) => return Ok(()),
-                    Err(error) if Instant::now() > deadline => return Err(format!("{binary} did not start: {error}")),
+                    Err(error) if Instant::now() > deadline => {
+                        return Err(format!("{binary} did not start: {error}"))
+                    }
                     Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
                 }
             }
@@ -412,10 +524,34 @@ async fn up(args: UpArgs, jwt_secret: &str, carrier_secret: &str) -> Result<(), 
         result?;
     }
     tracing::info!(seconds = started.elapsed().as_secs(), "functions ready");
+    Ok(())
+}
 
-    // 5. The queue and stream event sources.
-    let streams = aws_sdk_dynamodbstreams::Client::new(&sdk);
-    for function in &functions {
+/// An event that only starts the function: for an HTTP function a request for
+/// `GET /_local/warmup`, a path no route has; for the others an empty batch.
+fn warmup_event(function: &Function) -> serde_json::Value {
+    match function.events.first() {
+        Some(EventSource::Http { .. }) => json!({
+            "version": "2.0", "routeKey": "GET /_local/warmup", "rawPath": "/_local/warmup", "rawQueryString": "",
+            "headers": {}, "isBase64Encoded": false,
+            "requestContext": {"http": {"method": "GET", "path": "/_local/warmup", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "oms-local"},
+                               "routeKey": "GET /_local/warmup", "stage": "$default", "requestId": "warmup", "accountId": ACCOUNT, "apiId": "oms-local", "timeEpoch": 0}
+        }),
+        _ => json!({"Records": []}),
+    }
+}
+
+/// Step 5: a poller for each queue event (`--pollers-per-queue` of them) and for each stream
+/// event of every function.
+fn start_event_sources(
+    args: &UpArgs,
+    functions: &[Function],
+    context: &Context,
+    emulator: &Emulator,
+    invoker: &lambda::Invoker,
+) -> Result<(), BoxError> {
+    let sqs = &emulator.clients.sqs;
+    for function in functions {
         for event in &function.events {
             match event {
                 EventSource::Sqs {
@@ -425,7 +561,7 @@ async fn up(args: UpArgs, jwt_secret: &str, carrier_secret: &str) -> Result<(), 
                 } => {
                     let source = Arc::new(pollers::SqsSource {
                         binary: function.binary.clone(),
-                        queue_url: queue_url_of(queue_arn)
+                        queue_url: queue_url_of(context, queue_arn)
                             .ok_or_else(|| format!("no queue {queue_arn}"))?,
                         queue_arn: queue_arn.clone(),
                         batch_size: *batch_size,
@@ -434,7 +570,7 @@ async fn up(args: UpArgs, jwt_secret: &str, carrier_secret: &str) -> Result<(), 
                     });
                     for _ in 0..args.pollers_per_queue.max(1) {
                         tokio::spawn(pollers::poll_queue(
-                            clients.sqs.clone(),
+                            sqs.clone(),
                             invoker.clone(),
                             source.clone(),
                         ));
@@ -453,12 +589,14 @@ async fn up(args: UpArgs, jwt_secret: &str, carrier_secret: &str) -> Result<(), 
                         batch_size: *batch_size,
                         max_retries: *max_retries,
                         report_failures: *report_failures,
-                        on_failure_queue_url: on_failure_arn.as_deref().and_then(queue_url_of),
+                        on_failure_queue_url: on_failure_arn
+                            .as_deref()
+                            .and_then(|arn| queue_url_of(context, arn)),
                         region: REGION.into(),
                     });
                     tokio::spawn(pollers::poll_stream(
-                        streams.clone(),
-                        clients.sqs.clone(),
+                        emulator.streams.clone(),
+                        sqs.clone(),
                         invoker.clone(),
                         source,
                     ));
@@ -467,43 +605,46 @@ async fn up(args: UpArgs, jwt_secret: &str, carrier_secret: &str) -> Result<(), 
             }
         }
     }
+    Ok(())
+}
 
-    // Every customer notification, shown as a log line as it is sent.
-    if let Some(topic) = context.resources.get(NOTIFICATIONS_TOPIC) {
-        let name = format!("{}-notifications-log", args.stack);
-        let queue_url = clients
-            .sqs
-            .create_queue()
-            .queue_name(&name)
-            .send()
-            .await?
-            .queue_url
-            .ok_or("no queue URL")?;
-        clients
-            .sns
-            .subscribe()
-            .topic_arn(&topic.reference)
-            .protocol("sqs")
-            .endpoint(format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"))
-            .attributes("RawMessageDelivery", "true")
-            .send()
-            .await?;
-        tokio::spawn(pollers::log_notifications(clients.sqs.clone(), queue_url));
-    }
-
-    // 6. The demo catalog, through the API like any administrator.
-    let base = format!("http://127.0.0.1:{}", args.port);
-    gateway.ready.store(true, Ordering::SeqCst);
-    if !args.no_seed {
-        seed(
-            &http,
-            &base,
-            jwt_secret,
-            &workspace.join("infra/local/demo-catalog.json"),
-        )
+/// Every customer notification, shown as a log line as it is sent: a queue of the stack's own
+/// (`<stack>-notifications-log`), subscribed to the template's notifications topic with raw
+/// delivery, and a poller that logs and deletes what arrives. Nothing if the template has no
+/// such topic.
+async fn start_notification_log(
+    stack: &str,
+    context: &Context,
+    clients: &provision::Clients,
+) -> Result<(), BoxError> {
+    let Some(topic) = context.resources.get(NOTIFICATIONS_TOPIC) else {
+        return Ok(());
+    };
+    let name = format!("{stack}-notifications-log");
+    let queue_url = clients
+        .sqs
+        .create_queue()
+        .queue_name(&name)
+        .send()
+        .await?
+        .queue_url
+        .ok_or("no queue URL")?;
+    clients
+        .sns
+        .subscribe()
+        .topic_arn(&topic.reference)
+        .protocol("sqs")
+        .endpoint(format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"))
+        .attributes("RawMessageDelivery", "true")
+        .send()
         .await?;
-    }
+    tokio::spawn(pollers::log_notifications(clients.sqs.clone(), queue_url));
+    Ok(())
+}
 
+/// Tells the person who started the stack where everything is, with a customer token and an
+/// order to place.
+fn print_welcome(args: &UpArgs, jwt_secret: &str, base: &str, endpoint: &str) {
     let token = jwt::sign(
         jwt_secret,
         LOCAL_ISSUER,
@@ -523,7 +664,10 @@ async fn up(args: UpArgs, jwt_secret: &str, carrier_secret: &str) -> Result<(), 
     println!("Place an order:\n");
     println!("  curl -si {base}/orders -H \"authorization: Bearer $TOKEN\" -H 'content-type: application/json' \\\n    -H \"idempotency-key: $(date +%s%N)\" -d @events/demo-order.json\n");
     println!("Press Ctrl-C to stop.");
+}
 
+/// Serves until Ctrl-C or SIGTERM, then stops the children the stack started.
+async fn serve_until_interrupted(children: Vec<tokio::process::Child>) -> Result<(), BoxError> {
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         result = tokio::signal::ctrl_c() => result?,
