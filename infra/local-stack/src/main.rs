@@ -268,7 +268,12 @@ async fn start_emulator(
             .await
             .is_ok()
     })
-    .await?;
+    .await
+    .map_err(|e| match &process {
+        // Its own words say why (a moto other than the pinned one, say).
+        Some(_) => format!("{e}; its log: {}", moto_log(args, workspace).display()).into(),
+        None => e,
+    })?;
     tracing::info!(%endpoint, "emulator ready");
 
     let credentials =
@@ -291,6 +296,14 @@ async fn start_emulator(
     })
 }
 
+/// Where the emulator's own messages go: its start-up errors, such as a moto version the
+/// launcher refuses.
+fn moto_log(args: &UpArgs, workspace: &Path) -> PathBuf {
+    workspace
+        .join("target")
+        .join(format!("moto-{}.log", args.emulator_port))
+}
+
 /// Runs `infra/local/moto_server.py` on `--emulator-port`, in a process group of its own.
 fn spawn_moto(args: &UpArgs, workspace: &Path) -> Result<tokio::process::Child, BoxError> {
     let moto = tool(args.python.clone(), workspace, "python3");
@@ -305,7 +318,7 @@ fn spawn_moto(args: &UpArgs, workspace: &Path) -> Result<tokio::process::Child, 
         )
         .args(["-H", "127.0.0.1", "-p", &args.emulator_port.to_string()])
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(moto_log(args, workspace))?)
         .process_group(0)
         .kill_on_drop(true)
         .spawn()
