@@ -9,7 +9,7 @@ use oms_adapters::config::{self, TableConfig};
 use oms_adapters::dynamo::DynamoStore;
 use oms_adapters::http::{
     caller, etag, if_match, json_body, json_response, page_limit, path_parameter, require_scope,
-    respond, route_key, unknown_route, ApiError,
+    respond, route_key, unknown_route, ApiError, ProblemType,
 };
 use oms_domain::app::caller::SCOPE_WAREHOUSE;
 use oms_domain::app::fulfillment::{self, CarrierEvent, CarrierResult, WarehouseAction};
@@ -176,8 +176,7 @@ async fn pick_list<S: OrderStore>(
     require_scope(&caller(request)?, SCOPE_WAREHOUSE)?;
     let query = request.query_string_parameters();
     let invalid = |detail: String| ApiError::BadRequest {
-        kind: "invalid-query",
-        title: "Invalid query parameter",
+        problem: ProblemType::InvalidQuery,
         detail,
     };
     let warehouse = query

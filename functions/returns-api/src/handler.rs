@@ -6,7 +6,7 @@ use oms_adapters::config::{self, TableConfig};
 use oms_adapters::dynamo::DynamoStore;
 use oms_adapters::http::{
     caller, idempotency_key, json_body, json_response, page_limit, path_parameter, require_scope,
-    respond, route_key, unknown_route, ApiError,
+    respond, route_key, unknown_route, ApiError, ProblemType,
 };
 use oms_domain::app::caller::{SCOPE_ADMIN, SCOPE_WAREHOUSE};
 use oms_domain::app::returns::{
@@ -160,8 +160,7 @@ async fn list_pending<S: OrderStore>(
     require_scope(&caller, SCOPE_ADMIN)?;
     let query = request.query_string_parameters();
     let bad = |detail: String| ApiError::BadRequest {
-        kind: "invalid-query",
-        title: "Invalid query parameter",
+        problem: ProblemType::InvalidQuery,
         detail,
     };
     if query.first("status") != Some(ReturnStatus::PendingApproval.as_str()) {
@@ -199,8 +198,8 @@ async fn label<S: OrderStore>(app: &App<S>, request: &Request) -> Result<Respons
     let (rma, order) = get_return(&app.store, &caller, &return_id(request)?).await?;
     if !has_label(&rma) {
         return Err(ApiError::Conflict {
-            kind: "label-not-issued",
-            title: "No label yet",
+            problem: ProblemType::LabelNotIssued,
+            title: None,
             detail: format!(
                 "the return is {}; its label is issued once it is approved",
                 rma.status.as_str()

@@ -82,7 +82,57 @@ pub struct Gateway {
     pub ready: std::sync::atomic::AtomicBool,
 }
 
-fn problem(status: StatusCode, kind: &str, title: &str, detail: &str) -> Response {
+/// The problems the gateway answers itself, instead of a function. Their types are ones the API
+/// documents; a test checks them against `infra/openapi.yaml`.
+#[derive(Debug, Clone, Copy)]
+enum GatewayProblem {
+    NotFound,
+    MethodNotAllowed,
+    Unauthenticated,
+    PayloadTooLarge,
+    FunctionFailed,
+}
+
+impl GatewayProblem {
+    #[cfg(test)]
+    const ALL: [Self; 5] = [
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::Unauthenticated,
+        Self::PayloadTooLarge,
+        Self::FunctionFailed,
+    ];
+
+    /// The status, the problem type's slug and the title.
+    fn parts(self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            Self::NotFound => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            Self::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+            ),
+            Self::Unauthenticated => (
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "Authentication required",
+            ),
+            Self::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Body too large",
+            ),
+            Self::FunctionFailed => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal-error",
+                "Internal Server Error",
+            ),
+        }
+    }
+}
+
+fn problem(problem: GatewayProblem, detail: &str) -> Response {
+    let (status, kind, title) = problem.parts();
     let body = json!({"type": format!("/problems/{kind}"), "title": title, "status": status.as_u16(), "detail": detail});
     let mut response = (status, body.to_string()).into_response();
     response.headers_mut().insert(
@@ -125,16 +175,12 @@ pub async fn serve(State(gateway): State<Arc<Gateway>>, request: Request) -> Res
     let Some((route, parameters)) = found else {
         return if path_matched {
             problem(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method-not-allowed",
-                "Method not allowed",
+                GatewayProblem::MethodNotAllowed,
                 &format!("{method} is not served on {path}"),
             )
         } else {
             problem(
-                StatusCode::NOT_FOUND,
-                "not-found",
-                "Not found",
+                GatewayProblem::NotFound,
                 &format!("no route for {method} {path}"),
             )
         };
@@ -143,27 +189,13 @@ pub async fn serve(State(gateway): State<Arc<Gateway>>, request: Request) -> Res
     let claims = match authorize(&gateway.verifier, request.headers()) {
         _ if !route.authorize => None,
         Ok(claims) => Some(claims),
-        Err(detail) => {
-            return problem(
-                StatusCode::UNAUTHORIZED,
-                "unauthenticated",
-                "Authentication required",
-                &detail,
-            )
-        }
+        Err(detail) => return problem(GatewayProblem::Unauthenticated, &detail),
     };
 
     let (parts, body) = request.into_parts();
     let body = match to_bytes(body, MAX_PAYLOAD_BYTES).await {
         Ok(body) => body,
-        Err(_) => {
-            return problem(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload-too-large",
-                "Body too large",
-                "the body exceeds 10 MB",
-            )
-        }
+        Err(_) => return problem(GatewayProblem::PayloadTooLarge, "the body exceeds 10 MB"),
     };
     let event = api_gateway_event(
         &route,
@@ -178,12 +210,7 @@ pub async fn serve(State(gateway): State<Arc<Gateway>>, request: Request) -> Res
         Ok(payload) => function_response(&payload),
         Err(error) => {
             tracing::error!(binary = %route.binary, %error, "invocation failed");
-            problem(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal-error",
-                "Internal Server Error",
-                "the function failed",
-            )
+            problem(GatewayProblem::FunctionFailed, "the function failed")
         }
     }
 }
@@ -430,5 +457,26 @@ mod tests {
             "ada"
         );
         assert_eq!(event["headers"]["idempotency-key"], "k1");
+    }
+
+    #[test]
+    fn answers_only_problem_types_the_api_documents() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi.yaml");
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let document: serde_yaml::Value = serde_yaml::from_str(&text).expect("openapi.yaml parses");
+        let documented: Vec<&str> = document["components"]["schemas"]["Problem"]["properties"]
+            ["type"]["enum"]
+            .as_sequence()
+            .expect("the Problem schema's type has an enum")
+            .iter()
+            .filter_map(serde_yaml::Value::as_str)
+            .collect();
+        for answered in GatewayProblem::ALL {
+            let uri = format!("/problems/{}", answered.parts().1);
+            assert!(
+                documented.contains(&uri.as_str()),
+                "{answered:?} answers {uri}, which openapi.yaml does not list"
+            );
+        }
     }
 }

@@ -5,8 +5,9 @@
 //!   misconfiguration, and is refused rather than trusted.
 //! - [`json_body`]: the request body as JSON, with its size, media type and syntax checked.
 //! - [`ApiError`] and [`problem`]: the one mapping from every error to an
-//!   `application/problem+json` response (RFC 9457) with a stable `type`. 4xx bodies say what is
-//!   wrong; 5xx bodies say nothing internal, and the log says everything.
+//!   `application/problem+json` response (RFC 9457) with a stable `type`, one of the closed set
+//!   [`ProblemType`]. 4xx bodies say what is wrong; 5xx bodies say nothing internal, and the log
+//!   says everything.
 
 use lambda_http::http::{header, HeaderValue, StatusCode};
 use lambda_http::request::RequestContext;
@@ -29,6 +30,83 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 /// The largest request body any route accepts. A 99-line order is about 10 KiB.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// Defines [`ProblemType`] from one table: variant, slug, status, title.
+macro_rules! problem_types {
+    ($($variant:ident => $slug:literal, $status:ident, $title:literal;)*) => {
+        /// Every problem `type` the API answers: the closed set `infra/openapi.yaml` documents
+        /// (a test checks that the two agree). Each has one status and a default title.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ProblemType {
+            $(#[doc = concat!("`/problems/", $slug, "`: ", $title, ".")] $variant,)*
+        }
+
+        impl ProblemType {
+            /// Every problem type.
+            pub const ALL: &'static [ProblemType] = &[$(Self::$variant),*];
+
+            /// The slug, `malformed-json`.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $slug,)*
+                }
+            }
+
+            /// The `type` URI a problem body carries, `/problems/malformed-json`.
+            pub const fn uri(self) -> &'static str {
+                match self {
+                    $(Self::$variant => concat!("/problems/", $slug),)*
+                }
+            }
+
+            /// The status a problem of this type is answered with.
+            pub const fn status(self) -> StatusCode {
+                match self {
+                    $(Self::$variant => StatusCode::$status,)*
+                }
+            }
+
+            /// The title, unless the error names a more specific one.
+            pub const fn title(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $title,)*
+                }
+            }
+        }
+    };
+}
+
+problem_types! {
+    MalformedJson => "malformed-json", BAD_REQUEST, "Malformed JSON";
+    MissingIdempotencyKey => "missing-idempotency-key", BAD_REQUEST, "Idempotency-Key required";
+    InvalidIdempotencyKey => "invalid-idempotency-key", BAD_REQUEST, "Invalid Idempotency-Key";
+    InvalidQuery => "invalid-query", BAD_REQUEST, "Invalid query parameter";
+    InvalidCursor => "invalid-cursor", BAD_REQUEST, "Invalid cursor";
+    InvalidIfMatch => "invalid-if-match", BAD_REQUEST, "Invalid If-Match";
+    Unauthenticated => "unauthenticated", UNAUTHORIZED, "Authentication required";
+    Forbidden => "forbidden", FORBIDDEN, "Missing scope";
+    NotFound => "not-found", NOT_FOUND, "Not found";
+    // Answered by the local gateway only; API Gateway answers an unserved method itself.
+    MethodNotAllowed => "method-not-allowed", METHOD_NOT_ALLOWED, "Method not allowed";
+    ValidationError => "validation-error", UNPROCESSABLE_ENTITY, "Invalid request";
+    IdempotencyKeyReused => "idempotency-key-reused", CONFLICT, "Idempotency-Key reused";
+    IdempotencyKeyInProgress => "idempotency-key-in-progress", CONFLICT, "Request in progress";
+    InsufficientStock => "insufficient-stock", CONFLICT, "Stock change refused";
+    ConcurrentModification => "concurrent-modification", CONFLICT, "Concurrent modification";
+    InvalidFulfillmentStep => "invalid-fulfillment-step", CONFLICT, "Step not allowed now";
+    NotCancellable => "not-cancellable", CONFLICT, "Cannot be cancelled";
+    ReturnInstead => "return-instead", CONFLICT, "Already shipped";
+    NotReturnable => "not-returnable", CONFLICT, "Not returnable";
+    InvalidReturnStep => "invalid-return-step", CONFLICT, "Step not allowed now";
+    ReturnAlreadyReceived => "return-already-received", CONFLICT, "Return already received";
+    LabelNotIssued => "label-not-issued", CONFLICT, "No label yet";
+    PreconditionFailed => "precondition-failed", PRECONDITION_FAILED, "Stale If-Match";
+    PreconditionRequired => "precondition-required", PRECONDITION_REQUIRED, "If-Match required";
+    PayloadTooLarge => "payload-too-large", PAYLOAD_TOO_LARGE, "Body too large";
+    UnsupportedMediaType => "unsupported-media-type", UNSUPPORTED_MEDIA_TYPE, "Unsupported media type";
+    Unavailable => "unavailable", SERVICE_UNAVAILABLE, "Service busy, retry later";
+    InternalError => "internal-error", INTERNAL_SERVER_ERROR, "Internal error";
+}
+
 /// Everything an API call can fail with, each mapped to one status and problem type.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -40,16 +118,18 @@ pub enum ApiError {
     NotFound(String),
     #[error("the request has invalid fields")]
     Invalid(ValidationErrors),
+    /// A 400: `problem` is one whose status is 400.
     #[error("{detail}")]
     BadRequest {
-        kind: &'static str,
-        title: &'static str,
+        problem: ProblemType,
         detail: String,
     },
+    /// A 409: `problem` is one whose status is 409. `title`, if given, replaces the type's own
+    /// where the refusal has a more specific name.
     #[error("{detail}")]
     Conflict {
-        kind: &'static str,
-        title: &'static str,
+        problem: ProblemType,
+        title: Option<&'static str>,
         detail: String,
     },
     #[error("the body is larger than {MAX_BODY_BYTES} bytes")]
@@ -69,7 +149,7 @@ pub enum ApiError {
 #[derive(Serialize)]
 struct Problem<'a> {
     #[serde(rename = "type")]
-    kind: String,
+    kind: &'static str,
     title: &'a str,
     status: u16,
     detail: String,
@@ -78,53 +158,38 @@ struct Problem<'a> {
 }
 
 impl ApiError {
-    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
-        match self {
-            Self::Unauthenticated => (
-                StatusCode::UNAUTHORIZED,
-                "unauthenticated",
-                "Authentication required",
-            ),
-            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Missing scope"),
-            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
-            Self::Invalid(_) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "validation-error",
-                "Invalid request",
-            ),
-            Self::BadRequest { kind, title, .. } => (StatusCode::BAD_REQUEST, kind, title),
-            Self::Conflict { kind, title, .. } => (StatusCode::CONFLICT, kind, title),
-            Self::PayloadTooLarge => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload-too-large",
-                "Body too large",
-            ),
-            Self::UnsupportedMediaType => (
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported-media-type",
-                "Unsupported media type",
-            ),
-            Self::PreconditionFailed { .. } => (
-                StatusCode::PRECONDITION_FAILED,
-                "precondition-failed",
-                "Stale If-Match",
-            ),
-            Self::PreconditionRequired => (
-                StatusCode::PRECONDITION_REQUIRED,
-                "precondition-required",
-                "If-Match required",
-            ),
-            Self::Unavailable(_) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "Service busy, retry later",
-            ),
-            Self::Internal(_) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal-error",
-                "Internal error",
-            ),
-        }
+    fn parts(&self) -> (StatusCode, ProblemType, &'static str) {
+        let problem = match self {
+            Self::Unauthenticated => ProblemType::Unauthenticated,
+            Self::Forbidden(_) => ProblemType::Forbidden,
+            Self::NotFound(_) => ProblemType::NotFound,
+            Self::Invalid(_) => ProblemType::ValidationError,
+            Self::BadRequest { problem, .. } => *problem,
+            Self::Conflict { problem, .. } => *problem,
+            Self::PayloadTooLarge => ProblemType::PayloadTooLarge,
+            Self::UnsupportedMediaType => ProblemType::UnsupportedMediaType,
+            Self::PreconditionFailed { .. } => ProblemType::PreconditionFailed,
+            Self::PreconditionRequired => ProblemType::PreconditionRequired,
+            Self::Unavailable(_) => ProblemType::Unavailable,
+            Self::Internal(_) => ProblemType::InternalError,
+        };
+        let status = match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            _ => problem.status(),
+        };
+        debug_assert_eq!(
+            status,
+            problem.status(),
+            "{problem:?} answered with {status}"
+        );
+        let title = match self {
+            Self::Conflict {
+                title: Some(title), ..
+            } => title,
+            _ => problem.title(),
+        };
+        (status, problem, title)
     }
 }
 
@@ -141,7 +206,11 @@ pub fn problem(error: &ApiError) -> Response<Body> {
             _ => "An internal error occurred. It has been logged.".to_owned(),
         }
     } else {
-        tracing::info!(problem = kind, status = status.as_u16(), "request refused");
+        tracing::info!(
+            problem = kind.as_str(),
+            status = status.as_u16(),
+            "request refused"
+        );
         match error {
             ApiError::Invalid(errors) => format!("{}", errors),
             other => other.to_string(),
@@ -152,7 +221,7 @@ pub fn problem(error: &ApiError) -> Response<Body> {
         _ => None,
     };
     let body = Problem {
-        kind: format!("/problems/{kind}"),
+        kind: kind.uri(),
         title,
         status: status.as_u16(),
         detail,
@@ -257,14 +326,12 @@ pub fn json_body(request: &Request) -> Result<serde_json::Value, ApiError> {
     }
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::BadRequest {
-            kind: "malformed-json",
-            title: "Malformed JSON",
+            problem: ProblemType::MalformedJson,
             detail: "the body is empty".into(),
         });
     }
     serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest {
-        kind: "malformed-json",
-        title: "Malformed JSON",
+        problem: ProblemType::MalformedJson,
         detail: format!("the body is not valid JSON: {e}"),
     })
 }
@@ -305,8 +372,7 @@ pub fn if_match(request: &Request) -> Result<Option<u64>, ApiError> {
         .and_then(|v| v.parse().ok())
         .map(Some)
         .ok_or(ApiError::BadRequest {
-            kind: "invalid-if-match",
-            title: "Invalid If-Match",
+            problem: ProblemType::InvalidIfMatch,
             detail: "If-Match must be an ETag this API returned, such as \"v3\"".into(),
         })
 }
@@ -324,8 +390,7 @@ pub fn page_limit(request: &Request) -> Result<u32, ApiError> {
             .ok()
             .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
             .ok_or_else(|| ApiError::BadRequest {
-                kind: "invalid-query",
-                title: "Invalid query parameter",
+                problem: ProblemType::InvalidQuery,
                 detail: format!("limit must be a whole number from 1 to {MAX_PAGE_SIZE}"),
             }),
     }
@@ -340,8 +405,7 @@ pub fn idempotency_key(request: &Request, route: &str) -> Result<IdempotencyKey,
         .headers()
         .get(IDEMPOTENCY_KEY)
         .ok_or_else(|| ApiError::BadRequest {
-            kind: "missing-idempotency-key",
-            title: "Idempotency-Key required",
+            problem: ProblemType::MissingIdempotencyKey,
             detail: format!(
                 "{route} needs an Idempotency-Key header, unique per thing the client means to create"
             ),
@@ -350,8 +414,7 @@ pub fn idempotency_key(request: &Request, route: &str) -> Result<IdempotencyKey,
         .ok()
         .and_then(|k| IdempotencyKey::parse(k).ok())
         .ok_or(ApiError::BadRequest {
-            kind: "invalid-idempotency-key",
-            title: "Invalid Idempotency-Key",
+            problem: ProblemType::InvalidIdempotencyKey,
             detail: "the Idempotency-Key must be 1 to 128 printable ASCII characters other than '#'"
                 .into(),
         })
@@ -371,13 +434,12 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::Retryable(message) => ApiError::Unavailable(message),
             StoreError::InvalidCursor => ApiError::BadRequest {
-                kind: "invalid-cursor",
-                title: "Invalid cursor",
+                problem: ProblemType::InvalidCursor,
                 detail: "the cursor was not issued for this listing".into(),
             },
             StoreError::ConditionFailed => ApiError::Conflict {
-                kind: "concurrent-modification",
-                title: "Concurrent modification",
+                problem: ProblemType::ConcurrentModification,
+                title: None,
                 detail: "the resource changed while the request was processed; retry it".into(),
             },
             other => ApiError::Internal(other.to_string()),
@@ -390,14 +452,14 @@ impl From<IntakeError> for ApiError {
         match error {
             IntakeError::Invalid(errors) => ApiError::Invalid(errors),
             IntakeError::KeyReused => ApiError::Conflict {
-                kind: "idempotency-key-reused",
-                title: "Idempotency-Key reused",
+                problem: ProblemType::IdempotencyKeyReused,
+                title: None,
                 detail: "this Idempotency-Key was already used with a different request body"
                     .into(),
             },
             IntakeError::InProgress => ApiError::Conflict {
-                kind: "idempotency-key-in-progress",
-                title: "Request in progress",
+                problem: ProblemType::IdempotencyKeyInProgress,
+                title: None,
                 detail:
                     "a request with this Idempotency-Key is still being processed; retry shortly"
                         .into(),
@@ -418,8 +480,8 @@ impl From<FulfillmentAppError> for ApiError {
             }
             FulfillmentAppError::PreconditionRequired => ApiError::PreconditionRequired,
             FulfillmentAppError::NotAllowed(step) => ApiError::Conflict {
-                kind: "invalid-fulfillment-step",
-                title: "Step not allowed now",
+                problem: ProblemType::InvalidFulfillmentStep,
+                title: None,
                 detail: step.to_string(),
             },
             FulfillmentAppError::Invalid(errors) => ApiError::Invalid(errors),
@@ -433,39 +495,35 @@ impl From<FulfillmentAppError> for ApiError {
 
 impl From<ReturnsAppError> for ApiError {
     fn from(error: ReturnsAppError) -> Self {
-        let conflict = |kind, title, detail: String| ApiError::Conflict {
-            kind,
-            title,
+        let conflict = |problem, detail: String| ApiError::Conflict {
+            problem,
+            title: None,
             detail,
         };
         match error {
             ReturnsAppError::NotFound(what) => ApiError::NotFound(format!("no such {what}")),
             ReturnsAppError::Cancel(e @ CancelError::Shipped) => {
-                conflict("return-instead", "Already shipped", e.to_string())
+                conflict(ProblemType::ReturnInstead, e.to_string())
             }
-            ReturnsAppError::Cancel(e) => {
-                conflict("not-cancellable", "Cannot be cancelled", e.to_string())
-            }
+            ReturnsAppError::Cancel(e) => conflict(ProblemType::NotCancellable, e.to_string()),
             ReturnsAppError::Return(e @ ReturnError::NotDelivered(_)) => {
-                conflict("not-returnable", "Not returnable", e.to_string())
+                conflict(ProblemType::NotReturnable, e.to_string())
             }
-            ReturnsAppError::Return(e @ ReturnError::AlreadyReceived) => conflict(
-                "return-already-received",
-                "Return already received",
-                e.to_string(),
-            ),
-            ReturnsAppError::Return(e) => {
-                conflict("invalid-return-step", "Step not allowed now", e.to_string())
+            ReturnsAppError::Return(e @ ReturnError::AlreadyReceived) => {
+                conflict(ProblemType::ReturnAlreadyReceived, e.to_string())
             }
+            ReturnsAppError::Return(e) => conflict(ProblemType::InvalidReturnStep, e.to_string()),
             ReturnsAppError::Invalid(errors) => ApiError::Invalid(errors),
             ReturnsAppError::KeyReused => conflict(
-                "idempotency-key-reused",
-                "Idempotency-Key reused",
+                ProblemType::IdempotencyKeyReused,
                 "this Idempotency-Key was already used with a different request body".into(),
             ),
-            e @ ReturnsAppError::ExchangeUnavailable(_) => {
-                conflict("insufficient-stock", "Exchange not in stock", e.to_string())
-            }
+            // Not a stock change the caller asked for: the title says which stock was short.
+            e @ ReturnsAppError::ExchangeUnavailable(_) => ApiError::Conflict {
+                problem: ProblemType::InsufficientStock,
+                title: Some("Exchange not in stock"),
+                detail: e.to_string(),
+            },
             ReturnsAppError::Contended => ApiError::Unavailable("the order kept changing".into()),
             ReturnsAppError::Store(error) => error.into(),
         }
@@ -489,8 +547,8 @@ impl From<InventoryError> for ApiError {
                 ApiError::NotFound(format!("SKU {sku} does not exist"))
             }
             InventoryError::Stock(error) => ApiError::Conflict {
-                kind: "insufficient-stock",
-                title: "Stock change refused",
+                problem: ProblemType::InsufficientStock,
+                title: None,
                 detail: error.to_string(),
             },
             InventoryError::Contended => ApiError::Unavailable("the SKU kept changing".into()),
@@ -530,5 +588,38 @@ mod tests {
         let busy = problem(&StoreError::Retryable("ThrottlingException".into()).into());
         assert_eq!(busy.status(), 503);
         assert!(busy.headers().contains_key(header::RETRY_AFTER));
+    }
+
+    #[test]
+    fn the_problem_types_are_exactly_the_ones_the_api_documents() {
+        use std::collections::BTreeSet;
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../infra/openapi.yaml");
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let document: serde_yaml::Value = serde_yaml::from_str(&text).expect("openapi.yaml parses");
+        let listed: Vec<&str> = document["components"]["schemas"]["Problem"]["properties"]["type"]
+            ["enum"]
+            .as_sequence()
+            .expect("the Problem schema's type has an enum")
+            .iter()
+            .map(|uri| uri.as_str().expect("each problem type is a string"))
+            .collect();
+        let documented: BTreeSet<&str> = listed.iter().copied().collect();
+        let answered: BTreeSet<&str> = ProblemType::ALL.iter().map(|p| p.uri()).collect();
+        assert_eq!(
+            listed.len(),
+            documented.len(),
+            "openapi.yaml lists a type twice"
+        );
+        assert_eq!(
+            ProblemType::ALL.len(),
+            answered.len(),
+            "two types share a URI"
+        );
+        let undocumented: Vec<_> = answered.difference(&documented).collect();
+        let unanswered: Vec<_> = documented.difference(&answered).collect();
+        assert!(
+            undocumented.is_empty() && unanswered.is_empty(),
+            "answered but not documented: {undocumented:?}; documented but not a ProblemType: {unanswered:?}"
+        );
     }
 }
