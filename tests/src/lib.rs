@@ -76,6 +76,36 @@ impl Stack {
         }
     }
 
+    /// The emulator alone, for tests that need only its AWS APIs (the adapters' scratch tables):
+    /// the stack's functions and HTTP API need not run. Panics, saying how to start it, if the
+    /// emulator at `OMS_EMULATOR_URL` does not answer.
+    pub async fn emulator_only() -> Stack {
+        let stack = Stack {
+            api: env_or("OMS_API_URL", "http://127.0.0.1:3000"),
+            emulator: env_or("OMS_EMULATOR_URL", "http://127.0.0.1:4566"),
+            stack: env_or("OMS_STACK", "oms-local"),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(120))
+                .build()
+                .expect("an HTTP client"),
+            secret: env_or("OMS_LOCAL_JWT_SECRET", "local-dev-secret"),
+        };
+        let health = stack
+            .http
+            .get(format!("{}/moto-api/", stack.emulator))
+            .send()
+            .await;
+        match health {
+            Ok(response) if response.status().is_success() => stack,
+            other => panic!(
+                "the emulator is not running at {} ({other:?}). Start the local stack (`infra/local/run.sh`), or \
+                 the emulator alone (`python infra/local/moto_server.py -H 127.0.0.1 -p PORT` with moto installed) \
+                 and set OMS_EMULATOR_URL.",
+                stack.emulator
+            ),
+        }
+    }
+
     /// A token the local authorizer accepts.
     pub fn token(&self, sub: &str, scope: Option<&str>) -> String {
         #[derive(serde::Serialize)]

@@ -28,6 +28,8 @@
 //!   DynamoDB one, for handler and application tests.
 
 pub mod app;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 pub mod contact;
 pub mod events;
 #[cfg(any(test, feature = "fixtures"))]

@@ -185,9 +185,13 @@ impl OrderStore for InMemoryStore {
             .orders
             .values()
             .filter(|o| {
-                o.fulfillment
-                    .as_ref()
-                    .is_some_and(|f| f.warehouse == warehouse && f.status == status)
+                // As DynamoDB's sparse pick list: only while the warehouse has work on the order,
+                // so neither once it shipped nor once it was cancelled (the shipment stays where
+                // it had got to).
+                o.status == crate::order::OrderStatus::Fulfilling
+                    && o.fulfillment
+                        .as_ref()
+                        .is_some_and(|f| f.warehouse == warehouse && f.status == status)
             })
             .collect();
         work.sort_by_key(|o| (o.fulfillment.as_ref().map(|f| f.queued_at), o.id.clone()));
