@@ -450,9 +450,6 @@ mod conformance {
     }
 
     #[tokio::test]
-    #[ignore = "known discrepancy: DynamoStore::claim takes over only when claimedAt < now - \
-                NOTIFICATION_CLAIM_SECONDS (strictly), while NotificationCursor::claimed_by_another \
-                and the in-memory store hold a claim live only while less than that has passed"]
     async fn conformance_claim_runs_out_after_exactly_the_claim_seconds() {
         let (store, _, prefix) = setup().await;
         suite::claim_runs_out_after_exactly_the_claim_seconds(&store, &prefix).await;

@@ -13,7 +13,7 @@
 //!   `RESTOCK` units are available again in the same write, the refund is recorded and announced,
 //!   exchanges ship as a new order.
 //!
-//! The rules live in `oms_domain::returns`; the return policy (window, auto-approval, shipping
+//! The rules live in `oms_domain::order::returns`; the return policy (window, auto-approval, shipping
 //! refunds, return address) is data: `shared/domain/return-policy.json` or `RETURN_POLICY_FILE`.
 
 mod handler;

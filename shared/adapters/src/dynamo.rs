@@ -910,7 +910,7 @@ impl NotificationStore for DynamoStore {
             .set_key(Some(cursor_key(order)))
             .update_expression("SET #next = :at, claimedAt = :now, entity = :entity")
             .condition_expression(format!(
-                "{} AND (attribute_not_exists(claimedAt) OR claimedAt < :stale)",
+                "{} AND (attribute_not_exists(claimedAt) OR claimedAt <= :stale)",
                 cursor_at(next)
             ))
             .expression_attribute_names("#next", "next")

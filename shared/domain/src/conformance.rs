@@ -11,13 +11,6 @@
 //! hand.
 //!
 //! Compiled for this crate's tests and under the `conformance` feature.
-//!
-//! Known differences, each a check that one side skips (`#[ignore]`, with the reason) until it is
-//! fixed: the in-memory store's listing cursors are bare order ids, so a cursor opens any listing
-//! that holds its order ([`cursors_belong_to_their_query`]) and fails once its order has left the
-//! listing ([`pick_list_cursor_outlives_its_order`]); the DynamoDB store lets a claim be taken
-//! over only *more* than `NOTIFICATION_CLAIM_SECONDS` after it
-//! ([`claim_runs_out_after_exactly_the_claim_seconds`]).
 
 use std::future::Future;
 use std::pin::pin;
@@ -26,18 +19,22 @@ use std::task::Poll;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
-use crate::fulfillment::{CarrierEventKind, CarrierUpdate, FulfillmentStatus, Parcel, Tracking};
 use crate::ids::{CustomerId, IdempotencyKey, OrderId, Sku};
 use crate::money::{Currency, Money};
 use crate::notifications::{Channel, Preferences};
+use crate::order::fulfillment::{
+    CarrierEventKind, CarrierUpdate, FulfillmentStatus, Parcel, Tracking,
+};
+use crate::order::returns::policy::ReturnPolicy;
+use crate::order::OrderChange;
 use crate::order::{Order, Shortage};
 use crate::ports::{
     CommitOutcome, CreateOutcome, IdempotencyRecord, InventoryStore, NotificationCursor,
-    NotificationStore, OrderStore, OrderWrite, Page, ReserveOutcome, ShipOutcome,
-    StockReservations, StoreError, NOTIFICATION_CLAIM_SECONDS,
+    NotificationStore, OrderStore, OrderTransactions, Page, ReserveOutcome, ShipOutcome,
+    StoreError, NOTIFICATION_CLAIM_SECONDS,
 };
+use crate::request::returns::ReturnRequest;
 use crate::request::OrderRequest;
-use crate::returns::{ReturnPolicy, ReturnRequest};
 use crate::shipping::ShippingPolicy;
 use crate::stock::{AdjustmentReason, Product, StockAdjustment, StockLevel, StockMovement};
 
@@ -992,7 +989,7 @@ pub async fn inventory_store<S: InventoryStore, L: AdjustmentLog>(
     assert_eq!(log.recorded_adjustments(&unknown).await, []);
 }
 
-// -------------------------------------------------------------------------- StockReservations
+// -------------------------------------------------------------------------- OrderTransactions
 
 async fn stock_of<S: InventoryStore>(store: &S, sku: &Sku) -> (u32, u32, u64) {
     let product = stored_product(store, sku)
@@ -1020,7 +1017,7 @@ async fn new_products<S: InventoryStore>(store: &S, products: &[&Product]) {
 /// order) with what was requested and what was available (0 for an unknown SKU), and moves no
 /// stock and not the order; a reservation that fits moves exactly its lines from `available` to
 /// `reserved`, bumps each product's version, and writes the order.
-pub async fn reserve_all_or_nothing<S: OrderStore + InventoryStore + StockReservations>(
+pub async fn reserve_all_or_nothing<S: OrderStore + InventoryStore + OrderTransactions>(
     store: &S,
     prefix: &str,
 ) {
@@ -1133,7 +1130,7 @@ pub async fn reserve_all_or_nothing<S: OrderStore + InventoryStore + StockReserv
 /// or absent is `OrderChanged` (even when stock is also short) and writes nothing; an order it
 /// creates must not exist (`ConditionFailed`, nothing written); a write taking more from
 /// `reserved` than is there is refused and writes nothing.
-pub async fn commit_conditions<S: OrderStore + InventoryStore + StockReservations>(
+pub async fn commit_conditions<S: OrderStore + InventoryStore + OrderTransactions>(
     store: &S,
     prefix: &str,
 ) {
@@ -1178,7 +1175,7 @@ pub async fn commit_conditions<S: OrderStore + InventoryStore + StockReservation
     let two_ahead = in_fulfillment(&ahead, &format!("{prefix}-WHX"), at);
     assert_eq!(
         store
-            .commit(&OrderWrite {
+            .commit(&OrderChange {
                 moves: ahead.stock_moves(StockMovement::Reserve),
                 order: two_ahead,
                 created: None,
@@ -1208,7 +1205,7 @@ pub async fn commit_conditions<S: OrderStore + InventoryStore + StockReservation
     let pending = place(&ada, &[(&a, 1)], at);
     create(store, &pending).await;
     let result = store
-        .commit(&OrderWrite {
+        .commit(&OrderChange {
             moves: pending.stock_moves(StockMovement::Release),
             order: pending.reserve(at).expect("reserving"),
             created: None,
@@ -1225,7 +1222,7 @@ pub async fn commit_conditions<S: OrderStore + InventoryStore + StockReservation
     let original = place(&ada, &[(&a, 1)], at);
     create(store, &original).await;
     let replacement = place(&ada, &[(&a, 1)], at + seconds(1));
-    let write = OrderWrite {
+    let write = OrderChange {
         moves: original.stock_moves(StockMovement::Reserve),
         order: original.reserve(at).expect("reserving"),
         created: Some(replacement.clone()),
@@ -1243,7 +1240,7 @@ pub async fn commit_conditions<S: OrderStore + InventoryStore + StockReservation
     assert_eq!(stock_of(store, &a.sku).await, (4, 1, 2));
     let again = place(&ada, &[(&a, 1)], at);
     create(store, &again).await;
-    let clash = OrderWrite {
+    let clash = OrderChange {
         moves: again.stock_moves(StockMovement::Reserve),
         order: again.reserve(at).expect("reserving"),
         created: Some(replacement.clone()),
@@ -1264,7 +1261,7 @@ pub async fn commit_conditions<S: OrderStore + InventoryStore + StockReservation
 /// The stock an order's life moves: reserving takes from `available` into `reserved`, shipping
 /// takes it out of `reserved` (and the building), cancelling gives it back; each write bumps the
 /// product's version once and a repeated write is `OrderChanged`.
-pub async fn commit_moves_stock<S: OrderStore + InventoryStore + StockReservations>(
+pub async fn commit_moves_stock<S: OrderStore + InventoryStore + OrderTransactions>(
     store: &S,
     prefix: &str,
 ) {
@@ -1321,7 +1318,7 @@ pub async fn commit_moves_stock<S: OrderStore + InventoryStore + StockReservatio
     let step = reserved
         .cancel("changed my mind".into(), "customer", at + seconds(2))
         .expect("cancelling");
-    let write = OrderWrite {
+    let write = OrderChange {
         order: step.order,
         moves: step.moves,
         created: step.created,
@@ -1333,7 +1330,7 @@ pub async fn commit_moves_stock<S: OrderStore + InventoryStore + StockReservatio
 
 /// Two orders racing for the last unit: exactly one gets it, the other is `Short` with none
 /// available, and the counters never go below zero.
-pub async fn last_unit_goes_once<S: OrderStore + InventoryStore + StockReservations>(
+pub async fn last_unit_goes_once<S: OrderStore + InventoryStore + OrderTransactions>(
     store: &S,
     prefix: &str,
 ) {
@@ -1574,16 +1571,11 @@ mod in_memory {
     }
 
     #[tokio::test]
-    #[ignore = "known discrepancy: the in-memory cursor is the last order's id, looked up in the \
-                listing as it is now, so it is InvalidCursor once that order has left the listing \
-                (DynamoDB resumes after its index position)"]
     async fn pick_list_cursor_outlives_its_order() {
         super::pick_list_cursor_outlives_its_order(&InMemoryStore::default(), "mem").await;
     }
 
     #[tokio::test]
-    #[ignore = "known discrepancy: the in-memory cursor is a bare order id, so any listing that \
-                holds that order accepts it (DynamoDB's cursor names its index and partition)"]
     async fn cursors_belong_to_their_query() {
         super::cursors_belong_to_their_query(&InMemoryStore::default(), "mem").await;
     }

@@ -74,26 +74,51 @@ impl InMemoryStore {
     }
 }
 
-/// One page of `sorted`, after the order the cursor names; the cursor is the last order's id.
-fn page_of(sorted: &[&Order], limit: u32, cursor: Option<&str>) -> Result<Page<Order>, StoreError> {
+/// Where an order stands in a listing: a sortable key, as an index's sort key is.
+fn listing_key(at: Option<chrono::DateTime<chrono::Utc>>, id: &OrderId) -> String {
+    let at = at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true));
+    format!("{}#{id}", at.unwrap_or_default())
+}
+
+/// One page of a listing, as a query of an index pages: `entries` are (sort key, order) of the
+/// listing named `listing` (an index and its partition); the cursor names the listing and the
+/// last key handed out, so it opens no other listing and resumes after its position even once
+/// its order has left the listing.
+fn page_of(
+    listing: &str,
+    mut entries: Vec<(String, &Order)>,
+    newest_first: bool,
+    limit: u32,
+    cursor: Option<&str>,
+) -> Result<Page<Order>, StoreError> {
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    if newest_first {
+        entries.reverse();
+    }
     let start = match cursor {
         None => 0,
-        Some(c) => sorted
-            .iter()
-            .position(|o| o.id.as_str() == c)
-            .map(|i| i + 1)
-            .ok_or(StoreError::InvalidCursor)?,
+        Some(cursor) => {
+            let (named, last) = cursor.split_once('|').ok_or(StoreError::InvalidCursor)?;
+            if named != listing {
+                return Err(StoreError::InvalidCursor);
+            }
+            entries.partition_point(|(key, _)| {
+                if newest_first {
+                    key.as_str() >= last
+                } else {
+                    key.as_str() <= last
+                }
+            })
+        }
     };
-    let items: Vec<Order> = sorted
-        .iter()
-        .skip(start)
-        .take(limit as usize)
-        .map(|o| (*o).clone())
-        .collect();
-    let next_cursor = (start + items.len() < sorted.len())
-        .then(|| items.last().map(|o| o.id.to_string()))
+    let page: Vec<&(String, &Order)> = entries.iter().skip(start).take(limit as usize).collect();
+    let next_cursor = (start + page.len() < entries.len())
+        .then(|| page.last().map(|(key, _)| format!("{listing}|{key}")))
         .flatten();
-    Ok(Page { items, next_cursor })
+    Ok(Page {
+        items: page.into_iter().map(|(_, o)| (*o).clone()).collect(),
+        next_cursor,
+    })
 }
 
 impl OrderStore for InMemoryStore {
@@ -149,13 +174,13 @@ impl OrderStore for InMemoryStore {
         cursor: Option<&str>,
     ) -> Result<Page<Order>, StoreError> {
         let state = self.lock();
-        let mut mine: Vec<&Order> = state
+        let mine = state
             .orders
             .values()
             .filter(|o| &o.customer_id == customer)
+            .map(|o| (listing_key(Some(o.created_at), &o.id), o))
             .collect();
-        mine.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
-        page_of(&mine, limit, cursor)
+        page_of(&format!("customer:{customer}"), mine, true, limit, cursor)
     }
 
     async fn list_pending_returns(
@@ -164,13 +189,13 @@ impl OrderStore for InMemoryStore {
         cursor: Option<&str>,
     ) -> Result<Page<Order>, StoreError> {
         let state = self.lock();
-        let mut waiting: Vec<&Order> = state
+        let waiting = state
             .orders
             .values()
             .filter(|o| o.oldest_pending_return().is_some())
+            .map(|o| (listing_key(o.oldest_pending_return(), &o.id), o))
             .collect();
-        waiting.sort_by_key(|o| (o.oldest_pending_return(), o.id.clone()));
-        page_of(&waiting, limit, cursor)
+        page_of("returns", waiting, false, limit, cursor)
     }
 
     async fn list_fulfillments(
@@ -181,7 +206,7 @@ impl OrderStore for InMemoryStore {
         cursor: Option<&str>,
     ) -> Result<Page<Order>, StoreError> {
         let state = self.lock();
-        let mut work: Vec<&Order> = state
+        let work = state
             .orders
             .values()
             .filter(|o| {
@@ -193,9 +218,15 @@ impl OrderStore for InMemoryStore {
                         .as_ref()
                         .is_some_and(|f| f.warehouse == warehouse && f.status == status)
             })
+            .map(|o| {
+                (
+                    listing_key(o.fulfillment.as_ref().map(|f| f.queued_at), &o.id),
+                    o,
+                )
+            })
             .collect();
-        work.sort_by_key(|o| (o.fulfillment.as_ref().map(|f| f.queued_at), o.id.clone()));
-        page_of(&work, limit, cursor)
+        let listing = format!("pick:{warehouse}:{}", status.as_str());
+        page_of(&listing, work, false, limit, cursor)
     }
 }
 
