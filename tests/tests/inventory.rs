@@ -61,3 +61,34 @@ async fn adjustments_move_the_counters_and_never_below_zero() {
     let missing = stack.get("/inventory/NO-SUCH-SKU-EVER", &admin).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }
+
+/// A cart naming one SKU twice is quoted as one line of both quantities (the catalog read once:
+/// a batch read refuses a key named twice), and a cart longer than an order may be is refused.
+#[tokio::test]
+async fn a_quote_merges_a_repeated_sku_and_bounds_the_cart() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("QUOTE-TWICE", 10).await;
+    let customer = stack.token(&unique("customer"), None);
+    let quote = |items: String| {
+        let (stack, customer) = (stack.clone(), customer.clone());
+        async move {
+            stack
+                .get(
+                    &format!("/shipping/options?country=DE&postalCode=10115&items={items}"),
+                    &customer,
+                )
+                .await
+        }
+    };
+    let twice = quote(format!("{sku}:2,{sku}:1")).await;
+    assert_eq!(twice.status, StatusCode::OK, "{}", twice.body);
+    let once = quote(format!("{sku}:3")).await;
+    assert_eq!(twice.body, once.body);
+
+    let long: Vec<String> = (0..100).map(|i| format!("SKU-{i}:1")).collect();
+    let refused = quote(long.join(",")).await;
+    assert_eq!(
+        (refused.status, refused.body["errors"][0]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("items"))
+    );
+}

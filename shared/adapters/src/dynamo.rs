@@ -154,12 +154,29 @@ fn pick_list_partition(order: &Order) -> Option<String> {
         .then(|| pick_list_key(&fulfillment.warehouse, fulfillment.status))
 }
 
+impl IdempotencyItem {
+    fn new(record: &IdempotencyRecord) -> Self {
+        IdempotencyItem {
+            pk: idempotency_pk(&record.customer_id, &record.key),
+            sk: "IDEMPOTENCY".into(),
+            entity: entity::IDEMPOTENCY.into(),
+            expires_at: (record.created_at + chrono::Duration::days(IDEMPOTENCY_TTL_DAYS))
+                .timestamp(),
+            record: record.clone(),
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct IdempotencyItem {
     pk: String,
     sk: String,
     entity: String,
-    /// Epoch seconds after which DynamoDB's TTL may delete the record.
+    /// Epoch seconds after which DynamoDB's TTL may delete the record: the attribute the
+    /// table's `TimeToLiveSpecification` names (a test reads it from the template). Records
+    /// written before it had its name carried `expires_at`, which TTL never read; they are
+    /// still read (the alias) and repaired as the README says.
+    #[serde(rename = "expiresAt", alias = "expires_at")]
     expires_at: i64,
     #[serde(flatten)]
     record: IdempotencyRecord,
@@ -376,14 +393,7 @@ impl OrderStore for DynamoStore {
         order: &Order,
         record: &IdempotencyRecord,
     ) -> Result<CreateOutcome, StoreError> {
-        let idempotency = IdempotencyItem {
-            pk: idempotency_pk(&record.customer_id, &record.key),
-            sk: "IDEMPOTENCY".into(),
-            entity: entity::IDEMPOTENCY.into(),
-            expires_at: (record.created_at + chrono::Duration::days(IDEMPOTENCY_TTL_DAYS))
-                .timestamp(),
-            record: record.clone(),
-        };
+        let idempotency = IdempotencyItem::new(record);
         let not_there = |item| {
             self.put(item)
                 .condition_expression("attribute_not_exists(pk)")
@@ -659,8 +669,14 @@ impl DynamoStore {
 impl InventoryStore for DynamoStore {
     async fn products(&self, skus: &[Sku]) -> Result<Vec<Product>, StoreError> {
         let mut products = Vec::with_capacity(skus.len());
-        // BatchGetItem takes at most 100 keys; an order has at most 99 lines.
-        for chunk in skus.chunks(100) {
+        // BatchGetItem refuses a key named twice, and takes at most 100 keys.
+        let mut distinct: Vec<&Sku> = Vec::with_capacity(skus.len());
+        for sku in skus {
+            if !distinct.contains(&sku) {
+                distinct.push(sku);
+            }
+        }
+        for chunk in distinct.chunks(100) {
             let keys = chunk
                 .iter()
                 .map(|sku| key(sku_pk(sku), "PRODUCT"))
@@ -1102,5 +1118,46 @@ mod tests {
         insta::assert_json_snapshot!("order_item_returned", item_json(&item));
         // And it reads back as the same order.
         assert_eq!(from_item::<OrderItem>(item).unwrap().order, received);
+    }
+
+    /// The attribute the template's table expires items by.
+    fn ttl_attribute() -> String {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../infra/template.yaml");
+        let template: serde_yaml::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        template["Resources"]["OrdersTable"]["Properties"]["TimeToLiveSpecification"]
+            ["AttributeName"]
+            .as_str()
+            .expect("the orders table names a TTL attribute")
+            .to_owned()
+    }
+
+    /// Idempotency records hold a first answer with the customer's name, address and contact:
+    /// they must carry the attribute the table's TTL reads, as a number of epoch seconds, or
+    /// they are kept forever.
+    #[test]
+    fn idempotency_records_carry_the_attribute_the_table_expires_by() {
+        let created = at("2026-11-20T10:00:00Z");
+        let record = IdempotencyRecord {
+            customer_id: CustomerId::parse("customer-ada").unwrap(),
+            key: IdempotencyKey::parse("k-1").unwrap(),
+            fingerprint: "f".into(),
+            order_id: OrderId::parse("01JDAAAAAAAAAAAAAAAAAAAAAA").unwrap(),
+            response: "{}".into(),
+            created_at: created,
+        };
+        let item = to_item(&IdempotencyItem::new(&record)).unwrap();
+        let ttl = ttl_attribute();
+        let expires = created + chrono::Duration::days(IDEMPOTENCY_TTL_DAYS);
+        assert_eq!(
+            item.get(&ttl),
+            Some(&AttributeValue::N(expires.timestamp().to_string())),
+            "the idempotency record must carry {ttl}"
+        );
+        // A record written under the old name still reads.
+        let mut old = item.clone();
+        let value = old.remove(&ttl).unwrap();
+        old.insert("expires_at".into(), value);
+        assert_eq!(from_item::<IdempotencyItem>(old).unwrap().record, record);
     }
 }

@@ -884,6 +884,14 @@ pub async fn inventory_store<S: InventoryStore, L: AdjustmentLog>(
         "unknown SKUs are absent"
     );
     assert_eq!(store.save_product(&a, None, None).await, Ok(()), "creating");
+    assert_eq!(
+        store
+            .products(&[a_sku.clone(), unknown.clone(), a_sku.clone()])
+            .await
+            .map(|found| found.into_iter().map(|p| p.sku).collect::<Vec<_>>()),
+        Ok(vec![a_sku.clone()]),
+        "a SKU asked for twice is read once (a batch read refuses a repeated key)"
+    );
     let renamed = Product {
         name: "Renamed".into(),
         ..a.clone()

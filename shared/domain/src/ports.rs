@@ -121,7 +121,8 @@ pub trait OrderStore: Send + Sync {
 
 /// The catalog and its stock counters.
 pub trait InventoryStore: Send + Sync {
-    /// The products that exist among `skus` (unknown SKUs are simply absent).
+    /// The products that exist among `skus`, each once (unknown SKUs are simply absent, a SKU
+    /// named twice is read once).
     fn products(
         &self,
         skus: &[Sku],

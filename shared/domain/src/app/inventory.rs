@@ -215,13 +215,21 @@ pub async fn shipping_options<I: InventoryStore>(
     if !postal_code.is_some_and(|p| !p.trim().is_empty() && p.len() <= 16) {
         errors.add("postalCode", "is required, at most 16 characters");
     }
+    // A cart: a SKU named twice counts once with both quantities; at most as many SKUs as an
+    // order may have lines.
     let mut wanted: Vec<(Sku, u32)> = Vec::new();
-    for (index, entry) in items
+    let entries: Vec<&str> = items
         .unwrap_or_default()
         .split(',')
         .filter(|e| !e.is_empty())
-        .enumerate()
-    {
+        .collect();
+    if entries.len() > crate::MAX_ORDER_LINES {
+        errors.add(
+            "items",
+            format!("must name at most {} SKUs", crate::MAX_ORDER_LINES),
+        );
+    }
+    for (index, entry) in entries.into_iter().enumerate().take(crate::MAX_ORDER_LINES) {
         let (sku, quantity) = entry.split_once(':').unwrap_or((entry, "1"));
         let sku = errors.check(format!("items[{index}].sku"), Sku::parse(sku));
         let quantity = errors.check(
@@ -232,7 +240,10 @@ pub async fn shipping_options<I: InventoryStore>(
                 .and_then(|q| crate::quantity::Quantity::new(q).map_err(|_| "must be 1 to 999")),
         );
         if let (Some(sku), Some(quantity)) = (sku, quantity) {
-            wanted.push((sku, quantity.get()));
+            match wanted.iter_mut().find(|(s, _)| *s == sku) {
+                Some((_, total)) => *total += quantity.get(),
+                None => wanted.push((sku, quantity.get())),
+            }
         }
     }
     if wanted.is_empty() && errors.is_empty() {
