@@ -1,6 +1,6 @@
 //! One conformance suite for every implementation of the store ports: the conditions
 //! [`crate::ports`] promises, as checks that run against [`crate::memory::InMemoryStore`] (this
-//! crate's tests) and against the DynamoDB adapter on the emulator (`tests/tests/adapters.rs`), so
+//! crate's tests) and against the DynamoDB adapter on the emulator (`tests/tests/system/adapters.rs`), so
 //! that "the in-memory store honours the same conditions" is tested rather than stated.
 //!
 //! Each check is an async function generic over the ports it exercises; it panics, naming the
