@@ -268,7 +268,14 @@ pub fn raw_json_response(status: StatusCode, json: String) -> Response<Body> {
         HeaderValue::from_static("application/json"),
     );
     response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(NO_STORE));
+    response
 }
+
+/// Every answer of this API is about one customer's orders or one business's stock: orders
+/// carry names, addresses and contacts, so no cache on the way may keep any of them.
+pub const NO_STORE: &str = "no-store";
 
 /// The caller, from the JWT claims the API's authorizer passed on: `sub` is the customer id,
 /// `scope` (space-separated) the scopes.
@@ -576,6 +583,21 @@ mod tests {
         let body = body_of(&response);
         assert_eq!(body["type"], "/problems/validation-error");
         assert_eq!(body["errors"][0]["field"], "lines[0].quantity");
+    }
+
+    #[test]
+    fn no_answer_may_be_cached_on_the_way() {
+        let ok = json_response(StatusCode::OK, &serde_json::json!({"name": "Ada"}));
+        let refused = problem(&ApiError::NotFound("no such order".into()));
+        for response in [ok, refused] {
+            assert_eq!(
+                response
+                    .headers()
+                    .get(header::CACHE_CONTROL)
+                    .map(|v| v.to_str().unwrap()),
+                Some("no-store")
+            );
+        }
     }
 
     #[test]

@@ -49,3 +49,7 @@ pub mod validation;
 /// The largest number of lines one order may have. Reserving an order writes every line's stock
 /// item and the order itself in one DynamoDB transaction, which holds at most 100 items.
 pub const MAX_ORDER_LINES: usize = 99;
+
+/// The most items one DynamoDB transaction may write. Every change that moves stock is one
+/// transaction: its order, any order it creates, and one item per SKU it moves.
+pub const MAX_TRANSACTION_ITEMS: usize = 100;

@@ -164,6 +164,11 @@ async fn customers_see_only_their_own_orders_newest_first_in_pages() {
         )
         .await;
     assert_eq!(admin.status, StatusCode::OK);
+    // The order carries its customer's name, address and contact: no cache may keep it.
+    assert_eq!(
+        admin.headers.get("cache-control").map(|v| v.to_str().unwrap()),
+        Some("no-store")
+    );
 }
 
 /// One bad request and the problem it must get.

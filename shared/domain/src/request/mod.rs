@@ -239,14 +239,23 @@ pub fn text(max: usize) -> impl Fn(&Value) -> Result<String, String> {
                 Err("must not be empty".to_owned())
             } else if trimmed.chars().count() > max {
                 Err(format!("must be at most {max} characters"))
-            } else if trimmed.chars().any(char::is_control) {
-                Err("must not contain control characters".to_owned())
+            } else if trimmed
+                .chars()
+                .any(|c| c.is_control() || is_bidi_control(c))
+            {
+                Err("must not contain control or bidirectional-override characters".to_owned())
             } else {
                 Ok(trimmed.to_owned())
             }
         }
         _ => Err("must be a string".to_owned()),
     }
+}
+
+/// The Unicode characters that reorder text as it is shown (embeddings, overrides, isolates and
+/// marks): in a name or a note they can make what staff read differ from what was written.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// A whole number in `range`.
@@ -362,6 +371,13 @@ mod tests {
         assert!(t(&json!("   ")).is_err());
         assert!(t(&json!("abcd")).is_err());
         assert!(t(&json!("a\u{7}b")).is_err());
+        let long = text(100);
+        assert_eq!(
+            long(&json!("invoice\u{202E}fdp.exe")),
+            Err("must not contain control or bidirectional-override characters".to_owned()),
+            "a right-to-left override"
+        );
+        assert!(long(&json!("Zoë Ångström")).is_ok());
         assert!(t(&json!(1)).is_err());
     }
 

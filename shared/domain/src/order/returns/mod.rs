@@ -300,6 +300,29 @@ impl Order {
         policy: &ReturnPolicy,
         now: DateTime<Utc>,
     ) -> Result<OrderChange, ReturnError> {
+        // Its receipt is one transaction: the order, the replacement, and one item per SKU it
+        // restocks or whose exchange it releases. A return that could not be received is refused
+        // before it is accepted.
+        let mut skus: Vec<&Sku> = Vec::new();
+        for line in &request.lines {
+            for sku in std::iter::once(&line.sku).chain(line.exchange_sku.as_ref()) {
+                if !skus.contains(&sku) {
+                    skus.push(sku);
+                }
+            }
+        }
+        let most = crate::MAX_TRANSACTION_ITEMS - 2;
+        if skus.len() > most {
+            return Err(ValidationErrors::one(
+                "lines",
+                format!(
+                    "a return may name at most {most} SKUs, its lines and their exchanges together, \
+                     so that its receipt fits one transaction; this one names {}",
+                    skus.len()
+                ),
+            )
+            .into());
+        }
         let delivered_at = match (self.status, self.fulfillment.as_ref()) {
             (
                 OrderStatus::Delivered,
@@ -962,6 +985,18 @@ mod tests {
             received.order.refunds.is_empty(),
             "an exchange is not refunded"
         );
+    }
+
+    #[test]
+    fn a_return_whose_receipt_would_not_fit_one_transaction_is_refused() {
+        let lines: Vec<_> = (0..60)
+            .map(|i| json!({"sku": format!("S-{i}"), "quantity": 1, "reason": "DOES_NOT_FIT", "exchangeSku": format!("X-{i}")}))
+            .collect();
+        let refused = open(&delivered(), json!(lines), "2026-11-21T10:00:00Z");
+        let ReturnError::Invalid(errors) = refused.unwrap_err() else {
+            panic!("invalid")
+        };
+        assert_eq!(refused_fields::<()>(Err(errors)), ["lines"]);
     }
 
     #[test]
