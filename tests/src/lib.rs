@@ -48,9 +48,9 @@ pub fn unique(prefix: &str) -> String {
 }
 
 impl Stack {
-    /// Connects to the running stack, or panics with how to start it.
-    pub async fn connect() -> Stack {
-        let stack = Stack {
+    /// Where the stack is, from `OMS_API_URL`, `OMS_EMULATOR_URL` and `OMS_STACK`.
+    fn from_env() -> Stack {
+        Stack {
             api: env_or("OMS_API_URL", "http://127.0.0.1:3000"),
             emulator: env_or("OMS_EMULATOR_URL", "http://127.0.0.1:4566"),
             stack: env_or("OMS_STACK", "oms-local"),
@@ -59,7 +59,12 @@ impl Stack {
                 .build()
                 .expect("an HTTP client"),
             secret: env_or("OMS_LOCAL_JWT_SECRET", "local-dev-secret"),
-        };
+        }
+    }
+
+    /// Connects to the running stack, or panics with how to start it.
+    pub async fn connect() -> Stack {
+        let stack = Stack::from_env();
         let health = stack
             .http
             .get(format!("{}/_local/health", stack.api))
@@ -80,16 +85,7 @@ impl Stack {
     /// the stack's functions and HTTP API need not run. Panics, saying how to start it, if the
     /// emulator at `OMS_EMULATOR_URL` does not answer.
     pub async fn emulator_only() -> Stack {
-        let stack = Stack {
-            api: env_or("OMS_API_URL", "http://127.0.0.1:3000"),
-            emulator: env_or("OMS_EMULATOR_URL", "http://127.0.0.1:4566"),
-            stack: env_or("OMS_STACK", "oms-local"),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(120))
-                .build()
-                .expect("an HTTP client"),
-            secret: env_or("OMS_LOCAL_JWT_SECRET", "local-dev-secret"),
-        };
+        let stack = Stack::from_env();
         let health = stack
             .http
             .get(format!("{}/moto-api/", stack.emulator))

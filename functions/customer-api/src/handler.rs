@@ -2,7 +2,6 @@
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
-use oms_adapters::config::TableConfig;
 use oms_adapters::dynamo::DynamoStore;
 use oms_adapters::http::{
     caller, json_body, json_response, respond, route_key, unknown_route, ApiError,
@@ -18,9 +17,8 @@ pub struct App<S> {
 
 impl App<DynamoStore> {
     pub async fn from_env() -> Result<Self, Error> {
-        let table = TableConfig::from_env()?;
         Ok(App {
-            store: DynamoStore::lazy(table.table_name),
+            store: DynamoStore::from_env()?,
         })
     }
 }

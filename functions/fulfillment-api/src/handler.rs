@@ -5,7 +5,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use hmac::{Hmac, Mac};
 use lambda_http::http::{header, StatusCode};
 use lambda_http::{Body, Error, Request, RequestExt, Response};
-use oms_adapters::config::{self, TableConfig};
+use oms_adapters::config;
 use oms_adapters::dynamo::DynamoStore;
 use oms_adapters::http::{
     caller, etag, if_match, json_body, json_response, page_limit, path_parameter, require_scope,
@@ -35,14 +35,13 @@ pub struct App<S> {
 
 impl App<DynamoStore> {
     pub async fn from_env() -> Result<Self, Error> {
-        let table = TableConfig::from_env()?;
         let policy = config::shipping_policy_from_env()?;
         let carrier_secret = std::env::var("CARRIER_WEBHOOK_SECRET")
             .ok()
             .filter(|s| s.len() >= 16)
             .ok_or("CARRIER_WEBHOOK_SECRET must be set, at least 16 characters")?;
         Ok(App {
-            store: DynamoStore::lazy(table.table_name),
+            store: DynamoStore::from_env()?,
             policy,
             carrier_secret: carrier_secret.into_bytes(),
         })
@@ -284,6 +283,10 @@ async fn carrier<S: OrderStore>(
         },
         CarrierResult::Duplicate => CarrierAck {
             outcome: "duplicate",
+            order_status: None,
+        },
+        CarrierResult::Superseded => CarrierAck {
+            outcome: "superseded",
             order_status: None,
         },
     };

@@ -2,7 +2,7 @@
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::{Error, LambdaEvent};
-use oms_adapters::config::{self, TableConfig};
+use oms_adapters::config;
 use oms_adapters::dynamo::DynamoStore;
 use oms_adapters::sqs::{for_each_message, order_event};
 use oms_domain::app::fulfillment::{start_fulfillment, FulfillmentAppError, StartResult};
@@ -18,10 +18,9 @@ pub struct App<S> {
 
 impl App<DynamoStore> {
     pub async fn from_env() -> Result<Self, Error> {
-        let table = TableConfig::from_env()?;
         let policy = config::shipping_policy_from_env()?;
         Ok(App {
-            store: DynamoStore::lazy(table.table_name),
+            store: DynamoStore::from_env()?,
             policy,
         })
     }

@@ -2,7 +2,7 @@
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, RequestExt, Response};
-use oms_adapters::config::{self, TableConfig};
+use oms_adapters::config;
 use oms_adapters::dynamo::DynamoStore;
 use oms_adapters::http::{
     caller, json_body, json_response, path_parameter, require_scope, respond, route_key,
@@ -23,10 +23,9 @@ pub struct App<S> {
 
 impl App<DynamoStore> {
     pub async fn from_env() -> Result<Self, Error> {
-        let table = TableConfig::from_env()?;
         let policy = config::shipping_policy_from_env()?;
         Ok(App {
-            store: DynamoStore::lazy(table.table_name),
+            store: DynamoStore::from_env()?,
             policy,
         })
     }
@@ -190,12 +189,7 @@ mod tests {
         );
         let (status, body) = call(&app, "put-inventory-invalid").await;
         assert_eq!(status, 422);
-        let fields: Vec<_> = body["errors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["field"].as_str().unwrap())
-            .collect();
+        let fields = oms_domain::fixtures::error_fields(&body);
         assert_eq!(fields, ["name", "unitPrice", "weightGrams", "onHand"]);
         assert!(app.store.catalog().is_empty());
 

@@ -2,34 +2,36 @@
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::{Error, LambdaEvent};
-use oms_adapters::config::TableConfig;
+use oms_adapters::config;
 use oms_adapters::dynamo::DynamoStore;
 use oms_adapters::sns::NotificationPublisher;
-use oms_adapters::sqs::{for_each_message, order_event};
-use oms_domain::app::notify::{notify, NotifyError, NotifyResult};
+use oms_adapters::sqs::{
+    for_each_message, order_event, receive_count, QueueRedelivery, Redelivery,
+};
+use oms_domain::app::notify::{notify, retry_delay, NotifyError, NotifyResult};
 use oms_domain::notifications::Renderer;
 use oms_domain::ports::{NotificationSink, NotificationStore};
 
 /// What the function needs, built once per cold start.
-pub struct App<S, K> {
+pub struct App<S, K, R> {
     pub store: S,
     pub sink: K,
     pub renderer: Renderer,
+    /// Brings back an event that waits for its turn sooner than the queue's visibility timeout.
+    pub redelivery: R,
 }
 
-impl App<DynamoStore, NotificationPublisher> {
+impl App<DynamoStore, NotificationPublisher, QueueRedelivery> {
     pub async fn from_env() -> Result<Self, Error> {
-        let table = TableConfig::from_env()?;
-        let topic = std::env::var("CUSTOMER_NOTIFICATIONS_TOPIC_ARN")
-            .ok()
-            .filter(|t| !t.is_empty())
-            .ok_or("environment variable CUSTOMER_NOTIFICATIONS_TOPIC_ARN must be set")?;
+        let topic = config::required("CUSTOMER_NOTIFICATIONS_TOPIC_ARN")?;
+        let queue = config::required("NOTIFIER_QUEUE_URL")?;
         // Links in messages (a return label) point at the public API.
         let api_url = std::env::var("PUBLIC_API_URL").unwrap_or_default();
         Ok(App {
-            store: DynamoStore::lazy(table.table_name),
+            store: DynamoStore::from_env()?,
             sink: NotificationPublisher::lazy(topic),
             renderer: Renderer::new().with_api_url(&api_url),
+            redelivery: QueueRedelivery::lazy(queue),
         })
     }
 }
@@ -42,26 +44,38 @@ enum MessageError {
     Notify(#[from] NotifyError),
 }
 
-pub async fn handle<S: NotificationStore, K: NotificationSink>(
-    app: &App<S, K>,
+pub async fn handle<S: NotificationStore, K: NotificationSink, R: Redelivery>(
+    app: &App<S, K, R>,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Error> {
     Ok(for_each_message(&event.payload, |message| process(app, message)).await)
 }
 
-async fn process<S: NotificationStore, K: NotificationSink>(
-    app: &App<S, K>,
+async fn process<S: NotificationStore, K: NotificationSink, R: Redelivery>(
+    app: &App<S, K, R>,
     message: &SqsMessage,
 ) -> Result<(), MessageError> {
     let event = order_event(message).map_err(MessageError::Poison)?;
-    let result = notify(
+    let outcome = notify(
         &app.store,
         &app.sink,
         &app.renderer,
         &event,
         chrono::Utc::now(),
     )
-    .await?;
+    .await;
+    let result = match outcome {
+        Ok(result) => result,
+        Err(error) => {
+            if let Some(delay) = retry_delay(&error, receive_count(message)) {
+                // Without it the event still comes back, after the queue's visibility timeout.
+                if let Err(why) = app.redelivery.redeliver_after(message, delay).await {
+                    tracing::warn!(%why, "could not bring the event back sooner");
+                }
+            }
+            return Err(error.into());
+        }
+    };
     let order_id = &event.data.order_id;
     let event_type = event.event_type.as_str();
     match result {
@@ -100,6 +114,31 @@ mod tests {
         }
     }
 
+    /// The redeliveries asked for: (message id, delay in seconds).
+    #[derive(Default)]
+    struct Redeliveries(Mutex<Vec<(String, u64)>>);
+
+    impl Redelivery for Redeliveries {
+        async fn redeliver_after(
+            &self,
+            message: &SqsMessage,
+            delay: std::time::Duration,
+        ) -> Result<(), String> {
+            let id = message.message_id.clone().unwrap_or_default();
+            self.0.lock().unwrap().push((id, delay.as_secs()));
+            Ok(())
+        }
+    }
+
+    fn app() -> App<InMemoryStore, Outbox, Redeliveries> {
+        App {
+            store: InMemoryStore::default(),
+            sink: Outbox::default(),
+            renderer: Renderer::new(),
+            redelivery: Redeliveries::default(),
+        }
+    }
+
     fn fixture(name: &str) -> SqsEvent {
         oms_domain::fixtures::event(&format!("notifier/{name}.json"))
     }
@@ -115,7 +154,7 @@ mod tests {
         .unwrap()
     }
 
-    async fn run(app: &App<InMemoryStore, Outbox>, name: &str) -> Vec<String> {
+    async fn run(app: &App<InMemoryStore, Outbox, Redeliveries>, name: &str) -> Vec<String> {
         let response = handle(
             app,
             LambdaEvent::new(fixture(name), lambda_runtime::Context::default()),
@@ -131,16 +170,17 @@ mod tests {
 
     #[tokio::test]
     async fn events_out_of_order_wait_and_duplicates_send_nothing() {
-        let app = App {
-            store: InMemoryStore::default(),
-            sink: Outbox::default(),
-            renderer: Renderer::new(),
-        };
+        let app = app();
         app.store.insert_order(order());
         assert_eq!(
             run(&app, "reserved-before-placed").await,
             ["reserved-2"],
             "the later event waits"
+        );
+        assert_eq!(
+            *app.redelivery.0.lock().unwrap(),
+            [("reserved-2".to_owned(), 1)],
+            "for a second, not the queue's whole visibility timeout"
         );
         assert!(
             run(&app, "reserved-before-placed").await.is_empty(),
@@ -167,13 +207,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_poison_message_fails_alone() {
-        let app = App {
-            store: InMemoryStore::default(),
-            sink: Outbox::default(),
-            renderer: Renderer::new(),
-        };
+        let app = app();
         app.store.insert_order(order());
         assert_eq!(run(&app, "batch-with-poison").await, ["poison-1"]);
         assert_eq!(app.sink.0.lock().unwrap().len(), 1);
+        assert!(
+            app.redelivery.0.lock().unwrap().is_empty(),
+            "a poison message has no turn to wait for"
+        );
     }
 }

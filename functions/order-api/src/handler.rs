@@ -2,7 +2,6 @@
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, RequestExt, Response};
-use oms_adapters::config::TableConfig;
 use oms_adapters::dynamo::DynamoStore;
 use oms_adapters::http::{
     caller, json_body, json_response, page_limit, path_parameter, respond, route_key,
@@ -23,9 +22,8 @@ pub struct App<S> {
 
 impl App<DynamoStore> {
     pub async fn from_env() -> Result<Self, Error> {
-        let table = TableConfig::from_env()?;
         Ok(App {
-            store: DynamoStore::lazy(table.table_name),
+            store: DynamoStore::from_env()?,
         })
     }
 }
@@ -212,12 +210,7 @@ mod tests {
 
         let (status, body) = call(&app, "cancel-order-without-reason").await;
         assert_eq!(status, 422);
-        let fields: Vec<_> = body["errors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["field"].as_str().unwrap())
-            .collect();
+        let fields = oms_domain::fixtures::error_fields(&body);
         assert_eq!(fields, ["why", "reason"]);
 
         let (status, body) = call(&app, "cancel-order").await;

@@ -2,7 +2,7 @@
 
 use lambda_http::http::{header, HeaderValue, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
-use oms_adapters::config::{self, TableConfig};
+use oms_adapters::config;
 use oms_adapters::dynamo::DynamoStore;
 use oms_adapters::http::{
     caller, idempotency_key, json_body, raw_json_response, respond, ApiError,
@@ -19,9 +19,8 @@ pub struct App<S> {
 
 impl App<DynamoStore> {
     pub async fn from_env() -> Result<Self, Error> {
-        let table = TableConfig::from_env()?;
         let policy = config::shipping_policy_from_env()?;
-        let store = DynamoStore::lazy(table.table_name);
+        let store = DynamoStore::from_env()?;
         Ok(App { store, policy })
     }
 }
@@ -142,12 +141,7 @@ mod tests {
             );
         }
         let (_, body, _) = call(&app, "invalid-fields").await;
-        let fields: Vec<_> = body["errors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["field"].as_str().unwrap())
-            .collect();
+        let fields = oms_domain::fixtures::error_fields(&body);
         assert_eq!(
             fields,
             [

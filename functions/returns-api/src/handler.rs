@@ -2,7 +2,7 @@
 
 use lambda_http::http::{header, HeaderValue, StatusCode};
 use lambda_http::{Body, Error, Request, RequestExt, Response};
-use oms_adapters::config::{self, TableConfig};
+use oms_adapters::config;
 use oms_adapters::dynamo::DynamoStore;
 use oms_adapters::http::{
     caller, idempotency_key, json_body, json_response, page_limit, path_parameter, require_scope,
@@ -34,9 +34,8 @@ pub struct App<S> {
 
 impl App<DynamoStore> {
     pub async fn from_env() -> Result<Self, Error> {
-        let table = TableConfig::from_env()?;
         Ok(App {
-            store: DynamoStore::lazy(table.table_name),
+            store: DynamoStore::from_env()?,
             returns: config::return_policy_from_env()?,
             shipping: config::shipping_policy_from_env()?,
         })
@@ -330,12 +329,7 @@ mod tests {
         let app = app();
         let (status, body) = call_json(&app, "request-return-invalid").await;
         assert_eq!(status, 422);
-        let fields: Vec<_> = body["errors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["field"].as_str().unwrap())
-            .collect();
+        let fields = oms_domain::fixtures::error_fields(&body);
         assert_eq!(
             fields,
             [

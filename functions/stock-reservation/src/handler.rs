@@ -2,7 +2,6 @@
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::{Error, LambdaEvent};
-use oms_adapters::config::TableConfig;
 use oms_adapters::dynamo::DynamoStore;
 use oms_adapters::sqs::{for_each_message, order_event};
 use oms_domain::app::reservation::{reserve_order, ReservationError, ReservationResult};
@@ -16,9 +15,8 @@ pub struct App<S> {
 
 impl App<DynamoStore> {
     pub async fn from_env() -> Result<Self, Error> {
-        let table = TableConfig::from_env()?;
         Ok(App {
-            store: DynamoStore::lazy(table.table_name),
+            store: DynamoStore::from_env()?,
         })
     }
 }

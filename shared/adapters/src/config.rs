@@ -29,7 +29,8 @@ pub enum ConfigError {
     ReturnPolicy(#[from] serde_json::Error),
 }
 
-fn required(name: &'static str) -> Result<String, ConfigError> {
+/// A variable that must be set and not empty.
+pub fn required(name: &'static str) -> Result<String, ConfigError> {
     env::var(name)
         .ok()
         .filter(|v| !v.is_empty())

@@ -289,6 +289,13 @@ impl DynamoStore {
 
     /// A store on `table` whose client is built from the shared SDK configuration on its first
     /// request: what a function's cold start uses.
+    /// A store on the table `TABLE_NAME` names, whose client is built on first use.
+    pub fn from_env() -> Result<Self, crate::config::ConfigError> {
+        Ok(Self::lazy(
+            crate::config::TableConfig::from_env()?.table_name,
+        ))
+    }
+
     pub fn lazy(table: impl Into<String>) -> Self {
         Self {
             client: LazyClient::new(Client::new),

@@ -45,3 +45,68 @@ pub fn order_event(message: &SqsMessage) -> Result<CloudEvent<OrderEventData>, s
         message.body.as_deref().unwrap_or_default(),
     ))
 }
+
+/// How many times the queue has handed this message over, this time included (1 the first time).
+pub fn receive_count(message: &SqsMessage) -> u32 {
+    message
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1)
+}
+
+/// Asks the queue to hand a failed message over again sooner (or later) than its visibility
+/// timeout: the port of a consumer whose messages wait for each other.
+pub trait Redelivery: Send + Sync {
+    fn redeliver_after(
+        &self,
+        message: &SqsMessage,
+        delay: std::time::Duration,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// [`Redelivery`] on an SQS queue: `ChangeMessageVisibility` on the message's receipt handle.
+pub struct QueueRedelivery {
+    client: crate::config::LazyClient<aws_sdk_sqs::Client>,
+    queue_url: String,
+}
+
+impl QueueRedelivery {
+    /// Redelivery on the queue at `queue_url`, whose client is built on first use.
+    pub fn lazy(queue_url: impl Into<String>) -> Self {
+        Self {
+            client: crate::config::LazyClient::new(aws_sdk_sqs::Client::new),
+            queue_url: queue_url.into(),
+        }
+    }
+}
+
+impl Redelivery for QueueRedelivery {
+    async fn redeliver_after(
+        &self,
+        message: &SqsMessage,
+        delay: std::time::Duration,
+    ) -> Result<(), String> {
+        let handle = message
+            .receipt_handle
+            .as_deref()
+            .ok_or("the message has no receipt handle")?;
+        let seconds = i32::try_from(delay.as_secs()).unwrap_or(i32::MAX);
+        self.client
+            .get()
+            .await
+            .change_message_visibility()
+            .queue_url(&self.queue_url)
+            .receipt_handle(handle)
+            .visibility_timeout(seconds)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                format!(
+                    "ChangeMessageVisibility: {}",
+                    aws_sdk_sqs::error::DisplayErrorContext(e)
+                )
+            })
+    }
+}

@@ -22,9 +22,7 @@ use serde_json::json;
 use crate::ids::{CustomerId, IdempotencyKey, OrderId, Sku};
 use crate::money::{Currency, Money};
 use crate::notifications::{Channel, Preferences};
-use crate::order::fulfillment::{
-    CarrierEventKind, CarrierUpdate, FulfillmentStatus, Parcel, Tracking,
-};
+use crate::order::fulfillment::{CarrierEventKind, CarrierUpdate, FulfillmentStatus, Tracking};
 use crate::order::returns::policy::ReturnPolicy;
 use crate::order::OrderChange;
 use crate::order::{Order, Shortage};
@@ -177,12 +175,7 @@ fn picked(order: &Order, at: DateTime<Utc>) -> Order {
 }
 
 fn packed(order: &Order, at: DateTime<Utc>) -> Order {
-    let parcel = Parcel {
-        weight_grams: 900,
-        length_cm: 30,
-        width_cm: 20,
-        height_cm: 10,
-    };
+    let parcel = crate::fixtures::parcel();
     order
         .pack(parcel, "conformance", at)
         .expect("a picked order can be packed")
@@ -212,7 +205,9 @@ fn delivered(order: &Order, at: DateTime<Utc>) -> Order {
         .expect("a shipped order can be delivered")
     {
         CarrierUpdate::Applied(order) => *order,
-        CarrierUpdate::Duplicate => unreachable!("a first carrier event"),
+        CarrierUpdate::Duplicate | CarrierUpdate::Superseded => {
+            unreachable!("a first carrier event")
+        }
     }
 }
 

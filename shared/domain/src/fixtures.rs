@@ -74,33 +74,17 @@ pub fn sample_order(id: &str, customer: &str, at: DateTime<Utc>) -> Order {
 /// The sample order taken through reservation, the warehouse and the carrier by the domain's own
 /// steps, delivered at `delivered_at`.
 pub fn delivered_order(id: &str, customer: &str, delivered_at: DateTime<Utc>) -> Order {
-    use crate::order::fulfillment::{CarrierEventKind, CarrierUpdate, Parcel, Tracking};
+    use crate::order::fulfillment::{CarrierEventKind, CarrierUpdate};
     let at = delivered_at - chrono::Days::new(2);
     let packed = sample_order(id, customer, at)
         .reserve(at)
         .expect("a sample order can be reserved")
         .start_fulfillment("BER-1", at)
         .and_then(|o| o.pick("picker", at))
-        .and_then(|o| {
-            o.pack(
-                Parcel {
-                    weight_grams: 900,
-                    length_cm: 30,
-                    width_cm: 20,
-                    height_cm: 10,
-                },
-                "packer",
-                at,
-            )
-        })
+        .and_then(|o| o.pack(parcel(), "packer", at))
         .expect("the reserved sample order can be picked and packed");
-    let tracking = Tracking {
-        carrier: "DHL".into(),
-        tracking_number: "JJD000390007".into(),
-        tracking_url: "https://www.dhl.com/track?id=JJD000390007".into(),
-    };
     let shipped = packed
-        .ship(tracking, packed.shipping.estimate, "packer", at)
+        .ship(tracking(), packed.shipping.estimate, "packer", at)
         .expect("the packed sample order ships");
     match shipped
         .carrier_event(
@@ -113,6 +97,40 @@ pub fn delivered_order(id: &str, customer: &str, delivered_at: DateTime<Utc>) ->
         .expect("the shipped sample order can be delivered")
     {
         CarrierUpdate::Applied(order) => *order,
-        CarrierUpdate::Duplicate => unreachable!("a first carrier event"),
+        CarrierUpdate::Duplicate | CarrierUpdate::Superseded => {
+            unreachable!("a first carrier event")
+        }
     }
+}
+
+/// A packed parcel of 900 g, 30 × 20 × 10 cm.
+pub fn parcel() -> crate::order::fulfillment::Parcel {
+    crate::order::fulfillment::Parcel {
+        weight_grams: 900,
+        length_cm: 30,
+        width_cm: 20,
+        height_cm: 10,
+    }
+}
+
+/// A DHL tracking number and its link.
+pub fn tracking() -> crate::order::fulfillment::Tracking {
+    crate::order::fulfillment::Tracking {
+        carrier: "DHL".into(),
+        tracking_number: "JJD000390007".into(),
+        tracking_url: "https://www.dhl.com/track?id=JJD000390007".into(),
+    }
+}
+
+/// The fields a problem+json body's `errors` name, in its order.
+pub fn error_fields(body: &serde_json::Value) -> Vec<String> {
+    body["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .filter_map(|e| e["field"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
 }

@@ -361,7 +361,7 @@ mod tests {
     use super::*;
     use crate::events::order_event;
     use crate::ids::OrderId;
-    use crate::order::fulfillment::{CarrierEventKind, CarrierUpdate, Parcel, Tracking};
+    use crate::order::fulfillment::{CarrierEventKind, CarrierUpdate, Tracking};
     use crate::order::tests::product;
     use crate::request::OrderRequest;
     use crate::shipping::ShippingPolicy;
@@ -413,16 +413,7 @@ mod tests {
             .unwrap()
             .pick("picker", t)
             .unwrap()
-            .pack(
-                Parcel {
-                    weight_grams: 900,
-                    length_cm: 30,
-                    width_cm: 20,
-                    height_cm: 10,
-                },
-                "packer",
-                t,
-            )
+            .pack(crate::fixtures::parcel(), "packer", t)
             .unwrap();
         let tracking = Tracking {
             carrier: "DHL".into(),
@@ -437,7 +428,7 @@ mod tests {
             .unwrap()
         {
             CarrierUpdate::Applied(next) => *next,
-            CarrierUpdate::Duplicate => unreachable!(),
+            CarrierUpdate::Duplicate | CarrierUpdate::Superseded => unreachable!(),
         };
         let out = carrier(&shipped, "c1", CarrierEventKind::OutForDelivery, None);
         let exception = carrier(

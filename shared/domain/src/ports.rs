@@ -218,8 +218,11 @@ pub trait OrderTransactions: Send + Sync {
 }
 
 /// How long a delivery's claim on an event holds before another delivery may take it over (its
-/// holder presumably crashed between claiming the event and finishing it).
-pub const NOTIFICATION_CLAIM_SECONDS: i64 = 300;
+/// holder presumably crashed between claiming the event and finishing it). At least the
+/// notifier's timeout, so a live delivery is never overtaken, and at most its queue's
+/// visibility timeout, so the first redelivery after a crash takes the claim over long before
+/// the queue gives the event up (a test reads both from the template).
+pub const NOTIFICATION_CLAIM_SECONDS: i64 = 60;
 
 /// Where an order's notifications stand.
 #[derive(Debug, Clone, PartialEq, Eq)]

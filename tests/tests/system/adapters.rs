@@ -215,28 +215,19 @@ async fn the_intake_operation_runs_against_dynamodb() {
     let key = IdempotencyKey::parse("op-key").unwrap();
     let body = order_body(&[(sku.as_str(), 1)]);
     let policy = ShippingPolicy::default_policy();
-    let first = oms_domain::app::intake::place_order(
-        &store,
-        &store,
-        &policy,
-        &caller,
-        &key,
-        &body,
-        Utc::now(),
-    )
-    .await
-    .unwrap();
-    let again = oms_domain::app::intake::place_order(
-        &store,
-        &store,
-        &policy,
-        &caller,
-        &key,
-        &body,
-        Utc::now(),
-    )
-    .await
-    .unwrap();
+    let place = || {
+        oms_domain::app::intake::place_order(
+            &store,
+            &store,
+            &policy,
+            &caller,
+            &key,
+            &body,
+            Utc::now(),
+        )
+    };
+    let first = place().await.unwrap();
+    let again = place().await.unwrap();
     assert_eq!((first.order_id, first.body), (again.order_id, again.body));
     assert!(again.replayed);
 }

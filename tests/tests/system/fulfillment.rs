@@ -297,10 +297,27 @@ async fn steps_out_of_order_or_repeated_are_refused_and_change_nothing() {
         (forged.status, forged.body["type"].as_str()),
         (StatusCode::UNAUTHORIZED, Some("/problems/unauthenticated"))
     );
+    // Carriers do not promise order: what happened before the latest event changes nothing,
+    // and a time ahead of the system's clock is refused.
+    let mut late = carrier(&id, &number, &unique("evt"), "SHIPPED_LATE");
+    late["status"] = json!("OUT_FOR_DELIVERY");
+    late["occurredAt"] = json!("2026-11-30T09:00:00Z");
+    let superseded = stack.carrier_event(&late, None).await;
+    assert_eq!(
+        (superseded.status, superseded.body["outcome"].as_str()),
+        (StatusCode::OK, Some("superseded"))
+    );
+    let mut future = carrier(&id, &number, &unique("evt"), "DELIVERED");
+    future["occurredAt"] = json!((chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339());
+    let refused = stack.carrier_event(&future, None).await;
+    assert_eq!(
+        (refused.status, refused.body["errors"][0]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("occurredAt"))
+    );
     let after = stack.get(&format!("/fulfillments/{id}"), &warehouse).await;
     assert_eq!(
         after.body["status"], "IN_TRANSIT",
-        "neither the duplicate nor the forgery changed anything"
+        "neither the duplicate, the forgery, the late nor the future event changed anything"
     );
     assert_eq!(
         etag(&after),

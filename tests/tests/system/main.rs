@@ -13,3 +13,4 @@ mod least_privilege;
 mod notifications;
 mod orders;
 mod returns;
+mod timings;

@@ -538,12 +538,7 @@ async fn returns_outside_the_rules_get_a_clear_4xx_and_change_nothing() {
         json!([{"sku": sku, "quantity": 0, "reason": "BORED"}]),
     )
     .await;
-    let fields: Vec<_> = bad.body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
+    let fields = oms_domain::fixtures::error_fields(&bad.body);
     assert_eq!(fields, ["lines[0].quantity", "lines[0].reason"]);
 }
 

@@ -170,7 +170,13 @@ pub async fn warehouse_step<S: OrderStore + OrderTransactions>(
 pub enum CarrierResult {
     Applied(Box<Order>),
     Duplicate,
+    /// Older than the latest event applied: acknowledged, nothing changed.
+    Superseded,
 }
+
+/// How far ahead of this system's clock a carrier's event time may be (clocks differ a little);
+/// beyond it the event is refused rather than allowed to outrank every real one.
+pub const CARRIER_CLOCK_SKEW_SECONDS: i64 = 300;
 
 /// Applies a carrier event once.
 pub async fn carrier_event<O: OrderStore>(
@@ -178,6 +184,13 @@ pub async fn carrier_event<O: OrderStore>(
     event: &CarrierEvent,
     now: DateTime<Utc>,
 ) -> Result<CarrierResult, FulfillmentAppError> {
+    if event.occurred_at > now + chrono::Duration::seconds(CARRIER_CLOCK_SKEW_SECONDS) {
+        return Err(ValidationErrors::one(
+            "occurredAt",
+            format!("is in the future (more than {CARRIER_CLOCK_SKEW_SECONDS} s ahead of this system's clock)"),
+        )
+        .into());
+    }
     until_written(|| async move {
         let order = get_fulfillment(orders, &event.order_id).await?;
         let tracking = order.fulfillment.as_ref().and_then(|f| f.tracking.as_ref());
@@ -193,6 +206,7 @@ pub async fn carrier_event<O: OrderStore>(
         )?;
         match update {
             CarrierUpdate::Duplicate => Ok(Attempt::Done(CarrierResult::Duplicate)),
+            CarrierUpdate::Superseded => Ok(Attempt::Done(CarrierResult::Superseded)),
             CarrierUpdate::Applied(next) => {
                 let written = orders.save(&next, order.version).await;
                 Attempt::of_write(written, CarrierResult::Applied(next))

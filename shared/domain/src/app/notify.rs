@@ -9,7 +9,13 @@
 //! delivery claims the event on the cursor before it sends (one conditional write: of two
 //! deliveries of the same event, one wins), records each channel it sent when more follow, and
 //! moves the cursor on after the last; a delivery that takes over a crashed one's claim sends only
-//! what had not gone out. A customer-facing event costs one read (cursor, order and preferences
+//! what had not gone out.
+//!
+//! **Soon.** An event that must wait for its predecessor (or for another delivery of itself)
+//! comes back after [`retry_delay`] — a second, then two, four… at most
+//! [`MAX_RETRY_DELAY_SECONDS`] — rather than after the queue's whole visibility timeout, so a
+//! message reaches the customer within a couple of seconds of its step whatever order the
+//! queue hands the events over in. A customer-facing event costs one read (cursor, order and preferences
 //! together), two writes and its messages.
 
 use chrono::{DateTime, Utc};
@@ -52,6 +58,24 @@ impl NotifyError {
             Self::Store(e) => e.is_retryable(),
             Self::OrderNotFound | Self::Render(_) => false,
         }
+    }
+}
+
+/// The longest an event waits for its turn between two deliveries.
+pub const MAX_RETRY_DELAY_SECONDS: u64 = 30;
+
+/// How long an event that failed with `error` on its `receive_count`-th delivery should stay
+/// away before the queue hands it over again; `None` for the queue's own visibility timeout
+/// (a store that is down, a broken template: no reason to hurry).
+pub fn retry_delay(error: &NotifyError, receive_count: u32) -> Option<std::time::Duration> {
+    match error {
+        NotifyError::OutOfOrder { .. } | NotifyError::InProgress => {
+            let doubled = 1u64 << receive_count.clamp(1, 16).saturating_sub(1);
+            Some(std::time::Duration::from_secs(
+                doubled.min(MAX_RETRY_DELAY_SECONDS),
+            ))
+        }
+        _ => None,
     }
 }
 
@@ -135,6 +159,23 @@ pub async fn preferences<S: NotificationStore>(
 mod tests {
     use super::*;
     use crate::events::order_event;
+
+    #[test]
+    fn an_early_event_comes_back_soon_and_ever_later() {
+        let early = NotifyError::OutOfOrder {
+            expected: 3,
+            got: 4,
+        };
+        let delays: Vec<u64> = (1..=8)
+            .map(|n| retry_delay(&early, n).unwrap().as_secs())
+            .collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 30, 30, 30]);
+        assert_eq!(
+            retry_delay(&NotifyError::InProgress, 0).unwrap().as_secs(),
+            1
+        );
+        assert_eq!(retry_delay(&NotifyError::OrderNotFound, 1), None);
+    }
     use crate::memory::InMemoryStore;
     use crate::notifications::{Channel, Notification};
     use crate::order::tests::{placed, product};

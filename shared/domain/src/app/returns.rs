@@ -290,7 +290,7 @@ mod tests {
     use crate::app::reservation::{reserve_order, ReservationResult};
     use crate::ids::{CustomerId, Sku};
     use crate::memory::InMemoryStore;
-    use crate::order::fulfillment::{CarrierEventKind, CarrierUpdate, Parcel, Tracking};
+    use crate::order::fulfillment::{CarrierEventKind, CarrierUpdate, Tracking};
     use crate::order::returns::{Disposition, ReturnStatus};
     use crate::order::tests::{placed, product};
     use serde_json::json;
@@ -335,16 +335,7 @@ mod tests {
             .unwrap()
             .pick("picker", now)
             .unwrap()
-            .pack(
-                Parcel {
-                    weight_grams: 900,
-                    length_cm: 30,
-                    width_cm: 20,
-                    height_cm: 10,
-                },
-                "packer",
-                now,
-            )
+            .pack(crate::fixtures::parcel(), "packer", now)
             .unwrap();
         store.insert_order(packed.clone());
         let tracking = Tracking {

@@ -193,6 +193,8 @@ pub enum FulfillmentError {
     NotShipped(&'static str),
     #[error("the parcel was already delivered")]
     AlreadyDelivered,
+    #[error("the shipment has recorded {MAX_CARRIER_EVENTS} carrier events, the most it keeps")]
+    TooManyCarrierEvents,
 }
 
 /// The result of a carrier event.
@@ -201,7 +203,14 @@ pub enum CarrierUpdate {
     Applied(Box<Order>),
     /// This event id was applied before: acknowledged, nothing changes.
     Duplicate,
+    /// The event happened before the latest one applied (carriers do not promise order: a late
+    /// "in transit" after "delivered"): acknowledged, nothing changes.
+    Superseded,
 }
+
+/// The most carrier events one shipment records: what the order item keeps per event is
+/// bounded, and an item holds at most 400 KB.
+pub const MAX_CARRIER_EVENTS: usize = 50;
 
 /// One move of the shipment: to `status`, by whom, and what the order becomes with it.
 struct ShipmentMove<'a> {
@@ -385,11 +394,24 @@ impl Order {
         {
             return Ok(CarrierUpdate::Duplicate);
         }
+        // The latest carrier event wins: what happened before it changes nothing.
+        let latest = fulfillment
+            .steps
+            .iter()
+            .filter(|s| s.by == "carrier")
+            .map(|s| s.at)
+            .max();
+        if latest.is_some_and(|latest| occurred_at < latest) {
+            return Ok(CarrierUpdate::Superseded);
+        }
         if fulfillment.status == FulfillmentStatus::Delivered {
             return Err(FulfillmentError::AlreadyDelivered);
         }
         if !fulfillment.status.in_carrier_hands() {
             return Err(FulfillmentError::NotShipped(fulfillment.status.as_str()));
+        }
+        if fulfillment.carrier_event_ids.len() >= MAX_CARRIER_EVENTS {
+            return Err(FulfillmentError::TooManyCarrierEvents);
         }
         let status = kind.status();
         let delivered = status == FulfillmentStatus::Delivered;
@@ -416,6 +438,7 @@ impl Order {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures::{parcel, tracking};
     use crate::order::tests::{placed, product};
     use serde_json::json;
 
@@ -431,20 +454,11 @@ mod tests {
             .unwrap()
     }
 
-    fn parcel() -> Parcel {
-        Parcel {
-            weight_grams: 900,
-            length_cm: 30,
-            width_cm: 20,
-            height_cm: 10,
-        }
-    }
-
-    fn tracking() -> Tracking {
-        Tracking {
-            carrier: "DHL".into(),
-            tracking_number: "JJD0001".into(),
-            tracking_url: "https://track.example/JJD0001".into(),
+    /// The order the carrier's event made, which must have applied.
+    fn applied(update: Result<CarrierUpdate, FulfillmentError>) -> Order {
+        match update {
+            Ok(CarrierUpdate::Applied(order)) => *order,
+            other => panic!("not applied: {other:?}"),
         }
     }
 
@@ -506,7 +520,7 @@ mod tests {
                 "sent to warehouse BER-1",
                 "picked",
                 "packed",
-                "shipped: DHL JJD0001"
+                "shipped: DHL JJD000390007"
             ]
         );
     }
@@ -514,18 +528,13 @@ mod tests {
     #[test]
     fn carrier_events_apply_once_and_nothing_follows_delivery() {
         let order = shipped();
-        let CarrierUpdate::Applied(in_transit) = order
-            .carrier_event(
-                "e1",
-                CarrierEventKind::InTransit,
-                None,
-                Utc::now(),
-                Utc::now(),
-            )
-            .unwrap()
-        else {
-            panic!("applied")
-        };
+        let in_transit = applied(order.carrier_event(
+            "e1",
+            CarrierEventKind::InTransit,
+            None,
+            Utc::now(),
+            Utc::now(),
+        ));
         assert_eq!(
             in_transit.carrier_event(
                 "e1",
@@ -536,18 +545,13 @@ mod tests {
             ),
             Ok(CarrierUpdate::Duplicate)
         );
-        let CarrierUpdate::Applied(delivered) = in_transit
-            .carrier_event(
-                "e2",
-                CarrierEventKind::Delivered,
-                None,
-                Utc::now(),
-                Utc::now(),
-            )
-            .unwrap()
-        else {
-            panic!("applied")
-        };
+        let delivered = applied(in_transit.carrier_event(
+            "e2",
+            CarrierEventKind::Delivered,
+            None,
+            Utc::now(),
+            Utc::now(),
+        ));
         assert_eq!(delivered.status, OrderStatus::Delivered);
         assert_eq!(
             delivered.carrier_event(
@@ -558,6 +562,73 @@ mod tests {
                 Utc::now()
             ),
             Err(FulfillmentError::AlreadyDelivered)
+        );
+    }
+
+    #[test]
+    fn the_latest_carrier_event_wins() {
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let now = Utc::now();
+        let delivered = applied(shipped().carrier_event(
+            "d",
+            CarrierEventKind::Delivered,
+            None,
+            at("2026-11-20T10:00:00Z"),
+            now,
+        ));
+        // A late "in transit" that happened before the delivery changes nothing.
+        assert_eq!(
+            delivered.carrier_event(
+                "t",
+                CarrierEventKind::InTransit,
+                None,
+                at("2026-11-19T08:00:00Z"),
+                now
+            ),
+            Ok(CarrierUpdate::Superseded)
+        );
+        let out = applied(shipped().carrier_event(
+            "o",
+            CarrierEventKind::OutForDelivery,
+            None,
+            at("2026-11-20T09:00:00Z"),
+            now,
+        ));
+        assert_eq!(
+            out.carrier_event(
+                "t",
+                CarrierEventKind::InTransit,
+                None,
+                at("2026-11-20T07:00:00Z"),
+                now
+            ),
+            Ok(CarrierUpdate::Superseded)
+        );
+        assert_eq!(
+            out.fulfillment.as_ref().unwrap().status,
+            FulfillmentStatus::OutForDelivery
+        );
+    }
+
+    #[test]
+    fn a_shipment_keeps_a_bounded_number_of_carrier_events() {
+        let mut order = shipped();
+        let start = Utc::now();
+        for i in 0..MAX_CARRIER_EVENTS {
+            let at = start + chrono::Duration::seconds(i as i64);
+            let next = applied(order.carrier_event(
+                &format!("e{i}"),
+                CarrierEventKind::InTransit,
+                None,
+                at,
+                at,
+            ));
+            order = next;
+        }
+        let later = start + chrono::Duration::hours(1);
+        assert_eq!(
+            order.carrier_event("one-more", CarrierEventKind::InTransit, None, later, later),
+            Err(FulfillmentError::TooManyCarrierEvents)
         );
     }
 

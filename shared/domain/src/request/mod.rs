@@ -202,6 +202,16 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// A line's `sku` and `quantity`, the two fields every kind of line has.
+pub fn sku_and_quantity(
+    errors: &mut ValidationErrors,
+    line: &Fields<'_>,
+) -> (Option<crate::ids::Sku>, Option<crate::quantity::Quantity>) {
+    let sku = line.required(errors, "sku", string(crate::ids::Sku::parse));
+    let quantity = line.required(errors, "quantity", crate::quantity::Quantity::from_json);
+    (sku, quantity)
+}
+
 /// Whether no two `lines` name the same SKU; each repeat is named (`lines[3].sku`).
 pub fn one_per_sku<T>(
     errors: &mut ValidationErrors,

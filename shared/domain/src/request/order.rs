@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 use crate::contact::{Address, Contact};
 use crate::ids::Sku;
 use crate::quantity::Quantity;
-use crate::request::{one_of, one_per_sku, string, Fields};
+use crate::request::{one_of, one_per_sku, sku_and_quantity, Fields};
 use crate::shipping::ShippingMethod;
 use crate::validation::ValidationErrors;
 use crate::MAX_ORDER_LINES;
@@ -43,8 +43,7 @@ impl OrderRequest {
             MAX_ORDER_LINES,
             &["sku", "quantity"],
             |errors, line| {
-                let sku = line.required(errors, "sku", string(Sku::parse));
-                let quantity = line.required(errors, "quantity", Quantity::from_json);
+                let (sku, quantity) = sku_and_quantity(errors, &line);
                 Some(RequestedLine {
                     sku: sku?,
                     quantity: quantity?,

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use crate::ids::Sku;
 use crate::order::returns::{Disposition, ReceivedLine, ReturnReason};
 use crate::quantity::Quantity;
-use crate::request::{one_of, one_per_sku, string, Fields};
+use crate::request::{one_of, one_per_sku, sku_and_quantity, string, Fields};
 use crate::validation::ValidationErrors;
 use crate::MAX_ORDER_LINES;
 
@@ -43,8 +43,7 @@ impl ReturnRequest {
             MAX_ORDER_LINES,
             &known,
             |errors, line| {
-                let sku = line.required(errors, "sku", string(Sku::parse));
-                let quantity = line.required(errors, "quantity", Quantity::from_json);
+                let (sku, quantity) = sku_and_quantity(errors, &line);
                 let reason = line.required(
                     errors,
                     "reason",
@@ -98,8 +97,7 @@ impl ReceiptRequest {
             MAX_ORDER_LINES,
             &known,
             |errors, line| {
-                let sku = line.required(errors, "sku", string(Sku::parse));
-                let quantity = line.required(errors, "quantity", Quantity::from_json);
+                let (sku, quantity) = sku_and_quantity(errors, &line);
                 let disposition = line.required(
                     errors,
                     "disposition",

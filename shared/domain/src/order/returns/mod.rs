@@ -773,6 +773,14 @@ mod tests {
         order.request_return(&request(lines), key("k1"), &catalog, &policy, at(now))
     }
 
+    fn moves_of(change: &OrderChange) -> Vec<(&str, u32, StockMovement)> {
+        change
+            .moves
+            .iter()
+            .map(|m| (m.sku.as_str(), m.quantity.get(), m.movement))
+            .collect()
+    }
+
     fn receive(order: &Order, lines: serde_json::Value) -> Result<OrderChange, ReturnError> {
         let receipt = ReceiptRequest::parse(&json!({ "lines": lines })).unwrap();
         order.receive_return(
@@ -901,11 +909,7 @@ mod tests {
             ]),
         )
         .unwrap();
-        let moves: Vec<_> = received
-            .moves
-            .iter()
-            .map(|m| (m.sku.as_str(), m.quantity.get(), m.movement))
-            .collect();
+        let moves = moves_of(&received);
         assert_eq!(moves, [("TSHIRT-RED-M", 1, StockMovement::Restock)]);
         let rma = &received.order.returns[0];
         assert_eq!(rma.status, ReturnStatus::Received);
@@ -942,11 +946,7 @@ mod tests {
         let approved = open(&order, json!([
             {"sku": "TSHIRT-RED-M", "quantity": 2, "reason": "DOES_NOT_FIT", "exchangeSku": "TSHIRT-BLUE-M"}
         ]), "2026-11-21T10:00:00Z").unwrap();
-        let moves: Vec<_> = approved
-            .moves
-            .iter()
-            .map(|m| (m.sku.as_str(), m.quantity.get(), m.movement))
-            .collect();
+        let moves = moves_of(&approved);
         assert_eq!(moves, [("TSHIRT-BLUE-M", 2, StockMovement::Reserve)]);
 
         let received = receive(
@@ -956,11 +956,7 @@ mod tests {
             ]),
         )
         .unwrap();
-        let mut moves: Vec<_> = received
-            .moves
-            .iter()
-            .map(|m| (m.sku.as_str(), m.quantity.get(), m.movement))
-            .collect();
+        let mut moves = moves_of(&received);
         moves.sort_by_key(|m| m.0);
         assert_eq!(
             moves,
