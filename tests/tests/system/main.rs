@@ -11,6 +11,7 @@ mod fulfillment;
 mod inventory;
 mod least_privilege;
 mod notifications;
+mod operations;
 mod orders;
 mod returns;
 mod timings;
