@@ -8,7 +8,9 @@ use oms_adapters::sns::NotificationPublisher;
 use oms_adapters::sqs::{
     for_each_message, order_event, receive_count, QueueRedelivery, Redelivery,
 };
-use oms_domain::app::notify::{notify, retry_delay, NotifyError, NotifyResult};
+use oms_domain::app::notify::{
+    notify, retry_delay, NotifyError, NotifyResult, PASS_GAP_ON_DELIVERY,
+};
 use oms_domain::notifications::Renderer;
 use oms_domain::ports::{NotificationSink, NotificationStore};
 
@@ -56,18 +58,20 @@ async fn process<S: NotificationStore, K: NotificationSink, R: Redelivery>(
     message: &SqsMessage,
 ) -> Result<(), MessageError> {
     let event = order_event(message).map_err(MessageError::Poison)?;
+    let delivery = receive_count(message);
     let outcome = notify(
         &app.store,
         &app.sink,
         &app.renderer,
         &event,
+        delivery,
         chrono::Utc::now(),
     )
     .await;
     let result = match outcome {
         Ok(result) => result,
         Err(error) => {
-            if let Some(delay) = retry_delay(&error, receive_count(message)) {
+            if let Some(delay) = retry_delay(&error, delivery) {
                 // Without it the event still comes back, after the queue's visibility timeout.
                 if let Err(why) = app.redelivery.redeliver_after(message, delay).await {
                     tracing::warn!(%why, "could not bring the event back sooner");
@@ -79,11 +83,17 @@ async fn process<S: NotificationStore, K: NotificationSink, R: Redelivery>(
     let order_id = &event.data.order_id;
     let event_type = event.event_type.as_str();
     match result {
+        NotifyResult::Sent(count) if delivery >= PASS_GAP_ON_DELIVERY => {
+            tracing::warn!(%order_id, event_type, sequence = event.sequence, count, delivery, "customer notified, a gap before it passed over")
+        }
         NotifyResult::Sent(count) => {
             tracing::info!(%order_id, event_type, sequence = event.sequence, count, "customer notified")
         }
         NotifyResult::Nothing => {
             tracing::debug!(%order_id, event_type, sequence = event.sequence, "nothing to tell")
+        }
+        NotifyResult::Late(count) => {
+            tracing::warn!(%order_id, event_type, sequence = event.sequence, count, "told late: its gap had been passed over")
         }
         NotifyResult::AlreadyHandled => {
             tracing::info!(%order_id, event_type, sequence = event.sequence, "duplicate acknowledged")

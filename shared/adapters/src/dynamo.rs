@@ -820,6 +820,8 @@ struct CursorItem {
     claimed_at: Option<i64>,
     #[serde(default)]
     sent: Vec<Channel>,
+    #[serde(default)]
+    skipped: Vec<u64>,
 }
 
 impl CursorItem {
@@ -831,6 +833,7 @@ impl CursorItem {
                 .claimed_at
                 .and_then(chrono::DateTime::from_timestamp_millis),
             sent: stored.sent,
+            skipped: stored.skipped,
         })
     }
 }
@@ -972,21 +975,75 @@ impl NotificationStore for DynamoStore {
     }
 
     async fn advance(&self, order: &OrderId, from: u64) -> Result<(), StoreError> {
-        // A put, not an update: the claim and its sent channels go with the event.
+        // The claim and its sent channels go with the event; skipped events stay recorded.
         self.client
             .get()
             .await
-            .put_item()
+            .update_item()
             .table_name(&self.table)
-            .set_item(Some(cursor_key(order)))
-            .item("entity", s(entity::NOTIFICATION_CURSOR))
-            .item("next", n(from + 1))
+            .set_key(Some(cursor_key(order)))
+            .update_expression("SET #next = :to, entity = :entity REMOVE claimedAt, sent")
             .condition_expression(cursor_at(from))
             .expression_attribute_names("#next", "next")
             .expression_attribute_values(":at", n(from))
+            .expression_attribute_values(":to", n(from + 1))
+            .expression_attribute_values(":entity", s(entity::NOTIFICATION_CURSOR))
             .send()
             .await
             .map_err(|e| classify("advance notification cursor", e))?;
+        Ok(())
+    }
+
+    async fn skip_to(&self, order: &OrderId, from: u64, to: u64) -> Result<(), StoreError> {
+        if to <= from {
+            return Err(StoreError::ConditionFailed);
+        }
+        let gap = AttributeValue::L((from..to).map(n).collect());
+        self.client
+            .get()
+            .await
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(cursor_key(order)))
+            .update_expression(
+                "SET #next = :to, entity = :entity, \
+                 skipped = list_append(if_not_exists(skipped, :none), :gap) \
+                 REMOVE claimedAt, sent",
+            )
+            .condition_expression(cursor_at(from))
+            .expression_attribute_names("#next", "next")
+            .expression_attribute_values(":at", n(from))
+            .expression_attribute_values(":to", n(to))
+            .expression_attribute_values(":none", AttributeValue::L(Vec::new()))
+            .expression_attribute_values(":gap", gap)
+            .expression_attribute_values(":entity", s(entity::NOTIFICATION_CURSOR))
+            .send()
+            .await
+            .map_err(|e| classify("skip notification gap", e))?;
+        Ok(())
+    }
+
+    async fn take_skipped(&self, order: &OrderId, sequence: u64) -> Result<(), StoreError> {
+        // A list element is removed by its position: read it, and remove it on condition that
+        // the same event is still there.
+        let cursor = self.cursor(order).await?;
+        let index = cursor
+            .skipped
+            .iter()
+            .position(|s| *s == sequence)
+            .ok_or(StoreError::ConditionFailed)?;
+        self.client
+            .get()
+            .await
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(cursor_key(order)))
+            .update_expression(format!("REMOVE skipped[{index}]"))
+            .condition_expression(format!("skipped[{index}] = :sequence"))
+            .expression_attribute_values(":sequence", n(sequence))
+            .send()
+            .await
+            .map_err(|e| classify("take a skipped notification", e))?;
         Ok(())
     }
 }

@@ -1438,7 +1438,8 @@ pub async fn notification_store<S: OrderStore + NotificationStore>(store: &S, pr
         Ok(NotificationCursor {
             next: 1,
             claimed_at: Some(at),
-            sent: vec![]
+            sent: vec![],
+            skipped: Vec::new(),
         })
     );
     let live = at + Duration::milliseconds(NOTIFICATION_CLAIM_SECONDS * 1000 - 1);
@@ -1474,7 +1475,8 @@ pub async fn notification_store<S: OrderStore + NotificationStore>(store: &S, pr
         Ok(NotificationCursor {
             next: 1,
             claimed_at: Some(later),
-            sent: vec![Channel::Email]
+            sent: vec![Channel::Email],
+            skipped: Vec::new(),
         })
     );
     assert_eq!(store.mark_sent(&order.id, 1, Channel::Sms).await, Ok(()));
@@ -1484,7 +1486,8 @@ pub async fn notification_store<S: OrderStore + NotificationStore>(store: &S, pr
             NotificationCursor {
                 next: 1,
                 claimed_at: Some(later),
-                sent: vec![Channel::Email, Channel::Sms]
+                sent: vec![Channel::Email, Channel::Sms],
+                skipped: Vec::new(),
             },
             Some(order.clone()),
             Some(loud)
@@ -1526,6 +1529,41 @@ pub async fn notification_store<S: OrderStore + NotificationStore>(store: &S, pr
     // A fresh order's cursor moves on from 1 without a claim.
     assert_eq!(store.advance(&ghost.id, 1).await, Ok(()));
     assert_eq!(store.cursor(&ghost.id).await.map(|c| c.next), Ok(2));
+
+    // A gap passed over: from 4 to 7, with 4, 5 and 6 recorded and the claim dropped.
+    assert_eq!(store.claim(&order.id, 4, later).await, Ok(()));
+    assert_eq!(
+        store.skip_to(&order.id, 3, 7).await,
+        Err(StoreError::ConditionFailed),
+        "skipping from where the cursor is not"
+    );
+    assert_eq!(store.skip_to(&order.id, 4, 7).await, Ok(()));
+    let skipped = store.cursor(&order.id).await.unwrap();
+    assert_eq!(
+        (skipped.next, skipped.claimed_at, skipped.skipped.clone()),
+        (7, None, vec![4, 5, 6])
+    );
+    assert_eq!(store.advance(&order.id, 7).await, Ok(()));
+    assert_eq!(
+        store.cursor(&order.id).await.map(|c| c.skipped),
+        Ok(vec![4, 5, 6]),
+        "moving on keeps the gap recorded"
+    );
+    assert_eq!(store.take_skipped(&order.id, 5).await, Ok(()));
+    assert_eq!(
+        store.take_skipped(&order.id, 5).await,
+        Err(StoreError::ConditionFailed),
+        "a late event is taken once"
+    );
+    assert_eq!(
+        store.take_skipped(&order.id, 8).await,
+        Err(StoreError::ConditionFailed),
+        "an event never skipped"
+    );
+    assert_eq!(
+        store.cursor(&order.id).await.map(|c| (c.next, c.skipped)),
+        Ok((8, vec![4, 6]))
+    );
 }
 
 /// A claim is live for less than `NOTIFICATION_CLAIM_SECONDS` (as

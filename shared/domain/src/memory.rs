@@ -398,8 +398,37 @@ impl NotificationStore for InMemoryStore {
         }
         *cursor = NotificationCursor {
             next: from + 1,
+            skipped: std::mem::take(&mut cursor.skipped),
             ..NotificationCursor::default()
         };
         Ok(())
+    }
+
+    async fn skip_to(&self, order: &OrderId, from: u64, to: u64) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let cursor = state.cursors.entry(order.clone()).or_default();
+        if cursor.next != from || to <= from {
+            return Err(StoreError::ConditionFailed);
+        }
+        let mut skipped = std::mem::take(&mut cursor.skipped);
+        skipped.extend(from..to);
+        *cursor = NotificationCursor {
+            next: to,
+            skipped,
+            ..NotificationCursor::default()
+        };
+        Ok(())
+    }
+
+    async fn take_skipped(&self, order: &OrderId, sequence: u64) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let cursor = state.cursors.entry(order.clone()).or_default();
+        match cursor.skipped.iter().position(|s| *s == sequence) {
+            Some(index) => {
+                cursor.skipped.remove(index);
+                Ok(())
+            }
+            None => Err(StoreError::ConditionFailed),
+        }
     }
 }

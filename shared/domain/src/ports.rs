@@ -233,6 +233,9 @@ pub struct NotificationCursor {
     pub claimed_at: Option<DateTime<Utc>>,
     /// The event's channels that went out under that claim.
     pub sent: Vec<crate::notifications::Channel>,
+    /// Events passed over because a later one waited too long for them (a gap): one that
+    /// arrives after all is still told, once.
+    pub skipped: Vec<u64>,
 }
 
 impl Default for NotificationCursor {
@@ -241,6 +244,7 @@ impl Default for NotificationCursor {
             next: 1,
             claimed_at: None,
             sent: Vec::new(),
+            skipped: Vec::new(),
         }
     }
 }
@@ -311,11 +315,28 @@ pub trait NotificationStore: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Moves the cursor from `from` to `from + 1`, dropping the claim and its sent channels, on
-    /// condition that it is still at `from`.
+    /// condition that it is still at `from`. The skipped events stay recorded.
     fn advance(
         &self,
         order: &OrderId,
         from: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Passes over a gap: moves the cursor from `from` to `to`, recording `from..to` as
+    /// skipped and dropping the claim, on condition that it is still at `from`.
+    fn skip_to(
+        &self,
+        order: &OrderId,
+        from: u64,
+        to: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Takes a skipped event off the record so that one delivery, and only one, tells it late:
+    /// [`StoreError::ConditionFailed`] if it is not (or no longer) recorded as skipped.
+    fn take_skipped(
+        &self,
+        order: &OrderId,
+        sequence: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 

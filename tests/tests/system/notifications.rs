@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use oms_system_tests::{order_body, unique, Probe, Stack, StatusCode};
 use serde_json::{json, Value};
 
@@ -300,5 +301,134 @@ async fn a_customer_who_opted_out_of_a_channel_hears_nothing_on_it() {
     assert!(
         webhook.0.get("text").is_none() && webhook.0["data"]["orderId"] == id.as_str(),
         "webhooks carry the structured data"
+    );
+}
+
+/// The order's notification cursor, read from the table: the next event to handle.
+async fn cursor_next(stack: &Stack, id: &str) -> Option<u64> {
+    let dynamodb = aws_sdk_dynamodb::Client::new(&stack.sdk().await);
+    let item = dynamodb
+        .get_item()
+        .table_name(stack.resource("OrdersTable"))
+        .key("pk", AttributeValue::S(format!("ORDER#{id}")))
+        .key("sk", AttributeValue::S("NOTIFIED".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    item.item()
+        .and_then(|i| i.get("next"))
+        .and_then(|n| n.as_n().ok())
+        .and_then(|n| n.parse().ok())
+}
+
+/// A delivery that claimed the "shipped" event and crashed before publishing holds a live claim:
+/// the event is retried in short steps until the claim runs out, then taken over and sent, and
+/// every later event of the order — which waits behind it — still reaches the customer once.
+/// (With a claim that outlived the queue's retries, the event went to the dead-letter queue and
+/// every later message of the order waited forever.)
+#[tokio::test]
+async fn a_notification_that_crashed_after_its_claim_strands_nothing() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("CRASH", 10).await;
+    let customer = unique("customer");
+    let inbox = Probe::subscribe(
+        &stack,
+        "CustomerNotificationsTopic",
+        Some(json!({"customerId": [customer], "channel": ["email"]})),
+    )
+    .await;
+    let id = place(&stack, &customer, &sku, 1, "en").await;
+    stack.wait_status(&customer, &id, "FULFILLING").await;
+    let warehouse = stack.token("packer-crash", Some("oms:warehouse"));
+    let picked = stack
+        .post(
+            &format!("/fulfillments/{id}/pick"),
+            &warehouse,
+            &[],
+            json!({}),
+        )
+        .await;
+    let etag = picked.headers["etag"].to_str().unwrap().to_owned();
+    let packed = stack
+        .post(
+            &format!("/fulfillments/{id}/pack"),
+            &warehouse,
+            &[("if-match", &etag)],
+            json!({"weightGrams": 700, "lengthCm": 20, "widthCm": 15, "heightCm": 10}),
+        )
+        .await;
+    assert_eq!(packed.status, StatusCode::OK, "{:?}", packed.body);
+    let etag = packed.headers["etag"].to_str().unwrap().to_owned();
+    let shipping = packed.body["version"].as_u64().unwrap() + 1;
+
+    // Wait for the notifier to reach the "shipped" event's turn, then claim it as a delivery
+    // that crashes at once would have.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while cursor_next(&stack, &id).await != Some(shipping) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the cursor never reached {shipping}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let dynamodb = aws_sdk_dynamodb::Client::new(&stack.sdk().await);
+    let crashed_at = chrono::Utc::now();
+    dynamodb
+        .update_item()
+        .table_name(stack.resource("OrdersTable"))
+        .key("pk", AttributeValue::S(format!("ORDER#{id}")))
+        .key("sk", AttributeValue::S("NOTIFIED".into()))
+        .update_expression("SET claimedAt = :now")
+        .condition_expression("#next = :shipping")
+        .expression_attribute_names("#next", "next")
+        .expression_attribute_values(
+            ":now",
+            AttributeValue::N(crashed_at.timestamp_millis().to_string()),
+        )
+        .expression_attribute_values(":shipping", AttributeValue::N(shipping.to_string()))
+        .send()
+        .await
+        .unwrap();
+
+    let number = format!("JJD{}", &id[18..]);
+    let shipped = stack
+        .post(
+            &format!("/fulfillments/{id}/ship"),
+            &warehouse,
+            &[("if-match", &etag)],
+            json!({"carrier": "DHL", "trackingNumber": number, "trackingUrl": format!("https://www.dhl.com/track?id={number}")}),
+        )
+        .await;
+    assert_eq!(shipped.status, StatusCode::OK, "{:?}", shipped.body);
+    for (n, status) in ["OUT_FOR_DELIVERY", "DELIVERED"].iter().enumerate() {
+        let event = json!({"eventId": format!("{number}-{n}"), "shipmentReference": id, "trackingNumber": number, "status": status, "occurredAt": "2026-11-30T10:15:00Z"});
+        assert_eq!(
+            stack.carrier_event(&event, None).await.status,
+            StatusCode::OK
+        );
+    }
+
+    let want = [
+        "oms.order.placed",
+        "oms.order.reserved",
+        "oms.order.shipped",
+        "oms.fulfillment.out-for-delivery",
+        "oms.order.delivered",
+    ];
+    let seen = inbox
+        .collect(Duration::from_secs(180), |seen| seen.len() >= want.len())
+        .await;
+    let late = inbox.collect(Duration::from_secs(3), |_| false).await;
+    assert!(late.is_empty(), "nothing twice: {:?}", summary(&late));
+    let got: Vec<String> = summary(&seen).into_iter().map(|(t, _)| t).collect();
+    assert_eq!(
+        got, want,
+        "every message once, in order, after the crashed claim"
+    );
+    let taken_over = chrono::Utc::now() - crashed_at;
+    assert!(
+        taken_over.num_seconds() >= oms_domain::ports::NOTIFICATION_CLAIM_SECONDS,
+        "the claim held until it ran out ({taken_over})"
     );
 }

@@ -33,6 +33,8 @@ pub enum NotifyResult {
     Nothing,
     /// Handled before: a duplicate delivery.
     AlreadyHandled,
+    /// An event passed over in a gap, told late: this many messages went out.
+    Late(usize),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +63,13 @@ impl NotifyError {
     }
 }
 
+/// The delivery on which an event that still waits for its predecessor passes it over, the gap
+/// recorded: by then it has waited 1 + 2 + 4 + 8 + 16 + 30 × 6 = 211 s, three claim lifetimes
+/// and three visibility timeouts — a predecessor that crashed was taken over long since, one
+/// still missing was lost on the way or dead-lettered. A predecessor that arrives after all is
+/// still told, once, late rather than never.
+pub const PASS_GAP_ON_DELIVERY: u32 = 12;
+
 /// The longest an event waits for its turn between two deliveries.
 pub const MAX_RETRY_DELAY_SECONDS: u64 = 30;
 
@@ -85,11 +94,12 @@ pub async fn notify<S: NotificationStore, K: NotificationSink>(
     sink: &K,
     renderer: &Renderer,
     event: &CloudEvent<OrderEventData>,
+    delivery: u32,
     now: DateTime<Utc>,
 ) -> Result<NotifyResult, NotifyError> {
     let order_id = &event.data.order_id;
     let facing = is_customer_facing(event.event_type);
-    let (cursor, order, preferences) = if facing {
+    let (mut cursor, order, preferences) = if facing {
         store
             .notification_context(order_id, &event.data.customer_id)
             .await?
@@ -97,13 +107,36 @@ pub async fn notify<S: NotificationStore, K: NotificationSink>(
         (store.cursor(order_id).await?, None, None)
     };
     if event.sequence < cursor.next {
-        return Ok(NotifyResult::AlreadyHandled);
+        if !cursor.skipped.contains(&event.sequence) {
+            return Ok(NotifyResult::AlreadyHandled);
+        }
+        return tell_late(store, sink, renderer, event, order, preferences).await;
     }
     if event.sequence > cursor.next {
-        return Err(NotifyError::OutOfOrder {
-            expected: cursor.next,
-            got: event.sequence,
-        });
+        if delivery < PASS_GAP_ON_DELIVERY {
+            return Err(NotifyError::OutOfOrder {
+                expected: cursor.next,
+                got: event.sequence,
+            });
+        }
+        match store.skip_to(order_id, cursor.next, event.sequence).await {
+            Ok(()) => {}
+            // The predecessor went through meanwhile: come back for this one's turn.
+            Err(StoreError::ConditionFailed) => {
+                return Err(NotifyError::OutOfOrder {
+                    expected: cursor.next,
+                    got: event.sequence,
+                })
+            }
+            Err(e) => return Err(e.into()),
+        }
+        cursor = crate::ports::NotificationCursor {
+            next: event.sequence,
+            skipped: (cursor.next..event.sequence)
+                .chain(cursor.skipped)
+                .collect(),
+            ..Default::default()
+        };
     }
     let mut sent = 0;
     if facing {
@@ -145,6 +178,33 @@ pub async fn notify<S: NotificationStore, K: NotificationSink>(
     } else {
         NotifyResult::Nothing
     })
+}
+
+/// An event passed over in a gap that arrived after all: one delivery takes it off the record
+/// and tells it, late rather than never.
+async fn tell_late<S: NotificationStore, K: NotificationSink>(
+    store: &S,
+    sink: &K,
+    renderer: &Renderer,
+    event: &CloudEvent<OrderEventData>,
+    order: Option<crate::order::Order>,
+    preferences: Option<Preferences>,
+) -> Result<NotifyResult, NotifyError> {
+    let order_id = &event.data.order_id;
+    match store.take_skipped(order_id, event.sequence).await {
+        Ok(()) => {}
+        Err(StoreError::ConditionFailed) => return Ok(NotifyResult::AlreadyHandled),
+        Err(e) => return Err(e.into()),
+    }
+    if !is_customer_facing(event.event_type) {
+        return Ok(NotifyResult::Nothing);
+    }
+    let order = order.ok_or(NotifyError::OrderNotFound)?;
+    let notifications = renderer.render(event, &order, &preferences.unwrap_or_default())?;
+    for notification in &notifications {
+        sink.send(notification).await?;
+    }
+    Ok(NotifyResult::Late(notifications.len()))
 }
 
 /// A customer's channel choices, or the defaults.
@@ -232,7 +292,7 @@ mod tests {
         *outbox.1.lock().unwrap() = Some(Channel::Webhook);
         let now = Utc::now();
 
-        let failed = notify(&store, &outbox, &renderer, &event, now).await;
+        let failed = notify(&store, &outbox, &renderer, &event, 1, now).await;
         assert!(matches!(failed, Err(NotifyError::Store(_))), "{failed:?}");
         assert_eq!(channels(&outbox), [Channel::Email]);
         let order = &event.data.order_id;
@@ -243,12 +303,12 @@ mod tests {
         );
 
         // The claim is live: a redelivery now waits for it rather than sending beside it.
-        let early = notify(&store, &outbox, &renderer, &event, now).await;
+        let early = notify(&store, &outbox, &renderer, &event, 1, now).await;
         assert!(matches!(early, Err(NotifyError::InProgress)), "{early:?}");
 
         // Once the claim has run out, the next delivery sends only what had not gone out.
         let later = now + chrono::Duration::seconds(crate::ports::NOTIFICATION_CLAIM_SECONDS + 1);
-        let finished = notify(&store, &outbox, &renderer, &event, later)
+        let finished = notify(&store, &outbox, &renderer, &event, 1, later)
             .await
             .unwrap();
         assert_eq!(finished, NotifyResult::Sent(1));
@@ -269,10 +329,75 @@ mod tests {
         let now = Utc::now();
         // Another delivery read the cursor at the same moment and claimed the event first.
         store.claim(&event.data.order_id, 1, now).await.unwrap();
-        let second = notify(&store, &outbox, &renderer, &event, now).await;
+        let second = notify(&store, &outbox, &renderer, &event, 1, now).await;
         assert!(matches!(second, Err(NotifyError::InProgress)), "{second:?}");
         assert!(channels(&outbox).is_empty());
         assert!(store.claim(&event.data.order_id, 1, now).await.is_err());
+    }
+
+    /// An event whose predecessor never comes (dead-lettered, lost) passes it over on its
+    /// twelfth delivery instead of stranding every later message; the predecessor, should it
+    /// come after all, is told once, late.
+    #[tokio::test]
+    async fn a_gap_heals_and_a_late_predecessor_is_told_once() {
+        let store = InMemoryStore::with_products([product("A", 100, 5)]);
+        let order = placed(
+            serde_json::json!([{"sku": "A", "quantity": 1}]),
+            &store.catalog(),
+        );
+        let reserved = order.reserve(Utc::now()).unwrap();
+        store.insert_order(reserved.clone());
+        let first = order_event(None, Some(&order)).unwrap();
+        let second = order_event(Some(&order), Some(&reserved)).unwrap();
+        let (outbox, renderer) = (Outbox::default(), Renderer::new());
+
+        for delivery in 1..PASS_GAP_ON_DELIVERY {
+            let early = notify(&store, &outbox, &renderer, &second, delivery, Utc::now()).await;
+            assert!(
+                matches!(early, Err(NotifyError::OutOfOrder { .. })),
+                "delivery {delivery}"
+            );
+        }
+        assert_eq!(
+            notify(
+                &store,
+                &outbox,
+                &renderer,
+                &second,
+                PASS_GAP_ON_DELIVERY,
+                Utc::now()
+            )
+            .await
+            .unwrap(),
+            NotifyResult::Sent(1),
+            "the gap is passed over"
+        );
+        let cursor = store.cursor(&order.id).await.unwrap();
+        assert_eq!((cursor.next, cursor.skipped.clone()), (3, vec![1]));
+
+        assert_eq!(
+            notify(&store, &outbox, &renderer, &first, 1, Utc::now())
+                .await
+                .unwrap(),
+            NotifyResult::Late(1),
+            "the late predecessor is told"
+        );
+        assert_eq!(
+            notify(&store, &outbox, &renderer, &first, 2, Utc::now())
+                .await
+                .unwrap(),
+            NotifyResult::AlreadyHandled,
+            "once"
+        );
+        let sent: Vec<_> = outbox
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|n| n.event_type.as_str())
+            .collect();
+        assert_eq!(sent, ["oms.order.reserved", "oms.order.placed"]);
+        assert!(store.cursor(&order.id).await.unwrap().skipped.is_empty());
     }
 
     #[tokio::test]
@@ -288,7 +413,7 @@ mod tests {
         let second = order_event(Some(&order), Some(&reserved)).unwrap();
         let (outbox, renderer) = (Outbox::default(), Renderer::new());
 
-        let early = notify(&store, &outbox, &renderer, &second, Utc::now()).await;
+        let early = notify(&store, &outbox, &renderer, &second, 1, Utc::now()).await;
         assert!(matches!(
             early,
             Err(NotifyError::OutOfOrder {
@@ -297,13 +422,13 @@ mod tests {
             })
         ));
         assert_eq!(
-            notify(&store, &outbox, &renderer, &first, Utc::now())
+            notify(&store, &outbox, &renderer, &first, 1, Utc::now())
                 .await
                 .unwrap(),
             NotifyResult::Sent(1)
         );
         assert_eq!(
-            notify(&store, &outbox, &renderer, &first, Utc::now())
+            notify(&store, &outbox, &renderer, &first, 1, Utc::now())
                 .await
                 .unwrap(),
             NotifyResult::AlreadyHandled
@@ -320,7 +445,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(
-            notify(&store, &outbox, &renderer, &second, Utc::now())
+            notify(&store, &outbox, &renderer, &second, 1, Utc::now())
                 .await
                 .unwrap(),
             NotifyResult::Sent(1)
