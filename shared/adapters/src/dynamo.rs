@@ -1025,26 +1025,37 @@ impl NotificationStore for DynamoStore {
 
     async fn take_skipped(&self, order: &OrderId, sequence: u64) -> Result<(), StoreError> {
         // A list element is removed by its position: read it, and remove it on condition that
-        // the same event is still there.
-        let cursor = self.cursor(order).await?;
-        let index = cursor
-            .skipped
-            .iter()
-            .position(|s| *s == sequence)
-            .ok_or(StoreError::ConditionFailed)?;
-        self.client
-            .get()
-            .await
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(cursor_key(order)))
-            .update_expression(format!("REMOVE skipped[{index}]"))
-            .condition_expression(format!("skipped[{index}] = :sequence"))
-            .expression_attribute_values(":sequence", n(sequence))
-            .send()
-            .await
-            .map_err(|e| classify("take a skipped notification", e))?;
-        Ok(())
+        // the same event is still there; another late event taken meanwhile shifts the list,
+        // so read again before answering that this one is gone.
+        for _ in 0..oms_domain::app::retry::ATTEMPTS {
+            let cursor = self.cursor(order).await?;
+            let index = cursor
+                .skipped
+                .iter()
+                .position(|s| *s == sequence)
+                .ok_or(StoreError::ConditionFailed)?;
+            let removed = self
+                .client
+                .get()
+                .await
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(cursor_key(order)))
+                .update_expression(format!("REMOVE skipped[{index}]"))
+                .condition_expression(format!("skipped[{index}] = :sequence"))
+                .expression_attribute_values(":sequence", n(sequence))
+                .send()
+                .await
+                .map_err(|e| classify("take a skipped notification", e));
+            match removed {
+                Ok(_) => return Ok(()),
+                Err(StoreError::ConditionFailed) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Retryable(
+            "the skipped events kept changing".into(),
+        ))
     }
 }
 

@@ -113,7 +113,8 @@ pub async fn notify<S: NotificationStore, K: NotificationSink>(
         return tell_late(store, sink, renderer, event, order, preferences).await;
     }
     if event.sequence > cursor.next {
-        if delivery < PASS_GAP_ON_DELIVERY {
+        // Never past a predecessor that a live delivery is sending right now.
+        if delivery < PASS_GAP_ON_DELIVERY || cursor.claimed_by_another(now) {
             return Err(NotifyError::OutOfOrder {
                 expected: cursor.next,
                 got: event.sequence,
@@ -169,8 +170,14 @@ pub async fn notify<S: NotificationStore, K: NotificationSink>(
         }
     }
     match store.advance(order_id, cursor.next).await {
-        // Another delivery of the same event finished first: it sent nothing this one did not.
-        Ok(()) | Err(StoreError::ConditionFailed) => {}
+        Ok(()) => {}
+        // Another delivery of the same event finished first (it sent nothing this one did
+        // not), or a later event passed this one over meanwhile: this one is told now, so it
+        // leaves the record of skipped events and a repeat of it is a duplicate.
+        Err(StoreError::ConditionFailed) => match store.take_skipped(order_id, cursor.next).await {
+            Ok(()) | Err(StoreError::ConditionFailed) => {}
+            Err(e) => return Err(e.into()),
+        },
         Err(e) => return Err(e.into()),
     }
     Ok(if sent > 0 {
@@ -191,16 +198,24 @@ async fn tell_late<S: NotificationStore, K: NotificationSink>(
     preferences: Option<Preferences>,
 ) -> Result<NotifyResult, NotifyError> {
     let order_id = &event.data.order_id;
+    // Rendered before the event is taken off the record, so a template or an order that fails
+    // leaves it there for the retries (and, after them, the dead-letter queue).
+    let notifications = if is_customer_facing(event.event_type) {
+        let order = order.ok_or(NotifyError::OrderNotFound)?;
+        renderer.render(event, &order, &preferences.unwrap_or_default())?
+    } else {
+        Vec::new()
+    };
+    // Taken once: of two deliveries one tells it. A send that fails after this loses the late
+    // message (at most once on this rare path; the queue's alarms say something failed).
     match store.take_skipped(order_id, event.sequence).await {
         Ok(()) => {}
         Err(StoreError::ConditionFailed) => return Ok(NotifyResult::AlreadyHandled),
         Err(e) => return Err(e.into()),
     }
-    if !is_customer_facing(event.event_type) {
+    if notifications.is_empty() {
         return Ok(NotifyResult::Nothing);
     }
-    let order = order.ok_or(NotifyError::OrderNotFound)?;
-    let notifications = renderer.render(event, &order, &preferences.unwrap_or_default())?;
     for notification in &notifications {
         sink.send(notification).await?;
     }

@@ -142,11 +142,26 @@ impl<'a> Fields<'a> {
         errors.check(self.path_of(name), parse(value))
     }
 
-    /// Optional free text (a note, a comment, a reason): trimmed, at most `max` characters, no
-    /// control characters; blank is the same as absent.
+    /// Optional free text (a note, a comment): trimmed, at most `max` characters, lines and
+    /// tabs allowed but no other control or bidirectional-override character; blank is the same
+    /// as absent.
     pub fn note(&self, errors: &mut ValidationErrors, name: &str, max: usize) -> Option<String> {
         self.optional(errors, name, |v| match v {
             Value::String(s) if s.trim().is_empty() => Ok::<_, String>(None),
+            Value::String(s) => {
+                // Line breaks and tabs are text in a note; checked as spaces.
+                let flat: String = s
+                    .chars()
+                    .map(|c| {
+                        if matches!(c, '\n' | '\r' | '\t') {
+                            ' '
+                        } else {
+                            c
+                        }
+                    })
+                    .collect();
+                text(max)(&Value::String(flat)).map(|_| Some(s.trim().to_owned()))
+            }
             _ => text(max)(v).map(Some),
         })
         .flatten()
@@ -345,6 +360,12 @@ mod tests {
         assert_eq!(root.required(&mut errors, "s", text(5)), None);
         assert_eq!(root.optional(&mut errors, "missing", text(5)), None);
         assert_eq!(root.note(&mut errors, "t", 10), Some("hi".to_owned()));
+        let lines = json!({"n": "two\nlines"});
+        let fields = Fields::body(&mut errors, &lines, &["n"]).unwrap();
+        assert_eq!(
+            fields.note(&mut errors, "n", 20),
+            Some("two\nlines".to_owned())
+        );
         assert_eq!(root.optional(&mut errors, "bad", text(5)), None);
         assert_eq!(
             fields_of(errors),
