@@ -677,13 +677,7 @@ impl InventoryStore for DynamoStore {
     async fn products(&self, skus: &[Sku]) -> Result<Vec<Product>, StoreError> {
         let mut products = Vec::with_capacity(skus.len());
         // BatchGetItem refuses a key named twice, and takes at most 100 keys.
-        let mut distinct: Vec<&Sku> = Vec::with_capacity(skus.len());
-        for sku in skus {
-            if !distinct.contains(&sku) {
-                distinct.push(sku);
-            }
-        }
-        for chunk in distinct.chunks(100) {
+        for chunk in oms_domain::ids::distinct_skus(skus).chunks(100) {
             let keys = chunk
                 .iter()
                 .map(|sku| key(sku_pk(sku), "PRODUCT"))

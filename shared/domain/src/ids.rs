@@ -245,3 +245,15 @@ mod tests {
         }
     }
 }
+
+/// Each SKU once, in the order first named: a batch read or a transaction may name an item only
+/// once.
+pub fn distinct_skus<'a>(skus: impl IntoIterator<Item = &'a Sku>) -> Vec<&'a Sku> {
+    let mut seen: Vec<&Sku> = Vec::new();
+    for sku in skus {
+        if !seen.contains(&sku) {
+            seen.push(sku);
+        }
+    }
+    seen
+}

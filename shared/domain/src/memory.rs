@@ -74,17 +74,6 @@ impl InMemoryStore {
     }
 }
 
-/// Each SKU once, in the order first named.
-fn distinct(skus: &[Sku]) -> Vec<&Sku> {
-    let mut seen = Vec::with_capacity(skus.len());
-    for sku in skus {
-        if !seen.contains(&sku) {
-            seen.push(sku);
-        }
-    }
-    seen
-}
-
 /// Where an order stands in a listing: a sortable key, as an index's sort key is.
 fn listing_key(at: Option<chrono::DateTime<chrono::Utc>>, id: &OrderId) -> String {
     let at = at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true));
@@ -244,7 +233,7 @@ impl OrderStore for InMemoryStore {
 impl InventoryStore for InMemoryStore {
     async fn products(&self, skus: &[Sku]) -> Result<Vec<Product>, StoreError> {
         let state = self.lock();
-        Ok(distinct(skus)
+        Ok(crate::ids::distinct_skus(skus)
             .into_iter()
             .filter_map(|s| state.products.get(s).cloned())
             .collect())

@@ -350,11 +350,13 @@ mod tests {
         assert!(store.claim(&event.data.order_id, 1, now).await.is_err());
     }
 
-    /// An event whose predecessor never comes (dead-lettered, lost) passes it over on its
-    /// twelfth delivery instead of stranding every later message; the predecessor, should it
-    /// come after all, is told once, late.
-    #[tokio::test]
-    async fn a_gap_heals_and_a_late_predecessor_is_told_once() {
+    /// A store holding a reserved order, and the order's first two events (placed, reserved).
+    fn placed_and_reserved() -> (
+        InMemoryStore,
+        crate::order::Order,
+        CloudEvent<OrderEventData>,
+        CloudEvent<OrderEventData>,
+    ) {
         let store = InMemoryStore::with_products([product("A", 100, 5)]);
         let order = placed(
             serde_json::json!([{"sku": "A", "quantity": 1}]),
@@ -364,6 +366,15 @@ mod tests {
         store.insert_order(reserved.clone());
         let first = order_event(None, Some(&order)).unwrap();
         let second = order_event(Some(&order), Some(&reserved)).unwrap();
+        (store, order, first, second)
+    }
+
+    /// An event whose predecessor never comes (dead-lettered, lost) passes it over on its
+    /// twelfth delivery instead of stranding every later message; the predecessor, should it
+    /// come after all, is told once, late.
+    #[tokio::test]
+    async fn a_gap_heals_and_a_late_predecessor_is_told_once() {
+        let (store, order, first, second) = placed_and_reserved();
         let (outbox, renderer) = (Outbox::default(), Renderer::new());
 
         for delivery in 1..PASS_GAP_ON_DELIVERY {
@@ -417,15 +428,7 @@ mod tests {
 
     #[tokio::test]
     async fn in_order_once_and_only_to_wanted_channels() {
-        let store = InMemoryStore::with_products([product("A", 100, 5)]);
-        let order = placed(
-            serde_json::json!([{"sku": "A", "quantity": 1}]),
-            &store.catalog(),
-        );
-        let reserved = order.reserve(Utc::now()).unwrap();
-        store.insert_order(reserved.clone());
-        let first = order_event(None, Some(&order)).unwrap();
-        let second = order_event(Some(&order), Some(&reserved)).unwrap();
+        let (store, order, first, second) = placed_and_reserved();
         let (outbox, renderer) = (Outbox::default(), Renderer::new());
 
         let early = notify(&store, &outbox, &renderer, &second, 1, Utc::now()).await;

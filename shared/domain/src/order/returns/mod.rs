@@ -303,14 +303,12 @@ impl Order {
         // Its receipt is one transaction: the order, the replacement, and one item per SKU it
         // restocks or whose exchange it releases. A return that could not be received is refused
         // before it is accepted.
-        let mut skus: Vec<&Sku> = Vec::new();
-        for line in &request.lines {
-            for sku in std::iter::once(&line.sku).chain(line.exchange_sku.as_ref()) {
-                if !skus.contains(&sku) {
-                    skus.push(sku);
-                }
-            }
-        }
+        let skus = crate::ids::distinct_skus(
+            request
+                .lines
+                .iter()
+                .flat_map(|l| std::iter::once(&l.sku).chain(l.exchange_sku.as_ref())),
+        );
         let most = crate::MAX_TRANSACTION_ITEMS - 2;
         if skus.len() > most {
             return Err(ValidationErrors::one(
@@ -773,6 +771,14 @@ mod tests {
         order.request_return(&request(lines), key("k1"), &catalog, &policy, at(now))
     }
 
+    /// The fields a refused return names.
+    fn invalid_fields(result: Result<OrderChange, ReturnError>) -> Vec<String> {
+        match result {
+            Err(ReturnError::Invalid(errors)) => refused_fields::<()>(Err(errors)),
+            other => panic!("not invalid: {other:?}"),
+        }
+    }
+
     fn moves_of(change: &OrderChange) -> Vec<(&str, u32, StockMovement)> {
         change
             .moves
@@ -801,20 +807,14 @@ mod tests {
             json!([{"sku": "MUG-WHITE", "quantity": 2, "reason": "DAMAGED"}]),
             "2026-11-21T10:00:00Z",
         );
-        let ReturnError::Invalid(errors) = too_many.unwrap_err() else {
-            panic!("invalid")
-        };
-        assert_eq!(refused_fields::<()>(Err(errors)), ["lines[0].quantity"]);
+        assert_eq!(invalid_fields(too_many), ["lines[0].quantity"]);
 
         let late = open(
             &order,
             json!([{"sku": "MUG-WHITE", "quantity": 1, "reason": "DAMAGED"}]),
             "2026-12-21T10:00:01Z",
         );
-        let ReturnError::Invalid(errors) = late.unwrap_err() else {
-            panic!("invalid")
-        };
-        assert_eq!(refused_fields::<()>(Err(errors)), ["lines[0].sku"]);
+        assert_eq!(invalid_fields(late), ["lines[0].sku"]);
 
         let first = open(
             &order,
@@ -989,10 +989,7 @@ mod tests {
             .map(|i| json!({"sku": format!("S-{i}"), "quantity": 1, "reason": "DOES_NOT_FIT", "exchangeSku": format!("X-{i}")}))
             .collect();
         let refused = open(&delivered(), json!(lines), "2026-11-21T10:00:00Z");
-        let ReturnError::Invalid(errors) = refused.unwrap_err() else {
-            panic!("invalid")
-        };
-        assert_eq!(refused_fields::<()>(Err(errors)), ["lines"]);
+        assert_eq!(invalid_fields(refused), ["lines"]);
     }
 
     #[test]
@@ -1004,9 +1001,6 @@ mod tests {
             ]),
             "2026-11-21T10:00:00Z",
         );
-        let ReturnError::Invalid(errors) = bad.unwrap_err() else {
-            panic!("invalid")
-        };
-        assert_eq!(refused_fields::<()>(Err(errors)), ["lines[0].exchangeSku"]);
+        assert_eq!(invalid_fields(bad), ["lines[0].exchangeSku"]);
     }
 }
