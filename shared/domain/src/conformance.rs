@@ -164,6 +164,7 @@ fn in_fulfillment(order: &Order, warehouse: &str, at: DateTime<Utc>) -> Order {
     order
         .reserve(at)
         .expect("a placed order can be reserved")
+        .authorized_for_test(at)
         .start_fulfillment(warehouse, at)
         .expect("a reserved order goes to the warehouse")
 }
@@ -1287,6 +1288,7 @@ pub async fn commit_moves_stock<S: OrderStore + InventoryStore + OrderTransactio
     assert_eq!(stock_of(store, &a.sku).await, (3, 2, 2));
     assert_eq!(stock_of(store, &b.sku).await, (2, 1, 2));
     let fulfilling = reserved
+        .authorized_for_test(at)
         .start_fulfillment(&format!("{prefix}-WHM"), at)
         .expect("to the warehouse");
     let fulfilling = save(store, &reserved, fulfilling).await;

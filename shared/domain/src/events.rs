@@ -13,6 +13,7 @@ use crate::ids::ReturnId;
 use crate::ids::{CustomerId, OrderId, Sku};
 use crate::money::Money;
 use crate::order::fulfillment::{FulfillmentStatus, Tracking};
+use crate::order::payments::{PaymentStatus, PspRequest, RefundState};
 use crate::order::refunds::Refund;
 use crate::order::returns::ReturnStatus;
 use crate::order::{Order, OrderStatus, Shortage, Totals};
@@ -65,6 +66,37 @@ pub enum EventType {
     RefundRequested,
     #[serde(rename = "oms.inventory.low-stock")]
     LowStock,
+    /// Never paid within the payment window: cancelled by the system, its stock released.
+    #[serde(rename = "oms.order.expired")]
+    OrderExpired,
+    /// The money is held (or taken) for the first time: the customer hears "payment received",
+    /// and a reserved order goes to the warehouse.
+    #[serde(rename = "oms.payment.authorized")]
+    PaymentAuthorized,
+    /// What was held is taken.
+    #[serde(rename = "oms.payment.captured")]
+    PaymentCaptured,
+    /// The authorization was declined: the customer hears what to do.
+    #[serde(rename = "oms.payment.failed")]
+    PaymentFailed,
+    /// The hold was released.
+    #[serde(rename = "oms.payment.voided")]
+    PaymentVoided,
+    /// The PSP paid a refund out: the customer hears "refund issued".
+    #[serde(rename = "oms.payment.refund-issued")]
+    RefundIssued,
+    /// The PSP could not pay a refund out: it waits for staff.
+    #[serde(rename = "oms.payment.refund-failed")]
+    RefundFailed,
+    /// Any other entry in the ledger (a mismatch, a failed capture, a repeat of a state).
+    #[serde(rename = "oms.payment.updated")]
+    PaymentUpdated,
+    /// For the PSP: take the authorized amount. Outside the order's sequence, like refunds.
+    #[serde(rename = "oms.psp.capture-requested")]
+    CaptureRequested,
+    /// For the PSP: release the authorization.
+    #[serde(rename = "oms.psp.void-requested")]
+    VoidRequested,
 }
 
 impl EventType {
@@ -89,6 +121,16 @@ impl EventType {
             Self::ReturnReceived => "oms.return.received",
             Self::RefundRequested => "oms.refund.requested",
             Self::LowStock => "oms.inventory.low-stock",
+            Self::OrderExpired => "oms.order.expired",
+            Self::PaymentAuthorized => "oms.payment.authorized",
+            Self::PaymentCaptured => "oms.payment.captured",
+            Self::PaymentFailed => "oms.payment.failed",
+            Self::PaymentVoided => "oms.payment.voided",
+            Self::RefundIssued => "oms.payment.refund-issued",
+            Self::RefundFailed => "oms.payment.refund-failed",
+            Self::PaymentUpdated => "oms.payment.updated",
+            Self::CaptureRequested => "oms.psp.capture-requested",
+            Self::VoidRequested => "oms.psp.void-requested",
         }
     }
 
@@ -110,6 +152,19 @@ impl EventType {
             OrderStatus::Shipped => Self::OrderShipped,
             OrderStatus::Delivered => Self::OrderDelivered,
             OrderStatus::Cancelled => Self::OrderCancelled,
+        }
+    }
+
+    /// The event of a change of the payment status alone.
+    fn for_payment(old: PaymentStatus, new: PaymentStatus) -> Self {
+        match new {
+            PaymentStatus::Authorized | PaymentStatus::Paid if old.is_unpaid() => {
+                Self::PaymentAuthorized
+            }
+            PaymentStatus::Paid => Self::PaymentCaptured,
+            PaymentStatus::Failed => Self::PaymentFailed,
+            PaymentStatus::Voided => Self::PaymentVoided,
+            _ => Self::PaymentUpdated,
         }
     }
 
@@ -183,6 +238,8 @@ pub struct OrderEventData {
     pub status: OrderStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_status: Option<OrderStatus>,
+    /// Where the order's money is after the change.
+    pub payment_status: PaymentStatus,
     pub lines: Vec<EventLine>,
     pub totals: Totals,
     pub shipping_method: ShippingMethod,
@@ -201,9 +258,16 @@ pub struct OrderEventData {
     pub return_id: Option<ReturnId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub return_status: Option<ReturnStatus>,
-    /// The amount of a refund this change requested (a cancellation, a received return).
+    /// The amount of a refund this change requested (a cancellation, a received return) or
+    /// settled (issued or failed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refund: Option<Money>,
+    /// The refund this change settled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund_id: Option<String>,
+    /// Why the PSP declined, for a failed payment or refund.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_reason: Option<String>,
     /// The order that ships this return's exchange.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replacement_order_id: Option<OrderId>,
@@ -222,11 +286,20 @@ pub fn order_event(old: Option<&Order>, new: Option<&Order>) -> Option<CloudEven
             .rev()
             .find(|r| old.find_return(&r.return_id).map(|o| o.status) != Some(r.status))
     });
+    // The refund whose settlement this change recorded.
+    let settled_refund = old.and_then(|old| {
+        new.refunds
+            .iter()
+            .find(|r| old.refund_state(&r.refund_id) != new.refund_state(&r.refund_id))
+    });
+    let new_payment = new.payment_status();
+    let expired = new.cancellation.as_ref().is_some_and(|c| c.expired);
     let event_type = match old {
         // A replacement is created in the warehouse: its first event is its status.
         None if new.status != OrderStatus::Pending => EventType::for_status(new.status),
         None => EventType::OrderPlaced,
         Some(old) if old.version == new.version => return None,
+        Some(old) if old.status != new.status && expired => EventType::OrderExpired,
         Some(old) if old.status != new.status => EventType::for_status(new.status),
         Some(_) if changed_return.is_some() => {
             EventType::for_return(changed_return.expect("checked").status)
@@ -234,13 +307,31 @@ pub fn order_event(old: Option<&Order>, new: Option<&Order>) -> Option<CloudEven
         Some(old) if step(old) != step(new) => step(new)
             .and_then(EventType::for_fulfillment_step)
             .unwrap_or(EventType::OrderUpdated),
+        Some(_) if settled_refund.is_some() => {
+            match new.refund_state(&settled_refund.expect("checked").refund_id) {
+                RefundState::Issued => EventType::RefundIssued,
+                _ => EventType::RefundFailed,
+            }
+        }
+        Some(old) if old.payment_status() != new_payment => {
+            EventType::for_payment(old.payment_status(), new_payment)
+        }
+        Some(old) if old.payment.ledger.len() != new.payment.ledger.len() => {
+            EventType::PaymentUpdated
+        }
         Some(_) => EventType::OrderUpdated,
     };
+    // What the PSP said with the entry this change recorded, if it gave a reason.
+    let payment_reason = old
+        .filter(|old| old.payment.ledger.len() < new.payment.ledger.len())
+        .and_then(|_| new.payment.ledger.last())
+        .and_then(|e| e.reason.clone());
     let data = OrderEventData {
         order_id: new.id.clone(),
         customer_id: new.customer_id.clone(),
         status: new.status,
         previous_status,
+        payment_status: new_payment,
         lines: new
             .lines
             .iter()
@@ -272,7 +363,10 @@ pub fn order_event(old: Option<&Order>, new: Option<&Order>) -> Option<CloudEven
         refund: new
             .refunds
             .get(old.map_or(0, |o| o.refunds.len()))
+            .or(settled_refund)
             .map(|r| r.amount),
+        refund_id: settled_refund.map(|r| r.refund_id.clone()),
+        payment_reason,
         replacement_order_id: changed_return.and_then(|r| r.replacement_order_id.clone()),
     };
     Some(CloudEvent::new(
@@ -319,6 +413,54 @@ pub fn refund_events(old: Option<&Order>, new: Option<&Order>) -> Vec<CloudEvent
                 },
             );
             event.id = refund.refund_id.clone();
+            event
+        })
+        .collect()
+}
+
+/// What a capture or void request says: the request, the PSP's payment and whose order it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PspRequestEventData {
+    pub order_id: OrderId,
+    pub customer_id: CustomerId,
+    #[serde(flatten)]
+    pub request: PspRequest,
+}
+
+/// One `oms.psp.capture-requested` or `oms.psp.void-requested` event per request the change
+/// added; its id is the request's, the PSP's idempotency key.
+pub fn psp_request_events(
+    old: Option<&Order>,
+    new: Option<&Order>,
+) -> Vec<CloudEvent<PspRequestEventData>> {
+    use crate::order::payments::PspRequestKind;
+    let Some(new) = new else {
+        return Vec::new();
+    };
+    let known = old.map_or(0, |o| o.payment.requests.len());
+    new.payment
+        .requests
+        .iter()
+        .skip(known)
+        .map(|request| {
+            let event_type = match request.kind {
+                PspRequestKind::Capture => EventType::CaptureRequested,
+                PspRequestKind::Void => EventType::VoidRequested,
+            };
+            let mut event = CloudEvent::new(
+                event_type,
+                "urn:oms:payments",
+                request.request_id.clone(),
+                1,
+                request.requested_at,
+                PspRequestEventData {
+                    order_id: new.id.clone(),
+                    customer_id: new.customer_id.clone(),
+                    request: request.clone(),
+                },
+            );
+            event.id = request.request_id.clone();
             event
         })
         .collect()
@@ -389,7 +531,10 @@ mod tests {
         assert!(order_event(Some(&reserved), Some(&reserved)).is_none());
         assert!(order_event(Some(&reserved), None).is_none());
 
-        let fulfilling = reserved.start_fulfillment("BER-1", Utc::now()).unwrap();
+        let fulfilling = reserved
+            .authorized_for_test(Utc::now())
+            .start_fulfillment("BER-1", Utc::now())
+            .unwrap();
         let picked = fulfilling.pick("picker", Utc::now()).unwrap();
         assert_eq!(
             order_event(Some(&reserved), Some(&fulfilling))

@@ -79,6 +79,7 @@ pub fn delivered_order(id: &str, customer: &str, delivered_at: DateTime<Utc>) ->
     let packed = sample_order(id, customer, at)
         .reserve(at)
         .expect("a sample order can be reserved")
+        .authorized_for_test(at)
         .start_fulfillment("BER-1", at)
         .and_then(|o| o.pick("picker", at))
         .and_then(|o| o.pack(parcel(), "packer", at))

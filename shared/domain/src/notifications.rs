@@ -409,6 +409,7 @@ mod tests {
             )
             .unwrap();
         let packed = reserved
+            .authorized_for_test(t)
             .start_fulfillment("BER-1", t)
             .unwrap()
             .pick("picker", t)
@@ -439,6 +440,7 @@ mod tests {
         );
         let delivered = carrier(&exception, "c3", CarrierEventKind::Delivered, None);
         let cancelled = reserved
+            .captured_for_test(t)
             .cancel("changed my mind".into(), "customer", t)
             .unwrap()
             .order;
@@ -624,6 +626,7 @@ mod tests {
         let picked = order
             .reserve(Utc::now())
             .unwrap()
+            .authorized_for_test(Utc::now())
             .start_fulfillment("W", Utc::now())
             .unwrap();
         let picked_event =

@@ -53,9 +53,13 @@ pub enum StartResult {
     Started,
     /// Not `RESERVED` any more (a duplicate message, or a cancellation): no-op.
     AlreadyMoved(OrderStatus),
+    /// Reserved but not yet authorized: it stays held until its authorization's event starts
+    /// it.
+    AwaitingPayment,
 }
 
-/// Hands a reserved order to the policy's warehouse.
+/// Hands a reserved, authorized order to the policy's warehouse. Called for its reservation
+/// and for its authorization, whichever comes last starts it.
 pub async fn start_fulfillment<O: OrderStore>(
     orders: &O,
     policy: &ShippingPolicy,
@@ -64,8 +68,12 @@ pub async fn start_fulfillment<O: OrderStore>(
 ) -> Result<StartResult, FulfillmentAppError> {
     until_written(|| async move {
         let order = orders.get(id).await?.ok_or(FulfillmentAppError::NotFound)?;
-        let Ok(next) = order.start_fulfillment(policy.warehouse(), now) else {
-            return Ok(Attempt::Done(StartResult::AlreadyMoved(order.status)));
+        let next = match order.start_fulfillment(policy.warehouse(), now) {
+            Ok(next) => next,
+            Err(FulfillmentError::AwaitingPayment(_)) => {
+                return Ok(Attempt::Done(StartResult::AwaitingPayment))
+            }
+            Err(_) => return Ok(Attempt::Done(StartResult::AlreadyMoved(order.status))),
         };
         Attempt::of_write(
             orders.save(&next, order.version).await,
@@ -240,7 +248,8 @@ mod tests {
 
     async fn reserved_store() -> (InMemoryStore, OrderId) {
         let store = InMemoryStore::with_products([product("A", 100, 5)]);
-        let order = placed(json!([{"sku": "A", "quantity": 2}]), &store.catalog());
+        let order = placed(json!([{"sku": "A", "quantity": 2}]), &store.catalog())
+            .authorized_for_test(Utc::now());
         store.insert_order(order.clone());
         crate::app::reservation::reserve_order(&store, &store, &order.id, Utc::now())
             .await

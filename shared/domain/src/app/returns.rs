@@ -331,6 +331,7 @@ mod tests {
         reserve_order(store, store, &order.id, now).await.unwrap();
         let reserved = store.get(&order.id).await.unwrap().unwrap();
         let packed = reserved
+            .authorized_for_test(now)
             .start_fulfillment("BER-1", now)
             .unwrap()
             .pick("picker", now)
@@ -367,9 +368,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn cancelling_a_reserved_order_releases_its_stock_and_refunds_it() {
+    async fn cancelling_a_reserved_order_releases_its_stock_and_refunds_what_was_paid() {
         let store = InMemoryStore::with_products([product("A", 1000, 5)]);
-        let order = placed(json!([{"sku": "A", "quantity": 2}]), &store.catalog());
+        let order = placed(json!([{"sku": "A", "quantity": 2}]), &store.catalog())
+            .captured_for_test(Utc::now());
         store.insert_order(order.clone());
         reserve_order(&store, &store, &order.id, Utc::now())
             .await

@@ -12,6 +12,7 @@ use crate::ids::{CustomerId, OrderId, Sku};
 use crate::money::Money;
 use crate::order::cancellation::Cancellation;
 use crate::order::fulfillment::Fulfillment;
+use crate::order::payments::{LedgerEntry, PaymentAttention, PaymentStatus, PspRequest, RefundState};
 use crate::order::refunds::Refund;
 use crate::order::returns::{ReplacementOf, Return};
 use crate::order::{Order, OrderStatus, Shortage};
@@ -38,14 +39,39 @@ pub struct OrderView<'a> {
     pub cancellation: Option<&'a Cancellation>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub returns: &'a [Return],
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    pub refunds: &'a [Refund],
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refunds: Vec<RefundView<'a>>,
+    pub payment: PaymentView<'a>,
+    /// Why the order is not in the warehouse's hands although it could be: `AWAITING_PAYMENT`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hold: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replacement_for: Option<&'a ReplacementOf>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// The order's version: its `ETag` is `"v<version>"`.
     pub version: u64,
+}
+
+/// A refund and where the payment service provider has got with it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RefundView<'a> {
+    #[serde(flatten)]
+    pub refund: &'a Refund,
+    pub state: RefundState,
+}
+
+/// The order's money: its status derived from the PSP's events, the events themselves, what was
+/// asked of the PSP, and what needs staff.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentView<'a> {
+    pub status: PaymentStatus,
+    pub ledger: &'a [LedgerEntry],
+    pub requests: &'a [PspRequest],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attention: Option<PaymentAttention>,
 }
 
 /// One line with the price it was sold at.
@@ -132,7 +158,23 @@ impl<'a> From<&'a Order> for OrderView<'a> {
             fulfillment: order.fulfillment.as_ref(),
             cancellation: order.cancellation.as_ref(),
             returns: &order.returns,
-            refunds: &order.refunds,
+            refunds: order
+                .refunds
+                .iter()
+                .map(|refund| RefundView {
+                    refund,
+                    state: order.refund_state(&refund.refund_id),
+                })
+                .collect(),
+            payment: PaymentView {
+                status: order.payment_status(),
+                ledger: &order.payment.ledger,
+                requests: &order.payment.requests,
+                attention: order.payment_attention(),
+            },
+            hold: (matches!(order.status, OrderStatus::Pending | OrderStatus::Reserved)
+                && !order.payment_status().allows_fulfillment())
+            .then_some("AWAITING_PAYMENT"),
             replacement_for: order.replacement_for.as_ref(),
             created_at: order.created_at,
             updated_at: order.updated_at,
@@ -168,6 +210,7 @@ mod tests {
             at("2026-11-20T10:00:00Z"),
         );
         let cancelled = order
+            .authorized_for_test(at("2026-11-20T10:00:01Z"))
             .reserve(at("2026-11-20T10:00:01Z"))
             .unwrap()
             .cancel(

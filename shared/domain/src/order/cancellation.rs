@@ -3,14 +3,16 @@
 //! ```text
 //! PENDING | RESERVED | FULFILLING (awaiting pick or picked) ──► CANCELLED
 //! ```
-//! A cancellation releases what was reserved in the same transaction ([`OrderChange`]) and
-//! records the refund of everything paid. Once packed the parcel is about to leave; once shipped
+//! A cancellation releases what was reserved in the same transaction ([`OrderChange`]) and asks
+//! the payment service provider to give the money back: a void of an authorization, a refund of
+//! what was captured ([`crate::order::payments`]). Once packed the parcel is about to leave; once shipped
 //! the way back is a return.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::order::fulfillment::FulfillmentStatus;
+use crate::order::payments::CaptureMode;
 use crate::order::{Order, OrderChange, OrderStatus};
 use crate::stock::StockMovement;
 
@@ -22,6 +24,9 @@ pub struct Cancellation {
     /// `customer` or `admin`.
     pub by: String,
     pub at: DateTime<Utc>,
+    /// Called off by the system because it was never paid for within the payment window.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub expired: bool,
 }
 
 /// A cancellation the order's state does not allow. Nothing changed.
@@ -38,8 +43,8 @@ pub enum CancelError {
 }
 
 impl Order {
-    /// Calls the order off before it is packed, releasing what it reserved, and records the
-    /// refund of everything paid.
+    /// Calls the order off before it is packed, releasing what it reserved, and asks for a void
+    /// of what is authorized or a refund of what was paid.
     pub fn cancel(
         &self,
         reason: String,
@@ -80,10 +85,11 @@ impl Order {
             reason,
             by: by.to_owned(),
             at: now,
+            expired: false,
         });
-        if self.totals.total.minor_units() > 0 {
-            next.refunds.push(self.full_refund(now));
-        }
+        // Called off, so the capture mode does not matter: what is held is voided, what was
+        // taken is refunded.
+        next.request_what_is_due(CaptureMode::OnShipment, now);
         Ok(if releases {
             OrderChange::with_lines(next, StockMovement::Release)
         } else {

@@ -13,6 +13,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::order::payments::CaptureMode;
 use crate::order::{Order, OrderStatus};
 use crate::shipping::DeliveryEstimate;
 
@@ -184,6 +185,9 @@ impl Fulfillment {
 pub enum FulfillmentError {
     #[error("the order is {0}, not in fulfillment")]
     NotInFulfillment(&'static str),
+    /// Reserved, but its payment is neither authorized nor paid: held as awaiting payment.
+    #[error("the order waits for its payment (it is {0})")]
+    AwaitingPayment(&'static str),
     #[error("the shipment is {actual}; this step needs it {expected}")]
     OutOfOrder {
         expected: &'static str,
@@ -295,6 +299,10 @@ impl Order {
         warehouse: &str,
         now: DateTime<Utc>,
     ) -> Result<Order, FulfillmentError> {
+        let payment = self.payment_status();
+        if self.status == OrderStatus::Reserved && !payment.allows_fulfillment() {
+            return Err(FulfillmentError::AwaitingPayment(payment.as_str()));
+        }
         let mut next = self
             .transition(
                 OrderStatus::Fulfilling,
@@ -374,6 +382,8 @@ impl Order {
             },
         )?;
         next.shipping.estimate = estimate;
+        // The goods leave: the money held for them is taken.
+        next.request_what_is_due(CaptureMode::OnShipment, now);
         Ok(next)
     }
 
@@ -450,6 +460,7 @@ mod tests {
         order
             .reserve(Utc::now())
             .unwrap()
+            .authorized_for_test(Utc::now())
             .start_fulfillment("BER-1", Utc::now())
             .unwrap()
     }
@@ -509,6 +520,7 @@ mod tests {
             .unwrap();
         assert_eq!(shipped.status, OrderStatus::Shipped);
         assert_eq!(shipped.version, order.version + 3);
+        assert_eq!(shipped.payment.requests.len(), 1, "shipping asks for the capture");
         let notes: Vec<_> = shipped
             .timeline
             .iter()
@@ -517,6 +529,8 @@ mod tests {
         assert_eq!(
             notes,
             [
+                "stock held; awaiting payment",
+                "payment: authorization.succeeded 7.40 EUR",
                 "sent to warehouse BER-1",
                 "picked",
                 "packed",

@@ -1,17 +1,19 @@
 //! The order aggregate and its state machine.
 //!
 //! ```text
-//! PENDING ──► RESERVED ──► FULFILLING (awaiting pick, picked, packed) ──► SHIPPED ──► DELIVERED
+//! PENDING ──► RESERVED ─(authorized)─► FULFILLING (awaiting pick, picked, packed) ──► SHIPPED ──► DELIVERED
 //!    │            │              │
 //!    ├──► REJECTED (stock fell short)
-//!    └────────────┴──────────────┴──► CANCELLED (before packing)
+//!    └────────────┴──────────────┴──► CANCELLED (before packing; or expired, never paid)
 //! ```
 //! Everything that lives inside the order's item is a child of this module:
 //! - [`fulfillment`]: the shipment — pick, pack, ship and the carrier's events;
 //! - [`cancellation`]: calling an order off before it is packed;
 //! - [`returns`]: RMAs, their approval, receipt and dispositions, and exchanges; the return
 //!   rules in [`returns::policy`];
-//! - [`refunds`]: money owed back to the customer, announced to the payment system.
+//! - [`refunds`]: money owed back to the customer, announced to the payment system;
+//! - [`payments`]: the payment service provider's events (the ledger), the payment status
+//!   derived from them, the captures and voids asked of it, and the expiry of unpaid orders.
 //!
 //! Every change of an order goes through one function, [`Order::record`], which bumps the
 //! `version`, adds the timeline entry and sets `updatedAt` — the version is also the order's
@@ -25,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod cancellation;
 pub mod fulfillment;
+pub mod payments;
 pub mod refunds;
 pub mod returns;
 
@@ -38,6 +41,7 @@ use crate::stock::{Product, StockMove, StockMovement};
 use crate::validation::ValidationErrors;
 use cancellation::Cancellation;
 use fulfillment::Fulfillment;
+use payments::Payment;
 use refunds::Refund;
 use returns::{ReplacementOf, Return};
 
@@ -151,6 +155,9 @@ pub struct Order {
     /// Money owed back to the customer, announced to the payment system.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub refunds: Vec<Refund>,
+    /// What the payment service provider said (the ledger) and what was asked of it.
+    #[serde(default, skip_serializing_if = "Payment::is_empty")]
+    pub payment: Payment,
     /// Set on an order that ships the exchange of a return.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replacement_for: Option<ReplacementOf>,
@@ -325,6 +332,7 @@ impl Order {
             cancellation: None,
             returns: Vec::new(),
             refunds: Vec::new(),
+            payment: Payment::default(),
             replacement_for: None,
             created_at: now,
             updated_at: now,
@@ -332,9 +340,12 @@ impl Order {
         }
     }
 
-    /// Stock for every line is held: `PENDING → RESERVED`.
+    /// Stock for every line is held: `PENDING → RESERVED`. The warehouse gets the order once
+    /// it is authorized; until then the timeline says it waits for its payment.
     pub fn reserve(&self, now: DateTime<Utc>) -> Result<Order, TransitionError> {
-        self.transition(OrderStatus::Reserved, &[OrderStatus::Pending], now, None)
+        let note = (!self.payment_status().allows_fulfillment())
+            .then(|| "stock held; awaiting payment".to_owned());
+        self.transition(OrderStatus::Reserved, &[OrderStatus::Pending], now, note)
     }
 
     /// Stock fell short for the given SKUs: `PENDING → REJECTED`.

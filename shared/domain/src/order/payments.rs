@@ -1,0 +1,979 @@
+//! Money in the order's life: what the payment service provider (PSP) says, and what the order
+//! asks of it.
+//!
+//! The card is taken by the PSP; the order keeps a **ledger** of the PSP's transaction events —
+//! authorization, capture, void, refund, each succeeded or failed — recorded once per PSP event id
+//! and in any order (a capture may arrive before its authorization). The [`PaymentStatus`] is
+//! derived from the ledger, never set: it is the same whatever order the events came in. An
+//! event whose amount or currency is not what the order expects is recorded with the mismatch
+//! and counts for nothing; it puts the order in front of staff ([`Order::payment_attention`]).
+//!
+//! What the order asks of the PSP are [`PspRequest`]s with ids the PSP deduplicates on: a
+//! capture when the order ships (or as soon as it is authorized, if the business captures at
+//! once), a void when an authorized order is called off, and — through
+//! [`crate::order::refunds`] — a refund when a paid one is. They are added by the change that
+//! makes them due ([`Order::request_what_is_due`]), so the stream turns them into events exactly
+//! once.
+//!
+//! ```text
+//!   PENDING ──► AUTHORIZED ──► PAID ──► PARTIALLY_REFUNDED ──► REFUNDED
+//!     │  ▲          │
+//!     ▼  │          └──► VOIDED
+//!   FAILED     (PENDING or FAILED, not authorized within the window) ──► EXPIRED
+//! ```
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::money::Money;
+use crate::order::cancellation::Cancellation;
+use crate::order::{Order, OrderChange, OrderStatus};
+use crate::stock::StockMovement;
+
+/// The most ledger entries one order keeps: what the order item holds is bounded (an item holds
+/// at most 400 KB), and a real order sees a handful.
+pub const MAX_LEDGER_ENTRIES: usize = 50;
+
+/// What a PSP transaction event says happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum PaymentEventKind {
+    #[serde(rename = "authorization.succeeded")]
+    AuthorizationSucceeded,
+    #[serde(rename = "authorization.failed")]
+    AuthorizationFailed,
+    #[serde(rename = "capture.succeeded")]
+    CaptureSucceeded,
+    #[serde(rename = "capture.failed")]
+    CaptureFailed,
+    #[serde(rename = "void.succeeded")]
+    VoidSucceeded,
+    #[serde(rename = "refund.succeeded")]
+    RefundSucceeded,
+    #[serde(rename = "refund.failed")]
+    RefundFailed,
+}
+
+impl PaymentEventKind {
+    pub const ALL: [PaymentEventKind; 7] = [
+        Self::AuthorizationSucceeded,
+        Self::AuthorizationFailed,
+        Self::CaptureSucceeded,
+        Self::CaptureFailed,
+        Self::VoidSucceeded,
+        Self::RefundSucceeded,
+        Self::RefundFailed,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::AuthorizationSucceeded => "authorization.succeeded",
+            Self::AuthorizationFailed => "authorization.failed",
+            Self::CaptureSucceeded => "capture.succeeded",
+            Self::CaptureFailed => "capture.failed",
+            Self::VoidSucceeded => "void.succeeded",
+            Self::RefundSucceeded => "refund.succeeded",
+            Self::RefundFailed => "refund.failed",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == value)
+    }
+
+    /// Refund events name the refund they settle.
+    pub fn is_refund(&self) -> bool {
+        matches!(self, Self::RefundSucceeded | Self::RefundFailed)
+    }
+}
+
+/// One PSP transaction event, as its signed webhook delivered it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentEvent {
+    /// The PSP's own id for the event: a repeat of it changes nothing.
+    pub event_id: String,
+    pub kind: PaymentEventKind,
+    pub amount: Money,
+    pub occurred_at: DateTime<Utc>,
+    /// The PSP's id of the payment, which a capture or void request names.
+    pub psp_reference: Option<String>,
+    /// The refund (`<order id>-REFUND-<n>`) a refund event settles.
+    pub refund_id: Option<String>,
+    /// Why a failure failed, as the PSP put it.
+    pub reason: Option<String>,
+}
+
+/// One recorded PSP event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LedgerEntry {
+    pub event_id: String,
+    pub kind: PaymentEventKind,
+    pub amount: Money,
+    pub occurred_at: DateTime<Utc>,
+    pub recorded_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub psp_reference: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Why this entry counts for nothing: its amount, currency or refund is not the order's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mismatch: Option<String>,
+}
+
+impl LedgerEntry {
+    fn counts(&self, kind: PaymentEventKind) -> bool {
+        self.kind == kind && self.mismatch.is_none()
+    }
+}
+
+/// What the order asks of the PSP (refunds are [`crate::order::refunds::Refund`]s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PspRequestKind {
+    Capture,
+    Void,
+}
+
+impl PspRequestKind {
+    fn as_str(&self) -> &'static str {
+        match self {
+            Self::Capture => "CAPTURE",
+            Self::Void => "VOID",
+        }
+    }
+}
+
+/// A capture or void asked of the PSP, announced once as an event whose id is `request_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PspRequest {
+    /// `<order id>-CAPTURE-<n>` or `<order id>-VOID-<n>`: the PSP's idempotency key.
+    pub request_id: String,
+    pub kind: PspRequestKind,
+    pub amount: Money,
+    /// The PSP's payment the request is about, from the authorization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub psp_reference: Option<String>,
+    pub requested_at: DateTime<Utc>,
+}
+
+/// The order's payment: the PSP's events and what was asked of the PSP.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Payment {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ledger: Vec<LedgerEntry>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requests: Vec<PspRequest>,
+    /// When the sweep found the authorization near the PSP's capture deadline, uncaptured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_flagged_at: Option<DateTime<Utc>>,
+}
+
+/// Where the order's money is, derived from the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PaymentStatus {
+    /// Nothing from the PSP yet.
+    Pending,
+    /// The amount is held on the customer's card, not yet taken.
+    Authorized,
+    /// The amount was taken (or the order costs nothing).
+    Paid,
+    PartiallyRefunded,
+    Refunded,
+    /// The hold was released without taking anything.
+    Voided,
+    /// The authorization was declined; the customer may pay again.
+    Failed,
+    /// Never authorized within the policy's window: the order was cancelled and its stock freed.
+    Expired,
+}
+
+impl PaymentStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Authorized => "AUTHORIZED",
+            Self::Paid => "PAID",
+            Self::PartiallyRefunded => "PARTIALLY_REFUNDED",
+            Self::Refunded => "REFUNDED",
+            Self::Voided => "VOIDED",
+            Self::Failed => "FAILED",
+            Self::Expired => "EXPIRED",
+        }
+    }
+
+    /// Whether the warehouse may work on the order: the money is held or taken.
+    pub fn allows_fulfillment(&self) -> bool {
+        matches!(self, Self::Authorized | Self::Paid)
+    }
+
+    /// Whether the customer has not paid (yet).
+    pub fn is_unpaid(&self) -> bool {
+        matches!(self, Self::Pending | Self::Failed)
+    }
+}
+
+/// Where a refund stands, from the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RefundState {
+    /// Asked of the PSP; no answer yet.
+    Requested,
+    /// The PSP paid it out.
+    Issued,
+    /// The PSP could not pay it out: staff must act.
+    Failed,
+}
+
+/// When the business takes the money.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CaptureMode {
+    /// Hold the amount at checkout, take it when the parcel ships (the default: nothing is
+    /// taken for goods that never leave).
+    OnShipment,
+    /// Take the amount as soon as it is authorized.
+    Immediately,
+}
+
+/// The business's payment rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PaymentPolicy {
+    pub capture: CaptureMode,
+    /// How long an order may wait for its authorization before it expires.
+    pub authorization_window: Duration,
+    /// How long the PSP keeps an authorization capturable (seven days is common).
+    pub authorization_lifetime: Duration,
+    /// How long before that deadline an uncaptured authorization is put in front of staff.
+    pub deadline_margin: Duration,
+}
+
+impl Default for PaymentPolicy {
+    fn default() -> Self {
+        PaymentPolicy {
+            capture: CaptureMode::OnShipment,
+            authorization_window: Duration::minutes(30),
+            authorization_lifetime: Duration::days(7),
+            deadline_margin: Duration::days(1),
+        }
+    }
+}
+
+/// Why the order needs a person for its money, and since when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentAttention {
+    pub reason: AttentionReason,
+    pub since: DateTime<Utc>,
+    pub detail: String,
+}
+
+/// What staff must look at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AttentionReason {
+    /// The PSP reported an amount, currency or refund the order does not have.
+    AmountMismatch,
+    /// A refund the PSP could not pay out.
+    RefundFailed,
+    /// A capture the PSP refused.
+    CaptureFailed,
+    /// The authorization nears the PSP's capture deadline and nothing was captured.
+    AuthorizationExpiring,
+}
+
+/// The result of recording a PSP event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaymentUpdate {
+    Recorded(Box<Order>),
+    /// This PSP event id is recorded already: acknowledged, nothing changes.
+    Duplicate,
+}
+
+/// A PSP event the order cannot take. Nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PaymentError {
+    #[error("the order has recorded {MAX_LEDGER_ENTRIES} payment events, the most it keeps")]
+    LedgerFull,
+}
+
+/// An expiry the order's state does not allow. Nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExpireError {
+    #[error("the order is {0}: only a pending or reserved order expires")]
+    NotOpen(&'static str),
+    #[error("the order's payment is {0}")]
+    Paid(&'static str),
+    #[error("the order's authorization window has not passed")]
+    NotYet,
+}
+
+impl Payment {
+    /// Nothing recorded and nothing asked: the stored order leaves the attribute out.
+    pub fn is_empty(&self) -> bool {
+        self.ledger.is_empty() && self.requests.is_empty() && self.deadline_flagged_at.is_none()
+    }
+
+    fn any(&self, kind: PaymentEventKind) -> bool {
+        self.ledger.iter().any(|e| e.counts(kind))
+    }
+
+    /// The PSP's reference of the payment, from the first event that names one.
+    pub fn psp_reference(&self) -> Option<&str> {
+        self.ledger
+            .iter()
+            .filter(|e| e.mismatch.is_none())
+            .find_map(|e| e.psp_reference.as_deref())
+    }
+
+    fn requested(&self, kind: PspRequestKind) -> usize {
+        self.requests.iter().filter(|r| r.kind == kind).count()
+    }
+
+    /// When the amount was first held (a capture also holds it).
+    pub fn authorized_at(&self) -> Option<DateTime<Utc>> {
+        self.ledger
+            .iter()
+            .filter(|e| {
+                e.counts(PaymentEventKind::AuthorizationSucceeded)
+                    || e.counts(PaymentEventKind::CaptureSucceeded)
+            })
+            .map(|e| e.occurred_at)
+            .min()
+    }
+}
+
+impl Order {
+    /// The order's payment status, derived from its ledger: the same whatever order the PSP's
+    /// events arrived in.
+    pub fn payment_status(&self) -> PaymentStatus {
+        let payment = &self.payment;
+        let captured = payment.any(PaymentEventKind::CaptureSucceeded);
+        if self.totals.total.minor_units() == 0 {
+            return PaymentStatus::Paid;
+        }
+        if captured {
+            let refunded = self.refunds_issued();
+            return if refunded >= self.totals.total.minor_units() {
+                PaymentStatus::Refunded
+            } else if refunded > 0 {
+                PaymentStatus::PartiallyRefunded
+            } else {
+                PaymentStatus::Paid
+            };
+        }
+        if payment.any(PaymentEventKind::VoidSucceeded) {
+            PaymentStatus::Voided
+        } else if payment.any(PaymentEventKind::AuthorizationSucceeded) {
+            PaymentStatus::Authorized
+        } else if self.cancellation.as_ref().is_some_and(|c| c.expired) {
+            PaymentStatus::Expired
+        } else if payment.any(PaymentEventKind::AuthorizationFailed) {
+            PaymentStatus::Failed
+        } else {
+            PaymentStatus::Pending
+        }
+    }
+
+    /// Where the refund stands: issued once the PSP says so (a success wins over a failure it
+    /// retried after), failed if its last word was a failure.
+    pub fn refund_state(&self, refund_id: &str) -> RefundState {
+        let mut answers: Vec<&LedgerEntry> = self
+            .payment
+            .ledger
+            .iter()
+            .filter(|e| e.kind.is_refund() && e.mismatch.is_none())
+            .filter(|e| e.refund_id.as_deref() == Some(refund_id))
+            .collect();
+        answers.sort_by_key(|e| e.occurred_at);
+        if answers
+            .iter()
+            .any(|e| e.kind == PaymentEventKind::RefundSucceeded)
+        {
+            RefundState::Issued
+        } else if answers.is_empty() {
+            RefundState::Requested
+        } else {
+            RefundState::Failed
+        }
+    }
+
+    /// What the PSP has paid back, in minor units.
+    fn refunds_issued(&self) -> i64 {
+        self.refunds
+            .iter()
+            .filter(|r| self.refund_state(&r.refund_id) == RefundState::Issued)
+            .map(|r| r.amount.minor_units())
+            .sum()
+    }
+
+    /// Why the order's money needs a person, if it does: the oldest open reason.
+    pub fn payment_attention(&self) -> Option<PaymentAttention> {
+        let payment = &self.payment;
+        let mut reasons = Vec::new();
+        for entry in payment.ledger.iter() {
+            if let Some(mismatch) = &entry.mismatch {
+                reasons.push(PaymentAttention {
+                    reason: AttentionReason::AmountMismatch,
+                    since: entry.recorded_at,
+                    detail: format!("{} {}: {mismatch}", entry.kind.as_str(), entry.event_id),
+                });
+            }
+        }
+        for refund in &self.refunds {
+            if self.refund_state(&refund.refund_id) == RefundState::Failed {
+                let failure = payment
+                    .ledger
+                    .iter()
+                    .rfind(|e| e.refund_id.as_deref() == Some(refund.refund_id.as_str()));
+                reasons.push(PaymentAttention {
+                    reason: AttentionReason::RefundFailed,
+                    since: failure.map_or(refund.requested_at, |e| e.recorded_at),
+                    detail: format!(
+                        "refund {} failed{}",
+                        refund.refund_id,
+                        failure
+                            .and_then(|e| e.reason.as_deref())
+                            .map(|r| format!(": {r}"))
+                            .unwrap_or_default()
+                    ),
+                });
+            }
+        }
+        let captured = payment.any(PaymentEventKind::CaptureSucceeded);
+        if !captured {
+            if let Some(failure) = payment
+                .ledger
+                .iter()
+                .rfind(|e| e.counts(PaymentEventKind::CaptureFailed))
+            {
+                reasons.push(PaymentAttention {
+                    reason: AttentionReason::CaptureFailed,
+                    since: failure.recorded_at,
+                    detail: format!(
+                        "capture failed{}",
+                        failure
+                            .reason
+                            .as_deref()
+                            .map(|r| format!(": {r}"))
+                            .unwrap_or_default()
+                    ),
+                });
+            }
+            if let Some(at) = payment.deadline_flagged_at {
+                if self.payment_status() == PaymentStatus::Authorized {
+                    reasons.push(PaymentAttention {
+                        reason: AttentionReason::AuthorizationExpiring,
+                        since: at,
+                        detail: "the authorization nears the PSP's capture deadline".into(),
+                    });
+                }
+            }
+        }
+        reasons.into_iter().min_by_key(|a| a.since)
+    }
+
+    /// An authorization that waits for its capture (the sweep watches its deadline).
+    pub fn awaiting_capture_since(&self) -> Option<DateTime<Utc>> {
+        (self.payment_status() == PaymentStatus::Authorized
+            && !matches!(self.status, OrderStatus::Cancelled | OrderStatus::Rejected)
+            && self.payment.deadline_flagged_at.is_none())
+        .then(|| self.payment.authorized_at())
+        .flatten()
+    }
+
+    /// Records a PSP event in the ledger, once per PSP event id, and asks of the PSP what the
+    /// new payment status makes due (a void for an authorization that came too late, a refund
+    /// for a capture of a cancelled order, a capture if the business captures at once).
+    pub fn record_payment(
+        &self,
+        event: &PaymentEvent,
+        policy: &PaymentPolicy,
+        now: DateTime<Utc>,
+    ) -> Result<PaymentUpdate, PaymentError> {
+        if self
+            .payment
+            .ledger
+            .iter()
+            .any(|e| e.event_id == event.event_id)
+        {
+            return Ok(PaymentUpdate::Duplicate);
+        }
+        if self.payment.ledger.len() >= MAX_LEDGER_ENTRIES {
+            return Err(PaymentError::LedgerFull);
+        }
+        let mismatch = self.mismatch_of(event);
+        let entry = LedgerEntry {
+            event_id: event.event_id.clone(),
+            kind: event.kind,
+            amount: event.amount,
+            occurred_at: event.occurred_at,
+            recorded_at: now,
+            psp_reference: event.psp_reference.clone(),
+            refund_id: event.refund_id.clone(),
+            reason: event.reason.clone(),
+            mismatch: mismatch.clone(),
+        };
+        let note = match &mismatch {
+            Some(m) => format!("payment: {} not counted: {m}", event.kind.as_str()),
+            None => format!(
+                "payment: {} {}",
+                event.kind.as_str(),
+                format_amount(event.amount)
+            ),
+        };
+        let next = self.record(now, Some(note), |next| {
+            next.payment.ledger.push(entry);
+            next.request_what_is_due(policy.capture, now);
+        });
+        Ok(PaymentUpdate::Recorded(Box::new(next)))
+    }
+
+    /// Why the event cannot count, if it cannot.
+    fn mismatch_of(&self, event: &PaymentEvent) -> Option<String> {
+        let expected = if event.kind.is_refund() {
+            let Some(refund) = event
+                .refund_id
+                .as_deref()
+                .and_then(|id| self.refunds.iter().find(|r| r.refund_id == id))
+            else {
+                return Some(format!(
+                    "the order has no refund {}",
+                    event.refund_id.as_deref().unwrap_or("(none named)")
+                ));
+            };
+            refund.amount
+        } else {
+            self.totals.total
+        };
+        (event.amount != expected).then(|| {
+            format!(
+                "{} reported, {} expected",
+                format_amount(event.amount),
+                format_amount(expected)
+            )
+        })
+    }
+
+    /// Adds the PSP requests the order's state makes due and that were not asked before: a
+    /// void or a refund for an order that will not ship, a capture for one that shipped (or
+    /// at once, if the policy says so). Called inside [`Order::record`] by every change that
+    /// can make one due, so each is asked exactly once.
+    pub(crate) fn request_what_is_due(&mut self, capture: CaptureMode, now: DateTime<Utc>) {
+        let status = self.payment_status();
+        let called_off = matches!(self.status, OrderStatus::Cancelled | OrderStatus::Rejected);
+        let shipped = matches!(self.status, OrderStatus::Shipped | OrderStatus::Delivered);
+        match status {
+            PaymentStatus::Authorized if called_off => self.ask(PspRequestKind::Void, now),
+            PaymentStatus::Authorized if shipped || capture == CaptureMode::Immediately => {
+                self.ask(PspRequestKind::Capture, now)
+            }
+            PaymentStatus::Paid if called_off && self.totals.total.minor_units() > 0 => {
+                if self.refunds.is_empty() {
+                    let refund = self.full_refund(now);
+                    self.refunds.push(refund);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Asks the PSP for `kind` unless it was asked already.
+    fn ask(&mut self, kind: PspRequestKind, now: DateTime<Utc>) {
+        if self.payment.requested(kind) > 0 {
+            return;
+        }
+        self.payment.requests.push(PspRequest {
+            request_id: format!("{}-{}-1", self.id, kind.as_str()),
+            kind,
+            amount: self.totals.total,
+            psp_reference: self.payment.psp_reference().map(str::to_owned),
+            requested_at: now,
+        });
+    }
+
+    /// Calls off an order that was not authorized within the policy's window: `PENDING` or
+    /// `RESERVED` → `CANCELLED`, as expired, releasing what it reserved in the same write.
+    pub fn expire(
+        &self,
+        policy: &PaymentPolicy,
+        now: DateTime<Utc>,
+    ) -> Result<OrderChange, ExpireError> {
+        if !matches!(self.status, OrderStatus::Pending | OrderStatus::Reserved) {
+            return Err(ExpireError::NotOpen(self.status.as_str()));
+        }
+        let status = self.payment_status();
+        if !status.is_unpaid() {
+            return Err(ExpireError::Paid(status.as_str()));
+        }
+        if now < self.created_at + policy.authorization_window {
+            return Err(ExpireError::NotYet);
+        }
+        let minutes = policy.authorization_window.num_minutes().max(1);
+        let reason = format!("not paid within {minutes} minutes");
+        let releases = self.status == OrderStatus::Reserved;
+        let next = self.record(now, Some(format!("expired: {reason}")), |next| {
+            next.status = OrderStatus::Cancelled;
+            next.cancellation = Some(Cancellation {
+                reason,
+                by: "system".into(),
+                at: now,
+                expired: true,
+            });
+        });
+        Ok(if releases {
+            OrderChange::with_lines(next, StockMovement::Release)
+        } else {
+            OrderChange::order_only(next)
+        })
+    }
+
+    /// Puts an authorization that nears the PSP's capture deadline, uncaptured, in front of
+    /// staff. `None` if it is not due (or already flagged).
+    pub fn flag_authorization_deadline(
+        &self,
+        policy: &PaymentPolicy,
+        now: DateTime<Utc>,
+    ) -> Option<Order> {
+        let since = self.awaiting_capture_since()?;
+        if now < since + policy.authorization_lifetime - policy.deadline_margin {
+            return None;
+        }
+        Some(self.record(
+            now,
+            Some("payment: the authorization nears its capture deadline".into()),
+            |next| next.payment.deadline_flagged_at = Some(now),
+        ))
+    }
+}
+
+/// `49.90 EUR`, for timelines and staff.
+fn format_amount(money: Money) -> String {
+    let exponent = money.currency_exponent();
+    let scale = 10_i64.pow(exponent);
+    if exponent == 0 {
+        format!("{} {}", money.minor_units(), money.currency())
+    } else {
+        format!(
+            "{}.{:0width$} {}",
+            money.minor_units() / scale,
+            money.minor_units() % scale,
+            money.currency(),
+            width = exponent as usize
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::money::Currency;
+    use crate::order::tests::{placed, product};
+    use serde_json::json;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_100, 0).unwrap()
+    }
+
+    fn order() -> Order {
+        placed(
+            json!([{"sku": "A", "quantity": 2}]),
+            &[product("A", 1000, 5)],
+        )
+        .reserve(now())
+        .unwrap()
+    }
+
+    fn event(id: &str, kind: PaymentEventKind, order: &Order) -> PaymentEvent {
+        PaymentEvent {
+            event_id: id.into(),
+            kind,
+            amount: order.totals.total,
+            occurred_at: now(),
+            psp_reference: Some("pi_1".into()),
+            refund_id: None,
+            reason: None,
+        }
+    }
+
+    fn recorded(order: &Order, event: &PaymentEvent) -> Order {
+        match order
+            .record_payment(event, &PaymentPolicy::default(), now())
+            .unwrap()
+        {
+            PaymentUpdate::Recorded(next) => *next,
+            PaymentUpdate::Duplicate => panic!("{} was a duplicate", event.event_id),
+        }
+    }
+
+    #[test]
+    fn the_status_follows_the_ledger_in_any_order() {
+        use PaymentEventKind::*;
+        let order = order();
+        assert_eq!(order.payment_status(), PaymentStatus::Pending);
+        let auth = event("e1", AuthorizationSucceeded, &order);
+        let capture = event("e2", CaptureSucceeded, &order);
+        let in_order = recorded(&recorded(&order, &auth), &capture);
+        let reversed = recorded(&recorded(&order, &capture), &auth);
+        assert_eq!(in_order.payment_status(), PaymentStatus::Paid);
+        assert_eq!(reversed.payment_status(), PaymentStatus::Paid);
+        assert_eq!(
+            recorded(&order, &auth).payment_status(),
+            PaymentStatus::Authorized
+        );
+        let failed = recorded(&order, &event("e3", AuthorizationFailed, &order));
+        assert_eq!(failed.payment_status(), PaymentStatus::Failed);
+        assert_eq!(
+            recorded(&failed, &event("e4", AuthorizationSucceeded, &order)).payment_status(),
+            PaymentStatus::Authorized,
+            "a customer who pays again after a decline is authorized"
+        );
+    }
+
+    #[test]
+    fn a_repeated_event_changes_nothing() {
+        let order = order();
+        let auth = event("e1", PaymentEventKind::AuthorizationSucceeded, &order);
+        let once = recorded(&order, &auth);
+        assert_eq!(
+            once.record_payment(&auth, &PaymentPolicy::default(), now()),
+            Ok(PaymentUpdate::Duplicate)
+        );
+        assert_eq!(once.version, order.version + 1);
+    }
+
+    #[test]
+    fn a_mismatched_amount_is_recorded_counts_for_nothing_and_needs_staff() {
+        let order = order();
+        let mut auth = event("e1", PaymentEventKind::AuthorizationSucceeded, &order);
+        auth.amount = Money::new(1, Currency::parse("EUR").unwrap()).unwrap();
+        let next = recorded(&order, &auth);
+        assert_eq!(next.payment_status(), PaymentStatus::Pending);
+        assert!(next.payment.ledger[0].mismatch.is_some());
+        let attention = next.payment_attention().unwrap();
+        assert_eq!(attention.reason, AttentionReason::AmountMismatch);
+        auth.event_id = "e2".into();
+        auth.amount = Money::new(
+            order.totals.total.minor_units(),
+            Currency::parse("USD").unwrap(),
+        )
+        .unwrap();
+        let usd = recorded(&order, &auth);
+        assert_eq!(
+            usd.payment_status(),
+            PaymentStatus::Pending,
+            "wrong currency"
+        );
+    }
+
+    #[test]
+    fn shipping_asks_for_the_capture_once() {
+        let order = order();
+        let authorized = recorded(
+            &order,
+            &event("e1", PaymentEventKind::AuthorizationSucceeded, &order),
+        );
+        assert!(authorized.payment.requests.is_empty());
+        let mut shipped = authorized.clone();
+        shipped.status = OrderStatus::Shipped;
+        shipped.request_what_is_due(CaptureMode::OnShipment, now());
+        shipped.request_what_is_due(CaptureMode::OnShipment, now());
+        assert_eq!(shipped.payment.requests.len(), 1);
+        let capture = &shipped.payment.requests[0];
+        assert_eq!(capture.kind, PspRequestKind::Capture);
+        assert_eq!(capture.request_id, format!("{}-CAPTURE-1", order.id));
+        assert_eq!(capture.psp_reference.as_deref(), Some("pi_1"));
+        assert_eq!(capture.amount, order.totals.total);
+    }
+
+    #[test]
+    fn capturing_at_once_asks_with_the_authorization() {
+        let order = order();
+        let policy = PaymentPolicy {
+            capture: CaptureMode::Immediately,
+            ..PaymentPolicy::default()
+        };
+        let PaymentUpdate::Recorded(next) = order
+            .record_payment(
+                &event("e1", PaymentEventKind::AuthorizationSucceeded, &order),
+                &policy,
+                now(),
+            )
+            .unwrap()
+        else {
+            panic!("recorded")
+        };
+        assert_eq!(next.payment.requests[0].kind, PspRequestKind::Capture);
+    }
+
+    #[test]
+    fn an_unpaid_order_expires_after_the_window_only() {
+        let order = order();
+        let policy = PaymentPolicy::default();
+        assert_eq!(
+            order.expire(&policy, order.created_at + Duration::minutes(29)),
+            Err(ExpireError::NotYet)
+        );
+        let change = order
+            .expire(&policy, order.created_at + Duration::minutes(30))
+            .unwrap();
+        assert_eq!(change.order.status, OrderStatus::Cancelled);
+        assert_eq!(change.order.payment_status(), PaymentStatus::Expired);
+        assert_eq!(change.moves.len(), 1, "the reservation is released");
+        assert!(change.order.refunds.is_empty(), "nothing was paid");
+        let authorized = recorded(
+            &order,
+            &event("e1", PaymentEventKind::AuthorizationSucceeded, &order),
+        );
+        assert_eq!(
+            authorized.expire(&policy, order.created_at + Duration::hours(1)),
+            Err(ExpireError::Paid("AUTHORIZED"))
+        );
+    }
+
+    #[test]
+    fn an_authorization_after_expiry_is_voided_and_a_capture_refunded() {
+        let order = order();
+        let expired = order
+            .expire(
+                &PaymentPolicy::default(),
+                order.created_at + Duration::hours(1),
+            )
+            .unwrap()
+            .order;
+        let late = recorded(
+            &expired,
+            &event("e1", PaymentEventKind::AuthorizationSucceeded, &order),
+        );
+        assert_eq!(late.status, OrderStatus::Cancelled);
+        assert_eq!(late.payment.requests.len(), 1);
+        assert_eq!(late.payment.requests[0].kind, PspRequestKind::Void);
+        let voided = recorded(&late, &event("e2", PaymentEventKind::VoidSucceeded, &order));
+        assert_eq!(voided.payment_status(), PaymentStatus::Voided);
+
+        let captured = recorded(
+            &expired,
+            &event("e3", PaymentEventKind::CaptureSucceeded, &order),
+        );
+        assert_eq!(
+            captured.refunds.len(),
+            1,
+            "a capture of a cancelled order is refunded"
+        );
+        assert!(captured.payment.requests.is_empty());
+    }
+
+    #[test]
+    fn refunds_are_settled_by_the_psp() {
+        let order = order();
+        let paid = recorded(
+            &order,
+            &event("e1", PaymentEventKind::CaptureSucceeded, &order),
+        );
+        let cancelled = paid
+            .cancel("changed my mind".into(), "customer", now())
+            .unwrap()
+            .order;
+        let refund = cancelled.refunds[0].clone();
+        assert_eq!(
+            cancelled.refund_state(&refund.refund_id),
+            RefundState::Requested
+        );
+        let mut failure = event("e2", PaymentEventKind::RefundFailed, &order);
+        failure.refund_id = Some(refund.refund_id.clone());
+        failure.reason = Some("card expired".into());
+        let failed = recorded(&cancelled, &failure);
+        assert_eq!(failed.refund_state(&refund.refund_id), RefundState::Failed);
+        assert_eq!(
+            failed.payment_attention().map(|a| a.reason),
+            Some(AttentionReason::RefundFailed)
+        );
+        let mut success = event("e3", PaymentEventKind::RefundSucceeded, &order);
+        success.refund_id = Some(refund.refund_id.clone());
+        success.occurred_at = now() + Duration::seconds(5);
+        let issued = recorded(&failed, &success);
+        assert_eq!(issued.refund_state(&refund.refund_id), RefundState::Issued);
+        assert_eq!(issued.payment_status(), PaymentStatus::Refunded);
+        assert_eq!(issued.payment_attention(), None);
+    }
+
+    #[test]
+    fn an_uncaptured_authorization_near_its_deadline_is_flagged_once() {
+        let order = order();
+        let policy = PaymentPolicy::default();
+        let authorized = recorded(
+            &order,
+            &event("e1", PaymentEventKind::AuthorizationSucceeded, &order),
+        );
+        assert!(authorized
+            .flag_authorization_deadline(&policy, now() + Duration::days(5))
+            .is_none());
+        let flagged = authorized
+            .flag_authorization_deadline(&policy, now() + Duration::days(6))
+            .unwrap();
+        assert_eq!(
+            flagged.payment_attention().map(|a| a.reason),
+            Some(AttentionReason::AuthorizationExpiring)
+        );
+        assert!(flagged
+            .flag_authorization_deadline(&policy, now() + Duration::days(6))
+            .is_none());
+    }
+
+    #[test]
+    fn the_ledger_is_bounded() {
+        let mut order = order();
+        for n in 0..MAX_LEDGER_ENTRIES {
+            order = recorded(
+                &order,
+                &event(
+                    &format!("e{n}"),
+                    PaymentEventKind::AuthorizationFailed,
+                    &order,
+                ),
+            );
+        }
+        assert_eq!(
+            order.record_payment(
+                &event("one-more", PaymentEventKind::AuthorizationSucceeded, &order),
+                &PaymentPolicy::default(),
+                now()
+            ),
+            Err(PaymentError::LedgerFull)
+        );
+    }
+}
+
+#[cfg(any(test, feature = "fixtures"))]
+impl Order {
+    /// The order with its whole amount authorized by the PSP: for tests that need an order past
+    /// the payment gate without playing the PSP.
+    pub fn authorized_for_test(&self, at: DateTime<Utc>) -> Order {
+        self.psp_said_for_test(PaymentEventKind::AuthorizationSucceeded, at)
+    }
+
+    /// The order with its whole amount captured by the PSP.
+    pub fn captured_for_test(&self, at: DateTime<Utc>) -> Order {
+        self.psp_said_for_test(PaymentEventKind::CaptureSucceeded, at)
+    }
+
+    fn psp_said_for_test(&self, kind: PaymentEventKind, at: DateTime<Utc>) -> Order {
+        let event = PaymentEvent {
+            event_id: format!("test-{}-{}", kind.as_str(), self.version),
+            kind,
+            amount: self.totals.total,
+            occurred_at: at,
+            psp_reference: Some(format!("psp-{}", self.id)),
+            refund_id: None,
+            reason: None,
+        };
+        match self.record_payment(&event, &PaymentPolicy::default(), at) {
+            Ok(PaymentUpdate::Recorded(next)) => *next,
+            other => panic!("a test authorization was not recorded: {other:?}"),
+        }
+    }
+}
