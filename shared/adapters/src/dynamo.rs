@@ -3,7 +3,7 @@
 //! ## Item layout
 //! | item | `pk` | `sk` | index keys |
 //! |---|---|---|---|
-//! | order | `ORDER#<orderId>` | `ORDER` | `gsi1`: `CUSTOMER#<customerId>` / `ORDER#<orderId>` (a customer's orders, newest first: order ids are ULIDs); `gsi2`: `STATUS#<status>` / `<updatedAt>#<orderId>` (orders by status and age) |
+//! | order | `ORDER#<orderId>` | `ORDER` | `gsi1`: `CUSTOMER#<customerId>` / `ORDER#<orderId>` (a customer's orders, newest first: order ids are ULIDs); `gsi2`: `STATUS#<status>` / `<updatedAt>#<orderId>` (orders by status and age: the sweep); sparse: `gsi3` the pick list, `gsi4` returns waiting for staff, `gsi5` `PAYMENTS#ATTENTION` or `PAYMENTS#AWAITING_CAPTURE` / `<since>#<orderId>` (money that needs staff; authorizations waiting for their capture) |
 //! | idempotency record | `IDEMPOTENCY#<customerId>#<key>` | `IDEMPOTENCY` | — (expires after [`IDEMPOTENCY_TTL_DAYS`] through the table's TTL) |
 //! | product and its stock | `SKU#<sku>` | `PRODUCT` | — |
 //! | stock adjustment | `SKU#<sku>` | `ADJUSTMENT#<id>` | — |
@@ -25,7 +25,7 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use oms_domain::ids::{CustomerId, IdempotencyKey, OrderId, Sku};
 use oms_domain::notifications::{Channel, Preferences};
 use oms_domain::order::fulfillment::FulfillmentStatus;
@@ -33,7 +33,8 @@ use oms_domain::order::OrderChange;
 use oms_domain::order::{Order, OrderStatus, Shortage};
 use oms_domain::ports::{
     CommitOutcome, CreateOutcome, IdempotencyRecord, InventoryStore, NotificationCursor,
-    NotificationStore, OrderStore, OrderTransactions, Page, StoreError, NOTIFICATION_CLAIM_SECONDS,
+    NotificationStore, OrderStore, OrderTransactions, Page, PaymentWatch, StoreError,
+    NOTIFICATION_CLAIM_SECONDS,
 };
 use oms_domain::stock::{Product, StockAdjustment, StockDelta};
 use serde::{Deserialize, Serialize};
@@ -52,6 +53,24 @@ pub const PICK_LIST_INDEX: &str = "gsi3";
 /// The index of orders with a return waiting for staff, longest-waiting first.
 pub const PENDING_RETURNS_INDEX: &str = "gsi4";
 const PENDING_RETURNS_PARTITION: &str = "RETURNS#PENDING_APPROVAL";
+/// The index of orders whose money is watched: those that need staff, and authorizations
+/// waiting for their capture, each the longest waiting first.
+pub const PAYMENT_WATCH_INDEX: &str = "gsi5";
+
+fn payment_watch_partition(watch: PaymentWatch) -> &'static str {
+    match watch {
+        PaymentWatch::Attention => "PAYMENTS#ATTENTION",
+        PaymentWatch::AwaitingCapture => "PAYMENTS#AWAITING_CAPTURE",
+    }
+}
+
+/// The sort key of a listing: when the order joined it, then its id.
+fn listing_sort_key(at: DateTime<Utc>, id: &OrderId) -> String {
+    format!(
+        "{}#{id}",
+        at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    )
+}
 
 /// The item types of the table, as the `entity` attribute names them.
 pub mod entity {
@@ -94,12 +113,21 @@ struct OrderItem {
     gsi4pk: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     gsi4sk: Option<String>,
+    /// Set only while the order's money is watched (it needs staff, or an authorization waits
+    /// for its capture): a sparse index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi5pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi5sk: Option<String>,
     #[serde(flatten)]
     order: Order,
 }
 
 impl OrderItem {
     fn new(order: &Order) -> Self {
+        let watched = [PaymentWatch::Attention, PaymentWatch::AwaitingCapture]
+            .into_iter()
+            .find_map(|watch| watch.since(order).map(|since| (watch, since)));
         OrderItem {
             pk: order_pk(&order.id),
             sk: "ORDER".into(),
@@ -133,6 +161,8 @@ impl OrderItem {
                     order.id
                 )
             }),
+            gsi5pk: watched.map(|(watch, _)| payment_watch_partition(watch).to_owned()),
+            gsi5sk: watched.map(|(_, since)| listing_sort_key(since, &order.id)),
             order: order.clone(),
         }
     }
@@ -470,6 +500,7 @@ impl OrderStore for DynamoStore {
             CUSTOMER_ORDERS_INDEX,
             format!("CUSTOMER#{customer}"),
             false,
+            None,
             limit,
             cursor,
         )
@@ -485,6 +516,63 @@ impl OrderStore for DynamoStore {
             PENDING_RETURNS_INDEX,
             PENDING_RETURNS_PARTITION.to_owned(),
             true,
+            None,
+            limit,
+            cursor,
+        )
+        .await
+    }
+
+    async fn list_by_status(
+        &self,
+        status: OrderStatus,
+        changed_before: DateTime<Utc>,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<Order>, StoreError> {
+        // The status index projects keys only (it is written with every change of every order):
+        // the orders are read from the table, strongly consistent, and those that have left the
+        // status since the index was written are left out.
+        let (keys, next_cursor) = self
+            .query_index(
+                ORDERS_BY_STATUS_INDEX,
+                format!("STATUS#{}", status.as_str()),
+                true,
+                Some(changed_before.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+                limit,
+                cursor,
+            )
+            .await?;
+        let keys: Vec<_> = keys
+            .into_iter()
+            .filter_map(|k| Some(key(k.get("pk")?.as_s().ok()?.clone(), "ORDER")))
+            .collect();
+        let mut orders = Vec::with_capacity(keys.len());
+        if !keys.is_empty() {
+            for item in self.read_many(keys, "list orders by status").await? {
+                orders.push(from_item::<OrderItem>(item)?.order);
+            }
+        }
+        orders.retain(|o| o.status == status);
+        orders.sort_by(|a, b| (a.updated_at, &a.id).cmp(&(b.updated_at, &b.id)));
+        Ok(Page {
+            items: orders,
+            next_cursor,
+        })
+    }
+
+    async fn list_payment_watch(
+        &self,
+        watch: PaymentWatch,
+        since_before: Option<DateTime<Utc>>,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<Order>, StoreError> {
+        self.query_orders(
+            PAYMENT_WATCH_INDEX,
+            payment_watch_partition(watch).to_owned(),
+            true,
+            since_before.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
             limit,
             cursor,
         )
@@ -502,6 +590,7 @@ impl OrderStore for DynamoStore {
             PICK_LIST_INDEX,
             pick_list_key(warehouse, status),
             true,
+            None,
             limit,
             cursor,
         )
@@ -637,39 +726,62 @@ impl DynamoStore {
         index: &str,
         partition: String,
         oldest_first: bool,
+        sorted_before: Option<String>,
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<Page<Order>, StoreError> {
+        let (items, next_cursor) = self
+            .query_index(index, partition, oldest_first, sorted_before, limit, cursor)
+            .await?;
+        let items = items
+            .into_iter()
+            .map(|item| from_item::<OrderItem>(item).map(|i| i.order))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page { items, next_cursor })
+    }
+
+    /// One page of an index's partition, as the index projects its items.
+    async fn query_index(
+        &self,
+        index: &str,
+        partition: String,
+        oldest_first: bool,
+        sorted_before: Option<String>,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<HashMap<String, AttributeValue>>, Option<String>), StoreError> {
         let start = cursor
             .map(|c| Self::decode_cursor(c, index, &partition))
             .transpose()?;
-        let output = self
+        let mut query = self
             .client
             .get()
             .await
             .query()
             .table_name(&self.table)
             .index_name(index)
-            .key_condition_expression("#pk = :pk")
             .expression_attribute_names("#pk", format!("{index}pk"))
-            .expression_attribute_values(":pk", s(partition))
+            .expression_attribute_values(":pk", s(partition));
+        query = match sorted_before {
+            // The sort keys start with a time: every key before `before#…` sorts below it.
+            Some(before) => query
+                .key_condition_expression("#pk = :pk AND #sk < :before")
+                .expression_attribute_names("#sk", format!("{index}sk"))
+                .expression_attribute_values(":before", s(before)),
+            None => query.key_condition_expression("#pk = :pk"),
+        };
+        let output = query
             .scan_index_forward(oldest_first)
             .limit(i32::try_from(limit).unwrap_or(i32::MAX))
             .set_exclusive_start_key(start)
             .send()
             .await
             .map_err(|e| classify("list orders", e))?;
-        let items = output
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|item| from_item::<OrderItem>(item).map(|i| i.order))
-            .collect::<Result<Vec<_>, _>>()?;
         let next_cursor = output
             .last_evaluated_key
             .as_ref()
             .and_then(Self::encode_cursor);
-        Ok(Page { items, next_cursor })
+        Ok((output.items.unwrap_or_default(), next_cursor))
     }
 }
 

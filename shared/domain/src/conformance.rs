@@ -25,7 +25,7 @@ use crate::notifications::{Channel, Preferences};
 use crate::order::fulfillment::{CarrierEventKind, CarrierUpdate, FulfillmentStatus, Tracking};
 use crate::order::returns::policy::ReturnPolicy;
 use crate::order::OrderChange;
-use crate::order::{Order, Shortage};
+use crate::order::{Order, OrderStatus, Shortage};
 use crate::ports::{
     CommitOutcome, CreateOutcome, IdempotencyRecord, InventoryStore, NotificationCursor,
     NotificationStore, OrderStore, OrderTransactions, Page, ReserveOutcome, ShipOutcome,
@@ -833,6 +833,127 @@ pub async fn pending_returns<S: OrderStore>(store: &S, prefix: &str) {
 
 // ----------------------------------------------------------------------------- InventoryStore
 
+/// `list_by_status` and `list_payment_watch`, the scheduled sweep's views: orders in one status
+/// last changed before a time, oldest first; orders whose money needs staff, and authorizations
+/// waiting for their capture, each on its own list and only while they are.
+pub async fn sweep_listings<S: OrderStore>(store: &S, prefix: &str) {
+    use crate::order::payments::{PaymentEvent, PaymentEventKind, PaymentPolicy, PaymentUpdate};
+    use crate::ports::PaymentWatch;
+    check_prefix(prefix);
+    let at = base_time();
+    let ada = customer(prefix, "sweeper");
+    let item = product(&sku(prefix, "SW"), 10, at);
+    let mut orders = Vec::new();
+    for i in 0..3 {
+        let order = place(&ada, &[(&item, 1)], at + seconds(i));
+        create(store, &order).await;
+        orders.push(order);
+    }
+    let all = ids(&orders);
+    let pages = all_pages(|cursor| async move {
+        store
+            .list_by_status(
+                OrderStatus::Pending,
+                at + seconds(2),
+                100,
+                cursor.as_deref(),
+            )
+            .await
+    })
+    .await;
+    assert_eq!(
+        ours(&pages, &all),
+        ids(&orders[..2]),
+        "changed before the bound, oldest first"
+    );
+    assert!(
+        ours(
+            &all_pages(|cursor| async move {
+                store
+                    .list_by_status(
+                        OrderStatus::Reserved,
+                        at + seconds(60),
+                        100,
+                        cursor.as_deref(),
+                    )
+                    .await
+            })
+            .await,
+            &all
+        )
+        .is_empty(),
+        "another status is another list"
+    );
+
+    // One authorized (waits for its capture), one with a mismatched amount (needs staff).
+    let authorized = save(
+        store,
+        &orders[0],
+        orders[0].authorized_for_test(at + seconds(10)),
+    )
+    .await;
+    let mismatch = PaymentEvent {
+        event_id: format!("{prefix}-mismatch"),
+        kind: PaymentEventKind::AuthorizationSucceeded,
+        amount: crate::money::Money::new(1, orders[1].totals.total.currency())
+            .expect("a positive amount"),
+        occurred_at: at + seconds(11),
+        psp_reference: None,
+        refund_id: None,
+        reason: None,
+    };
+    let PaymentUpdate::Recorded(mismatched) = orders[1]
+        .record_payment(&mismatch, &PaymentPolicy::default(), at + seconds(11))
+        .expect("a payment event can be recorded")
+    else {
+        panic!("a new event id is recorded")
+    };
+    let mismatched = save(store, &orders[1], *mismatched).await;
+    let watch = |watch: PaymentWatch, before: Option<DateTime<Utc>>| {
+        let all = all.clone();
+        async move {
+            ours(
+                &all_pages(|cursor| async move {
+                    store
+                        .list_payment_watch(watch, before, 1, cursor.as_deref())
+                        .await
+                })
+                .await,
+                &all,
+            )
+        }
+    };
+    assert_eq!(
+        watch(PaymentWatch::AwaitingCapture, None).await,
+        [authorized.id.clone()]
+    );
+    assert_eq!(
+        watch(PaymentWatch::Attention, None).await,
+        [mismatched.id.clone()]
+    );
+    assert!(
+        watch(PaymentWatch::AwaitingCapture, Some(at + seconds(10)))
+            .await
+            .is_empty(),
+        "authorized at the bound, not before it"
+    );
+    assert_eq!(
+        watch(PaymentWatch::AwaitingCapture, Some(at + seconds(11))).await,
+        [authorized.id.clone()]
+    );
+
+    // Captured, it waits no more.
+    let captured = authorized.captured_for_test(at + seconds(20));
+    save(store, &authorized, captured).await;
+    assert!(watch(PaymentWatch::AwaitingCapture, None).await.is_empty());
+    assert_eq!(
+        store
+            .list_payment_watch(PaymentWatch::Attention, None, 1, Some(GARBAGE_CURSOR))
+            .await,
+        Err(StoreError::InvalidCursor)
+    );
+}
+
 fn adjustment(before: &Product, after: &Product, reason: AdjustmentReason) -> StockAdjustment {
     StockAdjustment {
         sku: after.sku.clone(),
@@ -1629,6 +1750,11 @@ mod in_memory {
     }
 
     #[tokio::test]
+    async fn sweep_listings() {
+        super::sweep_listings(&InMemoryStore::default(), "mem").await;
+    }
+
+    #[tokio::test]
     async fn inventory_store() {
         let store = InMemoryStore::default();
         super::inventory_store(&store, &store, "mem").await;
@@ -1680,5 +1806,6 @@ mod in_memory {
         super::commit_moves_stock(&store, "shared-8").await;
         super::last_unit_goes_once(&store, "shared-9").await;
         super::notification_store(&store, "shared-10").await;
+        super::sweep_listings(&store, "shared-11").await;
     }
 }

@@ -198,6 +198,53 @@ impl OrderStore for InMemoryStore {
         page_of("returns", waiting, false, limit, cursor)
     }
 
+    async fn list_by_status(
+        &self,
+        status: crate::order::OrderStatus,
+        changed_before: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<Order>, StoreError> {
+        let state = self.lock();
+        let entries = state
+            .orders
+            .values()
+            .filter(|o| o.status == status && o.updated_at < changed_before)
+            .map(|o| (listing_key(Some(o.updated_at), &o.id), o))
+            .collect();
+        page_of(
+            &format!("status-{}", status.as_str()),
+            entries,
+            false,
+            limit,
+            cursor,
+        )
+    }
+
+    async fn list_payment_watch(
+        &self,
+        watch: crate::ports::PaymentWatch,
+        since_before: Option<chrono::DateTime<chrono::Utc>>,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<Order>, StoreError> {
+        let state = self.lock();
+        let entries = state
+            .orders
+            .values()
+            .filter_map(|o| watch.since(o).map(|since| (since, o)))
+            .filter(|(since, _)| since_before.is_none_or(|before| *since < before))
+            .map(|(since, o)| (listing_key(Some(since), &o.id), o))
+            .collect();
+        page_of(
+            &format!("payments-{watch:?}"),
+            entries,
+            false,
+            limit,
+            cursor,
+        )
+    }
+
     async fn list_fulfillments(
         &self,
         warehouse: &str,

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{CustomerId, IdempotencyKey, OrderId, Sku};
 use crate::order::fulfillment::FulfillmentStatus;
-use crate::order::{Order, OrderChange, Shortage};
+use crate::order::{Order, OrderChange, OrderStatus, Shortage};
 use crate::stock::{Product, StockAdjustment, StockMovement};
 
 /// Why a store call failed.
@@ -70,6 +70,29 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
+/// The two lists of orders whose money is watched, each kept by the store as a sparse index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentWatch {
+    /// The order's money needs staff ([`Order::payment_attention`]), since its oldest reason.
+    Attention,
+    /// Authorized and not yet captured ([`Order::awaiting_capture_since`]), since the
+    /// authorization: the sweep watches the PSP's capture deadline.
+    AwaitingCapture,
+}
+
+impl PaymentWatch {
+    /// When the order joined this list, if it is on it. An order that needs staff is on that
+    /// list alone.
+    pub fn since(&self, order: &Order) -> Option<DateTime<Utc>> {
+        let attention = order.payment_attention().map(|a| a.since);
+        match self {
+            Self::Attention => attention,
+            Self::AwaitingCapture if attention.is_some() => None,
+            Self::AwaitingCapture => order.awaiting_capture_since(),
+        }
+    }
+}
+
 /// Orders and the idempotency records that guard their creation.
 pub trait OrderStore: Send + Sync {
     /// Writes the order and its idempotency record together, or neither.
@@ -105,6 +128,26 @@ pub trait OrderStore: Send + Sync {
     /// Orders with a return waiting for staff, the longest-waiting first: the approval queue.
     fn list_pending_returns(
         &self,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> impl Future<Output = Result<Page<Order>, StoreError>> + Send;
+
+    /// Orders in `status` whose last change was before `changed_before`, the longest unchanged
+    /// first: the status index, as the scheduled sweep reads it.
+    fn list_by_status(
+        &self,
+        status: OrderStatus,
+        changed_before: DateTime<Utc>,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> impl Future<Output = Result<Page<Order>, StoreError>> + Send;
+
+    /// Orders whose money is watched ([`PaymentWatch`]), the longest waiting first, only those
+    /// waiting since before `since_before` if given.
+    fn list_payment_watch(
+        &self,
+        watch: PaymentWatch,
+        since_before: Option<DateTime<Utc>>,
         limit: u32,
         cursor: Option<&str>,
     ) -> impl Future<Output = Result<Page<Order>, StoreError>> + Send;

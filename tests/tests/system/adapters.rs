@@ -381,6 +381,12 @@ mod conformance {
     }
 
     #[tokio::test]
+    async fn conformance_sweep_listings() {
+        let (store, _, prefix) = setup().await;
+        suite::sweep_listings(&store, &prefix).await;
+    }
+
+    #[tokio::test]
     async fn conformance_pick_list() {
         let (store, _, prefix) = setup().await;
         suite::pick_list(&store, &prefix).await;

@@ -6,6 +6,7 @@ pub mod fulfillment;
 pub mod intake;
 pub mod inventory;
 pub mod notify;
+pub mod payments;
 pub mod queries;
 pub mod reservation;
 pub mod retry;

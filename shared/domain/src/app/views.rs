@@ -12,7 +12,9 @@ use crate::ids::{CustomerId, OrderId, Sku};
 use crate::money::Money;
 use crate::order::cancellation::Cancellation;
 use crate::order::fulfillment::Fulfillment;
-use crate::order::payments::{LedgerEntry, PaymentAttention, PaymentStatus, PspRequest, RefundState};
+use crate::order::payments::{
+    LedgerEntry, PaymentAttention, PaymentStatus, PspRequest, RefundState,
+};
 use crate::order::refunds::Refund;
 use crate::order::returns::{ReplacementOf, Return};
 use crate::order::{Order, OrderStatus, Shortage};

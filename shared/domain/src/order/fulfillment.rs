@@ -520,7 +520,11 @@ mod tests {
             .unwrap();
         assert_eq!(shipped.status, OrderStatus::Shipped);
         assert_eq!(shipped.version, order.version + 3);
-        assert_eq!(shipped.payment.requests.len(), 1, "shipping asks for the capture");
+        assert_eq!(
+            shipped.payment.requests.len(),
+            1,
+            "shipping asks for the capture"
+        );
         let notes: Vec<_> = shipped
             .timeline
             .iter()
