@@ -43,10 +43,14 @@ pub async fn handle<S: OrderStore>(
 
 async fn process<S: OrderStore>(app: &App<S>, message: &SqsMessage) -> Result<(), MessageError> {
     let event = order_event(message).map_err(MessageError::Poison)?;
-    if event.event_type != EventType::OrderReserved {
+    // Whichever of the reservation and the authorization comes last starts the order.
+    if !matches!(
+        event.event_type,
+        EventType::OrderReserved | EventType::PaymentAuthorized
+    ) {
         tracing::info!(
             event_type = event.event_type.as_str(),
-            "not a reservation; acknowledged"
+            "neither a reservation nor an authorization; acknowledged"
         );
         return Ok(());
     }
@@ -54,6 +58,9 @@ async fn process<S: OrderStore>(app: &App<S>, message: &SqsMessage) -> Result<()
     match start_fulfillment(&app.store, &app.policy, order_id, chrono::Utc::now()).await? {
         StartResult::Started => {
             tracing::info!(%order_id, warehouse = app.policy.warehouse(), "sent to the warehouse")
+        }
+        StartResult::AwaitingPayment => {
+            tracing::info!(%order_id, "reserved, awaiting payment: held until its authorization")
         }
         StartResult::AlreadyMoved(status) => {
             tracing::info!(%order_id, status = status.as_str(), "already moved on; duplicate acknowledged")

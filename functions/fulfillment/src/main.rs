@@ -1,8 +1,10 @@
 //! # fulfillment: reserved orders go to the warehouse
 //!
-//! Consumes `oms.order.reserved` events from its SQS queue and moves each order
-//! `RESERVED → FULFILLING`, with a shipment awaiting pick at the policy's warehouse: it appears on
-//! that warehouse's pick list. A repeated message finds the order moved on and changes nothing;
+//! Consumes `oms.order.reserved` and `oms.payment.authorized` events from its SQS queue and
+//! moves each order that is both reserved and authorized (or paid) `RESERVED → FULFILLING`, with
+//! a shipment awaiting pick at the policy's warehouse: it appears on that warehouse's pick list.
+//! A reserved order whose payment has not been authorized stays held, awaiting payment, until
+//! its authorization's event comes. A repeated message finds the order moved on and changes nothing;
 //! failures are reported per message, and a message that keeps failing ends in the queue's
 //! dead-letter queue.
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::OnceCell;
 
+use oms_domain::order::payments::{CaptureMode, PaymentPolicy};
 use oms_domain::order::returns::policy::ReturnPolicy;
 use oms_domain::shipping::{PolicyError, ShippingPolicy};
 
@@ -18,6 +19,8 @@ use oms_domain::shipping::{PolicyError, ShippingPolicy};
 pub enum ConfigError {
     #[error("environment variable {0} must be set")]
     Missing(&'static str),
+    #[error("environment variable {0} must be {1}")]
+    Invalid(&'static str, &'static str),
     #[error("cannot read the policy file {path}: {source}")]
     PolicyFile {
         path: String,
@@ -88,6 +91,44 @@ pub fn return_policy_from_env() -> Result<ReturnPolicy, ConfigError> {
     Ok(match policy_file("RETURN_POLICY_FILE")? {
         Some(json) => ReturnPolicy::from_json(&json)?,
         None => ReturnPolicy::default_policy(),
+    })
+}
+
+/// The payment rules: `PAYMENT_CAPTURE` (`on-shipment`, the default, or `immediately`),
+/// `PAYMENT_WINDOW_SECONDS` (how long an order may wait for its authorization; 1800),
+/// `AUTHORIZATION_VALID_DAYS` (how long the PSP keeps an authorization capturable; 7) and
+/// `AUTHORIZATION_DEADLINE_MARGIN_HOURS` (how long before that staff are told; 24).
+pub fn payment_policy_from_env() -> Result<PaymentPolicy, ConfigError> {
+    let defaults = PaymentPolicy::default();
+    let number = |name: &'static str| -> Result<Option<i64>, ConfigError> {
+        match env::var(name) {
+            Ok(v) if !v.is_empty() => v
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .map(Some)
+                .ok_or(ConfigError::Invalid(name, "a whole number above 0")),
+            _ => Ok(None),
+        }
+    };
+    let capture = match env::var("PAYMENT_CAPTURE").as_deref() {
+        Ok("") | Err(_) | Ok("on-shipment") => CaptureMode::OnShipment,
+        Ok("immediately") => CaptureMode::Immediately,
+        Ok(_) => {
+            return Err(ConfigError::Invalid(
+                "PAYMENT_CAPTURE",
+                "on-shipment or immediately",
+            ))
+        }
+    };
+    Ok(PaymentPolicy {
+        capture,
+        authorization_window: number("PAYMENT_WINDOW_SECONDS")?
+            .map_or(defaults.authorization_window, chrono::Duration::seconds),
+        authorization_lifetime: number("AUTHORIZATION_VALID_DAYS")?
+            .map_or(defaults.authorization_lifetime, chrono::Duration::days),
+        deadline_margin: number("AUTHORIZATION_DEADLINE_MARGIN_HOURS")?
+            .map_or(defaults.deadline_margin, chrono::Duration::hours),
     })
 }
 

@@ -16,6 +16,7 @@ use oms_domain::app::caller::Caller;
 use oms_domain::app::fulfillment::FulfillmentAppError;
 use oms_domain::app::intake::IntakeError;
 use oms_domain::app::inventory::InventoryError;
+use oms_domain::app::payments::PaymentAppError;
 use oms_domain::app::queries::QueryError;
 use oms_domain::app::returns::ReturnsAppError;
 use oms_domain::ids::{CustomerId, IdempotencyKey};
@@ -83,6 +84,7 @@ problem_types! {
     InvalidCursor => "invalid-cursor", BAD_REQUEST, "Invalid cursor";
     InvalidIfMatch => "invalid-if-match", BAD_REQUEST, "Invalid If-Match";
     Unauthenticated => "unauthenticated", UNAUTHORIZED, "Authentication required";
+    InvalidSignature => "invalid-signature", UNAUTHORIZED, "Invalid signature";
     Forbidden => "forbidden", FORBIDDEN, "Missing scope";
     NotFound => "not-found", NOT_FOUND, "Not found";
     // Answered by the local gateway only; API Gateway answers an unserved method itself.
@@ -99,6 +101,7 @@ problem_types! {
     InvalidReturnStep => "invalid-return-step", CONFLICT, "Step not allowed now";
     ReturnAlreadyReceived => "return-already-received", CONFLICT, "Return already received";
     LabelNotIssued => "label-not-issued", CONFLICT, "No label yet";
+    PaymentNotRecorded => "payment-not-recorded", CONFLICT, "Payment event not recorded";
     PreconditionFailed => "precondition-failed", PRECONDITION_FAILED, "Stale If-Match";
     PreconditionRequired => "precondition-required", PRECONDITION_REQUIRED, "If-Match required";
     PayloadTooLarge => "payload-too-large", PAYLOAD_TOO_LARGE, "Body too large";
@@ -112,6 +115,9 @@ problem_types! {
 pub enum ApiError {
     #[error("a valid bearer token is required")]
     Unauthenticated,
+    /// A signed webhook whose signature is missing, malformed, stale or wrong.
+    #[error("{0}")]
+    InvalidSignature(String),
     #[error("this call needs the scope {0}")]
     Forbidden(&'static str),
     #[error("{0}")]
@@ -161,6 +167,7 @@ impl ApiError {
     fn parts(&self) -> (StatusCode, ProblemType, &'static str) {
         let problem = match self {
             Self::Unauthenticated => ProblemType::Unauthenticated,
+            Self::InvalidSignature(_) => ProblemType::InvalidSignature,
             Self::Forbidden(_) => ProblemType::Forbidden,
             Self::NotFound(_) => ProblemType::NotFound,
             Self::Invalid(_) => ProblemType::ValidationError,
@@ -533,6 +540,21 @@ impl From<ReturnsAppError> for ApiError {
             },
             ReturnsAppError::Contended => ApiError::Unavailable("the order kept changing".into()),
             ReturnsAppError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<PaymentAppError> for ApiError {
+    fn from(error: PaymentAppError) -> Self {
+        match error {
+            PaymentAppError::NotFound => ApiError::NotFound("no such order".into()),
+            PaymentAppError::NotAllowed(e) => ApiError::Conflict {
+                problem: ProblemType::PaymentNotRecorded,
+                title: None,
+                detail: e.to_string(),
+            },
+            PaymentAppError::Contended => ApiError::Unavailable("the order kept changing".into()),
+            PaymentAppError::Store(error) => error.into(),
         }
     }
 }

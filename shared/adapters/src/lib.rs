@@ -13,6 +13,9 @@
 //! - [`aws_error`]: the one place an AWS SDK error becomes a domain `StoreError`, retryable or not.
 //! - [`sns`]: publishing CloudEvents to SNS in batches, retrying per-entry failures.
 //! - [`sqs`]: processing a queue batch message by message, reporting partial batch failures.
+//! - [`signing`]: signed webhooks (a timestamp and HMAC-SHA256 signatures, several for a secret's
+//!   rotation), checked in constant time within a replay window.
+//! - [`secrets`]: secrets from Secrets Manager, read on first use and cached for a while.
 //! - [`http`]: the HTTP edge: the caller from the JWT authorizer's claims, request bodies, JSON
 //!   responses, and the one mapping from errors to `application/problem+json` (RFC 9457).
 
@@ -20,5 +23,7 @@ pub mod aws_error;
 pub mod config;
 pub mod dynamo;
 pub mod http;
+pub mod secrets;
+pub mod signing;
 pub mod sns;
 pub mod sqs;

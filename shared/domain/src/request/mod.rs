@@ -11,6 +11,7 @@
 //! - [`returns`]: `POST /orders/{id}/returns` and `POST /returns/{id}/receive`.
 //! - [`fulfillment`]: the warehouse's `pack` and `ship`, and the carriers' webhook.
 //! - [`inventory`]: `PUT /inventory/{sku}` and `POST /inventory/{sku}/adjustments`.
+//! - [`payments`]: the payment service provider's webhook.
 //! - [`staff`]: the small bodies of staff and customer actions (a reason, a note).
 //!
 //! Addresses, contacts and notification preferences parse through the same reader beside their
@@ -26,6 +27,7 @@ use crate::validation::ValidationErrors;
 pub mod fulfillment;
 pub mod inventory;
 pub mod order;
+pub mod payments;
 pub mod returns;
 pub mod staff;
 

@@ -1,0 +1,25 @@
+//! # order-sweeper: what time alone decides
+//!
+//! Run by a schedule (a SAM `Schedule` event, every minute), it reads the orders by status and
+//! age from the status index — never a TTL, whose deletions come late and take the order with
+//! them — and:
+//! - expires the orders not authorized within the payment policy's window (default 30
+//!   minutes): cancelled as expired, their stock released in the same transaction, the customer
+//!   told; an authorization racing the expiry has one winner, decided by the order's version;
+//! - puts authorizations that near the PSP's capture deadline, still uncaptured, in front of
+//!   staff (the payment watch's attention list).
+//!
+//! Each run looks at a bounded number of orders and says whether more were left; what it
+//! changed has left the lists it reads, so the next run goes on where it stopped. A failed run
+//! is an error, which the schedule retries.
+
+mod handler;
+
+use lambda_runtime::{run, service_fn, Error};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let app = handler::App::from_env()?;
+    run(service_fn(|event| handler::handle(&app, event))).await
+}

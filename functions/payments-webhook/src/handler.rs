@@ -1,0 +1,241 @@
+//! The HTTP handler: check the signature, parse the PSP's event, record it in the order.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Error, Request, Response};
+use oms_adapters::config;
+use oms_adapters::dynamo::DynamoStore;
+use oms_adapters::http::{json_body, json_response, respond, route_key, unknown_route, ApiError};
+use oms_adapters::secrets::SecretCache;
+use oms_adapters::signing::{self, PSP_SIGNATURE_HEADER};
+use oms_domain::app::payments::{self, Recorded};
+use oms_domain::order::payments::{PaymentPolicy, PaymentStatus};
+use oms_domain::ports::{OrderStore, StoreError};
+use oms_domain::request::payments::PspEvent;
+use serde::Serialize;
+
+/// Where the webhook's shared secret comes from: Secrets Manager in Lambda, a fixed value in
+/// tests.
+pub trait WebhookSecret: Send + Sync {
+    fn value(&self) -> impl std::future::Future<Output = Result<Arc<Vec<u8>>, StoreError>> + Send;
+}
+
+impl WebhookSecret for SecretCache {
+    async fn value(&self) -> Result<Arc<Vec<u8>>, StoreError> {
+        SecretCache::value(self).await
+    }
+}
+
+/// A secret known up front.
+pub struct FixedSecret(pub Arc<Vec<u8>>);
+
+impl WebhookSecret for FixedSecret {
+    async fn value(&self) -> Result<Arc<Vec<u8>>, StoreError> {
+        Ok(self.0.clone())
+    }
+}
+
+/// What the function needs, built once per cold start.
+pub struct App<S, K> {
+    pub store: S,
+    pub policy: PaymentPolicy,
+    pub secret: K,
+}
+
+impl App<DynamoStore, SecretCache> {
+    pub fn from_env() -> Result<Self, Error> {
+        Ok(App {
+            store: DynamoStore::from_env()?,
+            policy: config::payment_policy_from_env()?,
+            secret: SecretCache::from_env("PSP_WEBHOOK_SECRET_ARN")?,
+        })
+    }
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn handle<S: OrderStore, K: WebhookSecret>(
+    app: &App<S, K>,
+    request: Request,
+) -> Result<Response<Body>, Error> {
+    let result = match route_key(&request) {
+        Some("POST /payments/events") => psp_event(app, &request).await,
+        _ => Err(unknown_route(&request)),
+    };
+    Ok(respond(result))
+}
+
+/// What the PSP is answered: the event was taken (or had been), and where the money now is.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PaymentAck {
+    outcome: &'static str,
+    order_id: String,
+    payment_status: PaymentStatus,
+}
+
+async fn psp_event<S: OrderStore, K: WebhookSecret>(
+    app: &App<S, K>,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let now = Utc::now();
+    let body: &[u8] = request.body().as_ref();
+    let header = request
+        .headers()
+        .get(PSP_SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok());
+    let secret = app.secret.value().await?;
+    if let Err(refused) = signing::verify(&secret, header, body, now.timestamp()) {
+        tracing::warn!(reason = %refused, "a PSP event with a bad signature was refused");
+        return Err(ApiError::InvalidSignature(refused.to_string()));
+    }
+    let PspEvent { order_id, event } =
+        PspEvent::parse(&json_body(request)?, now).map_err(ApiError::Invalid)?;
+    let Recorded { order, new } =
+        payments::record_psp_event(&app.store, &app.policy, &order_id, &event, now).await?;
+    let ack = PaymentAck {
+        outcome: if new { "recorded" } else { "duplicate" },
+        order_id: order.id.to_string(),
+        payment_status: order.payment_status(),
+    };
+    tracing::info!(order_id = %order.id, event_id = %event.event_id, kind = event.kind.as_str(), outcome = ack.outcome, payment_status = ack.payment_status.as_str(), "PSP event");
+    Ok(json_response(StatusCode::OK, &ack))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oms_domain::fixtures;
+    use oms_domain::memory::InMemoryStore;
+    use oms_domain::order::Order;
+
+    const SECRET: &[u8] = b"local-psp-secret-0123";
+
+    fn app(order: &Order) -> App<InMemoryStore, FixedSecret> {
+        let store = InMemoryStore::default();
+        store.insert_order(order.clone());
+        App {
+            store,
+            policy: PaymentPolicy::default(),
+            secret: FixedSecret(Arc::new(SECRET.to_vec())),
+        }
+    }
+
+    /// The fixture's request with its body made for `order`, signed at `at` under `secrets`
+    /// (none: unsigned).
+    fn request(name: &str, order: &Order, secrets: &[&[u8]], at: i64) -> Request {
+        let mut event: serde_json::Value =
+            fixtures::event(&format!("payments-webhook/{name}.json"));
+        let mut body: serde_json::Value =
+            serde_json::from_str(event["body"].as_str().unwrap()).unwrap();
+        body["orderId"] = order.id.to_string().into();
+        body["amount"] = serde_json::to_value(order.totals.total).unwrap();
+        body["occurredAt"] = Utc::now().to_rfc3339().into();
+        let body = body.to_string();
+        if !secrets.is_empty() {
+            event["headers"][PSP_SIGNATURE_HEADER] =
+                signing::signature_header(secrets, at, body.as_bytes()).into();
+        }
+        event["body"] = body.into();
+        lambda_http::request::from_str(&event.to_string()).unwrap()
+    }
+
+    async fn call(
+        app: &App<InMemoryStore, FixedSecret>,
+        request: Request,
+    ) -> (u16, serde_json::Value) {
+        let response = handle(app, request).await.unwrap();
+        let status = response.status().as_u16();
+        let body = serde_json::from_slice(response.body().as_ref()).unwrap();
+        (status, body)
+    }
+
+    fn order() -> Order {
+        fixtures::sample_order("01JDCCCCCCCCCCCCCCCCCCCCCC", "customer-ada", Utc::now())
+    }
+
+    #[tokio::test]
+    async fn a_signed_authorization_is_recorded_once() {
+        let order = order();
+        let app = app(&order);
+        let now = Utc::now().timestamp();
+        let (status, body) = call(
+            &app,
+            request("authorization-succeeded", &order, &[SECRET], now),
+        )
+        .await;
+        assert_eq!(
+            (status, body["outcome"].as_str()),
+            (200, Some("recorded")),
+            "{body}"
+        );
+        assert_eq!(body["paymentStatus"], "AUTHORIZED");
+        let (status, body) = call(
+            &app,
+            request("authorization-succeeded", &order, &[SECRET], now),
+        )
+        .await;
+        assert_eq!((status, body["outcome"].as_str()), (200, Some("duplicate")));
+        let stored = app.store.get(&order.id).await.unwrap().unwrap();
+        assert_eq!(stored.version, order.version + 1);
+    }
+
+    #[tokio::test]
+    async fn forged_stale_and_unsigned_events_are_refused_and_change_nothing() {
+        let order = order();
+        let app = app(&order);
+        let now = Utc::now().timestamp();
+        for request in [
+            request(
+                "authorization-succeeded",
+                &order,
+                &[b"another-secret-0123"],
+                now,
+            ),
+            request("authorization-succeeded", &order, &[SECRET], now - 301),
+            request("authorization-succeeded", &order, &[SECRET], now + 301),
+            request("authorization-succeeded", &order, &[], now),
+        ] {
+            let (status, body) = call(&app, request).await;
+            assert_eq!(status, 401, "{body}");
+            assert_eq!(body["type"], "/problems/invalid-signature");
+        }
+        let stored = app.store.get(&order.id).await.unwrap().unwrap();
+        assert_eq!(stored.version, order.version, "nothing changed");
+        // Signed with the old and the new secret during a rotation: accepted.
+        let (status, _) = call(
+            &app,
+            request(
+                "authorization-succeeded",
+                &order,
+                &[b"old-secret-0123456", SECRET],
+                now,
+            ),
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+
+    #[tokio::test]
+    async fn a_bad_body_names_its_fields_and_an_unknown_order_is_not_found() {
+        let order = order();
+        let app = app(&order);
+        let now = Utc::now().timestamp();
+        let (status, body) = call(
+            &app,
+            request("refund-without-refund-id", &order, &[SECRET], now),
+        )
+        .await;
+        assert_eq!(status, 422, "{body}");
+        assert_eq!(body["errors"][0]["field"], "refundId");
+        let other =
+            fixtures::sample_order("01JDDDDDDDDDDDDDDDDDDDDDDD", "customer-ada", Utc::now());
+        let (status, _) = call(
+            &app,
+            request("authorization-succeeded", &other, &[SECRET], now),
+        )
+        .await;
+        assert_eq!(status, 404);
+    }
+}
