@@ -8,7 +8,7 @@ use lambda_runtime::{Error, LambdaEvent};
 use oms_adapters::config::TopicConfig;
 use oms_adapters::dynamo::{decode_item, TableItem};
 use oms_adapters::sns::{EventPublisher, EventSink, OutgoingEvent};
-use oms_domain::events::{order_event, refund_events, stock_event};
+use oms_domain::events::{order_event, psp_request_events, refund_events, stock_event};
 use oms_domain::ports::StoreError;
 
 /// What the function needs, built once per cold start.
@@ -83,8 +83,8 @@ fn outgoing<T: serde::Serialize>(
     })
 }
 
-/// The events one change yields: an order's change and the refunds it requested, or a stock
-/// alert. A record whose events are not all published is retried whole; consumers deduplicate.
+/// The events one change yields: an order's change and what it asked of the payment service
+/// provider (refunds, captures, voids), or a stock alert. A record whose events are not all published is retried whole; consumers deduplicate.
 fn derive(record: &EventRecord) -> Result<Vec<OutgoingEvent>, StoreError> {
     let old = image(&record.change.old_image)?;
     let new = image(&record.change.new_image)?;
@@ -99,6 +99,9 @@ fn derive(record: &EventRecord) -> Result<Vec<OutgoingEvent>, StoreError> {
                 events.push(outgoing(&event)?);
             }
             for event in refund_events(old.as_deref(), Some(&new)) {
+                events.push(outgoing(&event)?);
+            }
+            for event in psp_request_events(old.as_deref(), Some(&new)) {
                 events.push(outgoing(&event)?);
             }
         }

@@ -81,8 +81,8 @@ mod tests {
         oms_domain::fixtures::event(&format!("fulfillment/{name}.json"))
     }
 
-    /// The reserved order the fixtures name.
-    fn reserved_order() -> Order {
+    /// The order the fixtures name, reserved and not yet paid for.
+    fn unpaid_order() -> Order {
         oms_domain::fixtures::sample_order(
             "01KAZ3Q6W8T2Y7X9V5N4M3K2J1",
             "customer-ada",
@@ -90,6 +90,11 @@ mod tests {
         )
         .reserve(chrono::Utc::now())
         .unwrap()
+    }
+
+    /// The order the fixtures name, reserved and authorized.
+    fn reserved_order() -> Order {
+        unpaid_order().authorized_for_test(chrono::Utc::now())
     }
 
     async fn run(app: &App<InMemoryStore>, name: &str) -> Vec<String> {
@@ -125,8 +130,32 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(order.status, OrderStatus::Fulfilling);
-        assert_eq!(order.version, 3, "moved once");
+        assert_eq!(order.version, 4, "moved once");
         assert_eq!(order.fulfillment.unwrap().warehouse, "BER-1");
+    }
+
+    #[tokio::test]
+    async fn an_unpaid_order_waits_and_its_authorization_starts_it() {
+        let app = App {
+            store: InMemoryStore::default(),
+            policy: ShippingPolicy::default_policy(),
+        };
+        let unpaid = unpaid_order();
+        app.store.insert_order(unpaid.clone());
+        assert!(run(&app, "order-reserved").await.is_empty());
+        let held = app.store.get(&unpaid.id).await.unwrap().unwrap();
+        assert_eq!(held.status, OrderStatus::Reserved, "awaiting payment");
+        assert_eq!(held.version, unpaid.version, "nothing written");
+        app.store
+            .save(
+                &unpaid.authorized_for_test(chrono::Utc::now()),
+                unpaid.version,
+            )
+            .await
+            .unwrap();
+        assert!(run(&app, "payment-authorized").await.is_empty());
+        let started = app.store.get(&unpaid.id).await.unwrap().unwrap();
+        assert_eq!(started.status, OrderStatus::Fulfilling);
     }
 
     #[tokio::test]

@@ -238,7 +238,9 @@ pub struct OrderEventData {
     pub status: OrderStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_status: Option<OrderStatus>,
-    /// Where the order's money is after the change.
+    /// Where the order's money is after the change (events published before payments existed
+    /// carry none: pending).
+    #[serde(default)]
     pub payment_status: PaymentStatus,
     pub lines: Vec<EventLine>,
     pub totals: Totals,

@@ -173,10 +173,11 @@ pub struct Payment {
 }
 
 /// Where the order's money is, derived from the ledger.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum PaymentStatus {
     /// Nothing from the PSP yet.
+    #[default]
     Pending,
     /// The amount is held on the customer's card, not yet taken.
     Authorized,
