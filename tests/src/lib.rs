@@ -206,8 +206,23 @@ impl Stack {
         (n("available"), n("reserved"), n("onHand"))
     }
 
-    /// Places an order for `lines` (`(sku, quantity)`) as `customer` with `key`.
+    /// Places an order for `lines` (`(sku, quantity)`) as `customer` with `key`, and pays for it
+    /// as a storefront's checkout does: once the order is accepted, the PSP authorizes its total.
     pub async fn place_order(&self, customer: &str, key: &str, lines: &[(&str, u32)]) -> Reply {
+        let placed = self.place_unpaid_order(customer, key, lines).await;
+        if placed.status == StatusCode::ACCEPTED {
+            self.authorize(&placed.body).await;
+        }
+        placed
+    }
+
+    /// Places an order for `lines` as `customer` with `key`, and pays nothing.
+    pub async fn place_unpaid_order(
+        &self,
+        customer: &str,
+        key: &str,
+        lines: &[(&str, u32)],
+    ) -> Reply {
         let body = order_body(lines);
         self.call(
             reqwest::Method::POST,
@@ -366,6 +381,103 @@ impl Stack {
             None,
             &[("x-carrier-signature", header)],
             Some(bytes),
+        )
+        .await
+    }
+}
+
+/// The PSP's webhook secret in the local stack (its value for the template's
+/// `PspWebhookSecret`).
+pub fn psp_secret() -> String {
+    env_or("OMS_LOCAL_PSP_SECRET", "local-psp-secret-0123456789")
+}
+
+/// The secret the rotation test rotates the PSP's secret to. Every PSP event the tests send is
+/// signed with both, as a PSP signs while a secret is rotated, so the rotation breaks no test
+/// running beside it.
+pub const ROTATED_PSP_SECRET: &str = "rotated-psp-secret-9876543210";
+
+/// A PSP transaction event body (`kind` as the webhook names it) for `order_id` over `amount`.
+pub fn psp_body(kind: &str, order_id: &str, amount: &Value, refund_id: Option<&str>) -> Value {
+    let mut body = json!({
+        "id": unique("evt"),
+        "type": kind,
+        "orderId": order_id,
+        "amount": amount,
+        "occurredAt": chrono::Utc::now().to_rfc3339(),
+        "pspReference": format!("pi_{order_id}"),
+    });
+    if let Some(refund) = refund_id {
+        body["refundId"] = refund.into();
+    }
+    body
+}
+
+impl Stack {
+    /// Posts `body` to the PSP webhook signed at `signed_at` (unix seconds) under each of
+    /// `secrets`.
+    pub async fn psp_event_signed(&self, body: &Value, secrets: &[&str], signed_at: i64) -> Reply {
+        let bytes = body.to_string().into_bytes();
+        let secrets: Vec<&[u8]> = secrets.iter().map(|s| s.as_bytes()).collect();
+        let header = oms_adapters::signing::signature_header(&secrets, signed_at, &bytes);
+        self.call(
+            reqwest::Method::POST,
+            "/payments/events",
+            None,
+            &[(oms_adapters::signing::PSP_SIGNATURE_HEADER, &header)],
+            Some(bytes),
+        )
+        .await
+    }
+
+    /// Posts `body` to the PSP webhook, signed now as a PSP mid-rotation signs.
+    pub async fn psp_event(&self, body: &Value) -> Reply {
+        let secret = psp_secret();
+        self.psp_event_signed(
+            body,
+            &[&secret, ROTATED_PSP_SECRET],
+            chrono::Utc::now().timestamp(),
+        )
+        .await
+    }
+
+    /// The PSP says `kind` about `order` (an order's JSON as the API shows it) over its total,
+    /// and is answered 200.
+    pub async fn psp(&self, kind: &str, order: &Value) -> Reply {
+        let id = order["orderId"].as_str().expect("an order id");
+        let reply = self
+            .psp_event(&psp_body(kind, id, &order["totals"]["total"], None))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{kind}: {:?}", reply.body);
+        reply
+    }
+
+    /// The PSP authorizes the order's total.
+    pub async fn authorize(&self, order: &Value) -> Reply {
+        self.psp("authorization.succeeded", order).await
+    }
+
+    /// The order as staff see it.
+    pub async fn order_as_staff(&self, id: &str) -> Value {
+        let reply = self
+            .get(
+                &format!("/orders/{id}"),
+                &self.token("staff-tests", Some("oms:admin")),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        reply.body
+    }
+
+    /// Runs one of the template's scheduled functions now, through the local stack, and returns
+    /// its answer.
+    pub async fn run_schedule(&self, function_logical_id: &str) -> Reply {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/_local/schedules/{function_logical_id}"),
+            None,
+            &[],
+            None,
         )
         .await
     }

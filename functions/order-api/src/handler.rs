@@ -4,13 +4,16 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, RequestExt, Response};
 use oms_adapters::dynamo::DynamoStore;
 use oms_adapters::http::{
-    caller, json_body, json_response, page_limit, path_parameter, respond, route_key,
-    unknown_route, ApiError,
+    caller, json_body, json_response, page_limit, path_parameter, require_scope, respond,
+    route_key, unknown_route, ApiError,
 };
+use oms_domain::app::caller::SCOPE_ADMIN;
 use oms_domain::app::queries::{self, OrderSummary};
 use oms_domain::app::returns::cancel_order;
 use oms_domain::app::views::OrderView;
+use oms_domain::app::views::PaymentAttentionView;
 use oms_domain::ids::OrderId;
+use oms_domain::ports::PaymentWatch;
 use oms_domain::ports::{OrderStore, OrderTransactions};
 use oms_domain::request::staff::CancelRequest;
 use serde::Serialize;
@@ -37,6 +40,7 @@ pub async fn handle<S: OrderStore + OrderTransactions>(
         Some("GET /orders/{id}") => get_order(app, &request).await,
         Some("GET /orders") => list_orders(app, &request).await,
         Some("POST /orders/{id}/cancel") => cancel(app, &request).await,
+        Some("GET /payments/attention") => payment_attention(app, &request).await,
         _ => Err(unknown_route(&request)),
     };
     Ok(respond(result))
@@ -91,6 +95,40 @@ async fn list_orders<S: OrderStore>(
     let page = queries::list_orders(&app.store, &caller, limit, query.first("cursor")).await?;
     let body = OrderPage {
         items: page.items.iter().map(OrderSummary::from).collect(),
+        next_cursor: page.next_cursor,
+    };
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AttentionPage<'a> {
+    items: Vec<PaymentAttentionView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
+}
+
+/// `GET /payments/attention` (`oms:admin`): orders whose money needs staff — an amount the PSP
+/// reported that is not the order's, a refund or capture the PSP refused, an authorization near
+/// its capture deadline — the longest waiting first.
+async fn payment_attention<S: OrderStore>(
+    app: &App<S>,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let caller = caller(request)?;
+    require_scope(&caller, SCOPE_ADMIN)?;
+    let query = request.query_string_parameters();
+    let limit = page_limit(request)?;
+    let page = app
+        .store
+        .list_payment_watch(PaymentWatch::Attention, None, limit, query.first("cursor"))
+        .await?;
+    let body = AttentionPage {
+        items: page
+            .items
+            .iter()
+            .filter_map(PaymentAttentionView::of)
+            .collect(),
         next_cursor: page.next_cursor,
     };
     Ok(json_response(StatusCode::OK, &body))

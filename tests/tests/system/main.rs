@@ -13,5 +13,6 @@ mod least_privilege;
 mod notifications;
 mod operations;
 mod orders;
+mod payments;
 mod returns;
 mod timings;

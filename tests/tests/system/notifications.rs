@@ -24,6 +24,7 @@ async fn place(stack: &Stack, customer: &str, sku: &str, quantity: u32, language
         )
         .await;
     assert_eq!(reply.status, StatusCode::ACCEPTED, "{:?}", reply.body);
+    stack.authorize(&reply.body).await;
     reply.body["orderId"].as_str().unwrap().to_owned()
 }
 

@@ -78,12 +78,12 @@ async fn refunds(probe: &Probe, order_id: &str, count: usize) -> Vec<Value> {
 }
 
 #[tokio::test]
-async fn cancelling_a_reserved_order_releases_its_stock_exactly() {
+async fn cancelling_an_authorized_order_releases_its_stock_exactly_and_voids_its_payment() {
     let stack = Stack::connect().await;
-    let refunds_probe = Probe::subscribe(
+    let psp_probe = Probe::subscribe(
         &stack,
         "OrderEventsTopic",
-        Some(json!({"eventType": ["oms.refund.requested"]})),
+        Some(json!({"eventType": ["oms.refund.requested", "oms.psp.void-requested"]})),
     )
     .await;
     let sku = stack.create_sku("CANCEL", 10).await;
@@ -143,13 +143,16 @@ async fn cancelling_a_reserved_order_releases_its_stock_exactly() {
         .await;
     assert_eq!(pick.status, StatusCode::CONFLICT, "{:?}", pick.body);
 
-    let events = refunds(&refunds_probe, &id, 1).await;
-    assert_eq!(events.len(), 1, "one refund event");
-    assert_eq!(events[0]["data"]["reason"], "CANCELLATION");
+    // Authorized, never captured: the hold is voided, nothing is refunded.
+    let events = refunds(&psp_probe, &id, 1).await;
+    assert_eq!(events.len(), 1, "one request of the PSP: {events:?}");
+    assert_eq!(events[0]["type"], "oms.psp.void-requested");
+    assert_eq!(events[0]["data"]["kind"], "VOID");
     assert_eq!(
         events[0]["data"]["amount"],
         cancelled.body["totals"]["total"]
     );
+    assert!(cancelled.body.get("refunds").is_none());
 }
 
 #[tokio::test]

@@ -76,6 +76,34 @@ pub struct PaymentView<'a> {
     pub attention: Option<PaymentAttention>,
 }
 
+/// An order whose money needs staff, as the payment attention list shows it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentAttentionView<'a> {
+    pub order_id: &'a OrderId,
+    pub customer_id: &'a CustomerId,
+    pub status: OrderStatus,
+    pub payment_status: PaymentStatus,
+    pub total: Money,
+    pub attention: PaymentAttention,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl<'a> PaymentAttentionView<'a> {
+    /// The view of an order on the attention list; `None` if it needs no one (any more).
+    pub fn of(order: &'a Order) -> Option<Self> {
+        Some(PaymentAttentionView {
+            order_id: &order.id,
+            customer_id: &order.customer_id,
+            status: order.status,
+            payment_status: order.payment_status(),
+            total: order.totals.total,
+            attention: order.payment_attention()?,
+            updated_at: order.updated_at,
+        })
+    }
+}
+
 /// One line with the price it was sold at.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -1,0 +1,567 @@
+//! Money in the order's life, driven from the outside: the PSP's signed webhook, the warehouse
+//! waiting for the authorization, the capture asked for on shipment, unpaid orders expiring
+//! through the schedule (the test stack's window is `OMS_TEST_PAYMENT_WINDOW_SECONDS`, 20 s),
+//! an authorization racing its expiry, refunds settled, and what staff are shown.
+
+use std::time::{Duration, Instant};
+
+use oms_system_tests::{
+    psp_body, psp_secret, unique, Probe, Stack, StatusCode, ROTATED_PSP_SECRET,
+};
+use serde_json::{json, Value};
+
+/// The test stack's payment window.
+fn window() -> Duration {
+    Duration::from_secs(
+        std::env::var("OMS_TEST_PAYMENT_WINDOW_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(20),
+    )
+}
+
+/// Waits until `check` holds for the order as staff see it, and returns it.
+async fn wait_for(stack: &Stack, id: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let order = stack.order_as_staff(id).await;
+        if check(&order) {
+            return order;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "order {id}: {what} not reached in 90 s: {order}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn notes(order: &Value) -> Vec<String> {
+    order["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["note"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The customer messages the probe saw in `wait`: (order id, event type, channel).
+async fn messages(probe: &Probe, wait: Duration) -> Vec<(String, String, String)> {
+    probe
+        .collect(wait, |_| false)
+        .await
+        .into_iter()
+        .map(|(body, _)| {
+            let field = |name: &str| body[name].as_str().unwrap_or_default().to_owned();
+            (field("orderId"), field("eventType"), field("channel"))
+        })
+        .collect()
+}
+
+async fn place_unpaid(stack: &Stack, sku: &str, quantity: u32) -> (String, Value) {
+    let customer = unique("payer");
+    let placed = stack
+        .place_unpaid_order(&customer, &unique("key"), &[(sku, quantity)])
+        .await;
+    assert_eq!(placed.status, StatusCode::ACCEPTED, "{:?}", placed.body);
+    (customer, placed.body)
+}
+
+#[tokio::test]
+async fn an_order_ships_only_once_authorized_and_its_capture_is_asked_for_on_shipment() {
+    let stack = Stack::connect().await;
+    let captures = Probe::subscribe(
+        &stack,
+        "OrderEventsTopic",
+        Some(json!({"eventType": ["oms.psp.capture-requested"]})),
+    )
+    .await;
+    let sku = stack.create_sku("PAID", 5).await;
+    let (customer, placed) = place_unpaid(&stack, &sku, 2).await;
+    let id = placed["orderId"].as_str().unwrap().to_owned();
+
+    // Reserved, but held: not in the warehouse's hands until the money is.
+    let held = wait_for(&stack, &id, "reserved", |o| o["status"] == "RESERVED").await;
+    assert_eq!(held["hold"], "AWAITING_PAYMENT");
+    assert_eq!(held["payment"]["status"], "PENDING");
+    assert!(notes(&held).iter().any(|n| n.contains("awaiting payment")));
+    assert_eq!(stack.stock(&sku).await, (3, 2, 5), "its stock is held");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let warehouse = stack.token("packer-pay", Some("oms:warehouse"));
+    assert_eq!(
+        stack
+            .get(&format!("/fulfillments/{id}"), &warehouse)
+            .await
+            .status,
+        StatusCode::NOT_FOUND,
+        "not on the pick list before it is paid for"
+    );
+
+    // Authorized: the warehouse gets it.
+    let ack = stack.authorize(&placed).await;
+    assert_eq!(ack.body["outcome"], "recorded");
+    assert_eq!(ack.body["paymentStatus"], "AUTHORIZED");
+    let fulfilling = stack.wait_status(&customer, &id, "FULFILLING").await;
+    assert_eq!(fulfilling["payment"]["status"], "AUTHORIZED");
+    assert!(fulfilling.get("hold").is_none());
+
+    // Shipped: the capture is asked for, once, with an id the PSP deduplicates on.
+    stack.ship_through_warehouse(&id).await;
+    let shipped = stack.wait_status(&customer, &id, "SHIPPED").await;
+    let requests = shipped["payment"]["requests"].as_array().unwrap();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(requests[0]["kind"], "CAPTURE");
+    assert_eq!(requests[0]["amount"], placed["totals"]["total"]);
+    assert_eq!(requests[0]["pspReference"], format!("pi_{id}"));
+    let request_id = requests[0]["requestId"].as_str().unwrap().to_owned();
+    let asked: Vec<Value> = captures
+        .collect(Duration::from_secs(20), |seen| {
+            seen.iter()
+                .any(|(b, _)| b["data"]["orderId"] == id.as_str())
+        })
+        .await
+        .into_iter()
+        .map(|(body, _)| body)
+        .filter(|b| b["data"]["orderId"] == id.as_str())
+        .collect();
+    assert_eq!(asked.len(), 1, "one capture request event");
+    assert_eq!(asked[0]["id"], request_id.as_str());
+
+    // The PSP captures: paid.
+    stack.psp("capture.succeeded", &shipped).await;
+    let paid = wait_for(&stack, &id, "paid", |o| o["payment"]["status"] == "PAID").await;
+    let kinds: Vec<&str> = paid["payment"]["ledger"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["authorization.succeeded", "capture.succeeded"]);
+    assert!(notes(&paid)
+        .iter()
+        .any(|n| n.starts_with("payment: capture.succeeded")));
+}
+
+#[tokio::test]
+async fn an_order_never_paid_for_expires_with_its_stock_back_and_the_customer_told_once() {
+    let stack = Stack::connect().await;
+    let notifications = Probe::subscribe(
+        &stack,
+        "CustomerNotificationsTopic",
+        Some(json!({"channel": ["email"]})),
+    )
+    .await;
+    let sku = stack.create_sku("EXPIRE", 4).await;
+    let (_, placed) = place_unpaid(&stack, &sku, 3).await;
+    let id = placed["orderId"].as_str().unwrap().to_owned();
+    wait_for(&stack, &id, "reserved", |o| o["status"] == "RESERVED").await;
+    assert_eq!(stack.stock(&sku).await, (1, 3, 4));
+
+    let expired = wait_for(&stack, &id, "expired", |o| o["status"] == "CANCELLED").await;
+    assert_eq!(expired["payment"]["status"], "EXPIRED");
+    assert_eq!(expired["cancellation"]["expired"], true);
+    assert_eq!(expired["cancellation"]["by"], "system");
+    assert!(expired.get("refunds").is_none(), "nothing was paid");
+    assert!(expired["payment"]
+        .get("requests")
+        .is_none_or(|r| r.as_array().unwrap().is_empty()));
+    assert_eq!(
+        stack.stock(&sku).await,
+        (4, 0, 4),
+        "its stock is back exactly"
+    );
+    let waited = chrono::DateTime::parse_from_rfc3339(expired["updatedAt"].as_str().unwrap())
+        .unwrap()
+        - chrono::DateTime::parse_from_rfc3339(expired["createdAt"].as_str().unwrap()).unwrap();
+    assert!(
+        waited.num_milliseconds() >= window().as_millis() as i64,
+        "not before its window: {waited}"
+    );
+
+    // More runs of the schedule change nothing.
+    let run = stack.run_schedule("OrderSweeperFunction").await;
+    assert_eq!(run.status, StatusCode::OK, "{:?}", run.body);
+    assert_eq!(
+        stack.order_as_staff(&id).await["version"],
+        expired["version"]
+    );
+    assert_eq!(stack.stock(&sku).await, (4, 0, 4));
+
+    let told = messages(&notifications, Duration::from_secs(15)).await;
+    let expiries = told
+        .iter()
+        .filter(|(order, kind, _)| order == &id && kind == "oms.order.expired")
+        .count();
+    assert_eq!(expiries, 1, "told once: {told:?}");
+}
+
+#[tokio::test]
+async fn fifty_authorizations_race_their_orders_expiry_and_each_order_has_one_fate() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("RACE-PAY", 50).await;
+    let mut orders = Vec::new();
+    for _ in 0..50 {
+        orders.push(place_unpaid(&stack, &sku, 1).await.1);
+    }
+    for order in &orders {
+        let id = order["orderId"].as_str().unwrap();
+        wait_for(&stack, id, "reserved", |o| o["status"] == "RESERVED").await;
+    }
+    assert_eq!(stack.stock(&sku).await, (0, 50, 50));
+
+    // Just as the last order's window closes: every authorization at once, beside sweeps.
+    let last_created =
+        chrono::DateTime::parse_from_rfc3339(orders.last().unwrap()["createdAt"].as_str().unwrap())
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+    let edge = last_created + chrono::Duration::from_std(window()).unwrap();
+    let until_edge = (edge - chrono::Utc::now())
+        .to_std()
+        .unwrap_or_default()
+        .saturating_sub(Duration::from_millis(300));
+    tokio::time::sleep(until_edge).await;
+    let authorizations = futures::future::join_all(orders.iter().enumerate().map(|(i, order)| {
+        let stack = stack.clone();
+        async move {
+            // Spread over about a second around the edge.
+            tokio::time::sleep(Duration::from_millis(20 * i as u64)).await;
+            stack
+                .psp_event(&psp_body(
+                    "authorization.succeeded",
+                    order["orderId"].as_str().unwrap(),
+                    &order["totals"]["total"],
+                    None,
+                ))
+                .await
+        }
+    }));
+    let sweeps = futures::future::join_all((0..4).map(|i| {
+        let stack = stack.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(300 * i)).await;
+            stack.run_schedule("OrderSweeperFunction").await
+        }
+    }));
+    let (authorized, swept) = tokio::join!(authorizations, sweeps);
+    for reply in &authorized {
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    }
+    for reply in &swept {
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    }
+
+    // Each order: on to the warehouse (authorized, stock held) or expired (stock released, the
+    // late authorization voided) — never both.
+    let (mut proceeded, mut expired) = (0u64, 0u64);
+    for order in &orders {
+        let id = order["orderId"].as_str().unwrap();
+        let settled = wait_for(&stack, id, "its fate", |o| {
+            o["status"] == "FULFILLING"
+                || (o["status"] == "CANCELLED"
+                    && o["payment"]["requests"]
+                        .as_array()
+                        .is_some_and(|r| r.iter().any(|r| r["kind"] == "VOID")))
+        })
+        .await;
+        match settled["status"].as_str().unwrap() {
+            "FULFILLING" => {
+                assert_eq!(settled["payment"]["status"], "AUTHORIZED");
+                assert!(settled.get("cancellation").is_none());
+                proceeded += 1;
+            }
+            _ => {
+                assert_eq!(settled["cancellation"]["expired"], true);
+                assert_eq!(
+                    settled["payment"]["status"], "AUTHORIZED",
+                    "held until voided"
+                );
+                let voids = settled["payment"]["requests"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|r| r["kind"] == "VOID")
+                    .count();
+                assert_eq!(voids, 1);
+                assert!(settled.get("fulfillment").is_none());
+                expired += 1;
+            }
+        }
+    }
+    assert_eq!(proceeded + expired, 50);
+    assert_eq!(
+        stack.stock(&sku).await,
+        (expired, proceeded, 50),
+        "{proceeded} proceeded, {expired} expired"
+    );
+    println!("authorization vs expiry: {proceeded} proceeded, {expired} expired");
+}
+
+#[tokio::test]
+async fn repeated_reordered_forged_and_stale_psp_events_change_nothing_twice() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("PSP", 5).await;
+    let (customer, placed) = place_unpaid(&stack, &sku, 1).await;
+    let id = placed["orderId"].as_str().unwrap().to_owned();
+    let total = &placed["totals"]["total"];
+
+    // The capture arrives before its authorization: paid all the same.
+    let capture = psp_body("capture.succeeded", &id, total, None);
+    let reply = stack.psp_event(&capture).await;
+    assert_eq!(
+        (reply.status, reply.body["paymentStatus"].as_str()),
+        (StatusCode::OK, Some("PAID"))
+    );
+    let authorization = psp_body("authorization.succeeded", &id, total, None);
+    assert_eq!(stack.psp_event(&authorization).await.status, StatusCode::OK);
+    let order = stack.wait_status(&customer, &id, "FULFILLING").await;
+    assert_eq!(order["payment"]["status"], "PAID");
+    let version = order["version"].clone();
+
+    // Both again: acknowledged, nothing changes.
+    for event in [&capture, &authorization] {
+        let again = stack.psp_event(event).await;
+        assert_eq!(again.status, StatusCode::OK);
+        assert_eq!(again.body["outcome"], "duplicate");
+    }
+    assert_eq!(stack.order_as_staff(&id).await["version"], version);
+
+    // Forged, stale, unsigned: 401, nothing changes.
+    let void = psp_body("void.succeeded", &id, total, None);
+    let now = chrono::Utc::now().timestamp();
+    let secret = psp_secret();
+    for (what, reply) in [
+        (
+            "forged",
+            stack
+                .psp_event_signed(&void, &["a-secret-nobody-holds"], now)
+                .await,
+        ),
+        (
+            "stale",
+            stack
+                .psp_event_signed(&void, &[&secret, ROTATED_PSP_SECRET], now - 301)
+                .await,
+        ),
+        (
+            "from the future",
+            stack
+                .psp_event_signed(&void, &[&secret, ROTATED_PSP_SECRET], now + 301)
+                .await,
+        ),
+        ("unsigned", stack.psp_event_signed(&void, &[], now).await),
+    ] {
+        assert_eq!(
+            reply.status,
+            StatusCode::UNAUTHORIZED,
+            "{what}: {:?}",
+            reply.body
+        );
+        assert_eq!(reply.body["type"], "/problems/invalid-signature", "{what}");
+    }
+    assert_eq!(stack.order_as_staff(&id).await["version"], version);
+
+    // An amount that is not the order's is recorded, counts for nothing, and goes to staff.
+    let other = stack.create_sku("PSP-MISMATCH", 5).await;
+    let (_, second) = place_unpaid(&stack, &other, 1).await;
+    let second_id = second["orderId"].as_str().unwrap().to_owned();
+    let wrong = psp_body(
+        "authorization.succeeded",
+        &second_id,
+        &json!({"amount": 1, "currency": "EUR"}),
+        None,
+    );
+    let reply = stack.psp_event(&wrong).await;
+    assert_eq!(reply.body["paymentStatus"], "PENDING", "{:?}", reply.body);
+    let shown = stack.order_as_staff(&second_id).await;
+    assert_eq!(shown["payment"]["attention"]["reason"], "AMOUNT_MISMATCH");
+    assert!(shown["payment"]["ledger"][0]["mismatch"].is_string());
+    assert_eq!(shown["hold"], "AWAITING_PAYMENT");
+    let admin = stack.token("staff-payments", Some("oms:admin"));
+    let list = wait_listed(&stack, &admin, &second_id).await;
+    assert_eq!(list["attention"]["reason"], "AMOUNT_MISMATCH");
+    let as_customer = stack
+        .get("/payments/attention", &stack.token("nosy", None))
+        .await;
+    assert_eq!(as_customer.status, StatusCode::FORBIDDEN);
+}
+
+/// Waits until the order is on the payment attention list, and returns its entry.
+async fn wait_listed(stack: &Stack, admin: &str, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut cursor: Option<String> = None;
+        loop {
+            let path = match &cursor {
+                Some(c) => format!("/payments/attention?limit=100&cursor={c}"),
+                None => "/payments/attention?limit=100".to_owned(),
+            };
+            let page = stack.get(&path, admin).await;
+            assert_eq!(page.status, StatusCode::OK, "{:?}", page.body);
+            if let Some(entry) = page.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["orderId"] == id)
+            {
+                return entry.clone();
+            }
+            match page.body["nextCursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => break,
+            }
+        }
+        assert!(Instant::now() < deadline, "{id} never listed for staff");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_old_secret_is_refused_once_the_secret_is_rotated() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("ROTATE", 5).await;
+    let (_, placed) = place_unpaid(&stack, &sku, 1).await;
+    let id = placed["orderId"].as_str().unwrap().to_owned();
+    let old = psp_secret();
+
+    // The secret is rotated (every other test signs with both, as a PSP mid-rotation does).
+    let sdk = stack.sdk().await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+    let arn = secrets
+        .describe_secret()
+        .secret_id(stack.resource("PspWebhookSecret"))
+        .send()
+        .await
+        .expect("the PSP secret exists")
+        .arn
+        .expect("an ARN");
+    secrets
+        .put_secret_value()
+        .secret_id(&arn)
+        .secret_string(ROTATED_PSP_SECRET)
+        .send()
+        .await
+        .expect("rotating the secret");
+    // The function reads the secret again within its cache time (2 s in the test stack).
+    tokio::time::sleep(Duration::from_secs(4)).await;
+
+    let authorization = psp_body(
+        "authorization.succeeded",
+        &id,
+        &placed["totals"]["total"],
+        None,
+    );
+    let now = chrono::Utc::now().timestamp();
+    let refused = stack.psp_event_signed(&authorization, &[&old], now).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNAUTHORIZED,
+        "{:?}",
+        refused.body
+    );
+    assert_eq!(
+        stack.order_as_staff(&id).await["payment"]["status"],
+        "PENDING"
+    );
+    let taken = stack
+        .psp_event_signed(&authorization, &[ROTATED_PSP_SECRET], now)
+        .await;
+    assert_eq!(taken.status, StatusCode::OK, "{:?}", taken.body);
+    assert_eq!(taken.body["paymentStatus"], "AUTHORIZED");
+}
+
+#[tokio::test]
+async fn a_partial_return_is_refunded_once_the_psp_confirms_and_a_failed_refund_goes_to_staff() {
+    let stack = Stack::connect().await;
+    let notifications = Probe::subscribe(
+        &stack,
+        "CustomerNotificationsTopic",
+        Some(json!({"channel": ["email"]})),
+    )
+    .await;
+    let sku = stack.create_sku("REFUND", 6).await;
+    let mut settled = Vec::new();
+    for outcome in ["refund.succeeded", "refund.failed"] {
+        let delivered_at = (chrono::Utc::now() - chrono::Duration::days(2)).to_rfc3339();
+        let (customer, delivered) = stack.delivered_order(&[(&sku, 2)], &delivered_at).await;
+        let id = delivered["orderId"].as_str().unwrap().to_owned();
+        stack.psp("capture.succeeded", &delivered).await;
+        let rma = stack
+            .post(
+                &format!("/orders/{id}/returns"),
+                &stack.token(&customer, None),
+                &[("idempotency-key", &unique("rma"))],
+                json!({"lines": [{"sku": sku, "quantity": 1, "reason": "DAMAGED"}]}),
+            )
+            .await;
+        assert_eq!(rma.status, StatusCode::CREATED, "{:?}", rma.body);
+        let return_id = rma.body["returnId"].as_str().unwrap().to_owned();
+        let admin = stack.token("staff-refunds", Some("oms:admin"));
+        if rma.body["status"] == "PENDING_APPROVAL" {
+            let approved = stack
+                .post(
+                    &format!("/returns/{return_id}/approve"),
+                    &admin,
+                    &[],
+                    json!({}),
+                )
+                .await;
+            assert_eq!(approved.status, StatusCode::OK, "{:?}", approved.body);
+        }
+        let received = stack
+            .post(
+                &format!("/returns/{return_id}/receive"),
+                &stack.token("dock", Some("oms:warehouse")),
+                &[],
+                json!({"lines": [{"sku": sku, "quantity": 1, "disposition": "RESTOCK"}]}),
+            )
+            .await;
+        assert_eq!(received.status, StatusCode::OK, "{:?}", received.body);
+        let order = wait_for(&stack, &id, "a refund requested", |o| {
+            o["refunds"].as_array().is_some_and(|r| !r.is_empty())
+        })
+        .await;
+        let refund = &order["refunds"][0];
+        assert_eq!(refund["state"], "REQUESTED");
+        assert_eq!(order["payment"]["status"], "PAID");
+        let body = psp_body(
+            outcome,
+            &id,
+            &refund["amount"],
+            Some(refund["refundId"].as_str().unwrap()),
+        );
+        let reply = stack.psp_event(&body).await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        assert_eq!(stack.psp_event(&body).await.body["outcome"], "duplicate");
+        settled.push((id, outcome));
+    }
+
+    let (issued_id, _) = &settled[0];
+    let issued = stack.order_as_staff(issued_id).await;
+    assert_eq!(issued["refunds"][0]["state"], "ISSUED");
+    assert_eq!(issued["payment"]["status"], "PARTIALLY_REFUNDED");
+    let (failed_id, _) = &settled[1];
+    let failed = stack.order_as_staff(failed_id).await;
+    assert_eq!(failed["refunds"][0]["state"], "FAILED");
+    assert_eq!(failed["payment"]["attention"]["reason"], "REFUND_FAILED");
+    let admin = stack.token("staff-refunds", Some("oms:admin"));
+    assert_eq!(
+        wait_listed(&stack, &admin, failed_id).await["attention"]["reason"],
+        "REFUND_FAILED"
+    );
+
+    // The customer hears "refund issued" once, and nothing of a refund that failed.
+    let told = messages(&notifications, Duration::from_secs(15)).await;
+    let of = |id: &str, kind: &str| {
+        told.iter()
+            .filter(|(order, event, _)| order == id && event == kind)
+            .count()
+    };
+    assert_eq!(of(issued_id, "oms.payment.refund-issued"), 1, "{told:?}");
+    assert_eq!(of(failed_id, "oms.payment.refund-issued"), 0, "{told:?}");
+    assert_eq!(of(failed_id, "oms.payment.refund-failed"), 0, "{told:?}");
+    assert_eq!(
+        of(failed_id, "oms.return.received"),
+        1,
+        "the probe saw this order's messages"
+    );
+}
