@@ -1,5 +1,6 @@
 //! Figure 7, **requests and cost per order** — moto's request recorder captures every call one
-//! order makes from intake to delivered; with the stack's invocation counts, priced at list
+//! order makes from intake to delivered, paid for (authorized at checkout, captured on
+//! shipment); with the stack's invocation counts, priced at list
 //! prices.
 
 use std::collections::BTreeMap;
@@ -50,6 +51,9 @@ pub async fn cost_per_order(stack: &Stack) -> Result<CostPerOrder, BoxError> {
     // No ETag to start from: picking needs none, and reading the shipment first would be
     // counted among the order's calls.
     let number = stack.pick_pack_ship(&id, None).await;
+    // The PSP took the money the shipment asked it to capture (the authorization came with the
+    // checkout, in place_order).
+    stack.psp("capture.succeeded", &reply.body).await;
     for (n, status) in ["IN_TRANSIT", "OUT_FOR_DELIVERY", "DELIVERED"]
         .iter()
         .enumerate()

@@ -1,8 +1,8 @@
 //! Least privilege, held against what the functions really do. The emulator, like the local
 //! stack, enforces no IAM, so a policy missing an action would only fail on AWS: here the
 //! emulator records every request while orders live whole lives through the HTTP API (placed,
-//! reserved, picked, packed, shipped, delivered, returned and received; another cancelled;
-//! stock and preferences changed), each request names the function that made it in its user
+//! paid for, reserved, picked, packed, shipped, captured, delivered, returned and received;
+//! another cancelled; stock and preferences changed; the scheduled sweep run), each request names the function that made it in its user
 //! agent, and each must be allowed by that function's own statements in the template — the
 //! action, and for DynamoDB whether it reads the table or an index.
 
@@ -176,6 +176,10 @@ async fn every_request_a_function_makes_is_allowed_by_its_own_policy() {
         )
         .await;
     assert_eq!(cancelled.status, StatusCode::OK, "{:?}", cancelled.body);
+    // The PSP's capture of the delivered order, and a run of the scheduled sweep.
+    stack.psp("capture.succeeded", &delivered).await;
+    let swept = stack.run_schedule("OrderSweeperFunction").await;
+    assert_eq!(swept.status, StatusCode::OK, "{:?}", swept.body);
     // The notifications of the last steps go out after their answers.
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
 
