@@ -4,6 +4,8 @@
 //! with the release functions, and runs this program, which prints a table and writes
 //! `bench/results.json` and `bench/RESULTS.md`. The functions are those `infra/template.yaml`
 //! declares; `oms-bench --functions` lists their binaries, one a line, and does nothing else.
+//! `oms-bench --cost` measures figure 7 alone against whichever stack `OMS_API_URL` names (the
+//! requests an order makes do not depend on the build profile) and prints it as JSON.
 //!
 //! 1. **Cold start**, 2. **peak memory** and 3. **package size**, per function: [`cold_start`].
 //! 4. **Warm latency** of order intake and stock reservation: [`warm`].
@@ -37,7 +39,16 @@ async fn main() -> Result<(), BoxError> {
             }
             return Ok(());
         }
-        Some(other) => return Err(format!("unknown argument {other:?} (only --functions)").into()),
+        Some("--cost") => {
+            let stack = oms_system_tests::Stack::connect().await;
+            settled(&stack).await?;
+            let cost = cost::cost_per_order(&stack).await?;
+            println!("{}", serde_json::to_string_pretty(&cost)?);
+            return Ok(());
+        }
+        Some(other) => {
+            return Err(format!("unknown argument {other:?} (only --functions or --cost)").into())
+        }
     }
     let bench = Bench::connect().await?;
     let stack = &bench.stack;
