@@ -5,9 +5,10 @@ use chrono::Utc;
 use lambda_runtime::{Error, LambdaEvent};
 use oms_adapters::config;
 use oms_adapters::dynamo::DynamoStore;
-use oms_domain::app::payments::{sweep, SweepReport};
+use oms_domain::app::sweep::{sweep, SweepPolicies, SweepReport, STUCK_AFTER_MINUTES};
 use oms_domain::order::payments::PaymentPolicy;
 use oms_domain::ports::{OrderStore, OrderTransactions};
+use oms_domain::shipping::ShippingPolicy;
 use serde::Serialize;
 
 /// How many orders one run looks at: well inside the function's timeout at a few
@@ -17,14 +18,16 @@ pub const SWEEP_BUDGET: usize = 500;
 /// What the function needs, built once per cold start.
 pub struct App<S> {
     pub store: S,
-    pub policy: PaymentPolicy,
+    pub payment: PaymentPolicy,
+    pub shipping: ShippingPolicy,
 }
 
 impl App<DynamoStore> {
     pub fn from_env() -> Result<Self, Error> {
         Ok(App {
             store: DynamoStore::from_env()?,
-            policy: config::payment_policy_from_env()?,
+            payment: config::payment_policy_from_env()?,
+            shipping: config::shipping_policy_from_env()?,
         })
     }
 }
@@ -35,6 +38,8 @@ impl App<DynamoStore> {
 pub struct SweepAnswer {
     pub examined: usize,
     pub expired: Vec<String>,
+    pub reservations_redriven: Vec<String>,
+    pub fulfillments_redriven: Vec<String>,
     pub flagged: Vec<String>,
     pub contended: Vec<String>,
     pub more: bool,
@@ -46,6 +51,8 @@ impl From<SweepReport> for SweepAnswer {
         SweepAnswer {
             examined: report.examined,
             expired: ids(report.expired),
+            reservations_redriven: ids(report.reservations_redriven),
+            fulfillments_redriven: ids(report.fulfillments_redriven),
             flagged: ids(report.flagged),
             contended: ids(report.contended),
             more: report.more,
@@ -58,7 +65,12 @@ pub async fn handle<S: OrderStore + OrderTransactions>(
     app: &App<S>,
     event: LambdaEvent<CloudWatchEvent>,
 ) -> Result<SweepAnswer, Error> {
-    let report = sweep(&app.store, &app.policy, Utc::now(), SWEEP_BUDGET).await?;
+    let policies = SweepPolicies {
+        payment: &app.payment,
+        shipping: &app.shipping,
+        stuck_after: chrono::Duration::minutes(STUCK_AFTER_MINUTES),
+    };
+    let report = sweep(&app.store, &policies, Utc::now(), SWEEP_BUDGET).await?;
     // One embedded-metric-format line: CloudWatch turns it into metrics without an API call.
     println!(
         "{}",
@@ -70,12 +82,14 @@ pub async fn handle<S: OrderStore + OrderTransactions>(
                     "Dimensions": [[]],
                     "Metrics": [
                         {"Name": "OrdersExpired", "Unit": "Count"},
+                        {"Name": "StuckOrdersRedriven", "Unit": "Count"},
                         {"Name": "AuthorizationsNearDeadline", "Unit": "Count"},
                         {"Name": "SweepContended", "Unit": "Count"}
                     ]
                 }]
             },
             "OrdersExpired": report.expired.len(),
+            "StuckOrdersRedriven": report.reservations_redriven.len() + report.fulfillments_redriven.len(),
             "AuthorizationsNearDeadline": report.flagged.len(),
             "SweepContended": report.contended.len(),
         })
@@ -83,6 +97,8 @@ pub async fn handle<S: OrderStore + OrderTransactions>(
     tracing::info!(
         examined = report.examined,
         expired = report.expired.len(),
+        reservations_redriven = report.reservations_redriven.len(),
+        fulfillments_redriven = report.fulfillments_redriven.len(),
         flagged = report.flagged.len(),
         contended = report.contended.len(),
         more = report.more,
@@ -106,7 +122,8 @@ mod tests {
         store.insert_order(order.clone());
         let app = App {
             store,
-            policy: PaymentPolicy::default(),
+            payment: PaymentPolicy::default(),
+            shipping: ShippingPolicy::default_policy(),
         };
         let event: CloudWatchEvent = fixtures::event("order-sweeper/scheduled.json");
         let answer = handle(&app, LambdaEvent::new(event, Default::default()))

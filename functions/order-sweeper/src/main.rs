@@ -6,6 +6,10 @@
 //! - expires the orders not authorized within the payment policy's window (default 30
 //!   minutes): cancelled as expired, their stock released in the same transaction, the customer
 //!   told; an authorization racing the expiry has one winner, decided by the order's version;
+//! - re-drives stuck orders: one left `PENDING` for five minutes (its placed event never reached
+//!   the reservation, or was dead-lettered) is reserved here; one `RESERVED`, paid for and never
+//!   handed to the warehouse is handed to it — each with the same conditional write its queue
+//!   consumer makes, so racing that consumer has one winner;
 //! - puts authorizations that near the PSP's capture deadline, still uncaptured, in front of
 //!   staff (the payment watch's attention list).
 //!

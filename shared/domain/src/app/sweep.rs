@@ -1,0 +1,440 @@
+//! The scheduled sweep: one mechanism for everything time alone decides.
+//!
+//! A schedule runs [`sweep`] every minute. It reads the orders by status and age from the status
+//! index — never a TTL, whose deletions come late and take the item with them — and for each one
+//! decides from the order itself, read fresh, with a write conditioned on its version, so a run
+//! that races a queue consumer or a PSP event has one winner and a repeated run changes nothing:
+//! - **expiry** of unpaid orders: `PENDING` or `RESERVED`, never authorized within the payment
+//!   window, are cancelled as expired and their stock released ([`crate::app::payments`]);
+//! - **stuck orders re-driven**: an order left `PENDING` for [`STUCK_AFTER_MINUTES`] (its
+//!   `oms.order.placed` never reached the reservation, or was dead-lettered) is reserved here, as
+//!   the reservation would have; a `RESERVED` order that is authorized but never reached the
+//!   warehouse is handed to it. What the sweep cannot move is left for the next run and counted;
+//! - **authorization deadlines**: an uncaptured authorization near the PSP's capture deadline is
+//!   put in front of staff.
+//!
+//! Each run looks at no more than its budget of orders and says whether it stopped early; what
+//! it changed has left the lists it reads, so the next run goes on where it stopped.
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::app::fulfillment::{start_fulfillment, FulfillmentAppError, StartResult};
+use crate::app::payments::{expire_one, flag_one, PaymentAppError};
+use crate::app::reservation::{reserve_order, ReservationError, ReservationResult};
+use crate::ids::OrderId;
+use crate::order::payments::PaymentPolicy;
+use crate::order::{Order, OrderStatus};
+use crate::ports::{OrderStore, OrderTransactions, PaymentWatch, StoreError};
+use crate::shipping::ShippingPolicy;
+
+/// How long an order may sit `PENDING`, or `RESERVED` and paid for, before the sweep moves it
+/// itself: the queue consumers take well under a second, and retry through their queues for a
+/// few minutes before a message is dead-lettered.
+pub const STUCK_AFTER_MINUTES: i64 = 5;
+
+/// The rules one run applies.
+#[derive(Debug, Clone, Copy)]
+pub struct SweepPolicies<'a> {
+    pub payment: &'a PaymentPolicy,
+    pub shipping: &'a ShippingPolicy,
+    /// How long before an order counts as stuck.
+    pub stuck_after: Duration,
+}
+
+/// What one run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Orders looked at.
+    pub examined: usize,
+    /// Cancelled as expired, their stock released.
+    pub expired: Vec<OrderId>,
+    /// Stuck `PENDING`, reserved (or rejected for stock) by the sweep.
+    pub reservations_redriven: Vec<OrderId>,
+    /// Stuck `RESERVED` and paid for, handed to the warehouse by the sweep.
+    pub fulfillments_redriven: Vec<OrderId>,
+    /// Authorizations near their capture deadline, put in front of staff.
+    pub flagged: Vec<OrderId>,
+    /// Orders that changed under the sweep so often it left them for the next run.
+    pub contended: Vec<OrderId>,
+    /// Whether it stopped at its budget with more to look at.
+    pub more: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What the sweep did to one order.
+enum Outcome {
+    Changed,
+    Unchanged,
+    Contended,
+}
+
+fn outcome_of<E>(result: Result<bool, E>, contended: impl Fn(&E) -> bool) -> Result<Outcome, E> {
+    match result {
+        Ok(true) => Ok(Outcome::Changed),
+        Ok(false) => Ok(Outcome::Unchanged),
+        Err(e) if contended(&e) => Ok(Outcome::Contended),
+        Err(e) => Err(e),
+    }
+}
+
+impl From<PaymentAppError> for SweepError {
+    fn from(error: PaymentAppError) -> Self {
+        match error {
+            PaymentAppError::Store(e) => Self::Store(e),
+            other => Self::Store(StoreError::Failed(other.to_string())),
+        }
+    }
+}
+
+impl From<ReservationError> for SweepError {
+    fn from(error: ReservationError) -> Self {
+        match error {
+            ReservationError::Store(e) => Self::Store(e),
+            other => Self::Store(StoreError::Failed(other.to_string())),
+        }
+    }
+}
+
+impl From<FulfillmentAppError> for SweepError {
+    fn from(error: FulfillmentAppError) -> Self {
+        match error {
+            FulfillmentAppError::Store(e) => Self::Store(e),
+            other => Self::Store(StoreError::Failed(other.to_string())),
+        }
+    }
+}
+
+/// Which of the sweep's jobs a pass over one listing does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Job {
+    Expire,
+    RedriveReservation,
+    RedriveFulfillment,
+    FlagDeadline,
+}
+
+/// One run of the scheduled sweep, looking at no more than `budget` orders.
+pub async fn sweep<S: OrderStore + OrderTransactions>(
+    store: &S,
+    policies: &SweepPolicies<'_>,
+    now: DateTime<Utc>,
+    budget: usize,
+) -> Result<SweepReport, SweepError> {
+    let mut report = SweepReport::default();
+    // Expiry first: an unpaid order past its window is called off, not re-driven.
+    let expiry = now - policies.payment.authorization_window;
+    let stuck = now - policies.stuck_after;
+    let passes = [
+        (Job::Expire, OrderStatus::Reserved, expiry),
+        (Job::Expire, OrderStatus::Pending, expiry),
+        (Job::RedriveReservation, OrderStatus::Pending, stuck),
+        (Job::RedriveFulfillment, OrderStatus::Reserved, stuck),
+    ];
+    for (job, status, before) in passes {
+        let mut cursor = None;
+        loop {
+            let page = store
+                .list_by_status(status, before, 100, cursor.as_deref())
+                .await?;
+            for order in page.items {
+                if report.examined >= budget {
+                    report.more = true;
+                    return Ok(report);
+                }
+                report.examined += 1;
+                apply(store, policies, job, &order, now, &mut report).await?;
+            }
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+    }
+    let deadline =
+        now - (policies.payment.authorization_lifetime - policies.payment.deadline_margin);
+    let mut cursor = None;
+    loop {
+        let page = store
+            .list_payment_watch(
+                PaymentWatch::AwaitingCapture,
+                Some(deadline),
+                100,
+                cursor.as_deref(),
+            )
+            .await?;
+        for order in page.items {
+            if report.examined >= budget {
+                report.more = true;
+                return Ok(report);
+            }
+            report.examined += 1;
+            apply(store, policies, Job::FlagDeadline, &order, now, &mut report).await?;
+        }
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    Ok(report)
+}
+
+/// Does `job` to the listed `order` (read fresh by the listing; each job reads it again before
+/// its conditional write) and records what came of it.
+async fn apply<S: OrderStore + OrderTransactions>(
+    store: &S,
+    policies: &SweepPolicies<'_>,
+    job: Job,
+    order: &Order,
+    now: DateTime<Utc>,
+    report: &mut SweepReport,
+) -> Result<(), SweepError> {
+    let id = &order.id;
+    let (outcome, changed) = match job {
+        Job::Expire => (
+            outcome_of(expire_one(store, policies.payment, id, now).await, |e| {
+                matches!(e, PaymentAppError::Contended)
+            })?,
+            &mut report.expired,
+        ),
+        Job::FlagDeadline => (
+            outcome_of(flag_one(store, policies.payment, id, now).await, |e| {
+                matches!(e, PaymentAppError::Contended)
+            })?,
+            &mut report.flagged,
+        ),
+        Job::RedriveReservation => {
+            let result = reserve_order(store, store, id, now).await.map(|r| {
+                matches!(
+                    r,
+                    ReservationResult::Reserved | ReservationResult::Rejected(_)
+                )
+            });
+            (
+                outcome_of(result, |e| matches!(e, ReservationError::Contended))?,
+                &mut report.reservations_redriven,
+            )
+        }
+        // Reserved and waiting for its money is not stuck: the expiry takes it if it never comes.
+        Job::RedriveFulfillment if !order.payment_status().allows_fulfillment() => {
+            (Outcome::Unchanged, &mut report.fulfillments_redriven)
+        }
+        Job::RedriveFulfillment => {
+            let result = start_fulfillment(store, policies.shipping, id, now)
+                .await
+                .map(|r| r == StartResult::Started);
+            (
+                outcome_of(result, |e| matches!(e, FulfillmentAppError::Contended))?,
+                &mut report.fulfillments_redriven,
+            )
+        }
+    };
+    match outcome {
+        Outcome::Changed => changed.push(id.clone()),
+        Outcome::Unchanged => {}
+        Outcome::Contended => report.contended.push(id.clone()),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::payments::record_psp_event;
+    use crate::memory::InMemoryStore;
+    use crate::order::payments::{PaymentEvent, PaymentEventKind, PaymentStatus, PspRequestKind};
+    use crate::order::tests::{placed, product};
+    use crate::ports::InventoryStore;
+    use serde_json::json;
+
+    fn policies(payment: &PaymentPolicy) -> SweepPolicies<'_> {
+        static SHIPPING: std::sync::OnceLock<ShippingPolicy> = std::sync::OnceLock::new();
+        SweepPolicies {
+            payment,
+            shipping: SHIPPING.get_or_init(ShippingPolicy::default_policy),
+            stuck_after: Duration::minutes(STUCK_AFTER_MINUTES),
+        }
+    }
+
+    async fn reserved(store: &InMemoryStore, quantity: u32) -> Order {
+        let order = placed(
+            json!([{"sku": "A", "quantity": quantity}]),
+            &store.catalog(),
+        );
+        store.insert_order(order.clone());
+        reserve_order(store, store, &order.id, order.created_at)
+            .await
+            .unwrap();
+        store.get(&order.id).await.unwrap().unwrap()
+    }
+
+    async fn available(store: &InMemoryStore) -> (u32, u32) {
+        let p = store
+            .product(&crate::ids::Sku::parse("A").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        (p.stock.available(), p.stock.reserved())
+    }
+
+    fn authorization(order: &Order, id: &str) -> PaymentEvent {
+        PaymentEvent {
+            event_id: id.into(),
+            kind: PaymentEventKind::AuthorizationSucceeded,
+            amount: order.totals.total,
+            occurred_at: order.created_at,
+            psp_reference: Some("pi_1".into()),
+            refund_id: None,
+            reason: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_sweep_expires_what_was_never_paid_and_nothing_else() {
+        let store = InMemoryStore::with_products([product("A", 1000, 10)]);
+        let policy = PaymentPolicy::default();
+        let unpaid = reserved(&store, 2).await;
+        let paid = reserved(&store, 3).await;
+        record_psp_event(
+            &store,
+            &policy,
+            &paid.id,
+            &authorization(&paid, "e1"),
+            paid.created_at,
+        )
+        .await
+        .unwrap();
+        assert_eq!(available(&store).await, (5, 5));
+
+        let early = sweep(
+            &store,
+            &policies(&policy),
+            unpaid.created_at + Duration::minutes(10),
+            100,
+        )
+        .await
+        .unwrap();
+        assert!(early.expired.is_empty());
+        let later = unpaid.created_at + Duration::minutes(31);
+        let report = sweep(&store, &policies(&policy), later, 100).await.unwrap();
+        assert_eq!(report.expired, [unpaid.id.clone()]);
+        assert_eq!(available(&store).await, (7, 3), "its two units are back");
+        let expired = store.get(&unpaid.id).await.unwrap().unwrap();
+        assert_eq!(expired.status, OrderStatus::Cancelled);
+        assert_eq!(expired.payment_status(), PaymentStatus::Expired);
+        assert_eq!(
+            store.get(&paid.id).await.unwrap().unwrap().status,
+            OrderStatus::Fulfilling,
+            "paid for and never handed to the warehouse: the sweep hands it over"
+        );
+        let again = sweep(&store, &policies(&policy), later, 100).await.unwrap();
+        assert!(again.expired.is_empty(), "an expired order expires once");
+        assert_eq!(available(&store).await, (7, 3));
+
+        // The authorization that arrives after all is recorded, and its void asked for.
+        let late = record_psp_event(
+            &store,
+            &policy,
+            &unpaid.id,
+            &authorization(&unpaid, "late"),
+            later,
+        )
+        .await
+        .unwrap();
+        assert_eq!(late.order.status, OrderStatus::Cancelled);
+        assert_eq!(late.order.payment.requests[0].kind, PspRequestKind::Void);
+        assert_eq!(available(&store).await, (7, 3), "nothing is reserved again");
+    }
+
+    #[tokio::test]
+    async fn the_sweep_stops_at_its_budget_and_the_next_run_goes_on() {
+        let store = InMemoryStore::with_products([product("A", 1000, 10)]);
+        let policy = PaymentPolicy::default();
+        let mut last = None;
+        for _ in 0..3 {
+            last = Some(reserved(&store, 1).await);
+        }
+        let later = last.unwrap().created_at + Duration::hours(1);
+        let first = sweep(&store, &policies(&policy), later, 2).await.unwrap();
+        assert_eq!((first.expired.len(), first.more), (2, true));
+        let second = sweep(&store, &policies(&policy), later, 2).await.unwrap();
+        assert_eq!((second.expired.len(), second.more), (1, false));
+        assert_eq!(available(&store).await, (10, 0));
+    }
+
+    #[tokio::test]
+    async fn authorizations_near_their_deadline_are_flagged() {
+        let store = InMemoryStore::with_products([product("A", 1000, 10)]);
+        let policy = PaymentPolicy::default();
+        let order = reserved(&store, 1).await;
+        record_psp_event(
+            &store,
+            &policy,
+            &order.id,
+            &authorization(&order, "e1"),
+            order.created_at,
+        )
+        .await
+        .unwrap();
+        let report = sweep(
+            &store,
+            &policies(&policy),
+            order.created_at + Duration::days(6) + Duration::minutes(1),
+            100,
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.flagged, [order.id.clone()]);
+        let waiting = store
+            .list_payment_watch(PaymentWatch::Attention, None, 10, None)
+            .await
+            .unwrap();
+        assert_eq!(waiting.items.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn stuck_orders_are_moved_on_and_those_waiting_for_money_are_not() {
+        let store = InMemoryStore::with_products([product("A", 1000, 10)]);
+        let policy = PaymentPolicy::default();
+        // Placed, paid for, and its placed event never reached the reservation.
+        let pending = placed(json!([{"sku": "A", "quantity": 2}]), &store.catalog());
+        let pending = pending.authorized_for_test(pending.created_at);
+        store.insert_order(pending.clone());
+        // Reserved and paid for, and the warehouse never heard of it.
+        let paid = reserved(&store, 1).await;
+        record_psp_event(
+            &store,
+            &policy,
+            &paid.id,
+            &authorization(&paid, "e1"),
+            paid.created_at,
+        )
+        .await
+        .unwrap();
+        // Reserved and not paid for: waiting, not stuck.
+        let unpaid = reserved(&store, 1).await;
+        let later = pending.created_at + Duration::minutes(STUCK_AFTER_MINUTES + 1);
+        let report = sweep(&store, &policies(&policy), later, 100).await.unwrap();
+        assert_eq!(report.reservations_redriven, [pending.id.clone()]);
+        assert_eq!(report.fulfillments_redriven, [paid.id.clone()]);
+        assert!(report.expired.is_empty());
+        let status = |id: &OrderId| {
+            let store = &store;
+            let id = id.clone();
+            async move { store.get(&id).await.unwrap().unwrap().status }
+        };
+        assert_eq!(status(&pending.id).await, OrderStatus::Reserved);
+        assert_eq!(status(&paid.id).await, OrderStatus::Fulfilling);
+        assert_eq!(status(&unpaid.id).await, OrderStatus::Reserved);
+        assert_eq!(available(&store).await, (6, 4));
+        let again = sweep(&store, &policies(&policy), later, 100).await.unwrap();
+        assert!(
+            again.reservations_redriven.is_empty() && again.fulfillments_redriven.is_empty(),
+            "a second run moves nothing twice: {again:?}"
+        );
+    }
+}
