@@ -155,9 +155,12 @@ impl EventType {
         }
     }
 
-    /// The event of a change of the payment status alone.
-    fn for_payment(old: PaymentStatus, new: PaymentStatus) -> Self {
+    /// The event of a change of the payment status alone. Money that arrives for an order that
+    /// was called off is only an update: the customer is not told "payment received" for an
+    /// order that will not ship (its void or refund is asked for at once).
+    fn for_payment(old: PaymentStatus, new: PaymentStatus, called_off: bool) -> Self {
         match new {
+            PaymentStatus::Authorized | PaymentStatus::Paid if called_off => Self::PaymentUpdated,
             PaymentStatus::Authorized | PaymentStatus::Paid if old.is_unpaid() => {
                 Self::PaymentAuthorized
             }
@@ -316,7 +319,11 @@ pub fn order_event(old: Option<&Order>, new: Option<&Order>) -> Option<CloudEven
             }
         }
         Some(old) if old.payment_status() != new_payment => {
-            EventType::for_payment(old.payment_status(), new_payment)
+            EventType::for_payment(
+                old.payment_status(),
+                new_payment,
+                matches!(new.status, OrderStatus::Cancelled | OrderStatus::Rejected),
+            )
         }
         Some(old) if old.payment.ledger.len() != new.payment.ledger.len() => {
             EventType::PaymentUpdated

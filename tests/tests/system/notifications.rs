@@ -24,8 +24,12 @@ async fn place(stack: &Stack, customer: &str, sku: &str, quantity: u32, language
         )
         .await;
     assert_eq!(reply.status, StatusCode::ACCEPTED, "{:?}", reply.body);
+    let id = reply.body["orderId"].as_str().unwrap().to_owned();
+    // Paid for once decided, so the order's events come in one order: placed, reserved (or
+    // rejected), then the authorization.
+    stack.wait_decided(customer, &id).await;
     stack.authorize(&reply.body).await;
-    reply.body["orderId"].as_str().unwrap().to_owned()
+    id
 }
 
 /// Drives an order from the warehouse to the customer's door over HTTP.
@@ -120,7 +124,7 @@ async fn an_order_to_delivery_notifies_each_step_once_per_channel_in_order_even_
         })
         .await;
     let order_events = mine(&order_events);
-    assert_eq!(order_events.len(), 8, "every change was one event");
+    assert_eq!(order_events.len(), 9, "every change was one event");
     for (event, attributes) in &order_events {
         let attribute = aws_sdk_sns::types::MessageAttributeValue::builder()
             .data_type("String")
@@ -141,6 +145,8 @@ async fn an_order_to_delivery_notifies_each_step_once_per_channel_in_order_even_
         ("oms.order.placed", "sms"),
         ("oms.order.reserved", "email"),
         ("oms.order.reserved", "sms"),
+        ("oms.payment.authorized", "email"),
+        ("oms.payment.authorized", "sms"),
         ("oms.order.shipped", "email"),
         ("oms.order.shipped", "sms"),
         ("oms.fulfillment.out-for-delivery", "email"),
@@ -168,7 +174,7 @@ async fn an_order_to_delivery_notifies_each_step_once_per_channel_in_order_even_
         assert_eq!(body["orderId"], id.as_str());
         assert_eq!(body["language"], "en");
     }
-    let shipped = &seen[4].0;
+    let shipped = &seen[6].0;
     assert_eq!(shipped["to"], "ada@example.com");
     assert!(
         shipped["subject"].as_str().unwrap().contains(&id[18..]),
@@ -189,8 +195,8 @@ async fn an_order_to_delivery_notifies_each_step_once_per_channel_in_order_even_
         .as_str()
         .unwrap()
         .starts_with("<!doctype html>"));
-    assert_eq!(seen[5].0["to"], "+4915112345678");
-    assert!(seen[5].0["text"].as_str().unwrap().chars().count() <= 160);
+    assert_eq!(seen[7].0["to"], "+4915112345678");
+    assert!(seen[7].0["text"].as_str().unwrap().chars().count() <= 160);
     assert_eq!(
         shipped["data"]["trackingNumber"],
         format!("JJD{}", &id[18..])
@@ -281,7 +287,7 @@ async fn a_customer_who_opted_out_of_a_channel_hears_nothing_on_it() {
     let id = place(&stack, &customer, &sku, 1, "en").await;
     stack.wait_status(&customer, &id, "FULFILLING").await;
     let seen = inbox
-        .collect(Duration::from_secs(60), |seen| seen.len() >= 4)
+        .collect(Duration::from_secs(60), |seen| seen.len() >= 6)
         .await;
     let late = inbox.collect(Duration::from_secs(3), |_| false).await;
     let mut channels: Vec<String> = summary(&seen)
@@ -292,7 +298,7 @@ async fn a_customer_who_opted_out_of_a_channel_hears_nothing_on_it() {
     channels.sort();
     assert_eq!(
         channels,
-        ["sms", "sms", "webhook", "webhook"],
+        ["sms", "sms", "sms", "webhook", "webhook", "webhook"],
         "no e-mail after opting out"
     );
     let webhook = seen
@@ -413,6 +419,7 @@ async fn a_notification_that_crashed_after_its_claim_strands_nothing() {
     let want = [
         "oms.order.placed",
         "oms.order.reserved",
+        "oms.payment.authorized",
         "oms.order.shipped",
         "oms.fulfillment.out-for-delivery",
         "oms.order.delivered",
