@@ -6,14 +6,20 @@
 //! from templates kept as files beside this crate (`templates/<language>/`), rendered with
 //! minijinja in strict mode, so a template that names a value the context lacks fails instead of
 //! sending a hole. The order's contact language picks the templates; English is the default.
+//!
+//! What a message says about money follows the order's payment: a cancellation or rejection
+//! says a refund is on its way if one was requested, that the hold on the card is released if a
+//! void was, and nothing about money if nothing was paid. A declined payment tells the customer
+//! how long the order waits for another one ([`Renderer::with_payment_window`]).
 
-use chrono::NaiveDate;
+use chrono::{Duration, NaiveDate};
 use minijinja::{Environment, UndefinedBehavior};
 use serde::{Deserialize, Serialize};
 
 use crate::events::{CloudEvent, EventType, OrderEventData};
 use crate::ids::CustomerId;
 use crate::money::Money;
+use crate::order::payments::{PaymentPolicy, PspRequestKind};
 use crate::order::Order;
 
 /// Where a notification goes.
@@ -103,6 +109,10 @@ pub fn is_customer_facing(event_type: EventType) -> bool {
             | EventType::ReturnApproved
             | EventType::ReturnRejected
             | EventType::ReturnReceived
+            | EventType::OrderExpired
+            | EventType::PaymentAuthorized
+            | EventType::PaymentFailed
+            | EventType::RefundIssued
     )
 }
 
@@ -154,6 +164,9 @@ pub struct Renderer {
     env: std::sync::OnceLock<Environment<'static>>,
     /// The public base URL of the HTTP API, for links to it (return labels).
     api_url: String,
+    /// How long an order waits for its authorization before it expires: what a customer whose
+    /// payment was declined is told they have left to pay again.
+    payment_window: Duration,
 }
 
 impl Default for Renderer {
@@ -209,6 +222,7 @@ impl Renderer {
         Renderer {
             env: std::sync::OnceLock::new(),
             api_url: String::new(),
+            payment_window: PaymentPolicy::default().authorization_window,
         }
     }
 
@@ -228,6 +242,13 @@ impl Renderer {
     /// Links into the API (a return label) start with `api_url`.
     pub fn with_api_url(mut self, api_url: &str) -> Self {
         self.api_url = api_url.trim_end_matches('/').to_owned();
+        self
+    }
+
+    /// The payment window of the business's [`PaymentPolicy`] (the default policy's unless
+    /// told), so the words match when the order-sweeper expires an unpaid order.
+    pub fn with_payment_window(mut self, window: Duration) -> Self {
+        self.payment_window = window;
         self
     }
 
@@ -270,9 +291,18 @@ impl Renderer {
             .return_id
             .as_ref()
             .and_then(|id| order.find_return(id));
+        // A void asked of the PSP: what was held on the card is released, nothing was taken.
+        let void_requested = order
+            .payment
+            .requests
+            .iter()
+            .any(|r| r.kind == PspRequestKind::Void);
         let data = serde_json::json!({
             "type": event.event_type.as_str(),
             "orderId": order.id.as_str(),
+            "status": event.data.status,
+            "previousStatus": event.data.previous_status,
+            "paymentStatus": event.data.payment_status,
             "orderRef": order_ref(order),
             "name": order.shipping.address.name(),
             "items": order.lines.iter().map(|l| serde_json::json!({
@@ -294,6 +324,10 @@ impl Renderer {
                 "sku": s.sku.as_str(), "name": name_of(&s.sku), "requested": s.requested, "available": s.available,
             })).collect::<Vec<_>>(),
             "refund": event.data.refund.map(money),
+            "refundId": event.data.refund_id,
+            "voidRequested": void_requested,
+            "paymentReason": event.data.payment_reason,
+            "payWithinMinutes": self.payment_window.num_minutes().max(1),
             "returnId": event.data.return_id.as_ref().map(|r| r.to_string()),
             "labelUrl": event.data.return_id.as_ref().map(|r| format!("{}/returns/{r}/label", self.api_url)),
             "returnItems": rma.map(|r| r.lines.iter().map(|l| serde_json::json!({
@@ -362,6 +396,7 @@ mod tests {
     use crate::events::order_event;
     use crate::ids::OrderId;
     use crate::order::fulfillment::{CarrierEventKind, CarrierUpdate, Tracking};
+    use crate::order::payments::{PaymentEvent, PaymentEventKind, PaymentUpdate};
     use crate::order::tests::product;
     use crate::request::OrderRequest;
     use crate::shipping::ShippingPolicy;
@@ -393,8 +428,21 @@ mod tests {
         .unwrap()
     }
 
-    /// One event of every customer-facing type, made by the domain's own transitions.
-    fn events(language: &str) -> Vec<(CloudEvent<OrderEventData>, Order)> {
+    /// What the PSP says about `order`, recorded as the webhook records it.
+    fn psp(order: &Order, event: PaymentEvent, at: DateTime<Utc>) -> Order {
+        match order
+            .record_payment(&event, &PaymentPolicy::default(), at)
+            .unwrap()
+        {
+            PaymentUpdate::Recorded(next) => *next,
+            PaymentUpdate::Duplicate => unreachable!(),
+        }
+    }
+
+    /// One event of every customer-facing type, made by the domain's own transitions, each with
+    /// the name of its snapshot: the event type, and after `__` what sets a variant apart (what
+    /// a cancellation says about money, say).
+    fn events(language: &str) -> Vec<(String, CloudEvent<OrderEventData>, Order)> {
         let t = at("2026-11-25T09:05:00Z");
         let placed = order(language);
         let reserved = placed.reserve(t).unwrap();
@@ -408,8 +456,8 @@ mod tests {
                 t,
             )
             .unwrap();
-        let packed = reserved
-            .authorized_for_test(t)
+        let authorized = reserved.authorized_for_test(t);
+        let packed = authorized
             .start_fulfillment("BER-1", t)
             .unwrap()
             .pick("picker", t)
@@ -444,6 +492,55 @@ mod tests {
             .cancel("changed my mind".into(), "customer", t)
             .unwrap()
             .order;
+        // Called off while only authorized: the hold is voided, nothing refunded.
+        let cancelled_authorized = authorized
+            .cancel("changed my mind".into(), "customer", t)
+            .unwrap()
+            .order;
+        // Called off before any payment: nothing to give back.
+        let cancelled_unpaid = reserved
+            .cancel("changed my mind".into(), "customer", t)
+            .unwrap()
+            .order;
+        // An authorization that arrives after the customer called the order off is voided.
+        let authorized_late = cancelled_unpaid.authorized_for_test(t);
+        // A declined card, then no other payment within the window.
+        let decline = |order: &Order| PaymentEvent {
+            event_id: "evt_declined".into(),
+            kind: PaymentEventKind::AuthorizationFailed,
+            amount: order.totals.total,
+            occurred_at: t,
+            psp_reference: Some("pi_1".into()),
+            refund_id: None,
+            reason: Some("insufficient funds".into()),
+        };
+        let declined = psp(&reserved, decline(&reserved), t);
+        // Declined for an order the customer called off already: nothing to do.
+        let declined_late = psp(&cancelled_unpaid, decline(&cancelled_unpaid), t);
+        // Paid before the stock was confirmed.
+        let authorized_early = placed.authorized_for_test(t);
+        let expired = declined
+            .expire(
+                &PaymentPolicy::default(),
+                declined.created_at + PaymentPolicy::default().authorization_window,
+            )
+            .unwrap()
+            .order;
+        // The PSP pays the cancellation's refund out.
+        let refund = &cancelled.refunds[0];
+        let refunded = psp(
+            &cancelled,
+            PaymentEvent {
+                event_id: "evt_refunded".into(),
+                kind: PaymentEventKind::RefundSucceeded,
+                amount: refund.amount,
+                occurred_at: t,
+                psp_reference: Some("pi_1".into()),
+                refund_id: Some(refund.refund_id.clone()),
+                reason: None,
+            },
+            t,
+        );
         // Returns, a week after delivery: one left for staff and rejected, one approved at once
         // with an exchange, then received with a refund for the line that is not exchanged.
         let later = at("2026-12-02T10:00:00Z");
@@ -503,52 +600,44 @@ mod tests {
             )
             .unwrap()
             .order;
+        let change = |old: Option<&Order>, new: &Order, variant: Option<&str>| {
+            let event = order_event(old, Some(new)).unwrap();
+            let name = match variant {
+                Some(variant) => format!("{}__{variant}", event.event_type.as_str()),
+                None => event.event_type.as_str().to_owned(),
+            };
+            (name, event, new.clone())
+        };
         vec![
-            (order_event(None, Some(&placed)).unwrap(), placed.clone()),
-            (
-                order_event(Some(&placed), Some(&reserved)).unwrap(),
-                reserved.clone(),
+            change(None, &placed, None),
+            change(Some(&placed), &reserved, None),
+            change(Some(&placed), &rejected, None),
+            change(Some(&reserved), &authorized, None),
+            change(Some(&placed), &authorized_early, Some("before-reservation")),
+            change(
+                Some(&cancelled_unpaid),
+                &authorized_late,
+                Some("after-cancellation"),
             ),
-            (
-                order_event(Some(&placed), Some(&rejected)).unwrap(),
-                rejected.clone(),
+            change(Some(&reserved), &declined, None),
+            change(
+                Some(&cancelled_unpaid),
+                &declined_late,
+                Some("after-cancellation"),
             ),
-            (
-                order_event(Some(&reserved), Some(&cancelled)).unwrap(),
-                cancelled.clone(),
-            ),
-            (
-                order_event(Some(&packed), Some(&shipped)).unwrap(),
-                shipped.clone(),
-            ),
-            (
-                order_event(Some(&shipped), Some(&out)).unwrap(),
-                out.clone(),
-            ),
-            (
-                order_event(Some(&out), Some(&exception)).unwrap(),
-                exception.clone(),
-            ),
-            (
-                order_event(Some(&exception), Some(&delivered)).unwrap(),
-                delivered.clone(),
-            ),
-            (
-                order_event(Some(&delivered), Some(&requested)).unwrap(),
-                requested.clone(),
-            ),
-            (
-                order_event(Some(&requested), Some(&rejected_return)).unwrap(),
-                rejected_return.clone(),
-            ),
-            (
-                order_event(Some(&rejected_return), Some(&approved)).unwrap(),
-                approved.clone(),
-            ),
-            (
-                order_event(Some(&approved), Some(&received)).unwrap(),
-                received.clone(),
-            ),
+            change(Some(&declined), &expired, None),
+            change(Some(&reserved), &cancelled, None),
+            change(Some(&authorized), &cancelled_authorized, Some("authorized")),
+            change(Some(&reserved), &cancelled_unpaid, Some("unpaid")),
+            change(Some(&cancelled), &refunded, None),
+            change(Some(&packed), &shipped, None),
+            change(Some(&shipped), &out, None),
+            change(Some(&out), &exception, None),
+            change(Some(&exception), &delivered, None),
+            change(Some(&delivered), &requested, None),
+            change(Some(&requested), &rejected_return, None),
+            change(Some(&rejected_return), &approved, None),
+            change(Some(&approved), &received, None),
         ]
     }
 
@@ -561,7 +650,7 @@ mod tests {
             webhook: true,
         };
         for language in LANGUAGES {
-            for (event, order) in events(language) {
+            for (name, event, order) in events(language) {
                 assert!(is_customer_facing(event.event_type));
                 let notifications = renderer.render(&event, &order, &everything).unwrap();
                 assert_eq!(notifications.len(), 3, "{}", event.event_type.as_str());
@@ -593,10 +682,7 @@ mod tests {
                 assert!(
                     notifications[2].text.is_none() && notifications[2].data["orderId"].is_string()
                 );
-                insta::assert_snapshot!(
-                    format!("{language}-{}", event.event_type.as_str()),
-                    snapshot
-                );
+                insta::assert_snapshot!(format!("{language}-{name}"), snapshot);
             }
         }
     }
@@ -604,7 +690,7 @@ mod tests {
     #[test]
     fn preferences_and_reachability_decide_the_channels() {
         let renderer = Renderer::new();
-        let (event, order) = events("en").remove(0);
+        let (_, event, order) = events("en").remove(0);
         let email_only = Preferences {
             email: true,
             sms: false,
@@ -638,6 +724,37 @@ mod tests {
                 .is_empty(),
             "picking is not customer-facing"
         );
+    }
+
+    #[test]
+    fn what_a_message_says_about_money_follows_the_payment() {
+        let sms_of = |renderer: &Renderer, wanted: &str| {
+            let (_, event, order) = events("en")
+                .into_iter()
+                .find(|(name, _, _)| name == wanted)
+                .unwrap();
+            let only_sms = Preferences {
+                email: false,
+                sms: true,
+                webhook: false,
+            };
+            renderer.render(&event, &order, &only_sms).unwrap()[0]
+                .text
+                .clone()
+                .unwrap()
+        };
+        let renderer = Renderer::new();
+        assert!(sms_of(&renderer, "oms.order.cancelled").contains("Refund €50.88"));
+        assert!(sms_of(&renderer, "oms.order.cancelled__authorized")
+            .contains("hold on your card is released"));
+        assert_eq!(
+            sms_of(&renderer, "oms.order.cancelled__unpaid"),
+            "Order N4M3K2J1 was cancelled.",
+            "nothing was paid, so nothing is said about money"
+        );
+        assert!(sms_of(&renderer, "oms.payment.failed").contains("within 30 min"));
+        let hourly = Renderer::new().with_payment_window(Duration::hours(1));
+        assert!(sms_of(&hourly, "oms.payment.failed").contains("within 60 min"));
     }
 
     #[test]
