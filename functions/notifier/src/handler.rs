@@ -32,7 +32,9 @@ impl App<DynamoStore, NotificationPublisher, QueueRedelivery> {
         Ok(App {
             store: DynamoStore::from_env()?,
             sink: NotificationPublisher::lazy(topic),
-            renderer: Renderer::new().with_api_url(&api_url),
+            renderer: Renderer::new()
+                .with_api_url(&api_url)
+                .with_payment_window(config::payment_policy_from_env()?.authorization_window),
             redelivery: QueueRedelivery::lazy(queue),
         })
     }

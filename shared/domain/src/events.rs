@@ -318,13 +318,11 @@ pub fn order_event(old: Option<&Order>, new: Option<&Order>) -> Option<CloudEven
                 _ => EventType::RefundFailed,
             }
         }
-        Some(old) if old.payment_status() != new_payment => {
-            EventType::for_payment(
-                old.payment_status(),
-                new_payment,
-                matches!(new.status, OrderStatus::Cancelled | OrderStatus::Rejected),
-            )
-        }
+        Some(old) if old.payment_status() != new_payment => EventType::for_payment(
+            old.payment_status(),
+            new_payment,
+            matches!(new.status, OrderStatus::Cancelled | OrderStatus::Rejected),
+        ),
         Some(old) if old.payment.ledger.len() != new.payment.ledger.len() => {
             EventType::PaymentUpdated
         }

@@ -366,6 +366,8 @@ impl Order {
             Some(format!("out of stock: {note}")),
         )?;
         next.shortages = shortages;
+        // It will not ship: a hold is voided, money taken is refunded.
+        next.request_what_is_due(payments::CaptureMode::OnShipment, now);
         Ok(next)
     }
 
