@@ -30,6 +30,12 @@ export OMS_LOCAL_PORT="${OMS_TEST_PORT:-3100}"
 export OMS_LOCAL_EMULATOR_PORT="${OMS_TEST_EMULATOR_PORT:-4600}"
 export OMS_LOCAL_LAMBDA_PORT="${OMS_TEST_LAMBDA_PORT:-9100}"
 export OMS_LOCAL_QUEUE_VISIBILITY_SECONDS=2
+# Time runs fast on the test stack: scheduled functions (the order sweeper) every 2 s, a secret
+# re-read from Secrets Manager 2 s after it was read, and an unpaid order expiring after 20 s
+# (the template's PaymentWindowSeconds; the system tests rely on this value).
+export OMS_LOCAL_SCHEDULE_SECONDS=2
+export OMS_LOCAL_SECRET_CACHE_SECONDS=2
+export OMS_LOCAL_PARAMETER_PaymentWindowSeconds=20
 export OMS_API_URL="http://127.0.0.1:${OMS_LOCAL_PORT}"
 export OMS_EMULATOR_URL="http://127.0.0.1:${OMS_LOCAL_EMULATOR_PORT}"
 log="target/oms-local-test.log"

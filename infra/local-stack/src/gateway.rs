@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 
 use crate::jwt::Verifier;
 use crate::lambda::Invoker;
+use crate::schedules::{Scheduler, Trigger};
 
 /// API Gateway's request payload limit.
 const MAX_PAYLOAD_BYTES: usize = 10 * 1024 * 1024;
@@ -79,6 +80,8 @@ pub struct Gateway {
     pub routes: Vec<Route>,
     pub verifier: Verifier,
     pub invoker: Invoker,
+    /// The template's scheduled functions, run on demand at `/_local/schedules/`.
+    pub scheduler: Arc<Scheduler>,
     pub ready: std::sync::atomic::AtomicBool,
 }
 
@@ -160,6 +163,17 @@ pub async fn serve(State(gateway): State<Arc<Gateway>>, request: Request) -> Res
     if path == "/_local/invocations" {
         return axum::Json(gateway.invoker.counts()).into_response();
     }
+    if path == "/_local/schedules" {
+        return axum::Json(list_schedules(&gateway.scheduler)).into_response();
+    }
+    if let Some(function) = path.strip_prefix("/_local/schedules/") {
+        let event = request.uri().query().and_then(|q| {
+            q.split('&')
+                .find_map(|pair| pair.strip_prefix("event="))
+                .map(percent_decode)
+        });
+        return run_schedule(&gateway, request.method(), function, event.as_deref()).await;
+    }
     let method = request.method().clone();
     let mut path_matched = false;
     let mut found = None;
@@ -212,6 +226,59 @@ pub async fn serve(State(gateway): State<Arc<Gateway>>, request: Request) -> Res
             tracing::error!(binary = %route.binary, %error, "invocation failed");
             problem(GatewayProblem::FunctionFailed, "the function failed")
         }
+    }
+}
+
+/// `GET /_local/schedules`: every schedule the stack runs.
+fn list_schedules(scheduler: &Scheduler) -> Value {
+    scheduler
+        .schedules()
+        .iter()
+        .map(|s| {
+            json!({"function": s.function, "event": s.event, "expression": s.expression,
+                   "enabled": s.enabled, "rule": s.rule_arn})
+        })
+        .collect()
+}
+
+/// `POST /_local/schedules/{FunctionLogicalId}[?event=Name]`: one run now, answered with the
+/// function's result, or `502` with its error.
+async fn run_schedule(
+    gateway: &Gateway,
+    method: &Method,
+    function: &str,
+    event: Option<&str>,
+) -> Response {
+    if method != Method::POST {
+        let mut response = problem(
+            GatewayProblem::MethodNotAllowed,
+            "a schedule is run with POST",
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    let function = percent_decode(function);
+    let Some(schedule) = gateway.scheduler.find(&function, event) else {
+        return problem(
+            GatewayProblem::NotFound,
+            &format!(
+                "{function} has no schedule event{} (GET /_local/schedules lists them)",
+                event.map(|e| format!(" {e}")).unwrap_or_default()
+            ),
+        );
+    };
+    if !gateway.ready.load(std::sync::atomic::Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "starting").into_response();
+    }
+    match gateway.scheduler.run(schedule, Trigger::OnDemand).await {
+        Ok(answer) => axum::Json(answer).into_response(),
+        Err(error) => (
+            StatusCode::BAD_GATEWAY,
+            axum::Json(json!({"function": schedule.function, "event": schedule.event, "error": error.to_string()})),
+        )
+            .into_response(),
     }
 }
 

@@ -11,16 +11,21 @@
 //! 4. the HTTP API on `127.0.0.1:3000` with the template's routes and its JWT authorizer — see
 //!    [`gateway`] and [`jwt`];
 //! 5. the queue and stream event sources, with batches, partial batch failures, visibility
-//!    timeouts and redrive — see [`pollers`];
+//!    timeouts and redrive — see [`pollers`] — and the schedules, on a short local period and on
+//!    demand — see [`schedules`];
 //! 6. a demo catalog, stocked through the API itself, so an order can be placed at once.
 //!
-//! `oms-local token` prints a token the local authorizer accepts.
+//! Against a running stack: `oms-local token` prints a token the local authorizer accepts,
+//! `oms-local schedule <FunctionLogicalId>` runs a scheduled function now, and `oms-local psp
+//! <type> <orderId>` sends the signed webhook the payment service provider would — see [`psp`].
 
 mod gateway;
 mod jwt;
 mod lambda;
 mod pollers;
 mod provision;
+mod psp;
+mod schedules;
 mod template;
 
 use std::collections::{BTreeMap, HashMap};
@@ -61,6 +66,15 @@ struct Cli {
         global = true
     )]
     carrier_secret: String,
+    /// The value of the template's generated secrets (GenerateSecretString) locally: the PSP
+    /// webhook's signing secret. At least 16 characters, as the webhook requires.
+    #[arg(
+        long,
+        env = "OMS_LOCAL_PSP_SECRET",
+        default_value = "local-psp-secret-0123456789",
+        global = true
+    )]
+    psp_secret: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -81,6 +95,80 @@ enum Command {
         #[arg(long, default_value_t = 3600)]
         ttl: u64,
     },
+    /// Run a scheduled function (one with a Schedule or ScheduleV2 event) on the running stack
+    /// now, and print its result.
+    Schedule {
+        /// The function's logical id in the template, e.g. OrderSweeperFunction.
+        function: String,
+        /// Which of its schedule events, if it has several (default: the first).
+        #[arg(long)]
+        event: Option<String>,
+        #[command(flatten)]
+        api: ApiTarget,
+    },
+    /// Send the running stack a signed webhook as the payment service provider would, about an
+    /// order, and print the answer.
+    Psp(Box<PspArgs>),
+}
+
+/// Where the running stack's HTTP API is, for the commands that talk to it.
+#[derive(clap::Args)]
+struct ApiTarget {
+    /// The HTTP API's URL [default: http://127.0.0.1:<port>]
+    #[arg(long, env = "OMS_API_URL")]
+    api_url: Option<String>,
+    /// The HTTP API's port on this machine, as given to `up`.
+    #[arg(long, env = "OMS_LOCAL_PORT", default_value_t = 3000)]
+    port: u16,
+}
+
+impl ApiTarget {
+    fn url(&self) -> String {
+        match &self.api_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => local_url(self.port),
+        }
+    }
+}
+
+#[derive(Parser)]
+struct PspArgs {
+    /// authorize, decline, capture, capture-failed, void, refund, refund-failed, or the PSP's
+    /// own name (authorization.succeeded, authorization.failed, capture.succeeded, …).
+    #[arg(value_name = "TYPE", value_parser = psp::event_kind)]
+    kind: oms_domain::order::payments::PaymentEventKind,
+    /// The order the event is about.
+    order_id: String,
+    /// Minor units [default: the order's total, or for refund.* the refund's amount].
+    #[arg(long)]
+    amount: Option<i64>,
+    /// ISO 4217 code [default: the order's].
+    #[arg(long)]
+    currency: Option<String>,
+    /// For refund.*: the refund the event settles [default: the order's latest].
+    #[arg(long)]
+    refund_id: Option<String>,
+    /// The PSP's reason (a decline's, a failure's).
+    #[arg(long)]
+    reason: Option<String>,
+    /// The PSP's event id; send one twice to see a repeat acknowledged [default: a new evt_<ulid>].
+    #[arg(long)]
+    event_id: Option<String>,
+    /// When the PSP says it happened, RFC 3339 [default: now].
+    #[arg(long)]
+    occurred_at: Option<String>,
+    /// The PSP's payment id [default: psp-<orderId>].
+    #[arg(long)]
+    psp_reference: Option<String>,
+    /// Sign with this secret instead of the local one (--psp-secret); given several times, the
+    /// header carries one v1 signature for each, as during a rotation.
+    #[arg(long = "secret", value_name = "S")]
+    secrets: Vec<String>,
+    /// Sign with a timestamp ten minutes old, which the webhook must refuse.
+    #[arg(long)]
+    stale: bool,
+    #[command(flatten)]
+    api: ApiTarget,
 }
 
 #[derive(Parser)]
@@ -122,6 +210,14 @@ struct UpArgs {
     /// Concurrent instances per function.
     #[arg(long, default_value_t = 4)]
     function_concurrency: usize,
+    /// Run every scheduled function (Schedule and ScheduleV2 events) every this many seconds,
+    /// whatever its rate in the template; 0: only on demand (`oms-local schedule`).
+    #[arg(long, env = "OMS_LOCAL_SCHEDULE_SECONDS", default_value_t = 5.0)]
+    schedule_seconds: f64,
+    /// The functions' SECRET_CACHE_SECONDS: how long a secret read from Secrets Manager is used
+    /// before it is read again.
+    #[arg(long, env = "OMS_LOCAL_SECRET_CACHE_SECONDS", default_value_t = 300)]
+    secret_cache_seconds: u64,
     /// Do not stock the demo catalog.
     #[arg(long)]
     no_seed: bool,
@@ -134,13 +230,23 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
-    let cli = Cli::parse();
-    match cli.command {
+    let Cli {
+        jwt_secret,
+        carrier_secret,
+        psp_secret,
+        command,
+    } = Cli::parse();
+    let secrets = Secrets {
+        jwt: jwt_secret,
+        carrier: carrier_secret,
+        psp: psp_secret,
+    };
+    match command {
         Command::Token { sub, scope, ttl } => {
             println!(
                 "{}",
                 jwt::sign(
-                    &cli.jwt_secret,
+                    &secrets.jwt,
                     LOCAL_ISSUER,
                     LOCAL_AUDIENCE,
                     &sub,
@@ -158,9 +264,121 @@ async fn main() -> Result<(), BoxError> {
                 )
                 .with_target(false)
                 .init();
-            up(*args, &cli.jwt_secret, &cli.carrier_secret).await
+            up(*args, &secrets).await
         }
+        Command::Schedule {
+            function,
+            event,
+            api,
+        } => exit_on_error(run_schedule(&function, event.as_deref(), &api).await),
+        Command::Psp(args) => exit_on_error(send_psp_event(&args, &secrets).await),
     }
+}
+
+/// A client command's failure as one plain line and exit status 1 (`main`'s own report would
+/// print the error's debug form, quotes and escapes included).
+fn exit_on_error(result: Result<(), BoxError>) -> Result<(), BoxError> {
+    if let Err(error) = result {
+        eprintln!("oms-local: {error}");
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// The shared secrets of the local stack: the token issuer's, the carrier's and the PSP's.
+struct Secrets {
+    jwt: String,
+    carrier: String,
+    psp: String,
+}
+
+/// `oms-local schedule`: `POST /_local/schedules/{function}` on the running stack.
+async fn run_schedule(
+    function: &str,
+    event: Option<&str>,
+    api: &ApiTarget,
+) -> Result<(), BoxError> {
+    let mut url = format!("{}/_local/schedules/{function}", api.url());
+    if let Some(event) = event {
+        url.push_str(&format!("?event={event}"));
+    }
+    let response = reqwest::Client::new()
+        .post(&url)
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach the local stack at {url} ({e}); is it running?"))?;
+    let status = response.status();
+    let text = response.text().await?;
+    if !status.is_success() {
+        return Err(format!("{function}: {status} {text}").into());
+    }
+    println!("{}", pretty(&text));
+    Ok(())
+}
+
+/// `oms-local psp`: the PSP's signed webhook about an order.
+async fn send_psp_event(args: &PspArgs, secrets: &Secrets) -> Result<(), BoxError> {
+    let spec = psp::EventSpec {
+        kind: args.kind,
+        order_id: args.order_id.clone(),
+        amount: args.amount,
+        currency: args.currency.clone(),
+        refund_id: args.refund_id.clone(),
+        reason: args.reason.clone(),
+        event_id: args.event_id.clone(),
+        occurred_at: args.occurred_at.clone(),
+        psp_reference: args.psp_reference.clone(),
+    };
+    let signing_secrets = if args.secrets.is_empty() {
+        vec![secrets.psp.clone()]
+    } else {
+        args.secrets.clone()
+    };
+    let admin_token = jwt::sign(
+        &secrets.jwt,
+        LOCAL_ISSUER,
+        LOCAL_AUDIENCE,
+        "oms-local-psp",
+        Some("oms:admin"),
+        300,
+    );
+    let api = args.api.url();
+    let answer = psp::send(
+        &spec,
+        &psp::Delivery {
+            http: &reqwest::Client::new(),
+            api: &api,
+            admin_token: &admin_token,
+            secrets: &signing_secrets,
+            stale: args.stale,
+        },
+    )
+    .await?;
+    eprintln!(
+        "sent {} {} for order {}: {} {}",
+        answer.event["type"].as_str().unwrap_or_default(),
+        answer.event["id"].as_str().unwrap_or_default(),
+        spec.order_id,
+        answer.event["amount"]["amount"],
+        answer.event["amount"]["currency"]
+            .as_str()
+            .unwrap_or_default(),
+    );
+    println!("{}", answer.status);
+    println!("{}", pretty(&answer.body));
+    if answer.status.is_success() {
+        Ok(())
+    } else {
+        std::process::exit(1)
+    }
+}
+
+/// JSON indented for a person; anything else as it came.
+fn pretty(text: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or_else(|| text.to_owned())
 }
 
 fn tool(explicit: Option<PathBuf>, workspace: &Path, name: &str) -> PathBuf {
@@ -189,7 +407,11 @@ async fn wait_until(
     Ok(())
 }
 
-async fn up(args: UpArgs, jwt_secret: &str, carrier_secret: &str) -> Result<(), BoxError> {
+async fn up(args: UpArgs, secrets: &Secrets) -> Result<(), BoxError> {
+    if secrets.psp.len() < 16 {
+        return Err("OMS_LOCAL_PSP_SECRET (--psp-secret) must have at least 16 characters: the webhook refuses a shorter secret".into());
+    }
+    let jwt_secret = secrets.jwt.as_str();
     let workspace = args.workspace.canonicalize()?;
     let http = reqwest::Client::new();
     let mut children = Vec::new();
@@ -200,7 +422,7 @@ async fn up(args: UpArgs, jwt_secret: &str, carrier_secret: &str) -> Result<(), 
 
     // 2. The template's resources.
     let template = Template::load(&workspace.join("infra/template.yaml"))?;
-    let context = create_resources(&template, &args, carrier_secret, &emulator.clients).await?;
+    let context = create_resources(&template, &args, secrets, &emulator.clients).await?;
 
     // 3. The functions.
     let functions = template.functions(&context)?;
@@ -210,10 +432,15 @@ async fn up(args: UpArgs, jwt_secret: &str, carrier_secret: &str) -> Result<(), 
     // 4. The HTTP API, answering 503 on its health check until everything is up.
     let gateway =
         start_http_api(&args, &template, &context, &functions, jwt_secret, &invoker).await?;
-    warm_up(&functions, &invoker).await?;
+    warm_up(&functions, &invoker, &gateway.scheduler).await?;
 
-    // 5. The queue and stream event sources.
+    // 5. The queue and stream event sources, and the schedules.
     start_event_sources(&args, &functions, &context, &emulator, &invoker)?;
+    if args.schedule_seconds > 0.0 {
+        let period = Duration::try_from_secs_f64(args.schedule_seconds)
+            .map_err(|e| format!("OMS_LOCAL_SCHEDULE_SECONDS: {e}"))?;
+        gateway.scheduler.start(period);
+    }
     start_notification_log(&args.stack, &context, &emulator.clients).await?;
 
     // 6. The demo catalog, through the API like any administrator.
@@ -229,7 +456,7 @@ async fn up(args: UpArgs, jwt_secret: &str, carrier_secret: &str) -> Result<(), 
         .await?;
     }
 
-    print_welcome(&args, jwt_secret, &base, &emulator.endpoint);
+    print_welcome(&args, &workspace, jwt_secret, &base, &emulator.endpoint);
     serve_until_interrupted(children).await
 }
 
@@ -289,6 +516,7 @@ async fn start_emulator(
             dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
             sqs: aws_sdk_sqs::Client::new(&sdk),
             sns: aws_sdk_sns::Client::new(&sdk),
+            secretsmanager: aws_sdk_secretsmanager::Client::new(&sdk),
         },
         streams: aws_sdk_dynamodbstreams::Client::new(&sdk),
         endpoint,
@@ -307,6 +535,9 @@ fn moto_log(args: &UpArgs, workspace: &Path) -> PathBuf {
 /// Runs `infra/local/moto_server.py` on `--emulator-port`, in a process group of its own.
 fn spawn_moto(args: &UpArgs, workspace: &Path) -> Result<tokio::process::Child, BoxError> {
     let moto = tool(args.python.clone(), workspace, "python3");
+    // Its log and recording go under the checkout's target/, which a CARGO_TARGET_DIR elsewhere
+    // leaves uncreated.
+    std::fs::create_dir_all(workspace.join("target"))?;
     let child = tokio::process::Command::new(&moto)
         .arg(workspace.join("infra/local/moto_server.py"))
         // Where moto's request recorder (used by the benchmark to count calls) writes.
@@ -336,11 +567,18 @@ fn spawn_moto(args: &UpArgs, workspace: &Path) -> Result<tokio::process::Child, 
 async fn create_resources(
     template: &Template,
     args: &UpArgs,
-    carrier_secret: &str,
+    secrets: &Secrets,
     clients: &provision::Clients,
 ) -> Result<Context, BoxError> {
+    let environment: Vec<(String, String)> = std::env::vars().collect();
     let mut context = Context {
-        parameters: template_parameters(template, args, carrier_secret)?,
+        parameters: template_parameters(
+            template,
+            args.port,
+            &args.parameters,
+            &environment,
+            &secrets.carrier,
+        )?,
         resources: HashMap::new(),
         region: REGION.into(),
         account: ACCOUNT.into(),
@@ -351,17 +589,29 @@ async fn create_resources(
         template,
         &mut context,
         clients,
-        args.queue_visibility_seconds,
+        &provision::Options {
+            visibility_override: args.queue_visibility_seconds,
+            generated_secret: &secrets.psp,
+        },
     )
     .await?;
     Ok(context)
 }
 
-/// The template's parameters: the local defaults, then every `--parameter`, then the template's
-/// own defaults for the rest. A parameter with none of these is an error.
+/// The environment variables that set a template parameter locally:
+/// `OMS_LOCAL_PARAMETER_<Name>=<value>`, e.g. `OMS_LOCAL_PARAMETER_PaymentWindowSeconds=20`.
+const PARAMETER_VARIABLE_PREFIX: &str = "OMS_LOCAL_PARAMETER_";
+
+/// The template's parameters: the local defaults, then every `OMS_LOCAL_PARAMETER_<Name>`
+/// variable of `environment`, then every `--parameter Name=Value` (the command line wins over the
+/// environment), then the template's own defaults for the rest. A parameter with none of these
+/// is an error; a variable or `--parameter` that names no parameter of the template is one too,
+/// since a misspelt override would otherwise be silently ignored.
 fn template_parameters(
     template: &Template,
-    args: &UpArgs,
+    port: u16,
+    flags: &[String],
+    environment: &[(String, String)],
     carrier_secret: &str,
 ) -> Result<HashMap<String, String>, BoxError> {
     let mut parameters: HashMap<String, String> = HashMap::from([
@@ -369,12 +619,28 @@ fn template_parameters(
         ("JwtAudience".into(), LOCAL_AUDIENCE.into()),
         ("CarrierWebhookSecret".into(), carrier_secret.into()),
         // Links in notifications (return labels) point at the local gateway.
-        ("PublicApiUrl".into(), local_url(args.port)),
+        ("PublicApiUrl".into(), local_url(port)),
     ]);
-    for pair in &args.parameters {
+    let known = |name: &str, source: &str| -> Result<(), BoxError> {
+        if template.parameters.contains_key(name) {
+            Ok(())
+        } else {
+            Err(format!("{source}: the template has no parameter {name}").into())
+        }
+    };
+    for (key, value) in environment {
+        if let Some(name) = key.strip_prefix(PARAMETER_VARIABLE_PREFIX) {
+            known(name, key)?;
+            // The name only: a parameter can be a secret (CarrierWebhookSecret).
+            tracing::info!(parameter = name, "template parameter set by {key}");
+            parameters.insert(name.to_owned(), value.clone());
+        }
+    }
+    for pair in flags {
         let (k, v) = pair
             .split_once('=')
             .ok_or_else(|| format!("--parameter {pair}: expected Name=Value"))?;
+        known(k, &format!("--parameter {pair}"))?;
         parameters.insert(k.to_owned(), v.to_owned());
     }
     for (name, default) in &template.parameters {
@@ -405,7 +671,7 @@ fn start_functions(
     functions: &[Function],
     endpoint: &str,
 ) -> Result<(tokio::process::Child, lambda::Invoker), BoxError> {
-    let environment = function_environment(functions, endpoint)?;
+    let environment = function_environment(functions, endpoint, args.secret_cache_seconds)?;
     let cargo_lambda = tool(args.cargo_lambda.clone(), workspace, "cargo-lambda");
     let env_file = std::env::temp_dir().join(format!("oms-local-{}.env", args.lambda_port));
     let watch = lambda::start_watch(
@@ -432,10 +698,12 @@ fn start_functions(
 
 /// The one environment every function runs with: `cargo lambda watch` shares one environment
 /// between all functions, so a variable two functions set differently is an error. The SDK is
-/// pointed at the emulator.
+/// pointed at the emulator, and secrets read from Secrets Manager are kept
+/// `secret_cache_seconds` (`SECRET_CACHE_SECONDS`, which the template leaves to its default).
 fn function_environment(
     functions: &[Function],
     endpoint: &str,
+    secret_cache_seconds: u64,
 ) -> Result<Vec<(String, String)>, BoxError> {
     let mut environment: BTreeMap<String, String> = BTreeMap::new();
     for function in functions {
@@ -456,6 +724,10 @@ fn function_environment(
     ] {
         environment.insert(key.into(), value.into());
     }
+    environment.insert(
+        "SECRET_CACHE_SECONDS".into(),
+        secret_cache_seconds.to_string(),
+    );
     Ok(environment.into_iter().collect())
 }
 
@@ -474,6 +746,13 @@ async fn start_http_api(
         routes: routes_of(functions),
         verifier: jwt::Verifier::new(jwt_secret, &issuer, &audiences),
         invoker: invoker.clone(),
+        scheduler: Arc::new(schedules::Scheduler::new(
+            functions,
+            &args.stack,
+            REGION,
+            ACCOUNT,
+            invoker.clone(),
+        )),
         ready: false.into(),
     });
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
@@ -512,12 +791,16 @@ fn routes_of(functions: &[Function]) -> Vec<gateway::Route> {
 }
 
 /// Every function answers once before traffic flows (the first call may compile it).
-async fn warm_up(functions: &[Function], invoker: &lambda::Invoker) -> Result<(), BoxError> {
+async fn warm_up(
+    functions: &[Function],
+    invoker: &lambda::Invoker,
+    scheduler: &schedules::Scheduler,
+) -> Result<(), BoxError> {
     let started = Instant::now();
     tracing::info!("starting the functions (the first start builds them)");
     let warmups = functions.iter().map(|function| {
         let invoker = invoker.clone();
-        let event = warmup_event(function);
+        let event = warmup_event(function, scheduler);
         let binary = function.binary.clone();
         tracing::debug!(function = %function.logical_id, %binary, "warming up");
         async move {
@@ -541,9 +824,14 @@ async fn warm_up(functions: &[Function], invoker: &lambda::Invoker) -> Result<()
 }
 
 /// An event that only starts the function: for an HTTP function a request for
-/// `GET /_local/warmup`, a path no route has; for the others an empty batch.
-fn warmup_event(function: &Function) -> serde_json::Value {
+/// `GET /_local/warmup`, a path no route has; for a queue or stream function an empty batch. A
+/// scheduled function has no event that does nothing: it gets its scheduled event, and runs once.
+fn warmup_event(function: &Function, scheduler: &schedules::Scheduler) -> serde_json::Value {
     match function.events.first() {
+        Some(EventSource::Schedule { .. }) => match scheduler.find(&function.logical_id, None) {
+            Some(schedule) => schedule.payload(REGION, ACCOUNT, chrono::Utc::now()),
+            None => json!({}),
+        },
         Some(EventSource::Http { .. }) => json!({
             "version": "2.0", "routeKey": "GET /_local/warmup", "rawPath": "/_local/warmup", "rawQueryString": "",
             "headers": {}, "isBase64Encoded": false,
@@ -614,7 +902,7 @@ fn start_event_sources(
                         source,
                     ));
                 }
-                EventSource::Http { .. } => {}
+                EventSource::Http { .. } | EventSource::Schedule { .. } => {}
             }
         }
     }
@@ -657,7 +945,7 @@ async fn start_notification_log(
 
 /// Tells the person who started the stack where everything is, with a customer token and an
 /// order to place.
-fn print_welcome(args: &UpArgs, jwt_secret: &str, base: &str, endpoint: &str) {
+fn print_welcome(args: &UpArgs, workspace: &Path, jwt_secret: &str, base: &str, endpoint: &str) {
     let token = jwt::sign(
         jwt_secret,
         LOCAL_ISSUER,
@@ -676,6 +964,24 @@ fn print_welcome(args: &UpArgs, jwt_secret: &str, base: &str, endpoint: &str) {
     println!("\nA customer token (12 h; more with `cargo run -p oms-local -- token --sub NAME [--scope oms:admin]`):\n\n  export TOKEN={token}\n");
     println!("Place an order:\n");
     println!("  curl -si {base}/orders -H \"authorization: Bearer $TOKEN\" -H 'content-type: application/json' \\\n    -H \"idempotency-key: $(date +%s%N)\" -d @events/demo-order.json\n");
+    let port = if args.port == 3000 {
+        String::new()
+    } else {
+        format!("OMS_LOCAL_PORT={} ", args.port)
+    };
+    // This executable, as the person at the workspace's root would name it.
+    let me = std::env::current_exe()
+        .ok()
+        .map(|exe| {
+            exe.strip_prefix(workspace)
+                .map(Path::to_path_buf)
+                .unwrap_or(exe)
+        })
+        .unwrap_or_else(|| PathBuf::from("target/debug/oms-local"));
+    println!(
+        "Pay for it, as the payment service provider would (signed with the local PSP secret):\n"
+    );
+    println!("  {port}{} psp authorize <orderId>\n", me.display());
     println!("Press Ctrl-C to stop.");
 }
 
@@ -745,4 +1051,108 @@ async fn seed(
     }
     tracing::info!("demo catalog stocked");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn template() -> Template {
+        Template::parse(
+            "Parameters:\n  PaymentWindowSeconds: {Type: Number, Default: 1800}\n  JwtIssuer: {Type: String}\n  JwtAudience: {Type: String}\n  CarrierWebhookSecret: {Type: String}\n  PublicApiUrl: {Type: String, Default: ''}\nResources: {}\n",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_parameter_is_set_by_its_variable_and_a_flag_wins_over_it() {
+        let environment = vec![
+            (
+                "OMS_LOCAL_PARAMETER_PaymentWindowSeconds".to_owned(),
+                "20".to_owned(),
+            ),
+            ("PATH".to_owned(), "/bin".to_owned()),
+        ];
+        let parameters = template_parameters(&template(), 3000, &[], &environment, "c").unwrap();
+        assert_eq!(parameters["PaymentWindowSeconds"], "20");
+        assert_eq!(parameters["JwtIssuer"], LOCAL_ISSUER);
+        assert_eq!(parameters["PublicApiUrl"], "http://127.0.0.1:3000");
+        let flagged = template_parameters(
+            &template(),
+            3000,
+            &["PaymentWindowSeconds=90".to_owned()],
+            &environment,
+            "c",
+        )
+        .unwrap();
+        assert_eq!(flagged["PaymentWindowSeconds"], "90");
+        let defaults = template_parameters(&template(), 3000, &[], &[], "c").unwrap();
+        assert_eq!(defaults["PaymentWindowSeconds"], "1800");
+    }
+
+    #[test]
+    fn a_misspelt_override_is_an_error() {
+        let environment = vec![(
+            "OMS_LOCAL_PARAMETER_PaymentWindow".to_owned(),
+            "20".to_owned(),
+        )];
+        let error = template_parameters(&template(), 3000, &[], &environment, "c").unwrap_err();
+        assert!(error.to_string().contains("PaymentWindow"), "{error}");
+        assert!(template_parameters(&template(), 3000, &["Nope=1".to_owned()], &[], "c").is_err());
+    }
+
+    #[test]
+    fn functions_get_the_local_secret_cache_time() {
+        let environment = function_environment(&[], "http://127.0.0.1:4566", 2).unwrap();
+        assert!(environment.contains(&("SECRET_CACHE_SECONDS".to_owned(), "2".to_owned())));
+    }
+
+    #[test]
+    fn the_commands_parse() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "oms-local",
+            "psp",
+            "authorize",
+            "01KAZ3Q6W8T2Y7X9V5N4M3K2J1",
+            "--secret",
+            "old-secret-0123456",
+            "--secret",
+            "new-secret-0123456",
+            "--stale",
+            "--api-url",
+            "http://127.0.0.1:3300/",
+        ])
+        .unwrap();
+        let Command::Psp(args) = cli.command else {
+            panic!("not psp")
+        };
+        assert_eq!(
+            args.kind,
+            oms_domain::order::payments::PaymentEventKind::AuthorizationSucceeded
+        );
+        assert_eq!(args.secrets.len(), 2);
+        assert!(args.stale);
+        assert_eq!(args.api.url(), "http://127.0.0.1:3300");
+        assert!(
+            Cli::try_parse_from(["oms-local", "psp", "charge", "01KAZ3Q6W8T2Y7X9V5N4M3K2J1"])
+                .is_err()
+        );
+        let cli = Cli::try_parse_from([
+            "oms-local",
+            "schedule",
+            "OrderSweeperFunction",
+            "--port",
+            "3300",
+        ])
+        .unwrap();
+        let Command::Schedule { function, api, .. } = cli.command else {
+            panic!("not schedule")
+        };
+        assert_eq!(function, "OrderSweeperFunction");
+        if std::env::var_os("OMS_API_URL").is_none() {
+            assert_eq!(api.url(), "http://127.0.0.1:3300");
+        }
+    }
 }

@@ -1,9 +1,13 @@
-//! Creating the template's tables, queues, topics and subscriptions in the emulator.
+//! Creating the template's tables, queues, topics, subscriptions and secrets in the emulator.
 //!
 //! Resources are created in dependency order: a pass creates every resource whose references
 //! resolve, and passes repeat until all are created (a dead-letter queue before the queue that
 //! redrives to it, a topic and a queue before their subscription). Resource kinds that have no
 //! local meaning (queue policies, alarms) are skipped and listed.
+//!
+//! A secret whose value the template leaves to Secrets Manager (`GenerateSecretString`) gets a
+//! known value locally instead of a random one, so that whoever plays the other side (the PSP's
+//! webhooks: `oms-local psp`, the system tests) can sign with it.
 
 use std::collections::HashMap;
 
@@ -22,24 +26,33 @@ pub struct Clients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub sns: aws_sdk_sns::Client,
+    pub secretsmanager: aws_sdk_secretsmanager::Client,
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-const HANDLED: [&str; 4] = [
+const HANDLED: [&str; 5] = [
     "AWS::DynamoDB::Table",
     "AWS::SQS::Queue",
     "AWS::SNS::Topic",
     "AWS::SNS::Subscription",
+    "AWS::SecretsManager::Secret",
 ];
 
+/// Local choices that change what provisioning creates.
+pub struct Options<'a> {
+    /// Shortens queues' visibility timeouts so retries are seen in seconds.
+    pub visibility_override: Option<u32>,
+    /// The value of every secret the template has generated (`GenerateSecretString`).
+    pub generated_secret: &'a str,
+}
+
 /// Creates every resource the local stack emulates and records what references to them give.
-/// `visibility_override` shortens queues' visibility timeouts so retries are seen in seconds.
 pub async fn provision(
     template: &Template,
     context: &mut Context,
     clients: &Clients,
-    visibility_override: Option<u32>,
+    options: &Options<'_>,
 ) -> Result<(), BoxError> {
     let mut pending: Vec<&Resource> = Vec::new();
     for resource in template
@@ -88,10 +101,20 @@ pub async fn provision(
                     create_table(clients, context, &name, &properties).await?
                 }
                 "AWS::SQS::Queue" => {
-                    create_queue(clients, context, &name, &properties, visibility_override).await?
+                    create_queue(
+                        clients,
+                        context,
+                        &name,
+                        &properties,
+                        options.visibility_override,
+                    )
+                    .await?
                 }
                 "AWS::SNS::Topic" => create_topic(clients, &name).await?,
                 "AWS::SNS::Subscription" => create_subscription(clients, &properties).await?,
+                "AWS::SecretsManager::Secret" => {
+                    create_secret(clients, &name, &properties, options.generated_secret).await?
+                }
                 _ => unreachable!("filtered above"),
             };
             tracing::info!(resource = %resource.logical_id, reference = %physical.reference, "created");
@@ -321,4 +344,106 @@ async fn create_subscription(clients: &Clients, p: &Value) -> Result<Physical, B
         reference: arn,
         attributes: HashMap::new(),
     })
+}
+
+/// The value a secret is created with: its `SecretString`, or for a `GenerateSecretString`
+/// secret the local value (with `SecretStringTemplate` and `GenerateStringKey`, the template's
+/// JSON with that key set to it, as Secrets Manager would generate it). `None`: an empty secret.
+pub fn secret_value(p: &Value, generated: &str) -> Result<Option<String>, BoxError> {
+    if let Some(value) = p["SecretString"].as_str() {
+        return Ok(Some(value.to_owned()));
+    }
+    let generate = &p["GenerateSecretString"];
+    if !generate.is_object() {
+        return Ok(None);
+    }
+    match (
+        generate["SecretStringTemplate"].as_str(),
+        generate["GenerateStringKey"].as_str(),
+    ) {
+        (Some(template), Some(key)) => {
+            let mut object: serde_json::Map<String, Value> = serde_json::from_str(template)
+                .map_err(|e| format!("SecretStringTemplate is not a JSON object: {e}"))?;
+            object.insert(key.to_owned(), Value::String(generated.to_owned()));
+            Ok(Some(Value::Object(object).to_string()))
+        }
+        (None, None) => Ok(Some(generated.to_owned())),
+        _ => Err("SecretStringTemplate and GenerateStringKey go together".into()),
+    }
+}
+
+/// Creates the secret `name`; `Ref` of it is its ARN, as in CloudFormation.
+async fn create_secret(
+    clients: &Clients,
+    name: &str,
+    p: &Value,
+    generated: &str,
+) -> Result<Physical, BoxError> {
+    use aws_sdk_secretsmanager::error::DisplayErrorContext;
+    let value = secret_value(p, generated)?;
+    let mut request = clients
+        .secretsmanager
+        .create_secret()
+        .name(name)
+        .set_secret_string(value.clone());
+    if let Some(description) = p["Description"].as_str() {
+        request = request.description(description);
+    }
+    let arn = match request.send().await {
+        Ok(output) => output.arn,
+        // An emulator kept from an earlier start (`--emulator-url`): the value is set anew.
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_exists_exception()) =>
+        {
+            let mut put = clients.secretsmanager.put_secret_value().secret_id(name);
+            if let Some(value) = value {
+                put = put.secret_string(value);
+            }
+            put.send()
+                .await
+                .map_err(|e| format!("PutSecretValue {name}: {}", DisplayErrorContext(&e)))?
+                .arn
+        }
+        Err(error) => {
+            return Err(format!("CreateSecret {name}: {}", DisplayErrorContext(&error)).into())
+        }
+    }
+    .ok_or("Secrets Manager answered no ARN")?;
+    Ok(Physical {
+        reference: arn.clone(),
+        attributes: HashMap::from([("Id".to_owned(), arn)]),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_generated_secret_gets_the_local_value() {
+        let generated =
+            json!({"GenerateSecretString": {"PasswordLength": 48, "ExcludePunctuation": true}});
+        assert_eq!(
+            secret_value(&generated, "local-psp-secret-0123456789").unwrap(),
+            Some("local-psp-secret-0123456789".to_owned())
+        );
+        let templated = json!({"GenerateSecretString": {
+            "SecretStringTemplate": "{\"username\": \"oms\"}", "GenerateStringKey": "password"}});
+        let value: Value =
+            serde_json::from_str(&secret_value(&templated, "s3cret").unwrap().unwrap()).unwrap();
+        assert_eq!(value, json!({"username": "oms", "password": "s3cret"}));
+        assert_eq!(
+            secret_value(&json!({"SecretString": "given"}), "x").unwrap(),
+            Some("given".to_owned())
+        );
+        assert_eq!(secret_value(&json!({}), "x").unwrap(), None);
+        assert!(secret_value(
+            &json!({"GenerateSecretString": {"GenerateStringKey": "password"}}),
+            "x"
+        )
+        .is_err());
+    }
 }

@@ -385,6 +385,50 @@ pub enum EventSource {
         report_failures: bool,
         on_failure_arn: Option<String>,
     },
+    /// A `Schedule` (EventBridge rule) or `ScheduleV2` (EventBridge Scheduler) event. Locally it
+    /// runs on the stack's own short period, not on its expression; the expression is kept for
+    /// the log.
+    Schedule {
+        /// The event's name in the template (`Sweep`), part of the rule's name.
+        event: String,
+        expression: String,
+        /// False for `Enabled: false` or `State: DISABLED`: only on-demand runs then.
+        enabled: bool,
+        /// The event's `Input`: sent instead of the scheduled event, as EventBridge does.
+        input: Option<Value>,
+    },
+}
+
+/// A `Schedule` or `ScheduleV2` event's resolved properties, as an event source.
+fn schedule_of(event: &str, kind: &str, properties: &Value) -> Result<EventSource, TemplateError> {
+    let key = if kind == "ScheduleV2" {
+        "ScheduleExpression"
+    } else {
+        "Schedule"
+    };
+    let expression = properties[key]
+        .as_str()
+        .ok_or_else(|| TemplateError::Invalid(format!("the {kind} event {event} has no {key}")))?;
+    // A parameter resolves to a string: `Enabled: !Ref SweepEnabled` gives "false".
+    let off = |value: &Value, word: &str| match value {
+        Value::Bool(b) => !b && word == "false",
+        Value::String(s) => s.eq_ignore_ascii_case(word),
+        _ => false,
+    };
+    let enabled = !off(&properties["Enabled"], "false") && !off(&properties["State"], "DISABLED");
+    let input = match &properties["Input"] {
+        Value::Null => None,
+        Value::String(text) => Some(serde_json::from_str(text).map_err(|e| {
+            TemplateError::Invalid(format!("the {kind} event {event}'s Input is not JSON: {e}"))
+        })?),
+        other => Some(other.clone()),
+    };
+    Ok(EventSource::Schedule {
+        event: event.to_owned(),
+        expression: expression.to_owned(),
+        enabled,
+        input,
+    })
 }
 
 fn environment_of(
@@ -433,7 +477,8 @@ impl Template {
             environment.extend(environment_of(context, &resource.properties)?);
             let mut events = Vec::new();
             if let Some(Yaml::Mapping(map)) = resource.properties.get("Events") {
-                for event in map.values() {
+                for (name, event) in map {
+                    let name = name.as_str().unwrap_or_default();
                     let kind = event.get("Type").and_then(Yaml::as_str).unwrap_or_default();
                     let properties = match event.get("Properties") {
                         Some(p) => context.resolve(p)?,
@@ -471,6 +516,9 @@ impl Template {
                                 .as_str()
                                 .map(str::to_owned),
                         }),
+                        "Schedule" | "ScheduleV2" => {
+                            events.push(schedule_of(name, kind, &properties)?)
+                        }
                         other => {
                             tracing::warn!(function = %resource.logical_id, kind = other, "event source not emulated")
                         }
@@ -579,6 +627,107 @@ mod tests {
             context().resolve(&yaml),
             Err(TemplateError::Pending(_))
         ));
+    }
+
+    fn functions_of(yaml: &str) -> Result<Vec<Function>, TemplateError> {
+        let template = Template::parse(yaml).unwrap();
+        let mut context = context();
+        context
+            .parameters
+            .insert("SweepEnabled".into(), "false".into());
+        template.functions(&context)
+    }
+
+    #[test]
+    fn schedule_events_are_read_with_their_state_and_input() {
+        let functions = functions_of(
+            r#"
+Resources:
+  SweeperFunction:
+    Type: AWS::Serverless::Function
+    Metadata: {BuildProperties: {Binary: order-sweeper}}
+    Properties:
+      Events:
+        Sweep:
+          Type: Schedule
+          Properties: {Schedule: rate(1 minute)}
+        Paused:
+          Type: Schedule
+          Properties: {Schedule: rate(1 hour), Enabled: !Ref SweepEnabled}
+        Off:
+          Type: Schedule
+          Properties: {Schedule: rate(1 hour), Enabled: false}
+        Nightly:
+          Type: ScheduleV2
+          Properties:
+            ScheduleExpression: cron(0 3 * * ? *)
+            Input: '{"full": true}'
+        Stopped:
+          Type: ScheduleV2
+          Properties: {ScheduleExpression: rate(5 minutes), State: DISABLED}
+"#,
+        )
+        .unwrap();
+        let schedules: Vec<_> = functions[0]
+            .events
+            .iter()
+            .map(|e| match e {
+                EventSource::Schedule {
+                    event,
+                    expression,
+                    enabled,
+                    input,
+                } => (event.as_str(), expression.as_str(), *enabled, input.clone()),
+                other => panic!("not a schedule: {other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            schedules,
+            [
+                ("Sweep", "rate(1 minute)", true, None),
+                ("Paused", "rate(1 hour)", false, None),
+                ("Off", "rate(1 hour)", false, None),
+                (
+                    "Nightly",
+                    "cron(0 3 * * ? *)",
+                    true,
+                    Some(json!({"full": true}))
+                ),
+                ("Stopped", "rate(5 minutes)", false, None),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_schedule_without_an_expression_or_with_a_bad_input_is_refused() {
+        let no_expression = "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Metadata: {BuildProperties: {Binary: f}}\n    Properties:\n      Events:\n        S: {Type: ScheduleV2, Properties: {Schedule: rate(1 minute)}}\n";
+        assert!(matches!(
+            functions_of(no_expression),
+            Err(TemplateError::Invalid(m)) if m.contains("ScheduleExpression")
+        ));
+        let bad_input = "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Metadata: {BuildProperties: {Binary: f}}\n    Properties:\n      Events:\n        S: {Type: Schedule, Properties: {Schedule: rate(1 minute), Input: '{nope'}}\n";
+        assert!(matches!(
+            functions_of(bad_input),
+            Err(TemplateError::Invalid(m)) if m.contains("Input")
+        ));
+    }
+
+    #[test]
+    fn the_projects_sweeper_runs_on_a_schedule() {
+        let template = Template::load(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml"),
+        )
+        .unwrap();
+        let sweeper = template
+            .resources
+            .iter()
+            .find(|r| r.logical_id == "OrderSweeperFunction")
+            .expect("the template has the order sweeper");
+        let kind = sweeper.properties["Events"]["Sweep"]["Type"].as_str();
+        assert_eq!(kind, Some("Schedule"));
+        assert!(template
+            .of_kind("AWS::SecretsManager::Secret")
+            .any(|r| r.logical_id == "PspWebhookSecret"));
     }
 
     #[test]
