@@ -573,11 +573,12 @@ impl Order {
             PaymentStatus::Authorized if shipped || capture == CaptureMode::Immediately => {
                 self.ask(PspRequestKind::Capture, now)
             }
-            PaymentStatus::Paid if called_off && self.totals.total.minor_units() > 0 => {
-                if self.refunds.is_empty() {
-                    let refund = self.full_refund(now);
-                    self.refunds.push(refund);
-                }
+            // Refunded in full, once: a return's refund cannot precede a cancellation.
+            PaymentStatus::Paid
+                if called_off && self.totals.total.minor_units() > 0 && self.refunds.is_empty() =>
+            {
+                let refund = self.full_refund(now);
+                self.refunds.push(refund);
             }
             _ => {}
         }
