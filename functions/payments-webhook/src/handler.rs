@@ -28,9 +28,11 @@ impl WebhookSecret for SecretCache {
     }
 }
 
-/// A secret known up front.
+/// A secret known up front (the handler tests').
+#[cfg(test)]
 pub struct FixedSecret(pub Arc<Vec<u8>>);
 
+#[cfg(test)]
 impl WebhookSecret for FixedSecret {
     async fn value(&self) -> Result<Arc<Vec<u8>>, StoreError> {
         Ok(self.0.clone())
