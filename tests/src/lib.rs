@@ -210,9 +210,26 @@ impl Stack {
     /// as a storefront's checkout does: once the order is accepted, the PSP authorizes its total.
     pub async fn place_order(&self, customer: &str, key: &str, lines: &[(&str, u32)]) -> Reply {
         let placed = self.place_unpaid_order(customer, key, lines).await;
-        if placed.status == StatusCode::ACCEPTED {
+        // A replay of the same key is the same order, paid for by its first answer's checkout.
+        if placed.status == StatusCode::ACCEPTED
+            && !placed.headers.contains_key("idempotent-replayed")
+        {
             self.authorize(&placed.body).await;
         }
+        placed
+    }
+
+    /// Places an order and pays for it once it is decided, so its history reads in one order:
+    /// placed, reserved (or rejected), then the authorization.
+    pub async fn place_then_pay(&self, customer: &str, key: &str, lines: &[(&str, u32)]) -> Reply {
+        let placed = self.place_unpaid_order(customer, key, lines).await;
+        assert_eq!(placed.status, StatusCode::ACCEPTED, "{:?}", placed.body);
+        let id = placed.body["orderId"]
+            .as_str()
+            .expect("an order id")
+            .to_owned();
+        self.wait_decided(customer, &id).await;
+        self.authorize(&placed.body).await;
         placed
     }
 
@@ -655,6 +672,7 @@ impl Stack {
                         format!("dynamodb:{action}")
                     }
                     Some(("AmazonSQS", action)) => format!("sqs:{action}"),
+                    Some(("secretsmanager", action)) => format!("secretsmanager:{action}"),
                     // SNS speaks the query protocol: the action is a form field.
                     _ => body
                         .split('&')

@@ -227,7 +227,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_customer_cancels_a_reserved_order_and_its_stock_is_released() {
-        let order = stored_order("01KAZ3Q6W8T2Y7X9V5N4M3K2J1", 1_700_000_000);
+        let order = stored_order("01KAZ3Q6W8T2Y7X9V5N4M3K2J1", 1_700_000_000)
+            .authorized_for_test(chrono::Utc::now());
         let products: Vec<_> = order
             .lines
             .iter()
@@ -255,7 +256,13 @@ mod tests {
         assert_eq!(status, 200);
         assert_eq!(body["status"], "CANCELLED");
         assert_eq!(body["cancellation"]["reason"], "ordered the wrong size");
-        assert_eq!(body["refunds"][0]["amount"], body["totals"]["total"]);
+        // Authorized, not captured: the hold is voided, nothing refunded.
+        assert_eq!(body["payment"]["requests"][0]["kind"], "VOID");
+        assert_eq!(
+            body["payment"]["requests"][0]["amount"],
+            body["totals"]["total"]
+        );
+        assert!(body.get("refunds").is_none());
         for line in &order.lines {
             let product = oms_domain::ports::InventoryStore::product(&app.store, &line.sku)
                 .await

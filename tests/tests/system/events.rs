@@ -38,7 +38,7 @@ async fn each_state_change_is_published_once_as_a_cloudevent() {
     let sku = stack.create_sku("EVENTS", 5).await;
     let customer = unique("customer");
     let reply = stack
-        .place_order(&customer, &unique("key"), &[(&sku, 1)])
+        .place_then_pay(&customer, &unique("key"), &[(&sku, 1)])
         .await;
     assert_eq!(reply.status, StatusCode::ACCEPTED);
     let order_id = reply.body["orderId"].as_str().unwrap().to_owned();
@@ -80,6 +80,7 @@ async fn each_state_change_is_published_once_as_a_cloudevent() {
         [
             "oms.order.placed",
             "oms.order.reserved",
+            "oms.payment.authorized",
             "oms.order.fulfillment-started"
         ]
     );

@@ -38,7 +38,7 @@ fn carrier(order_id: &str, number: &str, event_id: &str, status: &str) -> Value 
 async fn order_in_the_warehouse(stack: &Stack, sku: &str) -> (String, String) {
     let customer = unique("customer");
     let reply = stack
-        .place_order(&customer, &unique("key"), &[(sku, 3)])
+        .place_then_pay(&customer, &unique("key"), &[(sku, 3)])
         .await;
     assert_eq!(reply.status, StatusCode::ACCEPTED, "{:?}", reply.body);
     let id = reply.body["orderId"].as_str().unwrap().to_owned();
@@ -162,6 +162,7 @@ async fn an_order_goes_from_placed_to_delivered_over_http() {
         [
             "PENDING",
             "RESERVED",
+            "RESERVED",
             "FULFILLING",
             "FULFILLING",
             "FULFILLING",
@@ -172,7 +173,7 @@ async fn an_order_goes_from_placed_to_delivered_over_http() {
         ]
     );
     assert!(
-        timeline[5].1.contains(&number),
+        timeline[6].1.contains(&number),
         "the shipping step names the tracking number"
     );
     assert!(order["timeline"]
