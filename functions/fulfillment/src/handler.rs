@@ -63,7 +63,7 @@ async fn process<S: OrderStore>(app: &App<S>, message: &SqsMessage) -> Result<()
             tracing::info!(%order_id, "reserved, awaiting payment: held until its authorization")
         }
         StartResult::AlreadyMoved(status) => {
-            tracing::info!(%order_id, status = status.as_str(), "already moved on; duplicate acknowledged")
+            tracing::info!(%order_id, status = status.as_str(), "not reserved (yet, or any more): acknowledged")
         }
     }
     Ok(())

@@ -42,7 +42,16 @@ pub struct SweepAnswer {
     pub fulfillments_redriven: Vec<String>,
     pub flagged: Vec<String>,
     pub contended: Vec<String>,
+    /// Orders it could not handle, with why.
+    pub failed: Vec<FailedOrder>,
     pub more: bool,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailedOrder {
+    pub order_id: String,
+    pub error: String,
 }
 
 impl From<SweepReport> for SweepAnswer {
@@ -55,6 +64,14 @@ impl From<SweepReport> for SweepAnswer {
             fulfillments_redriven: ids(report.fulfillments_redriven),
             flagged: ids(report.flagged),
             contended: ids(report.contended),
+            failed: report
+                .failed
+                .into_iter()
+                .map(|(id, error)| FailedOrder {
+                    order_id: id.to_string(),
+                    error,
+                })
+                .collect(),
             more: report.more,
         }
     }
@@ -84,7 +101,8 @@ pub async fn handle<S: OrderStore + OrderTransactions>(
                         {"Name": "OrdersExpired", "Unit": "Count"},
                         {"Name": "StuckOrdersRedriven", "Unit": "Count"},
                         {"Name": "AuthorizationsNearDeadline", "Unit": "Count"},
-                        {"Name": "SweepContended", "Unit": "Count"}
+                        {"Name": "SweepContended", "Unit": "Count"},
+                        {"Name": "SweepFailures", "Unit": "Count"}
                     ]
                 }]
             },
@@ -92,9 +110,14 @@ pub async fn handle<S: OrderStore + OrderTransactions>(
             "StuckOrdersRedriven": report.reservations_redriven.len() + report.fulfillments_redriven.len(),
             "AuthorizationsNearDeadline": report.flagged.len(),
             "SweepContended": report.contended.len(),
+            "SweepFailures": report.failed.len(),
         })
     );
+    for (order_id, error) in &report.failed {
+        tracing::error!(%order_id, %error, "the sweep could not handle an order");
+    }
     tracing::info!(
+        failed = report.failed.len(),
         examined = report.examined,
         expired = report.expired.len(),
         reservations_redriven = report.reservations_redriven.len(),

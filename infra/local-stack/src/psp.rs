@@ -265,7 +265,7 @@ mod tests {
             "orderId": ORDER,
             "totals": {"total": {"amount": 5980, "currency": "EUR"}},
             "refunds": [
-                {"refundId": format!("{ORDER}-REFUND-1"), "amount": {"amount": 1290, "currency": "EUR"}, "state": "REFUNDED"},
+                {"refundId": format!("{ORDER}-REFUND-1"), "amount": {"amount": 1290, "currency": "EUR"}, "state": "ISSUED"},
                 {"refundId": format!("{ORDER}-REFUND-2"), "amount": {"amount": 990, "currency": "EUR"}, "state": "REQUESTED"}
             ],
             "payment": {"status": "PAID", "ledger": [], "requests": []}

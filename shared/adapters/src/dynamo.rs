@@ -3,7 +3,7 @@
 //! ## Item layout
 //! | item | `pk` | `sk` | index keys |
 //! |---|---|---|---|
-//! | order | `ORDER#<orderId>` | `ORDER` | `gsi1`: `CUSTOMER#<customerId>` / `ORDER#<orderId>` (a customer's orders, newest first: order ids are ULIDs); `gsi2`: `STATUS#<status>` / `<updatedAt>#<orderId>` (orders by status and age: the sweep); sparse: `gsi3` the pick list, `gsi4` returns waiting for staff, `gsi5` `PAYMENTS#ATTENTION` or `PAYMENTS#AWAITING_CAPTURE` / `<since>#<orderId>` (money that needs staff; authorizations waiting for their capture) |
+//! | order | `ORDER#<orderId>` | `ORDER` | `gsi1`: `CUSTOMER#<customerId>` / `ORDER#<orderId>` (a customer's orders, newest first: order ids are ULIDs); `gsi2`: `STATUS#<status>` / `<statusSince>#<orderId>` (orders by status and how long they have been in it: the sweep); sparse: `gsi3` the pick list, `gsi4` returns waiting for staff, `gsi5` `PAYMENTS#ATTENTION` or `PAYMENTS#AWAITING_CAPTURE` / `<since>#<orderId>` (money that needs staff; authorizations waiting for their capture) |
 //! | idempotency record | `IDEMPOTENCY#<customerId>#<key>` | `IDEMPOTENCY` | — (expires after [`IDEMPOTENCY_TTL_DAYS`] through the table's TTL) |
 //! | product and its stock | `SKU#<sku>` | `PRODUCT` | — |
 //! | stock adjustment | `SKU#<sku>` | `ADJUSTMENT#<id>` | — |
@@ -135,13 +135,7 @@ impl OrderItem {
             gsi1pk: format!("CUSTOMER#{}", order.customer_id),
             gsi1sk: format!("ORDER#{}", order.id),
             gsi2pk: format!("STATUS#{}", order.status.as_str()),
-            gsi2sk: format!(
-                "{}#{}",
-                order
-                    .updated_at
-                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                order.id
-            ),
+            gsi2sk: listing_sort_key(order.status_since(), &order.id),
             gsi3pk: pick_list_partition(order),
             gsi3sk: order.fulfillment.as_ref().map(|f| {
                 format!(
@@ -526,7 +520,7 @@ impl OrderStore for DynamoStore {
     async fn list_by_status(
         &self,
         status: OrderStatus,
-        changed_before: DateTime<Utc>,
+        entered_before: DateTime<Utc>,
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<Page<Order>, StoreError> {
@@ -538,7 +532,7 @@ impl OrderStore for DynamoStore {
                 ORDERS_BY_STATUS_INDEX,
                 format!("STATUS#{}", status.as_str()),
                 true,
-                Some(changed_before.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+                Some(entered_before.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
                 limit,
                 cursor,
             )
@@ -553,8 +547,8 @@ impl OrderStore for DynamoStore {
                 orders.push(from_item::<OrderItem>(item)?.order);
             }
         }
-        orders.retain(|o| o.status == status);
-        orders.sort_by(|a, b| (a.updated_at, &a.id).cmp(&(b.updated_at, &b.id)));
+        orders.retain(|o| o.status == status && o.status_since() < entered_before);
+        orders.sort_by(|a, b| (a.status_since(), &a.id).cmp(&(b.status_since(), &b.id)));
         Ok(Page {
             items: orders,
             next_cursor,

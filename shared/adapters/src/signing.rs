@@ -81,7 +81,8 @@ pub fn verify(
     if signatures.is_empty() || signatures.len() > 8 {
         return Err(SignatureError::Malformed);
     }
-    if (now - timestamp).abs() > TOLERANCE_SECONDS {
+    // abs_diff: no timestamp a sender picks can overflow the subtraction.
+    if now.abs_diff(timestamp) > TOLERANCE_SECONDS.unsigned_abs() {
         return Err(SignatureError::Stale);
     }
     let expected = mac(secret, timestamp, body);
@@ -154,11 +155,17 @@ mod tests {
     #[test]
     fn malformed_headers_are_refused() {
         for header in ["", "t=abc,v1=00", "v1=00", "t=1", "t=1,v1=zz", "garbage"] {
-            assert!(
-                verify(b"s", Some(header), BODY, 1).is_err(),
-                "{header:?} was accepted"
+            assert_eq!(
+                verify(b"s", Some(header), BODY, 1),
+                Err(SignatureError::Malformed),
+                "{header:?}"
             );
         }
+        assert_eq!(
+            verify(b"s", Some(&format!("t={},v1=00", i64::MIN)), BODY, NOW),
+            Err(SignatureError::Stale),
+            "the most negative timestamp neither overflows nor passes"
+        );
         assert_eq!(verify(b"s", None, BODY, 1), Err(SignatureError::Missing));
     }
 }

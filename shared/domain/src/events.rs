@@ -392,6 +392,9 @@ pub fn order_event(old: Option<&Order>, new: Option<&Order>) -> Option<CloudEven
 pub struct RefundEventData {
     pub order_id: OrderId,
     pub customer_id: CustomerId,
+    /// The PSP's payment to refund, from its authorization or capture.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub psp_reference: Option<String>,
     #[serde(flatten)]
     pub refund: Refund,
 }
@@ -416,6 +419,7 @@ pub fn refund_events(old: Option<&Order>, new: Option<&Order>) -> Vec<CloudEvent
                 RefundEventData {
                     order_id: new.id.clone(),
                     customer_id: new.customer_id.clone(),
+                    psp_reference: new.payment.psp_reference().map(str::to_owned),
                     refund: refund.clone(),
                 },
             );

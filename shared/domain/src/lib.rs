@@ -15,13 +15,16 @@
 //! - [`stock`]: products and their stock counters, with the rules that keep them exact.
 //! - [`order`]: the order aggregate — its state machine and timeline, and as child modules
 //!   everything that lives inside the order's item: the shipment ([`order::fulfillment`]),
-//!   cancellation, returns with their policy, and refunds. One function records every change.
+//!   cancellation, returns with their policy, refunds, and payments (the PSP's ledger and the
+//!   status derived from it). One function records every change.
 //! - [`request`]: the one reader that turns every untrusted request body into a validated
 //!   command, naming each bad field by its path.
 //! - [`events`]: the domain events derived from state changes, as CloudEvents.
 //! - [`notifications`]: what customers are told, per channel, from template files.
 //! - [`ports`]: the narrow repository traits the application needs, and their errors.
-//! - [`app`]: the operations the functions call (place an order, reserve it, administer stock).
+//! - [`app`]: the operations the functions call (place an order, reserve it, administer stock,
+//!   record a PSP's payment event), and the scheduled sweep ([`app::sweep`]) that expires unpaid
+//!   orders, re-drives stuck ones and watches authorization deadlines.
 //! - `fixtures` (feature `fixtures`, tests only): the JSON files in `events/` and orders made
 //!   from them by the domain's own operations, for the functions' handler tests.
 //! - [`memory`]: an in-memory implementation of every port that honours the same conditions as the

@@ -201,7 +201,7 @@ impl OrderStore for InMemoryStore {
     async fn list_by_status(
         &self,
         status: crate::order::OrderStatus,
-        changed_before: chrono::DateTime<chrono::Utc>,
+        entered_before: chrono::DateTime<chrono::Utc>,
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<Page<Order>, StoreError> {
@@ -209,8 +209,8 @@ impl OrderStore for InMemoryStore {
         let entries = state
             .orders
             .values()
-            .filter(|o| o.status == status && o.updated_at < changed_before)
-            .map(|o| (listing_key(Some(o.updated_at), &o.id), o))
+            .filter(|o| o.status == status && o.status_since() < entered_before)
+            .map(|o| (listing_key(Some(o.status_since()), &o.id), o))
             .collect();
         page_of(
             &format!("status-{}", status.as_str()),

@@ -186,6 +186,34 @@ fn language_of(order: &Order) -> &'static str {
     LANGUAGES.into_iter().find(|l| *l == wanted).unwrap_or("en")
 }
 
+/// What a customer may be told of a PSP's decline code, in their language: the reasons they can
+/// act on. Anything else — and above all what a PSP says of suspected fraud or a card reported
+/// lost or stolen — is not repeated to the payer.
+fn decline_for_customer(code: &str, language: &str) -> Option<&'static str> {
+    let (en, de) = match code.to_ascii_lowercase().as_str() {
+        "insufficient_funds" => ("insufficient funds", "nicht ausreichende Deckung"),
+        "expired_card" => ("the card has expired", "die Karte ist abgelaufen"),
+        "incorrect_cvc" | "invalid_cvc" => (
+            "the security code was not accepted",
+            "die Kartenprüfnummer wurde nicht akzeptiert",
+        ),
+        "incorrect_number" | "invalid_number" => (
+            "the card number was not accepted",
+            "die Kartennummer wurde nicht akzeptiert",
+        ),
+        "authentication_required" => (
+            "the payment needs your confirmation with your bank",
+            "die Zahlung muss bei Ihrer Bank bestätigt werden",
+        ),
+        "processing_error" => (
+            "a processing error at the payment provider",
+            "ein Verarbeitungsfehler beim Zahlungsanbieter",
+        ),
+        _ => return None,
+    };
+    Some(if language == "de" { de } else { en })
+}
+
 /// Money for people: `€62.00` in English, `62,00 €` in German.
 pub fn format_money(money: Money, language: &str) -> String {
     let exponent = money.currency_exponent();
@@ -326,7 +354,7 @@ impl Renderer {
             "refund": event.data.refund.map(money),
             "refundId": event.data.refund_id,
             "voidRequested": void_requested,
-            "paymentReason": event.data.payment_reason,
+            "paymentReason": event.data.payment_reason.as_deref().and_then(|r| decline_for_customer(r, language)),
             "payWithinMinutes": self.payment_window.num_minutes().max(1),
             "returnId": event.data.return_id.as_ref().map(|r| r.to_string()),
             "labelUrl": event.data.return_id.as_ref().map(|r| format!("{}/returns/{r}/label", self.api_url)),
@@ -510,7 +538,7 @@ mod tests {
             occurred_at: t,
             psp_reference: Some("pi_1".into()),
             refund_id: None,
-            reason: Some("insufficient funds".into()),
+            reason: Some("insufficient_funds".into()),
         };
         let declined = psp(&reserved, decline(&reserved), t);
         // Declined for an order the customer called off already: nothing to do.

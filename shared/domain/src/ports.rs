@@ -132,12 +132,13 @@ pub trait OrderStore: Send + Sync {
         cursor: Option<&str>,
     ) -> impl Future<Output = Result<Page<Order>, StoreError>> + Send;
 
-    /// Orders in `status` whose last change was before `changed_before`, the longest unchanged
-    /// first: the status index, as the scheduled sweep reads it.
+    /// Orders in `status` that entered it before `entered_before` ([`Order::status_since`]), the
+    /// longest in it first: the status index, as the scheduled sweep reads it. A change that
+    /// keeps the status (a declined payment, say) does not restart the order's time in it.
     fn list_by_status(
         &self,
         status: OrderStatus,
-        changed_before: DateTime<Utc>,
+        entered_before: DateTime<Utc>,
         limit: u32,
         cursor: Option<&str>,
     ) -> impl Future<Output = Result<Page<Order>, StoreError>> + Send;

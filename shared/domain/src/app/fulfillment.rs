@@ -51,7 +51,8 @@ impl FulfillmentAppError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StartResult {
     Started,
-    /// Not `RESERVED` any more (a duplicate message, or a cancellation): no-op.
+    /// Not `RESERVED` (a duplicate message, a cancellation, or an authorization that came
+    /// before the reservation): no-op.
     AlreadyMoved(OrderStatus),
     /// Reserved but not yet authorized: it stays held until its authorization's event starts
     /// it.

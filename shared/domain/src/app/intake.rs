@@ -63,7 +63,7 @@ pub async fn place_order<O: OrderStore, I: InventoryStore>(
         policy,
         now,
     )?;
-    let body = serde_json::to_string(&crate::app::views::OrderView::from(&order))
+    let body = serde_json::to_string(&crate::app::views::OrderView::for_customer(&order))
         .map_err(|e| StoreError::Failed(e.to_string()))?;
     let record = IdempotencyRecord {
         customer_id: caller.customer_id.clone(),

@@ -13,8 +13,11 @@
 //! - **authorization deadlines**: an uncaptured authorization near the PSP's capture deadline is
 //!   put in front of staff.
 //!
-//! Each run looks at no more than its budget of orders and says whether it stopped early; what
-//! it changed has left the lists it reads, so the next run goes on where it stopped.
+//! Each pass of a run looks at no more than its budget of orders and says whether it stopped
+//! early. What a pass changed has left the list it reads; what it left unchanged (an order that
+//! became paid for since it was listed, say) is listed again by the next run, which is why the
+//! passes are budgeted apart. An order the sweep cannot handle is counted and logged, and the run
+//! goes on.
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -56,7 +59,10 @@ pub struct SweepReport {
     pub flagged: Vec<OrderId>,
     /// Orders that changed under the sweep so often it left them for the next run.
     pub contended: Vec<OrderId>,
-    /// Whether it stopped at its budget with more to look at.
+    /// Orders the sweep could not handle, and why (a store error, an item that does not read):
+    /// each is logged and counted, and the run goes on with the others.
+    pub failed: Vec<(OrderId, String)>,
+    /// Whether a pass stopped at its budget with more to look at.
     pub more: bool,
 }
 
@@ -118,7 +124,8 @@ enum Job {
     FlagDeadline,
 }
 
-/// One run of the scheduled sweep, looking at no more than `budget` orders.
+/// One run of the scheduled sweep, each of its passes looking at no more than `budget` orders
+/// (so abandoned checkouts waiting to expire cannot starve the deadline watch).
 pub async fn sweep<S: OrderStore + OrderTransactions>(
     store: &S,
     policies: &SweepPolicies<'_>,
@@ -137,17 +144,24 @@ pub async fn sweep<S: OrderStore + OrderTransactions>(
     ];
     for (job, status, before) in passes {
         let mut cursor = None;
-        loop {
+        let mut examined = 0;
+        'pass: loop {
             let page = store
                 .list_by_status(status, before, 100, cursor.as_deref())
                 .await?;
             for order in page.items {
-                if report.examined >= budget {
-                    report.more = true;
-                    return Ok(report);
+                // Reserved and waiting for its money is not stuck (the expiry takes it if the
+                // money never comes): passed over without using the budget.
+                if job == Job::RedriveFulfillment && !order.payment_status().allows_fulfillment() {
+                    continue;
                 }
+                if examined >= budget {
+                    report.more = true;
+                    break 'pass;
+                }
+                examined += 1;
                 report.examined += 1;
-                apply(store, policies, job, &order, now, &mut report).await?;
+                apply(store, policies, job, &order, now, &mut report).await;
             }
             match page.next_cursor {
                 Some(next) => cursor = Some(next),
@@ -158,7 +172,8 @@ pub async fn sweep<S: OrderStore + OrderTransactions>(
     let deadline =
         now - (policies.payment.authorization_lifetime - policies.payment.deadline_margin);
     let mut cursor = None;
-    loop {
+    let mut examined = 0;
+    'deadlines: loop {
         let page = store
             .list_payment_watch(
                 PaymentWatch::AwaitingCapture,
@@ -168,12 +183,13 @@ pub async fn sweep<S: OrderStore + OrderTransactions>(
             )
             .await?;
         for order in page.items {
-            if report.examined >= budget {
+            if examined >= budget {
                 report.more = true;
-                return Ok(report);
+                break 'deadlines;
             }
+            examined += 1;
             report.examined += 1;
-            apply(store, policies, Job::FlagDeadline, &order, now, &mut report).await?;
+            apply(store, policies, Job::FlagDeadline, &order, now, &mut report).await;
         }
         match page.next_cursor {
             Some(next) => cursor = Some(next),
@@ -183,9 +199,24 @@ pub async fn sweep<S: OrderStore + OrderTransactions>(
     Ok(report)
 }
 
-/// Does `job` to the listed `order` (read fresh by the listing; each job reads it again before
-/// its conditional write) and records what came of it.
+/// Does `job` to the listed `order` and records what came of it; an order the sweep cannot
+/// handle is recorded as failed, and the run goes on.
 async fn apply<S: OrderStore + OrderTransactions>(
+    store: &S,
+    policies: &SweepPolicies<'_>,
+    job: Job,
+    order: &Order,
+    now: DateTime<Utc>,
+    report: &mut SweepReport,
+) {
+    if let Err(error) = try_apply(store, policies, job, order, now, report).await {
+        report.failed.push((order.id.clone(), error.to_string()));
+    }
+}
+
+/// Does `job` to the listed `order` (read fresh by the listing; each job reads it again before
+/// its conditional write).
+async fn try_apply<S: OrderStore + OrderTransactions>(
     store: &S,
     policies: &SweepPolicies<'_>,
     job: Job,
@@ -218,10 +249,6 @@ async fn apply<S: OrderStore + OrderTransactions>(
                 outcome_of(result, |e| matches!(e, ReservationError::Contended))?,
                 &mut report.reservations_redriven,
             )
-        }
-        // Reserved and waiting for its money is not stuck: the expiry takes it if it never comes.
-        Job::RedriveFulfillment if !order.payment_status().allows_fulfillment() => {
-            (Outcome::Unchanged, &mut report.fulfillments_redriven)
         }
         Job::RedriveFulfillment => {
             let result = start_fulfillment(store, policies.shipping, id, now)

@@ -70,7 +70,9 @@ pub struct RefundView<'a> {
 #[serde(rename_all = "camelCase")]
 pub struct PaymentView<'a> {
     pub status: PaymentStatus,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub ledger: &'a [LedgerEntry],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub requests: &'a [PspRequest],
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attention: Option<PaymentAttention>,
@@ -143,6 +145,28 @@ pub struct TimelineView<'a> {
     pub at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<&'a str>,
+}
+
+impl<'a> OrderView<'a> {
+    /// The order as its customer sees it: the payment's status alone, without the PSP's events
+    /// (their references and decline reasons), what was asked of the PSP, or what staff must
+    /// look at.
+    pub fn for_customer(order: &'a Order) -> Self {
+        let mut view = OrderView::from(order);
+        view.payment.ledger = &[];
+        view.payment.requests = &[];
+        view.payment.attention = None;
+        view
+    }
+
+    /// The order as `staff` (anyone with `oms:admin`) or its customer sees it.
+    pub fn for_caller(order: &'a Order, staff: bool) -> Self {
+        if staff {
+            OrderView::from(order)
+        } else {
+            Self::for_customer(order)
+        }
+    }
 }
 
 impl<'a> From<&'a Order> for OrderView<'a> {

@@ -366,6 +366,12 @@ impl Order {
         now: DateTime<Utc>,
     ) -> Result<Order, FulfillmentError> {
         self.expect_step(FulfillmentStatus::Packed)?;
+        // The goods leave only against money held or taken (the PSP may have released a hold
+        // since the order was picked).
+        let payment = self.payment_status();
+        if !payment.allows_fulfillment() {
+            return Err(FulfillmentError::AwaitingPayment(payment.as_str()));
+        }
         let note = format!("{} {}", tracking.carrier, tracking.tracking_number);
         let mut next = self.move_shipment(
             ShipmentMove {

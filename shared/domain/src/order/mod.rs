@@ -409,6 +409,18 @@ impl Order {
         next
     }
 
+    /// When the order entered its current status: the first entry of the timeline's last run in
+    /// that status. Changes that keep the status (a payment event, a carrier's scan) do not move
+    /// it, so "how long has it been reserved" counts from the reservation.
+    pub fn status_since(&self) -> DateTime<Utc> {
+        self.timeline
+            .iter()
+            .rev()
+            .take_while(|entry| entry.status == self.status)
+            .last()
+            .map_or(self.created_at, |entry| entry.at)
+    }
+
     /// Every line of the order, moved one way.
     pub fn stock_moves(&self, movement: StockMovement) -> Vec<StockMove> {
         self.quantities()

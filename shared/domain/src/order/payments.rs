@@ -212,9 +212,9 @@ impl PaymentStatus {
         matches!(self, Self::Authorized | Self::Paid)
     }
 
-    /// Whether the customer has not paid (yet).
+    /// Whether nothing is held or taken: not paid yet, declined, or the hold released.
     pub fn is_unpaid(&self) -> bool {
-        matches!(self, Self::Pending | Self::Failed)
+        matches!(self, Self::Pending | Self::Failed | Self::Voided)
     }
 }
 
@@ -285,6 +285,11 @@ pub enum AttentionReason {
     CaptureFailed,
     /// The authorization nears the PSP's capture deadline and nothing was captured.
     AuthorizationExpiring,
+    /// A second payment was authorized or captured while another is held: one must be voided
+    /// or refunded at the PSP.
+    SecondPayment,
+    /// The PSP released the hold of an order that is still to ship: it waits for a new payment.
+    PaymentVoided,
 }
 
 /// The result of recording a PSP event.
@@ -323,12 +328,39 @@ impl Payment {
         self.ledger.iter().any(|e| e.counts(kind))
     }
 
-    /// The PSP's reference of the payment, from the first event that names one.
+    /// The PSP's reference of the payment held or taken: from its authorization or capture (a
+    /// declined attempt before it names another payment), else from any event that names one.
     pub fn psp_reference(&self) -> Option<&str> {
+        let counted = || self.ledger.iter().filter(|e| e.mismatch.is_none());
+        counted()
+            .filter(|e| {
+                matches!(
+                    e.kind,
+                    PaymentEventKind::AuthorizationSucceeded | PaymentEventKind::CaptureSucceeded
+                )
+            })
+            .find_map(|e| e.psp_reference.as_deref())
+            .or_else(|| counted().find_map(|e| e.psp_reference.as_deref()))
+    }
+
+    /// Whether the hold was released: the PSP's latest word on it (by its own time) is a void,
+    /// not an authorization — a customer may pay again after a void.
+    fn voided(&self) -> bool {
         self.ledger
             .iter()
-            .filter(|e| e.mismatch.is_none())
-            .find_map(|e| e.psp_reference.as_deref())
+            .filter(|e| {
+                e.counts(PaymentEventKind::VoidSucceeded)
+                    || e.counts(PaymentEventKind::AuthorizationSucceeded)
+            })
+            .max_by_key(|e| (e.occurred_at, e.kind == PaymentEventKind::VoidSucceeded))
+            .is_some_and(|e| e.kind == PaymentEventKind::VoidSucceeded)
+    }
+
+    /// A capture was asked for and the PSP has not answered it.
+    fn capture_outstanding(&self) -> bool {
+        self.requested(PspRequestKind::Capture) > 0
+            && !self.any(PaymentEventKind::CaptureSucceeded)
+            && !self.any(PaymentEventKind::CaptureFailed)
     }
 
     fn requested(&self, kind: PspRequestKind) -> usize {
@@ -367,7 +399,7 @@ impl Order {
                 PaymentStatus::Paid
             };
         }
-        if payment.any(PaymentEventKind::VoidSucceeded) {
+        if payment.voided() {
             PaymentStatus::Voided
         } else if payment.any(PaymentEventKind::AuthorizationSucceeded) {
             PaymentStatus::Authorized
@@ -380,17 +412,16 @@ impl Order {
         }
     }
 
-    /// Where the refund stands: issued once the PSP says so (a success wins over a failure it
-    /// retried after), failed if its last word was a failure.
+    /// Where the refund stands: issued once the PSP says it paid it out (whatever failures it
+    /// reported around it: a success is final), failed if it reported only failures.
     pub fn refund_state(&self, refund_id: &str) -> RefundState {
-        let mut answers: Vec<&LedgerEntry> = self
+        let answers: Vec<&LedgerEntry> = self
             .payment
             .ledger
             .iter()
             .filter(|e| e.kind.is_refund() && e.mismatch.is_none())
             .filter(|e| e.refund_id.as_deref() == Some(refund_id))
             .collect();
-        answers.sort_by_key(|e| e.occurred_at);
         if answers
             .iter()
             .any(|e| e.kind == PaymentEventKind::RefundSucceeded)
@@ -418,8 +449,16 @@ impl Order {
         let mut reasons = Vec::new();
         for entry in payment.ledger.iter() {
             if let Some(mismatch) = &entry.mismatch {
+                let second_payment = matches!(
+                    entry.kind,
+                    PaymentEventKind::AuthorizationSucceeded | PaymentEventKind::CaptureSucceeded
+                ) && entry.amount == self.totals.total;
                 reasons.push(PaymentAttention {
-                    reason: AttentionReason::AmountMismatch,
+                    reason: if second_payment {
+                        AttentionReason::SecondPayment
+                    } else {
+                        AttentionReason::AmountMismatch
+                    },
                     since: entry.recorded_at,
                     detail: format!("{} {}: {mismatch}", entry.kind.as_str(), entry.event_id),
                 });
@@ -446,7 +485,22 @@ impl Order {
             }
         }
         let captured = payment.any(PaymentEventKind::CaptureSucceeded);
-        if !captured {
+        let called_off = matches!(self.status, OrderStatus::Cancelled | OrderStatus::Rejected);
+        if !called_off && self.payment_status() == PaymentStatus::Voided {
+            if let Some(void) = payment
+                .ledger
+                .iter()
+                .rfind(|e| e.counts(PaymentEventKind::VoidSucceeded))
+            {
+                reasons.push(PaymentAttention {
+                    reason: AttentionReason::PaymentVoided,
+                    since: void.recorded_at,
+                    detail: "the PSP released the hold of an order that is still to ship".into(),
+                });
+            }
+        }
+        // A failed capture of an order called off or voided needs no one: nothing is owed.
+        if !captured && !called_off && !payment.voided() {
             if let Some(failure) = payment
                 .ledger
                 .iter()
@@ -551,6 +605,20 @@ impl Order {
         } else {
             self.totals.total
         };
+        if matches!(
+            event.kind,
+            PaymentEventKind::AuthorizationSucceeded | PaymentEventKind::CaptureSucceeded
+        ) {
+            if let (Some(held), Some(new)) =
+                (self.payment.psp_reference(), event.psp_reference.as_deref())
+            {
+                let holds = self.payment.any(PaymentEventKind::AuthorizationSucceeded)
+                    || self.payment.any(PaymentEventKind::CaptureSucceeded);
+                if holds && held != new && !self.payment.voided() {
+                    return Some(format!("a second payment {new} while {held} is held"));
+                }
+            }
+        }
         (event.amount != expected).then(|| {
             format!(
                 "{} reported, {} expected",
@@ -562,13 +630,17 @@ impl Order {
 
     /// Adds the PSP requests the order's state makes due and that were not asked before: a
     /// void or a refund for an order that will not ship, a capture for one that shipped (or
-    /// at once, if the policy says so). Called inside [`Order::record`] by every change that
-    /// can make one due, so each is asked exactly once.
+    /// at once, if the policy says so). Every transition that can make one due calls it on its
+    /// new version (recording a PSP event, shipping, cancelling, rejecting), so each is asked
+    /// exactly once, by the change the stream announces it from.
     pub(crate) fn request_what_is_due(&mut self, capture: CaptureMode, now: DateTime<Utc>) {
         let status = self.payment_status();
         let called_off = matches!(self.status, OrderStatus::Cancelled | OrderStatus::Rejected);
         let shipped = matches!(self.status, OrderStatus::Shipped | OrderStatus::Delivered);
         match status {
+            // A capture on its way is not voided under it: if it succeeds the money is
+            // refunded, if it fails the hold is voided then.
+            PaymentStatus::Authorized if called_off && self.payment.capture_outstanding() => {}
             PaymentStatus::Authorized if called_off => self.ask(PspRequestKind::Void, now),
             PaymentStatus::Authorized if shipped || capture == CaptureMode::Immediately => {
                 self.ask(PspRequestKind::Capture, now)
@@ -615,8 +687,12 @@ impl Order {
         if now < self.created_at + policy.authorization_window {
             return Err(ExpireError::NotYet);
         }
-        let minutes = policy.authorization_window.num_minutes().max(1);
-        let reason = format!("not paid within {minutes} minutes");
+        let window = policy.authorization_window;
+        let reason = match window.num_minutes() {
+            0 => format!("not paid within {} seconds", window.num_seconds()),
+            1 => "not paid within 1 minute".to_owned(),
+            minutes => format!("not paid within {minutes} minutes"),
+        };
         let releases = self.status == OrderStatus::Reserved;
         let next = self.record(now, Some(format!("expired: {reason}")), |next| {
             next.status = OrderStatus::Cancelled;
@@ -924,6 +1000,141 @@ mod tests {
         assert!(flagged
             .flag_authorization_deadline(&policy, now() + Duration::days(6))
             .is_none());
+    }
+
+    #[test]
+    fn a_released_hold_waits_for_a_new_payment_and_can_expire() {
+        use PaymentEventKind::*;
+        let order = order();
+        let authorized = recorded(&order, &event("e1", AuthorizationSucceeded, &order));
+        let mut void = event("e2", VoidSucceeded, &order);
+        void.occurred_at = now() + Duration::seconds(10);
+        let voided = recorded(&authorized, &void);
+        assert_eq!(voided.payment_status(), PaymentStatus::Voided);
+        assert_eq!(
+            voided.payment_attention().map(|a| a.reason),
+            Some(AttentionReason::PaymentVoided)
+        );
+        assert!(voided
+            .expire(
+                &PaymentPolicy::default(),
+                order.created_at + Duration::hours(1)
+            )
+            .is_ok());
+        // The customer pays again: held again.
+        let mut again = event("e3", AuthorizationSucceeded, &order);
+        again.occurred_at = now() + Duration::seconds(20);
+        again.psp_reference = Some("pi_2".into());
+        let reauthorized = recorded(&voided, &again);
+        assert_eq!(reauthorized.payment_status(), PaymentStatus::Authorized);
+        assert_eq!(reauthorized.payment_attention(), None);
+    }
+
+    #[test]
+    fn a_second_payment_counts_for_nothing_and_goes_to_staff() {
+        use PaymentEventKind::*;
+        let order = order();
+        let first = recorded(&order, &event("e1", AuthorizationSucceeded, &order));
+        let mut second = event("e2", AuthorizationSucceeded, &order);
+        second.psp_reference = Some("pi_2".into());
+        let twice = recorded(&first, &second);
+        assert!(twice.payment.ledger[1].mismatch.is_some());
+        assert_eq!(
+            twice.payment_attention().map(|a| a.reason),
+            Some(AttentionReason::SecondPayment)
+        );
+        assert_eq!(twice.payment.psp_reference(), Some("pi_1"));
+    }
+
+    #[test]
+    fn a_capture_names_the_authorized_payment_not_a_declined_one() {
+        use PaymentEventKind::*;
+        let order = order();
+        let mut declined = event("e1", AuthorizationFailed, &order);
+        declined.psp_reference = Some("pi_declined".into());
+        let mut paid = event("e2", AuthorizationSucceeded, &order);
+        paid.psp_reference = Some("pi_paid".into());
+        let mut shipped = recorded(&recorded(&order, &declined), &paid);
+        shipped.status = OrderStatus::Shipped;
+        shipped.request_what_is_due(CaptureMode::OnShipment, now());
+        assert_eq!(
+            shipped.payment.requests[0].psp_reference.as_deref(),
+            Some("pi_paid")
+        );
+    }
+
+    #[test]
+    fn a_capture_on_its_way_is_not_voided_under_it() {
+        use PaymentEventKind::*;
+        let order = order();
+        let policy = PaymentPolicy {
+            capture: CaptureMode::Immediately,
+            ..PaymentPolicy::default()
+        };
+        let PaymentUpdate::Recorded(authorized) = order
+            .record_payment(&event("e1", AuthorizationSucceeded, &order), &policy, now())
+            .unwrap()
+        else {
+            panic!("recorded")
+        };
+        let cancelled = authorized
+            .cancel("changed my mind".into(), "customer", now())
+            .unwrap()
+            .order;
+        let kinds = |o: &Order| {
+            o.payment
+                .requests
+                .iter()
+                .map(|r| r.kind)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(kinds(&cancelled), [PspRequestKind::Capture], "no void yet");
+        let failed = recorded(&cancelled, &event("e2", CaptureFailed, &order));
+        assert_eq!(
+            kinds(&failed),
+            [PspRequestKind::Capture, PspRequestKind::Void],
+            "the capture failed: the hold is voided"
+        );
+        assert_eq!(failed.payment_attention(), None, "nothing is owed");
+        let captured = recorded(&cancelled, &event("e3", CaptureSucceeded, &order));
+        assert_eq!(
+            captured.refunds.len(),
+            1,
+            "the capture succeeded: it is refunded"
+        );
+    }
+
+    #[test]
+    fn a_parcel_leaves_only_against_money_held() {
+        use PaymentEventKind::*;
+        let order = order();
+        let packed = recorded(&order, &event("e1", AuthorizationSucceeded, &order))
+            .start_fulfillment("BER-1", now())
+            .unwrap()
+            .pick("p", now())
+            .unwrap()
+            .pack(crate::fixtures::parcel(), "p", now())
+            .unwrap();
+        let mut void = event("e2", VoidSucceeded, &order);
+        void.occurred_at = now() + Duration::seconds(1);
+        let voided = recorded(&packed, &void);
+        assert!(matches!(
+            voided.ship(
+                crate::fixtures::tracking(),
+                order.shipping.estimate,
+                "p",
+                now()
+            ),
+            Err(crate::order::fulfillment::FulfillmentError::AwaitingPayment("VOIDED"))
+        ));
+        assert!(packed
+            .ship(
+                crate::fixtures::tracking(),
+                order.shipping.estimate,
+                "p",
+                now()
+            )
+            .is_ok());
     }
 
     #[test]
