@@ -180,6 +180,8 @@ async fn every_request_a_function_makes_is_allowed_by_its_own_policy() {
     stack.psp("capture.succeeded", &delivered).await;
     let swept = stack.run_schedule("OrderSweeperFunction").await;
     assert_eq!(swept.status, StatusCode::OK, "{:?}", swept.body);
+    let attention = stack.get("/payments/attention", &admin).await;
+    assert_eq!(attention.status, StatusCode::OK, "{:?}", attention.body);
     // The notifications of the last steps go out after their answers.
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
 

@@ -92,9 +92,15 @@ async fn an_order_ships_only_once_authorized_and_its_capture_is_asked_for_on_shi
     assert_eq!(fulfilling["payment"]["status"], "AUTHORIZED");
     assert!(fulfilling.get("hold").is_none());
 
-    // Shipped: the capture is asked for, once, with an id the PSP deduplicates on.
+    // Shipped: the capture is asked for, once, with an id the PSP deduplicates on. (Staff see
+    // what was asked of the PSP; the customer sees the payment's status.)
     stack.ship_through_warehouse(&id).await;
-    let shipped = stack.wait_status(&customer, &id, "SHIPPED").await;
+    let as_customer = stack.wait_status(&customer, &id, "SHIPPED").await;
+    assert_eq!(as_customer["payment"]["status"], "AUTHORIZED");
+    assert!(as_customer["payment"].get("requests").is_none());
+    assert!(as_customer["payment"].get("ledger").is_none());
+    let shipped = stack.order_as_staff(&id).await;
+    assert_eq!(shipped["status"], "SHIPPED");
     let requests = shipped["payment"]["requests"].as_array().unwrap();
     assert_eq!(requests.len(), 1, "{requests:?}");
     assert_eq!(requests[0]["kind"], "CAPTURE");
@@ -124,9 +130,41 @@ async fn an_order_ships_only_once_authorized_and_its_capture_is_asked_for_on_shi
         .map(|e| e["kind"].as_str().unwrap())
         .collect();
     assert_eq!(kinds, ["authorization.succeeded", "capture.succeeded"]);
-    assert!(notes(&paid)
-        .iter()
-        .any(|n| n.starts_with("payment: capture.succeeded")));
+
+    // Delivered, and paid for: the whole life in the timeline.
+    let number = shipped["fulfillment"]["tracking"]["trackingNumber"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let delivered = json!({"eventId": format!("{number}-delivered"), "shipmentReference": id, "trackingNumber": number, "status": "DELIVERED", "occurredAt": chrono::Utc::now().to_rfc3339()});
+    assert_eq!(
+        stack.carrier_event(&delivered, None).await.status,
+        StatusCode::OK
+    );
+    stack.wait_status(&customer, &id, "DELIVERED").await;
+    let done = stack.order_as_staff(&id).await;
+    assert_eq!(done["payment"]["status"], "PAID");
+    assert!(done["payment"].get("attention").is_none());
+    let notes = notes(&done);
+    let position = |prefix: &str| {
+        notes
+            .iter()
+            .position(|n| n.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} in {notes:?}"))
+    };
+    let steps = [
+        "stock held; awaiting payment",
+        "payment: authorization.succeeded",
+        "sent to warehouse",
+        "shipped",
+        "payment: capture.succeeded",
+        "delivered",
+    ]
+    .map(position);
+    assert!(
+        steps.windows(2).all(|w| w[0] < w[1]),
+        "in the order they happened: {notes:?}"
+    );
 }
 
 #[tokio::test]
@@ -199,52 +237,77 @@ async fn fifty_authorizations_race_their_orders_expiry_and_each_order_has_one_fa
     for _ in 0..50 {
         orders.push(place_unpaid(&stack, &sku, 1).await.1);
     }
-    for order in &orders {
+    // Each order's window closes a window after its reservation (the sweep reads orders by how
+    // long they have been reserved; the expiry itself counts from the placing).
+    let mut edges = Vec::new();
+    for (i, order) in orders.iter().enumerate() {
         let id = order["orderId"].as_str().unwrap();
-        wait_for(&stack, id, "reserved", |o| o["status"] == "RESERVED").await;
+        let reserved = wait_for(&stack, id, "reserved", |o| o["status"] == "RESERVED").await;
+        if i < 15 {
+            // The first band pays at once, well inside its window: it must proceed.
+            let authorization = psp_body(
+                "authorization.succeeded",
+                id,
+                &order["totals"]["total"],
+                None,
+            );
+            let reply = stack.psp_event(&authorization).await;
+            assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        }
+        let at = reserved["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["status"] == "RESERVED")
+            .and_then(|t| t["at"].as_str())
+            .unwrap();
+        let at = chrono::DateTime::parse_from_rfc3339(at)
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        edges.push(at + chrono::Duration::from_std(window()).unwrap());
     }
     assert_eq!(stack.stock(&sku).await, (0, 50, 50));
 
-    // Just as the last order's window closes: every authorization at once, beside sweeps.
-    let last_created =
-        chrono::DateTime::parse_from_rfc3339(orders.last().unwrap()["createdAt"].as_str().unwrap())
-            .unwrap()
-            .with_timezone(&chrono::Utc);
-    let edge = last_created + chrono::Duration::from_std(window()).unwrap();
-    let until_edge = (edge - chrono::Utc::now())
-        .to_std()
-        .unwrap_or_default()
-        .saturating_sub(Duration::from_millis(300));
-    tokio::time::sleep(until_edge).await;
-    let authorizations = futures::future::join_all(orders.iter().enumerate().map(|(i, order)| {
-        let stack = stack.clone();
-        async move {
-            // Spread over about a second around the edge.
-            tokio::time::sleep(Duration::from_millis(20 * i as u64)).await;
-            stack
-                .psp_event(&psp_body(
+    // The other bands: the last fifteen pay once their order is seen expired (they must be
+    // voided), and the twenty between pay exactly as their window closes, while the sweep runs
+    // on demand beside them.
+    let sleep_until = |at: chrono::DateTime<chrono::Utc>| {
+        tokio::time::sleep((at - chrono::Utc::now()).to_std().unwrap_or_default())
+    };
+    let fates = futures::future::join_all(orders.iter().zip(&edges).enumerate().map(
+        |(i, (order, edge))| {
+            let stack = stack.clone();
+            async move {
+                let id = order["orderId"].as_str().unwrap();
+                let authorization = psp_body(
                     "authorization.succeeded",
-                    order["orderId"].as_str().unwrap(),
+                    id,
                     &order["totals"]["total"],
                     None,
-                ))
-                .await
-        }
-    }));
-    let sweeps = futures::future::join_all((0..4).map(|i| {
-        let stack = stack.clone();
-        async move {
-            tokio::time::sleep(Duration::from_millis(300 * i)).await;
-            stack.run_schedule("OrderSweeperFunction").await
-        }
-    }));
-    let (authorized, swept) = tokio::join!(authorizations, sweeps);
-    for reply in &authorized {
-        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
-    }
-    for reply in &swept {
-        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
-    }
+                );
+                let reply = match i {
+                    0..15 => return,
+                    15..35 => {
+                        let jitter = chrono::Duration::milliseconds(40 * (i as i64 % 10));
+                        sleep_until(*edge + jitter).await;
+                        let (reply, swept) = tokio::join!(
+                            stack.psp_event(&authorization),
+                            stack.run_schedule("OrderSweeperFunction")
+                        );
+                        assert_eq!(swept.status, StatusCode::OK, "{:?}", swept.body);
+                        reply
+                    }
+                    _ => {
+                        wait_for(&stack, id, "expired", |o| o["status"] == "CANCELLED").await;
+                        stack.psp_event(&authorization).await
+                    }
+                };
+                assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+            }
+        },
+    ))
+    .await;
+    assert_eq!(fates.len(), 50);
 
     // Each order: on to the warehouse (authorized, stock held) or expired (stock released, the
     // late authorization voided) — never both.
@@ -284,6 +347,10 @@ async fn fifty_authorizations_race_their_orders_expiry_and_each_order_has_one_fa
         }
     }
     assert_eq!(proceeded + expired, 50);
+    assert!(
+        proceeded >= 15 && expired >= 15,
+        "the bands that cannot race came out as they must: {proceeded} proceeded, {expired} expired"
+    );
     assert_eq!(
         stack.stock(&sku).await,
         (expired, proceeded, 50),
