@@ -155,7 +155,7 @@ async fn an_order_to_delivery_notifies_each_step_once_per_channel_in_order_even_
         ("oms.order.delivered", "sms"),
     ];
     let seen = inbox
-        .collect(Duration::from_secs(60), |seen| seen.len() >= expected.len())
+        .collect(Duration::from_secs(180), |seen| seen.len() >= expected.len())
         .await;
     // Wait a little longer: the duplicates must not produce anything more.
     let late = inbox.collect(Duration::from_secs(5), |_| false).await;
@@ -218,7 +218,7 @@ async fn a_rejection_is_explained_in_the_customers_language() {
     let order = stack.wait_decided(&customer, &id).await;
     assert_eq!(order["status"], "REJECTED");
     let seen = inbox
-        .collect(Duration::from_secs(60), |seen| seen.len() >= 2)
+        .collect(Duration::from_secs(180), |seen| seen.len() >= 2)
         .await;
     assert_eq!(
         summary(&seen),
@@ -287,7 +287,7 @@ async fn a_customer_who_opted_out_of_a_channel_hears_nothing_on_it() {
     let id = place(&stack, &customer, &sku, 1, "en").await;
     stack.wait_status(&customer, &id, "FULFILLING").await;
     let seen = inbox
-        .collect(Duration::from_secs(60), |seen| seen.len() >= 6)
+        .collect(Duration::from_secs(180), |seen| seen.len() >= 6)
         .await;
     let late = inbox.collect(Duration::from_secs(3), |_| false).await;
     let mut channels: Vec<String> = summary(&seen)

@@ -391,7 +391,7 @@ async fn a_partial_return_restocks_one_line_recycles_another_and_refunds_both() 
     // The customer heard of the approval, with the label link, and of the receipt and refund.
     // Under the whole suite's load the notifier may lag its events by several seconds each.
     let emails = told
-        .collect(Duration::from_secs(90), |seen| {
+        .collect(Duration::from_secs(180), |seen| {
             seen.iter()
                 .any(|(m, _)| m["eventType"] == "oms.return.received")
         })
