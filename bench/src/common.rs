@@ -76,11 +76,17 @@ impl Bench {
             .await?
             .topic_arn
             .ok_or("no topic ARN")?;
+        // The stack's own secrets, by name (GetSecretValue takes a name or an ARN).
+        let (carrier_secret, psp_secret) = (
+            stack.resource("CarrierWebhookSecret"),
+            stack.resource("PspWebhookSecret"),
+        );
         let environment: Vec<(String, String)> = [
             ("TABLE_NAME", table.as_str()),
             ("ORDER_EVENTS_TOPIC_ARN", topic.as_str()),
             ("CUSTOMER_NOTIFICATIONS_TOPIC_ARN", topic.as_str()),
-            ("CARRIER_WEBHOOK_SECRET", "bench-carrier-secret-0123"),
+            ("CARRIER_WEBHOOK_SECRET_ARN", carrier_secret.as_str()),
+            ("PSP_WEBHOOK_SECRET_ARN", psp_secret.as_str()),
             ("AWS_ENDPOINT_URL", stack.emulator.as_str()),
             ("AWS_REGION", "us-east-1"),
             ("AWS_ACCESS_KEY_ID", "bench"),

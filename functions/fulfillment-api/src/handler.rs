@@ -11,6 +11,7 @@ use oms_adapters::http::{
     caller, etag, if_match, json_body, json_response, page_limit, path_parameter, require_scope,
     respond, route_key, unknown_route, ApiError, ProblemType,
 };
+use oms_adapters::secrets::{SecretCache, SecretSource};
 use oms_domain::app::caller::SCOPE_WAREHOUSE;
 use oms_domain::app::fulfillment::{self, CarrierEvent, CarrierResult, WarehouseAction};
 use oms_domain::contact::Address;
@@ -27,30 +28,28 @@ use sha2::Sha256;
 pub const SIGNATURE_HEADER: &str = "x-carrier-signature";
 
 /// What the function needs, built once per cold start.
-pub struct App<S> {
+pub struct App<S, K> {
     pub store: S,
     pub policy: ShippingPolicy,
-    pub carrier_secret: Vec<u8>,
+    /// The carriers' signing secret: from Secrets Manager (`CARRIER_WEBHOOK_SECRET_ARN`), read
+    /// on the first carrier event and cached.
+    pub carrier_secret: K,
 }
 
-impl App<DynamoStore> {
+impl App<DynamoStore, SecretCache> {
     pub async fn from_env() -> Result<Self, Error> {
         let policy = config::shipping_policy_from_env()?;
-        let carrier_secret = std::env::var("CARRIER_WEBHOOK_SECRET")
-            .ok()
-            .filter(|s| s.len() >= 16)
-            .ok_or("CARRIER_WEBHOOK_SECRET must be set, at least 16 characters")?;
         Ok(App {
             store: DynamoStore::from_env()?,
             policy,
-            carrier_secret: carrier_secret.into_bytes(),
+            carrier_secret: SecretCache::from_env("CARRIER_WEBHOOK_SECRET_ARN")?,
         })
     }
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn handle<S: OrderStore + OrderTransactions>(
-    app: &App<S>,
+pub async fn handle<S: OrderStore + OrderTransactions, K: SecretSource>(
+    app: &App<S, K>,
     request: Request,
 ) -> Result<Response<Body>, Error> {
     let result = match route_key(&request) {
@@ -168,8 +167,8 @@ struct PickListPage {
     next_cursor: Option<String>,
 }
 
-async fn pick_list<S: OrderStore>(
-    app: &App<S>,
+async fn pick_list<S: OrderStore, K>(
+    app: &App<S, K>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     require_scope(&caller(request)?, SCOPE_WAREHOUSE)?;
@@ -198,7 +197,10 @@ async fn pick_list<S: OrderStore>(
     Ok(json_response(StatusCode::OK, &body))
 }
 
-async fn get<S: OrderStore>(app: &App<S>, request: &Request) -> Result<Response<Body>, ApiError> {
+async fn get<S: OrderStore, K>(
+    app: &App<S, K>,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
     require_scope(&caller(request)?, SCOPE_WAREHOUSE)?;
     shipment_response(&fulfillment::get_fulfillment(&app.store, &order_id(request)?).await?)
 }
@@ -210,8 +212,8 @@ enum WarehouseRoute {
     Ship,
 }
 
-async fn warehouse_action<S: OrderStore + OrderTransactions>(
-    app: &App<S>,
+async fn warehouse_action<S: OrderStore + OrderTransactions, K>(
+    app: &App<S, K>,
     request: &Request,
     route: WarehouseRoute,
 ) -> Result<Response<Body>, ApiError> {
@@ -262,8 +264,8 @@ struct CarrierAck {
     order_status: Option<OrderStatus>,
 }
 
-async fn carrier<S: OrderStore>(
-    app: &App<S>,
+async fn carrier<S: OrderStore, K: SecretSource>(
+    app: &App<S, K>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let body: &[u8] = request.body().as_ref();
@@ -271,7 +273,8 @@ async fn carrier<S: OrderStore>(
         .headers()
         .get(SIGNATURE_HEADER)
         .and_then(|v| v.to_str().ok());
-    if !signature_valid(&app.carrier_secret, body, signature) {
+    let secret = app.carrier_secret.value().await?;
+    if !signature_valid(&secret, body, signature) {
         tracing::warn!("a carrier event with a missing or wrong signature was refused");
         return Err(ApiError::Unauthenticated);
     }
@@ -322,7 +325,10 @@ mod tests {
             .unwrap_or_else(|e| panic!("fulfillment-api/{name}: {e}"))
     }
 
-    async fn call(app: &App<InMemoryStore>, name: &str) -> (u16, serde_json::Value) {
+    async fn call(
+        app: &App<InMemoryStore, oms_adapters::secrets::FixedSecret>,
+        name: &str,
+    ) -> (u16, serde_json::Value) {
         let response = handle(app, event(name)).await.unwrap();
         (
             response.status().as_u16(),
@@ -335,7 +341,7 @@ mod tests {
         let app = App {
             store: InMemoryStore::default(),
             policy: ShippingPolicy::default_policy(),
-            carrier_secret: b"local-carrier-secret".to_vec(),
+            carrier_secret: oms_adapters::secrets::FixedSecret::new(b"local-carrier-secret"),
         };
         let (status, body) = call(&app, "pick-list-as-customer").await;
         assert_eq!(

@@ -5,7 +5,8 @@
 //! and the steps `pick`, `pack` and `ship`, each allowed only from the step before it; `pack` and
 //! `ship` need `If-Match`, so two packers cannot both ship a parcel. Shipping moves the units out
 //! of `reserved` in the same transaction. Carriers post tracking events to `POST /carrier/events`,
-//! signed with an HMAC-SHA256 of the body under a shared secret; each event id applies once.
+//! signed with an HMAC-SHA256 of the body under a shared secret (kept in Secrets Manager, read on
+//! the first carrier event and cached); each event id applies once.
 
 mod handler;
 

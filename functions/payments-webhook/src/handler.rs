@@ -1,43 +1,18 @@
 //! The HTTP handler: check the signature, parse the PSP's event, record it in the order.
 
-use std::sync::Arc;
-
 use chrono::Utc;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use oms_adapters::config;
 use oms_adapters::dynamo::DynamoStore;
 use oms_adapters::http::{json_body, json_response, respond, route_key, unknown_route, ApiError};
-use oms_adapters::secrets::SecretCache;
+use oms_adapters::secrets::{SecretCache, SecretSource};
 use oms_adapters::signing::{self, PSP_SIGNATURE_HEADER};
 use oms_domain::app::payments::{self, Recorded};
 use oms_domain::order::payments::{PaymentPolicy, PaymentStatus};
-use oms_domain::ports::{OrderStore, StoreError};
+use oms_domain::ports::OrderStore;
 use oms_domain::request::payments::PspEvent;
 use serde::Serialize;
-
-/// Where the webhook's shared secret comes from: Secrets Manager in Lambda, a fixed value in
-/// tests.
-pub trait WebhookSecret: Send + Sync {
-    fn value(&self) -> impl std::future::Future<Output = Result<Arc<Vec<u8>>, StoreError>> + Send;
-}
-
-impl WebhookSecret for SecretCache {
-    async fn value(&self) -> Result<Arc<Vec<u8>>, StoreError> {
-        SecretCache::value(self).await
-    }
-}
-
-/// A secret known up front (the handler tests').
-#[cfg(test)]
-pub struct FixedSecret(pub Arc<Vec<u8>>);
-
-#[cfg(test)]
-impl WebhookSecret for FixedSecret {
-    async fn value(&self) -> Result<Arc<Vec<u8>>, StoreError> {
-        Ok(self.0.clone())
-    }
-}
 
 /// What the function needs, built once per cold start.
 pub struct App<S, K> {
@@ -57,7 +32,7 @@ impl App<DynamoStore, SecretCache> {
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn handle<S: OrderStore, K: WebhookSecret>(
+pub async fn handle<S: OrderStore, K: SecretSource>(
     app: &App<S, K>,
     request: Request,
 ) -> Result<Response<Body>, Error> {
@@ -77,7 +52,7 @@ struct PaymentAck {
     payment_status: PaymentStatus,
 }
 
-async fn psp_event<S: OrderStore, K: WebhookSecret>(
+async fn psp_event<S: OrderStore, K: SecretSource>(
     app: &App<S, K>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
@@ -108,6 +83,7 @@ async fn psp_event<S: OrderStore, K: WebhookSecret>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use oms_adapters::secrets::FixedSecret;
     use oms_domain::fixtures;
     use oms_domain::memory::InMemoryStore;
     use oms_domain::order::Order;
@@ -120,7 +96,7 @@ mod tests {
         App {
             store,
             policy: PaymentPolicy::default(),
-            secret: FixedSecret(Arc::new(SECRET.to_vec())),
+            secret: FixedSecret::new(SECRET),
         }
     }
 

@@ -58,7 +58,8 @@ struct Cli {
         global = true
     )]
     jwt_secret: String,
-    /// The secret carrier webhooks are signed with (the template's CarrierWebhookSecret).
+    /// The secret carrier webhooks are signed with (the local value of the template's
+    /// CarrierWebhookSecret).
     #[arg(
         long,
         env = "OMS_LOCAL_CARRIER_SECRET",
@@ -572,13 +573,7 @@ async fn create_resources(
 ) -> Result<Context, BoxError> {
     let environment: Vec<(String, String)> = std::env::vars().collect();
     let mut context = Context {
-        parameters: template_parameters(
-            template,
-            args.port,
-            &args.parameters,
-            &environment,
-            &secrets.carrier,
-        )?,
+        parameters: template_parameters(template, args.port, &args.parameters, &environment)?,
         resources: HashMap::new(),
         region: REGION.into(),
         account: ACCOUNT.into(),
@@ -591,7 +586,10 @@ async fn create_resources(
         clients,
         &provision::Options {
             visibility_override: args.queue_visibility_seconds,
-            generated_secret: &secrets.psp,
+            generated_secrets: &HashMap::from([
+                ("PspWebhookSecret".to_owned(), secrets.psp.clone()),
+                ("CarrierWebhookSecret".to_owned(), secrets.carrier.clone()),
+            ]),
         },
     )
     .await?;
@@ -612,12 +610,10 @@ fn template_parameters(
     port: u16,
     flags: &[String],
     environment: &[(String, String)],
-    carrier_secret: &str,
 ) -> Result<HashMap<String, String>, BoxError> {
     let mut parameters: HashMap<String, String> = HashMap::from([
         ("JwtIssuer".into(), LOCAL_ISSUER.into()),
         ("JwtAudience".into(), LOCAL_AUDIENCE.into()),
-        ("CarrierWebhookSecret".into(), carrier_secret.into()),
         // Links in notifications (return labels) point at the local gateway.
         ("PublicApiUrl".into(), local_url(port)),
     ]);
@@ -631,7 +627,7 @@ fn template_parameters(
     for (key, value) in environment {
         if let Some(name) = key.strip_prefix(PARAMETER_VARIABLE_PREFIX) {
             known(name, key)?;
-            // The name only: a parameter can be a secret (CarrierWebhookSecret).
+            // The name only: a parameter's value may be one nobody should read in a log.
             tracing::info!(parameter = name, "template parameter set by {key}");
             parameters.insert(name.to_owned(), value.clone());
         }
@@ -1060,7 +1056,7 @@ mod tests {
 
     fn template() -> Template {
         Template::parse(
-            "Parameters:\n  PaymentWindowSeconds: {Type: Number, Default: 1800}\n  JwtIssuer: {Type: String}\n  JwtAudience: {Type: String}\n  CarrierWebhookSecret: {Type: String}\n  PublicApiUrl: {Type: String, Default: ''}\nResources: {}\n",
+            "Parameters:\n  PaymentWindowSeconds: {Type: Number, Default: 1800}\n  JwtIssuer: {Type: String}\n  JwtAudience: {Type: String}\n  PublicApiUrl: {Type: String, Default: ''}\nResources: {}\n",
         )
         .unwrap()
     }
@@ -1074,7 +1070,7 @@ mod tests {
             ),
             ("PATH".to_owned(), "/bin".to_owned()),
         ];
-        let parameters = template_parameters(&template(), 3000, &[], &environment, "c").unwrap();
+        let parameters = template_parameters(&template(), 3000, &[], &environment).unwrap();
         assert_eq!(parameters["PaymentWindowSeconds"], "20");
         assert_eq!(parameters["JwtIssuer"], LOCAL_ISSUER);
         assert_eq!(parameters["PublicApiUrl"], "http://127.0.0.1:3000");
@@ -1083,11 +1079,10 @@ mod tests {
             3000,
             &["PaymentWindowSeconds=90".to_owned()],
             &environment,
-            "c",
         )
         .unwrap();
         assert_eq!(flagged["PaymentWindowSeconds"], "90");
-        let defaults = template_parameters(&template(), 3000, &[], &[], "c").unwrap();
+        let defaults = template_parameters(&template(), 3000, &[], &[]).unwrap();
         assert_eq!(defaults["PaymentWindowSeconds"], "1800");
     }
 
@@ -1097,9 +1092,9 @@ mod tests {
             "OMS_LOCAL_PARAMETER_PaymentWindow".to_owned(),
             "20".to_owned(),
         )];
-        let error = template_parameters(&template(), 3000, &[], &environment, "c").unwrap_err();
+        let error = template_parameters(&template(), 3000, &[], &environment).unwrap_err();
         assert!(error.to_string().contains("PaymentWindow"), "{error}");
-        assert!(template_parameters(&template(), 3000, &["Nope=1".to_owned()], &[], "c").is_err());
+        assert!(template_parameters(&template(), 3000, &["Nope=1".to_owned()], &[]).is_err());
     }
 
     #[test]

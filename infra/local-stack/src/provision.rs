@@ -7,7 +7,7 @@
 //!
 //! A secret whose value the template leaves to Secrets Manager (`GenerateSecretString`) gets a
 //! known value locally instead of a random one, so that whoever plays the other side (the PSP's
-//! webhooks: `oms-local psp`, the system tests) can sign with it.
+//! and the carriers' webhooks: `oms-local psp`, the system tests) can sign with it.
 
 use std::collections::HashMap;
 
@@ -43,8 +43,20 @@ const HANDLED: [&str; 5] = [
 pub struct Options<'a> {
     /// Shortens queues' visibility timeouts so retries are seen in seconds.
     pub visibility_override: Option<u32>,
-    /// The value of every secret the template has generated (`GenerateSecretString`).
-    pub generated_secret: &'a str,
+    /// The local value of each secret the template has generated (`GenerateSecretString`), by
+    /// its logical id.
+    pub generated_secrets: &'a HashMap<String, String>,
+}
+
+impl Options<'_> {
+    /// The local value of the generated secret `logical_id`: the one named for it, or one made
+    /// from its name (at least 16 characters, as the webhooks require).
+    fn generated_secret(&self, logical_id: &str) -> String {
+        self.generated_secrets
+            .get(logical_id)
+            .cloned()
+            .unwrap_or_else(|| format!("local-secret-{}", logical_id.to_lowercase()))
+    }
 }
 
 /// Creates every resource the local stack emulates and records what references to them give.
@@ -113,7 +125,8 @@ pub async fn provision(
                 "AWS::SNS::Topic" => create_topic(clients, &name).await?,
                 "AWS::SNS::Subscription" => create_subscription(clients, &properties).await?,
                 "AWS::SecretsManager::Secret" => {
-                    create_secret(clients, &name, &properties, options.generated_secret).await?
+                    let generated = options.generated_secret(&resource.logical_id);
+                    create_secret(clients, &name, &properties, &generated).await?
                 }
                 _ => unreachable!("filtered above"),
             };

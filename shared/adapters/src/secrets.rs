@@ -84,3 +84,30 @@ impl SecretCache {
         Ok(value)
     }
 }
+
+/// Where a webhook's shared secret comes from: Secrets Manager in Lambda ([`SecretCache`]), a
+/// value known up front in tests and tools ([`FixedSecret`]).
+pub trait SecretSource: Send + Sync {
+    fn value(&self) -> impl std::future::Future<Output = Result<Arc<Vec<u8>>, StoreError>> + Send;
+}
+
+impl SecretSource for SecretCache {
+    async fn value(&self) -> Result<Arc<Vec<u8>>, StoreError> {
+        SecretCache::value(self).await
+    }
+}
+
+/// A secret known up front.
+pub struct FixedSecret(pub Arc<Vec<u8>>);
+
+impl FixedSecret {
+    pub fn new(value: &[u8]) -> Self {
+        FixedSecret(Arc::new(value.to_vec()))
+    }
+}
+
+impl SecretSource for FixedSecret {
+    async fn value(&self) -> Result<Arc<Vec<u8>>, StoreError> {
+        Ok(self.0.clone())
+    }
+}

@@ -155,7 +155,9 @@ async fn an_order_to_delivery_notifies_each_step_once_per_channel_in_order_even_
         ("oms.order.delivered", "sms"),
     ];
     let seen = inbox
-        .collect(Duration::from_secs(180), |seen| seen.len() >= expected.len())
+        .collect(Duration::from_secs(180), |seen| {
+            seen.len() >= expected.len()
+        })
         .await;
     // Wait a little longer: the duplicates must not produce anything more.
     let late = inbox.collect(Duration::from_secs(5), |_| false).await;
