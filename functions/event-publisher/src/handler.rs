@@ -48,9 +48,19 @@ pub async fn handle<P: EventSink>(
             }
         }
     }
-    for failed in app.publisher.publish_all(&outgoing).await {
-        failed_records.insert(source_record[failed]);
+    let failed_events: BTreeSet<usize> = app.publisher.publish_all(&outgoing).await.into_iter().collect();
+    for failed in &failed_events {
+        failed_records.insert(source_record[*failed]);
     }
+    // The business's figures: what was published, by type (a record retried after a partial
+    // failure counts again what it had published).
+    let mut published: std::collections::BTreeMap<&str, usize> = Default::default();
+    for (index, event) in outgoing.iter().enumerate() {
+        if !failed_events.contains(&index) {
+            *published.entry(event.event_type).or_default() += 1;
+        }
+    }
+    oms_adapters::metrics::emit_counts("Events", "EventType", published);
     tracing::info!(
         records = records.len(),
         published = outgoing.len(),

@@ -206,6 +206,11 @@ impl oms_domain::ports::NotificationSink for NotificationPublisher {
             .send()
             .await
             .map_err(|e| crate::aws_error::classify("publish notification", e))?;
+        crate::metrics::emit_counts(
+            "NotificationsSent",
+            "Channel",
+            [(notification.channel.as_str(), 1)],
+        );
         Ok(())
     }
 }
