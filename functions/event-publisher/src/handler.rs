@@ -48,7 +48,12 @@ pub async fn handle<P: EventSink>(
             }
         }
     }
-    let failed_events: BTreeSet<usize> = app.publisher.publish_all(&outgoing).await.into_iter().collect();
+    let failed_events: BTreeSet<usize> = app
+        .publisher
+        .publish_all(&outgoing)
+        .await
+        .into_iter()
+        .collect();
     for failed in &failed_events {
         failed_records.insert(source_record[*failed]);
     }

@@ -56,9 +56,12 @@ mod tests {
 
     #[test]
     fn a_line_is_embedded_metric_format() {
-        let line: serde_json::Value =
-            serde_json::from_str(&count_line("Events", Some(("EventType", "oms.order.placed")), 3))
-                .unwrap();
+        let line: serde_json::Value = serde_json::from_str(&count_line(
+            "Events",
+            Some(("EventType", "oms.order.placed")),
+            3,
+        ))
+        .unwrap();
         let declared = &line["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(declared["Namespace"], "OMS");
         assert_eq!(declared["Dimensions"], json!([["EventType"]]));
@@ -68,6 +71,9 @@ mod tests {
         assert!(line["_aws"]["Timestamp"].is_i64());
         let plain: serde_json::Value =
             serde_json::from_str(&count_line("OrdersExpired", None, 0)).unwrap();
-        assert_eq!(plain["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([[]]));
+        assert_eq!(
+            plain["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([[]])
+        );
     }
 }
