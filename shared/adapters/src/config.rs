@@ -132,6 +132,10 @@ pub fn payment_policy_from_env() -> Result<PaymentPolicy, ConfigError> {
     })
 }
 
+/// The longest one SDK call may take, its own retries included: the functions' timeouts are
+/// reckoned from it.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(8);
+
 /// The AWS SDK configuration: region, credentials and endpoint from the standard sources
 /// (`AWS_REGION`, `AWS_ENDPOINT_URL`, …), and timeouts well inside the functions' own, so a hung
 /// call fails as retryable instead of running the function out of time. Loaded once per process,
@@ -143,7 +147,7 @@ pub async fn aws_config() -> &'static aws_config::SdkConfig {
             let timeouts = aws_config::timeout::TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(2))
                 .operation_attempt_timeout(Duration::from_secs(3))
-                .operation_timeout(Duration::from_secs(8))
+                .operation_timeout(OPERATION_TIMEOUT)
                 .build();
             let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
                 .timeout_config(timeouts);

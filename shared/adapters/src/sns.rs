@@ -48,6 +48,18 @@ pub struct EventPublisher {
 const SNS_BATCH_LIMIT: usize = 10;
 const ATTEMPTS: u32 = 3;
 
+/// The pause before attempt `n` (from 1) of the entries that failed.
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(50 << attempt)
+}
+
+/// The longest [`EventPublisher::publish_all`] can take: every batch is sent at once, and each
+/// is tried [`ATTEMPTS`] times, every attempt bounded by the SDK's operation timeout. The
+/// publisher's function timeout must cover it (a test reads both).
+pub fn worst_case_publish() -> Duration {
+    (1..ATTEMPTS).map(backoff).sum::<Duration>() + crate::config::OPERATION_TIMEOUT * ATTEMPTS
+}
+
 impl EventPublisher {
     /// A publisher to `topic_arn` whose client is built from the shared SDK configuration on its
     /// first publish.
@@ -58,24 +70,33 @@ impl EventPublisher {
         }
     }
 
-    /// Publishes every event and returns the indexes of those that could not be published.
+    /// Publishes every event and returns the indexes of those that could not be published. The
+    /// batches go out side by side, so a stream batch's worst case is one batch's
+    /// ([`worst_case_publish`]), not the sum of all of them.
     pub async fn publish_all(&self, events: &[OutgoingEvent]) -> Vec<usize> {
-        let mut failed = Vec::new();
-        for (chunk_index, chunk) in events.chunks(SNS_BATCH_LIMIT).enumerate() {
-            let offset = chunk_index * SNS_BATCH_LIMIT;
-            let mut pending: Vec<usize> = (0..chunk.len()).collect();
-            for attempt in 0..ATTEMPTS {
-                if attempt > 0 {
-                    tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
-                }
-                pending = self.publish_batch(chunk, &pending).await;
-                if pending.is_empty() {
-                    break;
-                }
-            }
-            failed.extend(pending.into_iter().map(|i| offset + i));
-        }
-        failed
+        let batches =
+            events
+                .chunks(SNS_BATCH_LIMIT)
+                .enumerate()
+                .map(|(chunk_index, chunk)| async move {
+                    let offset = chunk_index * SNS_BATCH_LIMIT;
+                    let mut pending: Vec<usize> = (0..chunk.len()).collect();
+                    for attempt in 0..ATTEMPTS {
+                        if attempt > 0 {
+                            tokio::time::sleep(backoff(attempt)).await;
+                        }
+                        pending = self.publish_batch(chunk, &pending).await;
+                        if pending.is_empty() {
+                            break;
+                        }
+                    }
+                    pending.into_iter().map(move |i| offset + i)
+                });
+        futures::future::join_all(batches)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
     }
 
     /// Sends the `pending` entries of `chunk` once; returns those that failed.

@@ -56,6 +56,17 @@ fn queue_consumers(template: &Value) -> Vec<(String, u64, String, u64)> {
 }
 
 #[test]
+fn the_publishers_timeout_covers_its_worst_case_of_retries() {
+    let template = oms_system_tests::template();
+    let timeout = number(&template["Resources"]["EventPublisherFunction"]["Properties"]["Timeout"]);
+    let worst = oms_adapters::sns::worst_case_publish();
+    assert!(
+        std::time::Duration::from_secs(timeout) > worst,
+        "the publisher's timeout ({timeout} s) must cover its retries ({worst:?})"
+    );
+}
+
+#[test]
 fn every_queue_keeps_a_message_invisible_longer_than_its_consumer_can_take() {
     let template = oms_system_tests::template();
     let consumers = queue_consumers(&template);
