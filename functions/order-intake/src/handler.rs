@@ -8,6 +8,7 @@ use oms_adapters::http::{
     caller, idempotency_key, json_body, raw_json_response, respond, ApiError,
 };
 use oms_domain::app::intake::place_order;
+use oms_domain::order::OrderLimits;
 use oms_domain::ports::{InventoryStore, OrderStore};
 use oms_domain::shipping::ShippingPolicy;
 
@@ -15,13 +16,20 @@ use oms_domain::shipping::ShippingPolicy;
 pub struct App<S> {
     pub store: S,
     pub policy: ShippingPolicy,
+    /// What one order may hold (`MAX_UNITS_PER_LINE`).
+    pub limits: OrderLimits,
 }
 
 impl App<DynamoStore> {
     pub async fn from_env() -> Result<Self, Error> {
         let policy = config::shipping_policy_from_env()?;
+        let limits = config::order_limits_from_env()?;
         let store = DynamoStore::from_env()?;
-        Ok(App { store, policy })
+        Ok(App {
+            store,
+            policy,
+            limits,
+        })
     }
 }
 
@@ -44,6 +52,7 @@ async fn place<S: OrderStore + InventoryStore>(
         &app.store,
         &app.store,
         &app.policy,
+        &app.limits,
         &caller,
         &key,
         &body,
@@ -74,6 +83,7 @@ mod tests {
         App {
             store: InMemoryStore::with_products([product("TSHIRT-RED-M"), product("MUG-WHITE")]),
             policy: ShippingPolicy::default_policy(),
+            limits: OrderLimits::default(),
         }
     }
 

@@ -12,6 +12,7 @@ use tokio::sync::OnceCell;
 
 use oms_domain::order::payments::{CaptureMode, PaymentPolicy};
 use oms_domain::order::returns::policy::ReturnPolicy;
+use oms_domain::order::OrderLimits;
 use oms_domain::shipping::{PolicyError, ShippingPolicy};
 
 /// A configuration problem, found at cold start.
@@ -92,6 +93,22 @@ pub fn return_policy_from_env() -> Result<ReturnPolicy, ConfigError> {
         Some(json) => ReturnPolicy::from_json(&json)?,
         None => ReturnPolicy::default_policy(),
     })
+}
+
+/// What one order may hold: `MAX_UNITS_PER_LINE` (default 20) units of one SKU.
+pub fn order_limits_from_env() -> Result<OrderLimits, ConfigError> {
+    match env::var("MAX_UNITS_PER_LINE") {
+        Ok(v) if !v.is_empty() => v
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=999).contains(n))
+            .map(|max_units_per_line| OrderLimits { max_units_per_line })
+            .ok_or(ConfigError::Invalid(
+                "MAX_UNITS_PER_LINE",
+                "a whole number from 1 to 999",
+            )),
+        _ => Ok(OrderLimits::default()),
+    }
 }
 
 /// The payment rules: `PAYMENT_CAPTURE` (`on-shipment`, the default, or `immediately`),

@@ -307,6 +307,12 @@ async fn bad_input_gets_a_problem_naming_what_is_wrong_and_writes_nothing() {
             "contact.email",
         ),
         invalid(
+            "more of one item than one order may hold",
+            "k14",
+            with(&|b| b["lines"][0]["quantity"] = 21.into()),
+            "lines[0].quantity",
+        ),
+        invalid(
             "unserved destination",
             "k13",
             with(&|b| b["shippingAddress"]["country"] = "AQ".into()),

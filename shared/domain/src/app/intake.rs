@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use crate::app::Caller;
 use crate::ids::{IdempotencyKey, OrderId, Sku};
-use crate::order::Order;
+use crate::order::{Order, OrderLimits};
 use crate::ports::{CreateOutcome, IdempotencyRecord, InventoryStore, OrderStore, StoreError};
 use crate::request::OrderRequest;
 use crate::shipping::ShippingPolicy;
@@ -40,12 +40,14 @@ pub async fn place_order<O: OrderStore, I: InventoryStore>(
     orders: &O,
     inventory: &I,
     policy: &ShippingPolicy,
+    limits: &OrderLimits,
     caller: &Caller,
     key: &IdempotencyKey,
     body: &serde_json::Value,
     now: DateTime<Utc>,
 ) -> Result<Accepted, IntakeError> {
     let request = OrderRequest::parse(body)?;
+    limits.check(&request)?;
     let fingerprint = request.fingerprint();
 
     // A retry after a success is the common case of a repeated key: answer it without pricing.
@@ -134,6 +136,7 @@ mod tests {
             &store,
             &store,
             &policy,
+            &OrderLimits::default(),
             &caller("c1"),
             &key,
             &body(1),
@@ -145,6 +148,7 @@ mod tests {
             &store,
             &store,
             &policy,
+            &OrderLimits::default(),
             &caller("c1"),
             &key,
             &body(1),
@@ -168,6 +172,7 @@ mod tests {
             &store,
             &store,
             &policy,
+            &OrderLimits::default(),
             &caller("c1"),
             &key,
             &body(1),
@@ -179,6 +184,7 @@ mod tests {
             &store,
             &store,
             &policy,
+            &OrderLimits::default(),
             &caller("c1"),
             &key,
             &body(2),
@@ -191,6 +197,7 @@ mod tests {
             &store,
             &store,
             &policy,
+            &OrderLimits::default(),
             &caller("c2"),
             &key,
             &body(2),
@@ -209,6 +216,7 @@ mod tests {
             &store,
             &store,
             &ShippingPolicy::default_policy(),
+            &OrderLimits::default(),
             &caller("c1"),
             &key,
             &body(0),
@@ -217,5 +225,43 @@ mod tests {
         .await;
         assert!(matches!(result, Err(IntakeError::Invalid(_))));
         assert_eq!(store.order_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn more_units_of_one_item_than_the_business_allows_is_refused_and_writes_nothing() {
+        let store = InMemoryStore::with_products([product("A", 100, 1000)]);
+        let key = IdempotencyKey::parse("k1").unwrap();
+        let limits = OrderLimits {
+            max_units_per_line: 20,
+        };
+        let result = place_order(
+            &store,
+            &store,
+            &ShippingPolicy::default_policy(),
+            &limits,
+            &caller("c1"),
+            &key,
+            &body(21),
+            Utc::now(),
+        )
+        .await;
+        let Err(IntakeError::Invalid(errors)) = result else {
+            panic!("accepted: {result:?}")
+        };
+        assert_eq!(errors.0[0].field, "lines[0].quantity");
+        assert!(errors.0[0].message.contains("at most 20"));
+        assert_eq!(store.order_count(), 0);
+        assert!(place_order(
+            &store,
+            &store,
+            &ShippingPolicy::default_policy(),
+            &limits,
+            &caller("c1"),
+            &key,
+            &body(20),
+            Utc::now(),
+        )
+        .await
+        .is_ok());
     }
 }

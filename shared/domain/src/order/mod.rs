@@ -208,6 +208,45 @@ impl OrderChange {
     }
 }
 
+/// What one order may hold: the business's bound on hoarding — one account taking a SKU's whole
+/// stock with one huge order (and holding it until it pays or expires).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderLimits {
+    /// The most units of one SKU one order may ask for.
+    pub max_units_per_line: u32,
+}
+
+impl Default for OrderLimits {
+    fn default() -> Self {
+        OrderLimits {
+            max_units_per_line: 20,
+        }
+    }
+}
+
+impl OrderLimits {
+    /// Refuses, line by line, what asks for more than the business allows one order.
+    pub fn check(&self, request: &OrderRequest) -> Result<(), ValidationErrors> {
+        let mut errors = ValidationErrors::default();
+        for (index, line) in request.lines.iter().enumerate() {
+            if line.quantity.get() > self.max_units_per_line {
+                errors.add(
+                    format!("lines[{index}].quantity"),
+                    format!(
+                        "at most {} units of one item per order",
+                        self.max_units_per_line
+                    ),
+                );
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+}
+
 /// A transition the order's current status does not allow.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("an order that is {from} cannot become {to}", from = .from.as_str(), to = .to.as_str())]
