@@ -220,6 +220,7 @@ async fn the_intake_operation_runs_against_dynamodb() {
             &store,
             &store,
             &policy,
+            &oms_domain::order::OrderLimits::default(),
             &caller,
             &key,
             &body,

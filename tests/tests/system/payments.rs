@@ -169,6 +169,83 @@ async fn an_order_ships_only_once_authorized_and_its_capture_is_asked_for_on_shi
 }
 
 #[tokio::test]
+async fn a_declined_payment_is_told_once_and_the_customer_may_pay_again() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("DECLINE", 5).await;
+    let (customer, placed) = place_unpaid(&stack, &sku, 1).await;
+    let id = placed["orderId"].as_str().unwrap().to_owned();
+    let inbox = Probe::subscribe(
+        &stack,
+        "CustomerNotificationsTopic",
+        Some(json!({"customerId": [customer.as_str()], "channel": ["email"]})),
+    )
+    .await;
+    wait_for(&stack, &id, "reserved", |o| o["status"] == "RESERVED").await;
+
+    // Declined: held, awaiting payment, and the customer is told what to do — in words they can
+    // act on, never the PSP's word for suspected fraud.
+    let mut declined = psp_body(
+        "authorization.failed",
+        &id,
+        &placed["totals"]["total"],
+        None,
+    );
+    declined["reason"] = "insufficient_funds".into();
+    let reply = stack.psp_event(&declined).await;
+    assert_eq!(reply.body["paymentStatus"], "FAILED", "{:?}", reply.body);
+    let mut suspected = psp_body(
+        "authorization.failed",
+        &id,
+        &placed["totals"]["total"],
+        None,
+    );
+    suspected["reason"] = "fraudulent".into();
+    assert_eq!(stack.psp_event(&suspected).await.status, StatusCode::OK);
+    let held = stack.order_as_staff(&id).await;
+    assert_eq!(held["status"], "RESERVED");
+    assert_eq!(held["hold"], "AWAITING_PAYMENT");
+    assert_eq!(held["payment"]["status"], "FAILED");
+
+    // Paid again with another card: on to the warehouse.
+    let mut again = psp_body(
+        "authorization.succeeded",
+        &id,
+        &placed["totals"]["total"],
+        None,
+    );
+    again["pspReference"] = format!("pi_{id}_2").into();
+    assert_eq!(
+        stack.psp_event(&again).await.body["paymentStatus"],
+        "AUTHORIZED"
+    );
+    stack.wait_status(&customer, &id, "FULFILLING").await;
+
+    let told = inbox
+        .collect(Duration::from_secs(180), |seen| {
+            seen.iter()
+                .any(|(m, _)| m["eventType"] == "oms.payment.authorized")
+        })
+        .await;
+    let late = inbox.collect(Duration::from_secs(3), |_| false).await;
+    let failed: Vec<&Value> = told
+        .iter()
+        .chain(late.iter())
+        .map(|(m, _)| m)
+        .filter(|m| m["eventType"] == "oms.payment.failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "told once, for the first decline");
+    let text = failed[0]["text"].as_str().unwrap();
+    assert!(text.contains("insufficient funds"), "{text}");
+    assert!(!text.to_lowercase().contains("fraud"), "{text}");
+    let received = told
+        .iter()
+        .chain(late.iter())
+        .filter(|(m, _)| m["eventType"] == "oms.payment.authorized")
+        .count();
+    assert_eq!(received, 1, "and told once that the payment was received");
+}
+
+#[tokio::test]
 async fn an_order_never_paid_for_expires_with_its_stock_back_and_the_customer_told_once() {
     let stack = Stack::connect().await;
     let sku = stack.create_sku("EXPIRE", 4).await;
