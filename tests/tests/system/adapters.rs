@@ -215,12 +215,13 @@ async fn the_intake_operation_runs_against_dynamodb() {
     let key = IdempotencyKey::parse("op-key").unwrap();
     let body = order_body(&[(sku.as_str(), 1)]);
     let policy = ShippingPolicy::default_policy();
+    let limits = oms_domain::order::OrderLimits::default();
     let place = || {
         oms_domain::app::intake::place_order(
             &store,
             &store,
             &policy,
-            &oms_domain::order::OrderLimits::default(),
+            &limits,
             &caller,
             &key,
             &body,
