@@ -59,7 +59,22 @@ async fn process<S: NotificationStore, K: NotificationSink, R: Redelivery>(
     app: &App<S, K, R>,
     message: &SqsMessage,
 ) -> Result<(), MessageError> {
-    let event = order_event(message).map_err(MessageError::Poison)?;
+    let event = match order_event(message) {
+        Ok(event) => event,
+        Err(error) => {
+            // Not an order event, and never going to be one: back in a second, so its receives run
+            // out (the queue allows many, for events that wait) and it reaches the dead-letter
+            // queue within a minute rather than an hour.
+            if let Err(why) = app
+                .redelivery
+                .redeliver_after(message, std::time::Duration::from_secs(1))
+                .await
+            {
+                tracing::warn!(%why, "could not bring a poison message back at once");
+            }
+            return Err(MessageError::Poison(error));
+        }
+    };
     let delivery = receive_count(message);
     let outcome = notify(
         &app.store,

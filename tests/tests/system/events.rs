@@ -46,7 +46,7 @@ async fn each_state_change_is_published_once_as_a_cloudevent() {
 
     let mut mine = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while mine.len() < 3 && Instant::now() < deadline {
+    while mine.len() < 4 && Instant::now() < deadline {
         let output = sqs
             .receive_message()
             .queue_url(&queue_url)

@@ -124,4 +124,10 @@ fn a_crashed_notification_is_taken_over_before_anything_gives_up() {
          {} s",
         2 * visibility + timeout
     );
+    // A lost predecessor is passed over before the waiting event itself is dead-lettered.
+    assert!(
+        u64::from(oms_domain::app::notify::PASS_GAP_ON_DELIVERY) < receives,
+        "an event passes a gap on delivery {}; the queue gives up after {receives}",
+        oms_domain::app::notify::PASS_GAP_ON_DELIVERY
+    );
 }

@@ -12,10 +12,12 @@
 //! what had not gone out.
 //!
 //! **Soon.** An event that must wait for its predecessor (or for another delivery of itself)
-//! comes back after [`retry_delay`] — a second, then two, four… at most
+//! comes back after [`retry_delay`] — a second, then two, four, then every
 //! [`MAX_RETRY_DELAY_SECONDS`] — rather than after the queue's whole visibility timeout, so a
-//! message reaches the customer within a couple of seconds of its step whatever order the
-//! queue hands the events over in. A customer-facing event costs one read (cursor, order and preferences
+//! message reaches the customer within a few seconds of its step whatever order the queue hands
+//! the events over in. The cap is short because the waits add up along an order's chain of
+//! events: each event that arrived before its predecessor may sit out one more wait after the
+//! predecessor is done (at 30 s, an order's messages under load trailed its steps by minutes). A customer-facing event costs one read (cursor, order and preferences
 //! together), two writes and its messages.
 
 use chrono::{DateTime, Utc};
@@ -64,14 +66,15 @@ impl NotifyError {
 }
 
 /// The delivery on which an event that still waits for its predecessor passes it over, the gap
-/// recorded: by then it has waited 1 + 2 + 4 + 8 + 16 + 30 × 6 = 211 s, three claim lifetimes
-/// and three visibility timeouts — a predecessor that crashed was taken over long since, one
-/// still missing was lost on the way or dead-lettered. A predecessor that arrives after all is
-/// still told, once, late rather than never.
-pub const PASS_GAP_ON_DELIVERY: u32 = 12;
+/// recorded: by then it has waited 1 + 2 + 4 + 5 × 40 = 207 s, three claim lifetimes and three
+/// visibility timeouts — a predecessor that crashed was taken over long since, one still missing
+/// was lost on the way or dead-lettered. A predecessor that arrives after all is still told,
+/// once, late rather than never. (The notifier queue's `maxReceiveCount` lies above it: a test
+/// reads both.)
+pub const PASS_GAP_ON_DELIVERY: u32 = 44;
 
 /// The longest an event waits for its turn between two deliveries.
-pub const MAX_RETRY_DELAY_SECONDS: u64 = 30;
+pub const MAX_RETRY_DELAY_SECONDS: u64 = 5;
 
 /// How long an event that failed with `error` on its `receive_count`-th delivery should stay
 /// away before the queue hands it over again; `None` for the queue's own visibility timeout
@@ -236,7 +239,7 @@ mod tests {
     use crate::events::order_event;
 
     #[test]
-    fn an_early_event_comes_back_soon_and_ever_later() {
+    fn an_early_event_comes_back_soon_and_then_every_few_seconds() {
         let early = NotifyError::OutOfOrder {
             expected: 3,
             got: 4,
@@ -244,7 +247,7 @@ mod tests {
         let delays: Vec<u64> = (1..=8)
             .map(|n| retry_delay(&early, n).unwrap().as_secs())
             .collect();
-        assert_eq!(delays, [1, 2, 4, 8, 16, 30, 30, 30]);
+        assert_eq!(delays, [1, 2, 4, 5, 5, 5, 5, 5]);
         assert_eq!(
             retry_delay(&NotifyError::InProgress, 0).unwrap().as_secs(),
             1
