@@ -5,13 +5,15 @@
 //! `bench/results.json` and `bench/RESULTS.md`. The functions are those `infra/template.yaml`
 //! declares; `oms-bench --functions` lists their binaries, one a line, and does nothing else.
 //! `oms-bench --cost` measures figure 7 alone against whichever stack `OMS_API_URL` names (the
-//! requests an order makes do not depend on the build profile) and prints it as JSON.
+//! requests an order makes do not depend on the build profile) and prints it as JSON;
+//! `oms-bench --latency` does the same for figure 8.
 //!
 //! 1. **Cold start**, 2. **peak memory** and 3. **package size**, per function: [`cold_start`].
 //! 4. **Warm latency** of order intake and stock reservation: [`warm`].
 //! 5. **End-to-end** orders per second through the local stack: [`end_to_end`].
 //! 6. **Contention** — many buyers for one SKU: [`contention`].
 //! 7. **Requests and cost per order**, intake to delivered: [`cost`].
+//! 8. **Step → message latency**, p50 and p99, steps taken back to back: [`latency`].
 //!
 //! [`report`] makes the table; [`common`] holds what the figures share.
 
@@ -20,6 +22,7 @@ mod common;
 mod contention;
 mod cost;
 mod end_to_end;
+mod latency;
 mod report;
 mod runtime_api;
 mod warm;
@@ -27,6 +30,9 @@ mod warm;
 use serde_json::json;
 
 use crate::common::{root, settled, Bench, BoxError};
+
+/// How many orders the latency figure drives at once.
+const LATENCY_ORDERS: usize = 10;
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
@@ -46,8 +52,18 @@ async fn main() -> Result<(), BoxError> {
             println!("{}", serde_json::to_string_pretty(&cost)?);
             return Ok(());
         }
+        Some("--latency") => {
+            let stack = oms_system_tests::Stack::connect().await;
+            settled(&stack).await?;
+            let latency = latency::step_to_message(&stack, LATENCY_ORDERS).await?;
+            println!("{}", serde_json::to_string_pretty(&latency)?);
+            return Ok(());
+        }
         Some(other) => {
-            return Err(format!("unknown argument {other:?} (only --functions or --cost)").into())
+            return Err(format!(
+                "unknown argument {other:?} (only --functions, --cost or --latency)"
+            )
+            .into())
         }
     }
     let bench = Bench::connect().await?;
@@ -65,6 +81,9 @@ async fn main() -> Result<(), BoxError> {
     let hot = contention::contention(stack, 200, 50).await?;
     println!("requests and cost of one order, intake to delivered…");
     let cost = cost::cost_per_order(stack).await?;
+    println!("step → message latency…");
+    settled(stack).await?;
+    let latency = latency::step_to_message(stack, LATENCY_ORDERS).await?;
 
     let results = json!({
         "measuredAt": chrono::Utc::now().to_rfc3339(),
@@ -75,6 +94,7 @@ async fn main() -> Result<(), BoxError> {
         "endToEnd": e2e,
         "contention": hot,
         "costPerOrder": cost,
+        "stepToMessage": latency,
     });
     std::fs::write(
         root().join("bench/results.json"),

@@ -94,5 +94,13 @@ pub fn report(r: &Value) -> String {
         k["dynamodb_requests"], k["dynamodb_items_written"], k["least_item_writes"], f(&k["dynamodb_write_units"]), f(&k["dynamodb_read_units"]),
         k["sns_publishes"], k["sqs_requests"], k["sqs_empty_polls"], k["lambda_invocations"], k["dollars_per_million_orders"]
     ));
+    let l = &r["stepToMessage"];
+    if l.is_object() {
+        out.push_str(&format!(
+            "\n### Step → message latency, steps taken back to back\n\n{} orders at once, {} messages: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms; {}\n",
+            l["orders"], l["messages"], f(&l["p50_ms"]), f(&l["p99_ms"]), f(&l["max_ms"]),
+            verdict(f(&l["p99_ms"]) <= 3000.0, format!("p99 within a couple of seconds: {:.1} s", f(&l["p99_ms"]) / 1000.0)),
+        ));
+    }
     out
 }

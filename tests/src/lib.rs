@@ -783,7 +783,9 @@ impl Probe {
     }
 
     /// Reads messages until `done` says the collection is complete, or `timeout` passes; returns
-    /// the bodies (parsed) with their message attributes, in the order received.
+    /// the bodies (parsed) with their message attributes, in the order received. The attributes
+    /// also hold `SentTimestamp`: when the message reached the probe (epoch milliseconds), which
+    /// times a message without the probe's polling in it.
     pub async fn collect(
         &self,
         timeout: Duration,
@@ -799,11 +801,14 @@ impl Probe {
                 .max_number_of_messages(10)
                 .wait_time_seconds(1)
                 .message_attribute_names("All")
+                .message_system_attribute_names(
+                    aws_sdk_sqs::types::MessageSystemAttributeName::SentTimestamp,
+                )
                 .send()
                 .await
                 .expect("reading the probe");
             for message in output.messages.unwrap_or_default() {
-                let attributes = message
+                let mut attributes: std::collections::HashMap<String, String> = message
                     .message_attributes()
                     .map(|a| {
                         a.iter()
@@ -813,6 +818,11 @@ impl Probe {
                             .collect()
                     })
                     .unwrap_or_default();
+                if let Some(sent) = message.attributes().and_then(|a| {
+                    a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::SentTimestamp)
+                }) {
+                    attributes.insert("SentTimestamp".to_owned(), sent.clone());
+                }
                 seen.push((
                     serde_json::from_str(message.body().unwrap_or_default()).unwrap_or(Value::Null),
                     attributes,
