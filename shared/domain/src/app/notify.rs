@@ -373,7 +373,7 @@ mod tests {
     }
 
     /// An event whose predecessor never comes (dead-lettered, lost) passes it over on its
-    /// twelfth delivery instead of stranding every later message; the predecessor, should it
+    /// `PASS_GAP_ON_DELIVERY`-th delivery instead of stranding every later message; the predecessor, should it
     /// come after all, is told once, late.
     #[tokio::test]
     async fn a_gap_heals_and_a_late_predecessor_is_told_once() {
