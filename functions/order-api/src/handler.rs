@@ -41,6 +41,7 @@ pub async fn handle<S: OrderStore + OrderTransactions>(
         Some("GET /orders") => list_orders(app, &request).await,
         Some("POST /orders/{id}/cancel") => cancel(app, &request).await,
         Some("GET /payments/attention") => payment_attention(app, &request).await,
+        Some("POST /orders/{id}/refunds/{refundId}/retry") => retry_refund(app, &request).await,
         _ => Err(unknown_route(&request)),
     };
     Ok(respond(result))
@@ -104,6 +105,23 @@ async fn list_orders<S: OrderStore>(
         next_cursor: page.next_cursor,
     };
     Ok(json_response(StatusCode::OK, &body))
+}
+
+/// `POST /orders/{id}/refunds/{refundId}/retry` (`oms:admin`): a refund the PSP could not pay
+/// out is asked again, under an id of its own.
+async fn retry_refund<S: OrderStore>(
+    app: &App<S>,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let caller = caller(request)?;
+    require_scope(&caller, SCOPE_ADMIN)?;
+    let id = order_id(request)?;
+    let refund_id = path_parameter(request, "refundId")?;
+    let order =
+        oms_domain::app::payments::retry_refund(&app.store, &id, &refund_id, chrono::Utc::now())
+            .await?;
+    tracing::info!(order_id = %order.id, refund_id = %refund_id, "refund asked again");
+    Ok(json_response(StatusCode::OK, &OrderView::from(&order)))
 }
 
 #[derive(Serialize)]

@@ -21,6 +21,7 @@ use oms_domain::app::queries::QueryError;
 use oms_domain::app::returns::ReturnsAppError;
 use oms_domain::ids::{CustomerId, IdempotencyKey};
 use oms_domain::order::cancellation::CancelError;
+use oms_domain::order::refunds::RefundRetryError;
 use oms_domain::order::returns::ReturnError;
 use oms_domain::ports::StoreError;
 use oms_domain::validation::ValidationErrors;
@@ -102,6 +103,7 @@ problem_types! {
     ReturnAlreadyReceived => "return-already-received", CONFLICT, "Return already received";
     LabelNotIssued => "label-not-issued", CONFLICT, "No label yet";
     PaymentNotRecorded => "payment-not-recorded", CONFLICT, "Payment event not recorded";
+    RefundNotRetryable => "refund-not-retryable", CONFLICT, "Refund cannot be asked again";
     PreconditionFailed => "precondition-failed", PRECONDITION_FAILED, "Stale If-Match";
     PreconditionRequired => "precondition-required", PRECONDITION_REQUIRED, "If-Match required";
     PayloadTooLarge => "payload-too-large", PAYLOAD_TOO_LARGE, "Body too large";
@@ -550,6 +552,14 @@ impl From<PaymentAppError> for ApiError {
             PaymentAppError::NotFound => ApiError::NotFound("no such order".into()),
             PaymentAppError::NotAllowed(e) => ApiError::Conflict {
                 problem: ProblemType::PaymentNotRecorded,
+                title: None,
+                detail: e.to_string(),
+            },
+            PaymentAppError::Refund(RefundRetryError::NoSuchRefund) => {
+                ApiError::NotFound("the order has no such refund".into())
+            }
+            PaymentAppError::Refund(e) => ApiError::Conflict {
+                problem: ProblemType::RefundNotRetryable,
                 title: None,
                 detail: e.to_string(),
             },

@@ -722,4 +722,38 @@ async fn a_partial_return_is_refunded_once_the_psp_confirms_and_a_failed_refund_
     for kind in ["oms.payment.refund-issued", "oms.payment.refund-failed"] {
         assert_eq!(of(&told, kind) + of(&late, kind), 0, "{kind}");
     }
+
+    // Staff ask the PSP again for the failed refund: a new refund under its own id, the failed
+    // one marked, the order off the attention list; the PSP pays the new one out.
+    let failed_refund = failed["refunds"][0]["refundId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let retry = format!("/orders/{failed_id}/refunds/{failed_refund}/retry");
+    let as_customer = stack
+        .post(&retry, &stack.token("nosy-refunds", None), &[], json!({}))
+        .await;
+    assert_eq!(as_customer.status, StatusCode::FORBIDDEN);
+    let retried = stack.post(&retry, &admin, &[], json!({})).await;
+    assert_eq!(retried.status, StatusCode::OK, "{:?}", retried.body);
+    let again = retried.body["refunds"][1].clone();
+    assert_eq!(again["state"], "REQUESTED");
+    assert_eq!(again["amount"], failed["refunds"][0]["amount"]);
+    assert_eq!(retried.body["refunds"][0]["retriedAs"], again["refundId"]);
+    assert!(retried.body["payment"].get("attention").is_none());
+    let twice = stack.post(&retry, &admin, &[], json!({})).await;
+    assert_eq!(
+        (twice.status, twice.body["type"].as_str()),
+        (StatusCode::CONFLICT, Some("/problems/refund-not-retryable"))
+    );
+    let paid_out = psp_body(
+        "refund.succeeded",
+        failed_id,
+        &again["amount"],
+        Some(again["refundId"].as_str().unwrap()),
+    );
+    assert_eq!(stack.psp_event(&paid_out).await.status, StatusCode::OK);
+    let settled_now = stack.order_as_staff(failed_id).await;
+    assert_eq!(settled_now["refunds"][1]["state"], "ISSUED");
+    assert_eq!(settled_now["payment"]["status"], "PARTIALLY_REFUNDED");
 }

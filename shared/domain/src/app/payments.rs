@@ -17,6 +17,7 @@ use crate::ids::OrderId;
 use crate::order::payments::{
     ExpireError, PaymentError, PaymentEvent, PaymentPolicy, PaymentUpdate,
 };
+use crate::order::refunds::RefundRetryError;
 use crate::order::Order;
 use crate::ports::{CommitOutcome, OrderStore, OrderTransactions, StoreError};
 
@@ -26,6 +27,8 @@ pub enum PaymentAppError {
     NotFound,
     #[error(transparent)]
     NotAllowed(#[from] PaymentError),
+    #[error(transparent)]
+    Refund(#[from] RefundRetryError),
     #[error("the order kept changing; try again")]
     Contended,
     #[error(transparent)]
@@ -70,6 +73,22 @@ pub async fn record_psp_event<O: OrderStore>(
                 )
             }
         }
+    })
+    .await
+}
+
+/// Staff ask the PSP again for a refund it could not pay out ([`Order::retry_refund`]).
+pub async fn retry_refund<O: OrderStore>(
+    orders: &O,
+    id: &OrderId,
+    refund_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Order, PaymentAppError> {
+    until_written(|| async move {
+        let order = orders.get(id).await?.ok_or(PaymentAppError::NotFound)?;
+        let next = order.retry_refund(refund_id, now)?;
+        let written = orders.save(&next, order.version).await;
+        Attempt::of_write(written, next)
     })
     .await
 }

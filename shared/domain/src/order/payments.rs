@@ -464,7 +464,7 @@ impl Order {
                 });
             }
         }
-        for refund in &self.refunds {
+        for refund in self.refunds.iter().filter(|r| r.retried_as.is_none()) {
             if self.refund_state(&refund.refund_id) == RefundState::Failed {
                 let failure = payment
                     .ledger
@@ -977,6 +977,56 @@ mod tests {
         assert_eq!(issued.refund_state(&refund.refund_id), RefundState::Issued);
         assert_eq!(issued.payment_status(), PaymentStatus::Refunded);
         assert_eq!(issued.payment_attention(), None);
+    }
+
+    #[test]
+    fn staff_ask_again_for_a_refund_the_psp_could_not_pay_out() {
+        use crate::order::refunds::RefundRetryError;
+        let order = order();
+        let paid = recorded(
+            &order,
+            &event("e1", PaymentEventKind::CaptureSucceeded, &order),
+        );
+        let cancelled = paid
+            .cancel("changed my mind".into(), "customer", now())
+            .unwrap()
+            .order;
+        let first = cancelled.refunds[0].refund_id.clone();
+        assert_eq!(
+            cancelled.retry_refund(&first, now()),
+            Err(RefundRetryError::NotFailed),
+            "a refund still on its way is not asked again"
+        );
+        let mut failure = event("e2", PaymentEventKind::RefundFailed, &order);
+        failure.refund_id = Some(first.clone());
+        let failed = recorded(&cancelled, &failure);
+        let again = failed.retry_refund(&first, now()).unwrap();
+        assert_eq!(again.refunds.len(), 2);
+        let second = again.refunds[1].refund_id.clone();
+        assert_ne!(second, first);
+        assert_eq!(again.refunds[1].amount, again.refunds[0].amount);
+        assert_eq!(
+            again.refunds[0].retried_as.as_deref(),
+            Some(second.as_str())
+        );
+        assert_eq!(again.payment_attention(), None, "off the attention list");
+        assert_eq!(
+            again.refunded().0,
+            order.totals.total.minor_units(),
+            "owed once"
+        );
+        assert_eq!(
+            again.retry_refund(&first, now()),
+            Err(RefundRetryError::AlreadyRetried)
+        );
+        let mut success = event("e3", PaymentEventKind::RefundSucceeded, &order);
+        success.refund_id = Some(second.clone());
+        let issued = recorded(&again, &success);
+        assert_eq!(issued.payment_status(), PaymentStatus::Refunded);
+        assert_eq!(
+            issued.retry_refund("nope", now()),
+            Err(RefundRetryError::NoSuchRefund)
+        );
     }
 
     #[test]

@@ -27,6 +27,17 @@ pub struct RefundLine {
     pub amount: Money,
 }
 
+/// Why a refund cannot be asked again. Nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RefundRetryError {
+    #[error("the order has no such refund")]
+    NoSuchRefund,
+    #[error("only a refund the payment provider could not pay out is asked again")]
+    NotFailed,
+    #[error("this refund was asked again already")]
+    AlreadyRetried,
+}
+
 /// Money the business owes the customer, announced to the payment system.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -41,6 +52,9 @@ pub struct Refund {
     pub shipping: Money,
     pub amount: Money,
     pub requested_at: DateTime<Utc>,
+    /// The refund staff asked for in its place after the PSP could not pay this one out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retried_as: Option<String>,
 }
 
 impl Order {
@@ -48,11 +62,46 @@ impl Order {
         format!("{}-REFUND-{}", self.id, self.refunds.len() + 1)
     }
 
-    /// What has been refunded so far.
+    /// What has been refunded so far (a refund asked again counts once).
     pub(crate) fn refunded(&self) -> (i64, bool) {
-        let total = self.refunds.iter().map(|r| r.amount.minor_units()).sum();
-        let shipping = self.refunds.iter().any(|r| r.shipping.minor_units() > 0);
+        let owed = || self.refunds.iter().filter(|r| r.retried_as.is_none());
+        let total = owed().map(|r| r.amount.minor_units()).sum();
+        let shipping = owed().any(|r| r.shipping.minor_units() > 0);
         (total, shipping)
+    }
+
+    /// Staff ask the PSP again for a refund it could not pay out: a new refund of the same lines
+    /// and amount, with an id of its own (the PSP's idempotency key), announced as the first
+    /// was; the failed one stays in the record, marked as asked again, and off the attention list.
+    pub fn retry_refund(
+        &self,
+        refund_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Order, RefundRetryError> {
+        let failed = self
+            .refunds
+            .iter()
+            .find(|r| r.refund_id == refund_id)
+            .ok_or(RefundRetryError::NoSuchRefund)?;
+        if failed.retried_as.is_some() {
+            return Err(RefundRetryError::AlreadyRetried);
+        }
+        if self.refund_state(refund_id) != crate::order::payments::RefundState::Failed {
+            return Err(RefundRetryError::NotFailed);
+        }
+        let again = Refund {
+            refund_id: self.next_refund_id(),
+            requested_at: now,
+            retried_as: None,
+            ..failed.clone()
+        };
+        let note = format!("refund {refund_id} asked again as {}", again.refund_id);
+        Ok(self.record(now, Some(note), |next| {
+            if let Some(failed) = next.refunds.iter_mut().find(|r| r.refund_id == refund_id) {
+                failed.retried_as = Some(again.refund_id.clone());
+            }
+            next.refunds.push(again);
+        }))
     }
 
     /// The refund of everything the order cost: every line and the shipping charge.
@@ -73,6 +122,7 @@ impl Order {
             shipping: self.totals.shipping,
             amount: self.totals.total,
             requested_at: now,
+            retried_as: None,
         }
     }
 }

@@ -650,6 +650,7 @@ impl Order {
                 amount: Money::new(amount, currency)
                     .map_err(|e| ValidationErrors::one("lines", e.to_string()))?,
                 requested_at: now,
+                retried_as: None,
             });
         }
 
