@@ -7,7 +7,7 @@ use oms_adapters::dynamo::DynamoStore;
 use oms_adapters::http::{
     caller, idempotency_key, json_body, raw_json_response, respond, ApiError,
 };
-use oms_domain::app::intake::place_order;
+use oms_domain::app::intake::{place_order, IntakePolicies};
 use oms_domain::order::OrderLimits;
 use oms_domain::ports::{InventoryStore, OrderStore};
 use oms_domain::shipping::ShippingPolicy;
@@ -51,8 +51,10 @@ async fn place<S: OrderStore + InventoryStore>(
     let accepted = place_order(
         &app.store,
         &app.store,
-        &app.policy,
-        &app.limits,
+        IntakePolicies {
+            shipping: &app.policy,
+            limits: &app.limits,
+        },
         &caller,
         &key,
         &body,

@@ -220,8 +220,10 @@ async fn the_intake_operation_runs_against_dynamodb() {
         oms_domain::app::intake::place_order(
             &store,
             &store,
-            &policy,
-            &limits,
+            oms_domain::app::intake::IntakePolicies {
+                shipping: &policy,
+                limits: &limits,
+            },
             &caller,
             &key,
             &body,

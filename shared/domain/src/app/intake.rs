@@ -35,19 +35,27 @@ pub enum IntakeError {
     Store(#[from] StoreError),
 }
 
+/// The business's rules an order is placed under.
+#[derive(Debug, Clone, Copy)]
+pub struct IntakePolicies<'a> {
+    /// What shipping costs and how long it takes.
+    pub shipping: &'a ShippingPolicy,
+    /// What one order may hold.
+    pub limits: &'a OrderLimits,
+}
+
 /// Validates, prices and stores an order exactly once per (customer, key).
 pub async fn place_order<O: OrderStore, I: InventoryStore>(
     orders: &O,
     inventory: &I,
-    policy: &ShippingPolicy,
-    limits: &OrderLimits,
+    policies: IntakePolicies<'_>,
     caller: &Caller,
     key: &IdempotencyKey,
     body: &serde_json::Value,
     now: DateTime<Utc>,
 ) -> Result<Accepted, IntakeError> {
     let request = OrderRequest::parse(body)?;
-    limits.check(&request)?;
+    policies.limits.check(&request)?;
     let fingerprint = request.fingerprint();
 
     // A retry after a success is the common case of a repeated key: answer it without pricing.
@@ -62,7 +70,7 @@ pub async fn place_order<O: OrderStore, I: InventoryStore>(
         caller.customer_id.clone(),
         &request,
         &catalog,
-        policy,
+        policies.shipping,
         now,
     )?;
     let body = serde_json::to_string(&crate::app::views::OrderView::for_customer(&order))
@@ -135,8 +143,10 @@ mod tests {
         let first = place_order(
             &store,
             &store,
-            &policy,
-            &OrderLimits::default(),
+            IntakePolicies {
+                shipping: &policy,
+                limits: &OrderLimits::default(),
+            },
             &caller("c1"),
             &key,
             &body(1),
@@ -147,8 +157,10 @@ mod tests {
         let second = place_order(
             &store,
             &store,
-            &policy,
-            &OrderLimits::default(),
+            IntakePolicies {
+                shipping: &policy,
+                limits: &OrderLimits::default(),
+            },
             &caller("c1"),
             &key,
             &body(1),
@@ -171,8 +183,10 @@ mod tests {
         place_order(
             &store,
             &store,
-            &policy,
-            &OrderLimits::default(),
+            IntakePolicies {
+                shipping: &policy,
+                limits: &OrderLimits::default(),
+            },
             &caller("c1"),
             &key,
             &body(1),
@@ -183,8 +197,10 @@ mod tests {
         let again = place_order(
             &store,
             &store,
-            &policy,
-            &OrderLimits::default(),
+            IntakePolicies {
+                shipping: &policy,
+                limits: &OrderLimits::default(),
+            },
             &caller("c1"),
             &key,
             &body(2),
@@ -196,8 +212,10 @@ mod tests {
         place_order(
             &store,
             &store,
-            &policy,
-            &OrderLimits::default(),
+            IntakePolicies {
+                shipping: &policy,
+                limits: &OrderLimits::default(),
+            },
             &caller("c2"),
             &key,
             &body(2),
@@ -215,8 +233,10 @@ mod tests {
         let result = place_order(
             &store,
             &store,
-            &ShippingPolicy::default_policy(),
-            &OrderLimits::default(),
+            IntakePolicies {
+                shipping: &ShippingPolicy::default_policy(),
+                limits: &OrderLimits::default(),
+            },
             &caller("c1"),
             &key,
             &body(0),
@@ -237,8 +257,10 @@ mod tests {
         let result = place_order(
             &store,
             &store,
-            &ShippingPolicy::default_policy(),
-            &limits,
+            IntakePolicies {
+                shipping: &ShippingPolicy::default_policy(),
+                limits: &limits,
+            },
             &caller("c1"),
             &key,
             &body(21),
@@ -254,8 +276,10 @@ mod tests {
         assert!(place_order(
             &store,
             &store,
-            &ShippingPolicy::default_policy(),
-            &limits,
+            IntakePolicies {
+                shipping: &ShippingPolicy::default_policy(),
+                limits: &limits,
+            },
             &caller("c1"),
             &key,
             &body(20),

@@ -140,14 +140,15 @@ pub(crate) async fn flag_one<O: OrderStore>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::memory::InMemoryStore;
     use crate::order::payments::PaymentEventKind;
     use crate::order::tests::{placed, product};
     use serde_json::json;
 
-    async fn reserved(store: &InMemoryStore, quantity: u32) -> Order {
+    /// An order of `quantity` units of SKU `A`, placed and reserved in `store`.
+    pub(crate) async fn reserved(store: &InMemoryStore, quantity: u32) -> Order {
         let order = placed(
             json!([{"sku": "A", "quantity": quantity}]),
             &store.catalog(),
@@ -159,7 +160,8 @@ mod tests {
         store.get(&order.id).await.unwrap().unwrap()
     }
 
-    fn authorization(order: &Order, id: &str) -> PaymentEvent {
+    /// The PSP's authorization `id` of the order's whole total.
+    pub(crate) fn authorization(order: &Order, id: &str) -> PaymentEvent {
         PaymentEvent {
             event_id: id.into(),
             kind: PaymentEventKind::AuthorizationSucceeded,

@@ -79,39 +79,17 @@ enum Outcome {
     Contended,
 }
 
-fn outcome_of<E>(result: Result<bool, E>, contended: impl Fn(&E) -> bool) -> Result<Outcome, E> {
+/// The outcome of one job, or why the order could not be handled (the run records it and goes
+/// on).
+fn outcome_of<E: std::fmt::Display>(
+    result: Result<bool, E>,
+    contended: impl Fn(&E) -> bool,
+) -> Result<Outcome, String> {
     match result {
         Ok(true) => Ok(Outcome::Changed),
         Ok(false) => Ok(Outcome::Unchanged),
         Err(e) if contended(&e) => Ok(Outcome::Contended),
-        Err(e) => Err(e),
-    }
-}
-
-impl From<PaymentAppError> for SweepError {
-    fn from(error: PaymentAppError) -> Self {
-        match error {
-            PaymentAppError::Store(e) => Self::Store(e),
-            other => Self::Store(StoreError::Failed(other.to_string())),
-        }
-    }
-}
-
-impl From<ReservationError> for SweepError {
-    fn from(error: ReservationError) -> Self {
-        match error {
-            ReservationError::Store(e) => Self::Store(e),
-            other => Self::Store(StoreError::Failed(other.to_string())),
-        }
-    }
-}
-
-impl From<FulfillmentAppError> for SweepError {
-    fn from(error: FulfillmentAppError) -> Self {
-        match error {
-            FulfillmentAppError::Store(e) => Self::Store(e),
-            other => Self::Store(StoreError::Failed(other.to_string())),
-        }
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -210,7 +188,7 @@ async fn apply<S: OrderStore + OrderTransactions>(
     report: &mut SweepReport,
 ) {
     if let Err(error) = try_apply(store, policies, job, order, now, report).await {
-        report.failed.push((order.id.clone(), error.to_string()));
+        report.failed.push((order.id.clone(), error));
     }
 }
 
@@ -223,7 +201,7 @@ async fn try_apply<S: OrderStore + OrderTransactions>(
     order: &Order,
     now: DateTime<Utc>,
     report: &mut SweepReport,
-) -> Result<(), SweepError> {
+) -> Result<(), String> {
     let id = &order.id;
     let (outcome, changed) = match job {
         Job::Expire => (
@@ -272,8 +250,9 @@ async fn try_apply<S: OrderStore + OrderTransactions>(
 mod tests {
     use super::*;
     use crate::app::payments::record_psp_event;
+    use crate::app::payments::tests::{authorization, reserved};
     use crate::memory::InMemoryStore;
-    use crate::order::payments::{PaymentEvent, PaymentEventKind, PaymentStatus, PspRequestKind};
+    use crate::order::payments::{PaymentStatus, PspRequestKind};
     use crate::order::tests::{placed, product};
     use crate::ports::InventoryStore;
     use serde_json::json;
@@ -287,18 +266,6 @@ mod tests {
         }
     }
 
-    async fn reserved(store: &InMemoryStore, quantity: u32) -> Order {
-        let order = placed(
-            json!([{"sku": "A", "quantity": quantity}]),
-            &store.catalog(),
-        );
-        store.insert_order(order.clone());
-        reserve_order(store, store, &order.id, order.created_at)
-            .await
-            .unwrap();
-        store.get(&order.id).await.unwrap().unwrap()
-    }
-
     async fn available(store: &InMemoryStore) -> (u32, u32) {
         let p = store
             .product(&crate::ids::Sku::parse("A").unwrap())
@@ -306,18 +273,6 @@ mod tests {
             .unwrap()
             .unwrap();
         (p.stock.available(), p.stock.reserved())
-    }
-
-    fn authorization(order: &Order, id: &str) -> PaymentEvent {
-        PaymentEvent {
-            event_id: id.into(),
-            kind: PaymentEventKind::AuthorizationSucceeded,
-            amount: order.totals.total,
-            occurred_at: order.created_at,
-            psp_reference: Some("pi_1".into()),
-            refund_id: None,
-            reason: None,
-        }
     }
 
     #[tokio::test]
