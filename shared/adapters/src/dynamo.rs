@@ -5,7 +5,7 @@
 //! |---|---|---|---|
 //! | order | `ORDER#<orderId>` | `ORDER` | `gsi1`: `CUSTOMER#<customerId>` / `ORDER#<orderId>` (a customer's orders, newest first: order ids are ULIDs); `gsi2`: `STATUS#<status>` / `<statusSince>#<orderId>` (orders by status and how long they have been in it: the sweep); sparse: `gsi3` the pick list, `gsi4` returns waiting for staff, `gsi5` `PAYMENTS#ATTENTION` or `PAYMENTS#AWAITING_CAPTURE` / `<since>#<orderId>` (money that needs staff; authorizations waiting for their capture) |
 //! | idempotency record | `IDEMPOTENCY#<customerId>#<key>` | `IDEMPOTENCY` | — (expires after [`IDEMPOTENCY_TTL_DAYS`] through the table's TTL) |
-//! | product and its stock | `SKU#<sku>` | `PRODUCT` | — |
+//! | product and its stock | `SKU#<sku>` | `PRODUCT` | `gsi6`: `CATALOG` / `<sku>` (the catalog in SKU order) |
 //! | stock adjustment | `SKU#<sku>` | `ADJUSTMENT#<id>` | — |
 //! | notification preferences | `CUSTOMER#<customerId>` | `PREFERENCES` | — |
 //! | notification cursor (the order's next event to notify, its claim and channels sent) | `ORDER#<orderId>` | `NOTIFIED` | — |
@@ -56,6 +56,10 @@ const PENDING_RETURNS_PARTITION: &str = "RETURNS#PENDING_APPROVAL";
 /// The index of orders whose money is watched: those that need staff, and authorizations
 /// waiting for their capture, each the longest waiting first.
 pub const PAYMENT_WATCH_INDEX: &str = "gsi5";
+/// The index of the catalog: every product, in SKU order. It projects keys only and its keys never
+/// change, so the stock counters' updates on every reservation write nothing to it.
+pub const CATALOG_INDEX: &str = "gsi6";
+const CATALOG_PARTITION: &str = "CATALOG";
 
 fn payment_watch_partition(watch: PaymentWatch) -> &'static str {
     match watch {
@@ -211,6 +215,12 @@ struct ProductItem {
     pk: String,
     sk: String,
     entity: String,
+    /// Absent on products written before the catalog index existed: they are listed once
+    /// saved again (see the README on backfilling).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi6pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi6sk: Option<String>,
     #[serde(flatten)]
     product: Product,
 }
@@ -221,6 +231,8 @@ impl ProductItem {
             pk: sku_pk(&product.sku),
             sk: "PRODUCT".into(),
             entity: entity::PRODUCT.into(),
+            gsi6pk: Some(CATALOG_PARTITION.into()),
+            gsi6sk: Some(product.sku.to_string()),
             product: product.clone(),
         }
     }
@@ -394,6 +406,22 @@ impl DynamoStore {
             })
             .collect();
         Some(URL_SAFE_NO_PAD.encode(serde_json::to_vec(&map).ok()?))
+    }
+
+    /// A cursor of a query on the table itself: its key, in `expected_partition`.
+    fn decode_table_cursor(
+        cursor: &str,
+        expected_partition: &str,
+    ) -> Result<HashMap<String, AttributeValue>, StoreError> {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(cursor)
+            .map_err(|_| StoreError::InvalidCursor)?;
+        let map: HashMap<String, String> =
+            serde_json::from_slice(&bytes).map_err(|_| StoreError::InvalidCursor)?;
+        if map.len() != 2 || !map.contains_key("sk") || map.get("pk").map(String::as_str) != Some(expected_partition) {
+            return Err(StoreError::InvalidCursor);
+        }
+        Ok(map.into_iter().map(|(k, v)| (k, s(v))).collect())
     }
 
     fn decode_cursor(
@@ -840,6 +868,73 @@ impl InventoryStore for DynamoStore {
             None => Ok(()),
             Some(_) => Err(StoreError::ConditionFailed),
         }
+    }
+
+    async fn catalog(&self, limit: u32, cursor: Option<&str>) -> Result<Page<Product>, StoreError> {
+        let (keys, next_cursor) = self
+            .query_index(
+                CATALOG_INDEX,
+                CATALOG_PARTITION.to_owned(),
+                true,
+                None,
+                limit,
+                cursor,
+            )
+            .await?;
+        let keys: Vec<_> = keys
+            .into_iter()
+            .filter_map(|k| Some(key(k.get("pk")?.as_s().ok()?.clone(), "PRODUCT")))
+            .collect();
+        let mut products = Vec::with_capacity(keys.len());
+        if !keys.is_empty() {
+            for item in self.read_many(keys, "list the catalog").await? {
+                products.push(from_item::<ProductItem>(item)?.product);
+            }
+        }
+        // A batch read answers in any order.
+        products.sort_by(|a, b| a.sku.cmp(&b.sku));
+        Ok(Page {
+            items: products,
+            next_cursor,
+        })
+    }
+
+    async fn adjustments(
+        &self,
+        sku: &Sku,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<StockAdjustment>, StoreError> {
+        let partition = sku_pk(sku);
+        let start = cursor
+            .map(|c| Self::decode_table_cursor(c, &partition))
+            .transpose()?;
+        let output = self
+            .client
+            .get()
+            .await
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :adjustment)")
+            .expression_attribute_values(":pk", s(partition))
+            .expression_attribute_values(":adjustment", s("ADJUSTMENT#".to_owned()))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| classify("list stock adjustments", e))?;
+        let next_cursor = output
+            .last_evaluated_key
+            .as_ref()
+            .and_then(Self::encode_cursor);
+        let items = output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| from_item::<AdjustmentItem>(item).map(|i| i.adjustment))
+            .collect::<Result<_, _>>()?;
+        Ok(Page { items, next_cursor })
     }
 }
 

@@ -44,7 +44,7 @@ pub trait AdjustmentLog: Sync {
 
 impl AdjustmentLog for crate::memory::InMemoryStore {
     async fn recorded_adjustments(&self, sku: &Sku) -> Vec<StockAdjustment> {
-        self.adjustments(sku)
+        self.all_adjustments(sku)
     }
 }
 
@@ -1114,6 +1114,95 @@ pub async fn inventory_store<S: InventoryStore, L: AdjustmentLog>(
     assert_eq!(log.recorded_adjustments(&unknown).await, []);
 }
 
+/// `catalog` lists every product once, in SKU order, across pages; `adjustments` lists one SKU's
+/// adjustments newest first, across pages, and a cursor of one SKU's history opens no other's.
+pub async fn catalog_and_history<S: InventoryStore>(store: &S, prefix: &str) {
+    check_prefix(prefix);
+    let at = base_time();
+    let skus: Vec<Sku> = ["CAT-C", "CAT-A", "CAT-B"]
+        .iter()
+        .map(|name| sku(prefix, name))
+        .collect();
+    for sku in &skus {
+        assert_eq!(store.save_product(&product(sku, 4, at), None, None).await, Ok(()));
+    }
+    let mut listed = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..50 {
+        let page = store
+            .catalog(100, cursor.as_deref())
+            .await
+            .expect("listing the catalog");
+        listed.extend(page.items.into_iter().map(|p| p.sku));
+        cursor = page.next_cursor;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert!(cursor.is_none(), "the catalog ends");
+    let mut in_order = listed.clone();
+    in_order.sort();
+    in_order.dedup();
+    assert_eq!(listed, in_order, "the catalog is in SKU order, each SKU once");
+    let mut expected = skus.clone();
+    expected.sort();
+    let found: Vec<Sku> = listed.into_iter().filter(|s| skus.contains(s)).collect();
+    assert_eq!(found, expected, "every product is in the catalog");
+
+    // Three adjustments of one SKU, one of another.
+    let (a, b) = (&skus[1], &skus[2]);
+    let mut current = product(a, 4, at);
+    let mut written = Vec::new();
+    for step in 1..=3 {
+        let next = Product {
+            stock: current.stock.adjust(1).expect("adding stock"),
+            version: current.version + 1,
+            updated_at: at + seconds(step),
+            ..current.clone()
+        };
+        let received = adjustment(&current, &next, AdjustmentReason::Receipt);
+        assert_eq!(
+            store
+                .save_product(&next, Some(current.version), Some(&received))
+                .await,
+            Ok(())
+        );
+        written.push(received);
+        current = next;
+    }
+    let other = product(b, 4, at);
+    let other_next = Product {
+        stock: other.stock.adjust(-1).expect("removing stock"),
+        version: 2,
+        updated_at: at + seconds(9),
+        ..other.clone()
+    };
+    let damaged = adjustment(&other, &other_next, AdjustmentReason::Damage);
+    assert_eq!(store.save_product(&other_next, Some(1), Some(&damaged)).await, Ok(()));
+
+    let first = store.adjustments(a, 2, None).await.expect("a first page");
+    let ids_of = |page: &Page<StockAdjustment>| page.items.iter().map(|x| x.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids_of(&first), [written[2].id.clone(), written[1].id.clone()], "newest first");
+    let cursor = first.next_cursor.expect("a second page");
+    let second = store.adjustments(a, 2, Some(&cursor)).await.expect("a second page");
+    assert_eq!(second.items, [written[0].clone()], "the oldest last, as written");
+    assert_eq!(
+        store.adjustments(b, 2, Some(&cursor)).await,
+        Err(StoreError::InvalidCursor),
+        "a cursor of one SKU's history opens no other's"
+    );
+    assert_eq!(
+        store.adjustments(b, 10, None).await.map(|p| p.items),
+        Ok(vec![damaged]),
+        "each SKU has its own history"
+    );
+    assert_eq!(
+        store.adjustments(&sku(prefix, "CAT-X"), 10, None).await.map(|p| p.items),
+        Ok(vec![]),
+        "an unknown SKU has none"
+    );
+}
+
 // -------------------------------------------------------------------------- OrderTransactions
 
 async fn stock_of<S: InventoryStore>(store: &S, sku: &Sku) -> (u32, u32, u64) {
@@ -1761,6 +1850,11 @@ mod in_memory {
     }
 
     #[tokio::test]
+    async fn catalog_and_history() {
+        super::catalog_and_history(&InMemoryStore::default(), "mem").await;
+    }
+
+    #[tokio::test]
     async fn reserve_all_or_nothing() {
         super::reserve_all_or_nothing(&InMemoryStore::default(), "mem").await;
     }
@@ -1807,5 +1901,6 @@ mod in_memory {
         super::last_unit_goes_once(&store, "shared-9").await;
         super::notification_store(&store, "shared-10").await;
         super::sweep_listings(&store, "shared-11").await;
+        super::catalog_and_history(&store, "shared-12").await;
     }
 }

@@ -64,7 +64,7 @@ impl InMemoryStore {
     }
 
     /// The adjustments recorded for one SKU, oldest first.
-    pub fn adjustments(&self, sku: &Sku) -> Vec<StockAdjustment> {
+    pub fn all_adjustments(&self, sku: &Sku) -> Vec<StockAdjustment> {
         self.lock()
             .adjustments
             .iter()
@@ -84,13 +84,13 @@ fn listing_key(at: Option<chrono::DateTime<chrono::Utc>>, id: &OrderId) -> Strin
 /// listing named `listing` (an index and its partition); the cursor names the listing and the
 /// last key handed out, so it opens no other listing and resumes after its position even once
 /// its order has left the listing.
-fn page_of(
+fn page_of<T: Clone>(
     listing: &str,
-    mut entries: Vec<(String, &Order)>,
+    mut entries: Vec<(String, &T)>,
     newest_first: bool,
     limit: u32,
     cursor: Option<&str>,
-) -> Result<Page<Order>, StoreError> {
+) -> Result<Page<T>, StoreError> {
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     if newest_first {
         entries.reverse();
@@ -111,7 +111,7 @@ fn page_of(
             })
         }
     };
-    let page: Vec<&(String, &Order)> = entries.iter().skip(start).take(limit as usize).collect();
+    let page: Vec<&(String, &T)> = entries.iter().skip(start).take(limit as usize).collect();
     let next_cursor = (start + page.len() < entries.len())
         .then(|| page.last().map(|(key, _)| format!("{listing}|{key}")))
         .flatten();
@@ -303,6 +303,32 @@ impl InventoryStore for InMemoryStore {
         state.products.insert(product.sku.clone(), product.clone());
         state.adjustments.extend(adjustment.cloned());
         Ok(())
+    }
+
+    async fn catalog(&self, limit: u32, cursor: Option<&str>) -> Result<Page<Product>, StoreError> {
+        let state = self.lock();
+        let entries = state
+            .products
+            .values()
+            .map(|p| (p.sku.to_string(), p))
+            .collect();
+        page_of("catalog", entries, false, limit, cursor)
+    }
+
+    async fn adjustments(
+        &self,
+        sku: &Sku,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<StockAdjustment>, StoreError> {
+        let state = self.lock();
+        let entries = state
+            .adjustments
+            .iter()
+            .filter(|a| &a.sku == sku)
+            .map(|a| (a.id.clone(), a))
+            .collect();
+        page_of(&format!("adjustments:{sku}"), entries, true, limit, cursor)
     }
 }
 

@@ -185,6 +185,22 @@ pub trait InventoryStore: Send + Sync {
         expected_version: Option<u64>,
         adjustment: Option<&StockAdjustment>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The catalog, a page at a time, in SKU order: what staff browse and search.
+    fn catalog(
+        &self,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> impl Future<Output = Result<Page<Product>, StoreError>> + Send;
+
+    /// The adjustments of one SKU's stock (receipts, counts, write-offs), newest first: the
+    /// audit trail of every change made by hand.
+    fn adjustments(
+        &self,
+        sku: &Sku,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> impl Future<Output = Result<Page<StockAdjustment>, StoreError>> + Send;
 }
 
 /// The result of trying to reserve an order's stock.

@@ -391,6 +391,12 @@ mod conformance {
     }
 
     #[tokio::test]
+    async fn conformance_catalog_and_history() {
+        let (store, _, prefix) = setup().await;
+        suite::catalog_and_history(&store, &prefix).await;
+    }
+
+    #[tokio::test]
     async fn conformance_pick_list() {
         let (store, _, prefix) = setup().await;
         suite::pick_list(&store, &prefix).await;

@@ -324,7 +324,7 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(view.on_hand, 12);
-        assert_eq!(store.adjustments(&sku()).len(), 3);
+        assert_eq!(store.all_adjustments(&sku()).len(), 3);
     }
 
     #[tokio::test]
@@ -345,7 +345,7 @@ mod tests {
         .await;
         assert!(matches!(result, Err(InventoryError::Stock(_))));
         assert_eq!(get_product(&store, &sku()).await.unwrap().available, 2);
-        assert_eq!(store.adjustments(&sku()).len(), 1);
+        assert_eq!(store.all_adjustments(&sku()).len(), 1);
     }
 
     #[tokio::test]

@@ -11,6 +11,7 @@ pub mod queries;
 pub mod reservation;
 pub mod retry;
 pub mod returns;
+pub mod staff;
 pub mod sweep;
 pub mod views;
 

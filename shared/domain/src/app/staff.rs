@@ -1,0 +1,400 @@
+//! What the people who run the shop read: the order queue (by status and time in it, or one
+//! customer's orders), the catalog with availability, a SKU's adjustment history, and the
+//! exceptions — orders stuck in a state longer than they should be and money that needs staff.
+//!
+//! The staff APIs and the console both call these, so a listing's rules (who may read it, how
+//! far a page goes, what counts as stuck) live in one place.
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::app::caller::{SCOPE_ADMIN, SCOPE_WAREHOUSE};
+use crate::app::queries::MAX_PAGE_SIZE;
+use crate::app::Caller;
+use crate::ids::{CustomerId, Sku};
+use crate::order::{Order, OrderStatus};
+use crate::ports::{InventoryStore, OrderStore, Page, PaymentWatch, StoreError};
+use crate::stock::{Product, StockAdjustment};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StaffError {
+    /// The caller lacks the scope the listing needs.
+    #[error("this needs the scope {0}")]
+    Forbidden(&'static str),
+    #[error("{0}")]
+    InvalidQuery(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn require(caller: &Caller, scope: &'static str) -> Result<(), StaffError> {
+    if caller.has_scope(scope) {
+        Ok(())
+    } else {
+        Err(StaffError::Forbidden(scope))
+    }
+}
+
+/// Whether the caller may read stock: the stock manager (`oms:admin`) and the warehouse.
+fn require_stock_reader(caller: &Caller) -> Result<(), StaffError> {
+    if caller.has_scope(SCOPE_ADMIN) || caller.has_scope(SCOPE_WAREHOUSE) {
+        Ok(())
+    } else {
+        Err(StaffError::Forbidden(SCOPE_ADMIN))
+    }
+}
+
+/// Which orders the queue shows: those in one status (at least `min_age` in it), or one
+/// customer's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueFilter {
+    Status {
+        status: OrderStatus,
+        /// Only orders at least this long in the status: "reserved for more than an hour".
+        min_age: Duration,
+    },
+    Customer(CustomerId),
+}
+
+/// The order queue for customer service (`oms:admin`): by status, the longest waiting first, or
+/// one customer's orders, newest first.
+pub async fn order_queue<O: OrderStore>(
+    orders: &O,
+    caller: &Caller,
+    filter: &QueueFilter,
+    now: DateTime<Utc>,
+    limit: u32,
+    cursor: Option<&str>,
+) -> Result<Page<Order>, StaffError> {
+    require(caller, SCOPE_ADMIN)?;
+    let limit = limit.clamp(1, MAX_PAGE_SIZE);
+    Ok(match filter {
+        QueueFilter::Status { status, min_age } => {
+            if *min_age < Duration::zero() {
+                return Err(StaffError::InvalidQuery(
+                    "minAgeMinutes must not be negative".into(),
+                ));
+            }
+            orders
+                .list_by_status(*status, now - *min_age, limit, cursor)
+                .await?
+        }
+        QueueFilter::Customer(customer) => {
+            orders.list_for_customer(customer, limit, cursor).await?
+        }
+    })
+}
+
+/// The most SKUs one bulk availability read may name: one batch read of the store.
+pub const MAX_BULK_SKUS: usize = 100;
+
+/// The availability of several SKUs at once (a storefront's product page, a console table):
+/// the products that exist among `skus`, in the order asked, each once.
+pub async fn availability<I: InventoryStore>(
+    inventory: &I,
+    skus: &[Sku],
+) -> Result<Vec<Product>, StaffError> {
+    if skus.is_empty() || skus.len() > MAX_BULK_SKUS {
+        return Err(StaffError::InvalidQuery(format!(
+            "skus must name 1 to {MAX_BULK_SKUS} SKUs"
+        )));
+    }
+    let mut found = inventory.products(skus).await?;
+    let position = |sku: &Sku| skus.iter().position(|s| s == sku);
+    found.sort_by_key(|p| position(&p.sku));
+    Ok(found)
+}
+
+/// How the catalog listing is ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatalogOrder {
+    /// By SKU, a page at a time.
+    Sku,
+    /// The SKUs below their low-stock threshold first (fewest available first), then the rest.
+    LowStockFirst,
+}
+
+/// The most products a low-stock-first listing reads: it sorts the whole catalog, which is
+/// what a shop's stock manager means by it; a larger catalog is listed by SKU instead.
+pub const MAX_SORTED_CATALOG: usize = 2_000;
+
+/// One page of the catalog; `search` keeps the SKUs or names that contain it (case-insensitive).
+pub async fn catalog<I: InventoryStore>(
+    inventory: &I,
+    caller: &Caller,
+    order: CatalogOrder,
+    search: Option<&str>,
+    limit: u32,
+    cursor: Option<&str>,
+) -> Result<Page<Product>, StaffError> {
+    require_stock_reader(caller)?;
+    let limit = limit.clamp(1, MAX_PAGE_SIZE);
+    let needle = search.map(str::to_lowercase).filter(|s| !s.is_empty());
+    let matches = |p: &Product| match &needle {
+        None => true,
+        Some(n) => {
+            p.sku.as_str().to_lowercase().contains(n) || p.name.to_lowercase().contains(n)
+        }
+    };
+    if order == CatalogOrder::Sku && needle.is_none() {
+        return Ok(inventory.catalog(limit, cursor).await?);
+    }
+    // Searching and sorting read the catalog whole (bounded), then page in memory; the cursor
+    // is the offset into that listing.
+    let offset = match cursor {
+        None => 0,
+        Some(c) => c
+            .strip_prefix("at:")
+            .and_then(|n| n.parse::<usize>().ok())
+            .ok_or(StoreError::InvalidCursor)?,
+    };
+    let mut all = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let page = inventory.catalog(MAX_PAGE_SIZE, next.as_deref()).await?;
+        all.extend(page.items.into_iter().filter(|p| matches(p)));
+        next = page.next_cursor;
+        if next.is_none() || all.len() >= MAX_SORTED_CATALOG {
+            break;
+        }
+    }
+    if order == CatalogOrder::LowStockFirst {
+        all.sort_by_key(|p| {
+            let low = p.stock.available() < p.low_stock_threshold;
+            (!low, if low { p.stock.available() } else { 0 }, p.sku.clone())
+        });
+    }
+    let items: Vec<Product> = all.iter().skip(offset).take(limit as usize).cloned().collect();
+    let next_cursor =
+        (offset + items.len() < all.len()).then(|| format!("at:{}", offset + items.len()));
+    Ok(Page { items, next_cursor })
+}
+
+/// A SKU's adjustment history, newest first.
+pub async fn adjustment_history<I: InventoryStore>(
+    inventory: &I,
+    caller: &Caller,
+    sku: &Sku,
+    limit: u32,
+    cursor: Option<&str>,
+) -> Result<Page<StockAdjustment>, StaffError> {
+    require_stock_reader(caller)?;
+    Ok(inventory
+        .adjustments(sku, limit.clamp(1, MAX_PAGE_SIZE), cursor)
+        .await?)
+}
+
+/// How long an order may stay in a status before staff should look at it, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StuckRule {
+    pub status: OrderStatus,
+    pub after: Duration,
+    pub meaning: &'static str,
+}
+
+/// The states an order should leave by itself, and when it is late. The sweep re-drives
+/// PENDING and paid RESERVED orders after [`crate::app::sweep::STUCK_AFTER_MINUTES`]; one still
+/// there twice as long is one the re-drive could not move.
+pub fn stuck_rules() -> [StuckRule; 4] {
+    let redrive = Duration::minutes(2 * crate::app::sweep::STUCK_AFTER_MINUTES);
+    [
+        StuckRule {
+            status: OrderStatus::Pending,
+            after: redrive,
+            meaning: "placed, never decided",
+        },
+        StuckRule {
+            status: OrderStatus::Reserved,
+            after: Duration::hours(1),
+            meaning: "reserved, never started (unpaid orders expire by themselves)",
+        },
+        StuckRule {
+            status: OrderStatus::Fulfilling,
+            after: Duration::days(2),
+            meaning: "in the warehouse for more than two days",
+        },
+        StuckRule {
+            status: OrderStatus::Shipped,
+            after: Duration::days(14),
+            meaning: "shipped, no delivery in two weeks",
+        },
+    ]
+}
+
+/// The orders of one rule that are late, the longest waiting first.
+#[derive(Debug, Clone)]
+pub struct StuckOrders {
+    pub rule: StuckRule,
+    pub orders: Vec<Order>,
+    /// Whether more are late than the page holds.
+    pub more: bool,
+}
+
+/// Everything that needs a person: stuck orders per rule and money that needs staff.
+#[derive(Debug, Clone)]
+pub struct Exceptions {
+    pub stuck: Vec<StuckOrders>,
+    pub payments: Vec<Order>,
+    pub more_payments: bool,
+}
+
+/// How many orders each part of the exceptions shows.
+pub const EXCEPTIONS_PER_KIND: u32 = 20;
+
+/// The exceptions (`oms:admin`), read from the status index and the payment watch index.
+pub async fn exceptions<O: OrderStore>(
+    orders: &O,
+    caller: &Caller,
+    now: DateTime<Utc>,
+) -> Result<Exceptions, StaffError> {
+    require(caller, SCOPE_ADMIN)?;
+    let mut stuck = Vec::new();
+    for rule in stuck_rules() {
+        let page = orders
+            .list_by_status(rule.status, now - rule.after, EXCEPTIONS_PER_KIND, None)
+            .await?;
+        // A paid order reserved and not started, or an unpaid one inside its window, are told
+        // apart by the sweep; here every late one is shown, the sweep's own list included.
+        stuck.push(StuckOrders {
+            rule,
+            more: page.next_cursor.is_some(),
+            orders: page.items,
+        });
+    }
+    let payments = orders
+        .list_payment_watch(PaymentWatch::Attention, None, EXCEPTIONS_PER_KIND, None)
+        .await?;
+    Ok(Exceptions {
+        stuck,
+        more_payments: payments.next_cursor.is_some(),
+        payments: payments.items,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::InMemoryStore;
+    use crate::money::{Currency, Money};
+    use crate::stock::StockLevel;
+
+    fn caller(scopes: &[&str]) -> Caller {
+        Caller {
+            customer_id: CustomerId::parse("staff-1").unwrap(),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn product(sku: &str, available: u32, threshold: u32) -> Product {
+        Product {
+            sku: Sku::parse(sku).unwrap(),
+            name: format!("Product {sku}"),
+            unit_price: Money::new(1000, Currency::parse("EUR").unwrap()).unwrap(),
+            weight_grams: 100,
+            active: true,
+            low_stock_threshold: threshold,
+            stock: StockLevel::new(available).unwrap(),
+            version: 1,
+            updated_at: Utc::now(),
+        }
+    }
+
+    async fn store_with(products: &[Product]) -> InMemoryStore {
+        let store = InMemoryStore::default();
+        for p in products {
+            store.save_product(p, None, None).await.unwrap();
+        }
+        store
+    }
+
+    #[tokio::test]
+    async fn low_stock_first_puts_the_scarcest_below_threshold_first_and_pages() {
+        let store = store_with(&[
+            product("A-PLENTY", 50, 5),
+            product("B-LOW", 3, 5),
+            product("C-OUT", 0, 5),
+            product("D-PLENTY", 9, 5),
+        ])
+        .await;
+        let admin = caller(&[SCOPE_ADMIN]);
+        let first = catalog(&store, &admin, CatalogOrder::LowStockFirst, None, 2, None)
+            .await
+            .unwrap();
+        let skus = |p: &Page<Product>| p.items.iter().map(|p| p.sku.to_string()).collect::<Vec<_>>();
+        assert_eq!(skus(&first), ["C-OUT", "B-LOW"]);
+        let second = catalog(
+            &store,
+            &admin,
+            CatalogOrder::LowStockFirst,
+            None,
+            2,
+            first.next_cursor.as_deref(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(skus(&second), ["A-PLENTY", "D-PLENTY"]);
+        assert_eq!(second.next_cursor, None);
+    }
+
+    #[tokio::test]
+    async fn search_matches_sku_or_name_and_needs_a_stock_scope() {
+        let store = store_with(&[product("TSHIRT-RED", 5, 1), product("MUG-BLUE", 5, 1)]).await;
+        let warehouse = caller(&[SCOPE_WAREHOUSE]);
+        let found = catalog(&store, &warehouse, CatalogOrder::Sku, Some("tshirt"), 10, None)
+            .await
+            .unwrap();
+        assert_eq!(found.items.len(), 1);
+        assert!(matches!(
+            catalog(&store, &caller(&[]), CatalogOrder::Sku, None, 10, None).await,
+            Err(StaffError::Forbidden(_))
+        ));
+        assert!(matches!(
+            catalog(&store, &warehouse, CatalogOrder::Sku, Some("x"), 10, Some("nonsense")).await,
+            Err(StaffError::Store(StoreError::InvalidCursor))
+        ));
+    }
+
+    #[tokio::test]
+    async fn availability_answers_in_the_order_asked_and_is_bounded() {
+        let store = store_with(&[product("A", 1, 0), product("B", 2, 0)]).await;
+        let asked: Vec<Sku> = ["B", "X", "A"].iter().map(|s| Sku::parse(*s).unwrap()).collect();
+        let found = availability(&store, &asked).await.unwrap();
+        assert_eq!(
+            found.iter().map(|p| p.sku.to_string()).collect::<Vec<_>>(),
+            ["B", "A"]
+        );
+        assert!(matches!(
+            availability(&store, &[]).await,
+            Err(StaffError::InvalidQuery(_))
+        ));
+        let too_many: Vec<Sku> = (0..=MAX_BULK_SKUS)
+            .map(|i| Sku::parse(format!("S-{i}")).unwrap())
+            .collect();
+        assert!(matches!(
+            availability(&store, &too_many).await,
+            Err(StaffError::InvalidQuery(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_queue_and_exceptions_are_for_administrators() {
+        let store = InMemoryStore::default();
+        let filter = QueueFilter::Status {
+            status: OrderStatus::Pending,
+            min_age: Duration::zero(),
+        };
+        for scopes in [&[][..], &[SCOPE_WAREHOUSE][..]] {
+            assert!(matches!(
+                order_queue(&store, &caller(scopes), &filter, Utc::now(), 10, None).await,
+                Err(StaffError::Forbidden(SCOPE_ADMIN))
+            ));
+            assert!(matches!(
+                exceptions(&store, &caller(scopes), Utc::now()).await,
+                Err(StaffError::Forbidden(SCOPE_ADMIN))
+            ));
+        }
+        let admin = caller(&[SCOPE_ADMIN]);
+        assert!(order_queue(&store, &admin, &filter, Utc::now(), 10, None).await.is_ok());
+        let found = exceptions(&store, &admin, Utc::now()).await.unwrap();
+        assert_eq!(found.stuck.len(), stuck_rules().len());
+    }
+}
