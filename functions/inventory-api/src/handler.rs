@@ -9,7 +9,10 @@ use oms_adapters::http::{
     unknown_route, ApiError,
 };
 use oms_domain::app::caller::SCOPE_ADMIN;
-use oms_domain::app::inventory;
+use oms_domain::app::inventory::{self, AdjustmentView, ProductView};
+use oms_domain::app::staff::{self, CatalogOrder};
+use oms_adapters::http::{page_limit, ProblemType};
+use serde::Serialize;
 use oms_domain::ids::Sku;
 use oms_domain::ports::InventoryStore;
 use oms_domain::shipping::ShippingPolicy;
@@ -37,6 +40,8 @@ pub async fn handle<S: InventoryStore>(
     request: Request,
 ) -> Result<Response<Body>, Error> {
     let result = match route_key(&request) {
+        Some("GET /inventory") => list(app, &request).await,
+        Some("GET /inventory/{sku}/adjustments") => history(app, &request).await,
         Some("GET /inventory/{sku}") => get(app, &request).await,
         Some("PUT /inventory/{sku}") => put(app, &request).await,
         Some("POST /inventory/{sku}/adjustments") => adjust(app, &request).await,
@@ -56,6 +61,103 @@ async fn get<S: InventoryStore>(
         .map_err(|_| ApiError::NotFound(format!("SKU {raw} does not exist")))?;
     let view = inventory::get_product(&app.store, &sku).await?;
     Ok(json_response(StatusCode::OK, &view))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Listing<T> {
+    items: Vec<T>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
+}
+
+fn invalid_query(detail: impl Into<String>) -> ApiError {
+    ApiError::BadRequest {
+        problem: ProblemType::InvalidQuery,
+        detail: detail.into(),
+    }
+}
+
+/// `GET /inventory?skus=A,B,C`: the availability of several SKUs in one read (any caller: a
+/// storefront's product page), unknown ones left out. Without `skus`: the catalog for staff
+/// (`oms:admin` or `oms:warehouse`), by SKU or `sort=lowStock`, searched with `q`, paged.
+async fn list<S: InventoryStore>(
+    app: &App<S>,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let caller = caller(request)?;
+    let query = request.query_string_parameters();
+    if let Some(raw) = query.first("skus") {
+        if ["q", "sort", "cursor", "limit"].iter().any(|k| query.first(k).is_some()) {
+            return Err(invalid_query("skus stands alone: no q, sort, cursor or limit with it"));
+        }
+        let skus = raw
+            .split(',')
+            .map(|s| Sku::parse(s.trim()).map_err(|e| invalid_query(format!("skus: {s}: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let products = staff::availability(&app.store, &skus).await?;
+        let items: Vec<ProductView> = products.iter().map(ProductView::from).collect();
+        return Ok(json_response(
+            StatusCode::OK,
+            &Listing { items, next_cursor: None },
+        ));
+    }
+    let order = match query.first("sort") {
+        None | Some("sku") => CatalogOrder::Sku,
+        Some("lowStock") => CatalogOrder::LowStockFirst,
+        Some(other) => {
+            return Err(invalid_query(format!(
+                "sort: {other} is not one of sku, lowStock"
+            )))
+        }
+    };
+    let search = query.first("q").map(str::trim);
+    if search.is_some_and(|q| q.chars().count() > 64) {
+        return Err(invalid_query("q: at most 64 characters"));
+    }
+    let page = staff::catalog(
+        &app.store,
+        &caller,
+        order,
+        search,
+        page_limit(request)?,
+        query.first("cursor"),
+    )
+    .await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &Listing {
+            items: page.items.iter().map(ProductView::from).collect(),
+            next_cursor: page.next_cursor,
+        },
+    ))
+}
+
+/// `GET /inventory/{sku}/adjustments`: the SKU's adjustment history, newest first.
+async fn history<S: InventoryStore>(
+    app: &App<S>,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let caller = caller(request)?;
+    let raw = path_parameter(request, "sku")?;
+    let sku = Sku::parse(raw.as_str())
+        .map_err(|_| ApiError::NotFound(format!("SKU {raw} does not exist")))?;
+    let query = request.query_string_parameters();
+    let page = staff::adjustment_history(
+        &app.store,
+        &caller,
+        &sku,
+        page_limit(request)?,
+        query.first("cursor"),
+    )
+    .await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &Listing {
+            items: page.items.iter().map(AdjustmentView::from).collect(),
+            next_cursor: page.next_cursor,
+        },
+    ))
 }
 
 /// The SKU a write names; a malformed one is a field error, since the write would create it.

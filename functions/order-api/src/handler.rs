@@ -10,6 +10,10 @@ use oms_adapters::http::{
 use oms_domain::app::caller::SCOPE_ADMIN;
 use oms_domain::app::queries::{self, OrderSummary};
 use oms_domain::app::returns::cancel_order;
+use oms_domain::app::staff::{self, QueueFilter};
+use oms_domain::ids::CustomerId;
+use oms_domain::order::OrderStatus;
+use oms_adapters::http::ProblemType;
 use oms_domain::app::views::OrderView;
 use oms_domain::app::views::PaymentAttentionView;
 use oms_domain::ids::OrderId;
@@ -42,6 +46,7 @@ pub async fn handle<S: OrderStore + OrderTransactions>(
         Some("POST /orders/{id}/cancel") => cancel(app, &request).await,
         Some("GET /payments/attention") => payment_attention(app, &request).await,
         Some("POST /orders/{id}/refunds/{refundId}/retry") => retry_refund(app, &request).await,
+        Some("GET /exceptions") => exceptions(app, &request).await,
         _ => Err(unknown_route(&request)),
     };
     Ok(respond(result))
@@ -92,6 +97,8 @@ struct OrderPage {
     next_cursor: Option<String>,
 }
 
+/// `GET /orders`: the caller's own orders, newest first; with `status` (and `minAgeMinutes`) or
+/// `customerId`, the staff order queue (`oms:admin`).
 async fn list_orders<S: OrderStore>(
     app: &App<S>,
     request: &Request,
@@ -99,10 +106,110 @@ async fn list_orders<S: OrderStore>(
     let caller = caller(request)?;
     let query = request.query_string_parameters();
     let limit = page_limit(request)?;
-    let page = queries::list_orders(&app.store, &caller, limit, query.first("cursor")).await?;
+    let cursor = query.first("cursor");
+    let page = match queue_filter(request)? {
+        None => queries::list_orders(&app.store, &caller, limit, cursor).await?,
+        Some(filter) => {
+            staff::order_queue(&app.store, &caller, &filter, chrono::Utc::now(), limit, cursor)
+                .await?
+        }
+    };
     let body = OrderPage {
         items: page.items.iter().map(OrderSummary::from).collect(),
         next_cursor: page.next_cursor,
+    };
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+fn invalid_query(detail: impl Into<String>) -> ApiError {
+    ApiError::BadRequest {
+        problem: ProblemType::InvalidQuery,
+        detail: detail.into(),
+    }
+}
+
+/// The staff queue's filter, if the query asks for one: `status` with an optional
+/// `minAgeMinutes`, or `customerId` (not both).
+fn queue_filter(request: &Request) -> Result<Option<QueueFilter>, ApiError> {
+    let query = request.query_string_parameters();
+    let status = query.first("status");
+    let min_age = query.first("minAgeMinutes");
+    let customer = query.first("customerId");
+    match (status, customer) {
+        (None, None) if min_age.is_some() => Err(invalid_query("minAgeMinutes needs a status")),
+        (None, None) => Ok(None),
+        (Some(_), Some(_)) => Err(invalid_query("give status or customerId, not both")),
+        (None, Some(customer)) if min_age.is_none() => CustomerId::parse(customer)
+            .map(|c| Some(QueueFilter::Customer(c)))
+            .map_err(|e| invalid_query(format!("customerId: {e}"))),
+        (None, Some(_)) => Err(invalid_query("minAgeMinutes goes with status, not customerId")),
+        (Some(status), None) => {
+            let status = OrderStatus::parse(status).ok_or_else(|| {
+                invalid_query(format!("status: {status} is not an order status"))
+            })?;
+            let minutes = match min_age {
+                None => 0,
+                Some(raw) => raw
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|m| *m <= MAX_QUEUE_AGE_MINUTES)
+                    .ok_or_else(|| {
+                        invalid_query(format!(
+                            "minAgeMinutes must be a whole number from 0 to {MAX_QUEUE_AGE_MINUTES}"
+                        ))
+                    })?,
+            };
+            Ok(Some(QueueFilter::Status {
+                status,
+                min_age: chrono::Duration::minutes(i64::from(minutes)),
+            }))
+        }
+    }
+}
+
+/// A year: the oldest an age filter can ask for.
+const MAX_QUEUE_AGE_MINUTES: u32 = 525_600;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StuckView {
+    status: OrderStatus,
+    after_minutes: i64,
+    meaning: &'static str,
+    orders: Vec<OrderSummary>,
+    more: bool,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ExceptionsView<'a> {
+    stuck: Vec<StuckView>,
+    payments: Vec<PaymentAttentionView<'a>>,
+    more_payments: bool,
+}
+
+/// `GET /exceptions` (`oms:admin`): what needs a person — orders late in a status, per rule, and
+/// money that needs staff.
+async fn exceptions<S: OrderStore>(
+    app: &App<S>,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let caller = caller(request)?;
+    let found = staff::exceptions(&app.store, &caller, chrono::Utc::now()).await?;
+    let body = ExceptionsView {
+        stuck: found
+            .stuck
+            .iter()
+            .map(|s| StuckView {
+                status: s.rule.status,
+                after_minutes: s.rule.after.num_minutes(),
+                meaning: s.rule.meaning,
+                orders: s.orders.iter().map(OrderSummary::from).collect(),
+                more: s.more,
+            })
+            .collect(),
+        payments: found.payments.iter().filter_map(PaymentAttentionView::of).collect(),
+        more_payments: found.more_payments,
     };
     Ok(json_response(StatusCode::OK, &body))
 }

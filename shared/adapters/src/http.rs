@@ -19,6 +19,7 @@ use oms_domain::app::inventory::InventoryError;
 use oms_domain::app::payments::PaymentAppError;
 use oms_domain::app::queries::QueryError;
 use oms_domain::app::returns::ReturnsAppError;
+use oms_domain::app::staff::StaffError;
 use oms_domain::ids::{CustomerId, IdempotencyKey};
 use oms_domain::order::cancellation::CancelError;
 use oms_domain::order::refunds::RefundRetryError;
@@ -459,6 +460,19 @@ impl From<StoreError> for ApiError {
                 detail: "the resource changed while the request was processed; retry it".into(),
             },
             other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<StaffError> for ApiError {
+    fn from(error: StaffError) -> Self {
+        match error {
+            StaffError::Forbidden(scope) => ApiError::Forbidden(scope),
+            StaffError::InvalidQuery(detail) => ApiError::BadRequest {
+                problem: ProblemType::InvalidQuery,
+                detail,
+            },
+            StaffError::Store(error) => error.into(),
         }
     }
 }

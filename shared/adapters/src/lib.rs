@@ -13,6 +13,7 @@
 //! - [`aws_error`]: the one place an AWS SDK error becomes a domain `StoreError`, retryable or not.
 //! - [`sns`]: publishing CloudEvents to SNS in batches, retrying per-entry failures.
 //! - [`sqs`]: processing a queue batch message by message, reporting partial batch failures.
+//! - [`dead_letters`]: the dead-letter queues' depths, and their redrive by SQS message move tasks.
 //! - [`metrics`]: business figures as CloudWatch embedded metric format lines.
 //! - [`signing`]: signed webhooks (a timestamp and HMAC-SHA256 signatures, several for a secret's
 //!   rotation), checked in constant time within a replay window.
@@ -22,6 +23,7 @@
 
 pub mod aws_error;
 pub mod config;
+pub mod dead_letters;
 pub mod dynamo;
 pub mod http;
 pub mod metrics;

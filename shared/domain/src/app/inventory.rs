@@ -52,6 +52,54 @@ impl From<&Product> for ProductView {
     }
 }
 
+/// Stock counters as views show them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StockView {
+    pub available: u32,
+    pub reserved: u32,
+    pub on_hand: u32,
+}
+
+impl From<StockLevel> for StockView {
+    fn from(s: StockLevel) -> Self {
+        StockView {
+            available: s.available(),
+            reserved: s.reserved(),
+            on_hand: s.on_hand(),
+        }
+    }
+}
+
+/// One entry of a SKU's adjustment history, as `GET /inventory/{sku}/adjustments` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdjustmentView {
+    pub id: String,
+    pub reason: AdjustmentReason,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    pub before: StockView,
+    pub after: StockView,
+    /// The staff member who made it (the token's subject).
+    pub actor: String,
+    pub at: DateTime<Utc>,
+}
+
+impl From<&StockAdjustment> for AdjustmentView {
+    fn from(a: &StockAdjustment) -> Self {
+        AdjustmentView {
+            id: a.id.clone(),
+            reason: a.reason,
+            note: a.note.clone(),
+            before: a.before.into(),
+            after: a.after.into(),
+            actor: a.actor.clone(),
+            at: a.at,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum InventoryError {
     #[error(transparent)]

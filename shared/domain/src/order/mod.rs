@@ -71,6 +71,22 @@ impl OrderStatus {
         }
     }
 
+    /// Every status, in the order an order's life meets them.
+    pub const ALL: [Self; 7] = [
+        Self::Pending,
+        Self::Reserved,
+        Self::Rejected,
+        Self::Fulfilling,
+        Self::Shipped,
+        Self::Delivered,
+        Self::Cancelled,
+    ];
+
+    /// The status its wire name (`as_str`) names.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
     /// Whether no further transition can happen.
     pub fn is_final(&self) -> bool {
         matches!(self, Self::Rejected | Self::Cancelled | Self::Delivered)

@@ -1,0 +1,119 @@
+//! The console's pages: minijinja templates, compiled into the binary, filled from the
+//! application layer's views (serialized, so a page shows what the JSON API shows).
+//!
+//! Templates are auto-escaped (their names end in `.html`), so no value a customer typed can
+//! become markup. Every page extends `layout.html`: the navigation the session's scopes allow,
+//! and a banner for what the last action did.
+
+use chrono::{DateTime, Utc};
+use minijinja::{Environment, Value};
+
+/// The templates, by name.
+const TEMPLATES: [(&str, &str); 9] = [
+    ("layout.html", include_str!("../templates/layout.html")),
+    ("message.html", include_str!("../templates/message.html")),
+    ("orders.html", include_str!("../templates/orders.html")),
+    ("order.html", include_str!("../templates/order.html")),
+    ("inventory.html", include_str!("../templates/inventory.html")),
+    ("product.html", include_str!("../templates/product.html")),
+    ("warehouse.html", include_str!("../templates/warehouse.html")),
+    ("returns.html", include_str!("../templates/returns.html")),
+    ("exceptions.html", include_str!("../templates/exceptions.html")),
+];
+
+/// The stylesheet every page links (served from the console itself: the CSP allows no other).
+pub const STYLESHEET: &str = include_str!("../assets/console.css");
+
+pub struct Pages {
+    env: Environment<'static>,
+}
+
+impl Pages {
+    pub fn new() -> Self {
+        let mut env = Environment::new();
+        for (name, source) in TEMPLATES {
+            env.add_template(name, source)
+                .unwrap_or_else(|e| panic!("template {name} does not compile: {e}"));
+        }
+        env.add_filter("money", money);
+        env.add_filter("since", since);
+        env.add_filter("when", when);
+        Pages { env }
+    }
+
+    /// Renders `name` with `context`.
+    pub fn render(&self, name: &str, context: Value) -> Result<String, minijinja::Error> {
+        self.env.get_template(name)?.render(context)
+    }
+}
+
+/// A serializable value (a view) as a template value.
+pub fn ser<T: serde::Serialize>(value: T) -> Value {
+    Value::from(minijinja::value::Serde(value))
+}
+
+/// `{"amount": 8040, "currency": "EUR"}` → `80.40 EUR`.
+fn money(value: Value) -> String {
+    let amount = value
+        .get_attr("amount")
+        .ok()
+        .and_then(|a| i64::try_from(a).ok())
+        .unwrap_or(0);
+    let currency = value
+        .get_attr("currency")
+        .map(|c| c.to_string())
+        .unwrap_or_default();
+    let sign = if amount < 0 { "-" } else { "" };
+    format!(
+        "{sign}{}.{:02} {currency}",
+        amount.abs() / 100,
+        amount.abs() % 100
+    )
+}
+
+fn parse_time(value: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(value)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// An RFC 3339 time → how long ago, in the largest two units (`2 d 3 h`, `5 min`).
+fn since(value: String) -> String {
+    let Some(at) = parse_time(&value) else {
+        return value;
+    };
+    let seconds = (Utc::now() - at).num_seconds().max(0);
+    let (days, hours, minutes) = (seconds / 86_400, seconds / 3600 % 24, seconds / 60 % 60);
+    match (days, hours, minutes) {
+        (0, 0, 0) => format!("{seconds} s"),
+        (0, 0, m) => format!("{m} min"),
+        (0, h, m) => format!("{h} h {m} min"),
+        (d, h, _) => format!("{d} d {h} h"),
+    }
+}
+
+/// An RFC 3339 time → `2026-12-02 15:04 UTC`.
+fn when(value: String) -> String {
+    parse_time(&value)
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_template_compiles_and_money_reads_minor_units() {
+        let _ = Pages::new();
+        assert_eq!(
+            money(ser(serde_json::json!({"amount": 8040, "currency": "EUR"}))),
+            "80.40 EUR"
+        );
+        assert_eq!(
+            money(ser(serde_json::json!({"amount": -5, "currency": "EUR"}))),
+            "-0.05 EUR"
+        );
+        assert_eq!(when("2026-12-02T15:04:05Z".into()), "2026-12-02 15:04 UTC");
+    }
+}
