@@ -32,6 +32,11 @@ version only: any other moto is refused at start (see `moto_version_problem`).
    for a new connection and a new server thread (a third of the emulator's time under load).
    moto's application is served here by gunicorn instead: one process, so one state; a thread
    for every long poll at once; connections kept open; no log line per request.
+7. moto has no SQS StartMessageMoveTask (a dead-letter queue's redrive; it answers 500). Here it
+   moves every message available in the dead-letter queue at once, before it answers: same body
+   and attributes, a new message id, receive counts from zero; to DestinationArn, or without it
+   back to the queue each message was dead-lettered from (which moto does not record, so it is
+   noted as receives dead-letter them). ListMessageMoveTasks lists those tasks, all COMPLETED.
 
 Usage: python moto_server.py -H 127.0.0.1 -p 4566
 """
@@ -47,6 +52,8 @@ import os
 import re
 import sys
 import threading
+import time
+import uuid
 
 _BOOTSTRAP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bootstrap.sh")
 
@@ -106,9 +113,12 @@ from moto.dynamodbstreams.models import DynamoDBStreamsBackend
 from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
 import moto.backends as moto_backends
 import moto.core.responses as moto_responses
+from moto.core.responses import ActionResult
 from moto.core.utils import unix_time
 from moto.moto_api._internal.recorder.models import Recorder
+from moto.sqs.exceptions import SQSException
 from moto.sqs.models import Queue, SQSBackend
+from moto.sqs.responses import SQSResponse
 
 _LOCK = threading.RLock()
 
@@ -248,6 +258,178 @@ def _within_retention(self, queue_name, message):
 
 SQSBackend.get_queue_attributes = _get_queue_attributes
 SQSBackend.is_message_valid_based_on_retention_period = _within_retention
+
+# Which queue a dead-lettered message came from, for a redrive without DestinationArn: moto moves
+# a message to the dead-letter queue inside ReceiveMessage, on the thread serving that receive,
+# and keeps no note of where it was.
+_receiving = threading.local()
+_original_receive_message = SQSBackend.receive_message
+_original_add_message = Queue.add_message
+
+
+@functools.wraps(_original_receive_message)
+def _receive_message(self, queue_name, *args, **kwargs):
+    _receiving.queue = self.queues.get(queue_name)
+    try:
+        return _original_receive_message(self, queue_name, *args, **kwargs)
+    finally:
+        _receiving.queue = None
+
+
+@functools.wraps(_original_add_message)
+def _add_message(self, message):
+    source = getattr(_receiving, "queue", None)
+    if source is not None and source.dead_letter_queue is self:
+        message.dead_lettered_from = source.queue_arn
+    return _original_add_message(self, message)
+
+
+SQSBackend.receive_message = _receive_message
+Queue.add_message = _add_message
+
+
+def _invalid(message):
+    return SQSException("InvalidParameterValue", message)
+
+
+def _queue_by_arn(backend, arn, parameter):
+    for queue in backend.queues.values():
+        if queue.queue_arn == arn:
+            return queue
+    raise SQSException(
+        "ResourceNotFoundException",
+        f"The resource that you specified for the {parameter} parameter doesn't exist: {arn}",
+    )
+
+
+def _redriving_to(backend, dead_letter_queue):
+    """The queues whose RedrivePolicy names `dead_letter_queue` as their deadLetterTargetArn."""
+    return [
+        queue
+        for queue in backend.queues.values()
+        if (getattr(queue, "redrive_policy", None) or {}).get("deadLetterTargetArn")
+        == dead_letter_queue.queue_arn
+    ]
+
+
+def _move_tasks(backend):
+    # On the backend, so moto's reset forgets them with the queues.
+    return backend.__dict__.setdefault("oms_message_move_tasks", [])
+
+
+def start_message_move_task(self, source_arn, destination_arn=None, max_per_second=None):
+    """Moves every message available now in the dead-letter queue `source_arn` (visible, not
+    delayed: what a redrive would receive) and records the task; answers its handle."""
+    if not source_arn:
+        raise SQSException("MissingParameter", "The request must contain the parameter SourceArn.")
+    source = _queue_by_arn(self, source_arn, "SourceArn")
+    # As SQS: only a dead-letter queue of other queues can be redriven, DestinationArn or not.
+    redriving = _redriving_to(self, source)
+    if not redriving:
+        raise _invalid(
+            f"Source queue must be configured as a Dead Letter Queue: no queue's RedrivePolicy "
+            f"names {source_arn} as its deadLetterTargetArn."
+        )
+    destination = _queue_by_arn(self, destination_arn, "DestinationArn") if destination_arn else None
+    if destination is source:
+        raise _invalid("The source and destination queues must be different queues.")
+
+    def destination_of(message):
+        if destination is not None:
+            return destination
+        origin = getattr(message, "dead_lettered_from", None)
+        for queue in redriving:
+            if queue.queue_arn == origin:
+                return queue
+        return redriving[0] if len(redriving) == 1 else None
+
+    started = int(time.time() * 1000)
+    with source._messages_lock:
+        routes = [(message, destination_of(message)) for message in source.messages]
+        unplaced = sum(1 for _, target in routes if target is None)
+        if unplaced:
+            # Before anything moves: a redrive that stops halfway is harder to reason about.
+            raise _invalid(
+                f"{unplaced} message(s) in {source_arn} did not come from a queue that redrives "
+                f"to it, and {len(redriving)} queues do: give DestinationArn."
+            )
+        moving = {id(message) for message, _ in routes}
+        source._messages = [m for m in source._messages if id(m) not in moving]
+        for message, _ in routes:
+            source.pending_messages.discard(message)
+    moved = 0
+    try:
+        for message, target in routes:
+            self.send_message(
+                target.name,
+                message.body,
+                message_attributes=copy.deepcopy(message.message_attributes),
+                group_id=message.group_id,
+                # A new id: the message's own would be dropped as a duplicate by a FIFO queue it
+                # left less than five minutes ago.
+                deduplication_id=str(uuid.uuid4()) if target.fifo_queue else None,
+                system_attributes=copy.deepcopy(message.system_attributes),
+            )
+            moved += 1
+    except Exception:
+        # What was not sent goes back, so a failed redrive loses nothing.
+        with source._messages_lock:
+            source._messages[:0] = [message for message, _ in routes[moved:]]
+        raise
+    handle = base64.urlsafe_b64encode(
+        json.dumps({"taskId": str(uuid.uuid4()), "sourceArn": source_arn}).encode()
+    ).decode()
+    task = {
+        "TaskHandle": handle,
+        "Status": "COMPLETED",
+        "SourceArn": source_arn,
+        "ApproximateNumberOfMessagesMoved": moved,
+        "ApproximateNumberOfMessagesToMove": len(routes),
+        "StartedTimestamp": started,
+    }
+    # As SQS lists them: only when the request gave them.
+    if destination_arn:
+        task["DestinationArn"] = destination_arn
+    if max_per_second is not None:
+        task["MaxNumberOfMessagesPerSecond"] = int(max_per_second)
+    _move_tasks(self).append(task)
+    return handle
+
+
+def list_message_move_tasks(self, source_arn, max_results=None):
+    """The newest `max_results` (default 1, at most 10, as SQS) tasks of `source_arn`."""
+    if not source_arn:
+        raise SQSException("MissingParameter", "The request must contain the parameter SourceArn.")
+    _queue_by_arn(self, source_arn, "SourceArn")
+    count = 1 if max_results is None else int(max_results)
+    if not 1 <= count <= 10:
+        raise _invalid(f"Value {count} for parameter MaxResults is invalid: it must be 1 to 10.")
+    tasks = [task for task in _move_tasks(self) if task["SourceArn"] == source_arn]
+    return [dict(task) for task in reversed(tasks[-count:])]
+
+
+SQSBackend.start_message_move_task = start_message_move_task
+SQSBackend.list_message_move_tasks = list_message_move_tasks
+
+
+def _start_message_move_task_action(self):
+    handle = self.sqs_backend.start_message_move_task(
+        self._get_param("SourceArn"),
+        self._get_param("DestinationArn"),
+        self._get_param("MaxNumberOfMessagesPerSecond"),
+    )
+    return ActionResult({"TaskHandle": handle})
+
+
+def _list_message_move_tasks_action(self):
+    results = self.sqs_backend.list_message_move_tasks(
+        self._get_param("SourceArn"), self._get_param("MaxResults")
+    )
+    return ActionResult({"Results": results})
+
+
+SQSResponse.start_message_move_task = _start_message_move_task_action
+SQSResponse.list_message_move_tasks = _list_message_move_tasks_action
 
 _moto_modules = tuple(moto_backends.list_of_moto_modules())
 moto_backends.list_of_moto_modules = lambda: _moto_modules

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test on a fresh machine: installs the tools into .tools/, checks the SAM template,
-# builds the workspace, starts the local stack on its own ports, runs the whole test suite
-# against it (unit, property, handler, adapter, contract and end-to-end tests), and stops it.
+# Runs every test on a fresh machine: installs the tools into .tools/, tests what the emulator
+# launcher adds to moto, checks the SAM template, builds the workspace, starts the local stack on
+# its own ports, runs the whole test suite against it (unit, property, handler, adapter, contract
+# and end-to-end tests), and stops it.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
@@ -11,6 +12,9 @@ step() { printf '\n==> %s\n' "$*"; }
 step "tools"
 bash infra/local/bootstrap.sh
 export SAM_CLI_TELEMETRY=0
+
+step "emulator launcher: what it adds to moto"
+.tools/venv/bin/python -m unittest discover -s infra/local -p 'test_*.py'
 
 step "template: sam validate --lint, cfn-lint"
 .tools/venv/bin/sam validate --lint -t infra/template.yaml

@@ -1,5 +1,7 @@
 //! The HTTP API, as API Gateway serves it: the template's routes, its JWT authorizer, and the
-//! payload format 2.0 events it sends the functions.
+//! payload format 2.0 events it sends the functions. Ahead of the routes it serves its own
+//! endpoints: `/_local/...`, and the development OpenID Connect issuer at `/oidc` (see
+//! [`crate::oidc`]).
 //!
 //! One known difference: API Gateway's built-in JWT authorizer answers a missing or bad token
 //! with `401 {"message":"Unauthorized"}`; HTTP APIs cannot change that body. Locally the same
@@ -17,6 +19,7 @@ use serde_json::{json, Value};
 
 use crate::jwt::Verifier;
 use crate::lambda::Invoker;
+use crate::oidc;
 use crate::schedules::{Scheduler, Trigger};
 
 /// API Gateway's request payload limit.
@@ -82,6 +85,8 @@ pub struct Gateway {
     pub invoker: Invoker,
     /// The template's scheduled functions, run on demand at `/_local/schedules/`.
     pub scheduler: Arc<Scheduler>,
+    /// The development OpenID Connect issuer the staff console signs in with.
+    pub oidc: oidc::Issuer,
     pub ready: std::sync::atomic::AtomicBool,
 }
 
@@ -174,6 +179,9 @@ pub async fn serve(State(gateway): State<Arc<Gateway>>, request: Request) -> Res
         });
         return run_schedule(&gateway, request.method(), function, event.as_deref()).await;
     }
+    if oidc::handles(&path) {
+        return serve_oidc(&gateway.oidc, request).await;
+    }
     let method = request.method().clone();
     let mut path_matched = false;
     let mut found = None;
@@ -225,6 +233,48 @@ pub async fn serve(State(gateway): State<Arc<Gateway>>, request: Request) -> Res
         Err(error) => {
             tracing::error!(binary = %route.binary, %error, "invocation failed");
             problem(GatewayProblem::FunctionFailed, "the function failed")
+        }
+    }
+}
+
+/// A request to the development issuer: its answer, or the gateway's own problem for a path or
+/// method it does not serve.
+async fn serve_oidc(issuer: &oidc::Issuer, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let Ok(body) = to_bytes(body, oidc::MAX_FORM_BYTES).await else {
+        return problem(
+            GatewayProblem::PayloadTooLarge,
+            &format!(
+                "the sign-in endpoints read at most {} KB",
+                oidc::MAX_FORM_BYTES / 1024
+            ),
+        );
+    };
+    let path = parts.uri.path();
+    match issuer.serve(
+        &parts.method,
+        path,
+        parts.uri.query(),
+        &parts.headers,
+        &body,
+    ) {
+        oidc::Answer::Served(response) => response,
+        oidc::Answer::NoEndpoint => problem(
+            GatewayProblem::NotFound,
+            &format!("the development OpenID Connect issuer has no endpoint {path}"),
+        ),
+        oidc::Answer::WrongMethod(allow) => {
+            let mut response = problem(
+                GatewayProblem::MethodNotAllowed,
+                &format!(
+                    "{} is not served on {path} (it serves {allow})",
+                    parts.method
+                ),
+            );
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
+            response
         }
     }
 }
@@ -524,6 +574,77 @@ mod tests {
             "ada"
         );
         assert_eq!(event["headers"]["idempotency-key"], "k1");
+    }
+
+    /// A gateway with one route and no functions, and the development issuer.
+    fn bare_gateway() -> Arc<Gateway> {
+        let invoker = Invoker::new("http://127.0.0.1:9".into(), 1);
+        Arc::new(Gateway {
+            routes: vec![route("GET", "/orders")],
+            verifier: Verifier::new("s3cret", "oms-local", &["oms".to_owned()]),
+            scheduler: Arc::new(Scheduler::new(
+                &[],
+                "oms-local",
+                "us-east-1",
+                "123456789012",
+                invoker.clone(),
+            )),
+            invoker,
+            oidc: oidc::Issuer::new(oidc::Config {
+                base: "http://127.0.0.1:3000".into(),
+                client_id: "oms-console".into(),
+                jwt_secret: "s3cret".into(),
+                access_issuer: "oms-local".into(),
+                access_audience: "oms".into(),
+            })
+            .unwrap(),
+            ready: true.into(),
+        })
+    }
+
+    #[tokio::test]
+    async fn the_development_issuer_answers_ahead_of_the_routes() {
+        let gateway = bare_gateway();
+        let request = |method: Method, uri: &str| {
+            Request::builder()
+                .method(method)
+                .uri(uri)
+                .body(Body::empty())
+                .unwrap()
+        };
+        let discovery = serve(
+            State(gateway.clone()),
+            request(Method::GET, "/oidc/.well-known/openid-configuration"),
+        )
+        .await;
+        assert_eq!(discovery.status(), StatusCode::OK);
+        let body = to_bytes(discovery.into_body(), usize::MAX).await.unwrap();
+        let document: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(document["issuer"], "http://127.0.0.1:3000/oidc");
+
+        let refused = serve(
+            State(gateway.clone()),
+            request(Method::GET, "/oidc/authorize"),
+        )
+        .await;
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+        assert!(refused.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
+
+        let missing = serve(
+            State(gateway.clone()),
+            request(Method::GET, "/oidc/userinfo"),
+        )
+        .await;
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+        let wrong = serve(State(gateway.clone()), request(Method::GET, "/oidc/token")).await;
+        assert_eq!(wrong.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(wrong.headers()[header::ALLOW], "POST");
+        // The template's routes are still the gateway's.
+        let unauthenticated = serve(State(gateway), request(Method::GET, "/orders")).await;
+        assert_eq!(unauthenticated.status(), StatusCode::UNAUTHORIZED);
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! 3. every function, through `cargo lambda watch` (the Lambda runtime API), with the
 //!    environment the template gives it — see [`lambda`];
 //! 4. the HTTP API on `127.0.0.1:3000` with the template's routes and its JWT authorizer — see
-//!    [`gateway`] and [`jwt`];
+//!    [`gateway`] and [`jwt`] — and, on the same port, a development OpenID Connect issuer the
+//!    staff console signs in with (the template's `ConsoleIssuerUrl`) — see [`oidc`];
 //! 5. the queue and stream event sources, with batches, partial batch failures, visibility
 //!    timeouts and redrive — see [`pollers`] — and the schedules, on a short local period and on
 //!    demand — see [`schedules`];
@@ -22,6 +23,7 @@
 mod gateway;
 mod jwt;
 mod lambda;
+mod oidc;
 mod pollers;
 mod provision;
 mod psp;
@@ -42,6 +44,9 @@ use crate::template::{Context, EventSource, Function, Template};
 /// The issuer and audience of local tokens.
 const LOCAL_ISSUER: &str = "oms-local";
 const LOCAL_AUDIENCE: &str = "oms";
+/// The staff console's client id at the development issuer when the template has no
+/// `ConsoleClientId` (the template's own default).
+const DEFAULT_CONSOLE_CLIENT_ID: &str = "oms-console";
 const REGION: &str = "us-east-1";
 const ACCOUNT: &str = "123456789012";
 /// The template's topic of customer notifications, which the stack shows as log lines.
@@ -76,6 +81,15 @@ struct Cli {
         global = true
     )]
     psp_secret: String,
+    /// The local value of the template's ConsoleSessionSecret: the key the staff console
+    /// encrypts its session cookie with. At least 64 bytes.
+    #[arg(
+        long,
+        env = "OMS_LOCAL_CONSOLE_SECRET",
+        default_value = "local-console-session-secret-0123456789abcdef0123456789abcdef0123",
+        global = true
+    )]
+    console_secret: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -235,12 +249,14 @@ async fn main() -> Result<(), BoxError> {
         jwt_secret,
         carrier_secret,
         psp_secret,
+        console_secret,
         command,
     } = Cli::parse();
     let secrets = Secrets {
         jwt: jwt_secret,
         carrier: carrier_secret,
         psp: psp_secret,
+        console: console_secret,
     };
     match command {
         Command::Token { sub, scope, ttl } => {
@@ -286,12 +302,18 @@ fn exit_on_error(result: Result<(), BoxError>) -> Result<(), BoxError> {
     Ok(())
 }
 
-/// The shared secrets of the local stack: the token issuer's, the carrier's and the PSP's.
+/// The shared secrets of the local stack: the token issuer's, the carrier's, the PSP's and the
+/// staff console's session key.
 struct Secrets {
     jwt: String,
     carrier: String,
     psp: String,
+    console: String,
 }
+
+/// The shortest console session key the local stack starts with: a shorter one is refused at
+/// `up` rather than found out at the console's first sign-in (the default has 65 bytes).
+const MIN_CONSOLE_SECRET_BYTES: usize = 64;
 
 /// `oms-local schedule`: `POST /_local/schedules/{function}` on the running stack.
 async fn run_schedule(
@@ -412,6 +434,9 @@ async fn up(args: UpArgs, secrets: &Secrets) -> Result<(), BoxError> {
     if secrets.psp.len() < 16 {
         return Err("OMS_LOCAL_PSP_SECRET (--psp-secret) must have at least 16 characters: the webhook refuses a shorter secret".into());
     }
+    if secrets.console.len() < MIN_CONSOLE_SECRET_BYTES {
+        return Err(format!("OMS_LOCAL_CONSOLE_SECRET (--console-secret) must have at least {MIN_CONSOLE_SECRET_BYTES} bytes: the staff console's session key").into());
+    }
     let jwt_secret = secrets.jwt.as_str();
     let workspace = args.workspace.canonicalize()?;
     let http = reqwest::Client::new();
@@ -457,7 +482,18 @@ async fn up(args: UpArgs, secrets: &Secrets) -> Result<(), BoxError> {
         .await?;
     }
 
-    print_welcome(&args, &workspace, jwt_secret, &base, &emulator.endpoint);
+    let console = gateway
+        .routes
+        .iter()
+        .any(|r| r.path == "/console" || r.path.starts_with("/console/"));
+    print_welcome(
+        &args,
+        &workspace,
+        jwt_secret,
+        &base,
+        &emulator.endpoint,
+        console,
+    );
     serve_until_interrupted(children).await
 }
 
@@ -589,6 +625,7 @@ async fn create_resources(
             generated_secrets: &HashMap::from([
                 ("PspWebhookSecret".to_owned(), secrets.psp.clone()),
                 ("CarrierWebhookSecret".to_owned(), secrets.carrier.clone()),
+                ("ConsoleSessionSecret".to_owned(), secrets.console.clone()),
             ]),
         },
     )
@@ -616,6 +653,11 @@ fn template_parameters(
         ("JwtAudience".into(), LOCAL_AUDIENCE.into()),
         // Links in notifications (return labels) point at the local gateway.
         ("PublicApiUrl".into(), local_url(port)),
+        // The staff console signs in with the gateway's development issuer (see `oidc`).
+        (
+            "ConsoleIssuerUrl".into(),
+            format!("{}/oidc", local_url(port)),
+        ),
     ]);
     let known = |name: &str, source: &str| -> Result<(), BoxError> {
         if template.parameters.contains_key(name) {
@@ -738,9 +780,25 @@ async fn start_http_api(
     invoker: &lambda::Invoker,
 ) -> Result<Arc<gateway::Gateway>, BoxError> {
     let (issuer, audiences) = template.jwt_authorizer(context)?;
+    // Its access tokens are ones the authorizer accepts: its issuer, its first audience.
+    let oidc = oidc::Issuer::new(oidc::Config {
+        base: local_url(args.port),
+        client_id: context
+            .parameters
+            .get("ConsoleClientId")
+            .cloned()
+            .unwrap_or_else(|| DEFAULT_CONSOLE_CLIENT_ID.to_owned()),
+        jwt_secret: jwt_secret.to_owned(),
+        access_issuer: issuer.clone(),
+        access_audience: audiences
+            .first()
+            .cloned()
+            .unwrap_or_else(|| LOCAL_AUDIENCE.to_owned()),
+    })?;
     let gateway = Arc::new(gateway::Gateway {
         routes: routes_of(functions),
         verifier: jwt::Verifier::new(jwt_secret, &issuer, &audiences),
+        oidc,
         invoker: invoker.clone(),
         scheduler: Arc::new(schedules::Scheduler::new(
             functions,
@@ -940,8 +998,15 @@ async fn start_notification_log(
 }
 
 /// Tells the person who started the stack where everything is, with a customer token and an
-/// order to place.
-fn print_welcome(args: &UpArgs, workspace: &Path, jwt_secret: &str, base: &str, endpoint: &str) {
+/// order to place; the staff console too if the template serves one (`console`).
+fn print_welcome(
+    args: &UpArgs,
+    workspace: &Path,
+    jwt_secret: &str,
+    base: &str,
+    endpoint: &str,
+    console: bool,
+) {
     let token = jwt::sign(
         jwt_secret,
         LOCAL_ISSUER,
@@ -957,6 +1022,9 @@ fn print_welcome(args: &UpArgs, workspace: &Path, jwt_secret: &str, base: &str, 
         "  functions  http://127.0.0.1:{}   (cargo lambda invoke -A 127.0.0.1 -P {})",
         args.lambda_port, args.lambda_port
     );
+    if console {
+        println!("  Console: {base}/console (development sign-in as any staff identity)");
+    }
     println!("\nA customer token (12 h; more with `cargo run -p oms-local -- token --sub NAME [--scope oms:admin]`):\n\n  export TOKEN={token}\n");
     println!("Place an order:\n");
     println!("  curl -si {base}/orders -H \"authorization: Bearer $TOKEN\" -H 'content-type: application/json' \\\n    -H \"idempotency-key: $(date +%s%N)\" -d @events/demo-order.json\n");
@@ -1056,7 +1124,7 @@ mod tests {
 
     fn template() -> Template {
         Template::parse(
-            "Parameters:\n  PaymentWindowSeconds: {Type: Number, Default: 1800}\n  JwtIssuer: {Type: String}\n  JwtAudience: {Type: String}\n  PublicApiUrl: {Type: String, Default: ''}\nResources: {}\n",
+            "Parameters:\n  PaymentWindowSeconds: {Type: Number, Default: 1800}\n  JwtIssuer: {Type: String}\n  JwtAudience: {Type: String}\n  PublicApiUrl: {Type: String, Default: ''}\n  ConsoleIssuerUrl: {Type: String}\n  ConsoleClientId: {Type: String, Default: oms-console}\nResources: {}\n",
         )
         .unwrap()
     }
@@ -1074,6 +1142,8 @@ mod tests {
         assert_eq!(parameters["PaymentWindowSeconds"], "20");
         assert_eq!(parameters["JwtIssuer"], LOCAL_ISSUER);
         assert_eq!(parameters["PublicApiUrl"], "http://127.0.0.1:3000");
+        assert_eq!(parameters["ConsoleIssuerUrl"], "http://127.0.0.1:3000/oidc");
+        assert_eq!(parameters["ConsoleClientId"], "oms-console");
         let flagged = template_parameters(
             &template(),
             3000,

@@ -7,7 +7,8 @@
 //!
 //! A secret whose value the template leaves to Secrets Manager (`GenerateSecretString`) gets a
 //! known value locally instead of a random one, so that whoever plays the other side (the PSP's
-//! and the carriers' webhooks: `oms-local psp`, the system tests) can sign with it.
+//! and the carriers' webhooks: `oms-local psp`, the system tests) can sign with it, and the staff
+//! console's session cookies (`ConsoleSessionSecret`) outlive a restart of the stack.
 
 use std::collections::HashMap;
 
