@@ -146,7 +146,8 @@ pub fn router<S: Store, K: SecretSource + 'static>(console: Console<S, K>) -> Ro
 }
 
 /// Headers on every answer: never cached (pages show names and addresses), the CSP, and no
-/// framing, sniffing or referrer.
+/// framing, sniffing, or referrer to other sites. (`no-referrer` would also make the browser
+/// send `Origin: null` with the console's own forms, which the origin check then refuses.)
 async fn harden(mut response: Response) -> Response {
     let headers = response.headers_mut();
     for (name, value) in [
@@ -154,7 +155,7 @@ async fn harden(mut response: Response) -> Response {
         (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::X_FRAME_OPTIONS, "DENY"),
-        (header::REFERRER_POLICY, "no-referrer"),
+        (header::REFERRER_POLICY, "same-origin"),
     ] {
         headers.insert(name, HeaderValue::from_static(value));
     }

@@ -4,6 +4,7 @@
 
 mod adapters;
 mod concurrency;
+mod console;
 mod contract;
 mod dead_letters;
 mod events;

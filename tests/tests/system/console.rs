@@ -1,0 +1,464 @@
+//! The staff console, driven in a real browser: headless Chromium through chromedriver
+//! (WebDriver), against the local stack. Each journey signs in at the stack's development issuer
+//! (OpenID Connect code flow with PKCE), does what staff do with forms, and checks the system's
+//! state through the JSON API afterwards. The main screens are saved as screenshots
+//! (`OMS_CONSOLE_SCREENSHOTS`, default `docs/console`), which the README shows.
+//!
+//! chromedriver and Chromium come from Debian's packages, which `infra/local/test.sh` installs;
+//! a test that cannot start them fails and says so.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use oms_system_tests::{unique, Stack, StatusCode};
+use serde_json::json;
+
+/// A browser session, and the chromedriver that serves it (stopped when dropped).
+struct Browser {
+    client: Client,
+    driver: Child,
+    api: String,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl Browser {
+    async fn open(stack: &Stack) -> Browser {
+        let port = free_port();
+        let driver_path = std::env::var("OMS_CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
+        let driver = Command::new(&driver_path)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start {driver_path} ({e}): install Debian's chromium and chromium-driver (infra/local/test.sh does)")
+            });
+        let chromium = std::env::var("OMS_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": chromium,
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900"],
+            }),
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let client = loop {
+            let attempt = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+                .capabilities(capabilities.clone())
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await;
+            match attempt {
+                Ok(client) => break client,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(e) => panic!("chromedriver on port {port} gave no browser session: {e}"),
+            }
+        };
+        Browser {
+            client,
+            driver,
+            api: stack.api.clone(),
+        }
+    }
+
+    async fn goto(&self, path: &str) {
+        self.client
+            .goto(&format!("{}{path}", self.api))
+            .await
+            .unwrap_or_else(|e| panic!("opening {path}: {e}"));
+    }
+
+    async fn path(&self) -> String {
+        let url = self.client.current_url().await.expect("the current URL");
+        match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_owned(),
+        }
+    }
+
+    async fn text(&self, css: &str) -> String {
+        match self.client.find(Locator::Css(css)).await {
+            Ok(element) => element.text().await.expect("an element's text"),
+            Err(e) => {
+                let page = self.client.source().await.unwrap_or_default();
+                panic!("no {css} on {} ({e}); the page:\n{page}", self.path().await)
+            }
+        }
+    }
+
+    async fn body(&self) -> String {
+        self.text("body").await
+    }
+
+    async fn fill(&self, css: &str, value: &str) {
+        let field = self
+            .client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no field {css}: {e}"));
+        field.clear().await.expect("clearing a field");
+        field.send_keys(value).await.expect("typing into a field");
+    }
+
+    async fn click(&self, css: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("nothing to click at {css}: {e}"))
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("clicking {css}: {e}"));
+    }
+
+    /// Signs in at the development issuer as `subject` in `role` (`admin`, `warehouse` or
+    /// `customer`), starting from a console page, and answers where the browser landed.
+    async fn sign_in(&self, subject: &str, role: &str) -> String {
+        self.goto("/console").await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.path().await.starts_with("/oidc/authorize") {
+            assert!(Instant::now() < deadline, "the console did not send to sign-in: {}", self.path().await);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.fill("#subject", subject).await;
+        self.click(&format!("#role-{role}")).await;
+        self.click("#sign-in").await;
+        // The answer is two redirects away (the callback, then the console's first screen).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let path = self.path().await;
+            if !path.starts_with("/oidc/") && !path.starts_with("/console/auth/") {
+                return path;
+            }
+            assert!(Instant::now() < deadline, "the sign-in did not come back: {path}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn screenshot(&self, name: &str) {
+        let png = self.client.screenshot().await.expect("a screenshot");
+        let dir = std::env::var("OMS_CONSOLE_SCREENSHOTS").unwrap_or_else(|_| {
+            format!("{}/../docs/console", env!("CARGO_MANIFEST_DIR"))
+        });
+        std::fs::create_dir_all(&dir).expect("the screenshot folder");
+        std::fs::write(format!("{dir}/{name}.png"), png).expect("writing a screenshot");
+    }
+}
+
+/// Waits until `check` of the page at `path` holds, reloading it: the stream and queues take a
+/// moment to move an order.
+async fn until_page(browser: &Browser, path: &str, what: &str, check: impl Fn(&str) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        browser.goto(path).await;
+        if check(&browser.body().await) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: never on {path}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test]
+async fn staff_find_an_order_ship_it_through_the_pick_list_and_a_stale_form_is_refused() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("CONSOLESHIP", 5).await;
+    let customer = unique("customer");
+    let placed = stack.place_order(&customer, &unique("key"), &[(&sku, 2)]).await;
+    assert_eq!(placed.status, StatusCode::ACCEPTED, "{:?}", placed.body);
+    let id = placed.body["orderId"].as_str().unwrap().to_owned();
+    stack.wait_status(&customer, &id, "FULFILLING").await;
+
+    let browser = Browser::open(&stack).await;
+    assert_eq!(browser.sign_in("staff-ada", "admin").await, "/console/orders");
+    assert_eq!(browser.text("#signed-in-as").await, "staff-ada");
+    browser.screenshot("orders").await;
+
+    // Find the order by its id: the order page.
+    browser.fill("#search", &id.to_lowercase()).await;
+    browser.click("#find").await;
+    assert_eq!(browser.path().await, format!("/console/orders/{id}"));
+    assert_eq!(browser.text("#order-status").await, "FULFILLING");
+    assert!(browser.body().await.contains(&sku), "the order's lines");
+    browser.screenshot("order").await;
+
+    // The warehouse: the order is on the pick list. A packer picks it through the API meanwhile,
+    // so the page's form is stale and is refused.
+    until_page(&browser, "/console/warehouse", "the order on the pick list", |b| b.contains(&id)).await;
+    browser.screenshot("warehouse").await;
+    let warehouse = stack.token("warehouse-other", Some("oms:warehouse"));
+    let etag = stack.get(&format!("/fulfillments/{id}"), &warehouse).await.headers["etag"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let picked = stack
+        .call(reqwest::Method::POST, &format!("/fulfillments/{id}/pick"), Some(&warehouse), &[("if-match", &etag)], None)
+        .await;
+    assert_eq!(picked.status, StatusCode::OK);
+    browser.click(&format!("#shipment-{id} button.pick")).await;
+    assert!(
+        browser.body().await.contains("changed since your page was loaded"),
+        "a stale pick form is refused: {}",
+        browser.body().await
+    );
+    let shipment = stack.get(&format!("/fulfillments/{id}"), &warehouse).await;
+    assert_eq!(shipment.body["status"], "PICKED", "the refused form changed nothing");
+    assert_eq!(shipment.body["version"], picked.body["version"]);
+
+    // Pack and ship through the forms.
+    browser.goto("/console/warehouse").await;
+    let card = format!("#shipment-{id}");
+    for (name, value) in [("weightGrams", "1200"), ("lengthCm", "30"), ("widthCm", "20"), ("heightCm", "10")] {
+        browser.fill(&format!("{card} input[name={name}]"), value).await;
+    }
+    browser.click(&format!("{card} form.pack button")).await;
+    assert_eq!(browser.text("#banner").await, "Packed.");
+    let number = unique("JJD").to_uppercase();
+    browser.fill(&format!("{card} input[name=trackingNumber]"), &number).await;
+    browser
+        .fill(&format!("{card} input[name=trackingUrl]"), &format!("https://www.dhl.com/track?id={number}"))
+        .await;
+    browser.click(&format!("{card} form.ship button")).await;
+    assert_eq!(browser.text("#banner").await, "Shipped: the customer is told.");
+
+    let order = stack.wait_status(&customer, &id, "SHIPPED").await;
+    assert_eq!(order["fulfillment"]["tracking"]["trackingNumber"], number.as_str());
+    let staff_view = stack.order_as_staff(&id).await;
+    let steps: Vec<&str> = staff_view["fulfillment"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["by"].as_str().unwrap_or_default())
+        .collect();
+    assert!(steps.iter().any(|by| by.contains("staff-ada")), "the console's steps name who took them: {steps:?}");
+    assert_eq!(stack.stock(&sku).await, (3, 0, 3), "two units left the warehouse");
+}
+
+#[tokio::test]
+async fn staff_approve_and_receive_a_return_and_record_a_stock_receipt() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("CONSOLERET", 4).await;
+    let delivered_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let (customer, order) = stack.delivered_order(&[(&sku, 2)], &delivered_at).await;
+    let id = order["orderId"].as_str().unwrap().to_owned();
+    let token = stack.token(&customer, None);
+    // A reason the policy leaves to staff.
+    let requested = stack
+        .post(
+            &format!("/orders/{id}/returns"),
+            &token,
+            &[("idempotency-key", &unique("return"))],
+            json!({"lines": [{"sku": sku, "quantity": 2, "reason": "OTHER", "comment": "not as pictured"}]}),
+        )
+        .await;
+    assert_eq!(requested.status, StatusCode::CREATED, "{:?}", requested.body);
+    let return_id = requested.body["returnId"].as_str().unwrap().to_owned();
+    assert_eq!(requested.body["status"], "PENDING_APPROVAL");
+
+    let browser = Browser::open(&stack).await;
+    browser.sign_in("staff-bea", "admin").await;
+    browser.goto("/console/returns").await;
+    assert!(browser.body().await.contains(&return_id), "the return waits for a decision");
+    browser.screenshot("returns").await;
+    browser.goto(&format!("/console/orders/{id}")).await;
+    browser.click(&format!("#return-{return_id} button.approve")).await;
+    assert_eq!(browser.text("#banner").await, "The return was approved; its label is issued.");
+    let rma = stack.get(&format!("/returns/{return_id}"), &token).await;
+    assert_eq!(rma.body["status"], "APPROVED");
+
+    // Receiving: one unit back on the shelf, one to recycling.
+    browser.fill(&format!("#quantity-{sku}"), "2").await;
+    browser
+        .client
+        .find(Locator::Css(&format!("#disposition-{sku}")))
+        .await
+        .unwrap()
+        .select_by_value("RESTOCK")
+        .await
+        .unwrap();
+    browser.click(&format!("#return-{return_id} button.receive-button")).await;
+    assert_eq!(browser.text("#banner").await, "The return was received.");
+    let rma = stack.get(&format!("/returns/{return_id}"), &token).await;
+    assert_eq!(rma.body["status"], "RECEIVED", "{:?}", rma.body);
+    assert_eq!(stack.stock(&sku).await.0, 4, "both units restocked");
+
+    // A stock receipt on the SKU's page, then its history.
+    browser.goto(&format!("/console/inventory/{sku}")).await;
+    browser.fill("#receipt-units", "6").await;
+    browser.fill("#receipt-note", "supplier delivery 4711").await;
+    browser.click("#record-receipt").await;
+    assert_eq!(browser.text("#banner").await, "The stock adjustment was recorded.");
+    assert_eq!(browser.text("#available").await, "10");
+    let history = browser.text("#history").await;
+    assert!(history.contains("RECEIPT") && history.contains("supplier delivery 4711") && history.contains("staff-bea"), "{history}");
+    browser.screenshot("product").await;
+    let admin = stack.token("admin-tests", Some("oms:admin"));
+    let product = stack.get(&format!("/inventory/{sku}"), &admin).await;
+    assert_eq!(product.body["available"], 10);
+    let adjustments = stack.get(&format!("/inventory/{sku}/adjustments"), &admin).await;
+    assert_eq!(adjustments.body["items"][0]["reason"], "RECEIPT");
+    assert_eq!(adjustments.body["items"][0]["actor"], "staff-bea");
+    browser.goto(&format!("/console/inventory?q={sku}")).await;
+    assert!(browser.body().await.contains(&sku));
+    browser.goto("/console/inventory?sort=lowStock").await;
+    browser.screenshot("inventory").await;
+}
+
+#[tokio::test]
+async fn staff_redrive_a_dead_lettered_message_back_to_its_queue() {
+    let stack = Stack::connect().await;
+    let sqs = aws_sdk_sqs::Client::new(&stack.sdk().await);
+    let url = |name: &str| format!("{}/123456789012/{}", stack.emulator, stack.resource(name));
+    let marker = unique("dead-lettered");
+    sqs.send_message()
+        .queue_url(url("SmsOutboxDeadLetterQueue"))
+        .message_body(json!({"marker": marker}).to_string())
+        .send()
+        .await
+        .unwrap();
+
+    let browser = Browser::open(&stack).await;
+    browser.sign_in("staff-cem", "admin").await;
+    browser.goto("/console/exceptions").await;
+    let queue = format!("#queue-{}", stack.resource("SmsOutboxDeadLetterQueue"));
+    let waiting: u64 = browser.text(&format!("{queue} .messages")).await.parse().unwrap();
+    assert!(waiting >= 1, "the dead-lettered message is counted");
+    browser.screenshot("exceptions").await;
+    browser.click(&format!("{queue} button.redrive")).await;
+    assert_eq!(
+        browser.text("#banner").await,
+        "The dead-letter queue's messages are moving back to their queue."
+    );
+
+    // The message is back on its queue, and gone from the dead-letter queue.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut found = false;
+    while !found && Instant::now() < deadline {
+        let output = sqs
+            .receive_message()
+            .queue_url(url("SmsOutboxQueue"))
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        for message in output.messages.unwrap_or_default() {
+            if message.body().is_some_and(|b| b.contains(&marker)) {
+                found = true;
+                sqs.delete_message()
+                    .queue_url(url("SmsOutboxQueue"))
+                    .receipt_handle(message.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+    assert!(found, "the redriven message reached its source queue");
+    let left = sqs
+        .receive_message()
+        .queue_url(url("SmsOutboxDeadLetterQueue"))
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    assert!(!left.iter().any(|m| m.body().is_some_and(|b| b.contains(&marker))), "nothing of it is left behind");
+    // The JSON API sees the same exceptions page data.
+    let admin = stack.token("admin-tests", Some("oms:admin"));
+    let exceptions = stack.get("/exceptions", &admin).await;
+    assert_eq!(exceptions.status, StatusCode::OK);
+    assert!(exceptions.body["stuck"].as_array().is_some_and(|s| s.len() == 4));
+}
+
+#[tokio::test]
+async fn no_page_or_action_without_the_scope_a_session_or_the_consoles_own_form() {
+    let stack = Stack::connect().await;
+    let browser = Browser::open(&stack).await;
+
+    // Not signed in, or a session cookie the console did not write: to the sign-in.
+    browser.goto("/console/exceptions").await;
+    assert!(browser.path().await.starts_with("/oidc/authorize"), "{}", browser.path().await);
+    let mut forged = fantoccini::cookies::Cookie::new("oms_console", "Zm9yZ2VkIHNlc3Npb24");
+    forged.set_path("/console");
+    forged.set_domain("127.0.0.1");
+    forged.set_secure(true);
+    browser.client.add_cookie(forged).await.unwrap();
+    browser.goto("/console/orders").await;
+    assert!(browser.path().await.starts_with("/oidc/authorize"), "a forged session signs nobody in");
+
+    // A customer signs in: no screen.
+    assert_eq!(browser.sign_in("customer-dan", "customer").await, "/console/warehouse");
+    assert_eq!(browser.text("#message-title").await, "Not allowed");
+    for path in ["/console/orders", "/console/inventory", "/console/exceptions"] {
+        browser.goto(path).await;
+        assert_eq!(browser.text("#message-title").await, "Not allowed", "{path}");
+    }
+
+    // A packer: the warehouse, not the admin screens or actions.
+    let browser = Browser::open(&stack).await;
+    assert_eq!(browser.sign_in("packer-eve", "warehouse").await, "/console/warehouse");
+    assert!(browser.body().await.contains("To pick"));
+    let nav = browser.text("nav").await;
+    assert!(!nav.contains("Exceptions") && !nav.contains("Orders"), "{nav}");
+    browser.goto("/console/exceptions").await;
+    assert_eq!(browser.text("#message-title").await, "Not allowed");
+    let sku = stack.create_sku("CONSOLEGUARD", 3).await;
+    browser.goto(&format!("/console/inventory/{sku}")).await;
+    assert!(browser.client.find(Locator::Css("#receipt-form")).await.is_err(), "a packer is offered no adjustment");
+    // Even posted by hand (with the packer's own CSRF token), an admin action is refused.
+    let csrf = browser
+        .client
+        .find(Locator::Css("input[name=csrf]"))
+        .await
+        .unwrap()
+        .attr("value")
+        .await
+        .unwrap()
+        .unwrap();
+    let script = format!(
+        "const f = document.createElement('form'); f.method = 'post'; f.action = '/console/inventory/{sku}/adjustments';
+         for (const [k, v] of [['csrf', '{csrf}'], ['reason', 'RECEIPT'], ['units', '5']]) {{
+           const i = document.createElement('input'); i.type = 'hidden'; i.name = k; i.value = v; f.appendChild(i); }}
+         document.body.appendChild(f); f.submit();"
+    );
+    // The console's CSP allows no script of its own pages: run it from the browser's side.
+    browser.client.execute(&script, vec![]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(browser.text("#message-title").await, "Not allowed");
+    assert_eq!(stack.stock(&sku).await.0, 3, "nothing was adjusted");
+
+    // A form posted from another site, with the admin's session in the browser: refused.
+    let browser = Browser::open(&stack).await;
+    browser.sign_in("staff-fay", "admin").await;
+    let evil = format!(
+        "data:text/html,<form method=post action='{}/console/inventory/{sku}/adjustments'><input name=reason value=RECEIPT><input name=units value=5><input name=csrf value=guess></form><script>document.forms[0].submit()</script>",
+        stack.api
+    );
+    browser.client.goto(&evil).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !browser.path().await.starts_with("/console") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(browser.text("#message-title").await, "Not allowed", "a cross-site post is refused");
+    assert!(browser.body().await.contains("not sent from the console's own pages"));
+    assert_eq!(stack.stock(&sku).await.0, 3, "nothing was adjusted");
+}
