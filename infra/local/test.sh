@@ -13,6 +13,14 @@ step "tools"
 bash infra/local/bootstrap.sh
 export SAM_CLI_TELEMETRY=0
 
+step "browser: Debian's chromium and chromium-driver (the console's browser tests)"
+if ! command -v chromedriver > /dev/null || ! [ -x /usr/bin/chromium ]; then
+  as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver
+fi
+chromedriver --version
+
 step "emulator launcher: what it adds to moto"
 .tools/venv/bin/python -m unittest discover -s infra/local -p 'test_*.py'
 

@@ -841,3 +841,149 @@ impl Probe {
         seen
     }
 }
+
+/// A staff member signed in to the console over plain HTTP, as a browser would be: its
+/// session cookie and the CSRF token its pages carry. (The browser tests drive Chromium; this is
+/// for tests that only need the console's requests, such as the least-privilege scenario.)
+pub struct ConsoleSession {
+    http: reqwest::Client,
+    api: String,
+    cookie: String,
+    pub csrf: String,
+}
+
+/// The `name=value` of a response's `Set-Cookie` for `name`.
+fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .find(|pair| pair.starts_with(&format!("{name}=")))
+        .map(str::to_owned)
+}
+
+fn location(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_else(|| panic!("a redirect, not {}", response.status()))
+        .to_owned()
+}
+
+impl Stack {
+    /// Signs `subject` in to the console at the local stack's development issuer, in `role`
+    /// (`admin`, `warehouse` or `customer`): the code flow with PKCE, redirect by redirect.
+    pub async fn console_session(&self, subject: &str, role: &str) -> ConsoleSession {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("an HTTP client");
+        let start = http
+            .get(format!("{}/console/sign-in", self.api))
+            .send()
+            .await
+            .expect("the console's sign-in");
+        let sign_in_cookie = set_cookie(&start, "oms_console_sign_in").expect("the sign-in cookie");
+        let authorize = location(&start);
+        let query = authorize.split_once('?').map(|(_, q)| q).unwrap_or_default();
+        let mut form: Vec<(String, String)> = query
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .map(|(k, v)| (k.to_owned(), percent_decode(v)))
+            .collect();
+        form.push(("subject".into(), subject.into()));
+        form.push(("role".into(), role.into()));
+        let authorized = http
+            .post(format!("{}/oidc/authorize", self.api))
+            .form(&form)
+            .send()
+            .await
+            .expect("the development sign-in");
+        let callback = location(&authorized);
+        let back = http
+            .get(&callback)
+            .header(reqwest::header::COOKIE, &sign_in_cookie)
+            .send()
+            .await
+            .expect("the console's callback");
+        let cookie = set_cookie(&back, "oms_console").expect("the session cookie");
+        let home = location(&back);
+        let page = http
+            .get(format!("{}{home}", self.api))
+            .header(reqwest::header::COOKIE, &cookie)
+            .send()
+            .await
+            .expect("the console's first screen")
+            .text()
+            .await
+            .expect("a page");
+        let csrf = page
+            .split("name=\"csrf\" value=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_default()
+            .to_owned();
+        ConsoleSession {
+            http,
+            api: self.api.clone(),
+            cookie,
+            csrf,
+        }
+    }
+}
+
+fn percent_decode(value: &str) -> String {
+    let bytes = value.replace('+', " ").into_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(byte) = u8::from_str_radix(&String::from_utf8_lossy(&bytes[i + 1..i + 3]), 16) {
+                out.push(byte);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl ConsoleSession {
+    /// A console page: its status and HTML.
+    pub async fn get(&self, path: &str) -> (StatusCode, String) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.api))
+            .header(reqwest::header::COOKIE, &self.cookie)
+            .send()
+            .await
+            .expect("a console page");
+        (response.status(), response.text().await.unwrap_or_default())
+    }
+
+    /// A console form, posted from the console's own origin with the session's CSRF token.
+    pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> (StatusCode, String) {
+        let mut form: Vec<(&str, &str)> = vec![("csrf", self.csrf.as_str())];
+        form.extend_from_slice(fields);
+        let response = self
+            .http
+            .post(format!("{}{path}", self.api))
+            .header(reqwest::header::COOKIE, &self.cookie)
+            .header(reqwest::header::ORIGIN, &self.api)
+            .form(&form)
+            .send()
+            .await
+            .expect("a console form");
+        let status = response.status();
+        let answer = match response.headers().get(reqwest::header::LOCATION) {
+            Some(to) => to.to_str().unwrap_or_default().to_owned(),
+            None => response.text().await.unwrap_or_default(),
+        };
+        (status, answer)
+    }
+}

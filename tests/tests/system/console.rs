@@ -1,8 +1,9 @@
 //! The staff console, driven in a real browser: headless Chromium through chromedriver
 //! (WebDriver), against the local stack. Each journey signs in at the stack's development issuer
 //! (OpenID Connect code flow with PKCE), does what staff do with forms, and checks the system's
-//! state through the JSON API afterwards. The main screens are saved as screenshots
-//! (`OMS_CONSOLE_SCREENSHOTS`, default `docs/console`), which the README shows.
+//! state through the JSON API afterwards. The main screens are saved as screenshots in
+//! `OMS_CONSOLE_SCREENSHOTS` (default `target/console-screenshots`); the README shows the ones
+//! in `docs/console`, taken with `OMS_CONSOLE_SCREENSHOTS=docs/console`.
 //!
 //! chromedriver and Chromium come from Debian's packages, which `infra/local/test.sh` installs;
 //! a test that cannot start them fails and says so.
@@ -155,7 +156,7 @@ impl Browser {
     async fn screenshot(&self, name: &str) {
         let png = self.client.screenshot().await.expect("a screenshot");
         let dir = std::env::var("OMS_CONSOLE_SCREENSHOTS").unwrap_or_else(|_| {
-            format!("{}/../docs/console", env!("CARGO_MANIFEST_DIR"))
+            format!("{}/../target/console-screenshots", env!("CARGO_MANIFEST_DIR"))
         });
         std::fs::create_dir_all(&dir).expect("the screenshot folder");
         std::fs::write(format!("{dir}/{name}.png"), png).expect("writing a screenshot");
