@@ -38,6 +38,7 @@ impl Pages {
         env.add_filter("money", money);
         env.add_filter("since", since);
         env.add_filter("when", when);
+        env.add_filter("minutes", minutes);
         Pages { env }
     }
 
@@ -92,6 +93,15 @@ fn since(value: String) -> String {
     }
 }
 
+/// A number of minutes → `10 min`, `1 h`, `2 d`.
+fn minutes(value: i64) -> String {
+    match value {
+        m if m >= 1440 && m % 1440 == 0 => format!("{} d", m / 1440),
+        m if m >= 60 && m % 60 == 0 => format!("{} h", m / 60),
+        m => format!("{m} min"),
+    }
+}
+
 /// An RFC 3339 time → `2026-12-02 15:04 UTC`.
 fn when(value: String) -> String {
     parse_time(&value)
@@ -115,5 +125,9 @@ mod tests {
             "-0.05 EUR"
         );
         assert_eq!(when("2026-12-02T15:04:05Z".into()), "2026-12-02 15:04 UTC");
+        assert_eq!(
+            [minutes(10), minutes(60), minutes(2880), minutes(90)],
+            ["10 min", "1 h", "2 d", "90 min"]
+        );
     }
 }

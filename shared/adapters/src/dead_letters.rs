@@ -61,39 +61,39 @@ impl DeadLetters {
             .find(|u| name_of(u) == name)
     }
 
-    /// Every queue with its depth, in the template's order.
+    /// Every queue with its depth, in the template's order, read side by side.
     pub async fn list(&self) -> Result<Vec<DeadLetterQueue>, StoreError> {
         let client = self.client.get().await;
-        let mut queues = Vec::with_capacity(self.urls.len());
-        for url in &self.urls {
-            let attributes = client
-                .get_queue_attributes()
-                .queue_url(url)
-                .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-                .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-                .attribute_names(QueueAttributeName::QueueArn)
-                .send()
-                .await
-                .map_err(|e| classify("read a dead-letter queue", e))?;
-            let attributes = attributes.attributes.unwrap_or_default();
-            let count = |name: QueueAttributeName| {
-                attributes
-                    .get(&name)
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(0)
-            };
-            let moving = match attributes.get(&QueueAttributeName::QueueArn) {
-                Some(arn) => self.moving(client, arn).await?,
-                None => false,
-            };
-            queues.push(DeadLetterQueue {
-                name: name_of(url).to_owned(),
-                messages: count(QueueAttributeName::ApproximateNumberOfMessages),
-                in_flight: count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
-                moving,
-            });
-        }
-        Ok(queues)
+        futures::future::try_join_all(self.urls.iter().map(|url| self.depth(client, url))).await
+    }
+
+    async fn depth(&self, client: &Client, url: &str) -> Result<DeadLetterQueue, StoreError> {
+        let attributes = client
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map_err(|e| classify("read a dead-letter queue", e))?;
+        let attributes = attributes.attributes.unwrap_or_default();
+        let count = |name: QueueAttributeName| {
+            attributes
+                .get(&name)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let moving = match attributes.get(&QueueAttributeName::QueueArn) {
+            Some(arn) => self.moving(client, arn).await?,
+            None => false,
+        };
+        Ok(DeadLetterQueue {
+            name: name_of(url).to_owned(),
+            messages: count(QueueAttributeName::ApproximateNumberOfMessages),
+            in_flight: count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+            moving,
+        })
     }
 
     async fn moving(&self, client: &Client, arn: &str) -> Result<bool, StoreError> {

@@ -39,7 +39,7 @@ fn require_stock_reader(caller: &Caller) -> Result<(), StaffError> {
     if caller.has_scope(SCOPE_ADMIN) || caller.has_scope(SCOPE_WAREHOUSE) {
         Ok(())
     } else {
-        Err(StaffError::Forbidden(SCOPE_ADMIN))
+        Err(StaffError::Forbidden("oms:admin or oms:warehouse"))
     }
 }
 
@@ -113,8 +113,9 @@ pub enum CatalogOrder {
     LowStockFirst,
 }
 
-/// The most products a low-stock-first listing reads: it sorts the whole catalog, which is
-/// what a shop's stock manager means by it; a larger catalog is listed by SKU instead.
+/// The most products a search or a low-stock-first listing considers: it reads the catalog in
+/// SKU order up to here and sorts or filters that (a shop's catalog, not a marketplace's); a
+/// larger catalog's later SKUs are left out of such a listing, and listed by SKU as ever.
 pub const MAX_SORTED_CATALOG: usize = 2_000;
 
 /// One page of the catalog; `search` keeps the SKUs or names that contain it (case-insensitive).
@@ -139,12 +140,19 @@ pub async fn catalog<I: InventoryStore>(
         return Ok(inventory.catalog(limit, cursor).await?);
     }
     // Searching and sorting read the catalog whole (bounded), then page in memory; the cursor
-    // is the offset into that listing.
+    // is the offset into that listing, and names the listing it belongs to.
+    let listing = format!(
+        "{}:{}",
+        if order == CatalogOrder::LowStockFirst { "low" } else { "sku" },
+        needle.as_deref().unwrap_or_default()
+    );
     let offset = match cursor {
         None => 0,
         Some(c) => c
             .strip_prefix("at:")
-            .and_then(|n| n.parse::<usize>().ok())
+            .and_then(|rest| rest.split_once('|'))
+            .filter(|(_, named)| *named == listing)
+            .and_then(|(n, _)| n.parse::<usize>().ok())
             .ok_or(StoreError::InvalidCursor)?,
     };
     let mut all = Vec::new();
@@ -164,8 +172,8 @@ pub async fn catalog<I: InventoryStore>(
         });
     }
     let items: Vec<Product> = all.iter().skip(offset).take(limit as usize).cloned().collect();
-    let next_cursor =
-        (offset + items.len() < all.len()).then(|| format!("at:{}", offset + items.len()));
+    let next_cursor = (offset + items.len() < all.len())
+        .then(|| format!("at:{}|{listing}", offset + items.len()));
     Ok(Page { items, next_cursor })
 }
 
@@ -333,6 +341,13 @@ mod tests {
         .unwrap();
         assert_eq!(skus(&second), ["A-PLENTY", "D-PLENTY"]);
         assert_eq!(second.next_cursor, None);
+        assert!(
+            matches!(
+                catalog(&store, &admin, CatalogOrder::Sku, Some("plenty"), 2, first.next_cursor.as_deref()).await,
+                Err(StaffError::Store(StoreError::InvalidCursor))
+            ),
+            "a cursor opens only its own listing"
+        );
     }
 
     #[tokio::test]
