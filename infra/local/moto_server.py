@@ -37,6 +37,17 @@ version only: any other moto is refused at start (see `moto_version_problem`).
    and attributes, a new message id, receive counts from zero; to DestinationArn, or without it
    back to the queue each message was dead-lettered from (which moto does not record, so it is
    noted as receives dead-letter them). ListMessageMoveTasks lists those tasks, all COMPLETED.
+8. Faults, off by default, for the fault-injection run: each is a share (0 to 1) of the calls the
+   system's functions make (their SDK user agent names them: `app/<function>`; the local stack's
+   pollers, the tests' and the tools' own calls are never faulted), drawn from
+   `OMS_FAULT_SEED`:
+   - `OMS_FAULT_DYNAMODB_THROTTLE`: a DynamoDB data call is answered
+     `ProvisionedThroughputExceededException` before it runs (so nothing is written);
+   - `OMS_FAULT_TRANSACTION_CONFLICT`: a `TransactWriteItems` is cancelled with a
+     `TransactionConflict` for every item, before it runs;
+   - `OMS_FAULT_SNS_ENTRY_FAILURE`: an entry of a `PublishBatch` fails (`InternalFailure`,
+     not the sender's fault) and is not published; the batch's other entries are.
+   `GET /_faults` answers how many of each were injected.
 
 Usage: python moto_server.py -H 127.0.0.1 -p 4566
 """
@@ -119,6 +130,7 @@ from moto.moto_api._internal.recorder.models import Recorder
 from moto.sqs.exceptions import SQSException
 from moto.sqs.models import Queue, SQSBackend
 from moto.sqs.responses import SQSResponse
+from moto.sns.models import SNSBackend
 
 _LOCK = threading.RLock()
 
@@ -484,6 +496,128 @@ DynamoHandler.serialized = _plain_json(DynamoHandler.serialized)
 DynamoDBStreamsHandler.serialized = _plain_json(DynamoDBStreamsHandler.serialized)
 
 
+class Faults:
+    """The fault switches (see the module's notes, 8) and the count of what they injected."""
+
+    KINDS = ("dynamodb_throttle", "transaction_conflict", "sns_entry_failure")
+
+    def __init__(self, environ):
+        import random
+
+        self.shares = {
+            kind: float(environ.get(f"OMS_FAULT_{kind.upper()}", "0") or 0) for kind in self.KINDS
+        }
+        for kind, share in self.shares.items():
+            if not 0 <= share <= 1:
+                raise ValueError(f"OMS_FAULT_{kind.upper()} must be a share from 0 to 1, not {share}")
+        self.random = random.Random(environ.get("OMS_FAULT_SEED", "oms"))
+        self.injected = dict.fromkeys(self.KINDS, 0)
+        self.lock = threading.Lock()
+        self.caller = threading.local()
+
+    def strike(self, kind):
+        """Whether this call of a function is faulted with `kind` (and counts it if so)."""
+        share = self.shares[kind]
+        if share <= 0 or not getattr(self.caller, "function", False):
+            return False
+        with self.lock:
+            hit = self.random.random() < share
+            if hit:
+                self.injected[kind] += 1
+        return hit
+
+    def report(self):
+        with self.lock:
+            return {"shares": dict(self.shares), "injected": dict(self.injected)}
+
+
+_FAULTS = Faults(os.environ)
+
+
+def _from_a_function(user_agent):
+    """Whether a request's user agent names one of the system's functions (`app/<name>`), not
+    the local stack, a test or a tool (whose names start with `oms-`)."""
+    for part in user_agent.split():
+        if part.startswith("app/"):
+            return not part[len("app/"):].startswith("oms-")
+    return False
+
+
+_DYNAMODB_PREFIX = "DynamoDB_20120810."
+_DYNAMODB_DATA_CALLS = {
+    "BatchGetItem", "BatchWriteItem", "DeleteItem", "GetItem", "PutItem", "Query", "Scan",
+    "TransactGetItems", "TransactWriteItems", "UpdateItem",
+}
+
+
+def _dynamodb_error(kind, message, **extra):
+    body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{kind}", "message": message, **extra})
+    return "400 Bad Request", [("Content-Type", "application/x-amz-json-1.0")], body.encode()
+
+
+def _with_faults(app, faults=_FAULTS):
+    """The WSGI application with the fault switches in front of it, and `GET /_faults`."""
+
+    def faulted(environ, start_response):
+        if environ.get("PATH_INFO") == "/_faults":
+            body = json.dumps(faults.report()).encode()
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [body]
+        faults.caller.function = _from_a_function(environ.get("HTTP_USER_AGENT", ""))
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if target.startswith(_DYNAMODB_PREFIX) and target[len(_DYNAMODB_PREFIX):] in _DYNAMODB_DATA_CALLS:
+            action = target[len(_DYNAMODB_PREFIX):]
+            answer = None
+            if action == "TransactWriteItems" and faults.strike("transaction_conflict"):
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+                request = json.loads(environ["wsgi.input"].read(length) or b"{}")
+                items = len(request.get("TransactItems", []))
+                answer = _dynamodb_error(
+                    "TransactionCanceledException",
+                    "Transaction cancelled, please refer cancellation reasons for specific reasons "
+                    f"[{', '.join(['TransactionConflict'] * items)}]",
+                    CancellationReasons=[
+                        {"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"}
+                    ] * items,
+                )
+            elif faults.strike("dynamodb_throttle"):
+                answer = _dynamodb_error(
+                    "ProvisionedThroughputExceededException",
+                    "The level of configured provisioned throughput for the table was exceeded "
+                    "(injected by OMS_FAULT_DYNAMODB_THROTTLE)",
+                )
+            if answer is not None:
+                status, headers, body = answer
+                start_response(status, headers + [("Content-Length", str(len(body)))])
+                return [body]
+        return app(environ, start_response)
+
+    return faulted
+
+
+_original_publish_batch = SNSBackend.publish_batch
+
+
+@functools.wraps(_original_publish_batch)
+def _publish_batch(self, topic_arn, publish_batch_request_entries, faults=_FAULTS):
+    kept, failed = [], []
+    for entry in publish_batch_request_entries:
+        if faults.strike("sns_entry_failure"):
+            failed.append({
+                "Id": entry["Id"],
+                "Code": "InternalFailure",
+                "Message": "injected by OMS_FAULT_SNS_ENTRY_FAILURE",
+                "SenderFault": False,
+            })
+        else:
+            kept.append(entry)
+    successful, more_failed = _original_publish_batch(self, topic_arn, kept) if kept else ([], [])
+    return successful, failed + more_failed
+
+
+SNSBackend.publish_batch = _publish_batch
+
+
 def serve(argv):
     """Serves moto on `-H host -p port` until stopped."""
     import argparse
@@ -513,7 +647,7 @@ def serve(argv):
                 self.cfg.set(key, value)
 
         def load(self):
-            return DomainDispatcherApplication(create_backend_app)
+            return _with_faults(DomainDispatcherApplication(create_backend_app))
 
     Server().run()
 

@@ -201,3 +201,109 @@ class MessageMoveTasks(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class Faults(unittest.TestCase):
+    """The fault switches: every call of a function faulted (share 1), nobody else's."""
+
+    @classmethod
+    def setUpClass(cls):
+        port = _free_port()
+        cls.endpoint = f"http://127.0.0.1:{port}"
+        environment = dict(
+            os.environ,
+            OMS_FAULT_DYNAMODB_THROTTLE="1",
+            OMS_FAULT_TRANSACTION_CONFLICT="1",
+            OMS_FAULT_SNS_ENTRY_FAILURE="1",
+        )
+        cls.server = subprocess.Popen(
+            [sys.executable, os.path.join(_HERE, "moto_server.py"), "-H", "127.0.0.1", "-p", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=environment,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{cls.endpoint}/_faults", timeout=1).close()
+                break
+            except OSError:
+                if cls.server.poll() is not None or time.monotonic() > deadline:
+                    cls.server.kill()
+                    raise RuntimeError(
+                        f"moto_server.py did not start: {cls.server.communicate()[1].decode()}"
+                    )
+                time.sleep(0.2)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.terminate()
+        try:
+            cls.server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            cls.server.kill()
+        cls.server.stderr.close()
+
+    def client(self, service, app=None):
+        from botocore.config import Config
+
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+            config=Config(user_agent_appid=app, retries={"total_max_attempts": 1, "mode": "standard"}),
+        )
+
+    def injected(self):
+        with urllib.request.urlopen(f"{self.endpoint}/_faults") as answer:
+            return json.load(answer)["injected"]
+
+    def test_a_functions_calls_fail_and_change_nothing_while_others_pass(self):
+        tools = self.client("dynamodb", app="oms-system-tests")
+        table = f"faults-{uuid.uuid4().hex[:8]}"
+        tools.create_table(
+            TableName=table,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        function = self.client("dynamodb", app="order-intake")
+        before = self.injected()
+        with self.assertRaises(ClientError) as throttled:
+            function.put_item(TableName=table, Item={"pk": {"S": "a"}})
+        self.assertEqual(
+            throttled.exception.response["Error"]["Code"], "ProvisionedThroughputExceededException"
+        )
+        with self.assertRaises(ClientError) as conflicted:
+            function.transact_write_items(TransactItems=[
+                {"Put": {"TableName": table, "Item": {"pk": {"S": "b"}}}},
+                {"Put": {"TableName": table, "Item": {"pk": {"S": "c"}}}},
+            ])
+        self.assertEqual(conflicted.exception.response["Error"]["Code"], "TransactionCanceledException")
+        self.assertEqual(
+            [r["Code"] for r in conflicted.exception.response["CancellationReasons"]],
+            ["TransactionConflict", "TransactionConflict"],
+        )
+        self.assertEqual(tools.scan(TableName=table)["Items"], [], "nothing was written")
+        tools.put_item(TableName=table, Item={"pk": {"S": "d"}})
+        after = self.injected()
+        self.assertEqual(after["dynamodb_throttle"] - before["dynamodb_throttle"], 1)
+        self.assertEqual(after["transaction_conflict"] - before["transaction_conflict"], 1)
+
+    def test_a_functions_publish_batch_entries_fail_one_by_one(self):
+        tools = self.client("sns", app="oms-local")
+        topic = tools.create_topic(Name=f"faults-{uuid.uuid4().hex[:8]}")["TopicArn"]
+        function = self.client("sns", app="event-publisher")
+        answer = function.publish_batch(
+            TopicArn=topic,
+            PublishBatchRequestEntries=[{"Id": "1", "Message": "one"}, {"Id": "2", "Message": "two"}],
+        )
+        self.assertEqual(answer.get("Successful", []), [])
+        self.assertEqual(
+            [(f["Id"], f["Code"], f["SenderFault"]) for f in answer["Failed"]],
+            [("1", "InternalFailure", False), ("2", "InternalFailure", False)],
+        )
+        answer = tools.publish_batch(TopicArn=topic, PublishBatchRequestEntries=[{"Id": "1", "Message": "one"}])
+        self.assertEqual([s["Id"] for s in answer["Successful"]], ["1"])

@@ -924,53 +924,97 @@ async fn adjust<S: Store, K: SecretSource>(
 
 // ------------------------------------------------------------------------------- warehouse
 
+#[derive(Debug, Default, Deserialize)]
+struct WarehouseQuery {
+    /// One shipment, by its order id (a packer scanning a pick slip).
+    order: Option<String>,
+    /// One step's next page: the step and its cursor.
+    status: Option<String>,
+    cursor: Option<String>,
+    done: Option<String>,
+}
+
+fn shipment_row(o: &oms_domain::order::Order) -> serde_json::Value {
+    json!({
+        "orderId": o.id,
+        "version": o.version,
+        "lines": o.lines.iter().map(|l| json!({"sku": l.sku, "name": l.name, "quantity": l.quantity})).collect::<Vec<_>>(),
+        "method": o.shipping.method,
+        "country": o.shipping.address.country(),
+        "queuedAt": o.fulfillment.as_ref().map(|f| f.queued_at),
+    })
+}
+
+/// The warehouse's three steps, the oldest shipment first, a page of each; or one step's next
+/// page; or one shipment found by its order id.
 async fn warehouse<S: Store, K: SecretSource>(
     State(app): State<App<S, K>>,
     headers: HeaderMap,
-    Query(banner): Query<Banner>,
+    Query(query): Query<WarehouseQuery>,
 ) -> Result<Response, PageError> {
     let staff = staff(&app, &headers).await?;
     staff.require(SCOPE_WAREHOUSE)?;
-    let mut sections = Vec::new();
-    for status in [
+    let steps = [
         FulfillmentStatus::AwaitingPick,
         FulfillmentStatus::Picked,
         FulfillmentStatus::Packed,
-    ] {
-        let found = fulfillment::pick_list(
-            &app.store,
-            app.shipping.warehouse(),
-            status,
-            PAGE_ROWS,
-            None,
-        )
-        .await?;
-        let orders: Vec<_> = found
-            .items
-            .iter()
-            .map(|o| {
-                json!({
-                    "orderId": o.id,
-                    "version": o.version,
-                    "lines": o.lines.iter().map(|l| json!({"sku": l.sku, "name": l.name, "quantity": l.quantity})).collect::<Vec<_>>(),
-                    "method": o.shipping.method,
-                    "country": o.shipping.address.country(),
-                    "queuedAt": o.fulfillment.as_ref().map(|f| f.queued_at),
-                })
-            })
-            .collect();
-        sections.push(json!({
-            "status": status.as_str(),
-            "orders": orders,
-            "more": found.next_cursor.is_some(),
-        }));
+    ];
+    let mut sections = Vec::new();
+    if let Some(raw) = query.order.as_deref().map(str::trim).filter(|o| !o.is_empty()) {
+        let id = order_id(&raw.to_ascii_uppercase())?;
+        let order = fulfillment::get_fulfillment(&app.store, &id).await?;
+        let status = order.fulfillment.as_ref().map(|f| f.status);
+        for step in steps {
+            let here = status == Some(step);
+            sections.push(json!({
+                "status": step.as_str(),
+                "orders": if here { vec![shipment_row(&order)] } else { vec![] },
+                "more": false,
+            }));
+        }
+        if !steps.iter().any(|s| Some(*s) == status) {
+            return Err(PageError::Conflict(format!(
+                "Order {id} has no warehouse work left: its shipment is {}.",
+                status.map(|s| s.as_str()).unwrap_or("not started")
+            )));
+        }
+    } else {
+        let only = match query.status.as_deref() {
+            None | Some("") => None,
+            Some(s) => Some(
+                FulfillmentStatus::parse(s)
+                    .filter(|s| steps.contains(s))
+                    .ok_or_else(|| PageError::NotFound(format!("{s} is not a warehouse step")))?,
+            ),
+        };
+        for step in steps {
+            if only.is_some_and(|o| o != step) {
+                continue;
+            }
+            let cursor = if only.is_some() { query.cursor.as_deref() } else { None };
+            let found = fulfillment::pick_list(
+                &app.store,
+                app.shipping.warehouse(),
+                step,
+                PAGE_ROWS,
+                cursor,
+            )
+            .await?;
+            sections.push(json!({
+                "status": step.as_str(),
+                "orders": found.items.iter().map(shipment_row).collect::<Vec<_>>(),
+                "more": found.next_cursor.is_some(),
+                "nextCursor": found.next_cursor,
+            }));
+        }
     }
     page(
         &app,
         "warehouse.html",
         context! {
-            me => staff.layout(banner.done.as_deref()),
+            me => staff.layout(query.done.as_deref()),
             sections => ser(&sections),
+            order => query.order,
         },
     )
 }
@@ -1026,7 +1070,12 @@ async fn warehouse_step<S: Store, K: SecretSource>(
     )
     .await?;
     tracing::info!(order_id = %id, step = word, "console: warehouse step");
-    Ok(done("/console/warehouse", word))
+    // Back to the same shipment, showing its next step's form; once shipped, to the pick list.
+    Ok(if word == "shipped" {
+        done("/console/warehouse", word)
+    } else {
+        done(&format!("/console/warehouse?order={id}"), word)
+    })
 }
 
 // ------------------------------------------------------------------------------- exceptions
@@ -1248,8 +1297,9 @@ mod tests {
         };
         let (status, headers, _) = call(&app, post(&pick, &packer, ORIGIN, &format!("csrf={token}&version={version}"))).await;
         assert_eq!(status, StatusCode::SEE_OTHER);
-        assert_eq!(headers[header::LOCATION], "/console/warehouse?done=picked");
-        let (_, _, page) = call(&app, get("/console/warehouse?done=picked", Some(&packer))).await;
+        let next = format!("/console/warehouse?order={ORDER}&done=picked");
+        assert_eq!(headers[header::LOCATION], next.as_str());
+        let (_, _, page) = call(&app, get(&next, Some(&packer))).await;
         assert!(page.contains("Picked."), "the banner says what was done");
         assert!(page.contains("name=\"weightGrams\""), "the order now waits to be packed");
     }
