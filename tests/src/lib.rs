@@ -693,6 +693,39 @@ pub fn template() -> serde_yaml::Value {
         .expect("the template parses")
 }
 
+/// Every function's whole execution role as the SAM transform gives it, which is what AWS
+/// enforces: by logical id, what `infra/local/sam_roles.py` prints (the function's binary,
+/// `function_name`, `event_sources`, its role's `managed_policy_arns` and every inline statement
+/// in `statements`, `Action` and `Resource` always lists, intrinsics as the template writes them
+/// in their JSON form). The script transforms `infra/template.yaml` offline with the SAM
+/// translator of `.tools/venv` (which `infra/local/bootstrap.sh` installs). Run once per test
+/// binary.
+pub fn execution_roles() -> Value {
+    static ROLES: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    ROLES
+        .get_or_init(|| {
+            let root = format!("{}/..", env!("CARGO_MANIFEST_DIR"));
+            let python = format!("{root}/.tools/venv/bin/python");
+            let output = std::process::Command::new(&python)
+                .arg(format!("{root}/infra/local/sam_roles.py"))
+                .arg(format!("{root}/infra/template.yaml"))
+                .output()
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "{python}: {e}. The SAM translator reads the roles: install it with \
+                         `infra/local/bootstrap.sh` (or run `infra/local/test.sh`)."
+                    )
+                });
+            assert!(
+                output.status.success(),
+                "infra/local/sam_roles.py could not transform the template: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            serde_json::from_slice(&output.stdout).expect("sam_roles.py prints JSON")
+        })
+        .clone()
+}
+
 /// The binaries of every function the template declares (`AWS::Serverless::Function`), in the
 /// template's order.
 pub fn functions() -> Vec<String> {

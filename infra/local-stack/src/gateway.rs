@@ -168,6 +168,9 @@ pub async fn serve(State(gateway): State<Arc<Gateway>>, request: Request) -> Res
     if path == "/_local/invocations" {
         return axum::Json(gateway.invoker.counts()).into_response();
     }
+    if path == "/_local/faults" {
+        return axum::Json(gateway.invoker.faults()).into_response();
+    }
     if path == "/_local/schedules" {
         return axum::Json(list_schedules(&gateway.scheduler)).into_response();
     }

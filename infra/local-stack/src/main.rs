@@ -730,7 +730,8 @@ fn start_functions(
             cargo_lambda.display()
         )
     })?;
-    let invoker = lambda::Invoker::new(local_url(args.lambda_port), args.function_concurrency);
+    let invoker = lambda::Invoker::new(local_url(args.lambda_port), args.function_concurrency)
+        .with_crashes(lambda::Crashes::from_env()?);
     Ok((watch, invoker))
 }
 

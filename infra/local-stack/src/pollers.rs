@@ -86,7 +86,7 @@ async fn poll_queue_once(
         })
         .collect();
     let event = json!({"Records": records});
-    let failed: Vec<String> = match invoker.invoke(&source.binary, &event).await {
+    let failed: Vec<String> = match invoker.invoke_batch(&source.binary, &event).await {
         Ok(response) if source.report_failures => response["batchItemFailures"]
             .as_array()
             .map(|f| {
@@ -285,7 +285,7 @@ async fn deliver(
     let mut attempt: i64 = 0;
     loop {
         let first_failed = match invoker
-            .invoke(&source.binary, &json!({"Records": batch}))
+            .invoke_batch(&source.binary, &json!({"Records": batch}))
             .await
         {
             Ok(response) if source.report_failures => {
