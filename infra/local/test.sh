@@ -52,25 +52,53 @@ export OMS_API_URL="http://127.0.0.1:${OMS_LOCAL_PORT}"
 export OMS_EMULATOR_URL="http://127.0.0.1:${OMS_LOCAL_EMULATOR_PORT}"
 log="target/oms-local-test.log"
 
-step "local stack (log: $log)"
-target/debug/oms-local up --stack oms-test > "$log" 2>&1 &
-stack_pid=$!
-export OMS_STACK=oms-test
+# Starts a local stack named $1 with its log in $2 on the ports exported above, and waits until
+# it is ready; its pid is in $stack_pid.
+start_stack() {
+  target/debug/oms-local up --stack "$1" > "$2" 2>&1 &
+  stack_pid=$!
+  export OMS_STACK="$1"
+  for _ in $(seq 1 900); do
+    if curl -sf "$OMS_API_URL/_local/health" > /dev/null; then return 0; fi
+    if ! kill -0 "$stack_pid" 2>/dev/null; then
+      echo "the local stack exited; its log:" >&2
+      tail -50 "$2" >&2
+      exit 1
+    fi
+    sleep 1
+  done
+  echo "the local stack did not become ready" >&2
+  tail -50 "$2" >&2
+  exit 1
+}
 cleanup() {
   kill "$stack_pid" 2>/dev/null || true
   wait "$stack_pid" 2>/dev/null || true
 }
 trap cleanup EXIT
-for _ in $(seq 1 900); do
-  if curl -sf "$OMS_API_URL/_local/health" > /dev/null; then break; fi
-  if ! kill -0 "$stack_pid" 2>/dev/null; then
-    echo "the local stack exited; its log:" >&2
-    tail -50 "$log" >&2
-    exit 1
-  fi
-  sleep 1
-done
-curl -sf "$OMS_API_URL/_local/health" > /dev/null || { echo "the local stack did not become ready" >&2; tail -50 "$log" >&2; exit 1; }
+
+step "local stack (log: $log)"
+start_stack oms-test "$log"
 
 step "tests"
 cargo test --workspace --no-fail-fast
+
+# The fault-injection run, on a stack of its own with its faults on (documented in the README):
+# a tenth of the functions' DynamoDB calls throttled, a tenth of their transactions cancelled
+# with a conflict, a tenth of their SNS batch entries failed, a tenth of the queues' and the
+# stream's invocations crashed.
+cleanup
+# The usual payment window: the run pays for its orders in turn, and the test stack's 20 s
+# window would expire the last ones first.
+unset OMS_LOCAL_PARAMETER_PaymentWindowSeconds
+export OMS_FAULT_DYNAMODB_THROTTLE=0.1 OMS_FAULT_TRANSACTION_CONFLICT=0.1 OMS_FAULT_SNS_ENTRY_FAILURE=0.1
+export OMS_LOCAL_FAULT_CRASH=0.1
+export OMS_LOCAL_PORT="${OMS_FAULT_PORT:-3200}"
+export OMS_LOCAL_EMULATOR_PORT="${OMS_FAULT_EMULATOR_PORT:-4700}"
+export OMS_LOCAL_LAMBDA_PORT="${OMS_FAULT_LAMBDA_PORT:-9200}"
+export OMS_API_URL="http://127.0.0.1:${OMS_LOCAL_PORT}"
+export OMS_EMULATOR_URL="http://127.0.0.1:${OMS_LOCAL_EMULATOR_PORT}"
+fault_log="target/oms-local-faults.log"
+step "fault-injection run (log: $fault_log)"
+start_stack oms-faults "$fault_log"
+cargo test -p oms-system-tests --features fault-run --test faults -- --nocapture
