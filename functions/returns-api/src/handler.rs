@@ -23,7 +23,7 @@ use oms_domain::request::staff::DecisionRequest;
 use oms_domain::shipping::ShippingPolicy;
 use serde::Serialize;
 
-use crate::label;
+use oms_adapters::label;
 
 /// What the function needs, built once per cold start.
 pub struct App<S> {
@@ -88,7 +88,7 @@ fn view<'a>(rma: &'a Return, order: &'a Order) -> ReturnView<'a> {
 
 /// A label is issued once a return is approved; it stays available after receipt for records.
 fn has_label(rma: &Return) -> bool {
-    matches!(rma.status, ReturnStatus::Approved | ReturnStatus::Received)
+    label::is_issued(rma)
 }
 
 /// The RMA number in the path. A malformed one names no return: the same 404 as a missing one.

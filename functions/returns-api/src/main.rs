@@ -17,7 +17,6 @@
 //! refunds, return address) is data: `shared/domain/return-policy.json` or `RETURN_POLICY_FILE`.
 
 mod handler;
-mod label;
 
 use lambda_http::{run, service_fn, Error};
 

@@ -13,6 +13,8 @@
 //! - [`aws_error`]: the one place an AWS SDK error becomes a domain `StoreError`, retryable or not.
 //! - [`sns`]: publishing CloudEvents to SNS in batches, retrying per-entry failures.
 //! - [`sqs`]: processing a queue batch message by message, reporting partial batch failures.
+//! - [`label`]: the printable return label (a 4×6 inch PDF with the RMA as a Code 128 barcode),
+//!   for the returns API and the console alike.
 //! - [`dead_letters`]: the dead-letter queues' depths, and their redrive by SQS message move tasks.
 //! - [`metrics`]: business figures as CloudWatch embedded metric format lines.
 //! - [`signing`]: signed webhooks (a timestamp and HMAC-SHA256 signatures, several for a secret's
@@ -26,6 +28,7 @@ pub mod config;
 pub mod dead_letters;
 pub mod dynamo;
 pub mod http;
+pub mod label;
 pub mod metrics;
 pub mod secrets;
 pub mod signing;

@@ -294,6 +294,20 @@ async fn staff_approve_and_receive_a_return_and_record_a_stock_receipt() {
     assert_eq!(browser.text("#banner").await, "The return was approved; its label is issued.");
     let rma = stack.get(&format!("/returns/{return_id}"), &token).await;
     assert_eq!(rma.body["status"], "APPROVED");
+    // Its label, from the order's page: the same PDF the customer prints.
+    let label = browser
+        .client
+        .find(Locator::Css(&format!("#return-{return_id} a.label")))
+        .await
+        .expect("a label link once approved")
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    let console = stack.console_session("staff-bea", "admin").await;
+    let (status, pdf) = console.get(&label).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(pdf.starts_with("%PDF-"), "a PDF");
 
     // Receiving: one unit back on the shelf, one to recycling.
     browser.fill(&format!("#quantity-{sku}"), "2").await;

@@ -16,7 +16,7 @@ fn load(path: &str) -> serde_yaml::Value {
 /// pages to browsers (`GET /console`, `ANY /console/{proxy+}`), signs staff in with OpenID
 /// Connect and checks its own session cookie instead of a bearer token; the OpenAPI document
 /// mentions it in `info.description` but does not list its routes.
-const NOT_IN_THE_CONTRACT: [&str; 1] = ["ConsoleFunction"];
+const NOT_IN_THE_CONTRACT: [&str; 1] = ["StaffConsoleFunction"];
 
 /// The template's routes, read without resolving intrinsics (routes are plain strings), less
 /// those of [`NOT_IN_THE_CONTRACT`].

@@ -129,6 +129,7 @@ pub fn router<S: Store, K: SecretSource + 'static>(console: Console<S, K>) -> Ro
         .route("/console/orders/{id}", get(order::<S, K>))
         .route("/console/orders/{id}/cancel", post(cancel::<S, K>))
         .route("/console/returns", get(returns::<S, K>))
+        .route("/console/returns/{id}/label", get(return_label::<S, K>))
         .route("/console/returns/{id}/{decision}", post(decide::<S, K>))
         .route("/console/inventory", get(inventory_list::<S, K>))
         .route("/console/inventory/{sku}", get(product::<S, K>))
@@ -729,6 +730,46 @@ async fn returns<S: Store, K: SecretSource>(
             returns => ser(&rows),
         },
     )
+}
+
+/// The return's printable label (a PDF to download and print), once the return is approved:
+/// for the staff who send a replacement label or receive the parcel.
+async fn return_label<S: Store, K: SecretSource>(
+    State(app): State<App<S, K>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let staff = staff(&app, &headers).await?;
+    staff.require_any(&[SCOPE_ADMIN, SCOPE_WAREHOUSE])?;
+    let id = ReturnId::parse(&id).map_err(|_| PageError::NotFound("No such return.".into()))?;
+    let order = app
+        .store
+        .get(id.order_id())
+        .await?
+        .ok_or_else(|| PageError::NotFound("No such return.".into()))?;
+    let rma = order
+        .find_return(&id)
+        .ok_or_else(|| PageError::NotFound("No such return.".into()))?;
+    if !oms_adapters::label::is_issued(rma) {
+        return Err(PageError::Conflict(format!(
+            "The return is {}; its label is issued once it is approved.",
+            rma.status.as_str()
+        )));
+    }
+    let pdf = oms_adapters::label::render(&order, rma, &app.returns.return_address)
+        .map_err(|e| PageError::Internal(e.to_string()))?;
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/pdf".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{id}.pdf\""),
+            ),
+        ],
+        pdf,
+    )
+        .into_response())
 }
 
 /// Approve, reject or receive a return. The form names the version of the order it showed.

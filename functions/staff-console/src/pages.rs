@@ -113,6 +113,27 @@ fn when(value: String) -> String {
 mod tests {
     use super::*;
 
+    /// Every page with a next page to link to: the links escape their cursors.
+    #[test]
+    fn pages_with_more_to_come_link_their_next_page() {
+        let pages = Pages::new();
+        let me = ser(serde_json::json!({"sub": "staff-ada", "admin": true, "warehouse": true, "csrf": "t"}));
+        // `/` may stay as it is in a query; `+` and `=` may not.
+        let cursor = "a+b=";
+        let orders = pages
+            .render("orders.html", minijinja::context! { me => me.clone(), statuses => ["PENDING"], status => "PENDING", min_age => 0, orders => ser(serde_json::json!([{"orderId": "01J", "status": "PENDING", "payment": "PENDING", "statusSince": "2026-12-02T10:00:00Z", "lineCount": 1, "totals": {"total": {"amount": 100, "currency": "EUR"}}, "createdAt": "2026-12-02T10:00:00Z"}])), next_cursor => cursor })
+            .unwrap();
+        assert!(orders.contains("cursor=a%2Bb%3D"), "{orders}");
+        let inventory = pages
+            .render("inventory.html", minijinja::context! { me => me.clone(), products => ser(serde_json::json!([{"sku": "A", "name": "A", "available": 1, "reserved": 0, "onHand": 1, "lowStockThreshold": 2, "active": true}])), q => "x y", low_first => true, next_cursor => cursor })
+            .unwrap();
+        assert!(inventory.contains("q=x%20y") && inventory.contains("cursor=a%2Bb%3D"), "{inventory}");
+        let warehouse = pages
+            .render("warehouse.html", minijinja::context! { me => me, sections => ser(serde_json::json!([{"status": "AWAITING_PICK", "orders": [{"orderId": "01J", "version": 3, "lines": [], "method": "STANDARD", "country": "DE", "queuedAt": "2026-12-02T10:00:00Z"}], "more": true, "nextCursor": cursor}])) })
+            .unwrap();
+        assert!(warehouse.contains("status=AWAITING_PICK&amp;cursor=a%2Bb%3D"), "{warehouse}");
+    }
+
     #[test]
     fn every_template_compiles_and_money_reads_minor_units() {
         let _ = Pages::new();

@@ -7,7 +7,7 @@
 
 use barcoders::sym::code128::Code128;
 use oms_domain::contact::Address;
-use oms_domain::order::returns::Return;
+use oms_domain::order::returns::{Return, ReturnStatus};
 use oms_domain::order::Order;
 use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str, TextStr};
 
@@ -23,6 +23,11 @@ const MAX_ITEM_LINES: usize = 8;
 
 const REGULAR: Name = Name(b"F1");
 const BOLD: Name = Name(b"F2");
+
+/// Whether a return has its label: issued once it is approved, kept after receipt for records.
+pub fn is_issued(rma: &Return) -> bool {
+    matches!(rma.status, ReturnStatus::Approved | ReturnStatus::Received)
+}
 
 #[derive(Debug, thiserror::Error)]
 #[error("the RMA number cannot be encoded as Code 128: {0}")]

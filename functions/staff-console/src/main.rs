@@ -1,4 +1,4 @@
-//! # console: the staff console in the browser
+//! # staff-console: the staff console in the browser
 //!
 //! Customer service, the stock manager, packers and whoever decides on returns work here, not
 //! with `curl`. Served at `/console` on the same HTTP API (its routes have no JWT authorizer: the
