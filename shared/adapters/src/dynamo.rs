@@ -305,6 +305,32 @@ async fn backoff(attempt: u32) {
     tokio::time::sleep(Duration::from_millis((10u64 << attempt.min(5)) + jitter)).await;
 }
 
+/// How often a write that records a notification already sent (a channel sent, the cursor moved
+/// on) is tried while DynamoDB throttles or fails, each try with the SDK's own retries: failing
+/// it would have the event delivered again and the customer told twice. (SNS and DynamoDB share
+/// no transaction, so a process killed between the two still sends again: each notification
+/// carries its event id and channel for the senders to drop a repeat.)
+const RECORD_SENT_ATTEMPTS: u32 = 6;
+
+/// Runs `write` until it succeeds, fails for good, or has been tried [`RECORD_SENT_ATTEMPTS`]
+/// times while only retryable errors came back.
+async fn recording<F, Fut>(mut write: F) -> Result<(), StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), StoreError>>,
+{
+    let mut attempt = 1;
+    loop {
+        match write().await {
+            Err(error) if error.is_retryable() && attempt < RECORD_SENT_ATTEMPTS => {
+                backoff(attempt).await;
+                attempt += 1;
+            }
+            answer => return answer,
+        }
+    }
+}
+
 /// How often a transaction that lost a conflict is tried again before the caller hears of it.
 const CONFLICT_ATTEMPTS: u32 = 4;
 
@@ -1151,42 +1177,52 @@ impl NotificationStore for DynamoStore {
         sequence: u64,
         channel: Channel,
     ) -> Result<(), StoreError> {
-        self.client
-            .get()
-            .await
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(cursor_key(order)))
-            .update_expression("SET sent = list_append(if_not_exists(sent, :none), :channel)")
-            .condition_expression("#next = :at")
-            .expression_attribute_names("#next", "next")
-            .expression_attribute_values(":at", n(sequence))
-            .expression_attribute_values(":none", AttributeValue::L(Vec::new()))
-            .expression_attribute_values(":channel", AttributeValue::L(vec![s(channel.as_str())]))
-            .send()
-            .await
-            .map_err(|e| classify("mark notification sent", e))?;
-        Ok(())
+        // Appending the channel twice (a write that succeeded, its answer lost) changes nothing
+        // the cursor is read for.
+        recording(|| async {
+            self.client
+                .get()
+                .await
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(cursor_key(order)))
+                .update_expression("SET sent = list_append(if_not_exists(sent, :none), :channel)")
+                .condition_expression("#next = :at")
+                .expression_attribute_names("#next", "next")
+                .expression_attribute_values(":at", n(sequence))
+                .expression_attribute_values(":none", AttributeValue::L(Vec::new()))
+                .expression_attribute_values(":channel", AttributeValue::L(vec![s(channel.as_str())]))
+                .send()
+                .await
+                .map_err(|e| classify("mark notification sent", e))?;
+            Ok(())
+        })
+        .await
     }
 
     async fn advance(&self, order: &OrderId, from: u64) -> Result<(), StoreError> {
-        // The claim and its sent channels go with the event; skipped events stay recorded.
-        self.client
-            .get()
-            .await
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(cursor_key(order)))
-            .update_expression("SET #next = :to, entity = :entity REMOVE claimedAt, sent")
-            .condition_expression(cursor_at(from))
-            .expression_attribute_names("#next", "next")
-            .expression_attribute_values(":at", n(from))
-            .expression_attribute_values(":to", n(from + 1))
-            .expression_attribute_values(":entity", s(entity::NOTIFICATION_CURSOR))
-            .send()
-            .await
-            .map_err(|e| classify("advance notification cursor", e))?;
-        Ok(())
+        // The claim and its sent channels go with the event; skipped events stay recorded. A
+        // try that moved the cursor with its answer lost makes the next one a failed condition,
+        // which the notifier reads as the event done.
+        recording(|| async {
+            self.client
+                .get()
+                .await
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(cursor_key(order)))
+                .update_expression("SET #next = :to, entity = :entity REMOVE claimedAt, sent")
+                .condition_expression(cursor_at(from))
+                .expression_attribute_names("#next", "next")
+                .expression_attribute_values(":at", n(from))
+                .expression_attribute_values(":to", n(from + 1))
+                .expression_attribute_values(":entity", s(entity::NOTIFICATION_CURSOR))
+                .send()
+                .await
+                .map_err(|e| classify("advance notification cursor", e))?;
+            Ok(())
+        })
+        .await
     }
 
     async fn skip_to(&self, order: &OrderId, from: u64, to: u64) -> Result<(), StoreError> {
