@@ -575,7 +575,8 @@ async fn orders<S: Store, K: SecretSource>(
     let staff = staff(&app, &headers).await?;
     staff.require(SCOPE_ADMIN)?;
     let status = match query.status.as_deref() {
-        None | Some("") => OrderStatus::Pending,
+        // The open orders in the warehouse: what customer service is asked about most.
+        None | Some("") => OrderStatus::Fulfilling,
         Some(s) => OrderStatus::parse(s)
             .ok_or_else(|| PageError::NotFound(format!("{s} is not an order status")))?,
     };
