@@ -186,28 +186,36 @@ pub async fn serve(State(gateway): State<Arc<Gateway>>, request: Request) -> Res
         return serve_oidc(&gateway.oidc, request).await;
     }
     let method = request.method().clone();
-    let mut path_matched = false;
+    // The methods the path is served with, for the `Allow` header of a 405 (RFC 9110 §15.5.6).
+    let mut allowed: Vec<&str> = Vec::new();
     let mut found = None;
     for route in &gateway.routes {
         if let Some(parameters) = route.matches(&path) {
-            path_matched = true;
             if route.method == method.as_str() || route.method == "ANY" {
                 found = Some((route.clone(), parameters));
                 break;
             }
+            if !allowed.contains(&route.method.as_str()) {
+                allowed.push(route.method.as_str());
+            }
         }
     }
     let Some((route, parameters)) = found else {
-        return if path_matched {
-            problem(
-                GatewayProblem::MethodNotAllowed,
-                &format!("{method} is not served on {path}"),
-            )
-        } else {
+        return if allowed.is_empty() {
             problem(
                 GatewayProblem::NotFound,
                 &format!("no route for {method} {path}"),
             )
+        } else {
+            allowed.sort_unstable();
+            let mut response = problem(
+                GatewayProblem::MethodNotAllowed,
+                &format!("{method} is not served on {path}"),
+            );
+            if let Ok(value) = HeaderValue::from_str(&allowed.join(", ")) {
+                response.headers_mut().insert(header::ALLOW, value);
+            }
+            response
         };
     };
 
@@ -646,8 +654,12 @@ mod tests {
         assert_eq!(wrong.status(), StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(wrong.headers()[header::ALLOW], "POST");
         // The template's routes are still the gateway's.
-        let unauthenticated = serve(State(gateway), request(Method::GET, "/orders")).await;
+        let unauthenticated = serve(State(gateway.clone()), request(Method::GET, "/orders")).await;
         assert_eq!(unauthenticated.status(), StatusCode::UNAUTHORIZED);
+        // A method the path is not served with names the ones it is (RFC 9110's `Allow`).
+        let undeclared = serve(State(gateway), request(Method::TRACE, "/orders")).await;
+        assert_eq!(undeclared.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(undeclared.headers()[header::ALLOW], "GET");
     }
 
     #[test]
