@@ -921,7 +921,10 @@ impl Stack {
             .expect("the console's sign-in");
         let sign_in_cookie = set_cookie(&start, "oms_console_sign_in").expect("the sign-in cookie");
         let authorize = location(&start);
-        let query = authorize.split_once('?').map(|(_, q)| q).unwrap_or_default();
+        let query = authorize
+            .split_once('?')
+            .map(|(_, q)| q)
+            .unwrap_or_default();
         let mut form: Vec<(String, String)> = query
             .split('&')
             .filter_map(|pair| pair.split_once('='))
@@ -974,7 +977,8 @@ fn percent_decode(value: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(byte) = u8::from_str_radix(&String::from_utf8_lossy(&bytes[i + 1..i + 3]), 16) {
+            if let Ok(byte) = u8::from_str_radix(&String::from_utf8_lossy(&bytes[i + 1..i + 3]), 16)
+            {
                 out.push(byte);
                 i += 3;
                 continue;

@@ -81,9 +81,22 @@ async fn ship(stack: &Stack, retries: &AtomicU64, id: &str) -> String {
         let etag = shipment.headers["etag"].to_str().unwrap().to_owned();
         let (step, body) = match shipment.body["status"].as_str().unwrap() {
             "AWAITING_PICK" => ("pick", None),
-            "PICKED" => ("pack", Some(json!({"weightGrams": 900, "lengthCm": 30, "widthCm": 20, "heightCm": 10}))),
-            "PACKED" => ("ship", Some(json!({"carrier": "DHL", "trackingNumber": number, "trackingUrl": format!("https://www.dhl.com/track?id={number}")}))),
-            _ => return shipment.body["tracking"]["trackingNumber"].as_str().unwrap().to_owned(),
+            "PICKED" => (
+                "pack",
+                Some(json!({"weightGrams": 900, "lengthCm": 30, "widthCm": 20, "heightCm": 10})),
+            ),
+            "PACKED" => (
+                "ship",
+                Some(
+                    json!({"carrier": "DHL", "trackingNumber": number, "trackingUrl": format!("https://www.dhl.com/track?id={number}")}),
+                ),
+            ),
+            _ => {
+                return shipment.body["tracking"]["trackingNumber"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            }
         };
         let path = format!("/fulfillments/{id}/{step}");
         let headers = [("if-match", etag.as_str())];
@@ -98,7 +111,12 @@ async fn ship(stack: &Stack, retries: &AtomicU64, id: &str) -> String {
         })
         .await;
         assert!(
-            [StatusCode::OK, StatusCode::CONFLICT, StatusCode::PRECONDITION_FAILED].contains(&reply.status),
+            [
+                StatusCode::OK,
+                StatusCode::CONFLICT,
+                StatusCode::PRECONDITION_FAILED
+            ]
+            .contains(&reply.status),
             "{step}: {} {:?}",
             reply.status,
             reply.body
@@ -122,7 +140,11 @@ async fn until_order(
         if check(&order) {
             return order;
         }
-        assert!(Instant::now() < deadline, "order {id} never {what}: {}", order["status"]);
+        assert!(
+            Instant::now() < deadline,
+            "order {id} never {what}: {}",
+            order["status"]
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
@@ -152,7 +174,11 @@ async fn fault_counts(stack: &Stack) -> (Value, Value) {
 async fn a_few_hundred_orders_live_their_whole_lives_exactly_with_faults_injected() {
     let stack = Stack::connect().await;
     let (emulator, local) = fault_counts(&stack).await;
-    for kind in ["dynamodb_throttle", "transaction_conflict", "sns_entry_failure"] {
+    for kind in [
+        "dynamodb_throttle",
+        "transaction_conflict",
+        "sns_entry_failure",
+    ] {
         assert!(
             emulator["shares"][kind].as_f64().unwrap_or(0.0) > 0.0,
             "this test needs a stack with its faults on (infra/local/test.sh starts one): {emulator}"
@@ -170,7 +196,13 @@ async fn a_few_hundred_orders_live_their_whole_lives_exactly_with_faults_injecte
         let body = json!({"name": format!("Fault run {n}"), "unitPrice": {"amount": 1000, "currency": "EUR"}, "weightGrams": 300, "onHand": STOCK_PER_SKU});
         let path = format!("/inventory/{sku}");
         let reply = retrying(&retries, "a SKU", || {
-            stack.call(reqwest::Method::PUT, &path, Some(&admin), &[], Some(body.to_string().into_bytes()))
+            stack.call(
+                reqwest::Method::PUT,
+                &path,
+                Some(&admin),
+                &[],
+                Some(body.to_string().into_bytes()),
+            )
         })
         .await;
         assert!(reply.status.is_success(), "{:?}", reply.body);
@@ -196,7 +228,11 @@ async fn a_few_hundred_orders_live_their_whole_lives_exactly_with_faults_injecte
                 let sku = skus[lines.next(SKUS as u64) as usize].clone();
                 *chosen.entry(sku).or_insert(0) += 1 + lines.next(3) as u32;
             }
-            (customers[n % customers.len()].clone(), unique("key"), chosen.into_iter().collect())
+            (
+                customers[n % customers.len()].clone(),
+                unique("key"),
+                chosen.into_iter().collect(),
+            )
         })
         .collect();
     let placed: Vec<(String, String, Vec<(String, u32)>)> = futures::stream::iter(plans.iter())
@@ -205,11 +241,18 @@ async fn a_few_hundred_orders_live_their_whole_lives_exactly_with_faults_injecte
             let retries = &retries;
             async move {
                 let token = stack.token(customer, None);
-                let lines: Vec<(&str, u32)> = order_lines.iter().map(|(s, q)| (s.as_str(), *q)).collect();
+                let lines: Vec<(&str, u32)> =
+                    order_lines.iter().map(|(s, q)| (s.as_str(), *q)).collect();
                 let body = oms_system_tests::order_body(&lines).to_string();
                 let headers = [("idempotency-key", key.as_str())];
                 let reply = retrying(retries, "POST /orders", || {
-                    stack.call(reqwest::Method::POST, "/orders", Some(&token), &headers, Some(body.clone().into_bytes()))
+                    stack.call(
+                        reqwest::Method::POST,
+                        "/orders",
+                        Some(&token),
+                        &headers,
+                        Some(body.clone().into_bytes()),
+                    )
                 })
                 .await;
                 assert_eq!(reply.status, StatusCode::ACCEPTED, "{:?}", reply.body);
@@ -221,13 +264,21 @@ async fn a_few_hundred_orders_live_their_whole_lives_exactly_with_faults_injecte
         .collect()
         .await;
     let ids: BTreeSet<&str> = placed.iter().map(|(_, id, _)| id.as_str()).collect();
-    assert_eq!(ids.len(), ORDERS, "every order created once, whatever the retries");
+    assert_eq!(
+        ids.len(),
+        ORDERS,
+        "every order created once, whatever the retries"
+    );
     // Each customer's own listing holds exactly the orders placed for them.
     for customer in &customers {
         let token = stack.token(customer, None);
         let listed = get_json(&stack, &retries, "/orders?limit=100", &token).await;
         let mine = placed.iter().filter(|(c, _, _)| c == customer).count();
-        assert_eq!(listed["items"].as_array().unwrap().len(), mine, "{customer}'s orders, once each");
+        assert_eq!(
+            listed["items"].as_array().unwrap().len(),
+            mine,
+            "{customer}'s orders, once each"
+        );
     }
 
     // Each decided; the reserved ones paid for, shipped and delivered.
@@ -256,9 +307,16 @@ async fn a_few_hundred_orders_live_their_whole_lives_exactly_with_faults_injecte
         .buffer_unordered(CLIENTS)
         .collect()
         .await;
-    let delivered: Vec<_> = outcomes.iter().filter(|(_, o, _)| *o == "DELIVERED").collect();
+    let delivered: Vec<_> = outcomes
+        .iter()
+        .filter(|(_, o, _)| *o == "DELIVERED")
+        .collect();
     let rejected = outcomes.len() - delivered.len();
-    assert!(!delivered.is_empty() && rejected > 0, "the run reaches both ends: {} delivered, {rejected} rejected", delivered.len());
+    assert!(
+        !delivered.is_empty() && rejected > 0,
+        "the run reaches both ends: {} delivered, {rejected} rejected",
+        delivered.len()
+    );
 
     // The counters: what left is exactly what was delivered, nothing still reserved.
     let mut shipped_units: HashMap<&str, u32> = HashMap::new();
@@ -271,7 +329,11 @@ async fn a_few_hundred_orders_live_their_whole_lives_exactly_with_faults_injecte
         let product = get_json(&stack, &retries, &format!("/inventory/{sku}"), &admin).await;
         let left = STOCK_PER_SKU - shipped_units.get(sku.as_str()).copied().unwrap_or(0);
         assert_eq!(
-            (product["available"].as_u64(), product["reserved"].as_u64(), product["onHand"].as_u64()),
+            (
+                product["available"].as_u64(),
+                product["reserved"].as_u64(),
+                product["onHand"].as_u64()
+            ),
             (Some(u64::from(left)), Some(0), Some(u64::from(left))),
             "{sku}: exact after the run"
         );
@@ -283,7 +345,13 @@ async fn a_few_hundred_orders_live_their_whole_lives_exactly_with_faults_injecte
         .iter()
         .flat_map(|(id, outcome, _)| {
             let steps: &[&str] = if *outcome == "DELIVERED" {
-                &["oms.order.placed", "oms.order.reserved", "oms.payment.authorized", "oms.order.shipped", "oms.order.delivered"]
+                &[
+                    "oms.order.placed",
+                    "oms.order.reserved",
+                    "oms.payment.authorized",
+                    "oms.order.shipped",
+                    "oms.order.delivered",
+                ]
             } else {
                 &["oms.order.placed", "oms.order.rejected"]
             };
@@ -291,11 +359,18 @@ async fn a_few_hundred_orders_live_their_whole_lives_exactly_with_faults_injecte
         })
         .collect();
     let key = |(body, _): &(Value, HashMap<String, String>)| {
-        (body["orderId"].as_str().unwrap_or_default().to_owned(), body["eventType"].as_str().unwrap_or_default().to_owned())
+        (
+            body["orderId"].as_str().unwrap_or_default().to_owned(),
+            body["eventType"].as_str().unwrap_or_default().to_owned(),
+        )
     };
     let seen = inbox
         .collect(Duration::from_secs(600), |seen| {
-            let got: BTreeSet<_> = seen.iter().filter(|m| m.0["channel"] == "email").map(key).collect();
+            let got: BTreeSet<_> = seen
+                .iter()
+                .filter(|m| m.0["channel"] == "email")
+                .map(key)
+                .collect();
             expected.is_subset(&got)
         })
         .await;
@@ -304,10 +379,20 @@ async fn a_few_hundred_orders_live_their_whole_lives_exactly_with_faults_injecte
     let mut told: BTreeMap<(String, String, String), usize> = BTreeMap::new();
     for message in &all {
         let (order, event) = key(message);
-        *told.entry((order, event, message.0["channel"].as_str().unwrap_or_default().to_owned())).or_default() += 1;
+        *told
+            .entry((
+                order,
+                event,
+                message.0["channel"].as_str().unwrap_or_default().to_owned(),
+            ))
+            .or_default() += 1;
     }
     let duplicated: Vec<_> = told.iter().filter(|(_, n)| **n > 1).collect();
-    let got: BTreeSet<(String, String)> = told.keys().filter(|(_, _, c)| c == "email").map(|(o, e, _)| (o.clone(), e.clone())).collect();
+    let got: BTreeSet<(String, String)> = told
+        .keys()
+        .filter(|(_, _, c)| c == "email")
+        .map(|(o, e, _)| (o.clone(), e.clone()))
+        .collect();
     let lost: Vec<_> = expected.difference(&got).collect();
     assert!(duplicated.is_empty(), "told twice: {duplicated:?}");
     assert!(lost.is_empty(), "never told: {lost:?}");
@@ -324,15 +409,24 @@ async fn a_few_hundred_orders_live_their_whole_lives_exactly_with_faults_injecte
     ] {
         let attributes = sqs
             .get_queue_attributes()
-            .queue_url(format!("{}/123456789012/{}", stack.emulator, stack.resource(queue)))
+            .queue_url(format!(
+                "{}/123456789012/{}",
+                stack.emulator,
+                stack.resource(queue)
+            ))
             .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .attribute_names(
+                aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+            )
             .send()
             .await
             .unwrap()
             .attributes
             .unwrap_or_default();
-        let depth: u64 = attributes.values().filter_map(|v| v.parse::<u64>().ok()).sum();
+        let depth: u64 = attributes
+            .values()
+            .filter_map(|v| v.parse::<u64>().ok())
+            .sum();
         assert_eq!(depth, 0, "{queue} holds {depth} messages");
     }
 
@@ -340,10 +434,17 @@ async fn a_few_hundred_orders_live_their_whole_lives_exactly_with_faults_injecte
     let (emulator, local) = fault_counts(&stack).await;
     let injected = |kind: &str| emulator["injected"][kind].as_u64().unwrap_or(0);
     let crashed = |kind: &str| local[kind].as_u64().unwrap_or(0);
-    for kind in ["dynamodb_throttle", "transaction_conflict", "sns_entry_failure"] {
+    for kind in [
+        "dynamodb_throttle",
+        "transaction_conflict",
+        "sns_entry_failure",
+    ] {
         assert!(injected(kind) > 0, "no {kind} was injected: {emulator}");
     }
-    assert!(crashed("crashedBeforeTheWork") > 0 && crashed("crashedAfterTheWork") > 0, "{local}");
+    assert!(
+        crashed("crashedBeforeTheWork") > 0 && crashed("crashedAfterTheWork") > 0,
+        "{local}"
+    );
     println!(
         "fault run: {ORDERS} orders ({} delivered, {rejected} rejected) in {:.0} s; injected: {} DynamoDB throttles, {} transaction conflicts, {} SNS entry failures, {} crashes before the work and {} after it; client retries of a 503: {}; notifications: {} sent, 0 lost, 0 duplicated; dead-letter queues: empty",
         delivered.len(),

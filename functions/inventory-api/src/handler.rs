@@ -8,15 +8,15 @@ use oms_adapters::http::{
     caller, json_body, json_response, path_parameter, require_scope, respond, route_key,
     unknown_route, ApiError,
 };
+use oms_adapters::http::{page_limit, ProblemType};
 use oms_domain::app::caller::SCOPE_ADMIN;
 use oms_domain::app::inventory::{self, AdjustmentView, ProductView};
 use oms_domain::app::staff::{self, CatalogOrder};
-use oms_adapters::http::{page_limit, ProblemType};
-use serde::Serialize;
 use oms_domain::ids::Sku;
 use oms_domain::ports::InventoryStore;
 use oms_domain::shipping::ShippingPolicy;
 use oms_domain::validation::ValidationErrors;
+use serde::Serialize;
 
 /// What the function needs, built once per cold start.
 pub struct App<S> {
@@ -88,8 +88,13 @@ async fn list<S: InventoryStore>(
     let caller = caller(request)?;
     let query = request.query_string_parameters();
     if let Some(raw) = query.first("skus") {
-        if ["q", "sort", "cursor", "limit"].iter().any(|k| query.first(k).is_some()) {
-            return Err(invalid_query("skus stands alone: no q, sort, cursor or limit with it"));
+        if ["q", "sort", "cursor", "limit"]
+            .iter()
+            .any(|k| query.first(k).is_some())
+        {
+            return Err(invalid_query(
+                "skus stands alone: no q, sort, cursor or limit with it",
+            ));
         }
         let skus = raw
             .split(',')
@@ -99,7 +104,10 @@ async fn list<S: InventoryStore>(
         let items: Vec<ProductView> = products.iter().map(ProductView::from).collect();
         return Ok(json_response(
             StatusCode::OK,
-            &Listing { items, next_cursor: None },
+            &Listing {
+                items,
+                next_cursor: None,
+            },
         ));
     }
     let order = match query.first("sort") {

@@ -3,6 +3,7 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, RequestExt, Response};
 use oms_adapters::dynamo::DynamoStore;
+use oms_adapters::http::ProblemType;
 use oms_adapters::http::{
     caller, json_body, json_response, page_limit, path_parameter, require_scope, respond,
     route_key, unknown_route, ApiError,
@@ -11,12 +12,11 @@ use oms_domain::app::caller::SCOPE_ADMIN;
 use oms_domain::app::queries::{self, OrderSummary};
 use oms_domain::app::returns::cancel_order;
 use oms_domain::app::staff::{self, QueueFilter};
-use oms_domain::ids::CustomerId;
-use oms_domain::order::OrderStatus;
-use oms_adapters::http::ProblemType;
 use oms_domain::app::views::OrderView;
 use oms_domain::app::views::PaymentAttentionView;
+use oms_domain::ids::CustomerId;
 use oms_domain::ids::OrderId;
+use oms_domain::order::OrderStatus;
 use oms_domain::ports::PaymentWatch;
 use oms_domain::ports::{OrderStore, OrderTransactions};
 use oms_domain::request::staff::CancelRequest;
@@ -110,8 +110,15 @@ async fn list_orders<S: OrderStore>(
     let page = match queue_filter(request)? {
         None => queries::list_orders(&app.store, &caller, limit, cursor).await?,
         Some(filter) => {
-            staff::order_queue(&app.store, &caller, &filter, chrono::Utc::now(), limit, cursor)
-                .await?
+            staff::order_queue(
+                &app.store,
+                &caller,
+                &filter,
+                chrono::Utc::now(),
+                limit,
+                cursor,
+            )
+            .await?
         }
     };
     let body = OrderPage {
@@ -142,11 +149,12 @@ fn queue_filter(request: &Request) -> Result<Option<QueueFilter>, ApiError> {
         (None, Some(customer)) if min_age.is_none() => CustomerId::parse(customer)
             .map(|c| Some(QueueFilter::Customer(c)))
             .map_err(|e| invalid_query(format!("customerId: {e}"))),
-        (None, Some(_)) => Err(invalid_query("minAgeMinutes goes with status, not customerId")),
+        (None, Some(_)) => Err(invalid_query(
+            "minAgeMinutes goes with status, not customerId",
+        )),
         (Some(status), None) => {
-            let status = OrderStatus::parse(status).ok_or_else(|| {
-                invalid_query(format!("status: {status} is not an order status"))
-            })?;
+            let status = OrderStatus::parse(status)
+                .ok_or_else(|| invalid_query(format!("status: {status} is not an order status")))?;
             let minutes = match min_age {
                 None => 0,
                 Some(raw) => raw
@@ -208,7 +216,11 @@ async fn exceptions<S: OrderStore>(
                 more: s.more,
             })
             .collect(),
-        payments: found.payments.iter().filter_map(PaymentAttentionView::of).collect(),
+        payments: found
+            .payments
+            .iter()
+            .filter_map(PaymentAttentionView::of)
+            .collect(),
         more_payments: found.more_payments,
     };
     Ok(json_response(StatusCode::OK, &body))

@@ -14,11 +14,20 @@ const TEMPLATES: [(&str, &str); 9] = [
     ("message.html", include_str!("../templates/message.html")),
     ("orders.html", include_str!("../templates/orders.html")),
     ("order.html", include_str!("../templates/order.html")),
-    ("inventory.html", include_str!("../templates/inventory.html")),
+    (
+        "inventory.html",
+        include_str!("../templates/inventory.html"),
+    ),
     ("product.html", include_str!("../templates/product.html")),
-    ("warehouse.html", include_str!("../templates/warehouse.html")),
+    (
+        "warehouse.html",
+        include_str!("../templates/warehouse.html"),
+    ),
     ("returns.html", include_str!("../templates/returns.html")),
-    ("exceptions.html", include_str!("../templates/exceptions.html")),
+    (
+        "exceptions.html",
+        include_str!("../templates/exceptions.html"),
+    ),
 ];
 
 /// The stylesheet every page links (served from the console itself: the CSP allows no other).
@@ -117,7 +126,9 @@ mod tests {
     #[test]
     fn pages_with_more_to_come_link_their_next_page() {
         let pages = Pages::new();
-        let me = ser(serde_json::json!({"sub": "staff-ada", "admin": true, "warehouse": true, "csrf": "t"}));
+        let me = ser(
+            serde_json::json!({"sub": "staff-ada", "admin": true, "warehouse": true, "csrf": "t"}),
+        );
         // `/` may stay as it is in a query; `+` and `=` may not.
         let cursor = "a+b=";
         let orders = pages
@@ -127,11 +138,17 @@ mod tests {
         let inventory = pages
             .render("inventory.html", minijinja::context! { me => me.clone(), products => ser(serde_json::json!([{"sku": "A", "name": "A", "available": 1, "reserved": 0, "onHand": 1, "lowStockThreshold": 2, "active": true}])), q => "x y", low_first => true, next_cursor => cursor })
             .unwrap();
-        assert!(inventory.contains("q=x%20y") && inventory.contains("cursor=a%2Bb%3D"), "{inventory}");
+        assert!(
+            inventory.contains("q=x%20y") && inventory.contains("cursor=a%2Bb%3D"),
+            "{inventory}"
+        );
         let warehouse = pages
             .render("warehouse.html", minijinja::context! { me => me, sections => ser(serde_json::json!([{"status": "AWAITING_PICK", "orders": [{"orderId": "01J", "version": 3, "lines": [], "method": "STANDARD", "country": "DE", "queuedAt": "2026-12-02T10:00:00Z"}], "more": true, "nextCursor": cursor}])) })
             .unwrap();
-        assert!(warehouse.contains("status=AWAITING_PICK&amp;cursor=a%2Bb%3D"), "{warehouse}");
+        assert!(
+            warehouse.contains("status=AWAITING_PICK&amp;cursor=a%2Bb%3D"),
+            "{warehouse}"
+        );
     }
 
     #[test]

@@ -25,11 +25,11 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use chrono::Utc;
 use minijinja::{context, Value};
+use oms_adapters::config;
 use oms_adapters::dead_letters::DeadLetters;
 use oms_adapters::dynamo::DynamoStore;
 use oms_adapters::http::ApiError;
 use oms_adapters::secrets::{SecretCache, SecretSource};
-use oms_adapters::config;
 use oms_domain::app::caller::{SCOPE_ADMIN, SCOPE_WAREHOUSE};
 use oms_domain::app::fulfillment::{self, WarehouseAction};
 use oms_domain::app::inventory::{self, AdjustmentView, ProductView};
@@ -118,8 +118,14 @@ type App<S, K> = Arc<Console<S, K>>;
 /// The console's router: every screen and form under [`BASE`].
 pub fn router<S: Store, K: SecretSource + 'static>(console: Console<S, K>) -> Router {
     Router::new()
-        .route("/console", get(|| async { Redirect::to("/console/orders") }))
-        .route("/console/", get(|| async { Redirect::to("/console/orders") }))
+        .route(
+            "/console",
+            get(|| async { Redirect::to("/console/orders") }),
+        )
+        .route(
+            "/console/",
+            get(|| async { Redirect::to("/console/orders") }),
+        )
         .route("/console/assets/console.css", get(stylesheet))
         .route("/console/sign-in", get(sign_in::<S, K>))
         .route("/console/auth/callback", get(callback::<S, K>))
@@ -135,7 +141,10 @@ pub fn router<S: Store, K: SecretSource + 'static>(console: Console<S, K>) -> Ro
         .route("/console/inventory/{sku}", get(product::<S, K>))
         .route("/console/inventory/{sku}/adjustments", post(adjust::<S, K>))
         .route("/console/warehouse", get(warehouse::<S, K>))
-        .route("/console/warehouse/{id}/{step}", post(warehouse_step::<S, K>))
+        .route(
+            "/console/warehouse/{id}/{step}",
+            post(warehouse_step::<S, K>),
+        )
         .route("/console/exceptions", get(exceptions::<S, K>))
         .route(
             "/console/exceptions/dead-letters/{name}/redrive",
@@ -164,7 +173,10 @@ async fn harden(mut response: Response) -> Response {
 }
 
 async fn stylesheet() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLESHEET)
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        STYLESHEET,
+    )
 }
 
 // ------------------------------------------------------------------------------- errors
@@ -240,7 +252,11 @@ impl IntoResponse for PageError {
             PageError::Forbidden(m) => (StatusCode::FORBIDDEN, "Not allowed", vec![m]),
             PageError::NotFound(m) => (StatusCode::NOT_FOUND, "Not found", vec![m]),
             PageError::Stale(m) => (StatusCode::CONFLICT, "The page was out of date", vec![m]),
-            PageError::Invalid(m) => (StatusCode::UNPROCESSABLE_ENTITY, "Please correct the form", m),
+            PageError::Invalid(m) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Please correct the form",
+                m,
+            ),
             PageError::Conflict(m) => (StatusCode::CONFLICT, "Refused", vec![m]),
             PageError::Unavailable(m) => {
                 tracing::warn!(error = %m, "console: a dependency is busy");
@@ -260,7 +276,10 @@ impl IntoResponse for PageError {
             }
         };
         let html = Pages::new()
-            .render("message.html", context! { title, lines, status => status.as_u16() })
+            .render(
+                "message.html",
+                context! { title, lines, status => status.as_u16() },
+            )
             .unwrap_or_else(|_| title.to_owned());
         (status, html_headers(), html).into_response()
     }
@@ -383,11 +402,25 @@ impl Fields {
         self.get(name).map(str::trim).filter(|v| !v.is_empty())
     }
 
+    /// A field as the JSON body's number, for the request reader to check: the number typed,
+    /// the text as typed if it is none (the reader names it), or null when blank.
+    fn number(&self, name: &str) -> serde_json::Value {
+        match self.text(name).map(str::parse::<i64>) {
+            Some(Ok(n)) => json!(n),
+            Some(Err(_)) => json!(self.get(name)),
+            None => serde_json::Value::Null,
+        }
+    }
+
     /// The order version the page showed (its ETag).
     fn version(&self) -> Result<u64, PageError> {
         self.get("version")
             .and_then(|v| v.parse().ok())
-            .ok_or_else(|| PageError::Invalid(vec!["version: the form lost its version; reload the page".into()]))
+            .ok_or_else(|| {
+                PageError::Invalid(vec![
+                    "version: the form lost its version; reload the page".into()
+                ])
+            })
     }
 }
 
@@ -480,7 +513,9 @@ async fn callback<S: Store, K: SecretSource>(
         )));
     }
     let (Some(code), Some(state)) = (callback.code, callback.state) else {
-        return Err(PageError::Invalid(vec!["the sign-in answer has no code".into()]));
+        return Err(PageError::Invalid(vec![
+            "the sign-in answer has no code".into()
+        ]));
     };
     let keys = keys(&app).await?;
     let pending: Option<PendingSignIn> = keys.read(&cookie_header(&headers), SIGN_IN_COOKIE);
@@ -490,7 +525,9 @@ async fn callback<S: Store, K: SecretSource>(
         .await
         .map_err(|e| PageError::Forbidden(e.to_string()))?;
     if session.caller().is_none() {
-        return Err(PageError::Forbidden("The identity provider's subject is not usable here.".into()));
+        return Err(PageError::Forbidden(
+            "The identity provider's subject is not usable here.".into(),
+        ));
     }
     tracing::info!(scopes = ?session.scopes, "console: signed in");
     let lifetime = (session.expires_at - Utc::now())
@@ -554,17 +591,15 @@ struct QueueQuery {
 const PAGE_ROWS: u32 = 25;
 
 fn summaries(orders: &[oms_domain::order::Order]) -> Value {
-    ser(
-        orders
-            .iter()
-            .map(|o| {
-                let mut row = serde_json::to_value(OrderSummary::from(o)).unwrap_or_default();
-                row["statusSince"] = json!(o.status_since());
-                row["payment"] = json!(o.payment_status());
-                row
-            })
-            .collect::<Vec<_>>(),
-    )
+    ser(orders
+        .iter()
+        .map(|o| {
+            let mut row = serde_json::to_value(OrderSummary::from(o)).unwrap_or_default();
+            row["statusSince"] = json!(o.status_since());
+            row["payment"] = json!(o.payment_status());
+            row
+        })
+        .collect::<Vec<_>>())
 }
 
 async fn orders<S: Store, K: SecretSource>(
@@ -582,9 +617,9 @@ async fn orders<S: Store, K: SecretSource>(
     };
     let min_age: u32 = match query.min_age_minutes.as_deref() {
         None | Some("") => 0,
-        Some(m) => m
-            .parse()
-            .map_err(|_| PageError::Invalid(vec!["minAgeMinutes: a whole number of minutes".into()]))?,
+        Some(m) => m.parse().map_err(|_| {
+            PageError::Invalid(vec!["minAgeMinutes: a whole number of minutes".into()])
+        })?,
     };
     let filter = QueueFilter::Status {
         status,
@@ -651,6 +686,15 @@ async fn search<S: Store, K: SecretSource>(
     )
 }
 
+/// A form that changes an order applies only to the version its page showed.
+fn unchanged_since_shown(current: u64, shown: u64) -> Result<(), PageError> {
+    if current == shown {
+        Ok(())
+    } else {
+        Err(ApiError::PreconditionFailed { current }.into())
+    }
+}
+
 fn order_id(raw: &str) -> Result<OrderId, PageError> {
     OrderId::parse(raw).map_err(|_| PageError::NotFound("No such order.".into()))
 }
@@ -691,12 +735,7 @@ async fn cancel<S: Store, K: SecretSource>(
     let id = order_id(&id)?;
     let version = fields.version()?;
     let current = queries::get_order(&app.store, &staff.caller, &id).await?;
-    if current.version != version {
-        return Err(ApiError::PreconditionFailed {
-            current: current.version,
-        }
-        .into());
-    }
+    unchanged_since_shown(current.version, version)?;
     let CancelRequest { reason } =
         CancelRequest::parse(&json!({ "reason": fields.get("reason").unwrap_or_default() }))
             .map_err(ApiError::Invalid)?;
@@ -788,12 +827,7 @@ async fn decide<S: Store, K: SecretSource>(
         .get(id.order_id())
         .await?
         .ok_or_else(|| PageError::NotFound("No such return.".into()))?;
-    if order.version != version {
-        return Err(ApiError::PreconditionFailed {
-            current: order.version,
-        }
-        .into());
-    }
+    unchanged_since_shown(order.version, version)?;
     let now = Utc::now();
     let word = match decision.as_str() {
         "approve" | "reject" => {
@@ -915,7 +949,8 @@ async fn product<S: Store, K: SecretSource>(
     staff.require_any(&[SCOPE_ADMIN, SCOPE_WAREHOUSE])?;
     let sku = sku_of(&sku)?;
     let product = inventory::get_product(&app.store, &sku).await?;
-    let history = staff::adjustment_history(&app.store, &staff.caller, &sku, PAGE_ROWS, None).await?;
+    let history =
+        staff::adjustment_history(&app.store, &staff.caller, &sku, PAGE_ROWS, None).await?;
     let history: Vec<_> = history.items.iter().map(AdjustmentView::from).collect();
     page(
         &app,
@@ -940,13 +975,7 @@ async fn adjust<S: Store, K: SecretSource>(
     staff.require(SCOPE_ADMIN)?;
     let sku = sku_of(&sku)?;
     let reason = fields.get("reason").unwrap_or_default();
-    let number = |name: &str| -> serde_json::Value {
-        match fields.text(name).map(str::parse::<i64>) {
-            Some(Ok(n)) => json!(n),
-            Some(Err(_)) => json!(fields.get(name)),
-            None => serde_json::Value::Null,
-        }
-    };
+    let number = |name: &str| fields.number(name);
     let mut body = match reason {
         "COUNT" => json!({ "reason": reason, "countedOnHand": number("countedOnHand") }),
         // A write-off is entered as the units lost; the stock moves down by them.
@@ -1002,7 +1031,12 @@ async fn warehouse<S: Store, K: SecretSource>(
         FulfillmentStatus::Packed,
     ];
     let mut sections = Vec::new();
-    if let Some(raw) = query.order.as_deref().map(str::trim).filter(|o| !o.is_empty()) {
+    if let Some(raw) = query
+        .order
+        .as_deref()
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+    {
         let id = order_id(&raw.to_ascii_uppercase())?;
         let order = fulfillment::get_fulfillment(&app.store, &id).await?;
         let status = order.fulfillment.as_ref().map(|f| f.status);
@@ -1033,7 +1067,11 @@ async fn warehouse<S: Store, K: SecretSource>(
             if only.is_some_and(|o| o != step) {
                 continue;
             }
-            let cursor = if only.is_some() { query.cursor.as_deref() } else { None };
+            let cursor = if only.is_some() {
+                query.cursor.as_deref()
+            } else {
+                None
+            };
             let found = fulfillment::pick_list(
                 &app.store,
                 app.shipping.warehouse(),
@@ -1071,13 +1109,7 @@ async fn warehouse_step<S: Store, K: SecretSource>(
     staff.require(SCOPE_WAREHOUSE)?;
     let id = order_id(&id)?;
     let version = fields.version()?;
-    let number = |name: &str| -> serde_json::Value {
-        match fields.text(name).map(str::parse::<u64>) {
-            Some(Ok(n)) => json!(n),
-            Some(Err(_)) => json!(fields.get(name)),
-            None => serde_json::Value::Null,
-        }
-    };
+    let number = |name: &str| fields.number(name);
     let (action, word) = match step.as_str() {
         "pick" => (WarehouseAction::Pick, "picked"),
         "pack" => (
@@ -1204,7 +1236,12 @@ mod tests {
             shipping: ShippingPolicy::default_policy(),
             returns: ReturnPolicy::default_policy(),
             secret: FixedSecret::new(SECRET),
-            signin: SignIn::new("http://127.0.0.1:9/oidc", "oms-console", "http://127.0.0.1:3000/console").unwrap(),
+            signin: SignIn::new(
+                "http://127.0.0.1:9/oidc",
+                "oms-console",
+                "http://127.0.0.1:3000/console",
+            )
+            .unwrap(),
             dead_letters: None,
             pages: Pages::new(),
             origin: ORIGIN.into(),
@@ -1235,7 +1272,11 @@ mod tests {
         let response = app.clone().oneshot(request).await.unwrap();
         let (parts, body) = response.into_parts();
         let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
-        (parts.status, parts.headers, String::from_utf8(bytes.to_vec()).unwrap())
+        (
+            parts.status,
+            parts.headers,
+            String::from_utf8(bytes.to_vec()).unwrap(),
+        )
     }
 
     fn get(path: &str, session: Option<&Session>) -> Request<Body> {
@@ -1272,14 +1313,22 @@ mod tests {
     #[tokio::test]
     async fn without_a_session_every_screen_sends_to_sign_in() {
         let app = console(InMemoryStore::default());
-        for path in ["/console/orders", "/console/warehouse", "/console/exceptions", "/console/inventory"] {
+        for path in [
+            "/console/orders",
+            "/console/warehouse",
+            "/console/exceptions",
+            "/console/inventory",
+        ] {
             let (status, headers, _) = call(&app, get(path, None)).await;
             assert_eq!(status, StatusCode::SEE_OTHER, "{path}");
             assert_eq!(headers[header::LOCATION], "/console/sign-in");
         }
         // A cookie this console did not write is no session either.
         let forged = Request::get("/console/orders")
-            .header(header::COOKIE, format!("{SESSION_COOKIE}=eyJzdWIiOiJhZGEifQ"))
+            .header(
+                header::COOKIE,
+                format!("{SESSION_COOKIE}=eyJzdWIiOiJhZGEifQ"),
+            )
             .body(Body::empty())
             .unwrap();
         assert_eq!(call(&app, forged).await.0, StatusCode::SEE_OTHER);
@@ -1287,7 +1336,10 @@ mod tests {
             expires_at: Utc::now() - chrono::Duration::seconds(1),
             ..session(&[SCOPE_ADMIN])
         };
-        assert_eq!(call(&app, get("/console/orders", Some(&expired))).await.0, StatusCode::SEE_OTHER);
+        assert_eq!(
+            call(&app, get("/console/orders", Some(&expired))).await.0,
+            StatusCode::SEE_OTHER
+        );
     }
 
     #[tokio::test]
@@ -1296,23 +1348,51 @@ mod tests {
         let admin = session(&[SCOPE_ADMIN, SCOPE_WAREHOUSE]);
         let packer = session(&[SCOPE_WAREHOUSE]);
         let customer = session(&[]);
-        for path in ["/console/orders", "/console/returns", "/console/exceptions", "/console/inventory", "/console/warehouse", &format!("/console/orders/{ORDER}")] {
+        for path in [
+            "/console/orders",
+            "/console/returns",
+            "/console/exceptions",
+            "/console/inventory",
+            "/console/warehouse",
+            &format!("/console/orders/{ORDER}"),
+        ] {
             let (status, headers, body) = call(&app, get(path, Some(&admin))).await;
             assert_eq!(status, StatusCode::OK, "{path}: {body}");
-            assert_eq!(headers[header::CONTENT_SECURITY_POLICY], CONTENT_SECURITY_POLICY);
+            assert_eq!(
+                headers[header::CONTENT_SECURITY_POLICY],
+                CONTENT_SECURITY_POLICY
+            );
             assert_eq!(headers[header::CACHE_CONTROL], "no-store");
             assert!(body.contains("staff-ada"), "{path} names who is signed in");
         }
         for path in ["/console/orders", "/console/exceptions", "/console/returns"] {
-            assert_eq!(call(&app, get(path, Some(&packer))).await.0, StatusCode::FORBIDDEN, "{path}");
+            assert_eq!(
+                call(&app, get(path, Some(&packer))).await.0,
+                StatusCode::FORBIDDEN,
+                "{path}"
+            );
         }
-        assert_eq!(call(&app, get("/console/warehouse", Some(&packer))).await.0, StatusCode::OK);
-        for path in ["/console/warehouse", "/console/inventory", "/console/orders"] {
-            assert_eq!(call(&app, get(path, Some(&customer))).await.0, StatusCode::FORBIDDEN, "{path}");
+        assert_eq!(
+            call(&app, get("/console/warehouse", Some(&packer))).await.0,
+            StatusCode::OK
+        );
+        for path in [
+            "/console/warehouse",
+            "/console/inventory",
+            "/console/orders",
+        ] {
+            assert_eq!(
+                call(&app, get(path, Some(&customer))).await.0,
+                StatusCode::FORBIDDEN,
+                "{path}"
+            );
         }
         let (_, _, body) = call(&app, get("/console/warehouse", Some(&packer))).await;
         assert!(body.contains(ORDER), "the pick list shows the order");
-        assert!(!body.contains("/console/exceptions"), "a packer is not offered the admin screens");
+        assert!(
+            !body.contains("/console/exceptions"),
+            "a packer is not offered the admin screens"
+        );
     }
 
     #[tokio::test]
@@ -1322,14 +1402,39 @@ mod tests {
         let packer = session(&[SCOPE_WAREHOUSE]);
         let pick = format!("/console/warehouse/{ORDER}/pick");
         let token = csrf(&packer);
-        let (status, _, _) = call(&app, post(&pick, &packer, "https://evil.example", &format!("csrf={token}&version=5"))).await;
+        let (status, _, _) = call(
+            &app,
+            post(
+                &pick,
+                &packer,
+                "https://evil.example",
+                &format!("csrf={token}&version=5"),
+            ),
+        )
+        .await;
         assert_eq!(status, StatusCode::FORBIDDEN, "another origin");
         let (status, _, _) = call(&app, post(&pick, &packer, ORIGIN, "version=5")).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "no CSRF token");
-        let other = Session { nonce: "another".into(), ..packer.clone() };
-        let (status, _, _) = call(&app, post(&pick, &packer, ORIGIN, &format!("csrf={}&version=5", csrf(&other)))).await;
+        let other = Session {
+            nonce: "another".into(),
+            ..packer.clone()
+        };
+        let (status, _, _) = call(
+            &app,
+            post(
+                &pick,
+                &packer,
+                ORIGIN,
+                &format!("csrf={}&version=5", csrf(&other)),
+            ),
+        )
+        .await;
         assert_eq!(status, StatusCode::FORBIDDEN, "another session's token");
-        let (status, _, body) = call(&app, post(&pick, &packer, ORIGIN, &format!("csrf={token}&version=1"))).await;
+        let (status, _, body) = call(
+            &app,
+            post(&pick, &packer, ORIGIN, &format!("csrf={token}&version=1")),
+        )
+        .await;
         assert_eq!(status, StatusCode::CONFLICT, "a stale page: {body}");
         assert!(body.contains("changed since your page was loaded"));
         let version = {
@@ -1337,12 +1442,24 @@ mod tests {
             let at = page.find("name=\"version\" value=\"").unwrap() + 22;
             page[at..].split('"').next().unwrap().to_owned()
         };
-        let (status, headers, _) = call(&app, post(&pick, &packer, ORIGIN, &format!("csrf={token}&version={version}"))).await;
+        let (status, headers, _) = call(
+            &app,
+            post(
+                &pick,
+                &packer,
+                ORIGIN,
+                &format!("csrf={token}&version={version}"),
+            ),
+        )
+        .await;
         assert_eq!(status, StatusCode::SEE_OTHER);
         let next = format!("/console/warehouse?order={ORDER}&done=picked");
         assert_eq!(headers[header::LOCATION], next.as_str());
         let (_, _, page) = call(&app, get(&next, Some(&packer))).await;
         assert!(page.contains("Picked."), "the banner says what was done");
-        assert!(page.contains("name=\"weightGrams\""), "the order now waits to be packed");
+        assert!(
+            page.contains("name=\"weightGrams\""),
+            "the order now waits to be packed"
+        );
     }
 }

@@ -92,7 +92,8 @@ impl SessionKeys {
     }
 
     fn csrf_mac(&self, nonce: &str) -> Hmac<Sha256> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.csrf).expect("HMAC takes any key length");
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.csrf).expect("HMAC takes any key length");
         mac.update(nonce.as_bytes());
         mac
     }
@@ -131,8 +132,11 @@ impl SessionKeys {
     ) -> String {
         let mut jar = CookieJar::new();
         let text = serde_json::to_string(value).expect("a session serializes");
-        jar.private_mut(&self.cookie)
-            .add(hardened(Cookie::build((name, text)), path, max_age_seconds));
+        jar.private_mut(&self.cookie).add(hardened(
+            Cookie::build((name, text)),
+            path,
+            max_age_seconds,
+        ));
         jar.delta()
             .next()
             .map(|c| c.to_string())
@@ -186,10 +190,19 @@ mod tests {
     fn a_session_reads_back_and_its_cookie_is_hardened() {
         let keys = keys();
         let set = keys.write(SESSION_COOKIE, &session(), "/console", 60);
-        for attribute in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/console", "Max-Age=60"] {
+        for attribute in [
+            "HttpOnly",
+            "Secure",
+            "SameSite=Lax",
+            "Path=/console",
+            "Max-Age=60",
+        ] {
             assert!(set.contains(attribute), "{attribute} in {set}");
         }
-        assert!(!set.contains("staff-ada"), "the cookie's content is encrypted");
+        assert!(
+            !set.contains("staff-ada"),
+            "the cookie's content is encrypted"
+        );
         assert_eq!(
             keys.read::<Session>(&sent_back(&set), SESSION_COOKIE),
             Some(session())
@@ -205,8 +218,14 @@ mod tests {
         forged.push('A');
         assert_eq!(keys.read::<Session>(&forged, SESSION_COOKIE), None);
         let other = SessionKeys::derive(b"another console's secret, long enough too").unwrap();
-        assert_eq!(other.read::<Session>(&sent_back(&set), SESSION_COOKIE), None);
-        let plain = format!("{SESSION_COOKIE}={}", serde_json::to_string(&session()).unwrap());
+        assert_eq!(
+            other.read::<Session>(&sent_back(&set), SESSION_COOKIE),
+            None
+        );
+        let plain = format!(
+            "{SESSION_COOKIE}={}",
+            serde_json::to_string(&session()).unwrap()
+        );
         assert_eq!(keys.read::<Session>(&plain, SESSION_COOKIE), None);
     }
 

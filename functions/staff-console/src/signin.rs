@@ -61,8 +61,11 @@ impl SignIn {
     /// `console_url` is the console's own public URL (`https://…/console`); the provider sends
     /// the browser back to `<console_url>/auth/callback`.
     pub fn new(issuer: &str, client_id: &str, console_url: &str) -> Result<Self, String> {
-        let redirect = RedirectUrl::new(format!("{}/auth/callback", console_url.trim_end_matches('/')))
-            .map_err(|e| format!("CONSOLE_URL: {e}"))?;
+        let redirect = RedirectUrl::new(format!(
+            "{}/auth/callback",
+            console_url.trim_end_matches('/')
+        ))
+        .map_err(|e| format!("CONSOLE_URL: {e}"))?;
         let http = reqwest::Client::builder()
             // The token endpoint answers; a redirect from it is not followed (RFC 9700 §4.11).
             .redirect(reqwest::redirect::Policy::none())
@@ -99,8 +102,9 @@ impl SignIn {
                     )));
                 }
                 Ok(Endpoints {
-                    authorize: AuthUrl::new(discovery.authorization_endpoint)
-                        .map_err(|e| SignInError::Provider(format!("authorization endpoint: {e}")))?,
+                    authorize: AuthUrl::new(discovery.authorization_endpoint).map_err(|e| {
+                        SignInError::Provider(format!("authorization endpoint: {e}"))
+                    })?,
                     token: TokenUrl::new(discovery.token_endpoint)
                         .map_err(|e| SignInError::Provider(format!("token endpoint: {e}")))?,
                 })
@@ -234,7 +238,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_callback_without_its_started_sign_in_is_refused_before_any_request() {
-        let signin = SignIn::new("http://127.0.0.1:1/oidc", "oms-console", "http://127.0.0.1:1/console").unwrap();
+        let signin = SignIn::new(
+            "http://127.0.0.1:1/oidc",
+            "oms-console",
+            "http://127.0.0.1:1/console",
+        )
+        .unwrap();
         let now = Utc::now();
         let pending = PendingSignIn {
             state: "s1".into(),
@@ -244,7 +253,11 @@ mod tests {
         for (pending, state, at) in [
             (None, "s1", now),
             (Some(pending.clone()), "s2", now),
-            (Some(pending), "s1", now + Duration::seconds(SIGN_IN_SECONDS + 1)),
+            (
+                Some(pending),
+                "s1",
+                now + Duration::seconds(SIGN_IN_SECONDS + 1),
+            ),
         ] {
             assert!(matches!(
                 signin.finish(pending, "code", state, at).await,

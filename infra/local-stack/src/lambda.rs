@@ -63,7 +63,9 @@ impl Crashes {
                 .parse::<f64>()
                 .ok()
                 .filter(|s| (0.0..=1.0).contains(s))
-                .ok_or_else(|| format!("OMS_LOCAL_FAULT_CRASH must be a share from 0 to 1, not {v}"))?,
+                .ok_or_else(|| {
+                    format!("OMS_LOCAL_FAULT_CRASH must be a share from 0 to 1, not {v}")
+                })?,
             _ => 0.0,
         };
         let seed = std::env::var("OMS_LOCAL_FAULT_SEED")
@@ -155,7 +157,11 @@ impl Invoker {
             )),
             Some(Crash::AfterTheWork) => {
                 let answer = self.invoke(binary, event).await;
-                tracing::debug!(function = binary, ran = answer.is_ok(), "injected crash after the work");
+                tracing::debug!(
+                    function = binary,
+                    ran = answer.is_ok(),
+                    "injected crash after the work"
+                );
                 Err(InvokeError::Function(
                     "injected crash after the function ran (OMS_LOCAL_FAULT_CRASH)".into(),
                 ))
@@ -223,7 +229,10 @@ mod tests {
         };
         let struck: Vec<_> = (0..10_000).filter_map(|_| crashes.strike()).collect();
         assert!((1_700..2_300).contains(&struck.len()), "{}", struck.len());
-        let before = struck.iter().filter(|c| **c == Crash::BeforeTheWork).count();
+        let before = struck
+            .iter()
+            .filter(|c| **c == Crash::BeforeTheWork)
+            .count();
         assert!((struck.len() * 2 / 5..struck.len() * 3 / 5).contains(&before));
         assert_eq!(Crashes::default().strike(), None, "off by default");
     }

@@ -444,7 +444,10 @@ impl DynamoStore {
             .map_err(|_| StoreError::InvalidCursor)?;
         let map: HashMap<String, String> =
             serde_json::from_slice(&bytes).map_err(|_| StoreError::InvalidCursor)?;
-        if map.len() != 2 || !map.contains_key("sk") || map.get("pk").map(String::as_str) != Some(expected_partition) {
+        if map.len() != 2
+            || !map.contains_key("sk")
+            || map.get("pk").map(String::as_str) != Some(expected_partition)
+        {
             return Err(StoreError::InvalidCursor);
         }
         Ok(map.into_iter().map(|(k, v)| (k, s(v))).collect())
@@ -1191,7 +1194,10 @@ impl NotificationStore for DynamoStore {
                 .expression_attribute_names("#next", "next")
                 .expression_attribute_values(":at", n(sequence))
                 .expression_attribute_values(":none", AttributeValue::L(Vec::new()))
-                .expression_attribute_values(":channel", AttributeValue::L(vec![s(channel.as_str())]))
+                .expression_attribute_values(
+                    ":channel",
+                    AttributeValue::L(vec![s(channel.as_str())]),
+                )
                 .send()
                 .await
                 .map_err(|e| classify("mark notification sent", e))?;

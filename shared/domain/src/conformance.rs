@@ -1124,7 +1124,10 @@ pub async fn catalog_and_history<S: InventoryStore>(store: &S, prefix: &str) {
         .map(|name| sku(prefix, name))
         .collect();
     for sku in &skus {
-        assert_eq!(store.save_product(&product(sku, 4, at), None, None).await, Ok(()));
+        assert_eq!(
+            store.save_product(&product(sku, 4, at), None, None).await,
+            Ok(())
+        );
     }
     let mut listed = Vec::new();
     let mut cursor: Option<String> = None;
@@ -1143,7 +1146,10 @@ pub async fn catalog_and_history<S: InventoryStore>(store: &S, prefix: &str) {
     let mut in_order = listed.clone();
     in_order.sort();
     in_order.dedup();
-    assert_eq!(listed, in_order, "the catalog is in SKU order, each SKU once");
+    assert_eq!(
+        listed, in_order,
+        "the catalog is in SKU order, each SKU once"
+    );
     let mut expected = skus.clone();
     expected.sort();
     let found: Vec<Sku> = listed.into_iter().filter(|s| skus.contains(s)).collect();
@@ -1178,14 +1184,31 @@ pub async fn catalog_and_history<S: InventoryStore>(store: &S, prefix: &str) {
         ..other.clone()
     };
     let damaged = adjustment(&other, &other_next, AdjustmentReason::Damage);
-    assert_eq!(store.save_product(&other_next, Some(1), Some(&damaged)).await, Ok(()));
+    assert_eq!(
+        store
+            .save_product(&other_next, Some(1), Some(&damaged))
+            .await,
+        Ok(())
+    );
 
     let first = store.adjustments(a, 2, None).await.expect("a first page");
-    let ids_of = |page: &Page<StockAdjustment>| page.items.iter().map(|x| x.id.clone()).collect::<Vec<_>>();
-    assert_eq!(ids_of(&first), [written[2].id.clone(), written[1].id.clone()], "newest first");
+    let ids_of =
+        |page: &Page<StockAdjustment>| page.items.iter().map(|x| x.id.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        ids_of(&first),
+        [written[2].id.clone(), written[1].id.clone()],
+        "newest first"
+    );
     let cursor = first.next_cursor.expect("a second page");
-    let second = store.adjustments(a, 2, Some(&cursor)).await.expect("a second page");
-    assert_eq!(second.items, [written[0].clone()], "the oldest last, as written");
+    let second = store
+        .adjustments(a, 2, Some(&cursor))
+        .await
+        .expect("a second page");
+    assert_eq!(
+        second.items,
+        [written[0].clone()],
+        "the oldest last, as written"
+    );
     assert_eq!(
         store.adjustments(b, 2, Some(&cursor)).await,
         Err(StoreError::InvalidCursor),
@@ -1197,7 +1220,10 @@ pub async fn catalog_and_history<S: InventoryStore>(store: &S, prefix: &str) {
         "each SKU has its own history"
     );
     assert_eq!(
-        store.adjustments(&sku(prefix, "CAT-X"), 10, None).await.map(|p| p.items),
+        store
+            .adjustments(&sku(prefix, "CAT-X"), 10, None)
+            .await
+            .map(|p| p.items),
         Ok(vec![]),
         "an unknown SKU has none"
     );

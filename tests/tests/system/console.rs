@@ -40,7 +40,8 @@ fn free_port() -> u16 {
 impl Browser {
     async fn open(stack: &Stack) -> Browser {
         let port = free_port();
-        let driver_path = std::env::var("OMS_CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
+        let driver_path =
+            std::env::var("OMS_CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
         let driver = Command::new(&driver_path)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
@@ -60,10 +61,11 @@ impl Browser {
         );
         let deadline = Instant::now() + Duration::from_secs(30);
         let client = loop {
-            let attempt = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-                .capabilities(capabilities.clone())
-                .connect(&format!("http://127.0.0.1:{port}"))
-                .await;
+            let attempt =
+                ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+                    .capabilities(capabilities.clone())
+                    .connect(&format!("http://127.0.0.1:{port}"))
+                    .await;
             match attempt {
                 Ok(client) => break client,
                 Err(e) if Instant::now() < deadline => {
@@ -132,11 +134,18 @@ impl Browser {
     /// Clicks a button that submits a form or follows a link, and waits until the browser has
     /// left the page (the old document is gone) and loaded the answer.
     async fn submit(&self, css: &str) {
-        let old = self.client.find(Locator::Css("html")).await.expect("a page");
+        let old = self
+            .client
+            .find(Locator::Css("html"))
+            .await
+            .expect("a page");
         self.click(css).await;
         let deadline = Instant::now() + Duration::from_secs(30);
         while old.tag_name().await.is_ok() {
-            assert!(Instant::now() < deadline, "clicking {css} never left the page");
+            assert!(
+                Instant::now() < deadline,
+                "clicking {css} never left the page"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         self.client
@@ -153,7 +162,11 @@ impl Browser {
         self.goto("/console").await;
         let deadline = Instant::now() + Duration::from_secs(30);
         while !self.path().await.starts_with("/oidc/authorize") {
-            assert!(Instant::now() < deadline, "the console did not send to sign-in: {}", self.path().await);
+            assert!(
+                Instant::now() < deadline,
+                "the console did not send to sign-in: {}",
+                self.path().await
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         self.fill("#subject", subject).await;
@@ -166,7 +179,10 @@ impl Browser {
             if !path.starts_with("/oidc/") && !path.starts_with("/console/auth/") {
                 return path;
             }
-            assert!(Instant::now() < deadline, "the sign-in did not come back: {path}");
+            assert!(
+                Instant::now() < deadline,
+                "the sign-in did not come back: {path}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -174,26 +190,33 @@ impl Browser {
     async fn screenshot(&self, name: &str) {
         let png = self.client.screenshot().await.expect("a screenshot");
         let dir = std::env::var("OMS_CONSOLE_SCREENSHOTS").unwrap_or_else(|_| {
-            format!("{}/../target/console-screenshots", env!("CARGO_MANIFEST_DIR"))
+            format!(
+                "{}/../target/console-screenshots",
+                env!("CARGO_MANIFEST_DIR")
+            )
         });
         std::fs::create_dir_all(&dir).expect("the screenshot folder");
         std::fs::write(format!("{dir}/{name}.png"), png).expect("writing a screenshot");
     }
 }
 
-
 #[tokio::test]
 async fn staff_find_an_order_ship_it_through_the_pick_list_and_a_stale_form_is_refused() {
     let stack = Stack::connect().await;
     let sku = stack.create_sku("CONSOLESHIP", 5).await;
     let customer = unique("customer");
-    let placed = stack.place_order(&customer, &unique("key"), &[(&sku, 2)]).await;
+    let placed = stack
+        .place_order(&customer, &unique("key"), &[(&sku, 2)])
+        .await;
     assert_eq!(placed.status, StatusCode::ACCEPTED, "{:?}", placed.body);
     let id = placed.body["orderId"].as_str().unwrap().to_owned();
     stack.wait_status(&customer, &id, "FULFILLING").await;
 
     let browser = Browser::open(&stack).await;
-    assert_eq!(browser.sign_in("staff-ada", "admin").await, "/console/orders");
+    assert_eq!(
+        browser.sign_in("staff-ada", "admin").await,
+        "/console/orders"
+    );
     assert_eq!(browser.text("#signed-in-as").await, "staff-ada");
     browser.screenshot("orders").await;
 
@@ -213,45 +236,85 @@ async fn staff_find_an_order_ship_it_through_the_pick_list_and_a_stale_form_is_r
     browser.screenshot("warehouse").await;
     browser.fill("#shipment-search", &id).await;
     browser.submit("#find-shipment").await;
-    assert!(browser.body().await.contains(&id), "the shipment found by its order id");
+    assert!(
+        browser.body().await.contains(&id),
+        "the shipment found by its order id"
+    );
     let warehouse = stack.token("warehouse-other", Some("oms:warehouse"));
-    let etag = stack.get(&format!("/fulfillments/{id}"), &warehouse).await.headers["etag"]
+    let etag = stack
+        .get(&format!("/fulfillments/{id}"), &warehouse)
+        .await
+        .headers["etag"]
         .to_str()
         .unwrap()
         .to_owned();
     let picked = stack
-        .call(reqwest::Method::POST, &format!("/fulfillments/{id}/pick"), Some(&warehouse), &[("if-match", &etag)], None)
+        .call(
+            reqwest::Method::POST,
+            &format!("/fulfillments/{id}/pick"),
+            Some(&warehouse),
+            &[("if-match", &etag)],
+            None,
+        )
         .await;
     assert_eq!(picked.status, StatusCode::OK);
     browser.submit(&format!("#shipment-{id} button.pick")).await;
     assert!(
-        browser.body().await.contains("changed since your page was loaded"),
+        browser
+            .body()
+            .await
+            .contains("changed since your page was loaded"),
         "a stale pick form is refused: {}",
         browser.body().await
     );
     let shipment = stack.get(&format!("/fulfillments/{id}"), &warehouse).await;
-    assert_eq!(shipment.body["status"], "PICKED", "the refused form changed nothing");
+    assert_eq!(
+        shipment.body["status"], "PICKED",
+        "the refused form changed nothing"
+    );
     assert_eq!(shipment.body["version"], picked.body["version"]);
 
     // Pack and ship through the forms.
-    browser.goto(&format!("/console/warehouse?order={id}")).await;
+    browser
+        .goto(&format!("/console/warehouse?order={id}"))
+        .await;
     let card = format!("#shipment-{id}");
-    for (name, value) in [("weightGrams", "1200"), ("lengthCm", "30"), ("widthCm", "20"), ("heightCm", "10")] {
-        browser.fill(&format!("{card} input[name={name}]"), value).await;
+    for (name, value) in [
+        ("weightGrams", "1200"),
+        ("lengthCm", "30"),
+        ("widthCm", "20"),
+        ("heightCm", "10"),
+    ] {
+        browser
+            .fill(&format!("{card} input[name={name}]"), value)
+            .await;
     }
     browser.submit(&format!("{card} form.pack button")).await;
     assert_eq!(browser.text("#banner").await, "Packed.");
-    browser.goto(&format!("/console/warehouse?order={id}")).await;
-    let number = unique("JJD").to_uppercase();
-    browser.fill(&format!("{card} input[name=trackingNumber]"), &number).await;
     browser
-        .fill(&format!("{card} input[name=trackingUrl]"), &format!("https://www.dhl.com/track?id={number}"))
+        .goto(&format!("/console/warehouse?order={id}"))
+        .await;
+    let number = unique("JJD").to_uppercase();
+    browser
+        .fill(&format!("{card} input[name=trackingNumber]"), &number)
+        .await;
+    browser
+        .fill(
+            &format!("{card} input[name=trackingUrl]"),
+            &format!("https://www.dhl.com/track?id={number}"),
+        )
         .await;
     browser.submit(&format!("{card} form.ship button")).await;
-    assert_eq!(browser.text("#banner").await, "Shipped: the customer is told.");
+    assert_eq!(
+        browser.text("#banner").await,
+        "Shipped: the customer is told."
+    );
 
     let order = stack.wait_status(&customer, &id, "SHIPPED").await;
-    assert_eq!(order["fulfillment"]["tracking"]["trackingNumber"], number.as_str());
+    assert_eq!(
+        order["fulfillment"]["tracking"]["trackingNumber"],
+        number.as_str()
+    );
     let staff_view = stack.order_as_staff(&id).await;
     let steps: Vec<&str> = staff_view["fulfillment"]["steps"]
         .as_array()
@@ -259,8 +322,15 @@ async fn staff_find_an_order_ship_it_through_the_pick_list_and_a_stale_form_is_r
         .iter()
         .map(|s| s["by"].as_str().unwrap_or_default())
         .collect();
-    assert!(steps.iter().any(|by| by.contains("staff-ada")), "the console's steps name who took them: {steps:?}");
-    assert_eq!(stack.stock(&sku).await, (3, 0, 3), "two units left the warehouse");
+    assert!(
+        steps.iter().any(|by| by.contains("staff-ada")),
+        "the console's steps name who took them: {steps:?}"
+    );
+    assert_eq!(
+        stack.stock(&sku).await,
+        (3, 0, 3),
+        "two units left the warehouse"
+    );
 }
 
 #[tokio::test]
@@ -280,18 +350,31 @@ async fn staff_approve_and_receive_a_return_and_record_a_stock_receipt() {
             json!({"lines": [{"sku": sku, "quantity": 2, "reason": "OTHER", "comment": "not as pictured"}]}),
         )
         .await;
-    assert_eq!(requested.status, StatusCode::CREATED, "{:?}", requested.body);
+    assert_eq!(
+        requested.status,
+        StatusCode::CREATED,
+        "{:?}",
+        requested.body
+    );
     let return_id = requested.body["returnId"].as_str().unwrap().to_owned();
     assert_eq!(requested.body["status"], "PENDING_APPROVAL");
 
     let browser = Browser::open(&stack).await;
     browser.sign_in("staff-bea", "admin").await;
     browser.goto("/console/returns").await;
-    assert!(browser.body().await.contains(&return_id), "the return waits for a decision");
+    assert!(
+        browser.body().await.contains(&return_id),
+        "the return waits for a decision"
+    );
     browser.screenshot("returns").await;
     browser.goto(&format!("/console/orders/{id}")).await;
-    browser.submit(&format!("#return-{return_id} button.approve")).await;
-    assert_eq!(browser.text("#banner").await, "The return was approved; its label is issued.");
+    browser
+        .submit(&format!("#return-{return_id} button.approve"))
+        .await;
+    assert_eq!(
+        browser.text("#banner").await,
+        "The return was approved; its label is issued."
+    );
     let rma = stack.get(&format!("/returns/{return_id}"), &token).await;
     assert_eq!(rma.body["status"], "APPROVED");
     // Its label, from the order's page: the same PDF the customer prints.
@@ -319,7 +402,9 @@ async fn staff_approve_and_receive_a_return_and_record_a_stock_receipt() {
         .select_by_value("RESTOCK")
         .await
         .unwrap();
-    browser.submit(&format!("#return-{return_id} button.receive-button")).await;
+    browser
+        .submit(&format!("#return-{return_id} button.receive-button"))
+        .await;
     assert_eq!(browser.text("#banner").await, "The return was received.");
     let rma = stack.get(&format!("/returns/{return_id}"), &token).await;
     assert_eq!(rma.body["status"], "RECEIVED", "{:?}", rma.body);
@@ -328,17 +413,29 @@ async fn staff_approve_and_receive_a_return_and_record_a_stock_receipt() {
     // A stock receipt on the SKU's page, then its history.
     browser.goto(&format!("/console/inventory/{sku}")).await;
     browser.fill("#receipt-units", "6").await;
-    browser.fill("#receipt-note", "supplier delivery 4711").await;
+    browser
+        .fill("#receipt-note", "supplier delivery 4711")
+        .await;
     browser.submit("#record-receipt").await;
-    assert_eq!(browser.text("#banner").await, "The stock adjustment was recorded.");
+    assert_eq!(
+        browser.text("#banner").await,
+        "The stock adjustment was recorded."
+    );
     assert_eq!(browser.text("#available").await, "10");
     let history = browser.text("#history").await;
-    assert!(history.contains("RECEIPT") && history.contains("supplier delivery 4711") && history.contains("staff-bea"), "{history}");
+    assert!(
+        history.contains("RECEIPT")
+            && history.contains("supplier delivery 4711")
+            && history.contains("staff-bea"),
+        "{history}"
+    );
     browser.screenshot("product").await;
     let admin = stack.token("admin-tests", Some("oms:admin"));
     let product = stack.get(&format!("/inventory/{sku}"), &admin).await;
     assert_eq!(product.body["available"], 10);
-    let adjustments = stack.get(&format!("/inventory/{sku}/adjustments"), &admin).await;
+    let adjustments = stack
+        .get(&format!("/inventory/{sku}/adjustments"), &admin)
+        .await;
     assert_eq!(adjustments.body["items"][0]["reason"], "RECEIPT");
     assert_eq!(adjustments.body["items"][0]["actor"], "staff-bea");
     browser.goto(&format!("/console/inventory?q={sku}")).await;
@@ -364,7 +461,11 @@ async fn staff_redrive_a_dead_lettered_message_back_to_its_queue() {
     browser.sign_in("staff-cem", "admin").await;
     browser.goto("/console/exceptions").await;
     let queue = format!("#queue-{}", stack.resource("SmsOutboxDeadLetterQueue"));
-    let waiting: u64 = browser.text(&format!("{queue} .messages")).await.parse().unwrap();
+    let waiting: u64 = browser
+        .text(&format!("{queue} .messages"))
+        .await
+        .parse()
+        .unwrap();
     assert!(waiting >= 1, "the dead-lettered message is counted");
     browser.screenshot("exceptions").await;
     browser.submit(&format!("{queue} button.redrive")).await;
@@ -407,12 +508,19 @@ async fn staff_redrive_a_dead_lettered_message_back_to_its_queue() {
         .unwrap()
         .messages
         .unwrap_or_default();
-    assert!(!left.iter().any(|m| m.body().is_some_and(|b| b.contains(&marker))), "nothing of it is left behind");
+    assert!(
+        !left
+            .iter()
+            .any(|m| m.body().is_some_and(|b| b.contains(&marker))),
+        "nothing of it is left behind"
+    );
     // The JSON API sees the same exceptions page data.
     let admin = stack.token("admin-tests", Some("oms:admin"));
     let exceptions = stack.get("/exceptions", &admin).await;
     assert_eq!(exceptions.status, StatusCode::OK);
-    assert!(exceptions.body["stuck"].as_array().is_some_and(|s| s.len() == 4));
+    assert!(exceptions.body["stuck"]
+        .as_array()
+        .is_some_and(|s| s.len() == 4));
 }
 
 #[tokio::test]
@@ -422,34 +530,65 @@ async fn no_page_or_action_without_the_scope_a_session_or_the_consoles_own_form(
 
     // Not signed in, or a session cookie the console did not write: to the sign-in.
     browser.goto("/console/exceptions").await;
-    assert!(browser.path().await.starts_with("/oidc/authorize"), "{}", browser.path().await);
+    assert!(
+        browser.path().await.starts_with("/oidc/authorize"),
+        "{}",
+        browser.path().await
+    );
     let mut forged = fantoccini::cookies::Cookie::new("oms_console", "Zm9yZ2VkIHNlc3Npb24");
     forged.set_path("/console");
     forged.set_domain("127.0.0.1");
     forged.set_secure(true);
     browser.client.add_cookie(forged).await.unwrap();
     browser.goto("/console/orders").await;
-    assert!(browser.path().await.starts_with("/oidc/authorize"), "a forged session signs nobody in");
+    assert!(
+        browser.path().await.starts_with("/oidc/authorize"),
+        "a forged session signs nobody in"
+    );
 
     // A customer signs in: no screen.
-    assert_eq!(browser.sign_in("customer-dan", "customer").await, "/console/warehouse");
+    assert_eq!(
+        browser.sign_in("customer-dan", "customer").await,
+        "/console/warehouse"
+    );
     assert_eq!(browser.text("#message-title").await, "Not allowed");
-    for path in ["/console/orders", "/console/inventory", "/console/exceptions"] {
+    for path in [
+        "/console/orders",
+        "/console/inventory",
+        "/console/exceptions",
+    ] {
         browser.goto(path).await;
-        assert_eq!(browser.text("#message-title").await, "Not allowed", "{path}");
+        assert_eq!(
+            browser.text("#message-title").await,
+            "Not allowed",
+            "{path}"
+        );
     }
 
     // A packer: the warehouse, not the admin screens or actions.
     let browser = Browser::open(&stack).await;
-    assert_eq!(browser.sign_in("packer-eve", "warehouse").await, "/console/warehouse");
+    assert_eq!(
+        browser.sign_in("packer-eve", "warehouse").await,
+        "/console/warehouse"
+    );
     assert!(browser.body().await.contains("To pick"));
     let nav = browser.text("nav").await;
-    assert!(!nav.contains("Exceptions") && !nav.contains("Orders"), "{nav}");
+    assert!(
+        !nav.contains("Exceptions") && !nav.contains("Orders"),
+        "{nav}"
+    );
     browser.goto("/console/exceptions").await;
     assert_eq!(browser.text("#message-title").await, "Not allowed");
     let sku = stack.create_sku("CONSOLEGUARD", 3).await;
     browser.goto(&format!("/console/inventory/{sku}")).await;
-    assert!(browser.client.find(Locator::Css("#receipt-form")).await.is_err(), "a packer is offered no adjustment");
+    assert!(
+        browser
+            .client
+            .find(Locator::Css("#receipt-form"))
+            .await
+            .is_err(),
+        "a packer is offered no adjustment"
+    );
     // Even posted by hand (with the packer's own CSRF token), an admin action is refused.
     let csrf = browser
         .client
@@ -484,7 +623,14 @@ async fn no_page_or_action_without_the_scope_a_session_or_the_consoles_own_form(
     while !browser.path().await.starts_with("/console") && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(browser.text("#message-title").await, "Not allowed", "a cross-site post is refused");
-    assert!(browser.body().await.contains("not sent from the console's own pages"));
+    assert_eq!(
+        browser.text("#message-title").await,
+        "Not allowed",
+        "a cross-site post is refused"
+    );
+    assert!(browser
+        .body()
+        .await
+        .contains("not sent from the console's own pages"));
     assert_eq!(stack.stock(&sku).await.0, 3, "nothing was adjusted");
 }

@@ -166,24 +166,41 @@ async fn every_request_a_function_makes_is_allowed_by_its_own_policy() {
     // The console: the exceptions (dead-letter queues included), the catalog and a SKU's
     // history, a stock receipt, and a redrive.
     let console = stack.console_session("staff-privilege", "admin").await;
-    for page in ["/console/exceptions", "/console/inventory?sort=lowStock", &format!("/console/inventory/{sku}"), "/console/warehouse", "/console/returns", "/console/orders?status=DELIVERED"] {
+    for page in [
+        "/console/exceptions",
+        "/console/inventory?sort=lowStock",
+        &format!("/console/inventory/{sku}"),
+        "/console/warehouse",
+        "/console/returns",
+        "/console/orders?status=DELIVERED",
+    ] {
         let (status, html) = console.get(page).await;
         assert_eq!(status, StatusCode::OK, "{page}: {html}");
     }
     let (status, to) = console
-        .post(&format!("/console/inventory/{sku}/adjustments"), &[("reason", "RECEIPT"), ("units", "1")])
+        .post(
+            &format!("/console/inventory/{sku}/adjustments"),
+            &[("reason", "RECEIPT"), ("units", "1")],
+        )
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{to}");
     let sqs = aws_sdk_sqs::Client::new(&stack.sdk().await);
     sqs.send_message()
-        .queue_url(format!("{}/123456789012/{}", stack.emulator, stack.resource("SmsOutboxDeadLetterQueue")))
+        .queue_url(format!(
+            "{}/123456789012/{}",
+            stack.emulator,
+            stack.resource("SmsOutboxDeadLetterQueue")
+        ))
         .message_body("{\"privilege\": true}")
         .send()
         .await
         .unwrap();
     let queue = stack.resource("SmsOutboxDeadLetterQueue");
     let (status, to) = console
-        .post(&format!("/console/exceptions/dead-letters/{queue}/redrive"), &[])
+        .post(
+            &format!("/console/exceptions/dead-letters/{queue}/redrive"),
+            &[],
+        )
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{to}");
     // The notifications of the last steps go out after their answers.

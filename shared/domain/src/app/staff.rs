@@ -132,9 +132,7 @@ pub async fn catalog<I: InventoryStore>(
     let needle = search.map(str::to_lowercase).filter(|s| !s.is_empty());
     let matches = |p: &Product| match &needle {
         None => true,
-        Some(n) => {
-            p.sku.as_str().to_lowercase().contains(n) || p.name.to_lowercase().contains(n)
-        }
+        Some(n) => p.sku.as_str().to_lowercase().contains(n) || p.name.to_lowercase().contains(n),
     };
     if order == CatalogOrder::Sku && needle.is_none() {
         return Ok(inventory.catalog(limit, cursor).await?);
@@ -143,7 +141,11 @@ pub async fn catalog<I: InventoryStore>(
     // is the offset into that listing, and names the listing it belongs to.
     let listing = format!(
         "{}:{}",
-        if order == CatalogOrder::LowStockFirst { "low" } else { "sku" },
+        if order == CatalogOrder::LowStockFirst {
+            "low"
+        } else {
+            "sku"
+        },
         needle.as_deref().unwrap_or_default()
     );
     let offset = match cursor {
@@ -168,10 +170,19 @@ pub async fn catalog<I: InventoryStore>(
     if order == CatalogOrder::LowStockFirst {
         all.sort_by_key(|p| {
             let low = p.stock.available() < p.low_stock_threshold;
-            (!low, if low { p.stock.available() } else { 0 }, p.sku.clone())
+            (
+                !low,
+                if low { p.stock.available() } else { 0 },
+                p.sku.clone(),
+            )
         });
     }
-    let items: Vec<Product> = all.iter().skip(offset).take(limit as usize).cloned().collect();
+    let items: Vec<Product> = all
+        .iter()
+        .skip(offset)
+        .take(limit as usize)
+        .cloned()
+        .collect();
     let next_cursor = (offset + items.len() < all.len())
         .then(|| format!("at:{}|{listing}", offset + items.len()));
     Ok(Page { items, next_cursor })
@@ -327,7 +338,12 @@ mod tests {
         let first = catalog(&store, &admin, CatalogOrder::LowStockFirst, None, 2, None)
             .await
             .unwrap();
-        let skus = |p: &Page<Product>| p.items.iter().map(|p| p.sku.to_string()).collect::<Vec<_>>();
+        let skus = |p: &Page<Product>| {
+            p.items
+                .iter()
+                .map(|p| p.sku.to_string())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(skus(&first), ["C-OUT", "B-LOW"]);
         let second = catalog(
             &store,
@@ -343,7 +359,15 @@ mod tests {
         assert_eq!(second.next_cursor, None);
         assert!(
             matches!(
-                catalog(&store, &admin, CatalogOrder::Sku, Some("plenty"), 2, first.next_cursor.as_deref()).await,
+                catalog(
+                    &store,
+                    &admin,
+                    CatalogOrder::Sku,
+                    Some("plenty"),
+                    2,
+                    first.next_cursor.as_deref()
+                )
+                .await,
                 Err(StaffError::Store(StoreError::InvalidCursor))
             ),
             "a cursor opens only its own listing"
@@ -354,16 +378,31 @@ mod tests {
     async fn search_matches_sku_or_name_and_needs_a_stock_scope() {
         let store = store_with(&[product("TSHIRT-RED", 5, 1), product("MUG-BLUE", 5, 1)]).await;
         let warehouse = caller(&[SCOPE_WAREHOUSE]);
-        let found = catalog(&store, &warehouse, CatalogOrder::Sku, Some("tshirt"), 10, None)
-            .await
-            .unwrap();
+        let found = catalog(
+            &store,
+            &warehouse,
+            CatalogOrder::Sku,
+            Some("tshirt"),
+            10,
+            None,
+        )
+        .await
+        .unwrap();
         assert_eq!(found.items.len(), 1);
         assert!(matches!(
             catalog(&store, &caller(&[]), CatalogOrder::Sku, None, 10, None).await,
             Err(StaffError::Forbidden(_))
         ));
         assert!(matches!(
-            catalog(&store, &warehouse, CatalogOrder::Sku, Some("x"), 10, Some("nonsense")).await,
+            catalog(
+                &store,
+                &warehouse,
+                CatalogOrder::Sku,
+                Some("x"),
+                10,
+                Some("nonsense")
+            )
+            .await,
             Err(StaffError::Store(StoreError::InvalidCursor))
         ));
     }
@@ -371,7 +410,10 @@ mod tests {
     #[tokio::test]
     async fn availability_answers_in_the_order_asked_and_is_bounded() {
         let store = store_with(&[product("A", 1, 0), product("B", 2, 0)]).await;
-        let asked: Vec<Sku> = ["B", "X", "A"].iter().map(|s| Sku::parse(*s).unwrap()).collect();
+        let asked: Vec<Sku> = ["B", "X", "A"]
+            .iter()
+            .map(|s| Sku::parse(*s).unwrap())
+            .collect();
         let found = availability(&store, &asked).await.unwrap();
         assert_eq!(
             found.iter().map(|p| p.sku.to_string()).collect::<Vec<_>>(),
@@ -408,7 +450,9 @@ mod tests {
             ));
         }
         let admin = caller(&[SCOPE_ADMIN]);
-        assert!(order_queue(&store, &admin, &filter, Utc::now(), 10, None).await.is_ok());
+        assert!(order_queue(&store, &admin, &filter, Utc::now(), 10, None)
+            .await
+            .is_ok());
         let found = exceptions(&store, &admin, Utc::now()).await.unwrap();
         assert_eq!(found.stuck.len(), stuck_rules().len());
     }
