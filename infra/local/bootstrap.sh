@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the local tool chain into the repository (.tools/venv): the moto emulator, cargo-lambda,
-# the SAM CLI, cfn-lint, and the PDF renderer and barcode reader the label test reads labels with.
+# the SAM CLI, cfn-lint, the PDF renderer and barcode reader the label test reads labels with, and
+# schemathesis, the fuzzer the contract is checked with.
 # Idempotent: a second run with everything in place takes a second.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 venv="$root/.tools/venv"
-stamp="$venv/.installed-v3"
+stamp="$venv/.installed-v4"
 # The moto version infra/local/moto_server.py's patches of moto's internals were written for: it
 # reads this line and refuses to start with any other moto. A new version needs a new stamp too,
 # or venvs installed already keep the old one.
@@ -18,4 +19,6 @@ python3 -m venv "$venv"
   "moto[dynamodb,sqs,sns]==$moto_version" 'flask>=3,<4' 'flask-cors>=5,<7' 'gunicorn==23.0.0' \
   'cargo-lambda==1.9.2' 'aws-sam-cli==1.170.0' 'cfn-lint==1.58.0' \
   'pypdfium2==4.30.0' 'zxing-cpp==2.3.0' 'pillow>=10,<12'
+# On its own, so that its dependencies do not move the emulator's.
+"$venv/bin/pip" install --quiet --disable-pip-version-check 'schemathesis==4.32.5'
 touch "$stamp"

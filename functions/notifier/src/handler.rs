@@ -8,19 +8,44 @@ use oms_adapters::sns::NotificationPublisher;
 use oms_adapters::sqs::{
     for_each_message, order_event, receive_count, QueueRedelivery, Redelivery,
 };
-use oms_domain::app::notify::{
-    notify, retry_delay, NotifyError, NotifyResult, PASS_GAP_ON_DELIVERY,
-};
+use oms_domain::app::notify::{notify, NotifyError, NotifyResult, PASS_GAP_ON_DELIVERY};
 use oms_domain::notifications::Renderer;
-use oms_domain::ports::{NotificationSink, NotificationStore};
+use oms_domain::ports::{NotificationSink, NotificationStore, TurnQueue};
 
 /// What the function needs, built once per cold start.
 pub struct App<S, K, R> {
     pub store: S,
     pub sink: K,
     pub renderer: Renderer,
-    /// Brings back an event that waits for its turn sooner than the queue's visibility timeout.
+    /// Holds an event that waits for its turn for less than the queue's visibility timeout,
+    /// and wakes it when its turn comes.
     pub redelivery: R,
+}
+
+/// The message being handled, on its queue: held by changing its visibility, its receipt handle
+/// the token that wakes it.
+struct Delivery<'a, R> {
+    redelivery: &'a R,
+    message: &'a SqsMessage,
+}
+
+impl<R: Redelivery> TurnQueue for Delivery<'_, R> {
+    async fn hold(&self, delay: std::time::Duration) -> Option<String> {
+        match self.redelivery.redeliver_after(self.message, delay).await {
+            Ok(()) => self.message.receipt_handle.clone(),
+            Err(why) => {
+                tracing::warn!(%why, "could not hold the event for its turn");
+                None
+            }
+        }
+    }
+
+    async fn wake(&self, token: &str) {
+        // A message received again since it left the token has a new handle; it needs no wake.
+        if let Err(why) = self.redelivery.wake(token).await {
+            tracing::info!(%why, "the next event was not woken");
+        }
+    }
 }
 
 impl App<DynamoStore, NotificationPublisher, QueueRedelivery> {
@@ -76,27 +101,20 @@ async fn process<S: NotificationStore, K: NotificationSink, R: Redelivery>(
         }
     };
     let delivery = receive_count(message);
-    let outcome = notify(
+    let queue = Delivery {
+        redelivery: &app.redelivery,
+        message,
+    };
+    let result = notify(
         &app.store,
         &app.sink,
         &app.renderer,
         &event,
         delivery,
         chrono::Utc::now(),
+        &queue,
     )
-    .await;
-    let result = match outcome {
-        Ok(result) => result,
-        Err(error) => {
-            if let Some(delay) = retry_delay(&error, delivery) {
-                // Without it the event still comes back, after the queue's visibility timeout.
-                if let Err(why) = app.redelivery.redeliver_after(message, delay).await {
-                    tracing::warn!(%why, "could not bring the event back sooner");
-                }
-            }
-            return Err(error.into());
-        }
-    };
+    .await?;
     let order_id = &event.data.order_id;
     let event_type = event.event_type.as_str();
     match result {
@@ -141,9 +159,9 @@ mod tests {
         }
     }
 
-    /// The redeliveries asked for: (message id, delay in seconds).
+    /// The redeliveries asked for (message id, delay in seconds), and the receipt handles woken.
     #[derive(Default)]
-    struct Redeliveries(Mutex<Vec<(String, u64)>>);
+    struct Redeliveries(Mutex<Vec<(String, u64)>>, Mutex<Vec<String>>);
 
     impl Redelivery for Redeliveries {
         async fn redeliver_after(
@@ -153,6 +171,11 @@ mod tests {
         ) -> Result<(), String> {
             let id = message.message_id.clone().unwrap_or_default();
             self.0.lock().unwrap().push((id, delay.as_secs()));
+            Ok(())
+        }
+
+        async fn wake(&self, receipt_handle: &str) -> Result<(), String> {
+            self.1.lock().unwrap().push(receipt_handle.to_owned());
             Ok(())
         }
     }
@@ -208,6 +231,11 @@ mod tests {
             *app.redelivery.0.lock().unwrap(),
             [("reserved-2".to_owned(), 1)],
             "for a second, not the queue's whole visibility timeout"
+        );
+        assert_eq!(
+            *app.redelivery.1.lock().unwrap(),
+            ["AQEBreserved-2"],
+            "and woken by its predecessor once that was sent"
         );
         assert!(
             run(&app, "reserved-before-placed").await.is_empty(),

@@ -19,8 +19,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
-    AttributeValue, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
-    Update,
+    AttributeValue, KeysAndAttributes, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -314,10 +314,10 @@ const RECORD_SENT_ATTEMPTS: u32 = 6;
 
 /// Runs `write` until it succeeds, fails for good, or has been tried [`RECORD_SENT_ATTEMPTS`]
 /// times while only retryable errors came back.
-async fn recording<F, Fut>(mut write: F) -> Result<(), StoreError>
+async fn recording<T, F, Fut>(mut write: F) -> Result<T, StoreError>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(), StoreError>>,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
 {
     let mut attempt = 1;
     loop {
@@ -1048,10 +1048,29 @@ struct CursorItem {
     skipped: Vec<u64>,
 }
 
+/// The attribute of the cursor item holding the wake token of event `sequence` (one attribute per
+/// waiting event, so that leaving one is a single `SET` on an item that may not exist yet).
+fn wake_attribute(sequence: u64) -> String {
+    format!("{WAKE_PREFIX}{sequence}")
+}
+
+const WAKE_PREFIX: &str = "wake";
+
+/// The most wake tokens a pass over a gap takes off the cursor item in its one write.
+const MAX_TOKENS_DROPPED: usize = 32;
+
 impl CursorItem {
     fn cursor(item: HashMap<String, AttributeValue>) -> Result<NotificationCursor, StoreError> {
+        let waiting = item
+            .iter()
+            .filter_map(|(name, value)| {
+                let sequence = name.strip_prefix(WAKE_PREFIX)?.parse().ok()?;
+                Some((sequence, value.as_s().ok()?.clone()))
+            })
+            .collect();
         let stored = from_item::<CursorItem>(item)?;
         Ok(NotificationCursor {
+            waiting,
             next: stored.next,
             claimed_at: stored
                 .claimed_at
@@ -1206,36 +1225,48 @@ impl NotificationStore for DynamoStore {
         .await
     }
 
-    async fn advance(&self, order: &OrderId, from: u64) -> Result<(), StoreError> {
-        // The claim and its sent channels go with the event; skipped events stay recorded. A
-        // try that moved the cursor with its answer lost makes the next one a failed condition,
-        // which the notifier reads as the event done.
+    async fn advance(&self, order: &OrderId, from: u64) -> Result<Option<String>, StoreError> {
+        // The claim and its sent channels go with the event; skipped events stay recorded, and
+        // so do later events' wake tokens. A try that moved the cursor with its answer lost
+        // makes the next one a failed condition, which the notifier reads as the event done
+        // (its successor then comes back when its short hold runs out rather than at once).
+        let wake = wake_attribute(from + 1);
         recording(|| async {
-            self.client
+            let old = self
+                .client
                 .get()
                 .await
                 .update_item()
                 .table_name(&self.table)
                 .set_key(Some(cursor_key(order)))
-                .update_expression("SET #next = :to, entity = :entity REMOVE claimedAt, sent")
+                .update_expression(
+                    "SET #next = :to, entity = :entity REMOVE claimedAt, sent, #wake",
+                )
                 .condition_expression(cursor_at(from))
                 .expression_attribute_names("#next", "next")
+                .expression_attribute_names("#wake", &wake)
                 .expression_attribute_values(":at", n(from))
                 .expression_attribute_values(":to", n(from + 1))
                 .expression_attribute_values(":entity", s(entity::NOTIFICATION_CURSOR))
+                .return_values(ReturnValue::AllOld)
                 .send()
                 .await
                 .map_err(|e| classify("advance notification cursor", e))?;
-            Ok(())
+            Ok(old
+                .attributes
+                .and_then(|mut item| item.remove(&wake))
+                .and_then(|token| token.as_s().ok().cloned()))
         })
         .await
     }
 
-    async fn skip_to(&self, order: &OrderId, from: u64, to: u64) -> Result<(), StoreError> {
-        if to <= from {
-            return Err(StoreError::ConditionFailed);
-        }
-        let gap = AttributeValue::L((from..to).map(n).collect());
+    async fn wait_for_turn(
+        &self,
+        order: &OrderId,
+        next: u64,
+        sequence: u64,
+        token: &str,
+    ) -> Result<(), StoreError> {
         self.client
             .get()
             .await
@@ -1243,17 +1274,69 @@ impl NotificationStore for DynamoStore {
             .table_name(&self.table)
             .set_key(Some(cursor_key(order)))
             .update_expression(
+                "SET #next = if_not_exists(#next, :at), entity = :entity, #wake = :token",
+            )
+            .condition_expression(cursor_at(next))
+            .expression_attribute_names("#next", "next")
+            .expression_attribute_names("#wake", wake_attribute(sequence))
+            .expression_attribute_values(":at", n(next))
+            .expression_attribute_values(":token", s(token))
+            .expression_attribute_values(":entity", s(entity::NOTIFICATION_CURSOR))
+            .send()
+            .await
+            .map_err(|e| classify("leave a wake token", e))?;
+        Ok(())
+    }
+
+    async fn skip_to(
+        &self,
+        order: &OrderId,
+        from: u64,
+        to: u64,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if to <= from {
+            return Err(StoreError::ConditionFailed);
+        }
+        let gap = AttributeValue::L((from..to).map(n).collect());
+        let stale = now - chrono::Duration::seconds(NOTIFICATION_CLAIM_SECONDS);
+        // The tokens of the events passed over and of the one passing: nobody wakes them now.
+        // (A longer gap leaves its older tokens behind; they only take room.)
+        let tokens: Vec<String> = (from + 1..=to)
+            .rev()
+            .take(MAX_TOKENS_DROPPED)
+            .map(wake_attribute)
+            .collect();
+        let mut update = self
+            .client
+            .get()
+            .await
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(cursor_key(order)))
+            .update_expression(format!(
                 "SET #next = :to, entity = :entity, \
                  skipped = list_append(if_not_exists(skipped, :none), :gap) \
-                 REMOVE claimedAt, sent",
-            )
-            .condition_expression(cursor_at(from))
+                 REMOVE claimedAt, sent{}",
+                (0..tokens.len())
+                    .map(|i| format!(", #wake{i}"))
+                    .collect::<String>()
+            ))
+            .condition_expression(format!(
+                "{} AND (attribute_not_exists(claimedAt) OR claimedAt <= :stale)",
+                cursor_at(from)
+            ))
             .expression_attribute_names("#next", "next")
             .expression_attribute_values(":at", n(from))
             .expression_attribute_values(":to", n(to))
+            .expression_attribute_values(":stale", n(stale.timestamp_millis()))
             .expression_attribute_values(":none", AttributeValue::L(Vec::new()))
             .expression_attribute_values(":gap", gap)
-            .expression_attribute_values(":entity", s(entity::NOTIFICATION_CURSOR))
+            .expression_attribute_values(":entity", s(entity::NOTIFICATION_CURSOR));
+        for (i, token) in tokens.iter().enumerate() {
+            update = update.expression_attribute_names(format!("#wake{i}"), token);
+        }
+        update
             .send()
             .await
             .map_err(|e| classify("skip notification gap", e))?;

@@ -63,6 +63,9 @@ pub trait Redelivery: Send + Sync {
         message: &SqsMessage,
         delay: std::time::Duration,
     ) -> impl Future<Output = Result<(), String>> + Send;
+
+    /// Makes the message a receipt handle names visible at once.
+    fn wake(&self, receipt_handle: &str) -> impl Future<Output = Result<(), String>> + Send;
 }
 
 /// [`Redelivery`] on an SQS queue: `ChangeMessageVisibility` on the message's receipt handle.
@@ -91,13 +94,28 @@ impl Redelivery for QueueRedelivery {
             .receipt_handle
             .as_deref()
             .ok_or("the message has no receipt handle")?;
+        self.change_visibility(handle, delay).await
+    }
+
+    async fn wake(&self, receipt_handle: &str) -> Result<(), String> {
+        self.change_visibility(receipt_handle, std::time::Duration::ZERO)
+            .await
+    }
+}
+
+impl QueueRedelivery {
+    async fn change_visibility(
+        &self,
+        receipt_handle: &str,
+        delay: std::time::Duration,
+    ) -> Result<(), String> {
         let seconds = i32::try_from(delay.as_secs()).unwrap_or(i32::MAX);
         self.client
             .get()
             .await
             .change_message_visibility()
             .queue_url(&self.queue_url)
-            .receipt_handle(handle)
+            .receipt_handle(receipt_handle)
             .visibility_timeout(seconds)
             .send()
             .await

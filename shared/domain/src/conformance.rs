@@ -1678,6 +1678,7 @@ pub async fn notification_store<S: OrderStore + NotificationStore>(store: &S, pr
             claimed_at: Some(at),
             sent: vec![],
             skipped: Vec::new(),
+            ..NotificationCursor::default()
         })
     );
     let live = at + Duration::milliseconds(NOTIFICATION_CLAIM_SECONDS * 1000 - 1);
@@ -1715,6 +1716,7 @@ pub async fn notification_store<S: OrderStore + NotificationStore>(store: &S, pr
             claimed_at: Some(later),
             sent: vec![Channel::Email],
             skipped: Vec::new(),
+            ..NotificationCursor::default()
         })
     );
     assert_eq!(store.mark_sent(&order.id, 1, Channel::Sms).await, Ok(()));
@@ -1726,6 +1728,7 @@ pub async fn notification_store<S: OrderStore + NotificationStore>(store: &S, pr
                 claimed_at: Some(later),
                 sent: vec![Channel::Email, Channel::Sms],
                 skipped: Vec::new(),
+                ..NotificationCursor::default()
             },
             Some(order.clone()),
             Some(loud)
@@ -1733,7 +1736,7 @@ pub async fn notification_store<S: OrderStore + NotificationStore>(store: &S, pr
     );
 
     // Moving on drops the claim and its sends.
-    assert_eq!(store.advance(&order.id, 1).await, Ok(()));
+    assert_eq!(store.advance(&order.id, 1).await, Ok(None));
     assert_eq!(
         store.advance(&order.id, 1).await,
         Err(StoreError::ConditionFailed),
@@ -1756,36 +1759,103 @@ pub async fn notification_store<S: OrderStore + NotificationStore>(store: &S, pr
         Ok(()),
         "the next event is free at once"
     );
-    assert_eq!(store.advance(&order.id, 2).await, Ok(()));
+    assert_eq!(store.advance(&order.id, 2).await, Ok(None));
     assert_eq!(
         store.advance(&order.id, 3).await,
-        Ok(()),
+        Ok(None),
         "an event without a claim just moves on"
     );
     assert_eq!(store.cursor(&order.id).await.map(|c| c.next), Ok(4));
 
     // A fresh order's cursor moves on from 1 without a claim.
-    assert_eq!(store.advance(&ghost.id, 1).await, Ok(()));
+    assert_eq!(store.advance(&ghost.id, 1).await, Ok(None));
     assert_eq!(store.cursor(&ghost.id).await.map(|c| c.next), Ok(2));
 
-    // A gap passed over: from 4 to 7, with 4, 5 and 6 recorded and the claim dropped.
+    // Events waiting for their turn leave wake tokens; the event that moves the cursor onto one
+    // takes it off, and the others stay.
+    assert_eq!(
+        store.wait_for_turn(&order.id, 3, 5, "token-5").await,
+        Err(StoreError::ConditionFailed),
+        "a token while the cursor is not where the event saw it"
+    );
+    assert_eq!(
+        store.wait_for_turn(&order.id, 4, 5, "stale-5").await,
+        Ok(())
+    );
+    assert_eq!(
+        store.wait_for_turn(&order.id, 4, 5, "token-5").await,
+        Ok(()),
+        "replaced"
+    );
+    assert_eq!(
+        store.wait_for_turn(&order.id, 4, 6, "token-6").await,
+        Ok(())
+    );
+    assert_eq!(
+        store.wait_for_turn(&order.id, 4, 9, "token-9").await,
+        Ok(())
+    );
+    assert_eq!(
+        store.cursor(&order.id).await.map(|c| c.waiting),
+        Ok([
+            (5, "token-5".into()),
+            (6, "token-6".into()),
+            (9, "token-9".into())
+        ]
+        .into())
+    );
+    let fresh = place(&customer(prefix, "fresh"), &[(&item, 1)], at);
+    assert_eq!(
+        store.wait_for_turn(&fresh.id, 1, 2, "fresh-2").await,
+        Ok(()),
+        "on an order whose cursor does not exist yet"
+    );
+    assert_eq!(
+        store.cursor(&fresh.id).await.map(|c| (c.next, c.waiting)),
+        Ok((1, [(2, "fresh-2".into())].into()))
+    );
+    assert_eq!(
+        store.advance(&fresh.id, 1).await,
+        Ok(Some("fresh-2".into()))
+    );
+
+    // A gap passed over: from 4 to 7, with 4, 5 and 6 recorded, the claim dropped, and the
+    // tokens up to 7 gone (nobody wakes them now); never past a live claim.
     assert_eq!(store.claim(&order.id, 4, later).await, Ok(()));
     assert_eq!(
-        store.skip_to(&order.id, 3, 7).await,
+        store.skip_to(&order.id, 4, 7, later + seconds(1)).await,
+        Err(StoreError::ConditionFailed),
+        "skipping an event a live delivery is sending"
+    );
+    let ran_out = later + Duration::milliseconds(NOTIFICATION_CLAIM_SECONDS * 1000);
+    assert_eq!(
+        store.skip_to(&order.id, 3, 7, ran_out).await,
         Err(StoreError::ConditionFailed),
         "skipping from where the cursor is not"
     );
-    assert_eq!(store.skip_to(&order.id, 4, 7).await, Ok(()));
+    assert_eq!(store.skip_to(&order.id, 4, 7, ran_out).await, Ok(()));
     let skipped = store.cursor(&order.id).await.unwrap();
     assert_eq!(
         (skipped.next, skipped.claimed_at, skipped.skipped.clone()),
         (7, None, vec![4, 5, 6])
     );
-    assert_eq!(store.advance(&order.id, 7).await, Ok(()));
+    assert_eq!(skipped.waiting, [(9, "token-9".into())].into());
     assert_eq!(
-        store.cursor(&order.id).await.map(|c| c.skipped),
-        Ok(vec![4, 5, 6]),
-        "moving on keeps the gap recorded"
+        store.wait_for_turn(&order.id, 7, 8, "token-8").await,
+        Ok(())
+    );
+    assert_eq!(
+        store.advance(&order.id, 7).await,
+        Ok(Some("token-8".into())),
+        "the waiting successor's token"
+    );
+    assert_eq!(
+        store
+            .cursor(&order.id)
+            .await
+            .map(|c| (c.skipped, c.waiting)),
+        Ok((vec![4, 5, 6], [(9, "token-9".into())].into())),
+        "moving on keeps the gap recorded and the later tokens"
     );
     assert_eq!(store.take_skipped(&order.id, 5).await, Ok(()));
     assert_eq!(

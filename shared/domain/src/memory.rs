@@ -452,31 +452,59 @@ impl NotificationStore for InMemoryStore {
         }
     }
 
-    async fn advance(&self, order: &OrderId, from: u64) -> Result<(), StoreError> {
+    async fn advance(&self, order: &OrderId, from: u64) -> Result<Option<String>, StoreError> {
         let mut state = self.lock();
         let cursor = state.cursors.entry(order.clone()).or_default();
         if cursor.next != from {
             return Err(StoreError::ConditionFailed);
         }
+        let mut waiting = std::mem::take(&mut cursor.waiting);
+        let woken = waiting.remove(&(from + 1));
         *cursor = NotificationCursor {
             next: from + 1,
             skipped: std::mem::take(&mut cursor.skipped),
+            waiting,
             ..NotificationCursor::default()
         };
+        Ok(woken)
+    }
+
+    async fn wait_for_turn(
+        &self,
+        order: &OrderId,
+        next: u64,
+        sequence: u64,
+        token: &str,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let cursor = state.cursors.entry(order.clone()).or_default();
+        if cursor.next != next {
+            return Err(StoreError::ConditionFailed);
+        }
+        cursor.waiting.insert(sequence, token.to_owned());
         Ok(())
     }
 
-    async fn skip_to(&self, order: &OrderId, from: u64, to: u64) -> Result<(), StoreError> {
+    async fn skip_to(
+        &self,
+        order: &OrderId,
+        from: u64,
+        to: u64,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
         let mut state = self.lock();
         let cursor = state.cursors.entry(order.clone()).or_default();
-        if cursor.next != from || to <= from {
+        if cursor.next != from || to <= from || cursor.claimed_by_another(now) {
             return Err(StoreError::ConditionFailed);
         }
         let mut skipped = std::mem::take(&mut cursor.skipped);
         skipped.extend(from..to);
+        let mut waiting = std::mem::take(&mut cursor.waiting);
+        waiting.retain(|sequence, _| *sequence > to);
         *cursor = NotificationCursor {
             next: to,
             skipped,
+            waiting,
             ..NotificationCursor::default()
         };
         Ok(())

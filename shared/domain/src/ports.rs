@@ -296,6 +296,9 @@ pub struct NotificationCursor {
     /// Events passed over because a later one waited too long for them (a gap): one that
     /// arrives after all is still told, once.
     pub skipped: Vec<u64>,
+    /// Wake tokens left by deliveries of later events waiting for their turn, by sequence: the
+    /// delivery that moves the cursor onto one wakes it, rather than it polling.
+    pub waiting: std::collections::BTreeMap<u64, String>,
 }
 
 impl Default for NotificationCursor {
@@ -305,6 +308,7 @@ impl Default for NotificationCursor {
             claimed_at: None,
             sent: Vec::new(),
             skipped: Vec::new(),
+            waiting: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -375,20 +379,35 @@ pub trait NotificationStore: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Moves the cursor from `from` to `from + 1`, dropping the claim and its sent channels, on
-    /// condition that it is still at `from`. The skipped events stay recorded.
+    /// condition that it is still at `from`. The skipped events stay recorded. Answers the wake
+    /// token that a delivery of event `from + 1` left while it waited, taken off the cursor.
     fn advance(
         &self,
         order: &OrderId,
         from: u64,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// Leaves `token` on the cursor for event `sequence`, which waits while the cursor is at
+    /// `next`, so that the delivery moving the cursor onto it wakes it: on condition that the
+    /// cursor is still at `next` ([`StoreError::ConditionFailed`] if it moved — the event's
+    /// turn may have come meanwhile). A later token for the same event replaces the earlier.
+    fn wait_for_turn(
+        &self,
+        order: &OrderId,
+        next: u64,
+        sequence: u64,
+        token: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Passes over a gap: moves the cursor from `from` to `to`, recording `from..to` as
-    /// skipped and dropping the claim, on condition that it is still at `from`.
+    /// skipped and dropping the claim and the wake tokens up to `to`, on condition that it is
+    /// still at `from` and nobody holds a live claim on `from` at `now`.
     fn skip_to(
         &self,
         order: &OrderId,
         from: u64,
         to: u64,
+        now: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Takes a skipped event off the record so that one delivery, and only one, tells it late:
@@ -398,6 +417,20 @@ pub trait NotificationStore: Send + Sync {
         order: &OrderId,
         sequence: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The queue a notifier's event came by, as far as waiting for its turn goes: an event that
+/// arrived before its predecessor is kept away a little and woken by the predecessor's delivery.
+pub trait TurnQueue: Send + Sync {
+    /// Keeps the delivery being handled away for `delay` before it is handed over again, and
+    /// answers a token that brings it back sooner ([`TurnQueue::wake`]); `None` if it could
+    /// not be kept away (it then comes back after the queue's visibility timeout).
+    fn hold(&self, delay: std::time::Duration) -> impl Future<Output = Option<String>> + Send;
+
+    /// Brings back at once the delivery `token` names. Best effort: a delivery handled or
+    /// received again meanwhile ignores it, and a held one comes back anyway when its hold runs
+    /// out.
+    fn wake(&self, token: &str) -> impl Future<Output = ()> + Send;
 }
 
 /// Where notifications go: the customer-notifications topic.

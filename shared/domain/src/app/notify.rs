@@ -11,20 +11,23 @@
 //! moves the cursor on after the last; a delivery that takes over a crashed one's claim sends only
 //! what had not gone out.
 //!
-//! **Soon.** An event that must wait for its predecessor (or for another delivery of itself)
-//! comes back after [`retry_delay`] — a second, then two, four, then every
-//! [`MAX_RETRY_DELAY_SECONDS`] — rather than after the queue's whole visibility timeout, so a
-//! message reaches the customer within a few seconds of its step whatever order the queue hands
-//! the events over in. The cap is short because the waits add up along an order's chain of
-//! events: each event that arrived before its predecessor may sit out one more wait after the
-//! predecessor is done (at 30 s, an order's messages under load trailed its steps by minutes). A customer-facing event costs one read (cursor, order and preferences
-//! together), two writes and its messages.
+//! **Soon.** An event that must wait for its predecessor is woken by it: the waiting delivery
+//! is held away from the queue for a little while ([`retry_delay`]: a second, then two, four,
+//! then every [`MAX_RETRY_DELAY_SECONDS`]) and leaves a wake token on the cursor; the delivery
+//! that moves the cursor onto it takes the token off and makes it visible at once. Leaving the
+//! token is conditional on the cursor not having moved, so a predecessor that finishes meanwhile
+//! is seen and the event handled right away — no wake is missed; the short hold only matters
+//! when a wake is lost (a crash between the two writes). So a message reaches the customer
+//! within about a second of its step whatever order the queue hands the events over in, rather
+//! than a poll interval later per event waiting in a chain. A customer-facing event costs one
+//! read (cursor, order and preferences together), two writes and its messages; an event that
+//! waits, one more write and two visibility changes.
 
 use chrono::{DateTime, Utc};
 
 use crate::events::{CloudEvent, OrderEventData};
 use crate::notifications::{is_customer_facing, Preferences, RenderError, Renderer};
-use crate::ports::{NotificationSink, NotificationStore, StoreError};
+use crate::ports::{NotificationSink, NotificationStore, StoreError, TurnQueue};
 
 /// What became of an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,14 +94,59 @@ pub fn retry_delay(error: &NotifyError, receive_count: u32) -> Option<std::time:
     }
 }
 
-/// Handles one order event: notifies the customer if it is their business, in order, once.
-pub async fn notify<S: NotificationStore, K: NotificationSink>(
+/// How often a delivery that found its turn come while it was leaving its wake token tries
+/// again at once before it waits for a wake or its hold.
+const TURN_ATTEMPTS: u32 = 3;
+
+/// Handles one order event: notifies the customer if it is their business, in order, once. An
+/// event that must wait is held on `queue` and left to be woken; the answer is then its
+/// retryable error.
+#[allow(clippy::too_many_arguments)]
+pub async fn notify<S: NotificationStore, K: NotificationSink, Q: TurnQueue>(
     store: &S,
     sink: &K,
     renderer: &Renderer,
     event: &CloudEvent<OrderEventData>,
     delivery: u32,
     now: DateTime<Utc>,
+    queue: &Q,
+) -> Result<NotifyResult, NotifyError> {
+    let mut attempt = 1;
+    loop {
+        let error = match notify_in_turn(store, sink, renderer, event, delivery, now, queue).await {
+            Err(error) => error,
+            answer => return answer,
+        };
+        let Some(delay) = retry_delay(&error, delivery) else {
+            return Err(error);
+        };
+        let token = queue.hold(delay).await;
+        let (NotifyError::OutOfOrder { expected, got }, Some(token)) = (&error, token) else {
+            return Err(error);
+        };
+        match store
+            .wait_for_turn(&event.data.order_id, *expected, *got, &token)
+            .await
+        {
+            // Its predecessor moves the cursor on and wakes it.
+            Ok(()) => return Err(error),
+            // The cursor moved meanwhile: its turn may have come.
+            Err(StoreError::ConditionFailed) if attempt < TURN_ATTEMPTS => attempt += 1,
+            // Without a token it still comes back when its hold runs out.
+            Err(StoreError::ConditionFailed) => return Err(error),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+async fn notify_in_turn<S: NotificationStore, K: NotificationSink, Q: TurnQueue>(
+    store: &S,
+    sink: &K,
+    renderer: &Renderer,
+    event: &CloudEvent<OrderEventData>,
+    delivery: u32,
+    now: DateTime<Utc>,
+    queue: &Q,
 ) -> Result<NotifyResult, NotifyError> {
     let order_id = &event.data.order_id;
     let facing = is_customer_facing(event.event_type);
@@ -123,9 +171,12 @@ pub async fn notify<S: NotificationStore, K: NotificationSink>(
                 got: event.sequence,
             });
         }
-        match store.skip_to(order_id, cursor.next, event.sequence).await {
+        match store
+            .skip_to(order_id, cursor.next, event.sequence, now)
+            .await
+        {
             Ok(()) => {}
-            // The predecessor went through meanwhile: come back for this one's turn.
+            // The predecessor went through or was claimed meanwhile: wait for this one's turn.
             Err(StoreError::ConditionFailed) => {
                 return Err(NotifyError::OutOfOrder {
                     expected: cursor.next,
@@ -173,7 +224,9 @@ pub async fn notify<S: NotificationStore, K: NotificationSink>(
         }
     }
     match store.advance(order_id, cursor.next).await {
-        Ok(()) => {}
+        // The next event waits: it is woken now rather than when its hold runs out.
+        Ok(Some(token)) => queue.wake(&token).await,
+        Ok(None) => {}
         // Another delivery of the same event finished first (it sent nothing this one did
         // not), or a later event passed this one over meanwhile: this one is told now, so it
         // leaves the record of skipped events and a repeat of it is a duplicate.
@@ -237,6 +290,138 @@ pub async fn preferences<S: NotificationStore>(
 mod tests {
     use super::*;
     use crate::events::order_event;
+
+    /// A queue that cannot hold or wake a delivery: every wait is the queue's own timeout.
+    struct Unheld;
+
+    impl TurnQueue for Unheld {
+        async fn hold(&self, _delay: std::time::Duration) -> Option<String> {
+            None
+        }
+        async fn wake(&self, _token: &str) {}
+    }
+
+    /// [`super::notify`] for tests that are not about waiting.
+    async fn notify<S: NotificationStore, K: NotificationSink>(
+        store: &S,
+        sink: &K,
+        renderer: &Renderer,
+        event: &CloudEvent<OrderEventData>,
+        delivery: u32,
+        now: DateTime<Utc>,
+    ) -> Result<NotifyResult, NotifyError> {
+        super::notify(store, sink, renderer, event, delivery, now, &Unheld).await
+    }
+
+    /// A queue that records its holds and wakes; its delivery's token is `token`, and `on_hold`
+    /// runs when it is held (a predecessor finishing at that very moment).
+    struct Recorded<'a> {
+        token: &'static str,
+        holds: Mutex<Vec<u64>>,
+        woken: Mutex<Vec<String>>,
+        on_hold: Option<(&'a InMemoryStore, &'a crate::ids::OrderId, u64)>,
+    }
+
+    impl<'a> Recorded<'a> {
+        fn new(token: &'static str) -> Self {
+            Self {
+                token,
+                holds: Mutex::default(),
+                woken: Mutex::default(),
+                on_hold: None,
+            }
+        }
+    }
+
+    impl TurnQueue for Recorded<'_> {
+        async fn hold(&self, delay: std::time::Duration) -> Option<String> {
+            self.holds.lock().unwrap().push(delay.as_secs());
+            if let Some((store, order, from)) = self.on_hold {
+                if self.holds.lock().unwrap().len() == 1 {
+                    store.advance(order, from).await.unwrap();
+                }
+            }
+            Some(self.token.to_owned())
+        }
+        async fn wake(&self, token: &str) {
+            self.woken.lock().unwrap().push(token.to_owned());
+        }
+    }
+
+    #[tokio::test]
+    async fn an_event_that_waits_is_woken_by_its_predecessor() {
+        let (store, order, first, second) = placed_and_reserved();
+        let (outbox, renderer) = (Outbox::default(), Renderer::new());
+        let waiting = Recorded::new("receipt-of-reserved");
+        let early =
+            super::notify(&store, &outbox, &renderer, &second, 1, Utc::now(), &waiting).await;
+        assert!(
+            matches!(
+                early,
+                Err(NotifyError::OutOfOrder {
+                    expected: 1,
+                    got: 2
+                })
+            ),
+            "{early:?}"
+        );
+        assert_eq!(*waiting.holds.lock().unwrap(), [1], "held a second at most");
+        assert_eq!(
+            store.cursor(&order.id).await.unwrap().waiting,
+            [(2, "receipt-of-reserved".to_owned())].into(),
+            "its token is left on the cursor"
+        );
+
+        let predecessor = Recorded::new("receipt-of-placed");
+        let sent = super::notify(
+            &store,
+            &outbox,
+            &renderer,
+            &first,
+            1,
+            Utc::now(),
+            &predecessor,
+        )
+        .await;
+        assert_eq!(sent.unwrap(), NotifyResult::Sent(1));
+        assert_eq!(
+            *predecessor.woken.lock().unwrap(),
+            ["receipt-of-reserved"],
+            "the waiting event is woken"
+        );
+        assert!(predecessor.holds.lock().unwrap().is_empty());
+        let cursor = store.cursor(&order.id).await.unwrap();
+        assert_eq!(
+            (cursor.next, cursor.waiting.len()),
+            (2, 0),
+            "the token is taken off"
+        );
+
+        let woken =
+            super::notify(&store, &outbox, &renderer, &second, 2, Utc::now(), &waiting).await;
+        assert_eq!(woken.unwrap(), NotifyResult::Sent(1));
+        assert!(
+            waiting.woken.lock().unwrap().is_empty(),
+            "nothing waits for the last event"
+        );
+    }
+
+    /// The predecessor finishes between the waiting delivery's read of the cursor and its token:
+    /// the token is refused, and the event is handled at once instead of waiting for a wake
+    /// that will never come.
+    #[tokio::test]
+    async fn an_event_whose_turn_comes_while_it_leaves_its_token_is_handled_at_once() {
+        let (store, order, _first, second) = placed_and_reserved();
+        let (outbox, renderer) = (Outbox::default(), Renderer::new());
+        let mut racing = Recorded::new("receipt-of-reserved");
+        racing.on_hold = Some((&store, &order.id, 1));
+        let answer =
+            super::notify(&store, &outbox, &renderer, &second, 1, Utc::now(), &racing).await;
+        assert_eq!(answer.unwrap(), NotifyResult::Sent(1));
+        assert_eq!(*racing.holds.lock().unwrap(), [1]);
+        let cursor = store.cursor(&order.id).await.unwrap();
+        assert_eq!((cursor.next, cursor.waiting.len()), (3, 0));
+    }
 
     #[test]
     fn an_early_event_comes_back_soon_and_then_every_few_seconds() {
