@@ -132,8 +132,9 @@ pub async fn get_product<I: InventoryStore>(
     Ok(ProductView::from(&product))
 }
 
-/// Creates or replaces a SKU. `onHand` is required to create one; on an existing SKU it is a
-/// stock count (reserved units stay promised, so a count below them is refused).
+/// Creates or replaces a SKU. `onHand` is its stock when it is created (none if absent: a SKU
+/// may be listed before its first receipt); on an existing SKU it is a stock count (reserved
+/// units stay promised, so a count below them is refused).
 pub async fn put_product<I: InventoryStore>(
     inventory: &I,
     policy: &ShippingPolicy,
@@ -154,12 +155,7 @@ pub async fn put_product<I: InventoryStore>(
                 Some(p.version),
                 p.version + 1,
             ),
-            None => {
-                let on_hand = fields.on_hand.ok_or_else(|| {
-                    ValidationErrors::one("onHand", "is required to create a SKU")
-                })?;
-                (StockLevel::new(on_hand)?, None, 1)
-            }
+            None => (StockLevel::new(fields.on_hand.unwrap_or(0))?, None, 1),
         };
         let product = Product {
             sku: sku.clone(),
@@ -411,8 +407,18 @@ mod tests {
             fields,
             ["colour", "name", "unitPrice.currency", "weightGrams"]
         );
-        let Err(InventoryError::Invalid(_)) = put_product(&store, &policy, &admin(), &sku(), &json!({"name": "Mug", "unitPrice": {"amount": 5, "currency": "EUR"}, "weightGrams": 1}), Utc::now()).await else {
-            panic!("creating without onHand must be refused");
-        };
+    }
+
+    #[tokio::test]
+    async fn a_sku_created_without_on_hand_is_listed_with_no_stock() {
+        let store = InMemoryStore::default();
+        let policy = ShippingPolicy::default_policy();
+        let body = json!({"name": "Mug", "unitPrice": {"amount": 5, "currency": "EUR"}, "weightGrams": 1});
+        let (view, created) = put_product(&store, &policy, &admin(), &sku(), &body, Utc::now())
+            .await
+            .unwrap();
+        assert!(created);
+        assert_eq!((view.available, view.reserved, view.on_hand), (0, 0, 0));
+        assert!(store.all_adjustments(&sku()).is_empty(), "no stock moved");
     }
 }
