@@ -60,8 +60,10 @@ pub struct Money {
     currency: Currency,
 }
 
-/// The wire and storage form: `{"amount": 1999, "currency": "EUR"}`, amount in minor units.
+/// The wire and storage form: `{"amount": 1999, "currency": "EUR"}`, amount in minor units;
+/// nothing else (a price with a field of its own is refused, not half read).
 #[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct MoneyRepr {
     amount: i64,
     currency: Currency,

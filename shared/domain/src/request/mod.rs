@@ -149,7 +149,9 @@ impl<'a> Fields<'a> {
     /// as absent.
     pub fn note(&self, errors: &mut ValidationErrors, name: &str, max: usize) -> Option<String> {
         self.optional(errors, name, |v| match v {
-            Value::String(s) if s.trim().is_empty() => Ok::<_, String>(None),
+            Value::String(s) if s.trim().is_empty() && s.chars().count() <= max => {
+                Ok::<_, String>(None)
+            }
             Value::String(s) => {
                 // Line breaks and tabs are text in a note; checked as spaces.
                 let flat: String = s
@@ -262,9 +264,11 @@ pub fn text(max: usize) -> impl Fn(&Value) -> Result<String, String> {
     move |value| match value {
         Value::String(s) => {
             let trimmed = s.trim();
-            if trimmed.is_empty() {
-                Err("must not be empty".to_owned())
-            } else if trimmed.chars().count() > max {
+            // The limit counts what was sent, white space around it included, as the OpenAPI
+            // document's `maxLength` does.
+            if s.chars().count() > max {
+                Err(format!("must be at most {max} characters"))
+            } else if trimmed.is_empty() {
                 Err(format!("must be at most {max} characters"))
             } else if trimmed
                 .chars()
@@ -400,7 +404,8 @@ mod tests {
     #[test]
     fn text_refuses_blank_long_and_control_characters() {
         let t = text(3);
-        assert_eq!(t(&json!(" ab ")), Ok("ab".to_owned()));
+        assert_eq!(text(4)(&json!(" ab ")), Ok("ab".to_owned()));
+        assert!(t(&json!(" ab ")).is_err(), "the limit counts the white space sent");
         assert!(t(&json!("   ")).is_err());
         assert!(t(&json!("abcd")).is_err());
         assert!(t(&json!("a\u{7}b")).is_err());
