@@ -1343,6 +1343,34 @@ impl NotificationStore for DynamoStore {
         Ok(())
     }
 
+    async fn restore_skipped(&self, order: &OrderId, sequence: u64) -> Result<(), StoreError> {
+        let restored = recording(|| async {
+            self.client
+                .get()
+                .await
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(cursor_key(order)))
+                .update_expression("SET skipped = list_append(if_not_exists(skipped, :none), :one)")
+                .condition_expression(
+                    "attribute_not_exists(skipped) OR NOT contains(skipped, :sequence)",
+                )
+                .expression_attribute_values(":none", AttributeValue::L(Vec::new()))
+                .expression_attribute_values(":one", AttributeValue::L(vec![n(sequence)]))
+                .expression_attribute_values(":sequence", n(sequence))
+                .send()
+                .await
+                .map_err(|e| classify("restore a skipped notification", e))?;
+            Ok(())
+        })
+        .await;
+        match restored {
+            // Recorded already.
+            Err(StoreError::ConditionFailed) => Ok(()),
+            other => other,
+        }
+    }
+
     async fn take_skipped(&self, order: &OrderId, sequence: u64) -> Result<(), StoreError> {
         // A list element is removed by its position: read it, and remove it on condition that
         // the same event is still there; another late event taken meanwhile shifts the list,

@@ -1868,6 +1868,18 @@ pub async fn notification_store<S: OrderStore + NotificationStore>(store: &S, pr
         Err(StoreError::ConditionFailed),
         "an event never skipped"
     );
+    // A late telling that failed puts its event back, once.
+    assert_eq!(store.restore_skipped(&order.id, 5).await, Ok(()));
+    assert_eq!(
+        store.restore_skipped(&order.id, 5).await,
+        Ok(()),
+        "recorded already"
+    );
+    assert_eq!(
+        store.cursor(&order.id).await.map(|c| c.skipped),
+        Ok(vec![4, 6, 5])
+    );
+    assert_eq!(store.take_skipped(&order.id, 5).await, Ok(()));
     assert_eq!(
         store.cursor(&order.id).await.map(|c| (c.next, c.skipped)),
         Ok((8, vec![4, 6]))

@@ -510,6 +510,15 @@ impl NotificationStore for InMemoryStore {
         Ok(())
     }
 
+    async fn restore_skipped(&self, order: &OrderId, sequence: u64) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let cursor = state.cursors.entry(order.clone()).or_default();
+        if !cursor.skipped.contains(&sequence) {
+            cursor.skipped.push(sequence);
+        }
+        Ok(())
+    }
+
     async fn take_skipped(&self, order: &OrderId, sequence: u64) -> Result<(), StoreError> {
         let mut state = self.lock();
         let cursor = state.cursors.entry(order.clone()).or_default();

@@ -417,6 +417,14 @@ pub trait NotificationStore: Send + Sync {
         order: &OrderId,
         sequence: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Puts a skipped event back on the record after its late telling failed, so that its next
+    /// delivery tells it (nothing if it is recorded already).
+    fn restore_skipped(
+        &self,
+        order: &OrderId,
+        sequence: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// The queue a notifier's event came by, as far as waiting for its turn goes: an event that

@@ -413,7 +413,8 @@ mod tests {
     async fn a_sku_created_without_on_hand_is_listed_with_no_stock() {
         let store = InMemoryStore::default();
         let policy = ShippingPolicy::default_policy();
-        let body = json!({"name": "Mug", "unitPrice": {"amount": 5, "currency": "EUR"}, "weightGrams": 1});
+        let body =
+            json!({"name": "Mug", "unitPrice": {"amount": 5, "currency": "EUR"}, "weightGrams": 1});
         let (view, created) = put_product(&store, &policy, &admin(), &sku(), &body, Utc::now())
             .await
             .unwrap();

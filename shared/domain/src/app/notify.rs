@@ -262,8 +262,7 @@ async fn tell_late<S: NotificationStore, K: NotificationSink>(
     } else {
         Vec::new()
     };
-    // Taken once: of two deliveries one tells it. A send that fails after this loses the late
-    // message (at most once on this rare path; the queue's alarms say something failed).
+    // Taken once: of two deliveries one tells it.
     match store.take_skipped(order_id, event.sequence).await {
         Ok(()) => {}
         Err(StoreError::ConditionFailed) => return Ok(NotifyResult::AlreadyHandled),
@@ -273,7 +272,12 @@ async fn tell_late<S: NotificationStore, K: NotificationSink>(
         return Ok(NotifyResult::Nothing);
     }
     for notification in &notifications {
-        sink.send(notification).await?;
+        if let Err(failed) = sink.send(notification).await {
+            // Back on the record, so that the event's next delivery tells it: a channel that
+            // went out already goes again — late and twice rather than never.
+            store.restore_skipped(order_id, event.sequence).await?;
+            return Err(failed.into());
+        }
     }
     Ok(NotifyResult::Late(notifications.len()))
 }
@@ -612,6 +616,43 @@ mod tests {
             .collect();
         assert_eq!(sent, ["oms.order.reserved", "oms.order.placed"]);
         assert!(store.cursor(&order.id).await.unwrap().skipped.is_empty());
+    }
+
+    /// A late telling whose send fails is put back on the record, and told on the next delivery.
+    #[tokio::test]
+    async fn a_late_predecessor_whose_send_fails_is_told_on_its_next_delivery() {
+        let (store, order, first, second) = placed_and_reserved();
+        let (outbox, renderer) = (Outbox::default(), Renderer::new());
+        let passed = notify(
+            &store,
+            &outbox,
+            &renderer,
+            &second,
+            PASS_GAP_ON_DELIVERY,
+            Utc::now(),
+        )
+        .await;
+        assert_eq!(passed.unwrap(), NotifyResult::Sent(1));
+        *outbox.1.lock().unwrap() = Some(Channel::Email);
+        let failed = notify(&store, &outbox, &renderer, &first, 1, Utc::now()).await;
+        assert!(matches!(failed, Err(NotifyError::Store(_))), "{failed:?}");
+        assert_eq!(
+            store.cursor(&order.id).await.unwrap().skipped,
+            [1],
+            "back on the record"
+        );
+        assert_eq!(
+            notify(&store, &outbox, &renderer, &first, 2, Utc::now())
+                .await
+                .unwrap(),
+            NotifyResult::Late(1)
+        );
+        assert!(store.cursor(&order.id).await.unwrap().skipped.is_empty());
+        assert_eq!(
+            channels(&outbox),
+            [Channel::Email, Channel::Email],
+            "reserved, then placed late"
+        );
     }
 
     #[tokio::test]

@@ -405,7 +405,10 @@ mod tests {
     fn text_refuses_blank_long_and_control_characters() {
         let t = text(3);
         assert_eq!(text(4)(&json!(" ab ")), Ok("ab".to_owned()));
-        assert!(t(&json!(" ab ")).is_err(), "the limit counts the white space sent");
+        assert!(
+            t(&json!(" ab ")).is_err(),
+            "the limit counts the white space sent"
+        );
         assert!(t(&json!("   ")).is_err());
         assert!(t(&json!("abcd")).is_err());
         assert!(t(&json!("a\u{7}b")).is_err());
