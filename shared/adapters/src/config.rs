@@ -114,7 +114,9 @@ pub fn order_limits_from_env() -> Result<OrderLimits, ConfigError> {
 /// The payment rules: `PAYMENT_CAPTURE` (`on-shipment`, the default, or `immediately`),
 /// `PAYMENT_WINDOW_SECONDS` (how long an order may wait for its authorization; 1800),
 /// `AUTHORIZATION_VALID_DAYS` (how long the PSP keeps an authorization capturable; 7) and
-/// `AUTHORIZATION_DEADLINE_MARGIN_HOURS` (how long before that staff are told; 24).
+/// `AUTHORIZATION_DEADLINE_MARGIN_HOURS` (how long before that staff are told; 24) and
+/// `CAPTURE_CONFIRMATION_SECONDS` (how long a capture asked of the PSP may go unconfirmed before
+/// staff are told; 3600).
 pub fn payment_policy_from_env() -> Result<PaymentPolicy, ConfigError> {
     let defaults = PaymentPolicy::default();
     let number = |name: &'static str| -> Result<Option<i64>, ConfigError> {
@@ -146,6 +148,8 @@ pub fn payment_policy_from_env() -> Result<PaymentPolicy, ConfigError> {
             .map_or(defaults.authorization_lifetime, chrono::Duration::days),
         deadline_margin: number("AUTHORIZATION_DEADLINE_MARGIN_HOURS")?
             .map_or(defaults.deadline_margin, chrono::Duration::hours),
+        capture_confirmation: number("CAPTURE_CONFIRMATION_SECONDS")?
+            .map_or(defaults.capture_confirmation, chrono::Duration::seconds),
     })
 }
 

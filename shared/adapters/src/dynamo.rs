@@ -65,6 +65,7 @@ fn payment_watch_partition(watch: PaymentWatch) -> &'static str {
     match watch {
         PaymentWatch::Attention => "PAYMENTS#ATTENTION",
         PaymentWatch::AwaitingCapture => "PAYMENTS#AWAITING_CAPTURE",
+        PaymentWatch::CaptureRequested => "PAYMENTS#CAPTURE_REQUESTED",
     }
 }
 
@@ -129,7 +130,7 @@ struct OrderItem {
 
 impl OrderItem {
     fn new(order: &Order) -> Self {
-        let watched = [PaymentWatch::Attention, PaymentWatch::AwaitingCapture]
+        let watched = PaymentWatch::ALL
             .into_iter()
             .find_map(|watch| watch.since(order).map(|since| (watch, since)));
         OrderItem {

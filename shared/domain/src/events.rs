@@ -293,9 +293,11 @@ pub fn order_event(old: Option<&Order>, new: Option<&Order>) -> Option<CloudEven
     });
     // The refund whose settlement this change recorded.
     let settled_refund = old.and_then(|old| {
-        new.refunds
-            .iter()
-            .find(|r| old.refund_state(&r.refund_id) != new.refund_state(&r.refund_id))
+        new.refunds.iter().find(|r| {
+            let state = new.refund_state(&r.refund_id);
+            matches!(state, RefundState::Issued | RefundState::Failed)
+                && old.refund_state(&r.refund_id) != state
+        })
     });
     let new_payment = new.payment_status();
     let expired = new.cancellation.as_ref().is_some_and(|c| c.expired);
@@ -305,6 +307,12 @@ pub fn order_event(old: Option<&Order>, new: Option<&Order>) -> Option<CloudEven
         None => EventType::OrderPlaced,
         Some(old) if old.version == new.version => return None,
         Some(old) if old.status != new.status && expired => EventType::OrderExpired,
+        // Held back from the warehouse because the PSP released the hold: a payment event.
+        Some(old)
+            if old.status == OrderStatus::Fulfilling && new.status == OrderStatus::Reserved =>
+        {
+            EventType::PaymentVoided
+        }
         Some(old) if old.status != new.status => EventType::for_status(new.status),
         Some(_) if changed_return.is_some() => {
             EventType::for_return(changed_return.expect("checked").status)
@@ -405,11 +413,17 @@ pub fn refund_events(old: Option<&Order>, new: Option<&Order>) -> Vec<CloudEvent
     let Some(new) = new else {
         return Vec::new();
     };
-    let known = old.map_or(0, |o| o.refunds.len());
+    // A refund is announced when it is asked of the PSP: when a change adds it, or, if it
+    // waited for the capture, when the change that confirmed the capture released it.
+    let announced_before = |index: usize| {
+        old.and_then(|o| o.refunds.get(index))
+            .is_some_and(|r| !r.awaiting_capture)
+    };
     new.refunds
         .iter()
-        .skip(known)
-        .map(|refund| {
+        .enumerate()
+        .filter(|(index, refund)| !refund.awaiting_capture && !announced_before(*index))
+        .map(|(_, refund)| {
             let mut event = CloudEvent::new(
                 EventType::RefundRequested,
                 "urn:oms:refunds",

@@ -78,17 +78,28 @@ pub enum PaymentWatch {
     /// Authorized and not yet captured ([`Order::awaiting_capture_since`]), since the
     /// authorization: the sweep watches the PSP's capture deadline.
     AwaitingCapture,
+    /// A capture asked of the PSP and not yet answered ([`Order::capture_requested_since`]),
+    /// since it was asked: the sweep puts it in front of staff if the PSP stays silent.
+    CaptureRequested,
 }
 
 impl PaymentWatch {
+    /// Every list, in the order an order is placed on the first that takes it.
+    pub const ALL: [PaymentWatch; 3] = [
+        Self::Attention,
+        Self::CaptureRequested,
+        Self::AwaitingCapture,
+    ];
+
     /// When the order joined this list, if it is on it. An order that needs staff is on that
     /// list alone.
     pub fn since(&self, order: &Order) -> Option<DateTime<Utc>> {
         let attention = order.payment_attention().map(|a| a.since);
         match self {
             Self::Attention => attention,
-            Self::AwaitingCapture if attention.is_some() => None,
+            Self::AwaitingCapture | Self::CaptureRequested if attention.is_some() => None,
             Self::AwaitingCapture => order.awaiting_capture_since(),
+            Self::CaptureRequested => order.capture_requested_since(),
         }
     }
 }

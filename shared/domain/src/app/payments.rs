@@ -120,7 +120,8 @@ pub(crate) async fn expire_one<S: OrderStore + OrderTransactions>(
     .await
 }
 
-/// Flags the order's authorization if it still waits near its deadline: true if flagged now.
+/// Flags the order's money for staff if the sweep's watch still finds it due (a capture not
+/// confirmed in time, an authorization near its deadline): true if flagged now.
 pub(crate) async fn flag_one<O: OrderStore>(
     orders: &O,
     policy: &PaymentPolicy,
@@ -131,7 +132,7 @@ pub(crate) async fn flag_one<O: OrderStore>(
         let Some(order) = orders.get(id).await? else {
             return Ok(Attempt::Done(false));
         };
-        let Some(next) = order.flag_authorization_deadline(policy, now) else {
+        let Some(next) = order.flag_payment(policy, now) else {
             return Ok(Attempt::Done(false));
         };
         Attempt::of_write(orders.save(&next, order.version).await, true)

@@ -10,8 +10,12 @@
 //!   `oms.order.placed` never reached the reservation, or was dead-lettered) is reserved here, as
 //!   the reservation would have; a `RESERVED` order that is authorized but never reached the
 //!   warehouse is handed to it. What the sweep cannot move is left for the next run and counted;
-//! - **authorization deadlines**: an uncaptured authorization near the PSP's capture deadline is
-//!   put in front of staff.
+//! - **money to watch**: a capture the PSP has not confirmed within the policy's time, and an
+//!   uncaptured authorization near the PSP's capture deadline, are put in front of staff.
+//!
+//! An order whose hold the PSP released while it was in the warehouse is back in `RESERVED`
+//! (held for payment) since the release, so the expiry pass finds it when its window, counted
+//! from the release, has passed.
 //!
 //! Each pass of a run looks at no more than its budget of orders and says whether it stopped
 //! early. What a pass changed has left the list it reads; what it left unchanged (an order that
@@ -55,7 +59,8 @@ pub struct SweepReport {
     pub reservations_redriven: Vec<OrderId>,
     /// Stuck `RESERVED` and paid for, handed to the warehouse by the sweep.
     pub fulfillments_redriven: Vec<OrderId>,
-    /// Authorizations near their capture deadline, put in front of staff.
+    /// Captures the PSP has not confirmed in time and authorizations near their capture
+    /// deadline, put in front of staff.
     pub flagged: Vec<OrderId>,
     /// Orders that changed under the sweep so often it left them for the next run.
     pub contended: Vec<OrderId>,
@@ -99,7 +104,7 @@ enum Job {
     Expire,
     RedriveReservation,
     RedriveFulfillment,
-    FlagDeadline,
+    FlagPayment,
 }
 
 /// One run of the scheduled sweep, each of its passes looking at no more than `budget` orders
@@ -147,31 +152,38 @@ pub async fn sweep<S: OrderStore + OrderTransactions>(
             }
         }
     }
-    let deadline =
-        now - (policies.payment.authorization_lifetime - policies.payment.deadline_margin);
-    let mut cursor = None;
-    let mut examined = 0;
-    'deadlines: loop {
-        let page = store
-            .list_payment_watch(
-                PaymentWatch::AwaitingCapture,
-                Some(deadline),
-                100,
-                cursor.as_deref(),
-            )
-            .await?;
-        for order in page.items {
-            if examined >= budget {
-                report.more = true;
-                break 'deadlines;
+    // The money the sweep watches: captures the PSP has not confirmed in time, then
+    // authorizations near the PSP's capture deadline.
+    let watches = [
+        (
+            PaymentWatch::CaptureRequested,
+            now - policies.payment.capture_confirmation,
+        ),
+        (
+            PaymentWatch::AwaitingCapture,
+            now - (policies.payment.authorization_lifetime - policies.payment.deadline_margin),
+        ),
+    ];
+    for (watch, before) in watches {
+        let mut cursor = None;
+        let mut examined = 0;
+        'watch: loop {
+            let page = store
+                .list_payment_watch(watch, Some(before), 100, cursor.as_deref())
+                .await?;
+            for order in page.items {
+                if examined >= budget {
+                    report.more = true;
+                    break 'watch;
+                }
+                examined += 1;
+                report.examined += 1;
+                apply(store, policies, Job::FlagPayment, &order, now, &mut report).await;
             }
-            examined += 1;
-            report.examined += 1;
-            apply(store, policies, Job::FlagDeadline, &order, now, &mut report).await;
-        }
-        match page.next_cursor {
-            Some(next) => cursor = Some(next),
-            None => break,
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
         }
     }
     Ok(report)
@@ -210,7 +222,7 @@ async fn try_apply<S: OrderStore + OrderTransactions>(
             })?,
             &mut report.expired,
         ),
-        Job::FlagDeadline => (
+        Job::FlagPayment => (
             outcome_of(flag_one(store, policies.payment, id, now).await, |e| {
                 matches!(e, PaymentAppError::Contended)
             })?,

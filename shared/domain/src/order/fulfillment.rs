@@ -303,6 +303,28 @@ impl Order {
         if self.status == OrderStatus::Reserved && !payment.allows_fulfillment() {
             return Err(FulfillmentError::AwaitingPayment(payment.as_str()));
         }
+        // An order held back when the PSP released its hold resumes its shipment where it got
+        // to, at the warehouse that had it.
+        if let Some(held) = self.fulfillment.as_ref() {
+            let note = format!("paid again: back to warehouse {}", held.warehouse);
+            let mut resumed = held.clone();
+            resumed.steps.push(FulfillmentStep {
+                status: held.status,
+                at: now,
+                by: "system".into(),
+                note: Some("paid again".into()),
+            });
+            let mut next = self
+                .transition(
+                    OrderStatus::Fulfilling,
+                    &[OrderStatus::Reserved],
+                    now,
+                    Some(note),
+                )
+                .map_err(|e| FulfillmentError::NotInFulfillment(e.from.as_str()))?;
+            next.fulfillment = Some(resumed);
+            return Ok(next);
+        }
         let mut next = self
             .transition(
                 OrderStatus::Fulfilling,
@@ -316,6 +338,12 @@ impl Order {
     }
 
     fn expect_step(&self, expected: FulfillmentStatus) -> Result<(), FulfillmentError> {
+        // Held back from the warehouse: the PSP released its hold and it waits for a new payment.
+        if self.status == OrderStatus::Reserved && self.fulfillment.is_some() {
+            return Err(FulfillmentError::AwaitingPayment(
+                self.payment_status().as_str(),
+            ));
+        }
         if self.status != OrderStatus::Fulfilling {
             return Err(FulfillmentError::NotInFulfillment(self.status.as_str()));
         }

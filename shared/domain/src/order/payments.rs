@@ -170,6 +170,34 @@ pub struct Payment {
     /// When the sweep found the authorization near the PSP's capture deadline, uncaptured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline_flagged_at: Option<DateTime<Utc>>,
+    /// When the sweep found a capture asked of the PSP and not confirmed within the policy's
+    /// time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture_flagged_at: Option<DateTime<Utc>>,
+}
+
+/// One payment at the PSP — one `pspReference` — as the ledger tells it. A customer whose hold
+/// was released, or whose card was declined, pays again under a new reference, so an order may
+/// see several; the money is wherever the ledger says it is now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PspPayment<'a> {
+    /// The PSP's id of the payment (events that name none are one payment of their own).
+    pub reference: Option<&'a str>,
+    /// When the PSP first held or took money under it (its own time), if it has.
+    pub since: Option<DateTime<Utc>>,
+    /// When that was recorded.
+    pub recorded_at: Option<DateTime<Utc>>,
+    /// The PSP took the money.
+    pub captured: bool,
+    /// The PSP released the hold: its latest word on the payment (by its own time) is a void.
+    pub released: bool,
+}
+
+impl PspPayment<'_> {
+    /// Money is held on the customer's card under it, not yet taken.
+    pub fn holds(&self) -> bool {
+        self.since.is_some() && !self.captured && !self.released
+    }
 }
 
 /// Where the order's money is, derived from the ledger.
@@ -222,6 +250,9 @@ impl PaymentStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RefundState {
+    /// Owed, but the money it gives back was not yet taken: asked of the PSP once the capture
+    /// is confirmed.
+    AwaitingCapture,
     /// Asked of the PSP; no answer yet.
     Requested,
     /// The PSP paid it out.
@@ -251,6 +282,8 @@ pub struct PaymentPolicy {
     pub authorization_lifetime: Duration,
     /// How long before that deadline an uncaptured authorization is put in front of staff.
     pub deadline_margin: Duration,
+    /// How long a capture asked of the PSP may go unconfirmed before it is put in front of staff.
+    pub capture_confirmation: Duration,
 }
 
 impl Default for PaymentPolicy {
@@ -260,6 +293,7 @@ impl Default for PaymentPolicy {
             authorization_window: Duration::minutes(30),
             authorization_lifetime: Duration::days(7),
             deadline_margin: Duration::days(1),
+            capture_confirmation: Duration::hours(1),
         }
     }
 }
@@ -290,6 +324,9 @@ pub enum AttentionReason {
     SecondPayment,
     /// The PSP released the hold of an order that is still to ship: it waits for a new payment.
     PaymentVoided,
+    /// A capture was asked of the PSP and not confirmed within the policy's time: the goods
+    /// left, the money may not have.
+    CaptureUnconfirmed,
 }
 
 /// The result of recording a PSP event.
@@ -321,50 +358,139 @@ pub enum ExpireError {
 impl Payment {
     /// Nothing recorded and nothing asked: the stored order leaves the attribute out.
     pub fn is_empty(&self) -> bool {
-        self.ledger.is_empty() && self.requests.is_empty() && self.deadline_flagged_at.is_none()
+        self.ledger.is_empty()
+            && self.requests.is_empty()
+            && self.deadline_flagged_at.is_none()
+            && self.capture_flagged_at.is_none()
     }
 
     fn any(&self, kind: PaymentEventKind) -> bool {
         self.ledger.iter().any(|e| e.counts(kind))
     }
 
-    /// The PSP's reference of the payment held or taken: from its authorization or capture (a
-    /// declined attempt before it names another payment), else from any event that names one.
-    pub fn psp_reference(&self) -> Option<&str> {
+    /// The order's payments at the PSP, the first to hold money first (by the PSP's time, then
+    /// by reference, so the answer is the same whatever order the events came in), from the
+    /// entries that count. Events that name no payment are a payment of their own.
+    pub fn payments(&self) -> Vec<PspPayment<'_>> {
+        use PaymentEventKind::*;
         let counted = || self.ledger.iter().filter(|e| e.mismatch.is_none());
-        counted()
-            .filter(|e| {
-                matches!(
-                    e.kind,
-                    PaymentEventKind::AuthorizationSucceeded | PaymentEventKind::CaptureSucceeded
-                )
+        let mut references: Vec<Option<&str>> = Vec::new();
+        for entry in counted() {
+            let reference = entry.psp_reference.as_deref();
+            if !references.contains(&reference) {
+                references.push(reference);
+            }
+        }
+        let mut payments: Vec<PspPayment<'_>> = references
+            .into_iter()
+            .map(|reference| {
+                let own = || counted().filter(move |e| e.psp_reference.as_deref() == reference);
+                let holding = || {
+                    own().filter(|e| matches!(e.kind, AuthorizationSucceeded | CaptureSucceeded))
+                };
+                let first_hold = holding().min_by_key(|e| (e.occurred_at, e.recorded_at));
+                PspPayment {
+                    reference,
+                    since: first_hold.map(|e| e.occurred_at),
+                    recorded_at: first_hold.map(|e| e.recorded_at),
+                    captured: own().any(|e| e.kind == CaptureSucceeded),
+                    // The latest word on the hold by the PSP's time; a void wins a tie.
+                    released: own()
+                        .filter(|e| matches!(e.kind, AuthorizationSucceeded | VoidSucceeded))
+                        .max_by_key(|e| (e.occurred_at, e.kind == VoidSucceeded))
+                        .is_some_and(|e| e.kind == VoidSucceeded),
+                }
             })
-            .find_map(|e| e.psp_reference.as_deref())
-            .or_else(|| counted().find_map(|e| e.psp_reference.as_deref()))
+            .collect();
+        payments.sort_by_key(|p| (p.since.is_none(), p.since, p.reference));
+        payments
     }
 
-    /// Whether the hold was released: the PSP's latest word on it (by its own time) is a void,
-    /// not an authorization — a customer may pay again after a void.
+    /// The payments that hold money on the customer's card now, the first first.
+    fn held(&self) -> impl Iterator<Item = PspPayment<'_>> {
+        self.payments().into_iter().filter(PspPayment::holds)
+    }
+
+    /// The payment the PSP took the money under, if it took it.
+    fn taken(&self) -> Option<PspPayment<'_>> {
+        self.payments().into_iter().find(|p| p.captured)
+    }
+
+    /// The PSP's reference of the payment that has the order's money now: the one it was taken
+    /// under, else the one that holds it, else the last one that held it; a declined attempt
+    /// names another payment only when no payment ever held money.
+    pub fn psp_reference(&self) -> Option<&str> {
+        let payments = self.payments();
+        let chosen = payments
+            .iter()
+            .find(|p| p.captured)
+            .or_else(|| payments.iter().find(|p| p.holds()))
+            .or_else(|| payments.iter().rev().find(|p| p.since.is_some()));
+        match chosen {
+            Some(payment) => payment.reference,
+            // Nothing ever held money: the latest payment the PSP named, counted events first.
+            None => self
+                .ledger
+                .iter()
+                .filter_map(|e| {
+                    Some((
+                        e.mismatch.is_none(),
+                        e.occurred_at,
+                        e.psp_reference.as_deref()?,
+                    ))
+                })
+                .max()
+                .map(|(_, _, reference)| reference),
+        }
+    }
+
+    /// Whether the hold was released and nothing holds or took money since: a customer may pay
+    /// again after a void.
     fn voided(&self) -> bool {
+        let payments = self.payments();
+        payments.iter().any(|p| p.released) && !payments.iter().any(|p| p.holds() || p.captured)
+    }
+
+    /// When the PSP released the last hold, as recorded: a released order's payment window
+    /// counts from then.
+    fn released_at(&self) -> Option<DateTime<Utc>> {
         self.ledger
             .iter()
-            .filter(|e| {
-                e.counts(PaymentEventKind::VoidSucceeded)
-                    || e.counts(PaymentEventKind::AuthorizationSucceeded)
+            .filter(|e| e.counts(PaymentEventKind::VoidSucceeded))
+            .map(|e| e.recorded_at)
+            .max()
+    }
+
+    /// Whether a capture of `reference` was asked and the PSP has not answered it.
+    fn capture_outstanding_on(&self, reference: Option<&str>) -> bool {
+        let answered = |kind| {
+            self.ledger.iter().any(|e| {
+                e.counts(kind)
+                    && e.psp_reference
+                        .as_deref()
+                        .is_none_or(|r| Some(r) == reference)
             })
-            .max_by_key(|e| (e.occurred_at, e.kind == PaymentEventKind::VoidSucceeded))
-            .is_some_and(|e| e.kind == PaymentEventKind::VoidSucceeded)
+        };
+        self.requests
+            .iter()
+            .any(|r| r.kind == PspRequestKind::Capture && r.psp_reference.as_deref() == reference)
+            && !answered(PaymentEventKind::CaptureSucceeded)
+            && !answered(PaymentEventKind::CaptureFailed)
     }
 
-    /// A capture was asked for and the PSP has not answered it.
-    fn capture_outstanding(&self) -> bool {
-        self.requested(PspRequestKind::Capture) > 0
-            && !self.any(PaymentEventKind::CaptureSucceeded)
-            && !self.any(PaymentEventKind::CaptureFailed)
+    /// The capture asked of the PSP that it has not answered, if one is outstanding.
+    pub fn outstanding_capture(&self) -> Option<&PspRequest> {
+        self.requests.iter().rev().find(|r| {
+            r.kind == PspRequestKind::Capture
+                && self.capture_outstanding_on(r.psp_reference.as_deref())
+        })
     }
 
-    fn requested(&self, kind: PspRequestKind) -> usize {
-        self.requests.iter().filter(|r| r.kind == kind).count()
+    /// Whether `kind` was asked of the PSP for `reference` before.
+    fn asked(&self, kind: PspRequestKind, reference: Option<&str>) -> bool {
+        self.requests
+            .iter()
+            .any(|r| r.kind == kind && r.psp_reference.as_deref() == reference)
     }
 
     /// When the amount was first held (a capture also holds it).
@@ -385,11 +511,11 @@ impl Order {
     /// events arrived in.
     pub fn payment_status(&self) -> PaymentStatus {
         let payment = &self.payment;
-        let captured = payment.any(PaymentEventKind::CaptureSucceeded);
         if self.totals.total.minor_units() == 0 {
             return PaymentStatus::Paid;
         }
-        if captured {
+        let payments = payment.payments();
+        if payments.iter().any(|p| p.captured) {
             let refunded = self.refunds_issued();
             return if refunded >= self.totals.total.minor_units() {
                 PaymentStatus::Refunded
@@ -399,10 +525,10 @@ impl Order {
                 PaymentStatus::Paid
             };
         }
-        if payment.voided() {
-            PaymentStatus::Voided
-        } else if payment.any(PaymentEventKind::AuthorizationSucceeded) {
+        if payments.iter().any(PspPayment::holds) {
             PaymentStatus::Authorized
+        } else if payments.iter().any(|p| p.released) {
+            PaymentStatus::Voided
         } else if self.cancellation.as_ref().is_some_and(|c| c.expired) {
             PaymentStatus::Expired
         } else if payment.any(PaymentEventKind::AuthorizationFailed) {
@@ -415,6 +541,13 @@ impl Order {
     /// Where the refund stands: issued once the PSP says it paid it out (whatever failures it
     /// reported around it: a success is final), failed if it reported only failures.
     pub fn refund_state(&self, refund_id: &str) -> RefundState {
+        if self
+            .refunds
+            .iter()
+            .any(|r| r.refund_id == refund_id && r.awaiting_capture)
+        {
+            return RefundState::AwaitingCapture;
+        }
         let answers: Vec<&LedgerEntry> = self
             .payment
             .ledger
@@ -484,7 +617,30 @@ impl Order {
                 });
             }
         }
-        let captured = payment.any(PaymentEventKind::CaptureSucceeded);
+        // Money held or taken under more than one payment: all but the first must be voided or
+        // refunded at the PSP.
+        let payments = payment.payments();
+        for second in payments.iter().filter(|p| p.holds() || p.captured).skip(1) {
+            reasons.push(PaymentAttention {
+                reason: AttentionReason::SecondPayment,
+                since: second.recorded_at.unwrap_or(self.updated_at),
+                detail: format!(
+                    "a second payment {} {} while {} has the order's money",
+                    second.reference.unwrap_or("(unnamed)"),
+                    if second.captured {
+                        "was captured"
+                    } else {
+                        "is held"
+                    },
+                    payments
+                        .iter()
+                        .find(|p| p.holds() || p.captured)
+                        .and_then(|p| p.reference)
+                        .unwrap_or("(unnamed)")
+                ),
+            });
+        }
+        let captured = payments.iter().any(|p| p.captured);
         let called_off = matches!(self.status, OrderStatus::Cancelled | OrderStatus::Rejected);
         if !called_off && self.payment_status() == PaymentStatus::Voided {
             if let Some(void) = payment
@@ -519,6 +675,19 @@ impl Order {
                     ),
                 });
             }
+            if let (Some(at), Some(capture)) =
+                (payment.capture_flagged_at, payment.outstanding_capture())
+            {
+                reasons.push(PaymentAttention {
+                    reason: AttentionReason::CaptureUnconfirmed,
+                    since: at,
+                    detail: format!(
+                        "capture {} asked {} and not confirmed by the PSP",
+                        capture.request_id,
+                        capture.requested_at.format("%Y-%m-%d %H:%M UTC")
+                    ),
+                });
+            }
             if let Some(at) = payment.deadline_flagged_at {
                 if self.payment_status() == PaymentStatus::Authorized {
                     reasons.push(PaymentAttention {
@@ -536,9 +705,21 @@ impl Order {
     pub fn awaiting_capture_since(&self) -> Option<DateTime<Utc>> {
         (self.payment_status() == PaymentStatus::Authorized
             && !matches!(self.status, OrderStatus::Cancelled | OrderStatus::Rejected)
-            && self.payment.deadline_flagged_at.is_none())
+            && self.payment.deadline_flagged_at.is_none()
+            && self.payment.outstanding_capture().is_none())
         .then(|| self.payment.authorized_at())
         .flatten()
+    }
+
+    /// A capture asked of the PSP and not yet answered, since it was asked (the sweep puts it in
+    /// front of staff if the PSP stays silent too long).
+    pub fn capture_requested_since(&self) -> Option<DateTime<Utc>> {
+        if self.payment.capture_flagged_at.is_some()
+            || matches!(self.status, OrderStatus::Cancelled | OrderStatus::Rejected)
+        {
+            return None;
+        }
+        self.payment.outstanding_capture().map(|r| r.requested_at)
     }
 
     /// Records a PSP event in the ledger, once per PSP event id, and asks of the PSP what the
@@ -581,10 +762,28 @@ impl Order {
                 format_amount(event.amount)
             ),
         };
-        let next = self.record(now, Some(note), |next| {
+        let mut next = self.record(now, Some(note), |next| {
             next.payment.ledger.push(entry);
             next.request_what_is_due(policy.capture, now);
         });
+        // A released hold takes the order out of the warehouse until it is paid for again (or
+        // expires, its window counted from the release): back to RESERVED, its shipment kept
+        // where it got to, so a new authorization sends it back to the same step.
+        let held_back = next.status == OrderStatus::Fulfilling
+            && !next.payment_status().allows_fulfillment()
+            && next
+                .fulfillment
+                .as_ref()
+                .is_some_and(|f| f.status.is_warehouse_work());
+        if held_back {
+            next.status = OrderStatus::Reserved;
+            if let Some(entry) = next.timeline.last_mut() {
+                entry.status = OrderStatus::Reserved;
+                if let Some(note) = entry.note.as_mut() {
+                    note.push_str("; out of the warehouse until paid again");
+                }
+            }
+        }
         Ok(PaymentUpdate::Recorded(Box::new(next)))
     }
 
@@ -605,20 +804,6 @@ impl Order {
         } else {
             self.totals.total
         };
-        if matches!(
-            event.kind,
-            PaymentEventKind::AuthorizationSucceeded | PaymentEventKind::CaptureSucceeded
-        ) {
-            if let (Some(held), Some(new)) =
-                (self.payment.psp_reference(), event.psp_reference.as_deref())
-            {
-                let holds = self.payment.any(PaymentEventKind::AuthorizationSucceeded)
-                    || self.payment.any(PaymentEventKind::CaptureSucceeded);
-                if holds && held != new && !self.payment.voided() {
-                    return Some(format!("a second payment {new} while {held} is held"));
-                }
-            }
-        }
         (event.amount != expected).then(|| {
             format!(
                 "{} reported, {} expected",
@@ -629,45 +814,87 @@ impl Order {
     }
 
     /// Adds the PSP requests the order's state makes due and that were not asked before: a
-    /// void or a refund for an order that will not ship, a capture for one that shipped (or
-    /// at once, if the policy says so). Every transition that can make one due calls it on its
-    /// new version (recording a PSP event, shipping, cancelling, rejecting), so each is asked
-    /// exactly once, by the change the stream announces it from.
+    /// void of every hold or a refund of what was taken for an order that will not ship, a
+    /// capture of the payment that holds the money for one that shipped (or at once, if the
+    /// policy says so), and the refunds that waited for that capture's confirmation. Every
+    /// transition that can make one due calls it on its new version (recording a PSP event,
+    /// shipping, cancelling, rejecting), so each is asked exactly once, by the change the
+    /// stream announces it from — and always of a payment that holds the money asked about.
     pub(crate) fn request_what_is_due(&mut self, capture: CaptureMode, now: DateTime<Utc>) {
         let status = self.payment_status();
         let called_off = matches!(self.status, OrderStatus::Cancelled | OrderStatus::Rejected);
         let shipped = matches!(self.status, OrderStatus::Shipped | OrderStatus::Delivered);
-        match status {
+        let held: Vec<Option<String>> = self
+            .payment
+            .held()
+            .map(|p| p.reference.map(str::to_owned))
+            .collect();
+        let captured = self.payment.taken().is_some();
+        if called_off {
             // A capture on its way is not voided under it: if it succeeds the money is
             // refunded, if it fails the hold is voided then.
-            PaymentStatus::Authorized if called_off && self.payment.capture_outstanding() => {}
-            PaymentStatus::Authorized if called_off => self.ask(PspRequestKind::Void, now),
-            PaymentStatus::Authorized if shipped || capture == CaptureMode::Immediately => {
-                self.ask(PspRequestKind::Capture, now)
+            for reference in &held {
+                if !self.payment.capture_outstanding_on(reference.as_deref()) {
+                    self.ask(PspRequestKind::Void, reference.clone(), now);
+                }
             }
             // Refunded in full, once: a return's refund cannot precede a cancellation.
-            PaymentStatus::Paid
-                if called_off && self.totals.total.minor_units() > 0 && self.refunds.is_empty() =>
+            if status == PaymentStatus::Paid
+                && self.totals.total.minor_units() > 0
+                && self.refunds.is_empty()
             {
                 let refund = self.full_refund(now);
                 self.refunds.push(refund);
             }
-            _ => {}
+        } else if (shipped || capture == CaptureMode::Immediately) && !captured {
+            // The first payment that holds the money is taken; any other is a second payment
+            // for staff.
+            if let Some(reference) = held.first() {
+                let outstanding = held
+                    .iter()
+                    .any(|r| self.payment.capture_outstanding_on(r.as_deref()));
+                if !outstanding {
+                    self.ask(PspRequestKind::Capture, reference.clone(), now);
+                }
+            }
+        }
+        if captured {
+            // The money is taken: what waited for it is asked now.
+            for refund in self.refunds.iter_mut().filter(|r| r.awaiting_capture) {
+                refund.awaiting_capture = false;
+                refund.requested_at = now;
+            }
         }
     }
 
-    /// Asks the PSP for `kind` unless it was asked already.
-    fn ask(&mut self, kind: PspRequestKind, now: DateTime<Utc>) {
-        if self.payment.requested(kind) > 0 {
+    /// Asks the PSP for `kind` on the payment `reference` unless it was asked already.
+    fn ask(&mut self, kind: PspRequestKind, reference: Option<String>, now: DateTime<Utc>) {
+        if self.payment.asked(kind, reference.as_deref()) {
             return;
         }
+        let n = self
+            .payment
+            .requests
+            .iter()
+            .filter(|r| r.kind == kind)
+            .count()
+            + 1;
         self.payment.requests.push(PspRequest {
-            request_id: format!("{}-{}-1", self.id, kind.as_str()),
+            request_id: format!("{}-{}-{n}", self.id, kind.as_str()),
             kind,
             amount: self.totals.total,
-            psp_reference: self.payment.psp_reference().map(str::to_owned),
+            psp_reference: reference,
             requested_at: now,
         });
+    }
+
+    /// When the order's payment window opened: when it was placed, or when the PSP last
+    /// released its hold, if it waits for a new payment since.
+    fn payment_window_opened_at(&self) -> DateTime<Utc> {
+        match self.payment.released_at() {
+            Some(at) if self.payment.voided() => at.max(self.created_at),
+            _ => self.created_at,
+        }
     }
 
     /// Calls off an order that was not authorized within the policy's window: `PENDING` or
@@ -684,7 +911,7 @@ impl Order {
         if !status.is_unpaid() {
             return Err(ExpireError::Paid(status.as_str()));
         }
-        if now < self.created_at + policy.authorization_window {
+        if now < self.payment_window_opened_at() + policy.authorization_window {
             return Err(ExpireError::NotYet);
         }
         let window = policy.authorization_window;
@@ -708,6 +935,32 @@ impl Order {
         } else {
             OrderChange::order_only(next)
         })
+    }
+
+    /// Puts what the sweep watches of the order's money in front of staff if it is due: a
+    /// capture the PSP has not confirmed in time, or an authorization near its capture deadline.
+    /// `None` if neither is due (or already flagged).
+    pub fn flag_payment(&self, policy: &PaymentPolicy, now: DateTime<Utc>) -> Option<Order> {
+        self.flag_unconfirmed_capture(policy, now)
+            .or_else(|| self.flag_authorization_deadline(policy, now))
+    }
+
+    /// Puts a capture asked of the PSP and not confirmed within the policy's time in front of
+    /// staff. `None` if it is not due (or already flagged).
+    pub fn flag_unconfirmed_capture(
+        &self,
+        policy: &PaymentPolicy,
+        now: DateTime<Utc>,
+    ) -> Option<Order> {
+        let since = self.capture_requested_since()?;
+        if now < since + policy.capture_confirmation {
+            return None;
+        }
+        Some(self.record(
+            now,
+            Some("payment: the capture asked of the PSP is not confirmed".into()),
+            |next| next.payment.capture_flagged_at = Some(now),
+        ))
     }
 
     /// Puts an authorization that nears the PSP's capture deadline, uncaptured, in front of
@@ -1081,19 +1334,289 @@ mod tests {
     }
 
     #[test]
-    fn a_second_payment_counts_for_nothing_and_goes_to_staff() {
+    fn a_second_payment_goes_to_staff_and_the_first_is_the_one_asked_about() {
         use PaymentEventKind::*;
         let order = order();
         let first = recorded(&order, &event("e1", AuthorizationSucceeded, &order));
         let mut second = event("e2", AuthorizationSucceeded, &order);
         second.psp_reference = Some("pi_2".into());
         let twice = recorded(&first, &second);
-        assert!(twice.payment.ledger[1].mismatch.is_some());
+        assert_eq!(twice.payment_status(), PaymentStatus::Authorized);
         assert_eq!(
             twice.payment_attention().map(|a| a.reason),
             Some(AttentionReason::SecondPayment)
         );
         assert_eq!(twice.payment.psp_reference(), Some("pi_1"));
+        // Called off: every hold is released.
+        let cancelled = twice
+            .cancel("changed my mind".into(), "customer", now())
+            .unwrap()
+            .order;
+        let voids: Vec<_> = cancelled
+            .payment
+            .requests
+            .iter()
+            .map(|r| {
+                (
+                    r.request_id.rsplit('-').next().unwrap().to_owned(),
+                    r.psp_reference.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            voids,
+            [
+                ("1".to_owned(), Some("pi_1".into())),
+                ("2".to_owned(), Some("pi_2".into()))
+            ]
+        );
+        // Staff release the second hold at the PSP: off the attention list.
+        let mut void = event("e3", VoidSucceeded, &order);
+        void.psp_reference = Some("pi_2".into());
+        let released = recorded(&twice, &void);
+        assert_eq!(released.payment_attention(), None);
+        assert_eq!(released.payment_status(), PaymentStatus::Authorized);
+    }
+
+    /// An order of two units authorized (`pi_A`), picked and packed, whose hold the PSP
+    /// released, then paid again (`pi_B`).
+    fn paid_again_after_a_release() -> Order {
+        use PaymentEventKind::*;
+        let order = order();
+        let mut auth = event("e1", AuthorizationSucceeded, &order);
+        auth.psp_reference = Some("pi_A".into());
+        let packed = recorded(&order, &auth)
+            .start_fulfillment("BER-1", now())
+            .unwrap()
+            .pick("p", now())
+            .unwrap()
+            .pack(crate::fixtures::parcel(), "p", now())
+            .unwrap();
+        let mut void = event("e2", VoidSucceeded, &order);
+        void.psp_reference = Some("pi_A".into());
+        void.occurred_at = now() + Duration::seconds(1);
+        let released = recorded(&packed, &void);
+        assert_eq!(released.payment_status(), PaymentStatus::Voided);
+        let mut again = event("e3", AuthorizationSucceeded, &order);
+        again.psp_reference = Some("pi_B".into());
+        again.occurred_at = now() + Duration::seconds(2);
+        let paid = recorded(&released, &again);
+        assert_eq!(paid.payment_status(), PaymentStatus::Authorized);
+        assert_eq!(paid.payment_attention(), None);
+        paid.start_fulfillment("BER-1", now()).unwrap()
+    }
+
+    #[test]
+    fn after_a_released_hold_the_capture_names_the_new_payment() {
+        let paid = paid_again_after_a_release();
+        assert_eq!(
+            paid.fulfillment.as_ref().map(|f| f.status),
+            Some(crate::order::fulfillment::FulfillmentStatus::Packed),
+            "back at the step it had reached"
+        );
+        let shipped = paid
+            .ship(
+                crate::fixtures::tracking(),
+                paid.shipping.estimate,
+                "p",
+                now(),
+            )
+            .unwrap();
+        let requests = &shipped.payment.requests;
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].kind, PspRequestKind::Capture);
+        assert_eq!(requests[0].request_id, format!("{}-CAPTURE-1", paid.id));
+        assert_eq!(requests[0].psp_reference.as_deref(), Some("pi_B"));
+    }
+
+    #[test]
+    fn after_a_released_hold_a_cancellation_voids_the_new_payment() {
+        let paid = paid_again_after_a_release();
+        // Packed: a cancellation is refused; before packing it is not — test it on the held
+        // order, which waits outside the warehouse.
+        let order = order();
+        let mut auth = event("e1", PaymentEventKind::AuthorizationSucceeded, &order);
+        auth.psp_reference = Some("pi_A".into());
+        let picked = recorded(&order, &auth)
+            .start_fulfillment("BER-1", now())
+            .unwrap()
+            .pick("p", now())
+            .unwrap();
+        let mut void = event("e2", PaymentEventKind::VoidSucceeded, &order);
+        void.psp_reference = Some("pi_A".into());
+        void.occurred_at = now() + Duration::seconds(1);
+        let mut again = event("e3", PaymentEventKind::AuthorizationSucceeded, &order);
+        again.psp_reference = Some("pi_B".into());
+        again.occurred_at = now() + Duration::seconds(2);
+        let cancelled = recorded(&recorded(&picked, &void), &again)
+            .cancel("changed my mind".into(), "customer", now())
+            .unwrap()
+            .order;
+        let requests = &cancelled.payment.requests;
+        assert_eq!(requests.len(), 1, "{requests:?}");
+        assert_eq!(requests[0].kind, PspRequestKind::Void);
+        assert_eq!(requests[0].psp_reference.as_deref(), Some("pi_B"));
+        assert!(
+            paid.payment.requests.is_empty(),
+            "nothing asked before shipping"
+        );
+    }
+
+    #[test]
+    fn a_released_hold_takes_the_order_out_of_the_warehouse_until_paid_or_expired() {
+        use crate::order::fulfillment::FulfillmentError;
+        let order = order();
+        let authorized = recorded(
+            &order,
+            &event("e1", PaymentEventKind::AuthorizationSucceeded, &order),
+        );
+        let picked = authorized
+            .start_fulfillment("BER-1", now())
+            .unwrap()
+            .pick("p", now())
+            .unwrap();
+        let mut void = event("e2", PaymentEventKind::VoidSucceeded, &order);
+        void.occurred_at = now() + Duration::seconds(1);
+        let released_at = now() + Duration::minutes(40);
+        let held = match picked
+            .record_payment(&void, &PaymentPolicy::default(), released_at)
+            .unwrap()
+        {
+            PaymentUpdate::Recorded(next) => *next,
+            PaymentUpdate::Duplicate => panic!("recorded"),
+        };
+        assert_eq!(held.status, OrderStatus::Reserved, "off the pick list");
+        assert_eq!(held.status_since(), released_at);
+        assert_eq!(
+            held.pack(crate::fixtures::parcel(), "p", released_at),
+            Err(FulfillmentError::AwaitingPayment("VOIDED"))
+        );
+        let policy = PaymentPolicy::default();
+        assert_eq!(
+            held.expire(&policy, released_at + Duration::minutes(29)),
+            Err(ExpireError::NotYet),
+            "the window counts from the release"
+        );
+        let expired = held
+            .expire(&policy, released_at + Duration::minutes(30))
+            .unwrap();
+        assert_eq!(expired.order.status, OrderStatus::Cancelled);
+        assert_eq!(expired.moves.len(), 1, "its stock is released");
+        assert!(expired.order.payment.requests.is_empty(), "nothing is held");
+    }
+
+    #[test]
+    fn a_refund_waits_for_the_capture_it_gives_back() {
+        use crate::events::refund_events;
+        use crate::ids::IdempotencyKey;
+        use crate::order::returns::policy::ReturnPolicy;
+        use crate::request::returns::{ReceiptRequest, ReturnRequest};
+        use crate::shipping::ShippingPolicy;
+        let delivered =
+            crate::fixtures::delivered_order("01JDAAAAAAAAAAAAAAAAAAAAAA", "customer-ada", now());
+        let capture = delivered.payment.requests[0].clone();
+        assert_eq!(capture.kind, PspRequestKind::Capture);
+        let later = now() + Duration::days(1);
+        let catalog = [crate::fixtures::product("MUG-WHITE", 1200, 3)];
+        let requested = delivered
+            .request_return(
+                &ReturnRequest::parse(&serde_json::json!({"lines": [
+                    {"sku": "MUG-WHITE", "quantity": 1, "reason": "DAMAGED"}]}))
+                .unwrap(),
+                IdempotencyKey::parse("k1").unwrap(),
+                &catalog,
+                &ReturnPolicy::default_policy(),
+                later,
+            )
+            .unwrap()
+            .order;
+        let rma = requested.returns[0].return_id.clone();
+        let approved =
+            if requested.returns[0].status == crate::order::returns::ReturnStatus::Approved {
+                requested
+            } else {
+                requested
+                    .decide_return(&rma, true, "staff", None, later)
+                    .unwrap()
+                    .order
+            };
+        let received = approved
+            .receive_return(
+                &rma,
+                &ReceiptRequest::parse(&serde_json::json!({"lines": [
+                    {"sku": "MUG-WHITE", "quantity": 1, "disposition": "RECYCLE"}]}))
+                .unwrap(),
+                "packer",
+                &ReturnPolicy::default_policy(),
+                &ShippingPolicy::default_policy(),
+                later,
+            )
+            .unwrap()
+            .order;
+        let refund = received.refunds[0].clone();
+        assert!(refund.awaiting_capture);
+        assert_eq!(
+            received.refund_state(&refund.refund_id),
+            RefundState::AwaitingCapture
+        );
+        assert!(
+            refund_events(Some(&approved), Some(&received)).is_empty(),
+            "nothing is asked back before it was taken"
+        );
+        let captured = recorded(
+            &received,
+            &PaymentEvent {
+                event_id: "cap-1".into(),
+                kind: PaymentEventKind::CaptureSucceeded,
+                amount: received.totals.total,
+                occurred_at: later,
+                psp_reference: capture.psp_reference.clone(),
+                refund_id: None,
+                reason: None,
+            },
+        );
+        let announced = refund_events(Some(&received), Some(&captured));
+        assert_eq!(announced.len(), 1);
+        assert_eq!(announced[0].id, refund.refund_id);
+        assert_eq!(announced[0].data.refund.amount, refund.amount);
+        assert_eq!(announced[0].data.psp_reference, capture.psp_reference);
+        assert_eq!(
+            captured.refund_state(&refund.refund_id),
+            RefundState::Requested
+        );
+        assert!(refund_events(Some(&captured), Some(&captured)).is_empty());
+    }
+
+    #[test]
+    fn a_capture_the_psp_does_not_confirm_in_time_goes_to_staff() {
+        let order = order();
+        let mut shipped = recorded(
+            &order,
+            &event("e1", PaymentEventKind::AuthorizationSucceeded, &order),
+        );
+        shipped.status = OrderStatus::Shipped;
+        shipped.request_what_is_due(CaptureMode::OnShipment, now());
+        let policy = PaymentPolicy::default();
+        assert_eq!(shipped.capture_requested_since(), Some(now()));
+        assert_eq!(shipped.awaiting_capture_since(), None);
+        assert!(shipped
+            .flag_payment(&policy, now() + Duration::minutes(59))
+            .is_none());
+        let flagged = shipped
+            .flag_payment(&policy, now() + Duration::minutes(60))
+            .unwrap();
+        assert_eq!(
+            flagged.payment_attention().map(|a| a.reason),
+            Some(AttentionReason::CaptureUnconfirmed)
+        );
+        assert!(flagged
+            .flag_payment(&policy, now() + Duration::minutes(61))
+            .is_none());
+        let confirmed = recorded(
+            &flagged,
+            &event("e2", PaymentEventKind::CaptureSucceeded, &order),
+        );
+        assert_eq!(confirmed.payment_attention(), None);
     }
 
     #[test]
@@ -1237,6 +1760,308 @@ impl Order {
         match self.record_payment(&event, &PaymentPolicy::default(), at) {
             Ok(PaymentUpdate::Recorded(next)) => *next,
             other => panic!("a test authorization was not recorded: {other:?}"),
+        }
+    }
+}
+
+/// The whole ledger under random sequences of PSP events (authorizations, voids, captures,
+/// refunds, failures, second payments; in any order; repeated) mixed with what the order itself
+/// goes through (shipping, delivery, a return, a cancellation).
+#[cfg(test)]
+mod ledger_properties {
+    use super::*;
+    use crate::events::{psp_request_events, refund_events};
+    use crate::ids::IdempotencyKey;
+    use crate::order::fulfillment::{CarrierEventKind, CarrierUpdate};
+    use crate::order::returns::policy::ReturnPolicy;
+    use crate::order::tests::{placed, product};
+    use crate::request::returns::{ReceiptRequest, ReturnRequest};
+    use crate::shipping::ShippingPolicy;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn t0() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_100, 0).unwrap()
+    }
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// A PSP event: its kind, which payment (3: none named), when (seconds after t0), a
+        /// wrong amount, and which refund it settles.
+        Psp {
+            kind: PaymentEventKind,
+            payment: u8,
+            at: i64,
+            wrong_amount: bool,
+            refund: usize,
+        },
+        /// The PSP sends an earlier event again.
+        Repeat(usize),
+        Ship,
+        Deliver,
+        Return,
+        Cancel,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            6 => (
+                proptest::sample::select(PaymentEventKind::ALL.to_vec()),
+                0u8..4,
+                0i64..100,
+                proptest::bool::weighted(0.1),
+                0usize..3,
+            )
+                .prop_map(|(kind, payment, at, wrong_amount, refund)| Step::Psp {
+                    kind,
+                    payment,
+                    at,
+                    wrong_amount,
+                    refund
+                }),
+            1 => (0usize..20).prop_map(Step::Repeat),
+            2 => Just(Step::Ship),
+            1 => Just(Step::Deliver),
+            1 => Just(Step::Return),
+            1 => Just(Step::Cancel),
+        ]
+    }
+
+    fn psp_event(order: &Order, n: usize, step: &Step) -> Option<PaymentEvent> {
+        let Step::Psp {
+            kind,
+            payment,
+            at,
+            wrong_amount,
+            refund,
+        } = step
+        else {
+            return None;
+        };
+        let refund = kind
+            .is_refund()
+            .then(|| order.refunds.get(*refund).or(order.refunds.first()))
+            .flatten();
+        let amount = refund.map_or(order.totals.total, |r| r.amount);
+        let amount = if *wrong_amount {
+            Money::new(amount.minor_units() + 1, amount.currency()).unwrap()
+        } else {
+            amount
+        };
+        Some(PaymentEvent {
+            event_id: format!("evt-{n}"),
+            kind: *kind,
+            amount,
+            occurred_at: t0() + Duration::seconds(*at),
+            psp_reference: (*payment < 3).then(|| format!("pi_{payment}")),
+            refund_id: refund.map(|r| r.refund_id.clone()),
+            reason: None,
+        })
+    }
+
+    /// What the order does with `step`, if it can (a step its state refuses changes nothing).
+    fn apply(order: &Order, step: &Step, now: DateTime<Utc>) -> Order {
+        let same = || order.clone();
+        match step {
+            Step::Psp { .. } | Step::Repeat(_) => same(),
+            Step::Ship => {
+                let mut next = order.clone();
+                if next.status == OrderStatus::Reserved {
+                    match next.start_fulfillment("BER-1", now) {
+                        Ok(o) => next = o,
+                        Err(_) => return same(),
+                    }
+                }
+                for _ in 0..3 {
+                    let advanced = next
+                        .pick("p", now)
+                        .or_else(|_| next.pack(crate::fixtures::parcel(), "p", now))
+                        .or_else(|_| {
+                            next.ship(
+                                crate::fixtures::tracking(),
+                                next.shipping.estimate,
+                                "p",
+                                now,
+                            )
+                        });
+                    if let Ok(o) = advanced {
+                        next = o;
+                    }
+                }
+                next
+            }
+            Step::Deliver => {
+                match order.carrier_event("c1", CarrierEventKind::Delivered, None, now, now) {
+                    Ok(CarrierUpdate::Applied(o)) => *o,
+                    _ => same(),
+                }
+            }
+            Step::Return => {
+                if !order.returns.is_empty() {
+                    return same();
+                }
+                let catalog = [product("A", 1000, 5)];
+                let Ok(requested) = order.request_return(
+                    &ReturnRequest::parse(&json!({"lines": [
+                        {"sku": "A", "quantity": 1, "reason": "DAMAGED"}]}))
+                    .unwrap(),
+                    IdempotencyKey::parse("k1").unwrap(),
+                    &catalog,
+                    &ReturnPolicy::default_policy(),
+                    now,
+                ) else {
+                    return same();
+                };
+                let rma = requested.order.returns[0].return_id.clone();
+                let approved = requested
+                    .order
+                    .decide_return(&rma, true, "staff", None, now)
+                    .map_or(requested.order, |c| c.order);
+                approved
+                    .receive_return(
+                        &rma,
+                        &ReceiptRequest::parse(&json!({"lines": [
+                            {"sku": "A", "quantity": 1, "disposition": "RESTOCK"}]}))
+                        .unwrap(),
+                        "packer",
+                        &ReturnPolicy::default_policy(),
+                        &ShippingPolicy::default_policy(),
+                        now,
+                    )
+                    .map_or(approved, |c| c.order)
+            }
+            Step::Cancel => order
+                .cancel("changed my mind".into(), "customer", now)
+                .map_or_else(|_| same(), |c| c.order),
+        }
+    }
+
+    /// What the order asks of the PSP between `old` and `new` names a payment that holds the
+    /// money it asks about, and never asks back more than was taken.
+    fn check(old: &Order, new: &Order) -> Result<(), TestCaseError> {
+        let payments = new.payment.payments();
+        for request in psp_request_events(Some(old), Some(new)) {
+            let named = payments
+                .iter()
+                .find(|p| p.reference == request.data.request.psp_reference.as_deref());
+            prop_assert!(
+                named.is_some_and(PspPayment::holds),
+                "{} names {:?}, which holds nothing: {:?}",
+                request.id,
+                request.data.request.psp_reference,
+                payments
+            );
+        }
+        let taken = payments.iter().find(|p| p.captured);
+        for refund in refund_events(Some(old), Some(new)) {
+            prop_assert!(taken.is_some(), "refund {} of money never taken", refund.id);
+            prop_assert_eq!(
+                refund.data.psp_reference.as_deref(),
+                taken.and_then(|p| p.reference)
+            );
+        }
+        let asked: i64 = new
+            .refunds
+            .iter()
+            .filter(|r| r.retried_as.is_none() && !r.awaiting_capture)
+            .map(|r| r.amount.minor_units())
+            .sum();
+        let captured = if taken.is_some() {
+            new.totals.total.minor_units()
+        } else {
+            0
+        };
+        prop_assert!(asked <= captured, "{asked} asked back of {captured} taken");
+        // The status says what the ledger says.
+        let status = new.payment_status();
+        match status {
+            PaymentStatus::Paid | PaymentStatus::PartiallyRefunded | PaymentStatus::Refunded => {
+                prop_assert!(taken.is_some())
+            }
+            PaymentStatus::Authorized => {
+                prop_assert!(taken.is_none() && payments.iter().any(PspPayment::holds))
+            }
+            PaymentStatus::Voided => prop_assert!(
+                payments.iter().any(|p| p.released)
+                    && !payments.iter().any(|p| p.holds() || p.captured)
+            ),
+            _ => prop_assert!(!payments.iter().any(|p| p.holds() || p.captured)),
+        }
+        // Goods never leave the warehouse without money held or taken.
+        if new.status == OrderStatus::Shipped && old.status != OrderStatus::Shipped {
+            prop_assert!(old.payment_status().allows_fulfillment());
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        #[test]
+        fn the_order_asks_only_of_money_that_is_there(steps in proptest::collection::vec(step(), 1..30)) {
+            let policy = PaymentPolicy::default();
+            let mut order = placed(json!([{"sku": "A", "quantity": 2}]), &[product("A", 1000, 5)])
+                .reserve(t0())
+                .unwrap();
+            let mut sent: Vec<PaymentEvent> = Vec::new();
+            for (n, step) in steps.iter().enumerate() {
+                let now = t0() + Duration::seconds(200 + n as i64);
+                let event = match step {
+                    Step::Repeat(i) if !sent.is_empty() => Some(sent[i % sent.len()].clone()),
+                    _ => psp_event(&order, n, step),
+                };
+                let next = match &event {
+                    Some(event) => match order.record_payment(event, &policy, now) {
+                        Ok(PaymentUpdate::Recorded(next)) => *next,
+                        Ok(PaymentUpdate::Duplicate) | Err(_) => order.clone(),
+                    },
+                    None => apply(&order, step, now),
+                };
+                if let Some(event) = event {
+                    sent.push(event);
+                }
+                check(&order, &next)?;
+                order = next;
+            }
+        }
+
+        #[test]
+        fn the_payment_status_is_the_same_whatever_order_the_events_came_in(
+            steps in proptest::collection::vec(step(), 1..12),
+            seed in any::<u64>(),
+        ) {
+            let policy = PaymentPolicy::default();
+            let reserved = placed(json!([{"sku": "A", "quantity": 2}]), &[product("A", 1000, 5)])
+                .reserve(t0())
+                .unwrap();
+            let events: Vec<PaymentEvent> = steps
+                .iter()
+                .enumerate()
+                .filter_map(|(n, s)| psp_event(&reserved, n, s))
+                .filter(|e| !e.kind.is_refund())
+                .collect();
+            let mut shuffled = events.clone();
+            // A permutation from the seed (Fisher–Yates with a small LCG).
+            let mut state = seed;
+            for i in (1..shuffled.len()).rev() {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                shuffled.swap(i, (state >> 33) as usize % (i + 1));
+            }
+            let play = |events: &[PaymentEvent]| {
+                events.iter().fold(reserved.clone(), |order, e| {
+                    match order.record_payment(e, &policy, t0()) {
+                        Ok(PaymentUpdate::Recorded(next)) => *next,
+                        _ => order,
+                    }
+                })
+            };
+            let (a, b) = (play(&events), play(&shuffled));
+            prop_assert_eq!(a.payment_status(), b.payment_status());
+            prop_assert_eq!(a.payment.psp_reference(), b.payment.psp_reference());
+            prop_assert_eq!(
+                a.payment_attention().map(|x| x.reason),
+                b.payment_attention().map(|x| x.reason)
+            );
         }
     }
 }

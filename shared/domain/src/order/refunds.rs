@@ -55,6 +55,10 @@ pub struct Refund {
     /// The refund staff asked for in its place after the PSP could not pay this one out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retried_as: Option<String>,
+    /// Owed, but the money it gives back is not taken yet (the capture the order asked for is
+    /// not confirmed): it is asked of the PSP, and announced, once the capture is.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub awaiting_capture: bool,
 }
 
 impl Order {
@@ -123,6 +127,7 @@ impl Order {
             amount: self.totals.total,
             requested_at: now,
             retried_as: None,
+            awaiting_capture: false,
         }
     }
 }

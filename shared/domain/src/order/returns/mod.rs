@@ -651,6 +651,10 @@ impl Order {
                     .map_err(|e| ValidationErrors::one("lines", e.to_string()))?,
                 requested_at: now,
                 retried_as: None,
+                // Money is given back only once it was taken: until the PSP confirms the
+                // capture, the refund waits.
+                awaiting_capture: !self.payment.payments().iter().any(|p| p.captured)
+                    && self.totals.total.minor_units() > 0,
             });
         }
 
