@@ -48,6 +48,9 @@ export OMS_LOCAL_QUEUE_VISIBILITY_SECONDS=2
 export OMS_LOCAL_SCHEDULE_SECONDS=2
 export OMS_LOCAL_SECRET_CACHE_SECONDS=2
 export OMS_LOCAL_PARAMETER_PaymentWindowSeconds=20
+# A capture the PSP has not confirmed goes to staff after 15 s (the template's
+# CaptureConfirmationSeconds; the payment system tests rely on this value).
+export OMS_LOCAL_PARAMETER_CaptureConfirmationSeconds=15
 export OMS_API_URL="http://127.0.0.1:${OMS_LOCAL_PORT}"
 export OMS_EMULATOR_URL="http://127.0.0.1:${OMS_LOCAL_EMULATOR_PORT}"
 log="target/oms-local-test.log"
@@ -103,7 +106,7 @@ fuzz_token="$(target/debug/oms-local token --sub fuzz-staff --scope "oms:admin o
 cleanup
 # The usual payment window: the run pays for its orders in turn, and the test stack's 20 s
 # window would expire the last ones first.
-unset OMS_LOCAL_PARAMETER_PaymentWindowSeconds
+unset OMS_LOCAL_PARAMETER_PaymentWindowSeconds OMS_LOCAL_PARAMETER_CaptureConfirmationSeconds
 export OMS_FAULT_DYNAMODB_THROTTLE=0.1 OMS_FAULT_TRANSACTION_CONFLICT=0.1 OMS_FAULT_SNS_ENTRY_FAILURE=0.1
 export OMS_LOCAL_FAULT_CRASH=0.1
 export OMS_LOCAL_PORT="${OMS_FAULT_PORT:-3200}"

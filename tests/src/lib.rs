@@ -572,8 +572,9 @@ impl Stack {
     }
 
     /// Places an order of `lines` for a new customer and drives it through the warehouse (pick,
-    /// pack, ship) and the carrier (delivered at `delivered_at`, RFC 3339) over HTTP. Returns the
-    /// customer and the delivered order.
+    /// pack, ship), the PSP (which confirms the capture the shipment asked for) and the carrier
+    /// (delivered at `delivered_at`, RFC 3339) over HTTP. Returns the customer and the delivered
+    /// order.
     pub async fn delivered_order(
         &self,
         lines: &[(&str, u32)],
@@ -585,6 +586,7 @@ impl Stack {
         let id = placed.body["orderId"].as_str().unwrap().to_owned();
         self.wait_status(&customer, &id, "FULFILLING").await;
         let number = self.ship_through_warehouse(&id).await;
+        self.psp("capture.succeeded", &placed.body).await;
         let delivered = json!({"eventId": format!("{number}-delivered"), "shipmentReference": id, "trackingNumber": number, "status": "DELIVERED", "occurredAt": delivered_at});
         let reply = self.carrier_event(&delivered, None).await;
         assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);

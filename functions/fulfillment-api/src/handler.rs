@@ -101,6 +101,10 @@ struct FulfillmentView {
     #[serde(skip_serializing_if = "Option::is_none")]
     delivered_at: Option<DateTime<Utc>>,
     steps: Vec<FulfillmentStep>,
+    /// Why the warehouse may not work on it now: `AWAITING_PAYMENT` when the PSP released the
+    /// order's hold and it waits for a new payment (off the pick list until then).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hold: Option<&'static str>,
     version: u64,
 }
 
@@ -139,6 +143,7 @@ impl FulfillmentView {
             shipped_at: f.shipped_at,
             delivered_at: f.delivered_at,
             steps: f.steps.clone(),
+            hold: (order.status == OrderStatus::Reserved).then_some("AWAITING_PAYMENT"),
             version: order.version,
         })
     }

@@ -1040,6 +1040,14 @@ async fn warehouse<S: Store, K: SecretSource>(
         let id = order_id(&raw.to_ascii_uppercase())?;
         let order = fulfillment::get_fulfillment(&app.store, &id).await?;
         let status = order.fulfillment.as_ref().map(|f| f.status);
+        if order.status == OrderStatus::Reserved {
+            return Err(PageError::Conflict(format!(
+                "Order {id} is held: the payment provider released its payment, so it waits for \
+                 the customer to pay again (its shipment stays {} until then, and the order \
+                 expires if no payment comes).",
+                status.map(|s| s.as_str()).unwrap_or("not started")
+            )));
+        }
         for step in steps {
             let here = status == Some(step);
             sections.push(json!({

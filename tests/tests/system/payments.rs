@@ -626,7 +626,10 @@ async fn a_partial_return_is_refunded_once_the_psp_confirms_and_a_failed_refund_
             Some(json!({"customerId": [customer.as_str()], "channel": ["email"]})),
         )
         .await;
-        stack.psp("capture.succeeded", &delivered).await;
+        assert_eq!(
+            delivered["payment"]["status"], "PAID",
+            "captured on shipment"
+        );
         let rma = stack
             .post(
                 &format!("/orders/{id}/returns"),
@@ -756,4 +759,262 @@ async fn a_partial_return_is_refunded_once_the_psp_confirms_and_a_failed_refund_
     let settled_now = stack.order_as_staff(failed_id).await;
     assert_eq!(settled_now["refunds"][1]["state"], "ISSUED");
     assert_eq!(settled_now["payment"]["status"], "PARTIALLY_REFUNDED");
+}
+
+/// The PSP says `kind` about the order's payment `reference` over its total.
+async fn psp_on(stack: &Stack, kind: &str, order: &Value, reference: &str) {
+    let id = order["orderId"].as_str().unwrap();
+    let mut body = psp_body(kind, id, &order["totals"]["total"], None);
+    body["pspReference"] = reference.into();
+    let reply = stack.psp_event(&body).await;
+    assert_eq!(reply.status, StatusCode::OK, "{kind}: {:?}", reply.body);
+}
+
+/// Posts a warehouse step on the order and answers its reply.
+async fn warehouse_step(
+    stack: &Stack,
+    id: &str,
+    step: &str,
+    body: Option<Value>,
+) -> oms_system_tests::Reply {
+    let warehouse = stack.token("packer-hold", Some("oms:warehouse"));
+    let etag = stack.order_as_staff(id).await["version"].to_string();
+    stack
+        .call(
+            reqwest::Method::POST,
+            &format!("/fulfillments/{id}/{step}"),
+            Some(&warehouse),
+            &[("if-match", &format!("\"v{etag}\""))],
+            body.map(|b| b.to_string().into_bytes()),
+        )
+        .await
+}
+
+/// An order of two units authorized under payment A and taken by the warehouse to `step`
+/// (`pick` or `pack`), whose hold the PSP then releases: it leaves the warehouse at once.
+async fn released_in_the_warehouse(stack: &Stack, sku: &str, step: &str) -> (String, Value) {
+    let (customer, placed) = place_unpaid(stack, sku, 2).await;
+    let id = placed["orderId"].as_str().unwrap().to_owned();
+    wait_for(stack, &id, "reserved", |o| o["status"] == "RESERVED").await;
+    psp_on(stack, "authorization.succeeded", &placed, "pi_A").await;
+    stack.wait_status(&customer, &id, "FULFILLING").await;
+    let picked = warehouse_step(stack, &id, "pick", None).await;
+    assert_eq!(picked.status, StatusCode::OK, "{:?}", picked.body);
+    if step == "pack" {
+        let packed = warehouse_step(
+            stack,
+            &id,
+            "pack",
+            Some(json!({"weightGrams": 900, "lengthCm": 30, "widthCm": 20, "heightCm": 10})),
+        )
+        .await;
+        assert_eq!(packed.status, StatusCode::OK, "{:?}", packed.body);
+    }
+    psp_on(stack, "void.succeeded", &placed, "pi_A").await;
+    let held = stack.order_as_staff(&id).await;
+    assert_eq!(held["status"], "RESERVED", "out of the warehouse at once");
+    assert_eq!(held["hold"], "AWAITING_PAYMENT");
+    assert_eq!(held["payment"]["status"], "VOIDED");
+    let warehouse = stack.token("packer-hold", Some("oms:warehouse"));
+    let listed = stack.get("/fulfillments?limit=100", &warehouse).await;
+    assert!(
+        !listed.body.to_string().contains(id.as_str()),
+        "off the pick list: {}",
+        listed.body
+    );
+    let refused = warehouse_step(stack, &id, "pick", None).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{:?}", refused.body);
+    assert!(
+        refused.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("waits for its payment")),
+        "the warehouse is told why: {:?}",
+        refused.body
+    );
+    (customer, placed)
+}
+
+#[tokio::test]
+async fn after_a_released_hold_and_a_new_payment_the_capture_and_the_void_name_the_new_payment() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("REPAID", 10).await;
+
+    // Released after packing, paid again under B: back at the packing table, shipped, and the
+    // capture names B.
+    let (customer, placed) = released_in_the_warehouse(&stack, &sku, "pack").await;
+    let id = placed["orderId"].as_str().unwrap().to_owned();
+    psp_on(&stack, "authorization.succeeded", &placed, "pi_B").await;
+    let back = stack.wait_status(&customer, &id, "FULFILLING").await;
+    assert_eq!(back["payment"]["status"], "AUTHORIZED");
+    let staff = stack.order_as_staff(&id).await;
+    assert_eq!(
+        staff["fulfillment"]["status"], "PACKED",
+        "where it had got to"
+    );
+    assert!(staff["payment"].get("attention").is_none());
+    let shipped = warehouse_step(
+        &stack,
+        &id,
+        "ship",
+        Some(json!({"carrier": "DHL", "trackingNumber": "JJD-REPAID", "trackingUrl": "https://www.dhl.com/track?id=JJD-REPAID"})),
+    )
+    .await;
+    assert_eq!(shipped.status, StatusCode::OK, "{:?}", shipped.body);
+    let requests = stack.order_as_staff(&id).await["payment"]["requests"].clone();
+    assert_eq!(requests.as_array().map(Vec::len), Some(1), "{requests}");
+    assert_eq!(requests[0]["kind"], "CAPTURE");
+    assert_eq!(requests[0]["requestId"], format!("{id}-CAPTURE-1"));
+    assert_eq!(requests[0]["pspReference"], "pi_B");
+
+    // Released after picking, paid again under B, then cancelled: the void names B.
+    let (customer, placed) = released_in_the_warehouse(&stack, &sku, "pick").await;
+    let id = placed["orderId"].as_str().unwrap().to_owned();
+    psp_on(&stack, "authorization.succeeded", &placed, "pi_B").await;
+    stack.wait_status(&customer, &id, "FULFILLING").await;
+    let cancelled = stack
+        .post(
+            &format!("/orders/{id}/cancel"),
+            &stack.token(&customer, None),
+            &[],
+            json!({"reason": "changed my mind"}),
+        )
+        .await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{:?}", cancelled.body);
+    let requests = stack.order_as_staff(&id).await["payment"]["requests"].clone();
+    assert_eq!(requests.as_array().map(Vec::len), Some(1), "{requests}");
+    assert_eq!(requests[0]["kind"], "VOID");
+    assert_eq!(requests[0]["pspReference"], "pi_B");
+}
+
+#[tokio::test]
+async fn an_order_whose_hold_was_released_in_the_warehouse_expires_with_its_stock_back() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("RELEASED", 10).await;
+    let (customer, placed) = released_in_the_warehouse(&stack, &sku, "pick").await;
+    let id = placed["orderId"].as_str().unwrap().to_owned();
+    let released = Instant::now();
+    assert_eq!(
+        stack.stock(&sku).await,
+        (8, 2, 10),
+        "still held while it waits"
+    );
+    let expired = wait_for(&stack, &id, "expired", |o| o["status"] == "CANCELLED").await;
+    assert!(
+        released.elapsed() >= window() - Duration::from_secs(2),
+        "the window counts from the release: expired after {:?}",
+        released.elapsed()
+    );
+    assert_eq!(expired["payment"]["status"], "VOIDED");
+    assert_eq!(expired["cancellation"]["by"], "system");
+    assert!(
+        expired["payment"].get("requests").is_none(),
+        "nothing is held, nothing asked"
+    );
+    assert_eq!(stack.stock(&sku).await, (10, 0, 10), "its stock is back");
+    let as_customer = stack.wait_status(&customer, &id, "CANCELLED").await;
+    assert_eq!(as_customer["status"], "CANCELLED");
+}
+
+#[tokio::test]
+async fn a_refund_is_asked_only_once_its_capture_is_confirmed_and_an_unconfirmed_capture_goes_to_staff(
+) {
+    let stack = Stack::connect().await;
+    let refunds_asked = Probe::subscribe(
+        &stack,
+        "OrderEventsTopic",
+        Some(json!({"eventType": ["oms.refund.requested"]})),
+    )
+    .await;
+    let sku = stack.create_sku("UNCAPTURED", 10).await;
+    // Shipped (the capture asked for, never confirmed), delivered, partly returned.
+    let customer = unique("customer");
+    let placed = stack
+        .place_order(&customer, &unique("key"), &[(&sku, 2)])
+        .await;
+    assert_eq!(placed.status, StatusCode::ACCEPTED, "{:?}", placed.body);
+    let id = placed.body["orderId"].as_str().unwrap().to_owned();
+    stack.wait_status(&customer, &id, "FULFILLING").await;
+    let number = stack.ship_through_warehouse(&id).await;
+    let delivered = json!({"eventId": format!("{number}-delivered"), "shipmentReference": id, "trackingNumber": number, "status": "DELIVERED", "occurredAt": chrono::Utc::now().to_rfc3339()});
+    assert_eq!(
+        stack.carrier_event(&delivered, None).await.status,
+        StatusCode::OK
+    );
+    stack.wait_status(&customer, &id, "DELIVERED").await;
+    let rma = stack
+        .post(
+            &format!("/orders/{id}/returns"),
+            &stack.token(&customer, None),
+            &[("idempotency-key", &unique("rma"))],
+            json!({"lines": [{"sku": sku, "quantity": 1, "reason": "DAMAGED"}]}),
+        )
+        .await;
+    assert_eq!(rma.status, StatusCode::CREATED, "{:?}", rma.body);
+    let return_id = rma.body["returnId"].as_str().unwrap().to_owned();
+    let admin = stack.token("staff-uncaptured", Some("oms:admin"));
+    if rma.body["status"] == "PENDING_APPROVAL" {
+        let approved = stack
+            .post(
+                &format!("/returns/{return_id}/approve"),
+                &admin,
+                &[],
+                json!({}),
+            )
+            .await;
+        assert_eq!(approved.status, StatusCode::OK, "{:?}", approved.body);
+    }
+    let received = stack
+        .post(
+            &format!("/returns/{return_id}/receive"),
+            &stack.token("dock", Some("oms:warehouse")),
+            &[],
+            json!({"lines": [{"sku": sku, "quantity": 1, "disposition": "RESTOCK"}]}),
+        )
+        .await;
+    assert_eq!(received.status, StatusCode::OK, "{:?}", received.body);
+    let waiting = stack.order_as_staff(&id).await;
+    assert_eq!(waiting["payment"]["status"], "AUTHORIZED");
+    assert_eq!(waiting["refunds"][0]["state"], "AWAITING_CAPTURE");
+    let owed = waiting["refunds"][0]["amount"].clone();
+    let ours = |seen: &[(Value, std::collections::HashMap<String, String>)]| {
+        seen.iter()
+            .filter(|(b, _)| b["data"]["orderId"] == id.as_str())
+            .map(|(b, _)| b.clone())
+            .collect::<Vec<_>>()
+    };
+    let early = refunds_asked
+        .collect(Duration::from_secs(4), |_| false)
+        .await;
+    assert!(
+        ours(&early).is_empty(),
+        "no refund before the capture: {early:?}"
+    );
+
+    // The capture is not confirmed within the test stack's time: in front of staff.
+    let flagged = wait_for(&stack, &id, "capture unconfirmed", |o| {
+        o["payment"]["attention"]["reason"] == "CAPTURE_UNCONFIRMED"
+    })
+    .await;
+    assert_eq!(flagged["refunds"][0]["state"], "AWAITING_CAPTURE");
+    assert_eq!(
+        wait_listed(&stack, &admin, &id).await["attention"]["reason"],
+        "CAPTURE_UNCONFIRMED"
+    );
+
+    // The PSP confirms: the refund is asked, once, for exactly what is owed, off the list.
+    stack.psp("capture.succeeded", &placed.body).await;
+    let asked = refunds_asked
+        .collect(Duration::from_secs(30), |seen| !ours(seen).is_empty())
+        .await;
+    let late = refunds_asked
+        .collect(Duration::from_secs(3), |_| false)
+        .await;
+    let events: Vec<Value> = ours(&asked).into_iter().chain(ours(&late)).collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["data"]["amount"], owed);
+    assert_eq!(events[0]["data"]["pspReference"], format!("pi_{id}"));
+    let settled = stack.order_as_staff(&id).await;
+    assert_eq!(settled["refunds"][0]["state"], "REQUESTED");
+    assert_eq!(settled["payment"]["status"], "PAID");
+    assert!(settled["payment"].get("attention").is_none());
 }
