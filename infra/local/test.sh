@@ -86,6 +86,11 @@ start_stack oms-test "$log"
 step "tests"
 cargo test --workspace --no-fail-fast
 
+# Every order change the tests made, replayed from the table's stream: the events each recorded
+# change publishes, compared with what the comparison of old and new images published.
+step "recorded changes replayed"
+cargo test -p oms-system-tests --features replay --test replay -- --nocapture
+
 # The contract, fuzzed: every check schemathesis has, against the stack the tests ran on, for a
 # bounded time; infra/schemathesis.toml names the only expectations relaxed, and why. The run
 # prints its seed: OMS_FUZZ_SEED=<seed> replays it. One worker: with two threads, Hypothesis's

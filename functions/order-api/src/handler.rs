@@ -5,7 +5,7 @@ use lambda_http::{Body, Error, Request, RequestExt, Response};
 use oms_adapters::dynamo::DynamoStore;
 use oms_adapters::http::ProblemType;
 use oms_adapters::http::{
-    caller, json_body, json_response, page_limit, path_parameter, require_scope, respond,
+    caller, if_match, json_body, json_response, page_limit, path_parameter, require_scope, respond,
     route_key, unknown_route, ApiError,
 };
 use oms_domain::app::caller::SCOPE_ADMIN;
@@ -81,7 +81,8 @@ async fn cancel<S: OrderStore + OrderTransactions>(
     let id = order_id(request)?;
     let body = json_body(request)?;
     let CancelRequest { reason } = CancelRequest::parse(&body).map_err(ApiError::Invalid)?;
-    let order = cancel_order(&app.store, &caller, &id, reason, chrono::Utc::now()).await?;
+    let seen = if_match(request)?;
+    let order = cancel_order(&app.store, &caller, &id, reason, seen, chrono::Utc::now()).await?;
     tracing::info!(order_id = %order.id, "order cancelled");
     Ok(json_response(
         StatusCode::OK,

@@ -5,8 +5,8 @@ use lambda_http::{Body, Error, Request, RequestExt, Response};
 use oms_adapters::config;
 use oms_adapters::dynamo::DynamoStore;
 use oms_adapters::http::{
-    caller, idempotency_key, json_body, json_response, page_limit, path_parameter, require_scope,
-    respond, route_key, unknown_route, ApiError, ProblemType,
+    caller, idempotency_key, if_match, json_body, json_response, page_limit, path_parameter,
+    require_scope, respond, route_key, unknown_route, ApiError, ProblemType,
 };
 use oms_domain::app::caller::{SCOPE_ADMIN, SCOPE_WAREHOUSE};
 use oms_domain::app::returns::{
@@ -236,8 +236,17 @@ async fn decide<S: OrderStore + OrderTransactions>(
     let id = return_id(request)?;
     let DecisionRequest { note } =
         DecisionRequest::parse(&optional_body(request)?).map_err(ApiError::Invalid)?;
-    let (rma, order) =
-        decide_return(&app.store, &caller, &id, approved, note, chrono::Utc::now()).await?;
+    let seen = if_match(request)?;
+    let (rma, order) = decide_return(
+        &app.store,
+        &caller,
+        &id,
+        approved,
+        note,
+        seen,
+        chrono::Utc::now(),
+    )
+    .await?;
     tracing::info!(return_id = %id, status = rma.status.as_str(), "return decided");
     Ok(return_response(StatusCode::OK, &rma, &order))
 }
@@ -251,6 +260,7 @@ async fn receive<S: OrderStore + OrderTransactions>(
     require_scope(&caller, SCOPE_WAREHOUSE)?;
     let id = return_id(request)?;
     let receipt = ReceiptRequest::parse(&json_body(request)?).map_err(ApiError::Invalid)?;
+    let seen = if_match(request)?;
     let now = chrono::Utc::now();
     let (rma, order) = receive_return(
         &app.store,
@@ -259,6 +269,7 @@ async fn receive<S: OrderStore + OrderTransactions>(
         &caller,
         &id,
         &receipt,
+        seen,
         now,
     )
     .await?;

@@ -686,15 +686,6 @@ async fn search<S: Store, K: SecretSource>(
     )
 }
 
-/// A form that changes an order applies only to the version its page showed.
-fn unchanged_since_shown(current: u64, shown: u64) -> Result<(), PageError> {
-    if current == shown {
-        Ok(())
-    } else {
-        Err(ApiError::PreconditionFailed { current }.into())
-    }
-}
-
 fn order_id(raw: &str) -> Result<OrderId, PageError> {
     OrderId::parse(raw).map_err(|_| PageError::NotFound("No such order.".into()))
 }
@@ -734,12 +725,19 @@ async fn cancel<S: Store, K: SecretSource>(
     staff.require(SCOPE_ADMIN)?;
     let id = order_id(&id)?;
     let version = fields.version()?;
-    let current = queries::get_order(&app.store, &staff.caller, &id).await?;
-    unchanged_since_shown(current.version, version)?;
     let CancelRequest { reason } =
         CancelRequest::parse(&json!({ "reason": fields.get("reason").unwrap_or_default() }))
             .map_err(ApiError::Invalid)?;
-    let order = cancel_order(&app.store, &staff.caller, &id, reason, Utc::now()).await?;
+    // The store's conditional write decides whether the page's version is still the order's.
+    let order = cancel_order(
+        &app.store,
+        &staff.caller,
+        &id,
+        reason,
+        Some(version),
+        Utc::now(),
+    )
+    .await?;
     tracing::info!(order_id = %order.id, "console: order cancelled");
     Ok(done(&format!("/console/orders/{id}"), "cancelled"))
 }
@@ -822,12 +820,13 @@ async fn decide<S: Store, K: SecretSource>(
     let staff = form_staff(&app, &headers, &fields).await?;
     let id = ReturnId::parse(&id).map_err(|_| PageError::NotFound("No such return.".into()))?;
     let version = fields.version()?;
+    // Read for the receipt's lines; whether the page's version is still the order's is decided
+    // by the store's conditional write.
     let order = app
         .store
         .get(id.order_id())
         .await?
         .ok_or_else(|| PageError::NotFound("No such return.".into()))?;
-    unchanged_since_shown(order.version, version)?;
     let now = Utc::now();
     let word = match decision.as_str() {
         "approve" | "reject" => {
@@ -838,7 +837,16 @@ async fn decide<S: Store, K: SecretSource>(
             })
             .map_err(ApiError::Invalid)?;
             let approved = decision == "approve";
-            decide_return(&app.store, &staff.caller, &id, approved, note, now).await?;
+            decide_return(
+                &app.store,
+                &staff.caller,
+                &id,
+                approved,
+                note,
+                Some(version),
+                now,
+            )
+            .await?;
             if approved {
                 "approved"
             } else {
@@ -879,6 +887,7 @@ async fn decide<S: Store, K: SecretSource>(
                 &staff.caller,
                 &id,
                 &receipt,
+                Some(version),
                 now,
             )
             .await?;

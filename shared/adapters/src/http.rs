@@ -555,6 +555,7 @@ impl From<ReturnsAppError> for ApiError {
                 detail: e.to_string(),
             },
             ReturnsAppError::Contended => ApiError::Unavailable("the order kept changing".into()),
+            ReturnsAppError::Stale { current } => ApiError::PreconditionFailed { current },
             ReturnsAppError::Store(error) => error.into(),
         }
     }

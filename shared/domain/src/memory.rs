@@ -28,10 +28,14 @@ struct State {
     cursors: HashMap<OrderId, NotificationCursor>,
 }
 
+/// A write another caller makes between one caller's read and its write.
+type Interleaved = Box<dyn FnOnce(&mut HashMap<OrderId, Order>) + Send>;
+
 /// The whole system's state behind one lock.
 #[derive(Default)]
 pub struct InMemoryStore {
     state: Mutex<State>,
+    after_next_read: Mutex<Option<Interleaved>>,
 }
 
 impl InMemoryStore {
@@ -52,6 +56,19 @@ impl InMemoryStore {
     /// Stores an order as it is, for tests that start mid-life.
     pub fn insert_order(&self, order: Order) {
         self.lock().orders.insert(order.id.clone(), order);
+    }
+
+    /// Lands `write` on the orders right after the next order is read: a concurrent writer
+    /// between a caller's read and its conditional write, for the tests of what the condition
+    /// decides.
+    pub fn interleave_after_next_read(
+        &self,
+        write: impl FnOnce(&mut HashMap<OrderId, Order>) + Send + 'static,
+    ) {
+        *self
+            .after_next_read
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Box::new(write));
     }
 
     pub fn order_count(&self) -> usize {
@@ -153,7 +170,17 @@ impl OrderStore for InMemoryStore {
     }
 
     async fn get(&self, id: &OrderId) -> Result<Option<Order>, StoreError> {
-        Ok(self.lock().orders.get(id).cloned())
+        let mut state = self.lock();
+        let read = state.orders.get(id).cloned();
+        let interleaved = self
+            .after_next_read
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(write) = interleaved {
+            write(&mut state.orders);
+        }
+        Ok(read)
     }
 
     async fn save(&self, order: &Order, expected_version: u64) -> Result<(), StoreError> {

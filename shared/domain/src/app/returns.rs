@@ -41,8 +41,24 @@ pub enum ReturnsAppError {
     ExchangeUnavailable(Vec<Shortage>),
     #[error("the order kept changing; try again")]
     Contended,
+    /// The caller acted on a version of the order that is no longer the stored one.
+    #[error("the order changed since it was read (it is now version {current})")]
+    Stale { current: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// The order, if it is still the version the caller saw (`None`: the caller saw none and
+/// takes the order as it is). The write that follows is conditioned on the version read, so
+/// once this passed the store decides: a change that lands between the read and the write
+/// fails the condition, and the next read answers [`ReturnsAppError::Stale`].
+fn as_seen(order: Order, expected: Option<u64>) -> Result<Order, ReturnsAppError> {
+    match expected {
+        Some(seen) if seen != order.version => Err(ReturnsAppError::Stale {
+            current: order.version,
+        }),
+        _ => Ok(order),
+    }
 }
 
 fn describe(shortages: &[Shortage]) -> String {
@@ -114,13 +130,15 @@ fn actor(caller: &Caller, order: &Order) -> &'static str {
     }
 }
 
-/// Cancels the order and releases its stock. Cancelling a cancelled order again answers it as it
-/// is, so a client's retry succeeds.
+/// Cancels the order and releases its stock, if it is still the version `expected` (when the
+/// caller saw one). Cancelling a cancelled order again answers it as it is, so a client's retry
+/// succeeds.
 pub async fn cancel_order<S: OrderStore + OrderTransactions>(
     store: &S,
     caller: &Caller,
     id: &OrderId,
     reason: String,
+    expected: Option<u64>,
     now: DateTime<Utc>,
 ) -> Result<Order, ReturnsAppError> {
     let reason = &reason;
@@ -129,6 +147,7 @@ pub async fn cancel_order<S: OrderStore + OrderTransactions>(
         if order.status == OrderStatus::Cancelled {
             return Ok(Attempt::Done(order));
         }
+        let order = as_seen(order, expected)?;
         let change = order.cancel(reason.clone(), actor(caller, &order), now)?;
         commit(store, change).await
     })
@@ -231,6 +250,7 @@ pub async fn pending_returns<S: OrderStore>(
 async fn change_return<S: OrderStore + OrderTransactions>(
     store: &S,
     id: &ReturnId,
+    expected: Option<u64>,
     change: impl Fn(&Order) -> Result<OrderChange, ReturnError>,
 ) -> Result<(Return, Order), ReturnsAppError> {
     let change = &change;
@@ -239,6 +259,7 @@ async fn change_return<S: OrderStore + OrderTransactions>(
             .get(id.order_id())
             .await?
             .ok_or(ReturnsAppError::NotFound("return"))?;
+        let order = as_seen(order, expected)?;
         Ok(match commit(store, change(&order)?).await? {
             Attempt::Done(saved) => {
                 let rma = saved.find_return(id).expect("the return exists").clone();
@@ -250,24 +271,27 @@ async fn change_return<S: OrderStore + OrderTransactions>(
     .await
 }
 
-/// Staff approve (reserving any exchange) or reject a return waiting for them. The caller's scope
-/// is checked at the edge.
+/// Staff approve (reserving any exchange) or reject a return waiting for them, on the version
+/// of its order they saw (if they name one). The caller's scope is checked at the edge.
 pub async fn decide_return<S: OrderStore + OrderTransactions>(
     store: &S,
     caller: &Caller,
     id: &ReturnId,
     approved: bool,
     note: Option<String>,
+    expected: Option<u64>,
     now: DateTime<Utc>,
 ) -> Result<(Return, Order), ReturnsAppError> {
     let by = format!("admin {}", caller.customer_id);
-    change_return(store, id, |order| {
+    change_return(store, id, expected, |order| {
         order.decide_return(id, approved, &by, note.clone(), now)
     })
     .await
 }
 
-/// The warehouse records what arrived. The caller's scope is checked at the edge.
+/// The warehouse records what arrived, on the version of the order it saw (if it names one).
+/// The caller's scope is checked at the edge.
+#[allow(clippy::too_many_arguments)]
 pub async fn receive_return<S: OrderStore + OrderTransactions>(
     store: &S,
     policy: &ReturnPolicy,
@@ -275,10 +299,11 @@ pub async fn receive_return<S: OrderStore + OrderTransactions>(
     caller: &Caller,
     id: &ReturnId,
     receipt: &ReceiptRequest,
+    expected: Option<u64>,
     now: DateTime<Utc>,
 ) -> Result<(Return, Order), ReturnsAppError> {
     let by = format!("warehouse {}", caller.customer_id);
-    change_return(store, id, |order| {
+    change_return(store, id, expected, |order| {
         order.receive_return(id, receipt, &by, policy, shipping, now)
     })
     .await
@@ -383,6 +408,7 @@ mod tests {
             &customer(),
             &order.id,
             "changed my mind".into(),
+            None,
             Utc::now(),
         )
         .await
@@ -392,11 +418,60 @@ mod tests {
         assert_eq!(cancelled.refunds[0].amount, order.totals.total);
 
         // A retry answers the cancelled order and releases nothing twice.
-        let again = cancel_order(&store, &customer(), &order.id, "again".into(), Utc::now())
-            .await
-            .unwrap();
+        let again = cancel_order(
+            &store,
+            &customer(),
+            &order.id,
+            "again".into(),
+            None,
+            Utc::now(),
+        )
+        .await
+        .unwrap();
         assert_eq!(again.version, cancelled.version);
         assert_eq!(stock(&store, "A").await, (5, 0));
+    }
+
+    #[tokio::test]
+    async fn a_cancellation_of_a_version_that_changed_under_it_is_refused_by_the_write() {
+        let store = InMemoryStore::with_products([product("A", 1000, 5)]);
+        let order = placed(json!([{"sku": "A", "quantity": 2}]), &store.catalog());
+        store.insert_order(order.clone());
+        reserve_order(&store, &store, &order.id, Utc::now())
+            .await
+            .unwrap();
+        let shown = store.get(&order.id).await.unwrap().unwrap();
+        // Another change lands after the cancellation read the order and before it writes.
+        let elsewhere = shown.authorized_for_test(Utc::now());
+        let landed = elsewhere.version;
+        store.interleave_after_next_read(move |orders| {
+            orders.insert(elsewhere.id.clone(), elsewhere);
+        });
+        let refused = cancel_order(
+            &store,
+            &customer(),
+            &order.id,
+            "changed my mind".into(),
+            Some(shown.version),
+            Utc::now(),
+        )
+        .await;
+        assert!(
+            matches!(refused, Err(ReturnsAppError::Stale { current }) if current == landed),
+            "{refused:?}"
+        );
+        let stored = store.get(&order.id).await.unwrap().unwrap();
+        assert_eq!(
+            stored.status,
+            OrderStatus::Reserved,
+            "nothing was cancelled"
+        );
+        assert_eq!(stock(&store, "A").await, (3, 2), "nothing was released");
+        // Without a version seen, the caller takes the order as it is.
+        let cancelled = cancel_order(&store, &customer(), &order.id, "x".into(), None, Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(cancelled.status, OrderStatus::Cancelled);
     }
 
     #[tokio::test]
@@ -404,9 +479,16 @@ mod tests {
         let store = InMemoryStore::with_products([product("A", 1000, 5)]);
         let order = placed(json!([{"sku": "A", "quantity": 2}]), &store.catalog());
         store.insert_order(order.clone());
-        cancel_order(&store, &customer(), &order.id, "oops".into(), Utc::now())
-            .await
-            .unwrap();
+        cancel_order(
+            &store,
+            &customer(),
+            &order.id,
+            "oops".into(),
+            None,
+            Utc::now(),
+        )
+        .await
+        .unwrap();
         assert_eq!(
             reserve_order(&store, &store, &order.id, Utc::now())
                 .await
@@ -420,9 +502,16 @@ mod tests {
     async fn shipped_and_packed_orders_cannot_be_cancelled_and_others_cannot_see_them() {
         let store = InMemoryStore::with_products([product("A", 1000, 5)]);
         let order = delivered(&store, json!([{"sku": "A", "quantity": 1}]), 1).await;
-        let error = cancel_order(&store, &customer(), &order.id, "late".into(), Utc::now())
-            .await
-            .unwrap_err();
+        let error = cancel_order(
+            &store,
+            &customer(),
+            &order.id,
+            "late".into(),
+            None,
+            Utc::now(),
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(
             error,
             ReturnsAppError::Cancel(CancelError::Shipped)
@@ -434,7 +523,7 @@ mod tests {
             scopes: vec![],
         };
         assert!(matches!(
-            cancel_order(&store, &stranger, &order.id, "x".into(), Utc::now()).await,
+            cancel_order(&store, &stranger, &order.id, "x".into(), None, Utc::now()).await,
             Err(ReturnsAppError::NotFound(_))
         ));
     }
@@ -480,6 +569,7 @@ mod tests {
                 {"sku": "A", "quantity": 1, "disposition": "RESTOCK"},
                 {"sku": "B", "quantity": 1, "disposition": "RECYCLE"}
             ])),
+            None,
             Utc::now(),
         )
         .await
@@ -511,6 +601,7 @@ mod tests {
             &staff(SCOPE_WAREHOUSE),
             &requested.rma.return_id,
             &receipt(json!([{"sku": "A", "quantity": 1, "disposition": "RESTOCK"}])),
+            None,
             Utc::now(),
         )
         .await;
@@ -688,9 +779,17 @@ mod tests {
         );
 
         let id = requested.rma.return_id;
-        let (approved, _) = decide_return(&store, &staff("oms:admin"), &id, true, None, Utc::now())
-            .await
-            .unwrap();
+        let (approved, _) = decide_return(
+            &store,
+            &staff("oms:admin"),
+            &id,
+            true,
+            None,
+            None,
+            Utc::now(),
+        )
+        .await
+        .unwrap();
         assert_eq!(approved.status, ReturnStatus::Approved);
         assert_eq!(stock(&store, "A-LARGE").await, (0, 2));
 
@@ -702,6 +801,7 @@ mod tests {
             &staff(SCOPE_WAREHOUSE),
             &id,
             &receipt(json!([{"sku": "A", "quantity": 1, "disposition": "RESTOCK"}])),
+            None,
             Utc::now(),
         )
         .await
@@ -760,6 +860,7 @@ mod tests {
                 {"sku": "A", "quantity": 1, "disposition": "RESTOCK"},
                 {"sku": "A", "quantity": 1, "disposition": "DISCARD"}
             ])),
+            None,
             Utc::now(),
         )
         .await

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::order::fulfillment::FulfillmentStatus;
+use crate::order::history::OrderEvent;
 use crate::order::payments::CaptureMode;
 use crate::order::{Order, OrderChange, OrderStatus};
 use crate::stock::StockMovement;
@@ -69,7 +70,7 @@ impl Order {
                 return Err(CancelError::Final(status.as_str()))
             }
         };
-        let mut next = self
+        let next = self
             .transition(
                 OrderStatus::Cancelled,
                 &[
@@ -79,17 +80,20 @@ impl Order {
                 ],
                 now,
                 Some(format!("cancelled by {by}: {reason}")),
+                |next| {
+                    next.cancellation = Some(Cancellation {
+                        reason,
+                        by: by.to_owned(),
+                        at: now,
+                        expired: false,
+                    });
+                    // Called off, so the capture mode does not matter: what is held is voided,
+                    // what was taken is refunded.
+                    next.request_what_is_due(CaptureMode::OnShipment, now);
+                    OrderEvent::Cancelled
+                },
             )
             .map_err(|e| CancelError::Final(e.from.as_str()))?;
-        next.cancellation = Some(Cancellation {
-            reason,
-            by: by.to_owned(),
-            at: now,
-            expired: false,
-        });
-        // Called off, so the capture mode does not matter: what is held is voided, what was
-        // taken is refunded.
-        next.request_what_is_due(CaptureMode::OnShipment, now);
         Ok(if releases {
             OrderChange::with_lines(next, StockMovement::Release)
         } else {

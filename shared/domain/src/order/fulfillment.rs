@@ -13,6 +13,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::order::history::OrderEvent;
 use crate::order::payments::CaptureMode;
 use crate::order::{Order, OrderStatus};
 use crate::shipping::DeliveryEstimate;
@@ -241,14 +242,16 @@ impl Order {
 
     /// The order with its shipment moved, a step recorded in the shipment and the order
     /// recorded through [`Order::record`]; `edit` fills in what the step brings (the parcel, the
-    /// tracking).
+    /// tracking), and `then` what it changes in the order besides.
     fn move_shipment(
         &self,
         step: ShipmentMove<'_>,
         now: DateTime<Utc>,
         edit: impl FnOnce(&mut Fulfillment),
+        then: impl FnOnce(&mut Order),
     ) -> Result<Order, FulfillmentError> {
         let mut fulfillment = self.shipment()?.clone();
+        let from = fulfillment.status;
         fulfillment.status = step.status;
         fulfillment.steps.push(FulfillmentStep {
             status: step.status,
@@ -267,6 +270,8 @@ impl Order {
             if let Some(status) = step.order_status {
                 next.status = status;
             }
+            then(next);
+            OrderEvent::for_shipment(from, step.status, next.status != self.status)
         }))
     }
 
@@ -290,6 +295,7 @@ impl Order {
             },
             now,
             edit,
+            |_| {},
         )
     }
 
@@ -314,27 +320,30 @@ impl Order {
                 by: "system".into(),
                 note: Some("paid again".into()),
             });
-            let mut next = self
+            return self
                 .transition(
                     OrderStatus::Fulfilling,
                     &[OrderStatus::Reserved],
                     now,
                     Some(note),
+                    |next| {
+                        next.fulfillment = Some(resumed);
+                        OrderEvent::FulfillmentStarted
+                    },
                 )
-                .map_err(|e| FulfillmentError::NotInFulfillment(e.from.as_str()))?;
-            next.fulfillment = Some(resumed);
-            return Ok(next);
+                .map_err(|e| FulfillmentError::NotInFulfillment(e.from.as_str()));
         }
-        let mut next = self
-            .transition(
-                OrderStatus::Fulfilling,
-                &[OrderStatus::Reserved],
-                now,
-                Some(format!("sent to warehouse {warehouse}")),
-            )
-            .map_err(|e| FulfillmentError::NotInFulfillment(e.from.as_str()))?;
-        next.fulfillment = Some(Fulfillment::queued(warehouse, None, now));
-        Ok(next)
+        self.transition(
+            OrderStatus::Fulfilling,
+            &[OrderStatus::Reserved],
+            now,
+            Some(format!("sent to warehouse {warehouse}")),
+            |next| {
+                next.fulfillment = Some(Fulfillment::queued(warehouse, None, now));
+                OrderEvent::FulfillmentStarted
+            },
+        )
+        .map_err(|e| FulfillmentError::NotInFulfillment(e.from.as_str()))
     }
 
     fn expect_step(&self, expected: FulfillmentStatus) -> Result<(), FulfillmentError> {
@@ -401,7 +410,7 @@ impl Order {
             return Err(FulfillmentError::AwaitingPayment(payment.as_str()));
         }
         let note = format!("{} {}", tracking.carrier, tracking.tracking_number);
-        let mut next = self.move_shipment(
+        self.move_shipment(
             ShipmentMove {
                 status: FulfillmentStatus::Shipped,
                 by,
@@ -414,11 +423,12 @@ impl Order {
                 f.tracking = Some(tracking);
                 f.shipped_at = Some(now);
             },
-        )?;
-        next.shipping.estimate = estimate;
-        // The goods leave: the money held for them is taken.
-        next.request_what_is_due(CaptureMode::OnShipment, now);
-        Ok(next)
+            |next| {
+                next.shipping.estimate = estimate;
+                // The goods leave: the money held for them is taken.
+                next.request_what_is_due(CaptureMode::OnShipment, now);
+            },
+        )
     }
 
     /// Applies a carrier's event, once per event id.
@@ -474,6 +484,7 @@ impl Order {
                     f.delivered_at = Some(occurred_at);
                 }
             },
+            |_| {},
         )?;
         Ok(CarrierUpdate::Applied(Box::new(next)))
     }

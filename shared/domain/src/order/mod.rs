@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod cancellation;
 pub mod fulfillment;
+pub mod history;
 pub mod payments;
 pub mod refunds;
 pub mod returns;
@@ -41,6 +42,7 @@ use crate::stock::{Product, StockMove, StockMovement};
 use crate::validation::ValidationErrors;
 use cancellation::Cancellation;
 use fulfillment::Fulfillment;
+use history::{Change, OrderEvent};
 use payments::Payment;
 use refunds::Refund;
 use returns::{ReplacementOf, Return};
@@ -181,6 +183,9 @@ pub struct Order {
     pub updated_at: DateTime<Utc>,
     /// Starts at 1 and grows by one with every change: the per-order event sequence number.
     pub version: u64,
+    /// What the change that made this version did: the publisher announces it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_change: Option<Change>,
 }
 
 /// What a new order is made of; [`Order::opened`] adds its first version and timeline.
@@ -369,7 +374,7 @@ impl Order {
         note: Option<String>,
         now: DateTime<Utc>,
     ) -> Order {
-        Order {
+        let mut order = Order {
             id: new.id,
             customer_id: new.customer_id,
             status,
@@ -392,7 +397,10 @@ impl Order {
             created_at: now,
             updated_at: now,
             version: 1,
-        }
+            last_change: None,
+        };
+        order.last_change = Some(Change::opened(&order));
+        order
     }
 
     /// Stock for every line is held: `PENDING → RESERVED`. The warehouse gets the order once
@@ -400,7 +408,13 @@ impl Order {
     pub fn reserve(&self, now: DateTime<Utc>) -> Result<Order, TransitionError> {
         let note = (!self.payment_status().allows_fulfillment())
             .then(|| "stock held; awaiting payment".to_owned());
-        self.transition(OrderStatus::Reserved, &[OrderStatus::Pending], now, note)
+        self.transition(
+            OrderStatus::Reserved,
+            &[OrderStatus::Pending],
+            now,
+            note,
+            |_| OrderEvent::Reserved,
+        )
     }
 
     /// Stock fell short for the given SKUs: `PENDING → REJECTED`.
@@ -414,25 +428,29 @@ impl Order {
             .map(|s| s.sku.as_str())
             .collect::<Vec<_>>()
             .join(", ");
-        let mut next = self.transition(
+        self.transition(
             OrderStatus::Rejected,
             &[OrderStatus::Pending],
             now,
             Some(format!("out of stock: {note}")),
-        )?;
-        next.shortages = shortages;
-        // It will not ship: a hold is voided, money taken is refunded.
-        next.request_what_is_due(payments::CaptureMode::OnShipment, now);
-        Ok(next)
+            |next| {
+                next.shortages = shortages;
+                // It will not ship: a hold is voided, money taken is refunded.
+                next.request_what_is_due(payments::CaptureMode::OnShipment, now);
+                OrderEvent::Rejected
+            },
+        )
     }
 
-    /// Moves the order to `to` if its status is one of `allowed_from`, recording the change.
+    /// Moves the order to `to` if its status is one of `allowed_from`, recording the change
+    /// with what else `change` does and the event it answers.
     pub(crate) fn transition(
         &self,
         to: OrderStatus,
         allowed_from: &[OrderStatus],
         now: DateTime<Utc>,
         note: Option<String>,
+        change: impl FnOnce(&mut Order) -> OrderEvent,
     ) -> Result<Order, TransitionError> {
         if !allowed_from.contains(&self.status) {
             return Err(TransitionError {
@@ -440,20 +458,25 @@ impl Order {
                 to,
             });
         }
-        Ok(self.record(now, note, |next| next.status = to))
+        Ok(self.record(now, note, |next| {
+            next.status = to;
+            change(next)
+        }))
     }
 
     /// The one place an order changes: a copy with `change` applied, the version bumped (the
-    /// next event's sequence number), a timeline entry in the status the change left it in, and
-    /// `updatedAt` set.
+    /// next event's sequence number), a timeline entry in the status the change left it in,
+    /// `updatedAt` set, and what happened — the event `change` answers, and what else it did
+    /// ([`Change::between`]) — recorded for the publisher. Everything a change does happens
+    /// inside `change`, so nothing it does goes unannounced.
     pub(crate) fn record(
         &self,
         now: DateTime<Utc>,
         note: Option<String>,
-        change: impl FnOnce(&mut Order),
+        change: impl FnOnce(&mut Order) -> OrderEvent,
     ) -> Order {
         let mut next = self.clone();
-        change(&mut next);
+        let event = change(&mut next);
         next.version = self.version + 1;
         next.updated_at = now;
         next.timeline.push(TimelineEntry {
@@ -461,6 +484,7 @@ impl Order {
             at: now,
             note,
         });
+        next.last_change = Some(Change::between(self, &next, event));
         next
     }
 

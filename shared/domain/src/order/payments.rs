@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::money::Money;
 use crate::order::cancellation::Cancellation;
+use crate::order::history::OrderEvent;
 use crate::order::{Order, OrderChange, OrderStatus};
 use crate::stock::StockMovement;
 
@@ -762,26 +763,45 @@ impl Order {
                 format_amount(event.amount)
             ),
         };
+        let before = self.payment_status();
+        let mut held_back = false;
         let mut next = self.record(now, Some(note), |next| {
             next.payment.ledger.push(entry);
             next.request_what_is_due(policy.capture, now);
+            // A released hold takes the order out of the warehouse until it is paid for again
+            // (or expires, its window counted from the release): back to RESERVED, its shipment
+            // kept where it got to, so a new authorization sends it back to the same step.
+            held_back = next.status == OrderStatus::Fulfilling
+                && !next.payment_status().allows_fulfillment()
+                && next
+                    .fulfillment
+                    .as_ref()
+                    .is_some_and(|f| f.status.is_warehouse_work());
+            if held_back {
+                next.status = OrderStatus::Reserved;
+                return OrderEvent::PaymentVoided;
+            }
+            let settled = next
+                .refunds
+                .iter()
+                .map(|r| (r.refund_id.clone(), next.refund_state(&r.refund_id)))
+                .find(|(id, state)| {
+                    matches!(state, RefundState::Issued | RefundState::Failed)
+                        && self.refund_state(id) != *state
+                });
+            match settled {
+                Some((refund_id, RefundState::Issued)) => OrderEvent::RefundIssued { refund_id },
+                Some((refund_id, _)) => OrderEvent::RefundFailed { refund_id },
+                None => OrderEvent::for_payment(
+                    before,
+                    next.payment_status(),
+                    matches!(next.status, OrderStatus::Cancelled | OrderStatus::Rejected),
+                ),
+            }
         });
-        // A released hold takes the order out of the warehouse until it is paid for again (or
-        // expires, its window counted from the release): back to RESERVED, its shipment kept
-        // where it got to, so a new authorization sends it back to the same step.
-        let held_back = next.status == OrderStatus::Fulfilling
-            && !next.payment_status().allows_fulfillment()
-            && next
-                .fulfillment
-                .as_ref()
-                .is_some_and(|f| f.status.is_warehouse_work());
         if held_back {
-            next.status = OrderStatus::Reserved;
-            if let Some(entry) = next.timeline.last_mut() {
-                entry.status = OrderStatus::Reserved;
-                if let Some(note) = entry.note.as_mut() {
-                    note.push_str("; out of the warehouse until paid again");
-                }
+            if let Some(note) = next.timeline.last_mut().and_then(|e| e.note.as_mut()) {
+                note.push_str("; out of the warehouse until paid again");
             }
         }
         Ok(PaymentUpdate::Recorded(Box::new(next)))
@@ -929,6 +949,7 @@ impl Order {
                 at: now,
                 expired: true,
             });
+            OrderEvent::Expired
         });
         Ok(if releases {
             OrderChange::with_lines(next, StockMovement::Release)
@@ -959,7 +980,10 @@ impl Order {
         Some(self.record(
             now,
             Some("payment: the capture asked of the PSP is not confirmed".into()),
-            |next| next.payment.capture_flagged_at = Some(now),
+            |next| {
+                next.payment.capture_flagged_at = Some(now);
+                OrderEvent::Updated
+            },
         ))
     }
 
@@ -977,7 +1001,10 @@ impl Order {
         Some(self.record(
             now,
             Some("payment: the authorization nears its capture deadline".into()),
-            |next| next.payment.deadline_flagged_at = Some(now),
+            |next| {
+                next.payment.deadline_flagged_at = Some(now);
+                OrderEvent::Updated
+            },
         ))
     }
 }

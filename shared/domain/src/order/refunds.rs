@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{ReturnId, Sku};
 use crate::money::Money;
+use crate::order::history::OrderEvent;
 use crate::order::Order;
 use crate::quantity::Quantity;
 
@@ -105,6 +106,7 @@ impl Order {
                 failed.retried_as = Some(again.refund_id.clone());
             }
             next.refunds.push(again);
+            OrderEvent::Updated
         }))
     }
 

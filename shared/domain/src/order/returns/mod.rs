@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{IdempotencyKey, OrderId, ReturnId, Sku};
 use crate::money::Money;
 use crate::order::fulfillment::Fulfillment;
+use crate::order::history::OrderEvent;
 use crate::order::refunds::{Refund, RefundLine, RefundReason};
 use crate::order::{NewOrder, Order, OrderChange, OrderLine, OrderStatus, Shipping, Totals};
 use crate::quantity::Quantity;
@@ -435,7 +436,11 @@ impl Order {
             moves = rma.exchange_moves(StockMovement::Reserve);
             note.push_str(" and approved");
         }
-        let next = self.record(now, Some(note), |next| next.returns.push(rma));
+        let event = OrderEvent::for_return(rma.return_id.clone(), rma.status);
+        let next = self.record(now, Some(note), |next| {
+            next.returns.push(rma);
+            event
+        });
         Ok(OrderChange {
             order: next,
             moves,
@@ -477,24 +482,25 @@ impl Order {
         let index = self.return_index(id)?;
         self.expect_return_status(index, ReturnStatus::PendingApproval)?;
         let verb = if approved { "approved" } else { "rejected" };
-        let mut next = self.record(now, Some(format!("return {id} {verb} by {by}")), |_| {});
-        let rma = &mut next.returns[index];
-        rma.status = if approved {
-            ReturnStatus::Approved
-        } else {
-            ReturnStatus::Rejected
-        };
-        rma.decision = Some(Decision {
-            approved,
-            by: by.to_owned(),
-            at: now,
-            note,
+        let mut moves = Vec::new();
+        let next = self.record(now, Some(format!("return {id} {verb} by {by}")), |next| {
+            let rma = &mut next.returns[index];
+            rma.status = if approved {
+                ReturnStatus::Approved
+            } else {
+                ReturnStatus::Rejected
+            };
+            rma.decision = Some(Decision {
+                approved,
+                by: by.to_owned(),
+                at: now,
+                note,
+            });
+            if approved {
+                moves = rma.exchange_moves(StockMovement::Reserve);
+            }
+            OrderEvent::for_return(id.clone(), rma.status)
         });
-        let moves = if approved {
-            rma.exchange_moves(StockMovement::Reserve)
-        } else {
-            Vec::new()
-        };
         Ok(OrderChange {
             order: next,
             moves,
@@ -613,8 +619,6 @@ impl Order {
             let list: Vec<String> = missing.iter().map(|(s, n)| format!("{n}× {s}")).collect();
             note.push_str(&format!(", missing {}", list.join(", ")));
         }
-        let mut next = self.record(now, Some(note), |_| {});
-
         // The refund: received units of refunded lines, and shipping if the policy says so and it
         // was not refunded before; never more than what is left of the order's total.
         let (refunded, shipping_refunded) = self.refunded();
@@ -637,11 +641,9 @@ impl Order {
         };
         let left = self.totals.total.minor_units() - refunded;
         let amount = (items + shipping_amount).min(left);
-        if amount > 0 {
-            let refund_id = self.next_refund_id();
-            next.returns[index].refund_id = Some(refund_id.clone());
-            next.refunds.push(Refund {
-                refund_id,
+        let refund = if amount > 0 {
+            Some(Refund {
+                refund_id: self.next_refund_id(),
                 reason: RefundReason::Return,
                 return_id: Some(id.clone()),
                 lines: refund_lines,
@@ -655,24 +657,32 @@ impl Order {
                 // capture, the refund waits.
                 awaiting_capture: !self.payment.payments().iter().any(|p| p.captured)
                     && self.totals.total.minor_units() > 0,
-            });
-        }
-
+            })
+        } else {
+            None
+        };
         let created = if replacement_lines.is_empty() {
             None
         } else {
-            let replacement = self.replacement(id, replacement_lines, shipping, now);
-            next.returns[index].replacement_order_id = Some(replacement.id.clone());
-            Some(replacement)
+            Some(self.replacement(id, replacement_lines, shipping, now))
         };
-        let rma = &mut next.returns[index];
-        rma.status = ReturnStatus::Received;
-        rma.receipt = Some(Receipt {
-            lines: receipt.lines.clone(),
-            missing,
-            by: by.to_owned(),
-            at: now,
-            note: receipt.note.clone(),
+
+        let next = self.record(now, Some(note), |next| {
+            let rma = &mut next.returns[index];
+            rma.refund_id = refund.as_ref().map(|r| r.refund_id.clone());
+            rma.replacement_order_id = created.as_ref().map(|o| o.id.clone());
+            rma.status = ReturnStatus::Received;
+            rma.receipt = Some(Receipt {
+                lines: receipt.lines.clone(),
+                missing,
+                by: by.to_owned(),
+                at: now,
+                note: receipt.note.clone(),
+            });
+            next.refunds.extend(refund);
+            OrderEvent::ReturnReceived {
+                return_id: id.clone(),
+            }
         });
         Ok(OrderChange {
             order: next,
