@@ -7,8 +7,9 @@
 //! lives in one place.
 //!
 //! ## Layout
-//! - [`routes`]: the axum router: every screen and form, the scope each needs, the CSRF and
-//!   origin checks of every form, and the one mapping of errors to pages.
+//! - [`routes`]: the axum router, a module per screen: every screen and form, the scope each
+//!   needs, the extractors that check every form's session, origin, CSRF token and version, and
+//!   the one mapping of errors to pages.
 //! - [`signin`]: OpenID Connect authorization code with PKCE against the API's identity provider.
 //! - [`session`]: the encrypted session cookie and the CSRF tokens derived from it.
 //! - [`pages`]: the templates (`templates/*.html`) and the filters they use.

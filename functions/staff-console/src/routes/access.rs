@@ -1,0 +1,224 @@
+//! Who is asking: the signed-in staff member of a page, and what every form needs before it
+//! changes anything (the session, the console's own origin, the CSRF token, and the version the
+//! page showed).
+
+use super::*;
+
+/// The signed-in staff member, the keys of the session, and the caller the application layer
+/// checks.
+pub(super) struct Staff {
+    pub(super) session: Session,
+    pub(super) keys: SessionKeys,
+    pub(super) caller: Caller,
+}
+
+impl Staff {
+    pub(super) fn require(&self, scope: &'static str) -> Result<(), PageError> {
+        if self.session.has_scope(scope) {
+            Ok(())
+        } else {
+            Err(PageError::Forbidden(format!(
+                "You are signed in as {} without the scope {scope}, which this needs.",
+                self.session.sub
+            )))
+        }
+    }
+
+    pub(super) fn require_any(&self, scopes: &[&'static str]) -> Result<(), PageError> {
+        if scopes.iter().any(|s| self.session.has_scope(s)) {
+            Ok(())
+        } else {
+            Err(PageError::Forbidden(format!(
+                "You are signed in as {} without any of the scopes {}, which this needs.",
+                self.session.sub,
+                scopes.join(", ")
+            )))
+        }
+    }
+
+    /// What every page's layout needs: who is signed in, which screens they may open, the CSRF
+    /// token for the forms, and the banner.
+    pub(super) fn layout(&self, done: Option<&str>) -> Value {
+        ser(json!({
+            "sub": self.session.sub,
+            "admin": self.session.has_scope(SCOPE_ADMIN),
+            "warehouse": self.session.has_scope(SCOPE_WAREHOUSE),
+            "csrf": self.keys.csrf_token(&self.session),
+            "done": done.and_then(banner),
+        }))
+    }
+}
+
+/// The banner of a `done` word a form's redirect carries; unknown words show none.
+pub(super) fn banner(done: &str) -> Option<&'static str> {
+    Some(match done {
+        "cancelled" => "The order was cancelled and its stock released.",
+        "approved" => "The return was approved; its label is issued.",
+        "rejected" => "The return was rejected.",
+        "received" => "The return was received.",
+        "adjusted" => "The stock adjustment was recorded.",
+        "picked" => "Picked.",
+        "packed" => "Packed.",
+        "shipped" => "Shipped: the customer is told.",
+        "redriven" => "The dead-letter queue's messages are moving back to their queue.",
+        _ => return None,
+    })
+}
+
+pub(super) async fn keys<S, K: SecretSource>(
+    app: &Console<S, K>,
+) -> Result<SessionKeys, PageError> {
+    let secret = app.secret.value().await?;
+    SessionKeys::derive(&secret).map_err(|e| PageError::Internal(e.into()))
+}
+
+pub(super) fn cookie_header(headers: &HeaderMap) -> String {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The session of the request, if it has a live one.
+pub(super) async fn staff<S, K: SecretSource>(
+    app: &Console<S, K>,
+    headers: &HeaderMap,
+) -> Result<Staff, PageError> {
+    let keys = keys(app).await?;
+    let session: Session = keys
+        .read(&cookie_header(headers), SESSION_COOKIE)
+        .filter(|s: &Session| s.expires_at > Utc::now())
+        .ok_or(PageError::SignIn)?;
+    let caller = session.caller().ok_or(PageError::SignIn)?;
+    Ok(Staff {
+        session,
+        keys,
+        caller,
+    })
+}
+
+/// A form's fields, as posted.
+#[derive(Debug, Default, Deserialize)]
+#[serde(transparent)]
+pub(super) struct Fields(pub(super) Vec<(String, String)>);
+
+impl Fields {
+    pub(super) fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A field's text, trimmed, `None` when blank.
+    pub(super) fn text(&self, name: &str) -> Option<&str> {
+        self.get(name).map(str::trim).filter(|v| !v.is_empty())
+    }
+
+    /// A field as the JSON body's number, for the request reader to check: the number typed,
+    /// the text as typed if it is none (the reader names it), or null when blank.
+    pub(super) fn number(&self, name: &str) -> serde_json::Value {
+        match self.text(name).map(str::parse::<i64>) {
+            Some(Ok(n)) => json!(n),
+            Some(Err(_)) => json!(self.get(name)),
+            None => serde_json::Value::Null,
+        }
+    }
+
+    /// The order version the page showed (its ETag).
+    pub(super) fn version(&self) -> Result<u64, PageError> {
+        self.get("version")
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| {
+                PageError::Invalid(vec![
+                    "version: the form lost its version; reload the page".into()
+                ])
+            })
+    }
+}
+
+/// A form may change something only if it came from the console's own pages: the browser's
+/// `Origin` (and `Sec-Fetch-Site`, where sent) name this origin, and it carries the session's
+/// CSRF token.
+pub(super) async fn form_staff<S, K: SecretSource>(
+    app: &Console<S, K>,
+    headers: &HeaderMap,
+    fields: &Fields,
+) -> Result<Staff, PageError> {
+    let cross_site = headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|site| site == "cross-site" || site == "same-site");
+    let foreign_origin = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|origin| origin != app.origin);
+    if cross_site || foreign_origin {
+        tracing::warn!("console: a form from another origin was refused");
+        return Err(PageError::Forbidden(
+            "This form was not sent from the console's own pages, so nothing was done.".into(),
+        ));
+    }
+    let staff = staff(app, headers).await?;
+    let token = fields.get("csrf").unwrap_or_default();
+    if !staff.keys.csrf_valid(&staff.session, token) {
+        tracing::warn!("console: a form without its session's CSRF token was refused");
+        return Err(PageError::Forbidden(
+            "This form's security token is missing or belongs to another session; reload the page."
+                .into(),
+        ));
+    }
+    Ok(staff)
+}
+
+/// A page's staff member: the request's live session (else to the sign-in).
+impl<S: Store, K: SecretSource + 'static> FromRequestParts<App<S, K>> for Staff {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App<S, K>) -> Result<Self, PageError> {
+        staff(app, &parts.headers).await
+    }
+}
+
+/// What every form needs before it changes anything, checked before its handler runs: a live
+/// session, the console's own origin, and the session's CSRF token ([`form_staff`]); then the
+/// fields, with the scope ([`StaffForm::require`]) and the version the page showed
+/// ([`StaffForm::version`]) for the forms that change an order.
+pub(super) struct StaffForm {
+    pub(super) staff: Staff,
+    pub(super) fields: Fields,
+}
+
+impl StaffForm {
+    /// The signed-in staff member, if they hold `scope`.
+    pub(super) fn require(&self, scope: &'static str) -> Result<&Staff, PageError> {
+        self.staff.require(scope)?;
+        Ok(&self.staff)
+    }
+
+    /// The order version the page showed: the application layer writes on condition that it
+    /// is still the order's.
+    pub(super) fn version(&self) -> Result<u64, PageError> {
+        self.fields.version()
+    }
+}
+
+impl<S: Store, K: SecretSource + 'static> FromRequest<App<S, K>> for StaffForm {
+    type Rejection = Response;
+
+    async fn from_request(
+        request: axum::extract::Request,
+        app: &App<S, K>,
+    ) -> Result<Self, Response> {
+        let headers = request.headers().clone();
+        let Form(fields) = Form::<Fields>::from_request(request, app)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let staff = form_staff(app, &headers, &fields)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(StaffForm { staff, fields })
+    }
+}

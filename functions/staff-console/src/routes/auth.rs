@@ -1,0 +1,99 @@
+//! Signing in (OpenID Connect code with PKCE, at the API's identity provider) and out.
+
+use super::*;
+
+pub(super) async fn sign_in<S: Store, K: SecretSource>(
+    State(app): State<App<S, K>>,
+) -> Result<Response, PageError> {
+    let keys = keys(&app).await?;
+    let (url, pending) = app
+        .signin
+        .start(Utc::now())
+        .await
+        .map_err(|e| PageError::Unavailable(e.to_string()))?;
+    let cookie = keys.write(SIGN_IN_COOKIE, &pending, "/console/auth", SIGN_IN_SECONDS);
+    Ok((
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, url), (header::SET_COOKIE, cookie)],
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct Callback {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+pub(super) async fn callback<S: Store, K: SecretSource>(
+    State(app): State<App<S, K>>,
+    headers: HeaderMap,
+    Query(callback): Query<Callback>,
+) -> Result<Response, PageError> {
+    if let Some(error) = callback.error {
+        return Err(PageError::Forbidden(format!(
+            "The identity provider did not sign you in ({error})."
+        )));
+    }
+    let (Some(code), Some(state)) = (callback.code, callback.state) else {
+        return Err(PageError::Invalid(vec![
+            "the sign-in answer has no code".into()
+        ]));
+    };
+    let keys = keys(&app).await?;
+    let pending: Option<PendingSignIn> = keys.read(&cookie_header(&headers), SIGN_IN_COOKIE);
+    let session = app
+        .signin
+        .finish(pending, &code, &state, Utc::now())
+        .await
+        .map_err(|e| PageError::Forbidden(e.to_string()))?;
+    if session.caller().is_none() {
+        return Err(PageError::Forbidden(
+            "The identity provider's subject is not usable here.".into(),
+        ));
+    }
+    tracing::info!(scopes = ?session.scopes, "console: signed in");
+    let lifetime = (session.expires_at - Utc::now())
+        .num_seconds()
+        .clamp(1, MAX_SESSION_SECONDS);
+    let home = if session.has_scope(SCOPE_ADMIN) {
+        "/console/orders"
+    } else {
+        "/console/warehouse"
+    };
+    let mut response = Redirect::to(home).into_response();
+    let headers = response.headers_mut();
+    for cookie in [
+        keys.write(SESSION_COOKIE, &session, BASE, lifetime),
+        removal(SIGN_IN_COOKIE, "/console/auth"),
+    ] {
+        headers.append(
+            header::SET_COOKIE,
+            HeaderValue::from_str(&cookie).map_err(|e| PageError::Internal(e.to_string()))?,
+        );
+    }
+    Ok(response)
+}
+
+pub(super) async fn sign_out<S: Store, K: SecretSource>(
+    State(app): State<App<S, K>>,
+    _form: StaffForm,
+) -> Result<Response, PageError> {
+    let html = app
+        .pages
+        .render(
+            "message.html",
+            context! { title => "Signed out", lines => ["You are signed out of the console."], sign_in => true },
+        )
+        .map_err(|e| PageError::Internal(e.to_string()))?;
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8".to_owned()),
+            (header::SET_COOKIE, removal(SESSION_COOKIE, BASE)),
+        ],
+        html,
+    )
+        .into_response())
+}

@@ -1,0 +1,229 @@
+//! Every screen and form of the console, and what each needs.
+//!
+//! | screen | path | scope |
+//! |---|---|---|
+//! | order queue (by status and age; search by order or customer) | `/console/orders` | `oms:admin` |
+//! | an order: lines, totals, shipment, returns, payment, timeline; cancel, decide, receive | `/console/orders/{id}` | `oms:admin` (receiving: `oms:warehouse`) |
+//! | inventory: availability, low stock first, search | `/console/inventory` | `oms:admin` or `oms:warehouse` |
+//! | a SKU: receipt, count and write-off forms, adjustment history | `/console/inventory/{sku}` | forms: `oms:admin` |
+//! | the warehouse: pick list, pick, pack and ship | `/console/warehouse` | `oms:warehouse` |
+//! | returns waiting for a decision | `/console/returns` | `oms:admin` |
+//! | exceptions: stuck orders, money that needs staff, dead-letter queues and their redrive | `/console/exceptions` | `oms:admin` |
+//!
+//! Every form is a POST that carries the session's CSRF token, and is refused unless it comes
+//! from the console's own origin; every form that changes an order carries the version (ETag) of
+//! the order the page showed, and the application layer writes on condition that it is still
+//! the order's, so a stale page is told so and overwrites nothing. A successful form redirects
+//! (303) to the page it changed, with a `done` word for the banner. Every answer is `no-store`
+//! with a strict Content-Security-Policy.
+//!
+//! ## Layout
+//! One module per screen — [`orders`], [`returns`], [`stock`] (inventory), [`warehouse`],
+//! [`exceptions`] — beside [`auth`] (sign-in and out), [`access`] (the extractors every page and
+//! form goes through: [`Staff`] for a page's session, [`StaffForm`] for a form's session, origin,
+//! CSRF token, scope and version) and [`errors`] (the one mapping of errors to pages).
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use chrono::Utc;
+use minijinja::{context, Value};
+use oms_adapters::config;
+use oms_adapters::dead_letters::DeadLetters;
+use oms_adapters::dynamo::DynamoStore;
+use oms_adapters::http::ApiError;
+use oms_adapters::secrets::{SecretCache, SecretSource};
+use oms_domain::app::caller::{SCOPE_ADMIN, SCOPE_WAREHOUSE};
+use oms_domain::app::fulfillment::{self, WarehouseAction};
+use oms_domain::app::inventory::{self, AdjustmentView, ProductView};
+use oms_domain::app::queries::{self, OrderSummary};
+use oms_domain::app::returns::{cancel_order, decide_return, pending_returns, receive_return};
+use oms_domain::app::staff::{self, CatalogOrder, QueueFilter};
+use oms_domain::app::views::{OrderView, PaymentAttentionView};
+use oms_domain::app::Caller;
+use oms_domain::ids::{CustomerId, OrderId, ReturnId, Sku};
+use oms_domain::order::fulfillment::FulfillmentStatus;
+use oms_domain::order::returns::policy::ReturnPolicy;
+use oms_domain::order::OrderStatus;
+use oms_domain::ports::{InventoryStore, OrderStore, OrderTransactions};
+use oms_domain::request::returns::ReceiptRequest;
+use oms_domain::request::staff::{CancelRequest, DecisionRequest};
+use oms_domain::shipping::ShippingPolicy;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::pages::{ser, Pages, STYLESHEET};
+use crate::session::{
+    removal, PendingSignIn, Session, SessionKeys, MAX_SESSION_SECONDS, SESSION_COOKIE,
+    SIGN_IN_COOKIE,
+};
+use crate::signin::{SignIn, SIGN_IN_SECONDS};
+
+mod access;
+mod auth;
+mod errors;
+mod exceptions;
+mod orders;
+mod returns;
+mod stock;
+mod warehouse;
+
+use access::*;
+use auth::*;
+pub use errors::PageError;
+use errors::*;
+use exceptions::*;
+use orders::*;
+use returns::*;
+use stock::*;
+use warehouse::*;
+
+/// Where the console lives on the API.
+pub const BASE: &str = "/console";
+
+/// What every page's answer says about itself: only the console's own styles, no scripts, no
+/// frames, forms only to itself.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
+     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The ports the console uses.
+pub trait Store: OrderStore + InventoryStore + OrderTransactions + 'static {}
+impl<T: OrderStore + InventoryStore + OrderTransactions + 'static> Store for T {}
+
+/// What the console needs, built once per cold start.
+pub struct Console<S, K> {
+    pub store: S,
+    pub shipping: ShippingPolicy,
+    pub returns: ReturnPolicy,
+    /// The secret the session's keys derive from.
+    pub secret: K,
+    pub signin: SignIn,
+    /// The dead-letter queues; `None` where none are configured (handler tests).
+    pub dead_letters: Option<DeadLetters>,
+    pub pages: Pages,
+    /// The console's own origin (`https://host`): a form from any other is refused.
+    pub origin: String,
+}
+
+impl Console<DynamoStore, SecretCache> {
+    pub fn from_env() -> Result<Self, lambda_http::Error> {
+        let console_url = std::env::var("CONSOLE_URL")
+            .map_err(|_| config::ConfigError::Missing("CONSOLE_URL"))?;
+        let issuer = std::env::var("CONSOLE_ISSUER_URL")
+            .map_err(|_| config::ConfigError::Missing("CONSOLE_ISSUER_URL"))?;
+        let client_id = std::env::var("CONSOLE_CLIENT_ID")
+            .map_err(|_| config::ConfigError::Missing("CONSOLE_CLIENT_ID"))?;
+        Ok(Console {
+            store: DynamoStore::from_env()?,
+            shipping: config::shipping_policy_from_env()?,
+            returns: config::return_policy_from_env()?,
+            secret: SecretCache::from_env("CONSOLE_SESSION_SECRET_ARN")?,
+            signin: SignIn::new(&issuer, &client_id, &console_url)?,
+            dead_letters: Some(DeadLetters::from_env()?),
+            pages: Pages::new(),
+            origin: origin_of(&console_url),
+        })
+    }
+}
+
+/// `https://host:port/path` → `https://host:port`.
+pub fn origin_of(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let host = rest.split('/').next().unwrap_or(rest);
+    format!("{scheme}://{host}")
+}
+
+type App<S, K> = Arc<Console<S, K>>;
+
+/// The console's router: every screen and form under [`BASE`].
+pub fn router<S: Store, K: SecretSource + 'static>(console: Console<S, K>) -> Router {
+    Router::new()
+        .route(
+            "/console",
+            get(|| async { Redirect::to("/console/orders") }),
+        )
+        .route(
+            "/console/",
+            get(|| async { Redirect::to("/console/orders") }),
+        )
+        .route("/console/assets/console.css", get(stylesheet))
+        .route("/console/sign-in", get(sign_in::<S, K>))
+        .route("/console/auth/callback", get(callback::<S, K>))
+        .route("/console/sign-out", post(sign_out::<S, K>))
+        .route("/console/orders", get(orders::<S, K>))
+        .route("/console/orders/search", post(search::<S, K>))
+        .route("/console/orders/{id}", get(order::<S, K>))
+        .route("/console/orders/{id}/cancel", post(cancel::<S, K>))
+        .route("/console/returns", get(returns::<S, K>))
+        .route("/console/returns/{id}/label", get(return_label::<S, K>))
+        .route("/console/returns/{id}/{decision}", post(decide::<S, K>))
+        .route("/console/inventory", get(inventory_list::<S, K>))
+        .route("/console/inventory/{sku}", get(product::<S, K>))
+        .route("/console/inventory/{sku}/adjustments", post(adjust::<S, K>))
+        .route("/console/warehouse", get(warehouse::<S, K>))
+        .route(
+            "/console/warehouse/{id}/{step}",
+            post(warehouse_step::<S, K>),
+        )
+        .route("/console/exceptions", get(exceptions::<S, K>))
+        .route(
+            "/console/exceptions/dead-letters/{name}/redrive",
+            post(redrive::<S, K>),
+        )
+        .fallback(|| async { PageError::NotFound("There is no such page.".into()) })
+        .layer(axum::middleware::map_response(harden))
+        .with_state(Arc::new(console))
+}
+
+/// Headers on every answer: never cached (pages show names and addresses), the CSP, and no
+/// framing, sniffing, or referrer to other sites. (`no-referrer` would also make the browser
+/// send `Origin: null` with the console's own forms, which the origin check then refuses.)
+async fn harden(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::CACHE_CONTROL, "no-store"),
+        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "same-origin"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+async fn stylesheet() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        STYLESHEET,
+    )
+}
+
+fn page<S, K>(app: &Console<S, K>, name: &str, context: Value) -> Result<Response, PageError> {
+    let html = app
+        .pages
+        .render(name, context)
+        .map_err(|e| PageError::Internal(format!("rendering {name}: {e:#}")))?;
+    Ok((StatusCode::OK, html_headers(), html).into_response())
+}
+
+fn done(to: &str, word: &str) -> Response {
+    let separator = if to.contains('?') { '&' } else { '?' };
+    Redirect::to(&format!("{to}{separator}done={word}")).into_response()
+}
+
+/// The `done` word of a form's redirect, for the page's banner.
+#[derive(Debug, Default, Deserialize)]
+struct Banner {
+    done: Option<String>,
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,163 @@
+//! The order queue, searching, an order's page and its cancellation.
+
+use super::*;
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct QueueQuery {
+    status: Option<String>,
+    #[serde(rename = "minAgeMinutes")]
+    min_age_minutes: Option<String>,
+    cursor: Option<String>,
+    done: Option<String>,
+}
+
+/// How many rows a console list shows at once.
+pub(super) const PAGE_ROWS: u32 = 25;
+
+pub(super) fn summaries(orders: &[oms_domain::order::Order]) -> Value {
+    ser(orders
+        .iter()
+        .map(|o| {
+            let mut row = serde_json::to_value(OrderSummary::from(o)).unwrap_or_default();
+            row["statusSince"] = json!(o.status_since());
+            row["payment"] = json!(o.payment_status());
+            row
+        })
+        .collect::<Vec<_>>())
+}
+
+pub(super) async fn orders<S: Store, K: SecretSource>(
+    State(app): State<App<S, K>>,
+    staff: Staff,
+    Query(query): Query<QueueQuery>,
+) -> Result<Response, PageError> {
+    staff.require(SCOPE_ADMIN)?;
+    let status = match query.status.as_deref() {
+        // The open orders in the warehouse: what customer service is asked about most.
+        None | Some("") => OrderStatus::Fulfilling,
+        Some(s) => OrderStatus::parse(s)
+            .ok_or_else(|| PageError::NotFound(format!("{s} is not an order status")))?,
+    };
+    let min_age: u32 = match query.min_age_minutes.as_deref() {
+        None | Some("") => 0,
+        Some(m) => m.parse().map_err(|_| {
+            PageError::Invalid(vec!["minAgeMinutes: a whole number of minutes".into()])
+        })?,
+    };
+    let filter = QueueFilter::Status {
+        status,
+        min_age: chrono::Duration::minutes(i64::from(min_age)),
+    };
+    let found = staff::order_queue(
+        &app.store,
+        &staff.caller,
+        &filter,
+        Utc::now(),
+        PAGE_ROWS,
+        query.cursor.as_deref(),
+    )
+    .await?;
+    page(
+        &app,
+        "orders.html",
+        context! {
+            me => staff.layout(query.done.as_deref()),
+            statuses => OrderStatus::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+            status => status.as_str(),
+            min_age,
+            orders => summaries(&found.items),
+            next_cursor => found.next_cursor,
+        },
+    )
+}
+
+/// Searching by order id opens the order; by customer id lists their orders. The search is a
+/// POST so a customer's id never lands in a URL, a history or a log.
+pub(super) async fn search<S: Store, K: SecretSource>(
+    State(app): State<App<S, K>>,
+    form: StaffForm,
+) -> Result<Response, PageError> {
+    let staff = form.require(SCOPE_ADMIN)?;
+    let fields = &form.fields;
+    let q = fields.text("q").unwrap_or_default();
+    if let Ok(id) = OrderId::parse(q.to_ascii_uppercase()) {
+        if app.store.get(&id).await?.is_some() {
+            return Ok(Redirect::to(&format!("/console/orders/{id}")).into_response());
+        }
+    }
+    let customer = CustomerId::parse(q)
+        .map_err(|_| PageError::NotFound("No order or customer has that id.".into()))?;
+    let found = staff::order_queue(
+        &app.store,
+        &staff.caller,
+        &QueueFilter::Customer(customer),
+        Utc::now(),
+        PAGE_ROWS,
+        None,
+    )
+    .await?;
+    page(
+        &app,
+        "orders.html",
+        context! {
+            me => staff.layout(None),
+            statuses => OrderStatus::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+            searched => q,
+            orders => summaries(&found.items),
+        },
+    )
+}
+
+pub(super) fn order_id(raw: &str) -> Result<OrderId, PageError> {
+    OrderId::parse(raw).map_err(|_| PageError::NotFound("No such order.".into()))
+}
+
+pub(super) async fn order<S: Store, K: SecretSource>(
+    State(app): State<App<S, K>>,
+    staff: Staff,
+    Path(id): Path<String>,
+    Query(banner): Query<Banner>,
+) -> Result<Response, PageError> {
+    staff.require(SCOPE_ADMIN)?;
+    let order = queries::get_order(&app.store, &staff.caller, &order_id(&id)?).await?;
+    let view = OrderView::for_caller(&order, true);
+    // Whether the cancel form is offered: the rule itself, tried on the order as read.
+    let cancellable = order.cancel("-".into(), "console", Utc::now()).is_ok();
+    page(
+        &app,
+        "order.html",
+        context! {
+            me => staff.layout(banner.done.as_deref()),
+            order => ser(&view),
+            status_since => order.status_since().to_rfc3339(),
+            cancellable,
+            dispositions => oms_domain::order::returns::Disposition::ALL.iter().map(|d| d.as_str()).collect::<Vec<_>>(),
+        },
+    )
+}
+
+pub(super) async fn cancel<S: Store, K: SecretSource>(
+    State(app): State<App<S, K>>,
+    Path(id): Path<String>,
+    form: StaffForm,
+) -> Result<Response, PageError> {
+    let staff = form.require(SCOPE_ADMIN)?;
+    let fields = &form.fields;
+    let id = order_id(&id)?;
+    let version = form.version()?;
+    let CancelRequest { reason } =
+        CancelRequest::parse(&json!({ "reason": fields.get("reason").unwrap_or_default() }))
+            .map_err(ApiError::Invalid)?;
+    // The store's conditional write decides whether the page's version is still the order's.
+    let order = cancel_order(
+        &app.store,
+        &staff.caller,
+        &id,
+        reason,
+        Some(version),
+        Utc::now(),
+    )
+    .await?;
+    tracing::info!(order_id = %order.id, "console: order cancelled");
+    Ok(done(&format!("/console/orders/{id}"), "cancelled"))
+}

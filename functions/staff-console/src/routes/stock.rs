@@ -1,0 +1,101 @@
+//! The catalog's availability, a SKU's page and its stock forms.
+
+use super::*;
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct CatalogQuery {
+    q: Option<String>,
+    sort: Option<String>,
+    cursor: Option<String>,
+}
+
+pub(super) async fn inventory_list<S: Store, K: SecretSource>(
+    State(app): State<App<S, K>>,
+    staff: Staff,
+    Query(query): Query<CatalogQuery>,
+) -> Result<Response, PageError> {
+    staff.require_any(&[SCOPE_ADMIN, SCOPE_WAREHOUSE])?;
+    let low_first = query.sort.as_deref() == Some("lowStock");
+    let search = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+    let found = staff::catalog(
+        &app.store,
+        &staff.caller,
+        if low_first {
+            CatalogOrder::LowStockFirst
+        } else {
+            CatalogOrder::Sku
+        },
+        search,
+        PAGE_ROWS,
+        query.cursor.as_deref(),
+    )
+    .await?;
+    let rows: Vec<_> = found.items.iter().map(ProductView::from).collect();
+    page(
+        &app,
+        "inventory.html",
+        context! {
+            me => staff.layout(None),
+            products => ser(&rows),
+            q => search,
+            low_first,
+            next_cursor => found.next_cursor,
+        },
+    )
+}
+
+pub(super) fn sku_of(raw: &str) -> Result<Sku, PageError> {
+    Sku::parse(raw).map_err(|_| PageError::NotFound(format!("SKU {raw} does not exist.")))
+}
+
+pub(super) async fn product<S: Store, K: SecretSource>(
+    State(app): State<App<S, K>>,
+    staff: Staff,
+    Path(sku): Path<String>,
+    Query(banner): Query<Banner>,
+) -> Result<Response, PageError> {
+    staff.require_any(&[SCOPE_ADMIN, SCOPE_WAREHOUSE])?;
+    let sku = sku_of(&sku)?;
+    let product = inventory::get_product(&app.store, &sku).await?;
+    let history =
+        staff::adjustment_history(&app.store, &staff.caller, &sku, PAGE_ROWS, None).await?;
+    let history: Vec<_> = history.items.iter().map(AdjustmentView::from).collect();
+    page(
+        &app,
+        "product.html",
+        context! {
+            me => staff.layout(banner.done.as_deref()),
+            product => ser(&product),
+            low => product.available < product.low_stock_threshold,
+            history => ser(&history),
+        },
+    )
+}
+
+/// A receipt, a count or a write-off, as the JSON API's adjustment body.
+pub(super) async fn adjust<S: Store, K: SecretSource>(
+    State(app): State<App<S, K>>,
+    Path(sku): Path<String>,
+    form: StaffForm,
+) -> Result<Response, PageError> {
+    let staff = form.require(SCOPE_ADMIN)?;
+    let fields = &form.fields;
+    let sku = sku_of(&sku)?;
+    let reason = fields.get("reason").unwrap_or_default();
+    let number = |name: &str| fields.number(name);
+    let mut body = match reason {
+        "COUNT" => json!({ "reason": reason, "countedOnHand": number("countedOnHand") }),
+        // A write-off is entered as the units lost; the stock moves down by them.
+        "DAMAGE" | "SHRINKAGE" => json!({
+            "reason": reason,
+            "delta": match number("units") { serde_json::Value::Number(n) => json!(-n.as_i64().unwrap_or(0)), other => other },
+        }),
+        _ => json!({ "reason": reason, "delta": number("units") }),
+    };
+    if let Some(note) = fields.text("note") {
+        body["note"] = json!(note);
+    }
+    inventory::adjust_stock(&app.store, &staff.caller, &sku, &body, Utc::now()).await?;
+    tracing::info!(sku = %sku, reason, "console: stock adjusted");
+    Ok(done(&format!("/console/inventory/{sku}"), "adjusted"))
+}

@@ -1,0 +1,287 @@
+//! The console's handler tests: every screen and form through the router, on the in-memory
+//! store.
+
+use super::*;
+use axum::body::Body;
+use axum::http::Request;
+use oms_adapters::secrets::FixedSecret;
+use oms_domain::fixtures;
+use oms_domain::memory::InMemoryStore;
+use tower::ServiceExt;
+
+const SECRET: &[u8] = b"the console's secret in the handler tests, long enough";
+const ORIGIN: &str = "http://127.0.0.1:3000";
+const ORDER: &str = "01JDAAAAAAAAAAAAAAAAAAAAAA";
+
+fn console(store: InMemoryStore) -> Router {
+    router(Console {
+        store,
+        shipping: ShippingPolicy::default_policy(),
+        returns: ReturnPolicy::default_policy(),
+        secret: FixedSecret::new(SECRET),
+        signin: SignIn::new(
+            "http://127.0.0.1:9/oidc",
+            "oms-console",
+            "http://127.0.0.1:3000/console",
+        )
+        .unwrap(),
+        dead_letters: None,
+        pages: Pages::new(),
+        origin: ORIGIN.into(),
+    })
+}
+
+fn session(scopes: &[&str]) -> Session {
+    Session {
+        sub: "staff-ada".into(),
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        expires_at: Utc::now() + chrono::Duration::hours(1),
+        nonce: "nonce".into(),
+    }
+}
+
+/// The `Cookie` header a browser sends back for `session`.
+fn cookie(session: &Session) -> String {
+    let keys = SessionKeys::derive(SECRET).unwrap();
+    let set = keys.write(SESSION_COOKIE, session, BASE, 60);
+    set.split(';').next().unwrap().to_owned()
+}
+
+fn csrf(session: &Session) -> String {
+    SessionKeys::derive(SECRET).unwrap().csrf_token(session)
+}
+
+async fn call(app: &Router, request: Request<Body>) -> (StatusCode, HeaderMap, String) {
+    let response = app.clone().oneshot(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    (
+        parts.status,
+        parts.headers,
+        String::from_utf8(bytes.to_vec()).unwrap(),
+    )
+}
+
+fn get(path: &str, session: Option<&Session>) -> Request<Body> {
+    let mut request = Request::get(path);
+    if let Some(s) = session {
+        request = request.header(header::COOKIE, cookie(s));
+    }
+    request.body(Body::empty()).unwrap()
+}
+
+fn post(path: &str, session: &Session, origin: &str, form: &str) -> Request<Body> {
+    Request::post(path)
+        .header(header::COOKIE, cookie(session))
+        .header(header::ORIGIN, origin)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(form.to_owned()))
+        .unwrap()
+}
+
+/// An order in the warehouse, waiting to be picked.
+fn in_the_warehouse() -> InMemoryStore {
+    let at = Utc::now();
+    let order = fixtures::sample_order(ORDER, "customer-ada", at)
+        .reserve(at)
+        .unwrap()
+        .authorized_for_test(at)
+        .start_fulfillment("BER-1", at)
+        .unwrap();
+    let store = InMemoryStore::default();
+    store.insert_order(order);
+    store
+}
+
+#[tokio::test]
+async fn without_a_session_every_screen_sends_to_sign_in() {
+    let app = console(InMemoryStore::default());
+    for path in [
+        "/console/orders",
+        "/console/warehouse",
+        "/console/exceptions",
+        "/console/inventory",
+    ] {
+        let (status, headers, _) = call(&app, get(path, None)).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(headers[header::LOCATION], "/console/sign-in");
+    }
+    // A cookie this console did not write is no session either.
+    let forged = Request::get("/console/orders")
+        .header(
+            header::COOKIE,
+            format!("{SESSION_COOKIE}=eyJzdWIiOiJhZGEifQ"),
+        )
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(call(&app, forged).await.0, StatusCode::SEE_OTHER);
+    let expired = Session {
+        expires_at: Utc::now() - chrono::Duration::seconds(1),
+        ..session(&[SCOPE_ADMIN])
+    };
+    assert_eq!(
+        call(&app, get("/console/orders", Some(&expired))).await.0,
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[tokio::test]
+async fn screens_need_their_scopes_and_every_page_is_hardened() {
+    let app = console(in_the_warehouse());
+    let admin = session(&[SCOPE_ADMIN, SCOPE_WAREHOUSE]);
+    let packer = session(&[SCOPE_WAREHOUSE]);
+    let customer = session(&[]);
+    for path in [
+        "/console/orders",
+        "/console/returns",
+        "/console/exceptions",
+        "/console/inventory",
+        "/console/warehouse",
+        &format!("/console/orders/{ORDER}"),
+    ] {
+        let (status, headers, body) = call(&app, get(path, Some(&admin))).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        assert_eq!(
+            headers[header::CONTENT_SECURITY_POLICY],
+            CONTENT_SECURITY_POLICY
+        );
+        assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+        assert!(body.contains("staff-ada"), "{path} names who is signed in");
+    }
+    for path in ["/console/orders", "/console/exceptions", "/console/returns"] {
+        assert_eq!(
+            call(&app, get(path, Some(&packer))).await.0,
+            StatusCode::FORBIDDEN,
+            "{path}"
+        );
+    }
+    assert_eq!(
+        call(&app, get("/console/warehouse", Some(&packer))).await.0,
+        StatusCode::OK
+    );
+    for path in [
+        "/console/warehouse",
+        "/console/inventory",
+        "/console/orders",
+    ] {
+        assert_eq!(
+            call(&app, get(path, Some(&customer))).await.0,
+            StatusCode::FORBIDDEN,
+            "{path}"
+        );
+    }
+    let (_, _, body) = call(&app, get("/console/warehouse", Some(&packer))).await;
+    assert!(body.contains(ORDER), "the pick list shows the order");
+    assert!(
+        !body.contains("/console/exceptions"),
+        "a packer is not offered the admin screens"
+    );
+}
+
+#[tokio::test]
+async fn a_form_needs_the_consoles_origin_its_csrf_token_and_a_fresh_version() {
+    let store = in_the_warehouse();
+    let app = console(store);
+    let packer = session(&[SCOPE_WAREHOUSE]);
+    let pick = format!("/console/warehouse/{ORDER}/pick");
+    let token = csrf(&packer);
+    let (status, _, _) = call(
+        &app,
+        post(
+            &pick,
+            &packer,
+            "https://evil.example",
+            &format!("csrf={token}&version=5"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "another origin");
+    let (status, _, _) = call(&app, post(&pick, &packer, ORIGIN, "version=5")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "no CSRF token");
+    let other = Session {
+        nonce: "another".into(),
+        ..packer.clone()
+    };
+    let (status, _, _) = call(
+        &app,
+        post(
+            &pick,
+            &packer,
+            ORIGIN,
+            &format!("csrf={}&version=5", csrf(&other)),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "another session's token");
+    let (status, _, body) = call(
+        &app,
+        post(&pick, &packer, ORIGIN, &format!("csrf={token}&version=1")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "a stale page: {body}");
+    assert!(body.contains("changed since your page was loaded"));
+    let version = {
+        let (_, _, page) = call(&app, get("/console/warehouse", Some(&packer))).await;
+        let at = page.find("name=\"version\" value=\"").unwrap() + 22;
+        page[at..].split('"').next().unwrap().to_owned()
+    };
+    let (status, headers, _) = call(
+        &app,
+        post(
+            &pick,
+            &packer,
+            ORIGIN,
+            &format!("csrf={token}&version={version}"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let next = format!("/console/warehouse?order={ORDER}&done=picked");
+    assert_eq!(headers[header::LOCATION], next.as_str());
+    let (_, _, page) = call(&app, get(&next, Some(&packer))).await;
+    assert!(page.contains("Picked."), "the banner says what was done");
+    assert!(
+        page.contains("name=\"weightGrams\""),
+        "the order now waits to be packed"
+    );
+}
+
+#[tokio::test]
+async fn a_cancel_form_whose_order_changed_before_its_write_is_refused_by_the_stores_condition() {
+    let store = in_the_warehouse();
+    let shown = store
+        .get(&OrderId::parse(ORDER).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    // The page showed `shown`; a packer picks the order after the cancel form's read of it and
+    // before its write.
+    let picked = shown.pick("packer-2", Utc::now()).unwrap();
+    store.interleave_after_next_read(move |orders| {
+        orders.insert(picked.id.clone(), picked);
+    });
+    let app = console(store);
+    let admin = session(&[SCOPE_ADMIN]);
+    let (status, _, body) = call(
+        &app,
+        post(
+            &format!("/console/orders/{ORDER}/cancel"),
+            &admin,
+            ORIGIN,
+            &format!(
+                "csrf={}&version={}&reason=ordered+twice",
+                csrf(&admin),
+                shown.version
+            ),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body.contains("changed since your page was loaded"),
+        "{body}"
+    );
+    let (_, _, page) = call(&app, get(&format!("/console/orders/{ORDER}"), Some(&admin))).await;
+    assert!(page.contains("FULFILLING"), "nothing was cancelled");
+    assert!(!page.contains("CANCELLED"), "nothing was cancelled");
+}
