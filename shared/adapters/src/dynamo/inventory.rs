@@ -1,0 +1,131 @@
+//! The inventory port: products and their stock counters, the catalog index and the adjustment
+//! trail.
+
+use super::*;
+
+impl InventoryStore for DynamoStore {
+    async fn products(&self, skus: &[Sku]) -> Result<Vec<Product>, StoreError> {
+        let mut products = Vec::with_capacity(skus.len());
+        // BatchGetItem refuses a key named twice, and takes at most 100 keys.
+        for chunk in oms_domain::ids::distinct_skus(skus).chunks(100) {
+            let keys = chunk
+                .iter()
+                .map(|sku| key(sku_pk(sku), "PRODUCT"))
+                .collect();
+            for item in self.read_many(keys, "get products").await? {
+                products.push(from_item::<ProductItem>(item)?.product);
+            }
+        }
+        Ok(products)
+    }
+
+    async fn product(&self, sku: &Sku) -> Result<Option<Product>, StoreError> {
+        let item = self
+            .read(key(sku_pk(sku), "PRODUCT"), "get product")
+            .await?;
+        item.map(|item| from_item::<ProductItem>(item).map(|i| i.product))
+            .transpose()
+    }
+
+    async fn save_product(
+        &self,
+        product: &Product,
+        expected_version: Option<u64>,
+        adjustment: Option<&StockAdjustment>,
+    ) -> Result<(), StoreError> {
+        let mut put = self.put(to_item(&ProductItem::new(product))?);
+        put = match expected_version {
+            None => put.condition_expression("attribute_not_exists(pk)"),
+            Some(version) => put
+                .condition_expression("#version = :expected")
+                .expression_attribute_names("#version", "version")
+                .expression_attribute_values(":expected", n(version)),
+        };
+        let mut items = vec![TransactWriteItem::builder()
+            .put(put.build().map_err(|e| StoreError::Failed(e.to_string()))?)
+            .build()];
+        if let Some(adjustment) = adjustment {
+            let item = AdjustmentItem {
+                pk: sku_pk(&adjustment.sku),
+                sk: format!("ADJUSTMENT#{}", adjustment.id),
+                entity: entity::STOCK_ADJUSTMENT.into(),
+                adjustment: adjustment.clone(),
+            };
+            let put = self
+                .put(to_item(&item)?)
+                .condition_expression("attribute_not_exists(pk)");
+            items.push(
+                TransactWriteItem::builder()
+                    .put(put.build().map_err(|e| StoreError::Failed(e.to_string()))?)
+                    .build(),
+            );
+        }
+        match self.transact("save product", items).await? {
+            None => Ok(()),
+            Some(_) => Err(StoreError::ConditionFailed),
+        }
+    }
+
+    async fn catalog(&self, limit: u32, cursor: Option<&str>) -> Result<Page<Product>, StoreError> {
+        let query = IndexQuery {
+            index: CATALOG_INDEX,
+            partition: CATALOG_PARTITION.to_owned(),
+            oldest_first: true,
+            sorted_before: None,
+            limit,
+            cursor,
+        };
+        let Page {
+            items: mut products,
+            next_cursor,
+        } = self
+            .query_keys_then_read(&query, "PRODUCT", "list the catalog", |item| {
+                from_item::<ProductItem>(item).map(|i| i.product)
+            })
+            .await?;
+        // A batch read answers in any order.
+        products.sort_by(|a, b| a.sku.cmp(&b.sku));
+        Ok(Page {
+            items: products,
+            next_cursor,
+        })
+    }
+
+    async fn adjustments(
+        &self,
+        sku: &Sku,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<StockAdjustment>, StoreError> {
+        let partition = sku_pk(sku);
+        let start = cursor
+            .map(|c| Self::decode_table_cursor(c, &partition))
+            .transpose()?;
+        let output = self
+            .client
+            .get()
+            .await
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :adjustment)")
+            .expression_attribute_values(":pk", s(partition))
+            .expression_attribute_values(":adjustment", s("ADJUSTMENT#".to_owned()))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| classify("list stock adjustments", e))?;
+        let next_cursor = output
+            .last_evaluated_key
+            .as_ref()
+            .and_then(Self::encode_cursor);
+        let items = output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| from_item::<AdjustmentItem>(item).map(|i| i.adjustment))
+            .collect::<Result<_, _>>()?;
+        Ok(Page { items, next_cursor })
+    }
+}

@@ -1,0 +1,644 @@
+//! The single-table DynamoDB store: one [`DynamoStore`] implementing every port, a file per
+//! port — [`orders`] (`OrderStore`), [`inventory`] (`InventoryStore`), [`transactions`]
+//! (`OrderTransactions`), [`notifications`] (`NotificationStore`) — over the item layout, the
+//! keys and the reads they share, here.
+//!
+//! ## Item layout
+//! | item | `pk` | `sk` | index keys |
+//! |---|---|---|---|
+//! | order | `ORDER#<orderId>` | `ORDER` | `gsi1`: `CUSTOMER#<customerId>` / `ORDER#<orderId>` (a customer's orders, newest first: order ids are ULIDs); `gsi2`: `STATUS#<status>` / `<statusSince>#<orderId>` (orders by status and how long they have been in it: the sweep); sparse: `gsi3` the pick list, `gsi4` returns waiting for staff, `gsi5` `PAYMENTS#ATTENTION`, `PAYMENTS#CAPTURE_REQUESTED` or `PAYMENTS#AWAITING_CAPTURE` / `<since>#<orderId>` (money that needs staff; captures the PSP has not confirmed; authorizations waiting for their capture) |
+//! | idempotency record | `IDEMPOTENCY#<customerId>#<key>` | `IDEMPOTENCY` | — (expires after [`IDEMPOTENCY_TTL_DAYS`] through the table's TTL) |
+//! | product and its stock | `SKU#<sku>` | `PRODUCT` | `gsi6`: `CATALOG` / `<sku>` (the catalog in SKU order) |
+//! | stock adjustment | `SKU#<sku>` | `ADJUSTMENT#<id>` | — |
+//! | notification preferences | `CUSTOMER#<customerId>` | `PREFERENCES` | — |
+//! | notification cursor (the order's next event to notify, its claim and channels sent) | `ORDER#<orderId>` | `NOTIFIED` | — |
+//!
+//! Every item carries `entity`, so a reader of the table's stream knows what it holds. The
+//! domain's fields are stored as top-level attributes (`serde_dynamo`, flattened), so conditions
+//! and updates can name them: `version` on orders and products, `available` and `reserved` on
+//! products. Identifiers cannot contain `#` (the domain refuses it), so no value forges a key.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{
+    AttributeValue, KeysAndAttributes, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update,
+};
+use aws_sdk_dynamodb::Client;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use oms_domain::ids::{CustomerId, IdempotencyKey, OrderId, Sku};
+use oms_domain::notifications::{Channel, Preferences};
+use oms_domain::order::fulfillment::FulfillmentStatus;
+use oms_domain::order::OrderChange;
+use oms_domain::order::{Order, OrderStatus, Shortage};
+use oms_domain::ports::{
+    CommitOutcome, CreateOutcome, IdempotencyRecord, InventoryStore, NotificationCursor,
+    NotificationStore, OrderStore, OrderTransactions, Page, PaymentWatch, StoreError,
+    NOTIFICATION_CLAIM_SECONDS,
+};
+use oms_domain::stock::{Product, StockAdjustment, StockDelta};
+use serde::{Deserialize, Serialize};
+
+use crate::aws_error::classify;
+use crate::config::LazyClient;
+
+mod inventory;
+mod notifications;
+mod orders;
+mod transactions;
+
+/// How long a client may retry a `POST /orders` with the same `Idempotency-Key`.
+pub const IDEMPOTENCY_TTL_DAYS: i64 = 7;
+/// The index of a customer's orders.
+pub const CUSTOMER_ORDERS_INDEX: &str = "gsi1";
+/// The index of orders by status and age.
+pub const ORDERS_BY_STATUS_INDEX: &str = "gsi2";
+/// The index of shipments the warehouse has work on, by warehouse and status, oldest first.
+pub const PICK_LIST_INDEX: &str = "gsi3";
+/// The index of orders with a return waiting for staff, longest-waiting first.
+pub const PENDING_RETURNS_INDEX: &str = "gsi4";
+const PENDING_RETURNS_PARTITION: &str = "RETURNS#PENDING_APPROVAL";
+/// The index of orders whose money is watched: those that need staff, and authorizations
+/// waiting for their capture, each the longest waiting first.
+pub const PAYMENT_WATCH_INDEX: &str = "gsi5";
+/// The index of the catalog: every product, in SKU order. It projects keys only and its keys never
+/// change, so the stock counters' updates on every reservation write nothing to it.
+pub const CATALOG_INDEX: &str = "gsi6";
+const CATALOG_PARTITION: &str = "CATALOG";
+
+fn payment_watch_partition(watch: PaymentWatch) -> &'static str {
+    match watch {
+        PaymentWatch::Attention => "PAYMENTS#ATTENTION",
+        PaymentWatch::AwaitingCapture => "PAYMENTS#AWAITING_CAPTURE",
+        PaymentWatch::CaptureRequested => "PAYMENTS#CAPTURE_REQUESTED",
+    }
+}
+
+/// The sort key of a listing: when the order joined it, then its id.
+fn listing_sort_key(at: DateTime<Utc>, id: &OrderId) -> String {
+    format!(
+        "{}#{id}",
+        at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    )
+}
+
+/// The item types of the table, as the `entity` attribute names them.
+pub mod entity {
+    pub const ORDER: &str = "ORDER";
+    pub const IDEMPOTENCY: &str = "IDEMPOTENCY";
+    pub const PRODUCT: &str = "PRODUCT";
+    pub const STOCK_ADJUSTMENT: &str = "STOCK_ADJUSTMENT";
+    pub const PREFERENCES: &str = "PREFERENCES";
+    pub const NOTIFICATION_CURSOR: &str = "NOTIFICATION_CURSOR";
+}
+
+fn order_pk(id: &OrderId) -> String {
+    format!("ORDER#{id}")
+}
+
+fn sku_pk(sku: &Sku) -> String {
+    format!("SKU#{sku}")
+}
+
+fn idempotency_pk(customer: &CustomerId, key: &IdempotencyKey) -> String {
+    format!("IDEMPOTENCY#{customer}#{key}")
+}
+
+#[derive(Serialize, Deserialize)]
+struct OrderItem {
+    pk: String,
+    sk: String,
+    entity: String,
+    gsi1pk: String,
+    gsi1sk: String,
+    gsi2pk: String,
+    gsi2sk: String,
+    /// Set only while the warehouse has work on the order: the pick list is a sparse index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi3pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi3sk: Option<String>,
+    /// Set only while a return waits for staff: the approval queue is a sparse index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi4pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi4sk: Option<String>,
+    /// Set only while the order's money is watched (it needs staff, or an authorization waits
+    /// for its capture): a sparse index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi5pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi5sk: Option<String>,
+    #[serde(flatten)]
+    order: Order,
+}
+
+impl OrderItem {
+    fn new(order: &Order) -> Self {
+        let watched = PaymentWatch::ALL
+            .into_iter()
+            .find_map(|watch| watch.since(order).map(|since| (watch, since)));
+        OrderItem {
+            pk: order_pk(&order.id),
+            sk: "ORDER".into(),
+            entity: entity::ORDER.into(),
+            gsi1pk: format!("CUSTOMER#{}", order.customer_id),
+            gsi1sk: format!("ORDER#{}", order.id),
+            gsi2pk: format!("STATUS#{}", order.status.as_str()),
+            gsi2sk: listing_sort_key(order.status_since(), &order.id),
+            gsi3pk: pick_list_partition(order),
+            gsi3sk: order.fulfillment.as_ref().map(|f| {
+                format!(
+                    "{}#{}",
+                    f.queued_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    order.id
+                )
+            }),
+            gsi4pk: order
+                .oldest_pending_return()
+                .map(|_| PENDING_RETURNS_PARTITION.to_owned()),
+            gsi4sk: order.oldest_pending_return().map(|at| {
+                format!(
+                    "{}#{}",
+                    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    order.id
+                )
+            }),
+            gsi5pk: watched.map(|(watch, _)| payment_watch_partition(watch).to_owned()),
+            gsi5sk: watched.map(|(_, since)| listing_sort_key(since, &order.id)),
+            order: order.clone(),
+        }
+    }
+}
+
+fn pick_list_key(warehouse: &str, status: FulfillmentStatus) -> String {
+    format!("FULFILLMENT#{warehouse}#{}", status.as_str())
+}
+
+fn pick_list_partition(order: &Order) -> Option<String> {
+    // A cancelled order leaves the pick list with its shipment wherever it had got to.
+    if order.status != OrderStatus::Fulfilling {
+        return None;
+    }
+    let fulfillment = order.fulfillment.as_ref()?;
+    fulfillment
+        .status
+        .is_warehouse_work()
+        .then(|| pick_list_key(&fulfillment.warehouse, fulfillment.status))
+}
+
+impl IdempotencyItem {
+    fn new(record: &IdempotencyRecord) -> Self {
+        IdempotencyItem {
+            pk: idempotency_pk(&record.customer_id, &record.key),
+            sk: "IDEMPOTENCY".into(),
+            entity: entity::IDEMPOTENCY.into(),
+            expires_at: (record.created_at + chrono::Duration::days(IDEMPOTENCY_TTL_DAYS))
+                .timestamp(),
+            record: record.clone(),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct IdempotencyItem {
+    pk: String,
+    sk: String,
+    entity: String,
+    /// Epoch seconds after which DynamoDB's TTL may delete the record: the attribute the
+    /// table's `TimeToLiveSpecification` names (a test reads it from the template). Records
+    /// written before it had its name carried `expires_at`, which TTL never read; they are
+    /// still read (the alias) and repaired as the README says.
+    #[serde(rename = "expiresAt", alias = "expires_at")]
+    expires_at: i64,
+    #[serde(flatten)]
+    record: IdempotencyRecord,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ProductItem {
+    pk: String,
+    sk: String,
+    entity: String,
+    /// Absent on products written before the catalog index existed: they are listed once
+    /// saved again (see the README on backfilling).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi6pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi6sk: Option<String>,
+    #[serde(flatten)]
+    product: Product,
+}
+
+impl ProductItem {
+    fn new(product: &Product) -> Self {
+        ProductItem {
+            pk: sku_pk(&product.sku),
+            sk: "PRODUCT".into(),
+            entity: entity::PRODUCT.into(),
+            gsi6pk: Some(CATALOG_PARTITION.into()),
+            gsi6sk: Some(product.sku.to_string()),
+            product: product.clone(),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct AdjustmentItem {
+    pk: String,
+    sk: String,
+    entity: String,
+    #[serde(flatten)]
+    adjustment: StockAdjustment,
+}
+
+/// What one item of the table holds, as the stream's reader needs it.
+#[derive(Debug)]
+pub enum TableItem {
+    Order(Box<Order>),
+    Product(Box<Product>),
+    /// Idempotency records and adjustments: no event derives from them.
+    Other,
+}
+
+/// Decodes an item from the table (or its stream) by its `entity` attribute.
+pub fn decode_item(item: serde_dynamo::Item) -> Result<TableItem, StoreError> {
+    let kind = match item.get("entity") {
+        Some(serde_dynamo::AttributeValue::S(kind)) => kind.clone(),
+        // Every item this system writes names its entity; an image without one is not an
+        // order or a product (an emulator may show an upsert's "before" as the bare key).
+        _ => return Ok(TableItem::Other),
+    };
+    match kind.as_str() {
+        entity::ORDER => Ok(TableItem::Order(Box::new(
+            from_item::<OrderItem>(item)?.order,
+        ))),
+        entity::PRODUCT => Ok(TableItem::Product(Box::new(
+            from_item::<ProductItem>(item)?.product,
+        ))),
+        _ => Ok(TableItem::Other),
+    }
+}
+
+fn to_item<T: Serialize>(value: &T) -> Result<HashMap<String, AttributeValue>, StoreError> {
+    serde_dynamo::to_item(value)
+        .map_err(|e| StoreError::Failed(format!("cannot encode an item: {e}")))
+}
+
+fn from_item<T: for<'de> Deserialize<'de>>(
+    item: impl Into<serde_dynamo::Item>,
+) -> Result<T, StoreError> {
+    let item: serde_dynamo::Item = item.into();
+    serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn key(pk: String, sk: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
+
+/// Waits a little longer on every attempt, with jitter, so racing writers spread out.
+async fn backoff(attempt: u32) {
+    let jitter = u64::from(Utc::now().timestamp_subsec_nanos() % 20);
+    tokio::time::sleep(Duration::from_millis((10u64 << attempt.min(5)) + jitter)).await;
+}
+
+/// How often a write that records a notification already sent (a channel sent, the cursor moved
+/// on) is tried while DynamoDB throttles or fails, each try with the SDK's own retries: failing
+/// it would have the event delivered again and the customer told twice. (SNS and DynamoDB share
+/// no transaction, so a process killed between the two still sends again: each notification
+/// carries its event id and channel for the senders to drop a repeat.)
+const RECORD_SENT_ATTEMPTS: u32 = 6;
+
+/// Runs `write` until it succeeds, fails for good, or has been tried [`RECORD_SENT_ATTEMPTS`]
+/// times while only retryable errors came back.
+async fn recording<T, F, Fut>(mut write: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut attempt = 1;
+    loop {
+        match write().await {
+            Err(error) if error.is_retryable() && attempt < RECORD_SENT_ATTEMPTS => {
+                backoff(attempt).await;
+                attempt += 1;
+            }
+            answer => return answer,
+        }
+    }
+}
+
+/// How often a transaction that lost a conflict is tried again before the caller hears of it.
+const CONFLICT_ATTEMPTS: u32 = 4;
+
+/// The DynamoDB implementation of every store port, over one table.
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: LazyClient<Client>,
+    table: String,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client: LazyClient::ready(client),
+            table: table.into(),
+        }
+    }
+
+    /// A store on `table` whose client is built from the shared SDK configuration on its first
+    /// request: what a function's cold start uses.
+    /// A store on the table `TABLE_NAME` names, whose client is built on first use.
+    pub fn from_env() -> Result<Self, crate::config::ConfigError> {
+        Ok(Self::lazy(
+            crate::config::TableConfig::from_env()?.table_name,
+        ))
+    }
+
+    pub fn lazy(table: impl Into<String>) -> Self {
+        Self {
+            client: LazyClient::new(Client::new),
+            table: table.into(),
+        }
+    }
+
+    /// A store on `table`, with a client built from `config` now.
+    pub fn from_config(config: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
+        Self::new(Client::new(config), table)
+    }
+
+    fn put(
+        &self,
+        item: HashMap<String, AttributeValue>,
+    ) -> aws_sdk_dynamodb::types::builders::PutBuilder {
+        Put::builder().table_name(&self.table).set_item(Some(item))
+    }
+
+    /// Runs a transaction, trying again while it loses conflicts with other transactions.
+    /// `Ok(None)` is success; `Ok(Some(reasons))` a cancellation for a failed condition, with one
+    /// code per item (`None`, `ConditionalCheckFailed`, …) and the item where one was returned.
+    async fn transact(
+        &self,
+        what: &str,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<Option<Vec<aws_sdk_dynamodb::types::CancellationReason>>, StoreError> {
+        let mut attempt = 0;
+        loop {
+            let result = self
+                .client
+                .get()
+                .await
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            let error = match result {
+                Ok(_) => return Ok(None),
+                Err(error) => error,
+            };
+            let reasons = match error.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(
+                    cancelled,
+                )) => cancelled.cancellation_reasons().to_vec(),
+                _ => return Err(classify(what, error)),
+            };
+            let code = |r: &aws_sdk_dynamodb::types::CancellationReason| {
+                r.code().unwrap_or("None").to_owned()
+            };
+            if reasons.iter().any(|r| code(r) == "ConditionalCheckFailed") {
+                return Ok(Some(reasons));
+            }
+            attempt += 1;
+            if attempt >= CONFLICT_ATTEMPTS {
+                let codes: Vec<_> = reasons.iter().map(code).collect();
+                return Err(StoreError::Retryable(format!(
+                    "{what}: transaction cancelled: {codes:?}"
+                )));
+            }
+            backoff(attempt).await;
+        }
+    }
+
+    fn encode_cursor(last: &HashMap<String, AttributeValue>) -> Option<String> {
+        let map: serde_json::Map<String, serde_json::Value> = last
+            .iter()
+            .filter_map(|(k, v)| {
+                v.as_s()
+                    .ok()
+                    .map(|s| (k.clone(), serde_json::Value::String(s.clone())))
+            })
+            .collect();
+        Some(URL_SAFE_NO_PAD.encode(serde_json::to_vec(&map).ok()?))
+    }
+
+    /// A cursor of a query on the table itself: its key, in `expected_partition`.
+    fn decode_table_cursor(
+        cursor: &str,
+        expected_partition: &str,
+    ) -> Result<HashMap<String, AttributeValue>, StoreError> {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(cursor)
+            .map_err(|_| StoreError::InvalidCursor)?;
+        let map: HashMap<String, String> =
+            serde_json::from_slice(&bytes).map_err(|_| StoreError::InvalidCursor)?;
+        if map.len() != 2
+            || !map.contains_key("sk")
+            || map.get("pk").map(String::as_str) != Some(expected_partition)
+        {
+            return Err(StoreError::InvalidCursor);
+        }
+        Ok(map.into_iter().map(|(k, v)| (k, s(v))).collect())
+    }
+
+    fn decode_cursor(
+        cursor: &str,
+        index: &str,
+        expected_partition: &str,
+    ) -> Result<HashMap<String, AttributeValue>, StoreError> {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(cursor)
+            .map_err(|_| StoreError::InvalidCursor)?;
+        let map: HashMap<String, String> =
+            serde_json::from_slice(&bytes).map_err(|_| StoreError::InvalidCursor)?;
+        let (partition_key, sort_key) = (format!("{index}pk"), format!("{index}sk"));
+        let expected_keys = ["pk", "sk", partition_key.as_str(), sort_key.as_str()];
+        if map.len() != expected_keys.len()
+            || !expected_keys.iter().all(|k| map.contains_key(*k))
+            || map[&partition_key] != expected_partition
+        {
+            return Err(StoreError::InvalidCursor);
+        }
+        Ok(map.into_iter().map(|(k, v)| (k, s(v))).collect())
+    }
+}
+
+impl DynamoStore {
+    /// One item by its key, read strongly consistent: every read here decides a write or shows a
+    /// customer what they just did.
+    async fn read(
+        &self,
+        key: HashMap<String, AttributeValue>,
+        what: &str,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
+        let output = self
+            .client
+            .get()
+            .await
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify(what, e))?;
+        Ok(output.item)
+    }
+
+    /// Up to 100 items by their keys in one BatchGetItem, read strongly consistent; keys
+    /// DynamoDB did not get to (throttling, size) are asked for again. Items that do not exist
+    /// are simply absent.
+    async fn read_many(
+        &self,
+        keys: Vec<HashMap<String, AttributeValue>>,
+        what: &str,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        let mut items = Vec::with_capacity(keys.len());
+        let mut request = Some(
+            KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| StoreError::Failed(e.to_string()))?,
+        );
+        let mut attempt = 0;
+        while let Some(keys) = request.take() {
+            let output = self
+                .client
+                .get()
+                .await
+                .batch_get_item()
+                .request_items(&self.table, keys)
+                .send()
+                .await
+                .map_err(|e| classify(what, e))?;
+            items.extend(
+                output
+                    .responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default(),
+            );
+            request = output
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(&self.table))
+                .filter(|k| !k.keys.is_empty());
+            if request.is_some() {
+                attempt += 1;
+                if attempt > 5 {
+                    return Err(StoreError::Retryable(format!(
+                        "{what}: keys left unprocessed"
+                    )));
+                }
+                backoff(attempt).await;
+            }
+        }
+        Ok(items)
+    }
+
+    /// One page of an index's partition, as the index projects its items.
+    async fn query_index(
+        &self,
+        query: &IndexQuery<'_>,
+    ) -> Result<(Vec<HashMap<String, AttributeValue>>, Option<String>), StoreError> {
+        let IndexQuery {
+            index,
+            partition,
+            oldest_first,
+            sorted_before,
+            limit,
+            cursor,
+        } = query;
+        let start = cursor
+            .map(|c| Self::decode_cursor(c, index, partition))
+            .transpose()?;
+        let mut request = self
+            .client
+            .get()
+            .await
+            .query()
+            .table_name(&self.table)
+            .index_name(*index)
+            .expression_attribute_names("#pk", format!("{index}pk"))
+            .expression_attribute_values(":pk", s(partition.clone()));
+        request = match sorted_before {
+            // The sort keys start with a time: every key before `before#…` sorts below it.
+            Some(before) => request
+                .key_condition_expression("#pk = :pk AND #sk < :before")
+                .expression_attribute_names("#sk", format!("{index}sk"))
+                .expression_attribute_values(":before", s(before.clone())),
+            None => request.key_condition_expression("#pk = :pk"),
+        };
+        let output = request
+            .scan_index_forward(*oldest_first)
+            .limit(i32::try_from(*limit).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| classify("list orders", e))?;
+        let next_cursor = output
+            .last_evaluated_key
+            .as_ref()
+            .and_then(Self::encode_cursor);
+        Ok((output.items.unwrap_or_default(), next_cursor))
+    }
+
+    /// One page of a keys-only index's partition, its items then read from the table (one
+    /// strongly consistent batch) and decoded. An index written with every change lists what
+    /// may have moved on since, so callers check what they read; a batch answers in any order,
+    /// so callers sort.
+    async fn query_keys_then_read<T>(
+        &self,
+        query: &IndexQuery<'_>,
+        sk: &str,
+        what: &str,
+        decode: impl Fn(HashMap<String, AttributeValue>) -> Result<T, StoreError>,
+    ) -> Result<Page<T>, StoreError> {
+        let (keys, next_cursor) = self.query_index(query).await?;
+        let keys: Vec<_> = keys
+            .into_iter()
+            .filter_map(|k| Some(key(k.get("pk")?.as_s().ok()?.clone(), sk)))
+            .collect();
+        let mut items = Vec::with_capacity(keys.len());
+        if !keys.is_empty() {
+            for item in self.read_many(keys, what).await? {
+                items.push(decode(item)?);
+            }
+        }
+        Ok(Page { items, next_cursor })
+    }
+}
+
+/// Which page of which index partition a listing reads.
+struct IndexQuery<'a> {
+    index: &'a str,
+    partition: String,
+    oldest_first: bool,
+    /// Only sort keys below this (the sort keys start with a time).
+    sorted_before: Option<String>,
+    limit: u32,
+    cursor: Option<&'a str>,
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,190 @@
+//! The orders port: creating an order once per idempotency key, reading and saving it on
+//! condition of its version, and its listings on the indexes.
+
+use super::*;
+
+impl OrderStore for DynamoStore {
+    async fn create(
+        &self,
+        order: &Order,
+        record: &IdempotencyRecord,
+    ) -> Result<CreateOutcome, StoreError> {
+        let idempotency = IdempotencyItem::new(record);
+        let not_there = |item| {
+            self.put(item)
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .map(|put| TransactWriteItem::builder().put(put).build())
+        };
+        let items = vec![
+            not_there(to_item(&OrderItem::new(order))?)
+                .map_err(|e| StoreError::Failed(e.to_string()))?,
+            not_there(to_item(&idempotency)?).map_err(|e| StoreError::Failed(e.to_string()))?,
+        ];
+        match self.transact("create order", items).await? {
+            None => Ok(CreateOutcome::Created),
+            Some(reasons)
+                if reasons.get(1).and_then(|r| r.code()) == Some("ConditionalCheckFailed") =>
+            {
+                Ok(CreateOutcome::KeyAlreadyUsed)
+            }
+            Some(_) => Err(StoreError::ConditionFailed),
+        }
+    }
+
+    async fn idempotency_record(
+        &self,
+        customer: &CustomerId,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let item = self
+            .read(
+                self::key(idempotency_pk(customer, key), "IDEMPOTENCY"),
+                "get idempotency record",
+            )
+            .await?;
+        item.map(|item| from_item::<IdempotencyItem>(item).map(|i| i.record))
+            .transpose()
+    }
+
+    async fn get(&self, id: &OrderId) -> Result<Option<Order>, StoreError> {
+        let item = self.read(key(order_pk(id), "ORDER"), "get order").await?;
+        item.map(|item| from_item::<OrderItem>(item).map(|i| i.order))
+            .transpose()
+    }
+
+    async fn save(&self, order: &Order, expected_version: u64) -> Result<(), StoreError> {
+        self.client
+            .get()
+            .await
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&OrderItem::new(order))?))
+            .condition_expression("#version = :expected")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":expected", n(expected_version))
+            .send()
+            .await
+            .map_err(|e| classify("save order", e))?;
+        Ok(())
+    }
+
+    async fn list_for_customer(
+        &self,
+        customer: &CustomerId,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<Order>, StoreError> {
+        self.query_orders(&IndexQuery {
+            index: CUSTOMER_ORDERS_INDEX,
+            partition: format!("CUSTOMER#{customer}"),
+            oldest_first: false,
+            sorted_before: None,
+            limit,
+            cursor,
+        })
+        .await
+    }
+
+    async fn list_pending_returns(
+        &self,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<Order>, StoreError> {
+        self.query_orders(&IndexQuery {
+            index: PENDING_RETURNS_INDEX,
+            partition: PENDING_RETURNS_PARTITION.to_owned(),
+            oldest_first: true,
+            sorted_before: None,
+            limit,
+            cursor,
+        })
+        .await
+    }
+
+    async fn list_by_status(
+        &self,
+        status: OrderStatus,
+        entered_before: DateTime<Utc>,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<Order>, StoreError> {
+        // The status index projects keys only (it is written with every change of every order):
+        // the orders are read from the table, strongly consistent, and those that have left the
+        // status since the index was written are left out.
+        let query = IndexQuery {
+            index: ORDERS_BY_STATUS_INDEX,
+            partition: format!("STATUS#{}", status.as_str()),
+            oldest_first: true,
+            sorted_before: Some(
+                entered_before.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            ),
+            limit,
+            cursor,
+        };
+        let Page {
+            items: mut orders,
+            next_cursor,
+        } = self
+            .query_keys_then_read(&query, "ORDER", "list orders by status", |item| {
+                from_item::<OrderItem>(item).map(|i| i.order)
+            })
+            .await?;
+        orders.retain(|o| o.status == status && o.status_since() < entered_before);
+        orders.sort_by(|a, b| (a.status_since(), &a.id).cmp(&(b.status_since(), &b.id)));
+        Ok(Page {
+            items: orders,
+            next_cursor,
+        })
+    }
+
+    async fn list_payment_watch(
+        &self,
+        watch: PaymentWatch,
+        since_before: Option<DateTime<Utc>>,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<Order>, StoreError> {
+        self.query_orders(&IndexQuery {
+            index: PAYMENT_WATCH_INDEX,
+            partition: payment_watch_partition(watch).to_owned(),
+            oldest_first: true,
+            sorted_before: since_before
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            limit,
+            cursor,
+        })
+        .await
+    }
+
+    async fn list_fulfillments(
+        &self,
+        warehouse: &str,
+        status: FulfillmentStatus,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<Order>, StoreError> {
+        self.query_orders(&IndexQuery {
+            index: PICK_LIST_INDEX,
+            partition: pick_list_key(warehouse, status),
+            oldest_first: true,
+            sorted_before: None,
+            limit,
+            cursor,
+        })
+        .await
+    }
+}
+
+impl DynamoStore {
+    /// One page of the orders in one partition of an index (which projects them whole), with an
+    /// opaque cursor that only opens the same partition.
+    async fn query_orders(&self, query: &IndexQuery<'_>) -> Result<Page<Order>, StoreError> {
+        let (items, next_cursor) = self.query_index(query).await?;
+        let items = items
+            .into_iter()
+            .map(|item| from_item::<OrderItem>(item).map(|i| i.order))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page { items, next_cursor })
+    }
+}

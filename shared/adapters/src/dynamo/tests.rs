@@ -1,0 +1,165 @@
+//! The stored shapes, pinned, and what the item layout promises.
+
+use super::*;
+
+#[test]
+fn a_cursor_only_opens_the_listing_it_came_from() {
+    let last = HashMap::from([
+        ("pk".to_owned(), s("ORDER#1")),
+        ("sk".to_owned(), s("ORDER")),
+        ("gsi1pk".to_owned(), s("CUSTOMER#alice")),
+        ("gsi1sk".to_owned(), s("ORDER#1")),
+    ]);
+    let cursor = DynamoStore::encode_cursor(&last).unwrap();
+    let decode = |index, partition| DynamoStore::decode_cursor(&cursor, index, partition);
+    assert_eq!(decode("gsi1", "CUSTOMER#alice").unwrap(), last);
+    assert_eq!(
+        decode("gsi1", "CUSTOMER#mallory"),
+        Err(StoreError::InvalidCursor)
+    );
+    assert_eq!(
+        decode("gsi3", "CUSTOMER#alice"),
+        Err(StoreError::InvalidCursor)
+    );
+    assert_eq!(
+        DynamoStore::decode_cursor("not base64!", "gsi1", "CUSTOMER#alice"),
+        Err(StoreError::InvalidCursor)
+    );
+}
+
+/// The item as DynamoDB JSON (`{"S": ..}`, `{"N": ..}`, maps in key order), so a snapshot
+/// shows each attribute's type as well as its name.
+fn dynamo_json(value: &AttributeValue) -> serde_json::Value {
+    use serde_json::{json, Map, Value};
+    match value {
+        AttributeValue::S(s) => json!({ "S": s }),
+        AttributeValue::N(n) => json!({ "N": n }),
+        AttributeValue::Bool(b) => json!({ "BOOL": b }),
+        AttributeValue::Null(_) => json!({ "NULL": true }),
+        AttributeValue::L(items) => {
+            json!({ "L": items.iter().map(dynamo_json).collect::<Vec<_>>() })
+        }
+        AttributeValue::M(map) => {
+            let sorted: std::collections::BTreeMap<_, _> = map
+                .iter()
+                .map(|(k, v)| (k.clone(), dynamo_json(v)))
+                .collect();
+            json!({ "M": sorted.into_iter().collect::<Map<String, Value>>() })
+        }
+        other => json!({ "unexpected": format!("{other:?}") }),
+    }
+}
+
+fn item_json(item: &HashMap<String, AttributeValue>) -> serde_json::Value {
+    let sorted: std::collections::BTreeMap<_, _> = item
+        .iter()
+        .map(|(k, v)| (k.clone(), dynamo_json(v)))
+        .collect();
+    serde_json::to_value(sorted).unwrap()
+}
+
+fn at(s: &str) -> chrono::DateTime<chrono::Utc> {
+    s.parse().unwrap()
+}
+
+/// The stored shape of an order is the table's, not the API's: a rename in the aggregate
+/// that would change what is stored (and what every existing item holds) fails here first.
+#[test]
+fn the_stored_shape_of_an_order_is_pinned() {
+    use oms_domain::fixtures::delivered_order;
+    use oms_domain::order::returns::policy::ReturnPolicy;
+    use oms_domain::request::returns::{ReceiptRequest, ReturnRequest};
+    let delivered = delivered_order(
+        "01JDAAAAAAAAAAAAAAAAAAAAAA",
+        "customer-ada",
+        at("2026-11-20T10:00:00Z"),
+    );
+    let sku = delivered.lines[0].sku.as_str().to_owned();
+    let policy = ReturnPolicy::default_policy();
+    let request = ReturnRequest::parse(&serde_json::json!({"lines": [
+        {"sku": sku, "quantity": 1, "reason": "DAMAGED", "comment": "cracked"}
+    ]}))
+    .unwrap();
+    let key = IdempotencyKey::parse("return-1").unwrap();
+    let requested = delivered
+        .request_return(&request, key, &[], &policy, at("2026-11-21T09:00:00Z"))
+        .unwrap()
+        .order;
+    let rma = requested.returns[0].return_id.clone();
+    let requested = if requested.returns[0].status
+        == oms_domain::order::returns::ReturnStatus::PendingApproval
+    {
+        requested
+            .decide_return(
+                &rma,
+                true,
+                "admin staff-grace",
+                None,
+                at("2026-11-21T10:00:00Z"),
+            )
+            .unwrap()
+            .order
+    } else {
+        requested
+    };
+    let receipt = ReceiptRequest::parse(&serde_json::json!({
+        "lines": [{"sku": sku, "quantity": 1, "disposition": "RESTOCK"}],
+        "note": "box dented"
+    }))
+    .unwrap();
+    let received = requested
+        .receive_return(
+            &rma,
+            &receipt,
+            "warehouse packer-1",
+            &policy,
+            &oms_domain::shipping::ShippingPolicy::default_policy(),
+            at("2026-11-25T08:00:00Z"),
+        )
+        .unwrap()
+        .order;
+    let item = to_item(&OrderItem::new(&received)).unwrap();
+    insta::assert_json_snapshot!("order_item_returned", item_json(&item));
+    // And it reads back as the same order.
+    assert_eq!(from_item::<OrderItem>(item).unwrap().order, received);
+}
+
+/// The attribute the template's table expires items by.
+fn ttl_attribute() -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../infra/template.yaml");
+    let template: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    template["Resources"]["OrdersTable"]["Properties"]["TimeToLiveSpecification"]["AttributeName"]
+        .as_str()
+        .expect("the orders table names a TTL attribute")
+        .to_owned()
+}
+
+/// Idempotency records hold a first answer with the customer's name, address and contact:
+/// they must carry the attribute the table's TTL reads, as a number of epoch seconds, or
+/// they are kept forever.
+#[test]
+fn idempotency_records_carry_the_attribute_the_table_expires_by() {
+    let created = at("2026-11-20T10:00:00Z");
+    let record = IdempotencyRecord {
+        customer_id: CustomerId::parse("customer-ada").unwrap(),
+        key: IdempotencyKey::parse("k-1").unwrap(),
+        fingerprint: "f".into(),
+        order_id: OrderId::parse("01JDAAAAAAAAAAAAAAAAAAAAAA").unwrap(),
+        response: "{}".into(),
+        created_at: created,
+    };
+    let item = to_item(&IdempotencyItem::new(&record)).unwrap();
+    let ttl = ttl_attribute();
+    let expires = created + chrono::Duration::days(IDEMPOTENCY_TTL_DAYS);
+    assert_eq!(
+        item.get(&ttl),
+        Some(&AttributeValue::N(expires.timestamp().to_string())),
+        "the idempotency record must carry {ttl}"
+    );
+    // A record written under the old name still reads.
+    let mut old = item.clone();
+    let value = old.remove(&ttl).unwrap();
+    old.insert("expires_at".into(), value);
+    assert_eq!(from_item::<IdempotencyItem>(old).unwrap().record, record);
+}

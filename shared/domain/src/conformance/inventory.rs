@@ -1,0 +1,278 @@
+//! What every `InventoryStore` must do: stock counters, the catalog and the adjustment trail.
+
+use super::*;
+
+fn adjustment(before: &Product, after: &Product, reason: AdjustmentReason) -> StockAdjustment {
+    StockAdjustment {
+        sku: after.sku.clone(),
+        id: format!(
+            "{}-{}",
+            after.updated_at.format("%Y%m%dT%H%M%S%.3fZ"),
+            after.version
+        ),
+        reason,
+        note: Some("conformance".into()),
+        before: before.stock,
+        after: after.stock,
+        actor: "conformance".into(),
+        at: after.updated_at,
+    }
+}
+
+fn sorted(mut adjustments: Vec<StockAdjustment>) -> Vec<StockAdjustment> {
+    adjustments.sort_by(|a, b| a.id.cmp(&b.id));
+    adjustments
+}
+
+/// `save_product` creates only when `expected_version` is `None` and the SKU is new, replaces
+/// only at the expected version otherwise, and writes the adjustment with the product or neither;
+/// `product`/`products` read back what was written, unknown SKUs simply absent.
+pub async fn inventory_store<S: InventoryStore, L: AdjustmentLog>(
+    store: &S,
+    log: &L,
+    prefix: &str,
+) {
+    check_prefix(prefix);
+    let at = base_time();
+    let (a_sku, b_sku, unknown) = (
+        sku(prefix, "INV-A"),
+        sku(prefix, "INV-B"),
+        sku(prefix, "INV-X"),
+    );
+    let a = product(&a_sku, 5, at);
+    let b = product(&b_sku, 0, at);
+
+    assert_eq!(stored_product(store, &a_sku).await, None, "an unknown SKU");
+    assert_eq!(
+        store.products(&[a_sku.clone(), unknown.clone()]).await,
+        Ok(vec![]),
+        "unknown SKUs are absent"
+    );
+    assert_eq!(store.save_product(&a, None, None).await, Ok(()), "creating");
+    assert_eq!(
+        store
+            .products(&[a_sku.clone(), unknown.clone(), a_sku.clone()])
+            .await
+            .map(|found| found.into_iter().map(|p| p.sku).collect::<Vec<_>>()),
+        Ok(vec![a_sku.clone()]),
+        "a SKU asked for twice is read once (a batch read refuses a repeated key)"
+    );
+    let renamed = Product {
+        name: "Renamed".into(),
+        ..a.clone()
+    };
+    assert_eq!(
+        store.save_product(&renamed, None, None).await,
+        Err(StoreError::ConditionFailed),
+        "creating a SKU that exists"
+    );
+    assert_eq!(
+        stored_product(store, &a_sku).await.as_ref(),
+        Some(&a),
+        "a refused create changes nothing"
+    );
+    assert_eq!(store.save_product(&b, None, None).await, Ok(()));
+    let mut found = store
+        .products(&[b_sku.clone(), unknown.clone(), a_sku.clone()])
+        .await
+        .expect("reading products");
+    found.sort_by(|x, y| x.sku.cmp(&y.sku));
+    assert_eq!(found, [a.clone(), b.clone()], "the known SKUs, as written");
+
+    // A versioned update with its adjustment.
+    let a2 = Product {
+        stock: a.stock.adjust(3).expect("adding stock"),
+        version: 2,
+        updated_at: at + seconds(1),
+        ..a.clone()
+    };
+    let received = adjustment(&a, &a2, AdjustmentReason::Receipt);
+    assert_eq!(
+        store.save_product(&a2, Some(1), Some(&received)).await,
+        Ok(())
+    );
+    assert_eq!(stored_product(store, &a_sku).await.as_ref(), Some(&a2));
+    assert_eq!(
+        log.recorded_adjustments(&a_sku).await,
+        std::slice::from_ref(&received),
+        "the adjustment is written with the product"
+    );
+
+    // Stale, ahead: refused, and the adjustment with it.
+    let a3 = Product {
+        stock: a2.stock.adjust(-1).expect("removing stock"),
+        version: 3,
+        updated_at: at + seconds(2),
+        ..a2.clone()
+    };
+    let damaged = adjustment(&a2, &a3, AdjustmentReason::Damage);
+    for expected in [1, 3] {
+        assert_eq!(
+            store
+                .save_product(&a3, Some(expected), Some(&damaged))
+                .await,
+            Err(StoreError::ConditionFailed),
+            "a save expecting version {expected} of a product at 2"
+        );
+    }
+    assert_eq!(
+        store.save_product(&a3, None, Some(&damaged)).await,
+        Err(StoreError::ConditionFailed),
+        "a create of a SKU that exists, with an adjustment"
+    );
+    assert_eq!(
+        stored_product(store, &a_sku).await.as_ref(),
+        Some(&a2),
+        "refused saves change nothing"
+    );
+    assert_eq!(
+        log.recorded_adjustments(&a_sku).await,
+        std::slice::from_ref(&received),
+        "a refused save writes no adjustment"
+    );
+    assert_eq!(
+        store.save_product(&a3, Some(2), Some(&damaged)).await,
+        Ok(())
+    );
+    assert_eq!(
+        sorted(log.recorded_adjustments(&a_sku).await),
+        sorted(vec![received.clone(), damaged.clone()])
+    );
+
+    // An update without an adjustment (a price change) writes none.
+    let a4 = Product {
+        unit_price: Money::new(2600, Currency::parse("EUR").expect("EUR")).expect("a price"),
+        version: 4,
+        updated_at: at + seconds(3),
+        ..a3.clone()
+    };
+    assert_eq!(store.save_product(&a4, Some(3), None).await, Ok(()));
+    assert_eq!(stored_product(store, &a_sku).await.as_ref(), Some(&a4));
+    assert_eq!(log.recorded_adjustments(&a_sku).await.len(), 2);
+
+    // An update never creates.
+    let ghost = product(&unknown, 3, at);
+    let counted = adjustment(&ghost, &ghost, AdjustmentReason::Count);
+    assert_eq!(
+        store.save_product(&ghost, Some(1), Some(&counted)).await,
+        Err(StoreError::ConditionFailed),
+        "a versioned save of a SKU that does not exist"
+    );
+    assert_eq!(stored_product(store, &unknown).await, None);
+    assert_eq!(log.recorded_adjustments(&unknown).await, []);
+}
+
+/// `catalog` lists every product once, in SKU order, across pages; `adjustments` lists one SKU's
+/// adjustments newest first, across pages, and a cursor of one SKU's history opens no other's.
+pub async fn catalog_and_history<S: InventoryStore>(store: &S, prefix: &str) {
+    check_prefix(prefix);
+    let at = base_time();
+    let skus: Vec<Sku> = ["CAT-C", "CAT-A", "CAT-B"]
+        .iter()
+        .map(|name| sku(prefix, name))
+        .collect();
+    for sku in &skus {
+        assert_eq!(
+            store.save_product(&product(sku, 4, at), None, None).await,
+            Ok(())
+        );
+    }
+    let mut listed = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..50 {
+        let page = store
+            .catalog(100, cursor.as_deref())
+            .await
+            .expect("listing the catalog");
+        listed.extend(page.items.into_iter().map(|p| p.sku));
+        cursor = page.next_cursor;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert!(cursor.is_none(), "the catalog ends");
+    let mut in_order = listed.clone();
+    in_order.sort();
+    in_order.dedup();
+    assert_eq!(
+        listed, in_order,
+        "the catalog is in SKU order, each SKU once"
+    );
+    let mut expected = skus.clone();
+    expected.sort();
+    let found: Vec<Sku> = listed.into_iter().filter(|s| skus.contains(s)).collect();
+    assert_eq!(found, expected, "every product is in the catalog");
+
+    // Three adjustments of one SKU, one of another.
+    let (a, b) = (&skus[1], &skus[2]);
+    let mut current = product(a, 4, at);
+    let mut written = Vec::new();
+    for step in 1..=3 {
+        let next = Product {
+            stock: current.stock.adjust(1).expect("adding stock"),
+            version: current.version + 1,
+            updated_at: at + seconds(step),
+            ..current.clone()
+        };
+        let received = adjustment(&current, &next, AdjustmentReason::Receipt);
+        assert_eq!(
+            store
+                .save_product(&next, Some(current.version), Some(&received))
+                .await,
+            Ok(())
+        );
+        written.push(received);
+        current = next;
+    }
+    let other = product(b, 4, at);
+    let other_next = Product {
+        stock: other.stock.adjust(-1).expect("removing stock"),
+        version: 2,
+        updated_at: at + seconds(9),
+        ..other.clone()
+    };
+    let damaged = adjustment(&other, &other_next, AdjustmentReason::Damage);
+    assert_eq!(
+        store
+            .save_product(&other_next, Some(1), Some(&damaged))
+            .await,
+        Ok(())
+    );
+
+    let first = store.adjustments(a, 2, None).await.expect("a first page");
+    let ids_of =
+        |page: &Page<StockAdjustment>| page.items.iter().map(|x| x.id.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        ids_of(&first),
+        [written[2].id.clone(), written[1].id.clone()],
+        "newest first"
+    );
+    let cursor = first.next_cursor.expect("a second page");
+    let second = store
+        .adjustments(a, 2, Some(&cursor))
+        .await
+        .expect("a second page");
+    assert_eq!(
+        second.items,
+        [written[0].clone()],
+        "the oldest last, as written"
+    );
+    assert_eq!(
+        store.adjustments(b, 2, Some(&cursor)).await,
+        Err(StoreError::InvalidCursor),
+        "a cursor of one SKU's history opens no other's"
+    );
+    assert_eq!(
+        store.adjustments(b, 10, None).await.map(|p| p.items),
+        Ok(vec![damaged]),
+        "each SKU has its own history"
+    );
+    assert_eq!(
+        store
+            .adjustments(&sku(prefix, "CAT-X"), 10, None)
+            .await
+            .map(|p| p.items),
+        Ok(vec![]),
+        "an unknown SKU has none"
+    );
+}

@@ -1,0 +1,374 @@
+//! What every `OrderTransactions` must do: an order and its stock moved together, all or none.
+
+use super::*;
+
+async fn stock_of<S: InventoryStore>(store: &S, sku: &Sku) -> (u32, u32, u64) {
+    let product = stored_product(store, sku)
+        .await
+        .unwrap_or_else(|| panic!("product {sku} exists"));
+    (
+        product.stock.available(),
+        product.stock.reserved(),
+        product.version,
+    )
+}
+
+async fn new_products<S: InventoryStore>(store: &S, products: &[&Product]) {
+    for product in products {
+        assert_eq!(
+            store.save_product(product, None, None).await,
+            Ok(()),
+            "creating {}",
+            product.sku
+        );
+    }
+}
+
+/// `reserve` takes every line or none: any short line is `Short` naming each short SKU (in line
+/// order) with what was requested and what was available (0 for an unknown SKU), and moves no
+/// stock and not the order; a reservation that fits moves exactly its lines from `available` to
+/// `reserved`, bumps each product's version, and writes the order.
+pub async fn reserve_all_or_nothing<S: OrderStore + InventoryStore + OrderTransactions>(
+    store: &S,
+    prefix: &str,
+) {
+    check_prefix(prefix);
+    let at = base_time();
+    let ada = customer(prefix, "reserver");
+    let a = product(&sku(prefix, "RS-A"), 5, at);
+    let b = product(&sku(prefix, "RS-B"), 1, at);
+    let c = product(&sku(prefix, "RS-C"), 4, at);
+    let unknown = product(&sku(prefix, "RS-X"), 9, at);
+    new_products(store, &[&a, &b, &c]).await;
+    let untouched = [a.clone(), b.clone(), c.clone()];
+    let check_untouched = async |store: &S| {
+        for p in &untouched {
+            assert_eq!(
+                stored_product(store, &p.sku).await.as_ref(),
+                Some(p),
+                "a refused reservation moves no stock"
+            );
+        }
+    };
+
+    // One line short.
+    let one_short = place(&ada, &[(&a, 2), (&b, 2)], at);
+    create(store, &one_short).await;
+    assert_eq!(
+        store
+            .reserve(&one_short.reserve(at).expect("reserving"))
+            .await,
+        Ok(ReserveOutcome::Short(vec![Shortage {
+            sku: b.sku.clone(),
+            requested: 2,
+            available: 1
+        }])),
+        "one line short"
+    );
+    check_untouched(store).await;
+    assert_eq!(
+        stored(store, &one_short.id).await.as_ref(),
+        Some(&one_short),
+        "a refused reservation leaves the order as it was"
+    );
+
+    // Several lines short, one fine, one unknown: every short one is named, in line order.
+    let many_short = place(&ada, &[(&b, 3), (&c, 1), (&unknown, 1), (&a, 9)], at);
+    create(store, &many_short).await;
+    assert_eq!(
+        store
+            .reserve(&many_short.reserve(at).expect("reserving"))
+            .await,
+        Ok(ReserveOutcome::Short(vec![
+            Shortage {
+                sku: b.sku.clone(),
+                requested: 3,
+                available: 1
+            },
+            Shortage {
+                sku: unknown.sku.clone(),
+                requested: 1,
+                available: 0
+            },
+            Shortage {
+                sku: a.sku.clone(),
+                requested: 9,
+                available: 5
+            },
+        ])),
+        "several lines short"
+    );
+    check_untouched(store).await;
+    assert_eq!(
+        stored_product(store, &unknown.sku).await,
+        None,
+        "nothing created"
+    );
+    assert_eq!(
+        stored(store, &many_short.id).await.as_ref(),
+        Some(&many_short)
+    );
+
+    // Lines that fit, one SKU on two lines: netted.
+    let fits = place(&ada, &[(&a, 2), (&c, 4)], at + seconds(1));
+    create(store, &fits).await;
+    let reserved = fits.reserve(at + seconds(2)).expect("reserving");
+    assert_eq!(store.reserve(&reserved).await, Ok(ReserveOutcome::Reserved));
+    assert_eq!(stock_of(store, &a.sku).await, (3, 2, 2), "A: 2 reserved");
+    assert_eq!(
+        stock_of(store, &c.sku).await,
+        (0, 4, 2),
+        "C: all 4 reserved"
+    );
+    assert_eq!(stock_of(store, &b.sku).await, (1, 0, 1), "B untouched");
+    assert_eq!(stored(store, &fits.id).await.as_ref(), Some(&reserved));
+
+    // Never below zero: C has nothing left.
+    let more = place(&ada, &[(&c, 1)], at + seconds(3));
+    create(store, &more).await;
+    assert_eq!(
+        store.reserve(&more.reserve(at).expect("reserving")).await,
+        Ok(ReserveOutcome::Short(vec![Shortage {
+            sku: c.sku.clone(),
+            requested: 1,
+            available: 0
+        }]))
+    );
+    assert_eq!(stock_of(store, &c.sku).await, (0, 4, 2));
+}
+
+/// An order write is conditioned on the stored order being the version before it: stale, ahead
+/// or absent is `OrderChanged` (even when stock is also short) and writes nothing; an order it
+/// creates must not exist (`ConditionFailed`, nothing written); a write taking more from
+/// `reserved` than is there is refused and writes nothing.
+pub async fn commit_conditions<S: OrderStore + InventoryStore + OrderTransactions>(
+    store: &S,
+    prefix: &str,
+) {
+    check_prefix(prefix);
+    let at = base_time();
+    let ada = customer(prefix, "committer");
+    let a = product(&sku(prefix, "CC-A"), 5, at);
+    let b = product(&sku(prefix, "CC-B"), 1, at);
+    new_products(store, &[&a, &b]).await;
+
+    // The stored order moved on (cancelled) since the reservation was computed.
+    let order = place(&ada, &[(&a, 2)], at);
+    create(store, &order).await;
+    let cancelled = order
+        .cancel("changed my mind".into(), "customer", at + seconds(1))
+        .expect("cancelling")
+        .order;
+    let cancelled = save(store, &order, cancelled).await;
+    assert_eq!(
+        store.reserve(&order.reserve(at).expect("reserving")).await,
+        Ok(ReserveOutcome::OrderChanged),
+        "a reservation computed from a stale order"
+    );
+    assert_eq!(stock_of(store, &a.sku).await, (5, 0, 1), "no stock moved");
+    assert_eq!(stored(store, &order.id).await.as_ref(), Some(&cancelled));
+
+    // Stale and short: the order's change is what the caller hears of.
+    let short = place(&ada, &[(&b, 2)], at);
+    create(store, &short).await;
+    let rejected = short.reject(vec![], at).expect("rejecting");
+    let rejected = save(store, &short, rejected).await;
+    assert_eq!(
+        store.reserve(&short.reserve(at).expect("reserving")).await,
+        Ok(ReserveOutcome::OrderChanged),
+        "stale and short"
+    );
+    assert_eq!(stored(store, &short.id).await.as_ref(), Some(&rejected));
+
+    // A write two versions ahead of the stored order.
+    let ahead = place(&ada, &[(&a, 1)], at);
+    create(store, &ahead).await;
+    let two_ahead = in_fulfillment(&ahead, &format!("{prefix}-WHX"), at);
+    assert_eq!(
+        store
+            .commit(&OrderChange {
+                moves: ahead.stock_moves(StockMovement::Reserve),
+                order: two_ahead,
+                created: None,
+            })
+            .await,
+        Ok(CommitOutcome::OrderChanged),
+        "a write two versions ahead"
+    );
+    assert_eq!(stock_of(store, &a.sku).await, (5, 0, 1));
+    assert_eq!(stored(store, &ahead.id).await.as_ref(), Some(&ahead));
+
+    // An order that was never created.
+    let ghost = place(&ada, &[(&a, 1)], at);
+    assert_eq!(
+        store.reserve(&ghost.reserve(at).expect("reserving")).await,
+        Ok(ReserveOutcome::OrderChanged),
+        "reserving an order that is not stored"
+    );
+    assert_eq!(
+        stored(store, &ghost.id).await,
+        None,
+        "the write created nothing"
+    );
+    assert_eq!(stock_of(store, &a.sku).await, (5, 0, 1));
+
+    // Releasing what is not reserved: refused, nothing written.
+    let pending = place(&ada, &[(&a, 1)], at);
+    create(store, &pending).await;
+    let result = store
+        .commit(&OrderChange {
+            moves: pending.stock_moves(StockMovement::Release),
+            order: pending.reserve(at).expect("reserving"),
+            created: None,
+        })
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::Corrupt(_))),
+        "releasing units that are not reserved: {result:?}"
+    );
+    assert_eq!(stock_of(store, &a.sku).await, (5, 0, 1), "no stock moved");
+    assert_eq!(stored(store, &pending.id).await.as_ref(), Some(&pending));
+
+    // A created order: written with the change, or (if it exists) neither.
+    let original = place(&ada, &[(&a, 1)], at);
+    create(store, &original).await;
+    let replacement = place(&ada, &[(&a, 1)], at + seconds(1));
+    let write = OrderChange {
+        moves: original.stock_moves(StockMovement::Reserve),
+        order: original.reserve(at).expect("reserving"),
+        created: Some(replacement.clone()),
+    };
+    assert_eq!(store.commit(&write).await, Ok(CommitOutcome::Committed));
+    assert_eq!(
+        stored(store, &original.id).await.as_ref(),
+        Some(&write.order)
+    );
+    assert_eq!(
+        stored(store, &replacement.id).await.as_ref(),
+        Some(&replacement),
+        "the created order is written with the change"
+    );
+    assert_eq!(stock_of(store, &a.sku).await, (4, 1, 2));
+    let again = place(&ada, &[(&a, 1)], at);
+    create(store, &again).await;
+    let clash = OrderChange {
+        moves: again.stock_moves(StockMovement::Reserve),
+        order: again.reserve(at).expect("reserving"),
+        created: Some(replacement.clone()),
+    };
+    assert_eq!(
+        store.commit(&clash).await,
+        Err(StoreError::ConditionFailed),
+        "creating an order that exists"
+    );
+    assert_eq!(stored(store, &again.id).await.as_ref(), Some(&again));
+    assert_eq!(
+        stored(store, &replacement.id).await.as_ref(),
+        Some(&replacement)
+    );
+    assert_eq!(stock_of(store, &a.sku).await, (4, 1, 2), "no stock moved");
+}
+
+/// The stock an order's life moves: reserving takes from `available` into `reserved`, shipping
+/// takes it out of `reserved` (and the building), cancelling gives it back; each write bumps the
+/// product's version once and a repeated write is `OrderChanged`.
+pub async fn commit_moves_stock<S: OrderStore + InventoryStore + OrderTransactions>(
+    store: &S,
+    prefix: &str,
+) {
+    check_prefix(prefix);
+    let at = base_time();
+    let ada = customer(prefix, "mover");
+    let a = product(&sku(prefix, "MV-A"), 5, at);
+    let b = product(&sku(prefix, "MV-B"), 3, at);
+    new_products(store, &[&a, &b]).await;
+
+    let order = place(&ada, &[(&a, 2), (&b, 1)], at);
+    create(store, &order).await;
+    let reserved = order.reserve(at).expect("reserving");
+    assert_eq!(store.reserve(&reserved).await, Ok(ReserveOutcome::Reserved));
+    assert_eq!(
+        store.reserve(&reserved).await,
+        Ok(ReserveOutcome::OrderChanged),
+        "the same reservation twice"
+    );
+    assert_eq!(stock_of(store, &a.sku).await, (3, 2, 2));
+    assert_eq!(stock_of(store, &b.sku).await, (2, 1, 2));
+    let fulfilling = reserved
+        .authorized_for_test(at)
+        .start_fulfillment(&format!("{prefix}-WHM"), at)
+        .expect("to the warehouse");
+    let fulfilling = save(store, &reserved, fulfilling).await;
+    let picked = save(store, &fulfilling, picked(&fulfilling, at)).await;
+    let packed = save(store, &picked, packed(&picked, at)).await;
+    let shipped = shipped(&packed, at + seconds(1));
+    assert_eq!(store.ship(&shipped).await, Ok(ShipOutcome::Shipped));
+    assert_eq!(
+        stock_of(store, &a.sku).await,
+        (3, 0, 3),
+        "A: 2 left the building"
+    );
+    assert_eq!(
+        stock_of(store, &b.sku).await,
+        (2, 0, 3),
+        "B: 1 left the building"
+    );
+    assert_eq!(stored(store, &order.id).await.as_ref(), Some(&shipped));
+    assert_eq!(
+        store.ship(&shipped).await,
+        Ok(ShipOutcome::OrderChanged),
+        "the same shipment twice"
+    );
+    assert_eq!(stock_of(store, &a.sku).await, (3, 0, 3));
+
+    // A cancellation gives back what was reserved.
+    let other = place(&ada, &[(&a, 3)], at);
+    create(store, &other).await;
+    let reserved = other.reserve(at).expect("reserving");
+    assert_eq!(store.reserve(&reserved).await, Ok(ReserveOutcome::Reserved));
+    assert_eq!(stock_of(store, &a.sku).await, (0, 3, 4));
+    let step = reserved
+        .cancel("changed my mind".into(), "customer", at + seconds(2))
+        .expect("cancelling");
+    let write = OrderChange {
+        order: step.order,
+        moves: step.moves,
+        created: step.created,
+    };
+    assert_eq!(store.commit(&write).await, Ok(CommitOutcome::Committed));
+    assert_eq!(stock_of(store, &a.sku).await, (3, 0, 5), "released");
+    assert_eq!(stored(store, &other.id).await.as_ref(), Some(&write.order));
+}
+
+/// Two orders racing for the last unit: exactly one gets it, the other is `Short` with none
+/// available, and the counters never go below zero.
+pub async fn last_unit_goes_once<S: OrderStore + InventoryStore + OrderTransactions>(
+    store: &S,
+    prefix: &str,
+) {
+    check_prefix(prefix);
+    let at = base_time();
+    let item = product(&sku(prefix, "LAST"), 1, at);
+    new_products(store, &[&item]).await;
+    let first = place(&customer(prefix, "first"), &[(&item, 1)], at);
+    let second = place(&customer(prefix, "second"), &[(&item, 1)], at);
+    create(store, &first).await;
+    create(store, &second).await;
+    let (r1, r2) = (
+        first.reserve(at).expect("reserving"),
+        second.reserve(at).expect("reserving"),
+    );
+    let (o1, o2) = both(store.reserve(&r1), store.reserve(&r2)).await;
+    let none_left = ReserveOutcome::Short(vec![Shortage {
+        sku: item.sku.clone(),
+        requested: 1,
+        available: 0,
+    }]);
+    let outcomes = [o1.expect("reserving"), o2.expect("reserving")];
+    assert!(
+        outcomes == [ReserveOutcome::Reserved, none_left.clone()]
+            || outcomes == [none_left, ReserveOutcome::Reserved],
+        "one wins, one is short: {outcomes:?}"
+    );
+    assert_eq!(stock_of(store, &item.sku).await, (0, 1, 2));
+}

@@ -1,0 +1,58 @@
+//! Orders and stock moved together, in memory: the one lock plays the transaction.
+
+use super::*;
+
+impl OrderTransactions for InMemoryStore {
+    async fn commit(&self, write: &OrderChange) -> Result<CommitOutcome, StoreError> {
+        let mut state = self.lock();
+        let order = &write.order;
+        if state.orders.get(&order.id).map(|o| o.version + 1) != Some(order.version) {
+            return Ok(CommitOutcome::OrderChanged);
+        }
+        if let Some(created) = &write.created {
+            if state.orders.contains_key(&created.id) {
+                return Err(StoreError::ConditionFailed);
+            }
+        }
+        let mut updated = Vec::new();
+        let mut shortages = Vec::new();
+        for delta in StockDelta::net(&write.moves) {
+            let Some(product) = state.products.get(&delta.sku) else {
+                shortages.push(Shortage {
+                    sku: delta.sku.clone(),
+                    requested: delta.takes_available,
+                    available: 0,
+                });
+                continue;
+            };
+            match product.stock.apply(&delta) {
+                Ok(stock) => updated.push(Product {
+                    stock,
+                    version: product.version + 1,
+                    updated_at: order.updated_at,
+                    ..product.clone()
+                }),
+                Err(StockError::Insufficient {
+                    requested,
+                    available,
+                }) => shortages.push(Shortage {
+                    sku: delta.sku.clone(),
+                    requested,
+                    available,
+                }),
+                Err(e) => return Err(StoreError::Corrupt(format!("{}: {e}", delta.sku))),
+            }
+        }
+        if !shortages.is_empty() {
+            return Ok(CommitOutcome::Short(shortages));
+        }
+        for product in updated {
+            state.products.insert(product.sku.clone(), product);
+        }
+        state.orders.insert(order.id.clone(), order.clone());
+        if let Some(created) = &write.created {
+            state.orders.insert(created.id.clone(), created.clone());
+        }
+        Ok(CommitOutcome::Committed)
+    }
+}
