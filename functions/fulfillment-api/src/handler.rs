@@ -8,8 +8,8 @@ use lambda_http::{Body, Error, Request, RequestExt, Response};
 use oms_adapters::config;
 use oms_adapters::dynamo::DynamoStore;
 use oms_adapters::http::{
-    caller, etag, if_match, json_body, json_response, page_limit, path_parameter, require_scope,
-    respond, route_key, unknown_route, ApiError, ProblemType,
+    caller, etag, if_match, json_body, json_response, page_limit, path_id, require_scope, respond,
+    route_key, unknown_route, ApiError, Listing, ProblemType,
 };
 use oms_adapters::secrets::{SecretCache, SecretSource};
 use oms_domain::app::caller::SCOPE_WAREHOUSE;
@@ -160,16 +160,12 @@ fn shipment_response(order: &Order) -> Result<Response<Body>, ApiError> {
 }
 
 fn order_id(request: &Request) -> Result<OrderId, ApiError> {
-    OrderId::parse(path_parameter(request, "orderId")?)
-        .map_err(|_| ApiError::NotFound("no shipment for this order".into()))
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct PickListPage {
-    items: Vec<FulfillmentView>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next_cursor: Option<String>,
+    path_id(
+        request,
+        "orderId",
+        |raw| OrderId::parse(raw),
+        |_| "no shipment for this order".into(),
+    )
 }
 
 async fn pick_list<S: OrderStore, K>(
@@ -195,11 +191,7 @@ async fn pick_list<S: OrderStore, K>(
     let limit = page_limit(request)?;
     let page = fulfillment::pick_list(&app.store, &warehouse, status, limit, query.first("cursor"))
         .await?;
-    let body = PickListPage {
-        items: page.items.iter().filter_map(FulfillmentView::of).collect(),
-        next_cursor: page.next_cursor,
-    };
-    Ok(json_response(StatusCode::OK, &body))
+    Ok(Listing::of(&page, FulfillmentView::of).response())
 }
 
 async fn get<S: OrderStore, K>(

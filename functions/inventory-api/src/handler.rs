@@ -5,8 +5,8 @@ use lambda_http::{Body, Error, Request, RequestExt, Response};
 use oms_adapters::config;
 use oms_adapters::dynamo::DynamoStore;
 use oms_adapters::http::{
-    caller, json_body, json_response, path_parameter, require_scope, respond, route_key,
-    unknown_route, ApiError,
+    caller, json_body, json_response, path_id, path_parameter, require_scope, respond, route_key,
+    unknown_route, ApiError, Listing,
 };
 use oms_adapters::http::{page_limit, ProblemType};
 use oms_domain::app::caller::SCOPE_ADMIN;
@@ -16,7 +16,6 @@ use oms_domain::ids::Sku;
 use oms_domain::ports::InventoryStore;
 use oms_domain::shipping::ShippingPolicy;
 use oms_domain::validation::ValidationErrors;
-use serde::Serialize;
 
 /// What the function needs, built once per cold start.
 pub struct App<S> {
@@ -56,19 +55,9 @@ async fn get<S: InventoryStore>(
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     caller(request)?;
-    let raw = path_parameter(request, "sku")?;
-    let sku = Sku::parse(raw.as_str())
-        .map_err(|_| ApiError::NotFound(format!("SKU {raw} does not exist")))?;
+    let sku = sku_in_path(request)?;
     let view = inventory::get_product(&app.store, &sku).await?;
     Ok(json_response(StatusCode::OK, &view))
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Listing<T> {
-    items: Vec<T>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next_cursor: Option<String>,
 }
 
 fn invalid_query(detail: impl Into<String>) -> ApiError {
@@ -132,13 +121,7 @@ async fn list<S: InventoryStore>(
         query.first("cursor"),
     )
     .await?;
-    Ok(json_response(
-        StatusCode::OK,
-        &Listing {
-            items: page.items.iter().map(ProductView::from).collect(),
-            next_cursor: page.next_cursor,
-        },
-    ))
+    Ok(Listing::of(&page, |p| Some(ProductView::from(p))).response())
 }
 
 /// `GET /inventory/{sku}/adjustments`: the SKU's adjustment history, newest first.
@@ -147,9 +130,7 @@ async fn history<S: InventoryStore>(
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let caller = caller(request)?;
-    let raw = path_parameter(request, "sku")?;
-    let sku = Sku::parse(raw.as_str())
-        .map_err(|_| ApiError::NotFound(format!("SKU {raw} does not exist")))?;
+    let sku = sku_in_path(request)?;
     let query = request.query_string_parameters();
     let page = staff::adjustment_history(
         &app.store,
@@ -159,13 +140,17 @@ async fn history<S: InventoryStore>(
         query.first("cursor"),
     )
     .await?;
-    Ok(json_response(
-        StatusCode::OK,
-        &Listing {
-            items: page.items.iter().map(AdjustmentView::from).collect(),
-            next_cursor: page.next_cursor,
-        },
-    ))
+    Ok(Listing::of(&page, |a| Some(AdjustmentView::from(a))).response())
+}
+
+/// The SKU a read names; a malformed one names nothing: the same 404 as one not stored.
+fn sku_in_path(request: &Request) -> Result<Sku, ApiError> {
+    path_id(
+        request,
+        "sku",
+        |raw| Sku::parse(raw),
+        |raw| format!("SKU {raw} does not exist"),
+    )
 }
 
 /// The SKU a write names; a malformed one is a field error, since the write would create it.

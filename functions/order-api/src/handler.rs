@@ -5,8 +5,8 @@ use lambda_http::{Body, Error, Request, RequestExt, Response};
 use oms_adapters::dynamo::DynamoStore;
 use oms_adapters::http::ProblemType;
 use oms_adapters::http::{
-    caller, if_match, json_body, json_response, page_limit, path_parameter, require_scope, respond,
-    route_key, unknown_route, ApiError,
+    caller, if_match, json_body, json_response, page_limit, path_id, path_parameter, require_scope,
+    respond, route_key, unknown_route, ApiError, Listing,
 };
 use oms_domain::app::caller::SCOPE_ADMIN;
 use oms_domain::app::queries::{self, OrderSummary};
@@ -54,8 +54,12 @@ pub async fn handle<S: OrderStore + OrderTransactions>(
 
 /// The order id in the path. A malformed id names no order: the same 404 as a missing one.
 fn order_id(request: &Request) -> Result<OrderId, ApiError> {
-    OrderId::parse(path_parameter(request, "id")?)
-        .map_err(|_| ApiError::NotFound("no such order".into()))
+    path_id(
+        request,
+        "id",
+        |raw| OrderId::parse(raw),
+        |_| "no such order".into(),
+    )
 }
 
 async fn get_order<S: OrderStore>(
@@ -90,14 +94,6 @@ async fn cancel<S: OrderStore + OrderTransactions>(
     ))
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct OrderPage {
-    items: Vec<OrderSummary>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next_cursor: Option<String>,
-}
-
 /// `GET /orders`: the caller's own orders, newest first; with `status` (and `minAgeMinutes`) or
 /// `customerId`, the staff order queue (`oms:admin`).
 async fn list_orders<S: OrderStore>(
@@ -122,11 +118,7 @@ async fn list_orders<S: OrderStore>(
             .await?
         }
     };
-    let body = OrderPage {
-        items: page.items.iter().map(OrderSummary::from).collect(),
-        next_cursor: page.next_cursor,
-    };
-    Ok(json_response(StatusCode::OK, &body))
+    Ok(Listing::of(&page, |o| Some(OrderSummary::from(o))).response())
 }
 
 fn invalid_query(detail: impl Into<String>) -> ApiError {
@@ -244,14 +236,6 @@ async fn retry_refund<S: OrderStore>(
     Ok(json_response(StatusCode::OK, &OrderView::from(&order)))
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct AttentionPage<'a> {
-    items: Vec<PaymentAttentionView<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next_cursor: Option<String>,
-}
-
 /// `GET /payments/attention` (`oms:admin`): orders whose money needs staff — an amount the PSP
 /// reported that is not the order's, a refund or capture the PSP refused, an authorization near
 /// its capture deadline — the longest waiting first.
@@ -267,15 +251,7 @@ async fn payment_attention<S: OrderStore>(
         .store
         .list_payment_watch(PaymentWatch::Attention, None, limit, query.first("cursor"))
         .await?;
-    let body = AttentionPage {
-        items: page
-            .items
-            .iter()
-            .filter_map(PaymentAttentionView::of)
-            .collect(),
-        next_cursor: page.next_cursor,
-    };
-    Ok(json_response(StatusCode::OK, &body))
+    Ok(Listing::of(&page, PaymentAttentionView::of).response())
 }
 
 #[cfg(test)]

@@ -5,8 +5,9 @@ use lambda_http::{Body, Error, Request, RequestExt, Response};
 use oms_adapters::config;
 use oms_adapters::dynamo::DynamoStore;
 use oms_adapters::http::{
-    caller, idempotency_key, if_match, json_body, json_response, page_limit, path_parameter,
-    require_scope, respond, route_key, unknown_route, ApiError, ProblemType,
+    caller, idempotency_key, if_match, json_body, json_response, page_limit, path_id,
+    path_parameter, require_scope, respond, route_key, unknown_route, ApiError, Listing,
+    ProblemType,
 };
 use oms_domain::app::caller::{SCOPE_ADMIN, SCOPE_WAREHOUSE};
 use oms_domain::app::returns::{
@@ -93,8 +94,12 @@ fn has_label(rma: &Return) -> bool {
 
 /// The RMA number in the path. A malformed one names no return: the same 404 as a missing one.
 fn return_id(request: &Request) -> Result<ReturnId, ApiError> {
-    ReturnId::parse(&path_parameter(request, "id")?)
-        .map_err(|_| ApiError::NotFound("no such return".into()))
+    path_id(
+        request,
+        "id",
+        |raw| ReturnId::parse(raw),
+        |_| "no such return".into(),
+    )
 }
 
 /// The return in a response of `status`, with its `Location`.
@@ -142,14 +147,6 @@ async fn open<S: OrderStore + InventoryStore + OrderTransactions>(
     Ok(response)
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ReturnPage<'a> {
-    items: Vec<ReturnView<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next_cursor: Option<String>,
-}
-
 /// `GET /returns?status=PENDING_APPROVAL&limit=&cursor=` (`oms:admin`): the approval queue.
 async fn list_pending<S: OrderStore>(
     app: &App<S>,
@@ -169,7 +166,7 @@ async fn list_pending<S: OrderStore>(
     }
     let limit = page_limit(request)?;
     let (returns, next_cursor) = pending_returns(&app.store, limit, query.first("cursor")).await?;
-    let body = ReturnPage {
+    let body = Listing {
         items: returns
             .iter()
             .map(|rma| ReturnView {

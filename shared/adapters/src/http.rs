@@ -24,7 +24,7 @@ use oms_domain::ids::{CustomerId, IdempotencyKey};
 use oms_domain::order::cancellation::CancelError;
 use oms_domain::order::refunds::RefundRetryError;
 use oms_domain::order::returns::ReturnError;
-use oms_domain::ports::StoreError;
+use oms_domain::ports::{Page, StoreError};
 use oms_domain::validation::ValidationErrors;
 use serde::Serialize;
 
@@ -444,6 +444,43 @@ pub fn path_parameter(request: &Request, name: &str) -> Result<String, ApiError>
         .and_then(|p| p.first(name))
         .map(str::to_owned)
         .ok_or_else(|| ApiError::NotFound(format!("no {name} in the path")))
+}
+
+/// The identifier in the path parameter `name`, parsed by `parse`. A malformed identifier names
+/// nothing, so it answers the same 404 as one that names nothing stored (`not_found` says what).
+pub fn path_id<T, E>(
+    request: &Request,
+    name: &str,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+    not_found: impl FnOnce(&str) -> String,
+) -> Result<T, ApiError> {
+    let raw = path_parameter(request, name)?;
+    parse(&raw).map_err(|_| ApiError::NotFound(not_found(&raw)))
+}
+
+/// One page of a listing as every API answers it: `{"items": [...], "nextCursor": "..."}`
+/// (no `nextCursor` on the last page).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Listing<T> {
+    pub items: Vec<T>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+impl<T: Serialize> Listing<T> {
+    /// The page's items as `view` shows them (an item it shows as `None` is left out).
+    pub fn of<'a, U>(page: &'a Page<U>, view: impl FnMut(&'a U) -> Option<T>) -> Self {
+        Listing {
+            items: page.items.iter().filter_map(view).collect(),
+            next_cursor: page.next_cursor.clone(),
+        }
+    }
+
+    /// The page as a `200` answer.
+    pub fn response(&self) -> Response<Body> {
+        json_response(StatusCode::OK, self)
+    }
 }
 
 impl From<StoreError> for ApiError {
