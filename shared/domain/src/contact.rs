@@ -2,9 +2,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::request::{text, Fields};
-use crate::validation::ValidationErrors;
-
 /// An ISO 3166-1 alpha-2 country code, upper case.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -41,7 +38,8 @@ impl From<CountryCode> for String {
     }
 }
 
-/// A postal address. Built only by [`Address::parse`], which checks every field.
+/// A postal address. Built only by the request reader (`Address::parse` in
+/// [`crate::request`]), which checks every field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Address {
@@ -68,44 +66,25 @@ pub struct Contact {
 }
 
 impl Address {
-    /// Parses the untrusted JSON at `field`, recording every problem in `errors`.
-    pub fn parse(
-        errors: &mut ValidationErrors,
-        field: &str,
-        value: Option<&serde_json::Value>,
-    ) -> Option<Self> {
-        let known = [
-            "name",
-            "line1",
-            "line2",
-            "city",
-            "region",
-            "postalCode",
-            "country",
-        ];
-        let fields = Fields::object_at(errors, field, value, &known)?;
-        let before = errors.0.len();
-        let name = fields.required(errors, "name", text(200));
-        let line1 = fields.required(errors, "line1", text(200));
-        let line2 = fields.optional(errors, "line2", text(200));
-        let city = fields.required(errors, "city", text(100));
-        let region = fields.optional(errors, "region", text(100));
-        let postal_code = fields.required(errors, "postalCode", text(16));
-        let country = fields.required(errors, "country", |v| {
-            text(2)(v).and_then(|c| CountryCode::parse(&c).map_err(|e| e.to_string()))
-        });
-        if errors.0.len() != before {
-            return None;
-        }
-        Some(Self {
-            name: name?,
-            line1: line1?,
+    /// An address from fields the request reader checked ([`crate::request`]).
+    pub(crate) fn checked(
+        name: String,
+        line1: String,
+        line2: Option<String>,
+        city: String,
+        region: Option<String>,
+        postal_code: String,
+        country: CountryCode,
+    ) -> Self {
+        Self {
+            name,
+            line1,
             line2,
-            city: city?,
+            city,
             region,
-            postal_code: postal_code?,
-            country: country?,
-        })
+            postal_code,
+            country,
+        }
     }
 
     /// The recipient's name, as the customer wrote it.
@@ -136,52 +115,13 @@ impl Address {
 }
 
 impl Contact {
-    /// Parses the untrusted JSON at `field`, recording every problem in `errors`.
-    pub fn parse(
-        errors: &mut ValidationErrors,
-        field: &str,
-        value: Option<&serde_json::Value>,
-    ) -> Option<Self> {
-        let fields = Fields::object_at(errors, field, value, &["email", "phone", "language"])?;
-        let before = errors.0.len();
-        let email = fields.required(errors, "email", |v| {
-            let email = text(254)(v)?;
-            match email.parse::<email_address::EmailAddress>() {
-                Ok(_) => Ok(email),
-                Err(_) => Err("must be an e-mail address".to_owned()),
-            }
-        });
-        let phone = fields.optional(errors, "phone", |v| {
-            let phone = text(20)(v)?;
-            let digits = phone.strip_prefix('+').unwrap_or(&phone);
-            let e164 = phone.starts_with('+')
-                && (7..=15).contains(&digits.len())
-                && digits.chars().all(|c| c.is_ascii_digit());
-            if e164 {
-                Ok(phone)
-            } else {
-                Err("must be an E.164 number such as +4915112345678".to_owned())
-            }
-        });
-        let language = fields.optional(errors, "language", |v| {
-            let tag = text(35)(v)?;
-            let bcp47 = tag.split('-').all(|part| {
-                (1..=8).contains(&part.len()) && part.chars().all(|c| c.is_ascii_alphanumeric())
-            });
-            if bcp47 {
-                Ok(tag)
-            } else {
-                Err("must be a BCP 47 language tag such as en or de-AT".to_owned())
-            }
-        });
-        if errors.0.len() != before {
-            return None;
-        }
-        Some(Self {
-            email: email?,
+    /// Contact details the request reader checked ([`crate::request`]).
+    pub(crate) fn checked(email: String, phone: Option<String>, language: Option<String>) -> Self {
+        Self {
+            email,
             phone,
             language,
-        })
+        }
     }
 
     pub fn email(&self) -> &str {
@@ -194,54 +134,5 @@ impl Contact {
 
     pub fn language(&self) -> Option<&str> {
         self.language.as_deref()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn names_every_bad_address_field() {
-        let mut errors = ValidationErrors::default();
-        let parsed = Address::parse(
-            &mut errors,
-            "shippingAddress",
-            Some(
-                &json!({"name": "", "line1": 5, "city": "Berlin", "postalCode": "10115", "country": "Germany"}),
-            ),
-        );
-        assert!(parsed.is_none());
-        let fields: Vec<_> = errors.0.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(
-            fields,
-            [
-                "shippingAddress.name",
-                "shippingAddress.line1",
-                "shippingAddress.country"
-            ]
-        );
-    }
-
-    #[test]
-    fn parses_a_contact_and_refuses_bad_email_and_phone() {
-        let mut errors = ValidationErrors::default();
-        let ok = Contact::parse(
-            &mut errors,
-            "contact",
-            Some(&json!({"email": "ada@example.com", "phone": "+4915112345678", "language": "de-AT"})),
-        )
-        .unwrap();
-        assert_eq!(ok.email(), "ada@example.com");
-        assert!(errors.is_empty());
-
-        let bad = Contact::parse(
-            &mut errors,
-            "contact",
-            Some(&json!({"email": "nope", "phone": "123"})),
-        );
-        assert!(bad.is_none());
-        assert_eq!(errors.0.len(), 2);
     }
 }

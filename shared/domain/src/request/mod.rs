@@ -24,6 +24,7 @@ use serde_json::{Map, Value};
 
 use crate::validation::ValidationErrors;
 
+mod contact;
 pub mod fulfillment;
 pub mod inventory;
 pub mod order;

@@ -1,33 +1,14 @@
 //! `POST /orders`: an untrusted order request into a validated [`OrderRequest`].
 
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::contact::{Address, Contact};
-use crate::ids::Sku;
-use crate::quantity::Quantity;
+pub use crate::order::commands::{OrderRequest, RequestedLine};
 use crate::request::{one_of, one_per_sku, sku_and_quantity, Fields};
 use crate::shipping::ShippingMethod;
 use crate::validation::ValidationErrors;
 use crate::MAX_ORDER_LINES;
 use serde_json::Value;
-
-/// One line as the client asked for it: a SKU and how many.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RequestedLine {
-    pub sku: Sku,
-    pub quantity: Quantity,
-}
-
-/// A well-formed order request, not yet priced or checked against the catalog.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OrderRequest {
-    pub lines: Vec<RequestedLine>,
-    pub shipping_method: ShippingMethod,
-    pub shipping_address: Address,
-    pub contact: Contact,
-}
 
 impl OrderRequest {
     /// Parses the request body, naming every bad field.

@@ -1,33 +1,15 @@
 //! `POST /orders/{id}/returns` and `POST /returns/{id}/receive`: what a customer asks to send
 //! back, and what the warehouse found in the parcel.
 
-use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::ids::Sku;
+pub use crate::order::commands::{ReceiptRequest, RequestedReturnLine, ReturnRequest};
 use crate::order::returns::{Disposition, ReceivedLine, ReturnReason};
-use crate::quantity::Quantity;
 use crate::request::{one_of, one_per_sku, sku_and_quantity, string, Fields};
 use crate::validation::ValidationErrors;
 use crate::MAX_ORDER_LINES;
-
-/// One line of a return request, as the customer sent it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RequestedReturnLine {
-    pub sku: Sku,
-    pub quantity: Quantity,
-    pub reason: ReturnReason,
-    pub comment: Option<String>,
-    pub exchange_sku: Option<Sku>,
-}
-
-/// A validated `POST /orders/{id}/returns` body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ReturnRequest {
-    pub lines: Vec<RequestedReturnLine>,
-}
 
 impl ReturnRequest {
     /// Parses an untrusted body, naming every bad field.
@@ -73,13 +55,6 @@ impl ReturnRequest {
         let canonical = serde_json::to_vec(self).expect("a return request always serializes");
         hex::encode(Sha256::digest(canonical))
     }
-}
-
-/// A validated `POST /returns/{id}/receive` body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReceiptRequest {
-    pub lines: Vec<ReceivedLine>,
-    pub note: Option<String>,
 }
 
 impl ReceiptRequest {

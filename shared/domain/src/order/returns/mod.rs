@@ -22,12 +22,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{IdempotencyKey, OrderId, ReturnId, Sku};
 use crate::money::Money;
+use crate::order::commands::{ReceiptRequest, ReturnRequest};
 use crate::order::fulfillment::Fulfillment;
 use crate::order::history::OrderEvent;
 use crate::order::refunds::{Refund, RefundLine, RefundReason};
 use crate::order::{NewOrder, Order, OrderChange, OrderLine, OrderStatus, Shipping, Totals};
 use crate::quantity::Quantity;
-use crate::request::returns::{ReceiptRequest, ReturnRequest};
 use crate::shipping::ShippingPolicy;
 use crate::stock::{Product, StockMove, StockMovement};
 use crate::validation::ValidationErrors;

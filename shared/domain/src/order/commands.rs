@@ -1,0 +1,52 @@
+//! What callers ask of an order, validated: the commands the aggregate's operations take. The
+//! request reader ([`crate::request`]) makes them of untrusted JSON, naming every bad field;
+//! they live here, below it, so the aggregate never depends on the reader.
+
+use serde::Serialize;
+
+use crate::contact::{Address, Contact};
+use crate::ids::Sku;
+use crate::order::returns::{ReceivedLine, ReturnReason};
+use crate::quantity::Quantity;
+use crate::shipping::ShippingMethod;
+
+/// One line as the client asked for it: a SKU and how many.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RequestedLine {
+    pub sku: Sku,
+    pub quantity: Quantity,
+}
+
+/// A well-formed order request, not yet priced or checked against the catalog.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderRequest {
+    pub lines: Vec<RequestedLine>,
+    pub shipping_method: ShippingMethod,
+    pub shipping_address: Address,
+    pub contact: Contact,
+}
+
+/// One line of a return request, as the customer sent it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestedReturnLine {
+    pub sku: Sku,
+    pub quantity: Quantity,
+    pub reason: ReturnReason,
+    pub comment: Option<String>,
+    pub exchange_sku: Option<Sku>,
+}
+
+/// A validated `POST /orders/{id}/returns` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReturnRequest {
+    pub lines: Vec<RequestedReturnLine>,
+}
+
+/// A validated `POST /returns/{id}/receive` body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptRequest {
+    pub lines: Vec<ReceivedLine>,
+    pub note: Option<String>,
+}
