@@ -123,3 +123,23 @@ fault_log="target/oms-local-faults.log"
 step "fault-injection run (log: $fault_log)"
 start_stack oms-faults "$fault_log"
 cargo test -p oms-system-tests --features fault-run --test faults -- --nocapture
+
+# Nothing the command started may outlive it: the stacks (the emulator, cargo-lambda and the
+# functions, each stack's own ports) and the browsers of the console's tests (their profiles are
+# named oms-console-browser-…). Stopping takes a moment; anything still there after 20 s fails
+# the command, named.
+step "nothing left running"
+cleanup
+leftovers() {
+  pgrep -af -- "oms-console-browser-|oms-local up --stack oms-(test|faults)|moto_server\.py -H 127\.0\.0\.1 -p (${OMS_TEST_EMULATOR_PORT:-4600}|${OMS_FAULT_EMULATOR_PORT:-4700})( |$)|cargo-lambda lambda watch -A 127\.0\.0\.1 -P (${OMS_TEST_LAMBDA_PORT:-9100}|${OMS_FAULT_LAMBDA_PORT:-9200}) " || true
+}
+for _ in $(seq 1 20); do
+  [ -z "$(leftovers)" ] && break
+  sleep 1
+done
+if [ -n "$(leftovers)" ]; then
+  echo "still running after the tests:" >&2
+  leftovers >&2
+  exit 1
+fi
+echo "nothing left running"

@@ -60,22 +60,13 @@ impl Route {
     }
 }
 
+/// A path segment or query value with its `%XX` escapes decoded (as API Gateway hands them to a
+/// function); bytes that are not UTF-8 become U+FFFD, and a `%` not followed by two hex digits
+/// stays as it is.
 fn percent_decode(value: &str) -> String {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(byte) = u8::from_str_radix(&value[i + 1..i + 3], 16) {
-                out.push(byte);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(value)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// What the gateway needs.
@@ -391,12 +382,9 @@ fn api_gateway_event(
     }
     let raw_query = uri.query().unwrap_or_default().to_owned();
     let mut query = serde_json::Map::new();
-    for pair in raw_query.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let (k, v) = (
-            percent_decode(&k.replace('+', " ")),
-            percent_decode(&v.replace('+', " ")),
-        );
+    // `application/x-www-form-urlencoded`, as API Gateway reads a query string: `+` is a space.
+    for (k, v) in url::form_urlencoded::parse(raw_query.as_bytes()) {
+        let (k, v) = (k.into_owned(), v.into_owned());
         match query.get_mut(&k) {
             Some(Value::String(existing)) => {
                 existing.push(',');
@@ -561,6 +549,18 @@ mod tests {
                 .unwrap()["sku"],
             "A-B"
         );
+    }
+
+    #[test]
+    fn escapes_decode_whatever_follows_them() {
+        let sku =
+            |path: &str| route("GET", "/inventory/{sku}").matches(path).unwrap()["sku"].clone();
+        // A multi-byte character right after `%` (it used to be sliced mid-character).
+        assert_eq!(sku("/inventory/%é1"), "%é1");
+        assert_eq!(sku("/inventory/%C3%A9"), "é");
+        assert_eq!(sku("/inventory/A%41"), "AA", "an escape at the very end");
+        assert_eq!(sku("/inventory/%ZZ%"), "%ZZ%");
+        assert_eq!(sku("/inventory/%FF"), "\u{FFFD}");
     }
 
     #[test]

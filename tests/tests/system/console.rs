@@ -9,6 +9,7 @@
 //! a test that cannot start them fails and says so.
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,17 +17,35 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use oms_system_tests::{unique, Stack, StatusCode};
 use serde_json::json;
 
-/// A browser session, and the chromedriver that serves it (stopped when dropped).
+/// A browser session, and the chromedriver that serves it.
 struct Browser {
     client: Client,
-    driver: Child,
+    _driver: Driver,
     api: String,
 }
 
-impl Drop for Browser {
+/// What names every browser these tests start, so the test command can check none is left.
+const PROFILE_PREFIX: &str = "oms-console-browser-";
+
+/// A chromedriver and the Chromium it starts: stopped when dropped, which a failing test (or
+/// one that never got its session) does too.
+struct Driver {
+    child: Child,
+    /// Chromium's profile folder, which also names its processes (`oms-console-browser-…`).
+    profile: std::path::PathBuf,
+}
+
+impl Drop for Driver {
     fn drop(&mut self) {
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        // chromedriver leads a process group of its own with the Chromium it started: ending the
+        // group ends the browser too (ending chromedriver alone would orphan Chromium).
+        let group = format!("-{}", self.child.id());
+        let ended = Command::new("kill").args(["-KILL", "--", &group]).status();
+        if !ended.is_ok_and(|s| s.success()) {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
     }
 }
 
@@ -42,21 +61,26 @@ impl Browser {
         let port = free_port();
         let driver_path =
             std::env::var("OMS_CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
-        let driver = Command::new(&driver_path)
+        let profile = std::env::temp_dir().join(format!("{PROFILE_PREFIX}{port}"));
+        let child = Command::new(&driver_path)
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| {
                 panic!("cannot start {driver_path} ({e}): install Debian's chromium and chromium-driver (infra/local/test.sh does)")
             });
+        let driver = Driver { child, profile };
         let chromium = std::env::var("OMS_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
         let mut capabilities = serde_json::Map::new();
         capabilities.insert(
             "goog:chromeOptions".into(),
             json!({
                 "binary": chromium,
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900"],
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900",
+                         "--disable-background-networking", "--disable-component-update", "--no-first-run",
+                         format!("--user-data-dir={}", driver.profile.display())],
             }),
         );
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -77,7 +101,7 @@ impl Browser {
         };
         Browser {
             client,
-            driver,
+            _driver: driver,
             api: stack.api.clone(),
         }
     }

@@ -2,10 +2,9 @@
 //!
 //! **In order.** Every change of an order is an event whose sequence number is the order's
 //! version, so an order's events number 1, 2, 3… without gaps. The notifier keeps a cursor per
-//! order and handles an event only when it is the next one: a later event that arrives first is
-//! refused as retryable and comes back after the queue's visibility timeout, by when its
-//! predecessor has gone out. Events of no interest to customers (picked, packed) just move the
-//! cursor on. **Once.** An event below the cursor was handled: acknowledged, nothing sent. A
+//! order and handles an event only when it is the next one: a later event that arrives first
+//! waits for its predecessor, which wakes it (below). Events of no interest to customers (picked,
+//! packed) just move the cursor on. **Once.** An event below the cursor was handled: acknowledged, nothing sent. A
 //! delivery claims the event on the cursor before it sends (one conditional write: of two
 //! deliveries of the same event, one wins), records each channel it sent when more follow, and
 //! moves the cursor on after the last; a delivery that takes over a crashed one's claim sends only
