@@ -587,11 +587,64 @@ impl Stack {
         self.wait_status(&customer, &id, "FULFILLING").await;
         let number = self.ship_through_warehouse(&id).await;
         self.psp("capture.succeeded", &placed.body).await;
+        let order = self.deliver(&customer, &id, &number, delivered_at).await;
+        (customer, order)
+    }
+
+    /// The carrier reports the parcel `number` of order `id` delivered at `delivered_at` (RFC
+    /// 3339); answers the order once its customer sees it delivered.
+    pub async fn deliver(
+        &self,
+        customer: &str,
+        id: &str,
+        number: &str,
+        delivered_at: &str,
+    ) -> Value {
         let delivered = json!({"eventId": format!("{number}-delivered"), "shipmentReference": id, "trackingNumber": number, "status": "DELIVERED", "occurredAt": delivered_at});
         let reply = self.carrier_event(&delivered, None).await;
         assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
-        let order = self.wait_status(&customer, &id, "DELIVERED").await;
-        (customer, order)
+        self.wait_status(customer, id, "DELIVERED").await
+    }
+
+    /// The customer returns one unit of `sku` of their delivered order `id` (damaged), staff
+    /// approve it if the policy did not, and the warehouse receives it to restock. Answers the
+    /// receipt's reply.
+    pub async fn return_one_unit(&self, customer: &str, id: &str, sku: &str) -> Reply {
+        let rma = self
+            .post(
+                &format!("/orders/{id}/returns"),
+                &self.token(customer, None),
+                &[("idempotency-key", &unique("rma"))],
+                json!({"lines": [{"sku": sku, "quantity": 1, "reason": "DAMAGED"}]}),
+            )
+            .await;
+        assert_eq!(rma.status, StatusCode::CREATED, "{:?}", rma.body);
+        let return_id = rma.body["returnId"]
+            .as_str()
+            .expect("a return id")
+            .to_owned();
+        if rma.body["status"] == "PENDING_APPROVAL" {
+            let admin = self.token("staff-returns", Some("oms:admin"));
+            let approved = self
+                .post(
+                    &format!("/returns/{return_id}/approve"),
+                    &admin,
+                    &[],
+                    json!({}),
+                )
+                .await;
+            assert_eq!(approved.status, StatusCode::OK, "{:?}", approved.body);
+        }
+        let received = self
+            .post(
+                &format!("/returns/{return_id}/receive"),
+                &self.token("dock", Some("oms:warehouse")),
+                &[],
+                json!({"lines": [{"sku": sku, "quantity": 1, "disposition": "RESTOCK"}]}),
+            )
+            .await;
+        assert_eq!(received.status, StatusCode::OK, "{:?}", received.body);
+        received
     }
 }
 

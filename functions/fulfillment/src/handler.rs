@@ -72,7 +72,7 @@ async fn process<S: OrderStore>(app: &App<S>, message: &SqsMessage) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
-    use oms_domain::ids::OrderId;
+
     use oms_domain::memory::InMemoryStore;
 
     use oms_domain::order::{Order, OrderStatus};
@@ -98,17 +98,8 @@ mod tests {
     }
 
     async fn run(app: &App<InMemoryStore>, name: &str) -> Vec<String> {
-        let response = handle(
-            app,
-            LambdaEvent::new(fixture(name), lambda_runtime::Context::default()),
-        )
-        .await
-        .unwrap();
-        response
-            .batch_item_failures
-            .into_iter()
-            .map(|f| f.item_identifier)
-            .collect()
+        let event = LambdaEvent::new(fixture(name), lambda_runtime::Context::default());
+        oms_adapters::sqs::failed_message_ids(&handle(app, event).await.unwrap())
     }
 
     #[tokio::test]
@@ -123,12 +114,7 @@ mod tests {
             run(&app, "order-reserved").await.is_empty(),
             "a duplicate is acknowledged"
         );
-        let order = app
-            .store
-            .get(&OrderId::parse("01KAZ3Q6W8T2Y7X9V5N4M3K2J1").unwrap())
-            .await
-            .unwrap()
-            .unwrap();
+        let order = app.store.stored("01KAZ3Q6W8T2Y7X9V5N4M3K2J1");
         assert_eq!(order.status, OrderStatus::Fulfilling);
         assert_eq!(order.version, 4, "moved once");
         assert_eq!(order.fulfillment.unwrap().warehouse, "BER-1");
@@ -169,12 +155,7 @@ mod tests {
             run(&app, "batch-with-poison").await,
             ["poison-1", "unknown-order-1"]
         );
-        let order = app
-            .store
-            .get(&OrderId::parse("01KAZ3Q6W8T2Y7X9V5N4M3K2J1").unwrap())
-            .await
-            .unwrap()
-            .unwrap();
+        let order = app.store.stored("01KAZ3Q6W8T2Y7X9V5N4M3K2J1");
         assert_eq!(
             order.status,
             OrderStatus::Fulfilling,

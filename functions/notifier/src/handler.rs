@@ -205,17 +205,8 @@ mod tests {
     }
 
     async fn run(app: &App<InMemoryStore, Outbox, Redeliveries>, name: &str) -> Vec<String> {
-        let response = handle(
-            app,
-            LambdaEvent::new(fixture(name), lambda_runtime::Context::default()),
-        )
-        .await
-        .unwrap();
-        response
-            .batch_item_failures
-            .into_iter()
-            .map(|f| f.item_identifier)
-            .collect()
+        let event = LambdaEvent::new(fixture(name), lambda_runtime::Context::default());
+        oms_adapters::sqs::failed_message_ids(&handle(app, event).await.unwrap())
     }
 
     #[tokio::test]

@@ -399,12 +399,7 @@ mod tests {
         let (status, body) = call_json(&app, "receive-return").await;
         assert_eq!((status, body["status"].as_str()), (200, Some("RECEIVED")));
         // A damaged mug: the policy refunds the shipping charge with the two items.
-        let order = app
-            .store
-            .get(&OrderId::parse("01KAZ3Q6W8T2Y7X9V5N4M3K2J1").unwrap())
-            .await
-            .unwrap()
-            .unwrap();
+        let order = app.store.stored("01KAZ3Q6W8T2Y7X9V5N4M3K2J1");
         assert_eq!(
             body["refund"]["amount"]["amount"],
             2500 + 2500 + order.totals.shipping.minor_units()

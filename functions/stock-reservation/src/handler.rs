@@ -96,17 +96,8 @@ mod tests {
     }
 
     async fn run(app: &App<InMemoryStore>, name: &str) -> Vec<String> {
-        let response = handle(
-            app,
-            LambdaEvent::new(fixture(name), lambda_runtime::Context::default()),
-        )
-        .await
-        .unwrap();
-        response
-            .batch_item_failures
-            .into_iter()
-            .map(|f| f.item_identifier)
-            .collect()
+        let event = LambdaEvent::new(fixture(name), lambda_runtime::Context::default());
+        oms_adapters::sqs::failed_message_ids(&handle(app, event).await.unwrap())
     }
 
     #[tokio::test]
@@ -123,12 +114,7 @@ mod tests {
             run(&app, "order-placed").await.is_empty(),
             "a duplicate is acknowledged"
         );
-        let order = app
-            .store
-            .get(&OrderId::parse("01KAZ3Q6W8T2Y7X9V5N4M3K2J1").unwrap())
-            .await
-            .unwrap()
-            .unwrap();
+        let order = app.store.stored("01KAZ3Q6W8T2Y7X9V5N4M3K2J1");
         assert_eq!(order.status, OrderStatus::Reserved);
         let shirt = app
             .store
@@ -153,12 +139,7 @@ mod tests {
         };
         place(&app.store, "01KAZ3Q6W8T2Y7X9V5N4M3K2J1").await;
         assert!(run(&app, "order-placed").await.is_empty());
-        let order = app
-            .store
-            .get(&OrderId::parse("01KAZ3Q6W8T2Y7X9V5N4M3K2J1").unwrap())
-            .await
-            .unwrap()
-            .unwrap();
+        let order = app.store.stored("01KAZ3Q6W8T2Y7X9V5N4M3K2J1");
         assert_eq!(order.status, OrderStatus::Rejected);
         assert_eq!(
             (
@@ -187,12 +168,7 @@ mod tests {
         place(&app.store, "01KAZ3Q6W8T2Y7X9V5N4M3K2J1").await;
         let failures = run(&app, "batch-with-poison").await;
         assert_eq!(failures, ["poison-1", "unknown-order-1"]);
-        let order = app
-            .store
-            .get(&OrderId::parse("01KAZ3Q6W8T2Y7X9V5N4M3K2J1").unwrap())
-            .await
-            .unwrap()
-            .unwrap();
+        let order = app.store.stored("01KAZ3Q6W8T2Y7X9V5N4M3K2J1");
         assert_eq!(
             order.status,
             OrderStatus::Reserved,

@@ -12,6 +12,15 @@ use tracing::Instrument;
 
 use crate::sns::event_json_from_sqs_body;
 
+/// The ids of the messages a batch's answer reports as failed: what the queue delivers again.
+pub fn failed_message_ids(response: &SqsBatchResponse) -> Vec<String> {
+    response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect()
+}
+
 /// Runs `process` on every message and reports the ones that failed.
 pub async fn for_each_message<'a, E, F, Fut>(event: &'a SqsEvent, process: F) -> SqsBatchResponse
 where

@@ -137,12 +137,8 @@ async fn an_order_ships_only_once_authorized_and_its_capture_is_asked_for_on_shi
         .as_str()
         .unwrap()
         .to_owned();
-    let delivered = json!({"eventId": format!("{number}-delivered"), "shipmentReference": id, "trackingNumber": number, "status": "DELIVERED", "occurredAt": chrono::Utc::now().to_rfc3339()});
-    assert_eq!(
-        stack.carrier_event(&delivered, None).await.status,
-        StatusCode::OK
-    );
-    stack.wait_status(&customer, &id, "DELIVERED").await;
+    let now = chrono::Utc::now().to_rfc3339();
+    stack.deliver(&customer, &id, &number, &now).await;
     let done = stack.order_as_staff(&id).await;
     assert_eq!(done["payment"]["status"], "PAID");
     assert!(done["payment"].get("attention").is_none());
@@ -630,37 +626,7 @@ async fn a_partial_return_is_refunded_once_the_psp_confirms_and_a_failed_refund_
             delivered["payment"]["status"], "PAID",
             "captured on shipment"
         );
-        let rma = stack
-            .post(
-                &format!("/orders/{id}/returns"),
-                &stack.token(&customer, None),
-                &[("idempotency-key", &unique("rma"))],
-                json!({"lines": [{"sku": sku, "quantity": 1, "reason": "DAMAGED"}]}),
-            )
-            .await;
-        assert_eq!(rma.status, StatusCode::CREATED, "{:?}", rma.body);
-        let return_id = rma.body["returnId"].as_str().unwrap().to_owned();
-        let admin = stack.token("staff-refunds", Some("oms:admin"));
-        if rma.body["status"] == "PENDING_APPROVAL" {
-            let approved = stack
-                .post(
-                    &format!("/returns/{return_id}/approve"),
-                    &admin,
-                    &[],
-                    json!({}),
-                )
-                .await;
-            assert_eq!(approved.status, StatusCode::OK, "{:?}", approved.body);
-        }
-        let received = stack
-            .post(
-                &format!("/returns/{return_id}/receive"),
-                &stack.token("dock", Some("oms:warehouse")),
-                &[],
-                json!({"lines": [{"sku": sku, "quantity": 1, "disposition": "RESTOCK"}]}),
-            )
-            .await;
-        assert_eq!(received.status, StatusCode::OK, "{:?}", received.body);
+        stack.return_one_unit(&customer, &id, &sku).await;
         let order = wait_for(&stack, &id, "a refund requested", |o| {
             o["refunds"].as_array().is_some_and(|r| !r.is_empty())
         })
@@ -935,43 +901,10 @@ async fn a_refund_is_asked_only_once_its_capture_is_confirmed_and_an_unconfirmed
     let id = placed.body["orderId"].as_str().unwrap().to_owned();
     stack.wait_status(&customer, &id, "FULFILLING").await;
     let number = stack.ship_through_warehouse(&id).await;
-    let delivered = json!({"eventId": format!("{number}-delivered"), "shipmentReference": id, "trackingNumber": number, "status": "DELIVERED", "occurredAt": chrono::Utc::now().to_rfc3339()});
-    assert_eq!(
-        stack.carrier_event(&delivered, None).await.status,
-        StatusCode::OK
-    );
-    stack.wait_status(&customer, &id, "DELIVERED").await;
-    let rma = stack
-        .post(
-            &format!("/orders/{id}/returns"),
-            &stack.token(&customer, None),
-            &[("idempotency-key", &unique("rma"))],
-            json!({"lines": [{"sku": sku, "quantity": 1, "reason": "DAMAGED"}]}),
-        )
-        .await;
-    assert_eq!(rma.status, StatusCode::CREATED, "{:?}", rma.body);
-    let return_id = rma.body["returnId"].as_str().unwrap().to_owned();
+    let now = chrono::Utc::now().to_rfc3339();
+    stack.deliver(&customer, &id, &number, &now).await;
+    stack.return_one_unit(&customer, &id, &sku).await;
     let admin = stack.token("staff-uncaptured", Some("oms:admin"));
-    if rma.body["status"] == "PENDING_APPROVAL" {
-        let approved = stack
-            .post(
-                &format!("/returns/{return_id}/approve"),
-                &admin,
-                &[],
-                json!({}),
-            )
-            .await;
-        assert_eq!(approved.status, StatusCode::OK, "{:?}", approved.body);
-    }
-    let received = stack
-        .post(
-            &format!("/returns/{return_id}/receive"),
-            &stack.token("dock", Some("oms:warehouse")),
-            &[],
-            json!({"lines": [{"sku": sku, "quantity": 1, "disposition": "RESTOCK"}]}),
-        )
-        .await;
-    assert_eq!(received.status, StatusCode::OK, "{:?}", received.body);
     let waiting = stack.order_as_staff(&id).await;
     assert_eq!(waiting["payment"]["status"], "AUTHORIZED");
     assert_eq!(waiting["refunds"][0]["state"], "AWAITING_CAPTURE");

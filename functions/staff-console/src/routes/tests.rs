@@ -249,11 +249,7 @@ async fn a_form_needs_the_consoles_origin_its_csrf_token_and_a_fresh_version() {
 #[tokio::test]
 async fn a_cancel_form_whose_order_changed_before_its_write_is_refused_by_the_stores_condition() {
     let store = in_the_warehouse();
-    let shown = store
-        .get(&OrderId::parse(ORDER).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let shown = store.stored(ORDER);
     // The page showed `shown`; a packer picks the order after the cancel form's read of it and
     // before its write.
     let picked = shown.pick("packer-2", Utc::now()).unwrap();

@@ -72,6 +72,16 @@ impl InMemoryStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Box::new(write));
     }
 
+    /// The stored order `id` names, for tests that look at what a handler wrote.
+    #[track_caller]
+    pub fn stored(&self, id: &str) -> Order {
+        let id = OrderId::parse(id).expect("a test names a valid order id");
+        match self.lock().orders.get(&id) {
+            Some(order) => order.clone(),
+            None => panic!("no order {id} is stored"),
+        }
+    }
+
     pub fn order_count(&self) -> usize {
         self.lock().orders.len()
     }

@@ -1535,49 +1535,14 @@ mod tests {
     #[test]
     fn a_refund_waits_for_the_capture_it_gives_back() {
         use crate::events::refund_events;
-        use crate::ids::IdempotencyKey;
-        use crate::order::returns::policy::ReturnPolicy;
-        use crate::request::returns::{ReceiptRequest, ReturnRequest};
-        use crate::shipping::ShippingPolicy;
+
         let delivered =
             crate::fixtures::delivered_order("01JDAAAAAAAAAAAAAAAAAAAAAA", "customer-ada", now());
         let capture = delivered.payment.requests[0].clone();
         assert_eq!(capture.kind, PspRequestKind::Capture);
         let later = now() + Duration::days(1);
-        let catalog = [crate::fixtures::product("MUG-WHITE", 1200, 3)];
-        let requested = delivered
-            .request_return(
-                &ReturnRequest::parse(&serde_json::json!({"lines": [
-                    {"sku": "MUG-WHITE", "quantity": 1, "reason": "DAMAGED"}]}))
-                .unwrap(),
-                IdempotencyKey::parse("k1").unwrap(),
-                &catalog,
-                &ReturnPolicy::default_policy(),
-                later,
-            )
-            .unwrap()
-            .order;
-        let rma = requested.returns[0].return_id.clone();
-        let approved =
-            if requested.returns[0].status == crate::order::returns::ReturnStatus::Approved {
-                requested
-            } else {
-                requested
-                    .decide_return(&rma, true, "staff", None, later)
-                    .unwrap()
-                    .order
-            };
-        let received = approved
-            .receive_return(
-                &rma,
-                &ReceiptRequest::parse(&serde_json::json!({"lines": [
-                    {"sku": "MUG-WHITE", "quantity": 1, "disposition": "RECYCLE"}]}))
-                .unwrap(),
-                "packer",
-                &ReturnPolicy::default_policy(),
-                &ShippingPolicy::default_policy(),
-                later,
-            )
+        let received = delivered
+            .returned_for_test("MUG-WHITE", 1, "RECYCLE", later)
             .unwrap()
             .order;
         let refund = received.refunds[0].clone();
@@ -1587,7 +1552,7 @@ mod tests {
             RefundState::AwaitingCapture
         );
         assert!(
-            refund_events(Some(&approved), Some(&received)).is_empty(),
+            refund_events(None, Some(&received)).is_empty(),
             "nothing is asked back before it was taken"
         );
         let captured = recorded(
@@ -1798,12 +1763,11 @@ impl Order {
 mod ledger_properties {
     use super::*;
     use crate::events::{psp_request_events, refund_events};
-    use crate::ids::IdempotencyKey;
+
     use crate::order::fulfillment::{CarrierEventKind, CarrierUpdate};
-    use crate::order::returns::policy::ReturnPolicy;
+
     use crate::order::tests::{placed, product};
-    use crate::request::returns::{ReceiptRequest, ReturnRequest};
-    use crate::shipping::ShippingPolicy;
+
     use proptest::prelude::*;
     use serde_json::json;
 
@@ -1927,35 +1891,9 @@ mod ledger_properties {
                 if !order.returns.is_empty() {
                     return same();
                 }
-                let catalog = [product("A", 1000, 5)];
-                let Ok(requested) = order.request_return(
-                    &ReturnRequest::parse(&json!({"lines": [
-                        {"sku": "A", "quantity": 1, "reason": "DAMAGED"}]}))
-                    .unwrap(),
-                    IdempotencyKey::parse("k1").unwrap(),
-                    &catalog,
-                    &ReturnPolicy::default_policy(),
-                    now,
-                ) else {
-                    return same();
-                };
-                let rma = requested.order.returns[0].return_id.clone();
-                let approved = requested
-                    .order
-                    .decide_return(&rma, true, "staff", None, now)
-                    .map_or(requested.order, |c| c.order);
-                approved
-                    .receive_return(
-                        &rma,
-                        &ReceiptRequest::parse(&json!({"lines": [
-                            {"sku": "A", "quantity": 1, "disposition": "RESTOCK"}]}))
-                        .unwrap(),
-                        "packer",
-                        &ReturnPolicy::default_policy(),
-                        &ShippingPolicy::default_policy(),
-                        now,
-                    )
-                    .map_or(approved, |c| c.order)
+                order
+                    .returned_for_test("A", 1, "RESTOCK", now)
+                    .map_or_else(|_| same(), |c| c.order)
             }
             Step::Cancel => order
                 .cancel("changed my mind".into(), "customer", now)

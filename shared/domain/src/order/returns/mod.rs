@@ -1019,3 +1019,54 @@ mod tests {
         assert_eq!(invalid_fields(bad), ["lines[0].exchangeSku"]);
     }
 }
+
+#[cfg(any(test, feature = "fixtures"))]
+impl Order {
+    /// The order after `quantity` units of `sku` came back: a return asked for (as damaged),
+    /// approved by staff if the default policy did not approve it at once, and received with
+    /// `disposition` — the receipt's change. For tests that need a returned order without
+    /// playing every step.
+    pub fn returned_for_test(
+        &self,
+        sku: &str,
+        quantity: u32,
+        disposition: &str,
+        at: DateTime<Utc>,
+    ) -> Result<OrderChange, ReturnError> {
+        use serde_json::json;
+        let policy = ReturnPolicy::default_policy();
+        let request = ReturnRequest::parse(
+            &json!({"lines": [{"sku": sku, "quantity": quantity, "reason": "DAMAGED"}]}),
+        )
+        .map_err(ReturnError::Invalid)?;
+        let key = IdempotencyKey::parse(format!("return-{}", self.returns.len() + 1))
+            .map_err(|e| ReturnError::Invalid(ValidationErrors::one("key", e.to_string())))?;
+        let requested = self.request_return(&request, key, &[], &policy, at)?.order;
+        let rma = requested
+            .returns
+            .last()
+            .expect("just asked for")
+            .return_id
+            .clone();
+        let approved = if requested.returns.last().map(|r| r.status) == Some(ReturnStatus::Approved)
+        {
+            requested
+        } else {
+            requested
+                .decide_return(&rma, true, "staff", None, at)?
+                .order
+        };
+        let receipt = ReceiptRequest::parse(
+            &json!({"lines": [{"sku": sku, "quantity": quantity, "disposition": disposition}]}),
+        )
+        .map_err(ReturnError::Invalid)?;
+        approved.receive_return(
+            &rma,
+            &receipt,
+            "dock",
+            &policy,
+            &ShippingPolicy::default_policy(),
+            at,
+        )
+    }
+}
