@@ -10,8 +10,11 @@
 //!   the reservation, or was dead-lettered) is reserved here; one `RESERVED`, paid for and never
 //!   handed to the warehouse is handed to it — each with the same conditional write its queue
 //!   consumer makes, so racing that consumer has one winner;
-//! - puts authorizations that near the PSP's capture deadline, still uncaptured, in front of
-//!   staff (the payment watch's attention list).
+//! - puts captures the PSP has not confirmed in time, and authorizations that near the PSP's
+//!   capture deadline, still uncaptured, in front of staff (the payment watch's attention list).
+//!
+//! An order whose hold the PSP released in the warehouse waits in `RESERVED` from the release,
+//! so the expiry pass takes it when its window has passed.
 //!
 //! Each run looks at a bounded number of orders and says whether more were left; what it
 //! changed has left the lists it reads, so the next run goes on where it stopped. A failed run
