@@ -87,7 +87,9 @@ pub async fn handle<S: OrderStore + OrderTransactions>(
         shipping: &app.shipping,
         stuck_after: chrono::Duration::minutes(STUCK_AFTER_MINUTES),
     };
-    let report = sweep(&app.store, &policies, Utc::now(), SWEEP_BUDGET).await?;
+    // Boxed: the sweep's future nests its passes, the store's listings and the SDK's calls deeper
+    // than the compiler lays out in one piece (a query-depth overflow in `main`).
+    let report = Box::pin(sweep(&app.store, &policies, Utc::now(), SWEEP_BUDGET)).await?;
     // The sweep's figures, as embedded metrics: CloudWatch turns them into metrics without an
     // API call (SweepFailures is alarmed).
     for (metric, count) in [

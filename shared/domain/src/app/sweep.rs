@@ -199,10 +199,7 @@ async fn apply<S: OrderStore + OrderTransactions>(
     now: DateTime<Utc>,
     report: &mut SweepReport,
 ) {
-    // Boxed: each job's future nests the retry loop and the store's calls, and inside the
-    // passes' loops the whole sweep's future grows too deep for the compiler's layout of the
-    // function's `main` (a query-depth overflow); on the heap it is one pointer deep.
-    if let Err(error) = Box::pin(try_apply(store, policies, job, order, now, report)).await {
+    if let Err(error) = try_apply(store, policies, job, order, now, report).await {
         report.failed.push((order.id.clone(), error));
     }
 }
