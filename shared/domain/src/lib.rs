@@ -16,10 +16,16 @@
 //! - [`order`]: the order aggregate — its state machine and timeline, and as child modules
 //!   everything that lives inside the order's item: the shipment ([`order::fulfillment`]),
 //!   cancellation, returns with their policy, refunds, and payments (the PSP's ledger and the
-//!   status derived from it). One function records every change.
+//!   status derived from it), the commands it takes ([`order::commands`]) and what each change
+//!   did ([`order::history`]). One function records every change, with what happened.
 //! - [`request`]: the one reader that turns every untrusted request body into a validated
-//!   command, naming each bad field by its path.
-//! - [`events`]: the domain events derived from state changes, as CloudEvents.
+//!   command, naming each bad field by its path. The layers point one way — values, then the
+//!   aggregate and its commands, then the reader, then the application — and a test
+//!   (`tests/layers.rs`) keeps the top-level modules free of circles.
+//! - [`routing`]: the planner that decides which location sends which units (the fewest
+//!   shipments, then the cheapest, then location priority), pure, for the locations to come.
+//! - [`events`]: each recorded change mapped to its CloudEvents (and the comparison of images
+//!   for items written before changes were recorded).
 //! - [`notifications`]: what customers are told, per channel, from template files.
 //! - [`ports`]: the narrow repository traits the application needs, and their errors.
 //! - [`app`]: the operations the functions call (place an order, reserve it, administer stock,
@@ -45,6 +51,7 @@ pub mod order;
 pub mod ports;
 pub mod quantity;
 pub mod request;
+pub mod routing;
 pub mod shipping;
 pub mod stock;
 pub mod validation;
