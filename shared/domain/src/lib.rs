@@ -22,8 +22,10 @@
 //!   command, naming each bad field by its path. The layers point one way — values, then the
 //!   aggregate and its commands, then the reader, then the application — and a test
 //!   (`tests/layers.rs`) keeps the top-level modules free of circles.
-//! - [`routing`]: the planner that decides which location sends which units (the fewest
-//!   shipments, then the cheapest, then location priority), pure, for the locations to come.
+//! - [`location`]: the warehouses and stores, as data (`locations.json`), the shipping
+//!   policy's warehouse the default; [`routing`]: the planner that decides which location sends
+//!   which units (the fewest shipments, then the cheapest, then location priority), pure. Both
+//!   are the ground the stock in several places is built on; nothing reads them yet.
 //! - [`events`]: each recorded change mapped to its CloudEvents (and the comparison of images
 //!   for items written before changes were recorded).
 //! - [`notifications`]: what customers are told, per channel, from template files.
@@ -44,6 +46,7 @@ pub mod events;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 pub mod ids;
+pub mod location;
 pub mod memory;
 pub mod money;
 pub mod notifications;

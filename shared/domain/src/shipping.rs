@@ -192,6 +192,11 @@ impl ShippingPolicy {
     }
 
     /// Whether the business ships to `country` at all.
+    /// Whether the rate table has a zone of this name.
+    pub fn has_zone(&self, name: &str) -> bool {
+        self.zones.iter().any(|z| z.name == name)
+    }
+
     pub fn ships_to(&self, country: &CountryCode) -> bool {
         self.zone_of(country).is_some()
     }

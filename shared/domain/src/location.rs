@@ -1,0 +1,226 @@
+//! The places stock is kept and orders leave from: warehouses and stores, as data.
+//!
+//! A business lists its locations in a file like the shipping policy (`locations.json` ships
+//! the demo's three: two warehouses in different zones and a store that hands orders over). Each
+//! names the zone of the shipping policy it ships from, its handling days and cut-off hour, what
+//! it can do (ship, hand over pickups, take returns) and a priority for the routing planner
+//! ([`crate::routing`]). The shipping policy's one warehouse is the **default location**: stock
+//! and orders written before there were locations belong to it, so they read as before.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::contact::CountryCode;
+use crate::shipping::ShippingPolicy;
+
+/// What a location is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum LocationKind {
+    Warehouse,
+    Store,
+}
+
+/// What a location can do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Capabilities {
+    /// Sends parcels to customers.
+    pub ships: bool,
+    /// Hands orders over to customers who collect them.
+    pub pickup: bool,
+    /// Takes returned goods in.
+    pub returns: bool,
+}
+
+/// A warehouse or a store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Location {
+    /// `BER-1`: upper-case letters, digits and `-`, at most 32 (it is part of keys).
+    pub id: String,
+    pub name: String,
+    pub kind: LocationKind,
+    pub country: CountryCode,
+    pub postal_code: String,
+    /// The shipping policy's zone it ships from.
+    pub zone: String,
+    /// Business days between an order reaching it and its parcel leaving.
+    pub handling_days: u32,
+    /// Orders in by this hour (UTC) leave that day.
+    pub cutoff_hour_utc: u32,
+    pub capabilities: Capabilities,
+    /// Lower first when plans are otherwise equal.
+    pub priority: u32,
+}
+
+impl Location {
+    /// What the routing planner reads of it.
+    pub fn for_routing(&self) -> crate::routing::Location {
+        crate::routing::Location {
+            id: self.id.clone(),
+            ships: self.capabilities.ships,
+            pickup: self.capabilities.pickup,
+            priority: self.priority,
+        }
+    }
+}
+
+/// The business's locations, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Locations {
+    locations: Vec<Location>,
+    default: String,
+}
+
+/// Why a list of locations was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LocationError {
+    #[error("the locations do not read: {0}")]
+    Unreadable(String),
+    #[error("location id '{0}' must be 1 to 32 upper-case letters, digits or '-'")]
+    BadId(String),
+    #[error("location '{0}' is listed twice")]
+    Duplicate(String),
+    #[error("location '{id}' ships from zone '{zone}', which the shipping policy does not have")]
+    UnknownZone { id: String, zone: String },
+    #[error("location '{0}' has a cut-off hour past 23")]
+    BadCutoff(String),
+    #[error("the default location '{0}' (the shipping policy's warehouse) is not listed")]
+    NoDefault(String),
+}
+
+impl Locations {
+    /// The demo's three locations, checked against the default shipping policy.
+    pub fn default_locations() -> Self {
+        Self::from_json(
+            include_str!("../locations.json"),
+            &ShippingPolicy::default_policy(),
+        )
+        .expect("the shipped locations are valid")
+    }
+
+    /// Parses and checks a list of locations: ids well-formed and unique, zones the shipping
+    /// policy knows, cut-off hours within the day, and the policy's warehouse among them.
+    pub fn from_json(json: &str, shipping: &ShippingPolicy) -> Result<Self, LocationError> {
+        let locations: Vec<Location> =
+            serde_json::from_str(json).map_err(|e| LocationError::Unreadable(e.to_string()))?;
+        let mut seen = BTreeSet::new();
+        for location in &locations {
+            let well_formed = (1..=32).contains(&location.id.len())
+                && location
+                    .id
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-');
+            if !well_formed {
+                return Err(LocationError::BadId(location.id.clone()));
+            }
+            if !seen.insert(location.id.as_str()) {
+                return Err(LocationError::Duplicate(location.id.clone()));
+            }
+            if !shipping.has_zone(&location.zone) {
+                return Err(LocationError::UnknownZone {
+                    id: location.id.clone(),
+                    zone: location.zone.clone(),
+                });
+            }
+            if location.cutoff_hour_utc > 23 {
+                return Err(LocationError::BadCutoff(location.id.clone()));
+            }
+        }
+        let default = shipping.warehouse().to_owned();
+        if !seen.contains(default.as_str()) {
+            return Err(LocationError::NoDefault(default));
+        }
+        Ok(Locations { locations, default })
+    }
+
+    /// Every location, as listed.
+    pub fn all(&self) -> &[Location] {
+        &self.locations
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Location> {
+        self.locations.iter().find(|l| l.id == id)
+    }
+
+    /// Where stock and orders written before there were locations belong.
+    pub fn default_location(&self) -> &Location {
+        self.get(&self.default)
+            .expect("checked when the locations were read")
+    }
+
+    /// What the routing planner reads of every location.
+    pub fn for_routing(&self) -> Vec<crate::routing::Location> {
+        self.locations.iter().map(Location::for_routing).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_has_two_warehouses_in_different_zones_and_a_store_with_pickup() {
+        let locations = Locations::default_locations();
+        let warehouses: Vec<&Location> = locations
+            .all()
+            .iter()
+            .filter(|l| l.kind == LocationKind::Warehouse)
+            .collect();
+        assert_eq!(warehouses.len(), 2);
+        assert_ne!(warehouses[0].zone, warehouses[1].zone);
+        let store = locations
+            .all()
+            .iter()
+            .find(|l| l.kind == LocationKind::Store)
+            .unwrap();
+        assert!(store.capabilities.pickup && !store.capabilities.ships);
+        assert_eq!(locations.default_location().id, "BER-1");
+    }
+
+    #[test]
+    fn bad_lists_are_refused_naming_what_is_wrong() {
+        let policy = ShippingPolicy::default_policy();
+        let one = |id: &str, zone: &str, cutoff: u32| {
+            format!(
+                r#"{{"id":"{id}","name":"W","kind":"WAREHOUSE","country":"DE","postalCode":"10115","zone":"{zone}","handlingDays":1,"cutoffHourUtc":{cutoff},"capabilities":{{"ships":true,"pickup":false,"returns":true}},"priority":1}}"#
+            )
+        };
+        let list = |items: &[String]| format!("[{}]", items.join(","));
+        assert_eq!(
+            Locations::from_json(
+                &list(&[one("BER-1", "domestic", 14), one("ber 2", "eu", 14)]),
+                &policy
+            ),
+            Err(LocationError::BadId("ber 2".into()))
+        );
+        assert_eq!(
+            Locations::from_json(
+                &list(&[one("BER-1", "domestic", 14), one("BER-1", "eu", 14)]),
+                &policy
+            ),
+            Err(LocationError::Duplicate("BER-1".into()))
+        );
+        assert_eq!(
+            Locations::from_json(&list(&[one("BER-1", "mars", 14)]), &policy),
+            Err(LocationError::UnknownZone {
+                id: "BER-1".into(),
+                zone: "mars".into()
+            })
+        );
+        assert_eq!(
+            Locations::from_json(&list(&[one("BER-1", "domestic", 24)]), &policy),
+            Err(LocationError::BadCutoff("BER-1".into()))
+        );
+        assert_eq!(
+            Locations::from_json(&list(&[one("AMS-1", "eu", 14)]), &policy),
+            Err(LocationError::NoDefault("BER-1".into()))
+        );
+        assert!(matches!(
+            Locations::from_json(r#"[{"id":"BER-1"}]"#, &policy),
+            Err(LocationError::Unreadable(_))
+        ));
+    }
+}
