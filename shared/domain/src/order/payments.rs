@@ -377,7 +377,7 @@ impl Payment {
         let counted = || self.ledger.iter().filter(|e| e.mismatch.is_none());
         let mut references: Vec<Option<&str>> = Vec::new();
         for entry in counted() {
-            let reference = entry.psp_reference.as_deref();
+            let reference = self.reference_of(entry);
             if !references.contains(&reference) {
                 references.push(reference);
             }
@@ -385,7 +385,7 @@ impl Payment {
         let mut payments: Vec<PspPayment<'_>> = references
             .into_iter()
             .map(|reference| {
-                let own = || counted().filter(move |e| e.psp_reference.as_deref() == reference);
+                let own = || counted().filter(move |e| self.reference_of(e) == reference);
                 let holding = || {
                     own().filter(|e| matches!(e.kind, AuthorizationSucceeded | CaptureSucceeded))
                 };
@@ -465,12 +465,9 @@ impl Payment {
     /// Whether a capture of `reference` was asked and the PSP has not answered it.
     fn capture_outstanding_on(&self, reference: Option<&str>) -> bool {
         let answered = |kind| {
-            self.ledger.iter().any(|e| {
-                e.counts(kind)
-                    && e.psp_reference
-                        .as_deref()
-                        .is_none_or(|r| Some(r) == reference)
-            })
+            self.ledger
+                .iter()
+                .any(|e| e.counts(kind) && self.reference_of(e) == reference)
         };
         self.requests
             .iter()
@@ -487,11 +484,36 @@ impl Payment {
         })
     }
 
+    /// The payment an entry is about, read the same way everywhere: the one it names; if it
+    /// names none and the ledger names exactly one payment, that one (a PSP that leaves the
+    /// reference out of a capture's answer means the payment it was asked about); otherwise a
+    /// payment of its own, with no reference. A function of the whole ledger, so the answer is
+    /// the same whatever order the events came in.
+    fn reference_of<'a>(&'a self, entry: &'a LedgerEntry) -> Option<&'a str> {
+        if let Some(named) = entry.psp_reference.as_deref() {
+            return Some(named);
+        }
+        let mut named = self
+            .ledger
+            .iter()
+            .filter(|e| e.mismatch.is_none())
+            .filter_map(|e| e.psp_reference.as_deref());
+        let first = named.next()?;
+        named.all(|r| r == first).then_some(first)
+    }
+
     /// Whether `kind` was asked of the PSP for `reference` before.
     fn asked(&self, kind: PspRequestKind, reference: Option<&str>) -> bool {
         self.requests
             .iter()
             .any(|r| r.kind == kind && r.psp_reference.as_deref() == reference)
+    }
+
+    /// Whether the sweep's flag is about `capture` (raised after it was asked), not about an
+    /// earlier capture that has since been answered.
+    fn capture_flagged_for(&self, capture: &PspRequest) -> bool {
+        self.capture_flagged_at
+            .is_some_and(|at| at >= capture.requested_at)
     }
 
     /// When the amount was first held (a capture also holds it).
@@ -656,6 +678,24 @@ impl Order {
                 });
             }
         }
+        // A capture the PSP has not answered in time needs staff whatever became of the order:
+        // its money may be taken, or held with its void waiting on the answer.
+        if let Some(capture) = payment.outstanding_capture() {
+            if let Some(at) = payment
+                .capture_flagged_at
+                .filter(|_| payment.capture_flagged_for(capture))
+            {
+                reasons.push(PaymentAttention {
+                    reason: AttentionReason::CaptureUnconfirmed,
+                    since: at,
+                    detail: format!(
+                        "capture {} asked {} and not confirmed by the PSP",
+                        capture.request_id,
+                        capture.requested_at.format("%Y-%m-%d %H:%M UTC")
+                    ),
+                });
+            }
+        }
         // A failed capture of an order called off or voided needs no one: nothing is owed.
         if !captured && !called_off && !payment.voided() {
             if let Some(failure) = payment
@@ -673,19 +713,6 @@ impl Order {
                             .as_deref()
                             .map(|r| format!(": {r}"))
                             .unwrap_or_default()
-                    ),
-                });
-            }
-            if let (Some(at), Some(capture)) =
-                (payment.capture_flagged_at, payment.outstanding_capture())
-            {
-                reasons.push(PaymentAttention {
-                    reason: AttentionReason::CaptureUnconfirmed,
-                    since: at,
-                    detail: format!(
-                        "capture {} asked {} and not confirmed by the PSP",
-                        capture.request_id,
-                        capture.requested_at.format("%Y-%m-%d %H:%M UTC")
                     ),
                 });
             }
@@ -714,13 +741,14 @@ impl Order {
 
     /// A capture asked of the PSP and not yet answered, since it was asked (the sweep puts it in
     /// front of staff if the PSP stays silent too long).
+    /// Watched whatever the order's status: a capture asked before the order was called off
+    /// holds its void back until the PSP answers, so a silent PSP would leave the card held.
     pub fn capture_requested_since(&self) -> Option<DateTime<Utc>> {
-        if self.payment.capture_flagged_at.is_some()
-            || matches!(self.status, OrderStatus::Cancelled | OrderStatus::Rejected)
-        {
+        let capture = self.payment.outstanding_capture()?;
+        if self.payment.capture_flagged_for(capture) {
             return None;
         }
-        self.payment.outstanding_capture().map(|r| r.requested_at)
+        Some(capture.requested_at)
     }
 
     /// Records a PSP event in the ledger, once per PSP event id, and asks of the PSP what the
@@ -844,10 +872,18 @@ impl Order {
         let status = self.payment_status();
         let called_off = matches!(self.status, OrderStatus::Cancelled | OrderStatus::Rejected);
         let shipped = matches!(self.status, OrderStatus::Shipped | OrderStatus::Delivered);
+        // A hold the PSP named no payment for, while it named others, cannot be asked about:
+        // the PSP would not know which to act on. It stays in front of staff (a second payment).
+        let names_some = self
+            .payment
+            .ledger
+            .iter()
+            .any(|e| e.psp_reference.is_some());
         let held: Vec<Option<String>> = self
             .payment
             .held()
             .map(|p| p.reference.map(str::to_owned))
+            .filter(|reference| reference.is_some() || !names_some)
             .collect();
         let captured = self.payment.taken().is_some();
         if called_off {
@@ -1579,6 +1615,108 @@ mod tests {
         assert!(refund_events(Some(&captured), Some(&captured)).is_empty());
     }
 
+    fn immediately() -> PaymentPolicy {
+        PaymentPolicy {
+            capture: CaptureMode::Immediately,
+            ..PaymentPolicy::default()
+        }
+    }
+
+    #[test]
+    fn a_capture_left_unanswered_on_a_cancelled_order_is_still_watched() {
+        let order = order();
+        let policy = immediately();
+        let PaymentUpdate::Recorded(authorized) = order
+            .record_payment(
+                &event("e1", PaymentEventKind::AuthorizationSucceeded, &order),
+                &policy,
+                now(),
+            )
+            .unwrap()
+        else {
+            panic!("recorded")
+        };
+        let cancelled = authorized
+            .cancel("changed my mind".into(), "customer", now())
+            .unwrap()
+            .order;
+        assert_eq!(
+            cancelled.payment.requests.len(),
+            1,
+            "the void waits for the capture's answer"
+        );
+        assert_eq!(cancelled.capture_requested_since(), Some(now()));
+        let flagged = cancelled
+            .flag_payment(&policy, now() + Duration::hours(1))
+            .unwrap();
+        assert_eq!(
+            flagged.payment_attention().map(|a| a.reason),
+            Some(AttentionReason::CaptureUnconfirmed)
+        );
+    }
+
+    #[test]
+    fn a_capture_answered_without_a_reference_is_the_payment_it_was_asked_of() {
+        use crate::events::refund_events;
+        let order = order();
+        let policy = immediately();
+        let PaymentUpdate::Recorded(authorized) = order
+            .record_payment(
+                &event("e1", PaymentEventKind::AuthorizationSucceeded, &order),
+                &policy,
+                now(),
+            )
+            .unwrap()
+        else {
+            panic!("recorded")
+        };
+        let mut unnamed = event("e2", PaymentEventKind::CaptureSucceeded, &order);
+        unnamed.psp_reference = None;
+        let captured = recorded(&authorized, &unnamed);
+        assert_eq!(captured.payment_status(), PaymentStatus::Paid);
+        assert_eq!(captured.payment_attention(), None, "not a second payment");
+        let cancelled = captured
+            .cancel("changed my mind".into(), "customer", now())
+            .unwrap()
+            .order;
+        assert!(
+            cancelled
+                .payment
+                .requests
+                .iter()
+                .all(|r| r.kind == PspRequestKind::Capture),
+            "no void of money already taken: {:?}",
+            cancelled.payment.requests
+        );
+        let refunds = refund_events(None, Some(&cancelled));
+        assert_eq!(refunds.len(), 1);
+        assert_eq!(refunds[0].data.psp_reference.as_deref(), Some("pi_1"));
+    }
+
+    #[test]
+    fn a_flag_raised_for_an_answered_capture_does_not_stand_for_the_next() {
+        let order = order();
+        let mut shipped = recorded(
+            &order,
+            &event("e1", PaymentEventKind::AuthorizationSucceeded, &order),
+        );
+        shipped.status = OrderStatus::Shipped;
+        shipped.request_what_is_due(CaptureMode::OnShipment, now());
+        let policy = PaymentPolicy::default();
+        let flagged = shipped
+            .flag_payment(&policy, now() + Duration::hours(1))
+            .unwrap();
+        let failed = recorded(
+            &flagged,
+            &event("e2", PaymentEventKind::CaptureFailed, &order),
+        );
+        assert_eq!(failed.capture_requested_since(), None, "answered");
+        assert_ne!(
+            failed.payment_attention().map(|a| a.reason),
+            Some(AttentionReason::CaptureUnconfirmed)
+        );
+    }
+
     #[test]
     fn a_capture_the_psp_does_not_confirm_in_time_goes_to_staff() {
         let order = order();
@@ -1916,6 +2054,33 @@ mod ledger_properties {
                 request.data.request.psp_reference,
                 payments
             );
+        }
+        // Judged apart from the per-payment view too: while the ledger names exactly one payment,
+        // nothing asked names none. (With several named and one unnamed, which the unnamed one
+        // is cannot be known: it is a second payment, in front of staff.)
+        let named: std::collections::BTreeSet<&str> = new
+            .payment
+            .ledger
+            .iter()
+            .filter(|e| e.mismatch.is_none())
+            .filter_map(|e| e.psp_reference.as_deref())
+            .collect();
+        let names_one = named.len() == 1;
+        if names_one {
+            for request in psp_request_events(Some(old), Some(new)) {
+                prop_assert!(
+                    request.data.request.psp_reference.is_some(),
+                    "{} names none",
+                    request.id
+                );
+            }
+            for refund in refund_events(Some(old), Some(new)) {
+                prop_assert!(
+                    refund.data.psp_reference.is_some(),
+                    "{} names none",
+                    refund.id
+                );
+            }
         }
         let taken = payments.iter().find(|p| p.captured);
         for refund in refund_events(Some(old), Some(new)) {
