@@ -1095,10 +1095,11 @@ mod tests {
     }
 
     fn recorded(order: &Order, event: &PaymentEvent) -> Order {
-        match order
-            .record_payment(event, &PaymentPolicy::default(), now())
-            .unwrap()
-        {
+        recorded_under(order, event, &PaymentPolicy::default())
+    }
+
+    fn recorded_under(order: &Order, event: &PaymentEvent, policy: &PaymentPolicy) -> Order {
+        match order.record_payment(event, policy, now()).unwrap() {
             PaymentUpdate::Recorded(next) => *next,
             PaymentUpdate::Duplicate => panic!("{} was a duplicate", event.event_id),
         }
@@ -1626,16 +1627,11 @@ mod tests {
     fn a_capture_left_unanswered_on_a_cancelled_order_is_still_watched() {
         let order = order();
         let policy = immediately();
-        let PaymentUpdate::Recorded(authorized) = order
-            .record_payment(
-                &event("e1", PaymentEventKind::AuthorizationSucceeded, &order),
-                &policy,
-                now(),
-            )
-            .unwrap()
-        else {
-            panic!("recorded")
-        };
+        let authorized = recorded_under(
+            &order,
+            &event("e1", PaymentEventKind::AuthorizationSucceeded, &order),
+            &policy,
+        );
         let cancelled = authorized
             .cancel("changed my mind".into(), "customer", now())
             .unwrap()
@@ -1660,16 +1656,11 @@ mod tests {
         use crate::events::refund_events;
         let order = order();
         let policy = immediately();
-        let PaymentUpdate::Recorded(authorized) = order
-            .record_payment(
-                &event("e1", PaymentEventKind::AuthorizationSucceeded, &order),
-                &policy,
-                now(),
-            )
-            .unwrap()
-        else {
-            panic!("recorded")
-        };
+        let authorized = recorded_under(
+            &order,
+            &event("e1", PaymentEventKind::AuthorizationSucceeded, &order),
+            &policy,
+        );
         let mut unnamed = event("e2", PaymentEventKind::CaptureSucceeded, &order);
         unnamed.psp_reference = None;
         let captured = recorded(&authorized, &unnamed);
