@@ -2,7 +2,6 @@
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
-use oms_adapters::dynamo::DynamoStore;
 use oms_adapters::http::{
     caller, json_body, json_response, respond, route_key, unknown_route, ApiError,
 };
@@ -10,18 +9,8 @@ use oms_domain::app::notify;
 use oms_domain::notifications::Preferences;
 use oms_domain::ports::NotificationStore;
 
-/// What the function needs, built once per cold start.
-pub struct App<S> {
-    pub store: S,
-}
-
-impl App<DynamoStore> {
-    pub async fn from_env() -> Result<Self, Error> {
-        Ok(App {
-            store: DynamoStore::from_env()?,
-        })
-    }
-}
+/// What the function needs, built once per cold start: the store.
+pub use oms_adapters::app::StoreApp as App;
 
 #[tracing::instrument(skip_all)]
 pub async fn handle<S: NotificationStore>(
@@ -83,9 +72,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_customer_chooses_their_channels() {
-        let app = App {
-            store: InMemoryStore::default(),
-        };
+        let app = App::<InMemoryStore>::default();
         let (status, body) = call(&app, "get-preferences").await;
         assert_eq!(
             (status, body),

@@ -10,6 +10,6 @@ use lambda_http::{run, service_fn, Error};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
-    let app = handler::App::from_env().await?;
+    let app = handler::App::from_env()?;
     run(service_fn(|request| handler::handle(&app, request))).await
 }

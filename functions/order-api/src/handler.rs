@@ -2,7 +2,6 @@
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, RequestExt, Response};
-use oms_adapters::dynamo::DynamoStore;
 use oms_adapters::http::ProblemType;
 use oms_adapters::http::{
     caller, if_match, json_body, json_response, page_limit, path_id, path_parameter, require_scope,
@@ -22,18 +21,8 @@ use oms_domain::ports::{OrderStore, OrderTransactions};
 use oms_domain::request::staff::CancelRequest;
 use serde::Serialize;
 
-/// What the function needs, built once per cold start.
-pub struct App<S> {
-    pub store: S,
-}
-
-impl App<DynamoStore> {
-    pub async fn from_env() -> Result<Self, Error> {
-        Ok(App {
-            store: DynamoStore::from_env()?,
-        })
-    }
-}
+/// What the function needs, built once per cold start: the store.
+pub use oms_adapters::app::StoreApp as App;
 
 #[tracing::instrument(skip_all)]
 pub async fn handle<S: OrderStore + OrderTransactions>(
@@ -284,9 +273,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_customer_reads_their_own_order_and_nobody_elses() {
-        let app = App {
-            store: InMemoryStore::default(),
-        };
+        let app = App::<InMemoryStore>::default();
         app.store
             .insert_order(stored_order("01KAZ3Q6W8T2Y7X9V5N4M3K2J1", 1_700_000_000));
         let (status, body) = call(&app, "get-order").await;
@@ -306,9 +293,7 @@ mod tests {
 
     #[tokio::test]
     async fn lists_newest_first_in_pages() {
-        let app = App {
-            store: InMemoryStore::default(),
-        };
+        let app = App::<InMemoryStore>::default();
         for (i, id) in [
             "01KAZ3Q6W8T2Y7X9V5N4M3K2J1",
             "01KAZ3Q6W8T2Y7X9V5N4M3K2J2",

@@ -5,6 +5,7 @@
 //! edges. It depends on the domain, never the other way round.
 //!
 //! ## Layout
+//! - [`app`]: what a function whose only need is the store builds once per cold start.
 //! - [`config`]: typed configuration from the environment, read once per cold start; it fails fast
 //!   and names the missing variable. Every AWS endpoint follows `AWS_ENDPOINT_URL`, so the same
 //!   binary runs against AWS, the local emulator, or any DynamoDB-compatible endpoint.
@@ -23,6 +24,7 @@
 //! - [`http`]: the HTTP edge: the caller from the JWT authorizer's claims, request bodies, JSON
 //!   responses, and the one mapping from errors to `application/problem+json` (RFC 9457).
 
+pub mod app;
 pub mod aws_error;
 pub mod config;
 pub mod dead_letters;
