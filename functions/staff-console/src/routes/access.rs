@@ -99,6 +99,55 @@ pub(super) async fn staff<S, K: SecretSource>(
     })
 }
 
+/// A scope a page needs, as a type: a handler that takes [`Holding`] of it runs only for staff
+/// who hold it.
+pub(super) trait Scope {
+    const NAME: &'static str;
+}
+
+/// `oms:admin`: customer service and the managers.
+pub(super) enum Admin {}
+
+impl Scope for Admin {
+    const NAME: &'static str = SCOPE_ADMIN;
+}
+
+/// `oms:warehouse`: picking, packing, shipping and receiving.
+pub(super) enum Warehouse {}
+
+impl Scope for Warehouse {
+    const NAME: &'static str = SCOPE_WAREHOUSE;
+}
+
+/// A page's staff member who holds the scope `P`; anyone else is refused before the page's
+/// handler runs. With them, the `done` word of the form that led here, for the page's banner.
+pub(super) struct Holding<P> {
+    staff: Staff,
+    done: Option<String>,
+    scope: std::marker::PhantomData<P>,
+}
+
+impl<P> Holding<P> {
+    /// The page `name` shows this staff member: `context`, with what the layout needs as `me`.
+    pub(super) fn page<S, K>(
+        &self,
+        app: &Console<S, K>,
+        name: &str,
+        context: Value,
+    ) -> Result<Response, PageError> {
+        let me = self.staff.layout(self.done.as_deref());
+        page(app, name, context! { me, ..context })
+    }
+}
+
+impl<P> std::ops::Deref for Holding<P> {
+    type Target = Staff;
+
+    fn deref(&self) -> &Staff {
+        &self.staff
+    }
+}
+
 /// A form's fields, as posted.
 #[derive(Debug, Default, Deserialize)]
 #[serde(transparent)]
@@ -179,6 +228,28 @@ impl<S: Store, K: SecretSource + 'static> FromRequestParts<App<S, K>> for Staff 
 
     async fn from_request_parts(parts: &mut Parts, app: &App<S, K>) -> Result<Self, PageError> {
         staff(app, &parts.headers).await
+    }
+}
+
+/// A page's staff member holding the page's scope: a live session (else to the sign-in), then
+/// the scope (else forbidden), then the banner's `done` word.
+impl<S: Store, K: SecretSource + 'static, P: Scope> FromRequestParts<App<S, K>> for Holding<P> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App<S, K>) -> Result<Self, Response> {
+        let staff = staff(app, &parts.headers)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        staff
+            .require(P::NAME)
+            .map_err(IntoResponse::into_response)?;
+        let Query(Banner { done }) =
+            Query::try_from_uri(&parts.uri).map_err(IntoResponse::into_response)?;
+        Ok(Holding {
+            staff,
+            done,
+            scope: std::marker::PhantomData,
+        })
     }
 }
 

@@ -4,10 +4,8 @@ use super::*;
 
 pub(super) async fn exceptions<S: Store, K: SecretSource>(
     State(app): State<App<S, K>>,
-    staff: Staff,
-    Query(banner): Query<Banner>,
+    staff: Holding<Admin>,
 ) -> Result<Response, PageError> {
-    staff.require(SCOPE_ADMIN)?;
     let found = staff::exceptions(&app.store, &staff.caller, Utc::now()).await?;
     let stuck: Vec<_> = found
         .stuck
@@ -31,11 +29,10 @@ pub(super) async fn exceptions<S: Store, K: SecretSource>(
         Some(dead_letters) => Some(dead_letters.list().await?),
         None => None,
     };
-    page(
+    staff.page(
         &app,
         "exceptions.html",
         context! {
-            me => staff.layout(banner.done.as_deref()),
             stuck => ser(&stuck),
             payments => ser(&payments),
             more_payments => found.more_payments,

@@ -20,8 +20,9 @@
 //! ## Layout
 //! One module per screen — [`orders`], [`returns`], [`stock`] (inventory), [`warehouse`],
 //! [`exceptions`] — beside [`auth`] (sign-in and out), [`access`] (the extractors every page and
-//! form goes through: [`Staff`] for a page's session, [`StaffForm`] for a form's session, origin,
-//! CSRF token, scope and version) and [`errors`] (the one mapping of errors to pages).
+//! form goes through: [`Staff`] for a page's session, [`Holding`] for a page's session and the
+//! scope the page needs, [`StaffForm`] for a form's session, origin, CSRF token, scope and
+//! version) and [`errors`] (the one mapping of errors to pages).
 
 use std::sync::Arc;
 

@@ -8,7 +8,6 @@ pub(super) struct QueueQuery {
     #[serde(rename = "minAgeMinutes")]
     min_age_minutes: Option<String>,
     cursor: Option<String>,
-    done: Option<String>,
 }
 
 /// How many rows a console list shows at once.
@@ -28,10 +27,9 @@ pub(super) fn summaries(orders: &[oms_domain::order::Order]) -> Value {
 
 pub(super) async fn orders<S: Store, K: SecretSource>(
     State(app): State<App<S, K>>,
-    staff: Staff,
+    staff: Holding<Admin>,
     Query(query): Query<QueueQuery>,
 ) -> Result<Response, PageError> {
-    staff.require(SCOPE_ADMIN)?;
     let status = match query.status.as_deref() {
         // The open orders in the warehouse: what customer service is asked about most.
         None | Some("") => OrderStatus::Fulfilling,
@@ -57,11 +55,10 @@ pub(super) async fn orders<S: Store, K: SecretSource>(
         query.cursor.as_deref(),
     )
     .await?;
-    page(
+    staff.page(
         &app,
         "orders.html",
         context! {
-            me => staff.layout(query.done.as_deref()),
             statuses => OrderStatus::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
             status => status.as_str(),
             min_age,
@@ -114,20 +111,17 @@ pub(super) fn order_id(raw: &str) -> Result<OrderId, PageError> {
 
 pub(super) async fn order<S: Store, K: SecretSource>(
     State(app): State<App<S, K>>,
-    staff: Staff,
+    staff: Holding<Admin>,
     Path(id): Path<String>,
-    Query(banner): Query<Banner>,
 ) -> Result<Response, PageError> {
-    staff.require(SCOPE_ADMIN)?;
     let order = queries::get_order(&app.store, &staff.caller, &order_id(&id)?).await?;
     let view = OrderView::for_caller(&order, true);
     // Whether the cancel form is offered: the rule itself, tried on the order as read.
     let cancellable = order.cancel("-".into(), "console", Utc::now()).is_ok();
-    page(
+    staff.page(
         &app,
         "order.html",
         context! {
-            me => staff.layout(banner.done.as_deref()),
             order => ser(&view),
             status_since => order.status_since().to_rfc3339(),
             cancellable,

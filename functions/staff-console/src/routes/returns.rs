@@ -4,10 +4,8 @@ use super::*;
 
 pub(super) async fn returns<S: Store, K: SecretSource>(
     State(app): State<App<S, K>>,
-    staff: Staff,
-    Query(banner): Query<Banner>,
+    staff: Holding<Admin>,
 ) -> Result<Response, PageError> {
-    staff.require(SCOPE_ADMIN)?;
     let (waiting, _) = pending_returns(&app.store, PAGE_ROWS, None).await?;
     let rows: Vec<_> = waiting
         .iter()
@@ -17,11 +15,10 @@ pub(super) async fn returns<S: Store, K: SecretSource>(
             row
         })
         .collect();
-    page(
+    staff.page(
         &app,
         "returns.html",
         context! {
-            me => staff.layout(banner.done.as_deref()),
             returns => ser(&rows),
         },
     )

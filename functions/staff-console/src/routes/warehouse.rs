@@ -9,7 +9,6 @@ pub(super) struct WarehouseQuery {
     /// One step's next page: the step and its cursor.
     status: Option<String>,
     cursor: Option<String>,
-    done: Option<String>,
 }
 
 pub(super) fn shipment_row(o: &oms_domain::order::Order) -> serde_json::Value {
@@ -27,10 +26,9 @@ pub(super) fn shipment_row(o: &oms_domain::order::Order) -> serde_json::Value {
 /// page; or one shipment found by its order id.
 pub(super) async fn warehouse<S: Store, K: SecretSource>(
     State(app): State<App<S, K>>,
-    staff: Staff,
+    staff: Holding<Warehouse>,
     Query(query): Query<WarehouseQuery>,
 ) -> Result<Response, PageError> {
-    staff.require(SCOPE_WAREHOUSE)?;
     let steps = [
         FulfillmentStatus::AwaitingPick,
         FulfillmentStatus::Picked,
@@ -102,11 +100,10 @@ pub(super) async fn warehouse<S: Store, K: SecretSource>(
             }));
         }
     }
-    page(
+    staff.page(
         &app,
         "warehouse.html",
         context! {
-            me => staff.layout(query.done.as_deref()),
             sections => ser(&sections),
             order => query.order,
         },
