@@ -10,14 +10,15 @@ use oms_domain::events::EventType;
 use oms_domain::ports::OrderStore;
 use oms_domain::shipping::ShippingPolicy;
 
-/// What the function needs, built once per cold start.
+/// What the function needs, built once per cold start: the store, and the shipping policy that
+/// names the warehouse an order goes to.
 pub struct App<S> {
     pub store: S,
     pub policy: ShippingPolicy,
 }
 
 impl App<DynamoStore> {
-    pub async fn from_env() -> Result<Self, Error> {
+    pub fn from_env() -> Result<Self, Error> {
         let policy = config::shipping_policy_from_env()?;
         Ok(App {
             store: DynamoStore::from_env()?,
@@ -26,13 +27,7 @@ impl App<DynamoStore> {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-enum MessageError {
-    #[error("the message is not an order event: {0}")]
-    Poison(serde_json::Error),
-    #[error("{0} (retryable: {retryable})", retryable = .0.is_retryable())]
-    Fulfillment(#[from] FulfillmentAppError),
-}
+type MessageError = oms_adapters::app::MessageError<FulfillmentAppError>;
 
 pub async fn handle<S: OrderStore>(
     app: &App<S>,
@@ -77,19 +72,24 @@ mod tests {
 
     use oms_domain::order::{Order, OrderStatus};
 
-    fn fixture(name: &str) -> SqsEvent {
-        oms_domain::fixtures::event(&format!("fulfillment/{name}.json"))
+    /// The order the fixtures name.
+    const ORDER_ID: &str = "01KAZ3Q6W8T2Y7X9V5N4M3K2J1";
+
+    /// The function under the default shipping policy, with `order` stored.
+    fn app_with(order: Order) -> App<InMemoryStore> {
+        let store = InMemoryStore::default();
+        store.insert_order(order);
+        App {
+            store,
+            policy: ShippingPolicy::default_policy(),
+        }
     }
 
     /// The order the fixtures name, reserved and not yet paid for.
     fn unpaid_order() -> Order {
-        oms_domain::fixtures::sample_order(
-            "01KAZ3Q6W8T2Y7X9V5N4M3K2J1",
-            "customer-ada",
-            chrono::Utc::now(),
-        )
-        .reserve(chrono::Utc::now())
-        .unwrap()
+        oms_domain::fixtures::sample_order(ORDER_ID, "customer-ada", chrono::Utc::now())
+            .reserve(chrono::Utc::now())
+            .unwrap()
     }
 
     /// The order the fixtures name, reserved and authorized.
@@ -97,24 +97,23 @@ mod tests {
         unpaid_order().authorized_for_test(chrono::Utc::now())
     }
 
+    /// Handles the batch of the fixture `fulfillment/{name}.json`: the ids of the messages
+    /// that failed.
     async fn run(app: &App<InMemoryStore>, name: &str) -> Vec<String> {
-        let event = LambdaEvent::new(fixture(name), lambda_runtime::Context::default());
+        let batch: SqsEvent = oms_domain::fixtures::event(&format!("fulfillment/{name}.json"));
+        let event = LambdaEvent::new(batch, lambda_runtime::Context::default());
         oms_adapters::sqs::failed_message_ids(&handle(app, event).await.unwrap())
     }
 
     #[tokio::test]
     async fn a_reserved_order_goes_to_the_warehouse_once() {
-        let app = App {
-            store: InMemoryStore::default(),
-            policy: ShippingPolicy::default_policy(),
-        };
-        app.store.insert_order(reserved_order());
+        let app = app_with(reserved_order());
         assert!(run(&app, "order-reserved").await.is_empty());
         assert!(
             run(&app, "order-reserved").await.is_empty(),
             "a duplicate is acknowledged"
         );
-        let order = app.store.stored("01KAZ3Q6W8T2Y7X9V5N4M3K2J1");
+        let order = app.store.stored(ORDER_ID);
         assert_eq!(order.status, OrderStatus::Fulfilling);
         assert_eq!(order.version, 4, "moved once");
         assert_eq!(order.fulfillment.unwrap().warehouse, "BER-1");
@@ -122,12 +121,8 @@ mod tests {
 
     #[tokio::test]
     async fn an_unpaid_order_waits_and_its_authorization_starts_it() {
-        let app = App {
-            store: InMemoryStore::default(),
-            policy: ShippingPolicy::default_policy(),
-        };
         let unpaid = unpaid_order();
-        app.store.insert_order(unpaid.clone());
+        let app = app_with(unpaid.clone());
         assert!(run(&app, "order-reserved").await.is_empty());
         let held = app.store.get(&unpaid.id).await.unwrap().unwrap();
         assert_eq!(held.status, OrderStatus::Reserved, "awaiting payment");
@@ -146,16 +141,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_poison_message_fails_alone() {
-        let app = App {
-            store: InMemoryStore::default(),
-            policy: ShippingPolicy::default_policy(),
-        };
-        app.store.insert_order(reserved_order());
+        let app = app_with(reserved_order());
         assert_eq!(
             run(&app, "batch-with-poison").await,
             ["poison-1", "unknown-order-1"]
         );
-        let order = app.store.stored("01KAZ3Q6W8T2Y7X9V5N4M3K2J1");
+        let order = app.store.stored(ORDER_ID);
         assert_eq!(
             order.status,
             OrderStatus::Fulfilling,

@@ -15,6 +15,6 @@ use lambda_runtime::{run, service_fn, Error};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let app = handler::App::from_env().await?;
+    let app = handler::App::from_env()?;
     run(service_fn(|event| handler::handle(&app, event))).await
 }

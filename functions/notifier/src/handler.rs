@@ -65,13 +65,7 @@ impl App<DynamoStore, NotificationPublisher, QueueRedelivery> {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-enum MessageError {
-    #[error("the message is not an order event: {0}")]
-    Poison(serde_json::Error),
-    #[error("{0} (retryable: {retryable})", retryable = .0.is_retryable())]
-    Notify(#[from] NotifyError),
-}
+type MessageError = oms_adapters::app::MessageError<NotifyError>;
 
 pub async fn handle<S: NotificationStore, K: NotificationSink, R: Redelivery>(
     app: &App<S, K, R>,

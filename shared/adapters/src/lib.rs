@@ -5,7 +5,8 @@
 //! edges. It depends on the domain, never the other way round.
 //!
 //! ## Layout
-//! - [`app`]: what a function whose only need is the store builds once per cold start.
+//! - [`app`]: what a function whose only need is the store builds once per cold start, and why a
+//!   queue consumer did not process a message.
 //! - [`config`]: typed configuration from the environment, read once per cold start; it fails fast
 //!   and names the missing variable. Every AWS endpoint follows `AWS_ENDPOINT_URL`, so the same
 //!   binary runs against AWS, the local emulator, or any DynamoDB-compatible endpoint.
