@@ -175,15 +175,7 @@ impl Stack {
         let sku = unique(prefix).to_uppercase();
         let admin = self.token("staff-tests", Some("oms:admin"));
         let body = json!({"name": format!("Test {prefix}"), "unitPrice": {"amount": 1000, "currency": "EUR"}, "weightGrams": 500, "onHand": on_hand});
-        let reply = self
-            .call(
-                reqwest::Method::PUT,
-                &format!("/inventory/{sku}"),
-                Some(&admin),
-                &[],
-                Some(body.to_string().into_bytes()),
-            )
-            .await;
+        let reply = self.put(&format!("/inventory/{sku}"), &admin, &body).await;
         assert_eq!(
             reply.status,
             StatusCode::CREATED,
@@ -288,6 +280,16 @@ impl Stack {
 }
 
 /// A valid order body for `lines`.
+/// A parcel's measures, as the pack step's body.
+pub fn parcel() -> Value {
+    json!({"weightGrams": 1600, "lengthCm": 30, "widthCm": 20, "heightCm": 10})
+}
+
+/// A DHL parcel's tracking, as the ship step's body.
+pub fn tracking(number: &str) -> Value {
+    json!({"carrier": "DHL", "trackingNumber": number, "trackingUrl": format!("https://www.dhl.com/track?id={number}")})
+}
+
 pub fn order_body(lines: &[(&str, u32)]) -> Value {
     json!({
         "lines": lines.iter().map(|(sku, quantity)| json!({"sku": sku, "quantity": quantity})).collect::<Vec<_>>(),
@@ -519,6 +521,39 @@ impl Stack {
         .await
     }
 
+    /// A PUT with a JSON body as `token`'s holder.
+    pub async fn put(&self, path: &str, token: &str, body: &Value) -> Reply {
+        self.call(
+            reqwest::Method::PUT,
+            path,
+            Some(token),
+            &[],
+            Some(body.to_string().into_bytes()),
+        )
+        .await
+    }
+
+    /// A warehouse step (`/fulfillments/{id}/pick`, `pack` or `ship`) as `token`'s holder, with
+    /// `if_match` as `If-Match` if given, and the step's JSON body if it has one.
+    pub async fn warehouse_post(
+        &self,
+        path: &str,
+        token: &str,
+        if_match: Option<&str>,
+        body: Option<&Value>,
+    ) -> Reply {
+        let headers: Vec<(&str, &str)> =
+            if_match.map(|m| vec![("if-match", m)]).unwrap_or_default();
+        self.call(
+            reqwest::Method::POST,
+            path,
+            Some(token),
+            &headers,
+            body.map(|b| b.to_string().into_bytes()),
+        )
+        .await
+    }
+
     /// Picks, packs and ships an order in the warehouse over HTTP, each step with the ETag the
     /// previous one returned. Returns the tracking number.
     pub async fn ship_through_warehouse(&self, id: &str) -> String {
@@ -541,29 +576,12 @@ impl Stack {
         let number = unique("JJD").to_uppercase();
         for (step, body) in [
             ("pick", None),
-            (
-                "pack",
-                Some(json!({"weightGrams": 1600, "lengthCm": 30, "widthCm": 20, "heightCm": 10})),
-            ),
-            (
-                "ship",
-                Some(
-                    json!({"carrier": "DHL", "trackingNumber": number, "trackingUrl": format!("https://www.dhl.com/track?id={number}")}),
-                ),
-            ),
+            ("pack", Some(parcel())),
+            ("ship", Some(tracking(&number))),
         ] {
-            let headers: Vec<(&str, &str)> = etag
-                .as_deref()
-                .map(|e| vec![("if-match", e)])
-                .unwrap_or_default();
+            let path = format!("/fulfillments/{id}/{step}");
             let reply = self
-                .call(
-                    reqwest::Method::POST,
-                    &format!("/fulfillments/{id}/{step}"),
-                    Some(&warehouse),
-                    &headers,
-                    body.map(|b: Value| b.to_string().into_bytes()),
-                )
+                .warehouse_post(&path, &warehouse, etag.as_deref(), body.as_ref())
                 .await;
             assert_eq!(reply.status, StatusCode::OK, "{step}: {:?}", reply.body);
             etag = Some(reply.headers["etag"].to_str().unwrap().to_owned());

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use oms_system_tests::{psp_body, unique, Probe, Reply, Stack, StatusCode};
+use oms_system_tests::{psp_body, tracking, unique, Probe, Reply, Stack, StatusCode};
 use serde_json::{json, Value};
 
 /// How many orders the run places.
@@ -85,12 +85,7 @@ async fn ship(stack: &Stack, retries: &AtomicU64, id: &str) -> String {
                 "pack",
                 Some(json!({"weightGrams": 900, "lengthCm": 30, "widthCm": 20, "heightCm": 10})),
             ),
-            "PACKED" => (
-                "ship",
-                Some(
-                    json!({"carrier": "DHL", "trackingNumber": number, "trackingUrl": format!("https://www.dhl.com/track?id={number}")}),
-                ),
-            ),
+            "PACKED" => ("ship", Some(tracking(&number))),
             _ => {
                 return shipment.body["tracking"]["trackingNumber"]
                     .as_str()
@@ -99,15 +94,8 @@ async fn ship(stack: &Stack, retries: &AtomicU64, id: &str) -> String {
             }
         };
         let path = format!("/fulfillments/{id}/{step}");
-        let headers = [("if-match", etag.as_str())];
         let reply = retrying(retries, step, || {
-            stack.call(
-                reqwest::Method::POST,
-                &path,
-                Some(&warehouse),
-                &headers,
-                body.as_ref().map(|b: &Value| b.to_string().into_bytes()),
-            )
+            stack.warehouse_post(&path, &warehouse, Some(&etag), body.as_ref())
         })
         .await;
         assert!(
@@ -195,16 +183,7 @@ async fn a_few_hundred_orders_live_their_whole_lives_exactly_with_faults_injecte
         let sku = unique(&format!("FAULT{n}")).to_uppercase();
         let body = json!({"name": format!("Fault run {n}"), "unitPrice": {"amount": 1000, "currency": "EUR"}, "weightGrams": 300, "onHand": STOCK_PER_SKU});
         let path = format!("/inventory/{sku}");
-        let reply = retrying(&retries, "a SKU", || {
-            stack.call(
-                reqwest::Method::PUT,
-                &path,
-                Some(&admin),
-                &[],
-                Some(body.to_string().into_bytes()),
-            )
-        })
-        .await;
+        let reply = retrying(&retries, "a SKU", || stack.put(&path, &admin, &body)).await;
         assert!(reply.status.is_success(), "{:?}", reply.body);
         skus.push(sku);
     }

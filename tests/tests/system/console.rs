@@ -273,11 +273,10 @@ async fn staff_find_an_order_ship_it_through_the_pick_list_and_a_stale_form_is_r
         .unwrap()
         .to_owned();
     let picked = stack
-        .call(
-            reqwest::Method::POST,
+        .warehouse_post(
             &format!("/fulfillments/{id}/pick"),
-            Some(&warehouse),
-            &[("if-match", &etag)],
+            &warehouse,
+            Some(&etag),
             None,
         )
         .await;

@@ -1,7 +1,7 @@
 //! From a reserved order to a delivered one, over HTTP only: the customer, the warehouse
 //! (scope `oms:warehouse`) and the carrier's signed webhook.
 
-use oms_system_tests::{unique, Reply, Stack, StatusCode};
+use oms_system_tests::{parcel, tracking, unique, Reply, Stack, StatusCode};
 use serde_json::{json, Value};
 
 fn etag(reply: &Reply) -> String {
@@ -10,24 +10,9 @@ fn etag(reply: &Reply) -> String {
 
 async fn post(stack: &Stack, path: &str, if_match: Option<&str>, body: Option<Value>) -> Reply {
     let token = stack.token("packer-tests", Some("oms:warehouse"));
-    let headers: Vec<(&str, &str)> = if_match.map(|m| vec![("if-match", m)]).unwrap_or_default();
     stack
-        .call(
-            reqwest::Method::POST,
-            path,
-            Some(&token),
-            &headers,
-            body.map(|b| b.to_string().into_bytes()),
-        )
+        .warehouse_post(path, &token, if_match, body.as_ref())
         .await
-}
-
-fn parcel() -> Value {
-    json!({"weightGrams": 1600, "lengthCm": 30, "widthCm": 20, "heightCm": 10})
-}
-
-fn tracking(number: &str) -> Value {
-    json!({"carrier": "DHL", "trackingNumber": number, "trackingUrl": format!("https://www.dhl.com/track?id={number}")})
 }
 
 fn carrier(order_id: &str, number: &str, event_id: &str, status: &str) -> Value {

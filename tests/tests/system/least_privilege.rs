@@ -110,16 +110,10 @@ async fn every_request_a_function_makes_is_allowed_by_its_own_policy() {
         .await;
     let token = stack.token(&customer, None);
     let preferences = stack
-        .call(
-            reqwest::Method::PUT,
+        .put(
             "/customers/me/notification-preferences",
-            Some(&token),
-            &[],
-            Some(
-                json!({"email": true, "sms": false, "webhook": true})
-                    .to_string()
-                    .into_bytes(),
-            ),
+            &token,
+            &json!({"email": true, "sms": false, "webhook": true}),
         )
         .await;
     assert_eq!(preferences.status, StatusCode::OK, "{:?}", preferences.body);

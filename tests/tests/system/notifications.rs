@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use oms_system_tests::{order_body, unique, Probe, Stack, StatusCode};
+use oms_system_tests::{order_body, tracking, unique, Probe, Stack, StatusCode};
 use serde_json::{json, Value};
 
 /// Places an order with a phone number and `language`, returns its id.
@@ -39,18 +39,8 @@ async fn deliver(stack: &Stack, customer: &str, id: &str) {
     let post = |path: String, etag: Option<String>, body: Option<Value>| {
         let (stack, warehouse) = (stack.clone(), warehouse.clone());
         async move {
-            let headers: Vec<(&str, &str)> = etag
-                .as_deref()
-                .map(|e| vec![("if-match", e)])
-                .unwrap_or_default();
             let reply = stack
-                .call(
-                    reqwest::Method::POST,
-                    &path,
-                    Some(&warehouse),
-                    &headers,
-                    body.map(|b| b.to_string().into_bytes()),
-                )
+                .warehouse_post(&path, &warehouse, etag.as_deref(), body.as_ref())
                 .await;
             assert_eq!(reply.status, StatusCode::OK, "{path}: {:?}", reply.body);
             reply.headers["etag"].to_str().unwrap().to_owned()
@@ -64,7 +54,12 @@ async fn deliver(stack: &Stack, customer: &str, id: &str) {
     )
     .await;
     let number = format!("JJD{}", &id[18..]);
-    post(format!("/fulfillments/{id}/ship"), Some(etag), Some(json!({"carrier": "DHL", "trackingNumber": number, "trackingUrl": format!("https://www.dhl.com/track?id={number}")}))).await;
+    post(
+        format!("/fulfillments/{id}/ship"),
+        Some(etag),
+        Some(tracking(&number)),
+    )
+    .await;
     for (n, status) in ["OUT_FOR_DELIVERY", "DELIVERED"].iter().enumerate() {
         let event = json!({"eventId": format!("{number}-{n}"), "shipmentReference": id, "trackingNumber": number, "status": status, "occurredAt": "2026-11-30T10:15:00Z"});
         assert_eq!(
@@ -253,13 +248,7 @@ async fn a_customer_who_opted_out_of_a_channel_hears_nothing_on_it() {
     let token = stack.token(&customer, None);
     let prefs = json!({"email": false, "sms": true, "webhook": true});
     let put = stack
-        .call(
-            reqwest::Method::PUT,
-            "/customers/me/notification-preferences",
-            Some(&token),
-            &[],
-            Some(prefs.to_string().into_bytes()),
-        )
+        .put("/customers/me/notification-preferences", &token, &prefs)
         .await;
     assert_eq!((put.status, &put.body), (StatusCode::OK, &prefs));
     assert_eq!(
@@ -270,12 +259,10 @@ async fn a_customer_who_opted_out_of_a_channel_hears_nothing_on_it() {
         prefs
     );
     let bad = stack
-        .call(
-            reqwest::Method::PUT,
+        .put(
             "/customers/me/notification-preferences",
-            Some(&token),
-            &[],
-            Some(br#"{"email": "yes"}"#.to_vec()),
+            &token,
+            &json!({"email": "yes"}),
         )
         .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);

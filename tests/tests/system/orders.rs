@@ -363,18 +363,8 @@ async fn bad_input_gets_a_problem_naming_what_is_wrong_and_writes_nothing() {
     assert_eq!(stack.stock(&sku).await, (5, 0, 5));
 
     // A customer's token on an admin route.
-    let body =
-        br#"{"name":"x","unitPrice":{"amount":1,"currency":"EUR"},"weightGrams":1,"onHand":999}"#
-            .to_vec();
-    let put = stack
-        .call(
-            reqwest::Method::PUT,
-            &format!("/inventory/{sku}"),
-            Some(&token),
-            &[],
-            Some(body),
-        )
-        .await;
+    let body = serde_json::json!({"name": "x", "unitPrice": {"amount": 1, "currency": "EUR"}, "weightGrams": 1, "onHand": 999});
+    let put = stack.put(&format!("/inventory/{sku}"), &token, &body).await;
     assert_eq!(
         (put.status, put.body["type"].as_str()),
         (StatusCode::FORBIDDEN, Some("/problems/forbidden"))

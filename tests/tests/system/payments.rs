@@ -746,12 +746,11 @@ async fn warehouse_step(
     let warehouse = stack.token("packer-hold", Some("oms:warehouse"));
     let etag = stack.order_as_staff(id).await["version"].to_string();
     stack
-        .call(
-            reqwest::Method::POST,
+        .warehouse_post(
             &format!("/fulfillments/{id}/{step}"),
-            Some(&warehouse),
-            &[("if-match", &format!("\"v{etag}\""))],
-            body.map(|b| b.to_string().into_bytes()),
+            &warehouse,
+            Some(&format!("\"v{etag}\"")),
+            body.as_ref(),
         )
         .await
 }

@@ -133,13 +133,7 @@ async fn cancelling_an_authorized_order_releases_its_stock_exactly_and_voids_its
     // The order's warehouse work is gone: picking it is refused.
     let warehouse = stack.token("warehouse-tests", Some("oms:warehouse"));
     let pick = stack
-        .call(
-            reqwest::Method::POST,
-            &format!("/fulfillments/{id}/pick"),
-            Some(&warehouse),
-            &[],
-            None,
-        )
+        .warehouse_post(&format!("/fulfillments/{id}/pick"), &warehouse, None, None)
         .await;
     assert_eq!(pick.status, StatusCode::CONFLICT, "{:?}", pick.body);
 
