@@ -184,6 +184,7 @@ pub async fn stock(store: &DynamoStore, sku: &str, on_hand: u32) -> Result<(), B
     put_product(
         store,
         &ShippingPolicy::default_policy(),
+        &oms_domain::location::Locations::default_locations(),
         &admin(),
         &Sku::parse(sku)?,
         &body,
@@ -232,7 +233,7 @@ pub async fn reserve_directly(store: &DynamoStore, id: &OrderId) -> Result<(), B
     store
         .reserve(
             &order
-                .reserve(chrono::Utc::now())
+                .reserve_all_at("BER-1", chrono::Utc::now())
                 .map_err(|e| e.to_string())?,
         )
         .await?;

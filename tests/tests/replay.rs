@@ -14,7 +14,9 @@ use oms_system_tests::Stack;
 
 fn order(image: Option<&HashMap<String, AttributeValue>>) -> Option<Order> {
     let image = image.filter(|m| !m.is_empty())?;
-    match decode_item(serde_dynamo::Item::from(image.clone())).expect("a stored item decodes") {
+    match decode_item(serde_dynamo::Item::from(image.clone()), "BER-1")
+        .expect("a stored item decodes")
+    {
         TableItem::Order(order) => Some(*order),
         _ => None,
     }

@@ -14,6 +14,9 @@ use oms_domain::ports::StoreError;
 /// What the function needs, built once per cold start.
 pub struct App<P> {
     pub publisher: P,
+    /// The location whose counters a product item keeps at its top level (the shipping
+    /// policy's warehouse).
+    pub default_location: String,
 }
 
 impl App<EventPublisher> {
@@ -21,6 +24,9 @@ impl App<EventPublisher> {
         let topic = TopicConfig::from_env()?;
         Ok(App {
             publisher: EventPublisher::lazy(topic.topic_arn),
+            default_location: oms_adapters::config::shipping_policy_from_env()?
+                .warehouse()
+                .to_owned(),
         })
     }
 }
@@ -35,7 +41,7 @@ pub async fn handle<P: EventSink>(
     let mut source_record = Vec::new();
     let mut failed_records = BTreeSet::new();
     for (index, record) in records.iter().enumerate() {
-        match derive(record) {
+        match derive(record, &app.default_location) {
             Ok(events) => {
                 for event in events {
                     outgoing.push(event);
@@ -82,11 +88,14 @@ pub async fn handle<P: EventSink>(
     Ok(response)
 }
 
-fn image(item: &serde_dynamo::Item) -> Result<Option<TableItem>, StoreError> {
+fn image(
+    item: &serde_dynamo::Item,
+    default_location: &str,
+) -> Result<Option<TableItem>, StoreError> {
     if item.is_empty() {
         return Ok(None);
     }
-    decode_item(item.clone()).map(Some)
+    decode_item(item.clone(), default_location).map(Some)
 }
 
 fn outgoing<T: serde::Serialize>(
@@ -100,9 +109,9 @@ fn outgoing<T: serde::Serialize>(
 
 /// The events one change yields: an order's change and what it asked of the payment service
 /// provider (refunds, captures, voids), or a stock alert. A record whose events are not all published is retried whole; consumers deduplicate.
-fn derive(record: &EventRecord) -> Result<Vec<OutgoingEvent>, StoreError> {
-    let old = image(&record.change.old_image)?;
-    let new = image(&record.change.new_image)?;
+fn derive(record: &EventRecord, default_location: &str) -> Result<Vec<OutgoingEvent>, StoreError> {
+    let old = image(&record.change.old_image, default_location)?;
+    let new = image(&record.change.new_image, default_location)?;
     let mut events = Vec::new();
     match (old, new) {
         (old, Some(TableItem::Order(new))) => {
@@ -165,7 +174,10 @@ mod tests {
     }
 
     async fn run(sink: RecordingSink) -> (Vec<OutgoingEvent>, Vec<String>) {
-        let app = App { publisher: sink };
+        let app = App {
+            publisher: sink,
+            default_location: "BER-1".into(),
+        };
         let response = handle(
             &app,
             LambdaEvent::new(fixture(), lambda_runtime::Context::default()),

@@ -88,7 +88,7 @@ mod tests {
     /// The order the fixtures name, reserved and not yet paid for.
     fn unpaid_order() -> Order {
         oms_domain::fixtures::sample_order(ORDER_ID, "customer-ada", chrono::Utc::now())
-            .reserve(chrono::Utc::now())
+            .reserve_all_at("BER-1", chrono::Utc::now())
             .unwrap()
     }
 

@@ -13,6 +13,7 @@ use oms_domain::app::caller::SCOPE_ADMIN;
 use oms_domain::app::inventory::{self, AdjustmentView, ProductView};
 use oms_domain::app::staff::{self, CatalogOrder};
 use oms_domain::ids::Sku;
+use oms_domain::location::{Location, Locations};
 use oms_domain::ports::InventoryStore;
 use oms_domain::shipping::ShippingPolicy;
 use oms_domain::validation::ValidationErrors;
@@ -21,6 +22,8 @@ use oms_domain::validation::ValidationErrors;
 pub struct App<S> {
     pub store: S,
     pub policy: ShippingPolicy,
+    /// Where stock is kept: adjustments name one of them.
+    pub locations: Locations,
 }
 
 impl App<DynamoStore> {
@@ -28,6 +31,7 @@ impl App<DynamoStore> {
         let policy = config::shipping_policy_from_env()?;
         Ok(App {
             store: DynamoStore::from_env()?,
+            locations: config::locations_from_env(&policy)?,
             policy,
         })
     }
@@ -45,6 +49,7 @@ pub async fn handle<S: InventoryStore>(
         Some("PUT /inventory/{sku}") => put(app, &request).await,
         Some("POST /inventory/{sku}/adjustments") => adjust(app, &request).await,
         Some("GET /shipping/options") => shipping_options(app, &request).await,
+        Some("GET /locations") => locations(app, &request),
         _ => Err(unknown_route(&request)),
     };
     Ok(respond(result))
@@ -58,6 +63,35 @@ async fn get<S: InventoryStore>(
     let sku = sku_in_path(request)?;
     let view = inventory::get_product(&app.store, &sku).await?;
     Ok(json_response(StatusCode::OK, &view))
+}
+
+/// `GET /locations`: the business's warehouses and stores, what each can do and how the
+/// routing planner ranks them (any caller: a storefront lists its pickup stores).
+fn locations<S>(app: &App<S>, request: &Request) -> Result<Response<Body>, ApiError> {
+    caller(request)?;
+    let default = &app.locations.default_location().id;
+    let items: Vec<_> = app
+        .locations
+        .all()
+        .iter()
+        .map(|l| LocationView {
+            location: l,
+            default: &l.id == default,
+        })
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &serde_json::json!({ "items": items }),
+    ))
+}
+
+/// A location as `GET /locations` answers it: as the business lists it, and whether it is the
+/// default location (where stock and orders from before there were locations belong).
+#[derive(serde::Serialize)]
+struct LocationView<'a> {
+    #[serde(flatten)]
+    location: &'a Location,
+    default: bool,
 }
 
 fn invalid_query(detail: impl Into<String>) -> ApiError {
@@ -140,7 +174,8 @@ async fn history<S: InventoryStore>(
         query.first("cursor"),
     )
     .await?;
-    Ok(Listing::of(&page, |a| Some(AdjustmentView::from(a))).response())
+    let default = &app.locations.default_location().id;
+    Ok(Listing::of(&page, |a| Some(AdjustmentView::of(a, default))).response())
 }
 
 /// The SKU a read names; a malformed one names nothing: the same 404 as one not stored.
@@ -171,6 +206,7 @@ async fn put<S: InventoryStore>(
     let (view, created) = inventory::put_product(
         &app.store,
         &app.policy,
+        &app.locations,
         &caller,
         &sku,
         &body,
@@ -196,8 +232,15 @@ async fn adjust<S: InventoryStore>(
     require_scope(&caller, SCOPE_ADMIN)?;
     let sku = sku_to_write(request)?;
     let body = json_body(request)?;
-    let view =
-        inventory::adjust_stock(&app.store, &caller, &sku, &body, chrono::Utc::now()).await?;
+    let view = inventory::adjust_stock(
+        &app.store,
+        &app.locations,
+        &caller,
+        &sku,
+        &body,
+        chrono::Utc::now(),
+    )
+    .await?;
     tracing::info!(sku = %sku, available = view.available, "stock adjusted");
     Ok(json_response(StatusCode::OK, &view))
 }
@@ -248,6 +291,7 @@ mod tests {
         App {
             store: InMemoryStore::default(),
             policy: ShippingPolicy::default_policy(),
+            locations: Locations::default_locations(),
         }
     }
 

@@ -194,7 +194,7 @@ mod tests {
             "customer-ada",
             chrono::Utc::now(),
         )
-        .reserve(chrono::Utc::now())
+        .reserve_all_at("BER-1", chrono::Utc::now())
         .unwrap()
     }
 

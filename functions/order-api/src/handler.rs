@@ -346,6 +346,7 @@ mod tests {
         oms_domain::app::reservation::reserve_order(
             &app.store,
             &app.store,
+            oms_domain::app::reservation::Routing::demo(),
             &order.id,
             chrono::Utc::now(),
         )

@@ -6,8 +6,9 @@ use lambda_runtime::{Error, LambdaEvent};
 use oms_adapters::config;
 use oms_adapters::dynamo::DynamoStore;
 use oms_domain::app::sweep::{sweep, SweepPolicies, SweepReport, STUCK_AFTER_MINUTES};
+use oms_domain::location::Locations;
 use oms_domain::order::payments::PaymentPolicy;
-use oms_domain::ports::{OrderStore, OrderTransactions};
+use oms_domain::ports::{InventoryStore, OrderStore, OrderTransactions};
 use oms_domain::shipping::ShippingPolicy;
 use serde::Serialize;
 
@@ -20,14 +21,18 @@ pub struct App<S> {
     pub store: S,
     pub payment: PaymentPolicy,
     pub shipping: ShippingPolicy,
+    /// Where stock is kept: a stuck reservation is planned over them.
+    pub locations: Locations,
 }
 
 impl App<DynamoStore> {
     pub fn from_env() -> Result<Self, Error> {
+        let shipping = config::shipping_policy_from_env()?;
         Ok(App {
             store: DynamoStore::from_env()?,
             payment: config::payment_policy_from_env()?,
-            shipping: config::shipping_policy_from_env()?,
+            locations: config::locations_from_env(&shipping)?,
+            shipping,
         })
     }
 }
@@ -78,13 +83,14 @@ impl From<SweepReport> for SweepAnswer {
 }
 
 #[tracing::instrument(skip_all, fields(schedule = event.payload.id.as_deref().unwrap_or("-")))]
-pub async fn handle<S: OrderStore + OrderTransactions>(
+pub async fn handle<S: OrderStore + InventoryStore + OrderTransactions>(
     app: &App<S>,
     event: LambdaEvent<CloudWatchEvent>,
 ) -> Result<SweepAnswer, Error> {
     let policies = SweepPolicies {
         payment: &app.payment,
         shipping: &app.shipping,
+        locations: &app.locations,
         stuck_after: chrono::Duration::minutes(STUCK_AFTER_MINUTES),
     };
     // Boxed: the sweep's future nests its passes, the store's listings and the SDK's calls deeper
@@ -138,6 +144,7 @@ mod tests {
             store,
             payment: PaymentPolicy::default(),
             shipping: ShippingPolicy::default_policy(),
+            locations: Locations::default_locations(),
         };
         let event: CloudWatchEvent = fixtures::event("order-sweeper/scheduled.json");
         let answer = handle(&app, LambdaEvent::new(event, Default::default()))

@@ -2,22 +2,42 @@
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::{Error, LambdaEvent};
+use oms_adapters::config;
 use oms_adapters::dynamo::DynamoStore;
 use oms_adapters::sqs::{for_each_message, order_event};
-use oms_domain::app::reservation::{reserve_order, ReservationError, ReservationResult};
+use oms_domain::app::reservation::{reserve_order, ReservationError, ReservationResult, Routing};
 use oms_domain::events::EventType;
-use oms_domain::ports::{OrderStore, OrderTransactions};
+use oms_domain::location::Locations;
+use oms_domain::ports::{InventoryStore, OrderStore, OrderTransactions};
+use oms_domain::shipping::ShippingPolicy;
 
 /// What the function needs, built once per cold start.
 pub struct App<S> {
     pub store: S,
+    /// The rate table, which prices each location's parcel for the routing planner.
+    pub shipping: ShippingPolicy,
+    /// Where stock is kept.
+    pub locations: Locations,
 }
 
 impl App<DynamoStore> {
     pub async fn from_env() -> Result<Self, Error> {
+        let shipping = config::shipping_policy_from_env()?;
+        let locations = config::locations_from_env(&shipping)?;
         Ok(App {
             store: DynamoStore::from_env()?,
+            shipping,
+            locations,
         })
+    }
+}
+
+impl<S> App<S> {
+    fn routing(&self) -> Routing<'_> {
+        Routing {
+            locations: &self.locations,
+            shipping: &self.shipping,
+        }
     }
 }
 
@@ -32,14 +52,14 @@ enum MessageError {
 }
 
 /// Processes the batch concurrently and reports the messages that failed.
-pub async fn handle<S: OrderStore + OrderTransactions>(
+pub async fn handle<S: OrderStore + InventoryStore + OrderTransactions>(
     app: &App<S>,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Error> {
     Ok(for_each_message(&event.payload, |message| process(app, message)).await)
 }
 
-async fn process<S: OrderStore + OrderTransactions>(
+async fn process<S: OrderStore + InventoryStore + OrderTransactions>(
     app: &App<S>,
     message: &SqsMessage,
 ) -> Result<(), MessageError> {
@@ -52,7 +72,14 @@ async fn process<S: OrderStore + OrderTransactions>(
         return Ok(());
     }
     let order_id = &event.data.order_id;
-    let result = reserve_order(&app.store, &app.store, order_id, chrono::Utc::now()).await?;
+    let result = reserve_order(
+        &app.store,
+        &app.store,
+        app.routing(),
+        order_id,
+        chrono::Utc::now(),
+    )
+    .await?;
     match &result {
         ReservationResult::Reserved => tracing::info!(%order_id, "order reserved"),
         ReservationResult::Rejected(shortages) => {
@@ -107,6 +134,8 @@ mod tests {
                 product("TSHIRT-RED-M", 10),
                 product("MUG-WHITE", 5),
             ]),
+            shipping: ShippingPolicy::default_policy(),
+            locations: Locations::default_locations(),
         };
         place(&app.store, "01KAZ3Q6W8T2Y7X9V5N4M3K2J1").await;
         assert!(run(&app, "order-placed").await.is_empty());
@@ -136,6 +165,8 @@ mod tests {
                 product("TSHIRT-RED-M", 1),
                 product("MUG-WHITE", 5),
             ]),
+            shipping: ShippingPolicy::default_policy(),
+            locations: Locations::default_locations(),
         };
         place(&app.store, "01KAZ3Q6W8T2Y7X9V5N4M3K2J1").await;
         assert!(run(&app, "order-placed").await.is_empty());
@@ -164,6 +195,8 @@ mod tests {
                 product("TSHIRT-RED-M", 10),
                 product("MUG-WHITE", 5),
             ]),
+            shipping: ShippingPolicy::default_policy(),
+            locations: Locations::default_locations(),
         };
         place(&app.store, "01KAZ3Q6W8T2Y7X9V5N4M3K2J1").await;
         let failures = run(&app, "batch-with-poison").await;

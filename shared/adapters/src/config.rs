@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::OnceCell;
 
+use oms_domain::location::{LocationError, Locations};
 use oms_domain::order::payments::{CaptureMode, PaymentPolicy};
 use oms_domain::order::returns::policy::ReturnPolicy;
 use oms_domain::order::OrderLimits;
@@ -29,6 +30,8 @@ pub enum ConfigError {
     },
     #[error(transparent)]
     Policy(#[from] PolicyError),
+    #[error("the locations are not valid: {0}")]
+    Locations(LocationError),
     #[error("the return policy is not valid: {0}")]
     ReturnPolicy(#[from] serde_json::Error),
 }
@@ -85,6 +88,14 @@ fn policy_file(variable: &str) -> Result<Option<String>, ConfigError> {
             .map_err(|source| ConfigError::PolicyFile { path, source }),
         _ => Ok(None),
     }
+}
+
+/// The business's locations: the file named by `LOCATIONS_FILE`, or the bundled three, checked
+/// against `shipping` (their zones, its warehouse as the default location).
+pub fn locations_from_env(shipping: &ShippingPolicy) -> Result<Locations, ConfigError> {
+    let json = policy_file("LOCATIONS_FILE")?;
+    Locations::from_json(json.as_deref().unwrap_or(Locations::BUNDLED), shipping)
+        .map_err(ConfigError::Locations)
 }
 
 /// The return rules: the file named by `RETURN_POLICY_FILE`, or the bundled default.

@@ -11,7 +11,7 @@ use crate::money::{Currency, Money};
 use crate::order::Order;
 use crate::request::OrderRequest;
 use crate::shipping::ShippingPolicy;
-use crate::stock::{Product, StockLevel};
+use crate::stock::{Product, Stock, StockLevel};
 
 /// The repository's `events/` folder.
 pub fn events_dir() -> PathBuf {
@@ -29,6 +29,9 @@ pub fn event<T: serde::de::DeserializeOwned>(path: &str) -> T {
     serde_json::from_str(&event_text(path)).unwrap_or_else(|e| panic!("events/{path}: {e}"))
 }
 
+/// The default location of the demo's locations, where fixture stock is kept.
+pub const DEFAULT_LOCATION: &str = "BER-1";
+
 /// A catalog product at `unit_price` euro cents, 300 g, with `stock` units.
 pub fn product(sku: &str, unit_price: i64, stock: u32) -> Product {
     Product {
@@ -38,7 +41,10 @@ pub fn product(sku: &str, unit_price: i64, stock: u32) -> Product {
         weight_grams: 300,
         active: true,
         low_stock_threshold: 1,
-        stock: StockLevel::new(stock).expect("a stock level"),
+        stock: Stock::at_one(
+            DEFAULT_LOCATION,
+            StockLevel::new(stock).expect("a stock level"),
+        ),
         version: 1,
         updated_at: Utc::now(),
     }
@@ -77,7 +83,7 @@ pub fn delivered_order(id: &str, customer: &str, delivered_at: DateTime<Utc>) ->
     use crate::order::fulfillment::{CarrierEventKind, CarrierUpdate};
     let at = delivered_at - chrono::Days::new(2);
     let packed = sample_order(id, customer, at)
-        .reserve(at)
+        .reserve_all_at("BER-1", at)
         .expect("a sample order can be reserved")
         .authorized_for_test(at)
         .start_fulfillment("BER-1", at)

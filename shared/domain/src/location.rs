@@ -12,7 +12,8 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use crate::contact::CountryCode;
-use crate::shipping::ShippingPolicy;
+use crate::routing::{self, Availability, Demand, Fulfilment, Plan, PlanError};
+use crate::shipping::{ShippingMethod, ShippingPolicy};
 
 /// What a location is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,13 +93,13 @@ pub enum LocationError {
 }
 
 impl Locations {
+    /// The demo's three locations, as shipped beside this crate.
+    pub const BUNDLED: &'static str = include_str!("../locations.json");
+
     /// The demo's three locations, checked against the default shipping policy.
     pub fn default_locations() -> Self {
-        Self::from_json(
-            include_str!("../locations.json"),
-            &ShippingPolicy::default_policy(),
-        )
-        .expect("the shipped locations are valid")
+        Self::from_json(Self::BUNDLED, &ShippingPolicy::default_policy())
+            .expect("the shipped locations are valid")
     }
 
     /// Parses and checks a list of locations: ids well-formed and unique, zones the shipping
@@ -149,6 +150,38 @@ impl Locations {
     pub fn default_location(&self) -> &Location {
         self.get(&self.default)
             .expect("checked when the locations were read")
+    }
+
+    /// Where every unit of an order shipped by `method` to `country` comes from, given what
+    /// each location has free: the routing planner with the rate table's parcel prices. A
+    /// pickup is planned at the first location (by priority) that hands orders over.
+    pub fn plan(
+        &self,
+        shipping: &ShippingPolicy,
+        method: ShippingMethod,
+        country: &CountryCode,
+        demand: &[Demand],
+        available: &Availability,
+    ) -> Result<Plan, PlanError> {
+        let how = if method == ShippingMethod::InStorePickup {
+            let mut stores: Vec<&Location> = self
+                .locations
+                .iter()
+                .filter(|l| l.capabilities.pickup)
+                .collect();
+            stores.sort_by_key(|l| (l.priority, l.id.clone()));
+            match stores.first() {
+                Some(store) => Fulfilment::Pickup(store.id.clone()),
+                None => return Err(PlanError::NoLocation),
+            }
+        } else {
+            Fulfilment::Ship
+        };
+        let rate = |location: &crate::routing::Location, grams: u64| {
+            let zone = &self.get(&location.id)?.zone;
+            shipping.parcel_cost(method, zone, country, grams)
+        };
+        routing::plan(demand, available, &self.for_routing(), &how, rate)
     }
 
     /// What the routing planner reads of every location.

@@ -473,7 +473,7 @@ mod tests {
     fn events(language: &str) -> Vec<(String, CloudEvent<OrderEventData>, Order)> {
         let t = at("2026-11-25T09:05:00Z");
         let placed = order(language);
-        let reserved = placed.reserve(t).unwrap();
+        let reserved = placed.reserve_all_at("BER-1", t).unwrap();
         let rejected = placed
             .reject(
                 vec![crate::order::Shortage {
@@ -731,7 +731,7 @@ mod tests {
         };
         assert!(renderer.render(&event, &order, &none).unwrap().is_empty());
         let picked = order
-            .reserve(Utc::now())
+            .reserve_all_at("BER-1", Utc::now())
             .unwrap()
             .authorized_for_test(Utc::now())
             .start_fulfillment("W", Utc::now())
@@ -780,7 +780,7 @@ mod tests {
         // customer is not told "payment received".
         let t = at("2026-11-25T09:05:00Z");
         let cancelled = order("en")
-            .reserve(t)
+            .reserve_all_at("BER-1", t)
             .unwrap()
             .cancel("changed my mind".into(), "customer", t)
             .unwrap()

@@ -21,6 +21,7 @@
 use std::collections::BTreeMap;
 
 use crate::ids::Sku;
+use crate::quantity::Quantity;
 
 /// Planned exactly (every set of locations by size) up to this many candidate locations; the
 /// sets of 16 locations number 65,536, tried in a few milliseconds.
@@ -77,6 +78,29 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Everything from one location, as the caller chose it (a pickup at its store, an
+    /// exchange from where the order left): not priced, so its parcel costs nothing here.
+    pub fn one_location<'a>(
+        location: &str,
+        units: impl IntoIterator<Item = (&'a Sku, Quantity)>,
+    ) -> Self {
+        let mut lines: Vec<(Sku, u32)> = Vec::new();
+        for (sku, quantity) in units {
+            match lines.iter_mut().find(|(s, _)| s == sku) {
+                Some((_, n)) => *n += quantity.get(),
+                None => lines.push((sku.clone(), quantity.get())),
+            }
+        }
+        Plan {
+            shipments: vec![PlannedShipment {
+                location: location.to_owned(),
+                lines,
+                weight_grams: 0,
+                cost: 0,
+            }],
+        }
+    }
+
     /// What the parcels cost together.
     pub fn cost(&self) -> i64 {
         self.shipments.iter().map(|s| s.cost).sum()

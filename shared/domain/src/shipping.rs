@@ -218,6 +218,32 @@ impl ShippingPolicy {
             })
     }
 
+    /// What one parcel of `weight_grams` costs by `method` to `country` from a location in
+    /// `origin_zone` (minor units), `None` if the method does not serve it. The rate table is
+    /// written from the default warehouse's side, its zones listed nearest first: a parcel from
+    /// a location in another zone is priced at the farther of its zone and the destination's,
+    /// so a location in the customer's own zone never costs more than one farther away.
+    pub fn parcel_cost(
+        &self,
+        method: ShippingMethod,
+        origin_zone: &str,
+        country: &CountryCode,
+        weight_grams: u64,
+    ) -> Option<i64> {
+        let destination = self
+            .zones
+            .iter()
+            .position(|z| z.countries.contains(country))?;
+        let origin = self.zones.iter().position(|z| z.name == origin_zone)?;
+        let zone = &self.zones[destination.max(origin)].name;
+        let rate = self
+            .rates
+            .iter()
+            .find(|r| r.method == method && &r.zone == zone)?;
+        let kg = i64::try_from(weight_grams.div_ceil(1000)).ok()?;
+        rate.base.checked_add(rate.per_kg.checked_mul(kg)?)
+    }
+
     /// The day an order placed at `ordered_at` leaves the warehouse.
     pub fn ship_date(&self, ordered_at: DateTime<Utc>) -> NaiveDate {
         let day = ordered_at.date_naive();

@@ -1,10 +1,14 @@
-//! Products and their stock counters.
+//! Products and their stock counters, per location.
 //!
-//! A SKU's stock is two counters, `available` (free to sell) and `reserved` (promised to orders
-//! not yet shipped). `onHand`, the units in the building, is their sum: it is derived, never
-//! stored, so `onHand = available + reserved` holds by construction and every write moves at most
-//! two numbers. Both counters are unsigned and every operation checks before it subtracts, so
-//! neither can go below zero: an operation that would is refused and changes nothing.
+//! A SKU's stock at one location is two counters, `available` (free to sell) and `reserved`
+//! (promised to orders not yet shipped). `onHand`, the units in the building, is their sum: it is
+//! derived, never stored, so `onHand = available + reserved` holds by construction and every
+//! write moves at most two numbers per location. Both counters are unsigned and every operation
+//! checks before it subtracts, so neither can go below zero: an operation that would is refused
+//! and changes nothing. A SKU's [`Stock`] is its counters at every location; what a storefront
+//! may sell is their sum.
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -47,6 +51,17 @@ impl StockLevel {
             available: on_hand,
             reserved: 0,
         })
+    }
+
+    /// Counters as a store holds them, checked against [`Self::MAX_UNITS`].
+    pub fn from_counters(available: u32, reserved: u32) -> Result<Self, StockError> {
+        match available.checked_add(reserved) {
+            Some(sum) if sum <= Self::MAX_UNITS => Ok(Self {
+                available,
+                reserved,
+            }),
+            _ => Err(StockError::Overflow),
+        }
     }
 
     pub fn available(&self) -> u32 {
@@ -138,7 +153,7 @@ impl StockLevel {
     }
 }
 
-/// How an order's write moves one SKU's counters.
+/// How an order's write moves one SKU's counters at one location.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StockMovement {
     /// `available → reserved`, if enough is available: an order or a replacement is promised.
@@ -151,25 +166,35 @@ pub enum StockMovement {
     Restock,
 }
 
-/// One SKU's part of an order's write.
+/// One SKU's part of an order's write, at one location.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StockMove {
     pub sku: Sku,
+    pub location: String,
     pub quantity: Quantity,
     pub movement: StockMovement,
 }
 
-/// What one write does to one SKU, all its moves netted: DynamoDB lets a transaction touch an
-/// item once, and an exchange for the same SKU may restock, release and reserve it in one step.
+/// What one write does to one SKU's counters at one location, all its moves netted.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StockDelta {
-    pub sku: Sku,
+pub struct LocationDelta {
+    pub location: String,
     /// Units the write takes from `available` (reservations): it needs at least this many there.
     pub takes_available: u32,
     /// Units the write takes from `reserved` (releases, shipments).
     pub takes_reserved: u32,
     pub available: i64,
     pub reserved: i64,
+}
+
+/// What one write does to one SKU, all its moves netted per location: DynamoDB lets a
+/// transaction touch an item once, a SKU's counters at every location live in its one item, and
+/// an exchange for the same SKU may restock, release and reserve it in one step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StockDelta {
+    pub sku: Sku,
+    /// One per location the write touches, in the order they first appear.
+    pub locations: Vec<LocationDelta>,
 }
 
 impl StockDelta {
@@ -182,15 +207,26 @@ impl StockDelta {
                 None => {
                     deltas.push(StockDelta {
                         sku: m.sku.clone(),
+                        locations: Vec::new(),
+                    });
+                    deltas.len() - 1
+                }
+            };
+            let sku = &mut deltas[index];
+            let at = match sku.locations.iter().position(|d| d.location == m.location) {
+                Some(at) => at,
+                None => {
+                    sku.locations.push(LocationDelta {
+                        location: m.location.clone(),
                         takes_available: 0,
                         takes_reserved: 0,
                         available: 0,
                         reserved: 0,
                     });
-                    deltas.len() - 1
+                    sku.locations.len() - 1
                 }
             };
-            let d = &mut deltas[index];
+            let d = &mut sku.locations[at];
             let q = m.quantity.get();
             match m.movement {
                 StockMovement::Reserve => {
@@ -215,9 +251,9 @@ impl StockDelta {
 }
 
 impl StockLevel {
-    /// Applies a write's delta, refusing it (and changing nothing) if either counter holds less
-    /// than the write takes from it.
-    pub fn apply(self, delta: &StockDelta) -> Result<Self, StockError> {
+    /// Applies a write's delta at one location, refusing it (and changing nothing) if either
+    /// counter holds less than the write takes from it.
+    pub fn apply(self, delta: &LocationDelta) -> Result<Self, StockError> {
         if self.available < delta.takes_available {
             return Err(StockError::Insufficient {
                 requested: delta.takes_available,
@@ -240,6 +276,67 @@ impl StockLevel {
     }
 }
 
+/// A SKU's stock at every location that holds or held some: the counters per location, and
+/// their sums, which are what a storefront sells from. A location missing from the map holds
+/// nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Stock {
+    levels: BTreeMap<String, StockLevel>,
+}
+
+impl Stock {
+    /// `level` units at `location`, nothing elsewhere.
+    pub fn at_one(location: &str, level: StockLevel) -> Self {
+        let mut stock = Self::default();
+        stock.set(location, level);
+        stock
+    }
+
+    /// The counters at `location` (zero where it holds nothing).
+    pub fn at(&self, location: &str) -> StockLevel {
+        self.levels.get(location).copied().unwrap_or_default()
+    }
+
+    /// Replaces the counters at `location`.
+    pub fn set(&mut self, location: &str, level: StockLevel) {
+        self.levels.insert(location.to_owned(), level);
+    }
+
+    /// Every location with counters, in id order.
+    pub fn locations(&self) -> impl Iterator<Item = (&str, StockLevel)> {
+        self.levels.iter().map(|(id, level)| (id.as_str(), *level))
+    }
+
+    /// Free to sell, at all locations together.
+    pub fn available(&self) -> u32 {
+        self.levels.values().map(StockLevel::available).sum()
+    }
+
+    /// Promised to orders, at all locations together.
+    pub fn reserved(&self) -> u32 {
+        self.levels.values().map(StockLevel::reserved).sum()
+    }
+
+    /// In the buildings, at all locations together.
+    pub fn on_hand(&self) -> u32 {
+        self.available() + self.reserved()
+    }
+
+    /// Applies a write's delta to every location it touches, or to none.
+    pub fn apply(&self, delta: &StockDelta) -> Result<Self, (String, StockError)> {
+        let mut next = self.clone();
+        for d in &delta.locations {
+            let level = next
+                .at(&d.location)
+                .apply(d)
+                .map_err(|e| (d.location.clone(), e))?;
+            next.set(&d.location, level);
+        }
+        Ok(next)
+    }
+}
+
 /// A sellable item in the catalog, with its stock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -251,8 +348,8 @@ pub struct Product {
     pub active: bool,
     /// When `available` falls below this, a low-stock event is raised.
     pub low_stock_threshold: u32,
-    #[serde(flatten)]
-    pub stock: StockLevel,
+    /// Its counters per location.
+    pub stock: Stock,
     /// Bumped by every write, so concurrent read-modify-writes cannot lose an update.
     pub version: u64,
     pub updated_at: DateTime<Utc>,
@@ -301,6 +398,11 @@ pub struct StockAdjustment {
     pub id: String,
     pub reason: AdjustmentReason,
     pub note: Option<String>,
+    /// Where the counters changed; absent on adjustments recorded before there were locations,
+    /// which were all at the default location.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// The counters at that location before and after.
     pub before: StockLevel,
     pub after: StockLevel,
     pub actor: String,
@@ -394,8 +496,8 @@ mod tests {
                     _ => None,
                 };
                 if let Some((movement, n)) = movement {
-                    let moves = [StockMove { sku: Sku::parse("A").unwrap(), quantity: q(n), movement }];
-                    let netted = before.apply(&StockDelta::net(&moves)[0]);
+                    let moves = [StockMove { sku: Sku::parse("A").unwrap(), location: "L".into(), quantity: q(n), movement }];
+                    let netted = before.apply(&StockDelta::net(&moves)[0].locations[0]);
                     prop_assert_eq!(netted.ok(), (stock != before).then_some(stock));
                 }
                 prop_assert_eq!(i64::from(stock.on_hand()), i64::from(start) + added - shipped);

@@ -34,6 +34,7 @@ async fn sku(store: &DynamoStore, on_hand: u32) -> Sku {
     put_product(
         store,
         &ShippingPolicy::default_policy(),
+        &oms_domain::location::Locations::default_locations(),
         &admin(),
         &sku,
         &body,
@@ -126,7 +127,7 @@ async fn a_reservation_is_all_lines_or_none_and_reports_what_was_available() {
     let order = order_for(&store, "ada", &[(&a, 2), (&b, 2)]).await;
     store.create(&order, &record(&order, "k")).await.unwrap();
     let outcome = store
-        .reserve(&order.reserve(Utc::now()).unwrap())
+        .reserve(&order.reserve_all_at("BER-1", Utc::now()).unwrap())
         .await
         .unwrap();
     let ReserveOutcome::Short(shortages) = outcome else {
@@ -145,7 +146,7 @@ async fn a_reservation_is_all_lines_or_none_and_reports_what_was_available() {
 
     let fine = order_for(&store, "ada", &[(&a, 2)]).await;
     store.create(&fine, &record(&fine, "k2")).await.unwrap();
-    let mut stale = fine.reserve(Utc::now()).unwrap();
+    let mut stale = fine.reserve_all_at("BER-1", Utc::now()).unwrap();
     stale.version += 5;
     assert_eq!(
         store.reserve(&stale).await.unwrap(),
@@ -154,7 +155,7 @@ async fn a_reservation_is_all_lines_or_none_and_reports_what_was_available() {
     assert_eq!(stock(&store, &a).await, (5, 0));
     assert_eq!(
         store
-            .reserve(&fine.reserve(Utc::now()).unwrap())
+            .reserve(&fine.reserve_all_at("BER-1", Utc::now()).unwrap())
             .await
             .unwrap(),
         ReserveOutcome::Reserved
@@ -442,6 +443,12 @@ mod conformance {
     async fn conformance_commit_moves_stock() {
         let (store, _, prefix) = setup().await;
         suite::commit_moves_stock(&store, &prefix).await;
+    }
+
+    #[tokio::test]
+    async fn conformance_stock_per_location() {
+        let (store, _, prefix) = setup().await;
+        suite::stock_per_location(&store, &prefix).await;
     }
 
     #[tokio::test]

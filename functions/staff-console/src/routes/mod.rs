@@ -92,6 +92,8 @@ pub const BASE: &str = "/console";
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
      form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+use oms_domain::location::Locations;
+
 /// The ports the console uses.
 pub trait Store: OrderStore + InventoryStore + OrderTransactions + 'static {}
 impl<T: OrderStore + InventoryStore + OrderTransactions + 'static> Store for T {}
@@ -100,6 +102,8 @@ impl<T: OrderStore + InventoryStore + OrderTransactions + 'static> Store for T {
 pub struct Console<S, K> {
     pub store: S,
     pub shipping: ShippingPolicy,
+    /// Where stock is kept.
+    pub locations: Locations,
     pub returns: ReturnPolicy,
     /// The secret the session's keys derive from.
     pub secret: K,
@@ -119,9 +123,11 @@ impl Console<DynamoStore, SecretCache> {
             .map_err(|_| config::ConfigError::Missing("CONSOLE_ISSUER_URL"))?;
         let client_id = std::env::var("CONSOLE_CLIENT_ID")
             .map_err(|_| config::ConfigError::Missing("CONSOLE_CLIENT_ID"))?;
+        let shipping = config::shipping_policy_from_env()?;
         Ok(Console {
             store: DynamoStore::from_env()?,
-            shipping: config::shipping_policy_from_env()?,
+            locations: config::locations_from_env(&shipping)?,
+            shipping,
             returns: config::return_policy_from_env()?,
             secret: SecretCache::from_env("CONSOLE_SESSION_SECRET_ARN")?,
             signin: SignIn::new(&issuer, &client_id, &console_url)?,

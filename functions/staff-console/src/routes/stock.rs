@@ -59,13 +59,25 @@ pub(super) async fn product<S: Store, K: SecretSource>(
     let product = inventory::get_product(&app.store, &sku).await?;
     let history =
         staff::adjustment_history(&app.store, &staff.caller, &sku, PAGE_ROWS, None).await?;
-    let history: Vec<_> = history.items.iter().map(AdjustmentView::from).collect();
+    let default = &app.locations.default_location().id;
+    let history: Vec<_> = history
+        .items
+        .iter()
+        .map(|a| AdjustmentView::of(a, default))
+        .collect();
+    let locations: Vec<_> = app
+        .locations
+        .all()
+        .iter()
+        .map(|l| json!({"id": l.id, "name": l.name, "default": &l.id == default}))
+        .collect();
     page(
         &app,
         "product.html",
         context! {
             me => staff.layout(banner.done.as_deref()),
             product => ser(&product),
+            locations => ser(&locations),
             low => product.available < product.low_stock_threshold,
             history => ser(&history),
         },
@@ -95,7 +107,18 @@ pub(super) async fn adjust<S: Store, K: SecretSource>(
     if let Some(note) = fields.text("note") {
         body["note"] = json!(note);
     }
-    inventory::adjust_stock(&app.store, &staff.caller, &sku, &body, Utc::now()).await?;
+    if let Some(location) = fields.text("location") {
+        body["location"] = json!(location);
+    }
+    inventory::adjust_stock(
+        &app.store,
+        &app.locations,
+        &staff.caller,
+        &sku,
+        &body,
+        Utc::now(),
+    )
+    .await?;
     tracing::info!(sku = %sku, reason, "console: stock adjusted");
     Ok(done(&format!("/console/inventory/{sku}"), "adjusted"))
 }

@@ -17,6 +17,7 @@ fn console(store: InMemoryStore) -> Router {
     router(Console {
         store,
         shipping: ShippingPolicy::default_policy(),
+        locations: oms_domain::location::Locations::default_locations(),
         returns: ReturnPolicy::default_policy(),
         secret: FixedSecret::new(SECRET),
         signin: SignIn::new(
@@ -83,7 +84,7 @@ fn post(path: &str, session: &Session, origin: &str, form: &str) -> Request<Body
 fn in_the_warehouse() -> InMemoryStore {
     let at = Utc::now();
     let order = fixtures::sample_order(ORDER, "customer-ada", at)
-        .reserve(at)
+        .reserve_all_at("BER-1", at)
         .unwrap()
         .authorized_for_test(at)
         .start_fulfillment("BER-1", at)

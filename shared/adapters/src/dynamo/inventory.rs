@@ -13,7 +13,7 @@ impl InventoryStore for DynamoStore {
                 .map(|sku| key(sku_pk(sku), "PRODUCT"))
                 .collect();
             for item in self.read_many(keys, "get products").await? {
-                products.push(from_item::<ProductItem>(item)?.product);
+                products.push(self.product_from(item)?);
             }
         }
         Ok(products)
@@ -23,8 +23,7 @@ impl InventoryStore for DynamoStore {
         let item = self
             .read(key(sku_pk(sku), "PRODUCT"), "get product")
             .await?;
-        item.map(|item| from_item::<ProductItem>(item).map(|i| i.product))
-            .transpose()
+        item.map(|item| self.product_from(item)).transpose()
     }
 
     async fn save_product(
@@ -33,7 +32,7 @@ impl InventoryStore for DynamoStore {
         expected_version: Option<u64>,
         adjustment: Option<&StockAdjustment>,
     ) -> Result<(), StoreError> {
-        let mut put = self.put(to_item(&ProductItem::new(product))?);
+        let mut put = self.put(to_item(&ProductItem::new(product, &self.default_location))?);
         put = match expected_version {
             None => put.condition_expression("attribute_not_exists(pk)"),
             Some(version) => put
@@ -80,7 +79,7 @@ impl InventoryStore for DynamoStore {
             next_cursor,
         } = self
             .query_keys_then_read(&query, "PRODUCT", "list the catalog", |item| {
-                from_item::<ProductItem>(item).map(|i| i.product)
+                self.product_from(item)
             })
             .await?;
         // A batch read answers in any order.

@@ -18,7 +18,7 @@
 //! and updates can name them: `version` on orders and products, `available` and `reserved` on
 //! products. Identifiers cannot contain `#` (the domain refuses it), so no value forges a key.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
@@ -39,7 +39,8 @@ use oms_domain::ports::{
     NotificationStore, OrderStore, OrderTransactions, Page, PaymentWatch, StoreError,
     NOTIFICATION_CLAIM_SECONDS,
 };
-use oms_domain::stock::{Product, StockAdjustment, StockDelta};
+use oms_domain::shipping::ShippingPolicy;
+use oms_domain::stock::{Product, Stock, StockAdjustment, StockDelta, StockLevel};
 use serde::{Deserialize, Serialize};
 
 use crate::aws_error::classify;
@@ -219,7 +220,13 @@ struct IdempotencyItem {
     record: IdempotencyRecord,
 }
 
+/// A product and its stock counters: the default location's as the top-level `available` and
+/// `reserved` (where a product written before there were locations keeps its one warehouse's),
+/// every other location's under `locations.<id>`. All of a SKU's counters live in its one item,
+/// so an order's write touches one item per SKU however many locations it takes units from, and
+/// an order that leaves from the default location writes exactly what it always did.
 #[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct ProductItem {
     pk: String,
     sk: String,
@@ -230,20 +237,68 @@ struct ProductItem {
     gsi6pk: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     gsi6sk: Option<String>,
-    #[serde(flatten)]
-    product: Product,
+    sku: Sku,
+    name: String,
+    unit_price: oms_domain::money::Money,
+    weight_grams: u32,
+    active: bool,
+    low_stock_threshold: u32,
+    available: u32,
+    reserved: u32,
+    /// Always written (empty or not), so that an update can name a location under it.
+    #[serde(default)]
+    locations: BTreeMap<String, StockLevel>,
+    version: u64,
+    updated_at: DateTime<Utc>,
 }
 
 impl ProductItem {
-    fn new(product: &Product) -> Self {
+    fn new(product: &Product, default_location: &str) -> Self {
+        let home = product.stock.at(default_location);
         ProductItem {
             pk: sku_pk(&product.sku),
             sk: "PRODUCT".into(),
             entity: entity::PRODUCT.into(),
             gsi6pk: Some(CATALOG_PARTITION.into()),
             gsi6sk: Some(product.sku.to_string()),
-            product: product.clone(),
+            sku: product.sku.clone(),
+            name: product.name.clone(),
+            unit_price: product.unit_price,
+            weight_grams: product.weight_grams,
+            active: product.active,
+            low_stock_threshold: product.low_stock_threshold,
+            available: home.available(),
+            reserved: home.reserved(),
+            locations: product
+                .stock
+                .locations()
+                .filter(|(id, _)| *id != default_location)
+                .map(|(id, level)| (id.to_owned(), level))
+                .collect(),
+            version: product.version,
+            updated_at: product.updated_at,
         }
+    }
+
+    fn into_product(self, default_location: &str) -> Result<Product, StoreError> {
+        let home = StockLevel::from_counters(self.available, self.reserved)
+            .map_err(|e| StoreError::Corrupt(format!("{}: {e}", self.sku)))?;
+        let mut stock = Stock::default();
+        for (id, level) in self.locations {
+            stock.set(&id, level);
+        }
+        stock.set(default_location, home);
+        Ok(Product {
+            sku: self.sku,
+            name: self.name,
+            unit_price: self.unit_price,
+            weight_grams: self.weight_grams,
+            active: self.active,
+            low_stock_threshold: self.low_stock_threshold,
+            stock,
+            version: self.version,
+            updated_at: self.updated_at,
+        })
     }
 }
 
@@ -266,7 +321,10 @@ pub enum TableItem {
 }
 
 /// Decodes an item from the table (or its stream) by its `entity` attribute.
-pub fn decode_item(item: serde_dynamo::Item) -> Result<TableItem, StoreError> {
+pub fn decode_item(
+    item: serde_dynamo::Item,
+    default_location: &str,
+) -> Result<TableItem, StoreError> {
     let kind = match item.get("entity") {
         Some(serde_dynamo::AttributeValue::S(kind)) => kind.clone(),
         // Every item this system writes names its entity; an image without one is not an
@@ -278,7 +336,7 @@ pub fn decode_item(item: serde_dynamo::Item) -> Result<TableItem, StoreError> {
             from_item::<OrderItem>(item)?.order,
         ))),
         entity::PRODUCT => Ok(TableItem::Product(Box::new(
-            from_item::<ProductItem>(item)?.product,
+            from_item::<ProductItem>(item)?.into_product(default_location)?,
         ))),
         _ => Ok(TableItem::Other),
     }
@@ -348,6 +406,9 @@ const CONFLICT_ATTEMPTS: u32 = 4;
 pub struct DynamoStore {
     client: LazyClient<Client>,
     table: String,
+    /// The location whose counters a product item keeps at its top level, and where orders
+    /// reserved before there were locations hold their units: the shipping policy's warehouse.
+    default_location: String,
 }
 
 impl DynamoStore {
@@ -355,22 +416,45 @@ impl DynamoStore {
         Self {
             client: LazyClient::ready(client),
             table: table.into(),
+            default_location: ShippingPolicy::default_policy().warehouse().to_owned(),
         }
+    }
+
+    /// The same store with another default location (a business whose shipping policy names
+    /// another warehouse).
+    pub fn with_default_location(mut self, location: impl Into<String>) -> Self {
+        self.default_location = location.into();
+        self
+    }
+
+    /// An order as stored, read as one with locations.
+    fn order_from(&self, item: impl Into<serde_dynamo::Item>) -> Result<Order, StoreError> {
+        Ok(from_item::<OrderItem>(item)?
+            .order
+            .with_legacy_locations(&self.default_location))
+    }
+
+    /// A product as stored.
+    fn product_from(&self, item: impl Into<serde_dynamo::Item>) -> Result<Product, StoreError> {
+        from_item::<ProductItem>(item)?.into_product(&self.default_location)
     }
 
     /// A store on `table` whose client is built from the shared SDK configuration on its first
     /// request: what a function's cold start uses.
     /// A store on the table `TABLE_NAME` names, whose client is built on first use.
     pub fn from_env() -> Result<Self, crate::config::ConfigError> {
-        Ok(Self::lazy(
-            crate::config::TableConfig::from_env()?.table_name,
-        ))
+        let policy = crate::config::shipping_policy_from_env()?;
+        Ok(
+            Self::lazy(crate::config::TableConfig::from_env()?.table_name)
+                .with_default_location(policy.warehouse()),
+        )
     }
 
     pub fn lazy(table: impl Into<String>) -> Self {
         Self {
             client: LazyClient::new(Client::new),
             table: table.into(),
+            default_location: ShippingPolicy::default_policy().warehouse().to_owned(),
         }
     }
 

@@ -131,7 +131,7 @@ impl NotificationStore for DynamoStore {
                 .map(String::as_str)
             {
                 Some("NOTIFIED") => context.0 = CursorItem::cursor(item)?,
-                Some("ORDER") => context.1 = Some(from_item::<OrderItem>(item)?.order),
+                Some("ORDER") => context.1 = Some(self.order_from(item)?),
                 Some("PREFERENCES") => {
                     context.2 = Some(from_item::<PreferencesItem>(item)?.preferences)
                 }

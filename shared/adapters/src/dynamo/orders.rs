@@ -49,8 +49,7 @@ impl OrderStore for DynamoStore {
 
     async fn get(&self, id: &OrderId) -> Result<Option<Order>, StoreError> {
         let item = self.read(key(order_pk(id), "ORDER"), "get order").await?;
-        item.map(|item| from_item::<OrderItem>(item).map(|i| i.order))
-            .transpose()
+        item.map(|item| self.order_from(item)).transpose()
     }
 
     async fn save(&self, order: &Order, expected_version: u64) -> Result<(), StoreError> {
@@ -127,7 +126,7 @@ impl OrderStore for DynamoStore {
             next_cursor,
         } = self
             .query_keys_then_read(&query, "ORDER", "list orders by status", |item| {
-                from_item::<OrderItem>(item).map(|i| i.order)
+                self.order_from(item)
             })
             .await?;
         orders.retain(|o| o.status == status && o.status_since() < entered_before);
@@ -183,7 +182,7 @@ impl DynamoStore {
         let (items, next_cursor) = self.query_index(query).await?;
         let items = items
             .into_iter()
-            .map(|item| from_item::<OrderItem>(item).map(|i| i.order))
+            .map(|item| self.order_from(item))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Page { items, next_cursor })
     }

@@ -124,6 +124,66 @@ fn the_stored_shape_of_an_order_is_pinned() {
     assert_eq!(from_item::<OrderItem>(item).unwrap().order, received);
 }
 
+/// An order stored before there were locations (its lines name none) reads as reserved whole at
+/// the store's default location, so its shipment, cancellation and returns move those counters
+/// as they always did; an order never reserved reads with none.
+#[test]
+fn an_order_from_before_locations_reads_as_allocations_the_default_location() {
+    let delivered = oms_domain::fixtures::delivered_order(
+        "01JDAAAAAAAAAAAAAAAAAAAAAB",
+        "customer-ada",
+        at("2026-11-20T10:00:00Z"),
+    );
+    let mut legacy = delivered.clone();
+    for line in &mut legacy.lines {
+        line.allocations.clear();
+    }
+    let item = to_item(&OrderItem::new(&legacy)).unwrap();
+    assert!(!item_json(&item).to_string().contains("allocations"));
+    let store = DynamoStore::lazy("orders").with_default_location("BER-9");
+    let read = store.order_from(item).unwrap();
+    for line in &read.lines {
+        assert_eq!(line.allocations.len(), 1);
+        assert_eq!(line.allocations[0].location, "BER-9");
+        assert_eq!(line.allocations[0].quantity, line.quantity);
+    }
+    let pending = oms_domain::fixtures::sample_order(
+        "01JDAAAAAAAAAAAAAAAAAAAAAC",
+        "customer-ada",
+        at("2026-11-20T10:00:00Z"),
+    );
+    let read = store
+        .order_from(to_item(&OrderItem::new(&pending)).unwrap())
+        .unwrap();
+    assert!(read.lines.iter().all(|l| l.allocations.is_empty()));
+}
+
+/// A product's counters: the default location's at the item's top level (as every product
+/// written before there were locations holds its one warehouse's), the others under
+/// `locations`; both read back, and an item without `locations` has stock at the default only.
+#[test]
+fn a_product_keeps_its_default_location_at_the_top_and_the_others_beside() {
+    use oms_domain::stock::StockLevel;
+    let mut product = oms_domain::fixtures::product("MUG", 1200, 4);
+    product
+        .stock
+        .set("AMS-1", StockLevel::from_counters(2, 1).unwrap());
+    let item = to_item(&ProductItem::new(&product, "BER-1")).unwrap();
+    let shape = item_json(&item);
+    assert_eq!(shape["available"], serde_json::json!({"N": "4"}));
+    assert_eq!(
+        shape["locations"]["M"]["AMS-1"]["M"]["reserved"],
+        serde_json::json!({"N": "1"})
+    );
+    let store = DynamoStore::lazy("orders");
+    assert_eq!(store.product_from(item.clone()).unwrap(), product);
+    let mut legacy = item;
+    legacy.remove("locations");
+    let read = store.product_from(legacy).unwrap();
+    assert_eq!(read.stock.locations().count(), 1);
+    assert_eq!(read.stock.at("BER-1").available(), 4);
+}
+
 /// The attribute the template's table expires items by.
 fn ttl_attribute() -> String {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../infra/template.yaml");

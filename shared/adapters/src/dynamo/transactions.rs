@@ -35,61 +35,98 @@ impl OrderTransactions for DynamoStore {
         if failed(deltas.len() + 1) {
             return Err(StoreError::ConditionFailed);
         }
-        let counter = |index: usize, name: &str| {
-            reasons[index]
-                .item()
-                .and_then(|item| item.get(name))
-                .and_then(|v| v.as_n().ok())
-                .and_then(|v| v.parse::<u32>().ok())
-        };
         let mut shortages = Vec::new();
         for (index, delta) in deltas.iter().enumerate().filter(|(i, _)| failed(*i)) {
-            let available = counter(index, "available").unwrap_or(0);
-            let reserved = counter(index, "reserved");
-            if reserved.is_some_and(|r| r < delta.takes_reserved) {
-                return Err(StoreError::Corrupt(format!(
-                    "order {}: fewer units of {} reserved than it takes",
-                    order.id, delta.sku
-                )));
+            // The item as it was when its condition failed: which location fell short, and by
+            // how much. A missing item holds nothing anywhere.
+            let before = match reasons[index].item() {
+                Some(item) => Some(self.product_from(item.clone())?),
+                None => None,
+            };
+            for at in &delta.locations {
+                let level = before
+                    .as_ref()
+                    .map(|p| p.stock.at(&at.location))
+                    .unwrap_or_default();
+                if before.is_some() && level.reserved() < at.takes_reserved {
+                    return Err(StoreError::Corrupt(format!(
+                        "order {}: fewer units of {} reserved at {} than it takes",
+                        order.id, delta.sku, at.location
+                    )));
+                }
+                if level.available() < at.takes_available || before.is_none() {
+                    shortages.push(Shortage {
+                        sku: delta.sku.clone(),
+                        requested: at.takes_available,
+                        available: level.available(),
+                    });
+                }
             }
-            shortages.push(Shortage {
-                sku: delta.sku.clone(),
-                requested: delta.takes_available,
-                available,
-            });
+        }
+        if shortages.is_empty() {
+            // Every counter held enough: the write named a location the SKU has no counters
+            // at, which only a bug can do.
+            return Err(StoreError::Corrupt(format!(
+                "order {}: a stock write names a location without counters",
+                order.id
+            )));
         }
         Ok(CommitOutcome::Short(shortages))
     }
 }
 
 impl DynamoStore {
-    /// A transaction item that applies one SKU's netted moves, conditioned on each counter
-    /// holding what the write takes from it, and bumps the SKU's version. A failed condition
-    /// returns the item as it was, so the caller can say how many were there.
+    /// A transaction item that applies one SKU's netted moves at every location they touch,
+    /// conditioned on each counter holding what the write takes from it, and bumps the SKU's
+    /// version. A failed condition returns the item as it was, so the caller can say how many
+    /// were there. The default location's counters are the item's top-level ones; another
+    /// location's are under `locations.<id>`, which must hold it already when the write takes
+    /// from it (the condition fails otherwise) and which a write that only adds to it (a
+    /// restock) finds there, because units come back only where they were reserved.
     fn move_stock(
         &self,
         delta: &StockDelta,
         now: &AttributeValue,
     ) -> Result<TransactWriteItem, StoreError> {
-        let update = Update::builder()
+        let mut sets = vec![
+            "#version = #version + :one".to_owned(),
+            "#updatedAt = :now".to_owned(),
+        ];
+        let mut conditions = vec!["attribute_exists(pk)".to_owned()];
+        let mut update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(sku_pk(&delta.sku), "PRODUCT")))
-            .update_expression(
-                "SET #available = #available + :da, #reserved = #reserved + :dr, #version = #version + :one, #updatedAt = :now",
-            )
-            .condition_expression(
-                "attribute_exists(pk) AND #available >= :needAvailable AND #reserved >= :needReserved",
-            )
             .expression_attribute_names("#available", "available")
             .expression_attribute_names("#reserved", "reserved")
             .expression_attribute_names("#version", "version")
             .expression_attribute_names("#updatedAt", "updatedAt")
-            .expression_attribute_values(":da", n(delta.available))
-            .expression_attribute_values(":dr", n(delta.reserved))
-            .expression_attribute_values(":needAvailable", n(delta.takes_available))
-            .expression_attribute_values(":needReserved", n(delta.takes_reserved))
             .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":now", now.clone())
+            .expression_attribute_values(":now", now.clone());
+        for (i, at) in delta.locations.iter().enumerate() {
+            let path = if at.location == self.default_location {
+                String::new()
+            } else {
+                update = update
+                    .expression_attribute_names("#locations", "locations")
+                    .expression_attribute_names(format!("#l{i}"), &at.location);
+                conditions.push(format!("attribute_exists(#locations.#l{i})"));
+                format!("#locations.#l{i}.")
+            };
+            sets.push(format!(
+                "{path}#available = {path}#available + :da{i}, {path}#reserved = {path}#reserved + :dr{i}"
+            ));
+            conditions.push(format!(
+                "{path}#available >= :na{i} AND {path}#reserved >= :nr{i}"
+            ));
+            update = update
+                .expression_attribute_values(format!(":da{i}"), n(at.available))
+                .expression_attribute_values(format!(":dr{i}"), n(at.reserved))
+                .expression_attribute_values(format!(":na{i}"), n(at.takes_available))
+                .expression_attribute_values(format!(":nr{i}"), n(at.takes_reserved));
+        }
+        let update = update
+            .update_expression(format!("SET {}", sets.join(", ")))
+            .condition_expression(conditions.join(" AND "))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .map_err(|e| StoreError::Failed(e.to_string()))?;

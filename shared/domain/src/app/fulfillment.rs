@@ -69,7 +69,9 @@ pub async fn start_fulfillment<O: OrderStore>(
 ) -> Result<StartResult, FulfillmentAppError> {
     until_written(|| async move {
         let order = orders.get(id).await?.ok_or(FulfillmentAppError::NotFound)?;
-        let next = match order.start_fulfillment(policy.warehouse(), now) {
+        let next = match order
+            .start_fulfillment(order.home_location().unwrap_or(policy.warehouse()), now)
+        {
             Ok(next) => next,
             Err(FulfillmentError::AwaitingPayment(_)) => {
                 return Ok(Attempt::Done(StartResult::AwaitingPayment))
@@ -252,9 +254,15 @@ mod tests {
         let order = placed(json!([{"sku": "A", "quantity": 2}]), &store.catalog())
             .authorized_for_test(Utc::now());
         store.insert_order(order.clone());
-        crate::app::reservation::reserve_order(&store, &store, &order.id, Utc::now())
-            .await
-            .unwrap();
+        crate::app::reservation::reserve_order(
+            &store,
+            &store,
+            crate::app::reservation::Routing::demo(),
+            &order.id,
+            Utc::now(),
+        )
+        .await
+        .unwrap();
         (store, order.id)
     }
 

@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::app::retry::{until_written, Attempt, Contended};
 use crate::app::Caller;
 use crate::ids::Sku;
+use crate::location::Locations;
 use crate::money::Money;
 use crate::ports::{InventoryStore, StoreError};
 use crate::request::inventory::{AdjustmentRequest, ProductRequest, StockChange};
@@ -27,11 +28,23 @@ pub struct ProductView {
     pub weight_grams: u32,
     pub active: bool,
     pub low_stock_threshold: u32,
+    /// The sums over every location: what a storefront may sell.
     pub available: u32,
     pub reserved: u32,
     pub on_hand: u32,
+    /// The counters at each location that holds or held some, in id order.
+    pub locations: Vec<LocationStockView>,
     pub version: u64,
     pub updated_at: DateTime<Utc>,
+}
+
+/// One location's counters of a SKU.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LocationStockView {
+    pub location: String,
+    #[serde(flatten)]
+    pub stock: StockView,
 }
 
 impl From<&Product> for ProductView {
@@ -46,6 +59,14 @@ impl From<&Product> for ProductView {
             available: p.stock.available(),
             reserved: p.stock.reserved(),
             on_hand: p.stock.on_hand(),
+            locations: p
+                .stock
+                .locations()
+                .map(|(location, level)| LocationStockView {
+                    location: location.to_owned(),
+                    stock: level.into(),
+                })
+                .collect(),
             version: p.version,
             updated_at: p.updated_at,
         }
@@ -76,6 +97,8 @@ impl From<StockLevel> for StockView {
 #[serde(rename_all = "camelCase")]
 pub struct AdjustmentView {
     pub id: String,
+    /// Where the counters changed.
+    pub location: String,
     pub reason: AdjustmentReason,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
@@ -86,10 +109,12 @@ pub struct AdjustmentView {
     pub at: DateTime<Utc>,
 }
 
-impl From<&StockAdjustment> for AdjustmentView {
-    fn from(a: &StockAdjustment) -> Self {
+impl AdjustmentView {
+    /// The view of `a`; an adjustment recorded before there were locations was at `default`.
+    pub fn of(a: &StockAdjustment, default: &str) -> Self {
         AdjustmentView {
             id: a.id.clone(),
+            location: a.location.clone().unwrap_or_else(|| default.to_owned()),
             reason: a.reason,
             note: a.note.clone(),
             before: a.before.into(),
@@ -138,25 +163,38 @@ pub async fn get_product<I: InventoryStore>(
 pub async fn put_product<I: InventoryStore>(
     inventory: &I,
     policy: &ShippingPolicy,
+    locations: &Locations,
     caller: &Caller,
     sku: &Sku,
     body: &serde_json::Value,
     now: DateTime<Utc>,
 ) -> Result<(ProductView, bool), InventoryError> {
-    let fields = &ProductRequest::parse(body, policy.currency())?;
+    let fields = &ProductRequest::parse(body, policy.currency(), locations)?;
+    let location = fields.location.as_str();
     until_written(|| async move {
         let existing = inventory.product(sku).await?;
-        let (stock, expected_version, version) = match &existing {
+        let before = existing
+            .as_ref()
+            .map(|p| p.stock.at(location))
+            .unwrap_or_default();
+        let (after, expected_version, version) = match &existing {
             Some(p) => (
                 match fields.on_hand {
-                    Some(on_hand) => p.stock.count(on_hand)?,
-                    None => p.stock,
+                    Some(on_hand) => before.count(on_hand)?,
+                    None => before,
                 },
                 Some(p.version),
                 p.version + 1,
             ),
             None => (StockLevel::new(fields.on_hand.unwrap_or(0))?, None, 1),
         };
+        let mut stock = existing
+            .as_ref()
+            .map(|p| p.stock.clone())
+            .unwrap_or_default();
+        if after != before || existing.is_none() {
+            stock.set(location, after);
+        }
         let product = Product {
             sku: sku.clone(),
             name: fields.name.clone(),
@@ -168,8 +206,7 @@ pub async fn put_product<I: InventoryStore>(
             version,
             updated_at: now,
         };
-        let before = existing.as_ref().map(|p| p.stock).unwrap_or_default();
-        let adjustment = (before != stock).then(|| StockAdjustment {
+        let adjustment = (before != after).then(|| StockAdjustment {
             sku: sku.clone(),
             id: format!("{}-{version}", now.format("%Y%m%dT%H%M%S%.3fZ")),
             reason: if existing.is_some() {
@@ -178,8 +215,9 @@ pub async fn put_product<I: InventoryStore>(
                 AdjustmentReason::Receipt
             },
             note: None,
+            location: Some(location.to_owned()),
             before,
-            after: stock,
+            after,
             actor: caller.customer_id.to_string(),
             at: now,
         });
@@ -191,29 +229,35 @@ pub async fn put_product<I: InventoryStore>(
     .await
 }
 
-/// Applies a receipt, count or write-off to a SKU's stock, recording it in the SKU's ledger.
+/// Applies a receipt, count or write-off to a SKU's stock at one location, recording it in the
+/// SKU's ledger.
 pub async fn adjust_stock<I: InventoryStore>(
     inventory: &I,
+    locations: &Locations,
     caller: &Caller,
     sku: &Sku,
     body: &serde_json::Value,
     now: DateTime<Utc>,
 ) -> Result<ProductView, InventoryError> {
     let AdjustmentRequest {
+        location,
         reason,
         change,
         note,
-    } = AdjustmentRequest::parse(body)?;
-    let note = &note;
+    } = AdjustmentRequest::parse(body, locations)?;
+    let (note, location) = (&note, location.as_str());
     until_written(|| async move {
         let existing = inventory
             .product(sku)
             .await?
             .ok_or_else(|| InventoryError::NotFound(sku.clone()))?;
-        let stock = match change {
-            StockChange::Delta(delta) => existing.stock.adjust(delta)?,
-            StockChange::Count(on_hand) => existing.stock.count(on_hand)?,
+        let before = existing.stock.at(location);
+        let after = match change {
+            StockChange::Delta(delta) => before.adjust(delta)?,
+            StockChange::Count(on_hand) => before.count(on_hand)?,
         };
+        let mut stock = existing.stock.clone();
+        stock.set(location, after);
         let product = Product {
             stock,
             version: existing.version + 1,
@@ -225,8 +269,9 @@ pub async fn adjust_stock<I: InventoryStore>(
             id: format!("{}-{}", now.format("%Y%m%dT%H%M%S%.3fZ"), product.version),
             reason,
             note: note.clone(),
-            before: existing.stock,
-            after: stock,
+            location: Some(location.to_owned()),
+            before,
+            after,
             actor: caller.customer_id.to_string(),
             at: now,
         };
@@ -342,14 +387,23 @@ mod tests {
         let store = InMemoryStore::default();
         let policy = ShippingPolicy::default_policy();
         let body = json!({"name": "Mug", "unitPrice": {"amount": 1200, "currency": "EUR"}, "weightGrams": 350, "onHand": 10});
-        let (view, created) = put_product(&store, &policy, &admin(), &sku(), &body, Utc::now())
-            .await
-            .unwrap();
+        let (view, created) = put_product(
+            &store,
+            &policy,
+            &locations(),
+            &admin(),
+            &sku(),
+            &body,
+            Utc::now(),
+        )
+        .await
+        .unwrap();
         assert!(created);
         assert_eq!((view.available, view.reserved, view.on_hand), (10, 0, 10));
 
         let view = adjust_stock(
             &store,
+            &locations(),
             &admin(),
             &sku(),
             &json!({"reason": "RECEIPT", "delta": 5}),
@@ -360,6 +414,7 @@ mod tests {
         assert_eq!(view.on_hand, 15);
         let view = adjust_stock(
             &store,
+            &locations(),
             &admin(),
             &sku(),
             &json!({"reason": "COUNT", "countedOnHand": 12}),
@@ -371,16 +426,66 @@ mod tests {
         assert_eq!(store.all_adjustments(&sku()).len(), 3);
     }
 
+    fn locations() -> Locations {
+        Locations::default_locations()
+    }
+
+    #[tokio::test]
+    async fn each_location_keeps_its_own_counters_and_the_sku_sums_them() {
+        let store = InMemoryStore::default();
+        let policy = ShippingPolicy::default_policy();
+        let body = json!({"name": "Mug", "unitPrice": {"amount": 1200, "currency": "EUR"}, "weightGrams": 350, "onHand": 4});
+        put_product(
+            &store,
+            &policy,
+            &locations(),
+            &admin(),
+            &sku(),
+            &body,
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+        let receipt = json!({"reason": "RECEIPT", "delta": 6, "location": "AMS-1"});
+        let view = adjust_stock(&store, &locations(), &admin(), &sku(), &receipt, Utc::now())
+            .await
+            .unwrap();
+        assert_eq!((view.available, view.on_hand), (10, 10), "the sum");
+        let at: Vec<_> = view
+            .locations
+            .iter()
+            .map(|l| (l.location.as_str(), l.stock.available))
+            .collect();
+        assert_eq!(at, [("AMS-1", 6), ("BER-1", 4)]);
+        // A write-off at one location cannot take what only the other holds.
+        let damage = json!({"reason": "DAMAGE", "delta": -5, "location": "BER-1"});
+        let refused =
+            adjust_stock(&store, &locations(), &admin(), &sku(), &damage, Utc::now()).await;
+        assert!(matches!(refused, Err(InventoryError::Stock(_))));
+        let trail = store.all_adjustments(&sku());
+        assert_eq!(trail.last().unwrap().location.as_deref(), Some("AMS-1"));
+        assert_eq!(trail.len(), 2);
+    }
+
     #[tokio::test]
     async fn refuses_changes_that_would_go_negative_and_writes_nothing() {
         let store = InMemoryStore::default();
         let policy = ShippingPolicy::default_policy();
         let body = json!({"name": "Mug", "unitPrice": {"amount": 1200, "currency": "EUR"}, "weightGrams": 350, "onHand": 2});
-        put_product(&store, &policy, &admin(), &sku(), &body, Utc::now())
-            .await
-            .unwrap();
+        put_product(
+            &store,
+            &policy,
+            &locations(),
+            &admin(),
+            &sku(),
+            &body,
+            Utc::now(),
+        )
+        .await
+        .unwrap();
         let result = adjust_stock(
             &store,
+            &locations(),
             &admin(),
             &sku(),
             &json!({"reason": "DAMAGE", "delta": -3}),
@@ -397,8 +502,16 @@ mod tests {
         let store = InMemoryStore::default();
         let policy = ShippingPolicy::default_policy();
         let body = json!({"name": "", "unitPrice": {"amount": 5, "currency": "USD"}, "weightGrams": -1, "colour": "red"});
-        let Err(InventoryError::Invalid(errors)) =
-            put_product(&store, &policy, &admin(), &sku(), &body, Utc::now()).await
+        let Err(InventoryError::Invalid(errors)) = put_product(
+            &store,
+            &policy,
+            &locations(),
+            &admin(),
+            &sku(),
+            &body,
+            Utc::now(),
+        )
+        .await
         else {
             panic!("expected validation errors");
         };
@@ -415,9 +528,17 @@ mod tests {
         let policy = ShippingPolicy::default_policy();
         let body =
             json!({"name": "Mug", "unitPrice": {"amount": 5, "currency": "EUR"}, "weightGrams": 1});
-        let (view, created) = put_product(&store, &policy, &admin(), &sku(), &body, Utc::now())
-            .await
-            .unwrap();
+        let (view, created) = put_product(
+            &store,
+            &policy,
+            &locations(),
+            &admin(),
+            &sku(),
+            &body,
+            Utc::now(),
+        )
+        .await
+        .unwrap();
         assert!(created);
         assert_eq!((view.available, view.reserved, view.on_hand), (0, 0, 0));
         assert!(store.all_adjustments(&sku()).is_empty(), "no stock moved");

@@ -553,7 +553,7 @@ mod tests {
             serde_json::json!([{"sku": "A", "quantity": 1}]),
             &store.catalog(),
         );
-        let reserved = order.reserve(Utc::now()).unwrap();
+        let reserved = order.reserve_all_at("BER-1", Utc::now()).unwrap();
         store.insert_order(reserved.clone());
         let first = order_event(None, Some(&order)).unwrap();
         let second = order_event(Some(&order), Some(&reserved)).unwrap();

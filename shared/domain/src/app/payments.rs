@@ -155,9 +155,15 @@ pub(crate) mod tests {
             &store.catalog(),
         );
         store.insert_order(order.clone());
-        crate::app::reservation::reserve_order(store, store, &order.id, order.created_at)
-            .await
-            .unwrap();
+        crate::app::reservation::reserve_order(
+            store,
+            store,
+            crate::app::reservation::Routing::demo(),
+            &order.id,
+            order.created_at,
+        )
+        .await
+        .unwrap();
         store.get(&order.id).await.unwrap().unwrap()
     }
 

@@ -1,16 +1,46 @@
 //! Reserving an order's stock: the consumer of `oms.order.placed`.
 //!
-//! All lines or none: one atomic write moves every line's units from `available` to `reserved`
-//! on condition that enough is available, and moves the order `PENDING → RESERVED`. If any line
-//! falls short, nothing moves and the order is rejected with the short SKUs. A repeated message
-//! finds the order no longer `PENDING` and changes nothing.
+//! Where each unit comes from is the routing planner's answer ([`crate::routing`]) from fresh
+//! counts at every location. The plan is written in one atomic write: every line's units at
+//! every planned location move from `available` to `reserved`, each on condition that enough is
+//! available there, and the order moves `PENDING → RESERVED` on its version. A location that ran
+//! short between the read and the write fails its condition and nothing moves: the reservation
+//! reads and plans again (a few times, then through the queue's redelivery), so an order is
+//! never rejected while the stock it needs exists somewhere. If the locations together hold too
+//! little, the order is rejected with the short SKUs. A repeated message finds the order no
+//! longer `PENDING` and changes nothing.
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
 use crate::app::retry::{until_written, Attempt, Contended};
 use crate::ids::OrderId;
-use crate::order::{OrderStatus, Shortage};
-use crate::ports::{OrderStore, OrderTransactions, ReserveOutcome, StoreError};
+use crate::location::Locations;
+use crate::order::{Order, OrderStatus, Shortage};
+use crate::ports::{InventoryStore, OrderStore, OrderTransactions, ReserveOutcome, StoreError};
+use crate::routing::{Availability, Demand, Plan, PlanError};
+use crate::shipping::ShippingPolicy;
+
+/// What a reservation plans with: where stock is kept, and what parcels cost from there.
+#[derive(Debug, Clone, Copy)]
+pub struct Routing<'a> {
+    pub locations: &'a Locations,
+    pub shipping: &'a ShippingPolicy,
+}
+
+impl Routing<'static> {
+    /// Planning over the demo's locations and the default shipping policy.
+    #[cfg(any(test, feature = "fixtures"))]
+    pub fn demo() -> Self {
+        static LOCATIONS: std::sync::OnceLock<Locations> = std::sync::OnceLock::new();
+        static SHIPPING: std::sync::OnceLock<ShippingPolicy> = std::sync::OnceLock::new();
+        Routing {
+            locations: LOCATIONS.get_or_init(Locations::default_locations),
+            shipping: SHIPPING.get_or_init(ShippingPolicy::default_policy),
+        }
+    }
+}
 
 /// What became of the order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,7 +55,7 @@ pub enum ReservationResult {
 pub enum ReservationError {
     #[error("order {0} does not exist")]
     OrderNotFound(OrderId),
-    #[error("the order kept changing under the reservation")]
+    #[error("the order or its stock kept changing under the reservation")]
     Contended,
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -43,36 +73,102 @@ impl ReservationError {
     }
 }
 
-/// Reserves the order's stock, or rejects the order if stock falls short.
-pub async fn reserve_order<O: OrderStore, R: OrderTransactions>(
-    orders: &O,
+/// Reserves the order's stock where the routing plan says, or rejects the order if the
+/// locations together hold too little.
+pub async fn reserve_order<S: OrderStore + InventoryStore, R: OrderTransactions>(
+    store: &S,
     reservations: &R,
+    routing: Routing<'_>,
     id: &OrderId,
     now: DateTime<Utc>,
 ) -> Result<ReservationResult, ReservationError> {
     until_written(|| async move {
-        let order = orders
+        let order = store
             .get(id)
             .await?
             .ok_or_else(|| ReservationError::OrderNotFound(id.clone()))?;
-        let Ok(reserved) = order.reserve(now) else {
+        if order.status != OrderStatus::Pending {
             return Ok(Attempt::Done(ReservationResult::AlreadyDecided(
                 order.status,
             )));
-        };
-        match reservations.reserve(&reserved).await? {
-            ReserveOutcome::Reserved => Ok(Attempt::Done(ReservationResult::Reserved)),
-            ReserveOutcome::OrderChanged => Ok(Attempt::LostRace),
-            ReserveOutcome::Short(shortages) => {
+        }
+        let plan = match plan_for(store, routing, &order).await? {
+            Ok(plan) => plan,
+            Err(shortages) => {
                 let rejected = order
                     .reject(shortages.clone(), now)
                     .expect("a pending order can be rejected");
-                let written = orders.save(&rejected, order.version).await;
-                Attempt::of_write(written, ReservationResult::Rejected(shortages))
+                let written = store.save(&rejected, order.version).await;
+                return Attempt::of_write(written, ReservationResult::Rejected(shortages));
             }
+        };
+        let reserved = order
+            .reserve(&plan, now)
+            .expect("a pending order takes a plan of its own units");
+        match reservations.reserve(&reserved).await? {
+            ReserveOutcome::Reserved => Ok(Attempt::Done(ReservationResult::Reserved)),
+            // The order changed, or a planned location ran short since the counts were read:
+            // nothing moved; read and plan again.
+            ReserveOutcome::OrderChanged | ReserveOutcome::Short(_) => Ok(Attempt::LostRace),
         }
     })
     .await
+}
+
+/// The plan for `order` from the counts now, or the SKUs the locations cannot serve together.
+async fn plan_for<I: InventoryStore>(
+    inventory: &I,
+    routing: Routing<'_>,
+    order: &Order,
+) -> Result<Result<Plan, Vec<Shortage>>, StoreError> {
+    let skus: Vec<_> = order.lines.iter().map(|l| l.sku.clone()).collect();
+    let products = inventory.products(&skus).await?;
+    let mut available: Availability = BTreeMap::new();
+    for product in &products {
+        for (location, level) in product.stock.locations() {
+            available
+                .entry(location.to_owned())
+                .or_default()
+                .insert(product.sku.clone(), level.available());
+        }
+    }
+    let demand: Vec<Demand> = order
+        .lines
+        .iter()
+        .map(|l| Demand {
+            sku: l.sku.clone(),
+            quantity: l.quantity.get(),
+            unit_weight_grams: l.unit_weight_grams,
+        })
+        .collect();
+    let planned = routing.locations.plan(
+        routing.shipping,
+        order.shipping.method,
+        order.shipping.address.country(),
+        &demand,
+        &available,
+    );
+    Ok(match planned {
+        Ok(plan) => Ok(plan),
+        Err(PlanError::Short(short)) => Err(short
+            .into_iter()
+            .map(|s| Shortage {
+                sku: s.sku,
+                requested: s.requested,
+                available: s.available,
+            })
+            .collect()),
+        // No location serves the order's destination or way of delivery: none of its units
+        // can be had.
+        Err(PlanError::NoLocation | PlanError::NotAPickupLocation(_)) => Err(order
+            .quantities()
+            .map(|(sku, quantity)| Shortage {
+                sku: sku.clone(),
+                requested: quantity.get(),
+                available: 0,
+            })
+            .collect()),
+    })
 }
 
 impl Contended for ReservationError {
@@ -104,12 +200,12 @@ mod tests {
         store.insert_order(short.clone());
 
         assert_eq!(
-            reserve_order(&store, &store, &ok.id, Utc::now())
+            reserve_order(&store, &store, Routing::demo(), &ok.id, Utc::now())
                 .await
                 .unwrap(),
             ReservationResult::Reserved
         );
-        let result = reserve_order(&store, &store, &short.id, Utc::now())
+        let result = reserve_order(&store, &store, Routing::demo(), &short.id, Utc::now())
             .await
             .unwrap();
         let ReservationResult::Rejected(shortages) = result else {
@@ -132,15 +228,140 @@ mod tests {
         );
     }
 
+    /// Product `sku` with `at[location]` units free at each location, none elsewhere.
+    fn spread(sku: &str, at: &[(&str, u32)]) -> crate::stock::Product {
+        let mut p = product(sku, 100, 0);
+        for (location, n) in at {
+            p.stock
+                .set(location, crate::stock::StockLevel::new(*n).unwrap());
+        }
+        p
+    }
+
+    /// Where the stored order's units are reserved: (SKU, location, units).
+    async fn allocations(store: &InMemoryStore, id: &OrderId) -> Vec<(String, String, u32)> {
+        let order = store.get(id).await.unwrap().unwrap();
+        order
+            .lines
+            .iter()
+            .flat_map(|l| {
+                l.allocations
+                    .iter()
+                    .map(|at| (l.sku.to_string(), at.location.clone(), at.quantity.get()))
+            })
+            .collect()
+    }
+
+    async fn counters(store: &InMemoryStore, sku: &str, location: &str) -> (u32, u32) {
+        let p = store.product(&sku.parse_sku()).await.unwrap().unwrap();
+        let level = p.stock.at(location);
+        (level.available(), level.reserved())
+    }
+
+    fn owned(rows: &[(&str, &str, u32)]) -> Vec<(String, String, u32)> {
+        rows.iter()
+            .map(|(s, l, n)| (s.to_string(), l.to_string(), *n))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn an_order_one_far_location_holds_whole_ships_from_there_alone() {
+        let store = InMemoryStore::with_products([spread("A", &[("BER-1", 1), ("AMS-1", 5)])]);
+        let order = placed(json!([{"sku": "A", "quantity": 3}]), &store.catalog());
+        store.insert_order(order.clone());
+        let result = reserve_order(&store, &store, Routing::demo(), &order.id, Utc::now()).await;
+        assert_eq!(result.unwrap(), ReservationResult::Reserved);
+        assert_eq!(
+            allocations(&store, &order.id).await,
+            owned(&[("A", "AMS-1", 3)])
+        );
+        assert_eq!(counters(&store, "A", "AMS-1").await, (2, 3));
+        assert_eq!(counters(&store, "A", "BER-1").await, (1, 0), "untouched");
+    }
+
+    #[tokio::test]
+    async fn an_order_no_one_location_holds_is_split_over_the_fewest() {
+        let store = InMemoryStore::with_products([
+            spread("A", &[("BER-1", 2)]),
+            spread("B", &[("AMS-1", 1), ("BER-STORE-1", 9)]),
+        ]);
+        let order = placed(
+            json!([{"sku": "A", "quantity": 2}, {"sku": "B", "quantity": 1}]),
+            &store.catalog(),
+        );
+        store.insert_order(order.clone());
+        let result = reserve_order(&store, &store, Routing::demo(), &order.id, Utc::now()).await;
+        assert_eq!(result.unwrap(), ReservationResult::Reserved);
+        assert_eq!(
+            allocations(&store, &order.id).await,
+            owned(&[("A", "BER-1", 2), ("B", "AMS-1", 1)]),
+            "the store does not ship, so B comes from the other warehouse"
+        );
+        assert_eq!(counters(&store, "B", "BER-STORE-1").await, (9, 0));
+        let stored = store.get(&order.id).await.unwrap().unwrap();
+        let note = stored.timeline.last().unwrap().note.clone().unwrap();
+        assert!(
+            note.starts_with("ships in 2 parcels, from BER-1, AMS-1"),
+            "{note}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_location_that_runs_short_before_the_write_is_planned_around() {
+        let store = InMemoryStore::with_products([spread("A", &[("BER-1", 3), ("AMS-1", 3)])]);
+        let order = placed(json!([{"sku": "A", "quantity": 2}]), &store.catalog());
+        store.insert_order(order.clone());
+        // Another buyer takes two of Berlin's three between the plan (Berlin: nearest) and
+        // its write.
+        store.interleave_after_next_products_read(|products| {
+            let a = products.get_mut(&"A".parse_sku()).unwrap();
+            let level = a
+                .stock
+                .at("BER-1")
+                .reserve(crate::quantity::Quantity::new(2).unwrap());
+            a.stock.set("BER-1", level.unwrap());
+        });
+        let result = reserve_order(&store, &store, Routing::demo(), &order.id, Utc::now()).await;
+        assert_eq!(result.unwrap(), ReservationResult::Reserved);
+        assert_eq!(
+            allocations(&store, &order.id).await,
+            owned(&[("A", "AMS-1", 2)]),
+            "planned again from fresh counts: Amsterdam holds the whole order"
+        );
+        assert_eq!(
+            counters(&store, "A", "BER-1").await,
+            (1, 2),
+            "the other buyer's"
+        );
+        assert_eq!(counters(&store, "A", "AMS-1").await, (1, 2));
+    }
+
+    #[tokio::test]
+    async fn an_order_the_locations_together_cannot_serve_is_rejected_with_their_sum() {
+        let store = InMemoryStore::with_products([spread("A", &[("BER-1", 1), ("AMS-1", 1)])]);
+        let order = placed(json!([{"sku": "A", "quantity": 3}]), &store.catalog());
+        store.insert_order(order.clone());
+        let result = reserve_order(&store, &store, Routing::demo(), &order.id, Utc::now()).await;
+        let ReservationResult::Rejected(short) = result.unwrap() else {
+            panic!("expected a rejection")
+        };
+        assert_eq!((short[0].requested, short[0].available), (3, 2));
+        assert_eq!(
+            counters(&store, "A", "BER-1").await,
+            (1, 0),
+            "nothing moved"
+        );
+    }
+
     #[tokio::test]
     async fn a_duplicate_message_changes_nothing() {
         let store = InMemoryStore::with_products([product("A", 100, 5)]);
         let order = placed(json!([{"sku": "A", "quantity": 2}]), &store.catalog());
         store.insert_order(order.clone());
-        reserve_order(&store, &store, &order.id, Utc::now())
+        reserve_order(&store, &store, Routing::demo(), &order.id, Utc::now())
             .await
             .unwrap();
-        let again = reserve_order(&store, &store, &order.id, Utc::now())
+        let again = reserve_order(&store, &store, Routing::demo(), &order.id, Utc::now())
             .await
             .unwrap();
         assert_eq!(

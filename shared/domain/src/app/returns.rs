@@ -353,7 +353,15 @@ mod tests {
         let now = Utc::now();
         let order = placed(lines, &store.catalog());
         store.insert_order(order.clone());
-        reserve_order(store, store, &order.id, now).await.unwrap();
+        reserve_order(
+            store,
+            store,
+            crate::app::reservation::Routing::demo(),
+            &order.id,
+            now,
+        )
+        .await
+        .unwrap();
         let reserved = store.get(&order.id).await.unwrap().unwrap();
         let packed = reserved
             .authorized_for_test(now)
@@ -398,9 +406,15 @@ mod tests {
         let order = placed(json!([{"sku": "A", "quantity": 2}]), &store.catalog())
             .captured_for_test(Utc::now());
         store.insert_order(order.clone());
-        reserve_order(&store, &store, &order.id, Utc::now())
-            .await
-            .unwrap();
+        reserve_order(
+            &store,
+            &store,
+            crate::app::reservation::Routing::demo(),
+            &order.id,
+            Utc::now(),
+        )
+        .await
+        .unwrap();
         assert_eq!(stock(&store, "A").await, (3, 2));
 
         let cancelled = cancel_order(
@@ -437,9 +451,15 @@ mod tests {
         let store = InMemoryStore::with_products([product("A", 1000, 5)]);
         let order = placed(json!([{"sku": "A", "quantity": 2}]), &store.catalog());
         store.insert_order(order.clone());
-        reserve_order(&store, &store, &order.id, Utc::now())
-            .await
-            .unwrap();
+        reserve_order(
+            &store,
+            &store,
+            crate::app::reservation::Routing::demo(),
+            &order.id,
+            Utc::now(),
+        )
+        .await
+        .unwrap();
         let shown = store.get(&order.id).await.unwrap().unwrap();
         // Another change lands after the cancellation read the order and before it writes.
         let elsewhere = shown.authorized_for_test(Utc::now());
@@ -490,9 +510,15 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(
-            reserve_order(&store, &store, &order.id, Utc::now())
-                .await
-                .unwrap(),
+            reserve_order(
+                &store,
+                &store,
+                crate::app::reservation::Routing::demo(),
+                &order.id,
+                Utc::now()
+            )
+            .await
+            .unwrap(),
             ReservationResult::AlreadyDecided(OrderStatus::Cancelled)
         );
         assert_eq!(stock(&store, "A").await, (5, 0));

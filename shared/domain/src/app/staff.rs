@@ -311,7 +311,7 @@ mod tests {
             weight_grams: 100,
             active: true,
             low_stock_threshold: threshold,
-            stock: StockLevel::new(available).unwrap(),
+            stock: crate::stock::Stock::at_one("BER-1", StockLevel::new(available).unwrap()),
             version: 1,
             updated_at: Utc::now(),
         }

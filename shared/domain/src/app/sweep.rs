@@ -27,11 +27,12 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::app::fulfillment::{start_fulfillment, FulfillmentAppError, StartResult};
 use crate::app::payments::{expire_one, flag_one, PaymentAppError};
-use crate::app::reservation::{reserve_order, ReservationError, ReservationResult};
+use crate::app::reservation::{reserve_order, ReservationError, ReservationResult, Routing};
 use crate::ids::OrderId;
+use crate::location::Locations;
 use crate::order::payments::PaymentPolicy;
 use crate::order::{Order, OrderStatus};
-use crate::ports::{OrderStore, OrderTransactions, PaymentWatch, StoreError};
+use crate::ports::{InventoryStore, OrderStore, OrderTransactions, PaymentWatch, StoreError};
 use crate::shipping::ShippingPolicy;
 
 /// How long an order may sit `PENDING`, or `RESERVED` and paid for, before the sweep moves it
@@ -44,6 +45,8 @@ pub const STUCK_AFTER_MINUTES: i64 = 5;
 pub struct SweepPolicies<'a> {
     pub payment: &'a PaymentPolicy,
     pub shipping: &'a ShippingPolicy,
+    /// Where stock is kept: a stuck reservation is planned again over them.
+    pub locations: &'a Locations,
     /// How long before an order counts as stuck.
     pub stuck_after: Duration,
 }
@@ -109,7 +112,7 @@ enum Job {
 
 /// One run of the scheduled sweep, each of its passes looking at no more than `budget` orders
 /// (so abandoned checkouts waiting to expire cannot starve the deadline watch).
-pub async fn sweep<S: OrderStore + OrderTransactions>(
+pub async fn sweep<S: OrderStore + InventoryStore + OrderTransactions>(
     store: &S,
     policies: &SweepPolicies<'_>,
     now: DateTime<Utc>,
@@ -191,7 +194,7 @@ pub async fn sweep<S: OrderStore + OrderTransactions>(
 
 /// Does `job` to the listed `order` and records what came of it; an order the sweep cannot
 /// handle is recorded as failed, and the run goes on.
-async fn apply<S: OrderStore + OrderTransactions>(
+async fn apply<S: OrderStore + InventoryStore + OrderTransactions>(
     store: &S,
     policies: &SweepPolicies<'_>,
     job: Job,
@@ -206,7 +209,7 @@ async fn apply<S: OrderStore + OrderTransactions>(
 
 /// Does `job` to the listed `order` (read fresh by the listing; each job reads it again before
 /// its conditional write).
-async fn try_apply<S: OrderStore + OrderTransactions>(
+async fn try_apply<S: OrderStore + InventoryStore + OrderTransactions>(
     store: &S,
     policies: &SweepPolicies<'_>,
     job: Job,
@@ -229,12 +232,18 @@ async fn try_apply<S: OrderStore + OrderTransactions>(
             &mut report.flagged,
         ),
         Job::RedriveReservation => {
-            let result = reserve_order(store, store, id, now).await.map(|r| {
-                matches!(
-                    r,
-                    ReservationResult::Reserved | ReservationResult::Rejected(_)
-                )
-            });
+            let routing = Routing {
+                locations: policies.locations,
+                shipping: policies.shipping,
+            };
+            let result = reserve_order(store, store, routing, id, now)
+                .await
+                .map(|r| {
+                    matches!(
+                        r,
+                        ReservationResult::Reserved | ReservationResult::Rejected(_)
+                    )
+                });
             (
                 outcome_of(result, |e| matches!(e, ReservationError::Contended))?,
                 &mut report.reservations_redriven,
@@ -271,9 +280,11 @@ mod tests {
 
     fn policies(payment: &PaymentPolicy) -> SweepPolicies<'_> {
         static SHIPPING: std::sync::OnceLock<ShippingPolicy> = std::sync::OnceLock::new();
+        static LOCATIONS: std::sync::OnceLock<Locations> = std::sync::OnceLock::new();
         SweepPolicies {
             payment,
             shipping: SHIPPING.get_or_init(ShippingPolicy::default_policy),
+            locations: LOCATIONS.get_or_init(Locations::default_locations),
             stuck_after: Duration::minutes(STUCK_AFTER_MINUTES),
         }
     }

@@ -116,6 +116,9 @@ pub struct LineView<'a> {
     pub unit_price: Money,
     pub line_total: Money,
     pub unit_weight_grams: u32,
+    /// Where its units come from, from the reservation on.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub allocations: &'a [crate::order::LocationUnits],
 }
 
 /// How and where the order ships.
@@ -185,6 +188,7 @@ impl<'a> From<&'a Order> for OrderView<'a> {
                     unit_price: l.unit_price,
                     line_total: l.line_total,
                     unit_weight_grams: l.unit_weight_grams,
+                    allocations: &l.allocations,
                 })
                 .collect(),
             shipping: ShippingView {
@@ -265,7 +269,7 @@ mod tests {
         );
         let cancelled = order
             .authorized_for_test(at("2026-11-20T10:00:01Z"))
-            .reserve(at("2026-11-20T10:00:01Z"))
+            .reserve_all_at("BER-1", at("2026-11-20T10:00:01Z"))
             .unwrap()
             .cancel(
                 "ordered twice".into(),

@@ -2,6 +2,20 @@
 
 use super::*;
 
+use crate::fixtures::DEFAULT_LOCATION;
+use crate::stock::Stock;
+
+/// `stock` with `delta` units more (or fewer) free at the default location.
+fn adjusted(stock: &Stock, delta: i64) -> Stock {
+    let mut next = stock.clone();
+    let level = stock
+        .at(DEFAULT_LOCATION)
+        .adjust(delta)
+        .expect("a stock change");
+    next.set(DEFAULT_LOCATION, level);
+    next
+}
+
 fn adjustment(before: &Product, after: &Product, reason: AdjustmentReason) -> StockAdjustment {
     StockAdjustment {
         sku: after.sku.clone(),
@@ -12,8 +26,9 @@ fn adjustment(before: &Product, after: &Product, reason: AdjustmentReason) -> St
         ),
         reason,
         note: Some("conformance".into()),
-        before: before.stock,
-        after: after.stock,
+        location: Some(DEFAULT_LOCATION.into()),
+        before: before.stock.at(DEFAULT_LOCATION),
+        after: after.stock.at(DEFAULT_LOCATION),
         actor: "conformance".into(),
         at: after.updated_at,
     }
@@ -81,7 +96,7 @@ pub async fn inventory_store<S: InventoryStore, L: AdjustmentLog>(
 
     // A versioned update with its adjustment.
     let a2 = Product {
-        stock: a.stock.adjust(3).expect("adding stock"),
+        stock: adjusted(&a.stock, 3),
         version: 2,
         updated_at: at + seconds(1),
         ..a.clone()
@@ -100,7 +115,7 @@ pub async fn inventory_store<S: InventoryStore, L: AdjustmentLog>(
 
     // Stale, ahead: refused, and the adjustment with it.
     let a3 = Product {
-        stock: a2.stock.adjust(-1).expect("removing stock"),
+        stock: adjusted(&a2.stock, -1),
         version: 3,
         updated_at: at + seconds(2),
         ..a2.clone()
@@ -209,7 +224,7 @@ pub async fn catalog_and_history<S: InventoryStore>(store: &S, prefix: &str) {
     let mut written = Vec::new();
     for step in 1..=3 {
         let next = Product {
-            stock: current.stock.adjust(1).expect("adding stock"),
+            stock: adjusted(&current.stock, 1),
             version: current.version + 1,
             updated_at: at + seconds(step),
             ..current.clone()
@@ -226,7 +241,7 @@ pub async fn catalog_and_history<S: InventoryStore>(store: &S, prefix: &str) {
     }
     let other = product(b, 4, at);
     let other_next = Product {
-        stock: other.stock.adjust(-1).expect("removing stock"),
+        stock: adjusted(&other.stock, -1),
         version: 2,
         updated_at: at + seconds(9),
         ..other.clone()

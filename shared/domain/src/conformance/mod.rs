@@ -36,7 +36,7 @@ use crate::ports::{
 use crate::request::returns::ReturnRequest;
 use crate::request::OrderRequest;
 use crate::shipping::ShippingPolicy;
-use crate::stock::{AdjustmentReason, Product, StockAdjustment, StockLevel, StockMovement};
+use crate::stock::{AdjustmentReason, Product, Stock, StockAdjustment, StockLevel, StockMovement};
 
 /// How a check reads the stock adjustments a store recorded (no port reads them back).
 pub trait AdjustmentLog: Sync {
@@ -92,7 +92,7 @@ fn product(sku: &Sku, on_hand: u32, at: DateTime<Utc>) -> Product {
         weight_grams: 300,
         active: true,
         low_stock_threshold: 1,
-        stock: StockLevel::new(on_hand).expect("a stock level"),
+        stock: Stock::at_one("BER-1", StockLevel::new(on_hand).expect("a stock level")),
         version: 1,
         updated_at: at,
     }
@@ -164,7 +164,7 @@ async fn stored_product<S: InventoryStore>(store: &S, sku: &Sku) -> Option<Produ
 
 fn in_fulfillment(order: &Order, warehouse: &str, at: DateTime<Utc>) -> Order {
     order
-        .reserve(at)
+        .reserve_all_at("BER-1", at)
         .expect("a placed order can be reserved")
         .authorized_for_test(at)
         .start_fulfillment(warehouse, at)
@@ -382,6 +382,11 @@ mod in_memory {
     }
 
     #[tokio::test]
+    async fn stock_per_location() {
+        super::stock_per_location(&InMemoryStore::default(), "mem").await;
+    }
+
+    #[tokio::test]
     async fn last_unit_goes_once() {
         super::last_unit_goes_once(&InMemoryStore::default(), "mem").await;
     }
@@ -410,6 +415,7 @@ mod in_memory {
         super::reserve_all_or_nothing(&store, "shared-6").await;
         super::commit_conditions(&store, "shared-7").await;
         super::commit_moves_stock(&store, "shared-8").await;
+        super::stock_per_location(&store, "shared-8b").await;
         super::last_unit_goes_once(&store, "shared-9").await;
         super::notification_store(&store, "shared-10").await;
         super::sweep_listings(&store, "shared-11").await;

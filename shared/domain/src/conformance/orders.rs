@@ -271,7 +271,7 @@ pub async fn pick_list<S: OrderStore>(store: &S, prefix: &str) {
     let other = in_fulfillment(&place(&ada, &[(&item, 1)], at), &elsewhere, at);
     create(store, &other).await;
     let reserved = place(&ada, &[(&item, 1)], at)
-        .reserve(at)
+        .reserve_all_at("BER-1", at)
         .expect("reserving");
     create(store, &reserved).await;
     let queued = ids(&queue);

@@ -56,7 +56,7 @@ pub async fn reserve_all_or_nothing<S: OrderStore + InventoryStore + OrderTransa
     create(store, &one_short).await;
     assert_eq!(
         store
-            .reserve(&one_short.reserve(at).expect("reserving"))
+            .reserve(&one_short.reserve_all_at("BER-1", at).expect("reserving"))
             .await,
         Ok(ReserveOutcome::Short(vec![Shortage {
             sku: b.sku.clone(),
@@ -77,7 +77,7 @@ pub async fn reserve_all_or_nothing<S: OrderStore + InventoryStore + OrderTransa
     create(store, &many_short).await;
     assert_eq!(
         store
-            .reserve(&many_short.reserve(at).expect("reserving"))
+            .reserve(&many_short.reserve_all_at("BER-1", at).expect("reserving"))
             .await,
         Ok(ReserveOutcome::Short(vec![
             Shortage {
@@ -112,7 +112,9 @@ pub async fn reserve_all_or_nothing<S: OrderStore + InventoryStore + OrderTransa
     // Lines that fit, one SKU on two lines: netted.
     let fits = place(&ada, &[(&a, 2), (&c, 4)], at + seconds(1));
     create(store, &fits).await;
-    let reserved = fits.reserve(at + seconds(2)).expect("reserving");
+    let reserved = fits
+        .reserve_all_at("BER-1", at + seconds(2))
+        .expect("reserving");
     assert_eq!(store.reserve(&reserved).await, Ok(ReserveOutcome::Reserved));
     assert_eq!(stock_of(store, &a.sku).await, (3, 2, 2), "A: 2 reserved");
     assert_eq!(
@@ -127,7 +129,9 @@ pub async fn reserve_all_or_nothing<S: OrderStore + InventoryStore + OrderTransa
     let more = place(&ada, &[(&c, 1)], at + seconds(3));
     create(store, &more).await;
     assert_eq!(
-        store.reserve(&more.reserve(at).expect("reserving")).await,
+        store
+            .reserve(&more.reserve_all_at("BER-1", at).expect("reserving"))
+            .await,
         Ok(ReserveOutcome::Short(vec![Shortage {
             sku: c.sku.clone(),
             requested: 1,
@@ -161,7 +165,9 @@ pub async fn commit_conditions<S: OrderStore + InventoryStore + OrderTransaction
         .order;
     let cancelled = save(store, &order, cancelled).await;
     assert_eq!(
-        store.reserve(&order.reserve(at).expect("reserving")).await,
+        store
+            .reserve(&order.reserve_all_at("BER-1", at).expect("reserving"))
+            .await,
         Ok(ReserveOutcome::OrderChanged),
         "a reservation computed from a stale order"
     );
@@ -174,7 +180,9 @@ pub async fn commit_conditions<S: OrderStore + InventoryStore + OrderTransaction
     let rejected = short.reject(vec![], at).expect("rejecting");
     let rejected = save(store, &short, rejected).await;
     assert_eq!(
-        store.reserve(&short.reserve(at).expect("reserving")).await,
+        store
+            .reserve(&short.reserve_all_at("BER-1", at).expect("reserving"))
+            .await,
         Ok(ReserveOutcome::OrderChanged),
         "stale and short"
     );
@@ -201,7 +209,9 @@ pub async fn commit_conditions<S: OrderStore + InventoryStore + OrderTransaction
     // An order that was never created.
     let ghost = place(&ada, &[(&a, 1)], at);
     assert_eq!(
-        store.reserve(&ghost.reserve(at).expect("reserving")).await,
+        store
+            .reserve(&ghost.reserve_all_at("BER-1", at).expect("reserving"))
+            .await,
         Ok(ReserveOutcome::OrderChanged),
         "reserving an order that is not stored"
     );
@@ -215,10 +225,11 @@ pub async fn commit_conditions<S: OrderStore + InventoryStore + OrderTransaction
     // Releasing what is not reserved: refused, nothing written.
     let pending = place(&ada, &[(&a, 1)], at);
     create(store, &pending).await;
+    let reserved = pending.reserve_all_at("BER-1", at).expect("reserving");
     let result = store
         .commit(&OrderChange {
-            moves: pending.stock_moves(StockMovement::Release),
-            order: pending.reserve(at).expect("reserving"),
+            moves: reserved.stock_moves(StockMovement::Release),
+            order: reserved,
             created: None,
         })
         .await;
@@ -234,9 +245,11 @@ pub async fn commit_conditions<S: OrderStore + InventoryStore + OrderTransaction
     create(store, &original).await;
     let replacement = place(&ada, &[(&a, 1)], at + seconds(1));
     let write = OrderChange {
-        moves: original.stock_moves(StockMovement::Reserve),
-        order: original.reserve(at).expect("reserving"),
         created: Some(replacement.clone()),
+        ..OrderChange::with_lines(
+            original.reserve_all_at("BER-1", at).expect("reserving"),
+            StockMovement::Reserve,
+        )
     };
     assert_eq!(store.commit(&write).await, Ok(CommitOutcome::Committed));
     assert_eq!(
@@ -252,9 +265,11 @@ pub async fn commit_conditions<S: OrderStore + InventoryStore + OrderTransaction
     let again = place(&ada, &[(&a, 1)], at);
     create(store, &again).await;
     let clash = OrderChange {
-        moves: again.stock_moves(StockMovement::Reserve),
-        order: again.reserve(at).expect("reserving"),
         created: Some(replacement.clone()),
+        ..OrderChange::with_lines(
+            again.reserve_all_at("BER-1", at).expect("reserving"),
+            StockMovement::Reserve,
+        )
     };
     assert_eq!(
         store.commit(&clash).await,
@@ -285,7 +300,7 @@ pub async fn commit_moves_stock<S: OrderStore + InventoryStore + OrderTransactio
 
     let order = place(&ada, &[(&a, 2), (&b, 1)], at);
     create(store, &order).await;
-    let reserved = order.reserve(at).expect("reserving");
+    let reserved = order.reserve_all_at("BER-1", at).expect("reserving");
     assert_eq!(store.reserve(&reserved).await, Ok(ReserveOutcome::Reserved));
     assert_eq!(
         store.reserve(&reserved).await,
@@ -324,7 +339,7 @@ pub async fn commit_moves_stock<S: OrderStore + InventoryStore + OrderTransactio
     // A cancellation gives back what was reserved.
     let other = place(&ada, &[(&a, 3)], at);
     create(store, &other).await;
-    let reserved = other.reserve(at).expect("reserving");
+    let reserved = other.reserve_all_at("BER-1", at).expect("reserving");
     assert_eq!(store.reserve(&reserved).await, Ok(ReserveOutcome::Reserved));
     assert_eq!(stock_of(store, &a.sku).await, (0, 3, 4));
     let step = reserved
@@ -355,8 +370,8 @@ pub async fn last_unit_goes_once<S: OrderStore + InventoryStore + OrderTransacti
     create(store, &first).await;
     create(store, &second).await;
     let (r1, r2) = (
-        first.reserve(at).expect("reserving"),
-        second.reserve(at).expect("reserving"),
+        first.reserve_all_at("BER-1", at).expect("reserving"),
+        second.reserve_all_at("BER-1", at).expect("reserving"),
     );
     let (o1, o2) = both(store.reserve(&r1), store.reserve(&r2)).await;
     let none_left = ReserveOutcome::Short(vec![Shortage {
@@ -371,4 +386,79 @@ pub async fn last_unit_goes_once<S: OrderStore + InventoryStore + OrderTransacti
         "one wins, one is short: {outcomes:?}"
     );
     assert_eq!(stock_of(store, &item.sku).await, (0, 1, 2));
+}
+
+/// Counters per location: a product with stock in two places reads back as written; one write
+/// takes units from both (the SKU's one item touched once); a location short of what the write
+/// takes fails the whole write with that location's count, however much the other holds; and
+/// giving the units back returns each to the location it came from.
+pub async fn stock_per_location<S: OrderStore + InventoryStore + OrderTransactions>(
+    store: &S,
+    prefix: &str,
+) {
+    check_prefix(prefix);
+    let at = base_time();
+    let ada = customer(prefix, "split");
+    let mut a = product(&sku(prefix, "LOC-A"), 2, at);
+    a.stock
+        .set("AMS-1", StockLevel::new(3).expect("a stock level"));
+    new_products(store, &[&a]).await;
+    assert_eq!(
+        stored_product(store, &a.sku).await.as_ref(),
+        Some(&a),
+        "both locations' counters read back"
+    );
+
+    let order = place(&ada, &[(&a, 4)], at);
+    create(store, &order).await;
+    let plan = |here: u32, there: u32| crate::routing::Plan {
+        shipments: [("BER-1", here), ("AMS-1", there)]
+            .into_iter()
+            .map(|(location, n)| crate::routing::PlannedShipment {
+                location: location.into(),
+                lines: vec![(a.sku.clone(), n)],
+                weight_grams: 0,
+                cost: 0,
+            })
+            .collect(),
+    };
+    // Berlin holds 2: a plan taking 3 there fails whole, and says how many Berlin had.
+    let greedy = order.reserve(&plan(3, 1), at).expect("reserving");
+    assert_eq!(
+        store.reserve(&greedy).await,
+        Ok(ReserveOutcome::Short(vec![Shortage {
+            sku: a.sku.clone(),
+            requested: 3,
+            available: 2,
+        }]))
+    );
+    let level = |p: &Product, location: &str| {
+        let l = p.stock.at(location);
+        (l.available(), l.reserved())
+    };
+    let now = stored_product(store, &a.sku).await.expect("stored");
+    assert_eq!(
+        (level(&now, "BER-1"), level(&now, "AMS-1")),
+        ((2, 0), (3, 0))
+    );
+
+    let split = order.reserve(&plan(2, 2), at).expect("reserving");
+    assert_eq!(store.reserve(&split).await, Ok(ReserveOutcome::Reserved));
+    let now = stored_product(store, &a.sku).await.expect("stored");
+    assert_eq!(
+        (level(&now, "BER-1"), level(&now, "AMS-1")),
+        ((0, 2), (1, 2))
+    );
+    assert_eq!(now.version, a.version + 1, "one write of the SKU's item");
+
+    let cancelled = split
+        .cancel("changed my mind".into(), "customer", at + seconds(1))
+        .expect("cancelling");
+    assert_eq!(store.commit(&cancelled).await, Ok(CommitOutcome::Committed));
+    let now = stored_product(store, &a.sku).await.expect("stored");
+    assert_eq!(
+        (level(&now, "BER-1"), level(&now, "AMS-1")),
+        ((2, 0), (3, 0)),
+        "each unit back where it was reserved"
+    );
 }

@@ -238,7 +238,7 @@ mod tests {
         let policy = PaymentPolicy::default();
         let only = |o: Order| Some((o, None));
         match step {
-            Step::Reserve => only(order.reserve(now).ok()?),
+            Step::Reserve => only(order.reserve_all_at("BER-1", now).ok()?),
             Step::Reject => only(
                 order
                     .reject(

@@ -606,7 +606,7 @@ mod tests {
         assert_eq!(placed_event.id, format!("{}-1", order.id));
         assert_eq!(placed_event.sequence, 1);
 
-        let reserved = order.reserve(Utc::now()).unwrap();
+        let reserved = order.reserve_all_at("BER-1", Utc::now()).unwrap();
         let event = order_event(Some(&order), Some(&reserved)).unwrap();
         assert_eq!(event.event_type, EventType::OrderReserved);
         assert_eq!(event.data.previous_status, Some(OrderStatus::Pending));
@@ -681,7 +681,7 @@ mod tests {
 
         let mut seen: Vec<(Order, Order)> = Vec::new();
         let placed_order = new_order();
-        let reserved = placed_order.reserve(t).unwrap();
+        let reserved = placed_order.reserve_all_at("BER-1", t).unwrap();
         seen.push((placed_order.clone(), reserved.clone()));
         seen.push((
             placed_order.clone(),
@@ -923,13 +923,20 @@ mod tests {
     #[test]
     fn low_stock_is_raised_once_per_crossing() {
         let full = product("A", 100, 3);
+        let reserve = |p: &Product, n: u32| {
+            let mut stock = p.stock.clone();
+            let here = "BER-1";
+            let level = stock.at(here).reserve(Quantity::new(n).unwrap()).unwrap();
+            stock.set(here, level);
+            stock
+        };
         let low = Product {
-            stock: full.stock.reserve(Quantity::new(2).unwrap()).unwrap(),
+            stock: reserve(&full, 2),
             version: 2,
             ..full.clone()
         };
         let lower = Product {
-            stock: low.stock.reserve(Quantity::new(1).unwrap()).unwrap(),
+            stock: reserve(&low, 1),
             version: 3,
             ..full.clone()
         };

@@ -4,11 +4,20 @@ use super::*;
 
 impl InventoryStore for InMemoryStore {
     async fn products(&self, skus: &[Sku]) -> Result<Vec<Product>, StoreError> {
-        let state = self.lock();
-        Ok(crate::ids::distinct_skus(skus)
+        let mut state = self.lock();
+        let found = crate::ids::distinct_skus(skus)
             .into_iter()
             .filter_map(|s| state.products.get(s).cloned())
-            .collect())
+            .collect();
+        let interleaved = self
+            .after_next_products_read
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(write) = interleaved {
+            write(&mut state.products);
+        }
+        Ok(found)
     }
 
     async fn product(&self, sku: &Sku) -> Result<Option<Product>, StoreError> {

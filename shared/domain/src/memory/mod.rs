@@ -32,11 +32,15 @@ struct State {
 /// A write another caller makes between one caller's read and its write.
 type Interleaved = Box<dyn FnOnce(&mut HashMap<OrderId, Order>) + Send>;
 
+/// A stock change another caller makes between one caller's read of the counters and its write.
+type InterleavedStock = Box<dyn FnOnce(&mut HashMap<Sku, Product>) + Send>;
+
 /// The whole system's state behind one lock.
 #[derive(Default)]
 pub struct InMemoryStore {
     state: Mutex<State>,
     after_next_read: Mutex<Option<Interleaved>>,
+    after_next_products_read: Mutex<Option<InterleavedStock>>,
 }
 
 impl InMemoryStore {
@@ -68,6 +72,18 @@ impl InMemoryStore {
     ) {
         *self
             .after_next_read
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Box::new(write));
+    }
+
+    /// Lands `write` on the products right after the next read of several products (what a
+    /// reservation plans from): stock taken between the plan and its conditional write.
+    pub fn interleave_after_next_products_read(
+        &self,
+        write: impl FnOnce(&mut HashMap<Sku, Product>) + Send + 'static,
+    ) {
+        *self
+            .after_next_products_read
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Box::new(write));
     }

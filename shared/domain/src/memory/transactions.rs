@@ -20,7 +20,7 @@ impl OrderTransactions for InMemoryStore {
             let Some(product) = state.products.get(&delta.sku) else {
                 shortages.push(Shortage {
                     sku: delta.sku.clone(),
-                    requested: delta.takes_available,
+                    requested: delta.locations.iter().map(|d| d.takes_available).sum(),
                     available: 0,
                 });
                 continue;
@@ -32,15 +32,23 @@ impl OrderTransactions for InMemoryStore {
                     updated_at: order.updated_at,
                     ..product.clone()
                 }),
-                Err(StockError::Insufficient {
-                    requested,
-                    available,
-                }) => shortages.push(Shortage {
+                Err((
+                    _,
+                    StockError::Insufficient {
+                        requested,
+                        available,
+                    },
+                )) => shortages.push(Shortage {
                     sku: delta.sku.clone(),
                     requested,
                     available,
                 }),
-                Err(e) => return Err(StoreError::Corrupt(format!("{}: {e}", delta.sku))),
+                Err((location, e)) => {
+                    return Err(StoreError::Corrupt(format!(
+                        "{} at {location}: {e}",
+                        delta.sku
+                    )))
+                }
             }
         }
         if !shortages.is_empty() {

@@ -503,7 +503,7 @@ mod tests {
             &[product("A", 100, 5)],
         );
         order
-            .reserve(Utc::now())
+            .reserve_all_at("BER-1", Utc::now())
             .unwrap()
             .authorized_for_test(Utc::now())
             .start_fulfillment("BER-1", Utc::now())

@@ -37,6 +37,7 @@ use crate::contact::{Address, Contact};
 use crate::ids::{CustomerId, OrderId, Sku};
 use crate::money::Money;
 use crate::quantity::Quantity;
+use crate::routing::Plan;
 use crate::shipping::{DeliveryEstimate, ShippingMethod, ShippingPolicy};
 use crate::stock::{Product, StockMove, StockMovement};
 use crate::validation::ValidationErrors;
@@ -106,6 +107,20 @@ pub struct OrderLine {
     pub unit_price: Money,
     pub line_total: Money,
     pub unit_weight_grams: u32,
+    /// Where its units come from, one entry per location, as the routing plan allocated them
+    /// at the reservation (the store reads orders reserved before there were locations as
+    /// allocated to the default location). Their quantities add up to the line's; the entries
+    /// stay after the units shipped or were released, as the record of where they were.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allocations: Vec<LocationUnits>,
+}
+
+/// Some units of a line at one location.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LocationUnits {
+    pub location: String,
+    pub quantity: Quantity,
 }
 
 /// How and where the order ships, and what that costs.
@@ -317,6 +332,7 @@ impl Order {
                 unit_price: product.unit_price,
                 line_total,
                 unit_weight_grams: product.weight_grams,
+                allocations: Vec::new(),
             });
         }
         if !errors.is_empty() {
@@ -404,18 +420,80 @@ impl Order {
         order
     }
 
-    /// Stock for every line is held: `PENDING → RESERVED`. The warehouse gets the order once
-    /// it is authorized; until then the timeline says it waits for its payment.
-    pub fn reserve(&self, now: DateTime<Utc>) -> Result<Order, TransitionError> {
-        let note = (!self.payment_status().allows_fulfillment())
+    /// Stock for every line is held where `plan` says: `PENDING → RESERVED`. The warehouse
+    /// gets the order once it is authorized; until then the timeline says it waits for its
+    /// payment. A plan that does not hold exactly the order's units is a bug and is refused.
+    pub fn reserve(&self, plan: &Plan, now: DateTime<Utc>) -> Result<Order, TransitionError> {
+        let allocations = self.allocate(plan).ok_or(TransitionError {
+            from: self.status,
+            to: OrderStatus::Reserved,
+        })?;
+        let mut note = (!self.payment_status().allows_fulfillment())
             .then(|| "stock held; awaiting payment".to_owned());
+        if plan.shipments.len() > 1 {
+            let from = plan
+                .shipments
+                .iter()
+                .map(|s| s.location.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            let split = format!("ships in {} parcels, from {from}", plan.shipments.len());
+            note = Some(match note {
+                Some(note) => format!("{split}; {note}"),
+                None => split,
+            });
+        }
         self.transition(
             OrderStatus::Reserved,
             &[OrderStatus::Pending],
             now,
             note,
-            |_| OrderEvent::Reserved,
+            |next| {
+                for (line, at) in next.lines.iter_mut().zip(allocations) {
+                    line.allocations = at;
+                }
+                OrderEvent::Reserved
+            },
         )
+    }
+
+    /// Every line reserved at one location: the plan of an order that leaves from one place.
+    pub fn reserve_all_at(
+        &self,
+        location: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Order, TransitionError> {
+        self.reserve(&Plan::one_location(location, self.quantities()), now)
+    }
+
+    /// The plan's units, line by line: each location's units of a SKU go to the order's lines
+    /// of that SKU in line order. `None` unless the plan holds exactly the order's units.
+    fn allocate(&self, plan: &Plan) -> Option<Vec<Vec<LocationUnits>>> {
+        let mut left: Vec<u32> = self.lines.iter().map(|l| l.quantity.get()).collect();
+        let mut allocations: Vec<Vec<LocationUnits>> = vec![Vec::new(); self.lines.len()];
+        for shipment in &plan.shipments {
+            for (sku, units) in &shipment.lines {
+                let mut units = *units;
+                for (i, line) in self.lines.iter().enumerate() {
+                    if &line.sku != sku || units == 0 {
+                        continue;
+                    }
+                    let take = units.min(left[i]);
+                    if let Ok(quantity) = Quantity::new(take) {
+                        allocations[i].push(LocationUnits {
+                            location: shipment.location.clone(),
+                            quantity,
+                        });
+                        left[i] -= take;
+                        units -= take;
+                    }
+                }
+                if units > 0 {
+                    return None;
+                }
+            }
+        }
+        left.iter().all(|n| *n == 0).then_some(allocations)
     }
 
     /// Stock fell short for the given SKUs: `PENDING → REJECTED`.
@@ -501,15 +579,58 @@ impl Order {
             .map_or(self.created_at, |entry| entry.at)
     }
 
-    /// Every line of the order, moved one way.
+    /// Every reserved unit of the order, moved one way at the location that holds it.
     pub fn stock_moves(&self, movement: StockMovement) -> Vec<StockMove> {
-        self.quantities()
-            .map(|(sku, quantity)| StockMove {
-                sku: sku.clone(),
-                quantity,
-                movement,
+        self.lines
+            .iter()
+            .flat_map(|line| {
+                line.allocations.iter().map(move |at| StockMove {
+                    sku: line.sku.clone(),
+                    location: at.location.clone(),
+                    quantity: at.quantity,
+                    movement,
+                })
             })
             .collect()
+    }
+
+    /// The location the order leaves from: where its first reserved units are (`None` before
+    /// the reservation). Returns come back to it and an exchange is reserved there.
+    pub fn home_location(&self) -> Option<&str> {
+        self.lines
+            .iter()
+            .flat_map(|l| l.allocations.first())
+            .map(|at| at.location.as_str())
+            .next()
+    }
+
+    /// Every location holding some of the order's units, the home location first.
+    pub fn locations(&self) -> Vec<&str> {
+        let mut found: Vec<&str> = Vec::new();
+        for at in self.lines.iter().flat_map(|l| &l.allocations) {
+            if !found.contains(&at.location.as_str()) {
+                found.push(&at.location);
+            }
+        }
+        found
+    }
+
+    /// Reads an order stored before there were locations: the units of an order that was
+    /// reserved are at `default` (the store calls this with the default location).
+    pub fn with_legacy_locations(mut self, default: &str) -> Self {
+        let was_reserved = self
+            .timeline
+            .iter()
+            .any(|e| e.status == OrderStatus::Reserved);
+        if was_reserved {
+            for line in self.lines.iter_mut().filter(|l| l.allocations.is_empty()) {
+                line.allocations = vec![LocationUnits {
+                    location: default.to_owned(),
+                    quantity: line.quantity,
+                }];
+            }
+        }
+        self
     }
 
     /// Units per SKU, as stock sees them.
@@ -533,7 +654,7 @@ pub(crate) mod tests {
             weight_grams: 400,
             active: true,
             low_stock_threshold: 2,
-            stock: StockLevel::new(stock).unwrap(),
+            stock: crate::stock::Stock::at_one("BER-1", StockLevel::new(stock).unwrap()),
             version: 1,
             updated_at: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
         }
@@ -602,13 +723,13 @@ pub(crate) mod tests {
             &[product("A", 100, 1)],
         );
         let now = Utc::now();
-        let reserved = order.reserve(now).unwrap();
+        let reserved = order.reserve_all_at("BER-1", now).unwrap();
         assert_eq!(
             (reserved.status, reserved.version, reserved.timeline.len()),
             (OrderStatus::Reserved, 2, 2)
         );
         assert_eq!(
-            reserved.reserve(now),
+            reserved.reserve_all_at("BER-1", now),
             Err(TransitionError {
                 from: OrderStatus::Reserved,
                 to: OrderStatus::Reserved

@@ -1078,7 +1078,7 @@ mod tests {
             json!([{"sku": "A", "quantity": 2}]),
             &[product("A", 1000, 5)],
         )
-        .reserve(now())
+        .reserve_all_at("BER-1", now())
         .unwrap()
     }
 
@@ -2122,7 +2122,7 @@ mod ledger_properties {
         fn the_order_asks_only_of_money_that_is_there(steps in proptest::collection::vec(step(), 1..30)) {
             let policy = PaymentPolicy::default();
             let mut order = placed(json!([{"sku": "A", "quantity": 2}]), &[product("A", 1000, 5)])
-                .reserve(t0())
+                .reserve_all_at("BER-1", t0())
                 .unwrap();
             let mut sent: Vec<PaymentEvent> = Vec::new();
             for (n, step) in steps.iter().enumerate() {
@@ -2153,7 +2153,7 @@ mod ledger_properties {
         ) {
             let policy = PaymentPolicy::default();
             let reserved = placed(json!([{"sku": "A", "quantity": 2}]), &[product("A", 1000, 5)])
-                .reserve(t0())
+                .reserve_all_at("BER-1", t0())
                 .unwrap();
             let events: Vec<PaymentEvent> = steps
                 .iter()

@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use crate::location::Locations;
 use crate::money::{Currency, Money};
 use crate::request::{boolean, one_of, text, whole, Fields};
 use crate::stock::{AdjustmentReason, StockLevel};
@@ -16,6 +17,8 @@ pub struct ProductRequest {
     pub weight_grams: u32,
     /// Required to create a SKU; on an existing one, a stock count.
     pub on_hand: Option<u32>,
+    /// Where `onHand` stands: the default location unless the body names one.
+    pub location: String,
     pub active: bool,
     pub low_stock_threshold: u32,
 }
@@ -25,13 +28,18 @@ pub const DEFAULT_LOW_STOCK_THRESHOLD: u32 = 5;
 
 impl ProductRequest {
     /// Parses an untrusted body; prices must be in the store's `currency`.
-    pub fn parse(body: &Value, currency: Currency) -> Result<Self, ValidationErrors> {
+    pub fn parse(
+        body: &Value,
+        currency: Currency,
+        locations: &Locations,
+    ) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::default();
         let known = [
             "name",
             "unitPrice",
             "weightGrams",
             "onHand",
+            "location",
             "active",
             "lowStockThreshold",
         ];
@@ -55,6 +63,9 @@ impl ProductRequest {
         });
         let weight_grams = fields.required(&mut errors, "weightGrams", whole(0..=1_000_000));
         let on_hand = fields.optional(&mut errors, "onHand", whole(0..=StockLevel::MAX_UNITS));
+        let location = fields
+            .optional(&mut errors, "location", location_of(locations))
+            .unwrap_or_else(|| locations.default_location().id.clone());
         let low_stock_threshold = fields
             .optional(
                 &mut errors,
@@ -71,6 +82,7 @@ impl ProductRequest {
                 unit_price,
                 weight_grams,
                 on_hand,
+                location,
                 active,
                 low_stock_threshold,
             }),
@@ -91,6 +103,8 @@ pub enum StockChange {
 /// A validated `POST /inventory/{sku}/adjustments` body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdjustmentRequest {
+    /// Where the units are: the default location unless the body names one.
+    pub location: String,
     pub reason: AdjustmentReason,
     pub change: StockChange,
     pub note: Option<String>,
@@ -99,9 +113,9 @@ pub struct AdjustmentRequest {
 impl AdjustmentRequest {
     /// Parses an untrusted body: a `COUNT` takes `countedOnHand`, every other reason a `delta`
     /// whose sign fits it.
-    pub fn parse(body: &Value) -> Result<Self, ValidationErrors> {
+    pub fn parse(body: &Value, locations: &Locations) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::default();
-        let known = ["reason", "delta", "countedOnHand", "note"];
+        let known = ["location", "reason", "delta", "countedOnHand", "note"];
         let Some(fields) = Fields::body(&mut errors, body, &known) else {
             return Err(errors);
         };
@@ -111,6 +125,9 @@ impl AdjustmentRequest {
             one_of(&AdjustmentReason::ALL, AdjustmentReason::as_str),
         );
         let note = fields.note(&mut errors, "note", 500);
+        let location = fields
+            .optional(&mut errors, "location", location_of(locations))
+            .unwrap_or_else(|| locations.default_location().id.clone());
         let limit = i64::from(StockLevel::MAX_UNITS);
         let change = match reason {
             Some(AdjustmentReason::Count) => {
@@ -144,6 +161,7 @@ impl AdjustmentRequest {
         };
         match (reason, change) {
             (Some(reason), Some(change)) if errors.is_empty() => Ok(Self {
+                location,
                 reason,
                 change,
                 note,
@@ -153,11 +171,45 @@ impl AdjustmentRequest {
     }
 }
 
+/// A location's id, one of the business's locations.
+pub fn location_of(locations: &Locations) -> impl Fn(&Value) -> Result<String, String> + '_ {
+    move |value| {
+        value
+            .as_str()
+            .and_then(|id| locations.get(id))
+            .map(|l| l.id.clone())
+            .ok_or_else(|| {
+                let ids: Vec<&str> = locations.all().iter().map(|l| l.id.as_str()).collect();
+                format!("must be one of the locations: {}", ids.join(", "))
+            })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::request::refused_fields;
     use serde_json::json;
+
+    fn here() -> Locations {
+        Locations::default_locations()
+    }
+
+    #[test]
+    fn a_location_is_one_of_the_business_s_and_the_default_when_absent() {
+        let receipt = AdjustmentRequest::parse(&json!({"reason": "RECEIPT", "delta": 5}), &here());
+        assert_eq!(receipt.unwrap().location, "BER-1");
+        let there = json!({"reason": "RECEIPT", "delta": 5, "location": "AMS-1"});
+        assert_eq!(
+            AdjustmentRequest::parse(&there, &here()).unwrap().location,
+            "AMS-1"
+        );
+        let nowhere = json!({"reason": "RECEIPT", "delta": 5, "location": "NOWHERE"});
+        assert_eq!(
+            refused_fields(AdjustmentRequest::parse(&nowhere, &here())),
+            ["location"]
+        );
+    }
 
     fn eur() -> Currency {
         Currency::parse("EUR").unwrap()
@@ -166,16 +218,20 @@ mod tests {
     #[test]
     fn a_product_needs_name_price_and_weight_in_the_store_currency() {
         assert_eq!(
-            refused_fields(ProductRequest::parse(&json!({"colour": "red"}), eur())),
+            refused_fields(ProductRequest::parse(
+                &json!({"colour": "red"}),
+                eur(),
+                &here()
+            )),
             ["colour", "name", "unitPrice", "weightGrams"]
         );
         let usd = json!({"name": "Mug", "unitPrice": {"amount": 900, "currency": "USD"}, "weightGrams": 300});
         assert_eq!(
-            refused_fields(ProductRequest::parse(&usd, eur())),
+            refused_fields(ProductRequest::parse(&usd, eur(), &here())),
             ["unitPrice.currency"]
         );
         let ok = json!({"name": "Mug", "unitPrice": {"amount": 900, "currency": "EUR"}, "weightGrams": 300});
-        let ok = ProductRequest::parse(&ok, eur()).unwrap();
+        let ok = ProductRequest::parse(&ok, eur(), &here()).unwrap();
         assert_eq!(
             (ok.active, ok.low_stock_threshold, ok.on_hand),
             (true, 5, None)
@@ -184,28 +240,36 @@ mod tests {
 
     #[test]
     fn an_adjustment_fits_its_reason() {
-        let receipt =
-            AdjustmentRequest::parse(&json!({"reason": "RECEIPT", "delta": 5, "note": "PO-1"}));
+        let receipt = AdjustmentRequest::parse(
+            &json!({"reason": "RECEIPT", "delta": 5, "note": "PO-1"}),
+            &here(),
+        );
         assert_eq!(receipt.unwrap().change, StockChange::Delta(5));
         assert_eq!(
             refused_fields(AdjustmentRequest::parse(
-                &json!({"reason": "DAMAGE", "delta": 2})
+                &json!({"reason": "DAMAGE", "delta": 2}),
+                &here()
             )),
             ["delta"]
         );
         assert_eq!(
-            refused_fields(AdjustmentRequest::parse(&json!({"reason": "COUNT"}))),
+            refused_fields(AdjustmentRequest::parse(
+                &json!({"reason": "COUNT"}),
+                &here()
+            )),
             ["countedOnHand"]
         );
         assert_eq!(
             refused_fields(AdjustmentRequest::parse(
-                &json!({"reason": "COUNT", "countedOnHand": 3, "delta": 1})
+                &json!({"reason": "COUNT", "countedOnHand": 3, "delta": 1}),
+                &here()
             )),
             ["delta"]
         );
         assert_eq!(
             refused_fields(AdjustmentRequest::parse(
-                &json!({"reason": "THEFT", "delta": -1})
+                &json!({"reason": "THEFT", "delta": -1}),
+                &here()
             )),
             ["reason"]
         );

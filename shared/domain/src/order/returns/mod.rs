@@ -26,7 +26,9 @@ use crate::order::commands::{ReceiptRequest, ReturnRequest};
 use crate::order::fulfillment::Fulfillment;
 use crate::order::history::OrderEvent;
 use crate::order::refunds::{Refund, RefundLine, RefundReason};
-use crate::order::{NewOrder, Order, OrderChange, OrderLine, OrderStatus, Shipping, Totals};
+use crate::order::{
+    LocationUnits, NewOrder, Order, OrderChange, OrderLine, OrderStatus, Shipping, Totals,
+};
 use crate::quantity::Quantity;
 use crate::shipping::ShippingPolicy;
 use crate::stock::{Product, StockMove, StockMovement};
@@ -229,13 +231,14 @@ impl Return {
         }
     }
 
-    /// The reservations an approved exchange holds: one move per exchange line.
-    fn exchange_moves(&self, movement: StockMovement) -> Vec<StockMove> {
+    /// The reservations an approved exchange holds at `location`: one move per exchange line.
+    fn exchange_moves(&self, location: &str, movement: StockMovement) -> Vec<StockMove> {
         self.lines
             .iter()
             .filter_map(|l| {
                 l.exchange.as_ref().map(|e| StockMove {
                     sku: e.sku.clone(),
+                    location: location.to_owned(),
                     quantity: l.quantity,
                     movement,
                 })
@@ -271,6 +274,15 @@ pub enum ReturnError {
 }
 
 impl Order {
+    /// Where the order's returns come back to and its exchanges are reserved: the location it
+    /// left from (its shipment's warehouse for an order whose reservation named none).
+    fn return_location(&self) -> String {
+        self.home_location()
+            .map(str::to_owned)
+            .or_else(|| self.fulfillment.as_ref().map(|f| f.warehouse.clone()))
+            .unwrap_or_default()
+    }
+
     /// When the oldest return still waiting for staff was requested, if one is.
     pub fn oldest_pending_return(&self) -> Option<DateTime<Utc>> {
         self.returns
@@ -433,7 +445,7 @@ impl Order {
                 at: now,
                 note: Some("approved at once by the return policy".into()),
             });
-            moves = rma.exchange_moves(StockMovement::Reserve);
+            moves = rma.exchange_moves(&self.return_location(), StockMovement::Reserve);
             note.push_str(" and approved");
         }
         let event = OrderEvent::for_return(rma.return_id.clone(), rma.status);
@@ -497,7 +509,7 @@ impl Order {
                 note,
             });
             if approved {
-                moves = rma.exchange_moves(StockMovement::Reserve);
+                moves = rma.exchange_moves(&self.return_location(), StockMovement::Reserve);
             }
             OrderEvent::for_return(id.clone(), rma.status)
         });
@@ -554,12 +566,14 @@ impl Order {
             return Err(errors.into());
         }
 
+        let location = self.return_location();
         let mut moves: Vec<StockMove> = receipt
             .lines
             .iter()
             .filter(|l| l.disposition == Disposition::Restock)
             .map(|l| StockMove {
                 sku: l.sku.clone(),
+                location: location.clone(),
                 quantity: l.quantity,
                 movement: StockMovement::Restock,
             })
@@ -579,6 +593,7 @@ impl Order {
                     if let Ok(quantity) = Quantity::new(short) {
                         moves.push(StockMove {
                             sku: exchange.sku.clone(),
+                            location: location.clone(),
                             quantity,
                             movement: StockMovement::Release,
                         });
@@ -595,6 +610,10 @@ impl Order {
                                 .iter()
                                 .find(|l| l.sku == line.sku)
                                 .map_or(0, |l| l.unit_weight_grams),
+                            allocations: vec![LocationUnits {
+                                location: location.clone(),
+                                quantity,
+                            }],
                         });
                     }
                 }
@@ -702,7 +721,7 @@ impl Order {
     ) -> Order {
         let currency = self.totals.total.currency();
         let zero = Money::zero(currency);
-        let warehouse = policy.warehouse().to_owned();
+        let warehouse = self.return_location();
         let estimate = policy
             .quote(
                 self.shipping.method,
