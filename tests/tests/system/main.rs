@@ -11,6 +11,7 @@ mod events;
 mod fulfillment;
 mod inventory;
 mod least_privilege;
+mod locations;
 mod notifications;
 mod operations;
 mod orders;

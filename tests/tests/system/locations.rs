@@ -1,0 +1,207 @@
+//! Stock in several places, from the outside: receipts per location, orders reserved where the
+//! routing plan says, and the counters of every location exact through the order's life.
+
+use oms_system_tests::{unique, Stack, StatusCode};
+use serde_json::{json, Value};
+
+/// Receives `units` of `sku` at `location` as an administrator.
+async fn receive(stack: &Stack, sku: &str, location: &str, units: u32) {
+    let admin = stack.token("staff-locations", Some("oms:admin"));
+    let reply = stack
+        .post(
+            &format!("/inventory/{sku}/adjustments"),
+            &admin,
+            &[],
+            json!({"reason": "RECEIPT", "delta": units, "location": location}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+}
+
+/// `(available, reserved)` of `sku` at every location that holds some, in id order.
+async fn by_location(stack: &Stack, sku: &str) -> Vec<(String, u64, u64)> {
+    let token = stack.token("storefront", None);
+    let reply = stack.get(&format!("/inventory/{sku}"), &token).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    reply.body["locations"]
+        .as_array()
+        .expect("the counters per location")
+        .iter()
+        .map(|l| {
+            (
+                l["location"].as_str().unwrap().to_owned(),
+                l["available"].as_u64().unwrap(),
+                l["reserved"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn at(rows: &[(&str, u64, u64)]) -> Vec<(String, u64, u64)> {
+    rows.iter()
+        .map(|(l, a, r)| (l.to_string(), *a, *r))
+        .collect()
+}
+
+/// Where each line's units were allocated: (SKU, location, units).
+fn allocations(order: &Value) -> Vec<(String, String, u64)> {
+    order["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|line| {
+            let sku = line["sku"].as_str().unwrap().to_owned();
+            line["allocations"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(move |a| {
+                    (
+                        sku.clone(),
+                        a["location"].as_str().unwrap().to_owned(),
+                        a["quantity"].as_u64().unwrap(),
+                    )
+                })
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_order_the_far_warehouse_holds_whole_is_reserved_and_shipped_there() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("FAR", 1).await;
+    receive(&stack, &sku, "AMS-1", 5).await;
+    assert_eq!(
+        by_location(&stack, &sku).await,
+        at(&[("AMS-1", 5, 0), ("BER-1", 1, 0)])
+    );
+
+    let customer = unique("customer");
+    let placed = stack
+        .place_order(&customer, &unique("key"), &[(&sku, 3)])
+        .await;
+    let id = placed.body["orderId"].as_str().unwrap().to_owned();
+    let order = stack.wait_status(&customer, &id, "FULFILLING").await;
+    assert_eq!(
+        allocations(&order),
+        [(sku.clone(), "AMS-1".to_owned(), 3)],
+        "one parcel from the one warehouse that holds the whole order"
+    );
+    assert_eq!(
+        by_location(&stack, &sku).await,
+        at(&[("AMS-1", 2, 3), ("BER-1", 1, 0)])
+    );
+    // Amsterdam's pick list has it; Berlin's does not.
+    let warehouse = stack.token("warehouse-tests", Some("oms:warehouse"));
+    let listed = |body: &Value| {
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["orderId"] == id.as_str())
+    };
+    let amsterdam = stack
+        .get(
+            "/fulfillments?status=AWAITING_PICK&warehouse=AMS-1&limit=100",
+            &warehouse,
+        )
+        .await;
+    assert!(listed(&amsterdam.body), "{:?}", amsterdam.body);
+    let berlin = stack
+        .get(
+            "/fulfillments?status=AWAITING_PICK&warehouse=BER-1&limit=100",
+            &warehouse,
+        )
+        .await;
+    assert!(!listed(&berlin.body));
+
+    stack.pick_pack_ship(&id, None).await;
+    assert_eq!(
+        by_location(&stack, &sku).await,
+        at(&[("AMS-1", 2, 0), ("BER-1", 1, 0)]),
+        "the shipped units left Amsterdam's building"
+    );
+}
+
+#[tokio::test]
+async fn an_order_no_one_location_holds_is_split_and_cancelling_it_gives_each_back() {
+    let stack = Stack::connect().await;
+    let berlin_only = stack.create_sku("SPLIT-A", 2).await;
+    let amsterdam_only = stack.create_sku("SPLIT-B", 0).await;
+    receive(&stack, &amsterdam_only, "AMS-1", 1).await;
+
+    let customer = unique("customer");
+    let placed = stack
+        .place_unpaid_order(
+            &customer,
+            &unique("key"),
+            &[(&berlin_only, 2), (&amsterdam_only, 1)],
+        )
+        .await;
+    let id = placed.body["orderId"].as_str().unwrap().to_owned();
+    let order = stack.wait_status(&customer, &id, "RESERVED").await;
+    assert_eq!(
+        allocations(&order),
+        [
+            (berlin_only.clone(), "BER-1".to_owned(), 2),
+            (amsterdam_only.clone(), "AMS-1".to_owned(), 1)
+        ]
+    );
+    assert_eq!(
+        by_location(&stack, &amsterdam_only).await,
+        at(&[("AMS-1", 0, 1), ("BER-1", 0, 0)])
+    );
+
+    let token = stack.token(&customer, None);
+    let cancelled = stack
+        .post(
+            &format!("/orders/{id}/cancel"),
+            &token,
+            &[],
+            json!({"reason": "changed my mind"}),
+        )
+        .await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{:?}", cancelled.body);
+    assert_eq!(
+        by_location(&stack, &berlin_only).await,
+        at(&[("BER-1", 2, 0)])
+    );
+    assert_eq!(
+        by_location(&stack, &amsterdam_only).await,
+        at(&[("AMS-1", 1, 0), ("BER-1", 0, 0)]),
+        "each unit back where it was reserved"
+    );
+}
+
+#[tokio::test]
+async fn the_locations_are_listed_and_an_adjustment_names_one_of_them() {
+    let stack = Stack::connect().await;
+    let token = stack.token("storefront", None);
+    let listed = stack.get("/locations", &token).await;
+    assert_eq!(listed.status, StatusCode::OK);
+    let ids: Vec<_> = listed.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["id"].as_str().unwrap(), l["default"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        ids,
+        [("BER-1", true), ("AMS-1", false), ("BER-STORE-1", false)]
+    );
+
+    let sku = stack.create_sku("NOWHERE", 1).await;
+    let admin = stack.token("staff-locations", Some("oms:admin"));
+    let refused = stack
+        .post(
+            &format!("/inventory/{sku}/adjustments"),
+            &admin,
+            &[],
+            json!({"reason": "RECEIPT", "delta": 3, "location": "NOWHERE-9"}),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(refused.body["errors"][0]["field"], "location");
+    assert_eq!(by_location(&stack, &sku).await, at(&[("BER-1", 1, 0)]));
+}
