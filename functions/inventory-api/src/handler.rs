@@ -9,13 +9,14 @@ use oms_adapters::http::{
     unknown_route, ApiError, Listing,
 };
 use oms_adapters::http::{page_limit, ProblemType};
-use oms_domain::app::caller::SCOPE_ADMIN;
+use oms_domain::app::caller::{SCOPE_ADMIN, SCOPE_WAREHOUSE};
 use oms_domain::app::inventory::{self, AdjustmentView, ProductView};
 use oms_domain::app::staff::{self, CatalogOrder};
 use oms_domain::ids::Sku;
 use oms_domain::location::{Location, Locations};
 use oms_domain::ports::InventoryStore;
 use oms_domain::shipping::ShippingPolicy;
+use oms_domain::stock::Transfer;
 use oms_domain::validation::ValidationErrors;
 
 /// What the function needs, built once per cold start.
@@ -50,6 +51,9 @@ pub async fn handle<S: InventoryStore>(
         Some("POST /inventory/{sku}/adjustments") => adjust(app, &request).await,
         Some("GET /shipping/options") => shipping_options(app, &request).await,
         Some("GET /locations") => locations(app, &request),
+        Some("GET /inventory/{sku}/transfers") => transfers(app, &request).await,
+        Some("POST /inventory/{sku}/transfers") => dispatch(app, &request).await,
+        Some("POST /inventory/{sku}/transfers/{id}/receive") => receive(app, &request).await,
         _ => Err(unknown_route(&request)),
     };
     Ok(respond(result))
@@ -176,6 +180,71 @@ async fn history<S: InventoryStore>(
     .await?;
     let default = &app.locations.default_location().id;
     Ok(Listing::of(&page, |a| Some(AdjustmentView::of(a, default))).response())
+}
+
+/// `GET /inventory/{sku}/transfers`: the SKU's transfers between locations, newest first
+/// (`oms:admin` or `oms:warehouse`).
+async fn transfers<S: InventoryStore>(
+    app: &App<S>,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let caller = caller(request)?;
+    let sku = sku_in_path(request)?;
+    let query = request.query_string_parameters();
+    let page = staff::transfer_history(
+        &app.store,
+        &caller,
+        &sku,
+        page_limit(request)?,
+        query.first("cursor"),
+    )
+    .await?;
+    Ok(Listing::of(&page, |t| Some(t.clone())).response())
+}
+
+/// `POST /inventory/{sku}/transfers` (`oms:admin`): units leave one location for another.
+async fn dispatch<S: InventoryStore>(
+    app: &App<S>,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let caller = caller(request)?;
+    require_scope(&caller, SCOPE_ADMIN)?;
+    let sku = sku_in_path(request)?;
+    let body = json_body(request)?;
+    let transfer = inventory::dispatch_transfer(
+        &app.store,
+        &app.locations,
+        &caller,
+        &sku,
+        &body,
+        chrono::Utc::now(),
+    )
+    .await?;
+    tracing::info!(sku = %sku, transfer = %transfer.id, "transfer dispatched");
+    Ok(json_response(StatusCode::CREATED, &transfer))
+}
+
+/// `POST /inventory/{sku}/transfers/{id}/receive` (`oms:admin` or `oms:warehouse`: the
+/// destination's staff): the units arrive.
+async fn receive<S: InventoryStore>(
+    app: &App<S>,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let caller = caller(request)?;
+    if !(caller.has_scope(SCOPE_ADMIN) || caller.has_scope(SCOPE_WAREHOUSE)) {
+        return Err(ApiError::Forbidden("oms:admin or oms:warehouse"));
+    }
+    let sku = sku_in_path(request)?;
+    let id = path_id(
+        request,
+        "id",
+        |raw| Transfer::is_id(raw).then(|| raw.to_owned()).ok_or(()),
+        |raw| format!("transfer {raw} does not exist"),
+    )?;
+    let transfer =
+        inventory::receive_transfer(&app.store, &caller, &sku, &id, chrono::Utc::now()).await?;
+    tracing::info!(sku = %sku, transfer = %transfer.id, "transfer received");
+    Ok(json_response(StatusCode::OK, &transfer))
 }
 
 /// The SKU a read names; a malformed one names nothing: the same 404 as one not stored.

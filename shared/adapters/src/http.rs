@@ -25,6 +25,7 @@ use oms_domain::order::cancellation::CancelError;
 use oms_domain::order::refunds::RefundRetryError;
 use oms_domain::order::returns::ReturnError;
 use oms_domain::ports::{Page, StoreError};
+use oms_domain::stock::TransferError;
 use oms_domain::validation::ValidationErrors;
 use serde::Serialize;
 
@@ -102,6 +103,7 @@ problem_types! {
     NotReturnable => "not-returnable", CONFLICT, "Not returnable";
     InvalidReturnStep => "invalid-return-step", CONFLICT, "Step not allowed now";
     ReturnAlreadyReceived => "return-already-received", CONFLICT, "Return already received";
+    TransferAlreadyReceived => "transfer-already-received", CONFLICT, "Transfer already received";
     LabelNotIssued => "label-not-issued", CONFLICT, "No label yet";
     PaymentNotRecorded => "payment-not-recorded", CONFLICT, "Payment event not recorded";
     RefundNotRetryable => "refund-not-retryable", CONFLICT, "Refund cannot be asked again";
@@ -639,6 +641,17 @@ impl From<InventoryError> for ApiError {
             }
             InventoryError::Stock(error) => ApiError::Conflict {
                 problem: ProblemType::InsufficientStock,
+                title: None,
+                detail: error.to_string(),
+            },
+            InventoryError::TransferNotFound(id) => {
+                ApiError::NotFound(format!("transfer {id} does not exist"))
+            }
+            InventoryError::Transfer(error @ TransferError::SameLocation(_)) => {
+                ApiError::Invalid(ValidationErrors::one("to", error.to_string()))
+            }
+            InventoryError::Transfer(error) => ApiError::Conflict {
+                problem: ProblemType::TransferAlreadyReceived,
                 title: None,
                 detail: error.to_string(),
             },

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{CustomerId, IdempotencyKey, OrderId, Sku};
 use crate::order::fulfillment::FulfillmentStatus;
 use crate::order::{Order, OrderChange, OrderStatus, Shortage};
-use crate::stock::{Product, StockAdjustment, StockMovement};
+use crate::stock::{Product, StockAdjustment, StockMovement, Transfer, TransferStep};
 
 /// Why a store call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -212,6 +212,30 @@ pub trait InventoryStore: Send + Sync {
         limit: u32,
         cursor: Option<&str>,
     ) -> impl Future<Output = Result<Page<StockAdjustment>, StoreError>> + Send;
+
+    /// One step of a transfer in one write: the product on condition that the stored one is
+    /// the version before `step.product`, the history entry, and the transfer — created (on
+    /// condition that it does not exist) when it is in transit, else replaced on condition that
+    /// the stored one is still in transit. A lost condition is [`StoreError::ConditionFailed`]
+    /// and writes nothing.
+    fn save_transfer(
+        &self,
+        step: &TransferStep,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn transfer(
+        &self,
+        sku: &Sku,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Transfer>, StoreError>> + Send;
+
+    /// The transfers of one SKU, newest first.
+    fn transfers(
+        &self,
+        sku: &Sku,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> impl Future<Output = Result<Page<Transfer>, StoreError>> + Send;
 }
 
 /// The result of trying to reserve an order's stock.

@@ -364,9 +364,14 @@ pub enum AdjustmentReason {
     Damage,
     Shrinkage,
     Correction,
+    /// Units dispatched to another location (a transfer): recorded, never asked for by hand.
+    TransferOut,
+    /// Units a transfer brought in: recorded, never asked for by hand.
+    TransferIn,
 }
 
 impl AdjustmentReason {
+    /// The reasons staff give for a change made by hand.
     pub const ALL: [AdjustmentReason; 5] = [
         Self::Receipt,
         Self::Count,
@@ -382,6 +387,8 @@ impl AdjustmentReason {
             Self::Damage => "DAMAGE",
             Self::Shrinkage => "SHRINKAGE",
             Self::Correction => "CORRECTION",
+            Self::TransferOut => "TRANSFER_OUT",
+            Self::TransferIn => "TRANSFER_IN",
         }
     }
 
@@ -407,6 +414,200 @@ pub struct StockAdjustment {
     pub after: StockLevel,
     pub actor: String,
     pub at: DateTime<Utc>,
+}
+
+/// Where a transfer between two locations stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TransferStatus {
+    /// Out of the source's counters, not yet in the destination's.
+    InTransit,
+    Received,
+}
+
+impl TransferStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::InTransit => "IN_TRANSIT",
+            Self::Received => "RECEIVED",
+        }
+    }
+}
+
+/// Units of one SKU on their way from one location to another. Dispatching takes them out of
+/// the source's `available` (in the same write as the transfer is recorded); receiving puts
+/// them into the destination's; in between they are in transit, counted at neither, so nothing
+/// sells units that are on a lorry. Each step is an entry of the SKU's stock history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Transfer {
+    /// `TR-` and a ULID: transfers list newest first by it.
+    pub id: String,
+    pub sku: Sku,
+    pub from: String,
+    pub to: String,
+    pub quantity: Quantity,
+    pub status: TransferStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    pub dispatched_by: String,
+    pub dispatched_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received_at: Option<DateTime<Utc>>,
+}
+
+/// Why a transfer step was refused. Nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransferError {
+    #[error("a transfer goes from one location to another, not to {0} itself")]
+    SameLocation(String),
+    #[error("transfer {0} was received already")]
+    AlreadyReceived(String),
+    #[error(transparent)]
+    Stock(#[from] StockError),
+}
+
+/// One step of a transfer, as one write: the product's counters, the history entry that
+/// explains them, and the transfer as it now stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferStep {
+    pub product: Product,
+    pub adjustment: StockAdjustment,
+    pub transfer: Transfer,
+}
+
+impl Transfer {
+    /// Whether `id` has the shape of a transfer's id (a path parameter).
+    pub fn is_id(id: &str) -> bool {
+        id.strip_prefix("TR-")
+            .is_some_and(|ulid| ulid::Ulid::from_string(ulid).is_ok())
+    }
+
+    /// Sends `quantity` units of `product` from `from` to `to`: out of `from`'s available
+    /// units now (refused if it has fewer), in transit until received.
+    #[allow(clippy::too_many_arguments)]
+    pub fn dispatch(
+        product: &Product,
+        from: &str,
+        to: &str,
+        quantity: Quantity,
+        note: Option<String>,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<TransferStep, TransferError> {
+        if from == to {
+            return Err(TransferError::SameLocation(to.to_owned()));
+        }
+        let before = product.stock.at(from);
+        let after =
+            before
+                .adjust(-i64::from(quantity.get()))
+                .map_err(|_| StockError::Insufficient {
+                    requested: quantity.get(),
+                    available: before.available(),
+                })?;
+        let ms = u64::try_from(now.timestamp_millis()).unwrap_or_default();
+        let id = format!(
+            "TR-{}",
+            ulid::Ulid::from_parts(ms, ulid::Ulid::new().random())
+        );
+        let transfer = Transfer {
+            id,
+            sku: product.sku.clone(),
+            from: from.to_owned(),
+            to: to.to_owned(),
+            quantity,
+            status: TransferStatus::InTransit,
+            note,
+            dispatched_by: by.to_owned(),
+            dispatched_at: now,
+            received_by: None,
+            received_at: None,
+        };
+        let note = format!("transfer {} to {to}", transfer.id);
+        Ok(transfer.step(
+            product,
+            from,
+            before,
+            after,
+            AdjustmentReason::TransferOut,
+            note,
+            by,
+            now,
+        ))
+    }
+
+    /// The units arrive at the destination: into its available units, the transfer received.
+    pub fn receive(
+        &self,
+        product: &Product,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<TransferStep, TransferError> {
+        if self.status != TransferStatus::InTransit {
+            return Err(TransferError::AlreadyReceived(self.id.clone()));
+        }
+        let before = product.stock.at(&self.to);
+        let after = before.adjust(i64::from(self.quantity.get()))?;
+        let received = Transfer {
+            status: TransferStatus::Received,
+            received_by: Some(by.to_owned()),
+            received_at: Some(now),
+            ..self.clone()
+        };
+        let note = format!("transfer {} from {}", self.id, self.from);
+        let to = self.to.clone();
+        Ok(received.step(
+            product,
+            &to,
+            before,
+            after,
+            AdjustmentReason::TransferIn,
+            note,
+            by,
+            now,
+        ))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn step(
+        self,
+        product: &Product,
+        location: &str,
+        before: StockLevel,
+        after: StockLevel,
+        reason: AdjustmentReason,
+        note: String,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> TransferStep {
+        let mut stock = product.stock.clone();
+        stock.set(location, after);
+        let next = Product {
+            stock,
+            version: product.version + 1,
+            updated_at: now,
+            ..product.clone()
+        };
+        let adjustment = StockAdjustment {
+            sku: product.sku.clone(),
+            id: format!("{}-{}", now.format("%Y%m%dT%H%M%S%.3fZ"), next.version),
+            reason,
+            note: Some(note),
+            location: Some(location.to_owned()),
+            before,
+            after,
+            actor: by.to_owned(),
+            at: now,
+        };
+        TransferStep {
+            product: next,
+            adjustment,
+            transfer: self,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -446,6 +446,12 @@ mod conformance {
     }
 
     #[tokio::test]
+    async fn conformance_transfers_between_locations() {
+        let (store, _, prefix) = setup().await;
+        suite::transfers_between_locations(&store, &prefix).await;
+    }
+
+    #[tokio::test]
     async fn conformance_stock_per_location() {
         let (store, _, prefix) = setup().await;
         suite::stock_per_location(&store, &prefix).await;

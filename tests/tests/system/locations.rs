@@ -205,3 +205,141 @@ async fn the_locations_are_listed_and_an_adjustment_names_one_of_them() {
     assert_eq!(refused.body["errors"][0]["field"], "location");
     assert_eq!(by_location(&stack, &sku).await, at(&[("BER-1", 1, 0)]));
 }
+
+#[tokio::test]
+async fn a_transfer_takes_units_out_of_one_location_and_puts_them_in_the_other_once() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("TRANSFER", 5).await;
+    let admin = stack.token("staff-locations", Some("oms:admin"));
+    let send = |quantity: u32| {
+        let (stack, admin, sku) = (stack.clone(), admin.clone(), sku.clone());
+        async move {
+            stack
+                .post(
+                    &format!("/inventory/{sku}/transfers"),
+                    &admin,
+                    &[],
+                    json!({"from": "BER-1", "to": "AMS-1", "quantity": quantity, "note": "rebalance"}),
+                )
+                .await
+        }
+    };
+    let refused = send(6).await;
+    assert_eq!(
+        (refused.status, refused.body["type"].as_str()),
+        (StatusCode::CONFLICT, Some("/problems/insufficient-stock"))
+    );
+    let sent = send(3).await;
+    assert_eq!(sent.status, StatusCode::CREATED, "{:?}", sent.body);
+    assert_eq!(sent.body["status"], "IN_TRANSIT");
+    assert_eq!(
+        by_location(&stack, &sku).await,
+        at(&[("BER-1", 2, 0)]),
+        "in transit: counted at neither location, sold by neither"
+    );
+
+    // The destination's staff receive it.
+    let warehouse = stack.token("warehouse-ams", Some("oms:warehouse"));
+    let id = sent.body["id"].as_str().unwrap();
+    let receive = format!("/inventory/{sku}/transfers/{id}/receive");
+    let arrived = stack.post(&receive, &warehouse, &[], json!({})).await;
+    assert_eq!(arrived.status, StatusCode::OK, "{:?}", arrived.body);
+    assert_eq!(arrived.body["receivedBy"], "warehouse-ams");
+    assert_eq!(
+        by_location(&stack, &sku).await,
+        at(&[("AMS-1", 3, 0), ("BER-1", 2, 0)])
+    );
+    let again = stack.post(&receive, &warehouse, &[], json!({})).await;
+    assert_eq!(
+        (again.status, again.body["type"].as_str()),
+        (
+            StatusCode::CONFLICT,
+            Some("/problems/transfer-already-received")
+        )
+    );
+    assert_eq!(
+        by_location(&stack, &sku).await,
+        at(&[("AMS-1", 3, 0), ("BER-1", 2, 0)]),
+        "received once"
+    );
+
+    // Every step is in the SKU's history and its transfers.
+    let history = stack
+        .get(&format!("/inventory/{sku}/adjustments"), &admin)
+        .await;
+    let steps: Vec<_> = history.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["reason"].as_str().unwrap(),
+                a["location"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("TRANSFER_IN", "AMS-1"),
+            ("TRANSFER_OUT", "BER-1"),
+            ("RECEIPT", "BER-1")
+        ]
+    );
+    let listed = stack
+        .get(&format!("/inventory/{sku}/transfers"), &warehouse)
+        .await;
+    assert_eq!(listed.body["items"][0]["id"], id);
+    assert_eq!(listed.body["items"][0]["status"], "RECEIVED");
+    let storefront = stack.token("storefront", None);
+    let forbidden = stack
+        .get(&format!("/inventory/{sku}/transfers"), &storefront)
+        .await;
+    assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn staff_send_and_receive_a_transfer_in_the_console() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("CONSOLE-TR", 4).await;
+    let admin = stack.console_session("staff-lea", "admin").await;
+    let (status, to) = admin
+        .post(
+            &format!("/console/inventory/{sku}/transfers"),
+            &[("from", "BER-1"), ("to", "AMS-1"), ("quantity", "4")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{to}");
+    let (_, page) = admin.get(&format!("/console/inventory/{sku}")).await;
+    assert!(page.contains("in transit"), "{page}");
+    let id = page
+        .split("id=\"receive-")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a receive button")
+        .to_owned();
+
+    let packer = stack.console_session("staff-max", "warehouse").await;
+    let (status, _) = packer
+        .post(
+            &format!("/console/inventory/{sku}/transfers/{id}/receive"),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        by_location(&stack, &sku).await,
+        at(&[("AMS-1", 4, 0), ("BER-1", 0, 0)])
+    );
+    let (_, page) = packer.get(&format!("/console/inventory/{sku}")).await;
+    assert!(page.contains("id=\"at-AMS-1\""), "{page}");
+    assert!(!page.contains("id=\"receive-"), "nothing left to receive");
+    // Sending stock is an administrator's.
+    let (status, _) = packer
+        .post(
+            &format!("/console/inventory/{sku}/transfers"),
+            &[("from", "AMS-1"), ("to", "BER-1"), ("quantity", "1")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}

@@ -57,6 +57,8 @@ pub(super) fn banner(done: &str) -> Option<&'static str> {
         "rejected" => "The return was rejected.",
         "received" => "The return was received.",
         "adjusted" => "The stock adjustment was recorded.",
+        "dispatched" => "The transfer was sent; its units are in transit.",
+        "arrived" => "The transfer arrived; its units are available at their new location.",
         "picked" => "Picked.",
         "packed" => "Packed.",
         "shipped" => "Shipped: the customer is told.",
@@ -266,6 +268,12 @@ impl StaffForm {
     /// The signed-in staff member, if they hold `scope`.
     pub(super) fn require(&self, scope: &'static str) -> Result<&Staff, PageError> {
         self.staff.require(scope)?;
+        Ok(&self.staff)
+    }
+
+    /// The signed-in staff member, if they hold one of `scopes`.
+    pub(super) fn require_any(&self, scopes: &[&'static str]) -> Result<&Staff, PageError> {
+        self.staff.require_any(scopes)?;
         Ok(&self.staff)
     }
 

@@ -5,7 +5,7 @@
 //! | order queue (by status and age; search by order or customer) | `/console/orders` | `oms:admin` |
 //! | an order: lines, totals, shipment, returns, payment, timeline; cancel, decide, receive | `/console/orders/{id}` | `oms:admin` (receiving: `oms:warehouse`) |
 //! | inventory: availability, low stock first, search | `/console/inventory` | `oms:admin` or `oms:warehouse` |
-//! | a SKU: receipt, count and write-off forms, adjustment history | `/console/inventory/{sku}` | forms: `oms:admin` |
+//! | a SKU: stock per location, receipt, count, write-off and transfer forms, history and transfers | `/console/inventory/{sku}` | forms: `oms:admin` (receiving a transfer: or `oms:warehouse`) |
 //! | the warehouse: pick list, pick, pack and ship | `/console/warehouse` | `oms:warehouse` |
 //! | returns waiting for a decision | `/console/returns` | `oms:admin` |
 //! | exceptions: stuck orders, money that needs staff, dead-letter queues and their redrive | `/console/exceptions` | `oms:admin` |
@@ -174,6 +174,14 @@ pub fn router<S: Store, K: SecretSource + 'static>(console: Console<S, K>) -> Ro
         .route("/console/inventory", get(inventory_list::<S, K>))
         .route("/console/inventory/{sku}", get(product::<S, K>))
         .route("/console/inventory/{sku}/adjustments", post(adjust::<S, K>))
+        .route(
+            "/console/inventory/{sku}/transfers",
+            post(dispatch_transfer::<S, K>),
+        )
+        .route(
+            "/console/inventory/{sku}/transfers/{id}/receive",
+            post(receive_transfer::<S, K>),
+        )
         .route("/console/warehouse", get(warehouse::<S, K>))
         .route(
             "/console/warehouse/{id}/{step}",

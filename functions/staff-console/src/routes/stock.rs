@@ -65,6 +65,8 @@ pub(super) async fn product<S: Store, K: SecretSource>(
         .iter()
         .map(|a| AdjustmentView::of(a, default))
         .collect();
+    let transfers =
+        staff::transfer_history(&app.store, &staff.caller, &sku, PAGE_ROWS, None).await?;
     let locations: Vec<_> = app
         .locations
         .all()
@@ -78,6 +80,7 @@ pub(super) async fn product<S: Store, K: SecretSource>(
             me => staff.layout(banner.done.as_deref()),
             product => ser(&product),
             locations => ser(&locations),
+            transfers => ser(&transfers.items),
             low => product.available < product.low_stock_threshold,
             history => ser(&history),
         },
@@ -121,4 +124,52 @@ pub(super) async fn adjust<S: Store, K: SecretSource>(
     .await?;
     tracing::info!(sku = %sku, reason, "console: stock adjusted");
     Ok(done(&format!("/console/inventory/{sku}"), "adjusted"))
+}
+
+/// Sends units to another location, as the JSON API's transfer body.
+pub(super) async fn dispatch_transfer<S: Store, K: SecretSource>(
+    State(app): State<App<S, K>>,
+    Path(sku): Path<String>,
+    form: StaffForm,
+) -> Result<Response, PageError> {
+    let staff = form.require(SCOPE_ADMIN)?;
+    let fields = &form.fields;
+    let sku = sku_of(&sku)?;
+    let mut body = json!({
+        "from": fields.get("from").unwrap_or_default(),
+        "to": fields.get("to").unwrap_or_default(),
+        "quantity": fields.number("quantity"),
+    });
+    if let Some(note) = fields.text("note") {
+        body["note"] = json!(note);
+    }
+    let transfer = inventory::dispatch_transfer(
+        &app.store,
+        &app.locations,
+        &staff.caller,
+        &sku,
+        &body,
+        Utc::now(),
+    )
+    .await?;
+    tracing::info!(sku = %sku, transfer = %transfer.id, "console: transfer dispatched");
+    Ok(done(&format!("/console/inventory/{sku}"), "dispatched"))
+}
+
+/// The transfer's units arrived at its destination.
+pub(super) async fn receive_transfer<S: Store, K: SecretSource>(
+    State(app): State<App<S, K>>,
+    Path((sku, id)): Path<(String, String)>,
+    form: StaffForm,
+) -> Result<Response, PageError> {
+    let staff = form.require_any(&[SCOPE_ADMIN, SCOPE_WAREHOUSE])?;
+    let sku = sku_of(&sku)?;
+    if !oms_domain::stock::Transfer::is_id(&id) {
+        return Err(PageError::NotFound(format!(
+            "Transfer {id} does not exist."
+        )));
+    }
+    inventory::receive_transfer(&app.store, &staff.caller, &sku, &id, Utc::now()).await?;
+    tracing::info!(sku = %sku, transfer = %id, "console: transfer received");
+    Ok(done(&format!("/console/inventory/{sku}"), "arrived"))
 }

@@ -32,37 +32,64 @@ impl InventoryStore for DynamoStore {
         expected_version: Option<u64>,
         adjustment: Option<&StockAdjustment>,
     ) -> Result<(), StoreError> {
-        let mut put = self.put(to_item(&ProductItem::new(product, &self.default_location))?);
-        put = match expected_version {
-            None => put.condition_expression("attribute_not_exists(pk)"),
-            Some(version) => put
-                .condition_expression("#version = :expected")
-                .expression_attribute_names("#version", "version")
-                .expression_attribute_values(":expected", n(version)),
-        };
-        let mut items = vec![TransactWriteItem::builder()
-            .put(put.build().map_err(|e| StoreError::Failed(e.to_string()))?)
-            .build()];
-        if let Some(adjustment) = adjustment {
-            let item = AdjustmentItem {
-                pk: sku_pk(&adjustment.sku),
-                sk: format!("ADJUSTMENT#{}", adjustment.id),
-                entity: entity::STOCK_ADJUSTMENT.into(),
-                adjustment: adjustment.clone(),
-            };
-            let put = self
-                .put(to_item(&item)?)
-                .condition_expression("attribute_not_exists(pk)");
-            items.push(
-                TransactWriteItem::builder()
-                    .put(put.build().map_err(|e| StoreError::Failed(e.to_string()))?)
-                    .build(),
-            );
-        }
+        let items = self.product_writes(product, expected_version, adjustment)?;
         match self.transact("save product", items).await? {
             None => Ok(()),
             Some(_) => Err(StoreError::ConditionFailed),
         }
+    }
+
+    async fn save_transfer(&self, step: &TransferStep) -> Result<(), StoreError> {
+        let mut items = self.product_writes(
+            &step.product,
+            Some(step.product.version - 1),
+            Some(&step.adjustment),
+        )?;
+        let transfer = &step.transfer;
+        let item = TransferItem {
+            pk: sku_pk(&transfer.sku),
+            sk: format!("TRANSFER#{}", transfer.id),
+            entity: entity::TRANSFER.into(),
+            transfer: transfer.clone(),
+        };
+        let put = self.put(to_item(&item)?);
+        let put = match transfer.status {
+            TransferStatus::InTransit => put.condition_expression("attribute_not_exists(pk)"),
+            // Received once: the stored transfer must still be on its way.
+            TransferStatus::Received => put
+                .condition_expression("#status = :inTransit")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":inTransit", s(TransferStatus::InTransit.as_str())),
+        };
+        items.push(
+            TransactWriteItem::builder()
+                .put(put.build().map_err(|e| StoreError::Failed(e.to_string()))?)
+                .build(),
+        );
+        match self.transact("save transfer", items).await? {
+            None => Ok(()),
+            Some(_) => Err(StoreError::ConditionFailed),
+        }
+    }
+
+    async fn transfer(&self, sku: &Sku, id: &str) -> Result<Option<Transfer>, StoreError> {
+        let item = self
+            .read(key(sku_pk(sku), &format!("TRANSFER#{id}")), "get transfer")
+            .await?;
+        item.map(|item| from_item::<TransferItem>(item).map(|i| i.transfer))
+            .transpose()
+    }
+
+    async fn transfers(
+        &self,
+        sku: &Sku,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<Transfer>, StoreError> {
+        self.sku_history(sku, "TRANSFER#", limit, cursor, "list transfers", |item| {
+            from_item::<TransferItem>(item).map(|i| i.transfer)
+        })
+        .await
     }
 
     async fn catalog(&self, limit: u32, cursor: Option<&str>) -> Result<Page<Product>, StoreError> {
@@ -96,6 +123,68 @@ impl InventoryStore for DynamoStore {
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<Page<StockAdjustment>, StoreError> {
+        self.sku_history(
+            sku,
+            "ADJUSTMENT#",
+            limit,
+            cursor,
+            "list stock adjustments",
+            |item| from_item::<AdjustmentItem>(item).map(|i| i.adjustment),
+        )
+        .await
+    }
+}
+
+impl DynamoStore {
+    /// The product on condition that it is new (`expected_version` `None`) or still at
+    /// `expected_version`, and the history entry that explains its change, as transaction items.
+    fn product_writes(
+        &self,
+        product: &Product,
+        expected_version: Option<u64>,
+        adjustment: Option<&StockAdjustment>,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let mut put = self.put(to_item(&ProductItem::new(product, &self.default_location))?);
+        put = match expected_version {
+            None => put.condition_expression("attribute_not_exists(pk)"),
+            Some(version) => put
+                .condition_expression("#version = :expected")
+                .expression_attribute_names("#version", "version")
+                .expression_attribute_values(":expected", n(version)),
+        };
+        let mut items = vec![TransactWriteItem::builder()
+            .put(put.build().map_err(|e| StoreError::Failed(e.to_string()))?)
+            .build()];
+        if let Some(adjustment) = adjustment {
+            let item = AdjustmentItem {
+                pk: sku_pk(&adjustment.sku),
+                sk: format!("ADJUSTMENT#{}", adjustment.id),
+                entity: entity::STOCK_ADJUSTMENT.into(),
+                adjustment: adjustment.clone(),
+            };
+            let put = self
+                .put(to_item(&item)?)
+                .condition_expression("attribute_not_exists(pk)");
+            items.push(
+                TransactWriteItem::builder()
+                    .put(put.build().map_err(|e| StoreError::Failed(e.to_string()))?)
+                    .build(),
+            );
+        }
+        Ok(items)
+    }
+
+    /// A SKU's items whose sort key starts with `prefix` (its adjustments, its transfers),
+    /// newest first, a page at a time.
+    async fn sku_history<T>(
+        &self,
+        sku: &Sku,
+        prefix: &str,
+        limit: u32,
+        cursor: Option<&str>,
+        what: &str,
+        decode: impl Fn(HashMap<String, AttributeValue>) -> Result<T, StoreError>,
+    ) -> Result<Page<T>, StoreError> {
         let partition = sku_pk(sku);
         let start = cursor
             .map(|c| Self::decode_table_cursor(c, &partition))
@@ -106,15 +195,15 @@ impl InventoryStore for DynamoStore {
             .await
             .query()
             .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :adjustment)")
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
             .expression_attribute_values(":pk", s(partition))
-            .expression_attribute_values(":adjustment", s("ADJUSTMENT#".to_owned()))
+            .expression_attribute_values(":prefix", s(prefix.to_owned()))
             .scan_index_forward(false)
             .limit(i32::try_from(limit).unwrap_or(i32::MAX))
             .set_exclusive_start_key(start)
             .send()
             .await
-            .map_err(|e| classify("list stock adjustments", e))?;
+            .map_err(|e| classify(what, e))?;
         let next_cursor = output
             .last_evaluated_key
             .as_ref()
@@ -123,7 +212,7 @@ impl InventoryStore for DynamoStore {
             .items
             .unwrap_or_default()
             .into_iter()
-            .map(|item| from_item::<AdjustmentItem>(item).map(|i| i.adjustment))
+            .map(decode)
             .collect::<Result<_, _>>()?;
         Ok(Page { items, next_cursor })
     }

@@ -8,8 +8,9 @@
 //! |---|---|---|---|
 //! | order | `ORDER#<orderId>` | `ORDER` | `gsi1`: `CUSTOMER#<customerId>` / `ORDER#<orderId>` (a customer's orders, newest first: order ids are ULIDs); `gsi2`: `STATUS#<status>` / `<statusSince>#<orderId>` (orders by status and how long they have been in it: the sweep); sparse: `gsi3` the pick list, `gsi4` returns waiting for staff, `gsi5` `PAYMENTS#ATTENTION`, `PAYMENTS#CAPTURE_REQUESTED` or `PAYMENTS#AWAITING_CAPTURE` / `<since>#<orderId>` (money that needs staff; captures the PSP has not confirmed; authorizations waiting for their capture) |
 //! | idempotency record | `IDEMPOTENCY#<customerId>#<key>` | `IDEMPOTENCY` | — (expires after [`IDEMPOTENCY_TTL_DAYS`] through the table's TTL) |
-//! | product and its stock | `SKU#<sku>` | `PRODUCT` | `gsi6`: `CATALOG` / `<sku>` (the catalog in SKU order) |
-//! | stock adjustment | `SKU#<sku>` | `ADJUSTMENT#<id>` | — |
+//! | product and its stock (the default location's counters at the top level, every other location's under `locations`) | `SKU#<sku>` | `PRODUCT` | `gsi6`: `CATALOG` / `<sku>` (the catalog in SKU order) |
+//! | stock adjustment (and a transfer's step) | `SKU#<sku>` | `ADJUSTMENT#<id>` | — |
+//! | transfer between locations | `SKU#<sku>` | `TRANSFER#<id>` | — |
 //! | notification preferences | `CUSTOMER#<customerId>` | `PREFERENCES` | — |
 //! | notification cursor (the order's next event to notify, its claim and channels sent) | `ORDER#<orderId>` | `NOTIFIED` | — |
 //!
@@ -40,7 +41,9 @@ use oms_domain::ports::{
     NOTIFICATION_CLAIM_SECONDS,
 };
 use oms_domain::shipping::ShippingPolicy;
-use oms_domain::stock::{Product, Stock, StockAdjustment, StockDelta, StockLevel};
+use oms_domain::stock::{
+    Product, Stock, StockAdjustment, StockDelta, StockLevel, Transfer, TransferStatus, TransferStep,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::aws_error::classify;
@@ -92,6 +95,7 @@ pub mod entity {
     pub const IDEMPOTENCY: &str = "IDEMPOTENCY";
     pub const PRODUCT: &str = "PRODUCT";
     pub const STOCK_ADJUSTMENT: &str = "STOCK_ADJUSTMENT";
+    pub const TRANSFER: &str = "TRANSFER";
     pub const PREFERENCES: &str = "PREFERENCES";
     pub const NOTIFICATION_CURSOR: &str = "NOTIFICATION_CURSOR";
 }
@@ -300,6 +304,15 @@ impl ProductItem {
             updated_at: self.updated_at,
         })
     }
+}
+
+#[derive(Serialize, Deserialize)]
+struct TransferItem {
+    pk: String,
+    sk: String,
+    entity: String,
+    #[serde(flatten)]
+    transfer: Transfer,
 }
 
 #[derive(Serialize, Deserialize)]

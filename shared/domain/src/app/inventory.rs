@@ -13,9 +13,11 @@ use crate::ids::Sku;
 use crate::location::Locations;
 use crate::money::Money;
 use crate::ports::{InventoryStore, StoreError};
-use crate::request::inventory::{AdjustmentRequest, ProductRequest, StockChange};
+use crate::request::inventory::{AdjustmentRequest, ProductRequest, StockChange, TransferRequest};
 use crate::shipping::ShippingPolicy;
-use crate::stock::{AdjustmentReason, Product, StockAdjustment, StockError, StockLevel};
+use crate::stock::{
+    AdjustmentReason, Product, StockAdjustment, StockError, StockLevel, Transfer, TransferError,
+};
 use crate::validation::ValidationErrors;
 
 /// What `GET /inventory/{sku}` shows: the product and its counters, `onHand` included.
@@ -133,10 +135,23 @@ pub enum InventoryError {
     NotFound(Sku),
     #[error("the stock change was refused: {0}")]
     Stock(#[from] StockError),
+    #[error("transfer {0} does not exist")]
+    TransferNotFound(String),
+    #[error("{0}")]
+    Transfer(TransferError),
     #[error("the SKU kept changing; try again")]
     Contended,
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<TransferError> for InventoryError {
+    fn from(e: TransferError) -> Self {
+        match e {
+            TransferError::Stock(e) => Self::Stock(e),
+            other => Self::Transfer(other),
+        }
+    }
 }
 
 impl Contended for InventoryError {
@@ -279,6 +294,57 @@ pub async fn adjust_stock<I: InventoryStore>(
             .save_product(&product, Some(existing.version), Some(&adjustment))
             .await;
         Attempt::of_write(written, ProductView::from(&product))
+    })
+    .await
+}
+
+/// `POST /inventory/{sku}/transfers`: dispatches units from one location to another; they
+/// leave the source's available units in the same write as the transfer is recorded.
+pub async fn dispatch_transfer<I: InventoryStore>(
+    inventory: &I,
+    locations: &Locations,
+    caller: &Caller,
+    sku: &Sku,
+    body: &serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<Transfer, InventoryError> {
+    let request = &TransferRequest::parse(body, locations)?;
+    until_written(|| async move {
+        let product = inventory
+            .product(sku)
+            .await?
+            .ok_or_else(|| InventoryError::NotFound(sku.clone()))?;
+        let step = Transfer::dispatch(
+            &product,
+            &request.from,
+            &request.to,
+            request.quantity,
+            request.note.clone(),
+            caller.customer_id.as_str(),
+            now,
+        )?;
+        let written = inventory.save_transfer(&step).await;
+        Attempt::of_write(written, step.transfer)
+    })
+    .await
+}
+
+/// `POST /inventory/{sku}/transfers/{id}/receive`: the units arrive at the destination and
+/// become available there. A second receipt is refused and changes nothing.
+pub async fn receive_transfer<I: InventoryStore>(
+    inventory: &I,
+    caller: &Caller,
+    sku: &Sku,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<Transfer, InventoryError> {
+    until_written(|| async move {
+        let missing = || InventoryError::TransferNotFound(id.to_owned());
+        let transfer = inventory.transfer(sku, id).await?.ok_or_else(missing)?;
+        let product = inventory.product(sku).await?.ok_or_else(missing)?;
+        let step = transfer.receive(&product, caller.customer_id.as_str(), now)?;
+        let written = inventory.save_transfer(&step).await;
+        Attempt::of_write(written, step.transfer)
     })
     .await
 }
@@ -426,6 +492,9 @@ mod tests {
         assert_eq!(store.all_adjustments(&sku()).len(), 3);
     }
 
+    use crate::ports::InventoryStore;
+    use crate::stock::TransferStatus;
+
     fn locations() -> Locations {
         Locations::default_locations()
     }
@@ -465,6 +534,92 @@ mod tests {
         let trail = store.all_adjustments(&sku());
         assert_eq!(trail.last().unwrap().location.as_deref(), Some("AMS-1"));
         assert_eq!(trail.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_transfer_leaves_one_location_and_arrives_at_the_other_once() {
+        let store = InMemoryStore::default();
+        let policy = ShippingPolicy::default_policy();
+        let body = json!({"name": "Mug", "unitPrice": {"amount": 1200, "currency": "EUR"}, "weightGrams": 350, "onHand": 5});
+        put_product(
+            &store,
+            &policy,
+            &locations(),
+            &admin(),
+            &sku(),
+            &body,
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+        async fn at(store: &InMemoryStore, location: &str) -> u32 {
+            let p = store.product(&sku()).await.unwrap().unwrap();
+            p.stock.at(location).available()
+        }
+        let too_many = json!({"from": "BER-1", "to": "AMS-1", "quantity": 6});
+        let refused = dispatch_transfer(
+            &store,
+            &locations(),
+            &admin(),
+            &sku(),
+            &too_many,
+            Utc::now(),
+        )
+        .await;
+        assert!(
+            matches!(refused, Err(InventoryError::Stock(_))),
+            "{refused:?}"
+        );
+        let same = json!({"from": "BER-1", "to": "BER-1", "quantity": 1});
+        let refused =
+            dispatch_transfer(&store, &locations(), &admin(), &sku(), &same, Utc::now()).await;
+        assert!(
+            matches!(refused, Err(InventoryError::Invalid(_))),
+            "{refused:?}"
+        );
+
+        let body = json!({"from": "BER-1", "to": "AMS-1", "quantity": 3, "note": "rebalance"});
+        let sent = dispatch_transfer(&store, &locations(), &admin(), &sku(), &body, Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(sent.status, TransferStatus::InTransit);
+        assert_eq!(
+            (at(&store, "BER-1").await, at(&store, "AMS-1").await),
+            (2, 0),
+            "in transit: at neither"
+        );
+        let view = get_product(&store, &sku()).await.unwrap();
+        assert_eq!(view.on_hand, 2);
+
+        let arrived = receive_transfer(&store, &admin(), &sku(), &sent.id, Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(arrived.status, TransferStatus::Received);
+        assert_eq!(
+            (at(&store, "BER-1").await, at(&store, "AMS-1").await),
+            (2, 3)
+        );
+        let again = receive_transfer(&store, &admin(), &sku(), &sent.id, Utc::now()).await;
+        assert!(
+            matches!(again, Err(InventoryError::Transfer(_))),
+            "{again:?}"
+        );
+        assert_eq!(at(&store, "AMS-1").await, 3, "received once");
+
+        let trail: Vec<_> = store
+            .all_adjustments(&sku())
+            .iter()
+            .map(|a| (a.reason, a.location.clone().unwrap()))
+            .collect();
+        assert_eq!(
+            trail[1..],
+            [
+                (AdjustmentReason::TransferOut, "BER-1".to_owned()),
+                (AdjustmentReason::TransferIn, "AMS-1".to_owned())
+            ]
+        );
+        let listed = store.transfers(&sku(), 10, None).await.unwrap();
+        assert_eq!(listed.items, [arrived]);
     }
 
     #[tokio::test]

@@ -13,7 +13,7 @@ use crate::app::Caller;
 use crate::ids::{CustomerId, Sku};
 use crate::order::{Order, OrderStatus};
 use crate::ports::{InventoryStore, OrderStore, Page, PaymentWatch, StoreError};
-use crate::stock::{Product, StockAdjustment};
+use crate::stock::{Product, StockAdjustment, Transfer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StaffError {
@@ -199,6 +199,20 @@ pub async fn adjustment_history<I: InventoryStore>(
     require_stock_reader(caller)?;
     Ok(inventory
         .adjustments(sku, limit.clamp(1, MAX_PAGE_SIZE), cursor)
+        .await?)
+}
+
+/// A SKU's transfers between locations, newest first.
+pub async fn transfer_history<I: InventoryStore>(
+    inventory: &I,
+    caller: &Caller,
+    sku: &Sku,
+    limit: u32,
+    cursor: Option<&str>,
+) -> Result<Page<Transfer>, StaffError> {
+    require_stock_reader(caller)?;
+    Ok(inventory
+        .transfers(sku, limit.clamp(1, MAX_PAGE_SIZE), cursor)
         .await?)
 }
 

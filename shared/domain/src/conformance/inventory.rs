@@ -291,3 +291,76 @@ pub async fn catalog_and_history<S: InventoryStore>(store: &S, prefix: &str) {
         "an unknown SKU has none"
     );
 }
+
+/// Transfers: a dispatch writes the product, its history entry and the transfer together, on
+/// the product's version and only once; a receipt only while the transfer is in transit; the
+/// SKU's transfers list newest first.
+pub async fn transfers_between_locations<S: InventoryStore>(store: &S, prefix: &str) {
+    use crate::stock::{Transfer, TransferStatus};
+    check_prefix(prefix);
+    let at = base_time();
+    let a = product(&sku(prefix, "TR-A"), 5, at);
+    assert_eq!(store.save_product(&a, None, None).await, Ok(()));
+    let three = crate::quantity::Quantity::new(3).expect("a quantity");
+    let sent = Transfer::dispatch(&a, DEFAULT_LOCATION, "AMS-1", three, None, "staff", at)
+        .expect("dispatching");
+    assert_eq!(store.save_transfer(&sent).await, Ok(()));
+    assert_eq!(
+        store.save_transfer(&sent).await,
+        Err(StoreError::ConditionFailed),
+        "the same dispatch twice"
+    );
+    let stored = stored_product(store, &a.sku).await.expect("stored");
+    assert_eq!(stored, sent.product);
+    assert_eq!(
+        store.transfer(&a.sku, &sent.transfer.id).await,
+        Ok(Some(sent.transfer.clone()))
+    );
+
+    let arrived = sent
+        .transfer
+        .receive(&stored, "staff", at + seconds(1))
+        .expect("receiving");
+    assert_eq!(store.save_transfer(&arrived).await, Ok(()));
+    let stored = stored_product(store, &a.sku).await.expect("stored");
+    assert_eq!(stored.stock.at("AMS-1").available(), 3);
+    assert_eq!(stored.stock.at(DEFAULT_LOCATION).available(), 2);
+    // A second receipt computed from the first's product is refused by the transfer's status
+    // even where the product's version would let it through.
+    let mut twice = arrived.clone();
+    twice.product.version += 1;
+    assert_eq!(
+        store.save_transfer(&twice).await,
+        Err(StoreError::ConditionFailed)
+    );
+    assert_eq!(
+        stored_product(store, &a.sku).await.expect("stored").stock,
+        stored.stock,
+        "nothing written"
+    );
+
+    let later = Transfer::dispatch(
+        &stored_product(store, &a.sku).await.expect("stored"),
+        "AMS-1",
+        DEFAULT_LOCATION,
+        crate::quantity::Quantity::new(1).expect("a quantity"),
+        Some("back".into()),
+        "staff",
+        at + seconds(2),
+    )
+    .expect("dispatching");
+    assert_eq!(store.save_transfer(&later).await, Ok(()));
+    let listed = store.transfers(&a.sku, 10, None).await.expect("listing");
+    let ids: Vec<_> = listed
+        .items
+        .iter()
+        .map(|t| (t.id.as_str(), t.status))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            (later.transfer.id.as_str(), TransferStatus::InTransit),
+            (sent.transfer.id.as_str(), TransferStatus::Received)
+        ]
+    );
+}

@@ -382,6 +382,11 @@ mod in_memory {
     }
 
     #[tokio::test]
+    async fn transfers_between_locations() {
+        super::transfers_between_locations(&InMemoryStore::default(), "mem").await;
+    }
+
+    #[tokio::test]
     async fn stock_per_location() {
         super::stock_per_location(&InMemoryStore::default(), "mem").await;
     }
@@ -416,6 +421,7 @@ mod in_memory {
         super::commit_conditions(&store, "shared-7").await;
         super::commit_moves_stock(&store, "shared-8").await;
         super::stock_per_location(&store, "shared-8b").await;
+        super::transfers_between_locations(&store, "shared-8c").await;
         super::last_unit_goes_once(&store, "shared-9").await;
         super::notification_store(&store, "shared-10").await;
         super::sweep_listings(&store, "shared-11").await;

@@ -64,4 +64,55 @@ impl InventoryStore for InMemoryStore {
             .collect();
         page_of(&format!("adjustments:{sku}"), entries, true, limit, cursor)
     }
+
+    async fn save_transfer(&self, step: &TransferStep) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let product = &step.product;
+        let stored_version = state.products.get(&product.sku).map(|p| p.version);
+        if stored_version != Some(product.version - 1) {
+            return Err(StoreError::ConditionFailed);
+        }
+        let transfer = &step.transfer;
+        let stored = state
+            .transfers
+            .iter()
+            .position(|t| t.sku == transfer.sku && t.id == transfer.id);
+        match (transfer.status, stored) {
+            (TransferStatus::InTransit, None) => state.transfers.push(transfer.clone()),
+            (TransferStatus::Received, Some(at))
+                if state.transfers[at].status == TransferStatus::InTransit =>
+            {
+                state.transfers[at] = transfer.clone()
+            }
+            _ => return Err(StoreError::ConditionFailed),
+        }
+        state.products.insert(product.sku.clone(), product.clone());
+        state.adjustments.push(step.adjustment.clone());
+        Ok(())
+    }
+
+    async fn transfer(&self, sku: &Sku, id: &str) -> Result<Option<Transfer>, StoreError> {
+        Ok(self
+            .lock()
+            .transfers
+            .iter()
+            .find(|t| &t.sku == sku && t.id == id)
+            .cloned())
+    }
+
+    async fn transfers(
+        &self,
+        sku: &Sku,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<Transfer>, StoreError> {
+        let state = self.lock();
+        let entries = state
+            .transfers
+            .iter()
+            .filter(|t| &t.sku == sku)
+            .map(|t| (t.id.clone(), t))
+            .collect();
+        page_of(&format!("transfers:{sku}"), entries, true, limit, cursor)
+    }
 }

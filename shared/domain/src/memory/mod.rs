@@ -17,7 +17,9 @@ use crate::ports::{
     Page, StoreError,
 };
 use crate::ports::{NotificationCursor, NotificationStore};
-use crate::stock::{Product, StockAdjustment, StockDelta, StockError};
+use crate::stock::{
+    Product, StockAdjustment, StockDelta, StockError, Transfer, TransferStatus, TransferStep,
+};
 
 #[derive(Default)]
 struct State {
@@ -25,6 +27,7 @@ struct State {
     idempotency: HashMap<(CustomerId, IdempotencyKey), IdempotencyRecord>,
     products: HashMap<Sku, Product>,
     adjustments: Vec<StockAdjustment>,
+    transfers: Vec<Transfer>,
     preferences: HashMap<CustomerId, Preferences>,
     cursors: HashMap<OrderId, NotificationCursor>,
 }

@@ -171,6 +171,49 @@ impl AdjustmentRequest {
     }
 }
 
+/// A validated `POST /inventory/{sku}/transfers` body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferRequest {
+    pub from: String,
+    pub to: String,
+    pub quantity: crate::quantity::Quantity,
+    pub note: Option<String>,
+}
+
+impl TransferRequest {
+    /// Parses an untrusted body: two different locations and the units to send.
+    pub fn parse(body: &Value, locations: &Locations) -> Result<Self, ValidationErrors> {
+        let mut errors = ValidationErrors::default();
+        let known = ["from", "to", "quantity", "note"];
+        let Some(fields) = Fields::body(&mut errors, body, &known) else {
+            return Err(errors);
+        };
+        let from = fields.required(&mut errors, "from", location_of(locations));
+        let to = fields.required(&mut errors, "to", location_of(locations));
+        let quantity = fields.required(&mut errors, "quantity", |v| {
+            whole(1..=StockLevel::MAX_UNITS)(v)
+                .ok()
+                .and_then(|n| crate::quantity::Quantity::new(n).ok())
+                .ok_or("must be a whole number of units, at least 1")
+        });
+        let note = fields.note(&mut errors, "note", 500);
+        if let (Some(from), Some(to)) = (&from, &to) {
+            if from == to {
+                errors.add("to", "must be another location than `from`");
+            }
+        }
+        match (from, to, quantity) {
+            (Some(from), Some(to), Some(quantity)) if errors.is_empty() => Ok(Self {
+                from,
+                to,
+                quantity,
+                note,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
 /// A location's id, one of the business's locations.
 pub fn location_of(locations: &Locations) -> impl Fn(&Value) -> Result<String, String> + '_ {
     move |value| {
