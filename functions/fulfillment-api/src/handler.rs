@@ -340,28 +340,28 @@ mod tests {
             policy: ShippingPolicy::default_policy(),
             carrier_secret: oms_adapters::secrets::FixedSecret::new(b"local-carrier-secret"),
         };
-        let (status, body) = call(&app, "pick-list-as-customer").await;
-        assert_eq!(
-            (status, body["type"].as_str()),
-            (403, Some("/problems/forbidden"))
-        );
         let (status, body) = call(&app, "pick-list").await;
         assert_eq!(
             (status, body["items"].as_array().map(Vec::len)),
             (200, Some(0))
         );
-        let (status, body) = call(&app, "carrier-event-bad-signature").await;
-        assert_eq!(
-            (status, body["type"].as_str()),
-            (401, Some("/problems/unauthenticated"))
-        );
-        let (status, body) = call(&app, "carrier-event").await;
-        assert_eq!(
-            (status, body["type"].as_str()),
-            (404, Some("/problems/not-found")),
-            "signed, but for no known shipment"
-        );
-        let (status, _) = call(&app, "pack-without-if-match").await;
-        assert_eq!(status, 428);
+        // Each refused with its status and, where named, its problem type.
+        for (name, refused, problem) in [
+            ("pick-list-as-customer", 403, Some("/problems/forbidden")),
+            (
+                "carrier-event-bad-signature",
+                401,
+                Some("/problems/unauthenticated"),
+            ),
+            // Signed, but for no known shipment.
+            ("carrier-event", 404, Some("/problems/not-found")),
+            ("pack-without-if-match", 428, None),
+        ] {
+            let (status, body) = call(&app, name).await;
+            assert_eq!(status, refused, "{name}");
+            if let Some(problem) = problem {
+                assert_eq!(body["type"].as_str(), Some(problem), "{name}");
+            }
+        }
     }
 }

@@ -214,8 +214,7 @@ async fn retry_refund<S: OrderStore>(
     app: &App<S>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
-    let caller = caller(request)?;
-    require_scope(&caller, SCOPE_ADMIN)?;
+    require_scope(&caller(request)?, SCOPE_ADMIN)?;
     let id = order_id(request)?;
     let refund_id = path_parameter(request, "refundId")?;
     let order =
@@ -232,8 +231,7 @@ async fn payment_attention<S: OrderStore>(
     app: &App<S>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
-    let caller = caller(request)?;
-    require_scope(&caller, SCOPE_ADMIN)?;
+    require_scope(&caller(request)?, SCOPE_ADMIN)?;
     let query = request.query_string_parameters();
     let limit = page_limit(request)?;
     let page = app

@@ -119,6 +119,11 @@ mod tests {
         lambda_http::request::from_str(&event.to_string()).unwrap()
     }
 
+    /// The fixture's request made for `order`, signed now with the PSP's secret.
+    fn signed(name: &str, order: &Order) -> Request {
+        request(name, order, &[SECRET], Utc::now().timestamp())
+    }
+
     async fn call(
         app: &App<InMemoryStore, FixedSecret>,
         request: Request,
@@ -137,23 +142,14 @@ mod tests {
     async fn a_signed_authorization_is_recorded_once() {
         let order = order();
         let app = app(&order);
-        let now = Utc::now().timestamp();
-        let (status, body) = call(
-            &app,
-            request("authorization-succeeded", &order, &[SECRET], now),
-        )
-        .await;
+        let (status, body) = call(&app, signed("authorization-succeeded", &order)).await;
         assert_eq!(
             (status, body["outcome"].as_str()),
             (200, Some("recorded")),
             "{body}"
         );
         assert_eq!(body["paymentStatus"], "AUTHORIZED");
-        let (status, body) = call(
-            &app,
-            request("authorization-succeeded", &order, &[SECRET], now),
-        )
-        .await;
+        let (status, body) = call(&app, signed("authorization-succeeded", &order)).await;
         assert_eq!((status, body["outcome"].as_str()), (200, Some("duplicate")));
         let stored = app.store.get(&order.id).await.unwrap().unwrap();
         assert_eq!(stored.version, order.version + 1);
@@ -199,21 +195,12 @@ mod tests {
     async fn a_bad_body_names_its_fields_and_an_unknown_order_is_not_found() {
         let order = order();
         let app = app(&order);
-        let now = Utc::now().timestamp();
-        let (status, body) = call(
-            &app,
-            request("refund-without-refund-id", &order, &[SECRET], now),
-        )
-        .await;
+        let (status, body) = call(&app, signed("refund-without-refund-id", &order)).await;
         assert_eq!(status, 422, "{body}");
         assert_eq!(body["errors"][0]["field"], "refundId");
         let other =
             fixtures::sample_order("01JDDDDDDDDDDDDDDDDDDDDDDD", "customer-ada", Utc::now());
-        let (status, _) = call(
-            &app,
-            request("authorization-succeeded", &other, &[SECRET], now),
-        )
-        .await;
+        let (status, _) = call(&app, signed("authorization-succeeded", &other)).await;
         assert_eq!(status, 404);
     }
 }
