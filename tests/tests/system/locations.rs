@@ -343,3 +343,70 @@ async fn staff_send_and_receive_a_transfer_in_the_console() {
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn buyers_racing_for_stock_spread_over_locations_leave_every_counter_exact() {
+    let stack = Stack::connect().await;
+    // 10 in Berlin, 8 in Amsterdam, 5 in the store (which does not ship): 18 to sell.
+    let sku = stack.create_sku("SPREAD", 10).await;
+    receive(&stack, &sku, "AMS-1", 8).await;
+    receive(&stack, &sku, "BER-STORE-1", 5).await;
+    let wants: Vec<u32> = (0..30).map(|i| 1 + u32::from(i % 3 == 0)).collect();
+    let buyers: Vec<String> = wants.iter().map(|_| unique("buyer")).collect();
+    let replies = futures::future::join_all(buyers.iter().zip(&wants).map(|(buyer, n)| {
+        let (stack, sku) = (&stack, &sku);
+        async move { stack.place_order(buyer, &unique("key"), &[(sku, *n)]).await }
+    }))
+    .await;
+    let mut allocated: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut rejected_singles = 0;
+    for ((buyer, n), reply) in buyers.iter().zip(&wants).zip(replies) {
+        assert_eq!(reply.status, StatusCode::ACCEPTED, "{:?}", reply.body);
+        let order = stack
+            .wait_decided(buyer, reply.body["orderId"].as_str().unwrap())
+            .await;
+        match oms_system_tests::reservation(&order) {
+            "RESERVED" => {
+                let units = allocations(&order);
+                assert_eq!(
+                    units.iter().map(|(_, _, q)| q).sum::<u64>(),
+                    u64::from(*n),
+                    "every unit of a reserved order is allocated once"
+                );
+                for (_, location, q) in units {
+                    assert_ne!(location, "BER-STORE-1", "the store does not ship");
+                    *allocated.entry(location).or_default() += q;
+                }
+            }
+            "REJECTED" => rejected_singles += usize::from(*n == 1),
+            other => panic!("neither reserved nor rejected: {other}"),
+        }
+    }
+    let counters = by_location(&stack, &sku).await;
+    for (location, available, reserved) in &counters {
+        let start = match location.as_str() {
+            "BER-1" => 10,
+            "AMS-1" => 8,
+            _ => 5,
+        };
+        assert_eq!(
+            available + reserved,
+            start,
+            "{location}: nothing left the building"
+        );
+        assert_eq!(
+            *reserved,
+            allocated.get(location).copied().unwrap_or(0),
+            "{location}: the counter is the sum of the orders reserved there"
+        );
+    }
+    let sold: u64 = allocated.values().sum();
+    assert!(sold <= 18, "never oversold: {sold}");
+    if rejected_singles > 0 {
+        // A one-unit order was turned away: then no shipping location had a unit left.
+        assert_eq!(
+            counters,
+            at(&[("AMS-1", 0, 8), ("BER-1", 0, 10), ("BER-STORE-1", 5, 0)])
+        );
+    }
+}
