@@ -558,14 +558,29 @@ impl Stack {
     /// previous one returned. Returns the tracking number.
     pub async fn ship_through_warehouse(&self, id: &str) -> String {
         let warehouse = self.token("warehouse-tests", Some("oms:warehouse"));
-        let etag = self
-            .get(&format!("/fulfillments/{id}"), &warehouse)
+        let etag = self.shipment_etag(id, &warehouse).await;
+        self.pick_pack_ship(id, Some(etag)).await
+    }
+
+    /// The ETag of order `id`'s shipment, as `token`'s holder reads it.
+    pub async fn shipment_etag(&self, id: &str, token: &str) -> String {
+        self.get(&format!("/fulfillments/{id}"), token)
             .await
             .headers["etag"]
             .to_str()
             .unwrap()
-            .to_owned();
-        self.pick_pack_ship(id, Some(etag)).await
+            .to_owned()
+    }
+
+    /// Places an order of `lines` for a new customer and waits until it is in the warehouse.
+    /// Returns the customer, the order's id and the order as placed.
+    pub async fn order_in_warehouse(&self, lines: &[(&str, u32)]) -> (String, String, Value) {
+        let customer = unique("customer");
+        let placed = self.place_order(&customer, &unique("key"), lines).await;
+        assert_eq!(placed.status, StatusCode::ACCEPTED, "{:?}", placed.body);
+        let id = placed.body["orderId"].as_str().unwrap().to_owned();
+        self.wait_status(&customer, &id, "FULFILLING").await;
+        (customer, id, placed.body)
     }
 
     /// Picks, packs and ships an order in the warehouse over HTTP: the pick with `etag` as
@@ -598,13 +613,9 @@ impl Stack {
         lines: &[(&str, u32)],
         delivered_at: &str,
     ) -> (String, Value) {
-        let customer = unique("customer");
-        let placed = self.place_order(&customer, &unique("key"), lines).await;
-        assert_eq!(placed.status, StatusCode::ACCEPTED, "{:?}", placed.body);
-        let id = placed.body["orderId"].as_str().unwrap().to_owned();
-        self.wait_status(&customer, &id, "FULFILLING").await;
+        let (customer, id, placed) = self.order_in_warehouse(lines).await;
         let number = self.ship_through_warehouse(&id).await;
-        self.psp("capture.succeeded", &placed.body).await;
+        self.psp("capture.succeeded", &placed).await;
         let order = self.deliver(&customer, &id, &number, delivered_at).await;
         (customer, order)
     }

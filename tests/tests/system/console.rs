@@ -228,13 +228,7 @@ impl Browser {
 async fn staff_find_an_order_ship_it_through_the_pick_list_and_a_stale_form_is_refused() {
     let stack = Stack::connect().await;
     let sku = stack.create_sku("CONSOLESHIP", 5).await;
-    let customer = unique("customer");
-    let placed = stack
-        .place_order(&customer, &unique("key"), &[(&sku, 2)])
-        .await;
-    assert_eq!(placed.status, StatusCode::ACCEPTED, "{:?}", placed.body);
-    let id = placed.body["orderId"].as_str().unwrap().to_owned();
-    stack.wait_status(&customer, &id, "FULFILLING").await;
+    let (customer, id, _) = stack.order_in_warehouse(&[(&sku, 2)]).await;
 
     let browser = Browser::open(&stack).await;
     assert_eq!(
@@ -265,13 +259,7 @@ async fn staff_find_an_order_ship_it_through_the_pick_list_and_a_stale_form_is_r
         "the shipment found by its order id"
     );
     let warehouse = stack.token("warehouse-other", Some("oms:warehouse"));
-    let etag = stack
-        .get(&format!("/fulfillments/{id}"), &warehouse)
-        .await
-        .headers["etag"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let etag = stack.shipment_etag(&id, &warehouse).await;
     let picked = stack
         .warehouse_post(
             &format!("/fulfillments/{id}/pick"),

@@ -892,13 +892,7 @@ async fn a_refund_is_asked_only_once_its_capture_is_confirmed_and_an_unconfirmed
     .await;
     let sku = stack.create_sku("UNCAPTURED", 10).await;
     // Shipped (the capture asked for, never confirmed), delivered, partly returned.
-    let customer = unique("customer");
-    let placed = stack
-        .place_order(&customer, &unique("key"), &[(&sku, 2)])
-        .await;
-    assert_eq!(placed.status, StatusCode::ACCEPTED, "{:?}", placed.body);
-    let id = placed.body["orderId"].as_str().unwrap().to_owned();
-    stack.wait_status(&customer, &id, "FULFILLING").await;
+    let (customer, id, placed) = stack.order_in_warehouse(&[(&sku, 2)]).await;
     let number = stack.ship_through_warehouse(&id).await;
     let now = chrono::Utc::now().to_rfc3339();
     stack.deliver(&customer, &id, &number, &now).await;
@@ -934,7 +928,7 @@ async fn a_refund_is_asked_only_once_its_capture_is_confirmed_and_an_unconfirmed
     );
 
     // The PSP confirms: the refund is asked, once, for exactly what is owed, off the list.
-    stack.psp("capture.succeeded", &placed.body).await;
+    stack.psp("capture.succeeded", &placed).await;
     let asked = refunds_asked
         .collect(Duration::from_secs(30), |seen| !ours(seen).is_empty())
         .await;

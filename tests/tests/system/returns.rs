@@ -87,12 +87,7 @@ async fn cancelling_an_authorized_order_releases_its_stock_exactly_and_voids_its
     )
     .await;
     let sku = stack.create_sku("CANCEL", 10).await;
-    let customer = unique("customer");
-    let placed = stack
-        .place_order(&customer, &unique("key"), &[(&sku, 3)])
-        .await;
-    let id = placed.body["orderId"].as_str().unwrap().to_owned();
-    stack.wait_status(&customer, &id, "FULFILLING").await;
+    let (customer, id, _) = stack.order_in_warehouse(&[(&sku, 3)]).await;
     assert_eq!(stack.stock(&sku).await, (7, 3, 10));
 
     // Another customer cannot cancel it; a cancel without a reason changes nothing.
