@@ -6,7 +6,7 @@
 //! declares; `oms-bench --functions` lists their binaries, one a line, and does nothing else.
 //! `oms-bench --cost` measures figure 7 alone against whichever stack `OMS_API_URL` names (the
 //! requests an order makes do not depend on the build profile) and prints it as JSON;
-//! `oms-bench --latency` does the same for figure 8.
+//! `oms-bench --latency` does the same for figure 8, `oms-bench --routing` for figure 9.
 //!
 //! 1. **Cold start**, 2. **peak memory** and 3. **package size**, per function: [`cold_start`].
 //! 4. **Warm latency** of order intake and stock reservation: [`warm`].
@@ -14,6 +14,8 @@
 //! 6. **Contention** — many buyers for one SKU: [`contention`].
 //! 7. **Requests and cost per order**, intake to delivered: [`cost`].
 //! 8. **Step → message latency**, p50 and p99, steps taken back to back: [`latency`].
+//! 9. **Routing** — a reservation's requests from one location and from two, and the planner's
+//!    time for a 99-line order over 10 locations: [`routing`].
 //!
 //! [`report`] makes the table; [`common`] holds what the figures share.
 
@@ -24,6 +26,7 @@ mod cost;
 mod end_to_end;
 mod latency;
 mod report;
+mod routing;
 mod runtime_api;
 mod warm;
 
@@ -59,9 +62,15 @@ async fn main() -> Result<(), BoxError> {
             println!("{}", serde_json::to_string_pretty(&latency)?);
             return Ok(());
         }
+        Some("--routing") => {
+            let stack = oms_system_tests::Stack::connect().await;
+            let routing = routing::routing(&stack).await?;
+            println!("{}", serde_json::to_string_pretty(&routing)?);
+            return Ok(());
+        }
         Some(other) => {
             return Err(format!(
-                "unknown argument {other:?} (only --functions, --cost or --latency)"
+                "unknown argument {other:?} (only --functions, --cost, --latency or --routing)"
             )
             .into())
         }
@@ -84,6 +93,8 @@ async fn main() -> Result<(), BoxError> {
     println!("step → message latency…");
     settled(stack).await?;
     let latency = latency::step_to_message(stack, LATENCY_ORDERS).await?;
+    println!("routing…");
+    let routing = routing::routing(stack).await?;
 
     let results = json!({
         "measuredAt": chrono::Utc::now().to_rfc3339(),
@@ -95,6 +106,7 @@ async fn main() -> Result<(), BoxError> {
         "contention": hot,
         "costPerOrder": cost,
         "stepToMessage": latency,
+        "routing": routing,
     });
     std::fs::write(
         root().join("bench/results.json"),

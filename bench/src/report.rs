@@ -102,5 +102,31 @@ pub fn report(r: &Value) -> String {
             verdict(f(&l["p99_ms"]) <= 3000.0, format!("p99 within a couple of seconds: {:.1} s", f(&l["p99_ms"]) / 1000.0)),
         ));
     }
+    let g = &r["routing"];
+    if g.is_object() {
+        let calls = |c: &Value| {
+            let requests = c["requests"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| format!("{k} {v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default();
+            format!("{requests}; {} items written", c["itemsWritten"])
+        };
+        let p = &g["planning"];
+        out.push_str(&format!(
+            "
+### Routing: the reservation of a two-line order
+
+| held by | stock-reservation's requests | floor |\n|---|---|---|\n| one location | {} | GetItem 1, TransactWriteItems 1 (before locations); 3 items |\n| two locations | {} | the same, one stock item per SKU |\n\nPlanning a {}-line order over {} locations ({} parcels): median {:.0} µs, p90 {:.0} µs over {} plans; {}\n",
+            calls(&g["oneLocation"]),
+            calls(&g["split"]),
+            p["lines"], p["locations"], p["shipments"], f(&p["medianMicros"]), f(&p["p90Micros"]), p["runs"],
+            verdict(f(&p["p90Micros"]) <= 50_000.0, "p90 within 50 ms".to_owned()),
+        ));
+    }
     out
 }
