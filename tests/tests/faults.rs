@@ -30,6 +30,10 @@ const ORDERS: usize = 200;
 /// How many SKUs they share, and each one's stock: about a fifth of the orders find it gone.
 const SKUS: usize = 8;
 const STOCK_PER_SKU: u32 = 45;
+/// Of every other SKU's stock, how much sits in the second warehouse rather than the default
+/// one: orders with such a SKU and one only the default holds ship as two parcels once the
+/// default runs out of the first.
+const STOCK_ELSEWHERE: u32 = 20;
 /// Requests in flight at once.
 const CLIENTS: usize = 8;
 
@@ -181,10 +185,20 @@ async fn a_few_hundred_orders_live_their_whole_lives_exactly_with_faults_injecte
     let mut skus = Vec::new();
     for n in 0..SKUS {
         let sku = unique(&format!("FAULT{n}")).to_uppercase();
-        let body = json!({"name": format!("Fault run {n}"), "unitPrice": {"amount": 1000, "currency": "EUR"}, "weightGrams": 300, "onHand": STOCK_PER_SKU});
+        let elsewhere = if n % 2 == 1 { STOCK_ELSEWHERE } else { 0 };
+        let body = json!({"name": format!("Fault run {n}"), "unitPrice": {"amount": 1000, "currency": "EUR"}, "weightGrams": 300, "onHand": STOCK_PER_SKU - elsewhere});
         let path = format!("/inventory/{sku}");
         let reply = retrying(&retries, "a SKU", || stack.put(&path, &admin, &body)).await;
         assert!(reply.status.is_success(), "{:?}", reply.body);
+        if elsewhere > 0 {
+            let receipt = json!({"reason": "RECEIPT", "delta": elsewhere, "location": "AMS-1"});
+            let path = format!("/inventory/{sku}/adjustments");
+            let reply = retrying(&retries, "a receipt", || {
+                stack.post(&path, &admin, &[], receipt.clone())
+            })
+            .await;
+            assert!(reply.status.is_success(), "{:?}", reply.body);
+        }
         skus.push(sku);
     }
 
@@ -261,14 +275,26 @@ async fn a_few_hundred_orders_live_their_whole_lives_exactly_with_faults_injecte
     }
 
     // Each decided; the reserved ones paid for, shipped and delivered.
+    let split_orders = AtomicU64::new(0);
     let outcomes: Vec<(String, &'static str, Vec<(String, u32)>)> = futures::stream::iter(placed.iter())
         .map(|(_, id, order_lines)| {
             let stack = &stack;
             let retries = &retries;
+            let split_orders = &split_orders;
             async move {
                 let decided = until_order(stack, retries, id, "decided", |o| oms_system_tests::reservation(o) != "PENDING").await;
                 if oms_system_tests::reservation(&decided) == "REJECTED" {
                     return (id.clone(), "REJECTED", order_lines.clone());
+                }
+                let locations: BTreeSet<&str> = decided["lines"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|l| l["allocations"].as_array().into_iter().flatten())
+                    .filter_map(|a| a["location"].as_str())
+                    .collect();
+                if locations.len() > 1 {
+                    split_orders.fetch_add(1, Ordering::Relaxed);
                 }
                 // The PSP retries its event as it is: the same id.
                 let body = psp_body("authorization.succeeded", id, &decided["totals"]["total"], None);
@@ -316,6 +342,14 @@ async fn a_few_hundred_orders_live_their_whole_lives_exactly_with_faults_injecte
             (Some(u64::from(left)), Some(0), Some(u64::from(left))),
             "{sku}: exact after the run"
         );
+        for location in product["locations"].as_array().into_iter().flatten() {
+            assert_eq!(
+                location["reserved"].as_u64(),
+                Some(0),
+                "{sku}: nothing still reserved at {}",
+                location["location"]
+            );
+        }
     }
 
     // Told exactly once per step: every order its placement and its decision, every delivered
@@ -424,8 +458,13 @@ async fn a_few_hundred_orders_live_their_whole_lives_exactly_with_faults_injecte
         crashed("crashedBeforeTheWork") > 0 && crashed("crashedAfterTheWork") > 0,
         "{local}"
     );
+    let split_orders = split_orders.load(Ordering::Relaxed);
+    assert!(
+        split_orders > 0,
+        "some orders were split over two warehouses"
+    );
     println!(
-        "fault run: {ORDERS} orders ({} delivered, {rejected} rejected) in {:.0} s; injected: {} DynamoDB throttles, {} transaction conflicts, {} SNS entry failures, {} crashes before the work and {} after it; client retries of a 503: {}; notifications: {} sent, 0 lost, 0 duplicated; dead-letter queues: empty",
+        "fault run: {ORDERS} orders ({} delivered, {split_orders} of them split over two warehouses, {rejected} rejected) in {:.0} s; injected: {} DynamoDB throttles, {} transaction conflicts, {} SNS entry failures, {} crashes before the work and {} after it; client retries of a 503: {}; notifications: {} sent, 0 lost, 0 duplicated; dead-letter queues: empty",
         delivered.len(),
         started.elapsed().as_secs_f64(),
         injected("dynamodb_throttle"),
