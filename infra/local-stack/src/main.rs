@@ -148,33 +148,8 @@ impl ApiTarget {
 
 #[derive(Parser)]
 struct PspArgs {
-    /// authorize, decline, capture, capture-failed, void, refund, refund-failed, or the PSP's
-    /// own name (authorization.succeeded, authorization.failed, capture.succeeded, …).
-    #[arg(value_name = "TYPE", value_parser = psp::event_kind)]
-    kind: oms_domain::order::payments::PaymentEventKind,
-    /// The order the event is about.
-    order_id: String,
-    /// Minor units [default: the order's total, or for refund.* the refund's amount].
-    #[arg(long)]
-    amount: Option<i64>,
-    /// ISO 4217 code [default: the order's].
-    #[arg(long)]
-    currency: Option<String>,
-    /// For refund.*: the refund the event settles [default: the order's latest].
-    #[arg(long)]
-    refund_id: Option<String>,
-    /// The PSP's reason (a decline's, a failure's).
-    #[arg(long)]
-    reason: Option<String>,
-    /// The PSP's event id; send one twice to see a repeat acknowledged [default: a new evt_<ulid>].
-    #[arg(long)]
-    event_id: Option<String>,
-    /// When the PSP says it happened, RFC 3339 [default: now].
-    #[arg(long)]
-    occurred_at: Option<String>,
-    /// The PSP's payment id [default: psp-<orderId>].
-    #[arg(long)]
-    psp_reference: Option<String>,
+    #[command(flatten)]
+    event: psp::EventSpec,
     /// Sign with this secret instead of the local one (--psp-secret); given several times, the
     /// header carries one v1 signature for each, as during a rotation.
     #[arg(long = "secret", value_name = "S")]
@@ -341,17 +316,7 @@ async fn run_schedule(
 
 /// `oms-local psp`: the PSP's signed webhook about an order.
 async fn send_psp_event(args: &PspArgs, secrets: &Secrets) -> Result<(), BoxError> {
-    let spec = psp::EventSpec {
-        kind: args.kind,
-        order_id: args.order_id.clone(),
-        amount: args.amount,
-        currency: args.currency.clone(),
-        refund_id: args.refund_id.clone(),
-        reason: args.reason.clone(),
-        event_id: args.event_id.clone(),
-        occurred_at: args.occurred_at.clone(),
-        psp_reference: args.psp_reference.clone(),
-    };
+    let spec = &args.event;
     let signing_secrets = if args.secrets.is_empty() {
         vec![secrets.psp.clone()]
     } else {
@@ -367,7 +332,7 @@ async fn send_psp_event(args: &PspArgs, secrets: &Secrets) -> Result<(), BoxErro
     );
     let api = args.api.url();
     let answer = psp::send(
-        &spec,
+        spec,
         &psp::Delivery {
             http: &reqwest::Client::new(),
             api: &api,
@@ -1195,7 +1160,7 @@ mod tests {
             panic!("not psp")
         };
         assert_eq!(
-            args.kind,
+            args.event.kind,
             oms_domain::order::payments::PaymentEventKind::AuthorizationSucceeded
         );
         assert_eq!(args.secrets.len(), 2);

@@ -998,13 +998,16 @@ mod tests {
         let (code, _) = sign_in(&issuer, CALLBACK, "staff-ada", "admin");
         assert_eq!(exchange(&issuer, &code, VERIFIER).status(), StatusCode::OK);
         let again = exchange(&issuer, &code, VERIFIER);
-        assert_eq!(again.status(), StatusCode::BAD_REQUEST);
-        let error = json_of(again).await;
+        assert_invalid_grant(again, "already used").await;
+    }
+
+    /// A 400 `invalid_grant` whose description says `why`.
+    async fn assert_invalid_grant(response: Response, why: &str) {
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let error = json_of(response).await;
         assert_eq!(error["error"], "invalid_grant");
-        assert!(error["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("already used"));
+        let description = error["error_description"].as_str().unwrap();
+        assert!(description.contains(why), "{description}");
     }
 
     #[tokio::test]
@@ -1012,13 +1015,7 @@ mod tests {
         let issuer = issuer_with(Duration::ZERO);
         let (code, _) = sign_in(&issuer, CALLBACK, "staff-ada", "admin");
         let response = exchange(&issuer, &code, VERIFIER);
-        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-        let error = json_of(response).await;
-        assert_eq!(error["error"], "invalid_grant");
-        assert!(error["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("expired"));
+        assert_invalid_grant(response, "expired").await;
     }
 
     #[tokio::test]

@@ -44,17 +44,36 @@ pub fn event_kind(name: &str) -> Result<PaymentEventKind, String> {
         })
 }
 
-/// What the event should say; what is not given comes from the order.
-#[derive(Debug, Clone)]
+/// What the event should say; what is not given comes from the order. The `psp` command's
+/// arguments.
+#[derive(Debug, Clone, clap::Args)]
 pub struct EventSpec {
+    /// authorize, decline, capture, capture-failed, void, refund, refund-failed, or the PSP's
+    /// own name (authorization.succeeded, authorization.failed, capture.succeeded, …).
+    #[arg(value_name = "TYPE", value_parser = event_kind)]
     pub kind: PaymentEventKind,
+    /// The order the event is about.
     pub order_id: String,
+    /// Minor units [default: the order's total, or for refund.* the refund's amount].
+    #[arg(long)]
     pub amount: Option<i64>,
+    /// ISO 4217 code [default: the order's].
+    #[arg(long)]
     pub currency: Option<String>,
+    /// For refund.*: the refund the event settles [default: the order's latest].
+    #[arg(long)]
     pub refund_id: Option<String>,
+    /// The PSP's reason (a decline's, a failure's).
+    #[arg(long)]
     pub reason: Option<String>,
+    /// The PSP's event id; send one twice to see a repeat acknowledged [default: a new evt_<ulid>].
+    #[arg(long)]
     pub event_id: Option<String>,
+    /// When the PSP says it happened, RFC 3339 [default: now].
+    #[arg(long)]
     pub occurred_at: Option<String>,
+    /// The PSP's payment id [default: psp-<orderId>].
+    #[arg(long)]
     pub psp_reference: Option<String>,
 }
 
