@@ -27,30 +27,44 @@ def _free_port():
         return probe.getsockname()[1]
 
 
+def _start_server(ready_path, environment=None):
+    """moto_server.py on a port of its own, once it answers `ready_path`: the process and its
+    endpoint."""
+    port = _free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, os.path.join(_HERE, "moto_server.py"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=environment,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"{endpoint}{ready_path}", timeout=1).close()
+            return server, endpoint
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                raise RuntimeError(f"moto_server.py did not start: {server.communicate()[1].decode()}")
+            time.sleep(0.2)
+
+
+def _stop_server(server):
+    server.terminate()
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+    server.stderr.close()
+
+
 class MessageMoveTasks(unittest.TestCase):
     """SQS StartMessageMoveTask and ListMessageMoveTasks: a dead-letter queue's redrive."""
 
     @classmethod
     def setUpClass(cls):
-        port = _free_port()
-        cls.endpoint = f"http://127.0.0.1:{port}"
-        cls.server = subprocess.Popen(
-            [sys.executable, os.path.join(_HERE, "moto_server.py"), "-H", "127.0.0.1", "-p", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{cls.endpoint}/moto-api/", timeout=1).close()
-                break
-            except OSError:
-                if cls.server.poll() is not None or time.monotonic() > deadline:
-                    cls.server.kill()
-                    raise RuntimeError(
-                        f"moto_server.py did not start: {cls.server.communicate()[1].decode()}"
-                    )
-                time.sleep(0.2)
+        cls.server, cls.endpoint = _start_server("/moto-api/")
         cls.sqs = boto3.client(
             "sqs",
             endpoint_url=cls.endpoint,
@@ -61,12 +75,7 @@ class MessageMoveTasks(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.server.terminate()
-        try:
-            cls.server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            cls.server.kill()
-        cls.server.stderr.close()
+        _stop_server(cls.server)
 
     def queue(self, name, dead_letter_arn=None):
         """A new queue named after `name`, redriving after one receive to
@@ -208,41 +217,17 @@ class Faults(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        port = _free_port()
-        cls.endpoint = f"http://127.0.0.1:{port}"
         environment = dict(
             os.environ,
             OMS_FAULT_DYNAMODB_THROTTLE="1",
             OMS_FAULT_TRANSACTION_CONFLICT="1",
             OMS_FAULT_SNS_ENTRY_FAILURE="1",
         )
-        cls.server = subprocess.Popen(
-            [sys.executable, os.path.join(_HERE, "moto_server.py"), "-H", "127.0.0.1", "-p", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            env=environment,
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{cls.endpoint}/_faults", timeout=1).close()
-                break
-            except OSError:
-                if cls.server.poll() is not None or time.monotonic() > deadline:
-                    cls.server.kill()
-                    raise RuntimeError(
-                        f"moto_server.py did not start: {cls.server.communicate()[1].decode()}"
-                    )
-                time.sleep(0.2)
+        cls.server, cls.endpoint = _start_server("/_faults", environment)
 
     @classmethod
     def tearDownClass(cls):
-        cls.server.terminate()
-        try:
-            cls.server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            cls.server.kill()
-        cls.server.stderr.close()
+        _stop_server(cls.server)
 
     def client(self, service, app=None):
         from botocore.config import Config
