@@ -1,6 +1,8 @@
 //! The notifier's port: customers' preferences and each order's notification cursor (its
 //! claim, the channels sent, the wake tokens of events that wait for their turn).
 
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+
 use super::*;
 
 fn preferences_key(customer: &CustomerId) -> HashMap<String, AttributeValue> {
@@ -64,6 +66,27 @@ fn cursor_at(at: u64) -> &'static str {
         "(attribute_not_exists(#next) OR #next = :at)"
     } else {
         "#next = :at"
+    }
+}
+
+impl DynamoStore {
+    /// An update of `order`'s notification cursor item.
+    async fn cursor_update(&self, order: &OrderId) -> UpdateItemFluentBuilder {
+        self.client
+            .get()
+            .await
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(cursor_key(order)))
+    }
+
+    /// An update of `order`'s notification cursor that sets its `next` (named `#next`) and its
+    /// entity (`:entity`): the writes that may create the item.
+    async fn cursor_write(&self, order: &OrderId) -> UpdateItemFluentBuilder {
+        self.cursor_update(order)
+            .await
+            .expression_attribute_names("#next", "next")
+            .expression_attribute_values(":entity", s(entity::NOTIFICATION_CURSOR))
     }
 }
 
@@ -148,22 +171,16 @@ impl NotificationStore for DynamoStore {
         now: chrono::DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let stale = now - chrono::Duration::seconds(NOTIFICATION_CLAIM_SECONDS);
-        self.client
-            .get()
+        self.cursor_write(order)
             .await
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(cursor_key(order)))
             .update_expression("SET #next = :at, claimedAt = :now, entity = :entity")
             .condition_expression(format!(
                 "{} AND (attribute_not_exists(claimedAt) OR claimedAt <= :stale)",
                 cursor_at(next)
             ))
-            .expression_attribute_names("#next", "next")
             .expression_attribute_values(":at", n(next))
             .expression_attribute_values(":now", n(now.timestamp_millis()))
             .expression_attribute_values(":stale", n(stale.timestamp_millis()))
-            .expression_attribute_values(":entity", s(entity::NOTIFICATION_CURSOR))
             .send()
             .await
             .map_err(|e| classify("claim notification", e))?;
@@ -179,12 +196,8 @@ impl NotificationStore for DynamoStore {
         // Appending the channel twice (a write that succeeded, its answer lost) changes nothing
         // the cursor is read for.
         recording(|| async {
-            self.client
-                .get()
+            self.cursor_update(order)
                 .await
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(cursor_key(order)))
                 .update_expression("SET sent = list_append(if_not_exists(sent, :none), :channel)")
                 .condition_expression("#next = :at")
                 .expression_attribute_names("#next", "next")
@@ -210,21 +223,15 @@ impl NotificationStore for DynamoStore {
         let wake = wake_attribute(from + 1);
         recording(|| async {
             let old = self
-                .client
-                .get()
+                .cursor_write(order)
                 .await
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(cursor_key(order)))
                 .update_expression(
                     "SET #next = :to, entity = :entity REMOVE claimedAt, sent, #wake",
                 )
                 .condition_expression(cursor_at(from))
-                .expression_attribute_names("#next", "next")
                 .expression_attribute_names("#wake", &wake)
                 .expression_attribute_values(":at", n(from))
                 .expression_attribute_values(":to", n(from + 1))
-                .expression_attribute_values(":entity", s(entity::NOTIFICATION_CURSOR))
                 .return_values(ReturnValue::AllOld)
                 .send()
                 .await
@@ -244,21 +251,15 @@ impl NotificationStore for DynamoStore {
         sequence: u64,
         token: &str,
     ) -> Result<(), StoreError> {
-        self.client
-            .get()
+        self.cursor_write(order)
             .await
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(cursor_key(order)))
             .update_expression(
                 "SET #next = if_not_exists(#next, :at), entity = :entity, #wake = :token",
             )
             .condition_expression(cursor_at(next))
-            .expression_attribute_names("#next", "next")
             .expression_attribute_names("#wake", wake_attribute(sequence))
             .expression_attribute_values(":at", n(next))
             .expression_attribute_values(":token", s(token))
-            .expression_attribute_values(":entity", s(entity::NOTIFICATION_CURSOR))
             .send()
             .await
             .map_err(|e| classify("leave a wake token", e))?;
@@ -285,12 +286,8 @@ impl NotificationStore for DynamoStore {
             .map(wake_attribute)
             .collect();
         let mut update = self
-            .client
-            .get()
+            .cursor_write(order)
             .await
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(cursor_key(order)))
             .update_expression(format!(
                 "SET #next = :to, entity = :entity, \
                  skipped = list_append(if_not_exists(skipped, :none), :gap) \
@@ -303,13 +300,11 @@ impl NotificationStore for DynamoStore {
                 "{} AND (attribute_not_exists(claimedAt) OR claimedAt <= :stale)",
                 cursor_at(from)
             ))
-            .expression_attribute_names("#next", "next")
             .expression_attribute_values(":at", n(from))
             .expression_attribute_values(":to", n(to))
             .expression_attribute_values(":stale", n(stale.timestamp_millis()))
             .expression_attribute_values(":none", AttributeValue::L(Vec::new()))
-            .expression_attribute_values(":gap", gap)
-            .expression_attribute_values(":entity", s(entity::NOTIFICATION_CURSOR));
+            .expression_attribute_values(":gap", gap);
         for (i, token) in tokens.iter().enumerate() {
             update = update.expression_attribute_names(format!("#wake{i}"), token);
         }
@@ -322,12 +317,8 @@ impl NotificationStore for DynamoStore {
 
     async fn restore_skipped(&self, order: &OrderId, sequence: u64) -> Result<(), StoreError> {
         let restored = recording(|| async {
-            self.client
-                .get()
+            self.cursor_update(order)
                 .await
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(cursor_key(order)))
                 .update_expression("SET skipped = list_append(if_not_exists(skipped, :none), :one)")
                 .condition_expression(
                     "attribute_not_exists(skipped) OR NOT contains(skipped, :sequence)",
@@ -360,12 +351,8 @@ impl NotificationStore for DynamoStore {
                 .position(|s| *s == sequence)
                 .ok_or(StoreError::ConditionFailed)?;
             let removed = self
-                .client
-                .get()
+                .cursor_update(order)
                 .await
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(cursor_key(order)))
                 .update_expression(format!("REMOVE skipped[{index}]"))
                 .condition_expression(format!("skipped[{index}] = :sequence"))
                 .expression_attribute_values(":sequence", n(sequence))
