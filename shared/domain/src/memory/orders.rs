@@ -64,14 +64,8 @@ impl OrderStore for InMemoryStore {
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<Page<Order>, StoreError> {
-        let state = self.lock();
-        let mine = state
-            .orders
-            .values()
-            .filter(|o| &o.customer_id == customer)
-            .map(|o| (listing_key(Some(o.created_at), &o.id), o))
-            .collect();
-        page_of(&format!("customer:{customer}"), mine, true, limit, cursor)
+        let mine = |o: &Order| (&o.customer_id == customer).then_some(Some(o.created_at));
+        self.order_listing(&format!("customer:{customer}"), mine, true, limit, cursor)
     }
 
     async fn list_pending_returns(
@@ -79,14 +73,8 @@ impl OrderStore for InMemoryStore {
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<Page<Order>, StoreError> {
-        let state = self.lock();
-        let waiting = state
-            .orders
-            .values()
-            .filter(|o| o.oldest_pending_return().is_some())
-            .map(|o| (listing_key(o.oldest_pending_return(), &o.id), o))
-            .collect();
-        page_of("returns", waiting, false, limit, cursor)
+        let waiting = |o: &Order| o.oldest_pending_return().map(Some);
+        self.order_listing("returns", waiting, false, limit, cursor)
     }
 
     async fn list_by_status(
@@ -96,20 +84,12 @@ impl OrderStore for InMemoryStore {
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<Page<Order>, StoreError> {
-        let state = self.lock();
-        let entries = state
-            .orders
-            .values()
-            .filter(|o| o.status == status && o.status_since() < entered_before)
-            .map(|o| (listing_key(Some(o.status_since()), &o.id), o))
-            .collect();
-        page_of(
-            &format!("status-{}", status.as_str()),
-            entries,
-            false,
-            limit,
-            cursor,
-        )
+        let since = |o: &Order| {
+            (o.status == status && o.status_since() < entered_before)
+                .then(|| Some(o.status_since()))
+        };
+        let listing = format!("status-{}", status.as_str());
+        self.order_listing(&listing, since, false, limit, cursor)
     }
 
     async fn list_payment_watch(
@@ -119,21 +99,14 @@ impl OrderStore for InMemoryStore {
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<Page<Order>, StoreError> {
-        let state = self.lock();
-        let entries = state
-            .orders
-            .values()
-            .filter_map(|o| watch.since(o).map(|since| (since, o)))
-            .filter(|(since, _)| since_before.is_none_or(|before| *since < before))
-            .map(|(since, o)| (listing_key(Some(since), &o.id), o))
-            .collect();
-        page_of(
-            &format!("payments-{watch:?}"),
-            entries,
-            false,
-            limit,
-            cursor,
-        )
+        let since = |o: &Order| {
+            watch
+                .since(o)
+                .filter(|since| since_before.is_none_or(|before| *since < before))
+                .map(Some)
+        };
+        let listing = format!("payments-{watch:?}");
+        self.order_listing(&listing, since, false, limit, cursor)
     }
 
     async fn list_fulfillments(
@@ -143,27 +116,39 @@ impl OrderStore for InMemoryStore {
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<Page<Order>, StoreError> {
+        let queued = |o: &Order| {
+            // As DynamoDB's sparse pick list: only while the warehouse has work on the order,
+            // so neither once it shipped nor once it was cancelled (the shipment stays where
+            // it had got to).
+            let work = o.status == crate::order::OrderStatus::Fulfilling
+                && o.fulfillment
+                    .as_ref()
+                    .is_some_and(|f| f.warehouse == warehouse && f.status == status);
+            work.then(|| o.fulfillment.as_ref().map(|f| f.queued_at))
+        };
+        let listing = format!("pick:{warehouse}:{}", status.as_str());
+        self.order_listing(&listing, queued, false, limit, cursor)
+    }
+}
+
+impl InMemoryStore {
+    /// A page of the orders listing `listing` (oldest first unless `newest_first`): the orders
+    /// `position` places in it, by the time it gives (an order with none sorts first), as the
+    /// index's sort key orders them.
+    fn order_listing(
+        &self,
+        listing: &str,
+        position: impl Fn(&Order) -> Option<Option<chrono::DateTime<chrono::Utc>>>,
+        newest_first: bool,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<Order>, StoreError> {
         let state = self.lock();
-        let work = state
+        let entries = state
             .orders
             .values()
-            .filter(|o| {
-                // As DynamoDB's sparse pick list: only while the warehouse has work on the order,
-                // so neither once it shipped nor once it was cancelled (the shipment stays where
-                // it had got to).
-                o.status == crate::order::OrderStatus::Fulfilling
-                    && o.fulfillment
-                        .as_ref()
-                        .is_some_and(|f| f.warehouse == warehouse && f.status == status)
-            })
-            .map(|o| {
-                (
-                    listing_key(o.fulfillment.as_ref().map(|f| f.queued_at), &o.id),
-                    o,
-                )
-            })
+            .filter_map(|o| Some((listing_key(position(o)?, &o.id), o)))
             .collect();
-        let listing = format!("pick:{warehouse}:{}", status.as_str());
-        page_of(&listing, work, false, limit, cursor)
+        page_of(listing, entries, newest_first, limit, cursor)
     }
 }
