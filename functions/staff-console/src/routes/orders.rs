@@ -20,6 +20,8 @@ pub(super) fn summaries(orders: &[oms_domain::order::Order]) -> Value {
             let mut row = serde_json::to_value(OrderSummary::from(o)).unwrap_or_default();
             row["statusSince"] = json!(o.status_since());
             row["payment"] = json!(o.payment_status());
+            // Staff see who the customer is; the JSON listing carries no personal data.
+            row["customerName"] = json!(o.shipping.address.name());
             row
         })
         .collect::<Vec<_>>())

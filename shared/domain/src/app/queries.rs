@@ -4,7 +4,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::app::Caller;
-use crate::ids::OrderId;
+use crate::ids::{CustomerId, OrderId};
+use crate::order::fulfillment::FulfillmentStatus;
+use crate::order::payments::PaymentStatus;
 use crate::order::{Order, OrderStatus, Totals};
 use crate::ports::{OrderStore, Page, StoreError};
 
@@ -13,18 +15,45 @@ use crate::ports::{OrderStore, Page, StoreError};
 #[serde(rename_all = "camelCase")]
 pub struct OrderSummary {
     pub order_id: OrderId,
+    pub customer_id: CustomerId,
     pub status: OrderStatus,
+    pub payment_status: PaymentStatus,
+    /// Why the order is not in the warehouse's hands although it could be: `AWAITING_PAYMENT`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hold: Option<&'static str>,
+    /// The locations its units come from, the one it leaves from first (from the reservation on).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ships_from: Vec<String>,
+    /// Where its shipment is, from the moment the warehouse has it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shipment: Option<ShipmentProgress>,
     pub line_count: usize,
     pub totals: Totals,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
+/// A shipment's step, as a listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShipmentProgress {
+    pub warehouse: String,
+    pub status: FulfillmentStatus,
+}
+
 impl From<&Order> for OrderSummary {
     fn from(order: &Order) -> Self {
         OrderSummary {
             order_id: order.id.clone(),
+            customer_id: order.customer_id.clone(),
             status: order.status,
+            payment_status: order.payment_status(),
+            hold: order.hold(),
+            ships_from: order.locations().into_iter().map(str::to_owned).collect(),
+            shipment: order.fulfillment.as_ref().map(|f| ShipmentProgress {
+                warehouse: f.warehouse.clone(),
+                status: f.status,
+            }),
             line_count: order.lines.len(),
             totals: order.totals,
             created_at: order.created_at,

@@ -230,9 +230,7 @@ impl<'a> From<&'a Order> for OrderView<'a> {
                 requests: &order.payment.requests,
                 attention: order.payment_attention(),
             },
-            hold: (matches!(order.status, OrderStatus::Pending | OrderStatus::Reserved)
-                && !order.payment_status().allows_fulfillment())
-            .then_some("AWAITING_PAYMENT"),
+            hold: order.hold(),
             replacement_for: order.replacement_for.as_ref(),
             created_at: order.created_at,
             updated_at: order.updated_at,

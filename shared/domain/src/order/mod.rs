@@ -604,6 +604,14 @@ impl Order {
             .next()
     }
 
+    /// Why the order is not in the warehouse's hands although it could be: `AWAITING_PAYMENT`
+    /// while its stock is held (or about to be) and its payment does not allow fulfillment.
+    pub fn hold(&self) -> Option<&'static str> {
+        (matches!(self.status, OrderStatus::Pending | OrderStatus::Reserved)
+            && !self.payment_status().allows_fulfillment())
+        .then_some("AWAITING_PAYMENT")
+    }
+
     /// Every location holding some of the order's units, the home location first.
     pub fn locations(&self) -> Vec<&str> {
         let mut found: Vec<&str> = Vec::new();
