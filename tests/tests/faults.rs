@@ -141,25 +141,34 @@ async fn until_order(
     }
 }
 
+/// The faults injected so far: the emulator's counts and the local stack's.
 async fn fault_counts(stack: &Stack) -> (Value, Value) {
     let http = reqwest::Client::new();
-    let emulator: Value = http
-        .get(format!("{}/_faults", stack.emulator))
+    (
+        counts_at(
+            &http,
+            format!("{}/_faults", stack.emulator),
+            "the emulator's",
+        )
+        .await,
+        counts_at(
+            &http,
+            format!("{}/_local/faults", stack.api),
+            "the local stack's",
+        )
+        .await,
+    )
+}
+
+/// The fault counts `whose` serves at `url`.
+async fn counts_at(http: &reqwest::Client, url: String, whose: &str) -> Value {
+    http.get(url)
         .send()
         .await
-        .expect("the emulator's fault counts")
+        .unwrap_or_else(|e| panic!("{whose} fault counts: {e}"))
         .json()
         .await
-        .expect("JSON");
-    let local: Value = http
-        .get(format!("{}/_local/faults", stack.api))
-        .send()
-        .await
-        .expect("the local stack's fault counts")
-        .json()
-        .await
-        .expect("JSON");
-    (emulator, local)
+        .expect("JSON")
 }
 
 #[tokio::test]
