@@ -19,10 +19,9 @@ pub struct App<S> {
 
 impl App<DynamoStore> {
     pub fn from_env() -> Result<Self, Error> {
-        let policy = config::shipping_policy_from_env()?;
         Ok(App {
             store: DynamoStore::from_env()?,
-            policy,
+            policy: config::shipping_policy_from_env()?,
         })
     }
 }
