@@ -1064,6 +1064,11 @@ async fn seed(
             .ok_or("a demo product without a sku")?
             .to_owned();
         product.as_object_mut().map(|p| p.remove("sku"));
+        // `onHand` is the default location's; `elsewhere` the other locations' receipts.
+        let elsewhere = product
+            .as_object_mut()
+            .and_then(|p| p.remove("elsewhere"))
+            .unwrap_or_default();
         let response = http
             .put(format!("{base}/inventory/{sku}"))
             .bearer_auth(&token)
@@ -1077,6 +1082,23 @@ async fn seed(
                 response.text().await.unwrap_or_default()
             )
             .into());
+        }
+        for (location, units) in elsewhere.as_object().into_iter().flatten() {
+            let receipt = serde_json::json!({"reason": "RECEIPT", "delta": units, "location": location, "note": "demo stock"});
+            let response = http
+                .post(format!("{base}/inventory/{sku}/adjustments"))
+                .bearer_auth(&token)
+                .json(&receipt)
+                .send()
+                .await?;
+            if !response.status().is_success() {
+                return Err(format!(
+                    "stocking {sku} at {location} failed: {} {}",
+                    response.status(),
+                    response.text().await.unwrap_or_default()
+                )
+                .into());
+            }
         }
     }
     tracing::info!("demo catalog stocked");
