@@ -104,21 +104,35 @@ pub(super) async fn staff<S, K: SecretSource>(
 /// A scope a page needs, as a type: a handler that takes [`Holding`] of it runs only for staff
 /// who hold it.
 pub(super) trait Scope {
-    const NAME: &'static str;
+    /// Whether `staff` may open the page: a refusal names the scope (or scopes) it lacks.
+    fn check(staff: &Staff) -> Result<(), PageError>;
 }
 
 /// `oms:admin`: customer service and the managers.
 pub(super) enum Admin {}
 
 impl Scope for Admin {
-    const NAME: &'static str = SCOPE_ADMIN;
+    fn check(staff: &Staff) -> Result<(), PageError> {
+        staff.require(SCOPE_ADMIN)
+    }
 }
 
 /// `oms:warehouse`: picking, packing, shipping and receiving.
 pub(super) enum Warehouse {}
 
 impl Scope for Warehouse {
-    const NAME: &'static str = SCOPE_WAREHOUSE;
+    fn check(staff: &Staff) -> Result<(), PageError> {
+        staff.require(SCOPE_WAREHOUSE)
+    }
+}
+
+/// `oms:admin` or `oms:warehouse`: any staff member.
+pub(super) enum AdminOrWarehouse {}
+
+impl Scope for AdminOrWarehouse {
+    fn check(staff: &Staff) -> Result<(), PageError> {
+        staff.require_any(&[SCOPE_ADMIN, SCOPE_WAREHOUSE])
+    }
 }
 
 /// A page's staff member who holds the scope `P`; anyone else is refused before the page's
@@ -242,9 +256,7 @@ impl<S: Store, K: SecretSource + 'static, P: Scope> FromRequestParts<App<S, K>> 
         let staff = staff(app, &parts.headers)
             .await
             .map_err(IntoResponse::into_response)?;
-        staff
-            .require(P::NAME)
-            .map_err(IntoResponse::into_response)?;
+        P::check(&staff).map_err(IntoResponse::into_response)?;
         let Query(Banner { done }) =
             Query::try_from_uri(&parts.uri).map_err(IntoResponse::into_response)?;
         Ok(Holding {

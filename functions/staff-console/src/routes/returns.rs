@@ -28,10 +28,9 @@ pub(super) async fn returns<S: Store, K: SecretSource>(
 /// for the staff who send a replacement label or receive the parcel.
 pub(super) async fn return_label<S: Store, K: SecretSource>(
     State(app): State<App<S, K>>,
-    staff: Staff,
+    _: Holding<AdminOrWarehouse>,
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
-    staff.require_any(&[SCOPE_ADMIN, SCOPE_WAREHOUSE])?;
     let id = ReturnId::parse(&id).map_err(|_| PageError::NotFound("No such return.".into()))?;
     let order = app
         .store
