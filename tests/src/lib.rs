@@ -290,6 +290,15 @@ pub fn tracking(number: &str) -> Value {
     json!({"carrier": "DHL", "trackingNumber": number, "trackingUrl": format!("https://www.dhl.com/track?id={number}")})
 }
 
+/// The text `field` of each element of the JSON array `list`.
+pub fn texts<'a>(list: &'a Value, field: &str) -> Vec<&'a str> {
+    list.as_array()
+        .expect("an array")
+        .iter()
+        .map(|element| element[field].as_str().expect("a text"))
+        .collect()
+}
+
 pub fn order_body(lines: &[(&str, u32)]) -> Value {
     json!({
         "lines": lines.iter().map(|(sku, quantity)| json!({"sku": sku, "quantity": quantity})).collect::<Vec<_>>(),

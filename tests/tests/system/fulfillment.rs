@@ -1,7 +1,7 @@
 //! From a reserved order to a delivered one, over HTTP only: the customer, the warehouse
 //! (scope `oms:warehouse`) and the carrier's signed webhook.
 
-use oms_system_tests::{parcel, tracking, unique, Reply, Stack, StatusCode};
+use oms_system_tests::{parcel, texts, tracking, unique, Reply, Stack, StatusCode};
 use serde_json::{json, Value};
 
 fn etag(reply: &Reply) -> String {
@@ -353,12 +353,7 @@ async fn the_price_an_order_is_charged_is_the_quote() {
             &token,
         )
         .await;
-    let methods: Vec<_> = abroad.body["options"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["method"].as_str().unwrap())
-        .collect();
+    let methods = texts(&abroad.body["options"], "method");
     assert_eq!(
         methods,
         ["STANDARD", "EXPRESS"],

@@ -1,7 +1,7 @@
 //! Orders from the outside: placed over HTTP, reserved or rejected by the queue consumer, read
 //! back over HTTP.
 
-use oms_system_tests::{order_body, reservation, unique, Stack, StatusCode};
+use oms_system_tests::{order_body, reservation, texts, unique, Stack, StatusCode};
 
 #[tokio::test]
 async fn an_order_for_available_stock_is_reserved_and_moves_exactly_its_quantities() {
@@ -23,12 +23,7 @@ async fn an_order_for_available_stock_is_reserved_and_moves_exactly_its_quantiti
     assert_eq!(reply.body["totals"]["total"]["amount"], 4000 + 590);
 
     let order = stack.wait_status(&customer, &id, "FULFILLING").await;
-    let timeline: Vec<_> = order["timeline"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["status"].as_str().unwrap())
-        .collect();
+    let timeline = texts(&order["timeline"], "status");
     // Reserved, then paid for (the authorization is an entry of its own), then to the warehouse.
     assert_eq!(timeline, ["PENDING", "RESERVED", "RESERVED", "FULFILLING"]);
     assert_eq!(stack.stock(&shirt).await, (7, 3, 10));
@@ -125,23 +120,13 @@ async fn customers_see_only_their_own_orders_newest_first_in_pages() {
     }
     let token = stack.token(&ada, None);
     let first = stack.get("/orders?limit=2", &token).await;
-    let page: Vec<_> = first.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["orderId"].as_str().unwrap().to_owned())
-        .collect();
+    let page = texts(&first.body["items"], "orderId");
     assert_eq!(page, [ids[2].clone(), ids[1].clone()]);
     let cursor = first.body["nextCursor"].as_str().expect("a next page");
     let second = stack
         .get(&format!("/orders?limit=2&cursor={cursor}"), &token)
         .await;
-    let page: Vec<_> = second.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["orderId"].as_str().unwrap().to_owned())
-        .collect();
+    let page = texts(&second.body["items"], "orderId");
     assert_eq!(page, [ids[0].clone()]);
 
     // Another customer: a 404 (not a 403), an empty list, and Ada's cursor opens nothing.

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use oms_system_tests::{
-    psp_body, psp_secret, unique, Probe, Stack, StatusCode, ROTATED_PSP_SECRET,
+    psp_body, psp_secret, texts, unique, Probe, Stack, StatusCode, ROTATED_PSP_SECRET,
 };
 use serde_json::{json, Value};
 
@@ -124,12 +124,7 @@ async fn an_order_ships_only_once_authorized_and_its_capture_is_asked_for_on_shi
     // The PSP captures: paid.
     stack.psp("capture.succeeded", &shipped).await;
     let paid = wait_for(&stack, &id, "paid", |o| o["payment"]["status"] == "PAID").await;
-    let kinds: Vec<&str> = paid["payment"]["ledger"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
+    let kinds = texts(&paid["payment"]["ledger"], "kind");
     assert_eq!(kinds, ["authorization.succeeded", "capture.succeeded"]);
 
     // Delivered, and paid for: the whole life in the timeline.
