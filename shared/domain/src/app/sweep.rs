@@ -289,6 +289,14 @@ mod tests {
         }
     }
 
+    /// The PSP's authorization of `order`, recorded as of its placing.
+    async fn authorize_when_placed(store: &InMemoryStore, policy: &PaymentPolicy, order: &Order) {
+        let event = authorization(order, "e1");
+        record_psp_event(store, policy, &order.id, &event, order.created_at)
+            .await
+            .unwrap();
+    }
+
     async fn available(store: &InMemoryStore) -> (u32, u32) {
         let p = store
             .product(&crate::ids::Sku::parse("A").unwrap())
@@ -304,15 +312,7 @@ mod tests {
         let policy = PaymentPolicy::default();
         let unpaid = reserved(&store, 2).await;
         let paid = reserved(&store, 3).await;
-        record_psp_event(
-            &store,
-            &policy,
-            &paid.id,
-            &authorization(&paid, "e1"),
-            paid.created_at,
-        )
-        .await
-        .unwrap();
+        authorize_when_placed(&store, &policy, &paid).await;
         assert_eq!(available(&store).await, (5, 5));
 
         let early = sweep(
@@ -376,15 +376,7 @@ mod tests {
         let store = InMemoryStore::with_products([product("A", 1000, 10)]);
         let policy = PaymentPolicy::default();
         let order = reserved(&store, 1).await;
-        record_psp_event(
-            &store,
-            &policy,
-            &order.id,
-            &authorization(&order, "e1"),
-            order.created_at,
-        )
-        .await
-        .unwrap();
+        authorize_when_placed(&store, &policy, &order).await;
         let report = sweep(
             &store,
             &policies(&policy),
@@ -411,15 +403,7 @@ mod tests {
         store.insert_order(pending.clone());
         // Reserved and paid for, and the warehouse never heard of it.
         let paid = reserved(&store, 1).await;
-        record_psp_event(
-            &store,
-            &policy,
-            &paid.id,
-            &authorization(&paid, "e1"),
-            paid.created_at,
-        )
-        .await
-        .unwrap();
+        authorize_when_placed(&store, &policy, &paid).await;
         // Reserved and not paid for: waiting, not stuck.
         let unpaid = reserved(&store, 1).await;
         let later = pending.created_at + Duration::minutes(STUCK_AFTER_MINUTES + 1);
