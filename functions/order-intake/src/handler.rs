@@ -8,6 +8,7 @@ use oms_adapters::http::{
     caller, idempotency_key, json_body, raw_json_response, respond, ApiError,
 };
 use oms_domain::app::intake::{place_order, IntakePolicies};
+use oms_domain::location::Locations;
 use oms_domain::order::OrderLimits;
 use oms_domain::ports::{InventoryStore, OrderStore};
 use oms_domain::shipping::ShippingPolicy;
@@ -18,6 +19,8 @@ pub struct App<S> {
     pub policy: ShippingPolicy,
     /// What one order may hold (`MAX_UNITS_PER_LINE`).
     pub limits: OrderLimits,
+    /// Where an in-store pickup may be collected.
+    pub locations: Locations,
 }
 
 impl App<DynamoStore> {
@@ -27,6 +30,7 @@ impl App<DynamoStore> {
         let store = DynamoStore::from_env()?;
         Ok(App {
             store,
+            locations: config::locations_from_env(&policy)?,
             policy,
             limits,
         })
@@ -54,6 +58,7 @@ async fn place<S: OrderStore + InventoryStore>(
         IntakePolicies {
             shipping: &app.policy,
             limits: &app.limits,
+            locations: &app.locations,
         },
         &caller,
         &key,
@@ -86,6 +91,7 @@ mod tests {
             store: InMemoryStore::with_products([product("TSHIRT-RED-M"), product("MUG-WHITE")]),
             policy: ShippingPolicy::default_policy(),
             limits: OrderLimits::default(),
+            locations: Locations::default_locations(),
         }
     }
 

@@ -154,16 +154,20 @@ impl Locations {
 
     /// Where every unit of an order shipped by `method` to `country` comes from, given what
     /// each location has free: the routing planner with the rate table's parcel prices. A
-    /// pickup is planned at the first location (by priority) that hands orders over.
+    /// pickup is planned at its store only (`store`; where it names none, the first by
+    /// priority that hands orders over).
     pub fn plan(
         &self,
         shipping: &ShippingPolicy,
         method: ShippingMethod,
         country: &CountryCode,
+        store: Option<&str>,
         demand: &[Demand],
         available: &Availability,
     ) -> Result<Plan, PlanError> {
-        let how = if method == ShippingMethod::InStorePickup {
+        let how = if let (ShippingMethod::InStorePickup, Some(store)) = (method, store) {
+            Fulfilment::Pickup(store.to_owned())
+        } else if method == ShippingMethod::InStorePickup {
             let mut stores: Vec<&Location> = self
                 .locations
                 .iter()

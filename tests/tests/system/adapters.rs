@@ -217,6 +217,7 @@ async fn the_intake_operation_runs_against_dynamodb() {
     let body = order_body(&[(sku.as_str(), 1)]);
     let policy = ShippingPolicy::default_policy();
     let limits = oms_domain::order::OrderLimits::default();
+    let locations = oms_domain::location::Locations::default_locations();
     let place = || {
         oms_domain::app::intake::place_order(
             &store,
@@ -224,6 +225,7 @@ async fn the_intake_operation_runs_against_dynamodb() {
             oms_domain::app::intake::IntakePolicies {
                 shipping: &policy,
                 limits: &limits,
+                locations: &locations,
             },
             &caller,
             &key,

@@ -410,3 +410,53 @@ async fn buyers_racing_for_stock_spread_over_locations_leave_every_counter_exact
         );
     }
 }
+
+#[tokio::test]
+async fn a_pickup_order_is_reserved_at_its_store_only() {
+    let stack = Stack::connect().await;
+    // Plenty in the Berlin warehouse, two in the store.
+    let sku = stack.create_sku("PICKUP", 9).await;
+    receive(&stack, &sku, "BER-STORE-1", 2).await;
+    let place = |quantity: u32, store: &str| {
+        let mut body = oms_system_tests::order_body(&[(sku.as_str(), quantity)]);
+        body["shippingMethod"] = json!("IN_STORE_PICKUP");
+        body["pickupLocation"] = json!(store);
+        let customer = unique("collector");
+        let stack = stack.clone();
+        async move {
+            let token = stack.token(&customer, None);
+            let key = unique("key");
+            let reply = stack
+                .post(
+                    "/orders",
+                    &token,
+                    &[("idempotency-key", key.as_str())],
+                    body,
+                )
+                .await;
+            (customer, reply)
+        }
+    };
+    let (customer, placed) = place(2, "BER-STORE-1").await;
+    assert_eq!(placed.status, StatusCode::ACCEPTED, "{:?}", placed.body);
+    assert_eq!(placed.body["shipping"]["pickupLocation"], "BER-STORE-1");
+    let id = placed.body["orderId"].as_str().unwrap();
+    let order = stack.wait_status(&customer, id, "RESERVED").await;
+    assert_eq!(
+        allocations(&order),
+        [(sku.clone(), "BER-STORE-1".to_owned(), 2)]
+    );
+    // One more than the store holds: rejected, though the warehouse has plenty.
+    let (customer, placed) = place(1, "BER-STORE-1").await;
+    let id = placed.body["orderId"].as_str().unwrap();
+    let order = stack.wait_decided(&customer, id).await;
+    assert_eq!(oms_system_tests::reservation(&order), "REJECTED");
+    assert_eq!(
+        by_location(&stack, &sku).await,
+        at(&[("BER-1", 9, 0), ("BER-STORE-1", 0, 2)])
+    );
+    // A location that does not hand orders over is no pickup store.
+    let (_, refused) = place(1, "AMS-1").await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(refused.body["errors"][0]["field"], "pickupLocation");
+}

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 
 use crate::app::Caller;
 use crate::ids::{IdempotencyKey, OrderId, Sku};
+use crate::location::Locations;
 use crate::order::{Order, OrderLimits};
 use crate::ports::{CreateOutcome, IdempotencyRecord, InventoryStore, OrderStore, StoreError};
 use crate::request::OrderRequest;
@@ -42,6 +43,8 @@ pub struct IntakePolicies<'a> {
     pub shipping: &'a ShippingPolicy,
     /// What one order may hold.
     pub limits: &'a OrderLimits,
+    /// Where an in-store pickup may be collected.
+    pub locations: &'a Locations,
 }
 
 /// Validates, prices and stores an order exactly once per (customer, key).
@@ -56,6 +59,29 @@ pub async fn place_order<O: OrderStore, I: InventoryStore>(
 ) -> Result<Accepted, IntakeError> {
     let request = OrderRequest::parse(body)?;
     policies.limits.check(&request)?;
+    if let Some(store) = &request.pickup_location {
+        let hands_over = policies
+            .locations
+            .get(store)
+            .is_some_and(|l| l.capabilities.pickup);
+        if !hands_over {
+            let stores: Vec<&str> = policies
+                .locations
+                .all()
+                .iter()
+                .filter(|l| l.capabilities.pickup)
+                .map(|l| l.id.as_str())
+                .collect();
+            return Err(ValidationErrors::one(
+                "pickupLocation",
+                format!(
+                    "must be a store that hands orders over: {}",
+                    stores.join(", ")
+                ),
+            )
+            .into());
+        }
+    }
     let fingerprint = request.fingerprint();
 
     // A retry after a success is the common case of a repeated key: answer it without pricing.
@@ -146,6 +172,7 @@ mod tests {
             IntakePolicies {
                 shipping: &policy,
                 limits: &OrderLimits::default(),
+                locations: &Locations::default_locations(),
             },
             &caller("c1"),
             &key,
@@ -160,6 +187,7 @@ mod tests {
             IntakePolicies {
                 shipping: &policy,
                 limits: &OrderLimits::default(),
+                locations: &Locations::default_locations(),
             },
             &caller("c1"),
             &key,
@@ -186,6 +214,7 @@ mod tests {
             IntakePolicies {
                 shipping: &policy,
                 limits: &OrderLimits::default(),
+                locations: &Locations::default_locations(),
             },
             &caller("c1"),
             &key,
@@ -200,6 +229,7 @@ mod tests {
             IntakePolicies {
                 shipping: &policy,
                 limits: &OrderLimits::default(),
+                locations: &Locations::default_locations(),
             },
             &caller("c1"),
             &key,
@@ -215,6 +245,7 @@ mod tests {
             IntakePolicies {
                 shipping: &policy,
                 limits: &OrderLimits::default(),
+                locations: &Locations::default_locations(),
             },
             &caller("c2"),
             &key,
@@ -236,6 +267,7 @@ mod tests {
             IntakePolicies {
                 shipping: &ShippingPolicy::default_policy(),
                 limits: &OrderLimits::default(),
+                locations: &Locations::default_locations(),
             },
             &caller("c1"),
             &key,
@@ -260,6 +292,7 @@ mod tests {
             IntakePolicies {
                 shipping: &ShippingPolicy::default_policy(),
                 limits: &limits,
+                locations: &Locations::default_locations(),
             },
             &caller("c1"),
             &key,
@@ -279,6 +312,7 @@ mod tests {
             IntakePolicies {
                 shipping: &ShippingPolicy::default_policy(),
                 limits: &limits,
+                locations: &Locations::default_locations(),
             },
             &caller("c1"),
             &key,

@@ -145,6 +145,7 @@ async fn plan_for<I: InventoryStore>(
         routing.shipping,
         order.shipping.method,
         order.shipping.address.country(),
+        order.shipping.pickup_location.as_deref(),
         &demand,
         &available,
     );
@@ -334,6 +335,34 @@ mod tests {
             "the other buyer's"
         );
         assert_eq!(counters(&store, "A", "AMS-1").await, (1, 2));
+    }
+
+    #[tokio::test]
+    async fn a_pickup_order_is_reserved_at_its_store_only() {
+        let store =
+            InMemoryStore::with_products([spread("A", &[("BER-1", 9), ("BER-STORE-1", 2)])]);
+        let pickup = |quantity: u32| {
+            let mut order = placed(
+                json!([{"sku": "A", "quantity": quantity}]),
+                &store.catalog(),
+            );
+            order.shipping.method = crate::shipping::ShippingMethod::InStorePickup;
+            order.shipping.pickup_location = Some("BER-STORE-1".into());
+            order
+        };
+        let (fits, too_many) = (pickup(2), pickup(3));
+        store.insert_order(fits.clone());
+        store.insert_order(too_many.clone());
+        let result = reserve_order(&store, &store, Routing::demo(), &fits.id, Utc::now()).await;
+        assert_eq!(result.unwrap(), ReservationResult::Reserved);
+        assert_eq!(
+            allocations(&store, &fits.id).await,
+            owned(&[("A", "BER-STORE-1", 2)])
+        );
+        // Berlin's warehouse has plenty, but the customer collects at the store.
+        let result = reserve_order(&store, &store, Routing::demo(), &too_many.id, Utc::now()).await;
+        assert!(matches!(result.unwrap(), ReservationResult::Rejected(_)));
+        assert_eq!(counters(&store, "A", "BER-1").await, (9, 0));
     }
 
     #[tokio::test]

@@ -129,6 +129,8 @@ pub struct ShippingView<'a> {
     pub address: &'a Address,
     pub price: Money,
     pub estimate: DeliveryEstimate,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pickup_location: Option<&'a str>,
 }
 
 /// What the customer pays.
@@ -196,6 +198,7 @@ impl<'a> From<&'a Order> for OrderView<'a> {
                 address: &order.shipping.address,
                 price: order.shipping.price,
                 estimate: order.shipping.estimate,
+                pickup_location: order.shipping.pickup_location.as_deref(),
             },
             contact: &order.contact,
             totals: TotalsView {

@@ -25,6 +25,11 @@ pub struct OrderRequest {
     pub shipping_method: ShippingMethod,
     pub shipping_address: Address,
     pub contact: Contact,
+    /// The store an `IN_STORE_PICKUP` order is collected at (absent: the first that hands
+    /// orders over). Left out of the fingerprint when absent, so a request's fingerprint is what
+    /// it was before stores could be chosen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pickup_location: Option<String>,
 }
 
 /// One line of a return request, as the customer sent it.

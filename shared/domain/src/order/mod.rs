@@ -132,6 +132,9 @@ pub struct Shipping {
     pub price: Money,
     /// When the parcel is expected; recomputed from the ship date once it ships.
     pub estimate: DeliveryEstimate,
+    /// The store an in-store pickup is collected at, as the customer chose it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pickup_location: Option<String>,
 }
 
 /// What the customer pays. Prices include tax.
@@ -370,6 +373,7 @@ impl Order {
                     address: request.shipping_address.clone(),
                     price: shipping_price,
                     estimate: quote.estimate,
+                    pickup_location: request.pickup_location.clone(),
                 },
                 contact: request.contact.clone(),
                 totals: Totals {

@@ -14,7 +14,13 @@ impl OrderRequest {
     /// Parses the request body, naming every bad field.
     pub fn parse(body: &Value) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::default();
-        let known = ["lines", "shippingMethod", "shippingAddress", "contact"];
+        let known = [
+            "lines",
+            "shippingMethod",
+            "shippingAddress",
+            "contact",
+            "pickupLocation",
+        ];
         let Some(fields) = Fields::body(&mut errors, body, &known) else {
             return Err(errors);
         };
@@ -44,6 +50,24 @@ impl OrderRequest {
             fields.get("shippingAddress"),
         );
         let contact = Contact::parse(&mut errors, "contact", fields.get("contact"));
+        // Its shape here; intake checks that it names a store that hands orders over.
+        let pickup_location = fields.optional(&mut errors, "pickupLocation", |v| {
+            v.as_str()
+                .filter(|id| {
+                    (1..=32).contains(&id.len())
+                        && id
+                            .chars()
+                            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-')
+                })
+                .map(str::to_owned)
+                .ok_or("must be a location id (`GET /locations`)")
+        });
+        if pickup_location.is_some() && shipping_method != Some(ShippingMethod::InStorePickup) {
+            errors.add(
+                "pickupLocation",
+                "only an IN_STORE_PICKUP order names a store",
+            );
+        }
         match (lines, shipping_method, shipping_address, contact) {
             (Some(lines), Some(shipping_method), Some(shipping_address), Some(contact))
                 if errors.is_empty() =>
@@ -53,6 +77,7 @@ impl OrderRequest {
                     shipping_method,
                     shipping_address,
                     contact,
+                    pickup_location,
                 })
             }
             _ => Err(errors),
@@ -152,5 +177,35 @@ mod tests {
         let c = OrderRequest::parse(&body(json!([{"sku": "A", "quantity": 2}]))).unwrap();
         assert_eq!(a.fingerprint(), b.fingerprint());
         assert_ne!(a.fingerprint(), c.fingerprint());
+    }
+
+    #[test]
+    fn a_pickup_store_is_named_only_by_a_pickup_order() {
+        let mut body = json!({
+            "lines": [{"sku": "A", "quantity": 1}],
+            "shippingMethod": "IN_STORE_PICKUP",
+            "shippingAddress": {"name": "Ada", "line1": "1 Street", "city": "Berlin", "postalCode": "10115", "country": "DE"},
+            "contact": {"email": "ada@example.com"},
+            "pickupLocation": "BER-STORE-1"
+        });
+        let parsed = OrderRequest::parse(&body).unwrap();
+        assert_eq!(parsed.pickup_location.as_deref(), Some("BER-STORE-1"));
+        body["shippingMethod"] = json!("STANDARD");
+        assert_eq!(
+            refused_fields(OrderRequest::parse(&body)),
+            ["pickupLocation"]
+        );
+        body["shippingMethod"] = json!("IN_STORE_PICKUP");
+        body["pickupLocation"] = json!("a store");
+        assert_eq!(
+            refused_fields(OrderRequest::parse(&body)),
+            ["pickupLocation"]
+        );
+        // The fingerprint of a request that names no store is what it always was.
+        body.as_object_mut().unwrap().remove("pickupLocation");
+        let without = OrderRequest::parse(&body).unwrap();
+        assert!(!serde_json::to_string(&without)
+            .unwrap()
+            .contains("pickupLocation"));
     }
 }

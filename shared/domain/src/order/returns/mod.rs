@@ -742,6 +742,7 @@ impl Order {
                     address: self.shipping.address.clone(),
                     price: zero,
                     estimate,
+                    pickup_location: self.shipping.pickup_location.clone(),
                 },
                 contact: self.contact.clone(),
                 totals: Totals {
