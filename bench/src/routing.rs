@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use oms_domain::ids::Sku;
 use oms_domain::routing::{self, Availability, Demand, Fulfilment, Location};
 use oms_system_tests::{unique, Stack};
-use serde_json::json;
 
 use crate::common::{settled, BoxError};
 
@@ -55,18 +54,7 @@ pub async fn routing(stack: &Stack) -> Result<Routing, BoxError> {
     let split = {
         let a = stack.create_sku("ROUTE-C", 10).await;
         let b = stack.create_sku("ROUTE-D", 0).await;
-        let admin = stack.token("bench", Some("oms:admin"));
-        let reply = stack
-            .post(
-                &format!("/inventory/{b}/adjustments"),
-                &admin,
-                &[],
-                json!({"reason": "RECEIPT", "delta": 10, "location": "AMS-1"}),
-            )
-            .await;
-        if !reply.status.is_success() {
-            return Err(format!("receiving at AMS-1: {:?}", reply.body).into());
-        }
+        stack.receive_at(&b, "AMS-1", 10).await;
         reservation_calls(stack, &[(&a, 1), (&b, 1)]).await?
     };
     Ok(Routing {

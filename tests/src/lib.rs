@@ -185,6 +185,20 @@ impl Stack {
         sku
     }
 
+    /// Receives `units` of `sku` at `location`, as an administrator.
+    pub async fn receive_at(&self, sku: &str, location: &str, units: u32) {
+        let admin = self.token("staff-tests", Some("oms:admin"));
+        let receipt = json!({"reason": "RECEIPT", "delta": units, "location": location});
+        let path = format!("/inventory/{sku}/adjustments");
+        let reply = self.post(&path, &admin, &[], receipt).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::OK,
+            "receiving {sku} at {location}: {:?}",
+            reply.body
+        );
+    }
+
     /// `(available, reserved, onHand)` of a SKU.
     pub async fn stock(&self, sku: &str) -> (u64, u64, u64) {
         let reply = self

@@ -12,6 +12,7 @@ use oms_adapters::http::{page_limit, ProblemType};
 use oms_domain::app::caller::{SCOPE_ADMIN, SCOPE_WAREHOUSE};
 use oms_domain::app::inventory::{self, AdjustmentView, ProductView};
 use oms_domain::app::staff::{self, CatalogOrder};
+use oms_domain::app::Caller;
 use oms_domain::ids::Sku;
 use oms_domain::location::{Location, Locations};
 use oms_domain::ports::InventoryStore;
@@ -45,13 +46,13 @@ pub async fn handle<S: InventoryStore>(
 ) -> Result<Response<Body>, Error> {
     let result = match route_key(&request) {
         Some("GET /inventory") => list(app, &request).await,
-        Some("GET /inventory/{sku}/adjustments") => history(app, &request).await,
+        Some("GET /inventory/{sku}/adjustments") => history(app, &request, false).await,
         Some("GET /inventory/{sku}") => get(app, &request).await,
         Some("PUT /inventory/{sku}") => put(app, &request).await,
         Some("POST /inventory/{sku}/adjustments") => adjust(app, &request).await,
         Some("GET /shipping/options") => shipping_options(app, &request).await,
         Some("GET /locations") => locations(app, &request),
-        Some("GET /inventory/{sku}/transfers") => transfers(app, &request).await,
+        Some("GET /inventory/{sku}/transfers") => history(app, &request, true).await,
         Some("POST /inventory/{sku}/transfers") => dispatch(app, &request).await,
         Some("POST /inventory/{sku}/transfers/{id}/receive") => receive(app, &request).await,
         _ => Err(unknown_route(&request)),
@@ -162,44 +163,28 @@ async fn list<S: InventoryStore>(
     Ok(Listing::of(&page, |p| Some(ProductView::from(p))).response())
 }
 
-/// `GET /inventory/{sku}/adjustments`: the SKU's adjustment history, newest first.
+/// `GET /inventory/{sku}/adjustments` and `GET /inventory/{sku}/transfers`: the SKU's
+/// adjustment history or its transfers between locations, newest first (`oms:admin` or
+/// `oms:warehouse`).
 async fn history<S: InventoryStore>(
     app: &App<S>,
     request: &Request,
+    of_transfers: bool,
 ) -> Result<Response<Body>, ApiError> {
     let caller = caller(request)?;
-    let sku = sku_in_path(request)?;
+    let sku = &sku_in_path(request)?;
+    let limit = page_limit(request)?;
     let query = request.query_string_parameters();
-    let page = staff::adjustment_history(
-        &app.store,
-        &caller,
-        &sku,
-        page_limit(request)?,
-        query.first("cursor"),
-    )
-    .await?;
+    let cursor = query.first("cursor");
+    if of_transfers {
+        let read = |n| app.store.transfers(sku, n, cursor);
+        let page = staff::sku_history(&caller, limit, read).await?;
+        return Ok(Listing::of(&page, |t| Some(t.clone())).response());
+    }
+    let read = |n| app.store.adjustments(sku, n, cursor);
+    let page = staff::sku_history(&caller, limit, read).await?;
     let default = &app.locations.default_location().id;
     Ok(Listing::of(&page, |a| Some(AdjustmentView::of(a, default))).response())
-}
-
-/// `GET /inventory/{sku}/transfers`: the SKU's transfers between locations, newest first
-/// (`oms:admin` or `oms:warehouse`).
-async fn transfers<S: InventoryStore>(
-    app: &App<S>,
-    request: &Request,
-) -> Result<Response<Body>, ApiError> {
-    let caller = caller(request)?;
-    let sku = sku_in_path(request)?;
-    let query = request.query_string_parameters();
-    let page = staff::transfer_history(
-        &app.store,
-        &caller,
-        &sku,
-        page_limit(request)?,
-        query.first("cursor"),
-    )
-    .await?;
-    Ok(Listing::of(&page, |t| Some(t.clone())).response())
 }
 
 /// `POST /inventory/{sku}/transfers` (`oms:admin`): units leave one location for another.
@@ -207,19 +192,10 @@ async fn dispatch<S: InventoryStore>(
     app: &App<S>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
-    let caller = caller(request)?;
-    require_scope(&caller, SCOPE_ADMIN)?;
-    let sku = sku_in_path(request)?;
-    let body = json_body(request)?;
-    let transfer = inventory::dispatch_transfer(
-        &app.store,
-        &app.locations,
-        &caller,
-        &sku,
-        &body,
-        chrono::Utc::now(),
-    )
-    .await?;
+    let (caller, sku, body) = admin_write(request, sku_in_path)?;
+    let (store, at) = (&app.store, chrono::Utc::now());
+    let transfer =
+        inventory::dispatch_transfer(store, &app.locations, &caller, &sku, &body, at).await?;
     tracing::info!(sku = %sku, transfer = %transfer.id, "transfer dispatched");
     Ok(json_response(StatusCode::CREATED, &transfer))
 }
@@ -247,6 +223,17 @@ async fn receive<S: InventoryStore>(
     Ok(json_response(StatusCode::OK, &transfer))
 }
 
+/// An administrator's write to the SKU in the path: the caller (their scope checked first),
+/// the SKU as `sku_of` reads it, and the body.
+fn admin_write(
+    request: &Request,
+    sku_of: fn(&Request) -> Result<Sku, ApiError>,
+) -> Result<(Caller, Sku, serde_json::Value), ApiError> {
+    let caller = caller(request)?;
+    require_scope(&caller, SCOPE_ADMIN)?;
+    Ok((caller, sku_of(request)?, json_body(request)?))
+}
+
 /// The SKU a read names; a malformed one names nothing: the same 404 as one not stored.
 fn sku_in_path(request: &Request) -> Result<Sku, ApiError> {
     path_id(
@@ -268,10 +255,7 @@ async fn put<S: InventoryStore>(
     app: &App<S>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
-    let caller = caller(request)?;
-    require_scope(&caller, SCOPE_ADMIN)?;
-    let sku = sku_to_write(request)?;
-    let body = json_body(request)?;
+    let (caller, sku, body) = admin_write(request, sku_to_write)?;
     let (view, created) = inventory::put_product(
         &app.store,
         &app.policy,
@@ -297,19 +281,9 @@ async fn adjust<S: InventoryStore>(
     app: &App<S>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
-    let caller = caller(request)?;
-    require_scope(&caller, SCOPE_ADMIN)?;
-    let sku = sku_to_write(request)?;
-    let body = json_body(request)?;
-    let view = inventory::adjust_stock(
-        &app.store,
-        &app.locations,
-        &caller,
-        &sku,
-        &body,
-        chrono::Utc::now(),
-    )
-    .await?;
+    let (caller, sku, body) = admin_write(request, sku_to_write)?;
+    let (store, at) = (&app.store, chrono::Utc::now());
+    let view = inventory::adjust_stock(store, &app.locations, &caller, &sku, &body, at).await?;
     tracing::info!(sku = %sku, available = view.available, "stock adjusted");
     Ok(json_response(StatusCode::OK, &view))
 }

@@ -122,6 +122,26 @@ mod tests {
         store.insert_order(order);
     }
 
+    /// The function over a catalog of `shirts` red T-shirts and `mugs` mugs, at the default
+    /// location, with the demo's locations and the default rate table.
+    fn app_with(shirts: u32, mugs: u32) -> App<InMemoryStore> {
+        App {
+            store: InMemoryStore::with_products([
+                product("TSHIRT-RED-M", shirts),
+                product("MUG-WHITE", mugs),
+            ]),
+            shipping: ShippingPolicy::default_policy(),
+            locations: Locations::default_locations(),
+        }
+    }
+
+    /// `(available, reserved)` of `sku`, over every location.
+    fn stock_of(app: &App<InMemoryStore>, sku: &str) -> (u32, u32) {
+        let catalog = app.store.catalog();
+        let product = catalog.iter().find(|p| p.sku.as_str() == sku).unwrap();
+        (product.stock.available(), product.stock.reserved())
+    }
+
     async fn run(app: &App<InMemoryStore>, name: &str) -> Vec<String> {
         let event = LambdaEvent::new(fixture(name), lambda_runtime::Context::default());
         oms_adapters::sqs::failed_message_ids(&handle(app, event).await.unwrap())
@@ -129,14 +149,7 @@ mod tests {
 
     #[tokio::test]
     async fn reserves_and_acknowledges_duplicates() {
-        let app = App {
-            store: InMemoryStore::with_products([
-                product("TSHIRT-RED-M", 10),
-                product("MUG-WHITE", 5),
-            ]),
-            shipping: ShippingPolicy::default_policy(),
-            locations: Locations::default_locations(),
-        };
+        let app = app_with(10, 5);
         place(&app.store, "01KAZ3Q6W8T2Y7X9V5N4M3K2J1").await;
         assert!(run(&app, "order-placed").await.is_empty());
         assert!(
@@ -145,14 +158,8 @@ mod tests {
         );
         let order = app.store.stored("01KAZ3Q6W8T2Y7X9V5N4M3K2J1");
         assert_eq!(order.status, OrderStatus::Reserved);
-        let shirt = app
-            .store
-            .catalog()
-            .into_iter()
-            .find(|p| p.sku.as_str() == "TSHIRT-RED-M")
-            .unwrap();
         assert_eq!(
-            (shirt.stock.available(), shirt.stock.reserved()),
+            stock_of(&app, "TSHIRT-RED-M"),
             (8, 2),
             "reserved once, not twice"
         );
@@ -160,14 +167,7 @@ mod tests {
 
     #[tokio::test]
     async fn rejects_when_stock_falls_short() {
-        let app = App {
-            store: InMemoryStore::with_products([
-                product("TSHIRT-RED-M", 1),
-                product("MUG-WHITE", 5),
-            ]),
-            shipping: ShippingPolicy::default_policy(),
-            locations: Locations::default_locations(),
-        };
+        let app = app_with(1, 5);
         place(&app.store, "01KAZ3Q6W8T2Y7X9V5N4M3K2J1").await;
         assert!(run(&app, "order-placed").await.is_empty());
         let order = app.store.stored("01KAZ3Q6W8T2Y7X9V5N4M3K2J1");
@@ -179,25 +179,12 @@ mod tests {
             ),
             ("TSHIRT-RED-M", 1)
         );
-        let mug = app
-            .store
-            .catalog()
-            .into_iter()
-            .find(|p| p.sku.as_str() == "MUG-WHITE")
-            .unwrap();
-        assert_eq!(mug.stock.available(), 5, "nothing moved");
+        assert_eq!(stock_of(&app, "MUG-WHITE"), (5, 0), "nothing moved");
     }
 
     #[tokio::test]
     async fn a_poison_message_fails_alone() {
-        let app = App {
-            store: InMemoryStore::with_products([
-                product("TSHIRT-RED-M", 10),
-                product("MUG-WHITE", 5),
-            ]),
-            shipping: ShippingPolicy::default_policy(),
-            locations: Locations::default_locations(),
-        };
+        let app = app_with(10, 5);
         place(&app.store, "01KAZ3Q6W8T2Y7X9V5N4M3K2J1").await;
         let failures = run(&app, "batch-with-poison").await;
         assert_eq!(failures, ["poison-1", "unknown-order-1"]);

@@ -1042,6 +1042,20 @@ fn stop_group(child: &tokio::process::Child) {
     }
 }
 
+/// Sends one of the seed's requests; anything but a success stops the seeding, saying why.
+async fn seeded(request: reqwest::RequestBuilder, what: &str) -> Result<(), BoxError> {
+    let response = request.send().await?;
+    if response.status().is_success() {
+        return Ok(());
+    }
+    Err(format!(
+        "{what} failed: {} {}",
+        response.status(),
+        response.text().await.unwrap_or_default()
+    )
+    .into())
+}
+
 async fn seed(
     http: &reqwest::Client,
     base: &str,
@@ -1069,36 +1083,15 @@ async fn seed(
             .as_object_mut()
             .and_then(|p| p.remove("elsewhere"))
             .unwrap_or_default();
-        let response = http
-            .put(format!("{base}/inventory/{sku}"))
-            .bearer_auth(&token)
-            .json(&product)
-            .send()
-            .await?;
-        if !response.status().is_success() {
-            return Err(format!(
-                "seeding {sku} failed: {} {}",
-                response.status(),
-                response.text().await.unwrap_or_default()
-            )
-            .into());
-        }
+        let put = http.put(format!("{base}/inventory/{sku}")).json(&product);
+        seeded(put.bearer_auth(&token), &format!("seeding {sku}")).await?;
         for (location, units) in elsewhere.as_object().into_iter().flatten() {
             let receipt = serde_json::json!({"reason": "RECEIPT", "delta": units, "location": location, "note": "demo stock"});
-            let response = http
+            let post = http
                 .post(format!("{base}/inventory/{sku}/adjustments"))
-                .bearer_auth(&token)
-                .json(&receipt)
-                .send()
-                .await?;
-            if !response.status().is_success() {
-                return Err(format!(
-                    "stocking {sku} at {location} failed: {} {}",
-                    response.status(),
-                    response.text().await.unwrap_or_default()
-                )
-                .into());
-            }
+                .json(&receipt);
+            let what = format!("stocking {sku} at {location}");
+            seeded(post.bearer_auth(&token), &what).await?;
         }
     }
     tracing::info!("demo catalog stocked");

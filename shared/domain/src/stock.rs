@@ -93,13 +93,7 @@ impl StockLevel {
 
     /// Gives units promised to an order back (a cancellation).
     pub fn release(self, quantity: Quantity) -> Result<Self, StockError> {
-        let q = quantity.get();
-        if self.reserved < q {
-            return Err(StockError::NotReserved {
-                requested: q,
-                reserved: self.reserved,
-            });
-        }
+        let q = self.reserved_holds(quantity)?;
         Ok(Self {
             available: self.available + q,
             reserved: self.reserved - q,
@@ -108,6 +102,15 @@ impl StockLevel {
 
     /// Reserved units leave the building (a shipment): `reserved` and `onHand` fall together.
     pub fn ship(self, quantity: Quantity) -> Result<Self, StockError> {
+        let q = self.reserved_holds(quantity)?;
+        Ok(Self {
+            available: self.available,
+            reserved: self.reserved - q,
+        })
+    }
+
+    /// `quantity`'s units, if that many are reserved.
+    fn reserved_holds(&self, quantity: Quantity) -> Result<u32, StockError> {
         let q = quantity.get();
         if self.reserved < q {
             return Err(StockError::NotReserved {
@@ -115,10 +118,7 @@ impl StockLevel {
                 reserved: self.reserved,
             });
         }
-        Ok(Self {
-            available: self.available,
-            reserved: self.reserved - q,
-        })
+        Ok(q)
     }
 
     /// Adds (a receipt) or removes (damage, shrinkage) units that are free to sell.
@@ -416,6 +416,35 @@ pub struct StockAdjustment {
     pub at: DateTime<Utc>,
 }
 
+impl StockAdjustment {
+    /// The history entry of a write of `product` (at its new version): `location`'s counters
+    /// went from `before` to `after` for `reason`, by `actor`. Its id is the write's time and the
+    /// product's version, so entries list in the order they were written.
+    #[allow(clippy::too_many_arguments)]
+    pub fn of_write(
+        product: &Product,
+        location: &str,
+        reason: AdjustmentReason,
+        note: Option<String>,
+        before: StockLevel,
+        after: StockLevel,
+        actor: &str,
+    ) -> Self {
+        let at = product.updated_at;
+        StockAdjustment {
+            sku: product.sku.clone(),
+            id: format!("{}-{}", at.format("%Y%m%dT%H%M%S%.3fZ"), product.version),
+            reason,
+            note,
+            location: Some(location.to_owned()),
+            before,
+            after,
+            actor: actor.to_owned(),
+            at,
+        }
+    }
+}
+
 /// Where a transfer between two locations stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -591,17 +620,8 @@ impl Transfer {
             updated_at: now,
             ..product.clone()
         };
-        let adjustment = StockAdjustment {
-            sku: product.sku.clone(),
-            id: format!("{}-{}", now.format("%Y%m%dT%H%M%S%.3fZ"), next.version),
-            reason,
-            note: Some(note),
-            location: Some(location.to_owned()),
-            before,
-            after,
-            actor: by.to_owned(),
-            at: now,
-        };
+        let adjustment =
+            StockAdjustment::of_write(&next, location, reason, Some(note), before, after, by);
         TransferStep {
             product: next,
             adjustment,

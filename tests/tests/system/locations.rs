@@ -4,20 +4,6 @@
 use oms_system_tests::{unique, Stack, StatusCode};
 use serde_json::{json, Value};
 
-/// Receives `units` of `sku` at `location` as an administrator.
-async fn receive(stack: &Stack, sku: &str, location: &str, units: u32) {
-    let admin = stack.token("staff-locations", Some("oms:admin"));
-    let reply = stack
-        .post(
-            &format!("/inventory/{sku}/adjustments"),
-            &admin,
-            &[],
-            json!({"reason": "RECEIPT", "delta": units, "location": location}),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
-}
-
 /// `(available, reserved)` of `sku` at every location that holds some, in id order.
 async fn by_location(stack: &Stack, sku: &str) -> Vec<(String, u64, u64)> {
     let token = stack.token("storefront", None);
@@ -35,6 +21,17 @@ async fn by_location(stack: &Stack, sku: &str) -> Vec<(String, u64, u64)> {
             )
         })
         .collect()
+}
+
+/// `sku`'s counters at every location that holds some, in id order, as
+/// `"AMS-1 2/3, BER-1 1/0"` (available/reserved).
+async fn counters(stack: &Stack, sku: &str) -> String {
+    let rows: Vec<String> = by_location(stack, sku)
+        .await
+        .iter()
+        .map(|(location, available, reserved)| format!("{location} {available}/{reserved}"))
+        .collect();
+    rows.join(", ")
 }
 
 fn at(rows: &[(&str, u64, u64)]) -> Vec<(String, u64, u64)> {
@@ -71,11 +68,8 @@ fn allocations(order: &Value) -> Vec<(String, String, u64)> {
 async fn an_order_the_far_warehouse_holds_whole_is_reserved_and_shipped_there() {
     let stack = Stack::connect().await;
     let sku = stack.create_sku("FAR", 1).await;
-    receive(&stack, &sku, "AMS-1", 5).await;
-    assert_eq!(
-        by_location(&stack, &sku).await,
-        at(&[("AMS-1", 5, 0), ("BER-1", 1, 0)])
-    );
+    stack.receive_at(&sku, "AMS-1", 5).await;
+    assert_eq!(counters(&stack, &sku).await, "AMS-1 5/0, BER-1 1/0");
 
     let customer = unique("customer");
     let placed = stack
@@ -88,10 +82,7 @@ async fn an_order_the_far_warehouse_holds_whole_is_reserved_and_shipped_there() 
         [(sku.clone(), "AMS-1".to_owned(), 3)],
         "one parcel from the one warehouse that holds the whole order"
     );
-    assert_eq!(
-        by_location(&stack, &sku).await,
-        at(&[("AMS-1", 2, 3), ("BER-1", 1, 0)])
-    );
+    assert_eq!(counters(&stack, &sku).await, "AMS-1 2/3, BER-1 1/0");
     // Amsterdam's pick list has it; Berlin's does not.
     let warehouse = stack.token("warehouse-tests", Some("oms:warehouse"));
     let listed = |body: &Value| {
@@ -118,8 +109,8 @@ async fn an_order_the_far_warehouse_holds_whole_is_reserved_and_shipped_there() 
 
     stack.pick_pack_ship(&id, None).await;
     assert_eq!(
-        by_location(&stack, &sku).await,
-        at(&[("AMS-1", 2, 0), ("BER-1", 1, 0)]),
+        counters(&stack, &sku).await,
+        "AMS-1 2/0, BER-1 1/0",
         "the shipped units left Amsterdam's building"
     );
 }
@@ -129,7 +120,7 @@ async fn an_order_no_one_location_holds_is_split_and_cancelling_it_gives_each_ba
     let stack = Stack::connect().await;
     let berlin_only = stack.create_sku("SPLIT-A", 2).await;
     let amsterdam_only = stack.create_sku("SPLIT-B", 0).await;
-    receive(&stack, &amsterdam_only, "AMS-1", 1).await;
+    stack.receive_at(&amsterdam_only, "AMS-1", 1).await;
 
     let customer = unique("customer");
     let placed = stack
@@ -149,8 +140,8 @@ async fn an_order_no_one_location_holds_is_split_and_cancelling_it_gives_each_ba
         ]
     );
     assert_eq!(
-        by_location(&stack, &amsterdam_only).await,
-        at(&[("AMS-1", 0, 1), ("BER-1", 0, 0)])
+        counters(&stack, &amsterdam_only).await,
+        "AMS-1 0/1, BER-1 0/0"
     );
 
     let token = stack.token(&customer, None);
@@ -163,13 +154,10 @@ async fn an_order_no_one_location_holds_is_split_and_cancelling_it_gives_each_ba
         )
         .await;
     assert_eq!(cancelled.status, StatusCode::OK, "{:?}", cancelled.body);
+    assert_eq!(counters(&stack, &berlin_only).await, "BER-1 2/0");
     assert_eq!(
-        by_location(&stack, &berlin_only).await,
-        at(&[("BER-1", 2, 0)])
-    );
-    assert_eq!(
-        by_location(&stack, &amsterdam_only).await,
-        at(&[("AMS-1", 1, 0), ("BER-1", 0, 0)]),
+        counters(&stack, &amsterdam_only).await,
+        "AMS-1 1/0, BER-1 0/0",
         "each unit back where it was reserved"
     );
 }
@@ -203,7 +191,7 @@ async fn the_locations_are_listed_and_an_adjustment_names_one_of_them() {
         .await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(refused.body["errors"][0]["field"], "location");
-    assert_eq!(by_location(&stack, &sku).await, at(&[("BER-1", 1, 0)]));
+    assert_eq!(counters(&stack, &sku).await, "BER-1 1/0");
 }
 
 #[tokio::test]
@@ -233,8 +221,8 @@ async fn a_transfer_takes_units_out_of_one_location_and_puts_them_in_the_other_o
     assert_eq!(sent.status, StatusCode::CREATED, "{:?}", sent.body);
     assert_eq!(sent.body["status"], "IN_TRANSIT");
     assert_eq!(
-        by_location(&stack, &sku).await,
-        at(&[("BER-1", 2, 0)]),
+        counters(&stack, &sku).await,
+        "BER-1 2/0",
         "in transit: counted at neither location, sold by neither"
     );
 
@@ -245,10 +233,7 @@ async fn a_transfer_takes_units_out_of_one_location_and_puts_them_in_the_other_o
     let arrived = stack.post(&receive, &warehouse, &[], json!({})).await;
     assert_eq!(arrived.status, StatusCode::OK, "{:?}", arrived.body);
     assert_eq!(arrived.body["receivedBy"], "warehouse-ams");
-    assert_eq!(
-        by_location(&stack, &sku).await,
-        at(&[("AMS-1", 3, 0), ("BER-1", 2, 0)])
-    );
+    assert_eq!(counters(&stack, &sku).await, "AMS-1 3/0, BER-1 2/0");
     let again = stack.post(&receive, &warehouse, &[], json!({})).await;
     assert_eq!(
         (again.status, again.body["type"].as_str()),
@@ -258,8 +243,8 @@ async fn a_transfer_takes_units_out_of_one_location_and_puts_them_in_the_other_o
         )
     );
     assert_eq!(
-        by_location(&stack, &sku).await,
-        at(&[("AMS-1", 3, 0), ("BER-1", 2, 0)]),
+        counters(&stack, &sku).await,
+        "AMS-1 3/0, BER-1 2/0",
         "received once"
     );
 
@@ -327,10 +312,7 @@ async fn staff_send_and_receive_a_transfer_in_the_console() {
         )
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
-    assert_eq!(
-        by_location(&stack, &sku).await,
-        at(&[("AMS-1", 4, 0), ("BER-1", 0, 0)])
-    );
+    assert_eq!(counters(&stack, &sku).await, "AMS-1 4/0, BER-1 0/0");
     let (_, page) = packer.get(&format!("/console/inventory/{sku}")).await;
     assert!(page.contains("id=\"at-AMS-1\""), "{page}");
     assert!(!page.contains("id=\"receive-"), "nothing left to receive");
@@ -349,8 +331,8 @@ async fn buyers_racing_for_stock_spread_over_locations_leave_every_counter_exact
     let stack = Stack::connect().await;
     // 10 in Berlin, 8 in Amsterdam, 5 in the store (which does not ship): 18 to sell.
     let sku = stack.create_sku("SPREAD", 10).await;
-    receive(&stack, &sku, "AMS-1", 8).await;
-    receive(&stack, &sku, "BER-STORE-1", 5).await;
+    stack.receive_at(&sku, "AMS-1", 8).await;
+    stack.receive_at(&sku, "BER-STORE-1", 5).await;
     let wants: Vec<u32> = (0..30).map(|i| 1 + u32::from(i % 3 == 0)).collect();
     let buyers: Vec<String> = wants.iter().map(|_| unique("buyer")).collect();
     let replies = futures::future::join_all(buyers.iter().zip(&wants).map(|(buyer, n)| {
@@ -416,7 +398,7 @@ async fn a_pickup_order_is_reserved_at_its_store_only() {
     let stack = Stack::connect().await;
     // Plenty in the Berlin warehouse, two in the store.
     let sku = stack.create_sku("PICKUP", 9).await;
-    receive(&stack, &sku, "BER-STORE-1", 2).await;
+    stack.receive_at(&sku, "BER-STORE-1", 2).await;
     let place = |quantity: u32, store: &str| {
         let mut body = oms_system_tests::order_body(&[(sku.as_str(), quantity)]);
         body["shippingMethod"] = json!("IN_STORE_PICKUP");
@@ -451,10 +433,7 @@ async fn a_pickup_order_is_reserved_at_its_store_only() {
     let id = placed.body["orderId"].as_str().unwrap();
     let order = stack.wait_decided(&customer, id).await;
     assert_eq!(oms_system_tests::reservation(&order), "REJECTED");
-    assert_eq!(
-        by_location(&stack, &sku).await,
-        at(&[("BER-1", 9, 0), ("BER-STORE-1", 0, 2)])
-    );
+    assert_eq!(counters(&stack, &sku).await, "BER-1 9/0, BER-STORE-1 0/2");
     // A location that does not hand orders over is no pickup store.
     let (_, refused) = place(1, "AMS-1").await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);

@@ -11,10 +11,9 @@ pub(super) struct CatalogQuery {
 
 pub(super) async fn inventory_list<S: Store, K: SecretSource>(
     State(app): State<App<S, K>>,
-    staff: Staff,
+    staff: Holding<AdminOrWarehouse>,
     Query(query): Query<CatalogQuery>,
 ) -> Result<Response, PageError> {
-    staff.require_any(&[SCOPE_ADMIN, SCOPE_WAREHOUSE])?;
     let low_first = query.sort.as_deref() == Some("lowStock");
     let search = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
     let found = staff::catalog(
@@ -31,11 +30,10 @@ pub(super) async fn inventory_list<S: Store, K: SecretSource>(
     )
     .await?;
     let rows: Vec<_> = found.items.iter().map(ProductView::from).collect();
-    page(
+    staff.page(
         &app,
         "inventory.html",
         context! {
-            me => staff.layout(None),
             products => ser(&rows),
             q => search,
             low_first,
@@ -50,34 +48,35 @@ pub(super) fn sku_of(raw: &str) -> Result<Sku, PageError> {
 
 pub(super) async fn product<S: Store, K: SecretSource>(
     State(app): State<App<S, K>>,
-    staff: Staff,
+    staff: Holding<AdminOrWarehouse>,
     Path(sku): Path<String>,
-    Query(banner): Query<Banner>,
 ) -> Result<Response, PageError> {
-    staff.require_any(&[SCOPE_ADMIN, SCOPE_WAREHOUSE])?;
     let sku = sku_of(&sku)?;
     let product = inventory::get_product(&app.store, &sku).await?;
-    let history =
-        staff::adjustment_history(&app.store, &staff.caller, &sku, PAGE_ROWS, None).await?;
+    let history = staff::sku_history(&staff.caller, PAGE_ROWS, |n| {
+        app.store.adjustments(&sku, n, None)
+    })
+    .await?;
     let default = &app.locations.default_location().id;
     let history: Vec<_> = history
         .items
         .iter()
         .map(|a| AdjustmentView::of(a, default))
         .collect();
-    let transfers =
-        staff::transfer_history(&app.store, &staff.caller, &sku, PAGE_ROWS, None).await?;
+    let transfers = staff::sku_history(&staff.caller, PAGE_ROWS, |n| {
+        app.store.transfers(&sku, n, None)
+    })
+    .await?;
     let locations: Vec<_> = app
         .locations
         .all()
         .iter()
         .map(|l| json!({"id": l.id, "name": l.name, "default": &l.id == default}))
         .collect();
-    page(
+    staff.page(
         &app,
         "product.html",
         context! {
-            me => staff.layout(banner.done.as_deref()),
             product => ser(&product),
             locations => ser(&locations),
             transfers => ser(&transfers.items),
@@ -85,6 +84,15 @@ pub(super) async fn product<S: Store, K: SecretSource>(
             history => ser(&history),
         },
     )
+}
+
+/// Copies the form's text fields `names` that are filled in into the JSON API's `body`.
+fn with_texts(body: &mut serde_json::Value, fields: &Fields, names: &[&str]) {
+    for name in names {
+        if let Some(text) = fields.text(name) {
+            body[*name] = json!(text);
+        }
+    }
 }
 
 /// A receipt, a count or a write-off, as the JSON API's adjustment body.
@@ -107,21 +115,9 @@ pub(super) async fn adjust<S: Store, K: SecretSource>(
         }),
         _ => json!({ "reason": reason, "delta": number("units") }),
     };
-    if let Some(note) = fields.text("note") {
-        body["note"] = json!(note);
-    }
-    if let Some(location) = fields.text("location") {
-        body["location"] = json!(location);
-    }
-    inventory::adjust_stock(
-        &app.store,
-        &app.locations,
-        &staff.caller,
-        &sku,
-        &body,
-        Utc::now(),
-    )
-    .await?;
+    with_texts(&mut body, fields, &["note", "location"]);
+    let (store, at) = (&app.store, Utc::now());
+    inventory::adjust_stock(store, &app.locations, &staff.caller, &sku, &body, at).await?;
     tracing::info!(sku = %sku, reason, "console: stock adjusted");
     Ok(done(&format!("/console/inventory/{sku}"), "adjusted"))
 }
@@ -140,18 +136,10 @@ pub(super) async fn dispatch_transfer<S: Store, K: SecretSource>(
         "to": fields.get("to").unwrap_or_default(),
         "quantity": fields.number("quantity"),
     });
-    if let Some(note) = fields.text("note") {
-        body["note"] = json!(note);
-    }
-    let transfer = inventory::dispatch_transfer(
-        &app.store,
-        &app.locations,
-        &staff.caller,
-        &sku,
-        &body,
-        Utc::now(),
-    )
-    .await?;
+    with_texts(&mut body, fields, &["note"]);
+    let (store, at) = (&app.store, Utc::now());
+    let transfer =
+        inventory::dispatch_transfer(store, &app.locations, &staff.caller, &sku, &body, at).await?;
     tracing::info!(sku = %sku, transfer = %transfer.id, "console: transfer dispatched");
     Ok(done(&format!("/console/inventory/{sku}"), "dispatched"))
 }

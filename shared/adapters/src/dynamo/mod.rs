@@ -540,16 +540,20 @@ impl DynamoStore {
         Some(URL_SAFE_NO_PAD.encode(serde_json::to_vec(&map).ok()?))
     }
 
+    /// The key attributes a cursor this store handed out carries, whatever query it was of.
+    fn cursor_keys(cursor: &str) -> Result<HashMap<String, String>, StoreError> {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(cursor)
+            .map_err(|_| StoreError::InvalidCursor)?;
+        serde_json::from_slice(&bytes).map_err(|_| StoreError::InvalidCursor)
+    }
+
     /// A cursor of a query on the table itself: its key, in `expected_partition`.
     fn decode_table_cursor(
         cursor: &str,
         expected_partition: &str,
     ) -> Result<HashMap<String, AttributeValue>, StoreError> {
-        let bytes = URL_SAFE_NO_PAD
-            .decode(cursor)
-            .map_err(|_| StoreError::InvalidCursor)?;
-        let map: HashMap<String, String> =
-            serde_json::from_slice(&bytes).map_err(|_| StoreError::InvalidCursor)?;
+        let map = Self::cursor_keys(cursor)?;
         if map.len() != 2
             || !map.contains_key("sk")
             || map.get("pk").map(String::as_str) != Some(expected_partition)
@@ -564,11 +568,7 @@ impl DynamoStore {
         index: &str,
         expected_partition: &str,
     ) -> Result<HashMap<String, AttributeValue>, StoreError> {
-        let bytes = URL_SAFE_NO_PAD
-            .decode(cursor)
-            .map_err(|_| StoreError::InvalidCursor)?;
-        let map: HashMap<String, String> =
-            serde_json::from_slice(&bytes).map_err(|_| StoreError::InvalidCursor)?;
+        let map = Self::cursor_keys(cursor)?;
         let (partition_key, sort_key) = (format!("{index}pk"), format!("{index}sk"));
         let expected_keys = ["pk", "sk", partition_key.as_str(), sort_key.as_str()];
         if map.len() != expected_keys.len()

@@ -145,6 +145,32 @@ mod tests {
     use crate::order::tests::product;
     use serde_json::json;
 
+    /// `POST /orders` of `body` by `customer` under `key`, with the default shipping policy and
+    /// locations and `limits`.
+    async fn place(
+        store: &InMemoryStore,
+        limits: &OrderLimits,
+        customer: &str,
+        key: &IdempotencyKey,
+        body: &serde_json::Value,
+    ) -> Result<Accepted, IntakeError> {
+        let policies = IntakePolicies {
+            shipping: &ShippingPolicy::default_policy(),
+            limits,
+            locations: &Locations::default_locations(),
+        };
+        place_order(
+            store,
+            store,
+            policies,
+            &caller(customer),
+            key,
+            body,
+            Utc::now(),
+        )
+        .await
+    }
+
     fn caller(id: &str) -> Caller {
         Caller {
             customer_id: CustomerId::parse(id).unwrap(),
@@ -164,38 +190,13 @@ mod tests {
     #[tokio::test]
     async fn the_same_key_and_body_gets_the_same_answer_and_one_order() {
         let store = InMemoryStore::with_products([product("A", 100, 5)]);
-        let policy = ShippingPolicy::default_policy();
         let key = IdempotencyKey::parse("k1").unwrap();
-        let first = place_order(
-            &store,
-            &store,
-            IntakePolicies {
-                shipping: &policy,
-                limits: &OrderLimits::default(),
-                locations: &Locations::default_locations(),
-            },
-            &caller("c1"),
-            &key,
-            &body(1),
-            Utc::now(),
-        )
-        .await
-        .unwrap();
-        let second = place_order(
-            &store,
-            &store,
-            IntakePolicies {
-                shipping: &policy,
-                limits: &OrderLimits::default(),
-                locations: &Locations::default_locations(),
-            },
-            &caller("c1"),
-            &key,
-            &body(1),
-            Utc::now(),
-        )
-        .await
-        .unwrap();
+        let first = place(&store, &OrderLimits::default(), "c1", &key, &body(1))
+            .await
+            .unwrap();
+        let second = place(&store, &OrderLimits::default(), "c1", &key, &body(1))
+            .await
+            .unwrap();
         assert_eq!(
             (first.body, first.order_id, first.replayed),
             (second.body, second.order_id, !second.replayed)
@@ -206,54 +207,16 @@ mod tests {
     #[tokio::test]
     async fn the_same_key_with_another_body_is_refused() {
         let store = InMemoryStore::with_products([product("A", 100, 5)]);
-        let policy = ShippingPolicy::default_policy();
         let key = IdempotencyKey::parse("k1").unwrap();
-        place_order(
-            &store,
-            &store,
-            IntakePolicies {
-                shipping: &policy,
-                limits: &OrderLimits::default(),
-                locations: &Locations::default_locations(),
-            },
-            &caller("c1"),
-            &key,
-            &body(1),
-            Utc::now(),
-        )
-        .await
-        .unwrap();
-        let again = place_order(
-            &store,
-            &store,
-            IntakePolicies {
-                shipping: &policy,
-                limits: &OrderLimits::default(),
-                locations: &Locations::default_locations(),
-            },
-            &caller("c1"),
-            &key,
-            &body(2),
-            Utc::now(),
-        )
-        .await;
+        place(&store, &OrderLimits::default(), "c1", &key, &body(1))
+            .await
+            .unwrap();
+        let again = place(&store, &OrderLimits::default(), "c1", &key, &body(2)).await;
         assert!(matches!(again, Err(IntakeError::KeyReused)));
         // Keys are per customer: another customer may use the same one.
-        place_order(
-            &store,
-            &store,
-            IntakePolicies {
-                shipping: &policy,
-                limits: &OrderLimits::default(),
-                locations: &Locations::default_locations(),
-            },
-            &caller("c2"),
-            &key,
-            &body(2),
-            Utc::now(),
-        )
-        .await
-        .unwrap();
+        place(&store, &OrderLimits::default(), "c2", &key, &body(2))
+            .await
+            .unwrap();
         assert_eq!(store.order_count(), 2);
     }
 
@@ -261,20 +224,7 @@ mod tests {
     async fn an_invalid_request_writes_nothing() {
         let store = InMemoryStore::with_products([product("A", 100, 5)]);
         let key = IdempotencyKey::parse("k1").unwrap();
-        let result = place_order(
-            &store,
-            &store,
-            IntakePolicies {
-                shipping: &ShippingPolicy::default_policy(),
-                limits: &OrderLimits::default(),
-                locations: &Locations::default_locations(),
-            },
-            &caller("c1"),
-            &key,
-            &body(0),
-            Utc::now(),
-        )
-        .await;
+        let result = place(&store, &OrderLimits::default(), "c1", &key, &body(0)).await;
         assert!(matches!(result, Err(IntakeError::Invalid(_))));
         assert_eq!(store.order_count(), 0);
     }
@@ -286,40 +236,13 @@ mod tests {
         let limits = OrderLimits {
             max_units_per_line: 20,
         };
-        let result = place_order(
-            &store,
-            &store,
-            IntakePolicies {
-                shipping: &ShippingPolicy::default_policy(),
-                limits: &limits,
-                locations: &Locations::default_locations(),
-            },
-            &caller("c1"),
-            &key,
-            &body(21),
-            Utc::now(),
-        )
-        .await;
+        let result = place(&store, &limits, "c1", &key, &body(21)).await;
         let Err(IntakeError::Invalid(errors)) = result else {
             panic!("accepted: {result:?}")
         };
         assert_eq!(errors.0[0].field, "lines[0].quantity");
         assert!(errors.0[0].message.contains("at most 20"));
         assert_eq!(store.order_count(), 0);
-        assert!(place_order(
-            &store,
-            &store,
-            IntakePolicies {
-                shipping: &ShippingPolicy::default_policy(),
-                limits: &limits,
-                locations: &Locations::default_locations(),
-            },
-            &caller("c1"),
-            &key,
-            &body(20),
-            Utc::now(),
-        )
-        .await
-        .is_ok());
+        assert!(place(&store, &limits, "c1", &key, &body(20)).await.is_ok());
     }
 }

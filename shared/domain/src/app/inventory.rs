@@ -17,6 +17,7 @@ use crate::request::inventory::{AdjustmentRequest, ProductRequest, StockChange, 
 use crate::shipping::ShippingPolicy;
 use crate::stock::{
     AdjustmentReason, Product, StockAdjustment, StockError, StockLevel, Transfer, TransferError,
+    TransferStep,
 };
 use crate::validation::ValidationErrors;
 
@@ -160,15 +161,20 @@ impl Contended for InventoryError {
     }
 }
 
+/// The stored product `sku` names, or why there is none.
+async fn existing<I: InventoryStore>(inventory: &I, sku: &Sku) -> Result<Product, InventoryError> {
+    inventory
+        .product(sku)
+        .await?
+        .ok_or_else(|| InventoryError::NotFound(sku.clone()))
+}
+
 /// Reads one SKU.
 pub async fn get_product<I: InventoryStore>(
     inventory: &I,
     sku: &Sku,
 ) -> Result<ProductView, InventoryError> {
-    let product = inventory
-        .product(sku)
-        .await?
-        .ok_or_else(|| InventoryError::NotFound(sku.clone()))?;
+    let product = existing(inventory, sku).await?;
     Ok(ProductView::from(&product))
 }
 
@@ -221,20 +227,14 @@ pub async fn put_product<I: InventoryStore>(
             version,
             updated_at: now,
         };
-        let adjustment = (before != after).then(|| StockAdjustment {
-            sku: sku.clone(),
-            id: format!("{}-{version}", now.format("%Y%m%dT%H%M%S%.3fZ")),
-            reason: if existing.is_some() {
-                AdjustmentReason::Count
-            } else {
-                AdjustmentReason::Receipt
-            },
-            note: None,
-            location: Some(location.to_owned()),
-            before,
-            after,
-            actor: caller.customer_id.to_string(),
-            at: now,
+        let reason = if existing.is_some() {
+            AdjustmentReason::Count
+        } else {
+            AdjustmentReason::Receipt
+        };
+        let actor = caller.customer_id.as_str();
+        let adjustment = (before != after).then(|| {
+            StockAdjustment::of_write(&product, location, reason, None, before, after, actor)
         });
         let written = inventory
             .save_product(&product, expected_version, adjustment.as_ref())
@@ -262,10 +262,7 @@ pub async fn adjust_stock<I: InventoryStore>(
     } = AdjustmentRequest::parse(body, locations)?;
     let (note, location) = (&note, location.as_str());
     until_written(|| async move {
-        let existing = inventory
-            .product(sku)
-            .await?
-            .ok_or_else(|| InventoryError::NotFound(sku.clone()))?;
+        let existing = existing(inventory, sku).await?;
         let before = existing.stock.at(location);
         let after = match change {
             StockChange::Delta(delta) => before.adjust(delta)?,
@@ -279,17 +276,16 @@ pub async fn adjust_stock<I: InventoryStore>(
             updated_at: now,
             ..existing.clone()
         };
-        let adjustment = StockAdjustment {
-            sku: sku.clone(),
-            id: format!("{}-{}", now.format("%Y%m%dT%H%M%S%.3fZ"), product.version),
+        let actor = caller.customer_id.as_str();
+        let adjustment = StockAdjustment::of_write(
+            &product,
+            location,
             reason,
-            note: note.clone(),
-            location: Some(location.to_owned()),
+            note.clone(),
             before,
             after,
-            actor: caller.customer_id.to_string(),
-            at: now,
-        };
+            actor,
+        );
         let written = inventory
             .save_product(&product, Some(existing.version), Some(&adjustment))
             .await;
@@ -310,21 +306,11 @@ pub async fn dispatch_transfer<I: InventoryStore>(
 ) -> Result<Transfer, InventoryError> {
     let request = &TransferRequest::parse(body, locations)?;
     until_written(|| async move {
-        let product = inventory
-            .product(sku)
-            .await?
-            .ok_or_else(|| InventoryError::NotFound(sku.clone()))?;
-        let step = Transfer::dispatch(
-            &product,
-            &request.from,
-            &request.to,
-            request.quantity,
-            request.note.clone(),
-            caller.customer_id.as_str(),
-            now,
-        )?;
-        let written = inventory.save_transfer(&step).await;
-        Attempt::of_write(written, step.transfer)
+        let product = existing(inventory, sku).await?;
+        let (note, by) = (request.note.clone(), caller.customer_id.as_str());
+        let (from, to) = (&request.from, &request.to);
+        let step = Transfer::dispatch(&product, from, to, request.quantity, note, by, now);
+        write_step(inventory, step).await
     })
     .await
 }
@@ -342,11 +328,21 @@ pub async fn receive_transfer<I: InventoryStore>(
         let missing = || InventoryError::TransferNotFound(id.to_owned());
         let transfer = inventory.transfer(sku, id).await?.ok_or_else(missing)?;
         let product = inventory.product(sku).await?.ok_or_else(missing)?;
-        let step = transfer.receive(&product, caller.customer_id.as_str(), now)?;
-        let written = inventory.save_transfer(&step).await;
-        Attempt::of_write(written, step.transfer)
+        let step = transfer.receive(&product, caller.customer_id.as_str(), now);
+        write_step(inventory, step).await
     })
     .await
+}
+
+/// Writes a transfer's step: done with the transfer as it now stands, or lost to a writer
+/// that got to the product (or the transfer) first.
+async fn write_step<I: InventoryStore>(
+    inventory: &I,
+    step: Result<TransferStep, TransferError>,
+) -> Result<Attempt<Transfer>, InventoryError> {
+    let step = step?;
+    let written = inventory.save_transfer(&step).await;
+    Attempt::of_write(written, step.transfer)
 }
 
 /// Parses `items=SKU:2,OTHER:1` (a cart) and prices every shipping method that serves `country`
@@ -435,6 +431,8 @@ mod tests {
     use super::*;
     use crate::ids::CustomerId;
     use crate::memory::InMemoryStore;
+    use crate::ports::InventoryStore;
+    use crate::stock::TransferStatus;
     use serde_json::json;
 
     fn admin() -> Caller {
@@ -448,77 +446,70 @@ mod tests {
         Sku::parse("MUG-1").unwrap()
     }
 
+    /// `PUT /inventory/MUG-1` with `body`.
+    async fn put(
+        store: &InMemoryStore,
+        body: serde_json::Value,
+    ) -> Result<(ProductView, bool), InventoryError> {
+        let policy = ShippingPolicy::default_policy();
+        let here = Locations::default_locations();
+        put_product(store, &policy, &here, &admin(), &sku(), &body, Utc::now()).await
+    }
+
+    /// A store whose mug has `on_hand` units at the default location.
+    async fn mug(on_hand: u32) -> InMemoryStore {
+        let store = InMemoryStore::default();
+        let body = json!({"name": "Mug", "unitPrice": {"amount": 1200, "currency": "EUR"}, "weightGrams": 350, "onHand": on_hand});
+        put(&store, body).await.unwrap();
+        store
+    }
+
+    async fn adjust(
+        store: &InMemoryStore,
+        body: serde_json::Value,
+    ) -> Result<ProductView, InventoryError> {
+        let here = Locations::default_locations();
+        adjust_stock(store, &here, &admin(), &sku(), &body, Utc::now()).await
+    }
+
+    async fn dispatch(
+        store: &InMemoryStore,
+        body: serde_json::Value,
+    ) -> Result<Transfer, InventoryError> {
+        let here = Locations::default_locations();
+        dispatch_transfer(store, &here, &admin(), &sku(), &body, Utc::now()).await
+    }
+
+    async fn receive(store: &InMemoryStore, id: &str) -> Result<Transfer, InventoryError> {
+        receive_transfer(store, &admin(), &sku(), id, Utc::now()).await
+    }
+
+    async fn available_at(store: &InMemoryStore, location: &str) -> u32 {
+        let p = store.product(&sku()).await.unwrap().unwrap();
+        p.stock.at(location).available()
+    }
+
     #[tokio::test]
     async fn creates_then_counts_and_adjusts() {
-        let store = InMemoryStore::default();
-        let policy = ShippingPolicy::default_policy();
-        let body = json!({"name": "Mug", "unitPrice": {"amount": 1200, "currency": "EUR"}, "weightGrams": 350, "onHand": 10});
-        let (view, created) = put_product(
-            &store,
-            &policy,
-            &locations(),
-            &admin(),
-            &sku(),
-            &body,
-            Utc::now(),
-        )
-        .await
-        .unwrap();
-        assert!(created);
+        let store = mug(10).await;
+        let view = get_product(&store, &sku()).await.unwrap();
         assert_eq!((view.available, view.reserved, view.on_hand), (10, 0, 10));
-
-        let view = adjust_stock(
-            &store,
-            &locations(),
-            &admin(),
-            &sku(),
-            &json!({"reason": "RECEIPT", "delta": 5}),
-            Utc::now(),
-        )
-        .await
-        .unwrap();
+        let view = adjust(&store, json!({"reason": "RECEIPT", "delta": 5}))
+            .await
+            .unwrap();
         assert_eq!(view.on_hand, 15);
-        let view = adjust_stock(
-            &store,
-            &locations(),
-            &admin(),
-            &sku(),
-            &json!({"reason": "COUNT", "countedOnHand": 12}),
-            Utc::now(),
-        )
-        .await
-        .unwrap();
+        let view = adjust(&store, json!({"reason": "COUNT", "countedOnHand": 12}))
+            .await
+            .unwrap();
         assert_eq!(view.on_hand, 12);
         assert_eq!(store.all_adjustments(&sku()).len(), 3);
     }
 
-    use crate::ports::InventoryStore;
-    use crate::stock::TransferStatus;
-
-    fn locations() -> Locations {
-        Locations::default_locations()
-    }
-
     #[tokio::test]
     async fn each_location_keeps_its_own_counters_and_the_sku_sums_them() {
-        let store = InMemoryStore::default();
-        let policy = ShippingPolicy::default_policy();
-        let body = json!({"name": "Mug", "unitPrice": {"amount": 1200, "currency": "EUR"}, "weightGrams": 350, "onHand": 4});
-        put_product(
-            &store,
-            &policy,
-            &locations(),
-            &admin(),
-            &sku(),
-            &body,
-            Utc::now(),
-        )
-        .await
-        .unwrap();
+        let store = mug(4).await;
         let receipt = json!({"reason": "RECEIPT", "delta": 6, "location": "AMS-1"});
-        let view = adjust_stock(&store, &locations(), &admin(), &sku(), &receipt, Utc::now())
-            .await
-            .unwrap();
+        let view = adjust(&store, receipt).await.unwrap();
         assert_eq!((view.available, view.on_hand), (10, 10), "the sum");
         let at: Vec<_> = view
             .locations
@@ -528,8 +519,7 @@ mod tests {
         assert_eq!(at, [("AMS-1", 6), ("BER-1", 4)]);
         // A write-off at one location cannot take what only the other holds.
         let damage = json!({"reason": "DAMAGE", "delta": -5, "location": "BER-1"});
-        let refused =
-            adjust_stock(&store, &locations(), &admin(), &sku(), &damage, Utc::now()).await;
+        let refused = adjust(&store, damage).await;
         assert!(matches!(refused, Err(InventoryError::Stock(_))));
         let trail = store.all_adjustments(&sku());
         assert_eq!(trail.last().unwrap().location.as_deref(), Some("AMS-1"));
@@ -538,73 +528,39 @@ mod tests {
 
     #[tokio::test]
     async fn a_transfer_leaves_one_location_and_arrives_at_the_other_once() {
-        let store = InMemoryStore::default();
-        let policy = ShippingPolicy::default_policy();
-        let body = json!({"name": "Mug", "unitPrice": {"amount": 1200, "currency": "EUR"}, "weightGrams": 350, "onHand": 5});
-        put_product(
-            &store,
-            &policy,
-            &locations(),
-            &admin(),
-            &sku(),
-            &body,
-            Utc::now(),
-        )
-        .await
-        .unwrap();
-        async fn at(store: &InMemoryStore, location: &str) -> u32 {
-            let p = store.product(&sku()).await.unwrap().unwrap();
-            p.stock.at(location).available()
+        let store = mug(5).await;
+        // More than Berlin has, and a transfer to where the units already are: refused.
+        for (to, quantity) in [("AMS-1", 6), ("BER-1", 1)] {
+            let body = json!({"from": "BER-1", "to": to, "quantity": quantity});
+            let refused = dispatch(&store, body).await;
+            let expected = match to {
+                "AMS-1" => matches!(refused, Err(InventoryError::Stock(_))),
+                _ => matches!(refused, Err(InventoryError::Invalid(_))),
+            };
+            assert!(expected, "{refused:?}");
         }
-        let too_many = json!({"from": "BER-1", "to": "AMS-1", "quantity": 6});
-        let refused = dispatch_transfer(
-            &store,
-            &locations(),
-            &admin(),
-            &sku(),
-            &too_many,
-            Utc::now(),
-        )
-        .await;
-        assert!(
-            matches!(refused, Err(InventoryError::Stock(_))),
-            "{refused:?}"
-        );
-        let same = json!({"from": "BER-1", "to": "BER-1", "quantity": 1});
-        let refused =
-            dispatch_transfer(&store, &locations(), &admin(), &sku(), &same, Utc::now()).await;
-        assert!(
-            matches!(refused, Err(InventoryError::Invalid(_))),
-            "{refused:?}"
-        );
 
         let body = json!({"from": "BER-1", "to": "AMS-1", "quantity": 3, "note": "rebalance"});
-        let sent = dispatch_transfer(&store, &locations(), &admin(), &sku(), &body, Utc::now())
-            .await
-            .unwrap();
+        let sent = dispatch(&store, body).await.unwrap();
         assert_eq!(sent.status, TransferStatus::InTransit);
-        assert_eq!(
-            (at(&store, "BER-1").await, at(&store, "AMS-1").await),
-            (2, 0),
-            "in transit: at neither"
-        );
-        let view = get_product(&store, &sku()).await.unwrap();
-        assert_eq!(view.on_hand, 2);
+        let both = || async {
+            (
+                available_at(&store, "BER-1").await,
+                available_at(&store, "AMS-1").await,
+            )
+        };
+        assert_eq!(both().await, (2, 0), "in transit: at neither");
+        assert_eq!(get_product(&store, &sku()).await.unwrap().on_hand, 2);
 
-        let arrived = receive_transfer(&store, &admin(), &sku(), &sent.id, Utc::now())
-            .await
-            .unwrap();
+        let arrived = receive(&store, &sent.id).await.unwrap();
         assert_eq!(arrived.status, TransferStatus::Received);
-        assert_eq!(
-            (at(&store, "BER-1").await, at(&store, "AMS-1").await),
-            (2, 3)
-        );
-        let again = receive_transfer(&store, &admin(), &sku(), &sent.id, Utc::now()).await;
+        assert_eq!(both().await, (2, 3));
+        let again = receive(&store, &sent.id).await;
         assert!(
             matches!(again, Err(InventoryError::Transfer(_))),
             "{again:?}"
         );
-        assert_eq!(at(&store, "AMS-1").await, 3, "received once");
+        assert_eq!(both().await, (2, 3), "received once");
 
         let trail: Vec<_> = store
             .all_adjustments(&sku())
@@ -624,29 +580,8 @@ mod tests {
 
     #[tokio::test]
     async fn refuses_changes_that_would_go_negative_and_writes_nothing() {
-        let store = InMemoryStore::default();
-        let policy = ShippingPolicy::default_policy();
-        let body = json!({"name": "Mug", "unitPrice": {"amount": 1200, "currency": "EUR"}, "weightGrams": 350, "onHand": 2});
-        put_product(
-            &store,
-            &policy,
-            &locations(),
-            &admin(),
-            &sku(),
-            &body,
-            Utc::now(),
-        )
-        .await
-        .unwrap();
-        let result = adjust_stock(
-            &store,
-            &locations(),
-            &admin(),
-            &sku(),
-            &json!({"reason": "DAMAGE", "delta": -3}),
-            Utc::now(),
-        )
-        .await;
+        let store = mug(2).await;
+        let result = adjust(&store, json!({"reason": "DAMAGE", "delta": -3})).await;
         assert!(matches!(result, Err(InventoryError::Stock(_))));
         assert_eq!(get_product(&store, &sku()).await.unwrap().available, 2);
         assert_eq!(store.all_adjustments(&sku()).len(), 1);
@@ -655,19 +590,8 @@ mod tests {
     #[tokio::test]
     async fn names_every_bad_field() {
         let store = InMemoryStore::default();
-        let policy = ShippingPolicy::default_policy();
         let body = json!({"name": "", "unitPrice": {"amount": 5, "currency": "USD"}, "weightGrams": -1, "colour": "red"});
-        let Err(InventoryError::Invalid(errors)) = put_product(
-            &store,
-            &policy,
-            &locations(),
-            &admin(),
-            &sku(),
-            &body,
-            Utc::now(),
-        )
-        .await
-        else {
+        let Err(InventoryError::Invalid(errors)) = put(&store, body).await else {
             panic!("expected validation errors");
         };
         let fields: Vec<_> = errors.0.iter().map(|e| e.field.as_str()).collect();
@@ -680,20 +604,9 @@ mod tests {
     #[tokio::test]
     async fn a_sku_created_without_on_hand_is_listed_with_no_stock() {
         let store = InMemoryStore::default();
-        let policy = ShippingPolicy::default_policy();
         let body =
             json!({"name": "Mug", "unitPrice": {"amount": 5, "currency": "EUR"}, "weightGrams": 1});
-        let (view, created) = put_product(
-            &store,
-            &policy,
-            &locations(),
-            &admin(),
-            &sku(),
-            &body,
-            Utc::now(),
-        )
-        .await
-        .unwrap();
+        let (view, created) = put(&store, body).await.unwrap();
         assert!(created);
         assert_eq!((view.available, view.reserved, view.on_hand), (0, 0, 0));
         assert!(store.all_adjustments(&sku()).is_empty(), "no stock moved");

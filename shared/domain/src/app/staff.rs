@@ -13,7 +13,7 @@ use crate::app::Caller;
 use crate::ids::{CustomerId, Sku};
 use crate::order::{Order, OrderStatus};
 use crate::ports::{InventoryStore, OrderStore, Page, PaymentWatch, StoreError};
-use crate::stock::{Product, StockAdjustment, Transfer};
+use crate::stock::Product;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StaffError {
@@ -188,32 +188,19 @@ pub async fn catalog<I: InventoryStore>(
     Ok(Page { items, next_cursor })
 }
 
-/// A SKU's adjustment history, newest first.
-pub async fn adjustment_history<I: InventoryStore>(
-    inventory: &I,
+/// One page of a SKU's history — what `read` reads of it with the page's size: its adjustments
+/// ([`InventoryStore::adjustments`]) or its transfers ([`InventoryStore::transfers`]), newest
+/// first — for staff who handle stock.
+pub async fn sku_history<T, Fut>(
     caller: &Caller,
-    sku: &Sku,
     limit: u32,
-    cursor: Option<&str>,
-) -> Result<Page<StockAdjustment>, StaffError> {
+    read: impl FnOnce(u32) -> Fut,
+) -> Result<Page<T>, StaffError>
+where
+    Fut: std::future::Future<Output = Result<Page<T>, StoreError>>,
+{
     require_stock_reader(caller)?;
-    Ok(inventory
-        .adjustments(sku, limit.clamp(1, MAX_PAGE_SIZE), cursor)
-        .await?)
-}
-
-/// A SKU's transfers between locations, newest first.
-pub async fn transfer_history<I: InventoryStore>(
-    inventory: &I,
-    caller: &Caller,
-    sku: &Sku,
-    limit: u32,
-    cursor: Option<&str>,
-) -> Result<Page<Transfer>, StaffError> {
-    require_stock_reader(caller)?;
-    Ok(inventory
-        .transfers(sku, limit.clamp(1, MAX_PAGE_SIZE), cursor)
-        .await?)
+    Ok(read(limit.clamp(1, MAX_PAGE_SIZE)).await?)
 }
 
 /// How long an order may stay in a status before staff should look at it, and why.

@@ -56,13 +56,9 @@ impl InventoryStore for InMemoryStore {
         cursor: Option<&str>,
     ) -> Result<Page<StockAdjustment>, StoreError> {
         let state = self.lock();
-        let entries = state
-            .adjustments
-            .iter()
-            .filter(|a| &a.sku == sku)
-            .map(|a| (a.id.clone(), a))
-            .collect();
-        page_of(&format!("adjustments:{sku}"), entries, true, limit, cursor)
+        let of_sku = |a: &StockAdjustment| (&a.sku == sku).then(|| a.id.clone());
+        let listing = format!("adjustments:{sku}");
+        newest_first(&listing, &state.adjustments, of_sku, limit, cursor)
     }
 
     async fn save_transfer(&self, step: &TransferStep) -> Result<(), StoreError> {
@@ -107,12 +103,24 @@ impl InventoryStore for InMemoryStore {
         cursor: Option<&str>,
     ) -> Result<Page<Transfer>, StoreError> {
         let state = self.lock();
-        let entries = state
-            .transfers
-            .iter()
-            .filter(|t| &t.sku == sku)
-            .map(|t| (t.id.clone(), t))
-            .collect();
-        page_of(&format!("transfers:{sku}"), entries, true, limit, cursor)
+        let of_sku = |t: &Transfer| (&t.sku == sku).then(|| t.id.clone());
+        let listing = format!("transfers:{sku}");
+        newest_first(&listing, &state.transfers, of_sku, limit, cursor)
     }
+}
+
+/// One page of a SKU's entries (its adjustments, its transfers), newest first by id: the
+/// entries `id_if_of_sku` names an id for.
+fn newest_first<T: Clone>(
+    listing: &str,
+    entries: &[T],
+    id_if_of_sku: impl Fn(&T) -> Option<String>,
+    limit: u32,
+    cursor: Option<&str>,
+) -> Result<Page<T>, StoreError> {
+    let entries = entries
+        .iter()
+        .filter_map(|e| id_if_of_sku(e).map(|id| (id, e)))
+        .collect();
+    page_of(listing, entries, true, limit, cursor)
 }

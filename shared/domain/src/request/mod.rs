@@ -222,6 +222,33 @@ impl<'a> Fields<'a> {
     }
 }
 
+impl<'a> Fields<'a> {
+    /// The body's `lines`, at most [`crate::MAX_ORDER_LINES`]: objects of a `sku`, a `quantity`
+    /// and the `other` fields, each read by `read` given its SKU and quantity (where those
+    /// parsed), so every bad field of every line is named.
+    pub fn sku_lines<T>(
+        &self,
+        errors: &mut ValidationErrors,
+        other: &[&str],
+        mut read: impl FnMut(
+            &mut ValidationErrors,
+            &Fields<'_>,
+            Option<crate::ids::Sku>,
+            Option<crate::quantity::Quantity>,
+        ) -> Option<T>,
+    ) -> Option<Vec<T>> {
+        let known: Vec<&str> = ["sku", "quantity"]
+            .into_iter()
+            .chain(other.iter().copied())
+            .collect();
+        let max = crate::MAX_ORDER_LINES;
+        self.objects(errors, "lines", max, &known, |errors, line| {
+            let (sku, quantity) = sku_and_quantity(errors, &line);
+            read(errors, &line, sku, quantity)
+        })
+    }
+}
+
 /// A line's `sku` and `quantity`, the two fields every kind of line has.
 pub fn sku_and_quantity(
     errors: &mut ValidationErrors,

@@ -4,10 +4,9 @@ use sha2::{Digest, Sha256};
 
 use crate::contact::{Address, Contact};
 pub use crate::order::commands::{OrderRequest, RequestedLine};
-use crate::request::{one_of, one_per_sku, sku_and_quantity, Fields};
+use crate::request::{one_of, one_per_sku, Fields};
 use crate::shipping::ShippingMethod;
 use crate::validation::ValidationErrors;
-use crate::MAX_ORDER_LINES;
 use serde_json::Value;
 
 impl OrderRequest {
@@ -24,19 +23,12 @@ impl OrderRequest {
         let Some(fields) = Fields::body(&mut errors, body, &known) else {
             return Err(errors);
         };
-        let lines = fields.objects(
-            &mut errors,
-            "lines",
-            MAX_ORDER_LINES,
-            &["sku", "quantity"],
-            |errors, line| {
-                let (sku, quantity) = sku_and_quantity(errors, &line);
-                Some(RequestedLine {
-                    sku: sku?,
-                    quantity: quantity?,
-                })
-            },
-        );
+        let lines = fields.sku_lines(&mut errors, &[], |_, _, sku, quantity| {
+            Some(RequestedLine {
+                sku: sku?,
+                quantity: quantity?,
+            })
+        });
         // One transaction cannot touch the same stock item twice: one line per SKU.
         let lines = lines.filter(|lines| one_per_sku(&mut errors, lines, |l| &l.sku));
         let shipping_method = fields.required(
@@ -144,7 +136,7 @@ mod tests {
             refused_fields(OrderRequest::parse(&body(json!([])))),
             ["lines"]
         );
-        let many: Vec<_> = (0..=MAX_ORDER_LINES)
+        let many: Vec<_> = (0..=crate::MAX_ORDER_LINES)
             .map(|i| json!({"sku": format!("S{i}"), "quantity": 1}))
             .collect();
         assert_eq!(

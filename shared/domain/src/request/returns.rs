@@ -7,9 +7,8 @@ use sha2::{Digest, Sha256};
 use crate::ids::Sku;
 pub use crate::order::commands::{ReceiptRequest, RequestedReturnLine, ReturnRequest};
 use crate::order::returns::{Disposition, ReceivedLine, ReturnReason};
-use crate::request::{one_of, one_per_sku, sku_and_quantity, string, Fields};
+use crate::request::{one_of, one_per_sku, string, Fields};
 use crate::validation::ValidationErrors;
-use crate::MAX_ORDER_LINES;
 
 impl ReturnRequest {
     /// Parses an untrusted body, naming every bad field.
@@ -18,30 +17,23 @@ impl ReturnRequest {
         let Some(fields) = Fields::body(&mut errors, body, &["lines"]) else {
             return Err(errors);
         };
-        let known = ["sku", "quantity", "reason", "comment", "exchangeSku"];
-        let lines = fields.objects(
-            &mut errors,
-            "lines",
-            MAX_ORDER_LINES,
-            &known,
-            |errors, line| {
-                let (sku, quantity) = sku_and_quantity(errors, &line);
-                let reason = line.required(
-                    errors,
-                    "reason",
-                    one_of(&ReturnReason::ALL, ReturnReason::as_str),
-                );
-                let comment = line.note(errors, "comment", 500);
-                let exchange_sku = line.optional(errors, "exchangeSku", string(Sku::parse));
-                Some(RequestedReturnLine {
-                    sku: sku?,
-                    quantity: quantity?,
-                    reason: reason?,
-                    comment,
-                    exchange_sku,
-                })
-            },
-        );
+        let other = ["reason", "comment", "exchangeSku"];
+        let lines = fields.sku_lines(&mut errors, &other, |errors, line, sku, quantity| {
+            let reason = line.required(
+                errors,
+                "reason",
+                one_of(&ReturnReason::ALL, ReturnReason::as_str),
+            );
+            let comment = line.note(errors, "comment", 500);
+            let exchange_sku = line.optional(errors, "exchangeSku", string(Sku::parse));
+            Some(RequestedReturnLine {
+                sku: sku?,
+                quantity: quantity?,
+                reason: reason?,
+                comment,
+                exchange_sku,
+            })
+        });
         let lines = lines.filter(|lines| one_per_sku(&mut errors, lines, |l| &l.sku));
         match lines {
             Some(lines) if errors.is_empty() => Ok(ReturnRequest { lines }),
@@ -65,14 +57,10 @@ impl ReceiptRequest {
             return Err(errors);
         };
         let note = fields.note(&mut errors, "note", 500);
-        let known = ["sku", "quantity", "disposition"];
-        let lines = fields.objects(
+        let lines = fields.sku_lines(
             &mut errors,
-            "lines",
-            MAX_ORDER_LINES,
-            &known,
-            |errors, line| {
-                let (sku, quantity) = sku_and_quantity(errors, &line);
+            &["disposition"],
+            |errors, line, sku, quantity| {
                 let disposition = line.required(
                     errors,
                     "disposition",
