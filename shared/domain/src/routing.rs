@@ -202,7 +202,11 @@ pub fn plan(
         };
         let mut shipments = Vec::with_capacity(set.len());
         for location in set {
-            let units = lines.remove(location.id.as_str())?;
+            // A location the allocation left nothing to (the greedy cover, re-sorted by
+            // priority, can) sends no parcel.
+            let Some(units) = lines.remove(location.id.as_str()) else {
+                continue;
+            };
             let weight_grams = weight(&units);
             shipments.push(PlannedShipment {
                 location: location.id.clone(),

@@ -475,7 +475,8 @@ pub struct Transfer {
     pub sku: Sku,
     pub from: String,
     pub to: String,
-    pub quantity: Quantity,
+    /// Units, at least 1 and at most [`StockLevel::MAX_UNITS`] (a pallet, not an order line).
+    pub quantity: u32,
     pub status: TransferStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
@@ -521,7 +522,7 @@ impl Transfer {
         product: &Product,
         from: &str,
         to: &str,
-        quantity: Quantity,
+        quantity: u32,
         note: Option<String>,
         by: &str,
         now: DateTime<Utc>,
@@ -530,13 +531,12 @@ impl Transfer {
             return Err(TransferError::SameLocation(to.to_owned()));
         }
         let before = product.stock.at(from);
-        let after =
-            before
-                .adjust(-i64::from(quantity.get()))
-                .map_err(|_| StockError::Insufficient {
-                    requested: quantity.get(),
-                    available: before.available(),
-                })?;
+        let after = before
+            .adjust(-i64::from(quantity))
+            .map_err(|_| StockError::Insufficient {
+                requested: quantity,
+                available: before.available(),
+            })?;
         let ms = u64::try_from(now.timestamp_millis()).unwrap_or_default();
         let id = format!(
             "TR-{}",
@@ -579,7 +579,7 @@ impl Transfer {
             return Err(TransferError::AlreadyReceived(self.id.clone()));
         }
         let before = product.stock.at(&self.to);
-        let after = before.adjust(i64::from(self.quantity.get()))?;
+        let after = before.adjust(i64::from(self.quantity))?;
         let received = Transfer {
             status: TransferStatus::Received,
             received_by: Some(by.to_owned()),

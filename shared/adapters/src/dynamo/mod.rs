@@ -517,6 +517,23 @@ impl DynamoStore {
             if reasons.iter().any(|r| code(r) == "ConditionalCheckFailed") {
                 return Ok(Some(reasons));
             }
+            // Only another transaction or throttling cancels a well-formed write for a while;
+            // anything else (a malformed update) will fail the same way again.
+            let passing = |c: &str| {
+                matches!(
+                    c,
+                    "None"
+                        | "TransactionConflict"
+                        | "ThrottlingError"
+                        | "ProvisionedThroughputExceeded"
+                )
+            };
+            if !reasons.iter().all(|r| passing(&code(r))) {
+                let codes: Vec<_> = reasons.iter().map(code).collect();
+                return Err(StoreError::Failed(format!(
+                    "{what}: transaction cancelled: {codes:?}"
+                )));
+            }
             attempt += 1;
             if attempt >= CONFLICT_ATTEMPTS {
                 let codes: Vec<_> = reasons.iter().map(code).collect();

@@ -124,6 +124,21 @@ fn the_stored_shape_of_an_order_is_pinned() {
     assert_eq!(from_item::<OrderItem>(item).unwrap().order, received);
 }
 
+/// Where each line of `order`, stored and read back, has its units: its one allocation's
+/// location.
+fn read_back_at(store: &DynamoStore, order: &oms_domain::order::Order) -> Vec<String> {
+    let read = store
+        .order_from(to_item(&OrderItem::new(order)).unwrap())
+        .unwrap();
+    read.lines
+        .iter()
+        .map(|l| match l.allocations.as_slice() {
+            [one] => one.location.clone(),
+            other => panic!("one allocation per line, not {other:?}"),
+        })
+        .collect()
+}
+
 /// An order stored before there were locations (its lines name none) reads as reserved whole at
 /// the store's default location, so its shipment, cancellation and returns move those counters
 /// as they always did; an order never reserved reads with none.
@@ -144,9 +159,34 @@ fn an_order_from_before_locations_reads_as_allocations_the_default_location() {
     let read = store.order_from(item).unwrap();
     for line in &read.lines {
         assert_eq!(line.allocations.len(), 1);
-        assert_eq!(line.allocations[0].location, "BER-9");
+        assert_eq!(
+            line.allocations[0].location, "BER-1",
+            "its shipment's warehouse"
+        );
         assert_eq!(line.allocations[0].quantity, line.quantity);
     }
+    // Reserved and not yet in the warehouse's hands: at the default location.
+    let mut reserved = oms_domain::fixtures::sample_order(
+        "01JDAAAAAAAAAAAAAAAAAAAAAD",
+        "customer-ada",
+        at("2026-11-20T10:00:00Z"),
+    )
+    .reserve_all_at("BER-1", at("2026-11-20T10:00:01Z"))
+    .unwrap();
+    for line in &mut reserved.lines {
+        line.allocations.clear();
+    }
+    assert_eq!(read_back_at(&store, &reserved), ["BER-9", "BER-9"]);
+    // A replacement opened straight in the warehouse's hands, before there were locations: at
+    // its shipment's warehouse.
+    let mut replacement = legacy.clone();
+    replacement
+        .timeline
+        .retain(|e| e.status != oms_domain::order::OrderStatus::Reserved);
+    if let Some(f) = replacement.fulfillment.as_mut() {
+        f.warehouse = "AMS-1".into();
+    }
+    assert_eq!(read_back_at(&store, &replacement), ["AMS-1", "AMS-1"]);
     let pending = oms_domain::fixtures::sample_order(
         "01JDAAAAAAAAAAAAAAAAAAAAAC",
         "customer-ada",

@@ -301,8 +301,7 @@ pub async fn transfers_between_locations<S: InventoryStore>(store: &S, prefix: &
     let at = base_time();
     let a = product(&sku(prefix, "TR-A"), 5, at);
     assert_eq!(store.save_product(&a, None, None).await, Ok(()));
-    let three = crate::quantity::Quantity::new(3).expect("a quantity");
-    let sent = Transfer::dispatch(&a, DEFAULT_LOCATION, "AMS-1", three, None, "staff", at)
+    let sent = Transfer::dispatch(&a, DEFAULT_LOCATION, "AMS-1", 3, None, "staff", at)
         .expect("dispatching");
     assert_eq!(store.save_transfer(&sent).await, Ok(()));
     assert_eq!(
@@ -343,7 +342,7 @@ pub async fn transfers_between_locations<S: InventoryStore>(store: &S, prefix: &
         &stored_product(store, &a.sku).await.expect("stored"),
         "AMS-1",
         DEFAULT_LOCATION,
-        crate::quantity::Quantity::new(1).expect("a quantity"),
+        1,
         Some("back".into()),
         "staff",
         at + seconds(2),

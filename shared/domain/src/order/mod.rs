@@ -628,16 +628,24 @@ impl Order {
     }
 
     /// Reads an order stored before there were locations: the units of an order that was
-    /// reserved are at `default` (the store calls this with the default location).
+    /// reserved — through its reservation, or as a replacement opened straight in the
+    /// warehouse's hands — are at its shipment's warehouse, else at `default` (the store calls
+    /// this with the default location).
     pub fn with_legacy_locations(mut self, default: &str) -> Self {
-        let was_reserved = self
-            .timeline
-            .iter()
-            .any(|e| e.status == OrderStatus::Reserved);
+        let was_reserved = self.fulfillment.is_some()
+            || self
+                .timeline
+                .iter()
+                .any(|e| e.status == OrderStatus::Reserved);
         if was_reserved {
+            let at = self
+                .fulfillment
+                .as_ref()
+                .map_or(default, |f| f.warehouse.as_str())
+                .to_owned();
             for line in self.lines.iter_mut().filter(|l| l.allocations.is_empty()) {
                 line.allocations = vec![LocationUnits {
-                    location: default.to_owned(),
+                    location: at.clone(),
                     quantity: line.quantity,
                 }];
             }

@@ -176,7 +176,7 @@ impl AdjustmentRequest {
 pub struct TransferRequest {
     pub from: String,
     pub to: String,
-    pub quantity: crate::quantity::Quantity,
+    pub quantity: u32,
     pub note: Option<String>,
 }
 
@@ -190,12 +190,7 @@ impl TransferRequest {
         };
         let from = fields.required(&mut errors, "from", location_of(locations));
         let to = fields.required(&mut errors, "to", location_of(locations));
-        let quantity = fields.required(&mut errors, "quantity", |v| {
-            whole(1..=StockLevel::MAX_UNITS)(v)
-                .ok()
-                .and_then(|n| crate::quantity::Quantity::new(n).ok())
-                .ok_or("must be a whole number of units, at least 1")
-        });
+        let quantity = fields.required(&mut errors, "quantity", whole(1..=StockLevel::MAX_UNITS));
         let note = fields.note(&mut errors, "note", 500);
         if let (Some(from), Some(to)) = (&from, &to) {
             if from == to {

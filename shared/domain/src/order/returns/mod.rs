@@ -283,6 +283,17 @@ impl Order {
             .unwrap_or_default()
     }
 
+    /// The location the order's units of `sku` came from (the first of them, where a line was
+    /// split).
+    fn source_of(&self, sku: &Sku) -> Option<&str> {
+        self.lines
+            .iter()
+            .filter(|l| &l.sku == sku)
+            .flat_map(|l| l.allocations.first())
+            .map(|a| a.location.as_str())
+            .next()
+    }
+
     /// When the oldest return still waiting for staff was requested, if one is.
     pub fn oldest_pending_return(&self) -> Option<DateTime<Utc>> {
         self.returns
@@ -573,7 +584,8 @@ impl Order {
             .filter(|l| l.disposition == Disposition::Restock)
             .map(|l| StockMove {
                 sku: l.sku.clone(),
-                location: location.clone(),
+                // Back where the SKU's units came from: that location keeps counters for it.
+                location: self.source_of(&l.sku).unwrap_or(&location).to_owned(),
                 quantity: l.quantity,
                 movement: StockMovement::Restock,
             })
@@ -921,6 +933,35 @@ mod tests {
                 actual: "REJECTED"
             })
         );
+    }
+
+    #[test]
+    fn returned_units_go_back_where_each_sku_came_from() {
+        // A split order: the mugs came from Amsterdam, the T-shirts from Berlin.
+        let mut order = delivered();
+        for line in order
+            .lines
+            .iter_mut()
+            .filter(|l| l.sku.as_str() == "MUG-WHITE")
+        {
+            line.allocations[0].location = "AMS-1".into();
+        }
+        let lines = json!([
+            {"sku": "TSHIRT-RED-M", "quantity": 1, "reason": "DAMAGED"},
+            {"sku": "MUG-WHITE", "quantity": 1, "reason": "DAMAGED"}
+        ]);
+        let approved = open(&order, lines, "2026-11-21T10:00:00Z").unwrap().order;
+        let both = json!([
+            {"sku": "TSHIRT-RED-M", "quantity": 1, "disposition": "RESTOCK"},
+            {"sku": "MUG-WHITE", "quantity": 1, "disposition": "RESTOCK"}
+        ]);
+        let received = receive(&approved, both).unwrap();
+        let at: Vec<_> = received
+            .moves
+            .iter()
+            .map(|m| (m.sku.as_str(), m.location.as_str()))
+            .collect();
+        assert_eq!(at, [("TSHIRT-RED-M", "BER-1"), ("MUG-WHITE", "AMS-1")]);
     }
 
     #[test]
