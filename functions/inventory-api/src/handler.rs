@@ -5,8 +5,8 @@ use lambda_http::{Body, Error, Request, RequestExt, Response};
 use oms_adapters::config;
 use oms_adapters::dynamo::DynamoStore;
 use oms_adapters::http::{
-    caller, json_body, json_response, path_id, path_parameter, require_scope, respond, route_key,
-    unknown_route, ApiError, Listing,
+    caller, idempotency_key, json_body, json_response, path_id, path_parameter, require_scope,
+    respond, route_key, unknown_route, ApiError, Listing,
 };
 use oms_adapters::http::{page_limit, ProblemType};
 use oms_domain::app::caller::{SCOPE_ADMIN, SCOPE_WAREHOUSE};
@@ -193,11 +193,19 @@ async fn dispatch<S: InventoryStore>(
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let (caller, sku, body) = admin_write(request, sku_in_path)?;
-    let (store, at) = (&app.store, chrono::Utc::now());
-    let transfer =
-        inventory::dispatch_transfer(store, &app.locations, &caller, &sku, &body, at).await?;
-    tracing::info!(sku = %sku, transfer = %transfer.id, "transfer dispatched");
-    Ok(json_response(StatusCode::CREATED, &transfer))
+    let key = idempotency_key(request, "POST /inventory/{sku}/transfers")?;
+    let (store, here, at) = (&app.store, &app.locations, chrono::Utc::now());
+    let sent = inventory::dispatch_transfer(store, here, &caller, &sku, &key, &body, at).await?;
+    let id = &sent.transfer.id;
+    tracing::info!(sku = %sku, transfer = %id, replayed = sent.replayed, "transfer dispatched");
+    let mut response = json_response(StatusCode::CREATED, &sent.transfer);
+    if sent.replayed {
+        let replayed = lambda_http::http::HeaderValue::from_static("true");
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", replayed);
+    }
+    Ok(response)
 }
 
 /// `POST /inventory/{sku}/transfers/{id}/receive` (`oms:admin` or `oms:warehouse`: the

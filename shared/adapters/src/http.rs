@@ -644,6 +644,12 @@ impl From<InventoryError> for ApiError {
                 title: None,
                 detail: error.to_string(),
             },
+            InventoryError::KeyReused => ApiError::Conflict {
+                problem: ProblemType::IdempotencyKeyReused,
+                title: None,
+                detail: "this Idempotency-Key was already used with a different request body"
+                    .into(),
+            },
             InventoryError::TransferNotFound(id) => {
                 ApiError::NotFound(format!("transfer {id} does not exist"))
             }

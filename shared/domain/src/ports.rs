@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{CustomerId, IdempotencyKey, OrderId, Sku};
 use crate::order::fulfillment::FulfillmentStatus;
 use crate::order::{Order, OrderChange, OrderStatus, Shortage};
-use crate::stock::{Product, StockAdjustment, StockMovement, Transfer, TransferStep};
+use crate::stock::{Product, StockAdjustment, StockMovement, Transfer, TransferKey, TransferStep};
 
 /// Why a store call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -218,10 +218,19 @@ pub trait InventoryStore: Send + Sync {
     /// condition that it does not exist) when it is in transit, else replaced on condition that
     /// the stored one is still in transit. A lost condition is [`StoreError::ConditionFailed`]
     /// and writes nothing.
+    /// A dispatch's `key`, if given, is written with it on condition that it is new.
     fn save_transfer(
         &self,
         step: &TransferStep,
+        key: Option<&TransferKey>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// What a dispatch's `Idempotency-Key` made, if it was used for `sku`.
+    fn transfer_key(
+        &self,
+        sku: &Sku,
+        key: &IdempotencyKey,
+    ) -> impl Future<Output = Result<Option<TransferKey>, StoreError>> + Send;
 
     fn transfer(
         &self,

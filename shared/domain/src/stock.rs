@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::Sku;
+use crate::ids::{IdempotencyKey, Sku};
 use crate::money::Money;
 use crate::quantity::Quantity;
 
@@ -497,6 +497,25 @@ pub enum TransferError {
     AlreadyReceived(String),
     #[error(transparent)]
     Stock(#[from] StockError),
+}
+
+/// What a dispatch's `Idempotency-Key` stands for, kept with the transfer it made: a retry of
+/// the same request answers that transfer, the same key with another request is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TransferKey {
+    pub sku: Sku,
+    pub key: IdempotencyKey,
+    pub transfer_id: String,
+    /// The request the key was first used with: where from, where to, how many.
+    pub fingerprint: String,
+}
+
+impl TransferKey {
+    /// The fingerprint of a dispatch of `quantity` units from `from` to `to`.
+    pub fn fingerprint(from: &str, to: &str, quantity: u32) -> String {
+        format!("{from}>{to}:{quantity}")
+    }
 }
 
 /// One step of a transfer, as one write: the product's counters, the history entry that

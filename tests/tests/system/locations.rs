@@ -206,7 +206,7 @@ async fn a_transfer_takes_units_out_of_one_location_and_puts_them_in_the_other_o
                 .post(
                     &format!("/inventory/{sku}/transfers"),
                     &admin,
-                    &[],
+                    &[("idempotency-key", &format!("send-{quantity}"))],
                     json!({"from": "BER-1", "to": "AMS-1", "quantity": quantity, "note": "rebalance"}),
                 )
                 .await
@@ -225,6 +225,12 @@ async fn a_transfer_takes_units_out_of_one_location_and_puts_them_in_the_other_o
         "BER-1 2/0",
         "in transit: counted at neither location, sold by neither"
     );
+    // The client retries the same request: the same transfer, sent once.
+    let retried = send(3).await;
+    assert_eq!(retried.status, StatusCode::CREATED);
+    assert_eq!(retried.body["id"], sent.body["id"]);
+    assert_eq!(retried.headers["idempotent-replayed"], "true");
+    assert_eq!(counters(&stack, &sku).await, "BER-1 2/0", "sent once");
 
     // The destination's staff receive it.
     let warehouse = stack.token("warehouse-ams", Some("oms:warehouse"));
@@ -288,13 +294,20 @@ async fn staff_send_and_receive_a_transfer_in_the_console() {
     let stack = Stack::connect().await;
     let sku = stack.create_sku("CONSOLE-TR", 4).await;
     let admin = stack.console_session("staff-lea", "admin").await;
-    let (status, to) = admin
-        .post(
-            &format!("/console/inventory/{sku}/transfers"),
-            &[("from", "BER-1"), ("to", "AMS-1"), ("quantity", "4")],
-        )
-        .await;
-    assert_eq!(status, StatusCode::SEE_OTHER, "{to}");
+    // The same form sent twice (a double click, a second tab): one transfer.
+    let form = [
+        ("from", "BER-1"),
+        ("to", "AMS-1"),
+        ("quantity", "4"),
+        ("key", "console-form-1"),
+    ];
+    for _ in 0..2 {
+        let path = format!("/console/inventory/{sku}/transfers");
+        let (status, to) = admin.post(&path, &form).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{to}");
+    }
+    let (_, page) = admin.get(&format!("/console/inventory/{sku}")).await;
+    assert_eq!(page.matches("id=\"receive-").count(), 1, "one transfer");
     let (_, page) = admin.get(&format!("/console/inventory/{sku}")).await;
     assert!(page.contains("in transit"), "{page}");
     let id = page
@@ -320,7 +333,12 @@ async fn staff_send_and_receive_a_transfer_in_the_console() {
     let (status, _) = packer
         .post(
             &format!("/console/inventory/{sku}/transfers"),
-            &[("from", "AMS-1"), ("to", "BER-1"), ("quantity", "1")],
+            &[
+                ("from", "AMS-1"),
+                ("to", "BER-1"),
+                ("quantity", "1"),
+                ("key", "k2"),
+            ],
         )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);

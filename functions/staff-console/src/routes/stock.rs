@@ -1,6 +1,7 @@
 //! The catalog's availability, a SKU's page and its stock forms.
 
 use super::*;
+use oms_domain::ids::IdempotencyKey;
 
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct CatalogQuery {
@@ -80,6 +81,7 @@ pub(super) async fn product<S: Store, K: SecretSource>(
             product => ser(&product),
             locations => ser(&locations),
             transfers => ser(&transfers.items),
+            transfer_key => format!("console-{}", oms_domain::ids::OrderId::generate(Utc::now())),
             low => product.available < product.low_stock_threshold,
             history => ser(&history),
         },
@@ -137,10 +139,16 @@ pub(super) async fn dispatch_transfer<S: Store, K: SecretSource>(
         "quantity": fields.number("quantity"),
     });
     with_texts(&mut body, fields, &["note"]);
-    let (store, at) = (&app.store, Utc::now());
-    let transfer =
-        inventory::dispatch_transfer(store, &app.locations, &staff.caller, &sku, &body, at).await?;
-    tracing::info!(sku = %sku, transfer = %transfer.id, "console: transfer dispatched");
+    // The form's key, made when its page was shown: the same form sent twice sends once.
+    let key = fields
+        .get("key")
+        .and_then(|k| IdempotencyKey::parse(k).ok())
+        .ok_or_else(|| PageError::Stale("The form is out of date: open the page again.".into()))?;
+    let (store, here, at) = (&app.store, &app.locations, Utc::now());
+    let sent =
+        inventory::dispatch_transfer(store, here, &staff.caller, &sku, &key, &body, at).await?;
+    let id = &sent.transfer.id;
+    tracing::info!(sku = %sku, transfer = %id, "console: transfer dispatched");
     Ok(done(&format!("/console/inventory/{sku}"), "dispatched"))
 }
 

@@ -39,7 +39,11 @@ impl InventoryStore for DynamoStore {
         }
     }
 
-    async fn save_transfer(&self, step: &TransferStep) -> Result<(), StoreError> {
+    async fn save_transfer(
+        &self,
+        step: &TransferStep,
+        key: Option<&TransferKey>,
+    ) -> Result<(), StoreError> {
         let mut items = self.product_writes(
             &step.product,
             Some(step.product.version - 1),
@@ -66,10 +70,34 @@ impl InventoryStore for DynamoStore {
                 .put(put.build().map_err(|e| StoreError::Failed(e.to_string()))?)
                 .build(),
         );
+        if let Some(key) = key {
+            let item = TransferKeyItem {
+                pk: sku_pk(&key.sku),
+                sk: transfer_key_sk(&key.key),
+                entity: entity::TRANSFER_KEY.into(),
+                key: key.clone(),
+            };
+            items.push(self.put_new(&item)?);
+        }
         match self.transact("save transfer", items).await? {
             None => Ok(()),
             Some(_) => Err(StoreError::ConditionFailed),
         }
+    }
+
+    async fn transfer_key(
+        &self,
+        sku: &Sku,
+        idempotency: &IdempotencyKey,
+    ) -> Result<Option<TransferKey>, StoreError> {
+        let item = self
+            .read(
+                key(sku_pk(sku), &transfer_key_sk(idempotency)),
+                "get transfer key",
+            )
+            .await?;
+        item.map(|item| from_item::<TransferKeyItem>(item).map(|i| i.key))
+            .transpose()
     }
 
     async fn transfer(&self, sku: &Sku, id: &str) -> Result<Option<Transfer>, StoreError> {
@@ -162,16 +190,19 @@ impl DynamoStore {
                 entity: entity::STOCK_ADJUSTMENT.into(),
                 adjustment: adjustment.clone(),
             };
-            let put = self
-                .put(to_item(&item)?)
-                .condition_expression("attribute_not_exists(pk)");
-            items.push(
-                TransactWriteItem::builder()
-                    .put(put.build().map_err(|e| StoreError::Failed(e.to_string()))?)
-                    .build(),
-            );
+            items.push(self.put_new(&item)?);
         }
         Ok(items)
+    }
+
+    /// A transaction item that writes `item` on condition that no item has its key yet.
+    fn put_new<T: Serialize>(&self, item: &T) -> Result<TransactWriteItem, StoreError> {
+        let put = self
+            .put(to_item(item)?)
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|e| StoreError::Failed(e.to_string()))?;
+        Ok(TransactWriteItem::builder().put(put).build())
     }
 
     /// A SKU's items whose sort key starts with `prefix` (its adjustments, its transfers),

@@ -11,6 +11,7 @@
 //! | product and its stock (the default location's counters at the top level, every other location's under `locations`) | `SKU#<sku>` | `PRODUCT` | `gsi6`: `CATALOG` / `<sku>` (the catalog in SKU order) |
 //! | stock adjustment (and a transfer's step) | `SKU#<sku>` | `ADJUSTMENT#<id>` | — |
 //! | transfer between locations | `SKU#<sku>` | `TRANSFER#<id>` | — |
+//! | what a transfer dispatch's `Idempotency-Key` made | `SKU#<sku>` | `TRANSFER-KEY#<key>` | — |
 //! | notification preferences | `CUSTOMER#<customerId>` | `PREFERENCES` | — |
 //! | notification cursor (the order's next event to notify, its claim and channels sent) | `ORDER#<orderId>` | `NOTIFIED` | — |
 //!
@@ -42,7 +43,8 @@ use oms_domain::ports::{
 };
 use oms_domain::shipping::ShippingPolicy;
 use oms_domain::stock::{
-    Product, Stock, StockAdjustment, StockDelta, StockLevel, Transfer, TransferStatus, TransferStep,
+    Product, Stock, StockAdjustment, StockDelta, StockLevel, Transfer, TransferKey, TransferStatus,
+    TransferStep,
 };
 use serde::{Deserialize, Serialize};
 
@@ -96,6 +98,7 @@ pub mod entity {
     pub const PRODUCT: &str = "PRODUCT";
     pub const STOCK_ADJUSTMENT: &str = "STOCK_ADJUSTMENT";
     pub const TRANSFER: &str = "TRANSFER";
+    pub const TRANSFER_KEY: &str = "TRANSFER_KEY";
     pub const PREFERENCES: &str = "PREFERENCES";
     pub const NOTIFICATION_CURSOR: &str = "NOTIFICATION_CURSOR";
 }
@@ -313,6 +316,20 @@ struct TransferItem {
     entity: String,
     #[serde(flatten)]
     transfer: Transfer,
+}
+
+/// What a transfer dispatch's `Idempotency-Key` made.
+#[derive(Serialize, Deserialize)]
+struct TransferKeyItem {
+    pk: String,
+    sk: String,
+    entity: String,
+    #[serde(flatten)]
+    key: TransferKey,
+}
+
+fn transfer_key_sk(key: &IdempotencyKey) -> String {
+    format!("TRANSFER-KEY#{key}")
 }
 
 #[derive(Serialize, Deserialize)]

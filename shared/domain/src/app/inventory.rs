@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::app::retry::{until_written, Attempt, Contended};
 use crate::app::Caller;
-use crate::ids::Sku;
+use crate::ids::{IdempotencyKey, Sku};
 use crate::location::Locations;
 use crate::money::Money;
 use crate::ports::{InventoryStore, StoreError};
@@ -17,7 +17,7 @@ use crate::request::inventory::{AdjustmentRequest, ProductRequest, StockChange, 
 use crate::shipping::ShippingPolicy;
 use crate::stock::{
     AdjustmentReason, Product, StockAdjustment, StockError, StockLevel, Transfer, TransferError,
-    TransferStep,
+    TransferKey, TransferStep,
 };
 use crate::validation::ValidationErrors;
 
@@ -138,6 +138,8 @@ pub enum InventoryError {
     Stock(#[from] StockError),
     #[error("transfer {0} does not exist")]
     TransferNotFound(String),
+    #[error("this Idempotency-Key was already used with a different request body")]
+    KeyReused,
     #[error("{0}")]
     Transfer(TransferError),
     #[error("the SKU kept changing; try again")]
@@ -294,23 +296,58 @@ pub async fn adjust_stock<I: InventoryStore>(
     .await
 }
 
+/// A transfer dispatched, or the one its `Idempotency-Key` dispatched before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dispatched {
+    pub transfer: Transfer,
+    pub replayed: bool,
+}
+
 /// `POST /inventory/{sku}/transfers`: dispatches units from one location to another; they
-/// leave the source's available units in the same write as the transfer is recorded.
+/// leave the source's available units in the same write as the transfer is recorded. Once per
+/// (SKU, `key`): a retry of the same request answers the transfer it made; the key with another
+/// request is refused.
 pub async fn dispatch_transfer<I: InventoryStore>(
     inventory: &I,
     locations: &Locations,
     caller: &Caller,
     sku: &Sku,
+    key: &IdempotencyKey,
     body: &serde_json::Value,
     now: DateTime<Utc>,
-) -> Result<Transfer, InventoryError> {
+) -> Result<Dispatched, InventoryError> {
     let request = &TransferRequest::parse(body, locations)?;
+    let fingerprint = TransferKey::fingerprint(&request.from, &request.to, request.quantity);
+    let fingerprint = &fingerprint;
     until_written(|| async move {
+        // A key used before (a retry, or a concurrent twin that won): its transfer.
+        if let Some(used) = inventory.transfer_key(sku, key).await? {
+            if &used.fingerprint != fingerprint {
+                return Err(InventoryError::KeyReused);
+            }
+            let transfer = inventory.transfer(sku, &used.transfer_id).await?;
+            let transfer = transfer.ok_or(InventoryError::TransferNotFound(used.transfer_id))?;
+            return Ok(Attempt::Done(Dispatched {
+                transfer,
+                replayed: true,
+            }));
+        }
         let product = existing(inventory, sku).await?;
         let (note, by) = (request.note.clone(), caller.customer_id.as_str());
         let (from, to) = (&request.from, &request.to);
-        let step = Transfer::dispatch(&product, from, to, request.quantity, note, by, now);
-        write_step(inventory, step).await
+        let step = Transfer::dispatch(&product, from, to, request.quantity, note, by, now)?;
+        let used = TransferKey {
+            sku: sku.clone(),
+            key: key.clone(),
+            transfer_id: step.transfer.id.clone(),
+            fingerprint: fingerprint.clone(),
+        };
+        let written = inventory.save_transfer(&step, Some(&used)).await;
+        let dispatched = Dispatched {
+            transfer: step.transfer,
+            replayed: false,
+        };
+        Attempt::of_write(written, dispatched)
     })
     .await
 }
@@ -341,7 +378,7 @@ async fn write_step<I: InventoryStore>(
     step: Result<TransferStep, TransferError>,
 ) -> Result<Attempt<Transfer>, InventoryError> {
     let step = step?;
-    let written = inventory.save_transfer(&step).await;
+    let written = inventory.save_transfer(&step, None).await;
     Attempt::of_write(written, step.transfer)
 }
 
@@ -472,12 +509,17 @@ mod tests {
         adjust_stock(store, &here, &admin(), &sku(), &body, Utc::now()).await
     }
 
+    /// `POST /inventory/MUG-1/transfers` of `body` under the Idempotency-Key `key`.
     async fn dispatch(
         store: &InMemoryStore,
+        key: &str,
         body: serde_json::Value,
-    ) -> Result<Transfer, InventoryError> {
-        let here = Locations::default_locations();
-        dispatch_transfer(store, &here, &admin(), &sku(), &body, Utc::now()).await
+    ) -> Result<Dispatched, InventoryError> {
+        let (here, key) = (
+            Locations::default_locations(),
+            IdempotencyKey::parse(key).unwrap(),
+        );
+        dispatch_transfer(store, &here, &admin(), &sku(), &key, &body, Utc::now()).await
     }
 
     async fn receive(store: &InMemoryStore, id: &str) -> Result<Transfer, InventoryError> {
@@ -532,7 +574,7 @@ mod tests {
         // More than Berlin has, and a transfer to where the units already are: refused.
         for (to, quantity) in [("AMS-1", 6), ("BER-1", 1)] {
             let body = json!({"from": "BER-1", "to": to, "quantity": quantity});
-            let refused = dispatch(&store, body).await;
+            let refused = dispatch(&store, &format!("refused-{to}"), body).await;
             let expected = match to {
                 "AMS-1" => matches!(refused, Err(InventoryError::Stock(_))),
                 _ => matches!(refused, Err(InventoryError::Invalid(_))),
@@ -541,8 +583,22 @@ mod tests {
         }
 
         let body = json!({"from": "BER-1", "to": "AMS-1", "quantity": 3, "note": "rebalance"});
-        let sent = dispatch(&store, body).await.unwrap();
+        let sent = dispatch(&store, "t1", body.clone()).await.unwrap();
+        assert!(!sent.replayed);
+        let sent = sent.transfer;
         assert_eq!(sent.status, TransferStatus::InTransit);
+        // A retry of the same request is the same transfer; the key with another is refused.
+        let again = dispatch(&store, "t1", body).await.unwrap();
+        assert_eq!(
+            (again.transfer.id.as_str(), again.replayed),
+            (sent.id.as_str(), true)
+        );
+        let other = json!({"from": "BER-1", "to": "AMS-1", "quantity": 1});
+        let reused = dispatch(&store, "t1", other).await;
+        assert!(
+            matches!(reused, Err(InventoryError::KeyReused)),
+            "{reused:?}"
+        );
         let both = || async {
             (
                 available_at(&store, "BER-1").await,

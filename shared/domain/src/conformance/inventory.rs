@@ -303,11 +303,22 @@ pub async fn transfers_between_locations<S: InventoryStore>(store: &S, prefix: &
     assert_eq!(store.save_product(&a, None, None).await, Ok(()));
     let sent = Transfer::dispatch(&a, DEFAULT_LOCATION, "AMS-1", 3, None, "staff", at)
         .expect("dispatching");
-    assert_eq!(store.save_transfer(&sent).await, Ok(()));
+    let key = crate::stock::TransferKey {
+        sku: a.sku.clone(),
+        key: crate::ids::IdempotencyKey::parse(format!("{prefix}-send")).expect("a key"),
+        transfer_id: sent.transfer.id.clone(),
+        fingerprint: "BER-1>AMS-1:3".into(),
+    };
+    assert_eq!(store.save_transfer(&sent, Some(&key)).await, Ok(()));
     assert_eq!(
-        store.save_transfer(&sent).await,
+        store.save_transfer(&sent, None).await,
         Err(StoreError::ConditionFailed),
         "the same dispatch twice"
+    );
+    assert_eq!(
+        store.transfer_key(&a.sku, &key.key).await,
+        Ok(Some(key.clone())),
+        "the key is kept with the transfer it made"
     );
     let stored = stored_product(store, &a.sku).await.expect("stored");
     assert_eq!(stored, sent.product);
@@ -320,7 +331,7 @@ pub async fn transfers_between_locations<S: InventoryStore>(store: &S, prefix: &
         .transfer
         .receive(&stored, "staff", at + seconds(1))
         .expect("receiving");
-    assert_eq!(store.save_transfer(&arrived).await, Ok(()));
+    assert_eq!(store.save_transfer(&arrived, None).await, Ok(()));
     let stored = stored_product(store, &a.sku).await.expect("stored");
     assert_eq!(stored.stock.at("AMS-1").available(), 3);
     assert_eq!(stored.stock.at(DEFAULT_LOCATION).available(), 2);
@@ -329,7 +340,7 @@ pub async fn transfers_between_locations<S: InventoryStore>(store: &S, prefix: &
     let mut twice = arrived.clone();
     twice.product.version += 1;
     assert_eq!(
-        store.save_transfer(&twice).await,
+        store.save_transfer(&twice, None).await,
         Err(StoreError::ConditionFailed)
     );
     assert_eq!(
@@ -348,7 +359,7 @@ pub async fn transfers_between_locations<S: InventoryStore>(store: &S, prefix: &
         at + seconds(2),
     )
     .expect("dispatching");
-    assert_eq!(store.save_transfer(&later).await, Ok(()));
+    assert_eq!(store.save_transfer(&later, None).await, Ok(()));
     let listed = store.transfers(&a.sku, 10, None).await.expect("listing");
     let ids: Vec<_> = listed
         .items

@@ -61,8 +61,21 @@ impl InventoryStore for InMemoryStore {
         newest_first(&listing, &state.adjustments, of_sku, limit, cursor)
     }
 
-    async fn save_transfer(&self, step: &TransferStep) -> Result<(), StoreError> {
+    async fn save_transfer(
+        &self,
+        step: &TransferStep,
+        key: Option<&TransferKey>,
+    ) -> Result<(), StoreError> {
         let mut state = self.lock();
+        if let Some(key) = key {
+            let used = state
+                .transfer_keys
+                .iter()
+                .any(|k| k.sku == key.sku && k.key == key.key);
+            if used {
+                return Err(StoreError::ConditionFailed);
+            }
+        }
         let product = &step.product;
         let stored_version = state.products.get(&product.sku).map(|p| p.version);
         if stored_version != Some(product.version - 1) {
@@ -84,7 +97,21 @@ impl InventoryStore for InMemoryStore {
         }
         state.products.insert(product.sku.clone(), product.clone());
         state.adjustments.push(step.adjustment.clone());
+        state.transfer_keys.extend(key.cloned());
         Ok(())
+    }
+
+    async fn transfer_key(
+        &self,
+        sku: &Sku,
+        key: &IdempotencyKey,
+    ) -> Result<Option<TransferKey>, StoreError> {
+        Ok(self
+            .lock()
+            .transfer_keys
+            .iter()
+            .find(|k| &k.sku == sku && &k.key == key)
+            .cloned())
     }
 
     async fn transfer(&self, sku: &Sku, id: &str) -> Result<Option<Transfer>, StoreError> {

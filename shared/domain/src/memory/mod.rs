@@ -18,7 +18,8 @@ use crate::ports::{
 };
 use crate::ports::{NotificationCursor, NotificationStore};
 use crate::stock::{
-    Product, StockAdjustment, StockDelta, StockError, Transfer, TransferStatus, TransferStep,
+    Product, StockAdjustment, StockDelta, StockError, Transfer, TransferKey, TransferStatus,
+    TransferStep,
 };
 
 #[derive(Default)]
@@ -28,6 +29,7 @@ struct State {
     products: HashMap<Sku, Product>,
     adjustments: Vec<StockAdjustment>,
     transfers: Vec<Transfer>,
+    transfer_keys: Vec<TransferKey>,
     preferences: HashMap<CustomerId, Preferences>,
     cursors: HashMap<OrderId, NotificationCursor>,
 }
