@@ -253,16 +253,7 @@ mod tests {
         let store = InMemoryStore::with_products([product("A", 100, 5)]);
         let order = placed(json!([{"sku": "A", "quantity": 2}]), &store.catalog())
             .authorized_for_test(Utc::now());
-        store.insert_order(order.clone());
-        crate::app::reservation::reserve_order(
-            &store,
-            &store,
-            crate::app::reservation::Routing::demo(),
-            &order.id,
-            Utc::now(),
-        )
-        .await
-        .unwrap();
+        crate::app::reservation::insert_reserved(&store, &order).await;
         (store, order.id)
     }
 

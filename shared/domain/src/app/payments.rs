@@ -154,16 +154,7 @@ pub(crate) mod tests {
             json!([{"sku": "A", "quantity": quantity}]),
             &store.catalog(),
         );
-        store.insert_order(order.clone());
-        crate::app::reservation::reserve_order(
-            store,
-            store,
-            crate::app::reservation::Routing::demo(),
-            &order.id,
-            order.created_at,
-        )
-        .await
-        .unwrap();
+        crate::app::reservation::insert_reserved(store, &order).await;
         store.get(&order.id).await.unwrap().unwrap()
     }
 

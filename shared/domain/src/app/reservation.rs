@@ -42,6 +42,19 @@ impl Routing<'static> {
     }
 }
 
+/// Stores `order` (placed) and reserves it over the demo's locations: the set-up of the
+/// application tests that start from a reserved order.
+#[cfg(test)]
+pub(crate) async fn insert_reserved(store: &crate::memory::InMemoryStore, order: &Order) {
+    store.insert_order(order.clone());
+    let at = order.created_at;
+    let reserved = reserve_order(store, store, Routing::demo(), &order.id, at).await;
+    assert_eq!(
+        reserved.expect("a reservation"),
+        ReservationResult::Reserved
+    );
+}
+
 /// What became of the order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReservationResult {

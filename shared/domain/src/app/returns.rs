@@ -352,16 +352,7 @@ mod tests {
     async fn delivered(store: &InMemoryStore, lines: serde_json::Value, days_ago: u64) -> Order {
         let now = Utc::now();
         let order = placed(lines, &store.catalog());
-        store.insert_order(order.clone());
-        reserve_order(
-            store,
-            store,
-            crate::app::reservation::Routing::demo(),
-            &order.id,
-            now,
-        )
-        .await
-        .unwrap();
+        crate::app::reservation::insert_reserved(store, &order).await;
         let reserved = store.get(&order.id).await.unwrap().unwrap();
         let packed = reserved
             .authorized_for_test(now)
@@ -405,16 +396,7 @@ mod tests {
         let store = InMemoryStore::with_products([product("A", 1000, 5)]);
         let order = placed(json!([{"sku": "A", "quantity": 2}]), &store.catalog())
             .captured_for_test(Utc::now());
-        store.insert_order(order.clone());
-        reserve_order(
-            &store,
-            &store,
-            crate::app::reservation::Routing::demo(),
-            &order.id,
-            Utc::now(),
-        )
-        .await
-        .unwrap();
+        crate::app::reservation::insert_reserved(&store, &order).await;
         assert_eq!(stock(&store, "A").await, (3, 2));
 
         let cancelled = cancel_order(
@@ -450,16 +432,7 @@ mod tests {
     async fn a_cancellation_of_a_version_that_changed_under_it_is_refused_by_the_write() {
         let store = InMemoryStore::with_products([product("A", 1000, 5)]);
         let order = placed(json!([{"sku": "A", "quantity": 2}]), &store.catalog());
-        store.insert_order(order.clone());
-        reserve_order(
-            &store,
-            &store,
-            crate::app::reservation::Routing::demo(),
-            &order.id,
-            Utc::now(),
-        )
-        .await
-        .unwrap();
+        crate::app::reservation::insert_reserved(&store, &order).await;
         let shown = store.get(&order.id).await.unwrap().unwrap();
         // Another change lands after the cancellation read the order and before it writes.
         let elsewhere = shown.authorized_for_test(Utc::now());
