@@ -1,5 +1,6 @@
 //! The HTTP handler: route, check the scope or the signature, call the fulfillment operation,
-//! answer with the shipment and its `ETag`.
+//! answer with the shipment and its `ETag` (the shipment's own version: each parcel of a split
+//! order is worked on by its own location without the other's steps refusing it).
 
 use chrono::{DateTime, NaiveDate, Utc};
 use hmac::{Hmac, Mac};
@@ -13,10 +14,14 @@ use oms_adapters::http::{
 };
 use oms_adapters::secrets::{SecretCache, SecretSource};
 use oms_domain::app::caller::SCOPE_WAREHOUSE;
-use oms_domain::app::fulfillment::{self, CarrierEvent, CarrierResult, WarehouseAction};
+use oms_domain::app::fulfillment::{
+    self, CarrierEvent, CarrierResult, StepConditions, WarehouseAction,
+};
 use oms_domain::contact::Address;
-use oms_domain::ids::{OrderId, Sku};
-use oms_domain::order::fulfillment::{FulfillmentStatus, FulfillmentStep, Parcel, Tracking};
+use oms_domain::ids::{OrderId, ShipmentId, Sku};
+use oms_domain::order::fulfillment::{
+    Fulfillment, FulfillmentStatus, FulfillmentStep, Parcel, Tracking,
+};
 use oms_domain::order::{Order, OrderStatus};
 use oms_domain::ports::{OrderStore, OrderTransactions};
 use oms_domain::quantity::Quantity;
@@ -54,14 +59,14 @@ pub async fn handle<S: OrderStore + OrderTransactions, K: SecretSource>(
 ) -> Result<Response<Body>, Error> {
     let result = match route_key(&request) {
         Some("GET /fulfillments") => pick_list(app, &request).await,
-        Some("GET /fulfillments/{orderId}") => get(app, &request).await,
-        Some("POST /fulfillments/{orderId}/pick") => {
+        Some("GET /fulfillments/{shipmentId}") => get(app, &request).await,
+        Some("POST /fulfillments/{shipmentId}/pick") => {
             warehouse_action(app, &request, WarehouseRoute::Pick).await
         }
-        Some("POST /fulfillments/{orderId}/pack") => {
+        Some("POST /fulfillments/{shipmentId}/pack") => {
             warehouse_action(app, &request, WarehouseRoute::Pack).await
         }
-        Some("POST /fulfillments/{orderId}/ship") => {
+        Some("POST /fulfillments/{shipmentId}/ship") => {
             warehouse_action(app, &request, WarehouseRoute::Ship).await
         }
         Some("POST /carrier/events") => carrier(app, &request).await,
@@ -83,8 +88,12 @@ struct PickLine {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct FulfillmentView {
+    shipment_id: ShipmentId,
     order_id: OrderId,
     order_status: OrderStatus,
+    /// Its place among the order's parcels, and how many there are.
+    number: u32,
+    of: usize,
     status: FulfillmentStatus,
     warehouse: String,
     queued_at: DateTime<Utc>,
@@ -115,28 +124,41 @@ struct EstimateView {
 }
 
 impl FulfillmentView {
-    fn of(order: &Order) -> Option<Self> {
-        let f = order.fulfillment.as_ref()?;
-        Some(FulfillmentView {
+    fn of(order: &Order, f: &Fulfillment) -> Self {
+        let name = |sku: &Sku| {
+            order
+                .lines
+                .iter()
+                .find(|l| &l.sku == sku)
+                .map(|l| l.name.clone())
+                .unwrap_or_default()
+        };
+        FulfillmentView {
+            shipment_id: f.id(order),
             order_id: order.id.clone(),
             order_status: order.status,
+            number: f.number,
+            of: order.shipments.len(),
             status: f.status,
             warehouse: f.warehouse.clone(),
             queued_at: f.queued_at,
-            lines: order
+            lines: f
                 .lines
                 .iter()
                 .map(|l| PickLine {
                     sku: l.sku.clone(),
-                    name: l.name.clone(),
+                    name: name(&l.sku),
                     quantity: l.quantity,
                 })
                 .collect(),
             shipping_method: order.shipping.method,
             ship_to: order.shipping.address.clone(),
-            estimated_delivery: EstimateView {
-                earliest: order.shipping.estimate.earliest,
-                latest: order.shipping.estimate.latest,
+            estimated_delivery: {
+                let estimate = f.estimate.unwrap_or(order.shipping.estimate);
+                EstimateView {
+                    earliest: estimate.earliest,
+                    latest: estimate.latest,
+                }
             },
             parcel: f.parcel,
             tracking: f.tracking.clone(),
@@ -144,27 +166,29 @@ impl FulfillmentView {
             delivered_at: f.delivered_at,
             steps: f.steps.clone(),
             hold: (order.status == OrderStatus::Reserved).then_some("AWAITING_PAYMENT"),
-            version: order.version,
-        })
+            version: f.version(),
+        }
     }
 }
 
-fn shipment_response(order: &Order) -> Result<Response<Body>, ApiError> {
-    let view = FulfillmentView::of(order)
-        .ok_or_else(|| ApiError::NotFound("no shipment for this order".into()))?;
+fn shipment_response(order: &Order, id: &ShipmentId) -> Result<Response<Body>, ApiError> {
+    let shipment = order
+        .shipment(id.number())
+        .map_err(|_| ApiError::NotFound("no such shipment".into()))?;
+    let view = FulfillmentView::of(order, shipment);
     let mut response = json_response(StatusCode::OK, &view);
     response
         .headers_mut()
-        .insert(header::ETAG, etag(order.version));
+        .insert(header::ETAG, etag(shipment.version()));
     Ok(response)
 }
 
-fn order_id(request: &Request) -> Result<OrderId, ApiError> {
+fn shipment_id(request: &Request) -> Result<ShipmentId, ApiError> {
     path_id(
         request,
-        "orderId",
-        |raw| OrderId::parse(raw),
-        |_| "no shipment for this order".into(),
+        "shipmentId",
+        |raw| ShipmentId::parse(raw),
+        |_| "no such shipment".into(),
     )
 }
 
@@ -191,7 +215,12 @@ async fn pick_list<S: OrderStore, K>(
     let limit = page_limit(request)?;
     let page = fulfillment::pick_list(&app.store, &warehouse, status, limit, query.first("cursor"))
         .await?;
-    Ok(Listing::of(&page, FulfillmentView::of).response())
+    Ok(Listing::of(&page, |order: &Order| {
+        order
+            .shipment_at(&warehouse)
+            .map(|f| FulfillmentView::of(order, f))
+    })
+    .response())
 }
 
 async fn get<S: OrderStore, K>(
@@ -199,7 +228,8 @@ async fn get<S: OrderStore, K>(
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     require_scope(&caller(request)?, SCOPE_WAREHOUSE)?;
-    shipment_response(&fulfillment::get_fulfillment(&app.store, &order_id(request)?).await?)
+    let id = shipment_id(request)?;
+    shipment_response(&fulfillment::get_fulfillment(&app.store, &id).await?, &id)
 }
 
 /// Which warehouse route was called; its body becomes the [`WarehouseAction`].
@@ -216,8 +246,14 @@ async fn warehouse_action<S: OrderStore + OrderTransactions, K>(
 ) -> Result<Response<Body>, ApiError> {
     let caller = caller(request)?;
     require_scope(&caller, SCOPE_WAREHOUSE)?;
-    let id = order_id(request)?;
-    let expected = if_match(request)?;
+    let id = shipment_id(request)?;
+    let conditions = StepConditions {
+        if_match: if_match(request)?,
+        location: request
+            .query_string_parameters()
+            .first("location")
+            .map(str::to_owned),
+    };
     let action = match route {
         WarehouseRoute::Pick => WarehouseAction::Pick,
         WarehouseRoute::Pack => {
@@ -233,12 +269,12 @@ async fn warehouse_action<S: OrderStore + OrderTransactions, K>(
         &caller,
         &id,
         action,
-        expected,
+        conditions,
         Utc::now(),
     )
     .await?;
-    tracing::info!(order_id = %id, status = ?order.fulfillment.as_ref().map(|f| f.status), "shipment step done");
-    shipment_response(&order)
+    tracing::info!(shipment_id = %id, status = ?order.shipment(id.number()).map(|f| f.status).ok(), "shipment step done");
+    shipment_response(&order, &id)
 }
 
 /// Checks `sha256=<hex>` against the HMAC-SHA256 of the raw body, in constant time.
@@ -290,7 +326,7 @@ async fn carrier<S: OrderStore, K: SecretSource>(
             order_status: None,
         },
     };
-    tracing::info!(order_id = %event.order_id, event_id = %event.event_id, outcome = ack.outcome, "carrier event");
+    tracing::info!(shipment_id = %event.shipment, event_id = %event.event_id, outcome = ack.outcome, "carrier event");
     Ok(json_response(StatusCode::OK, &ack))
 }
 

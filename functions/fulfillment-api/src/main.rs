@@ -1,7 +1,7 @@
 //! # fulfillment-api: the warehouse's and the carriers' side
 //!
 //! With the `oms:warehouse` scope: the pick list (`GET /fulfillments`, a warehouse's shipments
-//! in one status, oldest first), one shipment (`GET /fulfillments/{orderId}`, with its `ETag`),
+//! in one status, oldest first), one shipment (`GET /fulfillments/{shipmentId}`, with its `ETag`),
 //! and the steps `pick`, `pack` and `ship`, each allowed only from the step before it; `pack` and
 //! `ship` need `If-Match`, so two packers cannot both ship a parcel. Shipping moves the units out
 //! of `reserved` in the same transaction. Carriers post tracking events to `POST /carrier/events`,

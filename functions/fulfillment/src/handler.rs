@@ -115,7 +115,7 @@ mod tests {
         let order = app.store.stored(ORDER_ID);
         assert_eq!(order.status, OrderStatus::Fulfilling);
         assert_eq!(order.version, 4, "moved once");
-        assert_eq!(order.fulfillment.unwrap().warehouse, "BER-1");
+        assert_eq!(order.shipments[0].warehouse, "BER-1");
     }
 
     #[tokio::test]

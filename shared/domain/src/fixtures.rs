@@ -87,14 +87,14 @@ pub fn delivered_order(id: &str, customer: &str, delivered_at: DateTime<Utc>) ->
         .expect("a sample order can be reserved")
         .authorized_for_test(at)
         .start_fulfillment("BER-1", at)
-        .and_then(|o| o.pick("picker", at))
-        .and_then(|o| o.pack(parcel(), "packer", at))
+        .and_then(|o| o.pick(1, "picker", at))
+        .and_then(|o| o.pack(1, parcel(), "packer", at))
         .expect("the reserved sample order can be picked and packed");
     let shipped = packed
-        .ship(tracking(), packed.shipping.estimate, "packer", at)
+        .ship(1, tracking(), packed.shipping.estimate, "packer", at)
         .expect("the packed sample order ships");
     match shipped
-        .carrier_event(
+        .carrier_event(1, 
             "fixture-1",
             CarrierEventKind::Delivered,
             None,

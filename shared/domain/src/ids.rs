@@ -1,4 +1,4 @@
-//! Identifiers: orders, customers, SKUs and idempotency keys.
+//! Identifiers: orders, shipments, returns, customers, SKUs and idempotency keys.
 //!
 //! Every identifier is free of `#`, the separator of the table's composite keys, so no value can
 //! forge another item's key.
@@ -19,6 +19,8 @@ pub enum IdError {
     NotAnOrderId,
     #[error("is not a valid RMA number")]
     NotAReturnId,
+    #[error("is not a valid shipment id (an order id, or an order id and -<n>)")]
+    NotAShipmentId,
 }
 
 macro_rules! string_id {
@@ -198,9 +200,87 @@ impl fmt::Display for ReturnId {
     }
 }
 
+/// A shipment: `<order id>-<n>` for the order's n-th parcel (one per location its units ship
+/// from). The order id alone names its first shipment, which is what it was called when every
+/// order left as one parcel.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ShipmentId {
+    order: OrderId,
+    number: u32,
+}
+
+impl ShipmentId {
+    pub fn new(order: OrderId, number: u32) -> Self {
+        Self { order, number }
+    }
+
+    /// Parses an untrusted string, such as a path parameter.
+    pub fn parse(value: &str) -> Result<Self, IdError> {
+        let (order, number) = match value.split_once('-') {
+            None => (value, 1),
+            Some((order, number)) => {
+                let number = number
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=99).contains(n) && !number.starts_with('0'))
+                    .ok_or(IdError::NotAShipmentId)?;
+                (order, number)
+            }
+        };
+        let order = OrderId::parse(order).map_err(|_| IdError::NotAShipmentId)?;
+        Ok(Self { order, number })
+    }
+
+    pub fn order_id(&self) -> &OrderId {
+        &self.order
+    }
+
+    /// Its place among the order's shipments, from 1.
+    pub fn number(&self) -> u32 {
+        self.number
+    }
+}
+
+impl TryFrom<String> for ShipmentId {
+    type Error = IdError;
+    fn try_from(value: String) -> Result<Self, IdError> {
+        Self::parse(&value)
+    }
+}
+
+impl From<ShipmentId> for String {
+    fn from(value: ShipmentId) -> String {
+        value.to_string()
+    }
+}
+
+impl fmt::Display for ShipmentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.order, self.number)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shipment_id_is_its_order_and_number_and_the_order_alone_is_the_first() {
+        let order = OrderId::generate(chrono::Utc::now());
+        let second = ShipmentId::parse(&format!("{order}-2")).unwrap();
+        assert_eq!((second.order_id(), second.number()), (&order, 2));
+        assert_eq!(second.to_string(), format!("{order}-2"));
+        assert_eq!(ShipmentId::parse(order.as_str()).unwrap().number(), 1);
+        for bad in ["-1", "0", "100", "02", "x"] {
+            assert_eq!(
+                ShipmentId::parse(&format!("{order}-{bad}")),
+                Err(IdError::NotAShipmentId),
+                "{bad}"
+            );
+        }
+        assert_eq!(ShipmentId::parse("nope-1"), Err(IdError::NotAShipmentId));
+    }
 
     #[test]
     fn sku_accepts_catalog_codes_and_refuses_key_separators() {

@@ -488,9 +488,9 @@ mod tests {
         let packed = authorized
             .start_fulfillment("BER-1", t)
             .unwrap()
-            .pick("picker", t)
+            .pick(1, "picker", t)
             .unwrap()
-            .pack(crate::fixtures::parcel(), "packer", t)
+            .pack(1, crate::fixtures::parcel(), "packer", t)
             .unwrap();
         let tracking = Tracking {
             carrier: "DHL".into(),
@@ -498,10 +498,10 @@ mod tests {
             tracking_url: "https://www.dhl.com/track?id=JJD0001".into(),
         };
         let shipped = packed
-            .ship(tracking, packed.shipping.estimate, "packer", t)
+            .ship(1, tracking, packed.shipping.estimate, "packer", t)
             .unwrap();
         let carrier = |from: &Order, id: &str, kind, detail: Option<&str>| match from
-            .carrier_event(id, kind, detail.map(str::to_owned), t, t)
+            .carrier_event(1, id, kind, detail.map(str::to_owned), t, t)
             .unwrap()
         {
             CarrierUpdate::Applied(next) => *next,
@@ -737,7 +737,7 @@ mod tests {
             .start_fulfillment("W", Utc::now())
             .unwrap();
         let picked_event =
-            order_event(Some(&picked), Some(&picked.pick("p", Utc::now()).unwrap())).unwrap();
+            order_event(Some(&picked), Some(&picked.pick(1, "p", Utc::now()).unwrap())).unwrap();
         assert!(
             renderer
                 .render(&picked_event, &picked, &Preferences::default())

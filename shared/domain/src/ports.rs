@@ -164,7 +164,8 @@ pub trait OrderStore: Send + Sync {
         cursor: Option<&str>,
     ) -> impl Future<Output = Result<Page<Order>, StoreError>> + Send;
 
-    /// A warehouse's shipments in one status, oldest first: the pick list.
+    /// A location's shipments in one status, oldest first: the pick list. Each is the order
+    /// holding it (an order has at most one shipment per location).
     fn list_fulfillments(
         &self,
         warehouse: &str,
@@ -286,15 +287,20 @@ pub trait OrderTransactions: Send + Sync {
         change: &OrderChange,
     ) -> impl Future<Output = Result<CommitOutcome, StoreError>> + Send;
 
-    /// In one atomic write: takes every line of `shipped` out of `reserved` (the units leave the
-    /// building, so `onHand` falls with it), and saves the order on condition that the stored one
-    /// is the version before `shipped`.
+    /// In one atomic write: takes the units of `shipped`'s shipment `number` out of `reserved`
+    /// at its location (the units leave the building, so `onHand` falls with it), and saves the
+    /// order on condition that the stored one is the version before `shipped`.
     fn ship(
         &self,
         shipped: &Order,
+        number: u32,
     ) -> impl Future<Output = Result<ShipOutcome, StoreError>> + Send {
         async move {
-            let change = OrderChange::with_lines(shipped.clone(), StockMovement::Ship);
+            let change = OrderChange {
+                moves: shipped.shipment_moves(number, StockMovement::Ship),
+                order: shipped.clone(),
+                created: None,
+            };
             Ok(match self.commit(&change).await? {
                 CommitOutcome::Committed => ShipOutcome::Shipped,
                 CommitOutcome::OrderChanged => ShipOutcome::OrderChanged,

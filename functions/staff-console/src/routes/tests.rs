@@ -253,7 +253,7 @@ async fn a_cancel_form_whose_order_changed_before_its_write_is_refused_by_the_st
     let shown = store.stored(ORDER);
     // The page showed `shown`; a packer picks the order after the cancel form's read of it and
     // before its write.
-    let picked = shown.pick("packer-2", Utc::now()).unwrap();
+    let picked = shown.pick(1, "packer-2", Utc::now()).unwrap();
     store.interleave_after_next_read(move |orders| {
         orders.insert(picked.id.clone(), picked);
     });

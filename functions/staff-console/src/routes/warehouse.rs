@@ -1,25 +1,48 @@
-//! The pick list, one shipment found by its order, and the pick, pack and ship forms.
+//! A location's pick list, one shipment found by its id, and the pick, pack and ship forms.
 
 use super::*;
+use oms_domain::app::fulfillment::StepConditions;
+use oms_domain::ids::ShipmentId;
+use oms_domain::order::fulfillment::Fulfillment;
+use oms_domain::order::Order;
 
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct WarehouseQuery {
-    /// One shipment, by its order id (a packer scanning a pick slip).
+    /// One shipment, by its id or its order's (a packer scanning a pick slip).
     order: Option<String>,
+    /// The location whose work is shown: the default location unless named.
+    location: Option<String>,
     /// One step's next page: the step and its cursor.
     status: Option<String>,
     cursor: Option<String>,
 }
 
-pub(super) fn shipment_row(o: &oms_domain::order::Order) -> serde_json::Value {
+/// One shipment as its location's staff work on it: its own units and its own version.
+pub(super) fn shipment_row(order: &Order, shipment: &Fulfillment) -> serde_json::Value {
+    let name = |sku: &oms_domain::ids::Sku| {
+        order
+            .lines
+            .iter()
+            .find(|l| &l.sku == sku)
+            .map(|l| l.name.clone())
+            .unwrap_or_default()
+    };
     json!({
-        "orderId": o.id,
-        "version": o.version,
-        "lines": o.lines.iter().map(|l| json!({"sku": l.sku, "name": l.name, "quantity": l.quantity})).collect::<Vec<_>>(),
-        "method": o.shipping.method,
-        "country": o.shipping.address.country(),
-        "queuedAt": o.fulfillment.as_ref().map(|f| f.queued_at),
+        "shipmentId": shipment.id(order).to_string(),
+        "orderId": order.id,
+        "number": shipment.number,
+        "of": order.shipments.len(),
+        "location": shipment.warehouse,
+        "version": shipment.version(),
+        "lines": shipment.lines.iter().map(|l| json!({"sku": l.sku, "name": name(&l.sku), "quantity": l.quantity})).collect::<Vec<_>>(),
+        "method": order.shipping.method,
+        "country": order.shipping.address.country(),
+        "queuedAt": shipment.queued_at,
     })
+}
+
+fn shipment_id(raw: &str) -> Result<ShipmentId, PageError> {
+    ShipmentId::parse(raw).map_err(|_| PageError::NotFound("No such shipment.".into()))
 }
 
 /// The warehouse's three steps, the oldest shipment first, a page of each; or one step's next
@@ -34,6 +57,14 @@ pub(super) async fn warehouse<S: Store, K: SecretSource>(
         FulfillmentStatus::Picked,
         FulfillmentStatus::Packed,
     ];
+    let location = match query.location.as_deref().map(str::trim) {
+        None | Some("") => app.locations.default_location().id.clone(),
+        Some(id) => app
+            .locations
+            .get(id)
+            .map(|l| l.id.clone())
+            .ok_or_else(|| PageError::NotFound(format!("There is no location {id}.")))?,
+    };
     let mut sections = Vec::new();
     if let Some(raw) = query
         .order
@@ -41,30 +72,48 @@ pub(super) async fn warehouse<S: Store, K: SecretSource>(
         .map(str::trim)
         .filter(|o| !o.is_empty())
     {
-        let id = order_id(&raw.to_ascii_uppercase())?;
+        let id = shipment_id(&raw.to_ascii_uppercase())?;
         let order = fulfillment::get_fulfillment(&app.store, &id).await?;
-        let status = order.fulfillment.as_ref().map(|f| f.status);
+        // The order id alone finds the order's shipment at this location, if it has one.
+        let shipment = match (raw.contains('-'), order.shipment_at(&location)) {
+            (false, Some(here)) => here,
+            _ => order
+                .shipment(id.number())
+                .map_err(|_| PageError::NotFound("No such shipment.".into()))?,
+        };
+        let status = shipment.status;
         if order.status == OrderStatus::Reserved {
             return Err(PageError::Conflict(format!(
-                "Order {id} is held: the payment provider released its payment, so it waits for \
+                "Order {} is held: the payment provider released its payment, so it waits for \
                  the customer to pay again (its shipment stays {} until then, and the order \
                  expires if no payment comes).",
-                status.map(|s| s.as_str()).unwrap_or("not started")
+                order.id,
+                status.as_str()
+            )));
+        }
+        if shipment.warehouse != location {
+            return Err(PageError::Conflict(format!(
+                "Shipment {} leaves from {}, which holds its units, not from {location}: \
+                 switch to {} to work on it.",
+                shipment.id(&order),
+                shipment.warehouse,
+                shipment.warehouse
+            )));
+        }
+        if !steps.contains(&status) {
+            return Err(PageError::Conflict(format!(
+                "Shipment {} has no warehouse work left: it is {}.",
+                shipment.id(&order),
+                status.as_str()
             )));
         }
         for step in steps {
-            let here = status == Some(step);
+            let here = status == step;
             sections.push(json!({
                 "status": step.as_str(),
-                "orders": if here { vec![shipment_row(&order)] } else { vec![] },
+                "orders": if here { vec![shipment_row(&order, shipment)] } else { vec![] },
                 "more": false,
             }));
-        }
-        if !steps.iter().any(|s| Some(*s) == status) {
-            return Err(PageError::Conflict(format!(
-                "Order {id} has no warehouse work left: its shipment is {}.",
-                status.map(|s| s.as_str()).unwrap_or("not started")
-            )));
         }
     } else {
         let only = match query.status.as_deref() {
@@ -84,28 +133,35 @@ pub(super) async fn warehouse<S: Store, K: SecretSource>(
             } else {
                 None
             };
-            let found = fulfillment::pick_list(
-                &app.store,
-                app.shipping.warehouse(),
-                step,
-                PAGE_ROWS,
-                cursor,
-            )
-            .await?;
+            let found =
+                fulfillment::pick_list(&app.store, &location, step, PAGE_ROWS, cursor).await?;
+            let rows: Vec<_> = found
+                .items
+                .iter()
+                .filter_map(|o| o.shipment_at(&location).map(|s| shipment_row(o, s)))
+                .collect();
             sections.push(json!({
                 "status": step.as_str(),
-                "orders": found.items.iter().map(shipment_row).collect::<Vec<_>>(),
+                "orders": rows,
                 "more": found.next_cursor.is_some(),
                 "nextCursor": found.next_cursor,
             }));
         }
     }
+    let locations: Vec<_> = app
+        .locations
+        .all()
+        .iter()
+        .map(|l| json!({"id": l.id, "name": l.name}))
+        .collect();
     staff.page(
         &app,
         "warehouse.html",
         context! {
             sections => ser(&sections),
             order => query.order,
+            location => location,
+            locations => ser(&locations),
         },
     )
 }
@@ -117,8 +173,9 @@ pub(super) async fn warehouse_step<S: Store, K: SecretSource>(
 ) -> Result<Response, PageError> {
     let staff = form.require(SCOPE_WAREHOUSE)?;
     let fields = &form.fields;
-    let id = order_id(&id)?;
+    let id = shipment_id(&id)?;
     let version = form.version()?;
+    let location = fields.get("location").filter(|l| !l.is_empty());
     let number = |name: &str| fields.number(name);
     let (action, word) = match step.as_str() {
         "pick" => (WarehouseAction::Pick, "picked"),
@@ -143,21 +200,29 @@ pub(super) async fn warehouse_step<S: Store, K: SecretSource>(
         ),
         _ => return Err(PageError::NotFound("There is no such step.".into())),
     };
-    fulfillment::warehouse_step(
+    let order = fulfillment::warehouse_step(
         &app.store,
         &app.shipping,
         &staff.caller,
         &id,
         action,
-        Some(version),
+        StepConditions {
+            if_match: Some(version),
+            location: location.map(str::to_owned),
+        },
         Utc::now(),
     )
     .await?;
-    tracing::info!(order_id = %id, step = word, "console: warehouse step");
-    // Back to the same shipment, showing its next step's form; once shipped, to the pick list.
+    tracing::info!(shipment_id = %id, step = word, "console: warehouse step");
+    // Back to the same shipment, showing its next step's form; once shipped, to the pick list
+    // of the location it left.
+    let at = order
+        .shipment(id.number())
+        .map(|s| format!("location={}", s.warehouse))
+        .unwrap_or_default();
     Ok(if word == "shipped" {
-        done("/console/warehouse", word)
+        done(&format!("/console/warehouse?{at}"), word)
     } else {
-        done(&format!("/console/warehouse?order={id}"), word)
+        done(&format!("/console/warehouse?order={id}&{at}"), word)
     })
 }

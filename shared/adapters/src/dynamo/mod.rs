@@ -33,7 +33,7 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use oms_domain::ids::{CustomerId, IdempotencyKey, OrderId, Sku};
 use oms_domain::notifications::{Channel, Preferences};
-use oms_domain::order::fulfillment::FulfillmentStatus;
+use oms_domain::order::fulfillment::{Fulfillment, FulfillmentStatus};
 use oms_domain::order::OrderChange;
 use oms_domain::order::{Order, OrderStatus, Shortage};
 use oms_domain::ports::{
@@ -98,6 +98,7 @@ pub mod entity {
     pub const PRODUCT: &str = "PRODUCT";
     pub const STOCK_ADJUSTMENT: &str = "STOCK_ADJUSTMENT";
     pub const TRANSFER: &str = "TRANSFER";
+    pub const SHIPMENT: &str = "SHIPMENT";
     pub const TRANSFER_KEY: &str = "TRANSFER_KEY";
     pub const PREFERENCES: &str = "PREFERENCES";
     pub const NOTIFICATION_CURSOR: &str = "NOTIFICATION_CURSOR";
@@ -157,15 +158,10 @@ impl OrderItem {
             gsi1sk: format!("ORDER#{}", order.id),
             gsi2pk: format!("STATUS#{}", order.status.as_str()),
             gsi2sk: listing_sort_key(order.status_since(), &order.id),
-            gsi3pk: pick_list_partition(order),
-            gsi3sk: order.fulfillment.as_ref().map(|f| {
-                format!(
-                    "{}#{}",
-                    f.queued_at
-                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                    order.id
-                )
-            }),
+            gsi3pk: on_pick_list(order).next().map(|f| pick_list_key(&f.warehouse, f.status)),
+            gsi3sk: on_pick_list(order)
+                .next()
+                .map(|f| pick_list_sort_key(f, order)),
             gsi4pk: order
                 .oldest_pending_return()
                 .map(|_| PENDING_RETURNS_PARTITION.to_owned()),
@@ -187,16 +183,74 @@ fn pick_list_key(warehouse: &str, status: FulfillmentStatus) -> String {
     format!("FULFILLMENT#{warehouse}#{}", status.as_str())
 }
 
-fn pick_list_partition(order: &Order) -> Option<String> {
-    // A cancelled order leaves the pick list with its shipment wherever it had got to.
-    if order.status != OrderStatus::Fulfilling {
-        return None;
+fn pick_list_sort_key(shipment: &Fulfillment, order: &Order) -> String {
+    format!(
+        "{}#{}",
+        shipment
+            .queued_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        order.id
+    )
+}
+
+/// The order's shipments on a pick list: those its locations still have work on, while the
+/// order is in the warehouses' hands (a cancelled order leaves the pick lists with its
+/// shipments wherever they had got to). The order's item carries the first on the pick-list
+/// index; each other one has a [`ShipmentEntry`] of its own.
+fn on_pick_list(order: &Order) -> impl Iterator<Item = &Fulfillment> {
+    let in_warehouses = matches!(
+        order.status,
+        OrderStatus::Fulfilling | OrderStatus::PartiallyShipped
+    );
+    order
+        .shipments
+        .iter()
+        .filter(move |f| in_warehouses && f.status.is_warehouse_work())
+}
+
+/// A pick-list entry for a shipment of an order that leaves as several parcels, other than
+/// the one the order's item lists: the index can list an item under one key only, and each
+/// parcel is on its own location's list. Written with the order (`ORDER#<id>` /
+/// `SHIPMENT#<n>`), only for orders with several shipments, so an order that leaves as one
+/// parcel writes what it always did. The pick list reads the orders it names and keeps those
+/// whose shipment there is still in the listed status, so an entry left behind lists nothing.
+#[derive(Serialize, Deserialize)]
+struct ShipmentEntry {
+    pk: String,
+    sk: String,
+    entity: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi3pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi3sk: Option<String>,
+}
+
+fn shipment_entry_sk(number: u32) -> String {
+    format!("SHIPMENT#{number}")
+}
+
+/// What an order's write does to its shipments' pick-list entries: every shipment but the
+/// one its item lists is put on (with its list's key) or taken off the pick-list index.
+fn shipment_entries(order: &Order) -> Vec<ShipmentEntry> {
+    if !order.is_split() {
+        return Vec::new();
     }
-    let fulfillment = order.fulfillment.as_ref()?;
-    fulfillment
-        .status
-        .is_warehouse_work()
-        .then(|| pick_list_key(&fulfillment.warehouse, fulfillment.status))
+    let carried = on_pick_list(order).next().map(|f| f.number);
+    order
+        .shipments
+        .iter()
+        .filter(|f| Some(f.number) != carried)
+        .map(|f| {
+            let listed = on_pick_list(order).any(|l| l.number == f.number);
+            ShipmentEntry {
+                pk: order_pk(&order.id),
+                sk: shipment_entry_sk(f.number),
+                entity: entity::SHIPMENT.into(),
+                gsi3pk: listed.then(|| pick_list_key(&f.warehouse, f.status)),
+                gsi3sk: listed.then(|| pick_list_sort_key(f, order)),
+            }
+        })
+        .collect()
 }
 
 impl IdempotencyItem {
@@ -363,7 +417,9 @@ pub fn decode_item(
     };
     match kind.as_str() {
         entity::ORDER => Ok(TableItem::Order(Box::new(
-            from_item::<OrderItem>(item)?.order,
+            from_item::<OrderItem>(item)?
+                .order
+                .with_legacy_locations(default_location),
         ))),
         entity::PRODUCT => Ok(TableItem::Product(Box::new(
             from_item::<ProductItem>(item)?.into_product(default_location)?,

@@ -53,6 +53,16 @@ impl OrderStore for DynamoStore {
     }
 
     async fn save(&self, order: &Order, expected_version: u64) -> Result<(), StoreError> {
+        let entries = self.shipment_entry_writes(order)?;
+        if !entries.is_empty() {
+            // A split order: its item and its shipments' pick-list entries in one write.
+            let mut items = vec![self.put_order_at_version(order, expected_version)?];
+            items.extend(entries);
+            return match self.transact("save split order", items).await? {
+                None => Ok(()),
+                Some(_) => Err(StoreError::ConditionFailed),
+            };
+        }
         self.client
             .get()
             .await
@@ -163,15 +173,59 @@ impl OrderStore for DynamoStore {
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<Page<Order>, StoreError> {
-        self.query_orders(&IndexQuery {
+        let query = IndexQuery {
             index: PICK_LIST_INDEX,
             partition: pick_list_key(warehouse, status),
             oldest_first: true,
             sorted_before: None,
             limit,
             cursor,
+        };
+        let (items, next_cursor) = self.query_index(&query).await?;
+        // Orders list themselves whole; a split order's other shipments are entries naming
+        // their order, which is read (strongly consistent) and kept only if its shipment here
+        // is still in the listed status.
+        let mut listed: Vec<(usize, Order)> = Vec::with_capacity(items.len());
+        let mut named: Vec<(usize, HashMap<String, AttributeValue>)> = Vec::new();
+        for (position, item) in items.into_iter().enumerate() {
+            match item.get("entity").and_then(|e| e.as_s().ok()).map(String::as_str) {
+                Some(entity::SHIPMENT) => {
+                    if let Some(pk) = item.get("pk").and_then(|pk| pk.as_s().ok()) {
+                        named.push((position, key(pk.clone(), "ORDER")));
+                    }
+                }
+                _ => listed.push((position, self.order_from(item)?)),
+            }
+        }
+        if !named.is_empty() {
+            let positions: HashMap<String, usize> = named
+                .iter()
+                .filter_map(|(p, k)| Some((k.get("pk")?.as_s().ok()?.clone(), *p)))
+                .collect();
+            let keys = named.into_iter().map(|(_, k)| k).collect();
+            for item in self.read_many(keys, "read split orders of a pick list").await? {
+                let order = self.order_from(item)?;
+                if let Some(position) = positions.get(&order_pk(&order.id)) {
+                    listed.push((*position, order));
+                }
+            }
+        }
+        listed.sort_by_key(|(position, _)| *position);
+        let mut orders: Vec<Order> = Vec::with_capacity(listed.len());
+        for (_, order) in listed {
+            let here = order.shipment_at(warehouse).is_some_and(|f| f.status == status)
+                && matches!(
+                    order.status,
+                    OrderStatus::Fulfilling | OrderStatus::PartiallyShipped
+                );
+            if here && !orders.iter().any(|o| o.id == order.id) {
+                orders.push(order);
+            }
+        }
+        Ok(Page {
+            items: orders,
+            next_cursor,
         })
-        .await
     }
 }
 

@@ -23,6 +23,12 @@ impl OrderTransactions for DynamoStore {
                 .map_err(|e| StoreError::Failed(e.to_string()))?;
             items.push(TransactWriteItem::builder().put(put).build());
         }
+        // The pick-list entries of a split order's shipments ride along where they fit: the
+        // order's own item is the truth the pick list checks them against, so one left out
+        // (a cancellation of an order with ninety-odd SKUs) lists nothing.
+        let room = oms_domain::MAX_TRANSACTION_ITEMS.saturating_sub(items.len());
+        let entries = self.shipment_entry_writes(order)?;
+        items.extend(entries.into_iter().take(room));
         let Some(reasons) = self.transact("write order and stock", items).await? else {
             return Ok(CommitOutcome::Committed);
         };
@@ -133,8 +139,41 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
+    /// The writes of a split order's pick-list entries ([`shipment_entries`]): a put for each
+    /// shipment on a pick list, a delete for each that is not.
+    pub(super) fn shipment_entry_writes(
+        &self,
+        order: &Order,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        shipment_entries(order)
+            .into_iter()
+            .map(|entry| {
+                let write = if entry.gsi3pk.is_some() {
+                    TransactWriteItem::builder()
+                        .put(
+                            self.put(to_item(&entry)?)
+                                .build()
+                                .map_err(|e| StoreError::Failed(e.to_string()))?,
+                        )
+                        .build()
+                } else {
+                    TransactWriteItem::builder()
+                        .delete(
+                            aws_sdk_dynamodb::types::Delete::builder()
+                                .table_name(&self.table)
+                                .set_key(Some(key(entry.pk, &entry.sk)))
+                                .build()
+                                .map_err(|e| StoreError::Failed(e.to_string()))?,
+                        )
+                        .build()
+                };
+                Ok(write)
+            })
+            .collect()
+    }
+
     /// A transaction item that writes `order` on condition that the stored one has `expected`.
-    fn put_order_at_version(
+    pub(super) fn put_order_at_version(
         &self,
         order: &Order,
         expected: u64,

@@ -2,14 +2,16 @@
 //! pick, pack, ship, and carrier events.
 //!
 //! Every step is a read, a rule from [`crate::order::fulfillment`], and a write conditioned on the
-//! version read ([`crate::app::retry`]). A caller that sends the version it saw (`If-Match`) is refused if the shipment
-//! changed since; packing and shipping require it, so two packers cannot both ship a parcel.
+//! order's version read ([`crate::app::retry`]). A caller that sends the shipment's version it
+//! saw (`If-Match`) is refused if that shipment changed since; packing and shipping require
+//! it, so two packers cannot both ship a parcel, while the packers of an order's other parcels
+//! work on without being refused.
 
 use chrono::{DateTime, Utc};
 
 use crate::app::retry::{until_written, Attempt, Contended};
 use crate::app::Caller;
-use crate::ids::OrderId;
+use crate::ids::{OrderId, ShipmentId};
 use crate::order::fulfillment::{CarrierUpdate, FulfillmentError, FulfillmentStatus};
 use crate::order::{Order, OrderStatus};
 use crate::ports::{OrderStore, OrderTransactions, Page, ShipOutcome, StoreError};
@@ -86,15 +88,15 @@ pub async fn start_fulfillment<O: OrderStore>(
     .await
 }
 
-/// One shipment (the order that holds it).
+/// One shipment: the order that holds it, which does.
 pub async fn get_fulfillment<O: OrderStore>(
     orders: &O,
-    id: &OrderId,
+    id: &ShipmentId,
 ) -> Result<Order, FulfillmentAppError> {
     orders
-        .get(id)
+        .get(id.order_id())
         .await?
-        .filter(|o| o.fulfillment.is_some())
+        .filter(|o| o.shipment(id.number()).is_ok())
         .ok_or(FulfillmentAppError::NotFound)
 }
 
@@ -111,38 +113,62 @@ pub async fn pick_list<O: OrderStore>(
         .await?)
 }
 
-/// Applies a warehouse step, conditioned on `if_match` (the version the caller saw) if given.
+/// Where a warehouse step is asked from, and on which version of the shipment.
+#[derive(Debug, Clone, Default)]
+pub struct StepConditions {
+    /// The shipment's version the caller saw (`If-Match`).
+    pub if_match: Option<u64>,
+    /// The location the caller works at, if it named one: a step on a shipment another
+    /// location holds is refused.
+    pub location: Option<String>,
+}
+
+/// The version of shipment `id` in `order`.
+fn shipment_version(order: &Order, id: &ShipmentId) -> u64 {
+    order
+        .shipment(id.number())
+        .map(|s| s.version())
+        .unwrap_or_default()
+}
+
+/// Applies a warehouse step to one shipment, conditioned on the shipment's version the caller
+/// saw, if given, and on the caller's location holding it, if named.
 pub async fn warehouse_step<S: OrderStore + OrderTransactions>(
     store: &S,
     policy: &ShippingPolicy,
     caller: &Caller,
-    id: &OrderId,
+    id: &ShipmentId,
     action: WarehouseAction,
-    if_match: Option<u64>,
+    conditions: StepConditions,
     now: DateTime<Utc>,
 ) -> Result<Order, FulfillmentAppError> {
+    let if_match = conditions.if_match;
     if action.needs_if_match() && if_match.is_none() {
         return Err(FulfillmentAppError::PreconditionRequired);
     }
     let by = caller.customer_id.as_str();
     let action = &action;
+    let number = id.number();
+    let location = conditions.location.as_deref();
     until_written(|| async move {
         let order = get_fulfillment(store, id).await?;
+        if let Some(location) = location {
+            order.check_location(number, location)?;
+        }
         if let Some(expected) = if_match {
-            if expected != order.version {
-                return Err(FulfillmentAppError::PreconditionFailed {
-                    current: order.version,
-                });
+            let current = shipment_version(&order, id);
+            if expected != current {
+                return Err(FulfillmentAppError::PreconditionFailed { current });
             }
         }
         let (next, written) = match action {
             WarehouseAction::Pick => {
-                let next = order.pick(by, now)?;
+                let next = order.pick(number, by, now)?;
                 let written = store.save(&next, order.version).await;
                 (next, written)
             }
             WarehouseAction::Pack(parcel) => {
-                let next = order.pack(*parcel, by, now)?;
+                let next = order.pack(number, *parcel, by, now)?;
                 let written = store.save(&next, order.version).await;
                 (next, written)
             }
@@ -156,8 +182,8 @@ pub async fn warehouse_step<S: OrderStore + OrderTransactions>(
                     .map_err(|e| {
                         StoreError::Corrupt(format!("order {id} has an unserved destination: {e}"))
                     })?;
-                let next = order.ship(tracking.clone(), estimate, by, now)?;
-                let written = match store.ship(&next).await? {
+                let next = order.ship(number, tracking.clone(), estimate, by, now)?;
+                let written = match store.ship(&next, number).await? {
                     ShipOutcome::Shipped => Ok(()),
                     ShipOutcome::OrderChanged => Err(StoreError::ConditionFailed),
                 };
@@ -167,8 +193,16 @@ pub async fn warehouse_step<S: OrderStore + OrderTransactions>(
         match written {
             // A caller who named the version it saw is told, not silently retried over.
             Err(StoreError::ConditionFailed) if if_match.is_some() => {
-                let current = store.get(id).await?.map(|o| o.version).unwrap_or_default();
-                Err(FulfillmentAppError::PreconditionFailed { current })
+                let current = store
+                    .get(id.order_id())
+                    .await?
+                    .map(|o| shipment_version(&o, id))
+                    .unwrap_or_default();
+                if Some(current) != if_match {
+                    return Err(FulfillmentAppError::PreconditionFailed { current });
+                }
+                // Another part of the order changed, not this shipment: try again.
+                Ok(Attempt::LostRace)
             }
             written => Attempt::of_write(written, next),
         }
@@ -203,12 +237,17 @@ pub async fn carrier_event<O: OrderStore>(
         .into());
     }
     until_written(|| async move {
-        let order = get_fulfillment(orders, &event.order_id).await?;
-        let tracking = order.fulfillment.as_ref().and_then(|f| f.tracking.as_ref());
-        if tracking.is_some_and(|t| t.tracking_number != event.tracking_number) {
-            return Err(FulfillmentAppError::NotFound);
-        }
+        let order = orders
+            .get(event.shipment.order_id())
+            .await?
+            .ok_or(FulfillmentAppError::NotFound)?;
+        // The parcel is found by its tracking number, which is what a carrier knows of it.
+        let number = order
+            .shipment_tracked_as(event.shipment.number(), &event.tracking_number)
+            .map(|s| s.number)
+            .ok_or(FulfillmentAppError::NotFound)?;
         let update = order.carrier_event(
+            number,
             &event.event_id,
             event.kind,
             event.detail.clone(),
@@ -249,6 +288,18 @@ mod tests {
         }
     }
 
+    fn first(id: &OrderId) -> ShipmentId {
+        ShipmentId::new(id.clone(), 1)
+    }
+
+    /// The conditions of a step by someone who saw `order`'s first shipment.
+    fn seen(order: &Order) -> StepConditions {
+        StepConditions {
+            if_match: Some(order.shipment(1).unwrap().version()),
+            location: Some("BER-1".into()),
+        }
+    }
+
     async fn reserved_store() -> (InMemoryStore, OrderId) {
         let store = InMemoryStore::with_products([product("A", 100, 5)]);
         let order = placed(json!([{"sku": "A", "quantity": 2}]), &store.catalog())
@@ -282,9 +333,9 @@ mod tests {
             &store,
             &policy,
             &warehouse(),
-            &id,
+            &first(&id),
             WarehouseAction::Pick,
-            None,
+            StepConditions::default(),
             Utc::now(),
         )
         .await
@@ -297,9 +348,9 @@ mod tests {
             &store,
             &policy,
             &warehouse(),
-            &id,
+            &first(&id),
             pack,
-            Some(picked.version),
+            seen(&picked),
             Utc::now(),
         )
         .await
@@ -309,9 +360,9 @@ mod tests {
             &store,
             &policy,
             &warehouse(),
-            &id,
+            &first(&id),
             ship.clone(),
-            Some(picked.version),
+            seen(&picked),
             Utc::now(),
         )
         .await;
@@ -323,9 +374,9 @@ mod tests {
             &store,
             &policy,
             &warehouse(),
-            &id,
+            &first(&id),
             ship,
-            Some(packed.version),
+            seen(&packed),
             Utc::now(),
         )
         .await
@@ -368,7 +419,7 @@ mod tests {
         )
         .unwrap();
         let result =
-            warehouse_step(&store, &policy, &warehouse(), &id, pack, None, Utc::now()).await;
+            warehouse_step(&store, &policy, &warehouse(), &first(&id), pack, StepConditions::default(), Utc::now()).await;
         assert!(matches!(
             result,
             Err(FulfillmentAppError::PreconditionRequired)

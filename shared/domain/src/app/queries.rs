@@ -24,9 +24,9 @@ pub struct OrderSummary {
     /// The locations its units come from, the one it leaves from first (from the reservation on).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ships_from: Vec<String>,
-    /// Where its shipment is, from the moment the warehouse has it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub shipment: Option<ShipmentProgress>,
+    /// Where its shipments are, one per location, from the moment the warehouses have them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shipments: Vec<ShipmentProgress>,
     pub line_count: usize,
     pub totals: Totals,
     pub created_at: DateTime<Utc>,
@@ -37,6 +37,7 @@ pub struct OrderSummary {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ShipmentProgress {
+    pub shipment_id: crate::ids::ShipmentId,
     pub warehouse: String,
     pub status: FulfillmentStatus,
 }
@@ -50,10 +51,15 @@ impl From<&Order> for OrderSummary {
             payment_status: order.payment_status(),
             hold: order.hold(),
             ships_from: order.locations().into_iter().map(str::to_owned).collect(),
-            shipment: order.fulfillment.as_ref().map(|f| ShipmentProgress {
-                warehouse: f.warehouse.clone(),
-                status: f.status,
-            }),
+            shipments: order
+                .shipments
+                .iter()
+                .map(|f| ShipmentProgress {
+                    shipment_id: f.id(order),
+                    warehouse: f.warehouse.clone(),
+                    status: f.status,
+                })
+                .collect(),
             line_count: order.lines.len(),
             totals: order.totals,
             created_at: order.created_at,

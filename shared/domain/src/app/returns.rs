@@ -358,9 +358,9 @@ mod tests {
             .authorized_for_test(now)
             .start_fulfillment("BER-1", now)
             .unwrap()
-            .pick("picker", now)
+            .pick(1, "picker", now)
             .unwrap()
-            .pack(crate::fixtures::parcel(), "packer", now)
+            .pack(1, crate::fixtures::parcel(), "packer", now)
             .unwrap();
         store.insert_order(packed.clone());
         let tracking = Tracking {
@@ -369,12 +369,12 @@ mod tests {
             tracking_url: "https://track.example/JJD1".into(),
         };
         let shipped = packed
-            .ship(tracking, packed.shipping.estimate, "packer", now)
+            .ship(1, tracking, packed.shipping.estimate, "packer", now)
             .unwrap();
-        store.ship(&shipped).await.unwrap();
+        store.ship(&shipped, 1).await.unwrap();
         let at = now - chrono::Days::new(days_ago);
         let CarrierUpdate::Applied(done) = shipped
-            .carrier_event("c1", CarrierEventKind::Delivered, None, at, now)
+            .carrier_event(1, "c1", CarrierEventKind::Delivered, None, at, now)
             .unwrap()
         else {
             panic!("delivered")

@@ -35,8 +35,12 @@ pub struct OrderView<'a> {
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub shortages: &'a [Shortage],
     pub timeline: Vec<TimelineView<'a>>,
+    /// Its first shipment, as the order showed it when every order left as one parcel.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fulfillment: Option<&'a Fulfillment>,
+    /// Its shipments, one per location its units leave from.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shipments: Vec<ShipmentView<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cancellation: Option<&'a Cancellation>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
@@ -53,6 +57,17 @@ pub struct OrderView<'a> {
     pub updated_at: DateTime<Utc>,
     /// The order's version: its `ETag` is `"v<version>"`.
     pub version: u64,
+}
+
+/// A shipment with its id.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShipmentView<'a> {
+    pub shipment_id: crate::ids::ShipmentId,
+    /// Its entity tag, as the warehouse's routes answer it.
+    pub version: u64,
+    #[serde(flatten)]
+    pub shipment: &'a Fulfillment,
 }
 
 /// A refund and where the payment service provider has got with it.
@@ -216,7 +231,16 @@ impl<'a> From<&'a Order> for OrderView<'a> {
                     note: t.note.as_deref(),
                 })
                 .collect(),
-            fulfillment: order.fulfillment.as_ref(),
+            fulfillment: order.shipments.first(),
+            shipments: order
+                .shipments
+                .iter()
+                .map(|shipment| ShipmentView {
+                    shipment_id: shipment.id(order),
+                    version: shipment.version(),
+                    shipment,
+                })
+                .collect(),
             cancellation: order.cancellation.as_ref(),
             returns: &order.returns,
             refunds: order

@@ -164,7 +164,7 @@ async fn stored_product<S: InventoryStore>(store: &S, sku: &Sku) -> Option<Produ
 
 fn in_fulfillment(order: &Order, warehouse: &str, at: DateTime<Utc>) -> Order {
     order
-        .reserve_all_at("BER-1", at)
+        .reserve_all_at(warehouse, at)
         .expect("a placed order can be reserved")
         .authorized_for_test(at)
         .start_fulfillment(warehouse, at)
@@ -173,14 +173,14 @@ fn in_fulfillment(order: &Order, warehouse: &str, at: DateTime<Utc>) -> Order {
 
 fn picked(order: &Order, at: DateTime<Utc>) -> Order {
     order
-        .pick("conformance", at)
+        .pick(1, "conformance", at)
         .expect("an order awaiting pick can be picked")
 }
 
 fn packed(order: &Order, at: DateTime<Utc>) -> Order {
     let parcel = crate::fixtures::parcel();
     order
-        .pack(parcel, "conformance", at)
+        .pack(1, parcel, "conformance", at)
         .expect("a picked order can be packed")
 }
 
@@ -191,14 +191,14 @@ fn shipped(order: &Order, at: DateTime<Utc>) -> Order {
         tracking_url: format!("https://www.dhl.com/track?id={}", order.id),
     };
     order
-        .ship(tracking, order.shipping.estimate, "conformance", at)
+        .ship(1, tracking, order.shipping.estimate, "conformance", at)
         .expect("a packed order ships")
 }
 
 fn delivered(order: &Order, at: DateTime<Utc>) -> Order {
     let shipped = shipped(&packed(&picked(order, at), at), at);
     match shipped
-        .carrier_event(
+        .carrier_event(1, 
             &format!("{}-delivered", order.id),
             CarrierEventKind::Delivered,
             None,

@@ -317,7 +317,7 @@ pub async fn commit_moves_stock<S: OrderStore + InventoryStore + OrderTransactio
     let picked = save(store, &fulfilling, picked(&fulfilling, at)).await;
     let packed = save(store, &picked, packed(&picked, at)).await;
     let shipped = shipped(&packed, at + seconds(1));
-    assert_eq!(store.ship(&shipped).await, Ok(ShipOutcome::Shipped));
+    assert_eq!(store.ship(&shipped, 1).await, Ok(ShipOutcome::Shipped));
     assert_eq!(
         stock_of(store, &a.sku).await,
         (3, 0, 3),
@@ -330,7 +330,7 @@ pub async fn commit_moves_stock<S: OrderStore + InventoryStore + OrderTransactio
     );
     assert_eq!(stored(store, &order.id).await.as_ref(), Some(&shipped));
     assert_eq!(
-        store.ship(&shipped).await,
+        store.ship(&shipped, 1).await,
         Ok(ShipOutcome::OrderChanged),
         "the same shipment twice"
     );

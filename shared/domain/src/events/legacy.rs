@@ -30,8 +30,8 @@ fn for_status(status: OrderStatus) -> EventType {
         OrderStatus::Reserved => EventType::OrderReserved,
         OrderStatus::Rejected => EventType::OrderRejected,
         OrderStatus::Fulfilling => EventType::FulfillmentStarted,
-        OrderStatus::Shipped => EventType::OrderShipped,
-        OrderStatus::Delivered => EventType::OrderDelivered,
+        OrderStatus::Shipped | OrderStatus::PartiallyShipped => EventType::OrderShipped,
+        OrderStatus::Delivered | OrderStatus::PartiallyDelivered => EventType::OrderDelivered,
         OrderStatus::Cancelled => EventType::OrderCancelled,
     }
 }
@@ -62,7 +62,7 @@ fn for_fulfillment_step(status: FulfillmentStatus) -> Option<EventType> {
 
 /// The order's event for its change from `old` to `new`, worked out from the two images.
 pub(super) fn order_event(old: Option<&Order>, new: &Order) -> Option<CloudEvent<OrderEventData>> {
-    let step = |o: &Order| o.fulfillment.as_ref().map(|f| f.status);
+    let step = |o: &Order| o.shipments.first().map(|f| f.status);
     // The return whose status this change set (a new return counts as changed).
     let changed_return = old.and_then(|old| {
         new.returns
@@ -278,11 +278,11 @@ mod tests {
                 }
             }
             Step::StartFulfillment => only(order.start_fulfillment("BER-1", now).ok()?),
-            Step::Pick => only(order.pick("p", now).ok()?),
-            Step::Pack => only(order.pack(crate::fixtures::parcel(), "p", now).ok()?),
+            Step::Pick => only(order.pick(1, "p", now).ok()?),
+            Step::Pack => only(order.pack(1, crate::fixtures::parcel(), "p", now).ok()?),
             Step::Ship => only(
                 order
-                    .ship(
+                    .ship(1, 
                         crate::fixtures::tracking(),
                         order.shipping.estimate,
                         "p",
@@ -293,7 +293,7 @@ mod tests {
             Step::Carrier(kind, offset) => {
                 let at = now + Duration::seconds(*offset);
                 match order
-                    .carrier_event(&format!("c{n}"), *kind, Some("scan".into()), at, now)
+                    .carrier_event(1, &format!("c{n}"), *kind, Some("scan".into()), at, now)
                     .ok()?
                 {
                     CarrierUpdate::Applied(next) => only(*next),

@@ -14,7 +14,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::ReturnId;
+use crate::ids::{ReturnId, ShipmentId};
 use crate::ids::{CustomerId, OrderId, Sku};
 use crate::money::Money;
 use crate::order::fulfillment::{FulfillmentStatus, Tracking};
@@ -210,10 +210,14 @@ pub struct OrderEventData {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shortages: Vec<Shortage>,
     pub estimate: DeliveryEstimate,
+    /// The status of the shipment the change moved (else of the first).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fulfillment_status: Option<FulfillmentStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracking: Option<Tracking>,
+    /// The parcel the change moved, for an order that leaves as several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parcel: Option<EventParcel>,
     /// What the last step said (a carrier's exception reason, say).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
@@ -237,6 +241,27 @@ pub struct OrderEventData {
     pub replacement_order_id: Option<OrderId>,
 }
 
+/// One parcel of an order that leaves as several: which, of how many, from where, and how many
+/// of the order's units it carries ("2 of your 3 items have shipped").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventParcel {
+    pub shipment_id: ShipmentId,
+    pub number: u32,
+    pub of: u32,
+    pub location: String,
+    pub units: u32,
+    pub order_units: u32,
+    pub lines: Vec<EventParcelLine>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventParcelLine {
+    pub sku: Sku,
+    pub quantity: Quantity,
+}
+
 /// What a change did besides its event, as the order event's data says it.
 struct ChangeFacts<'a> {
     previous_status: Option<OrderStatus>,
@@ -255,6 +280,13 @@ fn order_cloud_event(
     let changed_return = facts.return_id.and_then(|id| new.find_return(id));
     let refund =
         |id: Option<&str>| id.and_then(|id| new.refunds.iter().find(|r| r.refund_id == id));
+    let moved = new
+        .last_change
+        .as_ref()
+        .filter(|c| c.version == new.version)
+        .and_then(|c| c.shipment)
+        .and_then(|number| new.shipments.iter().find(|s| s.number == number));
+    let shipment = moved.or(new.shipments.first());
     let data = OrderEventData {
         order_id: new.id.clone(),
         customer_id: new.customer_id.clone(),
@@ -274,16 +306,30 @@ fn order_cloud_event(
         shipping_method: new.shipping.method,
         shortages: new.shortages.clone(),
         estimate: new.shipping.estimate,
-        fulfillment_status: new.fulfillment.as_ref().map(|f| f.status),
-        tracking: new.fulfillment.as_ref().and_then(|f| f.tracking.clone()),
+        fulfillment_status: shipment.map(|f| f.status),
+        tracking: shipment.and_then(|f| f.tracking.clone()),
+        parcel: moved.filter(|_| new.is_split()).map(|f| EventParcel {
+            shipment_id: f.id(new),
+            number: f.number,
+            of: new.shipments.len() as u32,
+            location: f.warehouse.clone(),
+            units: f.units(),
+            order_units: new.lines.iter().map(|l| l.quantity.get()).sum(),
+            lines: f
+                .lines
+                .iter()
+                .map(|l| EventParcelLine {
+                    sku: l.sku.clone(),
+                    quantity: l.quantity,
+                })
+                .collect(),
+        }),
         note: match (&new.cancellation, changed_return) {
             (Some(cancellation), _) if new.status == OrderStatus::Cancelled => {
                 Some(cancellation.reason.clone())
             }
             (_, Some(rma)) => rma.decision.as_ref().and_then(|d| d.note.clone()),
-            _ => new
-                .fulfillment
-                .as_ref()
+            _ => shipment
                 .and_then(|f| f.steps.last())
                 .and_then(|s| s.note.clone()),
         },
@@ -619,7 +665,7 @@ mod tests {
             .authorized_for_test(Utc::now())
             .start_fulfillment("BER-1", Utc::now())
             .unwrap();
-        let picked = fulfilling.pick("picker", Utc::now()).unwrap();
+        let picked = fulfilling.pick(1, "picker", Utc::now()).unwrap();
         assert_eq!(
             order_event(Some(&reserved), Some(&fulfilling))
                 .unwrap()
@@ -672,7 +718,7 @@ mod tests {
             }
         };
         let carrier = |order: &Order, id: &str, kind: CarrierEventKind| match order
-            .carrier_event(id, kind, None, t, t)
+            .carrier_event(1, id, kind, None, t, t)
             .unwrap()
         {
             CarrierUpdate::Applied(next) => *next,
@@ -698,7 +744,7 @@ mod tests {
         seen.push((reserved.clone(), authorized.clone()));
         let fulfilling = authorized.start_fulfillment("BER-1", t).unwrap();
         seen.push((authorized.clone(), fulfilling.clone()));
-        let picked = fulfilling.pick("p", t).unwrap();
+        let picked = fulfilling.pick(1, "p", t).unwrap();
         seen.push((fulfilling.clone(), picked.clone()));
         let voided = psp(&picked, "e2", PaymentEventKind::VoidSucceeded, None);
         seen.push((picked.clone(), voided));
@@ -707,10 +753,10 @@ mod tests {
             .unwrap()
             .order;
         seen.push((picked.clone(), cancelled));
-        let packed = picked.pack(parcel(), "p", t).unwrap();
+        let packed = picked.pack(1, parcel(), "p", t).unwrap();
         seen.push((picked.clone(), packed.clone()));
         let shipped = packed
-            .ship(tracking(), packed.shipping.estimate, "p", t)
+            .ship(1, tracking(), packed.shipping.estimate, "p", t)
             .unwrap();
         seen.push((packed.clone(), shipped.clone()));
         let captured = psp(&shipped, "e3", PaymentEventKind::CaptureSucceeded, None);

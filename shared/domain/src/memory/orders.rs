@@ -117,14 +117,17 @@ impl OrderStore for InMemoryStore {
         cursor: Option<&str>,
     ) -> Result<Page<Order>, StoreError> {
         let queued = |o: &Order| {
-            // As DynamoDB's sparse pick list: only while the warehouse has work on the order,
-            // so neither once it shipped nor once it was cancelled (the shipment stays where
-            // it had got to).
-            let work = o.status == crate::order::OrderStatus::Fulfilling
-                && o.fulfillment
-                    .as_ref()
-                    .is_some_and(|f| f.warehouse == warehouse && f.status == status);
-            work.then(|| o.fulfillment.as_ref().map(|f| f.queued_at))
+            // As DynamoDB's sparse pick list: only while the location has work on the order's
+            // shipment there, so neither once it shipped nor once the order was cancelled (the
+            // shipment stays where it had got to).
+            let in_warehouses = matches!(
+                o.status,
+                crate::order::OrderStatus::Fulfilling | crate::order::OrderStatus::PartiallyShipped
+            );
+            let shipment = o
+                .shipment_at(warehouse)
+                .filter(|f| in_warehouses && f.status == status);
+            shipment.map(|f| Some(f.queued_at))
         };
         let listing = format!("pick:{warehouse}:{}", status.as_str());
         self.order_listing(&listing, queued, false, limit, cursor)

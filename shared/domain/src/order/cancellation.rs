@@ -56,16 +56,22 @@ impl Order {
             OrderStatus::Pending => false,
             OrderStatus::Reserved => true,
             OrderStatus::Fulfilling => {
-                let status = self.fulfillment.as_ref().map(|f| f.status);
-                if !matches!(
-                    status,
-                    Some(FulfillmentStatus::AwaitingPick | FulfillmentStatus::Picked)
-                ) {
+                // Every parcel must still be before packing.
+                let unpacked = self.shipments.iter().all(|f| {
+                    matches!(
+                        f.status,
+                        FulfillmentStatus::AwaitingPick | FulfillmentStatus::Picked
+                    )
+                });
+                if !unpacked || self.shipments.is_empty() {
                     return Err(CancelError::Packed);
                 }
                 true
             }
-            OrderStatus::Shipped | OrderStatus::Delivered => return Err(CancelError::Shipped),
+            OrderStatus::PartiallyShipped
+            | OrderStatus::Shipped
+            | OrderStatus::PartiallyDelivered
+            | OrderStatus::Delivered => return Err(CancelError::Shipped),
             status @ (OrderStatus::Rejected | OrderStatus::Cancelled) => {
                 return Err(CancelError::Final(status.as_str()))
             }

@@ -1,22 +1,30 @@
-//! The shipment inside an order: the warehouse's steps and the carrier's.
+//! The shipments inside an order: the warehouses' steps and the carriers'.
 //!
 //! ```text
 //! AWAITING_PICK ─pick─► PICKED ─pack─► PACKED ─ship─► SHIPPED ─► IN_TRANSIT ─► OUT_FOR_DELIVERY ─► DELIVERED
 //!                                                         └──────────┴──────────────┴──► DELIVERY_EXCEPTION ─┘
 //! ```
-//! An order ships as one parcel from one warehouse, so the fulfillment lives inside the order
-//! item: every step is an order transition, conditioned on the order's version like every other,
-//! and the order's version is the fulfillment's entity tag. Warehouse steps must follow each
-//! other; carrier events may arrive in any order once the parcel has shipped (carriers do not
-//! promise order), each recorded once by its event id, and nothing follows delivery.
+//! An order leaves as one shipment per location its units were reserved at (the routing plan's
+//! parcels), each numbered (`<orderId>-<n>`) and holding that location's units. The shipments
+//! live inside the order item: every step is an order transition, conditioned on the order's
+//! version like every other, and each shipment's entity tag is its own step count, so the
+//! packer of one parcel is not refused because another parcel of the order moved. Warehouse
+//! steps must follow each other; carrier events may arrive in any order once the parcel has
+//! shipped (carriers do not promise order), each recorded once by its event id, and nothing
+//! follows delivery. The order's status follows its shipments: `FULFILLING` while none has
+//! left, `PARTIALLY_SHIPPED` while some have and others are still in a warehouse, `SHIPPED`
+//! once all have, `PARTIALLY_DELIVERED` once some have arrived, `DELIVERED` once all have.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::ids::{ShipmentId, Sku};
 use crate::order::history::OrderEvent;
 use crate::order::payments::CaptureMode;
 use crate::order::{Order, OrderStatus};
+use crate::quantity::Quantity;
 use crate::shipping::DeliveryEstimate;
+use crate::stock::{StockMove, StockMovement};
 
 /// Where the shipment is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -137,11 +145,31 @@ pub struct FulfillmentStep {
     pub note: Option<String>,
 }
 
-/// The order's shipment.
+/// Some units of one line in a shipment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShipmentLine {
+    pub sku: Sku,
+    pub quantity: Quantity,
+}
+
+fn first() -> u32 {
+    1
+}
+
+/// One of the order's shipments: the units one location sends as one parcel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Fulfillment {
+    /// Its place among the order's shipments, from 1 (orders stored with one shipment carry
+    /// none: theirs is the first).
+    #[serde(default = "first")]
+    pub number: u32,
+    /// The location it leaves from, which holds its units' reservation.
     pub warehouse: String,
+    /// Its units (read from the order's lines for an order stored before it had several).
+    #[serde(default)]
+    pub lines: Vec<ShipmentLine>,
     pub status: FulfillmentStatus,
     /// When the warehouse received the work: the pick list is oldest first by it.
     pub queued_at: DateTime<Utc>,
@@ -153,6 +181,9 @@ pub struct Fulfillment {
     pub shipped_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivered_at: Option<DateTime<Utc>>,
+    /// When this parcel is expected, from its ship date.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<DeliveryEstimate>,
     pub steps: Vec<FulfillmentStep>,
     /// Carrier event ids already applied, so a repeated webhook changes nothing.
     #[serde(default)]
@@ -161,9 +192,18 @@ pub struct Fulfillment {
 
 impl Fulfillment {
     /// A shipment the warehouse has just received, awaiting pick.
-    pub(crate) fn queued(warehouse: &str, note: Option<String>, now: DateTime<Utc>) -> Self {
+    pub(crate) fn queued(
+        number: u32,
+        warehouse: &str,
+        lines: Vec<ShipmentLine>,
+        note: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Self {
         Fulfillment {
+            number,
             warehouse: warehouse.to_owned(),
+            lines,
+            estimate: None,
             status: FulfillmentStatus::AwaitingPick,
             queued_at: now,
             parcel: None,
@@ -179,6 +219,27 @@ impl Fulfillment {
             carrier_event_ids: Vec::new(),
         }
     }
+
+    /// Its id: the order's and its number.
+    pub fn id(&self, order: &Order) -> ShipmentId {
+        ShipmentId::new(order.id.clone(), self.number)
+    }
+
+    /// Its entity tag: every change of a shipment adds a step, so the count of its steps
+    /// changes whenever it does, and only then.
+    pub fn version(&self) -> u64 {
+        self.steps.len() as u64
+    }
+
+    /// How many units it holds.
+    pub fn units(&self) -> u32 {
+        self.lines.iter().map(|l| l.quantity.get()).sum()
+    }
+
+    /// Whether it has left its location (shipped, on its way or delivered).
+    pub fn has_left(&self) -> bool {
+        !self.status.is_warehouse_work()
+    }
 }
 
 /// A step the shipment's state does not allow. Nothing changed.
@@ -186,6 +247,14 @@ impl Fulfillment {
 pub enum FulfillmentError {
     #[error("the order is {0}, not in fulfillment")]
     NotInFulfillment(&'static str),
+    #[error("the order has no shipment {0}")]
+    NoSuchShipment(u32),
+    #[error("shipment {number} leaves from {holds}, which holds its units; not from {asked}")]
+    WrongLocation {
+        number: u32,
+        holds: String,
+        asked: String,
+    },
     /// Reserved, but its payment is neither authorized nor paid: held as awaiting payment.
     #[error("the order waits for its payment (it is {0})")]
     AwaitingPayment(&'static str),
@@ -217,81 +286,150 @@ pub enum CarrierUpdate {
 /// bounded, and an item holds at most 400 KB.
 pub const MAX_CARRIER_EVENTS: usize = 50;
 
-/// One move of the shipment: to `status`, by whom, and what the order becomes with it.
+/// One move of a shipment: to `status`, by whom, and when.
 struct ShipmentMove<'a> {
     status: FulfillmentStatus,
     by: &'a str,
     note: Option<String>,
     /// When it happened (a carrier's time), if not now.
     at: Option<DateTime<Utc>>,
-    /// The order's own status after the move, if it changes.
-    order_status: Option<OrderStatus>,
 }
 
+/// The statuses of an order whose shipments are in the warehouses' or the carriers' hands.
+const IN_FULFILLMENT: [OrderStatus; 5] = [
+    OrderStatus::Fulfilling,
+    OrderStatus::PartiallyShipped,
+    OrderStatus::Shipped,
+    OrderStatus::PartiallyDelivered,
+    OrderStatus::Delivered,
+];
+
 impl Order {
-    fn fulfillment_status(&self) -> Option<FulfillmentStatus> {
-        self.fulfillment.as_ref().map(|f| f.status)
+    /// The shipment numbered `number`, for an order the warehouse or a carrier is working on.
+    pub fn shipment(&self, number: u32) -> Result<&Fulfillment, FulfillmentError> {
+        if self.shipments.is_empty() {
+            return Err(FulfillmentError::NotInFulfillment(self.status.as_str()));
+        }
+        self.shipments
+            .iter()
+            .find(|s| s.number == number)
+            .ok_or(FulfillmentError::NoSuchShipment(number))
     }
 
-    /// The shipment, for an order the warehouse or a carrier is working on.
-    fn shipment(&self) -> Result<&Fulfillment, FulfillmentError> {
-        self.fulfillment
-            .as_ref()
-            .ok_or(FulfillmentError::NotInFulfillment(self.status.as_str()))
+    /// The shipment leaving from `location`: an order has at most one per location.
+    pub fn shipment_at(&self, location: &str) -> Option<&Fulfillment> {
+        self.shipments.iter().find(|s| s.warehouse == location)
     }
 
-    /// The order with its shipment moved, a step recorded in the shipment and the order
-    /// recorded through [`Order::record`]; `edit` fills in what the step brings (the parcel, the
-    /// tracking), and `then` what it changes in the order besides.
+    /// Whether it leaves as more than one parcel.
+    pub fn is_split(&self) -> bool {
+        self.shipments.len() > 1
+    }
+
+    /// The order's status its shipments make: none left yet, some left, all left, some
+    /// delivered, all delivered.
+    fn status_of_shipments(&self) -> OrderStatus {
+        let count = self.shipments.len();
+        let left = self.shipments.iter().filter(|s| s.has_left()).count();
+        let delivered = self
+            .shipments
+            .iter()
+            .filter(|s| s.status == FulfillmentStatus::Delivered)
+            .count();
+        if delivered == count {
+            OrderStatus::Delivered
+        } else if left == 0 {
+            OrderStatus::Fulfilling
+        } else if left < count {
+            OrderStatus::PartiallyShipped
+        } else if delivered > 0 {
+            OrderStatus::PartiallyDelivered
+        } else {
+            OrderStatus::Shipped
+        }
+    }
+
+    /// The units of shipment `number` moved one way at its location.
+    pub fn shipment_moves(&self, number: u32, movement: StockMovement) -> Vec<StockMove> {
+        self.shipments
+            .iter()
+            .filter(|s| s.number == number)
+            .flat_map(|s| {
+                s.lines.iter().map(move |l| StockMove {
+                    sku: l.sku.clone(),
+                    location: s.warehouse.clone(),
+                    quantity: l.quantity,
+                    movement,
+                })
+            })
+            .collect()
+    }
+
+    /// The order with shipment `number` moved, a step recorded in it, the order's status
+    /// following its shipments, and the order recorded through [`Order::record`]; `edit` fills in
+    /// what the step brings (the parcel, the tracking), and `then` what it changes in the order
+    /// besides.
     fn move_shipment(
         &self,
+        number: u32,
         step: ShipmentMove<'_>,
         now: DateTime<Utc>,
         edit: impl FnOnce(&mut Fulfillment),
         then: impl FnOnce(&mut Order),
     ) -> Result<Order, FulfillmentError> {
-        let mut fulfillment = self.shipment()?.clone();
-        let from = fulfillment.status;
-        fulfillment.status = step.status;
-        fulfillment.steps.push(FulfillmentStep {
+        let mut shipment = self.shipment(number)?.clone();
+        let from = shipment.status;
+        shipment.status = step.status;
+        shipment.steps.push(FulfillmentStep {
             status: step.status,
             at: step.at.unwrap_or(now),
             by: step.by.to_owned(),
             note: step.note.clone(),
         });
-        edit(&mut fulfillment);
-        let label = step.status.as_str().to_lowercase().replace('_', " ");
+        edit(&mut shipment);
+        let mut label = step.status.as_str().to_lowercase().replace('_', " ");
+        if self.is_split() {
+            label = format!(
+                "parcel {number} of {} ({}): {label}",
+                self.shipments.len(),
+                shipment.warehouse
+            );
+        }
         let note = Some(match step.note {
             Some(detail) => format!("{label}: {detail}"),
             None => label,
         });
         Ok(self.record(now, note, |next| {
-            next.fulfillment = Some(fulfillment);
-            if let Some(status) = step.order_status {
-                next.status = status;
+            if let Some(slot) = next.shipments.iter_mut().find(|s| s.number == number) {
+                *slot = shipment;
+            }
+            if IN_FULFILLMENT.contains(&next.status) {
+                next.status = next.status_of_shipments();
             }
             then(next);
-            OrderEvent::for_shipment(from, step.status, next.status != self.status)
+            OrderEvent::for_shipment(from, step.status)
         }))
     }
 
-    /// A warehouse step by `by` to `status`, which must follow `expected`.
+    /// A warehouse step on shipment `number` by `by` to `status`, which must follow
+    /// `expected`.
     fn warehouse_step(
         &self,
+        number: u32,
         expected: FulfillmentStatus,
         status: FulfillmentStatus,
         by: &str,
         now: DateTime<Utc>,
         edit: impl FnOnce(&mut Fulfillment),
     ) -> Result<Order, FulfillmentError> {
-        self.expect_step(expected)?;
+        self.expect_step(number, expected)?;
         self.move_shipment(
+            number,
             ShipmentMove {
                 status,
                 by,
                 note: None,
                 at: None,
-                order_status: None,
             },
             now,
             edit,
@@ -299,76 +437,140 @@ impl Order {
         )
     }
 
-    /// The reserved order goes to the warehouse: `RESERVED → FULFILLING`, awaiting pick.
+    /// The shipments the order's reservation makes: one per location holding some of its
+    /// units, the home location's first; `fallback` for an order whose lines name no location.
+    fn planned_shipments(&self, fallback: &str, now: DateTime<Utc>) -> Vec<Fulfillment> {
+        let mut locations = self.locations();
+        if locations.is_empty() {
+            locations.push(fallback);
+        }
+        locations
+            .iter()
+            .zip(1..)
+            .map(|(location, number)| {
+                let lines = self
+                    .lines
+                    .iter()
+                    .flat_map(|line| {
+                        let at: Vec<_> = if line.allocations.is_empty() {
+                            vec![line.quantity]
+                        } else {
+                            line.allocations
+                                .iter()
+                                .filter(|a| a.location == *location)
+                                .map(|a| a.quantity)
+                                .collect()
+                        };
+                        at.into_iter().map(|quantity| ShipmentLine {
+                            sku: line.sku.clone(),
+                            quantity,
+                        })
+                    })
+                    .collect();
+                Fulfillment::queued(number, location, lines, None, now)
+            })
+            .collect()
+    }
+
+    /// The reserved order goes to the warehouses: `RESERVED → FULFILLING`, one shipment per
+    /// location holding its units, each awaiting pick there (`fallback` takes an order whose
+    /// lines name no location).
     pub fn start_fulfillment(
         &self,
-        warehouse: &str,
+        fallback: &str,
         now: DateTime<Utc>,
     ) -> Result<Order, FulfillmentError> {
         let payment = self.payment_status();
         if self.status == OrderStatus::Reserved && !payment.allows_fulfillment() {
             return Err(FulfillmentError::AwaitingPayment(payment.as_str()));
         }
-        // An order held back when the PSP released its hold resumes its shipment where it got
-        // to, at the warehouse that had it.
-        if let Some(held) = self.fulfillment.as_ref() {
-            let note = format!("paid again: back to warehouse {}", held.warehouse);
-            let mut resumed = held.clone();
-            resumed.steps.push(FulfillmentStep {
-                status: held.status,
-                at: now,
-                by: "system".into(),
-                note: Some("paid again".into()),
-            });
-            return self
-                .transition(
-                    OrderStatus::Fulfilling,
-                    &[OrderStatus::Reserved],
-                    now,
-                    Some(note),
-                    |next| {
-                        next.fulfillment = Some(resumed);
-                        OrderEvent::FulfillmentStarted
-                    },
-                )
-                .map_err(|e| FulfillmentError::NotInFulfillment(e.from.as_str()));
-        }
+        // An order held back when the PSP released its hold resumes its shipments where they
+        // got to, at the locations that had them.
+        let (shipments, note) = if self.shipments.is_empty() {
+            let shipments = self.planned_shipments(fallback, now);
+            let note = match shipments.as_slice() {
+                [one] => format!("sent to warehouse {}", one.warehouse),
+                many => format!(
+                    "sent to {} in {} parcels",
+                    many.iter()
+                        .map(|s| s.warehouse.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    many.len()
+                ),
+            };
+            (shipments, note)
+        } else {
+            let mut resumed = self.shipments.clone();
+            for held in resumed.iter_mut().filter(|s| !s.has_left()) {
+                held.steps.push(FulfillmentStep {
+                    status: held.status,
+                    at: now,
+                    by: "system".into(),
+                    note: Some("paid again".into()),
+                });
+            }
+            let at: Vec<_> = resumed.iter().map(|s| s.warehouse.as_str()).collect();
+            let note = format!("paid again: back to warehouse {}", at.join(", "));
+            (resumed, note)
+        };
         self.transition(
             OrderStatus::Fulfilling,
             &[OrderStatus::Reserved],
             now,
-            Some(format!("sent to warehouse {warehouse}")),
+            Some(note),
             |next| {
-                next.fulfillment = Some(Fulfillment::queued(warehouse, None, now));
+                next.shipments = shipments;
                 OrderEvent::FulfillmentStarted
             },
         )
         .map_err(|e| FulfillmentError::NotInFulfillment(e.from.as_str()))
     }
 
-    fn expect_step(&self, expected: FulfillmentStatus) -> Result<(), FulfillmentError> {
+    fn expect_step(&self, number: u32, expected: FulfillmentStatus) -> Result<(), FulfillmentError> {
         // Held back from the warehouse: the PSP released its hold and it waits for a new payment.
-        if self.status == OrderStatus::Reserved && self.fulfillment.is_some() {
+        if self.status == OrderStatus::Reserved && !self.shipments.is_empty() {
             return Err(FulfillmentError::AwaitingPayment(
                 self.payment_status().as_str(),
             ));
         }
-        if self.status != OrderStatus::Fulfilling {
+        if !matches!(
+            self.status,
+            OrderStatus::Fulfilling | OrderStatus::PartiallyShipped
+        ) {
             return Err(FulfillmentError::NotInFulfillment(self.status.as_str()));
         }
-        match self.fulfillment_status() {
-            None => Err(FulfillmentError::NotInFulfillment(self.status.as_str())),
-            Some(actual) if actual == expected => Ok(()),
-            Some(actual) => Err(FulfillmentError::OutOfOrder {
+        let actual = self.shipment(number)?.status;
+        if actual == expected {
+            Ok(())
+        } else {
+            Err(FulfillmentError::OutOfOrder {
                 expected: expected.as_str(),
                 actual: actual.as_str(),
-            }),
+            })
         }
     }
 
-    /// The items are taken from the shelves.
-    pub fn pick(&self, by: &str, now: DateTime<Utc>) -> Result<Order, FulfillmentError> {
+    /// Refuses a warehouse step on shipment `number` by someone working at `location`, if it
+    /// is not the location holding the shipment's units: the step would take them from the
+    /// wrong counters.
+    pub fn check_location(&self, number: u32, location: &str) -> Result<(), FulfillmentError> {
+        let holds = &self.shipment(number)?.warehouse;
+        if holds == location {
+            Ok(())
+        } else {
+            Err(FulfillmentError::WrongLocation {
+                number,
+                holds: holds.clone(),
+                asked: location.to_owned(),
+            })
+        }
+    }
+
+    /// The items of shipment `number` are taken from the shelves.
+    pub fn pick(&self, number: u32, by: &str, now: DateTime<Utc>) -> Result<Order, FulfillmentError> {
         self.warehouse_step(
+            number,
             FulfillmentStatus::AwaitingPick,
             FulfillmentStatus::Picked,
             by,
@@ -377,14 +579,16 @@ impl Order {
         )
     }
 
-    /// The items are in a parcel of known weight and size.
+    /// The items of shipment `number` are in a parcel of known weight and size.
     pub fn pack(
         &self,
+        number: u32,
         parcel: Parcel,
         by: &str,
         now: DateTime<Utc>,
     ) -> Result<Order, FulfillmentError> {
         self.warehouse_step(
+            number,
             FulfillmentStatus::Picked,
             FulfillmentStatus::Packed,
             by,
@@ -393,16 +597,18 @@ impl Order {
         )
     }
 
-    /// The parcel leaves with a carrier: `FULFILLING → SHIPPED`, with the estimate recomputed
-    /// from the ship date. The store moves the shipped units out of `reserved` in the same write.
+    /// Parcel `number` leaves with a carrier, with its estimate from the ship date; the order
+    /// becomes `PARTIALLY_SHIPPED`, or `SHIPPED` with its last parcel, and its estimate is its
+    /// latest parcel's. The store moves the parcel's units out of `reserved` in the same write.
     pub fn ship(
         &self,
+        number: u32,
         tracking: Tracking,
         estimate: DeliveryEstimate,
         by: &str,
         now: DateTime<Utc>,
     ) -> Result<Order, FulfillmentError> {
-        self.expect_step(FulfillmentStatus::Packed)?;
+        self.expect_step(number, FulfillmentStatus::Packed)?;
         // The goods leave only against money held or taken (the PSP may have released a hold
         // since the order was picked).
         let payment = self.payment_status();
@@ -411,36 +617,66 @@ impl Order {
         }
         let note = format!("{} {}", tracking.carrier, tracking.tracking_number);
         self.move_shipment(
+            number,
             ShipmentMove {
                 status: FulfillmentStatus::Shipped,
                 by,
                 note: Some(note),
                 at: None,
-                order_status: Some(OrderStatus::Shipped),
             },
             now,
             |f| {
                 f.tracking = Some(tracking);
                 f.shipped_at = Some(now);
+                f.estimate = Some(estimate);
             },
             |next| {
-                next.shipping.estimate = estimate;
+                let latest = next
+                    .shipments
+                    .iter()
+                    .filter_map(|s| s.estimate)
+                    .max_by_key(|e| e.latest);
+                let unshipped = next.shipments.iter().any(|s| !s.has_left());
+                match latest {
+                    Some(latest) if !unshipped || latest.latest > next.shipping.estimate.latest => {
+                        next.shipping.estimate = latest;
+                    }
+                    _ => {}
+                }
                 // The goods leave: the money held for them is taken.
                 next.request_what_is_due(CaptureMode::OnShipment, now);
             },
         )
     }
 
-    /// Applies a carrier's event, once per event id.
+    /// The shipment a carrier's event is about: the one shipped under `tracking_number`, else
+    /// shipment `number` if it has not shipped (the event is then refused as too early).
+    pub fn shipment_tracked_as(&self, number: u32, tracking_number: &str) -> Option<&Fulfillment> {
+        self.shipments
+            .iter()
+            .find(|s| {
+                s.tracking
+                    .as_ref()
+                    .is_some_and(|t| t.tracking_number == tracking_number)
+            })
+            .or_else(|| {
+                self.shipments
+                    .iter()
+                    .find(|s| s.number == number && s.tracking.is_none())
+            })
+    }
+
+    /// Applies a carrier's event to shipment `number`, once per event id.
     pub fn carrier_event(
         &self,
+        number: u32,
         event_id: &str,
         kind: CarrierEventKind,
         detail: Option<String>,
         occurred_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<CarrierUpdate, FulfillmentError> {
-        let fulfillment = self.shipment()?;
+        let fulfillment = self.shipment(number)?;
         if fulfillment
             .carrier_event_ids
             .iter()
@@ -470,12 +706,12 @@ impl Order {
         let status = kind.status();
         let delivered = status == FulfillmentStatus::Delivered;
         let next = self.move_shipment(
+            number,
             ShipmentMove {
                 status,
                 by: "carrier",
                 note: detail,
                 at: Some(occurred_at),
-                order_status: delivered.then_some(OrderStatus::Delivered),
             },
             now,
             |f| {
@@ -520,13 +756,13 @@ mod tests {
 
     fn shipped() -> Order {
         let order = fulfilling()
-            .pick("picker", Utc::now())
+            .pick(1, "picker", Utc::now())
             .unwrap()
-            .pack(parcel(), "packer", Utc::now())
+            .pack(1, parcel(), "packer", Utc::now())
             .unwrap();
         let estimate = order.shipping.estimate;
         order
-            .ship(tracking(), estimate, "packer", Utc::now())
+            .ship(1, tracking(), estimate, "packer", Utc::now())
             .unwrap()
     }
 
@@ -534,7 +770,7 @@ mod tests {
     fn warehouse_steps_follow_each_other() {
         let order = fulfilling();
         assert_eq!(
-            (order.status, order.fulfillment_status()),
+            (order.status, order.shipments.first().map(|f| f.status)),
             (
                 OrderStatus::Fulfilling,
                 Some(FulfillmentStatus::AwaitingPick)
@@ -542,26 +778,26 @@ mod tests {
         );
         assert!(
             matches!(
-                order.pack(parcel(), "p", Utc::now()),
+                order.pack(1, parcel(), "p", Utc::now()),
                 Err(FulfillmentError::OutOfOrder { .. })
             ),
             "pack before pick"
         );
-        let picked = order.pick("p", Utc::now()).unwrap();
-        assert!(picked.pick("p", Utc::now()).is_err(), "pick twice");
+        let picked = order.pick(1, "p", Utc::now()).unwrap();
+        assert!(picked.pick(1, "p", Utc::now()).is_err(), "pick twice");
         assert!(
             picked
-                .ship(tracking(), order.shipping.estimate, "p", Utc::now())
+                .ship(1, tracking(), order.shipping.estimate, "p", Utc::now())
                 .is_err(),
             "ship before pack"
         );
-        let packed = picked.pack(parcel(), "p", Utc::now()).unwrap();
+        let packed = picked.pack(1, parcel(), "p", Utc::now()).unwrap();
         assert!(
-            packed.pack(parcel(), "p", Utc::now()).is_err(),
+            packed.pack(1, parcel(), "p", Utc::now()).is_err(),
             "pack twice"
         );
         let shipped = packed
-            .ship(tracking(), order.shipping.estimate, "p", Utc::now())
+            .ship(1, tracking(), order.shipping.estimate, "p", Utc::now())
             .unwrap();
         assert_eq!(shipped.status, OrderStatus::Shipped);
         assert_eq!(shipped.version, order.version + 3);
@@ -591,7 +827,7 @@ mod tests {
     #[test]
     fn carrier_events_apply_once_and_nothing_follows_delivery() {
         let order = shipped();
-        let in_transit = applied(order.carrier_event(
+        let in_transit = applied(order.carrier_event(1, 
             "e1",
             CarrierEventKind::InTransit,
             None,
@@ -599,7 +835,7 @@ mod tests {
             Utc::now(),
         ));
         assert_eq!(
-            in_transit.carrier_event(
+            in_transit.carrier_event(1, 
                 "e1",
                 CarrierEventKind::InTransit,
                 None,
@@ -608,7 +844,7 @@ mod tests {
             ),
             Ok(CarrierUpdate::Duplicate)
         );
-        let delivered = applied(in_transit.carrier_event(
+        let delivered = applied(in_transit.carrier_event(1, 
             "e2",
             CarrierEventKind::Delivered,
             None,
@@ -617,7 +853,7 @@ mod tests {
         ));
         assert_eq!(delivered.status, OrderStatus::Delivered);
         assert_eq!(
-            delivered.carrier_event(
+            delivered.carrier_event(1, 
                 "e3",
                 CarrierEventKind::InTransit,
                 None,
@@ -632,7 +868,7 @@ mod tests {
     fn the_latest_carrier_event_wins() {
         let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
         let now = Utc::now();
-        let delivered = applied(shipped().carrier_event(
+        let delivered = applied(shipped().carrier_event(1, 
             "d",
             CarrierEventKind::Delivered,
             None,
@@ -641,7 +877,7 @@ mod tests {
         ));
         // A late "in transit" that happened before the delivery changes nothing.
         assert_eq!(
-            delivered.carrier_event(
+            delivered.carrier_event(1, 
                 "t",
                 CarrierEventKind::InTransit,
                 None,
@@ -650,7 +886,7 @@ mod tests {
             ),
             Ok(CarrierUpdate::Superseded)
         );
-        let out = applied(shipped().carrier_event(
+        let out = applied(shipped().carrier_event(1, 
             "o",
             CarrierEventKind::OutForDelivery,
             None,
@@ -658,7 +894,7 @@ mod tests {
             now,
         ));
         assert_eq!(
-            out.carrier_event(
+            out.carrier_event(1, 
                 "t",
                 CarrierEventKind::InTransit,
                 None,
@@ -668,7 +904,7 @@ mod tests {
             Ok(CarrierUpdate::Superseded)
         );
         assert_eq!(
-            out.fulfillment.as_ref().unwrap().status,
+            out.shipments[0].status,
             FulfillmentStatus::OutForDelivery
         );
     }
@@ -679,7 +915,7 @@ mod tests {
         let start = Utc::now();
         for i in 0..MAX_CARRIER_EVENTS {
             let at = start + chrono::Duration::seconds(i as i64);
-            let next = applied(order.carrier_event(
+            let next = applied(order.carrier_event(1, 
                 &format!("e{i}"),
                 CarrierEventKind::InTransit,
                 None,
@@ -690,14 +926,14 @@ mod tests {
         }
         let later = start + chrono::Duration::hours(1);
         assert_eq!(
-            order.carrier_event("one-more", CarrierEventKind::InTransit, None, later, later),
+            order.carrier_event(1, "one-more", CarrierEventKind::InTransit, None, later, later),
             Err(FulfillmentError::TooManyCarrierEvents)
         );
     }
 
     #[test]
     fn a_carrier_cannot_deliver_an_unshipped_parcel() {
-        let result = fulfilling().carrier_event(
+        let result = fulfilling().carrier_event(1, 
             "e1",
             CarrierEventKind::Delivered,
             None,

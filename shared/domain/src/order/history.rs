@@ -92,16 +92,13 @@ impl OrderEvent {
         }
     }
 
-    /// The event of a shipment that moved to `to` (from `from`), with the order now `status`.
-    pub fn for_shipment(
-        from: FulfillmentStatus,
-        to: FulfillmentStatus,
-        status_changed: bool,
-    ) -> Self {
+    /// The event of a shipment that moved to `to` (from `from`).
+    pub fn for_shipment(from: FulfillmentStatus, to: FulfillmentStatus) -> Self {
         match to {
-            FulfillmentStatus::Shipped if status_changed => Self::Shipped,
-            FulfillmentStatus::Delivered if status_changed => Self::Delivered,
             _ if from == to => Self::Updated,
+            // Announced per parcel: the customer hears of each one that leaves or arrives.
+            FulfillmentStatus::Shipped => Self::Shipped,
+            FulfillmentStatus::Delivered => Self::Delivered,
             FulfillmentStatus::Picked => Self::Picked,
             FulfillmentStatus::Packed => Self::Packed,
             FulfillmentStatus::InTransit => Self::InTransit,
@@ -168,6 +165,9 @@ pub struct Change {
     /// Why the PSP declined, for the entry it recorded in the ledger, if it gave a reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payment_reason: Option<String>,
+    /// The shipment (its number) a step moved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipment: Option<u32>,
 }
 
 impl Change {
@@ -186,6 +186,7 @@ impl Change {
             refund_added: None,
             refund_settled: None,
             payment_reason: None,
+            shipment: None,
         }
     }
 
@@ -249,6 +250,17 @@ impl Change {
                 .map(|r| r.refund_id.clone()),
             refund_settled,
             payment_reason,
+            shipment: after
+                .shipments
+                .iter()
+                .find(|s| {
+                    before
+                        .shipments
+                        .iter()
+                        .find(|b| b.number == s.number)
+                        .is_some_and(|b| b.steps.len() != s.steps.len())
+                })
+                .map(|s| s.number),
         }
     }
 }

@@ -1,13 +1,15 @@
 //! The order aggregate and its state machine.
 //!
 //! ```text
-//! PENDING ──► RESERVED ─(authorized)─► FULFILLING (awaiting pick, picked, packed) ──► SHIPPED ──► DELIVERED
-//!    │            │              │
+//! PENDING ──► RESERVED ─(authorized)─► FULFILLING ──► PARTIALLY_SHIPPED ──► SHIPPED ──► PARTIALLY_DELIVERED ──► DELIVERED
+//!    │            │              │        (the order's status follows its shipments, one per location;
+//!    │            │              │         a one-parcel order goes FULFILLING ──► SHIPPED ──► DELIVERED)
 //!    ├──► REJECTED (stock fell short)
-//!    └────────────┴──────────────┴──► CANCELLED (before packing; or expired, never paid)
+//!    └────────────┴──────────────┴──► CANCELLED (before any parcel is packed; or expired, never paid)
 //! ```
 //! Everything that lives inside the order's item is a child of this module:
-//! - [`fulfillment`]: the shipment — pick, pack, ship and the carrier's events;
+//! - [`fulfillment`]: the shipments, one per location — pick, pack, ship and the carrier's
+//!   events;
 //! - [`cancellation`]: calling an order off before it is packed;
 //! - [`returns`]: RMAs, their approval, receipt and dispositions, and exchanges; the return
 //!   rules in [`returns::policy`];
@@ -57,7 +59,11 @@ pub enum OrderStatus {
     Reserved,
     Rejected,
     Fulfilling,
+    /// Some parcels have left, others are still in a warehouse.
+    PartiallyShipped,
     Shipped,
+    /// Every parcel has left and some have arrived.
+    PartiallyDelivered,
     Delivered,
     Cancelled,
 }
@@ -69,19 +75,23 @@ impl OrderStatus {
             Self::Reserved => "RESERVED",
             Self::Rejected => "REJECTED",
             Self::Fulfilling => "FULFILLING",
+            Self::PartiallyShipped => "PARTIALLY_SHIPPED",
             Self::Shipped => "SHIPPED",
+            Self::PartiallyDelivered => "PARTIALLY_DELIVERED",
             Self::Delivered => "DELIVERED",
             Self::Cancelled => "CANCELLED",
         }
     }
 
     /// Every status, in the order an order's life meets them.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 9] = [
         Self::Pending,
         Self::Reserved,
         Self::Rejected,
         Self::Fulfilling,
+        Self::PartiallyShipped,
         Self::Shipped,
+        Self::PartiallyDelivered,
         Self::Delivered,
         Self::Cancelled,
     ];
@@ -180,9 +190,14 @@ pub struct Order {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shortages: Vec<Shortage>,
     pub timeline: Vec<TimelineEntry>,
-    /// The shipment, from the moment fulfillment starts.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fulfillment: Option<Fulfillment>,
+    /// Its shipments, one per location its units leave from, from the moment fulfillment
+    /// starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shipments: Vec<Fulfillment>,
+    /// The one shipment of an order stored before orders had several: read, and made its
+    /// first shipment by [`Order::with_legacy_locations`]; never written.
+    #[serde(default, rename = "fulfillment", skip_serializing)]
+    pub(crate) stored_shipment: Option<Fulfillment>,
     /// Why and by whom the order was called off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancellation: Option<Cancellation>,
@@ -409,7 +424,8 @@ impl Order {
                 at: now,
                 note,
             }],
-            fulfillment: None,
+            shipments: Vec::new(),
+            stored_shipment: None,
             cancellation: None,
             returns: Vec::new(),
             refunds: Vec::new(),
@@ -632,15 +648,20 @@ impl Order {
     /// warehouse's hands — are at its shipment's warehouse, else at `default` (the store calls
     /// this with the default location).
     pub fn with_legacy_locations(mut self, default: &str) -> Self {
-        let was_reserved = self.fulfillment.is_some()
+        if let Some(stored) = self.stored_shipment.take() {
+            if self.shipments.is_empty() {
+                self.shipments.push(stored);
+            }
+        }
+        let was_reserved = !self.shipments.is_empty()
             || self
                 .timeline
                 .iter()
                 .any(|e| e.status == OrderStatus::Reserved);
         if was_reserved {
             let at = self
-                .fulfillment
-                .as_ref()
+                .shipments
+                .first()
                 .map_or(default, |f| f.warehouse.as_str())
                 .to_owned();
             for line in self.lines.iter_mut().filter(|l| l.allocations.is_empty()) {
@@ -649,6 +670,18 @@ impl Order {
                     quantity: line.quantity,
                 }];
             }
+        }
+        // A shipment stored before shipments named their units holds every line.
+        let lines: Vec<_> = self
+            .lines
+            .iter()
+            .map(|l| fulfillment::ShipmentLine {
+                sku: l.sku.clone(),
+                quantity: l.quantity,
+            })
+            .collect();
+        for shipment in self.shipments.iter_mut().filter(|s| s.lines.is_empty()) {
+            shipment.lines = lines.clone();
         }
         self
     }

@@ -801,10 +801,8 @@ impl Order {
             // kept where it got to, so a new authorization sends it back to the same step.
             held_back = next.status == OrderStatus::Fulfilling
                 && !next.payment_status().allows_fulfillment()
-                && next
-                    .fulfillment
-                    .as_ref()
-                    .is_some_and(|f| f.status.is_warehouse_work());
+                && !next.shipments.is_empty()
+                && next.shipments.iter().all(|f| f.status.is_warehouse_work());
             if held_back {
                 next.status = OrderStatus::Reserved;
                 return OrderEvent::PaymentVoided;
@@ -871,7 +869,14 @@ impl Order {
     pub(crate) fn request_what_is_due(&mut self, capture: CaptureMode, now: DateTime<Utc>) {
         let status = self.payment_status();
         let called_off = matches!(self.status, OrderStatus::Cancelled | OrderStatus::Rejected);
-        let shipped = matches!(self.status, OrderStatus::Shipped | OrderStatus::Delivered);
+        // The whole amount is taken when the first parcel leaves.
+        let shipped = matches!(
+            self.status,
+            OrderStatus::PartiallyShipped
+                | OrderStatus::Shipped
+                | OrderStatus::PartiallyDelivered
+                | OrderStatus::Delivered
+        );
         // A hold the PSP named no payment for, while it named others, cannot be asked about:
         // the PSP would not know which to act on. It stays in front of staff (a second payment).
         let names_some = self
@@ -1452,9 +1457,9 @@ mod tests {
         let packed = recorded(&order, &auth)
             .start_fulfillment("BER-1", now())
             .unwrap()
-            .pick("p", now())
+            .pick(1, "p", now())
             .unwrap()
-            .pack(crate::fixtures::parcel(), "p", now())
+            .pack(1, crate::fixtures::parcel(), "p", now())
             .unwrap();
         let mut void = event("e2", VoidSucceeded, &order);
         void.psp_reference = Some("pi_A".into());
@@ -1474,12 +1479,12 @@ mod tests {
     fn after_a_released_hold_the_capture_names_the_new_payment() {
         let paid = paid_again_after_a_release();
         assert_eq!(
-            paid.fulfillment.as_ref().map(|f| f.status),
+            paid.shipments.first().map(|f| f.status),
             Some(crate::order::fulfillment::FulfillmentStatus::Packed),
             "back at the step it had reached"
         );
         let shipped = paid
-            .ship(
+            .ship(1, 
                 crate::fixtures::tracking(),
                 paid.shipping.estimate,
                 "p",
@@ -1504,7 +1509,7 @@ mod tests {
         let picked = recorded(&order, &auth)
             .start_fulfillment("BER-1", now())
             .unwrap()
-            .pick("p", now())
+            .pick(1, "p", now())
             .unwrap();
         let mut void = event("e2", PaymentEventKind::VoidSucceeded, &order);
         void.psp_reference = Some("pi_A".into());
@@ -1537,7 +1542,7 @@ mod tests {
         let picked = authorized
             .start_fulfillment("BER-1", now())
             .unwrap()
-            .pick("p", now())
+            .pick(1, "p", now())
             .unwrap();
         let mut void = event("e2", PaymentEventKind::VoidSucceeded, &order);
         void.occurred_at = now() + Duration::seconds(1);
@@ -1552,7 +1557,7 @@ mod tests {
         assert_eq!(held.status, OrderStatus::Reserved, "off the pick list");
         assert_eq!(held.status_since(), released_at);
         assert_eq!(
-            held.pack(crate::fixtures::parcel(), "p", released_at),
+            held.pack(1, crate::fixtures::parcel(), "p", released_at),
             Err(FulfillmentError::AwaitingPayment("VOIDED"))
         );
         let policy = PaymentPolicy::default();
@@ -1805,15 +1810,15 @@ mod tests {
         let packed = recorded(&order, &event("e1", AuthorizationSucceeded, &order))
             .start_fulfillment("BER-1", now())
             .unwrap()
-            .pick("p", now())
+            .pick(1, "p", now())
             .unwrap()
-            .pack(crate::fixtures::parcel(), "p", now())
+            .pack(1, crate::fixtures::parcel(), "p", now())
             .unwrap();
         let mut void = event("e2", VoidSucceeded, &order);
         void.occurred_at = now() + Duration::seconds(1);
         let voided = recorded(&packed, &void);
         assert!(matches!(
-            voided.ship(
+            voided.ship(1, 
                 crate::fixtures::tracking(),
                 order.shipping.estimate,
                 "p",
@@ -1822,7 +1827,7 @@ mod tests {
             Err(crate::order::fulfillment::FulfillmentError::AwaitingPayment("VOIDED"))
         ));
         assert!(packed
-            .ship(
+            .ship(1, 
                 crate::fixtures::tracking(),
                 order.shipping.estimate,
                 "p",
@@ -1994,10 +1999,10 @@ mod ledger_properties {
                 }
                 for _ in 0..3 {
                     let advanced = next
-                        .pick("p", now)
-                        .or_else(|_| next.pack(crate::fixtures::parcel(), "p", now))
+                        .pick(1, "p", now)
+                        .or_else(|_| next.pack(1, crate::fixtures::parcel(), "p", now))
                         .or_else(|_| {
-                            next.ship(
+                            next.ship(1, 
                                 crate::fixtures::tracking(),
                                 next.shipping.estimate,
                                 "p",
@@ -2011,7 +2016,7 @@ mod ledger_properties {
                 next
             }
             Step::Deliver => {
-                match order.carrier_event("c1", CarrierEventKind::Delivered, None, now, now) {
+                match order.carrier_event(1, "c1", CarrierEventKind::Delivered, None, now, now) {
                     Ok(CarrierUpdate::Applied(o)) => *o,
                     _ => same(),
                 }

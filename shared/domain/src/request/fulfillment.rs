@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::ids::OrderId;
+use crate::ids::ShipmentId;
 use crate::order::fulfillment::{CarrierEventKind, Parcel, Tracking};
 use crate::request::{one_of, text, whole, Fields};
 use crate::validation::ValidationErrors;
@@ -84,7 +84,9 @@ impl WarehouseAction {
 #[derive(Debug, Clone)]
 pub struct CarrierEvent {
     pub event_id: String,
-    pub order_id: OrderId,
+    /// The shipment the parcel was sent under: `<order id>-<n>`, or the order id alone (its
+    /// first shipment, or whichever of its shipments has the tracking number).
+    pub shipment: ShipmentId,
     pub tracking_number: String,
     pub kind: CarrierEventKind,
     pub occurred_at: DateTime<Utc>,
@@ -93,7 +95,7 @@ pub struct CarrierEvent {
 
 impl CarrierEvent {
     /// Parses `{eventId, shipmentReference, trackingNumber, status, occurredAt, detail?}`;
-    /// `shipmentReference` is the order id the parcel was shipped under. Unlike the bodies our
+    /// `shipmentReference` is the shipment id (or the order id) the parcel was shipped under. Unlike the bodies our
     /// own clients send, a carrier's payload is read open: carriers add fields to their webhooks
     /// without notice, and refusing one would stop every parcel's tracking.
     pub fn parse(body: &Value) -> Result<Self, ValidationErrors> {
@@ -102,8 +104,8 @@ impl CarrierEvent {
             return Err(errors);
         };
         let event_id = fields.required(&mut errors, "eventId", text(128));
-        let order_id = fields.required(&mut errors, "shipmentReference", |v| {
-            text(26)(v).and_then(|r| OrderId::parse(r).map_err(|e| e.to_string()))
+        let shipment = fields.required(&mut errors, "shipmentReference", |v| {
+            text(29)(v).and_then(|r| ShipmentId::parse(&r).map_err(|e| e.to_string()))
         });
         let tracking_number = fields.required(&mut errors, "trackingNumber", text(64));
         let kind = fields.required(
@@ -122,16 +124,16 @@ impl CarrierEvent {
             .get("detail")
             .and_then(Value::as_str)
             .map(|d| d.chars().filter(|c| !c.is_control()).take(500).collect());
-        match (event_id, order_id, tracking_number, kind, occurred_at) {
+        match (event_id, shipment, tracking_number, kind, occurred_at) {
             (
                 Some(event_id),
-                Some(order_id),
+                Some(shipment),
                 Some(tracking_number),
                 Some(kind),
                 Some(occurred_at),
             ) if errors.is_empty() => Ok(CarrierEvent {
                 event_id,
-                order_id,
+                shipment,
                 tracking_number,
                 kind,
                 occurred_at,

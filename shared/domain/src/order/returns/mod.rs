@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{IdempotencyKey, OrderId, ReturnId, Sku};
 use crate::money::Money;
 use crate::order::commands::{ReceiptRequest, ReturnRequest};
-use crate::order::fulfillment::Fulfillment;
+use crate::order::fulfillment::{Fulfillment, ShipmentLine};
 use crate::order::history::OrderEvent;
 use crate::order::refunds::{Refund, RefundLine, RefundReason};
 use crate::order::{
@@ -279,7 +279,7 @@ impl Order {
     fn return_location(&self) -> String {
         self.home_location()
             .map(str::to_owned)
-            .or_else(|| self.fulfillment.as_ref().map(|f| f.warehouse.clone()))
+            .or_else(|| self.shipments.first().map(|f| f.warehouse.clone()))
             .unwrap_or_default()
     }
 
@@ -345,16 +345,20 @@ impl Order {
             )
             .into());
         }
-        let delivered_at = match (self.status, self.fulfillment.as_ref()) {
-            (
-                OrderStatus::Delivered,
-                Some(Fulfillment {
-                    delivered_at: Some(at),
-                    ..
-                }),
-            ) => *at,
-            (status, _) => return Err(ReturnError::NotDelivered(status.as_str())),
-        };
+        // A return takes what has arrived, parcel by parcel: each parcel's window opens at its
+        // own delivery.
+        let delivered: Vec<&Fulfillment> = self
+            .shipments
+            .iter()
+            .filter(|s| s.delivered_at.is_some())
+            .collect();
+        let receiving = matches!(
+            self.status,
+            OrderStatus::Delivered | OrderStatus::PartiallyDelivered | OrderStatus::PartiallyShipped
+        );
+        if !receiving || delivered.is_empty() {
+            return Err(ReturnError::NotDelivered(self.status.as_str()));
+        }
         let mut errors = ValidationErrors::default();
         let mut lines = Vec::with_capacity(request.lines.len());
         for (index, wanted) in request.lines.iter().enumerate() {
@@ -366,27 +370,52 @@ impl Order {
                 );
                 continue;
             };
+            let parcels: Vec<(DateTime<Utc>, u32)> = delivered
+                .iter()
+                .filter_map(|s| {
+                    let units: u32 = s
+                        .lines
+                        .iter()
+                        .filter(|l| l.sku == wanted.sku)
+                        .map(|l| l.quantity.get())
+                        .sum();
+                    Some((s.delivered_at?, units)).filter(|(_, units)| *units > 0)
+                })
+                .collect();
+            if parcels.is_empty() {
+                errors.add(
+                    format!("{field}.sku"),
+                    format!("'{}' has not been delivered yet", wanted.sku),
+                );
+                continue;
+            }
             let window = policy.window_days(&wanted.sku);
-            let closes = delivered_at + Days::new(u64::from(window));
-            if now > closes {
+            let closes = |at: DateTime<Utc>| at + Days::new(u64::from(window));
+            let open: u32 = parcels
+                .iter()
+                .filter(|(at, _)| now <= closes(*at))
+                .map(|(_, units)| units)
+                .sum();
+            if open == 0 {
+                let last = parcels.iter().map(|(at, _)| *at).max().unwrap_or(now);
                 errors.add(
                     format!("{field}.sku"),
                     format!(
                         "the return window of {window} days for '{}' closed on {}",
                         wanted.sku,
-                        closes.format("%Y-%m-%d")
+                        closes(last).format("%Y-%m-%d")
                     ),
                 );
                 continue;
             }
+            let arrived: u32 = parcels.iter().map(|(_, units)| units).sum();
             let claimed: u32 = self.returns.iter().map(|r| r.claims(&wanted.sku)).sum();
-            let returnable = line.quantity.get().saturating_sub(claimed);
+            let returnable = open.min(arrived.saturating_sub(claimed));
             if wanted.quantity.get() > returnable {
                 errors.add(
                     format!("{field}.quantity"),
                     format!(
-                        "{} delivered, {claimed} already being returned: at most {returnable} can be returned",
-                        line.quantity.get()
+                        "{arrived} delivered, {claimed} already being returned: at most {returnable} can be returned"
                     ),
                 );
                 continue;
@@ -767,11 +796,21 @@ impl Order {
             Some(note),
             now,
         );
-        replacement.fulfillment = Some(Fulfillment::queued(
+        let lines = replacement
+            .lines
+            .iter()
+            .map(|l| ShipmentLine {
+                sku: l.sku.clone(),
+                quantity: l.quantity,
+            })
+            .collect();
+        replacement.shipments = vec![Fulfillment::queued(
+            1,
             &warehouse,
+            lines,
             Some(format!("replacement for {id}")),
             now,
-        ));
+        )];
         replacement.replacement_for = Some(ReplacementOf {
             order_id: self.id.clone(),
             return_id: id.clone(),
