@@ -216,7 +216,7 @@ async fn a_form_needs_the_consoles_origin_its_csrf_token_and_a_fresh_version() {
     assert_eq!(status, StatusCode::FORBIDDEN, "another session's token");
     let (status, _, body) = call(
         &app,
-        post(&pick, &packer, ORIGIN, &format!("csrf={token}&version=1")),
+        post(&pick, &packer, ORIGIN, &format!("csrf={token}&version=7")),
     )
     .await;
     assert_eq!(status, StatusCode::CONFLICT, "a stale page: {body}");
@@ -237,7 +237,7 @@ async fn a_form_needs_the_consoles_origin_its_csrf_token_and_a_fresh_version() {
     )
     .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
-    let next = format!("/console/warehouse?order={ORDER}&done=picked");
+    let next = format!("/console/warehouse?order={ORDER}-1&location=BER-1&done=picked");
     assert_eq!(headers[header::LOCATION], next.as_str());
     let (_, _, page) = call(&app, get(&next, Some(&packer))).await;
     assert!(page.contains("Picked."), "the banner says what was done");
