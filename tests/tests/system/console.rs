@@ -269,7 +269,7 @@ async fn staff_find_an_order_ship_it_through_the_pick_list_and_a_stale_form_is_r
         )
         .await;
     assert_eq!(picked.status, StatusCode::OK);
-    browser.submit(&format!("#shipment-{id} button.pick")).await;
+    browser.submit(&format!("#shipment-{id}-1 button.pick")).await;
     assert!(
         browser
             .body()
@@ -289,7 +289,7 @@ async fn staff_find_an_order_ship_it_through_the_pick_list_and_a_stale_form_is_r
     browser
         .goto(&format!("/console/warehouse?order={id}"))
         .await;
-    let card = format!("#shipment-{id}");
+    let card = format!("#shipment-{id}-1");
     for (name, value) in [
         ("weightGrams", "1200"),
         ("lengthCm", "30"),

@@ -739,7 +739,7 @@ async fn warehouse_step(
     body: Option<Value>,
 ) -> oms_system_tests::Reply {
     let warehouse = stack.token("packer-hold", Some("oms:warehouse"));
-    let etag = stack.order_as_staff(id).await["version"].to_string();
+    let etag = stack.order_as_staff(id).await["shipments"][0]["version"].to_string();
     stack
         .warehouse_post(
             &format!("/fulfillments/{id}/{step}"),
