@@ -325,8 +325,21 @@ impl Renderer {
             .requests
             .iter()
             .any(|r| r.kind == PspRequestKind::Void);
+        // The parcel the event is about, for an order that leaves as several: its own units
+        // and its own delivery estimate.
+        let parcel = event.data.parcel.as_ref();
+        let estimate = parcel
+            .and_then(|p| order.shipments.iter().find(|s| s.number == p.number))
+            .and_then(|s| s.estimate)
+            .unwrap_or(event.data.estimate);
         let data = serde_json::json!({
             "type": event.event_type.as_str(),
+            "parcel": parcel.map(|p| serde_json::json!({
+                "number": p.number, "of": p.of, "units": p.units, "orderUnits": p.order_units,
+                "items": p.lines.iter().map(|l| serde_json::json!({
+                    "name": name_of(&l.sku), "quantity": l.quantity.get(),
+                })).collect::<Vec<_>>(),
+            })),
             "orderId": order.id.as_str(),
             "status": event.data.status,
             "previousStatus": event.data.previous_status,
@@ -341,9 +354,9 @@ impl Renderer {
             "shipping": money(order.totals.shipping),
             "total": money(order.totals.total),
             "totals": order.totals,
-            "earliest": format_date(event.data.estimate.earliest, language),
-            "latest": format_date(event.data.estimate.latest, language),
-            "estimate": event.data.estimate,
+            "earliest": format_date(estimate.earliest, language),
+            "latest": format_date(estimate.latest, language),
+            "estimate": estimate,
             "carrier": tracking.map(|t| t.carrier.clone()),
             "trackingNumber": tracking.map(|t| t.tracking_number.clone()),
             "trackingUrl": tracking.map(|t| t.tracking_url.clone()),

@@ -766,6 +766,155 @@ mod tests {
             .unwrap()
     }
 
+    /// An order of 2 × A from BER-1 and 1 × B from AMS-1, authorized and sent to both.
+    fn split() -> Order {
+        use crate::routing::{Plan, PlannedShipment};
+        let order = placed(
+            json!([{"sku": "A", "quantity": 2}, {"sku": "B", "quantity": 1}]),
+            &[product("A", 100, 5), product("B", 300, 5)],
+        );
+        let shipment = |location: &str, sku: &str, units: u32| PlannedShipment {
+            location: location.into(),
+            lines: vec![(Sku::parse(sku).unwrap(), units)],
+            weight_grams: 0,
+            cost: 0,
+        };
+        let plan = Plan {
+            shipments: vec![shipment("BER-1", "A", 2), shipment("AMS-1", "B", 1)],
+        };
+        order
+            .reserve(&plan, Utc::now())
+            .unwrap()
+            .authorized_for_test(Utc::now())
+            .start_fulfillment("BER-1", Utc::now())
+            .unwrap()
+    }
+
+    fn ship_parcel(order: &Order, number: u32) -> Order {
+        let packed = order
+            .pick(number, "picker", Utc::now())
+            .unwrap()
+            .pack(number, parcel(), "packer", Utc::now())
+            .unwrap();
+        let mut tracking = tracking();
+        tracking.tracking_number = format!("JJD-{number}");
+        packed
+            .ship(number, tracking, packed.shipping.estimate, "packer", Utc::now())
+            .unwrap()
+    }
+
+    #[test]
+    fn a_split_order_leaves_as_one_shipment_per_location_with_its_units() {
+        let order = split();
+        let at: Vec<_> = order
+            .shipments
+            .iter()
+            .map(|s| (s.number, s.warehouse.as_str(), s.units()))
+            .collect();
+        assert_eq!(at, [(1, "BER-1", 2), (2, "AMS-1", 1)]);
+        assert_eq!(order.status, OrderStatus::Fulfilling);
+        assert_eq!(
+            order.timeline.last().unwrap().note.as_deref(),
+            Some("sent to BER-1, AMS-1 in 2 parcels")
+        );
+        assert_eq!(order.shipment(2).unwrap().id(&order).to_string(), format!("{}-2", order.id));
+        assert_eq!(order.shipment(3), Err(FulfillmentError::NoSuchShipment(3)));
+        assert_eq!(
+            order.check_location(2, "BER-1"),
+            Err(FulfillmentError::WrongLocation {
+                number: 2,
+                holds: "AMS-1".into(),
+                asked: "BER-1".into()
+            }),
+            "a parcel is worked on where its units are reserved"
+        );
+        let moves: Vec<_> = order
+            .shipment_moves(2, StockMovement::Ship)
+            .into_iter()
+            .map(|m| (m.sku.to_string(), m.location, m.quantity.get()))
+            .collect();
+        assert_eq!(moves, [("B".to_owned(), "AMS-1".to_owned(), 1)]);
+    }
+
+    #[test]
+    fn the_order_status_follows_its_parcels_and_each_keeps_its_own_version() {
+        let order = split();
+        let second_before = order.shipment(2).unwrap().version();
+        let first_shipped = ship_parcel(&order, 1);
+        assert_eq!(first_shipped.status, OrderStatus::PartiallyShipped);
+        assert_eq!(
+            first_shipped.shipment(2).unwrap().version(),
+            second_before,
+            "the other parcel's ETag did not move"
+        );
+        let change = first_shipped.last_change.as_ref().unwrap();
+        assert_eq!((change.event.clone(), change.shipment), (OrderEvent::Shipped, Some(1)));
+        assert!(
+            first_shipped
+                .timeline
+                .last()
+                .unwrap()
+                .note
+                .as_deref()
+                .unwrap()
+                .starts_with("parcel 1 of 2 (BER-1): shipped"),
+            "the timeline says which parcel moved"
+        );
+        assert_eq!(
+            first_shipped.cancel("changed my mind".into(), "customer", Utc::now()).err(),
+            Some(crate::order::cancellation::CancelError::Shipped)
+        );
+        let delivered_first = applied(first_shipped.carrier_event(
+            1,
+            "d1",
+            CarrierEventKind::Delivered,
+            None,
+            Utc::now(),
+            Utc::now(),
+        ));
+        assert_eq!(delivered_first.status, OrderStatus::PartiallyShipped);
+        assert_eq!(
+            delivered_first.last_change.as_ref().unwrap().event,
+            OrderEvent::Delivered,
+            "each parcel's delivery is announced"
+        );
+        let both_shipped = ship_parcel(&delivered_first, 2);
+        assert_eq!(both_shipped.status, OrderStatus::PartiallyDelivered);
+        assert_eq!(
+            both_shipped.shipment_tracked_as(1, "JJD-2").map(|s| s.number),
+            Some(2),
+            "a carrier's event finds its parcel by tracking number"
+        );
+        let all = applied(both_shipped.carrier_event(
+            2,
+            "d2",
+            CarrierEventKind::Delivered,
+            None,
+            Utc::now(),
+            Utc::now(),
+        ));
+        assert_eq!(all.status, OrderStatus::Delivered);
+    }
+
+    #[test]
+    fn a_split_order_can_be_cancelled_only_while_every_parcel_is_unpacked() {
+        let order = split();
+        let picked = order.pick(2, "p", Utc::now()).unwrap();
+        let change = picked.cancel("no".into(), "customer", Utc::now()).unwrap();
+        let mut released: Vec<_> = change
+            .moves
+            .iter()
+            .map(|m| (m.location.clone(), m.quantity.get()))
+            .collect();
+        released.sort();
+        assert_eq!(released, [("AMS-1".to_owned(), 1), ("BER-1".to_owned(), 2)]);
+        let packed = picked.pack(2, parcel(), "p", Utc::now()).unwrap();
+        assert_eq!(
+            packed.cancel("no".into(), "customer", Utc::now()).err(),
+            Some(crate::order::cancellation::CancelError::Packed)
+        );
+    }
+
     #[test]
     fn warehouse_steps_follow_each_other() {
         let order = fulfilling();
