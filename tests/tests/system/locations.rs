@@ -1,8 +1,9 @@
 //! Stock in several places, from the outside: receipts per location, orders reserved where the
 //! routing plan says, and the counters of every location exact through the order's life.
 
-use oms_system_tests::{unique, Stack, StatusCode};
+use oms_system_tests::{unique, Probe, Stack, StatusCode};
 use serde_json::{json, Value};
+use std::time::Duration;
 
 /// `(available, reserved)` of `sku` at every location that holds some, in id order.
 async fn by_location(stack: &Stack, sku: &str) -> Vec<(String, u64, u64)> {
@@ -456,4 +457,161 @@ async fn a_pickup_order_is_reserved_at_its_store_only() {
     let (_, refused) = place(1, "AMS-1").await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(refused.body["errors"][0]["field"], "pickupLocation");
+}
+
+/// The shipment ids on `location`'s pick list in `status`.
+async fn pick_list(stack: &Stack, location: &str, status: &str) -> Vec<String> {
+    let warehouse = stack.token("warehouse-tests", Some("oms:warehouse"));
+    let reply = stack
+        .get(
+            &format!("/fulfillments?status={status}&warehouse={location}&limit=100"),
+            &warehouse,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    reply.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["shipmentId"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The carrier reports parcel `number` delivered, under `reference`; answers the order status
+/// the carrier endpoint reports.
+async fn delivered(stack: &Stack, reference: &str, number: &str) -> Value {
+    let event = json!({"eventId": format!("{number}-delivered"), "shipmentReference": reference, "trackingNumber": number, "status": "DELIVERED", "occurredAt": chrono::Utc::now().to_rfc3339()});
+    let reply = stack.carrier_event(&event, None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    reply.body["orderStatus"].clone()
+}
+
+#[tokio::test]
+async fn an_order_split_over_two_warehouses_ships_and_arrives_as_two_parcels_each_told_once() {
+    let stack = Stack::connect().await;
+    let berlin_only = stack.create_sku("PARCEL-A", 2).await;
+    let amsterdam_only = stack.create_sku("PARCEL-B", 0).await;
+    stack.receive_at(&amsterdam_only, "AMS-1", 1).await;
+    let customer = unique("customer");
+    let inbox = Probe::subscribe(
+        &stack,
+        "CustomerNotificationsTopic",
+        Some(json!({"customerId": [customer], "channel": ["email"]})),
+    )
+    .await;
+
+    let placed = stack
+        .place_order(
+            &customer,
+            &unique("key"),
+            &[(&berlin_only, 2), (&amsterdam_only, 1)],
+        )
+        .await;
+    let id = placed.body["orderId"].as_str().unwrap().to_owned();
+    let order = stack.wait_status(&customer, &id, "FULFILLING").await;
+    let shipments: Vec<(String, String, u64)> = order["shipments"]
+        .as_array()
+        .expect("the order's shipments")
+        .iter()
+        .map(|s| {
+            (
+                s["shipmentId"].as_str().unwrap().to_owned(),
+                s["warehouse"].as_str().unwrap().to_owned(),
+                s["lines"][0]["quantity"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let (first, second) = (format!("{id}-1"), format!("{id}-2"));
+    assert_eq!(
+        shipments,
+        [
+            (first.clone(), "BER-1".to_owned(), 2),
+            (second.clone(), "AMS-1".to_owned(), 1)
+        ],
+        "one shipment per location, with that location's units"
+    );
+    assert!(pick_list(&stack, "BER-1", "AWAITING_PICK").await.contains(&first));
+    assert!(pick_list(&stack, "AMS-1", "AWAITING_PICK").await.contains(&second));
+    assert!(!pick_list(&stack, "BER-1", "AWAITING_PICK").await.contains(&second));
+
+    // Berlin's staff cannot pick Amsterdam's parcel: its units are reserved there.
+    let warehouse = stack.token("warehouse-tests", Some("oms:warehouse"));
+    let wrong = stack
+        .warehouse_post(
+            &format!("/fulfillments/{second}/pick?location=BER-1"),
+            &warehouse,
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::CONFLICT, "{:?}", wrong.body);
+    assert!(wrong.body["detail"].as_str().unwrap().contains("AMS-1"));
+
+    // Amsterdam's parcel leaves first; Berlin's ETag is not moved by it.
+    let berlin_etag = stack.shipment_etag(&first, &warehouse).await;
+    let amsterdam_tracking = stack.pick_pack_ship(&second, None).await;
+    assert_eq!(stack.shipment_etag(&first, &warehouse).await, berlin_etag);
+    let order = stack.wait_status(&customer, &id, "PARTIALLY_SHIPPED").await;
+    assert_eq!(order["shipments"][1]["status"], "SHIPPED");
+    assert_eq!(
+        counters(&stack, &amsterdam_only).await,
+        "AMS-1 0/0, BER-1 0/0",
+        "the parcel's units left Amsterdam"
+    );
+    assert_eq!(
+        counters(&stack, &berlin_only).await,
+        "BER-1 0/2",
+        "Berlin's still reserved"
+    );
+    let berlin_tracking = stack.pick_pack_ship(&first, Some(berlin_etag)).await;
+    stack.wait_status(&customer, &id, "SHIPPED").await;
+    assert_eq!(counters(&stack, &berlin_only).await, "BER-1 0/0");
+    let order = stack.order_as_staff(&id).await;
+    let captures: Vec<&Value> = order["payment"]["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "CAPTURE")
+        .collect();
+    assert_eq!(captures.len(), 1, "{captures:?}");
+    assert_eq!(
+        captures[0]["amount"], placed.body["totals"]["total"],
+        "the capture is exactly the order's total"
+    );
+    stack.psp("capture.succeeded", &placed.body).await;
+
+    // The carrier names the order; each parcel is found by its tracking number.
+    assert_eq!(
+        delivered(&stack, &id, &amsterdam_tracking).await,
+        "PARTIALLY_DELIVERED"
+    );
+    assert_eq!(delivered(&stack, &first, &berlin_tracking).await, "DELIVERED");
+    stack.wait_status(&customer, &id, "DELIVERED").await;
+
+    // Told of each parcel once: two "shipped" and two "delivered" e-mails.
+    let seen = inbox
+        .collect(Duration::from_secs(120), |seen| {
+            seen.iter()
+                .filter(|(m, _)| m["eventType"] == "oms.order.delivered")
+                .count()
+                >= 2
+        })
+        .await;
+    let texts = |kind: &str| -> Vec<String> {
+        seen.iter()
+            .filter(|(m, _)| m["eventType"] == kind)
+            .map(|(m, _)| m["text"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    let shipped = texts("oms.order.shipped");
+    assert_eq!(shipped.len(), 2, "{shipped:?}");
+    assert!(shipped[0].contains("1 of the 3 items"), "{}", shipped[0]);
+    assert!(shipped[0].contains(&amsterdam_tracking), "{}", shipped[0]);
+    assert!(shipped[1].contains("2 of the 3 items"), "{}", shipped[1]);
+    assert!(shipped[1].contains(&berlin_tracking), "{}", shipped[1]);
+    let arrived = texts("oms.order.delivered");
+    assert_eq!(arrived.len(), 2, "{arrived:?}");
+    assert!(arrived[0].contains("parcel 2 of 2"), "{}", arrived[0]);
+    assert!(arrived[0].contains("the rest arrives"), "{}", arrived[0]);
+    assert!(arrived[1].contains("last one"), "{}", arrived[1]);
 }
