@@ -38,11 +38,13 @@ fn for_status(status: OrderStatus) -> EventType {
 
 fn for_payment(old: PaymentStatus, new: PaymentStatus, called_off: bool) -> EventType {
     match new {
-        PaymentStatus::Authorized | PaymentStatus::Paid if called_off => EventType::PaymentUpdated,
-        PaymentStatus::Authorized | PaymentStatus::Paid if old.is_unpaid() => {
+        PaymentStatus::Authorized | PaymentStatus::PartiallyPaid | PaymentStatus::Paid
+                if called_off => EventType::PaymentUpdated,
+        PaymentStatus::Authorized | PaymentStatus::PartiallyPaid | PaymentStatus::Paid
+                if old.is_unpaid() => {
             EventType::PaymentAuthorized
         }
-        PaymentStatus::Paid => EventType::PaymentCaptured,
+        PaymentStatus::PartiallyPaid | PaymentStatus::Paid => EventType::PaymentCaptured,
         PaymentStatus::Failed => EventType::PaymentFailed,
         PaymentStatus::Voided => EventType::PaymentVoided,
         _ => EventType::PaymentUpdated,

@@ -896,6 +896,63 @@ mod tests {
         assert_eq!(all.status, OrderStatus::Delivered);
     }
 
+    /// The PSP confirms capture `request` of `order`.
+    fn capture_confirmed(order: &Order, request: usize) -> Order {
+        use crate::order::payments::{PaymentEvent, PaymentEventKind, PaymentPolicy};
+        let asked = &order.payment.requests[request];
+        let event = PaymentEvent {
+            event_id: format!("cap-{}", asked.request_id),
+            kind: PaymentEventKind::CaptureSucceeded,
+            amount: asked.amount,
+            occurred_at: Utc::now(),
+            psp_reference: asked.psp_reference.clone(),
+            refund_id: None,
+            reason: None,
+        };
+        match order
+            .record_payment(&event, &PaymentPolicy::default(), Utc::now())
+            .unwrap()
+        {
+            crate::order::payments::PaymentUpdate::Recorded(next) => *next,
+            other => panic!("not recorded: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn each_parcel_is_captured_as_it_leaves_and_the_captures_add_up_to_the_total() {
+        use crate::order::payments::{PaymentStatus, PspRequestKind};
+        let order = split();
+        let captures = |o: &Order| -> Vec<(Option<u32>, i64)> {
+            o.payment
+                .requests
+                .iter()
+                .filter(|r| r.kind == PspRequestKind::Capture)
+                .map(|r| (r.shipment, r.amount.minor_units()))
+                .collect()
+        };
+        // Berlin's parcel (2 × 1.00) leaves first and takes the shipping charge with it.
+        let first = ship_parcel(&order, 1);
+        let shipping = order.totals.shipping.minor_units();
+        assert_eq!(captures(&first), [(Some(1), 200 + shipping)]);
+        // Amsterdam's leaves before the PSP answered: its capture waits for the answer.
+        let second = ship_parcel(&first, 2);
+        assert_eq!(captures(&second).len(), 1, "one capture at a time");
+        let confirmed = capture_confirmed(&second, 0);
+        assert_eq!(confirmed.payment_status(), PaymentStatus::PartiallyPaid);
+        assert!(confirmed.payment_status().allows_fulfillment());
+        assert_eq!(
+            captures(&confirmed),
+            [(Some(1), 200 + shipping), (Some(2), 300)],
+            "the rest of the total, with the last parcel"
+        );
+        let paid = capture_confirmed(&confirmed, 1);
+        assert_eq!(paid.payment_status(), PaymentStatus::Paid);
+        let taken: i64 = captures(&paid).iter().map(|(_, a)| a).sum();
+        assert_eq!(taken, order.totals.total.minor_units());
+        assert!(paid.payment_attention().is_none(), "{:?}", paid.payment_attention());
+        assert!(paid.payment.outstanding_capture().is_none());
+    }
+
     #[test]
     fn a_split_order_can_be_cancelled_only_while_every_parcel_is_unpacked() {
         let order = split();

@@ -114,11 +114,13 @@ impl OrderEvent {
     pub fn for_payment(old: PaymentStatus, new: PaymentStatus, called_off: bool) -> Self {
         match new {
             _ if old == new => Self::PaymentUpdated,
-            PaymentStatus::Authorized | PaymentStatus::Paid if called_off => Self::PaymentUpdated,
-            PaymentStatus::Authorized | PaymentStatus::Paid if old.is_unpaid() => {
+            PaymentStatus::Authorized | PaymentStatus::PartiallyPaid | PaymentStatus::Paid
+                if called_off => Self::PaymentUpdated,
+            PaymentStatus::Authorized | PaymentStatus::PartiallyPaid | PaymentStatus::Paid
+                if old.is_unpaid() => {
                 Self::PaymentAuthorized
             }
-            PaymentStatus::Paid => Self::PaymentCaptured,
+            PaymentStatus::PartiallyPaid | PaymentStatus::Paid => Self::PaymentCaptured,
             PaymentStatus::Failed => Self::PaymentFailed,
             PaymentStatus::Voided => Self::PaymentVoided,
             _ => Self::PaymentUpdated,

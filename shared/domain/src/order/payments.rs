@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::money::Money;
 use crate::order::cancellation::Cancellation;
+use crate::order::fulfillment::Fulfillment;
 use crate::order::history::OrderEvent;
 use crate::order::{Order, OrderChange, OrderStatus};
 use crate::stock::StockMovement;
@@ -158,6 +159,10 @@ pub struct PspRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub psp_reference: Option<String>,
     pub requested_at: DateTime<Utc>,
+    /// For a capture of an order that leaves as several parcels: the shipment (its number)
+    /// whose share it takes. A capture without one takes the whole amount.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipment: Option<u32>,
 }
 
 /// The order's payment: the PSP's events and what was asked of the PSP.
@@ -188,16 +193,23 @@ pub struct PspPayment<'a> {
     pub since: Option<DateTime<Utc>>,
     /// When that was recorded.
     pub recorded_at: Option<DateTime<Utc>>,
-    /// The PSP took the money.
+    /// The PSP took money under it.
     pub captured: bool,
+    /// How much it took, in minor units: every capture that succeeded under it.
+    pub captured_minor: i64,
+    /// How much it held, in minor units: its authorization's amount.
+    pub authorized_minor: i64,
     /// The PSP released the hold: its latest word on the payment (by its own time) is a void.
     pub released: bool,
 }
 
 impl PspPayment<'_> {
-    /// Money is held on the customer's card under it, not yet taken.
+    /// Money is held on the customer's card under it, not yet taken: all of it, or the rest
+    /// after the captures of the parcels that left.
     pub fn holds(&self) -> bool {
-        self.since.is_some() && !self.captured && !self.released
+        self.since.is_some()
+            && !self.released
+            && (!self.captured || self.captured_minor < self.authorized_minor)
     }
 }
 
@@ -210,6 +222,8 @@ pub enum PaymentStatus {
     Pending,
     /// The amount is held on the customer's card, not yet taken.
     Authorized,
+    /// Part of the amount was taken (the parcels that left), the rest is held.
+    PartiallyPaid,
     /// The amount was taken (or the order costs nothing).
     Paid,
     PartiallyRefunded,
@@ -227,6 +241,7 @@ impl PaymentStatus {
         match self {
             Self::Pending => "PENDING",
             Self::Authorized => "AUTHORIZED",
+            Self::PartiallyPaid => "PARTIALLY_PAID",
             Self::Paid => "PAID",
             Self::PartiallyRefunded => "PARTIALLY_REFUNDED",
             Self::Refunded => "REFUNDED",
@@ -238,7 +253,7 @@ impl PaymentStatus {
 
     /// Whether the warehouse may work on the order: the money is held or taken.
     pub fn allows_fulfillment(&self) -> bool {
-        matches!(self, Self::Authorized | Self::Paid)
+        matches!(self, Self::Authorized | Self::PartiallyPaid | Self::Paid)
     }
 
     /// Whether nothing is held or taken: not paid yet, declined, or the hold released.
@@ -395,6 +410,15 @@ impl Payment {
                     since: first_hold.map(|e| e.occurred_at),
                     recorded_at: first_hold.map(|e| e.recorded_at),
                     captured: own().any(|e| e.kind == CaptureSucceeded),
+                    captured_minor: own()
+                        .filter(|e| e.kind == CaptureSucceeded)
+                        .map(|e| e.amount.minor_units())
+                        .sum(),
+                    authorized_minor: own()
+                        .filter(|e| e.kind == AuthorizationSucceeded)
+                        .map(|e| e.amount.minor_units())
+                        .max()
+                        .unwrap_or(0),
                     // The latest word on the hold by the PSP's time; a void wins a tie.
                     released: own()
                         .filter(|e| matches!(e.kind, AuthorizationSucceeded | VoidSucceeded))
@@ -464,16 +488,23 @@ impl Payment {
 
     /// Whether a capture of `reference` was asked and the PSP has not answered it.
     fn capture_outstanding_on(&self, reference: Option<&str>) -> bool {
-        let answered = |kind| {
-            self.ledger
-                .iter()
-                .any(|e| e.counts(kind) && self.reference_of(e) == reference)
-        };
-        self.requests
+        // Each capture asked is answered once, success or failure: more asked than answered
+        // leaves one outstanding (the parcels of a split order are captured one at a time).
+        let answers = self
+            .ledger
             .iter()
-            .any(|r| r.kind == PspRequestKind::Capture && r.psp_reference.as_deref() == reference)
-            && !answered(PaymentEventKind::CaptureSucceeded)
-            && !answered(PaymentEventKind::CaptureFailed)
+            .filter(|e| {
+                (e.counts(PaymentEventKind::CaptureSucceeded)
+                    || e.counts(PaymentEventKind::CaptureFailed))
+                    && self.reference_of(e) == reference
+            })
+            .count();
+        let asked = self
+            .requests
+            .iter()
+            .filter(|r| r.kind == PspRequestKind::Capture && r.psp_reference.as_deref() == reference)
+            .count();
+        asked > answers
     }
 
     /// The capture asked of the PSP that it has not answered, if one is outstanding.
@@ -538,12 +569,14 @@ impl Order {
             return PaymentStatus::Paid;
         }
         let payments = payment.payments();
-        if payments.iter().any(|p| p.captured) {
+        if let Some(taken) = payments.iter().find(|p| p.captured) {
             let refunded = self.refunds_issued();
             return if refunded >= self.totals.total.minor_units() {
                 PaymentStatus::Refunded
             } else if refunded > 0 {
                 PaymentStatus::PartiallyRefunded
+            } else if taken.holds() {
+                PaymentStatus::PartiallyPaid
             } else {
                 PaymentStatus::Paid
             };
@@ -663,7 +696,7 @@ impl Order {
                 ),
             });
         }
-        let captured = payments.iter().any(|p| p.captured);
+        let captured = payments.iter().any(|p| p.captured && !p.holds());
         let called_off = matches!(self.status, OrderStatus::Cancelled | OrderStatus::Rejected);
         if !called_off && self.payment_status() == PaymentStatus::Voided {
             if let Some(void) = payment
@@ -717,7 +750,10 @@ impl Order {
                 });
             }
             if let Some(at) = payment.deadline_flagged_at {
-                if self.payment_status() == PaymentStatus::Authorized {
+                if matches!(
+                    self.payment_status(),
+                    PaymentStatus::Authorized | PaymentStatus::PartiallyPaid
+                ) {
                     reasons.push(PaymentAttention {
                         reason: AttentionReason::AuthorizationExpiring,
                         since: at,
@@ -731,8 +767,10 @@ impl Order {
 
     /// An authorization that waits for its capture (the sweep watches its deadline).
     pub fn awaiting_capture_since(&self) -> Option<DateTime<Utc>> {
-        (self.payment_status() == PaymentStatus::Authorized
-            && !matches!(self.status, OrderStatus::Cancelled | OrderStatus::Rejected)
+        (matches!(
+            self.payment_status(),
+            PaymentStatus::Authorized | PaymentStatus::PartiallyPaid
+        ) && !matches!(self.status, OrderStatus::Cancelled | OrderStatus::Rejected)
             && self.payment.deadline_flagged_at.is_none()
             && self.payment.outstanding_capture().is_none())
         .then(|| self.payment.authorized_at())
@@ -850,7 +888,16 @@ impl Order {
         } else {
             self.totals.total
         };
-        (event.amount != expected).then(|| {
+        // A capture (or its failure) may be one parcel's share, as asked.
+        let a_share_asked = matches!(
+            event.kind,
+            PaymentEventKind::CaptureSucceeded | PaymentEventKind::CaptureFailed
+        ) && self
+            .payment
+            .requests
+            .iter()
+            .any(|r| r.kind == PspRequestKind::Capture && r.amount == event.amount);
+        (event.amount != expected && !a_share_asked).then(|| {
             format!(
                 "{} reported, {} expected",
                 format_amount(event.amount),
@@ -907,6 +954,18 @@ impl Order {
                 let refund = self.full_refund(now);
                 self.refunds.push(refund);
             }
+        } else if self.is_split() && capture == CaptureMode::OnShipment {
+            // Each parcel's share is taken as it leaves, one capture at a time, from the
+            // payment that holds the money.
+            if let Some(reference) = held.first() {
+                let outstanding = held
+                    .iter()
+                    .any(|r| self.payment.capture_outstanding_on(r.as_deref()));
+                if let Some((number, amount)) = self.next_parcel_capture().filter(|_| !outstanding)
+                {
+                    self.ask_capture(reference.clone(), amount, Some(number), now);
+                }
+            }
         } else if (shipped || capture == CaptureMode::Immediately) && !captured {
             // The first payment that holds the money is taken; any other is a second payment
             // for staff.
@@ -928,6 +987,74 @@ impl Order {
         }
     }
 
+    /// The next parcel of a split order whose share is due: the first (by its ship time) of
+    /// those that left whose capture was not asked, and its share — its units at their prices,
+    /// the shipping charge with the first parcel captured, and for the last parcel whatever is
+    /// left of the total, so the captures add up to exactly the total and never exceed it.
+    fn next_parcel_capture(&self) -> Option<(u32, Money)> {
+        let asked: Vec<&PspRequest> = self
+            .payment
+            .requests
+            .iter()
+            .filter(|r| r.kind == PspRequestKind::Capture && r.shipment.is_some())
+            .collect();
+        let mut left: Vec<&Fulfillment> = self
+            .shipments
+            .iter()
+            .filter(|s| s.has_left() && !asked.iter().any(|r| r.shipment == Some(s.number)))
+            .collect();
+        left.sort_by_key(|s| (s.shipped_at, s.number));
+        let parcel = left.first()?;
+        let taken: i64 = asked.iter().map(|r| r.amount.minor_units()).sum();
+        let total = self.totals.total;
+        let last = asked.len() + 1 == self.shipments.len();
+        let share = if last {
+            total.minor_units() - taken
+        } else {
+            let units: i64 = parcel
+                .lines
+                .iter()
+                .filter_map(|l| {
+                    let price = self.lines.iter().find(|o| o.sku == l.sku)?.unit_price;
+                    Some(price.minor_units() * i64::from(l.quantity.get()))
+                })
+                .sum();
+            let shipping = if asked.is_empty() {
+                self.totals.shipping.minor_units()
+            } else {
+                0
+            };
+            (units + shipping).min(total.minor_units() - taken)
+        };
+        let amount = Money::new(share, total.currency()).ok()?;
+        (share > 0).then_some((parcel.number, amount))
+    }
+
+    /// Asks the PSP to capture `amount` of the payment `reference` for parcel `shipment`.
+    fn ask_capture(
+        &mut self,
+        reference: Option<String>,
+        amount: Money,
+        shipment: Option<u32>,
+        now: DateTime<Utc>,
+    ) {
+        let n = self
+            .payment
+            .requests
+            .iter()
+            .filter(|r| r.kind == PspRequestKind::Capture)
+            .count()
+            + 1;
+        self.payment.requests.push(PspRequest {
+            request_id: format!("{}-{}-{n}", self.id, PspRequestKind::Capture.as_str()),
+            kind: PspRequestKind::Capture,
+            amount,
+            psp_reference: reference,
+            requested_at: now,
+            shipment,
+        });
+    }
+
     /// Asks the PSP for `kind` on the payment `reference` unless it was asked already.
     fn ask(&mut self, kind: PspRequestKind, reference: Option<String>, now: DateTime<Utc>) {
         if self.payment.asked(kind, reference.as_deref()) {
@@ -946,6 +1073,7 @@ impl Order {
             amount: self.totals.total,
             psp_reference: reference,
             requested_at: now,
+            shipment: None,
         });
     }
 
