@@ -566,19 +566,43 @@ async fn an_order_split_over_two_warehouses_ships_and_arrives_as_two_parcels_eac
     let berlin_tracking = stack.pick_pack_ship(&first, Some(berlin_etag)).await;
     stack.wait_status(&customer, &id, "SHIPPED").await;
     assert_eq!(counters(&stack, &berlin_only).await, "BER-1 0/0");
+    // Each parcel's share is captured as it left, one capture at a time: Amsterdam's first
+    // (with the shipping charge), then, once the PSP took it, the rest with Berlin's.
+    let captures = |order: &Value| -> Vec<(u64, Value)> {
+        order["payment"]["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["kind"] == "CAPTURE")
+            .map(|r| (r["shipment"].as_u64().unwrap_or(0), r["amount"].clone()))
+            .collect()
+    };
+    let asked = captures(&stack.order_as_staff(&id).await);
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(asked[0].0, 2, "Amsterdam's parcel left first");
+    let psp_confirms = |amount: Value| {
+        let body = oms_system_tests::psp_body("capture.succeeded", &id, &amount, None);
+        let stack = &stack;
+        async move {
+            let reply = stack.psp_event(&body).await;
+            assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        }
+    };
+    psp_confirms(asked[0].1.clone()).await;
     let order = stack.order_as_staff(&id).await;
-    let captures: Vec<&Value> = order["payment"]["requests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["kind"] == "CAPTURE")
-        .collect();
-    assert_eq!(captures.len(), 1, "{captures:?}");
+    assert_eq!(order["payment"]["status"], "PARTIALLY_PAID");
+    let asked = captures(&order);
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    assert_eq!(asked[1].0, 1);
+    psp_confirms(asked[1].1.clone()).await;
+    let order = stack.order_as_staff(&id).await;
+    assert_eq!(order["payment"]["status"], "PAID");
+    let minor = |m: &Value| m["amount"].as_i64().unwrap();
     assert_eq!(
-        captures[0]["amount"], placed.body["totals"]["total"],
-        "the capture is exactly the order's total"
+        asked.iter().map(|(_, m)| minor(m)).sum::<i64>(),
+        minor(&placed.body["totals"]["total"]),
+        "the captures add up to exactly the order's total"
     );
-    stack.psp("capture.succeeded", &placed.body).await;
 
     // The carrier names the order; each parcel is found by its tracking number.
     assert_eq!(
