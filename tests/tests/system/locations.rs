@@ -459,23 +459,32 @@ async fn a_pickup_order_is_reserved_at_its_store_only() {
     assert_eq!(refused.body["errors"][0]["field"], "pickupLocation");
 }
 
-/// The shipment ids on `location`'s pick list in `status`.
+/// The shipment ids on `location`'s pick list in `status`, every page of it.
 async fn pick_list(stack: &Stack, location: &str, status: &str) -> Vec<String> {
     let warehouse = stack.token("warehouse-tests", Some("oms:warehouse"));
-    let reply = stack
-        .get(
-            &format!("/fulfillments?status={status}&warehouse={location}&limit=100"),
-            &warehouse,
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
-    reply.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["shipmentId"].as_str().unwrap().to_owned())
-        .collect()
+    let mut ids = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = format!("/fulfillments?status={status}&warehouse={location}&limit=100");
+        if let Some(cursor) = &cursor {
+            path.push_str(&format!("&cursor={cursor}"));
+        }
+        let reply = stack.get(&path, &warehouse).await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        ids.extend(
+            reply.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["shipmentId"].as_str().unwrap().to_owned()),
+        );
+        match reply.body["nextCursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return ids,
+        }
+    }
 }
+
 
 /// The carrier reports parcel `number` delivered, under `reference`; answers the order status
 /// the carrier endpoint reports.

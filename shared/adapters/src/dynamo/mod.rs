@@ -6,7 +6,8 @@
 //! ## Item layout
 //! | item | `pk` | `sk` | index keys |
 //! |---|---|---|---|
-//! | order | `ORDER#<orderId>` | `ORDER` | `gsi1`: `CUSTOMER#<customerId>` / `ORDER#<orderId>` (a customer's orders, newest first: order ids are ULIDs); `gsi2`: `STATUS#<status>` / `<statusSince>#<orderId>` (orders by status and how long they have been in it: the sweep); sparse: `gsi3` the pick list, `gsi4` returns waiting for staff, `gsi5` `PAYMENTS#ATTENTION`, `PAYMENTS#CAPTURE_REQUESTED` or `PAYMENTS#AWAITING_CAPTURE` / `<since>#<orderId>` (money that needs staff; captures the PSP has not confirmed; authorizations waiting for their capture) |
+//! | order | `ORDER#<orderId>` | `ORDER` | `gsi1`: `CUSTOMER#<customerId>` / `ORDER#<orderId>` (a customer's orders, newest first: order ids are ULIDs); `gsi2`: `STATUS#<status>` / `<statusSince>#<orderId>` (orders by status and how long they have been in it: the sweep); sparse: `gsi3` the pick list (`FULFILLMENT#<location>#<status>` / `<queuedAt>#<orderId>`, for its first shipment still in a warehouse), `gsi4` returns waiting for staff, `gsi5` `PAYMENTS#ATTENTION`, `PAYMENTS#CAPTURE_REQUESTED` or `PAYMENTS#AWAITING_CAPTURE` / `<since>#<orderId>` (money that needs staff; captures the PSP has not confirmed; authorizations waiting for their capture) |
+//! | pick-list entry of a split order's other shipment | `ORDER#<orderId>` | `SHIPMENT#<n>` | sparse `gsi3` as the order's, while that shipment is in its location's work; read back as the order it names |
 //! | idempotency record | `IDEMPOTENCY#<customerId>#<key>` | `IDEMPOTENCY` | — (expires after [`IDEMPOTENCY_TTL_DAYS`] through the table's TTL) |
 //! | product and its stock (the default location's counters at the top level, every other location's under `locations`) | `SKU#<sku>` | `PRODUCT` | `gsi6`: `CATALOG` / `<sku>` (the catalog in SKU order) |
 //! | stock adjustment (and a transfer's step) | `SKU#<sku>` | `ADJUSTMENT#<id>` | — |
@@ -213,7 +214,8 @@ fn on_pick_list(order: &Order) -> impl Iterator<Item = &Fulfillment> {
 /// parcel is on its own location's list. Written with the order (`ORDER#<id>` /
 /// `SHIPMENT#<n>`), only for orders with several shipments, so an order that leaves as one
 /// parcel writes what it always did. The pick list reads the orders it names and keeps those
-/// whose shipment there is still in the listed status, so an entry left behind lists nothing.
+/// whose shipment there is still in the listed status, so an entry a write could not fit (a
+/// cancellation of an order with ninety-odd SKUs) lists nothing.
 #[derive(Serialize, Deserialize)]
 struct ShipmentEntry {
     pk: String,

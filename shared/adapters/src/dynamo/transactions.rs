@@ -139,8 +139,10 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
-    /// The writes of a split order's pick-list entries ([`shipment_entries`]): a put for each
-    /// shipment on a pick list, a delete for each that is not.
+    /// The writes of a split order's pick-list entries ([`shipment_entries`]): each is put,
+    /// with its list's key while its shipment is on a pick list and without one after, which
+    /// takes it off the index (a put rather than a delete, so every function that writes orders
+    /// needs no right to delete items).
     pub(super) fn shipment_entry_writes(
         &self,
         order: &Order,
@@ -148,26 +150,11 @@ impl DynamoStore {
         shipment_entries(order)
             .into_iter()
             .map(|entry| {
-                let write = if entry.gsi3pk.is_some() {
-                    TransactWriteItem::builder()
-                        .put(
-                            self.put(to_item(&entry)?)
-                                .build()
-                                .map_err(|e| StoreError::Failed(e.to_string()))?,
-                        )
-                        .build()
-                } else {
-                    TransactWriteItem::builder()
-                        .delete(
-                            aws_sdk_dynamodb::types::Delete::builder()
-                                .table_name(&self.table)
-                                .set_key(Some(key(entry.pk, &entry.sk)))
-                                .build()
-                                .map_err(|e| StoreError::Failed(e.to_string()))?,
-                        )
-                        .build()
-                };
-                Ok(write)
+                let put = self
+                    .put(to_item(&entry)?)
+                    .build()
+                    .map_err(|e| StoreError::Failed(e.to_string()))?;
+                Ok(TransactWriteItem::builder().put(put).build())
             })
             .collect()
     }
