@@ -1,7 +1,8 @@
 //! Figure 9, **routing**: what reserving an order costs when one location holds it whole and
 //! when its units sit in two (the stock-reservation function's own requests and the items its
-//! writes touch, from moto's request recorder), and how long the routing planner takes for a
-//! 99-line order over 10 locations (in-process, the build's profile).
+//! writes touch, from moto's request recorder), what its shipments then cost the warehouse API
+//! (one parcel, or one per location), and how long the routing planner takes for a 99-line
+//! order over 10 locations (in-process, the build's profile).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -12,8 +13,9 @@ use oms_system_tests::{unique, Stack};
 
 use crate::common::{settled, BoxError};
 
-/// The function whose calls the figure counts.
+/// The functions whose calls the figure counts.
 const RESERVATION: &str = "stock-reservation";
+const WAREHOUSE_API: &str = "fulfillment-api";
 
 #[derive(serde::Serialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -21,6 +23,16 @@ pub struct ReservationCalls {
     /// Per DynamoDB action, the stock-reservation function's requests for one order.
     pub requests: BTreeMap<String, u64>,
     /// Items its writes touched: the order and one stock item per SKU.
+    pub items_written: u64,
+}
+
+/// What picking, packing and shipping every parcel of one order asked of DynamoDB (the
+/// warehouse API's own requests).
+#[derive(serde::Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ShipmentCalls {
+    pub parcels: usize,
+    pub requests: BTreeMap<String, u64>,
     pub items_written: u64,
 }
 
@@ -42,6 +54,10 @@ pub struct Routing {
     pub one_location: ReservationCalls,
     /// Two lines, one held only by each of two warehouses.
     pub split: ReservationCalls,
+    /// The one-location order's parcel through the warehouse.
+    pub one_parcel: ShipmentCalls,
+    /// The split order's two parcels through their warehouses.
+    pub two_parcels: ShipmentCalls,
     pub planning: PlanTiming,
 }
 
@@ -57,10 +73,74 @@ pub async fn routing(stack: &Stack) -> Result<Routing, BoxError> {
         stack.receive_at(&b, "AMS-1", 10).await;
         reservation_calls(stack, &[(&a, 1), (&b, 1)]).await?
     };
+    let one_parcel = {
+        let a = stack.create_sku("ROUTE-E", 10).await;
+        let b = stack.create_sku("ROUTE-F", 10).await;
+        shipment_calls(stack, &[(&a, 1), (&b, 1)]).await?
+    };
+    let two_parcels = {
+        let a = stack.create_sku("ROUTE-G", 10).await;
+        let b = stack.create_sku("ROUTE-H", 0).await;
+        stack.receive_at(&b, "AMS-1", 10).await;
+        shipment_calls(stack, &[(&a, 1), (&b, 1)]).await?
+    };
     Ok(Routing {
         one_location,
         split,
+        one_parcel,
+        two_parcels,
         planning: planning(99, 10, 200),
+    })
+}
+
+/// Counts one function's DynamoDB requests among `recorded`, and the items its writes touched.
+fn count(
+    recorded: &[oms_system_tests::RecordedRequest],
+    app: &str,
+) -> (BTreeMap<String, u64>, u64) {
+    let mut requests = BTreeMap::new();
+    let mut items_written = 0;
+    for request in recorded.iter().filter(|r| r.app.as_deref() == Some(app)) {
+        let Some(("dynamodb", action)) = request.action.split_once(':') else {
+            continue;
+        };
+        *requests.entry(action.to_owned()).or_default() += 1;
+        let body: serde_json::Value = serde_json::from_str(&request.body).unwrap_or_default();
+        items_written += match action {
+            "PutItem" | "UpdateItem" => 1,
+            "TransactWriteItems" => body["TransactItems"].as_array().map_or(0, Vec::len) as u64,
+            _ => 0,
+        };
+    }
+    (requests, items_written)
+}
+
+/// Places a paid order of `lines`, and counts what the warehouse API asked of DynamoDB while
+/// each of its parcels was picked, packed and shipped.
+async fn shipment_calls(stack: &Stack, lines: &[(&str, u32)]) -> Result<ShipmentCalls, BoxError> {
+    let customer = unique("routing");
+    let placed = stack.place_order(&customer, &unique("key"), lines).await;
+    let id = placed.body["orderId"].as_str().ok_or("no order id")?;
+    let order = stack.wait_status(&customer, id, "FULFILLING").await;
+    let parcels: Vec<String> = order["shipments"]
+        .as_array()
+        .ok_or("no shipments")?
+        .iter()
+        .filter_map(|s| s["shipmentId"].as_str().map(str::to_owned))
+        .collect();
+    settled(stack).await?;
+    stack.start_recording().await;
+    for parcel in &parcels {
+        stack.pick_pack_ship(parcel, None).await;
+    }
+    stack.wait_status(&customer, id, "SHIPPED").await;
+    settled(stack).await?;
+    let recorded = stack.stop_recording().await;
+    let (requests, items_written) = count(&recorded, WAREHOUSE_API);
+    Ok(ShipmentCalls {
+        parcels: parcels.len(),
+        requests,
+        items_written,
     })
 }
 
@@ -80,23 +160,11 @@ async fn reservation_calls(
     stack.wait_status(&customer, id, "RESERVED").await;
     settled(stack).await?;
     let recorded = stack.stop_recording().await;
-    let mut calls = ReservationCalls::default();
-    for request in recorded
-        .iter()
-        .filter(|r| r.app.as_deref() == Some(RESERVATION))
-    {
-        let Some(("dynamodb", action)) = request.action.split_once(':') else {
-            continue;
-        };
-        *calls.requests.entry(action.to_owned()).or_default() += 1;
-        let body: serde_json::Value = serde_json::from_str(&request.body).unwrap_or_default();
-        calls.items_written += match action {
-            "PutItem" | "UpdateItem" => 1,
-            "TransactWriteItems" => body["TransactItems"].as_array().map_or(0, Vec::len) as u64,
-            _ => 0,
-        };
-    }
-    Ok(calls)
+    let (requests, items_written) = count(&recorded, RESERVATION);
+    Ok(ReservationCalls {
+        requests,
+        items_written,
+    })
 }
 
 /// The planner on a `lines`-line cart over `locations` locations, each SKU held by a few of
