@@ -13,10 +13,11 @@ use oms_adapters::http::{
     route_key, unknown_route, ApiError, Listing, ProblemType,
 };
 use oms_adapters::secrets::{SecretCache, SecretSource};
-use oms_domain::app::caller::SCOPE_WAREHOUSE;
+use oms_domain::app::caller::{SCOPE_ADMIN, SCOPE_WAREHOUSE};
 use oms_domain::app::fulfillment::{
-    self, CarrierEvent, CarrierResult, StepConditions, WarehouseAction,
+    self, CarrierEvent, CarrierResult, MoveShipment, StepConditions, WarehouseAction,
 };
+use oms_domain::location::Locations;
 use oms_domain::contact::Address;
 use oms_domain::ids::{OrderId, ShipmentId, Sku};
 use oms_domain::order::fulfillment::{
@@ -36,6 +37,8 @@ pub const SIGNATURE_HEADER: &str = "x-carrier-signature";
 pub struct App<S, K> {
     pub store: S,
     pub policy: ShippingPolicy,
+    /// The business's locations: where a shipment may be moved to.
+    pub locations: Locations,
     /// The carriers' signing secret: from Secrets Manager (`CARRIER_WEBHOOK_SECRET_ARN`), read
     /// on the first carrier event and cached.
     pub carrier_secret: K,
@@ -46,6 +49,7 @@ impl App<DynamoStore, SecretCache> {
         let policy = config::shipping_policy_from_env()?;
         Ok(App {
             store: DynamoStore::from_env()?,
+            locations: config::locations_from_env(&policy)?,
             policy,
             carrier_secret: SecretCache::from_env("CARRIER_WEBHOOK_SECRET_ARN")?,
         })
@@ -69,6 +73,7 @@ pub async fn handle<S: OrderStore + OrderTransactions, K: SecretSource>(
         Some("POST /fulfillments/{shipmentId}/ship") => {
             warehouse_action(app, &request, WarehouseRoute::Ship).await
         }
+        Some("POST /fulfillments/{shipmentId}/move") => move_shipment(app, &request).await,
         Some("POST /carrier/events") => carrier(app, &request).await,
         _ => Err(unknown_route(&request)),
     };
@@ -277,6 +282,37 @@ async fn warehouse_action<S: OrderStore + OrderTransactions, K>(
     shipment_response(&order, &id)
 }
 
+/// Moves a shipment (or some of its units) to another location before it is picked.
+async fn move_shipment<S: OrderStore + OrderTransactions, K>(
+    app: &App<S, K>,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    // Moving a reservation between locations is staff's decision, not a packer's.
+    let caller = caller(request)?;
+    require_scope(&caller, SCOPE_ADMIN)?;
+    let id = shipment_id(request)?;
+    let expected = if_match(request)?;
+    let body = MoveShipment::parse(&json_body(request)?).map_err(ApiError::Invalid)?;
+    let order = fulfillment::move_shipment(
+        &app.store,
+        &app.locations,
+        &app.policy,
+        &caller,
+        &id,
+        &body,
+        expected,
+        Utc::now(),
+    )
+    .await?;
+    tracing::info!(shipment_id = %id, to = %body.to, "shipment moved");
+    // The units that moved are in the order's shipment at their new location.
+    let moved = order
+        .shipment_at(&body.to)
+        .map(|s| ShipmentId::new(order.id.clone(), s.number))
+        .ok_or_else(|| ApiError::NotFound("no such shipment".into()))?;
+    shipment_response(&order, &moved)
+}
+
 /// Checks `sha256=<hex>` against the HMAC-SHA256 of the raw body, in constant time.
 fn signature_valid(secret: &[u8], body: &[u8], header: Option<&str>) -> bool {
     let Some(signature) = header
@@ -374,6 +410,7 @@ mod tests {
         let app = App {
             store: InMemoryStore::default(),
             policy: ShippingPolicy::default_policy(),
+            locations: Locations::default_locations(),
             carrier_secret: oms_adapters::secrets::FixedSecret::new(b"local-carrier-secret"),
         };
         let (status, body) = call(&app, "pick-list").await;

@@ -297,7 +297,8 @@ async fn adjust<S: InventoryStore>(
 }
 
 /// `GET /shipping/options?country=DE&postalCode=10115&items=SKU:2,OTHER:1`: every method that
-/// serves the destination, with its price for the cart's weight and its delivery estimate.
+/// serves the destination, with its price and delivery estimate as the routing plan would send
+/// the cart from the stock now.
 async fn shipping_options<S: InventoryStore>(
     app: &App<S>,
     request: &Request,
@@ -307,6 +308,7 @@ async fn shipping_options<S: InventoryStore>(
     let quotes = inventory::shipping_options(
         &app.store,
         &app.policy,
+        &app.locations,
         query.first("country"),
         query.first("postalCode"),
         query.first("items"),

@@ -557,6 +557,11 @@ impl From<FulfillmentAppError> for ApiError {
             FulfillmentAppError::Contended => {
                 ApiError::Unavailable("the shipment kept changing".into())
             }
+            error @ FulfillmentAppError::Short(_) => ApiError::Conflict {
+                problem: ProblemType::InsufficientStock,
+                title: None,
+                detail: error.to_string(),
+            },
             FulfillmentAppError::Store(error) => error.into(),
         }
     }

@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::contact::CountryCode;
 use crate::routing::{self, Availability, Demand, Fulfilment, Plan, PlanError};
-use crate::shipping::{ShippingMethod, ShippingPolicy};
+use crate::shipping::{ship_date_with, ShippingMethod, ShippingPolicy, ShippingQuote};
+use crate::stock::Product;
 
 /// What a location is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -188,10 +189,68 @@ impl Locations {
         routing::plan(demand, available, &self.for_routing(), &how, rate)
     }
 
+    /// What shipping `demand` by `method` to `country` costs and when it arrives, as the
+    /// routing plan would send it from what `available` holds now: every parcel priced from
+    /// its location by the rate table, the whole arriving with its last parcel (each leaving
+    /// on its location's handling days and cut-off). The customer is charged and promised what
+    /// the plan delivers: an order split in two pays for two parcels. `None` for an in-store
+    /// pickup and when no plan serves it now (the reservation will say which SKUs are short);
+    /// callers quote one parcel from the default location then.
+    #[allow(clippy::too_many_arguments)]
+    pub fn quote(
+        &self,
+        shipping: &ShippingPolicy,
+        method: ShippingMethod,
+        country: &CountryCode,
+        demand: &[Demand],
+        available: &Availability,
+        ordered_at: chrono::DateTime<chrono::Utc>,
+    ) -> Option<ShippingQuote> {
+        if method == ShippingMethod::InStorePickup {
+            return None;
+        }
+        let plan = self
+            .plan(shipping, method, country, None, demand, available)
+            .ok()?;
+        let mut price: i64 = 0;
+        let mut estimate: Option<crate::shipping::DeliveryEstimate> = None;
+        for parcel in &plan.shipments {
+            price = price.checked_add(parcel.cost)?;
+            let location = self.get(&parcel.location)?;
+            let leaves = ship_date_with(ordered_at, location.handling_days, location.cutoff_hour_utc);
+            let arrives = shipping
+                .estimate_from_ship_date(method, country, leaves)
+                .ok()?;
+            estimate = Some(match estimate {
+                Some(e) if e.latest >= arrives.latest => e,
+                _ => arrives,
+            });
+        }
+        Some(ShippingQuote {
+            method,
+            price: crate::money::Money::new(price, shipping.currency()).ok()?,
+            estimate: estimate?,
+        })
+    }
+
     /// What the routing planner reads of every location.
     pub fn for_routing(&self) -> Vec<crate::routing::Location> {
         self.locations.iter().map(Location::for_routing).collect()
     }
+}
+
+/// What each location has free of `products`, as the routing planner reads it.
+pub fn availability(products: &[Product]) -> Availability {
+    let mut available: Availability = std::collections::BTreeMap::new();
+    for product in products {
+        for (location, level) in product.stock.locations() {
+            available
+                .entry(location.to_owned())
+                .or_default()
+                .insert(product.sku.clone(), level.available());
+        }
+    }
+    available
 }
 
 #[cfg(test)]

@@ -103,6 +103,18 @@ pub struct ShippingQuote {
     pub estimate: DeliveryEstimate,
 }
 
+/// The day an order placed at `ordered_at` leaves a location that needs `handling_days`
+/// business days and takes orders in until `cutoff_hour_utc` for the same day.
+pub fn ship_date_with(ordered_at: DateTime<Utc>, handling_days: u32, cutoff_hour_utc: u32) -> NaiveDate {
+    let day = ordered_at.date_naive();
+    let start = if !is_business_day(day) || ordered_at.hour() >= cutoff_hour_utc {
+        next_business_day(day)
+    } else {
+        day
+    };
+    add_business_days(start, handling_days)
+}
+
 /// The business's shipping rate table, in the store's currency.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -246,13 +258,7 @@ impl ShippingPolicy {
 
     /// The day an order placed at `ordered_at` leaves the warehouse.
     pub fn ship_date(&self, ordered_at: DateTime<Utc>) -> NaiveDate {
-        let day = ordered_at.date_naive();
-        let start = if !is_business_day(day) || ordered_at.hour() >= self.cutoff_hour_utc {
-            next_business_day(day)
-        } else {
-            day
-        };
-        add_business_days(start, self.handling_days)
+        ship_date_with(ordered_at, self.handling_days, self.cutoff_hour_utc)
     }
 
     /// When a parcel that leaves on `ship_date` by `method` arrives in `country`.

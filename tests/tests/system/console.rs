@@ -645,3 +645,73 @@ async fn no_page_or_action_without_the_scope_a_session_or_the_consoles_own_form(
         .contains("not sent from the console's own pages"));
     assert_eq!(stack.stock(&sku).await.0, 3, "nothing was adjusted");
 }
+
+#[tokio::test]
+async fn staff_see_a_split_order_move_a_parcel_and_work_it_at_its_location() {
+    let stack = Stack::connect().await;
+    let berlin_only = stack.create_sku("CONSOLESPLIT-A", 3).await;
+    let amsterdam_only = stack.create_sku("CONSOLESPLIT-B", 0).await;
+    stack.receive_at(&amsterdam_only, "AMS-1", 2).await;
+    let (_, id, _) = stack
+        .order_in_warehouse(&[(&berlin_only, 1), (&amsterdam_only, 1)])
+        .await;
+
+    let browser = Browser::open(&stack).await;
+    browser.sign_in("staff-cy", "admin").await;
+    browser.goto(&format!("/console/orders/{id}")).await;
+    let shipments = browser.text("#shipments").await;
+    assert!(
+        shipments.contains(&format!("{id}-1"))
+            && shipments.contains("BER-1")
+            && shipments.contains(&format!("{id}-2"))
+            && shipments.contains("AMS-1"),
+        "{shipments}"
+    );
+    browser.screenshot("split-order").await;
+
+    // Amsterdam gets Berlin's SKU too; staff move Berlin's parcel there before it is picked, and
+    // it joins Amsterdam's.
+    stack.receive_at(&berlin_only, "AMS-1", 1).await;
+    browser.submit("#move-1 button").await;
+    assert_eq!(
+        browser.text("#banner").await,
+        "The shipment was moved; its units are reserved at their new location."
+    );
+    let admin = stack.token("admin-tests", Some("oms:admin"));
+    let order = stack.get(&format!("/orders/{id}"), &admin).await.body;
+    let at: Vec<&str> = order["shipments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["warehouse"].as_str().unwrap())
+        .collect();
+    assert_eq!(at, ["AMS-1"], "{order}");
+    assert_eq!(order["shipments"][0]["shipmentId"], format!("{id}-2"));
+    let counters = stack
+        .get(&format!("/inventory/{berlin_only}"), &admin)
+        .await
+        .body;
+    let at = |location: &str| {
+        counters["locations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["location"] == location)
+            .map(|l| (l["available"].as_u64().unwrap(), l["reserved"].as_u64().unwrap()))
+    };
+    assert_eq!(
+        (at("BER-1"), at("AMS-1")),
+        (Some((3, 0)), Some((0, 1))),
+        "the unit's reservation moved with it: {counters}"
+    );
+
+    // At Amsterdam's pick list (the location switch), the parcel holds both units.
+    browser.goto("/console/warehouse?location=AMS-1").await;
+    browser.fill("#shipment-search", &id).await;
+    browser.submit("#find-shipment").await;
+    let card = browser.text(&format!("#shipment-{id}-2")).await;
+    assert!(card.contains(&berlin_only) && card.contains(&amsterdam_only), "{card}");
+    browser.screenshot("warehouse-location").await;
+    browser.submit(&format!("#shipment-{id}-2 button.pick")).await;
+    assert_eq!(browser.text("#banner").await, "Picked.");
+}

@@ -648,3 +648,65 @@ async fn an_order_split_over_two_warehouses_ships_and_arrives_as_two_parcels_eac
     assert!(arrived[0].contains("the rest arrives"), "{}", arrived[0]);
     assert!(arrived[1].contains("last one"), "{}", arrived[1]);
 }
+
+#[tokio::test]
+async fn staff_move_a_shipment_before_picking_and_its_reservation_moves_with_it() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("MOVE", 3).await;
+    stack.receive_at(&sku, "AMS-1", 1).await;
+    let (customer, id, _) = stack.order_in_warehouse(&[(&sku, 2)]).await;
+    assert_eq!(counters(&stack, &sku).await, "AMS-1 1/0, BER-1 1/2");
+    let warehouse = stack.token("warehouse-tests", Some("oms:warehouse"));
+    let staff = stack.token("staff-tests", Some("oms:admin"));
+    let etag = stack.shipment_etag(&id, &warehouse).await;
+    let path = format!("/fulfillments/{id}/move");
+    let packer = stack
+        .warehouse_post(&path, &warehouse, Some(&etag), Some(&json!({"to": "AMS-1"})))
+        .await;
+    assert_eq!(packer.status, StatusCode::FORBIDDEN, "a packer does not move reservations");
+
+    // Both units to Amsterdam, which holds one: refused, nothing moved.
+    let short = stack
+        .warehouse_post(&path, &staff, Some(&etag), Some(&json!({"to": "AMS-1"})))
+        .await;
+    assert_eq!(short.status, StatusCode::CONFLICT, "{:?}", short.body);
+    assert_eq!(short.body["type"], "/problems/insufficient-stock");
+    assert_eq!(counters(&stack, &sku).await, "AMS-1 1/0, BER-1 1/2");
+    let unknown = stack
+        .warehouse_post(&path, &staff, Some(&etag), Some(&json!({"to": "NOWHERE-9"})))
+        .await;
+    assert_eq!(unknown.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", unknown.body);
+    let without = stack
+        .warehouse_post(&path, &staff, None, Some(&json!({"to": "AMS-1"})))
+        .await;
+    assert_eq!(without.status, StatusCode::PRECONDITION_REQUIRED);
+
+    // One of them: a second parcel, from Amsterdam, its unit reserved there in the same write.
+    let one = json!({"to": "AMS-1", "lines": [{"sku": sku, "quantity": 1}]});
+    let moved = stack
+        .warehouse_post(&path, &staff, Some(&etag), Some(&one))
+        .await;
+    assert_eq!(moved.status, StatusCode::OK, "{:?}", moved.body);
+    assert_eq!(moved.body["shipmentId"], format!("{id}-2"));
+    assert_eq!(moved.body["warehouse"], "AMS-1");
+    assert_eq!(counters(&stack, &sku).await, "AMS-1 0/1, BER-1 2/1");
+    let again = stack
+        .warehouse_post(&path, &staff, Some(&etag), Some(&one))
+        .await;
+    assert_eq!(
+        again.status,
+        StatusCode::PRECONDITION_FAILED,
+        "the same move on the page it came from: {:?}",
+        again.body
+    );
+    assert_eq!(counters(&stack, &sku).await, "AMS-1 0/1, BER-1 2/1");
+    assert!(pick_list(&stack, "AMS-1", "AWAITING_PICK")
+        .await
+        .contains(&format!("{id}-2")));
+
+    // Both parcels leave; every counter ends exact.
+    stack.pick_pack_ship(&format!("{id}-1"), None).await;
+    stack.pick_pack_ship(&format!("{id}-2"), None).await;
+    stack.wait_status(&customer, &id, "SHIPPED").await;
+    assert_eq!(counters(&stack, &sku).await, "AMS-1 0/0, BER-1 2/0");
+}

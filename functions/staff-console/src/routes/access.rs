@@ -62,6 +62,7 @@ pub(super) fn banner(done: &str) -> Option<&'static str> {
         "picked" => "Picked.",
         "packed" => "Packed.",
         "shipped" => "Shipped: the customer is told.",
+        "moved" => "The shipment was moved; its units are reserved at their new location.",
         "redriven" => "The dead-letter queue's messages are moving back to their queue.",
         _ => return None,
     })

@@ -168,6 +168,10 @@ pub fn router<S: Store, K: SecretSource + 'static>(console: Console<S, K>) -> Ro
         .route("/console/orders/search", post(search::<S, K>))
         .route("/console/orders/{id}", get(order::<S, K>))
         .route("/console/orders/{id}/cancel", post(cancel::<S, K>))
+        .route(
+            "/console/orders/{id}/shipments/{number}/move",
+            post(move_shipment::<S, K>),
+        )
         .route("/console/returns", get(returns::<S, K>))
         .route("/console/returns/{id}/label", get(return_label::<S, K>))
         .route("/console/returns/{id}/{decision}", post(decide::<S, K>))

@@ -120,6 +120,20 @@ pub(super) async fn order<S: Store, K: SecretSource>(
     let view = OrderView::for_caller(&order, true);
     // Whether the cancel form is offered: the rule itself, tried on the order as read.
     let cancellable = order.cancel("-".into(), "console", Utc::now()).is_ok();
+    // Where a shipment still awaiting pick may be moved: every other location that ships.
+    let ships_from: Vec<_> = app
+        .locations
+        .all()
+        .iter()
+        .filter(|l| l.capabilities.ships)
+        .map(|l| json!({"id": l.id, "name": l.name}))
+        .collect();
+    let movable: Vec<u32> = order
+        .shipments
+        .iter()
+        .filter(|s| order.can_move(s.number))
+        .map(|s| s.number)
+        .collect();
     staff.page(
         &app,
         "order.html",
@@ -127,9 +141,40 @@ pub(super) async fn order<S: Store, K: SecretSource>(
             order => ser(&view),
             status_since => order.status_since().to_rfc3339(),
             cancellable,
+            ships_from => ser(&ships_from),
+            movable => movable,
             dispositions => oms_domain::order::returns::Disposition::ALL.iter().map(|d| d.as_str()).collect::<Vec<_>>(),
         },
     )
+}
+
+/// Moves one of the order's shipments, whole, to another location before it is picked.
+pub(super) async fn move_shipment<S: Store, K: SecretSource>(
+    State(app): State<App<S, K>>,
+    Path((id, number)): Path<(String, u32)>,
+    form: StaffForm,
+) -> Result<Response, PageError> {
+    let staff = form.require(SCOPE_ADMIN)?;
+    let order = order_id(&id)?;
+    let shipment = oms_domain::ids::ShipmentId::new(order.clone(), number);
+    let version = form.version()?;
+    let request = oms_domain::app::fulfillment::MoveShipment::parse(
+        &json!({ "to": form.fields.get("to").unwrap_or_default() }),
+    )
+    .map_err(ApiError::Invalid)?;
+    oms_domain::app::fulfillment::move_shipment(
+        &app.store,
+        &app.locations,
+        &app.shipping,
+        &staff.caller,
+        &shipment,
+        &request,
+        Some(version),
+        Utc::now(),
+    )
+    .await?;
+    tracing::info!(shipment_id = %shipment, to = %request.to, "console: shipment moved");
+    Ok(done(&format!("/console/orders/{order}"), "moved"))
 }
 
 pub(super) async fn cancel<S: Store, K: SecretSource>(

@@ -73,14 +73,20 @@ pub(super) async fn warehouse<S: Store, K: SecretSource>(
         .filter(|o| !o.is_empty())
     {
         let id = shipment_id(&raw.to_ascii_uppercase())?;
-        let order = fulfillment::get_fulfillment(&app.store, &id).await?;
-        // The order id alone finds the order's shipment at this location, if it has one.
-        let shipment = match (raw.contains('-'), order.shipment_at(&location)) {
-            (false, Some(here)) => here,
-            _ => order
-                .shipment(id.number())
-                .map_err(|_| PageError::NotFound("No such shipment.".into()))?,
-        };
+        let order = app
+            .store
+            .get(id.order_id())
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| PageError::NotFound("No such shipment.".into()))?;
+        // The order id alone finds the order's shipment at this location, else its first.
+        let named = raw.contains('-');
+        let shipment = match (named, order.shipment_at(&location)) {
+            (false, Some(here)) => Some(here),
+            (false, None) => order.shipments.first(),
+            (true, _) => order.shipment(id.number()).ok(),
+        }
+        .ok_or_else(|| PageError::NotFound("No such shipment.".into()))?;
         let status = shipment.status;
         if order.status == OrderStatus::Reserved {
             return Err(PageError::Conflict(format!(

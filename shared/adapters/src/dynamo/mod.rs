@@ -212,8 +212,8 @@ fn on_pick_list(order: &Order) -> impl Iterator<Item = &Fulfillment> {
 /// A pick-list entry for a shipment of an order that leaves as several parcels, other than
 /// the one the order's item lists: the index can list an item under one key only, and each
 /// parcel is on its own location's list. Written with the order (`ORDER#<id>` /
-/// `SHIPMENT#<n>`), only for orders with several shipments, so an order that leaves as one
-/// parcel writes what it always did. The pick list reads the orders it names and keeps those
+/// `SHIPMENT#<n>`), only for orders that have had several shipments, so an order that leaves
+/// as one parcel writes what it always did. The pick list reads the orders it names and keeps those
 /// whose shipment there is still in the listed status, so an entry a write could not fit (a
 /// cancellation of an order with ninety-odd SKUs) lists nothing.
 #[derive(Serialize, Deserialize)]
@@ -231,25 +231,26 @@ fn shipment_entry_sk(number: u32) -> String {
     format!("SHIPMENT#{number}")
 }
 
-/// What an order's write does to its shipments' pick-list entries: every shipment but the
-/// one its item lists is put on (with its list's key) or taken off the pick-list index.
+/// What an order's write does to its shipments' pick-list entries, once it has had more than
+/// one shipment: every shipment number it ever used gets its entry written — on the pick-list
+/// index for a shipment in its location's work that the order's item does not carry, off it
+/// for every other (the carried one, one that left, one a move emptied) — so no entry is left
+/// listing what no longer waits there.
 fn shipment_entries(order: &Order) -> Vec<ShipmentEntry> {
-    if !order.is_split() {
+    let last = order.last_shipment_number();
+    if last <= 1 {
         return Vec::new();
     }
     let carried = on_pick_list(order).next().map(|f| f.number);
-    order
-        .shipments
-        .iter()
-        .filter(|f| Some(f.number) != carried)
-        .map(|f| {
-            let listed = on_pick_list(order).any(|l| l.number == f.number);
+    (1..=last)
+        .map(|number| {
+            let listed = on_pick_list(order).find(|f| f.number == number && Some(number) != carried);
             ShipmentEntry {
                 pk: order_pk(&order.id),
-                sk: shipment_entry_sk(f.number),
+                sk: shipment_entry_sk(number),
                 entity: entity::SHIPMENT.into(),
-                gsi3pk: listed.then(|| pick_list_key(&f.warehouse, f.status)),
-                gsi3sk: listed.then(|| pick_list_sort_key(f, order)),
+                gsi3pk: listed.map(|f| pick_list_key(&f.warehouse, f.status)),
+                gsi3sk: listed.map(|f| pick_list_sort_key(f, order)),
             }
         })
         .collect()

@@ -190,8 +190,14 @@ impl OrderStore for DynamoStore {
         for (position, item) in items.into_iter().enumerate() {
             match item.get("entity").and_then(|e| e.as_s().ok()).map(String::as_str) {
                 Some(entity::SHIPMENT) => {
+                    // An order named twice is read once (a batch may not repeat a key).
                     if let Some(pk) = item.get("pk").and_then(|pk| pk.as_s().ok()) {
-                        named.push((position, key(pk.clone(), "ORDER")));
+                        let seen = named
+                            .iter()
+                            .any(|(_, k)| k.get("pk").and_then(|v| v.as_s().ok()) == Some(pk));
+                        if !seen {
+                            named.push((position, key(pk.clone(), "ORDER")));
+                        }
                     }
                 }
                 _ => listed.push((position, self.order_from(item)?)),

@@ -24,8 +24,10 @@ impl OrderTransactions for DynamoStore {
             items.push(TransactWriteItem::builder().put(put).build());
         }
         // The pick-list entries of a split order's shipments ride along where they fit: the
-        // order's own item is the truth the pick list checks them against, so one left out
-        // (a cancellation of an order with ninety-odd SKUs) lists nothing.
+        // order's own item is the truth the pick list checks them against, so an entry left
+        // out of a write that ends the warehouses' work (a cancellation of an order with
+        // ninety-odd SKUs) lists nothing; a move, which adds one, is refused before it could
+        // be left out.
         let room = oms_domain::MAX_TRANSACTION_ITEMS.saturating_sub(items.len());
         let entries = self.shipment_entry_writes(order)?;
         items.extend(entries.into_iter().take(room));

@@ -14,8 +14,9 @@ use crate::app::Caller;
 use crate::ids::{OrderId, ShipmentId};
 use crate::order::fulfillment::{CarrierUpdate, FulfillmentError, FulfillmentStatus};
 use crate::order::{Order, OrderStatus};
-use crate::ports::{OrderStore, OrderTransactions, Page, ShipOutcome, StoreError};
-pub use crate::request::fulfillment::{CarrierEvent, WarehouseAction};
+use crate::location::Locations;
+use crate::ports::{CommitOutcome, OrderStore, OrderTransactions, Page, ShipOutcome, StoreError};
+pub use crate::request::fulfillment::{CarrierEvent, MoveShipment, WarehouseAction};
 use crate::shipping::ShippingPolicy;
 use crate::validation::ValidationErrors;
 
@@ -34,8 +35,19 @@ pub enum FulfillmentAppError {
     Invalid(#[from] ValidationErrors),
     #[error("the shipment kept changing; try again")]
     Contended,
+    /// The location a move goes to holds too few of what it takes.
+    #[error("{}", short_detail(.0))]
+    Short(Vec<crate::order::Shortage>),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+fn short_detail(shortages: &[crate::order::Shortage]) -> String {
+    let each: Vec<String> = shortages
+        .iter()
+        .map(|s| format!("{} needs {}, {} available", s.sku, s.requested, s.available))
+        .collect();
+    format!("the location holds too few: {}", each.join("; "))
 }
 
 impl FulfillmentAppError {
@@ -205,6 +217,80 @@ pub async fn warehouse_step<S: OrderStore + OrderTransactions>(
                 Ok(Attempt::LostRace)
             }
             written => Attempt::of_write(written, next),
+        }
+    })
+    .await
+}
+
+/// Moves shipment `id` (or some of its units) to another location before it is picked, on
+/// condition of the shipment's version the caller saw: the units' reservation moves in the
+/// same write as the order, refused if the location they go to holds too few.
+#[allow(clippy::too_many_arguments)]
+pub async fn move_shipment<S: OrderStore + OrderTransactions>(
+    store: &S,
+    locations: &Locations,
+    shipping: &ShippingPolicy,
+    caller: &Caller,
+    id: &ShipmentId,
+    request: &MoveShipment,
+    if_match: Option<u64>,
+    now: DateTime<Utc>,
+) -> Result<Order, FulfillmentAppError> {
+    let Some(expected) = if_match else {
+        return Err(FulfillmentAppError::PreconditionRequired);
+    };
+    let to = match locations.get(&request.to) {
+        Some(location) if location.capabilities.ships => location,
+        Some(_) => {
+            return Err(ValidationErrors::one(
+                "to",
+                format!("'{}' does not send parcels", request.to),
+            )
+            .into())
+        }
+        None => {
+            return Err(ValidationErrors::one(
+                "to",
+                format!("unknown location '{}' (GET /locations)", request.to),
+            )
+            .into())
+        }
+    };
+    let by = caller.customer_id.as_str();
+    until_written(|| async move {
+        let order = get_fulfillment(store, id).await?;
+        let current = shipment_version(&order, id);
+        if current != expected {
+            return Err(FulfillmentAppError::PreconditionFailed { current });
+        }
+        // The rate table must serve the order's destination from there.
+        let country = order.shipping.address.country();
+        if shipping
+            .parcel_cost(order.shipping.method, &to.zone, country, 0)
+            .is_none()
+        {
+            return Err(ValidationErrors::one(
+                "to",
+                format!(
+                    "{} does not send {} parcels to {}",
+                    to.id,
+                    order.shipping.method.as_str(),
+                    country.as_str()
+                ),
+            )
+            .into());
+        }
+        let change = order.move_units(
+            id.number(),
+            &request.to,
+            request.lines.as_deref(),
+            by,
+            now,
+        )?;
+        match store.commit(&change).await? {
+            CommitOutcome::Committed => Ok(Attempt::Done(change.order)),
+            CommitOutcome::OrderChanged => Ok(Attempt::LostRace),
+            CommitOutcome::Short(shortages) => Err(FulfillmentAppError::Short(shortages)),
         }
     })
     .await

@@ -99,6 +99,28 @@ pub async fn place_order<O: OrderStore, I: InventoryStore>(
         policies.shipping,
         now,
     )?;
+    // Charged and promised what the routing plan delivers from the stock now (the reservation
+    // plans again from fresh counts; the price stays what the customer agreed to).
+    let demand: Vec<crate::routing::Demand> = order
+        .lines
+        .iter()
+        .map(|l| crate::routing::Demand {
+            sku: l.sku.clone(),
+            quantity: l.quantity.get(),
+            unit_weight_grams: l.unit_weight_grams,
+        })
+        .collect();
+    let order = match policies.locations.quote(
+        policies.shipping,
+        order.shipping.method,
+        order.shipping.address.country(),
+        &demand,
+        &crate::location::availability(&catalog),
+        now,
+    ) {
+        Some(quote) => order.priced_by(quote)?,
+        None => order,
+    };
     let body = serde_json::to_string(&crate::app::views::OrderView::for_customer(&order))
         .map_err(|e| StoreError::Failed(e.to_string()))?;
     let record = IdempotencyRecord {

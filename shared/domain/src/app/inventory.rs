@@ -387,6 +387,7 @@ async fn write_step<I: InventoryStore>(
 pub async fn shipping_options<I: InventoryStore>(
     inventory: &I,
     policy: &ShippingPolicy,
+    locations: &crate::location::Locations,
     country: Option<&str>,
     postal_code: Option<&str>,
     items: Option<&str>,
@@ -458,9 +459,33 @@ pub async fn shipping_options<I: InventoryStore>(
     if !errors.is_empty() {
         return Err(errors.into());
     }
-    policy
+    let options = policy
         .options(&country, weight, now)
-        .map_err(|e| ValidationErrors::one("country", e.to_string()).into())
+        .map_err(|e| ValidationErrors::one("country", e.to_string()))?;
+    // Each method as the routing plan would send the cart from the stock now, as intake will
+    // charge it (one parcel from the default location where no plan serves it now).
+    let demand: Vec<crate::routing::Demand> = wanted
+        .iter()
+        .filter_map(|(sku, quantity)| {
+            let product = catalog.iter().find(|p| &p.sku == sku)?;
+            Some(crate::routing::Demand {
+                sku: sku.clone(),
+                quantity: *quantity,
+                unit_weight_grams: product.weight_grams,
+            })
+        })
+        .collect();
+    let available = crate::location::availability(&catalog);
+    let mut quotes: Vec<_> = options
+        .into_iter()
+        .map(|option| {
+            locations
+                .quote(policy, option.method, &country, &demand, &available, now)
+                .unwrap_or(option)
+        })
+        .collect();
+    quotes.sort_by_key(|q| q.price.minor_units());
+    Ok(quotes)
 }
 
 #[cfg(test)]

@@ -10,7 +10,6 @@
 //! little, the order is rejected with the short SKUs. A repeated message finds the order no
 //! longer `PENDING` and changes nothing.
 
-use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
@@ -19,7 +18,7 @@ use crate::ids::OrderId;
 use crate::location::Locations;
 use crate::order::{Order, OrderStatus, Shortage};
 use crate::ports::{InventoryStore, OrderStore, OrderTransactions, ReserveOutcome, StoreError};
-use crate::routing::{Availability, Demand, Plan, PlanError};
+use crate::routing::{Demand, Plan, PlanError};
 use crate::shipping::ShippingPolicy;
 
 /// What a reservation plans with: where stock is kept, and what parcels cost from there.
@@ -136,15 +135,7 @@ async fn plan_for<I: InventoryStore>(
 ) -> Result<Result<Plan, Vec<Shortage>>, StoreError> {
     let skus: Vec<_> = order.lines.iter().map(|l| l.sku.clone()).collect();
     let products = inventory.products(&skus).await?;
-    let mut available: Availability = BTreeMap::new();
-    for product in &products {
-        for (location, level) in product.stock.locations() {
-            available
-                .entry(location.to_owned())
-                .or_default()
-                .insert(product.sku.clone(), level.available());
-        }
-    }
+    let available = crate::location::availability(&products);
     let demand: Vec<Demand> = order
         .lines
         .iter()

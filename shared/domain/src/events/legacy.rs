@@ -64,7 +64,19 @@ fn for_fulfillment_step(status: FulfillmentStatus) -> Option<EventType> {
 
 /// The order's event for its change from `old` to `new`, worked out from the two images.
 pub(super) fn order_event(old: Option<&Order>, new: &Order) -> Option<CloudEvent<OrderEventData>> {
-    let step = |o: &Order| o.shipments.first().map(|f| f.status);
+    // The step of the shipment this change moved (by its number), if it moved one.
+    let moved = |old: &Order| {
+        new.shipments
+            .iter()
+            .find(|s| {
+                old.shipments
+                    .iter()
+                    .find(|o| o.number == s.number)
+                    .map(|o| o.status)
+                    != Some(s.status)
+            })
+            .map(|s| s.status)
+    };
     // The return whose status this change set (a new return counts as changed).
     let changed_return = old.and_then(|old| {
         new.returns
@@ -96,9 +108,14 @@ pub(super) fn order_event(old: Option<&Order>, new: &Order) -> Option<CloudEvent
         }
         Some(old) if old.status != new.status => for_status(new.status),
         Some(_) if changed_return.is_some() => for_return(changed_return.expect("checked").status),
-        Some(old) if step(old) != step(new) => step(new)
-            .and_then(for_fulfillment_step)
-            .unwrap_or(EventType::OrderUpdated),
+        Some(old) if moved(old).is_some() => match moved(old) {
+            // A parcel of several that left or arrived while the order's status stayed.
+            Some(FulfillmentStatus::Shipped) => EventType::OrderShipped,
+            Some(FulfillmentStatus::Delivered) => EventType::OrderDelivered,
+            step => step
+                .and_then(for_fulfillment_step)
+                .unwrap_or(EventType::OrderUpdated),
+        },
         Some(_) if settled_refund.is_some() => {
             match new.refund_state(&settled_refund.expect("checked").refund_id) {
                 RefundState::Issued => EventType::RefundIssued,

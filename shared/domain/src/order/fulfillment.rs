@@ -13,7 +13,8 @@
 //! shipped (carriers do not promise order), each recorded once by its event id, and nothing
 //! follows delivery. The order's status follows its shipments: `FULFILLING` while none has
 //! left, `PARTIALLY_SHIPPED` while some have and others are still in a warehouse, `SHIPPED`
-//! once all have, `PARTIALLY_DELIVERED` once some have arrived, `DELIVERED` once all have.
+//! once all have, `PARTIALLY_DELIVERED` once all have left and some have arrived, `DELIVERED`
+//! once all have.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -21,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{ShipmentId, Sku};
 use crate::order::history::OrderEvent;
 use crate::order::payments::CaptureMode;
-use crate::order::{Order, OrderStatus};
+use crate::order::{LocationUnits, Order, OrderChange, OrderStatus};
 use crate::quantity::Quantity;
 use crate::shipping::DeliveryEstimate;
 use crate::stock::{StockMove, StockMovement};
@@ -269,6 +270,10 @@ pub enum FulfillmentError {
     AlreadyDelivered,
     #[error("the shipment has recorded {MAX_CARRIER_EVENTS} carrier events, the most it keeps")]
     TooManyCarrierEvents,
+    #[error("{0}")]
+    CannotMove(String),
+    #[error("another parcel of the order shipped under tracking number {0}")]
+    DuplicateTracking(String),
 }
 
 /// The result of a carrier event.
@@ -324,6 +329,16 @@ impl Order {
     /// Whether it leaves as more than one parcel.
     pub fn is_split(&self) -> bool {
         self.shipments.len() > 1
+    }
+
+    /// The highest number a shipment of the order has ever had: numbers are never given twice.
+    pub fn last_shipment_number(&self) -> u32 {
+        self.shipments
+            .iter()
+            .map(|s| s.number)
+            .max()
+            .unwrap_or(0)
+            .max(self.shipments_made)
     }
 
     /// The order's status its shipments make: none left yet, some left, all left, some
@@ -521,6 +536,7 @@ impl Order {
             Some(note),
             |next| {
                 next.shipments = shipments;
+                next.shipments_made = next.last_shipment_number();
                 OrderEvent::FulfillmentStarted
             },
         )
@@ -609,6 +625,15 @@ impl Order {
         now: DateTime<Utc>,
     ) -> Result<Order, FulfillmentError> {
         self.expect_step(number, FulfillmentStatus::Packed)?;
+        // Carriers' events find their parcel by tracking number: two parcels cannot share one.
+        if self.shipments.iter().any(|s| {
+            s.number != number
+                && s.tracking
+                    .as_ref()
+                    .is_some_and(|t| t.tracking_number == tracking.tracking_number)
+        }) {
+            return Err(FulfillmentError::DuplicateTracking(tracking.tracking_number));
+        }
         // The goods leave only against money held or taken (the PSP may have released a hold
         // since the order was picked).
         let payment = self.payment_status();
@@ -723,6 +748,246 @@ impl Order {
             |_| {},
         )?;
         Ok(CarrierUpdate::Applied(Box::new(next)))
+    }
+}
+
+impl Order {
+    /// Whether shipment `number` may still be moved: it awaits pick in an order the warehouses
+    /// may work on.
+    pub fn can_move(&self, number: u32) -> bool {
+        self.expect_step(number, FulfillmentStatus::AwaitingPick).is_ok()
+    }
+
+    /// Staff move shipment `number` — all of it, or `units` of it (SKU and how many) — to
+    /// location `to` before it is picked: the units' reservation is released where it was and
+    /// taken where they go, in the same write as the order (the store refuses the write if `to`
+    /// holds too few). A whole shipment goes as it is (its id unchanged) unless the order has a
+    /// shipment at `to` already; units join the order's shipment at `to` if it has one still
+    /// awaiting pick, else a new shipment there, under a number the order never used; a
+    /// shipment left without units is gone (its id answers no more, and is never given again).
+    /// The caller checks that `to` is a location that ships to the order's destination.
+    pub fn move_units(
+        &self,
+        number: u32,
+        to: &str,
+        units: Option<&[(Sku, Quantity)]>,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<OrderChange, FulfillmentError> {
+        self.expect_step(number, FulfillmentStatus::AwaitingPick)?;
+        let from = self.shipment(number)?.clone();
+        if self.shipping.method == crate::shipping::ShippingMethod::InStorePickup {
+            return Err(FulfillmentError::CannotMove(
+                "an in-store pickup is collected at its store: its units stay there".into(),
+            ));
+        }
+        if from.warehouse == to {
+            return Err(FulfillmentError::CannotMove(format!(
+                "shipment {number} already leaves from {to}"
+            )));
+        }
+        if let Some(there) = self.shipment_at(to) {
+            if there.status != FulfillmentStatus::AwaitingPick {
+                return Err(FulfillmentError::CannotMove(format!(
+                    "the order's shipment at {to} is {}: units can join it only before it is picked",
+                    there.status.as_str()
+                )));
+            }
+        }
+        // What moves, SKU by SKU, checked against what the shipment holds.
+        let moving: Vec<(Sku, u32)> = match units {
+            None => from
+                .lines
+                .iter()
+                .map(|l| (l.sku.clone(), l.quantity.get()))
+                .collect(),
+            Some(units) => {
+                let mut wanted: Vec<(Sku, u32)> = Vec::new();
+                for (sku, quantity) in units {
+                    match wanted.iter_mut().find(|(s, _)| s == sku) {
+                        Some((_, n)) => *n += quantity.get(),
+                        None => wanted.push((sku.clone(), quantity.get())),
+                    }
+                }
+                for (sku, n) in &wanted {
+                    let held: u32 = from
+                        .lines
+                        .iter()
+                        .filter(|l| &l.sku == sku)
+                        .map(|l| l.quantity.get())
+                        .sum();
+                    if *n > held {
+                        return Err(FulfillmentError::CannotMove(format!(
+                            "shipment {number} holds {held} of {sku}, not {n}"
+                        )));
+                    }
+                }
+                wanted
+            }
+        };
+        // One transaction: a stock item per SKU, the order, and its shipments' pick-list entries.
+        let most = crate::MAX_TRANSACTION_ITEMS
+            .saturating_sub(2 + self.last_shipment_number() as usize);
+        if moving.len() > most {
+            return Err(FulfillmentError::CannotMove(format!(
+                "at most {most} SKUs move at once; this moves {}",
+                moving.len()
+            )));
+        }
+        let mut moves = Vec::with_capacity(moving.len() * 2);
+        for (sku, n) in &moving {
+            let quantity = Quantity::new(*n).map_err(|e| FulfillmentError::CannotMove(e.to_string()))?;
+            moves.push(StockMove {
+                sku: sku.clone(),
+                location: from.warehouse.clone(),
+                quantity,
+                movement: StockMovement::Release,
+            });
+            moves.push(StockMove {
+                sku: sku.clone(),
+                location: to.to_owned(),
+                quantity,
+                movement: StockMovement::Reserve,
+            });
+        }
+        let count: u32 = moving.iter().map(|(_, n)| n).sum();
+        let note = format!(
+            "moved {count} unit{} of shipment {number} from {} to {to} by {by}",
+            if count == 1 { "" } else { "s" },
+            from.warehouse
+        );
+        let whole = moving.iter().map(|(_, n)| n).sum::<u32>() == from.units();
+        let next = self.record(now, Some(note.clone()), |next| {
+            for (sku, n) in &moving {
+                shift_allocation(next, sku, *n, &from.warehouse, to);
+            }
+            // The whole shipment to a location the order has none at: the same shipment (its
+            // id unchanged), leaving from there.
+            if whole && next.shipment_at(to).is_none() {
+                if let Some(moved) = next.shipments.iter_mut().find(|s| s.number == number) {
+                    moved.warehouse = to.to_owned();
+                    moved.steps.push(FulfillmentStep {
+                        status: FulfillmentStatus::AwaitingPick,
+                        at: now,
+                        by: by.to_owned(),
+                        note: Some(note.clone()),
+                    });
+                }
+                return OrderEvent::Updated;
+            }
+            for (sku, n) in &moving {
+                take_from_shipment(next, number, sku, *n);
+            }
+            let step = |status| FulfillmentStep {
+                status,
+                at: now,
+                by: by.to_owned(),
+                note: Some(note.clone()),
+            };
+            match next.shipments.iter_mut().find(|s| s.warehouse == to) {
+                Some(there) => {
+                    for (sku, n) in &moving {
+                        add_to_lines(&mut there.lines, sku, *n);
+                    }
+                    there.steps.push(step(FulfillmentStatus::AwaitingPick));
+                }
+                None => {
+                    let number = next.last_shipment_number() + 1;
+                    next.shipments_made = number;
+                    let mut lines = Vec::new();
+                    for (sku, n) in &moving {
+                        add_to_lines(&mut lines, sku, *n);
+                    }
+                    next.shipments
+                        .push(Fulfillment::queued(number, to, lines, Some(note.clone()), now));
+                }
+            }
+            if let Some(left) = next.shipments.iter_mut().find(|s| s.number == number) {
+                left.steps.push(step(FulfillmentStatus::AwaitingPick));
+            }
+            next.shipments.retain(|s| !s.lines.is_empty());
+            OrderEvent::Updated
+        });
+        Ok(OrderChange {
+            order: next,
+            moves,
+            created: None,
+        })
+    }
+}
+
+/// Moves `n` units of `sku` in the order's lines' allocations from `from` to `to`.
+fn shift_allocation(order: &mut Order, sku: &Sku, mut n: u32, from: &str, to: &str) {
+    for line in order.lines.iter_mut().filter(|l| &l.sku == sku) {
+        let Some(at) = line.allocations.iter_mut().find(|a| a.location == from) else {
+            continue;
+        };
+        let take = n.min(at.quantity.get());
+        if take == 0 {
+            continue;
+        }
+        match Quantity::new(at.quantity.get() - take) {
+            Ok(left) => at.quantity = left,
+            Err(_) => line.allocations.retain(|a| a.location != from),
+        }
+        match line.allocations.iter_mut().find(|a| a.location == to) {
+            Some(there) => {
+                if let Ok(q) = Quantity::new(there.quantity.get() + take) {
+                    there.quantity = q;
+                }
+            }
+            None => {
+                if let Ok(quantity) = Quantity::new(take) {
+                    line.allocations.push(LocationUnits {
+                        location: to.to_owned(),
+                        quantity,
+                    });
+                }
+            }
+        }
+        n -= take;
+    }
+}
+
+/// Takes `n` units of `sku` out of shipment `number`'s lines (a line left with none goes).
+fn take_from_shipment(order: &mut Order, number: u32, sku: &Sku, mut n: u32) {
+    let Some(shipment) = order.shipments.iter_mut().find(|s| s.number == number) else {
+        return;
+    };
+    let mut kept = Vec::with_capacity(shipment.lines.len());
+    for line in shipment.lines.drain(..) {
+        if &line.sku != sku || n == 0 {
+            kept.push(line);
+            continue;
+        }
+        let take = n.min(line.quantity.get());
+        n -= take;
+        if let Ok(left) = Quantity::new(line.quantity.get() - take) {
+            kept.push(ShipmentLine {
+                sku: line.sku,
+                quantity: left,
+            });
+        }
+    }
+    shipment.lines = kept;
+}
+
+/// Adds `n` units of `sku` to `lines`.
+fn add_to_lines(lines: &mut Vec<ShipmentLine>, sku: &Sku, n: u32) {
+    match lines.iter_mut().find(|l| &l.sku == sku) {
+        Some(line) => {
+            if let Ok(q) = Quantity::new(line.quantity.get() + n) {
+                line.quantity = q;
+            }
+        }
+        None => {
+            if let Ok(quantity) = Quantity::new(n) {
+                lines.push(ShipmentLine {
+                    sku: sku.clone(),
+                    quantity,
+                });
+            }
+        }
     }
 }
 
@@ -951,6 +1216,67 @@ mod tests {
         assert_eq!(taken, order.totals.total.minor_units());
         assert!(paid.payment_attention().is_none(), "{:?}", paid.payment_attention());
         assert!(paid.payment.outstanding_capture().is_none());
+    }
+
+    #[test]
+    fn a_shipment_moves_whole_or_in_part_before_it_is_picked_with_its_reservation() {
+        let order = split();
+        // All of Amsterdam's parcel to Berlin: it joins Berlin's, and its own id is gone.
+        let merged = order.move_units(2, "BER-1", None, "staff", Utc::now()).unwrap();
+        let moves: Vec<_> = merged
+            .moves
+            .iter()
+            .map(|m| (m.location.as_str(), m.movement, m.quantity.get()))
+            .collect();
+        assert_eq!(
+            moves,
+            [("AMS-1", StockMovement::Release, 1), ("BER-1", StockMovement::Reserve, 1)]
+        );
+        let merged = merged.order;
+        assert_eq!(merged.shipments.len(), 1);
+        assert_eq!(merged.shipments[0].units(), 3);
+        assert!(!merged.is_split());
+        assert_eq!(merged.locations(), ["BER-1"], "the allocations follow");
+        // One unit of Berlin's two to Amsterdam: a new parcel there.
+        let one = [(Sku::parse("A").unwrap(), Quantity::new(1).unwrap())];
+        let parted = merged
+            .move_units(1, "AMS-1", Some(&one), "staff", Utc::now())
+            .unwrap()
+            .order;
+        let at: Vec<_> = parted
+            .shipments
+            .iter()
+            .map(|s| (s.number, s.warehouse.as_str(), s.units()))
+            .collect();
+        assert_eq!(
+            at,
+            [(1, "BER-1", 2), (3, "AMS-1", 1)],
+            "a new number: 2 named the parcel that was merged away"
+        );
+        // The whole of a shipment to a location with none of the order's: the same id.
+        let relocated = parted
+            .move_units(3, "BER-2", None, "staff", Utc::now())
+            .unwrap()
+            .order;
+        assert_eq!(relocated.shipment(3).unwrap().warehouse, "BER-2");
+        assert!(relocated.shipment(3).unwrap().version() > parted.shipment(3).unwrap().version());
+        let too_many = [(Sku::parse("A").unwrap(), Quantity::new(5).unwrap())];
+        assert!(matches!(
+            parted.move_units(1, "AMS-1", Some(&too_many), "staff", Utc::now()),
+            Err(FulfillmentError::CannotMove(_))
+        ));
+        let picked = parted.pick(1, "p", Utc::now()).unwrap();
+        assert!(matches!(
+            picked.move_units(1, "AMS-1", None, "staff", Utc::now()),
+            Err(FulfillmentError::OutOfOrder { .. })
+        ));
+        assert!(
+            matches!(
+                picked.move_units(3, "BER-1", None, "staff", Utc::now()),
+                Err(FulfillmentError::CannotMove(_))
+            ),
+            "units cannot join a parcel already picked"
+        );
     }
 
     #[test]

@@ -194,6 +194,11 @@ pub struct Order {
     /// starts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shipments: Vec<Fulfillment>,
+    /// How many shipments the order has ever had: a new one takes the next number, so a
+    /// shipment's id never names another after a move emptied it (0 on orders stored before
+    /// it was kept: their count is their highest number).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub shipments_made: u32,
     /// The one shipment of an order stored before orders had several: read, and made its
     /// first shipment by [`Order::with_legacy_locations`]; never written.
     #[serde(default, rename = "fulfillment", skip_serializing)]
@@ -220,6 +225,10 @@ pub struct Order {
     /// What the change that made this version did: the publisher announces it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_change: Option<Change>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// What a new order is made of; [`Order::opened`] adds its first version and timeline.
@@ -403,6 +412,21 @@ impl Order {
         ))
     }
 
+    /// The order just placed, its shipping priced and promised by `quote` (the routing plan's
+    /// parcels) instead of one parcel from the default location.
+    pub fn priced_by(mut self, quote: crate::shipping::ShippingQuote) -> Result<Order, ValidationErrors> {
+        let total = self
+            .totals
+            .subtotal
+            .checked_add(quote.price)
+            .map_err(|e| ValidationErrors::one("lines", e.to_string()))?;
+        self.shipping.price = quote.price;
+        self.shipping.estimate = quote.estimate;
+        self.totals.shipping = quote.price;
+        self.totals.total = total;
+        Ok(self)
+    }
+
     /// The first version of an order: its timeline starts with `status`.
     fn opened(
         new: NewOrder,
@@ -425,6 +449,7 @@ impl Order {
                 note,
             }],
             shipments: Vec::new(),
+            shipments_made: 0,
             stored_shipment: None,
             cancellation: None,
             returns: Vec::new(),
@@ -671,19 +696,64 @@ impl Order {
                 }];
             }
         }
-        // A shipment stored before shipments named their units holds every line.
-        let lines: Vec<_> = self
-            .lines
-            .iter()
-            .map(|l| fulfillment::ShipmentLine {
-                sku: l.sku.clone(),
-                quantity: l.quantity,
-            })
-            .collect();
-        for shipment in self.shipments.iter_mut().filter(|s| s.lines.is_empty()) {
-            shipment.lines = lines.clone();
-        }
+        self.with_legacy_shipment_lines();
         self
+    }
+
+    /// Names the units of a shipment stored before shipments named them. One that has left
+    /// took every unit of the order with it (shipping then moved every allocation), so it holds
+    /// every line. One still in a warehouse holds the units allocated at its location, and the
+    /// units allocated elsewhere (an order split before shipments were per location) become a
+    /// shipment of their own at each of those locations, at the same step of the queue — so
+    /// every unit still leaves from the counters that hold its reservation.
+    fn with_legacy_shipment_lines(&mut self) {
+        let Some(stored) = self.shipments.iter().position(|s| s.lines.is_empty()) else {
+            return;
+        };
+        let line_units = |l: &OrderLine| fulfillment::ShipmentLine {
+            sku: l.sku.clone(),
+            quantity: l.quantity,
+        };
+        if self.shipments[stored].has_left() {
+            self.shipments[stored].lines = self.lines.iter().map(line_units).collect();
+            return;
+        }
+        let home = self.shipments[stored].warehouse.clone();
+        let at = |location: &str| -> Vec<fulfillment::ShipmentLine> {
+            self.lines
+                .iter()
+                .flat_map(|l| {
+                    l.allocations
+                        .iter()
+                        .filter(move |a| a.location == location)
+                        .map(move |a| fulfillment::ShipmentLine {
+                            sku: l.sku.clone(),
+                            quantity: a.quantity,
+                        })
+                })
+                .collect()
+        };
+        self.shipments[stored].lines = at(&home);
+        let template = self.shipments[stored].clone();
+        let others: Vec<String> = self
+            .locations()
+            .into_iter()
+            .filter(|l| *l != home)
+            .map(str::to_owned)
+            .collect();
+        for location in others {
+            let mut shipment = template.clone();
+            shipment.number = self.shipments.iter().map(|s| s.number).max().unwrap_or(0) + 1;
+            shipment.warehouse = location.clone();
+            shipment.lines = at(&location);
+            self.shipments.push(shipment);
+        }
+        self.shipments.retain(|s| !s.lines.is_empty());
+        if self.shipments.is_empty() {
+            let mut only = template;
+            only.lines = self.lines.iter().map(line_units).collect();
+            self.shipments.push(only);
+        }
     }
 
     /// Units per SKU, as stock sees them.

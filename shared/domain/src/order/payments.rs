@@ -571,12 +571,19 @@ impl Order {
         let payments = payment.payments();
         if let Some(taken) = payments.iter().find(|p| p.captured) {
             let refunded = self.refunds_issued();
+            // Part taken and the rest still held (the parcels still to leave have their money
+            // there, whatever was refunded of those that left).
+            if taken.holds() {
+                return PaymentStatus::PartiallyPaid;
+            }
+            // Part taken and the rest released: what is still to ship has no money behind it.
+            if taken.released && taken.captured_minor < self.totals.total.minor_units() {
+                return PaymentStatus::Voided;
+            }
             return if refunded >= self.totals.total.minor_units() {
                 PaymentStatus::Refunded
             } else if refunded > 0 {
                 PaymentStatus::PartiallyRefunded
-            } else if taken.holds() {
-                PaymentStatus::PartiallyPaid
             } else {
                 PaymentStatus::Paid
             };
@@ -916,7 +923,8 @@ impl Order {
     pub(crate) fn request_what_is_due(&mut self, capture: CaptureMode, now: DateTime<Utc>) {
         let status = self.payment_status();
         let called_off = matches!(self.status, OrderStatus::Cancelled | OrderStatus::Rejected);
-        // The whole amount is taken when the first parcel leaves.
+        // A one-parcel order's whole amount is taken as it leaves (a split order's parcels each
+        // take their share, below).
         let shipped = matches!(
             self.status,
             OrderStatus::PartiallyShipped

@@ -1,9 +1,10 @@
-//! The warehouse's `pack` and `ship` bodies, and the carriers' webhook.
+//! The warehouse's `pack`, `ship` and `move` bodies, and the carriers' webhook.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::ids::ShipmentId;
+use crate::ids::{ShipmentId, Sku};
+use crate::quantity::Quantity;
 use crate::order::fulfillment::{CarrierEventKind, Parcel, Tracking};
 use crate::request::{one_of, text, whole, Fields};
 use crate::validation::ValidationErrors;
@@ -77,6 +78,35 @@ impl WarehouseAction {
     /// cannot both ship a parcel; picking is safe to repeat against the current version.
     pub fn needs_if_match(&self) -> bool {
         !matches!(self, Self::Pick)
+    }
+}
+
+/// Staff moving a shipment, or some of its units, to another location before it is picked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MoveShipment {
+    /// The location the units go to.
+    pub to: String,
+    /// The units that move (SKU and how many); absent, the whole shipment.
+    pub lines: Option<Vec<(Sku, Quantity)>>,
+}
+
+impl MoveShipment {
+    /// Parses `{to, lines?: [{sku, quantity}]}`.
+    pub fn parse(body: &Value) -> Result<Self, ValidationErrors> {
+        let mut errors = ValidationErrors::default();
+        let Some(fields) = Fields::body(&mut errors, body, &["to", "lines"]) else {
+            return Err(errors);
+        };
+        let to = fields.required(&mut errors, "to", text(32));
+        let lines = if fields.get("lines").is_some() {
+            fields.sku_lines(&mut errors, &[], |_, _, sku, quantity| Some((sku?, quantity?)))
+        } else {
+            None
+        };
+        match to {
+            Some(to) if errors.is_empty() => Ok(MoveShipment { to, lines }),
+            _ => Err(errors),
+        }
     }
 }
 
