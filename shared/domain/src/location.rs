@@ -277,6 +277,51 @@ mod tests {
     }
 
     #[test]
+    fn a_quote_charges_and_promises_what_the_plan_sends() {
+        let locations = Locations::default_locations();
+        let policy = ShippingPolicy::default_policy();
+        let de = CountryCode::parse("DE").unwrap();
+        let sku = |s: &str| crate::ids::Sku::parse(s).unwrap();
+        let demand = |s: &str| Demand {
+            sku: sku(s),
+            quantity: 1,
+            unit_weight_grams: 500,
+        };
+        let mut available: Availability = std::collections::BTreeMap::new();
+        available.entry("BER-1".into()).or_default().insert(sku("A"), 5);
+        available.entry("AMS-1".into()).or_default().insert(sku("B"), 5);
+        let at = chrono::DateTime::parse_from_rfc3339("2026-12-01T09:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let standard = ShippingMethod::Standard;
+        let cost = |zone: &str| policy.parcel_cost(standard, zone, &de, 500).unwrap();
+        // From Berlin alone: what one parcel from the default location always cost.
+        let berlin = locations
+            .quote(&policy, standard, &de, &[demand("A")], &available, at)
+            .unwrap();
+        let one_parcel = policy.quote(standard, &de, 500, at).unwrap();
+        assert_eq!(berlin, one_parcel);
+        // From Amsterdam alone: priced from its zone.
+        let amsterdam = locations
+            .quote(&policy, standard, &de, &[demand("B")], &available, at)
+            .unwrap();
+        assert_eq!(amsterdam.price.minor_units(), cost("eu"));
+        // Split: both parcels, arriving with the later one.
+        let both = locations
+            .quote(&policy, standard, &de, &[demand("A"), demand("B")], &available, at)
+            .unwrap();
+        assert_eq!(both.price.minor_units(), cost("domestic") + cost("eu"));
+        assert!(both.estimate.latest >= berlin.estimate.latest);
+        // Short everywhere, or a pickup: no plan to price.
+        assert!(locations
+            .quote(&policy, standard, &de, &[demand("C")], &available, at)
+            .is_none());
+        assert!(locations
+            .quote(&policy, ShippingMethod::InStorePickup, &de, &[demand("A")], &available, at)
+            .is_none());
+    }
+
+    #[test]
     fn bad_lists_are_refused_naming_what_is_wrong() {
         let policy = ShippingPolicy::default_policy();
         let one = |id: &str, zone: &str, cutoff: u32| {

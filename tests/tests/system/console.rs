@@ -667,6 +667,11 @@ async fn staff_see_a_split_order_move_a_parcel_and_work_it_at_its_location() {
             && shipments.contains("AMS-1"),
         "{shipments}"
     );
+    browser
+        .client
+        .execute("document.getElementById('ship-h').scrollIntoView()", vec![])
+        .await
+        .expect("scrolling to the shipments");
     browser.screenshot("split-order").await;
 
     // Amsterdam gets Berlin's SKU too; staff move Berlin's parcel there before it is picked, and

@@ -175,6 +175,53 @@ fn an_order_stored_with_one_shipment_reads_it_as_its_first() {
     assert!(!written.contains("\"fulfillment\""), "written back as shipments only");
 }
 
+/// An order split over two locations before shipments were per location, stored with its one
+/// shipment still in the warehouse: read as one shipment per location, each with the units
+/// reserved there, so each leaves from the counters that hold them.
+#[test]
+fn a_split_order_stored_with_one_shipment_reads_as_one_per_location() {
+    use oms_domain::routing::{Plan, PlannedShipment};
+    let placed = oms_domain::fixtures::sample_order(
+        "01JDAAAAAAAAAAAAAAAAAAAAAE",
+        "customer-ada",
+        at("2026-11-20T10:00:00Z"),
+    );
+    let shipment = |location: &str, line: usize| PlannedShipment {
+        location: location.into(),
+        lines: vec![(placed.lines[line].sku.clone(), placed.lines[line].quantity.get())],
+        weight_grams: 0,
+        cost: 0,
+    };
+    let plan = Plan {
+        shipments: vec![shipment("BER-1", 0), shipment("AMS-1", 1)],
+    };
+    let now = at("2026-11-20T10:00:01Z");
+    let fulfilling = placed
+        .reserve(&plan, now)
+        .unwrap()
+        .authorized_for_test(now)
+        .start_fulfillment("BER-1", now)
+        .unwrap();
+    let mut legacy = fulfilling.clone();
+    legacy.shipments.truncate(1);
+    legacy.shipments_made = 0;
+    let read = DynamoStore::lazy("orders")
+        .order_from(stored_before_shipments(&legacy))
+        .unwrap();
+    let at: Vec<_> = read
+        .shipments
+        .iter()
+        .map(|s| (s.warehouse.as_str(), s.lines[0].sku.to_string(), s.units()))
+        .collect();
+    assert_eq!(
+        at,
+        [
+            ("BER-1", placed.lines[0].sku.to_string(), placed.lines[0].quantity.get()),
+            ("AMS-1", placed.lines[1].sku.to_string(), placed.lines[1].quantity.get())
+        ]
+    );
+}
+
 /// An order stored before there were locations (its lines name none) reads as reserved whole at
 /// the store's default location, so its shipment, cancellation and returns move those counters
 /// as they always did; an order never reserved reads with none.

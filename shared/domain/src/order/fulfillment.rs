@@ -1280,6 +1280,64 @@ mod tests {
     }
 
     #[test]
+    fn a_hold_released_after_one_parcel_was_captured_stops_the_rest_and_needs_staff() {
+        use crate::order::payments::{
+            AttentionReason, PaymentEvent, PaymentEventKind, PaymentPolicy, PaymentStatus,
+            PaymentUpdate,
+        };
+        let first = capture_confirmed(&ship_parcel(&split(), 1), 0);
+        assert_eq!(first.payment_status(), PaymentStatus::PartiallyPaid);
+        let void = PaymentEvent {
+            event_id: "void-rest".into(),
+            kind: PaymentEventKind::VoidSucceeded,
+            amount: first.totals.total,
+            occurred_at: Utc::now() + chrono::Duration::seconds(5),
+            psp_reference: first.payment.requests[0].psp_reference.clone(),
+            refund_id: None,
+            reason: None,
+        };
+        let PaymentUpdate::Recorded(voided) = first
+            .record_payment(&void, &PaymentPolicy::default(), Utc::now())
+            .unwrap()
+        else {
+            panic!("not recorded")
+        };
+        assert_eq!(voided.payment_status(), PaymentStatus::Voided);
+        assert_eq!(
+            voided.payment_attention().map(|a| a.reason),
+            Some(AttentionReason::PaymentVoided)
+        );
+        let packed = voided
+            .pick(2, "p", Utc::now())
+            .unwrap()
+            .pack(2, parcel(), "p", Utc::now())
+            .unwrap();
+        assert!(
+            matches!(
+                packed.ship(2, tracking(), packed.shipping.estimate, "p", Utc::now()),
+                Err(FulfillmentError::AwaitingPayment("VOIDED"))
+            ),
+            "nothing behind the rest: it does not leave"
+        );
+    }
+
+    #[test]
+    fn two_parcels_cannot_share_a_tracking_number() {
+        let first = ship_parcel(&split(), 1);
+        let packed = first
+            .pick(2, "p", Utc::now())
+            .unwrap()
+            .pack(2, parcel(), "p", Utc::now())
+            .unwrap();
+        let mut same = tracking();
+        same.tracking_number = "JJD-1".into();
+        assert_eq!(
+            packed.ship(2, same, packed.shipping.estimate, "p", Utc::now()),
+            Err(FulfillmentError::DuplicateTracking("JJD-1".into()))
+        );
+    }
+
+    #[test]
     fn a_split_order_can_be_cancelled_only_while_every_parcel_is_unpacked() {
         let order = split();
         let picked = order.pick(2, "p", Utc::now()).unwrap();
