@@ -130,14 +130,6 @@ struct EstimateView {
 
 impl FulfillmentView {
     fn of(order: &Order, f: &Fulfillment) -> Self {
-        let name = |sku: &Sku| {
-            order
-                .lines
-                .iter()
-                .find(|l| &l.sku == sku)
-                .map(|l| l.name.clone())
-                .unwrap_or_default()
-        };
         FulfillmentView {
             shipment_id: f.id(order),
             order_id: order.id.clone(),
@@ -152,7 +144,7 @@ impl FulfillmentView {
                 .iter()
                 .map(|l| PickLine {
                     sku: l.sku.clone(),
-                    name: name(&l.sku),
+                    name: order.line_name(&l.sku).to_owned(),
                     quantity: l.quantity,
                 })
                 .collect(),

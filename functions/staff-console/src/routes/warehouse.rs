@@ -19,14 +19,6 @@ pub(super) struct WarehouseQuery {
 
 /// One shipment as its location's staff work on it: its own units and its own version.
 pub(super) fn shipment_row(order: &Order, shipment: &Fulfillment) -> serde_json::Value {
-    let name = |sku: &oms_domain::ids::Sku| {
-        order
-            .lines
-            .iter()
-            .find(|l| &l.sku == sku)
-            .map(|l| l.name.clone())
-            .unwrap_or_default()
-    };
     json!({
         "shipmentId": shipment.id(order).to_string(),
         "orderId": order.id,
@@ -34,7 +26,7 @@ pub(super) fn shipment_row(order: &Order, shipment: &Fulfillment) -> serde_json:
         "of": order.shipments.len(),
         "location": shipment.warehouse,
         "version": shipment.version(),
-        "lines": shipment.lines.iter().map(|l| json!({"sku": l.sku, "name": name(&l.sku), "quantity": l.quantity})).collect::<Vec<_>>(),
+        "lines": shipment.lines.iter().map(|l| json!({"sku": l.sku, "name": order.line_name(&l.sku), "quantity": l.quantity})).collect::<Vec<_>>(),
         "method": order.shipping.method,
         "country": order.shipping.address.country(),
         "queuedAt": shipment.queued_at,

@@ -756,6 +756,14 @@ impl Order {
         }
     }
 
+    /// The name `sku` was sold under in this order (empty if the order has no such line).
+    pub fn line_name(&self, sku: &Sku) -> &str {
+        self.lines
+            .iter()
+            .find(|l| &l.sku == sku)
+            .map_or("", |l| l.name.as_str())
+    }
+
     /// Units per SKU, as stock sees them.
     pub fn quantities(&self) -> impl Iterator<Item = (&Sku, Quantity)> {
         self.lines.iter().map(|l| (&l.sku, l.quantity))
