@@ -551,6 +551,7 @@ mod tests {
             occurred_at: t,
             psp_reference: Some("pi_1".into()),
             refund_id: None,
+            request_id: None,
             reason: Some("insufficient_funds".into()),
         };
         let declined = psp(&reserved, decline(&reserved), t);
@@ -576,6 +577,7 @@ mod tests {
                 occurred_at: t,
                 psp_reference: Some("pi_1".into()),
                 refund_id: Some(refund.refund_id.clone()),
+                request_id: None,
                 reason: None,
             },
             t,

@@ -577,38 +577,49 @@ async fn an_order_split_over_two_warehouses_ships_and_arrives_as_two_parcels_eac
     assert_eq!(counters(&stack, &berlin_only).await, "BER-1 0/0");
     // Each parcel's share is captured as it left, one capture at a time: Amsterdam's first
     // (with the shipping charge), then, once the PSP took it, the rest with Berlin's.
-    let captures = |order: &Value| -> Vec<(u64, Value)> {
+    let captures = |order: &Value| -> Vec<(u64, Value, String)> {
         order["payment"]["requests"]
             .as_array()
             .unwrap()
             .iter()
             .filter(|r| r["kind"] == "CAPTURE")
-            .map(|r| (r["shipment"].as_u64().unwrap_or(0), r["amount"].clone()))
+            .map(|r| {
+                (
+                    r["shipment"].as_u64().unwrap_or(0),
+                    r["amount"].clone(),
+                    r["requestId"].as_str().unwrap().to_owned(),
+                )
+            })
             .collect()
     };
     let asked = captures(&stack.order_as_staff(&id).await);
     assert_eq!(asked.len(), 1, "{asked:?}");
     assert_eq!(asked[0].0, 2, "Amsterdam's parcel left first");
-    let psp_confirms = |amount: Value| {
-        let body = oms_system_tests::psp_body("capture.succeeded", &id, &amount, None);
+    // The first answer names no request (answering the oldest unanswered), the second names
+    // its own, as a PSP that echoes the idempotency key does.
+    let psp_confirms = |amount: Value, request: Option<String>| {
+        let mut body = oms_system_tests::psp_body("capture.succeeded", &id, &amount, None);
+        if let Some(request) = request {
+            body["requestId"] = request.into();
+        }
         let stack = &stack;
         async move {
             let reply = stack.psp_event(&body).await;
             assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
         }
     };
-    psp_confirms(asked[0].1.clone()).await;
+    psp_confirms(asked[0].1.clone(), None).await;
     let order = stack.order_as_staff(&id).await;
     assert_eq!(order["payment"]["status"], "PARTIALLY_PAID");
     let asked = captures(&order);
     assert_eq!(asked.len(), 2, "{asked:?}");
     assert_eq!(asked[1].0, 1);
-    psp_confirms(asked[1].1.clone()).await;
+    psp_confirms(asked[1].1.clone(), Some(asked[1].2.clone())).await;
     let order = stack.order_as_staff(&id).await;
     assert_eq!(order["payment"]["status"], "PAID");
     let minor = |m: &Value| m["amount"].as_i64().unwrap();
     assert_eq!(
-        asked.iter().map(|(_, m)| minor(m)).sum::<i64>(),
+        asked.iter().map(|(_, m, _)| minor(m)).sum::<i64>(),
         minor(&placed.body["totals"]["total"]),
         "the captures add up to exactly the order's total"
     );

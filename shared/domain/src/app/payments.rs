@@ -167,6 +167,7 @@ pub(crate) mod tests {
             occurred_at: order.created_at,
             psp_reference: Some("pi_1".into()),
             refund_id: None,
+            request_id: None,
             reason: None,
         }
     }

@@ -596,6 +596,7 @@ pub async fn sweep_listings<S: OrderStore>(store: &S, prefix: &str) {
         occurred_at: at + seconds(11),
         psp_reference: None,
         refund_id: None,
+        request_id: None,
         reason: None,
     };
     let PaymentUpdate::Recorded(mismatched) = orders[1]

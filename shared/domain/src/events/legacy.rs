@@ -288,6 +288,7 @@ mod tests {
                     occurred_at: now,
                     psp_reference: Some(format!("pi_{reference}")),
                     refund_id: refund.map(|r| r.refund_id.clone()),
+                    request_id: None,
                     reason: (*kind == PaymentEventKind::AuthorizationFailed)
                         .then(|| "insufficient_funds".to_owned()),
                 };

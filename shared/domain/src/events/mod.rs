@@ -707,6 +707,7 @@ mod tests {
                 occurred_at: t,
                 psp_reference: Some("pi_1".into()),
                 refund_id: refund.map(str::to_owned),
+                request_id: None,
                 reason: None,
             };
             match order

@@ -1163,15 +1163,31 @@ mod tests {
 
     /// The PSP confirms capture `request` of `order`.
     fn capture_confirmed(order: &Order, request: usize) -> Order {
-        use crate::order::payments::{PaymentEvent, PaymentEventKind, PaymentPolicy};
+        capture_answered(
+            order,
+            request,
+            crate::order::payments::PaymentEventKind::CaptureSucceeded,
+            false,
+        )
+    }
+
+    /// The PSP answers capture `request` of `order` with `kind`, naming the request if `named`.
+    fn capture_answered(
+        order: &Order,
+        request: usize,
+        kind: crate::order::payments::PaymentEventKind,
+        named: bool,
+    ) -> Order {
+        use crate::order::payments::{PaymentEvent, PaymentPolicy};
         let asked = &order.payment.requests[request];
         let event = PaymentEvent {
-            event_id: format!("cap-{}", asked.request_id),
-            kind: PaymentEventKind::CaptureSucceeded,
+            event_id: format!("{}-{}", kind.as_str(), asked.request_id),
+            kind,
             amount: asked.amount,
             occurred_at: Utc::now(),
             psp_reference: asked.psp_reference.clone(),
             refund_id: None,
+            request_id: named.then(|| asked.request_id.clone()),
             reason: None,
         };
         match order
@@ -1294,6 +1310,7 @@ mod tests {
             occurred_at: Utc::now() + chrono::Duration::seconds(5),
             psp_reference: first.payment.requests[0].psp_reference.clone(),
             refund_id: None,
+            request_id: None,
             reason: None,
         };
         let PaymentUpdate::Recorded(voided) = first
@@ -1319,6 +1336,24 @@ mod tests {
             ),
             "nothing behind the rest: it does not leave"
         );
+    }
+
+    #[test]
+    fn a_capture_answered_twice_under_its_name_leaves_the_next_one_outstanding() {
+        use crate::order::payments::{PaymentEventKind, PaymentStatus};
+        let both = ship_parcel(&ship_parcel(&split(), 1), 2);
+        // The PSP reports a failure, then a success, of the first share, each naming it.
+        let failed = capture_answered(&both, 0, PaymentEventKind::CaptureFailed, true);
+        let first = capture_answered(&failed, 0, PaymentEventKind::CaptureSucceeded, true);
+        assert_eq!(first.payment_status(), PaymentStatus::PartiallyPaid);
+        let second = first
+            .payment
+            .outstanding_capture()
+            .expect("the second share is asked and unanswered");
+        assert_eq!(second.shipment, Some(2));
+        let paid = capture_answered(&first, 1, PaymentEventKind::CaptureSucceeded, true);
+        assert_eq!(paid.payment_status(), PaymentStatus::Paid);
+        assert!(paid.payment.outstanding_capture().is_none());
     }
 
     #[test]

@@ -100,6 +100,9 @@ pub struct PaymentEvent {
     pub psp_reference: Option<String>,
     /// The refund (`<order id>-REFUND-<n>`) a refund event settles.
     pub refund_id: Option<String>,
+    /// The capture or void asked of the PSP (`<order id>-CAPTURE-<n>`, its idempotency key)
+    /// this event answers, where the PSP echoes it.
+    pub request_id: Option<String>,
     /// Why a failure failed, as the PSP put it.
     pub reason: Option<String>,
 }
@@ -117,6 +120,9 @@ pub struct LedgerEntry {
     pub psp_reference: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refund_id: Option<String>,
+    /// The request it answers, where the PSP named it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// Why this entry counts for nothing: its amount, currency or refund is not the order's.
@@ -486,33 +492,56 @@ impl Payment {
             .max()
     }
 
-    /// Whether a capture of `reference` was asked and the PSP has not answered it.
-    fn capture_outstanding_on(&self, reference: Option<&str>) -> bool {
-        // Each capture asked is answered once, success or failure: more asked than answered
-        // leaves one outstanding (the parcels of a split order are captured one at a time).
-        let answers = self
+    /// The captures asked of the PSP that it has not answered (success or failure), oldest
+    /// first. An answer that names its request answers that one; one that names none answers
+    /// the oldest capture of its payment still unanswered (a PSP that does not echo the
+    /// request answers them in the order they were asked, one at a time).
+    fn unanswered_captures(&self) -> Vec<&PspRequest> {
+        let answers: Vec<&LedgerEntry> = self
             .ledger
             .iter()
             .filter(|e| {
-                (e.counts(PaymentEventKind::CaptureSucceeded)
-                    || e.counts(PaymentEventKind::CaptureFailed))
-                    && self.reference_of(e) == reference
+                e.counts(PaymentEventKind::CaptureSucceeded)
+                    || e.counts(PaymentEventKind::CaptureFailed)
             })
-            .count();
-        let asked = self
+            .collect();
+        let captures: Vec<&PspRequest> = self
             .requests
             .iter()
-            .filter(|r| r.kind == PspRequestKind::Capture && r.psp_reference.as_deref() == reference)
-            .count();
-        asked > answers
+            .filter(|r| r.kind == PspRequestKind::Capture)
+            .collect();
+        let named = |r: &PspRequest| {
+            answers
+                .iter()
+                .any(|e| e.request_id.as_deref() == Some(r.request_id.as_str()))
+        };
+        let mut unanswered: Vec<&PspRequest> = captures.iter().copied().filter(|r| !named(r)).collect();
+        for answer in answers.iter().filter(|e| {
+            e.request_id
+                .as_deref()
+                .is_none_or(|id| !captures.iter().any(|r| r.request_id == id))
+        }) {
+            let reference = self.reference_of(answer);
+            if let Some(at) = unanswered
+                .iter()
+                .position(|r| r.psp_reference.as_deref() == reference)
+            {
+                unanswered.remove(at);
+            }
+        }
+        unanswered
+    }
+
+    /// Whether a capture of `reference` was asked and the PSP has not answered it.
+    fn capture_outstanding_on(&self, reference: Option<&str>) -> bool {
+        self.unanswered_captures()
+            .iter()
+            .any(|r| r.psp_reference.as_deref() == reference)
     }
 
     /// The capture asked of the PSP that it has not answered, if one is outstanding.
     pub fn outstanding_capture(&self) -> Option<&PspRequest> {
-        self.requests.iter().rev().find(|r| {
-            r.kind == PspRequestKind::Capture
-                && self.capture_outstanding_on(r.psp_reference.as_deref())
-        })
+        self.unanswered_captures().last().copied()
     }
 
     /// The payment an entry is about, read the same way everywhere: the one it names; if it
@@ -825,6 +854,7 @@ impl Order {
             recorded_at: now,
             psp_reference: event.psp_reference.clone(),
             refund_id: event.refund_id.clone(),
+            request_id: event.request_id.clone(),
             reason: event.reason.clone(),
             mismatch: mismatch.clone(),
         };
@@ -895,15 +925,34 @@ impl Order {
         } else {
             self.totals.total
         };
-        // A capture (or its failure) may be one parcel's share, as asked.
-        let a_share_asked = matches!(
+        // A capture (or its failure) may be one parcel's share, as asked: the one it names,
+        // or any share asked when it names none.
+        let is_capture = matches!(
             event.kind,
             PaymentEventKind::CaptureSucceeded | PaymentEventKind::CaptureFailed
-        ) && self
-            .payment
-            .requests
-            .iter()
-            .any(|r| r.kind == PspRequestKind::Capture && r.amount == event.amount);
+        );
+        let named = event.request_id.as_deref().and_then(|id| {
+            self.payment
+                .requests
+                .iter()
+                .find(|r| r.kind == PspRequestKind::Capture && r.request_id == id)
+        });
+        if let (true, Some(asked)) = (is_capture, named) {
+            return (event.amount != asked.amount).then(|| {
+                format!(
+                    "{} reported, {} asked by {}",
+                    format_amount(event.amount),
+                    format_amount(asked.amount),
+                    asked.request_id
+                )
+            });
+        }
+        let a_share_asked = is_capture
+            && self
+                .payment
+                .requests
+                .iter()
+                .any(|r| r.kind == PspRequestKind::Capture && r.amount == event.amount);
         (event.amount != expected && !a_share_asked).then(|| {
             format!(
                 "{} reported, {} expected",
@@ -1231,6 +1280,7 @@ mod tests {
             occurred_at: now(),
             psp_reference: Some("pi_1".into()),
             refund_id: None,
+            request_id: None,
             reason: None,
         }
     }
@@ -1742,6 +1792,7 @@ mod tests {
                 occurred_at: later,
                 psp_reference: capture.psp_reference.clone(),
                 refund_id: None,
+                request_id: None,
                 reason: None,
             },
         );
@@ -2017,6 +2068,7 @@ impl Order {
             occurred_at: at,
             psp_reference: Some(format!("psp-{}", self.id)),
             refund_id: None,
+            request_id: None,
             reason: None,
         };
         match self.record_payment(&event, &PaymentPolicy::default(), at) {
@@ -2116,6 +2168,7 @@ mod ledger_properties {
             occurred_at: t0() + Duration::seconds(*at),
             psp_reference: (*payment < 3).then(|| format!("pi_{payment}")),
             refund_id: refund.map(|r| r.refund_id.clone()),
+            request_id: None,
             reason: None,
         })
     }

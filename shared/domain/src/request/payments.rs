@@ -73,6 +73,7 @@ impl PspEvent {
         });
         let psp_reference = fields.optional(&mut errors, "pspReference", identifier);
         let refund_id = fields.optional(&mut errors, "refundId", identifier);
+        let request_id = fields.optional(&mut errors, "requestId", identifier);
         // Free text from a third party: kept short and printable rather than refused.
         let reason = fields.get("reason").and_then(Value::as_str).map(|r| {
             r.chars()
@@ -96,6 +97,7 @@ impl PspEvent {
                         occurred_at,
                         psp_reference,
                         refund_id,
+                        request_id,
                         reason,
                     },
                 })
