@@ -96,7 +96,7 @@ struct FulfillmentView {
     shipment_id: ShipmentId,
     order_id: OrderId,
     order_status: OrderStatus,
-    /// Its place among the order's parcels, and how many there are.
+    /// Its place among the order's parcels now ("2 of 2"), and how many there are.
     number: u32,
     of: usize,
     status: FulfillmentStatus,
@@ -134,7 +134,7 @@ impl FulfillmentView {
             shipment_id: f.id(order),
             order_id: order.id.clone(),
             order_status: order.status,
-            number: f.number,
+            number: order.parcel_position(f.number),
             of: order.shipments.len(),
             status: f.status,
             warehouse: f.warehouse.clone(),

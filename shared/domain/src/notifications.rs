@@ -329,7 +329,7 @@ impl Renderer {
         // and its own delivery estimate.
         let parcel = event.data.parcel.as_ref();
         let estimate = parcel
-            .and_then(|p| order.shipments.iter().find(|s| s.number == p.number))
+            .and_then(|p| order.shipment(p.shipment_id.number()).ok())
             .and_then(|s| s.estimate)
             .unwrap_or(event.data.estimate);
         let data = serde_json::json!({

@@ -22,7 +22,7 @@ pub(super) fn shipment_row(order: &Order, shipment: &Fulfillment) -> serde_json:
     json!({
         "shipmentId": shipment.id(order).to_string(),
         "orderId": order.id,
-        "number": shipment.number,
+        "number": order.parcel_position(shipment.number),
         "of": order.shipments.len(),
         "location": shipment.warehouse,
         "version": shipment.version(),

@@ -247,6 +247,7 @@ pub struct OrderEventData {
 #[serde(rename_all = "camelCase")]
 pub struct EventParcel {
     pub shipment_id: ShipmentId,
+    /// Its place among the order's parcels now, of `of`.
     pub number: u32,
     pub of: u32,
     pub location: String,
@@ -310,7 +311,7 @@ fn order_cloud_event(
         tracking: shipment.and_then(|f| f.tracking.clone()),
         parcel: moved.filter(|_| new.is_split()).map(|f| EventParcel {
             shipment_id: f.id(new),
-            number: f.number,
+            number: new.parcel_position(f.number),
             of: new.shipments.len() as u32,
             location: f.warehouse.clone(),
             units: f.units(),

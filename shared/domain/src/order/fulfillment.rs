@@ -331,6 +331,15 @@ impl Order {
         self.shipments.len() > 1
     }
 
+    /// Where shipment `number` stands among the order's shipments now, from 1: "parcel 2 of 2"
+    /// (numbers are never given twice, so after a move they may skip).
+    pub fn parcel_position(&self, number: u32) -> u32 {
+        self.shipments
+            .iter()
+            .position(|s| s.number == number)
+            .map_or(number, |i| i as u32 + 1)
+    }
+
     /// The highest number a shipment of the order has ever had: numbers are never given twice.
     pub fn last_shipment_number(&self) -> u32 {
         self.shipments
@@ -405,7 +414,8 @@ impl Order {
         let mut label = step.status.as_str().to_lowercase().replace('_', " ");
         if self.is_split() {
             label = format!(
-                "parcel {number} of {} ({}): {label}",
+                "parcel {} of {} ({}): {label}",
+                self.parcel_position(number),
                 self.shipments.len(),
                 shipment.warehouse
             );
