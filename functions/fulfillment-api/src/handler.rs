@@ -17,9 +17,9 @@ use oms_domain::app::caller::{SCOPE_ADMIN, SCOPE_WAREHOUSE};
 use oms_domain::app::fulfillment::{
     self, CarrierEvent, CarrierResult, MoveShipment, StepConditions, WarehouseAction,
 };
-use oms_domain::location::Locations;
 use oms_domain::contact::Address;
 use oms_domain::ids::{OrderId, ShipmentId, Sku};
+use oms_domain::location::Locations;
 use oms_domain::order::fulfillment::{
     Fulfillment, FulfillmentStatus, FulfillmentStep, Parcel, Tracking,
 };

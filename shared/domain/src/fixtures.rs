@@ -94,7 +94,8 @@ pub fn delivered_order(id: &str, customer: &str, delivered_at: DateTime<Utc>) ->
         .ship(1, tracking(), packed.shipping.estimate, "packer", at)
         .expect("the packed sample order ships");
     match shipped
-        .carrier_event(1, 
+        .carrier_event(
+            1,
             "fixture-1",
             CarrierEventKind::Delivered,
             None,

@@ -217,7 +217,8 @@ impl Locations {
         for parcel in &plan.shipments {
             price = price.checked_add(parcel.cost)?;
             let location = self.get(&parcel.location)?;
-            let leaves = ship_date_with(ordered_at, location.handling_days, location.cutoff_hour_utc);
+            let leaves =
+                ship_date_with(ordered_at, location.handling_days, location.cutoff_hour_utc);
             let arrives = shipping
                 .estimate_from_ship_date(method, country, leaves)
                 .ok()?;
@@ -288,8 +289,14 @@ mod tests {
             unit_weight_grams: 500,
         };
         let mut available: Availability = std::collections::BTreeMap::new();
-        available.entry("BER-1".into()).or_default().insert(sku("A"), 5);
-        available.entry("AMS-1".into()).or_default().insert(sku("B"), 5);
+        available
+            .entry("BER-1".into())
+            .or_default()
+            .insert(sku("A"), 5);
+        available
+            .entry("AMS-1".into())
+            .or_default()
+            .insert(sku("B"), 5);
         let at = chrono::DateTime::parse_from_rfc3339("2026-12-01T09:00:00Z")
             .unwrap()
             .with_timezone(&chrono::Utc);
@@ -308,7 +315,14 @@ mod tests {
         assert_eq!(amsterdam.price.minor_units(), cost("eu"));
         // Split: both parcels, arriving with the later one.
         let both = locations
-            .quote(&policy, standard, &de, &[demand("A"), demand("B")], &available, at)
+            .quote(
+                &policy,
+                standard,
+                &de,
+                &[demand("A"), demand("B")],
+                &available,
+                at,
+            )
             .unwrap();
         assert_eq!(both.price.minor_units(), cost("domestic") + cost("eu"));
         assert!(both.estimate.latest >= berlin.estimate.latest);
@@ -317,7 +331,14 @@ mod tests {
             .quote(&policy, standard, &de, &[demand("C")], &available, at)
             .is_none());
         assert!(locations
-            .quote(&policy, ShippingMethod::InStorePickup, &de, &[demand("A")], &available, at)
+            .quote(
+                &policy,
+                ShippingMethod::InStorePickup,
+                &de,
+                &[demand("A")],
+                &available,
+                at
+            )
             .is_none());
     }
 

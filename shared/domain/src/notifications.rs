@@ -751,8 +751,11 @@ mod tests {
             .authorized_for_test(Utc::now())
             .start_fulfillment("W", Utc::now())
             .unwrap();
-        let picked_event =
-            order_event(Some(&picked), Some(&picked.pick(1, "p", Utc::now()).unwrap())).unwrap();
+        let picked_event = order_event(
+            Some(&picked),
+            Some(&picked.pick(1, "p", Utc::now()).unwrap()),
+        )
+        .unwrap();
         assert!(
             renderer
                 .render(&picked_event, &picked, &Preferences::default())

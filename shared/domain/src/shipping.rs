@@ -105,7 +105,11 @@ pub struct ShippingQuote {
 
 /// The day an order placed at `ordered_at` leaves a location that needs `handling_days`
 /// business days and takes orders in until `cutoff_hour_utc` for the same day.
-pub fn ship_date_with(ordered_at: DateTime<Utc>, handling_days: u32, cutoff_hour_utc: u32) -> NaiveDate {
+pub fn ship_date_with(
+    ordered_at: DateTime<Utc>,
+    handling_days: u32,
+    cutoff_hour_utc: u32,
+) -> NaiveDate {
     let day = ordered_at.date_naive();
     let start = if !is_business_day(day) || ordered_at.hour() >= cutoff_hour_utc {
         next_business_day(day)

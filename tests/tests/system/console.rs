@@ -269,7 +269,9 @@ async fn staff_find_an_order_ship_it_through_the_pick_list_and_a_stale_form_is_r
         )
         .await;
     assert_eq!(picked.status, StatusCode::OK);
-    browser.submit(&format!("#shipment-{id}-1 button.pick")).await;
+    browser
+        .submit(&format!("#shipment-{id}-1 button.pick"))
+        .await;
     assert!(
         browser
             .body()
@@ -702,7 +704,12 @@ async fn staff_see_a_split_order_move_a_parcel_and_work_it_at_its_location() {
             .unwrap()
             .iter()
             .find(|l| l["location"] == location)
-            .map(|l| (l["available"].as_u64().unwrap(), l["reserved"].as_u64().unwrap()))
+            .map(|l| {
+                (
+                    l["available"].as_u64().unwrap(),
+                    l["reserved"].as_u64().unwrap(),
+                )
+            })
     };
     assert_eq!(
         (at("BER-1"), at("AMS-1")),
@@ -715,8 +722,13 @@ async fn staff_see_a_split_order_move_a_parcel_and_work_it_at_its_location() {
     browser.fill("#shipment-search", &id).await;
     browser.submit("#find-shipment").await;
     let card = browser.text(&format!("#shipment-{id}-2")).await;
-    assert!(card.contains(&berlin_only) && card.contains(&amsterdam_only), "{card}");
+    assert!(
+        card.contains(&berlin_only) && card.contains(&amsterdam_only),
+        "{card}"
+    );
     browser.screenshot("warehouse-location").await;
-    browser.submit(&format!("#shipment-{id}-2 button.pick")).await;
+    browser
+        .submit(&format!("#shipment-{id}-2 button.pick"))
+        .await;
     assert_eq!(browser.text("#banner").await, "Picked.");
 }

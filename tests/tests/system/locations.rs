@@ -485,7 +485,6 @@ async fn pick_list(stack: &Stack, location: &str, status: &str) -> Vec<String> {
     }
 }
 
-
 /// The carrier reports parcel `number` delivered, under `reference`; answers the order status
 /// the carrier endpoint reports.
 async fn delivered(stack: &Stack, reference: &str, number: &str) -> Value {
@@ -539,9 +538,15 @@ async fn an_order_split_over_two_warehouses_ships_and_arrives_as_two_parcels_eac
         ],
         "one shipment per location, with that location's units"
     );
-    assert!(pick_list(&stack, "BER-1", "AWAITING_PICK").await.contains(&first));
-    assert!(pick_list(&stack, "AMS-1", "AWAITING_PICK").await.contains(&second));
-    assert!(!pick_list(&stack, "BER-1", "AWAITING_PICK").await.contains(&second));
+    assert!(pick_list(&stack, "BER-1", "AWAITING_PICK")
+        .await
+        .contains(&first));
+    assert!(pick_list(&stack, "AMS-1", "AWAITING_PICK")
+        .await
+        .contains(&second));
+    assert!(!pick_list(&stack, "BER-1", "AWAITING_PICK")
+        .await
+        .contains(&second));
 
     // Berlin's staff cannot pick Amsterdam's parcel: its units are reserved there.
     let warehouse = stack.token("warehouse-tests", Some("oms:warehouse"));
@@ -629,7 +634,10 @@ async fn an_order_split_over_two_warehouses_ships_and_arrives_as_two_parcels_eac
         delivered(&stack, &id, &amsterdam_tracking).await,
         "PARTIALLY_DELIVERED"
     );
-    assert_eq!(delivered(&stack, &first, &berlin_tracking).await, "DELIVERED");
+    assert_eq!(
+        delivered(&stack, &first, &berlin_tracking).await,
+        "DELIVERED"
+    );
     stack.wait_status(&customer, &id, "DELIVERED").await;
 
     // Told of each parcel once: two "shipped" and two "delivered" e-mails.
@@ -672,9 +680,18 @@ async fn staff_move_a_shipment_before_picking_and_its_reservation_moves_with_it(
     let etag = stack.shipment_etag(&id, &warehouse).await;
     let path = format!("/fulfillments/{id}/move");
     let packer = stack
-        .warehouse_post(&path, &warehouse, Some(&etag), Some(&json!({"to": "AMS-1"})))
+        .warehouse_post(
+            &path,
+            &warehouse,
+            Some(&etag),
+            Some(&json!({"to": "AMS-1"})),
+        )
         .await;
-    assert_eq!(packer.status, StatusCode::FORBIDDEN, "a packer does not move reservations");
+    assert_eq!(
+        packer.status,
+        StatusCode::FORBIDDEN,
+        "a packer does not move reservations"
+    );
 
     // Both units to Amsterdam, which holds one: refused, nothing moved.
     let short = stack
@@ -684,9 +701,19 @@ async fn staff_move_a_shipment_before_picking_and_its_reservation_moves_with_it(
     assert_eq!(short.body["type"], "/problems/insufficient-stock");
     assert_eq!(counters(&stack, &sku).await, "AMS-1 1/0, BER-1 1/2");
     let unknown = stack
-        .warehouse_post(&path, &staff, Some(&etag), Some(&json!({"to": "NOWHERE-9"})))
+        .warehouse_post(
+            &path,
+            &staff,
+            Some(&etag),
+            Some(&json!({"to": "NOWHERE-9"})),
+        )
         .await;
-    assert_eq!(unknown.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", unknown.body);
+    assert_eq!(
+        unknown.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{:?}",
+        unknown.body
+    );
     let without = stack
         .warehouse_post(&path, &staff, None, Some(&json!({"to": "AMS-1"})))
         .await;

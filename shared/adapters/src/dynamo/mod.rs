@@ -159,7 +159,9 @@ impl OrderItem {
             gsi1sk: format!("ORDER#{}", order.id),
             gsi2pk: format!("STATUS#{}", order.status.as_str()),
             gsi2sk: listing_sort_key(order.status_since(), &order.id),
-            gsi3pk: on_pick_list(order).next().map(|f| pick_list_key(&f.warehouse, f.status)),
+            gsi3pk: on_pick_list(order)
+                .next()
+                .map(|f| pick_list_key(&f.warehouse, f.status)),
             gsi3sk: on_pick_list(order)
                 .next()
                 .map(|f| pick_list_sort_key(f, order)),
@@ -244,7 +246,8 @@ fn shipment_entries(order: &Order) -> Vec<ShipmentEntry> {
     let carried = on_pick_list(order).next().map(|f| f.number);
     (1..=last)
         .map(|number| {
-            let listed = on_pick_list(order).find(|f| f.number == number && Some(number) != carried);
+            let listed =
+                on_pick_list(order).find(|f| f.number == number && Some(number) != carried);
             ShipmentEntry {
                 pk: order_pk(&order.id),
                 sk: shipment_entry_sk(number),

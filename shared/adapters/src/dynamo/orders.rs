@@ -188,7 +188,11 @@ impl OrderStore for DynamoStore {
         let mut listed: Vec<(usize, Order)> = Vec::with_capacity(items.len());
         let mut named: Vec<(usize, HashMap<String, AttributeValue>)> = Vec::new();
         for (position, item) in items.into_iter().enumerate() {
-            match item.get("entity").and_then(|e| e.as_s().ok()).map(String::as_str) {
+            match item
+                .get("entity")
+                .and_then(|e| e.as_s().ok())
+                .map(String::as_str)
+            {
                 Some(entity::SHIPMENT) => {
                     // An order named twice is read once (a batch may not repeat a key).
                     if let Some(pk) = item.get("pk").and_then(|pk| pk.as_s().ok()) {
@@ -209,7 +213,10 @@ impl OrderStore for DynamoStore {
                 .filter_map(|(p, k)| Some((k.get("pk")?.as_s().ok()?.clone(), *p)))
                 .collect();
             let keys = named.into_iter().map(|(_, k)| k).collect();
-            for item in self.read_many(keys, "read split orders of a pick list").await? {
+            for item in self
+                .read_many(keys, "read split orders of a pick list")
+                .await?
+            {
                 let order = self.order_from(item)?;
                 if let Some(position) = positions.get(&order_pk(&order.id)) {
                     listed.push((*position, order));
@@ -219,7 +226,9 @@ impl OrderStore for DynamoStore {
         listed.sort_by_key(|(position, _)| *position);
         let mut orders: Vec<Order> = Vec::with_capacity(listed.len());
         for (_, order) in listed {
-            let here = order.shipment_at(warehouse).is_some_and(|f| f.status == status)
+            let here = order
+                .shipment_at(warehouse)
+                .is_some_and(|f| f.status == status)
                 && matches!(
                     order.status,
                     OrderStatus::Fulfilling | OrderStatus::PartiallyShipped

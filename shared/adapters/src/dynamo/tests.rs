@@ -170,9 +170,19 @@ fn an_order_stored_with_one_shipment_reads_it_as_its_first() {
     let first = &read.shipments[0];
     assert_eq!(first.number, 1);
     assert_eq!(first.lines.len(), delivered.lines.len());
-    assert_eq!(first.units(), delivered.lines.iter().map(|l| l.quantity.get()).sum::<u32>());
+    assert_eq!(
+        first.units(),
+        delivered
+            .lines
+            .iter()
+            .map(|l| l.quantity.get())
+            .sum::<u32>()
+    );
     let written = item_json(&to_item(&OrderItem::new(&read)).unwrap()).to_string();
-    assert!(!written.contains("\"fulfillment\""), "written back as shipments only");
+    assert!(
+        !written.contains("\"fulfillment\""),
+        "written back as shipments only"
+    );
 }
 
 /// An order split over two locations before shipments were per location, stored with its one
@@ -188,7 +198,10 @@ fn a_split_order_stored_with_one_shipment_reads_as_one_per_location() {
     );
     let shipment = |location: &str, line: usize| PlannedShipment {
         location: location.into(),
-        lines: vec![(placed.lines[line].sku.clone(), placed.lines[line].quantity.get())],
+        lines: vec![(
+            placed.lines[line].sku.clone(),
+            placed.lines[line].quantity.get(),
+        )],
         weight_grams: 0,
         cost: 0,
     };
@@ -216,8 +229,16 @@ fn a_split_order_stored_with_one_shipment_reads_as_one_per_location() {
     assert_eq!(
         at,
         [
-            ("BER-1", placed.lines[0].sku.to_string(), placed.lines[0].quantity.get()),
-            ("AMS-1", placed.lines[1].sku.to_string(), placed.lines[1].quantity.get())
+            (
+                "BER-1",
+                placed.lines[0].sku.to_string(),
+                placed.lines[0].quantity.get()
+            ),
+            (
+                "AMS-1",
+                placed.lines[1].sku.to_string(),
+                placed.lines[1].quantity.get()
+            )
         ]
     );
 }

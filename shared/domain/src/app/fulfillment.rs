@@ -12,9 +12,9 @@ use chrono::{DateTime, Utc};
 use crate::app::retry::{until_written, Attempt, Contended};
 use crate::app::Caller;
 use crate::ids::{OrderId, ShipmentId};
+use crate::location::Locations;
 use crate::order::fulfillment::{CarrierUpdate, FulfillmentError, FulfillmentStatus};
 use crate::order::{Order, OrderStatus};
-use crate::location::Locations;
 use crate::ports::{CommitOutcome, OrderStore, OrderTransactions, Page, ShipOutcome, StoreError};
 pub use crate::request::fulfillment::{CarrierEvent, MoveShipment, WarehouseAction};
 use crate::shipping::ShippingPolicy;
@@ -280,13 +280,8 @@ pub async fn move_shipment<S: OrderStore + OrderTransactions>(
             )
             .into());
         }
-        let change = order.move_units(
-            id.number(),
-            &request.to,
-            request.lines.as_deref(),
-            by,
-            now,
-        )?;
+        let change =
+            order.move_units(id.number(), &request.to, request.lines.as_deref(), by, now)?;
         match store.commit(&change).await? {
             CommitOutcome::Committed => Ok(Attempt::Done(change.order)),
             CommitOutcome::OrderChanged => Ok(Attempt::LostRace),
@@ -504,8 +499,16 @@ mod tests {
             &json!({"weightGrams": 800, "lengthCm": 30, "widthCm": 20, "heightCm": 10}),
         )
         .unwrap();
-        let result =
-            warehouse_step(&store, &policy, &warehouse(), &first(&id), pack, StepConditions::default(), Utc::now()).await;
+        let result = warehouse_step(
+            &store,
+            &policy,
+            &warehouse(),
+            &first(&id),
+            pack,
+            StepConditions::default(),
+            Utc::now(),
+        )
+        .await;
         assert!(matches!(
             result,
             Err(FulfillmentAppError::PreconditionRequired)

@@ -10,7 +10,6 @@
 //! little, the order is rejected with the short SKUs. A repeated message finds the order no
 //! longer `PENDING` and changes nothing.
 
-
 use chrono::{DateTime, Utc};
 
 use crate::app::retry::{until_written, Attempt, Contended};

@@ -198,7 +198,8 @@ fn shipped(order: &Order, at: DateTime<Utc>) -> Order {
 fn delivered(order: &Order, at: DateTime<Utc>) -> Order {
     let shipped = shipped(&packed(&picked(order, at), at), at);
     match shipped
-        .carrier_event(1, 
+        .carrier_event(
+            1,
             &format!("{}-delivered", order.id),
             CarrierEventKind::Delivered,
             None,

@@ -39,9 +39,13 @@ fn for_status(status: OrderStatus) -> EventType {
 fn for_payment(old: PaymentStatus, new: PaymentStatus, called_off: bool) -> EventType {
     match new {
         PaymentStatus::Authorized | PaymentStatus::PartiallyPaid | PaymentStatus::Paid
-                if called_off => EventType::PaymentUpdated,
+            if called_off =>
+        {
+            EventType::PaymentUpdated
+        }
         PaymentStatus::Authorized | PaymentStatus::PartiallyPaid | PaymentStatus::Paid
-                if old.is_unpaid() => {
+            if old.is_unpaid() =>
+        {
             EventType::PaymentAuthorized
         }
         PaymentStatus::PartiallyPaid | PaymentStatus::Paid => EventType::PaymentCaptured,
@@ -302,7 +306,8 @@ mod tests {
             Step::Pack => only(order.pack(1, crate::fixtures::parcel(), "p", now).ok()?),
             Step::Ship => only(
                 order
-                    .ship(1, 
+                    .ship(
+                        1,
                         crate::fixtures::tracking(),
                         order.shipping.estimate,
                         "p",

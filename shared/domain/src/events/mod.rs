@@ -14,8 +14,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{ReturnId, ShipmentId};
 use crate::ids::{CustomerId, OrderId, Sku};
+use crate::ids::{ReturnId, ShipmentId};
 use crate::money::Money;
 use crate::order::fulfillment::{FulfillmentStatus, Tracking};
 use crate::order::history::{Announcement, Change, OrderEvent};

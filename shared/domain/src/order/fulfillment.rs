@@ -553,7 +553,11 @@ impl Order {
         .map_err(|e| FulfillmentError::NotInFulfillment(e.from.as_str()))
     }
 
-    fn expect_step(&self, number: u32, expected: FulfillmentStatus) -> Result<(), FulfillmentError> {
+    fn expect_step(
+        &self,
+        number: u32,
+        expected: FulfillmentStatus,
+    ) -> Result<(), FulfillmentError> {
         // Held back from the warehouse: the PSP released its hold and it waits for a new payment.
         if self.status == OrderStatus::Reserved && !self.shipments.is_empty() {
             return Err(FulfillmentError::AwaitingPayment(
@@ -594,7 +598,12 @@ impl Order {
     }
 
     /// The items of shipment `number` are taken from the shelves.
-    pub fn pick(&self, number: u32, by: &str, now: DateTime<Utc>) -> Result<Order, FulfillmentError> {
+    pub fn pick(
+        &self,
+        number: u32,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Order, FulfillmentError> {
         self.warehouse_step(
             number,
             FulfillmentStatus::AwaitingPick,
@@ -642,7 +651,9 @@ impl Order {
                     .as_ref()
                     .is_some_and(|t| t.tracking_number == tracking.tracking_number)
         }) {
-            return Err(FulfillmentError::DuplicateTracking(tracking.tracking_number));
+            return Err(FulfillmentError::DuplicateTracking(
+                tracking.tracking_number,
+            ));
         }
         // The goods leave only against money held or taken (the PSP may have released a hold
         // since the order was picked).
@@ -765,7 +776,8 @@ impl Order {
     /// Whether shipment `number` may still be moved: it awaits pick in an order the warehouses
     /// may work on.
     pub fn can_move(&self, number: u32) -> bool {
-        self.expect_step(number, FulfillmentStatus::AwaitingPick).is_ok()
+        self.expect_step(number, FulfillmentStatus::AwaitingPick)
+            .is_ok()
     }
 
     /// Staff move shipment `number` — all of it, or `units` of it (SKU and how many) — to
@@ -836,8 +848,8 @@ impl Order {
             }
         };
         // One transaction: a stock item per SKU, the order, and its shipments' pick-list entries.
-        let most = crate::MAX_TRANSACTION_ITEMS
-            .saturating_sub(2 + self.last_shipment_number() as usize);
+        let most =
+            crate::MAX_TRANSACTION_ITEMS.saturating_sub(2 + self.last_shipment_number() as usize);
         if moving.len() > most {
             return Err(FulfillmentError::CannotMove(format!(
                 "at most {most} SKUs move at once; this moves {}",
@@ -846,7 +858,8 @@ impl Order {
         }
         let mut moves = Vec::with_capacity(moving.len() * 2);
         for (sku, n) in &moving {
-            let quantity = Quantity::new(*n).map_err(|e| FulfillmentError::CannotMove(e.to_string()))?;
+            let quantity =
+                Quantity::new(*n).map_err(|e| FulfillmentError::CannotMove(e.to_string()))?;
             moves.push(StockMove {
                 sku: sku.clone(),
                 location: from.warehouse.clone(),
@@ -908,8 +921,13 @@ impl Order {
                     for (sku, n) in &moving {
                         add_to_lines(&mut lines, sku, *n);
                     }
-                    next.shipments
-                        .push(Fulfillment::queued(number, to, lines, Some(note.clone()), now));
+                    next.shipments.push(Fulfillment::queued(
+                        number,
+                        to,
+                        lines,
+                        Some(note.clone()),
+                        now,
+                    ));
                 }
             }
             if let Some(left) = next.shipments.iter_mut().find(|s| s.number == number) {
@@ -1074,7 +1092,13 @@ mod tests {
         let mut tracking = tracking();
         tracking.tracking_number = format!("JJD-{number}");
         packed
-            .ship(number, tracking, packed.shipping.estimate, "packer", Utc::now())
+            .ship(
+                number,
+                tracking,
+                packed.shipping.estimate,
+                "packer",
+                Utc::now(),
+            )
             .unwrap()
     }
 
@@ -1092,7 +1116,10 @@ mod tests {
             order.timeline.last().unwrap().note.as_deref(),
             Some("sent to BER-1, AMS-1 in 2 parcels")
         );
-        assert_eq!(order.shipment(2).unwrap().id(&order).to_string(), format!("{}-2", order.id));
+        assert_eq!(
+            order.shipment(2).unwrap().id(&order).to_string(),
+            format!("{}-2", order.id)
+        );
         assert_eq!(order.shipment(3), Err(FulfillmentError::NoSuchShipment(3)));
         assert_eq!(
             order.check_location(2, "BER-1"),
@@ -1123,7 +1150,10 @@ mod tests {
             "the other parcel's ETag did not move"
         );
         let change = first_shipped.last_change.as_ref().unwrap();
-        assert_eq!((change.event.clone(), change.shipment), (OrderEvent::Shipped, Some(1)));
+        assert_eq!(
+            (change.event.clone(), change.shipment),
+            (OrderEvent::Shipped, Some(1))
+        );
         assert!(
             first_shipped
                 .timeline
@@ -1136,7 +1166,9 @@ mod tests {
             "the timeline says which parcel moved"
         );
         assert_eq!(
-            first_shipped.cancel("changed my mind".into(), "customer", Utc::now()).err(),
+            first_shipped
+                .cancel("changed my mind".into(), "customer", Utc::now())
+                .err(),
             Some(crate::order::cancellation::CancelError::Shipped)
         );
         let delivered_first = applied(first_shipped.carrier_event(
@@ -1156,7 +1188,9 @@ mod tests {
         let both_shipped = ship_parcel(&delivered_first, 2);
         assert_eq!(both_shipped.status, OrderStatus::PartiallyDelivered);
         assert_eq!(
-            both_shipped.shipment_tracked_as(1, "JJD-2").map(|s| s.number),
+            both_shipped
+                .shipment_tracked_as(1, "JJD-2")
+                .map(|s| s.number),
             Some(2),
             "a carrier's event finds its parcel by tracking number"
         );
@@ -1240,7 +1274,11 @@ mod tests {
         assert_eq!(paid.payment_status(), PaymentStatus::Paid);
         let taken: i64 = captures(&paid).iter().map(|(_, a)| a).sum();
         assert_eq!(taken, order.totals.total.minor_units());
-        assert!(paid.payment_attention().is_none(), "{:?}", paid.payment_attention());
+        assert!(
+            paid.payment_attention().is_none(),
+            "{:?}",
+            paid.payment_attention()
+        );
         assert!(paid.payment.outstanding_capture().is_none());
     }
 
@@ -1248,7 +1286,9 @@ mod tests {
     fn a_shipment_moves_whole_or_in_part_before_it_is_picked_with_its_reservation() {
         let order = split();
         // All of Amsterdam's parcel to Berlin: it joins Berlin's, and its own id is gone.
-        let merged = order.move_units(2, "BER-1", None, "staff", Utc::now()).unwrap();
+        let merged = order
+            .move_units(2, "BER-1", None, "staff", Utc::now())
+            .unwrap();
         let moves: Vec<_> = merged
             .moves
             .iter()
@@ -1256,7 +1296,10 @@ mod tests {
             .collect();
         assert_eq!(
             moves,
-            [("AMS-1", StockMovement::Release, 1), ("BER-1", StockMovement::Reserve, 1)]
+            [
+                ("AMS-1", StockMovement::Release, 1),
+                ("BER-1", StockMovement::Reserve, 1)
+            ]
         );
         let merged = merged.order;
         assert_eq!(merged.shipments.len(), 1);
@@ -1462,7 +1505,8 @@ mod tests {
     #[test]
     fn carrier_events_apply_once_and_nothing_follows_delivery() {
         let order = shipped();
-        let in_transit = applied(order.carrier_event(1, 
+        let in_transit = applied(order.carrier_event(
+            1,
             "e1",
             CarrierEventKind::InTransit,
             None,
@@ -1470,7 +1514,8 @@ mod tests {
             Utc::now(),
         ));
         assert_eq!(
-            in_transit.carrier_event(1, 
+            in_transit.carrier_event(
+                1,
                 "e1",
                 CarrierEventKind::InTransit,
                 None,
@@ -1479,7 +1524,8 @@ mod tests {
             ),
             Ok(CarrierUpdate::Duplicate)
         );
-        let delivered = applied(in_transit.carrier_event(1, 
+        let delivered = applied(in_transit.carrier_event(
+            1,
             "e2",
             CarrierEventKind::Delivered,
             None,
@@ -1488,7 +1534,8 @@ mod tests {
         ));
         assert_eq!(delivered.status, OrderStatus::Delivered);
         assert_eq!(
-            delivered.carrier_event(1, 
+            delivered.carrier_event(
+                1,
                 "e3",
                 CarrierEventKind::InTransit,
                 None,
@@ -1503,7 +1550,8 @@ mod tests {
     fn the_latest_carrier_event_wins() {
         let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
         let now = Utc::now();
-        let delivered = applied(shipped().carrier_event(1, 
+        let delivered = applied(shipped().carrier_event(
+            1,
             "d",
             CarrierEventKind::Delivered,
             None,
@@ -1512,7 +1560,8 @@ mod tests {
         ));
         // A late "in transit" that happened before the delivery changes nothing.
         assert_eq!(
-            delivered.carrier_event(1, 
+            delivered.carrier_event(
+                1,
                 "t",
                 CarrierEventKind::InTransit,
                 None,
@@ -1521,7 +1570,8 @@ mod tests {
             ),
             Ok(CarrierUpdate::Superseded)
         );
-        let out = applied(shipped().carrier_event(1, 
+        let out = applied(shipped().carrier_event(
+            1,
             "o",
             CarrierEventKind::OutForDelivery,
             None,
@@ -1529,7 +1579,8 @@ mod tests {
             now,
         ));
         assert_eq!(
-            out.carrier_event(1, 
+            out.carrier_event(
+                1,
                 "t",
                 CarrierEventKind::InTransit,
                 None,
@@ -1538,10 +1589,7 @@ mod tests {
             ),
             Ok(CarrierUpdate::Superseded)
         );
-        assert_eq!(
-            out.shipments[0].status,
-            FulfillmentStatus::OutForDelivery
-        );
+        assert_eq!(out.shipments[0].status, FulfillmentStatus::OutForDelivery);
     }
 
     #[test]
@@ -1550,7 +1598,8 @@ mod tests {
         let start = Utc::now();
         for i in 0..MAX_CARRIER_EVENTS {
             let at = start + chrono::Duration::seconds(i as i64);
-            let next = applied(order.carrier_event(1, 
+            let next = applied(order.carrier_event(
+                1,
                 &format!("e{i}"),
                 CarrierEventKind::InTransit,
                 None,
@@ -1561,14 +1610,22 @@ mod tests {
         }
         let later = start + chrono::Duration::hours(1);
         assert_eq!(
-            order.carrier_event(1, "one-more", CarrierEventKind::InTransit, None, later, later),
+            order.carrier_event(
+                1,
+                "one-more",
+                CarrierEventKind::InTransit,
+                None,
+                later,
+                later
+            ),
             Err(FulfillmentError::TooManyCarrierEvents)
         );
     }
 
     #[test]
     fn a_carrier_cannot_deliver_an_unshipped_parcel() {
-        let result = fulfilling().carrier_event(1, 
+        let result = fulfilling().carrier_event(
+            1,
             "e1",
             CarrierEventKind::Delivered,
             None,

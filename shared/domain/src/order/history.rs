@@ -115,9 +115,13 @@ impl OrderEvent {
         match new {
             _ if old == new => Self::PaymentUpdated,
             PaymentStatus::Authorized | PaymentStatus::PartiallyPaid | PaymentStatus::Paid
-                if called_off => Self::PaymentUpdated,
+                if called_off =>
+            {
+                Self::PaymentUpdated
+            }
             PaymentStatus::Authorized | PaymentStatus::PartiallyPaid | PaymentStatus::Paid
-                if old.is_unpaid() => {
+                if old.is_unpaid() =>
+            {
                 Self::PaymentAuthorized
             }
             PaymentStatus::PartiallyPaid | PaymentStatus::Paid => Self::PaymentCaptured,

@@ -414,7 +414,10 @@ impl Order {
 
     /// The order just placed, its shipping priced and promised by `quote` (the routing plan's
     /// parcels) instead of one parcel from the default location.
-    pub fn priced_by(mut self, quote: crate::shipping::ShippingQuote) -> Result<Order, ValidationErrors> {
+    pub fn priced_by(
+        mut self,
+        quote: crate::shipping::ShippingQuote,
+    ) -> Result<Order, ValidationErrors> {
         let total = self
             .totals
             .subtotal

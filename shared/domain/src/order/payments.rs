@@ -515,7 +515,8 @@ impl Payment {
                 .iter()
                 .any(|e| e.request_id.as_deref() == Some(r.request_id.as_str()))
         };
-        let mut unanswered: Vec<&PspRequest> = captures.iter().copied().filter(|r| !named(r)).collect();
+        let mut unanswered: Vec<&PspRequest> =
+            captures.iter().copied().filter(|r| !named(r)).collect();
         for answer in answers.iter().filter(|e| {
             e.request_id
                 .as_deref()
@@ -1670,7 +1671,8 @@ mod tests {
             "back at the step it had reached"
         );
         let shipped = paid
-            .ship(1, 
+            .ship(
+                1,
                 crate::fixtures::tracking(),
                 paid.shipping.estimate,
                 "p",
@@ -2005,7 +2007,8 @@ mod tests {
         void.occurred_at = now() + Duration::seconds(1);
         let voided = recorded(&packed, &void);
         assert!(matches!(
-            voided.ship(1, 
+            voided.ship(
+                1,
                 crate::fixtures::tracking(),
                 order.shipping.estimate,
                 "p",
@@ -2014,7 +2017,8 @@ mod tests {
             Err(crate::order::fulfillment::FulfillmentError::AwaitingPayment("VOIDED"))
         ));
         assert!(packed
-            .ship(1, 
+            .ship(
+                1,
                 crate::fixtures::tracking(),
                 order.shipping.estimate,
                 "p",
@@ -2191,7 +2195,8 @@ mod ledger_properties {
                         .pick(1, "p", now)
                         .or_else(|_| next.pack(1, crate::fixtures::parcel(), "p", now))
                         .or_else(|_| {
-                            next.ship(1, 
+                            next.ship(
+                                1,
                                 crate::fixtures::tracking(),
                                 next.shipping.estimate,
                                 "p",

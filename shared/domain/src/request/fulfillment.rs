@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::ids::{ShipmentId, Sku};
-use crate::quantity::Quantity;
 use crate::order::fulfillment::{CarrierEventKind, Parcel, Tracking};
+use crate::quantity::Quantity;
 use crate::request::{one_of, text, whole, Fields};
 use crate::validation::ValidationErrors;
 
@@ -99,7 +99,9 @@ impl MoveShipment {
         };
         let to = fields.required(&mut errors, "to", text(32));
         let lines = if fields.get("lines").is_some() {
-            fields.sku_lines(&mut errors, &[], |_, _, sku, quantity| Some((sku?, quantity?)))
+            fields.sku_lines(&mut errors, &[], |_, _, sku, quantity| {
+                Some((sku?, quantity?))
+            })
         } else {
             None
         };

@@ -354,7 +354,9 @@ impl Order {
             .collect();
         let receiving = matches!(
             self.status,
-            OrderStatus::Delivered | OrderStatus::PartiallyDelivered | OrderStatus::PartiallyShipped
+            OrderStatus::Delivered
+                | OrderStatus::PartiallyDelivered
+                | OrderStatus::PartiallyShipped
         );
         if !receiving || delivered.is_empty() {
             return Err(ReturnError::NotDelivered(self.status.as_str()));
