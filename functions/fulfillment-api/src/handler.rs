@@ -181,12 +181,9 @@ fn shipment_response(order: &Order, id: &ShipmentId) -> Result<Response<Body>, A
 }
 
 fn shipment_id(request: &Request) -> Result<ShipmentId, ApiError> {
-    path_id(
-        request,
-        "shipmentId",
-        |raw| ShipmentId::parse(raw),
-        |_| "no such shipment".into(),
-    )
+    path_id(request, "shipmentId", ShipmentId::parse, |_| {
+        "no such shipment".into()
+    })
 }
 
 async fn pick_list<S: OrderStore, K>(

@@ -69,7 +69,7 @@ fn for_fulfillment_step(status: FulfillmentStatus) -> Option<EventType> {
 /// The order's event for its change from `old` to `new`, worked out from the two images.
 pub(super) fn order_event(old: Option<&Order>, new: &Order) -> Option<CloudEvent<OrderEventData>> {
     // The step of the shipment this change moved (by its number), if it moved one.
-    let moved = |old: &Order| {
+    let moved = old.and_then(|old| {
         new.shipments
             .iter()
             .find(|s| {
@@ -80,7 +80,7 @@ pub(super) fn order_event(old: Option<&Order>, new: &Order) -> Option<CloudEvent
                     != Some(s.status)
             })
             .map(|s| s.status)
-    };
+    });
     // The return whose status this change set (a new return counts as changed).
     let changed_return = old.and_then(|old| {
         new.returns
@@ -112,7 +112,7 @@ pub(super) fn order_event(old: Option<&Order>, new: &Order) -> Option<CloudEvent
         }
         Some(old) if old.status != new.status => for_status(new.status),
         Some(_) if changed_return.is_some() => for_return(changed_return.expect("checked").status),
-        Some(old) if moved(old).is_some() => match moved(old) {
+        Some(_) if moved.is_some() => match moved {
             // A parcel of several that left or arrived while the order's status stayed.
             Some(FulfillmentStatus::Shipped) => EventType::OrderShipped,
             Some(FulfillmentStatus::Delivered) => EventType::OrderDelivered,

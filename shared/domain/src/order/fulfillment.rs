@@ -880,6 +880,13 @@ impl Order {
             from.warehouse
         );
         let whole = moving.iter().map(|(_, n)| n).sum::<u32>() == from.units();
+        // Every shipment the move touches records it, still awaiting pick.
+        let step = || FulfillmentStep {
+            status: FulfillmentStatus::AwaitingPick,
+            at: now,
+            by: by.to_owned(),
+            note: Some(note.clone()),
+        };
         let next = self.record(now, Some(note.clone()), |next| {
             for (sku, n) in &moving {
                 shift_allocation(next, sku, *n, &from.warehouse, to);
@@ -889,30 +896,19 @@ impl Order {
             if whole && next.shipment_at(to).is_none() {
                 if let Some(moved) = next.shipments.iter_mut().find(|s| s.number == number) {
                     moved.warehouse = to.to_owned();
-                    moved.steps.push(FulfillmentStep {
-                        status: FulfillmentStatus::AwaitingPick,
-                        at: now,
-                        by: by.to_owned(),
-                        note: Some(note.clone()),
-                    });
+                    moved.steps.push(step());
                 }
                 return OrderEvent::Updated;
             }
             for (sku, n) in &moving {
                 take_from_shipment(next, number, sku, *n);
             }
-            let step = |status| FulfillmentStep {
-                status,
-                at: now,
-                by: by.to_owned(),
-                note: Some(note.clone()),
-            };
             match next.shipments.iter_mut().find(|s| s.warehouse == to) {
                 Some(there) => {
                     for (sku, n) in &moving {
                         add_to_lines(&mut there.lines, sku, *n);
                     }
-                    there.steps.push(step(FulfillmentStatus::AwaitingPick));
+                    there.steps.push(step());
                 }
                 None => {
                     let number = next.last_shipment_number() + 1;
@@ -931,7 +927,7 @@ impl Order {
                 }
             }
             if let Some(left) = next.shipments.iter_mut().find(|s| s.number == number) {
-                left.steps.push(step(FulfillmentStatus::AwaitingPick));
+                left.steps.push(step());
             }
             next.shipments.retain(|s| !s.lines.is_empty());
             OrderEvent::Updated
