@@ -47,6 +47,7 @@ export OMS_LOCAL_QUEUE_VISIBILITY_SECONDS=2
 # (the template's PaymentWindowSeconds; the system tests rely on this value).
 export OMS_LOCAL_SCHEDULE_SECONDS=2
 export OMS_LOCAL_SECRET_CACHE_SECONDS=2
+export OMS_LOCAL_LOCATIONS_CACHE_SECONDS=2
 export OMS_LOCAL_PARAMETER_PaymentWindowSeconds=20
 # A capture the PSP has not confirmed goes to staff after 15 s (the template's
 # CaptureConfirmationSeconds; the payment system tests rely on this value).

@@ -17,14 +17,14 @@ use oms_domain::app::caller::{SCOPE_ADMIN, SCOPE_WAREHOUSE};
 use oms_domain::app::fulfillment::{
     self, CarrierEvent, CarrierResult, MoveShipment, StepConditions, WarehouseAction,
 };
+use oms_domain::app::locations::LocationDirectory;
 use oms_domain::contact::Address;
 use oms_domain::ids::{OrderId, ShipmentId, Sku};
-use oms_domain::location::Locations;
 use oms_domain::order::fulfillment::{
     Fulfillment, FulfillmentStatus, FulfillmentStep, Parcel, Tracking,
 };
 use oms_domain::order::{Order, OrderStatus};
-use oms_domain::ports::{OrderStore, OrderTransactions};
+use oms_domain::ports::{LocationStore, OrderStore, OrderTransactions};
 use oms_domain::quantity::Quantity;
 use oms_domain::shipping::{ShippingMethod, ShippingPolicy};
 use serde::Serialize;
@@ -38,7 +38,7 @@ pub struct App<S, K> {
     pub store: S,
     pub policy: ShippingPolicy,
     /// The business's locations: where a shipment may be moved to.
-    pub locations: Locations,
+    pub locations: LocationDirectory,
     /// The carriers' signing secret: from Secrets Manager (`CARRIER_WEBHOOK_SECRET_ARN`), read
     /// on the first carrier event and cached.
     pub carrier_secret: K,
@@ -49,7 +49,7 @@ impl App<DynamoStore, SecretCache> {
         let policy = config::shipping_policy_from_env()?;
         Ok(App {
             store: DynamoStore::from_env()?,
-            locations: config::locations_from_env(&policy)?,
+            locations: config::location_directory_from_env(&policy)?,
             policy,
             carrier_secret: SecretCache::from_env("CARRIER_WEBHOOK_SECRET_ARN")?,
         })
@@ -57,7 +57,7 @@ impl App<DynamoStore, SecretCache> {
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn handle<S: OrderStore + OrderTransactions, K: SecretSource>(
+pub async fn handle<S: OrderStore + OrderTransactions + LocationStore, K: SecretSource>(
     app: &App<S, K>,
     request: Request,
 ) -> Result<Response<Body>, Error> {
@@ -272,7 +272,7 @@ async fn warehouse_action<S: OrderStore + OrderTransactions, K>(
 }
 
 /// Moves a shipment (or some of its units) to another location before it is picked.
-async fn move_shipment<S: OrderStore + OrderTransactions, K>(
+async fn move_shipment<S: OrderStore + OrderTransactions + LocationStore, K>(
     app: &App<S, K>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
@@ -282,9 +282,10 @@ async fn move_shipment<S: OrderStore + OrderTransactions, K>(
     let id = shipment_id(request)?;
     let expected = if_match(request)?;
     let body = MoveShipment::parse(&json_body(request)?).map_err(ApiError::Invalid)?;
+    let locations = app.locations.current(&app.store).await?;
     let order = fulfillment::move_shipment(
         &app.store,
-        &app.locations,
+        &locations,
         &app.policy,
         &caller,
         &id,
@@ -399,7 +400,7 @@ mod tests {
         let app = App {
             store: InMemoryStore::default(),
             policy: ShippingPolicy::default_policy(),
-            locations: Locations::default_locations(),
+            locations: LocationDirectory::demo(),
             carrier_secret: oms_adapters::secrets::FixedSecret::new(b"local-carrier-secret"),
         };
         let (status, body) = call(&app, "pick-list").await;

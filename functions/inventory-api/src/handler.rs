@@ -5,17 +5,18 @@ use lambda_http::{Body, Error, Request, RequestExt, Response};
 use oms_adapters::config;
 use oms_adapters::dynamo::DynamoStore;
 use oms_adapters::http::{
-    caller, idempotency_key, json_body, json_response, path_id, path_parameter, require_scope,
-    respond, route_key, unknown_route, ApiError, Listing,
+    caller, etag, idempotency_key, if_match, json_body, json_response, path_id, path_parameter,
+    require_scope, respond, route_key, unknown_route, ApiError, Listing,
 };
 use oms_adapters::http::{page_limit, ProblemType};
 use oms_domain::app::caller::{SCOPE_ADMIN, SCOPE_WAREHOUSE};
 use oms_domain::app::inventory::{self, AdjustmentView, ProductView};
+use oms_domain::app::locations::{self, LocationDirectory};
 use oms_domain::app::staff::{self, CatalogOrder};
 use oms_domain::app::Caller;
 use oms_domain::ids::Sku;
 use oms_domain::location::{Location, Locations};
-use oms_domain::ports::InventoryStore;
+use oms_domain::ports::{InventoryStore, LocationStore};
 use oms_domain::shipping::ShippingPolicy;
 use oms_domain::stock::Transfer;
 use oms_domain::validation::ValidationErrors;
@@ -24,8 +25,8 @@ use oms_domain::validation::ValidationErrors;
 pub struct App<S> {
     pub store: S,
     pub policy: ShippingPolicy,
-    /// Where stock is kept: adjustments name one of them.
-    pub locations: Locations,
+    /// Where stock is kept (adjustments name one of them), as staff keep the list.
+    pub locations: LocationDirectory,
 }
 
 impl App<DynamoStore> {
@@ -33,14 +34,14 @@ impl App<DynamoStore> {
         let policy = config::shipping_policy_from_env()?;
         Ok(App {
             store: DynamoStore::from_env()?,
-            locations: config::locations_from_env(&policy)?,
+            locations: config::location_directory_from_env(&policy)?,
             policy,
         })
     }
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn handle<S: InventoryStore>(
+pub async fn handle<S: InventoryStore + LocationStore>(
     app: &App<S>,
     request: Request,
 ) -> Result<Response<Body>, Error> {
@@ -51,7 +52,8 @@ pub async fn handle<S: InventoryStore>(
         Some("PUT /inventory/{sku}") => put(app, &request).await,
         Some("POST /inventory/{sku}/adjustments") => adjust(app, &request).await,
         Some("GET /shipping/options") => shipping_options(app, &request).await,
-        Some("GET /locations") => locations(app, &request),
+        Some("GET /locations") => list_locations(app, &request).await,
+        Some("PUT /locations/{id}") => put_location(app, &request).await,
         Some("GET /inventory/{sku}/transfers") => history(app, &request, true).await,
         Some("POST /inventory/{sku}/transfers") => dispatch(app, &request).await,
         Some("POST /inventory/{sku}/transfers/{id}/receive") => receive(app, &request).await,
@@ -71,31 +73,66 @@ async fn get<S: InventoryStore>(
 }
 
 /// `GET /locations`: the business's warehouses and stores, what each can do and how the
-/// routing planner ranks them (any caller: a storefront lists its pickup stores).
-fn locations<S>(app: &App<S>, request: &Request) -> Result<Response<Body>, ApiError> {
+/// routing planner ranks them (any caller: a storefront lists its pickup stores). Its ETag is
+/// the list's version, which `PUT /locations/{id}` may name in `If-Match`.
+async fn list_locations<S: LocationStore>(
+    app: &App<S>,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
     caller(request)?;
-    let default = &app.locations.default_location().id;
-    let items: Vec<_> = app
-        .locations
-        .all()
-        .iter()
-        .map(|l| LocationView {
-            location: l,
-            default: &l.id == default,
-        })
-        .collect();
-    Ok(json_response(
-        StatusCode::OK,
-        &serde_json::json!({ "items": items }),
-    ))
+    let here = app.locations.current(&app.store).await?;
+    Ok(locations_response(StatusCode::OK, &here, None))
+}
+
+/// `PUT /locations/{id}` (`oms:admin`): adds a location or replaces the one of that id; with
+/// `If-Match`, only if the list is still the version the caller read.
+async fn put_location<S: LocationStore>(
+    app: &App<S>,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let caller = caller(request)?;
+    require_scope(&caller, SCOPE_ADMIN)?;
+    let id = path_parameter(request, "id")?;
+    let expected = if_match(request)?;
+    let body = json_body(request)?;
+    let (store, at) = (&app.store, chrono::Utc::now());
+    let saved =
+        locations::put_location(store, &app.locations, &caller, &id, &body, expected, at).await?;
+    tracing::info!(location = %id, created = saved.created, version = saved.locations.version(), "location saved");
+    let status = if saved.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(locations_response(status, &saved.locations, Some(&id)))
+}
+
+/// The list (or, with `only`, the one location it names) with the list's version as ETag.
+fn locations_response(status: StatusCode, here: &Locations, only: Option<&str>) -> Response<Body> {
+    let default = &here.default_location().id;
+    let view = |l: &'_ Location| LocationView {
+        location: l.clone(),
+        default: &l.id == default,
+    };
+    let mut response = match only.and_then(|id| here.get(id)) {
+        Some(location) => json_response(status, &view(location)),
+        None => {
+            let items: Vec<_> = here.all().iter().map(view).collect();
+            json_response(status, &serde_json::json!({ "items": items }))
+        }
+    };
+    response
+        .headers_mut()
+        .insert(lambda_http::http::header::ETAG, etag(here.version()));
+    response
 }
 
 /// A location as `GET /locations` answers it: as the business lists it, and whether it is the
 /// default location (where stock and orders from before there were locations belong).
 #[derive(serde::Serialize)]
-struct LocationView<'a> {
+struct LocationView {
     #[serde(flatten)]
-    location: &'a Location,
+    location: Location,
     default: bool,
 }
 
@@ -166,7 +203,7 @@ async fn list<S: InventoryStore>(
 /// `GET /inventory/{sku}/adjustments` and `GET /inventory/{sku}/transfers`: the SKU's
 /// adjustment history or its transfers between locations, newest first (`oms:admin` or
 /// `oms:warehouse`).
-async fn history<S: InventoryStore>(
+async fn history<S: InventoryStore + LocationStore>(
     app: &App<S>,
     request: &Request,
     of_transfers: bool,
@@ -183,19 +220,24 @@ async fn history<S: InventoryStore>(
     }
     let read = |n| app.store.adjustments(sku, n, cursor);
     let page = staff::sku_history(&caller, limit, read).await?;
-    let default = &app.locations.default_location().id;
+    let here = app.locations.current(&app.store).await?;
+    let default = &here.default_location().id;
     Ok(Listing::of(&page, |a| Some(AdjustmentView::of(a, default))).response())
 }
 
 /// `POST /inventory/{sku}/transfers` (`oms:admin`): units leave one location for another.
-async fn dispatch<S: InventoryStore>(
+async fn dispatch<S: InventoryStore + LocationStore>(
     app: &App<S>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let (caller, sku, body) = admin_write(request, sku_in_path)?;
     let key = idempotency_key(request, "POST /inventory/{sku}/transfers")?;
-    let (store, here, at) = (&app.store, &app.locations, chrono::Utc::now());
-    let sent = inventory::dispatch_transfer(store, here, &caller, &sku, &key, &body, at).await?;
+    let (store, here, at) = (
+        &app.store,
+        app.locations.current(&app.store).await?,
+        chrono::Utc::now(),
+    );
+    let sent = inventory::dispatch_transfer(store, &here, &caller, &sku, &key, &body, at).await?;
     let id = &sent.transfer.id;
     tracing::info!(sku = %sku, transfer = %id, replayed = sent.replayed, "transfer dispatched");
     let mut response = json_response(StatusCode::CREATED, &sent.transfer);
@@ -259,15 +301,16 @@ fn sku_to_write(request: &Request) -> Result<Sku, ApiError> {
         .map_err(|e| ApiError::Invalid(ValidationErrors::one("sku", e.to_string())))
 }
 
-async fn put<S: InventoryStore>(
+async fn put<S: InventoryStore + LocationStore>(
     app: &App<S>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let (caller, sku, body) = admin_write(request, sku_to_write)?;
+    let here = app.locations.current(&app.store).await?;
     let (view, created) = inventory::put_product(
         &app.store,
         &app.policy,
-        &app.locations,
+        &here,
         &caller,
         &sku,
         &body,
@@ -285,13 +328,14 @@ async fn put<S: InventoryStore>(
     ))
 }
 
-async fn adjust<S: InventoryStore>(
+async fn adjust<S: InventoryStore + LocationStore>(
     app: &App<S>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let (caller, sku, body) = admin_write(request, sku_to_write)?;
     let (store, at) = (&app.store, chrono::Utc::now());
-    let view = inventory::adjust_stock(store, &app.locations, &caller, &sku, &body, at).await?;
+    let here = app.locations.current(&app.store).await?;
+    let view = inventory::adjust_stock(store, &here, &caller, &sku, &body, at).await?;
     tracing::info!(sku = %sku, available = view.available, "stock adjusted");
     Ok(json_response(StatusCode::OK, &view))
 }
@@ -299,16 +343,17 @@ async fn adjust<S: InventoryStore>(
 /// `GET /shipping/options?country=DE&postalCode=10115&items=SKU:2,OTHER:1`: every method that
 /// serves the destination, with its price and delivery estimate as the routing plan would send
 /// the cart from the stock now.
-async fn shipping_options<S: InventoryStore>(
+async fn shipping_options<S: InventoryStore + LocationStore>(
     app: &App<S>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     caller(request)?;
     let query = request.query_string_parameters();
+    let here = app.locations.current(&app.store).await?;
     let quotes = inventory::shipping_options(
         &app.store,
         &app.policy,
-        &app.locations,
+        &here,
         query.first("country"),
         query.first("postalCode"),
         query.first("items"),
@@ -344,7 +389,7 @@ mod tests {
         App {
             store: InMemoryStore::default(),
             policy: ShippingPolicy::default_policy(),
-            locations: Locations::default_locations(),
+            locations: LocationDirectory::demo(),
         }
     }
 
@@ -418,6 +463,71 @@ mod tests {
         assert_eq!(
             (status, body["errors"][0]["field"].as_str()),
             (422, Some("country"))
+        );
+    }
+
+    async fn call_with_etag(
+        app: &App<InMemoryStore>,
+        name: &str,
+    ) -> (u16, Option<String>, serde_json::Value) {
+        let response = handle(app, event(name)).await.unwrap();
+        let etag = response
+            .headers()
+            .get("etag")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (
+            response.status().as_u16(),
+            etag,
+            serde_json::from_slice(response.body().as_ref()).unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn staff_add_a_location_and_every_caller_lists_it() {
+        let app = app();
+        let (status, etag, body) = call_with_etag(&app, "list-locations").await;
+        assert_eq!((status, etag.as_deref()), (200, Some("\"v0\"")));
+        assert_eq!(body["items"].as_array().unwrap().len(), 3);
+
+        let (status, etag, body) = call_with_etag(&app, "put-location").await;
+        assert_eq!((status, etag.as_deref()), (201, Some("\"v1\"")), "{body}");
+        assert_eq!(
+            (body["id"].as_str(), body["default"].as_bool()),
+            (Some("HAM-1"), Some(false))
+        );
+        let (status, etag, body) = call_with_etag(&app, "list-locations").await;
+        assert_eq!((status, etag.as_deref()), (200, Some("\"v1\"")));
+        assert_eq!(body["items"][3]["name"], "Hamburg warehouse");
+        // The same PUT again replaces it: 200, the list's next version.
+        let (status, etag, _) = call_with_etag(&app, "put-location").await;
+        assert_eq!((status, etag.as_deref()), (200, Some("\"v2\"")));
+    }
+
+    #[tokio::test]
+    async fn a_location_refused_changes_nothing() {
+        let app = app();
+        let (status, body) = call(&app, "put-location-as-warehouse").await;
+        assert_eq!(
+            (status, body["type"].as_str()),
+            (403, Some("/problems/forbidden"))
+        );
+        let (status, body) = call(&app, "put-location-invalid").await;
+        assert_eq!(status, 422);
+        assert_eq!(
+            oms_domain::fixtures::error_fields(&body),
+            ["zone", "cutoffHourUtc"]
+        );
+        call(&app, "put-location").await;
+        // A PUT naming the list as it was before that change.
+        let (status, body) = call(&app, "put-location-stale").await;
+        assert_eq!(
+            (status, body["type"].as_str()),
+            (412, Some("/problems/precondition-failed"))
+        );
+        let (_, body) = call(&app, "list-locations").await;
+        assert_eq!(
+            body["items"][3]["priority"], 4,
+            "the stale PUT wrote nothing"
         );
     }
 }

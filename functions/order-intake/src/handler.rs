@@ -8,9 +8,9 @@ use oms_adapters::http::{
     caller, idempotency_key, json_body, raw_json_response, respond, ApiError,
 };
 use oms_domain::app::intake::{place_order, IntakePolicies};
-use oms_domain::location::Locations;
+use oms_domain::app::locations::LocationDirectory;
 use oms_domain::order::OrderLimits;
-use oms_domain::ports::{InventoryStore, OrderStore};
+use oms_domain::ports::{InventoryStore, LocationStore, OrderStore};
 use oms_domain::shipping::ShippingPolicy;
 
 /// What the function needs, built once per cold start.
@@ -19,8 +19,8 @@ pub struct App<S> {
     pub policy: ShippingPolicy,
     /// What one order may hold (`MAX_UNITS_PER_LINE`).
     pub limits: OrderLimits,
-    /// Where an in-store pickup may be collected.
-    pub locations: Locations,
+    /// Where an in-store pickup may be collected, and where a cart's parcels leave from.
+    pub locations: LocationDirectory,
 }
 
 impl App<DynamoStore> {
@@ -30,7 +30,7 @@ impl App<DynamoStore> {
         let store = DynamoStore::from_env()?;
         Ok(App {
             store,
-            locations: config::locations_from_env(&policy)?,
+            locations: config::location_directory_from_env(&policy)?,
             policy,
             limits,
         })
@@ -38,27 +38,28 @@ impl App<DynamoStore> {
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn handle<S: OrderStore + InventoryStore>(
+pub async fn handle<S: OrderStore + InventoryStore + LocationStore>(
     app: &App<S>,
     request: Request,
 ) -> Result<Response<Body>, Error> {
     Ok(respond(place(app, &request).await))
 }
 
-async fn place<S: OrderStore + InventoryStore>(
+async fn place<S: OrderStore + InventoryStore + LocationStore>(
     app: &App<S>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let caller = caller(request)?;
     let key = idempotency_key(request, "POST /orders")?;
     let body = json_body(request)?;
+    let locations = app.locations.current(&app.store).await?;
     let accepted = place_order(
         &app.store,
         &app.store,
         IntakePolicies {
             shipping: &app.policy,
             limits: &app.limits,
-            locations: &app.locations,
+            locations: &locations,
         },
         &caller,
         &key,
@@ -91,7 +92,7 @@ mod tests {
             store: InMemoryStore::with_products([product("TSHIRT-RED-M"), product("MUG-WHITE")]),
             policy: ShippingPolicy::default_policy(),
             limits: OrderLimits::default(),
-            locations: Locations::default_locations(),
+            locations: LocationDirectory::demo(),
         }
     }
 

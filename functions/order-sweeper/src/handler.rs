@@ -5,10 +5,10 @@ use chrono::Utc;
 use lambda_runtime::{Error, LambdaEvent};
 use oms_adapters::config;
 use oms_adapters::dynamo::DynamoStore;
+use oms_domain::app::locations::LocationDirectory;
 use oms_domain::app::sweep::{sweep, SweepPolicies, SweepReport, STUCK_AFTER_MINUTES};
-use oms_domain::location::Locations;
 use oms_domain::order::payments::PaymentPolicy;
-use oms_domain::ports::{InventoryStore, OrderStore, OrderTransactions};
+use oms_domain::ports::{InventoryStore, LocationStore, OrderStore, OrderTransactions};
 use oms_domain::shipping::ShippingPolicy;
 use serde::Serialize;
 
@@ -22,7 +22,7 @@ pub struct App<S> {
     pub payment: PaymentPolicy,
     pub shipping: ShippingPolicy,
     /// Where stock is kept: a stuck reservation is planned over them.
-    pub locations: Locations,
+    pub locations: LocationDirectory,
 }
 
 impl App<DynamoStore> {
@@ -31,7 +31,7 @@ impl App<DynamoStore> {
         Ok(App {
             store: DynamoStore::from_env()?,
             payment: config::payment_policy_from_env()?,
-            locations: config::locations_from_env(&shipping)?,
+            locations: config::location_directory_from_env(&shipping)?,
             shipping,
         })
     }
@@ -83,14 +83,16 @@ impl From<SweepReport> for SweepAnswer {
 }
 
 #[tracing::instrument(skip_all, fields(schedule = event.payload.id.as_deref().unwrap_or("-")))]
-pub async fn handle<S: OrderStore + InventoryStore + OrderTransactions>(
+pub async fn handle<S: OrderStore + InventoryStore + OrderTransactions + LocationStore>(
     app: &App<S>,
     event: LambdaEvent<CloudWatchEvent>,
 ) -> Result<SweepAnswer, Error> {
+    // Boxed, as the sweep is below: the store's read nests the SDK's futures deeply.
+    let locations = Box::pin(app.locations.current(&app.store)).await?;
     let policies = SweepPolicies {
         payment: &app.payment,
         shipping: &app.shipping,
-        locations: &app.locations,
+        locations: &locations,
         stuck_after: chrono::Duration::minutes(STUCK_AFTER_MINUTES),
     };
     // Boxed: the sweep's future nests its passes, the store's listings and the SDK's calls deeper
@@ -144,7 +146,7 @@ mod tests {
             store,
             payment: PaymentPolicy::default(),
             shipping: ShippingPolicy::default_policy(),
-            locations: Locations::default_locations(),
+            locations: LocationDirectory::demo(),
         };
         let event: CloudWatchEvent = fixtures::event("order-sweeper/scheduled.json");
         let answer = handle(&app, LambdaEvent::new(event, Default::default()))

@@ -5,10 +5,10 @@ use lambda_runtime::{Error, LambdaEvent};
 use oms_adapters::config;
 use oms_adapters::dynamo::DynamoStore;
 use oms_adapters::sqs::{for_each_message, order_event};
+use oms_domain::app::locations::LocationDirectory;
 use oms_domain::app::reservation::{reserve_order, ReservationError, ReservationResult, Routing};
 use oms_domain::events::EventType;
-use oms_domain::location::Locations;
-use oms_domain::ports::{InventoryStore, OrderStore, OrderTransactions};
+use oms_domain::ports::{InventoryStore, LocationStore, OrderStore, OrderTransactions};
 use oms_domain::shipping::ShippingPolicy;
 
 /// What the function needs, built once per cold start.
@@ -16,28 +16,19 @@ pub struct App<S> {
     pub store: S,
     /// The rate table, which prices each location's parcel for the routing planner.
     pub shipping: ShippingPolicy,
-    /// Where stock is kept.
-    pub locations: Locations,
+    /// Where stock is kept, as staff keep the list.
+    pub locations: LocationDirectory,
 }
 
 impl App<DynamoStore> {
     pub async fn from_env() -> Result<Self, Error> {
         let shipping = config::shipping_policy_from_env()?;
-        let locations = config::locations_from_env(&shipping)?;
+        let locations = config::location_directory_from_env(&shipping)?;
         Ok(App {
             store: DynamoStore::from_env()?,
             shipping,
             locations,
         })
-    }
-}
-
-impl<S> App<S> {
-    fn routing(&self) -> Routing<'_> {
-        Routing {
-            locations: &self.locations,
-            shipping: &self.shipping,
-        }
     }
 }
 
@@ -52,14 +43,14 @@ enum MessageError {
 }
 
 /// Processes the batch concurrently and reports the messages that failed.
-pub async fn handle<S: OrderStore + InventoryStore + OrderTransactions>(
+pub async fn handle<S: OrderStore + InventoryStore + OrderTransactions + LocationStore>(
     app: &App<S>,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Error> {
     Ok(for_each_message(&event.payload, |message| process(app, message)).await)
 }
 
-async fn process<S: OrderStore + InventoryStore + OrderTransactions>(
+async fn process<S: OrderStore + InventoryStore + OrderTransactions + LocationStore>(
     app: &App<S>,
     message: &SqsMessage,
 ) -> Result<(), MessageError> {
@@ -72,10 +63,19 @@ async fn process<S: OrderStore + InventoryStore + OrderTransactions>(
         return Ok(());
     }
     let order_id = &event.data.order_id;
+    let locations = app
+        .locations
+        .current(&app.store)
+        .await
+        .map_err(ReservationError::from)?;
+    let routing = Routing {
+        locations: &locations,
+        shipping: &app.shipping,
+    };
     let result = reserve_order(
         &app.store,
         &app.store,
-        app.routing(),
+        routing,
         order_id,
         chrono::Utc::now(),
     )
@@ -131,7 +131,7 @@ mod tests {
                 product("MUG-WHITE", mugs),
             ]),
             shipping: ShippingPolicy::default_policy(),
-            locations: Locations::default_locations(),
+            locations: LocationDirectory::demo(),
         }
     }
 

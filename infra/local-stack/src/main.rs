@@ -208,6 +208,10 @@ struct UpArgs {
     /// before it is read again.
     #[arg(long, env = "OMS_LOCAL_SECRET_CACHE_SECONDS", default_value_t = 300)]
     secret_cache_seconds: u64,
+    /// The functions' LOCATIONS_CACHE_SECONDS: how long the list of locations staff keep is
+    /// used before it is read again.
+    #[arg(long, env = "OMS_LOCAL_LOCATIONS_CACHE_SECONDS", default_value_t = 60)]
+    locations_cache_seconds: u64,
     /// Do not stock the demo catalog.
     #[arg(long)]
     no_seed: bool,
@@ -674,7 +678,12 @@ fn start_functions(
     functions: &[Function],
     endpoint: &str,
 ) -> Result<(tokio::process::Child, lambda::Invoker), BoxError> {
-    let environment = function_environment(functions, endpoint, args.secret_cache_seconds)?;
+    let environment = function_environment(
+        functions,
+        endpoint,
+        args.secret_cache_seconds,
+        args.locations_cache_seconds,
+    )?;
     let cargo_lambda = tool(args.cargo_lambda.clone(), workspace, "cargo-lambda");
     let env_file = std::env::temp_dir().join(format!("oms-local-{}.env", args.lambda_port));
     let watch = lambda::start_watch(
@@ -703,11 +712,13 @@ fn start_functions(
 /// The one environment every function runs with: `cargo lambda watch` shares one environment
 /// between all functions, so a variable two functions set differently is an error. The SDK is
 /// pointed at the emulator, and secrets read from Secrets Manager are kept
-/// `secret_cache_seconds` (`SECRET_CACHE_SECONDS`, which the template leaves to its default).
+/// `secret_cache_seconds` (`SECRET_CACHE_SECONDS`, which the template leaves to its default),
+/// and the list of locations `locations_cache_seconds` (`LOCATIONS_CACHE_SECONDS`, likewise).
 fn function_environment(
     functions: &[Function],
     endpoint: &str,
     secret_cache_seconds: u64,
+    locations_cache_seconds: u64,
 ) -> Result<Vec<(String, String)>, BoxError> {
     let mut environment: BTreeMap<String, String> = BTreeMap::new();
     for function in functions {
@@ -731,6 +742,10 @@ fn function_environment(
     environment.insert(
         "SECRET_CACHE_SECONDS".into(),
         secret_cache_seconds.to_string(),
+    );
+    environment.insert(
+        "LOCATIONS_CACHE_SECONDS".into(),
+        locations_cache_seconds.to_string(),
     );
     Ok(environment.into_iter().collect())
 }
@@ -1149,9 +1164,10 @@ mod tests {
     }
 
     #[test]
-    fn functions_get_the_local_secret_cache_time() {
-        let environment = function_environment(&[], "http://127.0.0.1:4566", 2).unwrap();
+    fn functions_get_the_local_cache_times() {
+        let environment = function_environment(&[], "http://127.0.0.1:4566", 2, 3).unwrap();
         assert!(environment.contains(&("SECRET_CACHE_SECONDS".to_owned(), "2".to_owned())));
+        assert!(environment.contains(&("LOCATIONS_CACHE_SECONDS".to_owned(), "3".to_owned())));
     }
 
     #[test]

@@ -98,6 +98,31 @@ pub fn locations_from_env(shipping: &ShippingPolicy) -> Result<Locations, Config
         .map_err(ConfigError::Locations)
 }
 
+/// The locations as functions read them: the list staff keep, the file's
+/// ([`locations_from_env`]) until they first change it, read again every
+/// `LOCATIONS_CACHE_SECONDS` (60 by default).
+pub fn location_directory_from_env(
+    shipping: &ShippingPolicy,
+) -> Result<oms_domain::app::locations::LocationDirectory, ConfigError> {
+    let seconds = match env::var("LOCATIONS_CACHE_SECONDS") {
+        Ok(v) if !v.is_empty() => {
+            v.parse::<u64>()
+                .ok()
+                .filter(|s| *s <= 3600)
+                .ok_or(ConfigError::Invalid(
+                    "LOCATIONS_CACHE_SECONDS",
+                    "a whole number from 0 to 3600",
+                ))?
+        }
+        _ => 60,
+    };
+    Ok(oms_domain::app::locations::LocationDirectory::new(
+        locations_from_env(shipping)?,
+        shipping.clone(),
+        std::time::Duration::from_secs(seconds),
+    ))
+}
+
 /// The return rules: the file named by `RETURN_POLICY_FILE`, or the bundled default.
 pub fn return_policy_from_env() -> Result<ReturnPolicy, ConfigError> {
     Ok(match policy_file("RETURN_POLICY_FILE")? {

@@ -672,6 +672,26 @@ impl From<InventoryError> for ApiError {
     }
 }
 
+impl From<oms_domain::app::locations::LocationAppError> for ApiError {
+    fn from(error: oms_domain::app::locations::LocationAppError) -> Self {
+        use oms_domain::app::locations::LocationAppError;
+        match error {
+            LocationAppError::Invalid(errors) => ApiError::Invalid(errors),
+            LocationAppError::PreconditionFailed { current } => {
+                ApiError::PreconditionFailed { current }
+            }
+            // The list as a whole refused the location (the most a business may list).
+            LocationAppError::Refused(error) => {
+                ApiError::Invalid(ValidationErrors::one("id", error.to_string()))
+            }
+            LocationAppError::Contended => {
+                ApiError::Unavailable("the locations kept changing".into())
+            }
+            LocationAppError::Store(error) => error.into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

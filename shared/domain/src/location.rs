@@ -1,7 +1,9 @@
 //! The places stock is kept and orders leave from: warehouses and stores, as data.
 //!
-//! A business lists its locations in a file like the shipping policy (`locations.json` ships
-//! the demo's three: two warehouses in different zones and a store that hands orders over). Each
+//! A business starts from a list in a file like the shipping policy (`locations.json` ships the
+//! demo's three: two warehouses in different zones and a store that hands orders over); staff
+//! then add and change locations over the API and in the console, and the list they keep is
+//! stored beside the orders ([`crate::app::locations`]) and read by every function. Each
 //! names the zone of the shipping policy it ships from, its handling days and cut-off hour, what
 //! it can do (ship, hand over pickups, take returns) and a priority for the routing planner
 //! ([`crate::routing`]). The shipping policy's one warehouse is the **default location**: stock
@@ -74,7 +76,14 @@ impl Location {
 pub struct Locations {
     locations: Vec<Location>,
     default: String,
+    /// How many times staff changed the list: 0 while it is the file's.
+    version: u64,
 }
+
+/// How many locations a business may list: the planner tries every set of them when an order
+/// needs several (up to [`routing::MAX_EXACT_LOCATIONS`] holding its SKUs), and the list is
+/// read whole by every function.
+pub const MAX_LOCATIONS: usize = 50;
 
 /// Why a list of locations was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -91,6 +100,8 @@ pub enum LocationError {
     BadCutoff(String),
     #[error("the default location '{0}' (the shipping policy's warehouse) is not listed")]
     NoDefault(String),
+    #[error("at most {MAX_LOCATIONS} locations can be listed")]
+    TooMany,
 }
 
 impl Locations {
@@ -108,14 +119,22 @@ impl Locations {
     pub fn from_json(json: &str, shipping: &ShippingPolicy) -> Result<Self, LocationError> {
         let locations: Vec<Location> =
             serde_json::from_str(json).map_err(|e| LocationError::Unreadable(e.to_string()))?;
+        Self::from_list(locations, shipping, 0)
+    }
+
+    /// Checks a list of locations, as [`Locations::from_json`] does, at `version` (how many
+    /// times staff changed it).
+    pub fn from_list(
+        locations: Vec<Location>,
+        shipping: &ShippingPolicy,
+        version: u64,
+    ) -> Result<Self, LocationError> {
+        if locations.len() > MAX_LOCATIONS {
+            return Err(LocationError::TooMany);
+        }
         let mut seen = BTreeSet::new();
         for location in &locations {
-            let well_formed = (1..=32).contains(&location.id.len())
-                && location
-                    .id
-                    .chars()
-                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-');
-            if !well_formed {
+            if !Self::is_id(&location.id) {
                 return Err(LocationError::BadId(location.id.clone()));
             }
             if !seen.insert(location.id.as_str()) {
@@ -135,7 +154,40 @@ impl Locations {
         if !seen.contains(default.as_str()) {
             return Err(LocationError::NoDefault(default));
         }
-        Ok(Locations { locations, default })
+        Ok(Locations {
+            locations,
+            default,
+            version,
+        })
+    }
+
+    /// How many times staff changed the list (0: the file's); its ETag.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The list with `location` added, or replacing the one of its id, at the next version:
+    /// checked again, since a location's zone must stay one the shipping policy has.
+    pub fn with(
+        &self,
+        location: Location,
+        shipping: &ShippingPolicy,
+    ) -> Result<Self, LocationError> {
+        let mut list = self.locations.clone();
+        match list.iter_mut().find(|l| l.id == location.id) {
+            Some(listed) => *listed = location,
+            None => list.push(location),
+        }
+        Self::from_list(list, shipping, self.version + 1)
+    }
+
+    /// Whether a valid location id: 1 to 32 upper-case letters, digits or `-` (it is part of
+    /// keys and of the console's URLs).
+    pub fn is_id(raw: &str) -> bool {
+        (1..=32).contains(&raw.len())
+            && raw
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-')
     }
 
     /// Every location, as listed.

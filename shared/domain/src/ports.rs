@@ -248,6 +248,32 @@ pub trait InventoryStore: Send + Sync {
     ) -> impl Future<Output = Result<Page<Transfer>, StoreError>> + Send;
 }
 
+/// The business's locations as staff last saved them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredLocations {
+    pub locations: Vec<crate::location::Location>,
+    /// How many times staff changed the list; the condition of the next write.
+    pub version: u64,
+    pub updated_at: DateTime<Utc>,
+    /// The staff member who saved it.
+    pub updated_by: String,
+}
+
+/// The list of locations staff keep (until they first change it, the file's list serves).
+pub trait LocationStore: Send + Sync {
+    fn stored_locations(
+        &self,
+    ) -> impl Future<Output = Result<Option<StoredLocations>, StoreError>> + Send;
+
+    /// Writes `list` on condition that the stored list is still at `list.version - 1` (none
+    /// stored when that is 0).
+    fn save_locations(
+        &self,
+        list: &StoredLocations,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
 /// The result of trying to reserve an order's stock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReserveOutcome {

@@ -207,12 +207,17 @@ impl ShippingPolicy {
         &self.warehouse
     }
 
-    /// Whether the business ships to `country` at all.
     /// Whether the rate table has a zone of this name.
     pub fn has_zone(&self, name: &str) -> bool {
         self.zones.iter().any(|z| z.name == name)
     }
 
+    /// The rate table's zones' names, nearest first.
+    pub fn zone_names(&self) -> impl Iterator<Item = &str> {
+        self.zones.iter().map(|z| z.name.as_str())
+    }
+
+    /// Whether the business ships to `country` at all.
     pub fn ships_to(&self, country: &CountryCode) -> bool {
         self.zone_of(country).is_some()
     }

@@ -92,18 +92,20 @@ pub const BASE: &str = "/console";
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
      form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+use oms_domain::app::locations::LocationDirectory;
 use oms_domain::location::Locations;
+use oms_domain::ports::LocationStore;
 
 /// The ports the console uses.
-pub trait Store: OrderStore + InventoryStore + OrderTransactions + 'static {}
-impl<T: OrderStore + InventoryStore + OrderTransactions + 'static> Store for T {}
+pub trait Store: OrderStore + InventoryStore + OrderTransactions + LocationStore + 'static {}
+impl<T: OrderStore + InventoryStore + OrderTransactions + LocationStore + 'static> Store for T {}
 
 /// What the console needs, built once per cold start.
 pub struct Console<S, K> {
     pub store: S,
     pub shipping: ShippingPolicy,
-    /// Where stock is kept.
-    pub locations: Locations,
+    /// Where stock is kept, as staff keep the list.
+    pub locations: LocationDirectory,
     pub returns: ReturnPolicy,
     /// The secret the session's keys derive from.
     pub secret: K,
@@ -126,7 +128,7 @@ impl Console<DynamoStore, SecretCache> {
         let shipping = config::shipping_policy_from_env()?;
         Ok(Console {
             store: DynamoStore::from_env()?,
-            locations: config::locations_from_env(&shipping)?,
+            locations: config::location_directory_from_env(&shipping)?,
             shipping,
             returns: config::return_policy_from_env()?,
             secret: SecretCache::from_env("CONSOLE_SESSION_SECRET_ARN")?,
@@ -135,6 +137,13 @@ impl Console<DynamoStore, SecretCache> {
             pages: Pages::new(),
             origin: origin_of(&console_url),
         })
+    }
+}
+
+impl<S: Store, K> Console<S, K> {
+    /// The locations now (the list staff keep, briefly cached).
+    async fn locations(&self) -> Result<Arc<Locations>, PageError> {
+        Ok(self.locations.current(&self.store).await?)
     }
 }
 

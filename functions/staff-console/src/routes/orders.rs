@@ -122,7 +122,8 @@ pub(super) async fn order<S: Store, K: SecretSource>(
     let cancellable = order.cancel("-".into(), "console", Utc::now()).is_ok();
     // Where a shipment still awaiting pick may be moved: every other location that ships.
     let ships_from: Vec<_> = app
-        .locations
+        .locations()
+        .await?
         .all()
         .iter()
         .filter(|l| l.capabilities.ships)
@@ -164,7 +165,7 @@ pub(super) async fn move_shipment<S: Store, K: SecretSource>(
     .map_err(ApiError::Invalid)?;
     oms_domain::app::fulfillment::move_shipment(
         &app.store,
-        &app.locations,
+        &*app.locations().await?,
         &app.shipping,
         &staff.caller,
         &shipment,

@@ -58,7 +58,8 @@ pub(super) async fn product<S: Store, K: SecretSource>(
         app.store.adjustments(&sku, n, None)
     })
     .await?;
-    let default = &app.locations.default_location().id;
+    let here = app.locations().await?;
+    let default = &here.default_location().id;
     let history: Vec<_> = history
         .items
         .iter()
@@ -68,8 +69,7 @@ pub(super) async fn product<S: Store, K: SecretSource>(
         app.store.transfers(&sku, n, None)
     })
     .await?;
-    let locations: Vec<_> = app
-        .locations
+    let locations: Vec<_> = here
         .all()
         .iter()
         .map(|l| json!({"id": l.id, "name": l.name, "default": &l.id == default}))
@@ -119,7 +119,8 @@ pub(super) async fn adjust<S: Store, K: SecretSource>(
     };
     with_texts(&mut body, fields, &["note", "location"]);
     let (store, at) = (&app.store, Utc::now());
-    inventory::adjust_stock(store, &app.locations, &staff.caller, &sku, &body, at).await?;
+    let here = app.locations().await?;
+    inventory::adjust_stock(store, &here, &staff.caller, &sku, &body, at).await?;
     tracing::info!(sku = %sku, reason, "console: stock adjusted");
     Ok(done(&format!("/console/inventory/{sku}"), "adjusted"))
 }
@@ -144,9 +145,9 @@ pub(super) async fn dispatch_transfer<S: Store, K: SecretSource>(
         .get("key")
         .and_then(|k| IdempotencyKey::parse(k).ok())
         .ok_or_else(|| PageError::Stale("The form is out of date: open the page again.".into()))?;
-    let (store, here, at) = (&app.store, &app.locations, Utc::now());
+    let (store, here, at) = (&app.store, app.locations().await?, Utc::now());
     let sent =
-        inventory::dispatch_transfer(store, here, &staff.caller, &sku, &key, &body, at).await?;
+        inventory::dispatch_transfer(store, &here, &staff.caller, &sku, &key, &body, at).await?;
     let id = &sent.transfer.id;
     tracing::info!(sku = %sku, transfer = %id, "console: transfer dispatched");
     Ok(done(&format!("/console/inventory/{sku}"), "dispatched"))

@@ -17,7 +17,7 @@ fn console(store: InMemoryStore) -> Router {
     router(Console {
         store,
         shipping: ShippingPolicy::default_policy(),
-        locations: oms_domain::location::Locations::default_locations(),
+        locations: oms_domain::app::locations::LocationDirectory::demo(),
         returns: ReturnPolicy::default_policy(),
         secret: FixedSecret::new(SECRET),
         signin: SignIn::new(

@@ -49,10 +49,10 @@ pub(super) async fn warehouse<S: Store, K: SecretSource>(
         FulfillmentStatus::Picked,
         FulfillmentStatus::Packed,
     ];
+    let here = app.locations().await?;
     let location = match query.location.as_deref().map(str::trim) {
-        None | Some("") => app.locations.default_location().id.clone(),
-        Some(id) => app
-            .locations
+        None | Some("") => here.default_location().id.clone(),
+        Some(id) => here
             .get(id)
             .map(|l| l.id.clone())
             .ok_or_else(|| PageError::NotFound(format!("There is no location {id}.")))?,
@@ -146,8 +146,7 @@ pub(super) async fn warehouse<S: Store, K: SecretSource>(
             }));
         }
     }
-    let locations: Vec<_> = app
-        .locations
+    let locations: Vec<_> = here
         .all()
         .iter()
         .map(|l| json!({"id": l.id, "name": l.name}))

@@ -1,6 +1,7 @@
 //! The single-table DynamoDB store: one [`DynamoStore`] implementing every port, a file per
 //! port — [`orders`] (`OrderStore`), [`inventory`] (`InventoryStore`), [`transactions`]
-//! (`OrderTransactions`), [`notifications`] (`NotificationStore`) — over the item layout, the
+//! (`OrderTransactions`), [`notifications`] (`NotificationStore`), [`locations`]
+//! (`LocationStore`) — over the item layout, the
 //! keys and the reads they share, here.
 //!
 //! ## Item layout
@@ -15,6 +16,7 @@
 //! | what a transfer dispatch's `Idempotency-Key` made | `SKU#<sku>` | `TRANSFER-KEY#<key>` | — |
 //! | notification preferences | `CUSTOMER#<customerId>` | `PREFERENCES` | — |
 //! | notification cursor (the order's next event to notify, its claim and channels sent) | `ORDER#<orderId>` | `NOTIFIED` | — |
+//! | the locations staff keep (the whole list, its version, who saved it) | `CONFIG#LOCATIONS` | `LOCATIONS` | — |
 //!
 //! Every item carries `entity`, so a reader of the table's stream knows what it holds. The
 //! domain's fields are stored as top-level attributes (`serde_dynamo`, flattened), so conditions
@@ -53,6 +55,7 @@ use crate::aws_error::classify;
 use crate::config::LazyClient;
 
 mod inventory;
+mod locations;
 mod notifications;
 mod orders;
 mod transactions;
@@ -103,6 +106,7 @@ pub mod entity {
     pub const TRANSFER_KEY: &str = "TRANSFER_KEY";
     pub const PREFERENCES: &str = "PREFERENCES";
     pub const NOTIFICATION_CURSOR: &str = "NOTIFICATION_CURSOR";
+    pub const LOCATIONS: &str = "LOCATIONS";
 }
 
 fn order_pk(id: &OrderId) -> String {

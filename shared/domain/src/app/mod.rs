@@ -5,6 +5,7 @@ pub mod caller;
 pub mod fulfillment;
 pub mod intake;
 pub mod inventory;
+pub mod locations;
 pub mod notify;
 pub mod payments;
 pub mod queries;

@@ -32,6 +32,7 @@ struct State {
     transfer_keys: Vec<TransferKey>,
     preferences: HashMap<CustomerId, Preferences>,
     cursors: HashMap<OrderId, NotificationCursor>,
+    locations: Option<crate::ports::StoredLocations>,
 }
 
 /// A write another caller makes between one caller's read and its write.
@@ -54,6 +55,11 @@ impl InMemoryStore {
         let store = Self::default();
         store.lock().products = products.into_iter().map(|p| (p.sku.clone(), p)).collect();
         store
+    }
+
+    /// The list of locations staff saved, if any.
+    pub fn stored_locations_now(&self) -> Option<crate::ports::StoredLocations> {
+        self.lock().locations.clone()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -174,3 +180,19 @@ mod inventory;
 mod notifications;
 mod orders;
 mod transactions;
+
+impl crate::ports::LocationStore for InMemoryStore {
+    async fn stored_locations(&self) -> Result<Option<crate::ports::StoredLocations>, StoreError> {
+        Ok(self.lock().locations.clone())
+    }
+
+    async fn save_locations(&self, list: &crate::ports::StoredLocations) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let stored = state.locations.as_ref().map_or(0, |l| l.version);
+        if stored + 1 != list.version {
+            return Err(StoreError::ConditionFailed);
+        }
+        state.locations = Some(list.clone());
+        Ok(())
+    }
+}

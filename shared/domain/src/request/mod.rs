@@ -11,6 +11,7 @@
 //! - [`returns`]: `POST /orders/{id}/returns` and `POST /returns/{id}/receive`.
 //! - [`fulfillment`]: the warehouse's `pack` and `ship`, and the carriers' webhook.
 //! - [`inventory`]: `PUT /inventory/{sku}` and `POST /inventory/{sku}/adjustments`.
+//! - [`location`]: `PUT /locations/{id}`.
 //! - [`payments`]: the payment service provider's webhook.
 //! - [`staff`]: the small bodies of staff and customer actions (a reason, a note).
 //!
@@ -27,6 +28,7 @@ use crate::validation::ValidationErrors;
 mod contact;
 pub mod fulfillment;
 pub mod inventory;
+pub mod location;
 pub mod order;
 pub mod payments;
 pub mod returns;
