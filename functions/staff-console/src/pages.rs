@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use minijinja::{Environment, Value};
 
 /// The templates, by name.
-const TEMPLATES: [(&str, &str); 9] = [
+const TEMPLATES: [(&str, &str); 10] = [
     ("layout.html", include_str!("../templates/layout.html")),
     ("message.html", include_str!("../templates/message.html")),
     ("orders.html", include_str!("../templates/orders.html")),
@@ -19,6 +19,10 @@ const TEMPLATES: [(&str, &str); 9] = [
         include_str!("../templates/inventory.html"),
     ),
     ("product.html", include_str!("../templates/product.html")),
+    (
+        "locations.html",
+        include_str!("../templates/locations.html"),
+    ),
     (
         "warehouse.html",
         include_str!("../templates/warehouse.html"),

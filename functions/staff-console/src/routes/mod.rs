@@ -6,6 +6,7 @@
 //! | an order: lines, totals, shipment, returns, payment, timeline; cancel, decide, receive | `/console/orders/{id}` | `oms:admin` (receiving: `oms:warehouse`) |
 //! | inventory: availability, low stock first, search | `/console/inventory` | `oms:admin` or `oms:warehouse` |
 //! | a SKU: stock per location, receipt, count, write-off and transfer forms, history and transfers | `/console/inventory/{sku}` | forms: `oms:admin` (receiving a transfer: or `oms:warehouse`) |
+//! | locations: every warehouse and store, what each can do; change one, add one | `/console/locations` | `oms:admin` or `oms:warehouse` (forms: `oms:admin`) |
 //! | the warehouse: pick list, pick, pack and ship | `/console/warehouse` | `oms:warehouse` |
 //! | returns waiting for a decision | `/console/returns` | `oms:admin` |
 //! | exceptions: stuck orders, money that needs staff, dead-letter queues and their redrive | `/console/exceptions` | `oms:admin` |
@@ -18,8 +19,8 @@
 //! with a strict Content-Security-Policy.
 //!
 //! ## Layout
-//! One module per screen — [`orders`], [`returns`], [`stock`] (inventory), [`warehouse`],
-//! [`exceptions`] — beside [`auth`] (sign-in and out), [`access`] (the extractors every page and
+//! One module per screen — [`orders`], [`returns`], [`stock`] (inventory), [`locations`],
+//! [`warehouse`], [`exceptions`] — beside [`auth`] (sign-in and out), [`access`] (the extractors every page and
 //! form goes through: [`Staff`] for a page's session, [`Holding`] for a page's session and the
 //! scope the page needs, [`StaffForm`] for a form's session, origin, CSRF token, scope and
 //! version) and [`errors`] (the one mapping of errors to pages).
@@ -69,6 +70,7 @@ mod access;
 mod auth;
 mod errors;
 mod exceptions;
+mod locations;
 mod orders;
 mod returns;
 mod stock;
@@ -79,6 +81,7 @@ use auth::*;
 pub use errors::PageError;
 use errors::*;
 use exceptions::*;
+use locations::*;
 use orders::*;
 use returns::*;
 use stock::*;
@@ -195,6 +198,9 @@ pub fn router<S: Store, K: SecretSource + 'static>(console: Console<S, K>) -> Ro
             "/console/inventory/{sku}/transfers/{id}/receive",
             post(receive_transfer::<S, K>),
         )
+        .route("/console/locations", get(locations::<S, K>))
+        .route("/console/locations", post(add_location::<S, K>))
+        .route("/console/locations/{id}", post(update_location::<S, K>))
         .route("/console/warehouse", get(warehouse::<S, K>))
         .route(
             "/console/warehouse/{id}/{step}",
@@ -243,8 +249,13 @@ fn page<S, K>(app: &Console<S, K>, name: &str, context: Value) -> Result<Respons
 }
 
 fn done(to: &str, word: &str) -> Response {
-    let separator = if to.contains('?') { '&' } else { '?' };
-    Redirect::to(&format!("{to}{separator}done={word}")).into_response()
+    // The word goes in the query, before any fragment (the row the page opens at).
+    let (path, fragment) = match to.split_once('#') {
+        Some((path, fragment)) => (path, format!("#{fragment}")),
+        None => (to, String::new()),
+    };
+    let separator = if path.contains('?') { '&' } else { '?' };
+    Redirect::to(&format!("{path}{separator}done={word}{fragment}")).into_response()
 }
 
 /// The `done` word of a form's redirect, for the page's banner.

@@ -137,6 +137,7 @@ async fn screens_need_their_scopes_and_every_page_is_hardened() {
         "/console/returns",
         "/console/exceptions",
         "/console/inventory",
+        "/console/locations",
         "/console/warehouse",
         &format!("/console/orders/{ORDER}"),
     ] {
@@ -281,4 +282,76 @@ async fn a_cancel_form_whose_order_changed_before_its_write_is_refused_by_the_st
     let (_, _, page) = call(&app, get(&format!("/console/orders/{ORDER}"), Some(&admin))).await;
     assert!(page.contains("FULFILLING"), "nothing was cancelled");
     assert!(!page.contains("CANCELLED"), "nothing was cancelled");
+}
+
+#[tokio::test]
+async fn staff_add_a_location_and_change_one_on_the_version_their_page_showed() {
+    let app = console(InMemoryStore::default());
+    let admin = session(&[SCOPE_ADMIN]);
+    let packer = session(&[SCOPE_WAREHOUSE]);
+    let (status, _, page) = call(&app, get("/console/locations", Some(&packer))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Amsterdam warehouse") && page.contains("BER-STORE-1"));
+    assert!(
+        !page.contains("add-location-form"),
+        "a packer reads, does not change"
+    );
+    let (_, _, page) = call(&app, get("/console/locations", Some(&admin))).await;
+    assert!(page.contains("id=\"add-location-form\""));
+
+    let token = csrf(&admin);
+    let hamburg = "name=Hamburg+warehouse&kind=WAREHOUSE&country=DE&postalCode=20457\
+                   &zone=domestic&handlingDays=1&cutoffHourUtc=15&priority=4&ships=on&returns=on";
+    let form = format!("csrf={token}&version=0&id=ham-1&{hamburg}");
+    let (status, headers, body) =
+        call(&app, post("/console/locations", &admin, ORIGIN, &form)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    let next = headers[header::LOCATION].to_str().unwrap().to_owned();
+    assert_eq!(
+        next,
+        "/console/locations?done=location-added#location-HAM-1"
+    );
+    let (_, _, page) = call(&app, get(&next, Some(&admin))).await;
+    assert!(page.contains("The location was added"));
+    assert!(page.contains("id=\"location-HAM-1\""));
+    assert!(page.contains("name=\"version\" value=\"1\""));
+
+    // A page loaded before that change is refused, and changes nothing.
+    let stale = format!("csrf={token}&version=0&{hamburg}&priority=0");
+    let (status, _, body) = call(
+        &app,
+        post("/console/locations/BER-1", &admin, ORIGIN, &stale),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(body.contains("changed since your page was loaded"));
+    // A bad field is named; a packer may not change a location.
+    let bad = format!(
+        "csrf={token}&version=1&id=HAM-2&{}",
+        hamburg.replace("=4", "=x")
+    );
+    let (status, _, body) = call(&app, post("/console/locations", &admin, ORIGIN, &bad)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.contains("priority"), "{body}");
+    let by_packer = format!("csrf={}&version=1&{hamburg}", csrf(&packer));
+    let (status, _, _) = call(
+        &app,
+        post("/console/locations/HAM-1", &packer, ORIGIN, &by_packer),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // Retiring a location: nothing checked, so it can do nothing.
+    let retire = format!(
+        "csrf={token}&version=1&name=Hamburg+warehouse&kind=WAREHOUSE&country=DE&postalCode=20457\
+         &zone=domestic&handlingDays=1&cutoffHourUtc=15&priority=4"
+    );
+    let (status, _, _) = call(
+        &app,
+        post("/console/locations/HAM-1", &admin, ORIGIN, &retire),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, _, page) = call(&app, get("/console/locations", Some(&admin))).await;
+    assert!(page.contains("nothing (retired)"));
 }
