@@ -24,7 +24,7 @@ use oms_domain::order::fulfillment::{
     Fulfillment, FulfillmentStatus, FulfillmentStep, Parcel, Tracking,
 };
 use oms_domain::order::{Order, OrderStatus};
-use oms_domain::ports::{LocationStore, OrderStore, OrderTransactions};
+use oms_domain::ports::{InventoryStore, LocationStore, OrderStore, OrderTransactions};
 use oms_domain::quantity::Quantity;
 use oms_domain::shipping::{ShippingMethod, ShippingPolicy};
 use serde::Serialize;
@@ -57,7 +57,10 @@ impl App<DynamoStore, SecretCache> {
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn handle<S: OrderStore + OrderTransactions + LocationStore, K: SecretSource>(
+pub async fn handle<
+    S: OrderStore + OrderTransactions + LocationStore + InventoryStore,
+    K: SecretSource,
+>(
     app: &App<S, K>,
     request: Request,
 ) -> Result<Response<Body>, Error> {
@@ -272,7 +275,7 @@ async fn warehouse_action<S: OrderStore + OrderTransactions, K>(
 }
 
 /// Moves a shipment (or some of its units) to another location before it is picked.
-async fn move_shipment<S: OrderStore + OrderTransactions + LocationStore, K>(
+async fn move_shipment<S: OrderStore + OrderTransactions + LocationStore + InventoryStore, K>(
     app: &App<S, K>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {

@@ -326,6 +326,7 @@ pub trait OrderTransactions: Send + Sync {
                 moves: shipped.shipment_moves(number, StockMovement::Ship),
                 order: shipped.clone(),
                 created: None,
+                stock_history: Vec::new(),
             };
             Ok(match self.commit(&change).await? {
                 CommitOutcome::Committed => ShipOutcome::Shipped,

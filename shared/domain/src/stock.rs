@@ -368,6 +368,11 @@ pub enum AdjustmentReason {
     TransferOut,
     /// Units a transfer brought in: recorded, never asked for by hand.
     TransferIn,
+    /// An order's reserved units that staff moved to another location with its shipment: the
+    /// location they left (recorded with the move, never asked for by hand).
+    ShipmentMoveOut,
+    /// The location a moved shipment's units are reserved at now.
+    ShipmentMoveIn,
 }
 
 impl AdjustmentReason {
@@ -389,6 +394,8 @@ impl AdjustmentReason {
             Self::Correction => "CORRECTION",
             Self::TransferOut => "TRANSFER_OUT",
             Self::TransferIn => "TRANSFER_IN",
+            Self::ShipmentMoveOut => "SHIPMENT_MOVE_OUT",
+            Self::ShipmentMoveIn => "SHIPMENT_MOVE_IN",
         }
     }
 
@@ -443,6 +450,16 @@ impl StockAdjustment {
             at,
         }
     }
+}
+
+/// An entry of a SKU's stock history written with an order's change (a shipment moved between
+/// locations). Its counters before and after are exact: the change writes the SKU on condition
+/// that it is still at `version_read`, the version they were computed from, so a reservation in
+/// between makes the change read again rather than record figures that never were.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub adjustment: StockAdjustment,
+    pub version_read: u64,
 }
 
 /// Where a transfer between two locations stands.

@@ -184,19 +184,13 @@ impl DynamoStore {
             .put(put.build().map_err(|e| StoreError::Failed(e.to_string()))?)
             .build()];
         if let Some(adjustment) = adjustment {
-            let item = AdjustmentItem {
-                pk: sku_pk(&adjustment.sku),
-                sk: format!("ADJUSTMENT#{}", adjustment.id),
-                entity: entity::STOCK_ADJUSTMENT.into(),
-                adjustment: adjustment.clone(),
-            };
-            items.push(self.put_new(&item)?);
+            items.push(self.put_new(&AdjustmentItem::new(adjustment))?);
         }
         Ok(items)
     }
 
     /// A transaction item that writes `item` on condition that no item has its key yet.
-    fn put_new<T: Serialize>(&self, item: &T) -> Result<TransactWriteItem, StoreError> {
+    pub(super) fn put_new<T: Serialize>(&self, item: &T) -> Result<TransactWriteItem, StoreError> {
         let put = self
             .put(to_item(item)?)
             .condition_expression("attribute_not_exists(pk)")

@@ -405,6 +405,18 @@ struct AdjustmentItem {
     adjustment: StockAdjustment,
 }
 
+impl AdjustmentItem {
+    /// An entry of its SKU's stock history (`SKU#<sku>` / `ADJUSTMENT#<id>`).
+    fn new(adjustment: &StockAdjustment) -> Self {
+        AdjustmentItem {
+            pk: sku_pk(&adjustment.sku),
+            sk: format!("ADJUSTMENT#{}", adjustment.id),
+            entity: entity::STOCK_ADJUSTMENT.into(),
+            adjustment: adjustment.clone(),
+        }
+    }
+}
+
 /// What one item of the table holds, as the stream's reader needs it.
 #[derive(Debug)]
 pub enum TableItem {

@@ -10,9 +10,18 @@ impl OrderTransactions for DynamoStore {
             .updated_at
             .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));
         let deltas = StockDelta::net(&write.moves);
+        // A SKU whose history records this write is written at the version its entries were
+        // computed from.
+        let version_read = |sku: &Sku| {
+            write
+                .stock_history
+                .iter()
+                .find(|e| &e.adjustment.sku == sku)
+                .map(|e| e.version_read)
+        };
         let mut items = Vec::with_capacity(deltas.len() + 2);
         for delta in &deltas {
-            items.push(self.move_stock(delta, &now)?);
+            items.push(self.move_stock(delta, &now, version_read(&delta.sku))?);
         }
         items.push(self.put_order_at_version(order, order.version - 1)?);
         if let Some(created) = &write.created {
@@ -28,6 +37,9 @@ impl OrderTransactions for DynamoStore {
         // out of a write that ends the warehouses' work (a cancellation of an order with
         // ninety-odd SKUs) lists nothing; a move, which adds one, is refused before it could
         // be left out.
+        for entry in &write.stock_history {
+            items.push(self.put_new(&AdjustmentItem::new(&entry.adjustment))?);
+        }
         let room = oms_domain::MAX_TRANSACTION_ITEMS.saturating_sub(items.len());
         let entries = self.shipment_entry_writes(order)?;
         items.extend(entries.into_iter().take(room));
@@ -51,6 +63,12 @@ impl OrderTransactions for DynamoStore {
                 Some(item) => Some(self.product_from(item.clone())?),
                 None => None,
             };
+            // Written at the version it was read at, and another write came first: read again.
+            if let (Some(read), Some(found)) = (version_read(&delta.sku), &before) {
+                if found.version != read {
+                    return Ok(CommitOutcome::OrderChanged);
+                }
+            }
             for at in &delta.locations {
                 let level = before
                     .as_ref()
@@ -95,12 +113,16 @@ impl DynamoStore {
         &self,
         delta: &StockDelta,
         now: &AttributeValue,
+        version_read: Option<u64>,
     ) -> Result<TransactWriteItem, StoreError> {
         let mut sets = vec![
             "#version = #version + :one".to_owned(),
             "#updatedAt = :now".to_owned(),
         ];
         let mut conditions = vec!["attribute_exists(pk)".to_owned()];
+        if version_read.is_some() {
+            conditions.push("#version = :read".to_owned());
+        }
         let mut update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(sku_pk(&delta.sku), "PRODUCT")))
@@ -110,6 +132,9 @@ impl DynamoStore {
             .expression_attribute_names("#updatedAt", "updatedAt")
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":now", now.clone());
+        if let Some(read) = version_read {
+            update = update.expression_attribute_values(":read", n(read));
+        }
         for (i, at) in delta.locations.iter().enumerate() {
             let path = if at.location == self.default_location {
                 String::new()

@@ -15,9 +15,12 @@ use crate::ids::{OrderId, ShipmentId};
 use crate::location::Locations;
 use crate::order::fulfillment::{CarrierUpdate, FulfillmentError, FulfillmentStatus};
 use crate::order::{Order, OrderStatus};
-use crate::ports::{CommitOutcome, OrderStore, OrderTransactions, Page, ShipOutcome, StoreError};
+use crate::ports::{
+    CommitOutcome, InventoryStore, OrderStore, OrderTransactions, Page, ShipOutcome, StoreError,
+};
 pub use crate::request::fulfillment::{CarrierEvent, MoveShipment, WarehouseAction};
 use crate::shipping::ShippingPolicy;
+use crate::stock::AdjustmentReason;
 use crate::validation::ValidationErrors;
 
 #[derive(Debug, thiserror::Error)]
@@ -226,7 +229,7 @@ pub async fn warehouse_step<S: OrderStore + OrderTransactions>(
 /// condition of the shipment's version the caller saw: the units' reservation moves in the
 /// same write as the order, refused if the location they go to holds too few.
 #[allow(clippy::too_many_arguments)]
-pub async fn move_shipment<S: OrderStore + OrderTransactions>(
+pub async fn move_shipment<S: OrderStore + OrderTransactions + InventoryStore>(
     store: &S,
     locations: &Locations,
     shipping: &ShippingPolicy,
@@ -282,6 +285,18 @@ pub async fn move_shipment<S: OrderStore + OrderTransactions>(
         }
         let change =
             order.move_units(id.number(), &request.to, request.lines.as_deref(), by, now)?;
+        // The SKUs' counters as they are now, for the entries the move writes in their stock
+        // histories (on condition that they are still these when the move is written).
+        let skus: Vec<_> = change.moves.iter().map(|m| m.sku.clone()).collect();
+        let products = store.products(&skus).await?;
+        let reasons = (
+            AdjustmentReason::ShipmentMoveOut,
+            AdjustmentReason::ShipmentMoveIn,
+        );
+        let note = format!("shipment {id} moved to {}", request.to);
+        let change = change
+            .with_stock_history(&products, reasons, &note, by)
+            .map_err(FulfillmentAppError::Short)?;
         match store.commit(&change).await? {
             CommitOutcome::Committed => Ok(Attempt::Done(change.order)),
             CommitOutcome::OrderChanged => Ok(Attempt::LostRace),
@@ -536,6 +551,100 @@ mod tests {
                 "status",
                 "occurredAt"
             ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_moved_shipment_writes_both_locations_in_its_skus_history_exactly() {
+        let (store, id) = reserved_store().await;
+        let policy = ShippingPolicy::default_policy();
+        start_fulfillment(&store, &policy, &id, Utc::now())
+            .await
+            .unwrap();
+        // Amsterdam holds 4 of A as well.
+        let mut with_amsterdam = store.catalog()[0].clone();
+        with_amsterdam
+            .stock
+            .set("AMS-1", crate::stock::StockLevel::new(4).unwrap());
+        let read = with_amsterdam.version;
+        with_amsterdam.version += 1;
+        let sku = with_amsterdam.sku.clone();
+        store
+            .save_product(&with_amsterdam, Some(read), None)
+            .await
+            .unwrap();
+        // A reservation of one more Amsterdam unit lands between the move's read and its
+        // write: the move reads again, and records the counters it really wrote.
+        store.interleave_after_next_products_read(|products| {
+            let a = products.values_mut().next().unwrap();
+            let level = a
+                .stock
+                .at("AMS-1")
+                .reserve(crate::quantity::Quantity::new(1).unwrap());
+            a.stock.set("AMS-1", level.unwrap());
+            a.version += 1;
+        });
+        let admin = Caller {
+            customer_id: CustomerId::parse("staff-1").unwrap(),
+            scopes: vec!["oms:admin".into()],
+        };
+        let order = store.stored(id.as_str());
+        let request = MoveShipment {
+            to: "AMS-1".into(),
+            lines: None,
+        };
+        let version = order.shipment(1).unwrap().version();
+        let locations = Locations::default_locations();
+        let at = Utc::now();
+        move_shipment(
+            &store,
+            &locations,
+            &policy,
+            &admin,
+            &first(&id),
+            &request,
+            Some(version),
+            at,
+        )
+        .await
+        .unwrap();
+        let history = store.all_adjustments(&sku);
+        let moved: Vec<_> = history
+            .iter()
+            .filter(|a| {
+                a.reason != AdjustmentReason::Receipt && a.reason != AdjustmentReason::Count
+            })
+            .map(|a| {
+                (
+                    a.reason,
+                    a.location.as_deref().unwrap(),
+                    (a.before.available(), a.before.reserved()),
+                    (a.after.available(), a.after.reserved()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            moved,
+            [
+                (AdjustmentReason::ShipmentMoveOut, "BER-1", (3, 2), (5, 0)),
+                (AdjustmentReason::ShipmentMoveIn, "AMS-1", (3, 1), (1, 3)),
+            ],
+            "Amsterdam's figures include the reservation that came first"
+        );
+        assert!(
+            history
+                .iter()
+                .filter(|a| a.reason == AdjustmentReason::ShipmentMoveIn)
+                .all(|a| a.actor == "staff-1"
+                    && a.note.as_deref().unwrap().contains("moved to AMS-1"))
+        );
+        let product = &store.catalog()[0];
+        assert_eq!(
+            (
+                product.stock.at("AMS-1").reserved(),
+                product.stock.at("BER-1").reserved()
+            ),
+            (3, 0)
         );
     }
 }

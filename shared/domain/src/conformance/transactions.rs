@@ -198,6 +198,7 @@ pub async fn commit_conditions<S: OrderStore + InventoryStore + OrderTransaction
                 moves: ahead.stock_moves(StockMovement::Reserve),
                 order: two_ahead,
                 created: None,
+                stock_history: Vec::new(),
             })
             .await,
         Ok(CommitOutcome::OrderChanged),
@@ -231,6 +232,7 @@ pub async fn commit_conditions<S: OrderStore + InventoryStore + OrderTransaction
             moves: reserved.stock_moves(StockMovement::Release),
             order: reserved,
             created: None,
+            stock_history: Vec::new(),
         })
         .await;
     assert!(
@@ -349,6 +351,7 @@ pub async fn commit_moves_stock<S: OrderStore + InventoryStore + OrderTransactio
         order: step.order,
         moves: step.moves,
         created: step.created,
+        stock_history: Vec::new(),
     };
     assert_eq!(store.commit(&write).await, Ok(CommitOutcome::Committed));
     assert_eq!(stock_of(store, &a.sku).await, (3, 0, 5), "released");

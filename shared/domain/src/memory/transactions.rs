@@ -25,6 +25,14 @@ impl OrderTransactions for InMemoryStore {
                 });
                 continue;
             };
+            let read = write
+                .stock_history
+                .iter()
+                .find(|e| e.adjustment.sku == delta.sku)
+                .map(|e| e.version_read);
+            if read.is_some_and(|read| read != product.version) {
+                return Ok(CommitOutcome::OrderChanged);
+            }
             match product.stock.apply(&delta) {
                 Ok(stock) => updated.push(Product {
                     stock,
@@ -61,6 +69,9 @@ impl OrderTransactions for InMemoryStore {
         if let Some(created) = &write.created {
             state.orders.insert(created.id.clone(), created.clone());
         }
+        state
+            .adjustments
+            .extend(write.stock_history.iter().map(|e| e.adjustment.clone()));
         Ok(CommitOutcome::Committed)
     }
 }

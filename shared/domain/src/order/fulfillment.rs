@@ -847,9 +847,11 @@ impl Order {
                 wanted
             }
         };
-        // One transaction: a stock item per SKU, the order, and its shipments' pick-list entries.
-        let most =
-            crate::MAX_TRANSACTION_ITEMS.saturating_sub(2 + self.last_shipment_number() as usize);
+        // One transaction: per SKU its stock item and an entry in its history at each of the
+        // two locations, the order, and its shipments' pick-list entries.
+        let most = crate::MAX_TRANSACTION_ITEMS
+            .saturating_sub(2 + self.last_shipment_number() as usize)
+            / 3;
         if moving.len() > most {
             return Err(FulfillmentError::CannotMove(format!(
                 "at most {most} SKUs move at once; this moves {}",
@@ -936,6 +938,7 @@ impl Order {
             order: next,
             moves,
             created: None,
+            stock_history: Vec::new(),
         })
     }
 }

@@ -250,6 +250,9 @@ pub struct OrderChange {
     pub order: Order,
     pub moves: Vec<StockMove>,
     pub created: Option<Order>,
+    /// Entries of the moved SKUs' stock histories, written in the same transaction (a
+    /// shipment's move; the other changes record theirs on the order's timeline).
+    pub stock_history: Vec<crate::stock::HistoryEntry>,
 }
 
 impl OrderChange {
@@ -259,6 +262,7 @@ impl OrderChange {
             order,
             moves: Vec::new(),
             created: None,
+            stock_history: Vec::new(),
         }
     }
 
@@ -268,6 +272,80 @@ impl OrderChange {
             moves: order.stock_moves(movement),
             order,
             created: None,
+            stock_history: Vec::new(),
+        }
+    }
+    /// The change with an entry in each SKU's stock history for every location its moves take
+    /// units from or bring them to (`reason_out` where reserved units leave, `reason_in` where
+    /// they join), computed from `products` as they were read: the write is conditioned on
+    /// their versions, so the figures recorded are the ones written. A SKU not read, or one
+    /// whose counters as read cannot take the moves, is a shortage: the write would fail.
+    pub fn with_stock_history(
+        mut self,
+        products: &[crate::stock::Product],
+        reasons: (
+            crate::stock::AdjustmentReason,
+            crate::stock::AdjustmentReason,
+        ),
+        note: &str,
+        actor: &str,
+    ) -> Result<Self, Vec<Shortage>> {
+        use crate::stock::{HistoryEntry, Product, StockAdjustment, StockDelta};
+        let mut shortages = Vec::new();
+        for delta in StockDelta::net(&self.moves) {
+            let wanted: u32 = delta.locations.iter().map(|l| l.takes_available).sum();
+            let Some(product) = products.iter().find(|p| p.sku == delta.sku) else {
+                shortages.push(Shortage {
+                    sku: delta.sku.clone(),
+                    requested: wanted,
+                    available: 0,
+                });
+                continue;
+            };
+            let after = match product.stock.apply(&delta) {
+                Ok(after) => after,
+                Err(_) => {
+                    shortages.push(Shortage {
+                        sku: delta.sku.clone(),
+                        requested: wanted,
+                        available: product.stock.available(),
+                    });
+                    continue;
+                }
+            };
+            let written = Product {
+                stock: after.clone(),
+                version: product.version + 1,
+                updated_at: self.order.updated_at,
+                ..product.clone()
+            };
+            for (index, at) in delta.locations.iter().enumerate() {
+                let reason = if at.reserved < 0 {
+                    reasons.0
+                } else {
+                    reasons.1
+                };
+                let mut adjustment = StockAdjustment::of_write(
+                    &written,
+                    &at.location,
+                    reason,
+                    Some(note.to_owned()),
+                    product.stock.at(&at.location),
+                    after.at(&at.location),
+                    actor,
+                );
+                // One write, several entries: each its own id, in the order they happened.
+                adjustment.id = format!("{}-{}", adjustment.id, index + 1);
+                self.stock_history.push(HistoryEntry {
+                    adjustment,
+                    version_read: product.version,
+                });
+            }
+        }
+        if shortages.is_empty() {
+            Ok(self)
+        } else {
+            Err(shortages)
         }
     }
 }

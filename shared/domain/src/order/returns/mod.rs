@@ -499,6 +499,7 @@ impl Order {
             order: next,
             moves,
             created: None,
+            stock_history: Vec::new(),
         })
     }
 
@@ -559,6 +560,7 @@ impl Order {
             order: next,
             moves,
             created: None,
+            stock_history: Vec::new(),
         })
     }
 
@@ -750,6 +752,7 @@ impl Order {
             order: next,
             moves,
             created,
+            stock_history: Vec::new(),
         })
     }
 
