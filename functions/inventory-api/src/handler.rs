@@ -74,13 +74,14 @@ async fn get<S: InventoryStore>(
 
 /// `GET /locations`: the business's warehouses and stores, what each can do and how the
 /// routing planner ranks them (any caller: a storefront lists its pickup stores). Its ETag is
-/// the list's version, which `PUT /locations/{id}` may name in `If-Match`.
+/// the list's version, which `PUT /locations/{id}` may name in `If-Match`: read fresh (one
+/// small item), so the version is the list's and not this instance's cached one.
 async fn list_locations<S: LocationStore>(
     app: &App<S>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     caller(request)?;
-    let here = app.locations.current(&app.store).await?;
+    let here = app.locations.fresh(&app.store).await?;
     Ok(locations_response(StatusCode::OK, &here, None))
 }
 

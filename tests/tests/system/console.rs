@@ -732,3 +732,55 @@ async fn staff_see_a_split_order_move_a_parcel_and_work_it_at_its_location() {
         .await;
     assert_eq!(browser.text("#banner").await, "Picked.");
 }
+
+#[tokio::test]
+async fn staff_add_a_location_in_the_console_and_receive_stock_there() {
+    let stack = Stack::connect().await;
+    let browser = Browser::open(&stack).await;
+    browser.sign_in("staff-noor", "admin").await;
+    browser.goto("/console/locations").await;
+    let listed = browser.text("#locations").await;
+    assert!(
+        listed.contains("Berlin warehouse") && listed.contains("BER-STORE-1"),
+        "{listed}"
+    );
+    let id = unique("cgn").to_uppercase()[..16].to_owned();
+    browser.fill("#new-id", &id.to_lowercase()).await;
+    browser.fill("#new-name", "Cologne warehouse").await;
+    browser.fill("#new-country", "DE").await;
+    browser.fill("#new-postal-code", "50667").await;
+    browser.fill("#new-priority", "7").await;
+    browser.screenshot("locations").await;
+    browser.submit("#add-location").await;
+    assert!(
+        browser
+            .text("#banner")
+            .await
+            .starts_with("The location was added"),
+        "{}",
+        browser.body().await
+    );
+    let row = browser.text(&format!("#location-{id}")).await;
+    assert!(
+        row.contains("Cologne warehouse")
+            && row.contains("50667, DE")
+            && row.contains("ships, returns"),
+        "{row}"
+    );
+    // Every caller sees it; its stock can be received there once the functions read the list
+    // again (LOCATIONS_CACHE_SECONDS, 2 s in the test stack).
+    let listed = stack
+        .get("/locations", &stack.token("storefront", None))
+        .await;
+    assert!(listed.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|l| l["id"] == id.as_str() && l["name"] == "Cologne warehouse"));
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let sku = stack.create_sku("CGN", 0).await;
+    stack.receive_at(&sku, &id, 4).await;
+    browser.goto(&format!("/console/inventory/{sku}")).await;
+    let stock = browser.text(&format!("#at-{id}")).await;
+    assert!(stock.contains('4'), "{stock}");
+}

@@ -9,7 +9,8 @@ pub(super) async fn locations<S: Store, K: SecretSource>(
     State(app): State<App<S, K>>,
     staff: Holding<AdminOrWarehouse>,
 ) -> Result<Response, PageError> {
-    let here = app.locations().await?;
+    // Read fresh: the forms carry the list's version, which must be the list's, not a cache's.
+    let here = app.locations.fresh(&app.store).await?;
     let default = &here.default_location().id;
     let rows: Vec<_> = here
         .all()

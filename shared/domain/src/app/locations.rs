@@ -64,8 +64,14 @@ impl LocationDirectory {
                 return Ok(locations.clone());
             }
         }
+        self.fresh(store).await
+    }
+
+    /// The stored list read now (and kept as the current one): what a caller about to change
+    /// it must see, so that the version it names is the list's.
+    pub async fn fresh<S: LocationStore>(&self, store: &S) -> Result<Arc<Locations>, StoreError> {
         let locations = Arc::new(self.read(store).await?);
-        *self.lock() = Some((Instant::now(), locations.clone()));
+        self.remember(locations.clone());
         Ok(locations)
     }
 
