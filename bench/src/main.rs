@@ -6,7 +6,8 @@
 //! declares; `oms-bench --functions` lists their binaries, one a line, and does nothing else.
 //! `oms-bench --cost` measures figure 7 alone against whichever stack `OMS_API_URL` names (the
 //! requests an order makes do not depend on the build profile) and prints it as JSON;
-//! `oms-bench --latency` does the same for figure 8, `oms-bench --routing` for figure 9.
+//! `oms-bench --latency` does the same for figure 8, `oms-bench --routing` for figure 9
+//! (`oms-bench --planning` its planning time alone, without a stack).
 //!
 //! 1. **Cold start**, 2. **peak memory** and 3. **package size**, per function: [`cold_start`].
 //! 4. **Warm latency** of order intake and stock reservation: [`warm`].
@@ -68,9 +69,15 @@ async fn main() -> Result<(), BoxError> {
             println!("{}", serde_json::to_string_pretty(&routing)?);
             return Ok(());
         }
+        Some("--planning") => {
+            // The planner alone, no stack: figure 9's planning time in this build's profile.
+            let timing = routing::planning(99, 10, 200);
+            println!("{}", serde_json::to_string_pretty(&timing)?);
+            return Ok(());
+        }
         Some(other) => {
             return Err(format!(
-                "unknown argument {other:?} (only --functions, --cost, --latency or --routing)"
+                "unknown argument {other:?} (only --functions, --cost, --latency, --routing or --planning)"
             )
             .into())
         }
