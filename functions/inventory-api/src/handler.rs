@@ -74,14 +74,18 @@ async fn get<S: InventoryStore>(
 
 /// `GET /locations`: the business's warehouses and stores, what each can do and how the
 /// routing planner ranks them (any caller: a storefront lists its pickup stores). Its ETag is
-/// the list's version, which `PUT /locations/{id}` may name in `If-Match`: read fresh (one
-/// small item), so the version is the list's and not this instance's cached one.
+/// the list's version, which `PUT /locations/{id}` may name in `If-Match`. Staff who may change
+/// it get it read fresh (one small item), so the version is the list's; every other caller the
+/// instance's cached list.
 async fn list_locations<S: LocationStore>(
     app: &App<S>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
-    caller(request)?;
-    let here = app.locations.fresh(&app.store).await?;
+    let here = if caller(request)?.is_admin() {
+        app.locations.fresh(&app.store).await?
+    } else {
+        app.locations.current(&app.store).await?
+    };
     Ok(locations_response(StatusCode::OK, &here, None))
 }
 

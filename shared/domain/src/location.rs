@@ -166,21 +166,6 @@ impl Locations {
         self.version
     }
 
-    /// The list with `location` added, or replacing the one of its id, at the next version:
-    /// checked again, since a location's zone must stay one the shipping policy has.
-    pub fn with(
-        &self,
-        location: Location,
-        shipping: &ShippingPolicy,
-    ) -> Result<Self, LocationError> {
-        let mut list = self.locations.clone();
-        match list.iter_mut().find(|l| l.id == location.id) {
-            Some(listed) => *listed = location,
-            None => list.push(location),
-        }
-        Self::from_list(list, shipping, self.version + 1)
-    }
-
     /// Whether a valid location id: 1 to 32 upper-case letters, digits or `-` (it is part of
     /// keys and of the console's URLs).
     pub fn is_id(raw: &str) -> bool {

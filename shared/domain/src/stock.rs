@@ -452,16 +452,6 @@ impl StockAdjustment {
     }
 }
 
-/// An entry of a SKU's stock history written with an order's change (a shipment moved between
-/// locations). Its counters before and after are exact: the change writes the SKU on condition
-/// that it is still at `version_read`, the version they were computed from, so a reservation in
-/// between makes the change read again rather than record figures that never were.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HistoryEntry {
-    pub adjustment: StockAdjustment,
-    pub version_read: u64,
-}
-
 /// Where a transfer between two locations stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]

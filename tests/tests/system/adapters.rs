@@ -448,6 +448,18 @@ mod conformance {
     }
 
     #[tokio::test]
+    async fn conformance_location_store() {
+        let (store, _, _) = setup().await;
+        suite::location_store(&store).await;
+    }
+
+    #[tokio::test]
+    async fn conformance_commit_records_a_move_in_the_stock_history() {
+        let (store, adjustments, prefix) = setup().await;
+        suite::commit_records_a_move_in_the_stock_history(&store, &adjustments, &prefix).await;
+    }
+
+    #[tokio::test]
     async fn conformance_transfers_between_locations() {
         let (store, _, prefix) = setup().await;
         suite::transfers_between_locations(&store, &prefix).await;

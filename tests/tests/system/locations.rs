@@ -804,7 +804,9 @@ const LOCATIONS_CACHE: Duration = Duration::from_millis(2_500);
 async fn staff_add_a_location_orders_are_routed_to_it_and_a_retired_one_gets_none() {
     let stack = Stack::connect().await;
     let admin = stack.token("staff-locations", Some("oms:admin"));
-    let location = unique("ham").to_uppercase()[..20].to_owned();
+    // One id for every run (the list is bounded, and never shrinks): opened here, retired at
+    // the end.
+    let location = "TEST-HAM-1".to_owned();
     let path = format!("/locations/{location}");
     let packer = stack.token("warehouse-tests", Some("oms:warehouse"));
     let refused = stack.put(&path, &packer, &warehouse_body(true)).await;
@@ -816,7 +818,11 @@ async fn staff_add_a_location_orders_are_routed_to_it_and_a_retired_one_gets_non
     assert_eq!(invalid.body["errors"][0]["field"], "zone");
 
     let added = stack.put(&path, &admin, &warehouse_body(true)).await;
-    assert_eq!(added.status, StatusCode::CREATED, "{:?}", added.body);
+    assert!(
+        [StatusCode::CREATED, StatusCode::OK].contains(&added.status),
+        "added, or opened again on a stack an earlier run used: {:?}",
+        added.body
+    );
     assert_eq!(added.body["id"], location.as_str());
     // The list's version: this change's, or a later one's (other tests change it too).
     let version = |reply: &oms_system_tests::Reply| -> u64 {
@@ -826,9 +832,7 @@ async fn staff_add_a_location_orders_are_routed_to_it_and_a_retired_one_gets_non
             .parse()
             .unwrap()
     };
-    let listed = stack
-        .get("/locations", &stack.token("storefront", None))
-        .await;
+    let listed = stack.get("/locations", &admin).await;
     assert!(version(&listed) >= version(&added) && version(&added) >= 1);
     assert!(listed.body["items"]
         .as_array()

@@ -10,20 +10,24 @@ impl OrderTransactions for DynamoStore {
             .updated_at
             .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));
         let deltas = StockDelta::net(&write.moves);
-        // A SKU whose history records this write is written at the version its entries were
-        // computed from.
-        let version_read = |sku: &Sku| {
+        // The counters a SKU's history entries were computed from, per location: the write is
+        // conditioned on them.
+        let recorded = |sku: &Sku| -> Vec<(String, StockLevel)> {
             write
                 .stock_history
                 .iter()
-                .find(|e| &e.adjustment.sku == sku)
-                .map(|e| e.version_read)
+                .filter(|e| &e.sku == sku)
+                .filter_map(|e| Some((e.location.clone()?, e.before)))
+                .collect()
         };
         let mut items = Vec::with_capacity(deltas.len() + 2);
         for delta in &deltas {
-            items.push(self.move_stock(delta, &now, version_read(&delta.sku))?);
+            items.push(self.move_stock(delta, &now, &recorded(&delta.sku))?);
         }
+        // Where each kind of item sits in the transaction, for reading its cancellation.
+        let order_at = items.len();
         items.push(self.put_order_at_version(order, order.version - 1)?);
+        let created_at = write.created.as_ref().map(|_| items.len());
         if let Some(created) = &write.created {
             let put = self
                 .put(to_item(&OrderItem::new(created))?)
@@ -32,14 +36,15 @@ impl OrderTransactions for DynamoStore {
                 .map_err(|e| StoreError::Failed(e.to_string()))?;
             items.push(TransactWriteItem::builder().put(put).build());
         }
+        let history_at = items.len()..items.len() + write.stock_history.len();
+        for entry in &write.stock_history {
+            items.push(self.put_new(&AdjustmentItem::new(entry))?);
+        }
         // The pick-list entries of a split order's shipments ride along where they fit: the
         // order's own item is the truth the pick list checks them against, so an entry left
         // out of a write that ends the warehouses' work (a cancellation of an order with
         // ninety-odd SKUs) lists nothing; a move, which adds one, is refused before it could
         // be left out.
-        for entry in &write.stock_history {
-            items.push(self.put_new(&AdjustmentItem::new(&entry.adjustment))?);
-        }
         let room = oms_domain::MAX_TRANSACTION_ITEMS.saturating_sub(items.len());
         let entries = self.shipment_entry_writes(order)?;
         items.extend(entries.into_iter().take(room));
@@ -49,10 +54,12 @@ impl OrderTransactions for DynamoStore {
         let failed = |index: usize| {
             reasons.get(index).and_then(|r| r.code()) == Some("ConditionalCheckFailed")
         };
-        if failed(deltas.len()) {
+        // A history entry's id taken (two moves in the same millisecond): read and try again,
+        // as when the order changed.
+        if failed(order_at) || history_at.clone().any(failed) {
             return Ok(CommitOutcome::OrderChanged);
         }
-        if failed(deltas.len() + 1) {
+        if created_at.is_some_and(failed) {
             return Err(StoreError::ConditionFailed);
         }
         let mut shortages = Vec::new();
@@ -63,9 +70,13 @@ impl OrderTransactions for DynamoStore {
                 Some(item) => Some(self.product_from(item.clone())?),
                 None => None,
             };
-            // Written at the version it was read at, and another write came first: read again.
-            if let (Some(read), Some(found)) = (version_read(&delta.sku), &before) {
-                if found.version != read {
+            // Counters a history entry was computed from changed since they were read: read
+            // again.
+            if let Some(found) = &before {
+                if recorded(&delta.sku)
+                    .iter()
+                    .any(|(at, level)| found.stock.at(at) != *level)
+                {
                     return Ok(CommitOutcome::OrderChanged);
                 }
             }
@@ -113,16 +124,13 @@ impl DynamoStore {
         &self,
         delta: &StockDelta,
         now: &AttributeValue,
-        version_read: Option<u64>,
+        recorded: &[(String, StockLevel)],
     ) -> Result<TransactWriteItem, StoreError> {
         let mut sets = vec![
             "#version = #version + :one".to_owned(),
             "#updatedAt = :now".to_owned(),
         ];
         let mut conditions = vec!["attribute_exists(pk)".to_owned()];
-        if version_read.is_some() {
-            conditions.push("#version = :read".to_owned());
-        }
         let mut update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(sku_pk(&delta.sku), "PRODUCT")))
@@ -132,9 +140,6 @@ impl DynamoStore {
             .expression_attribute_names("#updatedAt", "updatedAt")
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":now", now.clone());
-        if let Some(read) = version_read {
-            update = update.expression_attribute_values(":read", n(read));
-        }
         for (i, at) in delta.locations.iter().enumerate() {
             let path = if at.location == self.default_location {
                 String::new()
@@ -151,6 +156,16 @@ impl DynamoStore {
             conditions.push(format!(
                 "{path}#available >= :na{i} AND {path}#reserved >= :nr{i}"
             ));
+            // A history entry records this location's counters before and after: they must
+            // still be the ones it was computed from.
+            if let Some((_, before)) = recorded.iter().find(|(l, _)| *l == at.location) {
+                conditions.push(format!(
+                    "{path}#available = :ba{i} AND {path}#reserved = :br{i}"
+                ));
+                update = update
+                    .expression_attribute_values(format!(":ba{i}"), n(before.available()))
+                    .expression_attribute_values(format!(":br{i}"), n(before.reserved()));
+            }
             update = update
                 .expression_attribute_values(format!(":da{i}"), n(at.available))
                 .expression_attribute_values(format!(":dr{i}"), n(at.reserved))

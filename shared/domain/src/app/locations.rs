@@ -56,37 +56,63 @@ impl LocationDirectory {
     }
 
     /// The locations now: the cached list while it is younger than the cache's time, else the
-    /// stored one (the file's while staff have saved none). A stored list that no longer checks
-    /// (a zone the shipping policy dropped) is an error, not a silent fall back to the file.
+    /// stored one (the file's while staff have saved none). When the read fails, or the stored
+    /// list no longer checks (a deploy dropped a zone it names), the last good list serves on
+    /// and the error is logged; only an instance that never read a good one fails.
     pub async fn current<S: LocationStore>(&self, store: &S) -> Result<Arc<Locations>, StoreError> {
-        if let Some((read_at, locations)) = self.lock().as_ref() {
+        let cached = self.lock().clone();
+        if let Some((read_at, locations)) = &cached {
             if read_at.elapsed() < self.ttl {
                 return Ok(locations.clone());
             }
         }
-        self.fresh(store).await
+        match (self.fresh(store).await, cached) {
+            (Ok(locations), _) => Ok(locations),
+            (Err(error), Some((_, last_good))) => {
+                tracing::error!(%error, version = last_good.version(), "locations: serving the last good list");
+                Ok(last_good)
+            }
+            (Err(error), None) => Err(error),
+        }
     }
 
     /// The stored list read now (and kept as the current one): what a caller about to change
     /// it must see, so that the version it names is the list's.
     pub async fn fresh<S: LocationStore>(&self, store: &S) -> Result<Arc<Locations>, StoreError> {
-        let locations = Arc::new(self.read(store).await?);
+        let locations = Arc::new(self.check(self.read(store).await?)?);
         self.remember(locations.clone());
         Ok(locations)
     }
 
-    /// The stored list, uncached.
-    async fn read<S: LocationStore>(&self, store: &S) -> Result<Locations, StoreError> {
-        match store.stored_locations().await? {
-            None => Ok((*self.file).clone()),
-            Some(stored) => Locations::from_list(stored.locations, &self.shipping, stored.version)
-                .map_err(|e| StoreError::Corrupt(format!("the stored locations: {e}"))),
-        }
+    /// The stored list as it is, unchecked (the file's while staff have saved none).
+    async fn read<S: LocationStore>(&self, store: &S) -> Result<StoredLocations, StoreError> {
+        Ok(match store.stored_locations().await? {
+            Some(stored) => stored,
+            None => StoredLocations {
+                locations: self.file.all().to_vec(),
+                version: 0,
+                updated_at: DateTime::<Utc>::UNIX_EPOCH,
+                updated_by: String::new(),
+            },
+        })
     }
 
-    /// Keeps `locations`, just written by this function, as the current list.
+    fn check(&self, stored: StoredLocations) -> Result<Locations, StoreError> {
+        Locations::from_list(stored.locations, &self.shipping, stored.version)
+            .map_err(|e| StoreError::Corrupt(format!("the stored locations: {e}")))
+    }
+
+    /// Keeps `locations` as the current list, unless a newer one is kept already (a slow read
+    /// that finishes after this function's own change).
     fn remember(&self, locations: Arc<Locations>) {
-        *self.lock() = Some((Instant::now(), locations));
+        let mut cached = self.lock();
+        if cached
+            .as_ref()
+            .is_some_and(|(_, kept)| kept.version() > locations.version())
+        {
+            return;
+        }
+        *cached = Some((Instant::now(), locations));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<(Instant, Arc<Locations>)>> {
@@ -150,14 +176,22 @@ pub async fn put_location<S: LocationStore>(
     }
     let location = &parse_location(id, body, directory.shipping())?;
     let saved = until_written(|| async move {
+        // The list as stored, unchecked: a list a deploy made invalid (a zone dropped from the
+        // rate table) is repaired here, one location at a time, since only the list after the
+        // change is checked.
         let before = directory.read(store).await?;
-        if if_match.is_some_and(|seen| seen != before.version()) {
+        if if_match.is_some_and(|seen| seen != before.version) {
             return Err(LocationAppError::PreconditionFailed {
-                current: before.version(),
+                current: before.version,
             });
         }
-        let after = before
-            .with(location.clone(), directory.shipping())
+        let created = !before.locations.iter().any(|l| l.id == id);
+        let mut list = before.locations;
+        match list.iter_mut().find(|l| l.id == id) {
+            Some(listed) => *listed = location.clone(),
+            None => list.push(location.clone()),
+        }
+        let after = Locations::from_list(list, directory.shipping(), before.version + 1)
             .map_err(LocationAppError::Refused)?;
         let list = StoredLocations {
             locations: after.all().to_vec(),
@@ -168,7 +202,7 @@ pub async fn put_location<S: LocationStore>(
         let written = store.save_locations(&list).await;
         let saved = SavedLocation {
             locations: Arc::new(after),
-            created: before.get(id).is_none(),
+            created,
         };
         Attempt::of_write(written, saved)
     })
@@ -297,5 +331,41 @@ mod tests {
             refused,
             LocationAppError::Refused(LocationError::TooMany)
         ));
+    }
+
+    #[tokio::test]
+    async fn a_list_a_deploy_made_invalid_serves_the_last_good_one_and_staff_repair_it() {
+        let store = InMemoryStore::default();
+        let directory = LocationDirectory::demo();
+        let at = Utc::now();
+        put_location(&store, &directory, &staff(), "HAM-1", &hamburg(), None, at)
+            .await
+            .unwrap();
+        // A rate table without the zone Amsterdam ships from.
+        let mut stored = store.stored_locations_now().unwrap();
+        stored.locations[1].zone = "gone".into();
+        stored.version += 1;
+        store.save_locations(&stored).await.unwrap();
+        assert_eq!(
+            directory.current(&store).await.unwrap().version(),
+            1,
+            "the last good list"
+        );
+        let cold = LocationDirectory::demo();
+        assert!(matches!(
+            cold.current(&store).await,
+            Err(StoreError::Corrupt(_))
+        ));
+        // Changing another location is refused, naming the one that is wrong; fixing it repairs.
+        let other = put_location(&store, &directory, &staff(), "HAM-1", &hamburg(), None, at)
+            .await
+            .unwrap_err();
+        assert!(other.to_string().contains("AMS-1"), "{other}");
+        let mut amsterdam = hamburg();
+        amsterdam["zone"] = json!("eu");
+        put_location(&store, &directory, &staff(), "AMS-1", &amsterdam, None, at)
+            .await
+            .unwrap();
+        assert_eq!(cold.current(&store).await.unwrap().version(), 3);
     }
 }

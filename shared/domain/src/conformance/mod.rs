@@ -11,7 +11,7 @@
 //! hand.
 //!
 //! The shared helpers are here; the checks are in a file per port ([`orders`], [`inventory`],
-//! [`transactions`], [`notifications`]), re-exported so callers name them from here. Compiled
+//! [`transactions`], [`notifications`], [`locations`]), re-exported so callers name them from here. Compiled
 //! for this crate's tests and under the `conformance` feature.
 
 use std::future::Future;
@@ -306,11 +306,13 @@ async fn both<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
 const GARBAGE_CURSOR: &str = "not-a-cursor";
 
 mod inventory;
+mod locations;
 mod notifications;
 mod orders;
 mod transactions;
 
 pub use inventory::*;
+pub use locations::*;
 pub use notifications::*;
 pub use orders::*;
 pub use transactions::*;
@@ -380,6 +382,17 @@ mod in_memory {
     #[tokio::test]
     async fn commit_moves_stock() {
         super::commit_moves_stock(&InMemoryStore::default(), "mem").await;
+    }
+
+    #[tokio::test]
+    async fn location_store() {
+        super::location_store(&InMemoryStore::default()).await;
+    }
+
+    #[tokio::test]
+    async fn commit_records_a_move_in_the_stock_history() {
+        let store = InMemoryStore::default();
+        super::commit_records_a_move_in_the_stock_history(&store, &store, "mem").await;
     }
 
     #[tokio::test]

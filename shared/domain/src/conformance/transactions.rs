@@ -465,3 +465,94 @@ pub async fn stock_per_location<S: OrderStore + InventoryStore + OrderTransactio
         "each unit back where it was reserved"
     );
 }
+
+/// A move's entries in its SKUs' stock histories are written with it, and only on the counters
+/// they were computed from: a change of those counters in between makes the write
+/// `OrderChanged`, nothing written; read again, it writes the order, the stock and both entries.
+pub async fn commit_records_a_move_in_the_stock_history<S, L>(store: &S, log: &L, prefix: &str)
+where
+    S: OrderStore + InventoryStore + OrderTransactions,
+    L: AdjustmentLog,
+{
+    check_prefix(prefix);
+    let at = base_time();
+    let ada = customer(prefix, "history");
+    let mut a = product(&sku(prefix, "HI-A"), 5, at);
+    a.stock
+        .set("AMS-1", StockLevel::new(3).expect("a stock level"));
+    new_products(store, &[&a]).await;
+    let order = place(&ada, &[(&a, 2)], at);
+    create(store, &order).await;
+    let reserved = order.reserve_all_at("BER-1", at).expect("reserving");
+    assert_eq!(store.reserve(&reserved).await, Ok(ReserveOutcome::Reserved));
+    let fulfilling = reserved
+        .authorized_for_test(at)
+        .start_fulfillment("BER-1", at)
+        .expect("to the warehouse");
+    let fulfilling = save(store, &reserved, fulfilling).await;
+    let reasons = (
+        AdjustmentReason::ShipmentMoveOut,
+        AdjustmentReason::ShipmentMoveIn,
+    );
+    let moved = |read: &Product| {
+        fulfilling
+            .move_units(1, "AMS-1", None, "staff", at + seconds(1))
+            .expect("a move")
+            .with_stock_history(std::slice::from_ref(read), reasons, "moved", "staff")
+            .expect("enough at AMS-1")
+    };
+    let read = stored_product(store, &a.sku).await.expect("the product");
+    let change = moved(&read);
+    // Amsterdam is counted after the read: one unit more.
+    let mut counted = read.clone();
+    counted
+        .stock
+        .set("AMS-1", StockLevel::new(4).expect("a stock level"));
+    counted.version += 1;
+    assert_eq!(
+        store.save_product(&counted, Some(read.version), None).await,
+        Ok(())
+    );
+    assert_eq!(
+        store.commit(&change).await,
+        Ok(CommitOutcome::OrderChanged),
+        "entries computed from counters that changed"
+    );
+    let moves = |adjustments: Vec<StockAdjustment>| -> Vec<_> {
+        let mut moves: Vec<_> = adjustments
+            .into_iter()
+            .filter(|x| reasons.0 == x.reason || reasons.1 == x.reason)
+            .map(|x| {
+                (
+                    x.reason.as_str(),
+                    x.location.expect("a location"),
+                    (x.before.available(), x.before.reserved()),
+                    (x.after.available(), x.after.reserved()),
+                )
+            })
+            .collect();
+        moves.sort();
+        moves
+    };
+    assert_eq!(moves(log.recorded_adjustments(&a.sku).await), []);
+    assert_eq!(stored(store, &order.id).await.as_ref(), Some(&fulfilling));
+
+    let read = stored_product(store, &a.sku).await.expect("the product");
+    let change = moved(&read);
+    assert_eq!(store.commit(&change).await, Ok(CommitOutcome::Committed));
+    assert_eq!(
+        moves(log.recorded_adjustments(&a.sku).await),
+        [
+            ("SHIPMENT_MOVE_IN", "AMS-1".to_owned(), (4, 0), (2, 2)),
+            ("SHIPMENT_MOVE_OUT", "BER-1".to_owned(), (3, 2), (5, 0)),
+        ]
+    );
+    let now = stored_product(store, &a.sku).await.expect("the product");
+    assert_eq!(
+        (
+            now.stock.at("AMS-1").reserved(),
+            now.stock.at("BER-1").reserved()
+        ),
+        (2, 0)
+    );
+}

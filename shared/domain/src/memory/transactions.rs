@@ -25,12 +25,12 @@ impl OrderTransactions for InMemoryStore {
                 });
                 continue;
             };
-            let read = write
-                .stock_history
-                .iter()
-                .find(|e| e.adjustment.sku == delta.sku)
-                .map(|e| e.version_read);
-            if read.is_some_and(|read| read != product.version) {
+            // An entry of the SKU's history was computed from counters that changed since.
+            let stale = write.stock_history.iter().any(|e| {
+                e.sku == delta.sku
+                    && e.location.as_deref().map(|at| product.stock.at(at)) != Some(e.before)
+            });
+            if stale {
                 return Ok(CommitOutcome::OrderChanged);
             }
             match product.stock.apply(&delta) {
@@ -71,7 +71,7 @@ impl OrderTransactions for InMemoryStore {
         }
         state
             .adjustments
-            .extend(write.stock_history.iter().map(|e| e.adjustment.clone()));
+            .extend(write.stock_history.iter().cloned());
         Ok(CommitOutcome::Committed)
     }
 }

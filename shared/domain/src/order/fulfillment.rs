@@ -1082,6 +1082,38 @@ mod tests {
             .unwrap()
     }
 
+    /// An order of `skus` one-unit lines, all reserved at Berlin and in its work.
+    fn wide(skus: usize) -> Order {
+        let names: Vec<String> = (0..skus).map(|i| format!("SKU-{i:02}")).collect();
+        let lines: Vec<_> = names
+            .iter()
+            .map(|n| json!({"sku": n, "quantity": 1}))
+            .collect();
+        let catalog: Vec<_> = names.iter().map(|n| product(n, 100, 5)).collect();
+        placed(json!(lines), &catalog)
+            .reserve_all_at("BER-1", Utc::now())
+            .unwrap()
+            .authorized_for_test(Utc::now())
+            .start_fulfillment("BER-1", Utc::now())
+            .unwrap()
+    }
+
+    #[test]
+    fn a_move_takes_as_many_skus_as_its_one_transaction_holds() {
+        // 100 items: per SKU its stock item and two history entries; the order and its pick-list
+        // entries (one shipment number, and the one the move may add).
+        let most = (crate::MAX_TRANSACTION_ITEMS - 2 - 1) / 3;
+        assert_eq!(most, 32);
+        assert!(wide(most)
+            .move_units(1, "AMS-1", None, "staff", Utc::now())
+            .is_ok());
+        let refused = wide(most + 1).move_units(1, "AMS-1", None, "staff", Utc::now());
+        assert!(
+            matches!(&refused, Err(FulfillmentError::CannotMove(why)) if why.contains("at most 32 SKUs")),
+            "{refused:?}"
+        );
+    }
+
     fn ship_parcel(order: &Order, number: u32) -> Order {
         let packed = order
             .pick(number, "picker", Utc::now())

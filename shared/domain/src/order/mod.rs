@@ -251,8 +251,10 @@ pub struct OrderChange {
     pub moves: Vec<StockMove>,
     pub created: Option<Order>,
     /// Entries of the moved SKUs' stock histories, written in the same transaction (a
-    /// shipment's move; the other changes record theirs on the order's timeline).
-    pub stock_history: Vec<crate::stock::HistoryEntry>,
+    /// shipment's move; the other changes record theirs on the order's timeline). Each makes
+    /// the write conditional on its location's counters being still its `before`, so the
+    /// figures it records are the ones written; a write elsewhere in the SKU does not matter.
+    pub stock_history: Vec<crate::stock::StockAdjustment>,
 }
 
 impl OrderChange {
@@ -278,8 +280,9 @@ impl OrderChange {
     /// The change with an entry in each SKU's stock history for every location its moves take
     /// units from or bring them to (`reason_out` where reserved units leave, `reason_in` where
     /// they join), computed from `products` as they were read: the write is conditioned on
-    /// their versions, so the figures recorded are the ones written. A SKU not read, or one
-    /// whose counters as read cannot take the moves, is a shortage: the write would fail.
+    /// those locations' counters being still the ones read, so the figures recorded are the
+    /// ones written. A SKU not read, or short at a location as read, is a shortage: the write
+    /// would fail. Counters that are inconsistent get no entry; the write itself refuses them.
     pub fn with_stock_history(
         mut self,
         products: &[crate::stock::Product],
@@ -290,28 +293,34 @@ impl OrderChange {
         note: &str,
         actor: &str,
     ) -> Result<Self, Vec<Shortage>> {
-        use crate::stock::{HistoryEntry, Product, StockAdjustment, StockDelta};
+        use crate::stock::{Product, StockAdjustment, StockDelta, StockError};
         let mut shortages = Vec::new();
         for delta in StockDelta::net(&self.moves) {
-            let wanted: u32 = delta.locations.iter().map(|l| l.takes_available).sum();
             let Some(product) = products.iter().find(|p| p.sku == delta.sku) else {
                 shortages.push(Shortage {
                     sku: delta.sku.clone(),
-                    requested: wanted,
+                    requested: delta.locations.iter().map(|l| l.takes_available).sum(),
                     available: 0,
                 });
                 continue;
             };
             let after = match product.stock.apply(&delta) {
                 Ok(after) => after,
-                Err(_) => {
+                Err((
+                    _,
+                    StockError::Insufficient {
+                        requested,
+                        available,
+                    },
+                )) => {
                     shortages.push(Shortage {
                         sku: delta.sku.clone(),
-                        requested: wanted,
-                        available: product.stock.available(),
+                        requested,
+                        available,
                     });
                     continue;
                 }
+                Err(_) => continue,
             };
             let written = Product {
                 stock: after.clone(),
@@ -336,10 +345,7 @@ impl OrderChange {
                 );
                 // One write, several entries: each its own id, in the order they happened.
                 adjustment.id = format!("{}-{}", adjustment.id, index + 1);
-                self.stock_history.push(HistoryEntry {
-                    adjustment,
-                    version_read: product.version,
-                });
+                self.stock_history.push(adjustment);
             }
         }
         if shortages.is_empty() {
