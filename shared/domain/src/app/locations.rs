@@ -224,6 +224,17 @@ mod tests {
         }
     }
 
+    /// Staff save `body` as location `id`, now.
+    async fn put(
+        store: &InMemoryStore,
+        directory: &LocationDirectory,
+        id: &str,
+        body: &serde_json::Value,
+        if_match: Option<u64>,
+    ) -> Result<SavedLocation, LocationAppError> {
+        put_location(store, directory, &staff(), id, body, if_match, Utc::now()).await
+    }
+
     fn hamburg() -> serde_json::Value {
         json!({
             "name": "Hamburg warehouse", "kind": "WAREHOUSE", "country": "DE",
@@ -242,8 +253,7 @@ mod tests {
             Duration::from_secs(3600),
         );
         assert_eq!(reader.current(&store).await.unwrap().version(), 0);
-        let at = Utc::now();
-        let saved = put_location(&store, &writer, &staff(), "HAM-1", &hamburg(), None, at)
+        let saved = put(&store, &writer, "HAM-1", &hamburg(), None)
             .await
             .unwrap();
         assert!(saved.created);
@@ -259,7 +269,7 @@ mod tests {
         // Replacing keeps the list's order and moves its version on.
         let mut closed = hamburg();
         closed["capabilities"]["ships"] = json!(false);
-        let saved = put_location(&store, &writer, &staff(), "HAM-1", &closed, Some(1), at)
+        let saved = put(&store, &writer, "HAM-1", &closed, Some(1))
             .await
             .unwrap();
         assert!(!saved.created);
@@ -272,32 +282,23 @@ mod tests {
     async fn a_stale_version_or_a_bad_body_changes_nothing() {
         let store = InMemoryStore::default();
         let directory = LocationDirectory::demo();
-        let at = Utc::now();
-        put_location(&store, &directory, &staff(), "HAM-1", &hamburg(), None, at)
+        put(&store, &directory, "HAM-1", &hamburg(), None)
             .await
             .unwrap();
-        let stale = put_location(
-            &store,
-            &directory,
-            &staff(),
-            "BER-1",
-            &hamburg(),
-            Some(0),
-            at,
-        )
-        .await
-        .unwrap_err();
+        let stale = put(&store, &directory, "BER-1", &hamburg(), Some(0))
+            .await
+            .unwrap_err();
         assert!(matches!(
             stale,
             LocationAppError::PreconditionFailed { current: 1 }
         ));
         let mut bad = hamburg();
         bad["zone"] = json!("mars");
-        let invalid = put_location(&store, &directory, &staff(), "HAM-1", &bad, None, at)
+        let invalid = put(&store, &directory, "HAM-1", &bad, None)
             .await
             .unwrap_err();
         assert!(matches!(invalid, LocationAppError::Invalid(_)));
-        let bad_id = put_location(&store, &directory, &staff(), "ham 1", &hamburg(), None, at)
+        let bad_id = put(&store, &directory, "ham 1", &hamburg(), None)
             .await
             .unwrap_err();
         assert!(matches!(bad_id, LocationAppError::Invalid(_)));
@@ -308,25 +309,16 @@ mod tests {
     async fn the_list_is_bounded() {
         let store = InMemoryStore::default();
         let directory = LocationDirectory::demo();
-        let at = Utc::now();
         let listed = Locations::default_locations().all().len();
         for n in listed..crate::location::MAX_LOCATIONS {
             let id = format!("W-{n}");
-            put_location(&store, &directory, &staff(), &id, &hamburg(), None, at)
+            put(&store, &directory, &id, &hamburg(), None)
                 .await
                 .unwrap();
         }
-        let refused = put_location(
-            &store,
-            &directory,
-            &staff(),
-            "ONE-TOO-MANY",
-            &hamburg(),
-            None,
-            at,
-        )
-        .await
-        .unwrap_err();
+        let refused = put(&store, &directory, "ONE-TOO-MANY", &hamburg(), None)
+            .await
+            .unwrap_err();
         assert!(matches!(
             refused,
             LocationAppError::Refused(LocationError::TooMany)
@@ -337,8 +329,7 @@ mod tests {
     async fn a_list_a_deploy_made_invalid_serves_the_last_good_one_and_staff_repair_it() {
         let store = InMemoryStore::default();
         let directory = LocationDirectory::demo();
-        let at = Utc::now();
-        put_location(&store, &directory, &staff(), "HAM-1", &hamburg(), None, at)
+        put(&store, &directory, "HAM-1", &hamburg(), None)
             .await
             .unwrap();
         // A rate table without the zone Amsterdam ships from.
@@ -357,13 +348,13 @@ mod tests {
             Err(StoreError::Corrupt(_))
         ));
         // Changing another location is refused, naming the one that is wrong; fixing it repairs.
-        let other = put_location(&store, &directory, &staff(), "HAM-1", &hamburg(), None, at)
+        let other = put(&store, &directory, "HAM-1", &hamburg(), None)
             .await
             .unwrap_err();
         assert!(other.to_string().contains("AMS-1"), "{other}");
         let mut amsterdam = hamburg();
         amsterdam["zone"] = json!("eu");
-        put_location(&store, &directory, &staff(), "AMS-1", &amsterdam, None, at)
+        put(&store, &directory, "AMS-1", &amsterdam, None)
             .await
             .unwrap();
         assert_eq!(cold.current(&store).await.unwrap().version(), 3);

@@ -72,43 +72,28 @@ pub fn parse_location(
             c.required(&mut errors, "returns", boolean),
         )
     });
-    match (
-        name,
-        kind,
-        country,
-        postal_code,
-        zone,
-        handling_days,
-        cutoff_hour_utc,
-        priority,
-        capabilities,
-    ) {
-        (
-            Some(name),
-            Some(kind),
-            Some(country),
-            Some(postal_code),
-            Some(zone),
-            Some(handling_days),
-            Some(cutoff_hour_utc),
-            Some(priority),
-            Some((Some(ships), Some(pickup), Some(returns))),
-        ) if errors.is_empty() => Ok(Location {
+    // Every field read (each refusal recorded) before the location is built from them.
+    let built = (|| {
+        let (ships, pickup, returns) = capabilities?;
+        Some(Location {
             id: id.to_owned(),
-            name,
-            kind,
-            country,
-            postal_code,
-            zone,
-            handling_days,
-            cutoff_hour_utc,
+            name: name?,
+            kind: kind?,
+            country: country?,
+            postal_code: postal_code?,
+            zone: zone?,
+            handling_days: handling_days?,
+            cutoff_hour_utc: cutoff_hour_utc?,
             capabilities: Capabilities {
-                ships,
-                pickup,
-                returns,
+                ships: ships?,
+                pickup: pickup?,
+                returns: returns?,
             },
-            priority,
-        }),
+            priority: priority?,
+        })
+    })();
+    match built {
+        Some(location) if errors.is_empty() => Ok(location),
         _ => Err(errors),
     }
 }
