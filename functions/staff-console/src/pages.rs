@@ -37,6 +37,17 @@ const TEMPLATES: [(&str, &str); 10] = [
 /// The stylesheet every page links (served from the console itself: the CSP allows no other).
 pub const STYLESHEET: &str = include_str!("../assets/console.css");
 
+/// Where pages link the stylesheet: its path with a digest of its contents, so browsers keep it
+/// for a year (it is `immutable`) and a new stylesheet is a new address.
+pub fn stylesheet_href() -> &'static str {
+    static HREF: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        use sha2::Digest;
+        let digest = hex::encode(sha2::Sha256::digest(STYLESHEET.as_bytes()));
+        format!("/console/assets/console.css?v={}", &digest[..12])
+    });
+    &HREF
+}
+
 pub struct Pages {
     env: Environment<'static>,
 }
@@ -52,6 +63,11 @@ impl Pages {
         env.add_filter("since", since);
         env.add_filter("when", when);
         env.add_filter("minutes", minutes);
+        // Our own constant, safe in an attribute as it is.
+        env.add_global(
+            "stylesheet",
+            Value::from_safe_string(stylesheet_href().to_owned()),
+        );
         Pages { env }
     }
 

@@ -798,3 +798,109 @@ async fn staff_add_a_location_in_the_console_and_receive_stock_there() {
         .await;
     assert_eq!(retired.status, StatusCode::OK, "{:?}", retired.body);
 }
+
+#[tokio::test]
+async fn a_packer_finds_an_approved_return_by_its_number_reads_why_and_must_choose_what_becomes_of_it(
+) {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("CONSOLEWHRET", 3).await;
+    let delivered_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let (customer, order) = stack.delivered_order(&[(&sku, 1)], &delivered_at).await;
+    let id = order["orderId"].as_str().unwrap().to_owned();
+    let token = stack.token(&customer, None);
+    let requested = stack
+        .post(
+            &format!("/orders/{id}/returns"),
+            &token,
+            &[("idempotency-key", &unique("return"))],
+            json!({"lines": [{"sku": sku, "quantity": 1, "reason": "OTHER", "comment": "the handle came off"}]}),
+        )
+        .await;
+    assert_eq!(
+        requested.status,
+        StatusCode::CREATED,
+        "{:?}",
+        requested.body
+    );
+    let return_id = requested.body["returnId"].as_str().unwrap().to_owned();
+    let admin = stack.token("staff-ida", Some("oms:admin"));
+    let approved = stack
+        .post(
+            &format!("/returns/{return_id}/approve"),
+            &admin,
+            &[],
+            json!({"note": "photo checked: broken"}),
+        )
+        .await;
+    assert_eq!(approved.status, StatusCode::OK, "{:?}", approved.body);
+
+    let browser = Browser::open(&stack).await;
+    browser.sign_in("staff-oli", "warehouse").await;
+    browser.goto("/console/warehouse").await;
+    browser
+        .fill("#shipment-search", &return_id.to_lowercase())
+        .await;
+    browser.submit("#find-shipment").await;
+    let card = browser.text(&format!("#return-{return_id}")).await;
+    assert!(
+        card.contains("the handle came off")
+            && card.contains("photo checked: broken")
+            && card.contains("staff-ida"),
+        "the customer's words and staff's decision: {card}"
+    );
+    // No disposition is preset: a receipt that names none is refused, nothing received.
+    let selected = browser
+        .client
+        .find(Locator::Css(&format!("#disposition-{sku} option:checked")))
+        .await
+        .expect("the disposition's choice")
+        .attr("value")
+        .await
+        .unwrap();
+    assert_eq!(selected.as_deref(), Some(""), "nothing chosen yet");
+    let packer = stack.console_session("staff-oli", "warehouse").await;
+    let version = stack.get(&format!("/orders/{id}"), &admin).await.body["version"].to_string();
+    let (status, _) = packer
+        .post(
+            &format!("/console/returns/{return_id}/receive"),
+            &[
+                ("version", version.as_str()),
+                (&format!("quantity-{sku}"), "1"),
+                ("back", "warehouse"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let rma = stack.get(&format!("/returns/{return_id}"), &admin).await;
+    assert_eq!(rma.body["status"], "APPROVED");
+    browser.screenshot("warehouse-return").await;
+
+    // Broken: recycled, not back on sale. The packer stays on the warehouse screen.
+    browser
+        .client
+        .find(Locator::Css(&format!("#disposition-{sku}")))
+        .await
+        .unwrap()
+        .select_by_value("RECYCLE")
+        .await
+        .unwrap();
+    browser
+        .submit(&format!("#return-{return_id} button.receive-button"))
+        .await;
+    assert_eq!(browser.text("#banner").await, "The return was received.");
+    assert!(browser
+        .path()
+        .await
+        .starts_with("/console/warehouse?order="));
+    assert!(browser
+        .text(&format!("#return-{return_id} .return-status"))
+        .await
+        .contains("RECEIVED"));
+    let rma = stack.get(&format!("/returns/{return_id}"), &admin).await;
+    assert_eq!(rma.body["status"], "RECEIVED", "{:?}", rma.body);
+    assert_eq!(
+        stack.stock(&sku).await.0,
+        2,
+        "the broken unit was not restocked"
+    );
+}

@@ -16,7 +16,8 @@
 //! the order the page showed, and the application layer writes on condition that it is still
 //! the order's, so a stale page is told so and overwrites nothing. A successful form redirects
 //! (303) to the page it changed, with a `done` word for the banner. Every answer is `no-store`
-//! with a strict Content-Security-Policy.
+//! (but the stylesheet, kept a year at an address that changes with it) with a strict
+//! Content-Security-Policy.
 //!
 //! ## Layout
 //! One module per screen — [`orders`], [`returns`], [`stock`] (inventory), [`locations`],
@@ -221,8 +222,11 @@ pub fn router<S: Store, K: SecretSource + 'static>(console: Console<S, K>) -> Ro
 /// send `Origin: null` with the console's own forms, which the origin check then refuses.)
 async fn harden(mut response: Response) -> Response {
     let headers = response.headers_mut();
+    // Pages and forms' answers are never stored; the stylesheet says how long it is kept.
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     for (name, value) in [
-        (header::CACHE_CONTROL, "no-store"),
         (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::X_FRAME_OPTIONS, "DENY"),
@@ -233,9 +237,14 @@ async fn harden(mut response: Response) -> Response {
     response
 }
 
+/// The stylesheet, kept a year by browsers: pages link it by the digest of its contents
+/// ([`crate::pages::stylesheet_href`]), so a changed one is fetched at its new address.
 async fn stylesheet() -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+        ],
         STYLESHEET,
     )
 }

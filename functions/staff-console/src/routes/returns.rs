@@ -147,5 +147,18 @@ pub(super) async fn decide<S: Store, K: SecretSource>(
         _ => return Err(PageError::NotFound("There is no such action.".into())),
     };
     tracing::info!(return_id = %id, decision = word, "console: return changed");
+    // A receipt made at the warehouse screen goes back there (a packer may not open the order).
+    if fields.get("back") == Some("warehouse") {
+        let mut back = format!("/console/warehouse?order={id}");
+        // The location the packer works at, if the form names a well-formed one (a location id
+        // needs no escaping).
+        if let Some(location) = fields
+            .get("location")
+            .filter(|l| oms_domain::location::Locations::is_id(l))
+        {
+            back.push_str(&format!("&location={location}"));
+        }
+        return Ok(done(&back, word));
+    }
     Ok(done(&format!("/console/orders/{}", id.order_id()), word))
 }

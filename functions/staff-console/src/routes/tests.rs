@@ -355,3 +355,24 @@ async fn staff_add_a_location_and_change_one_on_the_version_their_page_showed() 
     let (_, _, page) = call(&app, get("/console/locations", Some(&admin))).await;
     assert!(page.contains("nothing (retired)"));
 }
+
+#[tokio::test]
+async fn pages_link_the_stylesheet_by_its_digest_and_browsers_keep_it() {
+    let app = console(InMemoryStore::default());
+    let admin = session(&[SCOPE_ADMIN]);
+    let (_, headers, page) = call(&app, get("/console/orders", Some(&admin))).await;
+    assert_eq!(
+        headers[header::CACHE_CONTROL],
+        "no-store",
+        "a page is never stored"
+    );
+    let href = crate::pages::stylesheet_href();
+    assert!(page.contains(&format!("href=\"{href}\"")), "{page}");
+    let (status, headers, css) = call(&app, get(href, None)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        headers[header::CACHE_CONTROL],
+        "public, max-age=31536000, immutable"
+    );
+    assert_eq!(css, crate::pages::STYLESHEET);
+}

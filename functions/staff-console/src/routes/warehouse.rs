@@ -4,11 +4,13 @@ use super::*;
 use oms_domain::app::fulfillment::StepConditions;
 use oms_domain::ids::ShipmentId;
 use oms_domain::order::fulfillment::Fulfillment;
+use oms_domain::order::returns::{Disposition, Return, ReturnStatus};
 use oms_domain::order::Order;
 
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct WarehouseQuery {
-    /// One shipment, by its id or its order's (a packer scanning a pick slip).
+    /// One shipment, by its id or its order's (a packer scanning a pick slip), or a return by
+    /// its number (from its label).
     order: Option<String>,
     /// The location whose work is shown: the default location unless named.
     location: Option<String>,
@@ -33,12 +35,33 @@ pub(super) fn shipment_row(order: &Order, shipment: &Fulfillment) -> serde_json:
     })
 }
 
+/// A return as the warehouse receives it: what the customer sends back and why, in their
+/// words, what staff decided, and the order's version for the receipt's form.
+fn return_card(order: &Order, rma: &Return) -> serde_json::Value {
+    json!({
+        "returnId": rma.return_id,
+        "orderId": order.id,
+        "status": rma.status,
+        "version": order.version,
+        "lines": rma.lines.iter().map(|l| json!({
+            "sku": l.sku,
+            "name": l.name,
+            "quantity": l.quantity,
+            "reason": l.reason,
+            "comment": l.comment,
+            "exchange": l.exchange.as_ref().map(|e| &e.sku),
+        })).collect::<Vec<_>>(),
+        "decision": rma.decision,
+    })
+}
+
 fn shipment_id(raw: &str) -> Result<ShipmentId, PageError> {
     ShipmentId::parse(raw).map_err(|_| PageError::NotFound("No such shipment.".into()))
 }
 
 /// The warehouse's three steps, the oldest shipment first, a page of each; or one step's next
-/// page; or one shipment found by its order id.
+/// page; or one shipment found by its id or its order's, with the order's returns waiting to
+/// arrive; or one return found by its number.
 pub(super) async fn warehouse<S: Store, K: SecretSource>(
     State(app): State<App<S, K>>,
     staff: Holding<Warehouse>,
@@ -58,60 +81,83 @@ pub(super) async fn warehouse<S: Store, K: SecretSource>(
             .ok_or_else(|| PageError::NotFound(format!("There is no location {id}.")))?,
     };
     let mut sections = Vec::new();
+    let mut returns = Vec::new();
     if let Some(raw) = query
         .order
         .as_deref()
         .map(str::trim)
         .filter(|o| !o.is_empty())
     {
-        let id = shipment_id(&raw.to_ascii_uppercase())?;
-        let order = app
-            .store
-            .get(id.order_id())
-            .await
-            .map_err(ApiError::from)?
+        let raw = raw.to_ascii_uppercase();
+        if let Ok(rma) = ReturnId::parse(&raw) {
+            // A return's number (from its label): the return, whatever it has come to.
+            let order = app
+                .store
+                .get(rma.order_id())
+                .await?
+                .ok_or_else(|| PageError::NotFound("No such return.".into()))?;
+            let found = order
+                .find_return(&rma)
+                .ok_or_else(|| PageError::NotFound("No such return.".into()))?;
+            returns.push(return_card(&order, found));
+        } else {
+            let id = shipment_id(&raw)?;
+            let order = app
+                .store
+                .get(id.order_id())
+                .await?
+                .ok_or_else(|| PageError::NotFound("No such shipment.".into()))?;
+            // The order's approved returns, waiting for their goods to arrive.
+            returns = order
+                .returns
+                .iter()
+                .filter(|r| r.status == ReturnStatus::Approved)
+                .map(|r| return_card(&order, r))
+                .collect();
+            // The order id alone finds the order's shipment at this location, else its first.
+            let named = raw.contains('-');
+            let shipment = match (named, order.shipment_at(&location)) {
+                (false, Some(here)) => Some(here),
+                (false, None) => order.shipments.first(),
+                (true, _) => order.shipment(id.number()).ok(),
+            }
             .ok_or_else(|| PageError::NotFound("No such shipment.".into()))?;
-        // The order id alone finds the order's shipment at this location, else its first.
-        let named = raw.contains('-');
-        let shipment = match (named, order.shipment_at(&location)) {
-            (false, Some(here)) => Some(here),
-            (false, None) => order.shipments.first(),
-            (true, _) => order.shipment(id.number()).ok(),
-        }
-        .ok_or_else(|| PageError::NotFound("No such shipment.".into()))?;
-        let status = shipment.status;
-        if order.status == OrderStatus::Reserved {
-            return Err(PageError::Conflict(format!(
-                "Order {} is held: the payment provider released its payment, so it waits for \
-                 the customer to pay again (its shipment stays {} until then, and the order \
-                 expires if no payment comes).",
-                order.id,
-                status.as_str()
-            )));
-        }
-        if shipment.warehouse != location {
-            return Err(PageError::Conflict(format!(
-                "Shipment {} leaves from {}, which holds its units, not from {location}: \
-                 switch to {} to work on it.",
-                shipment.id(&order),
-                shipment.warehouse,
-                shipment.warehouse
-            )));
-        }
-        if !steps.contains(&status) {
-            return Err(PageError::Conflict(format!(
-                "Shipment {} has no warehouse work left: it is {}.",
-                shipment.id(&order),
-                status.as_str()
-            )));
-        }
-        for step in steps {
-            let here = status == step;
-            sections.push(json!({
-                "status": step.as_str(),
-                "orders": if here { vec![shipment_row(&order, shipment)] } else { vec![] },
-                "more": false,
-            }));
+            let status = shipment.status;
+            let warehouse_work = steps.contains(&status);
+            if order.status == OrderStatus::Reserved {
+                return Err(PageError::Conflict(format!(
+                    "Order {} is held: the payment provider released its payment, so it waits \
+                     for the customer to pay again (its shipment stays {} until then, and the \
+                     order expires if no payment comes).",
+                    order.id,
+                    status.as_str()
+                )));
+            }
+            if warehouse_work && shipment.warehouse != location {
+                return Err(PageError::Conflict(format!(
+                    "Shipment {} leaves from {}, which holds its units, not from {location}: \
+                     switch to {} to work on it.",
+                    shipment.id(&order),
+                    shipment.warehouse,
+                    shipment.warehouse
+                )));
+            }
+            if !warehouse_work && returns.is_empty() {
+                return Err(PageError::Conflict(format!(
+                    "Shipment {} has no warehouse work left: it is {}.",
+                    shipment.id(&order),
+                    status.as_str()
+                )));
+            }
+            if warehouse_work {
+                // Only the step the shipment is at: the other steps are not empty, only not
+                // shown while one shipment is.
+                sections.push(json!({
+                    "status": status.as_str(),
+                    "orders": vec![shipment_row(&order, shipment)],
+                    "more": false,
+                }));
+            }
         }
     } else {
         let only = match query.status.as_deref() {
@@ -156,6 +202,8 @@ pub(super) async fn warehouse<S: Store, K: SecretSource>(
         "warehouse.html",
         context! {
             sections => ser(&sections),
+            returns => ser(&returns),
+            dispositions => Disposition::ALL.iter().map(|d| d.as_str()).collect::<Vec<_>>(),
             order => query.order,
             location => location,
             locations => ser(&locations),
