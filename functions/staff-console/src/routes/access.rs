@@ -49,6 +49,18 @@ impl Staff {
     }
 }
 
+/// Where a staff member starts, and where an error page leads them back to: the order queue
+/// for administrators, the pick list for the warehouse, else the inventory (which both read).
+pub(super) fn home(session: &Session) -> &'static str {
+    if session.has_scope(SCOPE_ADMIN) {
+        "/console/orders"
+    } else if session.has_scope(SCOPE_WAREHOUSE) {
+        "/console/warehouse"
+    } else {
+        "/console/inventory"
+    }
+}
+
 /// The banner of a `done` word a form's redirect carries; unknown words show none.
 pub(super) fn banner(done: &str) -> Option<&'static str> {
     Some(match done {

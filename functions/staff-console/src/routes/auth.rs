@@ -57,12 +57,7 @@ pub(super) async fn callback<S: Store, K: SecretSource>(
     let lifetime = (session.expires_at - Utc::now())
         .num_seconds()
         .clamp(1, MAX_SESSION_SECONDS);
-    let home = if session.has_scope(SCOPE_ADMIN) {
-        "/console/orders"
-    } else {
-        "/console/warehouse"
-    };
-    let mut response = Redirect::to(home).into_response();
+    let mut response = Redirect::to(home(&session)).into_response();
     let headers = response.headers_mut();
     for cookie in [
         keys.write(SESSION_COOKIE, &session, BASE, lifetime),

@@ -31,10 +31,11 @@ impl From<ApiError> for PageError {
                     .map(|e| format!("{}: {}", e.field, e.message))
                     .collect(),
             ),
-            ApiError::PreconditionFailed { current } => PageError::Stale(format!(
-                "This changed since your page was loaded (it is now at version {current}). \
-                 Nothing was changed: reload the page and try again."
-            )),
+            ApiError::PreconditionFailed { .. } => PageError::Stale(
+                "This changed since your page was loaded, so nothing was changed: open the page \
+                 again to see it as it is now, and try again there."
+                    .into(),
+            ),
             ApiError::Unavailable(detail) => PageError::Unavailable(detail),
             ApiError::Internal(detail) => PageError::Internal(detail),
             other @ (ApiError::Conflict { .. } | ApiError::BadRequest { .. }) => {
@@ -97,13 +98,100 @@ impl IntoResponse for PageError {
                 )
             }
         };
+        // Rendered without the navigation here; [`with_navigation`] renders it again for the
+        // signed-in staff member who asked, with what they typed.
         let html = Pages::new()
             .render(
                 "message.html",
-                context! { title, lines, status => status.as_u16() },
+                context! { title, lines => lines.clone(), status => status.as_u16() },
             )
             .unwrap_or_else(|_| title.to_owned());
-        (status, html_headers(), html).into_response()
+        let mut response = (status, html_headers(), html).into_response();
+        response.extensions_mut().insert(ErrorPage { title, lines });
+        response
+    }
+}
+
+/// What an error page says, kept on its response for [`with_navigation`].
+#[derive(Debug, Clone)]
+pub(super) struct ErrorPage {
+    title: &'static str,
+    lines: Vec<String>,
+}
+
+/// The form fields a page's error shows back as typed: all but the form's own machinery.
+const NOT_TYPED: [&str; 5] = ["csrf", "version", "key", "back", "location"];
+
+/// The most of a form's body kept to show back on its error page.
+const FORM_BYTES: usize = 64 * 1024;
+
+/// Renders every error page again inside the console's layout for the staff member who asked:
+/// the navigation of the screens they may open, a way back to the page the form came from (its
+/// own origin only), their home screen, and what they typed into the refused form — so a
+/// stale or invalid form strands no one and loses nothing.
+pub(super) async fn with_navigation<S: Store, K: SecretSource + 'static>(
+    State(app): State<App<S, K>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let headers = request.headers().clone();
+    let is_form = request.method() == axum::http::Method::POST
+        && headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let (request, typed) = if is_form {
+        let (parts, body) = request.into_parts();
+        let bytes = axum::body::to_bytes(body, FORM_BYTES)
+            .await
+            .unwrap_or_default();
+        let typed: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes).unwrap_or_default();
+        (
+            axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes)),
+            typed,
+        )
+    } else {
+        (request, Vec::new())
+    };
+    let response = next.run(request).await;
+    let Some(error) = response.extensions().get::<ErrorPage>().cloned() else {
+        return response;
+    };
+    let Ok(staff) = staff(&app, &headers).await else {
+        return response;
+    };
+    let typed: Vec<_> = typed
+        .into_iter()
+        .filter(|(name, value)| !NOT_TYPED.contains(&name.as_str()) && !value.trim().is_empty())
+        .collect();
+    // Back to the page the form was on, if the browser says and it is the console's own.
+    let back = headers
+        .get(header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|referer| referer.strip_prefix(app.origin.as_str()))
+        .filter(|path| path.starts_with("/console/"))
+        .map(str::to_owned);
+    let html = app.pages.render(
+        "message.html",
+        context! {
+            me => staff.layout(None),
+            title => error.title,
+            lines => error.lines,
+            status => response.status().as_u16(),
+            home => home(&staff.session),
+            back => back,
+            typed => typed,
+        },
+    );
+    match html {
+        Ok(html) => {
+            let (parts, _) = response.into_parts();
+            Response::from_parts(parts, axum::body::Body::from(html))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "console: rendering an error page");
+            response
+        }
     }
 }
 

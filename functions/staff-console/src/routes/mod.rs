@@ -151,6 +151,17 @@ impl<S: Store, K> Console<S, K> {
     }
 }
 
+/// The console's address alone: each staff member's home screen, or the sign-in.
+async fn landing<S: Store, K: SecretSource + 'static>(
+    State(app): State<App<S, K>>,
+    headers: HeaderMap,
+) -> Response {
+    match staff(&app, &headers).await {
+        Ok(staff) => Redirect::to(home(&staff.session)).into_response(),
+        Err(_) => Redirect::to("/console/sign-in").into_response(),
+    }
+}
+
 /// `https://host:port/path` → `https://host:port`.
 pub fn origin_of(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
@@ -164,15 +175,10 @@ type App<S, K> = Arc<Console<S, K>>;
 
 /// The console's router: every screen and form under [`BASE`].
 pub fn router<S: Store, K: SecretSource + 'static>(console: Console<S, K>) -> Router {
+    let state = Arc::new(console);
     Router::new()
-        .route(
-            "/console",
-            get(|| async { Redirect::to("/console/orders") }),
-        )
-        .route(
-            "/console/",
-            get(|| async { Redirect::to("/console/orders") }),
-        )
+        .route("/console", get(landing::<S, K>))
+        .route("/console/", get(landing::<S, K>))
         .route("/console/assets/console.css", get(stylesheet))
         .route("/console/sign-in", get(sign_in::<S, K>))
         .route("/console/auth/callback", get(callback::<S, K>))
@@ -213,8 +219,12 @@ pub fn router<S: Store, K: SecretSource + 'static>(console: Console<S, K>) -> Ro
             post(redrive::<S, K>),
         )
         .fallback(|| async { PageError::NotFound("There is no such page.".into()) })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            with_navigation::<S, K>,
+        ))
         .layer(axum::middleware::map_response(harden))
-        .with_state(Arc::new(console))
+        .with_state(state)
 }
 
 /// Headers on every answer: never cached (pages show names and addresses), the CSP, and no

@@ -376,3 +376,76 @@ async fn pages_link_the_stylesheet_by_its_digest_and_browsers_keep_it() {
     );
     assert_eq!(css, crate::pages::STYLESHEET);
 }
+
+#[tokio::test]
+async fn an_error_page_keeps_the_navigation_leads_home_and_shows_what_was_typed() {
+    let store = in_the_warehouse();
+    let app = console(store);
+    let packer = session(&[SCOPE_WAREHOUSE]);
+    // The console's address leads each role to its own screen.
+    let (status, headers, _) = call(&app, get("/console", Some(&packer))).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], "/console/warehouse");
+    let (_, headers, _) = call(&app, get("/console", None)).await;
+    assert_eq!(headers[header::LOCATION], "/console/sign-in");
+
+    // A screen the packer may not open: the navigation stays, and "back" is their pick list.
+    let (status, _, page) = call(&app, get("/console/orders", Some(&packer))).await;
+    // Attributes are escaped as the templates escape every value (`/` as `&#x2f;`).
+    let page = page.replace("&#x2f;", "/");
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(page.contains("aria-label=\"Screens\""), "{page}");
+    assert!(
+        page.contains("href=\"/console/warehouse\" id=\"back-home\""),
+        "{page}"
+    );
+
+    // A pack form with a weight that is no number: refused, and what was typed is shown with a
+    // way back to the page it came from.
+    let token = csrf(&packer);
+    let mut request = post(
+        &format!("/console/warehouse/{ORDER}/pack"),
+        &packer,
+        ORIGIN,
+        &format!("csrf={token}&version=2&location=BER-1&weightGrams=heavy&lengthCm=30&widthCm=20&heightCm=10"),
+    );
+    request.headers_mut().insert(
+        header::REFERER,
+        HeaderValue::from_str(&format!("{ORIGIN}/console/warehouse?order={ORDER}")).unwrap(),
+    );
+    let (status, _, page) = call(&app, request).await;
+    let page = page
+        .replace("&#x2f;", "/")
+        .replace("&#x3d;", "=")
+        .replace("&#x3f;", "?");
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+    assert!(page.contains("aria-label=\"Screens\""), "{page}");
+    assert!(
+        page.contains("<dt>weightGrams</dt><dd>heavy</dd>"),
+        "{page}"
+    );
+    assert!(page.contains("<dt>lengthCm</dt><dd>30</dd>"), "{page}");
+    assert!(
+        !page.contains("<dt>csrf</dt>") && !page.contains("<dt>version</dt>"),
+        "the form's machinery is not shown back"
+    );
+    assert!(
+        page.contains(&format!(
+            "href=\"/console/warehouse?order={ORDER}\" id=\"back-to-page\""
+        )),
+        "{page}"
+    );
+    // A referer of another origin is no way back.
+    let mut request = post(
+        &format!("/console/warehouse/{ORDER}/pack"),
+        &packer,
+        ORIGIN,
+        &format!("csrf={token}&version=2&weightGrams=heavy"),
+    );
+    request.headers_mut().insert(
+        header::REFERER,
+        HeaderValue::from_static("https://evil.example/console/orders"),
+    );
+    let (_, _, page) = call(&app, request).await;
+    assert!(!page.contains("back-to-page"), "{page}");
+}
