@@ -286,12 +286,21 @@ async fn staff_find_an_order_ship_it_through_the_pick_list_and_a_stale_form_is_r
         "the refused form changed nothing"
     );
     assert_eq!(shipment.body["version"], picked.body["version"]);
+    // The refusal keeps the navigation and leads back to the page, which shows it as it is now.
+    assert!(browser.text("nav").await.contains("Warehouse"));
+    browser.submit("#back-to-page").await;
+    let back = browser.path().await;
+    assert!(
+        back.starts_with("/console/warehouse?") && back.contains(&id),
+        "{back}"
+    );
 
     // Pack and ship through the forms.
-    browser
-        .goto(&format!("/console/warehouse?order={id}"))
-        .await;
     let card = format!("#shipment-{id}-1");
+    assert!(
+        browser.text(&card).await.contains("Mark as packed"),
+        "the page as it is now: the shipment waits to be packed"
+    );
     for (name, value) in [
         ("weightGrams", "1200"),
         ("lengthCm", "30"),
@@ -559,10 +568,10 @@ async fn no_page_or_action_without_the_scope_a_session_or_the_consoles_own_form(
         "a forged session signs nobody in"
     );
 
-    // A customer signs in: no screen.
+    // A customer signs in: no screen (they land where any staff member may read, and may not).
     assert_eq!(
         browser.sign_in("customer-dan", "customer").await,
-        "/console/warehouse"
+        "/console/inventory"
     );
     assert_eq!(browser.text("#message-title").await, "Not allowed");
     for path in [
