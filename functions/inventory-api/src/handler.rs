@@ -5,8 +5,8 @@ use lambda_http::{Body, Error, Request, RequestExt, Response};
 use oms_adapters::config;
 use oms_adapters::dynamo::DynamoStore;
 use oms_adapters::http::{
-    caller, etag, idempotency_key, if_match, json_body, json_response, path_id, path_parameter,
-    require_scope, respond, route_key, unknown_route, ApiError, Listing,
+    caller, etag, idempotency_key, if_match, json_body, json_response, optional_idempotency_key,
+    path_id, path_parameter, require_scope, respond, route_key, unknown_route, ApiError, Listing,
 };
 use oms_adapters::http::{page_limit, ProblemType};
 use oms_domain::app::caller::{SCOPE_ADMIN, SCOPE_WAREHOUSE};
@@ -340,7 +340,9 @@ async fn adjust<S: InventoryStore + LocationStore>(
     let (caller, sku, body) = admin_write(request, sku_to_write)?;
     let (store, at) = (&app.store, chrono::Utc::now());
     let here = app.locations.current(&app.store).await?;
-    let view = inventory::adjust_stock(store, &here, &caller, &sku, &body, at).await?;
+    let key = optional_idempotency_key(request, "POST /inventory/{sku}/adjustments")?;
+    let view =
+        inventory::adjust_stock(store, &here, &caller, &sku, &body, key.as_ref(), at).await?;
     tracing::info!(sku = %sku, available = view.available, "stock adjusted");
     Ok(json_response(StatusCode::OK, &view))
 }

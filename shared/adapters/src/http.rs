@@ -439,6 +439,18 @@ pub fn idempotency_key(request: &Request, route: &str) -> Result<IdempotencyKey,
         })
 }
 
+/// The request's `Idempotency-Key`, where `route` takes one but does not require it.
+pub fn optional_idempotency_key(
+    request: &Request,
+    route: &str,
+) -> Result<Option<IdempotencyKey>, ApiError> {
+    if request.headers().contains_key(IDEMPOTENCY_KEY) {
+        idempotency_key(request, route).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
 /// A path parameter the route declares.
 pub fn path_parameter(request: &Request, name: &str) -> Result<String, ApiError> {
     request
@@ -663,6 +675,11 @@ impl From<InventoryError> for ApiError {
             }
             InventoryError::Transfer(error) => ApiError::Conflict {
                 problem: ProblemType::TransferAlreadyReceived,
+                title: None,
+                detail: error.to_string(),
+            },
+            error @ InventoryError::NotAsSeen { .. } => ApiError::Conflict {
+                problem: ProblemType::ConcurrentModification,
                 title: None,
                 detail: error.to_string(),
             },

@@ -190,7 +190,8 @@ pub trait InventoryStore: Send + Sync {
     ) -> impl Future<Output = Result<Option<Product>, StoreError>> + Send;
 
     /// Writes the product on condition that it does not exist (`expected_version` `None`) or still
-    /// has `expected_version`, together with the adjustment that explains a stock change.
+    /// has `expected_version`, together with the adjustment that explains a stock change (and,
+    /// if the adjustment carries an `Idempotency-Key`, on condition that the key is new).
     fn save_product(
         &self,
         product: &Product,
@@ -225,6 +226,14 @@ pub trait InventoryStore: Send + Sync {
         step: &TransferStep,
         key: Option<&TransferKey>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The adjustment of `sku` an `Idempotency-Key` made, if it made one (saved with it by
+    /// [`InventoryStore::save_product`], on condition that the key is new for the SKU).
+    fn adjustment_by_key(
+        &self,
+        sku: &Sku,
+        key: &IdempotencyKey,
+    ) -> impl Future<Output = Result<Option<StockAdjustment>, StoreError>> + Send;
 
     /// What a dispatch's `Idempotency-Key` made, if it was used for `sku`.
     fn transfer_key(

@@ -421,6 +421,10 @@ pub struct StockAdjustment {
     pub after: StockLevel,
     pub actor: String,
     pub at: DateTime<Utc>,
+    /// The `Idempotency-Key` of the request that made it (the console's stock forms carry one),
+    /// so the same form sent twice records once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<IdempotencyKey>,
 }
 
 impl StockAdjustment {
@@ -448,6 +452,7 @@ impl StockAdjustment {
             after,
             actor: actor.to_owned(),
             at,
+            key: None,
         }
     }
 }

@@ -913,3 +913,67 @@ async fn a_packer_finds_an_approved_return_by_its_number_reads_why_and_must_choo
         "the broken unit was not restocked"
     );
 }
+
+/// The value of the hidden field `name` whose value ends with `suffix` (or any, if empty) in a
+/// page's HTML.
+fn hidden(page: &str, name: &str, suffix: &str) -> String {
+    page.split(&format!("name=\"{name}\" value=\""))
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .find(|value| value.ends_with(suffix))
+        .unwrap_or_else(|| panic!("no hidden {name} ending {suffix:?}"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_stock_receipt_sent_from_two_tabs_or_twice_is_recorded_once() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("TWOTABS", 49).await;
+    let admin = stack.console_session("staff-pia", "admin").await;
+    let path = format!("/console/inventory/{sku}");
+    // Two tabs on the SKU's page.
+    let (_, first_tab) = admin.get(&path).await;
+    let (_, second_tab) = admin.get(&path).await;
+    let receipt = |page: &str| {
+        vec![
+            ("key".to_owned(), hidden(page, "key", "-receipt")),
+            ("onHand-BER-1".to_owned(), hidden(page, "onHand-BER-1", "")),
+            ("reason".to_owned(), "RECEIPT".to_owned()),
+            ("location".to_owned(), "BER-1".to_owned()),
+            ("units".to_owned(), "5".to_owned()),
+        ]
+    };
+    let send = |fields: Vec<(String, String)>| {
+        let admin = &admin;
+        let path = format!("{path}/adjustments");
+        async move {
+            let fields: Vec<(&str, &str)> = fields
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            admin.post(&path, &fields).await
+        }
+    };
+    let (status, _) = send(receipt(&first_tab)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    // The same form again (a double click): recorded once, answered as done.
+    let (status, _) = send(receipt(&first_tab)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(stack.stock(&sku).await.0, 54);
+    // The second tab still shows 49 on hand: refused, with what is there now.
+    let (status, page) = send(receipt(&second_tab)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{page}");
+    assert!(page.contains("54 on hand, not the 49"), "{page}");
+    assert_eq!(stack.stock(&sku).await.0, 54, "49 → 54, never 59");
+    let admin_token = stack.token("admin-tests", Some("oms:admin"));
+    let history = stack
+        .get(&format!("/inventory/{sku}/adjustments"), &admin_token)
+        .await;
+    let receipts = history.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["reason"] == "RECEIPT" && a["after"]["onHand"] == 54)
+        .count();
+    assert_eq!(receipts, 1);
+}

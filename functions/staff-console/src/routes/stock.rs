@@ -81,7 +81,7 @@ pub(super) async fn product<S: Store, K: SecretSource>(
             product => ser(&product),
             locations => ser(&locations),
             transfers => ser(&transfers.items),
-            transfer_key => format!("console-{}", oms_domain::ids::OrderId::generate(Utc::now())),
+            form_key => format!("console-{}", oms_domain::ids::OrderId::generate(Utc::now())),
             low => product.available < product.low_stock_threshold,
             history => ser(&history),
         },
@@ -120,9 +120,29 @@ pub(super) async fn adjust<S: Store, K: SecretSource>(
     with_texts(&mut body, fields, &["note", "location"]);
     let (store, at) = (&app.store, Utc::now());
     let here = app.locations().await?;
-    inventory::adjust_stock(store, &here, &staff.caller, &sku, &body, at).await?;
+    // What the page showed on hand at the chosen location (none shown: none there): a second
+    // tab's form, sent after the first changed the stock, is refused instead of applied twice.
+    let location = fields
+        .text("location")
+        .unwrap_or(&here.default_location().id)
+        .to_owned();
+    body["expectedOnHand"] = match fields.number(&format!("onHand-{location}")) {
+        serde_json::Value::Null => json!(0),
+        shown => shown,
+    };
+    let key = form_key(fields)?;
+    inventory::adjust_stock(store, &here, &staff.caller, &sku, &body, Some(&key), at).await?;
     tracing::info!(sku = %sku, reason, "console: stock adjusted");
     Ok(done(&format!("/console/inventory/{sku}"), "adjusted"))
+}
+
+/// The form's key, made when its page was shown: the same form sent twice (a double click, a
+/// second tab) changes the stock once.
+fn form_key(fields: &Fields) -> Result<IdempotencyKey, PageError> {
+    fields
+        .get("key")
+        .and_then(|k| IdempotencyKey::parse(k).ok())
+        .ok_or_else(|| PageError::Stale("The form is out of date: open the page again.".into()))
 }
 
 /// Sends units to another location, as the JSON API's transfer body.
@@ -140,11 +160,7 @@ pub(super) async fn dispatch_transfer<S: Store, K: SecretSource>(
         "quantity": fields.number("quantity"),
     });
     with_texts(&mut body, fields, &["note"]);
-    // The form's key, made when its page was shown: the same form sent twice sends once.
-    let key = fields
-        .get("key")
-        .and_then(|k| IdempotencyKey::parse(k).ok())
-        .ok_or_else(|| PageError::Stale("The form is out of date: open the page again.".into()))?;
+    let key = form_key(fields)?;
     let (store, here, at) = (&app.store, app.locations().await?, Utc::now());
     let sent =
         inventory::dispatch_transfer(store, &here, &staff.caller, &sku, &key, &body, at).await?;

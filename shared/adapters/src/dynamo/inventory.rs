@@ -85,6 +85,21 @@ impl InventoryStore for DynamoStore {
         }
     }
 
+    async fn adjustment_by_key(
+        &self,
+        sku: &Sku,
+        idempotency: &IdempotencyKey,
+    ) -> Result<Option<StockAdjustment>, StoreError> {
+        let item = self
+            .read(
+                key(sku_pk(sku), &adjustment_key_sk(idempotency)),
+                "get adjustment key",
+            )
+            .await?;
+        item.map(|item| from_item::<AdjustmentItem>(item).map(|i| i.adjustment))
+            .transpose()
+    }
+
     async fn transfer_key(
         &self,
         sku: &Sku,
@@ -185,6 +200,15 @@ impl DynamoStore {
             .build()];
         if let Some(adjustment) = adjustment {
             items.push(self.put_new(&AdjustmentItem::new(adjustment))?);
+            // The request's key, once per SKU: the same form sent twice loses this condition.
+            if let Some(idempotency) = &adjustment.key {
+                let item = AdjustmentItem {
+                    sk: adjustment_key_sk(idempotency),
+                    entity: entity::ADJUSTMENT_KEY.into(),
+                    ..AdjustmentItem::new(adjustment)
+                };
+                items.push(self.put_new(&item)?);
+            }
         }
         Ok(items)
     }

@@ -14,6 +14,7 @@
 //! | stock adjustment (and a transfer's step) | `SKU#<sku>` | `ADJUSTMENT#<id>` | — |
 //! | transfer between locations | `SKU#<sku>` | `TRANSFER#<id>` | — |
 //! | what a transfer dispatch's `Idempotency-Key` made | `SKU#<sku>` | `TRANSFER-KEY#<key>` | — |
+//! | what an adjustment's `Idempotency-Key` made (a copy of the adjustment) | `SKU#<sku>` | `ADJUSTMENT-KEY#<key>` | — |
 //! | notification preferences | `CUSTOMER#<customerId>` | `PREFERENCES` | — |
 //! | notification cursor (the order's next event to notify, its claim and channels sent) | `ORDER#<orderId>` | `NOTIFIED` | — |
 //! | the locations staff keep (the whole list, its version, who saved it) | `CONFIG#LOCATIONS` | `LOCATIONS` | — |
@@ -104,6 +105,7 @@ pub mod entity {
     pub const TRANSFER: &str = "TRANSFER";
     pub const SHIPMENT: &str = "SHIPMENT";
     pub const TRANSFER_KEY: &str = "TRANSFER_KEY";
+    pub const ADJUSTMENT_KEY: &str = "ADJUSTMENT_KEY";
     pub const PREFERENCES: &str = "PREFERENCES";
     pub const NOTIFICATION_CURSOR: &str = "NOTIFICATION_CURSOR";
     pub const LOCATIONS: &str = "LOCATIONS";
@@ -390,6 +392,11 @@ struct TransferKeyItem {
     entity: String,
     #[serde(flatten)]
     key: TransferKey,
+}
+
+/// The item that records which adjustment an `Idempotency-Key` made (a copy of it).
+fn adjustment_key_sk(key: &IdempotencyKey) -> String {
+    format!("ADJUSTMENT-KEY#{key}")
 }
 
 fn transfer_key_sk(key: &IdempotencyKey) -> String {

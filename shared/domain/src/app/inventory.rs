@@ -142,6 +142,12 @@ pub enum InventoryError {
     KeyReused,
     #[error("{0}")]
     Transfer(TransferError),
+    #[error("{location} has {found} on hand, not the {expected} the request expected: nothing was changed")]
+    NotAsSeen {
+        location: String,
+        expected: u32,
+        found: u32,
+    },
     #[error("the SKU kept changing; try again")]
     Contended,
     #[error(transparent)]
@@ -247,13 +253,17 @@ pub async fn put_product<I: InventoryStore>(
 }
 
 /// Applies a receipt, count or write-off to a SKU's stock at one location, recording it in the
-/// SKU's ledger.
+/// SKU's ledger. With `key` (the request's `Idempotency-Key`; the console's stock forms carry
+/// one), once: the same request again answers the SKU as it is, recording nothing more (a form
+/// sent from two tabs, a double click); the key with another request is refused.
+#[allow(clippy::too_many_arguments)]
 pub async fn adjust_stock<I: InventoryStore>(
     inventory: &I,
     locations: &Locations,
     caller: &Caller,
     sku: &Sku,
     body: &serde_json::Value,
+    key: Option<&IdempotencyKey>,
     now: DateTime<Utc>,
 ) -> Result<ProductView, InventoryError> {
     let AdjustmentRequest {
@@ -261,11 +271,36 @@ pub async fn adjust_stock<I: InventoryStore>(
         reason,
         change,
         note,
+        expected_on_hand,
     } = AdjustmentRequest::parse(body, locations)?;
     let (note, location) = (&note, location.as_str());
     until_written(|| async move {
+        if let Some(key) = key {
+            if let Some(made) = inventory.adjustment_by_key(sku, key).await? {
+                let same = made.reason == reason
+                    && made.location.as_deref() == Some(location)
+                    && match change {
+                        StockChange::Delta(delta) => {
+                            i64::from(made.after.on_hand()) - i64::from(made.before.on_hand())
+                                == delta
+                        }
+                        StockChange::Count(on_hand) => made.after.on_hand() == on_hand,
+                    };
+                if !same {
+                    return Err(InventoryError::KeyReused);
+                }
+                return Ok(Attempt::Done(get_product(inventory, sku).await?));
+            }
+        }
         let existing = existing(inventory, sku).await?;
         let before = existing.stock.at(location);
+        if let Some(expected) = expected_on_hand.filter(|n| *n != before.on_hand()) {
+            return Err(InventoryError::NotAsSeen {
+                location: location.to_owned(),
+                expected,
+                found: before.on_hand(),
+            });
+        }
         let after = match change {
             StockChange::Delta(delta) => before.adjust(delta)?,
             StockChange::Count(on_hand) => before.count(on_hand)?,
@@ -279,15 +314,18 @@ pub async fn adjust_stock<I: InventoryStore>(
             ..existing.clone()
         };
         let actor = caller.customer_id.as_str();
-        let adjustment = StockAdjustment::of_write(
-            &product,
-            location,
-            reason,
-            note.clone(),
-            before,
-            after,
-            actor,
-        );
+        let adjustment = StockAdjustment {
+            key: key.cloned(),
+            ..StockAdjustment::of_write(
+                &product,
+                location,
+                reason,
+                note.clone(),
+                before,
+                after,
+                actor,
+            )
+        };
         let written = inventory
             .save_product(&product, Some(existing.version), Some(&adjustment))
             .await;
@@ -531,7 +569,7 @@ mod tests {
         body: serde_json::Value,
     ) -> Result<ProductView, InventoryError> {
         let here = Locations::default_locations();
-        adjust_stock(store, &here, &admin(), &sku(), &body, Utc::now()).await
+        adjust_stock(store, &here, &admin(), &sku(), &body, None, Utc::now()).await
     }
 
     /// `POST /inventory/MUG-1/transfers` of `body` under the Idempotency-Key `key`.
@@ -691,5 +729,32 @@ mod tests {
         assert!(created);
         assert_eq!((view.available, view.reserved, view.on_hand), (0, 0, 0));
         assert!(store.all_adjustments(&sku()).is_empty(), "no stock moved");
+    }
+
+    #[tokio::test]
+    async fn a_receipt_sent_twice_with_its_key_is_recorded_once() {
+        let store = InMemoryStore::with_products([crate::fixtures::product("MUG-1", 500, 4)]);
+        let here = Locations::default_locations();
+        let form = IdempotencyKey::parse("console-form-1").unwrap();
+        let receipt = json!({"reason": "RECEIPT", "delta": 5});
+        let at = Utc::now();
+        let first = adjust_stock(&store, &here, &admin(), &sku(), &receipt, Some(&form), at)
+            .await
+            .unwrap();
+        let second = adjust_stock(&store, &here, &admin(), &sku(), &receipt, Some(&form), at)
+            .await
+            .unwrap();
+        assert_eq!((first.available, second.available), (9, 9));
+        assert_eq!(store.all_adjustments(&sku()).len(), 1);
+        let other = json!({"reason": "RECEIPT", "delta": 6});
+        assert!(matches!(
+            adjust_stock(&store, &here, &admin(), &sku(), &other, Some(&form), at).await,
+            Err(InventoryError::KeyReused)
+        ));
+        // Without a key, every request is recorded.
+        adjust_stock(&store, &here, &admin(), &sku(), &receipt, None, at)
+            .await
+            .unwrap();
+        assert_eq!(store.all_adjustments(&sku()).len(), 2);
     }
 }

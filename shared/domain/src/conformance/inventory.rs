@@ -31,6 +31,7 @@ fn adjustment(before: &Product, after: &Product, reason: AdjustmentReason) -> St
         after: after.stock.at(DEFAULT_LOCATION),
         actor: "conformance".into(),
         at: after.updated_at,
+        key: None,
     }
 }
 
@@ -372,5 +373,55 @@ pub async fn transfers_between_locations<S: InventoryStore>(store: &S, prefix: &
             (later.transfer.id.as_str(), TransferStatus::InTransit),
             (sent.transfer.id.as_str(), TransferStatus::Received)
         ]
+    );
+}
+
+/// An adjustment saved with an `Idempotency-Key` is found by it, and the key makes a second
+/// save fail its condition, however the product changed in between.
+pub async fn adjustment_keys<S: InventoryStore>(store: &S, prefix: &str) {
+    check_prefix(prefix);
+    let at = base_time();
+    let sku = sku(prefix, "KEYED");
+    let first = product(&sku, 5, at);
+    assert_eq!(store.save_product(&first, None, None).await, Ok(()));
+    let form = key(prefix, "receipt-form");
+    assert_eq!(store.adjustment_by_key(&sku, &form).await, Ok(None));
+    let later = |before: &Product, n: i64| Product {
+        stock: adjusted(&before.stock, 3),
+        version: before.version + 1,
+        updated_at: at + seconds(n),
+        ..before.clone()
+    };
+    let second = later(&first, 1);
+    let received = StockAdjustment {
+        key: Some(form.clone()),
+        ..adjustment(&first, &second, AdjustmentReason::Receipt)
+    };
+    assert_eq!(
+        store
+            .save_product(&second, Some(first.version), Some(&received))
+            .await,
+        Ok(())
+    );
+    assert_eq!(
+        store.adjustment_by_key(&sku, &form).await,
+        Ok(Some(received.clone()))
+    );
+    let third = later(&second, 2);
+    let again = StockAdjustment {
+        key: Some(form.clone()),
+        ..adjustment(&second, &third, AdjustmentReason::Receipt)
+    };
+    assert_eq!(
+        store
+            .save_product(&third, Some(second.version), Some(&again))
+            .await,
+        Err(StoreError::ConditionFailed),
+        "the same key twice"
+    );
+    assert_eq!(
+        stored_product(store, &sku).await.map(|p| p.version),
+        Some(second.version),
+        "nothing written"
     );
 }

@@ -34,9 +34,25 @@ impl InventoryStore for InMemoryStore {
         if state.products.get(&product.sku).map(|p| p.version) != expected_version {
             return Err(StoreError::ConditionFailed);
         }
+        if let Some(key) = adjustment.and_then(|a| a.key.as_ref()) {
+            let used = |a: &StockAdjustment| a.sku == product.sku && a.key.as_ref() == Some(key);
+            if state.adjustments.iter().any(used) {
+                return Err(StoreError::ConditionFailed);
+            }
+        }
         state.products.insert(product.sku.clone(), product.clone());
         state.adjustments.extend(adjustment.cloned());
         Ok(())
+    }
+
+    async fn adjustment_by_key(
+        &self,
+        sku: &Sku,
+        key: &IdempotencyKey,
+    ) -> Result<Option<StockAdjustment>, StoreError> {
+        let state = self.lock();
+        let made = |a: &&StockAdjustment| &a.sku == sku && a.key.as_ref() == Some(key);
+        Ok(state.adjustments.iter().find(made).cloned())
     }
 
     async fn catalog(&self, limit: u32, cursor: Option<&str>) -> Result<Page<Product>, StoreError> {

@@ -108,6 +108,10 @@ pub struct AdjustmentRequest {
     pub reason: AdjustmentReason,
     pub change: StockChange,
     pub note: Option<String>,
+    /// The units on hand at `location` the caller saw (`expectedOnHand`): the change applies
+    /// only while they are still there, so a form sent again from an older page (a second tab)
+    /// is refused rather than counted twice.
+    pub expected_on_hand: Option<u32>,
 }
 
 impl AdjustmentRequest {
@@ -115,7 +119,14 @@ impl AdjustmentRequest {
     /// whose sign fits it.
     pub fn parse(body: &Value, locations: &Locations) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::default();
-        let known = ["location", "reason", "delta", "countedOnHand", "note"];
+        let known = [
+            "location",
+            "reason",
+            "delta",
+            "countedOnHand",
+            "note",
+            "expectedOnHand",
+        ];
         let Some(fields) = Fields::body(&mut errors, body, &known) else {
             return Err(errors);
         };
@@ -125,6 +136,11 @@ impl AdjustmentRequest {
             one_of(&AdjustmentReason::ALL, AdjustmentReason::as_str),
         );
         let note = fields.note(&mut errors, "note", 500);
+        let expected_on_hand = fields.optional(
+            &mut errors,
+            "expectedOnHand",
+            whole(0..=StockLevel::MAX_UNITS),
+        );
         let location = fields
             .optional(&mut errors, "location", location_of(locations))
             .unwrap_or_else(|| locations.default_location().id.clone());
@@ -165,6 +181,7 @@ impl AdjustmentRequest {
                 reason,
                 change,
                 note,
+                expected_on_hand,
             }),
             _ => Err(errors),
         }
