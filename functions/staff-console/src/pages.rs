@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use minijinja::{Environment, Value};
 
 /// The templates, by name.
-const TEMPLATES: [(&str, &str); 10] = [
+const TEMPLATES: [(&str, &str); 11] = [
     ("layout.html", include_str!("../templates/layout.html")),
     ("message.html", include_str!("../templates/message.html")),
     ("orders.html", include_str!("../templates/orders.html")),
@@ -22,6 +22,10 @@ const TEMPLATES: [(&str, &str); 10] = [
     (
         "locations.html",
         include_str!("../templates/locations.html"),
+    ),
+    (
+        "dead-letters.html",
+        include_str!("../templates/dead-letters.html"),
     ),
     (
         "warehouse.html",

@@ -1,5 +1,6 @@
-//! The dead-letter queues as operators see them: how many messages each holds, and a redrive
-//! that moves them back to the queue they came from.
+//! The dead-letter queues as operators see them: how many messages each holds, a redrive that
+//! moves them back to the queue they came from, and the messages themselves, to read and, for a
+//! poison message that will never succeed, to discard.
 //!
 //! The redrive is SQS's own message move task (`StartMessageMoveTask`): SQS moves the messages
 //! back to their source queue at its pace, so a large queue does not hold the caller. Each
@@ -134,6 +135,107 @@ impl DeadLetters {
             .await
             .map_err(|e| classify("start a message move task", e))?;
         tracing::info!(queue = name, "dead-letter queue redrive started");
+        Ok(Some(()))
+    }
+}
+
+/// One dead-lettered message as staff read it before deciding: its body (an event or a job,
+/// which carry no personal data), how often it was tried, and the handle that discards it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetter {
+    pub message_id: String,
+    /// The body, cut at [`BODY_SHOWN`] characters.
+    pub body: String,
+    pub receive_count: u64,
+    /// When it was first sent.
+    pub sent_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Valid while the message is held for this reader ([`READ_HOLD_SECONDS`]).
+    pub receipt_handle: String,
+}
+
+/// How many characters of a message's body are shown.
+pub const BODY_SHOWN: usize = 4_000;
+
+/// How long messages read for staff are held from other readers (and from a redrive): long
+/// enough to read and discard one, short enough that the rest come back soon.
+pub const READ_HOLD_SECONDS: i32 = 60;
+
+impl DeadLetters {
+    /// Up to ten of the queue `name`'s messages, held from other readers for
+    /// [`READ_HOLD_SECONDS`]. `None` if no dead-letter queue has that name.
+    pub async fn read(&self, name: &str) -> Result<Option<Vec<DeadLetter>>, StoreError> {
+        let Some(url) = self.url_of(name) else {
+            return Ok(None);
+        };
+        let output = self
+            .client
+            .get()
+            .await
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .visibility_timeout(READ_HOLD_SECONDS)
+            .message_system_attribute_names(
+                aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount,
+            )
+            .message_system_attribute_names(
+                aws_sdk_sqs::types::MessageSystemAttributeName::SentTimestamp,
+            )
+            .send()
+            .await
+            .map_err(|e| classify("read a dead-letter queue's messages", e))?;
+        let letters = output
+            .messages
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| {
+                let attribute = |name| {
+                    m.attributes()
+                        .and_then(|a| a.get(&name))
+                        .and_then(|v| v.parse::<i64>().ok())
+                };
+                use aws_sdk_sqs::types::MessageSystemAttributeName as Attribute;
+                DeadLetter {
+                    message_id: m.message_id().unwrap_or_default().to_owned(),
+                    body: m
+                        .body()
+                        .unwrap_or_default()
+                        .chars()
+                        .take(BODY_SHOWN)
+                        .collect(),
+                    receive_count: attribute(Attribute::ApproximateReceiveCount)
+                        .and_then(|n| u64::try_from(n).ok())
+                        .unwrap_or(0),
+                    sent_at: attribute(Attribute::SentTimestamp)
+                        .and_then(chrono::DateTime::from_timestamp_millis),
+                    receipt_handle: m.receipt_handle().unwrap_or_default().to_owned(),
+                }
+            })
+            .collect();
+        Ok(Some(letters))
+    }
+
+    /// Deletes the message `receipt_handle` names from the queue `name`: a poison message staff
+    /// decided is not to be tried again. `None` if no dead-letter queue has that name.
+    pub async fn discard(
+        &self,
+        name: &str,
+        receipt_handle: &str,
+    ) -> Result<Option<()>, StoreError> {
+        let Some(url) = self.url_of(name) else {
+            return Ok(None);
+        };
+        self.client
+            .get()
+            .await
+            .delete_message()
+            .queue_url(url)
+            .receipt_handle(receipt_handle)
+            .send()
+            .await
+            .map_err(|e| classify("discard a dead-lettered message", e))?;
+        tracing::info!(queue = name, "dead-lettered message discarded");
         Ok(Some(()))
     }
 }

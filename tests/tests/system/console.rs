@@ -977,3 +977,72 @@ async fn a_stock_receipt_sent_from_two_tabs_or_twice_is_recorded_once() {
         .count();
     assert_eq!(receipts, 1);
 }
+
+#[tokio::test]
+async fn staff_read_a_dead_lettered_message_and_discard_it() {
+    let stack = Stack::connect().await;
+    let sqs = aws_sdk_sqs::Client::new(&stack.sdk().await);
+    let queue = stack.resource("EmailOutboxDeadLetterQueue");
+    let url = format!("{}/123456789012/{queue}", stack.emulator);
+    let marker = unique("poison");
+    sqs.send_message()
+        .queue_url(&url)
+        .message_body(json!({"marker": marker, "why": "a job no sender can send"}).to_string())
+        .send()
+        .await
+        .unwrap();
+
+    let before = depth(&sqs, &url).await;
+    assert!(before >= 1);
+    let browser = Browser::open(&stack).await;
+    browser.sign_in("staff-uma", "admin").await;
+    browser.goto("/console/exceptions").await;
+    browser.submit(&format!("#queue-{queue} a.read")).await;
+    let cards = browser
+        .client
+        .find_all(Locator::Css("article.dead-letter"))
+        .await
+        .unwrap();
+    let mut poison = None;
+    for card in cards {
+        if card.text().await.unwrap().contains(&marker) {
+            poison = Some(card.attr("id").await.unwrap().unwrap());
+        }
+    }
+    let poison = poison.expect("the message, readable before deciding");
+    browser.screenshot("dead-letters").await;
+    browser.submit(&format!("#{poison} button.discard")).await;
+    assert_eq!(
+        browser.text("#banner").await,
+        "The message was discarded; it will not be tried again."
+    );
+    // Gone for good: the queue holds one message fewer than before it was read.
+    assert_eq!(depth(&sqs, &url).await, before - 1, "{queue}");
+    // A packer may not read the dead letters.
+    let packer = stack.console_session("staff-vic", "warehouse").await;
+    let (status, _) = packer
+        .get(&format!("/console/exceptions/dead-letters/{queue}"))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+/// Every message of the queue at `url`, visible or held by a reader.
+async fn depth(sqs: &aws_sdk_sqs::Client, url: &str) -> u64 {
+    use aws_sdk_sqs::types::QueueAttributeName as Attribute;
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(Attribute::All)
+        .send()
+        .await
+        .unwrap();
+    let count = |name: Attribute| {
+        attributes
+            .attributes()
+            .and_then(|a| a.get(&name))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    count(Attribute::ApproximateNumberOfMessages)
+        + count(Attribute::ApproximateNumberOfMessagesNotVisible)
+}

@@ -76,6 +76,7 @@ pub(super) fn banner(done: &str) -> Option<&'static str> {
         "shipped" => "Shipped: the customer is told.",
         "moved" => "The shipment was moved; its units are reserved at their new location.",
         "redriven" => "The dead-letter queue's messages are moving back to their queue.",
+        "discarded" => "The message was discarded; it will not be tried again.",
         "location-saved" => "The location was saved; every function routes by it within a minute.",
         "location-added" => "The location was added; within a minute every function knows it: stock can be received there and orders are routed to it.",
         _ => return None,

@@ -57,3 +57,55 @@ pub(super) async fn redrive<S: Store, K: SecretSource>(
         .ok_or_else(|| PageError::NotFound(format!("There is no dead-letter queue {name}.")))?;
     Ok(done("/console/exceptions", "redriven"))
 }
+
+fn dead_letters<S, K>(app: &Console<S, K>) -> Result<&DeadLetters, PageError> {
+    app.dead_letters
+        .as_ref()
+        .ok_or_else(|| PageError::NotFound("No dead-letter queues are configured.".into()))
+}
+
+/// A dead-letter queue's messages, to read before deciding: redrive the queue, or discard a
+/// message that will never succeed. Reading holds them from other readers for a minute.
+pub(super) async fn dead_letter_queue<S: Store, K: SecretSource>(
+    State(app): State<App<S, K>>,
+    staff: Holding<Admin>,
+    Path(name): Path<String>,
+) -> Result<Response, PageError> {
+    let letters = dead_letters(&app)?
+        .read(&name)
+        .await?
+        .ok_or_else(|| PageError::NotFound(format!("There is no dead-letter queue {name}.")))?;
+    staff.page(
+        &app,
+        "dead-letters.html",
+        context! {
+            name => name,
+            letters => ser(&letters),
+            hold_seconds => oms_adapters::dead_letters::READ_HOLD_SECONDS,
+        },
+    )
+}
+
+/// Discards one dead-lettered message: it will not be tried again.
+pub(super) async fn discard<S: Store, K: SecretSource>(
+    State(app): State<App<S, K>>,
+    Path(name): Path<String>,
+    form: StaffForm,
+) -> Result<Response, PageError> {
+    form.require(SCOPE_ADMIN)?;
+    let handle = form
+        .fields
+        .get("handle")
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| {
+            PageError::Stale("The message is no longer held for you: read the queue again.".into())
+        })?;
+    dead_letters(&app)?
+        .discard(&name, handle)
+        .await?
+        .ok_or_else(|| PageError::NotFound(format!("There is no dead-letter queue {name}.")))?;
+    Ok(done(
+        &format!("/console/exceptions/dead-letters/{name}"),
+        "discarded",
+    ))
+}

@@ -10,6 +10,7 @@
 //! | the warehouse: pick list, pick, pack and ship | `/console/warehouse` | `oms:warehouse` |
 //! | returns waiting for a decision | `/console/returns` | `oms:admin` |
 //! | exceptions: stuck orders, money that needs staff, dead-letter queues and their redrive | `/console/exceptions` | `oms:admin` |
+//! | a dead-letter queue's messages: read one, discard it | `/console/exceptions/dead-letters/{name}` | `oms:admin` |
 //!
 //! Every form is a POST that carries the session's CSRF token, and is refused unless it comes
 //! from the console's own origin; every form that changes an order carries the version (ETag) of
@@ -217,6 +218,14 @@ pub fn router<S: Store, K: SecretSource + 'static>(console: Console<S, K>) -> Ro
         .route(
             "/console/exceptions/dead-letters/{name}/redrive",
             post(redrive::<S, K>),
+        )
+        .route(
+            "/console/exceptions/dead-letters/{name}",
+            get(dead_letter_queue::<S, K>),
+        )
+        .route(
+            "/console/exceptions/dead-letters/{name}/discard",
+            post(discard::<S, K>),
         )
         .fallback(|| async { PageError::NotFound("There is no such page.".into()) })
         .layer(axum::middleware::from_fn_with_state(
