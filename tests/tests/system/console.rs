@@ -244,6 +244,13 @@ async fn staff_find_an_order_ship_it_through_the_pick_list_and_a_stale_form_is_r
     assert_eq!(browser.path().await, format!("/console/orders/{id}"));
     assert_eq!(browser.text("#order-status").await, "FULFILLING");
     assert!(browser.body().await.contains(&sku), "the order's lines");
+    // Who to call about it: the customer card, and what was asked of the PSP.
+    let placed = stack.order_as_staff(&id).await;
+    assert_eq!(
+        browser.text("#customer-email").await,
+        placed["contact"]["email"].as_str().unwrap()
+    );
+    assert!(browser.text("#customer").await.contains(&customer));
     browser.screenshot("order").await;
 
     // The warehouse: the order is on the pick list. A packer picks it through the API meanwhile,
