@@ -634,6 +634,14 @@ impl From<PaymentAppError> for ApiError {
                 title: None,
                 detail: e.to_string(),
             },
+            error @ PaymentAppError::Acknowledge(_) => ApiError::Conflict {
+                problem: ProblemType::ConcurrentModification,
+                title: Some("Nothing to acknowledge"),
+                detail: error.to_string(),
+            },
+            PaymentAppError::PreconditionFailed { current } => {
+                ApiError::PreconditionFailed { current }
+            }
             PaymentAppError::Contended => ApiError::Unavailable("the order kept changing".into()),
             PaymentAppError::Store(error) => error.into(),
         }

@@ -547,6 +547,104 @@ async fn wait_listed(stack: &Stack, admin: &str, id: &str) -> Value {
     }
 }
 
+/// Whether the order is on the payment attention list now.
+async fn listed(stack: &Stack, admin: &str, id: &str) -> bool {
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/payments/attention?limit=100&cursor={c}"),
+            None => "/payments/attention?limit=100".to_owned(),
+        };
+        let page = stack.get(&path, admin).await;
+        assert_eq!(page.status, StatusCode::OK, "{:?}", page.body);
+        if page.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["orderId"] == id)
+        {
+            return true;
+        }
+        match page.body["nextCursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return false,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_mismatch_on_a_cancelled_order_closes_once_staff_acknowledge_it() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("PSP-ACK", 5).await;
+    let (customer, placed) = place_unpaid(&stack, &sku, 1).await;
+    let id = placed["orderId"].as_str().unwrap().to_owned();
+    let wrong = psp_body(
+        "authorization.succeeded",
+        &id,
+        &json!({"amount": 1, "currency": "EUR"}),
+        None,
+    );
+    assert_eq!(stack.psp_event(&wrong).await.status, StatusCode::OK);
+    let admin = stack.token("staff-payments", Some("oms:admin"));
+    wait_listed(&stack, &admin, &id).await;
+    // The customer calls it off: the mismatch still needs a person.
+    let cancelled = stack
+        .post(
+            &format!("/orders/{id}/cancel"),
+            &stack.token(&customer, None),
+            &[],
+            json!({"reason": "changed my mind"}),
+        )
+        .await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{:?}", cancelled.body);
+    assert!(listed(&stack, &admin, &id).await, "still needs staff");
+
+    // Staff deal with it at the PSP and say so in the console, on the order they saw.
+    let console = stack.console_session("staff-ren", "admin").await;
+    let path = format!("/console/orders/{id}/payment/acknowledge");
+    let stale = (cancelled.body["version"].as_u64().unwrap() - 1).to_string();
+    let (status, _) = console
+        .post(
+            &path,
+            &[("version", stale.as_str()), ("note", "voided at the PSP")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "an older page is refused");
+    let (status, _) = console
+        .post(
+            &path,
+            &[
+                ("version", &cancelled.body["version"].to_string()),
+                ("note", ""),
+            ],
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a note is required"
+    );
+    let (status, to) = console
+        .post(
+            &path,
+            &[
+                ("version", &cancelled.body["version"].to_string()),
+                ("note", "voided the 0.01 EUR hold at the PSP"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{to}");
+    assert!(!listed(&stack, &admin, &id).await, "off the attention list");
+    let shown = stack.order_as_staff(&id).await;
+    assert!(shown["payment"]["attention"].is_null());
+    let noted = shown["timeline"].as_array().unwrap().iter().any(|t| {
+        t["note"].as_str().is_some_and(|n| {
+            n.contains("acknowledged by staff-ren: voided the 0.01 EUR hold at the PSP")
+        })
+    });
+    assert!(noted, "{shown}");
+}
+
 #[tokio::test]
 async fn an_old_secret_is_refused_once_the_secret_is_rotated() {
     let stack = Stack::connect().await;

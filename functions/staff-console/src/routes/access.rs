@@ -77,6 +77,7 @@ pub(super) fn banner(done: &str) -> Option<&'static str> {
         "moved" => "The shipment was moved; its units are reserved at their new location.",
         "redriven" => "The dead-letter queue's messages are moving back to their queue.",
         "discarded" => "The message was discarded; it will not be tried again.",
+        "acknowledged" => "Acknowledged: the order's money is off the attention list until something new needs staff.",
         "location-saved" => "The location was saved; every function routes by it within a minute.",
         "location-added" => "The location was added; within a minute every function knows it: stock can be received there and orders are routed to it.",
         _ => return None,

@@ -61,6 +61,7 @@ page_error_from!(
     oms_domain::app::returns::ReturnsAppError,
     oms_domain::app::inventory::InventoryError,
     oms_domain::app::locations::LocationAppError,
+    oms_domain::app::payments::PaymentAppError,
     oms_domain::app::staff::StaffError,
     oms_domain::app::queries::QueryError,
     oms_domain::ports::StoreError

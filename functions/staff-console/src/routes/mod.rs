@@ -192,6 +192,10 @@ pub fn router<S: Store, K: SecretSource + 'static>(console: Console<S, K>) -> Ro
             "/console/orders/{id}/shipments/{number}/move",
             post(move_shipment::<S, K>),
         )
+        .route(
+            "/console/orders/{id}/payment/acknowledge",
+            post(acknowledge_payment::<S, K>),
+        )
         .route("/console/returns", get(returns::<S, K>))
         .route("/console/returns/{id}/label", get(return_label::<S, K>))
         .route("/console/returns/{id}/{decision}", post(decide::<S, K>))

@@ -203,3 +203,36 @@ pub(super) async fn cancel<S: Store, K: SecretSource>(
     tracing::info!(order_id = %order.id, "console: order cancelled");
     Ok(done(&format!("/console/orders/{id}"), "cancelled"))
 }
+
+/// Staff acknowledge what the order's money needs, saying how they dealt with it (a mismatch
+/// voided at the PSP, a second payment refunded there): it leaves the attention list.
+pub(super) async fn acknowledge_payment<S: Store, K: SecretSource>(
+    State(app): State<App<S, K>>,
+    Path(id): Path<String>,
+    form: StaffForm,
+) -> Result<Response, PageError> {
+    let staff = form.require(SCOPE_ADMIN)?;
+    let order = order_id(&id)?;
+    let version = form.version()?;
+    let note = form
+        .fields
+        .text("note")
+        .filter(|n| n.chars().count() <= 500)
+        .ok_or_else(|| {
+            PageError::Invalid(vec![
+                "note: say how it was dealt with (up to 500 characters)".into(),
+            ])
+        })?
+        .to_owned();
+    oms_domain::app::payments::acknowledge_attention(
+        &app.store,
+        &staff.caller,
+        &order,
+        note,
+        Some(version),
+        Utc::now(),
+    )
+    .await?;
+    tracing::info!(order_id = %order, "console: payment attention acknowledged");
+    Ok(done(&format!("/console/orders/{order}"), "acknowledged"))
+}

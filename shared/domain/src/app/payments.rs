@@ -29,6 +29,10 @@ pub enum PaymentAppError {
     NotAllowed(#[from] PaymentError),
     #[error(transparent)]
     Refund(#[from] RefundRetryError),
+    #[error(transparent)]
+    Acknowledge(#[from] crate::order::payments::AcknowledgeError),
+    #[error("the order changed since the caller read it: it is at version {current}")]
+    PreconditionFailed { current: u64 },
     #[error("the order kept changing; try again")]
     Contended,
     #[error(transparent)]
@@ -87,6 +91,32 @@ pub async fn retry_refund<O: OrderStore>(
     until_written(|| async move {
         let order = orders.get(id).await?.ok_or(PaymentAppError::NotFound)?;
         let next = order.retry_refund(refund_id, now)?;
+        let written = orders.save(&next, order.version).await;
+        Attempt::of_write(written, next)
+    })
+    .await
+}
+
+/// Staff acknowledge what the order's money needs, with how they dealt with it
+/// ([`Order::acknowledge_payment_attention`]), on the order's version they saw.
+pub async fn acknowledge_attention<O: OrderStore>(
+    orders: &O,
+    caller: &crate::app::Caller,
+    id: &OrderId,
+    note: String,
+    if_match: Option<u64>,
+    now: DateTime<Utc>,
+) -> Result<Order, PaymentAppError> {
+    let note = &note;
+    until_written(|| async move {
+        let order = orders.get(id).await?.ok_or(PaymentAppError::NotFound)?;
+        if if_match.is_some_and(|seen| seen != order.version) {
+            return Err(PaymentAppError::PreconditionFailed {
+                current: order.version,
+            });
+        }
+        let by = caller.customer_id.as_str();
+        let next = order.acknowledge_payment_attention(by, note.clone(), now)?;
         let written = orders.save(&next, order.version).await;
         Attempt::of_write(written, next)
     })

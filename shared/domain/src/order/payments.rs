@@ -186,6 +186,19 @@ pub struct Payment {
     /// time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capture_flagged_at: Option<DateTime<Utc>>,
+    /// Staff's acknowledgments of what the money needed: each closes every reason open when it
+    /// was made (a mismatch staff settled at the PSP, a second payment they refunded there).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acknowledgments: Vec<Acknowledgment>,
+}
+
+/// Staff saying they dealt with what the order's money needed, and how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Acknowledgment {
+    pub by: String,
+    pub at: DateTime<Utc>,
+    pub note: String,
 }
 
 /// One payment at the PSP — one `pspReference` — as the ledger tells it. A customer whose hold
@@ -364,6 +377,13 @@ pub enum PaymentUpdate {
 pub enum PaymentError {
     #[error("the order has recorded {MAX_LEDGER_ENTRIES} payment events, the most it keeps")]
     LedgerFull,
+}
+
+/// An acknowledgment with nothing to acknowledge. Nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AcknowledgeError {
+    #[error("the order's money needs no one now")]
+    NothingOpen,
 }
 
 /// An expiry the order's state does not allow. Nothing changed.
@@ -799,7 +819,40 @@ impl Order {
                 }
             }
         }
-        reasons.into_iter().min_by_key(|a| a.since)
+        // What staff acknowledged is closed; a reason that arises after it is open again.
+        let acknowledged = payment.acknowledgments.last().map(|a| a.at);
+        reasons
+            .into_iter()
+            .filter(|a| acknowledged.is_none_or(|at| a.since > at))
+            .min_by_key(|a| a.since)
+    }
+
+    /// Staff acknowledge what the order's money needs, saying in `note` how they dealt with it:
+    /// every reason open now leaves the attention list (the ledger keeps what happened).
+    pub fn acknowledge_payment_attention(
+        &self,
+        by: &str,
+        note: String,
+        now: DateTime<Utc>,
+    ) -> Result<Order, AcknowledgeError> {
+        let open = self
+            .payment_attention()
+            .ok_or(AcknowledgeError::NothingOpen)?;
+        let entry = format!(
+            "payment: {} acknowledged by {by}: {note}",
+            serde_json::to_value(open.reason)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        );
+        Ok(self.record(now, Some(entry), |next| {
+            next.payment.acknowledgments.push(Acknowledgment {
+                by: by.to_owned(),
+                at: now,
+                note,
+            });
+            OrderEvent::Updated
+        }))
     }
 
     /// An authorization that waits for its capture (the sweep watches its deadline).
@@ -1354,6 +1407,51 @@ mod tests {
             usd.payment_status(),
             PaymentStatus::Pending,
             "wrong currency"
+        );
+    }
+
+    #[test]
+    fn staff_acknowledge_a_mismatch_and_only_a_later_one_needs_them_again() {
+        let order = order();
+        let mut auth = event("e1", PaymentEventKind::AuthorizationSucceeded, &order);
+        auth.amount = Money::new(1, Currency::parse("EUR").unwrap()).unwrap();
+        let flagged = recorded(&order, &auth);
+        let later = flagged.updated_at + chrono::Duration::seconds(5);
+        let settled = flagged
+            .acknowledge_payment_attention("staff-1", "voided at the PSP".into(), later)
+            .unwrap();
+        assert_eq!(settled.payment_attention(), None, "off the attention list");
+        assert_eq!(settled.version, flagged.version + 1);
+        assert!(settled
+            .timeline
+            .last()
+            .unwrap()
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("AMOUNT_MISMATCH acknowledged by staff-1: voided at the PSP"));
+        assert_eq!(
+            settled.acknowledge_payment_attention("staff-1", "again".into(), later),
+            Err(AcknowledgeError::NothingOpen)
+        );
+        // A mismatch that arrives after the acknowledgment needs staff again.
+        let mut second = event("e2", PaymentEventKind::AuthorizationSucceeded, &order);
+        second.amount = Money::new(2, Currency::parse("EUR").unwrap()).unwrap();
+        let recorded_later = match settled
+            .record_payment(
+                &second,
+                &PaymentPolicy::default(),
+                later + chrono::Duration::seconds(5),
+            )
+            .unwrap()
+        {
+            PaymentUpdate::Recorded(next) => *next,
+            PaymentUpdate::Duplicate => panic!("e2 was new"),
+        };
+        let again = recorded_later;
+        assert_eq!(
+            again.payment_attention().map(|a| a.reason),
+            Some(AttentionReason::AmountMismatch)
         );
     }
 
