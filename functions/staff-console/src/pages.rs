@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use minijinja::{Environment, Value};
 
 /// The templates, by name.
-const TEMPLATES: [(&str, &str); 11] = [
+const TEMPLATES: [(&str, &str); 12] = [
     ("layout.html", include_str!("../templates/layout.html")),
     ("message.html", include_str!("../templates/message.html")),
     ("orders.html", include_str!("../templates/orders.html")),
@@ -27,6 +27,7 @@ const TEMPLATES: [(&str, &str); 11] = [
         "dead-letters.html",
         include_str!("../templates/dead-letters.html"),
     ),
+    ("slip.html", include_str!("../templates/slip.html")),
     (
         "warehouse.html",
         include_str!("../templates/warehouse.html"),

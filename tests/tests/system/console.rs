@@ -320,6 +320,25 @@ async fn staff_find_an_order_ship_it_through_the_pick_list_and_a_stale_form_is_r
     }
     browser.submit(&format!("{card} form.pack button")).await;
     assert_eq!(browser.text("#banner").await, "Packed.");
+    // The packing slip for the parcel: its address and items, printed on one A4 page.
+    browser.submit(&format!("{card} a.slip")).await;
+    assert!(browser.text("#slip-lines").await.contains(&sku));
+    assert!(browser.text("#ship-to").await.contains("Test Customer"));
+    let a4 = fantoccini::wd::PrintConfiguration::builder()
+        .size(fantoccini::wd::PrintSize::A4)
+        .build()
+        .unwrap();
+    let pdf = browser.client.print(a4).await.expect("the slip printed");
+    assert_eq!(pdf_pages(&pdf), 1, "one A4 page");
+    std::fs::write(
+        format!(
+            "{}/../target/console-screenshots/packing-slip.pdf",
+            env!("CARGO_MANIFEST_DIR")
+        ),
+        &pdf,
+    )
+    .expect("keeping the printed slip");
+    browser.screenshot("packing-slip").await;
     browser
         .goto(&format!("/console/warehouse?order={id}"))
         .await;
@@ -1052,4 +1071,12 @@ async fn depth(sqs: &aws_sdk_sqs::Client, url: &str) -> u64 {
     };
     count(Attribute::ApproximateNumberOfMessages)
         + count(Attribute::ApproximateNumberOfMessagesNotVisible)
+}
+
+/// How many pages a PDF has: its page objects (`/Type /Page`, not the `/Type /Pages` tree).
+fn pdf_pages(pdf: &[u8]) -> usize {
+    let marker = b"/Type /Page";
+    pdf.windows(marker.len() + 1)
+        .filter(|w| w.starts_with(marker) && w[marker.len()] != b's')
+        .count()
 }

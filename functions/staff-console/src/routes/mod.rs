@@ -8,6 +8,7 @@
 //! | a SKU: stock per location, receipt, count, write-off and transfer forms, history and transfers | `/console/inventory/{sku}` | forms: `oms:admin` (receiving a transfer: or `oms:warehouse`) |
 //! | locations: every warehouse and store, what each can do; change one, add one | `/console/locations` | `oms:admin` or `oms:warehouse` (forms: `oms:admin`) |
 //! | the warehouse: pick list, pick, pack and ship | `/console/warehouse` | `oms:warehouse` |
+//! | a shipment's packing slip, to print | `/console/warehouse/{shipmentId}/slip` | `oms:warehouse` |
 //! | returns waiting for a decision | `/console/returns` | `oms:admin` |
 //! | exceptions: stuck orders, money that needs staff, dead-letter queues and their redrive | `/console/exceptions` | `oms:admin` |
 //! | a dead-letter queue's messages: read one, discard it | `/console/exceptions/dead-letters/{name}` | `oms:admin` |
@@ -218,6 +219,7 @@ pub fn router<S: Store, K: SecretSource + 'static>(console: Console<S, K>) -> Ro
             "/console/warehouse/{id}/{step}",
             post(warehouse_step::<S, K>),
         )
+        .route("/console/warehouse/{id}/slip", get(packing_slip::<S, K>))
         .route("/console/exceptions", get(exceptions::<S, K>))
         .route(
             "/console/exceptions/dead-letters/{name}/redrive",

@@ -271,3 +271,31 @@ pub(super) async fn warehouse_step<S: Store, K: SecretSource>(
         done(&format!("/console/warehouse?order={id}&{at}"), word)
     })
 }
+
+/// A shipment's packing slip, to print and put in the parcel: where it goes, what is in it, and
+/// which parcel of the order it is. Printed on one A4 page (the stylesheet's print rules hide
+/// the console around it).
+pub(super) async fn packing_slip<S: Store, K: SecretSource>(
+    State(app): State<App<S, K>>,
+    staff: Holding<Warehouse>,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let id = shipment_id(&id.to_ascii_uppercase())?;
+    let order = app
+        .store
+        .get(id.order_id())
+        .await?
+        .ok_or_else(|| PageError::NotFound("No such shipment.".into()))?;
+    let shipment = order
+        .shipment(id.number())
+        .map_err(|_| PageError::NotFound("No such shipment.".into()))?;
+    staff.page(
+        &app,
+        "slip.html",
+        context! {
+            shipment => ser(shipment_row(&order, shipment)),
+            address => ser(order.shipping.address.clone()),
+            printed_at => Utc::now().to_rfc3339(),
+        },
+    )
+}
