@@ -154,6 +154,14 @@ pub trait OrderStore: Send + Sync {
         cursor: Option<&str>,
     ) -> impl Future<Output = Result<Page<Order>, StoreError>> + Send;
 
+    /// How many orders are in `status`, counting up to `cap` (and whether there are more): the
+    /// status index's count, which may lag a change by a moment.
+    fn count_by_status(
+        &self,
+        status: OrderStatus,
+        cap: u32,
+    ) -> impl Future<Output = Result<StatusCount, StoreError>> + Send;
+
     /// Orders whose money is watched ([`PaymentWatch`]), the longest waiting first, only those
     /// waiting since before `since_before` if given.
     fn list_payment_watch(
@@ -281,6 +289,15 @@ pub trait LocationStore: Send + Sync {
         &self,
         list: &StoredLocations,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// How many orders a status holds, counted up to a cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusCount {
+    pub count: u32,
+    /// More than `count` (the cap) are there.
+    pub more: bool,
 }
 
 /// The result of trying to reserve an order's stock.

@@ -236,6 +236,10 @@ async fn staff_find_an_order_ship_it_through_the_pick_list_and_a_stale_form_is_r
         "/console/orders"
     );
     assert_eq!(browser.text("#signed-in-as").await, "staff-ada");
+    // The open orders by status, counted: this one is among those in the warehouse.
+    let fulfilling = browser.text("#count-FULFILLING .count").await;
+    let fulfilling: u32 = fulfilling.trim_end_matches('+').parse().unwrap();
+    assert!(fulfilling >= 1, "{fulfilling}");
     browser.screenshot("orders").await;
 
     // Find the order by its id: the order page.
@@ -942,7 +946,7 @@ async fn a_packer_finds_an_approved_return_by_its_number_reads_why_and_must_choo
 
 /// The value of the hidden field `name` whose value ends with `suffix` (or any, if empty) in a
 /// page's HTML.
-fn hidden(page: &str, name: &str, suffix: &str) -> String {
+pub(crate) fn hidden(page: &str, name: &str, suffix: &str) -> String {
     page.split(&format!("name=\"{name}\" value=\""))
         .skip(1)
         .filter_map(|rest| rest.split('"').next())

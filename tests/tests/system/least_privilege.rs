@@ -167,17 +167,50 @@ async fn every_request_a_function_makes_is_allowed_by_its_own_policy() {
         "/console/warehouse",
         "/console/returns",
         "/console/orders?status=DELIVERED",
+        "/console/locations",
     ] {
         let (status, html) = console.get(page).await;
         assert_eq!(status, StatusCode::OK, "{page}: {html}");
     }
+    // A receipt as the SKU's page sends it: its key, and what it showed on hand.
+    let (_, page) = console.get(&format!("/console/inventory/{sku}")).await;
+    let key = crate::console::hidden(&page, "key", "-receipt");
+    let on_hand = crate::console::hidden(&page, "onHand-BER-1", "");
     let (status, to) = console
         .post(
             &format!("/console/inventory/{sku}/adjustments"),
-            &[("reason", "RECEIPT"), ("units", "1")],
+            &[
+                ("reason", "RECEIPT"),
+                ("units", "1"),
+                ("key", &key),
+                ("onHand-BER-1", &on_hand),
+            ],
         )
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{to}");
+    // Staff keep the locations (the console writes the list item).
+    let (_, page) = console.get("/console/locations").await;
+    let version = crate::console::hidden(&page, "version", "");
+    let (status, to) = console
+        .post(
+            "/console/locations/TEST-PRIV-1",
+            &[
+                ("version", version.as_str()),
+                ("name", "Privilege test warehouse"),
+                ("kind", "WAREHOUSE"),
+                ("country", "DE"),
+                ("postalCode", "10115"),
+                ("zone", "domestic"),
+                ("handlingDays", "1"),
+                ("cutoffHourUtc", "14"),
+                ("priority", "50"),
+            ],
+        )
+        .await;
+    assert!(
+        [StatusCode::SEE_OTHER, StatusCode::CONFLICT].contains(&status),
+        "saved, or the list changed meanwhile: {to}"
+    );
     let sqs = aws_sdk_sqs::Client::new(&stack.sdk().await);
     sqs.send_message()
         .queue_url(format!(
@@ -190,6 +223,13 @@ async fn every_request_a_function_makes_is_allowed_by_its_own_policy() {
         .await
         .unwrap();
     let queue = stack.resource("SmsOutboxDeadLetterQueue");
+    // Reading a dead-letter queue's messages (one no other test reads: reading holds them for
+    // a minute), then the redrive.
+    let quiet = stack.resource("NotifierDeadLetterQueue");
+    let (status, html) = console
+        .get(&format!("/console/exceptions/dead-letters/{quiet}"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{html}");
     let (status, to) = console
         .post(
             &format!("/console/exceptions/dead-letters/{queue}/redrive"),

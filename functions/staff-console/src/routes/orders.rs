@@ -57,10 +57,16 @@ pub(super) async fn orders<S: Store, K: SecretSource>(
         query.cursor.as_deref(),
     )
     .await?;
+    let counts: Vec<_> = staff::open_counts(&app.store, &staff.caller)
+        .await?
+        .into_iter()
+        .map(|(s, c)| json!({"status": s.as_str(), "count": c.count, "more": c.more}))
+        .collect();
     staff.page(
         &app,
         "orders.html",
         context! {
+            counts => ser(&counts),
             statuses => OrderStatus::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
             status => status.as_str(),
             min_age,

@@ -111,6 +111,33 @@ impl OrderStore for DynamoStore {
         .await
     }
 
+    async fn count_by_status(
+        &self,
+        status: OrderStatus,
+        cap: u32,
+    ) -> Result<oms_domain::ports::StatusCount, StoreError> {
+        // One query of the keys-only status index, at most `cap` keys evaluated: a bounded
+        // cost however many orders a status holds.
+        let output = self
+            .client
+            .get()
+            .await
+            .query()
+            .table_name(&self.table)
+            .index_name(ORDERS_BY_STATUS_INDEX)
+            .key_condition_expression("gsi2pk = :status")
+            .expression_attribute_values(":status", s(format!("STATUS#{}", status.as_str())))
+            .select(aws_sdk_dynamodb::types::Select::Count)
+            .limit(i32::try_from(cap).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|e| classify("count orders by status", e))?;
+        Ok(oms_domain::ports::StatusCount {
+            count: u32::try_from(output.count).unwrap_or(0),
+            more: output.last_evaluated_key.is_some_and(|k| !k.is_empty()),
+        })
+    }
+
     async fn list_by_status(
         &self,
         status: OrderStatus,

@@ -84,6 +84,34 @@ pub async fn order_queue<O: OrderStore>(
     })
 }
 
+/// The statuses of orders still open (not yet delivered, cancelled or rejected), as the queue
+/// counts them.
+pub const OPEN_STATUSES: [OrderStatus; 6] = [
+    OrderStatus::Pending,
+    OrderStatus::Reserved,
+    OrderStatus::Fulfilling,
+    OrderStatus::PartiallyShipped,
+    OrderStatus::Shipped,
+    OrderStatus::PartiallyDelivered,
+];
+
+/// The most orders the queue counts per status ("1000+" beyond).
+pub const COUNT_CAP: u32 = 1000;
+
+/// How many orders each open status holds, for the queue's tabs (`oms:admin`).
+pub async fn open_counts<O: OrderStore>(
+    orders: &O,
+    caller: &Caller,
+) -> Result<Vec<(OrderStatus, crate::ports::StatusCount)>, StaffError> {
+    require(caller, SCOPE_ADMIN)?;
+    let counts = OPEN_STATUSES.map(|status| orders.count_by_status(status, COUNT_CAP));
+    let mut found = Vec::with_capacity(OPEN_STATUSES.len());
+    for (status, count) in OPEN_STATUSES.into_iter().zip(counts) {
+        found.push((status, count.await?));
+    }
+    Ok(found)
+}
+
 /// The most SKUs one bulk availability read may name: one batch read of the store.
 pub const MAX_BULK_SKUS: usize = 100;
 

@@ -650,3 +650,22 @@ pub async fn sweep_listings<S: OrderStore>(store: &S, prefix: &str) {
         Err(StoreError::InvalidCursor)
     );
 }
+
+/// A status's count grows with the orders that enter it, and stops at the cap, saying there
+/// are more.
+pub async fn status_counts<S: OrderStore>(store: &S, prefix: &str) {
+    check_prefix(prefix);
+    let at = base_time();
+    let ada = customer(prefix, "counted");
+    let item = product(&sku(prefix, "CNT"), 10, at);
+    let count = |cap| store.count_by_status(OrderStatus::Pending, cap);
+    let before = count(10_000).await.expect("counting");
+    assert!(!before.more);
+    for i in 0..3 {
+        create(store, &place(&ada, &[(&item, 1)], at + seconds(i))).await;
+    }
+    let after = count(10_000).await.expect("counting");
+    assert_eq!(after.count, before.count + 3, "three more pending");
+    let capped = count(2).await.expect("counting");
+    assert_eq!((capped.count, capped.more), (2, true), "two, and more");
+}

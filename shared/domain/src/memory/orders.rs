@@ -92,6 +92,24 @@ impl OrderStore for InMemoryStore {
         self.order_listing(&listing, since, false, limit, cursor)
     }
 
+    async fn count_by_status(
+        &self,
+        status: crate::order::OrderStatus,
+        cap: u32,
+    ) -> Result<crate::ports::StatusCount, StoreError> {
+        let n = self
+            .lock()
+            .orders
+            .values()
+            .filter(|o| o.status == status)
+            .count();
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        Ok(crate::ports::StatusCount {
+            count: n.min(cap),
+            more: n > cap,
+        })
+    }
+
     async fn list_payment_watch(
         &self,
         watch: crate::ports::PaymentWatch,
