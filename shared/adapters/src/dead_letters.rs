@@ -139,8 +139,9 @@ impl DeadLetters {
     }
 }
 
-/// One dead-lettered message as staff read it before deciding: its body (an event or a job,
-/// which carry no personal data), how often it was tried, and the handle that discards it.
+/// One dead-lettered message as staff read it before deciding: its body (an event, or an
+/// outbox's job — an e-mail or SMS with its recipient: shown to administrators only, never
+/// logged), how often it was tried, and the handle that discards it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeadLetter {
@@ -176,6 +177,8 @@ impl DeadLetters {
             .queue_url(url)
             .max_number_of_messages(10)
             .visibility_timeout(READ_HOLD_SECONDS)
+            // A short wait: without one SQS may answer nothing although messages are there.
+            .wait_time_seconds(1)
             .message_system_attribute_names(
                 aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount,
             )

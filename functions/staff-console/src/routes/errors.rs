@@ -113,6 +113,23 @@ impl IntoResponse for PageError {
     }
 }
 
+/// `path` without its `done` word: going back shows the page, not the banner of an earlier
+/// form.
+fn without_banner(path: &str) -> String {
+    let Some((base, query)) = path.split_once('?') else {
+        return path.to_owned();
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| !pair.starts_with("done="))
+        .collect();
+    if kept.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    }
+}
+
 /// What an error page says, kept on its response for [`with_navigation`].
 #[derive(Debug, Clone)]
 pub(super) struct ErrorPage {
@@ -120,8 +137,11 @@ pub(super) struct ErrorPage {
     lines: Vec<String>,
 }
 
-/// The form fields a page's error shows back as typed: all but the form's own machinery.
-const NOT_TYPED: [&str; 5] = ["csrf", "version", "key", "back", "location"];
+/// The form fields a page's error does not show back as typed: the form's own machinery (its
+/// hidden fields), by name or, ending in `-`, by prefix.
+const NOT_TYPED: [&str; 7] = [
+    "csrf", "version", "key", "back", "location", "handle", "onHand-",
+];
 
 /// The most of a form's body kept to show back on its error page.
 const FORM_BYTES: usize = 64 * 1024;
@@ -143,9 +163,14 @@ pub(super) async fn with_navigation<S: Store, K: SecretSource + 'static>(
             .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
     let (request, typed) = if is_form {
         let (parts, body) = request.into_parts();
-        let bytes = axum::body::to_bytes(body, FORM_BYTES)
-            .await
-            .unwrap_or_default();
+        let Ok(bytes) = axum::body::to_bytes(body, FORM_BYTES).await else {
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                html_headers(),
+                "The form is larger than the console takes; nothing was done.",
+            )
+                .into_response();
+        };
         let typed: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes).unwrap_or_default();
         (
             axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes)),
@@ -163,7 +188,12 @@ pub(super) async fn with_navigation<S: Store, K: SecretSource + 'static>(
     };
     let typed: Vec<_> = typed
         .into_iter()
-        .filter(|(name, value)| !NOT_TYPED.contains(&name.as_str()) && !value.trim().is_empty())
+        .filter(|(name, value)| {
+            let hidden = NOT_TYPED
+                .iter()
+                .any(|h| name == h || (h.ends_with('-') && name.starts_with(h)));
+            !hidden && !value.trim().is_empty()
+        })
         .collect();
     // Back to the page the form was on, if the browser says and it is the console's own.
     let back = headers
@@ -171,7 +201,7 @@ pub(super) async fn with_navigation<S: Store, K: SecretSource + 'static>(
         .and_then(|v| v.to_str().ok())
         .and_then(|referer| referer.strip_prefix(app.origin.as_str()))
         .filter(|path| path.starts_with("/console/"))
-        .map(str::to_owned);
+        .map(without_banner);
     let html = app.pages.render(
         "message.html",
         context! {

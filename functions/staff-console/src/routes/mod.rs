@@ -264,11 +264,21 @@ async fn harden(mut response: Response) -> Response {
 
 /// The stylesheet, kept a year by browsers: pages link it by the digest of its contents
 /// ([`crate::pages::stylesheet_href`]), so a changed one is fetched at its new address.
-async fn stylesheet() -> impl IntoResponse {
+async fn stylesheet(uri: axum::http::Uri) -> impl IntoResponse {
+    // Kept a year only at the address pages link now; any other (an old digest, none) is the
+    // current stylesheet, checked again each time.
+    let current = crate::pages::stylesheet_href()
+        .split_once('?')
+        .map(|(_, query)| query);
+    let cache = if uri.query() == current {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
     (
         [
             (header::CONTENT_TYPE, "text/css; charset=utf-8"),
-            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+            (header::CACHE_CONTROL, cache),
         ],
         STYLESHEET,
     )

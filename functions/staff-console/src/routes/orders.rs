@@ -150,6 +150,10 @@ pub(super) async fn order<S: Store, K: SecretSource>(
             cancellable,
             ships_from => ser(&ships_from),
             movable => movable,
+            // Every reason the money needs staff (the view shows the oldest), and what staff
+            // acknowledged before: an acknowledgment closes all it was shown.
+            attentions => ser(order.payment_attentions()),
+            acknowledgments => ser(&order.payment.acknowledgments),
             dispositions => oms_domain::order::returns::Disposition::ALL.iter().map(|d| d.as_str()).collect::<Vec<_>>(),
         },
     )

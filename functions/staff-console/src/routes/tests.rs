@@ -375,6 +375,15 @@ async fn pages_link_the_stylesheet_by_its_digest_and_browsers_keep_it() {
         "public, max-age=31536000, immutable"
     );
     assert_eq!(css, crate::pages::STYLESHEET);
+    // An old digest, or none, is the current stylesheet, not kept.
+    for old in [
+        "/console/assets/console.css",
+        "/console/assets/console.css?v=000000000000",
+    ] {
+        let (status, headers, _) = call(&app, get(old, None)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers[header::CACHE_CONTROL], "no-cache", "{old}");
+    }
 }
 
 #[tokio::test]
@@ -445,6 +454,24 @@ async fn an_error_page_keeps_the_navigation_leads_home_and_shows_what_was_typed(
     request.headers_mut().insert(
         header::REFERER,
         HeaderValue::from_static("https://evil.example/console/orders"),
+    );
+    let (status, _, page) = call(&app, request).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        page.contains("aria-label=\"Screens\""),
+        "re-rendered: {page}"
+    );
+    assert!(!page.contains("back-to-page"), "{page}");
+    // Nor is a look-alike host that starts with the console's origin.
+    let mut request = post(
+        &format!("/console/warehouse/{ORDER}/pack"),
+        &packer,
+        ORIGIN,
+        &format!("csrf={token}&version=2&weightGrams=heavy"),
+    );
+    request.headers_mut().insert(
+        header::REFERER,
+        HeaderValue::from_str(&format!("{ORIGIN}.evil.example/console/orders")).unwrap(),
     );
     let (_, _, page) = call(&app, request).await;
     assert!(!page.contains("back-to-page"), "{page}");

@@ -128,13 +128,15 @@ impl OrderStore for DynamoStore {
             .key_condition_expression("gsi2pk = :status")
             .expression_attribute_values(":status", s(format!("STATUS#{}", status.as_str())))
             .select(aws_sdk_dynamodb::types::Select::Count)
-            .limit(i32::try_from(cap).unwrap_or(i32::MAX))
+            // One more than the cap: exactly `cap` orders is not "more".
+            .limit(i32::try_from(cap.saturating_add(1)).unwrap_or(i32::MAX))
             .send()
             .await
             .map_err(|e| classify("count orders by status", e))?;
+        let counted = u32::try_from(output.count).unwrap_or(0);
         Ok(oms_domain::ports::StatusCount {
-            count: u32::try_from(output.count).unwrap_or(0),
-            more: output.last_evaluated_key.is_some_and(|k| !k.is_empty()),
+            count: counted.min(cap),
+            more: counted > cap,
         })
     }
 

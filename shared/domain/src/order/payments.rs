@@ -199,6 +199,10 @@ pub struct Acknowledgment {
     pub by: String,
     pub at: DateTime<Utc>,
     pub note: String,
+    /// The reasons it closed, each as staff saw it (its reason and since when): a reason that
+    /// is not among them — one that arose later, or one whose time changed — stays open.
+    #[serde(default)]
+    pub covered: Vec<(AttentionReason, DateTime<Utc>)>,
 }
 
 /// One payment at the PSP — one `pspReference` — as the ledger tells it. A customer whose hold
@@ -691,6 +695,12 @@ impl Order {
 
     /// Why the order's money needs a person, if it does: the oldest open reason.
     pub fn payment_attention(&self) -> Option<PaymentAttention> {
+        self.payment_attentions().into_iter().next()
+    }
+
+    /// Every open reason the order's money needs a person for, the oldest first: those staff
+    /// have not acknowledged.
+    pub fn payment_attentions(&self) -> Vec<PaymentAttention> {
         let payment = &self.payment;
         let mut reasons = Vec::new();
         for entry in payment.ledger.iter() {
@@ -819,37 +829,38 @@ impl Order {
                 }
             }
         }
-        // What staff acknowledged is closed; a reason that arises after it is open again.
-        let acknowledged = payment.acknowledgments.last().map(|a| a.at);
-        reasons
-            .into_iter()
-            .filter(|a| acknowledged.is_none_or(|at| a.since > at))
-            .min_by_key(|a| a.since)
+        // What staff acknowledged is closed: exactly the reasons they saw, as they saw them.
+        let acknowledged = |a: &PaymentAttention| {
+            payment
+                .acknowledgments
+                .iter()
+                .any(|ack| ack.covered.contains(&(a.reason, a.since)))
+        };
+        let mut open: Vec<_> = reasons.into_iter().filter(|a| !acknowledged(a)).collect();
+        open.sort_by_key(|a| a.since);
+        open
     }
 
     /// Staff acknowledge what the order's money needs, saying in `note` how they dealt with it:
-    /// every reason open now leaves the attention list (the ledger keeps what happened).
+    /// every reason open now (all of them shown to staff) leaves the attention list; the ledger
+    /// keeps what happened. The note is staff's: it is kept with the payment, which customers
+    /// do not see, not on the timeline.
     pub fn acknowledge_payment_attention(
         &self,
         by: &str,
         note: String,
         now: DateTime<Utc>,
     ) -> Result<Order, AcknowledgeError> {
-        let open = self
-            .payment_attention()
-            .ok_or(AcknowledgeError::NothingOpen)?;
-        let entry = format!(
-            "payment: {} acknowledged by {by}: {note}",
-            serde_json::to_value(open.reason)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default()
-        );
-        Ok(self.record(now, Some(entry), |next| {
+        let open = self.payment_attentions();
+        if open.is_empty() {
+            return Err(AcknowledgeError::NothingOpen);
+        }
+        Ok(self.record(now, None, |next| {
             next.payment.acknowledgments.push(Acknowledgment {
                 by: by.to_owned(),
                 at: now,
                 note,
+                covered: open.iter().map(|a| (a.reason, a.since)).collect(),
             });
             OrderEvent::Updated
         }))
@@ -1422,14 +1433,16 @@ mod tests {
             .unwrap();
         assert_eq!(settled.payment_attention(), None, "off the attention list");
         assert_eq!(settled.version, flagged.version + 1);
-        assert!(settled
-            .timeline
-            .last()
-            .unwrap()
-            .note
-            .as_deref()
-            .unwrap()
-            .contains("AMOUNT_MISMATCH acknowledged by staff-1: voided at the PSP"));
+        let acknowledged = &settled.payment.acknowledgments[0];
+        assert_eq!(
+            (acknowledged.by.as_str(), acknowledged.note.as_str()),
+            ("staff-1", "voided at the PSP")
+        );
+        assert_eq!(acknowledged.covered[0].0, AttentionReason::AmountMismatch);
+        assert!(
+            settled.timeline.last().unwrap().note.is_none(),
+            "staff's note stays off the timeline customers read"
+        );
         assert_eq!(
             settled.acknowledge_payment_attention("staff-1", "again".into(), later),
             Err(AcknowledgeError::NothingOpen)
