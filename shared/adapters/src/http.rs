@@ -642,6 +642,7 @@ impl From<PaymentAppError> for ApiError {
             PaymentAppError::PreconditionFailed { current } => {
                 ApiError::PreconditionFailed { current }
             }
+            PaymentAppError::Forbidden(scope) => ApiError::Forbidden(scope),
             PaymentAppError::Contended => ApiError::Unavailable("the order kept changing".into()),
             PaymentAppError::Store(error) => error.into(),
         }

@@ -33,6 +33,8 @@ pub enum PaymentAppError {
     Acknowledge(#[from] crate::order::payments::AcknowledgeError),
     #[error("the order changed since the caller read it: it is at version {current}")]
     PreconditionFailed { current: u64 },
+    #[error("this needs the scope {0}")]
+    Forbidden(&'static str),
     #[error("the order kept changing; try again")]
     Contended,
     #[error(transparent)]
@@ -107,6 +109,10 @@ pub async fn acknowledge_attention<O: OrderStore>(
     if_match: Option<u64>,
     now: DateTime<Utc>,
 ) -> Result<Order, PaymentAppError> {
+    // Staff's decision about the money: administrators only, whoever calls this.
+    if !caller.is_admin() {
+        return Err(PaymentAppError::Forbidden(crate::app::caller::SCOPE_ADMIN));
+    }
     let note = &note;
     until_written(|| async move {
         let order = orders.get(id).await?.ok_or(PaymentAppError::NotFound)?;
@@ -200,6 +206,49 @@ pub(crate) mod tests {
             request_id: None,
             reason: None,
         }
+    }
+
+    #[tokio::test]
+    async fn only_an_administrator_acknowledges_what_the_money_needs() {
+        let store = InMemoryStore::with_products([product("A", 1000, 10)]);
+        let order = reserved(&store, 1).await;
+        let mut wrong = authorization(&order, "e1");
+        wrong.amount = crate::money::Money::new(1, order.totals.total.currency()).unwrap();
+        record_psp_event(
+            &store,
+            &PaymentPolicy::default(),
+            &order.id,
+            &wrong,
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+        let caller = |scope: &str| crate::app::Caller {
+            customer_id: crate::ids::CustomerId::parse("staff-1").unwrap(),
+            scopes: vec![scope.into()],
+        };
+        let note = "voided at the PSP".to_owned();
+        let packer = acknowledge_attention(
+            &store,
+            &caller("oms:warehouse"),
+            &order.id,
+            note.clone(),
+            None,
+            Utc::now(),
+        )
+        .await;
+        assert!(matches!(packer, Err(PaymentAppError::Forbidden(_))));
+        let done = acknowledge_attention(
+            &store,
+            &caller("oms:admin"),
+            &order.id,
+            note,
+            None,
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(done.payment_attention(), None);
     }
 
     #[tokio::test]
