@@ -521,34 +521,16 @@ async fn repeated_reordered_forged_and_stale_psp_events_change_nothing_twice() {
 async fn wait_listed(stack: &Stack, admin: &str, id: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let mut cursor: Option<String> = None;
-        loop {
-            let path = match &cursor {
-                Some(c) => format!("/payments/attention?limit=100&cursor={c}"),
-                None => "/payments/attention?limit=100".to_owned(),
-            };
-            let page = stack.get(&path, admin).await;
-            assert_eq!(page.status, StatusCode::OK, "{:?}", page.body);
-            if let Some(entry) = page.body["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|e| e["orderId"] == id)
-            {
-                return entry.clone();
-            }
-            match page.body["nextCursor"].as_str() {
-                Some(next) => cursor = Some(next.to_owned()),
-                None => break,
-            }
+        if let Some(entry) = listed(stack, admin, id).await {
+            return entry;
         }
         assert!(Instant::now() < deadline, "{id} never listed for staff");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
 
-/// Whether the order is on the payment attention list now.
-async fn listed(stack: &Stack, admin: &str, id: &str) -> bool {
+/// The order's entry on the payment attention list now, if it is there (every page read).
+async fn listed(stack: &Stack, admin: &str, id: &str) -> Option<Value> {
     let mut cursor: Option<String> = None;
     loop {
         let path = match &cursor {
@@ -557,17 +539,13 @@ async fn listed(stack: &Stack, admin: &str, id: &str) -> bool {
         };
         let page = stack.get(&path, admin).await;
         assert_eq!(page.status, StatusCode::OK, "{:?}", page.body);
-        if page.body["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["orderId"] == id)
-        {
-            return true;
+        let items = page.body["items"].as_array().unwrap();
+        if let Some(entry) = items.iter().find(|e| e["orderId"] == id) {
+            return Some(entry.clone());
         }
         match page.body["nextCursor"].as_str() {
             Some(next) => cursor = Some(next.to_owned()),
-            None => return false,
+            None => return None,
         }
     }
 }
@@ -597,7 +575,10 @@ async fn a_mismatch_on_a_cancelled_order_closes_once_staff_acknowledge_it() {
         )
         .await;
     assert_eq!(cancelled.status, StatusCode::OK, "{:?}", cancelled.body);
-    assert!(listed(&stack, &admin, &id).await, "still needs staff");
+    assert!(
+        listed(&stack, &admin, &id).await.is_some(),
+        "still needs staff"
+    );
 
     // Staff deal with it at the PSP and say so in the console, on the order they saw.
     let console = stack.console_session("staff-ren", "admin").await;
@@ -634,7 +615,10 @@ async fn a_mismatch_on_a_cancelled_order_closes_once_staff_acknowledge_it() {
         )
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{to}");
-    assert!(!listed(&stack, &admin, &id).await, "off the attention list");
+    assert!(
+        listed(&stack, &admin, &id).await.is_none(),
+        "off the attention list"
+    );
     let shown = stack.order_as_staff(&id).await;
     assert!(shown["payment"]["attention"].is_null());
     // Staff's note is staff's: on the console's order page, not in what the customer reads.
