@@ -136,6 +136,15 @@ pub trait OrderStore: Send + Sync {
         cursor: Option<&str>,
     ) -> impl Future<Output = Result<Page<Order>, StoreError>> + Send;
 
+    /// The orders the search index lists under `term` (their ids), at most `limit`, the
+    /// newest first where the index sorts by id. The index is written with the order, so it
+    /// may name an order whose keys have changed since: the caller checks each order it reads.
+    fn search(
+        &self,
+        term: &crate::order::search::SearchTerm,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<OrderId>, StoreError>> + Send;
+
     /// Orders with a return waiting for staff, the longest-waiting first: the approval queue.
     fn list_pending_returns(
         &self,

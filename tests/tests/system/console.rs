@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use oms_system_tests::{unique, Stack, StatusCode};
+use oms_system_tests::{order_body, unique, Stack, StatusCode};
 use serde_json::json;
 
 /// A browser session, and the chromedriver that serves it.
@@ -1083,4 +1083,99 @@ fn pdf_pages(pdf: &[u8]) -> usize {
     pdf.windows(marker.len() + 1)
         .filter(|w| w.starts_with(marker) && w[marker.len()] != b's')
         .count()
+}
+
+#[tokio::test]
+async fn staff_find_orders_by_name_email_or_the_end_of_an_id_and_filter_the_open_ones() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("CONSOLEFIND", 5).await;
+    // A name and an address no other test's order carries; accents and case as typed.
+    let tag: String = unique("zq")
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
+    let customer = unique("customer");
+    let mut body = order_body(&[(&sku, 1)]);
+    body["shippingAddress"]["name"] = json!(format!("Jörg Müller{tag}"));
+    body["contact"]["email"] = json!(format!("{tag}.mail@example.com"));
+    let placed = stack
+        .call(
+            reqwest::Method::POST,
+            "/orders",
+            Some(&stack.token(&customer, None)),
+            &[("idempotency-key", &unique("key"))],
+            Some(body.to_string().into_bytes()),
+        )
+        .await;
+    assert_eq!(placed.status, StatusCode::ACCEPTED, "{:?}", placed.body);
+    let id = placed.body["orderId"].as_str().unwrap().to_owned();
+    // Left unpaid: reserved and held back for its payment.
+    let decided = stack.wait_decided(&customer, &id).await;
+    assert_eq!(decided["status"], "RESERVED", "{decided}");
+
+    let browser = Browser::open(&stack).await;
+    browser.sign_in("staff-ivy", "admin").await;
+    for (what, typed) in [
+        (
+            "the e-mail, in another case",
+            format!("{}.MAIL@Example.com", tag.to_uppercase()),
+        ),
+        (
+            "the family name, without its accent",
+            format!("muller{tag}"),
+        ),
+        ("the whole name", format!("jorg MÜLLER{tag}")),
+        ("the end of the id", id[id.len() - 6..].to_lowercase()),
+    ] {
+        browser.goto("/console/orders").await;
+        browser.fill("#search", &typed).await;
+        browser.submit("#find").await;
+        let rows = browser.text("#orders").await;
+        assert!(
+            rows.contains(&id),
+            "{what} ({typed}) finds the order: {rows}"
+        );
+        assert!(
+            !browser.path().await.contains(&tag),
+            "what was typed stays out of the URL"
+        );
+    }
+    browser.screenshot("orders-search").await;
+    browser.goto("/console/orders").await;
+    browser
+        .fill("#search", &format!("nobody{tag}@example.com"))
+        .await;
+    browser.submit("#find").await;
+    assert!(browser.body().await.contains("No orders."));
+
+    // The queue opens on every open order; filters combine.
+    browser.goto("/console/orders").await;
+    assert!(browser.body().await.contains("All open orders"));
+    browser
+        .goto("/console/orders?status=OPEN&payment=PENDING&hold=held&location=BER-1")
+        .await;
+    let rows = browser
+        .client
+        .find_all(Locator::Css("#orders tbody tr"))
+        .await
+        .unwrap();
+    assert!(!rows.is_empty(), "this test's order at least");
+    for row in rows {
+        let text = row.text().await.unwrap();
+        assert!(
+            text.contains("PENDING") && text.contains("AWAITING_PAYMENT") && text.contains("BER-1"),
+            "every row matches every filter: {text}"
+        );
+    }
+    browser
+        .goto("/console/orders?status=OPEN&payment=NOT_A_STATUS")
+        .await;
+    assert_eq!(
+        browser.text("#message-title").await,
+        "Please correct the form"
+    );
+    assert!(
+        browser.body().await.contains("Orders"),
+        "the navigation stays"
+    );
 }

@@ -579,6 +579,15 @@ async fn a_mismatch_on_a_cancelled_order_closes_once_staff_acknowledge_it() {
         listed(&stack, &admin, &id).await.is_some(),
         "still needs staff"
     );
+    // The hold that was not the order's is released at once, for the amount it holds.
+    let requests = stack.order_as_staff(&id).await["payment"]["requests"].clone();
+    assert_eq!(requests.as_array().map(Vec::len), Some(1), "{requests}");
+    assert_eq!(requests[0]["kind"], "VOID");
+    assert_eq!(requests[0]["pspReference"], format!("pi_{id}"));
+    assert_eq!(
+        requests[0]["amount"],
+        json!({"amount": 1, "currency": "EUR"})
+    );
 
     // Staff deal with it at the PSP and say so in the console, on the order they saw.
     let console = stack.console_session("staff-ren", "admin").await;
@@ -1029,4 +1038,47 @@ async fn a_refund_is_asked_only_once_its_capture_is_confirmed_and_an_unconfirmed
     assert_eq!(settled["refunds"][0]["state"], "REQUESTED");
     assert_eq!(settled["payment"]["status"], "PAID");
     assert!(settled["payment"].get("attention").is_none());
+}
+
+#[tokio::test]
+async fn a_mismatched_hold_of_a_cancelled_order_is_voided_and_then_needs_no_one() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("PSP-MISVOID", 5).await;
+    let (customer, placed) = place_unpaid(&stack, &sku, 1).await;
+    let id = placed["orderId"].as_str().unwrap().to_owned();
+    let wrong = json!({"amount": 1, "currency": "EUR"});
+    let auth = psp_body("authorization.succeeded", &id, &wrong, None);
+    assert_eq!(stack.psp_event(&auth).await.status, StatusCode::OK);
+    let admin = stack.token("staff-payments", Some("oms:admin"));
+    wait_listed(&stack, &admin, &id).await;
+    let cancelled = stack
+        .post(
+            &format!("/orders/{id}/cancel"),
+            &stack.token(&customer, None),
+            &[],
+            json!({"reason": "changed my mind"}),
+        )
+        .await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{:?}", cancelled.body);
+    let request = stack.order_as_staff(&id).await["payment"]["requests"][0].clone();
+    assert_eq!(request["kind"], "VOID", "{request}");
+    // The PSP confirms the release of that hold: nothing is left for staff.
+    let mut void = psp_body("void.succeeded", &id, &wrong, None);
+    void["requestId"] = request["requestId"].clone();
+    let reply = stack.psp_event(&void).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let shown = stack.order_as_staff(&id).await;
+    assert!(shown["payment"]["attention"].is_null(), "{shown}");
+    assert_eq!(shown["payment"]["status"], "VOIDED");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while listed(&stack, &admin, &id).await.is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "{id} stayed on the attention list"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // A second word of the same release changes nothing.
+    assert_eq!(stack.psp_event(&void).await.status, StatusCode::OK);
+    assert_eq!(stack.order_as_staff(&id).await["version"], shown["version"]);
 }

@@ -53,6 +53,7 @@ use oms_domain::app::views::{OrderView, PaymentAttentionView};
 use oms_domain::app::Caller;
 use oms_domain::ids::{CustomerId, OrderId, ReturnId, Sku};
 use oms_domain::order::fulfillment::FulfillmentStatus;
+use oms_domain::order::payments::PaymentStatus;
 use oms_domain::order::returns::policy::ReturnPolicy;
 use oms_domain::order::OrderStatus;
 use oms_domain::ports::{InventoryStore, OrderStore, OrderTransactions};

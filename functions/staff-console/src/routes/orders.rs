@@ -7,7 +7,54 @@ pub(super) struct QueueQuery {
     status: Option<String>,
     #[serde(rename = "minAgeMinutes")]
     min_age_minutes: Option<String>,
+    payment: Option<String>,
+    hold: Option<String>,
+    location: Option<String>,
     cursor: Option<String>,
+}
+
+impl QueueQuery {
+    /// The view the query asks for; every filter left empty keeps every order.
+    fn view(&self) -> Result<staff::QueueView, PageError> {
+        let given = |v: &Option<String>| v.as_deref().filter(|v| !v.is_empty()).map(str::to_owned);
+        let status = match given(&self.status).as_deref() {
+            None | Some("OPEN") => None,
+            Some(s) => Some(
+                OrderStatus::parse(s)
+                    .ok_or_else(|| PageError::NotFound(format!("{s} is not an order status")))?,
+            ),
+        };
+        let min_age: u32 = match given(&self.min_age_minutes) {
+            None => 0,
+            Some(m) => m.parse().map_err(|_| {
+                PageError::Invalid(vec!["minAgeMinutes: a whole number of minutes".into()])
+            })?,
+        };
+        let payment = given(&self.payment)
+            .map(|p| {
+                PaymentStatus::parse(&p).ok_or_else(|| {
+                    PageError::Invalid(vec![format!("payment: {p} is not a payment status")])
+                })
+            })
+            .transpose()?;
+        let held = match given(&self.hold).as_deref() {
+            None => None,
+            Some("held") => Some(true),
+            Some("free") => Some(false),
+            Some(other) => {
+                return Err(PageError::Invalid(vec![format!(
+                    "hold: {other} is neither held nor free"
+                )]))
+            }
+        };
+        Ok(staff::QueueView {
+            status,
+            min_age: chrono::Duration::minutes(i64::from(min_age)),
+            payment,
+            held,
+            location: given(&self.location),
+        })
+    }
 }
 
 /// How many rows a console list shows at once.
@@ -32,31 +79,23 @@ pub(super) async fn orders<S: Store, K: SecretSource>(
     staff: Holding<Admin>,
     Query(query): Query<QueueQuery>,
 ) -> Result<Response, PageError> {
-    let status = match query.status.as_deref() {
-        // The open orders in the warehouse: what customer service is asked about most.
-        None | Some("") => OrderStatus::Fulfilling,
-        Some(s) => OrderStatus::parse(s)
-            .ok_or_else(|| PageError::NotFound(format!("{s} is not an order status")))?,
-    };
-    let min_age: u32 = match query.min_age_minutes.as_deref() {
-        None | Some("") => 0,
-        Some(m) => m.parse().map_err(|_| {
-            PageError::Invalid(vec!["minAgeMinutes: a whole number of minutes".into()])
-        })?,
-    };
-    let filter = QueueFilter::Status {
-        status,
-        min_age: chrono::Duration::minutes(i64::from(min_age)),
-    };
-    let found = staff::order_queue(
+    let view = query.view()?;
+    let found = staff::filtered_queue(
         &app.store,
         &staff.caller,
-        &filter,
+        &view,
         Utc::now(),
         PAGE_ROWS,
         query.cursor.as_deref(),
     )
     .await?;
+    let locations: Vec<_> = app
+        .locations()
+        .await?
+        .all()
+        .iter()
+        .map(|l| json!({"id": l.id, "name": l.name}))
+        .collect();
     let counts: Vec<_> = staff::open_counts(&app.store, &staff.caller)
         .await?
         .into_iter()
@@ -68,16 +107,23 @@ pub(super) async fn orders<S: Store, K: SecretSource>(
         context! {
             counts => ser(&counts),
             statuses => OrderStatus::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
-            status => status.as_str(),
-            min_age,
+            payments => PaymentStatus::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+            locations => ser(&locations),
+            status => view.status.map_or("OPEN", |s| s.as_str()),
+            min_age => view.min_age.num_minutes(),
+            payment => view.payment.map(|p| p.as_str()),
+            hold => query.hold.as_deref().unwrap_or_default(),
+            location => view.location.as_deref(),
             orders => summaries(&found.items),
             next_cursor => found.next_cursor,
         },
     )
 }
 
-/// Searching by order id opens the order; by customer id lists their orders. The search is a
-/// POST so a customer's id never lands in a URL, a history or a log.
+/// Searching by a whole order id opens the order; anything else lists the orders found by it:
+/// by a customer's e-mail address, the words of a recipient's name, the end of an order id, or
+/// a customer id (their orders). The search is a POST so what staff type about a customer
+/// never lands in a URL, a history or a log.
 pub(super) async fn search<S: Store, K: SecretSource>(
     State(app): State<App<S, K>>,
     form: StaffForm,
@@ -90,17 +136,24 @@ pub(super) async fn search<S: Store, K: SecretSource>(
             return Ok(Redirect::to(&format!("/console/orders/{id}")).into_response());
         }
     }
-    let customer = CustomerId::parse(q)
-        .map_err(|_| PageError::NotFound("No order or customer has that id.".into()))?;
-    let found = staff::order_queue(
-        &app.store,
-        &staff.caller,
-        &QueueFilter::Customer(customer),
-        Utc::now(),
-        PAGE_ROWS,
-        None,
-    )
-    .await?;
+    let mut found = staff::search_orders(&app.store, &staff.caller, q).await?;
+    if let Ok(customer) = CustomerId::parse(q) {
+        let theirs = staff::order_queue(
+            &app.store,
+            &staff.caller,
+            &QueueFilter::Customer(customer),
+            Utc::now(),
+            PAGE_ROWS,
+            None,
+        )
+        .await?;
+        for order in theirs.items {
+            if !found.iter().any(|o| o.id == order.id) {
+                found.push(order);
+            }
+        }
+        found.sort_by(|a, b| b.id.cmp(&a.id));
+    }
     page(
         &app,
         "orders.html",
@@ -108,7 +161,7 @@ pub(super) async fn search<S: Store, K: SecretSource>(
             me => staff.layout(None),
             statuses => OrderStatus::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
             searched => q,
-            orders => summaries(&found.items),
+            orders => summaries(&found),
         },
     )
 }

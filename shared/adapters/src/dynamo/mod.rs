@@ -109,6 +109,7 @@ pub mod entity {
     pub const PREFERENCES: &str = "PREFERENCES";
     pub const NOTIFICATION_CURSOR: &str = "NOTIFICATION_CURSOR";
     pub const LOCATIONS: &str = "LOCATIONS";
+    pub const SEARCH: &str = "SEARCH";
 }
 
 fn order_pk(id: &OrderId) -> String {
@@ -186,6 +187,37 @@ impl OrderItem {
             order: order.clone(),
         }
     }
+}
+
+/// One key the console's search finds an order by ([`oms_domain::order::search`]), written
+/// with the order under its partition (`ORDER#<id>` / `SEARCH#<n>`), so whatever removes the
+/// order removes its keys. It is listed on the customer index under a partition of its own
+/// (`SEARCH#…`): that index's customer partitions and these never share a key, and a search
+/// costs no index of its own.
+#[derive(Serialize, Deserialize)]
+struct SearchItem {
+    pk: String,
+    sk: String,
+    entity: String,
+    gsi1pk: String,
+    gsi1sk: String,
+}
+
+const SEARCH_PARTITION_PREFIX: &str = "SEARCH#";
+
+fn search_items(order: &Order) -> Vec<SearchItem> {
+    order
+        .search_entries()
+        .into_iter()
+        .enumerate()
+        .map(|(n, entry)| SearchItem {
+            pk: order_pk(&order.id),
+            sk: format!("SEARCH#{}", n + 1),
+            entity: entity::SEARCH.into(),
+            gsi1pk: format!("{SEARCH_PARTITION_PREFIX}{}", entry.partition),
+            gsi1sk: entry.sort,
+        })
+        .collect()
 }
 
 fn pick_list_key(warehouse: &str, status: FulfillmentStatus) -> String {

@@ -16,11 +16,13 @@ impl OrderStore for DynamoStore {
                 .build()
                 .map(|put| TransactWriteItem::builder().put(put).build())
         };
-        let items = vec![
+        let mut items = vec![
             not_there(to_item(&OrderItem::new(order))?)
                 .map_err(|e| StoreError::Failed(e.to_string()))?,
             not_there(to_item(&idempotency)?).map_err(|e| StoreError::Failed(e.to_string()))?,
         ];
+        // Its search keys after the two whose conditions the outcome is read from.
+        items.extend(self.search_item_writes(order)?);
         match self.transact("create order", items).await? {
             None => Ok(CreateOutcome::Created),
             Some(reasons)
@@ -93,6 +95,46 @@ impl OrderStore for DynamoStore {
             cursor,
         })
         .await
+    }
+
+    async fn search(
+        &self,
+        term: &oms_domain::order::search::SearchTerm,
+        limit: u32,
+    ) -> Result<Vec<OrderId>, StoreError> {
+        let partition = format!("{SEARCH_PARTITION_PREFIX}{}", term.partition);
+        let mut query = self
+            .client
+            .get()
+            .await
+            .query()
+            .table_name(&self.table)
+            .index_name(CUSTOMER_ORDERS_INDEX)
+            .expression_attribute_values(":partition", s(partition.clone()))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX));
+        query = if term.prefix.is_empty() {
+            query.key_condition_expression("gsi1pk = :partition")
+        } else {
+            query
+                .key_condition_expression("gsi1pk = :partition AND begins_with(gsi1sk, :prefix)")
+                .expression_attribute_values(":prefix", s(term.prefix.clone()))
+        };
+        let output = query
+            .send()
+            .await
+            .map_err(|e| classify("search orders", e))?;
+        Ok(output
+            .items()
+            .iter()
+            .filter_map(|item| {
+                let sort = item.get("gsi1sk")?.as_s().ok()?.clone();
+                oms_domain::order::search::order_of(&oms_domain::order::search::SearchEntry {
+                    partition: term.partition.clone(),
+                    sort,
+                })
+            })
+            .collect())
     }
 
     async fn list_pending_returns(

@@ -35,6 +35,7 @@ impl OrderTransactions for DynamoStore {
                 .build()
                 .map_err(|e| StoreError::Failed(e.to_string()))?;
             items.push(TransactWriteItem::builder().put(put).build());
+            items.extend(self.search_item_writes(created)?);
         }
         let history_at = items.len()..items.len() + write.stock_history.len();
         for entry in &write.stock_history {
@@ -194,6 +195,23 @@ impl DynamoStore {
             .map(|entry| {
                 let put = self
                     .put(to_item(&entry)?)
+                    .build()
+                    .map_err(|e| StoreError::Failed(e.to_string()))?;
+                Ok(TransactWriteItem::builder().put(put).build())
+            })
+            .collect()
+    }
+
+    /// The transaction items that write a new order's search keys.
+    pub(super) fn search_item_writes(
+        &self,
+        order: &Order,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        search_items(order)
+            .iter()
+            .map(|item| {
+                let put = self
+                    .put(to_item(item)?)
                     .build()
                     .map_err(|e| StoreError::Failed(e.to_string()))?;
                 Ok(TransactWriteItem::builder().put(put).build())

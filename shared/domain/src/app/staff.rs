@@ -84,6 +84,171 @@ pub async fn order_queue<O: OrderStore>(
     })
 }
 
+/// What the console's queue narrows the open orders to: one status or every open one, and
+/// any of time in it, the payment's status, whether it is held back, the location it ships
+/// from. Every filter left out keeps every order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueView {
+    /// One status, or `None` for every open one ([`OPEN_STATUSES`]).
+    pub status: Option<OrderStatus>,
+    pub min_age: Duration,
+    pub payment: Option<crate::order::payments::PaymentStatus>,
+    /// `Some(true)`: only orders held back ([`Order::hold`]); `Some(false)`: only those that
+    /// are not.
+    pub held: Option<bool>,
+    /// Only orders with units at this location.
+    pub location: Option<String>,
+}
+
+/// The most orders a filtered queue considers: the longest waiting of each status it reads,
+/// up to here in all (a shop's open orders, not a marketplace's); beyond, narrow by status.
+pub const MAX_FILTERED_QUEUE: usize = 2_000;
+
+impl QueueView {
+    fn keeps(&self, order: &Order) -> bool {
+        self.payment.is_none_or(|p| order.payment_status() == p)
+            && self.held.is_none_or(|h| order.hold().is_some() == h)
+            && self
+                .location
+                .as_deref()
+                .is_none_or(|l| order.locations().contains(&l))
+    }
+
+    /// What names this view in its cursors, so a cursor of one view is refused by another.
+    fn signature(&self) -> String {
+        format!(
+            "{}/{}/{}/{}/{}",
+            self.status.map_or("OPEN", |s| s.as_str()),
+            self.min_age.num_minutes(),
+            self.payment.map_or("", |p| p.as_str()),
+            self.held.map_or("", |h| if h { "held" } else { "free" }),
+            self.location.as_deref().unwrap_or_default()
+        )
+    }
+}
+
+/// The console's order queue (`oms:admin`): the orders of `view`, the longest in their status
+/// first. One status with nothing else to filter pages through the status index; anything
+/// more reads the statuses' longest waiting orders (up to [`MAX_FILTERED_QUEUE`]), keeps those
+/// that match and pages through them.
+pub async fn filtered_queue<O: OrderStore>(
+    orders: &O,
+    caller: &Caller,
+    view: &QueueView,
+    now: DateTime<Utc>,
+    limit: u32,
+    cursor: Option<&str>,
+) -> Result<Page<Order>, StaffError> {
+    require(caller, SCOPE_ADMIN)?;
+    if view.min_age < Duration::zero() {
+        return Err(StaffError::InvalidQuery(
+            "minAgeMinutes must not be negative".into(),
+        ));
+    }
+    let limit = limit.clamp(1, MAX_PAGE_SIZE);
+    let plain = QueueView {
+        status: view.status,
+        min_age: view.min_age,
+        ..QueueView::default()
+    };
+    if let (Some(status), true) = (view.status, *view == plain) {
+        return Ok(orders
+            .list_by_status(status, now - view.min_age, limit, cursor)
+            .await?);
+    }
+    let listing = view.signature();
+    let offset = match cursor {
+        None => 0,
+        Some(c) => c
+            .strip_prefix("at:")
+            .and_then(|rest| rest.split_once('|'))
+            .filter(|(_, named)| *named == listing)
+            .and_then(|(n, _)| n.parse::<usize>().ok())
+            .ok_or(StoreError::InvalidCursor)?,
+    };
+    let statuses: Vec<OrderStatus> = match view.status {
+        Some(status) => vec![status],
+        None => OPEN_STATUSES.to_vec(),
+    };
+    let mut all = Vec::new();
+    let mut read = 0;
+    'statuses: for status in statuses {
+        let mut next: Option<String> = None;
+        loop {
+            let page = orders
+                .list_by_status(status, now - view.min_age, MAX_PAGE_SIZE, next.as_deref())
+                .await?;
+            read += page.items.len();
+            all.extend(page.items.into_iter().filter(|o| view.keeps(o)));
+            next = page.next_cursor;
+            if read >= MAX_FILTERED_QUEUE {
+                break 'statuses;
+            }
+            if next.is_none() {
+                break;
+            }
+        }
+    }
+    all.sort_by(|a, b| (a.status_since(), &a.id).cmp(&(b.status_since(), &b.id)));
+    let items: Vec<Order> = all
+        .iter()
+        .skip(offset)
+        .take(limit as usize)
+        .cloned()
+        .collect();
+    let next_cursor = (offset + items.len() < all.len())
+        .then(|| format!("at:{}|{listing}", offset + items.len()));
+    Ok(Page { items, next_cursor })
+}
+
+/// The most orders a search answers, the newest first.
+pub const MAX_SEARCH_RESULTS: usize = 25;
+
+/// How many entries of one search key are read: a name word shared by more orders than this
+/// finds the newest of them (with the other words of the name narrowing those).
+const SEARCH_READ: u32 = 200;
+
+/// Finds orders by what staff typed (`oms:admin`): a customer's e-mail address, the words of a
+/// recipient's name (all of them), or the end of an order id (four characters or more). Each
+/// order is read as it is now and kept only if it still matches.
+pub async fn search_orders<O: OrderStore>(
+    orders: &O,
+    caller: &Caller,
+    text: &str,
+) -> Result<Vec<Order>, StaffError> {
+    require(caller, SCOPE_ADMIN)?;
+    let ways = crate::order::search::search_terms(text);
+    let mut found = std::collections::BTreeSet::new();
+    for way in &ways {
+        let mut matching: Option<std::collections::BTreeSet<crate::ids::OrderId>> = None;
+        for term in way {
+            let listed: std::collections::BTreeSet<_> = orders
+                .search(term, SEARCH_READ)
+                .await?
+                .into_iter()
+                .collect();
+            matching = Some(match matching {
+                None => listed,
+                Some(before) => before.intersection(&listed).cloned().collect(),
+            });
+        }
+        found.extend(matching.unwrap_or_default());
+    }
+    let mut result = Vec::new();
+    // Ids sort by creation time: the newest first.
+    for id in found.into_iter().rev() {
+        if result.len() == MAX_SEARCH_RESULTS {
+            break;
+        }
+        if let Some(order) = orders.get(&id).await? {
+            if ways.iter().any(|way| order.found_by(way)) {
+                result.push(order);
+            }
+        }
+    }
+    Ok(result)
+}
+
 /// The statuses of orders still open (not yet delivered, cancelled or rejected), as the queue
 /// counts them.
 pub const OPEN_STATUSES: [OrderStatus; 6] = [
@@ -458,6 +623,123 @@ mod tests {
         assert!(matches!(
             availability(&store, &too_many).await,
             Err(StaffError::InvalidQuery(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_filtered_queue_combines_its_filters_over_every_open_status_and_pages() {
+        use crate::order::payments::PaymentStatus;
+        use crate::order::tests::request;
+        let store = InMemoryStore::default();
+        let base = Utc::now() - Duration::hours(3);
+        let lines = serde_json::json!([{"sku": "A", "quantity": 1}]);
+        let catalog = [crate::order::tests::product("A", 1000, 50)];
+        // Five pending orders and five reserved at BER-1, placed a minute apart.
+        let mut ids = Vec::new();
+        for n in 0..10 {
+            let at = base + Duration::minutes(n);
+            let mut order = Order::place(
+                crate::ids::OrderId::generate(at),
+                CustomerId::parse("c-1").unwrap(),
+                &request(lines.clone()),
+                &catalog,
+                &crate::shipping::ShippingPolicy::default_policy(),
+                at,
+            )
+            .unwrap();
+            if n % 2 == 1 {
+                order = order.reserve_all_at("BER-1", order.created_at).unwrap();
+            }
+            let key = crate::ids::IdempotencyKey::parse(format!("k{n}")).unwrap();
+            store
+                .create(
+                    &order,
+                    &crate::ports::IdempotencyRecord {
+                        customer_id: order.customer_id.clone(),
+                        key,
+                        fingerprint: "f".into(),
+                        order_id: order.id.clone(),
+                        response: "{}".into(),
+                        created_at: at,
+                    },
+                )
+                .await
+                .unwrap();
+            ids.push(order.id.clone());
+        }
+        let admin = caller(&[SCOPE_ADMIN]);
+        let read = |view: QueueView, cursor: Option<String>| {
+            let (store, admin) = (&store, &admin);
+            async move {
+                filtered_queue(store, admin, &view, Utc::now(), 3, cursor.as_deref())
+                    .await
+                    .unwrap()
+            }
+        };
+        // Every open order, the longest waiting first, a page of three at a time.
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = read(QueueView::default(), cursor).await;
+            seen.extend(page.items.iter().map(|o| o.id.clone()));
+            cursor = page.next_cursor;
+            if cursor.is_none() {
+                break;
+            }
+        }
+        assert_eq!(seen, ids, "all ten, oldest first");
+        // At BER-1, awaiting payment: the reserved ones (the pending have no location yet).
+        let at_berlin = QueueView {
+            location: Some("BER-1".into()),
+            held: Some(true),
+            payment: Some(PaymentStatus::Pending),
+            ..QueueView::default()
+        };
+        let page = read(at_berlin.clone(), None).await;
+        assert_eq!(page.items.len(), 3);
+        assert!(page.items.iter().all(|o| o.status == OrderStatus::Reserved));
+        // A cursor belongs to its view.
+        let other = QueueView {
+            held: Some(false),
+            ..QueueView::default()
+        };
+        assert!(matches!(
+            filtered_queue(
+                &store,
+                &admin,
+                &other,
+                Utc::now(),
+                3,
+                page.next_cursor.as_deref()
+            )
+            .await,
+            Err(StaffError::Store(StoreError::InvalidCursor))
+        ));
+        assert!(
+            read(other, None).await.items.is_empty(),
+            "every open one is held"
+        );
+        // Time in the status: only those placed over 2h 55m ago.
+        let old = QueueView {
+            min_age: Duration::minutes(175),
+            ..QueueView::default()
+        };
+        let page = read(old, None).await;
+        assert_eq!(
+            page.items.iter().map(|o| o.id.clone()).collect::<Vec<_>>(),
+            ids[..3].to_vec()
+        );
+        assert!(matches!(
+            filtered_queue(
+                &store,
+                &caller(&[SCOPE_WAREHOUSE]),
+                &QueueView::default(),
+                Utc::now(),
+                3,
+                None
+            )
+            .await,
+            Err(StaffError::Forbidden(SCOPE_ADMIN))
         ));
     }
 

@@ -385,6 +385,11 @@ mod in_memory {
     }
 
     #[tokio::test]
+    async fn order_search() {
+        super::order_search(&InMemoryStore::default(), "mem").await;
+    }
+
+    #[tokio::test]
     async fn status_counts() {
         super::status_counts(&InMemoryStore::default(), "mem").await;
     }

@@ -669,3 +669,77 @@ pub async fn status_counts<S: OrderStore>(store: &S, prefix: &str) {
     let capped = count(2).await.expect("counting");
     assert_eq!((capped.count, capped.more), (2, true), "two, and more");
 }
+
+/// `search` lists a created order under each of its search keys — its e-mail address, its
+/// recipient's name words, the end of its id — and under nothing else; an exchange's order,
+/// created in a commit, is listed the same way.
+pub async fn order_search<S: OrderStore>(store: &S, prefix: &str) {
+    use crate::order::search::search_terms;
+    check_prefix(prefix);
+    let at = base_time();
+    let item = product(&sku(prefix, "SRCH"), 10, at);
+    // A word no other run's orders carry.
+    let tag: String = prefix.chars().filter(char::is_ascii_alphanumeric).collect();
+    let named = |name: &str, email: &str, at| {
+        let mut order = place(&customer(prefix, "searched"), &[(&item, 1)], at);
+        order.shipping.address = crate::contact::Address::checked(
+            name.into(),
+            "1 Test Street".into(),
+            None,
+            "Berlin".into(),
+            None,
+            "10115".into(),
+            crate::contact::CountryCode::parse("DE").expect("a country"),
+        );
+        order.contact = crate::contact::Contact::checked(email.into(), None, None);
+        order
+    };
+    let ada = named(&format!("Ada {tag}"), &format!("{tag}-ada@example.com"), at);
+    let grace = named(
+        &format!("Grace {tag}"),
+        &format!("{tag}-grace@example.com"),
+        at + seconds(1),
+    );
+    create(store, &ada).await;
+    create(store, &grace).await;
+    let found = |text: String| async move {
+        let mut ids = Vec::new();
+        for way in search_terms(&text) {
+            let mut matching: Option<Vec<OrderId>> = None;
+            for term in &way {
+                let listed = store.search(term, 200).await.expect("searching");
+                matching = Some(match matching {
+                    None => listed,
+                    Some(before) => before.into_iter().filter(|i| listed.contains(i)).collect(),
+                });
+            }
+            ids.extend(matching.unwrap_or_default());
+        }
+        ids
+    };
+    assert_eq!(
+        found(format!("{tag}-ADA@example.com")).await,
+        [ada.id.clone()],
+        "by e-mail, in any case"
+    );
+    assert_eq!(
+        found(format!("ada {tag}")).await,
+        [ada.id.clone()],
+        "by the whole name"
+    );
+    assert_eq!(
+        found(tag.clone()).await,
+        [grace.id.clone(), ada.id.clone()],
+        "by a word both names share, the newest first"
+    );
+    let end = &ada.id.as_str()[20..];
+    assert!(
+        found(end.to_lowercase()).await.contains(&ada.id),
+        "by the end of its id"
+    );
+    assert!(
+        !found(end.to_owned()).await.contains(&grace.id),
+        "not another order's"
+    );
+    assert!(found(format!("{tag}-nobody@example.com")).await.is_empty());
+}

@@ -68,6 +68,23 @@ impl OrderStore for InMemoryStore {
         self.order_listing(&format!("customer:{customer}"), mine, true, limit, cursor)
     }
 
+    async fn search(
+        &self,
+        term: &crate::order::search::SearchTerm,
+        limit: u32,
+    ) -> Result<Vec<OrderId>, StoreError> {
+        let state = self.lock();
+        let mut found: Vec<OrderId> = state
+            .orders
+            .values()
+            .filter(|o| o.found_by(std::slice::from_ref(term)))
+            .map(|o| o.id.clone())
+            .collect();
+        found.sort_by(|a, b| b.cmp(a));
+        found.truncate(limit as usize);
+        Ok(found)
+    }
+
     async fn list_pending_returns(
         &self,
         limit: u32,

@@ -34,6 +34,7 @@ pub mod history;
 pub mod payments;
 pub mod refunds;
 pub mod returns;
+pub mod search;
 
 use crate::contact::{Address, Contact};
 use crate::ids::{CustomerId, OrderId, Sku};

@@ -260,6 +260,22 @@ pub enum PaymentStatus {
 }
 
 impl PaymentStatus {
+    pub const ALL: [Self; 9] = [
+        Self::Pending,
+        Self::Authorized,
+        Self::PartiallyPaid,
+        Self::Paid,
+        Self::PartiallyRefunded,
+        Self::Refunded,
+        Self::Voided,
+        Self::Failed,
+        Self::Expired,
+    ];
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::Pending => "PENDING",
@@ -587,6 +603,44 @@ impl Payment {
         named.all(|r| r == first).then_some(first)
     }
 
+    /// The holds the PSP reported that are not the order's own — an authorization of another
+    /// amount or currency, under a payment that never held the order's money — and that it has
+    /// not released: each payment's reference once, with the amount it holds. (One the PSP
+    /// named no payment for cannot be asked about; it stays in front of staff.)
+    pub fn mismatched_holds(&self) -> Vec<(String, Money)> {
+        let mut holds: Vec<(String, Money)> = Vec::new();
+        for entry in self
+            .ledger
+            .iter()
+            .filter(|e| e.mismatch.is_some() && e.kind == PaymentEventKind::AuthorizationSucceeded)
+        {
+            let Some(reference) = entry.psp_reference.as_deref() else {
+                continue;
+            };
+            let settled = self.ledger.iter().any(|e| {
+                e.mismatch.is_none()
+                    && self.reference_of(e) == Some(reference)
+                    && matches!(
+                        e.kind,
+                        PaymentEventKind::AuthorizationSucceeded
+                            | PaymentEventKind::CaptureSucceeded
+                            | PaymentEventKind::VoidSucceeded
+                    )
+            });
+            if !settled && !holds.iter().any(|(r, _)| r == reference) {
+                holds.push((reference.to_owned(), entry.amount));
+            }
+        }
+        holds
+    }
+
+    /// Whether the PSP released the hold of the payment `reference` (a void it confirmed).
+    fn released(&self, reference: &str) -> bool {
+        self.ledger.iter().any(|e| {
+            e.counts(PaymentEventKind::VoidSucceeded) && self.reference_of(e) == Some(reference)
+        })
+    }
+
     /// Whether `kind` was asked of the PSP for `reference` before.
     fn asked(&self, kind: PspRequestKind, reference: Option<&str>) -> bool {
         self.requests
@@ -704,6 +758,16 @@ impl Order {
         let payment = &self.payment;
         let mut reasons = Vec::new();
         for entry in payment.ledger.iter() {
+            // A hold that was not the order's and that the PSP has since released leaves
+            // nothing on the customer's card and nothing for staff to do.
+            let released = entry.kind == PaymentEventKind::AuthorizationSucceeded
+                && entry
+                    .psp_reference
+                    .as_deref()
+                    .is_some_and(|r| payment.released(r));
+            if released {
+                continue;
+            }
             if let Some(mismatch) = &entry.mismatch {
                 let second_payment = matches!(
                     entry.kind,
@@ -1018,7 +1082,15 @@ impl Order {
                 .requests
                 .iter()
                 .any(|r| r.kind == PspRequestKind::Capture && r.amount == event.amount);
-        (event.amount != expected && !a_share_asked).then(|| {
+        // A void may answer the release of a hold that was not the order's own (a mismatched
+        // authorization voided as the order was called off): it is that hold's amount, asked.
+        let its_void_asked = event.kind == PaymentEventKind::VoidSucceeded
+            && self.payment.requests.iter().any(|r| {
+                r.kind == PspRequestKind::Void
+                    && r.psp_reference == event.psp_reference
+                    && r.amount == event.amount
+            });
+        (event.amount != expected && !a_share_asked && !its_void_asked).then(|| {
             format!(
                 "{} reported, {} expected",
                 format_amount(event.amount),
@@ -1066,6 +1138,13 @@ impl Order {
             for reference in &held {
                 if !self.payment.capture_outstanding_on(reference.as_deref()) {
                     self.ask(PspRequestKind::Void, reference.clone(), now);
+                }
+            }
+            // A hold the PSP reported that was not the order's (another amount or currency)
+            // still blocks the customer's money: it is released too, for its own amount.
+            for (reference, amount) in self.payment.mismatched_holds() {
+                if !self.payment.asked(PspRequestKind::Void, Some(&reference)) {
+                    self.ask_for(PspRequestKind::Void, Some(reference), amount, now);
                 }
             }
             // Refunded in full, once: a return's refund cannot precede a cancellation.
@@ -1182,6 +1261,17 @@ impl Order {
         if self.payment.asked(kind, reference.as_deref()) {
             return;
         }
+        self.ask_for(kind, reference, self.totals.total, now);
+    }
+
+    /// Asks the PSP for `kind` of `amount` on the payment `reference`.
+    fn ask_for(
+        &mut self,
+        kind: PspRequestKind,
+        reference: Option<String>,
+        amount: Money,
+        now: DateTime<Utc>,
+    ) {
         let n = self
             .payment
             .requests
@@ -1192,7 +1282,7 @@ impl Order {
         self.payment.requests.push(PspRequest {
             request_id: format!("{}-{}-{n}", self.id, kind.as_str()),
             kind,
-            amount: self.totals.total,
+            amount,
             psp_reference: reference,
             requested_at: now,
             shipment: None,
@@ -1419,6 +1509,58 @@ mod tests {
             PaymentStatus::Pending,
             "wrong currency"
         );
+    }
+
+    #[test]
+    fn a_mismatched_hold_is_voided_when_the_order_is_called_off_and_then_needs_no_one() {
+        let order = order();
+        let mut auth = event("e1", PaymentEventKind::AuthorizationSucceeded, &order);
+        auth.amount = Money::new(1, Currency::parse("EUR").unwrap()).unwrap();
+        let flagged = recorded(&order, &auth);
+        assert!(
+            flagged.payment.requests.is_empty(),
+            "nothing is voided while the order may still be paid"
+        );
+        let cancelled = flagged
+            .cancel("changed mind".into(), "c-1", now())
+            .unwrap()
+            .order;
+        let voids: Vec<_> = cancelled
+            .payment
+            .requests
+            .iter()
+            .filter(|r| r.kind == PspRequestKind::Void)
+            .collect();
+        assert_eq!(voids.len(), 1, "the mismatched hold's void, once");
+        assert_eq!(voids[0].psp_reference.as_deref(), Some("pi_1"));
+        assert_eq!(voids[0].amount, auth.amount, "for the amount it holds");
+        assert_eq!(
+            cancelled.payment_attention().map(|a| a.reason),
+            Some(AttentionReason::AmountMismatch),
+            "in front of staff until the PSP confirms the release"
+        );
+        // A repeated decision asks nothing more.
+        let mut again = cancelled.clone();
+        again.request_what_is_due(CaptureMode::OnShipment, now());
+        assert_eq!(
+            again.payment.requests.len(),
+            cancelled.payment.requests.len()
+        );
+        // The PSP's void names the payment and the amount it held: it counts, and the
+        // mismatch leaves the attention list.
+        let mut void = event("e2", PaymentEventKind::VoidSucceeded, &order);
+        void.amount = auth.amount;
+        let released = recorded(&cancelled, &void);
+        assert!(released.payment.ledger[1].mismatch.is_none());
+        assert_eq!(released.payment_attention(), None);
+        assert_eq!(released.payment_status(), PaymentStatus::Voided);
+        assert!(released.payment.mismatched_holds().is_empty());
+        // A void of another amount than the hold's is itself a mismatch.
+        let mut wrong = event("e3", PaymentEventKind::VoidSucceeded, &order);
+        wrong.amount = Money::new(2, Currency::parse("EUR").unwrap()).unwrap();
+        let odd = recorded(&cancelled, &wrong);
+        assert!(odd.payment.ledger[1].mismatch.is_some());
+        assert!(odd.payment_attention().is_some());
     }
 
     #[test]
@@ -2348,8 +2490,18 @@ mod ledger_properties {
             let named = payments
                 .iter()
                 .find(|p| p.reference == request.data.request.psp_reference.as_deref());
+            // Or a hold that was not the order's own, released for the amount it holds.
+            let mismatched = request.data.request.kind == PspRequestKind::Void
+                && new
+                    .payment
+                    .mismatched_holds()
+                    .iter()
+                    .any(|(reference, amount)| {
+                        request.data.request.psp_reference.as_deref() == Some(reference.as_str())
+                            && *amount == request.data.request.amount
+                    });
             prop_assert!(
-                named.is_some_and(PspPayment::holds),
+                named.is_some_and(PspPayment::holds) || mismatched,
                 "{} names {:?}, which holds nothing: {:?}",
                 request.id,
                 request.data.request.psp_reference,
