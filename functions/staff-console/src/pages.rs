@@ -9,8 +9,9 @@ use chrono::{DateTime, Utc};
 use minijinja::{Environment, Value};
 
 /// The templates, by name.
-const TEMPLATES: [(&str, &str); 12] = [
+const TEMPLATES: [(&str, &str); 13] = [
     ("layout.html", include_str!("../templates/layout.html")),
+    ("forms.html", include_str!("../templates/forms.html")),
     ("message.html", include_str!("../templates/message.html")),
     ("orders.html", include_str!("../templates/orders.html")),
     ("order.html", include_str!("../templates/order.html")),
@@ -68,6 +69,7 @@ impl Pages {
         env.add_filter("since", since);
         env.add_filter("when", when);
         env.add_filter("minutes", minutes);
+        env.add_function("refilled", refilled);
         // Our own constant, safe in an attribute as it is.
         env.add_global(
             "stylesheet",
@@ -79,6 +81,24 @@ impl Pages {
     /// Renders `name` with `context`.
     pub fn render(&self, name: &str, context: Value) -> Result<String, minijinja::Error> {
         self.env.get_template(name)?.render(context)
+    }
+}
+
+/// The refused form `form` of the page being rendered, if it is that one: what was typed into
+/// it (`values`) and why it was refused (`errors`, by field); else both empty, so a form
+/// reads `f.values.note or ""` alike either way.
+fn refilled(state: &minijinja::State, form: &str) -> Value {
+    let refill = state.lookup("refill").filter(|r| {
+        r.get_attr("form")
+            .ok()
+            .and_then(|f| f.as_str().map(|f| f == form))
+            .unwrap_or(false)
+    });
+    match refill {
+        Some(refill) => refill,
+        None => {
+            minijinja::context! { values => minijinja::context! {}, errors => minijinja::context! {} }
+        }
     }
 }
 

@@ -297,14 +297,12 @@ async fn staff_find_an_order_ship_it_through_the_pick_list_and_a_stale_form_is_r
         "the refused form changed nothing"
     );
     assert_eq!(shipment.body["version"], picked.body["version"]);
-    // The refusal keeps the navigation and leads back to the page, which shows it as it is now.
+    // The refusal is shown on the pick list itself, as it is now, with the navigation.
     assert!(browser.text("nav").await.contains("Warehouse"));
-    browser.submit("#back-to-page").await;
-    let back = browser.path().await;
-    assert!(
-        back.starts_with("/console/warehouse?") && back.contains(&id),
-        "{back}"
-    );
+    assert!(browser
+        .text("#form-refused")
+        .await
+        .contains("The page below shows what is current now"));
 
     // Pack and ship through the forms.
     let card = format!("#shipment-{id}-1");
@@ -1178,4 +1176,70 @@ async fn staff_find_orders_by_name_email_or_the_end_of_an_id_and_filter_the_open
         browser.body().await.contains("Orders"),
         "the navigation stays"
     );
+}
+
+#[tokio::test]
+async fn a_refused_form_comes_back_on_its_own_page_with_what_was_typed() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("CONSOLEREFILL", 3).await;
+    let browser = Browser::open(&stack).await;
+    browser.sign_in("staff-jo", "admin").await;
+    browser.goto(&format!("/console/inventory/{sku}")).await;
+    // Seven written off where three are on hand: refused by the stock's rule.
+    browser.fill("#write-off-form input[name=units]", "7").await;
+    browser
+        .fill("#write-off-form input[name=note]", "a pallet fell")
+        .await;
+    browser
+        .click("#write-off-form select[name=reason] option[value=SHRINKAGE]")
+        .await;
+    browser.submit("#record-write-off").await;
+    let refusal = browser.text("#form-refused").await;
+    assert!(refusal.contains("Nothing was changed"), "{refusal}");
+    assert!(
+        browser.text("h1").await.contains(&sku),
+        "the SKU's own page, not a page of its own"
+    );
+    let value = |css: &'static str| {
+        let client = browser.client.clone();
+        async move {
+            client
+                .find(Locator::Css(css))
+                .await
+                .unwrap()
+                .prop("value")
+                .await
+                .unwrap()
+                .unwrap_or_default()
+        }
+    };
+    assert_eq!(value("#write-off-form input[name=units]").await, "7");
+    assert_eq!(
+        value("#write-off-form input[name=note]").await,
+        "a pallet fell"
+    );
+    assert_eq!(
+        value("#write-off-form select[name=reason]").await,
+        "SHRINKAGE"
+    );
+    assert_eq!(
+        value("#receipt-form input[name=units]").await,
+        "",
+        "the page's other forms are as they were"
+    );
+    assert_eq!(
+        stack.stock(&sku).await,
+        (3, 0, 3),
+        "nothing was written off"
+    );
+    browser.screenshot("form-refused").await;
+    // Corrected and sent again from the same page: done.
+    browser.fill("#write-off-form input[name=units]", "2").await;
+    browser.submit("#record-write-off").await;
+    assert!(
+        browser.path().await.contains("done="),
+        "{}",
+        browser.path().await
+    );
+    assert_eq!(stack.stock(&sku).await.0, 1);
 }

@@ -157,6 +157,8 @@ impl Scope for AdminOrWarehouse {
 pub(super) struct Holding<P> {
     staff: Staff,
     done: Option<String>,
+    /// A refused form of this page, shown again with what was typed.
+    refill: Option<Refill>,
     scope: std::marker::PhantomData<P>,
 }
 
@@ -169,7 +171,8 @@ impl<P> Holding<P> {
         context: Value,
     ) -> Result<Response, PageError> {
         let me = self.staff.layout(self.done.as_deref());
-        page(app, name, context! { me, ..context })
+        let refill = self.refill.as_ref().map(ser);
+        page(app, name, context! { me, refill, ..context })
     }
 }
 
@@ -279,6 +282,7 @@ impl<S: Store, K: SecretSource + 'static, P: Scope> FromRequestParts<App<S, K>> 
         Ok(Holding {
             staff,
             done,
+            refill: parts.extensions.get::<Refill>().cloned(),
             scope: std::marker::PhantomData,
         })
     }

@@ -139,9 +139,40 @@ pub(super) struct ErrorPage {
 
 /// The form fields a page's error does not show back as typed: the form's own machinery (its
 /// hidden fields), by name or, ending in `-`, by prefix.
-const NOT_TYPED: [&str; 7] = [
-    "csrf", "version", "key", "back", "location", "handle", "onHand-",
+const NOT_TYPED: [&str; 8] = [
+    "csrf", "version", "key", "back", "location", "handle", "onHand-", "form",
 ];
+
+/// A refused form, shown again on the page it came from: which form (its `form` field), what
+/// was typed into it, why it was refused (each reason by its field where it names one), so
+/// the page puts the values back and the reasons next to them.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(super) struct Refill {
+    form: String,
+    values: std::collections::BTreeMap<String, String>,
+    errors: std::collections::BTreeMap<String, String>,
+    title: &'static str,
+    lines: Vec<String>,
+    /// The page changed since it was shown: it now shows what is current.
+    stale: bool,
+}
+
+/// What the navigation middleware needs: the console, and its pages without the middleware
+/// (to render the page a refused form came from again).
+pub(super) struct Navigation<S, K> {
+    pub(super) app: App<S, K>,
+    pub(super) pages: Router,
+}
+
+// By hand: the console behind the `Arc` needs no `Clone` of its own.
+impl<S, K> Clone for Navigation<S, K> {
+    fn clone(&self) -> Self {
+        Navigation {
+            app: self.app.clone(),
+            pages: self.pages.clone(),
+        }
+    }
+}
 
 /// The most of a form's body kept to show back on its error page.
 const FORM_BYTES: usize = 64 * 1024;
@@ -151,7 +182,7 @@ const FORM_BYTES: usize = 64 * 1024;
 /// own origin only), their home screen, and what they typed into the refused form — so a
 /// stale or invalid form strands no one and loses nothing.
 pub(super) async fn with_navigation<S: Store, K: SecretSource + 'static>(
-    State(app): State<App<S, K>>,
+    State(Navigation { app, pages }): State<Navigation<S, K>>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
@@ -186,6 +217,11 @@ pub(super) async fn with_navigation<S: Store, K: SecretSource + 'static>(
     let Ok(staff) = staff(&app, &headers).await else {
         return response;
     };
+    let form = typed
+        .iter()
+        .find(|(name, _)| name == "form")
+        .map(|(_, value)| value.clone());
+    let sent = typed.clone();
     let typed: Vec<_> = typed
         .into_iter()
         .filter(|(name, value)| {
@@ -202,6 +238,39 @@ pub(super) async fn with_navigation<S: Store, K: SecretSource + 'static>(
         .and_then(|referer| referer.strip_prefix(app.origin.as_str()))
         .filter(|path| path.starts_with("/console/"))
         .map(without_banner);
+    // A form refused for what it said (invalid) or for what changed since its page was
+    // shown (stale, refused): its own page again, as it is now, with what was typed put back
+    // and the reasons beside it.
+    let refillable = matches!(
+        response.status(),
+        StatusCode::UNPROCESSABLE_ENTITY | StatusCode::CONFLICT
+    );
+    if let (Some(form), Some(path), true) = (form, back.as_deref(), refillable) {
+        let refill = Refill {
+            form,
+            // Every field as sent but the form's tokens (a page writes its own afresh).
+            values: sent
+                .into_iter()
+                .filter(|(name, _)| !matches!(name.as_str(), "csrf" | "version" | "key" | "form"))
+                .collect(),
+            errors: error
+                .lines
+                .iter()
+                .filter_map(|line| {
+                    let (field, why) = line.split_once(": ")?;
+                    let field = field.rsplit('.').next().unwrap_or(field);
+                    (!field.contains(' ')).then(|| (field.to_owned(), why.to_owned()))
+                })
+                .collect(),
+            title: error.title,
+            lines: error.lines.clone(),
+            stale: response.status() == StatusCode::CONFLICT,
+        };
+        if let Some(html) = page_again(pages, path, &headers, refill).await {
+            let (parts, _) = response.into_parts();
+            return Response::from_parts(parts, axum::body::Body::from(html));
+        }
+    }
     let html = app.pages.render(
         "message.html",
         context! {
@@ -224,6 +293,32 @@ pub(super) async fn with_navigation<S: Store, K: SecretSource + 'static>(
             response
         }
     }
+}
+
+/// The page at `path` rendered again for the staff member who sent `headers`, with `refill`:
+/// `None` if it does not answer a page (then the refusal is a page of its own).
+async fn page_again(
+    pages: Router,
+    path: &str,
+    headers: &HeaderMap,
+    refill: Refill,
+) -> Option<Vec<u8>> {
+    use tower::ServiceExt;
+    let mut request = axum::extract::Request::get(path)
+        .body(axum::body::Body::empty())
+        .ok()?;
+    if let Some(cookie) = headers.get(header::COOKIE) {
+        request.headers_mut().insert(header::COOKIE, cookie.clone());
+    }
+    request.extensions_mut().insert(refill);
+    let response = pages.oneshot(request).await.ok()?;
+    if response.status() != StatusCode::OK {
+        return None;
+    }
+    let body = axum::body::to_bytes(response.into_body(), 4 * 1024 * 1024)
+        .await
+        .ok()?;
+    Some(body.to_vec())
 }
 
 pub(super) fn html_headers() -> [(header::HeaderName, &'static str); 1] {

@@ -179,7 +179,7 @@ type App<S, K> = Arc<Console<S, K>>;
 /// The console's router: every screen and form under [`BASE`].
 pub fn router<S: Store, K: SecretSource + 'static>(console: Console<S, K>) -> Router {
     let state = Arc::new(console);
-    Router::new()
+    let routes = Router::new()
         .route("/console", get(landing::<S, K>))
         .route("/console/", get(landing::<S, K>))
         .route("/console/assets/console.css", get(stylesheet))
@@ -235,12 +235,18 @@ pub fn router<S: Store, K: SecretSource + 'static>(console: Console<S, K>) -> Ro
             post(discard::<S, K>),
         )
         .fallback(|| async { PageError::NotFound("There is no such page.".into()) })
+        .with_state(state.clone());
+    // The pages as they are, for showing a refused form again on its own page.
+    let navigation = Navigation {
+        app: state,
+        pages: routes.clone(),
+    };
+    routes
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            navigation,
             with_navigation::<S, K>,
         ))
         .layer(axum::middleware::map_response(harden))
-        .with_state(state)
 }
 
 /// Headers on every answer: never cached (pages show names and addresses), the CSP, and no

@@ -476,3 +476,76 @@ async fn an_error_page_keeps_the_navigation_leads_home_and_shows_what_was_typed(
     let (_, _, page) = call(&app, request).await;
     assert!(!page.contains("back-to-page"), "{page}");
 }
+
+#[tokio::test]
+async fn a_refused_form_comes_back_on_its_own_page_with_what_was_typed_and_why() {
+    let app = console(in_the_warehouse());
+    let admin = session(&[SCOPE_ADMIN, SCOPE_WAREHOUSE]);
+    let token = csrf(&admin);
+    let order_page = format!("{ORIGIN}/console/orders/{ORDER}");
+    let version = {
+        let (_, _, page) = call(&app, get(&format!("/console/orders/{ORDER}"), Some(&admin))).await;
+        let at = page.find("name=\"version\" value=\"").unwrap() + 22;
+        page[at..].split('"').next().unwrap().to_owned()
+    };
+    // A cancellation whose reason is too long: the order's page again, the reason as typed in
+    // its field and why beside it, the status a refusal's.
+    let reason = "r".repeat(501);
+    let mut request = post(
+        &format!("/console/orders/{ORDER}/cancel"),
+        &admin,
+        ORIGIN,
+        &format!("csrf={token}&version={version}&form=cancel&reason={reason}"),
+    );
+    request
+        .headers_mut()
+        .insert(header::REFERER, HeaderValue::from_str(&order_page).unwrap());
+    let (status, _, page) = call(&app, request).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+    assert!(page.contains("id=\"form-refused\""), "{page}");
+    assert!(
+        page.contains("id=\"order-status\""),
+        "the order's page: {page}"
+    );
+    assert!(page.contains(&format!("value=\"{reason}\"")), "{page}");
+    assert!(
+        page.contains("<span class=\"field-error\">reason: "),
+        "{page}"
+    );
+    assert!(
+        page.contains("What you entered is back in its form"),
+        "{page}"
+    );
+    // Nothing was written: the order keeps its version.
+    let (_, _, again) = call(&app, get(&format!("/console/orders/{ORDER}"), Some(&admin))).await;
+    assert!(again.contains(&format!("name=\"version\" value=\"{version}\"")));
+    assert!(
+        !again.contains("form-refused"),
+        "a page read normally has no refusal"
+    );
+
+    // A stale pick: the pick list as it is now, with the refusal above it.
+    let mut request = post(
+        &format!("/console/warehouse/{ORDER}/pick"),
+        &admin,
+        ORIGIN,
+        &format!("csrf={token}&version=99&form=pick-{ORDER}-1&location=BER-1"),
+    );
+    request.headers_mut().insert(
+        header::REFERER,
+        HeaderValue::from_str(&format!("{ORIGIN}/console/warehouse?order={ORDER}")).unwrap(),
+    );
+    let (status, _, page) = call(&app, request).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        page.contains("changed since your page was loaded"),
+        "{page}"
+    );
+    assert!(
+        page.contains("The page below shows what is current now"),
+        "{page}"
+    );
+    assert!(page.contains("Mark as picked"), "the pick list: {page}");
+    // Another form on the same page is not filled with what this one sent.
+    assert!(!page.contains("value=\"99\""), "{page}");
+}
