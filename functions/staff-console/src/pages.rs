@@ -9,9 +9,15 @@ use chrono::{DateTime, Utc};
 use minijinja::{Environment, Value};
 
 /// The templates, by name.
-const TEMPLATES: [(&str, &str); 13] = [
+const TEMPLATES: [(&str, &str); 16] = [
     ("layout.html", include_str!("../templates/layout.html")),
     ("forms.html", include_str!("../templates/forms.html")),
+    ("print.html", include_str!("../templates/print.html")),
+    ("slips.html", include_str!("../templates/slips.html")),
+    (
+        "pick-list.html",
+        include_str!("../templates/pick-list.html"),
+    ),
     ("message.html", include_str!("../templates/message.html")),
     ("orders.html", include_str!("../templates/orders.html")),
     ("order.html", include_str!("../templates/order.html")),

@@ -324,8 +324,11 @@ async fn staff_find_an_order_ship_it_through_the_pick_list_and_a_stale_form_is_r
     assert_eq!(browser.text("#banner").await, "Packed.");
     // The packing slip for the parcel: its address and items, printed on one A4 page.
     browser.submit(&format!("{card} a.slip")).await;
-    assert!(browser.text("#slip-lines").await.contains(&sku));
-    assert!(browser.text("#ship-to").await.contains("Test Customer"));
+    assert!(browser.text("#slip .slip-lines").await.contains(&sku));
+    assert!(browser
+        .text("#slip .ship-to")
+        .await
+        .contains("Test Customer"));
     let a4 = fantoccini::wd::PrintConfiguration::builder()
         .size(fantoccini::wd::PrintSize::A4)
         .build()
@@ -1242,4 +1245,135 @@ async fn a_refused_form_comes_back_on_its_own_page_with_what_was_typed() {
         browser.path().await
     );
     assert_eq!(stack.stock(&sku).await.0, 1);
+}
+
+#[tokio::test]
+async fn a_packer_picks_several_shipments_at_once_and_prints_their_pick_list_and_slips() {
+    let stack = Stack::connect().await;
+    // A location of this test's own, so its pick list holds this test's shipments (and those
+    // an earlier run left): one id for every run, kept open.
+    let location = "TEST-BULK-1";
+    let admin = stack.token("staff-bulk", Some("oms:admin"));
+    let opened = stack
+        .put(
+            &format!("/locations/{location}"),
+            &admin,
+            &json!({
+                "name": "Bulk test warehouse", "kind": "WAREHOUSE", "country": "DE",
+                "postalCode": "04109", "zone": "domestic", "handlingDays": 1, "cutoffHourUtc": 15,
+                "capabilities": {"ships": true, "pickup": false, "returns": false}, "priority": 900
+            }),
+        )
+        .await;
+    assert!(
+        [StatusCode::CREATED, StatusCode::OK].contains(&opened.status),
+        "{:?}",
+        opened.body
+    );
+    // Every function reads the list again (LOCATIONS_CACHE_SECONDS, 2 s in the test stack).
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let sku = stack.create_sku("CONSOLEBULK", 0).await;
+    stack.receive_at(&sku, location, 20).await;
+    let mut ids = Vec::new();
+    for quantity in [1, 2, 1] {
+        let (_, id, _) = stack.order_in_warehouse(&[(&sku, quantity)]).await;
+        ids.push(id);
+    }
+
+    let browser = Browser::open(&stack).await;
+    browser.sign_in("packer-gus", "warehouse").await;
+    let ticked_all = format!("/console/warehouse?location={location}&select=AWAITING_PICK");
+    browser.goto(&ticked_all).await;
+    for id in &ids {
+        let tick = browser
+            .client
+            .find(Locator::Css(&format!(
+                "#shipment-{id}-1 input[name=shipment]"
+            )))
+            .await
+            .unwrap();
+        assert!(tick.is_selected().await.unwrap(), "{id} is ticked");
+    }
+    // The pick list of the ticked: every unit by SKU, each shipment to sort into, one A4 page.
+    browser.submit("#bulk-pick-list").await;
+    let items = browser.text("#pick-items").await;
+    assert!(items.contains(&sku), "{items}");
+    let sorted = browser.text("#pick-shipments").await;
+    for id in &ids {
+        assert!(sorted.contains(&format!("{id}-1")), "{sorted}");
+    }
+    let a4 = fantoccini::wd::PrintConfiguration::builder()
+        .size(fantoccini::wd::PrintSize::A4)
+        .build()
+        .unwrap();
+    let pdf = browser
+        .client
+        .print(a4.clone())
+        .await
+        .expect("the pick list printed");
+    assert_eq!(pdf_pages(&pdf), 1, "one A4 page");
+    std::fs::write(
+        format!(
+            "{}/../target/console-screenshots/pick-list.pdf",
+            env!("CARGO_MANIFEST_DIR")
+        ),
+        &pdf,
+    )
+    .expect("keeping the printed pick list");
+    browser.screenshot("pick-list").await;
+
+    // All ticked, then one is picked elsewhere before the bulk pick: the rest are picked, that
+    // one is left as it is now.
+    browser.goto(&ticked_all).await;
+    let shown = browser
+        .client
+        .find_all(Locator::Css("#section-AWAITING_PICK input[name=shipment]"))
+        .await
+        .unwrap()
+        .len();
+    stack.pick_pack_ship(&format!("{}-1", ids[0]), None).await;
+    browser.submit("#bulk-pick-button").await;
+    assert_eq!(
+        browser.text("#banner").await,
+        format!(
+            "Picked {} of the {shown} selected shipments; the others changed since the page was \
+             loaded (picked by someone else, moved or cancelled) and are shown as they are now.",
+            shown - 1
+        )
+    );
+    let warehouse = stack.token("warehouse-tests", Some("oms:warehouse"));
+    for id in &ids[1..] {
+        let shipment = stack
+            .get(&format!("/fulfillments/{id}-1"), &warehouse)
+            .await;
+        assert_eq!(shipment.body["status"], "PICKED", "{id}");
+    }
+    assert!(
+        !browser
+            .text("#section-AWAITING_PICK")
+            .await
+            .contains(&ids[1]),
+        "off the list to pick"
+    );
+
+    // Their packing slips, one per page.
+    browser
+        .goto(&format!(
+            "/console/warehouse?location={location}&select=PICKED"
+        ))
+        .await;
+    browser.submit("#bulk-slips-button").await;
+    let slips = browser
+        .client
+        .find_all(Locator::Css("#slips .slip"))
+        .await
+        .unwrap()
+        .len();
+    assert!(slips >= 2, "{slips}");
+    for id in &ids[1..] {
+        assert!(browser.text(&format!("#slip-{id}-1")).await.contains(&sku));
+    }
+    let pdf = browser.client.print(a4).await.expect("the slips printed");
+    assert_eq!(pdf_pages(&pdf), slips, "a page per slip");
+    browser.screenshot("packing-slips").await;
 }

@@ -62,8 +62,22 @@ pub(super) fn home(session: &Session) -> &'static str {
 }
 
 /// The banner of a `done` word a form's redirect carries; unknown words show none.
-pub(super) fn banner(done: &str) -> Option<&'static str> {
-    Some(match done {
+pub(super) fn banner(done: &str) -> Option<String> {
+    // A bulk pick's outcome: how many of the selected shipments were picked.
+    if let Some(counts) = done.strip_prefix("bulk-picked-") {
+        let (picked, of) = counts.split_once("-of-")?;
+        let (picked, of): (u32, u32) = (picked.parse().ok()?, of.parse().ok()?);
+        return Some(if picked == of {
+            format!("Picked all {of} selected shipments.")
+        } else {
+            format!(
+                "Picked {picked} of the {of} selected shipments; the others changed since the \
+                 page was loaded (picked by someone else, moved or cancelled) and are shown as \
+                 they are now."
+            )
+        });
+    }
+    Some(String::from(match done {
         "cancelled" => "The order was cancelled and its stock released.",
         "approved" => "The return was approved; its label is issued.",
         "rejected" => "The return was rejected.",
@@ -81,7 +95,7 @@ pub(super) fn banner(done: &str) -> Option<&'static str> {
         "location-saved" => "The location was saved; every function routes by it within a minute.",
         "location-added" => "The location was added; within a minute every function knows it: stock can be received there and orders are routed to it.",
         _ => return None,
-    })
+    }))
 }
 
 pub(super) async fn keys<S, K: SecretSource>(
@@ -190,6 +204,14 @@ impl<P> std::ops::Deref for Holding<P> {
 pub(super) struct Fields(pub(super) Vec<(String, String)>);
 
 impl Fields {
+    /// Every value of a field sent more than once (the boxes ticked in a list).
+    pub(super) fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     pub(super) fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()

@@ -221,6 +221,8 @@ pub fn router<S: Store, K: SecretSource + 'static>(console: Console<S, K>) -> Ro
             post(warehouse_step::<S, K>),
         )
         .route("/console/warehouse/{id}/slip", get(packing_slip::<S, K>))
+        .route("/console/warehouse/bulk", post(bulk::<S, K>))
+        .route("/console/warehouse/pick-list", get(pick_list::<S, K>))
         .route("/console/exceptions", get(exceptions::<S, K>))
         .route(
             "/console/exceptions/dead-letters/{name}/redrive",

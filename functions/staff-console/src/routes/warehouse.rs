@@ -9,6 +9,8 @@ use oms_domain::order::Order;
 
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct WarehouseQuery {
+    /// A step whose shipments are shown already ticked for a bulk action ("select all").
+    select: Option<String>,
     /// One shipment, by its id or its order's (a packer scanning a pick slip), or a return by
     /// its number (from its label).
     order: Option<String>,
@@ -207,6 +209,239 @@ pub(super) async fn warehouse<S: Store, K: SecretSource>(
             order => query.order,
             location => location,
             locations => ser(&locations),
+            selected => query.select,
+        },
+    )
+}
+
+/// The most shipments one bulk action takes: a page of the pick list and more.
+const MAX_BULK: usize = 100;
+
+/// The shipments ticked in a bulk form, each with the version its row showed
+/// (`<shipment id>@<version>`).
+fn ticked(fields: &Fields) -> Result<Vec<(ShipmentId, u64)>, PageError> {
+    let mut found = Vec::new();
+    for value in fields.all("shipment") {
+        let (id, version) = value
+            .split_once('@')
+            .and_then(|(id, v)| Some((ShipmentId::parse(id).ok()?, v.parse().ok()?)))
+            .ok_or_else(|| {
+                PageError::Invalid(vec![format!("shipment: {value} names no shipment")])
+            })?;
+        if !found.iter().any(|(f, _)| f == &id) {
+            found.push((id, version));
+        }
+    }
+    if found.is_empty() {
+        return Err(PageError::Invalid(vec![
+            "shipment: tick at least one shipment".into(),
+        ]));
+    }
+    if found.len() > MAX_BULK {
+        return Err(PageError::Invalid(vec![format!(
+            "shipment: at most {MAX_BULK} shipments at once"
+        )]));
+    }
+    Ok(found)
+}
+
+/// What the warehouse does to several shipments at once: pick them (each on the version its
+/// row showed, so one that changed meanwhile is left as it is now), or print their pick list
+/// or their packing slips.
+pub(super) async fn bulk<S: Store, K: SecretSource>(
+    State(app): State<App<S, K>>,
+    form: StaffForm,
+) -> Result<Response, PageError> {
+    let staff = form.require(SCOPE_WAREHOUSE)?;
+    let location = form
+        .fields
+        .text("location")
+        .ok_or_else(|| PageError::Invalid(vec!["location: the location the list is of".into()]))?
+        .to_owned();
+    let selected = ticked(&form.fields)?;
+    match form.fields.get("do") {
+        Some("pick") => {
+            let mut picked = 0;
+            for (id, version) in &selected {
+                let step = fulfillment::warehouse_step(
+                    &app.store,
+                    &app.shipping,
+                    &staff.caller,
+                    id,
+                    WarehouseAction::Pick,
+                    StepConditions {
+                        if_match: Some(*version),
+                        location: Some(location.clone()),
+                    },
+                    Utc::now(),
+                )
+                .await;
+                match step {
+                    Ok(_) => picked += 1,
+                    // Changed since the page was read: left for the page to show as it is now.
+                    Err(e) => {
+                        tracing::info!(shipment_id = %id, error = %e, "console: bulk pick left one")
+                    }
+                }
+            }
+            tracing::info!(picked, selected = selected.len(), "console: bulk pick");
+            Ok(done(
+                &format!("/console/warehouse?location={location}"),
+                &format!("bulk-picked-{picked}-of-{}", selected.len()),
+            ))
+        }
+        Some("pick-list") => {
+            let orders = orders_of(&app, &selected).await?;
+            pick_list_page(&app, &staff.layout(None), &location, &orders, &selected)
+        }
+        Some("slips") => {
+            let orders = orders_of(&app, &selected).await?;
+            let slips: Vec<_> = selected
+                .iter()
+                .filter_map(|(id, _)| {
+                    let order = orders.iter().find(|o| &o.id == id.order_id())?;
+                    let shipment = order.shipment(id.number()).ok()?;
+                    Some(json!({
+                        "shipment": shipment_row(order, shipment),
+                        "address": order.shipping.address,
+                    }))
+                })
+                .collect();
+            page(
+                &app,
+                "slips.html",
+                context! {
+                    me => staff.layout(None),
+                    slips => ser(&slips),
+                    location,
+                    printed_at => Utc::now().to_rfc3339(),
+                },
+            )
+        }
+        _ => Err(PageError::Invalid(vec![
+            "do: pick, pick-list or slips".into()
+        ])),
+    }
+}
+
+/// The orders of the ticked shipments, each read once.
+async fn orders_of<S: Store, K>(
+    app: &Console<S, K>,
+    selected: &[(ShipmentId, u64)],
+) -> Result<Vec<Order>, PageError> {
+    let mut orders: Vec<Order> = Vec::new();
+    for (id, _) in selected {
+        if orders.iter().any(|o| &o.id == id.order_id()) {
+            continue;
+        }
+        if let Some(order) = app.store.get(id.order_id()).await? {
+            orders.push(order);
+        }
+    }
+    Ok(orders)
+}
+
+/// The pick list of every shipment waiting to be picked at a location (the oldest first, up
+/// to a hundred), to print and walk the shelves with.
+pub(super) async fn pick_list<S: Store, K: SecretSource>(
+    State(app): State<App<S, K>>,
+    staff: Holding<Warehouse>,
+    Query(query): Query<WarehouseQuery>,
+) -> Result<Response, PageError> {
+    let here = app.locations().await?;
+    let location = match query.location.as_deref().map(str::trim) {
+        None | Some("") => here.default_location().id.clone(),
+        Some(id) => here
+            .get(id)
+            .map(|l| l.id.clone())
+            .ok_or_else(|| PageError::NotFound(format!("There is no location {id}.")))?,
+    };
+    let waiting = fulfillment::pick_list(
+        &app.store,
+        &location,
+        FulfillmentStatus::AwaitingPick,
+        MAX_BULK as u32,
+        None,
+    )
+    .await?;
+    let selected: Vec<(ShipmentId, u64)> = waiting
+        .items
+        .iter()
+        .filter_map(|o| {
+            let s = o.shipment_at(&location)?;
+            Some((s.id(o), s.version()))
+        })
+        .collect();
+    pick_list_page(
+        &app,
+        &staff.layout(None),
+        &location,
+        &waiting.items,
+        &selected,
+    )
+}
+
+/// The pick list of `selected` at `location`: every item to take from the shelves with its
+/// units in all (by SKU), and each shipment's own items to sort them into. A shipment no
+/// longer waiting to be picked there is named apart.
+fn pick_list_page<S, K>(
+    app: &Console<S, K>,
+    me: &Value,
+    location: &str,
+    orders: &[Order],
+    selected: &[(ShipmentId, u64)],
+) -> Result<Response, PageError> {
+    let mut shipments = Vec::new();
+    let mut gone = Vec::new();
+    let mut items: std::collections::BTreeMap<String, (String, u32, Vec<String>)> =
+        std::collections::BTreeMap::new();
+    for (id, _) in selected {
+        let found = orders
+            .iter()
+            .find(|o| &o.id == id.order_id())
+            .and_then(|o| Some((o, o.shipment(id.number()).ok()?)));
+        match found {
+            Some((order, shipment))
+                if shipment.status == FulfillmentStatus::AwaitingPick
+                    && shipment.warehouse == location =>
+            {
+                let row = shipment_row(order, shipment);
+                for line in &shipment.lines {
+                    let entry = items
+                        .entry(line.sku.to_string())
+                        .or_insert_with(|| (order.line_name(&line.sku).to_string(), 0, Vec::new()));
+                    entry.1 += line.quantity.get();
+                    entry.2.push(format!(
+                        "{} ×{}",
+                        row["shipmentId"].as_str().unwrap_or_default(),
+                        line.quantity.get()
+                    ));
+                }
+                shipments.push(row);
+            }
+            _ => gone.push(id.to_string()),
+        }
+    }
+    let items: Vec<_> = items
+        .into_iter()
+        .map(|(sku, (name, units, into))| json!({"sku": sku, "name": name, "units": units, "into": into}))
+        .collect();
+    let units: u32 = items
+        .iter()
+        .filter_map(|i| i["units"].as_u64())
+        .map(|u| u as u32)
+        .sum();
+    page(
+        app,
+        "pick-list.html",
+        context! {
+            me => me.clone(),
+            location,
+            items => ser(&items),
+            shipments => ser(&shipments),
+            units,
+            gone,
+            printed_at => Utc::now().to_rfc3339(),
         },
     )
 }
