@@ -58,6 +58,19 @@ fn free_port() -> u16 {
 
 impl Browser {
     async fn open(stack: &Stack) -> Browser {
+        Browser::open_with(stack, None).await
+    }
+
+    /// A browser whose page is a phone's: 390 × 844 CSS pixels, a touch screen.
+    async fn open_phone(stack: &Stack) -> Browser {
+        Browser::open_with(
+            stack,
+            Some(json!({"deviceMetrics": {"width": 390, "height": 844, "pixelRatio": 1.0, "touch": true}})),
+        )
+        .await
+    }
+
+    async fn open_with(stack: &Stack, mobile: Option<serde_json::Value>) -> Browser {
         let port = free_port();
         let driver_path =
             std::env::var("OMS_CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
@@ -83,6 +96,9 @@ impl Browser {
                          format!("--user-data-dir={}", driver.profile.display())],
             }),
         );
+        if let Some(mobile) = mobile {
+            capabilities["goog:chromeOptions"]["mobileEmulation"] = mobile;
+        }
         let deadline = Instant::now() + Duration::from_secs(30);
         let client = loop {
             let attempt =
@@ -1376,4 +1392,67 @@ async fn a_packer_picks_several_shipments_at_once_and_prints_their_pick_list_and
     let pdf = browser.client.print(a4).await.expect("the slips printed");
     assert_eq!(pdf_pages(&pdf), slips, "a page per slip");
     browser.screenshot("packing-slips").await;
+}
+
+#[tokio::test]
+async fn every_screen_fits_a_phone_without_scrolling_sideways() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("CONSOLEPHONE", 5).await;
+    let (_, id, _) = stack.order_in_warehouse(&[(&sku, 1)]).await;
+    let browser = Browser::open_phone(&stack).await;
+    browser.sign_in("staff-pia", "admin").await;
+    let width = |browser: &Browser| {
+        let client = browser.client.clone();
+        async move {
+            let measured = client
+                .execute(
+                    "const wide = [...document.querySelectorAll('body *')]
+                       .filter(e => e.getBoundingClientRect().right > screen.width + 0.5)
+                       .filter(e => !e.closest('table'))
+                       .map(e => e.tagName + '.' + e.className + '#' + e.id + ' ' + Math.round(e.getBoundingClientRect().right))
+                       .slice(0, 5);
+                     return [document.documentElement.scrollWidth, screen.width, wide.join('; ')];",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            (
+                measured[0].as_u64().unwrap(),
+                measured[1].as_u64().unwrap(),
+                measured[2].as_str().unwrap_or_default().to_owned(),
+            )
+        }
+    };
+    let screens = [
+        ("orders", "/console/orders".to_owned()),
+        ("order", format!("/console/orders/{id}")),
+        ("inventory", "/console/inventory".to_owned()),
+        ("product", format!("/console/inventory/{sku}")),
+        ("locations", "/console/locations".to_owned()),
+        ("returns", "/console/returns".to_owned()),
+        ("exceptions", "/console/exceptions".to_owned()),
+        ("warehouse", "/console/warehouse".to_owned()),
+        ("warehouse-shipment", format!("/console/warehouse?order={id}")),
+        ("pick-list", "/console/warehouse/pick-list".to_owned()),
+        ("packing-slip", format!("/console/warehouse/{id}-1/slip")),
+        ("not-found", "/console/no-such-screen".to_owned()),
+    ];
+    for (name, path) in screens {
+        browser.goto(&path).await;
+        let (scrolled, viewport, wide) = width(&browser).await;
+        assert_eq!(viewport, 390, "a phone's width");
+        assert!(
+            scrolled <= viewport,
+            "{path} is {scrolled} px wide on a {viewport} px phone: {wide}"
+        );
+        browser.screenshot(&format!("{name}-phone")).await;
+    }
+    // A dead-letter queue's messages, where the exceptions page links one.
+    browser.goto("/console/exceptions").await;
+    if let Ok(link) = browser.client.find(Locator::Css("a.read")).await {
+        link.click().await.unwrap();
+        let (scrolled, viewport, wide) = width(&browser).await;
+        assert!(scrolled <= viewport, "a dead-letter queue: {scrolled} px: {wide}");
+        browser.screenshot("dead-letters-phone").await;
+    }
 }
