@@ -52,6 +52,8 @@ export OMS_LOCAL_PARAMETER_PaymentWindowSeconds=20
 # A capture the PSP has not confirmed goes to staff after 15 s (the template's
 # CaptureConfirmationSeconds; the payment system tests rely on this value).
 export OMS_LOCAL_PARAMETER_CaptureConfirmationSeconds=15
+# The console writes times in the business's zone; the browser tests read them in Berlin's.
+export OMS_LOCAL_PARAMETER_ConsoleTimeZone=Europe/Berlin
 export OMS_API_URL="http://127.0.0.1:${OMS_LOCAL_PORT}"
 export OMS_EMULATOR_URL="http://127.0.0.1:${OMS_LOCAL_EMULATOR_PORT}"
 log="target/oms-local-test.log"

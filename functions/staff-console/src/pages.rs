@@ -73,6 +73,7 @@ impl Pages {
         }
         env.add_filter("money", money);
         env.add_filter("since", since);
+        env.add_filter("until", until);
         env.add_filter("when", when);
         env.add_filter("minutes", minutes);
         env.add_function("refilled", refilled);
@@ -143,7 +144,19 @@ fn since(value: String) -> String {
     let Some(at) = parse_time(&value) else {
         return value;
     };
-    let seconds = (Utc::now() - at).num_seconds().max(0);
+    span((Utc::now() - at).num_seconds().max(0))
+}
+
+/// An RFC 3339 time still to come → how long until then (`12 min`); `0 s` once passed.
+fn until(value: String) -> String {
+    let Some(at) = parse_time(&value) else {
+        return value;
+    };
+    span((at - Utc::now()).num_seconds().max(0))
+}
+
+/// A span of seconds as staff read it: `45 s`, `12 min`, `3 h 5 min`, `2 d 4 h`.
+fn span(seconds: i64) -> String {
     let (days, hours, minutes) = (seconds / 86_400, seconds / 3600 % 24, seconds / 60 % 60);
     match (days, hours, minutes) {
         (0, 0, 0) => format!("{seconds} s"),
@@ -162,11 +175,35 @@ fn minutes(value: i64) -> String {
     }
 }
 
-/// An RFC 3339 time → `2026-12-02 15:04 UTC`.
-fn when(value: String) -> String {
-    parse_time(&value)
-        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
-        .unwrap_or(value)
+/// The time zone the console writes times in: `CONSOLE_TIME_ZONE` (an IANA name such as
+/// `Europe/Berlin`), UTC if unset or unknown.
+fn time_zone() -> chrono_tz::Tz {
+    static ZONE: std::sync::LazyLock<chrono_tz::Tz> = std::sync::LazyLock::new(|| {
+        std::env::var("CONSOLE_TIME_ZONE")
+            .ok()
+            .and_then(|name| name.parse().ok())
+            .unwrap_or(chrono_tz::UTC)
+    });
+    *ZONE
+}
+
+/// An RFC 3339 time → `2026-12-02 16:04:05 CET`, in the business's time zone, to the second,
+/// as a `<time>` whose title is the same moment in UTC.
+fn when(value: String) -> Value {
+    match parse_time(&value) {
+        Some(at) => Value::from_safe_string(written_in(at, time_zone())),
+        None => Value::from(value),
+    }
+}
+
+fn written_in(at: DateTime<Utc>, zone: chrono_tz::Tz) -> String {
+    // Every part is our own formatting of a parsed time: nothing in it needs escaping.
+    format!(
+        "<time datetime=\"{}\" title=\"{}\">{}</time>",
+        at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        at.format("%Y-%m-%d %H:%M:%S UTC"),
+        at.with_timezone(&zone).format("%Y-%m-%d %H:%M:%S %Z")
+    )
 }
 
 #[cfg(test)]
@@ -213,7 +250,16 @@ mod tests {
             money(ser(serde_json::json!({"amount": -5, "currency": "EUR"}))),
             "-0.05 EUR"
         );
-        assert_eq!(when("2026-12-02T15:04:05Z".into()), "2026-12-02 15:04 UTC");
+        let at = parse_time("2026-12-02T15:04:05Z").unwrap();
+        assert_eq!(
+            written_in(at, chrono_tz::Europe::Berlin),
+            "<time datetime=\"2026-12-02T15:04:05Z\" title=\"2026-12-02 15:04:05 UTC\">2026-12-02 16:04:05 CET</time>"
+        );
+        assert_eq!(
+            written_in(at, chrono_tz::UTC),
+            "<time datetime=\"2026-12-02T15:04:05Z\" title=\"2026-12-02 15:04:05 UTC\">2026-12-02 15:04:05 UTC</time>"
+        );
+        assert_eq!(when("not a time".into()).to_string(), "not a time");
         assert_eq!(
             [minutes(10), minutes(60), minutes(2880), minutes(90)],
             ["10 min", "1 h", "2 d", "90 min"]

@@ -1111,24 +1111,32 @@ async fn staff_find_orders_by_name_email_or_the_end_of_an_id_and_filter_the_open
         .chars()
         .filter(char::is_ascii_alphanumeric)
         .collect();
+    let place = |customer: String| {
+        let stack = &stack;
+        let mut body = order_body(&[(&sku, 1)]);
+        body["shippingAddress"]["name"] = json!(format!("Jörg Müller{tag}"));
+        body["contact"]["email"] = json!(format!("{tag}.mail@example.com"));
+        async move {
+            let placed = stack
+                .call(
+                    reqwest::Method::POST,
+                    "/orders",
+                    Some(&stack.token(&customer, None)),
+                    &[("idempotency-key", &unique("key"))],
+                    Some(body.to_string().into_bytes()),
+                )
+                .await;
+            assert_eq!(placed.status, StatusCode::ACCEPTED, "{:?}", placed.body);
+            let id = placed.body["orderId"].as_str().unwrap().to_owned();
+            let decided = stack.wait_decided(&customer, &id).await;
+            assert_eq!(decided["status"], "RESERVED", "{decided}");
+            (id, placed.body)
+        }
+    };
     let customer = unique("customer");
-    let mut body = order_body(&[(&sku, 1)]);
-    body["shippingAddress"]["name"] = json!(format!("Jörg Müller{tag}"));
-    body["contact"]["email"] = json!(format!("{tag}.mail@example.com"));
-    let placed = stack
-        .call(
-            reqwest::Method::POST,
-            "/orders",
-            Some(&stack.token(&customer, None)),
-            &[("idempotency-key", &unique("key"))],
-            Some(body.to_string().into_bytes()),
-        )
-        .await;
-    assert_eq!(placed.status, StatusCode::ACCEPTED, "{:?}", placed.body);
-    let id = placed.body["orderId"].as_str().unwrap().to_owned();
-    // Left unpaid: reserved and held back for its payment.
-    let decided = stack.wait_decided(&customer, &id).await;
-    assert_eq!(decided["status"], "RESERVED", "{decided}");
+    let (id, placed) = place(customer.clone()).await;
+    stack.authorize(&placed).await;
+    stack.wait_status(&customer, &id, "FULFILLING").await;
 
     let browser = Browser::open(&stack).await;
     browser.sign_in("staff-ivy", "admin").await;
@@ -1165,6 +1173,17 @@ async fn staff_find_orders_by_name_email_or_the_end_of_an_id_and_filter_the_open
     browser.submit("#find").await;
     assert!(browser.body().await.contains("No orders."));
 
+    // The same customer's second order, left unpaid: its page says when it expires (in the
+    // business's time zone) and names the first.
+    let (unpaid, _) = place(customer.clone()).await;
+    browser.goto(&format!("/console/orders/{unpaid}")).await;
+    let due = browser.text("#payment-due-by").await;
+    assert!(
+        due.contains(" CE") && due.contains("unless the customer pays"),
+        "{due}"
+    );
+    assert!(browser.text("#other-orders").await.contains(&id));
+
     // The queue opens on every open order; filters combine.
     browser.goto("/console/orders").await;
     assert!(browser.body().await.contains("All open orders"));
@@ -1176,7 +1195,7 @@ async fn staff_find_orders_by_name_email_or_the_end_of_an_id_and_filter_the_open
         .find_all(Locator::Css("#orders tbody tr"))
         .await
         .unwrap();
-    assert!(!rows.is_empty(), "this test's order at least");
+    assert!(!rows.is_empty(), "the unpaid order, or older ones");
     for row in rows {
         let text = row.text().await.unwrap();
         assert!(
@@ -1432,7 +1451,10 @@ async fn every_screen_fits_a_phone_without_scrolling_sideways() {
         ("returns", "/console/returns".to_owned()),
         ("exceptions", "/console/exceptions".to_owned()),
         ("warehouse", "/console/warehouse".to_owned()),
-        ("warehouse-shipment", format!("/console/warehouse?order={id}")),
+        (
+            "warehouse-shipment",
+            format!("/console/warehouse?order={id}"),
+        ),
         ("pick-list", "/console/warehouse/pick-list".to_owned()),
         ("packing-slip", format!("/console/warehouse/{id}-1/slip")),
         ("not-found", "/console/no-such-screen".to_owned()),
@@ -1452,7 +1474,10 @@ async fn every_screen_fits_a_phone_without_scrolling_sideways() {
     if let Ok(link) = browser.client.find(Locator::Css("a.read")).await {
         link.click().await.unwrap();
         let (scrolled, viewport, wide) = width(&browser).await;
-        assert!(scrolled <= viewport, "a dead-letter queue: {scrolled} px: {wide}");
+        assert!(
+            scrolled <= viewport,
+            "a dead-letter queue: {scrolled} px: {wide}"
+        );
         browser.screenshot("dead-letters-phone").await;
     }
 }

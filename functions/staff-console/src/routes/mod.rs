@@ -114,6 +114,8 @@ pub struct Console<S, K> {
     /// Where stock is kept, as staff keep the list.
     pub locations: LocationDirectory,
     pub returns: ReturnPolicy,
+    /// When unpaid orders expire (the order page says when).
+    pub payments: oms_domain::order::payments::PaymentPolicy,
     /// The secret the session's keys derive from.
     pub secret: K,
     pub signin: SignIn,
@@ -138,6 +140,7 @@ impl Console<DynamoStore, SecretCache> {
             locations: config::location_directory_from_env(&shipping)?,
             shipping,
             returns: config::return_policy_from_env()?,
+            payments: config::payment_policy_from_env()?,
             secret: SecretCache::from_env("CONSOLE_SESSION_SECRET_ARN")?,
             signin: SignIn::new(&issuer, &client_id, &console_url)?,
             dead_letters: Some(DeadLetters::from_env()?),

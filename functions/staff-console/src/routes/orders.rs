@@ -188,6 +188,22 @@ pub(super) async fn order<S: Store, K: SecretSource>(
         .filter(|l| l.capabilities.ships)
         .map(|l| json!({"id": l.id, "name": l.name}))
         .collect();
+    // The customer's other orders, the newest first: what customer service asks about next.
+    let theirs = staff::order_queue(
+        &app.store,
+        &staff.caller,
+        &QueueFilter::Customer(order.customer_id.clone()),
+        Utc::now(),
+        11,
+        None,
+    )
+    .await?;
+    let others: Vec<_> = theirs
+        .items
+        .into_iter()
+        .filter(|o| o.id != order.id)
+        .take(10)
+        .collect();
     let movable: Vec<u32> = order
         .shipments
         .iter()
@@ -200,6 +216,9 @@ pub(super) async fn order<S: Store, K: SecretSource>(
         context! {
             order => ser(&view),
             status_since => order.status_since().to_rfc3339(),
+            payment_due_by => order.payment_due_by(&app.payments).map(|at| at.to_rfc3339()),
+            other_orders => summaries(&others),
+            more_orders => theirs.next_cursor.is_some(),
             cancellable,
             ships_from => ser(&ships_from),
             movable => movable,

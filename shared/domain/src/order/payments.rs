@@ -1298,6 +1298,14 @@ impl Order {
         }
     }
 
+    /// When the order expires unless it is paid for: the end of its payment window, while it
+    /// is `PENDING` or `RESERVED` and nothing is held or taken.
+    pub fn payment_due_by(&self, policy: &PaymentPolicy) -> Option<DateTime<Utc>> {
+        (matches!(self.status, OrderStatus::Pending | OrderStatus::Reserved)
+            && self.payment_status().is_unpaid())
+        .then(|| self.payment_window_opened_at() + policy.authorization_window)
+    }
+
     /// Calls off an order that was not authorized within the policy's window: `PENDING` or
     /// `RESERVED` → `CANCELLED`, as expired, releasing what it reserved in the same write.
     pub fn expire(
@@ -1312,7 +1320,7 @@ impl Order {
         if !status.is_unpaid() {
             return Err(ExpireError::Paid(status.as_str()));
         }
-        if now < self.payment_window_opened_at() + policy.authorization_window {
+        if self.payment_due_by(policy).is_some_and(|due| now < due) {
             return Err(ExpireError::NotYet);
         }
         let window = policy.authorization_window;
