@@ -434,6 +434,12 @@ pub fn psp_secret() -> String {
     env_or("OMS_LOCAL_PSP_SECRET", "local-psp-secret-0123456789")
 }
 
+/// Stripe's webhook secret in the local stack (its value for the template's
+/// `StripeWebhookSecret`).
+pub fn stripe_secret() -> String {
+    env_or("OMS_LOCAL_STRIPE_SECRET", "whsec_local_stripe_0123456789")
+}
+
 /// The secret the rotation test rotates the PSP's secret to. Every PSP event the tests send is
 /// signed with both, as a PSP signs while a secret is rotated, so the rotation breaks no test
 /// running beside it.
@@ -456,6 +462,29 @@ pub fn psp_body(kind: &str, order_id: &str, amount: &Value, refund_id: Option<&s
 }
 
 impl Stack {
+    /// Posts `body` to Stripe's webhook as Stripe does: `Stripe-Signature` now, under `secret`.
+    pub async fn stripe_event_signed(&self, body: &Value, secret: &str) -> Reply {
+        let bytes = body.to_string().into_bytes();
+        let header = oms_adapters::signing::signature_header(
+            &[secret.as_bytes()],
+            chrono::Utc::now().timestamp(),
+            &bytes,
+        );
+        self.call(
+            reqwest::Method::POST,
+            "/payments/stripe/events",
+            None,
+            &[("stripe-signature", &header)],
+            Some(bytes),
+        )
+        .await
+    }
+
+    /// Posts `body` to Stripe's webhook signed with the stack's Stripe secret.
+    pub async fn stripe_event(&self, body: &Value) -> Reply {
+        self.stripe_event_signed(body, &stripe_secret()).await
+    }
+
     /// Posts `body` to the PSP webhook signed at `signed_at` (unix seconds) under each of
     /// `secrets`.
     pub async fn psp_event_signed(&self, body: &Value, secrets: &[&str], signed_at: i64) -> Reply {

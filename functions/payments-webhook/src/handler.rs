@@ -12,13 +12,17 @@ use oms_domain::app::payments::{self, Recorded};
 use oms_domain::order::payments::{PaymentPolicy, PaymentStatus};
 use oms_domain::ports::OrderStore;
 use oms_domain::request::payments::PspEvent;
+use oms_domain::request::stripe::StripeEvent;
 use serde::Serialize;
 
 /// What the function needs, built once per cold start.
 pub struct App<S, K> {
     pub store: S,
     pub policy: PaymentPolicy,
+    /// The generic webhook's signing secret.
     pub secret: K,
+    /// Stripe's webhook signing secret (`whsec_…`, the endpoint's in Stripe's dashboard).
+    pub stripe_secret: K,
 }
 
 impl App<DynamoStore, SecretCache> {
@@ -27,6 +31,7 @@ impl App<DynamoStore, SecretCache> {
             store: DynamoStore::from_env()?,
             policy: config::payment_policy_from_env()?,
             secret: SecretCache::from_env("PSP_WEBHOOK_SECRET_ARN")?,
+            stripe_secret: SecretCache::from_env("STRIPE_WEBHOOK_SECRET_ARN")?,
         })
     }
 }
@@ -38,6 +43,7 @@ pub async fn handle<S: OrderStore, K: SecretSource>(
 ) -> Result<Response<Body>, Error> {
     let result = match route_key(&request) {
         Some("POST /payments/events") => psp_event(app, &request).await,
+        Some("POST /payments/stripe/events") => stripe_event(app, &request).await,
         _ => Err(unknown_route(&request)),
     };
     Ok(respond(result))
@@ -80,6 +86,60 @@ async fn psp_event<S: OrderStore, K: SecretSource>(
     Ok(json_response(StatusCode::OK, &ack))
 }
 
+/// Stripe's header: the same scheme (`t=…,v1=…` over `"<t>.<raw body>"`), Stripe's name.
+const STRIPE_SIGNATURE_HEADER: &str = "stripe-signature";
+
+/// What Stripe is answered for an event the system does not need: taken, and left alone.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct IgnoredAck {
+    outcome: &'static str,
+    event_type: String,
+}
+
+/// An event as Stripe sends it: its signature checked (Stripe's scheme, tolerance and rotation
+/// as the generic webhook's), the payment-relevant ones recorded in their order's ledger through
+/// the same path, every other one acknowledged and left alone.
+async fn stripe_event<S: OrderStore, K: SecretSource>(
+    app: &App<S, K>,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let now = Utc::now();
+    let body: &[u8] = request.body().as_ref();
+    let header = request
+        .headers()
+        .get(STRIPE_SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok());
+    let secret = app.stripe_secret.value().await?;
+    if let Err(refused) = signing::verify(&secret, header, body, now.timestamp()) {
+        tracing::warn!(reason = %refused, "a Stripe event with a bad signature was refused");
+        return Err(ApiError::InvalidSignature(refused.to_string()));
+    }
+    let PspEvent { order_id, event } =
+        match StripeEvent::parse(&json_body(request)?, now).map_err(ApiError::Invalid)? {
+            StripeEvent::Payment(event) => event,
+            StripeEvent::Ignored { event_id, kind } => {
+                tracing::info!(event_id = %event_id, kind = %kind, "Stripe event not needed");
+                return Ok(json_response(
+                    StatusCode::OK,
+                    &IgnoredAck {
+                        outcome: "ignored",
+                        event_type: kind,
+                    },
+                ));
+            }
+        };
+    let Recorded { order, new } =
+        payments::record_psp_event(&app.store, &app.policy, &order_id, &event, now).await?;
+    let ack = PaymentAck {
+        outcome: if new { "recorded" } else { "duplicate" },
+        order_id: order.id.to_string(),
+        payment_status: order.payment_status(),
+    };
+    tracing::info!(order_id = %order.id, event_id = %event.event_id, kind = event.kind.as_str(), outcome = ack.outcome, payment_status = ack.payment_status.as_str(), "Stripe event");
+    Ok(json_response(StatusCode::OK, &ack))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,7 +157,66 @@ mod tests {
             store,
             policy: PaymentPolicy::default(),
             secret: FixedSecret::new(SECRET),
+            stripe_secret: FixedSecret::new(STRIPE_SECRET),
         }
+    }
+
+    const STRIPE_SECRET: &[u8] = b"whsec_local_stripe_0123456789";
+
+    /// A Stripe fixture made for `order`, signed now under `secret` in Stripe's header.
+    fn stripe(name: &str, order: &Order, secret: &[u8]) -> Request {
+        let mut event: serde_json::Value =
+            fixtures::event(&format!("payments-webhook/{name}.json"));
+        let mut body: serde_json::Value =
+            serde_json::from_str(event["body"].as_str().unwrap()).unwrap();
+        let object = &mut body["data"]["object"];
+        if object["object"] == "payment_intent" {
+            object["metadata"]["order_id"] = order.id.to_string().into();
+            object["amount"] = order.totals.total.minor_units().into();
+            object["amount_capturable"] = order.totals.total.minor_units().into();
+        }
+        body["created"] = Utc::now().timestamp().into();
+        let body = body.to_string();
+        event["headers"][STRIPE_SIGNATURE_HEADER] =
+            signing::signature_header(&[secret], Utc::now().timestamp(), body.as_bytes()).into();
+        event["body"] = body.into();
+        lambda_http::request::from_str(&event.to_string()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn stripes_events_are_recorded_once_others_acknowledged_and_forgeries_refused() {
+        let order = order();
+        let app = app(&order);
+        let capturable = "stripe-amount-capturable-updated";
+        let (status, body) = call(&app, stripe(capturable, &order, SECRET)).await;
+        assert_eq!(
+            status, 401,
+            "the generic webhook's secret is not Stripe's: {body}"
+        );
+        let (status, body) = call(&app, stripe(capturable, &order, STRIPE_SECRET)).await;
+        assert_eq!(
+            (status, body["outcome"].as_str()),
+            (200, Some("recorded")),
+            "{body}"
+        );
+        assert_eq!(body["paymentStatus"], "AUTHORIZED");
+        let stored = app.store.get(&order.id).await.unwrap().unwrap();
+        assert_eq!(
+            stored.payment.ledger[0].psp_reference.as_deref(),
+            Some("pi_3Q0001")
+        );
+        let (_, body) = call(&app, stripe(capturable, &order, STRIPE_SECRET)).await;
+        assert_eq!(body["outcome"], "duplicate");
+        let (status, body) = call(
+            &app,
+            stripe("stripe-customer-created", &order, STRIPE_SECRET),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(body["outcome"], "ignored");
+        assert_eq!(body["eventType"], "customer.created");
+        let stored = app.store.get(&order.id).await.unwrap().unwrap();
+        assert_eq!(stored.version, order.version + 1, "one change, once");
     }
 
     /// The fixture's request with its body made for `order`, signed at `at` under `secrets`

@@ -9,6 +9,11 @@
 //! acknowledged and changes nothing. What follows — the warehouse taking an authorized order, a
 //! void for an authorization that came too late, the customer told — comes from the table's
 //! stream.
+//!
+//! `POST /payments/stripe/events` takes Stripe's own events, signed by Stripe in the same scheme
+//! (`Stripe-Signature`, its own secret): a PaymentIntent that can be captured, was captured,
+//! failed or was cancelled, and refunds that succeeded or failed, become the same ledger
+//! events; every other event Stripe sends is acknowledged and left alone.
 
 mod handler;
 

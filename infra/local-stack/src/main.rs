@@ -81,6 +81,15 @@ struct Cli {
         global = true
     )]
     psp_secret: String,
+    /// The local value of the template's StripeWebhookSecret: what Stripe's events to the
+    /// local stack are signed with.
+    #[arg(
+        long,
+        env = "OMS_LOCAL_STRIPE_SECRET",
+        default_value = "whsec_local_stripe_0123456789",
+        global = true
+    )]
+    stripe_secret: String,
     /// The local value of the template's ConsoleSessionSecret: the key the staff console
     /// encrypts its session cookie with. At least 64 bytes.
     #[arg(
@@ -228,6 +237,7 @@ async fn main() -> Result<(), BoxError> {
         jwt_secret,
         carrier_secret,
         psp_secret,
+        stripe_secret,
         console_secret,
         command,
     } = Cli::parse();
@@ -235,6 +245,7 @@ async fn main() -> Result<(), BoxError> {
         jwt: jwt_secret,
         carrier: carrier_secret,
         psp: psp_secret,
+        stripe: stripe_secret,
         console: console_secret,
     };
     match command {
@@ -281,12 +292,13 @@ fn exit_on_error(result: Result<(), BoxError>) -> Result<(), BoxError> {
     Ok(())
 }
 
-/// The shared secrets of the local stack: the token issuer's, the carrier's, the PSP's and the
-/// staff console's session key.
+/// The shared secrets of the local stack: the token issuer's, the carrier's, the PSP's,
+/// Stripe's webhook's and the staff console's session key.
 struct Secrets {
     jwt: String,
     carrier: String,
     psp: String,
+    stripe: String,
     console: String,
 }
 
@@ -593,6 +605,7 @@ async fn create_resources(
             visibility_override: args.queue_visibility_seconds,
             generated_secrets: &HashMap::from([
                 ("PspWebhookSecret".to_owned(), secrets.psp.clone()),
+                ("StripeWebhookSecret".to_owned(), secrets.stripe.clone()),
                 ("CarrierWebhookSecret".to_owned(), secrets.carrier.clone()),
                 ("ConsoleSessionSecret".to_owned(), secrets.console.clone()),
             ]),

@@ -1082,3 +1082,91 @@ async fn a_mismatched_hold_of_a_cancelled_order_is_voided_and_then_needs_no_one(
     assert_eq!(stack.psp_event(&void).await.status, StatusCode::OK);
     assert_eq!(stack.order_as_staff(&id).await["version"], shown["version"]);
 }
+
+#[tokio::test]
+async fn stripes_own_events_pay_for_an_order_and_the_rest_are_left_alone() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("STRIPE", 5).await;
+    let (customer, placed) = place_unpaid(&stack, &sku, 1).await;
+    let id = placed["orderId"].as_str().unwrap().to_owned();
+    let total = &placed["totals"]["total"];
+    let intent = format!("pi_{}", unique("st").replace('-', ""));
+    let payment_intent = |status: &str, received: &Value| {
+        json!({
+            "id": intent, "object": "payment_intent", "amount": total["amount"],
+            "amount_capturable": if status == "requires_capture" { total["amount"].clone() } else { json!(0) },
+            "amount_received": received, "capture_method": "manual",
+            "currency": total["currency"].as_str().unwrap().to_lowercase(), "status": status,
+            "livemode": false, "metadata": {"order_id": id}
+        })
+    };
+    let event = |kind: &str, object: Value| {
+        json!({
+            "id": unique("evt"), "object": "event", "api_version": "2024-06-20",
+            "created": chrono::Utc::now().timestamp(), "livemode": false, "type": kind,
+            "data": {"object": object}
+        })
+    };
+    // The authorization, as Stripe announces a manual-capture intent that can be captured.
+    let capturable = event(
+        "payment_intent.amount_capturable_updated",
+        payment_intent("requires_capture", &json!(0)),
+    );
+    let forged = stack.stripe_event_signed(&capturable, &psp_secret()).await;
+    assert_eq!(
+        forged.status,
+        StatusCode::UNAUTHORIZED,
+        "the generic webhook's secret is not Stripe's"
+    );
+    let reply = stack.stripe_event(&capturable).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(reply.body["outcome"], "recorded");
+    assert_eq!(reply.body["paymentStatus"], "AUTHORIZED");
+    assert_eq!(
+        stack.stripe_event(&capturable).await.body["outcome"],
+        "duplicate"
+    );
+    // Events the system does not need are taken and change nothing.
+    let version = stack.order_as_staff(&id).await["version"].clone();
+    let other = event(
+        "charge.succeeded",
+        json!({"id": "ch_1", "object": "charge", "metadata": {}}),
+    );
+    let ignored = stack.stripe_event(&other).await;
+    assert_eq!(ignored.status, StatusCode::OK);
+    assert_eq!(
+        ignored.body,
+        json!({"outcome": "ignored", "eventType": "charge.succeeded"})
+    );
+    assert_eq!(stack.order_as_staff(&id).await["version"], version);
+
+    // Paid for: the warehouse ships it, the capture is asked of the intent, Stripe's
+    // `payment_intent.succeeded` settles it.
+    stack.wait_status(&customer, &id, "FULFILLING").await;
+    stack.pick_pack_ship(&id, None).await;
+    let shipped = stack.order_as_staff(&id).await;
+    assert_eq!(shipped["payment"]["requests"][0]["kind"], "CAPTURE");
+    assert_eq!(
+        shipped["payment"]["requests"][0]["pspReference"],
+        intent.as_str()
+    );
+    let captured = stack
+        .stripe_event(&event(
+            "payment_intent.succeeded",
+            payment_intent("succeeded", &total["amount"]),
+        ))
+        .await;
+    assert_eq!(captured.status, StatusCode::OK, "{:?}", captured.body);
+    assert_eq!(captured.body["paymentStatus"], "PAID");
+    // An event naming no order of this system is refused by name, and changes nothing.
+    let mut orphan = payment_intent("succeeded", &total["amount"]);
+    orphan["metadata"] = json!({});
+    let refused = stack
+        .stripe_event(&event("payment_intent.succeeded", orphan))
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        refused.body["errors"][0]["field"],
+        "data.object.metadata.order_id"
+    );
+}

@@ -33,6 +33,7 @@ pub mod order;
 pub mod payments;
 pub mod returns;
 pub mod staff;
+pub mod stripe;
 
 pub use order::{OrderRequest, RequestedLine};
 
