@@ -147,12 +147,18 @@ fn since(value: String) -> String {
     span((Utc::now() - at).num_seconds().max(0))
 }
 
-/// An RFC 3339 time still to come → how long until then (`12 min`); `0 s` once passed.
+/// An RFC 3339 time still to come → how long until then (`in 12 min`), or `overdue` once it
+/// has passed.
 fn until(value: String) -> String {
     let Some(at) = parse_time(&value) else {
         return value;
     };
-    span((at - Utc::now()).num_seconds().max(0))
+    let seconds = (at - Utc::now()).num_seconds();
+    if seconds <= 0 {
+        "overdue".to_owned()
+    } else {
+        format!("in {}", span(seconds))
+    }
 }
 
 /// A span of seconds as staff read it: `45 s`, `12 min`, `3 h 5 min`, `2 d 4 h`.
@@ -175,15 +181,21 @@ fn minutes(value: i64) -> String {
     }
 }
 
-/// The time zone the console writes times in: `CONSOLE_TIME_ZONE` (an IANA name such as
-/// `Europe/Berlin`), UTC if unset or unknown.
+/// The time zone `CONSOLE_TIME_ZONE` names (an IANA name such as `Europe/Berlin`); UTC if it
+/// is unset. An unknown name is an error the function reports at its start.
+pub fn configured_time_zone() -> Result<chrono_tz::Tz, String> {
+    match std::env::var("CONSOLE_TIME_ZONE") {
+        Ok(name) if !name.is_empty() => name
+            .parse()
+            .map_err(|_| format!("CONSOLE_TIME_ZONE: {name} is not an IANA time zone")),
+        _ => Ok(chrono_tz::UTC),
+    }
+}
+
+/// The time zone the console writes times in ([`configured_time_zone`]).
 fn time_zone() -> chrono_tz::Tz {
-    static ZONE: std::sync::LazyLock<chrono_tz::Tz> = std::sync::LazyLock::new(|| {
-        std::env::var("CONSOLE_TIME_ZONE")
-            .ok()
-            .and_then(|name| name.parse().ok())
-            .unwrap_or(chrono_tz::UTC)
-    });
+    static ZONE: std::sync::LazyLock<chrono_tz::Tz> =
+        std::sync::LazyLock::new(|| configured_time_zone().unwrap_or(chrono_tz::UTC));
     *ZONE
 }
 

@@ -163,6 +163,17 @@ pub trait OrderStore: Send + Sync {
         cursor: Option<&str>,
     ) -> impl Future<Output = Result<Page<Order>, StoreError>> + Send;
 
+    /// A cursor of [`OrderStore::list_by_status`] for `status` that resumes right after the
+    /// position of an order that entered a status at `since` with the id `id` (whichever status
+    /// that order is in, or whether it is still there): a listing of several statuses merged by
+    /// time in status pages on from one position in all of them.
+    fn status_cursor_after(
+        &self,
+        status: OrderStatus,
+        since: DateTime<Utc>,
+        id: &OrderId,
+    ) -> String;
+
     /// How many orders are in `status`, counting up to `cap` (and whether there are more): the
     /// status index's count, which may lag a change by a moment.
     fn count_by_status(

@@ -448,6 +448,12 @@ mod conformance {
     }
 
     #[tokio::test]
+    async fn conformance_status_keyset() {
+        let (store, _, prefix) = setup().await;
+        suite::status_keyset(&store, &prefix).await;
+    }
+
+    #[tokio::test]
     async fn conformance_order_search() {
         let (store, _, prefix) = setup().await;
         suite::order_search(&store, &prefix).await;

@@ -1411,6 +1411,72 @@ async fn a_packer_picks_several_shipments_at_once_and_prints_their_pick_list_and
     let pdf = browser.client.print(a4).await.expect("the slips printed");
     assert_eq!(pdf_pages(&pdf), slips, "a page per slip");
     browser.screenshot("packing-slips").await;
+
+    // Each pick is on the version its row showed: an older one picks nothing.
+    let (_, waiting, _) = stack.order_in_warehouse(&[(&sku, 1)]).await;
+    let shipment = stack
+        .get(&format!("/fulfillments/{waiting}-1"), &warehouse)
+        .await;
+    let current = shipment.body["version"].as_u64().unwrap();
+    let packer = stack.console_session("packer-gus", "warehouse").await;
+    let older = format!("{waiting}-1@{}", current - 1);
+    let (status, _) = packer
+        .post(
+            "/console/warehouse/bulk",
+            &[("location", location), ("do", "pick"), ("shipment", &older)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let shipment = stack
+        .get(&format!("/fulfillments/{waiting}-1"), &warehouse)
+        .await;
+    assert_eq!(
+        shipment.body["status"], "AWAITING_PICK",
+        "not picked on an older version"
+    );
+    // A location that is not one, and a staff member without the warehouse's scope: refused.
+    let (status, _) = packer
+        .post(
+            "/console/warehouse/bulk",
+            &[
+                ("location", "NOWHERE-9"),
+                ("do", "pick"),
+                ("shipment", &older),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let customer = stack.console_session("customer-lou", "customer").await;
+    let current = format!("{waiting}-1@{current}");
+    let (status, _) = customer
+        .post(
+            "/console/warehouse/bulk",
+            &[
+                ("location", location),
+                ("do", "pick"),
+                ("shipment", &current),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = packer
+        .post(
+            "/console/warehouse/bulk",
+            &[
+                ("location", location),
+                ("do", "pick"),
+                ("shipment", &current),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let shipment = stack
+        .get(&format!("/fulfillments/{waiting}-1"), &warehouse)
+        .await;
+    assert_eq!(
+        shipment.body["status"], "PICKED",
+        "picked on the version shown"
+    );
 }
 
 #[tokio::test]

@@ -75,7 +75,7 @@ impl IntoResponse for PageError {
             }
             PageError::Forbidden(m) => (StatusCode::FORBIDDEN, "Not allowed", vec![m]),
             PageError::NotFound(m) => (StatusCode::NOT_FOUND, "Not found", vec![m]),
-            PageError::Stale(m) => (StatusCode::CONFLICT, "The page was out of date", vec![m]),
+            PageError::Stale(m) => (StatusCode::CONFLICT, STALE_TITLE, vec![m]),
             PageError::Invalid(m) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "Please correct the form",
@@ -156,6 +156,13 @@ pub(super) struct Refill {
     /// The page changed since it was shown: it now shows what is current.
     stale: bool,
 }
+
+/// The title of a refusal for a page that changed since it was shown.
+const STALE_TITLE: &str = "The page was out of date";
+
+/// The stock forms, whose units a stale refusal shows rather than puts back: a receipt sent
+/// from a second tab must be entered again on purpose, not sent again by one click.
+const STOCK_FORMS: [&str; 4] = ["receipt", "count", "write-off", "transfer"];
 
 /// What the navigation middleware needs: the console, and its pages without the middleware
 /// (to render the page a refused form came from again).
@@ -246,13 +253,29 @@ pub(super) async fn with_navigation<S: Store, K: SecretSource + 'static>(
         StatusCode::UNPROCESSABLE_ENTITY | StatusCode::CONFLICT
     );
     if let (Some(form), Some(path), true) = (form, back.as_deref(), refillable) {
+        let stale = error.title == STALE_TITLE;
+        let mut lines = error.lines.clone();
+        // Every field as sent but the form's tokens (a page writes its own afresh) — except
+        // a stale stock form's: its units may be what the other tab already recorded, so they
+        // are shown, not put back to be sent again by one click.
+        let mut values: std::collections::BTreeMap<String, String> = sent
+            .into_iter()
+            .filter(|(name, _)| !matches!(name.as_str(), "csrf" | "version" | "key" | "form"))
+            .collect();
+        if stale && STOCK_FORMS.contains(&form.as_str()) {
+            lines.push(format!(
+                "You entered: {}. Check the figures now shown before you enter it again.",
+                typed
+                    .iter()
+                    .map(|(name, value)| format!("{name} {value}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            values.clear();
+        }
         let refill = Refill {
             form,
-            // Every field as sent but the form's tokens (a page writes its own afresh).
-            values: sent
-                .into_iter()
-                .filter(|(name, _)| !matches!(name.as_str(), "csrf" | "version" | "key" | "form"))
-                .collect(),
+            values,
             errors: error
                 .lines
                 .iter()
@@ -263,8 +286,8 @@ pub(super) async fn with_navigation<S: Store, K: SecretSource + 'static>(
                 })
                 .collect(),
             title: error.title,
-            lines: error.lines.clone(),
-            stale: response.status() == StatusCode::CONFLICT,
+            lines,
+            stale,
         };
         if let Some(html) = page_again(pages, path, &headers, refill).await {
             let (parts, _) = response.into_parts();
@@ -307,8 +330,8 @@ async fn page_again(
     let mut request = axum::extract::Request::get(path)
         .body(axum::body::Body::empty())
         .ok()?;
-    if let Some(cookie) = headers.get(header::COOKIE) {
-        request.headers_mut().insert(header::COOKIE, cookie.clone());
+    for cookie in headers.get_all(header::COOKIE) {
+        request.headers_mut().append(header::COOKIE, cookie.clone());
     }
     request.extensions_mut().insert(refill);
     let response = pages.oneshot(request).await.ok()?;

@@ -135,6 +135,7 @@ impl Console<DynamoStore, SecretCache> {
         let client_id = std::env::var("CONSOLE_CLIENT_ID")
             .map_err(|_| config::ConfigError::Missing("CONSOLE_CLIENT_ID"))?;
         let shipping = config::shipping_policy_from_env()?;
+        crate::pages::configured_time_zone()?;
         Ok(Console {
             store: DynamoStore::from_env()?,
             locations: config::location_directory_from_env(&shipping)?,

@@ -89,13 +89,7 @@ pub(super) async fn orders<S: Store, K: SecretSource>(
         query.cursor.as_deref(),
     )
     .await?;
-    let locations: Vec<_> = app
-        .locations()
-        .await?
-        .all()
-        .iter()
-        .map(|l| json!({"id": l.id, "name": l.name}))
-        .collect();
+    let locations = location_choices(&app).await?;
     let counts: Vec<_> = staff::open_counts(&app.store, &staff.caller)
         .await?
         .into_iter()
@@ -160,15 +154,33 @@ pub(super) async fn search<S: Store, K: SecretSource>(
         context! {
             me => staff.layout(None),
             statuses => OrderStatus::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+            payments => PaymentStatus::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+            locations => ser(location_choices(&app).await?),
+            status => "OPEN",
+            hold => "",
             searched => q,
             orders => summaries(&found),
         },
     )
 }
 
+/// The locations a filter offers, by id and name.
+async fn location_choices<S: Store, K>(app: &Console<S, K>) -> Result<Vec<Value>, PageError> {
+    Ok(app
+        .locations()
+        .await?
+        .all()
+        .iter()
+        .map(|l| ser(json!({"id": l.id, "name": l.name})))
+        .collect())
+}
+
 pub(super) fn order_id(raw: &str) -> Result<OrderId, PageError> {
     OrderId::parse(raw).map_err(|_| PageError::NotFound("No such order.".into()))
 }
+
+/// How many of the customer's other orders the order page lists.
+const OTHER_ORDERS: usize = 10;
 
 pub(super) async fn order<S: Store, K: SecretSource>(
     State(app): State<App<S, K>>,
@@ -194,16 +206,17 @@ pub(super) async fn order<S: Store, K: SecretSource>(
         &staff.caller,
         &QueueFilter::Customer(order.customer_id.clone()),
         Utc::now(),
-        11,
+        OTHER_ORDERS as u32 + 2,
         None,
     )
     .await?;
-    let others: Vec<_> = theirs
+    let mut others: Vec<_> = theirs
         .items
         .into_iter()
         .filter(|o| o.id != order.id)
-        .take(10)
         .collect();
+    let more_orders = others.len() > OTHER_ORDERS || theirs.next_cursor.is_some();
+    others.truncate(OTHER_ORDERS);
     let movable: Vec<u32> = order
         .shipments
         .iter()
@@ -218,7 +231,7 @@ pub(super) async fn order<S: Store, K: SecretSource>(
             status_since => order.status_since().to_rfc3339(),
             payment_due_by => order.payment_due_by(&app.payments).map(|at| at.to_rfc3339()),
             other_orders => summaries(&others),
-            more_orders => theirs.next_cursor.is_some(),
+            more_orders,
             cancellable,
             ships_from => ser(&ships_from),
             movable => movable,

@@ -514,7 +514,7 @@ async fn a_refused_form_comes_back_on_its_own_page_with_what_was_typed_and_why()
         "{page}"
     );
     assert!(
-        page.contains("What you entered is back in its form"),
+        page.contains("with what you entered back in its form"),
         "{page}"
     );
     // Nothing was written: the order keeps its version.

@@ -191,6 +191,7 @@ pub(super) async fn warehouse<S: Store, K: SecretSource>(
                 "orders": rows,
                 "more": found.next_cursor.is_some(),
                 "nextCursor": found.next_cursor,
+                "cursor": cursor,
             }));
         }
     }
@@ -214,8 +215,12 @@ pub(super) async fn warehouse<S: Store, K: SecretSource>(
     )
 }
 
-/// The most shipments one bulk action takes: a page of the pick list and more.
-const MAX_BULK: usize = 100;
+/// The most shipments one bulk action takes: a page of the pick list (each pick is a
+/// conditional write of its own, one after another, well inside the function's time).
+const MAX_BULK: usize = PAGE_ROWS as usize;
+
+/// How many shipments the printed pick list of a whole location holds at most.
+const MAX_PICK_LIST: u32 = 100;
 
 /// The shipments ticked in a bulk form, each with the version its row showed
 /// (`<shipment id>@<version>`).
@@ -253,11 +258,15 @@ pub(super) async fn bulk<S: Store, K: SecretSource>(
     form: StaffForm,
 ) -> Result<Response, PageError> {
     let staff = form.require(SCOPE_WAREHOUSE)?;
-    let location = form
-        .fields
-        .text("location")
-        .ok_or_else(|| PageError::Invalid(vec!["location: the location the list is of".into()]))?
-        .to_owned();
+    let named = form.fields.text("location").unwrap_or_default();
+    let location = app
+        .locations()
+        .await?
+        .get(named)
+        .map(|l| l.id.clone())
+        .ok_or_else(|| {
+            PageError::Invalid(vec![format!("location: there is no location {named}")])
+        })?;
     let selected = ticked(&form.fields)?;
     match form.fields.get("do") {
         Some("pick") => {
@@ -276,11 +285,26 @@ pub(super) async fn bulk<S: Store, K: SecretSource>(
                     Utc::now(),
                 )
                 .await;
-                match step {
+                match step.map_err(ApiError::from) {
                     Ok(_) => picked += 1,
-                    // Changed since the page was read: left for the page to show as it is now.
-                    Err(e) => {
+                    // Changed since the page was read (picked, moved, cancelled): left for the
+                    // page to show as it is now.
+                    Err(
+                        e @ (ApiError::PreconditionFailed { .. }
+                        | ApiError::Conflict { .. }
+                        | ApiError::NotFound(_)),
+                    ) => {
                         tracing::info!(shipment_id = %id, error = %e, "console: bulk pick left one")
+                    }
+                    // Anything else (the store busy, a scope): stop, and say what was done.
+                    Err(e) => {
+                        tracing::warn!(picked, error = %e, "console: bulk pick stopped");
+                        return Err(match PageError::from(e) {
+                            PageError::Unavailable(m) => PageError::Unavailable(format!(
+                                "{m} ({picked} of the ticked shipments were picked before it stopped)"
+                            )),
+                            other => other,
+                        });
                     }
                 }
             }
@@ -360,7 +384,7 @@ pub(super) async fn pick_list<S: Store, K: SecretSource>(
         &app.store,
         &location,
         FulfillmentStatus::AwaitingPick,
-        MAX_BULK as u32,
+        MAX_PICK_LIST,
         None,
     )
     .await?;

@@ -182,6 +182,26 @@ impl OrderStore for DynamoStore {
         })
     }
 
+    fn status_cursor_after(
+        &self,
+        status: OrderStatus,
+        since: DateTime<Utc>,
+        id: &OrderId,
+    ) -> String {
+        // The status index's key of that position, as the index would have handed it out: a
+        // query starts after it whether or not such an item is there.
+        let key = HashMap::from([
+            ("pk".to_owned(), s(order_pk(id))),
+            ("sk".to_owned(), s("ORDER".to_owned())),
+            (
+                "gsi2pk".to_owned(),
+                s(format!("STATUS#{}", status.as_str())),
+            ),
+            ("gsi2sk".to_owned(), s(listing_sort_key(since, id))),
+        ]);
+        Self::encode_cursor(&key).unwrap_or_default()
+    }
+
     async fn list_by_status(
         &self,
         status: OrderStatus,

@@ -100,9 +100,9 @@ pub struct QueueView {
     pub location: Option<String>,
 }
 
-/// The most orders a filtered queue considers: the longest waiting of each status it reads,
-/// up to here in all (a shop's open orders, not a marketplace's); beyond, narrow by status.
-pub const MAX_FILTERED_QUEUE: usize = 2_000;
+/// The most orders one page of a filtered queue looks at before it stops: a filter that keeps
+/// few of them pages on from where it stopped ("more" after a short page).
+pub const MAX_EXAMINED_PER_PAGE: usize = 500;
 
 impl QueueView {
     fn keeps(&self, order: &Order) -> bool {
@@ -127,10 +127,21 @@ impl QueueView {
     }
 }
 
+/// One status's listing as a filtered queue reads it: what it has read and not yet taken,
+/// and where it goes on.
+struct Lane {
+    status: OrderStatus,
+    read: std::collections::VecDeque<Order>,
+    next: Option<String>,
+    done: bool,
+}
+
 /// The console's order queue (`oms:admin`): the orders of `view`, the longest in their status
-/// first. One status with nothing else to filter pages through the status index; anything
-/// more reads the statuses' longest waiting orders (up to [`MAX_FILTERED_QUEUE`]), keeps those
-/// that match and pages through them.
+/// first. Each status's listing is read a page at a time from one position — the last order the
+/// page before looked at, by time in status then id — and the listings are merged by that same
+/// key, so a page reads about as many orders as it shows and pages never skip or repeat one
+/// (an order that moved to a status being read meanwhile shows where it now sorts). A page
+/// stops after [`MAX_EXAMINED_PER_PAGE`] orders the filters left out, with a cursor to go on.
 pub async fn filtered_queue<O: OrderStore>(
     orders: &O,
     caller: &Caller,
@@ -145,59 +156,83 @@ pub async fn filtered_queue<O: OrderStore>(
             "minAgeMinutes must not be negative".into(),
         ));
     }
-    let limit = limit.clamp(1, MAX_PAGE_SIZE);
-    let plain = QueueView {
-        status: view.status,
-        min_age: view.min_age,
-        ..QueueView::default()
-    };
-    if let (Some(status), true) = (view.status, *view == plain) {
-        return Ok(orders
-            .list_by_status(status, now - view.min_age, limit, cursor)
-            .await?);
-    }
-    let listing = view.signature();
-    let offset = match cursor {
-        None => 0,
-        Some(c) => c
-            .strip_prefix("at:")
-            .and_then(|rest| rest.split_once('|'))
-            .filter(|(_, named)| *named == listing)
-            .and_then(|(n, _)| n.parse::<usize>().ok())
-            .ok_or(StoreError::InvalidCursor)?,
+    let limit = limit.clamp(1, MAX_PAGE_SIZE) as usize;
+    let signature = view.signature();
+    // `after:<time in status>|<order id>|<view>`: the last order the page before looked at.
+    let after: Option<(DateTime<Utc>, crate::ids::OrderId)> = match cursor {
+        None => None,
+        Some(c) => Some(
+            c.strip_prefix("after:")
+                .and_then(|rest| {
+                    let mut parts = rest.splitn(3, '|');
+                    let since = DateTime::parse_from_rfc3339(parts.next()?).ok()?;
+                    let id = crate::ids::OrderId::parse(parts.next()?).ok()?;
+                    (parts.next()? == signature).then(|| (since.with_timezone(&Utc), id))
+                })
+                .ok_or(StoreError::InvalidCursor)?,
+        ),
     };
     let statuses: Vec<OrderStatus> = match view.status {
         Some(status) => vec![status],
         None => OPEN_STATUSES.to_vec(),
     };
-    let mut all = Vec::new();
-    let mut read = 0;
-    'statuses: for status in statuses {
-        let mut next: Option<String> = None;
-        loop {
+    let mut lanes: Vec<Lane> = statuses
+        .into_iter()
+        .map(|status| Lane {
+            status,
+            read: Default::default(),
+            next: after
+                .as_ref()
+                .map(|(since, id)| orders.status_cursor_after(status, *since, id)),
+            done: false,
+        })
+        .collect();
+    let key = |o: &Order| (o.status_since(), o.id.clone());
+    let entered_before = now - view.min_age;
+    let mut items = Vec::new();
+    let mut examined = 0;
+    let mut last: Option<(DateTime<Utc>, crate::ids::OrderId)> = None;
+    loop {
+        for lane in lanes.iter_mut().filter(|l| l.read.is_empty() && !l.done) {
             let page = orders
-                .list_by_status(status, now - view.min_age, MAX_PAGE_SIZE, next.as_deref())
+                .list_by_status(
+                    lane.status,
+                    entered_before,
+                    limit as u32,
+                    lane.next.as_deref(),
+                )
                 .await?;
-            read += page.items.len();
-            all.extend(page.items.into_iter().filter(|o| view.keeps(o)));
-            next = page.next_cursor;
-            if read >= MAX_FILTERED_QUEUE {
-                break 'statuses;
-            }
-            if next.is_none() {
-                break;
-            }
+            lane.read.extend(page.items);
+            lane.done = page.next_cursor.is_none();
+            lane.next = page.next_cursor;
+        }
+        // The listing whose next order has been in its status longest.
+        let Some(lane) = lanes
+            .iter_mut()
+            .filter(|l| !l.read.is_empty())
+            .min_by_key(|l| l.read.front().map(key))
+        else {
+            break;
+        };
+        let Some(order) = lane.read.pop_front() else {
+            break;
+        };
+        examined += 1;
+        last = Some(key(&order));
+        if view.keeps(&order) && !items.iter().any(|o: &Order| o.id == order.id) {
+            items.push(order);
+        }
+        if items.len() == limit || examined >= MAX_EXAMINED_PER_PAGE {
+            break;
         }
     }
-    all.sort_by(|a, b| (a.status_since(), &a.id).cmp(&(b.status_since(), &b.id)));
-    let items: Vec<Order> = all
-        .iter()
-        .skip(offset)
-        .take(limit as usize)
-        .cloned()
-        .collect();
-    let next_cursor = (offset + items.len() < all.len())
-        .then(|| format!("at:{}|{listing}", offset + items.len()));
+    let more = lanes.iter().any(|l| !l.read.is_empty() || !l.done);
+    let next_cursor = last.filter(|_| more).map(|(since, id)| {
+        format!(
+            "after:{}|{id}|{signature}",
+            since.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+        )
+    });
     Ok(Page { items, next_cursor })
 }
 

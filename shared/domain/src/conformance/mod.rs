@@ -385,6 +385,11 @@ mod in_memory {
     }
 
     #[tokio::test]
+    async fn status_keyset() {
+        super::status_keyset(&InMemoryStore::default(), "mem").await;
+    }
+
+    #[tokio::test]
     async fn order_search() {
         super::order_search(&InMemoryStore::default(), "mem").await;
     }

@@ -671,8 +671,7 @@ pub async fn status_counts<S: OrderStore>(store: &S, prefix: &str) {
 }
 
 /// `search` lists a created order under each of its search keys — its e-mail address, its
-/// recipient's name words, the end of its id — and under nothing else; an exchange's order,
-/// created in a commit, is listed the same way.
+/// recipient's whole name and name words, the end of its id — and under nothing else.
 pub async fn order_search<S: OrderStore>(store: &S, prefix: &str) {
     use crate::order::search::search_terms;
     check_prefix(prefix);
@@ -713,7 +712,11 @@ pub async fn order_search<S: OrderStore>(store: &S, prefix: &str) {
                     Some(before) => before.into_iter().filter(|i| listed.contains(i)).collect(),
                 });
             }
-            ids.extend(matching.unwrap_or_default());
+            for id in matching.unwrap_or_default() {
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
         }
         ids
     };
@@ -742,4 +745,55 @@ pub async fn order_search<S: OrderStore>(store: &S, prefix: &str) {
         "not another order's"
     );
     assert!(found(format!("{tag}-nobody@example.com")).await.is_empty());
+}
+
+/// `status_cursor_after` resumes a status listing right after a position, whether or not an
+/// order is at it: the orders after it in the listing, none before.
+pub async fn status_keyset<S: OrderStore>(store: &S, prefix: &str) {
+    check_prefix(prefix);
+    // Long ago, so these sort before every order other runs leave in the listing.
+    let base = DateTime::from_timestamp(631_152_000 + base_time().timestamp() % 86_400, 0)
+        .expect("a time");
+    let item = product(&sku(prefix, "KEYSET"), 10, base);
+    let ada = customer(prefix, "keyset");
+    let placed: Vec<Order> = (0..3)
+        .map(|n| place(&ada, &[(&item, 1)], base + seconds(n)))
+        .collect();
+    for order in &placed {
+        create(store, order).await;
+    }
+    let listed = |cursor: String| async move {
+        store
+            .list_by_status(
+                OrderStatus::Pending,
+                base + seconds(3600),
+                100,
+                Some(&cursor),
+            )
+            .await
+            .expect("listing after a position")
+            .items
+            .into_iter()
+            .map(|o| o.id)
+            .collect::<Vec<_>>()
+    };
+    let after_first = listed(store.status_cursor_after(
+        OrderStatus::Pending,
+        placed[0].status_since(),
+        &placed[0].id,
+    ))
+    .await;
+    assert!(
+        !after_first.contains(&placed[0].id),
+        "not the position itself"
+    );
+    assert!(after_first.contains(&placed[1].id) && after_first.contains(&placed[2].id));
+    // A position no order is at: half a second after the second.
+    let between = listed(store.status_cursor_after(
+        OrderStatus::Pending,
+        placed[1].status_since() + chrono::Duration::milliseconds(500),
+        &placed[1].id,
+    ))
+    .await;
+    assert!(!between.contains(&placed[1].id) && between.contains(&placed[2].id));
 }

@@ -94,6 +94,19 @@ impl OrderStore for InMemoryStore {
         self.order_listing("returns", waiting, false, limit, cursor)
     }
 
+    fn status_cursor_after(
+        &self,
+        status: crate::order::OrderStatus,
+        since: chrono::DateTime<chrono::Utc>,
+        id: &OrderId,
+    ) -> String {
+        format!(
+            "status-{}|{}",
+            status.as_str(),
+            super::listing_key(Some(since), id)
+        )
+    }
+
     async fn list_by_status(
         &self,
         status: crate::order::OrderStatus,

@@ -617,15 +617,21 @@ impl Payment {
             let Some(reference) = entry.psp_reference.as_deref() else {
                 continue;
             };
+            // A payment that held the order's money, or any capture under it, is not a stray
+            // hold (it is the order's payment, or a second one, in front of staff); a void the
+            // PSP confirmed at or after the hold released it.
             let settled = self.ledger.iter().any(|e| {
-                e.mismatch.is_none()
-                    && self.reference_of(e) == Some(reference)
-                    && matches!(
-                        e.kind,
-                        PaymentEventKind::AuthorizationSucceeded
-                            | PaymentEventKind::CaptureSucceeded
-                            | PaymentEventKind::VoidSucceeded
-                    )
+                let under = e.psp_reference.as_deref() == Some(reference)
+                    || (e.mismatch.is_none() && self.reference_of(e) == Some(reference));
+                under
+                    && match e.kind {
+                        PaymentEventKind::CaptureSucceeded => true,
+                        PaymentEventKind::AuthorizationSucceeded => e.mismatch.is_none(),
+                        PaymentEventKind::VoidSucceeded => {
+                            e.mismatch.is_none() && e.occurred_at >= entry.occurred_at
+                        }
+                        _ => false,
+                    }
             });
             if !settled && !holds.iter().any(|(r, _)| r == reference) {
                 holds.push((reference.to_owned(), entry.amount));
@@ -634,10 +640,13 @@ impl Payment {
         holds
     }
 
-    /// Whether the PSP released the hold of the payment `reference` (a void it confirmed).
-    fn released(&self, reference: &str) -> bool {
+    /// Whether the PSP released the hold of the payment `reference` made at `held_at` (a void
+    /// it confirmed, at or after the hold by its own time).
+    fn released_since(&self, reference: &str, held_at: DateTime<Utc>) -> bool {
         self.ledger.iter().any(|e| {
-            e.counts(PaymentEventKind::VoidSucceeded) && self.reference_of(e) == Some(reference)
+            e.counts(PaymentEventKind::VoidSucceeded)
+                && e.occurred_at >= held_at
+                && self.reference_of(e) == Some(reference)
         })
     }
 
@@ -764,7 +773,7 @@ impl Order {
                 && entry
                     .psp_reference
                     .as_deref()
-                    .is_some_and(|r| payment.released(r));
+                    .is_some_and(|r| payment.released_since(r, entry.occurred_at));
             if released {
                 continue;
             }
@@ -1087,8 +1096,9 @@ impl Order {
         let its_void_asked = event.kind == PaymentEventKind::VoidSucceeded
             && self.payment.requests.iter().any(|r| {
                 r.kind == PspRequestKind::Void
-                    && r.psp_reference == event.psp_reference
                     && r.amount == event.amount
+                    && (r.psp_reference == event.psp_reference
+                        || event.request_id.as_deref() == Some(r.request_id.as_str()))
             });
         (event.amount != expected && !a_share_asked && !its_void_asked).then(|| {
             format!(
@@ -1338,6 +1348,8 @@ impl Order {
                 at: now,
                 expired: true,
             });
+            // Nothing counted is held, but a hold that was not the order's may be: released.
+            next.request_what_is_due(policy.capture, now);
             OrderEvent::Expired
         });
         Ok(if releases {
@@ -1569,6 +1581,35 @@ mod tests {
         let odd = recorded(&cancelled, &wrong);
         assert!(odd.payment.ledger[1].mismatch.is_some());
         assert!(odd.payment_attention().is_some());
+    }
+
+    #[test]
+    fn an_order_that_expires_releases_a_mismatched_hold_too() {
+        let order = order();
+        let mut auth = event("e1", PaymentEventKind::AuthorizationSucceeded, &order);
+        auth.amount = Money::new(1, Currency::parse("EUR").unwrap()).unwrap();
+        let flagged = recorded(&order, &auth);
+        let policy = PaymentPolicy::default();
+        let late = flagged.created_at + policy.authorization_window + chrono::Duration::seconds(1);
+        let expired = flagged.expire(&policy, late).unwrap().order;
+        assert_eq!(expired.status, OrderStatus::Cancelled);
+        let voids: Vec<_> = expired
+            .payment
+            .requests
+            .iter()
+            .filter(|r| r.kind == PspRequestKind::Void)
+            .collect();
+        assert_eq!(voids.len(), 1);
+        assert_eq!(voids[0].amount, auth.amount);
+        // A void the PSP reported before the hold does not release it.
+        let mut early = event("e0", PaymentEventKind::VoidSucceeded, &order);
+        early.amount = auth.amount;
+        early.occurred_at = auth.occurred_at - chrono::Duration::seconds(60);
+        let before = recorded(&expired, &early);
+        assert!(
+            before.payment_attention().is_some(),
+            "still held, still in front of staff"
+        );
     }
 
     #[test]
@@ -2379,6 +2420,8 @@ mod ledger_properties {
         Deliver,
         Return,
         Cancel,
+        /// The sweep expires the order if its payment window has passed.
+        Expire,
     }
 
     fn step() -> impl Strategy<Value = Step> {
@@ -2402,6 +2445,7 @@ mod ledger_properties {
             1 => Just(Step::Deliver),
             1 => Just(Step::Return),
             1 => Just(Step::Cancel),
+            1 => Just(Step::Expire),
         ]
     }
 
@@ -2487,6 +2531,12 @@ mod ledger_properties {
             Step::Cancel => order
                 .cancel("changed my mind".into(), "customer", now)
                 .map_or_else(|_| same(), |c| c.order),
+            Step::Expire => {
+                let policy = PaymentPolicy::default();
+                order
+                    .expire(&policy, now + policy.authorization_window * 2)
+                    .map_or_else(|_| same(), |c| c.order)
+            }
         }
     }
 

@@ -2,9 +2,11 @@
 //! name, and the end of the order's id. The store keeps one entry per key beside the order
 //! (written with it), so a search is a few index reads however many orders there are.
 //!
-//! Personal data never becomes a key: an e-mail address or a name word is kept as the digest
-//! of its folded form (lower case, accents dropped), so index keys, metrics and logs carry no
-//! name or address; the search digests what staff type the same way. The end of an id is kept
+//! Personal data never becomes a key as it is: an e-mail address (in lower case), a name word
+//! and the whole name (folded: lower case, accents dropped) are kept as SHA-256 digests, so
+//! index keys, metrics and logs never show a name or an address; the search digests what staff
+//! type the same way. A digest is a pseudonym, not a secret — a guessed address can be digested
+//! and matched — so the keys are protected as the table is (encrypted, least-privilege access). The end of an id is kept
 //! as it is (an id is no personal data), reversed so a prefix read finds every id that ends in
 //! what was typed, and spread over one partition per last character so no index partition
 //! takes every order.
@@ -16,9 +18,14 @@ use unicode_normalization::UnicodeNormalization;
 use crate::ids::OrderId;
 use crate::order::Order;
 
-/// The most name words of one order that are kept as keys (a recipient's given and family
-/// names, and a middle one).
-pub const MAX_NAME_WORDS: usize = 3;
+/// The most name words of one order that are kept as keys of their own: its first three and
+/// its last ("Maria de la Cruz": maria, de, la and cruz; a longer name's middle words are found
+/// through the whole name's key).
+pub const MAX_NAME_WORDS: usize = 4;
+
+/// The most search keys one order has: its e-mail address, its whole name, its name words and
+/// the end of its id. A transaction that creates an order leaves room for them.
+pub const MAX_SEARCH_ENTRIES: usize = 3 + MAX_NAME_WORDS;
 
 /// The fewest characters of an id's end that are searched for: fewer would match too many.
 pub const MIN_ID_END: usize = 4;
@@ -56,6 +63,10 @@ pub fn search_terms(text: &str) -> Vec<Vec<SearchTerm>> {
         return ways;
     }
     let words = name_words(text);
+    if words.len() > 1 {
+        // The whole name, exactly: one read however common its words are.
+        ways.push(vec![exact(full_name_partition(&words))]);
+    }
     if !words.is_empty() && words.len() <= MAX_NAME_WORDS {
         ways.push(words.iter().map(|w| exact(word_partition(w))).collect());
     }
@@ -84,14 +95,21 @@ impl Order {
             partition: email_partition(self.contact.email()),
             sort: id.to_owned(),
         }];
-        for word in name_words(self.shipping.address.name())
-            .into_iter()
-            .take(MAX_NAME_WORDS)
-        {
+        let words = name_words(self.shipping.address.name());
+        if words.len() > 1 {
             entries.push(SearchEntry {
-                partition: word_partition(&word),
+                partition: full_name_partition(&words),
                 sort: id.to_owned(),
             });
+        }
+        let last = words.len().saturating_sub(1);
+        for (n, word) in words.iter().enumerate() {
+            if n < MAX_NAME_WORDS - 1 || n == last {
+                entries.push(SearchEntry {
+                    partition: word_partition(word),
+                    sort: id.to_owned(),
+                });
+            }
         }
         if let Some(last) = id.chars().last() {
             entries.push(SearchEntry {
@@ -105,9 +123,17 @@ impl Order {
     }
 
     /// Whether the order is found by every one of `terms` (a search checks what the index
-    /// listed against the order as it is now).
+    /// listed against the order as it is now): against its keys, and every word of its name.
     pub fn found_by(&self, terms: &[SearchTerm]) -> bool {
-        let entries = self.search_entries();
+        let mut entries = self.search_entries();
+        entries.extend(
+            name_words(self.shipping.address.name())
+                .iter()
+                .map(|word| SearchEntry {
+                    partition: word_partition(word),
+                    sort: self.id.as_str().to_owned(),
+                }),
+        );
         terms.iter().all(|t| entries.iter().any(|e| t.matches(e)))
     }
 }
@@ -154,12 +180,17 @@ fn digest(kind: &str, value: &str) -> String {
     hex::encode(&hash[..16])
 }
 
+/// An address in lower case: `José@…` and `jose@…` are different mailboxes, so accents stay.
 fn email_partition(email: &str) -> String {
-    format!("EMAIL#{}", digest("email", &fold(email.trim())))
+    format!("EMAIL#{}", digest("email", &email.trim().to_lowercase()))
 }
 
 fn word_partition(word: &str) -> String {
     format!("NAME#{}", digest("name", word))
+}
+
+fn full_name_partition(words: &[String]) -> String {
+    format!("FULLNAME#{}", digest("full-name", &words.join(" ")))
 }
 
 fn id_end_partition(last: char) -> String {
@@ -208,6 +239,32 @@ mod tests {
             !finds(&order, &format!("{name} Somebody")),
             "every word must match"
         );
+    }
+
+    #[test]
+    fn a_long_names_family_name_and_its_whole_are_keys_and_an_email_keeps_its_accents() {
+        let mut order = order();
+        order.shipping.address = crate::contact::Address::checked(
+            "Maria del Carmen de la Cruz".into(),
+            "Calle 1".into(),
+            None,
+            "Madrid".into(),
+            None,
+            "28001".into(),
+            crate::contact::CountryCode::parse("ES").unwrap(),
+        );
+        assert!(order.search_entries().len() <= MAX_SEARCH_ENTRIES);
+        assert!(finds(&order, "cruz"), "the last word is a key of its own");
+        assert!(finds(&order, "maria cruz"), "words of it, all found");
+        assert!(
+            finds(&order, "Maria del Carmen de la Cruz"),
+            "the whole name"
+        );
+        assert!(!finds(&order, "Maria del Carmen de la Paz"));
+        let email = order.contact.email().to_owned();
+        order.contact = crate::contact::Contact::checked(format!("josé.{email}"), None, None);
+        assert!(finds(&order, &format!("JOSÉ.{email}")));
+        assert!(!finds(&order, &format!("jose.{email}")), "another mailbox");
     }
 
     #[test]

@@ -333,7 +333,8 @@ impl Order {
                 .iter()
                 .flat_map(|l| std::iter::once(&l.sku).chain(l.exchange_sku.as_ref())),
         );
-        let most = crate::MAX_TRANSACTION_ITEMS - 2;
+        // The replacement's search keys ride along too.
+        let most = crate::MAX_TRANSACTION_ITEMS - 2 - crate::order::search::MAX_SEARCH_ENTRIES;
         if skus.len() > most {
             return Err(ValidationErrors::one(
                 "lines",
