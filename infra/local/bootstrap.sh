@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Installs the local tool chain into the repository (.tools/venv): the moto emulator, cargo-lambda,
+# Installs the local tool chain into the repository (.tools/venv): the moto emulator, the Stripe
+# emulator (localstripe), cargo-lambda,
 # the SAM CLI, cfn-lint, the PDF renderer and barcode reader the label test reads labels with, and
 # schemathesis, the fuzzer the contract is checked with.
 # Idempotent: a second run with everything in place takes a second.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 venv="$root/.tools/venv"
-stamp="$venv/.installed-v4"
+stamp="$venv/.installed-v5"
 # The moto version infra/local/moto_server.py's patches of moto's internals were written for: it
 # reads this line and refuses to start with any other moto. A new version needs a new stamp too,
 # or venvs installed already keep the old one.
@@ -21,4 +22,6 @@ python3 -m venv "$venv"
   'pypdfium2==4.30.0' 'zxing-cpp==2.3.0' 'pillow>=10,<12'
 # On its own, so that its dependencies do not move the emulator's.
 "$venv/bin/pip" install --quiet --disable-pip-version-check 'schemathesis==4.32.5'
+# The Stripe emulator; infra/local/localstripe_server.py patches this version.
+"$venv/bin/pip" install --quiet --disable-pip-version-check 'localstripe==1.15.10'
 touch "$stamp"

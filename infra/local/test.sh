@@ -127,14 +127,14 @@ step "fault-injection run (log: $fault_log)"
 start_stack oms-faults "$fault_log"
 cargo test -p oms-system-tests --features fault-run --test faults -- --nocapture
 
-# Nothing the command started may outlive it: the stacks (the emulator, cargo-lambda and the
+# Nothing the command started may outlive it: the stacks (the emulators, cargo-lambda and the
 # functions, each stack's own ports) and the browsers of the console's tests (their profiles are
 # named oms-console-browser-…). Stopping takes a moment; anything still there after 20 s fails
 # the command, named.
 step "nothing left running"
 cleanup
 leftovers() {
-  pgrep -af -- "oms-console-browser-|oms-local up --stack oms-(test|faults)|moto_server\.py -H 127\.0\.0\.1 -p (${OMS_TEST_EMULATOR_PORT:-4600}|${OMS_FAULT_EMULATOR_PORT:-4700})( |$)|cargo-lambda lambda watch -A 127\.0\.0\.1 -P (${OMS_TEST_LAMBDA_PORT:-9100}|${OMS_FAULT_LAMBDA_PORT:-9200}) " || true
+  pgrep -af -- "oms-console-browser-|oms-local up --stack oms-(test|faults)|moto_server\.py -H 127\.0\.0\.1 -p (${OMS_TEST_EMULATOR_PORT:-4600}|${OMS_FAULT_EMULATOR_PORT:-4700})( |$)|localstripe_server\.py --port ($(( ${OMS_TEST_EMULATOR_PORT:-4600} + 1 ))|$(( ${OMS_FAULT_EMULATOR_PORT:-4700} + 1 )))( |$)|cargo-lambda lambda watch -A 127\.0\.0\.1 -P (${OMS_TEST_LAMBDA_PORT:-9100}|${OMS_FAULT_LAMBDA_PORT:-9200}) " || true
 }
 for _ in $(seq 1 20); do
   [ -z "$(leftovers)" ] && break

@@ -462,6 +462,38 @@ pub fn psp_body(kind: &str, order_id: &str, amount: &Value, refund_id: Option<&s
 }
 
 impl Stack {
+    /// Where the stack's Stripe emulator answers: `OMS_STRIPE_URL`, else the port after the
+    /// AWS emulator's (where `oms-local up` starts it).
+    pub fn stripe_url(&self) -> String {
+        if let Ok(url) = std::env::var("OMS_STRIPE_URL") {
+            return url;
+        }
+        let (host, port) = self
+            .emulator
+            .rsplit_once(':')
+            .expect("the emulator's URL names its port");
+        let port: u16 = port.trim_end_matches('/').parse().expect("a port");
+        format!("{host}:{}", port + 1)
+    }
+
+    /// Calls the Stripe emulator's API as a storefront's server or Stripe.js would: a form
+    /// body, a test-mode secret key, and an `Idempotency-Key` if given.
+    pub async fn stripe_api(&self, path: &str, form: &[(&str, &str)], key: Option<&str>) -> Value {
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.stripe_url()))
+            .basic_auth("sk_test_local_storefront", Some(""))
+            .form(form);
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        let response = request.send().await.expect("the Stripe emulator answers");
+        let status = response.status();
+        let body: Value = response.json().await.expect("a JSON answer");
+        assert!(status.is_success(), "{path}: {status} {body}");
+        body
+    }
+
     /// Posts `body` to Stripe's webhook as Stripe does: `Stripe-Signature` now, under `secret`.
     pub async fn stripe_event_signed(&self, body: &Value, secret: &str) -> Reply {
         let bytes = body.to_string().into_bytes();

@@ -178,6 +178,10 @@ struct UpArgs {
     /// Port of the emulator this command starts.
     #[arg(long, env = "OMS_LOCAL_EMULATOR_PORT", default_value_t = 4566)]
     emulator_port: u16,
+    /// Port of the Stripe emulator this command starts (localstripe); the emulator's port plus
+    /// one unless given.
+    #[arg(long, env = "OMS_LOCAL_STRIPE_PORT")]
+    stripe_port: Option<u16>,
     /// Use this DynamoDB/SQS/SNS endpoint instead of starting moto.
     #[arg(long, env = "OMS_LOCAL_EMULATOR_URL")]
     emulator_url: Option<String>,
@@ -423,9 +427,10 @@ async fn up(args: UpArgs, secrets: &Secrets) -> Result<(), BoxError> {
     let http = reqwest::Client::new();
     let mut children = Vec::new();
 
-    // 1. The emulator.
+    // 1. The emulators: AWS's, and Stripe's, whose signed events go to the stack's webhook.
     let mut emulator = start_emulator(&args, &workspace, &http).await?;
     children.extend(emulator.process.take());
+    children.push(start_stripe(&args, &workspace, &http, secrets).await?);
 
     // 2. The template's resources.
     let template = Template::load(&workspace.join("infra/template.yaml"))?;
@@ -540,6 +545,56 @@ async fn start_emulator(
         endpoint,
         process,
     })
+}
+
+/// Where the Stripe emulator answers.
+fn stripe_url(args: &UpArgs) -> String {
+    local_url(args.stripe_port.unwrap_or(args.emulator_port + 1))
+}
+
+/// Starts `infra/local/localstripe_server.py` (localstripe, patched to keep Stripe's promises)
+/// and registers the stack's Stripe webhook with it, signed with the local `StripeWebhookSecret`.
+async fn start_stripe(
+    args: &UpArgs,
+    workspace: &Path,
+    http: &reqwest::Client,
+    secrets: &Secrets,
+) -> Result<tokio::process::Child, BoxError> {
+    let python = tool(args.python.clone(), workspace, "python3");
+    let port = args.stripe_port.unwrap_or(args.emulator_port + 1);
+    let log = workspace
+        .join("target")
+        .join(format!("localstripe-{port}.log"));
+    let child = tokio::process::Command::new(&python)
+        .arg(workspace.join("infra/local/localstripe_server.py"))
+        .args(["--port", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log)?)
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| {
+            format!(
+                "cannot start {} ({e}); run infra/local/bootstrap.sh first",
+                python.display()
+            )
+        })?;
+    let base = stripe_url(args);
+    let webhook = format!("{}/payments/stripe/events", local_url(args.port));
+    wait_until("the Stripe emulator", Duration::from_secs(30), async || {
+        http.post(format!("{base}/_config/webhooks/oms"))
+            .form(&[
+                ("url", webhook.as_str()),
+                ("secret", secrets.stripe.as_str()),
+            ])
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    })
+    .await
+    .map_err(|e| format!("{e}; its log: {}", log.display()))?;
+    tracing::info!(endpoint = %base, "Stripe emulator ready, its webhook registered");
+    Ok(child)
 }
 
 /// Where the emulator's own messages go: its start-up errors, such as a moto version the
@@ -1012,6 +1067,10 @@ fn print_welcome(
     println!("\nThe order management system is up.\n");
     println!("  HTTP API   {base}");
     println!("  emulator   {endpoint}   (AWS_ENDPOINT_URL for the aws CLI and SDKs)");
+    println!(
+        "  Stripe     {}   (localstripe, any sk_test_ key; its signed events go to {base}/payments/stripe/events)",
+        stripe_url(args)
+    );
     println!(
         "  functions  http://127.0.0.1:{}   (cargo lambda invoke -A 127.0.0.1 -P {})",
         args.lambda_port, args.lambda_port

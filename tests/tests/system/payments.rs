@@ -1126,7 +1126,9 @@ async fn stripes_own_events_pay_for_an_order_and_the_rest_are_left_alone() {
         stack.stripe_event(&capturable).await.body["outcome"],
         "duplicate"
     );
-    // Events the system does not need are taken and change nothing.
+    // Events the system does not need are taken and change nothing (once the order has
+    // stopped moving by itself: in the warehouse, waiting to be picked).
+    stack.wait_status(&customer, &id, "FULFILLING").await;
     let version = stack.order_as_staff(&id).await["version"].clone();
     let other = event(
         "charge.succeeded",
@@ -1142,7 +1144,6 @@ async fn stripes_own_events_pay_for_an_order_and_the_rest_are_left_alone() {
 
     // Paid for: the warehouse ships it, the capture is asked of the intent, Stripe's
     // `payment_intent.succeeded` settles it.
-    stack.wait_status(&customer, &id, "FULFILLING").await;
     stack.pick_pack_ship(&id, None).await;
     let shipped = stack.order_as_staff(&id).await;
     assert_eq!(shipped["payment"]["requests"][0]["kind"], "CAPTURE");
@@ -1169,4 +1170,97 @@ async fn stripes_own_events_pay_for_an_order_and_the_rest_are_left_alone() {
         refused.body["errors"][0]["field"],
         "data.object.metadata.order_id"
     );
+}
+
+#[tokio::test]
+async fn a_card_confirmed_at_the_stripe_emulator_pays_for_the_order_through_its_signed_events() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("STRIPE-EMU", 5).await;
+    let (customer, placed) = place_unpaid(&stack, &sku, 1).await;
+    let id = placed["orderId"].as_str().unwrap().to_owned();
+    let amount = placed["totals"]["total"]["amount"].to_string();
+    let currency = placed["totals"]["total"]["currency"]
+        .as_str()
+        .unwrap()
+        .to_lowercase();
+    // A manual-capture PaymentIntent for the order's total, its id in the metadata...
+    let intent = stack
+        .stripe_api(
+            "/v1/payment_intents",
+            &[
+                ("amount", &amount),
+                ("currency", &currency),
+                ("capture_method", "manual"),
+                ("metadata[order_id]", &id),
+            ],
+            Some(&format!("{id}-INTENT-1")),
+        )
+        .await;
+    let intent_id = intent["id"].as_str().unwrap().to_owned();
+    assert_eq!(intent["status"], "requires_payment_method");
+    // ... confirmed with a test card, as Stripe.js does in the customer's browser.
+    let card = stack
+        .stripe_api(
+            "/v1/payment_methods",
+            &[
+                ("type", "card"),
+                ("card[number]", "4242424242424242"),
+                ("card[exp_month]", "12"),
+                ("card[exp_year]", "2030"),
+                ("card[cvc]", "123"),
+            ],
+            None,
+        )
+        .await;
+    let path = format!("/v1/payment_intents/{intent_id}");
+    stack
+        .stripe_api(
+            &path,
+            &[("payment_method", card["id"].as_str().unwrap())],
+            None,
+        )
+        .await;
+    let confirmed = stack
+        .stripe_api(&format!("{path}/confirm"), &[], None)
+        .await;
+    assert_eq!(confirmed["status"], "requires_capture");
+
+    // Stripe's signed `payment_intent.amount_capturable_updated` authorizes the order, and the
+    // warehouse takes it.
+    stack.wait_status(&customer, &id, "FULFILLING").await;
+    let authorized = stack.order_as_staff(&id).await;
+    assert_eq!(authorized["payment"]["status"], "AUTHORIZED");
+    assert_eq!(
+        authorized["payment"]["ledger"][0]["pspReference"],
+        intent_id.as_str()
+    );
+
+    // Shipped: the capture asked names the intent; captured there under the request's id (as
+    // Stripe's API is called with it), Stripe's `payment_intent.succeeded` pays the order. Asked
+    // twice under the same key, Stripe captures once.
+    stack.pick_pack_ship(&id, None).await;
+    let request = stack.order_as_staff(&id).await["payment"]["requests"][0].clone();
+    assert_eq!(request["kind"], "CAPTURE");
+    assert_eq!(request["pspReference"], intent_id.as_str());
+    let request_id = request["requestId"].as_str().unwrap();
+    let capture = [("amount_to_capture", request["amount"]["amount"].to_string())];
+    let capture: Vec<(&str, &str)> = capture.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    for _ in 0..2 {
+        let captured = stack
+            .stripe_api(&format!("{path}/capture"), &capture, Some(request_id))
+            .await;
+        assert_eq!(captured["status"], "succeeded");
+        assert_eq!(captured["amount_received"].to_string(), amount);
+    }
+    let paid = wait_for(&stack, &id, "paid through Stripe", |o| {
+        o["payment"]["status"] == "PAID"
+    })
+    .await;
+    let captures = paid["payment"]["ledger"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "capture.succeeded")
+        .count();
+    assert_eq!(captures, 1, "one capture, one event");
 }

@@ -1,0 +1,195 @@
+"""The local stack's Stripe: localstripe, made to keep the promises of Stripe's API that the
+system relies on, and started on the port the local stack gives it.
+
+localstripe (a stateful Stripe emulator, pinned in bootstrap.sh) is patched here, as
+moto_server.py patches moto:
+
+- A manual-capture PaymentIntent that is authorized is `requires_capture` with its
+  `amount_capturable`, and Stripe announces it as `payment_intent.amount_capturable_updated`
+  (localstripe announced `payment_intent.succeeded`, as for a capture). Its capture announces
+  `payment_intent.succeeded` with `amount_received`; its cancellation
+  `payment_intent.canceled`; a refund `refund.created` with its metadata.
+- A request sent again with the same `Idempotency-Key` answers the first answer again and does
+  nothing twice, as Stripe's API does (localstripe ignored the header).
+- Its state stays in memory: two stacks on one machine (the test stack and the fault run's)
+  never share a file.
+"""
+
+import argparse
+import json
+import logging
+import socket
+import sys
+
+from aiohttp import web
+
+# The resources first: the server registers their routes as it is imported, so the patches
+# below must be in place before it is (see the end of the patches).
+import localstripe.resources as resources
+from localstripe.resources import Event, PaymentIntent, Refund, store
+from localstripe.webhooks import schedule_webhook
+
+PINNED = "1.15.10"
+
+
+def _check_version():
+    from importlib.metadata import version
+
+    found = version("localstripe")
+    if found != PINNED:
+        sys.exit(f"localstripe {found} is installed; these patches are for {PINNED}: run infra/local/bootstrap.sh")
+
+
+# --- State in memory only -------------------------------------------------------------------
+store.dump_to_disk = lambda *args, **kwargs: None
+store.try_load_from_disk = lambda *args, **kwargs: None
+
+
+# --- PaymentIntent amounts and events -------------------------------------------------------
+def _amount_capturable(self):
+    return self.amount if self.status == "requires_capture" else 0
+
+
+def _amount_received(self):
+    charge = self.latest_charge
+    if charge is None or charge.status != "succeeded" or not charge.captured:
+        return 0
+    return charge.amount - getattr(charge, "_released", 0)
+
+
+PaymentIntent.amount_capturable = property(_amount_capturable)
+PaymentIntent.amount_received = property(_amount_received)
+
+
+def _announce_if_capturable(intent):
+    # Stripe announces a manual-capture intent that can now be captured.
+    if intent.capture_method == "manual" and intent.status == "requires_capture":
+        schedule_webhook(Event("payment_intent.amount_capturable_updated", intent))
+
+
+_original_confirm = PaymentIntent._api_confirm.__func__
+
+
+@classmethod
+def _api_confirm(cls, id, **kwargs):
+    obj = _original_confirm(cls, id, **kwargs)
+    _announce_if_capturable(obj)
+    return obj
+
+
+PaymentIntent._api_confirm = _api_confirm
+
+_original_create = PaymentIntent._api_create.__func__
+
+
+@classmethod
+def _api_create(cls, **kwargs):
+    obj = _original_create(cls, **kwargs)
+    _announce_if_capturable(obj)
+    return obj
+
+
+PaymentIntent._api_create = _api_create
+
+
+def _capture(self, amount, on_success=None):
+    # Stripe captures part of an authorization and releases the rest: no refund of it (which
+    # localstripe made, announcing a refund nobody asked for).
+    amount = self.amount if amount is None else resources.try_convert_to_int(amount)
+    if not (type(amount) is int and 0 <= amount <= self.amount
+            and self.captured is False and self.status == "succeeded"):
+        raise resources.UserError(400, "Bad request")
+
+    def captured():
+        self.captured = True
+        self._released = self.amount - amount
+        if on_success:
+            on_success()
+
+    self._trigger_payment(on_success=captured)
+
+
+resources.Charge._capture = _capture
+
+_original_cancel = PaymentIntent._api_cancel.__func__
+
+
+@classmethod
+def _api_cancel(cls, id, cancellation_reason=None, **kwargs):
+    obj = _original_cancel(cls, id, **kwargs)
+    obj.cancellation_reason = cancellation_reason
+    schedule_webhook(Event("payment_intent.canceled", obj))
+    return obj
+
+
+PaymentIntent._api_cancel = _api_cancel
+
+_original_refund_init = Refund.__init__
+
+
+def _refund_init(self, *args, **kwargs):
+    _original_refund_init(self, *args, **kwargs)
+    if self.payment_intent is None and self.charge is not None:
+        self.payment_intent = resources.Charge._api_retrieve(self.charge).payment_intent
+    schedule_webhook(Event("refund.created", self))
+
+
+Refund.__init__ = _refund_init
+
+
+# The routes of the patched operations call the patched versions.
+_patched = {
+    "/v1/payment_intents/{id}/confirm": PaymentIntent._api_confirm,
+    "/v1/payment_intents/{id}/cancel": PaymentIntent._api_cancel,
+    "/v1/payment_intents/{id}/capture": PaymentIntent._api_capture,
+}
+resources.extra_apis[:] = [
+    (method, url, _patched.get(url, func)) for method, url, func in resources.extra_apis
+]
+
+import localstripe.server as server  # noqa: E402  (after the patches: it registers the routes)
+
+# --- Idempotency-Key ------------------------------------------------------------------------
+_answers = {}
+
+
+@web.middleware
+async def idempotency_middleware(request, handler):
+    key = request.headers.get("Idempotency-Key")
+    if request.method != "POST" or not key:
+        return await handler(request)
+    remembered = _answers.get(key)
+    if remembered is not None:
+        path, status, body = remembered
+        if path != request.path:
+            return web.json_response(
+                {"error": {"type": "idempotency_error",
+                           "message": "Keys for idempotent requests can only be used with the same parameters they were first used with."}},
+                status=400,
+            )
+        return web.Response(status=status, body=body, content_type="application/json",
+                            headers={"Idempotent-Replayed": "true"})
+    response = await handler(request)
+    # Stripe keeps the answer of a request that reached it, success or refusal (not a 5xx).
+    if response.status < 500:
+        _answers[key] = (request.path, response.status, response.body)
+    return response
+
+
+server.app.middlewares.append(idempotency_middleware)
+
+
+def main():
+    _check_version()
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", args.port))
+    logging.basicConfig(level=logging.INFO)
+    web.run_app(server.app, sock=sock, access_log=logging.getLogger("aiohttp.access"))
+
+
+if __name__ == "__main__":
+    main()
