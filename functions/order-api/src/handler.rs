@@ -2,11 +2,14 @@
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, RequestExt, Response};
+use oms_adapters::dynamo::DynamoStore;
 use oms_adapters::http::ProblemType;
 use oms_adapters::http::{
     caller, if_match, json_body, json_response, page_limit, path_id, path_parameter, require_scope,
     respond, route_key, unknown_route, ApiError, Listing,
 };
+use oms_adapters::secrets::SecretCache;
+use oms_adapters::stripe::StripeClient;
 use oms_domain::app::caller::SCOPE_ADMIN;
 use oms_domain::app::queries::{self, OrderSummary};
 use oms_domain::app::returns::cancel_order;
@@ -17,22 +20,36 @@ use oms_domain::ids::CustomerId;
 use oms_domain::ids::OrderId;
 use oms_domain::order::OrderStatus;
 use oms_domain::ports::PaymentWatch;
-use oms_domain::ports::{OrderStore, OrderTransactions};
+use oms_domain::ports::{OrderStore, OrderTransactions, PaymentProvider};
 use oms_domain::request::staff::CancelRequest;
 use serde::Serialize;
 
-/// What the function needs, built once per cold start: the store.
-pub use oms_adapters::app::StoreApp as App;
+/// What the function needs, built once per cold start: the store, and the payment service
+/// provider the customer's payment is opened at (Stripe).
+pub struct App<S, P> {
+    pub store: S,
+    pub payments: P,
+}
+
+impl App<DynamoStore, StripeClient<SecretCache>> {
+    pub fn from_env() -> Result<Self, Error> {
+        Ok(App {
+            store: DynamoStore::from_env()?,
+            payments: StripeClient::from_env()?,
+        })
+    }
+}
 
 #[tracing::instrument(skip_all)]
-pub async fn handle<S: OrderStore + OrderTransactions>(
-    app: &App<S>,
+pub async fn handle<S: OrderStore + OrderTransactions, P: PaymentProvider>(
+    app: &App<S, P>,
     request: Request,
 ) -> Result<Response<Body>, Error> {
     let result = match route_key(&request) {
         Some("GET /orders/{id}") => get_order(app, &request).await,
         Some("GET /orders") => list_orders(app, &request).await,
         Some("POST /orders/{id}/cancel") => cancel(app, &request).await,
+        Some("POST /orders/{id}/payment-intent") => payment_intent(app, &request).await,
         Some("GET /payments/attention") => payment_attention(app, &request).await,
         Some("POST /orders/{id}/refunds/{refundId}/retry") => retry_refund(app, &request).await,
         Some("GET /exceptions") => exceptions(app, &request).await,
@@ -51,8 +68,8 @@ fn order_id(request: &Request) -> Result<OrderId, ApiError> {
     )
 }
 
-async fn get_order<S: OrderStore>(
-    app: &App<S>,
+async fn get_order<S: OrderStore, P: PaymentProvider>(
+    app: &App<S, P>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let caller = caller(request)?;
@@ -66,8 +83,8 @@ async fn get_order<S: OrderStore>(
 
 /// `POST /orders/{id}/cancel` with `{"reason": "..."}`: the order's customer or an administrator
 /// calls it off before it is packed; its stock is released in the same write.
-async fn cancel<S: OrderStore + OrderTransactions>(
-    app: &App<S>,
+async fn cancel<S: OrderStore + OrderTransactions, P: PaymentProvider>(
+    app: &App<S, P>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let caller = caller(request)?;
@@ -85,8 +102,23 @@ async fn cancel<S: OrderStore + OrderTransactions>(
 
 /// `GET /orders`: the caller's own orders, newest first; with `status` (and `minAgeMinutes`) or
 /// `customerId`, the staff order queue (`oms:admin`).
-async fn list_orders<S: OrderStore>(
-    app: &App<S>,
+/// Opens the order's payment at the PSP for its customer: the PaymentIntent's id and client
+/// secret, for the storefront to confirm with Stripe's own library.
+async fn payment_intent<S: OrderStore, P: PaymentProvider>(
+    app: &App<S, P>,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let caller = caller(request)?;
+    let id = order_id(request)?;
+    let intent =
+        oms_domain::app::payments::start_payment(&app.store, &app.payments, &caller, &id).await?;
+    // The client secret is the customer's alone: never logged.
+    tracing::info!(order_id = %id, payment_intent = %intent.payment_intent_id, "payment opened");
+    Ok(json_response(StatusCode::OK, &intent))
+}
+
+async fn list_orders<S: OrderStore, P: PaymentProvider>(
+    app: &App<S, P>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let caller = caller(request)?;
@@ -180,8 +212,8 @@ struct ExceptionsView<'a> {
 
 /// `GET /exceptions` (`oms:admin`): what needs a person — orders late in a status, per rule, and
 /// money that needs staff.
-async fn exceptions<S: OrderStore>(
-    app: &App<S>,
+async fn exceptions<S: OrderStore, P: PaymentProvider>(
+    app: &App<S, P>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let caller = caller(request)?;
@@ -210,8 +242,8 @@ async fn exceptions<S: OrderStore>(
 
 /// `POST /orders/{id}/refunds/{refundId}/retry` (`oms:admin`): a refund the PSP could not pay
 /// out is asked again, under an id of its own.
-async fn retry_refund<S: OrderStore>(
-    app: &App<S>,
+async fn retry_refund<S: OrderStore, P: PaymentProvider>(
+    app: &App<S, P>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     require_scope(&caller(request)?, SCOPE_ADMIN)?;
@@ -227,8 +259,8 @@ async fn retry_refund<S: OrderStore>(
 /// `GET /payments/attention` (`oms:admin`): orders whose money needs staff — an amount the PSP
 /// reported that is not the order's, a refund or capture the PSP refused, an authorization near
 /// its capture deadline — the longest waiting first.
-async fn payment_attention<S: OrderStore>(
-    app: &App<S>,
+async fn payment_attention<S: OrderStore, P: PaymentProvider>(
+    app: &App<S, P>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     require_scope(&caller(request)?, SCOPE_ADMIN)?;
@@ -252,6 +284,48 @@ mod tests {
         lambda_http::request::from_str(&json).unwrap_or_else(|e| panic!("order-api/{name}: {e}"))
     }
 
+    /// A PSP that opens a payment for any order, named by its idempotency key.
+    struct Psp;
+
+    impl PaymentProvider for Psp {
+        async fn create_payment_intent(
+            &self,
+            _order: &OrderId,
+            amount: oms_domain::money::Money,
+            key: &str,
+        ) -> Result<oms_domain::ports::PaymentIntent, oms_domain::ports::ProviderError> {
+            Ok(oms_domain::ports::PaymentIntent {
+                payment_intent_id: format!("pi_{key}"),
+                client_secret: format!("pi_{key}_secret_x"),
+                amount,
+                status: "requires_payment_method".into(),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_customer_opens_the_payment_of_their_own_unpaid_order() {
+        let app = App {
+            store: InMemoryStore::default(),
+            payments: Psp,
+        };
+        app.store
+            .insert_order(stored_order("01KAZ3Q6W8T2Y7X9V5N4M3K2J1", 1_700_000_000));
+        let (status, body) = call(&app, "payment-intent").await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            body["paymentIntentId"],
+            "pi_01KAZ3Q6W8T2Y7X9V5N4M3K2J1-INTENT-1"
+        );
+        assert_eq!(
+            body["clientSecret"],
+            "pi_01KAZ3Q6W8T2Y7X9V5N4M3K2J1-INTENT-1_secret_x"
+        );
+        assert_eq!(body["amount"]["currency"], "EUR");
+        let (status, _) = call(&app, "get-order-of-another-customer").await;
+        assert_eq!(status, 404);
+    }
+
     /// An order of `customer-ada`, placed at `created` (epoch seconds).
     fn stored_order(id: &str, created: i64) -> Order {
         oms_domain::fixtures::sample_order(
@@ -261,7 +335,7 @@ mod tests {
         )
     }
 
-    async fn call(app: &App<InMemoryStore>, name: &str) -> (u16, serde_json::Value) {
+    async fn call(app: &App<InMemoryStore, Psp>, name: &str) -> (u16, serde_json::Value) {
         let response = handle(app, event(name)).await.unwrap();
         (
             response.status().as_u16(),
@@ -271,7 +345,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_customer_reads_their_own_order_and_nobody_elses() {
-        let app = App::<InMemoryStore>::default();
+        let app = App {
+            store: InMemoryStore::default(),
+            payments: Psp,
+        };
         app.store
             .insert_order(stored_order("01KAZ3Q6W8T2Y7X9V5N4M3K2J1", 1_700_000_000));
         let (status, body) = call(&app, "get-order").await;
@@ -291,7 +368,10 @@ mod tests {
 
     #[tokio::test]
     async fn lists_newest_first_in_pages() {
-        let app = App::<InMemoryStore>::default();
+        let app = App {
+            store: InMemoryStore::default(),
+            payments: Psp,
+        };
         for (i, id) in [
             "01KAZ3Q6W8T2Y7X9V5N4M3K2J1",
             "01KAZ3Q6W8T2Y7X9V5N4M3K2J2",
@@ -339,6 +419,7 @@ mod tests {
             .collect();
         let app = App {
             store: InMemoryStore::with_products(products),
+            payments: Psp,
         };
         app.store.insert_order(order.clone());
         oms_domain::app::reservation::reserve_order(

@@ -306,6 +306,10 @@ struct Secrets {
     console: String,
 }
 
+/// The local value of the template's `StripeApiKey`: a test-mode secret key, which is all the
+/// Stripe emulator asks for.
+const LOCAL_STRIPE_API_KEY: &str = "sk_test_local_stripe_key";
+
 /// The shortest console session key the local stack starts with: a shorter one is refused at
 /// `up` rather than found out at the console's first sign-in (the default has 65 bytes).
 const MIN_CONSOLE_SECRET_BYTES: usize = 64;
@@ -645,7 +649,13 @@ async fn create_resources(
 ) -> Result<Context, BoxError> {
     let environment: Vec<(String, String)> = std::env::vars().collect();
     let mut context = Context {
-        parameters: template_parameters(template, args.port, &args.parameters, &environment)?,
+        parameters: template_parameters(
+            template,
+            args.port,
+            &stripe_url(args),
+            &args.parameters,
+            &environment,
+        )?,
         resources: HashMap::new(),
         region: REGION.into(),
         account: ACCOUNT.into(),
@@ -661,6 +671,7 @@ async fn create_resources(
             generated_secrets: &HashMap::from([
                 ("PspWebhookSecret".to_owned(), secrets.psp.clone()),
                 ("StripeWebhookSecret".to_owned(), secrets.stripe.clone()),
+                ("StripeApiKey".to_owned(), LOCAL_STRIPE_API_KEY.to_owned()),
                 ("CarrierWebhookSecret".to_owned(), secrets.carrier.clone()),
                 ("ConsoleSessionSecret".to_owned(), secrets.console.clone()),
             ]),
@@ -682,6 +693,7 @@ const PARAMETER_VARIABLE_PREFIX: &str = "OMS_LOCAL_PARAMETER_";
 fn template_parameters(
     template: &Template,
     port: u16,
+    stripe: &str,
     flags: &[String],
     environment: &[(String, String)],
 ) -> Result<HashMap<String, String>, BoxError> {
@@ -695,6 +707,8 @@ fn template_parameters(
             "ConsoleIssuerUrl".into(),
             format!("{}/oidc", local_url(port)),
         ),
+        // Stripe's API is the local emulator's.
+        ("StripeApiUrl".into(), stripe.to_owned()),
     ]);
     let known = |name: &str, source: &str| -> Result<(), BoxError> {
         if template.parameters.contains_key(name) {
@@ -1206,7 +1220,14 @@ mod tests {
             ),
             ("PATH".to_owned(), "/bin".to_owned()),
         ];
-        let parameters = template_parameters(&template(), 3000, &[], &environment).unwrap();
+        let parameters = template_parameters(
+            &template(),
+            3000,
+            "http://127.0.0.1:3002",
+            &[],
+            &environment,
+        )
+        .unwrap();
         assert_eq!(parameters["PaymentWindowSeconds"], "20");
         assert_eq!(parameters["JwtIssuer"], LOCAL_ISSUER);
         assert_eq!(parameters["PublicApiUrl"], "http://127.0.0.1:3000");
@@ -1215,12 +1236,14 @@ mod tests {
         let flagged = template_parameters(
             &template(),
             3000,
+            "http://127.0.0.1:3002",
             &["PaymentWindowSeconds=90".to_owned()],
             &environment,
         )
         .unwrap();
         assert_eq!(flagged["PaymentWindowSeconds"], "90");
-        let defaults = template_parameters(&template(), 3000, &[], &[]).unwrap();
+        let defaults =
+            template_parameters(&template(), 3000, "http://127.0.0.1:3002", &[], &[]).unwrap();
         assert_eq!(defaults["PaymentWindowSeconds"], "1800");
     }
 
@@ -1230,9 +1253,23 @@ mod tests {
             "OMS_LOCAL_PARAMETER_PaymentWindow".to_owned(),
             "20".to_owned(),
         )];
-        let error = template_parameters(&template(), 3000, &[], &environment).unwrap_err();
+        let error = template_parameters(
+            &template(),
+            3000,
+            "http://127.0.0.1:3002",
+            &[],
+            &environment,
+        )
+        .unwrap_err();
         assert!(error.to_string().contains("PaymentWindow"), "{error}");
-        assert!(template_parameters(&template(), 3000, &["Nope=1".to_owned()], &[]).is_err());
+        assert!(template_parameters(
+            &template(),
+            3000,
+            "http://127.0.0.1:3002",
+            &["Nope=1".to_owned()],
+            &[]
+        )
+        .is_err());
     }
 
     #[test]

@@ -24,7 +24,7 @@ use oms_domain::ids::{CustomerId, IdempotencyKey};
 use oms_domain::order::cancellation::CancelError;
 use oms_domain::order::refunds::RefundRetryError;
 use oms_domain::order::returns::ReturnError;
-use oms_domain::ports::{Page, StoreError};
+use oms_domain::ports::{Page, ProviderError, StoreError};
 use oms_domain::stock::TransferError;
 use oms_domain::validation::ValidationErrors;
 use serde::Serialize;
@@ -107,6 +107,7 @@ problem_types! {
     LabelNotIssued => "label-not-issued", CONFLICT, "No label yet";
     PaymentNotRecorded => "payment-not-recorded", CONFLICT, "Payment event not recorded";
     RefundNotRetryable => "refund-not-retryable", CONFLICT, "Refund cannot be asked again";
+    PaymentNotNeeded => "payment-not-needed", CONFLICT, "No payment due";
     PreconditionFailed => "precondition-failed", PRECONDITION_FAILED, "Stale If-Match";
     PreconditionRequired => "precondition-required", PRECONDITION_REQUIRED, "If-Match required";
     PayloadTooLarge => "payload-too-large", PAYLOAD_TOO_LARGE, "Body too large";
@@ -643,6 +644,19 @@ impl From<PaymentAppError> for ApiError {
                 ApiError::PreconditionFailed { current }
             }
             PaymentAppError::Forbidden(scope) => ApiError::Forbidden(scope),
+            PaymentAppError::NotPayable(detail) => ApiError::Conflict {
+                problem: ProblemType::PaymentNotNeeded,
+                title: None,
+                detail,
+            },
+            PaymentAppError::Provider(ProviderError::Unavailable(detail)) => {
+                ApiError::Unavailable(detail)
+            }
+            // A refusal of a payment the system opens is its own configuration's fault (a key,
+            // an account): logged in full, answered as an internal error.
+            PaymentAppError::Provider(error @ ProviderError::Refused(_)) => {
+                ApiError::Internal(error.to_string())
+            }
             PaymentAppError::Contended => ApiError::Unavailable("the order kept changing".into()),
             PaymentAppError::Store(error) => error.into(),
         }

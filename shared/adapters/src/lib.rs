@@ -37,3 +37,4 @@ pub mod secrets;
 pub mod signing;
 pub mod sns;
 pub mod sqs;
+pub mod stripe;

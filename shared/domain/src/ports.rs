@@ -571,3 +571,41 @@ pub trait NotificationSink: Send + Sync {
         notification: &crate::notifications::Notification,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
+
+/// A payment the PSP opened for an order, for the customer to complete in their browser with
+/// the PSP's own library (card data never reaches this system).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentIntent {
+    /// The PSP's id of the payment: the `pspReference` its events name.
+    pub payment_intent_id: String,
+    /// What the PSP's browser library confirms the payment with; the customer's alone, never
+    /// logged.
+    pub client_secret: String,
+    pub amount: crate::money::Money,
+    /// The PSP's word for where the payment stands (`requires_payment_method`, …).
+    pub status: String,
+}
+
+/// Why the PSP did not do what it was asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderError {
+    /// It could not be reached, was busy or failed: asking again later may succeed.
+    #[error("the payment provider is unavailable: {0}")]
+    Unavailable(String),
+    /// It refused, for good (a declined or expired payment, a key it does not know).
+    #[error("the payment provider refused: {0}")]
+    Refused(String),
+}
+
+/// The payment service provider's API, as the system calls it.
+pub trait PaymentProvider: Send + Sync {
+    /// Opens a payment of `amount` for `order`, to be captured later (on shipment), once per
+    /// `idempotency_key`: the same key answers the same payment.
+    fn create_payment_intent(
+        &self,
+        order: &OrderId,
+        amount: crate::money::Money,
+        idempotency_key: &str,
+    ) -> impl Future<Output = Result<PaymentIntent, ProviderError>> + Send;
+}

@@ -1179,26 +1179,36 @@ async fn a_card_confirmed_at_the_stripe_emulator_pays_for_the_order_through_its_
     let (customer, placed) = place_unpaid(&stack, &sku, 1).await;
     let id = placed["orderId"].as_str().unwrap().to_owned();
     let amount = placed["totals"]["total"]["amount"].to_string();
-    let currency = placed["totals"]["total"]["currency"]
+
+    // The system opens the payment at Stripe for the order's customer: a manual-capture
+    // PaymentIntent for the order's total, its id in the metadata. Asked again, the same one.
+    let token = stack.token(&customer, None);
+    let open = format!("/orders/{id}/payment-intent");
+    let opened = stack.post(&open, &token, &[], json!(null)).await;
+    assert_eq!(opened.status, StatusCode::OK, "{:?}", opened.body);
+    assert_eq!(opened.body["amount"], placed["totals"]["total"]);
+    assert_eq!(opened.body["status"], "requires_payment_method");
+    let intent_id = opened.body["paymentIntentId"].as_str().unwrap().to_owned();
+    assert!(opened.body["clientSecret"]
         .as_str()
         .unwrap()
-        .to_lowercase();
-    // A manual-capture PaymentIntent for the order's total, its id in the metadata...
-    let intent = stack
-        .stripe_api(
-            "/v1/payment_intents",
-            &[
-                ("amount", &amount),
-                ("currency", &currency),
-                ("capture_method", "manual"),
-                ("metadata[order_id]", &id),
-            ],
-            Some(&format!("{id}-INTENT-1")),
-        )
+        .starts_with(&format!("{intent_id}_secret_")));
+    let again = stack.post(&open, &token, &[], json!(null)).await;
+    assert_eq!(
+        again.body["paymentIntentId"],
+        intent_id.as_str(),
+        "the same payment"
+    );
+    let nosy = stack
+        .post(&open, &stack.token("nosy", None), &[], json!(null))
         .await;
-    let intent_id = intent["id"].as_str().unwrap().to_owned();
-    assert_eq!(intent["status"], "requires_payment_method");
-    // ... confirmed with a test card, as Stripe.js does in the customer's browser.
+    assert_eq!(
+        nosy.status,
+        StatusCode::NOT_FOUND,
+        "another customer's order"
+    );
+
+    // Confirmed with a test card, as Stripe.js does in the customer's browser.
     let card = stack
         .stripe_api(
             "/v1/payment_methods",
@@ -1224,6 +1234,8 @@ async fn a_card_confirmed_at_the_stripe_emulator_pays_for_the_order_through_its_
         .stripe_api(&format!("{path}/confirm"), &[], None)
         .await;
     assert_eq!(confirmed["status"], "requires_capture");
+    assert_eq!(confirmed["capture_method"], "manual");
+    assert_eq!(confirmed["metadata"]["order_id"], id.as_str());
 
     // Stripe's signed `payment_intent.amount_capturable_updated` authorizes the order, and the
     // warehouse takes it.
@@ -1263,4 +1275,8 @@ async fn a_card_confirmed_at_the_stripe_emulator_pays_for_the_order_through_its_
         .filter(|e| e["kind"] == "capture.succeeded")
         .count();
     assert_eq!(captures, 1, "one capture, one event");
+    // Paid for: no payment is opened any more.
+    let refused = stack.post(&open, &token, &[], json!(null)).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+    assert_eq!(refused.body["type"], "/problems/payment-not-needed");
 }

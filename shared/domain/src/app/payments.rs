@@ -15,10 +15,10 @@ use chrono::{DateTime, Utc};
 use crate::app::retry::{until_written, Attempt, Contended};
 use crate::ids::OrderId;
 use crate::order::payments::{
-    ExpireError, PaymentError, PaymentEvent, PaymentPolicy, PaymentUpdate,
+    ExpireError, PaymentError, PaymentEvent, PaymentEventKind, PaymentPolicy, PaymentUpdate,
 };
 use crate::order::refunds::RefundRetryError;
-use crate::order::Order;
+use crate::order::{Order, OrderStatus};
 use crate::ports::{CommitOutcome, OrderStore, OrderTransactions, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +37,11 @@ pub enum PaymentAppError {
     Forbidden(&'static str),
     #[error("the order kept changing; try again")]
     Contended,
+    /// Nothing is to be paid: the order is paid for, or called off.
+    #[error("{0}")]
+    NotPayable(String),
+    #[error(transparent)]
+    Provider(#[from] crate::ports::ProviderError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -81,6 +86,42 @@ pub async fn record_psp_event<O: OrderStore>(
         }
     })
     .await
+}
+
+/// Opens the order's payment at the PSP for its customer (or `oms:admin`): a payment of the
+/// order's total, captured when it ships, with the order's id for the PSP's events to name. Once
+/// per payment attempt: asked again, the same payment answers (the idempotency key names the
+/// order and how many payments it has seen released), and after the PSP released a hold, a new
+/// one. Refused (409) for an order that is paid for or called off.
+pub async fn start_payment<O: OrderStore, P: crate::ports::PaymentProvider>(
+    orders: &O,
+    provider: &P,
+    caller: &crate::app::Caller,
+    id: &OrderId,
+) -> Result<crate::ports::PaymentIntent, PaymentAppError> {
+    let order = orders.get(id).await?.ok_or(PaymentAppError::NotFound)?;
+    if order.customer_id != caller.customer_id && !caller.is_admin() {
+        return Err(PaymentAppError::NotFound);
+    }
+    let paid = order.payment_status();
+    if !matches!(order.status, OrderStatus::Pending | OrderStatus::Reserved) || !paid.is_unpaid() {
+        return Err(PaymentAppError::NotPayable(format!(
+            "order {} needs no payment: it is {} and its payment {}",
+            order.id,
+            order.status.as_str(),
+            paid.as_str()
+        )));
+    }
+    let attempt = 1 + order
+        .payment
+        .ledger
+        .iter()
+        .filter(|e| e.kind == PaymentEventKind::VoidSucceeded && e.mismatch.is_none())
+        .count();
+    let key = format!("{}-INTENT-{attempt}", order.id);
+    Ok(provider
+        .create_payment_intent(&order.id, order.totals.total, &key)
+        .await?)
 }
 
 /// Staff ask the PSP again for a refund it could not pay out ([`Order::retry_refund`]).
@@ -180,9 +221,103 @@ pub(crate) async fn flag_one<O: OrderStore>(
 pub(crate) mod tests {
     use super::*;
     use crate::memory::InMemoryStore;
-    use crate::order::payments::PaymentEventKind;
     use crate::order::tests::{placed, product};
     use serde_json::json;
+
+    /// A PSP that opens a payment per idempotency key, and remembers the keys it was asked.
+    #[derive(Default)]
+    struct Psp(std::sync::Mutex<Vec<String>>);
+
+    impl crate::ports::PaymentProvider for Psp {
+        async fn create_payment_intent(
+            &self,
+            _order: &OrderId,
+            amount: crate::money::Money,
+            key: &str,
+        ) -> Result<crate::ports::PaymentIntent, crate::ports::ProviderError> {
+            self.0.lock().unwrap().push(key.to_owned());
+            Ok(crate::ports::PaymentIntent {
+                payment_intent_id: format!("pi_{key}"),
+                client_secret: format!("pi_{key}_secret"),
+                amount,
+                status: "requires_payment_method".into(),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_payment_is_opened_for_the_orders_customer_once_per_attempt_and_never_twice_paid() {
+        let store = InMemoryStore::with_products([product("A", 1000, 5)]);
+        let order = reserved(&store, 1).await;
+        let psp = Psp::default();
+        let customer = crate::app::Caller {
+            customer_id: order.customer_id.clone(),
+            scopes: vec![],
+        };
+        let intent = start_payment(&store, &psp, &customer, &order.id)
+            .await
+            .unwrap();
+        assert_eq!(intent.amount, order.totals.total);
+        let again = start_payment(&store, &psp, &customer, &order.id)
+            .await
+            .unwrap();
+        assert_eq!(
+            again.payment_intent_id, intent.payment_intent_id,
+            "the same key"
+        );
+        assert_eq!(psp.0.lock().unwrap()[0], format!("{}-INTENT-1", order.id));
+        let stranger = crate::app::Caller {
+            customer_id: crate::ids::CustomerId::parse("someone-else").unwrap(),
+            scopes: vec![],
+        };
+        assert!(matches!(
+            start_payment(&store, &psp, &stranger, &order.id).await,
+            Err(PaymentAppError::NotFound)
+        ));
+        // Authorized: nothing more to pay.
+        let mut auth = PaymentEvent {
+            event_id: "e1".into(),
+            kind: PaymentEventKind::AuthorizationSucceeded,
+            amount: order.totals.total,
+            occurred_at: Utc::now(),
+            psp_reference: Some(intent.payment_intent_id.clone()),
+            refund_id: None,
+            request_id: None,
+            reason: None,
+        };
+        record_psp_event(
+            &store,
+            &PaymentPolicy::default(),
+            &order.id,
+            &auth,
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+        assert!(matches!(
+            start_payment(&store, &psp, &customer, &order.id).await,
+            Err(PaymentAppError::NotPayable(_))
+        ));
+        // Released by the PSP: a new payment, under a new key.
+        auth.event_id = "e2".into();
+        auth.kind = PaymentEventKind::VoidSucceeded;
+        record_psp_event(
+            &store,
+            &PaymentPolicy::default(),
+            &order.id,
+            &auth,
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+        let second = start_payment(&store, &psp, &customer, &order.id)
+            .await
+            .unwrap();
+        assert_eq!(
+            second.payment_intent_id,
+            format!("pi_{}-INTENT-2", order.id)
+        );
+    }
 
     /// An order of `quantity` units of SKU `A`, placed and reserved in `store`.
     pub(crate) async fn reserved(store: &InMemoryStore, quantity: u32) -> Order {
