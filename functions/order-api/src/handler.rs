@@ -21,7 +21,7 @@ use oms_domain::ids::OrderId;
 use oms_domain::order::OrderStatus;
 use oms_domain::ports::PaymentWatch;
 use oms_domain::ports::{OrderStore, OrderTransactions, PaymentProvider};
-use oms_domain::request::staff::CancelRequest;
+use oms_domain::request::staff::{AcknowledgeRequest, CancelRequest};
 use serde::Serialize;
 
 /// What the function needs, built once per cold start: the store, and the payment service
@@ -50,6 +50,7 @@ pub async fn handle<S: OrderStore + OrderTransactions, P: PaymentProvider>(
         Some("GET /orders") => list_orders(app, &request).await,
         Some("POST /orders/{id}/cancel") => cancel(app, &request).await,
         Some("POST /orders/{id}/payment-intent") => payment_intent(app, &request).await,
+        Some("POST /orders/{id}/payment/acknowledge") => acknowledge(app, &request).await,
         Some("GET /payments/attention") => payment_attention(app, &request).await,
         Some("POST /orders/{id}/refunds/{refundId}/retry") => retry_refund(app, &request).await,
         Some("GET /exceptions") => exceptions(app, &request).await,
@@ -102,6 +103,35 @@ async fn cancel<S: OrderStore + OrderTransactions, P: PaymentProvider>(
 
 /// `GET /orders`: the caller's own orders, newest first; with `status` (and `minAgeMinutes`) or
 /// `customerId`, the staff order queue (`oms:admin`).
+/// Staff (`oms:admin`) say how they dealt with what the order's money needed (a mismatch voided
+/// at the PSP, a second payment refunded there): every reason open now leaves the attention
+/// list; one that arises later puts the order back on it.
+async fn acknowledge<S: OrderStore, P: PaymentProvider>(
+    app: &App<S, P>,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let caller = caller(request)?;
+    require_scope(&caller, SCOPE_ADMIN)?;
+    let id = order_id(request)?;
+    let AcknowledgeRequest { note } =
+        AcknowledgeRequest::parse(&json_body(request)?).map_err(ApiError::Invalid)?;
+    let seen = if_match(request)?;
+    let order = oms_domain::app::payments::acknowledge_attention(
+        &app.store,
+        &caller,
+        &id,
+        note,
+        seen,
+        chrono::Utc::now(),
+    )
+    .await?;
+    tracing::info!(order_id = %order.id, "payment attention acknowledged");
+    Ok(json_response(
+        StatusCode::OK,
+        &OrderView::for_caller(&order, true),
+    ))
+}
+
 /// Opens the order's payment at the PSP for its customer: the PaymentIntent's id and client
 /// secret, for the storefront to confirm with Stripe's own library.
 async fn payment_intent<S: OrderStore, P: PaymentProvider>(

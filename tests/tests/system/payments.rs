@@ -1280,3 +1280,53 @@ async fn a_card_confirmed_at_the_stripe_emulator_pays_for_the_order_through_its_
     assert_eq!(refused.status, StatusCode::CONFLICT);
     assert_eq!(refused.body["type"], "/problems/payment-not-needed");
 }
+
+#[tokio::test]
+async fn staff_acknowledge_what_the_money_needs_through_the_json_api() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("PSP-ACK-API", 5).await;
+    let (customer, placed) = place_unpaid(&stack, &sku, 1).await;
+    let id = placed["orderId"].as_str().unwrap().to_owned();
+    // Reserved first, so the version read below is still the order's when it is sent.
+    stack.wait_decided(&customer, &id).await;
+    let wrong = psp_body(
+        "authorization.succeeded",
+        &id,
+        &json!({"amount": 1, "currency": "EUR"}),
+        None,
+    );
+    assert_eq!(stack.psp_event(&wrong).await.status, StatusCode::OK);
+    let admin = stack.token("staff-payments", Some("oms:admin"));
+    wait_listed(&stack, &admin, &id).await;
+    let path = format!("/orders/{id}/payment/acknowledge");
+    let note = json!({"note": "the 0.01 EUR hold voided at the PSP"});
+    let as_customer = stack
+        .post(&path, &stack.token(&customer, None), &[], note.clone())
+        .await;
+    assert_eq!(as_customer.status, StatusCode::FORBIDDEN);
+    let empty = stack.post(&path, &admin, &[], json!({"note": ""})).await;
+    assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(empty.body["errors"][0]["field"], "note");
+    let version = stack.order_as_staff(&id).await["version"].as_u64().unwrap();
+    let stale = format!("\"v{}\"", version - 1);
+    let refused = stack
+        .post(&path, &admin, &[("if-match", &stale)], note.clone())
+        .await;
+    assert_eq!(refused.status, StatusCode::PRECONDITION_FAILED);
+    let current = format!("\"v{version}\"");
+    let done = stack
+        .post(&path, &admin, &[("if-match", &current)], note.clone())
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{:?}", done.body);
+    assert!(done.body["payment"]["attention"].is_null());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while listed(&stack, &admin, &id).await.is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "{id} stayed on the attention list"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let again = stack.post(&path, &admin, &[], note).await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "nothing open any more");
+}

@@ -25,6 +25,27 @@ impl CancelRequest {
     }
 }
 
+/// A validated `POST /orders/{id}/payment/acknowledge` body: `{note}`, how staff dealt with
+/// what the order's money needed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcknowledgeRequest {
+    pub note: String,
+}
+
+impl AcknowledgeRequest {
+    pub fn parse(body: &Value) -> Result<Self, ValidationErrors> {
+        let mut errors = ValidationErrors::default();
+        let Some(fields) = Fields::body(&mut errors, body, &["note"]) else {
+            return Err(errors);
+        };
+        let note = fields.required(&mut errors, "note", text(500));
+        match note {
+            Some(note) if errors.is_empty() => Ok(Self { note }),
+            _ => Err(errors),
+        }
+    }
+}
+
 /// A validated body of a staff decision (`approve`, `reject`): an optional `{note}`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DecisionRequest {
