@@ -6,38 +6,39 @@ moto_server.py patches moto:
 
 - A manual-capture PaymentIntent that is authorized is `requires_capture` with its
   `amount_capturable`, and Stripe announces it as `payment_intent.amount_capturable_updated`
-  (localstripe announced `payment_intent.succeeded`, as for a capture). Its capture announces
-  `payment_intent.succeeded` with `amount_received`; its cancellation
+  (localstripe announced nothing until the capture). Its capture announces
+  `payment_intent.succeeded` with `amount_received`, a capture of part of it releasing the rest
+  (localstripe refunded the rest, announcing a refund nobody asked for); its cancellation
   `payment_intent.canceled`; a refund `refund.created` with its metadata.
-- A request sent again with the same `Idempotency-Key` answers the first answer again and does
-  nothing twice, as Stripe's API does (localstripe ignored the header).
+- A request sent again with the same `Idempotency-Key` answers the first answer again (a
+  refusal too) and does nothing twice; the same key with other parameters is a 400
+  `idempotency_error`, and while the first is still being answered a 409, as Stripe's API does
+  (localstripe ignored the header).
 - Its state stays in memory: two stacks on one machine (the test stack and the fault run's)
   never share a file.
 """
 
 import argparse
-import json
+import hashlib
 import logging
 import socket
 import sys
+from importlib.metadata import version
 
 from aiohttp import web
+
+PINNED = "1.15.10"
+
+# Before anything is patched: the patches below are written against this version's internals.
+if version("localstripe") != PINNED:
+    sys.exit(f"localstripe {version('localstripe')} is installed; these patches are for {PINNED}: run infra/local/bootstrap.sh")
 
 # The resources first: the server registers their routes as it is imported, so the patches
 # below must be in place before it is (see the end of the patches).
 import localstripe.resources as resources
 from localstripe.resources import Event, PaymentIntent, Refund, store
+from localstripe.errors import UserError
 from localstripe.webhooks import schedule_webhook
-
-PINNED = "1.15.10"
-
-
-def _check_version():
-    from importlib.metadata import version
-
-    found = version("localstripe")
-    if found != PINNED:
-        sys.exit(f"localstripe {found} is installed; these patches are for {PINNED}: run infra/local/bootstrap.sh")
 
 
 # --- State in memory only -------------------------------------------------------------------
@@ -151,6 +152,7 @@ import localstripe.server as server  # noqa: E402  (after the patches: it regist
 
 # --- Idempotency-Key ------------------------------------------------------------------------
 _answers = {}
+_in_flight = set()
 
 
 @web.middleware
@@ -158,29 +160,44 @@ async def idempotency_middleware(request, handler):
     key = request.headers.get("Idempotency-Key")
     if request.method != "POST" or not key:
         return await handler(request)
-    remembered = _answers.get(key)
+    body = await request.read()
+    scope = (request.headers.get("Authorization", ""), key)
+    fingerprint = hashlib.sha256(request.path.encode() + b"\n" + body).hexdigest()
+    remembered = _answers.get(scope)
     if remembered is not None:
-        path, status, body = remembered
-        if path != request.path:
+        seen, status, answer = remembered
+        if seen != fingerprint:
             return web.json_response(
                 {"error": {"type": "idempotency_error",
                            "message": "Keys for idempotent requests can only be used with the same parameters they were first used with."}},
                 status=400,
             )
-        return web.Response(status=status, body=body, content_type="application/json",
+        return web.Response(status=status, body=answer, content_type="application/json",
                             headers={"Idempotent-Replayed": "true"})
-    response = await handler(request)
-    # Stripe keeps the answer of a request that reached it, success or refusal (not a 5xx).
-    if response.status < 500:
-        _answers[key] = (request.path, response.status, response.body)
-    return response
+    if scope in _in_flight:
+        return web.json_response(
+            {"error": {"type": "idempotency_error",
+                       "message": "There is currently another in-progress request using this Idempotent Key."}},
+            status=409,
+        )
+    _in_flight.add(scope)
+    try:
+        try:
+            response = await handler(request)
+        except UserError as refusal:
+            response = refusal.to_response()
+        # Stripe keeps the answer of a request that reached it, success or refusal (not a 5xx).
+        if response.status < 500:
+            _answers[scope] = (fingerprint, response.status, response.body)
+        return response
+    finally:
+        _in_flight.discard(scope)
 
 
 server.app.middlewares.append(idempotency_middleware)
 
 
 def main():
-    _check_version()
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()

@@ -128,9 +128,18 @@ async fn stripe_event<S: OrderStore, K: SecretSource>(
                     },
                 ));
             }
+            StripeEvent::Unmatched { event_id, kind } => return Ok(unmatched(&event_id, kind)),
         };
-    let Recorded { order, new } =
-        payments::record_psp_event(&app.store, &app.policy, &order_id, &event, now).await?;
+    let recorded =
+        payments::record_psp_event(&app.store, &app.policy, &order_id, &event, now).await;
+    let Recorded { order, new } = match recorded {
+        Ok(recorded) => recorded,
+        // Stripe would send it again for days: taken, and logged for staff.
+        Err(payments::PaymentAppError::NotFound) => {
+            return Ok(unmatched(&event.event_id, event.kind.as_str().to_owned()))
+        }
+        Err(e) => return Err(e.into()),
+    };
     let ack = PaymentAck {
         outcome: if new { "recorded" } else { "duplicate" },
         order_id: order.id.to_string(),
@@ -138,6 +147,20 @@ async fn stripe_event<S: OrderStore, K: SecretSource>(
     };
     tracing::info!(order_id = %order.id, event_id = %event.event_id, kind = event.kind.as_str(), outcome = ack.outcome, payment_status = ack.payment_status.as_str(), "Stripe event");
     Ok(json_response(StatusCode::OK, &ack))
+}
+
+/// The answer to a Stripe event about money that names no order here: taken (Stripe would
+/// otherwise send it again for three days and disable the endpoint), and logged as a warning
+/// for staff to look at in Stripe.
+fn unmatched(event_id: &str, kind: String) -> Response<Body> {
+    tracing::warn!(event_id, kind = %kind, "a Stripe payment event that names no order of this system");
+    json_response(
+        StatusCode::OK,
+        &IgnoredAck {
+            outcome: "unmatched",
+            event_type: kind,
+        },
+    )
 }
 
 #[cfg(test)]

@@ -566,10 +566,11 @@ async fn start_stripe(
 ) -> Result<tokio::process::Child, BoxError> {
     let python = tool(args.python.clone(), workspace, "python3");
     let port = args.stripe_port.unwrap_or(args.emulator_port + 1);
+    std::fs::create_dir_all(workspace.join("target"))?;
     let log = workspace
         .join("target")
         .join(format!("localstripe-{port}.log"));
-    let child = tokio::process::Command::new(&python)
+    let mut child = tokio::process::Command::new(&python)
         .arg(workspace.join("infra/local/localstripe_server.py"))
         .args(["--port", &port.to_string()])
         .stdout(std::process::Stdio::null())
@@ -585,7 +586,14 @@ async fn start_stripe(
         })?;
     let base = stripe_url(args);
     let webhook = format!("{}/payments/stripe/events", local_url(args.port));
+    // Registered only while this emulator is alive: one that failed to start (its port taken,
+    // say by another stack's) must not have that other emulator's webhook moved here.
+    let mut ended = None;
     wait_until("the Stripe emulator", Duration::from_secs(30), async || {
+        if let Ok(Some(status)) = child.try_wait() {
+            ended = Some(status);
+            return true;
+        }
         http.post(format!("{base}/_config/webhooks/oms"))
             .form(&[
                 ("url", webhook.as_str()),
@@ -597,6 +605,13 @@ async fn start_stripe(
     })
     .await
     .map_err(|e| format!("{e}; its log: {}", log.display()))?;
+    if let Some(status) = ended {
+        return Err(format!(
+            "the Stripe emulator ended ({status}) before it answered; its log: {}",
+            log.display()
+        )
+        .into());
+    }
     tracing::info!(endpoint = %base, "Stripe emulator ready, its webhook registered");
     Ok(child)
 }

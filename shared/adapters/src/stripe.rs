@@ -16,6 +16,15 @@ use serde::Deserialize;
 
 use crate::secrets::{SecretCache, SecretSource};
 
+/// The version of Stripe's API the system speaks (its requests name it; the webhook endpoint is
+/// meant to be created on it): refunds are announced as `refund.*` and a capture of part of an
+/// authorization releases the rest.
+pub const STRIPE_API_VERSION: &str = "2025-03-31.basil";
+
+/// Currencies Stripe counts in other units than ISO 4217's minor units (ISK, MGA), or takes only
+/// in multiples of ten of them (the three-decimal ones): refused rather than charged wrongly.
+const UNLIKE_ISO: [&str; 7] = ["ISK", "MGA", "BHD", "JOD", "KWD", "OMR", "TND"];
+
 /// Stripe's API, reached with a secret key.
 pub struct StripeClient<K> {
     http: reqwest::Client,
@@ -93,6 +102,7 @@ impl<K: SecretSource> StripeClient<K> {
             .post(format!("{}{path}", self.base))
             .bearer_auth(key)
             .header("Idempotency-Key", idempotency_key)
+            .header("Stripe-Version", STRIPE_API_VERSION)
             .form(form)
             .send()
             .await
@@ -134,6 +144,12 @@ impl<K: SecretSource> PaymentProvider for StripeClient<K> {
         amount: Money,
         idempotency_key: &str,
     ) -> Result<PaymentIntent, ProviderError> {
+        let code = amount.currency().to_string();
+        if UNLIKE_ISO.contains(&code.as_str()) {
+            return Err(ProviderError::Refused(format!(
+                "{code}: Stripe counts it in other units than the system's minor units"
+            )));
+        }
         let intent: Intent = self
             .post(
                 "/v1/payment_intents",

@@ -574,7 +574,7 @@ pub trait NotificationSink: Send + Sync {
 
 /// A payment the PSP opened for an order, for the customer to complete in their browser with
 /// the PSP's own library (card data never reaches this system).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentIntent {
     /// The PSP's id of the payment: the `pspReference` its events name.
@@ -585,6 +585,18 @@ pub struct PaymentIntent {
     pub amount: crate::money::Money,
     /// The PSP's word for where the payment stands (`requires_payment_method`, …).
     pub status: String,
+}
+
+/// Written without the client secret, which is the customer's alone.
+impl std::fmt::Debug for PaymentIntent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PaymentIntent")
+            .field("payment_intent_id", &self.payment_intent_id)
+            .field("client_secret", &"(redacted)")
+            .field("amount", &self.amount)
+            .field("status", &self.status)
+            .finish()
+    }
 }
 
 /// Why the PSP did not do what it was asked.

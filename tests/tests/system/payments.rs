@@ -1159,17 +1159,22 @@ async fn stripes_own_events_pay_for_an_order_and_the_rest_are_left_alone() {
         .await;
     assert_eq!(captured.status, StatusCode::OK, "{:?}", captured.body);
     assert_eq!(captured.body["paymentStatus"], "PAID");
-    // An event naming no order of this system is refused by name, and changes nothing.
+    // A payment event naming no order of this system (another integration's, a refund made in
+    // Stripe's Dashboard), or an order it does not have, is taken — Stripe would send it again
+    // for days — as unmatched.
     let mut orphan = payment_intent("succeeded", &total["amount"]);
     orphan["metadata"] = json!({});
-    let refused = stack
+    let taken = stack
         .stripe_event(&event("payment_intent.succeeded", orphan))
         .await;
-    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(
-        refused.body["errors"][0]["field"],
-        "data.object.metadata.order_id"
-    );
+    assert_eq!(taken.status, StatusCode::OK);
+    assert_eq!(taken.body["outcome"], "unmatched");
+    let mut elsewhere = payment_intent("succeeded", &total["amount"]);
+    elsewhere["metadata"]["order_id"] = json!("01JZZZZZZZZZZZZZZZZZZZZZZZ");
+    let taken = stack
+        .stripe_event(&event("payment_intent.succeeded", elsewhere))
+        .await;
+    assert_eq!(taken.body["outcome"], "unmatched");
 }
 
 #[tokio::test]

@@ -1,7 +1,9 @@
 //! Stripe's webhook events, read as the PSP events the order's ledger records.
 //!
 //! Stripe sends every event of the account; the few that move an order's money become a
-//! [`PspEvent`], the rest are acknowledged and left alone. The order is the one the
+//! [`PspEvent`], the rest are acknowledged and left alone — and so are those about money that
+//! name no order of this system (another integration's payment, a refund made in Stripe's
+//! Dashboard, whose refund carries no metadata), logged as unmatched. The order is the one the
 //! PaymentIntent (or the refund) names in its metadata (`order_id`, set when it was created);
 //! the PSP reference is the PaymentIntent's id, so a customer who pays again under a new intent
 //! is a second payment, as with any PSP.
@@ -28,6 +30,10 @@ pub enum StripeEvent {
     Payment(PspEvent),
     /// Not one the system needs (its type, or a state that moves nothing): acknowledged.
     Ignored { event_id: String, kind: String },
+    /// About money, but naming no order of this system (no `metadata.order_id`: another
+    /// integration's payment, a refund made in Stripe's Dashboard): acknowledged — Stripe would
+    /// send a refused event again for days — and logged for staff to look at.
+    Unmatched { event_id: String, kind: String },
 }
 
 /// Where each field of the generic PSP event comes from in Stripe's, to name it in an error.
@@ -103,6 +109,9 @@ impl StripeEvent {
             }
             _ => return ignored(),
         };
+        if !object["metadata"]["order_id"].is_string() {
+            return Ok(StripeEvent::Unmatched { event_id, kind });
+        }
         let reason = object["last_payment_error"]["message"]
             .as_str()
             .or_else(|| object["failure_reason"].as_str())
@@ -264,8 +273,17 @@ mod tests {
         ));
         let mut orphan = intent("payment_intent.succeeded", "succeeded");
         orphan["data"]["object"]["metadata"] = json!({});
-        orphan["data"]["object"]["currency"] = json!("euro");
-        let errors = StripeEvent::parse(&orphan, now()).unwrap_err();
+        assert!(
+            matches!(
+                StripeEvent::parse(&orphan, now()),
+                Ok(StripeEvent::Unmatched { .. })
+            ),
+            "another integration's payment"
+        );
+        let mut odd = intent("payment_intent.succeeded", "succeeded");
+        odd["data"]["object"]["currency"] = json!("euro");
+        odd["data"]["object"]["metadata"]["order_id"] = json!("not-an-order");
+        let errors = StripeEvent::parse(&odd, now()).unwrap_err();
         let fields: Vec<&str> = errors.0.iter().map(|e| e.field.as_str()).collect();
         assert!(
             fields.contains(&"data.object.metadata.order_id"),
