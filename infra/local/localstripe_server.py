@@ -161,7 +161,8 @@ async def idempotency_middleware(request, handler):
     if request.method != "POST" or not key:
         return await handler(request)
     body = await request.read()
-    scope = (request.headers.get("Authorization", ""), key)
+    # Keys are the account's, whichever of its API keys sent them (the emulator is one account).
+    scope = key
     fingerprint = hashlib.sha256(request.path.encode() + b"\n" + body).hexdigest()
     remembered = _answers.get(scope)
     if remembered is not None:

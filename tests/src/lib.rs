@@ -494,6 +494,18 @@ impl Stack {
         body
     }
 
+    /// Reads an object from the Stripe emulator's API (`/v1/payment_intents/pi_…`).
+    pub async fn stripe_get(&self, path: &str) -> Value {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.stripe_url()))
+            .basic_auth("sk_test_local_storefront", Some(""))
+            .send()
+            .await
+            .expect("the Stripe emulator answers");
+        response.json().await.expect("a JSON answer")
+    }
+
     /// Posts `body` to Stripe's webhook as Stripe does: `Stripe-Signature` now, under `secret`.
     pub async fn stripe_event_signed(&self, body: &Value, secret: &str) -> Reply {
         let bytes = body.to_string().into_bytes();

@@ -331,6 +331,38 @@ mod tests {
                 status: "requires_payment_method".into(),
             })
         }
+        async fn capture(
+            &self,
+            reference: &str,
+            _amount: oms_domain::money::Money,
+            _key: &str,
+        ) -> Result<oms_domain::ports::ProviderAnswer, oms_domain::ports::ProviderError> {
+            Err(oms_domain::ports::ProviderError::UnknownPayment(
+                reference.into(),
+            ))
+        }
+
+        async fn cancel(
+            &self,
+            reference: &str,
+            _key: &str,
+        ) -> Result<oms_domain::ports::ProviderAnswer, oms_domain::ports::ProviderError> {
+            Err(oms_domain::ports::ProviderError::UnknownPayment(
+                reference.into(),
+            ))
+        }
+
+        async fn refund(
+            &self,
+            reference: &str,
+            _amount: oms_domain::money::Money,
+            _order: &OrderId,
+            _refund_id: &str,
+        ) -> Result<oms_domain::ports::ProviderAnswer, oms_domain::ports::ProviderError> {
+            Err(oms_domain::ports::ProviderError::UnknownPayment(
+                reference.into(),
+            ))
+        }
     }
 
     #[tokio::test]

@@ -654,9 +654,11 @@ impl From<PaymentAppError> for ApiError {
             }
             // A refusal of a payment the system opens is its own configuration's fault (a key,
             // an account): logged in full, answered as an internal error.
-            PaymentAppError::Provider(error @ ProviderError::Refused(_)) => {
-                ApiError::Internal(error.to_string())
-            }
+            PaymentAppError::Provider(
+                error @ (ProviderError::Refused(_)
+                | ProviderError::UnknownPayment(_)
+                | ProviderError::NotConfigured(_)),
+            ) => ApiError::Internal(error.to_string()),
             PaymentAppError::Contended => ApiError::Unavailable("the order kept changing".into()),
             PaymentAppError::Store(error) => error.into(),
         }

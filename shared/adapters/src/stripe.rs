@@ -11,7 +11,8 @@
 
 use oms_domain::ids::OrderId;
 use oms_domain::money::Money;
-use oms_domain::ports::{PaymentIntent, PaymentProvider, ProviderError};
+use oms_domain::order::payments::PaymentEventKind;
+use oms_domain::ports::{PaymentIntent, PaymentProvider, ProviderAnswer, ProviderError};
 use serde::Deserialize;
 
 use crate::secrets::{SecretCache, SecretSource};
@@ -69,6 +70,40 @@ struct Intent {
     status: String,
 }
 
+/// A PaymentIntent as a capture or cancellation answers it.
+#[derive(Deserialize)]
+struct IntentState {
+    id: String,
+    amount: i64,
+    #[serde(default)]
+    amount_received: i64,
+    currency: String,
+    status: String,
+}
+
+/// A refund as Stripe answers it.
+#[derive(Deserialize)]
+struct RefundState {
+    id: String,
+    amount: i64,
+    currency: String,
+    status: String,
+    #[serde(default)]
+    failure_reason: Option<String>,
+}
+
+/// The ledger's id of a state Stripe reached (`stripe:<object id>:<state>`): the same whether
+/// the system hears of it from Stripe's answer or from Stripe's webhook, so it is recorded once.
+pub fn state_id(object: &str, state: &str) -> String {
+    format!("stripe:{object}:{state}")
+}
+
+fn money(minor: i64, currency: &str) -> Result<Money, ProviderError> {
+    let currency = oms_domain::money::Currency::parse(&currency.to_uppercase())
+        .map_err(|e| ProviderError::Refused(format!("Stripe's currency: {e}")))?;
+    Money::new(minor, currency).map_err(|e| ProviderError::Refused(format!("Stripe's amount: {e}")))
+}
+
 /// Stripe's error body: `{"error": {"type", "code"?, "message"}}`.
 #[derive(Deserialize)]
 struct ErrorBody {
@@ -97,6 +132,14 @@ impl<K: SecretSource> StripeClient<K> {
             .await
             .map_err(|e| ProviderError::Unavailable(format!("the Stripe key: {e}")))?;
         let key = String::from_utf8_lossy(&key).trim().to_owned();
+        // The template generates a placeholder so the stack starts without Stripe: until a
+        // secret (`sk_…`) or restricted (`rk_…`) key is put there, Stripe is not this
+        // deployment's provider, and nothing is asked of it.
+        if !(key.starts_with("sk_") || key.starts_with("rk_")) {
+            return Err(ProviderError::NotConfigured(
+                "StripeApiKey holds no Stripe secret (sk_) or restricted (rk_) key".into(),
+            ));
+        }
         let response = self
             .http
             .post(format!("{}{path}", self.base))
@@ -128,7 +171,13 @@ impl<K: SecretSource> StripeClient<K> {
             })
             .unwrap_or_else(|| format!("HTTP {status}"));
         // Stripe's own advice: 429 and 5xx are worth asking again; a 409 is an idempotent
-        // request still in flight; any other 4xx is final.
+        // request still in flight; a 404 names a payment Stripe does not hold; any other 4xx
+        // is final.
+        if status.as_u16() == 404 {
+            return Err(ProviderError::UnknownPayment(format!(
+                "Stripe {path}: {why}"
+            )));
+        }
         if status.as_u16() == 429 || status.as_u16() == 409 || status.is_server_error() {
             Err(ProviderError::Unavailable(format!("Stripe {path}: {why}")))
         } else {
@@ -173,5 +222,125 @@ impl<K: SecretSource> PaymentProvider for StripeClient<K> {
             amount,
             status: intent.status,
         })
+    }
+
+    async fn capture(
+        &self,
+        reference: &str,
+        amount: Money,
+        idempotency_key: &str,
+    ) -> Result<ProviderAnswer, ProviderError> {
+        let intent: IntentState = self
+            .post(
+                &format!("/v1/payment_intents/{reference}/capture"),
+                &[("amount_to_capture", amount.minor_units().to_string())],
+                idempotency_key,
+            )
+            .await?;
+        Ok(ProviderAnswer {
+            state_id: state_id(&intent.id, &intent.status),
+            kind: (intent.status == "succeeded").then_some(PaymentEventKind::CaptureSucceeded),
+            amount: money(intent.amount_received, &intent.currency)?,
+            reason: None,
+        })
+    }
+
+    async fn cancel(
+        &self,
+        reference: &str,
+        idempotency_key: &str,
+    ) -> Result<ProviderAnswer, ProviderError> {
+        let intent: IntentState = self
+            .post(
+                &format!("/v1/payment_intents/{reference}/cancel"),
+                &[],
+                idempotency_key,
+            )
+            .await?;
+        Ok(ProviderAnswer {
+            state_id: state_id(&intent.id, &intent.status),
+            kind: (intent.status == "canceled").then_some(PaymentEventKind::VoidSucceeded),
+            amount: money(intent.amount, &intent.currency)?,
+            reason: None,
+        })
+    }
+
+    async fn refund(
+        &self,
+        reference: &str,
+        amount: Money,
+        order: &OrderId,
+        refund_id: &str,
+    ) -> Result<ProviderAnswer, ProviderError> {
+        let refund: RefundState = self
+            .post(
+                "/v1/refunds",
+                &[
+                    ("payment_intent", reference.to_owned()),
+                    ("amount", amount.minor_units().to_string()),
+                    ("metadata[order_id]", order.to_string()),
+                    ("metadata[refund_id]", refund_id.to_owned()),
+                ],
+                refund_id,
+            )
+            .await?;
+        let (kind, state) = match refund.status.as_str() {
+            "succeeded" => (Some(PaymentEventKind::RefundSucceeded), "succeeded"),
+            "failed" | "canceled" => (Some(PaymentEventKind::RefundFailed), "failed"),
+            // Pending: Stripe's webhook says how it ends.
+            other => (None, other),
+        };
+        Ok(ProviderAnswer {
+            state_id: state_id(&refund.id, state),
+            kind,
+            amount: money(refund.amount, &refund.currency)?,
+            reason: refund.failure_reason,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secrets::FixedSecret;
+    use oms_domain::money::Currency;
+
+    fn eur(minor: i64) -> Money {
+        Money::new(minor, Currency::parse("EUR").unwrap()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn without_a_stripe_key_nothing_is_asked_of_stripe() {
+        // Nothing listens on port 9: a request made would be Unavailable, not NotConfigured.
+        let stripe = StripeClient::new(
+            "http://127.0.0.1:9".into(),
+            FixedSecret::new(b"placeholder"),
+        );
+        let order = OrderId::parse("01KAZ3Q6W8T2Y7X9V5N4M3K2J1").unwrap();
+        assert!(matches!(
+            stripe.create_payment_intent(&order, eur(100), "k").await,
+            Err(ProviderError::NotConfigured(_))
+        ));
+        assert!(matches!(
+            stripe.capture("pi_1", eur(100), "k").await,
+            Err(ProviderError::NotConfigured(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_currency_stripe_counts_otherwise_is_refused_and_an_unreachable_stripe_is_unavailable(
+    ) {
+        let stripe = StripeClient::new("http://127.0.0.1:9".into(), FixedSecret::new(b"sk_test_x"));
+        let order = OrderId::parse("01KAZ3Q6W8T2Y7X9V5N4M3K2J1").unwrap();
+        let isk = Money::new(1000, Currency::parse("ISK").unwrap()).unwrap();
+        assert!(matches!(
+            stripe.create_payment_intent(&order, isk, "k").await,
+            Err(ProviderError::Refused(_))
+        ));
+        assert!(matches!(
+            stripe.create_payment_intent(&order, eur(100), "k").await,
+            Err(ProviderError::Unavailable(_))
+        ));
+        assert_eq!(state_id("pi_1", "succeeded"), "stripe:pi_1:succeeded");
     }
 }

@@ -608,6 +608,26 @@ pub enum ProviderError {
     /// It refused, for good (a declined or expired payment, a key it does not know).
     #[error("the payment provider refused: {0}")]
     Refused(String),
+    /// It holds no such payment: the payment is another provider's.
+    #[error("the payment provider holds no payment {0}")]
+    UnknownPayment(String),
+    /// It is not set up in this deployment (no key of its own): the payments are another
+    /// provider's.
+    #[error("the payment provider is not set up: {0}")]
+    NotConfigured(String),
+}
+
+/// What the PSP answered a capture, void or refund with, in the ledger's terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderAnswer {
+    /// The PSP's own name for the state reached (the payment's or the refund's id and its
+    /// status): the ledger entry's id, so the PSP's webhook announcing the same state records
+    /// nothing twice.
+    pub state_id: String,
+    /// What happened, if anything has yet (a refund may still be pending).
+    pub kind: Option<crate::order::payments::PaymentEventKind>,
+    pub amount: crate::money::Money,
+    pub reason: Option<String>,
 }
 
 /// The payment service provider's API, as the system calls it.
@@ -620,4 +640,29 @@ pub trait PaymentProvider: Send + Sync {
         amount: crate::money::Money,
         idempotency_key: &str,
     ) -> impl Future<Output = Result<PaymentIntent, ProviderError>> + Send;
+
+    /// Takes `amount` of the held payment `reference`, once per `idempotency_key`.
+    fn capture(
+        &self,
+        reference: &str,
+        amount: crate::money::Money,
+        idempotency_key: &str,
+    ) -> impl Future<Output = Result<ProviderAnswer, ProviderError>> + Send;
+
+    /// Releases the held payment `reference`, once per `idempotency_key`.
+    fn cancel(
+        &self,
+        reference: &str,
+        idempotency_key: &str,
+    ) -> impl Future<Output = Result<ProviderAnswer, ProviderError>> + Send;
+
+    /// Pays `amount` of the taken payment `reference` back as the refund `refund_id` of
+    /// `order`, once per refund.
+    fn refund(
+        &self,
+        reference: &str,
+        amount: crate::money::Money,
+        order: &OrderId,
+        refund_id: &str,
+    ) -> impl Future<Output = Result<ProviderAnswer, ProviderError>> + Send;
 }

@@ -1252,34 +1252,41 @@ async fn a_card_confirmed_at_the_stripe_emulator_pays_for_the_order_through_its_
         intent_id.as_str()
     );
 
-    // Shipped: the capture asked names the intent; captured there under the request's id (as
-    // Stripe's API is called with it), Stripe's `payment_intent.succeeded` pays the order. Asked
-    // twice under the same key, Stripe captures once.
+    // Shipped: the capture asked names the intent, and the system asks Stripe for it under the
+    // request's id; Stripe's answer (or its `payment_intent.succeeded`, whichever comes first:
+    // they are the same state) pays the order, recorded once.
     stack.pick_pack_ship(&id, None).await;
-    let request = stack.order_as_staff(&id).await["payment"]["requests"][0].clone();
-    assert_eq!(request["kind"], "CAPTURE");
-    assert_eq!(request["pspReference"], intent_id.as_str());
-    let request_id = request["requestId"].as_str().unwrap();
-    let capture = [("amount_to_capture", request["amount"]["amount"].to_string())];
-    let capture: Vec<(&str, &str)> = capture.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    for _ in 0..2 {
-        let captured = stack
-            .stripe_api(&format!("{path}/capture"), &capture, Some(request_id))
-            .await;
-        assert_eq!(captured["status"], "succeeded");
-        assert_eq!(captured["amount_received"].to_string(), amount);
-    }
     let paid = wait_for(&stack, &id, "paid through Stripe", |o| {
         o["payment"]["status"] == "PAID"
     })
     .await;
-    let captures = paid["payment"]["ledger"]
+    let request = paid["payment"]["requests"][0].clone();
+    assert_eq!(request["kind"], "CAPTURE");
+    assert_eq!(request["pspReference"], intent_id.as_str());
+    let at_stripe = stack.stripe_get(&path).await;
+    assert_eq!(at_stripe["status"], "succeeded");
+    assert_eq!(at_stripe["amount_received"].to_string(), amount);
+    // Asked again under the same key (a redelivered request): Stripe captures once.
+    let request_id = request["requestId"].as_str().unwrap();
+    let capture = [("amount_to_capture", request["amount"]["amount"].to_string())];
+    let capture: Vec<(&str, &str)> = capture.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let again = stack
+        .stripe_api(&format!("{path}/capture"), &capture, Some(request_id))
+        .await;
+    assert_eq!(again["amount_received"].to_string(), amount);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let settled = stack.order_as_staff(&id).await;
+    let captures = settled["payment"]["ledger"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|e| e["kind"] == "capture.succeeded")
         .count();
-    assert_eq!(captures, 1, "one capture, one event");
+    assert_eq!(
+        captures, 1,
+        "one capture, one entry: {}",
+        settled["payment"]
+    );
     // Paid for: no payment is opened any more.
     let refused = stack.post(&open, &token, &[], json!(null)).await;
     assert_eq!(refused.status, StatusCode::CONFLICT);
@@ -1334,4 +1341,69 @@ async fn staff_acknowledge_what_the_money_needs_through_the_json_api() {
     }
     let again = stack.post(&path, &admin, &[], note).await;
     assert_eq!(again.status, StatusCode::CONFLICT, "nothing open any more");
+}
+
+#[tokio::test]
+async fn a_stripe_order_cancelled_before_it_ships_has_its_hold_released_at_stripe() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("STRIPE-VOID", 5).await;
+    let (customer, placed) = place_unpaid(&stack, &sku, 1).await;
+    let id = placed["orderId"].as_str().unwrap().to_owned();
+    let token = stack.token(&customer, None);
+    let opened = stack
+        .post(
+            &format!("/orders/{id}/payment-intent"),
+            &token,
+            &[],
+            json!(null),
+        )
+        .await;
+    assert_eq!(opened.status, StatusCode::OK, "{:?}", opened.body);
+    let intent_id = opened.body["paymentIntentId"].as_str().unwrap().to_owned();
+    let card = stack
+        .stripe_api(
+            "/v1/payment_methods",
+            &[
+                ("type", "card"),
+                ("card[number]", "4242424242424242"),
+                ("card[exp_month]", "12"),
+                ("card[exp_year]", "2030"),
+                ("card[cvc]", "123"),
+            ],
+            None,
+        )
+        .await;
+    let path = format!("/v1/payment_intents/{intent_id}");
+    stack
+        .stripe_api(
+            &path,
+            &[("payment_method", card["id"].as_str().unwrap())],
+            None,
+        )
+        .await;
+    stack
+        .stripe_api(&format!("{path}/confirm"), &[], None)
+        .await;
+    stack.wait_status(&customer, &id, "FULFILLING").await;
+    // The customer calls it off: the void asked of Stripe releases the hold there, and the
+    // order's payment is voided.
+    let cancelled = stack
+        .post(
+            &format!("/orders/{id}/cancel"),
+            &token,
+            &[],
+            json!({"reason": "changed my mind"}),
+        )
+        .await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{:?}", cancelled.body);
+    let voided = wait_for(&stack, &id, "voided at Stripe", |o| {
+        o["payment"]["status"] == "VOIDED"
+    })
+    .await;
+    assert_eq!(voided["payment"]["requests"][0]["kind"], "VOID");
+    assert_eq!(stack.stripe_get(&path).await["status"], "canceled");
+    assert!(
+        voided["payment"]["attention"].is_null(),
+        "nothing for staff"
+    );
 }

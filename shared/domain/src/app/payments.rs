@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 
 use crate::app::retry::{until_written, Attempt, Contended};
 use crate::ids::OrderId;
+use crate::money::Money;
 use crate::order::payments::{
     ExpireError, PaymentError, PaymentEvent, PaymentEventKind, PaymentPolicy, PaymentUpdate,
 };
@@ -122,6 +123,109 @@ pub async fn start_payment<O: OrderStore, P: crate::ports::PaymentProvider>(
     Ok(provider
         .create_payment_intent(&order.id, order.totals.total, &key)
         .await?)
+}
+
+/// What an order asked of its PSP, as the PSP's subscriber acts on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PspAsk {
+    Capture { request_id: String, amount: Money },
+    Void { request_id: String },
+    Refund { refund_id: String, amount: Money },
+}
+
+/// What became of an ask.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Asked {
+    /// The PSP's answer is in the order's ledger (or was already).
+    Recorded,
+    /// The PSP took it and has not decided yet (a pending refund): its webhook will say.
+    Pending,
+    /// The PSP holds no such payment: another provider's to act on.
+    NotThisProvider,
+    /// The PSP refused a void (a payment already captured or released): nothing to record;
+    /// the order's money is in front of staff if it needs them.
+    VoidRefused(String),
+}
+
+/// Asks `provider` for what the order `id` asked of its PSP on the payment `reference`, under
+/// the request's own id (its idempotency key: asked twice, the PSP acts once), and records the
+/// answer in the order's ledger through the path the PSP's webhook takes — its id the state the
+/// PSP reached, so the webhook announcing the same state records nothing twice, and a lost
+/// webhook leaves no order waiting. A refusal of a capture or a refund is recorded as its
+/// failure (in front of staff); the PSP unavailable is an error to try again.
+pub async fn ask_provider<O: OrderStore, P: crate::ports::PaymentProvider>(
+    orders: &O,
+    provider: &P,
+    policy: &PaymentPolicy,
+    id: &OrderId,
+    reference: &str,
+    ask: &PspAsk,
+    now: DateTime<Utc>,
+) -> Result<Asked, PaymentAppError> {
+    use crate::ports::ProviderError;
+    let answer = match ask {
+        PspAsk::Capture { request_id, amount } => {
+            provider.capture(reference, *amount, request_id).await
+        }
+        PspAsk::Void { request_id } => provider.cancel(reference, request_id).await,
+        PspAsk::Refund { refund_id, amount } => {
+            provider.refund(reference, *amount, id, refund_id).await
+        }
+    };
+    let (request_id, refund_id) = match ask {
+        PspAsk::Capture { request_id, .. } | PspAsk::Void { request_id } => {
+            (Some(request_id.clone()), None)
+        }
+        PspAsk::Refund { refund_id, .. } => (None, Some(refund_id.clone())),
+    };
+    let event = match answer {
+        Ok(answer) => {
+            let Some(kind) = answer.kind else {
+                return Ok(Asked::Pending);
+            };
+            PaymentEvent {
+                event_id: answer.state_id,
+                kind,
+                amount: answer.amount,
+                occurred_at: now,
+                psp_reference: Some(reference.to_owned()),
+                refund_id,
+                request_id,
+                reason: answer.reason,
+            }
+        }
+        Err(ProviderError::UnknownPayment(_) | ProviderError::NotConfigured(_)) => {
+            return Ok(Asked::NotThisProvider)
+        }
+        Err(ProviderError::Unavailable(why)) => {
+            return Err(PaymentAppError::Provider(ProviderError::Unavailable(why)))
+        }
+        Err(ProviderError::Refused(why)) => match ask {
+            PspAsk::Void { .. } => return Ok(Asked::VoidRefused(why)),
+            PspAsk::Capture { request_id, amount } => PaymentEvent {
+                event_id: format!("{request_id}-REFUSED"),
+                kind: PaymentEventKind::CaptureFailed,
+                amount: *amount,
+                occurred_at: now,
+                psp_reference: Some(reference.to_owned()),
+                refund_id: None,
+                request_id: Some(request_id.clone()),
+                reason: Some(why),
+            },
+            PspAsk::Refund { refund_id, amount } => PaymentEvent {
+                event_id: format!("{refund_id}-REFUSED"),
+                kind: PaymentEventKind::RefundFailed,
+                amount: *amount,
+                occurred_at: now,
+                psp_reference: Some(reference.to_owned()),
+                refund_id: Some(refund_id.clone()),
+                request_id: None,
+                reason: Some(why),
+            },
+        },
+    };
+    record_psp_event(orders, policy, id, &event, now).await?;
+    Ok(Asked::Recorded)
 }
 
 /// Staff ask the PSP again for a refund it could not pay out ([`Order::retry_refund`]).
@@ -243,6 +347,52 @@ pub(crate) mod tests {
                 status: "requires_payment_method".into(),
             })
         }
+        async fn capture(
+            &self,
+            reference: &str,
+            amount: crate::money::Money,
+            key: &str,
+        ) -> Result<crate::ports::ProviderAnswer, crate::ports::ProviderError> {
+            self.0.lock().unwrap().push(key.to_owned());
+            if reference == "pi_unknown" {
+                return Err(crate::ports::ProviderError::UnknownPayment(
+                    reference.into(),
+                ));
+            }
+            if reference == "pi_declined" {
+                return Err(crate::ports::ProviderError::Refused(
+                    "expired authorization".into(),
+                ));
+            }
+            Ok(crate::ports::ProviderAnswer {
+                state_id: format!("stripe:{reference}:succeeded"),
+                kind: Some(PaymentEventKind::CaptureSucceeded),
+                amount,
+                reason: None,
+            })
+        }
+
+        async fn cancel(
+            &self,
+            reference: &str,
+            _key: &str,
+        ) -> Result<crate::ports::ProviderAnswer, crate::ports::ProviderError> {
+            Err(crate::ports::ProviderError::UnknownPayment(
+                reference.into(),
+            ))
+        }
+
+        async fn refund(
+            &self,
+            reference: &str,
+            _amount: crate::money::Money,
+            _order: &OrderId,
+            _refund_id: &str,
+        ) -> Result<crate::ports::ProviderAnswer, crate::ports::ProviderError> {
+            Err(crate::ports::ProviderError::UnknownPayment(
+                reference.into(),
+            ))
+        }
     }
 
     #[tokio::test]
@@ -316,6 +466,82 @@ pub(crate) mod tests {
         assert_eq!(
             second.payment_intent_id,
             format!("pi_{}-INTENT-2", order.id)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_capture_asked_of_the_provider_is_recorded_once_and_a_refusal_goes_to_staff() {
+        let store = InMemoryStore::with_products([product("A", 1000, 5)]);
+        let order = reserved(&store, 1).await;
+        let psp = Psp::default();
+        let policy = PaymentPolicy::default();
+        record_psp_event(
+            &store,
+            &policy,
+            &order.id,
+            &authorization(&order, "e1"),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+        let ask = PspAsk::Capture {
+            request_id: format!("{}-CAPTURE-1", order.id),
+            amount: order.totals.total,
+        };
+        let asked = ask_provider(&store, &psp, &policy, &order.id, "pi_1", &ask, Utc::now());
+        assert_eq!(asked.await.unwrap(), Asked::Recorded);
+        let paid = store.get(&order.id).await.unwrap().unwrap();
+        assert_eq!(
+            paid.payment_status(),
+            crate::order::payments::PaymentStatus::Paid
+        );
+        // Asked again (a redelivered request): the same state, recorded once.
+        ask_provider(&store, &psp, &policy, &order.id, "pi_1", &ask, Utc::now())
+            .await
+            .unwrap();
+        let again = store.get(&order.id).await.unwrap().unwrap();
+        assert_eq!(again.version, paid.version);
+        // Another provider's payment: left alone.
+        let other = ask_provider(
+            &store,
+            &psp,
+            &policy,
+            &order.id,
+            "pi_unknown",
+            &ask,
+            Utc::now(),
+        );
+        assert_eq!(other.await.unwrap(), Asked::NotThisProvider);
+        // Refused: recorded as the capture's failure, in front of staff.
+        let second = reserved(&store, 1).await;
+        record_psp_event(
+            &store,
+            &policy,
+            &second.id,
+            &authorization(&second, "e9"),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+        let refused = PspAsk::Capture {
+            request_id: format!("{}-CAPTURE-1", second.id),
+            amount: second.totals.total,
+        };
+        ask_provider(
+            &store,
+            &psp,
+            &policy,
+            &second.id,
+            "pi_declined",
+            &refused,
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+        let failed = store.get(&second.id).await.unwrap().unwrap();
+        assert_eq!(
+            failed.payment.ledger.last().unwrap().kind,
+            PaymentEventKind::CaptureFailed
         );
     }
 

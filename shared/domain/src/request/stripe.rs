@@ -120,8 +120,19 @@ impl StripeEvent {
             .as_i64()
             .and_then(|s| DateTime::from_timestamp(s, 0))
             .map(|t| t.to_rfc3339());
+        // The ledger's id of the state reached — the PaymentIntent's or the refund's — so the
+        // same state heard from Stripe's answer to a request and from this event is recorded
+        // once (`stripe:<object id>:<state>`); a failed attempt is Stripe's event itself.
+        let ledger_id = match (recorded, object["id"].as_str()) {
+            (PaymentEventKind::AuthorizationFailed, _) | (_, None) => event_id.clone(),
+            (PaymentEventKind::AuthorizationSucceeded, Some(id)) => {
+                format!("stripe:{id}:capturable")
+            }
+            (PaymentEventKind::RefundFailed, Some(id)) => format!("stripe:{id}:failed"),
+            (_, Some(id)) => format!("stripe:{id}:{status}"),
+        };
         let mut generic = json!({
-            "id": event_id,
+            "id": ledger_id,
             "type": recorded.as_str(),
             "orderId": object["metadata"]["order_id"],
             "amount": {
@@ -196,7 +207,10 @@ mod tests {
             crate::money::Currency::parse("EUR").unwrap()
         );
         assert_eq!(event.event.psp_reference.as_deref(), Some("pi_1"));
-        assert_eq!(event.event.event_id, "evt_1");
+        assert_eq!(
+            event.event.event_id, "stripe:pi_1:capturable",
+            "the state, not the message"
+        );
         assert_eq!(
             event.event.occurred_at.to_rfc3339(),
             "2025-12-01T11:59:00+00:00"
