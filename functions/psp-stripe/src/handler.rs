@@ -111,7 +111,7 @@ async fn process<S: OrderStore, P: PaymentProvider>(
             tracing::info!(%order_id, payment = %reference, "taken by Stripe; its webhook will say how it ends")
         }
         Ok(Asked::NotThisProvider) => {
-            tracing::info!(%order_id, payment = %reference, "not a payment Stripe holds: another provider's")
+            tracing::warn!(%order_id, payment = %reference, "not a payment Stripe holds (or Stripe is not set up): left to another provider")
         }
         Ok(Asked::VoidRefused(why)) => {
             tracing::warn!(%order_id, payment = %reference, reason = %why, "Stripe refused the release")

@@ -98,10 +98,14 @@ pub fn state_id(object: &str, state: &str) -> String {
     format!("stripe:{object}:{state}")
 }
 
+/// An amount from one of Stripe's answers. One not understood is not Stripe's refusal: the
+/// request may have moved money, so it is asked again (under its key) rather than recorded as
+/// failed.
 fn money(minor: i64, currency: &str) -> Result<Money, ProviderError> {
     let currency = oms_domain::money::Currency::parse(&currency.to_uppercase())
-        .map_err(|e| ProviderError::Refused(format!("Stripe's currency: {e}")))?;
-    Money::new(minor, currency).map_err(|e| ProviderError::Refused(format!("Stripe's amount: {e}")))
+        .map_err(|e| ProviderError::Unavailable(format!("Stripe's currency: {e}")))?;
+    Money::new(minor, currency)
+        .map_err(|e| ProviderError::Unavailable(format!("Stripe's amount: {e}")))
 }
 
 /// Stripe's error body: `{"error": {"type", "code"?, "message"}}`.
@@ -126,6 +130,20 @@ impl<K: SecretSource> StripeClient<K> {
         form: &[(&str, String)],
         idempotency_key: &str,
     ) -> Result<T, ProviderError> {
+        self.call(path, Some((form, idempotency_key))).await
+    }
+
+    /// GETs `path`, and reads Stripe's answer.
+    async fn get<T: for<'de> Deserialize<'de>>(&self, path: &str) -> Result<T, ProviderError> {
+        self.call(path, None).await
+    }
+
+    /// Calls Stripe: a POST of a form under an idempotency key, or a GET.
+    async fn call<T: for<'de> Deserialize<'de>>(
+        &self,
+        path: &str,
+        post: Option<(&[(&str, String)], &str)>,
+    ) -> Result<T, ProviderError> {
         let key = self
             .key
             .value()
@@ -140,13 +158,18 @@ impl<K: SecretSource> StripeClient<K> {
                 "StripeApiKey holds no Stripe secret (sk_) or restricted (rk_) key".into(),
             ));
         }
-        let response = self
-            .http
-            .post(format!("{}{path}", self.base))
+        let url = format!("{}{path}", self.base);
+        let request = match post {
+            Some((form, idempotency_key)) => self
+                .http
+                .post(url)
+                .header("Idempotency-Key", idempotency_key)
+                .form(form),
+            None => self.http.get(url),
+        };
+        let response = request
             .bearer_auth(key)
-            .header("Idempotency-Key", idempotency_key)
             .header("Stripe-Version", STRIPE_API_VERSION)
-            .form(form)
             .send()
             .await
             .map_err(|e| ProviderError::Unavailable(format!("Stripe {path}: {e}")))?;
@@ -160,16 +183,35 @@ impl<K: SecretSource> StripeClient<K> {
                 ProviderError::Unavailable(format!("Stripe {path}: an answer not understood: {e}"))
             });
         }
-        let why = serde_json::from_slice::<ErrorBody>(&body)
+        let error = serde_json::from_slice::<ErrorBody>(&body)
             .ok()
-            .map(|b| {
+            .map(|b| b.error);
+        let code = error
+            .as_ref()
+            .and_then(|e| e.code.clone())
+            .unwrap_or_default();
+        let why = error
+            .map(|e| {
                 format!(
                     "{}{}",
-                    b.error.code.map(|c| format!("{c}: ")).unwrap_or_default(),
-                    b.error.message.unwrap_or_default()
+                    e.code.map(|c| format!("{c}: ")).unwrap_or_default(),
+                    e.message.unwrap_or_default()
                 )
             })
             .unwrap_or_else(|| format!("HTTP {status}"));
+        // A payment Stripe does not hold (in the path: 404; named in the form: 400
+        // `resource_missing`) is another provider's.
+        if code == "resource_missing" {
+            return Err(ProviderError::UnknownPayment(format!(
+                "Stripe {path}: {why}"
+            )));
+        }
+        // A key refused or without the permission, an idempotency key misused, a dependency of
+        // Stripe's failing: this deployment's or Stripe's trouble, never the payment's — tried
+        // again, then in the dead-letter queue, whose alarm calls someone.
+        if matches!(status.as_u16(), 401 | 403 | 424) || code.starts_with("idempotency") {
+            return Err(ProviderError::Unavailable(format!("Stripe {path}: {why}")));
+        }
         // Stripe's own advice: 429 and 5xx are worth asking again; a 409 is an idempotent
         // request still in flight; a 404 names a payment Stripe does not hold; any other 4xx
         // is final.
@@ -230,6 +272,20 @@ impl<K: SecretSource> PaymentProvider for StripeClient<K> {
         amount: Money,
         idempotency_key: &str,
     ) -> Result<ProviderAnswer, ProviderError> {
+        // Stripe captures a PaymentIntent once and releases what is not taken: a parcel's share
+        // of a larger hold would lose the rest. Refused here (before anything moves), in front
+        // of staff, until the system captures in several parts (multicapture).
+        let held: IntentState = self
+            .get(&format!("/v1/payment_intents/{reference}"))
+            .await?;
+        if held.status == "requires_capture" && amount.minor_units() < held.amount {
+            return Err(ProviderError::Refused(format!(
+                "Stripe captures {reference} once, releasing the rest: its {} would be lost to \
+                 take {}; a parcel's share needs multicapture",
+                held.amount,
+                amount.minor_units()
+            )));
+        }
         let intent: IntentState = self
             .post(
                 &format!("/v1/payment_intents/{reference}/capture"),

@@ -163,6 +163,20 @@ pub async fn ask_provider<O: OrderStore, P: crate::ports::PaymentProvider>(
     now: DateTime<Utc>,
 ) -> Result<Asked, PaymentAppError> {
     use crate::ports::ProviderError;
+    // Already answered (a redelivery, a redrive after the PSP forgot its idempotency key):
+    // never asked again, so no money moves twice.
+    let order = orders.get(id).await?.ok_or(PaymentAppError::NotFound)?;
+    let answered = match ask {
+        PspAsk::Capture { request_id, .. } | PspAsk::Void { request_id } => {
+            order.payment.answered(request_id)
+        }
+        PspAsk::Refund { refund_id, .. } => {
+            order.refund_state(refund_id) != crate::order::payments::RefundState::Requested
+        }
+    };
+    if answered {
+        return Ok(Asked::Recorded);
+    }
     let answer = match ask {
         PspAsk::Capture { request_id, amount } => {
             provider.capture(reference, *amount, request_id).await

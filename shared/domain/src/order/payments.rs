@@ -536,6 +536,24 @@ impl Payment {
     /// first. An answer that names its request answers that one; one that names none answers
     /// the oldest capture of its payment still unanswered (a PSP that does not echo the
     /// request answers them in the order they were asked, one at a time).
+    /// Whether the PSP has answered the capture or void `request_id` (a capture's success or
+    /// failure, a release of its payment): asking it again could only move money twice.
+    pub fn answered(&self, request_id: &str) -> bool {
+        let Some(request) = self.requests.iter().find(|r| r.request_id == request_id) else {
+            return false;
+        };
+        match request.kind {
+            PspRequestKind::Capture => !self
+                .unanswered_captures()
+                .iter()
+                .any(|r| r.request_id == request_id),
+            PspRequestKind::Void => request
+                .psp_reference
+                .as_deref()
+                .is_some_and(|r| self.released_since(r, DateTime::<Utc>::MIN_UTC)),
+        }
+    }
+
     fn unanswered_captures(&self) -> Vec<&PspRequest> {
         let answers: Vec<&LedgerEntry> = self
             .ledger
