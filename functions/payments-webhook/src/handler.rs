@@ -58,32 +58,51 @@ struct PaymentAck {
     payment_status: PaymentStatus,
 }
 
+/// Checks the request's signature in `header` under `secret` at `now`, before its body is read:
+/// a missing, stale or wrong one is a 401 that changes nothing.
+async fn verify<K: SecretSource>(
+    secret: &K,
+    request: &Request,
+    header: &str,
+    now: chrono::DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let body: &[u8] = request.body().as_ref();
+    let signature = request.headers().get(header).and_then(|v| v.to_str().ok());
+    let secret = secret.value().await?;
+    signing::verify(&secret, signature, body, now.timestamp()).map_err(|refused| {
+        tracing::warn!(reason = %refused, header, "a payment event with a bad signature was refused");
+        ApiError::InvalidSignature(refused.to_string())
+    })
+}
+
+/// The PSP's answer once `recorded`: taken (or taken before), and where the money now is.
+fn acknowledged(recorded: &Recorded, event_id: &str, kind: &str, source: &str) -> Response<Body> {
+    let Recorded { order, new } = recorded;
+    let ack = PaymentAck {
+        outcome: if *new { "recorded" } else { "duplicate" },
+        order_id: order.id.to_string(),
+        payment_status: order.payment_status(),
+    };
+    tracing::info!(order_id = %order.id, event_id, kind, outcome = ack.outcome, payment_status = ack.payment_status.as_str(), source, "payment event");
+    json_response(StatusCode::OK, &ack)
+}
+
 async fn psp_event<S: OrderStore, K: SecretSource>(
     app: &App<S, K>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let now = Utc::now();
-    let body: &[u8] = request.body().as_ref();
-    let header = request
-        .headers()
-        .get(PSP_SIGNATURE_HEADER)
-        .and_then(|v| v.to_str().ok());
-    let secret = app.secret.value().await?;
-    if let Err(refused) = signing::verify(&secret, header, body, now.timestamp()) {
-        tracing::warn!(reason = %refused, "a PSP event with a bad signature was refused");
-        return Err(ApiError::InvalidSignature(refused.to_string()));
-    }
+    verify(&app.secret, request, PSP_SIGNATURE_HEADER, now).await?;
     let PspEvent { order_id, event } =
         PspEvent::parse(&json_body(request)?, now).map_err(ApiError::Invalid)?;
-    let Recorded { order, new } =
+    let recorded =
         payments::record_psp_event(&app.store, &app.policy, &order_id, &event, now).await?;
-    let ack = PaymentAck {
-        outcome: if new { "recorded" } else { "duplicate" },
-        order_id: order.id.to_string(),
-        payment_status: order.payment_status(),
-    };
-    tracing::info!(order_id = %order.id, event_id = %event.event_id, kind = event.kind.as_str(), outcome = ack.outcome, payment_status = ack.payment_status.as_str(), "PSP event");
-    Ok(json_response(StatusCode::OK, &ack))
+    Ok(acknowledged(
+        &recorded,
+        &event.event_id,
+        event.kind.as_str(),
+        "PSP",
+    ))
 }
 
 /// Stripe's header: the same scheme (`t=…,v1=…` over `"<t>.<raw body>"`), Stripe's name.
@@ -105,16 +124,7 @@ async fn stripe_event<S: OrderStore, K: SecretSource>(
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let now = Utc::now();
-    let body: &[u8] = request.body().as_ref();
-    let header = request
-        .headers()
-        .get(STRIPE_SIGNATURE_HEADER)
-        .and_then(|v| v.to_str().ok());
-    let secret = app.stripe_secret.value().await?;
-    if let Err(refused) = signing::verify(&secret, header, body, now.timestamp()) {
-        tracing::warn!(reason = %refused, "a Stripe event with a bad signature was refused");
-        return Err(ApiError::InvalidSignature(refused.to_string()));
-    }
+    verify(&app.stripe_secret, request, STRIPE_SIGNATURE_HEADER, now).await?;
     let PspEvent { order_id, event } =
         match StripeEvent::parse(&json_body(request)?, now).map_err(ApiError::Invalid)? {
             StripeEvent::Payment(event) => event,
@@ -131,22 +141,20 @@ async fn stripe_event<S: OrderStore, K: SecretSource>(
             StripeEvent::Unmatched { event_id, kind } => return Ok(unmatched(&event_id, kind)),
         };
     let recorded =
-        payments::record_psp_event(&app.store, &app.policy, &order_id, &event, now).await;
-    let Recorded { order, new } = match recorded {
-        Ok(recorded) => recorded,
-        // Stripe would send it again for days: taken, and logged for staff.
-        Err(payments::PaymentAppError::NotFound) => {
-            return Ok(unmatched(&event.event_id, event.kind.as_str().to_owned()))
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let ack = PaymentAck {
-        outcome: if new { "recorded" } else { "duplicate" },
-        order_id: order.id.to_string(),
-        payment_status: order.payment_status(),
-    };
-    tracing::info!(order_id = %order.id, event_id = %event.event_id, kind = event.kind.as_str(), outcome = ack.outcome, payment_status = ack.payment_status.as_str(), "Stripe event");
-    Ok(json_response(StatusCode::OK, &ack))
+        match payments::record_psp_event(&app.store, &app.policy, &order_id, &event, now).await {
+            Ok(recorded) => recorded,
+            // Stripe would send it again for days: taken, and logged for staff.
+            Err(payments::PaymentAppError::NotFound) => {
+                return Ok(unmatched(&event.event_id, event.kind.as_str().to_owned()))
+            }
+            Err(e) => return Err(e.into()),
+        };
+    Ok(acknowledged(
+        &recorded,
+        &event.event_id,
+        event.kind.as_str(),
+        "Stripe",
+    ))
 }
 
 /// The answer to a Stripe event about money that names no order here: taken (Stripe would

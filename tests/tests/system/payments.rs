@@ -1214,30 +1214,8 @@ async fn a_card_confirmed_at_the_stripe_emulator_pays_for_the_order_through_its_
     );
 
     // Confirmed with a test card, as Stripe.js does in the customer's browser.
-    let card = stack
-        .stripe_api(
-            "/v1/payment_methods",
-            &[
-                ("type", "card"),
-                ("card[number]", "4242424242424242"),
-                ("card[exp_month]", "12"),
-                ("card[exp_year]", "2030"),
-                ("card[cvc]", "123"),
-            ],
-            None,
-        )
-        .await;
     let path = format!("/v1/payment_intents/{intent_id}");
-    stack
-        .stripe_api(
-            &path,
-            &[("payment_method", card["id"].as_str().unwrap())],
-            None,
-        )
-        .await;
-    let confirmed = stack
-        .stripe_api(&format!("{path}/confirm"), &[], None)
-        .await;
+    let confirmed = pay_at_stripe(&stack, &intent_id).await;
     assert_eq!(confirmed["status"], "requires_capture");
     assert_eq!(confirmed["capture_method"], "manual");
     assert_eq!(confirmed["metadata"]["order_id"], id.as_str());
@@ -1360,6 +1338,35 @@ async fn a_stripe_order_cancelled_before_it_ships_has_its_hold_released_at_strip
         .await;
     assert_eq!(opened.status, StatusCode::OK, "{:?}", opened.body);
     let intent_id = opened.body["paymentIntentId"].as_str().unwrap().to_owned();
+    let path = format!("/v1/payment_intents/{intent_id}");
+    pay_at_stripe(&stack, &intent_id).await;
+    stack.wait_status(&customer, &id, "FULFILLING").await;
+    // The customer calls it off: the void asked of Stripe releases the hold there, and the
+    // order's payment is voided.
+    let cancelled = stack
+        .post(
+            &format!("/orders/{id}/cancel"),
+            &token,
+            &[],
+            json!({"reason": "changed my mind"}),
+        )
+        .await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{:?}", cancelled.body);
+    let voided = wait_for(&stack, &id, "voided at Stripe", |o| {
+        o["payment"]["status"] == "VOIDED"
+    })
+    .await;
+    assert_eq!(voided["payment"]["requests"][0]["kind"], "VOID");
+    assert_eq!(stack.stripe_get(&path).await["status"], "canceled");
+    assert!(
+        voided["payment"]["attention"].is_null(),
+        "nothing for staff"
+    );
+}
+
+/// Confirms the PaymentIntent `intent_id` at the Stripe emulator with the test card 4242…, as
+/// Stripe.js does in the customer's browser, and answers the intent as confirmed.
+async fn pay_at_stripe(stack: &Stack, intent_id: &str) -> Value {
     let card = stack
         .stripe_api(
             "/v1/payment_methods",
@@ -1383,27 +1390,5 @@ async fn a_stripe_order_cancelled_before_it_ships_has_its_hold_released_at_strip
         .await;
     stack
         .stripe_api(&format!("{path}/confirm"), &[], None)
-        .await;
-    stack.wait_status(&customer, &id, "FULFILLING").await;
-    // The customer calls it off: the void asked of Stripe releases the hold there, and the
-    // order's payment is voided.
-    let cancelled = stack
-        .post(
-            &format!("/orders/{id}/cancel"),
-            &token,
-            &[],
-            json!({"reason": "changed my mind"}),
-        )
-        .await;
-    assert_eq!(cancelled.status, StatusCode::OK, "{:?}", cancelled.body);
-    let voided = wait_for(&stack, &id, "voided at Stripe", |o| {
-        o["payment"]["status"] == "VOIDED"
-    })
-    .await;
-    assert_eq!(voided["payment"]["requests"][0]["kind"], "VOID");
-    assert_eq!(stack.stripe_get(&path).await["status"], "canceled");
-    assert!(
-        voided["payment"]["attention"].is_null(),
-        "nothing for staff"
-    );
+        .await
 }

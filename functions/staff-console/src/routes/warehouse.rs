@@ -57,6 +57,20 @@ fn return_card(order: &Order, rma: &Return) -> serde_json::Value {
     })
 }
 
+/// The location a warehouse page is of: the one asked for, else the default location.
+fn location_asked(
+    here: &oms_domain::location::Locations,
+    asked: Option<&str>,
+) -> Result<String, PageError> {
+    match asked.map(str::trim) {
+        None | Some("") => Ok(here.default_location().id.clone()),
+        Some(id) => here
+            .get(id)
+            .map(|l| l.id.clone())
+            .ok_or_else(|| PageError::NotFound(format!("There is no location {id}."))),
+    }
+}
+
 fn shipment_id(raw: &str) -> Result<ShipmentId, PageError> {
     ShipmentId::parse(raw).map_err(|_| PageError::NotFound("No such shipment.".into()))
 }
@@ -75,13 +89,7 @@ pub(super) async fn warehouse<S: Store, K: SecretSource>(
         FulfillmentStatus::Packed,
     ];
     let here = app.locations().await?;
-    let location = match query.location.as_deref().map(str::trim) {
-        None | Some("") => here.default_location().id.clone(),
-        Some(id) => here
-            .get(id)
-            .map(|l| l.id.clone())
-            .ok_or_else(|| PageError::NotFound(format!("There is no location {id}.")))?,
-    };
+    let location = location_asked(&here, query.location.as_deref())?;
     let mut sections = Vec::new();
     let mut returns = Vec::new();
     if let Some(raw) = query
@@ -373,13 +381,7 @@ pub(super) async fn pick_list<S: Store, K: SecretSource>(
     Query(query): Query<WarehouseQuery>,
 ) -> Result<Response, PageError> {
     let here = app.locations().await?;
-    let location = match query.location.as_deref().map(str::trim) {
-        None | Some("") => here.default_location().id.clone(),
-        Some(id) => here
-            .get(id)
-            .map(|l| l.id.clone())
-            .ok_or_else(|| PageError::NotFound(format!("There is no location {id}.")))?,
-    };
+    let location = location_asked(&here, query.location.as_deref())?;
     let waiting = fulfillment::pick_list(
         &app.store,
         &location,
