@@ -12,6 +12,9 @@ step() { printf '\n==> %s\n' "$*"; }
 step "tools"
 bash infra/local/bootstrap.sh
 export SAM_CLI_TELEMETRY=0
+# A clean build gains nothing from incremental compilation, and its cache would take gigabytes
+# of the disk the build shares with the emulators' and the browser's files.
+export CARGO_INCREMENTAL=0
 
 step "browser: Debian's chromium and chromium-driver (the console's browser tests)"
 if ! command -v chromedriver > /dev/null || ! [ -x /usr/bin/chromium ]; then
