@@ -55,6 +55,10 @@ export OMS_LOCAL_PARAMETER_PaymentWindowSeconds=20
 # A capture the PSP has not confirmed goes to staff after 15 s (the template's
 # CaptureConfirmationSeconds; the payment system tests rely on this value).
 export OMS_LOCAL_PARAMETER_CaptureConfirmationSeconds=15
+# Stripe's events are reconciled once 3 s old (the template's StripeReconcileSettleSeconds), over
+# the last minute: a dropped webhook is recovered well inside the 20 s payment window.
+export OMS_LOCAL_PARAMETER_StripeReconcileSettleSeconds=3
+export OMS_LOCAL_PARAMETER_StripeReconcileLookbackSeconds=60
 # The console writes times in the business's zone; the browser tests read them in Berlin's.
 export OMS_LOCAL_PARAMETER_ConsoleTimeZone=Europe/Berlin
 export OMS_API_URL="http://127.0.0.1:${OMS_LOCAL_PORT}"

@@ -479,6 +479,19 @@ impl Stack {
     /// Calls the Stripe emulator's API as a storefront's server or Stripe.js would: a form
     /// body, a test-mode secret key, and an `Idempotency-Key` if given.
     pub async fn stripe_api(&self, path: &str, form: &[(&str, &str)], key: Option<&str>) -> Value {
+        let (status, body) = self.stripe_api_answer(path, form, key).await;
+        assert!(status.is_success(), "{path}: {status} {body}");
+        body
+    }
+
+    /// As [`Self::stripe_api`], answering Stripe's status and body whatever they are (a
+    /// declined card's 402).
+    pub async fn stripe_api_answer(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+        key: Option<&str>,
+    ) -> (StatusCode, Value) {
         let mut request = self
             .http
             .post(format!("{}{path}", self.stripe_url()))
@@ -490,8 +503,32 @@ impl Stack {
         let response = request.send().await.expect("the Stripe emulator answers");
         let status = response.status();
         let body: Value = response.json().await.expect("a JSON answer");
-        assert!(status.is_success(), "{path}: {status} {body}");
-        body
+        (status, body)
+    }
+
+    /// From now on, every request to the API whose body holds `marker` is lost on the way (the
+    /// local stack's loss switch, `POST /_local/faults/lose`).
+    pub async fn lose_requests_holding(&self, marker: &str) {
+        let response = self
+            .http
+            .post(format!("{}/_local/faults/lose", self.api))
+            .body(marker.to_owned())
+            .send()
+            .await
+            .expect("the local stack answers");
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    }
+
+    /// The local stack's fault figures (`GET /_local/faults`).
+    pub async fn faults(&self) -> Value {
+        self.http
+            .get(format!("{}/_local/faults", self.api))
+            .send()
+            .await
+            .expect("the local stack answers")
+            .json()
+            .await
+            .expect("JSON")
     }
 
     /// Reads an object from the Stripe emulator's API (`/v1/payment_intents/pi_…`).

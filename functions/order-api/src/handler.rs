@@ -314,62 +314,13 @@ mod tests {
         lambda_http::request::from_str(&json).unwrap_or_else(|e| panic!("order-api/{name}: {e}"))
     }
 
-    /// A PSP that opens a payment for any order, named by its idempotency key.
-    struct Psp;
-
-    impl PaymentProvider for Psp {
-        async fn create_payment_intent(
-            &self,
-            _order: &OrderId,
-            amount: oms_domain::money::Money,
-            key: &str,
-        ) -> Result<oms_domain::ports::PaymentIntent, oms_domain::ports::ProviderError> {
-            Ok(oms_domain::ports::PaymentIntent {
-                payment_intent_id: format!("pi_{key}"),
-                client_secret: format!("pi_{key}_secret_x"),
-                amount,
-                status: "requires_payment_method".into(),
-            })
-        }
-        async fn capture(
-            &self,
-            reference: &str,
-            _amount: oms_domain::money::Money,
-            _key: &str,
-        ) -> Result<oms_domain::ports::ProviderAnswer, oms_domain::ports::ProviderError> {
-            Err(oms_domain::ports::ProviderError::UnknownPayment(
-                reference.into(),
-            ))
-        }
-
-        async fn cancel(
-            &self,
-            reference: &str,
-            _key: &str,
-        ) -> Result<oms_domain::ports::ProviderAnswer, oms_domain::ports::ProviderError> {
-            Err(oms_domain::ports::ProviderError::UnknownPayment(
-                reference.into(),
-            ))
-        }
-
-        async fn refund(
-            &self,
-            reference: &str,
-            _amount: oms_domain::money::Money,
-            _order: &OrderId,
-            _refund_id: &str,
-        ) -> Result<oms_domain::ports::ProviderAnswer, oms_domain::ports::ProviderError> {
-            Err(oms_domain::ports::ProviderError::UnknownPayment(
-                reference.into(),
-            ))
-        }
-    }
+    use oms_domain::fixtures::FakePsp as Psp;
 
     #[tokio::test]
     async fn a_customer_opens_the_payment_of_their_own_unpaid_order() {
         let app = App {
             store: InMemoryStore::default(),
-            payments: Psp,
+            payments: Psp::default(),
         };
         app.store
             .insert_order(stored_order("01KAZ3Q6W8T2Y7X9V5N4M3K2J1", 1_700_000_000));
@@ -409,7 +360,7 @@ mod tests {
     async fn a_customer_reads_their_own_order_and_nobody_elses() {
         let app = App {
             store: InMemoryStore::default(),
-            payments: Psp,
+            payments: Psp::default(),
         };
         app.store
             .insert_order(stored_order("01KAZ3Q6W8T2Y7X9V5N4M3K2J1", 1_700_000_000));
@@ -432,7 +383,7 @@ mod tests {
     async fn lists_newest_first_in_pages() {
         let app = App {
             store: InMemoryStore::default(),
-            payments: Psp,
+            payments: Psp::default(),
         };
         for (i, id) in [
             "01KAZ3Q6W8T2Y7X9V5N4M3K2J1",
@@ -481,7 +432,7 @@ mod tests {
             .collect();
         let app = App {
             store: InMemoryStore::with_products(products),
-            payments: Psp,
+            payments: Psp::default(),
         };
         app.store.insert_order(order.clone());
         oms_domain::app::reservation::reserve_order(

@@ -1,6 +1,8 @@
-//! The SQS handler: each request on its own, failures reported per message.
+//! The handler: the queue's requests, each on its own with failures reported per message, and
+//! the schedule's reconciliation runs.
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use chrono::{Duration, Utc};
 use lambda_runtime::{Error, LambdaEvent};
 use oms_adapters::config;
 use oms_adapters::dynamo::DynamoStore;
@@ -8,17 +10,56 @@ use oms_adapters::secrets::SecretCache;
 use oms_adapters::sns::event_json_from_sqs_body;
 use oms_adapters::sqs::for_each_message;
 use oms_adapters::stripe::StripeClient;
-use oms_domain::app::payments::{ask_provider, Asked, PaymentAppError, PspAsk};
+use oms_domain::app::payments::{ask_provider, reconcile, Asked, PaymentAppError, PspAsk};
 use oms_domain::events::{CloudEvent, PspRequestEventData, RefundEventData};
 use oms_domain::order::payments::{PaymentPolicy, PspRequestKind};
 use oms_domain::ports::{OrderStore, PaymentProvider, ProviderError};
+use serde::Serialize;
+use serde_json::Value;
 
 /// What the function needs, built once per cold start: the store, the payment rules the ledger
-/// records under, and Stripe.
+/// records under, Stripe, and the reconciliation's window.
 pub struct App<S, P> {
     pub store: S,
     pub policy: PaymentPolicy,
     pub stripe: P,
+    pub window: ReconcileWindow,
+}
+
+/// Which of Stripe's events a reconciliation run reads: those created from `lookback` ago until
+/// `settle` ago — old enough that their webhook had its chance (Stripe delivers in seconds), and
+/// recent enough to be worth a read. Runs overlap, so a run that failed or came late loses
+/// nothing: an event is looked at by each run whose window holds it, recorded by the first.
+#[derive(Debug, Clone, Copy)]
+pub struct ReconcileWindow {
+    pub settle: Duration,
+    pub lookback: Duration,
+}
+
+impl ReconcileWindow {
+    /// `RECONCILE_SETTLE_SECONDS` (300) and `RECONCILE_LOOKBACK_SECONDS` (3600).
+    pub fn from_env() -> Result<Self, config::ConfigError> {
+        let seconds = |name: &'static str, default: i64| match std::env::var(name) {
+            Ok(v) if !v.is_empty() => v
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .map(Duration::seconds)
+                .ok_or(config::ConfigError::Invalid(name, "a whole number above 0")),
+            _ => Ok(Duration::seconds(default)),
+        };
+        let window = ReconcileWindow {
+            settle: seconds("RECONCILE_SETTLE_SECONDS", 300)?,
+            lookback: seconds("RECONCILE_LOOKBACK_SECONDS", 3600)?,
+        };
+        if window.lookback <= window.settle {
+            return Err(config::ConfigError::Invalid(
+                "RECONCILE_LOOKBACK_SECONDS",
+                "more than RECONCILE_SETTLE_SECONDS",
+            ));
+        }
+        Ok(window)
+    }
 }
 
 impl App<DynamoStore, StripeClient<SecretCache>> {
@@ -27,8 +68,85 @@ impl App<DynamoStore, StripeClient<SecretCache>> {
             store: DynamoStore::from_env()?,
             policy: config::payment_policy_from_env()?,
             stripe: StripeClient::from_env()?,
+            window: ReconcileWindow::from_env()?,
         })
     }
+}
+
+/// The function's two sources: its queue (a batch of requests, answered with the ones that
+/// failed) and its schedule (a reconciliation run, answered with what it found).
+pub async fn handle<S: OrderStore, P: PaymentProvider>(
+    app: &App<S, P>,
+    event: LambdaEvent<Value>,
+) -> Result<Value, Error> {
+    let (payload, context) = event.into_parts();
+    if payload.get("Records").is_some() {
+        let batch: SqsEvent = serde_json::from_value(payload)?;
+        // Boxed, as each source below: the store's and Stripe's futures nest deeper than the
+        // compiler lays out in one piece (a query-depth overflow in `main`).
+        let answer = Box::pin(requests(app, LambdaEvent::new(batch, context))).await?;
+        return Ok(serde_json::to_value(answer)?);
+    }
+    if payload["detail-type"] == "Scheduled Event" {
+        return Ok(serde_json::to_value(Box::pin(reconciliation(app)).await?)?);
+    }
+    Err("neither an SQS batch nor a scheduled event".into())
+}
+
+/// What a reconciliation run answers (the schedule ignores it; the local stack's on-demand run
+/// shows it).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReconcileAnswer {
+    pub examined: usize,
+    /// `<order id> <event id>`: recorded now, their webhook never arrived.
+    pub recovered: Vec<String>,
+    pub unmatched: usize,
+    pub failed: usize,
+}
+
+/// One reconciliation run over Stripe's events of the window. Stripe unavailable or not set up
+/// fails the run (the next one covers the same events); an event that could not be recorded is
+/// logged and left to the next run.
+async fn reconciliation<S: OrderStore, P: PaymentProvider>(
+    app: &App<S, P>,
+) -> Result<ReconcileAnswer, Error> {
+    let now = Utc::now();
+    let since = now - app.window.lookback;
+    let until = now - app.window.settle;
+    let run = match reconcile(&app.store, &app.stripe, &app.policy, since, until, now).await {
+        Ok(run) => run,
+        Err(ProviderError::NotConfigured(why)) => {
+            tracing::info!(%why, "Stripe is not set up: nothing to reconcile");
+            Default::default()
+        }
+        Err(error) => return Err(error.into()),
+    };
+    for (event_id, error) in &run.failed {
+        tracing::error!(%event_id, %error, "a Stripe event the reconciliation could not record");
+    }
+    for (order_id, event_id) in &run.recovered {
+        tracing::warn!(%order_id, %event_id, "recorded by the reconciliation: its webhook never arrived");
+    }
+    oms_adapters::metrics::emit_count("StripeEventsRecovered", run.recovered.len());
+    oms_adapters::metrics::emit_count("StripeReconcileFailures", run.failed.len());
+    tracing::info!(
+        examined = run.examined,
+        recovered = run.recovered.len(),
+        unmatched = run.unmatched.len(),
+        failed = run.failed.len(),
+        "reconciliation done"
+    );
+    Ok(ReconcileAnswer {
+        examined: run.examined,
+        recovered: run
+            .recovered
+            .iter()
+            .map(|(order, event)| format!("{order} {event}"))
+            .collect(),
+        unmatched: run.unmatched.len(),
+        failed: run.failed.len(),
+    })
 }
 
 /// Why a message was not done with.
@@ -42,7 +160,7 @@ enum MessageError {
     Failed(#[from] PaymentAppError),
 }
 
-pub async fn handle<S: OrderStore, P: PaymentProvider>(
+async fn requests<S: OrderStore, P: PaymentProvider>(
     app: &App<S, P>,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Error> {
@@ -134,69 +252,11 @@ mod tests {
     use super::*;
     use oms_domain::ids::OrderId;
     use oms_domain::memory::InMemoryStore;
-    use oms_domain::money::Money;
     use oms_domain::order::payments::{PaymentEvent, PaymentEventKind, PaymentStatus};
-    use oms_domain::ports::{PaymentIntent, ProviderAnswer};
 
     const ORDER_ID: &str = "01KAZ3Q6W8T2Y7X9V5N4M3K2J1";
 
-    /// Stripe, as far as these tests need it: it holds `pi_1`, answers each capture with the
-    /// amount asked, and remembers the keys it was asked under; `busy` makes it unavailable.
-    #[derive(Default)]
-    struct Stripe {
-        keys: std::sync::Mutex<Vec<String>>,
-        busy: bool,
-    }
-
-    impl PaymentProvider for Stripe {
-        async fn create_payment_intent(
-            &self,
-            _order: &OrderId,
-            _amount: Money,
-            _key: &str,
-        ) -> Result<PaymentIntent, ProviderError> {
-            Err(ProviderError::Refused("not here".into()))
-        }
-
-        async fn capture(
-            &self,
-            reference: &str,
-            amount: Money,
-            key: &str,
-        ) -> Result<ProviderAnswer, ProviderError> {
-            if self.busy {
-                return Err(ProviderError::Unavailable("429".into()));
-            }
-            if reference != "pi_1" {
-                return Err(ProviderError::UnknownPayment(reference.into()));
-            }
-            self.keys.lock().unwrap().push(key.to_owned());
-            Ok(ProviderAnswer {
-                state_id: format!("stripe:{reference}:succeeded"),
-                kind: Some(PaymentEventKind::CaptureSucceeded),
-                amount,
-                reason: None,
-            })
-        }
-
-        async fn cancel(
-            &self,
-            reference: &str,
-            _key: &str,
-        ) -> Result<ProviderAnswer, ProviderError> {
-            Err(ProviderError::UnknownPayment(reference.into()))
-        }
-
-        async fn refund(
-            &self,
-            reference: &str,
-            _amount: Money,
-            _order: &OrderId,
-            _refund_id: &str,
-        ) -> Result<ProviderAnswer, ProviderError> {
-            Err(ProviderError::UnknownPayment(reference.into()))
-        }
-    }
+    use oms_domain::fixtures::FakePsp as Stripe;
 
     /// The fixture's order, reserved and authorized under `pi_1`.
     fn shipped() -> oms_domain::order::Order {
@@ -230,6 +290,10 @@ mod tests {
             store,
             policy: PaymentPolicy::default(),
             stripe,
+            window: ReconcileWindow {
+                settle: Duration::seconds(300),
+                lookback: Duration::seconds(3600),
+            },
         }
     }
 
@@ -247,9 +311,11 @@ mod tests {
                 }
             }
         }
+        let event = serde_json::to_value(event).unwrap();
         let response = handle(app, LambdaEvent::new(event, Default::default()))
             .await
             .unwrap();
+        let response: SqsBatchResponse = serde_json::from_value(response).unwrap();
         response
             .batch_item_failures
             .into_iter()
@@ -270,7 +336,7 @@ mod tests {
             .unwrap();
         assert_eq!(order.payment_status(), PaymentStatus::Paid);
         assert_eq!(
-            app.stripe.keys.lock().unwrap().as_slice(),
+            app.stripe.keys().as_slice(),
             [
                 format!("{ORDER_ID}-CAPTURE-1"),
                 format!("{ORDER_ID}-CAPTURE-1")
@@ -289,7 +355,7 @@ mod tests {
     #[tokio::test]
     async fn stripe_unavailable_is_tried_again() {
         let app = app(Stripe {
-            busy: true,
+            unavailable: true,
             ..Stripe::default()
         });
         let failed = run(&app, "capture-requested").await;
@@ -297,6 +363,59 @@ mod tests {
             failed.len(),
             3,
             "the two captures and the poison: {failed:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_scheduled_run_records_the_events_whose_webhook_never_arrived() {
+        let stripe = Stripe::default();
+        let at = Utc::now() - Duration::seconds(600);
+        let order = shipped();
+        let capture = PaymentEvent {
+            event_id: "stripe:pi_1:succeeded".into(),
+            kind: PaymentEventKind::CaptureSucceeded,
+            amount: order.totals.total,
+            occurred_at: at,
+            psp_reference: Some("pi_1".into()),
+            refund_id: None,
+            request_id: None,
+            reason: None,
+        };
+        stripe
+            .events
+            .lock()
+            .unwrap()
+            .push(oms_domain::request::payments::PspEvent {
+                order_id: order.id.clone(),
+                event: capture,
+            });
+        let app = app(stripe);
+        let scheduled: Value = oms_domain::fixtures::event("psp-stripe/scheduled.json");
+        let answer = handle(
+            &app,
+            LambdaEvent::new(scheduled.clone(), Default::default()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(answer["examined"], 1);
+        assert_eq!(
+            answer["recovered"][0],
+            format!("{ORDER_ID} stripe:pi_1:succeeded")
+        );
+        let paid = app.store.get(&order.id).await.unwrap().unwrap();
+        assert_eq!(paid.payment_status(), PaymentStatus::Paid);
+        let again = handle(&app, LambdaEvent::new(scheduled, Default::default()))
+            .await
+            .unwrap();
+        assert_eq!(again["recovered"].as_array().map(Vec::len), Some(0));
+        let strange = handle(
+            &app,
+            LambdaEvent::new(serde_json::json!({"x": 1}), Default::default()),
+        )
+        .await;
+        assert!(
+            strange.is_err(),
+            "neither source: an error, not a silent success"
         );
     }
 }

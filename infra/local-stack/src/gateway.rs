@@ -79,6 +79,52 @@ pub struct Gateway {
     /// The development OpenID Connect issuer the staff console signs in with.
     pub oidc: oidc::Issuer,
     pub ready: std::sync::atomic::AtomicBool,
+    /// Requests to lose on the way, as a network or an endpoint that is down loses them.
+    pub losses: Losses,
+}
+
+/// The loss switch (`POST /_local/faults/lose` with a text as its body): every later request to
+/// the template's routes whose body holds that text is answered `503` without reaching its
+/// function — as a webhook is lost to an endpoint that is down — so a test can drop one
+/// payment's webhooks and watch the system recover them, while the tests beside it go on.
+/// `GET /_local/faults` counts what was lost.
+#[derive(Default)]
+pub struct Losses {
+    markers: std::sync::Mutex<Vec<String>>,
+    lost: std::sync::atomic::AtomicUsize,
+}
+
+impl Losses {
+    /// Loses every later request whose body holds `marker` (at least 8 characters, so a marker
+    /// cannot take every request with it).
+    pub fn add(&self, marker: &str) -> Result<(), String> {
+        if marker.chars().count() < 8 {
+            return Err("a marker of at least 8 characters".into());
+        }
+        let mut markers = self.markers.lock().expect("not poisoned");
+        if !markers.iter().any(|m| m == marker) {
+            markers.push(marker.to_owned());
+        }
+        Ok(())
+    }
+
+    /// Whether `body` is to be lost; counted if it is.
+    pub fn takes(&self, body: &[u8]) -> bool {
+        let markers = self.markers.lock().expect("not poisoned");
+        if markers.is_empty() {
+            return false;
+        }
+        let text = String::from_utf8_lossy(body);
+        let taken = markers.iter().any(|m| text.contains(m.as_str()));
+        if taken {
+            self.lost.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        taken
+    }
+
+    pub fn lost(&self) -> usize {
+        self.lost.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 /// The problems the gateway answers itself, instead of a function. Their types are ones the API
@@ -160,7 +206,25 @@ pub async fn serve(State(gateway): State<Arc<Gateway>>, request: Request) -> Res
         return axum::Json(gateway.invoker.counts()).into_response();
     }
     if path == "/_local/faults" {
-        return axum::Json(gateway.invoker.faults()).into_response();
+        let mut faults = gateway.invoker.faults();
+        faults["lostRequests"] = gateway.losses.lost().into();
+        return axum::Json(faults).into_response();
+    }
+    if path == "/_local/faults/lose" {
+        if request.method() != axum::http::Method::POST {
+            return problem(
+                GatewayProblem::MethodNotAllowed,
+                "POST the text whose requests to lose",
+            );
+        }
+        let marker = match to_bytes(request.into_body(), 1024).await {
+            Ok(body) => String::from_utf8_lossy(&body).trim().to_owned(),
+            Err(_) => return problem(GatewayProblem::PayloadTooLarge, "a marker of at most 1 KB"),
+        };
+        return match gateway.losses.add(&marker) {
+            Ok(()) => (StatusCode::NO_CONTENT, "").into_response(),
+            Err(why) => (StatusCode::BAD_REQUEST, why).into_response(),
+        };
     }
     if path == "/_local/schedules" {
         return axum::Json(list_schedules(&gateway.scheduler)).into_response();
@@ -221,6 +285,10 @@ pub async fn serve(State(gateway): State<Arc<Gateway>>, request: Request) -> Res
         Ok(body) => body,
         Err(_) => return problem(GatewayProblem::PayloadTooLarge, "the body exceeds 10 MB"),
     };
+    if gateway.losses.takes(&body) {
+        tracing::info!(%path, "request lost on purpose (/_local/faults/lose)");
+        return (StatusCode::SERVICE_UNAVAILABLE, "lost on the way").into_response();
+    }
     let event = api_gateway_event(
         &route,
         &parts.method,
@@ -610,6 +678,7 @@ mod tests {
             })
             .unwrap(),
             ready: true.into(),
+            losses: Default::default(),
         })
     }
 
@@ -681,5 +750,22 @@ mod tests {
                 "{answered:?} answers {uri}, which openapi.yaml does not list"
             );
         }
+    }
+
+    #[test]
+    fn the_loss_switch_takes_only_the_requests_naming_its_marker() {
+        let losses = Losses::default();
+        assert!(
+            !losses.takes(b"{\"id\": \"pi_12345678\"}"),
+            "off until a marker"
+        );
+        assert!(
+            losses.add("pi_1").is_err(),
+            "too short: it would take too much"
+        );
+        losses.add("pi_12345678").unwrap();
+        assert!(losses.takes(b"{\"id\": \"pi_12345678\"}"));
+        assert!(!losses.takes(b"{\"id\": \"pi_87654321\"}"));
+        assert_eq!(losses.lost(), 1);
     }
 }

@@ -886,6 +886,7 @@ async fn start_http_api(
             invoker.clone(),
         )),
         ready: false.into(),
+        losses: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
     let app = axum::Router::new()

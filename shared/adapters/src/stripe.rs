@@ -9,10 +9,13 @@
 //! request sent again (a retried Lambda, a redelivered message) is answered with the first
 //! answer and changes nothing twice.
 
+use chrono::{DateTime, Utc};
 use oms_domain::ids::OrderId;
 use oms_domain::money::Money;
 use oms_domain::order::payments::PaymentEventKind;
 use oms_domain::ports::{PaymentIntent, PaymentProvider, ProviderAnswer, ProviderError};
+use oms_domain::request::payments::PspEvent;
+use oms_domain::request::stripe::StripeEvent;
 use serde::Deserialize;
 
 use crate::secrets::{SecretCache, SecretSource};
@@ -352,6 +355,79 @@ impl<K: SecretSource> PaymentProvider for StripeClient<K> {
             amount: money(refund.amount, &refund.currency)?,
             reason: refund.failure_reason,
         })
+    }
+
+    async fn events(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<PspEvent>, ProviderError> {
+        let now = Utc::now();
+        let mut found = Vec::new();
+        for event in self.list_events(since, until).await? {
+            // Read as the webhook reads it: the same events recorded, the same ones left alone.
+            match StripeEvent::parse(&event, now) {
+                Ok(StripeEvent::Payment(event)) => found.push(event),
+                Ok(StripeEvent::Ignored { .. }) => {}
+                Ok(StripeEvent::Unmatched { event_id, kind }) => {
+                    tracing::info!(%event_id, %kind, "a Stripe event naming no order of this system")
+                }
+                Err(errors) => {
+                    let id = event["id"].as_str().unwrap_or_default();
+                    tracing::warn!(event_id = id, %errors, "a Stripe event not understood")
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// One page of Stripe's events (`GET /v1/events`), newest first.
+#[derive(Deserialize)]
+struct EventPage {
+    data: Vec<serde_json::Value>,
+    #[serde(default)]
+    has_more: bool,
+}
+
+/// The most pages of events one reconciliation reads (a hundred events each): a window holding
+/// more is logged, and the webhook's own retries are left to bring the rest.
+const MAX_EVENT_PAGES: usize = 100;
+
+impl<K: SecretSource> StripeClient<K> {
+    /// Stripe's events created from `since` to `until`, newest first, read page by page.
+    async fn list_events(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<serde_json::Value>, ProviderError> {
+        let mut events = Vec::new();
+        let mut after: Option<String> = None;
+        for _ in 0..MAX_EVENT_PAGES {
+            let mut path = format!(
+                "/v1/events?limit=100&created[gte]={}&created[lte]={}",
+                since.timestamp(),
+                until.timestamp()
+            );
+            if let Some(last) = &after {
+                path.push_str(&format!("&starting_after={last}"));
+            }
+            let page: EventPage = self.get(&path).await?;
+            after = page
+                .data
+                .last()
+                .and_then(|e| e["id"].as_str())
+                .map(str::to_owned);
+            events.extend(page.data);
+            if !page.has_more || after.is_none() {
+                return Ok(events);
+            }
+        }
+        tracing::warn!(
+            events = events.len(),
+            "more Stripe events in the reconciliation's window than one run reads"
+        );
+        Ok(events)
     }
 }
 

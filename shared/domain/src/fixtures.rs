@@ -142,3 +142,118 @@ pub fn error_fields(body: &serde_json::Value) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// A payment service provider for tests, as far as they need one: it opens a payment per
+/// idempotency key (`pi_<key>`), captures whatever it is asked of any payment it holds, holds
+/// every payment but `pi_unknown` (another provider's), refuses captures of `pi_declined`, and
+/// remembers every idempotency key it was asked under. `unavailable` makes it answer nothing but
+/// [`ProviderError::Unavailable`](crate::ports::ProviderError::Unavailable); `events` are what
+/// it lists to the reconciliation.
+#[derive(Default)]
+pub struct FakePsp {
+    pub asked: std::sync::Mutex<Vec<String>>,
+    pub unavailable: bool,
+    pub events: std::sync::Mutex<Vec<crate::request::payments::PspEvent>>,
+}
+
+impl FakePsp {
+    /// The idempotency keys asked so far, in order.
+    pub fn keys(&self) -> Vec<String> {
+        self.asked.lock().expect("not poisoned").clone()
+    }
+
+    fn ask(&self, reference: &str, key: &str) -> Result<(), crate::ports::ProviderError> {
+        use crate::ports::ProviderError;
+        if self.unavailable {
+            return Err(ProviderError::Unavailable("429 Too Many Requests".into()));
+        }
+        self.asked
+            .lock()
+            .expect("not poisoned")
+            .push(key.to_owned());
+        if reference == "pi_unknown" {
+            return Err(ProviderError::UnknownPayment(reference.into()));
+        }
+        Ok(())
+    }
+}
+
+impl crate::ports::PaymentProvider for FakePsp {
+    async fn create_payment_intent(
+        &self,
+        _order: &OrderId,
+        amount: Money,
+        key: &str,
+    ) -> Result<crate::ports::PaymentIntent, crate::ports::ProviderError> {
+        self.ask("", key)?;
+        Ok(crate::ports::PaymentIntent {
+            payment_intent_id: format!("pi_{key}"),
+            client_secret: format!("pi_{key}_secret_x"),
+            amount,
+            status: "requires_payment_method".into(),
+        })
+    }
+
+    async fn capture(
+        &self,
+        reference: &str,
+        amount: Money,
+        key: &str,
+    ) -> Result<crate::ports::ProviderAnswer, crate::ports::ProviderError> {
+        self.ask(reference, key)?;
+        if reference == "pi_declined" {
+            return Err(crate::ports::ProviderError::Refused(
+                "expired authorization".into(),
+            ));
+        }
+        Ok(crate::ports::ProviderAnswer {
+            state_id: format!("stripe:{reference}:succeeded"),
+            kind: Some(crate::order::payments::PaymentEventKind::CaptureSucceeded),
+            amount,
+            reason: None,
+        })
+    }
+
+    async fn cancel(
+        &self,
+        reference: &str,
+        key: &str,
+    ) -> Result<crate::ports::ProviderAnswer, crate::ports::ProviderError> {
+        self.ask(reference, key)?;
+        Err(crate::ports::ProviderError::Refused(format!(
+            "{reference} cannot be cancelled"
+        )))
+    }
+
+    async fn refund(
+        &self,
+        reference: &str,
+        amount: Money,
+        _order: &OrderId,
+        refund_id: &str,
+    ) -> Result<crate::ports::ProviderAnswer, crate::ports::ProviderError> {
+        self.ask(reference, refund_id)?;
+        Ok(crate::ports::ProviderAnswer {
+            state_id: format!("stripe:re_{refund_id}:succeeded"),
+            kind: Some(crate::order::payments::PaymentEventKind::RefundSucceeded),
+            amount,
+            reason: None,
+        })
+    }
+
+    async fn events(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<crate::request::payments::PspEvent>, crate::ports::ProviderError> {
+        if self.unavailable {
+            return Err(crate::ports::ProviderError::Unavailable("503".into()));
+        }
+        let events = self.events.lock().expect("not poisoned");
+        Ok(events
+            .iter()
+            .filter(|e| (since..=until).contains(&e.event.occurred_at))
+            .cloned()
+            .collect())
+    }
+}

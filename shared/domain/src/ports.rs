@@ -665,4 +665,13 @@ pub trait PaymentProvider: Send + Sync {
         order: &OrderId,
         refund_id: &str,
     ) -> impl Future<Output = Result<ProviderAnswer, ProviderError>> + Send;
+
+    /// The events about this system's payments the PSP created from `since` to `until`, as its
+    /// webhook sends them: what the reconciliation records when a webhook never arrived. Events
+    /// it does not need, and those naming no order, are left out.
+    fn events(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<crate::request::payments::PspEvent>, ProviderError>> + Send;
 }

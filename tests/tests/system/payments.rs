@@ -1181,7 +1181,18 @@ async fn stripes_own_events_pay_for_an_order_and_the_rest_are_left_alone() {
 async fn a_card_confirmed_at_the_stripe_emulator_pays_for_the_order_through_its_signed_events() {
     let stack = Stack::connect().await;
     let sku = stack.create_sku("STRIPE-EMU", 5).await;
-    let (customer, placed) = place_unpaid(&stack, &sku, 1).await;
+    let customer = unique("payer");
+    let told = Probe::subscribe(
+        &stack,
+        "CustomerNotificationsTopic",
+        Some(json!({"customerId": [customer.as_str()], "channel": ["email"]})),
+    )
+    .await;
+    let placed = stack
+        .place_unpaid_order(&customer, &unique("key"), &[(&sku, 1)])
+        .await;
+    assert_eq!(placed.status, StatusCode::ACCEPTED, "{:?}", placed.body);
+    let placed = placed.body;
     let id = placed["orderId"].as_str().unwrap().to_owned();
     let amount = placed["totals"]["total"]["amount"].to_string();
 
@@ -1233,7 +1244,7 @@ async fn a_card_confirmed_at_the_stripe_emulator_pays_for_the_order_through_its_
     // Shipped: the capture asked names the intent, and the system asks Stripe for it under the
     // request's id; Stripe's answer (or its `payment_intent.succeeded`, whichever comes first:
     // they are the same state) pays the order, recorded once.
-    stack.pick_pack_ship(&id, None).await;
+    let number = stack.pick_pack_ship(&id, None).await;
     let paid = wait_for(&stack, &id, "paid through Stripe", |o| {
         o["payment"]["status"] == "PAID"
     })
@@ -1269,6 +1280,57 @@ async fn a_card_confirmed_at_the_stripe_emulator_pays_for_the_order_through_its_
     let refused = stack.post(&open, &token, &[], json!(null)).await;
     assert_eq!(refused.status, StatusCode::CONFLICT);
     assert_eq!(refused.body["type"], "/problems/payment-not-needed");
+
+    // Delivered, then returned: the refund the receipt asks for is paid out at Stripe, under
+    // the refund's id, for exactly what is owed, and Stripe's answer settles it.
+    stack
+        .deliver(&customer, &id, &number, &chrono::Utc::now().to_rfc3339())
+        .await;
+    let received = stack.return_one_unit(&customer, &id, &sku).await;
+    let owed = received.body["refund"]["amount"].clone();
+    let refund_id = received.body["refund"]["refundId"]
+        .as_str()
+        .expect("a refund")
+        .to_owned();
+    let refunded = wait_for(&stack, &id, "refunded through Stripe", |o| {
+        o["refunds"][0]["state"] == "ISSUED"
+    })
+    .await;
+    assert_eq!(refunded["refunds"][0]["amount"], owed);
+    let at_stripe = stack
+        .stripe_get(&format!("/v1/refunds?payment_intent={intent_id}"))
+        .await;
+    let refunds = at_stripe["data"].as_array().expect("Stripe's refunds");
+    assert_eq!(refunds.len(), 1, "one refund at Stripe: {at_stripe}");
+    assert_eq!(refunds[0]["amount"], owed["amount"]);
+    assert_eq!(refunds[0]["metadata"]["refund_id"], refund_id.as_str());
+
+    // The customer heard of each step once: the order, its payment, its parcel on the way and
+    // delivered, the return and the refund.
+    let emails = told
+        .collect(Duration::from_secs(180), |seen| {
+            seen.iter()
+                .any(|(m, _)| m["eventType"] == "oms.payment.refund-issued")
+        })
+        .await;
+    // Anything sent twice would come within the notifier's retries: a little longer.
+    let late = told.collect(Duration::from_secs(3), |_| false).await;
+    let kinds: Vec<&str> = emails
+        .iter()
+        .chain(late.iter())
+        .filter_map(|(m, _)| m["eventType"].as_str())
+        .collect();
+    for step in [
+        "oms.order.placed",
+        "oms.payment.authorized",
+        "oms.order.shipped",
+        "oms.order.delivered",
+        "oms.return.received",
+        "oms.payment.refund-issued",
+    ] {
+        let times = kinds.iter().filter(|k| **k == step).count();
+        assert_eq!(times, 1, "{step} told {times} times: {kinds:?}");
+    }
 }
 
 #[tokio::test]
@@ -1367,12 +1429,20 @@ async fn a_stripe_order_cancelled_before_it_ships_has_its_hold_released_at_strip
 /// Confirms the PaymentIntent `intent_id` at the Stripe emulator with the test card 4242…, as
 /// Stripe.js does in the customer's browser, and answers the intent as confirmed.
 async fn pay_at_stripe(stack: &Stack, intent_id: &str) -> Value {
+    let (status, confirmed) = pay_at_stripe_with(stack, intent_id, "4242424242424242").await;
+    assert!(status.is_success(), "{status} {confirmed}");
+    confirmed
+}
+
+/// Confirms the PaymentIntent `intent_id` at the Stripe emulator with the test card `number`;
+/// answers Stripe's status and body (a declined card's 402 among them).
+async fn pay_at_stripe_with(stack: &Stack, intent_id: &str, number: &str) -> (StatusCode, Value) {
     let card = stack
         .stripe_api(
             "/v1/payment_methods",
             &[
                 ("type", "card"),
-                ("card[number]", "4242424242424242"),
+                ("card[number]", number),
                 ("card[exp_month]", "12"),
                 ("card[exp_year]", "2030"),
                 ("card[cvc]", "123"),
@@ -1389,6 +1459,79 @@ async fn pay_at_stripe(stack: &Stack, intent_id: &str) -> Value {
         )
         .await;
     stack
-        .stripe_api(&format!("{path}/confirm"), &[], None)
+        .stripe_api_answer(&format!("{path}/confirm"), &[], None)
         .await
+}
+
+/// Opens the Stripe payment of the order `id` as its customer, and answers the PaymentIntent's
+/// id.
+async fn open_at_stripe(stack: &Stack, customer: &str, id: &str) -> String {
+    let opened = stack
+        .post(
+            &format!("/orders/{id}/payment-intent"),
+            &stack.token(customer, None),
+            &[],
+            json!(null),
+        )
+        .await;
+    assert_eq!(opened.status, StatusCode::OK, "{:?}", opened.body);
+    opened.body["paymentIntentId"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_card_declined_at_the_stripe_emulator_leaves_the_order_unpaid_until_it_expires() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("STRIPE-DECLINE", 5).await;
+    let (customer, placed) = place_unpaid(&stack, &sku, 1).await;
+    let id = placed["orderId"].as_str().unwrap().to_owned();
+    let intent_id = open_at_stripe(&stack, &customer, &id).await;
+    // Stripe's test card that is declined when charged.
+    let (status, declined) = pay_at_stripe_with(&stack, &intent_id, "4000000000000341").await;
+    assert_eq!(status, StatusCode::PAYMENT_REQUIRED, "{declined}");
+    // Stripe's signed `payment_intent.payment_failed` is recorded; nothing reaches the
+    // warehouse, and the order expires at the end of its window, its stock released.
+    let failed = wait_for(&stack, &id, "the decline recorded", |o| {
+        o["payment"]["ledger"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|e| e["kind"] == "authorization.failed"))
+    })
+    .await;
+    assert_eq!(failed["status"], "RESERVED", "{failed}");
+    assert!(failed["fulfillment"].is_null() || failed["fulfillment"]["status"].is_null());
+    let expired = wait_for(&stack, &id, "expired", |o| o["status"] == "CANCELLED").await;
+    assert_eq!(expired["cancellation"]["expired"], true);
+    assert_eq!(stack.stock(&sku).await.1, 0, "nothing reserved any more");
+}
+
+#[tokio::test]
+async fn a_stripe_webhook_lost_on_the_way_is_recovered_by_the_reconciliation() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("STRIPE-LOST", 5).await;
+    let (customer, placed) = place_unpaid(&stack, &sku, 1).await;
+    let id = placed["orderId"].as_str().unwrap().to_owned();
+    let intent_id = open_at_stripe(&stack, &customer, &id).await;
+    // Every webhook about this payment is lost on the way, as to an endpoint that is down.
+    stack.lose_requests_holding(&intent_id).await;
+    let lost_before = stack.faults().await["lostRequests"].as_u64().unwrap();
+    pay_at_stripe(&stack, &intent_id).await;
+    // The reconciliation reads Stripe's events once a few seconds old (the test stack's
+    // StripeReconcileSettleSeconds) and records the authorization the webhook never brought,
+    // well inside the payment window: the order goes to the warehouse, it does not expire.
+    let authorized = stack.wait_status(&customer, &id, "FULFILLING").await;
+    assert_eq!(authorized["status"], "FULFILLING");
+    let order = stack.order_as_staff(&id).await;
+    let entry = &order["payment"]["ledger"][0];
+    assert_eq!(entry["kind"], "authorization.succeeded", "{order}");
+    assert_eq!(entry["pspReference"], intent_id.as_str());
+    let lost = stack.faults().await["lostRequests"].as_u64().unwrap();
+    assert!(
+        lost > lost_before,
+        "the webhook was lost: {lost} ≤ {lost_before}"
+    );
+    // The capture goes on as ever: asked on shipment, answered by Stripe, recorded once.
+    stack.pick_pack_ship(&id, None).await;
+    wait_for(&stack, &id, "paid through Stripe", |o| {
+        o["payment"]["status"] == "PAID"
+    })
+    .await;
 }

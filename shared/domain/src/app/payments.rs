@@ -242,6 +242,48 @@ pub async fn ask_provider<O: OrderStore, P: crate::ports::PaymentProvider>(
     Ok(Asked::Recorded)
 }
 
+/// What one reconciliation run came to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reconciliation {
+    /// The PSP's events about payments in the window, each looked at.
+    pub examined: usize,
+    /// Recorded by this run, the order and the PSP's event: their webhook never arrived (or
+    /// has not yet).
+    pub recovered: Vec<(OrderId, String)>,
+    /// Events naming an order this system does not hold.
+    pub unmatched: Vec<String>,
+    /// Events not recorded, and why (a write that kept contending, a store error, a change the
+    /// ledger refuses): logged, and looked at again by the next run while still in its window.
+    pub failed: Vec<(String, String)>,
+}
+
+/// The reconciliation of a missed webhook: asks `provider` for the events it created about
+/// payments from `since` to `until`, and records each in its order's ledger through the path
+/// its webhook takes. An event the webhook delivered is a repeat and changes nothing; one it
+/// never delivered (an endpoint down longer than the PSP retries, an event lost on the way) is
+/// recorded now, so an authorized order does not wait, and expire, for want of its webhook.
+pub async fn reconcile<O: OrderStore, P: crate::ports::PaymentProvider>(
+    orders: &O,
+    provider: &P,
+    policy: &PaymentPolicy,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Reconciliation, crate::ports::ProviderError> {
+    let mut run = Reconciliation::default();
+    for found in provider.events(since, until).await? {
+        run.examined += 1;
+        let event_id = found.event.event_id.clone();
+        match record_psp_event(orders, policy, &found.order_id, &found.event, now).await {
+            Ok(Recorded { new: true, .. }) => run.recovered.push((found.order_id, event_id)),
+            Ok(Recorded { new: false, .. }) => {}
+            Err(PaymentAppError::NotFound) => run.unmatched.push(event_id),
+            Err(e) => run.failed.push((event_id, e.to_string())),
+        }
+    }
+    Ok(run)
+}
+
 /// Staff ask the PSP again for a refund it could not pay out ([`Order::retry_refund`]).
 pub async fn retry_refund<O: OrderStore>(
     orders: &O,
@@ -342,72 +384,7 @@ pub(crate) mod tests {
     use crate::order::tests::{placed, product};
     use serde_json::json;
 
-    /// A PSP that opens a payment per idempotency key, and remembers the keys it was asked.
-    #[derive(Default)]
-    struct Psp(std::sync::Mutex<Vec<String>>);
-
-    impl crate::ports::PaymentProvider for Psp {
-        async fn create_payment_intent(
-            &self,
-            _order: &OrderId,
-            amount: crate::money::Money,
-            key: &str,
-        ) -> Result<crate::ports::PaymentIntent, crate::ports::ProviderError> {
-            self.0.lock().unwrap().push(key.to_owned());
-            Ok(crate::ports::PaymentIntent {
-                payment_intent_id: format!("pi_{key}"),
-                client_secret: format!("pi_{key}_secret"),
-                amount,
-                status: "requires_payment_method".into(),
-            })
-        }
-        async fn capture(
-            &self,
-            reference: &str,
-            amount: crate::money::Money,
-            key: &str,
-        ) -> Result<crate::ports::ProviderAnswer, crate::ports::ProviderError> {
-            self.0.lock().unwrap().push(key.to_owned());
-            if reference == "pi_unknown" {
-                return Err(crate::ports::ProviderError::UnknownPayment(
-                    reference.into(),
-                ));
-            }
-            if reference == "pi_declined" {
-                return Err(crate::ports::ProviderError::Refused(
-                    "expired authorization".into(),
-                ));
-            }
-            Ok(crate::ports::ProviderAnswer {
-                state_id: format!("stripe:{reference}:succeeded"),
-                kind: Some(PaymentEventKind::CaptureSucceeded),
-                amount,
-                reason: None,
-            })
-        }
-
-        async fn cancel(
-            &self,
-            reference: &str,
-            _key: &str,
-        ) -> Result<crate::ports::ProviderAnswer, crate::ports::ProviderError> {
-            Err(crate::ports::ProviderError::UnknownPayment(
-                reference.into(),
-            ))
-        }
-
-        async fn refund(
-            &self,
-            reference: &str,
-            _amount: crate::money::Money,
-            _order: &OrderId,
-            _refund_id: &str,
-        ) -> Result<crate::ports::ProviderAnswer, crate::ports::ProviderError> {
-            Err(crate::ports::ProviderError::UnknownPayment(
-                reference.into(),
-            ))
-        }
-    }
+    use crate::fixtures::FakePsp as Psp;
 
     #[tokio::test]
     async fn a_payment_is_opened_for_the_orders_customer_once_per_attempt_and_never_twice_paid() {
@@ -429,7 +406,7 @@ pub(crate) mod tests {
             again.payment_intent_id, intent.payment_intent_id,
             "the same key"
         );
-        assert_eq!(psp.0.lock().unwrap()[0], format!("{}-INTENT-1", order.id));
+        assert_eq!(psp.keys()[0], format!("{}-INTENT-1", order.id));
         let stranger = crate::app::Caller {
             customer_id: crate::ids::CustomerId::parse("someone-else").unwrap(),
             scopes: vec![],
@@ -651,5 +628,69 @@ pub(crate) mod tests {
             .await,
             Err(PaymentAppError::NotFound)
         ));
+    }
+
+    #[tokio::test]
+    async fn the_reconciliation_records_what_no_webhook_brought_once() {
+        let store = InMemoryStore::with_products([product("A", 1000, 5)]);
+        let policy = PaymentPolicy::default();
+        let order = reserved(&store, 1).await;
+        let at = Utc::now();
+        let psp = Psp::default();
+        let mut lost = authorization(&order, "stripe:pi_1:capturable");
+        lost.occurred_at = at - chrono::Duration::seconds(300);
+        let mut late = authorization(&order, "too-late");
+        late.occurred_at = at;
+        let stranger = OrderId::generate(at);
+        let mut unmatched = lost.clone();
+        unmatched.event_id = "elsewhere".into();
+        *psp.events.lock().unwrap() = vec![
+            crate::request::payments::PspEvent {
+                order_id: order.id.clone(),
+                event: lost,
+            },
+            crate::request::payments::PspEvent {
+                order_id: order.id.clone(),
+                event: late,
+            },
+            crate::request::payments::PspEvent {
+                order_id: stranger,
+                event: unmatched,
+            },
+        ];
+        let (since, until) = (
+            at - chrono::Duration::hours(1),
+            at - chrono::Duration::seconds(60),
+        );
+        let run = reconcile(&store, &psp, &policy, since, until, at)
+            .await
+            .unwrap();
+        assert_eq!(
+            run.examined, 2,
+            "the event inside the window and the stranger's"
+        );
+        assert_eq!(
+            run.recovered,
+            [(order.id.clone(), "stripe:pi_1:capturable".to_owned())]
+        );
+        assert_eq!(run.unmatched, ["elsewhere"]);
+        let authorized = store.get(&order.id).await.unwrap().unwrap();
+        assert!(authorized.payment_status().allows_fulfillment());
+        // The next run finds the same event recorded: nothing changes.
+        let again = reconcile(&store, &psp, &policy, since, until, at)
+            .await
+            .unwrap();
+        assert!(again.recovered.is_empty());
+        assert_eq!(
+            store.get(&order.id).await.unwrap().unwrap().version,
+            authorized.version
+        );
+        let down = Psp {
+            unavailable: true,
+            ..Psp::default()
+        };
+        assert!(reconcile(&store, &down, &policy, since, until, at)
+            .await
+            .is_err());
     }
 }
