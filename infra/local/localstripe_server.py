@@ -14,6 +14,13 @@ moto_server.py patches moto:
   refusal too) and does nothing twice; the same key with other parameters is a 400
   `idempotency_error`, and while the first is still being answered a 409, as Stripe's API does
   (localstripe ignored the header).
+- Multicapture: a PaymentIntent opened with
+  `payment_method_options[card][request_multicapture]=if_available` shows it, and its charge
+  says `payment_method_details.card.multicapture.status: available` (every card here allows
+  it); a capture with `final_capture=false` takes its amount and keeps the rest held
+  (`requires_capture`, announced as `payment_intent.amount_capturable_updated`), and the
+  capture that takes the last of it, or a final one, makes the intent `succeeded`, releasing
+  what is left. `final_capture=false` on an intent without multicapture is a 400, as Stripe's.
 - Its state stays in memory: two stacks on one machine (the test stack and the fault run's)
   never share a file.
 """
@@ -48,13 +55,18 @@ store.try_load_from_disk = lambda *args, **kwargs: None
 
 # --- PaymentIntent amounts and events -------------------------------------------------------
 def _amount_capturable(self):
-    return self.amount if self.status == "requires_capture" else 0
+    if self.status != "requires_capture":
+        return 0
+    return self.amount - getattr(self.latest_charge, "_taken", 0)
 
 
 def _amount_received(self):
     charge = self.latest_charge
-    if charge is None or charge.status != "succeeded" or not charge.captured:
+    if charge is None or charge.status != "succeeded":
         return 0
+    if not charge.captured:
+        # Parts taken so far under multicapture, the rest still held.
+        return getattr(charge, "_taken", 0)
     return charge.amount - getattr(charge, "_released", 0)
 
 
@@ -111,6 +123,67 @@ def _capture(self, amount, on_success=None):
 
 
 resources.Charge._capture = _capture
+
+# --- Multicapture ------------------------------------------------------------------------
+_original_intent_init = PaymentIntent.__init__
+
+
+def _intent_init(self, *args, payment_method_options=None, **kwargs):
+    _original_intent_init(self, *args, payment_method_options=payment_method_options, **kwargs)
+    card = (payment_method_options or {}).get("card") or {}
+    requested = card.get("request_multicapture", "never")
+    if requested not in ("if_available", "never"):
+        raise UserError(400, "Invalid request_multicapture")
+    self.payment_method_options = {"card": {"request_multicapture": requested}}
+
+
+PaymentIntent.__init__ = _intent_init
+
+_original_create_charge = PaymentIntent._create_charge
+
+
+def _create_charge(self, on_failure_now):
+    _original_create_charge(self, on_failure_now)
+    multicapture = self.payment_method_options["card"]["request_multicapture"] == "if_available"
+    self.latest_charge.payment_method_details = {
+        "type": "card",
+        "card": {"multicapture": {"status": "available" if multicapture else "unavailable"}},
+    }
+
+
+PaymentIntent._create_charge = _create_charge
+
+_original_capture = PaymentIntent._api_capture.__func__
+
+
+@classmethod
+def _api_capture(cls, id, amount_to_capture=None, final_capture=None, **kwargs):
+    final = True if final_capture is None else resources.try_convert_to_bool(final_capture)
+    obj = cls._api_retrieve(id)
+    charge = obj.latest_charge
+    taken = getattr(charge, "_taken", 0) if charge is not None else 0
+    if final and taken == 0:
+        return _original_capture(cls, id, amount_to_capture=amount_to_capture, **kwargs)
+    if kwargs:
+        raise UserError(400, "Unexpected " + ", ".join(kwargs.keys()))
+    details = getattr(charge, "payment_method_details", {}) if charge is not None else {}
+    if details.get("card", {}).get("multicapture", {}).get("status") != "available":
+        raise UserError(400, "This PaymentIntent is not eligible for multicapture: final_capture must be true.")
+    amount = obj.amount - taken if amount_to_capture is None else resources.try_convert_to_int(amount_to_capture)
+    if obj.status != "requires_capture" or type(amount) is not int or not 0 < amount <= obj.amount - taken:
+        raise UserError(400, "Bad request")
+    charge._taken = taken + amount
+    if final or charge._taken == obj.amount:
+        # The last part: the rest released, the intent succeeded.
+        charge.captured = True
+        charge._released = obj.amount - charge._taken
+        obj._on_success()
+    else:
+        schedule_webhook(Event("payment_intent.amount_capturable_updated", obj))
+    return obj
+
+
+PaymentIntent._api_capture = _api_capture
 
 _original_cancel = PaymentIntent._api_cancel.__func__
 

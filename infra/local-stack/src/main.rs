@@ -722,8 +722,9 @@ fn template_parameters(
             "ConsoleIssuerUrl".into(),
             format!("{}/oidc", local_url(port)),
         ),
-        // Stripe's API is the local emulator's.
+        // Stripe's API is the local emulator's, whose cards all allow multicapture.
         ("StripeApiUrl".into(), stripe.to_owned()),
+        ("StripeMulticapture".into(), "if_available".into()),
     ]);
     let known = |name: &str, source: &str| -> Result<(), BoxError> {
         if template.parameters.contains_key(name) {

@@ -34,18 +34,34 @@ pub struct StripeClient<K> {
     http: reqwest::Client,
     base: String,
     key: K,
+    /// Whether payments are opened with multicapture requested (`if_available`), so an order
+    /// that leaves as several parcels is captured parcel by parcel under one authorization.
+    multicapture: bool,
 }
 
 impl StripeClient<SecretCache> {
+    /// `STRIPE_API_URL` (Stripe's own unless set), `STRIPE_API_KEY_ARN`, and
+    /// `STRIPE_MULTICAPTURE`: `if_available` or `never` (the default: multicapture is an
+    /// IC+ pricing feature of Stripe's that an account must have).
     pub fn from_env() -> Result<Self, crate::config::ConfigError> {
         let base = std::env::var("STRIPE_API_URL")
             .ok()
             .filter(|u| !u.is_empty())
             .unwrap_or_else(|| "https://api.stripe.com".to_owned());
-        Ok(Self::new(
-            base,
-            SecretCache::from_env("STRIPE_API_KEY_ARN")?,
-        ))
+        let multicapture = match std::env::var("STRIPE_MULTICAPTURE").as_deref() {
+            Ok("if_available") => true,
+            Ok("never" | "") | Err(_) => false,
+            Ok(_) => {
+                return Err(crate::config::ConfigError::Invalid(
+                    "STRIPE_MULTICAPTURE",
+                    "if_available or never",
+                ))
+            }
+        };
+        Ok(
+            Self::new(base, SecretCache::from_env("STRIPE_API_KEY_ARN")?)
+                .with_multicapture(multicapture),
+        )
     }
 }
 
@@ -59,7 +75,14 @@ impl<K> StripeClient<K> {
             http,
             base: base.trim_end_matches('/').to_owned(),
             key,
+            multicapture: false,
         }
+    }
+
+    /// Payments opened with multicapture requested, or not.
+    pub fn with_multicapture(mut self, multicapture: bool) -> Self {
+        self.multicapture = multicapture;
+        self
     }
 }
 
@@ -82,6 +105,17 @@ struct IntentState {
     amount_received: i64,
     currency: String,
     status: String,
+    /// Its charge, when asked expanded (`expand[]=latest_charge`): an id otherwise.
+    #[serde(default)]
+    latest_charge: serde_json::Value,
+}
+
+impl IntentState {
+    /// Whether the card's network lets Stripe capture this payment several times.
+    fn multicapture_available(&self) -> bool {
+        self.latest_charge["payment_method_details"]["card"]["multicapture"]["status"]
+            == "available"
+    }
 }
 
 /// A refund as Stripe answers it.
@@ -244,18 +278,22 @@ impl<K: SecretSource> PaymentProvider for StripeClient<K> {
                 "{code}: Stripe counts it in other units than the system's minor units"
             )));
         }
+        let mut form = vec![
+            ("amount", amount.minor_units().to_string()),
+            ("currency", amount.currency().to_string().to_lowercase()),
+            // Held at checkout, taken when the parcel ships.
+            ("capture_method", "manual".to_owned()),
+            ("metadata[order_id]", order.to_string()),
+        ];
+        if self.multicapture {
+            // Taken parcel by parcel where the card's network allows it.
+            form.push((
+                "payment_method_options[card][request_multicapture]",
+                "if_available".to_owned(),
+            ));
+        }
         let intent: Intent = self
-            .post(
-                "/v1/payment_intents",
-                &[
-                    ("amount", amount.minor_units().to_string()),
-                    ("currency", amount.currency().to_string().to_lowercase()),
-                    // Held at checkout, taken when the parcel ships.
-                    ("capture_method", "manual".to_owned()),
-                    ("metadata[order_id]", order.to_string()),
-                ],
-                idempotency_key,
-            )
+            .post("/v1/payment_intents", &form, idempotency_key)
             .await?;
         let currency = oms_domain::money::Currency::parse(&intent.currency.to_uppercase())
             .map_err(|e| ProviderError::Refused(format!("Stripe's currency: {e}")))?;
@@ -274,32 +312,54 @@ impl<K: SecretSource> PaymentProvider for StripeClient<K> {
         reference: &str,
         amount: Money,
         idempotency_key: &str,
+        last: bool,
     ) -> Result<ProviderAnswer, ProviderError> {
-        // Stripe captures a PaymentIntent once and releases what is not taken: a parcel's share
-        // of a larger hold would lose the rest. Refused here (before anything moves), in front
-        // of staff, until the system captures in several parts (multicapture).
         let held: IntentState = self
-            .get(&format!("/v1/payment_intents/{reference}"))
+            .get(&format!(
+                "/v1/payment_intents/{reference}?expand[]=latest_charge"
+            ))
             .await?;
-        if held.status == "requires_capture" && amount.minor_units() < held.amount {
-            return Err(ProviderError::Refused(format!(
-                "Stripe captures {reference} once, releasing the rest: its {} would be lost to \
-                 take {}; a parcel's share needs multicapture",
-                held.amount,
-                amount.minor_units()
-            )));
+        // A parcel's share with more to follow: with multicapture, taken with the rest kept
+        // held for the next parcels (`final_capture=false`). Without it Stripe captures an
+        // intent once and releases what is not taken, so the next parcels' money would be
+        // lost: refused, before anything moves, in front of staff. The choice rests on what does
+        // not change when the request is sent again (its `last`, the card's multicapture), so a
+        // request retried under its key sends the same parameters.
+        let mut form = vec![("amount_to_capture", amount.minor_units().to_string())];
+        if !last {
+            if !held.multicapture_available() {
+                return Err(ProviderError::Refused(format!(
+                    "Stripe captures {reference} once, releasing the rest: its {} would be \
+                     lost to take {}; a parcel's share needs multicapture (StripeMulticapture, \
+                     and a card whose network allows it)",
+                    held.amount,
+                    amount.minor_units()
+                )));
+            }
+            form.push(("final_capture", "false".to_owned()));
         }
         let intent: IntentState = self
             .post(
                 &format!("/v1/payment_intents/{reference}/capture"),
-                &[("amount_to_capture", amount.minor_units().to_string())],
+                &form,
                 idempotency_key,
             )
             .await?;
+        // This capture's own state: the intent succeeded (its last capture), or holds the rest
+        // after taking this share (named by what it has received so far, which only this
+        // capture's answer shows).
+        let taken = intent.status == "succeeded"
+            || (!last && intent.status == "requires_capture" && intent.amount_received > 0);
+        let state = if intent.status == "succeeded" {
+            intent.status.clone()
+        } else {
+            format!("received-{}", intent.amount_received)
+        };
         Ok(ProviderAnswer {
-            state_id: state_id(&intent.id, &intent.status),
-            kind: (intent.status == "succeeded").then_some(PaymentEventKind::CaptureSucceeded),
-            amount: money(intent.amount_received, &intent.currency)?,
+            state_id: state_id(&intent.id, &state),
+            kind: taken.then_some(PaymentEventKind::CaptureSucceeded),
+            // Exactly what was asked: Stripe takes the amount asked or refuses.
+            amount,
             reason: None,
         })
     }
@@ -454,7 +514,7 @@ mod tests {
             Err(ProviderError::NotConfigured(_))
         ));
         assert!(matches!(
-            stripe.capture("pi_1", eur(100), "k").await,
+            stripe.capture("pi_1", eur(100), "k", true).await,
             Err(ProviderError::NotConfigured(_))
         ));
     }

@@ -154,6 +154,8 @@ pub struct FakePsp {
     pub asked: std::sync::Mutex<Vec<String>>,
     pub unavailable: bool,
     pub events: std::sync::Mutex<Vec<crate::request::payments::PspEvent>>,
+    /// For each capture asked, whether it was to be the payment's last.
+    pub last: std::sync::Mutex<Vec<bool>>,
 }
 
 impl FakePsp {
@@ -199,8 +201,10 @@ impl crate::ports::PaymentProvider for FakePsp {
         reference: &str,
         amount: Money,
         key: &str,
+        last: bool,
     ) -> Result<crate::ports::ProviderAnswer, crate::ports::ProviderError> {
         self.ask(reference, key)?;
+        self.last.lock().expect("not poisoned").push(last);
         if reference == "pi_declined" {
             return Err(crate::ports::ProviderError::Refused(
                 "expired authorization".into(),

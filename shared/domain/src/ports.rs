@@ -641,12 +641,16 @@ pub trait PaymentProvider: Send + Sync {
         idempotency_key: &str,
     ) -> impl Future<Output = Result<PaymentIntent, ProviderError>> + Send;
 
-    /// Takes `amount` of the held payment `reference`, once per `idempotency_key`.
+    /// Takes `amount` of the held payment `reference`, once per `idempotency_key`. `last`: nothing
+    /// more will be taken under it (the whole order's capture, or the share of its last parcel),
+    /// so what is left of the hold may be released; otherwise more parcels' shares follow, and
+    /// the rest must stay held for them.
     fn capture(
         &self,
         reference: &str,
         amount: crate::money::Money,
         idempotency_key: &str,
+        last: bool,
     ) -> impl Future<Output = Result<ProviderAnswer, ProviderError>> + Send;
 
     /// Releases the held payment `reference`, once per `idempotency_key`.

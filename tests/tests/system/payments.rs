@@ -1535,3 +1535,68 @@ async fn a_stripe_webhook_lost_on_the_way_is_recovered_by_the_reconciliation() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_order_split_over_two_warehouses_is_captured_parcel_by_parcel_at_stripe() {
+    let stack = Stack::connect().await;
+    let berlin_only = stack.create_sku("STRIPE-SPLIT-A", 2).await;
+    let amsterdam_only = stack.create_sku("STRIPE-SPLIT-B", 0).await;
+    stack.receive_at(&amsterdam_only, "AMS-1", 1).await;
+    let customer = unique("payer");
+    let placed = stack
+        .place_unpaid_order(
+            &customer,
+            &unique("key"),
+            &[(&berlin_only, 2), (&amsterdam_only, 1)],
+        )
+        .await;
+    assert_eq!(placed.status, StatusCode::ACCEPTED, "{:?}", placed.body);
+    let id = placed.body["orderId"].as_str().unwrap().to_owned();
+    let total = placed.body["totals"]["total"]["amount"].as_i64().unwrap();
+    let intent_id = open_at_stripe(&stack, &customer, &id).await;
+    let confirmed = pay_at_stripe(&stack, &intent_id).await;
+    // Opened with multicapture asked for (the local stack's StripeMulticapture), which the
+    // card allows.
+    assert_eq!(
+        confirmed["payment_method_options"]["card"]["request_multicapture"],
+        "if_available"
+    );
+    stack.wait_status(&customer, &id, "FULFILLING").await;
+    let path = format!("/v1/payment_intents/{intent_id}");
+
+    // Amsterdam's parcel leaves first: its share is taken, the rest stays held at Stripe.
+    let (first, second) = (format!("{id}-1"), format!("{id}-2"));
+    stack.pick_pack_ship(&second, None).await;
+    let partly = wait_for(&stack, &id, "the first share taken", |o| {
+        o["payment"]["status"] == "PARTIALLY_PAID"
+    })
+    .await;
+    let share = partly["payment"]["requests"][0]["amount"]["amount"]
+        .as_i64()
+        .unwrap();
+    assert!(0 < share && share < total, "{share} of {total}");
+    let at_stripe = stack.stripe_get(&path).await;
+    assert_eq!(at_stripe["status"], "requires_capture", "{at_stripe}");
+    assert_eq!(at_stripe["amount_received"].as_i64(), Some(share));
+    assert_eq!(at_stripe["amount_capturable"].as_i64(), Some(total - share));
+
+    // Berlin's parcel: the rest is taken, and the payment is complete at Stripe and here.
+    stack.pick_pack_ship(&first, None).await;
+    let paid = wait_for(&stack, &id, "paid in two parts", |o| {
+        o["payment"]["status"] == "PAID"
+    })
+    .await;
+    let at_stripe = stack.stripe_get(&path).await;
+    assert_eq!(at_stripe["status"], "succeeded", "{at_stripe}");
+    assert_eq!(at_stripe["amount_received"].as_i64(), Some(total));
+    let captured: Vec<i64> = paid["payment"]["ledger"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "capture.succeeded")
+        .map(|e| e["amount"]["amount"].as_i64().unwrap())
+        .collect();
+    assert_eq!(captured.len(), 2, "one entry per part: {}", paid["payment"]);
+    assert_eq!(captured.iter().sum::<i64>(), total, "exactly the total");
+    assert!(paid["payment"]["attention"].is_null(), "nothing for staff");
+}

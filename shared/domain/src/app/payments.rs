@@ -179,7 +179,15 @@ pub async fn ask_provider<O: OrderStore, P: crate::ports::PaymentProvider>(
     }
     let answer = match ask {
         PspAsk::Capture { request_id, amount } => {
-            provider.capture(reference, *amount, request_id).await
+            // Captures are asked one at a time (the next once the last is answered), so what
+            // the ledger shows taken is all that was: this one is the last if it takes the rest.
+            let last = order
+                .payment
+                .payments()
+                .iter()
+                .find(|p| p.reference == Some(reference))
+                .is_none_or(|p| p.captured_minor + amount.minor_units() >= p.authorized_minor);
+            provider.capture(reference, *amount, request_id, last).await
         }
         PspAsk::Void { request_id } => provider.cancel(reference, request_id).await,
         PspAsk::Refund { refund_id, amount } => {
@@ -481,6 +489,11 @@ pub(crate) mod tests {
         };
         let asked = ask_provider(&store, &psp, &policy, &order.id, "pi_1", &ask, Utc::now());
         assert_eq!(asked.await.unwrap(), Asked::Recorded);
+        assert_eq!(
+            *psp.last.lock().unwrap(),
+            [true],
+            "the whole hold: nothing follows"
+        );
         let paid = store.get(&order.id).await.unwrap().unwrap();
         assert_eq!(
             paid.payment_status(),
@@ -692,5 +705,25 @@ pub(crate) mod tests {
         assert!(reconcile(&store, &down, &policy, since, until, at)
             .await
             .is_err());
+    }
+
+    #[tokio::test]
+    async fn a_parcels_share_of_a_larger_hold_asks_the_rest_kept_held() {
+        let store = InMemoryStore::with_products([product("A", 1000, 5)]);
+        let order = reserved(&store, 1).await;
+        let psp = Psp::default();
+        let policy = PaymentPolicy::default();
+        let auth = authorization(&order, "e1");
+        record_psp_event(&store, &policy, &order.id, &auth, Utc::now())
+            .await
+            .unwrap();
+        let share = PspAsk::Capture {
+            request_id: format!("{}-CAPTURE-1", order.id),
+            amount: crate::money::Money::new(300, order.totals.total.currency()).unwrap(),
+        };
+        ask_provider(&store, &psp, &policy, &order.id, "pi_1", &share, Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(*psp.last.lock().unwrap(), [false], "more parcels follow");
     }
 }

@@ -81,6 +81,15 @@ impl StripeEvent {
                     object["id"].clone(),
                 )
             }
+            // A payment opened for multicapture may be taken in several parts, which the
+            // system asks for and records from Stripe's answers, one by one; its `succeeded`
+            // tells only the sum, already recorded part by part.
+            "payment_intent.succeeded"
+                if object["payment_method_options"]["card"]["request_multicapture"]
+                    == "if_available" =>
+            {
+                return ignored()
+            }
             "payment_intent.succeeded" => (
                 PaymentEventKind::CaptureSucceeded,
                 minor("amount_received"),
@@ -265,6 +274,17 @@ mod tests {
         );
         assert!(matches!(
             StripeEvent::parse(&refund("refund.created", "pending"), now()),
+            Ok(StripeEvent::Ignored { .. })
+        ));
+    }
+
+    #[test]
+    fn the_sum_of_a_payment_taken_in_parts_is_left_to_its_parts() {
+        let mut body = intent("payment_intent.succeeded", "succeeded");
+        body["data"]["object"]["payment_method_options"] =
+            json!({"card": {"request_multicapture": "if_available"}});
+        assert!(matches!(
+            StripeEvent::parse(&body, now()),
             Ok(StripeEvent::Ignored { .. })
         ));
     }
