@@ -564,26 +564,18 @@ async fn start_stripe(
     http: &reqwest::Client,
     secrets: &Secrets,
 ) -> Result<tokio::process::Child, BoxError> {
-    let python = tool(args.python.clone(), workspace, "python3");
     let port = args.stripe_port.unwrap_or(args.emulator_port + 1);
-    std::fs::create_dir_all(workspace.join("target"))?;
     let log = workspace
         .join("target")
         .join(format!("localstripe-{port}.log"));
-    let mut child = tokio::process::Command::new(&python)
-        .arg(workspace.join("infra/local/localstripe_server.py"))
-        .args(["--port", &port.to_string()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log)?)
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| {
-            format!(
-                "cannot start {} ({e}); run infra/local/bootstrap.sh first",
-                python.display()
-            )
-        })?;
+    let mut child = spawn_launcher(
+        args,
+        workspace,
+        "localstripe_server.py",
+        &["--port", &port.to_string()],
+        &[],
+        &log,
+    )?;
     let base = stripe_url(args);
     let webhook = format!("{}/payments/stripe/events", local_url(args.port));
     // Registered only while this emulator is alive: one that failed to start (its port taken,
@@ -626,29 +618,47 @@ fn moto_log(args: &UpArgs, workspace: &Path) -> PathBuf {
 
 /// Runs `infra/local/moto_server.py` on `--emulator-port`, in a process group of its own.
 fn spawn_moto(args: &UpArgs, workspace: &Path) -> Result<tokio::process::Child, BoxError> {
-    let moto = tool(args.python.clone(), workspace, "python3");
-    // Its log and recording go under the checkout's target/, which a CARGO_TARGET_DIR elsewhere
+    // Where moto's request recorder (used by the benchmark to count calls) writes.
+    let recording = workspace
+        .join("target")
+        .join(format!("moto-recording-{}", args.emulator_port));
+    spawn_launcher(
+        args,
+        workspace,
+        "moto_server.py",
+        &["-H", "127.0.0.1", "-p", &args.emulator_port.to_string()],
+        &[("MOTO_RECORDER_FILEPATH", recording.as_os_str())],
+        &moto_log(args, workspace),
+    )
+}
+
+/// Starts one of the emulators' Python launchers (`infra/local/<script>`) with the tools' Python,
+/// in a process group of its own (stopped with the stack), its messages to `log`.
+fn spawn_launcher(
+    args: &UpArgs,
+    workspace: &Path,
+    script: &str,
+    arguments: &[&str],
+    environment: &[(&str, &std::ffi::OsStr)],
+    log: &Path,
+) -> Result<tokio::process::Child, BoxError> {
+    let python = tool(args.python.clone(), workspace, "python3");
+    // Logs and recordings go under the checkout's target/, which a CARGO_TARGET_DIR elsewhere
     // leaves uncreated.
     std::fs::create_dir_all(workspace.join("target"))?;
-    let child = tokio::process::Command::new(&moto)
-        .arg(workspace.join("infra/local/moto_server.py"))
-        // Where moto's request recorder (used by the benchmark to count calls) writes.
-        .env(
-            "MOTO_RECORDER_FILEPATH",
-            workspace
-                .join("target")
-                .join(format!("moto-recording-{}", args.emulator_port)),
-        )
-        .args(["-H", "127.0.0.1", "-p", &args.emulator_port.to_string()])
+    let child = tokio::process::Command::new(&python)
+        .arg(workspace.join("infra/local").join(script))
+        .args(arguments)
+        .envs(environment.iter().copied())
         .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(moto_log(args, workspace))?)
+        .stderr(std::fs::File::create(log)?)
         .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| {
             format!(
                 "cannot start {} ({e}); run infra/local/bootstrap.sh first",
-                moto.display()
+                python.display()
             )
         })?;
     Ok(child)

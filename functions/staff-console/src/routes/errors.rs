@@ -99,15 +99,10 @@ impl IntoResponse for PageError {
                 )
             }
         };
-        // Rendered without the navigation here; [`with_navigation`] renders it again for the
-        // signed-in staff member who asked, with what they typed.
-        let html = Pages::new()
-            .render(
-                "message.html",
-                context! { title, lines => lines.clone(), status => status.as_u16() },
-            )
-            .unwrap_or_else(|_| title.to_owned());
-        let mut response = (status, html_headers(), html).into_response();
+        // The page itself is rendered once, by [`with_navigation`] (which wraps every route):
+        // for the signed-in staff member who asked, with what they typed, or without the
+        // navigation for someone not signed in. The title is the body until then.
+        let mut response = (status, html_headers(), title).into_response();
         response.extensions_mut().insert(ErrorPage { title, lines });
         response
     }
@@ -222,7 +217,12 @@ pub(super) async fn with_navigation<S: Store, K: SecretSource + 'static>(
         return response;
     };
     let Ok(staff) = staff(&app, &headers).await else {
-        return response;
+        // Not signed in (or no longer): the message alone.
+        let html = app.pages.render(
+            "message.html",
+            context! { title => error.title, lines => error.lines, status => response.status().as_u16() },
+        );
+        return with_page(response, html);
     };
     let form = typed
         .iter()
@@ -306,6 +306,12 @@ pub(super) async fn with_navigation<S: Store, K: SecretSource + 'static>(
             typed => typed,
         },
     );
+    with_page(response, html)
+}
+
+/// The error `response` with `html` as its page, or as it was if the page could not be
+/// rendered (logged).
+fn with_page<E: std::fmt::Display>(response: Response, html: Result<String, E>) -> Response {
     match html {
         Ok(html) => {
             let (parts, _) = response.into_parts();
