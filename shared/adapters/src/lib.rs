@@ -22,6 +22,8 @@
 //! - [`signing`]: signed webhooks (a timestamp and HMAC-SHA256 signatures, several for a secret's
 //!   rotation), checked in constant time within a replay window.
 //! - [`secrets`]: secrets from Secrets Manager, read on first use and cached for a while.
+//! - [`stripe`]: Stripe's API as the system calls it (the payment provider's port).
+//! - [`web`]: what the browser pages share: encrypted session cookies and forms' CSRF tokens.
 //! - [`http`]: the HTTP edge: the caller from the JWT authorizer's claims, request bodies, JSON
 //!   responses, and the one mapping from errors to `application/problem+json` (RFC 9457).
 
@@ -38,3 +40,4 @@ pub mod signing;
 pub mod sns;
 pub mod sqs;
 pub mod stripe;
+pub mod web;

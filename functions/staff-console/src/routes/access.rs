@@ -43,7 +43,7 @@ impl Staff {
             "sub": self.session.sub,
             "admin": self.session.has_scope(SCOPE_ADMIN),
             "warehouse": self.session.has_scope(SCOPE_WAREHOUSE),
-            "csrf": self.keys.csrf_token(&self.session),
+            "csrf": self.keys.csrf_token(&self.session.nonce),
             "done": done.and_then(banner),
         }))
     }
@@ -102,7 +102,7 @@ pub(super) async fn keys<S, K: SecretSource>(
     app: &Console<S, K>,
 ) -> Result<SessionKeys, PageError> {
     let secret = app.secret.value().await?;
-    SessionKeys::derive(&secret).map_err(|e| PageError::Internal(e.into()))
+    SessionKeys::derive(&secret, crate::session::KEYS_PURPOSE).map_err(|e| PageError::Internal(e.into()))
 }
 
 pub(super) fn cookie_header(headers: &HeaderMap) -> String {
@@ -270,7 +270,7 @@ pub(super) async fn form_staff<S, K: SecretSource>(
     }
     let staff = staff(app, headers).await?;
     let token = fields.get("csrf").unwrap_or_default();
-    if !staff.keys.csrf_valid(&staff.session, token) {
+    if !staff.keys.csrf_valid(&staff.session.nonce, token) {
         tracing::warn!("console: a form without its session's CSRF token was refused");
         return Err(PageError::Forbidden(
             "This form's security token is missing or belongs to another session; reload the page."

@@ -44,13 +44,13 @@ fn session(scopes: &[&str]) -> Session {
 
 /// The `Cookie` header a browser sends back for `session`.
 fn cookie(session: &Session) -> String {
-    let keys = SessionKeys::derive(SECRET).unwrap();
+    let keys = SessionKeys::derive(SECRET, crate::session::KEYS_PURPOSE).unwrap();
     let set = keys.write(SESSION_COOKIE, session, BASE, 60);
     set.split(';').next().unwrap().to_owned()
 }
 
 fn csrf(session: &Session) -> String {
-    SessionKeys::derive(SECRET).unwrap().csrf_token(session)
+    SessionKeys::derive(SECRET, crate::session::KEYS_PURPOSE).unwrap().csrf_token(&session.nonce)
 }
 
 async fn call(app: &Router, request: Request<Body>) -> (StatusCode, HeaderMap, String) {

@@ -1,0 +1,168 @@
+//! What the system's browser pages share (the staff console's and the customers'): sessions in
+//! cookies the browser can neither read nor forge, and the CSRF tokens of their forms.
+//!
+//! A cookie is encrypted and authenticated (AES-256-GCM, the `cookie` crate's private jar)
+//! with a key derived from the site's secret in Secrets Manager, so nothing in it is readable
+//! by the browser or by anyone who copies it out of a log, and a changed byte makes it no
+//! session at all. It is `HttpOnly` (no script reads it), `Secure`, `SameSite=Lax` (a
+//! cross-site form post carries no session), and scoped to the site's path. Every form carries a
+//! CSRF token: an HMAC of the session's random nonce under the same secret, checked in
+//! constant time.
+
+use cookie::{Cookie, CookieJar, Key, SameSite};
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+/// The keys of a browser session: encryption for its cookies, HMAC for its forms' CSRF tokens,
+/// both derived from one secret (in Secrets Manager) and a purpose, so two sites' keys differ
+/// even under the same secret.
+#[derive(Clone)]
+pub struct CookieKeys {
+    cookie: Key,
+    csrf: Vec<u8>,
+}
+
+impl CookieKeys {
+    /// Derives both keys from `secret` (at least 32 bytes; Secrets Manager generates 64) for
+    /// `purpose` (the site's name: `oms-console`, `oms-shop`).
+    pub fn derive(secret: &[u8], purpose: &str) -> Result<Self, &'static str> {
+        if secret.len() < 32 {
+            return Err("a session secret must be at least 32 bytes");
+        }
+        let derived = |label: &str| -> Result<Vec<u8>, &'static str> {
+            let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| "an HMAC key")?;
+            mac.update(format!("{purpose} {label}").as_bytes());
+            Ok(mac.finalize().into_bytes().to_vec())
+        };
+        let mut master = derived("cookie key")?;
+        master.extend(derived("cookie key, second half")?);
+        Ok(CookieKeys {
+            cookie: Key::from(&master),
+            csrf: derived("csrf key")?,
+        })
+    }
+
+    fn csrf_mac(&self, nonce: &str) -> Hmac<Sha256> {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.csrf).expect("HMAC takes any key length");
+        mac.update(nonce.as_bytes());
+        mac
+    }
+
+    /// The CSRF token of the session whose random `nonce` is given: what every form of its
+    /// pages carries.
+    pub fn csrf_token(&self, nonce: &str) -> String {
+        hex::encode(self.csrf_mac(nonce).finalize().into_bytes())
+    }
+
+    /// Whether `token` is the CSRF token of the session with `nonce`, compared in constant
+    /// time.
+    pub fn csrf_valid(&self, nonce: &str, token: &str) -> bool {
+        match hex::decode(token) {
+            Ok(bytes) => self.csrf_mac(nonce).verify_slice(&bytes).is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    /// The private value of `name` in the request's `Cookie` header, decrypted and read, if it is
+    /// there and these keys wrote it.
+    pub fn read<T: for<'de> Deserialize<'de>>(&self, cookie_header: &str, name: &str) -> Option<T> {
+        let mut jar = CookieJar::new();
+        for cookie in Cookie::split_parse(cookie_header.to_owned()).flatten() {
+            jar.add_original(cookie);
+        }
+        let value = jar.private(&self.cookie).get(name)?;
+        serde_json::from_str(value.value()).ok()
+    }
+
+    /// A `Set-Cookie` value holding `value` privately under `name`, for `max_age_seconds`.
+    pub fn write<T: Serialize>(
+        &self,
+        name: &'static str,
+        value: &T,
+        path: &'static str,
+        max_age_seconds: i64,
+    ) -> String {
+        let mut jar = CookieJar::new();
+        let text = serde_json::to_string(value).expect("a session serializes");
+        jar.private_mut(&self.cookie).add(hardened(
+            Cookie::build((name, text)),
+            path,
+            max_age_seconds,
+        ));
+        jar.delta()
+            .next()
+            .map(|c| c.to_string())
+            .unwrap_or_default()
+    }
+}
+
+/// A `Set-Cookie` value that removes the cookie `name`.
+pub fn removal(name: &'static str, path: &'static str) -> String {
+    hardened(Cookie::build((name, "")), path, 0)
+        .build()
+        .to_string()
+}
+
+fn hardened(
+    cookie: cookie::CookieBuilder<'static>,
+    path: &'static str,
+    max_age_seconds: i64,
+) -> cookie::CookieBuilder<'static> {
+    cookie
+        .path(path)
+        .http_only(true)
+        .secure(true)
+        .same_site(SameSite::Lax)
+        .max_age(cookie::time::Duration::seconds(max_age_seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> CookieKeys {
+        CookieKeys::derive(b"a console secret that is long enough for the keys", "oms-console").unwrap()
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Held {
+        who: String,
+    }
+
+    /// The `name=value` part of a `Set-Cookie` value, as a browser sends it back.
+    fn sent_back(set_cookie: &str) -> String {
+        set_cookie.split(';').next().unwrap().to_owned()
+    }
+
+    #[test]
+    fn a_value_reads_back_only_under_its_own_keys_and_its_cookie_is_hardened() {
+        let keys = keys();
+        let held = Held { who: "staff-ada".into() };
+        let set = keys.write("oms_test", &held, "/console", 60);
+        for attribute in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/console", "Max-Age=60"] {
+            assert!(set.contains(attribute), "{attribute} in {set}");
+        }
+        assert!(!set.contains("staff-ada"), "the cookie's content is encrypted");
+        assert_eq!(keys.read::<Held>(&sent_back(&set), "oms_test"), Some(held));
+        let shop = CookieKeys::derive(b"a console secret that is long enough for the keys", "oms-shop").unwrap();
+        assert_eq!(shop.read::<Held>(&sent_back(&set), "oms_test"), None, "another site's keys");
+        let mut forged = sent_back(&set);
+        forged.pop();
+        forged.push('A');
+        assert_eq!(keys.read::<Held>(&forged, "oms_test"), None);
+        assert!(removal("oms_test", "/console").contains("Max-Age=0"));
+    }
+
+    #[test]
+    fn csrf_tokens_belong_to_their_nonce() {
+        let keys = keys();
+        let token = keys.csrf_token("nonce-1");
+        assert!(keys.csrf_valid("nonce-1", &token));
+        assert!(!keys.csrf_valid("nonce-2", &token));
+        assert!(!keys.csrf_valid("nonce-1", ""));
+        assert!(!keys.csrf_valid("nonce-1", "not hex"));
+        assert!(CookieKeys::derive(b"short", "oms-console").is_err());
+    }
+}
