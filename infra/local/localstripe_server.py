@@ -21,6 +21,7 @@ moto_server.py patches moto:
   (`requires_capture`, announced as `payment_intent.amount_capturable_updated`), and the
   capture that takes the last of it, or a final one, makes the intent `succeeded`, releasing
   what is left. `final_capture=false` on an intent without multicapture is a 400, as Stripe's.
+- Events are listed by several types at once (`types[]`), as Stripe lists them.
 - Its state stays in memory: two stacks on one machine (the test stack and the fault run's)
   never share a file.
 """
@@ -184,6 +185,23 @@ def _api_capture(cls, id, amount_to_capture=None, final_capture=None, **kwargs):
 
 
 PaymentIntent._api_capture = _api_capture
+
+# --- Events listed by several types ------------------------------------------------------
+_original_list_events = Event._api_list_all.__func__
+
+
+@classmethod
+def _list_events(cls, url, types=None, **kwargs):
+    # Stripe's `types[]` (up to 20 types at once); localstripe took one `type` only.
+    listing = _original_list_events(cls, url, **kwargs)
+    if types is not None:
+        if type(types) is not list or not all(type(t) is str for t in types) or len(types) > 20:
+            raise UserError(400, "Bad request")
+        listing._list = [event for event in listing._list if event.type in types]
+    return listing
+
+
+Event._api_list_all = _list_events
 
 _original_cancel = PaymentIntent._api_cancel.__func__
 

@@ -23,7 +23,9 @@ pub struct App<S, P> {
     pub store: S,
     pub policy: PaymentPolicy,
     pub stripe: P,
-    pub window: ReconcileWindow,
+    /// The reconciliation's window, or why its configuration is refused: a bad one fails the
+    /// scheduled runs (and their alarm), never the captures, voids and refunds of the queue.
+    pub window: Result<ReconcileWindow, config::ConfigError>,
 }
 
 /// Which of Stripe's events a reconciliation run reads: those created from `lookback` ago until
@@ -68,7 +70,7 @@ impl App<DynamoStore, StripeClient<SecretCache>> {
             store: DynamoStore::from_env()?,
             policy: config::payment_policy_from_env()?,
             stripe: StripeClient::from_env()?,
-            window: ReconcileWindow::from_env()?,
+            window: ReconcileWindow::from_env(),
         })
     }
 }
@@ -111,9 +113,10 @@ pub struct ReconcileAnswer {
 async fn reconciliation<S: OrderStore, P: PaymentProvider>(
     app: &App<S, P>,
 ) -> Result<ReconcileAnswer, Error> {
+    let window = app.window.as_ref().map_err(|e| e.to_string())?;
     let now = Utc::now();
-    let since = now - app.window.lookback;
-    let until = now - app.window.settle;
+    let since = now - window.lookback;
+    let until = now - window.settle;
     let run = match reconcile(&app.store, &app.stripe, &app.policy, since, until, now).await {
         Ok(run) => run,
         Err(ProviderError::NotConfigured(why)) => {
@@ -184,6 +187,7 @@ async fn process<S: OrderStore, P: PaymentProvider>(
                 PspRequestKind::Capture => PspAsk::Capture {
                     request_id: request.request_id,
                     amount: request.amount,
+                    more_follow: request.more_follow,
                 },
                 PspRequestKind::Void => PspAsk::Void {
                     request_id: request.request_id,
@@ -290,10 +294,10 @@ mod tests {
             store,
             policy: PaymentPolicy::default(),
             stripe,
-            window: ReconcileWindow {
+            window: Ok(ReconcileWindow {
                 settle: Duration::seconds(300),
                 lookback: Duration::seconds(3600),
-            },
+            }),
         }
     }
 

@@ -71,9 +71,11 @@ mod tests {
 
     #[test]
     fn a_session_reads_back_from_its_cookie_and_its_forms_carry_its_token() {
-        let keys =
-            SessionKeys::derive(b"a console secret that is long enough for the keys", KEYS_PURPOSE)
-                .unwrap();
+        let keys = SessionKeys::derive(
+            b"a console secret that is long enough for the keys",
+            KEYS_PURPOSE,
+        )
+        .unwrap();
         let session = Session {
             sub: "staff-ada".into(),
             scopes: vec!["oms:admin".into()],
@@ -82,7 +84,10 @@ mod tests {
         };
         let set = keys.write(SESSION_COOKIE, &session, "/console", 60);
         let sent = set.split(';').next().unwrap();
-        assert_eq!(keys.read::<Session>(sent, SESSION_COOKIE), Some(session.clone()));
+        assert_eq!(
+            keys.read::<Session>(sent, SESSION_COOKIE),
+            Some(session.clone())
+        );
         assert!(keys.csrf_valid(&session.nonce, &keys.csrf_token(&session.nonce)));
     }
 }

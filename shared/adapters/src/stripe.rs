@@ -13,7 +13,9 @@ use chrono::{DateTime, Utc};
 use oms_domain::ids::OrderId;
 use oms_domain::money::Money;
 use oms_domain::order::payments::PaymentEventKind;
-use oms_domain::ports::{PaymentIntent, PaymentProvider, ProviderAnswer, ProviderError};
+use oms_domain::ports::{
+    CaptureAsk, PaymentIntent, PaymentProvider, ProviderAnswer, ProviderError,
+};
 use oms_domain::request::payments::PspEvent;
 use oms_domain::request::stripe::StripeEvent;
 use serde::Deserialize;
@@ -127,6 +129,17 @@ struct RefundState {
     status: String,
     #[serde(default)]
     failure_reason: Option<String>,
+}
+
+/// The state a capture left its intent in: `succeeded` (all taken, or the rest released), or
+/// the rest still held after `received-<amount so far>` was taken — named by what only that
+/// capture's answer shows, so each part of a multicapture is its own entry.
+fn taken_state(intent: &IntentState) -> String {
+    if intent.status == "succeeded" {
+        intent.status.clone()
+    } else {
+        format!("received-{}", intent.amount_received)
+    }
 }
 
 /// The ledger's id of a state Stripe reached (`stripe:<object id>:<state>`): the same whether
@@ -292,9 +305,14 @@ impl<K: SecretSource> PaymentProvider for StripeClient<K> {
                 "if_available".to_owned(),
             ));
         }
-        let intent: Intent = self
-            .post("/v1/payment_intents", &form, idempotency_key)
-            .await?;
+        // The option is part of the key: a deployment that turns multicapture on or off does
+        // not send a payment's key again with other parameters (a refusal for a day).
+        let key = if self.multicapture {
+            format!("{idempotency_key}-MC")
+        } else {
+            idempotency_key.to_owned()
+        };
+        let intent: Intent = self.post("/v1/payment_intents", &form, &key).await?;
         let currency = oms_domain::money::Currency::parse(&intent.currency.to_uppercase())
             .map_err(|e| ProviderError::Refused(format!("Stripe's currency: {e}")))?;
         let amount = Money::new(intent.amount, currency)
@@ -310,30 +328,42 @@ impl<K: SecretSource> PaymentProvider for StripeClient<K> {
     async fn capture(
         &self,
         reference: &str,
-        amount: Money,
-        idempotency_key: &str,
-        last: bool,
+        ask: &CaptureAsk,
     ) -> Result<ProviderAnswer, ProviderError> {
-        let held: IntentState = self
-            .get(&format!(
-                "/v1/payment_intents/{reference}?expand[]=latest_charge"
-            ))
-            .await?;
+        // The card's multicapture is read (from its charge) only where a share is to leave the
+        // rest held.
+        let path = if ask.more_follow {
+            format!("/v1/payment_intents/{reference}?expand[]=latest_charge")
+        } else {
+            format!("/v1/payment_intents/{reference}")
+        };
+        let held: IntentState = self.get(&path).await?;
+        // Stripe shows more taken than the ledger: this capture was made (asked before, its
+        // answer never recorded). Answered from Stripe's state, never asked again: Stripe forgets
+        // an idempotency key after a day, and a multicapture intent would take it twice.
+        if held.amount_received > ask.taken_minor {
+            return Ok(ProviderAnswer {
+                state_id: state_id(&held.id, &taken_state(&held)),
+                kind: Some(PaymentEventKind::CaptureSucceeded),
+                amount: money(held.amount_received - ask.taken_minor, &held.currency)?,
+                reason: None,
+            });
+        }
         // A parcel's share with more to follow: with multicapture, taken with the rest kept
         // held for the next parcels (`final_capture=false`). Without it Stripe captures an
         // intent once and releases what is not taken, so the next parcels' money would be
-        // lost: refused, before anything moves, in front of staff. The choice rests on what does
-        // not change when the request is sent again (its `last`, the card's multicapture), so a
-        // request retried under its key sends the same parameters.
-        let mut form = vec![("amount_to_capture", amount.minor_units().to_string())];
-        if !last {
+        // lost: refused, before anything moves, in front of staff. Both rest on what does not
+        // change when the request is sent again (the request's own `more_follow`, the card's
+        // multicapture), so a request retried under its key sends the same parameters.
+        let mut form = vec![("amount_to_capture", ask.amount.minor_units().to_string())];
+        if ask.more_follow {
             if !held.multicapture_available() {
                 return Err(ProviderError::Refused(format!(
                     "Stripe captures {reference} once, releasing the rest: its {} would be \
                      lost to take {}; a parcel's share needs multicapture (StripeMulticapture, \
                      and a card whose network allows it)",
                     held.amount,
-                    amount.minor_units()
+                    ask.amount.minor_units()
                 )));
             }
             form.push(("final_capture", "false".to_owned()));
@@ -342,24 +372,19 @@ impl<K: SecretSource> PaymentProvider for StripeClient<K> {
             .post(
                 &format!("/v1/payment_intents/{reference}/capture"),
                 &form,
-                idempotency_key,
+                &ask.idempotency_key,
             )
             .await?;
-        // This capture's own state: the intent succeeded (its last capture), or holds the rest
-        // after taking this share (named by what it has received so far, which only this
-        // capture's answer shows).
+        // Taken: the intent succeeded (its last capture), or holds the rest after this share.
         let taken = intent.status == "succeeded"
-            || (!last && intent.status == "requires_capture" && intent.amount_received > 0);
-        let state = if intent.status == "succeeded" {
-            intent.status.clone()
-        } else {
-            format!("received-{}", intent.amount_received)
-        };
+            || (ask.more_follow
+                && intent.status == "requires_capture"
+                && intent.amount_received > 0);
         Ok(ProviderAnswer {
-            state_id: state_id(&intent.id, &state),
+            state_id: state_id(&intent.id, &taken_state(&intent)),
             kind: taken.then_some(PaymentEventKind::CaptureSucceeded),
             // Exactly what was asked: Stripe takes the amount asked or refuses.
-            amount,
+            amount: ask.amount,
             reason: None,
         })
     }
@@ -450,9 +475,10 @@ struct EventPage {
     has_more: bool,
 }
 
-/// The most pages of events one reconciliation reads (a hundred events each): a window holding
-/// more is logged, and the webhook's own retries are left to bring the rest.
-const MAX_EVENT_PAGES: usize = 100;
+/// How long one reconciliation run reads Stripe's events before it records what it has: well
+/// inside the function's 30 s, with time left to record them. A window holding more is logged;
+/// the next runs (their windows overlap) and the webhook's own retries bring the rest.
+const EVENT_LISTING_BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl<K: SecretSource> StripeClient<K> {
     /// Stripe's events created from `since` to `until`, newest first, read page by page.
@@ -461,11 +487,17 @@ impl<K: SecretSource> StripeClient<K> {
         since: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Vec<serde_json::Value>, ProviderError> {
+        let started = std::time::Instant::now();
         let mut events = Vec::new();
         let mut after: Option<String> = None;
-        for _ in 0..MAX_EVENT_PAGES {
+        // Only the types that can change a ledger: a busy account's other events are not read.
+        let types: String = oms_domain::request::stripe::RECORDED_TYPES
+            .iter()
+            .map(|t| format!("&types[]={t}"))
+            .collect();
+        while started.elapsed() < EVENT_LISTING_BUDGET {
             let mut path = format!(
-                "/v1/events?limit=100&created[gte]={}&created[lte]={}",
+                "/v1/events?limit=100&created[gte]={}&created[lte]={}{types}",
                 since.timestamp(),
                 until.timestamp()
             );
@@ -485,7 +517,7 @@ impl<K: SecretSource> StripeClient<K> {
         }
         tracing::warn!(
             events = events.len(),
-            "more Stripe events in the reconciliation's window than one run reads"
+            "more Stripe events in the reconciliation's window than one run reads in its time"
         );
         Ok(events)
     }
@@ -514,7 +546,17 @@ mod tests {
             Err(ProviderError::NotConfigured(_))
         ));
         assert!(matches!(
-            stripe.capture("pi_1", eur(100), "k", true).await,
+            stripe
+                .capture(
+                    "pi_1",
+                    &CaptureAsk {
+                        amount: eur(100),
+                        idempotency_key: "k".into(),
+                        more_follow: false,
+                        taken_minor: 0
+                    }
+                )
+                .await,
             Err(ProviderError::NotConfigured(_))
         ));
     }
@@ -534,5 +576,155 @@ mod tests {
             Err(ProviderError::Unavailable(_))
         ));
         assert_eq!(state_id("pi_1", "succeeded"), "stripe:pi_1:succeeded");
+    }
+
+    /// A Stripe that answers each request with the next of `answers` (status, JSON body) and
+    /// keeps each request's first line and body: its URL and what it answers.
+    async fn scripted_stripe(
+        answers: Vec<(u16, serde_json::Value)>,
+    ) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = seen.clone();
+        tokio::spawn(async move {
+            for (status, body) in answers {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 4096];
+                // The head, then as much body as its Content-Length says.
+                loop {
+                    let n = socket.read(&mut buffer).await.unwrap();
+                    request.extend_from_slice(&buffer[..n]);
+                    let text = String::from_utf8_lossy(&request).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length: ")
+                                    .map(|v| v.trim().parse::<usize>().unwrap())
+                            })
+                            .unwrap_or(0);
+                        if request.len() >= end + 4 + length || n == 0 {
+                            let first = text.lines().next().unwrap_or_default().to_owned();
+                            kept.lock()
+                                .unwrap()
+                                .push(format!("{first} {}", &text[end + 4..]));
+                            break;
+                        }
+                    }
+                }
+                let body = body.to_string();
+                let answer = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                socket.write_all(answer.as_bytes()).await.unwrap();
+            }
+        });
+        (url, seen)
+    }
+
+    fn intent(status: &str, received: i64, multicapture: &str) -> serde_json::Value {
+        serde_json::json!({
+            "id": "pi_1", "amount": 1000, "amount_received": received, "currency": "eur",
+            "status": status,
+            "latest_charge": {"payment_method_details": {"card": {"multicapture": {"status": multicapture}}}}
+        })
+    }
+
+    fn share(minor: i64, more_follow: bool, taken_minor: i64) -> CaptureAsk {
+        CaptureAsk {
+            amount: eur(minor),
+            idempotency_key: "ORDER-CAPTURE-1".into(),
+            more_follow,
+            taken_minor,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_share_keeps_the_rest_held_and_a_capture_stripe_made_is_never_asked_again() {
+        let (url, seen) = scripted_stripe(vec![
+            (200, intent("requires_capture", 0, "available")),
+            (200, intent("requires_capture", 400, "available")),
+            // Asked again after the answer was lost: Stripe shows it taken.
+            (200, intent("requires_capture", 400, "available")),
+        ])
+        .await;
+        let stripe = StripeClient::new(url, FixedSecret::new(b"sk_test_x"));
+        let answer = stripe.capture("pi_1", &share(400, true, 0)).await.unwrap();
+        assert_eq!(answer.state_id, "stripe:pi_1:received-400");
+        assert_eq!(answer.kind, Some(PaymentEventKind::CaptureSucceeded));
+        assert_eq!(answer.amount, eur(400));
+        let again = stripe.capture("pi_1", &share(400, true, 0)).await.unwrap();
+        assert_eq!(
+            again.state_id, answer.state_id,
+            "the same state, recorded once"
+        );
+        assert_eq!(again.amount, eur(400));
+        let requests = seen.lock().unwrap().clone();
+        assert_eq!(requests.len(), 3, "{requests:?}");
+        assert!(requests[0].starts_with("GET /v1/payment_intents/pi_1?expand[]=latest_charge"));
+        assert!(requests[1].starts_with("POST /v1/payment_intents/pi_1/capture"));
+        assert!(
+            requests[1].contains("amount_to_capture=400&final_capture=false"),
+            "{}",
+            requests[1]
+        );
+        assert!(
+            requests[2].starts_with("GET "),
+            "never posted twice: {requests:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_share_without_multicapture_is_refused_before_anything_moves() {
+        let (url, seen) =
+            scripted_stripe(vec![(200, intent("requires_capture", 0, "unavailable"))]).await;
+        let stripe = StripeClient::new(url, FixedSecret::new(b"sk_test_x"));
+        let refused = stripe.capture("pi_1", &share(400, true, 0)).await;
+        assert!(
+            matches!(refused, Err(ProviderError::Refused(_))),
+            "{refused:?}"
+        );
+        assert_eq!(seen.lock().unwrap().len(), 1, "only read");
+    }
+
+    #[tokio::test]
+    async fn the_reconciliation_reads_every_page_of_the_types_it_records() {
+        let event = |id: &str, kind: &str| {
+            serde_json::json!({"id": id, "type": kind, "created": 1_764_590_340,
+                "data": {"object": {"id": "pi_1", "object": "payment_intent", "amount": 1000,
+                    "amount_capturable": 1000, "amount_received": 0, "currency": "eur",
+                    "status": "requires_capture", "metadata": {"order_id": "01KAZ3Q6W8T2Y7X9V5N4M3K2J1"}}}})
+        };
+        let (url, seen) = scripted_stripe(vec![
+            (200, serde_json::json!({"data": [event("evt_2", "payment_intent.amount_capturable_updated"), event("evt_x", "customer.created")], "has_more": true})),
+            (200, serde_json::json!({"data": [event("evt_1", "payment_intent.amount_capturable_updated")], "has_more": false})),
+        ])
+        .await;
+        let stripe = StripeClient::new(url, FixedSecret::new(b"sk_test_x"));
+        let since = DateTime::from_timestamp(1_764_590_000, 0).unwrap();
+        let until = DateTime::from_timestamp(1_764_590_400, 0).unwrap();
+        let found = stripe.events(since, until).await.unwrap();
+        assert_eq!(found.len(), 2, "both pages, the unneeded event left out");
+        let requests = seen.lock().unwrap().clone();
+        assert!(
+            requests[0].contains("created[gte]=1764590000&created[lte]=1764590400"),
+            "{}",
+            requests[0]
+        );
+        assert!(
+            requests[0].contains("types[]=payment_intent.succeeded"),
+            "{}",
+            requests[0]
+        );
+        assert!(
+            requests[1].contains("starting_after=evt_x"),
+            "{}",
+            requests[1]
+        );
     }
 }

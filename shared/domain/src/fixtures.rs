@@ -154,8 +154,8 @@ pub struct FakePsp {
     pub asked: std::sync::Mutex<Vec<String>>,
     pub unavailable: bool,
     pub events: std::sync::Mutex<Vec<crate::request::payments::PspEvent>>,
-    /// For each capture asked, whether it was to be the payment's last.
-    pub last: std::sync::Mutex<Vec<bool>>,
+    /// For each capture asked: whether more followed, and what the ledger showed taken.
+    pub captures: std::sync::Mutex<Vec<(bool, i64)>>,
 }
 
 impl FakePsp {
@@ -199,12 +199,14 @@ impl crate::ports::PaymentProvider for FakePsp {
     async fn capture(
         &self,
         reference: &str,
-        amount: Money,
-        key: &str,
-        last: bool,
+        ask: &crate::ports::CaptureAsk,
     ) -> Result<crate::ports::ProviderAnswer, crate::ports::ProviderError> {
-        self.ask(reference, key)?;
-        self.last.lock().expect("not poisoned").push(last);
+        self.ask(reference, &ask.idempotency_key)?;
+        self.captures
+            .lock()
+            .expect("not poisoned")
+            .push((ask.more_follow, ask.taken_minor));
+        let amount = ask.amount;
         if reference == "pi_declined" {
             return Err(crate::ports::ProviderError::Refused(
                 "expired authorization".into(),

@@ -630,6 +630,23 @@ pub struct ProviderAnswer {
     pub reason: Option<String>,
 }
 
+/// A capture asked of the PSP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureAsk {
+    pub amount: crate::money::Money,
+    /// The request's id: the PSP's idempotency key.
+    pub idempotency_key: String,
+    /// Later parcels' shares follow under the same payment: the rest of the hold must stay
+    /// held (otherwise what is not taken may be released).
+    pub more_follow: bool,
+    /// What the ledger shows taken under the payment so far, in minor units. Captures are asked
+    /// one at a time, so a PSP that shows more taken has taken this one already (asked before,
+    /// its answer never recorded): it is answered from the PSP's state, never asked again —
+    /// the PSP forgets an idempotency key after a day, and a request redriven later must not
+    /// take the money twice.
+    pub taken_minor: i64,
+}
+
 /// The payment service provider's API, as the system calls it.
 pub trait PaymentProvider: Send + Sync {
     /// Opens a payment of `amount` for `order`, to be captured later (on shipment), once per
@@ -641,16 +658,11 @@ pub trait PaymentProvider: Send + Sync {
         idempotency_key: &str,
     ) -> impl Future<Output = Result<PaymentIntent, ProviderError>> + Send;
 
-    /// Takes `amount` of the held payment `reference`, once per `idempotency_key`. `last`: nothing
-    /// more will be taken under it (the whole order's capture, or the share of its last parcel),
-    /// so what is left of the hold may be released; otherwise more parcels' shares follow, and
-    /// the rest must stay held for them.
+    /// Takes what `ask` asks of the held payment `reference`, once per its idempotency key.
     fn capture(
         &self,
         reference: &str,
-        amount: crate::money::Money,
-        idempotency_key: &str,
-        last: bool,
+        ask: &CaptureAsk,
     ) -> impl Future<Output = Result<ProviderAnswer, ProviderError>> + Send;
 
     /// Releases the held payment `reference`, once per `idempotency_key`.

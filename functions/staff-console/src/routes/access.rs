@@ -102,7 +102,8 @@ pub(super) async fn keys<S, K: SecretSource>(
     app: &Console<S, K>,
 ) -> Result<SessionKeys, PageError> {
     let secret = app.secret.value().await?;
-    SessionKeys::derive(&secret, crate::session::KEYS_PURPOSE).map_err(|e| PageError::Internal(e.into()))
+    SessionKeys::derive(&secret, crate::session::KEYS_PURPOSE)
+        .map_err(|e| PageError::Internal(e.into()))
 }
 
 pub(super) fn cookie_header(headers: &HeaderMap) -> String {

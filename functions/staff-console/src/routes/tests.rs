@@ -50,7 +50,9 @@ fn cookie(session: &Session) -> String {
 }
 
 fn csrf(session: &Session) -> String {
-    SessionKeys::derive(SECRET, crate::session::KEYS_PURPOSE).unwrap().csrf_token(&session.nonce)
+    SessionKeys::derive(SECRET, crate::session::KEYS_PURPOSE)
+        .unwrap()
+        .csrf_token(&session.nonce)
 }
 
 async fn call(app: &Router, request: Request<Body>) -> (StatusCode, HeaderMap, String) {

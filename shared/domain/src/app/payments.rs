@@ -128,9 +128,19 @@ pub async fn start_payment<O: OrderStore, P: crate::ports::PaymentProvider>(
 /// What an order asked of its PSP, as the PSP's subscriber acts on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PspAsk {
-    Capture { request_id: String, amount: Money },
-    Void { request_id: String },
-    Refund { refund_id: String, amount: Money },
+    /// `more_follow`: later parcels' shares follow under the same payment.
+    Capture {
+        request_id: String,
+        amount: Money,
+        more_follow: bool,
+    },
+    Void {
+        request_id: String,
+    },
+    Refund {
+        refund_id: String,
+        amount: Money,
+    },
 }
 
 /// What became of an ask.
@@ -178,16 +188,24 @@ pub async fn ask_provider<O: OrderStore, P: crate::ports::PaymentProvider>(
         return Ok(Asked::Recorded);
     }
     let answer = match ask {
-        PspAsk::Capture { request_id, amount } => {
-            // Captures are asked one at a time (the next once the last is answered), so what
-            // the ledger shows taken is all that was: this one is the last if it takes the rest.
-            let last = order
+        PspAsk::Capture {
+            request_id,
+            amount,
+            more_follow,
+        } => {
+            let taken_minor = order
                 .payment
                 .payments()
                 .iter()
                 .find(|p| p.reference == Some(reference))
-                .is_none_or(|p| p.captured_minor + amount.minor_units() >= p.authorized_minor);
-            provider.capture(reference, *amount, request_id, last).await
+                .map_or(0, |p| p.captured_minor);
+            let ask = crate::ports::CaptureAsk {
+                amount: *amount,
+                idempotency_key: request_id.clone(),
+                more_follow: *more_follow,
+                taken_minor,
+            };
+            provider.capture(reference, &ask).await
         }
         PspAsk::Void { request_id } => provider.cancel(reference, request_id).await,
         PspAsk::Refund { refund_id, amount } => {
@@ -224,7 +242,9 @@ pub async fn ask_provider<O: OrderStore, P: crate::ports::PaymentProvider>(
         }
         Err(ProviderError::Refused(why)) => match ask {
             PspAsk::Void { .. } => return Ok(Asked::VoidRefused(why)),
-            PspAsk::Capture { request_id, amount } => PaymentEvent {
+            PspAsk::Capture {
+                request_id, amount, ..
+            } => PaymentEvent {
                 event_id: format!("{request_id}-REFUSED"),
                 kind: PaymentEventKind::CaptureFailed,
                 amount: *amount,
@@ -486,13 +506,14 @@ pub(crate) mod tests {
         let ask = PspAsk::Capture {
             request_id: format!("{}-CAPTURE-1", order.id),
             amount: order.totals.total,
+            more_follow: false,
         };
         let asked = ask_provider(&store, &psp, &policy, &order.id, "pi_1", &ask, Utc::now());
         assert_eq!(asked.await.unwrap(), Asked::Recorded);
         assert_eq!(
-            *psp.last.lock().unwrap(),
-            [true],
-            "the whole hold: nothing follows"
+            psp.captures.lock().unwrap()[0],
+            (false, 0),
+            "the whole hold, nothing taken before"
         );
         let paid = store.get(&order.id).await.unwrap().unwrap();
         assert_eq!(
@@ -530,6 +551,7 @@ pub(crate) mod tests {
         let refused = PspAsk::Capture {
             request_id: format!("{}-CAPTURE-1", second.id),
             amount: second.totals.total,
+            more_follow: false,
         };
         ask_provider(
             &store,
@@ -708,7 +730,7 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
-    async fn a_parcels_share_of_a_larger_hold_asks_the_rest_kept_held() {
+    async fn a_parcels_share_is_asked_with_what_follows_and_what_the_ledger_shows_taken() {
         let store = InMemoryStore::with_products([product("A", 1000, 5)]);
         let order = reserved(&store, 1).await;
         let psp = Psp::default();
@@ -720,10 +742,11 @@ pub(crate) mod tests {
         let share = PspAsk::Capture {
             request_id: format!("{}-CAPTURE-1", order.id),
             amount: crate::money::Money::new(300, order.totals.total.currency()).unwrap(),
+            more_follow: true,
         };
         ask_provider(&store, &psp, &policy, &order.id, "pi_1", &share, Utc::now())
             .await
             .unwrap();
-        assert_eq!(*psp.last.lock().unwrap(), [false], "more parcels follow");
+        assert_eq!(*psp.captures.lock().unwrap(), [(true, 0)]);
     }
 }

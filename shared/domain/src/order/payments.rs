@@ -169,6 +169,11 @@ pub struct PspRequest {
     /// whose share it takes. A capture without one takes the whole amount.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shipment: Option<u32>,
+    /// For a parcel's share: the shares of later parcels follow under the same payment, so the
+    /// PSP must keep the rest of the hold for them. False for the last share and a whole
+    /// capture: what is not taken may be released.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub more_follow: bool,
 }
 
 /// The order's payment: the PSP's events and what was asked of the PSP.
@@ -1190,9 +1195,10 @@ impl Order {
                 let outstanding = held
                     .iter()
                     .any(|r| self.payment.capture_outstanding_on(r.as_deref()));
-                if let Some((number, amount)) = self.next_parcel_capture().filter(|_| !outstanding)
+                if let Some((number, amount, more_follow)) =
+                    self.next_parcel_capture().filter(|_| !outstanding)
                 {
-                    self.ask_capture(reference.clone(), amount, Some(number), now);
+                    self.ask_capture(reference.clone(), amount, Some(number), more_follow, now);
                 }
             }
         } else if (shipped || capture == CaptureMode::Immediately) && !captured {
@@ -1220,7 +1226,7 @@ impl Order {
     /// those that left whose capture was not asked, and its share — its units at their prices,
     /// the shipping charge with the first parcel captured, and for the last parcel whatever is
     /// left of the total, so the captures add up to exactly the total and never exceed it.
-    fn next_parcel_capture(&self) -> Option<(u32, Money)> {
+    fn next_parcel_capture(&self) -> Option<(u32, Money, bool)> {
         let asked: Vec<&PspRequest> = self
             .payment
             .requests
@@ -1256,7 +1262,7 @@ impl Order {
             (units + shipping).min(total.minor_units() - taken)
         };
         let amount = Money::new(share, total.currency()).ok()?;
-        (share > 0).then_some((parcel.number, amount))
+        (share > 0).then_some((parcel.number, amount, !last))
     }
 
     /// Asks the PSP to capture `amount` of the payment `reference` for parcel `shipment`.
@@ -1265,6 +1271,7 @@ impl Order {
         reference: Option<String>,
         amount: Money,
         shipment: Option<u32>,
+        more_follow: bool,
         now: DateTime<Utc>,
     ) {
         let n = self
@@ -1281,6 +1288,7 @@ impl Order {
             psp_reference: reference,
             requested_at: now,
             shipment,
+            more_follow,
         });
     }
 
@@ -1314,6 +1322,7 @@ impl Order {
             psp_reference: reference,
             requested_at: now,
             shipment: None,
+            more_follow: false,
         });
     }
 

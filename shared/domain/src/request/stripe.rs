@@ -47,6 +47,19 @@ const STRIPE_FIELDS: [(&str, &str); 7] = [
     ("refundId", "data.object.metadata.refund_id"),
 ];
 
+/// The types of Stripe's events that can change an order's ledger (the rest are acknowledged
+/// and left alone): what the reconciliation asks Stripe for.
+pub const RECORDED_TYPES: [&str; 8] = [
+    "payment_intent.amount_capturable_updated",
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "payment_intent.canceled",
+    "refund.created",
+    "refund.updated",
+    "refund.failed",
+    "charge.refund.updated",
+];
+
 impl StripeEvent {
     /// Reads a Stripe event (`{id, type, created, data: {object}}`). Like every PSP payload it
     /// is read open: Stripe adds fields without notice.
@@ -276,6 +289,19 @@ mod tests {
             StripeEvent::parse(&refund("refund.created", "pending"), now()),
             Ok(StripeEvent::Ignored { .. })
         ));
+    }
+
+    #[test]
+    fn the_types_asked_for_are_the_ones_the_parser_reads() {
+        let source = include_str!("stripe.rs");
+        let parser = &source[..source.find("mod tests").unwrap()];
+        for kind in RECORDED_TYPES {
+            let quoted = format!("\"{kind}\"");
+            assert!(
+                parser.matches(&quoted).count() >= 2,
+                "{kind} is listed and read by the parser"
+            );
+        }
     }
 
     #[test]
