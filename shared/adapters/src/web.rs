@@ -98,6 +98,70 @@ impl CookieKeys {
     }
 }
 
+/// Links that open one order's page without an account: the order's id, an expiry, and an HMAC
+/// of both, so a link names its order and nothing else, cannot be changed to name another, and
+/// stops working when it expires. The secret holds one key or several, one per line: links are
+/// signed with the first and accepted under any, so a key is rotated by putting the new one
+/// first and dropping the old one once its links have expired.
+#[derive(Clone)]
+pub struct OrderLinks {
+    keys: Vec<Vec<u8>>,
+}
+
+impl OrderLinks {
+    /// The keys in `secret`: one per line, each at least 32 bytes.
+    pub fn from_secret(secret: &[u8]) -> Result<Self, &'static str> {
+        let text = std::str::from_utf8(secret).map_err(|_| "the link secret is not text")?;
+        let keys: Vec<Vec<u8>> = text
+            .lines()
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(|k| k.as_bytes().to_vec())
+            .collect();
+        if keys.is_empty() || keys.iter().any(|k| k.len() < 32) {
+            return Err("each key of the link secret must be at least 32 bytes");
+        }
+        Ok(OrderLinks { keys })
+    }
+
+    /// The key pages' cookies are derived from: the newest.
+    pub fn current_key(&self) -> &[u8] {
+        &self.keys[0]
+    }
+
+    fn mac(key: &[u8], order: &str, expires: i64) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+        mac.update(format!("oms order link\n{order}\n{expires}").as_bytes());
+        mac
+    }
+
+    /// The token of a link to `order`'s page that works until `expires` (unix seconds):
+    /// `<expires>.<hex HMAC>`.
+    pub fn token(&self, order: &str, expires: i64) -> String {
+        let mac = Self::mac(self.current_key(), order, expires);
+        format!("{expires}.{}", hex::encode(mac.finalize().into_bytes()))
+    }
+
+    /// Whether `token` opens `order`'s page at `now` (unix seconds): signed under one of the
+    /// keys for that order, compared in constant time, and not expired.
+    pub fn opens(&self, order: &str, token: &str, now: i64) -> bool {
+        let Some((expires, signature)) = token.split_once('.') else {
+            return false;
+        };
+        let (Ok(expires), Ok(signature)) = (expires.parse::<i64>(), hex::decode(signature)) else {
+            return false;
+        };
+        // Every key is tried, whatever the first answers: the time taken tells nothing.
+        let signed = self.keys.iter().fold(false, |found, key| {
+            Self::mac(key, order, expires)
+                .verify_slice(&signature)
+                .is_ok()
+                | found
+        });
+        signed && now < expires
+    }
+}
+
 /// A `Set-Cookie` value that removes the cookie `name`.
 pub fn removal(name: &'static str, path: &'static str) -> String {
     hardened(Cookie::build((name, "")), path, 0)
@@ -123,7 +187,11 @@ mod tests {
     use super::*;
 
     fn keys() -> CookieKeys {
-        CookieKeys::derive(b"a console secret that is long enough for the keys", "oms-console").unwrap()
+        CookieKeys::derive(
+            b"a console secret that is long enough for the keys",
+            "oms-console",
+        )
+        .unwrap()
     }
 
     #[derive(Debug, PartialEq, Serialize, Deserialize)]
@@ -139,20 +207,75 @@ mod tests {
     #[test]
     fn a_value_reads_back_only_under_its_own_keys_and_its_cookie_is_hardened() {
         let keys = keys();
-        let held = Held { who: "staff-ada".into() };
+        let held = Held {
+            who: "staff-ada".into(),
+        };
         let set = keys.write("oms_test", &held, "/console", 60);
-        for attribute in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/console", "Max-Age=60"] {
+        for attribute in [
+            "HttpOnly",
+            "Secure",
+            "SameSite=Lax",
+            "Path=/console",
+            "Max-Age=60",
+        ] {
             assert!(set.contains(attribute), "{attribute} in {set}");
         }
-        assert!(!set.contains("staff-ada"), "the cookie's content is encrypted");
+        assert!(
+            !set.contains("staff-ada"),
+            "the cookie's content is encrypted"
+        );
         assert_eq!(keys.read::<Held>(&sent_back(&set), "oms_test"), Some(held));
-        let shop = CookieKeys::derive(b"a console secret that is long enough for the keys", "oms-shop").unwrap();
-        assert_eq!(shop.read::<Held>(&sent_back(&set), "oms_test"), None, "another site's keys");
+        let shop = CookieKeys::derive(
+            b"a console secret that is long enough for the keys",
+            "oms-shop",
+        )
+        .unwrap();
+        assert_eq!(
+            shop.read::<Held>(&sent_back(&set), "oms_test"),
+            None,
+            "another site's keys"
+        );
         let mut forged = sent_back(&set);
         forged.pop();
         forged.push('A');
         assert_eq!(keys.read::<Held>(&forged, "oms_test"), None);
         assert!(removal("oms_test", "/console").contains("Max-Age=0"));
+    }
+
+    #[test]
+    fn an_order_link_opens_its_own_order_until_it_expires_under_any_key_of_a_rotation() {
+        let old = "an old link key that is long enough for HMAC";
+        let new = "a new link key that is long enough for HMAC too";
+        let before = OrderLinks::from_secret(old.as_bytes()).unwrap();
+        let token = before.token("01KAZ3Q6W8T2Y7X9V5N4M3K2J1", 2_000);
+        assert!(before.opens("01KAZ3Q6W8T2Y7X9V5N4M3K2J1", &token, 1_999));
+        assert!(
+            !before.opens("01KAZ3Q6W8T2Y7X9V5N4M3K2J1", &token, 2_000),
+            "expired"
+        );
+        assert!(
+            !before.opens("01KAZ3Q6W8T2Y7X9V5N4M3K2J2", &token, 1_000),
+            "another order"
+        );
+        let later = token.replacen("2000", "9000", 1);
+        assert!(
+            !before.opens("01KAZ3Q6W8T2Y7X9V5N4M3K2J1", &later, 1_000),
+            "a changed expiry"
+        );
+        for tampered in ["", "2000", "2000.zz", "x.00"] {
+            assert!(!before.opens("01KAZ3Q6W8T2Y7X9V5N4M3K2J1", tampered, 1_000));
+        }
+        let rotating = OrderLinks::from_secret(format!("{new}\n{old}\n").as_bytes()).unwrap();
+        assert!(
+            rotating.opens("01KAZ3Q6W8T2Y7X9V5N4M3K2J1", &token, 1_000),
+            "an old link"
+        );
+        assert_ne!(
+            rotating.token("01KAZ3Q6W8T2Y7X9V5N4M3K2J1", 2_000),
+            token,
+            "signed anew"
+        );
+        assert!(OrderLinks::from_secret(b"short").is_err());
     }
 
     #[test]

@@ -176,7 +176,7 @@ impl Default for Renderer {
 }
 
 /// The order's language if there are templates for it, else English.
-fn language_of(order: &Order) -> &'static str {
+pub fn language_of(order: &Order) -> &'static str {
     let wanted = order
         .contact
         .language()

@@ -1,0 +1,455 @@
+//! The customer's pages: minijinja templates compiled into the binary, the words they use in
+//! each language, and an order as its customer reads it — where it is, what comes next, each
+//! parcel, the money in plain words — never the ledger, the warehouse's notes or staff names.
+//!
+//! Templates are auto-escaped (their names end in `.html`), so nothing a customer typed can
+//! become markup.
+
+use chrono::{DateTime, Utc};
+use minijinja::{context, Environment, Value};
+use oms_domain::notifications::{format_date, format_money};
+use oms_domain::order::fulfillment::FulfillmentStatus;
+use oms_domain::order::payments::{PaymentStatus, RefundState};
+use oms_domain::order::returns::ReturnStatus;
+use oms_domain::order::{Order, OrderStatus};
+use serde::Serialize;
+
+const TEMPLATES: [(&str, &str); 3] = [
+    ("layout.html", include_str!("../templates/layout.html")),
+    ("find.html", include_str!("../templates/find.html")),
+    ("order.html", include_str!("../templates/order.html")),
+];
+
+/// The stylesheet every page links (served by the site itself: the CSP allows no other).
+pub const STYLESHEET: &str = include_str!("../assets/shop.css");
+
+/// Where pages link the stylesheet: its path with a digest of its contents, so browsers keep it
+/// for a year and a new stylesheet is a new address.
+pub fn stylesheet_href() -> &'static str {
+    static HREF: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        use sha2::Digest;
+        let digest = hex::encode(sha2::Sha256::digest(STYLESHEET.as_bytes()));
+        format!("/shop/assets/shop.css?v={}", &digest[..12])
+    });
+    &HREF
+}
+
+/// The languages the pages are written in; English where the order's is another.
+pub const LANGUAGES: [&str; 2] = ["en", "de"];
+
+/// Every text of the pages, by key: English, German.
+const TEXTS: &[(&str, &str, &str)] = &[
+    ("site", "Your order", "Ihre Bestellung"),
+    ("skip", "Skip to content", "Zum Inhalt springen"),
+    ("find.title", "Find your order", "Bestellung finden"),
+    (
+        "find.intro",
+        "Enter your order number and the e-mail address you ordered with. The link in any of our e-mails about your order opens it too.",
+        "Geben Sie Ihre Bestellnummer und die E-Mail-Adresse ein, mit der Sie bestellt haben. Auch der Link in jeder unserer E-Mails zu Ihrer Bestellung öffnet sie.",
+    ),
+    ("find.number", "Order number", "Bestellnummer"),
+    ("find.email", "E-mail address", "E-Mail-Adresse"),
+    ("find.submit", "Show my order", "Bestellung anzeigen"),
+    (
+        "find.refused",
+        "We could not open that order. Check the order number and the e-mail address, or use the link in one of our e-mails (links expire after a while).",
+        "Wir konnten diese Bestellung nicht öffnen. Prüfen Sie Bestellnummer und E-Mail-Adresse, oder nutzen Sie den Link in einer unserer E-Mails (Links laufen nach einiger Zeit ab).",
+    ),
+    (
+        "find.slow",
+        "Too many attempts. Please wait a few minutes before you try again.",
+        "Zu viele Versuche. Bitte warten Sie einige Minuten, bevor Sie es erneut versuchen.",
+    ),
+    ("order.title", "Order", "Bestellung"),
+    ("order.placed", "Placed", "Bestellt am"),
+    ("order.now", "Where it is now", "Wo sie jetzt ist"),
+    ("order.next", "What happens next", "Wie es weitergeht"),
+    ("order.items", "Items", "Artikel"),
+    ("order.shipping", "Shipping", "Versand"),
+    ("order.total", "Total", "Gesamt"),
+    ("order.payment", "Payment", "Zahlung"),
+    ("order.parcels", "Parcels", "Pakete"),
+    ("order.parcel", "Parcel", "Paket"),
+    ("order.of", "of", "von"),
+    ("order.track", "Track the parcel", "Sendung verfolgen"),
+    ("order.tracking", "Tracking number", "Sendungsnummer"),
+    ("order.expected", "Expected", "Erwartet"),
+    ("order.history", "History", "Verlauf"),
+    ("order.returns", "Returns", "Rücksendungen"),
+    ("order.return", "Return", "Rücksendung"),
+    ("order.label", "Print the return label", "Rücksendeetikett drucken"),
+    ("order.cancel.title", "Cancel the order", "Bestellung stornieren"),
+    (
+        "order.cancel.intro",
+        "You can cancel until the order is packed. The items go back on sale and any amount held on your card is released.",
+        "Sie können stornieren, bis die Bestellung verpackt ist. Die Artikel gehen zurück in den Verkauf, und ein auf Ihrer Karte reservierter Betrag wird freigegeben.",
+    ),
+    ("order.cancel.reason", "Why (optional)", "Grund (freiwillig)"),
+    ("order.cancel.submit", "Cancel my order", "Bestellung stornieren"),
+    ("order.cancelled", "Your order is cancelled.", "Ihre Bestellung ist storniert."),
+    (
+        "order.refused",
+        "That could not be done",
+        "Das war nicht möglich",
+    ),
+    (
+        "order.stale",
+        "Your order changed while the page was open, so nothing was changed. The page now shows it as it is.",
+        "Ihre Bestellung hat sich geändert, während die Seite offen war; es wurde nichts geändert. Die Seite zeigt sie jetzt, wie sie ist.",
+    ),
+    ("order.find-another", "Find another order", "Andere Bestellung finden"),
+    (
+        "order.cancel.too-late",
+        "It can no longer be cancelled: it is packed or on its way. Once it arrives, you can return it.",
+        "Sie kann nicht mehr storniert werden: Sie ist verpackt oder unterwegs. Nach der Zustellung können Sie sie zurücksenden.",
+    ),
+    (
+        "order.try-again",
+        "Your order is being updated right now. Please try again in a moment.",
+        "Ihre Bestellung wird gerade aktualisiert. Bitte versuchen Sie es gleich noch einmal.",
+    ),
+    // Where the order is, by status.
+    ("status.PENDING", "We have your order and are checking that everything is in stock.", "Wir haben Ihre Bestellung und prüfen, ob alles vorrätig ist."),
+    ("status.RESERVED", "Everything is in stock and set aside for you.", "Alles ist vorrätig und für Sie reserviert."),
+    ("status.FULFILLING", "Our warehouse is packing your order.", "Unser Lager packt Ihre Bestellung."),
+    ("status.PARTIALLY_SHIPPED", "Part of your order is on its way; the rest follows.", "Ein Teil Ihrer Bestellung ist unterwegs; der Rest folgt."),
+    ("status.SHIPPED", "Your order is on its way.", "Ihre Bestellung ist unterwegs."),
+    ("status.PARTIALLY_DELIVERED", "Part of your order has arrived; the rest is on its way.", "Ein Teil Ihrer Bestellung ist angekommen; der Rest ist unterwegs."),
+    ("status.DELIVERED", "Your order has arrived.", "Ihre Bestellung ist angekommen."),
+    ("status.REJECTED", "We could not set aside everything in your order, so we did not take it.", "Wir konnten nicht alles in Ihrer Bestellung reservieren und haben sie daher nicht angenommen."),
+    ("status.CANCELLED", "Your order is cancelled.", "Ihre Bestellung ist storniert."),
+    // What comes next, by status (and, before shipping, by payment).
+    ("next.PENDING", "We confirm it in a moment, by e-mail.", "Wir bestätigen sie gleich per E-Mail."),
+    ("next.RESERVED.unpaid", "We are waiting for your payment; once it is confirmed, your order goes to our warehouse.", "Wir warten auf Ihre Zahlung; sobald sie bestätigt ist, geht Ihre Bestellung an unser Lager."),
+    ("next.RESERVED", "Your order goes to our warehouse to be packed.", "Ihre Bestellung geht zum Verpacken an unser Lager."),
+    ("next.FULFILLING", "We tell you by e-mail when it ships, with its tracking link.", "Wir schreiben Ihnen, sobald sie versandt ist, mit dem Link zur Sendungsverfolgung."),
+    ("next.PARTIALLY_SHIPPED", "We tell you when each parcel ships.", "Wir schreiben Ihnen, sobald jedes Paket versandt ist."),
+    ("next.SHIPPED", "The carrier delivers it; follow it with the tracking link below.", "Der Paketdienst stellt sie zu; verfolgen Sie sie mit dem Link unten."),
+    ("next.PARTIALLY_DELIVERED", "The rest is delivered soon; follow it with the tracking links below.", "Der Rest wird bald zugestellt; verfolgen Sie ihn mit den Links unten."),
+    ("next.DELIVERED", "We hope you enjoy it. Something not right? You may return it within the return window.", "Wir hoffen, sie gefällt Ihnen. Etwas stimmt nicht? Sie können innerhalb der Rückgabefrist zurücksenden."),
+    ("next.REJECTED", "Nothing more: you were not charged.", "Nichts weiter: Ihnen wurde nichts berechnet."),
+    ("next.CANCELLED", "Nothing more. Any amount held on your card is released or refunded.", "Nichts weiter. Ein auf Ihrer Karte reservierter Betrag wird freigegeben oder erstattet."),
+    // The money, in customer terms.
+    ("payment.PENDING", "Not paid yet.", "Noch nicht bezahlt."),
+    ("payment.AUTHORIZED", "Approved: the amount is held on your card and charged when your order ships.", "Genehmigt: Der Betrag ist auf Ihrer Karte reserviert und wird beim Versand abgebucht."),
+    ("payment.PARTIALLY_PAID", "Charged for what has shipped; the rest is held until it ships.", "Für Versandtes abgebucht; der Rest bleibt bis zum Versand reserviert."),
+    ("payment.PAID", "Paid.", "Bezahlt."),
+    ("payment.PARTIALLY_REFUNDED", "Paid, and partly refunded.", "Bezahlt und teilweise erstattet."),
+    ("payment.REFUNDED", "Refunded.", "Erstattet."),
+    ("payment.VOIDED", "Released: you were not charged.", "Freigegeben: Ihnen wurde nichts berechnet."),
+    ("payment.FAILED", "The payment did not go through; nothing was charged.", "Die Zahlung ist nicht durchgegangen; es wurde nichts abgebucht."),
+    ("payment.EXPIRED", "Not paid in time; nothing was charged.", "Nicht rechtzeitig bezahlt; es wurde nichts abgebucht."),
+    // A parcel, by its step.
+    ("parcel.AWAITING_PICK", "Waiting to be packed", "Wartet auf das Verpacken"),
+    ("parcel.PICKED", "Being packed", "Wird verpackt"),
+    ("parcel.PACKED", "Packed, waiting for the carrier", "Verpackt, wartet auf den Paketdienst"),
+    ("parcel.SHIPPED", "Shipped", "Versandt"),
+    ("parcel.IN_TRANSIT", "On its way", "Unterwegs"),
+    ("parcel.OUT_FOR_DELIVERY", "Out for delivery today", "Heute in Zustellung"),
+    ("parcel.DELIVERY_EXCEPTION", "Delayed: the carrier reported a problem", "Verzögert: Der Paketdienst meldet ein Problem"),
+    ("parcel.DELIVERED", "Delivered", "Zugestellt"),
+    // A return, by its state.
+    ("return.PENDING_APPROVAL", "Requested: our team is reviewing it.", "Angefragt: Unser Team prüft sie."),
+    ("return.APPROVED", "Approved: print the label and send the parcel.", "Genehmigt: Drucken Sie das Etikett und senden Sie das Paket."),
+    ("return.REJECTED", "Not accepted.", "Nicht angenommen."),
+    ("return.RECEIVED", "Received at our warehouse.", "In unserem Lager eingegangen."),
+    ("refund.AWAITING_CAPTURE", "Refund of {amount}: issued once your payment is settled.", "Erstattung von {amount}: sobald Ihre Zahlung abgeschlossen ist."),
+    ("refund.REQUESTED", "Refund of {amount}: on its way.", "Erstattung von {amount}: unterwegs."),
+    ("refund.ISSUED", "Refund of {amount}: issued.", "Erstattung von {amount}: veranlasst."),
+    ("refund.FAILED", "Refund of {amount}: delayed; our team is on it.", "Erstattung von {amount}: verzögert; unser Team kümmert sich darum."),
+];
+
+/// The text `key` in `language` (English where there is none in it).
+pub fn text(language: &str, key: &str) -> &'static str {
+    TEXTS
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|(_, en, de)| if language == "de" { *de } else { *en })
+        .unwrap_or_else(|| {
+            tracing::error!(key, "a page's text is missing");
+            ""
+        })
+}
+
+/// The language a visitor's browser asks for (`Accept-Language`), of those the pages have.
+pub fn language_of_browser(accept_language: Option<&str>) -> &'static str {
+    accept_language
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|tag| tag.split(';').next())
+        .map(|tag| {
+            tag.trim()
+                .split('-')
+                .next()
+                .unwrap_or_default()
+                .to_ascii_lowercase()
+        })
+        .find_map(|tag| LANGUAGES.into_iter().find(|l| *l == tag))
+        .unwrap_or("en")
+}
+
+pub struct Pages {
+    env: Environment<'static>,
+}
+
+impl Pages {
+    pub fn new() -> Self {
+        let mut env = Environment::new();
+        for (name, source) in TEMPLATES {
+            env.add_template(name, source)
+                .unwrap_or_else(|e| panic!("template {name} does not compile: {e}"));
+        }
+        // `t("key")`: the page's text in the language the page is rendered in.
+        env.add_function("t", |state: &minijinja::State, key: &str| -> String {
+            let language = state
+                .lookup("lang")
+                .and_then(|l| l.as_str().map(str::to_owned))
+                .unwrap_or_else(|| "en".to_owned());
+            text(&language, key).to_owned()
+        });
+        env.add_global(
+            "stylesheet",
+            Value::from_safe_string(stylesheet_href().to_owned()),
+        );
+        Pages { env }
+    }
+
+    pub fn render(&self, name: &str, context: Value) -> Result<String, minijinja::Error> {
+        self.env.get_template(name)?.render(context)
+    }
+}
+
+/// The pages, compiled once per process.
+pub fn pages() -> &'static Pages {
+    static PAGES: std::sync::LazyLock<Pages> = std::sync::LazyLock::new(Pages::new);
+    &PAGES
+}
+
+/// A moment for people, in `language`: the date as the language writes it and the time (UTC).
+fn moment(at: DateTime<Utc>, language: &str) -> String {
+    format!(
+        "{} {} UTC",
+        format_date(at.date_naive(), language),
+        at.format("%H:%M")
+    )
+}
+
+/// An order as its customer reads it on its page.
+#[derive(Debug, Serialize)]
+pub struct OrderPage {
+    pub order_id: String,
+    pub placed: String,
+    pub status: &'static str,
+    pub now: &'static str,
+    pub next: &'static str,
+    pub payment: &'static str,
+    pub items: Vec<Item>,
+    pub shipping: String,
+    pub total: String,
+    pub parcels: Vec<ParcelView>,
+    pub history: Vec<Step>,
+    pub returns: Vec<ReturnView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Item {
+    pub name: String,
+    pub quantity: u32,
+    pub total: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ParcelView {
+    pub number: u32,
+    pub of: usize,
+    pub state: &'static str,
+    pub carrier: Option<String>,
+    pub tracking_number: Option<String>,
+    pub tracking_url: Option<String>,
+    pub expected: Option<String>,
+    pub items: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Step {
+    pub at: String,
+    pub what: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReturnView {
+    pub return_id: String,
+    pub state: &'static str,
+    pub refund: Option<String>,
+    pub items: Vec<String>,
+}
+
+impl OrderPage {
+    /// `order` as its customer reads it, in `language`.
+    pub fn of(order: &Order, language: &str) -> Self {
+        let t = |key: &str| text(language, key);
+        let money = |m| format_money(m, language);
+        let payment = order.payment_status();
+        let next = match order.status {
+            OrderStatus::Reserved if !payment.allows_fulfillment() => "next.RESERVED.unpaid",
+            status => match status {
+                OrderStatus::Pending => "next.PENDING",
+                OrderStatus::Reserved => "next.RESERVED",
+                OrderStatus::Fulfilling => "next.FULFILLING",
+                OrderStatus::PartiallyShipped => "next.PARTIALLY_SHIPPED",
+                OrderStatus::Shipped => "next.SHIPPED",
+                OrderStatus::PartiallyDelivered => "next.PARTIALLY_DELIVERED",
+                OrderStatus::Delivered => "next.DELIVERED",
+                OrderStatus::Rejected => "next.REJECTED",
+                OrderStatus::Cancelled => "next.CANCELLED",
+            },
+        };
+        let name_of = |sku: &oms_domain::ids::Sku| {
+            order
+                .lines
+                .iter()
+                .find(|l| &l.sku == sku)
+                .map_or_else(|| sku.to_string(), |l| l.name.clone())
+        };
+        let of = order.shipments.len();
+        OrderPage {
+            order_id: order.id.to_string(),
+            placed: moment(order.created_at, language),
+            status: order.status.as_str(),
+            now: t(&format!("status.{}", order.status.as_str())),
+            next: t(next),
+            payment: t(&format!("payment.{}", payment_key(payment))),
+            items: order
+                .lines
+                .iter()
+                .map(|l| Item {
+                    name: l.name.clone(),
+                    quantity: l.quantity.get(),
+                    total: money(l.line_total),
+                })
+                .collect(),
+            shipping: money(order.totals.shipping),
+            total: money(order.totals.total),
+            parcels: order
+                .shipments
+                .iter()
+                .map(|s| ParcelView {
+                    number: s.number,
+                    of,
+                    state: t(&format!("parcel.{}", parcel_key(s.status))),
+                    carrier: s.tracking.as_ref().map(|t| t.carrier.clone()),
+                    tracking_number: s.tracking.as_ref().map(|t| t.tracking_number.clone()),
+                    tracking_url: s
+                        .tracking
+                        .as_ref()
+                        .map(|t| t.tracking_url.clone())
+                        .filter(|u| u.starts_with("https://")),
+                    expected: s.estimate.filter(|_| s.delivered_at.is_none()).map(|e| {
+                        format!(
+                            "{} – {}",
+                            format_date(e.earliest, language),
+                            format_date(e.latest, language)
+                        )
+                    }),
+                    items: s
+                        .lines
+                        .iter()
+                        .map(|l| format!("{} × {}", l.quantity.get(), name_of(&l.sku)))
+                        .collect(),
+                })
+                .collect(),
+            history: order
+                .timeline
+                .iter()
+                .map(|step| Step {
+                    at: moment(step.at, language),
+                    what: t(&format!("status.{}", step.status.as_str())),
+                })
+                .collect(),
+            returns: order
+                .returns
+                .iter()
+                .map(|r| ReturnView {
+                    return_id: r.return_id.to_string(),
+                    state: t(&format!("return.{}", return_key(r.status))),
+                    refund: r.refund_id.as_deref().and_then(|id| {
+                        let refund = order.refunds.iter().find(|f| f.refund_id == id)?;
+                        let words = t(&format!("refund.{}", refund_key(order.refund_state(id))));
+                        Some(words.replace("{amount}", &money(refund.amount)))
+                    }),
+                    items: r
+                        .lines
+                        .iter()
+                        .map(|l| format!("{} × {}", l.quantity.get(), l.name))
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+fn payment_key(status: PaymentStatus) -> &'static str {
+    status.as_str()
+}
+
+fn parcel_key(status: FulfillmentStatus) -> &'static str {
+    status.as_str()
+}
+
+fn return_key(status: ReturnStatus) -> &'static str {
+    status.as_str()
+}
+
+fn refund_key(state: RefundState) -> &'static str {
+    match state {
+        RefundState::AwaitingCapture => "AWAITING_CAPTURE",
+        RefundState::Requested => "REQUESTED",
+        RefundState::Issued => "ISSUED",
+        RefundState::Failed => "FAILED",
+    }
+}
+
+/// The context of a page: its language, and whatever it shows.
+pub fn page_context(language: &str, page: Value) -> Value {
+    context! { lang => language, ..page }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_text_is_written_in_every_language_and_every_state_has_its_words() {
+        for (key, en, de) in TEXTS {
+            assert!(!en.is_empty() && !de.is_empty(), "{key}");
+        }
+        for status in [
+            "PENDING",
+            "RESERVED",
+            "FULFILLING",
+            "PARTIALLY_SHIPPED",
+            "SHIPPED",
+            "PARTIALLY_DELIVERED",
+            "DELIVERED",
+            "REJECTED",
+            "CANCELLED",
+        ] {
+            assert!(!text("de", &format!("status.{status}")).is_empty());
+            assert!(!text("en", &format!("next.{status}")).is_empty());
+        }
+        for status in PaymentStatus::ALL {
+            assert!(!text("de", &format!("payment.{}", status.as_str())).is_empty());
+        }
+        for status in FulfillmentStatus::ALL {
+            assert!(!text("en", &format!("parcel.{}", status.as_str())).is_empty());
+        }
+    }
+
+    #[test]
+    fn the_browsers_language_is_taken_where_the_pages_have_it() {
+        assert_eq!(language_of_browser(Some("de-DE,de;q=0.9,en;q=0.8")), "de");
+        assert_eq!(language_of_browser(Some("fr-FR, de;q=0.5")), "de");
+        assert_eq!(language_of_browser(Some("fr-FR")), "en");
+        assert_eq!(language_of_browser(None), "en");
+    }
+}

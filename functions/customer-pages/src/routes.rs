@@ -1,0 +1,536 @@
+//! Every page and form of the customer's site, and how a visitor proves an order is theirs.
+//!
+//! | page | path |
+//! |---|---|
+//! | find an order by its number and e-mail address | `GET`/`POST /shop/orders/find` |
+//! | an order: where it is, what comes next, its parcels, money, history and returns | `GET /shop/orders/{id}` |
+//! | cancel it before it is packed | `POST /shop/orders/{id}/cancel` |
+//!
+//! A visitor opens an order with its signed link (`?t=…`, from any message about it) or with
+//! its number and the e-mail address it was placed with. Either puts the order in the visit:
+//! an encrypted cookie (`HttpOnly`, `Secure`, `SameSite=Lax`, scoped to `/shop`, two hours)
+//! holding the orders opened and a random nonce, and the link's token leaves the address bar at
+//! once (a redirect to the order's plain address). A wrong number, a wrong address, an
+//! expired or altered link and an order not in the visit all get the same refusal, with the same
+//! status, so nothing tells whether an order number exists. The e-mail addresses are compared
+//! as HMACs, in constant time.
+//!
+//! Every form carries the visit's CSRF token and is refused unless it comes from the site's own
+//! origin; the cancellation carries the order's version the page showed, so a stale page changes
+//! nothing. Every answer is `no-store` (but the stylesheet) with a strict Content-Security-Policy.
+
+use std::sync::Arc;
+
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use minijinja::context;
+use oms_adapters::config;
+use oms_adapters::dynamo::DynamoStore;
+use oms_adapters::secrets::{SecretCache, SecretSource};
+use oms_adapters::web::{CookieKeys, OrderLinks};
+use oms_domain::app::returns::{cancel_order, ReturnsAppError};
+use oms_domain::app::Caller;
+use oms_domain::ids::OrderId;
+use oms_domain::notifications::language_of;
+use oms_domain::order::Order;
+use oms_domain::ports::{OrderStore, OrderTransactions};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use crate::pages::{language_of_browser, page_context, pages, text, OrderPage, STYLESHEET};
+
+/// Where the site lives on the API.
+pub const BASE: &str = "/shop";
+/// The visit's cookie.
+pub const VISIT_COOKIE: &str = "oms_shop";
+/// How long a visit lasts.
+pub const VISIT_SECONDS: i64 = 2 * 3600;
+/// The most orders one visit holds: the newest are kept.
+const MAX_ORDERS: usize = 10;
+/// What the keys of the site's cookies are derived for.
+const KEYS_PURPOSE: &str = "oms-shop";
+
+/// Only the site's own styles, no scripts, no frames, forms only to itself.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
+     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The ports the pages use.
+pub trait Store: OrderStore + OrderTransactions + 'static {}
+impl<T: OrderStore + OrderTransactions + 'static> Store for T {}
+
+/// What the site needs, built once per cold start.
+pub struct Shop<S, K> {
+    pub store: S,
+    /// The link keys, one per line: the first signs links and the visit's cookies.
+    pub secret: K,
+    /// The site's own origin (`https://host`): a form from any other is refused.
+    pub origin: String,
+}
+
+impl Shop<DynamoStore, SecretCache> {
+    pub fn from_env() -> Result<Self, lambda_http::Error> {
+        let url = config::required("PUBLIC_API_URL")?;
+        Ok(Shop {
+            store: DynamoStore::from_env()?,
+            secret: SecretCache::from_env("SHOP_SECRET_ARN")?,
+            origin: origin_of(&url),
+        })
+    }
+}
+
+/// `https://host:port/path` → `https://host:port`.
+pub fn origin_of(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let host = rest.split('/').next().unwrap_or(rest);
+    format!("{scheme}://{host}")
+}
+
+type App<S, K> = Arc<Shop<S, K>>;
+
+/// The site's router.
+pub fn router<S: Store, K: SecretSource + 'static>(shop: Shop<S, K>) -> Router {
+    Router::new()
+        .route("/shop/assets/shop.css", get(stylesheet))
+        .route("/shop/orders/find", get(find_page).post(find::<S, K>))
+        .route("/shop/orders/{id}", get(order_page::<S, K>))
+        .route("/shop/orders/{id}/cancel", post(cancel::<S, K>))
+        .fallback(|headers: HeaderMap| async move {
+            let language = browser_language(&headers);
+            Refusal::NotFound(language).into_response()
+        })
+        .with_state(Arc::new(shop))
+        .layer(axum::middleware::map_response(harden))
+}
+
+/// Headers on every answer: never cached (pages show an order), the CSP, no framing, sniffing,
+/// or referrer to other sites.
+async fn harden(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    for (name, value) in [
+        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "same-origin"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+async fn stylesheet(uri: axum::http::Uri) -> impl IntoResponse {
+    let current = crate::pages::stylesheet_href()
+        .split_once('?')
+        .map(|(_, query)| query);
+    let cache = if uri.query() == current {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, cache),
+        ],
+        STYLESHEET,
+    )
+}
+
+/// The orders a visitor has proved are theirs, for a while.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Visit {
+    orders: Vec<String>,
+    /// Random, per visit: what the forms' CSRF token is derived from.
+    nonce: String,
+    expires_at: DateTime<Utc>,
+}
+
+impl Visit {
+    fn holds(&self, id: &str) -> bool {
+        self.orders.iter().any(|o| o == id)
+    }
+
+    /// The visit with `id` in it (the newest last), lasting [`VISIT_SECONDS`] from `now`.
+    fn with(mut self, id: &str, now: DateTime<Utc>) -> Self {
+        self.orders.retain(|o| o != id);
+        self.orders.push(id.to_owned());
+        let excess = self.orders.len().saturating_sub(MAX_ORDERS);
+        self.orders.drain(..excess);
+        self.expires_at = now + chrono::Duration::seconds(VISIT_SECONDS);
+        self
+    }
+
+    fn new(now: DateTime<Utc>) -> Self {
+        Visit {
+            orders: Vec::new(),
+            nonce: format!("{}{}", ulid::Ulid::new(), ulid::Ulid::new()),
+            expires_at: now,
+        }
+    }
+}
+
+/// The site's keys, from its secret.
+struct Keys {
+    links: OrderLinks,
+    cookies: CookieKeys,
+}
+
+async fn keys<S, K: SecretSource>(app: &Shop<S, K>) -> Result<Keys, Refusal> {
+    let secret = app
+        .secret
+        .value()
+        .await
+        .map_err(|e| Refusal::Internal(format!("the site's secret: {e}")))?;
+    let links = OrderLinks::from_secret(&secret).map_err(|e| Refusal::Internal(e.into()))?;
+    let cookies = CookieKeys::derive(links.current_key(), KEYS_PURPOSE)
+        .map_err(|e| Refusal::Internal(e.into()))?;
+    Ok(Keys { links, cookies })
+}
+
+/// The visit the request carries, if any and not expired.
+fn visit_of(keys: &Keys, headers: &HeaderMap, now: DateTime<Utc>) -> Option<Visit> {
+    let cookies = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join("; ");
+    keys.cookies
+        .read::<Visit>(&cookies, VISIT_COOKIE)
+        .filter(|v| v.expires_at > now)
+}
+
+fn browser_language(headers: &HeaderMap) -> &'static str {
+    language_of_browser(
+        headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok()),
+    )
+}
+
+/// Why a page was not shown as asked.
+enum Refusal {
+    /// The one neutral refusal: no such order, not the visitor's, a bad or expired link — all
+    /// the same, so nothing tells whether an order exists. The lookup page again.
+    NotFound(&'static str),
+    /// A form not from the site's own pages (another origin, no or a wrong CSRF token).
+    Forbidden,
+    Internal(String),
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Refusal::NotFound(language) => {
+                let html = pages()
+                    .render(
+                        "find.html",
+                        page_context(
+                            language,
+                            context! { refused => text(language, "find.refused") },
+                        ),
+                    )
+                    .unwrap_or_default();
+                (StatusCode::NOT_FOUND, html_headers(), html).into_response()
+            }
+            Refusal::Forbidden => (
+                StatusCode::FORBIDDEN,
+                html_headers(),
+                "This form did not come from this site's pages; nothing was done.",
+            )
+                .into_response(),
+            Refusal::Internal(why) => {
+                tracing::error!(error = %why, "customer pages: internal error");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    html_headers(),
+                    "Something went wrong on our side; nothing was changed. Please try again later.",
+                )
+                    .into_response()
+            }
+        }
+    }
+}
+
+fn html_headers() -> [(header::HeaderName, &'static str); 1] {
+    [(header::CONTENT_TYPE, "text/html; charset=utf-8")]
+}
+
+fn page(status: StatusCode, name: &str, language: &str, view: minijinja::Value) -> Response {
+    match pages().render(name, page_context(language, view)) {
+        Ok(html) => (status, html_headers(), html).into_response(),
+        Err(e) => Refusal::Internal(format!("rendering {name}: {e:#}")).into_response(),
+    }
+}
+
+/// `GET /shop/orders/find`: the lookup form.
+async fn find_page(headers: HeaderMap) -> Response {
+    page(
+        StatusCode::OK,
+        "find.html",
+        browser_language(&headers),
+        context! {},
+    )
+}
+
+#[derive(Deserialize)]
+struct Lookup {
+    #[serde(default)]
+    order: String,
+    #[serde(default)]
+    email: String,
+}
+
+/// Whether the request comes from the site's own pages: its `Origin` (or, without one, its
+/// `Referer`) is the site's.
+fn same_origin(app_origin: &str, headers: &HeaderMap) -> bool {
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| {
+            headers
+                .get(header::REFERER)
+                .and_then(|v| v.to_str().ok())
+                .map(origin_of)
+        });
+    origin.as_deref() == Some(app_origin)
+}
+
+/// An e-mail address as compared: trimmed, in lower case.
+fn normalized(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+/// Whether two addresses are the same, compared as HMACs under `key` in constant time.
+fn same_address(key: &[u8], given: &str, known: &str) -> bool {
+    let mac = |text: &str| {
+        let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+        mac.update(normalized(text).as_bytes());
+        mac
+    };
+    let known = mac(known).finalize().into_bytes();
+    mac(given).verify_slice(&known).is_ok()
+}
+
+/// An order id no order has: looked up when the number given is no order id, so a malformed
+/// number costs the same read as a wrong one.
+const NO_ORDER: &str = "00000000000000000000000000";
+
+/// `POST /shop/orders/find`: the order, if the number and the address are its own.
+async fn find<S: Store, K: SecretSource + 'static>(
+    State(app): State<App<S, K>>,
+    headers: HeaderMap,
+    Form(lookup): Form<Lookup>,
+) -> Result<Response, Refusal> {
+    if !same_origin(&app.origin, &headers) {
+        return Err(Refusal::Forbidden);
+    }
+    let language = browser_language(&headers);
+    let keys = keys(&app).await?;
+    let now = Utc::now();
+    let wanted = OrderId::parse(lookup.order.trim()).ok();
+    let id = wanted
+        .clone()
+        .unwrap_or_else(|| OrderId::parse(NO_ORDER).expect("a valid id"));
+    let order = app
+        .store
+        .get(&id)
+        .await
+        .map_err(|e| Refusal::Internal(e.to_string()))?;
+    // The comparison is made whether or not there is an order, against its address or none.
+    let known = order.as_ref().map(|o| o.contact.email().to_owned());
+    let matches = same_address(
+        keys.links.current_key(),
+        &lookup.email,
+        known.as_deref().unwrap_or("\u{0}"),
+    );
+    let Some(order) =
+        order.filter(|_| matches && wanted.is_some() && !lookup.email.trim().is_empty())
+    else {
+        tracing::info!("an order lookup refused");
+        return Err(Refusal::NotFound(language));
+    };
+    Ok(into_visit(&keys, &headers, &order.id.to_string(), now))
+}
+
+/// A redirect to the order's page, its order added to the visit (a new visit if none).
+fn into_visit(keys: &Keys, headers: &HeaderMap, id: &str, now: DateTime<Utc>) -> Response {
+    let visit = visit_of(keys, headers, now)
+        .unwrap_or_else(|| Visit::new(now))
+        .with(id, now);
+    let cookie = keys
+        .cookies
+        .write(VISIT_COOKIE, &visit, BASE, VISIT_SECONDS);
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::LOCATION, format!("{BASE}/orders/{id}")),
+            (header::SET_COOKIE, cookie),
+        ],
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct OrderQuery {
+    /// The signed link's token.
+    t: Option<String>,
+    /// What the last form did, for the page's banner.
+    done: Option<String>,
+}
+
+/// The order `id` if the visit holds it.
+async fn visible<S: Store, K: SecretSource + 'static>(
+    app: &Shop<S, K>,
+    visit: Option<&Visit>,
+    id: &str,
+    language: &'static str,
+) -> Result<Order, Refusal> {
+    let held = visit.is_some_and(|v| v.holds(id));
+    let parsed = OrderId::parse(id).ok().filter(|_| held);
+    let Some(parsed) = parsed else {
+        return Err(Refusal::NotFound(language));
+    };
+    app.store
+        .get(&parsed)
+        .await
+        .map_err(|e| Refusal::Internal(e.to_string()))?
+        .ok_or(Refusal::NotFound(language))
+}
+
+/// `GET /shop/orders/{id}`: the order's page; with a signed link's token, the order put in the
+/// visit first and the token taken out of the address.
+async fn order_page<S: Store, K: SecretSource + 'static>(
+    State(app): State<App<S, K>>,
+    Path(id): Path<String>,
+    Query(query): Query<OrderQuery>,
+    headers: HeaderMap,
+) -> Result<Response, Refusal> {
+    let language = browser_language(&headers);
+    let keys = keys(&app).await?;
+    let now = Utc::now();
+    if let Some(token) = query.t.as_deref() {
+        if !keys.links.opens(&id, token, now.timestamp()) {
+            tracing::info!("an order link refused");
+            return Err(Refusal::NotFound(language));
+        }
+        return Ok(into_visit(&keys, &headers, &id, now));
+    }
+    let visit = visit_of(&keys, &headers, now);
+    let order = visible(&app, visit.as_ref(), &id, language).await?;
+    let visit = visit.expect("a visible order is the visit's");
+    Ok(order_response(
+        &keys,
+        &visit,
+        &order,
+        StatusCode::OK,
+        query.done.as_deref(),
+        None,
+    ))
+}
+
+/// The order's page, with a banner for what was done or a refusal.
+fn order_response(
+    keys: &Keys,
+    visit: &Visit,
+    order: &Order,
+    status: StatusCode,
+    done: Option<&str>,
+    refused: Option<String>,
+) -> Response {
+    let language = language_of(order);
+    let can_cancel = order.cancel(String::new(), "customer", Utc::now()).is_ok();
+    let banner = match done {
+        Some("cancelled") => Some(text(language, "order.cancelled")),
+        _ => None,
+    };
+    page(
+        status,
+        "order.html",
+        language,
+        context! {
+            order => minijinja::Value::from(minijinja::value::Serde(OrderPage::of(order, language))),
+            version => order.version,
+            csrf => keys.cookies.csrf_token(&visit.nonce),
+            can_cancel,
+            banner,
+            refused,
+        },
+    )
+}
+
+#[derive(Deserialize)]
+struct CancelForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    version: Option<u64>,
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /shop/orders/{id}/cancel`: cancels the order as `POST /orders/{id}/cancel` does for its
+/// customer, on the version the page showed.
+async fn cancel<S: Store, K: SecretSource + 'static>(
+    State(app): State<App<S, K>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<CancelForm>,
+) -> Result<Response, Refusal> {
+    let language = browser_language(&headers);
+    let keys = keys(&app).await?;
+    let now = Utc::now();
+    let visit = visit_of(&keys, &headers, now);
+    let order = visible(&app, visit.as_ref(), &id, language).await?;
+    let visit = visit.expect("a visible order is the visit's");
+    if !same_origin(&app.origin, &headers) || !keys.cookies.csrf_valid(&visit.nonce, &form.csrf) {
+        return Err(Refusal::Forbidden);
+    }
+    let customer = Caller {
+        customer_id: order.customer_id.clone(),
+        scopes: vec![],
+    };
+    let reason = match form.reason.trim() {
+        "" => "cancelled by the customer on the order's page".to_owned(),
+        given => given.chars().take(500).collect(),
+    };
+    match cancel_order(&app.store, &customer, &order.id, reason, form.version, now).await {
+        Ok(_) => Ok(Redirect::to(&format!("{BASE}/orders/{id}?done=cancelled")).into_response()),
+        Err(error) => {
+            let language = language_of(&order);
+            let why = match &error {
+                ReturnsAppError::Stale { .. } => text(language, "order.stale"),
+                ReturnsAppError::Cancel(_) => text(language, "order.cancel.too-late"),
+                ReturnsAppError::Contended => text(language, "order.try-again"),
+                other => return Err(Refusal::Internal(other.to_string())),
+            };
+            let current = app
+                .store
+                .get(&order.id)
+                .await
+                .map_err(|e| Refusal::Internal(e.to_string()))?
+                .unwrap_or(order);
+            Ok(order_response(
+                &keys,
+                &visit,
+                &current,
+                StatusCode::CONFLICT,
+                None,
+                Some(why.to_owned()),
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,269 @@
+//! The site driven through its router as a browser drives it: a signed link, the lookup, the
+//! neutral refusal, and a cancellation with and without the visit's token.
+
+use super::*;
+use axum::body::Body;
+use axum::http::Request;
+use oms_adapters::secrets::FixedSecret;
+use oms_domain::memory::InMemoryStore;
+use tower::ServiceExt;
+
+const ORIGIN: &str = "https://shop.example";
+const SECRET: &[u8] = b"a customer pages key that is long enough for HMAC";
+const ORDER: &str = "01KAZ3Q6W8T2Y7X9V5N4M3K2J1";
+
+/// The site over a store holding the sample order, reserved.
+fn shop() -> Router {
+    let at = Utc::now();
+    let order = oms_domain::fixtures::sample_order(ORDER, "customer-ada", at)
+        .reserve_all_at("BER-1", at)
+        .unwrap();
+    shop_with(order)
+}
+
+/// The site over a store holding `order`.
+fn shop_with(order: Order) -> Router {
+    let store = InMemoryStore::default();
+    store.insert_order(order);
+    router(Shop {
+        store,
+        secret: FixedSecret::new(SECRET),
+        origin: ORIGIN.into(),
+    })
+}
+
+/// The value of the hidden field `name` of the page's form.
+fn hidden(page: &str, name: &str) -> String {
+    page.split(&format!("name=\"{name}\" value=\""))
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no field {name} in {page}"))
+        .to_owned()
+}
+
+fn link(order: &str, expires: i64) -> String {
+    let token = OrderLinks::from_secret(SECRET)
+        .unwrap()
+        .token(order, expires);
+    format!("/shop/orders/{order}?t={token}")
+}
+
+async fn send(router: &Router, request: Request<Body>) -> (StatusCode, HeaderMap, String) {
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (status, headers, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn get(path: &str, cookie: Option<&str>) -> Request<Body> {
+    let mut request = Request::get(path);
+    if let Some(cookie) = cookie {
+        request = request.header(header::COOKIE, cookie);
+    }
+    request.body(Body::empty()).unwrap()
+}
+
+fn post(path: &str, cookie: Option<&str>, origin: &str, form: &str) -> Request<Body> {
+    let mut request = Request::post(path)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::ORIGIN, origin);
+    if let Some(cookie) = cookie {
+        request = request.header(header::COOKIE, cookie);
+    }
+    request.body(Body::from(form.to_owned())).unwrap()
+}
+
+/// The visit's cookie as the browser sends it back.
+fn cookie_of(headers: &HeaderMap) -> String {
+    let set = headers[header::SET_COOKIE].to_str().unwrap();
+    for attribute in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/shop"] {
+        assert!(set.contains(attribute), "{attribute} in {set}");
+    }
+    set.split(';').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_signed_link_opens_its_order_and_leaves_the_address_bar() {
+    let router = shop();
+    let (status, headers, _) = send(
+        &router,
+        get(&link(ORDER, Utc::now().timestamp() + 60), None),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], format!("/shop/orders/{ORDER}"));
+    let cookie = cookie_of(&headers);
+    let (status, headers, page) = send(
+        &router,
+        get(&format!("/shop/orders/{ORDER}"), Some(&cookie)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains(ORDER));
+    assert!(
+        page.contains("Everything is in stock and set aside for you."),
+        "{page}"
+    );
+    assert!(!page.contains("ada@example.com"), "no address on the page");
+    assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+    assert!(headers[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap()
+        .starts_with("default-src 'none'"));
+}
+
+#[tokio::test]
+async fn wrong_links_numbers_and_addresses_get_one_and_the_same_refusal() {
+    let router = shop();
+    let now = Utc::now().timestamp();
+    let other = "01KAZ3Q6W8T2Y7X9V5N4M3K2J2";
+    let tampered = link(ORDER, now + 60).replace(ORDER, other);
+    let refusals = [
+        get(&link(ORDER, now - 1), None),
+        get(&tampered, None),
+        get(&format!("/shop/orders/{ORDER}"), None),
+        post(
+            "/shop/orders/find",
+            None,
+            ORIGIN,
+            &format!("order={ORDER}&email=eve%40example.com"),
+        ),
+        post(
+            "/shop/orders/find",
+            None,
+            ORIGIN,
+            &format!("order={other}&email=ada%40example.com"),
+        ),
+        post(
+            "/shop/orders/find",
+            None,
+            ORIGIN,
+            "order=not-an-order&email=ada%40example.com",
+        ),
+        post(
+            "/shop/orders/find",
+            None,
+            ORIGIN,
+            &format!("order={ORDER}&email="),
+        ),
+    ];
+    let mut answers = Vec::new();
+    for request in refusals {
+        let (status, headers, page) = send(&router, request).await;
+        assert!(
+            headers.get(header::SET_COOKIE).is_none(),
+            "no visit for a refusal"
+        );
+        answers.push((status, page));
+    }
+    assert_eq!(answers[0].0, StatusCode::NOT_FOUND);
+    assert!(answers[0].1.contains("We could not open that order."));
+    assert!(
+        answers.iter().all(|a| *a == answers[0]),
+        "the same refusal for each"
+    );
+}
+
+#[tokio::test]
+async fn the_number_and_address_open_the_order_and_its_customer_cancels_it_with_the_visits_token() {
+    // Placed, not yet reserved: its cancellation releases no stock (the stock's release is the
+    // API's own, tested there).
+    let router = shop_with(oms_domain::fixtures::sample_order(
+        ORDER,
+        "customer-ada",
+        Utc::now(),
+    ));
+    let (status, headers, _) = send(
+        &router,
+        post(
+            "/shop/orders/find",
+            None,
+            ORIGIN,
+            &format!("order={ORDER}&email=%20ADA%40example.com"),
+        ),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::SEE_OTHER,
+        "the address as typed, in any case"
+    );
+    let cookie = cookie_of(&headers);
+    let (_, _, page) = send(
+        &router,
+        get(&format!("/shop/orders/{ORDER}"), Some(&cookie)),
+    )
+    .await;
+    let csrf = hidden(&page, "csrf");
+    let version: u64 = hidden(&page, "version").parse().unwrap();
+    let path = format!("/shop/orders/{ORDER}/cancel");
+    // Another site's form, or one without the visit's token: refused, nothing changed.
+    let form = format!("csrf={csrf}&version={version}&reason=");
+    let (status, _, _) = send(
+        &router,
+        post(&path, Some(&cookie), "https://evil.example", &form),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let forged = format!("csrf=00&version={version}");
+    let (status, _, _) = send(&router, post(&path, Some(&cookie), ORIGIN, &forged)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // A stale page: refused, told so, nothing changed.
+    let stale = format!("csrf={csrf}&version={}", version - 1);
+    let (status, _, page) = send(&router, post(&path, Some(&cookie), ORIGIN, &stale)).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        page.contains("Your order changed while the page was open"),
+        "{page}"
+    );
+    let (status, headers, page) = send(&router, post(&path, Some(&cookie), ORIGIN, &form)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    let (_, _, page) = send(
+        &router,
+        get(headers[header::LOCATION].to_str().unwrap(), Some(&cookie)),
+    )
+    .await;
+    assert!(page.contains("id=\"banner\""), "{page}");
+    assert!(page.contains("data-status=\"CANCELLED\""));
+    assert!(!page.contains("name=\"csrf\""), "nothing left to cancel");
+}
+
+#[tokio::test]
+async fn the_page_is_in_the_orders_language() {
+    let at = Utc::now();
+    let mut request = oms_domain::fixtures::sample_request();
+    let mut body = serde_json::to_value(&request.contact).unwrap();
+    body["language"] = "de".into();
+    request.contact = serde_json::from_value(body).unwrap();
+    let catalog: Vec<_> = request
+        .lines
+        .iter()
+        .map(|l| oms_domain::fixtures::product(l.sku.as_str(), 2500, 10))
+        .collect();
+    let order = Order::place(
+        OrderId::parse(ORDER).unwrap(),
+        oms_domain::ids::CustomerId::parse("customer-ada").unwrap(),
+        &request,
+        &catalog,
+        &oms_domain::shipping::ShippingPolicy::default_policy(),
+        at,
+    )
+    .unwrap();
+    let router = shop_with(order);
+    let (_, headers, _) = send(&router, get(&link(ORDER, at.timestamp() + 60), None)).await;
+    let cookie = cookie_of(&headers);
+    let (_, _, page) = send(
+        &router,
+        get(&format!("/shop/orders/{ORDER}"), Some(&cookie)),
+    )
+    .await;
+    assert!(page.contains("<html lang=\"de\">"));
+    assert!(page.contains("Wir haben Ihre Bestellung"), "{page}");
+    assert!(
+        page.contains("€") && page.contains(",00"),
+        "money as German writes it"
+    );
+}
