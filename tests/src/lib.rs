@@ -440,6 +440,24 @@ pub fn stripe_secret() -> String {
     env_or("OMS_LOCAL_STRIPE_SECRET", "whsec_local_stripe_0123456789")
 }
 
+/// The key the customers' order links are signed with in the local stack (its value for the
+/// template's `ShopSecret`).
+pub fn shop_secret() -> String {
+    env_or(
+        "OMS_LOCAL_SHOP_SECRET",
+        "local-shop-link-key-0123456789abcdef0123456789abcdef",
+    )
+}
+
+/// The signed link to the page of order `id`, valid for `seconds` (negative: expired), as the
+/// messages about it carry.
+pub fn order_link(id: &str, seconds: i64) -> String {
+    let links = oms_adapters::web::OrderLinks::from_secret(shop_secret().as_bytes())
+        .expect("the local shop secret");
+    let expires = chrono::Utc::now().timestamp() + seconds;
+    format!("/shop/orders/{id}?t={}", links.token(id, expires))
+}
+
 /// The secret the rotation test rotates the PSP's secret to. Every PSP event the tests send is
 /// signed with both, as a PSP signs while a secret is rotated, so the rotation breaks no test
 /// running beside it.

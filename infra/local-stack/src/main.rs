@@ -99,6 +99,15 @@ struct Cli {
         global = true
     )]
     console_secret: String,
+    /// The local value of the template's ShopSecret: the key the customers' order links are
+    /// signed with, and their visit cookie encrypted with (one key per line, at least 32 bytes).
+    #[arg(
+        long,
+        env = "OMS_LOCAL_SHOP_SECRET",
+        default_value = "local-shop-link-key-0123456789abcdef0123456789abcdef",
+        global = true
+    )]
+    shop_secret: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -133,6 +142,17 @@ enum Command {
     /// Send the running stack a signed webhook as the payment service provider would, about an
     /// order, and print the answer.
     Psp(Box<PspArgs>),
+    /// Print the signed link that opens an order's page for its customer, as the messages about
+    /// it carry.
+    Link {
+        /// The order.
+        order_id: String,
+        /// Seconds until the link expires.
+        #[arg(long, default_value_t = 30 * 24 * 3600)]
+        ttl: i64,
+        #[command(flatten)]
+        api: ApiTarget,
+    },
 }
 
 /// Where the running stack's HTTP API is, for the commands that talk to it.
@@ -243,6 +263,7 @@ async fn main() -> Result<(), BoxError> {
         psp_secret,
         stripe_secret,
         console_secret,
+        shop_secret,
         command,
     } = Cli::parse();
     let secrets = Secrets {
@@ -251,8 +272,19 @@ async fn main() -> Result<(), BoxError> {
         psp: psp_secret,
         stripe: stripe_secret,
         console: console_secret,
+        shop: shop_secret,
     };
     match command {
+        Command::Link { order_id, ttl, api } => {
+            let links = oms_adapters::web::OrderLinks::from_secret(secrets.shop.as_bytes())?;
+            let expires = chrono::Utc::now().timestamp() + ttl;
+            println!(
+                "{}/shop/orders/{order_id}?t={}",
+                api.url(),
+                links.token(&order_id, expires)
+            );
+            Ok(())
+        }
         Command::Token { sub, scope, ttl } => {
             println!(
                 "{}",
@@ -304,6 +336,7 @@ struct Secrets {
     psp: String,
     stripe: String,
     console: String,
+    shop: String,
 }
 
 /// The local value of the template's `StripeApiKey`: a test-mode secret key, which is all the
@@ -699,6 +732,7 @@ async fn create_resources(
                 ("StripeApiKey".to_owned(), LOCAL_STRIPE_API_KEY.to_owned()),
                 ("CarrierWebhookSecret".to_owned(), secrets.carrier.clone()),
                 ("ConsoleSessionSecret".to_owned(), secrets.console.clone()),
+                ("ShopSecret".to_owned(), secrets.shop.clone()),
             ]),
         },
     )

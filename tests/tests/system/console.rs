@@ -18,8 +18,8 @@ use oms_system_tests::{order_body, unique, Stack, StatusCode};
 use serde_json::json;
 
 /// A browser session, and the chromedriver that serves it.
-struct Browser {
-    client: Client,
+pub(crate) struct Browser {
+    pub(crate) client: Client,
     _driver: Driver,
     api: String,
 }
@@ -57,12 +57,12 @@ fn free_port() -> u16 {
 }
 
 impl Browser {
-    async fn open(stack: &Stack) -> Browser {
+    pub(crate) async fn open(stack: &Stack) -> Browser {
         Browser::open_with(stack, None).await
     }
 
     /// A browser whose page is a phone's: 390 × 844 CSS pixels, a touch screen.
-    async fn open_phone(stack: &Stack) -> Browser {
+    pub(crate) async fn open_phone(stack: &Stack) -> Browser {
         Browser::open_with(
             stack,
             Some(json!({"deviceMetrics": {"width": 390, "height": 844, "pixelRatio": 1.0, "touch": true}})),
@@ -122,14 +122,14 @@ impl Browser {
         }
     }
 
-    async fn goto(&self, path: &str) {
+    pub(crate) async fn goto(&self, path: &str) {
         self.client
             .goto(&format!("{}{path}", self.api))
             .await
             .unwrap_or_else(|e| panic!("opening {path}: {e}"));
     }
 
-    async fn path(&self) -> String {
+    pub(crate) async fn path(&self) -> String {
         let url = self.client.current_url().await.expect("the current URL");
         match url.query() {
             Some(q) => format!("{}?{q}", url.path()),
@@ -137,7 +137,7 @@ impl Browser {
         }
     }
 
-    async fn text(&self, css: &str) -> String {
+    pub(crate) async fn text(&self, css: &str) -> String {
         match self.client.find(Locator::Css(css)).await {
             Ok(element) => element.text().await.expect("an element's text"),
             Err(e) => {
@@ -147,11 +147,11 @@ impl Browser {
         }
     }
 
-    async fn body(&self) -> String {
+    pub(crate) async fn body(&self) -> String {
         self.text("body").await
     }
 
-    async fn fill(&self, css: &str, value: &str) {
+    pub(crate) async fn fill(&self, css: &str, value: &str) {
         let field = self
             .client
             .find(Locator::Css(css))
@@ -161,7 +161,7 @@ impl Browser {
         field.send_keys(value).await.expect("typing into a field");
     }
 
-    async fn click(&self, css: &str) {
+    pub(crate) async fn click(&self, css: &str) {
         self.client
             .find(Locator::Css(css))
             .await
@@ -173,7 +173,7 @@ impl Browser {
 
     /// Clicks a button that submits a form or follows a link, and waits until the browser has
     /// left the page (the old document is gone) and loaded the answer.
-    async fn submit(&self, css: &str) {
+    pub(crate) async fn submit(&self, css: &str) {
         let old = self
             .client
             .find(Locator::Css("html"))
@@ -227,7 +227,7 @@ impl Browser {
         }
     }
 
-    async fn screenshot(&self, name: &str) {
+    pub(crate) async fn screenshot(&self, name: &str) {
         let png = self.client.screenshot().await.expect("a screenshot");
         let dir = std::env::var("OMS_CONSOLE_SCREENSHOTS").unwrap_or_else(|_| {
             format!(

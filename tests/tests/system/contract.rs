@@ -14,9 +14,10 @@ fn load(path: &str) -> serde_yaml::Value {
 
 /// The resources whose routes are not part of the JSON contract. The staff console serves HTML
 /// pages to browsers (`GET /console`, `ANY /console/{proxy+}`), signs staff in with OpenID
-/// Connect and checks its own session cookie instead of a bearer token; the OpenAPI document
-/// mentions it in `info.description` but does not list its routes.
-const NOT_IN_THE_CONTRACT: [&str; 1] = ["StaffConsoleFunction"];
+/// Connect and checks its own session cookie instead of a bearer token; the customers' pages
+/// (`ANY /shop/{proxy+}`) are HTML too, opened by signed links with a cookie of their own. The
+/// OpenAPI document mentions both in `info.description` but does not list their routes.
+const NOT_IN_THE_CONTRACT: [&str; 2] = ["StaffConsoleFunction", "CustomerPagesFunction"];
 
 /// The template's routes, read without resolving intrinsics (routes are plain strings), less
 /// those of [`NOT_IN_THE_CONTRACT`].

@@ -17,4 +17,5 @@ mod operations;
 mod orders;
 mod payments;
 mod returns;
+mod shop;
 mod timings;

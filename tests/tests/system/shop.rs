@@ -1,0 +1,188 @@
+//! The customers' pages, driven from the outside: in headless Chromium at a phone's width and a
+//! desktop's, and over plain HTTP for what a browser does not show (statuses, cookies, the one
+//! neutral refusal). Screenshots of the order's page go with the console's
+//! (`OMS_CONSOLE_SCREENSHOTS`); the README shows the ones in `docs/shop`.
+
+use std::time::{Duration, Instant};
+
+use oms_system_tests::{order_link, unique, Stack, StatusCode};
+
+use crate::console::Browser;
+
+/// An order placed and paid for by a new customer, in the warehouse's hands (not yet packed).
+async fn paid_order(stack: &Stack, prefix: &str) -> (String, String, String) {
+    let sku = stack.create_sku(prefix, 5).await;
+    let customer = unique("shopper");
+    let placed = stack
+        .place_then_pay(&customer, &unique("key"), &[(&sku, 2)])
+        .await;
+    let id = placed.body["orderId"].as_str().unwrap().to_owned();
+    stack.wait_status(&customer, &id, "FULFILLING").await;
+    (customer, id, sku)
+}
+
+/// The page's width against the phone's: nothing scrolls sideways.
+async fn fits(browser: &Browser) -> (u64, u64) {
+    let measured = browser
+        .client
+        .execute(
+            "return [document.documentElement.scrollWidth, screen.width];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    (measured[0].as_u64().unwrap(), measured[1].as_u64().unwrap())
+}
+
+#[tokio::test]
+async fn a_customer_opens_their_order_from_its_link_on_a_phone_and_cancels_it_before_packing() {
+    let stack = Stack::connect().await;
+    let (customer, id, sku) = paid_order(&stack, "SHOPCANCEL").await;
+    let (_, reserved, _) = stack.stock(&sku).await;
+    assert_eq!(reserved, 2);
+
+    let phone = Browser::open_phone(&stack).await;
+    phone.goto(&order_link(&id, 3600)).await;
+    // The link's token leaves the address bar at once.
+    assert_eq!(phone.path().await, format!("/shop/orders/{id}"));
+    assert!(phone.text("h1").await.contains(&id));
+    assert_eq!(
+        phone.text("#order-status").await,
+        "Our warehouse is packing your order."
+    );
+    assert!(phone.text("#payment").await.starts_with("Approved"));
+    let (width, screen) = fits(&phone).await;
+    assert_eq!(screen, 390, "a phone's width");
+    assert!(
+        width <= screen,
+        "the page is {width} px wide on a {screen} px phone"
+    );
+    phone.screenshot("shop-order-phone").await;
+
+    // Cancelled from the page: the stock goes back and the hold is released, as the API's
+    // cancel does.
+    phone.fill("#reason", "ordered the wrong size").await;
+    phone.submit("form[action$='/cancel'] button").await;
+    assert_eq!(phone.text("#banner").await, "Your order is cancelled.");
+    assert_eq!(
+        phone.text("#order-status").await,
+        "Your order is cancelled."
+    );
+    let cancelled = stack.wait_status(&customer, &id, "CANCELLED").await;
+    assert_eq!(
+        cancelled["cancellation"]["reason"],
+        "ordered the wrong size"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while stack.stock(&sku).await.1 != 0 {
+        assert!(Instant::now() < deadline, "the stock never came back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let order = stack.order_as_staff(&id).await;
+    let requests = order["payment"]["requests"].as_array().unwrap();
+    assert!(
+        requests.iter().any(|r| r["kind"] == "VOID"),
+        "the hold's release asked of the PSP: {}",
+        order["payment"]
+    );
+}
+
+#[tokio::test]
+async fn a_customer_finds_their_order_by_number_and_address_and_nothing_tells_a_stranger_more() {
+    let stack = Stack::connect().await;
+    let (_, id, _) = paid_order(&stack, "SHOPFIND").await;
+    let (_, other, _) = paid_order(&stack, "SHOPOTHER").await;
+
+    // Over HTTP: a wrong address, a wrong number, an expired or altered link — one refusal.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let find = |order: String, email: &'static str| {
+        let http = http.clone();
+        let api = stack.api.clone();
+        async move {
+            let response = http
+                .post(format!("{api}/shop/orders/find"))
+                .header("origin", api.as_str())
+                .form(&[("order", order.as_str()), ("email", email)])
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            let cookie = response
+                .headers()
+                .get("set-cookie")
+                .map(|c| c.to_str().unwrap().split(';').next().unwrap().to_owned());
+            (status, cookie, response.text().await.unwrap())
+        }
+    };
+    let get = |path: String, cookie: Option<String>| {
+        let http = http.clone();
+        let api = stack.api.clone();
+        async move {
+            let mut request = http.get(format!("{api}{path}"));
+            if let Some(cookie) = cookie {
+                request = request.header("cookie", cookie);
+            }
+            let response = request.send().await.unwrap();
+            (response.status(), response.text().await.unwrap())
+        }
+    };
+    let wrong_address = find(id.clone(), "eve@example.com").await;
+    let wrong_number = find(id.replace(&id[20..], "ZZZZZZ"), "test@example.com").await;
+    let expired = get(order_link(&id, -1), None).await;
+    let altered = get(order_link(&id, 3600).replace(&id, &other), None).await;
+    assert_eq!(wrong_address.0, StatusCode::NOT_FOUND);
+    assert!(wrong_address.1.is_none(), "no visit");
+    for (status, page) in [
+        (wrong_number.0, wrong_number.2.clone()),
+        expired.clone(),
+        altered.clone(),
+    ] {
+        assert_eq!(
+            (status, page),
+            (wrong_address.0, wrong_address.2.clone()),
+            "the same refusal"
+        );
+    }
+    // The number and the address open the order, and that order only.
+    let (status, cookie, _) = find(id.clone(), "Test@Example.com").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let cookie = cookie.expect("a visit");
+    let (status, page) = get(format!("/shop/orders/{id}"), Some(cookie.clone())).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains(&id));
+    let (status, page) = get(format!("/shop/orders/{other}"), Some(cookie)).await;
+    assert_eq!((status, page), (wrong_address.0, wrong_address.2.clone()));
+    // An API token opens no page: the pages take only their own proof.
+    let token = stack.token("someone", None);
+    let response = http
+        .get(format!("{}/shop/orders/{id}", stack.api))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+
+    // In a desktop browser, as a customer types it.
+    let desktop = Browser::open(&stack).await;
+    desktop.goto("/shop/orders/find").await;
+    desktop.fill("#order", &id).await;
+    desktop.fill("#email", "test@example.com").await;
+    desktop.submit("form button").await;
+    assert_eq!(desktop.path().await, format!("/shop/orders/{id}"));
+    assert!(desktop
+        .body()
+        .await
+        .contains("Our warehouse is packing your order."));
+    desktop.screenshot("shop-order-desktop").await;
+    desktop.goto("/shop/orders/find").await;
+    desktop.fill("#order", &id).await;
+    desktop.fill("#email", "eve@example.com").await;
+    desktop.submit("form button").await;
+    assert!(desktop
+        .text("#refused")
+        .await
+        .starts_with("We could not open that order."));
+}
