@@ -151,6 +151,59 @@ async fn every_request_a_function_makes_is_allowed_by_its_own_policy() {
         )
         .await;
     assert_eq!(cancelled.status, StatusCode::OK, "{:?}", cancelled.body);
+    // The customer's pages: an order opened by its signed link, and cancelled there.
+    let third = stack
+        .place_order(&customer, &unique("key"), &[(&sku, 1)])
+        .await;
+    let third_id = third.body["orderId"].as_str().unwrap();
+    stack.wait_status(&customer, third_id, "FULFILLING").await;
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let opened = browser
+        .get(format!(
+            "{}{}",
+            stack.api,
+            oms_system_tests::order_link(third_id, 600)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(opened.status(), StatusCode::SEE_OTHER);
+    let visit = opened.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = browser
+        .get(format!("{}/shop/orders/{third_id}", stack.api))
+        .header("cookie", &visit)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let field = |name: &str| {
+        page.split(&format!("name=\"{name}\" value=\""))
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_else(|| panic!("no {name} on the order's page: {page}"))
+            .to_owned()
+    };
+    let (csrf, version) = (field("csrf"), field("version"));
+    let cancelled_there = browser
+        .post(format!("{}/shop/orders/{third_id}/cancel", stack.api))
+        .header("cookie", &visit)
+        .header("origin", stack.api.as_str())
+        .form(&[("csrf", csrf.as_str()), ("version", version.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled_there.status(), StatusCode::SEE_OTHER);
     // The PSP's capture of the delivered order, and a run of the scheduled sweep.
     stack.psp("capture.succeeded", &delivered).await;
     let swept = stack.run_schedule("OrderSweeperFunction").await;
