@@ -48,18 +48,36 @@ impl<R: Redelivery> TurnQueue for Delivery<'_, R> {
     }
 }
 
+/// How long the link in a message opens its order's page: past delivery and the return
+/// window, and no longer.
+const ORDER_LINK_DAYS: i64 = 45;
+
 impl App<DynamoStore, NotificationPublisher, QueueRedelivery> {
     pub async fn from_env() -> Result<Self, Error> {
         let topic = config::required("CUSTOMER_NOTIFICATIONS_TOPIC_ARN")?;
         let queue = config::required("NOTIFIER_QUEUE_URL")?;
-        // Links in messages (a return label) point at the public API.
+        // Links in messages (a return label, the order's page) point at the public API.
         let api_url = std::env::var("PUBLIC_API_URL").unwrap_or_default();
+        let mut renderer = Renderer::new()
+            .with_api_url(&api_url)
+            .with_payment_window(config::payment_policy_from_env()?.authorization_window);
+        // The order's page, by its signed link: the key is read once per cold start (a rotated
+        // key signs from the next; the pages accept every key the secret still holds).
+        if std::env::var("SHOP_SECRET_ARN").is_ok_and(|arn| !arn.is_empty()) {
+            let secret = oms_adapters::secrets::SecretCache::from_env("SHOP_SECRET_ARN")?;
+            let key = oms_adapters::secrets::SecretSource::value(&secret).await?;
+            let links = oms_adapters::web::OrderLinks::from_secret(&key)?;
+            let base = api_url.trim_end_matches('/').to_owned();
+            renderer = renderer.with_order_pages(move |order| {
+                let expires = chrono::Utc::now() + chrono::Duration::days(ORDER_LINK_DAYS);
+                let token = links.token(&order.to_string(), expires.timestamp());
+                format!("{base}/shop/orders/{order}?t={token}")
+            });
+        }
         Ok(App {
             store: DynamoStore::from_env()?,
             sink: NotificationPublisher::lazy(topic),
-            renderer: Renderer::new()
-                .with_api_url(&api_url)
-                .with_payment_window(config::payment_policy_from_env()?.authorization_window),
+            renderer,
             redelivery: QueueRedelivery::lazy(queue),
         })
     }

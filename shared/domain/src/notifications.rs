@@ -157,6 +157,9 @@ macro_rules! templates {
     };
 }
 
+/// Makes the signed link to an order's page.
+type OrderPageLink = std::sync::Arc<dyn Fn(&crate::ids::OrderId) -> String + Send + Sync>;
+
 /// Renders notifications from the bundled templates.
 pub struct Renderer {
     /// The compiled templates, built on first use: a function's cold start does not wait for
@@ -164,6 +167,9 @@ pub struct Renderer {
     env: std::sync::OnceLock<Environment<'static>>,
     /// The public base URL of the HTTP API, for links to it (return labels).
     api_url: String,
+    /// The signed link to an order's page, for every message about it (none: messages carry
+    /// none).
+    order_pages: Option<OrderPageLink>,
     /// How long an order waits for its authorization before it expires: what a customer whose
     /// payment was declined is told they have left to pay again.
     payment_window: Duration,
@@ -250,6 +256,7 @@ impl Renderer {
         Renderer {
             env: std::sync::OnceLock::new(),
             api_url: String::new(),
+            order_pages: None,
             payment_window: PaymentPolicy::default().authorization_window,
         }
     }
@@ -265,6 +272,16 @@ impl Renderer {
             }
             env
         })
+    }
+
+    /// Every message links its order's page with `link` (the order's signed link, made by the
+    /// function that holds the key).
+    pub fn with_order_pages(
+        mut self,
+        link: impl Fn(&crate::ids::OrderId) -> String + Send + Sync + 'static,
+    ) -> Self {
+        self.order_pages = Some(std::sync::Arc::new(link));
+        self
     }
 
     /// Links into the API (a return label) start with `api_url`.
@@ -371,6 +388,7 @@ impl Renderer {
             "payWithinMinutes": self.payment_window.num_minutes().max(1),
             "returnId": event.data.return_id.as_ref().map(|r| r.to_string()),
             "labelUrl": event.data.return_id.as_ref().map(|r| format!("{}/returns/{r}/label", self.api_url)),
+            "orderUrl": self.order_pages.as_ref().map(|link| link(&order.id)),
             "returnItems": rma.map(|r| r.lines.iter().map(|l| serde_json::json!({
                 "sku": l.sku.as_str(), "name": l.name, "quantity": l.quantity.get(),
                 "exchange": l.exchange.as_ref().map(|e| e.name.clone()),
@@ -679,7 +697,9 @@ mod tests {
 
     #[test]
     fn every_template_renders_for_every_customer_facing_event() {
-        let renderer = Renderer::new().with_api_url("https://api.shop.example/");
+        let renderer = Renderer::new()
+            .with_api_url("https://api.shop.example/")
+            .with_order_pages(|id| format!("https://api.shop.example/shop/orders/{id}?t=TOKEN"));
         let everything = Preferences {
             email: true,
             sms: true,

@@ -5,14 +5,20 @@
 
 use std::time::{Duration, Instant};
 
-use oms_system_tests::{order_link, unique, Stack, StatusCode};
+use oms_system_tests::{order_link, unique, Probe, Stack, StatusCode};
+use serde_json::json;
 
 use crate::console::Browser;
 
 /// An order placed and paid for by a new customer, in the warehouse's hands (not yet packed).
 async fn paid_order(stack: &Stack, prefix: &str) -> (String, String, String) {
+    paid_order_of(stack, prefix, &unique("shopper")).await
+}
+
+/// As [`paid_order`], for `customer`.
+async fn paid_order_of(stack: &Stack, prefix: &str, customer: &str) -> (String, String, String) {
+    let customer = customer.to_owned();
     let sku = stack.create_sku(prefix, 5).await;
-    let customer = unique("shopper");
     let placed = stack
         .place_then_pay(&customer, &unique("key"), &[(&sku, 2)])
         .await;
@@ -37,12 +43,33 @@ async fn fits(browser: &Browser) -> (u64, u64) {
 #[tokio::test]
 async fn a_customer_opens_their_order_from_its_link_on_a_phone_and_cancels_it_before_packing() {
     let stack = Stack::connect().await;
-    let (customer, id, sku) = paid_order(&stack, "SHOPCANCEL").await;
+    let customer = unique("shopper");
+    let inbox = Probe::subscribe(
+        &stack,
+        "CustomerNotificationsTopic",
+        Some(json!({"customerId": [customer.as_str()], "channel": ["email"]})),
+    )
+    .await;
+    let (customer, id, sku) = paid_order_of(&stack, "SHOPCANCEL", &customer).await;
     let (_, reserved, _) = stack.stock(&sku).await;
     assert_eq!(reserved, 2);
 
+    // The link in the customer's e-mail about the order (as the notifications log shows it).
+    let emails = inbox
+        .collect(Duration::from_secs(60), |seen| !seen.is_empty())
+        .await;
+    let text = emails[0].0["text"].as_str().expect("an e-mail's text");
+    let link = text
+        .split_whitespace()
+        .find(|word| word.contains("/shop/orders/"))
+        .unwrap_or_else(|| panic!("no link to the order's page in {text}"));
+    let path = link
+        .strip_prefix(stack.api.as_str())
+        .unwrap_or_else(|| panic!("{link} is not the stack's"));
+    assert!(path.starts_with(&format!("/shop/orders/{id}?t=")), "{path}");
+
     let phone = Browser::open_phone(&stack).await;
-    phone.goto(&order_link(&id, 3600)).await;
+    phone.goto(path).await;
     // The link's token leaves the address bar at once.
     assert_eq!(phone.path().await, format!("/shop/orders/{id}"));
     assert!(phone.text("h1").await.contains(&id));
