@@ -13,7 +13,8 @@
 //! once (a redirect to the order's plain address). A wrong number, a wrong address, an
 //! expired or altered link and an order not in the visit all get the same refusal, with the same
 //! status, so nothing tells whether an order number exists. The e-mail addresses are compared
-//! as HMACs, in constant time.
+//! as HMACs, in constant time. Lookups are counted per client and per order number in
+//! 15-minute windows (60 and 5): past either, the lookup answers `429` until the window passes.
 //!
 //! Every form carries the visit's CSRF token and is refused unless it comes from the site's own
 //! origin; the cancellation carries the order's version the page showed, so a stale page changes
@@ -38,7 +39,7 @@ use oms_domain::app::Caller;
 use oms_domain::ids::OrderId;
 use oms_domain::notifications::language_of;
 use oms_domain::order::Order;
-use oms_domain::ports::{OrderStore, OrderTransactions};
+use oms_domain::ports::{AttemptCounter, OrderStore, OrderTransactions};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
@@ -60,8 +61,15 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self';
      form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// The ports the pages use.
-pub trait Store: OrderStore + OrderTransactions + 'static {}
-impl<T: OrderStore + OrderTransactions + 'static> Store for T {}
+pub trait Store: OrderStore + OrderTransactions + AttemptCounter + 'static {}
+impl<T: OrderStore + OrderTransactions + AttemptCounter + 'static> Store for T {}
+
+/// How long a window of lookups lasts, and how many one client and one order number may have
+/// in it: enough for a customer who mistypes, far too few to guess (an order number has 80
+/// random bits besides its time, and the address must match too).
+const LOOKUP_WINDOW_SECONDS: i64 = 15 * 60;
+const LOOKUPS_PER_CLIENT: u64 = 60;
+const LOOKUPS_PER_ORDER: u64 = 5;
 
 /// What the site needs, built once per cold start.
 pub struct Shop<S, K> {
@@ -224,6 +232,8 @@ enum Refusal {
     NotFound(&'static str),
     /// A form not from the site's own pages (another origin, no or a wrong CSRF token).
     Forbidden,
+    /// Lookups over their allowance: the lookup page, asking to wait.
+    TooMany(&'static str),
     Internal(String),
 }
 
@@ -241,6 +251,23 @@ impl IntoResponse for Refusal {
                     )
                     .unwrap_or_default();
                 (StatusCode::NOT_FOUND, html_headers(), html).into_response()
+            }
+            Refusal::TooMany(language) => {
+                let html = pages()
+                    .render(
+                        "find.html",
+                        page_context(
+                            language,
+                            context! { refused => text(language, "find.slow") },
+                        ),
+                    )
+                    .unwrap_or_default();
+                let mut response =
+                    (StatusCode::TOO_MANY_REQUESTS, html_headers(), html).into_response();
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("900"));
+                response
             }
             Refusal::Forbidden => (
                 StatusCode::FORBIDDEN,
@@ -326,9 +353,62 @@ fn same_address(key: &[u8], given: &str, known: &str) -> bool {
 /// number costs the same read as a wrong one.
 const NO_ORDER: &str = "00000000000000000000000000";
 
+/// The address the request came from, as API Gateway saw it.
+pub struct ClientIp(String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let ip = match parts
+            .extensions
+            .get::<lambda_http::request::RequestContext>()
+        {
+            Some(lambda_http::request::RequestContext::ApiGatewayV2(context)) => {
+                context.http.source_ip.clone()
+            }
+            _ => None,
+        };
+        Ok(ClientIp(ip.unwrap_or_default()))
+    }
+}
+
+/// Counts a lookup against the client's and the order number's allowance; `false` once either
+/// is spent for the window. The keys are HMACs under the site's key: no address or number is
+/// stored, and the counts go when their window has passed.
+async fn within_allowance<S: Store, K>(
+    app: &Shop<S, K>,
+    keys: &Keys,
+    client: &str,
+    number: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, Refusal> {
+    let window = now.timestamp() - now.timestamp().rem_euclid(LOOKUP_WINDOW_SECONDS);
+    let expires = window + 2 * LOOKUP_WINDOW_SECONDS;
+    let hashed = |kind: &str, value: &str| {
+        let mut mac = Hmac::<Sha256>::new_from_slice(keys.links.current_key())
+            .expect("HMAC takes any key length");
+        mac.update(format!("{kind}\n{value}").as_bytes());
+        format!("{kind}#{}", &hex::encode(mac.finalize().into_bytes())[..32])
+    };
+    let count = |key: String| async move {
+        app.store
+            .count_attempt(&key, window, expires)
+            .await
+            .map_err(|e| Refusal::Internal(e.to_string()))
+    };
+    let by_client = count(hashed("lookup-client", client)).await?;
+    let by_order = count(hashed("lookup-order", &number.trim().to_uppercase())).await?;
+    Ok(by_client <= LOOKUPS_PER_CLIENT && by_order <= LOOKUPS_PER_ORDER)
+}
+
 /// `POST /shop/orders/find`: the order, if the number and the address are its own.
 async fn find<S: Store, K: SecretSource + 'static>(
     State(app): State<App<S, K>>,
+    ClientIp(client): ClientIp,
     headers: HeaderMap,
     Form(lookup): Form<Lookup>,
 ) -> Result<Response, Refusal> {
@@ -338,6 +418,10 @@ async fn find<S: Store, K: SecretSource + 'static>(
     let language = browser_language(&headers);
     let keys = keys(&app).await?;
     let now = Utc::now();
+    if !within_allowance(&app, &keys, &client, &lookup.order, now).await? {
+        tracing::warn!("order lookups over their allowance");
+        return Err(Refusal::TooMany(language));
+    }
     let wanted = OrderId::parse(lookup.order.trim()).ok();
     let id = wanted
         .clone()

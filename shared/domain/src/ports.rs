@@ -572,6 +572,20 @@ pub trait NotificationSink: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+/// Attempts counted per key and time window: what slows guessing down (the customers' order
+/// lookup). A window's count is kept until it has passed, no longer.
+pub trait AttemptCounter: Send + Sync {
+    /// Counts one attempt under `key` in the window that starts at `window_start` (unix seconds),
+    /// kept until `expires` (unix seconds), and answers how many the window has seen, this one
+    /// included.
+    fn count_attempt(
+        &self,
+        key: &str,
+        window_start: i64,
+        expires: i64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+}
+
 /// A payment the PSP opened for an order, for the customer to complete in their browser with
 /// the PSP's own library (card data never reaches this system).
 #[derive(Clone, PartialEq, Eq, Serialize)]

@@ -232,6 +232,23 @@ async fn the_number_and_address_open_the_order_and_its_customer_cancels_it_with_
 }
 
 #[tokio::test]
+async fn repeated_guessing_of_one_order_is_refused_for_a_while() {
+    let router = shop();
+    for attempt in 1..=LOOKUPS_PER_ORDER {
+        let form = format!("order={ORDER}&email=guess{attempt}%40example.com");
+        let (status, _, _) = send(&router, post("/shop/orders/find", None, ORIGIN, &form)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "attempt {attempt}");
+    }
+    // Over the allowance: refused even with the right address, and told to wait.
+    let form = format!("order={ORDER}&email=ada%40example.com");
+    let (status, headers, page) =
+        send(&router, post("/shop/orders/find", None, ORIGIN, &form)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(headers[header::RETRY_AFTER], "900");
+    assert!(page.contains("Too many attempts"));
+}
+
+#[tokio::test]
 async fn the_page_is_in_the_orders_language() {
     let at = Utc::now();
     let mut request = oms_domain::fixtures::sample_request();

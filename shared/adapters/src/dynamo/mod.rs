@@ -55,6 +55,7 @@ use serde::{Deserialize, Serialize};
 use crate::aws_error::classify;
 use crate::config::LazyClient;
 
+mod attempts;
 mod inventory;
 mod locations;
 mod notifications;
@@ -110,6 +111,7 @@ pub mod entity {
     pub const NOTIFICATION_CURSOR: &str = "NOTIFICATION_CURSOR";
     pub const LOCATIONS: &str = "LOCATIONS";
     pub const SEARCH: &str = "SEARCH";
+    pub const ATTEMPTS: &str = "ATTEMPTS";
 }
 
 fn order_pk(id: &OrderId) -> String {

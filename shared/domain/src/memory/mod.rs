@@ -33,6 +33,7 @@ struct State {
     preferences: HashMap<CustomerId, Preferences>,
     cursors: HashMap<OrderId, NotificationCursor>,
     locations: Option<crate::ports::StoredLocations>,
+    attempts: HashMap<(String, i64), u64>,
 }
 
 /// A write another caller makes between one caller's read and its write.
@@ -194,5 +195,22 @@ impl crate::ports::LocationStore for InMemoryStore {
         }
         state.locations = Some(list.clone());
         Ok(())
+    }
+}
+
+impl crate::ports::AttemptCounter for InMemoryStore {
+    async fn count_attempt(
+        &self,
+        key: &str,
+        window_start: i64,
+        _expires: i64,
+    ) -> Result<u64, crate::ports::StoreError> {
+        let mut state = self.lock();
+        let count = state
+            .attempts
+            .entry((key.to_owned(), window_start))
+            .or_default();
+        *count += 1;
+        Ok(*count)
     }
 }
