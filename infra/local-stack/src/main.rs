@@ -1174,6 +1174,12 @@ fn print_welcome(
         "Pay for it, as the payment service provider would (signed with the local PSP secret):\n"
     );
     println!("  {port}{} psp authorize <orderId>\n", me.display());
+    println!(
+        "Its customer follows it, and cancels it before packing, at {base}/shop/orders/find \
+         (its number and the demo order's address, ada@example.com), or by the signed link \
+         every e-mail about it carries; print one with:\n"
+    );
+    println!("  {port}{} link <orderId>\n", me.display());
     println!("Press Ctrl-C to stop.");
 }
 
