@@ -14,10 +14,11 @@ use oms_domain::order::returns::ReturnStatus;
 use oms_domain::order::{Order, OrderStatus};
 use serde::Serialize;
 
-const TEMPLATES: [(&str, &str); 3] = [
+const TEMPLATES: [(&str, &str); 4] = [
     ("layout.html", include_str!("../templates/layout.html")),
     ("find.html", include_str!("../templates/find.html")),
     ("order.html", include_str!("../templates/order.html")),
+    ("return.html", include_str!("../templates/return.html")),
 ];
 
 /// The stylesheet every page links (served by the site itself: the CSP allows no other).
@@ -98,6 +99,37 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "Ihre Bestellung hat sich geändert, während die Seite offen war; es wurde nichts geändert. Die Seite zeigt sie jetzt, wie sie ist.",
     ),
     ("order.find-another", "Find another order", "Andere Bestellung finden"),
+    ("order.return-items", "Return items", "Artikel zurücksenden"),
+    (
+        "order.return-intro",
+        "Something not right? You can send back what arrived, within the return window.",
+        "Etwas stimmt nicht? Sie können Angekommenes innerhalb der Rückgabefrist zurücksenden.",
+    ),
+    ("order.returned", "Your return is registered; its state is below.", "Ihre Rücksendung ist registriert; ihren Stand sehen Sie unten."),
+    ("return.title", "Return items", "Artikel zurücksenden"),
+    (
+        "return.intro",
+        "Choose how many of each item you send back and why. Most returns are approved at once, with a label to print; some are checked by our team first.",
+        "Wählen Sie, wie viele Sie von jedem Artikel zurücksenden und warum. Die meisten Rücksendungen werden sofort genehmigt, mit einem Etikett zum Drucken; manche prüft zuerst unser Team.",
+    ),
+    ("return.quantity", "How many", "Anzahl"),
+    ("return.reason", "Why", "Grund"),
+    ("return.comment", "Anything to add (optional)", "Anmerkung (freiwillig)"),
+    ("return.submit", "Send the return request", "Rücksendung anfragen"),
+    ("return.back", "Back to the order", "Zurück zur Bestellung"),
+    ("return.none", "Choose at least one item to send back.", "Wählen Sie mindestens einen Artikel zum Zurücksenden."),
+    (
+        "return.refused",
+        "These items cannot be returned as chosen: the return window may have closed, or they are already being returned.",
+        "Diese Artikel können so nicht zurückgesendet werden: Die Rückgabefrist ist vielleicht abgelaufen, oder sie werden bereits zurückgesendet.",
+    ),
+    ("reason.DAMAGED", "Arrived damaged", "Beschädigt angekommen"),
+    ("reason.WRONG_ITEM", "Wrong item sent", "Falscher Artikel geliefert"),
+    ("reason.NOT_AS_DESCRIBED", "Not as described", "Nicht wie beschrieben"),
+    ("reason.DOES_NOT_FIT", "Does not fit", "Passt nicht"),
+    ("reason.NO_LONGER_NEEDED", "No longer needed", "Nicht mehr benötigt"),
+    ("reason.ARRIVED_LATE", "Arrived too late", "Zu spät angekommen"),
+    ("reason.OTHER", "Another reason", "Anderer Grund"),
     (
         "order.cancel.too-late",
         "It can no longer be cancelled: it is packed or on its way. Once it arrives, you can return it.",
@@ -282,6 +314,30 @@ pub struct ReturnView {
     pub state: &'static str,
     pub refund: Option<String>,
     pub items: Vec<String>,
+    /// Where its label prints, once it is approved.
+    pub label_url: Option<String>,
+}
+
+/// A line the customer may send back, on the return form.
+#[derive(Debug, Serialize)]
+pub struct ReturnableLine {
+    /// Its place among the order's lines: what the form's fields are named by.
+    pub index: usize,
+    pub name: String,
+    pub most: u32,
+}
+
+/// The return form's reasons, in the page's language.
+pub fn reasons(language: &str) -> Vec<(&'static str, &'static str)> {
+    oms_domain::order::returns::ReturnReason::ALL
+        .iter()
+        .map(|r| {
+            (
+                r.as_str(),
+                text(language, &format!("reason.{}", r.as_str())),
+            )
+        })
+        .collect()
 }
 
 impl OrderPage {
@@ -382,6 +438,9 @@ impl OrderPage {
                         .iter()
                         .map(|l| format!("{} × {}", l.quantity.get(), l.name))
                         .collect(),
+                    label_url: oms_adapters::label::is_issued(r).then(|| {
+                        format!("/shop/orders/{}/returns/{}/label", order.id, r.return_id)
+                    }),
                 })
                 .collect(),
         }

@@ -5,6 +5,9 @@
 //! | find an order by its number and e-mail address | `GET`/`POST /shop/orders/find` |
 //! | an order: where it is, what comes next, its parcels, money, history and returns | `GET /shop/orders/{id}` |
 //! | cancel it before it is packed | `POST /shop/orders/{id}/cancel` |
+//! | choose what to send back and why | `GET /shop/orders/{id}/return` |
+//! | ask for the return (approved at once or checked by staff, as the policy says) | `POST /shop/orders/{id}/returns` |
+//! | print an approved return's label (the API's PDF) | `GET /shop/orders/{id}/returns/{rma}/label` |
 //!
 //! A visitor opens an order with its signed link (`?t=…`, from any message about it) or with
 //! its number and the e-mail address it was placed with. Either puts the order in the visit:
@@ -38,12 +41,15 @@ use oms_domain::app::returns::{cancel_order, ReturnsAppError};
 use oms_domain::app::Caller;
 use oms_domain::ids::OrderId;
 use oms_domain::notifications::language_of;
+use oms_domain::order::returns::policy::ReturnPolicy;
 use oms_domain::order::Order;
-use oms_domain::ports::{AttemptCounter, OrderStore, OrderTransactions};
+use oms_domain::ports::{AttemptCounter, InventoryStore, OrderStore, OrderTransactions};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::pages::{language_of_browser, page_context, pages, text, OrderPage, STYLESHEET};
+use crate::pages::{
+    language_of_browser, page_context, pages, reasons, text, OrderPage, ReturnableLine, STYLESHEET,
+};
 
 /// Where the site lives on the API.
 pub const BASE: &str = "/shop";
@@ -61,8 +67,11 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self';
      form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// The ports the pages use.
-pub trait Store: OrderStore + OrderTransactions + AttemptCounter + 'static {}
-impl<T: OrderStore + OrderTransactions + AttemptCounter + 'static> Store for T {}
+pub trait Store:
+    OrderStore + InventoryStore + OrderTransactions + AttemptCounter + 'static
+{
+}
+impl<T: OrderStore + InventoryStore + OrderTransactions + AttemptCounter + 'static> Store for T {}
 
 /// How long a window of lookups lasts, and how many one client and one order number may have
 /// in it: enough for a customer who mistypes, far too few to guess (an order number has 80
@@ -76,6 +85,8 @@ pub struct Shop<S, K> {
     pub store: S,
     /// The link keys, one per line: the first signs links and the visit's cookies.
     pub secret: K,
+    /// The return rules (windows, what is approved at once, where returns go).
+    pub returns: ReturnPolicy,
     /// The site's own origin (`https://host`): a form from any other is refused.
     pub origin: String,
 }
@@ -86,6 +97,7 @@ impl Shop<DynamoStore, SecretCache> {
         Ok(Shop {
             store: DynamoStore::from_env()?,
             secret: SecretCache::from_env("SHOP_SECRET_ARN")?,
+            returns: config::return_policy_from_env()?,
             origin: origin_of(&url),
         })
     }
@@ -109,6 +121,12 @@ pub fn router<S: Store, K: SecretSource + 'static>(shop: Shop<S, K>) -> Router {
         .route("/shop/orders/find", get(find_page).post(find::<S, K>))
         .route("/shop/orders/{id}", get(order_page::<S, K>))
         .route("/shop/orders/{id}/cancel", post(cancel::<S, K>))
+        .route("/shop/orders/{id}/return", get(return_page::<S, K>))
+        .route("/shop/orders/{id}/returns", post(open_return::<S, K>))
+        .route(
+            "/shop/orders/{id}/returns/{rma}/label",
+            get(return_label::<S, K>),
+        )
         .fallback(|headers: HeaderMap| async move {
             let language = browser_language(&headers);
             Refusal::NotFound(language).into_response()
@@ -514,6 +532,7 @@ async fn order_page<S: Store, K: SecretSource + 'static>(
     let order = visible(&app, visit.as_ref(), &id, language).await?;
     let visit = visit.expect("a visible order is the visit's");
     Ok(order_response(
+        &app.returns,
         &keys,
         &visit,
         &order,
@@ -525,6 +544,7 @@ async fn order_page<S: Store, K: SecretSource + 'static>(
 
 /// The order's page, with a banner for what was done or a refusal.
 fn order_response(
+    policy: &ReturnPolicy,
     keys: &Keys,
     visit: &Visit,
     order: &Order,
@@ -536,8 +556,14 @@ fn order_response(
     let can_cancel = order.cancel(String::new(), "customer", Utc::now()).is_ok();
     let banner = match done {
         Some("cancelled") => Some(text(language, "order.cancelled")),
+        Some("returned") => Some(text(language, "order.returned")),
         _ => None,
     };
+    let now = Utc::now();
+    let returnable = order
+        .lines
+        .iter()
+        .any(|l| order.returnable_units(&l.sku, policy, now) > 0);
     page(
         status,
         "order.html",
@@ -547,6 +573,7 @@ fn order_response(
             version => order.version,
             csrf => keys.cookies.csrf_token(&visit.nonce),
             can_cancel,
+            returnable,
             banner,
             refused,
         },
@@ -605,6 +632,7 @@ async fn cancel<S: Store, K: SecretSource + 'static>(
                 .map_err(|e| Refusal::Internal(e.to_string()))?
                 .unwrap_or(order);
             Ok(order_response(
+                &app.returns,
                 &keys,
                 &visit,
                 &current,
@@ -614,6 +642,204 @@ async fn cancel<S: Store, K: SecretSource + 'static>(
             ))
         }
     }
+}
+
+/// The lines of `order` its customer may send back now, with how many of each.
+fn returnable_lines(order: &Order, policy: &ReturnPolicy) -> Vec<ReturnableLine> {
+    let now = Utc::now();
+    order
+        .lines
+        .iter()
+        .enumerate()
+        .filter_map(|(index, line)| {
+            let most = order.returnable_units(&line.sku, policy, now);
+            (most > 0).then(|| ReturnableLine {
+                index,
+                name: line.name.clone(),
+                most,
+            })
+        })
+        .collect()
+}
+
+/// The return form of `order`, with a refusal above it if one is given.
+fn return_form(
+    keys: &Keys,
+    visit: &Visit,
+    order: &Order,
+    policy: &ReturnPolicy,
+    status: StatusCode,
+    refused: Option<&str>,
+) -> Response {
+    let language = language_of(order);
+    let lines = returnable_lines(order, policy);
+    if lines.is_empty() {
+        // Nothing (left) to send back: the order's page says why.
+        return Redirect::to(&format!("{BASE}/orders/{}", order.id)).into_response();
+    }
+    page(
+        status,
+        "return.html",
+        language,
+        context! {
+            order_id => order.id.to_string(),
+            lines => minijinja::Value::from(minijinja::value::Serde(lines)),
+            reasons => reasons(language),
+            csrf => keys.cookies.csrf_token(&visit.nonce),
+            // The request's idempotency key: a form sent twice opens one return.
+            key => format!("shop-{}", ulid::Ulid::new()),
+            refused,
+        },
+    )
+}
+
+/// `GET /shop/orders/{id}/return`: what may be sent back, and why.
+async fn return_page<S: Store, K: SecretSource + 'static>(
+    State(app): State<App<S, K>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Refusal> {
+    let language = browser_language(&headers);
+    let keys = keys(&app).await?;
+    let visit = visit_of(&keys, &headers, Utc::now());
+    let order = visible(&app, visit.as_ref(), &id, language).await?;
+    let visit = visit.expect("a visible order is the visit's");
+    Ok(return_form(
+        &keys,
+        &visit,
+        &order,
+        &app.returns,
+        StatusCode::OK,
+        None,
+    ))
+}
+
+/// `POST /shop/orders/{id}/returns`: asks for the return as `POST /orders/{id}/returns` does
+/// for its customer, once per the form's key.
+async fn open_return<S: Store, K: SecretSource + 'static>(
+    State(app): State<App<S, K>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Result<Response, Refusal> {
+    let language = browser_language(&headers);
+    let keys = keys(&app).await?;
+    let now = Utc::now();
+    let visit = visit_of(&keys, &headers, now);
+    let order = visible(&app, visit.as_ref(), &id, language).await?;
+    let visit = visit.expect("a visible order is the visit's");
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.trim().to_owned())
+            .unwrap_or_default()
+    };
+    if !same_origin(&app.origin, &headers) || !keys.cookies.csrf_valid(&visit.nonce, &field("csrf"))
+    {
+        return Err(Refusal::Forbidden);
+    }
+    let language = language_of(&order);
+    let refuse = |words: &str| {
+        Ok(return_form(
+            &keys,
+            &visit,
+            &order,
+            &app.returns,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(words),
+        ))
+    };
+    let lines: Vec<serde_json::Value> = order
+        .lines
+        .iter()
+        .enumerate()
+        .filter_map(|(index, line)| {
+            let quantity: u32 = field(&format!("quantity-{index}")).parse().ok()?;
+            (quantity > 0).then(|| {
+                let mut wanted = serde_json::json!({
+                    "sku": line.sku.as_str(),
+                    "quantity": quantity,
+                    "reason": field(&format!("reason-{index}")),
+                });
+                let comment = field(&format!("comment-{index}"));
+                if !comment.is_empty() {
+                    wanted["comment"] = comment.chars().take(500).collect::<String>().into();
+                }
+                wanted
+            })
+        })
+        .collect();
+    if lines.is_empty() {
+        return refuse(text(language, "return.none"));
+    }
+    let (Ok(request), Ok(key)) = (
+        oms_domain::request::returns::ReturnRequest::parse(&serde_json::json!({ "lines": lines })),
+        oms_domain::ids::IdempotencyKey::parse(&field("key")),
+    ) else {
+        return refuse(text(language, "return.refused"));
+    };
+    let customer = Caller {
+        customer_id: order.customer_id.clone(),
+        scopes: vec![],
+    };
+    match oms_domain::app::returns::request_return(
+        &app.store,
+        &app.returns,
+        &customer,
+        &order.id,
+        &request,
+        key,
+        now,
+    )
+    .await
+    {
+        Ok(requested) => {
+            tracing::info!(
+                return_id = %requested.rma.return_id,
+                status = requested.rma.status.as_str(),
+                "return requested on the order's page"
+            );
+            Ok(Redirect::to(&format!("{BASE}/orders/{id}?done=returned")).into_response())
+        }
+        Err(ReturnsAppError::Store(e)) => Err(Refusal::Internal(e.to_string())),
+        Err(ReturnsAppError::Contended) => refuse(text(language, "order.try-again")),
+        Err(refusal) => {
+            tracing::info!(error = %refusal, "a return refused on the order's page");
+            refuse(text(language, "return.refused"))
+        }
+    }
+}
+
+/// `GET /shop/orders/{id}/returns/{rma}/label`: an approved return's label, the API's PDF.
+async fn return_label<S: Store, K: SecretSource + 'static>(
+    State(app): State<App<S, K>>,
+    Path((id, rma)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, Refusal> {
+    let language = browser_language(&headers);
+    let keys = keys(&app).await?;
+    let visit = visit_of(&keys, &headers, Utc::now());
+    let order = visible(&app, visit.as_ref(), &id, language).await?;
+    let found = oms_domain::ids::ReturnId::parse(&rma)
+        .ok()
+        .and_then(|rma| order.find_return(&rma).cloned())
+        .filter(oms_adapters::label::is_issued)
+        .ok_or(Refusal::NotFound(language))?;
+    let pdf = oms_adapters::label::render(&order, &found, &app.returns.return_address)
+        .map_err(|e| Refusal::Internal(e.to_string()))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/pdf".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("inline; filename=\"{}.pdf\"", found.return_id),
+            ),
+            (header::CACHE_CONTROL, "private, no-store".to_owned()),
+        ],
+        pdf,
+    )
+        .into_response())
 }
 
 #[cfg(test)]

@@ -750,7 +750,7 @@ async fn approval_queue(stack: &Stack, admin: &str) -> Vec<String> {
 
 /// Reads a PDF as a printer and scanner would: `tests/tools/read_label.py` renders it with PDFium
 /// and decodes its barcodes with ZXing (both installed by `infra/local/bootstrap.sh`).
-fn read_label(pdf: &[u8]) -> Value {
+pub(crate) fn read_label(pdf: &[u8]) -> Value {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let python = root.join(".tools/venv/bin/python");
     assert!(

@@ -213,3 +213,116 @@ async fn a_customer_finds_their_order_by_number_and_address_and_nothing_tells_a_
         .await
         .starts_with("We could not open that order."));
 }
+
+#[tokio::test]
+async fn a_customer_returns_a_delivered_item_on_the_page_prints_its_label_and_sees_the_refund() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("SHOPRETURN", 5).await;
+    let (_, delivered) = stack
+        .delivered_order(&[(&sku, 2)], &chrono::Utc::now().to_rfc3339())
+        .await;
+    let id = delivered["orderId"].as_str().unwrap().to_owned();
+
+    let phone = Browser::open_phone(&stack).await;
+    phone.goto(&order_link(&id, 3600)).await;
+    assert_eq!(phone.text("#order-status").await, "Your order has arrived.");
+    phone.submit("#start-return").await;
+    assert_eq!(phone.path().await, format!("/shop/orders/{id}/return"));
+    phone.screenshot("shop-return-phone").await;
+    let (width, screen) = fits(&phone).await;
+    assert!(
+        width <= screen,
+        "the form is {width} px wide on a {screen} px phone"
+    );
+    // One of the two units, because it does not fit (the default policy approves that at once).
+    phone
+        .client
+        .execute(
+            "document.getElementById('quantity-0').value = '1';
+             document.getElementById('reason-0').value = 'DOES_NOT_FIT';",
+            vec![],
+        )
+        .await
+        .unwrap();
+    phone.fill("#comment-0", "one size too small").await;
+    phone.submit("form[action$='/returns'] button").await;
+    assert_eq!(
+        phone.path().await,
+        format!("/shop/orders/{id}?done=returned")
+    );
+    let order = stack.order_as_staff(&id).await;
+    let rma = order["returns"][0]["returnId"].as_str().unwrap().to_owned();
+    assert_eq!(order["returns"][0]["lines"][0]["quantity"], 1);
+    assert_eq!(
+        order["returns"][0]["lines"][0]["comment"],
+        "one size too small"
+    );
+    if order["returns"][0]["status"] == "PENDING_APPROVAL" {
+        let approved = stack
+            .post(
+                &format!("/returns/{rma}/approve"),
+                &stack.token("staff-returns", Some("oms:admin")),
+                &[],
+                json!({}),
+            )
+            .await;
+        assert_eq!(approved.status, StatusCode::OK, "{:?}", approved.body);
+        phone.goto(&format!("/shop/orders/{id}")).await;
+    }
+    assert!(phone
+        .text(&format!("#return-{rma}"))
+        .await
+        .contains("Approved: print the label"));
+
+    // The label the page links: the API's PDF, its barcode the RMA.
+    let label_path = format!("/shop/orders/{id}/returns/{rma}/label");
+    let visit = phone
+        .client
+        .get_named_cookie("oms_shop")
+        .await
+        .expect("the visit's cookie");
+    let label = reqwest::Client::new()
+        .get(format!("{}{label_path}", stack.api))
+        .header("cookie", format!("oms_shop={}", visit.value()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(label.status(), StatusCode::OK);
+    assert_eq!(label.headers()["content-type"], "application/pdf");
+    let read = crate::returns::read_label(&label.bytes().await.unwrap());
+    assert_eq!(read["barcodes"][0]["text"], rma.as_str());
+    let stranger = reqwest::Client::new()
+        .get(format!("{}{label_path}", stack.api))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        stranger.status(),
+        StatusCode::NOT_FOUND,
+        "no label without the visit"
+    );
+
+    // Received at the warehouse; once the PSP confirms the refund, the page shows it issued.
+    let received = stack
+        .post(
+            &format!("/returns/{rma}/receive"),
+            &stack.token("dock", Some("oms:warehouse")),
+            &[],
+            json!({"lines": [{"sku": sku, "quantity": 1, "disposition": "RESTOCK"}]}),
+        )
+        .await;
+    assert_eq!(received.status, StatusCode::OK, "{:?}", received.body);
+    let refund = received.body["refund"].clone();
+    let paid_out = oms_system_tests::psp_body(
+        "refund.succeeded",
+        &id,
+        &refund["amount"],
+        Some(refund["refundId"].as_str().unwrap()),
+    );
+    assert_eq!(stack.psp_event(&paid_out).await.status, StatusCode::OK);
+    phone.goto(&format!("/shop/orders/{id}")).await;
+    let shown = phone.text(&format!("#return-{rma}")).await;
+    assert!(shown.contains("Received at our warehouse."), "{shown}");
+    assert!(shown.contains(": issued."), "{shown}");
+    phone.screenshot("shop-returned-phone").await;
+}

@@ -28,6 +28,7 @@ fn shop_with(order: Order) -> Router {
     router(Shop {
         store,
         secret: FixedSecret::new(SECRET),
+        returns: ReturnPolicy::default_policy(),
         origin: ORIGIN.into(),
     })
 }
@@ -283,4 +284,59 @@ async fn the_page_is_in_the_orders_language() {
         page.contains("€") && page.contains(",00"),
         "money as German writes it"
     );
+}
+
+#[tokio::test]
+async fn a_delivered_item_is_sent_back_from_the_page_and_its_label_prints_for_the_visit_only() {
+    let router = shop_with(oms_domain::fixtures::delivered_order(
+        ORDER,
+        "customer-ada",
+        Utc::now(),
+    ));
+    let (_, headers, _) = send(
+        &router,
+        get(&link(ORDER, Utc::now().timestamp() + 60), None),
+    )
+    .await;
+    let cookie = cookie_of(&headers);
+    let (_, _, page) = send(
+        &router,
+        get(&format!("/shop/orders/{ORDER}"), Some(&cookie)),
+    )
+    .await;
+    assert!(page.contains("id=\"start-return\""), "{page}");
+    let (status, _, form) = send(
+        &router,
+        get(&format!("/shop/orders/{ORDER}/return"), Some(&cookie)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{form}");
+    let (csrf, key) = (hidden(&form, "csrf"), hidden(&form, "key"));
+    let path = format!("/shop/orders/{ORDER}/returns");
+    // Nothing chosen: the form again, saying so.
+    let none = format!("csrf={csrf}&key={key}&quantity-0=0&reason-0=DOES_NOT_FIT");
+    let (status, _, page) = send(&router, post(&path, Some(&cookie), ORIGIN, &none)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("Choose at least one item"));
+    let one =
+        format!("csrf={csrf}&key={key}&quantity-0=1&reason-0=DOES_NOT_FIT&comment-0=too+small");
+    let (status, headers, _) = send(&router, post(&path, Some(&cookie), ORIGIN, &one)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    // Sent twice (the same form's key): still one return.
+    send(&router, post(&path, Some(&cookie), ORIGIN, &one)).await;
+    let (_, _, page) = send(
+        &router,
+        get(headers[header::LOCATION].to_str().unwrap(), Some(&cookie)),
+    )
+    .await;
+    let rma = format!("RMA-{ORDER}-1");
+    assert!(page.contains(&format!("id=\"return-{rma}\"")), "{page}");
+    assert!(!page.contains(&format!("RMA-{ORDER}-2")), "one return");
+    assert!(page.contains("Approved: print the label"), "{page}");
+    let label = format!("/shop/orders/{ORDER}/returns/{rma}/label");
+    let (status, headers, _) = send(&router, get(&label, Some(&cookie))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_TYPE], "application/pdf");
+    let (status, _, _) = send(&router, get(&label, None)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "no label without the visit");
 }

@@ -316,6 +316,44 @@ impl Order {
     /// not already being returned. `catalog` holds the exchange SKUs. The policy's rules approve
     /// it at once (reserving any exchange) or leave it for staff.
     #[allow(clippy::too_many_arguments)]
+    /// Units of `sku` delivered in parcels whose return window is still open at `now` (each
+    /// parcel's window opens at its own delivery).
+    fn open_for_return(&self, sku: &Sku, policy: &ReturnPolicy, now: DateTime<Utc>) -> u32 {
+        let window = u64::from(policy.window_days(sku));
+        self.shipments
+            .iter()
+            .filter_map(|s| Some((s.delivered_at?, s)))
+            .filter(|(at, _)| now <= *at + Days::new(window))
+            .flat_map(|(_, s)| s.lines.iter().filter(|l| &l.sku == sku))
+            .map(|l| l.quantity.get())
+            .sum()
+    }
+
+    /// How many units of `sku` its customer may still send back at `now`: those delivered
+    /// within their return window, less those already being returned — what
+    /// [`Order::request_return`] accepts.
+    pub fn returnable_units(&self, sku: &Sku, policy: &ReturnPolicy, now: DateTime<Utc>) -> u32 {
+        let receiving = matches!(
+            self.status,
+            OrderStatus::Delivered
+                | OrderStatus::PartiallyDelivered
+                | OrderStatus::PartiallyShipped
+        );
+        if !receiving {
+            return 0;
+        }
+        let arrived: u32 = self
+            .shipments
+            .iter()
+            .filter(|s| s.delivered_at.is_some())
+            .flat_map(|s| s.lines.iter().filter(|l| &l.sku == sku))
+            .map(|l| l.quantity.get())
+            .sum();
+        let claimed: u32 = self.returns.iter().map(|r| r.claims(sku)).sum();
+        self.open_for_return(sku, policy, now)
+            .min(arrived.saturating_sub(claimed))
+    }
+
     pub fn request_return(
         &self,
         request: &ReturnRequest,
@@ -394,11 +432,7 @@ impl Order {
             }
             let window = policy.window_days(&wanted.sku);
             let closes = |at: DateTime<Utc>| at + Days::new(u64::from(window));
-            let open: u32 = parcels
-                .iter()
-                .filter(|(at, _)| now <= closes(*at))
-                .map(|(_, units)| units)
-                .sum();
+            let open = self.open_for_return(&wanted.sku, policy, now);
             if open == 0 {
                 let last = parcels.iter().map(|(at, _)| *at).max().unwrap_or(now);
                 errors.add(
@@ -924,8 +958,37 @@ mod tests {
             "one of two already claimed"
         );
 
+        // What the customer's page offers is what a request may take: per SKU, in its window,
+        // less what is being returned.
+        let policy = ReturnPolicy::default_policy();
+        let sku = |s: &str| Sku::parse(s).unwrap();
+        let day_after = at("2026-11-21T11:00:00Z");
+        assert_eq!(
+            order.returnable_units(&sku("TSHIRT-RED-M"), &policy, day_after),
+            2
+        );
+        assert_eq!(
+            first
+                .order
+                .returnable_units(&sku("TSHIRT-RED-M"), &policy, day_after),
+            1
+        );
+        assert_eq!(
+            order.returnable_units(&sku("MUG-WHITE"), &policy, day_after),
+            1
+        );
+        assert_eq!(
+            order.returnable_units(&sku("MUG-WHITE"), &policy, at("2026-12-21T10:00:01Z")),
+            0,
+            "the window closed"
+        );
+
         let pending =
             crate::fixtures::sample_order("01JDBBBBBBBBBBBBBBBBBBBBBB", "c", at(DELIVERED));
+        assert_eq!(
+            pending.returnable_units(&sku("MUG-WHITE"), &policy, day_after),
+            0
+        );
         assert_eq!(
             open(
                 &pending,
