@@ -83,9 +83,9 @@ const TEXTS: &[(&str, &str, &str)] = &[
     (
         "order.cancel.intro",
         "You can cancel until the order is packed. The items go back on sale and any amount held on your card is released.",
-        "Sie können stornieren, bis die Bestellung verpackt ist. Die Artikel gehen zurück in den Verkauf, und ein auf Ihrer Karte reservierter Betrag wird freigegeben.",
+        "Sie können stornieren, bis die Bestellung verpackt ist. Die Artikel werden wieder zum Verkauf freigegeben, und ein auf Ihrer Karte reservierter Betrag wird freigegeben.",
     ),
-    ("order.cancel.reason", "Why (optional)", "Grund (freiwillig)"),
+    ("order.cancel.reason", "Why (optional)", "Grund (optional)"),
     ("order.cancel.submit", "Cancel my order", "Bestellung stornieren"),
     ("order.cancelled", "Your order is cancelled.", "Ihre Bestellung ist storniert."),
     (
@@ -99,6 +99,16 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "Ihre Bestellung hat sich geändert, während die Seite offen war; es wurde nichts geändert. Die Seite zeigt sie jetzt, wie sie ist.",
     ),
     ("order.find-another", "Find another order", "Andere Bestellung finden"),
+    (
+        "message.form-refused",
+        "This page was out of date or did not come from this site, so nothing was done. Open your order again and try once more.",
+        "Diese Seite war veraltet oder stammt nicht von dieser Website; es wurde nichts getan. Öffnen Sie Ihre Bestellung erneut und versuchen Sie es noch einmal.",
+    ),
+    (
+        "message.internal",
+        "Something went wrong on our side; nothing was changed. Please try again in a moment.",
+        "Bei uns ist etwas schiefgegangen; es wurde nichts geändert. Bitte versuchen Sie es gleich noch einmal.",
+    ),
     ("order.return-items", "Return items", "Artikel zurücksenden"),
     (
         "order.return-intro",
@@ -114,7 +124,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ),
     ("return.quantity", "How many", "Anzahl"),
     ("return.reason", "Why", "Grund"),
-    ("return.comment", "Anything to add (optional)", "Anmerkung (freiwillig)"),
+    ("return.comment", "Anything to add (optional)", "Anmerkung (optional)"),
     ("return.submit", "Send the return request", "Rücksendung anfragen"),
     ("return.back", "Back to the order", "Zurück zur Bestellung"),
     ("return.none", "Choose at least one item to send back.", "Wählen Sie mindestens einen Artikel zum Zurücksenden."),
@@ -133,7 +143,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
     (
         "order.cancel.too-late",
         "It can no longer be cancelled: it is packed or on its way. Once it arrives, you can return it.",
-        "Sie kann nicht mehr storniert werden: Sie ist verpackt oder unterwegs. Nach der Zustellung können Sie sie zurücksenden.",
+        "Die Bestellung kann nicht mehr storniert werden, da sie bereits verpackt oder unterwegs ist. Nach der Zustellung können Sie sie zurücksenden.",
     ),
     (
         "order.try-again",
@@ -158,7 +168,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("next.PARTIALLY_SHIPPED", "We tell you when each parcel ships.", "Wir schreiben Ihnen, sobald jedes Paket versandt ist."),
     ("next.SHIPPED", "The carrier delivers it; follow it with the tracking link below.", "Der Paketdienst stellt sie zu; verfolgen Sie sie mit dem Link unten."),
     ("next.PARTIALLY_DELIVERED", "The rest is delivered soon; follow it with the tracking links below.", "Der Rest wird bald zugestellt; verfolgen Sie ihn mit den Links unten."),
-    ("next.DELIVERED", "We hope you enjoy it. Something not right? You may return it within the return window.", "Wir hoffen, sie gefällt Ihnen. Etwas stimmt nicht? Sie können innerhalb der Rückgabefrist zurücksenden."),
+    ("next.DELIVERED", "We hope you enjoy it. Something not right? You may return it within the return window.", "Wir hoffen, sie gefällt Ihnen. Etwas stimmt nicht? Sie können sie innerhalb der Rückgabefrist zurücksenden."),
     ("next.REJECTED", "Nothing more: you were not charged.", "Nichts weiter: Ihnen wurde nichts berechnet."),
     ("next.CANCELLED", "Nothing more. Any amount held on your card is released or refunded.", "Nichts weiter. Ein auf Ihrer Karte reservierter Betrag wird freigegeben oder erstattet."),
     // The money, in customer terms.
@@ -169,7 +179,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("payment.PARTIALLY_REFUNDED", "Paid, and partly refunded.", "Bezahlt und teilweise erstattet."),
     ("payment.REFUNDED", "Refunded.", "Erstattet."),
     ("payment.VOIDED", "Released: you were not charged.", "Freigegeben: Ihnen wurde nichts berechnet."),
-    ("payment.FAILED", "The payment did not go through; nothing was charged.", "Die Zahlung ist nicht durchgegangen; es wurde nichts abgebucht."),
+    ("payment.FAILED", "The payment did not go through; nothing was charged.", "Die Zahlung ist fehlgeschlagen; es wurde nichts abgebucht."),
     ("payment.EXPIRED", "Not paid in time; nothing was charged.", "Nicht rechtzeitig bezahlt; es wurde nichts abgebucht."),
     // A parcel, by its step.
     ("parcel.AWAITING_PICK", "Waiting to be packed", "Wartet auf das Verpacken"),
@@ -185,7 +195,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("return.APPROVED", "Approved: print the label and send the parcel.", "Genehmigt: Drucken Sie das Etikett und senden Sie das Paket."),
     ("return.REJECTED", "Not accepted.", "Nicht angenommen."),
     ("return.RECEIVED", "Received at our warehouse.", "In unserem Lager eingegangen."),
-    ("refund.AWAITING_CAPTURE", "Refund of {amount}: issued once your payment is settled.", "Erstattung von {amount}: sobald Ihre Zahlung abgeschlossen ist."),
+    ("refund.AWAITING_CAPTURE", "Refund of {amount}: issued once your payment is settled.", "Erstattung von {amount}: wird veranlasst, sobald Ihre Zahlung abgeschlossen ist."),
     ("refund.REQUESTED", "Refund of {amount}: on its way.", "Erstattung von {amount}: unterwegs."),
     ("refund.ISSUED", "Refund of {amount}: issued.", "Erstattung von {amount}: veranlasst."),
     ("refund.FAILED", "Refund of {amount}: delayed; our team is on it.", "Erstattung von {amount}: verzögert; unser Team kümmert sich darum."),
@@ -414,14 +424,7 @@ impl OrderPage {
                         .collect(),
                 })
                 .collect(),
-            history: order
-                .timeline
-                .iter()
-                .map(|step| Step {
-                    at: moment(step.at, language),
-                    what: t(&format!("status.{}", step.status.as_str())),
-                })
-                .collect(),
+            history: history(order, language),
             returns: order
                 .returns
                 .iter()
@@ -445,6 +448,20 @@ impl OrderPage {
                 .collect(),
         }
     }
+}
+
+/// The order's history as its customer reads it: each status it reached, when it first did
+/// (the timeline's further entries under the same status are staff's and the system's notes).
+fn history(order: &Order, language: &str) -> Vec<Step> {
+    let mut steps: Vec<&oms_domain::order::TimelineEntry> = order.timeline.iter().collect();
+    steps.dedup_by_key(|step| step.status);
+    steps
+        .into_iter()
+        .map(|step| Step {
+            at: moment(step.at, language),
+            what: text(language, &format!("status.{}", step.status.as_str())),
+        })
+        .collect()
 }
 
 fn payment_key(status: PaymentStatus) -> &'static str {

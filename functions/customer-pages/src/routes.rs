@@ -16,8 +16,9 @@
 //! once (a redirect to the order's plain address). A wrong number, a wrong address, an
 //! expired or altered link and an order not in the visit all get the same refusal, with the same
 //! status, so nothing tells whether an order number exists. The e-mail addresses are compared
-//! as HMACs, in constant time. Lookups are counted per client and per order number in
-//! 15-minute windows (60 and 5): past either, the lookup answers `429` until the window passes.
+//! as HMACs, in constant time. Lookups are counted in 15-minute windows per client (60), per
+//! client and order number (5) and per order number (30): past any, the lookup answers `429`
+//! until the window passes.
 //!
 //! Every form carries the visit's CSRF token and is refused unless it comes from the site's own
 //! origin; the cancellation carries the order's version the page showed, so a stale page changes
@@ -78,7 +79,11 @@ impl<T: OrderStore + InventoryStore + OrderTransactions + AttemptCounter + 'stat
 /// random bits besides its time, and the address must match too).
 const LOOKUP_WINDOW_SECONDS: i64 = 15 * 60;
 const LOOKUPS_PER_CLIENT: u64 = 60;
-const LOOKUPS_PER_ORDER: u64 = 5;
+/// One client's guesses at one order number.
+const LOOKUPS_PER_CLIENT_AND_ORDER: u64 = 5;
+/// Every client's at one order number: high enough that someone who knows a number cannot lock
+/// its customer out alone, low enough that many clients together cannot guess.
+const LOOKUPS_PER_ORDER: u64 = 30;
 
 /// What the site needs, built once per cold start.
 pub struct Shop<S, K> {
@@ -106,9 +111,19 @@ impl Shop<DynamoStore, SecretCache> {
 /// `https://host:port/path` → `https://host:port`.
 pub fn origin_of(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+        return url.to_ascii_lowercase();
     };
-    let host = rest.split('/').next().unwrap_or(rest);
+    let scheme = scheme.to_ascii_lowercase();
+    let host = rest.split('/').next().unwrap_or(rest).to_ascii_lowercase();
+    // A browser's `Origin` leaves the scheme's own port out.
+    let host = match (
+        scheme.as_str(),
+        host.strip_suffix(":443"),
+        host.strip_suffix(":80"),
+    ) {
+        ("https", Some(bare), _) | ("http", _, Some(bare)) => bare.to_owned(),
+        _ => host,
+    };
     format!("{scheme}://{host}")
 }
 
@@ -117,6 +132,11 @@ type App<S, K> = Arc<Shop<S, K>>;
 /// The site's router.
 pub fn router<S: Store, K: SecretSource + 'static>(shop: Shop<S, K>) -> Router {
     Router::new()
+        .route("/shop", get(|| async { Redirect::to("/shop/orders/find") }))
+        .route(
+            "/shop/",
+            get(|| async { Redirect::to("/shop/orders/find") }),
+        )
         .route("/shop/assets/shop.css", get(stylesheet))
         .route("/shop/orders/find", get(find_page).post(find::<S, K>))
         .route("/shop/orders/{id}", get(order_page::<S, K>))
@@ -174,40 +194,66 @@ async fn stylesheet(uri: axum::http::Uri) -> impl IntoResponse {
 /// The orders a visitor has proved are theirs, for a while.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Visit {
-    orders: Vec<String>,
-    /// Random, per visit: what the forms' CSRF token is derived from.
+    /// Each order proved in this visit, and when: each is open for [`VISIT_SECONDS`] from its
+    /// own proof, never longer.
+    orders: Vec<(String, DateTime<Utc>)>,
+    /// Random, drawn anew at each proof: what the forms' CSRF token is derived from.
     nonce: String,
-    expires_at: DateTime<Utc>,
+    /// When the visit began: it ends [`MAX_VISIT_SECONDS`] after, whatever was proved since.
+    started_at: DateTime<Utc>,
 }
 
+/// The longest a visit lasts, however often orders are proved in it.
+const MAX_VISIT_SECONDS: i64 = 12 * 3600;
+
 impl Visit {
-    fn holds(&self, id: &str) -> bool {
-        self.orders.iter().any(|o| o == id)
+    /// Whether `id` was proved in this visit less than [`VISIT_SECONDS`] before `now`.
+    fn holds(&self, id: &str, now: DateTime<Utc>) -> bool {
+        self.orders.iter().any(|(order, proved)| {
+            order == id && now < *proved + chrono::Duration::seconds(VISIT_SECONDS)
+        })
     }
 
-    /// The visit with `id` in it (the newest last), lasting [`VISIT_SECONDS`] from `now`.
+    /// The visit with `id` proved at `now` (the newest last), its expired proofs dropped, and a
+    /// new nonce: a proof never extends another order's, and a form token seen before it is
+    /// void after it.
     fn with(mut self, id: &str, now: DateTime<Utc>) -> Self {
-        self.orders.retain(|o| o != id);
-        self.orders.push(id.to_owned());
+        let open =
+            |proved: &DateTime<Utc>| now < *proved + chrono::Duration::seconds(VISIT_SECONDS);
+        self.orders
+            .retain(|(order, proved)| order != id && open(proved));
+        self.orders.push((id.to_owned(), now));
         let excess = self.orders.len().saturating_sub(MAX_ORDERS);
         self.orders.drain(..excess);
-        self.expires_at = now + chrono::Duration::seconds(VISIT_SECONDS);
+        self.nonce = fresh_nonce();
         self
     }
 
     fn new(now: DateTime<Utc>) -> Self {
         Visit {
             orders: Vec::new(),
-            nonce: format!("{}{}", ulid::Ulid::new(), ulid::Ulid::new()),
-            expires_at: now,
+            nonce: fresh_nonce(),
+            started_at: now,
         }
     }
+
+    /// Seconds the cookie is kept: until the last proof runs out, within the visit's limit.
+    fn cookie_seconds(&self, now: DateTime<Utc>) -> i64 {
+        let end = self.started_at + chrono::Duration::seconds(MAX_VISIT_SECONDS);
+        (end - now).num_seconds().clamp(0, VISIT_SECONDS)
+    }
+}
+
+fn fresh_nonce() -> String {
+    format!("{}{}", ulid::Ulid::new(), ulid::Ulid::new())
 }
 
 /// The site's keys, from its secret.
 struct Keys {
     links: OrderLinks,
     cookies: CookieKeys,
+    /// What the lookup's comparisons and counters are keyed with: derived, never the link key.
+    lookup: Vec<u8>,
 }
 
 async fn keys<S, K: SecretSource>(app: &Shop<S, K>) -> Result<Keys, Refusal> {
@@ -219,7 +265,15 @@ async fn keys<S, K: SecretSource>(app: &Shop<S, K>) -> Result<Keys, Refusal> {
     let links = OrderLinks::from_secret(&secret).map_err(|e| Refusal::Internal(e.into()))?;
     let cookies = CookieKeys::derive(links.current_key(), KEYS_PURPOSE)
         .map_err(|e| Refusal::Internal(e.into()))?;
-    Ok(Keys { links, cookies })
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(links.current_key()).expect("HMAC takes any key length");
+    mac.update(b"oms-shop lookup key");
+    let lookup = mac.finalize().into_bytes().to_vec();
+    Ok(Keys {
+        links,
+        cookies,
+        lookup,
+    })
 }
 
 /// The visit the request carries, if any and not expired.
@@ -232,7 +286,7 @@ fn visit_of(keys: &Keys, headers: &HeaderMap, now: DateTime<Utc>) -> Option<Visi
         .join("; ");
     keys.cookies
         .read::<Visit>(&cookies, VISIT_COOKIE)
-        .filter(|v| v.expires_at > now)
+        .filter(|v| now < v.started_at + chrono::Duration::seconds(MAX_VISIT_SECONDS))
 }
 
 fn browser_language(headers: &HeaderMap) -> &'static str {
@@ -248,6 +302,8 @@ enum Refusal {
     /// The one neutral refusal: no such order, not the visitor's, a bad or expired link — all
     /// the same, so nothing tells whether an order exists. The lookup page again.
     NotFound(&'static str),
+    /// The same refusal to a lookup, with the order number as typed put back in its field.
+    NotFoundTyped(&'static str, String),
     /// A form not from the site's own pages (another origin, no or a wrong CSRF token).
     Forbidden,
     /// Lookups over their allowance: the lookup page, asking to wait.
@@ -258,18 +314,8 @@ enum Refusal {
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         match self {
-            Refusal::NotFound(language) => {
-                let html = pages()
-                    .render(
-                        "find.html",
-                        page_context(
-                            language,
-                            context! { refused => text(language, "find.refused") },
-                        ),
-                    )
-                    .unwrap_or_default();
-                (StatusCode::NOT_FOUND, html_headers(), html).into_response()
-            }
+            Refusal::NotFound(language) => not_found(language, ""),
+            Refusal::NotFoundTyped(language, typed) => not_found(language, &typed),
             Refusal::TooMany(language) => {
                 let html = pages()
                     .render(
@@ -287,23 +333,40 @@ impl IntoResponse for Refusal {
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("900"));
                 response
             }
-            Refusal::Forbidden => (
-                StatusCode::FORBIDDEN,
-                html_headers(),
-                "This form did not come from this site's pages; nothing was done.",
-            )
-                .into_response(),
+            Refusal::Forbidden => message(StatusCode::FORBIDDEN, "message.form-refused"),
             Refusal::Internal(why) => {
                 tracing::error!(error = %why, "customer pages: internal error");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    html_headers(),
-                    "Something went wrong on our side; nothing was changed. Please try again later.",
-                )
-                    .into_response()
+                message(StatusCode::INTERNAL_SERVER_ERROR, "message.internal")
             }
         }
     }
+}
+
+/// The one neutral refusal: the lookup page, saying it could not open the order, with the
+/// number as typed (if it came from the lookup) back in its field.
+fn not_found(language: &str, typed: &str) -> Response {
+    let html = pages()
+        .render(
+            "find.html",
+            page_context(
+                language,
+                context! { refused => text(language, "find.refused"), typed },
+            ),
+        )
+        .unwrap_or_default();
+    (StatusCode::NOT_FOUND, html_headers(), html).into_response()
+}
+
+/// A page of its own that says `key` (in English: these come before the order's language is
+/// known), with the way back to the lookup.
+fn message(status: StatusCode, key: &str) -> Response {
+    let html = pages()
+        .render(
+            "find.html",
+            page_context("en", context! { refused => text("en", key) }),
+        )
+        .unwrap_or_default();
+    (status, html_headers(), html).into_response()
 }
 
 fn html_headers() -> [(header::HeaderName, &'static str); 1] {
@@ -407,8 +470,8 @@ async fn within_allowance<S: Store, K>(
     let window = now.timestamp() - now.timestamp().rem_euclid(LOOKUP_WINDOW_SECONDS);
     let expires = window + 2 * LOOKUP_WINDOW_SECONDS;
     let hashed = |kind: &str, value: &str| {
-        let mut mac = Hmac::<Sha256>::new_from_slice(keys.links.current_key())
-            .expect("HMAC takes any key length");
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&keys.lookup).expect("HMAC takes any key length");
         mac.update(format!("{kind}\n{value}").as_bytes());
         format!("{kind}#{}", &hex::encode(mac.finalize().into_bytes())[..32])
     };
@@ -418,9 +481,24 @@ async fn within_allowance<S: Store, K>(
             .await
             .map_err(|e| Refusal::Internal(e.to_string()))
     };
+    // A request without an address (none reaches API Gateway so) counts in one bucket of its
+    // own, never in a real client's.
+    let client = if client.is_empty() {
+        "no-address"
+    } else {
+        client
+    };
+    let number = number.trim().to_uppercase();
     let by_client = count(hashed("lookup-client", client)).await?;
-    let by_order = count(hashed("lookup-order", &number.trim().to_uppercase())).await?;
-    Ok(by_client <= LOOKUPS_PER_CLIENT && by_order <= LOOKUPS_PER_ORDER)
+    let by_pair = count(hashed(
+        "lookup-client-order",
+        &format!("{client}\n{number}"),
+    ))
+    .await?;
+    let by_order = count(hashed("lookup-order", &number)).await?;
+    Ok(by_client <= LOOKUPS_PER_CLIENT
+        && by_pair <= LOOKUPS_PER_CLIENT_AND_ORDER
+        && by_order <= LOOKUPS_PER_ORDER)
 }
 
 /// `POST /shop/orders/find`: the order, if the number and the address are its own.
@@ -452,7 +530,7 @@ async fn find<S: Store, K: SecretSource + 'static>(
     // The comparison is made whether or not there is an order, against its address or none.
     let known = order.as_ref().map(|o| o.contact.email().to_owned());
     let matches = same_address(
-        keys.links.current_key(),
+        &keys.lookup,
         &lookup.email,
         known.as_deref().unwrap_or("\u{0}"),
     );
@@ -460,7 +538,10 @@ async fn find<S: Store, K: SecretSource + 'static>(
         order.filter(|_| matches && wanted.is_some() && !lookup.email.trim().is_empty())
     else {
         tracing::info!("an order lookup refused");
-        return Err(Refusal::NotFound(language));
+        return Err(Refusal::NotFoundTyped(
+            language,
+            lookup.order.trim().chars().take(40).collect(),
+        ));
     };
     Ok(into_visit(&keys, &headers, &order.id.to_string(), now))
 }
@@ -472,7 +553,7 @@ fn into_visit(keys: &Keys, headers: &HeaderMap, id: &str, now: DateTime<Utc>) ->
         .with(id, now);
     let cookie = keys
         .cookies
-        .write(VISIT_COOKIE, &visit, BASE, VISIT_SECONDS);
+        .write(VISIT_COOKIE, &visit, BASE, visit.cookie_seconds(now));
     (
         StatusCode::SEE_OTHER,
         [
@@ -498,7 +579,7 @@ async fn visible<S: Store, K: SecretSource + 'static>(
     id: &str,
     language: &'static str,
 ) -> Result<Order, Refusal> {
-    let held = visit.is_some_and(|v| v.holds(id));
+    let held = visit.is_some_and(|v| v.holds(id, Utc::now()));
     let parsed = OrderId::parse(id).ok().filter(|_| held);
     let Some(parsed) = parsed else {
         return Err(Refusal::NotFound(language));
@@ -554,9 +635,13 @@ fn order_response(
 ) -> Response {
     let language = language_of(order);
     let can_cancel = order.cancel(String::new(), "customer", Utc::now()).is_ok();
+    // A banner only for what the order shows done: a link cannot make a live order look
+    // cancelled.
     let banner = match done {
-        Some("cancelled") => Some(text(language, "order.cancelled")),
-        Some("returned") => Some(text(language, "order.returned")),
+        Some("cancelled") if order.status == oms_domain::order::OrderStatus::Cancelled => {
+            Some(text(language, "order.cancelled"))
+        }
+        Some("returned") if !order.returns.is_empty() => Some(text(language, "order.returned")),
         _ => None,
     };
     let now = Utc::now();
@@ -584,6 +669,7 @@ fn order_response(
 struct CancelForm {
     #[serde(default)]
     csrf: String,
+    /// The order's version the page showed: required, so a stale page changes nothing.
     #[serde(default)]
     version: Option<u64>,
     #[serde(default)]
@@ -615,7 +701,10 @@ async fn cancel<S: Store, K: SecretSource + 'static>(
         "" => "cancelled by the customer on the order's page".to_owned(),
         given => given.chars().take(500).collect(),
     };
-    match cancel_order(&app.store, &customer, &order.id, reason, form.version, now).await {
+    let Some(version) = form.version else {
+        return Err(Refusal::Forbidden);
+    };
+    match cancel_order(&app.store, &customer, &order.id, reason, Some(version), now).await {
         Ok(_) => Ok(Redirect::to(&format!("{BASE}/orders/{id}?done=cancelled")).into_response()),
         Err(error) => {
             let language = language_of(&order);

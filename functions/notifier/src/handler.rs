@@ -48,9 +48,16 @@ impl<R: Redelivery> TurnQueue for Delivery<'_, R> {
     }
 }
 
-/// How long the link in a message opens its order's page: past delivery and the return
-/// window, and no longer.
+/// How long the link in a message opens its order's page: the default return window (30 days
+/// after delivery) past an order's usual delivery, and no longer.
 const ORDER_LINK_DAYS: i64 = 45;
+
+/// The key the messages' links to their order's page are signed with.
+async fn order_links() -> Result<oms_adapters::web::OrderLinks, Error> {
+    let secret = oms_adapters::secrets::SecretCache::from_env("SHOP_SECRET_ARN")?;
+    let key = oms_adapters::secrets::SecretSource::value(&secret).await?;
+    Ok(oms_adapters::web::OrderLinks::from_secret(&key)?)
+}
 
 impl App<DynamoStore, NotificationPublisher, QueueRedelivery> {
     pub async fn from_env() -> Result<Self, Error> {
@@ -63,16 +70,23 @@ impl App<DynamoStore, NotificationPublisher, QueueRedelivery> {
             .with_payment_window(config::payment_policy_from_env()?.authorization_window);
         // The order's page, by its signed link: the key is read once per cold start (a rotated
         // key signs from the next; the pages accept every key the secret still holds).
+        // A key that cannot be read sends the messages without the link (an error in the log),
+        // never no message at all.
         if std::env::var("SHOP_SECRET_ARN").is_ok_and(|arn| !arn.is_empty()) {
-            let secret = oms_adapters::secrets::SecretCache::from_env("SHOP_SECRET_ARN")?;
-            let key = oms_adapters::secrets::SecretSource::value(&secret).await?;
-            let links = oms_adapters::web::OrderLinks::from_secret(&key)?;
-            let base = api_url.trim_end_matches('/').to_owned();
-            renderer = renderer.with_order_pages(move |order| {
-                let expires = chrono::Utc::now() + chrono::Duration::days(ORDER_LINK_DAYS);
-                let token = links.token(&order.to_string(), expires.timestamp());
-                format!("{base}/shop/orders/{order}?t={token}")
-            });
+            match order_links().await {
+                Ok(links) => {
+                    let base = api_url.trim_end_matches('/').to_owned();
+                    renderer = renderer.with_order_pages(move |order| {
+                        let expires = chrono::Utc::now() + chrono::Duration::days(ORDER_LINK_DAYS);
+                        let token = links.token(&order.to_string(), expires.timestamp());
+                        format!("{base}/shop/orders/{order}?t={token}")
+                    });
+                }
+                Err(error) => tracing::error!(
+                    %error,
+                    "the order pages' key cannot be read: messages go out without their link"
+                ),
+            }
         }
         Ok(App {
             store: DynamoStore::from_env()?,

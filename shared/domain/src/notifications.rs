@@ -388,7 +388,6 @@ impl Renderer {
             "payWithinMinutes": self.payment_window.num_minutes().max(1),
             "returnId": event.data.return_id.as_ref().map(|r| r.to_string()),
             "labelUrl": event.data.return_id.as_ref().map(|r| format!("{}/returns/{r}/label", self.api_url)),
-            "orderUrl": self.order_pages.as_ref().map(|link| link(&order.id)),
             "returnItems": rma.map(|r| r.lines.iter().map(|l| serde_json::json!({
                 "sku": l.sku.as_str(), "name": l.name, "quantity": l.quantity.get(),
                 "exchange": l.exchange.as_ref().map(|e| e.name.clone()),
@@ -399,6 +398,17 @@ impl Renderer {
             "sequence": event.sequence,
         });
         let context = minijinja::Value::from(minijinja::value::Serde(&data));
+        // The order page's signed link opens the order for whoever holds it: in the e-mail to
+        // the customer's own address alone, never in the data every channel (a webhook's
+        // receiver, the queues) carries.
+        let email_context = match &self.order_pages {
+            Some(link) => {
+                let mut with_link = data.clone();
+                with_link["orderUrl"] = link(&order.id).into();
+                minijinja::Value::from(minijinja::value::Serde(with_link))
+            }
+            None => context.clone(),
+        };
         let mut notifications = Vec::new();
         for channel in Channel::ALL.into_iter().filter(|c| preferences.accepts(*c)) {
             let base = |to: Option<String>| Notification {
@@ -416,9 +426,9 @@ impl Renderer {
             };
             match channel {
                 Channel::Email => notifications.push(Notification {
-                    subject: Some(self.render_part(language, "subject.txt", &context)?),
-                    text: Some(self.render_part(language, "text.txt", &context)?),
-                    html: Some(self.render_part(language, "html.html", &context)?),
+                    subject: Some(self.render_part(language, "subject.txt", &email_context)?),
+                    text: Some(self.render_part(language, "text.txt", &email_context)?),
+                    html: Some(self.render_part(language, "html.html", &email_context)?),
                     ..base(Some(order.contact.email().to_owned()))
                 }),
                 Channel::Sms => {
@@ -712,6 +722,14 @@ mod tests {
                 assert_eq!(notifications.len(), 3, "{}", event.event_type.as_str());
                 let email = &notifications[0];
                 let sms = &notifications[1];
+                assert!(
+                    email.text.as_deref().unwrap().contains("/shop/orders/")
+                        && notifications
+                            .iter()
+                            .all(|n| n.data.get("orderUrl").is_none())
+                        && !sms.text.as_deref().unwrap().contains("/shop/"),
+                    "the order's link in the e-mail alone"
+                );
                 let snapshot = format!(
                     "SUBJECT: {}\n\nTEXT:\n{}\n\nHTML:\n{}\n\nSMS ({} characters):\n{}",
                     email.subject.as_deref().unwrap(),

@@ -324,5 +324,15 @@ async fn a_customer_returns_a_delivered_item_on_the_page_prints_its_label_and_se
     let shown = phone.text(&format!("#return-{rma}")).await;
     assert!(shown.contains("Received at our warehouse."), "{shown}");
     assert!(shown.contains(": issued."), "{shown}");
+    phone
+        .client
+        .execute(
+            &format!(
+                "document.getElementById('return-{rma}').scrollIntoView({{block: 'center'}});"
+            ),
+            vec![],
+        )
+        .await
+        .unwrap();
     phone.screenshot("shop-returned-phone").await;
 }
