@@ -2,7 +2,7 @@
 # Installs the local tool chain into the repository (.tools/venv): the moto emulator, the Stripe
 # emulator (localstripe), cargo-lambda,
 # the SAM CLI, cfn-lint, the PDF renderer and barcode reader the label test reads labels with, and
-# schemathesis, the fuzzer the contract is checked with.
+# schemathesis, the fuzzer the contract is checked with; and axe-core, the accessibility checker.
 # Idempotent: a second run with everything in place takes a second.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -12,6 +12,12 @@ stamp="$venv/.installed-v5"
 # reads this line and refuses to start with any other moto. A new version needs a new stamp too,
 # or venvs installed already keep the old one.
 moto_version=5.2.5
+# The accessibility checker the browser tests run in the customers' pages (axe-core, from the
+# npm registry, with the machine's Node.js).
+axe="$root/.tools/axe-core/node_modules/axe-core/axe.min.js"
+if [[ ! -f "$axe" ]]; then
+  npm install --silent --no-audit --no-fund --prefix "$root/.tools/axe-core" 'axe-core@4.10.3'
+fi
 if [[ -f "$stamp" ]]; then
   exit 0
 fi

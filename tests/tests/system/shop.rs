@@ -27,6 +27,47 @@ async fn paid_order_of(stack: &Stack, prefix: &str, customer: &str) -> (String, 
     (customer, id, sku)
 }
 
+/// Runs the accessibility checker axe-core (`infra/local/bootstrap.sh` installs it) on the
+/// browser's page against WCAG 2.1 A and AA, and fails on any serious or critical violation.
+async fn assert_accessible(browser: &Browser, page: &str) {
+    let violations = violations(browser).await;
+    assert!(
+        violations.is_empty(),
+        "{page}: serious or critical accessibility violations: {violations:#?}"
+    );
+}
+
+/// axe-core's serious and critical violations of WCAG 2.1 A and AA on the browser's page.
+async fn violations(browser: &Browser) -> Vec<String> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../.tools/axe-core/node_modules/axe-core/axe.min.js");
+    let axe = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{} ({e}): run infra/local/bootstrap.sh (infra/local/test.sh does)",
+            path.display()
+        )
+    });
+    browser
+        .client
+        .execute(&format!("{axe}\nreturn typeof axe;"), vec![])
+        .await
+        .expect("axe-core loads in the page");
+    let found = browser
+        .client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})
+               .then(r => done(r.violations
+                 .filter(v => v.impact === 'serious' || v.impact === 'critical')
+                 .map(v => v.id + ' (' + v.impact + '): ' + v.nodes.map(n => n.target.join(' ')).join(', '))))
+               .catch(e => done(['axe failed: ' + e]));",
+            vec![],
+        )
+        .await
+        .expect("axe-core's answer");
+    serde_json::from_value(found).expect("a list")
+}
+
 /// The page's width against the phone's: nothing scrolls sideways.
 async fn fits(browser: &Browser) -> (u64, u64) {
     let measured = browser
@@ -85,12 +126,14 @@ async fn a_customer_opens_their_order_from_its_link_on_a_phone_and_cancels_it_be
         "the page is {width} px wide on a {screen} px phone"
     );
     phone.screenshot("shop-order-phone").await;
+    assert_accessible(&phone, "the order's page").await;
 
     // Cancelled from the page: the stock goes back and the hold is released, as the API's
     // cancel does.
     phone.fill("#reason", "ordered the wrong size").await;
     phone.submit("form[action$='/cancel'] button").await;
     assert_eq!(phone.text("#banner").await, "Your order is cancelled.");
+    assert_accessible(&phone, "a cancelled order's page").await;
     assert_eq!(
         phone.text("#order-status").await,
         "Your order is cancelled."
@@ -213,7 +256,9 @@ async fn a_customer_finds_their_order_by_number_and_address_and_nothing_tells_a_
         .await
         .contains("Our warehouse is packing your order."));
     desktop.screenshot("shop-order-desktop").await;
+    assert_accessible(&desktop, "the order's page on a desktop").await;
     desktop.goto("/shop/orders/find").await;
+    assert_accessible(&desktop, "the lookup").await;
     desktop.fill("#order", &id).await;
     desktop.fill("#email", "eve@example.com").await;
     desktop.submit("form button").await;
@@ -221,6 +266,21 @@ async fn a_customer_finds_their_order_by_number_and_address_and_nothing_tells_a_
         .text("#refused")
         .await
         .starts_with("We could not open that order."));
+    assert_accessible(&desktop, "the lookup's refusal").await;
+    // The checker sees what it should: a field without a label is a critical violation.
+    desktop
+        .client
+        .execute(
+            "document.querySelector('main').insertAdjacentHTML('beforeend', '<input id=\"unlabelled\">');",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let found = violations(&desktop).await;
+    assert!(
+        found.iter().any(|v| v.starts_with("label")),
+        "the checker missed an unlabelled field: {found:?}"
+    );
 }
 
 #[tokio::test]
@@ -238,6 +298,7 @@ async fn a_customer_returns_a_delivered_item_on_the_page_prints_its_label_and_se
     phone.submit("#start-return").await;
     assert_eq!(phone.path().await, format!("/shop/orders/{id}/return"));
     phone.screenshot("shop-return-phone").await;
+    assert_accessible(&phone, "the return form").await;
     let (width, screen) = fits(&phone).await;
     assert!(
         width <= screen,
@@ -344,4 +405,5 @@ async fn a_customer_returns_a_delivered_item_on_the_page_prints_its_label_and_se
         .await
         .unwrap();
     phone.screenshot("shop-returned-phone").await;
+    assert_accessible(&phone, "a returned order's page").await;
 }
