@@ -307,34 +307,39 @@ async fn fifty_authorizations_race_their_orders_expiry_and_each_order_has_one_fa
         orders.push(place_unpaid(&stack, &sku, 1).await.1);
     }
     // Each order's window closes a window after its reservation (the sweep reads orders by how
-    // long they have been reserved; the expiry itself counts from the placing).
-    let mut edges = Vec::new();
-    for (i, order) in orders.iter().enumerate() {
-        let id = order["orderId"].as_str().unwrap();
-        let reserved = wait_for(&stack, id, "reserved", |o| o["status"] == "RESERVED").await;
-        if i < 15 {
-            // The first band pays at once, well inside its window: it must proceed.
-            let authorization = psp_body(
-                "authorization.succeeded",
-                id,
-                &order["totals"]["total"],
-                None,
-            );
-            let reply = stack.psp_event(&authorization).await;
-            assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    // long they have been reserved; the expiry itself counts from the placing). Side by side, so
+    // a slow machine's last orders are not left to expire before the first band has paid.
+    let edges = futures::future::join_all(orders.iter().enumerate().map(|(i, order)| {
+        let stack = stack.clone();
+        async move {
+            let id = order["orderId"].as_str().unwrap();
+            let reserved = wait_for(&stack, id, "reserved", |o| o["status"] == "RESERVED").await;
+            if i < 15 {
+                // The first band pays at once, well inside its window: it must proceed.
+                let authorization = psp_body(
+                    "authorization.succeeded",
+                    id,
+                    &order["totals"]["total"],
+                    None,
+                );
+                let reply = stack.psp_event(&authorization).await;
+                assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+            }
+            let at = reserved["timeline"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["status"] == "RESERVED")
+                .and_then(|t| t["at"].as_str())
+                .unwrap()
+                .to_owned();
+            let at = chrono::DateTime::parse_from_rfc3339(&at)
+                .unwrap()
+                .with_timezone(&chrono::Utc);
+            at + chrono::Duration::from_std(window()).unwrap()
         }
-        let at = reserved["timeline"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["status"] == "RESERVED")
-            .and_then(|t| t["at"].as_str())
-            .unwrap();
-        let at = chrono::DateTime::parse_from_rfc3339(at)
-            .unwrap()
-            .with_timezone(&chrono::Utc);
-        edges.push(at + chrono::Duration::from_std(window()).unwrap());
-    }
+    }))
+    .await;
     assert_eq!(stack.stock(&sku).await, (0, 50, 50));
 
     // The other bands: the last fifteen pay once their order is seen expired (they must be
