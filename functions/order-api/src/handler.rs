@@ -8,7 +8,7 @@ use oms_adapters::http::{
     caller, if_match, json_body, json_response, page_limit, path_id, path_parameter, require_scope,
     respond, route_key, unknown_route, ApiError, Listing,
 };
-use oms_adapters::secrets::SecretCache;
+use oms_adapters::secrets::{SecretCache, SecretSource};
 use oms_adapters::stripe::StripeClient;
 use oms_domain::app::caller::SCOPE_ADMIN;
 use oms_domain::app::queries::{self, OrderSummary};
@@ -24,11 +24,15 @@ use oms_domain::ports::{OrderStore, OrderTransactions, PaymentProvider};
 use oms_domain::request::staff::{AcknowledgeRequest, CancelRequest};
 use serde::Serialize;
 
-/// What the function needs, built once per cold start: the store, and the payment service
-/// provider the customer's payment is opened at (Stripe).
-pub struct App<S, P> {
+/// What the function needs, built once per cold start: the store, the payment service provider
+/// the customer's payment is opened at (Stripe), and the key of the links to an order's page.
+pub struct App<S, P, K = SecretCache> {
     pub store: S,
     pub payments: P,
+    /// `ShopSecret`: the customers' pages' link keys (the first signs).
+    pub links: K,
+    /// The API's public address, which the page links start with.
+    pub public_url: String,
 }
 
 impl App<DynamoStore, StripeClient<SecretCache>> {
@@ -36,17 +40,55 @@ impl App<DynamoStore, StripeClient<SecretCache>> {
         Ok(App {
             store: DynamoStore::from_env()?,
             payments: StripeClient::from_env()?,
+            links: SecretCache::from_env("SHOP_SECRET_ARN")?,
+            public_url: std::env::var("PUBLIC_API_URL").unwrap_or_default(),
         })
     }
 }
 
+/// How long a link handed to a signed-in customer's browser opens the page.
+const PAGE_LINK_SECONDS: i64 = 3600;
+
+/// A signed link to an order's page.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PageLink {
+    url: String,
+    expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// `GET /orders/{id}/page`: a signed link to the order's page for its customer's browser.
+async fn page_link<S: OrderStore, P: PaymentProvider, K: SecretSource>(
+    app: &App<S, P, K>,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let caller = caller(request)?;
+    let id = order_id(request)?;
+    let order = queries::get_order(&app.store, &caller, &id).await?;
+    let key = app.links.value().await?;
+    let links = oms_adapters::web::OrderLinks::from_secret(&key)
+        .map_err(|e| ApiError::Internal(e.to_owned()))?;
+    let expires_at = chrono::Utc::now() + chrono::Duration::seconds(PAGE_LINK_SECONDS);
+    let token = links.token(order.id.as_str(), expires_at.timestamp());
+    let link = PageLink {
+        url: format!(
+            "{}/shop/orders/{}?t={token}",
+            app.public_url.trim_end_matches('/'),
+            order.id
+        ),
+        expires_at,
+    };
+    Ok(json_response(StatusCode::OK, &link))
+}
+
 #[tracing::instrument(skip_all)]
-pub async fn handle<S: OrderStore + OrderTransactions, P: PaymentProvider>(
-    app: &App<S, P>,
+pub async fn handle<S: OrderStore + OrderTransactions, P: PaymentProvider, K: SecretSource>(
+    app: &App<S, P, K>,
     request: Request,
 ) -> Result<Response<Body>, Error> {
     let result = match route_key(&request) {
         Some("GET /orders/{id}") => get_order(app, &request).await,
+        Some("GET /orders/{id}/page") => page_link(app, &request).await,
         Some("GET /orders") => list_orders(app, &request).await,
         Some("POST /orders/{id}/cancel") => cancel(app, &request).await,
         Some("POST /orders/{id}/payment-intent") => payment_intent(app, &request).await,
@@ -69,8 +111,8 @@ fn order_id(request: &Request) -> Result<OrderId, ApiError> {
     )
 }
 
-async fn get_order<S: OrderStore, P: PaymentProvider>(
-    app: &App<S, P>,
+async fn get_order<S: OrderStore, P: PaymentProvider, K: SecretSource>(
+    app: &App<S, P, K>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let caller = caller(request)?;
@@ -84,8 +126,8 @@ async fn get_order<S: OrderStore, P: PaymentProvider>(
 
 /// `POST /orders/{id}/cancel` with `{"reason": "..."}`: the order's customer or an administrator
 /// calls it off before it is packed; its stock is released in the same write.
-async fn cancel<S: OrderStore + OrderTransactions, P: PaymentProvider>(
-    app: &App<S, P>,
+async fn cancel<S: OrderStore + OrderTransactions, P: PaymentProvider, K: SecretSource>(
+    app: &App<S, P, K>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let caller = caller(request)?;
@@ -106,8 +148,8 @@ async fn cancel<S: OrderStore + OrderTransactions, P: PaymentProvider>(
 /// Staff (`oms:admin`) say how they dealt with what the order's money needed (a mismatch voided
 /// at the PSP, a second payment refunded there): every reason open now leaves the attention
 /// list; one that arises later puts the order back on it.
-async fn acknowledge<S: OrderStore, P: PaymentProvider>(
-    app: &App<S, P>,
+async fn acknowledge<S: OrderStore, P: PaymentProvider, K: SecretSource>(
+    app: &App<S, P, K>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let caller = caller(request)?;
@@ -134,8 +176,8 @@ async fn acknowledge<S: OrderStore, P: PaymentProvider>(
 
 /// Opens the order's payment at the PSP for its customer: the PaymentIntent's id and client
 /// secret, for the storefront to confirm with Stripe's own library.
-async fn payment_intent<S: OrderStore, P: PaymentProvider>(
-    app: &App<S, P>,
+async fn payment_intent<S: OrderStore, P: PaymentProvider, K: SecretSource>(
+    app: &App<S, P, K>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let caller = caller(request)?;
@@ -147,8 +189,8 @@ async fn payment_intent<S: OrderStore, P: PaymentProvider>(
     Ok(json_response(StatusCode::OK, &intent))
 }
 
-async fn list_orders<S: OrderStore, P: PaymentProvider>(
-    app: &App<S, P>,
+async fn list_orders<S: OrderStore, P: PaymentProvider, K: SecretSource>(
+    app: &App<S, P, K>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let caller = caller(request)?;
@@ -242,8 +284,8 @@ struct ExceptionsView<'a> {
 
 /// `GET /exceptions` (`oms:admin`): what needs a person — orders late in a status, per rule, and
 /// money that needs staff.
-async fn exceptions<S: OrderStore, P: PaymentProvider>(
-    app: &App<S, P>,
+async fn exceptions<S: OrderStore, P: PaymentProvider, K: SecretSource>(
+    app: &App<S, P, K>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let caller = caller(request)?;
@@ -272,8 +314,8 @@ async fn exceptions<S: OrderStore, P: PaymentProvider>(
 
 /// `POST /orders/{id}/refunds/{refundId}/retry` (`oms:admin`): a refund the PSP could not pay
 /// out is asked again, under an id of its own.
-async fn retry_refund<S: OrderStore, P: PaymentProvider>(
-    app: &App<S, P>,
+async fn retry_refund<S: OrderStore, P: PaymentProvider, K: SecretSource>(
+    app: &App<S, P, K>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     require_scope(&caller(request)?, SCOPE_ADMIN)?;
@@ -289,8 +331,8 @@ async fn retry_refund<S: OrderStore, P: PaymentProvider>(
 /// `GET /payments/attention` (`oms:admin`): orders whose money needs staff — an amount the PSP
 /// reported that is not the order's, a refund or capture the PSP refused, an authorization near
 /// its capture deadline — the longest waiting first.
-async fn payment_attention<S: OrderStore, P: PaymentProvider>(
-    app: &App<S, P>,
+async fn payment_attention<S: OrderStore, P: PaymentProvider, K: SecretSource>(
+    app: &App<S, P, K>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     require_scope(&caller(request)?, SCOPE_ADMIN)?;
@@ -314,13 +356,18 @@ mod tests {
         lambda_http::request::from_str(&json).unwrap_or_else(|e| panic!("order-api/{name}: {e}"))
     }
 
+    use oms_adapters::secrets::FixedSecret;
     use oms_domain::fixtures::FakePsp as Psp;
+
+    const LINK_KEY: &[u8] = b"a customer pages key that is long enough for HMAC";
 
     #[tokio::test]
     async fn a_customer_opens_the_payment_of_their_own_unpaid_order() {
         let app = App {
             store: InMemoryStore::default(),
             payments: Psp::default(),
+            links: FixedSecret::new(LINK_KEY),
+            public_url: "https://shop.example".into(),
         };
         app.store
             .insert_order(stored_order("01KAZ3Q6W8T2Y7X9V5N4M3K2J1", 1_700_000_000));
@@ -348,7 +395,10 @@ mod tests {
         )
     }
 
-    async fn call(app: &App<InMemoryStore, Psp>, name: &str) -> (u16, serde_json::Value) {
+    async fn call(
+        app: &App<InMemoryStore, Psp, FixedSecret>,
+        name: &str,
+    ) -> (u16, serde_json::Value) {
         let response = handle(app, event(name)).await.unwrap();
         (
             response.status().as_u16(),
@@ -361,6 +411,8 @@ mod tests {
         let app = App {
             store: InMemoryStore::default(),
             payments: Psp::default(),
+            links: FixedSecret::new(LINK_KEY),
+            public_url: "https://shop.example".into(),
         };
         app.store
             .insert_order(stored_order("01KAZ3Q6W8T2Y7X9V5N4M3K2J1", 1_700_000_000));
@@ -384,6 +436,8 @@ mod tests {
         let app = App {
             store: InMemoryStore::default(),
             payments: Psp::default(),
+            links: FixedSecret::new(LINK_KEY),
+            public_url: "https://shop.example".into(),
         };
         for (i, id) in [
             "01KAZ3Q6W8T2Y7X9V5N4M3K2J1",
@@ -433,6 +487,8 @@ mod tests {
         let app = App {
             store: InMemoryStore::with_products(products),
             payments: Psp::default(),
+            links: FixedSecret::new(LINK_KEY),
+            public_url: "https://shop.example".into(),
         };
         app.store.insert_order(order.clone());
         oms_domain::app::reservation::reserve_order(
@@ -473,5 +529,31 @@ mod tests {
                 (10, 0)
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_signed_in_customer_gets_a_link_that_opens_their_own_orders_page() {
+        let app = App {
+            store: InMemoryStore::default(),
+            payments: Psp::default(),
+            links: FixedSecret::new(LINK_KEY),
+            public_url: "https://shop.example/".into(),
+        };
+        app.store
+            .insert_order(stored_order("01KAZ3Q6W8T2Y7X9V5N4M3K2J1", 1_700_000_000));
+        let (status, body) = call(&app, "page-link").await;
+        assert_eq!(status, 200, "{body}");
+        let url = body["url"].as_str().unwrap();
+        let token = url
+            .strip_prefix("https://shop.example/shop/orders/01KAZ3Q6W8T2Y7X9V5N4M3K2J1?t=")
+            .unwrap_or_else(|| panic!("{url}"));
+        let links = oms_adapters::web::OrderLinks::from_secret(LINK_KEY).unwrap();
+        let now = chrono::Utc::now().timestamp();
+        assert!(links.opens("01KAZ3Q6W8T2Y7X9V5N4M3K2J1", token, now));
+        assert!(
+            !links.opens("01KAZ3Q6W8T2Y7X9V5N4M3K2J1", token, now + 3601),
+            "an hour"
+        );
+        assert!(body["expiresAt"].is_string());
     }
 }

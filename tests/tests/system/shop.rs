@@ -160,7 +160,7 @@ async fn a_customer_opens_their_order_from_its_link_on_a_phone_and_cancels_it_be
 #[tokio::test]
 async fn a_customer_finds_their_order_by_number_and_address_and_nothing_tells_a_stranger_more() {
     let stack = Stack::connect().await;
-    let (_, id, _) = paid_order(&stack, "SHOPFIND").await;
+    let (customer, id, _) = paid_order(&stack, "SHOPFIND").await;
     let (_, other, _) = paid_order(&stack, "SHOPOTHER").await;
 
     // Over HTTP: a wrong address, a wrong number, an expired or altered link — one refusal.
@@ -234,6 +234,19 @@ async fn a_customer_finds_their_order_by_number_and_address_and_nothing_tells_a_
     assert!(page.contains(&id));
     let (status, page) = get(format!("/shop/orders/{other}"), Some(cookie)).await;
     assert_eq!((status, page), (wrong_address.0, wrong_address.2.clone()));
+    // A signed-in storefront asks the API for its customer's link: it opens that order.
+    let asked = stack
+        .get(&format!("/orders/{id}/page"), &stack.token(&customer, None))
+        .await;
+    assert_eq!(asked.status, StatusCode::OK, "{:?}", asked.body);
+    let url = asked.body["url"].as_str().unwrap();
+    let path = url.strip_prefix(stack.api.as_str()).expect("the stack's");
+    let (status, _) = get(path.to_owned(), None).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "the link opens the page");
+    let nosy = stack
+        .get(&format!("/orders/{id}/page"), &stack.token("nosy", None))
+        .await;
+    assert_eq!(nosy.status, StatusCode::NOT_FOUND, "not another customer's");
     // An API token opens no page: the pages take only their own proof.
     let token = stack.token("someone", None);
     let response = http
