@@ -7,7 +7,8 @@
 //! `oms-bench --cost` measures figure 7 alone against whichever stack `OMS_API_URL` names (the
 //! requests an order makes do not depend on the build profile) and prints it as JSON;
 //! `oms-bench --latency` does the same for figure 8, `oms-bench --routing` for figure 9
-//! (`oms-bench --planning` its planning time alone, without a stack).
+//! (`oms-bench --planning` its planning time alone, without a stack), `oms-bench --pages` for
+//! figure 10.
 //!
 //! 1. **Cold start**, 2. **peak memory** and 3. **package size**, per function: [`cold_start`].
 //! 4. **Warm latency** of order intake and stock reservation: [`warm`].
@@ -17,6 +18,7 @@
 //! 8. **Step → message latency**, p50 and p99, steps taken back to back: [`latency`].
 //! 9. **Routing** — a reservation's requests from one location and from two, and the planner's
 //!    time for a 99-line order over 10 locations: [`routing`].
+//! 10. **The customers' pages** — an order's page and the lookup, time and weight: [`pages`].
 //!
 //! [`report`] makes the table; [`common`] holds what the figures share.
 
@@ -26,6 +28,7 @@ mod contention;
 mod cost;
 mod end_to_end;
 mod latency;
+mod pages;
 mod report;
 mod routing;
 mod runtime_api;
@@ -69,6 +72,12 @@ async fn main() -> Result<(), BoxError> {
             println!("{}", serde_json::to_string_pretty(&routing)?);
             return Ok(());
         }
+        Some("--pages") => {
+            let stack = oms_system_tests::Stack::connect().await;
+            let pages = pages::customer_pages(&stack).await?;
+            println!("{}", serde_json::to_string_pretty(&pages)?);
+            return Ok(());
+        }
         Some("--planning") => {
             // The planner alone, no stack: figure 9's planning time in this build's profile.
             let timing = routing::planning(99, 10, 200);
@@ -77,7 +86,7 @@ async fn main() -> Result<(), BoxError> {
         }
         Some(other) => {
             return Err(format!(
-                "unknown argument {other:?} (only --functions, --cost, --latency, --routing or --planning)"
+                "unknown argument {other:?} (only --functions, --cost, --latency, --routing, --pages or --planning)"
             )
             .into())
         }
@@ -102,6 +111,8 @@ async fn main() -> Result<(), BoxError> {
     let latency = latency::step_to_message(stack, LATENCY_ORDERS).await?;
     println!("routing…");
     let routing = routing::routing(stack).await?;
+    println!("the customers' pages…");
+    let pages = pages::customer_pages(stack).await?;
 
     let results = json!({
         "measuredAt": chrono::Utc::now().to_rfc3339(),
@@ -114,6 +125,7 @@ async fn main() -> Result<(), BoxError> {
         "costPerOrder": cost,
         "stepToMessage": latency,
         "routing": routing,
+        "customerPages": pages,
     });
     std::fs::write(
         root().join("bench/results.json"),

@@ -128,5 +128,36 @@ pub fn report(r: &Value) -> String {
             verdict(f(&p["p90Micros"]) <= 50_000.0, "p90 within 50 ms".to_owned()),
         ));
     }
+    let c = &r["customerPages"];
+    if c.is_object() {
+        out.push_str(
+            "
+### The customers' pages (through the local stack's gateway)
+
+| page | p50 / p99 | HTML | target |
+|---|---|---|---|
+",
+        );
+        for (label, key) in [
+            ("an order (its signed link's visit)", "order_page"),
+            ("the lookup", "lookup"),
+        ] {
+            let v = &c[key];
+            let (p50, bytes) = (f(&v["p50_ms"]), f(&v["html_bytes"]));
+            out.push_str(&format!(
+                "| {label} | {p50:.1} / {:.1} ms | {:.1} KB | {} |\n",
+                f(&v["p99_ms"]),
+                bytes / 1024.0,
+                verdict(
+                    p50 < 100.0 && bytes < 50.0 * 1024.0,
+                    "under 100 ms and 50 KB".to_owned()
+                )
+            ));
+        }
+        out.push_str(&format!(
+            "\nThe stylesheet, fetched once and kept a year: {:.1} KB.\n",
+            f(&c["stylesheet_bytes"]) / 1024.0
+        ));
+    }
     out
 }
