@@ -28,9 +28,7 @@ pub const STYLESHEET: &str = include_str!("../assets/shop.css");
 /// for a year and a new stylesheet is a new address.
 pub fn stylesheet_href() -> &'static str {
     static HREF: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        use sha2::Digest;
-        let digest = hex::encode(sha2::Sha256::digest(STYLESHEET.as_bytes()));
-        format!("/shop/assets/shop.css?v={}", &digest[..12])
+        oms_adapters::web::asset_href("/shop/assets/shop.css", STYLESHEET)
     });
     &HREF
 }

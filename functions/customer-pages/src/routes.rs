@@ -63,10 +63,6 @@ const MAX_ORDERS: usize = 10;
 /// What the keys of the site's cookies are derived for.
 const KEYS_PURPOSE: &str = "oms-shop";
 
-/// Only the site's own styles, no scripts, no frames, forms only to itself.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
-     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
-
 /// The ports the pages use.
 pub trait Store:
     OrderStore + InventoryStore + OrderTransactions + AttemptCounter + 'static
@@ -155,33 +151,22 @@ pub fn router<S: Store, K: SecretSource + 'static>(shop: Shop<S, K>) -> Router {
         .layer(axum::middleware::map_response(harden))
 }
 
-/// Headers on every answer: never cached (pages show an order), the CSP, no framing, sniffing,
-/// or referrer to other sites.
+/// Headers on every answer: never cached (pages show an order; the stylesheet says how long it
+/// is kept), and the pages' own ([`oms_adapters::web::PAGE_HEADERS`]).
 async fn harden(mut response: Response) -> Response {
     let headers = response.headers_mut();
     if !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    for (name, value) in [
-        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::X_FRAME_OPTIONS, "DENY"),
-        (header::REFERRER_POLICY, "same-origin"),
-    ] {
+    for (name, value) in oms_adapters::web::PAGE_HEADERS {
         headers.insert(name, HeaderValue::from_static(value));
     }
     response
 }
 
 async fn stylesheet(uri: axum::http::Uri) -> impl IntoResponse {
-    let current = crate::pages::stylesheet_href()
-        .split_once('?')
-        .map(|(_, query)| query);
-    let cache = if uri.query() == current {
-        "public, max-age=31536000, immutable"
-    } else {
-        "no-cache"
-    };
+    let cache =
+        oms_adapters::web::asset_cache_control(uri.query(), crate::pages::stylesheet_href());
     (
         [
             (header::CONTENT_TYPE, "text/css; charset=utf-8"),
@@ -591,6 +576,20 @@ async fn visible<S: Store, K: SecretSource + 'static>(
         .ok_or(Refusal::NotFound(language))
 }
 
+/// The site's keys, the visit the request carries and its order `id`, if the visit holds it:
+/// what every page and form of an order starts with.
+async fn proved<S: Store, K: SecretSource + 'static>(
+    app: &Shop<S, K>,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<(Keys, Visit, Order), Refusal> {
+    let keys = keys(app).await?;
+    let visit = visit_of(&keys, headers, Utc::now());
+    let order = visible(app, visit.as_ref(), id, browser_language(headers)).await?;
+    let visit = visit.expect("a visible order is the visit's");
+    Ok((keys, visit, order))
+}
+
 /// `GET /shop/orders/{id}`: the order's page; with a signed link's token, the order put in the
 /// visit first and the token taken out of the address.
 async fn order_page<S: Store, K: SecretSource + 'static>(
@@ -684,12 +683,8 @@ async fn cancel<S: Store, K: SecretSource + 'static>(
     headers: HeaderMap,
     Form(form): Form<CancelForm>,
 ) -> Result<Response, Refusal> {
-    let language = browser_language(&headers);
-    let keys = keys(&app).await?;
     let now = Utc::now();
-    let visit = visit_of(&keys, &headers, now);
-    let order = visible(&app, visit.as_ref(), &id, language).await?;
-    let visit = visit.expect("a visible order is the visit's");
+    let (keys, visit, order) = proved(&app, &headers, &id).await?;
     if !same_origin(&app.origin, &headers) || !keys.cookies.csrf_valid(&visit.nonce, &form.csrf) {
         return Err(Refusal::Forbidden);
     }
@@ -788,11 +783,7 @@ async fn return_page<S: Store, K: SecretSource + 'static>(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, Refusal> {
-    let language = browser_language(&headers);
-    let keys = keys(&app).await?;
-    let visit = visit_of(&keys, &headers, Utc::now());
-    let order = visible(&app, visit.as_ref(), &id, language).await?;
-    let visit = visit.expect("a visible order is the visit's");
+    let (keys, visit, order) = proved(&app, &headers, &id).await?;
     Ok(return_form(
         &keys,
         &visit,
@@ -811,12 +802,8 @@ async fn open_return<S: Store, K: SecretSource + 'static>(
     headers: HeaderMap,
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Result<Response, Refusal> {
-    let language = browser_language(&headers);
-    let keys = keys(&app).await?;
     let now = Utc::now();
-    let visit = visit_of(&keys, &headers, now);
-    let order = visible(&app, visit.as_ref(), &id, language).await?;
-    let visit = visit.expect("a visible order is the visit's");
+    let (keys, visit, order) = proved(&app, &headers, &id).await?;
     let field = |name: &str| {
         fields
             .iter()
@@ -907,9 +894,7 @@ async fn return_label<S: Store, K: SecretSource + 'static>(
     headers: HeaderMap,
 ) -> Result<Response, Refusal> {
     let language = browser_language(&headers);
-    let keys = keys(&app).await?;
-    let visit = visit_of(&keys, &headers, Utc::now());
-    let order = visible(&app, visit.as_ref(), &id, language).await?;
+    let (_, _, order) = proved(&app, &headers, &id).await?;
     let found = oms_domain::ids::ReturnId::parse(&rma)
         .ok()
         .and_then(|rma| order.find_return(&rma).cloned())

@@ -53,9 +53,7 @@ pub const STYLESHEET: &str = include_str!("../assets/console.css");
 /// for a year (it is `immutable`) and a new stylesheet is a new address.
 pub fn stylesheet_href() -> &'static str {
     static HREF: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        use sha2::Digest;
-        let digest = hex::encode(sha2::Sha256::digest(STYLESHEET.as_bytes()));
-        format!("/console/assets/console.css?v={}", &digest[..12])
+        oms_adapters::web::asset_href("/console/assets/console.css", STYLESHEET)
     });
     &HREF
 }

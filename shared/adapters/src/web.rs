@@ -98,6 +98,40 @@ impl CookieKeys {
     }
 }
 
+/// What every page's answer says about itself: only the site's own styles, no scripts, no
+/// frames, forms only to itself.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
+     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The headers on every page's answer: the CSP, no sniffing, no framing, no referrer to other
+/// sites (`no-referrer` would make the browser send `Origin: null` with the site's own forms,
+/// which the origin checks then refuse).
+pub const PAGE_HEADERS: [(&str, &str); 4] = [
+    ("content-security-policy", CONTENT_SECURITY_POLICY),
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("referrer-policy", "same-origin"),
+];
+
+/// Where pages link a static asset served at `path`: with a digest of its `contents`, so
+/// browsers keep it a year and a changed asset is a new address.
+pub fn asset_href(path: &str, contents: &str) -> String {
+    use sha2::Digest;
+    let digest = hex::encode(Sha256::digest(contents.as_bytes()));
+    format!("{path}?v={}", &digest[..12])
+}
+
+/// How long a browser keeps an asset asked for with `query`, when pages link it as `href`: a
+/// year at the address pages link now, `immutable`; at any other (an old digest, none), checked
+/// again each time.
+pub fn asset_cache_control(query: Option<&str>, href: &str) -> &'static str {
+    if query.is_some() && query == href.split_once('?').map(|(_, q)| q) {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    }
+}
+
 /// Links that open one order's page without an account: the order's id, an expiry, and an HMAC
 /// of both, so a link names its order and nothing else, cannot be changed to name another, and
 /// stops working when it expires. The secret holds one key or several, one per line: links are
@@ -276,6 +310,16 @@ mod tests {
             "signed anew"
         );
         assert!(OrderLinks::from_secret(b"short").is_err());
+    }
+
+    #[test]
+    fn an_asset_is_kept_a_year_only_at_the_address_pages_link() {
+        let href = asset_href("/shop/assets/shop.css", "body {}");
+        let query = href.split_once('?').map(|(_, q)| q);
+        assert!(asset_cache_control(query, &href).contains("immutable"));
+        assert_eq!(asset_cache_control(Some("v=old"), &href), "no-cache");
+        assert_eq!(asset_cache_control(None, &href), "no-cache");
+        assert_ne!(href, asset_href("/shop/assets/shop.css", "body { }"));
     }
 
     #[test]

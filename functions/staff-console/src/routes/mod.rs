@@ -94,11 +94,6 @@ use warehouse::*;
 /// Where the console lives on the API.
 pub const BASE: &str = "/console";
 
-/// What every page's answer says about itself: only the console's own styles, no scripts, no
-/// frames, forms only to itself.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
-     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
-
 use oms_domain::app::locations::LocationDirectory;
 use oms_domain::location::Locations;
 use oms_domain::ports::LocationStore;
@@ -264,12 +259,7 @@ async fn harden(mut response: Response) -> Response {
     if !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    for (name, value) in [
-        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::X_FRAME_OPTIONS, "DENY"),
-        (header::REFERRER_POLICY, "same-origin"),
-    ] {
+    for (name, value) in oms_adapters::web::PAGE_HEADERS {
         headers.insert(name, HeaderValue::from_static(value));
     }
     response
@@ -278,16 +268,8 @@ async fn harden(mut response: Response) -> Response {
 /// The stylesheet, kept a year by browsers: pages link it by the digest of its contents
 /// ([`crate::pages::stylesheet_href`]), so a changed one is fetched at its new address.
 async fn stylesheet(uri: axum::http::Uri) -> impl IntoResponse {
-    // Kept a year only at the address pages link now; any other (an old digest, none) is the
-    // current stylesheet, checked again each time.
-    let current = crate::pages::stylesheet_href()
-        .split_once('?')
-        .map(|(_, query)| query);
-    let cache = if uri.query() == current {
-        "public, max-age=31536000, immutable"
-    } else {
-        "no-cache"
-    };
+    let cache =
+        oms_adapters::web::asset_cache_control(uri.query(), crate::pages::stylesheet_href());
     (
         [
             (header::CONTENT_TYPE, "text/css; charset=utf-8"),

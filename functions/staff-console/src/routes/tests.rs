@@ -148,7 +148,7 @@ async fn screens_need_their_scopes_and_every_page_is_hardened() {
         assert_eq!(status, StatusCode::OK, "{path}: {body}");
         assert_eq!(
             headers[header::CONTENT_SECURITY_POLICY],
-            CONTENT_SECURITY_POLICY
+            oms_adapters::web::CONTENT_SECURITY_POLICY
         );
         assert_eq!(headers[header::CACHE_CONTROL], "no-store");
         assert!(body.contains("staff-ada"), "{path} names who is signed in");
