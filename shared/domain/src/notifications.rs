@@ -401,14 +401,9 @@ impl Renderer {
         // The order page's signed link opens the order for whoever holds it: in the e-mail to
         // the customer's own address alone, never in the data every channel (a webhook's
         // receiver, the queues) carries.
-        let email_context = match &self.order_pages {
-            Some(link) => {
-                let mut with_link = data.clone();
-                with_link["orderUrl"] = link(&order.id).into();
-                minijinja::Value::from(minijinja::value::Serde(with_link))
-            }
-            None => context.clone(),
-        };
+        let mut with_link = data.clone();
+        with_link["orderUrl"] = self.order_pages.as_ref().map(|link| link(&order.id)).into();
+        let email_context = minijinja::Value::from(minijinja::value::Serde(with_link));
         let mut notifications = Vec::new();
         for channel in Channel::ALL.into_iter().filter(|c| preferences.accepts(*c)) {
             let base = |to: Option<String>| Notification {
