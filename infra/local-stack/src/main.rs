@@ -248,6 +248,10 @@ struct UpArgs {
     /// Do not stock the demo catalog.
     #[arg(long)]
     no_seed: bool,
+    /// Place a demo order too (customer-ada's, `events/demo-order.json`), paid for as the PSP
+    /// would, and print its page's signed link: what `infra/local/run.sh` starts with.
+    #[arg(long)]
+    demo_order: bool,
     /// The Cargo profile the functions run with (`release` for the benchmark).
     #[arg(long, default_value = "dev")]
     profile: String,
@@ -505,6 +509,11 @@ async fn up(args: UpArgs, secrets: &Secrets) -> Result<(), BoxError> {
         .await?;
     }
 
+    let demo = if args.demo_order && !args.no_seed {
+        Some(place_demo_order(&http, &base, secrets, &workspace).await?)
+    } else {
+        None
+    };
     let console = gateway
         .routes
         .iter()
@@ -517,6 +526,15 @@ async fn up(args: UpArgs, secrets: &Secrets) -> Result<(), BoxError> {
         &emulator.endpoint,
         console,
     );
+    if let Some(order) = demo {
+        let links = oms_adapters::web::OrderLinks::from_secret(secrets.shop.as_bytes())?;
+        let expires = chrono::Utc::now().timestamp() + 7 * 24 * 3600;
+        println!(
+            "\nThe demo order {order}, paid for, is in the warehouse; its customer's page (as the \
+             link in their e-mails opens it):\n\n  {base}/shop/orders/{order}?t={}\n",
+            links.token(&order, expires)
+        );
+    }
     serve_until_interrupted(children).await
 }
 
@@ -1222,6 +1240,92 @@ async fn seeded(request: reqwest::RequestBuilder, what: &str) -> Result<(), BoxE
         response.text().await.unwrap_or_default()
     )
     .into())
+}
+
+/// Places customer-ada's demo order (`events/demo-order.json`) through the API, waits for its
+/// reservation and pays for it as the PSP would (a signed authorization): answers its id.
+async fn place_demo_order(
+    http: &reqwest::Client,
+    base: &str,
+    secrets: &Secrets,
+    workspace: &Path,
+) -> Result<String, BoxError> {
+    let token = jwt::sign(
+        &secrets.jwt,
+        LOCAL_ISSUER,
+        LOCAL_AUDIENCE,
+        "customer-ada",
+        None,
+        300,
+    );
+    let body: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
+        workspace.join("events/demo-order.json"),
+    )?)?;
+    let placed = http
+        .post(format!("{base}/orders"))
+        .bearer_auth(&token)
+        .header("idempotency-key", "demo-order")
+        .json(&body)
+        .send()
+        .await?;
+    let status = placed.status();
+    let placed: serde_json::Value = placed.json().await?;
+    let id = placed["orderId"]
+        .as_str()
+        .ok_or_else(|| format!("the demo order was refused: {status} {placed}"))?
+        .to_owned();
+    wait_until(
+        "the demo order's reservation",
+        Duration::from_secs(30),
+        async || {
+            let order: serde_json::Value = match http
+                .get(format!("{base}/orders/{id}"))
+                .bearer_auth(&token)
+                .send()
+                .await
+            {
+                Ok(response) => response.json().await.unwrap_or_default(),
+                Err(_) => return false,
+            };
+            order["status"] == "RESERVED"
+        },
+    )
+    .await?;
+    let admin = jwt::sign(
+        &secrets.jwt,
+        LOCAL_ISSUER,
+        LOCAL_AUDIENCE,
+        "oms-local-psp",
+        Some("oms:admin"),
+        300,
+    );
+    let spec = psp::EventSpec {
+        kind: oms_domain::order::payments::PaymentEventKind::AuthorizationSucceeded,
+        order_id: id.clone(),
+        amount: None,
+        currency: None,
+        refund_id: None,
+        reason: None,
+        event_id: None,
+        occurred_at: None,
+        psp_reference: None,
+    };
+    let answer = psp::send(
+        &spec,
+        &psp::Delivery {
+            http,
+            api: base,
+            admin_token: &admin,
+            secrets: std::slice::from_ref(&secrets.psp),
+            stale: false,
+        },
+    )
+    .await?;
+    if !answer.status.is_success() {
+        return Err(format!("the demo order's payment was refused: {}", answer.body).into());
+    }
+    tracing::info!(order = %id, "demo order placed and paid for");
+    Ok(id)
 }
 
 async fn seed(
