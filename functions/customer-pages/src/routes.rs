@@ -154,13 +154,7 @@ pub fn router<S: Store, K: SecretSource + 'static>(shop: Shop<S, K>) -> Router {
 /// Headers on every answer: never cached (pages show an order; the stylesheet says how long it
 /// is kept), and the pages' own ([`oms_adapters::web::PAGE_HEADERS`]).
 async fn harden(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    if !headers.contains_key(header::CACHE_CONTROL) {
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    }
-    for (name, value) in oms_adapters::web::PAGE_HEADERS {
-        headers.insert(name, HeaderValue::from_static(value));
-    }
+    oms_adapters::web::harden(response.headers_mut());
     response
 }
 

@@ -262,22 +262,37 @@ mod tests {
 
     use oms_domain::fixtures::FakePsp as Stripe;
 
+    /// Stripe's event `id` of `kind` over `amount` on the payment `pi_1`, at `at`.
+    fn event_on_pi_1(
+        id: &str,
+        kind: PaymentEventKind,
+        amount: oms_domain::money::Money,
+        at: chrono::DateTime<Utc>,
+    ) -> PaymentEvent {
+        PaymentEvent {
+            event_id: id.into(),
+            kind,
+            amount,
+            occurred_at: at,
+            psp_reference: Some("pi_1".into()),
+            refund_id: None,
+            request_id: None,
+            reason: None,
+        }
+    }
+
     /// The fixture's order, reserved and authorized under `pi_1`.
     fn shipped() -> oms_domain::order::Order {
         let at = chrono::Utc::now();
         let order = oms_domain::fixtures::sample_order(ORDER_ID, "customer-ada", at)
             .reserve_all_at("BER-1", at)
             .unwrap();
-        let auth = PaymentEvent {
-            event_id: "e1".into(),
-            kind: PaymentEventKind::AuthorizationSucceeded,
-            amount: order.totals.total,
-            occurred_at: at,
-            psp_reference: Some("pi_1".into()),
-            refund_id: None,
-            request_id: None,
-            reason: None,
-        };
+        let auth = event_on_pi_1(
+            "e1",
+            PaymentEventKind::AuthorizationSucceeded,
+            order.totals.total,
+            at,
+        );
         match order
             .record_payment(&auth, &PaymentPolicy::default(), at)
             .unwrap()
@@ -375,16 +390,12 @@ mod tests {
         let stripe = Stripe::default();
         let at = Utc::now() - Duration::seconds(600);
         let order = shipped();
-        let capture = PaymentEvent {
-            event_id: "stripe:pi_1:succeeded".into(),
-            kind: PaymentEventKind::CaptureSucceeded,
-            amount: order.totals.total,
-            occurred_at: at,
-            psp_reference: Some("pi_1".into()),
-            refund_id: None,
-            request_id: None,
-            reason: None,
-        };
+        let capture = event_on_pi_1(
+            "stripe:pi_1:succeeded",
+            PaymentEventKind::CaptureSucceeded,
+            order.totals.total,
+            at,
+        );
         stripe
             .events
             .lock()

@@ -113,6 +113,18 @@ pub const PAGE_HEADERS: [(&str, &str); 4] = [
     ("referrer-policy", "same-origin"),
 ];
 
+/// Sets the headers every page's answer carries: [`PAGE_HEADERS`], and `no-store` unless the
+/// answer says how long it may be kept (pages show orders, names and addresses; an asset says).
+pub fn harden(headers: &mut lambda_http::http::HeaderMap) {
+    use lambda_http::http::{header, HeaderValue};
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    for (name, value) in PAGE_HEADERS {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+}
+
 /// Where pages link a static asset served at `path`: with a digest of its `contents`, so
 /// browsers keep it a year and a changed asset is a new address.
 pub fn asset_href(path: &str, contents: &str) -> String {

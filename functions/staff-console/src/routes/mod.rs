@@ -254,14 +254,7 @@ pub fn router<S: Store, K: SecretSource + 'static>(console: Console<S, K>) -> Ro
 /// framing, sniffing, or referrer to other sites. (`no-referrer` would also make the browser
 /// send `Origin: null` with the console's own forms, which the origin check then refuses.)
 async fn harden(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    // Pages and forms' answers are never stored; the stylesheet says how long it is kept.
-    if !headers.contains_key(header::CACHE_CONTROL) {
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    }
-    for (name, value) in oms_adapters::web::PAGE_HEADERS {
-        headers.insert(name, HeaderValue::from_static(value));
-    }
+    oms_adapters::web::harden(response.headers_mut());
     response
 }
 
