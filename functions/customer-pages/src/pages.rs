@@ -117,12 +117,21 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("return.title", "Return items", "Artikel zurücksenden"),
     (
         "return.intro",
-        "Choose how many of each item you send back and why. Most returns are approved at once, with a label to print; some are checked by our team first.",
-        "Wählen Sie, wie viele Sie von jedem Artikel zurücksenden und warum. Die meisten Rücksendungen werden sofort genehmigt, mit einem Etikett zum Drucken; manche prüft zuerst unser Team.",
+        "Choose how many of each item you send back, why, and whether you want your money back or another size or colour of the same price. Most returns are approved at once, with a label to print; some are checked by our team first.",
+        "Wählen Sie, wie viele Sie von jedem Artikel zurücksenden, warum, und ob Sie Ihr Geld zurück oder eine andere Größe oder Farbe zum selben Preis möchten. Die meisten Rücksendungen werden sofort genehmigt, mit einem Etikett zum Drucken; manche prüft zuerst unser Team.",
     ),
     ("return.quantity", "How many", "Anzahl"),
     ("return.reason", "Why", "Grund"),
     ("return.comment", "Anything to add (optional)", "Anmerkung (optional)"),
+    ("return.instead", "Refund or exchange", "Erstattung oder Umtausch"),
+    ("return.refund", "A refund", "Eine Erstattung"),
+    ("return.same", "The same item again", "Denselben Artikel noch einmal"),
+    ("return.exchanged-for", "exchanged for", "umgetauscht gegen"),
+    (
+        "return.exchange-unavailable",
+        "An item chosen in exchange is no longer in stock, so nothing was sent. Choose another, or a refund.",
+        "Ein zum Umtausch gewählter Artikel ist nicht mehr vorrätig; es wurde nichts gesendet. Wählen Sie einen anderen oder eine Erstattung.",
+    ),
     ("return.submit", "Send the return request", "Rücksendung anfragen"),
     ("return.back", "Back to the order", "Zurück zur Bestellung"),
     ("return.none", "Choose at least one item to send back.", "Wählen Sie mindestens einen Artikel zum Zurücksenden."),
@@ -333,6 +342,17 @@ pub struct ReturnableLine {
     pub index: usize,
     pub name: String,
     pub most: u32,
+    /// What it may be exchanged for instead of a refund (none: a refund only).
+    pub exchanges: Vec<ExchangeChoice>,
+}
+
+/// A product a returned line may be exchanged for.
+#[derive(Debug, Serialize)]
+pub struct ExchangeChoice {
+    pub sku: String,
+    pub name: String,
+    /// The returned item itself (a replacement).
+    pub same: bool,
 }
 
 /// The return form's reasons, in the page's language.
@@ -437,7 +457,16 @@ impl OrderPage {
                     items: r
                         .lines
                         .iter()
-                        .map(|l| format!("{} × {}", l.quantity.get(), l.name))
+                        .map(|l| match &l.exchange {
+                            Some(e) => format!(
+                                "{} × {} ({} {})",
+                                l.quantity.get(),
+                                l.name,
+                                t("return.exchanged-for"),
+                                e.name
+                            ),
+                            None => format!("{} × {}", l.quantity.get(), l.name),
+                        })
                         .collect(),
                     label_url: oms_adapters::label::is_issued(r).then(|| {
                         format!("/shop/orders/{}/returns/{}/label", order.id, r.return_id)

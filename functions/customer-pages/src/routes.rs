@@ -5,7 +5,7 @@
 //! | find an order by its number and e-mail address | `GET`/`POST /shop/orders/find` |
 //! | an order: where it is, what comes next, its parcels, money, history and returns | `GET /shop/orders/{id}` |
 //! | cancel it before it is packed | `POST /shop/orders/{id}/cancel` |
-//! | choose what to send back and why | `GET /shop/orders/{id}/return` |
+//! | choose what to send back, why, and a refund or an exchange for a variant | `GET /shop/orders/{id}/return` |
 //! | ask for the return (approved at once or checked by staff, as the policy says) | `POST /shop/orders/{id}/returns` |
 //! | print an approved return's label (the API's PDF) | `GET /shop/orders/{id}/returns/{rma}/label` |
 //!
@@ -38,7 +38,7 @@ use oms_adapters::config;
 use oms_adapters::dynamo::DynamoStore;
 use oms_adapters::secrets::{SecretCache, SecretSource};
 use oms_adapters::web::{CookieKeys, OrderLinks};
-use oms_domain::app::returns::{cancel_order, ReturnsAppError};
+use oms_domain::app::returns::{cancel_order, exchange_choices, ReturnsAppError};
 use oms_domain::app::Caller;
 use oms_domain::ids::OrderId;
 use oms_domain::notifications::language_of;
@@ -49,7 +49,8 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::pages::{
-    language_of_browser, page_context, pages, reasons, text, OrderPage, ReturnableLine, STYLESHEET,
+    language_of_browser, page_context, pages, reasons, text, ExchangeChoice, OrderPage,
+    ReturnableLine, STYLESHEET,
 };
 
 /// Where the site lives on the API.
@@ -722,40 +723,56 @@ async fn cancel<S: Store, K: SecretSource + 'static>(
     }
 }
 
-/// The lines of `order` its customer may send back now, with how many of each.
-fn returnable_lines(order: &Order, policy: &ReturnPolicy) -> Vec<ReturnableLine> {
+/// The lines of `order` its customer may send back now, with how many of each and what each
+/// may be exchanged for.
+async fn returnable_lines<S: Store>(
+    store: &S,
+    order: &Order,
+    policy: &ReturnPolicy,
+) -> Result<Vec<ReturnableLine>, Refusal> {
     let now = Utc::now();
-    order
-        .lines
-        .iter()
-        .enumerate()
-        .filter_map(|(index, line)| {
-            let most = order.returnable_units(&line.sku, policy, now);
-            (most > 0).then(|| ReturnableLine {
-                index,
-                name: line.name.clone(),
-                most,
-            })
-        })
-        .collect()
+    let mut lines = Vec::new();
+    for (index, line) in order.lines.iter().enumerate() {
+        let most = order.returnable_units(&line.sku, policy, now);
+        if most == 0 {
+            continue;
+        }
+        let choices = exchange_choices(store, line)
+            .await
+            .map_err(|e| Refusal::Internal(e.to_string()))?;
+        lines.push(ReturnableLine {
+            index,
+            name: line.name.clone(),
+            most,
+            exchanges: choices
+                .into_iter()
+                .map(|p| ExchangeChoice {
+                    same: p.sku == line.sku,
+                    sku: p.sku.to_string(),
+                    name: p.name,
+                })
+                .collect(),
+        });
+    }
+    Ok(lines)
 }
 
 /// The return form of `order`, with a refusal above it if one is given.
-fn return_form(
+async fn return_form<S: Store, K: SecretSource + 'static>(
+    app: &Shop<S, K>,
     keys: &Keys,
     visit: &Visit,
     order: &Order,
-    policy: &ReturnPolicy,
     status: StatusCode,
     refused: Option<&str>,
-) -> Response {
+) -> Result<Response, Refusal> {
     let language = language_of(order);
-    let lines = returnable_lines(order, policy);
+    let lines = returnable_lines(&app.store, order, &app.returns).await?;
     if lines.is_empty() {
         // Nothing (left) to send back: the order's page says why.
-        return Redirect::to(&format!("{BASE}/orders/{}", order.id)).into_response();
+        return Ok(Redirect::to(&format!("{BASE}/orders/{}", order.id)).into_response());
     }
-    page(
+    Ok(page(
         status,
         "return.html",
         language,
@@ -768,7 +785,7 @@ fn return_form(
             key => format!("shop-{}", ulid::Ulid::new()),
             refused,
         },
-    )
+    ))
 }
 
 /// `GET /shop/orders/{id}/return`: what may be sent back, and why.
@@ -778,14 +795,7 @@ async fn return_page<S: Store, K: SecretSource + 'static>(
     headers: HeaderMap,
 ) -> Result<Response, Refusal> {
     let (keys, visit, order) = proved(&app, &headers, &id).await?;
-    Ok(return_form(
-        &keys,
-        &visit,
-        &order,
-        &app.returns,
-        StatusCode::OK,
-        None,
-    ))
+    return_form(&app, &keys, &visit, &order, StatusCode::OK, None).await
 }
 
 /// `POST /shop/orders/{id}/returns`: asks for the return as `POST /orders/{id}/returns` does
@@ -810,15 +820,15 @@ async fn open_return<S: Store, K: SecretSource + 'static>(
         return Err(Refusal::Forbidden);
     }
     let language = language_of(&order);
-    let refuse = |words: &str| {
-        Ok(return_form(
+    let refuse = |words: &'static str| {
+        return_form(
+            &app,
             &keys,
             &visit,
             &order,
-            &app.returns,
             StatusCode::UNPROCESSABLE_ENTITY,
             Some(words),
-        ))
+        )
     };
     let lines: Vec<serde_json::Value> = order
         .lines
@@ -832,6 +842,10 @@ async fn open_return<S: Store, K: SecretSource + 'static>(
                     "quantity": quantity,
                     "reason": field(&format!("reason-{index}")),
                 });
+                let exchange = field(&format!("exchange-{index}"));
+                if !exchange.is_empty() {
+                    wanted["exchangeSku"] = exchange.into();
+                }
                 let comment = field(&format!("comment-{index}"));
                 if !comment.is_empty() {
                     wanted["comment"] = comment.chars().take(500).collect::<String>().into();
@@ -841,13 +855,13 @@ async fn open_return<S: Store, K: SecretSource + 'static>(
         })
         .collect();
     if lines.is_empty() {
-        return refuse(text(language, "return.none"));
+        return refuse(text(language, "return.none")).await;
     }
     let (Ok(request), Ok(key)) = (
         oms_domain::request::returns::ReturnRequest::parse(&serde_json::json!({ "lines": lines })),
         oms_domain::ids::IdempotencyKey::parse(&field("key")),
     ) else {
-        return refuse(text(language, "return.refused"));
+        return refuse(text(language, "return.refused")).await;
     };
     let customer = Caller {
         customer_id: order.customer_id.clone(),
@@ -873,10 +887,13 @@ async fn open_return<S: Store, K: SecretSource + 'static>(
             Ok(Redirect::to(&format!("{BASE}/orders/{id}?done=returned")).into_response())
         }
         Err(ReturnsAppError::Store(e)) => Err(Refusal::Internal(e.to_string())),
-        Err(ReturnsAppError::Contended) => refuse(text(language, "order.try-again")),
+        Err(ReturnsAppError::Contended) => refuse(text(language, "order.try-again")).await,
+        Err(ReturnsAppError::ExchangeUnavailable(_)) => {
+            refuse(text(language, "return.exchange-unavailable")).await
+        }
         Err(refusal) => {
             tracing::info!(error = %refusal, "a return refused on the order's page");
-            refuse(text(language, "return.refused"))
+            refuse(text(language, "return.refused")).await
         }
     }
 }

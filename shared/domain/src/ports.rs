@@ -234,6 +234,14 @@ pub trait InventoryStore: Send + Sync {
         cursor: Option<&str>,
     ) -> impl Future<Output = Result<Page<Product>, StoreError>> + Send;
 
+    /// The products whose SKU begins with `prefix`, in SKU order, at most `limit` of them: a
+    /// product's variants (`TSHIRT-RED-` for every size), what a customer may exchange for.
+    fn catalog_starting_with(
+        &self,
+        prefix: &str,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<Product>, StoreError>> + Send;
+
     /// The adjustments of one SKU's stock (receipts, counts, write-offs), newest first: the
     /// audit trail of every change made by hand.
     fn adjustments(

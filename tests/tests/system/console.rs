@@ -198,7 +198,7 @@ impl Browser {
 
     /// Signs in at the development issuer as `subject` in `role` (`admin`, `warehouse` or
     /// `customer`), starting from a console page, and answers where the browser landed.
-    async fn sign_in(&self, subject: &str, role: &str) -> String {
+    pub(crate) async fn sign_in(&self, subject: &str, role: &str) -> String {
         self.goto("/console").await;
         let deadline = Instant::now() + Duration::from_secs(30);
         while !self.path().await.starts_with("/oidc/authorize") {

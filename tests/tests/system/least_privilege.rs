@@ -1,7 +1,8 @@
 //! Least privilege, held against what the functions really do. The emulator, like the local
 //! stack, enforces no IAM, so a policy missing an action would only fail on AWS: here the
 //! emulator records every request while orders live whole lives through the HTTP API (placed,
-//! paid for, reserved, picked, packed, shipped, captured, delivered, returned and received;
+//! paid for, reserved, picked, packed, shipped, captured, delivered, returned and received,
+//! its return form opened on the customer's page;
 //! another cancelled; stock and preferences changed; the scheduled sweep run), each request names the function that made it in its user
 //! agent, and each must be allowed by that function's own role as the SAM transform gives it
 //! (what AWS enforces) — the action, and for DynamoDB whether it reads the table or an index.
@@ -204,6 +205,37 @@ async fn every_request_a_function_makes_is_allowed_by_its_own_policy() {
         .await
         .unwrap();
     assert_eq!(cancelled_there.status(), StatusCode::SEE_OTHER);
+    // The delivered order's return form there: what each line may be exchanged for.
+    let opened = browser
+        .get(format!(
+            "{}{}",
+            stack.api,
+            oms_system_tests::order_link(id, 600)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(opened.status(), StatusCode::SEE_OTHER);
+    let visit = opened.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let form = browser
+        .get(format!("{}/shop/orders/{id}/return", stack.api))
+        .header("cookie", &visit)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        form.contains("id=\"exchange-0\""),
+        "the line's exchange choices: {form}"
+    );
     // The PSP's capture of the delivered order, and a run of the scheduled sweep.
     stack.psp("capture.succeeded", &delivered).await;
     let swept = stack.run_schedule("OrderSweeperFunction").await;

@@ -296,12 +296,30 @@ async fn a_customer_finds_their_order_by_number_and_address_and_nothing_tells_a_
     );
 }
 
+/// A product of the catalog at `unit_price` euro cents with `on_hand` units, under `sku`.
+async fn product(stack: &Stack, sku: &str, name: &str, unit_price: i64, on_hand: u32) {
+    let admin = stack.token("staff-tests", Some("oms:admin"));
+    let body = json!({"name": name, "unitPrice": {"amount": unit_price, "currency": "EUR"}, "weightGrams": 300, "onHand": on_hand});
+    let reply = stack.put(&format!("/inventory/{sku}"), &admin, &body).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+}
+
 #[tokio::test]
 async fn a_customer_returns_a_delivered_item_on_the_page_prints_its_label_and_sees_the_refund() {
     let stack = Stack::connect().await;
+    // A shirt in size M, and its size L and XL (dearer) beside it: the variants share a stem.
+    let stem = unique("SHOPTEE").to_uppercase();
+    let (medium, large, dearer) = (
+        format!("{stem}-M"),
+        format!("{stem}-L"),
+        format!("{stem}-XL"),
+    );
+    product(&stack, &medium, "Shirt, size M", 1000, 5).await;
+    product(&stack, &large, "Shirt, size L", 1000, 3).await;
+    product(&stack, &dearer, "Shirt, size XL", 1200, 3).await;
     let sku = stack.create_sku("SHOPRETURN", 5).await;
     let (_, delivered) = stack
-        .delivered_order(&[(&sku, 2)], &chrono::Utc::now().to_rfc3339())
+        .delivered_order(&[(&medium, 1), (&sku, 2)], &chrono::Utc::now().to_rfc3339())
         .await;
     let id = delivered["orderId"].as_str().unwrap().to_owned();
 
@@ -310,6 +328,31 @@ async fn a_customer_returns_a_delivered_item_on_the_page_prints_its_label_and_se
     assert_eq!(phone.text("#order-status").await, "Your order has arrived.");
     phone.submit("#start-return").await;
     assert_eq!(phone.path().await, format!("/shop/orders/{id}/return"));
+    // The shirt may come back for a refund, the same shirt again or its size L — not the
+    // dearer XL.
+    let choices = phone.text("#exchange-0").await;
+    assert!(
+        choices.contains("A refund")
+            && choices.contains("The same item again")
+            && choices.contains("Shirt, size L")
+            && !choices.contains("size XL"),
+        "{choices}"
+    );
+    phone
+        .client
+        .execute(
+            &format!(
+                "document.getElementById('quantity-0').value = '1';
+                 document.getElementById('reason-0').value = 'DOES_NOT_FIT';
+                 document.getElementById('exchange-0').value = '{large}';
+                 document.getElementById('quantity-1').value = '1';
+                 document.getElementById('reason-1').value = 'NO_LONGER_NEEDED';"
+            ),
+            vec![],
+        )
+        .await
+        .unwrap();
+    phone.fill("#comment-0", "one size too small").await;
     phone.screenshot("shop-return-phone").await;
     assert_accessible(&phone, "the return form").await;
     let (width, screen) = fits(&phone).await;
@@ -317,17 +360,6 @@ async fn a_customer_returns_a_delivered_item_on_the_page_prints_its_label_and_se
         width <= screen,
         "the form is {width} px wide on a {screen} px phone"
     );
-    // One of the two units, because it does not fit (the default policy approves that at once).
-    phone
-        .client
-        .execute(
-            "document.getElementById('quantity-0').value = '1';
-             document.getElementById('reason-0').value = 'DOES_NOT_FIT';",
-            vec![],
-        )
-        .await
-        .unwrap();
-    phone.fill("#comment-0", "one size too small").await;
     phone.submit("form[action$='/returns'] button").await;
     assert_eq!(
         phone.path().await,
@@ -335,27 +367,21 @@ async fn a_customer_returns_a_delivered_item_on_the_page_prints_its_label_and_se
     );
     let order = stack.order_as_staff(&id).await;
     let rma = order["returns"][0]["returnId"].as_str().unwrap().to_owned();
-    assert_eq!(order["returns"][0]["lines"][0]["quantity"], 1);
-    assert_eq!(
-        order["returns"][0]["lines"][0]["comment"],
-        "one size too small"
+    let lines = &order["returns"][0]["lines"];
+    assert_eq!(lines[0]["sku"], medium.as_str());
+    assert_eq!(lines[0]["exchange"]["sku"], large.as_str());
+    assert_eq!(lines[0]["comment"], "one size too small");
+    assert_eq!(lines[1]["sku"], sku.as_str());
+    assert_eq!(lines[1]["quantity"], 1);
+    // The default policy approves both at once, reserving the size L for the exchange.
+    assert_eq!(order["returns"][0]["status"], "APPROVED", "{order}");
+    assert_eq!(stack.stock(&large).await.1, 1, "the size L is reserved");
+    let shown = phone.text(&format!("#return-{rma}")).await;
+    assert!(shown.contains("Approved: print the label"), "{shown}");
+    assert!(
+        shown.contains("Shirt, size M (exchanged for Shirt, size L)"),
+        "{shown}"
     );
-    if order["returns"][0]["status"] == "PENDING_APPROVAL" {
-        let approved = stack
-            .post(
-                &format!("/returns/{rma}/approve"),
-                &stack.token("staff-returns", Some("oms:admin")),
-                &[],
-                json!({}),
-            )
-            .await;
-        assert_eq!(approved.status, StatusCode::OK, "{:?}", approved.body);
-        phone.goto(&format!("/shop/orders/{id}")).await;
-    }
-    assert!(phone
-        .text(&format!("#return-{rma}"))
-        .await
-        .contains("Approved: print the label"));
 
     // The label the page links: the API's PDF, its barcode the RMA.
     let label_path = format!("/shop/orders/{id}/returns/{rma}/label");
@@ -385,17 +411,39 @@ async fn a_customer_returns_a_delivered_item_on_the_page_prints_its_label_and_se
         "no label without the visit"
     );
 
-    // Received at the warehouse; once the PSP confirms the refund, the page shows it issued.
-    let received = stack
-        .post(
-            &format!("/returns/{rma}/receive"),
-            &stack.token("dock", Some("oms:warehouse")),
-            &[],
-            json!({"lines": [{"sku": sku, "quantity": 1, "disposition": "RESTOCK"}]}),
-        )
+    // Received in the console: a packer scans the label's number on the warehouse screen and
+    // chooses what becomes of each unit.
+    let console = Browser::open(&stack).await;
+    console.sign_in("staff-dock", "warehouse").await;
+    console.goto("/console/warehouse").await;
+    console.fill("#shipment-search", &rma).await;
+    console.submit("#find-shipment").await;
+    for unit in [&medium, &sku] {
+        console
+            .client
+            .find(fantoccini::Locator::Css(&format!("#disposition-{unit}")))
+            .await
+            .unwrap()
+            .select_by_value("RESTOCK")
+            .await
+            .unwrap();
+    }
+    console
+        .submit(&format!("#return-{rma} button.receive-button"))
         .await;
-    assert_eq!(received.status, StatusCode::OK, "{:?}", received.body);
-    let refund = received.body["refund"].clone();
+    assert_eq!(console.text("#banner").await, "The return was received.");
+    let order = stack.order_as_staff(&id).await;
+    let refund = order["refunds"][0].clone();
+    assert_eq!(
+        refund["amount"]["amount"], 1000,
+        "the unit not exchanged: {order}"
+    );
+    assert!(
+        order["returns"][0]["replacementOrderId"].is_string(),
+        "the size L ships as a new order: {order}"
+    );
+
+    // Once the PSP confirms the refund, the page shows it issued.
     let paid_out = oms_system_tests::psp_body(
         "refund.succeeded",
         &id,

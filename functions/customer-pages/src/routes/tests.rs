@@ -33,6 +33,18 @@ fn shop_with(order: Order) -> Router {
     })
 }
 
+/// The site over a store holding `order` and the catalog `products`.
+fn shop_with_catalog(order: Order, products: Vec<oms_domain::stock::Product>) -> Router {
+    let store = InMemoryStore::with_products(products);
+    store.insert_order(order);
+    router(Shop {
+        store,
+        secret: FixedSecret::new(SECRET),
+        returns: ReturnPolicy::default_policy(),
+        origin: ORIGIN.into(),
+    })
+}
+
 /// The value of the hidden field `name` of the page's form.
 fn hidden(page: &str, name: &str) -> String {
     page.split(&format!("name=\"{name}\" value=\""))
@@ -338,4 +350,79 @@ async fn a_delivered_item_is_sent_back_from_the_page_and_its_label_prints_for_th
     assert_eq!(headers[header::CONTENT_TYPE], "application/pdf");
     let (status, _, _) = send(&router, get(&label, None)).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "no label without the visit");
+}
+
+/// The form offers the line's variants of its price in stock (itself first, as "the same item
+/// again") instead of a refund; the one chosen is reserved by the policy's approval and shown.
+#[tokio::test]
+async fn a_delivered_item_is_exchanged_for_another_size_from_the_page() {
+    use oms_domain::fixtures::product;
+    let mut large = product("TSHIRT-RED-L", 2500, 3);
+    large.name = "T-shirt, red, size L".into();
+    let router = shop_with_catalog(
+        oms_domain::fixtures::delivered_order(ORDER, "customer-ada", Utc::now()),
+        vec![
+            product("TSHIRT-RED-M", 2500, 4),
+            large,
+            product("TSHIRT-RED-XL", 2900, 3),
+            product("TSHIRT-RED-S", 2500, 0),
+            product("MUG-WHITE", 1200, 5),
+        ],
+    );
+    let (_, headers, _) = send(
+        &router,
+        get(&link(ORDER, Utc::now().timestamp() + 60), None),
+    )
+    .await;
+    let cookie = cookie_of(&headers);
+    let (_, _, form) = send(
+        &router,
+        get(&format!("/shop/orders/{ORDER}/return"), Some(&cookie)),
+    )
+    .await;
+    let choices = form
+        .split("<select id=\"exchange-0\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</select>").next())
+        .unwrap_or_else(|| panic!("no exchange choice: {form}"));
+    assert!(
+        choices.contains(">A refund</option>")
+            && choices.contains("value=\"TSHIRT-RED-M\">The same item again<")
+            && choices.contains("value=\"TSHIRT-RED-L\">T-shirt, red, size L<"),
+        "{choices}"
+    );
+    assert!(
+        !choices.contains("TSHIRT-RED-XL") && !choices.contains("TSHIRT-RED-S\""),
+        "another price, none in stock: {choices}"
+    );
+    let (csrf, key) = (hidden(&form, "csrf"), hidden(&form, "key"));
+    let one =
+        format!("csrf={csrf}&key={key}&quantity-0=1&reason-0=DOES_NOT_FIT&exchange-0=TSHIRT-RED-L");
+    let path = format!("/shop/orders/{ORDER}/returns");
+    let (status, headers, _) = send(&router, post(&path, Some(&cookie), ORIGIN, &one)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, _, page) = send(
+        &router,
+        get(headers[header::LOCATION].to_str().unwrap(), Some(&cookie)),
+    )
+    .await;
+    assert!(
+        page.contains("exchanged for T-shirt, red, size L"),
+        "{page}"
+    );
+    assert!(page.contains("Approved: print the label"), "{page}");
+
+    // An exchange for a price the line was not: refused, nothing opened.
+    let (_, _, form) = send(
+        &router,
+        get(&format!("/shop/orders/{ORDER}/return"), Some(&cookie)),
+    )
+    .await;
+    let (csrf, key) = (hidden(&form, "csrf"), hidden(&form, "key"));
+    let dearer = format!(
+        "csrf={csrf}&key={key}&quantity-0=1&reason-0=DOES_NOT_FIT&exchange-0=TSHIRT-RED-XL"
+    );
+    let (status, _, page) = send(&router, post(&path, Some(&cookie), ORIGIN, &dearer)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+    assert!(!page.contains(&format!("RMA-{ORDER}-2")));
 }

@@ -136,28 +136,16 @@ impl InventoryStore for DynamoStore {
     }
 
     async fn catalog(&self, limit: u32, cursor: Option<&str>) -> Result<Page<Product>, StoreError> {
-        let query = IndexQuery {
-            index: CATALOG_INDEX,
-            partition: CATALOG_PARTITION.to_owned(),
-            oldest_first: true,
-            sorted_before: None,
-            limit,
-            cursor,
-        };
-        let Page {
-            items: mut products,
-            next_cursor,
-        } = self
-            .query_keys_then_read(&query, "PRODUCT", "list the catalog", |item| {
-                self.product_from(item)
-            })
-            .await?;
-        // A batch read answers in any order.
-        products.sort_by(|a, b| a.sku.cmp(&b.sku));
-        Ok(Page {
-            items: products,
-            next_cursor,
-        })
+        self.catalog_page(SortKeys::All, limit, cursor).await
+    }
+
+    async fn catalog_starting_with(
+        &self,
+        prefix: &str,
+        limit: u32,
+    ) -> Result<Vec<Product>, StoreError> {
+        let starting = SortKeys::StartingWith(prefix.to_owned());
+        Ok(self.catalog_page(starting, limit, None).await?.items)
     }
 
     async fn adjustments(
@@ -264,5 +252,36 @@ impl DynamoStore {
             .map(decode)
             .collect::<Result<_, _>>()?;
         Ok(Page { items, next_cursor })
+    }
+
+    /// A page of the catalog index's products whose SKUs `sort_keys` selects, in SKU order.
+    async fn catalog_page(
+        &self,
+        sort_keys: SortKeys,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<Product>, StoreError> {
+        let query = IndexQuery {
+            index: CATALOG_INDEX,
+            partition: CATALOG_PARTITION.to_owned(),
+            oldest_first: true,
+            sort_keys,
+            limit,
+            cursor,
+        };
+        let Page {
+            items: mut products,
+            next_cursor,
+        } = self
+            .query_keys_then_read(&query, "PRODUCT", "list the catalog", |item| {
+                self.product_from(item)
+            })
+            .await?;
+        // A batch read answers in any order.
+        products.sort_by(|a, b| a.sku.cmp(&b.sku));
+        Ok(Page {
+            items: products,
+            next_cursor,
+        })
     }
 }

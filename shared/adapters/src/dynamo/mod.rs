@@ -815,7 +815,7 @@ impl DynamoStore {
             index,
             partition,
             oldest_first,
-            sorted_before,
+            sort_keys,
             limit,
             cursor,
         } = query;
@@ -831,13 +831,17 @@ impl DynamoStore {
             .index_name(*index)
             .expression_attribute_names("#pk", format!("{index}pk"))
             .expression_attribute_values(":pk", s(partition.clone()));
-        request = match sorted_before {
+        request = match sort_keys {
             // The sort keys start with a time: every key before `before#…` sorts below it.
-            Some(before) => request
+            SortKeys::Before(before) => request
                 .key_condition_expression("#pk = :pk AND #sk < :before")
                 .expression_attribute_names("#sk", format!("{index}sk"))
                 .expression_attribute_values(":before", s(before.clone())),
-            None => request.key_condition_expression("#pk = :pk"),
+            SortKeys::StartingWith(prefix) => request
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                .expression_attribute_names("#sk", format!("{index}sk"))
+                .expression_attribute_values(":prefix", s(prefix.clone())),
+            SortKeys::All => request.key_condition_expression("#pk = :pk"),
         };
         let output = request
             .scan_index_forward(*oldest_first)
@@ -879,13 +883,22 @@ impl DynamoStore {
     }
 }
 
+/// The sort keys of an index partition a listing reads.
+enum SortKeys {
+    All,
+    /// Those below this (the sort keys start with a time).
+    Before(String),
+    /// Those that begin with this.
+    StartingWith(String),
+}
+
 /// Which page of which index partition a listing reads.
 struct IndexQuery<'a> {
     index: &'a str,
     partition: String,
     oldest_first: bool,
-    /// Only sort keys below this (the sort keys start with a time).
-    sorted_before: Option<String>,
+    /// Which of the partition's sort keys it reads.
+    sort_keys: SortKeys,
     limit: u32,
     cursor: Option<&'a str>,
 }

@@ -90,7 +90,7 @@ impl OrderStore for DynamoStore {
             index: CUSTOMER_ORDERS_INDEX,
             partition: format!("CUSTOMER#{customer}"),
             oldest_first: false,
-            sorted_before: None,
+            sort_keys: SortKeys::All,
             limit,
             cursor,
         })
@@ -146,7 +146,7 @@ impl OrderStore for DynamoStore {
             index: PENDING_RETURNS_INDEX,
             partition: PENDING_RETURNS_PARTITION.to_owned(),
             oldest_first: true,
-            sorted_before: None,
+            sort_keys: SortKeys::All,
             limit,
             cursor,
         })
@@ -216,7 +216,7 @@ impl OrderStore for DynamoStore {
             index: ORDERS_BY_STATUS_INDEX,
             partition: format!("STATUS#{}", status.as_str()),
             oldest_first: true,
-            sorted_before: Some(
+            sort_keys: SortKeys::Before(
                 entered_before.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             ),
             limit,
@@ -249,8 +249,9 @@ impl OrderStore for DynamoStore {
             index: PAYMENT_WATCH_INDEX,
             partition: payment_watch_partition(watch).to_owned(),
             oldest_first: true,
-            sorted_before: since_before
-                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            sort_keys: since_before.map_or(SortKeys::All, |t| {
+                SortKeys::Before(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+            }),
             limit,
             cursor,
         })
@@ -268,7 +269,7 @@ impl OrderStore for DynamoStore {
             index: PICK_LIST_INDEX,
             partition: pick_list_key(warehouse, status),
             oldest_first: true,
-            sorted_before: None,
+            sort_keys: SortKeys::All,
             limit,
             cursor,
         };

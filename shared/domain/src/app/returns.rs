@@ -18,10 +18,11 @@ use crate::order::cancellation::CancelError;
 use crate::order::returns::policy::ReturnPolicy;
 use crate::order::returns::{Return, ReturnError};
 use crate::order::OrderChange;
-use crate::order::{Order, OrderStatus, Shortage};
+use crate::order::{Order, OrderLine, OrderStatus, Shortage};
 use crate::ports::{CommitOutcome, InventoryStore, OrderStore, OrderTransactions, StoreError};
 use crate::request::returns::{ReceiptRequest, ReturnRequest};
 use crate::shipping::ShippingPolicy;
+use crate::stock::Product;
 use crate::validation::ValidationErrors;
 
 #[derive(Debug, thiserror::Error)]
@@ -209,6 +210,31 @@ pub async fn request_return<S: OrderStore + InventoryStore + OrderTransactions>(
         })
     })
     .await
+}
+
+/// The most products [`exchange_choices`] reads for one line.
+const VARIANTS_READ: u32 = 100;
+
+/// What a customer may ask for instead of a refund of `line`: its variants — the products
+/// whose SKU shares the line's stem (the SKU up to its last hyphen: `TSHIRT-RED-M` and
+/// `TSHIRT-RED-L`), the item itself first — on sale at the line's price with units available
+/// now (an exchange is for an item of the same price; approval reserves it, or refuses if it
+/// sold out meanwhile). A SKU without a hyphen has no variants but itself.
+pub async fn exchange_choices<S: InventoryStore>(
+    store: &S,
+    line: &OrderLine,
+) -> Result<Vec<Product>, StoreError> {
+    let mut products = match line.sku.as_str().rsplit_once('-') {
+        Some((stem, _)) => {
+            store
+                .catalog_starting_with(&format!("{stem}-"), VARIANTS_READ)
+                .await?
+        }
+        None => store.products(std::slice::from_ref(&line.sku)).await?,
+    };
+    products.retain(|p| p.active && p.unit_price == line.unit_price && p.stock.available() > 0);
+    products.sort_by_key(|p| (p.sku != line.sku, p.sku.clone()));
+    Ok(products)
 }
 
 /// One return and its order, for its customer, administrators and the warehouse.
@@ -748,6 +774,32 @@ mod tests {
             store.get(&order.id).await.unwrap().unwrap().returns.len(),
             1
         );
+    }
+
+    /// A line's exchange choices: its variants at its price with units to sell, itself first;
+    /// never another price, a product off sale, one sold out or another product's SKUs.
+    #[tokio::test]
+    async fn a_line_may_be_exchanged_for_its_variants_of_the_same_price_in_stock() {
+        let mut retired = product("TEE-RED-S", 1000, 4);
+        retired.active = false;
+        let store = InMemoryStore::with_products([
+            product("TEE-RED-M", 1000, 5),
+            product("TEE-RED-L", 1000, 2),
+            product("TEE-RED-XL", 1200, 9),
+            product("TEE-RED-XS", 1000, 0),
+            retired,
+            product("TEE-REDWOOD", 1000, 3),
+            product("MUG", 1000, 3),
+        ]);
+        let order = delivered(&store, json!([{"sku": "TEE-RED-M", "quantity": 1}]), 1).await;
+        let choices = exchange_choices(&store, &order.lines[0]).await.unwrap();
+        let skus: Vec<&str> = choices.iter().map(|p| p.sku.as_str()).collect();
+        assert_eq!(skus, ["TEE-RED-M", "TEE-RED-L"]);
+
+        let order = delivered(&store, json!([{"sku": "MUG", "quantity": 1}]), 1).await;
+        let choices = exchange_choices(&store, &order.lines[0]).await.unwrap();
+        let skus: Vec<&str> = choices.iter().map(|p| p.sku.as_str()).collect();
+        assert_eq!(skus, ["MUG"], "no hyphen: no variants but itself");
     }
 
     #[tokio::test]

@@ -219,6 +219,18 @@ pub async fn catalog_and_history<S: InventoryStore>(store: &S, prefix: &str) {
     let found: Vec<Sku> = listed.into_iter().filter(|s| skus.contains(s)).collect();
     assert_eq!(found, expected, "every product is in the catalog");
 
+    // A product's variants: the SKUs that begin with a prefix, in order, no more than asked.
+    let stem = format!("{}-CAT-", prefix.to_uppercase());
+    let variants = |limit| store.catalog_starting_with(&stem, limit);
+    let skus_of = |products: Vec<Product>| products.into_iter().map(|p| p.sku).collect::<Vec<_>>();
+    assert_eq!(skus_of(variants(10).await.expect("variants")), expected);
+    assert_eq!(skus_of(variants(2).await.expect("variants")), expected[..2]);
+    let none = store
+        .catalog_starting_with(&format!("{}-NOT-", prefix.to_uppercase()), 10)
+        .await
+        .expect("no variants");
+    assert!(none.is_empty(), "no SKU begins so");
+
     // Three adjustments of one SKU, one of another.
     let (a, b) = (&skus[1], &skus[2]);
     let mut current = product(a, 4, at);

@@ -65,6 +65,23 @@ impl InventoryStore for InMemoryStore {
         page_of("catalog", entries, false, limit, cursor)
     }
 
+    async fn catalog_starting_with(
+        &self,
+        prefix: &str,
+        limit: u32,
+    ) -> Result<Vec<Product>, StoreError> {
+        let state = self.lock();
+        let mut found: Vec<Product> = state
+            .products
+            .values()
+            .filter(|p| p.sku.as_str().starts_with(prefix))
+            .cloned()
+            .collect();
+        found.sort_by(|a, b| a.sku.cmp(&b.sku));
+        found.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(found)
+    }
+
     async fn adjustments(
         &self,
         sku: &Sku,
