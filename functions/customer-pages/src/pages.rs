@@ -8,8 +8,7 @@
 use chrono::{DateTime, Utc};
 use minijinja::{context, Environment, Value};
 use oms_domain::notifications::{format_date, format_money};
-use oms_domain::order::fulfillment::FulfillmentStatus;
-use oms_domain::order::payments::{PaymentStatus, RefundState};
+use oms_domain::order::payments::RefundState;
 use oms_domain::order::returns::ReturnStatus;
 use oms_domain::order::{Order, OrderStatus};
 use serde::Serialize;
@@ -127,6 +126,11 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("return.refund", "A refund", "Eine Erstattung"),
     ("return.same", "The same item again", "Denselben Artikel noch einmal"),
     ("return.exchanged-for", "exchanged for", "umgetauscht gegen"),
+    (
+        "return.replacement",
+        "The exchange ships as order {order}; you will be told when it leaves.",
+        "Der Umtausch wird als Bestellung {order} versandt; Sie erfahren, wann sie losgeht.",
+    ),
     (
         "return.exchange-unavailable",
         "An item chosen in exchange is no longer in stock, so nothing was sent. Choose another, or a refund.",
@@ -333,6 +337,8 @@ pub struct ReturnView {
     pub items: Vec<String>,
     /// Where its label prints, once it is approved.
     pub label_url: Option<String>,
+    /// Which order ships what it is exchanged for.
+    pub replacement: Option<String>,
 }
 
 /// A line the customer may send back, on the return form.
@@ -402,7 +408,7 @@ impl OrderPage {
             status: order.status.as_str(),
             now: t(&format!("status.{}", order.status.as_str())),
             next: t(next),
-            payment: t(&format!("payment.{}", payment_key(payment))),
+            payment: t(&format!("payment.{}", payment.as_str())),
             items: order
                 .lines
                 .iter()
@@ -420,7 +426,7 @@ impl OrderPage {
                 .map(|s| ParcelView {
                     number: s.number,
                     of,
-                    state: t(&format!("parcel.{}", parcel_key(s.status))),
+                    state: t(&format!("parcel.{}", s.status.as_str())),
                     carrier: s.tracking.as_ref().map(|t| t.carrier.clone()),
                     tracking_number: s.tracking.as_ref().map(|t| t.tracking_number.clone()),
                     tracking_url: s
@@ -448,7 +454,7 @@ impl OrderPage {
                 .iter()
                 .map(|r| ReturnView {
                     return_id: r.return_id.to_string(),
-                    state: t(&format!("return.{}", return_key(r.status))),
+                    state: t(&format!("return.{}", r.status.as_str())),
                     refund: r.refund_id.as_deref().and_then(|id| {
                         let refund = order.refunds.iter().find(|f| f.refund_id == id)?;
                         let words = t(&format!("refund.{}", refund_key(order.refund_state(id))));
@@ -468,9 +474,14 @@ impl OrderPage {
                             None => format!("{} × {}", l.quantity.get(), l.name),
                         })
                         .collect(),
-                    label_url: oms_adapters::label::is_issued(r).then(|| {
+                    // Offered while the parcel is to be sent; the label still prints after.
+                    label_url: (r.status == ReturnStatus::Approved).then(|| {
                         format!("/shop/orders/{}/returns/{}/label", order.id, r.return_id)
                     }),
+                    replacement: r
+                        .replacement_order_id
+                        .as_ref()
+                        .map(|id| t("return.replacement").replace("{order}", id.as_str())),
                 })
                 .collect(),
         }
@@ -491,18 +502,6 @@ fn history(order: &Order, language: &str) -> Vec<Step> {
         .collect()
 }
 
-fn payment_key(status: PaymentStatus) -> &'static str {
-    status.as_str()
-}
-
-fn parcel_key(status: FulfillmentStatus) -> &'static str {
-    status.as_str()
-}
-
-fn return_key(status: ReturnStatus) -> &'static str {
-    status.as_str()
-}
-
 fn refund_key(state: RefundState) -> &'static str {
     match state {
         RefundState::AwaitingCapture => "AWAITING_CAPTURE",
@@ -520,6 +519,8 @@ pub fn page_context(language: &str, page: Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use oms_domain::order::fulfillment::FulfillmentStatus;
+    use oms_domain::order::payments::PaymentStatus;
 
     #[test]
     fn every_text_is_written_in_every_language_and_every_state_has_its_words() {

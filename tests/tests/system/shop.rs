@@ -455,6 +455,15 @@ async fn a_customer_returns_a_delivered_item_on_the_page_prints_its_label_and_se
     let shown = phone.text(&format!("#return-{rma}")).await;
     assert!(shown.contains("Received at our warehouse."), "{shown}");
     assert!(shown.contains(": issued."), "{shown}");
+    let replacement = order["returns"][0]["replacementOrderId"].as_str().unwrap();
+    assert!(
+        shown.contains(&format!("The exchange ships as order {replacement}")),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("Print the return label"),
+        "nothing left to send: {shown}"
+    );
     phone
         .client
         .execute(
