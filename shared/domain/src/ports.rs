@@ -152,6 +152,15 @@ pub trait OrderStore: Send + Sync {
         cursor: Option<&str>,
     ) -> impl Future<Output = Result<Page<Order>, StoreError>> + Send;
 
+    /// Orders with an approved return whose goods have not arrived, the longest-approved first:
+    /// what the warehouse expects back. An order with a return still waiting for staff is in
+    /// the approval queue instead, until that one is decided.
+    fn list_arriving_returns(
+        &self,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> impl Future<Output = Result<Page<Order>, StoreError>> + Send;
+
     /// Orders in `status` that entered it before `entered_before` ([`Order::status_since`]), the
     /// longest in it first: the status index, as the scheduled sweep reads it. A change that
     /// keeps the status (a declined payment, say) does not restart the order's time in it.

@@ -893,6 +893,27 @@ async fn a_packer_finds_an_approved_return_by_its_number_reads_why_and_must_choo
     let browser = Browser::open(&stack).await;
     browser.sign_in("staff-oli", "warehouse").await;
     browser.goto("/console/warehouse").await;
+    // Approved, it is expected: listed among the returns on their way (the longest-approved
+    // first, a page at a time).
+    for page in 0.. {
+        let expected = browser.text("#section-arriving").await;
+        if expected.contains(&return_id) {
+            break;
+        }
+        assert!(
+            page < 50,
+            "the approved return is not on its way: {expected}"
+        );
+        browser.submit("#more-arriving").await;
+    }
+    // Found by its order's number, as by its own.
+    browser.fill("#shipment-search", &id).await;
+    browser.submit("#find-shipment").await;
+    assert!(browser
+        .text(&format!("#return-{return_id}"))
+        .await
+        .contains("the handle came off"));
+    browser.goto("/console/warehouse").await;
     browser
         .fill("#shipment-search", &return_id.to_lowercase())
         .await;
@@ -958,6 +979,23 @@ async fn a_packer_finds_an_approved_return_by_its_number_reads_why_and_must_choo
         stack.stock(&sku).await.0,
         2,
         "the broken unit was not restocked"
+    );
+    // The refund follows as in the API: the unit's price, asked of the PSP.
+    let after = stack.order_as_staff(&id).await;
+    assert_eq!(
+        after["refunds"][0]["returnId"],
+        return_id.as_str(),
+        "{after}"
+    );
+    assert_eq!(after["refunds"][0]["lines"][0]["amount"]["amount"], 1000);
+    browser.goto("/console/warehouse").await;
+    assert!(
+        browser
+            .client
+            .find(fantoccini::Locator::Css(&format!("#arriving-{return_id}")))
+            .await
+            .is_err(),
+        "received, no longer expected"
     );
 }
 

@@ -241,7 +241,8 @@ impl Fields {
             .and_then(|v| v.parse().ok())
             .ok_or_else(|| {
                 PageError::Invalid(vec![
-                    "version: the form lost its version; reload the page".into()
+                    "version: the form lost its version; go back to the page and send it again"
+                        .into(),
                 ])
             })
     }
@@ -274,7 +275,7 @@ pub(super) async fn form_staff<S, K: SecretSource>(
     if !staff.keys.csrf_valid(&staff.session.nonce, token) {
         tracing::warn!("console: a form without its session's CSRF token was refused");
         return Err(PageError::Forbidden(
-            "This form's security token is missing or belongs to another session; reload the page."
+            "This form's security token is missing or belongs to another session, so nothing was done: go back to the page and send it again."
                 .into(),
         ));
     }

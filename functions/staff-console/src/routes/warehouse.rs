@@ -19,6 +19,8 @@ pub(super) struct WarehouseQuery {
     /// One step's next page: the step and its cursor.
     status: Option<String>,
     cursor: Option<String>,
+    /// The next page of the returns on their way.
+    arriving: Option<String>,
 }
 
 /// One shipment as its location's staff work on it: its own units and its own version.
@@ -92,6 +94,8 @@ pub(super) async fn warehouse<S: Store, K: SecretSource>(
     let location = location_asked(&here, query.location.as_deref())?;
     let mut sections = Vec::new();
     let mut returns = Vec::new();
+    let mut arriving = Vec::new();
+    let mut arriving_next = None;
     if let Some(raw) = query
         .order
         .as_deref()
@@ -170,6 +174,25 @@ pub(super) async fn warehouse<S: Store, K: SecretSource>(
             }
         }
     } else {
+        // What customers are sending back, approved: found here by its number when it arrives.
+        let (expected, next) = oms_domain::app::returns::arriving_returns(
+            &app.store,
+            PAGE_ROWS,
+            query.arriving.as_deref(),
+        )
+        .await?;
+        arriving_next = next;
+        arriving = expected
+            .iter()
+            .map(|(rma, order)| {
+                json!({
+                    "returnId": rma.return_id,
+                    "orderId": order.id,
+                    "units": rma.lines.iter().map(|l| l.quantity.get()).sum::<u32>(),
+                    "approvedAt": rma.decision.as_ref().map_or(rma.requested_at, |d| d.at),
+                })
+            })
+            .collect();
         let only = match query.status.as_deref() {
             None | Some("") => None,
             Some(s) => Some(
@@ -214,6 +237,8 @@ pub(super) async fn warehouse<S: Store, K: SecretSource>(
         context! {
             sections => ser(&sections),
             returns => ser(&returns),
+            arriving => ser(&arriving),
+            arriving_next => arriving_next,
             dispositions => Disposition::ALL.iter().map(|d| d.as_str()).collect::<Vec<_>>(),
             order => query.order,
             location => location,

@@ -7,7 +7,7 @@
 //! ## Item layout
 //! | item | `pk` | `sk` | index keys |
 //! |---|---|---|---|
-//! | order | `ORDER#<orderId>` | `ORDER` | `gsi1`: `CUSTOMER#<customerId>` / `ORDER#<orderId>` (a customer's orders, newest first: order ids are ULIDs); `gsi2`: `STATUS#<status>` / `<statusSince>#<orderId>` (orders by status and how long they have been in it: the sweep); sparse: `gsi3` the pick list (`FULFILLMENT#<location>#<status>` / `<queuedAt>#<orderId>`, for its first shipment still in a warehouse), `gsi4` returns waiting for staff, `gsi5` `PAYMENTS#ATTENTION`, `PAYMENTS#CAPTURE_REQUESTED` or `PAYMENTS#AWAITING_CAPTURE` / `<since>#<orderId>` (money that needs staff; captures the PSP has not confirmed; authorizations waiting for their capture) |
+//! | order | `ORDER#<orderId>` | `ORDER` | `gsi1`: `CUSTOMER#<customerId>` / `ORDER#<orderId>` (a customer's orders, newest first: order ids are ULIDs); `gsi2`: `STATUS#<status>` / `<statusSince>#<orderId>` (orders by status and how long they have been in it: the sweep); sparse: `gsi3` the pick list (`FULFILLMENT#<location>#<status>` / `<queuedAt>#<orderId>`, for its first shipment still in a warehouse), `gsi4` `RETURNS#PENDING_APPROVAL` / `<requestedAt>#<orderId>` (returns waiting for staff), else `RETURNS#ARRIVING` / `<approvedAt>#<orderId>` (approved returns on their way), `gsi5` `PAYMENTS#ATTENTION`, `PAYMENTS#CAPTURE_REQUESTED` or `PAYMENTS#AWAITING_CAPTURE` / `<since>#<orderId>` (money that needs staff; captures the PSP has not confirmed; authorizations waiting for their capture) |
 //! | pick-list entry of a split order's other shipment | `ORDER#<orderId>` | `SHIPMENT#<n>` | sparse `gsi3` as the order's, while that shipment is in its location's work; read back as the order it names |
 //! | idempotency record | `IDEMPOTENCY#<customerId>#<key>` | `IDEMPOTENCY` | — (expires after [`IDEMPOTENCY_TTL_DAYS`] through the table's TTL) |
 //! | product and its stock (the default location's counters at the top level, every other location's under `locations`) | `SKU#<sku>` | `PRODUCT` | `gsi6`: `CATALOG` / `<sku>` (the catalog in SKU order) |
@@ -73,6 +73,7 @@ pub const PICK_LIST_INDEX: &str = "gsi3";
 /// The index of orders with a return waiting for staff, longest-waiting first.
 pub const PENDING_RETURNS_INDEX: &str = "gsi4";
 const PENDING_RETURNS_PARTITION: &str = "RETURNS#PENDING_APPROVAL";
+const ARRIVING_RETURNS_PARTITION: &str = "RETURNS#ARRIVING";
 /// The index of orders whose money is watched: those that need staff, and authorizations
 /// waiting for their capture, each the longest waiting first.
 pub const PAYMENT_WATCH_INDEX: &str = "gsi5";
@@ -140,7 +141,8 @@ struct OrderItem {
     gsi3pk: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     gsi3sk: Option<String>,
-    /// Set only while a return waits for staff: the approval queue is a sparse index.
+    /// Set only while a return waits for staff (the approval queue), else while an approved
+    /// one's goods are on their way (what the warehouse expects): a sparse index.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     gsi4pk: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -160,6 +162,14 @@ impl OrderItem {
         let watched = PaymentWatch::ALL
             .into_iter()
             .find_map(|watch| watch.since(order).map(|since| (watch, since)));
+        let returns_queue = order
+            .oldest_pending_return()
+            .map(|at| (PENDING_RETURNS_PARTITION, at))
+            .or_else(|| {
+                order
+                    .oldest_arriving_return()
+                    .map(|at| (ARRIVING_RETURNS_PARTITION, at))
+            });
         OrderItem {
             pk: order_pk(&order.id),
             sk: "ORDER".into(),
@@ -174,10 +184,8 @@ impl OrderItem {
             gsi3sk: on_pick_list(order)
                 .next()
                 .map(|f| pick_list_sort_key(f, order)),
-            gsi4pk: order
-                .oldest_pending_return()
-                .map(|_| PENDING_RETURNS_PARTITION.to_owned()),
-            gsi4sk: order.oldest_pending_return().map(|at| {
+            gsi4pk: returns_queue.map(|(partition, _)| partition.to_owned()),
+            gsi4sk: returns_queue.map(|(_, at)| {
                 format!(
                     "{}#{}",
                     at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),

@@ -153,6 +153,22 @@ impl OrderStore for DynamoStore {
         .await
     }
 
+    async fn list_arriving_returns(
+        &self,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<Order>, StoreError> {
+        self.query_orders(&IndexQuery {
+            index: PENDING_RETURNS_INDEX,
+            partition: ARRIVING_RETURNS_PARTITION.to_owned(),
+            oldest_first: true,
+            sort_keys: SortKeys::All,
+            limit,
+            cursor,
+        })
+        .await
+    }
+
     async fn count_by_status(
         &self,
         status: OrderStatus,

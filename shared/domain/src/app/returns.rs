@@ -271,6 +271,29 @@ pub async fn pending_returns<S: OrderStore>(
     Ok((returns, page.next_cursor))
 }
 
+/// The approved returns whose goods are on their way, the longest-approved first, each with its
+/// order, a page of orders at a time: what the warehouse expects back. The caller's scope is
+/// checked at the edge.
+pub async fn arriving_returns<S: OrderStore>(
+    store: &S,
+    limit: u32,
+    cursor: Option<&str>,
+) -> Result<(Vec<(Return, Order)>, Option<String>), ReturnsAppError> {
+    let page = store.list_arriving_returns(limit, cursor).await?;
+    let mut arriving: Vec<(Return, Order)> = page
+        .items
+        .iter()
+        .flat_map(|o| {
+            o.returns
+                .iter()
+                .filter(|r| r.status == crate::order::returns::ReturnStatus::Approved)
+                .map(|r| (r.clone(), o.clone()))
+        })
+        .collect();
+    arriving.sort_by_key(|(r, _)| r.decision.as_ref().map_or(r.requested_at, |d| d.at));
+    Ok((arriving, page.next_cursor))
+}
+
 /// Reads the return's order, applies `change`, writes it; again if the order changed meanwhile.
 /// Answers the return and its order as written.
 async fn change_return<S: OrderStore + OrderTransactions>(

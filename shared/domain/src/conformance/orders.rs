@@ -461,7 +461,8 @@ pub async fn cursors_belong_to_their_query<S: OrderStore>(store: &S, prefix: &st
 
 /// `list_pending_returns`: orders with a return waiting for staff, longest-waiting first, in
 /// pages; sparse: an order leaves it once its return is decided, and a delivered order without a
-/// waiting return is never in it.
+/// waiting return is never in it. `list_arriving_returns`: the approved ones, whose goods are on
+/// their way.
 pub async fn pending_returns<S: OrderStore>(store: &S, prefix: &str) {
     check_prefix(prefix);
     let at = base_time();
@@ -521,6 +522,21 @@ pub async fn pending_returns<S: OrderStore>(store: &S, prefix: &str) {
         queue(&pages),
         [waiting[1].id.clone()],
         "decided returns leave the queue"
+    );
+    // The approved one is expected back at the warehouse; the rejected one is not, nor an
+    // order whose return still waits for staff, nor one without a return.
+    let pages =
+        all_pages(|cursor| async move { store.list_arriving_returns(1, cursor.as_deref()).await })
+            .await;
+    assert_eq!(
+        queue(&pages),
+        [approve.id.clone()],
+        "an approved return is on its way"
+    );
+    assert_eq!(
+        store.list_arriving_returns(1, Some(GARBAGE_CURSOR)).await,
+        Err(StoreError::InvalidCursor),
+        "a cursor the store never handed out"
     );
     assert_eq!(
         store.list_pending_returns(1, Some(GARBAGE_CURSOR)).await,

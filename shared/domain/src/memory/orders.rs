@@ -94,6 +94,19 @@ impl OrderStore for InMemoryStore {
         self.order_listing("returns", waiting, false, limit, cursor)
     }
 
+    async fn list_arriving_returns(
+        &self,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<Order>, StoreError> {
+        // As the store keeps it: the approval queue first.
+        let arriving = |o: &Order| match o.oldest_pending_return() {
+            Some(_) => None,
+            None => o.oldest_arriving_return().map(Some),
+        };
+        self.order_listing("arriving returns", arriving, false, limit, cursor)
+    }
+
     fn status_cursor_after(
         &self,
         status: crate::order::OrderStatus,

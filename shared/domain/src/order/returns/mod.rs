@@ -303,6 +303,16 @@ impl Order {
             .min()
     }
 
+    /// When the longest-waiting approved return was approved, while its goods are still on
+    /// their way: what the warehouse expects to arrive.
+    pub fn oldest_arriving_return(&self) -> Option<DateTime<Utc>> {
+        self.returns
+            .iter()
+            .filter(|r| r.status == ReturnStatus::Approved)
+            .map(|r| r.decision.as_ref().map_or(r.requested_at, |d| d.at))
+            .min()
+    }
+
     pub fn find_return(&self, id: &ReturnId) -> Option<&Return> {
         self.returns.iter().find(|r| &r.return_id == id)
     }
