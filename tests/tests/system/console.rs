@@ -648,6 +648,20 @@ async fn no_page_or_action_without_the_scope_a_session_or_the_consoles_own_form(
     );
     browser.goto("/console/exceptions").await;
     assert_eq!(browser.text("#message-title").await, "Not allowed");
+    // The refusal keeps the packer's navigation and leads to their own home, not to a screen
+    // they may not open.
+    assert!(browser.text("nav").await.contains("Warehouse"));
+    let home = browser
+        .client
+        .find(Locator::Css("#back-home"))
+        .await
+        .expect("a way home")
+        .attr("href")
+        .await
+        .unwrap();
+    assert_eq!(home.as_deref(), Some("/console/warehouse"));
+    browser.submit("#back-home").await;
+    assert_eq!(browser.path().await, "/console/warehouse");
     let sku = stack.create_sku("CONSOLEGUARD", 3).await;
     browser.goto(&format!("/console/inventory/{sku}")).await;
     assert!(
@@ -1063,6 +1077,50 @@ async fn a_stock_receipt_sent_from_two_tabs_or_twice_is_recorded_once() {
     assert_eq!(receipts, 1);
 }
 
+/// The same in Chromium: a receipt typed into two tabs of one SKU's page is recorded by the
+/// first, refused in the second (it showed 49 on hand); the first form sent again after the
+/// browser's back button records nothing more.
+#[tokio::test]
+async fn a_stock_receipt_typed_into_two_browser_tabs_is_recorded_once() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("TWOTABSUI", 49).await;
+    let browser = Browser::open(&stack).await;
+    browser.sign_in("staff-pia", "admin").await;
+    let path = format!("/console/inventory/{sku}");
+    browser.goto(&path).await;
+    let first = browser.client.window().await.unwrap();
+    let second = browser.client.new_window(true).await.unwrap().handle;
+    browser
+        .client
+        .switch_to_window(second.clone())
+        .await
+        .unwrap();
+    browser.goto(&path).await;
+    browser.fill("#receipt-units", "5").await;
+    browser.client.switch_to_window(first).await.unwrap();
+    browser.fill("#receipt-units", "5").await;
+    browser.submit("#record-receipt").await;
+    assert!(browser.path().await.contains("done="));
+    assert_eq!(stack.stock(&sku).await.0, 54);
+    // Back to the sent form (the browser may show it as it was, from its back-forward cache)
+    // and sent again: its key was recorded, so nothing more is.
+    browser.client.back().await.unwrap();
+    browser.fill("#receipt-units", "5").await;
+    browser.submit("#record-receipt").await;
+    assert_eq!(
+        stack.stock(&sku).await.0,
+        54,
+        "the same form, recorded once"
+    );
+
+    browser.client.switch_to_window(second).await.unwrap();
+    browser.submit("#record-receipt").await;
+    let refusal = browser.text("#form-refused").await;
+    assert!(refusal.contains("54 on hand, not the 49"), "{refusal}");
+    assert_eq!(stack.stock(&sku).await.0, 54, "49 → 54, never 59");
+    browser.screenshot("stock-second-tab").await;
+}
+
 #[tokio::test]
 async fn staff_read_a_dead_lettered_message_and_discard_it() {
     let stack = Stack::connect().await;
@@ -1318,6 +1376,67 @@ async fn a_refused_form_comes_back_on_its_own_page_with_what_was_typed() {
         browser.path().await
     );
     assert_eq!(stack.stock(&sku).await.0, 1);
+
+    // A pack form the server refuses (sent without the browser's own checks, as a page
+    // without them would send it): the warehouse screen again, the shipment's own form filled
+    // with what was typed and the reason beside its field; nothing packed.
+    let parcel = stack.create_sku("CONSOLEPACK", 3).await;
+    let (_, order_id, _) = stack.order_in_warehouse(&[(&parcel, 1)]).await;
+    let packer = Browser::open(&stack).await;
+    packer.sign_in("packer-jo", "warehouse").await;
+    packer
+        .goto(&format!("/console/warehouse?order={order_id}"))
+        .await;
+    packer.submit("form.inline button.pick").await;
+    packer
+        .goto(&format!("/console/warehouse?order={order_id}"))
+        .await;
+    packer
+        .client
+        .execute(
+            "document.querySelector('form.pack').noValidate = true;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    for (field, typed) in [
+        ("weightGrams", "0"),
+        ("lengthCm", "30"),
+        ("widthCm", "20"),
+        ("heightCm", "12"),
+    ] {
+        packer
+            .fill(&format!("form.pack input[name={field}]"), typed)
+            .await;
+    }
+    packer.submit("form.pack button").await;
+    assert!(packer
+        .text("#form-refused")
+        .await
+        .contains("Nothing was changed"));
+    let typed = |css: &'static str| {
+        let client = packer.client.clone();
+        async move {
+            client
+                .find(Locator::Css(css))
+                .await
+                .unwrap()
+                .prop("value")
+                .await
+                .unwrap()
+                .unwrap_or_default()
+        }
+    };
+    assert_eq!(typed("form.pack input[name=weightGrams]").await, "0");
+    assert_eq!(typed("form.pack input[name=heightCm]").await, "12");
+    let beside = packer.text("form.pack .field-error").await;
+    assert!(
+        beside.starts_with("weightGrams:"),
+        "the reason beside the weight: {beside}"
+    );
+    let order = stack.order_as_staff(&order_id).await;
+    assert_eq!(order["shipments"][0]["status"], "PICKED", "nothing packed");
+    packer.screenshot("pack-refused").await;
 }
 
 #[tokio::test]
@@ -1546,6 +1665,21 @@ async fn every_screen_fits_a_phone_without_scrolling_sideways() {
             )
         }
     };
+    // An approved return on its way, to be received on the warehouse screen.
+    let (customer, delivered) = stack
+        .delivered_order(&[(&sku, 1)], &chrono::Utc::now().to_rfc3339())
+        .await;
+    let delivered_id = delivered["orderId"].as_str().unwrap().to_owned();
+    let opened = stack
+        .post(
+            &format!("/orders/{delivered_id}/returns"),
+            &stack.token(&customer, None),
+            &[("idempotency-key", &unique("return"))],
+            json!({"lines": [{"sku": sku, "quantity": 1, "reason": "DAMAGED", "comment": "the seam split on the first wash"}]}),
+        )
+        .await;
+    assert_eq!(opened.status, StatusCode::CREATED, "{:?}", opened.body);
+    let rma = opened.body["returnId"].as_str().unwrap().to_owned();
     let screens = [
         ("orders", "/console/orders".to_owned()),
         ("order", format!("/console/orders/{id}")),
@@ -1561,7 +1695,25 @@ async fn every_screen_fits_a_phone_without_scrolling_sideways() {
         ),
         ("pick-list", "/console/warehouse/pick-list".to_owned()),
         ("packing-slip", format!("/console/warehouse/{id}-1/slip")),
+        (
+            "warehouse-return",
+            format!("/console/warehouse?order={rma}"),
+        ),
         ("not-found", "/console/no-such-screen".to_owned()),
+        // A refusal: the shipment is worked at the location that holds its units.
+        (
+            "conflict",
+            format!("/console/warehouse?order={id}&location=AMS-1"),
+        ),
+    ];
+    // The states no other test pictures at a desktop's width, pictured here at both.
+    let desktop = Browser::open(&stack).await;
+    desktop.sign_in("staff-pia", "admin").await;
+    let pictured_here = [
+        "warehouse-shipment",
+        "warehouse-return",
+        "not-found",
+        "conflict",
     ];
     for (name, path) in screens {
         browser.goto(&path).await;
@@ -1572,7 +1724,30 @@ async fn every_screen_fits_a_phone_without_scrolling_sideways() {
             "{path} is {scrolled} px wide on a {viewport} px phone: {wide}"
         );
         browser.screenshot(&format!("{name}-phone")).await;
+        if pictured_here.contains(&name) {
+            desktop.goto(&path).await;
+            desktop.screenshot(name).await;
+        }
     }
+    assert!(
+        browser.body().await.contains("switch to BER-1"),
+        "the refusal says where to go"
+    );
+    // A search's answer, and a packer's refusal of an administrator's screen.
+    browser.goto("/console/orders").await;
+    browser.fill("#search", &id[id.len() - 6..]).await;
+    browser.submit("#find").await;
+    assert!(browser.body().await.contains(&id));
+    let (scrolled, viewport, wide) = width(&browser).await;
+    assert!(scrolled <= viewport, "a search: {scrolled} px: {wide}");
+    browser.screenshot("orders-search-phone").await;
+    let packer = Browser::open_phone(&stack).await;
+    packer.sign_in("packer-pat", "warehouse").await;
+    packer.goto("/console/orders").await;
+    assert_eq!(packer.text("#message-title").await, "Not allowed");
+    let (scrolled, viewport, wide) = width(&packer).await;
+    assert!(scrolled <= viewport, "a refusal: {scrolled} px: {wide}");
+    packer.screenshot("forbidden-phone").await;
     // A dead-letter queue's messages: one no other test reads (reading holds them a minute).
     let quiet = stack.resource("NotifierDeadLetterQueue");
     browser
