@@ -395,6 +395,17 @@ async fn staff_find_an_order_ship_it_through_the_pick_list_and_a_stale_form_is_r
         steps.iter().any(|by| by.contains("staff-ada")),
         "the console's steps name who took them: {steps:?}"
     );
+    // The order's page says the same, and what was asked of the PSP once it shipped.
+    browser.goto(&format!("/console/orders/{id}")).await;
+    browser.click("#shipment-steps summary").await;
+    let who = browser.text("#shipment-steps").await;
+    assert!(
+        who.contains("PICKED by warehouse-other")
+            && who.contains("PACKED by staff-ada")
+            && who.contains("SHIPPED by staff-ada"),
+        "{who}"
+    );
+    assert!(browser.text("#psp-requests").await.contains("CAPTURE"));
     assert_eq!(
         stack.stock(&sku).await,
         (3, 0, 3),
@@ -1212,6 +1223,7 @@ async fn staff_find_orders_by_name_email_or_the_end_of_an_id_and_filter_the_open
         let mut body = order_body(&[(&sku, 1)]);
         body["shippingAddress"]["name"] = json!(format!("Jörg Müller{tag}"));
         body["contact"]["email"] = json!(format!("{tag}.mail@example.com"));
+        body["contact"]["phone"] = json!("+4915112345678");
         async move {
             let placed = stack
                 .call(
@@ -1256,6 +1268,24 @@ async fn staff_find_orders_by_name_email_or_the_end_of_an_id_and_filter_the_open
             rows.contains(&id),
             "{what} ({typed}) finds the order: {rows}"
         );
+        // Its row: the customer, the payment and how long it has been in its status.
+        let row = browser
+            .client
+            .find(Locator::XPath(&format!(
+                "//table[@id='orders']//tr[td/a[text()='{id}']]"
+            )))
+            .await
+            .expect("the order's row")
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            row.contains(&format!("Jörg Müller{tag}"))
+                && row.contains(&customer)
+                && row.contains("AUTHORIZED")
+                && (row.contains(" s") || row.contains(" min")),
+            "{row}"
+        );
         assert!(
             !browser.path().await.contains(&tag),
             "what was typed stays out of the URL"
@@ -1279,6 +1309,7 @@ async fn staff_find_orders_by_name_email_or_the_end_of_an_id_and_filter_the_open
         "{due}"
     );
     assert!(browser.text("#other-orders").await.contains(&id));
+    assert_eq!(browser.text("#customer-phone").await, "+4915112345678");
 
     // The queue opens on every open order; filters combine.
     browser.goto("/console/orders").await;
@@ -1307,9 +1338,15 @@ async fn staff_find_orders_by_name_email_or_the_end_of_an_id_and_filter_the_open
         "Please correct the form"
     );
     assert!(
-        browser.body().await.contains("Orders"),
+        browser.text("nav").await.contains("Orders"),
         "the navigation stays"
     );
+    // The age filter: an order placed seconds ago has not been open ten hours.
+    browser
+        .goto("/console/orders?status=OPEN&minAgeMinutes=600")
+        .await;
+    assert!(!browser.body().await.contains(&unpaid));
+    assert!(!browser.body().await.contains(&id));
 }
 
 #[tokio::test]
