@@ -662,6 +662,7 @@ async fn no_page_or_action_without_the_scope_a_session_or_the_consoles_own_form(
     // The refusal keeps the packer's navigation and leads to their own home, not to a screen
     // they may not open.
     assert!(browser.text("nav").await.contains("Warehouse"));
+    browser.screenshot("forbidden").await;
     let home = browser
         .client
         .find(Locator::Css("#back-home"))
@@ -1769,6 +1770,22 @@ async fn every_screen_fits_a_phone_without_scrolling_sideways() {
     assert!(
         browser.body().await.contains("switch to BER-1"),
         "the refusal says where to go"
+    );
+    // The stylesheet, linked by its digest, is kept a year: fetched once, not with every page.
+    let sheet = browser
+        .client
+        .find(Locator::Css("link[rel=stylesheet]"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .expect("the stylesheet's address");
+    let fetched = reqwest::get(format!("{}{sheet}", stack.api)).await.unwrap();
+    assert_eq!(fetched.status(), StatusCode::OK);
+    assert_eq!(
+        fetched.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
     );
     // A search's answer, and a packer's refusal of an administrator's screen.
     browser.goto("/console/orders").await;

@@ -619,19 +619,34 @@ async fn a_mismatch_on_a_cancelled_order_closes_once_staff_acknowledge_it() {
         StatusCode::UNPROCESSABLE_ENTITY,
         "a note is required"
     );
-    let (status, to) = console
-        .post(
-            &path,
-            &[
-                ("version", &cancelled.body["version"].to_string()),
-                ("note", "voided the 0.01 EUR hold at the PSP"),
-            ],
-        )
+    // In the browser: the order's page says what needs staff, and its form acknowledges it.
+    let browser = crate::console::Browser::open(&stack).await;
+    browser.sign_in("staff-ren", "admin").await;
+    browser.goto(&format!("/console/orders/{id}")).await;
+    assert!(browser.text("#payment-attention").await.contains("Needs staff"));
+    browser
+        .fill("#acknowledge-note", "voided the 0.01 EUR hold at the PSP")
         .await;
-    assert_eq!(status, StatusCode::SEE_OTHER, "{to}");
+    browser.submit("#acknowledge").await;
+    assert!(
+        browser
+            .text("#acknowledgments")
+            .await
+            .contains("staff-ren: voided the 0.01 EUR hold at the PSP"),
+        "{}",
+        browser.body().await
+    );
     assert!(
         listed(&stack, &admin, &id).await.is_none(),
         "off the attention list"
+    );
+    assert!(
+        browser
+            .client
+            .find(fantoccini::Locator::Css("#payment-attention"))
+            .await
+            .is_err(),
+        "nothing needs staff any more"
     );
     let shown = stack.order_as_staff(&id).await;
     assert!(shown["payment"]["attention"].is_null());
