@@ -623,7 +623,10 @@ async fn a_mismatch_on_a_cancelled_order_closes_once_staff_acknowledge_it() {
     let browser = crate::console::Browser::open(&stack).await;
     browser.sign_in("staff-ren", "admin").await;
     browser.goto(&format!("/console/orders/{id}")).await;
-    assert!(browser.text("#payment-attention").await.contains("Needs staff"));
+    assert!(browser
+        .text("#payment-attention")
+        .await
+        .contains("Needs staff"));
     browser
         .fill("#acknowledge-note", "voided the 0.01 EUR hold at the PSP")
         .await;

@@ -13,6 +13,8 @@ pub enum PageError {
     Stale(String),
     Invalid(Vec<String>),
     Conflict(String),
+    /// A form larger than the console takes.
+    TooLarge,
     Unavailable(String),
     Internal(String),
 }
@@ -82,6 +84,11 @@ impl IntoResponse for PageError {
                 m,
             ),
             PageError::Conflict(m) => (StatusCode::CONFLICT, "Refused", vec![m]),
+            PageError::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Refused",
+                vec!["The form is larger than the console takes; nothing was done.".into()],
+            ),
             PageError::Unavailable(m) => {
                 tracing::warn!(error = %m, "console: a dependency is busy");
                 (
@@ -194,25 +201,22 @@ pub(super) async fn with_navigation<S: Store, K: SecretSource + 'static>(
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    let (request, typed) = if is_form {
+    let (response, typed) = if is_form {
         let (parts, body) = request.into_parts();
-        let Ok(bytes) = axum::body::to_bytes(body, FORM_BYTES).await else {
-            return (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                html_headers(),
-                "The form is larger than the console takes; nothing was done.",
-            )
-                .into_response();
-        };
-        let typed: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes).unwrap_or_default();
-        (
-            axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes)),
-            typed,
-        )
+        match axum::body::to_bytes(body, FORM_BYTES).await {
+            // Refused unread, inside the layout like any other refusal.
+            Err(_) => (PageError::TooLarge.into_response(), Vec::new()),
+            Ok(bytes) => {
+                let typed: Vec<(String, String)> =
+                    serde_urlencoded::from_bytes(&bytes).unwrap_or_default();
+                let request =
+                    axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
+                (next.run(request).await, typed)
+            }
+        }
     } else {
-        (request, Vec::new())
+        (next.run(request).await, Vec::new())
     };
-    let response = next.run(request).await;
     let Some(error) = response.extensions().get::<ErrorPage>().cloned() else {
         return response;
     };

@@ -412,6 +412,23 @@ async fn an_error_page_keeps_the_navigation_leads_home_and_shows_what_was_typed(
         "{page}"
     );
 
+    // A form larger than the console takes: refused unread, inside the layout all the same.
+    let token = csrf(&packer);
+    let huge = format!("csrf={token}&note={}", "x".repeat(100 * 1024));
+    let (status, _, page) = call(
+        &app,
+        post(
+            &format!("/console/warehouse/{ORDER}/pack"),
+            &packer,
+            ORIGIN,
+            &huge,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(page.contains("aria-label=\"Screens\""), "{page}");
+    assert!(page.contains("larger than the console takes"), "{page}");
+
     // A pack form with a weight that is no number: refused, and what was typed is shown with a
     // way back to the page it came from.
     let token = csrf(&packer);
