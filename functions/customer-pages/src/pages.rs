@@ -97,6 +97,21 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ),
     ("order.find-another", "Find another order", "Andere Bestellung finden"),
     (
+        "order.forget",
+        "Forget my orders on this device",
+        "Meine Bestellungen auf diesem Gerät vergessen",
+    ),
+    (
+        "order.forget-intro",
+        "On a shared computer or a borrowed phone: this browser stops showing your orders until you open them again from an e-mail or with your order number.",
+        "Auf einem geteilten Computer oder einem geliehenen Telefon: Dieser Browser zeigt Ihre Bestellungen nicht mehr, bis Sie sie erneut über eine E-Mail oder Ihre Bestellnummer öffnen.",
+    ),
+    (
+        "forgotten",
+        "This browser no longer shows your orders.",
+        "Dieser Browser zeigt Ihre Bestellungen nicht mehr.",
+    ),
+    (
         "message.form-refused",
         "This page was out of date or did not come from this site, so nothing was done. Open your order again and try once more.",
         "Diese Seite war veraltet oder stammt nicht von dieser Website; es wurde nichts getan. Öffnen Sie Ihre Bestellung erneut und versuchen Sie es noch einmal.",

@@ -5,6 +5,7 @@
 //! | find an order by its number and e-mail address | `GET`/`POST /shop/orders/find` |
 //! | an order: where it is, what comes next, its parcels, money, history and returns | `GET /shop/orders/{id}` |
 //! | cancel it before it is packed | `POST /shop/orders/{id}/cancel` |
+//! | forget the orders this browser opened (end the visit) | `POST /shop/forget` |
 //! | choose what to send back, why, and a refund or an exchange for a variant | `GET /shop/orders/{id}/return` |
 //! | ask for the return (approved at once or checked by staff, as the policy says) | `POST /shop/orders/{id}/returns` |
 //! | print an approved return's label (the API's PDF) | `GET /shop/orders/{id}/returns/{rma}/label` |
@@ -136,6 +137,7 @@ pub fn router<S: Store, K: SecretSource + 'static>(shop: Shop<S, K>) -> Router {
         )
         .route("/shop/assets/shop.css", get(stylesheet))
         .route("/shop/orders/find", get(find_page).post(find::<S, K>))
+        .route("/shop/forget", post(forget::<S, K>))
         .route("/shop/orders/{id}", get(order_page::<S, K>))
         .route("/shop/orders/{id}/cancel", post(cancel::<S, K>))
         .route("/shop/orders/{id}/return", get(return_page::<S, K>))
@@ -360,14 +362,60 @@ fn page(status: StatusCode, name: &str, language: &str, view: minijinja::Value) 
     }
 }
 
+#[derive(Deserialize)]
+struct FindQuery {
+    /// What the last form did, for the page's banner.
+    done: Option<String>,
+}
+
 /// `GET /shop/orders/find`: the lookup form.
-async fn find_page(headers: HeaderMap) -> Response {
+async fn find_page(headers: HeaderMap, Query(query): Query<FindQuery>) -> Response {
+    let language = browser_language(&headers);
+    // Whether this browser's visit was just ended: the cookie is gone either way, so the
+    // banner shows nothing about any order.
+    let forgotten =
+        (query.done.as_deref() == Some("forgotten")).then(|| text(language, "forgotten"));
     page(
         StatusCode::OK,
         "find.html",
-        browser_language(&headers),
-        context! {},
+        language,
+        context! { banner => forgotten },
     )
+}
+
+#[derive(Deserialize)]
+struct ForgetForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST /shop/forget`: ends the visit on this browser (a shared computer, a borrowed phone):
+/// its cookie is dropped, so no order it proved opens again without a new proof.
+async fn forget<S: Store, K: SecretSource + 'static>(
+    State(app): State<App<S, K>>,
+    headers: HeaderMap,
+    Form(form): Form<ForgetForm>,
+) -> Result<Response, Refusal> {
+    let now = Utc::now();
+    let keys = keys(&app).await?;
+    let visit = visit_of(&keys, &headers, now);
+    let from_the_visit = visit.is_some_and(|v| keys.cookies.csrf_valid(&v.nonce, &form.csrf));
+    if !same_origin(&app.origin, &headers) || !from_the_visit {
+        return Err(Refusal::Forbidden);
+    }
+    let gone = keys.cookies.write(VISIT_COOKIE, &Visit::new(now), BASE, 0);
+    tracing::info!("a visit ended on the customer's request");
+    Ok((
+        StatusCode::SEE_OTHER,
+        [
+            (
+                header::LOCATION,
+                format!("{BASE}/orders/find?done=forgotten"),
+            ),
+            (header::SET_COOKIE, gone),
+        ],
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]

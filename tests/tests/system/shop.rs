@@ -155,6 +155,22 @@ async fn a_customer_opens_their_order_from_its_link_on_a_phone_and_cancels_it_be
         "the hold's release asked of the PSP: {}",
         order["payment"]
     );
+
+    // Done on a borrowed phone: the customer ends the visit, and the order no longer opens on
+    // it without a new proof.
+    phone.submit("#forget").await;
+    assert_eq!(phone.path().await, "/shop/orders/find?done=forgotten");
+    assert_eq!(
+        phone.text("#banner").await,
+        "This browser no longer shows your orders."
+    );
+    assert_accessible(&phone, "the lookup after a visit ended").await;
+    assert!(
+        phone.client.get_named_cookie("oms_shop").await.is_err(),
+        "the visit's cookie is gone"
+    );
+    phone.goto(&format!("/shop/orders/{id}")).await;
+    assert!(phone.body().await.contains("We could not open that order"));
 }
 
 #[tokio::test]

@@ -240,7 +240,10 @@ async fn the_number_and_address_open_the_order_and_its_customer_cancels_it_with_
     .await;
     assert!(page.contains("id=\"banner\""), "{page}");
     assert!(page.contains("data-status=\"CANCELLED\""));
-    assert!(!page.contains("name=\"csrf\""), "nothing left to cancel");
+    assert!(
+        !page.contains(&format!("action=\"/shop/orders/{ORDER}/cancel\"")),
+        "nothing left to cancel"
+    );
 }
 
 #[tokio::test]
@@ -425,4 +428,66 @@ async fn a_delivered_item_is_exchanged_for_another_size_from_the_page() {
     let (status, _, page) = send(&router, post(&path, Some(&cookie), ORIGIN, &dearer)).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
     assert!(!page.contains(&format!("RMA-{ORDER}-2")));
+}
+
+/// A customer on a shared computer ends the visit: the browser is told to drop its cookie, the
+/// lookup says so, and the form works only with the visit's own token from the site's origin.
+#[tokio::test]
+async fn a_visit_is_forgotten_on_the_customers_request() {
+    let router = shop();
+    let (_, headers, _) = send(
+        &router,
+        get(&link(ORDER, Utc::now().timestamp() + 60), None),
+    )
+    .await;
+    let cookie = cookie_of(&headers);
+    let (_, _, page) = send(
+        &router,
+        get(&format!("/shop/orders/{ORDER}"), Some(&cookie)),
+    )
+    .await;
+    assert!(page.contains("action=\"/shop/forget\""), "{page}");
+    let csrf = hidden(&page, "csrf");
+    let (status, _, _) = send(
+        &router,
+        post("/shop/forget", Some(&cookie), ORIGIN, "csrf=forged"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "not the visit's token");
+    let (status, _, _) = send(
+        &router,
+        post(
+            "/shop/forget",
+            Some(&cookie),
+            "https://elsewhere.example",
+            &format!("csrf={csrf}"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "not from the site");
+    let (status, headers, _) = send(
+        &router,
+        post(
+            "/shop/forget",
+            Some(&cookie),
+            ORIGIN,
+            &format!("csrf={csrf}"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let dropped = headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(
+        dropped.starts_with(&format!("{VISIT_COOKIE}=")) && dropped.contains("Max-Age=0"),
+        "{dropped}"
+    );
+    let (_, _, page) = send(
+        &router,
+        get(headers[header::LOCATION].to_str().unwrap(), None),
+    )
+    .await;
+    assert!(
+        page.contains("This browser no longer shows your orders."),
+        "{page}"
+    );
 }
