@@ -98,7 +98,8 @@ impl Shop<DynamoStore, SecretCache> {
     pub fn from_env() -> Result<Self, lambda_http::Error> {
         let url = config::required("PUBLIC_API_URL")?;
         Ok(Shop {
-            store: DynamoStore::from_env()?,
+            store: DynamoStore::from_env()?
+                .with_attempts_table(config::required("ATTEMPTS_TABLE_NAME")?),
             secret: SecretCache::from_env("SHOP_SECRET_ARN")?,
             returns: config::return_policy_from_env()?,
             origin: origin_of(&url),

@@ -1,5 +1,7 @@
 //! The attempt counter: one item per key and window (`ATTEMPTS#<key>` / `<window start>`), its
-//! count raised by an atomic `ADD`, removed by the table's TTL once its window has passed.
+//! count raised by an atomic `ADD`, removed by the table's TTL once its window has passed. The
+//! items live in a table of their own where the deployment names one (`LookupAttemptsTable`),
+//! so counting writes nothing to the orders table's stream.
 
 use oms_domain::ports::AttemptCounter;
 
@@ -17,7 +19,7 @@ impl AttemptCounter for DynamoStore {
             .get()
             .await
             .update_item()
-            .table_name(&self.table)
+            .table_name(self.attempts_table.as_deref().unwrap_or(&self.table))
             .set_key(Some(super::key(
                 format!("ATTEMPTS#{key}"),
                 &window_start.to_string(),

@@ -563,6 +563,9 @@ const CONFLICT_ATTEMPTS: u32 = 4;
 pub struct DynamoStore {
     client: LazyClient<Client>,
     table: String,
+    /// Where attempts are counted ([`oms_domain::ports::AttemptCounter`]): a table of their
+    /// own where the deployment names one, else the orders table.
+    attempts_table: Option<String>,
     /// The location whose counters a product item keeps at its top level, and where orders
     /// reserved before there were locations hold their units: the shipping policy's warehouse.
     default_location: String,
@@ -573,8 +576,15 @@ impl DynamoStore {
         Self {
             client: LazyClient::ready(client),
             table: table.into(),
+            attempts_table: None,
             default_location: ShippingPolicy::default_policy().warehouse().to_owned(),
         }
+    }
+
+    /// The same store counting attempts in the table `table`.
+    pub fn with_attempts_table(mut self, table: impl Into<String>) -> Self {
+        self.attempts_table = Some(table.into());
+        self
     }
 
     /// The same store with another default location (a business whose shipping policy names
@@ -611,6 +621,7 @@ impl DynamoStore {
         Self {
             client: LazyClient::new(Client::new),
             table: table.into(),
+            attempts_table: None,
             default_location: ShippingPolicy::default_policy().warehouse().to_owned(),
         }
     }
