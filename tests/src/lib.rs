@@ -173,8 +173,16 @@ impl Stack {
     /// Creates a SKU with `on_hand` units at 10.00 EUR, 500 g, as an administrator.
     pub async fn create_sku(&self, prefix: &str, on_hand: u32) -> String {
         let sku = unique(prefix).to_uppercase();
+        self.create_product(&sku, &format!("Test {prefix}"), 1000, on_hand)
+            .await;
+        sku
+    }
+
+    /// Puts `sku` in the catalog as `name` at `unit_price` euro cents, `on_hand` units at the
+    /// default location, as an administrator.
+    pub async fn create_product(&self, sku: &str, name: &str, unit_price: i64, on_hand: u32) {
         let admin = self.token("staff-tests", Some("oms:admin"));
-        let body = json!({"name": format!("Test {prefix}"), "unitPrice": {"amount": 1000, "currency": "EUR"}, "weightGrams": 500, "onHand": on_hand});
+        let body = json!({"name": name, "unitPrice": {"amount": unit_price, "currency": "EUR"}, "weightGrams": 500, "onHand": on_hand});
         let reply = self.put(&format!("/inventory/{sku}"), &admin, &body).await;
         assert_eq!(
             reply.status,
@@ -182,7 +190,6 @@ impl Stack {
             "creating {sku}: {:?}",
             reply.body
         );
-        sku
     }
 
     /// Receives `units` of `sku` at `location`, as an administrator.

@@ -786,9 +786,11 @@ async fn returnable_lines<S: Store>(
         if most == 0 {
             continue;
         }
-        let choices = exchange_choices(store, line)
-            .await
-            .map_err(|e| Refusal::Internal(e.to_string()))?;
+        // A refund needs no catalog: if it cannot be read, the line is offered for a refund.
+        let choices = exchange_choices(store, line).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "exchange choices unread; a refund only");
+            Vec::new()
+        });
         lines.push(ReturnableLine {
             index,
             name: line.name.clone(),
@@ -806,17 +808,21 @@ async fn returnable_lines<S: Store>(
     Ok(lines)
 }
 
-/// The return form of `order`, with a refusal above it if one is given.
+/// The return form of `order`, with a refusal above it and what was typed put back if given.
 async fn return_form<S: Store, K: SecretSource + 'static>(
     app: &Shop<S, K>,
     keys: &Keys,
     visit: &Visit,
     order: &Order,
     status: StatusCode,
-    refused: Option<&str>,
+    refused: Option<(&str, &[(String, String)])>,
 ) -> Result<Response, Refusal> {
     let language = language_of(order);
     let lines = returnable_lines(&app.store, order, &app.returns).await?;
+    let (refused, typed) = match refused {
+        Some((words, typed)) => (Some(words), typed.iter().cloned().collect()),
+        None => (None, std::collections::HashMap::new()),
+    };
     if lines.is_empty() {
         // Nothing (left) to send back: the order's page says why.
         return Ok(Redirect::to(&format!("{BASE}/orders/{}", order.id)).into_response());
@@ -833,6 +839,7 @@ async fn return_form<S: Store, K: SecretSource + 'static>(
             // The request's idempotency key: a form sent twice opens one return.
             key => format!("shop-{}", ulid::Ulid::new()),
             refused,
+            typed,
         },
     ))
 }
@@ -869,6 +876,16 @@ async fn open_return<S: Store, K: SecretSource + 'static>(
         return Err(Refusal::Forbidden);
     }
     let language = language_of(&order);
+    // What was chosen, put back into the form if it is refused (the lines' own fields only).
+    let typed: Vec<(String, String)> = fields
+        .iter()
+        .filter(|(name, _)| {
+            ["quantity-", "reason-", "exchange-", "comment-"]
+                .iter()
+                .any(|p| name.starts_with(p))
+        })
+        .map(|(name, value)| (name.clone(), value.chars().take(500).collect()))
+        .collect();
     let refuse = |words: &'static str| {
         return_form(
             &app,
@@ -876,33 +893,42 @@ async fn open_return<S: Store, K: SecretSource + 'static>(
             &visit,
             &order,
             StatusCode::UNPROCESSABLE_ENTITY,
-            Some(words),
+            Some((words, typed.as_slice())),
         )
     };
-    let lines: Vec<serde_json::Value> = order
-        .lines
-        .iter()
-        .enumerate()
-        .filter_map(|(index, line)| {
-            let quantity: u32 = field(&format!("quantity-{index}")).parse().ok()?;
-            (quantity > 0).then(|| {
-                let mut wanted = serde_json::json!({
-                    "sku": line.sku.as_str(),
-                    "quantity": quantity,
-                    "reason": field(&format!("reason-{index}")),
-                });
-                let exchange = field(&format!("exchange-{index}"));
-                if !exchange.is_empty() {
-                    wanted["exchangeSku"] = exchange.into();
-                }
-                let comment = field(&format!("comment-{index}"));
-                if !comment.is_empty() {
-                    wanted["comment"] = comment.chars().take(500).collect::<String>().into();
-                }
-                wanted
-            })
-        })
-        .collect();
+    let offered = returnable_lines(&app.store, &order, &app.returns).await?;
+    let mut lines: Vec<serde_json::Value> = Vec::new();
+    for (index, line) in order.lines.iter().enumerate() {
+        let Ok(quantity) = field(&format!("quantity-{index}")).parse::<u32>() else {
+            continue;
+        };
+        if quantity == 0 {
+            continue;
+        }
+        let mut wanted = serde_json::json!({
+            "sku": line.sku.as_str(),
+            "quantity": quantity,
+            "reason": field(&format!("reason-{index}")),
+        });
+        let exchange = field(&format!("exchange-{index}"));
+        if !exchange.is_empty() {
+            // Only what the form offered: an item of the same price that is no variant of
+            // this one is not an exchange this page makes.
+            let was_offered = offered
+                .iter()
+                .find(|l| l.index == index)
+                .is_some_and(|l| l.exchanges.iter().any(|c| c.sku == exchange));
+            if !was_offered {
+                return refuse(text(language, "return.exchange-unavailable")).await;
+            }
+            wanted["exchangeSku"] = exchange.into();
+        }
+        let comment = field(&format!("comment-{index}"));
+        if !comment.is_empty() {
+            wanted["comment"] = comment.chars().take(500).collect::<String>().into();
+        }
+        lines.push(wanted);
+    }
     if lines.is_empty() {
         return refuse(text(language, "return.none")).await;
     }

@@ -312,14 +312,6 @@ async fn a_customer_finds_their_order_by_number_and_address_and_nothing_tells_a_
     );
 }
 
-/// A product of the catalog at `unit_price` euro cents with `on_hand` units, under `sku`.
-async fn product(stack: &Stack, sku: &str, name: &str, unit_price: i64, on_hand: u32) {
-    let admin = stack.token("staff-tests", Some("oms:admin"));
-    let body = json!({"name": name, "unitPrice": {"amount": unit_price, "currency": "EUR"}, "weightGrams": 300, "onHand": on_hand});
-    let reply = stack.put(&format!("/inventory/{sku}"), &admin, &body).await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
-}
-
 #[tokio::test]
 async fn a_customer_returns_a_delivered_item_on_the_page_prints_its_label_and_sees_the_refund() {
     let stack = Stack::connect().await;
@@ -330,9 +322,13 @@ async fn a_customer_returns_a_delivered_item_on_the_page_prints_its_label_and_se
         format!("{stem}-L"),
         format!("{stem}-XL"),
     );
-    product(&stack, &medium, "Shirt, size M", 1000, 5).await;
-    product(&stack, &large, "Shirt, size L", 1000, 3).await;
-    product(&stack, &dearer, "Shirt, size XL", 1200, 3).await;
+    stack
+        .create_product(&medium, "Shirt, size M", 1000, 5)
+        .await;
+    stack.create_product(&large, "Shirt, size L", 1000, 3).await;
+    stack
+        .create_product(&dearer, "Shirt, size XL", 1200, 3)
+        .await;
     let sku = stack.create_sku("SHOPRETURN", 5).await;
     let (_, delivered) = stack
         .delivered_order(&[(&medium, 1), (&sku, 2)], &chrono::Utc::now().to_rfc3339())

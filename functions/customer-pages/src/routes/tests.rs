@@ -23,14 +23,7 @@ fn shop() -> Router {
 
 /// The site over a store holding `order`.
 fn shop_with(order: Order) -> Router {
-    let store = InMemoryStore::default();
-    store.insert_order(order);
-    router(Shop {
-        store,
-        secret: FixedSecret::new(SECRET),
-        returns: ReturnPolicy::default_policy(),
-        origin: ORIGIN.into(),
-    })
+    shop_with_catalog(order, Vec::new())
 }
 
 /// The site over a store holding `order` and the catalog `products`.
@@ -360,7 +353,7 @@ async fn a_delivered_item_is_sent_back_from_the_page_and_its_label_prints_for_th
 #[tokio::test]
 async fn a_delivered_item_is_exchanged_for_another_size_from_the_page() {
     use oms_domain::fixtures::product;
-    let mut large = product("TSHIRT-RED-L", 2500, 3);
+    let mut large = product("TSHIRT-RED-L", 2500, 1);
     large.name = "T-shirt, red, size L".into();
     let router = shop_with_catalog(
         oms_domain::fixtures::delivered_order(ORDER, "customer-ada", Utc::now()),
@@ -370,6 +363,7 @@ async fn a_delivered_item_is_exchanged_for_another_size_from_the_page() {
             product("TSHIRT-RED-XL", 2900, 3),
             product("TSHIRT-RED-S", 2500, 0),
             product("MUG-WHITE", 1200, 5),
+            product("TSHIRT-BLUE-M", 2500, 5),
         ],
     );
     let (_, headers, _) = send(
@@ -399,9 +393,29 @@ async fn a_delivered_item_is_exchanged_for_another_size_from_the_page() {
         "another price, none in stock: {choices}"
     );
     let (csrf, key) = (hidden(&form, "csrf"), hidden(&form, "key"));
+    // A second tab's form, opened while the size L was still there.
+    let (_, _, second_tab) = send(
+        &router,
+        get(&format!("/shop/orders/{ORDER}/return"), Some(&cookie)),
+    )
+    .await;
+    let path = format!("/shop/orders/{ORDER}/returns");
+    // An item of the same price that is no variant of the shirt: not an exchange the page
+    // offered; refused, with what was chosen put back.
+    let unrelated = format!(
+        "csrf={csrf}&key={key}&quantity-0=1&reason-0=DOES_NOT_FIT&exchange-0=TSHIRT-BLUE-M&comment-0=too+tight"
+    );
+    let (status, _, page) = send(&router, post(&path, Some(&cookie), ORIGIN, &unrelated)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+    assert!(page.contains("no longer in stock"), "{page}");
+    assert!(
+        page.contains("<option value=\"1\" selected>1</option>"),
+        "{page}"
+    );
+    assert!(page.contains("value=\"DOES_NOT_FIT\" selected"), "{page}");
+    assert!(page.contains("value=\"too tight\""), "{page}");
     let one =
         format!("csrf={csrf}&key={key}&quantity-0=1&reason-0=DOES_NOT_FIT&exchange-0=TSHIRT-RED-L");
-    let path = format!("/shop/orders/{ORDER}/returns");
     let (status, headers, _) = send(&router, post(&path, Some(&cookie), ORIGIN, &one)).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let (_, _, page) = send(
@@ -414,6 +428,19 @@ async fn a_delivered_item_is_exchanged_for_another_size_from_the_page() {
         "{page}"
     );
     assert!(page.contains("Approved: print the label"), "{page}");
+
+    // The second tab asks for the size L too: its one unit is reserved for the first return,
+    // so it is no longer offered; refused, the form shown again with what was chosen.
+    let (csrf, key) = (hidden(&second_tab, "csrf"), hidden(&second_tab, "key"));
+    let again =
+        format!("csrf={csrf}&key={key}&quantity-0=1&reason-0=DOES_NOT_FIT&exchange-0=TSHIRT-RED-L");
+    let (status, _, page) = send(&router, post(&path, Some(&cookie), ORIGIN, &again)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+    assert!(page.contains("no longer in stock"), "{page}");
+    assert!(
+        !page.contains("TSHIRT-RED-L"),
+        "sold out, not offered: {page}"
+    );
 
     // An exchange for a price the line was not: refused, nothing opened.
     let (_, _, form) = send(

@@ -184,12 +184,12 @@ pub(super) async fn warehouse<S: Store, K: SecretSource>(
         arriving_next = next;
         arriving = expected
             .iter()
-            .map(|(rma, order)| {
+            .map(|rma| {
                 json!({
                     "returnId": rma.return_id,
-                    "orderId": order.id,
+                    "orderId": rma.return_id.order_id(),
                     "units": rma.lines.iter().map(|l| l.quantity.get()).sum::<u32>(),
-                    "approvedAt": rma.decision.as_ref().map_or(rma.requested_at, |d| d.at),
+                    "approvedAt": rma.approved_at(),
                 })
             })
             .collect();

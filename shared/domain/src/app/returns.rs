@@ -215,25 +215,29 @@ pub async fn request_return<S: OrderStore + InventoryStore + OrderTransactions>(
 /// The most products [`exchange_choices`] reads for one line.
 const VARIANTS_READ: u32 = 100;
 
-/// What a customer may ask for instead of a refund of `line`: its variants — the products
-/// whose SKU shares the line's stem (the SKU up to its last hyphen: `TSHIRT-RED-M` and
-/// `TSHIRT-RED-L`), the item itself first — on sale at the line's price with units available
-/// now (an exchange is for an item of the same price; approval reserves it, or refuses if it
-/// sold out meanwhile). A SKU without a hyphen has no variants but itself.
+/// What a customer may ask for instead of a refund of `line`: the item itself, then its
+/// variants — the products whose SKU is the line's stem (the SKU up to its last hyphen) and one
+/// more part (`TSHIRT-RED-L` for `TSHIRT-RED-M`; not `TSHIRT-RED-KIDS-M`) — each on sale at the
+/// line's price with units available now (an exchange is for an item of the same price;
+/// approval reserves it, or refuses if it sold out meanwhile). A SKU without a hyphen has no
+/// variants.
 pub async fn exchange_choices<S: InventoryStore>(
     store: &S,
     line: &OrderLine,
 ) -> Result<Vec<Product>, StoreError> {
-    let mut products = match line.sku.as_str().rsplit_once('-') {
-        Some((stem, _)) => {
-            store
-                .catalog_starting_with(&format!("{stem}-"), VARIANTS_READ)
-                .await?
-        }
-        None => store.products(std::slice::from_ref(&line.sku)).await?,
-    };
+    let mut products = store.products(std::slice::from_ref(&line.sku)).await?;
+    if let Some((stem, _)) = line.sku.as_str().rsplit_once('-') {
+        let stem = format!("{stem}-");
+        let variants = store.catalog_starting_with(&stem, VARIANTS_READ).await?;
+        products.extend(variants.into_iter().filter(|p| {
+            p.sku != line.sku
+                && p.sku
+                    .as_str()
+                    .strip_prefix(&stem)
+                    .is_some_and(|rest| !rest.contains('-'))
+        }));
+    }
     products.retain(|p| p.active && p.unit_price == line.unit_price && p.stock.available() > 0);
-    products.sort_by_key(|p| (p.sku != line.sku, p.sku.clone()));
     Ok(products)
 }
 
@@ -271,26 +275,22 @@ pub async fn pending_returns<S: OrderStore>(
     Ok((returns, page.next_cursor))
 }
 
-/// The approved returns whose goods are on their way, the longest-approved first, each with its
-/// order, a page of orders at a time: what the warehouse expects back. The caller's scope is
-/// checked at the edge.
+/// The approved returns whose goods are on their way, the longest-approved first, a page of
+/// orders at a time: what the warehouse expects back (each names its order). The caller's scope
+/// is checked at the edge.
 pub async fn arriving_returns<S: OrderStore>(
     store: &S,
     limit: u32,
     cursor: Option<&str>,
-) -> Result<(Vec<(Return, Order)>, Option<String>), ReturnsAppError> {
+) -> Result<(Vec<Return>, Option<String>), ReturnsAppError> {
     let page = store.list_arriving_returns(limit, cursor).await?;
-    let mut arriving: Vec<(Return, Order)> = page
+    let mut arriving: Vec<Return> = page
         .items
-        .iter()
-        .flat_map(|o| {
-            o.returns
-                .iter()
-                .filter(|r| r.status == crate::order::returns::ReturnStatus::Approved)
-                .map(|r| (r.clone(), o.clone()))
-        })
+        .into_iter()
+        .flat_map(|o| o.returns)
+        .filter(|r| r.status == crate::order::returns::ReturnStatus::Approved)
         .collect();
-    arriving.sort_by_key(|(r, _)| r.decision.as_ref().map_or(r.requested_at, |d| d.at));
+    arriving.sort_by_key(Return::approved_at);
     Ok((arriving, page.next_cursor))
 }
 
@@ -800,7 +800,8 @@ mod tests {
     }
 
     /// A line's exchange choices: its variants at its price with units to sell, itself first;
-    /// never another price, a product off sale, one sold out or another product's SKUs.
+    /// never another price, a product off sale, one sold out, another product's SKUs or a
+    /// deeper family's (`TEE-RED-KIDS-M` is no size of `TEE-RED-M`).
     #[tokio::test]
     async fn a_line_may_be_exchanged_for_its_variants_of_the_same_price_in_stock() {
         let mut retired = product("TEE-RED-S", 1000, 4);
@@ -812,6 +813,7 @@ mod tests {
             product("TEE-RED-XS", 1000, 0),
             retired,
             product("TEE-REDWOOD", 1000, 3),
+            product("TEE-RED-KIDS-M", 1000, 3),
             product("MUG", 1000, 3),
         ]);
         let order = delivered(&store, json!([{"sku": "TEE-RED-M", "quantity": 1}]), 1).await;

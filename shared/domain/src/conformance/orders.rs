@@ -533,6 +533,46 @@ pub async fn pending_returns<S: OrderStore>(store: &S, prefix: &str) {
         [approve.id.clone()],
         "an approved return is on its way"
     );
+    // Another return of the same order, waiting for staff: the order is in the approval queue
+    // until that one is decided, then on its way again.
+    let stored = store
+        .get(&approve.id)
+        .await
+        .expect("reading the order")
+        .expect("the order");
+    let request = ReturnRequest::parse(&serde_json::json!({
+        "lines": [{"sku": stored.lines[0].sku.as_str(), "quantity": 1, "reason": "OTHER"}]
+    }))
+    .expect("a valid return request");
+    let second = stored
+        .request_return(
+            &request,
+            IdempotencyKey::parse(format!("second-{}", stored.id)).expect("a key"),
+            &[],
+            &ReturnPolicy::default_policy(),
+            at + seconds(95),
+        )
+        .expect("the second unit can be returned")
+        .order;
+    let waiting_again = save(store, &stored, second).await;
+    let arriving =
+        all_pages(|cursor| async move { store.list_arriving_returns(10, cursor.as_deref()).await })
+            .await;
+    let pending =
+        all_pages(|cursor| async move { store.list_pending_returns(10, cursor.as_deref()).await })
+            .await;
+    assert!(queue(&arriving).is_empty(), "in the approval queue instead");
+    assert!(queue(&pending).contains(&approve.id));
+    let return_id = waiting_again.returns[1].return_id.clone();
+    let decided = waiting_again
+        .decide_return(&return_id, false, "staff", None, at + seconds(96))
+        .expect("a waiting return can be rejected")
+        .order;
+    save(store, &waiting_again, decided).await;
+    let arriving =
+        all_pages(|cursor| async move { store.list_arriving_returns(10, cursor.as_deref()).await })
+            .await;
+    assert_eq!(queue(&arriving), [approve.id.clone()], "on its way again");
     assert_eq!(
         store.list_arriving_returns(1, Some(GARBAGE_CURSOR)).await,
         Err(StoreError::InvalidCursor),

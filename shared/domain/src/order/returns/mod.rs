@@ -211,6 +211,11 @@ pub struct Return {
 }
 
 impl Return {
+    /// When staff or the policy approved it (its request, for one stored without a decision).
+    pub fn approved_at(&self) -> DateTime<Utc> {
+        self.decision.as_ref().map_or(self.requested_at, |d| d.at)
+    }
+
     /// Units of `sku` this return holds against the delivered quantity: announced until received,
     /// then what arrived; nothing once rejected.
     fn claims(&self, sku: &Sku) -> u32 {
@@ -309,7 +314,7 @@ impl Order {
         self.returns
             .iter()
             .filter(|r| r.status == ReturnStatus::Approved)
-            .map(|r| r.decision.as_ref().map_or(r.requested_at, |d| d.at))
+            .map(Return::approved_at)
             .min()
     }
 
