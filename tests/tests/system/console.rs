@@ -147,6 +147,18 @@ impl Browser {
         }
     }
 
+    /// The current value of the field at `css` (what is typed or chosen in it).
+    pub(crate) async fn value(&self, css: &str) -> String {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no field at {css}: {e}"))
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap_or_default()
+    }
+
     pub(crate) async fn body(&self) -> String {
         self.text("body").await
     }
@@ -1372,30 +1384,20 @@ async fn a_refused_form_comes_back_on_its_own_page_with_what_was_typed() {
         browser.text("h1").await.contains(&sku),
         "the SKU's own page, not a page of its own"
     );
-    let value = |css: &'static str| {
-        let client = browser.client.clone();
-        async move {
-            client
-                .find(Locator::Css(css))
-                .await
-                .unwrap()
-                .prop("value")
-                .await
-                .unwrap()
-                .unwrap_or_default()
-        }
-    };
-    assert_eq!(value("#write-off-form input[name=units]").await, "7");
     assert_eq!(
-        value("#write-off-form input[name=note]").await,
+        browser.value("#write-off-form input[name=units]").await,
+        "7"
+    );
+    assert_eq!(
+        browser.value("#write-off-form input[name=note]").await,
         "a pallet fell"
     );
     assert_eq!(
-        value("#write-off-form select[name=reason]").await,
+        browser.value("#write-off-form select[name=reason]").await,
         "SHRINKAGE"
     );
     assert_eq!(
-        value("#receipt-form input[name=units]").await,
+        browser.value("#receipt-form input[name=units]").await,
         "",
         "the page's other forms are as they were"
     );
@@ -1452,21 +1454,8 @@ async fn a_refused_form_comes_back_on_its_own_page_with_what_was_typed() {
         .text("#form-refused")
         .await
         .contains("Nothing was changed"));
-    let typed = |css: &'static str| {
-        let client = packer.client.clone();
-        async move {
-            client
-                .find(Locator::Css(css))
-                .await
-                .unwrap()
-                .prop("value")
-                .await
-                .unwrap()
-                .unwrap_or_default()
-        }
-    };
-    assert_eq!(typed("form.pack input[name=weightGrams]").await, "0");
-    assert_eq!(typed("form.pack input[name=heightCm]").await, "12");
+    assert_eq!(packer.value("form.pack input[name=weightGrams]").await, "0");
+    assert_eq!(packer.value("form.pack input[name=heightCm]").await, "12");
     let beside = packer.text("form.pack .field-error").await;
     assert!(
         beside.starts_with("weightGrams:"),
@@ -1771,6 +1760,12 @@ async fn every_screen_fits_a_phone_without_scrolling_sideways() {
         browser.body().await.contains("switch to BER-1"),
         "the refusal says where to go"
     );
+    // A page that does not exist keeps the navigation and leads home.
+    browser.goto("/console/no-such-screen").await;
+    assert_eq!(browser.text("#message-title").await, "Not found");
+    assert!(browser.text("nav").await.contains("Exceptions"));
+    browser.submit("#back-home").await;
+    assert_eq!(browser.path().await, "/console/orders");
     // The stylesheet, linked by its digest, is kept a year: fetched once, not with every page.
     let sheet = browser
         .client

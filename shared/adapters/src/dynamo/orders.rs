@@ -142,15 +142,8 @@ impl OrderStore for DynamoStore {
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<Page<Order>, StoreError> {
-        self.query_orders(&IndexQuery {
-            index: PENDING_RETURNS_INDEX,
-            partition: PENDING_RETURNS_PARTITION.to_owned(),
-            oldest_first: true,
-            sort_keys: SortKeys::All,
-            limit,
-            cursor,
-        })
-        .await
+        self.returns_queue(PENDING_RETURNS_PARTITION, limit, cursor)
+            .await
     }
 
     async fn list_arriving_returns(
@@ -158,15 +151,8 @@ impl OrderStore for DynamoStore {
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<Page<Order>, StoreError> {
-        self.query_orders(&IndexQuery {
-            index: PENDING_RETURNS_INDEX,
-            partition: ARRIVING_RETURNS_PARTITION.to_owned(),
-            oldest_first: true,
-            sort_keys: SortKeys::All,
-            limit,
-            cursor,
-        })
-        .await
+        self.returns_queue(ARRIVING_RETURNS_PARTITION, limit, cursor)
+            .await
     }
 
     async fn count_by_status(
@@ -353,6 +339,24 @@ impl OrderStore for DynamoStore {
 }
 
 impl DynamoStore {
+    /// A page of one of the returns index's queues (`partition`), oldest first.
+    async fn returns_queue(
+        &self,
+        partition: &str,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<Order>, StoreError> {
+        self.query_orders(&IndexQuery {
+            index: PENDING_RETURNS_INDEX,
+            partition: partition.to_owned(),
+            oldest_first: true,
+            sort_keys: SortKeys::All,
+            limit,
+            cursor,
+        })
+        .await
+    }
+
     /// One page of the orders in one partition of an index (which projects them whole), with an
     /// opaque cursor that only opens the same partition.
     async fn query_orders(&self, query: &IndexQuery<'_>) -> Result<Page<Order>, StoreError> {

@@ -218,25 +218,32 @@ fn delivered(order: &Order, at: DateTime<Utc>) -> Order {
 /// `order` (delivered) with a return of one unit of its first line that waits for staff: the
 /// default policy never approves reason `OTHER` by itself.
 fn with_pending_return(order: &Order, at: DateTime<Utc>) -> Order {
+    let next = with_another_pending_return(order, "return", at);
+    assert_eq!(
+        next.oldest_pending_return(),
+        Some(at),
+        "the return waits for staff"
+    );
+    next
+}
+
+/// `order` with one more return waiting for staff, asked under a key made of `key` and the
+/// order's id.
+fn with_another_pending_return(order: &Order, key: &str, at: DateTime<Utc>) -> Order {
     let request = ReturnRequest::parse(&json!({
         "lines": [{"sku": order.lines[0].sku.as_str(), "quantity": 1, "reason": "OTHER"}]
     }))
     .expect("a valid return request");
-    let step = order
+    order
         .request_return(
             &request,
-            IdempotencyKey::parse(format!("return-{}", order.id)).expect("a key"),
+            IdempotencyKey::parse(format!("{key}-{}", order.id)).expect("a key"),
             &[],
             &ReturnPolicy::default_policy(),
             at,
         )
-        .expect("a delivered order can be returned");
-    assert_eq!(
-        step.order.oldest_pending_return(),
-        Some(at),
-        "the return waits for staff"
-    );
-    step.order
+        .expect("a delivered order can be returned")
+        .order
 }
 
 fn ids(orders: &[Order]) -> Vec<OrderId> {

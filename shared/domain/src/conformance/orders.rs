@@ -540,20 +540,7 @@ pub async fn pending_returns<S: OrderStore>(store: &S, prefix: &str) {
         .await
         .expect("reading the order")
         .expect("the order");
-    let request = ReturnRequest::parse(&serde_json::json!({
-        "lines": [{"sku": stored.lines[0].sku.as_str(), "quantity": 1, "reason": "OTHER"}]
-    }))
-    .expect("a valid return request");
-    let second = stored
-        .request_return(
-            &request,
-            IdempotencyKey::parse(format!("second-{}", stored.id)).expect("a key"),
-            &[],
-            &ReturnPolicy::default_policy(),
-            at + seconds(95),
-        )
-        .expect("the second unit can be returned")
-        .order;
+    let second = with_another_pending_return(&stored, "second", at + seconds(95));
     let waiting_again = save(store, &stored, second).await;
     let arriving =
         all_pages(|cursor| async move { store.list_arriving_returns(10, cursor.as_deref()).await })
