@@ -81,7 +81,21 @@ impl Bench {
             stack.resource("CarrierWebhookSecret"),
             stack.resource("PspWebhookSecret"),
         );
-        let environment: Vec<(String, String)> = [
+        // Every variable the stack gives its functions (its env file, where its functions run),
+        // then the benchmark's own table, topics and credentials over them.
+        let stack_environment = std::env::var("OMS_LOCAL_LAMBDA_PORT")
+            .ok()
+            .and_then(|port| {
+                std::fs::read_to_string(std::env::temp_dir().join(format!("oms-local-{port}.env")))
+                    .ok()
+            })
+            .unwrap_or_default();
+        let mut environment: Vec<(String, String)> = stack_environment
+            .lines()
+            .filter_map(|line| line.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let own: Vec<(String, String)> = [
             ("TABLE_NAME", table.as_str()),
             ("ORDER_EVENTS_TOPIC_ARN", topic.as_str()),
             ("CUSTOMER_NOTIFICATIONS_TOPIC_ARN", topic.as_str()),
@@ -95,6 +109,8 @@ impl Bench {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+        environment.retain(|(k, _)| !own.iter().any(|(o, _)| o == k));
+        environment.extend(own);
         Ok(Bench {
             stack,
             store,
@@ -129,6 +145,9 @@ pub fn fixture(function: &str, i: usize) -> Value {
         "returns-api" => load("returns-api/get-return.json"),
         "payments-webhook" => load("payments-webhook/authorization-succeeded.json"),
         "order-sweeper" => load("order-sweeper/scheduled.json"),
+        "customer-pages" => load("customer-pages/find-page.json"),
+        "staff-console" => load("staff-console/home.json"),
+        "psp-stripe" => load("psp-stripe/capture-requested.json"),
         _ => json!({"hello": "world"}),
     }
 }

@@ -518,3 +518,17 @@ async fn a_visit_is_forgotten_on_the_customers_request() {
         "{page}"
     );
 }
+
+/// The lookup page from the event API Gateway hands over (`events/customer-pages/find-page.json`),
+/// in the browser's language.
+#[tokio::test]
+async fn the_lookup_answers_api_gateways_event_in_the_browsers_language() {
+    let json = oms_domain::fixtures::event_text("customer-pages/find-page.json");
+    let request = lambda_http::request::from_str(&json).expect("an API Gateway event");
+    let (parts, body) = request.into_parts();
+    let request = Request::from_parts(parts, Body::from(body.to_vec()));
+    let (status, _, page) = send(&shop(), request).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("<html lang=\"de\">"), "{page}");
+    assert!(page.contains("action=\"/shop/orders/find\""), "{page}");
+}

@@ -569,3 +569,16 @@ async fn a_refused_form_comes_back_on_its_own_page_with_what_was_typed_and_why()
     // Another form on the same page is not filled with what this one sent.
     assert!(!page.contains("value=\"99\""), "{page}");
 }
+
+/// The console's address from the event API Gateway hands over (`events/staff-console/home.json`):
+/// without a session, to the sign-in.
+#[tokio::test]
+async fn the_console_answers_api_gateways_event_with_the_sign_in() {
+    let json = fixtures::event_text("staff-console/home.json");
+    let request = lambda_http::request::from_str(&json).expect("an API Gateway event");
+    let (parts, body) = request.into_parts();
+    let request = Request::from_parts(parts, Body::from(body.to_vec()));
+    let (status, headers, _) = call(&console(InMemoryStore::default()), request).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], "/console/sign-in");
+}
