@@ -29,9 +29,14 @@ log=target/oms-local-bench.log
 target/debug/oms-local up --stack oms-bench --profile release --no-seed > "$log" 2>&1 &
 stack_pid=$!
 trap 'kill -INT "$stack_pid" 2>/dev/null || true; wait "$stack_pid" 2>/dev/null || true' EXIT
-for _ in $(seq 1 900); do
-  curl -sf "$OMS_API_URL/_local/health" > /dev/null && break
+# The stack builds each function with cargo-lambda's own release flags before it is ready: on a
+# fresh clone that is the AWS SDK and fifteen LTO links again, well over fifteen minutes on two
+# cores. Wait for it (an hour at most), and stop if it never comes up.
+ready=
+for _ in $(seq 1 3600); do
+  curl -sf "$OMS_API_URL/_local/health" > /dev/null && { ready=1; break; }
   kill -0 "$stack_pid" 2>/dev/null || { tail -50 "$log" >&2; exit 1; }
   sleep 1
 done
+[ -n "$ready" ] || { echo "the benchmark's stack was not ready within an hour" >&2; tail -50 "$log" >&2; exit 1; }
 target/release/oms-bench
