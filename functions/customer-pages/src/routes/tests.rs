@@ -47,6 +47,12 @@ fn hidden(page: &str, name: &str) -> String {
         .to_owned()
 }
 
+/// The visit's cookie after the sample order's signed link is opened.
+async fn visit(router: &Router) -> String {
+    let (_, headers, _) = send(router, get(&link(ORDER, Utc::now().timestamp() + 60), None)).await;
+    cookie_of(&headers)
+}
+
 fn link(order: &str, expires: i64) -> String {
     let token = OrderLinks::from_secret(SECRET)
         .unwrap()
@@ -300,12 +306,7 @@ async fn a_delivered_item_is_sent_back_from_the_page_and_its_label_prints_for_th
         "customer-ada",
         Utc::now(),
     ));
-    let (_, headers, _) = send(
-        &router,
-        get(&link(ORDER, Utc::now().timestamp() + 60), None),
-    )
-    .await;
-    let cookie = cookie_of(&headers);
+    let cookie = visit(&router).await;
     let (_, _, page) = send(
         &router,
         get(&format!("/shop/orders/{ORDER}"), Some(&cookie)),
@@ -366,12 +367,7 @@ async fn a_delivered_item_is_exchanged_for_another_size_from_the_page() {
             product("TSHIRT-BLUE-M", 2500, 5),
         ],
     );
-    let (_, headers, _) = send(
-        &router,
-        get(&link(ORDER, Utc::now().timestamp() + 60), None),
-    )
-    .await;
-    let cookie = cookie_of(&headers);
+    let cookie = visit(&router).await;
     let (_, _, form) = send(
         &router,
         get(&format!("/shop/orders/{ORDER}/return"), Some(&cookie)),
@@ -462,12 +458,7 @@ async fn a_delivered_item_is_exchanged_for_another_size_from_the_page() {
 #[tokio::test]
 async fn a_visit_is_forgotten_on_the_customers_request() {
     let router = shop();
-    let (_, headers, _) = send(
-        &router,
-        get(&link(ORDER, Utc::now().timestamp() + 60), None),
-    )
-    .await;
-    let cookie = cookie_of(&headers);
+    let cookie = visit(&router).await;
     let (_, _, page) = send(
         &router,
         get(&format!("/shop/orders/{ORDER}"), Some(&cookie)),
