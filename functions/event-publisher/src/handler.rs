@@ -8,7 +8,9 @@ use lambda_runtime::{Error, LambdaEvent};
 use oms_adapters::config::TopicConfig;
 use oms_adapters::dynamo::{decode_item, TableItem};
 use oms_adapters::sns::{EventPublisher, EventSink, OutgoingEvent};
-use oms_domain::events::{order_event, psp_request_events, refund_events, stock_event};
+use oms_domain::events::{
+    order_event, psp_request_events, refund_events, reorder_event, stock_event,
+};
 use oms_domain::ports::StoreError;
 
 /// What the function needs, built once per cold start.
@@ -135,6 +137,9 @@ fn derive(record: &EventRecord, default_location: &str) -> Result<Vec<OutgoingEv
                 _ => None,
             };
             if let Some(event) = stock_event(old.as_deref(), Some(&new)) {
+                events.push(outgoing(&event)?);
+            }
+            if let Some(event) = reorder_event(old.as_deref(), Some(&new)) {
                 events.push(outgoing(&event)?);
             }
         }

@@ -12,12 +12,14 @@ use oms_adapters::http::{page_limit, ProblemType};
 use oms_domain::app::caller::{SCOPE_ADMIN, SCOPE_WAREHOUSE};
 use oms_domain::app::inventory::{self, AdjustmentView, ProductView};
 use oms_domain::app::locations::{self, LocationDirectory};
-use oms_domain::app::staff::{self, CatalogOrder};
+use oms_domain::app::staff::{self, CatalogOrder, HealthReading};
 use oms_domain::app::Caller;
 use oms_domain::ids::Sku;
 use oms_domain::location::{Location, Locations};
 use oms_domain::ports::{InventoryStore, LocationStore};
+use oms_domain::replenishment::{day_of, HealthPolicy};
 use oms_domain::shipping::ShippingPolicy;
+use oms_domain::stock::Product;
 use oms_domain::stock::Transfer;
 use oms_domain::validation::ValidationErrors;
 
@@ -27,6 +29,20 @@ pub struct App<S> {
     pub policy: ShippingPolicy,
     /// Where stock is kept (adjustments name one of them), as staff keep the list.
     pub locations: LocationDirectory,
+    /// The business's stock targets, which staff's views of a SKU's health read.
+    pub health: HealthPolicy,
+}
+
+impl<S> App<S> {
+    /// A product as `caller` may see it: staff with its demand and health, anyone else its
+    /// availability alone.
+    fn view(&self, caller: &Caller, product: &Product) -> ProductView {
+        if caller.has_scope(SCOPE_ADMIN) || caller.has_scope(SCOPE_WAREHOUSE) {
+            ProductView::for_staff(product, chrono::Utc::now(), self.health)
+        } else {
+            ProductView::public(product)
+        }
+    }
 }
 
 impl App<DynamoStore> {
@@ -35,6 +51,7 @@ impl App<DynamoStore> {
         Ok(App {
             store: DynamoStore::from_env()?,
             locations: config::location_directory_from_env(&policy)?,
+            health: config::health_policy_from_env()?,
             policy,
         })
     }
@@ -66,10 +83,10 @@ async fn get<S: InventoryStore>(
     app: &App<S>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
-    caller(request)?;
+    let caller = caller(request)?;
     let sku = sku_in_path(request)?;
-    let view = inventory::get_product(&app.store, &sku).await?;
-    Ok(json_response(StatusCode::OK, &view))
+    let product = inventory::get_product(&app.store, &sku).await?;
+    Ok(json_response(StatusCode::OK, &app.view(&caller, &product)))
 }
 
 /// `GET /locations`: the business's warehouses and stores, what each can do and how the
@@ -171,7 +188,7 @@ async fn list<S: InventoryStore>(
             .map(|s| Sku::parse(s.trim()).map_err(|e| invalid_query(format!("skus: {s}: {e}"))))
             .collect::<Result<Vec<_>, _>>()?;
         let products = staff::availability(&app.store, &skus).await?;
-        let items: Vec<ProductView> = products.iter().map(ProductView::from).collect();
+        let items: Vec<ProductView> = products.iter().map(|p| app.view(&caller, p)).collect();
         return Ok(json_response(
             StatusCode::OK,
             &Listing {
@@ -180,12 +197,19 @@ async fn list<S: InventoryStore>(
             },
         ));
     }
+    let reading = HealthReading {
+        today: day_of(chrono::Utc::now()),
+        policy: app.health,
+    };
     let order = match query.first("sort") {
         None | Some("sku") => CatalogOrder::Sku,
         Some("lowStock") => CatalogOrder::LowStockFirst,
+        Some("reorder") => CatalogOrder::ReorderFirst(reading),
+        Some("cover") => CatalogOrder::LeastCoverFirst(reading),
+        Some("overstock") => CatalogOrder::OverstockFirst(reading),
         Some(other) => {
             return Err(invalid_query(format!(
-                "sort: {other} is not one of sku, lowStock"
+                "sort: {other} is not one of sku, lowStock, reorder, cover, overstock"
             )))
         }
     };
@@ -202,7 +226,7 @@ async fn list<S: InventoryStore>(
         query.first("cursor"),
     )
     .await?;
-    Ok(Listing::of(&page, |p| Some(ProductView::from(p))).response())
+    Ok(Listing::of(&page, |p| Some(app.view(&caller, p))).response())
 }
 
 /// `GET /inventory/{sku}/adjustments` and `GET /inventory/{sku}/transfers`: the SKU's
@@ -312,7 +336,7 @@ async fn put<S: InventoryStore + LocationStore>(
 ) -> Result<Response<Body>, ApiError> {
     let (caller, sku, body) = admin_write(request, sku_to_write)?;
     let here = app.locations.current(&app.store).await?;
-    let (view, created) = inventory::put_product(
+    let (product, created) = inventory::put_product(
         &app.store,
         &app.policy,
         &here,
@@ -329,7 +353,7 @@ async fn put<S: InventoryStore + LocationStore>(
         } else {
             StatusCode::OK
         },
-        &view,
+        &app.view(&caller, &product),
     ))
 }
 
@@ -341,10 +365,10 @@ async fn adjust<S: InventoryStore + LocationStore>(
     let (store, at) = (&app.store, chrono::Utc::now());
     let here = app.locations.current(&app.store).await?;
     let key = optional_idempotency_key(request, "POST /inventory/{sku}/adjustments")?;
-    let view =
+    let product =
         inventory::adjust_stock(store, &here, &caller, &sku, &body, key.as_ref(), at).await?;
-    tracing::info!(sku = %sku, available = view.available, "stock adjusted");
-    Ok(json_response(StatusCode::OK, &view))
+    tracing::info!(sku = %sku, available = product.stock.available(), "stock adjusted");
+    Ok(json_response(StatusCode::OK, &app.view(&caller, &product)))
 }
 
 /// `GET /shipping/options?country=DE&postalCode=10115&items=SKU:2,OTHER:1`: every method that
@@ -397,6 +421,7 @@ mod tests {
             store: InMemoryStore::default(),
             policy: ShippingPolicy::default_policy(),
             locations: LocationDirectory::demo(),
+            health: HealthPolicy::default(),
         }
     }
 
@@ -407,8 +432,24 @@ mod tests {
         assert_eq!(status, 404);
         let (status, body) = call(&app, "put-inventory").await;
         assert_eq!(status, 201, "{body}");
+        // Staff see its replenishment and health: no demand yet, so the reorder point is the
+        // safety stock and 40 units that sold nothing are overstock.
+        assert_eq!(
+            (body["leadTimeDays"].as_u64(), body["safetyStock"].as_u64()),
+            (Some(10), Some(3))
+        );
+        assert_eq!(body["health"]["demand30Days"], 0);
+        assert_eq!(body["health"]["daysOfCover"], serde_json::Value::Null);
+        assert_eq!(body["health"]["reorderPoint"], 3);
+        assert_eq!(body["health"]["overstock"], true);
+        assert_eq!(body["locations"][0]["health"]["reorderPoint"], 3);
         let (status, body) = call(&app, "get-inventory").await;
         assert_eq!(status, 200);
+        // A customer (a storefront) sees the availability, not what the SKU sells.
+        for staff_only in ["health", "leadTimeDays", "safetyStock"] {
+            assert!(body.get(staff_only).is_none(), "{staff_only}: {body}");
+        }
+        assert!(body["locations"][0].get("health").is_none());
         assert_eq!(
             (
                 body["available"].as_u64(),

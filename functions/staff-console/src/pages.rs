@@ -234,7 +234,7 @@ mod tests {
             .unwrap();
         assert!(orders.contains("cursor=a%2Bb%3D"), "{orders}");
         let inventory = pages
-            .render("inventory.html", minijinja::context! { me => me.clone(), products => ser(serde_json::json!([{"sku": "A", "name": "A", "available": 1, "reserved": 0, "onHand": 1, "lowStockThreshold": 2, "active": true}])), q => "x y", low_first => true, next_cursor => cursor })
+            .render("inventory.html", minijinja::context! { me => me.clone(), products => ser(serde_json::json!([{"sku": "A", "name": "A", "available": 1, "reserved": 0, "onHand": 1, "lowStockThreshold": 2, "active": true, "health": {"demand30Days": 3, "daysOfCover": 10, "reorderPoint": 2, "reorder": false, "suggestedReorder": 0, "overstock": false}}])), q => "x y", sort => "lowStock", overstock_days => 90, next_cursor => cursor })
             .unwrap();
         assert!(
             inventory.contains("q=x%20y") && inventory.contains("cursor=a%2Bb%3D"),

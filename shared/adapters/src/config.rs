@@ -14,6 +14,7 @@ use oms_domain::location::{LocationError, Locations};
 use oms_domain::order::payments::{CaptureMode, PaymentPolicy};
 use oms_domain::order::returns::policy::ReturnPolicy;
 use oms_domain::order::OrderLimits;
+use oms_domain::replenishment::HealthPolicy;
 use oms_domain::shipping::{PolicyError, ShippingPolicy};
 
 /// A configuration problem, found at cold start.
@@ -186,6 +187,30 @@ pub fn payment_policy_from_env() -> Result<PaymentPolicy, ConfigError> {
             .map_or(defaults.deadline_margin, chrono::Duration::hours),
         capture_confirmation: number("CAPTURE_CONFIRMATION_SECONDS")?
             .map_or(defaults.capture_confirmation, chrono::Duration::seconds),
+    })
+}
+
+/// The business's stock targets: `OVERSTOCK_COVER_DAYS` (more days of cover is overstock; 90)
+/// and `REORDER_COVER_DAYS` (a reorder brings a SKU up to its reorder point plus this many days
+/// of demand; 30).
+pub fn health_policy_from_env() -> Result<HealthPolicy, ConfigError> {
+    let defaults = HealthPolicy::default();
+    let days = |name: &'static str, max: u32, default: u32| -> Result<u32, ConfigError> {
+        match env::var(name) {
+            Ok(v) if !v.is_empty() => v
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=max).contains(n))
+                .ok_or(ConfigError::Invalid(
+                    name,
+                    "a whole number of days from 1 up",
+                )),
+            _ => Ok(default),
+        }
+    };
+    Ok(HealthPolicy {
+        overstock_cover_days: days("OVERSTOCK_COVER_DAYS", 3650, defaults.overstock_cover_days)?,
+        reorder_cover_days: days("REORDER_COVER_DAYS", 365, defaults.reorder_cover_days)?,
     })
 }
 

@@ -45,6 +45,8 @@ pub fn product(sku: &str, unit_price: i64, stock: u32) -> Product {
             DEFAULT_LOCATION,
             StockLevel::new(stock).expect("a stock level"),
         ),
+        replenishment: Default::default(),
+        demand: Default::default(),
         version: 1,
         updated_at: Utc::now(),
     }

@@ -53,6 +53,7 @@ pub mod notifications;
 pub mod order;
 pub mod ports;
 pub mod quantity;
+pub mod replenishment;
 pub mod request;
 pub mod routing;
 pub mod shipping;

@@ -10,12 +10,13 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{IdempotencyKey, Sku};
 use crate::money::Money;
 use crate::quantity::Quantity;
+use crate::replenishment::{Demand, Health, HealthPolicy, Replenishment};
 
 /// A SKU's stock counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -350,9 +351,49 @@ pub struct Product {
     pub low_stock_threshold: u32,
     /// Its counters per location.
     pub stock: Stock,
+    /// Its lead time and safety stock.
+    #[serde(default)]
+    pub replenishment: Replenishment,
+    /// The units reserved for it per location and day, over the health window.
+    #[serde(default)]
+    pub demand: Demand,
     /// Bumped by every write, so concurrent read-modify-writes cannot lose an update.
     pub version: u64,
     pub updated_at: DateTime<Utc>,
+}
+
+impl Product {
+    /// Records the units `delta` reserves (for an order or a replacement) as `day`'s demand at
+    /// each location it reserves them at.
+    pub fn record_demand(&mut self, delta: &StockDelta, day: NaiveDate) {
+        for at in delta.locations.iter().filter(|at| at.takes_available > 0) {
+            self.demand.record(&at.location, day, at.takes_available);
+        }
+    }
+
+    /// Its health at `location` on `today`'s window.
+    pub fn health_at(&self, location: &str, today: NaiveDate, policy: HealthPolicy) -> Health {
+        let demand = self.demand.at(location, today);
+        Health::of(
+            self.stock.at(location).available(),
+            0,
+            demand,
+            self.replenishment,
+            policy,
+        )
+    }
+
+    /// Its health over every location together on `today`'s window.
+    pub fn health(&self, today: NaiveDate, policy: HealthPolicy) -> Health {
+        let demand = self.demand.total(today);
+        Health::of(
+            self.stock.available(),
+            0,
+            demand,
+            self.replenishment,
+            policy,
+        )
+    }
 }
 
 /// Why stock changed by hand: receipts from suppliers, counts, damage and the like.
@@ -647,6 +688,7 @@ impl Transfer {
         stock.set(location, after);
         let next = Product {
             stock,
+            demand: product.demand.recent(crate::replenishment::day_of(now)),
             version: product.version + 1,
             updated_at: now,
             ..product.clone()

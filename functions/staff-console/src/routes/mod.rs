@@ -48,7 +48,7 @@ use oms_domain::app::fulfillment::{self, WarehouseAction};
 use oms_domain::app::inventory::{self, AdjustmentView, ProductView};
 use oms_domain::app::queries::{self, OrderSummary};
 use oms_domain::app::returns::{cancel_order, decide_return, pending_returns, receive_return};
-use oms_domain::app::staff::{self, CatalogOrder, QueueFilter};
+use oms_domain::app::staff::{self, CatalogOrder, HealthReading, QueueFilter};
 use oms_domain::app::views::{OrderView, PaymentAttentionView};
 use oms_domain::app::Caller;
 use oms_domain::ids::{CustomerId, OrderId, ReturnId, Sku};
@@ -57,6 +57,7 @@ use oms_domain::order::payments::PaymentStatus;
 use oms_domain::order::returns::policy::ReturnPolicy;
 use oms_domain::order::OrderStatus;
 use oms_domain::ports::{InventoryStore, OrderStore, OrderTransactions};
+use oms_domain::replenishment::day_of;
 use oms_domain::request::returns::ReceiptRequest;
 use oms_domain::request::staff::{CancelRequest, DecisionRequest};
 use oms_domain::shipping::ShippingPolicy;
@@ -111,6 +112,8 @@ pub struct Console<S, K> {
     pub returns: ReturnPolicy,
     /// When unpaid orders expire (the order page says when).
     pub payments: oms_domain::order::payments::PaymentPolicy,
+    /// The business's stock targets, which the inventory screens' health figures read.
+    pub health: oms_domain::replenishment::HealthPolicy,
     /// The secret the session's keys derive from.
     pub secret: K,
     pub signin: SignIn,
@@ -137,6 +140,7 @@ impl Console<DynamoStore, SecretCache> {
             shipping,
             returns: config::return_policy_from_env()?,
             payments: config::payment_policy_from_env()?,
+            health: config::health_policy_from_env()?,
             secret: SecretCache::from_env("CONSOLE_SESSION_SECRET_ARN")?,
             signin: SignIn::new(&issuer, &client_id, &console_url)?,
             dead_letters: Some(DeadLetters::from_env()?),

@@ -15,29 +15,42 @@ pub(super) async fn inventory_list<S: Store, K: SecretSource>(
     staff: Holding<AdminOrWarehouse>,
     Query(query): Query<CatalogQuery>,
 ) -> Result<Response, PageError> {
-    let low_first = query.sort.as_deref() == Some("lowStock");
+    let now = Utc::now();
+    let reading = HealthReading {
+        today: day_of(now),
+        policy: app.health,
+    };
+    // An unknown order is the SKU order, as the select's first choice says.
+    let (sort, order) = match query.sort.as_deref() {
+        Some("lowStock") => ("lowStock", CatalogOrder::LowStockFirst),
+        Some("reorder") => ("reorder", CatalogOrder::ReorderFirst(reading)),
+        Some("cover") => ("cover", CatalogOrder::LeastCoverFirst(reading)),
+        Some("overstock") => ("overstock", CatalogOrder::OverstockFirst(reading)),
+        _ => ("sku", CatalogOrder::Sku),
+    };
     let search = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
     let found = staff::catalog(
         &app.store,
         &staff.caller,
-        if low_first {
-            CatalogOrder::LowStockFirst
-        } else {
-            CatalogOrder::Sku
-        },
+        order,
         search,
         PAGE_ROWS,
         query.cursor.as_deref(),
     )
     .await?;
-    let rows: Vec<_> = found.items.iter().map(ProductView::from).collect();
+    let rows: Vec<_> = found
+        .items
+        .iter()
+        .map(|p| ProductView::for_staff(p, now, app.health))
+        .collect();
     staff.page(
         &app,
         "inventory.html",
         context! {
             products => ser(&rows),
             q => search,
-            low_first,
+            sort,
+            overstock_days => app.health.overstock_cover_days,
             next_cursor => found.next_cursor,
         },
     )
@@ -53,7 +66,11 @@ pub(super) async fn product<S: Store, K: SecretSource>(
     Path(sku): Path<String>,
 ) -> Result<Response, PageError> {
     let sku = sku_of(&sku)?;
-    let product = inventory::get_product(&app.store, &sku).await?;
+    let product = ProductView::for_staff(
+        &inventory::get_product(&app.store, &sku).await?,
+        Utc::now(),
+        app.health,
+    );
     let history = staff::sku_history(&staff.caller, PAGE_ROWS, |n| {
         app.store.adjustments(&sku, n, None)
     })

@@ -20,6 +20,7 @@ fn console(store: InMemoryStore) -> Router {
         locations: oms_domain::app::locations::LocationDirectory::demo(),
         returns: ReturnPolicy::default_policy(),
         payments: Default::default(),
+        health: Default::default(),
         secret: FixedSecret::new(SECRET),
         signin: SignIn::new(
             "http://127.0.0.1:9/oidc",

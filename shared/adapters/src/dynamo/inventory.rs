@@ -175,7 +175,7 @@ impl DynamoStore {
         expected_version: Option<u64>,
         adjustment: Option<&StockAdjustment>,
     ) -> Result<Vec<TransactWriteItem>, StoreError> {
-        let mut put = self.put(to_item(&ProductItem::new(product, &self.default_location))?);
+        let mut put = self.put(product_item(product, &self.default_location)?);
         put = match expected_version {
             None => put.condition_expression("attribute_not_exists(pk)"),
             Some(version) => put

@@ -34,7 +34,7 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use oms_domain::ids::{CustomerId, IdempotencyKey, OrderId, Sku};
 use oms_domain::notifications::{Channel, Preferences};
 use oms_domain::order::fulfillment::{Fulfillment, FulfillmentStatus};
@@ -45,6 +45,7 @@ use oms_domain::ports::{
     NotificationStore, OrderStore, OrderTransactions, Page, PaymentWatch, StoreError,
     NOTIFICATION_CLAIM_SECONDS,
 };
+use oms_domain::replenishment::{Demand, Replenishment};
 use oms_domain::shipping::ShippingPolicy;
 use oms_domain::stock::{
     Product, Stock, StockAdjustment, StockDelta, StockLevel, Transfer, TransferKey, TransferStatus,
@@ -358,6 +359,11 @@ struct ProductItem {
     weight_grams: u32,
     active: bool,
     low_stock_threshold: u32,
+    /// Absent on products written before replenishment was kept: the defaults.
+    #[serde(default = "default_lead_time")]
+    lead_time_days: u32,
+    #[serde(default)]
+    safety_stock: u32,
     available: u32,
     reserved: u32,
     /// Always written (empty or not), so that an update can name a location under it.
@@ -382,6 +388,8 @@ impl ProductItem {
             weight_grams: product.weight_grams,
             active: product.active,
             low_stock_threshold: product.low_stock_threshold,
+            lead_time_days: product.replenishment.lead_time_days,
+            safety_stock: product.replenishment.safety_stock,
             available: home.available(),
             reserved: home.reserved(),
             locations: product
@@ -411,10 +419,73 @@ impl ProductItem {
             active: self.active,
             low_stock_threshold: self.low_stock_threshold,
             stock,
+            replenishment: Replenishment {
+                lead_time_days: self.lead_time_days,
+                safety_stock: self.safety_stock,
+            },
+            // Read from the item's own attributes by `product_of`.
+            demand: Demand::default(),
             version: self.version,
             updated_at: self.updated_at,
         })
     }
+}
+
+fn default_lead_time() -> u32 {
+    Replenishment::DEFAULT_LEAD_TIME_DAYS
+}
+
+/// A product's demand is kept as one top-level number per location and day,
+/// `demand#<location>#<YYYY-MM-DD>`: an order's write adds to its day's with
+/// `if_not_exists(…, 0) + n` in the same update that moves the SKU's counters, which a nested
+/// map could not do on a product written before demand was kept (its map would not exist). A
+/// write of the whole product writes the window's days back and so drops the older ones.
+const DEMAND_PREFIX: &str = "demand#";
+
+fn demand_attribute(location: &str, day: NaiveDate) -> String {
+    format!("{DEMAND_PREFIX}{location}#{day}")
+}
+
+/// The product an item holds, its demand attributes included.
+fn product_of(
+    item: impl Into<serde_dynamo::Item>,
+    default_location: &str,
+) -> Result<Product, StoreError> {
+    let mut item: serde_dynamo::Item = item.into();
+    let names: Vec<String> = item
+        .keys()
+        .filter(|name| name.starts_with(DEMAND_PREFIX))
+        .cloned()
+        .collect();
+    let mut demand = Demand::default();
+    for name in names {
+        let units = match item.remove(&name) {
+            Some(serde_dynamo::AttributeValue::N(n)) => n.parse::<u32>().ok(),
+            _ => None,
+        };
+        let day = name[DEMAND_PREFIX.len()..]
+            .rsplit_once('#')
+            .and_then(|(location, day)| Some((location, day.parse::<NaiveDate>().ok()?)));
+        match (day, units) {
+            (Some((location, day)), Some(units)) => demand.record(location, day, units),
+            _ => return Err(StoreError::Corrupt(format!("{name}: not a day's demand"))),
+        }
+    }
+    let mut product = from_item::<ProductItem>(item)?.into_product(default_location)?;
+    product.demand = demand;
+    Ok(product)
+}
+
+/// A product as the item its put writes: its fields and its demand's days.
+fn product_item(
+    product: &Product,
+    default_location: &str,
+) -> Result<HashMap<String, AttributeValue>, StoreError> {
+    let mut item = to_item(&ProductItem::new(product, default_location))?;
+    for (location, day, units) in product.demand.entries() {
+        item.insert(demand_attribute(location, day), n(units));
+    }
+    Ok(item)
 }
 
 #[derive(Serialize, Deserialize)]
@@ -492,9 +563,10 @@ pub fn decode_item(
                 .order
                 .with_legacy_locations(default_location),
         ))),
-        entity::PRODUCT => Ok(TableItem::Product(Box::new(
-            from_item::<ProductItem>(item)?.into_product(default_location)?,
-        ))),
+        entity::PRODUCT => Ok(TableItem::Product(Box::new(product_of(
+            item,
+            default_location,
+        )?))),
         _ => Ok(TableItem::Other),
     }
 }
@@ -603,7 +675,7 @@ impl DynamoStore {
 
     /// A product as stored.
     fn product_from(&self, item: impl Into<serde_dynamo::Item>) -> Result<Product, StoreError> {
-        from_item::<ProductItem>(item)?.into_product(&self.default_location)
+        product_of(item, &self.default_location)
     }
 
     /// A store on `table` whose client is built from the shared SDK configuration on its first

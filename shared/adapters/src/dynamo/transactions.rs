@@ -21,8 +21,9 @@ impl OrderTransactions for DynamoStore {
                 .collect()
         };
         let mut items = Vec::with_capacity(deltas.len() + 2);
+        let today = oms_domain::replenishment::day_of(order.updated_at);
         for delta in &deltas {
-            items.push(self.move_stock(delta, &now, &recorded(&delta.sku))?);
+            items.push(self.move_stock(delta, &now, today, &recorded(&delta.sku))?);
         }
         // Where each kind of item sits in the transaction, for reading its cancellation.
         let order_at = items.len();
@@ -120,8 +121,8 @@ impl OrderTransactions for DynamoStore {
 impl DynamoStore {
     /// A transaction item that applies one SKU's netted moves at every location they touch,
     /// conditioned on each counter holding what the write takes from it, and bumps the SKU's
-    /// version. A failed condition returns the item as it was, so the caller can say how many
-    /// were there. The default location's counters are the item's top-level ones; another
+    /// version; what it reserves is added to `today`'s demand at each location. A failed
+    /// condition returns the item as it was, so the caller can say how many were there. The default location's counters are the item's top-level ones; another
     /// location's are under `locations.<id>`, which must hold it already when the write takes
     /// from it (the condition fails otherwise) and which a write that only adds to it (a
     /// restock) finds there, because units come back only where they were reserved.
@@ -129,6 +130,7 @@ impl DynamoStore {
         &self,
         delta: &StockDelta,
         now: &AttributeValue,
+        today: NaiveDate,
         recorded: &[(String, StockLevel)],
     ) -> Result<TransactWriteItem, StoreError> {
         let mut sets = vec![
@@ -170,6 +172,15 @@ impl DynamoStore {
                 update = update
                     .expression_attribute_values(format!(":ba{i}"), n(before.available()))
                     .expression_attribute_values(format!(":br{i}"), n(before.reserved()));
+            }
+            if at.takes_available > 0 {
+                sets.push(format!("#dm{i} = if_not_exists(#dm{i}, :zero) + :na{i}"));
+                update = update
+                    .expression_attribute_names(
+                        format!("#dm{i}"),
+                        demand_attribute(&at.location, today),
+                    )
+                    .expression_attribute_values(":zero", n(0));
             }
             update = update
                 .expression_attribute_values(format!(":da{i}"), n(at.available))

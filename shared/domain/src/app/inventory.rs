@@ -4,7 +4,7 @@
 //! read, retried a few times if another writer got there first, so a count or a receipt can never
 //! overwrite a reservation that happened in between.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
 use crate::app::retry::{until_written, Attempt, Contended};
@@ -13,6 +13,7 @@ use crate::ids::{IdempotencyKey, Sku};
 use crate::location::Locations;
 use crate::money::Money;
 use crate::ports::{InventoryStore, StoreError};
+use crate::replenishment::{day_of, Health, HealthPolicy, Replenishment};
 use crate::request::inventory::{AdjustmentRequest, ProductRequest, StockChange, TransferRequest};
 use crate::shipping::ShippingPolicy;
 use crate::stock::{
@@ -31,10 +32,17 @@ pub struct ProductView {
     pub weight_grams: u32,
     pub active: bool,
     pub low_stock_threshold: u32,
+    /// Its lead time and safety stock (staff only, as is its health).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub replenishment: Option<Replenishment>,
     /// The sums over every location: what a storefront may sell.
     pub available: u32,
     pub reserved: u32,
     pub on_hand: u32,
+    /// Its stock against its demand over every location together: what it sells is the
+    /// business's own, so only staff see it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
     /// The counters at each location that holds or held some, in id order.
     pub locations: Vec<LocationStockView>,
     pub version: u64,
@@ -48,10 +56,23 @@ pub struct LocationStockView {
     pub location: String,
     #[serde(flatten)]
     pub stock: StockView,
+    /// Its stock against its demand at this location (staff only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
 }
 
-impl From<&Product> for ProductView {
-    fn from(p: &Product) -> Self {
+impl ProductView {
+    /// The product as staff see it at `now`: its health read against `policy`.
+    pub fn for_staff(p: &Product, now: DateTime<Utc>, policy: HealthPolicy) -> Self {
+        Self::of(p, Some((day_of(now), policy)))
+    }
+
+    /// The product as a storefront sees it: its availability, not what it sells.
+    pub fn public(p: &Product) -> Self {
+        Self::of(p, None)
+    }
+
+    fn of(p: &Product, health: Option<(NaiveDate, HealthPolicy)>) -> Self {
         ProductView {
             sku: p.sku.clone(),
             name: p.name.clone(),
@@ -59,6 +80,8 @@ impl From<&Product> for ProductView {
             weight_grams: p.weight_grams,
             active: p.active,
             low_stock_threshold: p.low_stock_threshold,
+            replenishment: health.map(|_| p.replenishment),
+            health: health.map(|(today, policy)| p.health(today, policy)),
             available: p.stock.available(),
             reserved: p.stock.reserved(),
             on_hand: p.stock.on_hand(),
@@ -68,6 +91,7 @@ impl From<&Product> for ProductView {
                 .map(|(location, level)| LocationStockView {
                     location: location.to_owned(),
                     stock: level.into(),
+                    health: health.map(|(today, policy)| p.health_at(location, today, policy)),
                 })
                 .collect(),
             version: p.version,
@@ -181,9 +205,8 @@ async fn existing<I: InventoryStore>(inventory: &I, sku: &Sku) -> Result<Product
 pub async fn get_product<I: InventoryStore>(
     inventory: &I,
     sku: &Sku,
-) -> Result<ProductView, InventoryError> {
-    let product = existing(inventory, sku).await?;
-    Ok(ProductView::from(&product))
+) -> Result<Product, InventoryError> {
+    existing(inventory, sku).await
 }
 
 /// Creates or replaces a SKU. `onHand` is its stock when it is created (none if absent: a SKU
@@ -197,7 +220,7 @@ pub async fn put_product<I: InventoryStore>(
     sku: &Sku,
     body: &serde_json::Value,
     now: DateTime<Utc>,
-) -> Result<(ProductView, bool), InventoryError> {
+) -> Result<(Product, bool), InventoryError> {
     let fields = &ProductRequest::parse(body, policy.currency(), locations)?;
     let location = fields.location.as_str();
     until_written(|| async move {
@@ -232,6 +255,12 @@ pub async fn put_product<I: InventoryStore>(
             active: fields.active,
             low_stock_threshold: fields.low_stock_threshold,
             stock,
+            replenishment: fields.replenishment,
+            // A whole product's write keeps only the demand health still reads.
+            demand: existing
+                .as_ref()
+                .map(|p| p.demand.recent(day_of(now)))
+                .unwrap_or_default(),
             version,
             updated_at: now,
         };
@@ -247,7 +276,7 @@ pub async fn put_product<I: InventoryStore>(
         let written = inventory
             .save_product(&product, expected_version, adjustment.as_ref())
             .await;
-        Attempt::of_write(written, (ProductView::from(&product), existing.is_none()))
+        Attempt::of_write(written, (product, existing.is_none()))
     })
     .await
 }
@@ -265,7 +294,7 @@ pub async fn adjust_stock<I: InventoryStore>(
     body: &serde_json::Value,
     key: Option<&IdempotencyKey>,
     now: DateTime<Utc>,
-) -> Result<ProductView, InventoryError> {
+) -> Result<Product, InventoryError> {
     let AdjustmentRequest {
         location,
         reason,
@@ -309,6 +338,7 @@ pub async fn adjust_stock<I: InventoryStore>(
         stock.set(location, after);
         let product = Product {
             stock,
+            demand: existing.demand.recent(day_of(now)),
             version: existing.version + 1,
             updated_at: now,
             ..existing.clone()
@@ -329,7 +359,7 @@ pub async fn adjust_stock<I: InventoryStore>(
         let written = inventory
             .save_product(&product, Some(existing.version), Some(&adjustment))
             .await;
-        Attempt::of_write(written, ProductView::from(&product))
+        Attempt::of_write(written, product)
     })
     .await
 }
@@ -553,7 +583,19 @@ mod tests {
     ) -> Result<(ProductView, bool), InventoryError> {
         let policy = ShippingPolicy::default_policy();
         let here = Locations::default_locations();
-        put_product(store, &policy, &here, &admin(), &sku(), &body, Utc::now()).await
+        put_product(store, &policy, &here, &admin(), &sku(), &body, Utc::now())
+            .await
+            .map(|(product, created)| (view(&product), created))
+    }
+
+    /// The product as the API shows it now.
+    fn view(product: &Product) -> ProductView {
+        ProductView::for_staff(product, Utc::now(), HealthPolicy::default())
+    }
+
+    /// `GET /inventory/MUG-1`.
+    async fn get(store: &InMemoryStore) -> ProductView {
+        view(&get_product(store, &sku()).await.unwrap())
     }
 
     /// A store whose mug has `on_hand` units at the default location.
@@ -569,7 +611,9 @@ mod tests {
         body: serde_json::Value,
     ) -> Result<ProductView, InventoryError> {
         let here = Locations::default_locations();
-        adjust_stock(store, &here, &admin(), &sku(), &body, None, Utc::now()).await
+        adjust_stock(store, &here, &admin(), &sku(), &body, None, Utc::now())
+            .await
+            .map(|p| view(&p))
     }
 
     /// `POST /inventory/MUG-1/transfers` of `body` under the Idempotency-Key `key`.
@@ -597,7 +641,7 @@ mod tests {
     #[tokio::test]
     async fn creates_then_counts_and_adjusts() {
         let store = mug(10).await;
-        let view = get_product(&store, &sku()).await.unwrap();
+        let view = get(&store).await;
         assert_eq!((view.available, view.reserved, view.on_hand), (10, 0, 10));
         let view = adjust(&store, json!({"reason": "RECEIPT", "delta": 5}))
             .await
@@ -669,7 +713,7 @@ mod tests {
             )
         };
         assert_eq!(both().await, (2, 0), "in transit: at neither");
-        assert_eq!(get_product(&store, &sku()).await.unwrap().on_hand, 2);
+        assert_eq!(get(&store).await.on_hand, 2);
 
         let arrived = receive(&store, &sent.id).await.unwrap();
         assert_eq!(arrived.status, TransferStatus::Received);
@@ -702,7 +746,7 @@ mod tests {
         let store = mug(2).await;
         let result = adjust(&store, json!({"reason": "DAMAGE", "delta": -3})).await;
         assert!(matches!(result, Err(InventoryError::Stock(_))));
-        assert_eq!(get_product(&store, &sku()).await.unwrap().available, 2);
+        assert_eq!(get(&store).await.available, 2);
         assert_eq!(store.all_adjustments(&sku()).len(), 1);
     }
 
@@ -744,7 +788,7 @@ mod tests {
         let second = adjust_stock(&store, &here, &admin(), &sku(), &receipt, Some(&form), at)
             .await
             .unwrap();
-        assert_eq!((first.available, second.available), (9, 9));
+        assert_eq!((first.stock.available(), second.stock.available()), (9, 9));
         assert_eq!(store.all_adjustments(&sku()).len(), 1);
         let other = json!({"reason": "RECEIPT", "delta": 6});
         assert!(matches!(

@@ -404,6 +404,146 @@ mod tests {
         assert_eq!(a.stock.reserved(), 2);
     }
 
+    /// Orders placed over 35 days through the reservation itself: the health figures equal
+    /// their hand calculation, the catalog sorts by them, and a write of the whole product
+    /// keeps only the window's days.
+    #[tokio::test]
+    async fn thirty_days_of_reservations_are_the_demand_health_reads() {
+        use crate::app::inventory::{adjust_stock, ProductView};
+        use crate::app::staff::{catalog, CatalogOrder, HealthReading};
+        use crate::replenishment::{HealthPolicy, Replenishment};
+        let today = DateTime::parse_from_rfc3339("2026-12-06T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let mut a = spread("A", &[("BER-1", 120)]);
+        a.replenishment = Replenishment {
+            lead_time_days: 7,
+            safety_stock: 5,
+        };
+        let store = InMemoryStore::with_products([
+            a,
+            spread("B", &[("AMS-1", 14)]),
+            spread("C", &[("BER-1", 50)]),
+        ]);
+        let order_of = |sku: &str, quantity: u32, days_ago: i64| {
+            let store = &store;
+            let order = placed(
+                json!([{"sku": sku, "quantity": quantity}]),
+                &store.catalog(),
+            );
+            store.insert_order(order.clone());
+            async move {
+                let at = today - chrono::Duration::days(days_ago);
+                let result = reserve_order(store, store, Routing::demo(), &order.id, at).await;
+                assert_eq!(result.unwrap(), ReservationResult::Reserved);
+            }
+        };
+        // A: one order a day for 35 days, of (days ago mod 4) + 1 units.
+        for days_ago in 0..35 {
+            order_of("A", (days_ago % 4 + 1) as u32, days_ago).await;
+        }
+        // B: three units on three days inside the window, and once 31 days ago.
+        for days_ago in [1, 5, 20, 31] {
+            order_of("B", 3, days_ago).await;
+        }
+        let policy = HealthPolicy::default();
+        let view = |sku: &str| {
+            let p = store
+                .catalog()
+                .into_iter()
+                .find(|p| p.sku.as_str() == sku)
+                .unwrap();
+            ProductView::for_staff(&p, today, policy)
+        };
+        let health = |sku: &str| view(sku).health.unwrap();
+        // By hand: A's last 30 days (0..=29 days ago) are 7 × (1+2+3+4) + 1 + 2 = 73 units of
+        // the 86 reserved; 120 − 86 = 34 available lasts ⌊34 × 30 / 73⌋ = 13 days; the
+        // reorder point is ⌈73 × 7 / 30⌉ + 5 = 18 + 5 = 23, below the 34 there.
+        let a = view("A");
+        let ah = health("A");
+        let public = ProductView::public(
+            &store
+                .catalog()
+                .into_iter()
+                .find(|p| p.sku.as_str() == "A")
+                .unwrap(),
+        );
+        assert!(
+            public.health.is_none() && public.replenishment.is_none(),
+            "a storefront sees no demand"
+        );
+        assert_eq!(a.replenishment.unwrap().lead_time_days, 7);
+        assert_eq!(a.available, 34);
+        assert_eq!(ah.demand_30_days, 73);
+        assert_eq!(ah.days_of_cover, Some(13));
+        assert_eq!(ah.reorder_point, 23);
+        assert!(!ah.reorder && !ah.overstock);
+        assert_eq!(ah.suggested_reorder, 0);
+        // B: 9 units in the window (the 3 of 31 days ago outside), 14 − 12 = 2 available:
+        // ⌊2 × 30 / 9⌋ = 6 days; the reorder point ⌈9 × 14 / 30⌉ = 5 (the default 14 days'
+        // lead time) is above 2, so reorder up to 5 + 9 (30 days of demand): 12 units.
+        let b = view("B");
+        let bh = health("B");
+        assert_eq!(bh.demand_30_days, 9);
+        assert_eq!(bh.days_of_cover, Some(6));
+        assert_eq!(bh.reorder_point, 5);
+        assert!(bh.reorder);
+        assert_eq!(bh.suggested_reorder, 12);
+        let at = |view: &ProductView, location: &str| {
+            view.locations
+                .iter()
+                .find(|l| l.location == location)
+                .unwrap()
+                .health
+                .unwrap()
+        };
+        assert_eq!(at(&b, "AMS-1"), bh, "all of B's demand is at AMS-1");
+        assert_eq!(at(&a, "BER-1").demand_30_days, 73);
+        // C sold nothing and holds 50: dead stock.
+        let ch = health("C");
+        assert_eq!((ch.demand_30_days, ch.days_of_cover), (0, None));
+        assert!(ch.overstock);
+        // The console's and the API's orders.
+        let staff = crate::app::Caller {
+            customer_id: crate::ids::CustomerId::parse("staff-1").unwrap(),
+            scopes: vec![crate::app::caller::SCOPE_ADMIN.into()],
+        };
+        let reading = HealthReading {
+            today: crate::replenishment::day_of(today),
+            policy,
+        };
+        for (order, expected) in [
+            (CatalogOrder::ReorderFirst(reading), ["B", "A", "C"]),
+            (CatalogOrder::LeastCoverFirst(reading), ["B", "A", "C"]),
+            (CatalogOrder::OverstockFirst(reading), ["C", "A", "B"]),
+        ] {
+            let page = catalog(&store, &staff, order, None, 10, None)
+                .await
+                .unwrap();
+            let skus: Vec<_> = page.items.iter().map(|p| p.sku.to_string()).collect();
+            assert_eq!(skus, expected, "{order:?}");
+        }
+        // A receipt writes A whole: the days before the window are gone, the window's kept.
+        let here = crate::location::Locations::default_locations();
+        let receipt = json!({"reason": "RECEIPT", "delta": 10});
+        let written = adjust_stock(
+            &store,
+            &here,
+            &staff,
+            &"A".parse_sku(),
+            &receipt,
+            None,
+            today,
+        )
+        .await
+        .unwrap();
+        assert_eq!(written.demand.entries().count(), 30);
+        assert_eq!(
+            written.demand.total(crate::replenishment::day_of(today)),
+            73
+        );
+    }
+
     trait ParseSku {
         fn parse_sku(&self) -> crate::ids::Sku;
     }

@@ -5,7 +5,9 @@
 //! The staff APIs and the console both call these, so a listing's rules (who may read it, how
 //! far a page goes, what counts as stuck) live in one place.
 
-use chrono::{DateTime, Duration, Utc};
+use std::cmp::Reverse;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 use crate::app::caller::{SCOPE_ADMIN, SCOPE_WAREHOUSE};
 use crate::app::queries::MAX_PAGE_SIZE;
@@ -13,6 +15,7 @@ use crate::app::Caller;
 use crate::ids::{CustomerId, Sku};
 use crate::order::{Order, OrderStatus};
 use crate::ports::{InventoryStore, OrderStore, Page, PaymentWatch, StoreError};
+use crate::replenishment::HealthPolicy;
 use crate::stock::Product;
 
 #[derive(Debug, thiserror::Error)]
@@ -339,6 +342,33 @@ pub enum CatalogOrder {
     Sku,
     /// The SKUs below their low-stock threshold first (fewest available first), then the rest.
     LowStockFirst,
+    /// The SKUs at or below their reorder point first, the most to reorder first.
+    ReorderFirst(HealthReading),
+    /// The fewest days of cover first; SKUs without demand (unbounded cover) last.
+    LeastCoverFirst(HealthReading),
+    /// The overstocked SKUs first, the most days of cover first (those that sold nothing at all
+    /// before them).
+    OverstockFirst(HealthReading),
+}
+
+/// The day and the business's targets a health-sorted listing reads the SKUs' health with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthReading {
+    pub today: NaiveDate,
+    pub policy: HealthPolicy,
+}
+
+impl CatalogOrder {
+    /// The listing's name in its cursors.
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Sku => "sku",
+            Self::LowStockFirst => "low",
+            Self::ReorderFirst(_) => "reorder",
+            Self::LeastCoverFirst(_) => "cover",
+            Self::OverstockFirst(_) => "overstock",
+        }
+    }
 }
 
 /// The most products a search or a low-stock-first listing considers: it reads the catalog in
@@ -367,15 +397,7 @@ pub async fn catalog<I: InventoryStore>(
     }
     // Searching and sorting read the catalog whole (bounded), then page in memory; the cursor
     // is the offset into that listing, and names the listing it belongs to.
-    let listing = format!(
-        "{}:{}",
-        if order == CatalogOrder::LowStockFirst {
-            "low"
-        } else {
-            "sku"
-        },
-        needle.as_deref().unwrap_or_default()
-    );
+    let listing = format!("{}:{}", order.name(), needle.as_deref().unwrap_or_default());
     let offset = match cursor {
         None => 0,
         Some(c) => c
@@ -395,15 +417,33 @@ pub async fn catalog<I: InventoryStore>(
             break;
         }
     }
-    if order == CatalogOrder::LowStockFirst {
-        all.sort_by_key(|p| {
+    let health = |p: &Product, at: &HealthReading| p.health(at.today, at.policy);
+    match &order {
+        CatalogOrder::Sku => {}
+        CatalogOrder::LowStockFirst => all.sort_by_key(|p| {
             let low = p.stock.available() < p.low_stock_threshold;
             (
                 !low,
                 if low { p.stock.available() } else { 0 },
                 p.sku.clone(),
             )
-        });
+        }),
+        CatalogOrder::ReorderFirst(at) => all.sort_by_key(|p| {
+            let h = health(p, at);
+            (!h.reorder, Reverse(h.suggested_reorder), p.sku.clone())
+        }),
+        CatalogOrder::LeastCoverFirst(at) => all.sort_by_key(|p| {
+            let h = health(p, at);
+            (h.days_of_cover.is_none(), h.days_of_cover, p.sku.clone())
+        }),
+        CatalogOrder::OverstockFirst(at) => all.sort_by_key(|p| {
+            let h = health(p, at);
+            (
+                !h.overstock,
+                Reverse(h.days_of_cover.unwrap_or(u32::MAX)),
+                p.sku.clone(),
+            )
+        }),
     }
     let items: Vec<Product> = all
         .iter()
@@ -541,6 +581,8 @@ mod tests {
             active: true,
             low_stock_threshold: threshold,
             stock: crate::stock::Stock::at_one("BER-1", StockLevel::new(available).unwrap()),
+            replenishment: Default::default(),
+            demand: Default::default(),
             version: 1,
             updated_at: Utc::now(),
         }

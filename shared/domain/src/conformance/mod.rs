@@ -93,6 +93,8 @@ fn product(sku: &Sku, on_hand: u32, at: DateTime<Utc>) -> Product {
         active: true,
         low_stock_threshold: 1,
         stock: Stock::at_one("BER-1", StockLevel::new(on_hand).expect("a stock level")),
+        replenishment: Default::default(),
+        demand: Default::default(),
         version: 1,
         updated_at: at,
     }

@@ -453,6 +453,13 @@ pub async fn stock_per_location<S: OrderStore + InventoryStore + OrderTransactio
         ((0, 2), (1, 2))
     );
     assert_eq!(now.version, a.version + 1, "one write of the SKU's item");
+    let day = crate::replenishment::day_of(at);
+    let demand = |p: &Product| (p.demand.at("BER-1", day), p.demand.at("AMS-1", day));
+    assert_eq!(
+        demand(&now),
+        (2, 2),
+        "the units reserved are the day's demand where they were reserved, in the same write"
+    );
 
     let cancelled = split
         .cancel("changed my mind".into(), "customer", at + seconds(1))
@@ -464,6 +471,45 @@ pub async fn stock_per_location<S: OrderStore + InventoryStore + OrderTransactio
         ((2, 0), (3, 0)),
         "each unit back where it was reserved"
     );
+    assert_eq!(demand(&now), (2, 2), "the customer asked for them that day");
+    // A whole product's write keeps the days it is given, and reads them back.
+    let mut rewritten = Product {
+        version: now.version + 1,
+        ..now.clone()
+    };
+    let earlier = day.pred_opt().expect("a day before");
+    rewritten.demand.record("AMS-1", earlier, 7);
+    assert_eq!(
+        store
+            .save_product(&rewritten, Some(now.version), None)
+            .await,
+        Ok(())
+    );
+    assert_eq!(
+        stored_product(store, &a.sku).await.as_ref(),
+        Some(&rewritten)
+    );
+    let again = place(&ada, &[(&a, 1)], at + seconds(2));
+    create(store, &again).await;
+    let amsterdam = crate::routing::Plan {
+        shipments: vec![crate::routing::PlannedShipment {
+            location: "AMS-1".into(),
+            lines: vec![(a.sku.clone(), 1)],
+            weight_grams: 0,
+            cost: 0,
+        }],
+    };
+    let reserved = again
+        .reserve(&amsterdam, at + seconds(2))
+        .expect("reserving");
+    assert_eq!(store.reserve(&reserved).await, Ok(ReserveOutcome::Reserved));
+    let now = stored_product(store, &a.sku).await.expect("stored");
+    assert_eq!(
+        demand(&now),
+        (2, 2 + 1 + 7),
+        "added to the day's demand; the window reads the day before as well"
+    );
+    assert_eq!(now.demand.entries().count(), 3);
 }
 
 /// A move's entries in its SKUs' stock histories are written with it, and only on the counters

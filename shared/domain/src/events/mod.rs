@@ -74,6 +74,9 @@ pub enum EventType {
     RefundRequested,
     #[serde(rename = "oms.inventory.low-stock")]
     LowStock,
+    /// A SKU's stock fell to its reorder point (see [`crate::replenishment`]): order more now.
+    #[serde(rename = "oms.inventory.reorder-point-reached")]
+    ReorderPointReached,
     /// Never paid within the payment window: cancelled by the system, its stock released.
     #[serde(rename = "oms.order.expired")]
     OrderExpired,
@@ -129,6 +132,7 @@ impl EventType {
             Self::ReturnReceived => "oms.return.received",
             Self::RefundRequested => "oms.refund.requested",
             Self::LowStock => "oms.inventory.low-stock",
+            Self::ReorderPointReached => "oms.inventory.reorder-point-reached",
             Self::OrderExpired => "oms.order.expired",
             Self::PaymentAuthorized => "oms.payment.authorized",
             Self::PaymentCaptured => "oms.payment.captured",
@@ -635,6 +639,56 @@ pub fn stock_event(
     ))
 }
 
+/// What a reorder-point event says: the SKU's stock over every location against its demand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReorderEventData {
+    pub sku: Sku,
+    pub available: u32,
+    /// Units reserved for orders in the last 30 days.
+    pub demand_30_days: u32,
+    pub reorder_point: u32,
+    pub lead_time_days: u32,
+    pub safety_stock: u32,
+}
+
+/// A reorder alert when a SKU's stock falls to its reorder point, once per crossing: the old
+/// and new images are both read on the day of the new one's write, so a day's rollover alone
+/// never raises it. The reorder point does not depend on the business's cover targets, so the
+/// publisher needs none. Its id is `<sku>-<version>-reorder`, apart from a low-stock alert of
+/// the same write.
+pub fn reorder_event(
+    old: Option<&Product>,
+    new: Option<&Product>,
+) -> Option<CloudEvent<ReorderEventData>> {
+    let new = new?;
+    let today = crate::replenishment::day_of(new.updated_at);
+    let policy = crate::replenishment::HealthPolicy::default();
+    let due = |p: &Product| p.health(today, policy).reorder;
+    if !new.active || !due(new) || old.is_some_and(due) {
+        return None;
+    }
+    let health = new.health(today, policy);
+    let data = ReorderEventData {
+        sku: new.sku.clone(),
+        available: new.stock.available(),
+        demand_30_days: health.demand_30_days,
+        reorder_point: health.reorder_point,
+        lead_time_days: new.replenishment.lead_time_days,
+        safety_stock: new.replenishment.safety_stock,
+    };
+    let mut event = CloudEvent::new(
+        EventType::ReorderPointReached,
+        "urn:oms:inventory",
+        new.sku.to_string(),
+        new.version,
+        new.updated_at,
+        data,
+    );
+    event.id = format!("{}-reorder", event.id);
+    Some(event)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -966,6 +1020,59 @@ mod tests {
         assert!(!json.contains("ada@example.com"));
         assert!(!json.contains("Main St"));
         assert!(json.contains("\"type\":\"oms.order.placed\""));
+    }
+
+    #[test]
+    fn a_reorder_point_is_announced_once_per_crossing_on_the_write_s_own_day() {
+        let mut full = product("A", 100, 20);
+        full.replenishment = crate::replenishment::Replenishment {
+            lead_time_days: 10,
+            safety_stock: 2,
+        };
+        let day = crate::replenishment::day_of(full.updated_at);
+        // 30 units in the window: a unit a day, so the reorder point is 10 + 2 = 12.
+        full.demand.record("BER-1", day, 30);
+        let with = |p: &Product, available: u32, version: u64| {
+            let mut next = Product {
+                version,
+                ..p.clone()
+            };
+            next.stock
+                .set("BER-1", crate::stock::StockLevel::new(available).unwrap());
+            next
+        };
+        let above = with(&full, 13, 2);
+        let at = with(&full, 12, 3);
+        let below = with(&full, 5, 4);
+        assert!(reorder_event(Some(&full), Some(&above)).is_none());
+        let event = reorder_event(Some(&above), Some(&at)).unwrap();
+        assert_eq!(event.event_type, EventType::ReorderPointReached);
+        assert_eq!(event.id, "A-3-reorder");
+        assert_eq!(
+            (
+                event.data.reorder_point,
+                event.data.demand_30_days,
+                event.data.available
+            ),
+            (12, 30, 12)
+        );
+        assert!(
+            reorder_event(Some(&at), Some(&below)).is_none(),
+            "once per crossing"
+        );
+        // Demand that left the window by the time of the write is not read.
+        let mut stale = above.clone();
+        stale.updated_at += chrono::Duration::days(30);
+        stale
+            .stock
+            .set("BER-1", crate::stock::StockLevel::new(0).unwrap());
+        let later = reorder_event(Some(&above), Some(&stale)).unwrap();
+        assert_eq!(later.data.reorder_point, 2, "the safety stock alone");
+        let inactive = Product {
+            active: false,
+            ..at.clone()
+        };
+        assert!(reorder_event(Some(&above), Some(&inactive)).is_none());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Orders and stock moved together, in memory: the one lock plays the transaction.
 
 use super::*;
+use crate::replenishment::day_of;
 
 impl OrderTransactions for InMemoryStore {
     async fn commit(&self, write: &OrderChange) -> Result<CommitOutcome, StoreError> {
@@ -34,12 +35,16 @@ impl OrderTransactions for InMemoryStore {
                 return Ok(CommitOutcome::OrderChanged);
             }
             match product.stock.apply(&delta) {
-                Ok(stock) => updated.push(Product {
-                    stock,
-                    version: product.version + 1,
-                    updated_at: order.updated_at,
-                    ..product.clone()
-                }),
+                Ok(stock) => {
+                    let mut next = Product {
+                        stock,
+                        version: product.version + 1,
+                        updated_at: order.updated_at,
+                        ..product.clone()
+                    };
+                    next.record_demand(&delta, day_of(order.updated_at));
+                    updated.push(next);
+                }
                 Err((
                     _,
                     StockError::Insufficient {

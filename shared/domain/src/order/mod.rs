@@ -874,6 +874,8 @@ pub(crate) mod tests {
             active: true,
             low_stock_threshold: 2,
             stock: crate::stock::Stock::at_one("BER-1", StockLevel::new(stock).unwrap()),
+            replenishment: Default::default(),
+            demand: Default::default(),
             version: 1,
             updated_at: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
         }

@@ -5,6 +5,7 @@ use serde_json::Value;
 
 use crate::location::Locations;
 use crate::money::{Currency, Money};
+use crate::replenishment::Replenishment;
 use crate::request::{boolean, one_of, text, whole, Fields};
 use crate::stock::{AdjustmentReason, StockLevel};
 use crate::validation::ValidationErrors;
@@ -21,6 +22,8 @@ pub struct ProductRequest {
     pub location: String,
     pub active: bool,
     pub low_stock_threshold: u32,
+    /// `leadTimeDays` and `safetyStock`, their defaults where absent.
+    pub replenishment: Replenishment,
 }
 
 /// The low-stock threshold of a product whose request names none.
@@ -42,6 +45,8 @@ impl ProductRequest {
             "location",
             "active",
             "lowStockThreshold",
+            "leadTimeDays",
+            "safetyStock",
         ];
         let Some(fields) = Fields::body(&mut errors, body, &known) else {
             return Err(errors);
@@ -76,6 +81,16 @@ impl ProductRequest {
         let active = fields
             .optional(&mut errors, "active", boolean)
             .unwrap_or(true);
+        let lead_time_days = fields
+            .optional(
+                &mut errors,
+                "leadTimeDays",
+                whole(0..=Replenishment::MAX_LEAD_TIME_DAYS),
+            )
+            .unwrap_or(Replenishment::DEFAULT_LEAD_TIME_DAYS);
+        let safety_stock = fields
+            .optional(&mut errors, "safetyStock", whole(0..=StockLevel::MAX_UNITS))
+            .unwrap_or(0);
         match (name, unit_price, weight_grams) {
             (Some(name), Some(unit_price), Some(weight_grams)) if errors.is_empty() => Ok(Self {
                 name,
@@ -85,6 +100,10 @@ impl ProductRequest {
                 location,
                 active,
                 low_stock_threshold,
+                replenishment: Replenishment {
+                    lead_time_days,
+                    safety_stock,
+                },
             }),
             _ => Err(errors),
         }

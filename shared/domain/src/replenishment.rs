@@ -1,0 +1,293 @@
+//! Inventory health: neither too much stock (money tied up on shelves) nor too little (sales
+//! lost).
+//!
+//! Each SKU records its **demand**: the units reserved for orders at each location, per day
+//! (UTC), written by the same transaction item that reserves them ([`Demand`]), so knowing it
+//! costs no request an order did not already make. From the last [`Demand::WINDOW_DAYS`] days of
+//! it, the SKU's lead time and safety stock ([`Replenishment`]) and the business's targets
+//! ([`HealthPolicy`]), [`Health::of`] derives, per location and for the SKU as a whole:
+//!
+//! - **days of cover**: how long what is available lasts at the window's rate,
+//!   `⌊available × 30 / demand⌋` (none without demand);
+//! - **reorder point**: what the lead time consumes plus the safety stock,
+//!   `⌈demand × leadTimeDays / 30⌉ + safetyStock`; stock (available and incoming) at or below it
+//!   must be reordered now;
+//! - **suggested reorder**: once at or below the reorder point, the units that bring it up to the
+//!   reorder point plus [`HealthPolicy::reorder_cover_days`] of demand;
+//! - **overstock**: more than [`HealthPolicy::overstock_cover_days`] of cover — a SKU holding
+//!   more than its safety stock that sold nothing in the window is overstocked too (dead stock).
+//!
+//! All of it is integer arithmetic on units and days, so a figure equals its hand calculation.
+//! Units a cancellation returns stay counted: the customer asked for them on that day.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Days, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A SKU's lead time and safety stock, as staff set them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Replenishment {
+    /// Days from ordering more to having it on the shelf.
+    pub lead_time_days: u32,
+    /// Units kept against demand above the window's rate, at each location.
+    pub safety_stock: u32,
+}
+
+impl Replenishment {
+    /// The lead time of a SKU whose settings name none.
+    pub const DEFAULT_LEAD_TIME_DAYS: u32 = 14;
+    /// The longest lead time a SKU may have.
+    pub const MAX_LEAD_TIME_DAYS: u32 = 365;
+}
+
+impl Default for Replenishment {
+    fn default() -> Self {
+        Replenishment {
+            lead_time_days: Self::DEFAULT_LEAD_TIME_DAYS,
+            safety_stock: 0,
+        }
+    }
+}
+
+/// The units reserved for orders per location and day. Only the window is kept: every write
+/// of the whole product drops the days before it ([`Demand::recent`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Demand(BTreeMap<String, BTreeMap<NaiveDate, u32>>);
+
+impl Demand {
+    /// The days demand is read over, today included.
+    pub const WINDOW_DAYS: u32 = 30;
+
+    /// Adds `units` reserved at `location` on `day`.
+    pub fn record(&mut self, location: &str, day: NaiveDate, units: u32) {
+        let at = self.0.entry(location.to_owned()).or_default();
+        let total = at.entry(day).or_default();
+        *total = total.saturating_add(units);
+    }
+
+    /// The first day of the window that ends on `today`.
+    pub fn window_start(today: NaiveDate) -> NaiveDate {
+        today
+            .checked_sub_days(Days::new(u64::from(Self::WINDOW_DAYS - 1)))
+            .unwrap_or(NaiveDate::MIN)
+    }
+
+    /// The units reserved at `location` in the window that ends on `today`.
+    pub fn at(&self, location: &str, today: NaiveDate) -> u32 {
+        let start = Self::window_start(today);
+        self.0.get(location).map_or(0, |days| {
+            days.range(start..=today)
+                .fold(0u32, |sum, (_, units)| sum.saturating_add(*units))
+        })
+    }
+
+    /// The units reserved anywhere in the window that ends on `today`.
+    pub fn total(&self, today: NaiveDate) -> u32 {
+        self.0.keys().fold(0u32, |sum, location| {
+            sum.saturating_add(self.at(location, today))
+        })
+    }
+
+    /// Only the days of the window that ends on `today` (and any after it).
+    pub fn recent(&self, today: NaiveDate) -> Demand {
+        let start = Self::window_start(today);
+        Demand(
+            self.0
+                .iter()
+                .map(|(location, days)| {
+                    (
+                        location.clone(),
+                        days.range(start..).map(|(d, u)| (*d, *u)).collect(),
+                    )
+                })
+                .filter(|(_, days): &(String, BTreeMap<NaiveDate, u32>)| !days.is_empty())
+                .collect(),
+        )
+    }
+
+    /// Every recorded day: `(location, day, units)`.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, NaiveDate, u32)> {
+        self.0
+            .iter()
+            .flat_map(|(l, days)| days.iter().map(move |(d, u)| (l.as_str(), *d, *u)))
+    }
+}
+
+/// The business's targets for every SKU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthPolicy {
+    /// More days of cover than this is overstock.
+    pub overstock_cover_days: u32,
+    /// A reorder brings stock up to the reorder point plus this many days of demand.
+    pub reorder_cover_days: u32,
+}
+
+impl Default for HealthPolicy {
+    fn default() -> Self {
+        HealthPolicy {
+            overstock_cover_days: 90,
+            reorder_cover_days: 30,
+        }
+    }
+}
+
+/// Where stock stands against its demand, at one location or for the whole SKU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Health {
+    /// Units reserved for orders in the last [`Demand::WINDOW_DAYS`] days.
+    pub demand_30_days: u32,
+    /// How many days `available` lasts at that rate; none without demand.
+    pub days_of_cover: Option<u32>,
+    pub reorder_point: u32,
+    /// At or below the reorder point: order more now.
+    pub reorder: bool,
+    /// Units to order now (0 unless `reorder`).
+    pub suggested_reorder: u32,
+    pub overstock: bool,
+}
+
+impl Health {
+    /// The figures of `available` units (and `incoming`, ordered but not yet here) against
+    /// `demand` units in the window.
+    pub fn of(
+        available: u32,
+        incoming: u32,
+        demand: u32,
+        settings: Replenishment,
+        policy: HealthPolicy,
+    ) -> Health {
+        let window = u64::from(Demand::WINDOW_DAYS);
+        let rate_over = |days: u32| (u64::from(demand) * u64::from(days)).div_ceil(window);
+        let reorder_point = rate_over(settings.lead_time_days) + u64::from(settings.safety_stock);
+        let position = u64::from(available) + u64::from(incoming);
+        let reorder = reorder_point > 0 && position <= reorder_point;
+        let order_up_to = reorder_point + rate_over(policy.reorder_cover_days);
+        let suggested_reorder = if reorder {
+            order_up_to.saturating_sub(position)
+        } else {
+            0
+        };
+        let days_of_cover = (demand > 0).then(|| u64::from(available) * window / u64::from(demand));
+        let overstock = match days_of_cover {
+            Some(days) => days > u64::from(policy.overstock_cover_days),
+            None => available > settings.safety_stock,
+        };
+        let clamp = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+        Health {
+            demand_30_days: demand,
+            days_of_cover: days_of_cover.map(clamp),
+            reorder_point: clamp(reorder_point),
+            reorder,
+            suggested_reorder: clamp(suggested_reorder),
+            overstock,
+        }
+    }
+}
+
+/// The UTC day of an instant: demand is kept per such day.
+pub fn day_of(at: DateTime<Utc>) -> NaiveDate {
+    at.date_naive()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn day(d: &str) -> NaiveDate {
+        d.parse().unwrap()
+    }
+
+    #[test]
+    fn the_window_is_thirty_days_today_included() {
+        let mut demand = Demand::default();
+        let today = day("2026-12-06");
+        demand.record("BER-1", today, 2);
+        demand.record("BER-1", day("2026-11-07"), 3); // the 30th day back: inside
+        demand.record("BER-1", day("2026-11-06"), 100); // the 31st: outside
+        demand.record("HAM-1", day("2026-12-01"), 4);
+        demand.record("HAM-1", day("2026-12-01"), 1);
+        assert_eq!(Demand::window_start(today), day("2026-11-07"));
+        assert_eq!(demand.at("BER-1", today), 5);
+        assert_eq!(demand.at("HAM-1", today), 5);
+        assert_eq!(demand.at("MUC-1", today), 0);
+        assert_eq!(demand.total(today), 10);
+        let kept = demand.recent(today);
+        assert_eq!(kept.entries().count(), 3);
+        assert_eq!(kept.total(today), 10);
+        // Ten days on, the 7th of November has left; later still, the 1st of December.
+        assert_eq!(kept.total(day("2026-12-16")), 7);
+        assert_eq!(kept.total(day("2026-12-31")), 2);
+        assert_eq!(kept.recent(day("2027-01-10")), Demand::default());
+    }
+
+    #[test]
+    fn the_figures_equal_their_hand_calculation() {
+        let settings = Replenishment {
+            lead_time_days: 10,
+            safety_stock: 4,
+        };
+        let policy = HealthPolicy {
+            overstock_cover_days: 90,
+            reorder_cover_days: 30,
+        };
+        // 45 units in 30 days: 1.5 a day. Reorder point ⌈15⌉ + 4 = 19; order up to 19 + 45.
+        let low = Health::of(12, 0, 45, settings, policy);
+        assert_eq!(low.days_of_cover, Some(8)); // 12 / 1.5
+        assert_eq!(low.reorder_point, 19);
+        assert!(low.reorder);
+        assert_eq!(low.suggested_reorder, 64 - 12);
+        assert!(!low.overstock);
+        // What is on its way counts: 12 + 10 incoming is above 19.
+        let ordered = Health::of(12, 10, 45, settings, policy);
+        assert!(!ordered.reorder);
+        assert_eq!(ordered.suggested_reorder, 0);
+        // 7 units in 30 days: ⌈7 × 10 / 30⌉ = 3, + 4.
+        assert_eq!(Health::of(0, 0, 7, settings, policy).reorder_point, 7);
+        // 200 units at 1.5 a day is 133 days: overstock.
+        let heavy = Health::of(200, 0, 45, settings, policy);
+        assert_eq!(heavy.days_of_cover, Some(133));
+        assert!(heavy.overstock && !heavy.reorder);
+        // No demand: no cover figure; stock above the safety stock is dead stock.
+        let idle = Health::of(5, 0, 0, settings, policy);
+        assert_eq!(idle.days_of_cover, None);
+        assert_eq!(idle.reorder_point, 4);
+        assert!(idle.overstock && !idle.reorder);
+        let safe = Health::of(3, 0, 0, settings, policy);
+        assert!(!safe.overstock && safe.reorder);
+        assert_eq!(safe.suggested_reorder, 1);
+        // Nothing sold, nothing kept, nothing held: nothing to do.
+        let none = Health::of(0, 0, 0, Replenishment::default(), policy);
+        assert!(!none.reorder && !none.overstock && none.suggested_reorder == 0);
+    }
+
+    proptest! {
+        #[test]
+        fn a_suggested_reorder_lifts_stock_above_the_reorder_point(
+            available in 0u32..10_000,
+            incoming in 0u32..1_000,
+            demand in 0u32..100_000,
+            lead in 0u32..=365,
+            safety in 0u32..1_000,
+            cover in 1u32..=365,
+        ) {
+            let settings = Replenishment { lead_time_days: lead, safety_stock: safety };
+            let policy = HealthPolicy { overstock_cover_days: 90, reorder_cover_days: cover };
+            let h = Health::of(available, incoming, demand, settings, policy);
+            if h.reorder {
+                let after = u64::from(available) + u64::from(incoming) + u64::from(h.suggested_reorder);
+                prop_assert!(after > u64::from(h.reorder_point) || demand == 0);
+            } else {
+                prop_assert_eq!(h.suggested_reorder, 0);
+            }
+            if let Some(days) = h.days_of_cover {
+                // ⌊available × 30 / demand⌋: the floor of the exact cover.
+                prop_assert!(u64::from(days) * u64::from(demand) <= u64::from(available) * 30);
+                prop_assert!((u64::from(days) + 1) * u64::from(demand) > u64::from(available) * 30);
+            }
+        }
+    }
+}
