@@ -60,6 +60,29 @@ impl Demand {
     /// The days demand is read over, today included.
     pub const WINDOW_DAYS: u32 = 30;
 
+    /// How many days before the window an order's write clears at each location it reserves
+    /// at (the store cannot list what an item holds within a blind update, so it names them):
+    /// a SKU that sells there at least once in this many days keeps only its window.
+    pub const CLEARED_DAYS: u32 = 7;
+
+    /// The days an order's write on `day` clears: the [`Self::CLEARED_DAYS`] before the window.
+    pub fn cleared_by(day: NaiveDate) -> impl Iterator<Item = NaiveDate> {
+        let start = Self::window_start(day);
+        (1..=Self::CLEARED_DAYS)
+            .filter_map(move |back| start.checked_sub_days(Days::new(u64::from(back))))
+    }
+
+    /// An order's reservation of `units` at `location` on `day`: added to the day's, and the
+    /// days [`Self::cleared_by`] it dropped.
+    pub fn reserved(&mut self, location: &str, day: NaiveDate, units: u32) {
+        if let Some(days) = self.0.get_mut(location) {
+            for old in Self::cleared_by(day) {
+                days.remove(&old);
+            }
+        }
+        self.record(location, day, units);
+    }
+
     /// Adds `units` reserved at `location` on `day`.
     pub fn record(&mut self, location: &str, day: NaiveDate, units: u32) {
         let at = self.0.entry(location.to_owned()).or_default();

@@ -367,7 +367,7 @@ impl Product {
     /// each location it reserves them at.
     pub fn record_demand(&mut self, delta: &StockDelta, day: NaiveDate) {
         for at in delta.locations.iter().filter(|at| at.takes_available > 0) {
-            self.demand.record(&at.location, day, at.takes_available);
+            self.demand.reserved(&at.location, day, at.takes_available);
         }
     }
 

@@ -133,31 +133,57 @@ async fn the_health_of_stock_follows_its_orders_and_staff_sort_by_it() {
     // C sold 9 and has 3: ⌊3 × 30 / 9⌋ = 10 days; reorder point ⌈9 × 30 / 30⌉ = 9, and 3 is
     // below it: reorder up to 9 + 9 (30 days of demand), 15 units.
     let expected = [
-        ("A", json!({"demand30Days": 6, "daysOfCover": 70, "reorderPoint": 5, "reorder": false, "suggestedReorder": 0, "overstock": false})),
-        ("B", json!({"demand30Days": 0, "daysOfCover": null, "reorderPoint": 0, "reorder": false, "suggestedReorder": 0, "overstock": true})),
-        ("C", json!({"demand30Days": 9, "daysOfCover": 10, "reorderPoint": 9, "reorder": true, "suggestedReorder": 15, "overstock": false})),
+        (
+            "A",
+            json!({"demand30Days": 6, "daysOfCover": 70, "reorderPoint": 5, "reorder": false, "suggestedReorder": 0, "overstock": false}),
+        ),
+        (
+            "B",
+            json!({"demand30Days": 0, "daysOfCover": null, "reorderPoint": 0, "reorder": false, "suggestedReorder": 0, "overstock": true}),
+        ),
+        (
+            "C",
+            json!({"demand30Days": 9, "daysOfCover": 10, "reorderPoint": 9, "reorder": true, "suggestedReorder": 15, "overstock": false}),
+        ),
     ];
     for (letter, health) in &expected {
-        let product = stack.get(&format!("/inventory/{}", sku(letter)), &admin).await;
-        assert_eq!(product.body["health"], *health, "{letter}: {:?}", product.body);
+        let product = stack
+            .get(&format!("/inventory/{}", sku(letter)), &admin)
+            .await;
+        assert_eq!(
+            product.body["health"], *health,
+            "{letter}: {:?}",
+            product.body
+        );
         assert_eq!(
             product.body["locations"][0]["health"], *health,
             "{letter}: all of it at the default location"
         );
     }
     let warehouse = stack.token("staff-packer", Some("oms:warehouse"));
-    let seen = stack.get(&format!("/inventory/{}", sku("C")), &warehouse).await;
-    assert_eq!(seen.body["health"], expected[2].1, "the warehouse's staff see it");
+    let seen = stack
+        .get(&format!("/inventory/{}", sku("C")), &warehouse)
+        .await;
+    assert_eq!(
+        seen.body["health"], expected[2].1,
+        "the warehouse's staff see it"
+    );
     let customer = stack.token(&unique("customer"), None);
     for path in [
         format!("/inventory/{}", sku("C")),
         format!("/inventory?skus={}", sku("C")),
     ] {
         let public = stack.get(&path, &customer).await;
-        let product = public.body.get("items").map_or(&public.body, |items| &items[0]);
+        let product = public
+            .body
+            .get("items")
+            .map_or(&public.body, |items| &items[0]);
         assert_eq!(product["sku"], sku("C"), "{path}");
         for staff_only in ["health", "leadTimeDays", "safetyStock"] {
-            assert!(product.get(staff_only).is_none(), "{path} shows {staff_only}");
+            assert!(
+                product.get(staff_only).is_none(),
+                "{path} shows {staff_only}"
+            );
         }
     }
 
@@ -181,7 +207,9 @@ async fn the_health_of_stock_follows_its_orders_and_staff_sort_by_it() {
     // C fell to its reorder point with its order; A and B never reached theirs.
     let reorder = |event: &Value| {
         event["type"] == "oms.inventory.reorder-point-reached"
-            && event["subject"].as_str().is_some_and(|s| s.starts_with(&token))
+            && event["subject"]
+                .as_str()
+                .is_some_and(|s| s.starts_with(&token))
     };
     let seen = probe
         .collect(Duration::from_secs(30), |seen| {
@@ -222,8 +250,13 @@ async fn the_health_of_stock_follows_its_orders_and_staff_sort_by_it() {
     let [a, b, c] = rows(browser.text("#inventory tbody").await);
     assert!(b < a && a < c, "overstock first: B, then the most cover");
     assert_eq!(browser.value("#sort").await, "overstock");
-    browser.goto(&format!("/console/inventory/{}", sku("C"))).await;
+    browser
+        .goto(&format!("/console/inventory/{}", sku("C")))
+        .await;
     let point = browser.text("#reorder-point").await;
-    assert!(point.starts_with("9 (30 days' lead time, 0 safety stock)"), "{point}");
+    assert!(
+        point.starts_with("9 (30 days' lead time, 0 safety stock)"),
+        "{point}"
+    );
     assert!(point.contains("reorder 15"), "{point}");
 }

@@ -138,6 +138,9 @@ impl DynamoStore {
             "#updatedAt = :now".to_owned(),
         ];
         let mut conditions = vec!["attribute_exists(pk)".to_owned()];
+        // Demand days before the window, dropped as a reservation passes (a missing one is no
+        // error).
+        let mut removes: Vec<String> = Vec::new();
         let mut update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(sku_pk(&delta.sku), "PRODUCT")))
@@ -181,6 +184,13 @@ impl DynamoStore {
                         demand_attribute(&at.location, today),
                     )
                     .expression_attribute_values(":zero", n(0));
+                for (k, old) in Demand::cleared_by(today).enumerate() {
+                    removes.push(format!("#dc{i}x{k}"));
+                    update = update.expression_attribute_names(
+                        format!("#dc{i}x{k}"),
+                        demand_attribute(&at.location, old),
+                    );
+                }
             }
             update = update
                 .expression_attribute_values(format!(":da{i}"), n(at.available))
@@ -189,7 +199,11 @@ impl DynamoStore {
                 .expression_attribute_values(format!(":nr{i}"), n(at.takes_reserved));
         }
         let update = update
-            .update_expression(format!("SET {}", sets.join(", ")))
+            .update_expression(if removes.is_empty() {
+                format!("SET {}", sets.join(", "))
+            } else {
+                format!("SET {} REMOVE {}", sets.join(", "), removes.join(", "))
+            })
             .condition_expression(conditions.join(" AND "))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()

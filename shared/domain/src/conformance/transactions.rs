@@ -479,6 +479,13 @@ pub async fn stock_per_location<S: OrderStore + InventoryStore + OrderTransactio
     };
     let earlier = day.pred_opt().expect("a day before");
     rewritten.demand.record("AMS-1", earlier, 7);
+    // Days before the window: one a reservation clears, one too old for it to name.
+    let back = |days: u64| {
+        day.checked_sub_days(chrono::Days::new(days))
+            .expect("a day")
+    };
+    rewritten.demand.record("AMS-1", back(32), 50);
+    rewritten.demand.record("AMS-1", back(40), 60);
     assert_eq!(
         store
             .save_product(&rewritten, Some(now.version), None)
@@ -509,7 +516,21 @@ pub async fn stock_per_location<S: OrderStore + InventoryStore + OrderTransactio
         (2, 2 + 1 + 7),
         "added to the day's demand; the window reads the day before as well"
     );
-    assert_eq!(now.demand.entries().count(), 3);
+    let kept: Vec<_> = now
+        .demand
+        .entries()
+        .map(|(l, d, u)| (l.to_owned(), d, u))
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            ("AMS-1".to_owned(), back(40), 60),
+            ("AMS-1".to_owned(), earlier, 7),
+            ("AMS-1".to_owned(), day, 3),
+            ("BER-1".to_owned(), day, 2),
+        ],
+        "the week before the window cleared at the location reserved at"
+    );
 }
 
 /// A move's entries in its SKUs' stock histories are written with it, and only on the counters
