@@ -17,6 +17,7 @@ use oms_domain::app::Caller;
 use oms_domain::ids::Sku;
 use oms_domain::location::{Location, Locations};
 use oms_domain::ports::{InventoryStore, LocationStore};
+use oms_domain::purchase::PurchaseOrder;
 use oms_domain::replenishment::{day_of, HealthPolicy};
 use oms_domain::shipping::ShippingPolicy;
 use oms_domain::stock::Product;
@@ -74,6 +75,14 @@ pub async fn handle<S: InventoryStore + LocationStore>(
         Some("GET /inventory/{sku}/transfers") => history(app, &request, true).await,
         Some("POST /inventory/{sku}/transfers") => dispatch(app, &request).await,
         Some("POST /inventory/{sku}/transfers/{id}/receive") => receive(app, &request).await,
+        Some("GET /inventory/{sku}/purchase-orders") => purchase_orders(app, &request).await,
+        Some("POST /inventory/{sku}/purchase-orders") => place_purchase(app, &request).await,
+        Some("POST /inventory/{sku}/purchase-orders/{id}/receive") => {
+            step_purchase(app, &request, true).await
+        }
+        Some("POST /inventory/{sku}/purchase-orders/{id}/close") => {
+            step_purchase(app, &request, false).await
+        }
         _ => Err(unknown_route(&request)),
     };
     Ok(respond(result))
@@ -300,6 +309,85 @@ async fn receive<S: InventoryStore>(
         inventory::receive_transfer(&app.store, &caller, &sku, &id, chrono::Utc::now()).await?;
     tracing::info!(sku = %sku, transfer = %transfer.id, "transfer received");
     Ok(json_response(StatusCode::OK, &transfer))
+}
+
+/// `GET /inventory/{sku}/purchase-orders` (`oms:admin` or `oms:warehouse`): the SKU's
+/// purchase orders, newest first.
+async fn purchase_orders<S: InventoryStore>(
+    app: &App<S>,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let caller = caller(request)?;
+    let sku = &sku_in_path(request)?;
+    let limit = page_limit(request)?;
+    let cursor = request
+        .query_string_parameters()
+        .first("cursor")
+        .map(str::to_owned);
+    let read = |n| app.store.purchase_orders(sku, n, cursor.as_deref());
+    let page = staff::sku_history(&caller, limit, read).await?;
+    Ok(Listing::of(&page, |o| Some(o.clone())).response())
+}
+
+/// `POST /inventory/{sku}/purchase-orders` (`oms:admin`, `Idempotency-Key`): units ordered
+/// from a supplier, incoming at their location.
+async fn place_purchase<S: InventoryStore + LocationStore>(
+    app: &App<S>,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let (caller, sku, body) = admin_write(request, sku_in_path)?;
+    let key = idempotency_key(request, "POST /inventory/{sku}/purchase-orders")?;
+    let (store, here, at) = (
+        &app.store,
+        app.locations.current(&app.store).await?,
+        chrono::Utc::now(),
+    );
+    let placed =
+        inventory::place_purchase_order(store, &here, &caller, &sku, &key, &body, at).await?;
+    let id = &placed.order.id;
+    tracing::info!(sku = %sku, purchase_order = %id, replayed = placed.replayed, "purchase order placed");
+    let mut response = json_response(StatusCode::CREATED, &placed.order);
+    if placed.replayed {
+        let replayed = lambda_http::http::HeaderValue::from_static("true");
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", replayed);
+    }
+    Ok(response)
+}
+
+/// `POST /inventory/{sku}/purchase-orders/{id}/receive` (`oms:admin` or `oms:warehouse`:
+/// `{quantity}` arrived) and `…/close` (`oms:admin`: the rest will not come).
+async fn step_purchase<S: InventoryStore>(
+    app: &App<S>,
+    request: &Request,
+    receipt: bool,
+) -> Result<Response<Body>, ApiError> {
+    let caller = caller(request)?;
+    if receipt {
+        if !(caller.has_scope(SCOPE_ADMIN) || caller.has_scope(SCOPE_WAREHOUSE)) {
+            return Err(ApiError::Forbidden("oms:admin or oms:warehouse"));
+        }
+    } else {
+        require_scope(&caller, SCOPE_ADMIN)?;
+    }
+    let sku = sku_in_path(request)?;
+    let id = path_id(
+        request,
+        "id",
+        |raw| PurchaseOrder::is_id(raw).then(|| raw.to_owned()).ok_or(()),
+        |raw| format!("purchase order {raw} does not exist"),
+    )?;
+    let body = if receipt {
+        Some(json_body(request)?)
+    } else {
+        None
+    };
+    let at = chrono::Utc::now();
+    let order =
+        inventory::step_purchase_order(&app.store, &caller, &sku, &id, body.as_ref(), at).await?;
+    tracing::info!(sku = %sku, purchase_order = %order.id, status = order.status.as_str(), received = order.received, "purchase order step");
+    Ok(json_response(StatusCode::OK, &order))
 }
 
 /// An administrator's write to the SKU in the path: the caller (their scope checked first),

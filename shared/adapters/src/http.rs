@@ -104,6 +104,7 @@ problem_types! {
     InvalidReturnStep => "invalid-return-step", CONFLICT, "Step not allowed now";
     ReturnAlreadyReceived => "return-already-received", CONFLICT, "Return already received";
     TransferAlreadyReceived => "transfer-already-received", CONFLICT, "Transfer already received";
+    PurchaseOrderNotOpen => "purchase-order-not-open", CONFLICT, "Purchase order not open";
     LabelNotIssued => "label-not-issued", CONFLICT, "No label yet";
     PaymentNotRecorded => "payment-not-recorded", CONFLICT, "Payment event not recorded";
     RefundNotRetryable => "refund-not-retryable", CONFLICT, "Refund cannot be asked again";
@@ -700,6 +701,14 @@ impl From<InventoryError> for ApiError {
             }
             InventoryError::Transfer(error) => ApiError::Conflict {
                 problem: ProblemType::TransferAlreadyReceived,
+                title: None,
+                detail: error.to_string(),
+            },
+            InventoryError::PurchaseNotFound(id) => {
+                ApiError::NotFound(format!("purchase order {id} does not exist"))
+            }
+            InventoryError::Purchase(error) => ApiError::Conflict {
+                problem: ProblemType::PurchaseOrderNotOpen,
                 title: None,
                 detail: error.to_string(),
             },

@@ -52,6 +52,7 @@ pub mod money;
 pub mod notifications;
 pub mod order;
 pub mod ports;
+pub mod purchase;
 pub mod quantity;
 pub mod replenishment;
 pub mod request;

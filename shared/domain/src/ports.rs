@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{CustomerId, IdempotencyKey, OrderId, Sku};
 use crate::order::fulfillment::FulfillmentStatus;
 use crate::order::{Order, OrderChange, OrderStatus, Shortage};
+use crate::purchase::{PurchaseKey, PurchaseOrder, PurchaseStep};
 use crate::stock::{Product, StockAdjustment, StockMovement, Transfer, TransferKey, TransferStep};
 
 /// Why a store call failed.
@@ -300,6 +301,39 @@ pub trait InventoryStore: Send + Sync {
         limit: u32,
         cursor: Option<&str>,
     ) -> impl Future<Output = Result<Page<Transfer>, StoreError>> + Send;
+
+    /// One step of a purchase order in one write: the product on condition that the stored one
+    /// is the version before `step.product`, the receipt's history entry if any, and the
+    /// purchase order — created (on condition that it does not exist) at its first version,
+    /// else replaced on condition that the stored one is the version before. A placing's `key`,
+    /// if given, is written with it on condition that it is new. A lost condition is
+    /// [`StoreError::ConditionFailed`] and writes nothing.
+    fn save_purchase_order(
+        &self,
+        step: &PurchaseStep,
+        key: Option<&PurchaseKey>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// What a placing's `Idempotency-Key` made, if it was used for `sku`.
+    fn purchase_key(
+        &self,
+        sku: &Sku,
+        key: &IdempotencyKey,
+    ) -> impl Future<Output = Result<Option<PurchaseKey>, StoreError>> + Send;
+
+    fn purchase_order(
+        &self,
+        sku: &Sku,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<PurchaseOrder>, StoreError>> + Send;
+
+    /// The purchase orders of one SKU, newest first.
+    fn purchase_orders(
+        &self,
+        sku: &Sku,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> impl Future<Output = Result<Page<PurchaseOrder>, StoreError>> + Send;
 }
 
 /// The business's locations as staff last saved them.

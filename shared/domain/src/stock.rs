@@ -357,6 +357,10 @@ pub struct Product {
     /// The units reserved for it per location and day, over the health window.
     #[serde(default)]
     pub demand: Demand,
+    /// Units on their way to each location (purchase orders, transfers in transit): not
+    /// available, not on hand, but counted by its health so they are not ordered again.
+    #[serde(default)]
+    pub incoming: BTreeMap<String, u32>,
     /// Bumped by every write, so concurrent read-modify-writes cannot lose an update.
     pub version: u64,
     pub updated_at: DateTime<Utc>,
@@ -374,25 +378,54 @@ impl Product {
     /// Its health at `location` on `today`'s window.
     pub fn health_at(&self, location: &str, today: NaiveDate, policy: HealthPolicy) -> Health {
         let demand = self.demand.at(location, today);
+        let available = self.stock.at(location).available();
+        let incoming = self.incoming_at(location);
+        Health::of(available, incoming, demand, self.replenishment, policy)
+    }
+
+    /// Its health over every location together on `today`'s window.
+    pub fn health(&self, today: NaiveDate, policy: HealthPolicy) -> Health {
+        let demand = self.demand.total(today);
+        let available = self.stock.available();
         Health::of(
-            self.stock.at(location).available(),
-            0,
+            available,
+            self.incoming_total(),
             demand,
             self.replenishment,
             policy,
         )
     }
 
-    /// Its health over every location together on `today`'s window.
-    pub fn health(&self, today: NaiveDate, policy: HealthPolicy) -> Health {
-        let demand = self.demand.total(today);
-        Health::of(
-            self.stock.available(),
-            0,
-            demand,
-            self.replenishment,
-            policy,
-        )
+    /// Units on their way to `location`.
+    pub fn incoming_at(&self, location: &str) -> u32 {
+        self.incoming.get(location).copied().unwrap_or(0)
+    }
+
+    /// Units on their way to any location.
+    pub fn incoming_total(&self) -> u32 {
+        self.incoming
+            .values()
+            .fold(0u32, |sum, n| sum.saturating_add(*n))
+    }
+
+    /// `delta` more (or fewer) units on their way to `location`, never below none.
+    pub fn add_incoming(&mut self, location: &str, delta: i64) {
+        let now = i64::from(self.incoming_at(location)) + delta;
+        match u32::try_from(now.max(0)).unwrap_or(u32::MAX) {
+            0 => self.incoming.remove(location),
+            units => self.incoming.insert(location.to_owned(), units),
+        };
+    }
+
+    /// The product as a write of it at `now` starts: the next version, its demand kept to the
+    /// window (a whole product's write drops the older days).
+    pub fn next_version(&self, now: DateTime<Utc>) -> Product {
+        Product {
+            demand: self.demand.recent(crate::replenishment::day_of(now)),
+            version: self.version + 1,
+            updated_at: now,
+            ..self.clone()
+        }
     }
 }
 
@@ -628,7 +661,7 @@ impl Transfer {
             received_at: None,
         };
         let note = format!("transfer {} to {to}", transfer.id);
-        Ok(transfer.step(
+        let mut step = transfer.step(
             product,
             from,
             before,
@@ -637,7 +670,9 @@ impl Transfer {
             note,
             by,
             now,
-        ))
+        );
+        step.product.add_incoming(to, i64::from(quantity));
+        Ok(step)
     }
 
     /// The units arrive at the destination: into its available units, the transfer received.
@@ -660,7 +695,7 @@ impl Transfer {
         };
         let note = format!("transfer {} from {}", self.id, self.from);
         let to = self.to.clone();
-        Ok(received.step(
+        let mut step = received.step(
             product,
             &to,
             before,
@@ -669,7 +704,10 @@ impl Transfer {
             note,
             by,
             now,
-        ))
+        );
+        // A transfer dispatched before incoming units were kept finds none to take back.
+        step.product.add_incoming(&to, -i64::from(self.quantity));
+        Ok(step)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -688,10 +726,7 @@ impl Transfer {
         stock.set(location, after);
         let next = Product {
             stock,
-            demand: product.demand.recent(crate::replenishment::day_of(now)),
-            version: product.version + 1,
-            updated_at: now,
-            ..product.clone()
+            ..product.next_version(now)
         };
         let adjustment =
             StockAdjustment::of_write(&next, location, reason, Some(note), before, after, by);

@@ -490,6 +490,12 @@ mod conformance {
     }
 
     #[tokio::test]
+    async fn conformance_purchase_orders() {
+        let (store, _, prefix) = setup().await;
+        suite::purchase_orders(&store, &prefix).await;
+    }
+
+    #[tokio::test]
     async fn conformance_stock_per_location() {
         let (store, _, prefix) = setup().await;
         suite::stock_per_location(&store, &prefix).await;

@@ -2,6 +2,15 @@
 //! trail.
 
 use super::*;
+use oms_domain::purchase::{PurchaseKey, PurchaseOrder, PurchaseStep};
+
+fn purchase_sk(id: &str) -> String {
+    format!("PURCHASE#{id}")
+}
+
+fn purchase_key_sk(key: &IdempotencyKey) -> String {
+    format!("PURCHASE-KEY#{key}")
+}
 
 impl InventoryStore for DynamoStore {
     async fn products(&self, skus: &[Sku]) -> Result<Vec<Product>, StoreError> {
@@ -132,6 +141,95 @@ impl InventoryStore for DynamoStore {
         self.sku_history(sku, "TRANSFER#", limit, cursor, "list transfers", |item| {
             from_item::<TransferItem>(item).map(|i| i.transfer)
         })
+        .await
+    }
+
+    async fn save_purchase_order(
+        &self,
+        step: &PurchaseStep,
+        key: Option<&PurchaseKey>,
+    ) -> Result<(), StoreError> {
+        let mut items = self.product_writes(
+            &step.product,
+            Some(step.product.version - 1),
+            step.adjustment.as_ref(),
+        )?;
+        let order = &step.order;
+        let item = SkuEntry {
+            pk: sku_pk(&order.sku),
+            sk: purchase_sk(&order.id),
+            entity: entity::PURCHASE_ORDER.into(),
+            value: order.clone(),
+        };
+        let put = self.put(to_item(&item)?);
+        let put = if order.version == 1 {
+            put.condition_expression("attribute_not_exists(pk)")
+        } else {
+            // Each step on the version it was made from: a receipt sent twice counts once.
+            put.condition_expression("#version = :before")
+                .expression_attribute_names("#version", "version")
+                .expression_attribute_values(":before", n(order.version - 1))
+        };
+        items.push(
+            TransactWriteItem::builder()
+                .put(put.build().map_err(|e| StoreError::Failed(e.to_string()))?)
+                .build(),
+        );
+        if let Some(key) = key {
+            items.push(self.put_new(&SkuEntry {
+                pk: sku_pk(&key.sku),
+                sk: purchase_key_sk(&key.key),
+                entity: entity::PURCHASE_KEY.into(),
+                value: key.clone(),
+            })?);
+        }
+        match self.transact("save purchase order", items).await? {
+            None => Ok(()),
+            Some(_) => Err(StoreError::ConditionFailed),
+        }
+    }
+
+    async fn purchase_key(
+        &self,
+        sku: &Sku,
+        idempotency: &IdempotencyKey,
+    ) -> Result<Option<PurchaseKey>, StoreError> {
+        let item = self
+            .read(
+                key(sku_pk(sku), &purchase_key_sk(idempotency)),
+                "get purchase order key",
+            )
+            .await?;
+        item.map(|item| from_item::<SkuEntry<PurchaseKey>>(item).map(|i| i.value))
+            .transpose()
+    }
+
+    async fn purchase_order(
+        &self,
+        sku: &Sku,
+        id: &str,
+    ) -> Result<Option<PurchaseOrder>, StoreError> {
+        let item = self
+            .read(key(sku_pk(sku), &purchase_sk(id)), "get purchase order")
+            .await?;
+        item.map(|item| from_item::<SkuEntry<PurchaseOrder>>(item).map(|i| i.value))
+            .transpose()
+    }
+
+    async fn purchase_orders(
+        &self,
+        sku: &Sku,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<PurchaseOrder>, StoreError> {
+        self.sku_history(
+            sku,
+            "PURCHASE#",
+            limit,
+            cursor,
+            "list purchase orders",
+            |item| from_item::<SkuEntry<PurchaseOrder>>(item).map(|i| i.value),
+        )
         .await
     }
 

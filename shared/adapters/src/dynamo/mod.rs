@@ -14,6 +14,8 @@
 //! | stock adjustment (and a transfer's step) | `SKU#<sku>` | `ADJUSTMENT#<id>` | — |
 //! | transfer between locations | `SKU#<sku>` | `TRANSFER#<id>` | — |
 //! | what a transfer dispatch's `Idempotency-Key` made | `SKU#<sku>` | `TRANSFER-KEY#<key>` | — |
+//! | purchase order (stock on its way from a supplier) | `SKU#<sku>` | `PURCHASE#<id>` | — |
+//! | what a purchase order's `Idempotency-Key` made | `SKU#<sku>` | `PURCHASE-KEY#<key>` | — |
 //! | what an adjustment's `Idempotency-Key` made (a copy of the adjustment) | `SKU#<sku>` | `ADJUSTMENT-KEY#<key>` | — |
 //! | notification preferences | `CUSTOMER#<customerId>` | `PREFERENCES` | — |
 //! | notification cursor (the order's next event to notify, its claim and channels sent) | `ORDER#<orderId>` | `NOTIFIED` | — |
@@ -108,6 +110,8 @@ pub mod entity {
     pub const TRANSFER: &str = "TRANSFER";
     pub const SHIPMENT: &str = "SHIPMENT";
     pub const TRANSFER_KEY: &str = "TRANSFER_KEY";
+    pub const PURCHASE_ORDER: &str = "PURCHASE_ORDER";
+    pub const PURCHASE_KEY: &str = "PURCHASE_KEY";
     pub const ADJUSTMENT_KEY: &str = "ADJUSTMENT_KEY";
     pub const PREFERENCES: &str = "PREFERENCES";
     pub const NOTIFICATION_CURSOR: &str = "NOTIFICATION_CURSOR";
@@ -364,6 +368,9 @@ struct ProductItem {
     lead_time_days: u32,
     #[serde(default)]
     safety_stock: u32,
+    /// Units on their way to each location; absent when none are.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    incoming: BTreeMap<String, u32>,
     available: u32,
     reserved: u32,
     /// Always written (empty or not), so that an update can name a location under it.
@@ -390,6 +397,7 @@ impl ProductItem {
             low_stock_threshold: product.low_stock_threshold,
             lead_time_days: product.replenishment.lead_time_days,
             safety_stock: product.replenishment.safety_stock,
+            incoming: product.incoming.clone(),
             available: home.available(),
             reserved: home.reserved(),
             locations: product
@@ -425,6 +433,7 @@ impl ProductItem {
             },
             // Read from the item's own attributes by `product_of`.
             demand: Demand::default(),
+            incoming: self.incoming,
             version: self.version,
             updated_at: self.updated_at,
         })
@@ -486,6 +495,16 @@ fn product_item(
         item.insert(demand_attribute(location, day), n(units));
     }
     Ok(item)
+}
+
+/// An entry of a SKU's partition (`SKU#<sku>` / `sk`) that holds `value` whole.
+#[derive(Serialize, Deserialize)]
+struct SkuEntry<T> {
+    pk: String,
+    sk: String,
+    entity: String,
+    #[serde(flatten)]
+    value: T,
 }
 
 #[derive(Serialize, Deserialize)]

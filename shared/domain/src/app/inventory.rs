@@ -13,8 +13,12 @@ use crate::ids::{IdempotencyKey, Sku};
 use crate::location::Locations;
 use crate::money::Money;
 use crate::ports::{InventoryStore, StoreError};
+use crate::purchase::{Placing, PurchaseError, PurchaseKey, PurchaseOrder};
 use crate::replenishment::{day_of, Health, HealthPolicy, Replenishment};
-use crate::request::inventory::{AdjustmentRequest, ProductRequest, StockChange, TransferRequest};
+use crate::request::inventory::{
+    parse_purchase_receipt, AdjustmentRequest, ProductRequest, PurchaseOrderRequest, StockChange,
+    TransferRequest,
+};
 use crate::shipping::ShippingPolicy;
 use crate::stock::{
     AdjustmentReason, Product, StockAdjustment, StockError, StockLevel, Transfer, TransferError,
@@ -39,6 +43,9 @@ pub struct ProductView {
     pub available: u32,
     pub reserved: u32,
     pub on_hand: u32,
+    /// Units on their way to any location (staff only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incoming: Option<u32>,
     /// Its stock against its demand over every location together: what it sells is the
     /// business's own, so only staff see it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -56,6 +63,9 @@ pub struct LocationStockView {
     pub location: String,
     #[serde(flatten)]
     pub stock: StockView,
+    /// Units on their way here: purchase orders and transfers in transit (staff only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incoming: Option<u32>,
     /// Its stock against its demand at this location (staff only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health: Option<Health>,
@@ -85,12 +95,19 @@ impl ProductView {
             available: p.stock.available(),
             reserved: p.stock.reserved(),
             on_hand: p.stock.on_hand(),
+            incoming: health.map(|_| p.incoming_total()),
+            // Every location that holds or held some, and any that only has some on its way.
             locations: p
                 .stock
                 .locations()
-                .map(|(location, level)| LocationStockView {
+                .map(|(location, _)| location)
+                .chain(p.incoming.keys().map(String::as_str))
+                .collect::<std::collections::BTreeSet<&str>>()
+                .into_iter()
+                .map(|location| LocationStockView {
                     location: location.to_owned(),
-                    stock: level.into(),
+                    stock: p.stock.at(location).into(),
+                    incoming: health.map(|_| p.incoming_at(location)),
                     health: health.map(|(today, policy)| p.health_at(location, today, policy)),
                 })
                 .collect(),
@@ -172,6 +189,10 @@ pub enum InventoryError {
         expected: u32,
         found: u32,
     },
+    #[error("purchase order {0} does not exist")]
+    PurchaseNotFound(String),
+    #[error("{0}")]
+    Purchase(PurchaseError),
     #[error("the SKU kept changing; try again")]
     Contended,
     #[error(transparent)]
@@ -256,6 +277,10 @@ pub async fn put_product<I: InventoryStore>(
             low_stock_threshold: fields.low_stock_threshold,
             stock,
             replenishment: fields.replenishment,
+            incoming: existing
+                .as_ref()
+                .map(|p| p.incoming.clone())
+                .unwrap_or_default(),
             // A whole product's write keeps only the demand health still reads.
             demand: existing
                 .as_ref()
@@ -448,6 +473,106 @@ async fn write_step<I: InventoryStore>(
     let step = step?;
     let written = inventory.save_transfer(&step, None).await;
     Attempt::of_write(written, step.transfer)
+}
+
+/// A purchase order placed, or the one its `Idempotency-Key` placed before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placed {
+    pub order: PurchaseOrder,
+    pub replayed: bool,
+}
+
+/// `POST /inventory/{sku}/purchase-orders`: units ordered from a supplier, incoming at their
+/// location from now on. Once per `Idempotency-Key`: a retry answers the purchase order it
+/// placed; the key with another request is refused.
+pub async fn place_purchase_order<I: InventoryStore>(
+    inventory: &I,
+    locations: &Locations,
+    caller: &Caller,
+    sku: &Sku,
+    key: &IdempotencyKey,
+    body: &serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<Placed, InventoryError> {
+    let request = &PurchaseOrderRequest::parse(body, locations, day_of(now))?;
+    let placing = || Placing {
+        location: &request.location,
+        quantity: request.quantity,
+        expected_on: request.expected_on,
+        supplier_reference: request.supplier_reference.clone(),
+        note: request.note.clone(),
+    };
+    let fingerprint = &placing().fingerprint();
+    until_written(|| async move {
+        if let Some(used) = inventory.purchase_key(sku, key).await? {
+            if &used.fingerprint != fingerprint {
+                return Err(InventoryError::KeyReused);
+            }
+            let id = used.purchase_order_id;
+            let order = inventory.purchase_order(sku, &id).await?;
+            let order = order.ok_or(InventoryError::PurchaseNotFound(id))?;
+            return Ok(Attempt::Done(Placed {
+                order,
+                replayed: true,
+            }));
+        }
+        let product = existing(inventory, sku).await?;
+        let step = PurchaseOrder::place(&product, placing(), caller.customer_id.as_str(), now);
+        let used = PurchaseKey {
+            sku: sku.clone(),
+            key: key.clone(),
+            purchase_order_id: step.order.id.clone(),
+            fingerprint: fingerprint.clone(),
+        };
+        let written = inventory.save_purchase_order(&step, Some(&used)).await;
+        Attempt::of_write(
+            written,
+            Placed {
+                order: step.order,
+                replayed: false,
+            },
+        )
+    })
+    .await
+}
+
+/// `POST /inventory/{sku}/purchase-orders/{id}/receive` (`{quantity}`) and `…/close`: some or
+/// all of the outstanding units arrive (available at the location, in the SKU's history as a
+/// receipt naming the order), or the rest will not. Each step is written on the purchase
+/// order's version it was made from, so the same delivery recorded twice counts once: the
+/// second is refused if the first received everything, and otherwise reads the order again.
+pub async fn step_purchase_order<I: InventoryStore>(
+    inventory: &I,
+    caller: &Caller,
+    sku: &Sku,
+    id: &str,
+    receipt: Option<&serde_json::Value>,
+    now: DateTime<Utc>,
+) -> Result<PurchaseOrder, InventoryError> {
+    let quantity = receipt.map(parse_purchase_receipt).transpose()?;
+    until_written(|| async move {
+        let missing = || InventoryError::PurchaseNotFound(id.to_owned());
+        let order = inventory
+            .purchase_order(sku, id)
+            .await?
+            .ok_or_else(missing)?;
+        let product = inventory.product(sku).await?.ok_or_else(missing)?;
+        let by = caller.customer_id.as_str();
+        let step = match quantity {
+            Some(quantity) => order.receive(&product, quantity, by, now),
+            None => order.close(&product, now),
+        }
+        .map_err(|e| match e {
+            PurchaseError::Stock(e) => InventoryError::Stock(e),
+            PurchaseError::MoreThanOutstanding { .. } => {
+                InventoryError::Invalid(ValidationErrors::one("quantity", e.to_string()))
+            }
+            other => InventoryError::Purchase(other),
+        })?;
+        let written = inventory.save_purchase_order(&step, None).await;
+        Attempt::of_write(written, step.order)
+    })
+    .await
 }
 
 /// Parses `items=SKU:2,OTHER:1` (a cart) and prices every shipping method that serves `country`
@@ -800,5 +925,118 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(store.all_adjustments(&sku()).len(), 2);
+    }
+
+    /// `POST /inventory/MUG-1/purchase-orders` of `body` under the Idempotency-Key `key`.
+    async fn order_more(
+        store: &InMemoryStore,
+        key: &str,
+        body: serde_json::Value,
+    ) -> Result<Placed, InventoryError> {
+        let (here, key) = (
+            Locations::default_locations(),
+            IdempotencyKey::parse(key).unwrap(),
+        );
+        place_purchase_order(store, &here, &admin(), &sku(), &key, &body, Utc::now()).await
+    }
+
+    #[tokio::test]
+    async fn a_purchase_order_is_incoming_until_it_arrives_and_each_delivery_counts_once() {
+        let store = mug(2).await;
+        let body = json!({"quantity": 10, "expectedOn": (Utc::now() + chrono::Duration::days(5)).date_naive().to_string(), "supplierReference": "ACME-77"});
+        let placed = order_more(&store, "po-1", body.clone()).await.unwrap();
+        assert!(!placed.replayed);
+        let again = order_more(&store, "po-1", body.clone()).await.unwrap();
+        assert_eq!(
+            (again.order.id.as_str(), again.replayed),
+            (placed.order.id.as_str(), true)
+        );
+        let mut other = body.clone();
+        other["quantity"] = json!(11);
+        assert!(matches!(
+            order_more(&store, "po-1", other).await,
+            Err(InventoryError::KeyReused)
+        ));
+        let view = get(&store).await;
+        assert_eq!(
+            (view.available, view.incoming),
+            (2, Some(10)),
+            "ordered once, not yet here"
+        );
+        assert_eq!(view.locations[0].incoming, Some(10));
+
+        let id = placed.order.id.as_str();
+        let receive = |n: u32| {
+            let store = &store;
+            async move {
+                step_purchase_order(
+                    store,
+                    &admin(),
+                    &sku(),
+                    id,
+                    Some(&json!({"quantity": n})),
+                    Utc::now(),
+                )
+                .await
+            }
+        };
+        let some = receive(6).await.unwrap();
+        assert_eq!(
+            (some.received, some.status),
+            (6, crate::purchase::PurchaseStatus::Open)
+        );
+        let view = get(&store).await;
+        assert_eq!((view.available, view.incoming), (8, Some(4)));
+        assert!(
+            matches!(receive(5).await, Err(InventoryError::Invalid(e)) if e.0[0].field == "quantity")
+        );
+        assert_eq!(
+            receive(4).await.unwrap().status,
+            crate::purchase::PurchaseStatus::Received
+        );
+        assert!(
+            matches!(receive(1).await, Err(InventoryError::Purchase(_))),
+            "nothing more arrives on it"
+        );
+        let view = get(&store).await;
+        assert_eq!((view.available, view.incoming), (12, Some(0)));
+        let receipts = store.all_adjustments(&sku());
+        assert_eq!(receipts.len(), 3, "the creation and two deliveries");
+
+        // Another, closed with units outstanding: no longer incoming.
+        let late = order_more(&store, "po-2", body).await.unwrap();
+        let closed =
+            step_purchase_order(&store, &admin(), &sku(), &late.order.id, None, Utc::now())
+                .await
+                .unwrap();
+        assert_eq!(closed.status, crate::purchase::PurchaseStatus::Closed);
+        assert_eq!(get(&store).await.incoming, Some(0));
+        assert!(matches!(
+            order_more(&store, "po-3", json!({"quantity": 1, "expectedOn": "2020-01-01"})).await,
+            Err(InventoryError::Invalid(e)) if e.0[0].field == "expectedOn"
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_transfer_in_transit_is_incoming_at_its_destination() {
+        let store = mug(10).await;
+        let sent = dispatch(
+            &store,
+            "tr-1",
+            json!({"from": "BER-1", "to": "AMS-1", "quantity": 4}),
+        )
+        .await
+        .unwrap();
+        let at = |view: &ProductView, location: &str| {
+            view.locations
+                .iter()
+                .find(|l| l.location == location)
+                .and_then(|l| l.incoming)
+        };
+        let view = get(&store).await;
+        assert_eq!((view.incoming, at(&view, "AMS-1")), (Some(4), Some(4)));
+        receive(&store, &sent.transfer.id).await.unwrap();
+        let view = get(&store).await;
+        assert_eq!((view.incoming, at(&view, "AMS-1")), (Some(0), Some(0)));
     }
 }

@@ -583,6 +583,7 @@ mod tests {
             stock: crate::stock::Stock::at_one("BER-1", StockLevel::new(available).unwrap()),
             replenishment: Default::default(),
             demand: Default::default(),
+            incoming: Default::default(),
             version: 1,
             updated_at: Utc::now(),
         }

@@ -437,3 +437,121 @@ pub async fn adjustment_keys<S: InventoryStore>(store: &S, prefix: &str) {
         "nothing written"
     );
 }
+
+/// Purchase orders: placed with the product's incoming units in one write and its key once;
+/// each later step written on the order's version it was made from (a receipt sent twice
+/// counts once), with its history entry; listed newest first.
+pub async fn purchase_orders<S: InventoryStore>(store: &S, prefix: &str) {
+    use crate::purchase::{Placing, PurchaseKey, PurchaseOrder, PurchaseStatus};
+    check_prefix(prefix);
+    let at = base_time();
+    let a = product(&sku(prefix, "PO-A"), 1, at);
+    assert_eq!(store.save_product(&a, None, None).await, Ok(()));
+    let placing = |quantity: u32| Placing {
+        location: "AMS-1",
+        quantity,
+        expected_on: at.date_naive(),
+        supplier_reference: Some("S-1".into()),
+        note: None,
+    };
+    let placed = PurchaseOrder::place(&a, placing(5), "conformance", at);
+    let key = |order: &PurchaseOrder| PurchaseKey {
+        sku: a.sku.clone(),
+        key: IdempotencyKey::parse(format!("{prefix}-po-1")).expect("a key"),
+        purchase_order_id: order.id.clone(),
+        fingerprint: placing(5).fingerprint(),
+    };
+    assert_eq!(
+        store
+            .save_purchase_order(&placed, Some(&key(&placed.order)))
+            .await,
+        Ok(())
+    );
+    assert_eq!(
+        stored_product(store, &a.sku).await.as_ref(),
+        Some(&placed.product)
+    );
+    assert_eq!(
+        stored_product(store, &a.sku)
+            .await
+            .map(|p| p.incoming_at("AMS-1")),
+        Some(5)
+    );
+    assert_eq!(
+        store.purchase_order(&a.sku, &placed.order.id).await,
+        Ok(Some(placed.order.clone()))
+    );
+    assert_eq!(
+        store.purchase_key(&a.sku, &key(&placed.order).key).await,
+        Ok(Some(key(&placed.order)))
+    );
+
+    // The same key again, on the current product: refused, nothing written.
+    let twin = PurchaseOrder::place(&placed.product, placing(5), "conformance", at + seconds(1));
+    assert_eq!(
+        store
+            .save_purchase_order(&twin, Some(&key(&twin.order)))
+            .await,
+        Err(StoreError::ConditionFailed)
+    );
+    assert_eq!(store.purchase_order(&a.sku, &twin.order.id).await, Ok(None));
+    assert_eq!(
+        stored_product(store, &a.sku).await.as_ref(),
+        Some(&placed.product)
+    );
+
+    // Two units arrive: available at AMS-1 (its first counters), three still incoming.
+    let some = placed
+        .order
+        .receive(&placed.product, 2, "conformance", at + seconds(2))
+        .expect("a receipt");
+    assert_eq!(store.save_purchase_order(&some, None).await, Ok(()));
+    let now = stored_product(store, &a.sku).await.expect("stored");
+    assert_eq!(
+        (now.stock.at("AMS-1").available(), now.incoming_at("AMS-1")),
+        (2, 3)
+    );
+    let history = store.adjustments(&a.sku, 10, None).await.expect("history");
+    assert_eq!(
+        history.items.first(),
+        some.adjustment.as_ref(),
+        "the receipt's entry"
+    );
+    // The same delivery recorded again from the order as it was: refused.
+    let again = placed
+        .order
+        .receive(&now, 2, "conformance", at + seconds(3))
+        .expect("a receipt");
+    assert_eq!(
+        store.save_purchase_order(&again, None).await,
+        Err(StoreError::ConditionFailed)
+    );
+    assert_eq!(stored_product(store, &a.sku).await.as_ref(), Some(&now));
+
+    let closed = some.order.close(&now, at + seconds(4)).expect("closing");
+    assert_eq!(store.save_purchase_order(&closed, None).await, Ok(()));
+    let stored = store.purchase_order(&a.sku, &placed.order.id).await;
+    assert_eq!(
+        stored.map(|o| o.map(|o| (o.status, o.received))),
+        Ok(Some((PurchaseStatus::Closed, 2)))
+    );
+    assert_eq!(
+        stored_product(store, &a.sku)
+            .await
+            .map(|p| p.incoming_total()),
+        Some(0)
+    );
+
+    let later = PurchaseOrder::place(&closed.product, placing(1), "conformance", at + seconds(5));
+    assert_eq!(store.save_purchase_order(&later, None).await, Ok(()));
+    let listed = store
+        .purchase_orders(&a.sku, 10, None)
+        .await
+        .expect("listed");
+    let ids: Vec<&str> = listed.items.iter().map(|o| o.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [later.order.id.as_str(), placed.order.id.as_str()],
+        "newest first"
+    );
+}

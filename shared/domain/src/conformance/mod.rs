@@ -95,6 +95,7 @@ fn product(sku: &Sku, on_hand: u32, at: DateTime<Utc>) -> Product {
         stock: Stock::at_one("BER-1", StockLevel::new(on_hand).expect("a stock level")),
         replenishment: Default::default(),
         demand: Default::default(),
+        incoming: Default::default(),
         version: 1,
         updated_at: at,
     }
@@ -411,6 +412,11 @@ mod in_memory {
     #[tokio::test]
     async fn adjustment_keys() {
         super::adjustment_keys(&InMemoryStore::default(), "mem").await;
+    }
+
+    #[tokio::test]
+    async fn purchase_orders() {
+        super::purchase_orders(&InMemoryStore::default(), "mem").await;
     }
 
     #[tokio::test]

@@ -1,6 +1,7 @@
 //! The inventory port in memory.
 
 use super::*;
+use crate::purchase::{PurchaseKey, PurchaseOrder, PurchaseStep};
 
 impl InventoryStore for InMemoryStore {
     async fn products(&self, skus: &[Sku]) -> Result<Vec<Product>, StoreError> {
@@ -166,6 +167,82 @@ impl InventoryStore for InMemoryStore {
         let of_sku = |t: &Transfer| (&t.sku == sku).then(|| t.id.clone());
         let listing = format!("transfers:{sku}");
         newest_first(&listing, &state.transfers, of_sku, limit, cursor)
+    }
+
+    async fn save_purchase_order(
+        &self,
+        step: &PurchaseStep,
+        key: Option<&PurchaseKey>,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if let Some(key) = key {
+            let used = state
+                .purchase_keys
+                .iter()
+                .any(|k| k.sku == key.sku && k.key == key.key);
+            if used {
+                return Err(StoreError::ConditionFailed);
+            }
+        }
+        let product = &step.product;
+        let stored_version = state.products.get(&product.sku).map(|p| p.version);
+        if stored_version != Some(product.version - 1) {
+            return Err(StoreError::ConditionFailed);
+        }
+        let order = &step.order;
+        let stored = state
+            .purchase_orders
+            .iter()
+            .position(|o| o.sku == order.sku && o.id == order.id);
+        match stored {
+            None if order.version == 1 => state.purchase_orders.push(order.clone()),
+            Some(at) if state.purchase_orders[at].version + 1 == order.version => {
+                state.purchase_orders[at] = order.clone()
+            }
+            _ => return Err(StoreError::ConditionFailed),
+        }
+        state.products.insert(product.sku.clone(), product.clone());
+        state.adjustments.extend(step.adjustment.clone());
+        state.purchase_keys.extend(key.cloned());
+        Ok(())
+    }
+
+    async fn purchase_key(
+        &self,
+        sku: &Sku,
+        key: &IdempotencyKey,
+    ) -> Result<Option<PurchaseKey>, StoreError> {
+        Ok(self
+            .lock()
+            .purchase_keys
+            .iter()
+            .find(|k| &k.sku == sku && &k.key == key)
+            .cloned())
+    }
+
+    async fn purchase_order(
+        &self,
+        sku: &Sku,
+        id: &str,
+    ) -> Result<Option<PurchaseOrder>, StoreError> {
+        Ok(self
+            .lock()
+            .purchase_orders
+            .iter()
+            .find(|o| &o.sku == sku && o.id == id)
+            .cloned())
+    }
+
+    async fn purchase_orders(
+        &self,
+        sku: &Sku,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<PurchaseOrder>, StoreError> {
+        let state = self.lock();
+        let of_sku = |o: &PurchaseOrder| (&o.sku == sku).then(|| o.id.clone());
+        let listing = format!("purchase-orders:{sku}");
+        newest_first(&listing, &state.purchase_orders, of_sku, limit, cursor)
     }
 }
 

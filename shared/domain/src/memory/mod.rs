@@ -30,6 +30,8 @@ struct State {
     adjustments: Vec<StockAdjustment>,
     transfers: Vec<Transfer>,
     transfer_keys: Vec<TransferKey>,
+    purchase_orders: Vec<crate::purchase::PurchaseOrder>,
+    purchase_keys: Vec<crate::purchase::PurchaseKey>,
     preferences: HashMap<CustomerId, Preferences>,
     cursors: HashMap<OrderId, NotificationCursor>,
     locations: Option<crate::ports::StoredLocations>,

@@ -876,6 +876,7 @@ pub(crate) mod tests {
             stock: crate::stock::Stock::at_one("BER-1", StockLevel::new(stock).unwrap()),
             replenishment: Default::default(),
             demand: Default::default(),
+            incoming: Default::default(),
             version: 1,
             updated_at: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
         }

@@ -245,6 +245,76 @@ impl TransferRequest {
     }
 }
 
+/// A validated `POST /inventory/{sku}/purchase-orders` body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PurchaseOrderRequest {
+    /// Where the units go: the default location unless the body names one.
+    pub location: String,
+    pub quantity: u32,
+    pub expected_on: chrono::NaiveDate,
+    pub supplier_reference: Option<String>,
+    pub note: Option<String>,
+}
+
+impl PurchaseOrderRequest {
+    /// Parses an untrusted body; `expectedOn` is a date from `today` up to two years on.
+    pub fn parse(
+        body: &Value,
+        locations: &Locations,
+        today: chrono::NaiveDate,
+    ) -> Result<Self, ValidationErrors> {
+        let mut errors = ValidationErrors::default();
+        let known = [
+            "location",
+            "quantity",
+            "expectedOn",
+            "supplierReference",
+            "note",
+        ];
+        let Some(fields) = Fields::body(&mut errors, body, &known) else {
+            return Err(errors);
+        };
+        let location = fields
+            .optional(&mut errors, "location", location_of(locations))
+            .unwrap_or_else(|| locations.default_location().id.clone());
+        let quantity = fields.required(&mut errors, "quantity", whole(1..=StockLevel::MAX_UNITS));
+        let latest = today
+            .checked_add_days(chrono::Days::new(731))
+            .unwrap_or(today);
+        let expected_on = fields.required(&mut errors, "expectedOn", |v| {
+            v.as_str()
+                .and_then(|s| s.parse::<chrono::NaiveDate>().ok())
+                .filter(|d| (today..=latest).contains(d))
+                .ok_or_else(|| format!("must be a date (YYYY-MM-DD) from {today} to {latest}"))
+        });
+        let supplier_reference = fields.note(&mut errors, "supplierReference", 100);
+        let note = fields.note(&mut errors, "note", 500);
+        match (quantity, expected_on) {
+            (Some(quantity), Some(expected_on)) if errors.is_empty() => Ok(Self {
+                location,
+                quantity,
+                expected_on,
+                supplier_reference,
+                note,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+/// A validated `POST /inventory/{sku}/purchase-orders/{id}/receive` body: the units that
+/// arrived.
+pub fn parse_purchase_receipt(body: &Value) -> Result<u32, ValidationErrors> {
+    let mut errors = ValidationErrors::default();
+    let Some(fields) = Fields::body(&mut errors, body, &["quantity"]) else {
+        return Err(errors);
+    };
+    match fields.required(&mut errors, "quantity", whole(1..=StockLevel::MAX_UNITS)) {
+        Some(quantity) if errors.is_empty() => Ok(quantity),
+        _ => Err(errors),
+    }
+}
+
 /// A location's id, one of the business's locations.
 pub fn location_of(locations: &Locations) -> impl Fn(&Value) -> Result<String, String> + '_ {
     move |value| {
