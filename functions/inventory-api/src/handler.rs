@@ -552,6 +552,110 @@ mod tests {
         assert_eq!(status, 200, "a second PUT replaces");
     }
 
+    /// The event `name` with `edit` applied to its JSON first (a date that must be in the
+    /// future, an id only the test knows).
+    async fn call_edited(
+        app: &App<InMemoryStore>,
+        name: &str,
+        edit: impl FnOnce(&mut serde_json::Value),
+    ) -> (u16, serde_json::Value, Option<String>) {
+        let text = oms_domain::fixtures::event_text(&format!("inventory-api/{name}.json"));
+        let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        edit(&mut json);
+        let request = lambda_http::request::from_str(&json.to_string()).unwrap();
+        let response = handle(app, request).await.unwrap();
+        let replayed = response
+            .headers()
+            .get("idempotent-replayed")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (
+            response.status().as_u16(),
+            serde_json::from_slice(response.body().as_ref()).unwrap(),
+            replayed,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_purchase_order_is_placed_once_listed_and_received_by_the_warehouse() {
+        let app = app();
+        call(&app, "put-inventory").await;
+        let next_week = (chrono::Utc::now() + chrono::Duration::days(7)).date_naive();
+        let in_a_week = |event: &mut serde_json::Value| {
+            let mut body: serde_json::Value =
+                serde_json::from_str(event["body"].as_str().unwrap()).unwrap();
+            body["expectedOn"] = serde_json::json!(next_week.to_string());
+            event["body"] = serde_json::json!(body.to_string());
+        };
+        let (status, placed, replayed) = call_edited(&app, "place-purchase-order", in_a_week).await;
+        assert_eq!((status, replayed), (201, None), "{placed}");
+        assert_eq!(
+            (
+                placed["status"].as_str(),
+                placed["quantity"].as_u64(),
+                placed["supplierReference"].as_str()
+            ),
+            (Some("OPEN"), Some(24), Some("ACME-4711"))
+        );
+        let (status, again, replayed) = call_edited(&app, "place-purchase-order", in_a_week).await;
+        assert_eq!(
+            (status, again["id"].clone(), replayed.as_deref()),
+            (201, placed["id"].clone(), Some("true"))
+        );
+        // Not yet here: incoming, not available.
+        let (_, product, _) = call_edited(&app, "adjust-receipt", |e| {
+            e["body"] = serde_json::json!("{\"reason\": \"RECEIPT\", \"delta\": 1}");
+        })
+        .await;
+        assert_eq!(
+            (product["available"].as_u64(), product["incoming"].as_u64()),
+            (Some(41), Some(24))
+        );
+
+        let (status, listed) = call(&app, "list-purchase-orders").await;
+        assert_eq!(
+            (status, listed["items"][0]["id"].clone()),
+            (200, placed["id"].clone())
+        );
+        let id = placed["id"].as_str().unwrap().to_owned();
+        let this_one = |event: &mut serde_json::Value| {
+            let path = format!("/inventory/CUP-WHITE/purchase-orders/{id}/receive");
+            event["rawPath"] = serde_json::json!(path);
+            event["requestContext"]["http"]["path"] = serde_json::json!(path);
+            event["pathParameters"]["id"] = serde_json::json!(id);
+        };
+        let (status, received, _) =
+            call_edited(&app, "receive-purchase-order", this_one.clone()).await;
+        assert_eq!(
+            (
+                status,
+                received["status"].as_str(),
+                received["received"].as_u64()
+            ),
+            (200, Some("RECEIVED"), Some(24))
+        );
+        let (status, refused, _) = call_edited(&app, "receive-purchase-order", this_one).await;
+        assert_eq!(
+            (status, refused["type"].as_str()),
+            (409, Some("/problems/purchase-order-not-open"))
+        );
+        let (status, unknown) = call(&app, "receive-purchase-order").await;
+        assert_eq!(
+            (status, unknown["type"].as_str()),
+            (404, Some("/problems/not-found"))
+        );
+        let product = app
+            .store
+            .product(&Sku::parse("CUP-WHITE").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (product.stock.available(), product.incoming_total()),
+            (65, 0),
+            "received once"
+        );
+    }
+
     #[tokio::test]
     async fn refusals_change_nothing() {
         let app = app();

@@ -712,7 +712,8 @@ impl From<InventoryError> for ApiError {
                 title: None,
                 detail: error.to_string(),
             },
-            error @ InventoryError::NotAsSeen { .. } => ApiError::Conflict {
+            error @ (InventoryError::NotAsSeen { .. }
+            | InventoryError::DeliveryNotAsSeen { .. }) => ApiError::Conflict {
                 problem: ProblemType::ConcurrentModification,
                 title: None,
                 detail: error.to_string(),

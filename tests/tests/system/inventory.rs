@@ -260,3 +260,162 @@ async fn the_health_of_stock_follows_its_orders_and_staff_sort_by_it() {
     );
     assert!(point.contains("reorder 15"), "{point}");
 }
+
+/// A purchase order staff record in the console is incoming until it arrives: the SKU's health
+/// counts it (what is ordered is not suggested again), a packer receives part of it and then
+/// the rest, each delivery once (the same form sent again from the back button is refused),
+/// and the history names the order; the API says the same.
+#[tokio::test]
+async fn a_purchase_order_is_incoming_until_its_deliveries_arrive_each_once() {
+    let stack = Stack::connect().await;
+    let admin = stack.token("staff-tests", Some("oms:admin"));
+    let sku = unique("PURCHASE").to_uppercase();
+    let body = json!({"name": "Purchase test", "unitPrice": {"amount": 1000, "currency": "EUR"}, "weightGrams": 500, "onHand": 12, "leadTimeDays": 30});
+    let reply = stack.put(&format!("/inventory/{sku}"), &admin, &body).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    let customer = unique("customer");
+    let paid = stack
+        .place_then_pay(&customer, &unique("key"), &[(&sku, 9)])
+        .await;
+    stack
+        .wait_decided(&customer, paid.body["orderId"].as_str().unwrap())
+        .await;
+    let product = stack.get(&format!("/inventory/{sku}"), &admin).await;
+    assert_eq!(
+        product.body["health"]["suggestedReorder"], 15,
+        "{:?}",
+        product.body
+    );
+
+    // An administrator orders what the console suggests.
+    let browser = Browser::open(&stack).await;
+    browser.sign_in("staff-erin", "admin").await;
+    browser.goto(&format!("/console/inventory/{sku}")).await;
+    assert_eq!(
+        browser.value("#purchase-units").await,
+        "15",
+        "the suggestion"
+    );
+    let expected_on = (chrono::Utc::now() + chrono::Duration::days(10)).date_naive();
+    browser
+        .client
+        .execute(
+            "document.querySelector('#purchase-expected').value = arguments[0];",
+            vec![json!(expected_on.to_string())],
+        )
+        .await
+        .unwrap();
+    browser.fill("#purchase-reference", "ACME-4711").await;
+    browser.submit("#place-purchase").await;
+    assert_eq!(
+        browser.text("#banner").await,
+        "The purchase order was recorded; its units are incoming until they arrive."
+    );
+    assert_eq!(browser.text("#incoming").await, "15");
+    let product = stack.get(&format!("/inventory/{sku}"), &admin).await;
+    assert_eq!(
+        (
+            &product.body["available"],
+            &product.body["incoming"],
+            &product.body["health"]["reorder"],
+            &product.body["health"]["suggestedReorder"]
+        ),
+        (&json!(3), &json!(15), &json!(false), &json!(0)),
+        "ordered: not suggested again"
+    );
+    let orders = stack
+        .get(&format!("/inventory/{sku}/purchase-orders"), &admin)
+        .await;
+    let order = &orders.body["items"][0];
+    let id = order["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        (
+            &order["quantity"],
+            &order["supplierReference"],
+            &order["expectedOn"],
+            &order["status"]
+        ),
+        (
+            &json!(15),
+            &json!("ACME-4711"),
+            &json!(expected_on.to_string()),
+            &json!("OPEN")
+        )
+    );
+
+    // A packer has the SKU's page open in two tabs: 10 arrive, recorded in the first; the
+    // second still shows none arrived, so its delivery is refused.
+    let packer = Browser::open(&stack).await;
+    packer.sign_in("staff-finn", "warehouse").await;
+    let page = format!("/console/inventory/{sku}");
+    packer.goto(&page).await;
+    let first = packer.client.window().await.unwrap();
+    let second = packer.client.new_window(true).await.unwrap().handle;
+    packer
+        .client
+        .switch_to_window(second.clone())
+        .await
+        .unwrap();
+    packer.goto(&page).await;
+    packer.client.switch_to_window(first).await.unwrap();
+    packer.fill(&format!("#arrived-{id}"), "10").await;
+    packer.submit(&format!("#receive-{id}")).await;
+    assert_eq!(
+        packer.text("#banner").await,
+        "The delivery was recorded; its units are available."
+    );
+    assert_eq!(packer.text(&format!("#po-{id} .received")).await, "10");
+    packer.client.switch_to_window(second).await.unwrap();
+    packer.fill(&format!("#arrived-{id}"), "5").await;
+    packer.submit(&format!("#receive-{id}")).await;
+    let refusal = packer.text("#form-refused").await;
+    assert!(refusal.contains("10 units of purchase order"), "{refusal}");
+    let product = stack.get(&format!("/inventory/{sku}"), &admin).await;
+    assert_eq!(
+        (&product.body["available"], &product.body["incoming"]),
+        (&json!(13), &json!(5)),
+        "the delivery counted once"
+    );
+    // The rest arrives: received, nothing incoming, the history names the order.
+    packer.goto(&format!("/console/inventory/{sku}")).await;
+    packer.submit(&format!("#receive-{id}")).await;
+    assert_eq!(packer.text(&format!("#po-{id} .status")).await, "received");
+    let product = stack.get(&format!("/inventory/{sku}"), &admin).await;
+    assert_eq!(
+        (&product.body["available"], &product.body["incoming"]),
+        (&json!(18), &json!(0))
+    );
+    let history = stack
+        .get(&format!("/inventory/{sku}/adjustments"), &admin)
+        .await;
+    let note = history.body["items"][0]["note"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(note, format!("purchase order {id} (ACME-4711)"));
+    packer
+        .client
+        .execute(
+            "document.querySelector('#purchase-h').scrollIntoView();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    packer.screenshot("purchase-orders").await;
+    // Nothing more arrives on it.
+    let late = stack
+        .post(
+            &format!("/inventory/{sku}/purchase-orders/{id}/receive"),
+            &admin,
+            &[],
+            json!({"quantity": 1}),
+        )
+        .await;
+    assert_eq!(
+        (late.status, late.body["type"].as_str()),
+        (
+            StatusCode::CONFLICT,
+            Some("/problems/purchase-order-not-open")
+        )
+    );
+}

@@ -103,6 +103,36 @@ async fn every_request_a_function_makes_is_allowed_by_its_own_policy() {
         )
         .await;
     assert!(adjusted.status.is_success(), "{:?}", adjusted.body);
+    // A purchase order placed, listed and received in part.
+    let next_week = (chrono::Utc::now() + chrono::Duration::days(7)).date_naive();
+    let placed = stack
+        .post(
+            &format!("/inventory/{sku}/purchase-orders"),
+            &admin,
+            &[("idempotency-key", &unique("po"))],
+            json!({"quantity": 3, "expectedOn": next_week.to_string()}),
+        )
+        .await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.body);
+    let po = placed.body["id"].as_str().unwrap();
+    let listed = stack
+        .get(&format!("/inventory/{sku}/purchase-orders"), &admin)
+        .await;
+    assert_eq!(listed.status, StatusCode::OK, "{:?}", listed.body);
+    let delivered_po = stack
+        .post(
+            &format!("/inventory/{sku}/purchase-orders/{po}/receive"),
+            &stack.token("warehouse-privilege", Some("oms:warehouse")),
+            &[],
+            json!({"quantity": 1}),
+        )
+        .await;
+    assert_eq!(
+        delivered_po.status,
+        StatusCode::OK,
+        "{:?}",
+        delivered_po.body
+    );
     let (customer, delivered) = stack
         .delivered_order(
             &[(&sku, 2)],
@@ -239,6 +269,7 @@ async fn every_request_a_function_makes_is_allowed_by_its_own_policy() {
     for page in [
         "/console/exceptions",
         "/console/inventory?sort=lowStock",
+        "/console/inventory?sort=reorder",
         &format!("/console/inventory/{sku}"),
         "/console/warehouse",
         "/console/returns",
@@ -261,6 +292,14 @@ async fn every_request_a_function_makes_is_allowed_by_its_own_policy() {
                 ("key", &key),
                 ("onHand-BER-1", &on_hand),
             ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{to}");
+    // The rest of the purchase order, received on the SKU's page.
+    let (status, to) = console
+        .post(
+            &format!("/console/inventory/{sku}/purchase-orders/{po}/receive"),
+            &[("quantity", "2"), ("received", "1"), ("form", "po")],
         )
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{to}");

@@ -5,7 +5,7 @@
 //! | order queue (by status and age; search by order or customer) | `/console/orders` | `oms:admin` |
 //! | an order: lines, totals, shipment, returns, payment, timeline; cancel, decide, receive | `/console/orders/{id}` | `oms:admin` (receiving: `oms:warehouse`) |
 //! | inventory: availability, low stock first, search | `/console/inventory` | `oms:admin` or `oms:warehouse` |
-//! | a SKU: stock per location, receipt, count, write-off and transfer forms, history and transfers | `/console/inventory/{sku}` | forms: `oms:admin` (receiving a transfer: or `oms:warehouse`) |
+//! | a SKU: its health, stock per location, receipt, count, write-off, transfer and purchase order forms, history, transfers and purchase orders | `/console/inventory/{sku}` | forms: `oms:admin` (receiving a transfer or a delivery: or `oms:warehouse`) |
 //! | locations: every warehouse and store, what each can do; change one, add one | `/console/locations` | `oms:admin` or `oms:warehouse` (forms: `oms:admin`) |
 //! | the warehouse: pick list, pick, pack and ship | `/console/warehouse` | `oms:warehouse` |
 //! | a shipment's packing slip, to print | `/console/warehouse/{shipmentId}/slip` | `oms:warehouse` |
@@ -214,6 +214,14 @@ pub fn router<S: Store, K: SecretSource + 'static>(console: Console<S, K>) -> Ro
         .route(
             "/console/inventory/{sku}/transfers/{id}/receive",
             post(receive_transfer::<S, K>),
+        )
+        .route(
+            "/console/inventory/{sku}/purchase-orders",
+            post(place_purchase_order::<S, K>),
+        )
+        .route(
+            "/console/inventory/{sku}/purchase-orders/{id}/{step}",
+            post(step_purchase_order::<S, K>),
         )
         .route("/console/locations", get(locations::<S, K>))
         .route("/console/locations", post(add_location::<S, K>))

@@ -86,6 +86,10 @@ pub(super) async fn product<S: Store, K: SecretSource>(
         app.store.transfers(&sku, n, None)
     })
     .await?;
+    let purchase_orders = staff::sku_history(&staff.caller, PAGE_ROWS, |n| {
+        app.store.purchase_orders(&sku, n, None)
+    })
+    .await?;
     let locations: Vec<_> = here
         .all()
         .iter()
@@ -98,6 +102,8 @@ pub(super) async fn product<S: Store, K: SecretSource>(
             product => ser(&product),
             locations => ser(&locations),
             transfers => ser(&transfers.items),
+            purchase_orders => ser(&purchase_orders.items),
+            today => day_of(Utc::now()).to_string(),
             form_key => format!("console-{}", oms_domain::ids::OrderId::generate(Utc::now())),
             low => product.available < product.low_stock_threshold,
             history => ser(&history),
@@ -184,6 +190,64 @@ pub(super) async fn dispatch_transfer<S: Store, K: SecretSource>(
     let id = &sent.transfer.id;
     tracing::info!(sku = %sku, transfer = %id, "console: transfer dispatched");
     Ok(done(&format!("/console/inventory/{sku}"), "dispatched"))
+}
+
+/// Records units ordered from a supplier, as the JSON API's purchase order body.
+pub(super) async fn place_purchase_order<S: Store, K: SecretSource>(
+    State(app): State<App<S, K>>,
+    Path(sku): Path<String>,
+    form: StaffForm,
+) -> Result<Response, PageError> {
+    let staff = form.require(SCOPE_ADMIN)?;
+    let fields = &form.fields;
+    let sku = sku_of(&sku)?;
+    let mut body = json!({
+        "quantity": fields.number("quantity"),
+        "expectedOn": fields.get("expectedOn").unwrap_or_default(),
+    });
+    with_texts(
+        &mut body,
+        fields,
+        &["location", "supplierReference", "note"],
+    );
+    let key = form_key(fields)?;
+    let (store, here, at) = (&app.store, app.locations().await?, Utc::now());
+    let placed =
+        inventory::place_purchase_order(store, &here, &staff.caller, &sku, &key, &body, at).await?;
+    tracing::info!(sku = %sku, purchase_order = %placed.order.id, "console: purchase order placed");
+    Ok(done(&format!("/console/inventory/{sku}"), "ordered"))
+}
+
+/// A delivery on a purchase order (`receive`: its units, `oms:admin` or `oms:warehouse`), or
+/// the order closed (`close`: the rest will not come, `oms:admin`).
+pub(super) async fn step_purchase_order<S: Store, K: SecretSource>(
+    State(app): State<App<S, K>>,
+    Path((sku, id, step)): Path<(String, String, String)>,
+    form: StaffForm,
+) -> Result<Response, PageError> {
+    let sku = sku_of(&sku)?;
+    let missing = || PageError::NotFound(format!("Purchase order {id} does not exist."));
+    if !oms_domain::purchase::PurchaseOrder::is_id(&id) {
+        return Err(missing());
+    }
+    let (staff, receipt, word) = match step.as_str() {
+        "receive" => (
+            form.require_any(&[SCOPE_ADMIN, SCOPE_WAREHOUSE])?,
+            Some(json!({
+                "quantity": form.fields.number("quantity"),
+                "expectedReceived": form.fields.number("received"),
+            })),
+            "delivered",
+        ),
+        "close" => (form.require(SCOPE_ADMIN)?, None, "closed"),
+        _ => return Err(missing()),
+    };
+    let at = Utc::now();
+    let order =
+        inventory::step_purchase_order(&app.store, &staff.caller, &sku, &id, receipt.as_ref(), at)
+            .await?;
+    tracing::info!(sku = %sku, purchase_order = %id, status = order.status.as_str(), "console: purchase order step");
+    Ok(done(&format!("/console/inventory/{sku}"), word))
 }
 
 /// The transfer's units arrived at its destination.

@@ -16,7 +16,7 @@ use crate::ports::{InventoryStore, StoreError};
 use crate::purchase::{Placing, PurchaseError, PurchaseKey, PurchaseOrder};
 use crate::replenishment::{day_of, Health, HealthPolicy, Replenishment};
 use crate::request::inventory::{
-    parse_purchase_receipt, AdjustmentRequest, ProductRequest, PurchaseOrderRequest, StockChange,
+    AdjustmentRequest, DeliveryRequest, ProductRequest, PurchaseOrderRequest, StockChange,
     TransferRequest,
 };
 use crate::shipping::ShippingPolicy;
@@ -191,6 +191,12 @@ pub enum InventoryError {
     },
     #[error("purchase order {0} does not exist")]
     PurchaseNotFound(String),
+    #[error("{found} units of purchase order {id} had arrived, not the {expected} the request expected: nothing was recorded")]
+    DeliveryNotAsSeen {
+        id: String,
+        expected: u32,
+        found: u32,
+    },
     #[error("{0}")]
     Purchase(PurchaseError),
     #[error("the SKU kept changing; try again")]
@@ -549,7 +555,7 @@ pub async fn step_purchase_order<I: InventoryStore>(
     receipt: Option<&serde_json::Value>,
     now: DateTime<Utc>,
 ) -> Result<PurchaseOrder, InventoryError> {
-    let quantity = receipt.map(parse_purchase_receipt).transpose()?;
+    let delivery = receipt.map(DeliveryRequest::parse).transpose()?;
     until_written(|| async move {
         let missing = || InventoryError::PurchaseNotFound(id.to_owned());
         let order = inventory
@@ -558,8 +564,17 @@ pub async fn step_purchase_order<I: InventoryStore>(
             .ok_or_else(missing)?;
         let product = inventory.product(sku).await?.ok_or_else(missing)?;
         let by = caller.customer_id.as_str();
-        let step = match quantity {
-            Some(quantity) => order.receive(&product, quantity, by, now),
+        if let Some(expected) = delivery.and_then(|d| d.expected_received) {
+            if expected != order.received {
+                return Err(InventoryError::DeliveryNotAsSeen {
+                    id: order.id,
+                    expected,
+                    found: order.received,
+                });
+            }
+        }
+        let step = match delivery {
+            Some(delivery) => order.receive(&product, delivery.quantity, by, now),
             None => order.close(&product, now),
         }
         .map_err(|e| match e {

@@ -302,16 +302,37 @@ impl PurchaseOrderRequest {
     }
 }
 
-/// A validated `POST /inventory/{sku}/purchase-orders/{id}/receive` body: the units that
-/// arrived.
-pub fn parse_purchase_receipt(body: &Value) -> Result<u32, ValidationErrors> {
-    let mut errors = ValidationErrors::default();
-    let Some(fields) = Fields::body(&mut errors, body, &["quantity"]) else {
-        return Err(errors);
-    };
-    match fields.required(&mut errors, "quantity", whole(1..=StockLevel::MAX_UNITS)) {
-        Some(quantity) if errors.is_empty() => Ok(quantity),
-        _ => Err(errors),
+/// A validated `POST /inventory/{sku}/purchase-orders/{id}/receive` body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryRequest {
+    /// The units that arrived.
+    pub quantity: u32,
+    /// The units the caller saw had arrived before (`expectedReceived`): the delivery is
+    /// recorded only while that is still so, so a form sent again (a second tab, the back
+    /// button) is refused rather than counted twice.
+    pub expected_received: Option<u32>,
+}
+
+impl DeliveryRequest {
+    pub fn parse(body: &Value) -> Result<Self, ValidationErrors> {
+        let mut errors = ValidationErrors::default();
+        let Some(fields) = Fields::body(&mut errors, body, &["quantity", "expectedReceived"])
+        else {
+            return Err(errors);
+        };
+        let quantity = fields.required(&mut errors, "quantity", whole(1..=StockLevel::MAX_UNITS));
+        let expected_received = fields.optional(
+            &mut errors,
+            "expectedReceived",
+            whole(0..=StockLevel::MAX_UNITS),
+        );
+        match quantity {
+            Some(quantity) if errors.is_empty() => Ok(Self {
+                quantity,
+                expected_received,
+            }),
+            _ => Err(errors),
+        }
     }
 }
 
