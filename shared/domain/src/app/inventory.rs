@@ -96,12 +96,18 @@ impl ProductView {
             reserved: p.stock.reserved(),
             on_hand: p.stock.on_hand(),
             incoming: health.map(|_| p.incoming_total()),
-            // Every location that holds or held some, and any that only has some on its way.
+            // Every location that holds or held some, and for staff any that only has some on
+            // its way.
             locations: p
                 .stock
                 .locations()
                 .map(|(location, _)| location)
-                .chain(p.incoming.keys().map(String::as_str))
+                .chain(
+                    p.incoming
+                        .keys()
+                        .map(String::as_str)
+                        .filter(|_| health.is_some()),
+                )
                 .collect::<std::collections::BTreeSet<&str>>()
                 .into_iter()
                 .map(|location| LocationStockView {
