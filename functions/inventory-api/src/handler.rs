@@ -177,7 +177,7 @@ fn invalid_query(detail: impl Into<String>) -> ApiError {
 /// `GET /inventory?skus=A,B,C`: the availability of several SKUs in one read (any caller: a
 /// storefront's product page), unknown ones left out. Without `skus`: the catalog for staff
 /// (`oms:admin` or `oms:warehouse`), by SKU or `sort=lowStock`, searched with `q`, paged.
-async fn list<S: InventoryStore>(
+async fn list<S: InventoryStore + LocationStore>(
     app: &App<S>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
@@ -206,15 +206,37 @@ async fn list<S: InventoryStore>(
             },
         ));
     }
+    // A health order may read one location's figures.
+    let location = match query.first("location") {
+        None => None,
+        Some(id) => {
+            let here = app.locations.current(&app.store).await?;
+            match here.get(id) {
+                Some(l) => Some(l.id.clone()),
+                None => {
+                    return Err(invalid_query(format!(
+                        "location: {id} is not one of the locations"
+                    )))
+                }
+            }
+        }
+    };
+    let by_health = matches!(query.first("sort"), Some("reorder" | "cover" | "overstock"));
+    if location.is_some() && !by_health {
+        return Err(invalid_query(
+            "location goes with sort=reorder, cover or overstock",
+        ));
+    }
     let reading = HealthReading {
         today: day_of(chrono::Utc::now()),
         policy: app.health,
+        location,
     };
     let order = match query.first("sort") {
         None | Some("sku") => CatalogOrder::Sku,
         Some("lowStock") => CatalogOrder::LowStockFirst,
-        Some("reorder") => CatalogOrder::ReorderFirst(reading),
-        Some("cover") => CatalogOrder::LeastCoverFirst(reading),
+        Some("reorder") => CatalogOrder::ReorderFirst(reading.clone()),
+        Some("cover") => CatalogOrder::LeastCoverFirst(reading.clone()),
         Some("overstock") => CatalogOrder::OverstockFirst(reading),
         Some(other) => {
             return Err(invalid_query(format!(
@@ -633,7 +655,18 @@ mod tests {
             ),
             (200, Some("RECEIVED"), Some(24))
         );
-        let (status, refused, _) = call_edited(&app, "receive-purchase-order", this_one).await;
+        // The same delivery sent again (it saw none arrived): refused, counted once.
+        let (status, again, _) =
+            call_edited(&app, "receive-purchase-order", this_one.clone()).await;
+        assert_eq!(
+            (status, again["type"].as_str()),
+            (409, Some("/problems/concurrent-modification"))
+        );
+        let (status, refused, _) = call_edited(&app, "receive-purchase-order", |event| {
+            this_one(event);
+            event["body"] = serde_json::json!(r#"{"quantity": 1, "expectedReceived": 24}"#);
+        })
+        .await;
         assert_eq!(
             (status, refused["type"].as_str()),
             (409, Some("/problems/purchase-order-not-open"))

@@ -109,9 +109,17 @@ pub struct Placing<'a> {
 }
 
 impl Placing<'_> {
-    /// The request a key stands for: where, how many, when.
+    /// The request a key stands for: all of it (where, how many, when, the supplier's number
+    /// and the note), so the key with any other request is refused.
     pub fn fingerprint(&self) -> String {
-        format!("{}:{}:{}", self.location, self.quantity, self.expected_on)
+        serde_json::json!([
+            self.location,
+            self.quantity,
+            self.expected_on,
+            self.supplier_reference,
+            self.note
+        ])
+        .to_string()
     }
 }
 

@@ -13,7 +13,8 @@
 //!   `⌈demand × leadTimeDays / 30⌉ + safetyStock`; stock (available and incoming) at or below it
 //!   must be reordered now;
 //! - **suggested reorder**: once at or below the reorder point, the units that bring it up to the
-//!   reorder point plus [`HealthPolicy::reorder_cover_days`] of demand;
+//!   reorder point plus [`HealthPolicy::reorder_cover_days`] of demand; a SKU is to be
+//!   reordered exactly when that is more than none;
 //! - **overstock**: more than [`HealthPolicy::overstock_cover_days`] of cover — a SKU holding
 //!   more than its safety stock that sold nothing in the window is overstocked too (dead stock).
 //!
@@ -165,7 +166,7 @@ pub struct Health {
     /// How many days `available` lasts at that rate; none without demand.
     pub days_of_cover: Option<u32>,
     pub reorder_point: u32,
-    /// At or below the reorder point: order more now.
+    /// At or below the reorder point with something to order: order more now.
     pub reorder: bool,
     /// Units to order now (0 unless `reorder`).
     pub suggested_reorder: u32,
@@ -186,13 +187,15 @@ impl Health {
         let rate_over = |days: u32| (u64::from(demand) * u64::from(days)).div_ceil(window);
         let reorder_point = rate_over(settings.lead_time_days) + u64::from(settings.safety_stock);
         let position = u64::from(available) + u64::from(incoming);
-        let reorder = reorder_point > 0 && position <= reorder_point;
+        // At or below the reorder point, with something to order: a reorder point of 0 (no
+        // lead time, no safety stock) still reorders what sells once nothing is left.
         let order_up_to = reorder_point + rate_over(policy.reorder_cover_days);
-        let suggested_reorder = if reorder {
+        let suggested_reorder = if position <= reorder_point {
             order_up_to.saturating_sub(position)
         } else {
             0
         };
+        let reorder = suggested_reorder > 0;
         let days_of_cover = (demand > 0).then(|| u64::from(available) * window / u64::from(demand));
         let overstock = match days_of_cover {
             Some(days) => days > u64::from(policy.overstock_cover_days),
@@ -285,6 +288,18 @@ mod tests {
         // Nothing sold, nothing kept, nothing held: nothing to do.
         let none = Health::of(0, 0, 0, Replenishment::default(), policy);
         assert!(!none.reorder && !none.overstock && none.suggested_reorder == 0);
+        // At its safety stock, nothing selling: nothing to order, so no reorder.
+        assert!(!Health::of(4, 0, 0, settings, policy).reorder);
+        // No lead time, no safety stock, sold out: reorder the 30 days' demand.
+        let instant = Replenishment {
+            lead_time_days: 0,
+            safety_stock: 0,
+        };
+        let out = Health::of(0, 0, 15, instant, policy);
+        assert_eq!(
+            (out.reorder_point, out.reorder, out.suggested_reorder),
+            (0, true, 15)
+        );
     }
 
     proptest! {
@@ -300,6 +315,7 @@ mod tests {
             let settings = Replenishment { lead_time_days: lead, safety_stock: safety };
             let policy = HealthPolicy { overstock_cover_days: 90, reorder_cover_days: cover };
             let h = Health::of(available, incoming, demand, settings, policy);
+            prop_assert_eq!(h.reorder, h.suggested_reorder > 0);
             if h.reorder {
                 let after = u64::from(available) + u64::from(incoming) + u64::from(h.suggested_reorder);
                 prop_assert!(after > u64::from(h.reorder_point) || demand == 0);

@@ -159,6 +159,9 @@ impl StockLevel {
 pub enum StockMovement {
     /// `available → reserved`, if enough is available: an order or a replacement is promised.
     Reserve,
+    /// The same, for units a shipment moved here from another location: their demand was
+    /// counted where they were first reserved, so it is not counted again.
+    ReserveMoved,
     /// `reserved → available`: a cancellation, or a replacement that will not ship.
     Release,
     /// Out of `reserved` and out of the building: a shipment.
@@ -182,6 +185,8 @@ pub struct LocationDelta {
     pub location: String,
     /// Units the write takes from `available` (reservations): it needs at least this many there.
     pub takes_available: u32,
+    /// Of those, the units newly ordered (not moved here from elsewhere): the day's demand.
+    pub ordered: u32,
     /// Units the write takes from `reserved` (releases, shipments).
     pub takes_reserved: u32,
     pub available: i64,
@@ -220,6 +225,7 @@ impl StockDelta {
                     sku.locations.push(LocationDelta {
                         location: m.location.clone(),
                         takes_available: 0,
+                        ordered: 0,
                         takes_reserved: 0,
                         available: 0,
                         reserved: 0,
@@ -230,7 +236,10 @@ impl StockDelta {
             let d = &mut sku.locations[at];
             let q = m.quantity.get();
             match m.movement {
-                StockMovement::Reserve => {
+                StockMovement::Reserve | StockMovement::ReserveMoved => {
+                    if m.movement == StockMovement::Reserve {
+                        d.ordered += q;
+                    }
                     d.takes_available += q;
                     d.available -= i64::from(q);
                     d.reserved += i64::from(q);
@@ -370,30 +379,53 @@ impl Product {
     /// Records the units `delta` reserves (for an order or a replacement) as `day`'s demand at
     /// each location it reserves them at.
     pub fn record_demand(&mut self, delta: &StockDelta, day: NaiveDate) {
-        for at in delta.locations.iter().filter(|at| at.takes_available > 0) {
-            self.demand.reserved(&at.location, day, at.takes_available);
+        for at in delta.locations.iter().filter(|at| at.ordered > 0) {
+            self.demand.reserved(&at.location, day, at.ordered);
         }
     }
 
-    /// Its health at `location` on `today`'s window.
+    /// Its health at `location` on `today`'s window. A location that does not keep it (no
+    /// counters there, nothing on its way) keeps no safety stock of it either.
     pub fn health_at(&self, location: &str, today: NaiveDate, policy: HealthPolicy) -> Health {
         let demand = self.demand.at(location, today);
         let available = self.stock.at(location).available();
         let incoming = self.incoming_at(location);
-        Health::of(available, incoming, demand, self.replenishment, policy)
+        let settings = Replenishment {
+            safety_stock: if self.kept_at(location) {
+                self.replenishment.safety_stock
+            } else {
+                0
+            },
+            ..self.replenishment
+        };
+        Health::of(available, incoming, demand, settings, policy)
     }
 
-    /// Its health over every location together on `today`'s window.
+    /// Its health over every location together on `today`'s window: the safety stock once per
+    /// location that keeps it.
     pub fn health(&self, today: NaiveDate, policy: HealthPolicy) -> Health {
         let demand = self.demand.total(today);
         let available = self.stock.available();
-        Health::of(
-            available,
-            self.incoming_total(),
-            demand,
-            self.replenishment,
-            policy,
-        )
+        let kept = self
+            .stock
+            .locations()
+            .map(|(l, _)| l)
+            .chain(self.incoming.keys().map(String::as_str))
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        let settings = Replenishment {
+            safety_stock: self
+                .replenishment
+                .safety_stock
+                .saturating_mul(u32::try_from(kept).unwrap_or(u32::MAX)),
+            ..self.replenishment
+        };
+        Health::of(available, self.incoming_total(), demand, settings, policy)
+    }
+
+    /// Whether `location` keeps it: counters there, or units on their way.
+    pub fn kept_at(&self, location: &str) -> bool {
+        self.stock.locations().any(|(l, _)| l == location) || self.incoming_at(location) > 0
     }
 
     /// Units on their way to `location`.
@@ -572,6 +604,10 @@ pub struct Transfer {
     pub received_by: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub received_at: Option<DateTime<Utc>>,
+    /// Whether its dispatch counted its units as incoming at `to` (transfers dispatched before
+    /// incoming units were kept did not, so their receipt takes none back).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub counted_incoming: bool,
 }
 
 /// Why a transfer step was refused. Nothing changed.
@@ -659,6 +695,7 @@ impl Transfer {
             dispatched_at: now,
             received_by: None,
             received_at: None,
+            counted_incoming: true,
         };
         let note = format!("transfer {} to {to}", transfer.id);
         let mut step = transfer.step(
@@ -705,8 +742,9 @@ impl Transfer {
             by,
             now,
         );
-        // A transfer dispatched before incoming units were kept finds none to take back.
-        step.product.add_incoming(&to, -i64::from(self.quantity));
+        if self.counted_incoming {
+            step.product.add_incoming(&to, -i64::from(self.quantity));
+        }
         Ok(step)
     }
 
@@ -745,6 +783,42 @@ mod tests {
 
     fn q(n: u32) -> Quantity {
         Quantity::new(n).unwrap()
+    }
+
+    #[test]
+    fn units_moved_to_another_location_are_not_ordered_again() {
+        let sku = Sku::parse("A").unwrap();
+        let step = |location: &str, movement| StockMove {
+            sku: sku.clone(),
+            location: location.into(),
+            quantity: q(2),
+            movement,
+        };
+        let moved = StockDelta::net(&[
+            step("AMS-1", StockMovement::Release),
+            step("BER-1", StockMovement::ReserveMoved),
+        ]);
+        let ordered = StockDelta::net(&[step("BER-1", StockMovement::Reserve)]);
+        let at_berlin = |deltas: &[StockDelta]| {
+            let d = deltas[0]
+                .locations
+                .iter()
+                .find(|l| l.location == "BER-1")
+                .cloned();
+            d.map(|d| (d.takes_available, d.ordered)).unwrap()
+        };
+        assert_eq!(
+            at_berlin(&moved),
+            (2, 0),
+            "taken from available, not demand"
+        );
+        assert_eq!(at_berlin(&ordered), (2, 2));
+        let mut product = crate::fixtures::product("A", 100, 5);
+        let day = crate::replenishment::day_of(Utc::now());
+        product.record_demand(&moved[0], day);
+        assert_eq!(product.demand.total(day), 0);
+        product.record_demand(&ordered[0], day);
+        assert_eq!(product.demand.at("BER-1", day), 2);
     }
 
     #[test]

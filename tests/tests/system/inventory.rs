@@ -204,6 +204,34 @@ async fn the_health_of_stock_follows_its_orders_and_staff_sort_by_it() {
         assert_eq!(skus, order.map(sku), "sort={sort}");
     }
 
+    // One location's figures: B received at Amsterdam, where it sold nothing, is overstock
+    // there; A and C are not kept there at all.
+    stack.receive_at(&sku("B"), "AMS-1", 40).await;
+    let page = stack
+        .get(
+            &format!("/inventory?q={token}&sort=overstock&location=AMS-1"),
+            &admin,
+        )
+        .await;
+    let skus: Vec<&str> = page.body["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{:?}", page.body))
+        .iter()
+        .map(|p| p["sku"].as_str().unwrap())
+        .collect();
+    assert_eq!(skus, ["B", "A", "C"].map(sku), "overstock at AMS-1");
+    for refused in [
+        format!("/inventory?q={token}&sort=sku&location=AMS-1"),
+        format!("/inventory?q={token}&sort=reorder&location=NOWHERE-1"),
+    ] {
+        let reply = stack.get(&refused, &admin).await;
+        assert_eq!(
+            (reply.status, reply.body["type"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("/problems/invalid-query")),
+            "{refused}"
+        );
+    }
+
     // C fell to its reorder point with its order; A and B never reached theirs.
     let reorder = |event: &Value| {
         event["type"] == "oms.inventory.reorder-point-reached"
@@ -250,6 +278,16 @@ async fn the_health_of_stock_follows_its_orders_and_staff_sort_by_it() {
     let [a, b, c] = rows(browser.text("#inventory tbody").await);
     assert!(b < a && a < c, "overstock first: B, then the most cover");
     assert_eq!(browser.value("#sort").await, "overstock");
+    browser
+        .goto(&format!(
+            "/console/inventory?q={token}&sort=overstock&location=AMS-1"
+        ))
+        .await;
+    let [a, b, c] = rows(browser.text("#inventory tbody").await);
+    assert!(b < a && a < c, "overstock at AMS-1 first: B");
+    assert_eq!(browser.text(&row("B", "health")).await, "overstock");
+    assert_eq!(browser.text(&row("A", "health")).await, "not kept here");
+    assert_eq!(browser.value("#health-at").await, "AMS-1");
     browser
         .goto(&format!("/console/inventory/{}", sku("C")))
         .await;
@@ -408,7 +446,7 @@ async fn a_purchase_order_is_incoming_until_its_deliveries_arrive_each_once() {
             &format!("/inventory/{sku}/purchase-orders/{id}/receive"),
             &admin,
             &[],
-            json!({"quantity": 1}),
+            json!({"quantity": 1, "expectedReceived": 15}),
         )
         .await;
     assert_eq!(

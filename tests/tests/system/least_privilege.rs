@@ -124,7 +124,7 @@ async fn every_request_a_function_makes_is_allowed_by_its_own_policy() {
             &format!("/inventory/{sku}/purchase-orders/{po}/receive"),
             &stack.token("warehouse-privilege", Some("oms:warehouse")),
             &[],
-            json!({"quantity": 1}),
+            json!({"quantity": 1, "expectedReceived": 0}),
         )
         .await;
     assert_eq!(

@@ -7,6 +7,8 @@ use oms_domain::ids::IdempotencyKey;
 pub(super) struct CatalogQuery {
     q: Option<String>,
     sort: Option<String>,
+    /// The location whose figures a health order reads (all of them when absent or unknown).
+    location: Option<String>,
     cursor: Option<String>,
 }
 
@@ -16,15 +18,22 @@ pub(super) async fn inventory_list<S: Store, K: SecretSource>(
     Query(query): Query<CatalogQuery>,
 ) -> Result<Response, PageError> {
     let now = Utc::now();
+    let here = app.locations().await?;
+    let location = query
+        .location
+        .as_deref()
+        .and_then(|id| here.get(id))
+        .map(|l| l.id.clone());
     let reading = HealthReading {
         today: day_of(now),
         policy: app.health,
+        location: location.clone(),
     };
     // An unknown order is the SKU order, as the select's first choice says.
     let (sort, order) = match query.sort.as_deref() {
         Some("lowStock") => ("lowStock", CatalogOrder::LowStockFirst),
-        Some("reorder") => ("reorder", CatalogOrder::ReorderFirst(reading)),
-        Some("cover") => ("cover", CatalogOrder::LeastCoverFirst(reading)),
+        Some("reorder") => ("reorder", CatalogOrder::ReorderFirst(reading.clone())),
+        Some("cover") => ("cover", CatalogOrder::LeastCoverFirst(reading.clone())),
         Some("overstock") => ("overstock", CatalogOrder::OverstockFirst(reading)),
         _ => ("sku", CatalogOrder::Sku),
     };
@@ -50,6 +59,8 @@ pub(super) async fn inventory_list<S: Store, K: SecretSource>(
             products => ser(&rows),
             q => search,
             sort,
+            location,
+            locations => ser(&here.all().iter().map(|l| json!({"id": l.id, "name": l.name})).collect::<Vec<_>>()),
             overstock_days => app.health.overstock_cover_days,
             next_cursor => found.next_cursor,
         },

@@ -176,14 +176,15 @@ impl DynamoStore {
                     .expression_attribute_values(format!(":ba{i}"), n(before.available()))
                     .expression_attribute_values(format!(":br{i}"), n(before.reserved()));
             }
-            if at.takes_available > 0 {
-                sets.push(format!("#dm{i} = if_not_exists(#dm{i}, :zero) + :na{i}"));
+            if at.ordered > 0 {
+                sets.push(format!("#dm{i} = if_not_exists(#dm{i}, :zero) + :no{i}"));
                 update = update
                     .expression_attribute_names(
                         format!("#dm{i}"),
                         demand_attribute(&at.location, today),
                     )
-                    .expression_attribute_values(":zero", n(0));
+                    .expression_attribute_values(":zero", n(0))
+                    .expression_attribute_values(format!(":no{i}"), n(at.ordered));
                 for (k, old) in Demand::cleared_by(today).enumerate() {
                     removes.push(format!("#dc{i}x{k}"));
                     update = update.expression_attribute_names(

@@ -506,7 +506,8 @@ pub async fn place_purchase_order<I: InventoryStore>(
     body: &serde_json::Value,
     now: DateTime<Utc>,
 ) -> Result<Placed, InventoryError> {
-    let request = &PurchaseOrderRequest::parse(body, locations, day_of(now))?;
+    // The key is looked up on the request as sent, before its date is checked against today.
+    let request = &PurchaseOrderRequest::parse(body, locations, None)?;
     let placing = || Placing {
         location: &request.location,
         quantity: request.quantity,
@@ -528,6 +529,7 @@ pub async fn place_purchase_order<I: InventoryStore>(
                 replayed: true,
             }));
         }
+        PurchaseOrderRequest::parse(body, locations, Some(day_of(now)))?;
         let product = existing(inventory, sku).await?;
         let step = PurchaseOrder::place(&product, placing(), caller.customer_id.as_str(), now);
         let used = PurchaseKey {
@@ -570,7 +572,7 @@ pub async fn step_purchase_order<I: InventoryStore>(
             .ok_or_else(missing)?;
         let product = inventory.product(sku).await?.ok_or_else(missing)?;
         let by = caller.customer_id.as_str();
-        if let Some(expected) = delivery.and_then(|d| d.expected_received) {
+        if let Some(expected) = delivery.map(|d| d.expected_received) {
             if expected != order.received {
                 return Err(InventoryError::DeliveryNotAsSeen {
                     id: order.id,
@@ -987,7 +989,7 @@ mod tests {
         assert_eq!(view.locations[0].incoming, Some(10));
 
         let id = placed.order.id.as_str();
-        let receive = |n: u32| {
+        let receive = |n: u32, seen: u32| {
             let store = &store;
             async move {
                 step_purchase_order(
@@ -995,13 +997,13 @@ mod tests {
                     &admin(),
                     &sku(),
                     id,
-                    Some(&json!({"quantity": n})),
+                    Some(&json!({"quantity": n, "expectedReceived": seen})),
                     Utc::now(),
                 )
                 .await
             }
         };
-        let some = receive(6).await.unwrap();
+        let some = receive(6, 0).await.unwrap();
         assert_eq!(
             (some.received, some.status),
             (6, crate::purchase::PurchaseStatus::Open)
@@ -1009,14 +1011,21 @@ mod tests {
         let view = get(&store).await;
         assert_eq!((view.available, view.incoming), (8, Some(4)));
         assert!(
-            matches!(receive(5).await, Err(InventoryError::Invalid(e)) if e.0[0].field == "quantity")
+            matches!(
+                receive(6, 0).await,
+                Err(InventoryError::DeliveryNotAsSeen { found: 6, .. })
+            ),
+            "the same delivery again (a retry, a second tab) is refused"
+        );
+        assert!(
+            matches!(receive(5, 6).await, Err(InventoryError::Invalid(e)) if e.0[0].field == "quantity")
         );
         assert_eq!(
-            receive(4).await.unwrap().status,
+            receive(4, 6).await.unwrap().status,
             crate::purchase::PurchaseStatus::Received
         );
         assert!(
-            matches!(receive(1).await, Err(InventoryError::Purchase(_))),
+            matches!(receive(1, 10).await, Err(InventoryError::Purchase(_))),
             "nothing more arrives on it"
         );
         let view = get(&store).await;

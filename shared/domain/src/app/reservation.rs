@@ -508,16 +508,40 @@ mod tests {
             customer_id: crate::ids::CustomerId::parse("staff-1").unwrap(),
             scopes: vec![crate::app::caller::SCOPE_ADMIN.into()],
         };
-        let reading = HealthReading {
+        let reading = |location: Option<&str>| HealthReading {
             today: crate::replenishment::day_of(today),
             policy,
+            location: location.map(str::to_owned),
         };
         for (order, expected) in [
-            (CatalogOrder::ReorderFirst(reading), ["B", "A", "C"]),
-            (CatalogOrder::LeastCoverFirst(reading), ["B", "A", "C"]),
-            (CatalogOrder::OverstockFirst(reading), ["C", "A", "B"]),
+            (CatalogOrder::ReorderFirst(reading(None)), ["B", "A", "C"]),
+            (
+                CatalogOrder::LeastCoverFirst(reading(None)),
+                ["B", "A", "C"],
+            ),
+            (CatalogOrder::OverstockFirst(reading(None)), ["C", "A", "B"]),
+            // At Amsterdam only B is kept and sold; A and C, not kept there, have nothing to
+            // reorder and no cover there (the most cover first: theirs is unbounded).
+            (
+                CatalogOrder::ReorderFirst(reading(Some("AMS-1"))),
+                ["B", "A", "C"],
+            ),
+            (
+                CatalogOrder::OverstockFirst(reading(Some("AMS-1"))),
+                ["A", "C", "B"],
+            ),
+            // At Berlin, C's 50 unsold units are overstock; B's empty counters there sold
+            // nothing (unbounded cover, before A's 13 days).
+            (
+                CatalogOrder::OverstockFirst(reading(Some("BER-1"))),
+                ["C", "B", "A"],
+            ),
+            (
+                CatalogOrder::LeastCoverFirst(reading(Some("BER-1"))),
+                ["A", "B", "C"],
+            ),
         ] {
-            let page = catalog(&store, &staff, order, None, 10, None)
+            let page = catalog(&store, &staff, order.clone(), None, 10, None)
                 .await
                 .unwrap();
             let skus: Vec<_> = page.items.iter().map(|p| p.sku.to_string()).collect();

@@ -336,7 +336,7 @@ pub async fn availability<I: InventoryStore>(
 }
 
 /// How the catalog listing is ordered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CatalogOrder {
     /// By SKU, a page at a time.
     Sku,
@@ -351,22 +351,39 @@ pub enum CatalogOrder {
     OverstockFirst(HealthReading),
 }
 
-/// The day and the business's targets a health-sorted listing reads the SKUs' health with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The day and the business's targets a health-sorted listing reads the SKUs' health with,
+/// at one location or over all of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthReading {
     pub today: NaiveDate,
     pub policy: HealthPolicy,
+    /// The location whose figures sort the listing; `None`: each SKU's over every location.
+    pub location: Option<String>,
+}
+
+impl HealthReading {
+    /// `product`'s health as this listing reads it.
+    pub fn of(&self, product: &Product) -> crate::replenishment::Health {
+        match &self.location {
+            Some(location) => product.health_at(location, self.today, self.policy),
+            None => product.health(self.today, self.policy),
+        }
+    }
 }
 
 impl CatalogOrder {
-    /// The listing's name in its cursors.
-    fn name(&self) -> &'static str {
-        match self {
-            Self::Sku => "sku",
-            Self::LowStockFirst => "low",
-            Self::ReorderFirst(_) => "reorder",
-            Self::LeastCoverFirst(_) => "cover",
-            Self::OverstockFirst(_) => "overstock",
+    /// The listing's name in its cursors: its order, and the location a health order reads.
+    fn name(&self) -> String {
+        let (name, reading) = match self {
+            Self::Sku => ("sku", None),
+            Self::LowStockFirst => ("low", None),
+            Self::ReorderFirst(at) => ("reorder", Some(at)),
+            Self::LeastCoverFirst(at) => ("cover", Some(at)),
+            Self::OverstockFirst(at) => ("overstock", Some(at)),
+        };
+        match reading.and_then(|at| at.location.as_deref()) {
+            Some(location) => format!("{name}@{location}"),
+            None => name.to_owned(),
         }
     }
 }
@@ -417,7 +434,7 @@ pub async fn catalog<I: InventoryStore>(
             break;
         }
     }
-    let health = |p: &Product, at: &HealthReading| p.health(at.today, at.policy);
+    let health = |p: &Product, at: &HealthReading| at.of(p);
     match &order {
         CatalogOrder::Sku => {}
         CatalogOrder::LowStockFirst => all.sort_by_key(|p| {

@@ -872,7 +872,7 @@ impl Order {
                 sku: sku.clone(),
                 location: to.to_owned(),
                 quantity,
-                movement: StockMovement::Reserve,
+                movement: StockMovement::ReserveMoved,
             });
         }
         let count: u32 = moving.iter().map(|(_, n)| n).sum();
@@ -1329,7 +1329,7 @@ mod tests {
             moves,
             [
                 ("AMS-1", StockMovement::Release, 1),
-                ("BER-1", StockMovement::Reserve, 1)
+                ("BER-1", StockMovement::ReserveMoved, 1)
             ]
         );
         let merged = merged.order;

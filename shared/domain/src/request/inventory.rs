@@ -257,11 +257,14 @@ pub struct PurchaseOrderRequest {
 }
 
 impl PurchaseOrderRequest {
-    /// Parses an untrusted body; `expectedOn` is a date from `today` up to two years on.
+    /// Parses an untrusted body; with `today`, `expectedOn` must be within a year before it
+    /// (an order placed earlier and running late) and two years after it. Without `today` any
+    /// date is taken: what a retry's `Idempotency-Key` is compared with, so a retry after
+    /// midnight still finds the order it placed.
     pub fn parse(
         body: &Value,
         locations: &Locations,
-        today: chrono::NaiveDate,
+        today: Option<chrono::NaiveDate>,
     ) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::default();
         let known = [
@@ -278,14 +281,27 @@ impl PurchaseOrderRequest {
             .optional(&mut errors, "location", location_of(locations))
             .unwrap_or_else(|| locations.default_location().id.clone());
         let quantity = fields.required(&mut errors, "quantity", whole(1..=StockLevel::MAX_UNITS));
-        let latest = today
-            .checked_add_days(chrono::Days::new(731))
-            .unwrap_or(today);
+        let window = today.map(|today| {
+            let earliest = today
+                .checked_sub_days(chrono::Days::new(365))
+                .unwrap_or(today);
+            let latest = today
+                .checked_add_days(chrono::Days::new(731))
+                .unwrap_or(today);
+            (earliest, latest)
+        });
         let expected_on = fields.required(&mut errors, "expectedOn", |v| {
-            v.as_str()
-                .and_then(|s| s.parse::<chrono::NaiveDate>().ok())
-                .filter(|d| (today..=latest).contains(d))
-                .ok_or_else(|| format!("must be a date (YYYY-MM-DD) from {today} to {latest}"))
+            let date = v.as_str().and_then(|s| s.parse::<chrono::NaiveDate>().ok());
+            match (date, window) {
+                (Some(date), None) => Ok(date),
+                (Some(date), Some((earliest, latest))) if (earliest..=latest).contains(&date) => {
+                    Ok(date)
+                }
+                (_, Some((earliest, latest))) => Err(format!(
+                    "must be a date (YYYY-MM-DD) from {earliest} to {latest}"
+                )),
+                (None, None) => Err("must be a date (YYYY-MM-DD)".to_owned()),
+            }
         });
         let supplier_reference = fields.note(&mut errors, "supplierReference", 100);
         let note = fields.note(&mut errors, "note", 500);
@@ -308,9 +324,9 @@ pub struct DeliveryRequest {
     /// The units that arrived.
     pub quantity: u32,
     /// The units the caller saw had arrived before (`expectedReceived`): the delivery is
-    /// recorded only while that is still so, so a form sent again (a second tab, the back
-    /// button) is refused rather than counted twice.
-    pub expected_received: Option<u32>,
+    /// recorded only while that is still so, so the same delivery sent again (a retry, a
+    /// second tab, two packers at once) is refused rather than counted twice.
+    pub expected_received: u32,
 }
 
 impl DeliveryRequest {
@@ -321,13 +337,13 @@ impl DeliveryRequest {
             return Err(errors);
         };
         let quantity = fields.required(&mut errors, "quantity", whole(1..=StockLevel::MAX_UNITS));
-        let expected_received = fields.optional(
+        let expected_received = fields.required(
             &mut errors,
             "expectedReceived",
             whole(0..=StockLevel::MAX_UNITS),
         );
-        match quantity {
-            Some(quantity) if errors.is_empty() => Ok(Self {
+        match (quantity, expected_received) {
+            (Some(quantity), Some(expected_received)) if errors.is_empty() => Ok(Self {
                 quantity,
                 expected_received,
             }),
