@@ -300,14 +300,7 @@ async fn dispatch<S: InventoryStore + LocationStore>(
     let sent = inventory::dispatch_transfer(store, &here, &caller, &sku, &key, &body, at).await?;
     let id = &sent.transfer.id;
     tracing::info!(sku = %sku, transfer = %id, replayed = sent.replayed, "transfer dispatched");
-    let mut response = json_response(StatusCode::CREATED, &sent.transfer);
-    if sent.replayed {
-        let replayed = lambda_http::http::HeaderValue::from_static("true");
-        response
-            .headers_mut()
-            .insert("idempotent-replayed", replayed);
-    }
-    Ok(response)
+    Ok(created(&sent.transfer, sent.replayed))
 }
 
 /// `POST /inventory/{sku}/transfers/{id}/receive` (`oms:admin` or `oms:warehouse`: the
@@ -368,14 +361,7 @@ async fn place_purchase<S: InventoryStore + LocationStore>(
         inventory::place_purchase_order(store, &here, &caller, &sku, &key, &body, at).await?;
     let id = &placed.order.id;
     tracing::info!(sku = %sku, purchase_order = %id, replayed = placed.replayed, "purchase order placed");
-    let mut response = json_response(StatusCode::CREATED, &placed.order);
-    if placed.replayed {
-        let replayed = lambda_http::http::HeaderValue::from_static("true");
-        response
-            .headers_mut()
-            .insert("idempotent-replayed", replayed);
-    }
-    Ok(response)
+    Ok(created(&placed.order, placed.replayed))
 }
 
 /// `POST /inventory/{sku}/purchase-orders/{id}/receive` (`oms:admin` or `oms:warehouse`:
@@ -410,6 +396,19 @@ async fn step_purchase<S: InventoryStore>(
         inventory::step_purchase_order(&app.store, &caller, &sku, &id, body.as_ref(), at).await?;
     tracing::info!(sku = %sku, purchase_order = %order.id, status = order.status.as_str(), received = order.received, "purchase order step");
     Ok(json_response(StatusCode::OK, &order))
+}
+
+/// A `201` with what a request under an `Idempotency-Key` made, marked `Idempotent-Replayed`
+/// when the key had made it before.
+fn created(made: &impl serde::Serialize, replayed: bool) -> Response<Body> {
+    let mut response = json_response(StatusCode::CREATED, made);
+    if replayed {
+        let replayed = lambda_http::http::HeaderValue::from_static("true");
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", replayed);
+    }
+    response
 }
 
 /// An administrator's write to the SKU in the path: the caller (their scope checked first),

@@ -12,7 +12,9 @@
 //! - [`validation`]: field errors collected across a whole request, so a client hears of every bad
 //!   field at once.
 //! - [`shipping`]: shipping methods and the business's rate table (zones, rates per weight).
-//! - [`stock`]: products and their stock counters, with the rules that keep them exact.
+//! - [`stock`]: products and their stock counters, with the rules that keep them exact;
+//!   [`purchase`]: purchase orders, the stock on its way from suppliers; [`replenishment`]:
+//!   each SKU's demand and the health read from it (days of cover, reorder point, overstock).
 //! - [`order`]: the order aggregate — its state machine and timeline, and as child modules
 //!   everything that lives inside the order's item: the shipment ([`order::fulfillment`]),
 //!   cancellation, returns with their policy, refunds, and payments (the PSP's ledger and the
