@@ -184,12 +184,12 @@ async fn list<S: InventoryStore + LocationStore>(
     let caller = caller(request)?;
     let query = request.query_string_parameters();
     if let Some(raw) = query.first("skus") {
-        if ["q", "sort", "cursor", "limit"]
+        if ["q", "sort", "location", "cursor", "limit"]
             .iter()
             .any(|k| query.first(k).is_some())
         {
             return Err(invalid_query(
-                "skus stands alone: no q, sort, cursor or limit with it",
+                "skus stands alone: no q, sort, location, cursor or limit with it",
             ));
         }
         let skus = raw
@@ -206,9 +206,12 @@ async fn list<S: InventoryStore + LocationStore>(
             },
         ));
     }
-    // A health order may read one location's figures.
+    // A health order may read one location's figures (staff's listing: its scope first).
     let location = match query.first("location") {
         None => None,
+        Some(_) if !(caller.has_scope(SCOPE_ADMIN) || caller.has_scope(SCOPE_WAREHOUSE)) => {
+            return Err(ApiError::Forbidden("oms:admin or oms:warehouse"))
+        }
         Some(id) => {
             let here = app.locations.current(&app.store).await?;
             match here.get(id) {

@@ -223,6 +223,7 @@ async fn the_health_of_stock_follows_its_orders_and_staff_sort_by_it() {
     for refused in [
         format!("/inventory?q={token}&sort=sku&location=AMS-1"),
         format!("/inventory?q={token}&sort=reorder&location=NOWHERE-1"),
+        format!("/inventory?skus={}&location=AMS-1", sku("B")),
     ] {
         let reply = stack.get(&refused, &admin).await;
         assert_eq!(
@@ -231,6 +232,12 @@ async fn the_health_of_stock_follows_its_orders_and_staff_sort_by_it() {
             "{refused}"
         );
     }
+
+    let storefront = stack.token(&unique("customer"), None);
+    let refused = stack
+        .get("/inventory?sort=reorder&location=AMS-1", &storefront)
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "staff's listing");
 
     // C fell to its reorder point with its order; A and B never reached theirs.
     let reorder = |event: &Value| {

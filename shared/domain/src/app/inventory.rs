@@ -550,7 +550,7 @@ pub async fn place_purchase_order<I: InventoryStore>(
     .await
 }
 
-/// `POST /inventory/{sku}/purchase-orders/{id}/receive` (`{quantity}`) and `…/close`: some or
+/// `POST /inventory/{sku}/purchase-orders/{id}/receive` (`{quantity, expectedReceived}`) and `…/close`: some or
 /// all of the outstanding units arrive (available at the location, in the SKU's history as a
 /// receipt naming the order), or the rest will not. Each step is written on the purchase
 /// order's version it was made from, so the same delivery recorded twice counts once: the
