@@ -111,8 +111,7 @@ impl InventoryStore for InMemoryStore {
             }
         }
         let product = &step.product;
-        let stored_version = state.products.get(&product.sku).map(|p| p.version);
-        if stored_version != Some(product.version - 1) {
+        if !follows_stored(&state, product) {
             return Err(StoreError::ConditionFailed);
         }
         let transfer = &step.transfer;
@@ -185,8 +184,7 @@ impl InventoryStore for InMemoryStore {
             }
         }
         let product = &step.product;
-        let stored_version = state.products.get(&product.sku).map(|p| p.version);
-        if stored_version != Some(product.version - 1) {
+        if !follows_stored(&state, product) {
             return Err(StoreError::ConditionFailed);
         }
         let order = &step.order;
@@ -244,6 +242,11 @@ impl InventoryStore for InMemoryStore {
         let listing = format!("purchase-orders:{sku}");
         newest_first(&listing, &state.purchase_orders, of_sku, limit, cursor)
     }
+}
+
+/// Whether `product` is the next version of the stored one: the condition of a step's write.
+fn follows_stored(state: &State, product: &Product) -> bool {
+    state.products.get(&product.sku).map(|p| p.version) == Some(product.version - 1)
 }
 
 /// One page of a SKU's entries (its adjustments, its transfers), newest first by id: the
