@@ -5,14 +5,15 @@ use lambda_http::{Body, Error, Request, RequestExt, Response};
 use oms_adapters::dynamo::DynamoStore;
 use oms_adapters::http::ProblemType;
 use oms_adapters::http::{
-    caller, if_match, json_body, json_response, page_limit, path_id, path_parameter, require_scope,
-    respond, route_key, unknown_route, ApiError, Listing,
+    caller, idempotency_key, if_match, json_body, json_response, page_limit, path_id,
+    path_parameter, require_scope, respond, route_key, unknown_route, ApiError, Listing,
 };
 use oms_adapters::secrets::{SecretCache, SecretSource};
 use oms_adapters::stripe::StripeClient;
 use oms_domain::app::caller::SCOPE_ADMIN;
+use oms_domain::app::locations::LocationDirectory;
 use oms_domain::app::queries::{self, OrderSummary};
-use oms_domain::app::returns::cancel_order;
+use oms_domain::app::returns::{self, cancel_order};
 use oms_domain::app::staff::{self, QueueFilter};
 use oms_domain::app::views::OrderView;
 use oms_domain::app::views::PaymentAttentionView;
@@ -20,8 +21,8 @@ use oms_domain::ids::CustomerId;
 use oms_domain::ids::OrderId;
 use oms_domain::order::OrderStatus;
 use oms_domain::ports::PaymentWatch;
-use oms_domain::ports::{OrderStore, OrderTransactions, PaymentProvider};
-use oms_domain::request::staff::{AcknowledgeRequest, CancelRequest};
+use oms_domain::ports::{LocationStore, OrderStore, OrderTransactions, PaymentProvider};
+use oms_domain::request::staff::{AcknowledgeRequest, CancelRequest, UnitCancelRequest};
 use serde::Serialize;
 
 /// What the function needs, built once per cold start: the store, the payment service provider
@@ -33,11 +34,16 @@ pub struct App<S, P, K = SecretCache> {
     pub links: K,
     /// The API's public address, which the page links start with.
     pub public_url: String,
+    /// The business's locations and rate table: a unit cancellation re-quotes the shipping of
+    /// what still ships from where it leaves.
+    pub locations: LocationDirectory,
 }
 
 impl App<DynamoStore, StripeClient<SecretCache>> {
     pub fn from_env() -> Result<Self, Error> {
+        let shipping = oms_adapters::config::shipping_policy_from_env()?;
         Ok(App {
+            locations: oms_adapters::config::location_directory_from_env(&shipping)?,
             store: DynamoStore::from_env()?,
             payments: StripeClient::from_env()?,
             links: SecretCache::from_env("SHOP_SECRET_ARN")?,
@@ -82,7 +88,11 @@ async fn page_link<S: OrderStore, P: PaymentProvider, K: SecretSource>(
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn handle<S: OrderStore + OrderTransactions, P: PaymentProvider, K: SecretSource>(
+pub async fn handle<
+    S: OrderStore + OrderTransactions + LocationStore,
+    P: PaymentProvider,
+    K: SecretSource,
+>(
     app: &App<S, P, K>,
     request: Request,
 ) -> Result<Response<Body>, Error> {
@@ -91,6 +101,7 @@ pub async fn handle<S: OrderStore + OrderTransactions, P: PaymentProvider, K: Se
         Some("GET /orders/{id}/page") => page_link(app, &request).await,
         Some("GET /orders") => list_orders(app, &request).await,
         Some("POST /orders/{id}/cancel") => cancel(app, &request).await,
+        Some("POST /orders/{id}/cancel-units") => cancel_units(app, &request).await,
         Some("POST /orders/{id}/payment-intent") => payment_intent(app, &request).await,
         Some("POST /orders/{id}/payment/acknowledge") => acknowledge(app, &request).await,
         Some("GET /payments/attention") => payment_attention(app, &request).await,
@@ -137,6 +148,42 @@ async fn cancel<S: OrderStore + OrderTransactions, P: PaymentProvider, K: Secret
     let seen = if_match(request)?;
     let order = cancel_order(&app.store, &caller, &id, reason, seen, chrono::Utc::now()).await?;
     tracing::info!(order_id = %order.id, "order cancelled");
+    Ok(json_response(
+        StatusCode::OK,
+        &OrderView::for_caller(&order, caller.is_admin()),
+    ))
+}
+
+/// `POST /orders/{id}/cancel-units` with `{"lines": [{"sku", "quantity"}], "reason"}` and an
+/// `Idempotency-Key`: the order's customer or an administrator calls off some units before they
+/// are packed; their stock is released in the same write, the totals shrink and the money
+/// follows (a refund of what was taken, a smaller capture of what is held).
+async fn cancel_units<
+    S: OrderStore + OrderTransactions + LocationStore,
+    P: PaymentProvider,
+    K: SecretSource,
+>(
+    app: &App<S, P, K>,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let caller = caller(request)?;
+    let id = order_id(request)?;
+    let key = idempotency_key(request, "POST /orders/{id}/cancel-units")?;
+    let body = json_body(request)?;
+    let wanted = UnitCancelRequest::parse(&body).map_err(ApiError::Invalid)?;
+    let seen = if_match(request)?;
+    let order = returns::cancel_units(
+        &app.store,
+        &app.locations,
+        &caller,
+        &id,
+        &wanted,
+        &key,
+        seen,
+        chrono::Utc::now(),
+    )
+    .await?;
+    tracing::info!(order_id = %order.id, version = order.version, "units cancelled");
     Ok(json_response(
         StatusCode::OK,
         &OrderView::for_caller(&order, caller.is_admin()),
@@ -364,6 +411,7 @@ mod tests {
     #[tokio::test]
     async fn a_customer_opens_the_payment_of_their_own_unpaid_order() {
         let app = App {
+            locations: LocationDirectory::demo(),
             store: InMemoryStore::default(),
             payments: Psp::default(),
             links: FixedSecret::new(LINK_KEY),
@@ -409,6 +457,7 @@ mod tests {
     #[tokio::test]
     async fn a_customer_reads_their_own_order_and_nobody_elses() {
         let app = App {
+            locations: LocationDirectory::demo(),
             store: InMemoryStore::default(),
             payments: Psp::default(),
             links: FixedSecret::new(LINK_KEY),
@@ -434,6 +483,7 @@ mod tests {
     #[tokio::test]
     async fn lists_newest_first_in_pages() {
         let app = App {
+            locations: LocationDirectory::demo(),
             store: InMemoryStore::default(),
             payments: Psp::default(),
             links: FixedSecret::new(LINK_KEY),
@@ -485,6 +535,7 @@ mod tests {
             .map(|l| oms_domain::fixtures::product(l.sku.as_str(), 2500, 10))
             .collect();
         let app = App {
+            locations: LocationDirectory::demo(),
             store: InMemoryStore::with_products(products),
             payments: Psp::default(),
             links: FixedSecret::new(LINK_KEY),
@@ -534,6 +585,7 @@ mod tests {
     #[tokio::test]
     async fn a_signed_in_customer_gets_a_link_that_opens_their_own_orders_page() {
         let app = App {
+            locations: LocationDirectory::demo(),
             store: InMemoryStore::default(),
             payments: Psp::default(),
             links: FixedSecret::new(LINK_KEY),

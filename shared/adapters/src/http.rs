@@ -593,6 +593,7 @@ impl From<ReturnsAppError> for ApiError {
             ReturnsAppError::Cancel(e @ CancelError::Shipped) => {
                 conflict(ProblemType::ReturnInstead, e.to_string())
             }
+            ReturnsAppError::Cancel(CancelError::Units(errors)) => ApiError::Invalid(errors),
             ReturnsAppError::Cancel(e) => conflict(ProblemType::NotCancellable, e.to_string()),
             ReturnsAppError::Return(e @ ReturnError::NotDelivered(_)) => {
                 conflict(ProblemType::NotReturnable, e.to_string())

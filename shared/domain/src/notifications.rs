@@ -101,6 +101,7 @@ pub fn is_customer_facing(event_type: EventType) -> bool {
             | EventType::OrderReserved
             | EventType::OrderRejected
             | EventType::OrderCancelled
+            | EventType::UnitsCancelled
             | EventType::OrderShipped
             | EventType::OutForDelivery
             | EventType::OrderDelivered
@@ -349,8 +350,18 @@ impl Renderer {
             .and_then(|p| order.shipment(p.shipment_id.number()).ok())
             .and_then(|s| s.estimate)
             .unwrap_or(event.data.estimate);
+        let unit_cancellation = event
+            .data
+            .unit_cancellation_id
+            .as_deref()
+            .and_then(|id| order.unit_cancellations.iter().find(|c| c.id == id));
         let data = serde_json::json!({
             "type": event.event_type.as_str(),
+            "cancelledItems": unit_cancellation.map(|c| c.lines.iter().map(|l| serde_json::json!({
+                "name": l.name, "quantity": l.quantity.get(), "total": money(l.amount),
+            })).collect::<Vec<_>>()),
+            "totalBefore": unit_cancellation.map(|c| money(c.totals_before.total)),
+            "totalAfter": unit_cancellation.map(|c| money(c.totals_after.total)),
             "parcel": parcel.map(|p| serde_json::json!({
                 "number": p.number, "of": p.of, "units": p.units, "orderUnits": p.order_units,
                 "items": p.lines.iter().map(|l| serde_json::json!({

@@ -1,5 +1,6 @@
-//! Cancelling orders and handling returns: `POST /orders/{id}/cancel`, `POST /orders/{id}/returns`,
-//! `GET /returns/{id}`, approve, reject and receive.
+//! Cancelling orders (or some of their units) and handling returns: `POST /orders/{id}/cancel`,
+//! `POST /orders/{id}/cancel-units`, `POST /orders/{id}/returns`, `GET /returns/{id}`, approve,
+//! reject and receive.
 //!
 //! Each operation reads the order, applies a rule from [`crate::order::returns`], and writes the new
 //! version together with the stock it moves in one atomic [`OrderChange`], on condition that the
@@ -11,6 +12,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::app::caller::SCOPE_WAREHOUSE;
+use crate::app::locations::LocationDirectory;
 use crate::app::retry::{until_written, Attempt, Contended};
 use crate::app::Caller;
 use crate::ids::{IdempotencyKey, OrderId, ReturnId};
@@ -19,8 +21,11 @@ use crate::order::returns::policy::ReturnPolicy;
 use crate::order::returns::{Return, ReturnError};
 use crate::order::OrderChange;
 use crate::order::{Order, OrderLine, OrderStatus, Shortage};
-use crate::ports::{CommitOutcome, InventoryStore, OrderStore, OrderTransactions, StoreError};
+use crate::ports::{
+    CommitOutcome, InventoryStore, LocationStore, OrderStore, OrderTransactions, StoreError,
+};
 use crate::request::returns::{ReceiptRequest, ReturnRequest};
+use crate::request::staff::UnitCancelRequest;
 use crate::shipping::ShippingPolicy;
 use crate::stock::Product;
 use crate::validation::ValidationErrors;
@@ -150,6 +155,57 @@ pub async fn cancel_order<S: OrderStore + OrderTransactions>(
         }
         let order = as_seen(order, expected)?;
         let change = order.cancel(reason.clone(), actor(caller, &order), now)?;
+        commit(store, change).await
+    })
+    .await
+}
+
+/// Calls off some units of some lines of the order (all of them: the order), once per
+/// `Idempotency-Key`, if it is still the version `expected` (when the caller saw one). The
+/// shipping charge is re-quoted from the locations the units leave from ([`Order::cancel_units`]).
+/// The same request again answers the order as it is; another body under the same key is
+/// refused.
+#[allow(clippy::too_many_arguments)]
+pub async fn cancel_units<S: OrderStore + OrderTransactions + LocationStore>(
+    store: &S,
+    locations: &LocationDirectory,
+    caller: &Caller,
+    id: &OrderId,
+    request: &UnitCancelRequest,
+    key: &IdempotencyKey,
+    expected: Option<u64>,
+    now: DateTime<Utc>,
+) -> Result<Order, ReturnsAppError> {
+    let places = locations.current(store).await?;
+    let shipping = locations.shipping();
+    let fingerprint = request.fingerprint();
+    let (places, fingerprint) = (&places, &fingerprint);
+    until_written(|| async move {
+        let order = visible_order(store, caller, id, None).await?;
+        if let Some(done) = order.unit_cancellation_for_key(key.as_str()) {
+            return if &done.fingerprint == fingerprint {
+                Ok(Attempt::Done(order))
+            } else {
+                Err(ReturnsAppError::KeyReused)
+            };
+        }
+        if order.cancellation.as_ref().and_then(|c| c.key.as_deref()) == Some(key.as_str()) {
+            return Ok(Attempt::Done(order));
+        }
+        let order = as_seen(order, expected)?;
+        let (method, country) = (
+            order.shipping.method,
+            order.shipping.address.country().clone(),
+        );
+        let requote = |location: Option<&str>, grams: u64| {
+            let zone = match location {
+                Some(id) => &places.get(id)?.zone,
+                None => &places.default_location().zone,
+            };
+            shipping.parcel_cost(method, zone, &country, grams)
+        };
+        let change =
+            order.cancel_units(request, key.as_str(), actor(caller, &order), requote, now)?;
         commit(store, change).await
     })
     .await

@@ -40,6 +40,10 @@ pub enum EventType {
     OrderRejected,
     #[serde(rename = "oms.order.cancelled")]
     OrderCancelled,
+    /// Some units of some lines called off before packing: the order is smaller, its totals
+    /// too, and a refund may follow.
+    #[serde(rename = "oms.order.units-cancelled")]
+    UnitsCancelled,
     #[serde(rename = "oms.order.fulfillment-started")]
     FulfillmentStarted,
     #[serde(rename = "oms.order.shipped")]
@@ -117,6 +121,7 @@ impl EventType {
             Self::OrderReserved => "oms.order.reserved",
             Self::OrderRejected => "oms.order.rejected",
             Self::OrderCancelled => "oms.order.cancelled",
+            Self::UnitsCancelled => "oms.order.units-cancelled",
             Self::FulfillmentStarted => "oms.order.fulfillment-started",
             Self::OrderShipped => "oms.order.shipped",
             Self::OrderDelivered => "oms.order.delivered",
@@ -243,6 +248,9 @@ pub struct OrderEventData {
     /// The order that ships this return's exchange.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replacement_order_id: Option<OrderId>,
+    /// The unit cancellation this change recorded (`<order id>-CANCEL-<n>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit_cancellation_id: Option<String>,
 }
 
 /// One parcel of an order that leaves as several: which, of how many, from where, and how many
@@ -333,6 +341,9 @@ fn order_cloud_event(
             (Some(cancellation), _) if new.status == OrderStatus::Cancelled => {
                 Some(cancellation.reason.clone())
             }
+            _ if event_type == EventType::UnitsCancelled => {
+                new.unit_cancellations.last().map(|c| c.reason.clone())
+            }
             (_, Some(rma)) => rma.decision.as_ref().and_then(|d| d.note.clone()),
             _ => shipment
                 .and_then(|f| f.steps.last())
@@ -346,6 +357,9 @@ fn order_cloud_event(
         refund_id: refund(facts.refund_settled).map(|r| r.refund_id.clone()),
         payment_reason: facts.payment_reason,
         replacement_order_id: changed_return.and_then(|r| r.replacement_order_id.clone()),
+        unit_cancellation_id: (event_type == EventType::UnitsCancelled)
+            .then(|| new.unit_cancellations.last().map(|c| c.id.clone()))
+            .flatten(),
     };
     CloudEvent::new(
         event_type,
@@ -385,6 +399,7 @@ pub fn event_type_of(event: &OrderEvent) -> EventType {
         OrderEvent::DeliveryException => EventType::DeliveryException,
         OrderEvent::Delivered => EventType::OrderDelivered,
         OrderEvent::Cancelled => EventType::OrderCancelled,
+        OrderEvent::UnitsCancelled => EventType::UnitsCancelled,
         OrderEvent::Expired => EventType::OrderExpired,
         OrderEvent::ReturnRequested { .. } => EventType::ReturnRequested,
         OrderEvent::ReturnApproved { .. } => EventType::ReturnApproved,
@@ -879,6 +894,26 @@ mod tests {
             .unwrap()
             .order;
         seen.push((reserved.clone(), expired));
+        let one_fewer = reserved
+            .cancel_units(
+                &crate::request::staff::UnitCancelRequest::parse(
+                    &json!({"lines": [{"sku": "A", "quantity": 1}], "reason": "one is enough"}),
+                )
+                .unwrap(),
+                "k3",
+                "customer",
+                |_, _| None,
+                t,
+            )
+            .unwrap()
+            .order;
+        let event = order_event(Some(&reserved), Some(&one_fewer)).unwrap();
+        assert_eq!(
+            event.data.unit_cancellation_id.as_deref(),
+            Some(format!("{}-CANCEL-1", one_fewer.id).as_str())
+        );
+        assert_eq!(event.data.note.as_deref(), Some("one is enough"));
+        seen.push((reserved.clone(), one_fewer));
         // Returns decided by staff: a policy that approves nothing at once.
         let mut strict = ReturnPolicy::default_policy();
         strict.auto_approval.reasons.clear();
@@ -936,6 +971,7 @@ mod tests {
             OrderEvent::DeliveryException,
             OrderEvent::Delivered,
             OrderEvent::Cancelled,
+            OrderEvent::UnitsCancelled,
             OrderEvent::Expired,
             OrderEvent::ReturnRequested {
                 return_id: rma.clone(),
@@ -978,6 +1014,7 @@ mod tests {
                 | OrderEvent::DeliveryException
                 | OrderEvent::Delivered
                 | OrderEvent::Cancelled
+                | OrderEvent::UnitsCancelled
                 | OrderEvent::Expired
                 | OrderEvent::ReturnRequested { .. }
                 | OrderEvent::ReturnApproved { .. }

@@ -55,3 +55,10 @@ pub struct ReceiptRequest {
     pub lines: Vec<ReceivedLine>,
     pub note: Option<String>,
 }
+
+/// A validated `POST /orders/{id}/cancel-units` body: some units of some lines, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnitCancelRequest {
+    pub lines: Vec<RequestedLine>,
+    pub reason: String,
+}

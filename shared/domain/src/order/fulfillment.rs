@@ -352,7 +352,7 @@ impl Order {
 
     /// The order's status its shipments make: none left yet, some left, all left, some
     /// delivered, all delivered.
-    fn status_of_shipments(&self) -> OrderStatus {
+    pub(crate) fn status_of_shipments(&self) -> OrderStatus {
         let count = self.shipments.len();
         let left = self.shipments.iter().filter(|s| s.has_left()).count();
         let delivered = self

@@ -41,6 +41,8 @@ pub enum OrderEvent {
     Delivered,
     /// Called off before packing.
     Cancelled,
+    /// Some units of some lines called off before packing.
+    UnitsCancelled,
     /// Never paid for within the payment window.
     Expired,
     #[serde(rename_all = "camelCase")]

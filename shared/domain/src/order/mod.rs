@@ -207,6 +207,9 @@ pub struct Order {
     /// Why and by whom the order was called off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancellation: Option<Cancellation>,
+    /// Units called off before they were packed, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unit_cancellations: Vec<cancellation::UnitCancellation>,
     /// Its returns (RMAs), oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub returns: Vec<Return>,
@@ -540,6 +543,7 @@ impl Order {
             shipments_made: 0,
             stored_shipment: None,
             cancellation: None,
+            unit_cancellations: Vec::new(),
             returns: Vec::new(),
             refunds: Vec::new(),
             payment: Payment::default(),

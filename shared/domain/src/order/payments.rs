@@ -229,6 +229,9 @@ pub struct PspPayment<'a> {
     pub authorized_minor: i64,
     /// The PSP released the hold: its latest word on the payment (by its own time) is a void.
     pub released: bool,
+    /// A capture under it that was asked as the last (no more follow) succeeded: the PSP
+    /// released whatever it did not take (less than was held, after units were called off).
+    pub finally_captured: bool,
 }
 
 impl PspPayment<'_> {
@@ -237,7 +240,8 @@ impl PspPayment<'_> {
     pub fn holds(&self) -> bool {
         self.since.is_some()
             && !self.released
-            && (!self.captured || self.captured_minor < self.authorized_minor)
+            && (!self.captured
+                || (self.captured_minor < self.authorized_minor && !self.finally_captured))
     }
 }
 
@@ -470,6 +474,9 @@ impl Payment {
                         .map(|e| e.amount.minor_units())
                         .max()
                         .unwrap_or(0),
+                    finally_captured: own()
+                        .filter(|e| e.kind == CaptureSucceeded)
+                        .any(|e| self.is_last_capture(e)),
                     // The latest word on the hold by the PSP's time; a void wins a tie.
                     released: own()
                         .filter(|e| matches!(e.kind, AuthorizationSucceeded | VoidSucceeded))
@@ -480,6 +487,33 @@ impl Payment {
             .collect();
         payments.sort_by_key(|p| (p.since.is_none(), p.since, p.reference));
         payments
+    }
+
+    /// Whether a successful capture answers a capture asked as the last of its payment: the one
+    /// it names, or (naming none) one asked for its amount with no more to follow.
+    fn is_last_capture(&self, entry: &LedgerEntry) -> bool {
+        let captures = || {
+            self.requests
+                .iter()
+                .filter(|r| r.kind == PspRequestKind::Capture)
+        };
+        match entry
+            .request_id
+            .as_deref()
+            .and_then(|id| captures().find(|r| r.request_id == id))
+        {
+            Some(asked) => !asked.more_follow,
+            None => captures().any(|r| !r.more_follow && r.amount == entry.amount),
+        }
+    }
+
+    /// What the payment `reference` held, if it held anything: what releasing it releases.
+    fn held_amount(&self, reference: Option<&str>) -> Option<i64> {
+        self.payments()
+            .into_iter()
+            .find(|p| p.reference == reference)
+            .map(|p| p.authorized_minor)
+            .filter(|minor| *minor > 0)
     }
 
     /// The payments that hold money on the customer's card now, the first first.
@@ -559,7 +593,7 @@ impl Payment {
         }
     }
 
-    fn unanswered_captures(&self) -> Vec<&PspRequest> {
+    pub(crate) fn unanswered_captures(&self) -> Vec<&PspRequest> {
         let answers: Vec<&LedgerEntry> = self
             .ledger
             .iter()
@@ -720,7 +754,9 @@ impl Order {
             if taken.released && taken.captured_minor < self.totals.total.minor_units() {
                 return PaymentStatus::Voided;
             }
-            return if refunded >= self.totals.total.minor_units() {
+            // Measured against what was taken: units called off after a capture were refunded
+            // from it, and the total shrank with them.
+            return if refunded >= taken.captured_minor {
                 PaymentStatus::Refunded
             } else if refunded > 0 {
                 PaymentStatus::PartiallyRefunded
@@ -1123,13 +1159,19 @@ impl Order {
                     && (r.psp_reference == event.psp_reference
                         || event.request_id.as_deref() == Some(r.request_id.as_str()))
             });
-        (event.amount != expected && !a_share_asked && !its_void_asked).then(|| {
-            format!(
-                "{} reported, {} expected",
-                format_amount(event.amount),
-                format_amount(expected)
-            )
-        })
+        // A hold (or its release) made for what the order cost before units were called off
+        // is the order's own.
+        let an_earlier_total =
+            !event.kind.is_refund() && self.cost_before_a_cancellation(event.amount);
+        (event.amount != expected && !a_share_asked && !its_void_asked && !an_earlier_total).then(
+            || {
+                format!(
+                    "{} reported, {} expected",
+                    format_amount(event.amount),
+                    format_amount(expected)
+                )
+            },
+        )
     }
 
     /// Adds the PSP requests the order's state makes due and that were not asked before: a
@@ -1180,12 +1222,28 @@ impl Order {
                     self.ask_for(PspRequestKind::Void, Some(reference), amount, now);
                 }
             }
-            // Refunded in full, once: a return's refund cannot precede a cancellation.
-            if status == PaymentStatus::Paid
-                && self.totals.total.minor_units() > 0
-                && self.refunds.is_empty()
+            // What was taken and not yet refunded is refunded, once (a return's refund cannot
+            // precede a cancellation; units called off earlier were refunded then).
+            let taken_minor = self.payment.taken().map_or(0, |p| p.captured_minor);
+            let (refunded, _) = self.refunded();
+            let for_units = |refund_id: &str| {
+                self.unit_cancellations
+                    .iter()
+                    .any(|c| c.refund_id.as_deref() == Some(refund_id))
+            };
+            let refunded_whole = self.refunds.iter().any(|r| !for_units(&r.refund_id));
+            if matches!(
+                status,
+                PaymentStatus::Paid | PaymentStatus::PartiallyRefunded
+            ) && self.totals.total.minor_units() > 0
+                && taken_minor > refunded
+                && !refunded_whole
             {
-                let refund = self.full_refund(now);
+                let mut refund = self.full_refund(now);
+                let rest = (taken_minor - refunded).min(self.totals.total.minor_units());
+                if let Ok(rest) = Money::new(rest, refund.amount.currency()) {
+                    refund.amount = rest;
+                }
                 self.refunds.push(refund);
             }
         } else if self.is_split() && capture == CaptureMode::OnShipment {
@@ -1211,6 +1269,17 @@ impl Order {
                 if !outstanding {
                     self.ask(PspRequestKind::Capture, reference.clone(), now);
                 }
+            }
+        }
+        // Every parcel has left and its money is taken, yet a payment still holds some: units
+        // called off after the first parcels left. What it holds beyond them is released.
+        let all_left = !self.shipments.is_empty() && self.shipments.iter().all(|s| s.has_left());
+        if !called_off && all_left && captured && self.next_parcel_capture().is_none() {
+            let outstanding = held
+                .iter()
+                .any(|r| self.payment.capture_outstanding_on(r.as_deref()));
+            for reference in held.iter().filter(|_| !outstanding) {
+                self.ask(PspRequestKind::Void, reference.clone(), now);
             }
         }
         if captured {
@@ -1297,7 +1366,17 @@ impl Order {
         if self.payment.asked(kind, reference.as_deref()) {
             return;
         }
-        self.ask_for(kind, reference, self.totals.total, now);
+        // A void releases what the payment held (more than the total, after units were called
+        // off); a capture takes the total.
+        let amount = match kind {
+            PspRequestKind::Void => self
+                .payment
+                .held_amount(reference.as_deref())
+                .and_then(|minor| Money::new(minor, self.totals.total.currency()).ok())
+                .unwrap_or(self.totals.total),
+            PspRequestKind::Capture => self.totals.total,
+        };
+        self.ask_for(kind, reference, amount, now);
     }
 
     /// Asks the PSP for `kind` of `amount` on the payment `reference`.
@@ -1374,6 +1453,7 @@ impl Order {
                 by: "system".into(),
                 at: now,
                 expired: true,
+                key: None,
             });
             // Nothing counted is held, but a hold that was not the order's may be: released.
             next.request_what_is_due(policy.capture, now);

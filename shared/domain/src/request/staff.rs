@@ -2,8 +2,11 @@
 
 use serde_json::Value;
 
-use crate::request::{text, Fields};
+use crate::request::{one_per_sku, text, Fields};
 use crate::validation::ValidationErrors;
+
+use crate::order::commands::RequestedLine;
+pub use crate::order::commands::UnitCancelRequest;
 
 /// A validated `POST /orders/{id}/cancel` body: `{reason}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +66,37 @@ impl DecisionRequest {
     }
 }
 
+impl UnitCancelRequest {
+    /// Parses `{lines: [{sku, quantity}], reason}`, naming every bad field: at most one line per
+    /// SKU, as in an order.
+    pub fn parse(body: &Value) -> Result<Self, ValidationErrors> {
+        let mut errors = ValidationErrors::default();
+        let Some(fields) = Fields::body(&mut errors, body, &["lines", "reason"]) else {
+            return Err(errors);
+        };
+        let lines = fields.sku_lines(&mut errors, &[], |_, _, sku, quantity| {
+            Some(RequestedLine {
+                sku: sku?,
+                quantity: quantity?,
+            })
+        });
+        let lines = lines.filter(|lines| one_per_sku(&mut errors, lines, |l| &l.sku));
+        let reason = fields.required(&mut errors, "reason", text(500));
+        match (lines, reason) {
+            (Some(lines), Some(reason)) if errors.is_empty() => Ok(Self { lines, reason }),
+            _ => Err(errors),
+        }
+    }
+
+    /// A digest of the validated body: the same cancellation asked again under the same
+    /// `Idempotency-Key` has the same fingerprint, however its JSON was spaced or ordered.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let canonical = serde_json::to_vec(self).expect("a cancellation always serializes");
+        hex::encode(Sha256::digest(canonical))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +118,39 @@ mod tests {
             .collect();
         assert_eq!(fields, ["why", "reason"]);
         assert!(CancelRequest::parse(&json!({"reason": ""})).is_err());
+    }
+
+    #[test]
+    fn a_unit_cancellation_names_its_lines_and_every_bad_field() {
+        let request = UnitCancelRequest::parse(
+            &json!({"lines": [{"sku": "MUG-1", "quantity": 2}], "reason": "one is enough"}),
+        )
+        .unwrap();
+        assert_eq!(request.lines[0].quantity.get(), 2);
+        let same = UnitCancelRequest::parse(
+            &json!({"reason": "one is enough", "lines": [{"quantity": 2, "sku": "MUG-1"}]}),
+        )
+        .unwrap();
+        assert_eq!(request.fingerprint(), same.fingerprint());
+        let fields: Vec<_> = UnitCancelRequest::parse(&json!({
+            "lines": [{"sku": "A", "quantity": 0}, {"sku": "B", "quantity": 1}, {"sku": "B", "quantity": 1}]
+        }))
+        .unwrap_err()
+        .0
+        .into_iter()
+        .map(|e| e.field)
+        .collect();
+        assert_eq!(fields, ["lines[0].quantity", "reason"]);
+        let fields: Vec<_> = UnitCancelRequest::parse(&json!({
+            "lines": [{"sku": "B", "quantity": 1}, {"sku": "B", "quantity": 1}], "reason": "x"
+        }))
+        .unwrap_err()
+        .0
+        .into_iter()
+        .map(|e| e.field)
+        .collect();
+        assert_eq!(fields, ["lines[1].sku"]);
+        assert!(UnitCancelRequest::parse(&json!({"lines": [], "reason": "x"})).is_err());
     }
 
     #[test]
