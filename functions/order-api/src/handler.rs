@@ -583,6 +583,76 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_customer_cancels_one_unit_once_and_only_what_the_order_holds() {
+        let order = stored_order("01KAZ3Q6W8T2Y7X9V5N4M3K2J1", 1_700_000_000)
+            .authorized_for_test(chrono::Utc::now());
+        let products: Vec<_> = order
+            .lines
+            .iter()
+            .map(|l| oms_domain::fixtures::product(l.sku.as_str(), 2500, 10))
+            .collect();
+        let app = App {
+            locations: LocationDirectory::demo(),
+            store: InMemoryStore::with_products(products),
+            payments: Psp::default(),
+            links: FixedSecret::new(LINK_KEY),
+            public_url: "https://shop.example".into(),
+        };
+        app.store.insert_order(order.clone());
+        oms_domain::app::reservation::reserve_order(
+            &app.store,
+            &app.store,
+            oms_domain::app::reservation::Routing::demo(),
+            &order.id,
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+        let before = app.store.get(&order.id).await.unwrap().unwrap();
+
+        let (status, body) = call(&app, "cancel-order-units-too-many").await;
+        assert_eq!(status, 422, "{body}");
+        assert_eq!(
+            oms_domain::fixtures::error_fields(&body),
+            ["lines[0].quantity", "lines[1].sku"]
+        );
+        let unchanged = app.store.get(&order.id).await.unwrap().unwrap();
+        assert_eq!(unchanged.version, before.version, "nothing changed");
+
+        for _ in 0..2 {
+            // Sent twice: one change.
+            let (status, body) = call(&app, "cancel-order-units").await;
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(body["status"], "RESERVED");
+            assert_eq!(body["lines"][0]["quantity"], 1);
+            assert_eq!(body["unitCancellations"].as_array().unwrap().len(), 1);
+            assert_eq!(body["unitCancellations"][0]["lines"][0]["quantity"], 1);
+            assert!(body["unitCancellations"][0].get("key").is_none());
+            assert_eq!(
+                body["totals"]["subtotal"]["amount"],
+                before.totals.subtotal.minor_units() - 2500
+            );
+        }
+        let product = oms_domain::ports::InventoryStore::product(
+            &app.store,
+            &oms_domain::ids::Sku::parse("TSHIRT-RED-M").unwrap(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            (product.stock.available(), product.stock.reserved()),
+            (9, 1),
+            "the unit is released in the same write"
+        );
+        let (status, body) = call(&app, "cancel-order-units-key-reused").await;
+        assert_eq!(
+            (status, body["type"].as_str()),
+            (409, Some("/problems/idempotency-key-reused"))
+        );
+    }
+
+    #[tokio::test]
     async fn a_signed_in_customer_gets_a_link_that_opens_their_own_orders_page() {
         let app = App {
             locations: LocationDirectory::demo(),

@@ -169,10 +169,20 @@ async fn every_request_a_function_makes_is_allowed_by_its_own_policy() {
         .await;
     assert_eq!(received.status, StatusCode::OK, "{:?}", received.body);
     let second = stack
-        .place_order(&customer, &unique("key"), &[(&sku, 1)])
+        .place_order(&customer, &unique("key"), &[(&sku, 2)])
         .await;
     let second_id = second.body["orderId"].as_str().unwrap();
     stack.wait_status(&customer, second_id, "FULFILLING").await;
+    // One of its units called off (the locations read to re-quote the shipping), then the rest.
+    let one_fewer = stack
+        .post(
+            &format!("/orders/{second_id}/cancel-units"),
+            &token,
+            &[("idempotency-key", &unique("units"))],
+            json!({"lines": [{"sku": sku, "quantity": 1}], "reason": "one is enough"}),
+        )
+        .await;
+    assert_eq!(one_fewer.status, StatusCode::OK, "{:?}", one_fewer.body);
     let cancelled = stack
         .post(
             &format!("/orders/{second_id}/cancel"),

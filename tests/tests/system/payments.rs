@@ -6,7 +6,8 @@
 use std::time::{Duration, Instant};
 
 use oms_system_tests::{
-    psp_body, psp_secret, texts, unique, Probe, Stack, StatusCode, ROTATED_PSP_SECRET,
+    parcel, psp_body, psp_secret, texts, tracking, unique, Probe, Stack, StatusCode,
+    ROTATED_PSP_SECRET,
 };
 use serde_json::{json, Value};
 
@@ -1622,4 +1623,210 @@ async fn an_order_split_over_two_warehouses_is_captured_parcel_by_parcel_at_stri
     assert_eq!(captured.len(), 2, "one entry per part: {}", paid["payment"]);
     assert_eq!(captured.iter().sum::<i64>(), total, "exactly the total");
     assert!(paid["payment"]["attention"].is_null(), "nothing for staff");
+}
+
+/// Issue "Orders that bend", item 3 through the stack and the Stripe emulator: a customer calls
+/// off one unit of an authorized order while its shipment is picked. The unit's stock is back in
+/// the same write, the totals shrink, the retry changes nothing, a packer working from what was
+/// read before is refused, the customer is told once — and when the parcel ships, Stripe takes
+/// exactly the smaller total and releases the rest of the hold.
+#[tokio::test]
+async fn a_unit_called_off_before_packing_is_never_taken_at_stripe() {
+    let stack = Stack::connect().await;
+    let kept = stack.create_sku("UNITS-KEPT", 5).await;
+    let dropped = stack.create_sku("UNITS-DROPPED", 5).await;
+    let customer = unique("payer");
+    let notifications = Probe::subscribe(
+        &stack,
+        "CustomerNotificationsTopic",
+        Some(json!({"customerId": [customer.as_str()], "channel": ["email"]})),
+    )
+    .await;
+    let placed = stack
+        .place_unpaid_order(&customer, &unique("key"), &[(&kept, 1), (&dropped, 2)])
+        .await;
+    assert_eq!(placed.status, StatusCode::ACCEPTED, "{:?}", placed.body);
+    let id = placed.body["orderId"].as_str().unwrap().to_owned();
+    let total = placed.body["totals"]["total"]["amount"].as_i64().unwrap();
+    let intent_id = open_at_stripe(&stack, &customer, &id).await;
+    pay_at_stripe(&stack, &intent_id).await;
+    stack.wait_status(&customer, &id, "FULFILLING").await;
+    assert_eq!(stack.stock(&dropped).await, (3, 2, 5));
+
+    // The warehouse picks the parcel; the packer's screen keeps the ETag it was given.
+    let warehouse = stack.token("warehouse-units", Some("oms:warehouse"));
+    let shipment = format!("{id}-1");
+    let picked = stack
+        .warehouse_post(
+            &format!("/fulfillments/{shipment}/pick"),
+            &warehouse,
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(picked.status, StatusCode::OK, "{:?}", picked.body);
+    let packer_saw = picked.headers["etag"].to_str().unwrap().to_owned();
+
+    // More units than it has, or a SKU it does not hold: refused, naming the line, nothing
+    // changed.
+    let token = stack.token(&customer, None);
+    let refused = stack
+        .post(
+            &format!("/orders/{id}/cancel-units"),
+            &token,
+            &[("idempotency-key", &unique("units"))],
+            json!({"lines": [{"sku": dropped, "quantity": 3}, {"sku": "NOT-IN-IT", "quantity": 1}], "reason": "x"}),
+        )
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{:?}",
+        refused.body
+    );
+    let fields: Vec<_> = refused.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(fields, ["lines[0].quantity", "lines[1].sku"]);
+    assert_eq!(stack.stock(&dropped).await, (3, 2, 5));
+
+    // One unit called off, sent twice under one key: one change.
+    let key = unique("units");
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        let reply = stack
+            .post(
+                &format!("/orders/{id}/cancel-units"),
+                &token,
+                &[("idempotency-key", &key)],
+                json!({"lines": [{"sku": dropped, "quantity": 1}], "reason": "one is enough"}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        answers.push(reply.body);
+    }
+    assert_eq!(answers[0]["version"], answers[1]["version"], "once");
+    let smaller = &answers[0];
+    let unit_price = placed.body["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["sku"] == dropped.as_str())
+        .unwrap()["unitPrice"]["amount"]
+        .as_i64()
+        .unwrap();
+    let change = &smaller["unitCancellations"][0];
+    assert_eq!(change["lines"][0]["quantity"], 1);
+    assert_eq!(
+        change["totalsBefore"]["total"]["amount"].as_i64(),
+        Some(total)
+    );
+    let new_total = smaller["totals"]["total"]["amount"].as_i64().unwrap();
+    let shipping_before = placed.body["totals"]["shipping"]["amount"]
+        .as_i64()
+        .unwrap();
+    let shipping_after = smaller["totals"]["shipping"]["amount"].as_i64().unwrap();
+    assert!(shipping_after <= shipping_before, "never more for shipping");
+    assert_eq!(
+        new_total,
+        total - unit_price - (shipping_before - shipping_after),
+        "the unit and any shipping it saved"
+    );
+    assert!(change.get("refundId").is_none(), "nothing was taken yet");
+    assert_eq!(smaller["payment"]["status"], "AUTHORIZED");
+    assert_eq!(
+        stack.stock(&dropped).await,
+        (4, 1, 5),
+        "its stock is back in the same write"
+    );
+
+    // The packer's screen read the parcel before: refused, and reads it again.
+    let stale = stack
+        .warehouse_post(
+            &format!("/fulfillments/{shipment}/pack"),
+            &warehouse,
+            Some(&packer_saw),
+            Some(&parcel()),
+        )
+        .await;
+    assert_eq!(
+        stale.status,
+        StatusCode::PRECONDITION_FAILED,
+        "{:?}",
+        stale.body
+    );
+    let now_etag = stack.shipment_etag(&shipment, &warehouse).await;
+    let read = stack
+        .get(&format!("/fulfillments/{shipment}"), &warehouse)
+        .await;
+    let units: Vec<_> = read.body["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["sku"].as_str().unwrap().to_owned(),
+                l["quantity"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        units.contains(&(dropped.clone(), 1)),
+        "the parcel holds one of the dropped SKU now: {units:?}"
+    );
+    let mut etag = now_etag;
+    for (step, body) in [
+        ("pack", Some(parcel())),
+        ("ship", Some(tracking(&unique("JJD").to_uppercase()))),
+    ] {
+        let reply = stack
+            .warehouse_post(
+                &format!("/fulfillments/{shipment}/{step}"),
+                &warehouse,
+                Some(&etag),
+                body.as_ref(),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{step}: {:?}", reply.body);
+        etag = reply.headers["etag"].to_str().unwrap().to_owned();
+    }
+
+    // Stripe takes the smaller total, and the rest of the hold goes with it.
+    let paid = wait_for(&stack, &id, "paid", |o| o["payment"]["status"] == "PAID").await;
+    let capture = paid["payment"]["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "CAPTURE")
+        .unwrap();
+    assert_eq!(capture["amount"]["amount"].as_i64(), Some(new_total));
+    let at_stripe = stack
+        .stripe_get(&format!("/v1/payment_intents/{intent_id}"))
+        .await;
+    assert_eq!(at_stripe["status"], "succeeded", "{at_stripe}");
+    assert_eq!(at_stripe["amount_received"].as_i64(), Some(new_total));
+    assert!(paid["payment"]["attention"].is_null(), "nothing for staff");
+    assert_eq!(stack.stock(&dropped).await, (4, 0, 4));
+
+    // Told once, with what was called off.
+    let told = notifications
+        .collect(Duration::from_secs(60), |seen| {
+            seen.iter()
+                .any(|(m, _)| m["eventType"] == "oms.order.units-cancelled")
+        })
+        .await;
+    let late = notifications
+        .collect(Duration::from_secs(3), |_| false)
+        .await;
+    let changes: Vec<_> = told
+        .iter()
+        .chain(late.iter())
+        .filter(|(m, _)| m["eventType"] == "oms.order.units-cancelled")
+        .collect();
+    assert_eq!(changes.len(), 1, "told once");
+    let text = changes[0].0["text"].as_str().unwrap();
+    assert!(text.contains("1 × "), "{text}");
 }

@@ -194,6 +194,10 @@ pub fn router<S: Store, K: SecretSource + 'static>(console: Console<S, K>) -> Ro
         .route("/console/orders/{id}", get(order::<S, K>))
         .route("/console/orders/{id}/cancel", post(cancel::<S, K>))
         .route(
+            "/console/orders/{id}/cancel-units",
+            post(orders::cancel_units::<S, K>),
+        )
+        .route(
             "/console/orders/{id}/shipments/{number}/move",
             post(move_shipment::<S, K>),
         )

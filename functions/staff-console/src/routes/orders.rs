@@ -217,6 +217,13 @@ pub(super) async fn order<S: Store, K: SecretSource>(
         .collect();
     let more_orders = others.len() > OTHER_ORDERS || theirs.next_cursor.is_some();
     others.truncate(OTHER_ORDERS);
+    // The units of each line that can still be called off, for the cancel-units form.
+    let unit_lines: Vec<_> = order
+        .cancellable_units()
+        .into_iter()
+        .filter(|(_, open)| *open > 0)
+        .map(|(sku, open)| json!({"sku": sku.as_str(), "open": open}))
+        .collect();
     let movable: Vec<u32> = order
         .shipments
         .iter()
@@ -233,6 +240,8 @@ pub(super) async fn order<S: Store, K: SecretSource>(
             other_orders => summaries(&others),
             more_orders,
             cancellable,
+            unit_lines => ser(&unit_lines),
+            form_key => format!("console-{}", OrderId::generate(Utc::now())),
             ships_from => ser(&ships_from),
             movable => movable,
             // Every reason the money needs staff (the view shows the oldest), and what staff
@@ -297,6 +306,50 @@ pub(super) async fn cancel<S: Store, K: SecretSource>(
     .await?;
     tracing::info!(order_id = %order.id, "console: order cancelled");
     Ok(done(&format!("/console/orders/{id}"), "cancelled"))
+}
+
+/// Calls off some units of the order's lines (`units-<sku>`, how many of each), once per form
+/// shown (its key): the same form sent twice changes the order once.
+pub(super) async fn cancel_units<S: Store, K: SecretSource>(
+    State(app): State<App<S, K>>,
+    Path(id): Path<String>,
+    form: StaffForm,
+) -> Result<Response, PageError> {
+    let staff = form.require(SCOPE_ADMIN)?;
+    let fields = &form.fields;
+    let id = order_id(&id)?;
+    let version = form.version()?;
+    let key = fields
+        .get("key")
+        .and_then(|k| oms_domain::ids::IdempotencyKey::parse(k).ok())
+        .ok_or_else(|| PageError::Stale("The form is out of date: open the page again.".into()))?;
+    let lines: Vec<_> = fields
+        .0
+        .iter()
+        .filter_map(|(name, value)| Some((name.strip_prefix("units-")?, value.trim())))
+        .filter(|(_, value)| !value.is_empty() && *value != "0")
+        .map(|(sku, value)| {
+            json!({"sku": sku, "quantity": value.parse::<u64>().map(serde_json::Value::from).unwrap_or_else(|_| value.into())})
+        })
+        .collect();
+    let request = oms_domain::request::staff::UnitCancelRequest::parse(&json!({
+        "lines": lines,
+        "reason": fields.get("reason").unwrap_or_default(),
+    }))
+    .map_err(ApiError::Invalid)?;
+    let order = oms_domain::app::returns::cancel_units(
+        &app.store,
+        &app.locations,
+        &staff.caller,
+        &id,
+        &request,
+        &key,
+        Some(version),
+        Utc::now(),
+    )
+    .await?;
+    tracing::info!(order_id = %order.id, "console: units cancelled");
+    Ok(done(&format!("/console/orders/{id}"), "units-cancelled"))
 }
 
 /// Staff acknowledge what the order's money needs, saying how they dealt with it (a mismatch

@@ -42,7 +42,10 @@ pub struct OrderView<'a> {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub shipments: Vec<ShipmentView<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub cancellation: Option<&'a Cancellation>,
+    pub cancellation: Option<CancellationView<'a>>,
+    /// Units called off before they were packed, with the totals before and after.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unit_cancellations: Vec<UnitCancellationView<'a>>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub returns: &'a [Return],
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -57,6 +60,32 @@ pub struct OrderView<'a> {
     pub updated_at: DateTime<Utc>,
     /// The order's version: its `ETag` is `"v<version>"`.
     pub version: u64,
+}
+
+/// Why and by whom the order was called off (the key it was asked under is the caller's own).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CancellationView<'a> {
+    pub reason: &'a str,
+    pub by: &'a str,
+    pub at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub expired: bool,
+}
+
+/// Units called off, what they cost, and what it did to the totals and the money.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnitCancellationView<'a> {
+    pub cancellation_id: &'a str,
+    pub lines: &'a [crate::order::cancellation::CancelledLine],
+    pub reason: &'a str,
+    pub by: &'a str,
+    pub at: DateTime<Utc>,
+    pub totals_before: TotalsView,
+    pub totals_after: TotalsView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refund_id: Option<&'a str>,
 }
 
 /// A shipment with its id.
@@ -157,6 +186,16 @@ pub struct TotalsView {
     pub total: Money,
 }
 
+impl TotalsView {
+    fn of(totals: &crate::order::Totals) -> Self {
+        TotalsView {
+            subtotal: totals.subtotal,
+            shipping: totals.shipping,
+            total: totals.total,
+        }
+    }
+}
+
 /// One step of the order's history.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -241,7 +280,29 @@ impl<'a> From<&'a Order> for OrderView<'a> {
                     shipment,
                 })
                 .collect(),
-            cancellation: order.cancellation.as_ref(),
+            cancellation: order
+                .cancellation
+                .as_ref()
+                .map(|c: &'a Cancellation| CancellationView {
+                    reason: &c.reason,
+                    by: &c.by,
+                    at: c.at,
+                    expired: c.expired,
+                }),
+            unit_cancellations: order
+                .unit_cancellations
+                .iter()
+                .map(|c| UnitCancellationView {
+                    cancellation_id: &c.id,
+                    lines: &c.lines,
+                    reason: &c.reason,
+                    by: &c.by,
+                    at: c.at,
+                    totals_before: TotalsView::of(&c.totals_before),
+                    totals_after: TotalsView::of(&c.totals_after),
+                    refund_id: c.refund_id.as_deref(),
+                })
+                .collect(),
             returns: &order.returns,
             refunds: order
                 .refunds

@@ -236,6 +236,30 @@ impl Order {
         places
     }
 
+    /// How many units of each line can still be called off (none once the order is past
+    /// packing, final, or ships an exchange): what a form offers.
+    pub fn cancellable_units(&self) -> Vec<(&Sku, u32)> {
+        let open = matches!(
+            self.status,
+            OrderStatus::Pending
+                | OrderStatus::Reserved
+                | OrderStatus::Fulfilling
+                | OrderStatus::PartiallyShipped
+        ) && self.replacement_for.is_none()
+            && self.unit_cancellations.len() < MAX_UNIT_CANCELLATIONS;
+        self.lines
+            .iter()
+            .map(|l| {
+                let units = if open {
+                    self.cancellable(&l.sku).iter().map(|p| p.2).sum()
+                } else {
+                    0
+                };
+                (&l.sku, units)
+            })
+            .collect()
+    }
+
     /// The unit cancellation made under `key`, if one was.
     pub fn unit_cancellation_for_key(&self, key: &str) -> Option<&UnitCancellation> {
         self.unit_cancellations.iter().find(|c| c.key == key)
