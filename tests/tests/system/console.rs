@@ -1809,3 +1809,78 @@ async fn every_screen_fits_a_phone_without_scrolling_sideways() {
     );
     browser.screenshot("dead-letters-phone").await;
 }
+
+/// Customer service calls off two of an order's three units on its page: the stock is back, the
+/// total shrinks, the page lists the change; the same form sent again after the back button
+/// changes nothing more, and a form from a second tab that showed the order before is refused.
+#[tokio::test]
+async fn staff_cancel_some_units_of_an_order_from_its_page_once() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("CONSOLEUNITS", 5).await;
+    let (_, id, placed) = stack.order_in_warehouse(&[(&sku, 3)]).await;
+    assert_eq!(stack.stock(&sku).await, (2, 3, 5));
+    let browser = Browser::open(&stack).await;
+    browser.sign_in("staff-uma", "admin").await;
+    let path = format!("/console/orders/{id}");
+    browser.goto(&path).await;
+    let first = browser.client.window().await.unwrap();
+    let second = browser.client.new_window(true).await.unwrap().handle;
+    browser
+        .client
+        .switch_to_window(second.clone())
+        .await
+        .unwrap();
+    browser.goto(&path).await;
+    browser.client.switch_to_window(first).await.unwrap();
+
+    let field = format!("#units-{sku}");
+    browser.fill(&field, "2").await;
+    browser
+        .fill("#cancel-units-reason", "the customer wants one")
+        .await;
+    browser.submit("#cancel-units").await;
+    assert!(browser.path().await.contains("done="));
+    let listed = browser.text("#unit-cancellations").await;
+    assert!(listed.contains(&format!("2 × {sku}")), "{listed}");
+    assert!(listed.contains("the customer wants one"), "{listed}");
+    let order = stack.order_as_staff(&id).await;
+    assert_eq!(order["lines"][0]["quantity"], 1);
+    let before = placed["totals"]["total"]["amount"].as_i64().unwrap();
+    let after = order["totals"]["total"]["amount"].as_i64().unwrap();
+    assert!(after < before, "{after} < {before}");
+    assert_eq!(stack.stock(&sku).await, (4, 1, 5), "two units back");
+    browser
+        .client
+        .execute(
+            "document.getElementById('units-cancelled-h').scrollIntoView()",
+            vec![],
+        )
+        .await
+        .unwrap();
+    browser.screenshot("cancel-units").await;
+
+    // The sent form again, from the back-forward cache: recorded once.
+    browser.client.back().await.unwrap();
+    browser.fill(&field, "2").await;
+    browser
+        .fill("#cancel-units-reason", "the customer wants one")
+        .await;
+    browser.submit("#cancel-units").await;
+    assert_eq!(stack.stock(&sku).await, (4, 1, 5), "the same form, once");
+    assert_eq!(
+        stack.order_as_staff(&id).await["unitCancellations"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // The second tab showed the order before: its form is refused, nothing changed.
+    browser.client.switch_to_window(second).await.unwrap();
+    browser.fill(&field, "1").await;
+    browser.fill("#cancel-units-reason", "again").await;
+    browser.submit("#cancel-units").await;
+    let refusal = browser.text("#form-refused").await;
+    assert!(refusal.contains("Nothing was changed"), "{refusal}");
+    assert_eq!(stack.stock(&sku).await, (4, 1, 5));
+}
