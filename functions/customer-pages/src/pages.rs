@@ -85,6 +85,18 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("order.cancel.reason", "Why (optional)", "Grund (optional)"),
     ("order.cancel.submit", "Cancel my order", "Bestellung stornieren"),
     ("order.cancelled", "Your order is cancelled.", "Ihre Bestellung ist storniert."),
+    ("order.units.title", "Cancel some items", "Einzelne Artikel stornieren"),
+    (
+        "order.units.intro",
+        "Until they are packed, you can cancel some of the items and keep the rest. You pay only for what you keep: what you paid for the others is refunded, what is only held on your card is not charged.",
+        "Bis sie verpackt sind, können Sie einzelne Artikel stornieren und den Rest behalten. Sie zahlen nur, was Sie behalten: Bereits Bezahltes wird erstattet, nur Reserviertes wird nicht belastet.",
+    ),
+    ("order.units.how-many", "How many to cancel", "Wie viele stornieren"),
+    ("order.units.of", "of", "von"),
+    ("order.units.submit", "Cancel these items", "Diese Artikel stornieren"),
+    ("order.units.done", "Those items are cancelled; the rest of your order goes on.", "Diese Artikel sind storniert; der Rest Ihrer Bestellung geht weiter."),
+    ("order.units.none", "Choose at least one item to cancel.", "Wählen Sie mindestens einen Artikel zum Stornieren."),
+    ("order.units.cancelled", "Cancelled", "Storniert"),
     (
         "order.refused",
         "That could not be done",
@@ -317,6 +329,8 @@ pub struct OrderPage {
     pub parcels: Vec<ParcelView>,
     pub history: Vec<Step>,
     pub returns: Vec<ReturnView>,
+    /// Items called off before they were packed: "1 × T-shirt (25,00 €)".
+    pub cancelled: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -464,6 +478,12 @@ impl OrderPage {
                 })
                 .collect(),
             history: history(order, language),
+            cancelled: order
+                .unit_cancellations
+                .iter()
+                .flat_map(|c| &c.lines)
+                .map(|l| format!("{} × {} ({})", l.quantity.get(), l.name, money(l.amount)))
+                .collect(),
             returns: order
                 .returns
                 .iter()

@@ -5,6 +5,7 @@
 //! | find an order by its number and e-mail address | `GET`/`POST /shop/orders/find` |
 //! | an order: where it is, what comes next, its parcels, money, history and returns | `GET /shop/orders/{id}` |
 //! | cancel it before it is packed | `POST /shop/orders/{id}/cancel` |
+//! | cancel some of its items before they are packed | `POST /shop/orders/{id}/cancel-units` |
 //! | forget the orders this browser opened (end the visit) | `POST /shop/forget` |
 //! | choose what to send back, why, and a refund or an exchange for a variant | `GET /shop/orders/{id}/return` |
 //! | ask for the return (approved at once or checked by staff, as the policy says) | `POST /shop/orders/{id}/returns` |
@@ -39,13 +40,16 @@ use oms_adapters::config;
 use oms_adapters::dynamo::DynamoStore;
 use oms_adapters::secrets::{SecretCache, SecretSource};
 use oms_adapters::web::{CookieKeys, OrderLinks};
+use oms_domain::app::locations::LocationDirectory;
 use oms_domain::app::returns::{cancel_order, exchange_choices, ReturnsAppError};
 use oms_domain::app::Caller;
 use oms_domain::ids::OrderId;
 use oms_domain::notifications::language_of;
 use oms_domain::order::returns::policy::ReturnPolicy;
 use oms_domain::order::Order;
-use oms_domain::ports::{AttemptCounter, InventoryStore, OrderStore, OrderTransactions};
+use oms_domain::ports::{
+    AttemptCounter, InventoryStore, LocationStore, OrderStore, OrderTransactions,
+};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
@@ -67,10 +71,14 @@ const KEYS_PURPOSE: &str = "oms-shop";
 
 /// The ports the pages use.
 pub trait Store:
-    OrderStore + InventoryStore + OrderTransactions + AttemptCounter + 'static
+    OrderStore + InventoryStore + OrderTransactions + AttemptCounter + LocationStore + 'static
 {
 }
-impl<T: OrderStore + InventoryStore + OrderTransactions + AttemptCounter + 'static> Store for T {}
+impl<
+        T: OrderStore + InventoryStore + OrderTransactions + AttemptCounter + LocationStore + 'static,
+    > Store for T
+{
+}
 
 /// How long a window of lookups lasts, and how many one client and one order number may have
 /// in it: enough for a customer who mistypes, far too few to guess (an order number has 80
@@ -92,12 +100,16 @@ pub struct Shop<S, K> {
     pub returns: ReturnPolicy,
     /// The site's own origin (`https://host`): a form from any other is refused.
     pub origin: String,
+    /// The locations and rate table: cancelling some items re-quotes the shipping of the rest.
+    pub locations: LocationDirectory,
 }
 
 impl Shop<DynamoStore, SecretCache> {
     pub fn from_env() -> Result<Self, lambda_http::Error> {
         let url = config::required("PUBLIC_API_URL")?;
+        let shipping = config::shipping_policy_from_env()?;
         Ok(Shop {
+            locations: config::location_directory_from_env(&shipping)?,
             store: DynamoStore::from_env()?
                 .with_attempts_table(config::required("ATTEMPTS_TABLE_NAME")?),
             secret: SecretCache::from_env("SHOP_SECRET_ARN")?,
@@ -141,6 +153,7 @@ pub fn router<S: Store, K: SecretSource + 'static>(shop: Shop<S, K>) -> Router {
         .route("/shop/forget", post(forget::<S, K>))
         .route("/shop/orders/{id}", get(order_page::<S, K>))
         .route("/shop/orders/{id}/cancel", post(cancel::<S, K>))
+        .route("/shop/orders/{id}/cancel-units", post(cancel_units::<S, K>))
         .route("/shop/orders/{id}/return", get(return_page::<S, K>))
         .route("/shop/orders/{id}/returns", post(open_return::<S, K>))
         .route(
@@ -685,6 +698,9 @@ fn order_response(
             Some(text(language, "order.cancelled"))
         }
         Some("returned") if !order.returns.is_empty() => Some(text(language, "order.returned")),
+        Some("units-cancelled") if !order.unit_cancellations.is_empty() => {
+            Some(text(language, "order.units.done"))
+        }
         _ => None,
     };
     let now = Utc::now();
@@ -692,6 +708,19 @@ fn order_response(
         .lines
         .iter()
         .any(|l| order.returnable_units(&l.sku, policy, now) > 0);
+    // Some items may be cancelled while more than one unit could be (one alone: the order).
+    let open = order.cancellable_units();
+    let unit_lines: Vec<_> = if open.iter().map(|(_, n)| n).sum::<u32>() > 1 {
+        open.iter()
+            .filter(|(_, n)| *n > 0)
+            .filter_map(|(sku, n)| {
+                let line = order.lines.iter().find(|l| &l.sku == *sku)?;
+                Some(context! { sku => sku.as_str(), name => line.name.clone(), open => *n })
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     page(
         status,
         "order.html",
@@ -701,6 +730,8 @@ fn order_response(
             version => order.version,
             csrf => keys.cookies.csrf_token(&visit.nonce),
             can_cancel,
+            unit_lines,
+            form_key => format!("shop-{}", OrderId::generate(now)),
             returnable,
             banner,
             refused,
@@ -768,6 +799,110 @@ async fn cancel<S: Store, K: SecretSource + 'static>(
                 None,
                 Some(why.to_owned()),
             ))
+        }
+    }
+}
+
+/// `POST /shop/orders/{id}/cancel-units`: cancels some items (`units-<sku>`, how many of each)
+/// as `POST /orders/{id}/cancel-units` does for its customer, on the version the page showed
+/// and once per page shown (its key): the form sent twice changes the order once.
+async fn cancel_units<S: Store, K: SecretSource + 'static>(
+    State(app): State<App<S, K>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Result<Response, Refusal> {
+    let now = Utc::now();
+    let (keys, visit, order) = proved(&app, &headers, &id).await?;
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    if !same_origin(&app.origin, &headers)
+        || !keys
+            .cookies
+            .csrf_valid(&visit.nonce, field("csrf").unwrap_or_default())
+    {
+        return Err(Refusal::Forbidden);
+    }
+    let (Some(version), Some(key)) = (
+        field("version").and_then(|v| v.parse::<u64>().ok()),
+        field("key").and_then(|k| oms_domain::ids::IdempotencyKey::parse(k).ok()),
+    ) else {
+        return Err(Refusal::Forbidden);
+    };
+    let language = language_of(&order);
+    let lines: Vec<serde_json::Value> = fields
+        .iter()
+        .filter_map(|(name, value)| Some((name.strip_prefix("units-")?, value.trim())))
+        .filter_map(|(sku, value)| {
+            let n = value.parse::<u32>().ok().filter(|n| *n > 0)?;
+            Some(serde_json::json!({"sku": sku, "quantity": n}))
+        })
+        .collect();
+    let refused = |why: &str, current: Order, status: StatusCode| {
+        order_response(
+            &app.returns,
+            &keys,
+            &visit,
+            &current,
+            status,
+            None,
+            Some(why.to_owned()),
+        )
+    };
+    if lines.is_empty() {
+        return Ok(refused(
+            text(language, "order.units.none"),
+            order,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ));
+    }
+    let request = oms_domain::request::staff::UnitCancelRequest::parse(&serde_json::json!({
+        "lines": lines,
+        "reason": "cancelled by the customer on the order's page",
+    }))
+    .map_err(|_| Refusal::Forbidden)?;
+    let customer = Caller {
+        customer_id: order.customer_id.clone(),
+        scopes: vec![],
+    };
+    match oms_domain::app::returns::cancel_units(
+        &app.store,
+        &app.locations,
+        &customer,
+        &order.id,
+        &request,
+        &key,
+        Some(version),
+        now,
+    )
+    .await
+    {
+        Ok(done) => {
+            let what = if done.status == oms_domain::order::OrderStatus::Cancelled {
+                "cancelled"
+            } else {
+                "units-cancelled"
+            };
+            Ok(Redirect::to(&format!("{BASE}/orders/{id}?done={what}")).into_response())
+        }
+        Err(error) => {
+            let why = match &error {
+                ReturnsAppError::Stale { .. } => text(language, "order.stale"),
+                ReturnsAppError::Cancel(_) => text(language, "order.cancel.too-late"),
+                ReturnsAppError::Contended => text(language, "order.try-again"),
+                other => return Err(Refusal::Internal(other.to_string())),
+            };
+            let current = app
+                .store
+                .get(&order.id)
+                .await
+                .map_err(|e| Refusal::Internal(e.to_string()))?
+                .unwrap_or(order);
+            Ok(refused(why, current, StatusCode::CONFLICT))
         }
     }
 }

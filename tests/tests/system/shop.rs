@@ -489,3 +489,85 @@ async fn a_customer_returns_a_delivered_item_on_the_page_prints_its_label_and_se
     phone.screenshot("shop-returned-phone").await;
     assert_accessible(&phone, "a returned order's page").await;
 }
+
+/// A customer keeps one of two items: the page's form calls the other off before it is packed.
+/// Its stock is back at once, the page shows the smaller total and what was cancelled, the form
+/// sent again from the browser's history changes nothing more, and the customer is told once.
+#[tokio::test]
+async fn a_customer_cancels_one_of_two_items_on_the_page_and_keeps_the_other() {
+    let stack = Stack::connect().await;
+    let customer = unique("shopper");
+    let inbox = Probe::subscribe(
+        &stack,
+        "CustomerNotificationsTopic",
+        Some(json!({"customerId": [customer.as_str()], "channel": ["email"]})),
+    )
+    .await;
+    let (_, id, sku) = paid_order_of(&stack, "SHOPUNITS", &customer).await;
+    assert_eq!(stack.stock(&sku).await, (3, 2, 5));
+    let before = stack.order_as_staff(&id).await["totals"]["total"]["amount"]
+        .as_i64()
+        .unwrap();
+
+    let browser = Browser::open(&stack).await;
+    browser.goto(&order_link(&id, 600)).await;
+    assert_eq!(browser.path().await, format!("/shop/orders/{id}"));
+    browser.fill(&format!("#units-{sku}"), "1").await;
+    browser.submit("#cancel-units").await;
+    assert!(
+        browser
+            .text("#banner")
+            .await
+            .contains("Those items are cancelled"),
+        "the page says what was done"
+    );
+    assert!(browser.text("#cancelled-items").await.contains("1 × "));
+    assert_eq!(stack.stock(&sku).await, (4, 1, 5), "its unit back at once");
+    let order = stack.order_as_staff(&id).await;
+    assert_eq!(order["lines"][0]["quantity"], 1);
+    assert_eq!(order["unitCancellations"][0]["by"], "customer");
+    let after = order["totals"]["total"]["amount"].as_i64().unwrap();
+    assert!(after < before, "{after} < {before}");
+    assert!(
+        browser
+            .text("#order-total")
+            .await
+            .contains(&format!("{}.", after / 100)),
+        "the page shows the new total"
+    );
+    assert!(
+        !browser.body().await.contains("id=\"cancel-units\""),
+        "one unit left: cancelling it is cancelling the order"
+    );
+    assert_accessible(&browser, "the order's page after cancelling an item").await;
+    browser.screenshot("shop-cancel-units").await;
+
+    // The sent form again, from the browser's history: nothing more changes.
+    browser.client.back().await.unwrap();
+    if browser.body().await.contains("id=\"cancel-units\"") {
+        browser.fill(&format!("#units-{sku}"), "1").await;
+        browser.submit("#cancel-units").await;
+    }
+    assert_eq!(stack.stock(&sku).await, (4, 1, 5));
+    assert_eq!(
+        stack.order_as_staff(&id).await["unitCancellations"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let told = inbox
+        .collect(Duration::from_secs(60), |seen| {
+            seen.iter()
+                .any(|(m, _)| m["eventType"] == "oms.order.units-cancelled")
+        })
+        .await;
+    let late = inbox.collect(Duration::from_secs(3), |_| false).await;
+    let changes = told
+        .iter()
+        .chain(late.iter())
+        .filter(|(m, _)| m["eventType"] == "oms.order.units-cancelled")
+        .count();
+    assert_eq!(changes, 1, "told once");
+}

@@ -35,6 +35,7 @@ fn shop_with_catalog(order: Order, products: Vec<oms_domain::stock::Product>) ->
         secret: FixedSecret::new(SECRET),
         returns: ReturnPolicy::default_policy(),
         origin: ORIGIN.into(),
+        locations: oms_domain::app::locations::LocationDirectory::demo(),
     })
 }
 
@@ -242,6 +243,68 @@ async fn the_number_and_address_open_the_order_and_its_customer_cancels_it_with_
     assert!(
         !page.contains(&format!("action=\"/shop/orders/{ORDER}/cancel\"")),
         "nothing left to cancel"
+    );
+}
+
+#[tokio::test]
+async fn the_customer_cancels_one_item_from_the_page_once_and_keeps_the_rest() {
+    // Placed, not yet reserved: the units' release is the API's own, tested there.
+    let router = shop_with(oms_domain::fixtures::sample_order(
+        ORDER,
+        "customer-ada",
+        Utc::now(),
+    ));
+    let cookie = visit(&router).await;
+    let (_, _, page) = send(
+        &router,
+        get(&format!("/shop/orders/{ORDER}"), Some(&cookie)),
+    )
+    .await;
+    assert!(page.contains("name=\"units-TSHIRT-RED-M\""), "{page}");
+    let (csrf, version, key) = (
+        hidden(&page, "csrf"),
+        hidden(&page, "version"),
+        hidden(&page, "key"),
+    );
+    let path = format!("/shop/orders/{ORDER}/cancel-units");
+    // Nothing chosen: told so, nothing changed.
+    let none = format!("csrf={csrf}&version={version}&key={key}&units-TSHIRT-RED-M=0");
+    let (status, _, page) = send(&router, post(&path, Some(&cookie), ORIGIN, &none)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("Choose at least one item"), "{page}");
+    // Another site's form: refused.
+    let form =
+        format!("csrf={csrf}&version={version}&key={key}&units-TSHIRT-RED-M=1&units-MUG-WHITE=0");
+    let (status, _, _) = send(
+        &router,
+        post(&path, Some(&cookie), "https://evil.example", &form),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Sent twice (a double click): one change.
+    for _ in 0..2 {
+        let (status, headers, page) =
+            send(&router, post(&path, Some(&cookie), ORIGIN, &form)).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+        assert!(headers[header::LOCATION]
+            .to_str()
+            .unwrap()
+            .ends_with("done=units-cancelled"));
+    }
+    let (_, _, page) = send(
+        &router,
+        get(
+            &format!("/shop/orders/{ORDER}?done=units-cancelled"),
+            Some(&cookie),
+        ),
+    )
+    .await;
+    assert!(page.contains("Those items are cancelled"), "{page}");
+    assert!(page.contains("id=\"cancelled-items\""), "{page}");
+    assert_eq!(
+        page.matches("1 × TSHIRT-RED-M (").count(),
+        1,
+        "one change: {page}"
     );
 }
 
