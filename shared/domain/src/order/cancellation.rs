@@ -492,7 +492,7 @@ impl Order {
         let owed_back = difference.min(taken_minor + asked - kept);
         let refund = (owed_back > 0).then(|| Refund {
             refund_id: self.next_refund_id(),
-            reason: RefundReason::Cancellation,
+            reason: RefundReason::UnitsCancelled,
             return_id: None,
             lines: cancelled
                 .iter()
@@ -799,6 +799,90 @@ mod tests {
             cancelled.refunds[2].amount.minor_units(),
             again.totals.total.minor_units()
         );
+    }
+
+    #[test]
+    fn a_return_after_units_were_refunded_gives_back_the_rest_of_what_was_paid() {
+        use crate::ids::IdempotencyKey;
+        use crate::order::fulfillment::{CarrierEventKind, CarrierUpdate};
+        use crate::order::returns::policy::ReturnPolicy;
+        use crate::request::returns::{ReceiptRequest, ReturnRequest};
+        let paid = psp(&reserved(), "cap", PaymentEventKind::CaptureSucceeded, 4090);
+        let smaller = paid
+            .cancel_units(&units(&[("B", 2)]), "k1", "customer", rate, now())
+            .unwrap()
+            .order;
+        assert_eq!(smaller.refunds[0].amount.minor_units(), 1000);
+        assert_eq!(smaller.refunds[0].reason, RefundReason::UnitsCancelled);
+        let shipped = smaller
+            .start_fulfillment("BER-1", now())
+            .unwrap()
+            .pick(1, "p", now())
+            .unwrap()
+            .pack(1, crate::fixtures::parcel(), "p", now())
+            .unwrap()
+            .ship(
+                1,
+                crate::fixtures::tracking(),
+                smaller.shipping.estimate,
+                "p",
+                now(),
+            )
+            .unwrap();
+        assert!(
+            shipped.payment.requests.is_empty(),
+            "taken already: nothing more to capture"
+        );
+        let CarrierUpdate::Applied(delivered) = shipped
+            .carrier_event(1, "c1", CarrierEventKind::Delivered, None, now(), now())
+            .unwrap()
+        else {
+            panic!("delivered")
+        };
+        // Everything left comes back: its price, out of what is left of what was paid.
+        let lines = json!({"lines": [
+            {"sku": "A", "quantity": 2, "reason": "NO_LONGER_NEEDED"},
+            {"sku": "B", "quantity": 1, "reason": "NO_LONGER_NEEDED"}
+        ]});
+        let later = now() + chrono::Duration::days(1);
+        let requested = delivered
+            .request_return(
+                &ReturnRequest::parse(&lines).unwrap(),
+                IdempotencyKey::parse("r1").unwrap(),
+                &[],
+                &ReturnPolicy::default_policy(),
+                later,
+            )
+            .unwrap()
+            .order;
+        let rma = requested.returns[0].return_id.clone();
+        let received = requested
+            .receive_return(
+                &rma,
+                &ReceiptRequest::parse(&json!({"lines": [
+                    {"sku": "A", "quantity": 2, "disposition": "RESTOCK"},
+                    {"sku": "B", "quantity": 1, "disposition": "RESTOCK"}
+                ]}))
+                .unwrap(),
+                "dock",
+                &ReturnPolicy::default_policy(),
+                &crate::shipping::ShippingPolicy::default_policy(),
+                later,
+            )
+            .unwrap()
+            .order;
+        let refunded: i64 = received
+            .refunds
+            .iter()
+            .map(|r| r.amount.minor_units())
+            .sum();
+        assert_eq!(received.refunds[1].lines.len(), 2);
+        assert!(
+            received.refunds[1].amount.minor_units() >= 2000 + 500,
+            "the returned items in full: {:?}",
+            received.refunds[1]
+        );
+        assert!(refunded <= 4090, "never more than was taken: {refunded}");
     }
 
     #[test]

@@ -1226,12 +1226,10 @@ impl Order {
             // precede a cancellation; units called off earlier were refunded then).
             let taken_minor = self.payment.taken().map_or(0, |p| p.captured_minor);
             let (refunded, _) = self.refunded();
-            let for_units = |refund_id: &str| {
-                self.unit_cancellations
-                    .iter()
-                    .any(|c| c.refund_id.as_deref() == Some(refund_id))
-            };
-            let refunded_whole = self.refunds.iter().any(|r| !for_units(&r.refund_id));
+            let refunded_whole = self
+                .refunds
+                .iter()
+                .any(|r| r.reason != crate::order::refunds::RefundReason::UnitsCancelled);
             if matches!(
                 status,
                 PaymentStatus::Paid | PaymentStatus::PartiallyRefunded

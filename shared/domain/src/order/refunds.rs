@@ -15,7 +15,10 @@ use crate::quantity::Quantity;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RefundReason {
+    /// The whole order called off.
     Cancellation,
+    /// Some units called off before they were packed ([`crate::order::cancellation`]).
+    UnitsCancelled,
     Return,
 }
 
@@ -108,6 +111,16 @@ impl Order {
             next.refunds.push(again);
             OrderEvent::Updated
         }))
+    }
+
+    /// What the order's refunds for units called off gave back (a refund asked again counts
+    /// once): money the customer paid beyond what the order now costs.
+    pub(crate) fn refunded_for_units(&self) -> i64 {
+        self.refunds
+            .iter()
+            .filter(|r| r.retried_as.is_none() && r.reason == RefundReason::UnitsCancelled)
+            .map(|r| r.amount.minor_units())
+            .sum()
     }
 
     /// The refund of everything the order cost: every line and the shipping charge.

@@ -753,7 +753,9 @@ impl Order {
         } else {
             0
         };
-        let left = self.totals.total.minor_units() - refunded;
+        // What the customer paid: the total, and what units called off after it was paid
+        // were refunded (the total shrank by it).
+        let left = self.totals.total.minor_units() + self.refunded_for_units() - refunded;
         let amount = (items + shipping_amount).min(left);
         let refund = if amount > 0 {
             Some(Refund {
