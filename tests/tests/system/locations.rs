@@ -908,3 +908,106 @@ async fn staff_add_a_location_orders_are_routed_to_it_and_a_retired_one_gets_non
         .await
         .contains(&format!("{location} 1/0")));
 }
+
+/// A split order's parcel whose every unit is called off while the warehouse builds its pick
+/// list: gone from its location's pick list in the same write, its units back on that shelf,
+/// never packed or shipped; the other parcel ships alone and takes the smaller total.
+#[tokio::test]
+async fn a_parcel_whose_units_are_all_called_off_leaves_its_pick_list_and_never_ships() {
+    let stack = Stack::connect().await;
+    let berlin_only = stack.create_sku("UNITS-SPLIT-A", 2).await;
+    let amsterdam_only = stack.create_sku("UNITS-SPLIT-B", 0).await;
+    stack.receive_at(&amsterdam_only, "AMS-1", 2).await;
+    let customer = unique("customer");
+    let placed = stack
+        .place_order(
+            &customer,
+            &unique("key"),
+            &[(&berlin_only, 1), (&amsterdam_only, 2)],
+        )
+        .await;
+    assert_eq!(placed.status, StatusCode::ACCEPTED, "{:?}", placed.body);
+    let id = placed.body["orderId"].as_str().unwrap().to_owned();
+    let order = stack.wait_status(&customer, &id, "FULFILLING").await;
+    let amsterdam = order["shipments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["warehouse"] == "AMS-1")
+        .unwrap()["shipmentId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(pick_list(&stack, "AMS-1", "AWAITING_PICK")
+        .await
+        .contains(&amsterdam));
+    assert_eq!(
+        counters(&stack, &amsterdam_only).await,
+        "AMS-1 0/2, BER-1 0/0"
+    );
+    let packer_saw = stack
+        .shipment_etag(
+            &amsterdam,
+            &stack.token("warehouse-tests", Some("oms:warehouse")),
+        )
+        .await;
+
+    let admin = stack.token("staff-units", Some("oms:admin"));
+    let smaller = stack
+        .post(
+            &format!("/orders/{id}/cancel-units"),
+            &admin,
+            &[("idempotency-key", &unique("units"))],
+            json!({"lines": [{"sku": amsterdam_only, "quantity": 2}], "reason": "out of the bundle"}),
+        )
+        .await;
+    assert_eq!(smaller.status, StatusCode::OK, "{:?}", smaller.body);
+    assert_eq!(smaller.body["shipments"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        counters(&stack, &amsterdam_only).await,
+        "AMS-1 2/0, BER-1 0/0",
+        "back on Amsterdam's shelf"
+    );
+    assert!(
+        !pick_list(&stack, "AMS-1", "AWAITING_PICK")
+            .await
+            .contains(&amsterdam),
+        "off Amsterdam's pick list"
+    );
+    // The packer who read it before: refused, nothing picked.
+    let warehouse = stack.token("warehouse-tests", Some("oms:warehouse"));
+    let refused = stack
+        .warehouse_post(
+            &format!("/fulfillments/{amsterdam}/pick"),
+            &warehouse,
+            Some(&packer_saw),
+            None,
+        )
+        .await;
+    assert!(
+        refused.status.is_client_error(),
+        "{:?} {:?}",
+        refused.status,
+        refused.body
+    );
+    assert_eq!(
+        counters(&stack, &amsterdam_only).await,
+        "AMS-1 2/0, BER-1 0/0"
+    );
+
+    // Berlin's parcel ships alone: the capture asks for the smaller total.
+    let berlin = smaller.body["shipments"][0]["shipmentId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    stack.pick_pack_ship(&berlin, None).await;
+    let shipped = stack.order_as_staff(&id).await;
+    assert_eq!(shipped["status"], "SHIPPED");
+    let capture = shipped["payment"]["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "CAPTURE")
+        .unwrap();
+    assert_eq!(capture["amount"], smaller.body["totals"]["total"]);
+}
