@@ -37,10 +37,11 @@ pub async fn handle<S: OrderStore>(
 
 async fn process<S: OrderStore>(app: &App<S>, message: &SqsMessage) -> Result<(), MessageError> {
     let event = order_event(message).map_err(MessageError::Poison)?;
-    // Whichever of the reservation and the authorization comes last starts the order.
+    // Whichever of the reservation, the authorization and the filling of its backorder comes
+    // last starts the order.
     if !matches!(
         event.event_type,
-        EventType::OrderReserved | EventType::PaymentAuthorized
+        EventType::OrderReserved | EventType::PaymentAuthorized | EventType::BackorderFilled
     ) {
         tracing::info!(
             event_type = event.event_type.as_str(),
@@ -55,6 +56,9 @@ async fn process<S: OrderStore>(app: &App<S>, message: &SqsMessage) -> Result<()
         }
         StartResult::AwaitingPayment => {
             tracing::info!(%order_id, "reserved, awaiting payment: held until its authorization")
+        }
+        StartResult::Backordered(units) => {
+            tracing::info!(%order_id, units, "reserved, some units backordered: held until stock fills them")
         }
         StartResult::AlreadyMoved(status) => {
             tracing::info!(%order_id, status = status.as_str(), "not reserved (yet, or any more): acknowledged")

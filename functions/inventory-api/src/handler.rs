@@ -16,7 +16,7 @@ use oms_domain::app::staff::{self, CatalogOrder, HealthReading};
 use oms_domain::app::Caller;
 use oms_domain::ids::Sku;
 use oms_domain::location::{Location, Locations};
-use oms_domain::ports::{InventoryStore, LocationStore};
+use oms_domain::ports::{InventoryStore, LocationStore, OrderStore};
 use oms_domain::purchase::PurchaseOrder;
 use oms_domain::replenishment::{day_of, HealthPolicy};
 use oms_domain::shipping::ShippingPolicy;
@@ -59,7 +59,7 @@ impl App<DynamoStore> {
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn handle<S: InventoryStore + LocationStore>(
+pub async fn handle<S: InventoryStore + LocationStore + OrderStore>(
     app: &App<S>,
     request: Request,
 ) -> Result<Response<Body>, Error> {
@@ -369,7 +369,7 @@ async fn place_purchase<S: InventoryStore + LocationStore>(
 
 /// `POST /inventory/{sku}/purchase-orders/{id}/receive` (`oms:admin` or `oms:warehouse`:
 /// `{quantity}` arrived) and `…/close` (`oms:admin`: the rest will not come).
-async fn step_purchase<S: InventoryStore>(
+async fn step_purchase<S: InventoryStore + OrderStore>(
     app: &App<S>,
     request: &Request,
     receipt: bool,
@@ -469,7 +469,7 @@ async fn put<S: InventoryStore + LocationStore>(
     ))
 }
 
-async fn adjust<S: InventoryStore + LocationStore>(
+async fn adjust<S: InventoryStore + LocationStore + OrderStore>(
     app: &App<S>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {

@@ -48,6 +48,7 @@ pub fn product(sku: &str, unit_price: i64, stock: u32) -> Product {
         replenishment: Default::default(),
         demand: Default::default(),
         incoming: Default::default(),
+        backorders: Default::default(),
         version: 1,
         updated_at: Utc::now(),
     }

@@ -41,6 +41,7 @@
 //!   DynamoDB one, for handler and application tests.
 
 pub mod app;
+pub mod backorder;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod contact;

@@ -102,6 +102,7 @@ pub fn is_customer_facing(event_type: EventType) -> bool {
             | EventType::OrderRejected
             | EventType::OrderCancelled
             | EventType::UnitsCancelled
+            | EventType::BackorderFilled
             | EventType::OrderShipped
             | EventType::OutForDelivery
             | EventType::OrderDelivered
@@ -374,6 +375,10 @@ impl Renderer {
             "paymentStatus": event.data.payment_status,
             "orderRef": order_ref(order),
             "name": order.shipping.address.name(),
+            "waiting": order.lines.iter().filter(|l| l.backordered() > 0).map(|l| serde_json::json!({
+                "name": l.name, "backordered": l.backordered(),
+                "promisedOn": l.promised_on.map(|on| format_date(on, language)),
+            })).collect::<Vec<_>>(),
             "items": order.lines.iter().map(|l| serde_json::json!({
                 "sku": l.sku.as_str(), "name": l.name, "quantity": l.quantity.get(),
                 "unitPrice": l.unit_price, "total": money(l.line_total),

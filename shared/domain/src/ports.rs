@@ -237,6 +237,17 @@ pub trait InventoryStore: Send + Sync {
         adjustment: Option<&StockAdjustment>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// As [`InventoryStore::save_product`], with the orders a receipt filled
+    /// ([`crate::backorder`]) in the same write, each on condition that the stored one is the
+    /// version before it.
+    fn save_product_filling(
+        &self,
+        product: &Product,
+        expected_version: Option<u64>,
+        adjustment: Option<&StockAdjustment>,
+        filled: &[crate::order::Order],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// The catalog, a page at a time, in SKU order: what staff browse and search.
     fn catalog(
         &self,

@@ -76,6 +76,9 @@ pub struct PurchaseStep {
     pub product: Product,
     pub adjustment: Option<StockAdjustment>,
     pub order: PurchaseOrder,
+    /// The orders waiting for the SKU that the delivery filled ([`crate::backorder`]), each
+    /// written on its version in the same write.
+    pub filled: Vec<crate::order::Order>,
 }
 
 /// Why a purchase order's step was refused. Nothing changed.
@@ -167,6 +170,7 @@ impl PurchaseOrder {
             product: next,
             adjustment: None,
             order,
+            filled: Vec::new(),
         }
     }
 
@@ -218,6 +222,7 @@ impl PurchaseOrder {
             product: next,
             adjustment: Some(adjustment),
             order,
+            filled: Vec::new(),
         })
     }
 
@@ -237,6 +242,7 @@ impl PurchaseOrder {
                 status: PurchaseStatus::Closed,
                 ..self.next_version(now)
             },
+            filled: Vec::new(),
         })
     }
 

@@ -168,6 +168,11 @@ pub enum StockMovement {
     Ship,
     /// Into `available`: returned units fit to sell again.
     Restock,
+    /// Promised past stock: the units join the SKU's backordered ones (on condition that its
+    /// limit leaves room), the order among those waiting ([`crate::backorder`]).
+    Backorder,
+    /// Backordered units no longer wanted (a cancellation, an expiry).
+    ReleaseBackorder,
 }
 
 /// One SKU's part of an order's write, at one location.
@@ -191,6 +196,10 @@ pub struct LocationDelta {
     pub takes_reserved: u32,
     pub available: i64,
     pub reserved: i64,
+    /// Units the write backorders (it needs that much room under the SKU's limit).
+    pub takes_room: u32,
+    /// The change of the units backordered.
+    pub backordered: i64,
 }
 
 /// What one write does to one SKU, all its moves netted per location: DynamoDB lets a
@@ -229,6 +238,8 @@ impl StockDelta {
                         takes_reserved: 0,
                         available: 0,
                         reserved: 0,
+                        takes_room: 0,
+                        backordered: 0,
                     });
                     sku.locations.len() - 1
                 }
@@ -254,6 +265,11 @@ impl StockDelta {
                     d.reserved -= i64::from(q);
                 }
                 StockMovement::Restock => d.available += i64::from(q),
+                StockMovement::Backorder => {
+                    d.takes_room += q;
+                    d.backordered += i64::from(q);
+                }
+                StockMovement::ReleaseBackorder => d.backordered -= i64::from(q),
             }
         }
         deltas
@@ -370,6 +386,9 @@ pub struct Product {
     /// available, not on hand, but counted by its health so they are not ordered again.
     #[serde(default)]
     pub incoming: BTreeMap<String, u32>,
+    /// What it does when orders ask for more than is available, and what it owes them.
+    #[serde(default)]
+    pub backorders: crate::backorder::Backorders,
     /// Bumped by every write, so concurrent read-modify-writes cannot lose an update.
     pub version: u64,
     pub updated_at: DateTime<Utc>,

@@ -41,7 +41,21 @@ impl InventoryStore for DynamoStore {
         expected_version: Option<u64>,
         adjustment: Option<&StockAdjustment>,
     ) -> Result<(), StoreError> {
-        let items = self.product_writes(product, expected_version, adjustment)?;
+        self.save_product_filling(product, expected_version, adjustment, &[])
+            .await
+    }
+
+    async fn save_product_filling(
+        &self,
+        product: &Product,
+        expected_version: Option<u64>,
+        adjustment: Option<&StockAdjustment>,
+        filled: &[Order],
+    ) -> Result<(), StoreError> {
+        let mut items = self.product_writes(product, expected_version, adjustment)?;
+        for order in filled {
+            items.push(self.put_order_at_version(order, order.version - 1)?);
+        }
         match self.transact("save product", items).await? {
             None => Ok(()),
             Some(_) => Err(StoreError::ConditionFailed),
@@ -182,6 +196,9 @@ impl InventoryStore for DynamoStore {
                 entity: entity::PURCHASE_KEY.into(),
                 value: key.clone(),
             })?);
+        }
+        for filled in &step.filled {
+            items.push(self.put_order_at_version(filled, filled.version - 1)?);
         }
         match self.transact("save purchase order", items).await? {
             None => Ok(()),

@@ -376,8 +376,23 @@ struct ProductItem {
     /// Always written (empty or not), so that an update can name a location under it.
     #[serde(default)]
     locations: BTreeMap<String, StockLevel>,
+    /// What orders for more than is available get; absent: `DENY`.
+    #[serde(default, skip_serializing_if = "is_deny")]
+    selling: oms_domain::backorder::SellingPolicy,
+    /// Units backordered, and the room its limit leaves: an order's write backorders on
+    /// condition that `backorderRoom` holds enough, taking from it what it adds to
+    /// `backordered` (DynamoDB's conditions cannot add). Each waiting order is a top-level
+    /// `waiting#<key>` attribute of its units.
+    #[serde(default)]
+    backordered: u32,
+    #[serde(default)]
+    backorder_room: u32,
     version: u64,
     updated_at: DateTime<Utc>,
+}
+
+fn is_deny(policy: &oms_domain::backorder::SellingPolicy) -> bool {
+    *policy == oms_domain::backorder::SellingPolicy::Deny
 }
 
 impl ProductItem {
@@ -406,6 +421,9 @@ impl ProductItem {
                 .filter(|(id, _)| *id != default_location)
                 .map(|(id, level)| (id.to_owned(), level))
                 .collect(),
+            selling: product.backorders.policy,
+            backordered: product.backorders.backordered,
+            backorder_room: product.backorders.room_left(),
             version: product.version,
             updated_at: product.updated_at,
         }
@@ -434,6 +452,11 @@ impl ProductItem {
             // Read from the item's own attributes by `product_of`.
             demand: Demand::default(),
             incoming: self.incoming,
+            backorders: oms_domain::backorder::Backorders {
+                policy: self.selling,
+                backordered: self.backordered,
+                waiting: BTreeMap::new(),
+            },
             version: self.version,
             updated_at: self.updated_at,
         })
@@ -451,6 +474,13 @@ fn default_lead_time() -> u32 {
 /// write of the whole product writes the window's days back and so drops the older ones.
 const DEMAND_PREFIX: &str = "demand#";
 
+/// A waiting order's entry: `waiting#<placed at>#<order id>`, its units still waiting.
+const WAITING_PREFIX: &str = "waiting#";
+
+fn waiting_attribute(key: &str) -> String {
+    format!("{WAITING_PREFIX}{key}")
+}
+
 fn demand_attribute(location: &str, day: NaiveDate) -> String {
     format!("{DEMAND_PREFIX}{location}#{day}")
 }
@@ -461,6 +491,23 @@ fn product_of(
     default_location: &str,
 ) -> Result<Product, StoreError> {
     let mut item: serde_dynamo::Item = item.into();
+    let mut waiting = BTreeMap::new();
+    let entries: Vec<String> = item
+        .keys()
+        .filter(|name| name.starts_with(WAITING_PREFIX))
+        .cloned()
+        .collect();
+    for name in entries {
+        match item.remove(&name) {
+            Some(serde_dynamo::AttributeValue::N(units)) => {
+                let units = units
+                    .parse::<u32>()
+                    .map_err(|_| StoreError::Corrupt(format!("{name}: not a count")))?;
+                waiting.insert(name[WAITING_PREFIX.len()..].to_owned(), units);
+            }
+            _ => return Err(StoreError::Corrupt(format!("{name}: not a count"))),
+        }
+    }
     let names: Vec<String> = item
         .keys()
         .filter(|name| name.starts_with(DEMAND_PREFIX))
@@ -482,6 +529,7 @@ fn product_of(
     }
     let mut product = from_item::<ProductItem>(item)?.into_product(default_location)?;
     product.demand = demand;
+    product.backorders.waiting = waiting;
     Ok(product)
 }
 
@@ -493,6 +541,9 @@ fn product_item(
     let mut item = to_item(&ProductItem::new(product, default_location))?;
     for (location, day, units) in product.demand.entries() {
         item.insert(demand_attribute(location, day), n(units));
+    }
+    for (key, units) in &product.backorders.waiting {
+        item.insert(waiting_attribute(key), n(*units));
     }
     Ok(item)
 }

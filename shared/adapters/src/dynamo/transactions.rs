@@ -23,7 +23,16 @@ impl OrderTransactions for DynamoStore {
         let mut items = Vec::with_capacity(deltas.len() + 2);
         let today = oms_domain::replenishment::day_of(order.updated_at);
         for delta in &deltas {
-            items.push(self.move_stock(delta, &now, today, &recorded(&delta.sku))?);
+            // The order's entry among the SKU's waiting orders, if the write changes what it
+            // waits for: its units still waiting after it.
+            let waiting = delta.locations.iter().any(|d| d.backordered != 0).then(|| {
+                let left = order.waiting_for(&delta.sku);
+                (
+                    oms_domain::backorder::waiting_key(order.created_at, &order.id),
+                    left,
+                )
+            });
+            items.push(self.move_stock(delta, &now, today, &recorded(&delta.sku), waiting)?);
         }
         // Where each kind of item sits in the transaction, for reading its cancellation.
         let order_at = items.len();
@@ -86,6 +95,17 @@ impl OrderTransactions for DynamoStore {
                     return Ok(CommitOutcome::OrderChanged);
                 }
             }
+            // Backordered past the limit's room (staff lowered it, or others took it first).
+            let takes_room: u32 = delta.locations.iter().map(|d| d.takes_room).sum();
+            let room = before.as_ref().map_or(0, |p| p.backorders.room_left());
+            if takes_room > room {
+                shortages.push(Shortage {
+                    sku: delta.sku.clone(),
+                    requested: takes_room,
+                    available: room,
+                });
+                continue;
+            }
             for at in &delta.locations {
                 let level = before
                     .as_ref()
@@ -132,6 +152,7 @@ impl DynamoStore {
         now: &AttributeValue,
         today: NaiveDate,
         recorded: &[(String, StockLevel)],
+        waiting: Option<(String, u32)>,
     ) -> Result<TransactWriteItem, StoreError> {
         let mut sets = vec![
             "#version = #version + :one".to_owned(),
@@ -198,6 +219,35 @@ impl DynamoStore {
                 .expression_attribute_values(format!(":dr{i}"), n(at.reserved))
                 .expression_attribute_values(format!(":na{i}"), n(at.takes_available))
                 .expression_attribute_values(format!(":nr{i}"), n(at.takes_reserved));
+        }
+        // Backorders: room taken from (or given back to) the SKU's limit, the units
+        // backordered, and the order's entry among those waiting.
+        let takes_room: u32 = delta.locations.iter().map(|d| d.takes_room).sum();
+        let backordered: i64 = delta.locations.iter().map(|d| d.backordered).sum();
+        if backordered != 0 {
+            sets.push(
+                "#backordered = if_not_exists(#backordered, :zero) + :bo, #room = if_not_exists(#room, :zero) - :bo".to_owned(),
+            );
+            update = update
+                .expression_attribute_names("#backordered", "backordered")
+                .expression_attribute_names("#room", "backorderRoom")
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":bo", n(backordered));
+        }
+        if takes_room > 0 {
+            conditions.push("#room >= :room".to_owned());
+            update = update
+                .expression_attribute_names("#room", "backorderRoom")
+                .expression_attribute_values(":room", n(takes_room));
+        }
+        if let Some((key, left)) = waiting {
+            update = update.expression_attribute_names("#waiting", waiting_attribute(&key));
+            if left == 0 {
+                removes.push("#waiting".to_owned());
+            } else {
+                sets.push("#waiting = :waiting".to_owned());
+                update = update.expression_attribute_values(":waiting", n(left));
+            }
         }
         let update = update
             .update_expression(if removes.is_empty() {

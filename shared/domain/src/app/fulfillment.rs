@@ -74,10 +74,13 @@ pub enum StartResult {
     /// Reserved but not yet authorized: it stays held until its authorization's event starts
     /// it.
     AwaitingPayment,
+    /// Reserved, but this many of its units wait for stock: the event of the receipt that
+    /// fills them starts it.
+    Backordered(u32),
 }
 
-/// Hands a reserved, authorized order to the policy's warehouse. Called for its reservation
-/// and for its authorization, whichever comes last starts it.
+/// Hands a reserved, authorized order to the policy's warehouse. Called for its reservation,
+/// its authorization and the filling of its backorder: whichever comes last starts it.
 pub async fn start_fulfillment<O: OrderStore>(
     orders: &O,
     policy: &ShippingPolicy,
@@ -92,6 +95,9 @@ pub async fn start_fulfillment<O: OrderStore>(
             Ok(next) => next,
             Err(FulfillmentError::AwaitingPayment(_)) => {
                 return Ok(Attempt::Done(StartResult::AwaitingPayment))
+            }
+            Err(FulfillmentError::Backordered(units)) => {
+                return Ok(Attempt::Done(StartResult::Backordered(units)))
             }
             Err(_) => return Ok(Attempt::Done(StartResult::AlreadyMoved(order.status))),
         };

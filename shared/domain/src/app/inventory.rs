@@ -12,7 +12,7 @@ use crate::app::Caller;
 use crate::ids::{IdempotencyKey, Sku};
 use crate::location::Locations;
 use crate::money::Money;
-use crate::ports::{InventoryStore, StoreError};
+use crate::ports::{InventoryStore, OrderStore, StoreError};
 use crate::purchase::{Placing, PurchaseError, PurchaseKey, PurchaseOrder};
 use crate::replenishment::{day_of, Health, HealthPolicy, Replenishment};
 use crate::request::inventory::{
@@ -293,6 +293,13 @@ pub async fn put_product<I: InventoryStore>(
                 .as_ref()
                 .map(|p| p.incoming.clone())
                 .unwrap_or_default(),
+            backorders: crate::backorder::Backorders {
+                policy: fields.selling,
+                ..existing
+                    .as_ref()
+                    .map(|p| p.backorders.clone())
+                    .unwrap_or_default()
+            },
             // A whole product's write keeps only the demand health still reads.
             demand: existing
                 .as_ref()
@@ -323,7 +330,7 @@ pub async fn put_product<I: InventoryStore>(
 /// one), once: the same request again answers the SKU as it is, recording nothing more (a form
 /// sent from two tabs, a double click); the key with another request is refused.
 #[allow(clippy::too_many_arguments)]
-pub async fn adjust_stock<I: InventoryStore>(
+pub async fn adjust_stock<I: InventoryStore + OrderStore>(
     inventory: &I,
     locations: &Locations,
     caller: &Caller,
@@ -373,13 +380,17 @@ pub async fn adjust_stock<I: InventoryStore>(
         };
         let mut stock = existing.stock.clone();
         stock.set(location, after);
-        let product = Product {
+        let mut product = Product {
             stock,
             demand: existing.demand.recent(day_of(now)),
             version: existing.version + 1,
             updated_at: now,
             ..existing.clone()
         };
+        // What arrived goes to the orders waiting for it first, in the same write; the history
+        // entry records the counters the write leaves.
+        let filled = fill_waiting(inventory, &mut product, location, now).await?;
+        let after = product.stock.at(location);
         let actor = caller.customer_id.as_str();
         let adjustment = StockAdjustment {
             key: key.cloned(),
@@ -394,7 +405,7 @@ pub async fn adjust_stock<I: InventoryStore>(
             )
         };
         let written = inventory
-            .save_product(&product, Some(existing.version), Some(&adjustment))
+            .save_product_filling(&product, Some(existing.version), Some(&adjustment), &filled)
             .await;
         Attempt::of_write(written, product)
     })
@@ -555,7 +566,7 @@ pub async fn place_purchase_order<I: InventoryStore>(
 /// receipt naming the order), or the rest will not. Each step is written on the purchase
 /// order's version it was made from, so the same delivery recorded twice counts once: the
 /// second is refused if the first received everything, and otherwise reads the order again.
-pub async fn step_purchase_order<I: InventoryStore>(
+pub async fn step_purchase_order<I: InventoryStore + OrderStore>(
     inventory: &I,
     caller: &Caller,
     sku: &Sku,
@@ -581,7 +592,7 @@ pub async fn step_purchase_order<I: InventoryStore>(
                 });
             }
         }
-        let step = match delivery {
+        let mut step = match delivery {
             Some(delivery) => order.receive(&product, delivery.quantity, by, now),
             None => order.close(&product, now),
         }
@@ -592,10 +603,77 @@ pub async fn step_purchase_order<I: InventoryStore>(
             }
             other => InventoryError::Purchase(other),
         })?;
+        if delivery.is_some() {
+            // The delivery goes to the orders waiting for it first, in the same write.
+            let location = step.order.location.clone();
+            step.filled = fill_waiting(inventory, &mut step.product, &location, now).await?;
+            let after = step.product.stock.at(&location);
+            if let Some(adjustment) = step.adjustment.as_mut() {
+                adjustment.after = after;
+            }
+        }
         let written = inventory.save_purchase_order(&step, None).await;
         Attempt::of_write(written, step.order)
     })
     .await
+}
+
+/// The most waiting orders one receipt fills: each is an item of the receipt's transaction
+/// (at most 100), beside the product, its history entry, the purchase order and keys. Units
+/// beyond them stay available; a receipt filling more is a rare day, and the next receipt (or
+/// count) fills the rest first.
+pub const MAX_FILLED_PER_RECEIPT: usize = 90;
+
+/// Gives what `product` now has available at `location` to the orders waiting for it there,
+/// oldest first ([`crate::backorder`]): each order's units become reserved (the product's
+/// counters with them) and the order is returned at its next version, to be written in the same
+/// transaction as the product. A count that leaves nothing available fills nothing.
+async fn fill_waiting<S: OrderStore>(
+    store: &S,
+    product: &mut Product,
+    location: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<crate::order::Order>, StoreError> {
+    let available = product.stock.at(location).available();
+    if available == 0 || product.backorders.waiting.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut filled = Vec::new();
+    let mut left = available;
+    let plan = product.backorders.allocate(available);
+    for (key, units) in plan.into_iter().take(MAX_FILLED_PER_RECEIPT) {
+        let Some(id) = crate::backorder::order_of_key(&key) else {
+            continue;
+        };
+        let Some(order) = store.get(&id).await? else {
+            continue;
+        };
+        // Only what waits here, and only as much as is still here.
+        let here = order
+            .lines
+            .iter()
+            .filter(|l| l.sku == product.sku)
+            .flat_map(|l| &l.backorders)
+            .filter(|b| b.location == location)
+            .map(|b| b.quantity.get())
+            .sum::<u32>();
+        let units = units.min(here).min(left);
+        let Some(next) = order.fill_backorder(&product.sku, units, now) else {
+            continue;
+        };
+        let level = product.stock.at(location);
+        let moved = crate::stock::StockLevel::from_counters(
+            level.available() - units,
+            level.reserved() + units,
+        )
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        product.stock.set(location, moved);
+        let still = next.waiting_for(&product.sku);
+        product.backorders.record(&key, still, -i64::from(units));
+        left -= units;
+        filled.push(next);
+    }
+    Ok(filled)
 }
 
 /// Parses `items=SKU:2,OTHER:1` (a cart) and prices every shipping method that serves `country`
@@ -1068,5 +1146,136 @@ mod tests {
         receive(&store, &sent.transfer.id).await.unwrap();
         let view = get(&store).await;
         assert_eq!((view.incoming, at(&view, "AMS-1")), (Some(0), Some(0)));
+    }
+
+    /// Issue "Orders that bend", items 1–2 in the application: a SKU that may backorder three
+    /// units takes orders past its stock up to that and no further; a receipt fills the oldest
+    /// first, in its own write; a count that leaves nothing available fills nothing; a
+    /// cancellation gives its waiting units back without touching another order's.
+    #[tokio::test]
+    async fn backorders_are_taken_up_to_the_limit_and_filled_oldest_first() {
+        use crate::app::reservation::{reserve_order, ReservationResult, Routing};
+        use crate::order::tests::{placed, product};
+        let store = mug(2).await;
+        let body = json!({"name": "Mug", "unitPrice": {"amount": 1200, "currency": "EUR"}, "weightGrams": 350,
+            "selling": {"policy": "BACKORDER", "limit": 3}});
+        put(&store, body).await.unwrap();
+        let catalog = [product("MUG-1", 1200, 0)];
+        let mut placed_at = Utc::now() - chrono::Duration::minutes(10);
+        let mut place = |units: u32| {
+            let mut order = placed(json!([{"sku": "MUG-1", "quantity": units}]), &catalog);
+            placed_at += chrono::Duration::seconds(1);
+            order.created_at = placed_at;
+            order.id = crate::ids::OrderId::generate(placed_at);
+            order.authorized_for_test(placed_at)
+        };
+        let (oldest, second, third) = (place(3), place(2), place(1));
+        for order in [&oldest, &second, &third] {
+            store.insert_order(order.clone());
+        }
+        let reserve = |id: crate::ids::OrderId| {
+            let store = &store;
+            async move {
+                reserve_order(store, store, Routing::demo(), &id, Utc::now())
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(
+            reserve(oldest.id.clone()).await,
+            ReservationResult::Reserved
+        );
+        assert_eq!(
+            reserve(second.id.clone()).await,
+            ReservationResult::Reserved
+        );
+        // The limit is reached: the third is rejected, naming the short line.
+        let ReservationResult::Rejected(short) = reserve(third.id.clone()).await else {
+            panic!("rejected")
+        };
+        assert_eq!(short[0].sku.as_str(), "MUG-1");
+        let counters = |p: &Product| {
+            (
+                p.stock.available(),
+                p.stock.reserved(),
+                p.backorders.backordered,
+                p.backorders.waiting.len(),
+            )
+        };
+        let mug_now = || async { store.product(&sku()).await.unwrap().unwrap() };
+        assert_eq!(counters(&mug_now().await), (0, 2, 3, 2));
+        let first = store.get(&oldest.id).await.unwrap().unwrap();
+        assert_eq!(
+            (
+                first.lines[0].allocations[0].quantity.get(),
+                first.backordered()
+            ),
+            (2, 1)
+        );
+        assert_eq!(first.hold(), Some("BACKORDERED"));
+        assert!(matches!(
+            first.start_fulfillment("BER-1", Utc::now()),
+            Err(crate::order::fulfillment::FulfillmentError::Backordered(1))
+        ));
+
+        // Two arrive: the oldest order's one, then one of the second's two; nothing is left
+        // available for new orders.
+        let after = adjust(&store, json!({"reason": "RECEIPT", "delta": 2}))
+            .await
+            .unwrap();
+        assert_eq!((after.available, after.reserved), (0, 4));
+        assert_eq!(counters(&mug_now().await), (0, 4, 1, 1));
+        let first = store.get(&oldest.id).await.unwrap().unwrap();
+        assert_eq!(first.backordered(), 0);
+        assert_eq!(
+            first.last_change.as_ref().unwrap().event,
+            crate::order::history::OrderEvent::BackorderFilled
+        );
+        assert_eq!(first.hold(), None);
+        assert!(first.start_fulfillment("BER-1", Utc::now()).is_ok());
+        let waiting = store.get(&second.id).await.unwrap().unwrap();
+        assert_eq!(waiting.backordered(), 1);
+        assert_eq!(
+            waiting.last_change.as_ref().unwrap().event,
+            crate::order::history::OrderEvent::Updated
+        );
+        // The history records what the write left: the two units reserved for the orders.
+        let history = store.adjustments(&sku(), 1, None).await.unwrap().items;
+        assert_eq!(
+            (history[0].after.available(), history[0].after.reserved()),
+            (0, 4)
+        );
+
+        // A count that leaves nothing available fills nothing.
+        adjust(&store, json!({"reason": "COUNT", "countedOnHand": 4}))
+            .await
+            .unwrap();
+        assert_eq!(counters(&mug_now().await), (0, 4, 1, 1));
+        assert_eq!(
+            store.get(&second.id).await.unwrap().unwrap().backordered(),
+            1
+        );
+
+        // The second order is cancelled: its reserved unit and its waiting one go back; no
+        // other order's units move.
+        let cancelled = crate::app::returns::cancel_order(
+            &store,
+            &admin(),
+            &second.id,
+            "changed my mind".into(),
+            None,
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(cancelled.status, crate::order::OrderStatus::Cancelled);
+        assert_eq!(counters(&mug_now().await), (1, 3, 0, 0));
+        let first_again = store.get(&oldest.id).await.unwrap().unwrap();
+        assert_eq!(first_again.version, first.version, "untouched");
+        let product = mug_now().await;
+        assert_eq!(
+            product.stock.on_hand(),
+            product.stock.available() + product.stock.reserved()
+        );
     }
 }

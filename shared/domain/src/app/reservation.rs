@@ -7,15 +7,18 @@
 //! short between the read and the write fails its condition and nothing moves: the reservation
 //! reads and plans again (a few times, then through the queue's redelivery), so an order is
 //! never rejected while the stock it needs exists somewhere. If the locations together hold too
-//! little, the order is rejected with the short SKUs. A repeated message finds the order no
-//! longer `PENDING` and changes nothing.
+//! little, the order is rejected with the short SKUs — unless their selling policy lets the
+//! rest wait for stock ([`crate::backorder`]): then the units there are are reserved as planned
+//! and the rest backordered at the default location in the same write, on condition that the
+//! SKU's limit leaves room, each promised the date of the purchase order that brings it. A
+//! repeated message finds the order no longer `PENDING` and changes nothing.
 
 use chrono::{DateTime, Utc};
 
 use crate::app::retry::{until_written, Attempt, Contended};
 use crate::ids::OrderId;
 use crate::location::Locations;
-use crate::order::{Order, OrderStatus, Shortage};
+use crate::order::{Backordered, Order, OrderStatus, Shortage};
 use crate::ports::{InventoryStore, OrderStore, OrderTransactions, ReserveOutcome, StoreError};
 use crate::routing::{Demand, Plan, PlanError};
 use crate::shipping::ShippingPolicy;
@@ -103,8 +106,8 @@ pub async fn reserve_order<S: OrderStore + InventoryStore, R: OrderTransactions>
                 order.status,
             )));
         }
-        let plan = match plan_for(store, routing, &order).await? {
-            Ok(plan) => plan,
+        let (plan, backorders) = match plan_for(store, routing, &order, now).await? {
+            Ok(planned) => planned,
             Err(shortages) => {
                 let rejected = order
                     .reject(shortages.clone(), now)
@@ -114,7 +117,7 @@ pub async fn reserve_order<S: OrderStore + InventoryStore, R: OrderTransactions>
             }
         };
         let reserved = order
-            .reserve(&plan, now)
+            .reserve_backordering(&plan, &backorders, now)
             .expect("a pending order takes a plan of its own units");
         match reservations.reserve(&reserved).await? {
             ReserveOutcome::Reserved => Ok(Attempt::Done(ReservationResult::Reserved)),
@@ -126,16 +129,18 @@ pub async fn reserve_order<S: OrderStore + InventoryStore, R: OrderTransactions>
     .await
 }
 
-/// The plan for `order` from the counts now, or the SKUs the locations cannot serve together.
+/// The plan for `order` from the counts now, with the units its SKUs' policies let wait for
+/// stock; or the SKUs that cannot be met, the locations together and the policies allowing.
 async fn plan_for<I: InventoryStore>(
     inventory: &I,
     routing: Routing<'_>,
     order: &Order,
-) -> Result<Result<Plan, Vec<Shortage>>, StoreError> {
+    now: DateTime<Utc>,
+) -> Result<Result<(Plan, Vec<Backordered>), Vec<Shortage>>, StoreError> {
     let skus: Vec<_> = order.lines.iter().map(|l| l.sku.clone()).collect();
     let products = inventory.products(&skus).await?;
     let available = crate::location::availability(&products);
-    let demand: Vec<Demand> = order
+    let mut demand: Vec<Demand> = order
         .lines
         .iter()
         .map(|l| Demand {
@@ -144,24 +149,96 @@ async fn plan_for<I: InventoryStore>(
             unit_weight_grams: l.unit_weight_grams,
         })
         .collect();
-    let planned = routing.locations.plan(
-        routing.shipping,
-        order.shipping.method,
-        order.shipping.address.country(),
-        order.shipping.pickup_location.as_deref(),
-        &demand,
-        &available,
-    );
+    let plan = |demand: &[Demand]| {
+        routing.locations.plan(
+            routing.shipping,
+            order.shipping.method,
+            order.shipping.address.country(),
+            order.shipping.pickup_location.as_deref(),
+            demand,
+            &available,
+        )
+    };
+    let planned = plan(&demand);
     Ok(match planned {
-        Ok(plan) => Ok(plan),
-        Err(PlanError::Short(short)) => Err(short
-            .into_iter()
-            .map(|s| Shortage {
-                sku: s.sku,
-                requested: s.requested,
-                available: s.available,
-            })
-            .collect()),
+        Ok(plan) => Ok((plan, Vec::new())),
+        Err(PlanError::Short(short)) => {
+            // The rest of each short SKU waits for stock where its policy lets it (a pickup is
+            // collected from what its store holds: it waits for nothing).
+            let today = crate::replenishment::day_of(now);
+            let home = routing.locations.default_location().id.clone();
+            let pickup = order.shipping.method == crate::shipping::ShippingMethod::InStorePickup;
+            let mut backorders = Vec::new();
+            let mut refused = Vec::new();
+            for s in &short {
+                let missing = s.requested - s.available.min(s.requested);
+                let product = products.iter().find(|p| p.sku == s.sku);
+                match product {
+                    Some(p) if !pickup && p.backorders.room(today) >= missing => {
+                        let position = p.backorders.backordered + missing;
+                        let open: Vec<_> = inventory
+                            .purchase_orders(&s.sku, 100, None)
+                            .await?
+                            .items
+                            .into_iter()
+                            .filter(|po| {
+                                po.status == crate::purchase::PurchaseStatus::Open
+                                    && po.location == home
+                            })
+                            .map(|po| (po.expected_on, po.quantity.saturating_sub(po.received)))
+                            .collect();
+                        backorders.push(Backordered {
+                            sku: s.sku.clone(),
+                            units: missing,
+                            location: home.clone(),
+                            promised_on: crate::backorder::promised_on(position, open),
+                        });
+                    }
+                    _ => refused.push(Shortage {
+                        sku: s.sku.clone(),
+                        requested: s.requested,
+                        available: s.available,
+                    }),
+                }
+            }
+            if !refused.is_empty() {
+                return Ok(Err(refused));
+            }
+            for d in demand.iter_mut() {
+                if let Some(b) = backorders.iter().find(|b| b.sku == d.sku) {
+                    d.quantity -= b.units;
+                }
+            }
+            demand.retain(|d| d.quantity > 0);
+            if demand.is_empty() {
+                return Ok(Ok((
+                    Plan {
+                        shipments: Vec::new(),
+                    },
+                    backorders,
+                )));
+            }
+            match plan(&demand) {
+                Ok(plan) => Ok((plan, backorders)),
+                // The rest cannot be planned either (counts read between): reject naming them.
+                Err(PlanError::Short(short)) => Err(short
+                    .into_iter()
+                    .map(|s| Shortage {
+                        sku: s.sku,
+                        requested: s.requested,
+                        available: s.available,
+                    })
+                    .collect()),
+                Err(_) => Err(order
+                    .quantities()
+                    .map(|(sku, quantity)| Shortage {
+                        sku: sku.clone(),
+                        requested: quantity.get(),
+                        available: 0,
+                    })
+                    .collect()),
+            }
+        }
         // No location serves the order's destination or way of delivery: none of its units
         // can be had.
         Err(PlanError::NoLocation | PlanError::NotAPickupLocation(_)) => Err(order

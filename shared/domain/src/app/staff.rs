@@ -601,6 +601,7 @@ mod tests {
             replenishment: Default::default(),
             demand: Default::default(),
             incoming: Default::default(),
+            backorders: Default::default(),
             version: 1,
             updated_at: Utc::now(),
         }

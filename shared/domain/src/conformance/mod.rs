@@ -96,6 +96,7 @@ fn product(sku: &Sku, on_hand: u32, at: DateTime<Utc>) -> Product {
         replenishment: Default::default(),
         demand: Default::default(),
         incoming: Default::default(),
+        backorders: Default::default(),
         version: 1,
         updated_at: at,
     }

@@ -44,6 +44,10 @@ pub enum EventType {
     /// too, and a refund may follow.
     #[serde(rename = "oms.order.units-cancelled")]
     UnitsCancelled,
+    /// Stock arrived for the last of the order's backordered units: it goes to the warehouse,
+    /// and the customer is told.
+    #[serde(rename = "oms.order.backorder-filled")]
+    BackorderFilled,
     #[serde(rename = "oms.order.fulfillment-started")]
     FulfillmentStarted,
     #[serde(rename = "oms.order.shipped")]
@@ -122,6 +126,7 @@ impl EventType {
             Self::OrderRejected => "oms.order.rejected",
             Self::OrderCancelled => "oms.order.cancelled",
             Self::UnitsCancelled => "oms.order.units-cancelled",
+            Self::BackorderFilled => "oms.order.backorder-filled",
             Self::FulfillmentStarted => "oms.order.fulfillment-started",
             Self::OrderShipped => "oms.order.shipped",
             Self::OrderDelivered => "oms.order.delivered",
@@ -400,6 +405,7 @@ pub fn event_type_of(event: &OrderEvent) -> EventType {
         OrderEvent::Delivered => EventType::OrderDelivered,
         OrderEvent::Cancelled => EventType::OrderCancelled,
         OrderEvent::UnitsCancelled => EventType::UnitsCancelled,
+        OrderEvent::BackorderFilled => EventType::BackorderFilled,
         OrderEvent::Expired => EventType::OrderExpired,
         OrderEvent::ReturnRequested { .. } => EventType::ReturnRequested,
         OrderEvent::ReturnApproved { .. } => EventType::ReturnApproved,
@@ -914,6 +920,29 @@ mod tests {
         );
         assert_eq!(event.data.note.as_deref(), Some("one is enough"));
         seen.push((reserved.clone(), one_fewer));
+        // One unit waits for stock, then arrives.
+        let pending = new_order();
+        let sku = pending.lines[0].sku.clone();
+        let waiting = pending
+            .reserve_backordering(
+                &crate::routing::Plan::one_location(
+                    "BER-1",
+                    [(&sku, crate::quantity::Quantity::new(1).unwrap())],
+                ),
+                &[crate::order::Backordered {
+                    sku: sku.clone(),
+                    units: 1,
+                    location: "BER-1".into(),
+                    promised_on: None,
+                }],
+                t,
+            )
+            .unwrap();
+        assert_eq!(waiting.hold(), Some("AWAITING_PAYMENT"));
+        let filled = waiting.fill_backorder(&sku, 1, t).unwrap();
+        assert_eq!(filled.backordered(), 0);
+        assert_eq!(filled.lines[0].allocations[0].quantity.get(), 2);
+        seen.push((waiting.clone(), filled));
         // Returns decided by staff: a policy that approves nothing at once.
         let mut strict = ReturnPolicy::default_policy();
         strict.auto_approval.reasons.clear();
@@ -972,6 +1001,7 @@ mod tests {
             OrderEvent::Delivered,
             OrderEvent::Cancelled,
             OrderEvent::UnitsCancelled,
+            OrderEvent::BackorderFilled,
             OrderEvent::Expired,
             OrderEvent::ReturnRequested {
                 return_id: rma.clone(),
@@ -1015,6 +1045,7 @@ mod tests {
                 | OrderEvent::Delivered
                 | OrderEvent::Cancelled
                 | OrderEvent::UnitsCancelled
+                | OrderEvent::BackorderFilled
                 | OrderEvent::Expired
                 | OrderEvent::ReturnRequested { .. }
                 | OrderEvent::ReturnApproved { .. }

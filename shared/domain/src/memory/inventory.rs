@@ -31,8 +31,22 @@ impl InventoryStore for InMemoryStore {
         expected_version: Option<u64>,
         adjustment: Option<&StockAdjustment>,
     ) -> Result<(), StoreError> {
+        self.save_product_filling(product, expected_version, adjustment, &[])
+            .await
+    }
+
+    async fn save_product_filling(
+        &self,
+        product: &Product,
+        expected_version: Option<u64>,
+        adjustment: Option<&StockAdjustment>,
+        filled: &[crate::order::Order],
+    ) -> Result<(), StoreError> {
         let mut state = self.lock();
         if state.products.get(&product.sku).map(|p| p.version) != expected_version {
+            return Err(StoreError::ConditionFailed);
+        }
+        if !orders_follow_stored(&state, filled) {
             return Err(StoreError::ConditionFailed);
         }
         if let Some(key) = adjustment.and_then(|a| a.key.as_ref()) {
@@ -43,6 +57,9 @@ impl InventoryStore for InMemoryStore {
         }
         state.products.insert(product.sku.clone(), product.clone());
         state.adjustments.extend(adjustment.cloned());
+        for order in filled {
+            state.orders.insert(order.id.clone(), order.clone());
+        }
         Ok(())
     }
 
@@ -184,7 +201,7 @@ impl InventoryStore for InMemoryStore {
             }
         }
         let product = &step.product;
-        if !follows_stored(&state, product) {
+        if !follows_stored(&state, product) || !orders_follow_stored(&state, &step.filled) {
             return Err(StoreError::ConditionFailed);
         }
         let order = &step.order;
@@ -202,6 +219,9 @@ impl InventoryStore for InMemoryStore {
         state.products.insert(product.sku.clone(), product.clone());
         state.adjustments.extend(step.adjustment.clone());
         state.purchase_keys.extend(key.cloned());
+        for order in &step.filled {
+            state.orders.insert(order.id.clone(), order.clone());
+        }
         Ok(())
     }
 
@@ -263,4 +283,12 @@ fn newest_first<T: Clone>(
         .filter_map(|e| id_if_of_sku(e).map(|id| (id, e)))
         .collect();
     page_of(listing, entries, true, limit, cursor)
+}
+
+/// Whether every order is the version after the stored one: a receipt's fills are written on
+/// the versions they were made from.
+fn orders_follow_stored(state: &State, orders: &[crate::order::Order]) -> bool {
+    orders
+        .iter()
+        .all(|o| state.orders.get(&o.id).map(|stored| stored.version + 1) == Some(o.version))
 }

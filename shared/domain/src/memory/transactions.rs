@@ -34,6 +34,16 @@ impl OrderTransactions for InMemoryStore {
             if stale {
                 return Ok(CommitOutcome::OrderChanged);
             }
+            // Units backordered need room under the SKU's limit.
+            let takes_room: u32 = delta.locations.iter().map(|d| d.takes_room).sum();
+            if takes_room > product.backorders.room_left() {
+                shortages.push(Shortage {
+                    sku: delta.sku.clone(),
+                    requested: takes_room,
+                    available: product.backorders.room_left(),
+                });
+                continue;
+            }
             match product.stock.apply(&delta) {
                 Ok(stock) => {
                     let mut next = Product {
@@ -43,6 +53,12 @@ impl OrderTransactions for InMemoryStore {
                         ..product.clone()
                     };
                     next.record_demand(&delta, day_of(order.updated_at));
+                    let change: i64 = delta.locations.iter().map(|d| d.backordered).sum();
+                    if change != 0 {
+                        let left = order.waiting_for(&delta.sku);
+                        let key = crate::backorder::waiting_key(order.created_at, &order.id);
+                        next.backorders.record(&key, left, change);
+                    }
                     updated.push(next);
                 }
                 Err((

@@ -122,7 +122,13 @@ struct Taken {
     shipment: Option<u32>,
     location: Option<String>,
     units: u32,
+    /// Units backordered (waiting for stock at `location`), not reserved.
+    backordered: bool,
 }
+
+/// Where units of a line can be called off from: a shipment (by number), the location that
+/// holds or awaits them, how many, and whether they are backordered.
+type Place = (Option<u32>, Option<String>, u32, bool);
 
 impl Order {
     /// Calls the order off before it is packed, releasing what it reserved, and asks for a void
@@ -192,18 +198,23 @@ impl Order {
 
 impl Order {
     /// Where the units of `sku` that can still be called off are, in the order they are taken:
-    /// before the warehouse has the order, its reservation's locations (the last first; no
-    /// location before it is reserved); then its shipments not yet packed, those not yet
-    /// picked and the last made first.
-    fn cancellable(&self, sku: &Sku) -> Vec<(Option<u32>, Option<String>, u32)> {
+    /// before the warehouse has the order, its backordered units first (they are furthest
+    /// off), then its reservation's locations (the last first; no location before it is
+    /// reserved); then its shipments not yet packed, those not yet picked and the last made
+    /// first.
+    fn cancellable(&self, sku: &Sku) -> Vec<Place> {
         let mut places = Vec::new();
         if self.shipments.is_empty() {
             for line in self.lines.iter().filter(|l| &l.sku == sku) {
-                if line.allocations.is_empty() {
-                    places.push((None, None, line.quantity.get()));
+                for at in &line.backorders {
+                    places.push((None, Some(at.location.clone()), at.quantity.get(), true));
+                }
+                let reserved = line.quantity.get() - line.backordered();
+                if line.allocations.is_empty() && reserved > 0 {
+                    places.push((None, None, reserved, false));
                 }
                 for at in line.allocations.iter().rev() {
-                    places.push((None, Some(at.location.clone()), at.quantity.get()));
+                    places.push((None, Some(at.location.clone()), at.quantity.get(), false));
                 }
             }
             return places;
@@ -230,6 +241,7 @@ impl Order {
                     Some(shipment.number),
                     Some(shipment.warehouse.clone()),
                     line.quantity.get(),
+                    false,
                 ));
             }
         }
@@ -331,7 +343,7 @@ impl Order {
                 errors.add(format!("lines[{index}].quantity"), message);
                 continue;
             }
-            for (shipment, location, units) in places {
+            for (shipment, location, units, backordered) in places {
                 let take = n.min(units);
                 if take == 0 {
                     break;
@@ -341,6 +353,7 @@ impl Order {
                     shipment,
                     location,
                     units: take,
+                    backordered,
                 });
                 n -= take;
             }
@@ -368,8 +381,17 @@ impl Order {
             let units = Quantity::new(t.units).expect("only units taken are listed");
             if let Some(i) = lines.iter().position(|l| l.sku == t.sku) {
                 left[i] -= t.units;
-                if let Some(location) = &t.location {
-                    lines[i].allocations = shrink(&lines[i].allocations, location, t.units);
+                match (&t.location, t.backordered) {
+                    (Some(location), true) => {
+                        lines[i].backorders = shrink(&lines[i].backorders, location, t.units);
+                        if lines[i].backorders.is_empty() {
+                            lines[i].promised_on = None;
+                        }
+                    }
+                    (Some(location), false) => {
+                        lines[i].allocations = shrink(&lines[i].allocations, location, t.units);
+                    }
+                    (None, _) => {}
                 }
             }
             if let Some(number) = t.shipment {
@@ -384,7 +406,11 @@ impl Order {
                     sku: t.sku.clone(),
                     location: location.clone(),
                     quantity: units,
-                    movement: StockMovement::Release,
+                    movement: if t.backordered {
+                        StockMovement::ReleaseBackorder
+                    } else {
+                        StockMovement::Release
+                    },
                 });
             }
         }
@@ -446,6 +472,7 @@ impl Order {
             let mut at: Vec<(Option<&str>, u64)> = line
                 .allocations
                 .iter()
+                .chain(&line.backorders)
                 .map(|a| (Some(a.location.as_str()), weigh(a.quantity.get())))
                 .collect();
             if at.is_empty() {

@@ -259,6 +259,9 @@ pub enum FulfillmentError {
     /// Reserved, but its payment is neither authorized nor paid: held as awaiting payment.
     #[error("the order waits for its payment (it is {0})")]
     AwaitingPayment(&'static str),
+    /// Reserved, but some of its units wait for stock: it goes to the warehouse whole.
+    #[error("{0} of the order's units wait for stock")]
+    Backordered(u32),
     #[error("the shipment is {actual}; this step needs it {expected}")]
     OutOfOrder {
         expected: &'static str,
@@ -508,6 +511,9 @@ impl Order {
         let payment = self.payment_status();
         if self.status == OrderStatus::Reserved && !payment.allows_fulfillment() {
             return Err(FulfillmentError::AwaitingPayment(payment.as_str()));
+        }
+        if self.status == OrderStatus::Reserved && self.backordered() > 0 {
+            return Err(FulfillmentError::Backordered(self.backordered()));
         }
         // An order held back when the PSP released its hold resumes its shipments where they
         // got to, at the locations that had them.

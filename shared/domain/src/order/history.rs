@@ -43,6 +43,8 @@ pub enum OrderEvent {
     Cancelled,
     /// Some units of some lines called off before packing.
     UnitsCancelled,
+    /// Stock arrived for the last of its backordered units: it goes to the warehouse.
+    BackorderFilled,
     /// Never paid for within the payment window.
     Expired,
     #[serde(rename_all = "camelCase")]

@@ -124,6 +124,21 @@ pub struct OrderLine {
     /// stay after the units shipped or were released, as the record of where they were.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allocations: Vec<LocationUnits>,
+    /// Its units promised past stock, waiting for it at the location named
+    /// ([`crate::backorder`]): not part of `allocations` until stock arrives for them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backorders: Vec<LocationUnits>,
+    /// When its backordered units are expected: the purchase order that brings the last of
+    /// them (none while no open purchase order brings enough).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promised_on: Option<chrono::NaiveDate>,
+}
+
+impl OrderLine {
+    /// Its units still waiting for stock.
+    pub fn backordered(&self) -> u32 {
+        self.backorders.iter().map(|b| b.quantity.get()).sum()
+    }
 }
 
 /// Some units of a line at one location.
@@ -155,6 +170,16 @@ pub struct Totals {
     pub subtotal: Money,
     pub shipping: Money,
     pub total: Money,
+}
+
+/// Units of a line promised past stock at a reservation: how many, where they wait, and when
+/// they are expected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backordered {
+    pub sku: Sku,
+    pub units: u32,
+    pub location: String,
+    pub promised_on: Option<chrono::NaiveDate>,
 }
 
 /// A SKU that could not be reserved, and how many were free at the time.
@@ -448,6 +473,8 @@ impl Order {
                 line_total,
                 unit_weight_grams: product.weight_grams,
                 allocations: Vec::new(),
+                backorders: Vec::new(),
+                promised_on: None,
             });
         }
         if !errors.is_empty() {
@@ -561,12 +588,35 @@ impl Order {
     /// gets the order once it is authorized; until then the timeline says it waits for its
     /// payment. A plan that does not hold exactly the order's units is a bug and is refused.
     pub fn reserve(&self, plan: &Plan, now: DateTime<Utc>) -> Result<Order, TransitionError> {
-        let allocations = self.allocate(plan).ok_or(TransitionError {
+        self.reserve_backordering(plan, &[], now)
+    }
+
+    /// As [`Order::reserve`], with the units `backorders` names promised past stock: per SKU,
+    /// how many, where they wait and when they are expected. The plan holds the rest.
+    pub fn reserve_backordering(
+        &self,
+        plan: &Plan,
+        backorders: &[Backordered],
+        now: DateTime<Utc>,
+    ) -> Result<Order, TransitionError> {
+        let allocations = self.allocate(plan, backorders).ok_or(TransitionError {
             from: self.status,
             to: OrderStatus::Reserved,
         })?;
         let mut note = (!self.payment_status().allows_fulfillment())
             .then(|| "stock held; awaiting payment".to_owned());
+        if !backorders.is_empty() {
+            let waiting = backorders
+                .iter()
+                .map(|b| format!("{} × {}", b.units, b.sku))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let waits = format!("backordered {waiting}");
+            note = Some(match note {
+                Some(note) => format!("{waits}; {note}"),
+                None => waits,
+            });
+        }
         if plan.shipments.len() > 1 {
             let from = plan
                 .shipments
@@ -588,6 +638,17 @@ impl Order {
             |next| {
                 for (line, at) in next.lines.iter_mut().zip(allocations) {
                     line.allocations = at;
+                    if let Some(waits) = backorders.iter().find(|b| b.sku == line.sku) {
+                        line.backorders = Quantity::new(waits.units)
+                            .map(|quantity| {
+                                vec![LocationUnits {
+                                    location: waits.location.clone(),
+                                    quantity,
+                                }]
+                            })
+                            .unwrap_or_default();
+                        line.promised_on = waits.promised_on;
+                    }
                 }
                 OrderEvent::Reserved
             },
@@ -604,9 +665,20 @@ impl Order {
     }
 
     /// The plan's units, line by line: each location's units of a SKU go to the order's lines
-    /// of that SKU in line order. `None` unless the plan holds exactly the order's units.
-    fn allocate(&self, plan: &Plan) -> Option<Vec<Vec<LocationUnits>>> {
-        let mut left: Vec<u32> = self.lines.iter().map(|l| l.quantity.get()).collect();
+    /// of that SKU in line order. `None` unless the plan holds exactly the order's units less
+    /// those backordered.
+    fn allocate(&self, plan: &Plan, backorders: &[Backordered]) -> Option<Vec<Vec<LocationUnits>>> {
+        let mut left: Vec<u32> = self
+            .lines
+            .iter()
+            .map(|l| {
+                let waits = backorders
+                    .iter()
+                    .find(|b| b.sku == l.sku)
+                    .map_or(0, |b| b.units);
+                l.quantity.get().checked_sub(waits)
+            })
+            .collect::<Option<_>>()?;
         let mut allocations: Vec<Vec<LocationUnits>> = vec![Vec::new(); self.lines.len()];
         for shipment in &plan.shipments {
             for (sku, units) in &shipment.lines {
@@ -716,19 +788,52 @@ impl Order {
             .map_or(self.created_at, |entry| entry.at)
     }
 
-    /// Every reserved unit of the order, moved one way at the location that holds it.
+    /// Every reserved unit of the order, moved one way at the location that holds it; and
+    /// every backordered one, backordered by a reservation and given up by a release.
     pub fn stock_moves(&self, movement: StockMovement) -> Vec<StockMove> {
+        let waiting = match movement {
+            StockMovement::Reserve => Some(StockMovement::Backorder),
+            StockMovement::Release => Some(StockMovement::ReleaseBackorder),
+            _ => None,
+        };
         self.lines
             .iter()
             .flat_map(|line| {
-                line.allocations.iter().map(move |at| StockMove {
+                let reserved = line.allocations.iter().map(move |at| StockMove {
                     sku: line.sku.clone(),
                     location: at.location.clone(),
                     quantity: at.quantity,
                     movement,
-                })
+                });
+                let backordered = waiting.into_iter().flat_map(move |movement| {
+                    line.backorders.iter().map(move |at| StockMove {
+                        sku: line.sku.clone(),
+                        location: at.location.clone(),
+                        quantity: at.quantity,
+                        movement,
+                    })
+                });
+                reserved.chain(backordered)
             })
             .collect()
+    }
+
+    /// Its units waiting for stock, in all.
+    pub fn backordered(&self) -> u32 {
+        self.lines.iter().map(OrderLine::backordered).sum()
+    }
+
+    /// The units of `sku` it still waits for: none once it is called off (its lines keep the
+    /// record of what waited).
+    pub fn waiting_for(&self, sku: &Sku) -> u32 {
+        if matches!(self.status, OrderStatus::Cancelled | OrderStatus::Rejected) {
+            return 0;
+        }
+        self.lines
+            .iter()
+            .filter(|l| &l.sku == sku)
+            .map(OrderLine::backordered)
+            .sum()
     }
 
     /// The location the order leaves from: where its first reserved units are (`None` before
@@ -744,9 +849,66 @@ impl Order {
     /// Why the order is not in the warehouse's hands although it could be: `AWAITING_PAYMENT`
     /// while its stock is held (or about to be) and its payment does not allow fulfillment.
     pub fn hold(&self) -> Option<&'static str> {
-        (matches!(self.status, OrderStatus::Pending | OrderStatus::Reserved)
-            && !self.payment_status().allows_fulfillment())
-        .then_some("AWAITING_PAYMENT")
+        if matches!(self.status, OrderStatus::Pending | OrderStatus::Reserved)
+            && !self.payment_status().allows_fulfillment()
+        {
+            Some("AWAITING_PAYMENT")
+        } else if self.status == OrderStatus::Reserved && self.backordered() > 0 {
+            Some("BACKORDERED")
+        } else {
+            None
+        }
+    }
+
+    /// Stock arrived for `units` of its backordered `sku` (where they wait): they become
+    /// reserved there. Once nothing waits, the order goes to the warehouse (its event says the
+    /// backorder is filled, and the customer is told). `None` if the line waits for fewer.
+    pub fn fill_backorder(&self, sku: &Sku, units: u32, now: DateTime<Utc>) -> Option<Order> {
+        let line = self.lines.iter().position(|l| &l.sku == sku)?;
+        if units == 0 || self.lines[line].backordered() < units {
+            return None;
+        }
+        let note = format!("stock arrived for {units} × {sku}");
+        Some(self.record(now, Some(note), |next| {
+            let line = &mut next.lines[line];
+            let mut left = units;
+            let mut backorders = Vec::new();
+            for at in std::mem::take(&mut line.backorders) {
+                let take = left.min(at.quantity.get());
+                left -= take;
+                if let Ok(quantity) = Quantity::new(take) {
+                    match line
+                        .allocations
+                        .iter_mut()
+                        .find(|a| a.location == at.location)
+                    {
+                        Some(there) => {
+                            there.quantity = Quantity::new(there.quantity.get() + take)
+                                .unwrap_or(there.quantity);
+                        }
+                        None => line.allocations.push(LocationUnits {
+                            location: at.location.clone(),
+                            quantity,
+                        }),
+                    }
+                }
+                if let Ok(rest) = Quantity::new(at.quantity.get() - take) {
+                    backorders.push(LocationUnits {
+                        location: at.location,
+                        quantity: rest,
+                    });
+                }
+            }
+            line.backorders = backorders;
+            if line.backorders.is_empty() {
+                line.promised_on = None;
+            }
+            if next.backordered() == 0 {
+                OrderEvent::BackorderFilled
+            } else {
+                OrderEvent::Updated
+            }
+        }))
     }
 
     /// Every location holding some of the order's units, the home location first.
@@ -881,6 +1043,7 @@ pub(crate) mod tests {
             replenishment: Default::default(),
             demand: Default::default(),
             incoming: Default::default(),
+            backorders: Default::default(),
             version: 1,
             updated_at: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
         }

@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use crate::backorder::{SellingPolicy, MAX_BACKORDER_LIMIT};
 use crate::location::Locations;
 use crate::money::{Currency, Money};
 use crate::replenishment::Replenishment;
@@ -24,6 +25,8 @@ pub struct ProductRequest {
     pub low_stock_threshold: u32,
     /// `leadTimeDays` and `safetyStock`, their defaults where absent.
     pub replenishment: Replenishment,
+    /// `selling`: what orders for more than is available get (`DENY` where absent).
+    pub selling: SellingPolicy,
 }
 
 /// The low-stock threshold of a product whose request names none.
@@ -47,6 +50,7 @@ impl ProductRequest {
             "lowStockThreshold",
             "leadTimeDays",
             "safetyStock",
+            "selling",
         ];
         let Some(fields) = Fields::body(&mut errors, body, &known) else {
             return Err(errors);
@@ -91,8 +95,10 @@ impl ProductRequest {
         let safety_stock = fields
             .optional(&mut errors, "safetyStock", whole(0..=StockLevel::MAX_UNITS))
             .unwrap_or(0);
+        let selling = selling_policy(&mut errors, fields.get("selling")).unwrap_or_default();
         match (name, unit_price, weight_grams) {
             (Some(name), Some(unit_price), Some(weight_grams)) if errors.is_empty() => Ok(Self {
+                selling,
                 name,
                 unit_price,
                 weight_grams,
@@ -107,6 +113,72 @@ impl ProductRequest {
             }),
             _ => Err(errors),
         }
+    }
+}
+
+/// `selling`: `{"policy": "DENY"}`, `{"policy": "BACKORDER", "limit": n}` or
+/// `{"policy": "PRE_ORDER", "releaseOn": "YYYY-MM-DD", "cap": n}`, each field named where wrong.
+fn selling_policy(errors: &mut ValidationErrors, value: Option<&Value>) -> Option<SellingPolicy> {
+    let value = value?;
+    let Some(object) = value.as_object() else {
+        errors.add("selling", "must be an object naming its policy");
+        return None;
+    };
+    let units = |errors: &mut ValidationErrors, name: &str| {
+        let field = format!("selling.{name}");
+        match object.get(name).and_then(Value::as_u64) {
+            Some(n) if (1..=u64::from(MAX_BACKORDER_LIMIT)).contains(&n) => Some(n as u32),
+            Some(_) | None if object.contains_key(name) => {
+                errors.add(
+                    field,
+                    format!("must be a whole number from 1 to {MAX_BACKORDER_LIMIT}"),
+                );
+                None
+            }
+            _ => {
+                errors.add(field, "is required for this policy");
+                None
+            }
+        }
+    };
+    let known: &[&str] = match object.get("policy").and_then(Value::as_str) {
+        Some("DENY") => &["policy"],
+        Some("BACKORDER") => &["policy", "limit"],
+        Some("PRE_ORDER") => &["policy", "releaseOn", "cap"],
+        _ => {
+            errors.add(
+                "selling.policy",
+                "must be one of DENY, BACKORDER, PRE_ORDER",
+            );
+            return None;
+        }
+    };
+    for name in object.keys().filter(|k| !known.contains(&k.as_str())) {
+        errors.add(format!("selling.{name}"), "is not a field of this policy");
+    }
+    match object["policy"].as_str() {
+        Some("BACKORDER") => Some(SellingPolicy::Backorder {
+            limit: units(errors, "limit")?,
+        }),
+        Some("PRE_ORDER") => {
+            let cap = units(errors, "cap");
+            let release_on = match object
+                .get("releaseOn")
+                .and_then(Value::as_str)
+                .map(|s| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d"))
+            {
+                Some(Ok(on)) => Some(on),
+                _ => {
+                    errors.add("selling.releaseOn", "must be a date, YYYY-MM-DD");
+                    None
+                }
+            };
+            Some(SellingPolicy::PreOrder {
+                release_on: release_on?,
+                cap: cap?,
+            })
+        }
+        _ => Some(SellingPolicy::Deny),
     }
 }
 

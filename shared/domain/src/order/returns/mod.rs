@@ -709,6 +709,8 @@ impl Order {
                                 location: location.clone(),
                                 quantity,
                             }],
+                            backorders: Vec::new(),
+                            promised_on: None,
                         });
                     }
                 }
