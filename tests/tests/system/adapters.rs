@@ -502,6 +502,12 @@ mod conformance {
     }
 
     #[tokio::test]
+    async fn conformance_backorders() {
+        let (store, _, prefix) = setup().await;
+        suite::backorders(&store, &prefix).await;
+    }
+
+    #[tokio::test]
     async fn conformance_last_unit_goes_once() {
         let (store, _, prefix) = setup().await;
         suite::last_unit_goes_once(&store, &prefix).await;

@@ -442,6 +442,11 @@ mod in_memory {
     }
 
     #[tokio::test]
+    async fn backorders() {
+        super::backorders(&InMemoryStore::default(), "mem").await;
+    }
+
+    #[tokio::test]
     async fn last_unit_goes_once() {
         super::last_unit_goes_once(&InMemoryStore::default(), "mem").await;
     }
@@ -471,6 +476,7 @@ mod in_memory {
         super::commit_conditions(&store, "shared-7").await;
         super::commit_moves_stock(&store, "shared-8").await;
         super::stock_per_location(&store, "shared-8b").await;
+        super::backorders(&store, "shared-8d").await;
         super::transfers_between_locations(&store, "shared-8c").await;
         super::last_unit_goes_once(&store, "shared-9").await;
         super::notification_store(&store, "shared-10").await;

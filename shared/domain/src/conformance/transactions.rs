@@ -623,3 +623,158 @@ where
         (2, 0)
     );
 }
+
+/// Backorders ([`crate::backorder`]): a reservation backorders what is short in the write that
+/// reserves the rest, on condition that the SKU's limit leaves room (refused as short,
+/// nothing moved, when it does not), recording the order among those waiting; a release gives
+/// the room back and the entry goes; a whole product's write (a receipt) keeps the waiting
+/// orders, and writes the orders it filled on their versions, all or nothing.
+pub async fn backorders<S: OrderStore + InventoryStore + OrderTransactions>(
+    store: &S,
+    prefix: &str,
+) {
+    use crate::backorder::{waiting_key, SellingPolicy};
+    use crate::order::Backordered;
+    check_prefix(prefix);
+    let at = base_time();
+    let mut a = product(&sku(prefix, "BACK-A"), 1, at);
+    a.backorders.policy = SellingPolicy::Backorder { limit: 3 };
+    new_products(store, &[&a]).await;
+    let ada = customer(prefix, "back");
+    let plan = |n: u32| crate::routing::Plan {
+        shipments: vec![crate::routing::PlannedShipment {
+            location: "BER-1".into(),
+            lines: vec![(a.sku.clone(), n)],
+            weight_grams: 0,
+            cost: 0,
+        }],
+    };
+    let waits = |units: u32| Backordered {
+        sku: a.sku.clone(),
+        units,
+        location: "BER-1".into(),
+        promised_on: None,
+    };
+    // 1 reserved, 2 backordered.
+    let first = place(&ada, &[(&a, 3)], at);
+    create(store, &first).await;
+    let reserved = first
+        .reserve_backordering(&plan(1), &[waits(2)], at)
+        .expect("reserving");
+    assert_eq!(store.reserve(&reserved).await, Ok(ReserveOutcome::Reserved));
+    let stored = stored_product(store, &a.sku).await.expect("the product");
+    assert_eq!(
+        (
+            stored.stock.available(),
+            stored.stock.reserved(),
+            stored.backorders.backordered
+        ),
+        (0, 1, 2)
+    );
+    let first_key = waiting_key(first.created_at, &first.id);
+    assert_eq!(
+        stored.backorders.waiting.get(&first_key),
+        Some(&2),
+        "the order is among those waiting, with its units"
+    );
+    // Two more would pass the limit of 3: short, nothing moved, the order not written.
+    let second = place(&ada, &[(&a, 2)], at + seconds(1));
+    create(store, &second).await;
+    let greedy = second
+        .reserve_backordering(&plan(0), &[waits(2)], at + seconds(1))
+        .expect("reserving");
+    assert_eq!(
+        store.reserve(&greedy).await,
+        Ok(ReserveOutcome::Short(vec![Shortage {
+            sku: a.sku.clone(),
+            requested: 2,
+            available: 1,
+        }]))
+    );
+    assert_eq!(
+        store
+            .get(&second.id)
+            .await
+            .expect("reading")
+            .map(|o| o.status),
+        Some(OrderStatus::Pending)
+    );
+    // One fits.
+    let second = place(&ada, &[(&a, 1)], at + seconds(2));
+    create(store, &second).await;
+    let fits = second
+        .reserve_backordering(&plan(0), &[waits(1)], at + seconds(2))
+        .expect("reserving");
+    assert_eq!(store.reserve(&fits).await, Ok(ReserveOutcome::Reserved));
+    let stored = stored_product(store, &a.sku).await.expect("the product");
+    assert_eq!(stored.backorders.backordered, 3);
+    assert_eq!(stored.backorders.room_left(), 0);
+
+    // A receipt of 2: the whole product written with the two orders it filled, oldest first.
+    let mut received = stored.clone();
+    received.version += 1;
+    received.updated_at = at + seconds(3);
+    received
+        .stock
+        .set("BER-1", StockLevel::from_counters(0, 3).expect("counters"));
+    let filled = reserved
+        .fill_backorder(&a.sku, 2, at + seconds(3))
+        .expect("filling");
+    received.backorders.record(&first_key, 0, -2);
+    // A fill written on a stale version of its order: nothing is written.
+    let mut stale = filled.clone();
+    stale.version += 1;
+    assert_eq!(
+        store
+            .save_product_filling(&received, Some(stored.version), None, &[stale])
+            .await,
+        Err(StoreError::ConditionFailed)
+    );
+    assert_eq!(
+        stored_product(store, &a.sku).await.map(|p| p.version),
+        Some(stored.version)
+    );
+    assert_eq!(
+        store
+            .save_product_filling(&received, Some(stored.version), None, &[filled.clone()])
+            .await,
+        Ok(())
+    );
+    let stored = stored_product(store, &a.sku).await.expect("the product");
+    assert_eq!(
+        (
+            stored.stock.reserved(),
+            stored.backorders.backordered,
+            stored.backorders.room_left()
+        ),
+        (3, 1, 2)
+    );
+    assert_eq!(stored.backorders.waiting.len(), 1, "the second still waits");
+    assert_eq!(
+        store
+            .get(&first.id)
+            .await
+            .expect("reading")
+            .map(|o| o.backordered()),
+        Some(0)
+    );
+
+    // The second is called off: its waiting unit goes, the room comes back.
+    let cancelled = fits
+        .cancel("no".into(), "customer", at + seconds(4))
+        .expect("cancel");
+    assert_eq!(store.commit(&cancelled).await, Ok(CommitOutcome::Committed));
+    let stored = stored_product(store, &a.sku).await.expect("the product");
+    assert_eq!(
+        (
+            stored.backorders.backordered,
+            stored.backorders.room_left(),
+            stored.backorders.waiting.len()
+        ),
+        (0, 3, 0)
+    );
+    assert_eq!(
+        stored.stock.on_hand(),
+        stored.stock.available() + stored.stock.reserved()
+    );
+}
