@@ -464,3 +464,206 @@ async fn a_purchase_order_is_incoming_until_its_deliveries_arrive_each_once() {
         )
     );
 }
+
+/// Issue "Orders that bend", items 1–2, through the stack: a SKU that may backorder three units
+/// takes orders past its two in stock up to that and no further, each promised the date of the
+/// purchase order that brings it; a delivery of fewer units than wait fills the oldest order
+/// first in its own write (the order goes to the warehouse, its customer is told once); the
+/// same delivery sent again fills nothing more; checkouts racing a delivery never get a unit
+/// that was given to a waiting order; the counters balance throughout.
+#[tokio::test]
+async fn backorders_are_taken_up_to_the_limit_and_a_delivery_fills_the_oldest_first() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("BACKORDER", 2).await;
+    let admin = stack.token("staff-backorders", Some("oms:admin"));
+    let put = stack
+        .put(
+            &format!("/inventory/{sku}"),
+            &admin,
+            &json!({"name": "Test BACKORDER", "unitPrice": {"amount": 1000, "currency": "EUR"},
+                "weightGrams": 500, "selling": {"policy": "BACKORDER", "limit": 3}}),
+        )
+        .await;
+    assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
+    assert_eq!(put.body["selling"]["policy"], "BACKORDER");
+    assert_eq!(put.body["backorderable"], 3);
+    let expected_on = (chrono::Utc::now() + chrono::Duration::days(10)).date_naive();
+    let po = stack
+        .post(
+            &format!("/inventory/{sku}/purchase-orders"),
+            &admin,
+            &[("idempotency-key", &unique("po"))],
+            json!({"quantity": 6, "expectedOn": expected_on.to_string()}),
+        )
+        .await;
+    assert_eq!(po.status, StatusCode::CREATED, "{:?}", po.body);
+    let po = po.body["id"].as_str().unwrap().to_owned();
+
+    let first_customer = unique("waits");
+    let inbox = Probe::subscribe(
+        &stack,
+        "CustomerNotificationsTopic",
+        Some(json!({"customerId": [first_customer.as_str()], "channel": ["email"]})),
+    )
+    .await;
+    // The oldest: 3 of which 2 are in stock; then 2 more; the limit (3 waiting) is reached.
+    let order = |customer: String, units: u32| {
+        let (stack, sku) = (&stack, &sku);
+        async move {
+            let placed = stack
+                .place_then_pay(&customer, &unique("key"), &[(sku, units)])
+                .await;
+            let id = placed.body["orderId"].as_str().unwrap().to_owned();
+            (customer, id)
+        }
+    };
+    let (_, first) = order(first_customer.clone(), 3).await;
+    let (_, second) = order(unique("waits"), 2).await;
+    let (third_customer, third) = order(unique("late"), 1).await;
+    let rejected = stack.wait_decided(&third_customer, &third).await;
+    assert_eq!(rejected["status"], "REJECTED", "past the limit");
+    assert_eq!(rejected["shortages"][0]["sku"], sku.as_str());
+
+    let oldest = stack.order_as_staff(&first).await;
+    assert_eq!(oldest["status"], "RESERVED");
+    assert_eq!(oldest["hold"], "BACKORDERED");
+    assert_eq!(oldest["lines"][0]["backordered"], 1);
+    assert_eq!(
+        oldest["lines"][0]["promisedOn"],
+        expected_on.to_string(),
+        "promised the purchase order's date"
+    );
+    let product = stack.get(&format!("/inventory/{sku}"), &admin).await.body;
+    assert_eq!(
+        (
+            &product["available"],
+            &product["reserved"],
+            &product["onHand"],
+            &product["backordered"],
+            &product["backorderable"]
+        ),
+        (&json!(0), &json!(2), &json!(2), &json!(3), &json!(0)),
+        "backordered units are never available nor on hand"
+    );
+    assert_eq!(
+        product["waiting"][0]["orderId"],
+        first.as_str(),
+        "oldest first"
+    );
+    assert_eq!(product["waiting"][1]["orderId"], second.as_str());
+
+    // Two arrive: the oldest's one, then one of the second's two, in the delivery's own write.
+    let deliver = |received_before: u32, quantity: u32| {
+        let (stack, admin, sku, po) = (&stack, &admin, &sku, &po);
+        async move {
+            stack
+                .post(
+                    &format!("/inventory/{sku}/purchase-orders/{po}/receive"),
+                    admin,
+                    &[],
+                    json!({"quantity": quantity, "expectedReceived": received_before}),
+                )
+                .await
+        }
+    };
+    let delivered = deliver(0, 2).await;
+    assert_eq!(delivered.status, StatusCode::OK, "{:?}", delivered.body);
+    let product = stack.get(&format!("/inventory/{sku}"), &admin).await.body;
+    assert_eq!(
+        (
+            &product["available"],
+            &product["reserved"],
+            &product["backordered"]
+        ),
+        (&json!(0), &json!(4), &json!(1)),
+        "nothing became available to new orders"
+    );
+    assert_eq!(product["waiting"][0]["orderId"], second.as_str());
+    // The oldest goes to the warehouse; the second still waits for one.
+    stack
+        .wait_status(&first_customer, &first, "FULFILLING")
+        .await;
+    let second_now = stack.order_as_staff(&second).await;
+    assert_eq!(
+        (
+            &second_now["status"],
+            &second_now["lines"][0]["backordered"]
+        ),
+        (&json!("RESERVED"), &json!(1))
+    );
+    // The same delivery again (a retry): refused, nothing filled twice.
+    let again = deliver(0, 2).await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{:?}", again.body);
+    let product = stack.get(&format!("/inventory/{sku}"), &admin).await.body;
+    assert_eq!(
+        (&product["reserved"], &product["backordered"]),
+        (&json!(4), &json!(1))
+    );
+
+    // Four checkouts of one unit race a delivery of three: every unit goes to exactly one
+    // order, the waiting one first.
+    let racers: Vec<_> = (0..4).map(|_| unique("racer")).collect();
+    let (placed, delivered) = tokio::join!(
+        futures::future::join_all(racers.iter().map(|c| order(c.clone(), 1))),
+        deliver(2, 3)
+    );
+    assert_eq!(delivered.status, StatusCode::OK, "{:?}", delivered.body);
+    let mut reserved_units = 0;
+    let mut waiting_units = 0;
+    for (customer, id) in placed
+        .iter()
+        .chain([(String::new(), second.clone())].iter())
+    {
+        let decided = if customer.is_empty() {
+            stack.order_as_staff(id).await
+        } else {
+            stack.wait_decided(customer, id).await
+        };
+        if decided["status"] == "REJECTED" {
+            continue;
+        }
+        let waits = decided["lines"][0]["backordered"].as_u64().unwrap_or(0);
+        waiting_units += waits;
+        reserved_units += decided["lines"][0]["quantity"].as_u64().unwrap() - waits;
+    }
+    let second_now = stack.order_as_staff(&second).await;
+    assert!(
+        second_now["lines"][0].get("backordered").is_none(),
+        "the waiting order was filled first: {second_now}"
+    );
+    let product = stack.get(&format!("/inventory/{sku}"), &admin).await.body;
+    let n = |k: &str| product[k].as_u64().unwrap();
+    assert_eq!(
+        n("onHand"),
+        7,
+        "2 in stock, 2 and 3 delivered, nothing shipped yet"
+    );
+    assert_eq!(n("onHand"), n("available") + n("reserved"));
+    // The first order's 3, plus what the second and the racers hold.
+    assert_eq!(n("reserved"), 3 + reserved_units, "{product}");
+    assert_eq!(n("backordered"), waiting_units, "{product}");
+
+    // The oldest customer heard of the confirmation with its date, and of the fill, once each.
+    let told = inbox
+        .collect(Duration::from_secs(60), |seen| {
+            seen.iter()
+                .any(|(m, _)| m["eventType"] == "oms.order.backorder-filled")
+        })
+        .await;
+    let late = inbox.collect(Duration::from_secs(3), |_| false).await;
+    let of = |kind: &str| {
+        told.iter()
+            .chain(late.iter())
+            .filter(|(m, _)| m["eventType"] == kind && m["orderId"] == first.as_str())
+            .map(|(m, _)| m["text"].as_str().unwrap_or_default().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(of("oms.order.backorder-filled").len(), 1, "told once");
+    let confirmed = of("oms.order.reserved");
+    assert_eq!(confirmed.len(), 1);
+    assert!(
+        confirmed[0].contains("expected in our warehouse by"),
+        "{}",
+        confirmed[0]
+    );
+}

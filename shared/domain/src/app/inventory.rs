@@ -52,8 +52,28 @@ pub struct ProductView {
     pub health: Option<Health>,
     /// The counters at each location that holds or held some, in id order.
     pub locations: Vec<LocationStockView>,
+    /// What orders for more than is available get.
+    pub selling: crate::backorder::SellingPolicy,
+    /// How many more units orders may take past what is available now (backordered or
+    /// pre-ordered): what a storefront may still sell beyond `available`.
+    pub backorderable: u32,
+    /// Units ordered and waiting for stock (staff only), and the orders waiting, oldest first:
+    /// the SKU's backorder queue.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backordered: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<Vec<WaitingOrderView>>,
     pub version: u64,
     pub updated_at: DateTime<Utc>,
+}
+
+/// An order waiting for a SKU's stock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WaitingOrderView {
+    pub order_id: String,
+    pub placed_at: String,
+    pub units: u32,
 }
 
 /// One location's counters of a SKU.
@@ -117,6 +137,23 @@ impl ProductView {
                     health: health.map(|(today, policy)| p.health_at(location, today, policy)),
                 })
                 .collect(),
+            selling: p.backorders.policy,
+            backorderable: p.backorders.room(day_of(Utc::now())),
+            backordered: health.map(|_| p.backorders.backordered),
+            waiting: health.map(|_| {
+                p.backorders
+                    .waiting
+                    .iter()
+                    .map(|(key, units)| {
+                        let (placed_at, order_id) = key.rsplit_once('#').unwrap_or(("", key));
+                        WaitingOrderView {
+                            order_id: order_id.to_owned(),
+                            placed_at: placed_at.to_owned(),
+                            units: *units,
+                        }
+                    })
+                    .collect()
+            }),
             version: p.version,
             updated_at: p.updated_at,
         }

@@ -163,6 +163,15 @@ pub struct LineView<'a> {
     /// Where its units come from, from the reservation on.
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub allocations: &'a [crate::order::LocationUnits],
+    /// Its units waiting for stock, and when they are expected.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub backordered: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub promised_on: Option<chrono::NaiveDate>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// How and where the order ships.
@@ -245,6 +254,12 @@ impl<'a> From<&'a Order> for OrderView<'a> {
                     line_total: l.line_total,
                     unit_weight_grams: l.unit_weight_grams,
                     allocations: &l.allocations,
+                    backordered: if order.status.is_final() {
+                        0
+                    } else {
+                        l.backordered()
+                    },
+                    promised_on: l.promised_on.filter(|_| !order.status.is_final()),
                 })
                 .collect(),
             shipping: ShippingView {

@@ -119,7 +119,7 @@ impl ProductRequest {
 /// `selling`: `{"policy": "DENY"}`, `{"policy": "BACKORDER", "limit": n}` or
 /// `{"policy": "PRE_ORDER", "releaseOn": "YYYY-MM-DD", "cap": n}`, each field named where wrong.
 fn selling_policy(errors: &mut ValidationErrors, value: Option<&Value>) -> Option<SellingPolicy> {
-    let value = value?;
+    let value = value.filter(|v| !v.is_null())?;
     let Some(object) = value.as_object() else {
         errors.add("selling", "must be an object naming its policy");
         return None;
