@@ -86,6 +86,8 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("order.cancel.submit", "Cancel my order", "Bestellung stornieren"),
     ("order.cancelled", "Your order is cancelled.", "Ihre Bestellung ist storniert."),
     ("order.units.title", "Cancel some items", "Einzelne Artikel stornieren"),
+    ("order.waiting", "on their way to us; we tell you when they arrive", "zu uns unterwegs; wir melden uns, sobald sie da sind"),
+    ("order.waiting.expected", "on their way to us, expected in our warehouse by", "zu uns unterwegs, bei uns im Lager voraussichtlich bis"),
     (
         "order.units.intro",
         "Until they are packed, you can cancel some of the items and keep the rest. You pay only for what you keep: what you paid for the others is refunded, what is only held on your card is not charged.",
@@ -191,6 +193,8 @@ const TEXTS: &[(&str, &str, &str)] = &[
     // Where the order is, by status.
     ("status.PENDING", "We have your order and are checking that everything is in stock.", "Wir haben Ihre Bestellung und prüfen, ob alles vorrätig ist."),
     ("status.RESERVED", "Everything is in stock and set aside for you.", "Alles ist vorrätig und für Sie reserviert."),
+    ("status.RESERVED.waiting", "What is in stock is set aside for you; some items are still on their way to us.", "Was vorrätig ist, ist für Sie reserviert; einige Artikel sind noch zu uns unterwegs."),
+    ("next.RESERVED.waiting", "Your order goes to our warehouse, whole, as soon as they arrive; we tell you then.", "Ihre Bestellung geht vollständig ins Lager, sobald sie da sind; wir melden uns dann."),
     ("status.FULFILLING", "Our warehouse is packing your order.", "Unser Lager packt Ihre Bestellung."),
     ("status.PARTIALLY_SHIPPED", "Part of your order is on its way; the rest follows.", "Ein Teil Ihrer Bestellung ist unterwegs; der Rest folgt."),
     ("status.SHIPPED", "Your order is on its way.", "Ihre Bestellung ist unterwegs."),
@@ -338,6 +342,8 @@ pub struct Item {
     pub name: String,
     pub quantity: u32,
     pub total: String,
+    /// "1 on its way to us, expected by 14 Dec 2026": units waiting for stock.
+    pub waiting: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -409,8 +415,10 @@ impl OrderPage {
         let t = |key: &str| text(language, key);
         let money = |m| format_money(m, language);
         let payment = order.payment_status();
+        let waiting = order.status == OrderStatus::Reserved && order.backordered() > 0;
         let next = match order.status {
             OrderStatus::Reserved if !payment.allows_fulfillment() => "next.RESERVED.unpaid",
+            OrderStatus::Reserved if waiting => "next.RESERVED.waiting",
             status => match status {
                 OrderStatus::Pending => "next.PENDING",
                 OrderStatus::Reserved => "next.RESERVED",
@@ -435,7 +443,11 @@ impl OrderPage {
             order_id: order.id.to_string(),
             placed: moment(order.created_at, language),
             status: order.status.as_str(),
-            now: t(&format!("status.{}", order.status.as_str())),
+            now: if waiting {
+                t("status.RESERVED.waiting")
+            } else {
+                t(&format!("status.{}", order.status.as_str()))
+            },
             next: t(next),
             payment: t(&format!("payment.{}", payment.as_str())),
             items: order
@@ -445,6 +457,15 @@ impl OrderPage {
                     name: l.name.clone(),
                     quantity: l.quantity.get(),
                     total: money(l.line_total),
+                    waiting: (l.backordered() > 0 && !order.status.is_final()).then(|| {
+                        let on = l.promised_on.map(|on| format_date(on, language));
+                        match on {
+                            Some(on) => {
+                                format!("{} {} {on}", l.backordered(), t("order.waiting.expected"))
+                            }
+                            None => format!("{} {}", l.backordered(), t("order.waiting")),
+                        }
+                    }),
                 })
                 .collect(),
             shipping: money(order.totals.shipping),

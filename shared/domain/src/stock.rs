@@ -190,7 +190,8 @@ pub struct LocationDelta {
     pub location: String,
     /// Units the write takes from `available` (reservations): it needs at least this many there.
     pub takes_available: u32,
-    /// Of those, the units newly ordered (not moved here from elsewhere): the day's demand.
+    /// The units newly ordered here (reserved, not moved here from elsewhere, or backordered):
+    /// the day's demand.
     pub ordered: u32,
     /// Units the write takes from `reserved` (releases, shipments).
     pub takes_reserved: u32,
@@ -265,7 +266,9 @@ impl StockDelta {
                     d.reserved -= i64::from(q);
                 }
                 StockMovement::Restock => d.available += i64::from(q),
+                // Asked for today as much as reserved units are: the day's demand.
                 StockMovement::Backorder => {
+                    d.ordered += q;
                     d.takes_room += q;
                     d.backordered += i64::from(q);
                 }

@@ -1884,3 +1884,73 @@ async fn staff_cancel_some_units_of_an_order_from_its_page_once() {
     assert!(refusal.contains("Nothing was changed"), "{refusal}");
     assert_eq!(stack.stock(&sku).await, (4, 1, 5));
 }
+
+/// Staff let a SKU be backordered from its page, see the orders waiting for it oldest first,
+/// and the delivery they record on its purchase order fills them: the order goes to the
+/// warehouse.
+#[tokio::test]
+async fn staff_allow_backorders_see_the_waiting_orders_and_a_delivery_fills_them() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("CONSOLEBACK", 1).await;
+    let browser = Browser::open(&stack).await;
+    browser.sign_in("staff-bo", "admin").await;
+    let page = format!("/console/inventory/{sku}");
+    browser.goto(&page).await;
+    assert!(browser
+        .text("#selling")
+        .await
+        .contains("Only what is available"));
+    browser
+        .click("#selling-policy option[value=BACKORDER]")
+        .await;
+    browser.fill("#selling-limit", "5").await;
+    browser.submit("#save-selling").await;
+    assert!(browser.path().await.contains("done="));
+    assert!(
+        browser.text("#selling").await.contains("up to 5 units"),
+        "{}",
+        browser.text("#selling").await
+    );
+
+    // An order of three: one in stock, two wait.
+    let customer = unique("customer");
+    let placed = stack
+        .place_then_pay(&customer, &unique("key"), &[(&sku, 3)])
+        .await;
+    let id = placed.body["orderId"].as_str().unwrap().to_owned();
+    let reserved = stack.wait_decided(&customer, &id).await;
+    assert_eq!(reserved["status"], "RESERVED");
+    assert_eq!(reserved["hold"], "BACKORDERED");
+    browser.goto(&page).await;
+    assert_eq!(browser.text("#backordered").await, "2");
+    assert!(browser.text("#waiting-orders").await.contains(&id));
+    browser.screenshot("backorders").await;
+    browser.goto(&format!("/console/orders/{id}")).await;
+    assert!(browser.text("#order-status").await.contains("BACKORDERED"));
+    assert!(browser.body().await.contains("2 waiting for stock"));
+
+    // Two are ordered from the supplier and arrive: the order goes to the warehouse.
+    let admin = stack.token("staff-bo", Some("oms:admin"));
+    let next_week = (chrono::Utc::now() + chrono::Duration::days(7)).date_naive();
+    let po = stack
+        .post(
+            &format!("/inventory/{sku}/purchase-orders"),
+            &admin,
+            &[("idempotency-key", &unique("po"))],
+            json!({"quantity": 2, "expectedOn": next_week.to_string()}),
+        )
+        .await;
+    assert_eq!(po.status, StatusCode::CREATED, "{:?}", po.body);
+    let po = po.body["id"].as_str().unwrap().to_owned();
+    browser.goto(&page).await;
+    browser.fill(&format!("#arrived-{po}"), "2").await;
+    browser.submit(&format!("#receive-{po}")).await;
+    assert!(browser.path().await.contains("done="));
+    stack.wait_status(&customer, &id, "FULFILLING").await;
+    browser.goto(&page).await;
+    assert!(
+        !browser.body().await.contains("id=\"waiting-orders\""),
+        "no one waits any more"
+    );
+    assert_eq!(stack.stock(&sku).await, (0, 3, 3));
+}

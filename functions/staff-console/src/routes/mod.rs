@@ -212,6 +212,10 @@ pub fn router<S: Store, K: SecretSource + 'static>(console: Console<S, K>) -> Ro
         .route("/console/inventory/{sku}", get(product::<S, K>))
         .route("/console/inventory/{sku}/adjustments", post(adjust::<S, K>))
         .route(
+            "/console/inventory/{sku}/selling",
+            post(stock::set_selling::<S, K>),
+        )
+        .route(
             "/console/inventory/{sku}/transfers",
             post(dispatch_transfer::<S, K>),
         )

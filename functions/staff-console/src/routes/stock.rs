@@ -205,6 +205,45 @@ pub(super) async fn dispatch_transfer<S: Store, K: SecretSource>(
     Ok(done(&format!("/console/inventory/{sku}"), "dispatched"))
 }
 
+/// What the SKU does when orders ask for more than is available (`policy`: DENY, BACKORDER
+/// with `limit`, PRE_ORDER with `releaseOn` and `cap`), on the product as the page showed it
+/// (`version`): the rest of the product is written back as it is.
+pub(super) async fn set_selling<S: Store, K: SecretSource>(
+    State(app): State<App<S, K>>,
+    Path(sku): Path<String>,
+    form: StaffForm,
+) -> Result<Response, PageError> {
+    let staff = form.require(SCOPE_ADMIN)?;
+    let fields = &form.fields;
+    let sku = sku_of(&sku)?;
+    let product = inventory::get_product(&app.store, &sku).await?;
+    if fields.get("version").and_then(|v| v.parse::<u64>().ok()) != Some(product.version) {
+        return Err(PageError::Stale(
+            "The SKU changed since the page was shown: look at it again.".into(),
+        ));
+    }
+    let selling = match fields.get("policy").unwrap_or_default() {
+        "BACKORDER" => json!({"policy": "BACKORDER", "limit": fields.number("limit")}),
+        "PRE_ORDER" => json!({"policy": "PRE_ORDER", "cap": fields.number("cap"),
+            "releaseOn": fields.get("releaseOn").unwrap_or_default()}),
+        other => json!({"policy": other}),
+    };
+    let body = json!({
+        "name": product.name,
+        "unitPrice": product.unit_price,
+        "weightGrams": product.weight_grams,
+        "active": product.active,
+        "lowStockThreshold": product.low_stock_threshold,
+        "leadTimeDays": product.replenishment.lead_time_days,
+        "safetyStock": product.replenishment.safety_stock,
+        "selling": selling,
+    });
+    let (store, here, at) = (&app.store, app.locations().await?, Utc::now());
+    inventory::put_product(store, &app.shipping, &here, &staff.caller, &sku, &body, at).await?;
+    tracing::info!(sku = %sku, "console: selling policy set");
+    Ok(done(&format!("/console/inventory/{sku}"), "saved"))
+}
+
 /// Records units ordered from a supplier, as the JSON API's purchase order body.
 pub(super) async fn place_purchase_order<S: Store, K: SecretSource>(
     State(app): State<App<S, K>>,
