@@ -41,7 +41,11 @@ async fn process<S: OrderStore>(app: &App<S>, message: &SqsMessage) -> Result<()
     // last starts the order.
     if !matches!(
         event.event_type,
-        EventType::OrderReserved | EventType::PaymentAuthorized | EventType::BackorderFilled
+        EventType::OrderReserved
+            | EventType::PaymentAuthorized
+            | EventType::BackorderFilled
+            // Its backordered units called off: what is left may be ready.
+            | EventType::UnitsCancelled
     ) {
         tracing::info!(
             event_type = event.event_type.as_str(),

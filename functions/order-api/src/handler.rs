@@ -37,6 +37,8 @@ pub struct App<S, P, K = SecretCache> {
     /// The business's locations and rate table: a unit cancellation re-quotes the shipping of
     /// what still ships from where it leaves.
     pub locations: LocationDirectory,
+    /// How long an order may wait for stock before `GET /exceptions` shows it.
+    pub backorder_alert: chrono::Duration,
 }
 
 impl App<DynamoStore, StripeClient<SecretCache>> {
@@ -44,6 +46,7 @@ impl App<DynamoStore, StripeClient<SecretCache>> {
         let shipping = oms_adapters::config::shipping_policy_from_env()?;
         Ok(App {
             locations: oms_adapters::config::location_directory_from_env(&shipping)?,
+            backorder_alert: oms_adapters::config::backorder_alert_from_env()?,
             store: DynamoStore::from_env()?,
             payments: StripeClient::from_env()?,
             links: SecretCache::from_env("SHOP_SECRET_ARN")?,
@@ -336,7 +339,8 @@ async fn exceptions<S: OrderStore, P: PaymentProvider, K: SecretSource>(
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let caller = caller(request)?;
-    let found = staff::exceptions(&app.store, &caller, chrono::Utc::now()).await?;
+    let found =
+        staff::exceptions(&app.store, &caller, app.backorder_alert, chrono::Utc::now()).await?;
     let body = ExceptionsView {
         stuck: found
             .stuck
@@ -412,6 +416,7 @@ mod tests {
     async fn a_customer_opens_the_payment_of_their_own_unpaid_order() {
         let app = App {
             locations: LocationDirectory::demo(),
+            backorder_alert: chrono::Duration::days(14),
             store: InMemoryStore::default(),
             payments: Psp::default(),
             links: FixedSecret::new(LINK_KEY),
@@ -458,6 +463,7 @@ mod tests {
     async fn a_customer_reads_their_own_order_and_nobody_elses() {
         let app = App {
             locations: LocationDirectory::demo(),
+            backorder_alert: chrono::Duration::days(14),
             store: InMemoryStore::default(),
             payments: Psp::default(),
             links: FixedSecret::new(LINK_KEY),
@@ -484,6 +490,7 @@ mod tests {
     async fn lists_newest_first_in_pages() {
         let app = App {
             locations: LocationDirectory::demo(),
+            backorder_alert: chrono::Duration::days(14),
             store: InMemoryStore::default(),
             payments: Psp::default(),
             links: FixedSecret::new(LINK_KEY),
@@ -536,6 +543,7 @@ mod tests {
             .collect();
         let app = App {
             locations: LocationDirectory::demo(),
+            backorder_alert: chrono::Duration::days(14),
             store: InMemoryStore::with_products(products),
             payments: Psp::default(),
             links: FixedSecret::new(LINK_KEY),
@@ -593,6 +601,7 @@ mod tests {
             .collect();
         let app = App {
             locations: LocationDirectory::demo(),
+            backorder_alert: chrono::Duration::days(14),
             store: InMemoryStore::with_products(products),
             payments: Psp::default(),
             links: FixedSecret::new(LINK_KEY),
@@ -656,6 +665,7 @@ mod tests {
     async fn a_signed_in_customer_gets_a_link_that_opens_their_own_orders_page() {
         let app = App {
             locations: LocationDirectory::demo(),
+            backorder_alert: chrono::Duration::days(14),
             store: InMemoryStore::default(),
             payments: Psp::default(),
             links: FixedSecret::new(LINK_KEY),

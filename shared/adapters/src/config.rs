@@ -214,6 +214,25 @@ pub fn health_policy_from_env() -> Result<HealthPolicy, ConfigError> {
     })
 }
 
+/// How long an order may wait for stock before it is put in front of staff:
+/// `BACKORDER_ALERT_DAYS` (14).
+pub fn backorder_alert_from_env() -> Result<chrono::Duration, ConfigError> {
+    match env::var("BACKORDER_ALERT_DAYS") {
+        Ok(v) if !v.is_empty() => v
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=365).contains(n))
+            .map(chrono::Duration::days)
+            .ok_or(ConfigError::Invalid(
+                "BACKORDER_ALERT_DAYS",
+                "a whole number of days from 1 to 365",
+            )),
+        _ => Ok(chrono::Duration::days(
+            oms_domain::app::staff::DEFAULT_BACKORDER_ALERT_DAYS,
+        )),
+    }
+}
+
 /// The longest one SDK call may take, its own retries included: the functions' timeouts are
 /// reckoned from it.
 pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(8);

@@ -344,6 +344,15 @@ impl Renderer {
             .requests
             .iter()
             .any(|r| r.kind == PspRequestKind::Void);
+        // What the voids release: the holds themselves (more than the total, once units were
+        // called off after the money was held).
+        let released: i64 = order
+            .payment
+            .requests
+            .iter()
+            .filter(|r| r.kind == PspRequestKind::Void)
+            .map(|r| r.amount.minor_units())
+            .sum();
         // The parcel the event is about, for an order that leaves as several: its own units
         // and its own delivery estimate.
         let parcel = event.data.parcel.as_ref();
@@ -400,6 +409,7 @@ impl Renderer {
             "refund": event.data.refund.map(money),
             "refundId": event.data.refund_id,
             "voidRequested": void_requested,
+            "released": Money::new(released, order.totals.total.currency()).ok().map(money),
             "paymentReason": event.data.payment_reason.as_deref().and_then(|r| decline_for_customer(r, language)),
             "payWithinMinutes": self.payment_window.num_minutes().max(1),
             "returnId": event.data.return_id.as_ref().map(|r| r.to_string()),
@@ -680,6 +690,50 @@ mod tests {
             )
             .unwrap()
             .order;
+        // One of the two A called off while the money is only held, and once it was taken.
+        let one_fewer = crate::request::staff::UnitCancelRequest::parse(&serde_json::json!({
+            "lines": [{"sku": "A", "quantity": 1}], "reason": "one is enough"
+        }))
+        .unwrap();
+        let requote = |_: Option<&str>, grams: u64| Some(490 + 50 * grams.div_ceil(1000) as i64);
+        let smaller_held = authorized
+            .cancel_units(&one_fewer, "u1", "customer", requote, t)
+            .unwrap()
+            .order;
+        let paid = reserved.captured_for_test(t);
+        let smaller_paid = paid
+            .cancel_units(&one_fewer, "u2", "admin", requote, t)
+            .unwrap()
+            .order;
+        // One of the two A waits for stock, expected on a date; then it arrives.
+        let sku_a = crate::ids::Sku::parse("A").unwrap();
+        let waiting = placed
+            .reserve_backordering(
+                &crate::routing::Plan {
+                    shipments: vec![crate::routing::PlannedShipment {
+                        location: "BER-1".into(),
+                        lines: vec![
+                            (sku_a.clone(), 1),
+                            (crate::ids::Sku::parse("B").unwrap(), 1),
+                        ],
+                        weight_grams: 0,
+                        cost: 0,
+                    }],
+                },
+                &[crate::order::Backordered {
+                    sku: sku_a.clone(),
+                    units: 1,
+                    location: "BER-1".into(),
+                    promised_on: chrono::NaiveDate::from_ymd_opt(2026, 12, 14),
+                }],
+                t,
+            )
+            .unwrap();
+        let filled = waiting
+            .authorized_for_test(t)
+            .fill_backorder(&sku_a, 1, t)
+            .unwrap();
+        let waiting_paid = waiting.authorized_for_test(t);
         let change = |old: Option<&Order>, new: &Order, variant: Option<&str>| {
             let event = order_event(old, Some(new)).unwrap();
             let name = match variant {
@@ -713,6 +767,10 @@ mod tests {
             change(Some(&requested), &rejected_return, None),
             change(Some(&rejected_return), &approved, None),
             change(Some(&approved), &received, None),
+            change(Some(&authorized), &smaller_held, Some("held")),
+            change(Some(&paid), &smaller_paid, Some("paid")),
+            change(Some(&placed), &waiting, Some("backordered")),
+            change(Some(&waiting_paid), &filled, None),
         ]
     }
 

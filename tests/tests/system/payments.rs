@@ -1830,3 +1830,84 @@ async fn a_unit_called_off_before_packing_is_never_taken_at_stripe() {
     let text = changes[0].0["text"].as_str().unwrap();
     assert!(text.contains("1 × "), "{text}");
 }
+
+/// A split order whose first parcel left (its share taken at Stripe) and whose other parcel's
+/// units are all called off before packing: nothing more ships, so the rest of the hold is
+/// released at Stripe; what was taken beyond the smaller total is refunded; nothing is left for
+/// staff.
+#[tokio::test]
+async fn the_rest_of_a_hold_is_released_at_stripe_when_the_parcel_still_to_leave_is_called_off() {
+    let stack = Stack::connect().await;
+    let berlin_only = stack.create_sku("STRIPE-REST-A", 2).await;
+    let amsterdam_only = stack.create_sku("STRIPE-REST-B", 0).await;
+    stack.receive_at(&amsterdam_only, "AMS-1", 1).await;
+    let customer = unique("payer");
+    let placed = stack
+        .place_unpaid_order(
+            &customer,
+            &unique("key"),
+            &[(&berlin_only, 2), (&amsterdam_only, 1)],
+        )
+        .await;
+    assert_eq!(placed.status, StatusCode::ACCEPTED, "{:?}", placed.body);
+    let id = placed.body["orderId"].as_str().unwrap().to_owned();
+    let intent_id = open_at_stripe(&stack, &customer, &id).await;
+    pay_at_stripe(&stack, &intent_id).await;
+    stack.wait_status(&customer, &id, "FULFILLING").await;
+    let path = format!("/v1/payment_intents/{intent_id}");
+    stack.pick_pack_ship(&format!("{id}-2"), None).await;
+    let partly = wait_for(&stack, &id, "the first share taken", |o| {
+        o["payment"]["status"] == "PARTIALLY_PAID"
+    })
+    .await;
+    let share = partly["payment"]["requests"][0]["amount"]["amount"]
+        .as_i64()
+        .unwrap();
+
+    // Berlin's two units are called off before they are packed: nothing more will ship.
+    let token = stack.token(&customer, None);
+    let smaller = stack
+        .post(
+            &format!("/orders/{id}/cancel-units"),
+            &token,
+            &[("idempotency-key", &unique("units"))],
+            json!({"lines": [{"sku": berlin_only, "quantity": 2}], "reason": "only the poster"}),
+        )
+        .await;
+    assert_eq!(smaller.status, StatusCode::OK, "{:?}", smaller.body);
+    assert_eq!(smaller.body["status"], "SHIPPED");
+    let new_total = smaller.body["totals"]["total"]["amount"].as_i64().unwrap();
+    let settled = wait_for(&stack, &id, "the rest released", |o| {
+        o["payment"]["status"] == "PAID" || o["payment"]["status"] == "PARTIALLY_REFUNDED"
+    })
+    .await;
+    let at_stripe = stack.stripe_get(&path).await;
+    assert_eq!(
+        at_stripe["amount_received"].as_i64(),
+        Some(share),
+        "{at_stripe}"
+    );
+    assert_eq!(
+        at_stripe["amount_capturable"].as_i64(),
+        Some(0),
+        "nothing is held any more: {at_stripe}"
+    );
+    let refunded: i64 = settled["refunds"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .map(|r| r["amount"]["amount"].as_i64().unwrap())
+                .sum()
+        })
+        .unwrap_or(0);
+    assert_eq!(
+        refunded,
+        (share - new_total).max(0),
+        "what was taken beyond the total"
+    );
+    assert!(
+        settled["payment"]["attention"].is_null(),
+        "{}",
+        settled["payment"]
+    );
+}

@@ -6,13 +6,20 @@ pub(super) async fn exceptions<S: Store, K: SecretSource>(
     State(app): State<App<S, K>>,
     staff: Holding<Admin>,
 ) -> Result<Response, PageError> {
-    let found = staff::exceptions(&app.store, &staff.caller, Utc::now()).await?;
+    let found =
+        staff::exceptions(&app.store, &staff.caller, app.backorder_alert, Utc::now()).await?;
     let stuck: Vec<_> = found
         .stuck
         .iter()
         .map(|s| {
             json!({
                 "status": s.rule.status.as_str(),
+                // Two rules watch RESERVED orders: those waiting for stock are told apart.
+                "id": if s.rule.backordered == Some(true) {
+                    format!("{}-BACKORDERED", s.rule.status.as_str())
+                } else {
+                    s.rule.status.as_str().to_owned()
+                },
                 "afterMinutes": s.rule.after.num_minutes(),
                 "meaning": s.rule.meaning,
                 "orders": summaries(&s.orders),

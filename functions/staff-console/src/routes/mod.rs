@@ -107,6 +107,8 @@ impl<T: OrderStore + InventoryStore + OrderTransactions + LocationStore + 'stati
 pub struct Console<S, K> {
     pub store: S,
     pub shipping: ShippingPolicy,
+    /// How long an order may wait for stock before the exceptions screen shows it.
+    pub backorder_alert: chrono::Duration,
     /// Where stock is kept, as staff keep the list.
     pub locations: LocationDirectory,
     pub returns: ReturnPolicy,
@@ -138,6 +140,7 @@ impl Console<DynamoStore, SecretCache> {
             store: DynamoStore::from_env()?,
             locations: config::location_directory_from_env(&shipping)?,
             shipping,
+            backorder_alert: config::backorder_alert_from_env()?,
             returns: config::return_policy_from_env()?,
             payments: config::payment_policy_from_env()?,
             health: config::health_policy_from_env()?,

@@ -17,6 +17,7 @@ fn console(store: InMemoryStore) -> Router {
     router(Console {
         store,
         shipping: ShippingPolicy::default_policy(),
+        backorder_alert: chrono::Duration::days(14),
         locations: oms_domain::app::locations::LocationDirectory::demo(),
         returns: ReturnPolicy::default_policy(),
         payments: Default::default(),

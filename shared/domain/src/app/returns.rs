@@ -189,8 +189,16 @@ pub async fn cancel_units<S: OrderStore + OrderTransactions + LocationStore>(
                 Err(ReturnsAppError::KeyReused)
             };
         }
-        if order.cancellation.as_ref().and_then(|c| c.key.as_deref()) == Some(key.as_str()) {
-            return Ok(Attempt::Done(order));
+        if let Some(whole) = order
+            .cancellation
+            .as_ref()
+            .filter(|c| c.key.as_deref() == Some(key.as_str()))
+        {
+            return if whole.fingerprint.as_ref() == Some(fingerprint) {
+                Ok(Attempt::Done(order))
+            } else {
+                Err(ReturnsAppError::KeyReused)
+            };
         }
         let order = as_seen(order, expected)?;
         let (method, country) = (

@@ -494,33 +494,50 @@ pub struct StuckRule {
     pub status: OrderStatus,
     pub after: Duration,
     pub meaning: &'static str,
+    /// Only orders waiting for stock (`Some(true)`), or only those not (`Some(false)`).
+    pub backordered: Option<bool>,
 }
+
+/// How long an order may wait for stock, by default, before staff are shown it.
+pub const DEFAULT_BACKORDER_ALERT_DAYS: i64 = 14;
 
 /// The states an order should leave by itself, and when it is late. The sweep re-drives
 /// PENDING and paid RESERVED orders after [`crate::app::sweep::STUCK_AFTER_MINUTES`]; one still
 /// there twice as long is one the re-drive could not move.
-pub fn stuck_rules() -> [StuckRule; 4] {
+/// An order waiting for stock is not stuck until it has waited `backorder_alert`, the
+/// business's limit.
+pub fn stuck_rules(backorder_alert: Duration) -> [StuckRule; 5] {
     let redrive = Duration::minutes(2 * crate::app::sweep::STUCK_AFTER_MINUTES);
     [
         StuckRule {
             status: OrderStatus::Pending,
             after: redrive,
             meaning: "placed, never decided",
+            backordered: None,
         },
         StuckRule {
             status: OrderStatus::Reserved,
             after: Duration::hours(1),
             meaning: "reserved, never started (unpaid orders expire by themselves)",
+            backordered: Some(false),
+        },
+        StuckRule {
+            status: OrderStatus::Reserved,
+            after: backorder_alert,
+            meaning: "waiting for stock longer than the business's limit",
+            backordered: Some(true),
         },
         StuckRule {
             status: OrderStatus::Fulfilling,
             after: Duration::days(2),
             meaning: "in the warehouse for more than two days",
+            backordered: None,
         },
         StuckRule {
             status: OrderStatus::Shipped,
             after: Duration::days(14),
             meaning: "shipped, no delivery in two weeks",
+            backordered: None,
         },
     ]
 }
@@ -549,20 +566,30 @@ pub const EXCEPTIONS_PER_KIND: u32 = 20;
 pub async fn exceptions<O: OrderStore>(
     orders: &O,
     caller: &Caller,
+    backorder_alert: Duration,
     now: DateTime<Utc>,
 ) -> Result<Exceptions, StaffError> {
     require(caller, SCOPE_ADMIN)?;
     let mut stuck = Vec::new();
-    for rule in stuck_rules() {
+    for rule in stuck_rules(backorder_alert) {
         let page = orders
             .list_by_status(rule.status, now - rule.after, EXCEPTIONS_PER_KIND, None)
             .await?;
         // A paid order reserved and not started, or an unpaid one inside its window, are told
-        // apart by the sweep; here every late one is shown, the sweep's own list included.
+        // apart by the sweep; here every late one is shown, the sweep's own list included. One
+        // waiting for stock is shown once it has waited longer than the business allows.
+        let orders = page
+            .items
+            .into_iter()
+            .filter(|o| {
+                rule.backordered
+                    .is_none_or(|waits| (o.backordered() > 0) == waits)
+            })
+            .collect();
         stuck.push(StuckOrders {
             rule,
             more: page.next_cursor.is_some(),
-            orders: page.items,
+            orders,
         });
     }
     let payments = orders
@@ -852,7 +879,7 @@ mod tests {
                 Err(StaffError::Forbidden(SCOPE_ADMIN))
             ));
             assert!(matches!(
-                exceptions(&store, &caller(scopes), Utc::now()).await,
+                exceptions(&store, &caller(scopes), Duration::days(14), Utc::now()).await,
                 Err(StaffError::Forbidden(SCOPE_ADMIN))
             ));
         }
@@ -860,7 +887,53 @@ mod tests {
         assert!(order_queue(&store, &admin, &filter, Utc::now(), 10, None)
             .await
             .is_ok());
-        let found = exceptions(&store, &admin, Utc::now()).await.unwrap();
-        assert_eq!(found.stuck.len(), stuck_rules().len());
+        let found = exceptions(&store, &admin, Duration::days(14), Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(found.stuck.len(), stuck_rules(Duration::days(14)).len());
+    }
+
+    #[tokio::test]
+    async fn an_order_waiting_for_stock_is_shown_only_once_it_outlives_the_limit() {
+        use crate::order::tests::{placed, product};
+        let store = InMemoryStore::default();
+        let at = Utc::now() - Duration::days(30);
+        let order = placed(
+            serde_json::json!([{"sku": "A", "quantity": 2}]),
+            &[product("A", 100, 5)],
+        );
+        let sku = order.lines[0].sku.clone();
+        let waiting = order
+            .reserve_backordering(
+                &crate::routing::Plan::one_location(
+                    "BER-1",
+                    [(&sku, crate::quantity::Quantity::new(1).unwrap())],
+                ),
+                &[crate::order::Backordered {
+                    sku: sku.clone(),
+                    units: 1,
+                    location: "BER-1".into(),
+                    promised_on: None,
+                }],
+                at,
+            )
+            .unwrap()
+            .authorized_for_test(at);
+        store.insert_order(waiting.clone());
+        let admin = caller(&[SCOPE_ADMIN]);
+        let shown = |found: &Exceptions, rule: usize| {
+            found.stuck[rule].orders.iter().any(|o| o.id == waiting.id)
+        };
+        // A day in: waiting, not stuck, and not a reserved order never started either.
+        let early = exceptions(&store, &admin, Duration::days(14), at + Duration::days(1))
+            .await
+            .unwrap();
+        assert!(!shown(&early, 1) && !shown(&early, 2));
+        // Past the business's limit: in front of staff, as waiting for stock.
+        let late = exceptions(&store, &admin, Duration::days(14), at + Duration::days(15))
+            .await
+            .unwrap();
+        assert_eq!(late.stuck[2].rule.backordered, Some(true));
+        assert!(shown(&late, 2) && !shown(&late, 1));
     }
 }

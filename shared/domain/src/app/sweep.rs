@@ -137,8 +137,11 @@ pub async fn sweep<S: OrderStore + InventoryStore + OrderTransactions>(
                 .await?;
             for order in page.items {
                 // Reserved and waiting for its money is not stuck (the expiry takes it if the
-                // money never comes): passed over without using the budget.
-                if job == Job::RedriveFulfillment && !order.payment_status().allows_fulfillment() {
+                // money never comes), nor is one waiting for stock (the receipt that fills it
+                // starts it): passed over without using the budget.
+                if job == Job::RedriveFulfillment
+                    && (!order.payment_status().allows_fulfillment() || order.backordered() > 0)
+                {
                     continue;
                 }
                 if examined >= budget {

@@ -103,6 +103,10 @@ pub(super) fn order_event(old: Option<&Order>, new: &Order) -> Option<CloudEvent
         None if new.status != OrderStatus::Pending => for_status(new.status),
         None => EventType::OrderPlaced,
         Some(old) if old.version == new.version => return None,
+        // Some units called off (the order's status may follow its shipments).
+        Some(old) if new.unit_cancellations.len() > old.unit_cancellations.len() => {
+            EventType::UnitsCancelled
+        }
         Some(old) if old.status != new.status && expired => EventType::OrderExpired,
         // Held back from the warehouse because the PSP released the hold: a payment event.
         Some(old)
@@ -111,6 +115,14 @@ pub(super) fn order_event(old: Option<&Order>, new: &Order) -> Option<CloudEvent
             EventType::PaymentVoided
         }
         Some(old) if old.status != new.status => for_status(new.status),
+        // Stock arrived for the last of its backordered units.
+        Some(old)
+            if old.backordered() > 0
+                && new.backordered() == 0
+                && new.status == OrderStatus::Reserved =>
+        {
+            EventType::BackorderFilled
+        }
         Some(_) if changed_return.is_some() => for_return(changed_return.expect("checked").status),
         Some(_) if moved.is_some() => match moved {
             // A parcel of several that left or arrived while the order's status stayed.

@@ -919,6 +919,10 @@ mod tests {
             Some(format!("{}-CANCEL-1", one_fewer.id).as_str())
         );
         assert_eq!(event.data.note.as_deref(), Some("one is enough"));
+        assert_eq!(
+            recorded_agrees_with_legacy(Some(&reserved), &one_fewer),
+            Ok(true)
+        );
         seen.push((reserved.clone(), one_fewer));
         // One unit waits for stock, then arrives.
         let pending = new_order();
@@ -940,6 +944,10 @@ mod tests {
             .unwrap();
         assert_eq!(waiting.hold(), Some("AWAITING_PAYMENT"));
         let filled = waiting.fill_backorder(&sku, 1, t).unwrap();
+        assert_eq!(
+            recorded_agrees_with_legacy(Some(&waiting), &filled),
+            Ok(true)
+        );
         assert_eq!(filled.backordered(), 0);
         assert_eq!(filled.lines[0].allocations[0].quantity.get(), 2);
         seen.push((waiting.clone(), filled));

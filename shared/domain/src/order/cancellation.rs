@@ -87,10 +87,13 @@ pub struct Cancellation {
     /// Called off by the system because it was never paid for within the payment window.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub expired: bool,
-    /// The `Idempotency-Key` of the unit cancellation that called off the last units, so its
-    /// retry answers the cancelled order.
+    /// The `Idempotency-Key` of the unit cancellation that called off the last units, and the
+    /// digest of its body, so its retry answers the cancelled order (and another body under
+    /// the key is refused).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
 }
 
 /// A cancellation the order's state does not allow. Nothing changed.
@@ -180,6 +183,7 @@ impl Order {
                         at: now,
                         expired: false,
                         key: None,
+                        fingerprint: None,
                     });
                     // Called off, so the capture mode does not matter: what is held is voided,
                     // what was taken is refunded.
@@ -368,6 +372,7 @@ impl Order {
             let mut change = self.cancel(request.reason.clone(), by, now)?;
             if let Some(cancellation) = change.order.cancellation.as_mut() {
                 cancellation.key = Some(key.to_owned());
+                cancellation.fingerprint = Some(request.fingerprint());
             }
             return Ok(change);
         }
@@ -841,6 +846,10 @@ mod tests {
             .order;
         assert_eq!(smaller.refunds[0].amount.minor_units(), 1000);
         assert_eq!(smaller.refunds[0].reason, RefundReason::UnitsCancelled);
+        // The refund is paid out before the parcel leaves: partly refunded, still paid for
+        // what ships, so the warehouse may work on it.
+        let smaller = refund_settled(&smaller, &smaller.refunds[0].refund_id.clone(), 1000);
+        assert_eq!(smaller.payment_status(), PaymentStatus::PartiallyRefunded);
         let shipped = smaller
             .start_fulfillment("BER-1", now())
             .unwrap()
@@ -910,6 +919,61 @@ mod tests {
             received.refunds[1]
         );
         assert!(refunded <= 4090, "never more than was taken: {refunded}");
+    }
+
+    #[test]
+    fn a_failed_last_capture_of_a_split_order_releases_nothing() {
+        let order = placed(
+            json!([{"sku": "A", "quantity": 1}, {"sku": "B", "quantity": 1}]),
+            &[product("A", 1000, 5), product("B", 1000, 5)],
+        );
+        let shipment = |location: &str, sku: &str| PlannedShipment {
+            location: location.into(),
+            lines: vec![(Sku::parse(sku).unwrap(), 1)],
+            weight_grams: 0,
+            cost: 0,
+        };
+        let plan = Plan {
+            shipments: vec![shipment("BER-1", "A"), shipment("AMS-1", "B")],
+        };
+        let total = order.totals.total.minor_units();
+        let held = psp(
+            &order.reserve(&plan, now()).unwrap(),
+            "auth",
+            PaymentEventKind::AuthorizationSucceeded,
+            total,
+        );
+        let ship = |o: &Order, n: u32| {
+            o.pick(n, "p", now())
+                .unwrap()
+                .pack(n, crate::fixtures::parcel(), "p", now())
+                .unwrap()
+                .ship(
+                    n,
+                    crate::order::fulfillment::Tracking {
+                        tracking_number: format!("JJD{n}"),
+                        ..crate::fixtures::tracking()
+                    },
+                    o.shipping.estimate,
+                    "p",
+                    now(),
+                )
+                .unwrap()
+        };
+        let first = ship(&held.start_fulfillment("BER-1", now()).unwrap(), 1);
+        let share = first.payment.requests[0].amount.minor_units();
+        let taken = psp(&first, "cap1", PaymentEventKind::CaptureSucceeded, share);
+        let both = ship(&taken, 2);
+        let last = both.payment.requests[1].amount.minor_units();
+        let failed = psp(&both, "cap2", PaymentEventKind::CaptureFailed, last);
+        assert!(
+            !failed
+                .payment
+                .requests
+                .iter()
+                .any(|r| r.kind == PspRequestKind::Void),
+            "the money the second parcel owes stays held"
+        );
     }
 
     #[test]

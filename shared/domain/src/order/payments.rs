@@ -301,7 +301,11 @@ impl PaymentStatus {
 
     /// Whether the warehouse may work on the order: the money is held or taken.
     pub fn allows_fulfillment(&self) -> bool {
-        matches!(self, Self::Authorized | Self::PartiallyPaid | Self::Paid)
+        // Partly refunded before it ships: units called off were refunded, the rest is paid.
+        matches!(
+            self,
+            Self::Authorized | Self::PartiallyPaid | Self::Paid | Self::PartiallyRefunded
+        )
     }
 
     /// Whether nothing is held or taken: not paid yet, declined, or the hold released.
@@ -503,7 +507,22 @@ impl Payment {
             .and_then(|id| captures().find(|r| r.request_id == id))
         {
             Some(asked) => !asked.more_follow,
-            None => captures().any(|r| !r.more_follow && r.amount == entry.amount),
+            // Naming none: final only once every capture asked of its payment succeeded and
+            // the last one asked was the last of all (an earlier share of the same amount is
+            // not mistaken for it).
+            None => {
+                let reference = self.reference_of(entry);
+                let asked: Vec<&PspRequest> = captures()
+                    .filter(|r| r.psp_reference.as_deref() == reference)
+                    .collect();
+                let answered = self
+                    .ledger
+                    .iter()
+                    .filter(|e| e.counts(PaymentEventKind::CaptureSucceeded))
+                    .filter(|e| self.reference_of(e) == reference)
+                    .count();
+                asked.last().is_some_and(|last| !last.more_follow) && answered >= asked.len()
+            }
         }
     }
 
@@ -1161,8 +1180,13 @@ impl Order {
             });
         // A hold (or its release) made for what the order cost before units were called off
         // is the order's own.
-        let an_earlier_total =
-            !event.kind.is_refund() && self.cost_before_a_cancellation(event.amount);
+        // A capture is checked against what was asked, never against an old total.
+        let an_earlier_total = matches!(
+            event.kind,
+            PaymentEventKind::AuthorizationSucceeded
+                | PaymentEventKind::AuthorizationFailed
+                | PaymentEventKind::VoidSucceeded
+        ) && self.cost_before_a_cancellation(event.amount);
         (event.amount != expected && !a_share_asked && !its_void_asked && !an_earlier_total).then(
             || {
                 format!(
@@ -1271,8 +1295,23 @@ impl Order {
         }
         // Every parcel has left and its money is taken, yet a payment still holds some: units
         // called off after the first parcels left. What it holds beyond them is released.
+        // Only then: a parcel whose capture failed still owes its money (it stays in front of
+        // staff), so nothing is released while less than the total was taken.
         let all_left = !self.shipments.is_empty() && self.shipments.iter().all(|s| s.has_left());
-        if !called_off && all_left && captured && self.next_parcel_capture().is_none() {
+        let taken_in_full = self
+            .payment
+            .payments()
+            .iter()
+            .map(|p| p.captured_minor)
+            .sum::<i64>()
+            >= self.totals.total.minor_units();
+        if !called_off
+            && all_left
+            && captured
+            && taken_in_full
+            && !self.unit_cancellations.is_empty()
+            && self.next_parcel_capture().is_none()
+        {
             let outstanding = held
                 .iter()
                 .any(|r| self.payment.capture_outstanding_on(r.as_deref()));
@@ -1452,6 +1491,7 @@ impl Order {
                 at: now,
                 expired: true,
                 key: None,
+                fingerprint: None,
             });
             // Nothing counted is held, but a hold that was not the order's may be: released.
             next.request_what_is_due(policy.capture, now);

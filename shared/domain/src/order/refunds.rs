@@ -74,7 +74,11 @@ impl Order {
     pub(crate) fn refunded(&self) -> (i64, bool) {
         let owed = || self.refunds.iter().filter(|r| r.retried_as.is_none());
         let total = owed().map(|r| r.amount.minor_units()).sum();
-        let shipping = owed().any(|r| r.shipping.minor_units() > 0);
+        // Units called off may have given back part of the shipping charge (it was re-quoted
+        // lower); the charge that is left is still the customer's to be refunded.
+        let shipping = owed()
+            .filter(|r| r.reason != RefundReason::UnitsCancelled)
+            .any(|r| r.shipping.minor_units() > 0);
         (total, shipping)
     }
 
