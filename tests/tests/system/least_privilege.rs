@@ -133,6 +133,51 @@ async fn every_request_a_function_makes_is_allowed_by_its_own_policy() {
         "{:?}",
         delivered_po.body
     );
+    // A SKU sold past its stock: the reservation reads its purchase orders for the date it
+    // promises, and the delivery fills the waiting order in its own write.
+    let waits = stack.create_sku("PRIVILEGE-BO", 0).await;
+    let allowed = stack
+        .put(
+            &format!("/inventory/{waits}"),
+            &admin,
+            &json!({"name": "Backordered", "unitPrice": {"amount": 1000, "currency": "EUR"},
+                "weightGrams": 500, "selling": {"policy": "BACKORDER", "limit": 5}}),
+        )
+        .await;
+    assert_eq!(allowed.status, StatusCode::OK, "{:?}", allowed.body);
+    let coming = stack
+        .post(
+            &format!("/inventory/{waits}/purchase-orders"),
+            &admin,
+            &[("idempotency-key", &unique("po"))],
+            json!({"quantity": 1, "expectedOn": next_week.to_string()}),
+        )
+        .await;
+    assert_eq!(coming.status, StatusCode::CREATED, "{:?}", coming.body);
+    let waiting_customer = unique("waits");
+    let waiting = stack
+        .place_then_pay(&waiting_customer, &unique("key"), &[(&waits, 1)])
+        .await;
+    let waiting_id = waiting.body["orderId"].as_str().unwrap().to_owned();
+    assert_eq!(
+        stack.wait_decided(&waiting_customer, &waiting_id).await["hold"],
+        "BACKORDERED"
+    );
+    let filled = stack
+        .post(
+            &format!(
+                "/inventory/{waits}/purchase-orders/{}/receive",
+                coming.body["id"].as_str().unwrap()
+            ),
+            &admin,
+            &[],
+            json!({"quantity": 1, "expectedReceived": 0}),
+        )
+        .await;
+    assert_eq!(filled.status, StatusCode::OK, "{:?}", filled.body);
+    stack
+        .wait_status(&waiting_customer, &waiting_id, "FULFILLING")
+        .await;
     let (customer, delivered) = stack
         .delivered_order(
             &[(&sku, 2)],
