@@ -383,12 +383,17 @@ struct ProductItem {
     /// condition that `backorderRoom` holds enough, taking from it what it adds to
     /// `backordered` (DynamoDB's conditions cannot add). Each waiting order is a top-level
     /// `waiting#<key>` attribute of its units.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     backordered: u32,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     backorder_room: u32,
     version: u64,
     updated_at: DateTime<Utc>,
+}
+
+/// A SKU that sells only what is available is written as it was before backorders.
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 fn is_deny(policy: &oms_domain::backorder::SellingPolicy) -> bool {
