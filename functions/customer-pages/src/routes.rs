@@ -776,31 +776,41 @@ async fn cancel<S: Store, K: SecretSource + 'static>(
     };
     match cancel_order(&app.store, &customer, &order.id, reason, Some(version), now).await {
         Ok(_) => Ok(Redirect::to(&format!("{BASE}/orders/{id}?done=cancelled")).into_response()),
-        Err(error) => {
-            let language = language_of(&order);
-            let why = match &error {
-                ReturnsAppError::Stale { .. } => text(language, "order.stale"),
-                ReturnsAppError::Cancel(_) => text(language, "order.cancel.too-late"),
-                ReturnsAppError::Contended => text(language, "order.try-again"),
-                other => return Err(Refusal::Internal(other.to_string())),
-            };
-            let current = app
-                .store
-                .get(&order.id)
-                .await
-                .map_err(|e| Refusal::Internal(e.to_string()))?
-                .unwrap_or(order);
-            Ok(order_response(
-                &app.returns,
-                &keys,
-                &visit,
-                &current,
-                StatusCode::CONFLICT,
-                None,
-                Some(why.to_owned()),
-            ))
-        }
+        Err(error) => refused_cancellation(&app, &keys, &visit, order, &error).await,
     }
+}
+
+/// A cancellation (of the order or of some items) the order refused: its page as it is now,
+/// saying why (changed meanwhile, packed meanwhile, busy), or an error for anything else.
+async fn refused_cancellation<S: Store, K: SecretSource + 'static>(
+    app: &App<S, K>,
+    keys: &Keys,
+    visit: &Visit,
+    order: Order,
+    error: &ReturnsAppError,
+) -> Result<Response, Refusal> {
+    let language = language_of(&order);
+    let why = match error {
+        ReturnsAppError::Stale { .. } => text(language, "order.stale"),
+        ReturnsAppError::Cancel(_) => text(language, "order.cancel.too-late"),
+        ReturnsAppError::Contended => text(language, "order.try-again"),
+        other => return Err(Refusal::Internal(other.to_string())),
+    };
+    let current = app
+        .store
+        .get(&order.id)
+        .await
+        .map_err(|e| Refusal::Internal(e.to_string()))?
+        .unwrap_or(order);
+    Ok(order_response(
+        &app.returns,
+        keys,
+        visit,
+        &current,
+        StatusCode::CONFLICT,
+        None,
+        Some(why.to_owned()),
+    ))
 }
 
 /// `POST /shop/orders/{id}/cancel-units`: cancels some items (`units-<sku>`, how many of each)
@@ -889,21 +899,7 @@ async fn cancel_units<S: Store, K: SecretSource + 'static>(
             };
             Ok(Redirect::to(&format!("{BASE}/orders/{id}?done={what}")).into_response())
         }
-        Err(error) => {
-            let why = match &error {
-                ReturnsAppError::Stale { .. } => text(language, "order.stale"),
-                ReturnsAppError::Cancel(_) => text(language, "order.cancel.too-late"),
-                ReturnsAppError::Contended => text(language, "order.try-again"),
-                other => return Err(Refusal::Internal(other.to_string())),
-            };
-            let current = app
-                .store
-                .get(&order.id)
-                .await
-                .map_err(|e| Refusal::Internal(e.to_string()))?
-                .unwrap_or(order);
-            Ok(refused(why, current, StatusCode::CONFLICT))
-        }
+        Err(error) => refused_cancellation(&app, &keys, &visit, order, &error).await,
     }
 }
 
