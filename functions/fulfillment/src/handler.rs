@@ -46,6 +46,9 @@ async fn process<S: OrderStore>(app: &App<S>, message: &SqsMessage) -> Result<()
             | EventType::BackorderFilled
             // Its backordered units called off: what is left may be ready.
             | EventType::UnitsCancelled
+            // An edit's new total held (or the edit undone): back to the warehouse.
+            | EventType::EditPaid
+            | EventType::EditUndone
     ) {
         tracing::info!(
             event_type = event.event_type.as_str(),

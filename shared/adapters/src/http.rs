@@ -22,6 +22,7 @@ use oms_domain::app::returns::ReturnsAppError;
 use oms_domain::app::staff::StaffError;
 use oms_domain::ids::{CustomerId, IdempotencyKey};
 use oms_domain::order::cancellation::CancelError;
+use oms_domain::order::edits::EditError;
 use oms_domain::order::refunds::RefundRetryError;
 use oms_domain::order::returns::ReturnError;
 use oms_domain::ports::{Page, ProviderError, StoreError};
@@ -99,6 +100,7 @@ problem_types! {
     ConcurrentModification => "concurrent-modification", CONFLICT, "Concurrent modification";
     InvalidFulfillmentStep => "invalid-fulfillment-step", CONFLICT, "Step not allowed now";
     NotCancellable => "not-cancellable", CONFLICT, "Cannot be cancelled";
+    NotEditable => "not-editable", CONFLICT, "Cannot be edited";
     ReturnInstead => "return-instead", CONFLICT, "Already shipped";
     NotReturnable => "not-returnable", CONFLICT, "Not returnable";
     InvalidReturnStep => "invalid-return-step", CONFLICT, "Step not allowed now";
@@ -595,6 +597,8 @@ impl From<ReturnsAppError> for ApiError {
             }
             ReturnsAppError::Cancel(CancelError::Units(errors)) => ApiError::Invalid(errors),
             ReturnsAppError::Cancel(e) => conflict(ProblemType::NotCancellable, e.to_string()),
+            ReturnsAppError::Edit(EditError::Fields(errors)) => ApiError::Invalid(errors),
+            ReturnsAppError::Edit(e) => conflict(ProblemType::NotEditable, e.to_string()),
             ReturnsAppError::Return(e @ ReturnError::NotDelivered(_)) => {
                 conflict(ProblemType::NotReturnable, e.to_string())
             }

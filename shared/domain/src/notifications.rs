@@ -103,6 +103,9 @@ pub fn is_customer_facing(event_type: EventType) -> bool {
             | EventType::OrderCancelled
             | EventType::UnitsCancelled
             | EventType::BackorderFilled
+            | EventType::OrderEdited
+            | EventType::EditPaid
+            | EventType::EditUndone
             | EventType::OrderShipped
             | EventType::OutForDelivery
             | EventType::OrderDelivered
@@ -365,8 +368,23 @@ impl Renderer {
             .unit_cancellation_id
             .as_deref()
             .and_then(|id| order.unit_cancellations.iter().find(|c| c.id == id));
+        let edit = event
+            .data
+            .edit_id
+            .as_deref()
+            .and_then(|id| order.edits.iter().find(|e| e.id == id));
         let data = serde_json::json!({
             "type": event.event_type.as_str(),
+            "edit": edit.map(|e| serde_json::json!({
+                "addressChanged": e.address_changed,
+                "methodBefore": e.shipping_before.method.as_str(),
+                "methodAfter": e.shipping_after.method.as_str(),
+                "totalBefore": money(e.totals_before.total),
+                "totalAfter": money(e.totals_after.total),
+                "dearer": e.difference() > 0,
+                "awaitingPayment": e.state == crate::order::edits::EditState::AwaitingPayment,
+                "payWithinMinutes": e.due_by.map(|due| (due - e.at).num_minutes().max(1)),
+            })),
             "cancelledItems": unit_cancellation.map(|c| c.lines.iter().map(|l| serde_json::json!({
                 "name": l.name, "quantity": l.quantity.get(), "total": money(l.amount),
             })).collect::<Vec<_>>()),
@@ -734,6 +752,51 @@ mod tests {
             .fill_backorder(&sku_a, 1, t)
             .unwrap();
         let waiting_paid = waiting.authorized_for_test(t);
+        // Edits: dearer while the money is held (then paid, or undone), dearer before any
+        // payment, cheaper once the money was taken.
+        let edit = |order: &Order, method: crate::shipping::ShippingMethod, key: &str| {
+            let request = crate::order::commands::ShippingEditRequest {
+                shipping_address: None,
+                shipping_method: Some(method),
+                reason: "asked by phone".into(),
+            };
+            order
+                .edit_shipping(
+                    &request,
+                    key,
+                    "admin",
+                    &crate::shipping::ShippingPolicy::default_policy(),
+                    |_| Some("domestic".into()),
+                    chrono::Duration::minutes(30),
+                    t,
+                )
+                .unwrap()
+                .order
+        };
+        use crate::shipping::ShippingMethod::{Express, Standard};
+        let in_warehouse = authorized.start_fulfillment("BER-1", t).unwrap();
+        let dearer_held = edit(&in_warehouse, Express, "e1");
+        let edit_paid = psp(
+            &dearer_held,
+            PaymentEvent {
+                event_id: "evt_edit".into(),
+                kind: PaymentEventKind::AuthorizationSucceeded,
+                amount: dearer_held.totals.total,
+                occurred_at: t,
+                psp_reference: Some("pi_2".into()),
+                refund_id: None,
+                request_id: None,
+                reason: None,
+            },
+            t,
+        );
+        let edit_undone = dearer_held
+            .expire(&PaymentPolicy::default(), t + chrono::Duration::hours(1))
+            .unwrap()
+            .order;
+        let dearer_unpaid = edit(&reserved, Express, "e2");
+        let express_paid = dearer_unpaid.captured_for_test(t);
+        let cheaper_paid = edit(&express_paid, Standard, "e3");
         let change = |old: Option<&Order>, new: &Order, variant: Option<&str>| {
             let event = order_event(old, Some(new)).unwrap();
             let name = match variant {
@@ -771,6 +834,11 @@ mod tests {
             change(Some(&paid), &smaller_paid, Some("paid")),
             change(Some(&placed), &waiting, Some("backordered")),
             change(Some(&waiting_paid), &filled, None),
+            change(Some(&in_warehouse), &dearer_held, Some("awaiting-payment")),
+            change(Some(&reserved), &dearer_unpaid, Some("unpaid")),
+            change(Some(&express_paid), &cheaper_paid, Some("refunded")),
+            change(Some(&dearer_held), &edit_paid, None),
+            change(Some(&dearer_held), &edit_undone, None),
         ]
     }
 

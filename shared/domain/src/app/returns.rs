@@ -1,5 +1,6 @@
-//! Cancelling orders (or some of their units) and handling returns: `POST /orders/{id}/cancel`,
-//! `POST /orders/{id}/cancel-units`, `POST /orders/{id}/returns`, `GET /returns/{id}`, approve,
+//! Cancelling orders (or some of their units), editing them, and handling returns:
+//! `POST /orders/{id}/cancel`, `POST /orders/{id}/cancel-units`, `POST /orders/{id}/edits`,
+//! `POST /orders/{id}/returns`, `GET /returns/{id}`, approve,
 //! reject and receive.
 //!
 //! Each operation reads the order, applies a rule from [`crate::order::returns`], and writes the new
@@ -17,6 +18,7 @@ use crate::app::retry::{until_written, Attempt, Contended};
 use crate::app::Caller;
 use crate::ids::{IdempotencyKey, OrderId, ReturnId};
 use crate::order::cancellation::CancelError;
+use crate::order::edits::EditError;
 use crate::order::returns::policy::ReturnPolicy;
 use crate::order::returns::{Return, ReturnError};
 use crate::order::OrderChange;
@@ -25,7 +27,7 @@ use crate::ports::{
     CommitOutcome, InventoryStore, LocationStore, OrderStore, OrderTransactions, StoreError,
 };
 use crate::request::returns::{ReceiptRequest, ReturnRequest};
-use crate::request::staff::UnitCancelRequest;
+use crate::request::staff::{ShippingEditRequest, UnitCancelRequest};
 use crate::shipping::ShippingPolicy;
 use crate::stock::Product;
 use crate::validation::ValidationErrors;
@@ -37,6 +39,8 @@ pub enum ReturnsAppError {
     NotFound(&'static str),
     #[error(transparent)]
     Cancel(#[from] CancelError),
+    #[error(transparent)]
+    Edit(#[from] EditError),
     #[error(transparent)]
     Return(ReturnError),
     #[error(transparent)]
@@ -214,6 +218,58 @@ pub async fn cancel_units<S: OrderStore + OrderTransactions + LocationStore>(
         };
         let change =
             order.cancel_units(request, key.as_str(), actor(caller, &order), requote, now)?;
+        commit(store, change).await
+    })
+    .await
+}
+
+/// Changes where or how the order ships before it is packed, once per `Idempotency-Key`, on
+/// the version `expected` the caller saw (an edit is always made on a version seen): the charge
+/// re-quoted for its parcels from their locations, the money following ([`Order::edit_shipping`]).
+/// `window` is how long a dearer edit of an order whose money is held waits for its new
+/// authorization. The same request again answers the order as it is; another body under the
+/// same key is refused.
+#[allow(clippy::too_many_arguments)]
+pub async fn edit_shipping<S: OrderStore + OrderTransactions + LocationStore>(
+    store: &S,
+    locations: &LocationDirectory,
+    caller: &Caller,
+    id: &OrderId,
+    request: &ShippingEditRequest,
+    key: &IdempotencyKey,
+    expected: u64,
+    window: chrono::Duration,
+    now: DateTime<Utc>,
+) -> Result<Order, ReturnsAppError> {
+    let places = locations.current(store).await?;
+    let shipping = locations.shipping();
+    let fingerprint = request.fingerprint();
+    let (places, fingerprint) = (&places, &fingerprint);
+    until_written(|| async move {
+        let order = visible_order(store, caller, id, None).await?;
+        if let Some(done) = order.edit_for_key(key.as_str()) {
+            return if &done.fingerprint == fingerprint {
+                Ok(Attempt::Done(order))
+            } else {
+                Err(ReturnsAppError::KeyReused)
+            };
+        }
+        let order = as_seen(order, Some(expected))?;
+        let zone_of = |location: Option<&str>| {
+            Some(match location {
+                Some(id) => places.get(id)?.zone.clone(),
+                None => places.default_location().zone.clone(),
+            })
+        };
+        let change = order.edit_shipping(
+            request,
+            key.as_str(),
+            actor(caller, &order),
+            shipping,
+            zone_of,
+            window,
+            now,
+        )?;
         commit(store, change).await
     })
     .await

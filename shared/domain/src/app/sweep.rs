@@ -140,7 +140,9 @@ pub async fn sweep<S: OrderStore + InventoryStore + OrderTransactions>(
                 // money never comes), nor is one waiting for stock (the receipt that fills it
                 // starts it): passed over without using the budget.
                 if job == Job::RedriveFulfillment
-                    && (!order.payment_status().allows_fulfillment() || order.backordered() > 0)
+                    && (!order.payment_status().allows_fulfillment()
+                        || order.backordered() > 0
+                        || order.awaiting_edit().is_some())
                 {
                     continue;
                 }

@@ -8,7 +8,8 @@
 //! the same, byte for byte, as the recorded path's for the same change: a test walks orders
 //! through every kind of change and compares the two.
 
-use super::{order_cloud_event, ChangeFacts, CloudEvent, EventType, OrderEventData};
+use super::{edited, order_cloud_event, ChangeFacts, CloudEvent, EventType, OrderEventData};
+use crate::order::edits::EditState;
 use crate::order::fulfillment::FulfillmentStatus;
 use crate::order::payments::{PaymentStatus, PspRequest, RefundState};
 use crate::order::refunds::Refund;
@@ -107,6 +108,19 @@ pub(super) fn order_event(old: Option<&Order>, new: &Order) -> Option<CloudEvent
         Some(old) if new.unit_cancellations.len() > old.unit_cancellations.len() => {
             EventType::UnitsCancelled
         }
+        // Where or how it ships changed; an edit's new total held, or the edit undone.
+        Some(old) if new.edits.len() > old.edits.len() => EventType::OrderEdited,
+        Some(old) if new.edits != old.edits => {
+            match new
+                .edits
+                .iter()
+                .zip(&old.edits)
+                .find(|(n, o)| n.state != o.state)
+            {
+                Some((edit, _)) if edit.state == EditState::Undone => EventType::EditUndone,
+                _ => EventType::EditPaid,
+            }
+        }
         Some(old) if old.status != new.status && expired => EventType::OrderExpired,
         // Held back from the warehouse because the PSP released the hold: a payment event.
         Some(old)
@@ -165,6 +179,7 @@ pub(super) fn order_event(old: Option<&Order>, new: &Order) -> Option<CloudEvent
                 .map(|r| r.refund_id.as_str()),
             refund_settled: settled_refund.map(|r| r.refund_id.as_str()),
             payment_reason,
+            edit_id: edited(old, new, event_type),
         },
     ))
 }

@@ -48,6 +48,17 @@ pub enum EventType {
     /// and the customer is told.
     #[serde(rename = "oms.order.backorder-filled")]
     BackorderFilled,
+    /// Where or how the order ships changed before packing; its totals may have too (a refund
+    /// may follow, or a new payment is due: `hold` says so).
+    #[serde(rename = "oms.order.edited")]
+    OrderEdited,
+    /// The new total of an edit that waited for it is held: the order goes back to the
+    /// warehouse.
+    #[serde(rename = "oms.order.edit-paid")]
+    EditPaid,
+    /// An edit's new total was never authorized: the order ships as it did before.
+    #[serde(rename = "oms.order.edit-undone")]
+    EditUndone,
     #[serde(rename = "oms.order.fulfillment-started")]
     FulfillmentStarted,
     #[serde(rename = "oms.order.shipped")]
@@ -127,6 +138,9 @@ impl EventType {
             Self::OrderCancelled => "oms.order.cancelled",
             Self::UnitsCancelled => "oms.order.units-cancelled",
             Self::BackorderFilled => "oms.order.backorder-filled",
+            Self::OrderEdited => "oms.order.edited",
+            Self::EditPaid => "oms.order.edit-paid",
+            Self::EditUndone => "oms.order.edit-undone",
             Self::FulfillmentStarted => "oms.order.fulfillment-started",
             Self::OrderShipped => "oms.order.shipped",
             Self::OrderDelivered => "oms.order.delivered",
@@ -256,6 +270,9 @@ pub struct OrderEventData {
     /// The unit cancellation this change recorded (`<order id>-CANCEL-<n>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit_cancellation_id: Option<String>,
+    /// The edit this change made, paid or undone (`<order id>-EDIT-<n>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edit_id: Option<String>,
 }
 
 /// One parcel of an order that leaves as several: which, of how many, from where, and how many
@@ -287,6 +304,8 @@ struct ChangeFacts<'a> {
     refund_added: Option<&'a str>,
     refund_settled: Option<&'a str>,
     payment_reason: Option<String>,
+    /// The edit the change made, paid or undone.
+    edit_id: Option<&'a str>,
 }
 
 /// The order's event for one of its versions.
@@ -349,6 +368,7 @@ fn order_cloud_event(
             _ if event_type == EventType::UnitsCancelled => {
                 new.unit_cancellations.last().map(|c| c.reason.clone())
             }
+            _ if event_type == EventType::OrderEdited => new.edits.last().map(|e| e.reason.clone()),
             (_, Some(rma)) => rma.decision.as_ref().and_then(|d| d.note.clone()),
             _ => shipment
                 .and_then(|f| f.steps.last())
@@ -365,6 +385,7 @@ fn order_cloud_event(
         unit_cancellation_id: (event_type == EventType::UnitsCancelled)
             .then(|| new.unit_cancellations.last().map(|c| c.id.clone()))
             .flatten(),
+        edit_id: facts.edit_id.map(str::to_owned),
     };
     CloudEvent::new(
         event_type,
@@ -374,6 +395,26 @@ fn order_cloud_event(
         new.updated_at,
         data,
     )
+}
+
+/// The edit an edit's event is about, read from the images (for changes stored before they
+/// were recorded): the one added, or the one whose state changed.
+pub(super) fn edited<'a>(
+    old: Option<&Order>,
+    new: &'a Order,
+    event_type: EventType,
+) -> Option<&'a str> {
+    if !matches!(
+        event_type,
+        EventType::OrderEdited | EventType::EditPaid | EventType::EditUndone
+    ) {
+        return None;
+    }
+    let before = old.map_or(&[][..], |o| o.edits.as_slice());
+    new.edits
+        .iter()
+        .find(|e| !before.iter().any(|b| b.id == e.id && b.state == e.state))
+        .map(|e| e.id.as_str())
 }
 
 /// The change recorded in `new` for its own version, if it was recorded (items written before
@@ -406,6 +447,9 @@ pub fn event_type_of(event: &OrderEvent) -> EventType {
         OrderEvent::Cancelled => EventType::OrderCancelled,
         OrderEvent::UnitsCancelled => EventType::UnitsCancelled,
         OrderEvent::BackorderFilled => EventType::BackorderFilled,
+        OrderEvent::Edited { .. } => EventType::OrderEdited,
+        OrderEvent::EditPaid { .. } => EventType::EditPaid,
+        OrderEvent::EditUndone { .. } => EventType::EditUndone,
         OrderEvent::Expired => EventType::OrderExpired,
         OrderEvent::ReturnRequested { .. } => EventType::ReturnRequested,
         OrderEvent::ReturnApproved { .. } => EventType::ReturnApproved,
@@ -441,6 +485,12 @@ pub fn order_event(old: Option<&Order>, new: Option<&Order>) -> Option<CloudEven
             refund_added: change.refund_added.as_deref(),
             refund_settled: change.refund_settled.as_deref(),
             payment_reason: change.payment_reason.clone(),
+            edit_id: match &change.event {
+                OrderEvent::Edited { edit_id }
+                | OrderEvent::EditPaid { edit_id }
+                | OrderEvent::EditUndone { edit_id } => Some(edit_id.as_str()),
+                _ => None,
+            },
         },
     ))
 }
@@ -951,6 +1001,47 @@ mod tests {
         assert_eq!(filled.backordered(), 0);
         assert_eq!(filled.lines[0].allocations[0].quantity.get(), 2);
         seen.push((waiting.clone(), filled));
+        // An edit whose new total waits for a new hold: paid, or undone.
+        let edit = crate::order::commands::ShippingEditRequest {
+            shipping_address: None,
+            shipping_method: Some(ShippingMethod::Express),
+            reason: "faster please".into(),
+        };
+        let edited = picked
+            .edit_shipping(
+                &edit,
+                "k4",
+                "admin",
+                &ShippingPolicy::default_policy(),
+                |_| Some("domestic".into()),
+                Duration::minutes(30),
+                t,
+            )
+            .unwrap()
+            .order;
+        seen.push((picked.clone(), edited.clone()));
+        let event = PaymentEvent {
+            event_id: "e7".into(),
+            kind: PaymentEventKind::AuthorizationSucceeded,
+            amount: edited.totals.total,
+            occurred_at: t,
+            psp_reference: Some("pi_2".into()),
+            refund_id: None,
+            request_id: None,
+            reason: None,
+        };
+        let PaymentUpdate::Recorded(edit_paid) = edited
+            .record_payment(&event, &PaymentPolicy::default(), t)
+            .unwrap()
+        else {
+            panic!("a new event")
+        };
+        seen.push((edited.clone(), *edit_paid));
+        let undone = edited
+            .expire(&PaymentPolicy::default(), t + Duration::hours(1))
+            .unwrap()
+            .order;
+        seen.push((edited.clone(), undone));
         // Returns decided by staff: a policy that approves nothing at once.
         let mut strict = ReturnPolicy::default_policy();
         strict.auto_approval.reasons.clear();
@@ -1010,6 +1101,15 @@ mod tests {
             OrderEvent::Cancelled,
             OrderEvent::UnitsCancelled,
             OrderEvent::BackorderFilled,
+            OrderEvent::Edited {
+                edit_id: "E".into(),
+            },
+            OrderEvent::EditPaid {
+                edit_id: "E".into(),
+            },
+            OrderEvent::EditUndone {
+                edit_id: "E".into(),
+            },
             OrderEvent::Expired,
             OrderEvent::ReturnRequested {
                 return_id: rma.clone(),
@@ -1054,6 +1154,9 @@ mod tests {
                 | OrderEvent::Cancelled
                 | OrderEvent::UnitsCancelled
                 | OrderEvent::BackorderFilled
+                | OrderEvent::Edited { .. }
+                | OrderEvent::EditPaid { .. }
+                | OrderEvent::EditUndone { .. }
                 | OrderEvent::Expired
                 | OrderEvent::ReturnRequested { .. }
                 | OrderEvent::ReturnApproved { .. }

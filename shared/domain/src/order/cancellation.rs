@@ -26,7 +26,7 @@ use crate::order::fulfillment::{FulfillmentStatus, FulfillmentStep};
 use crate::order::history::OrderEvent;
 use crate::order::payments::CaptureMode;
 use crate::order::refunds::{Refund, RefundLine, RefundReason};
-use crate::order::{Order, OrderChange, OrderStatus, Totals};
+use crate::order::{Order, OrderChange, OrderLine, OrderStatus, Totals};
 use crate::quantity::Quantity;
 use crate::stock::{StockMove, StockMovement};
 use crate::validation::ValidationErrors;
@@ -116,6 +116,8 @@ pub enum CancelError {
         "the order has recorded {MAX_UNIT_CANCELLATIONS} unit cancellations, the most it keeps"
     )]
     TooManyChanges,
+    #[error("an edit of the order waits for its payment: pay it, or let it expire, first")]
+    EditAwaitingPayment,
 }
 
 /// Units of one SKU called off from one place: a shipment (by number) or, before the order
@@ -313,6 +315,9 @@ impl Order {
         if self.replacement_for.is_some() {
             return Err(CancelError::Replacement);
         }
+        if self.awaiting_edit().is_some() {
+            return Err(CancelError::EditAwaitingPayment);
+        }
         if self.unit_cancellations.len() >= MAX_UNIT_CANCELLATIONS {
             return Err(CancelError::TooManyChanges);
         }
@@ -471,26 +476,7 @@ impl Order {
         // location's units as one parcel), never more than was charged.
         let before = self.totals;
         let subtotal: i64 = lines.iter().map(|l| l.line_total.minor_units()).sum();
-        let mut parcels: Vec<(Option<&str>, u64)> = Vec::new();
-        for line in &lines {
-            let weigh = |units: u32| u64::from(line.unit_weight_grams) * u64::from(units);
-            let mut at: Vec<(Option<&str>, u64)> = line
-                .allocations
-                .iter()
-                .chain(&line.backorders)
-                .map(|a| (Some(a.location.as_str()), weigh(a.quantity.get())))
-                .collect();
-            if at.is_empty() {
-                at.push((None, weigh(line.quantity.get())));
-            }
-            for (location, grams) in at {
-                match parcels.iter_mut().find(|(l, _)| *l == location) {
-                    Some(parcel) => parcel.1 += grams,
-                    None => parcels.push((location, grams)),
-                }
-            }
-        }
-        let requoted: Option<i64> = parcels
+        let requoted: Option<i64> = parcel_weights(&lines)
             .iter()
             .map(|(location, grams)| requote(*location, *grams))
             .sum();
@@ -504,29 +490,11 @@ impl Order {
             total: money(subtotal + shipping.minor_units()),
         };
 
-        // The money: what was taken or asked to be taken beyond what the smaller order costs
-        // is refunded (once the capture is confirmed, if it is not yet).
-        let asked: i64 = self
-            .payment
-            .unanswered_captures()
-            .iter()
-            .map(|r| r.amount.minor_units())
-            .sum();
-        let taken_minor: i64 = self
-            .payment
-            .payments()
-            .iter()
-            .map(|p| p.captured_minor)
-            .sum();
-        let (refunded, _) = self.refunded();
-        let difference = before.total.minor_units() - after.total.minor_units();
-        let kept = refunded + after.total.minor_units();
-        let owed_back = difference.min(taken_minor + asked - kept);
-        let refund = (owed_back > 0).then(|| Refund {
-            refund_id: self.next_refund_id(),
-            reason: RefundReason::UnitsCancelled,
-            return_id: None,
-            lines: cancelled
+        let refund = self.refund_of_difference(
+            before,
+            after,
+            RefundReason::UnitsCancelled,
+            cancelled
                 .iter()
                 .map(|c| RefundLine {
                     sku: c.sku.clone(),
@@ -534,14 +502,8 @@ impl Order {
                     amount: c.amount,
                 })
                 .collect(),
-            shipping: money(
-                (before.shipping.minor_units() - after.shipping.minor_units()).min(owed_back),
-            ),
-            amount: money(owed_back),
-            requested_at: now,
-            retried_as: None,
-            awaiting_capture: taken_minor - kept < owed_back,
-        });
+            now,
+        );
         let record = UnitCancellation {
             id: format!("{}-CANCEL-{}", self.id, self.unit_cancellations.len() + 1),
             lines: cancelled,
@@ -584,6 +546,79 @@ impl Order {
             .iter()
             .any(|c| c.totals_before.total == amount)
     }
+}
+
+impl Order {
+    /// The refund of what was taken, or asked to be taken, beyond what the order costs after a
+    /// change from `before` to `after` (a smaller order, a cheaper shipping): exactly the
+    /// difference, or what of it was taken; it waits for the capture if that is not confirmed
+    /// yet. `None` when nothing taken exceeds the new total (what is only held is not taken:
+    /// the capture asks for the smaller total and the PSP releases the rest).
+    pub(crate) fn refund_of_difference(
+        &self,
+        before: Totals,
+        after: Totals,
+        reason: RefundReason,
+        lines: Vec<RefundLine>,
+        now: DateTime<Utc>,
+    ) -> Option<Refund> {
+        let currency = before.total.currency();
+        let money = |minor: i64| Money::new(minor, currency).unwrap_or(Money::zero(currency));
+        let asked: i64 = self
+            .payment
+            .unanswered_captures()
+            .iter()
+            .map(|r| r.amount.minor_units())
+            .sum();
+        let taken_minor: i64 = self
+            .payment
+            .payments()
+            .iter()
+            .map(|p| p.captured_minor)
+            .sum();
+        let (refunded, _) = self.refunded();
+        let difference = before.total.minor_units() - after.total.minor_units();
+        let kept = refunded + after.total.minor_units();
+        let owed_back = difference.min(taken_minor + asked - kept);
+        (owed_back > 0).then(|| Refund {
+            refund_id: self.next_refund_id(),
+            reason,
+            return_id: None,
+            lines,
+            shipping: money(
+                (before.shipping.minor_units() - after.shipping.minor_units()).min(owed_back),
+            ),
+            amount: money(owed_back),
+            requested_at: now,
+            retried_as: None,
+            awaiting_capture: taken_minor - kept < owed_back,
+        })
+    }
+}
+
+/// What the order's lines weigh per location they leave from (their allocations and
+/// backorders; `None` for lines not yet reserved anywhere): the parcels shipping is quoted for.
+pub(crate) fn parcel_weights(lines: &[OrderLine]) -> Vec<(Option<&str>, u64)> {
+    let mut parcels: Vec<(Option<&str>, u64)> = Vec::new();
+    for line in lines {
+        let weigh = |units: u32| u64::from(line.unit_weight_grams) * u64::from(units);
+        let mut at: Vec<(Option<&str>, u64)> = line
+            .allocations
+            .iter()
+            .chain(&line.backorders)
+            .map(|a| (Some(a.location.as_str()), weigh(a.quantity.get())))
+            .collect();
+        if at.is_empty() {
+            at.push((None, weigh(line.quantity.get())));
+        }
+        for (location, grams) in at {
+            match parcels.iter_mut().find(|(l, _)| *l == location) {
+                Some(parcel) => parcel.1 += grams,
+                None => parcels.push((location, grams)),
+            }
+        }
+    }
+    parcels
 }
 
 /// `allocations` with `units` fewer at `location` (an entry left with none goes).

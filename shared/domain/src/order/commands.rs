@@ -62,3 +62,15 @@ pub struct UnitCancelRequest {
     pub lines: Vec<RequestedLine>,
     pub reason: String,
 }
+
+/// A validated `POST /orders/{id}/edits` body: where or how the order ships now, and why. At
+/// least one of the two is named.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShippingEditRequest {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shipping_address: Option<Address>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shipping_method: Option<ShippingMethod>,
+    pub reason: String,
+}

@@ -515,6 +515,9 @@ impl Order {
         if self.status == OrderStatus::Reserved && self.backordered() > 0 {
             return Err(FulfillmentError::Backordered(self.backordered()));
         }
+        if self.awaiting_edit().is_some() {
+            return Err(FulfillmentError::AwaitingPayment("EDIT_AWAITING_PAYMENT"));
+        }
         // An order held back when the PSP released its hold resumes its shipments where they
         // got to, at the locations that had them.
         let (shipments, note) = if self.shipments.is_empty() {

@@ -45,6 +45,21 @@ pub enum OrderEvent {
     UnitsCancelled,
     /// Stock arrived for the last of its backordered units: it goes to the warehouse.
     BackorderFilled,
+    /// Where or how it ships changed ([`crate::order::edits`]).
+    #[serde(rename_all = "camelCase")]
+    Edited {
+        edit_id: String,
+    },
+    /// The PSP holds the new total of an edit that waited for it: back to the warehouse.
+    #[serde(rename_all = "camelCase")]
+    EditPaid {
+        edit_id: String,
+    },
+    /// An edit whose new total was never authorized is undone.
+    #[serde(rename_all = "camelCase")]
+    EditUndone {
+        edit_id: String,
+    },
     /// Never paid for within the payment window.
     Expired,
     #[serde(rename_all = "camelCase")]

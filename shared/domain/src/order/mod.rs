@@ -10,7 +10,8 @@
 //! Everything that lives inside the order's item is a child of this module:
 //! - [`fulfillment`]: the shipments, one per location — pick, pack, ship and the carrier's
 //!   events;
-//! - [`cancellation`]: calling an order off before it is packed;
+//! - [`cancellation`]: calling an order off, or some of its units, before it is packed;
+//! - [`edits`]: changing where or how it ships before it is packed, the money following;
 //! - [`returns`]: RMAs, their approval, receipt and dispositions, and exchanges; the return
 //!   rules in [`returns::policy`];
 //! - [`refunds`]: money owed back to the customer, announced to the payment system;
@@ -29,6 +30,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod cancellation;
 pub mod commands;
+pub mod edits;
 pub mod fulfillment;
 pub mod history;
 pub mod payments;
@@ -235,6 +237,9 @@ pub struct Order {
     /// Units called off before they were packed, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unit_cancellations: Vec<cancellation::UnitCancellation>,
+    /// Changes of where or how it ships, oldest first ([`edits`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub edits: Vec<edits::OrderEdit>,
     /// Its returns (RMAs), oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub returns: Vec<Return>,
@@ -571,6 +576,7 @@ impl Order {
             stored_shipment: None,
             cancellation: None,
             unit_cancellations: Vec::new(),
+            edits: Vec::new(),
             returns: Vec::new(),
             refunds: Vec::new(),
             payment: Payment::default(),
@@ -849,7 +855,9 @@ impl Order {
     /// Why the order is not in the warehouse's hands although it could be: `AWAITING_PAYMENT`
     /// while its stock is held (or about to be) and its payment does not allow fulfillment.
     pub fn hold(&self) -> Option<&'static str> {
-        if matches!(self.status, OrderStatus::Pending | OrderStatus::Reserved)
+        if self.awaiting_edit().is_some() {
+            Some("EDIT_AWAITING_PAYMENT")
+        } else if matches!(self.status, OrderStatus::Pending | OrderStatus::Reserved)
             && !self.payment_status().allows_fulfillment()
         {
             Some("AWAITING_PAYMENT")

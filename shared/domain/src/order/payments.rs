@@ -893,7 +893,13 @@ impl Order {
         }
         // Money held or taken under more than one payment: all but the first must be voided or
         // refunded at the PSP.
-        let payments = payment.payments();
+        // (A hold an edit's new authorization replaced is being released: not a second one.)
+        let superseded = self.superseded_payments();
+        let payments: Vec<PspPayment<'_>> = payment
+            .payments()
+            .into_iter()
+            .filter(|p| !p.reference.is_some_and(|r| superseded.contains(&r)))
+            .collect();
         for second in payments.iter().filter(|p| p.holds() || p.captured).skip(1) {
             reasons.push(PaymentAttention {
                 reason: AttentionReason::SecondPayment,
@@ -1086,7 +1092,11 @@ impl Order {
         let mut held_back = false;
         let mut next = self.record(now, Some(note), |next| {
             next.payment.ledger.push(entry);
+            let edit_paid = next.settle_paid_edit(now);
             next.request_what_is_due(policy.capture, now);
+            if let Some(edit_id) = edit_paid {
+                return OrderEvent::EditPaid { edit_id };
+            }
             // A released hold takes the order out of the warehouse until it is paid for again
             // (or expires, its window counted from the release): back to RESERVED, its shipment
             // kept where it got to, so a new authorization sends it back to the same step.
@@ -1186,7 +1196,8 @@ impl Order {
             PaymentEventKind::AuthorizationSucceeded
                 | PaymentEventKind::AuthorizationFailed
                 | PaymentEventKind::VoidSucceeded
-        ) && self.cost_before_a_cancellation(event.amount);
+        ) && (self.cost_before_a_cancellation(event.amount)
+            || self.cost_before_an_edit(event.amount));
         (event.amount != expected && !a_share_asked && !its_void_asked && !an_earlier_total).then(
             || {
                 format!(
@@ -1224,12 +1235,28 @@ impl Order {
             .ledger
             .iter()
             .any(|e| e.psp_reference.is_some());
+        // A hold an edit's new authorization replaced is released, never taken.
+        let superseded: Vec<String> = self
+            .superseded_payments()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
         let held: Vec<Option<String>> = self
             .payment
             .held()
             .map(|p| p.reference.map(str::to_owned))
             .filter(|reference| reference.is_some() || !names_some)
+            .filter(|reference| !reference.as_ref().is_some_and(|r| superseded.contains(r)))
             .collect();
+        for reference in &superseded {
+            let holds = self
+                .payment
+                .held()
+                .any(|p| p.reference == Some(reference.as_str()));
+            if holds {
+                self.ask(PspRequestKind::Void, Some(reference.clone()), now);
+            }
+        }
         let captured = self.payment.taken().is_some();
         if called_off {
             // A capture on its way is not voided under it: if it succeeds the money is
@@ -1253,7 +1280,7 @@ impl Order {
             let refunded_whole = self
                 .refunds
                 .iter()
-                .any(|r| r.reason != crate::order::refunds::RefundReason::UnitsCancelled);
+                .any(|r| !r.reason.gives_back_a_difference());
             if matches!(
                 status,
                 PaymentStatus::Paid | PaymentStatus::PartiallyRefunded
@@ -1454,6 +1481,9 @@ impl Order {
     /// When the order expires unless it is paid for: the end of its payment window, while it
     /// is `PENDING` or `RESERVED` and nothing is held or taken.
     pub fn payment_due_by(&self, policy: &PaymentPolicy) -> Option<DateTime<Utc>> {
+        if let Some(due) = self.awaiting_edit().and_then(|e| e.due_by) {
+            return Some(due);
+        }
         (matches!(self.status, OrderStatus::Pending | OrderStatus::Reserved)
             && self.payment_status().is_unpaid())
         .then(|| self.payment_window_opened_at() + policy.authorization_window)
@@ -1468,6 +1498,11 @@ impl Order {
     ) -> Result<OrderChange, ExpireError> {
         if !matches!(self.status, OrderStatus::Pending | OrderStatus::Reserved) {
             return Err(ExpireError::NotOpen(self.status.as_str()));
+        }
+        // An edit whose new total was not paid in time is what expires: it is undone, and the
+        // order goes on as it was.
+        if self.awaiting_edit().is_some() {
+            return self.undo_unpaid_edit(now).ok_or(ExpireError::NotYet);
         }
         let status = self.payment_status();
         if !status.is_unpaid() {

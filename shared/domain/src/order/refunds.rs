@@ -19,7 +19,17 @@ pub enum RefundReason {
     Cancellation,
     /// Some units called off before they were packed ([`crate::order::cancellation`]).
     UnitsCancelled,
+    /// An edit made the order cheaper after its money was taken ([`crate::order::edits`]).
+    OrderEdited,
     Return,
+}
+
+impl RefundReason {
+    /// It gives back what the customer paid beyond what the order now costs (the order itself
+    /// goes on): units called off, or an edit that made it cheaper.
+    pub fn gives_back_a_difference(&self) -> bool {
+        matches!(self, Self::UnitsCancelled | Self::OrderEdited)
+    }
 }
 
 /// One refunded line: units times the price paid.
@@ -77,7 +87,7 @@ impl Order {
         // Units called off may have given back part of the shipping charge (it was re-quoted
         // lower); the charge that is left is still the customer's to be refunded.
         let shipping = owed()
-            .filter(|r| r.reason != RefundReason::UnitsCancelled)
+            .filter(|r| !r.reason.gives_back_a_difference())
             .any(|r| r.shipping.minor_units() > 0);
         (total, shipping)
     }
@@ -117,12 +127,12 @@ impl Order {
         }))
     }
 
-    /// What the order's refunds for units called off gave back (a refund asked again counts
+    /// What the order's refunds for units called off (or a cheaper edit) gave back (a refund asked again counts
     /// once): money the customer paid beyond what the order now costs.
     pub(crate) fn refunded_for_units(&self) -> i64 {
         self.refunds
             .iter()
-            .filter(|r| r.retried_as.is_none() && r.reason == RefundReason::UnitsCancelled)
+            .filter(|r| r.retried_as.is_none() && r.reason.gives_back_a_difference())
             .map(|r| r.amount.minor_units())
             .sum()
     }

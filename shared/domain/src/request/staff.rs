@@ -1,12 +1,15 @@
-//! The small bodies of actions on an order: why it is cancelled, what staff note on a decision.
+//! The small bodies of actions on an order: why it is cancelled, what staff note on a decision,
+//! where and how it ships after an edit.
 
 use serde_json::Value;
 
-use crate::request::{one_per_sku, text, Fields};
+use crate::contact::Address;
+use crate::request::{one_of, one_per_sku, text, Fields};
+use crate::shipping::ShippingMethod;
 use crate::validation::ValidationErrors;
 
 use crate::order::commands::RequestedLine;
-pub use crate::order::commands::UnitCancelRequest;
+pub use crate::order::commands::{ShippingEditRequest, UnitCancelRequest};
 
 /// A validated `POST /orders/{id}/cancel` body: `{reason}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +97,41 @@ impl UnitCancelRequest {
         use sha2::{Digest, Sha256};
         let canonical = serde_json::to_vec(self).expect("a cancellation always serializes");
         hex::encode(Sha256::digest(canonical))
+    }
+}
+
+impl ShippingEditRequest {
+    /// Parses `{shippingAddress?, shippingMethod?, reason}`, naming every bad field: the new
+    /// address (whole, as at checkout), the new method, or both.
+    pub fn parse(body: &Value) -> Result<Self, ValidationErrors> {
+        let mut errors = ValidationErrors::default();
+        let known = ["shippingAddress", "shippingMethod", "reason"];
+        let Some(fields) = Fields::body(&mut errors, body, &known) else {
+            return Err(errors);
+        };
+        let shipping_address = fields
+            .get("shippingAddress")
+            .and_then(|v| Address::parse(&mut errors, "shippingAddress", Some(v)));
+        let shipping_method = fields.optional(
+            &mut errors,
+            "shippingMethod",
+            one_of(&ShippingMethod::ALL, ShippingMethod::as_str),
+        );
+        let reason = fields.required(&mut errors, "reason", text(500));
+        if fields.get("shippingAddress").is_none() && fields.get("shippingMethod").is_none() {
+            errors.add(
+                "shippingAddress",
+                "name a new shippingAddress, a new shippingMethod, or both",
+            );
+        }
+        match reason {
+            Some(reason) if errors.is_empty() => Ok(Self {
+                shipping_address,
+                shipping_method,
+                reason,
+            }),
+            _ => Err(errors),
+        }
     }
 }
 

@@ -1,0 +1,805 @@
+//! Editing an order before it is packed: where it ships to and how.
+//!
+//! An edit is one versioned change of the order ([`Order::edit_shipping`]): the new address or
+//! method, the shipping charge re-quoted for the parcels as they leave (each location's units
+//! to the new address by the new method), the totals that follow, its timeline entry and its
+//! event. The money follows the new total:
+//!
+//! ```text
+//!   cheaper ──► what was taken beyond it is refunded; what is only held is captured smaller
+//!   dearer, nothing held yet ──► the customer pays the new total
+//!   dearer, money held ──► AWAITING_PAYMENT: out of the warehouse until a new authorization
+//!       │                  of the whole new total arrives (the PSP is asked to release the old
+//!       │                  hold then) ──► APPLIED
+//!       └─(not paid within the payment window)──► UNDONE: the old address, method and totals back
+//!   dearer, money taken ──► refused: the difference cannot be held under a captured payment
+//! ```
+//!
+//! A new authorization for the whole new total, rather than one for the difference, keeps the
+//! order's money under one payment at the PSP — captured once, refunded from one place — and
+//! works with every card, where an incremental authorization works only with some. The old
+//! address is kept only while the edit can still be undone; the record keeps the countries,
+//! methods and prices.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::contact::CountryCode;
+use crate::money::Money;
+use crate::order::cancellation::parcel_weights;
+use crate::order::commands::ShippingEditRequest;
+use crate::order::fulfillment::FulfillmentStatus;
+use crate::order::history::OrderEvent;
+use crate::order::payments::{CaptureMode, PaymentStatus};
+use crate::order::refunds::RefundReason;
+use crate::order::{Order, OrderChange, OrderStatus, Shipping, Totals};
+use crate::shipping::{ShippingMethod, ShippingPolicy};
+use crate::validation::ValidationErrors;
+
+/// The most edits one order records: what the order item holds is bounded.
+pub const MAX_EDITS: usize = 20;
+
+/// Where an edit stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum EditState {
+    /// In force.
+    Applied,
+    /// In force, and the order out of the warehouse until the PSP holds the new total.
+    AwaitingPayment,
+    /// Its payment never came: the order is as it was before it.
+    Undone,
+}
+
+/// How the order shipped before or after an edit: the method, the country and the price (the
+/// address itself is the order's, and kept of the old one only while the edit can be undone).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShippingChoice {
+    pub method: ShippingMethod,
+    pub country: CountryCode,
+    pub price: Money,
+}
+
+impl ShippingChoice {
+    fn of(shipping: &Shipping) -> Self {
+        Self {
+            method: shipping.method,
+            country: shipping.address.country().clone(),
+            price: shipping.price,
+        }
+    }
+}
+
+/// One edit of the order and what it did to the money.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderEdit {
+    /// `<order id>-EDIT-<n>`.
+    pub id: String,
+    pub state: EditState,
+    pub reason: String,
+    /// `customer` or `admin`.
+    pub by: String,
+    pub at: DateTime<Utc>,
+    /// Whether the address changed (the record keeps no address).
+    pub address_changed: bool,
+    pub shipping_before: ShippingChoice,
+    pub shipping_after: ShippingChoice,
+    pub totals_before: Totals,
+    pub totals_after: Totals,
+    /// While it awaits its payment: when it is undone if the PSP holds no new total by then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_by: Option<DateTime<Utc>>,
+    /// The PSP's payment whose hold the new authorization replaces: released once it arrives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<String>,
+    /// When the new total was held, or the edit undone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settled_at: Option<DateTime<Utc>>,
+    /// The refund of what was taken beyond a cheaper total.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund_id: Option<String>,
+    /// How the order shipped before, kept while the edit can still be undone (cleared once it
+    /// is paid or undone: the old address is personal data with no further use).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<Shipping>,
+    /// The caller's `Idempotency-Key` and the digest of its body: the same request again
+    /// answers this edit, another body under the same key is refused.
+    pub key: String,
+    pub fingerprint: String,
+}
+
+impl OrderEdit {
+    /// What the customer owes more (positive) or less (negative) since it.
+    pub fn difference(&self) -> i64 {
+        self.totals_after.total.minor_units() - self.totals_before.total.minor_units()
+    }
+}
+
+/// An edit the order does not allow, or a request it cannot apply. Nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EditError {
+    #[error("the order is {0}: only an order not yet packed is edited")]
+    NotEditable(&'static str),
+    #[error("a parcel of the order is packed or has left: it can no longer be edited")]
+    Packed,
+    #[error("the order is collected in store: it has no address or method to change")]
+    Pickup,
+    #[error("the order ships the exchange of a return: it is not edited")]
+    Replacement,
+    #[error("an edit of the order waits for its payment: pay it, or let it expire, first")]
+    AwaitingPayment,
+    #[error(
+        "the order's money is taken: a dearer edit would need a second payment; cancel and \
+         order again instead"
+    )]
+    MoneyTaken,
+    #[error("the order has recorded {MAX_EDITS} edits, the most it keeps")]
+    TooManyEdits,
+    /// A field names what cannot be: an unserved destination, nothing to change.
+    #[error("{0}")]
+    Fields(ValidationErrors),
+}
+
+impl ShippingEditRequest {
+    /// A digest of the validated body: the same edit asked again under the same
+    /// `Idempotency-Key` has the same fingerprint, however its JSON was spaced or ordered.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let canonical = serde_json::to_vec(self).expect("an edit always serializes");
+        hex::encode(Sha256::digest(canonical))
+    }
+}
+
+impl Order {
+    /// The edit made under `key`, if one was.
+    pub fn edit_for_key(&self, key: &str) -> Option<&OrderEdit> {
+        self.edits.iter().find(|e| e.key == key)
+    }
+
+    /// The edit waiting for the PSP to hold its new total, if one is.
+    pub fn awaiting_edit(&self) -> Option<&OrderEdit> {
+        self.edits
+            .iter()
+            .find(|e| e.state == EditState::AwaitingPayment)
+    }
+
+    /// The PSP payments whose holds an edit's new authorization replaced: released, never
+    /// captured, and not a second payment for staff.
+    pub(crate) fn superseded_payments(&self) -> Vec<&str> {
+        self.edits
+            .iter()
+            .filter(|e| e.state == EditState::Applied)
+            .filter_map(|e| e.replaces.as_deref())
+            .collect()
+    }
+
+    /// Whether `amount` is what the order cost before an edit made it cheaper: a hold made for
+    /// it then is the order's own (the capture asks for the smaller total).
+    pub(crate) fn cost_before_an_edit(&self, amount: Money) -> bool {
+        self.edits.iter().any(|e| {
+            e.state != EditState::Undone
+                && e.totals_before.total == amount
+                && amount.minor_units() >= self.totals.total.minor_units()
+        })
+    }
+
+    /// Changes where or how the order ships, before any of it is packed: the charge re-quoted
+    /// by `policy` for each parcel from its location's zone (`zone_of`; `None` names an order
+    /// not yet reserved, which leaves from the default location), the totals following, and
+    /// the money too (see the module). `window` is how long a dearer edit of an order whose
+    /// money is held waits for its new authorization.
+    #[allow(clippy::too_many_arguments)]
+    pub fn edit_shipping(
+        &self,
+        request: &ShippingEditRequest,
+        key: &str,
+        by: &str,
+        policy: &ShippingPolicy,
+        zone_of: impl Fn(Option<&str>) -> Option<String>,
+        window: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<OrderChange, EditError> {
+        match self.status {
+            OrderStatus::Pending | OrderStatus::Reserved | OrderStatus::Fulfilling => {}
+            other => return Err(EditError::NotEditable(other.as_str())),
+        }
+        if self.shipments.iter().any(|s| {
+            !matches!(
+                s.status,
+                FulfillmentStatus::AwaitingPick | FulfillmentStatus::Picked
+            )
+        }) {
+            return Err(EditError::Packed);
+        }
+        if self.replacement_for.is_some() {
+            return Err(EditError::Replacement);
+        }
+        if self.shipping.method == ShippingMethod::InStorePickup {
+            return Err(EditError::Pickup);
+        }
+        if self.awaiting_edit().is_some() {
+            return Err(EditError::AwaitingPayment);
+        }
+        if self.edits.len() >= MAX_EDITS {
+            return Err(EditError::TooManyEdits);
+        }
+        let mut errors = ValidationErrors::default();
+        let address = request
+            .shipping_address
+            .clone()
+            .unwrap_or_else(|| self.shipping.address.clone());
+        let method = request.shipping_method.unwrap_or(self.shipping.method);
+        if method == ShippingMethod::InStorePickup {
+            errors.add(
+                "shippingMethod",
+                "an order is collected in store only if it was placed so",
+            );
+        }
+        if address == self.shipping.address && method == self.shipping.method {
+            errors.add(
+                if request.shipping_address.is_some() {
+                    "shippingAddress"
+                } else {
+                    "shippingMethod"
+                },
+                "is the order's already: nothing to change",
+            );
+        }
+        let country = address.country().clone();
+        let price: Option<i64> = parcel_weights(&self.lines)
+            .into_iter()
+            .map(|(location, grams)| {
+                policy.parcel_cost(method, &zone_of(location)?, &country, grams)
+            })
+            .sum();
+        let estimate = policy
+            .estimate_from_ship_date(method, &country, policy.ship_date(self.created_at))
+            .ok();
+        let (Some(price), Some(estimate)) = (price, estimate) else {
+            errors.add(
+                if request.shipping_address.is_some() {
+                    "shippingAddress.country"
+                } else {
+                    "shippingMethod"
+                },
+                format!("{} does not ship to {}", method.as_str(), country.as_str()),
+            );
+            return Err(EditError::Fields(errors));
+        };
+        if !errors.is_empty() {
+            return Err(EditError::Fields(errors));
+        }
+        let currency = self.totals.total.currency();
+        let money = |minor: i64| Money::new(minor, currency).unwrap_or(Money::zero(currency));
+        let before = self.totals;
+        let after = Totals {
+            subtotal: before.subtotal,
+            shipping: money(price),
+            total: money(before.subtotal.minor_units() + price),
+        };
+        let shipping = Shipping {
+            method,
+            address,
+            price: money(price),
+            estimate,
+            pickup_location: None,
+        };
+        let dearer = after.total.minor_units() > before.total.minor_units();
+        let payment = self.payment_status();
+        let taken = self.payment.payments().iter().any(|p| p.captured)
+            || !self.payment.unanswered_captures().is_empty();
+        if dearer && taken {
+            return Err(EditError::MoneyTaken);
+        }
+        // Dearer while money is held: a new hold of the whole new total replaces it.
+        let replaces = (dearer
+            && matches!(payment, PaymentStatus::Authorized)
+            && before.total.minor_units() > 0)
+            .then(|| self.payment.psp_reference().map(str::to_owned));
+        let refund = (!dearer)
+            .then(|| {
+                self.refund_of_difference(before, after, RefundReason::OrderEdited, Vec::new(), now)
+            })
+            .flatten();
+        let id = format!("{}-EDIT-{}", self.id, self.edits.len() + 1);
+        let edit = OrderEdit {
+            id: id.clone(),
+            state: if replaces.is_some() {
+                EditState::AwaitingPayment
+            } else {
+                EditState::Applied
+            },
+            reason: request.reason.clone(),
+            by: by.to_owned(),
+            at: now,
+            address_changed: shipping.address != self.shipping.address,
+            shipping_before: ShippingChoice::of(&self.shipping),
+            shipping_after: ShippingChoice::of(&shipping),
+            totals_before: before,
+            totals_after: after,
+            due_by: replaces.as_ref().map(|_| now + window),
+            replaces: replaces.clone().flatten(),
+            settled_at: None,
+            refund_id: refund.as_ref().map(|r| r.refund_id.clone()),
+            restore: replaces.as_ref().map(|_| self.shipping.clone()),
+            key: key.to_owned(),
+            fingerprint: request.fingerprint(),
+        };
+        let mut note = format!(
+            "{id} by {by}: {}{}, shipping {} → {}: {}",
+            if edit.address_changed {
+                "new address, "
+            } else {
+                ""
+            },
+            method.as_str(),
+            before.shipping,
+            after.shipping,
+            request.reason
+        );
+        if replaces.is_some() {
+            note.push_str(&format!(
+                "; out of the warehouse until {} is authorized",
+                after.total
+            ));
+        }
+        let awaiting = replaces.is_some();
+        let next = self.record(now, Some(note), |next| {
+            next.shipping = shipping;
+            next.totals = after;
+            next.refunds.extend(refund);
+            next.edits.push(edit);
+            // Its shipments stay where they got to; the warehouse resumes them once paid.
+            if awaiting && next.status == OrderStatus::Fulfilling {
+                next.status = OrderStatus::Reserved;
+            }
+            next.request_what_is_due(CaptureMode::OnShipment, now);
+            OrderEvent::Edited { edit_id: id }
+        });
+        Ok(OrderChange::order_only(next))
+    }
+
+    /// Inside a change recording a PSP event: an edit awaiting its payment is paid once a
+    /// payment other than the one it replaces holds the whole new total. The order goes back to
+    /// the warehouse (its shipments where they got to) and the old hold is released by the
+    /// change's requests. Returns the edit's id if it was paid now.
+    pub(crate) fn settle_paid_edit(&mut self, now: DateTime<Utc>) -> Option<String> {
+        let edit = self.awaiting_edit()?;
+        let total = self.totals.total.minor_units();
+        let paid = self.payment.payments().iter().any(|p| {
+            p.holds() && p.reference != edit.replaces.as_deref() && p.authorized_minor >= total
+        });
+        if !paid {
+            return None;
+        }
+        let id = edit.id.clone();
+        if let Some(edit) = self.edits.iter_mut().find(|e| e.id == id) {
+            edit.state = EditState::Applied;
+            edit.settled_at = Some(now);
+            edit.due_by = None;
+            edit.restore = None;
+        }
+        if self.status == OrderStatus::Reserved && !self.shipments.is_empty() {
+            self.status = OrderStatus::Fulfilling;
+        }
+        Some(id)
+    }
+
+    /// Undoes an edit whose new total the PSP did not hold within its time: the order ships as
+    /// it did before (address, method, totals), back to the warehouse if its money is still
+    /// held there. `None` if no edit awaits or it is not due yet.
+    pub(crate) fn undo_unpaid_edit(&self, now: DateTime<Utc>) -> Option<OrderChange> {
+        let edit = self.awaiting_edit()?;
+        if edit.due_by.is_some_and(|due| now < due) {
+            return None;
+        }
+        let (id, restore, before) = (edit.id.clone(), edit.restore.clone()?, edit.totals_before);
+        let note = format!(
+            "{id} undone: {} not authorized in time; shipping as before",
+            edit.totals_after.total
+        );
+        let next = self.record(now, Some(note), |next| {
+            next.shipping = restore;
+            next.totals = before;
+            if let Some(edit) = next.edits.iter_mut().find(|e| e.id == id) {
+                edit.state = EditState::Undone;
+                edit.settled_at = Some(now);
+                edit.due_by = None;
+                edit.restore = None;
+            }
+            if next.status == OrderStatus::Reserved
+                && !next.shipments.is_empty()
+                && next.payment_status().allows_fulfillment()
+            {
+                next.status = OrderStatus::Fulfilling;
+            }
+            OrderEvent::EditUndone { edit_id: id }
+        });
+        Some(OrderChange::order_only(next))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contact::Address;
+    use crate::events::{order_event, recorded_agrees_with_legacy, EventType};
+    use crate::order::cancellation::CancelError;
+    use crate::order::payments::{
+        PaymentEvent, PaymentEventKind, PaymentPolicy, PaymentUpdate, PspRequestKind,
+    };
+    use crate::order::refunds::RefundReason;
+    use crate::order::tests::{placed, product};
+    use serde_json::json;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_100, 0).unwrap()
+    }
+
+    fn window() -> Duration {
+        Duration::minutes(30)
+    }
+
+    /// 2 × A at 10.00 and 3 × B at 5.00 (2 kg), STANDARD to Germany (5.90): 40.90, reserved.
+    fn reserved() -> Order {
+        placed(
+            json!([{"sku": "A", "quantity": 2}, {"sku": "B", "quantity": 3}]),
+            &[product("A", 1000, 5), product("B", 500, 5)],
+        )
+        .reserve_all_at("BER-1", now())
+        .unwrap()
+    }
+
+    fn psp(order: &Order, id: &str, kind: PaymentEventKind, amount: i64, pi: &str) -> Order {
+        let event = PaymentEvent {
+            event_id: id.into(),
+            kind,
+            amount: Money::new(amount, order.totals.total.currency()).unwrap(),
+            occurred_at: now(),
+            psp_reference: Some(pi.into()),
+            refund_id: None,
+            request_id: None,
+            reason: None,
+        };
+        match order
+            .record_payment(&event, &PaymentPolicy::default(), now())
+            .unwrap()
+        {
+            PaymentUpdate::Recorded(next) => *next,
+            PaymentUpdate::Duplicate => panic!("a duplicate"),
+        }
+    }
+
+    fn to(method: Option<ShippingMethod>, country: Option<&str>) -> ShippingEditRequest {
+        ShippingEditRequest {
+            shipping_address: country.map(|c| {
+                Address::checked(
+                    "Erika Mustermann".into(),
+                    "Rue de Rivoli 1".into(),
+                    None,
+                    "Paris".into(),
+                    None,
+                    "75001".into(),
+                    CountryCode::parse(c).unwrap(),
+                )
+            }),
+            shipping_method: method,
+            reason: "asked by phone".into(),
+        }
+    }
+
+    fn edit(order: &Order, request: &ShippingEditRequest, key: &str) -> Result<Order, EditError> {
+        order
+            .edit_shipping(
+                request,
+                key,
+                "admin",
+                &ShippingPolicy::default_policy(),
+                |_| Some("domestic".into()),
+                window(),
+                now(),
+            )
+            .map(|change| change.order)
+    }
+
+    fn fulfilling_and_authorized() -> Order {
+        psp(
+            &reserved(),
+            "auth-1",
+            PaymentEventKind::AuthorizationSucceeded,
+            4090,
+            "pi_1",
+        )
+        .start_fulfillment("BER-1", now())
+        .unwrap()
+    }
+
+    #[test]
+    fn a_dearer_edit_of_held_money_waits_for_a_new_hold_of_the_whole_total_and_releases_the_old() {
+        let order = fulfilling_and_authorized();
+        let express = to(Some(ShippingMethod::Express), None);
+        let edited = edit(&order, &express, "k1").unwrap();
+        // EXPRESS domestic: 9.90 and 1.00 per started kilogram.
+        assert_eq!(edited.totals.shipping.minor_units(), 990 + 200);
+        assert_eq!(edited.totals.total.minor_units(), 3500 + 1190);
+        assert_eq!(edited.shipping.method, ShippingMethod::Express);
+        let record = &edited.edits[0];
+        assert_eq!(record.state, EditState::AwaitingPayment);
+        assert_eq!(record.replaces.as_deref(), Some("pi_1"));
+        assert_eq!(record.difference(), 600);
+        assert_eq!(record.due_by, Some(now() + window()));
+        // Out of the warehouse, its shipment where it got to, until the new total is held.
+        assert_eq!(edited.status, OrderStatus::Reserved);
+        assert_eq!(edited.hold(), Some("EDIT_AWAITING_PAYMENT"));
+        assert!(edited.pick(1, "picker", now()).is_err());
+        assert!(edited.start_fulfillment("BER-1", now()).is_err());
+        assert_eq!(
+            edit(&edited, &to(Some(ShippingMethod::Overnight), None), "k2"),
+            Err(EditError::AwaitingPayment)
+        );
+        let cancel = crate::order::commands::UnitCancelRequest {
+            lines: vec![],
+            reason: "x".into(),
+        };
+        assert_eq!(
+            edited
+                .cancel_units(&cancel, "k3", "admin", |_, _| None, now())
+                .err(),
+            Some(CancelError::EditAwaitingPayment)
+        );
+        let event = order_event(Some(&order), Some(&edited)).unwrap();
+        assert_eq!(event.event_type, EventType::OrderEdited);
+        assert_eq!(event.data.edit_id.as_deref(), Some(record.id.as_str()));
+        assert_eq!(event.data.note.as_deref(), Some("asked by phone"));
+        assert_eq!(recorded_agrees_with_legacy(Some(&order), &edited), Ok(true));
+
+        // A hold of the old total under another payment is not the edit's: it waits on.
+        let paid = psp(
+            &edited,
+            "auth-2",
+            PaymentEventKind::AuthorizationSucceeded,
+            4690,
+            "pi_2",
+        );
+        assert_eq!(paid.edits[0].state, EditState::Applied);
+        assert_eq!(paid.edits[0].restore, None, "the old address is not kept");
+        assert_eq!(paid.status, OrderStatus::Fulfilling);
+        assert_eq!(paid.hold(), None);
+        let event = order_event(Some(&edited), Some(&paid)).unwrap();
+        assert_eq!(event.event_type, EventType::EditPaid);
+        assert_eq!(recorded_agrees_with_legacy(Some(&edited), &paid), Ok(true));
+        // The old hold is released, for what it held; nobody is asked about a second payment.
+        let void = paid
+            .payment
+            .requests
+            .iter()
+            .find(|r| r.kind == PspRequestKind::Void)
+            .unwrap();
+        assert_eq!(
+            (void.psp_reference.as_deref(), void.amount.minor_units()),
+            (Some("pi_1"), 4090)
+        );
+        assert_eq!(paid.payment_attention(), None);
+        let released = psp(
+            &paid,
+            "void-1",
+            PaymentEventKind::VoidSucceeded,
+            4090,
+            "pi_1",
+        );
+        assert_eq!(released.payment_attention(), None);
+        assert_eq!(
+            released.payment_status(),
+            crate::order::payments::PaymentStatus::Authorized
+        );
+        // The parcel leaves: the new payment is taken, for the new total.
+        let shipped = released
+            .pick(1, "p", now())
+            .unwrap()
+            .pack(1, crate::fixtures::parcel(), "p", now())
+            .unwrap()
+            .ship(
+                1,
+                crate::fixtures::tracking(),
+                released.shipping.estimate,
+                "p",
+                now(),
+            )
+            .unwrap();
+        let capture = shipped
+            .payment
+            .requests
+            .iter()
+            .find(|r| r.kind == PspRequestKind::Capture)
+            .unwrap();
+        assert_eq!(
+            (
+                capture.psp_reference.as_deref(),
+                capture.amount.minor_units()
+            ),
+            (Some("pi_2"), 4690)
+        );
+    }
+
+    #[test]
+    fn an_edit_never_paid_for_is_undone_when_its_time_is_up() {
+        let order = fulfilling_and_authorized();
+        let edited = edit(&order, &to(Some(ShippingMethod::Express), Some("DE")), "k1").unwrap();
+        assert!(edited.edits[0].address_changed);
+        let policy = PaymentPolicy::default();
+        assert_eq!(edited.payment_due_by(&policy), Some(now() + window()));
+        assert!(edited
+            .expire(&policy, now() + Duration::minutes(29))
+            .is_err());
+        let undone = edited
+            .expire(&policy, now() + Duration::minutes(31))
+            .unwrap();
+        assert!(undone.moves.is_empty(), "its stock stays with the order");
+        let undone = undone.order;
+        assert_eq!(
+            undone.shipping, order.shipping,
+            "the address and method as before"
+        );
+        assert_eq!(undone.totals, order.totals);
+        assert_eq!(undone.status, OrderStatus::Fulfilling);
+        assert_eq!(undone.edits[0].state, EditState::Undone);
+        assert_eq!(undone.edits[0].restore, None);
+        assert_eq!(undone.hold(), None);
+        let event = order_event(Some(&edited), Some(&undone)).unwrap();
+        assert_eq!(event.event_type, EventType::EditUndone);
+        assert_eq!(
+            recorded_agrees_with_legacy(Some(&edited), &undone),
+            Ok(true)
+        );
+        // A hold of the edit's total arriving after it is undone is not the order's.
+        let late = psp(
+            &undone,
+            "auth-late",
+            PaymentEventKind::AuthorizationSucceeded,
+            4690,
+            "pi_2",
+        );
+        assert!(late.payment_attention().is_some());
+    }
+
+    #[test]
+    fn a_cheaper_edit_of_taken_money_refunds_exactly_the_difference_and_a_dearer_one_is_refused() {
+        // Unpaid: a dearer edit is simply what the customer pays.
+        let express = edit(&reserved(), &to(Some(ShippingMethod::Express), None), "k1").unwrap();
+        assert_eq!(express.edits[0].state, EditState::Applied);
+        assert_eq!(express.totals.total.minor_units(), 4690);
+        let paid = psp(
+            &express,
+            "auth",
+            PaymentEventKind::AuthorizationSucceeded,
+            4690,
+            "pi_1",
+        );
+        let paid = psp(
+            &paid,
+            "cap",
+            PaymentEventKind::CaptureSucceeded,
+            4690,
+            "pi_1",
+        );
+        assert_eq!(
+            edit(&paid, &to(Some(ShippingMethod::Overnight), None), "k2"),
+            Err(EditError::MoneyTaken)
+        );
+        let standard = edit(&paid, &to(Some(ShippingMethod::Standard), None), "k3").unwrap();
+        assert_eq!(standard.totals.total.minor_units(), 4090);
+        let refund = standard.refunds.last().unwrap();
+        assert_eq!(
+            (
+                refund.reason,
+                refund.amount.minor_units(),
+                refund.shipping.minor_units()
+            ),
+            (RefundReason::OrderEdited, 600, 600)
+        );
+        assert_eq!(
+            standard.edits[1].refund_id.as_deref(),
+            Some(refund.refund_id.as_str())
+        );
+        // Cancelled later: what was taken and not refunded comes back, to the cent.
+        let cancelled = standard
+            .cancel("gone".into(), "admin", now())
+            .unwrap()
+            .order;
+        let refunded: i64 = cancelled
+            .refunds
+            .iter()
+            .map(|r| r.amount.minor_units())
+            .sum();
+        assert_eq!(refunded, 4690);
+    }
+
+    #[test]
+    fn a_cheaper_edit_of_held_money_captures_the_smaller_total() {
+        let order = psp(
+            &edit(&reserved(), &to(Some(ShippingMethod::Express), None), "k1").unwrap(),
+            "auth",
+            PaymentEventKind::AuthorizationSucceeded,
+            4690,
+            "pi_1",
+        )
+        .start_fulfillment("BER-1", now())
+        .unwrap();
+        let cheaper = edit(&order, &to(Some(ShippingMethod::Standard), None), "k2").unwrap();
+        assert!(cheaper.refunds.is_empty(), "nothing was taken");
+        assert_eq!(cheaper.edits[1].state, EditState::Applied);
+        assert_eq!(cheaper.status, OrderStatus::Fulfilling);
+        // The hold for what it cost before the edit is the order's own.
+        assert_eq!(cheaper.payment_attention(), None);
+        let shipped = cheaper
+            .pick(1, "p", now())
+            .unwrap()
+            .pack(1, crate::fixtures::parcel(), "p", now())
+            .unwrap()
+            .ship(
+                1,
+                crate::fixtures::tracking(),
+                cheaper.shipping.estimate,
+                "p",
+                now(),
+            )
+            .unwrap();
+        let capture = shipped.payment.requests.last().unwrap();
+        assert_eq!(
+            (
+                capture.kind,
+                capture.amount.minor_units(),
+                capture.more_follow
+            ),
+            (PspRequestKind::Capture, 4090, false)
+        );
+    }
+
+    #[test]
+    fn what_cannot_be_edited_is_refused_and_named() {
+        let order = fulfilling_and_authorized();
+        let fields = |result: Result<Order, EditError>| match result {
+            Err(EditError::Fields(errors)) => {
+                errors.0.into_iter().map(|e| e.field).collect::<Vec<_>>()
+            }
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            fields(edit(&order, &to(Some(ShippingMethod::Standard), None), "k")),
+            ["shippingMethod"]
+        );
+        // OVERNIGHT goes nowhere outside Germany.
+        assert_eq!(
+            fields(edit(
+                &order,
+                &to(Some(ShippingMethod::Overnight), Some("FR")),
+                "k"
+            )),
+            ["shippingAddress.country"]
+        );
+        assert_eq!(
+            fields(edit(
+                &order,
+                &to(Some(ShippingMethod::InStorePickup), None),
+                "k"
+            )),
+            ["shippingMethod"]
+        );
+        let packed = order
+            .pick(1, "p", now())
+            .unwrap()
+            .pack(1, crate::fixtures::parcel(), "p", now())
+            .unwrap();
+        assert_eq!(
+            edit(&packed, &to(Some(ShippingMethod::Express), None), "k"),
+            Err(EditError::Packed)
+        );
+        let cancelled = order.cancel("x".into(), "admin", now()).unwrap().order;
+        assert_eq!(
+            edit(&cancelled, &to(Some(ShippingMethod::Express), None), "k"),
+            Err(EditError::NotEditable("CANCELLED"))
+        );
+    }
+}
