@@ -22,7 +22,9 @@ use oms_domain::ids::OrderId;
 use oms_domain::order::OrderStatus;
 use oms_domain::ports::PaymentWatch;
 use oms_domain::ports::{LocationStore, OrderStore, OrderTransactions, PaymentProvider};
-use oms_domain::request::staff::{AcknowledgeRequest, CancelRequest, UnitCancelRequest};
+use oms_domain::request::staff::{
+    AcknowledgeRequest, CancelRequest, ShippingEditRequest, UnitCancelRequest,
+};
 use serde::Serialize;
 
 /// What the function needs, built once per cold start: the store, the payment service provider
@@ -39,6 +41,8 @@ pub struct App<S, P, K = SecretCache> {
     pub locations: LocationDirectory,
     /// How long an order may wait for stock before `GET /exceptions` shows it.
     pub backorder_alert: chrono::Duration,
+    /// How long a dearer edit of an order whose money is held waits for its new hold.
+    pub edit_window: chrono::Duration,
 }
 
 impl App<DynamoStore, StripeClient<SecretCache>> {
@@ -47,6 +51,7 @@ impl App<DynamoStore, StripeClient<SecretCache>> {
         Ok(App {
             locations: oms_adapters::config::location_directory_from_env(&shipping)?,
             backorder_alert: oms_adapters::config::backorder_alert_from_env()?,
+            edit_window: oms_adapters::config::payment_policy_from_env()?.authorization_window,
             store: DynamoStore::from_env()?,
             payments: StripeClient::from_env()?,
             links: SecretCache::from_env("SHOP_SECRET_ARN")?,
@@ -105,6 +110,7 @@ pub async fn handle<
         Some("GET /orders") => list_orders(app, &request).await,
         Some("POST /orders/{id}/cancel") => cancel(app, &request).await,
         Some("POST /orders/{id}/cancel-units") => cancel_units(app, &request).await,
+        Some("POST /orders/{id}/edits") => edit(app, &request).await,
         Some("POST /orders/{id}/payment-intent") => payment_intent(app, &request).await,
         Some("POST /orders/{id}/payment/acknowledge") => acknowledge(app, &request).await,
         Some("GET /payments/attention") => payment_attention(app, &request).await,
@@ -187,6 +193,47 @@ async fn cancel_units<
     )
     .await?;
     tracing::info!(order_id = %order.id, version = order.version, "units cancelled");
+    Ok(json_response(
+        StatusCode::OK,
+        &OrderView::for_caller(&order, caller.is_admin()),
+    ))
+}
+
+/// `POST /orders/{id}/edits` with `{shippingAddress?, shippingMethod?, reason}`, an
+/// `Idempotency-Key` and the `If-Match` of the version the caller saw: staff change where or how
+/// the order ships before it is packed, its customer where it ships to; the charge is re-quoted
+/// and the money follows (a refund, a smaller capture, or a new hold of a dearer total).
+async fn edit<
+    S: OrderStore + OrderTransactions + LocationStore,
+    P: PaymentProvider,
+    K: SecretSource,
+>(
+    app: &App<S, P, K>,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let caller = caller(request)?;
+    let id = order_id(request)?;
+    let key = idempotency_key(request, "POST /orders/{id}/edits")?;
+    let body = json_body(request)?;
+    let wanted = ShippingEditRequest::parse(&body).map_err(ApiError::Invalid)?;
+    // The customer says where the parcel goes; how it ships (and what that costs) is staff's.
+    if wanted.shipping_method.is_some() && !caller.is_admin() {
+        return Err(ApiError::Forbidden(SCOPE_ADMIN));
+    }
+    let seen = if_match(request)?.ok_or(ApiError::PreconditionRequired)?;
+    let order = returns::edit_shipping(
+        &app.store,
+        &app.locations,
+        &caller,
+        &id,
+        &wanted,
+        &key,
+        seen,
+        app.edit_window,
+        chrono::Utc::now(),
+    )
+    .await?;
+    tracing::info!(order_id = %order.id, version = order.version, "order edited");
     Ok(json_response(
         StatusCode::OK,
         &OrderView::for_caller(&order, caller.is_admin()),
@@ -417,6 +464,7 @@ mod tests {
         let app = App {
             locations: LocationDirectory::demo(),
             backorder_alert: chrono::Duration::days(14),
+            edit_window: chrono::Duration::minutes(30),
             store: InMemoryStore::default(),
             payments: Psp::default(),
             links: FixedSecret::new(LINK_KEY),
@@ -464,6 +512,7 @@ mod tests {
         let app = App {
             locations: LocationDirectory::demo(),
             backorder_alert: chrono::Duration::days(14),
+            edit_window: chrono::Duration::minutes(30),
             store: InMemoryStore::default(),
             payments: Psp::default(),
             links: FixedSecret::new(LINK_KEY),
@@ -491,6 +540,7 @@ mod tests {
         let app = App {
             locations: LocationDirectory::demo(),
             backorder_alert: chrono::Duration::days(14),
+            edit_window: chrono::Duration::minutes(30),
             store: InMemoryStore::default(),
             payments: Psp::default(),
             links: FixedSecret::new(LINK_KEY),
@@ -544,6 +594,7 @@ mod tests {
         let app = App {
             locations: LocationDirectory::demo(),
             backorder_alert: chrono::Duration::days(14),
+            edit_window: chrono::Duration::minutes(30),
             store: InMemoryStore::with_products(products),
             payments: Psp::default(),
             links: FixedSecret::new(LINK_KEY),
@@ -602,6 +653,7 @@ mod tests {
         let app = App {
             locations: LocationDirectory::demo(),
             backorder_alert: chrono::Duration::days(14),
+            edit_window: chrono::Duration::minutes(30),
             store: InMemoryStore::with_products(products),
             payments: Psp::default(),
             links: FixedSecret::new(LINK_KEY),
@@ -666,6 +718,7 @@ mod tests {
         let app = App {
             locations: LocationDirectory::demo(),
             backorder_alert: chrono::Duration::days(14),
+            edit_window: chrono::Duration::minutes(30),
             store: InMemoryStore::default(),
             payments: Psp::default(),
             links: FixedSecret::new(LINK_KEY),

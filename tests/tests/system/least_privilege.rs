@@ -228,6 +228,20 @@ async fn every_request_a_function_makes_is_allowed_by_its_own_policy() {
         )
         .await;
     assert_eq!(one_fewer.status, StatusCode::OK, "{:?}", one_fewer.body);
+    // Its customer changes where it goes (the locations read to re-quote the shipping).
+    let moved = stack
+        .post(
+            &format!("/orders/{second_id}/edits"),
+            &token,
+            &[
+                ("idempotency-key", &unique("edit")),
+                ("if-match", &format!("\"v{}\"", one_fewer.body["version"])),
+            ],
+            json!({"shippingAddress": {"name": "Ada Lovelace", "line1": "Hauptstr. 2",
+                "city": "Berlin", "postalCode": "10115", "country": "DE"}, "reason": "moved"}),
+        )
+        .await;
+    assert_eq!(moved.status, StatusCode::OK, "{:?}", moved.body);
     let cancelled = stack
         .post(
             &format!("/orders/{second_id}/cancel"),

@@ -1911,3 +1911,238 @@ async fn the_rest_of_a_hold_is_released_at_stripe_when_the_parcel_still_to_leave
         settled["payment"]
     );
 }
+
+/// The version an order view answers, as an `If-Match` value.
+fn if_match(order: &Value) -> String {
+    format!("\"v{}\"", order["version"])
+}
+
+/// Staff change a paid order to a dearer method before it is packed: the order leaves the
+/// warehouse until its customer authorizes the whole new total at Stripe; then the old hold is
+/// released there, and the parcel's capture takes the new total. Customers may change only the
+/// address; an edit is made on the version seen, once per key.
+#[tokio::test]
+async fn a_dearer_edit_is_authorized_at_stripe_before_it_ships_and_the_old_hold_is_released() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("EDIT-DEARER", 5).await;
+    let customer = unique("editor");
+    let notifications = Probe::subscribe(
+        &stack,
+        "CustomerNotificationsTopic",
+        Some(json!({"customerId": [customer.as_str()], "channel": ["email"]})),
+    )
+    .await;
+    let placed = stack
+        .place_unpaid_order(&customer, &unique("key"), &[(&sku, 1)])
+        .await;
+    assert_eq!(placed.status, StatusCode::ACCEPTED, "{:?}", placed.body);
+    let id = placed.body["orderId"].as_str().unwrap().to_owned();
+    let total = placed.body["totals"]["total"]["amount"].as_i64().unwrap();
+    let first_intent = open_at_stripe(&stack, &customer, &id).await;
+    pay_at_stripe(&stack, &first_intent).await;
+    stack.wait_status(&customer, &id, "FULFILLING").await;
+    let seen = stack.order_as_staff(&id).await;
+
+    let path = format!("/orders/{id}/edits");
+    let express = json!({"shippingMethod": "EXPRESS", "reason": "needed by Friday"});
+    // The method is staff's; no edit without the version seen, nor on an older one.
+    let customer_token = stack.token(&customer, None);
+    let by_customer = stack
+        .post(
+            &path,
+            &customer_token,
+            &[
+                ("idempotency-key", &unique("edit")),
+                ("if-match", &if_match(&seen)),
+            ],
+            express.clone(),
+        )
+        .await;
+    assert_eq!(
+        by_customer.status,
+        StatusCode::FORBIDDEN,
+        "{:?}",
+        by_customer.body
+    );
+    let admin = stack.token("edit-admin", Some("oms:admin"));
+    let unseen = stack
+        .post(
+            &path,
+            &admin,
+            &[("idempotency-key", &unique("edit"))],
+            express.clone(),
+        )
+        .await;
+    assert_eq!(
+        unseen.status,
+        StatusCode::PRECONDITION_REQUIRED,
+        "{:?}",
+        unseen.body
+    );
+    let stale = stack
+        .post(
+            &path,
+            &admin,
+            &[("idempotency-key", &unique("edit")), ("if-match", "\"v1\"")],
+            express.clone(),
+        )
+        .await;
+    assert_eq!(
+        stale.status,
+        StatusCode::PRECONDITION_FAILED,
+        "{:?}",
+        stale.body
+    );
+
+    // Sent twice under one key: one edit.
+    let key = unique("edit");
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        let reply = stack
+            .post(
+                &path,
+                &admin,
+                &[("idempotency-key", &key), ("if-match", &if_match(&seen))],
+                express.clone(),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        answers.push(reply.body);
+    }
+    assert_eq!(answers[0]["version"], answers[1]["version"], "once");
+    let edited = &answers[0];
+    let new_total = edited["totals"]["total"]["amount"].as_i64().unwrap();
+    assert!(new_total > total, "EXPRESS costs more: {edited}");
+    assert_eq!(edited["edits"][0]["state"], "AWAITING_PAYMENT");
+    assert_eq!(edited["hold"], "EDIT_AWAITING_PAYMENT");
+    assert_eq!(edited["status"], "RESERVED");
+    assert_eq!(edited["shipping"]["method"], "EXPRESS");
+
+    // The warehouse may not pick it meanwhile.
+    let warehouse = stack.token("warehouse-edit", Some("oms:warehouse"));
+    let shipment = format!("{id}-1");
+    let early = stack
+        .warehouse_post(
+            &format!("/fulfillments/{shipment}/pick"),
+            &warehouse,
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(early.status, StatusCode::CONFLICT, "{:?}", early.body);
+
+    // The customer authorizes the new total under a new payment.
+    let second_intent = open_at_stripe(&stack, &customer, &id).await;
+    assert_ne!(second_intent, first_intent);
+    let opened = stack
+        .stripe_get(&format!("/v1/payment_intents/{second_intent}"))
+        .await;
+    assert_eq!(opened["amount"].as_i64(), Some(new_total));
+    pay_at_stripe(&stack, &second_intent).await;
+    let resumed = wait_for(&stack, &id, "edit paid and the old hold released", |o| {
+        o["edits"][0]["state"] == "APPLIED"
+            && o["status"] == "FULFILLING"
+            && o["payment"]["ledger"]
+                .as_array()
+                .is_some_and(|l| l.iter().any(|e| e["kind"] == "void.succeeded"))
+    })
+    .await;
+    assert!(resumed["hold"].is_null());
+    let first_at_stripe = stack
+        .stripe_get(&format!("/v1/payment_intents/{first_intent}"))
+        .await;
+    assert_eq!(first_at_stripe["status"], "canceled", "{first_at_stripe}");
+    assert!(
+        resumed["payment"]["attention"].is_null(),
+        "nothing for staff"
+    );
+
+    // The parcel leaves: the new payment is taken, for the new total.
+    let mut etag = stack.shipment_etag(&shipment, &warehouse).await;
+    for (step, body) in [
+        ("pick", None),
+        ("pack", Some(parcel())),
+        ("ship", Some(tracking(&unique("JJD").to_uppercase()))),
+    ] {
+        let reply = stack
+            .warehouse_post(
+                &format!("/fulfillments/{shipment}/{step}"),
+                &warehouse,
+                Some(&etag),
+                body.as_ref(),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{step}: {:?}", reply.body);
+        etag = reply.headers["etag"].to_str().unwrap().to_owned();
+    }
+    let paid = wait_for(&stack, &id, "paid", |o| o["payment"]["status"] == "PAID").await;
+    let second_at_stripe = stack
+        .stripe_get(&format!("/v1/payment_intents/{second_intent}"))
+        .await;
+    assert_eq!(
+        second_at_stripe["amount_received"].as_i64(),
+        Some(new_total)
+    );
+    assert!(paid["payment"]["attention"].is_null(), "nothing for staff");
+
+    // Told once of the edit and once of its payment.
+    let told = notifications
+        .collect(Duration::from_secs(60), |seen| {
+            ["oms.order.edited", "oms.order.edit-paid"]
+                .iter()
+                .all(|kind| seen.iter().any(|(m, _)| m["eventType"] == *kind))
+        })
+        .await;
+    let late = notifications
+        .collect(Duration::from_secs(3), |_| false)
+        .await;
+    for kind in ["oms.order.edited", "oms.order.edit-paid"] {
+        let count = told
+            .iter()
+            .chain(late.iter())
+            .filter(|(m, _)| m["eventType"] == kind)
+            .count();
+        assert_eq!(count, 1, "{kind} told once");
+    }
+}
+
+/// A dearer edit whose new total is never authorized is undone once the payment window has
+/// passed: the order ships as it did, for what it cost, under the hold it had.
+#[tokio::test]
+async fn a_dearer_edit_never_authorized_is_undone_and_the_order_ships_as_before() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("EDIT-UNDONE", 5).await;
+    let customer = unique("editor");
+    let placed = stack
+        .place_unpaid_order(&customer, &unique("key"), &[(&sku, 1)])
+        .await;
+    let id = placed.body["orderId"].as_str().unwrap().to_owned();
+    let intent = open_at_stripe(&stack, &customer, &id).await;
+    pay_at_stripe(&stack, &intent).await;
+    stack.wait_status(&customer, &id, "FULFILLING").await;
+    let before = stack.order_as_staff(&id).await;
+    let admin = stack.token("edit-admin", Some("oms:admin"));
+    let edited = stack
+        .post(
+            &format!("/orders/{id}/edits"),
+            &admin,
+            &[
+                ("idempotency-key", &unique("edit")),
+                ("if-match", &if_match(&before)),
+            ],
+            json!({"shippingMethod": "OVERNIGHT", "reason": "asked by phone"}),
+        )
+        .await;
+    assert_eq!(edited.status, StatusCode::OK, "{:?}", edited.body);
+    assert_eq!(edited.body["edits"][0]["state"], "AWAITING_PAYMENT");
+    // The test stack's payment window is 20 s; the sweep runs every 2 s.
+    let undone = wait_for(&stack, &id, "edit undone", |o| {
+        o["edits"][0]["state"] == "UNDONE"
+    })
+    .await;
+    assert_eq!(undone["status"], "FULFILLING");
+    assert_eq!(undone["totals"], before["totals"]);
+    assert_eq!(undone["shipping"], before["shipping"]);
+    assert!(undone["hold"].is_null());
+    assert_eq!(undone["payment"]["status"], "AUTHORIZED", "the hold it had");
+}

@@ -93,7 +93,8 @@ pub async fn record_psp_event<O: OrderStore>(
 /// order's total, captured when it ships, with the order's id for the PSP's events to name. Once
 /// per payment attempt: asked again, the same payment answers (the idempotency key names the
 /// order and how many payments it has seen released), and after the PSP released a hold, a new
-/// one. Refused (409) for an order that is paid for or called off.
+/// one; after an edit, one for the new total. Refused (409) for an order that is paid for or
+/// called off.
 pub async fn start_payment<O: OrderStore, P: crate::ports::PaymentProvider>(
     orders: &O,
     provider: &P,
@@ -103,6 +104,14 @@ pub async fn start_payment<O: OrderStore, P: crate::ports::PaymentProvider>(
     let order = orders.get(id).await?.ok_or(PaymentAppError::NotFound)?;
     if order.customer_id != caller.customer_id && !caller.is_admin() {
         return Err(PaymentAppError::NotFound);
+    }
+    // An edit made the order dearer while its money was held: a new payment for the whole
+    // new total replaces the hold (one per edit).
+    if let Some(edit) = order.awaiting_edit() {
+        let key = format!("{}-INTENT", edit.id);
+        return Ok(provider
+            .create_payment_intent(&order.id, order.totals.total, &key)
+            .await?);
     }
     let paid = order.payment_status();
     if !matches!(order.status, OrderStatus::Pending | OrderStatus::Reserved) || !paid.is_unpaid() {
@@ -119,7 +128,11 @@ pub async fn start_payment<O: OrderStore, P: crate::ports::PaymentProvider>(
         .iter()
         .filter(|e| e.kind == PaymentEventKind::VoidSucceeded && e.mismatch.is_none())
         .count();
-    let key = format!("{}-INTENT-{attempt}", order.id);
+    // An edit before the first payment changed the total: a payment of the new one.
+    let key = match order.edits.len() {
+        0 => format!("{}-INTENT-{attempt}", order.id),
+        edits => format!("{}-INTENT-{attempt}-E{edits}", order.id),
+    };
     Ok(provider
         .create_payment_intent(&order.id, order.totals.total, &key)
         .await?)

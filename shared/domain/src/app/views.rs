@@ -46,6 +46,10 @@ pub struct OrderView<'a> {
     /// Units called off before they were packed, with the totals before and after.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unit_cancellations: Vec<UnitCancellationView<'a>>,
+    /// Changes of where or how it ships, with the totals before and after and where each
+    /// stands.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub edits: Vec<EditView<'a>>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub returns: &'a [Return],
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -84,6 +88,30 @@ pub struct UnitCancellationView<'a> {
     pub at: DateTime<Utc>,
     pub totals_before: TotalsView,
     pub totals_after: TotalsView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refund_id: Option<&'a str>,
+}
+
+/// An edit of where or how the order ships (the key it was asked under is the caller's own,
+/// and the old address is not shown).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EditView<'a> {
+    pub edit_id: &'a str,
+    pub state: crate::order::edits::EditState,
+    pub reason: &'a str,
+    pub by: &'a str,
+    pub at: DateTime<Utc>,
+    pub address_changed: bool,
+    pub shipping_before: &'a crate::order::edits::ShippingChoice,
+    pub shipping_after: &'a crate::order::edits::ShippingChoice,
+    pub totals_before: TotalsView,
+    pub totals_after: TotalsView,
+    /// While it awaits its payment: when it is undone unless the new total is authorized.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub due_by: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settled_at: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refund_id: Option<&'a str>,
 }
@@ -316,6 +344,25 @@ impl<'a> From<&'a Order> for OrderView<'a> {
                     totals_before: TotalsView::of(&c.totals_before),
                     totals_after: TotalsView::of(&c.totals_after),
                     refund_id: c.refund_id.as_deref(),
+                })
+                .collect(),
+            edits: order
+                .edits
+                .iter()
+                .map(|e| EditView {
+                    edit_id: &e.id,
+                    state: e.state,
+                    reason: &e.reason,
+                    by: &e.by,
+                    at: e.at,
+                    address_changed: e.address_changed,
+                    shipping_before: &e.shipping_before,
+                    shipping_after: &e.shipping_after,
+                    totals_before: TotalsView::of(&e.totals_before),
+                    totals_after: TotalsView::of(&e.totals_after),
+                    due_by: e.due_by,
+                    settled_at: e.settled_at,
+                    refund_id: e.refund_id.as_deref(),
                 })
                 .collect(),
             returns: &order.returns,
