@@ -99,6 +99,40 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("order.units.done", "Those items are cancelled; the rest of your order goes on.", "Diese Artikel sind storniert; der Rest Ihrer Bestellung geht weiter."),
     ("order.units.none", "Choose at least one item to cancel.", "Wählen Sie mindestens einen Artikel zum Stornieren."),
     ("order.units.cancelled", "Cancelled", "Storniert"),
+    ("order.address.title", "Change the delivery address", "Lieferadresse ändern"),
+    (
+        "order.address.intro",
+        "Until your order is packed, you can send it somewhere else. If the new address costs more to ship to, please ask us.",
+        "Bis Ihre Bestellung verpackt ist, können Sie sie an eine andere Adresse schicken lassen. Kostet der Versand dorthin mehr, fragen Sie uns bitte.",
+    ),
+    ("order.address.name", "Name", "Name"),
+    ("order.address.line1", "Street and number", "Straße und Hausnummer"),
+    ("order.address.line2", "Address line 2 (optional)", "Adresszusatz (optional)"),
+    ("order.address.city", "City", "Ort"),
+    ("order.address.postal-code", "Postal code", "Postleitzahl"),
+    ("order.address.country", "Country (two letters, e.g. DE)", "Land (zwei Buchstaben, z. B. DE)"),
+    ("order.address.submit", "Send it here", "Hierhin liefern"),
+    ("order.address.done", "Your order goes to the new address.", "Ihre Bestellung geht an die neue Adresse."),
+    (
+        "order.address.invalid",
+        "Please fill in the whole address: name, street, postal code, city and a two-letter country code.",
+        "Bitte geben Sie die ganze Adresse an: Name, Straße, Postleitzahl, Ort und ein Länderkürzel aus zwei Buchstaben.",
+    ),
+    (
+        "order.address.unserved",
+        "We do not ship there with your order's shipping method, or the address is the one it has already. Nothing was changed.",
+        "Dorthin liefern wir mit der Versandart Ihrer Bestellung nicht, oder es ist schon ihre Adresse. Es wurde nichts geändert.",
+    ),
+    (
+        "order.address.dearer",
+        "Shipping to that address costs more, and your payment covers the order as it is: please contact us to change it. Nothing was changed.",
+        "Der Versand an diese Adresse kostet mehr, und Ihre Zahlung deckt die Bestellung, wie sie ist: Bitte wenden Sie sich an uns. Es wurde nichts geändert.",
+    ),
+    (
+        "order.address.too-late",
+        "Your order can no longer be sent elsewhere: it is packed, on its way, or a change waits for its payment.",
+        "Ihre Bestellung kann nicht mehr umgeleitet werden: Sie ist verpackt, unterwegs, oder eine Änderung wartet auf ihre Zahlung.",
+    ),
     (
         "order.refused",
         "That could not be done",
@@ -195,6 +229,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("status.RESERVED", "Everything is in stock and set aside for you.", "Alles ist vorrätig und für Sie reserviert."),
     ("status.RESERVED.waiting", "What is in stock is set aside for you; some items are still on their way to us.", "Was vorrätig ist, ist für Sie reserviert; einige Artikel sind noch zu uns unterwegs."),
     ("next.RESERVED.waiting", "Your order goes to our warehouse, whole, as soon as they arrive; we tell you then.", "Ihre Bestellung geht vollständig ins Lager, sobald sie da sind; wir melden uns dann."),
+    ("next.edit-awaiting-payment", "Your order was changed and now costs more: it is packed once you authorize the new total with your payment provider. If you do not, it ships as before.", "Ihre Bestellung wurde geändert und kostet jetzt mehr: Wir packen sie, sobald Sie den neuen Betrag bei Ihrem Zahlungsanbieter autorisiert haben. Sonst wird sie wie zuvor versandt."),
     ("status.FULFILLING", "Our warehouse is packing your order.", "Unser Lager packt Ihre Bestellung."),
     ("status.PARTIALLY_SHIPPED", "Part of your order is on its way; the rest follows.", "Ein Teil Ihrer Bestellung ist unterwegs; der Rest folgt."),
     ("status.SHIPPED", "Your order is on its way.", "Ihre Bestellung ist unterwegs."),
@@ -419,6 +454,7 @@ impl OrderPage {
         let next = match order.status {
             OrderStatus::Reserved if !payment.allows_fulfillment() => "next.RESERVED.unpaid",
             OrderStatus::Reserved if waiting => "next.RESERVED.waiting",
+            _ if order.awaiting_edit().is_some() => "next.edit-awaiting-payment",
             status => match status {
                 OrderStatus::Pending => "next.PENDING",
                 OrderStatus::Reserved => "next.RESERVED",

@@ -154,6 +154,7 @@ pub fn router<S: Store, K: SecretSource + 'static>(shop: Shop<S, K>) -> Router {
         .route("/shop/orders/{id}", get(order_page::<S, K>))
         .route("/shop/orders/{id}/cancel", post(cancel::<S, K>))
         .route("/shop/orders/{id}/cancel-units", post(cancel_units::<S, K>))
+        .route("/shop/orders/{id}/address", post(change_address::<S, K>))
         .route("/shop/orders/{id}/return", get(return_page::<S, K>))
         .route("/shop/orders/{id}/returns", post(open_return::<S, K>))
         .route(
@@ -701,6 +702,9 @@ fn order_response(
         Some("units-cancelled") if !order.unit_cancellations.is_empty() => {
             Some(text(language, "order.units.done"))
         }
+        Some("address-changed") if order.edits.iter().any(|e| e.address_changed) => {
+            Some(text(language, "order.address.done"))
+        }
         _ => None,
     };
     let now = Utc::now();
@@ -731,6 +735,9 @@ fn order_response(
             csrf => keys.cookies.csrf_token(&visit.nonce),
             can_cancel,
             unit_lines,
+            // Where it goes, and whether that may still change (a pickup has no address to
+            // change).
+            address => order.editable().is_ok().then(|| minijinja::Value::from(minijinja::value::Serde(&order.shipping.address))),
             form_key => format!("shop-{}", OrderId::generate(now)),
             returnable,
             banner,
@@ -793,6 +800,7 @@ async fn refused_cancellation<S: Store, K: SecretSource + 'static>(
     let why = match error {
         ReturnsAppError::Stale { .. } => text(language, "order.stale"),
         ReturnsAppError::Cancel(_) => text(language, "order.cancel.too-late"),
+        ReturnsAppError::Edit(_) => text(language, "order.address.too-late"),
         ReturnsAppError::Contended => text(language, "order.try-again"),
         other => return Err(Refusal::Internal(other.to_string())),
     };
@@ -898,6 +906,141 @@ async fn cancel_units<S: Store, K: SecretSource + 'static>(
                 "units-cancelled"
             };
             Ok(Redirect::to(&format!("{BASE}/orders/{id}?done={what}")).into_response())
+        }
+        Err(error) => refused_cancellation(&app, &keys, &visit, order, &error).await,
+    }
+}
+
+/// `POST /shop/orders/{id}/address`: the customer changes where the order goes, as
+/// `POST /orders/{id}/edits` does for them, on the version the page showed and once per page
+/// shown (its key). A new address that costs more while the money is held would need a new
+/// authorization of the whole new total, which this page does not take: it is refused, saying
+/// so, before anything changes.
+async fn change_address<S: Store, K: SecretSource + 'static>(
+    State(app): State<App<S, K>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Result<Response, Refusal> {
+    let now = Utc::now();
+    let (keys, visit, order) = proved(&app, &headers, &id).await?;
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim())
+            .filter(|v| !v.is_empty())
+    };
+    if !same_origin(&app.origin, &headers)
+        || !keys
+            .cookies
+            .csrf_valid(&visit.nonce, field("csrf").unwrap_or_default())
+    {
+        return Err(Refusal::Forbidden);
+    }
+    let (Some(version), Some(key)) = (
+        field("version").and_then(|v| v.parse::<u64>().ok()),
+        field("key").and_then(|k| oms_domain::ids::IdempotencyKey::parse(k).ok()),
+    ) else {
+        return Err(Refusal::Forbidden);
+    };
+    let language = language_of(&order);
+    let refused = |why: &str, current: Order, status: StatusCode| {
+        order_response(
+            &app.returns,
+            &keys,
+            &visit,
+            &current,
+            status,
+            None,
+            Some(why.to_owned()),
+        )
+    };
+    let mut address = serde_json::Map::new();
+    for name in [
+        "name",
+        "line1",
+        "line2",
+        "city",
+        "region",
+        "postalCode",
+        "country",
+    ] {
+        if let Some(value) = field(name) {
+            let value = match name {
+                "country" => value.to_ascii_uppercase(),
+                _ => value.to_owned(),
+            };
+            address.insert(name.to_owned(), value.into());
+        }
+    }
+    let Ok(request) = oms_domain::request::staff::ShippingEditRequest::parse(&serde_json::json!({
+        "shippingAddress": address,
+        "reason": "changed by the customer on the order's page",
+    })) else {
+        return Ok(refused(
+            text(language, "order.address.invalid"),
+            order,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ));
+    };
+    // What the change would do, tried on the order as the page read it (a form sent again is
+    // answered by its key below).
+    if order.edit_for_key(key.as_str()).is_none() {
+        let places = app
+            .locations
+            .current(&app.store)
+            .await
+            .map_err(|e| Refusal::Internal(e.to_string()))?;
+        let zone_of = |location: Option<&str>| {
+            Some(match location {
+                Some(id) => places.get(id)?.zone.clone(),
+                None => places.default_location().zone.clone(),
+            })
+        };
+        let tried = order.edit_shipping(
+            &request,
+            key.as_str(),
+            "customer",
+            app.locations.shipping(),
+            zone_of,
+            chrono::Duration::zero(),
+            now,
+        );
+        let why = match tried {
+            Ok(change) if change.order.awaiting_edit().is_some() => {
+                Some((text(language, "order.address.dearer"), StatusCode::CONFLICT))
+            }
+            Err(oms_domain::order::edits::EditError::Fields(_)) => Some((
+                text(language, "order.address.unserved"),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )),
+            _ => None,
+        };
+        if let Some((why, status)) = why {
+            return Ok(refused(why, order, status));
+        }
+    }
+    let customer = Caller {
+        customer_id: order.customer_id.clone(),
+        scopes: vec![],
+    };
+    match oms_domain::app::returns::edit_shipping(
+        &app.store,
+        &app.locations,
+        &customer,
+        &order.id,
+        &request,
+        &key,
+        version,
+        // Never waited on: a change that would wait for a new authorization is refused above.
+        chrono::Duration::zero(),
+        now,
+    )
+    .await
+    {
+        Ok(_) => {
+            Ok(Redirect::to(&format!("{BASE}/orders/{id}?done=address-changed")).into_response())
         }
         Err(error) => refused_cancellation(&app, &keys, &visit, order, &error).await,
     }

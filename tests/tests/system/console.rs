@@ -1885,6 +1885,104 @@ async fn staff_cancel_some_units_of_an_order_from_its_page_once() {
     assert_eq!(stack.stock(&sku).await, (4, 1, 5));
 }
 
+/// Staff change where an order goes from its page: an unserved method to the new country is
+/// refused naming it; to France by STANDARD it costs more, so the order waits for the
+/// customer's authorization of the new total (off the pick list); the same form sent again, or
+/// from a tab that showed the order before, changes nothing more.
+#[tokio::test]
+async fn staff_change_where_an_order_ships_from_its_page_once() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("CONSOLEEDIT", 5).await;
+    let (_, id, placed) = stack.order_in_warehouse(&[(&sku, 1)]).await;
+    let browser = Browser::open(&stack).await;
+    browser.sign_in("staff-eve", "admin").await;
+    let path = format!("/console/orders/{id}");
+    browser.goto(&path).await;
+    let first = browser.client.window().await.unwrap();
+    let second = browser.client.new_window(true).await.unwrap().handle;
+    browser
+        .client
+        .switch_to_window(second.clone())
+        .await
+        .unwrap();
+    browser.goto(&path).await;
+    browser.client.switch_to_window(first).await.unwrap();
+
+    // OVERNIGHT goes nowhere outside Germany: refused, naming the country, nothing changed.
+    let version = stack.order_as_staff(&id).await["version"].clone();
+    browser.click("#edit-method option[value=OVERNIGHT]").await;
+    browser.fill("#edit-line1", "12 Rue de Rivoli").await;
+    browser.fill("#edit-city", "Paris").await;
+    browser.fill("#edit-postal-code", "75001").await;
+    browser.fill("#edit-country", "FR").await;
+    browser.fill("#edit-reason", "the customer moved").await;
+    browser.submit("#edit").await;
+    let body = browser.body().await;
+    assert!(body.contains("does not ship to FR"), "{body}");
+    assert_eq!(stack.order_as_staff(&id).await["version"], version);
+
+    // By STANDARD: dearer, so the order waits for the customer's new authorization.
+    browser.goto(&path).await;
+    browser.click("#edit-method option[value=STANDARD]").await;
+    browser.fill("#edit-line1", "12 Rue de Rivoli").await;
+    browser.fill("#edit-city", "Paris").await;
+    browser.fill("#edit-postal-code", "75001").await;
+    browser.fill("#edit-country", "FR").await;
+    browser.fill("#edit-reason", "the customer moved").await;
+    browser.submit("#edit").await;
+    assert!(browser.path().await.contains("done="));
+    let listed = browser.text("#edits").await;
+    assert!(listed.contains("DE → FR"), "{listed}");
+    assert!(listed.contains("AWAITING_PAYMENT"), "{listed}");
+    assert!(browser
+        .text("#order-status")
+        .await
+        .contains("EDIT_AWAITING_PAYMENT"));
+    assert!(
+        !browser.body().await.contains("id=\"cancel-units-form\""),
+        "no units are called off while an edit waits for its payment"
+    );
+    let order = stack.order_as_staff(&id).await;
+    assert_eq!(order["shipping"]["address"]["country"], "FR");
+    let before = placed["totals"]["total"]["amount"].as_i64().unwrap();
+    let after = order["totals"]["total"]["amount"].as_i64().unwrap();
+    assert!(after > before, "{after} > {before}");
+    browser
+        .client
+        .execute(
+            "document.getElementById('edits-h').scrollIntoView()",
+            vec![],
+        )
+        .await
+        .unwrap();
+    browser.screenshot("edit").await;
+
+    // The sent form again, from the back-forward cache: recorded once.
+    browser.client.back().await.unwrap();
+    browser.submit("#edit").await;
+    assert_eq!(
+        stack.order_as_staff(&id).await["edits"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // The second tab showed the order before: its form is refused, nothing changed.
+    browser.client.switch_to_window(second).await.unwrap();
+    browser.fill("#edit-reason", "again").await;
+    browser.submit("#edit").await;
+    let refusal = browser.text("#form-refused").await;
+    assert!(refusal.contains("Nothing was changed"), "{refusal}");
+    assert_eq!(
+        stack.order_as_staff(&id).await["edits"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
 /// Staff let a SKU be backordered from its page, see the orders waiting for it oldest first,
 /// and the delivery they record on its purchase order fills them: the order goes to the
 /// warehouse.

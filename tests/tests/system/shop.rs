@@ -571,3 +571,80 @@ async fn a_customer_cancels_one_of_two_items_on_the_page_and_keeps_the_other() {
         .count();
     assert_eq!(changes, 1, "told once");
 }
+
+/// A customer sends their paid order to another street from its page (same price: nothing
+/// more to pay), once; somewhere dearer is refused, saying why, and changes nothing. The page
+/// passes the accessibility check, and the customer is told of the change once.
+#[tokio::test]
+async fn a_customer_changes_the_delivery_address_on_the_page_but_not_to_somewhere_dearer() {
+    let stack = Stack::connect().await;
+    let customer = unique("shopper");
+    let inbox = Probe::subscribe(
+        &stack,
+        "CustomerNotificationsTopic",
+        Some(json!({"customerId": [customer.as_str()], "channel": ["email"]})),
+    )
+    .await;
+    let (_, id, _) = paid_order_of(&stack, "SHOPADDRESS", &customer).await;
+    let before = stack.order_as_staff(&id).await;
+
+    let browser = Browser::open(&stack).await;
+    browser.goto(&order_link(&id, 600)).await;
+    // France costs more to ship to than Germany, and the money held covers the order as it is.
+    browser.fill("#address-line1", "12 Rue de Rivoli").await;
+    browser.fill("#address-postal-code", "75001").await;
+    browser.fill("#address-city", "Paris").await;
+    browser.fill("#address-country", "FR").await;
+    browser.submit("#change-address").await;
+    assert!(browser.text("#refused").await.contains("costs more"));
+    assert_eq!(
+        stack.order_as_staff(&id).await["version"],
+        before["version"]
+    );
+
+    browser.fill("#address-line1", "Hauptstr. 2").await;
+    browser.fill("#address-postal-code", "10115").await;
+    browser.fill("#address-city", "Berlin").await;
+    browser.fill("#address-country", "DE").await;
+    browser.submit("#change-address").await;
+    assert!(
+        browser
+            .text("#banner")
+            .await
+            .contains("goes to the new address"),
+        "the page says what was done"
+    );
+    let order = stack.order_as_staff(&id).await;
+    assert_eq!(order["shipping"]["address"]["line1"], "Hauptstr. 2");
+    assert_eq!(order["edits"][0]["by"], "customer");
+    assert_eq!(order["edits"][0]["state"], "APPLIED");
+    assert_eq!(order["totals"], before["totals"], "nothing more to pay");
+    assert_accessible(&browser, "the order's page after changing the address").await;
+    browser.screenshot("shop-address").await;
+
+    // The sent form again, from the browser's history: nothing more changes.
+    browser.client.back().await.unwrap();
+    if browser.body().await.contains("id=\"change-address\"") {
+        browser.submit("#change-address").await;
+    }
+    assert_eq!(
+        stack.order_as_staff(&id).await["edits"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let told = inbox
+        .collect(Duration::from_secs(60), |seen| {
+            seen.iter()
+                .any(|(m, _)| m["eventType"] == "oms.order.edited")
+        })
+        .await;
+    let late = inbox.collect(Duration::from_secs(3), |_| false).await;
+    let changes = told
+        .iter()
+        .chain(late.iter())
+        .filter(|(m, _)| m["eventType"] == "oms.order.edited")
+        .count();
+    assert_eq!(changes, 1, "told once");
+}

@@ -586,3 +586,80 @@ async fn the_lookup_answers_api_gateways_event_in_the_browsers_language() {
     assert!(page.contains("<html lang=\"de\">"), "{page}");
     assert!(page.contains("action=\"/shop/orders/find\""), "{page}");
 }
+
+#[tokio::test]
+async fn the_customer_sends_the_order_elsewhere_from_the_page_once_but_not_somewhere_dearer() {
+    // Its money held: a dearer address would need a new authorization the page does not take.
+    let at = Utc::now();
+    let order = oms_domain::fixtures::sample_order(ORDER, "customer-ada", at)
+        .reserve_all_at("BER-1", at)
+        .unwrap()
+        .authorized_for_test(at);
+    let router = shop_with(order);
+    let cookie = visit(&router).await;
+    let (_, _, page) = send(
+        &router,
+        get(&format!("/shop/orders/{ORDER}"), Some(&cookie)),
+    )
+    .await;
+    assert!(page.contains("id=\"address-form\""), "{page}");
+    let (csrf, version, key) = (
+        hidden(&page, "csrf"),
+        hidden(&page, "version"),
+        hidden(&page, "key"),
+    );
+    let path = format!("/shop/orders/{ORDER}/address");
+    let form = |street: &str, country: &str| {
+        format!(
+            "csrf={csrf}&version={version}&key={key}&name=Ada+Lovelace&line1={street}\
+             &postalCode=10115&city=Berlin&country={country}"
+        )
+    };
+    // France costs more to ship to: refused, saying so, nothing changed.
+    let (status, _, page) = send(
+        &router,
+        post(&path, Some(&cookie), ORIGIN, &form("1+Rue+de+Rivoli", "fr")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{page}");
+    assert!(page.contains("costs more"), "{page}");
+    // Not a country: named as an incomplete address.
+    let (status, _, page) = send(
+        &router,
+        post(&path, Some(&cookie), ORIGIN, &form("Hauptstr.+2", "ZZZ")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+    assert!(page.contains("whole address"), "{page}");
+    // Another street in Berlin, sent twice: one change.
+    for _ in 0..2 {
+        let (status, headers, page) = send(
+            &router,
+            post(&path, Some(&cookie), ORIGIN, &form("Hauptstr.+2", "de")),
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+        assert!(headers[header::LOCATION]
+            .to_str()
+            .unwrap()
+            .ends_with("done=address-changed"));
+    }
+    let (_, _, page) = send(
+        &router,
+        get(
+            &format!("/shop/orders/{ORDER}?done=address-changed"),
+            Some(&cookie),
+        ),
+    )
+    .await;
+    assert!(page.contains("goes to the new address"), "{page}");
+    assert!(page.contains("value=\"Hauptstr. 2\""), "{page}");
+    // The page it was sent from is out of date now: refused, nothing changed.
+    let other_key = format!(
+        "csrf={csrf}&version={version}&key=another&name=Ada+Lovelace&line1=Elsewhere+1\
+         &postalCode=10115&city=Berlin&country=DE"
+    );
+    let (status, _, page) = send(&router, post(&path, Some(&cookie), ORIGIN, &other_key)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{page}");
+    assert!(page.contains("changed while the page was open"), "{page}");
+}

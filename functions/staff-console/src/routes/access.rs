@@ -92,6 +92,7 @@ pub(super) fn banner(done: &str) -> Option<String> {
         "packed" => "Packed.",
         "shipped" => "Shipped: the customer is told.",
         "moved" => "The shipment was moved; its units are reserved at their new location.",
+        "edited" => "The change was saved and the customer told. If it costs more while the money is only held, the order waits for the customer to authorize the new total before it is packed.",
         "redriven" => "The dead-letter queue's messages are moving back to their queue.",
         "discarded" => "The message was discarded; it will not be tried again.",
         "acknowledged" => "Acknowledged: the order's money is off the attention list until something new needs staff.",

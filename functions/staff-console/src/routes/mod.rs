@@ -200,6 +200,7 @@ pub fn router<S: Store, K: SecretSource + 'static>(console: Console<S, K>) -> Ro
             "/console/orders/{id}/cancel-units",
             post(orders::cancel_units::<S, K>),
         )
+        .route("/console/orders/{id}/edits", post(orders::edit::<S, K>))
         .route(
             "/console/orders/{id}/shipments/{number}/move",
             post(move_shipment::<S, K>),

@@ -240,6 +240,8 @@ pub(super) async fn order<S: Store, K: SecretSource>(
             other_orders => summaries(&others),
             more_orders,
             cancellable,
+            editable => order.editable().is_ok(),
+            methods => ["STANDARD", "EXPRESS", "OVERNIGHT"],
             unit_lines => ser(&unit_lines),
             form_key => format!("console-{}", OrderId::generate(Utc::now())),
             ships_from => ser(&ships_from),
@@ -350,6 +352,59 @@ pub(super) async fn cancel_units<S: Store, K: SecretSource>(
     .await?;
     tracing::info!(order_id = %order.id, "console: units cancelled");
     Ok(done(&format!("/console/orders/{id}"), "units-cancelled"))
+}
+
+/// Changes where or how the order ships (the address as the form holds it, the method chosen),
+/// once per form shown (its key), on the page's version. The money follows as the API's edit
+/// does: a dearer total while the money is held waits for the customer's new authorization.
+pub(super) async fn edit<S: Store, K: SecretSource>(
+    State(app): State<App<S, K>>,
+    Path(id): Path<String>,
+    form: StaffForm,
+) -> Result<Response, PageError> {
+    let staff = form.require(SCOPE_ADMIN)?;
+    let fields = &form.fields;
+    let id = order_id(&id)?;
+    let version = form.version()?;
+    let key = fields
+        .get("key")
+        .and_then(|k| oms_domain::ids::IdempotencyKey::parse(k).ok())
+        .ok_or_else(|| PageError::Stale("The form is out of date: open the page again.".into()))?;
+    let text = |name: &str| fields.text(name).map(str::to_owned);
+    let mut address = serde_json::Map::new();
+    for name in [
+        "name",
+        "line1",
+        "line2",
+        "city",
+        "region",
+        "postalCode",
+        "country",
+    ] {
+        if let Some(value) = text(name) {
+            address.insert(name.to_owned(), value.into());
+        }
+    }
+    let request = oms_domain::request::staff::ShippingEditRequest::parse(&json!({
+        "shippingAddress": address,
+        "shippingMethod": fields.get("method").unwrap_or_default(),
+        "reason": fields.get("reason").unwrap_or_default(),
+    }))
+    .map_err(ApiError::Invalid)?;
+    let order = oms_domain::app::returns::edit_shipping(
+        &app.store,
+        &app.locations,
+        &staff.caller,
+        &id,
+        &request,
+        &key,
+        version,
+        app.payments.authorization_window,
+        Utc::now(),
+    )
+    .await?;
+    tracing::info!(order_id = %order.id, "console: order edited");
+    Ok(done(&format!("/console/orders/{id}"), "edited"))
 }
 
 /// Staff acknowledge what the order's money needs, saying how they dealt with it (a mismatch

@@ -255,7 +255,7 @@ impl Order {
     }
 
     /// How many units of each line can still be called off (none once the order is past
-    /// packing, final, or ships an exchange): what a form offers.
+    /// packing, final, ships an exchange, or an edit waits for its payment): what a form offers.
     pub fn cancellable_units(&self) -> Vec<(&Sku, u32)> {
         let open = matches!(
             self.status,
@@ -264,6 +264,7 @@ impl Order {
                 | OrderStatus::Fulfilling
                 | OrderStatus::PartiallyShipped
         ) && self.replacement_for.is_none()
+            && self.awaiting_edit().is_none()
             && self.unit_cancellations.len() < MAX_UNIT_CANCELLATIONS;
         self.lines
             .iter()

@@ -185,22 +185,10 @@ impl Order {
         })
     }
 
-    /// Changes where or how the order ships, before any of it is packed: the charge re-quoted
-    /// by `policy` for each parcel from its location's zone (`zone_of`; `None` names an order
-    /// not yet reserved, which leaves from the default location), the totals following, and
-    /// the money too (see the module). `window` is how long a dearer edit of an order whose
-    /// money is held waits for its new authorization.
-    #[allow(clippy::too_many_arguments)]
-    pub fn edit_shipping(
-        &self,
-        request: &ShippingEditRequest,
-        key: &str,
-        by: &str,
-        policy: &ShippingPolicy,
-        zone_of: impl Fn(Option<&str>) -> Option<String>,
-        window: Duration,
-        now: DateTime<Utc>,
-    ) -> Result<OrderChange, EditError> {
+    /// Whether where or how the order ships may be changed now: before any of it is packed,
+    /// not collected in store, not an exchange's replacement, and no other edit waiting for its
+    /// payment.
+    pub fn editable(&self) -> Result<(), EditError> {
         match self.status {
             OrderStatus::Pending | OrderStatus::Reserved | OrderStatus::Fulfilling => {}
             other => return Err(EditError::NotEditable(other.as_str())),
@@ -225,6 +213,26 @@ impl Order {
         if self.edits.len() >= MAX_EDITS {
             return Err(EditError::TooManyEdits);
         }
+        Ok(())
+    }
+
+    /// Changes where or how the order ships, before any of it is packed: the charge re-quoted
+    /// by `policy` for each parcel from its location's zone (`zone_of`; `None` names an order
+    /// not yet reserved, which leaves from the default location), the totals following, and
+    /// the money too (see the module). `window` is how long a dearer edit of an order whose
+    /// money is held waits for its new authorization.
+    #[allow(clippy::too_many_arguments)]
+    pub fn edit_shipping(
+        &self,
+        request: &ShippingEditRequest,
+        key: &str,
+        by: &str,
+        policy: &ShippingPolicy,
+        zone_of: impl Fn(Option<&str>) -> Option<String>,
+        window: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<OrderChange, EditError> {
+        self.editable()?;
         let mut errors = ValidationErrors::default();
         let address = request
             .shipping_address
