@@ -438,6 +438,7 @@ impl Renderer {
             })).collect::<Vec<_>>()),
             "decisionNote": rma.and_then(|r| r.decision.as_ref()).and_then(|d| d.note.clone()),
             "replacementOrderId": event.data.replacement_order_id.as_ref().map(|o| o.to_string()),
+            "exchangeDue": rma.and_then(|r| r.exchange_due).map(money),
             "occurredAt": event.time,
             "sequence": event.sequence,
         });
@@ -653,7 +654,10 @@ mod tests {
         // with an exchange, then received with a refund for the line that is not exchanged.
         let later = at("2026-12-02T10:00:00Z");
         let policy = crate::order::returns::policy::ReturnPolicy::default_policy();
-        let catalog = [crate::order::tests::product("A-LARGE", 1999, 5)];
+        let catalog = [
+            crate::order::tests::product("A-LARGE", 1999, 5),
+            crate::order::tests::product("A-GOLD", 2999, 5),
+        ];
         let request = |body: serde_json::Value| {
             crate::request::returns::ReturnRequest::parse(&serde_json::json!({ "lines": body }))
                 .unwrap()
@@ -699,6 +703,33 @@ mod tests {
                 &crate::request::returns::ReceiptRequest::parse(&serde_json::json!({"lines": [
                     {"sku": "A", "quantity": 1, "disposition": "RESTOCK"},
                     {"sku": "B", "quantity": 1, "disposition": "DISCARD"}
+                ]}))
+                .unwrap(),
+                "warehouse",
+                &policy,
+                &crate::shipping::ShippingPolicy::default_policy(),
+                later,
+            )
+            .unwrap()
+            .order;
+        // The other A exchanged for a dearer one: the difference is paid before it ships.
+        let dearer = received
+            .request_return(
+                &request(serde_json::json!([
+                    {"sku": "A", "quantity": 1, "reason": "DOES_NOT_FIT", "exchangeSku": "A-GOLD"}
+                ])),
+                key("k3"),
+                &catalog,
+                &policy,
+                later,
+            )
+            .unwrap()
+            .order;
+        let received_dearer = dearer
+            .receive_return(
+                &id(&dearer),
+                &crate::request::returns::ReceiptRequest::parse(&serde_json::json!({"lines": [
+                    {"sku": "A", "quantity": 1, "disposition": "RESTOCK"}
                 ]}))
                 .unwrap(),
                 "warehouse",
@@ -830,6 +861,7 @@ mod tests {
             change(Some(&requested), &rejected_return, None),
             change(Some(&rejected_return), &approved, None),
             change(Some(&approved), &received, None),
+            change(Some(&dearer), &received_dearer, Some("exchange-due")),
             change(Some(&authorized), &smaller_held, Some("held")),
             change(Some(&paid), &smaller_paid, Some("paid")),
             change(Some(&placed), &waiting, Some("backordered")),

@@ -773,3 +773,93 @@ pub(crate) fn read_label(pdf: &[u8]) -> Value {
     );
     serde_json::from_slice(&output.stdout).expect("the label reader prints JSON")
 }
+
+/// An exchange for a dearer item: on receipt the replacement order is created for the
+/// difference, held (its units reserved) until it is paid, then shipped; one for a cheaper item
+/// ships at once and the difference is refunded on receipt.
+#[tokio::test]
+async fn an_exchange_for_a_dearer_item_is_paid_before_it_ships_and_a_cheaper_one_refunds_the_difference(
+) {
+    let stack = Stack::connect().await;
+    let small = stack.create_sku("DIFF-S", 5).await; // 10.00
+    let gold = unique("DIFF-GOLD").to_uppercase();
+    stack.create_product(&gold, "Gold edition", 1450, 5).await;
+    let plain = unique("DIFF-PLAIN").to_uppercase();
+    stack.create_product(&plain, "Plain edition", 800, 5).await;
+    let (customer, delivered) = stack
+        .delivered_order(&[(&small, 2)], &delivered_recently())
+        .await;
+    let id = delivered["orderId"].as_str().unwrap();
+
+    // One unit for the dearer item.
+    let opened = request_return(
+        &stack,
+        &customer,
+        id,
+        &unique("k"),
+        json!([{"sku": small, "quantity": 1, "reason": "DOES_NOT_FIT", "exchangeSku": gold}]),
+    )
+    .await;
+    assert_eq!(opened.body["status"], "APPROVED", "{:?}", opened.body);
+    assert_eq!(stack.stock(&gold).await, (4, 1, 5), "reserved on approval");
+    let rma = opened.body["returnId"].as_str().unwrap().to_owned();
+    let received = receive(
+        &stack,
+        &rma,
+        json!([{"sku": small, "quantity": 1, "disposition": "RESTOCK"}]),
+    )
+    .await;
+    assert_eq!(received.status, StatusCode::OK, "{:?}", received.body);
+    assert_eq!(received.body["exchangeDue"]["amount"], 450);
+    assert!(received.body.get("refund").is_none(), "nothing refunded");
+    let replacement_id = received.body["replacementOrderId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let replacement = order(&stack, &customer, &replacement_id).await;
+    assert_eq!(replacement["status"], "RESERVED");
+    assert_eq!(replacement["hold"], "AWAITING_PAYMENT");
+    assert_eq!(replacement["totals"]["total"]["amount"], 450);
+    assert_eq!(stack.stock(&gold).await, (4, 1, 5), "still held for it");
+    // Paid: it goes to the warehouse and ships.
+    let authorized = stack.authorize(&replacement).await;
+    assert!(authorized.status.is_success(), "{:?}", authorized.body);
+    stack
+        .wait_status(&customer, &replacement_id, "FULFILLING")
+        .await;
+    stack.ship_through_warehouse(&replacement_id).await;
+    assert_eq!(stack.stock(&gold).await, (4, 0, 4), "the replacement left");
+
+    // The other unit for the cheaper item: it ships at once, the difference refunded.
+    let opened = request_return(
+        &stack,
+        &customer,
+        id,
+        &unique("k"),
+        json!([{"sku": small, "quantity": 1, "reason": "DOES_NOT_FIT", "exchangeSku": plain}]),
+    )
+    .await;
+    assert_eq!(opened.body["status"], "APPROVED", "{:?}", opened.body);
+    let rma = opened.body["returnId"].as_str().unwrap().to_owned();
+    let received = receive(
+        &stack,
+        &rma,
+        json!([{"sku": small, "quantity": 1, "disposition": "RESTOCK"}]),
+    )
+    .await;
+    assert_eq!(received.status, StatusCode::OK, "{:?}", received.body);
+    assert_eq!(
+        received.body["refund"]["amount"]["amount"], 200,
+        "{:?}",
+        received.body
+    );
+    assert!(received.body.get("exchangeDue").is_none());
+    let replacement = order(
+        &stack,
+        &customer,
+        received.body["replacementOrderId"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(replacement["status"], "FULFILLING");
+    assert_eq!(replacement["totals"]["total"]["amount"], 0);
+}

@@ -201,10 +201,11 @@ impl Change {
         Change {
             version: order.version,
             from: None,
-            event: if order.status == OrderStatus::Pending {
-                OrderEvent::Placed
-            } else {
-                OrderEvent::FulfillmentStarted
+            event: match order.status {
+                OrderStatus::Pending => OrderEvent::Placed,
+                // An exchange's replacement with a difference to pay: held for its payment.
+                OrderStatus::Reserved => OrderEvent::Reserved,
+                _ => OrderEvent::FulfillmentStarted,
             },
             announced: Vec::new(),
             return_id: None,

@@ -136,6 +136,12 @@ impl Disposition {
 pub struct Exchange {
     pub sku: Sku,
     pub name: String,
+    /// What one unit of it costs, from the catalog when the return was asked (absent on returns
+    /// stored before exchanges could differ in price: the returned line's own price). A dearer
+    /// item's difference is paid on its replacement order before it ships; a cheaper one's is
+    /// refunded on receipt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit_price: Option<Money>,
 }
 
 /// One SKU sent back.
@@ -208,6 +214,10 @@ pub struct Return {
     /// The order that ships the exchanged items, created on receipt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replacement_order_id: Option<OrderId>,
+    /// What the exchanged items cost beyond those sent back: the replacement order's total,
+    /// paid before it ships.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exchange_due: Option<Money>,
 }
 
 impl Return {
@@ -482,21 +492,19 @@ impl Order {
                         );
                         continue;
                     }
-                    Some(product) if product.unit_price != line.unit_price => {
+                    Some(product)
+                        if product.unit_price.currency() != line.unit_price.currency() =>
+                    {
                         errors.add(
                             format!("{field}.exchangeSku"),
-                            format!(
-                                "'{sku}' costs {} and '{}' cost {}: exchanges are for items of the same price",
-                                product.unit_price,
-                                line.sku,
-                                line.unit_price
-                            ),
+                            format!("'{sku}' is priced in another currency than the order"),
                         );
                         continue;
                     }
                     Some(product) => Some(Exchange {
                         sku: product.sku.clone(),
                         name: product.name.clone(),
+                        unit_price: Some(product.unit_price),
                     }),
                 },
             };
@@ -526,6 +534,7 @@ impl Order {
             receipt: None,
             refund_id: None,
             replacement_order_id: None,
+            exchange_due: None,
         };
         let mut note = format!("return {return_id} requested");
         let mut moves = Vec::new();
@@ -685,6 +694,22 @@ impl Order {
             }
             match &line.exchange {
                 Some(exchange) => {
+                    // The difference per unit: paid on the replacement if dearer, refunded if
+                    // cheaper, for the units that arrived.
+                    let price = exchange.unit_price.unwrap_or(line.unit_price);
+                    let difference = price.minor_units() - line.unit_price.minor_units();
+                    let money = |minor: i64| {
+                        Money::new(minor, currency)
+                            .map_err(|e| ValidationErrors::one("lines", e.to_string()))
+                    };
+                    if let (Ok(quantity), true) = (Quantity::new(got), difference < 0) {
+                        refund_lines.push(RefundLine {
+                            sku: line.sku.clone(),
+                            quantity,
+                            amount: money(-difference * i64::from(got))?,
+                        });
+                    }
+                    let owed = difference.max(0);
                     if let Ok(quantity) = Quantity::new(short) {
                         moves.push(StockMove {
                             sku: exchange.sku.clone(),
@@ -698,8 +723,8 @@ impl Order {
                             sku: exchange.sku.clone(),
                             name: exchange.name.clone(),
                             quantity,
-                            unit_price: Money::zero(currency),
-                            line_total: Money::zero(currency),
+                            unit_price: money(owed)?,
+                            line_total: money(owed * i64::from(got))?,
                             unit_weight_grams: self
                                 .lines
                                 .iter()
@@ -789,6 +814,10 @@ impl Order {
             let rma = &mut next.returns[index];
             rma.refund_id = refund.as_ref().map(|r| r.refund_id.clone());
             rma.replacement_order_id = created.as_ref().map(|o| o.id.clone());
+            rma.exchange_due = created
+                .as_ref()
+                .map(|o| o.totals.total)
+                .filter(|due| due.minor_units() > 0);
             rma.status = ReturnStatus::Received;
             rma.receipt = Some(Receipt {
                 lines: receipt.lines.clone(),
@@ -810,8 +839,11 @@ impl Order {
         })
     }
 
-    /// The order that ships an exchange: free of charge, to the original address, straight to
-    /// the warehouse (its units were reserved when the return was approved).
+    /// The order that ships an exchange, to the original address (its units were reserved when
+    /// the return was approved): straight to the warehouse, free of charge, when the exchanged
+    /// items cost no more than those sent back; otherwise `RESERVED` for the difference (its
+    /// lines priced at it), waiting for its payment like any order — paid, it goes to the
+    /// warehouse; never paid within the payment window, it expires and its units are released.
     fn replacement(
         &self,
         id: &ReturnId,
@@ -832,6 +864,9 @@ impl Order {
             .map(|q| q.estimate)
             .unwrap_or(self.shipping.estimate);
         let note = format!("replacement for {id}, sent to warehouse {warehouse}");
+        let due_minor: i64 = lines.iter().map(|l| l.line_total.minor_units()).sum();
+        let due = Money::new(due_minor, currency).unwrap_or(zero);
+        let free = due.minor_units() == 0;
         let mut replacement = Order::opened(
             NewOrder {
                 id: OrderId::generate(now),
@@ -846,13 +881,23 @@ impl Order {
                 },
                 contact: self.contact.clone(),
                 totals: Totals {
-                    subtotal: zero,
+                    subtotal: due,
                     shipping: zero,
-                    total: zero,
+                    total: due,
                 },
             },
-            OrderStatus::Fulfilling,
-            Some(note),
+            if free {
+                OrderStatus::Fulfilling
+            } else {
+                OrderStatus::Reserved
+            },
+            Some(if free {
+                note
+            } else {
+                format!(
+                    "replacement for {id}: {due} to pay before it goes to warehouse {warehouse}"
+                )
+            }),
             now,
         );
         let lines = replacement
@@ -863,13 +908,15 @@ impl Order {
                 quantity: l.quantity,
             })
             .collect();
-        replacement.shipments = vec![Fulfillment::queued(
-            1,
-            &warehouse,
-            lines,
-            Some(format!("replacement for {id}")),
-            now,
-        )];
+        if free {
+            replacement.shipments = vec![Fulfillment::queued(
+                1,
+                &warehouse,
+                lines,
+                Some(format!("replacement for {id}")),
+                now,
+            )];
+        }
         replacement.replacement_for = Some(ReplacementOf {
             order_id: self.id.clone(),
             return_id: id.clone(),
@@ -911,6 +958,8 @@ mod tests {
         let policy = ReturnPolicy::default_policy();
         let catalog = [
             product("TSHIRT-BLUE-M", 2500, 3),
+            product("TSHIRT-GOLD-M", 3200, 3),
+            product("TSHIRT-PLAIN-M", 1800, 3),
             product("LAMP-DESK", 9900, 3),
         ];
         order.request_return(&request(lines), key("k1"), &catalog, &policy, at(now))
@@ -1196,15 +1245,94 @@ mod tests {
     }
 
     #[test]
-    fn an_exchange_must_cost_the_same() {
-        let bad = open(
-            &delivered(),
-            json!([
-                {"sku": "MUG-WHITE", "quantity": 1, "reason": "DOES_NOT_FIT", "exchangeSku": "LAMP-DESK"}
-            ]),
-            "2026-11-21T10:00:00Z",
+    fn a_dearer_exchange_is_paid_for_before_it_ships_and_a_cheaper_one_refunds_the_difference() {
+        let order = delivered();
+        let price = order
+            .lines
+            .iter()
+            .find(|l| l.sku.as_str() == "TSHIRT-RED-M")
+            .unwrap()
+            .unit_price
+            .minor_units();
+        // Two shirts back: one for a dearer one, the other line's units for a cheaper one.
+        let approved = open(&order, json!([
+            {"sku": "TSHIRT-RED-M", "quantity": 2, "reason": "DOES_NOT_FIT", "exchangeSku": "TSHIRT-GOLD-M"}
+        ]), "2026-11-21T10:00:00Z").unwrap();
+        assert_eq!(
+            approved.order.returns[0].lines[0]
+                .exchange
+                .as_ref()
+                .and_then(|e| e.unit_price)
+                .map(|p| p.minor_units()),
+            Some(3200)
         );
-        assert_eq!(invalid_fields(bad), ["lines[0].exchangeSku"]);
+        let received = receive(
+            &approved.order,
+            json!([{"sku": "TSHIRT-RED-M", "quantity": 2, "disposition": "RESTOCK"}]),
+        )
+        .unwrap();
+        let replacement = received.created.expect("the exchange ships once paid");
+        let due = 2 * (3200 - price);
+        assert_eq!(replacement.totals.total.minor_units(), due);
+        assert_eq!(replacement.totals.shipping.minor_units(), 0);
+        assert_eq!(replacement.status, OrderStatus::Reserved);
+        assert!(replacement.shipments.is_empty(), "not in the warehouse yet");
+        assert_eq!(replacement.hold(), Some("AWAITING_PAYMENT"));
+        assert_eq!(
+            replacement.lines[0].allocations[0].quantity.get(),
+            2,
+            "its units stay reserved where approval put them"
+        );
+        assert_eq!(
+            received.order.returns[0]
+                .exchange_due
+                .map(|d| d.minor_units()),
+            Some(due)
+        );
+        assert!(received.order.refunds.is_empty());
+        // Paid: it goes to the warehouse; never paid: it expires and its units are released.
+        let paid = replacement.authorized_for_test(at("2026-11-28T09:05:00Z"));
+        assert!(paid
+            .start_fulfillment("BER-1", at("2026-11-28T09:05:00Z"))
+            .is_ok());
+        let expired = replacement
+            .expire(
+                &crate::order::payments::PaymentPolicy::default(),
+                at("2026-11-29T09:00:00Z"),
+            )
+            .unwrap();
+        assert_eq!(expired.order.status, OrderStatus::Cancelled);
+        assert_eq!(
+            expired
+                .moves
+                .iter()
+                .map(|m| (m.sku.as_str(), m.quantity.get(), m.movement))
+                .collect::<Vec<_>>(),
+            [("TSHIRT-GOLD-M", 2, StockMovement::Release)]
+        );
+
+        let cheaper = open(&order, json!([
+            {"sku": "TSHIRT-RED-M", "quantity": 2, "reason": "DOES_NOT_FIT", "exchangeSku": "TSHIRT-PLAIN-M"}
+        ]), "2026-11-21T10:00:00Z").unwrap();
+        let received = receive(
+            &cheaper.order,
+            json!([{"sku": "TSHIRT-RED-M", "quantity": 1, "disposition": "RESTOCK"}]),
+        )
+        .unwrap();
+        let replacement = received.created.expect("the exchange ships");
+        assert_eq!(
+            replacement.status,
+            OrderStatus::Fulfilling,
+            "nothing to pay"
+        );
+        assert_eq!(replacement.totals.total.minor_units(), 0);
+        let refund = &received.order.refunds[0];
+        assert_eq!(
+            refund.amount.minor_units(),
+            price - 1800,
+            "the difference of the one unit that came back"
+        );
+        assert_eq!(received.order.returns[0].exchange_due, None);
     }
 }
 
