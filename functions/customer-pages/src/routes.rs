@@ -798,7 +798,8 @@ async fn refused_cancellation<S: Store, K: SecretSource + 'static>(
 ) -> Result<Response, Refusal> {
     let language = language_of(&order);
     let why = match error {
-        ReturnsAppError::Stale { .. } => text(language, "order.stale"),
+        // A form sent again after the order changed under another key's use, or a stale page.
+        ReturnsAppError::Stale { .. } | ReturnsAppError::KeyReused => text(language, "order.stale"),
         ReturnsAppError::Cancel(_) => text(language, "order.cancel.too-late"),
         ReturnsAppError::Edit(_) => text(language, "order.address.too-late"),
         ReturnsAppError::Contended => text(language, "order.try-again"),

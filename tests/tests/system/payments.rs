@@ -2030,6 +2030,13 @@ async fn a_dearer_edit_is_authorized_at_stripe_before_it_ships_and_the_old_hold_
         )
         .await;
     assert_eq!(early.status, StatusCode::CONFLICT, "{:?}", early.body);
+    assert!(
+        early.body["type"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("/invalid-fulfillment-step")),
+        "{:?}",
+        early.body
+    );
 
     // The customer authorizes the new total under a new payment.
     let second_intent = open_at_stripe(&stack, &customer, &id).await;

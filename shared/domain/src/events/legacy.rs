@@ -110,7 +110,7 @@ pub(super) fn order_event(old: Option<&Order>, new: &Order) -> Option<CloudEvent
         }
         // Where or how it ships changed; an edit's new total held, or the edit undone.
         Some(old) if new.edits.len() > old.edits.len() => EventType::OrderEdited,
-        Some(old) if new.edits != old.edits => {
+        Some(old) if new.edits != old.edits && !new.status.is_final() => {
             match new
                 .edits
                 .iter()

@@ -187,6 +187,7 @@ impl Order {
                         key: None,
                         fingerprint: None,
                     });
+                    next.close_waiting_edit(now);
                     // Called off, so the capture mode does not matter: what is held is voided,
                     // what was taken is refunded.
                     next.request_what_is_due(CaptureMode::OnShipment, now);

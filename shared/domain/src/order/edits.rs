@@ -158,11 +158,31 @@ impl Order {
         self.edits.iter().find(|e| e.key == key)
     }
 
-    /// The edit waiting for the PSP to hold its new total, if one is.
+    /// The edit waiting for the PSP to hold its new total, if one is (none on an order called
+    /// off: its edit was closed with it).
     pub fn awaiting_edit(&self) -> Option<&OrderEdit> {
+        if self.status.is_final() {
+            return None;
+        }
         self.edits
             .iter()
             .find(|e| e.state == EditState::AwaitingPayment)
+    }
+
+    /// Inside the change that calls the order off: an edit waiting for its payment waits no
+    /// more (undone, the old address it kept forgotten); the change's requests release
+    /// whatever holds money.
+    pub(crate) fn close_waiting_edit(&mut self, now: DateTime<Utc>) {
+        for edit in self
+            .edits
+            .iter_mut()
+            .filter(|e| e.state == EditState::AwaitingPayment)
+        {
+            edit.state = EditState::Undone;
+            edit.settled_at = Some(now);
+            edit.due_by = None;
+            edit.restore = None;
+        }
     }
 
     /// The PSP payments whose holds an edit's new authorization replaced: released, never
@@ -175,13 +195,14 @@ impl Order {
             .collect()
     }
 
-    /// Whether `amount` is what the order cost before an edit made it cheaper: a hold made for
-    /// it then is the order's own (the capture asks for the smaller total).
-    pub(crate) fn cost_before_an_edit(&self, amount: Money) -> bool {
+    /// Whether `amount` is what the order cost before an edit: a hold made for it then is the
+    /// order's own — after a cheaper edit (the capture asks for the smaller total), and, for
+    /// the payment a dearer edit replaces (`reference`), its release or its late word.
+    pub(crate) fn cost_before_an_edit(&self, amount: Money, reference: Option<&str>) -> bool {
         self.edits.iter().any(|e| {
-            e.state != EditState::Undone
-                && e.totals_before.total == amount
-                && amount.minor_units() >= self.totals.total.minor_units()
+            e.totals_before.total == amount
+                && (amount.minor_units() >= self.totals.total.minor_units()
+                    || (reference.is_some() && e.replaces.as_deref() == reference))
         })
     }
 
@@ -256,12 +277,23 @@ impl Order {
             );
         }
         let country = address.country().clone();
-        let price: Option<i64> = parcel_weights(&self.lines)
-            .into_iter()
-            .map(|(location, grams)| {
-                policy.parcel_cost(method, &zone_of(location)?, &country, grams)
-            })
-            .sum();
+        // Quoted on one basis before and after (each parcel from its location's zone), and
+        // charged as what was charged plus the difference: a change that keeps the method and
+        // the destination's zone costs what it did, however checkout priced the order.
+        let quote = |method: ShippingMethod, country: &CountryCode| -> Option<i64> {
+            parcel_weights(&self.lines)
+                .into_iter()
+                .map(|(location, grams)| {
+                    policy.parcel_cost(method, &zone_of(location)?, country, grams)
+                })
+                .sum()
+        };
+        let price = quote(method, &country).map(|new| {
+            match quote(self.shipping.method, self.shipping.address.country()) {
+                Some(old) => (self.shipping.price.minor_units() + new - old).max(0),
+                None => new,
+            }
+        });
         let estimate = policy
             .estimate_from_ship_date(method, &country, policy.ship_date(self.created_at))
             .ok();
@@ -301,11 +333,24 @@ impl Order {
         if dearer && taken {
             return Err(EditError::MoneyTaken);
         }
-        // Dearer while money is held: a new hold of the whole new total replaces it.
+        // Dearer while money is held: a new hold of the whole new total replaces the one the
+        // order's money is under (not one an earlier edit replaced already) — unless that hold
+        // covers the new total (after a cheaper edit or units called off).
+        let superseded = self.superseded_payments();
+        let holding = self
+            .payment
+            .payments()
+            .into_iter()
+            .filter(|p| p.holds())
+            .find(|p| !p.reference.is_some_and(|r| superseded.contains(&r)));
+        let covered = holding
+            .as_ref()
+            .is_some_and(|p| p.authorized_minor >= after.total.minor_units());
         let replaces = (dearer
             && matches!(payment, PaymentStatus::Authorized)
-            && before.total.minor_units() > 0)
-            .then(|| self.payment.psp_reference().map(str::to_owned));
+            && before.total.minor_units() > 0
+            && !covered)
+            .then(|| holding.and_then(|p| p.reference.map(str::to_owned)));
         let refund = (!dearer)
             .then(|| {
                 self.refund_of_difference(before, after, RefundReason::OrderEdited, Vec::new(), now)
@@ -563,7 +608,6 @@ mod tests {
         assert_eq!(event.data.note.as_deref(), Some("asked by phone"));
         assert_eq!(recorded_agrees_with_legacy(Some(&order), &edited), Ok(true));
 
-        // A hold of the old total under another payment is not the edit's: it waits on.
         let paid = psp(
             &edited,
             "auth-2",
@@ -661,7 +705,7 @@ mod tests {
             recorded_agrees_with_legacy(Some(&edited), &undone),
             Ok(true)
         );
-        // A hold of the edit's total arriving after it is undone is not the order's.
+        // A hold of the edit's total arriving after it is undone is not the order's: released.
         let late = psp(
             &undone,
             "auth-late",
@@ -669,7 +713,163 @@ mod tests {
             4690,
             "pi_2",
         );
-        assert!(late.payment_attention().is_some());
+        let void = late.payment.requests.last().unwrap();
+        assert_eq!(
+            (
+                void.kind,
+                void.psp_reference.as_deref(),
+                void.amount.minor_units()
+            ),
+            (PspRequestKind::Void, Some("pi_2"), 4690)
+        );
+        assert_eq!(late.status, OrderStatus::Fulfilling, "it ships as before");
+    }
+
+    #[test]
+    fn the_old_hold_released_while_an_edit_waits_counts_and_the_order_waits_for_money_again() {
+        let order = fulfilling_and_authorized();
+        let edited = edit(&order, &to(Some(ShippingMethod::Express), None), "k1").unwrap();
+        // Stripe released the first hold on its own (it expired, say): counted, not a mismatch.
+        let released = psp(
+            &edited,
+            "void-1",
+            PaymentEventKind::VoidSucceeded,
+            4090,
+            "pi_1",
+        );
+        assert!(released.payment.ledger.last().unwrap().mismatch.is_none());
+        assert_eq!(
+            released.payment_status(),
+            crate::order::payments::PaymentStatus::Voided
+        );
+        // Undone when its time is up: back to the old total, and still out of the warehouse:
+        // nothing holds the money now.
+        let undone = released
+            .expire(&PaymentPolicy::default(), now() + Duration::minutes(31))
+            .unwrap()
+            .order;
+        assert_eq!(undone.edits[0].state, EditState::Undone);
+        assert_eq!(undone.status, OrderStatus::Reserved);
+        assert_eq!(undone.hold(), Some("AWAITING_PAYMENT"));
+        assert!(undone.pick(1, "p", now()).is_err());
+    }
+
+    #[test]
+    fn an_order_called_off_while_an_edit_waits_closes_the_edit_and_releases_every_hold() {
+        let order = fulfilling_and_authorized();
+        let edited = edit(&order, &to(Some(ShippingMethod::Express), Some("DE")), "k1").unwrap();
+        let cancelled = edited.cancel("gone".into(), "admin", now()).unwrap().order;
+        assert_eq!(cancelled.edits[0].state, EditState::Undone);
+        assert_eq!(
+            cancelled.edits[0].restore, None,
+            "the old address is forgotten"
+        );
+        assert_eq!(cancelled.hold(), None);
+        assert_eq!(cancelled.awaiting_edit(), None);
+        assert_eq!(cancelled.payment_due_by(&PaymentPolicy::default()), None);
+        assert_eq!(
+            recorded_agrees_with_legacy(Some(&edited), &cancelled),
+            Ok(true)
+        );
+        assert_eq!(
+            order_event(Some(&edited), Some(&cancelled))
+                .unwrap()
+                .event_type,
+            EventType::OrderCancelled
+        );
+        // The edit's payment arriving late is released too, and tells no one it was paid.
+        let late = psp(
+            &cancelled,
+            "auth-2",
+            PaymentEventKind::AuthorizationSucceeded,
+            4690,
+            "pi_2",
+        );
+        assert_ne!(
+            order_event(Some(&cancelled), Some(&late))
+                .unwrap()
+                .event_type,
+            EventType::EditPaid
+        );
+        let voided: Vec<_> = late
+            .payment
+            .requests
+            .iter()
+            .filter(|r| r.kind == PspRequestKind::Void)
+            .map(|r| r.psp_reference.as_deref())
+            .collect();
+        assert_eq!(voided, [Some("pi_1"), Some("pi_2")]);
+    }
+
+    #[test]
+    fn a_second_dearer_edit_replaces_the_payment_the_first_was_paid_with() {
+        let order = fulfilling_and_authorized();
+        let express = edit(&order, &to(Some(ShippingMethod::Express), None), "k1").unwrap();
+        let paid = psp(
+            &express,
+            "auth-2",
+            PaymentEventKind::AuthorizationSucceeded,
+            4690,
+            "pi_2",
+        );
+        // Before Stripe confirms pi_1's release, the order is made dearer again.
+        let overnight = edit(&paid, &to(Some(ShippingMethod::Overnight), None), "k2").unwrap();
+        assert_eq!(overnight.edits[1].replaces.as_deref(), Some("pi_2"));
+        let total = overnight.totals.total.minor_units();
+        let paid_again = psp(
+            &overnight,
+            "auth-3",
+            PaymentEventKind::AuthorizationSucceeded,
+            total,
+            "pi_3",
+        );
+        assert_eq!(paid_again.payment_attention(), None);
+        let voided: Vec<_> = paid_again
+            .payment
+            .requests
+            .iter()
+            .filter(|r| r.kind == PspRequestKind::Void)
+            .map(|r| r.psp_reference.as_deref())
+            .collect();
+        assert_eq!(voided, [Some("pi_1"), Some("pi_2")]);
+        let shipped = paid_again
+            .pick(1, "p", now())
+            .unwrap()
+            .pack(1, crate::fixtures::parcel(), "p", now())
+            .unwrap()
+            .ship(
+                1,
+                crate::fixtures::tracking(),
+                paid_again.shipping.estimate,
+                "p",
+                now(),
+            )
+            .unwrap();
+        let capture = shipped.payment.requests.last().unwrap();
+        assert_eq!(
+            (
+                capture.kind,
+                capture.psp_reference.as_deref(),
+                capture.amount.minor_units()
+            ),
+            (PspRequestKind::Capture, Some("pi_3"), total)
+        );
+    }
+
+    #[test]
+    fn a_dearer_edit_within_what_is_held_needs_no_new_payment() {
+        // Held for EXPRESS, made STANDARD (cheaper), then EXPRESS again: the hold covers it.
+        let order = psp(
+            &edit(&reserved(), &to(Some(ShippingMethod::Express), None), "k1").unwrap(),
+            "auth",
+            PaymentEventKind::AuthorizationSucceeded,
+            4690,
+            "pi_1",
+        );
+        let standard = edit(&order, &to(Some(ShippingMethod::Standard), None), "k2").unwrap();
+        let express = edit(&standard, &to(Some(ShippingMethod::Express), None), "k3").unwrap();
+        assert_eq!(express.edits[2].state, EditState::Applied);
+        assert_eq!(express.hold(), None);
     }
 
     #[test]

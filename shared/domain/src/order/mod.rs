@@ -730,6 +730,7 @@ impl Order {
             |next| {
                 next.shortages = shortages;
                 // It will not ship: a hold is voided, money taken is refunded.
+                next.close_waiting_edit(now);
                 next.request_what_is_due(payments::CaptureMode::OnShipment, now);
                 OrderEvent::Rejected
             },

@@ -1031,7 +1031,18 @@ impl Order {
         ) && !matches!(self.status, OrderStatus::Cancelled | OrderStatus::Rejected)
             && self.payment.deadline_flagged_at.is_none()
             && self.payment.outstanding_capture().is_none())
-        .then(|| self.payment.authorized_at())
+        .then(|| {
+            // The hold the order's money is under: one an edit's new authorization replaced
+            // is released, and its age says nothing of the new one's.
+            let superseded = self.superseded_payments();
+            self.payment
+                .payments()
+                .iter()
+                .filter(|p| p.holds() || p.captured)
+                .filter(|p| !p.reference.is_some_and(|r| superseded.contains(&r)))
+                .filter_map(|p| p.since)
+                .min()
+        })
         .flatten()
     }
 
@@ -1197,7 +1208,7 @@ impl Order {
                 | PaymentEventKind::AuthorizationFailed
                 | PaymentEventKind::VoidSucceeded
         ) && (self.cost_before_a_cancellation(event.amount)
-            || self.cost_before_an_edit(event.amount));
+            || self.cost_before_an_edit(event.amount, event.psp_reference.as_deref()));
         (event.amount != expected && !a_share_asked && !its_void_asked && !an_earlier_total).then(
             || {
                 format!(
@@ -1317,6 +1328,23 @@ impl Order {
                     .any(|r| self.payment.capture_outstanding_on(r.as_deref()));
                 if !outstanding {
                     self.ask(PspRequestKind::Capture, reference.clone(), now);
+                }
+            }
+        }
+        // A payment made for an edit that was undone (its new total authorized too late) is not
+        // the order's: released, for what it holds.
+        if !called_off {
+            let undone: Vec<i64> = self
+                .edits
+                .iter()
+                .filter(|e| e.state == crate::order::edits::EditState::Undone)
+                .map(|e| e.totals_after.total.minor_units())
+                .collect();
+            for (reference, amount) in self.payment.mismatched_holds() {
+                if undone.contains(&amount.minor_units())
+                    && !self.payment.asked(PspRequestKind::Void, Some(&reference))
+                {
+                    self.ask_for(PspRequestKind::Void, Some(reference), amount, now);
                 }
             }
         }
