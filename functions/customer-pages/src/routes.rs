@@ -975,7 +975,7 @@ async fn change_address<S: Store, K: SecretSource + 'static>(
             address.insert(name.to_owned(), value.into());
         }
     }
-    let Ok(request) = oms_domain::request::staff::ShippingEditRequest::parse(&serde_json::json!({
+    let Ok(request) = oms_domain::request::staff::OrderEditRequest::parse(&serde_json::json!({
         "shippingAddress": address,
         "reason": "changed by the customer on the order's page",
     })) else {
@@ -999,12 +999,13 @@ async fn change_address<S: Store, K: SecretSource + 'static>(
                 None => places.default_location().zone.clone(),
             })
         };
-        let tried = order.edit_shipping(
+        let tried = order.edit(
             &request,
             key.as_str(),
             "customer",
             app.locations.shipping(),
             zone_of,
+            &[],
             chrono::Duration::zero(),
             now,
         );
@@ -1026,7 +1027,7 @@ async fn change_address<S: Store, K: SecretSource + 'static>(
         customer_id: order.customer_id.clone(),
         scopes: vec![],
     };
-    match oms_domain::app::returns::edit_shipping(
+    match oms_domain::app::returns::edit_order(
         &app.store,
         &app.locations,
         &customer,

@@ -21,9 +21,11 @@ use oms_domain::ids::CustomerId;
 use oms_domain::ids::OrderId;
 use oms_domain::order::OrderStatus;
 use oms_domain::ports::PaymentWatch;
-use oms_domain::ports::{LocationStore, OrderStore, OrderTransactions, PaymentProvider};
+use oms_domain::ports::{
+    InventoryStore, LocationStore, OrderStore, OrderTransactions, PaymentProvider,
+};
 use oms_domain::request::staff::{
-    AcknowledgeRequest, CancelRequest, ShippingEditRequest, UnitCancelRequest,
+    AcknowledgeRequest, CancelRequest, OrderEditRequest, UnitCancelRequest,
 };
 use serde::Serialize;
 
@@ -97,7 +99,7 @@ async fn page_link<S: OrderStore, P: PaymentProvider, K: SecretSource>(
 
 #[tracing::instrument(skip_all)]
 pub async fn handle<
-    S: OrderStore + OrderTransactions + LocationStore,
+    S: OrderStore + OrderTransactions + LocationStore + InventoryStore,
     P: PaymentProvider,
     K: SecretSource,
 >(
@@ -204,7 +206,7 @@ async fn cancel_units<
 /// the order ships before it is packed, its customer where it ships to; the charge is re-quoted
 /// and the money follows (a refund, a smaller capture, or a new hold of a dearer total).
 async fn edit<
-    S: OrderStore + OrderTransactions + LocationStore,
+    S: OrderStore + OrderTransactions + LocationStore + InventoryStore,
     P: PaymentProvider,
     K: SecretSource,
 >(
@@ -215,13 +217,13 @@ async fn edit<
     let id = order_id(request)?;
     let key = idempotency_key(request, "POST /orders/{id}/edits")?;
     let body = json_body(request)?;
-    let wanted = ShippingEditRequest::parse(&body).map_err(ApiError::Invalid)?;
-    // The customer says where the parcel goes; how it ships (and what that costs) is staff's.
-    if wanted.shipping_method.is_some() && !caller.is_admin() {
+    let wanted = OrderEditRequest::parse(&body).map_err(ApiError::Invalid)?;
+    // The customer says where the parcel goes; how it ships, and what it holds, is staff's.
+    if (wanted.shipping_method.is_some() || !wanted.add_lines.is_empty()) && !caller.is_admin() {
         return Err(ApiError::Forbidden(SCOPE_ADMIN));
     }
     let seen = if_match(request)?.ok_or(ApiError::PreconditionRequired)?;
-    let order = returns::edit_shipping(
+    let order = returns::edit_order(
         &app.store,
         &app.locations,
         &caller,

@@ -377,6 +377,10 @@ impl Renderer {
             "type": event.event_type.as_str(),
             "edit": edit.map(|e| serde_json::json!({
                 "addressChanged": e.address_changed,
+                "added": e.added.iter().map(|a| serde_json::json!({
+                    "name": a.name, "quantity": a.quantity.get(),
+                    "total": money(Money::new(a.unit_price.minor_units() * i64::from(a.quantity.get()), a.unit_price.currency()).unwrap_or(a.unit_price)),
+                })).collect::<Vec<_>>(),
                 "methodBefore": e.shipping_before.method.as_str(),
                 "methodAfter": e.shipping_after.method.as_str(),
                 "totalBefore": money(e.totals_before.total),
@@ -785,25 +789,44 @@ mod tests {
         let waiting_paid = waiting.authorized_for_test(t);
         // Edits: dearer while the money is held (then paid, or undone), dearer before any
         // payment, cheaper once the money was taken.
+        let edit_with =
+            |order: &Order, request: crate::order::commands::OrderEditRequest, key: &str| {
+                order
+                    .edit(
+                        &request,
+                        key,
+                        "admin",
+                        &crate::shipping::ShippingPolicy::default_policy(),
+                        |_| Some("domestic".into()),
+                        &[crate::order::tests::product("B", 500, 5)],
+                        chrono::Duration::minutes(30),
+                        t,
+                    )
+                    .unwrap()
+                    .order
+            };
         let edit = |order: &Order, method: crate::shipping::ShippingMethod, key: &str| {
-            let request = crate::order::commands::ShippingEditRequest {
+            let request = crate::order::commands::OrderEditRequest {
                 shipping_address: None,
                 shipping_method: Some(method),
+                add_lines: Vec::new(),
                 reason: "asked by phone".into(),
             };
-            order
-                .edit_shipping(
-                    &request,
-                    key,
-                    "admin",
-                    &crate::shipping::ShippingPolicy::default_policy(),
-                    |_| Some("domestic".into()),
-                    chrono::Duration::minutes(30),
-                    t,
-                )
-                .unwrap()
-                .order
+            edit_with(order, request, key)
         };
+        let with_more = edit_with(
+            &reserved,
+            crate::order::commands::OrderEditRequest {
+                shipping_address: None,
+                shipping_method: None,
+                add_lines: vec![crate::order::commands::RequestedLine {
+                    sku: crate::ids::Sku::parse("B").unwrap(),
+                    quantity: crate::quantity::Quantity::new(2).unwrap(),
+                }],
+                reason: "the customer called".into(),
+            },
+            "e4",
+        );
         use crate::shipping::ShippingMethod::{Express, Standard};
         let in_warehouse = authorized.start_fulfillment("BER-1", t).unwrap();
         let dearer_held = edit(&in_warehouse, Express, "e1");
@@ -868,6 +891,7 @@ mod tests {
             change(Some(&waiting_paid), &filled, None),
             change(Some(&in_warehouse), &dearer_held, Some("awaiting-payment")),
             change(Some(&reserved), &dearer_unpaid, Some("unpaid")),
+            change(Some(&reserved), &with_more, Some("items-added")),
             change(Some(&express_paid), &cheaper_paid, Some("refunded")),
             change(Some(&dearer_held), &edit_paid, None),
             change(Some(&dearer_held), &edit_undone, None),

@@ -242,6 +242,19 @@ async fn every_request_a_function_makes_is_allowed_by_its_own_policy() {
         )
         .await;
     assert_eq!(moved.status, StatusCode::OK, "{:?}", moved.body);
+    // Staff add a unit (the product read, its stock reserved in the edit's write).
+    let more = stack
+        .post(
+            &format!("/orders/{second_id}/edits"),
+            &admin,
+            &[
+                ("idempotency-key", &unique("edit")),
+                ("if-match", &format!("\"v{}\"", moved.body["version"])),
+            ],
+            json!({"addLines": [{"sku": sku, "quantity": 1}], "reason": "the customer called"}),
+        )
+        .await;
+    assert_eq!(more.status, StatusCode::OK, "{:?}", more.body);
     let cancelled = stack
         .post(
             &format!("/orders/{second_id}/cancel"),

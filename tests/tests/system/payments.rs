@@ -2153,3 +2153,114 @@ async fn a_dearer_edit_never_authorized_is_undone_and_the_order_ships_as_before(
     assert!(undone["hold"].is_null());
     assert_eq!(undone["payment"]["status"], "AUTHORIZED", "the hold it had");
 }
+
+/// Staff add items to an order whose money is held: the units are reserved at once where the
+/// order ships from, in its parcel; the order waits out of the warehouse until a new payment
+/// holds the whole new total (the old hold then released); an addition never paid for is
+/// undone and its units released. The counters balance throughout.
+#[tokio::test]
+async fn added_items_wait_for_their_payment_and_are_released_if_it_never_comes() {
+    let stack = Stack::connect().await;
+    let kept = stack.create_sku("ADD-KEPT", 5).await;
+    let extra = stack.create_sku("ADD-EXTRA", 5).await;
+    let admin = stack.token("edit-admin", Some("oms:admin"));
+    let add = |order: &Value, key: String| {
+        let (stack, admin, extra) = (&stack, &admin, &extra);
+        let version = if_match(order);
+        let id = order["orderId"].as_str().unwrap().to_owned();
+        async move {
+            stack
+                .post(
+                    &format!("/orders/{id}/edits"),
+                    admin,
+                    &[("idempotency-key", &key), ("if-match", &version)],
+                    json!({"addLines": [{"sku": extra, "quantity": 2}], "reason": "the customer called"}),
+                )
+                .await
+        }
+    };
+
+    // Paid for with a second payment: back to the warehouse, the first hold released.
+    let (_, id, _) = stack.order_in_warehouse(&[(&kept, 1)]).await;
+    let seen = stack.order_as_staff(&id).await;
+    let added = add(&seen, unique("add")).await;
+    assert_eq!(added.status, StatusCode::OK, "{:?}", added.body);
+    assert_eq!(added.body["edits"][0]["state"], "AWAITING_PAYMENT");
+    assert_eq!(added.body["edits"][0]["added"][0]["location"], "BER-1");
+    assert_eq!(
+        stack.stock(&extra).await,
+        (3, 2, 5),
+        "reserved in the edit's write"
+    );
+    let shipment = stack
+        .get(
+            &format!("/fulfillments/{id}"),
+            &stack.token("warehouse-add", Some("oms:warehouse")),
+        )
+        .await;
+    assert!(
+        shipment.body["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["sku"] == extra.as_str() && l["quantity"] == 2),
+        "in its parcel: {:?}",
+        shipment.body
+    );
+    let mut second = psp_body(
+        "authorization.succeeded",
+        &id,
+        &added.body["totals"]["total"],
+        None,
+    );
+    second["pspReference"] = format!("pi_{id}_2").into();
+    let reply = stack.psp_event(&second).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let paid = wait_for(&stack, &id, "the addition paid", |o| {
+        o["edits"][0]["state"] == "APPLIED" && o["status"] == "FULFILLING"
+    })
+    .await;
+    let void = paid["payment"]["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "VOID")
+        .expect("the first hold is released");
+    assert_eq!(void["pspReference"], format!("pi_{id}").as_str());
+    stack.pick_pack_ship(&id, None).await;
+    let shipped = wait_for(&stack, &id, "capture asked", |o| {
+        o["payment"]["requests"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|r| r["kind"] == "CAPTURE"))
+    })
+    .await;
+    let capture = shipped["payment"]["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "CAPTURE")
+        .unwrap()
+        .clone();
+    assert_eq!(capture["pspReference"], format!("pi_{id}_2").as_str());
+    assert_eq!(capture["amount"], added.body["totals"]["total"]);
+    assert_eq!(stack.stock(&extra).await, (3, 0, 3), "the added units left");
+
+    // Never paid for: undone when the payment window has passed, its units released.
+    let (_, id, _) = stack.order_in_warehouse(&[(&kept, 1)]).await;
+    let seen = stack.order_as_staff(&id).await;
+    let added = add(&seen, unique("add")).await;
+    assert_eq!(added.status, StatusCode::OK, "{:?}", added.body);
+    assert_eq!(stack.stock(&extra).await, (1, 2, 3));
+    let undone = wait_for(&stack, &id, "the addition undone", |o| {
+        o["edits"][0]["state"] == "UNDONE"
+    })
+    .await;
+    assert_eq!(undone["status"], "FULFILLING");
+    assert_eq!(undone["lines"].as_array().unwrap().len(), 1);
+    assert_eq!(undone["totals"], seen["totals"]);
+    assert_eq!(
+        stack.stock(&extra).await,
+        (3, 0, 3),
+        "released with the undo"
+    );
+}

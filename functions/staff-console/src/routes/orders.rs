@@ -354,8 +354,8 @@ pub(super) async fn cancel_units<S: Store, K: SecretSource>(
     Ok(done(&format!("/console/orders/{id}"), "units-cancelled"))
 }
 
-/// Changes where or how the order ships (the address as the form holds it, the method chosen),
-/// once per form shown (its key), on the page's version. The money follows as the API's edit
+/// Changes where or how the order ships (the address as the form holds it, the method chosen)
+/// and adds an item if one is named, once per form shown (its key), on the page's version. The money follows as the API's edit
 /// does: a dearer total while the money is held waits for the customer's new authorization.
 pub(super) async fn edit<S: Store, K: SecretSource>(
     State(app): State<App<S, K>>,
@@ -385,13 +385,22 @@ pub(super) async fn edit<S: Store, K: SecretSource>(
             address.insert(name.to_owned(), value.into());
         }
     }
-    let request = oms_domain::request::staff::ShippingEditRequest::parse(&json!({
+    let mut body = json!({
         "shippingAddress": address,
         "shippingMethod": fields.get("method").unwrap_or_default(),
         "reason": fields.get("reason").unwrap_or_default(),
-    }))
-    .map_err(ApiError::Invalid)?;
-    let order = oms_domain::app::returns::edit_shipping(
+    });
+    // An item to add, if one is named (its quantity as typed: the parser names a bad one).
+    if let Some(sku) = text("add-sku") {
+        let quantity = text("add-quantity").unwrap_or_else(|| "1".into());
+        body["addLines"] = json!([{
+            "sku": sku,
+            "quantity": quantity.parse::<u64>().map(serde_json::Value::from).unwrap_or_else(|_| quantity.into()),
+        }]);
+    }
+    let request =
+        oms_domain::request::staff::OrderEditRequest::parse(&body).map_err(ApiError::Invalid)?;
+    let order = oms_domain::app::returns::edit_order(
         &app.store,
         &app.locations,
         &staff.caller,

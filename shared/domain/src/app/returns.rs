@@ -27,7 +27,7 @@ use crate::ports::{
     CommitOutcome, InventoryStore, LocationStore, OrderStore, OrderTransactions, StoreError,
 };
 use crate::request::returns::{ReceiptRequest, ReturnRequest};
-use crate::request::staff::{ShippingEditRequest, UnitCancelRequest};
+use crate::request::staff::{OrderEditRequest, UnitCancelRequest};
 use crate::shipping::ShippingPolicy;
 use crate::stock::Product;
 use crate::validation::ValidationErrors;
@@ -223,19 +223,20 @@ pub async fn cancel_units<S: OrderStore + OrderTransactions + LocationStore>(
     .await
 }
 
-/// Changes where or how the order ships before it is packed, once per `Idempotency-Key`, on
-/// the version `expected` the caller saw (an edit is always made on a version seen): the charge
-/// re-quoted for its parcels from their locations, the money following ([`Order::edit_shipping`]).
+/// Changes where or how the order ships, or adds units to it, before it is packed, once per
+/// `Idempotency-Key`, on the version `expected` the caller saw (an edit is always made on a
+/// version seen): added units reserved where the order ships from in the same write, the charge
+/// re-quoted, the money following ([`Order::edit`]).
 /// `window` is how long a dearer edit of an order whose money is held waits for its new
 /// authorization. The same request again answers the order as it is; another body under the
 /// same key is refused.
 #[allow(clippy::too_many_arguments)]
-pub async fn edit_shipping<S: OrderStore + OrderTransactions + LocationStore>(
+pub async fn edit_order<S: OrderStore + OrderTransactions + LocationStore + InventoryStore>(
     store: &S,
     locations: &LocationDirectory,
     caller: &Caller,
     id: &OrderId,
-    request: &ShippingEditRequest,
+    request: &OrderEditRequest,
     key: &IdempotencyKey,
     expected: u64,
     window: chrono::Duration,
@@ -245,6 +246,8 @@ pub async fn edit_shipping<S: OrderStore + OrderTransactions + LocationStore>(
     let shipping = locations.shipping();
     let fingerprint = request.fingerprint();
     let (places, fingerprint) = (&places, &fingerprint);
+    let skus: Vec<_> = request.add_lines.iter().map(|l| l.sku.clone()).collect();
+    let skus = &skus;
     until_written(|| async move {
         let order = visible_order(store, caller, id, None).await?;
         if let Some(done) = order.edit_for_key(key.as_str()) {
@@ -261,16 +264,29 @@ pub async fn edit_shipping<S: OrderStore + OrderTransactions + LocationStore>(
                 None => places.default_location().zone.clone(),
             })
         };
-        let change = order.edit_shipping(
+        // Read on every attempt: the stock an added line is reserved from is checked as read,
+        // and the write is conditioned on it.
+        let catalog = if skus.is_empty() {
+            Vec::new()
+        } else {
+            store.products(skus).await?
+        };
+        let change = order.edit(
             request,
             key.as_str(),
             actor(caller, &order),
             shipping,
             zone_of,
+            &catalog,
             window,
             now,
         )?;
-        commit(store, change).await
+        match store.commit(&change).await? {
+            CommitOutcome::Committed => Ok(Attempt::Done(change.order)),
+            CommitOutcome::OrderChanged => Ok(Attempt::LostRace),
+            // Sold meanwhile: read again and decide again (another location may have them).
+            CommitOutcome::Short(_) => Ok(Attempt::LostRace),
+        }
     })
     .await
 }

@@ -103,6 +103,9 @@ pub struct EditView<'a> {
     pub by: &'a str,
     pub at: DateTime<Utc>,
     pub address_changed: bool,
+    /// The units it added, where each is reserved.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub added: &'a [crate::order::edits::AddedLine],
     pub shipping_before: &'a crate::order::edits::ShippingChoice,
     pub shipping_after: &'a crate::order::edits::ShippingChoice,
     pub totals_before: TotalsView,
@@ -356,6 +359,7 @@ impl<'a> From<&'a Order> for OrderView<'a> {
                     by: &e.by,
                     at: e.at,
                     address_changed: e.address_changed,
+                    added: &e.added,
                     shipping_before: &e.shipping_before,
                     shipping_after: &e.shipping_after,
                     totals_before: TotalsView::of(&e.totals_before),

@@ -1002,18 +1002,20 @@ mod tests {
         assert_eq!(filled.lines[0].allocations[0].quantity.get(), 2);
         seen.push((waiting.clone(), filled));
         // An edit whose new total waits for a new hold: paid, or undone.
-        let edit = crate::order::commands::ShippingEditRequest {
+        let edit = crate::order::commands::OrderEditRequest {
             shipping_address: None,
             shipping_method: Some(ShippingMethod::Express),
+            add_lines: Vec::new(),
             reason: "faster please".into(),
         };
         let edited = picked
-            .edit_shipping(
+            .edit(
                 &edit,
                 "k4",
                 "admin",
                 &ShippingPolicy::default_policy(),
                 |_| Some("domestic".into()),
+                &[],
                 Duration::minutes(30),
                 t,
             )

@@ -624,7 +624,7 @@ pub(crate) fn parcel_weights(lines: &[OrderLine]) -> Vec<(Option<&str>, u64)> {
 }
 
 /// `allocations` with `units` fewer at `location` (an entry left with none goes).
-fn shrink(
+pub(crate) fn shrink(
     allocations: &[crate::order::LocationUnits],
     location: &str,
     units: u32,
@@ -649,7 +649,7 @@ fn shrink(
 }
 
 /// A shipment's `lines` with `units` fewer of `sku` (a line left with none goes).
-fn shrink_shipment(
+pub(crate) fn shrink_shipment(
     lines: &[crate::order::fulfillment::ShipmentLine],
     sku: &Sku,
     units: u32,

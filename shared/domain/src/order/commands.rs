@@ -63,14 +63,17 @@ pub struct UnitCancelRequest {
     pub reason: String,
 }
 
-/// A validated `POST /orders/{id}/edits` body: where or how the order ships now, and why. At
-/// least one of the two is named.
+/// A validated `POST /orders/{id}/edits` body: where or how the order ships now, what it gains,
+/// and why. At least one change is named.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ShippingEditRequest {
+pub struct OrderEditRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shipping_address: Option<Address>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shipping_method: Option<ShippingMethod>,
+    /// Units to add: a SKU the order has (more of it) or a new line, one entry per SKU.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub add_lines: Vec<RequestedLine>,
     pub reason: String,
 }

@@ -1,6 +1,6 @@
 //! Editing an order before it is packed: where it ships to and how.
 //!
-//! An edit is one versioned change of the order ([`Order::edit_shipping`]): the new address or
+//! An edit is one versioned change of the order ([`Order::edit`]): the new address or
 //! method, the shipping charge re-quoted for the parcels as they leave (each location's units
 //! to the new address by the new method), the totals that follow, its timeline entry and its
 //! event. The money follows the new total:
@@ -25,15 +25,21 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::contact::CountryCode;
+use crate::ids::Sku;
 use crate::money::Money;
 use crate::order::cancellation::parcel_weights;
-use crate::order::commands::ShippingEditRequest;
+use crate::order::cancellation::{shrink, shrink_shipment};
+use crate::order::commands::OrderEditRequest;
 use crate::order::fulfillment::FulfillmentStatus;
+use crate::order::fulfillment::{FulfillmentStep, ShipmentLine};
 use crate::order::history::OrderEvent;
 use crate::order::payments::{CaptureMode, PaymentStatus};
 use crate::order::refunds::RefundReason;
+use crate::order::{LocationUnits, OrderLine};
 use crate::order::{Order, OrderChange, OrderStatus, Shipping, Totals};
+use crate::quantity::Quantity;
 use crate::shipping::{ShippingMethod, ShippingPolicy};
+use crate::stock::{Product, StockMove, StockMovement};
 use crate::validation::ValidationErrors;
 
 /// The most edits one order records: what the order item holds is bounded.
@@ -100,6 +106,10 @@ pub struct OrderEdit {
     /// The refund of what was taken beyond a cheaper total.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refund_id: Option<String>,
+    /// The units it added, each at the catalog's price and reserved where it leaves from (none
+    /// named for an order not yet reserved: its reservation takes them with the rest).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub added: Vec<AddedLine>,
     /// How the order shipped before, kept while the edit can still be undone (cleared once it
     /// is paid or undone: the old address is personal data with no further use).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -108,6 +118,18 @@ pub struct OrderEdit {
     /// answers this edit, another body under the same key is refused.
     pub key: String,
     pub fingerprint: String,
+}
+
+/// Units an edit added to the order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AddedLine {
+    pub sku: Sku,
+    pub name: String,
+    pub quantity: Quantity,
+    pub unit_price: Money,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
 }
 
 impl OrderEdit {
@@ -142,7 +164,7 @@ pub enum EditError {
     Fields(ValidationErrors),
 }
 
-impl ShippingEditRequest {
+impl OrderEditRequest {
     /// A digest of the validated body: the same edit asked again under the same
     /// `Idempotency-Key` has the same fingerprint, however its JSON was spaced or ordered.
     pub fn fingerprint(&self) -> String {
@@ -243,13 +265,14 @@ impl Order {
     /// the money too (see the module). `window` is how long a dearer edit of an order whose
     /// money is held waits for its new authorization.
     #[allow(clippy::too_many_arguments)]
-    pub fn edit_shipping(
+    pub fn edit(
         &self,
-        request: &ShippingEditRequest,
+        request: &OrderEditRequest,
         key: &str,
         by: &str,
         policy: &ShippingPolicy,
         zone_of: impl Fn(Option<&str>) -> Option<String>,
+        catalog: &[Product],
         window: Duration,
         now: DateTime<Utc>,
     ) -> Result<OrderChange, EditError> {
@@ -266,7 +289,10 @@ impl Order {
                 "an order is collected in store only if it was placed so",
             );
         }
-        if address == self.shipping.address && method == self.shipping.method {
+        if address == self.shipping.address
+            && method == self.shipping.method
+            && request.add_lines.is_empty()
+        {
             errors.add(
                 if request.shipping_address.is_some() {
                     "shippingAddress"
@@ -276,20 +302,26 @@ impl Order {
                 "is the order's already: nothing to change",
             );
         }
+        let (lines, shipments, added, moves) =
+            self.with_added(request, catalog, &mut errors, by, now);
         let country = address.country().clone();
         // Quoted on one basis before and after (each parcel from its location's zone), and
         // charged as what was charged plus the difference: a change that keeps the method and
         // the destination's zone costs what it did, however checkout priced the order.
-        let quote = |method: ShippingMethod, country: &CountryCode| -> Option<i64> {
-            parcel_weights(&self.lines)
+        let quote = |lines: &[OrderLine], method: ShippingMethod, country: &CountryCode| {
+            parcel_weights(lines)
                 .into_iter()
                 .map(|(location, grams)| {
                     policy.parcel_cost(method, &zone_of(location)?, country, grams)
                 })
-                .sum()
+                .sum::<Option<i64>>()
         };
-        let price = quote(method, &country).map(|new| {
-            match quote(self.shipping.method, self.shipping.address.country()) {
+        let price = quote(&lines, method, &country).map(|new| {
+            match quote(
+                &self.lines,
+                self.shipping.method,
+                self.shipping.address.country(),
+            ) {
                 Some(old) => (self.shipping.price.minor_units() + new - old).max(0),
                 None => new,
             }
@@ -314,10 +346,15 @@ impl Order {
         let currency = self.totals.total.currency();
         let money = |minor: i64| Money::new(minor, currency).unwrap_or(Money::zero(currency));
         let before = self.totals;
+        let subtotal = before.subtotal.minor_units()
+            + added
+                .iter()
+                .map(|a| a.unit_price.minor_units() * i64::from(a.quantity.get()))
+                .sum::<i64>();
         let after = Totals {
-            subtotal: before.subtotal,
+            subtotal: money(subtotal),
             shipping: money(price),
-            total: money(before.subtotal.minor_units() + price),
+            total: money(subtotal + price),
         };
         let shipping = Shipping {
             method,
@@ -376,12 +413,17 @@ impl Order {
             replaces: replaces.clone().flatten(),
             settled_at: None,
             refund_id: refund.as_ref().map(|r| r.refund_id.clone()),
+            added: added.clone(),
             restore: replaces.as_ref().map(|_| self.shipping.clone()),
             key: key.to_owned(),
             fingerprint: request.fingerprint(),
         };
+        let added_note: String = added
+            .iter()
+            .map(|a| format!("{} × {} added, ", a.quantity.get(), a.sku))
+            .collect();
         let mut note = format!(
-            "{id} by {by}: {}{}, shipping {} → {}: {}",
+            "{id} by {by}: {added_note}{}{}, shipping {} → {}: {}",
             if edit.address_changed {
                 "new address, "
             } else {
@@ -401,6 +443,8 @@ impl Order {
         let awaiting = replaces.is_some();
         let next = self.record(now, Some(note), |next| {
             next.shipping = shipping;
+            next.lines = lines;
+            next.shipments = shipments;
             next.totals = after;
             next.refunds.extend(refund);
             next.edits.push(edit);
@@ -411,7 +455,165 @@ impl Order {
             next.request_what_is_due(CaptureMode::OnShipment, now);
             OrderEvent::Edited { edit_id: id }
         });
-        Ok(OrderChange::order_only(next))
+        Ok(OrderChange {
+            order: next,
+            moves,
+            created: None,
+            stock_history: Vec::new(),
+        })
+    }
+
+    /// The order's lines and shipments with the request's units added, what was added, and the
+    /// reservations that hold them: each SKU's units at the first of the order's locations (its
+    /// home first) that has them available as `catalog` read them (the write is conditioned on
+    /// it), in the shipment that leaves from there — which must be still awaiting its pick. An
+    /// order not yet reserved takes them at its reservation. A SKU not on sale, or short where
+    /// the order ships from, is named in `errors`.
+    #[allow(clippy::type_complexity)]
+    fn with_added(
+        &self,
+        request: &OrderEditRequest,
+        catalog: &[Product],
+        errors: &mut ValidationErrors,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> (
+        Vec<OrderLine>,
+        Vec<crate::order::fulfillment::Fulfillment>,
+        Vec<AddedLine>,
+        Vec<StockMove>,
+    ) {
+        let mut lines = self.lines.clone();
+        let mut shipments = self.shipments.clone();
+        let mut added = Vec::new();
+        let mut moves = Vec::new();
+        let currency = self.totals.total.currency();
+        let mut places: Vec<String> = self.locations().into_iter().map(str::to_owned).collect();
+        if places.is_empty() {
+            places.extend(self.shipments.iter().map(|s| s.warehouse.clone()));
+        }
+        for (index, wanted) in request.add_lines.iter().enumerate() {
+            let field = |name: &str| format!("addLines[{index}].{name}");
+            let Some(product) = catalog.iter().find(|p| p.sku == wanted.sku && p.active) else {
+                errors.add(field("sku"), format!("'{}' is not on sale", wanted.sku));
+                continue;
+            };
+            if product.unit_price.currency() != currency {
+                errors.add(field("sku"), "is priced in another currency than the order");
+                continue;
+            }
+            let units = wanted.quantity.get();
+            let has = lines
+                .iter()
+                .find(|l| l.sku == wanted.sku)
+                .map_or(0, |l| l.quantity.get());
+            if has + units > Quantity::MAX {
+                errors.add(
+                    field("quantity"),
+                    format!("a line holds at most {} units", Quantity::MAX),
+                );
+                continue;
+            }
+            let location = if self.status == OrderStatus::Pending {
+                None
+            } else {
+                let found = places
+                    .iter()
+                    .find(|at| product.stock.at(at).available() >= units);
+                match found {
+                    Some(at) => Some(at.clone()),
+                    None => {
+                        let most = places
+                            .iter()
+                            .map(|at| product.stock.at(at).available())
+                            .max()
+                            .unwrap_or(0);
+                        errors.add(
+                            field("quantity"),
+                            format!(
+                                "{most} of '{}' available where the order ships from",
+                                wanted.sku
+                            ),
+                        );
+                        continue;
+                    }
+                }
+            };
+            if let Some(at) = &location {
+                if let Some(shipment) = shipments.iter_mut().find(|s| &s.warehouse == at) {
+                    if shipment.status != FulfillmentStatus::AwaitingPick {
+                        errors.add(
+                            field("sku"),
+                            format!("the parcel leaving {at} is picked already"),
+                        );
+                        continue;
+                    }
+                    match shipment.lines.iter_mut().find(|l| l.sku == wanted.sku) {
+                        Some(line) => line.quantity = plus(line.quantity, units),
+                        None => shipment.lines.push(ShipmentLine {
+                            sku: wanted.sku.clone(),
+                            quantity: wanted.quantity,
+                        }),
+                    }
+                    shipment.steps.push(FulfillmentStep {
+                        status: shipment.status,
+                        at: now,
+                        by: by.to_owned(),
+                        note: Some(format!("{units} × {} added to the order", wanted.sku)),
+                    });
+                }
+                moves.push(StockMove {
+                    sku: wanted.sku.clone(),
+                    location: at.clone(),
+                    quantity: wanted.quantity,
+                    movement: StockMovement::Reserve,
+                });
+            }
+            let price = product.unit_price;
+            let line_total = |n: u32| {
+                Money::new(price.minor_units() * i64::from(n), currency)
+                    .unwrap_or(Money::zero(currency))
+            };
+            match lines.iter_mut().find(|l| l.sku == wanted.sku) {
+                Some(line) => {
+                    // More of a line: at the price it was sold at, the new units at today's.
+                    line.quantity = plus(line.quantity, units);
+                    line.line_total = Money::new(
+                        line.line_total.minor_units() + price.minor_units() * i64::from(units),
+                        currency,
+                    )
+                    .unwrap_or(line.line_total);
+                    if let Some(at) = &location {
+                        add_at(&mut line.allocations, at, units);
+                    }
+                }
+                None => lines.push(OrderLine {
+                    sku: wanted.sku.clone(),
+                    name: product.name.clone(),
+                    quantity: wanted.quantity,
+                    unit_price: price,
+                    line_total: line_total(units),
+                    unit_weight_grams: product.weight_grams,
+                    allocations: location
+                        .iter()
+                        .map(|at| LocationUnits {
+                            location: at.clone(),
+                            quantity: wanted.quantity,
+                        })
+                        .collect(),
+                    backorders: Vec::new(),
+                    promised_on: None,
+                }),
+            }
+            added.push(AddedLine {
+                sku: wanted.sku.clone(),
+                name: product.name.clone(),
+                quantity: wanted.quantity,
+                unit_price: price,
+                location,
+            });
+        }
+        (lines, shipments, added, moves)
     }
 
     /// Inside a change recording a PSP event: an edit awaiting its payment is paid once a
@@ -449,6 +651,18 @@ impl Order {
             return None;
         }
         let (id, restore, before) = (edit.id.clone(), edit.restore.clone()?, edit.totals_before);
+        let added = edit.added.clone();
+        let moves: Vec<StockMove> = added
+            .iter()
+            .filter_map(|a| {
+                Some(StockMove {
+                    sku: a.sku.clone(),
+                    location: a.location.clone()?,
+                    quantity: a.quantity,
+                    movement: StockMovement::Release,
+                })
+            })
+            .collect();
         let note = format!(
             "{id} undone: {} not authorized in time; shipping as before",
             edit.totals_after.total
@@ -456,6 +670,9 @@ impl Order {
         let next = self.record(now, Some(note), |next| {
             next.shipping = restore;
             next.totals = before;
+            for a in &added {
+                next.take_back(a);
+            }
             if let Some(edit) = next.edits.iter_mut().find(|e| e.id == id) {
                 edit.state = EditState::Undone;
                 edit.settled_at = Some(now);
@@ -470,7 +687,44 @@ impl Order {
             }
             OrderEvent::EditUndone { edit_id: id }
         });
-        Some(OrderChange::order_only(next))
+        Some(OrderChange {
+            order: next,
+            moves,
+            created: None,
+            stock_history: Vec::new(),
+        })
+    }
+
+    /// Takes the units `added` by an edit back out of the lines (at the price they were added
+    /// at), their allocation and their shipment.
+    fn take_back(&mut self, added: &AddedLine) {
+        let units = added.quantity.get();
+        if let Some(index) = self.lines.iter().position(|l| l.sku == added.sku) {
+            let line = &mut self.lines[index];
+            match Quantity::new(line.quantity.get().saturating_sub(units)) {
+                Ok(quantity) => {
+                    line.quantity = quantity;
+                    line.line_total = Money::new(
+                        line.line_total.minor_units()
+                            - added.unit_price.minor_units() * i64::from(units),
+                        line.line_total.currency(),
+                    )
+                    .unwrap_or(line.line_total);
+                    if let Some(at) = &added.location {
+                        line.allocations = shrink(&line.allocations, at, units);
+                    }
+                }
+                // A line only the edit brought goes.
+                Err(_) => {
+                    self.lines.remove(index);
+                }
+            }
+        }
+        if let Some(at) = &added.location {
+            if let Some(shipment) = self.shipments.iter_mut().find(|s| &s.warehouse == at) {
+                shipment.lines = shrink_shipment(&shipment.lines, &added.sku, units);
+            }
+        }
     }
 }
 
@@ -525,8 +779,8 @@ mod tests {
         }
     }
 
-    fn to(method: Option<ShippingMethod>, country: Option<&str>) -> ShippingEditRequest {
-        ShippingEditRequest {
+    fn to(method: Option<ShippingMethod>, country: Option<&str>) -> OrderEditRequest {
+        OrderEditRequest {
             shipping_address: country.map(|c| {
                 Address::checked(
                     "Erika Mustermann".into(),
@@ -539,18 +793,144 @@ mod tests {
                 )
             }),
             shipping_method: method,
+            add_lines: Vec::new(),
             reason: "asked by phone".into(),
         }
     }
 
-    fn edit(order: &Order, request: &ShippingEditRequest, key: &str) -> Result<Order, EditError> {
+    /// The catalog an edit adds from: C at 7.00, 3 available at BER-1; A at 12.00 now.
+    fn catalog() -> Vec<Product> {
+        vec![product("C", 700, 3), product("A", 1200, 5)]
+    }
+
+    fn adding(lines: &[(&str, u32)]) -> OrderEditRequest {
+        OrderEditRequest {
+            add_lines: lines
+                .iter()
+                .map(|(sku, n)| crate::order::commands::RequestedLine {
+                    sku: Sku::parse(*sku).unwrap(),
+                    quantity: Quantity::new(*n).unwrap(),
+                })
+                .collect(),
+            ..to(None, None)
+        }
+    }
+
+    #[test]
+    fn added_units_are_reserved_where_the_order_ships_from_and_undone_with_their_stock() {
+        let order = fulfilling_and_authorized();
+        let more = edit(&order, &adding(&[("C", 2), ("A", 1)]), "k1").unwrap();
+        // 2 × C at 7.00 and one more A at today's 12.00; 2 kg + 1.2 kg → 4 kg: shipping 6.90.
+        assert_eq!(more.totals.subtotal.minor_units(), 3500 + 1400 + 1200);
+        assert_eq!(more.totals.shipping.minor_units(), 590 + 100);
+        let c = more.lines.iter().find(|l| l.sku.as_str() == "C").unwrap();
+        assert_eq!(
+            (c.quantity.get(), c.allocations[0].location.as_str()),
+            (2, "BER-1")
+        );
+        let a = more.lines.iter().find(|l| l.sku.as_str() == "A").unwrap();
+        assert_eq!((a.quantity.get(), a.line_total.minor_units()), (3, 3200));
+        let parcel = &more.shipments[0];
+        assert!(parcel
+            .lines
+            .iter()
+            .any(|l| l.sku.as_str() == "C" && l.quantity.get() == 2));
+        // Dearer while the money is held: out of the warehouse until the new total is held.
+        assert_eq!(more.edits[0].state, EditState::AwaitingPayment);
+        assert_eq!(more.status, OrderStatus::Reserved);
+        let change = order
+            .edit(
+                &adding(&[("C", 2), ("A", 1)]),
+                "k1",
+                "admin",
+                &ShippingPolicy::default_policy(),
+                |_| Some("domestic".into()),
+                &catalog(),
+                window(),
+                now(),
+            )
+            .unwrap();
+        let reserved: Vec<_> = change
+            .moves
+            .iter()
+            .map(|m| (m.sku.as_str(), m.quantity.get(), m.movement))
+            .collect();
+        assert_eq!(
+            reserved,
+            [
+                ("C", 2, StockMovement::Reserve),
+                ("A", 1, StockMovement::Reserve)
+            ]
+        );
+        // Never paid: undone, its units released, the lines and the parcel as they were.
+        let undone = more
+            .expire(&PaymentPolicy::default(), now() + Duration::minutes(31))
+            .unwrap();
+        let released: Vec<_> = undone
+            .moves
+            .iter()
+            .map(|m| (m.sku.as_str(), m.quantity.get(), m.movement))
+            .collect();
+        assert_eq!(
+            released,
+            [
+                ("C", 2, StockMovement::Release),
+                ("A", 1, StockMovement::Release)
+            ]
+        );
+        assert_eq!(undone.order.lines, order.lines);
+        assert_eq!(undone.order.shipments[0].lines, order.shipments[0].lines);
+        assert_eq!(undone.order.totals, order.totals);
+        assert_eq!(undone.order.status, OrderStatus::Fulfilling);
+    }
+
+    #[test]
+    fn an_item_not_on_sale_or_short_where_the_order_ships_from_is_named() {
+        let order = fulfilling_and_authorized();
+        let fields = match edit(&order, &adding(&[("C", 4), ("NOPE", 1)]), "k") {
+            Err(EditError::Fields(errors)) => {
+                errors.0.into_iter().map(|e| e.field).collect::<Vec<_>>()
+            }
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(fields, ["addLines[0].quantity", "addLines[1].sku"]);
+        // A picked parcel takes nothing more.
+        let picked = order.pick(1, "p", now()).unwrap();
+        assert!(matches!(
+            edit(&picked, &adding(&[("C", 1)]), "k"),
+            Err(EditError::Fields(_))
+        ));
+        // Not yet reserved: the lines grow, its reservation takes them.
+        let pending = placed(
+            json!([{"sku": "A", "quantity": 2}]),
+            &[product("A", 1000, 5)],
+        );
+        let change = pending
+            .edit(
+                &adding(&[("C", 1)]),
+                "k",
+                "admin",
+                &ShippingPolicy::default_policy(),
+                |_| Some("domestic".into()),
+                &catalog(),
+                window(),
+                now(),
+            )
+            .unwrap();
+        assert!(change.moves.is_empty());
+        assert_eq!(change.order.lines.len(), 2);
+        assert_eq!(change.order.edits[0].state, EditState::Applied);
+    }
+
+    fn edit(order: &Order, request: &OrderEditRequest, key: &str) -> Result<Order, EditError> {
         order
-            .edit_shipping(
+            .edit(
                 request,
                 key,
                 "admin",
                 &ShippingPolicy::default_policy(),
                 |_| Some("domestic".into()),
+                &catalog(),
                 window(),
                 now(),
             )
@@ -1010,4 +1390,24 @@ mod tests {
             Err(EditError::NotEditable("CANCELLED"))
         );
     }
+}
+
+/// `allocations` with `units` more at `location`.
+fn add_at(allocations: &mut Vec<LocationUnits>, location: &str, units: u32) {
+    match allocations.iter_mut().find(|a| a.location == location) {
+        Some(at) => at.quantity = plus(at.quantity, units),
+        None => {
+            if let Ok(quantity) = Quantity::new(units) {
+                allocations.push(LocationUnits {
+                    location: location.to_owned(),
+                    quantity,
+                })
+            }
+        }
+    }
+}
+
+/// `quantity` and `units` more (the caller checked the sum is a quantity).
+fn plus(quantity: Quantity, units: u32) -> Quantity {
+    Quantity::new(quantity.get() + units).unwrap_or(quantity)
 }

@@ -9,7 +9,7 @@ use crate::shipping::ShippingMethod;
 use crate::validation::ValidationErrors;
 
 use crate::order::commands::RequestedLine;
-pub use crate::order::commands::{ShippingEditRequest, UnitCancelRequest};
+pub use crate::order::commands::{OrderEditRequest, UnitCancelRequest};
 
 /// A validated `POST /orders/{id}/cancel` body: `{reason}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,12 +100,12 @@ impl UnitCancelRequest {
     }
 }
 
-impl ShippingEditRequest {
+impl OrderEditRequest {
     /// Parses `{shippingAddress?, shippingMethod?, reason}`, naming every bad field: the new
     /// address (whole, as at checkout), the new method, or both.
     pub fn parse(body: &Value) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::default();
-        let known = ["shippingAddress", "shippingMethod", "reason"];
+        let known = ["shippingAddress", "shippingMethod", "addLines", "reason"];
         let Some(fields) = Fields::body(&mut errors, body, &known) else {
             return Err(errors);
         };
@@ -117,17 +117,47 @@ impl ShippingEditRequest {
             "shippingMethod",
             one_of(&ShippingMethod::ALL, ShippingMethod::as_str),
         );
+        let add_lines = match fields.get("addLines") {
+            None => Some(Vec::new()),
+            Some(_) => fields.objects(
+                &mut errors,
+                "addLines",
+                crate::MAX_ORDER_LINES,
+                &["sku", "quantity"],
+                |errors, line| {
+                    let (sku, quantity) = crate::request::sku_and_quantity(errors, &line);
+                    Some(RequestedLine {
+                        sku: sku?,
+                        quantity: quantity?,
+                    })
+                },
+            ),
+        };
+        if let Some(lines) = &add_lines {
+            for (index, line) in lines.iter().enumerate() {
+                if lines[..index].iter().any(|l| l.sku == line.sku) {
+                    errors.add(
+                        format!("addLines[{index}].sku"),
+                        format!("'{}' appears on more than one line", line.sku),
+                    );
+                }
+            }
+        }
         let reason = fields.required(&mut errors, "reason", text(500));
-        if fields.get("shippingAddress").is_none() && fields.get("shippingMethod").is_none() {
+        if fields.get("shippingAddress").is_none()
+            && fields.get("shippingMethod").is_none()
+            && add_lines.as_ref().is_some_and(Vec::is_empty)
+        {
             errors.add(
                 "shippingAddress",
-                "name a new shippingAddress, a new shippingMethod, or both",
+                "name a new shippingAddress, a new shippingMethod, addLines, or several",
             );
         }
-        match reason {
-            Some(reason) if errors.is_empty() => Ok(Self {
+        match (reason, add_lines) {
+            (Some(reason), Some(add_lines)) if errors.is_empty() => Ok(Self {
                 shipping_address,
                 shipping_method,
+                add_lines,
                 reason,
             }),
             _ => Err(errors),
