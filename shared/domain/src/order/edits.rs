@@ -1411,3 +1411,317 @@ fn add_at(allocations: &mut Vec<LocationUnits>, location: &str, units: u32) {
 fn plus(quantity: Quantity, units: u32) -> Quantity {
     Quantity::new(quantity.get() + units).unwrap_or(quantity)
 }
+
+/// Whatever staff and customers do to an order before it ships — edits cheaper and dearer,
+/// items added, units called off, new payments or none, a cancellation — with a PSP that
+/// answers every request, what the ledger has taken and not given back is what the order costs
+/// once it has shipped, nothing once it is called off, and no more than a payment held.
+#[cfg(test)]
+mod money_properties {
+    use super::*;
+    use crate::order::commands::{RequestedLine, UnitCancelRequest};
+    use crate::order::payments::{
+        PaymentEvent, PaymentEventKind, PaymentPolicy, PaymentUpdate, PspRequestKind, RefundState,
+    };
+    use crate::order::tests::{placed, product};
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn t0() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_100, 0).unwrap()
+    }
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Method(ShippingMethod),
+        Add(u32),
+        CancelUnit(&'static str),
+        /// The customer authorizes what an edit waits for.
+        Pay,
+        /// Time passes beyond the payment window (an edit waiting for its payment is undone).
+        Wait,
+        Ship,
+        Cancel,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            3 => proptest::sample::select(vec![
+                ShippingMethod::Standard,
+                ShippingMethod::Express,
+                ShippingMethod::Overnight
+            ])
+            .prop_map(Step::Method),
+            2 => (1u32..3).prop_map(Step::Add),
+            2 => proptest::sample::select(vec!["A", "B"]).prop_map(Step::CancelUnit),
+            3 => Just(Step::Pay),
+            1 => Just(Step::Wait),
+            1 => Just(Step::Ship),
+            1 => Just(Step::Cancel),
+        ]
+    }
+
+    /// The PSP answers every request the order made and did not see answered: captures and
+    /// voids succeed for what they asked, refunds are paid out.
+    fn answer_everything(mut order: Order, now: DateTime<Utc>, n: &mut usize) -> Order {
+        let policy = PaymentPolicy::default();
+        loop {
+            let answered = |order: &Order, id: &str| order.payment.answered(id);
+            let request = order
+                .payment
+                .requests
+                .iter()
+                .find(|r| !answered(&order, &r.request_id))
+                .cloned();
+            let refund = order
+                .refunds
+                .iter()
+                .find(|r| {
+                    !r.awaiting_capture
+                        && r.retried_as.is_none()
+                        && order.refund_state(&r.refund_id) == RefundState::Requested
+                })
+                .cloned();
+            let event = match (request, refund) {
+                (Some(r), _) => PaymentEvent {
+                    event_id: format!("answer-{n}"),
+                    kind: match r.kind {
+                        PspRequestKind::Capture => PaymentEventKind::CaptureSucceeded,
+                        PspRequestKind::Void => PaymentEventKind::VoidSucceeded,
+                    },
+                    amount: r.amount,
+                    occurred_at: now,
+                    psp_reference: r.psp_reference.clone(),
+                    refund_id: None,
+                    request_id: Some(r.request_id.clone()),
+                    reason: None,
+                },
+                (None, Some(refund)) => PaymentEvent {
+                    event_id: format!("answer-{n}"),
+                    kind: PaymentEventKind::RefundSucceeded,
+                    amount: refund.amount,
+                    occurred_at: now,
+                    psp_reference: order.payment.psp_reference().map(str::to_owned),
+                    refund_id: Some(refund.refund_id.clone()),
+                    request_id: None,
+                    reason: None,
+                },
+                (None, None) => return order,
+            };
+            *n += 1;
+            order = match order.record_payment(&event, &policy, now) {
+                Ok(PaymentUpdate::Recorded(next)) => *next,
+                _ => return order,
+            };
+        }
+    }
+
+    fn apply(order: &Order, step: &Step, n: usize, now: DateTime<Utc>) -> Order {
+        let policy = ShippingPolicy::default_policy();
+        let catalog = [product("A", 1000, 50), product("C", 700, 50)];
+        let edit = |request: OrderEditRequest| {
+            order
+                .edit(
+                    &request,
+                    &format!("k{n}"),
+                    "admin",
+                    &policy,
+                    |_| Some("domestic".into()),
+                    &catalog,
+                    Duration::minutes(30),
+                    now,
+                )
+                .map(|c| c.order)
+        };
+        let plain = OrderEditRequest {
+            shipping_address: None,
+            shipping_method: None,
+            add_lines: Vec::new(),
+            reason: "asked".into(),
+        };
+        let next = match step {
+            Step::Method(method) => edit(OrderEditRequest {
+                shipping_method: Some(*method),
+                ..plain
+            })
+            .ok(),
+            Step::Add(units) => edit(OrderEditRequest {
+                add_lines: vec![RequestedLine {
+                    sku: Sku::parse("C").unwrap(),
+                    quantity: Quantity::new(*units).unwrap(),
+                }],
+                ..plain
+            })
+            .ok(),
+            Step::CancelUnit(sku) => order
+                .cancel_units(
+                    &UnitCancelRequest {
+                        lines: vec![RequestedLine {
+                            sku: Sku::parse(*sku).unwrap(),
+                            quantity: Quantity::new(1).unwrap(),
+                        }],
+                        reason: "fewer".into(),
+                    },
+                    &format!("u{n}"),
+                    "customer",
+                    |_, grams| Some(490 + 50 * grams.div_ceil(1000) as i64),
+                    now,
+                )
+                .ok()
+                .map(|c| c.order),
+            Step::Pay => order.awaiting_edit().and_then(|_| {
+                let event = PaymentEvent {
+                    event_id: format!("pay-{n}"),
+                    kind: PaymentEventKind::AuthorizationSucceeded,
+                    amount: order.totals.total,
+                    occurred_at: now,
+                    psp_reference: Some(format!("pi_{n}")),
+                    refund_id: None,
+                    request_id: None,
+                    reason: None,
+                };
+                match order.record_payment(&event, &PaymentPolicy::default(), now) {
+                    Ok(PaymentUpdate::Recorded(next)) => Some(*next),
+                    _ => None,
+                }
+            }),
+            Step::Wait => order
+                .expire(&PaymentPolicy::default(), now + Duration::hours(1))
+                .ok()
+                .map(|c| c.order),
+            Step::Ship => {
+                let mut next = order.clone();
+                if next.status == OrderStatus::Reserved {
+                    if let Ok(started) = next.start_fulfillment("BER-1", now) {
+                        next = started;
+                    }
+                }
+                for _ in 0..3 {
+                    let advanced = next
+                        .pick(1, "p", now)
+                        .or_else(|_| next.pack(1, crate::fixtures::parcel(), "p", now))
+                        .or_else(|_| {
+                            next.ship(
+                                1,
+                                crate::fixtures::tracking(),
+                                next.shipping.estimate,
+                                "p",
+                                now,
+                            )
+                        });
+                    if let Ok(o) = advanced {
+                        next = o;
+                    }
+                }
+                Some(next)
+            }
+            Step::Cancel => order
+                .cancel("gone".into(), "admin", now)
+                .ok()
+                .map(|c| c.order),
+        };
+        next.unwrap_or_else(|| order.clone())
+    }
+
+    fn check(order: &Order) -> Result<(), TestCaseError> {
+        let payments = order.payment.payments();
+        let captured: i64 = payments.iter().map(|p| p.captured_minor).sum();
+        let refunded: i64 = order
+            .refunds
+            .iter()
+            .filter(|r| order.refund_state(&r.refund_id) == RefundState::Issued)
+            .map(|r| r.amount.minor_units())
+            .sum();
+        for p in &payments {
+            prop_assert!(
+                p.captured_minor <= p.authorized_minor,
+                "{:?} took more than it held",
+                p
+            );
+        }
+        prop_assert!(captured >= refunded, "{refunded} given back of {captured}");
+        let kept = captured - refunded;
+        let total = order.totals.total.minor_units();
+        let superseded = order.superseded_payments();
+        let holding: Vec<_> = payments
+            .iter()
+            .filter(|p| p.holds())
+            .filter(|p| !p.reference.is_some_and(|r| superseded.contains(&r)))
+            .collect();
+        match order.status {
+            OrderStatus::Cancelled => {
+                prop_assert_eq!(kept, 0, "a cancelled order keeps nothing");
+                prop_assert!(
+                    !payments.iter().any(|p| p.holds()),
+                    "a cancelled order holds nothing: {:?}",
+                    payments
+                );
+            }
+            OrderStatus::Shipped => {
+                prop_assert_eq!(kept, total, "what was taken is what it costs");
+                prop_assert!(
+                    !payments.iter().any(|p| p.holds()),
+                    "nothing held once shipped and paid: {:?}",
+                    payments
+                );
+            }
+            _ if order.awaiting_edit().is_some() => {}
+            _ => {
+                prop_assert_eq!(kept, 0, "nothing is taken before it ships");
+                prop_assert!(
+                    holding.iter().any(|p| p.authorized_minor >= total),
+                    "{total} is held for the order: {:?}",
+                    payments
+                );
+                prop_assert!(
+                    holding.len() <= 1,
+                    "one payment holds the order's money: {:?}",
+                    payments
+                );
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        #[test]
+        fn what_was_taken_and_not_given_back_is_what_the_order_costs(
+            steps in proptest::collection::vec(step(), 1..14),
+        ) {
+            let mut order = placed(
+                json!([{"sku": "A", "quantity": 2}, {"sku": "B", "quantity": 3}]),
+                &[product("A", 1000, 50), product("B", 500, 50)],
+            )
+            .reserve_all_at("BER-1", t0())
+            .unwrap();
+            let auth = PaymentEvent {
+                event_id: "auth".into(),
+                kind: PaymentEventKind::AuthorizationSucceeded,
+                amount: order.totals.total,
+                occurred_at: t0(),
+                psp_reference: Some("pi_first".into()),
+                refund_id: None,
+                request_id: None,
+                reason: None,
+            };
+            order = match order.record_payment(&auth, &PaymentPolicy::default(), t0()).unwrap() {
+                PaymentUpdate::Recorded(next) => *next,
+                PaymentUpdate::Duplicate => unreachable!(),
+            };
+            order = order.start_fulfillment("BER-1", t0()).unwrap();
+            let mut answers = 0;
+            let mut now = t0();
+            for (n, step) in steps.iter().enumerate() {
+                now += Duration::minutes(match step {
+                    Step::Wait => 60,
+                    _ => 1,
+                });
+                order = apply(&order, step, n, now);
+                order = answer_everything(order, now, &mut answers);
+                check(&order)?;
+            }
+        }
+    }
+}
