@@ -384,9 +384,12 @@ pub(crate) async fn expire_one<S: OrderStore + OrderTransactions>(
         };
         let change = match order.expire(policy, now) {
             Ok(change) => change,
-            Err(ExpireError::NotOpen(_) | ExpireError::Paid(_) | ExpireError::NotYet) => {
-                return Ok(Attempt::Done(false))
-            }
+            Err(
+                ExpireError::NotOpen(_)
+                | ExpireError::Paid(_)
+                | ExpireError::NotYet
+                | ExpireError::Replacement,
+            ) => return Ok(Attempt::Done(false)),
         };
         match store.commit(&change).await? {
             CommitOutcome::Committed => Ok(Attempt::Done(true)),

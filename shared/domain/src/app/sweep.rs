@@ -146,6 +146,10 @@ pub async fn sweep<S: OrderStore + InventoryStore + OrderTransactions>(
                 {
                     continue;
                 }
+                // An exchange's replacement waiting for its difference does not expire.
+                if job == Job::Expire && order.replacement_for.is_some() {
+                    continue;
+                }
                 if examined >= budget {
                     report.more = true;
                     break 'pass;

@@ -514,17 +514,37 @@ impl Order {
                 );
                 continue;
             }
-            let location = if self.status == OrderStatus::Pending {
-                None
-            } else {
+            if self.status == OrderStatus::Pending {
+                // Its reservation is under way: what it reserves is decided there.
+                errors.add(
+                    field("sku"),
+                    "the order's stock is still being reserved: add items once it is",
+                );
+                continue;
+            }
+            // Where it can join: a location of the order whose parcel, if it has one yet,
+            // still awaits its pick.
+            let open = |at: &&String| {
+                self.shipments.is_empty()
+                    || shipments
+                        .iter()
+                        .any(|s| &&s.warehouse == at && s.status == FulfillmentStatus::AwaitingPick)
+            };
+            let location = {
                 let found = places
                     .iter()
+                    .filter(open)
                     .find(|at| product.stock.at(at).available() >= units);
                 match found {
                     Some(at) => Some(at.clone()),
                     None => {
+                        if !places.iter().any(|at| open(&at)) {
+                            errors.add(field("sku"), "the order's parcels are picked already");
+                            continue;
+                        }
                         let most = places
                             .iter()
+                            .filter(open)
                             .map(|at| product.stock.at(at).available())
                             .max()
                             .unwrap_or(0);
@@ -541,13 +561,6 @@ impl Order {
             };
             if let Some(at) = &location {
                 if let Some(shipment) = shipments.iter_mut().find(|s| &s.warehouse == at) {
-                    if shipment.status != FulfillmentStatus::AwaitingPick {
-                        errors.add(
-                            field("sku"),
-                            format!("the parcel leaving {at} is picked already"),
-                        );
-                        continue;
-                    }
                     match shipment.lines.iter_mut().find(|l| l.sku == wanted.sku) {
                         Some(line) => line.quantity = plus(line.quantity, units),
                         None => shipment.lines.push(ShipmentLine {
@@ -569,14 +582,18 @@ impl Order {
                     movement: StockMovement::Reserve,
                 });
             }
-            let price = product.unit_price;
+            // More of a line is at the price it was sold at (its total stays its units times
+            // its price, which returns and captures rely on); a new line at today's.
+            let price = lines
+                .iter()
+                .find(|l| l.sku == wanted.sku)
+                .map_or(product.unit_price, |l| l.unit_price);
             let line_total = |n: u32| {
                 Money::new(price.minor_units() * i64::from(n), currency)
                     .unwrap_or(Money::zero(currency))
             };
             match lines.iter_mut().find(|l| l.sku == wanted.sku) {
                 Some(line) => {
-                    // More of a line: at the price it was sold at, the new units at today's.
                     line.quantity = plus(line.quantity, units);
                     line.line_total = Money::new(
                         line.line_total.minor_units() + price.minor_units() * i64::from(units),
@@ -612,6 +629,12 @@ impl Order {
                 unit_price: price,
                 location,
             });
+        }
+        if lines.len() > crate::MAX_ORDER_LINES {
+            errors.add(
+                "addLines",
+                format!("an order holds at most {} lines", crate::MAX_ORDER_LINES),
+            );
         }
         (lines, shipments, added, moves)
     }
@@ -820,8 +843,9 @@ mod tests {
     fn added_units_are_reserved_where_the_order_ships_from_and_undone_with_their_stock() {
         let order = fulfilling_and_authorized();
         let more = edit(&order, &adding(&[("C", 2), ("A", 1)]), "k1").unwrap();
-        // 2 × C at 7.00 and one more A at today's 12.00; 2 kg + 1.2 kg → 4 kg: shipping 6.90.
-        assert_eq!(more.totals.subtotal.minor_units(), 3500 + 1400 + 1200);
+        // 2 × C at 7.00 and one more A at the 10.00 it was sold at (12.00 today); 2 kg + 1.2 kg
+        // → 4 kg: shipping 6.90.
+        assert_eq!(more.totals.subtotal.minor_units(), 3500 + 1400 + 1000);
         assert_eq!(more.totals.shipping.minor_units(), 590 + 100);
         let c = more.lines.iter().find(|l| l.sku.as_str() == "C").unwrap();
         assert_eq!(
@@ -829,7 +853,7 @@ mod tests {
             (2, "BER-1")
         );
         let a = more.lines.iter().find(|l| l.sku.as_str() == "A").unwrap();
-        assert_eq!((a.quantity.get(), a.line_total.minor_units()), (3, 3200));
+        assert_eq!((a.quantity.get(), a.line_total.minor_units()), (3, 3000));
         let parcel = &more.shipments[0];
         assert!(parcel
             .lines
@@ -900,26 +924,15 @@ mod tests {
             edit(&picked, &adding(&[("C", 1)]), "k"),
             Err(EditError::Fields(_))
         ));
-        // Not yet reserved: the lines grow, its reservation takes them.
+        // Not yet reserved: its reservation is under way, nothing is added meanwhile.
         let pending = placed(
             json!([{"sku": "A", "quantity": 2}]),
             &[product("A", 1000, 5)],
         );
-        let change = pending
-            .edit(
-                &adding(&[("C", 1)]),
-                "k",
-                "admin",
-                &ShippingPolicy::default_policy(),
-                |_| Some("domestic".into()),
-                &catalog(),
-                window(),
-                now(),
-            )
-            .unwrap();
-        assert!(change.moves.is_empty());
-        assert_eq!(change.order.lines.len(), 2);
-        assert_eq!(change.order.edits[0].state, EditState::Applied);
+        assert!(matches!(
+            edit(&pending, &adding(&[("C", 1)]), "k"),
+            Err(EditError::Fields(_))
+        ));
     }
 
     fn edit(order: &Order, request: &OrderEditRequest, key: &str) -> Result<Order, EditError> {
@@ -1434,7 +1447,8 @@ mod money_properties {
     #[derive(Debug, Clone)]
     enum Step {
         Method(ShippingMethod),
-        Add(u32),
+        /// Units of C (a new line), or of A (more of a line) when true.
+        Add(u32, bool),
         CancelUnit(&'static str),
         /// The customer authorizes what an edit waits for.
         Pay,
@@ -1452,8 +1466,8 @@ mod money_properties {
                 ShippingMethod::Overnight
             ])
             .prop_map(Step::Method),
-            2 => (1u32..3).prop_map(Step::Add),
-            2 => proptest::sample::select(vec!["A", "B"]).prop_map(Step::CancelUnit),
+            2 => (1u32..3, proptest::bool::ANY).prop_map(|(n, a)| Step::Add(n, a)),
+            2 => proptest::sample::select(vec!["A", "B", "C"]).prop_map(Step::CancelUnit),
             3 => Just(Step::Pay),
             1 => Just(Step::Wait),
             1 => Just(Step::Ship),
@@ -1518,7 +1532,8 @@ mod money_properties {
 
     fn apply(order: &Order, step: &Step, n: usize, now: DateTime<Utc>) -> Order {
         let policy = ShippingPolicy::default_policy();
-        let catalog = [product("A", 1000, 50), product("C", 700, 50)];
+        // A costs more today than when it was ordered.
+        let catalog = [product("A", 1200, 50), product("C", 700, 50)];
         let edit = |request: OrderEditRequest| {
             order
                 .edit(
@@ -1545,9 +1560,9 @@ mod money_properties {
                 ..plain
             })
             .ok(),
-            Step::Add(units) => edit(OrderEditRequest {
+            Step::Add(units, more_of_a) => edit(OrderEditRequest {
                 add_lines: vec![RequestedLine {
-                    sku: Sku::parse("C").unwrap(),
+                    sku: Sku::parse(if *more_of_a { "A" } else { "C" }).unwrap(),
                     quantity: Quantity::new(*units).unwrap(),
                 }],
                 ..plain
@@ -1640,6 +1655,18 @@ mod money_properties {
             );
         }
         prop_assert!(captured >= refunded, "{refunded} given back of {captured}");
+        for line in &order.lines {
+            prop_assert_eq!(
+                line.line_total.minor_units(),
+                line.unit_price.minor_units() * i64::from(line.quantity.get()),
+                "{} × {} at {}",
+                line.quantity.get(),
+                line.sku.as_str(),
+                line.unit_price
+            );
+        }
+        let subtotal: i64 = order.lines.iter().map(|l| l.line_total.minor_units()).sum();
+        prop_assert_eq!(order.totals.subtotal.minor_units(), subtotal);
         let kept = captured - refunded;
         let total = order.totals.total.minor_units();
         let superseded = order.superseded_payments();

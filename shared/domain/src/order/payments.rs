@@ -428,6 +428,8 @@ pub enum ExpireError {
     Paid(&'static str),
     #[error("the order's authorization window has not passed")]
     NotYet,
+    #[error("an exchange's replacement waits for its payment; staff may cancel it")]
+    Replacement,
 }
 
 impl Payment {
@@ -1512,6 +1514,9 @@ impl Order {
         if let Some(due) = self.awaiting_edit().and_then(|e| e.due_by) {
             return Some(due);
         }
+        if self.replacement_for.is_some() {
+            return None;
+        }
         (matches!(self.status, OrderStatus::Pending | OrderStatus::Reserved)
             && self.payment_status().is_unpaid())
         .then(|| self.payment_window_opened_at() + policy.authorization_window)
@@ -1531,6 +1536,12 @@ impl Order {
         // order goes on as it was.
         if self.awaiting_edit().is_some() {
             return self.undo_unpaid_edit(now).ok_or(ExpireError::NotYet);
+        }
+        // An exchange's replacement waits for the difference it owes: its units stand for
+        // goods the customer already sent back, so it is not called off unpaid (staff may
+        // cancel it).
+        if self.replacement_for.is_some() {
+            return Err(ExpireError::Replacement);
         }
         let status = self.payment_status();
         if !status.is_unpaid() {

@@ -492,6 +492,19 @@ impl Order {
                         );
                         continue;
                     }
+                    // A replacement's lines are priced at what was paid for them (nothing, or
+                    // a difference), not at what they are worth: exchanged again only for the
+                    // same price, as before prices could differ.
+                    Some(product)
+                        if self.replacement_for.is_some()
+                            && product.unit_price != line.unit_price =>
+                    {
+                        errors.add(
+                            format!("{field}.exchangeSku"),
+                            "an exchange's replacement is exchanged again only for an item of the same price",
+                        );
+                        continue;
+                    }
                     Some(product)
                         if product.unit_price.currency() != line.unit_price.currency() =>
                     {
@@ -843,7 +856,8 @@ impl Order {
     /// the return was approved): straight to the warehouse, free of charge, when the exchanged
     /// items cost no more than those sent back; otherwise `RESERVED` for the difference (its
     /// lines priced at it), waiting for its payment like any order — paid, it goes to the
-    /// warehouse; never paid within the payment window, it expires and its units are released.
+    /// warehouse; unpaid it waits, never expired (the goods it stands for came back), until
+    /// staff cancel it.
     fn replacement(
         &self,
         id: &ReturnId,
@@ -1290,20 +1304,22 @@ mod tests {
             Some(due)
         );
         assert!(received.order.refunds.is_empty());
-        // Paid: it goes to the warehouse; never paid: it expires and its units are released.
+        // Paid: it goes to the warehouse; unpaid it waits (the goods it stands for came back),
+        // never expired by the sweep; staff may cancel it, releasing its units.
         let paid = replacement.authorized_for_test(at("2026-11-28T09:05:00Z"));
         assert!(paid
             .start_fulfillment("BER-1", at("2026-11-28T09:05:00Z"))
             .is_ok());
-        let expired = replacement
-            .expire(
-                &crate::order::payments::PaymentPolicy::default(),
-                at("2026-11-29T09:00:00Z"),
-            )
+        let policy = crate::order::payments::PaymentPolicy::default();
+        assert_eq!(replacement.payment_due_by(&policy), None);
+        assert!(replacement
+            .expire(&policy, at("2026-12-29T09:00:00Z"))
+            .is_err());
+        let cancelled = replacement
+            .cancel("not wanted".into(), "admin", at("2026-11-29T09:00:00Z"))
             .unwrap();
-        assert_eq!(expired.order.status, OrderStatus::Cancelled);
         assert_eq!(
-            expired
+            cancelled
                 .moves
                 .iter()
                 .map(|m| (m.sku.as_str(), m.quantity.get(), m.movement))
