@@ -308,7 +308,7 @@ async fn dispatch<S: InventoryStore + LocationStore>(
 
 /// `POST /inventory/{sku}/transfers/{id}/receive` (`oms:admin` or `oms:warehouse`: the
 /// destination's staff): the units arrive.
-async fn receive<S: InventoryStore>(
+async fn receive<S: InventoryStore + OrderStore>(
     app: &App<S>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {

@@ -277,11 +277,14 @@ pub trait InventoryStore: Send + Sync {
     /// condition that it does not exist) when it is in transit, else replaced on condition that
     /// the stored one is still in transit. A lost condition is [`StoreError::ConditionFailed`]
     /// and writes nothing.
-    /// A dispatch's `key`, if given, is written with it on condition that it is new.
+    /// A dispatch's `key`, if given, is written with it on condition that it is new; the
+    /// orders an arrival `filled` ([`crate::backorder`]) are written with it, each on condition
+    /// that the stored one is the version before it.
     fn save_transfer(
         &self,
         step: &TransferStep,
         key: Option<&TransferKey>,
+        filled: &[crate::order::Order],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// The adjustment of `sku` an `Idempotency-Key` made, if it made one (saved with it by

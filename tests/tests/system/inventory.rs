@@ -667,3 +667,55 @@ async fn backorders_are_taken_up_to_the_limit_and_a_delivery_fills_the_oldest_fi
         confirmed[0]
     );
 }
+
+/// Stock that arrives in Berlin by transfer goes to the order waiting there first, in the
+/// transfer's own write: the order reaches the warehouse, and the counters balance.
+#[tokio::test]
+async fn a_transfer_arriving_where_an_order_waits_fills_it_first() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("XFER-WAIT", 0).await;
+    let admin = stack.token("staff-transfer-fill", Some("oms:admin"));
+    let put = stack
+        .put(
+            &format!("/inventory/{sku}"),
+            &admin,
+            &json!({"name": "Test XFER-WAIT", "unitPrice": {"amount": 1000, "currency": "EUR"},
+                "weightGrams": 500, "selling": {"policy": "BACKORDER", "limit": 5}}),
+        )
+        .await;
+    assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
+    let customer = unique("waits");
+    let placed = stack
+        .place_then_pay(&customer, &unique("key"), &[(&sku, 2)])
+        .await;
+    let id = placed.body["orderId"].as_str().unwrap().to_owned();
+    let waiting = stack.wait_decided(&customer, &id).await;
+    assert_eq!(waiting["hold"], "BACKORDERED", "{waiting}");
+    // Two arrive in Amsterdam (the order waits in Berlin), then travel to Berlin.
+    stack.receive_at(&sku, "AMS-1", 2).await;
+    assert_eq!(stack.order_as_staff(&id).await["hold"], "BACKORDERED");
+    let sent = stack
+        .post(
+            &format!("/inventory/{sku}/transfers"),
+            &admin,
+            &[("idempotency-key", &unique("send"))],
+            json!({"from": "AMS-1", "to": "BER-1", "quantity": 2}),
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::CREATED, "{:?}", sent.body);
+    let transfer = sent.body["id"].as_str().unwrap();
+    let arrived = stack
+        .post(
+            &format!("/inventory/{sku}/transfers/{transfer}/receive"),
+            &stack.token("warehouse-ber", Some("oms:warehouse")),
+            &[],
+            json!({}),
+        )
+        .await;
+    assert_eq!(arrived.status, StatusCode::OK, "{:?}", arrived.body);
+    stack.wait_status(&customer, &id, "FULFILLING").await;
+    let product = stack.get(&format!("/inventory/{sku}"), &admin).await.body;
+    assert_eq!(product["backordered"], 0, "{product}");
+    assert_eq!(product["available"], 0, "{product}");
+    assert_eq!(product["reserved"], 2, "{product}");
+}

@@ -66,6 +66,7 @@ impl InventoryStore for DynamoStore {
         &self,
         step: &TransferStep,
         key: Option<&TransferKey>,
+        filled: &[Order],
     ) -> Result<(), StoreError> {
         let mut items = self.product_writes(
             &step.product,
@@ -93,6 +94,9 @@ impl InventoryStore for DynamoStore {
                 .put(put.build().map_err(|e| StoreError::Failed(e.to_string()))?)
                 .build(),
         );
+        for order in filled {
+            items.push(self.put_order_at_version(order, order.version - 1)?);
+        }
         if let Some(key) = key {
             let item = TransferKeyItem {
                 pk: sku_pk(&key.sku),

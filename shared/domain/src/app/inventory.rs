@@ -22,7 +22,7 @@ use crate::request::inventory::{
 use crate::shipping::ShippingPolicy;
 use crate::stock::{
     AdjustmentReason, Product, StockAdjustment, StockError, StockLevel, Transfer, TransferError,
-    TransferKey, TransferStep,
+    TransferKey,
 };
 use crate::validation::ValidationErrors;
 
@@ -495,7 +495,7 @@ pub async fn dispatch_transfer<I: InventoryStore>(
             transfer_id: step.transfer.id.clone(),
             fingerprint: fingerprint.clone(),
         };
-        let written = inventory.save_transfer(&step, Some(&used)).await;
+        let written = inventory.save_transfer(&step, Some(&used), &[]).await;
         let dispatched = Dispatched {
             transfer: step.transfer,
             replayed: false,
@@ -506,8 +506,9 @@ pub async fn dispatch_transfer<I: InventoryStore>(
 }
 
 /// `POST /inventory/{sku}/transfers/{id}/receive`: the units arrive at the destination and
-/// become available there. A second receipt is refused and changes nothing.
-pub async fn receive_transfer<I: InventoryStore>(
+/// become available there — to the orders waiting for them there first, oldest first, in the
+/// same write. A second receipt is refused and changes nothing.
+pub async fn receive_transfer<I: InventoryStore + OrderStore>(
     inventory: &I,
     caller: &Caller,
     sku: &Sku,
@@ -518,21 +519,14 @@ pub async fn receive_transfer<I: InventoryStore>(
         let missing = || InventoryError::TransferNotFound(id.to_owned());
         let transfer = inventory.transfer(sku, id).await?.ok_or_else(missing)?;
         let product = inventory.product(sku).await?.ok_or_else(missing)?;
-        let step = transfer.receive(&product, caller.customer_id.as_str(), now);
-        write_step(inventory, step).await
+        let mut step = transfer.receive(&product, caller.customer_id.as_str(), now)?;
+        let location = step.transfer.to.clone();
+        let filled = fill_waiting(inventory, &mut step.product, &location, now).await?;
+        step.adjustment.after = step.product.stock.at(&location);
+        let written = inventory.save_transfer(&step, None, &filled).await;
+        Attempt::of_write(written, step.transfer)
     })
     .await
-}
-
-/// Writes a transfer's step: done with the transfer as it now stands, or lost to a writer
-/// that got to the product (or the transfer) first.
-async fn write_step<I: InventoryStore>(
-    inventory: &I,
-    step: Result<TransferStep, TransferError>,
-) -> Result<Attempt<Transfer>, InventoryError> {
-    let step = step?;
-    let written = inventory.save_transfer(&step, None).await;
-    Attempt::of_write(written, step.transfer)
 }
 
 /// A purchase order placed, or the one its `Idempotency-Key` placed before.
@@ -1189,6 +1183,58 @@ mod tests {
     /// units takes orders past its stock up to that and no further; a receipt fills the oldest
     /// first, in its own write; a count that leaves nothing available fills nothing; a
     /// cancellation gives its waiting units back without touching another order's.
+    #[tokio::test]
+    async fn a_transfer_arriving_where_an_order_waits_fills_it_in_its_own_write() {
+        use crate::app::reservation::{reserve_order, ReservationResult, Routing};
+        use crate::order::tests::{placed, product};
+        let store = mug(0).await;
+        let body = json!({"name": "Mug", "unitPrice": {"amount": 1200, "currency": "EUR"}, "weightGrams": 350,
+            "selling": {"policy": "BACKORDER", "limit": 5}});
+        put(&store, body).await.unwrap();
+        let order = placed(
+            json!([{"sku": "MUG-1", "quantity": 2}]),
+            &[product("MUG-1", 1200, 0)],
+        )
+        .authorized_for_test(Utc::now());
+        store.insert_order(order.clone());
+        let reserved = reserve_order(&store, &store, Routing::demo(), &order.id, Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(reserved, ReservationResult::Reserved);
+        assert_eq!(
+            store.get(&order.id).await.unwrap().unwrap().backordered(),
+            2
+        );
+        // Two arrive in Amsterdam: the order waits in Berlin, so they fill nothing there.
+        adjust(
+            &store,
+            json!({"reason": "RECEIPT", "delta": 2, "location": "AMS-1"}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            store.get(&order.id).await.unwrap().unwrap().backordered(),
+            2
+        );
+        // Sent to Berlin: their arrival fills the order in the transfer's write.
+        let body = json!({"from": "AMS-1", "to": "BER-1", "quantity": 2});
+        let sent = dispatch(&store, "t-fill", body).await.unwrap().transfer;
+        receive(&store, &sent.id).await.unwrap();
+        let filled = store.get(&order.id).await.unwrap().unwrap();
+        assert_eq!(filled.backordered(), 0);
+        assert_eq!(
+            filled.last_change.as_ref().unwrap().event,
+            crate::order::history::OrderEvent::BackorderFilled
+        );
+        let mug = store.product(&sku()).await.unwrap().unwrap();
+        let berlin = mug.stock.at("BER-1");
+        assert_eq!((berlin.available(), berlin.reserved()), (0, 2));
+        assert_eq!(mug.backorders.backordered, 0);
+        // The history records what the write left.
+        let history = store.adjustments(&sku(), 1, None).await.unwrap().items;
+        assert_eq!(history[0].after.reserved(), 2);
+    }
+
     #[tokio::test]
     async fn backorders_are_taken_up_to_the_limit_and_filled_oldest_first() {
         use crate::app::reservation::{reserve_order, ReservationResult, Routing};

@@ -322,9 +322,9 @@ pub async fn transfers_between_locations<S: InventoryStore>(store: &S, prefix: &
         transfer_id: sent.transfer.id.clone(),
         fingerprint: "BER-1>AMS-1:3".into(),
     };
-    assert_eq!(store.save_transfer(&sent, Some(&key)).await, Ok(()));
+    assert_eq!(store.save_transfer(&sent, Some(&key), &[]).await, Ok(()));
     assert_eq!(
-        store.save_transfer(&sent, None).await,
+        store.save_transfer(&sent, None, &[]).await,
         Err(StoreError::ConditionFailed),
         "the same dispatch twice"
     );
@@ -344,7 +344,7 @@ pub async fn transfers_between_locations<S: InventoryStore>(store: &S, prefix: &
         .transfer
         .receive(&stored, "staff", at + seconds(1))
         .expect("receiving");
-    assert_eq!(store.save_transfer(&arrived, None).await, Ok(()));
+    assert_eq!(store.save_transfer(&arrived, None, &[]).await, Ok(()));
     let stored = stored_product(store, &a.sku).await.expect("stored");
     assert_eq!(stored.stock.at("AMS-1").available(), 3);
     assert_eq!(stored.stock.at(DEFAULT_LOCATION).available(), 2);
@@ -353,7 +353,7 @@ pub async fn transfers_between_locations<S: InventoryStore>(store: &S, prefix: &
     let mut twice = arrived.clone();
     twice.product.version += 1;
     assert_eq!(
-        store.save_transfer(&twice, None).await,
+        store.save_transfer(&twice, None, &[]).await,
         Err(StoreError::ConditionFailed)
     );
     assert_eq!(
@@ -372,7 +372,7 @@ pub async fn transfers_between_locations<S: InventoryStore>(store: &S, prefix: &
         at + seconds(2),
     )
     .expect("dispatching");
-    assert_eq!(store.save_transfer(&later, None).await, Ok(()));
+    assert_eq!(store.save_transfer(&later, None, &[]).await, Ok(()));
     let listed = store.transfers(&a.sku, 10, None).await.expect("listing");
     let ids: Vec<_> = listed
         .items

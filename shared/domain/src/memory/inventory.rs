@@ -116,6 +116,7 @@ impl InventoryStore for InMemoryStore {
         &self,
         step: &TransferStep,
         key: Option<&TransferKey>,
+        filled: &[crate::order::Order],
     ) -> Result<(), StoreError> {
         let mut state = self.lock();
         if let Some(key) = key {
@@ -128,7 +129,7 @@ impl InventoryStore for InMemoryStore {
             }
         }
         let product = &step.product;
-        if !follows_stored(&state, product) {
+        if !follows_stored(&state, product) || !orders_follow_stored(&state, filled) {
             return Err(StoreError::ConditionFailed);
         }
         let transfer = &step.transfer;
@@ -148,6 +149,9 @@ impl InventoryStore for InMemoryStore {
         state.products.insert(product.sku.clone(), product.clone());
         state.adjustments.push(step.adjustment.clone());
         state.transfer_keys.extend(key.cloned());
+        for order in filled {
+            state.orders.insert(order.id.clone(), order.clone());
+        }
         Ok(())
     }
 
