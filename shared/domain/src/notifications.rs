@@ -442,7 +442,16 @@ impl Renderer {
             })).collect::<Vec<_>>()),
             "decisionNote": rma.and_then(|r| r.decision.as_ref()).and_then(|d| d.note.clone()),
             "replacementOrderId": event.data.replacement_order_id.as_ref().map(|o| o.to_string()),
-            "exchangeDue": rma.and_then(|r| r.exchange_due).map(money),
+            // The return's difference due, or, for the replacement itself held for it, its total.
+            "exchangeDue": rma
+                .and_then(|r| r.exchange_due)
+                .or_else(|| {
+                    (order.replacement_for.is_some()
+                        && order.totals.total.minor_units() > 0
+                        && event.event_type == EventType::OrderReserved)
+                        .then_some(order.totals.total)
+                })
+                .map(money),
             "occurredAt": event.time,
             "sequence": event.sequence,
         });
@@ -743,6 +752,26 @@ mod tests {
             )
             .unwrap()
             .order;
+        let replacement_due = dearer
+            .receive_return(
+                &id(&dearer),
+                &crate::request::returns::ReceiptRequest::parse(&serde_json::json!({"lines": [
+                    {"sku": "A", "quantity": 1, "disposition": "RESTOCK"}
+                ]}))
+                .unwrap(),
+                "warehouse",
+                &policy,
+                &crate::shipping::ShippingPolicy::default_policy(),
+                later,
+            )
+            .unwrap()
+            .created
+            .map(|mut replacement| {
+                // Its id is new each run: a fixed one keeps the snapshot the same.
+                replacement.id = crate::ids::OrderId::parse("01KAZ3Q6W8T2Y7X9V5N4M3R3P1").unwrap();
+                replacement
+            })
+            .expect("a replacement for the difference");
         // One of the two A called off while the money is only held, and once it was taken.
         let one_fewer = crate::request::staff::UnitCancelRequest::parse(&serde_json::json!({
             "lines": [{"sku": "A", "quantity": 1}], "reason": "one is enough"
@@ -885,6 +914,7 @@ mod tests {
             change(Some(&rejected_return), &approved, None),
             change(Some(&approved), &received, None),
             change(Some(&dearer), &received_dearer, Some("exchange-due")),
+            change(None, &replacement_due, Some("exchange-replacement")),
             change(Some(&authorized), &smaller_held, Some("held")),
             change(Some(&paid), &smaller_paid, Some("paid")),
             change(Some(&placed), &waiting, Some("backordered")),
