@@ -17,8 +17,9 @@
 //!   each SKU's demand and the health read from it (days of cover, reorder point, overstock).
 //! - [`order`]: the order aggregate — its state machine and timeline, and as child modules
 //!   everything that lives inside the order's item: the shipment ([`order::fulfillment`]),
-//!   cancellation, returns with their policy, refunds, and payments (the PSP's ledger and the
-//!   status derived from it), the commands it takes ([`order::commands`]) and what each change
+//!   cancellation (of the order or some units), edits (where and how it ships, items added,
+//!   the money following), returns with their policy and exchanges at a price, refunds, and
+//!   payments (the PSP's ledger and the status derived from it), the commands it takes ([`order::commands`]) and what each change
 //!   did ([`order::history`]). One function records every change, with what happened.
 //! - [`request`]: the one reader that turns every untrusted request body into a validated
 //!   command, naming each bad field by its path. The layers point one way — values, then the
