@@ -1179,10 +1179,8 @@ mod tests {
         assert_eq!((view.incoming, at(&view, "AMS-1")), (Some(0), Some(0)));
     }
 
-    /// Issue "Orders that bend", items 1–2 in the application: a SKU that may backorder three
-    /// units takes orders past its stock up to that and no further; a receipt fills the oldest
-    /// first, in its own write; a count that leaves nothing available fills nothing; a
-    /// cancellation gives its waiting units back without touching another order's.
+    /// Units arriving by transfer where an order waits for them fill it in the transfer's write;
+    /// arriving elsewhere, they fill nothing.
     #[tokio::test]
     async fn a_transfer_arriving_where_an_order_waits_fills_it_in_its_own_write() {
         use crate::app::reservation::{reserve_order, ReservationResult, Routing};
@@ -1235,6 +1233,10 @@ mod tests {
         assert_eq!(history[0].after.reserved(), 2);
     }
 
+    /// Backorders in the application: a SKU that may backorder three units takes orders past
+    /// its stock up to that and no further; a receipt fills the oldest first, in its own write;
+    /// a count that leaves nothing available fills nothing; a cancellation gives its waiting
+    /// units back without touching another order's.
     #[tokio::test]
     async fn backorders_are_taken_up_to_the_limit_and_filled_oldest_first() {
         use crate::app::reservation::{reserve_order, ReservationResult, Routing};
