@@ -822,6 +822,37 @@ async fn refused_cancellation<S: Store, K: SecretSource + 'static>(
     ))
 }
 
+/// A form that changes the order once per page shown: from this site, with the visit's CSRF
+/// token, the order's version the page showed and the page's key; anything else is refused.
+fn versioned_form(
+    origin: &str,
+    headers: &HeaderMap,
+    keys: &Keys,
+    visit: &Visit,
+    fields: &[(String, String)],
+) -> Result<(u64, oms_domain::ids::IdempotencyKey), Refusal> {
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    if !same_origin(origin, headers)
+        || !keys
+            .cookies
+            .csrf_valid(&visit.nonce, field("csrf").unwrap_or_default())
+    {
+        return Err(Refusal::Forbidden);
+    }
+    match (
+        field("version").and_then(|v| v.parse::<u64>().ok()),
+        field("key").and_then(|k| oms_domain::ids::IdempotencyKey::parse(k).ok()),
+    ) {
+        (Some(version), Some(key)) => Ok((version, key)),
+        _ => Err(Refusal::Forbidden),
+    }
+}
+
 /// `POST /shop/orders/{id}/cancel-units`: cancels some items (`units-<sku>`, how many of each)
 /// as `POST /orders/{id}/cancel-units` does for its customer, on the version the page showed
 /// and once per page shown (its key): the form sent twice changes the order once.
@@ -833,25 +864,7 @@ async fn cancel_units<S: Store, K: SecretSource + 'static>(
 ) -> Result<Response, Refusal> {
     let now = Utc::now();
     let (keys, visit, order) = proved(&app, &headers, &id).await?;
-    let field = |name: &str| {
-        fields
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
-    if !same_origin(&app.origin, &headers)
-        || !keys
-            .cookies
-            .csrf_valid(&visit.nonce, field("csrf").unwrap_or_default())
-    {
-        return Err(Refusal::Forbidden);
-    }
-    let (Some(version), Some(key)) = (
-        field("version").and_then(|v| v.parse::<u64>().ok()),
-        field("key").and_then(|k| oms_domain::ids::IdempotencyKey::parse(k).ok()),
-    ) else {
-        return Err(Refusal::Forbidden);
-    };
+    let (version, key) = versioned_form(&app.origin, &headers, &keys, &visit, &fields)?;
     let language = language_of(&order);
     let lines: Vec<serde_json::Value> = fields
         .iter()
@@ -932,19 +945,7 @@ async fn change_address<S: Store, K: SecretSource + 'static>(
             .map(|(_, v)| v.trim())
             .filter(|v| !v.is_empty())
     };
-    if !same_origin(&app.origin, &headers)
-        || !keys
-            .cookies
-            .csrf_valid(&visit.nonce, field("csrf").unwrap_or_default())
-    {
-        return Err(Refusal::Forbidden);
-    }
-    let (Some(version), Some(key)) = (
-        field("version").and_then(|v| v.parse::<u64>().ok()),
-        field("key").and_then(|k| oms_domain::ids::IdempotencyKey::parse(k).ok()),
-    ) else {
-        return Err(Refusal::Forbidden);
-    };
+    let (version, key) = versioned_form(&app.origin, &headers, &keys, &visit, &fields)?;
     let language = language_of(&order);
     let refused = |why: &str, current: Order, status: StatusCode| {
         order_response(
@@ -993,12 +994,7 @@ async fn change_address<S: Store, K: SecretSource + 'static>(
             .current(&app.store)
             .await
             .map_err(|e| Refusal::Internal(e.to_string()))?;
-        let zone_of = |location: Option<&str>| {
-            Some(match location {
-                Some(id) => places.get(id)?.zone.clone(),
-                None => places.default_location().zone.clone(),
-            })
-        };
+        let zone_of = |location: Option<&str>| places.zone_of(location).map(str::to_owned);
         let tried = order.edit(
             &request,
             key.as_str(),

@@ -184,6 +184,15 @@ impl Locations {
         self.locations.iter().find(|l| l.id == id)
     }
 
+    /// The zone of location `id` (`None`: the default location, where an order not yet
+    /// reserved leaves from), as shipping is quoted from; `None` for a location not in the list.
+    pub fn zone_of(&self, id: Option<&str>) -> Option<&str> {
+        match id {
+            Some(id) => self.get(id).map(|l| l.zone.as_str()),
+            None => Some(self.default_location().zone.as_str()),
+        }
+    }
+
     /// Where stock and orders written before there were locations belong.
     pub fn default_location(&self) -> &Location {
         self.get(&self.default)

@@ -210,11 +210,7 @@ pub async fn cancel_units<S: OrderStore + OrderTransactions + LocationStore>(
             order.shipping.address.country().clone(),
         );
         let requote = |location: Option<&str>, grams: u64| {
-            let zone = match location {
-                Some(id) => &places.get(id)?.zone,
-                None => &places.default_location().zone,
-            };
-            shipping.parcel_cost(method, zone, &country, grams)
+            shipping.parcel_cost(method, places.zone_of(location)?, &country, grams)
         };
         let change =
             order.cancel_units(request, key.as_str(), actor(caller, &order), requote, now)?;
@@ -258,12 +254,7 @@ pub async fn edit_order<S: OrderStore + OrderTransactions + LocationStore + Inve
             };
         }
         let order = as_seen(order, Some(expected))?;
-        let zone_of = |location: Option<&str>| {
-            Some(match location {
-                Some(id) => places.get(id)?.zone.clone(),
-                None => places.default_location().zone.clone(),
-            })
-        };
+        let zone_of = |location: Option<&str>| places.zone_of(location).map(str::to_owned);
         // Read on every attempt: the stock an added line is reserved from is checked as read,
         // and the write is conditioned on it.
         let catalog = if skus.is_empty() {

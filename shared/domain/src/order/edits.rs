@@ -950,6 +950,23 @@ mod tests {
             .map(|change| change.order)
     }
 
+    /// `order` with its one parcel picked, packed and shipped.
+    fn shipped(order: &Order) -> Order {
+        order
+            .pick(1, "p", now())
+            .and_then(|o| o.pack(1, crate::fixtures::parcel(), "p", now()))
+            .and_then(|o| {
+                o.ship(
+                    1,
+                    crate::fixtures::tracking(),
+                    order.shipping.estimate,
+                    "p",
+                    now(),
+                )
+            })
+            .unwrap()
+    }
+
     fn fulfilling_and_authorized() -> Order {
         psp(
             &reserved(),
@@ -1040,19 +1057,7 @@ mod tests {
             crate::order::payments::PaymentStatus::Authorized
         );
         // The parcel leaves: the new payment is taken, for the new total.
-        let shipped = released
-            .pick(1, "p", now())
-            .unwrap()
-            .pack(1, crate::fixtures::parcel(), "p", now())
-            .unwrap()
-            .ship(
-                1,
-                crate::fixtures::tracking(),
-                released.shipping.estimate,
-                "p",
-                now(),
-            )
-            .unwrap();
+        let shipped = shipped(&released);
         let capture = shipped
             .payment
             .requests
@@ -1225,19 +1230,7 @@ mod tests {
             .map(|r| r.psp_reference.as_deref())
             .collect();
         assert_eq!(voided, [Some("pi_1"), Some("pi_2")]);
-        let shipped = paid_again
-            .pick(1, "p", now())
-            .unwrap()
-            .pack(1, crate::fixtures::parcel(), "p", now())
-            .unwrap()
-            .ship(
-                1,
-                crate::fixtures::tracking(),
-                paid_again.shipping.estimate,
-                "p",
-                now(),
-            )
-            .unwrap();
+        let shipped = shipped(&paid_again);
         let capture = shipped.payment.requests.last().unwrap();
         assert_eq!(
             (
@@ -1334,19 +1327,7 @@ mod tests {
         assert_eq!(cheaper.status, OrderStatus::Fulfilling);
         // The hold for what it cost before the edit is the order's own.
         assert_eq!(cheaper.payment_attention(), None);
-        let shipped = cheaper
-            .pick(1, "p", now())
-            .unwrap()
-            .pack(1, crate::fixtures::parcel(), "p", now())
-            .unwrap()
-            .ship(
-                1,
-                crate::fixtures::tracking(),
-                cheaper.shipping.estimate,
-                "p",
-                now(),
-            )
-            .unwrap();
+        let shipped = shipped(&cheaper);
         let capture = shipped.payment.requests.last().unwrap();
         assert_eq!(
             (
