@@ -415,6 +415,7 @@ impl Renderer {
                 "unitPrice": l.unit_price, "total": money(l.line_total),
             })).collect::<Vec<_>>(),
             "method": order.shipping.method.as_str(),
+            "shipComplete": order.shipping.ship_complete,
             "shipping": money(order.totals.shipping),
             "total": money(order.totals.total),
             "totals": order.totals,
@@ -816,6 +817,30 @@ mod tests {
             .fill_backorder(&sku_a, 1, t)
             .unwrap();
         let waiting_paid = waiting.authorized_for_test(t);
+        // One that ships what is there: both A wait, B leaves first; one A arrives.
+        let mut ships_what_is_there = placed.clone();
+        ships_what_is_there.shipping.ship_complete = false;
+        let both_waiting = ships_what_is_there
+            .reserve_backordering(
+                &crate::routing::Plan {
+                    shipments: vec![crate::routing::PlannedShipment {
+                        location: "BER-1".into(),
+                        lines: vec![(crate::ids::Sku::parse("B").unwrap(), 1)],
+                        weight_grams: 0,
+                        cost: 0,
+                    }],
+                },
+                &[crate::order::Backordered {
+                    sku: sku_a.clone(),
+                    units: 2,
+                    location: "BER-1".into(),
+                    promised_on: chrono::NaiveDate::from_ymd_opt(2026, 12, 14),
+                }],
+                t,
+            )
+            .unwrap();
+        let both_waiting_paid = both_waiting.authorized_for_test(t);
+        let one_arrived = both_waiting_paid.fill_backorder(&sku_a, 1, t).unwrap();
         // Edits: dearer while the money is held (then paid, or undone), dearer before any
         // payment, cheaper once the money was taken.
         let edit_with =
@@ -919,6 +944,12 @@ mod tests {
             change(Some(&paid), &smaller_paid, Some("paid")),
             change(Some(&placed), &waiting, Some("backordered")),
             change(Some(&waiting_paid), &filled, None),
+            change(
+                Some(&ships_what_is_there),
+                &both_waiting,
+                Some("ships-what-is-there"),
+            ),
+            change(Some(&both_waiting_paid), &one_arrived, Some("some")),
             change(Some(&in_warehouse), &dearer_held, Some("awaiting-payment")),
             change(Some(&reserved), &dearer_unpaid, Some("unpaid")),
             change(Some(&reserved), &with_more, Some("items-added")),

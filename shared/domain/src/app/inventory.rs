@@ -1233,6 +1233,257 @@ mod tests {
         assert_eq!(history[0].after.reserved(), 2);
     }
 
+    /// An order that ships what is there: its units in stock go to the warehouse at once and
+    /// leave, their share of the money taken (with the shipping charge); the rest arrives, is
+    /// parcelled in a shipment of its own and takes the rest of the total. Another such order
+    /// calls its waiting unit off after its first parcel left: the hold's rest is released.
+    #[tokio::test]
+    async fn an_order_that_ships_what_is_there_leaves_in_parts_and_the_money_follows() {
+        use crate::app::fulfillment::{start_fulfillment, StartResult};
+        use crate::app::reservation::{reserve_order, ReservationResult, Routing};
+        use crate::fixtures::{parcel, tracking};
+        use crate::order::payments::PspRequestKind;
+        use crate::order::tests::{placed, product};
+        use crate::order::OrderStatus;
+        let store = mug(2).await;
+        let body = json!({"name": "Mug", "unitPrice": {"amount": 1200, "currency": "EUR"}, "weightGrams": 350,
+            "selling": {"policy": "BACKORDER", "limit": 5}});
+        put(&store, body).await.unwrap();
+        let catalog = [product("MUG-1", 1200, 0)];
+        let policy = crate::shipping::ShippingPolicy::default_policy();
+        let place = |seconds: i64| {
+            let mut order = placed(json!([{"sku": "MUG-1", "quantity": 3}]), &catalog);
+            let at =
+                Utc::now() - chrono::Duration::minutes(10) + chrono::Duration::seconds(seconds);
+            order.id = crate::ids::OrderId::generate(at);
+            order.created_at = at;
+            order.shipping.ship_complete = false;
+            order.authorized_for_test(at)
+        };
+        let ship = |order: &crate::order::Order, number: u32| {
+            let packed = order
+                .pick(number, "picker", Utc::now())
+                .unwrap()
+                .pack(number, parcel(), "packer", Utc::now())
+                .unwrap();
+            let mut tracking = tracking();
+            tracking.tracking_number = format!("JJD-{}-{number}", order.id);
+            packed
+                .ship(
+                    number,
+                    tracking,
+                    packed.shipping.estimate,
+                    "packer",
+                    Utc::now(),
+                )
+                .unwrap()
+        };
+        let order = place(0);
+        store.insert_order(order.clone());
+        let reserved = reserve_order(&store, &store, Routing::demo(), &order.id, Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(reserved, ReservationResult::Reserved);
+        let waiting = store.get(&order.id).await.unwrap().unwrap();
+        assert_eq!((waiting.backordered(), waiting.hold()), (1, None));
+        // What is there goes to the warehouse now: one parcel of two.
+        let started = start_fulfillment(&store, &policy, &order.id, Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(started, StartResult::Started);
+        let started = store.get(&order.id).await.unwrap().unwrap();
+        assert_eq!(started.shipments.len(), 1);
+        assert_eq!(started.shipments[0].units(), 2);
+        assert_eq!(
+            (started.parcels_expected(), started.units_to_come()),
+            (2, 1)
+        );
+        // It leaves: the order is partly shipped, and two mugs and the shipping are captured,
+        // with more to follow under the same payment.
+        let first_left = ship(&started, 1);
+        assert_eq!(first_left.status, OrderStatus::PartiallyShipped);
+        let captures: Vec<_> = first_left
+            .payment
+            .requests
+            .iter()
+            .filter(|r| r.kind == PspRequestKind::Capture)
+            .collect();
+        let shipping = first_left.totals.shipping.minor_units();
+        assert_eq!(captures.len(), 1);
+        assert_eq!(captures[0].amount.minor_units(), 2 * 1200 + shipping);
+        assert!(captures[0].more_follow);
+        // The PSP takes it (one capture at a time: the next parcel's waits for this answer).
+        let confirm = |order: &crate::order::Order, request: usize| {
+            use crate::order::payments::{PaymentEvent, PaymentEventKind, PaymentPolicy};
+            let asked = &order.payment.requests[request];
+            let event = PaymentEvent {
+                event_id: format!("captured-{}", asked.request_id),
+                kind: PaymentEventKind::CaptureSucceeded,
+                amount: asked.amount,
+                occurred_at: Utc::now(),
+                psp_reference: asked.psp_reference.clone(),
+                refund_id: None,
+                request_id: Some(asked.request_id.clone()),
+                reason: None,
+            };
+            match order
+                .record_payment(&event, &PaymentPolicy::default(), Utc::now())
+                .unwrap()
+            {
+                crate::order::payments::PaymentUpdate::Recorded(next) => *next,
+                other => panic!("not recorded: {other:?}"),
+            }
+        };
+        let first_left = confirm(&first_left, 0);
+        store.insert_order(first_left.clone());
+        // A mug arrives: it fills the waiting unit, and its parcel is made.
+        adjust(&store, json!({"reason": "RECEIPT", "delta": 1}))
+            .await
+            .unwrap();
+        let filled = store.get(&order.id).await.unwrap().unwrap();
+        assert_eq!(filled.backordered(), 0);
+        assert_eq!(
+            filled.last_change.as_ref().unwrap().event,
+            crate::order::history::OrderEvent::BackorderFilled
+        );
+        assert_eq!(
+            filled.status,
+            OrderStatus::PartiallyShipped,
+            "one still to leave"
+        );
+        assert_eq!(
+            start_fulfillment(&store, &policy, &order.id, Utc::now())
+                .await
+                .unwrap(),
+            StartResult::Started
+        );
+        assert!(
+            matches!(
+                start_fulfillment(&store, &policy, &order.id, Utc::now())
+                    .await
+                    .unwrap(),
+                StartResult::AlreadyMoved(_)
+            ),
+            "parcelled once"
+        );
+        let parcelled = store.get(&order.id).await.unwrap().unwrap();
+        assert_eq!(parcelled.shipments.len(), 2);
+        assert_eq!(
+            (
+                parcelled.shipments[1].number,
+                parcelled.shipments[1].units()
+            ),
+            (2, 1)
+        );
+        assert_eq!(
+            parcelled.shipment_at("BER-1").map(|s| s.number),
+            Some(2),
+            "the pick list shows the parcel still to pick"
+        );
+        // It leaves too: the rest of the total is captured, and the captures add up to it.
+        let all_left = ship(&parcelled, 2);
+        assert_eq!(all_left.status, OrderStatus::Shipped);
+        let captured: Vec<_> = all_left
+            .payment
+            .requests
+            .iter()
+            .filter(|r| r.kind == PspRequestKind::Capture)
+            .collect();
+        assert_eq!(captured.len(), 2);
+        assert_eq!(captured[1].amount.minor_units(), 1200);
+        assert!(!captured[1].more_follow);
+        let all_left = confirm(&all_left, 1);
+        assert_eq!(
+            all_left.payment_status(),
+            crate::order::payments::PaymentStatus::Paid
+        );
+        assert_eq!(
+            captured.iter().map(|r| r.amount.minor_units()).sum::<i64>(),
+            all_left.totals.total.minor_units()
+        );
+
+        // Another: its waiting unit is called off after its first parcel left. The order is
+        // shipped, and the hold's rest released once the first share is taken.
+        let other = place(5);
+        store.insert_order(other.clone());
+        reserve_order(&store, &store, Routing::demo(), &other.id, Utc::now())
+            .await
+            .unwrap();
+        let before = store.product(&sku()).await.unwrap().unwrap();
+        assert_eq!(
+            before.backorders.backordered, 3,
+            "nothing was free: all wait"
+        );
+        let waiting = store.get(&other.id).await.unwrap().unwrap();
+        assert_eq!(
+            waiting.hold(),
+            Some("BACKORDERED"),
+            "nothing reserved, nothing ships"
+        );
+        assert!(matches!(
+            start_fulfillment(&store, &policy, &other.id, Utc::now())
+                .await
+                .unwrap(),
+            StartResult::Backordered(3)
+        ));
+        adjust(&store, json!({"reason": "RECEIPT", "delta": 2}))
+            .await
+            .unwrap();
+        start_fulfillment(&store, &policy, &other.id, Utc::now())
+            .await
+            .unwrap();
+        let started = store.get(&other.id).await.unwrap().unwrap();
+        assert_eq!(
+            (started.shipments[0].units(), started.backordered()),
+            (2, 1)
+        );
+        let first_left = ship(&started, 1);
+        assert_eq!(first_left.cancellable_units()[0].1, 1, "the waiting unit");
+        let request = crate::order::commands::UnitCancelRequest {
+            lines: vec![crate::order::commands::RequestedLine {
+                sku: sku(),
+                quantity: crate::quantity::Quantity::new(1).unwrap(),
+            }],
+            reason: "no longer wanted".into(),
+        };
+        let change = first_left
+            .cancel_units(&request, "k-1", "customer", |_, _| None, Utc::now())
+            .unwrap();
+        let called_off = change.order;
+        assert_eq!(called_off.status, OrderStatus::Shipped);
+        assert_eq!(called_off.totals.subtotal.minor_units(), 2 * 1200);
+        assert_eq!(
+            change.moves[0].movement,
+            crate::stock::StockMovement::ReleaseBackorder
+        );
+        let share = called_off
+            .payment
+            .requests
+            .iter()
+            .find(|r| r.kind == PspRequestKind::Capture)
+            .unwrap()
+            .amount
+            .minor_units();
+        assert_eq!(
+            share,
+            called_off.totals.total.minor_units(),
+            "the first share is all it costs"
+        );
+        assert!(
+            called_off.refunds.is_empty(),
+            "nothing taken for the unit called off"
+        );
+        // Once the first share is taken, what the payment still holds is released.
+        let taken = confirm(&called_off, 0);
+        let void = taken
+            .payment
+            .requests
+            .iter()
+            .find(|r| r.kind == PspRequestKind::Void)
+            .expect("the rest of the hold released");
+        assert_eq!(void.psp_reference, taken.payment.requests[0].psp_reference);
+    }
+
     /// Backorders in the application: a SKU that may backorder three units takes orders past
     /// its stock up to that and no further; a receipt fills the oldest first, in its own write;
     /// a count that leaves nothing available fills nothing; a cancellation gives its waiting

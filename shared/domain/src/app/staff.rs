@@ -506,7 +506,7 @@ pub const DEFAULT_BACKORDER_ALERT_DAYS: i64 = 14;
 /// there twice as long is one the re-drive could not move.
 /// An order waiting for stock is not stuck until it has waited `backorder_alert`, the
 /// business's limit.
-pub fn stuck_rules(backorder_alert: Duration) -> [StuckRule; 5] {
+pub fn stuck_rules(backorder_alert: Duration) -> [StuckRule; 7] {
     let redrive = Duration::minutes(2 * crate::app::sweep::STUCK_AFTER_MINUTES);
     [
         StuckRule {
@@ -525,6 +525,21 @@ pub fn stuck_rules(backorder_alert: Duration) -> [StuckRule; 5] {
             status: OrderStatus::Reserved,
             after: backorder_alert,
             meaning: "waiting for stock longer than the business's limit",
+            backordered: Some(true),
+        },
+        // One that ships what is there waits for the rest after its first parcels left (the
+        // time counts from when it entered the status).
+        StuckRule {
+            status: OrderStatus::PartiallyShipped,
+            after: backorder_alert,
+            meaning: "partly shipped, the rest waiting for stock longer than the business's limit",
+            backordered: Some(true),
+        },
+        StuckRule {
+            status: OrderStatus::PartiallyDelivered,
+            after: backorder_alert,
+            meaning:
+                "partly delivered, the rest waiting for stock longer than the business's limit",
             backordered: Some(true),
         },
         StuckRule {

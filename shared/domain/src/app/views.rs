@@ -215,6 +215,8 @@ pub struct ShippingView<'a> {
     pub estimate: DeliveryEstimate,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pickup_location: Option<&'a str>,
+    /// False: what is in stock ships before backordered units arrive.
+    pub ship_complete: bool,
 }
 
 /// What the customer pays.
@@ -299,6 +301,7 @@ impl<'a> From<&'a Order> for OrderView<'a> {
                 price: order.shipping.price,
                 estimate: order.shipping.estimate,
                 pickup_location: order.shipping.pickup_location.as_deref(),
+                ship_complete: order.shipping.ship_complete,
             },
             contact: &order.contact,
             totals: TotalsView {

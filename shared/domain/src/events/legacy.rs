@@ -67,6 +67,11 @@ fn for_fulfillment_step(status: FulfillmentStatus) -> Option<EventType> {
     }
 }
 
+/// The units its shipments carry.
+fn parcelled(order: &Order) -> u32 {
+    order.shipments.iter().map(|s| s.units()).sum()
+}
+
 /// The order's event for its change from `old` to `new`, worked out from the two images.
 pub(super) fn order_event(old: Option<&Order>, new: &Order) -> Option<CloudEvent<OrderEventData>> {
     // The step of the shipment this change moved (by its number), if it moved one.
@@ -128,12 +133,17 @@ pub(super) fn order_event(old: Option<&Order>, new: &Order) -> Option<CloudEvent
         {
             EventType::PaymentVoided
         }
+        // Stock that arrived for an order already in the warehouses got its parcel.
+        Some(old) if !old.shipments.is_empty() && parcelled(new) > parcelled(old) => {
+            EventType::FulfillmentStarted
+        }
         Some(old) if old.status != new.status => for_status(new.status),
-        // Stock arrived for the last of its backordered units.
+        // Stock arrived for the last of its backordered units, or for some of those of an order
+        // that ships what is there.
         Some(old)
-            if old.backordered() > 0
-                && new.backordered() == 0
-                && new.status == OrderStatus::Reserved =>
+            if old.backordered() > new.backordered()
+                && (new.backordered() == 0 || !new.shipping.ship_complete)
+                && !new.status.is_final() =>
         {
             EventType::BackorderFilled
         }

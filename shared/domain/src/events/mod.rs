@@ -345,22 +345,24 @@ fn order_cloud_event(
         estimate: new.shipping.estimate,
         fulfillment_status: shipment.map(|f| f.status),
         tracking: shipment.and_then(|f| f.tracking.clone()),
-        parcel: moved.filter(|_| new.is_split()).map(|f| EventParcel {
-            shipment_id: f.id(new),
-            number: new.parcel_position(f.number),
-            of: new.shipments.len() as u32,
-            location: f.warehouse.clone(),
-            units: f.units(),
-            order_units: new.lines.iter().map(|l| l.quantity.get()).sum(),
-            lines: f
-                .lines
-                .iter()
-                .map(|l| EventParcelLine {
-                    sku: l.sku.clone(),
-                    quantity: l.quantity,
-                })
-                .collect(),
-        }),
+        parcel: moved
+            .filter(|_| new.leaves_in_parts())
+            .map(|f| EventParcel {
+                shipment_id: f.id(new),
+                number: new.parcel_position(f.number),
+                of: new.parcels_expected(),
+                location: f.warehouse.clone(),
+                units: f.units(),
+                order_units: new.lines.iter().map(|l| l.quantity.get()).sum(),
+                lines: f
+                    .lines
+                    .iter()
+                    .map(|l| EventParcelLine {
+                        sku: l.sku.clone(),
+                        quantity: l.quantity,
+                    })
+                    .collect(),
+            }),
         note: match (&new.cancellation, changed_return) {
             (Some(cancellation), _) if new.status == OrderStatus::Cancelled => {
                 Some(cancellation.reason.clone())
@@ -1001,6 +1003,36 @@ mod tests {
         assert_eq!(filled.backordered(), 0);
         assert_eq!(filled.lines[0].allocations[0].quantity.get(), 2);
         seen.push((waiting.clone(), filled));
+        // One that ships what is there: its reserved unit leaves first, the other follows as
+        // it arrives, in a parcel of its own.
+        let mut partial = waiting.clone();
+        partial.shipping.ship_complete = false;
+        let partial = partial.authorized_for_test(t);
+        let started = partial.start_fulfillment("BER-1", t).unwrap();
+        let first_packed = started
+            .pick(1, "p", t)
+            .unwrap()
+            .pack(1, parcel(), "p", t)
+            .unwrap();
+        let first_left = first_packed
+            .ship(1, tracking(), first_packed.shipping.estimate, "p", t)
+            .unwrap();
+        assert_eq!(first_left.status, OrderStatus::PartiallyShipped);
+        let shipped_event = order_event(Some(&first_packed), Some(&first_left)).unwrap();
+        let parcel_of = shipped_event.data.parcel.expect("a parcel of two");
+        assert_eq!((parcel_of.number, parcel_of.of, parcel_of.units), (1, 2, 1));
+        let arrived = first_left.fill_backorder(&sku, 1, t).unwrap();
+        let parcelled = arrived.start_fulfillment("BER-1", t).unwrap();
+        assert_eq!(parcelled.shipments.len(), 2);
+        for (before, after) in [
+            (&partial, &started),
+            (&first_packed, &first_left),
+            (&first_left, &arrived),
+            (&arrived, &parcelled),
+        ] {
+            assert_eq!(recorded_agrees_with_legacy(Some(before), after), Ok(true));
+            seen.push((before.clone(), after.clone()));
+        }
         // An edit whose new total waits for a new hold: paid, or undone.
         let edit = crate::order::commands::OrderEditRequest {
             shipping_address: None,

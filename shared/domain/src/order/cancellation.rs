@@ -226,6 +226,13 @@ impl Order {
             }
             return places;
         }
+        // Units still waiting for stock, of an order whose other units are in the warehouses
+        // (it ships what is there), are the furthest off: first.
+        for line in self.lines.iter().filter(|l| &l.sku == sku) {
+            for at in &line.backorders {
+                places.push((None, Some(at.location.clone()), at.quantity.get(), true));
+            }
+        }
         let mut open: Vec<_> = self
             .shipments
             .iter()
@@ -258,13 +265,14 @@ impl Order {
     /// How many units of each line can still be called off (none once the order is past
     /// packing, final, ships an exchange, or an edit waits for its payment): what a form offers.
     pub fn cancellable_units(&self) -> Vec<(&Sku, u32)> {
-        let open = matches!(
+        let open = (matches!(
             self.status,
             OrderStatus::Pending
                 | OrderStatus::Reserved
                 | OrderStatus::Fulfilling
                 | OrderStatus::PartiallyShipped
-        ) && self.replacement_for.is_none()
+        ) || self.waits_after_shipping())
+            && self.replacement_for.is_none()
             && self.awaiting_edit().is_none()
             && self.unit_cancellations.len() < MAX_UNIT_CANCELLATIONS;
         self.lines
@@ -278,6 +286,15 @@ impl Order {
                 (&l.sku, units)
             })
             .collect()
+    }
+
+    /// Whether units of it still wait for stock after some of it left (it ships what is
+    /// there): those can be called off until they arrive.
+    fn waits_after_shipping(&self) -> bool {
+        matches!(
+            self.status,
+            OrderStatus::PartiallyShipped | OrderStatus::PartiallyDelivered
+        ) && self.backordered() > 0
     }
 
     /// The unit cancellation made under `key`, if one was.
@@ -307,6 +324,7 @@ impl Order {
             | OrderStatus::Reserved
             | OrderStatus::Fulfilling
             | OrderStatus::PartiallyShipped => {}
+            _ if self.waits_after_shipping() => {}
             OrderStatus::Shipped | OrderStatus::PartiallyDelivered | OrderStatus::Delivered => {
                 return Err(CancelError::Shipped)
             }
@@ -523,7 +541,9 @@ impl Order {
             next.shipments = shipments;
             if matches!(
                 next.status,
-                OrderStatus::Fulfilling | OrderStatus::PartiallyShipped
+                OrderStatus::Fulfilling
+                    | OrderStatus::PartiallyShipped
+                    | OrderStatus::PartiallyDelivered
             ) {
                 next.status = next.status_of_shipments();
             }

@@ -30,6 +30,14 @@ pub struct OrderRequest {
     /// it was before stores could be chosen.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pickup_location: Option<String>,
+    /// False lets what is in stock ship before backordered units arrive. Left out of the
+    /// fingerprint when true (the default), as for `pickup_location`.
+    #[serde(skip_serializing_if = "is_true")]
+    pub ship_complete: bool,
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
 }
 
 /// One line of a return request, as the customer sent it.

@@ -362,6 +362,7 @@ impl Order {
             price: money(price),
             estimate,
             pickup_location: None,
+            ship_complete: self.shipping.ship_complete,
         };
         let dearer = after.total.minor_units() > before.total.minor_units();
         let payment = self.payment_status();

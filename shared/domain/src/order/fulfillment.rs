@@ -324,9 +324,14 @@ impl Order {
             .ok_or(FulfillmentError::NoSuchShipment(number))
     }
 
-    /// The shipment leaving from `location`: an order has at most one per location.
+    /// The shipment leaving from `location`: the one the location still works on, else the
+    /// last made there. An order has one per location, and another there only once the first
+    /// has left (stock that arrived later for it).
     pub fn shipment_at(&self, location: &str) -> Option<&Fulfillment> {
-        self.shipments.iter().find(|s| s.warehouse == location)
+        let there = || self.shipments.iter().filter(|s| s.warehouse == location);
+        there()
+            .find(|s| s.status.is_warehouse_work())
+            .or_else(|| there().last())
     }
 
     /// Whether it leaves as more than one parcel.
@@ -354,8 +359,21 @@ impl Order {
     }
 
     /// The order's status its shipments make: none left yet, some left, all left, some
-    /// delivered, all delivered.
+    /// delivered, all delivered. Units still to come (backordered, for an order that ships
+    /// what is there) keep it partly shipped or partly delivered.
     pub(crate) fn status_of_shipments(&self) -> OrderStatus {
+        let status = self.status_of_parcels_made();
+        if self.units_to_come() == 0 {
+            return status;
+        }
+        match status {
+            OrderStatus::Shipped => OrderStatus::PartiallyShipped,
+            OrderStatus::Delivered => OrderStatus::PartiallyDelivered,
+            other => other,
+        }
+    }
+
+    fn status_of_parcels_made(&self) -> OrderStatus {
         let count = self.shipments.len();
         let left = self.shipments.iter().filter(|s| s.has_left()).count();
         let delivered = self
@@ -415,11 +433,11 @@ impl Order {
         });
         edit(&mut shipment);
         let mut label = step.status.as_str().to_lowercase().replace('_', " ");
-        if self.is_split() {
+        if self.leaves_in_parts() {
             label = format!(
                 "parcel {} of {} ({}): {label}",
                 self.parcel_position(number),
-                self.shipments.len(),
+                self.parcels_expected(),
                 shipment.warehouse
             );
         }
@@ -480,15 +498,18 @@ impl Order {
                     .lines
                     .iter()
                     .flat_map(|line| {
-                        let at: Vec<_> = if line.allocations.is_empty() {
-                            vec![line.quantity]
-                        } else {
-                            line.allocations
-                                .iter()
-                                .filter(|a| a.location == *location)
-                                .map(|a| a.quantity)
-                                .collect()
-                        };
+                        // A line wholly backordered has nothing to ship yet; one that names no
+                        // location at all was stored before locations and ships whole.
+                        let at: Vec<_> =
+                            if line.allocations.is_empty() && line.backorders.is_empty() {
+                                vec![line.quantity]
+                            } else {
+                                line.allocations
+                                    .iter()
+                                    .filter(|a| a.location == *location)
+                                    .map(|a| a.quantity)
+                                    .collect()
+                            };
                         at.into_iter().map(|quantity| ShipmentLine {
                             sku: line.sku.clone(),
                             quantity,
@@ -512,11 +533,14 @@ impl Order {
         if self.status == OrderStatus::Reserved && !payment.allows_fulfillment() {
             return Err(FulfillmentError::AwaitingPayment(payment.as_str()));
         }
-        if self.status == OrderStatus::Reserved && self.backordered() > 0 {
+        if self.status == OrderStatus::Reserved && self.waits_for_stock() {
             return Err(FulfillmentError::Backordered(self.backordered()));
         }
         if self.awaiting_edit().is_some() {
             return Err(FulfillmentError::AwaitingPayment("EDIT_AWAITING_PAYMENT"));
+        }
+        if self.status != OrderStatus::Reserved {
+            return self.parcel_what_arrived(now);
         }
         // An order held back when the PSP released its hold resumes its shipments where they
         // got to, at the locations that had them.
@@ -560,6 +584,76 @@ impl Order {
             },
         )
         .map_err(|e| FulfillmentError::NotInFulfillment(e.from.as_str()))
+    }
+
+    /// Stock that arrived for an order already in the warehouses' hands (one that ships what
+    /// is there) goes into a parcel: with the location's shipment still awaiting its pick,
+    /// else in a new one. Its status follows its parcels (partly shipped while one is still to
+    /// leave).
+    fn parcel_what_arrived(&self, now: DateTime<Utc>) -> Result<Order, FulfillmentError> {
+        let unparcelled = self.unparcelled();
+        let in_warehouses = matches!(
+            self.status,
+            OrderStatus::Fulfilling
+                | OrderStatus::PartiallyShipped
+                | OrderStatus::Shipped
+                | OrderStatus::PartiallyDelivered
+        );
+        if !in_warehouses || unparcelled.is_empty() {
+            return Err(FulfillmentError::NotInFulfillment(self.status.as_str()));
+        }
+        let payment = self.payment_status();
+        if !payment.allows_fulfillment() {
+            return Err(FulfillmentError::AwaitingPayment(payment.as_str()));
+        }
+        let count: u32 = unparcelled.iter().map(|(_, _, n)| n).sum();
+        let mut locations: Vec<&str> = Vec::new();
+        for (location, _, _) in &unparcelled {
+            if !locations.contains(&location.as_str()) {
+                locations.push(location);
+            }
+        }
+        let note = format!(
+            "{count} unit{} that arrived sent to warehouse {}",
+            if count == 1 { "" } else { "s" },
+            locations.join(", ")
+        );
+        Ok(self.record(now, Some(note.clone()), |next| {
+            for location in &locations {
+                let step = FulfillmentStep {
+                    status: FulfillmentStatus::AwaitingPick,
+                    at: now,
+                    by: "system".into(),
+                    note: Some(note.clone()),
+                };
+                let waiting = next.shipments.iter().position(|s| {
+                    s.warehouse == *location && s.status == FulfillmentStatus::AwaitingPick
+                });
+                let index = match waiting {
+                    Some(index) => {
+                        next.shipments[index].steps.push(step);
+                        index
+                    }
+                    None => {
+                        let number = next.last_shipment_number() + 1;
+                        next.shipments_made = number;
+                        next.shipments.push(Fulfillment::queued(
+                            number,
+                            location,
+                            Vec::new(),
+                            Some(note.clone()),
+                            now,
+                        ));
+                        next.shipments.len() - 1
+                    }
+                };
+                for (_, sku, n) in unparcelled.iter().filter(|(l, _, _)| l == location) {
+                    add_to_lines(&mut next.shipments[index].lines, sku, *n);
+                }
+            }
+            next.status = next.status_of_shipments();
+            OrderEvent::FulfillmentStarted
+        }))
     }
 
     fn expect_step(
@@ -817,7 +911,15 @@ impl Order {
                 "shipment {number} already leaves from {to}"
             )));
         }
-        if let Some(there) = self.shipment_at(to) {
+        // Units join the location's shipment still in its hands, if it has one (one that left
+        // is not joined: the units make a new one).
+        let open_at = |order: &Order, location: &str| {
+            order
+                .shipments
+                .iter()
+                .position(|s| s.warehouse == location && s.status.is_warehouse_work())
+        };
+        if let Some(there) = open_at(self, to).map(|i| &self.shipments[i]) {
             if there.status != FulfillmentStatus::AwaitingPick {
                 return Err(FulfillmentError::CannotMove(format!(
                     "the order's shipment at {to} is {}: units can join it only before it is picked",
@@ -904,7 +1006,7 @@ impl Order {
             }
             // The whole shipment to a location the order has none at: the same shipment (its
             // id unchanged), leaving from there.
-            if whole && next.shipment_at(to).is_none() {
+            if whole && open_at(next, to).is_none() {
                 if let Some(moved) = next.shipments.iter_mut().find(|s| s.number == number) {
                     moved.warehouse = to.to_owned();
                     moved.steps.push(step());
@@ -914,7 +1016,7 @@ impl Order {
             for (sku, n) in &moving {
                 take_from_shipment(next, number, sku, *n);
             }
-            match next.shipments.iter_mut().find(|s| s.warehouse == to) {
+            match open_at(next, to).map(|i| &mut next.shipments[i]) {
                 Some(there) => {
                     for (sku, n) in &moving {
                         add_to_lines(&mut there.lines, sku, *n);

@@ -163,6 +163,19 @@ pub struct Shipping {
     /// The store an in-store pickup is collected at, as the customer chose it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pickup_location: Option<String>,
+    /// Whether the order leaves whole (the default): with some units backordered, nothing
+    /// ships before they arrive. False lets what is in stock ship first and what waits follow
+    /// in a parcel of its own as it arrives (the customer pays the shipping charge once).
+    #[serde(default = "ships_complete", skip_serializing_if = "is_true")]
+    pub ship_complete: bool,
+}
+
+fn ships_complete() -> bool {
+    true
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
 }
 
 /// What the customer pays. Prices include tax.
@@ -518,6 +531,7 @@ impl Order {
                     price: shipping_price,
                     estimate: quote.estimate,
                     pickup_location: request.pickup_location.clone(),
+                    ship_complete: request.ship_complete,
                 },
                 contact: request.contact.clone(),
                 totals: Totals {
@@ -830,6 +844,65 @@ impl Order {
         self.lines.iter().map(OrderLine::backordered).sum()
     }
 
+    /// Whether it waits for stock before anything leaves: an order that ships complete waits
+    /// while any unit is backordered, one that ships what is there only while nothing is
+    /// reserved for it.
+    pub fn waits_for_stock(&self) -> bool {
+        let reserved: u32 = self
+            .lines
+            .iter()
+            .flat_map(|l| &l.allocations)
+            .map(|a| a.quantity.get())
+            .sum();
+        self.backordered() > 0 && (self.shipping.ship_complete || reserved == 0)
+    }
+
+    /// Units reserved for it that no shipment carries yet, per location and SKU: stock that
+    /// arrived for an order already in the warehouses, until its parcel is made. Only lines
+    /// that name where their units are count (an order stored before locations ships its lines
+    /// whole).
+    pub fn unparcelled(&self) -> Vec<(String, Sku, u32)> {
+        let mut found = Vec::new();
+        if self.shipments.is_empty() {
+            return found;
+        }
+        for line in &self.lines {
+            for at in &line.allocations {
+                let parcelled: u32 = self
+                    .shipments
+                    .iter()
+                    .filter(|s| s.warehouse == at.location)
+                    .flat_map(|s| &s.lines)
+                    .filter(|l| l.sku == line.sku)
+                    .map(|l| l.quantity.get())
+                    .sum();
+                let left = at.quantity.get().saturating_sub(parcelled);
+                if left > 0 {
+                    found.push((at.location.clone(), line.sku.clone(), left));
+                }
+            }
+        }
+        found
+    }
+
+    /// Its units still to leave in a parcel not made yet: backordered, or arrived and not yet
+    /// in a shipment. While there are some, its last shipment is not its last parcel.
+    pub fn units_to_come(&self) -> u32 {
+        self.backordered() + self.unparcelled().iter().map(|(_, _, n)| n).sum::<u32>()
+    }
+
+    /// Whether its money is taken parcel by parcel: it leaves as several, or one has left with
+    /// more to follow.
+    pub fn leaves_in_parts(&self) -> bool {
+        self.is_split() || (!self.shipments.is_empty() && self.units_to_come() > 0)
+    }
+
+    /// How many parcels it leaves in as far as is known now: its shipments, and one more for
+    /// the units still to come.
+    pub fn parcels_expected(&self) -> u32 {
+        self.shipments.len() as u32 + u32::from(self.units_to_come() > 0)
+    }
+
     /// The units of `sku` it still waits for: none once it is called off (its lines keep the
     /// record of what waited).
     pub fn waiting_for(&self, sku: &Sku) -> u32 {
@@ -862,7 +935,7 @@ impl Order {
             && !self.payment_status().allows_fulfillment()
         {
             Some("AWAITING_PAYMENT")
-        } else if self.status == OrderStatus::Reserved && self.backordered() > 0 {
+        } else if self.status == OrderStatus::Reserved && self.waits_for_stock() {
             Some("BACKORDERED")
         } else {
             None
@@ -870,8 +943,10 @@ impl Order {
     }
 
     /// Stock arrived for `units` of its backordered `sku` (where they wait): they become
-    /// reserved there. Once nothing waits, the order goes to the warehouse (its event says the
-    /// backorder is filled, and the customer is told). `None` if the line waits for fewer.
+    /// reserved there. Once nothing waits — or at once for an order that ships what is there —
+    /// the order goes to the warehouse with them (its event says the backorder is filled, the
+    /// customer is told, and the fulfillment queue makes their parcel). `None` if the line
+    /// waits for fewer.
     pub fn fill_backorder(&self, sku: &Sku, units: u32, now: DateTime<Utc>) -> Option<Order> {
         let line = self.lines.iter().position(|l| &l.sku == sku)?;
         if units == 0 || self.lines[line].backordered() < units {
@@ -912,7 +987,9 @@ impl Order {
             if line.backorders.is_empty() {
                 line.promised_on = None;
             }
-            if next.backordered() == 0 {
+            // The order goes to the warehouse with what arrived: once nothing waits, or at
+            // once if it ships what is there.
+            if next.backordered() == 0 || !next.shipping.ship_complete {
                 OrderEvent::BackorderFilled
             } else {
                 OrderEvent::Updated

@@ -1308,7 +1308,7 @@ impl Order {
                 }
                 self.refunds.push(refund);
             }
-        } else if self.is_split() && capture == CaptureMode::OnShipment {
+        } else if self.leaves_in_parts() && capture == CaptureMode::OnShipment {
             // Each parcel's share is taken as it leaves, one capture at a time, from the
             // payment that holds the money.
             if let Some(reference) = held.first() {
@@ -1405,7 +1405,8 @@ impl Order {
         let parcel = left.first()?;
         let taken: i64 = asked.iter().map(|r| r.amount.minor_units()).sum();
         let total = self.totals.total;
-        let last = asked.len() + 1 == self.shipments.len();
+        // The last parcel takes the rest, once no units are still to come in another.
+        let last = asked.len() + 1 == self.shipments.len() && self.units_to_come() == 0;
         let share = if last {
             total.minor_units() - taken
         } else {

@@ -19,6 +19,7 @@ impl OrderRequest {
             "shippingAddress",
             "contact",
             "pickupLocation",
+            "shipComplete",
         ];
         let Some(fields) = Fields::body(&mut errors, body, &known) else {
             return Err(errors);
@@ -54,6 +55,11 @@ impl OrderRequest {
                 .map(str::to_owned)
                 .ok_or("must be a location id (`GET /locations`)")
         });
+        let ship_complete = fields
+            .optional(&mut errors, "shipComplete", |v| {
+                v.as_bool().ok_or("must be true or false")
+            })
+            .unwrap_or(true);
         if pickup_location.is_some() && shipping_method != Some(ShippingMethod::InStorePickup) {
             errors.add(
                 "pickupLocation",
@@ -70,6 +76,7 @@ impl OrderRequest {
                     shipping_address,
                     contact,
                     pickup_location,
+                    ship_complete,
                 })
             }
             _ => Err(errors),

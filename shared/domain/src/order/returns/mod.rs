@@ -892,6 +892,7 @@ impl Order {
                     price: zero,
                     estimate,
                     pickup_location: self.shipping.pickup_location.clone(),
+                    ship_complete: true,
                 },
                 contact: self.contact.clone(),
                 totals: Totals {
