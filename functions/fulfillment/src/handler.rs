@@ -46,7 +46,9 @@ async fn process<S: OrderStore>(app: &App<S>, message: &SqsMessage) -> Result<()
             | EventType::BackorderFilled
             // Its backordered units called off: what is left may be ready.
             | EventType::UnitsCancelled
-            // An edit's new total held (or the edit undone): back to the warehouse.
+            // Told to ship what is there (an edit), or an edit's new total held (or the edit
+            // undone): to the warehouse.
+            | EventType::OrderEdited
             | EventType::EditPaid
             | EventType::EditUndone
     ) {

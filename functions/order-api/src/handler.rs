@@ -218,7 +218,8 @@ async fn edit<
     let key = idempotency_key(request, "POST /orders/{id}/edits")?;
     let body = json_body(request)?;
     let wanted = OrderEditRequest::parse(&body).map_err(ApiError::Invalid)?;
-    // The customer says where the parcel goes; how it ships, and what it holds, is staff's.
+    // The customer says where the parcel goes and whether what is in stock goes ahead; how it
+    // ships, and what it holds, is staff's.
     if (wanted.shipping_method.is_some() || !wanted.add_lines.is_empty()) && !caller.is_admin() {
         return Err(ApiError::Forbidden(SCOPE_ADMIN));
     }

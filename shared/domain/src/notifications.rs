@@ -377,6 +377,11 @@ impl Renderer {
             "type": event.event_type.as_str(),
             "edit": edit.map(|e| serde_json::json!({
                 "addressChanged": e.address_changed,
+                "shipsAhead": e.ships_ahead(),
+                "onlyShipsAhead": e.ships_ahead()
+                    && !e.address_changed
+                    && e.added.is_empty()
+                    && e.shipping_before.method == e.shipping_after.method,
                 "added": e.added.iter().map(|a| serde_json::json!({
                     "name": a.name, "quantity": a.quantity.get(),
                     "total": money(Money::new(a.unit_price.minor_units() * i64::from(a.quantity.get()), a.unit_price.currency()).unwrap_or(a.unit_price)),
@@ -841,6 +846,26 @@ mod tests {
             .unwrap();
         let both_waiting_paid = both_waiting.authorized_for_test(t);
         let one_arrived = both_waiting_paid.fill_backorder(&sku_a, 1, t).unwrap();
+        // One waiting whole, told to send what is there ahead.
+        let sent_ahead = waiting_paid
+            .edit(
+                &crate::order::commands::OrderEditRequest {
+                    shipping_address: None,
+                    shipping_method: None,
+                    add_lines: Vec::new(),
+                    ship_complete: Some(false),
+                    reason: "what is there now, please".into(),
+                },
+                "ahead",
+                "customer",
+                &crate::shipping::ShippingPolicy::default_policy(),
+                |_| Some("domestic".into()),
+                &[],
+                chrono::Duration::minutes(30),
+                t,
+            )
+            .unwrap()
+            .order;
         // Edits: dearer while the money is held (then paid, or undone), dearer before any
         // payment, cheaper once the money was taken.
         let edit_with =
@@ -864,6 +889,7 @@ mod tests {
                 shipping_address: None,
                 shipping_method: Some(method),
                 add_lines: Vec::new(),
+                ship_complete: None,
                 reason: "asked by phone".into(),
             };
             edit_with(order, request, key)
@@ -877,6 +903,7 @@ mod tests {
                     sku: crate::ids::Sku::parse("B").unwrap(),
                     quantity: crate::quantity::Quantity::new(2).unwrap(),
                 }],
+                ship_complete: None,
                 reason: "the customer called".into(),
             },
             "e4",
@@ -950,6 +977,7 @@ mod tests {
                 Some("ships-what-is-there"),
             ),
             change(Some(&both_waiting_paid), &one_arrived, Some("some")),
+            change(Some(&waiting_paid), &sent_ahead, Some("ships-ahead")),
             change(Some(&in_warehouse), &dearer_held, Some("awaiting-payment")),
             change(Some(&reserved), &dearer_unpaid, Some("unpaid")),
             change(Some(&reserved), &with_more, Some("items-added")),

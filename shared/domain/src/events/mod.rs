@@ -1038,6 +1038,7 @@ mod tests {
             shipping_address: None,
             shipping_method: Some(ShippingMethod::Express),
             add_lines: Vec::new(),
+            ship_complete: None,
             reason: "faster please".into(),
         };
         let edited = picked

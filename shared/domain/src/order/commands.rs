@@ -83,5 +83,9 @@ pub struct OrderEditRequest {
     /// Units to add: a SKU the order has (more of it) or a new line, one entry per SKU.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub add_lines: Vec<RequestedLine>,
+    /// Whether it leaves whole from now on: false sends what is in stock ahead of backordered
+    /// units.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ship_complete: Option<bool>,
     pub reason: String,
 }

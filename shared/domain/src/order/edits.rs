@@ -65,6 +65,17 @@ pub struct ShippingChoice {
     pub method: ShippingMethod,
     pub country: CountryCode,
     pub price: Money,
+    /// False while what is in stock goes ahead of backordered units.
+    #[serde(default = "leaves_whole", skip_serializing_if = "is_true")]
+    pub ship_complete: bool,
+}
+
+fn leaves_whole() -> bool {
+    true
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
 }
 
 impl ShippingChoice {
@@ -73,7 +84,15 @@ impl ShippingChoice {
             method: shipping.method,
             country: shipping.address.country().clone(),
             price: shipping.price,
+            ship_complete: shipping.ship_complete,
         }
+    }
+}
+
+impl OrderEdit {
+    /// Whether it sent what is in stock ahead of backordered units.
+    pub fn ships_ahead(&self) -> bool {
+        self.shipping_before.ship_complete && !self.shipping_after.ship_complete
     }
 }
 
@@ -289,17 +308,28 @@ impl Order {
                 "an order is collected in store only if it was placed so",
             );
         }
+        let ship_complete = request.ship_complete.unwrap_or(self.shipping.ship_complete);
         if address == self.shipping.address
             && method == self.shipping.method
+            && ship_complete == self.shipping.ship_complete
             && request.add_lines.is_empty()
         {
             errors.add(
                 if request.shipping_address.is_some() {
                     "shippingAddress"
-                } else {
+                } else if request.shipping_method.is_some() || request.ship_complete.is_none() {
                     "shippingMethod"
+                } else {
+                    "shipComplete"
                 },
                 "is the order's already: nothing to change",
+            );
+        }
+        // What is in stock went ahead: it is with the warehouse and cannot wait again.
+        if ship_complete && !self.shipping.ship_complete && !self.shipments.is_empty() {
+            errors.add(
+                "shipComplete",
+                "what was in stock is with the warehouse already: the rest follows as it arrives",
             );
         }
         let (lines, shipments, added, moves) =
@@ -362,7 +392,7 @@ impl Order {
             price: money(price),
             estimate,
             pickup_location: None,
-            ship_complete: self.shipping.ship_complete,
+            ship_complete,
         };
         let dearer = after.total.minor_units() > before.total.minor_units();
         let payment = self.payment_status();
@@ -818,6 +848,7 @@ mod tests {
             }),
             shipping_method: method,
             add_lines: Vec::new(),
+            ship_complete: None,
             reason: "asked by phone".into(),
         }
     }
@@ -838,6 +869,78 @@ mod tests {
                 .collect(),
             ..to(None, None)
         }
+    }
+
+    /// The customer of an order waiting for a backordered unit asks for what is in stock now:
+    /// one edit, nothing to pay, the order goes to the warehouse; asking to wait again once it
+    /// has is refused, naming the field.
+    #[test]
+    fn an_order_waiting_for_stock_sends_what_is_there_ahead_when_asked() {
+        let pending = placed(
+            json!([{"sku": "A", "quantity": 2}, {"sku": "B", "quantity": 3}]),
+            &[product("A", 1000, 5), product("B", 500, 5)],
+        );
+        let a = Sku::parse("A").unwrap();
+        let waiting = pending
+            .reserve_backordering(
+                &crate::routing::Plan::one_location(
+                    "BER-1",
+                    [
+                        (&a, Quantity::new(1).unwrap()),
+                        (&Sku::parse("B").unwrap(), Quantity::new(3).unwrap()),
+                    ],
+                ),
+                &[crate::order::Backordered {
+                    sku: a.clone(),
+                    units: 1,
+                    location: "BER-1".into(),
+                    promised_on: None,
+                }],
+                now(),
+            )
+            .unwrap()
+            .authorized_for_test(now());
+        assert_eq!(waiting.hold(), Some("BACKORDERED"));
+        let ahead = OrderEditRequest {
+            ship_complete: Some(false),
+            ..to(None, None)
+        };
+        let change = waiting
+            .edit(
+                &ahead,
+                "k-ahead",
+                "customer",
+                &ShippingPolicy::default_policy(),
+                |_| Some("domestic".into()),
+                &[],
+                window(),
+                now(),
+            )
+            .unwrap();
+        let sent = change.order;
+        assert!(change.moves.is_empty(), "no stock moves");
+        assert_eq!(sent.totals, waiting.totals, "nothing to pay");
+        assert_eq!(sent.edits[0].state, EditState::Applied);
+        assert!(sent.edits[0].ships_ahead());
+        assert_eq!(sent.hold(), None);
+        assert_eq!(recorded_agrees_with_legacy(Some(&waiting), &sent), Ok(true));
+        let started = sent.start_fulfillment("BER-1", now()).unwrap();
+        assert_eq!(started.shipments[0].units(), 4);
+        assert_eq!(started.backordered(), 1);
+        // Waiting again once what was there is with the warehouse: refused, nothing changes.
+        let back = OrderEditRequest {
+            ship_complete: Some(true),
+            ..to(None, None)
+        };
+        let Err(EditError::Fields(errors)) = edit(&started, &back, "k-back") else {
+            panic!("refused")
+        };
+        assert_eq!(errors.0[0].field, "shipComplete");
+        // The same preference again changes nothing and says so.
+        let Err(EditError::Fields(errors)) = edit(&sent, &ahead, "k-again") else {
+            panic!("refused")
+        };
+        assert_eq!(errors.0[0].field, "shipComplete");
     }
 
     #[test]
@@ -1534,6 +1637,7 @@ mod money_properties {
             shipping_address: None,
             shipping_method: None,
             add_lines: Vec::new(),
+            ship_complete: None,
             reason: "asked".into(),
         };
         let next = match step {

@@ -101,11 +101,18 @@ impl UnitCancelRequest {
 }
 
 impl OrderEditRequest {
-    /// Parses `{shippingAddress?, shippingMethod?, reason}`, naming every bad field: the new
-    /// address (whole, as at checkout), the new method, or both.
+    /// Parses `{shippingAddress?, shippingMethod?, addLines?, shipComplete?, reason}`, naming
+    /// every bad field: the new address (whole, as at checkout), the new method, units to add,
+    /// whether it leaves whole, or several.
     pub fn parse(body: &Value) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::default();
-        let known = ["shippingAddress", "shippingMethod", "addLines", "reason"];
+        let known = [
+            "shippingAddress",
+            "shippingMethod",
+            "addLines",
+            "shipComplete",
+            "reason",
+        ];
         let Some(fields) = Fields::body(&mut errors, body, &known) else {
             return Err(errors);
         };
@@ -143,14 +150,18 @@ impl OrderEditRequest {
                 }
             }
         }
+        let ship_complete = fields.optional(&mut errors, "shipComplete", |v| {
+            v.as_bool().ok_or("must be true or false")
+        });
         let reason = fields.required(&mut errors, "reason", text(500));
         if fields.get("shippingAddress").is_none()
             && fields.get("shippingMethod").is_none()
+            && fields.get("shipComplete").is_none()
             && add_lines.as_ref().is_some_and(Vec::is_empty)
         {
             errors.add(
                 "shippingAddress",
-                "name a new shippingAddress, a new shippingMethod, addLines, or several",
+                "name a new shippingAddress, a new shippingMethod, addLines, shipComplete, or several",
             );
         }
         match (reason, add_lines) {
@@ -158,6 +169,7 @@ impl OrderEditRequest {
                 shipping_address,
                 shipping_method,
                 add_lines,
+                ship_complete,
                 reason,
             }),
             _ => Err(errors),
