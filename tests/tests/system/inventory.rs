@@ -719,3 +719,286 @@ async fn a_transfer_arriving_where_an_order_waits_fills_it_first() {
     assert_eq!(product["available"], 0, "{product}");
     assert_eq!(product["reserved"], 2, "{product}");
 }
+
+/// Waits until `id`, read as staff, satisfies `done`, and returns it.
+async fn order_until(stack: &Stack, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let order = stack.order_as_staff(id).await;
+        if done(&order) {
+            return order;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still not there: {order}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The captures an order asked of the PSP: the parcel, the amount, the request's id.
+fn captures(order: &Value) -> Vec<(u64, i64, String)> {
+    order["payment"]["requests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["kind"] == "CAPTURE")
+        .map(|r| {
+            (
+                r["shipment"].as_u64().unwrap_or(0),
+                r["amount"]["amount"].as_i64().unwrap(),
+                r["requestId"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// An order that ships what is there (`shipComplete: false`): its units in stock leave at
+/// once, their share captured with the shipping charge; the waiting unit arrives, gets a parcel
+/// of its own and takes the rest of the total, the captures adding up to it. Another customer,
+/// whose order waits whole, asks on the version seen for what is there now (one edit, nothing
+/// to pay): it leaves, and the unit still waiting is called off after it did — the hold's rest
+/// released, the SKU's waiting count given back. Each customer is told once of each step.
+#[tokio::test]
+async fn an_order_that_ships_what_is_there_sends_it_ahead_and_the_rest_follows() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("AHEAD", 2).await;
+    let admin = stack.token("staff-ahead", Some("oms:admin"));
+    let put = stack
+        .put(
+            &format!("/inventory/{sku}"),
+            &admin,
+            &json!({"name": "Test AHEAD", "unitPrice": {"amount": 1000, "currency": "EUR"},
+                "weightGrams": 500, "selling": {"policy": "BACKORDER", "limit": 5}}),
+        )
+        .await;
+    assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
+    let customer = unique("ahead");
+    let inbox = Probe::subscribe(
+        &stack,
+        "CustomerNotificationsTopic",
+        Some(json!({"customerId": [customer.as_str()], "channel": ["email"]})),
+    )
+    .await;
+    let mut body = oms_system_tests::order_body(&[(&sku, 3)]);
+    body["shipComplete"] = json!(false);
+    let placed = stack
+        .post(
+            "/orders",
+            &stack.token(&customer, None),
+            &[("idempotency-key", &unique("key"))],
+            body,
+        )
+        .await;
+    assert_eq!(placed.status, StatusCode::ACCEPTED, "{:?}", placed.body);
+    assert_eq!(placed.body["shipping"]["shipComplete"], false);
+    let id = placed.body["orderId"].as_str().unwrap().to_owned();
+    let decided = stack.wait_decided(&customer, &id).await;
+    assert_eq!(decided["lines"][0]["backordered"], 1, "{decided}");
+    stack.authorize(&decided).await;
+
+    // What is there goes ahead: one parcel of two mugs, while one waits.
+    let started = stack.wait_status(&customer, &id, "FULFILLING").await;
+    assert!(started.get("hold").is_none(), "{started}");
+    assert_eq!(started["shipments"].as_array().unwrap().len(), 1);
+    assert_eq!(started["shipments"][0]["lines"][0]["quantity"], 2);
+    stack.pick_pack_ship(&format!("{id}-1"), None).await;
+    let first_left = stack.wait_status(&customer, &id, "PARTIALLY_SHIPPED").await;
+    let total = placed.body["totals"]["total"]["amount"].as_i64().unwrap();
+    let shipping = placed.body["totals"]["shipping"]["amount"]
+        .as_i64()
+        .unwrap();
+    let asked = captures(&stack.order_as_staff(&id).await);
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!((asked[0].0, asked[0].1), (1, 2 * 1000 + shipping));
+    assert_eq!(first_left["lines"][0]["backordered"], 1);
+    let psp_confirms = |id: String, amount: i64, request: String| {
+        let stack = &stack;
+        async move {
+            let mut body = oms_system_tests::psp_body(
+                "capture.succeeded",
+                &id,
+                &json!({"amount": amount, "currency": "EUR"}),
+                None,
+            );
+            body["requestId"] = request.into();
+            let reply = stack.psp_event(&body).await;
+            assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        }
+    };
+    psp_confirms(id.clone(), asked[0].1, asked[0].2.clone()).await;
+
+    // The mug arrives: it fills the waiting unit and its own parcel is made.
+    stack.receive_at(&sku, "BER-1", 1).await;
+    let parcelled = order_until(&stack, &id, |o| {
+        o["shipments"].as_array().is_some_and(|s| s.len() == 2)
+    })
+    .await;
+    assert_eq!(parcelled["status"], "PARTIALLY_SHIPPED");
+    assert!(
+        parcelled["lines"][0].get("backordered").is_none(),
+        "{parcelled}"
+    );
+    assert_eq!(
+        (
+            &parcelled["shipments"][1]["status"],
+            &parcelled["shipments"][1]["lines"][0]["quantity"]
+        ),
+        (&json!("AWAITING_PICK"), &json!(1))
+    );
+    stack.pick_pack_ship(&format!("{id}-2"), None).await;
+    stack.wait_status(&customer, &id, "SHIPPED").await;
+    let asked = captures(&stack.order_as_staff(&id).await);
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    assert_eq!((asked[1].0, asked[1].1), (2, 1000), "the rest of the total");
+    psp_confirms(id.clone(), asked[1].1, asked[1].2.clone()).await;
+    let paid = stack.order_as_staff(&id).await;
+    assert_eq!(paid["payment"]["status"], "PAID");
+    assert_eq!(asked.iter().map(|a| a.1).sum::<i64>(), total);
+
+    // Another waits whole for two of three, then asks for what is there now.
+    stack.receive_at(&sku, "BER-1", 1).await;
+    let other = unique("whole");
+    let placed = stack
+        .place_then_pay(&other, &unique("key"), &[(&sku, 3)])
+        .await;
+    let other_id = placed.body["orderId"].as_str().unwrap().to_owned();
+    let waiting = order_until(&stack, &other_id, |o| {
+        o["payment"]["status"] == "AUTHORIZED"
+    })
+    .await;
+    assert_eq!(waiting["hold"], "BACKORDERED", "{waiting}");
+    assert_eq!(waiting["shipping"]["shipComplete"], true);
+    let path = format!("/orders/{other_id}/edits");
+    let ahead = json!({"shipComplete": false, "reason": "what is there now, please"});
+    let other_token = stack.token(&other, None);
+    let stale = stack
+        .post(
+            &path,
+            &other_token,
+            &[("idempotency-key", &unique("edit")), ("if-match", "\"v1\"")],
+            ahead.clone(),
+        )
+        .await;
+    assert_eq!(
+        stale.status,
+        StatusCode::PRECONDITION_FAILED,
+        "{:?}",
+        stale.body
+    );
+    let key = unique("edit");
+    let seen = format!("\"v{}\"", waiting["version"]);
+    for _ in 0..2 {
+        let sent = stack
+            .post(
+                &path,
+                &other_token,
+                &[("idempotency-key", &key), ("if-match", &seen)],
+                ahead.clone(),
+            )
+            .await;
+        assert_eq!(sent.status, StatusCode::OK, "{:?}", sent.body);
+    }
+    let started = stack.wait_status(&other, &other_id, "FULFILLING").await;
+    let edits = started["edits"].as_array().unwrap();
+    assert_eq!(edits.len(), 1, "once per key");
+    assert_eq!(edits[0]["shippingAfter"]["shipComplete"], false);
+    assert_eq!(started["totals"], placed.body["totals"], "nothing to pay");
+    assert_eq!(started["shipments"][0]["lines"][0]["quantity"], 1);
+    // Waiting again once what was there is with the warehouse: refused, naming the field.
+    let left = stack.order_as_staff(&other_id).await;
+    let again = stack
+        .post(
+            &path,
+            &other_token,
+            &[
+                ("idempotency-key", &unique("edit")),
+                ("if-match", &format!("\"v{}\"", left["version"])),
+            ],
+            json!({"shipComplete": true, "reason": "all together after all"}),
+        )
+        .await;
+    assert_eq!(
+        again.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{:?}",
+        again.body
+    );
+    assert_eq!(again.body["errors"][0]["field"], "shipComplete");
+    stack.pick_pack_ship(&format!("{other_id}-1"), None).await;
+    stack
+        .wait_status(&other, &other_id, "PARTIALLY_SHIPPED")
+        .await;
+    // The two still waiting are called off: the order is shipped, the SKU waits for nothing.
+    let called_off = stack
+        .post(
+            &format!("/orders/{other_id}/cancel-units"),
+            &other_token,
+            &[("idempotency-key", &unique("fewer"))],
+            json!({"lines": [{"sku": sku, "quantity": 2}], "reason": "no longer needed"}),
+        )
+        .await;
+    assert_eq!(called_off.status, StatusCode::OK, "{:?}", called_off.body);
+    let shipped = stack.wait_status(&other, &other_id, "SHIPPED").await;
+    assert_eq!(shipped["totals"]["subtotal"]["amount"], 1000);
+    let product = stack.get(&format!("/inventory/{sku}"), &admin).await.body;
+    assert_eq!(product["backordered"], 0, "{product}");
+    // The first parcel's share was asked with the shipping charge of three; one ships, so
+    // the difference to the charge re-quoted for it is refunded.
+    let staff_view = stack.order_as_staff(&other_id).await;
+    let asked = captures(&staff_view);
+    assert_eq!(asked.len(), 1);
+    let charged = placed.body["totals"]["shipping"]["amount"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(asked[0].1, 1000 + charged);
+    let total_now = shipped["totals"]["total"]["amount"].as_i64().unwrap();
+    assert!(total_now <= asked[0].1, "{staff_view}");
+    let refunded: i64 = staff_view["refunds"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| r["amount"]["amount"].as_i64().unwrap())
+        .sum();
+    assert_eq!(refunded, asked[0].1 - total_now, "{staff_view}");
+    // Once the share is taken, what the authorization still holds is released.
+    psp_confirms(other_id.clone(), asked[0].1, asked[0].2.clone()).await;
+    let released = stack.order_as_staff(&other_id).await;
+    assert!(
+        released["payment"]["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["kind"] == "VOID"),
+        "{released}"
+    );
+
+    // The first customer heard that what was there ships first, of the arrival, and of two
+    // parcels leaving, once each.
+    let seen = inbox
+        .collect(Duration::from_secs(60), |seen| {
+            seen.iter()
+                .filter(|(m, _)| m["eventType"] == "oms.order.shipped")
+                .count()
+                >= 2
+        })
+        .await;
+    let late = inbox.collect(Duration::from_secs(3), |_| false).await;
+    let texts = |kind: &str| -> Vec<String> {
+        seen.iter()
+            .chain(late.iter())
+            .filter(|(m, _)| m["eventType"] == kind)
+            .map(|(m, _)| m["text"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    let reserved = texts("oms.order.reserved");
+    assert_eq!(reserved.len(), 1);
+    assert!(
+        reserved[0].contains("What is in stock ships now"),
+        "{}",
+        reserved[0]
+    );
+    assert_eq!(texts("oms.order.backorder-filled").len(), 1);
+    let shipped = texts("oms.order.shipped");
+    assert_eq!(shipped.len(), 2, "{shipped:?}");
+}
