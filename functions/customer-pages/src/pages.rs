@@ -113,6 +113,23 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("order.address.country", "Country (two letters, e.g. DE)", "Land (zwei Buchstaben, z. B. DE)"),
     ("order.address.submit", "Send it here", "Hierhin liefern"),
     ("order.address.done", "Your order goes to the new address.", "Ihre Bestellung geht an die neue Adresse."),
+    ("order.ahead.title", "Send what is in stock now", "Vorrätiges jetzt schicken"),
+    (
+        "order.ahead.intro",
+        "Some items of your order are still on their way to us. We can send what is in stock now and the rest in a second parcel as it arrives, at no extra shipping cost.",
+        "Einige Artikel Ihrer Bestellung sind noch unterwegs zu uns. Wir können schon jetzt schicken, was vorrätig ist, und den Rest in einem zweiten Paket, sobald er eintrifft, ohne weitere Versandkosten.",
+    ),
+    ("order.ahead.submit", "Send what is here now", "Vorrätiges jetzt schicken"),
+    (
+        "order.ahead.too-late",
+        "What is in stock has gone ahead already, or your order can no longer change. Nothing was changed.",
+        "Was vorrätig ist, ist schon unterwegs, oder Ihre Bestellung kann nicht mehr geändert werden. Es wurde nichts geändert.",
+    ),
+    (
+        "order.ahead.done",
+        "What is in stock goes to our warehouse now; the rest follows as it arrives.",
+        "Was vorrätig ist, geht jetzt ins Lager; der Rest folgt, sobald er eintrifft.",
+    ),
     (
         "order.address.invalid",
         "Please fill in the whole address: name, street, postal code, city and a two-letter country code.",

@@ -155,6 +155,7 @@ pub fn router<S: Store, K: SecretSource + 'static>(shop: Shop<S, K>) -> Router {
         .route("/shop/orders/{id}/cancel", post(cancel::<S, K>))
         .route("/shop/orders/{id}/cancel-units", post(cancel_units::<S, K>))
         .route("/shop/orders/{id}/address", post(change_address::<S, K>))
+        .route("/shop/orders/{id}/ship-ahead", post(ship_ahead::<S, K>))
         .route("/shop/orders/{id}/return", get(return_page::<S, K>))
         .route("/shop/orders/{id}/returns", post(open_return::<S, K>))
         .route(
@@ -705,6 +706,9 @@ fn order_response(
         Some("address-changed") if order.edits.iter().any(|e| e.address_changed) => {
             Some(text(language, "order.address.done"))
         }
+        Some("shipping-ahead") if order.edits.iter().any(|e| e.ships_ahead()) => {
+            Some(text(language, "order.ahead.done"))
+        }
         _ => None,
     };
     let now = Utc::now();
@@ -738,6 +742,11 @@ fn order_response(
             // Where it goes, and whether that may still change (a pickup has no address to
             // change).
             address => order.editable().is_ok().then(|| minijinja::Value::from(minijinja::value::Serde(&order.shipping.address))),
+            // Waiting whole for stock with some of it here: what is here may go ahead.
+            can_ship_ahead => order.shipping.ship_complete
+                && order.hold() == Some("BACKORDERED")
+                && order.reserved_units() > 0
+                && order.editable().is_ok(),
             form_key => format!("shop-{}", OrderId::generate(now)),
             returnable,
             banner,
@@ -1039,6 +1048,65 @@ async fn change_address<S: Store, K: SecretSource + 'static>(
     {
         Ok(_) => {
             Ok(Redirect::to(&format!("{BASE}/orders/{id}?done=address-changed")).into_response())
+        }
+        Err(error) => refused_cancellation(&app, &keys, &visit, order, &error).await,
+    }
+}
+
+/// `POST /shop/orders/{id}/ship-ahead`: the customer of an order waiting whole for stock asks
+/// for what is here now, as `POST /orders/{id}/edits` with `shipComplete: false` does for them,
+/// on the version the page showed and once per page shown (its key). Nothing costs more.
+async fn ship_ahead<S: Store, K: SecretSource + 'static>(
+    State(app): State<App<S, K>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Result<Response, Refusal> {
+    let (keys, visit, order) = proved(&app, &headers, &id).await?;
+    let (version, key) = versioned_form(&app.origin, &headers, &keys, &visit, &fields)?;
+    let request = oms_domain::request::staff::OrderEditRequest::parse(&serde_json::json!({
+        "shipComplete": false,
+        "reason": "asked by the customer on the order's page",
+    }))
+    .map_err(|e| Refusal::Internal(e.to_string()))?;
+    let customer = Caller {
+        customer_id: order.customer_id.clone(),
+        scopes: vec![],
+    };
+    match oms_domain::app::returns::edit_order(
+        &app.store,
+        &app.locations,
+        &customer,
+        &order.id,
+        &request,
+        &key,
+        version,
+        chrono::Duration::zero(),
+        Utc::now(),
+    )
+    .await
+    {
+        Ok(_) => {
+            Ok(Redirect::to(&format!("{BASE}/orders/{id}?done=shipping-ahead")).into_response())
+        }
+        // Gone ahead already, or past changing: said so, with the order as it is now.
+        Err(ReturnsAppError::Edit(_)) => {
+            let current = app
+                .store
+                .get(&order.id)
+                .await
+                .map_err(|e| Refusal::Internal(e.to_string()))?
+                .unwrap_or(order);
+            let why = text(language_of(&current), "order.ahead.too-late");
+            Ok(order_response(
+                &app.returns,
+                &keys,
+                &visit,
+                &current,
+                StatusCode::CONFLICT,
+                None,
+                Some(why.to_owned()),
+            ))
         }
         Err(error) => refused_cancellation(&app, &keys, &visit, order, &error).await,
     }

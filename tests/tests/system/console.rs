@@ -612,7 +612,7 @@ async fn staff_redrive_a_dead_lettered_message_back_to_its_queue() {
     assert_eq!(exceptions.status, StatusCode::OK);
     assert!(exceptions.body["stuck"]
         .as_array()
-        .is_some_and(|s| s.len() == 5));
+        .is_some_and(|s| s.len() == 7));
 }
 
 #[tokio::test]

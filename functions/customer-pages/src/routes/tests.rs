@@ -663,3 +663,79 @@ async fn the_customer_sends_the_order_elsewhere_from_the_page_once_but_not_somew
     assert_eq!(status, StatusCode::CONFLICT, "{page}");
     assert!(page.contains("changed while the page was open"), "{page}");
 }
+
+/// An order waiting whole for a backordered mug, paid for: its page offers to send what is in
+/// stock now. Sent twice, one edit; the order no longer waits, the offer is gone, and a page
+/// read before that is refused, saying so.
+#[tokio::test]
+async fn the_customer_sends_what_is_in_stock_ahead_from_the_page_once() {
+    let at = Utc::now();
+    let placed = oms_domain::fixtures::sample_order(ORDER, "customer-ada", at);
+    let shirt = placed.lines[0].sku.clone();
+    let mug = placed.lines[1].sku.clone();
+    let order = placed
+        .reserve_backordering(
+            &oms_domain::routing::Plan::one_location(
+                "BER-1",
+                [(&shirt, oms_domain::quantity::Quantity::new(2).unwrap())],
+            ),
+            &[oms_domain::order::Backordered {
+                sku: mug,
+                units: 1,
+                location: "BER-1".into(),
+                promised_on: None,
+            }],
+            at,
+        )
+        .unwrap()
+        .authorized_for_test(at);
+    assert_eq!(order.hold(), Some("BACKORDERED"));
+    let router = shop_with(order);
+    let cookie = visit(&router).await;
+    let (_, _, page) = send(
+        &router,
+        get(&format!("/shop/orders/{ORDER}"), Some(&cookie)),
+    )
+    .await;
+    assert!(page.contains("id=\"ship-ahead-form\""), "{page}");
+    let form = format!(
+        "csrf={}&version={}&key={}",
+        hidden(&page, "csrf"),
+        hidden(&page, "version"),
+        hidden(&page, "key")
+    );
+    let path = format!("/shop/orders/{ORDER}/ship-ahead");
+    for _ in 0..2 {
+        let (status, headers, page) =
+            send(&router, post(&path, Some(&cookie), ORIGIN, &form)).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+        assert!(headers[header::LOCATION]
+            .to_str()
+            .unwrap()
+            .ends_with("done=shipping-ahead"));
+    }
+    let (_, _, page) = send(
+        &router,
+        get(
+            &format!("/shop/orders/{ORDER}?done=shipping-ahead"),
+            Some(&cookie),
+        ),
+    )
+    .await;
+    assert!(page.contains("goes to our warehouse now"), "{page}");
+    assert!(
+        !page.contains("id=\"ship-ahead-form\""),
+        "offered once: {page}"
+    );
+    // Without the page's token, or from a page read before: nothing changes.
+    let (status, _, _) = send(
+        &router,
+        post(&path, Some(&cookie), ORIGIN, "csrf=forged&version=1&key=k"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let stale = form.replacen("key=shop", "key=another-shop", 1);
+    let (status, _, page) = send(&router, post(&path, Some(&cookie), ORIGIN, &stale)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{page}");
+    assert!(page.contains("changed while the page was open"), "{page}");
+}

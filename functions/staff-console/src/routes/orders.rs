@@ -390,6 +390,10 @@ pub(super) async fn edit<S: Store, K: SecretSource>(
         "shippingMethod": fields.get("method").unwrap_or_default(),
         "reason": fields.get("reason").unwrap_or_default(),
     });
+    // What is in stock sent ahead of the backordered units, if ticked.
+    if fields.get("ship-ahead").is_some() {
+        body["shipComplete"] = json!(false);
+    }
     // An item to add, if one is named (its quantity as typed: the parser names a bad one).
     if let Some(sku) = text("add-sku") {
         let quantity = text("add-quantity").unwrap_or_else(|| "1".into());

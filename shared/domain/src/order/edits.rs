@@ -775,7 +775,11 @@ impl Order {
             }
         }
         if let Some(at) = &added.location {
-            if let Some(shipment) = self.shipments.iter_mut().find(|s| &s.warehouse == at) {
+            if let Some(shipment) = self
+                .shipments
+                .iter_mut()
+                .find(|s| &s.warehouse == at && s.status.is_warehouse_work())
+            {
                 shipment.lines = shrink_shipment(&shipment.lines, &added.sku, units);
             }
         }

@@ -1777,3 +1777,226 @@ mod tests {
         assert_eq!(result, Err(FulfillmentError::NotShipped("AWAITING_PICK")));
     }
 }
+
+/// Orders that ship what is there, under any interleaving of parcels leaving, stock arriving,
+/// waiting units called off and the PSP answering captures.
+#[cfg(test)]
+mod ships_what_is_there {
+    use super::*;
+    use crate::fixtures::{parcel, tracking};
+    use crate::order::payments::{
+        PaymentEvent, PaymentEventKind, PaymentPolicy, PaymentUpdate, PspRequestKind,
+    };
+    use crate::order::tests::{placed, product};
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// The first parcel still in the warehouse leaves.
+        Ship,
+        /// Units arrive for the order; its parcel is made.
+        Arrive(u32),
+        /// Waiting units of A are called off.
+        CallOff(u32),
+        /// The PSP takes the capture asked longest ago and not yet answered.
+        Captured,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            3 => Just(Step::Ship),
+            2 => (1u32..4).prop_map(Step::Arrive),
+            1 => (1u32..3).prop_map(Step::CallOff),
+            3 => Just(Step::Captured),
+        ]
+    }
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_100, 0).unwrap()
+    }
+
+    /// 4 × A at 10.00 of which `reserved` are in stock (the rest wait) and 1 × B at 5.00,
+    /// paid, with what is there in the warehouse.
+    fn order(reserved: u32) -> Order {
+        let mut placed = placed(
+            json!([{"sku": "A", "quantity": 4}, {"sku": "B", "quantity": 1}]),
+            &[product("A", 1000, 9), product("B", 500, 9)],
+        );
+        placed.shipping.ship_complete = false;
+        let a = Sku::parse("A").unwrap();
+        let b = Sku::parse("B").unwrap();
+        let mut units = vec![(&b, Quantity::new(1).unwrap())];
+        if let Ok(q) = Quantity::new(reserved) {
+            units.push((&a, q));
+        }
+        placed
+            .reserve_backordering(
+                &crate::routing::Plan::one_location("BER-1", units),
+                &[crate::order::Backordered {
+                    sku: a,
+                    units: 4 - reserved,
+                    location: "BER-1".into(),
+                    promised_on: None,
+                }],
+                now(),
+            )
+            .unwrap()
+            .authorized_for_test(now())
+            .start_fulfillment("BER-1", now())
+            .unwrap()
+    }
+
+    fn apply(order: &Order, step: &Step, n: usize) -> Order {
+        let same = || order.clone();
+        match step {
+            Step::Ship => {
+                let Some(number) = order
+                    .shipments
+                    .iter()
+                    .find(|s| s.status.is_warehouse_work())
+                    .map(|s| s.number)
+                else {
+                    return same();
+                };
+                let mut tracking = tracking();
+                tracking.tracking_number = format!("JJD-{number}");
+                order
+                    .pick(number, "p", now())
+                    .and_then(|o| o.pack(number, parcel(), "p", now()))
+                    .and_then(|o| o.ship(number, tracking, o.shipping.estimate, "p", now()))
+                    .unwrap_or_else(|_| same())
+            }
+            Step::Arrive(units) => {
+                let a = Sku::parse("A").unwrap();
+                let units = (*units).min(order.waiting_for(&a));
+                let Some(filled) = order.fill_backorder(&a, units, now()) else {
+                    return same();
+                };
+                filled.start_fulfillment("BER-1", now()).unwrap_or(filled)
+            }
+            Step::CallOff(units) => {
+                let waiting = order.waiting_for(&Sku::parse("A").unwrap());
+                let request = crate::order::commands::UnitCancelRequest {
+                    lines: vec![crate::order::commands::RequestedLine {
+                        sku: Sku::parse("A").unwrap(),
+                        quantity: Quantity::new((*units).min(waiting.max(1))).unwrap(),
+                    }],
+                    reason: "no longer wanted".into(),
+                };
+                if waiting == 0 {
+                    return same();
+                }
+                order
+                    .cancel_units(&request, &format!("k{n}"), "customer", |_, _| None, now())
+                    .map_or_else(|_| same(), |c| c.order)
+            }
+            Step::Captured => {
+                let Some(asked) = order
+                    .payment
+                    .unanswered_captures()
+                    .first()
+                    .copied()
+                    .cloned()
+                else {
+                    return same();
+                };
+                let event = PaymentEvent {
+                    event_id: format!("captured-{n}"),
+                    kind: PaymentEventKind::CaptureSucceeded,
+                    amount: asked.amount,
+                    occurred_at: now(),
+                    psp_reference: asked.psp_reference.clone(),
+                    refund_id: None,
+                    request_id: Some(asked.request_id.clone()),
+                    reason: None,
+                };
+                match order.record_payment(&event, &PaymentPolicy::default(), now()) {
+                    Ok(PaymentUpdate::Recorded(next)) => *next,
+                    _ => same(),
+                }
+            }
+        }
+    }
+
+    fn captured(order: &Order) -> i64 {
+        order
+            .payment
+            .payments()
+            .iter()
+            .map(|p| p.captured_minor)
+            .sum()
+    }
+
+    fn asked(order: &Order) -> i64 {
+        order
+            .payment
+            .requests
+            .iter()
+            .filter(|r| r.kind == PspRequestKind::Capture)
+            .map(|r| r.amount.minor_units())
+            .sum()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        /// After every step every reserved unit is in a parcel, no more is asked than the
+        /// order cost when the capture was asked, and the order is partly shipped while units
+        /// wait after a parcel left. At the end — every waiting unit arrived or called off,
+        /// every parcel gone, every capture answered — what was taken and not refunded is what
+        /// the order costs, and nothing more is held.
+        #[test]
+        fn every_unit_leaves_once_and_the_money_adds_up(
+            reserved in 0u32..4,
+            steps in proptest::collection::vec(step(), 1..25),
+        ) {
+            let mut order = order(reserved);
+            for (n, step) in steps.iter().enumerate() {
+                let next = apply(&order, step, n);
+                prop_assert!(next.unparcelled().is_empty(), "{step:?}: {:?}", next.unparcelled());
+                let left = next.shipments.iter().any(|s| s.has_left());
+                if left && next.backordered() > 0 {
+                    prop_assert!(matches!(
+                        next.status,
+                        OrderStatus::PartiallyShipped | OrderStatus::PartiallyDelivered
+                    ), "{step:?}: {:?}", next.status);
+                }
+                for line in &next.lines {
+                    let parcelled: u32 = next
+                        .shipments
+                        .iter()
+                        .flat_map(|s| &s.lines)
+                        .filter(|l| l.sku == line.sku)
+                        .map(|l| l.quantity.get())
+                        .sum();
+                    prop_assert_eq!(parcelled + line.backordered(), line.quantity.get());
+                }
+                order = next;
+            }
+            // Whatever still waits arrives; every parcel leaves; the PSP answers everything.
+            let a = Sku::parse("A").unwrap();
+            let waiting = order.waiting_for(&a);
+            if waiting > 0 {
+                order = apply(&order, &Step::Arrive(waiting), 900);
+            }
+            for n in 0..20 {
+                order = apply(&order, &Step::Ship, 1000 + n);
+                order = apply(&order, &Step::Captured, 2000 + n);
+            }
+            prop_assert_eq!(order.status, OrderStatus::Shipped);
+            prop_assert!(order.payment.unanswered_captures().is_empty());
+            let refunded: i64 = order.refunds.iter().map(|r| r.amount.minor_units()).sum();
+            prop_assert_eq!(captured(&order) - refunded, order.totals.total.minor_units());
+            prop_assert_eq!(asked(&order), captured(&order));
+            // Units called off leave part of the hold unused: it is released, by the last
+            // capture (no more follow) or by a void asked once the rest was taken.
+            for payment in order.payment.payments().iter().filter(|p| p.holds()) {
+                prop_assert!(order.payment.requests.iter().any(|r| {
+                    r.kind == PspRequestKind::Void && r.psp_reference.as_deref() == payment.reference
+                }), "{:?} still holds", payment.reference);
+            }
+            let units: u32 = order.shipments.iter().map(Fulfillment::units).sum();
+            prop_assert_eq!(units, order.lines.iter().map(|l| l.quantity.get()).sum::<u32>());
+        }
+    }
+}

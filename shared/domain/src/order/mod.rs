@@ -848,13 +848,16 @@ impl Order {
     /// while any unit is backordered, one that ships what is there only while nothing is
     /// reserved for it.
     pub fn waits_for_stock(&self) -> bool {
-        let reserved: u32 = self
-            .lines
+        self.backordered() > 0 && (self.shipping.ship_complete || self.reserved_units() == 0)
+    }
+
+    /// Its units reserved at a location (shipped ones included): what it holds of the stock.
+    pub fn reserved_units(&self) -> u32 {
+        self.lines
             .iter()
             .flat_map(|l| &l.allocations)
             .map(|a| a.quantity.get())
-            .sum();
-        self.backordered() > 0 && (self.shipping.ship_complete || reserved == 0)
+            .sum()
     }
 
     /// Units reserved for it that no shipment carries yet, per location and SKU: stock that
