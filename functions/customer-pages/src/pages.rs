@@ -246,6 +246,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("status.RESERVED", "Everything is in stock and set aside for you.", "Alles ist vorrätig und für Sie reserviert."),
     ("status.RESERVED.waiting", "What is in stock is set aside for you; some items are still on their way to us.", "Was vorrätig ist, ist für Sie reserviert; einige Artikel sind noch zu uns unterwegs."),
     ("next.RESERVED.waiting", "Your order goes to our warehouse, whole, as soon as they arrive; we tell you then.", "Ihre Bestellung geht vollständig ins Lager, sobald sie da sind; wir melden uns dann."),
+    ("next.RESERVED.ahead", "What is in stock goes to our warehouse now; the rest follows in a parcel of its own as it arrives. We tell you when each parcel ships.", "Was vorrätig ist, geht jetzt ins Lager; der Rest folgt in einem eigenen Paket, sobald er eintrifft. Wir schreiben Ihnen, sobald jedes Paket versandt ist."),
     ("next.edit-awaiting-payment", "Your order was changed and now costs more: it is packed once you authorize the new total with your payment provider. If you do not, it ships as before.", "Ihre Bestellung wurde geändert und kostet jetzt mehr: Wir packen sie, sobald Sie den neuen Betrag bei Ihrem Zahlungsanbieter autorisiert haben. Sonst wird sie wie zuvor versandt."),
     ("status.FULFILLING", "Our warehouse is packing your order.", "Unser Lager packt Ihre Bestellung."),
     ("status.PARTIALLY_SHIPPED", "Part of your order is on its way; the rest follows.", "Ein Teil Ihrer Bestellung ist unterwegs; der Rest folgt."),
@@ -260,6 +261,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("next.RESERVED", "Your order goes to our warehouse to be packed.", "Ihre Bestellung geht zum Verpacken an unser Lager."),
     ("next.FULFILLING", "We tell you by e-mail when it ships, with its tracking link.", "Wir schreiben Ihnen, sobald sie versandt ist, mit dem Link zur Sendungsverfolgung."),
     ("next.PARTIALLY_SHIPPED", "We tell you when each parcel ships.", "Wir schreiben Ihnen, sobald jedes Paket versandt ist."),
+    ("next.rest-waiting", "What was in stock ships first. The items still on their way to us follow in a parcel of their own as they arrive; we tell you when it ships.", "Was vorrätig war, wird zuerst verschickt. Die Artikel, die noch zu uns unterwegs sind, folgen in einem eigenen Paket, sobald sie eintreffen; wir melden uns, wenn es versandt ist."),
     ("next.SHIPPED", "The carrier delivers it; follow it with the tracking link below.", "Der Paketdienst stellt sie zu; verfolgen Sie sie mit dem Link unten."),
     ("next.PARTIALLY_DELIVERED", "The rest is delivered soon; follow it with the tracking links below.", "Der Rest wird bald zugestellt; verfolgen Sie ihn mit den Links unten."),
     ("next.DELIVERED", "We hope you enjoy it. Something not right? You may return it within the return window.", "Wir hoffen, sie gefällt Ihnen. Etwas stimmt nicht? Sie können sie innerhalb der Rückgabefrist zurücksenden."),
@@ -470,8 +472,17 @@ impl OrderPage {
         let waiting = order.status == OrderStatus::Reserved && order.backordered() > 0;
         let next = match order.status {
             OrderStatus::Reserved if !payment.allows_fulfillment() => "next.RESERVED.unpaid",
-            OrderStatus::Reserved if waiting => "next.RESERVED.waiting",
+            OrderStatus::Reserved if waiting && order.waits_for_stock() => "next.RESERVED.waiting",
+            OrderStatus::Reserved if waiting => "next.RESERVED.ahead",
             _ if order.awaiting_edit().is_some() => "next.edit-awaiting-payment",
+            // What was there went ahead; the rest is still to come to us.
+            OrderStatus::Fulfilling
+            | OrderStatus::PartiallyShipped
+            | OrderStatus::PartiallyDelivered
+                if order.backordered() > 0 =>
+            {
+                "next.rest-waiting"
+            }
             status => match status {
                 OrderStatus::Pending => "next.PENDING",
                 OrderStatus::Reserved => "next.RESERVED",

@@ -2052,3 +2052,66 @@ async fn staff_allow_backorders_see_the_waiting_orders_and_a_delivery_fills_them
     );
     assert_eq!(stack.stock(&sku).await, (0, 3, 3));
 }
+
+/// Staff tick "send what is in stock now" on the page of a paid order waiting whole for a
+/// backordered unit: one edit; the page then says the order ships what is there, lists the
+/// edit, and no longer offers it.
+#[tokio::test]
+async fn staff_send_what_is_in_stock_ahead_from_an_orders_page() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("CONSOLEAHEAD", 1).await;
+    let admin = stack.token("staff-console-ahead", Some("oms:admin"));
+    let put = stack
+        .put(
+            &format!("/inventory/{sku}"),
+            &admin,
+            &json!({"name": "Test CONSOLEAHEAD", "unitPrice": {"amount": 1000, "currency": "EUR"},
+                "weightGrams": 500, "selling": {"policy": "BACKORDER", "limit": 5}}),
+        )
+        .await;
+    assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
+    let customer = unique("customer");
+    let placed = stack
+        .place_then_pay(&customer, &unique("key"), &[(&sku, 2)])
+        .await;
+    let id = placed.body["orderId"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while stack.order_as_staff(&id).await["payment"]["status"] != "AUTHORIZED" {
+        assert!(Instant::now() < deadline, "never authorized");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let browser = Browser::open(&stack).await;
+    browser.sign_in("staff-eve", "admin").await;
+    let path = format!("/console/orders/{id}");
+    browser.goto(&path).await;
+    browser.click("#edit-ship-ahead").await;
+    browser
+        .fill("#edit-reason", "the customer asked by phone")
+        .await;
+    browser.submit("#edit").await;
+    assert!(browser.path().await.contains("done="));
+    let listed = browser.text("#edits").await;
+    assert!(listed.contains("what is in stock sent ahead"), "{listed}");
+    let started = stack.wait_status(&customer, &id, "FULFILLING").await;
+    assert_eq!(started["shipping"]["shipComplete"], false);
+    assert_eq!(started["lines"][0]["backordered"], 1);
+    browser.goto(&path).await;
+    assert!(browser
+        .text("#ships-ahead")
+        .await
+        .contains("What is in stock ships first"));
+    assert!(
+        !browser
+            .body()
+            .await
+            .contains("Send what is in stock now; the backordered units follow"),
+        "offered while it waits whole only"
+    );
+    assert_eq!(
+        stack.order_as_staff(&id).await["edits"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}

@@ -648,3 +648,94 @@ async fn a_customer_changes_the_delivery_address_on_the_page_but_not_to_somewher
         .count();
     assert_eq!(changes, 1, "told once");
 }
+
+/// A customer whose paid order waits whole for a backordered unit asks on its page for what is
+/// in stock now: one edit, nothing to pay; the order reaches the warehouse with what is there,
+/// the offer is gone, the page is accessible, and the customer is told once.
+#[tokio::test]
+async fn a_customer_waiting_for_stock_sends_what_is_there_ahead_from_the_page() {
+    let stack = Stack::connect().await;
+    let customer = unique("shopper");
+    let inbox = Probe::subscribe(
+        &stack,
+        "CustomerNotificationsTopic",
+        Some(json!({"customerId": [customer.as_str()], "channel": ["email"]})),
+    )
+    .await;
+    let sku = stack.create_sku("SHOPAHEAD", 1).await;
+    let admin = stack.token("staff-shop-ahead", Some("oms:admin"));
+    let put = stack
+        .put(
+            &format!("/inventory/{sku}"),
+            &admin,
+            &json!({"name": "Test SHOPAHEAD", "unitPrice": {"amount": 1000, "currency": "EUR"},
+                "weightGrams": 500, "selling": {"policy": "BACKORDER", "limit": 5}}),
+        )
+        .await;
+    assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
+    let placed = stack
+        .place_then_pay(&customer, &unique("key"), &[(&sku, 2)])
+        .await;
+    let id = placed.body["orderId"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut waiting = stack.order_as_staff(&id).await;
+    while waiting["payment"]["status"] != "AUTHORIZED" && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        waiting = stack.order_as_staff(&id).await;
+    }
+    assert_eq!(waiting["hold"], "BACKORDERED", "{waiting}");
+
+    let browser = Browser::open(&stack).await;
+    browser.goto(&order_link(&id, 600)).await;
+    assert_accessible(&browser, "the order's page offering to send what is there").await;
+    browser.submit("#ship-ahead").await;
+    assert!(
+        browser
+            .text("#banner")
+            .await
+            .contains("goes to our warehouse now"),
+        "the page says what was done"
+    );
+    assert!(
+        !browser.body().await.contains("Send what is here now"),
+        "offered once"
+    );
+    browser.screenshot("shop-ahead").await;
+    let started = stack.wait_status(&customer, &id, "FULFILLING").await;
+    assert_eq!(started["shipping"]["shipComplete"], false);
+    assert_eq!(started["shipments"][0]["lines"][0]["quantity"], 1);
+    assert_eq!(started["lines"][0]["backordered"], 1);
+    assert_eq!(
+        started["totals"], placed.body["totals"],
+        "nothing more to pay"
+    );
+    // The sent form again, from the browser's history: nothing more changes.
+    browser.client.back().await.unwrap();
+    if browser.body().await.contains("Send what is here now") {
+        browser.submit("#ship-ahead").await;
+    }
+    let order = stack.order_as_staff(&id).await;
+    assert_eq!(order["edits"].as_array().unwrap().len(), 1);
+    assert_eq!(order["edits"][0]["by"], "customer");
+    let told = inbox
+        .collect(Duration::from_secs(60), |seen| {
+            seen.iter()
+                .any(|(m, _)| m["eventType"] == "oms.order.edited")
+        })
+        .await;
+    let late = inbox.collect(Duration::from_secs(3), |_| false).await;
+    let edited: Vec<_> = told
+        .iter()
+        .chain(late.iter())
+        .filter(|(m, _)| m["eventType"] == "oms.order.edited")
+        .collect();
+    assert_eq!(edited.len(), 1, "told once");
+    assert!(
+        edited[0].0["subject"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("what is in stock ships now"),
+        "{}",
+        edited[0].0
+    );
+}

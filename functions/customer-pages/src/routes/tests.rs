@@ -723,6 +723,7 @@ async fn the_customer_sends_what_is_in_stock_ahead_from_the_page_once() {
     )
     .await;
     assert!(page.contains("goes to our warehouse now"), "{page}");
+    assert!(page.contains("follows in a parcel of its own"), "{page}");
     assert!(
         !page.contains("id=\"ship-ahead-form\""),
         "offered once: {page}"
