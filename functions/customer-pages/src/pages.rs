@@ -116,8 +116,8 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("order.ahead.title", "Send what is in stock now", "Vorrätiges jetzt schicken"),
     (
         "order.ahead.intro",
-        "Some items of your order are still on their way to us. We can send what is in stock now and the rest in a second parcel as it arrives, at no extra shipping cost.",
-        "Einige Artikel Ihrer Bestellung sind noch unterwegs zu uns. Wir können schon jetzt schicken, was vorrätig ist, und den Rest in einem zweiten Paket, sobald er eintrifft, ohne weitere Versandkosten.",
+        "Some items of your order are still on their way to us. We can send what is in stock now and the rest in parcels of their own as it arrives, at no extra shipping cost.",
+        "Einige Artikel Ihrer Bestellung sind noch unterwegs zu uns. Wir können schon jetzt schicken, was vorrätig ist, und den Rest in eigenen Paketen, sobald er eintrifft, ohne weitere Versandkosten.",
     ),
     ("order.ahead.submit", "Send what is here now", "Vorrätiges jetzt schicken"),
     (
@@ -502,7 +502,7 @@ impl OrderPage {
                 .find(|l| &l.sku == sku)
                 .map_or_else(|| sku.to_string(), |l| l.name.clone())
         };
-        let of = order.shipments.len();
+        let of = order.parcels_expected() as usize;
         OrderPage {
             order_id: order.id.to_string(),
             placed: moment(order.created_at, language),

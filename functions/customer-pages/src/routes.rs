@@ -716,9 +716,11 @@ fn order_response(
         .lines
         .iter()
         .any(|l| order.returnable_units(&l.sku, policy, now) > 0);
-    // Some items may be cancelled while more than one unit could be (one alone: the order).
+    // Some items may be cancelled while more than one unit could be (one alone: the order),
+    // or the one still waiting for stock once the rest has left.
     let open = order.cancellable_units();
-    let unit_lines: Vec<_> = if open.iter().map(|(_, n)| n).sum::<u32>() > 1 {
+    let cancellable: u32 = open.iter().map(|(_, n)| n).sum();
+    let unit_lines: Vec<_> = if cancellable > 1 || (cancellable == 1 && !can_cancel) {
         open.iter()
             .filter(|(_, n)| *n > 0)
             .filter_map(|(sku, n)| {

@@ -138,7 +138,7 @@ impl FulfillmentView {
             order_id: order.id.clone(),
             order_status: order.status,
             number: order.parcel_position(f.number),
-            of: order.shipments.len(),
+            of: order.parcels_expected() as usize,
             status: f.status,
             warehouse: f.warehouse.clone(),
             queued_at: f.queued_at,
@@ -214,7 +214,7 @@ async fn pick_list<S: OrderStore, K>(
         .await?;
     Ok(Listing::of(&page, |order: &Order| {
         order
-            .shipment_at(&warehouse)
+            .shipment_in(&warehouse, status)
             .map(|f| FulfillmentView::of(order, f))
     })
     .response())
@@ -300,7 +300,8 @@ async fn move_shipment<S: OrderStore + OrderTransactions + LocationStore + Inven
     tracing::info!(shipment_id = %id, to = %body.to, "shipment moved");
     // The units that moved are in the order's shipment at their new location.
     let moved = order
-        .shipment_at(&body.to)
+        .shipment_in(&body.to, FulfillmentStatus::AwaitingPick)
+        .or_else(|| order.shipment_at(&body.to))
         .map(|s| ShipmentId::new(order.id.clone(), s.number))
         .ok_or_else(|| ApiError::NotFound("no such shipment".into()))?;
     shipment_response(&order, &moved)

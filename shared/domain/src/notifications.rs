@@ -373,7 +373,7 @@ impl Renderer {
             .edit_id
             .as_deref()
             .and_then(|id| order.edits.iter().find(|e| e.id == id));
-        let data = serde_json::json!({
+        let mut data = serde_json::json!({
             "type": event.event_type.as_str(),
             "edit": edit.map(|e| serde_json::json!({
                 "addressChanged": e.address_changed,
@@ -461,6 +461,8 @@ impl Renderer {
             "occurredAt": event.time,
             "sequence": event.sequence,
         });
+        // Whether any of it is in stock (one macro call holds only so many fields).
+        data["inStock"] = (order.reserved_units() > 0).into();
         let context = minijinja::Value::from(minijinja::value::Serde(&data));
         // The order page's signed link opens the order for whoever holds it: in the e-mail to
         // the customer's own address alone, never in the data every channel (a webhook's

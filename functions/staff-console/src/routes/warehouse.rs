@@ -29,7 +29,7 @@ pub(super) fn shipment_row(order: &Order, shipment: &Fulfillment) -> serde_json:
         "shipmentId": shipment.id(order).to_string(),
         "orderId": order.id,
         "number": order.parcel_position(shipment.number),
-        "of": order.shipments.len(),
+        "of": order.parcels_expected(),
         "location": shipment.warehouse,
         "version": shipment.version(),
         "lines": shipment.lines.iter().map(|l| json!({"sku": l.sku, "name": order.line_name(&l.sku), "quantity": l.quantity})).collect::<Vec<_>>(),
@@ -215,7 +215,7 @@ pub(super) async fn warehouse<S: Store, K: SecretSource>(
             let rows: Vec<_> = found
                 .items
                 .iter()
-                .filter_map(|o| o.shipment_at(&location).map(|s| shipment_row(o, s)))
+                .filter_map(|o| o.shipment_in(&location, step).map(|s| shipment_row(o, s)))
                 .collect();
             sections.push(json!({
                 "status": step.as_str(),
@@ -419,7 +419,7 @@ pub(super) async fn pick_list<S: Store, K: SecretSource>(
         .items
         .iter()
         .filter_map(|o| {
-            let s = o.shipment_at(&location)?;
+            let s = o.shipment_in(&location, FulfillmentStatus::AwaitingPick)?;
             Some((s.id(o), s.version()))
         })
         .collect();

@@ -320,9 +320,7 @@ impl OrderStore for DynamoStore {
         listed.sort_by_key(|(position, _)| *position);
         let mut orders: Vec<Order> = Vec::with_capacity(listed.len());
         for (_, order) in listed {
-            let here = order
-                .shipment_at(warehouse)
-                .is_some_and(|f| f.status == status)
+            let here = order.shipment_in(warehouse, status).is_some()
                 && matches!(
                     order.status,
                     OrderStatus::Fulfilling | OrderStatus::PartiallyShipped

@@ -597,8 +597,14 @@ pub async fn exceptions<O: OrderStore>(
             .items
             .into_iter()
             .filter(|o| {
-                rule.backordered
-                    .is_none_or(|waits| (o.backordered() > 0) == waits)
+                // Reserved, it waits while nothing may leave yet; partly sent, while some of it
+                // is still to come.
+                let waiting = if o.status == OrderStatus::Reserved {
+                    o.waits_for_stock()
+                } else {
+                    o.units_to_come() > 0
+                };
+                rule.backordered.is_none_or(|waits| waiting == waits)
             })
             .collect();
         stuck.push(StuckOrders {

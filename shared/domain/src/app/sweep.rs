@@ -141,7 +141,7 @@ pub async fn sweep<S: OrderStore + InventoryStore + OrderTransactions>(
                 // starts it): passed over without using the budget.
                 if job == Job::RedriveFulfillment
                     && (!order.payment_status().allows_fulfillment()
-                        || order.backordered() > 0
+                        || order.waits_for_stock()
                         || order.awaiting_edit().is_some())
                 {
                     continue;

@@ -185,9 +185,7 @@ impl OrderStore for InMemoryStore {
                 o.status,
                 crate::order::OrderStatus::Fulfilling | crate::order::OrderStatus::PartiallyShipped
             );
-            let shipment = o
-                .shipment_at(warehouse)
-                .filter(|f| in_warehouses && f.status == status);
+            let shipment = o.shipment_in(warehouse, status).filter(|_| in_warehouses);
             shipment.map(|f| Some(f.queued_at))
         };
         let listing = format!("pick:{warehouse}:{}", status.as_str());

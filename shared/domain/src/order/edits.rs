@@ -325,6 +325,13 @@ impl Order {
                 "is the order's already: nothing to change",
             );
         }
+        // Nothing waits: there is nothing for what is in stock to go ahead of.
+        if !ship_complete && self.shipping.ship_complete && self.backordered() == 0 {
+            errors.add(
+                "shipComplete",
+                "nothing of the order waits for stock: it ships whole as it is",
+            );
+        }
         // What is in stock went ahead: it is with the warehouse and cannot wait again.
         if ship_complete && !self.shipping.ship_complete && !self.shipments.is_empty() {
             errors.add(
@@ -591,7 +598,10 @@ impl Order {
                 }
             };
             if let Some(at) = &location {
-                if let Some(shipment) = shipments.iter_mut().find(|s| &s.warehouse == at) {
+                if let Some(shipment) = shipments
+                    .iter_mut()
+                    .find(|s| &s.warehouse == at && s.status == FulfillmentStatus::AwaitingPick)
+                {
                     match shipment.lines.iter_mut().find(|l| l.sku == wanted.sku) {
                         Some(line) => line.quantity = plus(line.quantity, units),
                         None => shipment.lines.push(ShipmentLine {
@@ -778,7 +788,7 @@ impl Order {
             if let Some(shipment) = self
                 .shipments
                 .iter_mut()
-                .find(|s| &s.warehouse == at && s.status.is_warehouse_work())
+                .find(|s| &s.warehouse == at && s.status == FulfillmentStatus::AwaitingPick)
             {
                 shipment.lines = shrink_shipment(&shipment.lines, &added.sku, units);
             }
@@ -942,6 +952,11 @@ mod tests {
         assert_eq!(errors.0[0].field, "shipComplete");
         // The same preference again changes nothing and says so.
         let Err(EditError::Fields(errors)) = edit(&sent, &ahead, "k-again") else {
+            panic!("refused")
+        };
+        assert_eq!(errors.0[0].field, "shipComplete");
+        // Nothing waits: there is nothing to send ahead of.
+        let Err(EditError::Fields(errors)) = edit(&reserved(), &ahead, "k-whole") else {
             panic!("refused")
         };
         assert_eq!(errors.0[0].field, "shipComplete");

@@ -324,14 +324,22 @@ impl Order {
             .ok_or(FulfillmentError::NoSuchShipment(number))
     }
 
-    /// The shipment leaving from `location`: the one the location still works on, else the
-    /// last made there. An order has one per location, and another there only once the first
-    /// has left (stock that arrived later for it).
+    /// The shipment leaving from `location`: the one the location still works on (the first,
+    /// if two are), else the last made there. An order has one per location, and another there
+    /// only for stock that arrived for it once the first was picked.
     pub fn shipment_at(&self, location: &str) -> Option<&Fulfillment> {
         let there = || self.shipments.iter().filter(|s| s.warehouse == location);
         there()
             .find(|s| s.status.is_warehouse_work())
             .or_else(|| there().last())
+    }
+
+    /// Its shipment at `location` in `status`: a pick list's row (stock that arrived while
+    /// the location's first parcel was picked or packed waits in a second one there).
+    pub fn shipment_in(&self, location: &str, status: FulfillmentStatus) -> Option<&Fulfillment> {
+        self.shipments
+            .iter()
+            .find(|s| s.warehouse == location && s.status == status)
     }
 
     /// Whether it leaves as more than one parcel.
@@ -363,7 +371,7 @@ impl Order {
     /// what is there) keep it partly shipped or partly delivered.
     pub(crate) fn status_of_shipments(&self) -> OrderStatus {
         let status = self.status_of_parcels_made();
-        if self.units_to_come() == 0 {
+        if self.shipping.ship_complete || self.units_to_come() == 0 {
             return status;
         }
         match status {
@@ -570,7 +578,16 @@ impl Order {
             }
             let at: Vec<_> = resumed.iter().map(|s| s.warehouse.as_str()).collect();
             let note = format!("paid again: back to warehouse {}", at.join(", "));
-            (resumed, note)
+            // Stock that arrived while it waited for its new payment goes with it.
+            let mut with_arrivals = self.clone();
+            with_arrivals.shipments = resumed;
+            let arrived = if self.shipping.ship_complete {
+                Vec::new()
+            } else {
+                with_arrivals.unparcelled()
+            };
+            parcel_units(&mut with_arrivals, &arrived, &note, now);
+            (with_arrivals.shipments, note)
         };
         self.transition(
             OrderStatus::Fulfilling,
@@ -591,7 +608,13 @@ impl Order {
     /// else in a new one. Its status follows its parcels (partly shipped while one is still to
     /// leave).
     fn parcel_what_arrived(&self, now: DateTime<Utc>) -> Result<Order, FulfillmentError> {
-        let unparcelled = self.unparcelled();
+        // Only an order that ships what is there has units arrive after it reached the
+        // warehouse.
+        let unparcelled = if self.shipping.ship_complete {
+            Vec::new()
+        } else {
+            self.unparcelled()
+        };
         let in_warehouses = matches!(
             self.status,
             OrderStatus::Fulfilling
@@ -619,38 +642,7 @@ impl Order {
             locations.join(", ")
         );
         Ok(self.record(now, Some(note.clone()), |next| {
-            for location in &locations {
-                let step = FulfillmentStep {
-                    status: FulfillmentStatus::AwaitingPick,
-                    at: now,
-                    by: "system".into(),
-                    note: Some(note.clone()),
-                };
-                let waiting = next.shipments.iter().position(|s| {
-                    s.warehouse == *location && s.status == FulfillmentStatus::AwaitingPick
-                });
-                let index = match waiting {
-                    Some(index) => {
-                        next.shipments[index].steps.push(step);
-                        index
-                    }
-                    None => {
-                        let number = next.last_shipment_number() + 1;
-                        next.shipments_made = number;
-                        next.shipments.push(Fulfillment::queued(
-                            number,
-                            location,
-                            Vec::new(),
-                            Some(note.clone()),
-                            now,
-                        ));
-                        next.shipments.len() - 1
-                    }
-                };
-                for (_, sku, n) in unparcelled.iter().filter(|(l, _, _)| l == location) {
-                    add_to_lines(&mut next.shipments[index].lines, sku, *n);
-                }
-            }
+            parcel_units(next, &unparcelled, &note, now);
             next.status = next.status_of_shipments();
             OrderEvent::FulfillmentStarted
         }))
@@ -785,7 +777,8 @@ impl Order {
                     .iter()
                     .filter_map(|s| s.estimate)
                     .max_by_key(|e| e.latest);
-                let unshipped = next.shipments.iter().any(|s| !s.has_left());
+                let unshipped =
+                    next.shipments.iter().any(|s| !s.has_left()) || next.units_to_come() > 0;
                 match latest {
                     Some(latest) if !unshipped || latest.latest > next.shipping.estimate.latest => {
                         next.shipping.estimate = latest;
@@ -914,10 +907,14 @@ impl Order {
         // Units join the location's shipment still in its hands, if it has one (one that left
         // is not joined: the units make a new one).
         let open_at = |order: &Order, location: &str| {
-            order
-                .shipments
-                .iter()
-                .position(|s| s.warehouse == location && s.status.is_warehouse_work())
+            let there = |wanted: fn(&Fulfillment) -> bool| {
+                order
+                    .shipments
+                    .iter()
+                    .position(|s| s.warehouse == location && wanted(s))
+            };
+            there(|s| s.status == FulfillmentStatus::AwaitingPick)
+                .or_else(|| there(|s| s.status.is_warehouse_work()))
         };
         if let Some(there) = open_at(self, to).map(|i| &self.shipments[i]) {
             if there.status != FulfillmentStatus::AwaitingPick {
@@ -1051,6 +1048,49 @@ impl Order {
             created: None,
             stock_history: Vec::new(),
         })
+    }
+}
+
+/// Puts `units` (location, SKU, how many) into the order's parcels: with the location's
+/// shipment still awaiting its pick, else in a new one there.
+fn parcel_units(order: &mut Order, units: &[(String, Sku, u32)], note: &str, now: DateTime<Utc>) {
+    let mut locations: Vec<&str> = Vec::new();
+    for (location, _, _) in units {
+        if !locations.contains(&location.as_str()) {
+            locations.push(location);
+        }
+    }
+    for location in locations {
+        let waiting = order
+            .shipments
+            .iter()
+            .position(|s| s.warehouse == location && s.status == FulfillmentStatus::AwaitingPick);
+        let index = match waiting {
+            Some(index) => {
+                order.shipments[index].steps.push(FulfillmentStep {
+                    status: FulfillmentStatus::AwaitingPick,
+                    at: now,
+                    by: "system".into(),
+                    note: Some(note.to_owned()),
+                });
+                index
+            }
+            None => {
+                let number = order.last_shipment_number() + 1;
+                order.shipments_made = number;
+                order.shipments.push(Fulfillment::queued(
+                    number,
+                    location,
+                    Vec::new(),
+                    Some(note.to_owned()),
+                    now,
+                ));
+                order.shipments.len() - 1
+            }
+        };
+        for (_, sku, n) in units.iter().filter(|(l, _, _)| l == location) {
+            add_to_lines(&mut order.shipments[index].lines, sku, *n);
+        }
     }
 }
 
@@ -1936,6 +1976,99 @@ mod ships_what_is_there {
             .filter(|r| r.kind == PspRequestKind::Capture)
             .map(|r| r.amount.minor_units())
             .sum()
+    }
+
+    /// Stock that arrives while the location's first parcel is picked waits in a second one
+    /// there, on its own pick list; stock that arrives while a released hold keeps the order
+    /// out of the warehouse joins it when it is paid again.
+    #[tokio::test]
+    async fn arrivals_find_their_parcel_while_one_is_picked_or_the_hold_was_released() {
+        use crate::ports::OrderStore;
+        let a = Sku::parse("A").unwrap();
+        let picked = order(2).pick(1, "p", now()).unwrap();
+        let arrived = picked.fill_backorder(&a, 1, now()).unwrap();
+        let parcelled = arrived.start_fulfillment("BER-1", now()).unwrap();
+        assert_eq!(parcelled.shipments.len(), 2);
+        assert_eq!(
+            parcelled
+                .shipment_in("BER-1", FulfillmentStatus::AwaitingPick)
+                .map(|s| (s.number, s.units())),
+            Some((2, 1))
+        );
+        assert_eq!(parcelled.shipment_at("BER-1").map(|s| s.number), Some(1));
+        let store = crate::memory::InMemoryStore::default();
+        store.insert_order(parcelled.clone());
+        for (status, number) in [
+            (FulfillmentStatus::Picked, 1),
+            (FulfillmentStatus::AwaitingPick, 2),
+        ] {
+            let listed = store
+                .list_fulfillments("BER-1", status, 10, None)
+                .await
+                .unwrap()
+                .items;
+            assert_eq!(listed.len(), 1, "{status:?}");
+            assert_eq!(
+                listed[0].shipment_in("BER-1", status).map(|s| s.number),
+                Some(number)
+            );
+        }
+
+        // The PSP releases the hold: the order leaves the warehouse; a unit arrives meanwhile.
+        let released = |order: &Order| {
+            let event = PaymentEvent {
+                event_id: "released".into(),
+                kind: PaymentEventKind::VoidSucceeded,
+                amount: order.totals.total,
+                occurred_at: now() + chrono::Duration::seconds(5),
+                psp_reference: Some(format!("psp-{}", order.id)),
+                refund_id: None,
+                request_id: None,
+                reason: None,
+            };
+            match order.record_payment(&event, &PaymentPolicy::default(), now()) {
+                Ok(PaymentUpdate::Recorded(next)) => *next,
+                other => panic!("{other:?}"),
+            }
+        };
+        let held = released(&order(2));
+        assert_eq!(held.status, OrderStatus::Reserved);
+        let arrived = held.fill_backorder(&a, 1, now()).unwrap();
+        assert!(matches!(
+            arrived.start_fulfillment("BER-1", now()),
+            Err(FulfillmentError::AwaitingPayment(_))
+        ));
+        let paid_again = PaymentEvent {
+            event_id: "paid-again".into(),
+            kind: PaymentEventKind::AuthorizationSucceeded,
+            amount: arrived.totals.total,
+            occurred_at: now() + chrono::Duration::seconds(10),
+            psp_reference: Some("pi_again".into()),
+            refund_id: None,
+            request_id: None,
+            reason: None,
+        };
+        let Ok(PaymentUpdate::Recorded(paid)) =
+            arrived.record_payment(&paid_again, &PaymentPolicy::default(), now())
+        else {
+            panic!("recorded")
+        };
+        let resumed = paid.start_fulfillment("BER-1", now()).unwrap();
+        assert!(
+            resumed.unparcelled().is_empty(),
+            "{:?}",
+            resumed.unparcelled()
+        );
+        assert_eq!(
+            resumed.shipments.len(),
+            1,
+            "joined the parcel awaiting its pick"
+        );
+        assert_eq!(resumed.shipments[0].units(), 4);
+        assert_eq!(
+            crate::events::recorded_agrees_with_legacy(Some(&paid), &resumed),
+            Ok(true)
+        );
     }
 
     proptest! {
