@@ -148,7 +148,11 @@ async fn get_order<S: OrderStore, P: PaymentProvider, K: SecretSource>(
 
 /// `POST /orders/{id}/cancel` with `{"reason": "..."}`: the order's customer or an administrator
 /// calls it off before it is packed; its stock is released in the same write.
-async fn cancel<S: OrderStore + OrderTransactions, P: PaymentProvider, K: SecretSource>(
+async fn cancel<
+    S: OrderStore + OrderTransactions + InventoryStore,
+    P: PaymentProvider,
+    K: SecretSource,
+>(
     app: &App<S, P, K>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
@@ -170,7 +174,7 @@ async fn cancel<S: OrderStore + OrderTransactions, P: PaymentProvider, K: Secret
 /// are packed; their stock is released in the same write, the totals shrink and the money
 /// follows (a refund of what was taken, a smaller capture of what is held).
 async fn cancel_units<
-    S: OrderStore + OrderTransactions + LocationStore,
+    S: OrderStore + OrderTransactions + LocationStore + InventoryStore,
     P: PaymentProvider,
     K: SecretSource,
 >(

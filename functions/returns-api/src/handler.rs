@@ -249,7 +249,7 @@ async fn decide<S: OrderStore + OrderTransactions>(
 }
 
 /// `POST /returns/{id}/receive` (`oms:warehouse`): what arrived, with a disposition per line.
-async fn receive<S: OrderStore + OrderTransactions>(
+async fn receive<S: OrderStore + OrderTransactions + InventoryStore>(
     app: &App<S>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {

@@ -384,7 +384,7 @@ pub async fn adjust_stock<I: InventoryStore + OrderStore>(
         expected_on_hand,
     } = AdjustmentRequest::parse(body, locations)?;
     let (note, location) = (&note, location.as_str());
-    until_written(|| async move {
+    let product = until_written(|| async move {
         if let Some(key) = key {
             if let Some(made) = inventory.adjustment_by_key(sku, key).await? {
                 let same = made.reason == reason
@@ -446,7 +446,22 @@ pub async fn adjust_stock<I: InventoryStore + OrderStore>(
             .await;
         Attempt::of_write(written, product)
     })
-    .await
+    .await?;
+    continue_filling(inventory, &product, location, now).await;
+    Ok(product)
+}
+
+/// After a receipt's write: what it left available while orders still wait (more than its
+/// write could fill) goes to them next ([`fill_freed`]).
+async fn continue_filling<S: InventoryStore + OrderStore>(
+    store: &S,
+    written: &Product,
+    location: &str,
+    now: DateTime<Utc>,
+) {
+    if !written.backorders.waiting.is_empty() && written.stock.at(location).available() > 0 {
+        fill_freed(store, &[(written.sku.clone(), location.to_owned())], now).await;
+    }
 }
 
 /// A transfer dispatched, or the one its `Idempotency-Key` dispatched before.
@@ -515,7 +530,7 @@ pub async fn receive_transfer<I: InventoryStore + OrderStore>(
     id: &str,
     now: DateTime<Utc>,
 ) -> Result<Transfer, InventoryError> {
-    until_written(|| async move {
+    let (transfer, product) = until_written(|| async move {
         let missing = || InventoryError::TransferNotFound(id.to_owned());
         let transfer = inventory.transfer(sku, id).await?.ok_or_else(missing)?;
         let product = inventory.product(sku).await?.ok_or_else(missing)?;
@@ -524,9 +539,12 @@ pub async fn receive_transfer<I: InventoryStore + OrderStore>(
         let filled = fill_waiting(inventory, &mut step.product, &location, now).await?;
         step.adjustment.after = step.product.stock.at(&location);
         let written = inventory.save_transfer(&step, None, &filled).await;
-        Attempt::of_write(written, step.transfer)
+        Attempt::of_write(written, (step.transfer, step.product))
     })
     .await
+    .map_err(|e: InventoryError| e)?;
+    continue_filling(inventory, &product, &transfer.to, now).await;
+    Ok(transfer)
 }
 
 /// A purchase order placed, or the one its `Idempotency-Key` placed before.
@@ -606,7 +624,7 @@ pub async fn step_purchase_order<I: InventoryStore + OrderStore>(
     now: DateTime<Utc>,
 ) -> Result<PurchaseOrder, InventoryError> {
     let delivery = receipt.map(DeliveryRequest::parse).transpose()?;
-    until_written(|| async move {
+    let (order, product) = until_written(|| async move {
         let missing = || InventoryError::PurchaseNotFound(id.to_owned());
         let order = inventory
             .purchase_order(sku, id)
@@ -644,16 +662,76 @@ pub async fn step_purchase_order<I: InventoryStore + OrderStore>(
             }
         }
         let written = inventory.save_purchase_order(&step, None).await;
-        Attempt::of_write(written, step.order)
+        Attempt::of_write(written, (step.order, step.product))
     })
-    .await
+    .await?;
+    if delivery.is_some() {
+        continue_filling(inventory, &product, &order.location, now).await;
+    }
+    Ok(order)
 }
 
-/// The most waiting orders one receipt fills: each is an item of the receipt's transaction
-/// (at most 100), beside the product, its history entry, the purchase order and keys. Units
-/// beyond them stay available; a receipt filling more is a rare day, and the next receipt (or
-/// count) fills the rest first.
+/// The most waiting orders one write fills: each is an item of the receipt's transaction (at
+/// most 100), beside the product, its history entry, the purchase order and keys. A receipt
+/// that fills as many is followed at once by writes of their own for the rest
+/// ([`fill_freed`]).
 pub const MAX_FILLED_PER_RECEIPT: usize = 90;
+
+/// Stock that became free at a location without a receipt — units released by a cancellation,
+/// an expiry or units called off, a return restocked — and what a receipt left available while
+/// more orders waited than its write could fill: it goes to the waiting orders first, oldest
+/// first, in writes of its own right after the one that freed it (each the product on its
+/// version and the orders it fills). A checkout between the two writes may take a freed unit
+/// first; a follow-up that fails leaves the units available, and the next receipt or count
+/// fills the orders first. Failures are logged, never the caller's: the freeing write stands.
+pub async fn fill_freed<S: InventoryStore + OrderStore>(
+    store: &S,
+    freed: &[(Sku, String)],
+    now: DateTime<Utc>,
+) {
+    let mut seen: Vec<&(Sku, String)> = Vec::new();
+    for pair in freed {
+        if seen.contains(&pair) {
+            continue;
+        }
+        seen.push(pair);
+        let (sku, location) = pair;
+        if let Err(error) = fill_freed_at(store, sku, location, now).await {
+            tracing::warn!(%sku, location, %error, "freed stock not given to waiting orders");
+        }
+    }
+}
+
+async fn fill_freed_at<S: InventoryStore + OrderStore>(
+    store: &S,
+    sku: &Sku,
+    location: &str,
+    now: DateTime<Utc>,
+) -> Result<(), InventoryError> {
+    // A few writes at most: each fills up to a transaction's worth of orders.
+    for _ in 0..10 {
+        let filled = until_written(|| async move {
+            let Some(product) = store.product(sku).await? else {
+                return Ok(Attempt::Done(0));
+            };
+            let mut next = product.next_version(now);
+            let filled = fill_waiting(store, &mut next, location, now).await?;
+            if filled.is_empty() {
+                return Ok(Attempt::Done(0));
+            }
+            let written = store
+                .save_product_filling(&next, Some(product.version), None, &filled)
+                .await;
+            Attempt::of_write(written, filled.len())
+        })
+        .await
+        .map_err(|e: InventoryError| e)?;
+        if filled < MAX_FILLED_PER_RECEIPT {
+            break;
+        }
+    }
+    Ok(())
+}
 
 /// Gives what `product` now has available at `location` to the orders waiting for it there,
 /// oldest first ([`crate::backorder`]): each order's units become reserved (the product's
@@ -679,15 +757,22 @@ async fn fill_waiting<S: OrderStore>(
         let Some(order) = store.get(&id).await? else {
             continue;
         };
-        // Only what waits here, and only as much as is still here.
-        let here = order
-            .lines
-            .iter()
-            .filter(|l| l.sku == product.sku)
-            .flat_map(|l| &l.backorders)
+        // Only what waits here, and only as much as is still here. Orders wait at one location
+        // (the default one): if the oldest waits elsewhere, none waits here.
+        let waits = || {
+            order
+                .lines
+                .iter()
+                .filter(|l| l.sku == product.sku)
+                .flat_map(|l| &l.backorders)
+        };
+        let here = waits()
             .filter(|b| b.location == location)
             .map(|b| b.quantity.get())
             .sum::<u32>();
+        if here == 0 && filled.is_empty() && waits().any(|b| b.location != location) {
+            break;
+        }
         let units = units.min(here).min(left);
         let Some(next) = order.fill_backorder(&product.sku, units, now) else {
             continue;
@@ -1482,6 +1567,84 @@ mod tests {
             .find(|r| r.kind == PspRequestKind::Void)
             .expect("the rest of the hold released");
         assert_eq!(void.psp_reference, taken.payment.requests[0].psp_reference);
+    }
+
+    /// Stock freed without a receipt goes to the waiting orders first: a cancelled order's
+    /// units fill the order waiting for them in a write right after the cancellation's; and a
+    /// receipt for more waiting orders than one write fills goes on until all are filled.
+    #[tokio::test]
+    async fn freed_stock_and_a_big_receipt_fill_the_waiting_orders_first() {
+        use crate::app::reservation::{reserve_order, Routing};
+        use crate::order::tests::{placed, product};
+        let store = mug(2).await;
+        let body = json!({"name": "Mug", "unitPrice": {"amount": 1200, "currency": "EUR"}, "weightGrams": 350,
+            "selling": {"policy": "BACKORDER", "limit": 200}});
+        put(&store, body).await.unwrap();
+        let catalog = [product("MUG-1", 1200, 0)];
+        let start = Utc::now() - chrono::Duration::minutes(30);
+        let place = |units: u32, n: i64| {
+            let mut order = placed(json!([{"sku": "MUG-1", "quantity": units}]), &catalog);
+            let at = start + chrono::Duration::milliseconds(n * 10);
+            order.id = crate::ids::OrderId::generate(at);
+            order.created_at = at;
+            order.authorized_for_test(at)
+        };
+        let reserve = |order: crate::order::Order| {
+            let store = &store;
+            async move {
+                store.insert_order(order.clone());
+                reserve_order(store, store, Routing::demo(), &order.id, Utc::now())
+                    .await
+                    .unwrap();
+                order.id
+            }
+        };
+        let holder = reserve(place(2, 0)).await;
+        let waiting = reserve(place(1, 1)).await;
+        assert_eq!(store.get(&waiting).await.unwrap().unwrap().backordered(), 1);
+        let customer = crate::app::Caller {
+            customer_id: CustomerId::parse("customer-1").unwrap(),
+            scopes: vec![],
+        };
+        crate::app::returns::cancel_order(
+            &store,
+            &customer,
+            &holder,
+            "no".into(),
+            None,
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+        let filled = store.get(&waiting).await.unwrap().unwrap();
+        assert_eq!(
+            filled.backordered(),
+            0,
+            "the freed unit went to the waiting order"
+        );
+        let mug = store.product(&sku()).await.unwrap().unwrap();
+        assert_eq!((mug.stock.available(), mug.stock.reserved()), (1, 1));
+        assert!(mug.backorders.waiting.is_empty());
+
+        // 95 orders wait for one each; a receipt of 95 fills them all, oldest first.
+        let mut ids = Vec::new();
+        for n in 0..96 {
+            ids.push(reserve(place(1, 100 + n)).await);
+        }
+        let first = store.get(&ids[0]).await.unwrap().unwrap();
+        assert_eq!(
+            first.backordered(),
+            0,
+            "the one free unit went to the first"
+        );
+        adjust(&store, json!({"reason": "RECEIPT", "delta": 95}))
+            .await
+            .unwrap();
+        for id in &ids {
+            assert_eq!(store.get(id).await.unwrap().unwrap().backordered(), 0);
+        }
+        let mug = store.product(&sku()).await.unwrap().unwrap();
+        assert_eq!((mug.stock.available(), mug.backorders.backordered), (0, 0));
     }
 
     /// Backorders in the application: a SKU that may backorder three units takes orders past

@@ -13,10 +13,11 @@
 use chrono::{DateTime, Utc};
 
 use crate::app::caller::SCOPE_WAREHOUSE;
+use crate::app::inventory::fill_freed;
 use crate::app::locations::LocationDirectory;
 use crate::app::retry::{until_written, Attempt, Contended};
 use crate::app::Caller;
-use crate::ids::{IdempotencyKey, OrderId, ReturnId};
+use crate::ids::{IdempotencyKey, OrderId, ReturnId, Sku};
 use crate::order::cancellation::CancelError;
 use crate::order::edits::EditError;
 use crate::order::returns::policy::ReturnPolicy;
@@ -143,7 +144,7 @@ fn actor(caller: &Caller, order: &Order) -> &'static str {
 /// Cancels the order and releases its stock, if it is still the version `expected` (when the
 /// caller saw one). Cancelling a cancelled order again answers it as it is, so a client's retry
 /// succeeds.
-pub async fn cancel_order<S: OrderStore + OrderTransactions>(
+pub async fn cancel_order<S: OrderStore + OrderTransactions + InventoryStore>(
     store: &S,
     caller: &Caller,
     id: &OrderId,
@@ -152,7 +153,7 @@ pub async fn cancel_order<S: OrderStore + OrderTransactions>(
     now: DateTime<Utc>,
 ) -> Result<Order, ReturnsAppError> {
     let reason = &reason;
-    until_written(|| async move {
+    let order = until_written(|| async move {
         let order = visible_order(store, caller, id, None).await?;
         if order.status == OrderStatus::Cancelled {
             return Ok(Attempt::Done(order));
@@ -161,7 +162,28 @@ pub async fn cancel_order<S: OrderStore + OrderTransactions>(
         let change = order.cancel(reason.clone(), actor(caller, &order), now)?;
         commit(store, change).await
     })
-    .await
+    .await?;
+    // What it held goes to orders waiting for it first.
+    let every_sku: Vec<&Sku> = order.lines.iter().map(|l| &l.sku).collect();
+    fill_freed(store, &freed_by(&order, &every_sku), now).await;
+    Ok(order)
+}
+
+/// Where `order` held units of `skus`: every location its lines or shipments name.
+fn freed_by(order: &Order, skus: &[&Sku]) -> Vec<(Sku, String)> {
+    let mut locations: Vec<&str> = order.locations();
+    for shipment in &order.shipments {
+        if !locations.contains(&shipment.warehouse.as_str()) {
+            locations.push(&shipment.warehouse);
+        }
+    }
+    skus.iter()
+        .flat_map(|sku| {
+            locations
+                .iter()
+                .map(move |location| ((*sku).clone(), (*location).to_owned()))
+        })
+        .collect()
 }
 
 /// Calls off some units of some lines of the order (all of them: the order), once per
@@ -170,7 +192,7 @@ pub async fn cancel_order<S: OrderStore + OrderTransactions>(
 /// The same request again answers the order as it is; another body under the same key is
 /// refused.
 #[allow(clippy::too_many_arguments)]
-pub async fn cancel_units<S: OrderStore + OrderTransactions + LocationStore>(
+pub async fn cancel_units<S: OrderStore + OrderTransactions + LocationStore + InventoryStore>(
     store: &S,
     locations: &LocationDirectory,
     caller: &Caller,
@@ -184,7 +206,7 @@ pub async fn cancel_units<S: OrderStore + OrderTransactions + LocationStore>(
     let shipping = locations.shipping();
     let fingerprint = request.fingerprint();
     let (places, fingerprint) = (&places, &fingerprint);
-    until_written(|| async move {
+    let order = until_written(|| async move {
         let order = visible_order(store, caller, id, None).await?;
         if let Some(done) = order.unit_cancellation_for_key(key.as_str()) {
             return if &done.fingerprint == fingerprint {
@@ -216,7 +238,11 @@ pub async fn cancel_units<S: OrderStore + OrderTransactions + LocationStore>(
             order.cancel_units(request, key.as_str(), actor(caller, &order), requote, now)?;
         commit(store, change).await
     })
-    .await
+    .await?;
+    // What they held goes to orders waiting for it first.
+    let called_off: Vec<&Sku> = request.lines.iter().map(|l| &l.sku).collect();
+    fill_freed(store, &freed_by(&order, &called_off), now).await;
+    Ok(order)
 }
 
 /// Changes where or how the order ships, or adds units to it, before it is packed, once per
@@ -468,7 +494,7 @@ pub async fn decide_return<S: OrderStore + OrderTransactions>(
 /// The warehouse records what arrived, on the version of the order it saw (if it names one).
 /// The caller's scope is checked at the edge.
 #[allow(clippy::too_many_arguments)]
-pub async fn receive_return<S: OrderStore + OrderTransactions>(
+pub async fn receive_return<S: OrderStore + OrderTransactions + InventoryStore>(
     store: &S,
     policy: &ReturnPolicy,
     shipping: &ShippingPolicy,
@@ -479,10 +505,14 @@ pub async fn receive_return<S: OrderStore + OrderTransactions>(
     now: DateTime<Utc>,
 ) -> Result<(Return, Order), ReturnsAppError> {
     let by = format!("warehouse {}", caller.customer_id);
-    change_return(store, id, expected, |order| {
+    let (rma, order) = change_return(store, id, expected, |order| {
         order.receive_return(id, receipt, &by, policy, shipping, now)
     })
-    .await
+    .await?;
+    // What was restocked goes to orders waiting for it first.
+    let returned: Vec<&Sku> = rma.lines.iter().map(|l| &l.sku).collect();
+    fill_freed(store, &freed_by(&order, &returned), now).await;
+    Ok((rma, order))
 }
 
 #[cfg(test)]

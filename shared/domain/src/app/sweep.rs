@@ -81,6 +81,7 @@ pub enum SweepError {
 }
 
 /// What the sweep did to one order.
+#[derive(PartialEq, Eq)]
 enum Outcome {
     Changed,
     Unchanged,
@@ -228,12 +229,25 @@ async fn try_apply<S: OrderStore + InventoryStore + OrderTransactions>(
 ) -> Result<(), String> {
     let id = &order.id;
     let (outcome, changed) = match job {
-        Job::Expire => (
-            outcome_of(expire_one(store, policies.payment, id, now).await, |e| {
+        Job::Expire => {
+            let outcome = outcome_of(expire_one(store, policies.payment, id, now).await, |e| {
                 matches!(e, PaymentAppError::Contended)
-            })?,
-            &mut report.expired,
-        ),
+            })?;
+            // What it held goes to orders waiting for it first.
+            if outcome == Outcome::Changed {
+                let freed: Vec<_> = order
+                    .lines
+                    .iter()
+                    .flat_map(|l| {
+                        l.allocations
+                            .iter()
+                            .map(move |at| (l.sku.clone(), at.location.clone()))
+                    })
+                    .collect();
+                crate::app::inventory::fill_freed(store, &freed, now).await;
+            }
+            (outcome, &mut report.expired)
+        }
         Job::FlagPayment => (
             outcome_of(flag_one(store, policies.payment, id, now).await, |e| {
                 matches!(e, PaymentAppError::Contended)
