@@ -1002,3 +1002,58 @@ async fn an_order_that_ships_what_is_there_sends_it_ahead_and_the_rest_follows()
     let shipped = texts("oms.order.shipped");
     assert_eq!(shipped.len(), 2, "{shipped:?}");
 }
+
+/// Units a cancellation frees go to the order waiting for them first, in a write right after
+/// the cancellation's: the waiting order reaches the warehouse, and nothing is left for a new
+/// order to take ahead of it.
+#[tokio::test]
+async fn a_cancelled_orders_units_go_to_the_order_waiting_for_them() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("FREED", 2).await;
+    let admin = stack.token("staff-freed", Some("oms:admin"));
+    let put = stack
+        .put(
+            &format!("/inventory/{sku}"),
+            &admin,
+            &json!({"name": "Test FREED", "unitPrice": {"amount": 1000, "currency": "EUR"},
+                "weightGrams": 500, "selling": {"policy": "BACKORDER", "limit": 5}}),
+        )
+        .await;
+    assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
+    let holder = unique("holder");
+    let held = stack
+        .place_then_pay(&holder, &unique("key"), &[(&sku, 2)])
+        .await;
+    let held_id = held.body["orderId"].as_str().unwrap().to_owned();
+    let waiter = unique("waiter");
+    let waiting = stack
+        .place_then_pay(&waiter, &unique("key"), &[(&sku, 1)])
+        .await;
+    let waiting_id = waiting.body["orderId"].as_str().unwrap().to_owned();
+    let waits = order_until(&stack, &waiting_id, |o| {
+        o["payment"]["status"] == "AUTHORIZED"
+    })
+    .await;
+    assert_eq!(waits["hold"], "BACKORDERED", "{waits}");
+
+    let cancelled = stack
+        .post(
+            &format!("/orders/{held_id}/cancel"),
+            &stack.token(&holder, None),
+            &[],
+            json!({"reason": "changed my mind"}),
+        )
+        .await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{:?}", cancelled.body);
+    stack.wait_status(&waiter, &waiting_id, "FULFILLING").await;
+    let product = stack.get(&format!("/inventory/{sku}"), &admin).await.body;
+    assert_eq!(
+        (
+            &product["available"],
+            &product["reserved"],
+            &product["backordered"]
+        ),
+        (&json!(1), &json!(1), &json!(0)),
+        "{product}"
+    );
+}
