@@ -383,7 +383,7 @@ impl Renderer {
                     && e.added.is_empty()
                     && e.shipping_before.method == e.shipping_after.method,
                 "added": e.added.iter().map(|a| serde_json::json!({
-                    "name": a.name, "quantity": a.quantity.get(),
+                    "name": a.name, "quantity": a.quantity.get(), "backordered": a.backordered,
                     "total": money(Money::new(a.unit_price.minor_units() * i64::from(a.quantity.get()), a.unit_price.currency()).unwrap_or(a.unit_price)),
                 })).collect::<Vec<_>>(),
                 "methodBefore": e.shipping_before.method.as_str(),

@@ -708,30 +708,38 @@ async fn fill_freed_at<S: InventoryStore + OrderStore>(
     location: &str,
     now: DateTime<Utc>,
 ) -> Result<(), InventoryError> {
-    // A few writes at most: each fills up to a transaction's worth of orders.
-    for _ in 0..10 {
-        let filled = until_written(|| async move {
+    // Write after write while each fills some and more could be (stock left, orders waiting),
+    // for a few seconds at most: the caller's answer waits for it. What is left then waits for
+    // the next receipt or count, which fills the orders first.
+    let until = std::time::Instant::now() + FILLING_FOR;
+    loop {
+        let (filled, more) = until_written(|| async move {
             let Some(product) = store.product(sku).await? else {
-                return Ok(Attempt::Done(0));
+                return Ok(Attempt::Done((0, false)));
             };
             let mut next = product.next_version(now);
             let filled = fill_waiting(store, &mut next, location, now).await?;
             if filled.is_empty() {
-                return Ok(Attempt::Done(0));
+                return Ok(Attempt::Done((0, false)));
             }
+            let more =
+                !next.backorders.waiting.is_empty() && next.stock.at(location).available() > 0;
             let written = store
                 .save_product_filling(&next, Some(product.version), None, &filled)
                 .await;
-            Attempt::of_write(written, filled.len())
+            Attempt::of_write(written, (filled.len(), more))
         })
         .await
         .map_err(|e: InventoryError| e)?;
-        if filled < MAX_FILLED_PER_RECEIPT {
-            break;
+        if filled == 0 || !more || std::time::Instant::now() >= until {
+            return Ok(());
         }
     }
-    Ok(())
 }
+
+/// How long a request goes on giving freed or left-over stock to waiting orders after its own
+/// write, at most (well inside a function's timeout).
+const FILLING_FOR: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Gives what `product` now has available at `location` to the orders waiting for it there,
 /// oldest first ([`crate::backorder`]): each order's units become reserved (the product's

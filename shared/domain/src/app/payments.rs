@@ -377,10 +377,10 @@ pub(crate) async fn expire_one<S: OrderStore + OrderTransactions>(
     policy: &PaymentPolicy,
     id: &OrderId,
     now: DateTime<Utc>,
-) -> Result<bool, PaymentAppError> {
+) -> Result<Option<Vec<(crate::ids::Sku, String)>>, PaymentAppError> {
     until_written(|| async move {
         let Some(order) = store.get(id).await? else {
-            return Ok(Attempt::Done(false));
+            return Ok(Attempt::Done(None));
         };
         let change = match order.expire(policy, now) {
             Ok(change) => change,
@@ -389,10 +389,11 @@ pub(crate) async fn expire_one<S: OrderStore + OrderTransactions>(
                 | ExpireError::Paid(_)
                 | ExpireError::NotYet
                 | ExpireError::Replacement,
-            ) => return Ok(Attempt::Done(false)),
+            ) => return Ok(Attempt::Done(None)),
         };
         match store.commit(&change).await? {
-            CommitOutcome::Committed => Ok(Attempt::Done(true)),
+            // Expired: with where it made units available again.
+            CommitOutcome::Committed => Ok(Attempt::Done(Some(change.freed()))),
             // An authorization (or any change) won the race: read again and decide again.
             CommitOutcome::OrderChanged => Ok(Attempt::LostRace),
             CommitOutcome::Short(_) => unreachable!("a release takes nothing from available"),

@@ -153,37 +153,31 @@ pub async fn cancel_order<S: OrderStore + OrderTransactions + InventoryStore>(
     now: DateTime<Utc>,
 ) -> Result<Order, ReturnsAppError> {
     let reason = &reason;
-    let order = until_written(|| async move {
+    let (order, freed) = until_written(|| async move {
         let order = visible_order(store, caller, id, None).await?;
         if order.status == OrderStatus::Cancelled {
-            return Ok(Attempt::Done(order));
+            return Ok(Attempt::Done((order, Vec::new())));
         }
         let order = as_seen(order, expected)?;
         let change = order.cancel(reason.clone(), actor(caller, &order), now)?;
-        commit(store, change).await
+        commit_freeing(store, change).await
     })
     .await?;
     // What it held goes to orders waiting for it first.
-    let every_sku: Vec<&Sku> = order.lines.iter().map(|l| &l.sku).collect();
-    fill_freed(store, &freed_by(&order, &every_sku), now).await;
+    fill_freed(store, &freed, now).await;
     Ok(order)
 }
 
-/// Where `order` held units of `skus`: every location its lines or shipments name.
-fn freed_by(order: &Order, skus: &[&Sku]) -> Vec<(Sku, String)> {
-    let mut locations: Vec<&str> = order.locations();
-    for shipment in &order.shipments {
-        if !locations.contains(&shipment.warehouse.as_str()) {
-            locations.push(&shipment.warehouse);
-        }
-    }
-    skus.iter()
-        .flat_map(|sku| {
-            locations
-                .iter()
-                .map(move |location| ((*sku).clone(), (*location).to_owned()))
-        })
-        .collect()
+/// Commits `change`, answering with where it made units available again.
+async fn commit_freeing<S: OrderTransactions>(
+    store: &S,
+    change: OrderChange,
+) -> Result<Attempt<(Order, Vec<(Sku, String)>)>, ReturnsAppError> {
+    let freed = change.freed();
+    Ok(match commit(store, change).await? {
+        Attempt::Done(order) => Attempt::Done((order, freed)),
+        Attempt::LostRace => Attempt::LostRace,
+    })
 }
 
 /// Calls off some units of some lines of the order (all of them: the order), once per
@@ -206,11 +200,11 @@ pub async fn cancel_units<S: OrderStore + OrderTransactions + LocationStore + In
     let shipping = locations.shipping();
     let fingerprint = request.fingerprint();
     let (places, fingerprint) = (&places, &fingerprint);
-    let order = until_written(|| async move {
+    let (order, freed) = until_written(|| async move {
         let order = visible_order(store, caller, id, None).await?;
         if let Some(done) = order.unit_cancellation_for_key(key.as_str()) {
             return if &done.fingerprint == fingerprint {
-                Ok(Attempt::Done(order))
+                Ok(Attempt::Done((order, Vec::new())))
             } else {
                 Err(ReturnsAppError::KeyReused)
             };
@@ -221,7 +215,7 @@ pub async fn cancel_units<S: OrderStore + OrderTransactions + LocationStore + In
             .filter(|c| c.key.as_deref() == Some(key.as_str()))
         {
             return if whole.fingerprint.as_ref() == Some(fingerprint) {
-                Ok(Attempt::Done(order))
+                Ok(Attempt::Done((order, Vec::new())))
             } else {
                 Err(ReturnsAppError::KeyReused)
             };
@@ -236,12 +230,11 @@ pub async fn cancel_units<S: OrderStore + OrderTransactions + LocationStore + In
         };
         let change =
             order.cancel_units(request, key.as_str(), actor(caller, &order), requote, now)?;
-        commit(store, change).await
+        commit_freeing(store, change).await
     })
     .await?;
     // What they held goes to orders waiting for it first.
-    let called_off: Vec<&Sku> = request.lines.iter().map(|l| &l.sku).collect();
-    fill_freed(store, &freed_by(&order, &called_off), now).await;
+    fill_freed(store, &freed, now).await;
     Ok(order)
 }
 
@@ -288,7 +281,7 @@ pub async fn edit_order<S: OrderStore + OrderTransactions + LocationStore + Inve
         } else {
             store.products(skus).await?
         };
-        let change = order.edit(
+        let mut change = order.edit(
             request,
             key.as_str(),
             actor(caller, &order),
@@ -298,6 +291,41 @@ pub async fn edit_order<S: OrderStore + OrderTransactions + LocationStore + Inve
             window,
             now,
         )?;
+        // Units added past stock are promised the date of the open purchase order that brings
+        // the last of them, behind those already waiting (as at a reservation).
+        let waiting_added: Vec<(Sku, u32)> = change
+            .order
+            .edits
+            .last()
+            .filter(|e| e.key == key.as_str())
+            .map(|e| {
+                e.added
+                    .iter()
+                    .filter(|a| a.backordered > 0)
+                    .map(|a| (a.sku.clone(), a.backordered))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (sku, missing) in waiting_added {
+            let Some(product) = catalog.iter().find(|p| p.sku == sku) else {
+                continue;
+            };
+            let position = product.backorders.backordered + missing;
+            let open: Vec<_> = store
+                .purchase_orders(&sku, 100, None)
+                .await?
+                .items
+                .into_iter()
+                .filter(|po| {
+                    po.status == crate::purchase::PurchaseStatus::Open
+                        && po.location == shipping.warehouse()
+                })
+                .map(|po| (po.expected_on, po.quantity.saturating_sub(po.received)))
+                .collect();
+            if let Some(line) = change.order.lines.iter_mut().find(|l| l.sku == sku) {
+                line.promised_on = crate::backorder::promised_on(position, open);
+            }
+        }
         match store.commit(&change).await? {
             CommitOutcome::Committed => Ok(Attempt::Done(change.order)),
             CommitOutcome::OrderChanged => Ok(Attempt::LostRace),
@@ -454,7 +482,7 @@ async fn change_return<S: OrderStore + OrderTransactions>(
     id: &ReturnId,
     expected: Option<u64>,
     change: impl Fn(&Order) -> Result<OrderChange, ReturnError>,
-) -> Result<(Return, Order), ReturnsAppError> {
+) -> Result<(Return, Order, Vec<(Sku, String)>), ReturnsAppError> {
     let change = &change;
     until_written(|| async move {
         let order = store
@@ -462,10 +490,10 @@ async fn change_return<S: OrderStore + OrderTransactions>(
             .await?
             .ok_or(ReturnsAppError::NotFound("return"))?;
         let order = as_seen(order, expected)?;
-        Ok(match commit(store, change(&order)?).await? {
-            Attempt::Done(saved) => {
+        Ok(match commit_freeing(store, change(&order)?).await? {
+            Attempt::Done((saved, freed)) => {
                 let rma = saved.find_return(id).expect("the return exists").clone();
-                Attempt::Done((rma, saved))
+                Attempt::Done((rma, saved, freed))
             }
             Attempt::LostRace => Attempt::LostRace,
         })
@@ -485,10 +513,11 @@ pub async fn decide_return<S: OrderStore + OrderTransactions>(
     now: DateTime<Utc>,
 ) -> Result<(Return, Order), ReturnsAppError> {
     let by = format!("admin {}", caller.customer_id);
-    change_return(store, id, expected, |order| {
+    let (rma, order, _) = change_return(store, id, expected, |order| {
         order.decide_return(id, approved, &by, note.clone(), now)
     })
-    .await
+    .await?;
+    Ok((rma, order))
 }
 
 /// The warehouse records what arrived, on the version of the order it saw (if it names one).
@@ -505,13 +534,13 @@ pub async fn receive_return<S: OrderStore + OrderTransactions + InventoryStore>(
     now: DateTime<Utc>,
 ) -> Result<(Return, Order), ReturnsAppError> {
     let by = format!("warehouse {}", caller.customer_id);
-    let (rma, order) = change_return(store, id, expected, |order| {
+    let (rma, order, freed) = change_return(store, id, expected, |order| {
         order.receive_return(id, receipt, &by, policy, shipping, now)
     })
     .await?;
-    // What was restocked goes to orders waiting for it first.
-    let returned: Vec<&Sku> = rma.lines.iter().map(|l| &l.sku).collect();
-    fill_freed(store, &freed_by(&order, &returned), now).await;
+    // What was restocked (or an exchange's reservation released) goes to orders waiting for
+    // it first.
+    fill_freed(store, &freed, now).await;
     Ok((rma, order))
 }
 

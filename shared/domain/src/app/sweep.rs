@@ -72,6 +72,9 @@ pub struct SweepReport {
     pub failed: Vec<(OrderId, String)>,
     /// Whether a pass stopped at its budget with more to look at.
     pub more: bool,
+    /// Where expiries made units available again (per SKU and location): given to the orders
+    /// waiting for them once the passes are done, so an order the same run expires gets none.
+    pub freed: Vec<(crate::ids::Sku, String)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +84,6 @@ pub enum SweepError {
 }
 
 /// What the sweep did to one order.
-#[derive(PartialEq, Eq)]
 enum Outcome {
     Changed,
     Unchanged,
@@ -165,6 +167,10 @@ pub async fn sweep<S: OrderStore + InventoryStore + OrderTransactions>(
             }
         }
     }
+    // What the expiries freed goes to the orders still waiting for it, first.
+    report.freed.sort();
+    report.freed.dedup();
+    crate::app::inventory::fill_freed(store, &report.freed, now).await;
     // The money the sweep watches: captures the PSP has not confirmed in time, then
     // authorizations near the PSP's capture deadline.
     let watches = [
@@ -230,22 +236,18 @@ async fn try_apply<S: OrderStore + InventoryStore + OrderTransactions>(
     let id = &order.id;
     let (outcome, changed) = match job {
         Job::Expire => {
-            let outcome = outcome_of(expire_one(store, policies.payment, id, now).await, |e| {
-                matches!(e, PaymentAppError::Contended)
-            })?;
-            // What it held goes to orders waiting for it first.
-            if outcome == Outcome::Changed {
-                let freed: Vec<_> = order
-                    .lines
-                    .iter()
-                    .flat_map(|l| {
-                        l.allocations
-                            .iter()
-                            .map(move |at| (l.sku.clone(), at.location.clone()))
-                    })
-                    .collect();
-                crate::app::inventory::fill_freed(store, &freed, now).await;
-            }
+            let expired =
+                expire_one(store, policies.payment, id, now)
+                    .await
+                    .map(|freed| match freed {
+                        Some(freed) => {
+                            // What it held goes to orders waiting for it, once the passes are done.
+                            report.freed.extend(freed);
+                            true
+                        }
+                        None => false,
+                    });
+            let outcome = outcome_of(expired, |e| matches!(e, PaymentAppError::Contended))?;
             (outcome, &mut report.expired)
         }
         Job::FlagPayment => (
@@ -376,6 +378,29 @@ mod tests {
         assert_eq!(late.order.status, OrderStatus::Cancelled);
         assert_eq!(late.order.payment.requests[0].kind, PspRequestKind::Void);
         assert_eq!(available(&store).await, (7, 3), "nothing is reserved again");
+    }
+
+    /// What an expiry frees goes to the paid order waiting for it, once the passes are done.
+    #[tokio::test]
+    async fn what_an_expiry_frees_goes_to_the_order_waiting_for_it() {
+        let mut a = product("A", 1000, 2);
+        a.backorders.policy = crate::backorder::SellingPolicy::Backorder { limit: 5 };
+        let store = InMemoryStore::with_products([a]);
+        let policy = PaymentPolicy::default();
+        let unpaid = reserved(&store, 2).await;
+        let waiting = reserved(&store, 1).await;
+        authorize_when_placed(&store, &policy, &waiting).await;
+        assert_eq!(
+            store.get(&waiting.id).await.unwrap().unwrap().hold(),
+            Some("BACKORDERED")
+        );
+        let later = unpaid.created_at + Duration::minutes(31);
+        let report = sweep(&store, &policies(&policy), later, 100).await.unwrap();
+        assert_eq!(report.expired, [unpaid.id.clone()]);
+        assert_eq!(report.freed.len(), 1);
+        let filled = store.get(&waiting.id).await.unwrap().unwrap();
+        assert_eq!(filled.backordered(), 0, "the freed unit went to it");
+        assert_eq!(available(&store).await, (1, 1));
     }
 
     #[tokio::test]

@@ -149,6 +149,14 @@ pub struct AddedLine {
     pub unit_price: Money,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
+    /// Of `quantity`, how many wait for stock at `location` (the SKU's selling policy let
+    /// them); the rest are reserved there.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub backordered: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl OrderEdit {
@@ -325,13 +333,6 @@ impl Order {
                 "is the order's already: nothing to change",
             );
         }
-        // Nothing waits: there is nothing for what is in stock to go ahead of.
-        if !ship_complete && self.shipping.ship_complete && self.backordered() == 0 {
-            errors.add(
-                "shipComplete",
-                "nothing of the order waits for stock: it ships whole as it is",
-            );
-        }
         // What is in stock went ahead: it is with the warehouse and cannot wait again.
         if ship_complete && !self.shipping.ship_complete && !self.shipments.is_empty() {
             errors.add(
@@ -339,8 +340,25 @@ impl Order {
                 "what was in stock is with the warehouse already: the rest follows as it arrives",
             );
         }
-        let (lines, shipments, added, moves) =
-            self.with_added(request, catalog, &mut errors, by, now);
+        let (lines, shipments, added, moves) = self.with_added(
+            request,
+            catalog,
+            policy.warehouse(),
+            ship_complete,
+            &mut errors,
+            by,
+            now,
+        );
+        // Nothing waits, even with what is added: nothing for what is in stock to go ahead of.
+        if !ship_complete
+            && self.shipping.ship_complete
+            && lines.iter().all(|l| l.backorders.is_empty())
+        {
+            errors.add(
+                "shipComplete",
+                "nothing of the order waits for stock: it ships whole as it is",
+            );
+        }
         let country = address.country().clone();
         // Quoted on one basis before and after (each parcel from its location's zone), and
         // charged as what was charged plus the difference: a change that keeps the method and
@@ -508,10 +526,13 @@ impl Order {
     /// order not yet reserved takes them at its reservation. A SKU not on sale, or short where
     /// the order ships from, is named in `errors`.
     #[allow(clippy::type_complexity)]
+    #[allow(clippy::too_many_arguments)]
     fn with_added(
         &self,
         request: &OrderEditRequest,
         catalog: &[Product],
+        home: &str,
+        ship_complete: bool,
         errors: &mut ValidationErrors,
         by: &str,
         now: DateTime<Utc>,
@@ -568,59 +589,95 @@ impl Order {
                         .iter()
                         .any(|s| &&s.warehouse == at && s.status == FulfillmentStatus::AwaitingPick)
             };
-            let location = {
+            // Where they are reserved, and how many of them wait for stock there instead.
+            let (location, waiting) = {
                 let found = places
                     .iter()
                     .filter(open)
                     .find(|at| product.stock.at(at).available() >= units);
                 match found {
-                    Some(at) => Some(at.clone()),
+                    Some(at) => (Some(at.clone()), 0),
                     None => {
                         if !places.iter().any(|at| open(&at)) {
                             errors.add(field("sku"), "the order's parcels are picked already");
                             continue;
                         }
-                        let most = places
-                            .iter()
-                            .filter(open)
-                            .map(|at| product.stock.at(at).available())
-                            .max()
-                            .unwrap_or(0);
-                        errors.add(
-                            field("quantity"),
-                            format!(
-                                "{most} of '{}' available where the order ships from",
-                                wanted.sku
-                            ),
-                        );
-                        continue;
+                        // Past stock, as its selling policy lets an order: what the default
+                        // location has now is reserved there (before the warehouse has the
+                        // order), the rest waits there — for an order in the warehouse, only if
+                        // it ships what is there (one that ships whole would wait again).
+                        let in_warehouse = !self.shipments.is_empty();
+                        let here = if in_warehouse {
+                            0
+                        } else {
+                            product.stock.at(home).available().min(units)
+                        };
+                        let short = units - here;
+                        let today = crate::replenishment::day_of(now);
+                        let may_wait = product.backorders.room(today) >= short
+                            && self.shipping.method != ShippingMethod::InStorePickup
+                            && (!in_warehouse || !ship_complete);
+                        if !may_wait {
+                            let most = places
+                                .iter()
+                                .filter(open)
+                                .map(|at| product.stock.at(at).available())
+                                .max()
+                                .unwrap_or(0);
+                            let why = if in_warehouse
+                                && ship_complete
+                                && product.backorders.room(today) >= short
+                            {
+                                format!(
+                                    "{most} of '{}' available where the order ships from; it may wait for the rest only if the order ships what is there (shipComplete: false)",
+                                    wanted.sku
+                                )
+                            } else {
+                                format!(
+                                    "{most} of '{}' available where the order ships from",
+                                    wanted.sku
+                                )
+                            };
+                            errors.add(field("quantity"), why);
+                            continue;
+                        }
+                        (Some(home.to_owned()), short)
                     }
                 }
             };
-            if let Some(at) = &location {
+            let reserved = units - waiting;
+            if let (Some(at), true) = (&location, reserved > 0) {
                 if let Some(shipment) = shipments
                     .iter_mut()
                     .find(|s| &s.warehouse == at && s.status == FulfillmentStatus::AwaitingPick)
                 {
                     match shipment.lines.iter_mut().find(|l| l.sku == wanted.sku) {
-                        Some(line) => line.quantity = plus(line.quantity, units),
+                        Some(line) => line.quantity = plus(line.quantity, reserved),
                         None => shipment.lines.push(ShipmentLine {
                             sku: wanted.sku.clone(),
-                            quantity: wanted.quantity,
+                            quantity: Quantity::new(reserved).unwrap_or(wanted.quantity),
                         }),
                     }
                     shipment.steps.push(FulfillmentStep {
                         status: shipment.status,
                         at: now,
                         by: by.to_owned(),
-                        note: Some(format!("{units} × {} added to the order", wanted.sku)),
+                        note: Some(format!("{reserved} × {} added to the order", wanted.sku)),
                     });
                 }
                 moves.push(StockMove {
                     sku: wanted.sku.clone(),
                     location: at.clone(),
-                    quantity: wanted.quantity,
+                    quantity: Quantity::new(reserved).unwrap_or(wanted.quantity),
                     movement: StockMovement::Reserve,
+                });
+            }
+            if let (Some(at), Ok(quantity)) = (&location, Quantity::new(waiting)) {
+                moves.push(StockMove {
+                    sku: wanted.sku.clone(),
+                    location: at.clone(),
+                    quantity,
+                    movement: StockMovement::Backorder,
                 });
             }
             // More of a line is at the price it was sold at (its total stays its units times
@@ -642,26 +699,37 @@ impl Order {
                     )
                     .unwrap_or(line.line_total);
                     if let Some(at) = &location {
-                        add_at(&mut line.allocations, at, units);
+                        if reserved > 0 {
+                            add_at(&mut line.allocations, at, reserved);
+                        }
+                        if waiting > 0 {
+                            add_at(&mut line.backorders, at, waiting);
+                        }
                     }
                 }
-                None => lines.push(OrderLine {
-                    sku: wanted.sku.clone(),
-                    name: product.name.clone(),
-                    quantity: wanted.quantity,
-                    unit_price: price,
-                    line_total: line_total(units),
-                    unit_weight_grams: product.weight_grams,
-                    allocations: location
-                        .iter()
-                        .map(|at| LocationUnits {
-                            location: at.clone(),
-                            quantity: wanted.quantity,
-                        })
-                        .collect(),
-                    backorders: Vec::new(),
-                    promised_on: None,
-                }),
+                None => {
+                    let mut allocations = Vec::new();
+                    let mut backorders = Vec::new();
+                    if let Some(at) = &location {
+                        if reserved > 0 {
+                            add_at(&mut allocations, at, reserved);
+                        }
+                        if waiting > 0 {
+                            add_at(&mut backorders, at, waiting);
+                        }
+                    }
+                    lines.push(OrderLine {
+                        sku: wanted.sku.clone(),
+                        name: product.name.clone(),
+                        quantity: wanted.quantity,
+                        unit_price: price,
+                        line_total: line_total(units),
+                        unit_weight_grams: product.weight_grams,
+                        allocations,
+                        backorders,
+                        promised_on: None,
+                    })
+                }
             }
             added.push(AddedLine {
                 sku: wanted.sku.clone(),
@@ -669,6 +737,7 @@ impl Order {
                 quantity: wanted.quantity,
                 unit_price: price,
                 location,
+                backordered: waiting,
             });
         }
         if lines.len() > crate::MAX_ORDER_LINES {
@@ -715,18 +784,26 @@ impl Order {
             return None;
         }
         let (id, restore, before) = (edit.id.clone(), edit.restore.clone()?, edit.totals_before);
-        let added = edit.added.clone();
-        let moves: Vec<StockMove> = added
-            .iter()
-            .filter_map(|a| {
-                Some(StockMove {
-                    sku: a.sku.clone(),
-                    location: a.location.clone()?,
-                    quantity: a.quantity,
-                    movement: StockMovement::Release,
-                })
-            })
-            .collect();
+        let edit_added = edit.added.clone();
+        let added: Vec<AddedLine> = edit_added.iter().map(|a| self.as_it_stands(a)).collect();
+        let mut moves: Vec<StockMove> = Vec::new();
+        for a in &added {
+            let Some(at) = &a.location else { continue };
+            let held = a.quantity.get() - a.backordered;
+            for (units, movement) in [
+                (held, StockMovement::Release),
+                (a.backordered, StockMovement::ReleaseBackorder),
+            ] {
+                if let Ok(quantity) = Quantity::new(units) {
+                    moves.push(StockMove {
+                        sku: a.sku.clone(),
+                        location: at.clone(),
+                        quantity,
+                        movement,
+                    });
+                }
+            }
+        }
         let note = format!(
             "{id} undone: {} not authorized in time; shipping as before",
             edit.totals_after.total
@@ -734,8 +811,8 @@ impl Order {
         let next = self.record(now, Some(note), |next| {
             next.shipping = restore;
             next.totals = before;
-            for a in &added {
-                next.take_back(a);
+            for (now_standing, as_made) in added.iter().zip(&edit_added) {
+                next.take_back(now_standing, as_made.quantity.get() - as_made.backordered);
             }
             if let Some(edit) = next.edits.iter_mut().find(|e| e.id == id) {
                 edit.state = EditState::Undone;
@@ -759,10 +836,29 @@ impl Order {
         })
     }
 
+    /// `added` as it stands now: of the units it left waiting for stock, those stock arrived
+    /// for since are reserved (the line waits for fewer), so only the rest still waits.
+    fn as_it_stands(&self, added: &AddedLine) -> AddedLine {
+        let still: u32 = self
+            .lines
+            .iter()
+            .filter(|l| l.sku == added.sku)
+            .flat_map(|l| &l.backorders)
+            .filter(|b| Some(&b.location) == added.location.as_ref())
+            .map(|b| b.quantity.get())
+            .sum();
+        AddedLine {
+            backordered: added.backordered.min(still),
+            ..added.clone()
+        }
+    }
+
     /// Takes the units `added` by an edit back out of the lines (at the price they were added
-    /// at), their allocation and their shipment.
-    fn take_back(&mut self, added: &AddedLine) {
+    /// at), their allocation (or what still waits for stock) and, for the `parcelled` of them
+    /// that went into a parcel when they were added, their shipment.
+    fn take_back(&mut self, added: &AddedLine, parcelled: u32) {
         let units = added.quantity.get();
+        let held = units - added.backordered;
         if let Some(index) = self.lines.iter().position(|l| l.sku == added.sku) {
             let line = &mut self.lines[index];
             match Quantity::new(line.quantity.get().saturating_sub(units)) {
@@ -775,7 +871,11 @@ impl Order {
                     )
                     .unwrap_or(line.line_total);
                     if let Some(at) = &added.location {
-                        line.allocations = shrink(&line.allocations, at, units);
+                        line.allocations = shrink(&line.allocations, at, held);
+                        line.backorders = shrink(&line.backorders, at, added.backordered);
+                        if line.backorders.is_empty() {
+                            line.promised_on = None;
+                        }
                     }
                 }
                 // A line only the edit brought goes.
@@ -790,7 +890,7 @@ impl Order {
                 .iter_mut()
                 .find(|s| &s.warehouse == at && s.status == FulfillmentStatus::AwaitingPick)
             {
-                shipment.lines = shrink_shipment(&shipment.lines, &added.sku, units);
+                shipment.lines = shrink_shipment(&shipment.lines, &added.sku, parcelled);
             }
         }
     }
@@ -960,6 +1060,130 @@ mod tests {
             panic!("refused")
         };
         assert_eq!(errors.0[0].field, "shipComplete");
+    }
+
+    /// C sells past stock (up to 5 waiting), 1 in stock at BER-1.
+    fn backorderable() -> Vec<Product> {
+        let mut c = product("C", 700, 1);
+        c.backorders.policy = crate::backorder::SellingPolicy::Backorder { limit: 5 };
+        vec![c]
+    }
+
+    fn edit_from(
+        order: &Order,
+        request: &OrderEditRequest,
+        catalog: &[Product],
+    ) -> Result<OrderChange, EditError> {
+        order.edit(
+            request,
+            "k-past-stock",
+            "admin",
+            &ShippingPolicy::default_policy(),
+            |_| Some("domestic".into()),
+            catalog,
+            window(),
+            now(),
+        )
+    }
+
+    /// Items added past stock, as their SKU's policy lets: before the warehouse has the order,
+    /// what is in stock is reserved and the rest waits; in the warehouse, all of it waits, and
+    /// only if the order ships what is there. Undone unpaid, what still waits is given back, and
+    /// what stock arrived for meanwhile is released.
+    #[test]
+    fn items_added_past_stock_wait_as_their_policy_lets_and_are_undone_with_it() {
+        let three_c = adding(&[("C", 3)]);
+        // Reserved, not yet paid: one reserved, two waiting.
+        let change = edit_from(&reserved(), &three_c, &backorderable()).unwrap();
+        let c = change
+            .order
+            .lines
+            .iter()
+            .find(|l| l.sku.as_str() == "C")
+            .unwrap();
+        assert_eq!((c.quantity.get(), c.backordered()), (3, 2));
+        assert_eq!(c.allocations[0].quantity.get(), 1);
+        let movements: Vec<_> = change
+            .moves
+            .iter()
+            .map(|m| (m.movement, m.quantity.get()))
+            .collect();
+        assert_eq!(
+            movements,
+            [(StockMovement::Reserve, 1), (StockMovement::Backorder, 2)]
+        );
+        assert_eq!(change.order.edits[0].added[0].backordered, 2);
+        // Beyond the limit: refused, naming the line.
+        let Err(EditError::Fields(errors)) =
+            edit_from(&reserved(), &adding(&[("C", 7)]), &backorderable())
+        else {
+            panic!("refused")
+        };
+        assert_eq!(errors.0[0].field, "addLines[0].quantity");
+
+        // In the warehouse, shipping whole: it would have to wait again; refused, saying why.
+        let in_warehouse = fulfilling_and_authorized();
+        let Err(EditError::Fields(errors)) =
+            edit_from(&in_warehouse, &adding(&[("C", 2)]), &backorderable())
+        else {
+            panic!("refused")
+        };
+        assert!(
+            errors.0[0].message.contains("shipComplete: false"),
+            "{errors:?}"
+        );
+        // With what is there going ahead: both wait; the money held asks a new authorization.
+        let ahead = OrderEditRequest {
+            ship_complete: Some(false),
+            ..adding(&[("C", 2)])
+        };
+        let waiting = edit_from(&in_warehouse, &ahead, &backorderable())
+            .unwrap()
+            .order;
+        let c = waiting
+            .lines
+            .iter()
+            .find(|l| l.sku.as_str() == "C")
+            .unwrap();
+        assert_eq!((c.backordered(), c.allocations.len()), (2, 0));
+        assert_eq!(waiting.edits[0].state, EditState::AwaitingPayment);
+        assert!(waiting.shipments[0]
+            .lines
+            .iter()
+            .all(|l| l.sku.as_str() != "C"));
+        // Stock arrives for one meanwhile; then the payment never comes: the one still waiting
+        // is given back, the one that arrived released, the line gone.
+        let one_arrived = waiting
+            .fill_backorder(&Sku::parse("C").unwrap(), 1, now())
+            .unwrap();
+        let undone = one_arrived
+            .undo_unpaid_edit(now() + Duration::hours(1))
+            .unwrap();
+        assert!(undone.order.lines.iter().all(|l| l.sku.as_str() != "C"));
+        let movements: Vec<_> = undone
+            .moves
+            .iter()
+            .map(|m| (m.movement, m.quantity.get()))
+            .collect();
+        assert_eq!(
+            movements,
+            [
+                (StockMovement::Release, 1),
+                (StockMovement::ReleaseBackorder, 1)
+            ]
+        );
+        assert_eq!(
+            undone.order.shipments,
+            in_warehouse
+                .shipments
+                .iter()
+                .map(|s| {
+                    let mut s = s.clone();
+                    s.steps = undone.order.shipments[0].steps.clone();
+                    s
+                })
+                .collect::<Vec<_>>()
+        );
     }
 
     #[test]

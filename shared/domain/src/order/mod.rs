@@ -305,6 +305,20 @@ pub struct OrderChange {
 }
 
 impl OrderChange {
+    /// Where the change makes units available again, per SKU and location: reservations it
+    /// releases, returned units it restocks (what waiting orders may take first).
+    pub fn freed(&self) -> Vec<(Sku, String)> {
+        let mut freed: Vec<(Sku, String)> = Vec::new();
+        for m in &self.moves {
+            let frees = matches!(m.movement, StockMovement::Release | StockMovement::Restock);
+            let pair = (m.sku.clone(), m.location.clone());
+            if frees && !freed.contains(&pair) {
+                freed.push(pair);
+            }
+        }
+        freed
+    }
+
     /// A change that moves no stock and creates nothing.
     pub fn order_only(order: Order) -> Self {
         Self {
