@@ -1057,3 +1057,147 @@ async fn a_cancelled_orders_units_go_to_the_order_waiting_for_them() {
         "{product}"
     );
 }
+
+/// Staff add an item that is out of stock but sells past it to an order in the warehouse: it
+/// may wait only if the order ships what is there (refused, saying so, otherwise); with that,
+/// the edit waits for the new total's authorization, the item waits for stock promised the
+/// purchase order's date, and the delivery puts it in the parcel still awaiting its pick.
+#[tokio::test]
+async fn an_item_added_past_stock_waits_for_its_delivery_and_joins_the_parcel() {
+    let stack = Stack::connect().await;
+    let in_stock = stack.create_sku("ADDHAVE", 5).await;
+    let later = stack.create_sku("ADDLATER", 0).await;
+    let admin = stack.token("staff-add-later", Some("oms:admin"));
+    let put = stack
+        .put(
+            &format!("/inventory/{later}"),
+            &admin,
+            &json!({"name": "Test ADDLATER", "unitPrice": {"amount": 800, "currency": "EUR"},
+                "weightGrams": 300, "selling": {"policy": "BACKORDER", "limit": 5}}),
+        )
+        .await;
+    assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
+    let expected_on = (chrono::Utc::now() + chrono::Duration::days(9)).date_naive();
+    let po = stack
+        .post(
+            &format!("/inventory/{later}/purchase-orders"),
+            &admin,
+            &[("idempotency-key", &unique("po"))],
+            json!({"quantity": 4, "expectedOn": expected_on.to_string()}),
+        )
+        .await;
+    assert_eq!(po.status, StatusCode::CREATED, "{:?}", po.body);
+    let po = po.body["id"].as_str().unwrap().to_owned();
+    let (customer, id, _) = stack.order_in_warehouse(&[(&in_stock, 1)]).await;
+    let seen = stack.order_as_staff(&id).await;
+    let path = format!("/orders/{id}/edits");
+    let if_match = format!("\"v{}\"", seen["version"]);
+    let add = |ahead: bool| {
+        let mut body = json!({"addLines": [{"sku": later, "quantity": 2}], "reason": "forgotten on the phone"});
+        if ahead {
+            body["shipComplete"] = json!(false);
+        }
+        body
+    };
+    let whole = stack
+        .post(
+            &path,
+            &admin,
+            &[
+                ("idempotency-key", &unique("edit")),
+                ("if-match", &if_match),
+            ],
+            add(false),
+        )
+        .await;
+    assert_eq!(
+        whole.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{:?}",
+        whole.body
+    );
+    assert_eq!(whole.body["errors"][0]["field"], "addLines[0].quantity");
+    assert!(whole.body["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("shipComplete: false"));
+    let edited = stack
+        .post(
+            &path,
+            &admin,
+            &[
+                ("idempotency-key", &unique("edit")),
+                ("if-match", &if_match),
+            ],
+            add(true),
+        )
+        .await;
+    assert_eq!(edited.status, StatusCode::OK, "{:?}", edited.body);
+    let order = stack.order_as_staff(&id).await;
+    assert_eq!(order["hold"], "EDIT_AWAITING_PAYMENT", "{order}");
+    assert_eq!(order["edits"][0]["added"][0]["backordered"], 2);
+    let line = order["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["sku"] == later.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(line["backordered"], 2);
+    assert!(
+        line.get("allocations").is_none(),
+        "nothing of it reserved: {line}"
+    );
+    assert_eq!(line["promisedOn"], expected_on.to_string());
+    let product = stack.get(&format!("/inventory/{later}"), &admin).await.body;
+    assert_eq!(product["backordered"], 2, "{product}");
+
+    // The customer authorizes the new total under a new payment: back to the warehouse.
+    let mut body = oms_system_tests::psp_body(
+        "authorization.succeeded",
+        &id,
+        &order["totals"]["total"],
+        None,
+    );
+    body["pspReference"] = json!(format!("pi_{id}_edit"));
+    let reply = stack.psp_event(&body).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    stack.wait_status(&customer, &id, "FULFILLING").await;
+    // The delivery fills the waiting units; they get a parcel of their own.
+    let delivered = stack
+        .post(
+            &format!("/inventory/{later}/purchase-orders/{po}/receive"),
+            &admin,
+            &[],
+            json!({"quantity": 4, "expectedReceived": 0}),
+        )
+        .await;
+    assert_eq!(delivered.status, StatusCode::OK, "{:?}", delivered.body);
+    let in_parcel = |o: &Value| -> u64 {
+        o["shipments"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|s| s["lines"].as_array().cloned().unwrap_or_default())
+            .filter(|l| l["sku"] == later.as_str())
+            .map(|l| l["quantity"].as_u64().unwrap_or(0))
+            .sum()
+    };
+    let parcelled = order_until(&stack, &id, |o| in_parcel(o) > 0).await;
+    assert_eq!(in_parcel(&parcelled), 2, "{parcelled}");
+    assert_eq!(
+        parcelled["shipments"].as_array().unwrap().len(),
+        1,
+        "with the parcel still awaiting its pick"
+    );
+    let product = stack.get(&format!("/inventory/{later}"), &admin).await.body;
+    assert_eq!(
+        (
+            &product["available"],
+            &product["reserved"],
+            &product["backordered"]
+        ),
+        (&json!(2), &json!(2), &json!(0)),
+        "{product}"
+    );
+}

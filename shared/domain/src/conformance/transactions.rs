@@ -706,6 +706,14 @@ pub async fn backorders<S: OrderStore + InventoryStore + OrderTransactions>(
         .reserve_backordering(&plan(0), &[waits(1)], at + seconds(2))
         .expect("reserving");
     assert_eq!(store.reserve(&fits).await, Ok(ReserveOutcome::Reserved));
+    // Wholly waiting, it reads back with nothing reserved anywhere.
+    let read = store
+        .get(&second.id)
+        .await
+        .expect("reading")
+        .expect("the order");
+    assert!(read.lines[0].allocations.is_empty(), "{:?}", read.lines[0]);
+    assert_eq!(read.lines[0].backordered(), 1);
     let stored = stored_product(store, &a.sku).await.expect("the product");
     assert_eq!(stored.backorders.backordered, 3);
     assert_eq!(stored.backorders.room_left(), 0);

@@ -1151,6 +1151,33 @@ mod tests {
             .lines
             .iter()
             .all(|l| l.sku.as_str() != "C"));
+        // Paid: back in the warehouse; stock arrives for both; they get their parcel.
+        let paid = psp(
+            &waiting,
+            "auth-2",
+            PaymentEventKind::AuthorizationSucceeded,
+            waiting.totals.total.minor_units(),
+            "pi_2",
+        );
+        assert_eq!(paid.status, OrderStatus::Fulfilling);
+        let arrived = paid
+            .fill_backorder(&Sku::parse("C").unwrap(), 2, now())
+            .unwrap();
+        let c = arrived
+            .lines
+            .iter()
+            .find(|l| l.sku.as_str() == "C")
+            .unwrap();
+        assert_eq!((c.backordered(), c.allocations[0].quantity.get()), (0, 2));
+        let parcelled = arrived.start_fulfillment("BER-1", now()).unwrap();
+        let c_parcelled: u32 = parcelled
+            .shipments
+            .iter()
+            .flat_map(|s| &s.lines)
+            .filter(|l| l.sku.as_str() == "C")
+            .map(|l| l.quantity.get())
+            .sum();
+        assert_eq!(c_parcelled, 2);
         // Stock arrives for one meanwhile; then the payment never comes: the one still waiting
         // is given back, the one that arrived released, the line gone.
         let one_arrived = waiting

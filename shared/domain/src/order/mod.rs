@@ -1046,7 +1046,13 @@ impl Order {
                 .first()
                 .map_or(default, |f| f.warehouse.as_str())
                 .to_owned();
-            for line in self.lines.iter_mut().filter(|l| l.allocations.is_empty()) {
+            // A line wholly waiting for stock names where it waits, not where it is reserved:
+            // it is not one of these.
+            for line in self
+                .lines
+                .iter_mut()
+                .filter(|l| l.allocations.is_empty() && l.backorders.is_empty())
+            {
                 line.allocations = vec![LocationUnits {
                     location: at.clone(),
                     quantity: line.quantity,
