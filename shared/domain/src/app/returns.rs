@@ -306,11 +306,20 @@ pub async fn edit_order<S: OrderStore + OrderTransactions + LocationStore + Inve
                     .collect()
             })
             .unwrap_or_default();
-        for (sku, missing) in waiting_added {
+        for (sku, _) in waiting_added {
             let Some(product) = catalog.iter().find(|p| p.sku == sku) else {
                 continue;
             };
-            let position = product.backorders.backordered + missing;
+            // Its units wait at its place in the queue (by its placing time): behind the units
+            // of the orders placed before it, and all of its own.
+            let key = crate::backorder::waiting_key(change.order.created_at, &change.order.id);
+            let ahead: u32 = product
+                .backorders
+                .waiting
+                .range(..key)
+                .map(|(_, units)| *units)
+                .sum();
+            let position = ahead + change.order.waiting_for(&sku);
             let open: Vec<_> = store
                 .purchase_orders(&sku, 100, None)
                 .await?

@@ -349,8 +349,10 @@ impl Order {
             by,
             now,
         );
-        // Nothing waits, even with what is added: nothing for what is in stock to go ahead of.
-        if !ship_complete
+        // Nothing waits, even with what is added: nothing for what is in stock to go ahead of
+        // (said only of an edit otherwise sound).
+        if errors.is_empty()
+            && !ship_complete
             && self.shipping.ship_complete
             && lines.iter().all(|l| l.backorders.is_empty())
         {
@@ -551,6 +553,10 @@ impl Order {
         if places.is_empty() {
             places.extend(self.shipments.iter().map(|s| s.warehouse.clone()));
         }
+        // Wholly waiting for stock, it leaves from the default location.
+        if places.is_empty() {
+            places.push(home.to_owned());
+        }
         for (index, wanted) in request.add_lines.iter().enumerate() {
             let field = |name: &str| format!("addLines[{index}].{name}");
             let Some(product) = catalog.iter().find(|p| p.sku == wanted.sku && p.active) else {
@@ -607,7 +613,7 @@ impl Order {
                         // order), the rest waits there — for an order in the warehouse, only if
                         // it ships what is there (one that ships whole would wait again).
                         let in_warehouse = !self.shipments.is_empty();
-                        let here = if in_warehouse {
+                        let here = if in_warehouse && ship_complete {
                             0
                         } else {
                             product.stock.at(home).available().min(units)
@@ -624,12 +630,15 @@ impl Order {
                                 .map(|at| product.stock.at(at).available())
                                 .max()
                                 .unwrap_or(0);
-                            let why = if in_warehouse
-                                && ship_complete
-                                && product.backorders.room(today) >= short
-                            {
+                            let room = product.backorders.room(today);
+                            let why = if in_warehouse && ship_complete && room >= short {
                                 format!(
                                     "{most} of '{}' available where the order ships from; it may wait for the rest only if the order ships what is there (shipComplete: false)",
+                                    wanted.sku
+                                )
+                            } else if room > 0 {
+                                format!(
+                                    "{most} of '{}' available where the order ships from, and {room} more may wait for stock",
                                     wanted.sku
                                 )
                             } else {
@@ -1113,13 +1122,58 @@ mod tests {
             [(StockMovement::Reserve, 1), (StockMovement::Backorder, 2)]
         );
         assert_eq!(change.order.edits[0].added[0].backordered, 2);
-        // Beyond the limit: refused, naming the line.
+        // Beyond the limit: refused, naming the line and what may still wait.
         let Err(EditError::Fields(errors)) =
             edit_from(&reserved(), &adding(&[("C", 7)]), &backorderable())
         else {
             panic!("refused")
         };
+        assert_eq!(errors.0.len(), 1, "{errors:?}");
         assert_eq!(errors.0[0].field, "addLines[0].quantity");
+        assert!(
+            errors.0[0].message.contains("5 more may wait"),
+            "{errors:?}"
+        );
+        // An order wholly waiting for stock takes items too: it leaves from the default
+        // location.
+        let a = Sku::parse("A").unwrap();
+        let b = Sku::parse("B").unwrap();
+        let all_waiting = placed(
+            json!([{"sku": "A", "quantity": 2}, {"sku": "B", "quantity": 3}]),
+            &[product("A", 1000, 5), product("B", 500, 5)],
+        )
+        .reserve_backordering(
+            &crate::routing::Plan {
+                shipments: Vec::new(),
+            },
+            &[
+                crate::order::Backordered {
+                    sku: a,
+                    units: 2,
+                    location: "BER-1".into(),
+                    promised_on: None,
+                },
+                crate::order::Backordered {
+                    sku: b,
+                    units: 3,
+                    location: "BER-1".into(),
+                    promised_on: None,
+                },
+            ],
+            now(),
+        )
+        .unwrap();
+        let more = edit_from(&all_waiting, &three_c, &backorderable()).unwrap();
+        let c = more
+            .order
+            .lines
+            .iter()
+            .find(|l| l.sku.as_str() == "C")
+            .unwrap();
+        assert_eq!(
+            (c.allocations[0].location.as_str(), c.backordered()),
+            ("BER-1", 2)
+        );
 
         // In the warehouse, shipping whole: it would have to wait again; refused, saying why.
         let in_warehouse = fulfilling_and_authorized();
@@ -1137,9 +1191,25 @@ mod tests {
             ship_complete: Some(false),
             ..adding(&[("C", 2)])
         };
-        let waiting = edit_from(&in_warehouse, &ahead, &backorderable())
+        // What the default location holds is reserved there, in the parcel awaiting its pick.
+        let one_here = edit_from(&in_warehouse, &ahead, &backorderable())
             .unwrap()
             .order;
+        let c = one_here
+            .lines
+            .iter()
+            .find(|l| l.sku.as_str() == "C")
+            .unwrap();
+        assert_eq!((c.backordered(), c.allocations[0].quantity.get()), (1, 1));
+        assert!(one_here.shipments[0]
+            .lines
+            .iter()
+            .any(|l| l.sku.as_str() == "C" && l.quantity.get() == 1));
+        // None there: both wait.
+        let mut none_here = backorderable();
+        none_here[0].stock =
+            crate::stock::Stock::at_one("BER-1", crate::stock::StockLevel::new(0).unwrap());
+        let waiting = edit_from(&in_warehouse, &ahead, &none_here).unwrap().order;
         let c = waiting
             .lines
             .iter()

@@ -1058,6 +1058,17 @@ impl Order {
                     quantity: line.quantity,
                 }];
             }
+            // An earlier reading gave a wholly waiting line such a reservation of all its
+            // units, which a later write kept: it never held them. What a line holds and what it
+            // waits for never come to more than its units.
+            for line in self.lines.iter_mut().filter(|l| !l.backorders.is_empty()) {
+                let held: u32 = line.allocations.iter().map(|a| a.quantity.get()).sum();
+                let phantom =
+                    matches!(line.allocations.as_slice(), [one] if one.quantity == line.quantity);
+                if phantom && held + line.backordered() > line.quantity.get() {
+                    line.allocations.clear();
+                }
+            }
         }
         self.with_legacy_shipment_lines();
         self
@@ -1256,5 +1267,39 @@ pub(crate) mod tests {
         );
         let json = serde_json::to_string(&order).unwrap();
         assert_eq!(serde_json::from_str::<Order>(&json).unwrap(), order);
+    }
+
+    /// A wholly waiting line that an earlier reading gave a reservation of all its units, and
+    /// a later write kept, reads back holding nothing.
+    #[test]
+    fn a_waiting_line_saved_with_a_reservation_it_never_had_reads_back_without_it() {
+        let order = placed(
+            json!([{"sku": "A", "quantity": 2}]),
+            &[product("A", 100, 0)],
+        );
+        let sku = order.lines[0].sku.clone();
+        let mut waiting = order
+            .reserve_backordering(
+                &Plan {
+                    shipments: Vec::new(),
+                },
+                &[Backordered {
+                    sku,
+                    units: 2,
+                    location: "BER-1".into(),
+                    promised_on: None,
+                }],
+                Utc::now(),
+            )
+            .unwrap();
+        let read = waiting.clone().with_legacy_locations("BER-1");
+        assert!(read.lines[0].allocations.is_empty());
+        waiting.lines[0].allocations = vec![LocationUnits {
+            location: "BER-1".into(),
+            quantity: waiting.lines[0].quantity,
+        }];
+        let repaired = waiting.with_legacy_locations("BER-1");
+        assert!(repaired.lines[0].allocations.is_empty());
+        assert_eq!(repaired.lines[0].backordered(), 2);
     }
 }
