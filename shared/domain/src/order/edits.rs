@@ -153,6 +153,10 @@ pub struct AddedLine {
     /// them); the rest are reserved there.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub backordered: u32,
+    /// When the line's units already waiting were promised before the edit added more: given
+    /// back if the edit is undone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promised_before: Option<chrono::NaiveDate>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -747,6 +751,11 @@ impl Order {
                 unit_price: price,
                 location,
                 backordered: waiting,
+                promised_before: self
+                    .lines
+                    .iter()
+                    .find(|l| l.sku == wanted.sku)
+                    .and_then(|l| l.promised_on),
             });
         }
         if lines.len() > crate::MAX_ORDER_LINES {
@@ -882,8 +891,12 @@ impl Order {
                     if let Some(at) = &added.location {
                         line.allocations = shrink(&line.allocations, at, held);
                         line.backorders = shrink(&line.backorders, at, added.backordered);
+                        // What waited before an edit that made units wait keeps the promise
+                        // it had then.
                         if line.backorders.is_empty() {
                             line.promised_on = None;
+                        } else if units > parcelled {
+                            line.promised_on = added.promised_before;
                         }
                     }
                 }
@@ -1281,6 +1294,48 @@ mod tests {
                 })
                 .collect::<Vec<_>>()
         );
+    }
+
+    /// A line already waiting, promised a date, gets more units past stock; the edit is
+    /// undone unpaid: the line waits for what it waited for, promised what it was.
+    #[test]
+    fn an_undone_edit_gives_a_waiting_line_back_its_promise() {
+        let a = Sku::parse("A").unwrap();
+        let before = chrono::NaiveDate::from_ymd_opt(2026, 12, 14);
+        let mut waiting = placed(
+            json!([{"sku": "A", "quantity": 2}]),
+            &[product("A", 1000, 5)],
+        )
+        .reserve_backordering(
+            &crate::routing::Plan::one_location("BER-1", [(&a, Quantity::new(1).unwrap())]),
+            &[crate::order::Backordered {
+                sku: a.clone(),
+                units: 1,
+                location: "BER-1".into(),
+                promised_on: before,
+            }],
+            now(),
+        )
+        .unwrap();
+        waiting = psp(
+            &waiting,
+            "auth-1",
+            PaymentEventKind::AuthorizationSucceeded,
+            waiting.totals.total.minor_units(),
+            "pi_1",
+        );
+        let mut sold_out = product("A", 1000, 0);
+        sold_out.backorders.policy = crate::backorder::SellingPolicy::Backorder { limit: 5 };
+        let mut more = edit_from(&waiting, &adding(&[("A", 2)]), &[sold_out])
+            .unwrap()
+            .order;
+        assert_eq!(more.edits[0].state, EditState::AwaitingPayment);
+        assert_eq!(more.lines[0].backordered(), 3);
+        // The application dates the line by its last unit.
+        more.lines[0].promised_on = chrono::NaiveDate::from_ymd_opt(2027, 1, 20);
+        let undone = more.undo_unpaid_edit(now() + Duration::hours(1)).unwrap();
+        assert_eq!(undone.order.lines[0].backordered(), 1);
+        assert_eq!(undone.order.lines[0].promised_on, before);
     }
 
     #[test]
