@@ -816,6 +816,17 @@ async fn refused_cancellation<S: Store, K: SecretSource + 'static>(
         ReturnsAppError::Contended => text(language, "order.try-again"),
         other => return Err(Refusal::Internal(other.to_string())),
     };
+    refused_as_it_is(app, keys, visit, order, why).await
+}
+
+/// A form refused with `why` (409), on the order's page as the order is now.
+async fn refused_as_it_is<S: Store, K: SecretSource + 'static>(
+    app: &App<S, K>,
+    keys: &Keys,
+    visit: &Visit,
+    order: Order,
+    why: &str,
+) -> Result<Response, Refusal> {
     let current = app
         .store
         .get(&order.id)
@@ -831,6 +842,34 @@ async fn refused_cancellation<S: Store, K: SecretSource + 'static>(
         None,
         Some(why.to_owned()),
     ))
+}
+
+/// `request` made by the order's own customer, as `POST /orders/{id}/edits` makes it for them,
+/// on the page's `version` and once per its `key`; never waiting for a new authorization.
+async fn edit_as_customer<S: Store, K: SecretSource + 'static>(
+    app: &App<S, K>,
+    order: &Order,
+    request: &oms_domain::request::staff::OrderEditRequest,
+    key: &oms_domain::ids::IdempotencyKey,
+    version: u64,
+    now: chrono::DateTime<Utc>,
+) -> Result<Order, ReturnsAppError> {
+    let customer = Caller {
+        customer_id: order.customer_id.clone(),
+        scopes: vec![],
+    };
+    oms_domain::app::returns::edit_order(
+        &app.store,
+        &app.locations,
+        &customer,
+        &order.id,
+        request,
+        key,
+        version,
+        chrono::Duration::zero(),
+        now,
+    )
+    .await
 }
 
 /// A form that changes the order once per page shown: from this site, with the visit's CSRF
@@ -1030,24 +1069,8 @@ async fn change_address<S: Store, K: SecretSource + 'static>(
             return Ok(refused(why, order, status));
         }
     }
-    let customer = Caller {
-        customer_id: order.customer_id.clone(),
-        scopes: vec![],
-    };
-    match oms_domain::app::returns::edit_order(
-        &app.store,
-        &app.locations,
-        &customer,
-        &order.id,
-        &request,
-        &key,
-        version,
-        // Never waited on: a change that would wait for a new authorization is refused above.
-        chrono::Duration::zero(),
-        now,
-    )
-    .await
-    {
+    // Never waited on: a change that would wait for a new authorization is refused above.
+    match edit_as_customer(&app, &order, &request, &key, version, now).await {
         Ok(_) => {
             Ok(Redirect::to(&format!("{BASE}/orders/{id}?done=address-changed")).into_response())
         }
@@ -1071,44 +1094,14 @@ async fn ship_ahead<S: Store, K: SecretSource + 'static>(
         "reason": "asked by the customer on the order's page",
     }))
     .map_err(|e| Refusal::Internal(e.to_string()))?;
-    let customer = Caller {
-        customer_id: order.customer_id.clone(),
-        scopes: vec![],
-    };
-    match oms_domain::app::returns::edit_order(
-        &app.store,
-        &app.locations,
-        &customer,
-        &order.id,
-        &request,
-        &key,
-        version,
-        chrono::Duration::zero(),
-        Utc::now(),
-    )
-    .await
-    {
+    match edit_as_customer(&app, &order, &request, &key, version, Utc::now()).await {
         Ok(_) => {
             Ok(Redirect::to(&format!("{BASE}/orders/{id}?done=shipping-ahead")).into_response())
         }
         // Gone ahead already, or past changing: said so, with the order as it is now.
         Err(ReturnsAppError::Edit(_)) => {
-            let current = app
-                .store
-                .get(&order.id)
-                .await
-                .map_err(|e| Refusal::Internal(e.to_string()))?
-                .unwrap_or(order);
-            let why = text(language_of(&current), "order.ahead.too-late");
-            Ok(order_response(
-                &app.returns,
-                &keys,
-                &visit,
-                &current,
-                StatusCode::CONFLICT,
-                None,
-                Some(why.to_owned()),
-            ))
+            let why = text(language_of(&order), "order.ahead.too-late");
+            refused_as_it_is(&app, &keys, &visit, order, why).await
         }
         Err(error) => refused_cancellation(&app, &keys, &visit, order, &error).await,
     }

@@ -331,7 +331,7 @@ impl Order {
         let there = || self.shipments.iter().filter(|s| s.warehouse == location);
         there()
             .find(|s| s.status.is_warehouse_work())
-            .or_else(|| there().last())
+            .or_else(|| there().next_back())
     }
 
     /// Its shipment at `location` in `status`: a pick list's row (stock that arrived while
