@@ -829,4 +829,86 @@ mod tests {
             "answered but not documented: {undocumented:?}; documented but not a ProblemType: {unanswered:?}"
         );
     }
+    /// The request readers take an explicit `null` for an absent optional field (`Fields::get`),
+    /// so the document must call every optional field of a caller's request `nullable`: else a
+    /// client generated from it cannot send `null`, and a `null` the server accepts is one the
+    /// document calls invalid. The signed webhooks carry their senders' formats and are left out.
+    #[test]
+    fn every_optional_field_of_a_callers_request_is_nullable() {
+        use serde_yaml::Value;
+        fn walk(
+            schemas: &Value,
+            schema: &Value,
+            path: &str,
+            seen: &mut Vec<String>,
+            missing: &mut Vec<String>,
+        ) {
+            if let Some(name) = schema["$ref"].as_str() {
+                let name = name.rsplit('/').next().unwrap_or(name).to_owned();
+                if !seen.contains(&name) {
+                    seen.push(name.clone());
+                    walk(schemas, &schemas[name.as_str()], &name, seen, missing);
+                }
+                return;
+            }
+            for key in ["allOf", "oneOf", "anyOf"] {
+                for part in schema[key].as_sequence().into_iter().flatten() {
+                    walk(schemas, part, path, seen, missing);
+                }
+            }
+            let required: Vec<&str> = schema["required"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            for (name, property) in schema["properties"].as_mapping().into_iter().flatten() {
+                let name = name.as_str().unwrap_or_default();
+                if !required.contains(&name) && property["nullable"].as_bool() != Some(true) {
+                    missing.push(format!("{path}.{name}"));
+                }
+                walk(schemas, property, &format!("{path}.{name}"), seen, missing);
+            }
+            if !schema["items"].is_null() {
+                walk(
+                    schemas,
+                    &schema["items"],
+                    &format!("{path}[]"),
+                    seen,
+                    missing,
+                );
+            }
+        }
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../infra/openapi.yaml");
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let document: Value = serde_yaml::from_str(&text).expect("openapi.yaml parses");
+        let schemas = &document["components"]["schemas"];
+        let (mut seen, mut missing, mut bodies) = (Vec::new(), Vec::new(), 0);
+        for (route, item) in document["paths"].as_mapping().expect("paths") {
+            let route = route.as_str().unwrap_or_default();
+            for (method, operation) in item.as_mapping().expect("a path item") {
+                let signed = operation["parameters"]
+                    .as_sequence()
+                    .into_iter()
+                    .flatten()
+                    .any(|p| {
+                        p["name"]
+                            .as_str()
+                            .is_some_and(|n| n.ends_with("-Signature"))
+                    });
+                let body = &operation["requestBody"]["content"]["application/json"]["schema"];
+                if signed || body.is_null() {
+                    continue;
+                }
+                bodies += 1;
+                let name = format!(
+                    "{} {route}",
+                    method.as_str().unwrap_or_default().to_uppercase()
+                );
+                walk(schemas, body, &name, &mut seen, &mut missing);
+            }
+        }
+        assert!(bodies >= 15, "only {bodies} request bodies found");
+        assert!(missing.is_empty(), "optional but not nullable: {missing:?}");
+    }
 }
