@@ -792,7 +792,17 @@ async fn cancel<S: Store, K: SecretSource + 'static>(
     let Some(version) = form.version else {
         return Err(Refusal::Forbidden);
     };
-    match cancel_order(&app.store, &customer, &order.id, reason, Some(version), now).await {
+    match cancel_order(
+        &app.store,
+        &app.locations,
+        &customer,
+        &order.id,
+        reason,
+        Some(version),
+        now,
+    )
+    .await
+    {
         Ok(_) => Ok(Redirect::to(&format!("{BASE}/orders/{id}?done=cancelled")).into_response()),
         Err(error) => refused_cancellation(&app, &keys, &visit, order, &error).await,
     }

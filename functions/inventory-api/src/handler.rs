@@ -308,7 +308,7 @@ async fn dispatch<S: InventoryStore + LocationStore>(
 
 /// `POST /inventory/{sku}/transfers/{id}/receive` (`oms:admin` or `oms:warehouse`: the
 /// destination's staff): the units arrive.
-async fn receive<S: InventoryStore + OrderStore>(
+async fn receive<S: InventoryStore + OrderStore + LocationStore>(
     app: &App<S>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
@@ -323,8 +323,10 @@ async fn receive<S: InventoryStore + OrderStore>(
         |raw| Transfer::is_id(raw).then(|| raw.to_owned()).ok_or(()),
         |raw| format!("transfer {raw} does not exist"),
     )?;
+    let here = app.locations.current(&app.store).await?;
     let transfer =
-        inventory::receive_transfer(&app.store, &caller, &sku, &id, chrono::Utc::now()).await?;
+        inventory::receive_transfer(&app.store, &here, &caller, &sku, &id, chrono::Utc::now())
+            .await?;
     tracing::info!(sku = %sku, transfer = %transfer.id, "transfer received");
     Ok(json_response(StatusCode::OK, &transfer))
 }
@@ -369,7 +371,7 @@ async fn place_purchase<S: InventoryStore + LocationStore>(
 
 /// `POST /inventory/{sku}/purchase-orders/{id}/receive` (`oms:admin` or `oms:warehouse`:
 /// `{quantity}` arrived) and `…/close` (`oms:admin`: the rest will not come).
-async fn step_purchase<S: InventoryStore + OrderStore>(
+async fn step_purchase<S: InventoryStore + OrderStore + LocationStore>(
     app: &App<S>,
     request: &Request,
     receipt: bool,
@@ -395,8 +397,10 @@ async fn step_purchase<S: InventoryStore + OrderStore>(
         None
     };
     let at = chrono::Utc::now();
+    let here = app.locations.current(&app.store).await?;
     let order =
-        inventory::step_purchase_order(&app.store, &caller, &sku, &id, body.as_ref(), at).await?;
+        inventory::step_purchase_order(&app.store, &here, &caller, &sku, &id, body.as_ref(), at)
+            .await?;
     tracing::info!(sku = %sku, purchase_order = %order.id, status = order.status.as_str(), received = order.received, "purchase order step");
     Ok(json_response(StatusCode::OK, &order))
 }

@@ -149,7 +149,7 @@ async fn get_order<S: OrderStore, P: PaymentProvider, K: SecretSource>(
 /// `POST /orders/{id}/cancel` with `{"reason": "..."}`: the order's customer or an administrator
 /// calls it off before it is packed; its stock is released in the same write.
 async fn cancel<
-    S: OrderStore + OrderTransactions + InventoryStore,
+    S: OrderStore + OrderTransactions + LocationStore + InventoryStore,
     P: PaymentProvider,
     K: SecretSource,
 >(
@@ -161,7 +161,16 @@ async fn cancel<
     let body = json_body(request)?;
     let CancelRequest { reason } = CancelRequest::parse(&body).map_err(ApiError::Invalid)?;
     let seen = if_match(request)?;
-    let order = cancel_order(&app.store, &caller, &id, reason, seen, chrono::Utc::now()).await?;
+    let order = cancel_order(
+        &app.store,
+        &app.locations,
+        &caller,
+        &id,
+        reason,
+        seen,
+        chrono::Utc::now(),
+    )
+    .await?;
     tracing::info!(order_id = %order.id, "order cancelled");
     Ok(json_response(
         StatusCode::OK,

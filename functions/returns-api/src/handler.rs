@@ -10,6 +10,7 @@ use oms_adapters::http::{
     ProblemType,
 };
 use oms_domain::app::caller::{SCOPE_ADMIN, SCOPE_WAREHOUSE};
+use oms_domain::app::locations::LocationDirectory;
 use oms_domain::app::returns::{
     decide_return, get_return, pending_returns, receive_return, request_return,
 };
@@ -18,10 +19,9 @@ use oms_domain::order::refunds::Refund;
 use oms_domain::order::returns::policy::ReturnPolicy;
 use oms_domain::order::returns::{Return, ReturnStatus};
 use oms_domain::order::Order;
-use oms_domain::ports::{InventoryStore, OrderStore, OrderTransactions};
+use oms_domain::ports::{InventoryStore, LocationStore, OrderStore, OrderTransactions};
 use oms_domain::request::returns::{ReceiptRequest, ReturnRequest};
 use oms_domain::request::staff::DecisionRequest;
-use oms_domain::shipping::ShippingPolicy;
 use serde::Serialize;
 
 use oms_adapters::label;
@@ -30,7 +30,9 @@ use oms_adapters::label;
 pub struct App<S> {
     pub store: S,
     pub returns: ReturnPolicy,
-    pub shipping: ShippingPolicy,
+    /// Where stock is kept and what each location sends where, with the rate table: a refund
+    /// re-quotes shipping by it, and restocked units go to the orders that location can serve.
+    pub locations: LocationDirectory,
 }
 
 impl App<DynamoStore> {
@@ -38,13 +40,13 @@ impl App<DynamoStore> {
         Ok(App {
             store: DynamoStore::from_env()?,
             returns: config::return_policy_from_env()?,
-            shipping: config::shipping_policy_from_env()?,
+            locations: config::location_directory_from_env(&config::shipping_policy_from_env()?)?,
         })
     }
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn handle<S: OrderStore + InventoryStore + OrderTransactions>(
+pub async fn handle<S: OrderStore + InventoryStore + OrderTransactions + LocationStore>(
     app: &App<S>,
     request: Request,
 ) -> Result<Response<Body>, Error> {
@@ -249,7 +251,7 @@ async fn decide<S: OrderStore + OrderTransactions>(
 }
 
 /// `POST /returns/{id}/receive` (`oms:warehouse`): what arrived, with a disposition per line.
-async fn receive<S: OrderStore + OrderTransactions + InventoryStore>(
+async fn receive<S: OrderStore + OrderTransactions + InventoryStore + LocationStore>(
     app: &App<S>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
@@ -262,7 +264,7 @@ async fn receive<S: OrderStore + OrderTransactions + InventoryStore>(
     let (rma, order) = receive_return(
         &app.store,
         &app.returns,
-        &app.shipping,
+        &app.locations,
         &caller,
         &id,
         &receipt,
@@ -317,7 +319,7 @@ mod tests {
         App {
             store,
             returns,
-            shipping: ShippingPolicy::default_policy(),
+            locations: LocationDirectory::demo(),
         }
     }
 

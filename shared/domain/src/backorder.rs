@@ -15,12 +15,15 @@
 //! on condition that the limit is not passed; a cancellation takes its units back out in its own
 //! write. Backordered units are never available: on hand is still available + reserved.
 //!
-//! Stock that arrives at that location (a purchase order's delivery, a receipt or a count) goes
-//! to the oldest waiting orders first, in the same write as the receipt and before anything is
-//! available to new orders ([`Backorders::allocate`]): their units move from backordered to
-//! reserved, each order is written on its version, and an order with nothing left waiting goes
-//! to the warehouse and its customer is told. A count that leaves nothing available allocates
-//! nothing.
+//! Stock that arrives (a purchase order's delivery, a receipt, a count or a transfer) goes to the
+//! oldest waiting orders first, in the same write as the receipt and before anything is
+//! available to new orders: at that location, or at any other that sends the order's parcels
+//! (a second warehouse's delivery serves the queue too; the units are reserved there and leave
+//! in a parcel of their own). Their units move from backordered to reserved, each order is
+//! written on its version, and an order with nothing left waiting goes to the warehouse and its
+//! customer is told. A count that leaves nothing available allocates nothing. Stock freed
+//! without a receipt (a cancellation, an expiry, a return restocked) follows the same rule in a
+//! write right after the one that freed it.
 
 use std::collections::BTreeMap;
 
@@ -86,7 +89,7 @@ pub const MAX_BACKORDER_LIMIT: u32 = 2_000;
 pub struct Backorders {
     #[serde(default)]
     pub policy: SellingPolicy,
-    /// Units ordered and not yet in stock (at the default location).
+    /// Units ordered and not yet in stock.
     #[serde(default)]
     pub backordered: u32,
     /// Per waiting order ([`waiting_key`]), its units still waiting: the keys sort oldest first.
@@ -133,22 +136,6 @@ impl Backorders {
         }
         self.backordered = u32::try_from(i64::from(self.backordered) + change).unwrap_or(0);
     }
-
-    /// The units `arriving` goes to, oldest order first: per waiting key, how many. What is
-    /// left after every waiting order is filled stays available.
-    pub fn allocate(&self, arriving: u32) -> Vec<(String, u32)> {
-        let mut left = arriving;
-        let mut given = Vec::new();
-        for (key, units) in &self.waiting {
-            if left == 0 {
-                break;
-            }
-            let take = left.min(*units);
-            given.push((key.clone(), take));
-            left -= take;
-        }
-        given
-    }
 }
 
 /// When the `position`-th unit waiting (counted from 1, first-in first-out) is expected: the
@@ -193,7 +180,7 @@ mod tests {
     }
 
     #[test]
-    fn arriving_units_go_to_the_oldest_orders_first_and_no_further() {
+    fn the_waiting_orders_sort_oldest_first_whenever_they_were_recorded() {
         let a = OrderId::generate(DateTime::from_timestamp(1_700_000_000, 0).unwrap());
         let b = OrderId::generate(DateTime::from_timestamp(1_700_000_100, 0).unwrap());
         let mut owed = Backorders::default();
@@ -204,10 +191,12 @@ mod tests {
         );
         owed.record(&kb, 2, 2);
         owed.record(&ka, 3, 3);
-        assert_eq!(owed.allocate(4), [(ka.clone(), 3), (kb.clone(), 1)]);
-        assert_eq!(owed.allocate(2), [(ka.clone(), 2)]);
-        assert_eq!(owed.allocate(9), [(ka.clone(), 3), (kb.clone(), 2)]);
-        assert!(owed.allocate(0).is_empty());
+        let queue: Vec<_> = owed.waiting.iter().map(|(k, n)| (k.clone(), *n)).collect();
+        assert_eq!(queue, [(ka.clone(), 3), (kb.clone(), 2)]);
+        assert_eq!(owed.backordered, 5);
+        owed.record(&ka, 0, -3);
+        assert_eq!(owed.waiting.len(), 1);
+        assert_eq!(owed.backordered, 2);
         assert_eq!(order_of_key(&ka), Some(a));
     }
 

@@ -76,6 +76,9 @@ impl Location {
 pub struct Locations {
     locations: Vec<Location>,
     default: String,
+    /// The rate table the list was checked against: which destinations each location's zone
+    /// is served from.
+    shipping: ShippingPolicy,
     /// How many times staff changed the list: 0 while it is the file's.
     version: u64,
 }
@@ -157,6 +160,7 @@ impl Locations {
         Ok(Locations {
             locations,
             default,
+            shipping: shipping.clone(),
             version,
         })
     }
@@ -191,6 +195,19 @@ impl Locations {
             Some(id) => self.get(id).map(|l| l.zone.as_str()),
             None => Some(self.default_location().zone.as_str()),
         }
+    }
+
+    /// Whether location `id` can send a parcel by `method` to `country`: it ships, the method
+    /// is not a collection in store, and the rate table serves the destination from its zone.
+    pub fn sends(&self, id: &str, method: ShippingMethod, country: &CountryCode) -> bool {
+        self.get(id).is_some_and(|location| {
+            location.capabilities.ships
+                && method != ShippingMethod::InStorePickup
+                && self
+                    .shipping
+                    .parcel_cost(method, &location.zone, country, 0)
+                    .is_some()
+        })
     }
 
     /// Where stock and orders written before there were locations belong.

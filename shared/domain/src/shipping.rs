@@ -63,7 +63,7 @@ pub enum ShippingError {
     Money(#[from] MoneyError),
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 struct Zone {
     name: String,
     countries: Vec<CountryCode>,
@@ -76,7 +76,7 @@ struct TransitDays {
     max: u32,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Rate {
     method: ShippingMethod,
@@ -120,7 +120,7 @@ pub fn ship_date_with(
 }
 
 /// The business's shipping rate table, in the store's currency.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ShippingPolicy {
     currency: Currency,

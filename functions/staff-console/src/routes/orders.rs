@@ -299,6 +299,7 @@ pub(super) async fn cancel<S: Store, K: SecretSource>(
     // The store's conditional write decides whether the page's version is still the order's.
     let order = cancel_order(
         &app.store,
+        &app.locations,
         &staff.caller,
         &id,
         reason,

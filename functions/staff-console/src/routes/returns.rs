@@ -134,7 +134,7 @@ pub(super) async fn decide<S: Store, K: SecretSource>(
             receive_return(
                 &app.store,
                 &app.returns,
-                &app.shipping,
+                &app.locations,
                 &staff.caller,
                 &id,
                 &receipt,

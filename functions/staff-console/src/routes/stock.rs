@@ -295,9 +295,17 @@ pub(super) async fn step_purchase_order<S: Store, K: SecretSource>(
         _ => return Err(missing()),
     };
     let at = Utc::now();
-    let order =
-        inventory::step_purchase_order(&app.store, &staff.caller, &sku, &id, receipt.as_ref(), at)
-            .await?;
+    let here = app.locations.current(&app.store).await?;
+    let order = inventory::step_purchase_order(
+        &app.store,
+        &here,
+        &staff.caller,
+        &sku,
+        &id,
+        receipt.as_ref(),
+        at,
+    )
+    .await?;
     tracing::info!(sku = %sku, purchase_order = %id, status = order.status.as_str(), "console: purchase order step");
     Ok(done(&format!("/console/inventory/{sku}"), word))
 }
@@ -315,7 +323,8 @@ pub(super) async fn receive_transfer<S: Store, K: SecretSource>(
             "Transfer {id} does not exist."
         )));
     }
-    inventory::receive_transfer(&app.store, &staff.caller, &sku, &id, Utc::now()).await?;
+    let here = app.locations.current(&app.store).await?;
+    inventory::receive_transfer(&app.store, &here, &staff.caller, &sku, &id, Utc::now()).await?;
     tracing::info!(sku = %sku, transfer = %id, "console: transfer received");
     Ok(done(&format!("/console/inventory/{sku}"), "arrived"))
 }

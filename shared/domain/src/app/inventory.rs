@@ -426,7 +426,7 @@ pub async fn adjust_stock<I: InventoryStore + OrderStore>(
         };
         // What arrived goes to the orders waiting for it first, in the same write; the history
         // entry records the counters the write leaves.
-        let filled = fill_waiting(inventory, &mut product, location, now).await?;
+        let filled = fill_waiting(inventory, &mut product, location, locations, now).await?;
         let after = product.stock.at(location);
         let actor = caller.customer_id.as_str();
         let adjustment = StockAdjustment {
@@ -447,7 +447,7 @@ pub async fn adjust_stock<I: InventoryStore + OrderStore>(
         Attempt::of_write(written, product)
     })
     .await?;
-    continue_filling(inventory, &product, location, now).await;
+    continue_filling(inventory, &product, location, locations, now).await;
     Ok(product)
 }
 
@@ -457,10 +457,12 @@ async fn continue_filling<S: InventoryStore + OrderStore>(
     store: &S,
     written: &Product,
     location: &str,
+    locations: &Locations,
     now: DateTime<Utc>,
 ) {
     if !written.backorders.waiting.is_empty() && written.stock.at(location).available() > 0 {
-        fill_freed(store, &[(written.sku.clone(), location.to_owned())], now).await;
+        let freed = [(written.sku.clone(), location.to_owned())];
+        fill_freed(store, locations, &freed, now).await;
     }
 }
 
@@ -525,6 +527,7 @@ pub async fn dispatch_transfer<I: InventoryStore>(
 /// same write. A second receipt is refused and changes nothing.
 pub async fn receive_transfer<I: InventoryStore + OrderStore>(
     inventory: &I,
+    locations: &Locations,
     caller: &Caller,
     sku: &Sku,
     id: &str,
@@ -536,14 +539,14 @@ pub async fn receive_transfer<I: InventoryStore + OrderStore>(
         let product = inventory.product(sku).await?.ok_or_else(missing)?;
         let mut step = transfer.receive(&product, caller.customer_id.as_str(), now)?;
         let location = step.transfer.to.clone();
-        let filled = fill_waiting(inventory, &mut step.product, &location, now).await?;
+        let filled = fill_waiting(inventory, &mut step.product, &location, locations, now).await?;
         step.adjustment.after = step.product.stock.at(&location);
         let written = inventory.save_transfer(&step, None, &filled).await;
         Attempt::of_write(written, (step.transfer, step.product))
     })
     .await
     .map_err(|e: InventoryError| e)?;
-    continue_filling(inventory, &product, &transfer.to, now).await;
+    continue_filling(inventory, &product, &transfer.to, locations, now).await;
     Ok(transfer)
 }
 
@@ -617,6 +620,7 @@ pub async fn place_purchase_order<I: InventoryStore>(
 /// second is refused if the first received everything, and otherwise reads the order again.
 pub async fn step_purchase_order<I: InventoryStore + OrderStore>(
     inventory: &I,
+    locations: &Locations,
     caller: &Caller,
     sku: &Sku,
     id: &str,
@@ -655,7 +659,8 @@ pub async fn step_purchase_order<I: InventoryStore + OrderStore>(
         if delivery.is_some() {
             // The delivery goes to the orders waiting for it first, in the same write.
             let location = step.order.location.clone();
-            step.filled = fill_waiting(inventory, &mut step.product, &location, now).await?;
+            step.filled =
+                fill_waiting(inventory, &mut step.product, &location, locations, now).await?;
             let after = step.product.stock.at(&location);
             if let Some(adjustment) = step.adjustment.as_mut() {
                 adjustment.after = after;
@@ -666,7 +671,7 @@ pub async fn step_purchase_order<I: InventoryStore + OrderStore>(
     })
     .await?;
     if delivery.is_some() {
-        continue_filling(inventory, &product, &order.location, now).await;
+        continue_filling(inventory, &product, &order.location, locations, now).await;
     }
     Ok(order)
 }
@@ -686,6 +691,7 @@ pub const MAX_FILLED_PER_RECEIPT: usize = 90;
 /// fills the orders first. Failures are logged, never the caller's: the freeing write stands.
 pub async fn fill_freed<S: InventoryStore + OrderStore>(
     store: &S,
+    locations: &Locations,
     freed: &[(Sku, String)],
     now: DateTime<Utc>,
 ) {
@@ -696,7 +702,7 @@ pub async fn fill_freed<S: InventoryStore + OrderStore>(
         }
         seen.push(pair);
         let (sku, location) = pair;
-        if let Err(error) = fill_freed_at(store, sku, location, now).await {
+        if let Err(error) = fill_freed_at(store, locations, sku, location, now).await {
             tracing::warn!(%sku, location, %error, "freed stock not given to waiting orders");
         }
     }
@@ -704,6 +710,7 @@ pub async fn fill_freed<S: InventoryStore + OrderStore>(
 
 async fn fill_freed_at<S: InventoryStore + OrderStore>(
     store: &S,
+    locations: &Locations,
     sku: &Sku,
     location: &str,
     now: DateTime<Utc>,
@@ -718,7 +725,7 @@ async fn fill_freed_at<S: InventoryStore + OrderStore>(
                 return Ok(Attempt::Done((0, false)));
             };
             let mut next = product.next_version(now);
-            let filled = fill_waiting(store, &mut next, location, now).await?;
+            let filled = fill_waiting(store, &mut next, location, locations, now).await?;
             if filled.is_empty() {
                 return Ok(Attempt::Done((0, false)));
             }
@@ -741,48 +748,61 @@ async fn fill_freed_at<S: InventoryStore + OrderStore>(
 /// write, at most (well inside a function's timeout).
 const FILLING_FOR: std::time::Duration = std::time::Duration::from_secs(3);
 
-/// Gives what `product` now has available at `location` to the orders waiting for it there,
-/// oldest first ([`crate::backorder`]): each order's units become reserved (the product's
-/// counters with them) and the order is returned at its next version, to be written in the same
-/// transaction as the product. A count that leaves nothing available fills nothing.
+/// Gives what `product` now has available at `location` to the orders waiting for it, oldest
+/// first ([`crate::backorder`]): those whose units wait there, and those it can send parcels to
+/// (by their method, to their destination: [`Locations::sends`]) — stock arriving at a second
+/// warehouse serves the queue before any new order, as at the default one. Each order's units
+/// become reserved there (the product's counters with them) and the order is returned at its
+/// next version, to be written in the same transaction as the product. A count that leaves
+/// nothing available fills nothing.
 async fn fill_waiting<S: OrderStore>(
     store: &S,
     product: &mut Product,
     location: &str,
+    locations: &Locations,
     now: DateTime<Utc>,
 ) -> Result<Vec<crate::order::Order>, StoreError> {
     let available = product.stock.at(location).available();
     if available == 0 || product.backorders.waiting.is_empty() {
         return Ok(Vec::new());
     }
+    let waiting: Vec<(String, u32)> = product
+        .backorders
+        .waiting
+        .iter()
+        .map(|(key, units)| (key.clone(), *units))
+        .collect();
     let mut filled = Vec::new();
     let mut left = available;
-    let plan = product.backorders.allocate(available);
-    for (key, units) in plan.into_iter().take(MAX_FILLED_PER_RECEIPT) {
+    // Orders the location cannot serve are passed over (each a read): at most as many as one
+    // write fills, so a receipt nobody here can use stays cheap.
+    let mut passed_over = 0;
+    for (key, units) in waiting {
+        if left == 0
+            || filled.len() >= MAX_FILLED_PER_RECEIPT
+            || passed_over >= MAX_FILLED_PER_RECEIPT
+        {
+            break;
+        }
         let Some(id) = crate::backorder::order_of_key(&key) else {
             continue;
         };
         let Some(order) = store.get(&id).await? else {
             continue;
         };
-        // Only what waits here, and only as much as is still here. Orders wait at one location
-        // (the default one): if the oldest waits elsewhere, none waits here.
-        let waits = || {
-            order
-                .lines
-                .iter()
-                .filter(|l| l.sku == product.sku)
-                .flat_map(|l| &l.backorders)
-        };
-        let here = waits()
-            .filter(|b| b.location == location)
-            .map(|b| b.quantity.get())
-            .sum::<u32>();
-        if here == 0 && filled.is_empty() && waits().any(|b| b.location != location) {
-            break;
+        let waits_here = order
+            .lines
+            .iter()
+            .filter(|l| l.sku == product.sku)
+            .flat_map(|l| &l.backorders)
+            .any(|b| b.location == location);
+        let shipping = &order.shipping;
+        if !waits_here && !locations.sends(location, shipping.method, shipping.address.country()) {
+            passed_over += 1;
+            continue;
         }
-        let units = units.min(here).min(left);
-        let Some(next) = order.fill_backorder(&product.sku, units, now) else {
+        let units = units.min(order.waiting_for(&product.sku)).min(left);
+        let Some(next) = order.fill_backorder_from(&product.sku, units, location, now) else {
             continue;
         };
         let level = product.stock.at(location);
@@ -980,7 +1000,15 @@ mod tests {
     }
 
     async fn receive(store: &InMemoryStore, id: &str) -> Result<Transfer, InventoryError> {
-        receive_transfer(store, &admin(), &sku(), id, Utc::now()).await
+        receive_transfer(
+            store,
+            &Locations::default_locations(),
+            &admin(),
+            &sku(),
+            id,
+            Utc::now(),
+        )
+        .await
     }
 
     async fn available_at(store: &InMemoryStore, location: &str) -> u32 {
@@ -1196,6 +1224,7 @@ mod tests {
             async move {
                 step_purchase_order(
                     store,
+                    &Locations::default_locations(),
                     &admin(),
                     &sku(),
                     id,
@@ -1237,10 +1266,17 @@ mod tests {
 
         // Another, closed with units outstanding: no longer incoming.
         let late = order_more(&store, "po-2", body).await.unwrap();
-        let closed =
-            step_purchase_order(&store, &admin(), &sku(), &late.order.id, None, Utc::now())
-                .await
-                .unwrap();
+        let closed = step_purchase_order(
+            &store,
+            &Locations::default_locations(),
+            &admin(),
+            &sku(),
+            &late.order.id,
+            None,
+            Utc::now(),
+        )
+        .await
+        .unwrap();
         assert_eq!(closed.status, crate::purchase::PurchaseStatus::Closed);
         assert_eq!(get(&store).await.incoming, Some(0));
         assert!(matches!(
@@ -1272,46 +1308,51 @@ mod tests {
         assert_eq!((view.incoming, at(&view, "AMS-1")), (Some(0), Some(0)));
     }
 
-    /// Units arriving by transfer where an order waits for them fill it in the transfer's write;
-    /// arriving elsewhere, they fill nothing.
+    /// Units arriving where an order waits for them, or at another location that sends its
+    /// parcels, fill it in the write that brings them; arriving at a store that sends no
+    /// parcels, they fill nothing until a transfer brings them on.
     #[tokio::test]
-    async fn a_transfer_arriving_where_an_order_waits_fills_it_in_its_own_write() {
+    async fn stock_arriving_where_it_can_be_sent_fills_the_waiting_order_in_its_own_write() {
         use crate::app::reservation::{reserve_order, ReservationResult, Routing};
         use crate::order::tests::{placed, product};
         let store = mug(0).await;
         let body = json!({"name": "Mug", "unitPrice": {"amount": 1200, "currency": "EUR"}, "weightGrams": 350,
             "selling": {"policy": "BACKORDER", "limit": 5}});
         put(&store, body).await.unwrap();
-        let order = placed(
-            json!([{"sku": "MUG-1", "quantity": 2}]),
-            &[product("MUG-1", 1200, 0)],
-        )
-        .authorized_for_test(Utc::now());
-        store.insert_order(order.clone());
-        let reserved = reserve_order(&store, &store, Routing::demo(), &order.id, Utc::now())
+        let waiting = |n: u32| {
+            let order = placed(
+                json!([{"sku": "MUG-1", "quantity": n}]),
+                &[product("MUG-1", 1200, 0)],
+            )
+            .authorized_for_test(Utc::now());
+            store.insert_order(order.clone());
+            order
+        };
+        let first = waiting(2);
+        let reserved = reserve_order(&store, &store, Routing::demo(), &first.id, Utc::now())
             .await
             .unwrap();
         assert_eq!(reserved, ReservationResult::Reserved);
         assert_eq!(
-            store.get(&order.id).await.unwrap().unwrap().backordered(),
+            store.get(&first.id).await.unwrap().unwrap().backordered(),
             2
         );
-        // Two arrive in Amsterdam: the order waits in Berlin, so they fill nothing there.
+        // Two arrive at the store, which sends no parcels: the order still waits.
         adjust(
             &store,
-            json!({"reason": "RECEIPT", "delta": 2, "location": "AMS-1"}),
+            json!({"reason": "RECEIPT", "delta": 2, "location": "BER-STORE-1"}),
         )
         .await
         .unwrap();
         assert_eq!(
-            store.get(&order.id).await.unwrap().unwrap().backordered(),
+            store.get(&first.id).await.unwrap().unwrap().backordered(),
             2
         );
-        // Sent to Berlin: their arrival fills the order in the transfer's write.
-        let body = json!({"from": "AMS-1", "to": "BER-1", "quantity": 2});
+        // Sent on to Berlin: their arrival fills the order in the transfer's write.
+        let body = json!({"from": "BER-STORE-1", "to": "BER-1", "quantity": 2});
         let sent = dispatch(&store, "t-fill", body).await.unwrap().transfer;
         receive(&store, &sent.id).await.unwrap();
-        let filled = store.get(&order.id).await.unwrap().unwrap();
+        let filled = store.get(&first.id).await.unwrap().unwrap();
         assert_eq!(filled.backordered(), 0);
         assert_eq!(
             filled.last_change.as_ref().unwrap().event,
@@ -1324,6 +1365,33 @@ mod tests {
         // The history records what the write left.
         let history = store.adjustments(&sku(), 1, None).await.unwrap().items;
         assert_eq!(history[0].after.reserved(), 2);
+
+        // A second order waits in Berlin; a receipt in Amsterdam, which sends its parcels too,
+        // fills it there before anything is available to a new order.
+        let second = waiting(3);
+        reserve_order(&store, &store, Routing::demo(), &second.id, Utc::now())
+            .await
+            .unwrap();
+        adjust(
+            &store,
+            json!({"reason": "RECEIPT", "delta": 4, "location": "AMS-1"}),
+        )
+        .await
+        .unwrap();
+        let filled = store.get(&second.id).await.unwrap().unwrap();
+        assert_eq!(filled.backordered(), 0);
+        assert_eq!(filled.locations(), ["AMS-1"]);
+        assert_eq!(filled.hold(), None, "it goes to the warehouse");
+        let change = filled.last_change.as_ref().unwrap();
+        assert_eq!(
+            change.event,
+            crate::order::history::OrderEvent::BackorderFilled
+        );
+        let mug = store.product(&sku()).await.unwrap().unwrap();
+        let amsterdam = mug.stock.at("AMS-1");
+        assert_eq!((amsterdam.available(), amsterdam.reserved()), (1, 3));
+        assert_eq!(mug.backorders.backordered, 0);
+        assert!(mug.backorders.waiting.is_empty());
     }
 
     /// An order that ships what is there: its units in stock go to the warehouse at once and
@@ -1616,6 +1684,7 @@ mod tests {
         };
         crate::app::returns::cancel_order(
             &store,
+            &crate::app::locations::LocationDirectory::demo(),
             &customer,
             &holder,
             "no".into(),
@@ -1767,6 +1836,7 @@ mod tests {
         // other order's units move.
         let cancelled = crate::app::returns::cancel_order(
             &store,
+            &crate::app::locations::LocationDirectory::demo(),
             &admin(),
             &second.id,
             "changed my mind".into(),

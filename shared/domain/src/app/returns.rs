@@ -29,7 +29,6 @@ use crate::ports::{
 };
 use crate::request::returns::{ReceiptRequest, ReturnRequest};
 use crate::request::staff::{OrderEditRequest, UnitCancelRequest};
-use crate::shipping::ShippingPolicy;
 use crate::stock::Product;
 use crate::validation::ValidationErrors;
 
@@ -144,8 +143,9 @@ fn actor(caller: &Caller, order: &Order) -> &'static str {
 /// Cancels the order and releases its stock, if it is still the version `expected` (when the
 /// caller saw one). Cancelling a cancelled order again answers it as it is, so a client's retry
 /// succeeds.
-pub async fn cancel_order<S: OrderStore + OrderTransactions + InventoryStore>(
+pub async fn cancel_order<S: OrderStore + OrderTransactions + LocationStore + InventoryStore>(
     store: &S,
+    locations: &LocationDirectory,
     caller: &Caller,
     id: &OrderId,
     reason: String,
@@ -164,8 +164,25 @@ pub async fn cancel_order<S: OrderStore + OrderTransactions + InventoryStore>(
     })
     .await?;
     // What it held goes to orders waiting for it first.
-    fill_freed(store, &freed, now).await;
+    give_freed(store, locations, &freed, now).await;
     Ok(order)
+}
+
+/// What a write made available again goes to the orders waiting for it first, in writes right
+/// after it ([`fill_freed`]); a failure is logged, never the caller's: the freeing write stands.
+async fn give_freed<S: OrderStore + LocationStore + InventoryStore>(
+    store: &S,
+    locations: &LocationDirectory,
+    freed: &[(Sku, String)],
+    now: DateTime<Utc>,
+) {
+    if freed.is_empty() {
+        return;
+    }
+    match locations.current(store).await {
+        Ok(places) => fill_freed(store, &places, freed, now).await,
+        Err(error) => tracing::warn!(%error, "freed stock not given to waiting orders"),
+    }
 }
 
 /// Commits `change`, answering with where it made units available again.
@@ -234,7 +251,7 @@ pub async fn cancel_units<S: OrderStore + OrderTransactions + LocationStore + In
     })
     .await?;
     // What they held goes to orders waiting for it first.
-    fill_freed(store, &freed, now).await;
+    fill_freed(store, places, &freed, now).await;
     Ok(order)
 }
 
@@ -532,10 +549,10 @@ pub async fn decide_return<S: OrderStore + OrderTransactions>(
 /// The warehouse records what arrived, on the version of the order it saw (if it names one).
 /// The caller's scope is checked at the edge.
 #[allow(clippy::too_many_arguments)]
-pub async fn receive_return<S: OrderStore + OrderTransactions + InventoryStore>(
+pub async fn receive_return<S: OrderStore + OrderTransactions + LocationStore + InventoryStore>(
     store: &S,
     policy: &ReturnPolicy,
-    shipping: &ShippingPolicy,
+    locations: &LocationDirectory,
     caller: &Caller,
     id: &ReturnId,
     receipt: &ReceiptRequest,
@@ -543,13 +560,14 @@ pub async fn receive_return<S: OrderStore + OrderTransactions + InventoryStore>(
     now: DateTime<Utc>,
 ) -> Result<(Return, Order), ReturnsAppError> {
     let by = format!("warehouse {}", caller.customer_id);
+    let shipping = locations.shipping();
     let (rma, order, freed) = change_return(store, id, expected, |order| {
         order.receive_return(id, receipt, &by, policy, shipping, now)
     })
     .await?;
     // What was restocked (or an exchange's reservation released) goes to orders waiting for
     // it first.
-    fill_freed(store, &freed, now).await;
+    give_freed(store, locations, &freed, now).await;
     Ok((rma, order))
 }
 
@@ -645,6 +663,7 @@ mod tests {
 
         let cancelled = cancel_order(
             &store,
+            &LocationDirectory::demo(),
             &customer(),
             &order.id,
             "changed my mind".into(),
@@ -660,6 +679,7 @@ mod tests {
         // A retry answers the cancelled order and releases nothing twice.
         let again = cancel_order(
             &store,
+            &LocationDirectory::demo(),
             &customer(),
             &order.id,
             "again".into(),
@@ -686,6 +706,7 @@ mod tests {
         });
         let refused = cancel_order(
             &store,
+            &LocationDirectory::demo(),
             &customer(),
             &order.id,
             "changed my mind".into(),
@@ -705,9 +726,17 @@ mod tests {
         );
         assert_eq!(stock(&store, "A").await, (3, 2), "nothing was released");
         // Without a version seen, the caller takes the order as it is.
-        let cancelled = cancel_order(&store, &customer(), &order.id, "x".into(), None, Utc::now())
-            .await
-            .unwrap();
+        let cancelled = cancel_order(
+            &store,
+            &LocationDirectory::demo(),
+            &customer(),
+            &order.id,
+            "x".into(),
+            None,
+            Utc::now(),
+        )
+        .await
+        .unwrap();
         assert_eq!(cancelled.status, OrderStatus::Cancelled);
     }
 
@@ -718,6 +747,7 @@ mod tests {
         store.insert_order(order.clone());
         cancel_order(
             &store,
+            &LocationDirectory::demo(),
             &customer(),
             &order.id,
             "oops".into(),
@@ -747,6 +777,7 @@ mod tests {
         let order = delivered(&store, json!([{"sku": "A", "quantity": 1}]), 1).await;
         let error = cancel_order(
             &store,
+            &LocationDirectory::demo(),
             &customer(),
             &order.id,
             "late".into(),
@@ -766,7 +797,16 @@ mod tests {
             scopes: vec![],
         };
         assert!(matches!(
-            cancel_order(&store, &stranger, &order.id, "x".into(), None, Utc::now()).await,
+            cancel_order(
+                &store,
+                &LocationDirectory::demo(),
+                &stranger,
+                &order.id,
+                "x".into(),
+                None,
+                Utc::now()
+            )
+            .await,
             Err(ReturnsAppError::NotFound(_))
         ));
     }
@@ -805,7 +845,7 @@ mod tests {
         let (received, _) = receive_return(
             &store,
             &ReturnPolicy::default_policy(),
-            &crate::shipping::ShippingPolicy::default_policy(),
+            &LocationDirectory::demo(),
             &staff(SCOPE_WAREHOUSE),
             &requested.rma.return_id,
             &receipt(json!([
@@ -840,7 +880,7 @@ mod tests {
         let again = receive_return(
             &store,
             &ReturnPolicy::default_policy(),
-            &crate::shipping::ShippingPolicy::default_policy(),
+            &LocationDirectory::demo(),
             &staff(SCOPE_WAREHOUSE),
             &requested.rma.return_id,
             &receipt(json!([{"sku": "A", "quantity": 1, "disposition": "RESTOCK"}])),
@@ -1068,7 +1108,7 @@ mod tests {
         let (received, _) = receive_return(
             &store,
             &policy,
-            &crate::shipping::ShippingPolicy::default_policy(),
+            &LocationDirectory::demo(),
             &staff(SCOPE_WAREHOUSE),
             &id,
             &receipt(json!([{"sku": "A", "quantity": 1, "disposition": "RESTOCK"}])),
@@ -1124,7 +1164,7 @@ mod tests {
         let (received, _) = receive_return(
             &store,
             &policy,
-            &crate::shipping::ShippingPolicy::default_policy(),
+            &LocationDirectory::demo(),
             &staff(SCOPE_WAREHOUSE),
             &requested.rma.return_id,
             &receipt(json!([

@@ -170,7 +170,7 @@ pub async fn sweep<S: OrderStore + InventoryStore + OrderTransactions>(
     // What the expiries freed goes to the orders still waiting for it, first.
     report.freed.sort();
     report.freed.dedup();
-    crate::app::inventory::fill_freed(store, &report.freed, now).await;
+    crate::app::inventory::fill_freed(store, policies.locations, &report.freed, now).await;
     // The money the sweep watches: captures the PSP has not confirmed in time, then
     // authorizations near the PSP's capture deadline.
     let watches = [

@@ -959,17 +959,37 @@ impl Order {
         }
     }
 
-    /// Stock arrived for `units` of its backordered `sku` (where they wait): they become
-    /// reserved there. Once nothing waits — or at once for an order that ships what is there —
+    /// Stock arrived for `units` of its backordered `sku` where they wait: they become
+    /// reserved there ([`Order::fill_backorder_from`]).
+    pub fn fill_backorder(&self, sku: &Sku, units: u32, now: DateTime<Utc>) -> Option<Order> {
+        let line = self.lines.iter().position(|l| &l.sku == sku)?;
+        let at = self.lines[line].backorders.first()?.location.clone();
+        self.fill_backorder_from(sku, units, &at, now)
+    }
+
+    /// Stock arrived at `from` for `units` of its backordered `sku`: they become reserved there
+    /// (where they waited, or another location that sends the order's parcels, whose parcel
+    /// they join). Once nothing waits — or at once for an order that ships what is there —
     /// the order goes to the warehouse with them (its event says the backorder is filled, the
     /// customer is told, and the fulfillment queue makes their parcel). `None` if the line
     /// waits for fewer.
-    pub fn fill_backorder(&self, sku: &Sku, units: u32, now: DateTime<Utc>) -> Option<Order> {
+    pub fn fill_backorder_from(
+        &self,
+        sku: &Sku,
+        units: u32,
+        from: &str,
+        now: DateTime<Utc>,
+    ) -> Option<Order> {
         let line = self.lines.iter().position(|l| &l.sku == sku)?;
         if units == 0 || self.lines[line].backordered() < units {
             return None;
         }
-        let note = format!("stock arrived for {units} × {sku}");
+        let waited_at = self.lines[line].backorders.first()?.location.as_str();
+        let note = if waited_at == from {
+            format!("stock arrived for {units} × {sku}")
+        } else {
+            format!("stock arrived for {units} × {sku} at {from}")
+        };
         Some(self.record(now, Some(note), |next| {
             let line = &mut next.lines[line];
             let mut left = units;
@@ -978,17 +998,13 @@ impl Order {
                 let take = left.min(at.quantity.get());
                 left -= take;
                 if let Ok(quantity) = Quantity::new(take) {
-                    match line
-                        .allocations
-                        .iter_mut()
-                        .find(|a| a.location == at.location)
-                    {
+                    match line.allocations.iter_mut().find(|a| a.location == from) {
                         Some(there) => {
                             there.quantity = Quantity::new(there.quantity.get() + take)
                                 .unwrap_or(there.quantity);
                         }
                         None => line.allocations.push(LocationUnits {
-                            location: at.location.clone(),
+                            location: from.to_owned(),
                             quantity,
                         }),
                     }
