@@ -668,8 +668,9 @@ async fn backorders_are_taken_up_to_the_limit_and_a_delivery_fills_the_oldest_fi
     );
 }
 
-/// Stock that arrives in Berlin by transfer goes to the order waiting there first, in the
-/// transfer's own write: the order reaches the warehouse, and the counters balance.
+/// Stock that arrives at a store, which sends no parcels, fills no waiting order; sent on to
+/// Berlin by transfer, it goes to the order waiting there first, in the transfer's own write:
+/// the order reaches the warehouse, and the counters balance.
 #[tokio::test]
 async fn a_transfer_arriving_where_an_order_waits_fills_it_first() {
     let stack = Stack::connect().await;
@@ -691,15 +692,16 @@ async fn a_transfer_arriving_where_an_order_waits_fills_it_first() {
     let id = placed.body["orderId"].as_str().unwrap().to_owned();
     let waiting = stack.wait_decided(&customer, &id).await;
     assert_eq!(waiting["hold"], "BACKORDERED", "{waiting}");
-    // Two arrive in Amsterdam (the order waits in Berlin), then travel to Berlin.
-    stack.receive_at(&sku, "AMS-1", 2).await;
+    // Two arrive at the Berlin store (it hands orders over, sends no parcels), then travel to
+    // the warehouse.
+    stack.receive_at(&sku, "BER-STORE-1", 2).await;
     assert_eq!(stack.order_as_staff(&id).await["hold"], "BACKORDERED");
     let sent = stack
         .post(
             &format!("/inventory/{sku}/transfers"),
             &admin,
             &[("idempotency-key", &unique("send"))],
-            json!({"from": "AMS-1", "to": "BER-1", "quantity": 2}),
+            json!({"from": "BER-STORE-1", "to": "BER-1", "quantity": 2}),
         )
         .await;
     assert_eq!(sent.status, StatusCode::CREATED, "{:?}", sent.body);
@@ -718,6 +720,151 @@ async fn a_transfer_arriving_where_an_order_waits_fills_it_first() {
     assert_eq!(product["backordered"], 0, "{product}");
     assert_eq!(product["available"], 0, "{product}");
     assert_eq!(product["reserved"], 2, "{product}");
+}
+
+/// A delivery to the second warehouse serves the orders waiting for the SKU before any new
+/// order: the oldest is filled there, in the delivery's write, and leaves from there; an order
+/// placed while the delivery was on its way is promised its date. Counters balance at both.
+#[tokio::test]
+async fn a_delivery_to_the_second_warehouse_fills_the_waiting_order_there() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("SECOND-WH", 0).await;
+    let admin = stack.token("staff-second-warehouse", Some("oms:admin"));
+    let put = stack
+        .put(
+            &format!("/inventory/{sku}"),
+            &admin,
+            &json!({"name": "Test SECOND-WH", "unitPrice": {"amount": 1000, "currency": "EUR"},
+                "weightGrams": 500, "selling": {"policy": "BACKORDER", "limit": 5}}),
+        )
+        .await;
+    assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
+    let first_customer = unique("waits");
+    let inbox = Probe::subscribe(
+        &stack,
+        "CustomerNotificationsTopic",
+        Some(json!({"customerId": [first_customer.as_str()], "channel": ["email"]})),
+    )
+    .await;
+    let first = stack
+        .place_then_pay(&first_customer, &unique("key"), &[(&sku, 2)])
+        .await;
+    let first = first.body["orderId"].as_str().unwrap().to_owned();
+    let waiting = stack.wait_decided(&first_customer, &first).await;
+    assert_eq!(waiting["hold"], "BACKORDERED", "{waiting}");
+
+    // Three are ordered for Amsterdam; an order placed now is promised their date.
+    let expected_on = (chrono::Utc::now() + chrono::Duration::days(6)).date_naive();
+    let po = stack
+        .post(
+            &format!("/inventory/{sku}/purchase-orders"),
+            &admin,
+            &[("idempotency-key", &unique("po"))],
+            json!({"quantity": 3, "expectedOn": expected_on.to_string(), "location": "AMS-1"}),
+        )
+        .await;
+    assert_eq!(po.status, StatusCode::CREATED, "{:?}", po.body);
+    let po = po.body["id"].as_str().unwrap().to_owned();
+    let second_customer = unique("waits");
+    let second = stack
+        .place_then_pay(&second_customer, &unique("key"), &[(&sku, 1)])
+        .await;
+    let second = second.body["orderId"].as_str().unwrap().to_owned();
+    let promised = stack.wait_decided(&second_customer, &second).await;
+    assert_eq!(promised["hold"], "BACKORDERED", "{promised}");
+    assert_eq!(
+        promised["lines"][0]["promisedOn"],
+        expected_on.to_string(),
+        "promised the Amsterdam delivery's date: {promised}"
+    );
+
+    // Two of the three arrive: the oldest order's two, in the delivery's own write.
+    let delivered = stack
+        .post(
+            &format!("/inventory/{sku}/purchase-orders/{po}/receive"),
+            &stack.token("warehouse-ams", Some("oms:warehouse")),
+            &[],
+            json!({"quantity": 2, "expectedReceived": 0}),
+        )
+        .await;
+    assert_eq!(delivered.status, StatusCode::OK, "{:?}", delivered.body);
+    let product = stack.get(&format!("/inventory/{sku}"), &admin).await.body;
+    let at = |location: &str| {
+        product["locations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["location"] == location)
+            .map(|l| (l["available"].clone(), l["reserved"].clone()))
+    };
+    assert_eq!(at("AMS-1"), Some((json!(0), json!(2))), "{product}");
+    assert_eq!(
+        (&product["available"], &product["backordered"]),
+        (&json!(0), &json!(1)),
+        "nothing became available to new orders: {product}"
+    );
+    assert_eq!(product["waiting"][0]["orderId"], second.as_str());
+    stack
+        .wait_status(&first_customer, &first, "FULFILLING")
+        .await;
+    let filled = order_until(&stack, &first, |o| {
+        !o["shipments"].as_array().unwrap().is_empty()
+    })
+    .await;
+    let from: Vec<&str> = filled["shipments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["warehouse"].as_str().unwrap())
+        .collect();
+    assert_eq!(from, ["AMS-1"], "{filled}");
+    assert_eq!(
+        filled["lines"][0]["backordered"].as_u64().unwrap_or(0),
+        0,
+        "{filled}"
+    );
+
+    // The last one fills the second order the same way.
+    let delivered = stack
+        .post(
+            &format!("/inventory/{sku}/purchase-orders/{po}/receive"),
+            &admin,
+            &[],
+            json!({"quantity": 1, "expectedReceived": 2}),
+        )
+        .await;
+    assert_eq!(delivered.status, StatusCode::OK, "{:?}", delivered.body);
+    stack
+        .wait_status(&second_customer, &second, "FULFILLING")
+        .await;
+    let product = stack.get(&format!("/inventory/{sku}"), &admin).await.body;
+    assert_eq!(
+        (
+            &product["available"],
+            &product["reserved"],
+            &product["onHand"],
+            &product["backordered"]
+        ),
+        (&json!(0), &json!(3), &json!(3), &json!(0)),
+        "{product}"
+    );
+
+    // The first customer is told of the fill once.
+    let told = inbox
+        .collect(Duration::from_secs(60), |seen| {
+            seen.iter()
+                .any(|(m, _)| m["eventType"] == "oms.order.backorder-filled")
+        })
+        .await;
+    let late = inbox.collect(Duration::from_secs(3), |_| false).await;
+    let fills = told
+        .iter()
+        .chain(late.iter())
+        .filter(|(m, _)| {
+            m["eventType"] == "oms.order.backorder-filled" && m["orderId"] == first.as_str()
+        })
+        .count();
+    assert_eq!(fills, 1, "told once");
 }
 
 /// Waits until `id`, read as staff, satisfies `done`, and returns it.

@@ -181,9 +181,16 @@ async fn plan_for<I: InventoryStore>(
                             .await?
                             .items
                             .into_iter()
+                            // Deliveries where the units wait, or where they can be sent
+                            // from: either serves the queue (`fill_waiting`).
                             .filter(|po| {
                                 po.status == crate::purchase::PurchaseStatus::Open
-                                    && po.location == home
+                                    && (po.location == home
+                                        || routing.locations.sends(
+                                            &po.location,
+                                            order.shipping.method,
+                                            order.shipping.address.country(),
+                                        ))
                             })
                             .map(|po| (po.expected_on, po.quantity.saturating_sub(po.received)))
                             .collect();

@@ -344,7 +344,12 @@ pub async fn edit_order<S: OrderStore + OrderTransactions + LocationStore + Inve
                 .into_iter()
                 .filter(|po| {
                     po.status == crate::purchase::PurchaseStatus::Open
-                        && po.location == shipping.warehouse()
+                        && (po.location == shipping.warehouse()
+                            || places.sends(
+                                &po.location,
+                                change.order.shipping.method,
+                                change.order.shipping.address.country(),
+                            ))
                 })
                 .map(|po| (po.expected_on, po.quantity.saturating_sub(po.received)))
                 .collect();
