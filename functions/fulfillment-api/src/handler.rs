@@ -289,7 +289,6 @@ async fn move_shipment<S: OrderStore + OrderTransactions + LocationStore + Inven
     let order = fulfillment::move_shipment(
         &app.store,
         &locations,
-        &app.policy,
         &caller,
         &id,
         &body,

@@ -272,7 +272,6 @@ pub(super) async fn move_shipment<S: Store, K: SecretSource>(
     oms_domain::app::fulfillment::move_shipment(
         &app.store,
         &*app.locations().await?,
-        &app.shipping,
         &staff.caller,
         &shipment,
         &request,

@@ -238,7 +238,6 @@ pub async fn warehouse_step<S: OrderStore + OrderTransactions>(
 pub async fn move_shipment<S: OrderStore + OrderTransactions + InventoryStore>(
     store: &S,
     locations: &Locations,
-    shipping: &ShippingPolicy,
     caller: &Caller,
     id: &ShipmentId,
     request: &MoveShipment,
@@ -274,10 +273,7 @@ pub async fn move_shipment<S: OrderStore + OrderTransactions + InventoryStore>(
         }
         // The rate table must serve the order's destination from there.
         let country = order.shipping.address.country();
-        if shipping
-            .parcel_cost(order.shipping.method, &to.zone, country, 0)
-            .is_none()
-        {
+        if !locations.sends(&to.id, order.shipping.method, country) {
             return Err(ValidationErrors::one(
                 "to",
                 format!(
@@ -605,7 +601,6 @@ mod tests {
         move_shipment(
             &store,
             &locations,
-            &policy,
             &admin,
             &first(&id),
             &request,
