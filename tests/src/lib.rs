@@ -192,6 +192,23 @@ impl Stack {
         );
     }
 
+    /// Lets up to `limit` units of `sku` wait for stock (`BACKORDER`), as an administrator: its
+    /// name, price and weight as they are.
+    pub async fn sell_past_stock(&self, sku: &str, limit: u32) {
+        let admin = self.token("staff-tests", Some("oms:admin"));
+        let path = format!("/inventory/{sku}");
+        let product = self.get(&path, &admin).await.body;
+        let body = json!({"name": product["name"], "unitPrice": product["unitPrice"],
+            "weightGrams": product["weightGrams"], "selling": {"policy": "BACKORDER", "limit": limit}});
+        let reply = self.put(&path, &admin, &body).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::OK,
+            "selling {sku} past its stock: {:?}",
+            reply.body
+        );
+    }
+
     /// Receives `units` of `sku` at `location`, as an administrator.
     pub async fn receive_at(&self, sku: &str, location: &str, units: u32) {
         let admin = self.token("staff-tests", Some("oms:admin"));

@@ -2060,16 +2060,7 @@ async fn staff_allow_backorders_see_the_waiting_orders_and_a_delivery_fills_them
 async fn staff_send_what_is_in_stock_ahead_from_an_orders_page() {
     let stack = Stack::connect().await;
     let sku = stack.create_sku("CONSOLEAHEAD", 1).await;
-    let admin = stack.token("staff-console-ahead", Some("oms:admin"));
-    let put = stack
-        .put(
-            &format!("/inventory/{sku}"),
-            &admin,
-            &json!({"name": "Test CONSOLEAHEAD", "unitPrice": {"amount": 1000, "currency": "EUR"},
-                "weightGrams": 500, "selling": {"policy": "BACKORDER", "limit": 5}}),
-        )
-        .await;
-    assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
+    stack.sell_past_stock(&sku, 5).await;
     let customer = unique("customer");
     let placed = stack
         .place_then_pay(&customer, &unique("key"), &[(&sku, 2)])

@@ -476,15 +476,8 @@ async fn backorders_are_taken_up_to_the_limit_and_a_delivery_fills_the_oldest_fi
     let stack = Stack::connect().await;
     let sku = stack.create_sku("BACKORDER", 2).await;
     let admin = stack.token("staff-backorders", Some("oms:admin"));
-    let put = stack
-        .put(
-            &format!("/inventory/{sku}"),
-            &admin,
-            &json!({"name": "Test BACKORDER", "unitPrice": {"amount": 1000, "currency": "EUR"},
-                "weightGrams": 500, "selling": {"policy": "BACKORDER", "limit": 3}}),
-        )
-        .await;
-    assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
+    stack.sell_past_stock(&sku, 3).await;
+    let put = stack.get(&format!("/inventory/{sku}"), &admin).await;
     assert_eq!(put.body["selling"]["policy"], "BACKORDER");
     assert_eq!(put.body["backorderable"], 3);
     let expected_on = (chrono::Utc::now() + chrono::Duration::days(10)).date_naive();
@@ -676,15 +669,7 @@ async fn a_transfer_arriving_where_an_order_waits_fills_it_first() {
     let stack = Stack::connect().await;
     let sku = stack.create_sku("XFER-WAIT", 0).await;
     let admin = stack.token("staff-transfer-fill", Some("oms:admin"));
-    let put = stack
-        .put(
-            &format!("/inventory/{sku}"),
-            &admin,
-            &json!({"name": "Test XFER-WAIT", "unitPrice": {"amount": 1000, "currency": "EUR"},
-                "weightGrams": 500, "selling": {"policy": "BACKORDER", "limit": 5}}),
-        )
-        .await;
-    assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
+    stack.sell_past_stock(&sku, 5).await;
     let customer = unique("waits");
     let placed = stack
         .place_then_pay(&customer, &unique("key"), &[(&sku, 2)])
@@ -730,15 +715,7 @@ async fn a_delivery_to_the_second_warehouse_fills_the_waiting_order_there() {
     let stack = Stack::connect().await;
     let sku = stack.create_sku("SECOND-WH", 0).await;
     let admin = stack.token("staff-second-warehouse", Some("oms:admin"));
-    let put = stack
-        .put(
-            &format!("/inventory/{sku}"),
-            &admin,
-            &json!({"name": "Test SECOND-WH", "unitPrice": {"amount": 1000, "currency": "EUR"},
-                "weightGrams": 500, "selling": {"policy": "BACKORDER", "limit": 5}}),
-        )
-        .await;
-    assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
+    stack.sell_past_stock(&sku, 5).await;
     let first_customer = unique("waits");
     let inbox = Probe::subscribe(
         &stack,
@@ -911,15 +888,7 @@ async fn an_order_that_ships_what_is_there_sends_it_ahead_and_the_rest_follows()
     let stack = Stack::connect().await;
     let sku = stack.create_sku("AHEAD", 2).await;
     let admin = stack.token("staff-ahead", Some("oms:admin"));
-    let put = stack
-        .put(
-            &format!("/inventory/{sku}"),
-            &admin,
-            &json!({"name": "Test AHEAD", "unitPrice": {"amount": 1000, "currency": "EUR"},
-                "weightGrams": 500, "selling": {"policy": "BACKORDER", "limit": 5}}),
-        )
-        .await;
-    assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
+    stack.sell_past_stock(&sku, 5).await;
     let customer = unique("ahead");
     let inbox = Probe::subscribe(
         &stack,
@@ -1158,15 +1127,7 @@ async fn a_cancelled_orders_units_go_to_the_order_waiting_for_them() {
     let stack = Stack::connect().await;
     let sku = stack.create_sku("FREED", 2).await;
     let admin = stack.token("staff-freed", Some("oms:admin"));
-    let put = stack
-        .put(
-            &format!("/inventory/{sku}"),
-            &admin,
-            &json!({"name": "Test FREED", "unitPrice": {"amount": 1000, "currency": "EUR"},
-                "weightGrams": 500, "selling": {"policy": "BACKORDER", "limit": 5}}),
-        )
-        .await;
-    assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
+    stack.sell_past_stock(&sku, 5).await;
     let holder = unique("holder");
     let held = stack
         .place_then_pay(&holder, &unique("key"), &[(&sku, 2)])
@@ -1215,15 +1176,7 @@ async fn an_item_added_past_stock_waits_for_its_delivery_and_joins_the_parcel() 
     let in_stock = stack.create_sku("ADDHAVE", 5).await;
     let later = stack.create_sku("ADDLATER", 0).await;
     let admin = stack.token("staff-add-later", Some("oms:admin"));
-    let put = stack
-        .put(
-            &format!("/inventory/{later}"),
-            &admin,
-            &json!({"name": "Test ADDLATER", "unitPrice": {"amount": 800, "currency": "EUR"},
-                "weightGrams": 300, "selling": {"policy": "BACKORDER", "limit": 5}}),
-        )
-        .await;
-    assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
+    stack.sell_past_stock(&later, 5).await;
     let expected_on = (chrono::Utc::now() + chrono::Duration::days(9)).date_naive();
     let po = stack
         .post(

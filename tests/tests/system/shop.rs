@@ -663,16 +663,7 @@ async fn a_customer_waiting_for_stock_sends_what_is_there_ahead_from_the_page() 
     )
     .await;
     let sku = stack.create_sku("SHOPAHEAD", 1).await;
-    let admin = stack.token("staff-shop-ahead", Some("oms:admin"));
-    let put = stack
-        .put(
-            &format!("/inventory/{sku}"),
-            &admin,
-            &json!({"name": "Test SHOPAHEAD", "unitPrice": {"amount": 1000, "currency": "EUR"},
-                "weightGrams": 500, "selling": {"policy": "BACKORDER", "limit": 5}}),
-        )
-        .await;
-    assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
+    stack.sell_past_stock(&sku, 5).await;
     let placed = stack
         .place_then_pay(&customer, &unique("key"), &[(&sku, 2)])
         .await;
