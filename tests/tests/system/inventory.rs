@@ -1251,6 +1251,15 @@ async fn an_item_added_past_stock_waits_for_its_delivery_and_joins_the_parcel() 
     assert_eq!(line["promisedOn"], expected_on.to_string());
     let product = stack.get(&format!("/inventory/{later}"), &admin).await.body;
     assert_eq!(product["backordered"], 2, "{product}");
+    // A unit arriving in Amsterdam meanwhile is not given to the edit's units: undone unpaid,
+    // they would be given back where they wait, to the address before.
+    stack.receive_at(&later, "AMS-1", 1).await;
+    let product = stack.get(&format!("/inventory/{later}"), &admin).await.body;
+    assert_eq!(
+        (&product["available"], &product["backordered"]),
+        (&json!(1), &json!(2)),
+        "{product}"
+    );
 
     // The customer authorizes the new total under a new payment: back to the warehouse.
     let mut body = oms_system_tests::psp_body(
@@ -1297,7 +1306,7 @@ async fn an_item_added_past_stock_waits_for_its_delivery_and_joins_the_parcel() 
             &product["reserved"],
             &product["backordered"]
         ),
-        (&json!(2), &json!(2), &json!(0)),
-        "{product}"
+        (&json!(3), &json!(2), &json!(0)),
+        "two left in Berlin, the one in Amsterdam: {product}"
     );
 }

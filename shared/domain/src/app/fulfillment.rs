@@ -271,6 +271,8 @@ pub async fn move_shipment<S: OrderStore + OrderTransactions + InventoryStore>(
         if current != expected {
             return Err(FulfillmentAppError::PreconditionFailed { current });
         }
+        let change =
+            order.move_units(id.number(), &request.to, request.lines.as_deref(), by, now)?;
         // The rate table must serve the order's destination from there.
         let country = order.shipping.address.country();
         if !locations.sends(&to.id, order.shipping.method, country) {
@@ -285,8 +287,6 @@ pub async fn move_shipment<S: OrderStore + OrderTransactions + InventoryStore>(
             )
             .into());
         }
-        let change =
-            order.move_units(id.number(), &request.to, request.lines.as_deref(), by, now)?;
         // The SKUs' counters as they are now, for the entries the move writes in their stock
         // histories (on condition that they are still these when the move is written).
         let skus: Vec<_> = change.moves.iter().map(|m| m.sku.clone()).collect();

@@ -796,8 +796,12 @@ async fn fill_waiting<S: OrderStore>(
             .filter(|l| l.sku == product.sku)
             .flat_map(|l| &l.backorders)
             .any(|b| b.location == location);
+        // Elsewhere only for an order whose shipping is settled: an edit awaiting its payment
+        // may still be undone, giving its units back where they wait, to its old address.
         let shipping = &order.shipping;
-        if !waits_here && !locations.sends(location, shipping.method, shipping.address.country()) {
+        let sent_from_here = order.awaiting_edit().is_none()
+            && locations.sends(location, shipping.method, shipping.address.country());
+        if !waits_here && !sent_from_here {
             passed_over += 1;
             continue;
         }
