@@ -385,8 +385,10 @@ struct ProductItem {
     /// `waiting#<key>` attribute of its units.
     #[serde(default, skip_serializing_if = "is_zero")]
     backordered: u32,
-    #[serde(default, skip_serializing_if = "is_zero")]
-    backorder_room: u32,
+    /// Below zero while staff's lowered limit is under what already waits: releases then give
+    /// room back from there, never past the limit.
+    #[serde(default)]
+    backorder_room: i64,
     version: u64,
     updated_at: DateTime<Utc>,
 }
@@ -428,7 +430,8 @@ impl ProductItem {
                 .collect(),
             selling: product.backorders.policy,
             backordered: product.backorders.backordered,
-            backorder_room: product.backorders.room_left(),
+            backorder_room: i64::from(product.backorders.policy.limit())
+                - i64::from(product.backorders.backordered),
             version: product.version,
             updated_at: product.updated_at,
         }

@@ -265,7 +265,7 @@ pub async fn move_shipment<S: OrderStore + OrderTransactions + InventoryStore>(
         }
     };
     let by = caller.customer_id.as_str();
-    until_written(|| async move {
+    let moved = until_written(|| async move {
         let order = get_fulfillment(store, id).await?;
         let current = shipment_version(&order, id);
         if current != expected {
@@ -300,12 +300,16 @@ pub async fn move_shipment<S: OrderStore + OrderTransactions + InventoryStore>(
             .with_stock_history(&products, reasons, &note, by)
             .map_err(FulfillmentAppError::Short)?;
         match store.commit(&change).await? {
-            CommitOutcome::Committed => Ok(Attempt::Done(change.order)),
+            CommitOutcome::Committed => Ok(Attempt::Done((change.order.clone(), change.freed()))),
             CommitOutcome::OrderChanged => Ok(Attempt::LostRace),
             CommitOutcome::Short(shortages) => Err(FulfillmentAppError::Short(shortages)),
         }
     })
-    .await
+    .await;
+    // What the units left behind goes to orders waiting for it there first.
+    let (order, freed) = moved?;
+    crate::app::inventory::fill_freed(store, locations, &freed, now).await;
+    Ok(order)
 }
 
 /// Whether a carrier event changed the shipment or repeated one already applied.

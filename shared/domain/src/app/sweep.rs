@@ -131,13 +131,28 @@ pub async fn sweep<S: OrderStore + InventoryStore + OrderTransactions>(
         (Job::RedriveReservation, OrderStatus::Pending, stuck),
         (Job::RedriveFulfillment, OrderStatus::Reserved, stuck),
     ];
+    let mut freed_given = false;
     for (job, status, before) in passes {
+        // What the expiries freed goes to the orders waiting for it before a stuck order is
+        // reserved again: those waiting were first.
+        if job != Job::Expire && !freed_given {
+            give_freed(store, policies, &mut report, now).await;
+            freed_given = true;
+        }
         let mut cursor = None;
         let mut examined = 0;
         'pass: loop {
-            let page = store
+            let page = match store
                 .list_by_status(status, before, 100, cursor.as_deref())
-                .await?;
+                .await
+            {
+                Ok(page) => page,
+                Err(error) => {
+                    // Expiries already written still free their units for those waiting.
+                    give_freed(store, policies, &mut report, now).await;
+                    return Err(error.into());
+                }
+            };
             for order in page.items {
                 // Reserved and waiting for its money is not stuck (the expiry takes it if the
                 // money never comes), nor is one waiting for stock (the receipt that fills it
@@ -167,10 +182,6 @@ pub async fn sweep<S: OrderStore + InventoryStore + OrderTransactions>(
             }
         }
     }
-    // What the expiries freed goes to the orders still waiting for it, first.
-    report.freed.sort();
-    report.freed.dedup();
-    crate::app::inventory::fill_freed(store, policies.locations, &report.freed, now).await;
     // The money the sweep watches: captures the PSP has not confirmed in time, then
     // authorizations near the PSP's capture deadline.
     let watches = [
@@ -290,6 +301,20 @@ async fn try_apply<S: OrderStore + InventoryStore + OrderTransactions>(
         Outcome::Contended => report.contended.push(id.clone()),
     }
     Ok(())
+}
+
+/// Gives what the expiries freed so far to the orders waiting for it, once.
+async fn give_freed<S: OrderStore + InventoryStore>(
+    store: &S,
+    policies: &SweepPolicies<'_>,
+    report: &mut SweepReport,
+    now: DateTime<Utc>,
+) {
+    let mut freed = std::mem::take(&mut report.freed);
+    freed.sort();
+    freed.dedup();
+    crate::app::inventory::fill_freed(store, policies.locations, &freed, now).await;
+    report.freed = freed;
 }
 
 #[cfg(test)]

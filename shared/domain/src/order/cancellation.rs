@@ -545,7 +545,14 @@ impl Order {
                     | OrderStatus::PartiallyShipped
                     | OrderStatus::PartiallyDelivered
             ) {
-                next.status = next.status_of_shipments();
+                // Every parcel called off while units still wait for stock: the order waits as
+                // it did before any parcel was made (held for its stock; the arrivals make
+                // its parcels), and nothing has left to be paid for.
+                next.status = if next.shipments.is_empty() {
+                    OrderStatus::Reserved
+                } else {
+                    next.status_of_shipments()
+                };
             }
             next.totals = after;
             next.refunds.extend(refund);

@@ -1308,7 +1308,9 @@ impl Order {
                 }
                 self.refunds.push(refund);
             }
-        } else if self.leaves_in_parts() && capture == CaptureMode::OnShipment {
+        } else if (self.leaves_in_parts() || self.captures_by_parcel())
+            && capture == CaptureMode::OnShipment
+        {
             // Each parcel's share is taken as it leaves, one capture at a time, from the
             // payment that holds the money.
             if let Some(reference) = held.first() {
@@ -1319,6 +1321,8 @@ impl Order {
                     self.next_parcel_capture().filter(|_| !outstanding)
                 {
                     self.ask_capture(reference.clone(), amount, Some(number), more_follow, now);
+                } else if let Some((number, amount)) = self.rest_due().filter(|_| !outstanding) {
+                    self.ask_capture(reference.clone(), amount, Some(number), false, now);
                 }
             }
         } else if (shipped || capture == CaptureMode::Immediately) && !captured {
@@ -1376,8 +1380,9 @@ impl Order {
                 self.ask(PspRequestKind::Void, reference.clone(), now);
             }
         }
-        if captured {
-            // The money is taken: what waited for it is asked now.
+        if captured && self.payment.unanswered_captures().is_empty() {
+            // The money is taken, and no capture is still on its way (a refund may give back
+            // part of one): what waited for it is asked now.
             for refund in self.refunds.iter_mut().filter(|r| r.awaiting_capture) {
                 refund.awaiting_capture = false;
                 refund.requested_at = now;
@@ -1403,7 +1408,21 @@ impl Order {
             .collect();
         left.sort_by_key(|s| (s.shipped_at, s.number));
         let parcel = left.first()?;
-        let taken: i64 = asked.iter().map(|r| r.amount.minor_units()).sum();
+        // What was taken, or is on its way: a share whose capture failed is not, and the last
+        // parcel takes it with the rest, so the order is never settled for less than it owes.
+        let succeeded: i64 = self
+            .payment
+            .payments()
+            .iter()
+            .map(|p| p.captured_minor)
+            .sum();
+        let on_its_way: i64 = self
+            .payment
+            .unanswered_captures()
+            .iter()
+            .map(|r| r.amount.minor_units())
+            .sum();
+        let taken = succeeded + on_its_way;
         let total = self.totals.total;
         // The last parcel takes the rest, once no units are still to come in another.
         let last = asked.len() + 1 == self.shipments.len() && self.units_to_come() == 0;
@@ -1427,6 +1446,48 @@ impl Order {
         };
         let amount = Money::new(share, total.currency()).ok()?;
         (share > 0).then_some((parcel.number, amount, !last))
+    }
+
+    /// Whether the money is being taken parcel by parcel: a share was asked for a parcel (the
+    /// order went on so after units called off left it one parcel).
+    fn captures_by_parcel(&self) -> bool {
+        self.payment
+            .requests
+            .iter()
+            .any(|r| r.kind == PspRequestKind::Capture && r.shipment.is_some())
+    }
+
+    /// What is still owed once every parcel left with its share asked and nothing more is to
+    /// come, when no share was asked as the last: a share that failed, or the rest after the
+    /// last units waiting were called off. Asked once, with the last parcel, as the final
+    /// capture (it releases what the hold keeps beyond it); if that fails too, staff see it.
+    fn rest_due(&self) -> Option<(u32, Money)> {
+        let captures = || {
+            self.payment
+                .requests
+                .iter()
+                .filter(|r| r.kind == PspRequestKind::Capture)
+        };
+        if self.units_to_come() > 0
+            || captures().any(|r| !r.more_follow)
+            || self.shipments.is_empty()
+            || !self.shipments.iter().all(|s| s.has_left())
+        {
+            return None;
+        }
+        let captured: i64 = self
+            .payment
+            .payments()
+            .iter()
+            .map(|p| p.captured_minor)
+            .sum();
+        let rest = self.totals.total.minor_units() - captured;
+        let last = self
+            .shipments
+            .iter()
+            .max_by_key(|s| (s.shipped_at, s.number))?;
+        let amount = Money::new(rest, self.totals.total.currency()).ok()?;
+        (rest > 0).then_some((last.number, amount))
     }
 
     /// Asks the PSP to capture `amount` of the payment `reference` for parcel `shipment`.
