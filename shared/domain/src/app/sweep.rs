@@ -419,13 +419,21 @@ mod tests {
             store.get(&waiting.id).await.unwrap().unwrap().hold(),
             Some("BACKORDERED")
         );
+        // Paid for and never reserved (its placed event was lost): the sweep reserves it
+        // again, but only after the order waiting got what the expiry freed.
+        let stuck = placed(json!([{"sku": "A", "quantity": 2}]), &store.catalog());
+        let stuck = stuck.authorized_for_test(stuck.created_at);
+        store.insert_order(stuck.clone());
         let later = unpaid.created_at + Duration::minutes(31);
         let report = sweep(&store, &policies(&policy), later, 100).await.unwrap();
         assert_eq!(report.expired, [unpaid.id.clone()]);
+        assert_eq!(report.reservations_redriven, [stuck.id.clone()]);
         assert_eq!(report.freed.len(), 1);
         let filled = store.get(&waiting.id).await.unwrap().unwrap();
         assert_eq!(filled.backordered(), 0, "the freed unit went to it");
-        assert_eq!(available(&store).await, (1, 1));
+        let stuck = store.get(&stuck.id).await.unwrap().unwrap();
+        assert_eq!(stuck.backordered(), 1, "the later order waits for one");
+        assert_eq!(available(&store).await, (0, 2));
     }
 
     #[tokio::test]
