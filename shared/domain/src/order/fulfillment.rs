@@ -498,9 +498,10 @@ impl Order {
         if locations.is_empty() {
             locations.push(fallback);
         }
+        // Numbers go on from the parcels the order ever had (all called off, it started again).
         locations
             .iter()
-            .zip(1..)
+            .zip(self.last_shipment_number() + 1..)
             .map(|(location, number)| {
                 let lines = self
                     .lines
@@ -1893,6 +1894,12 @@ mod ships_what_is_there {
             .unwrap()
     }
 
+    /// Shipping re-quoted after units are called off: cheaper than what was charged, so the
+    /// difference is given back.
+    fn requote(_: Option<&str>, grams: u64) -> Option<i64> {
+        Some(200 + i64::try_from(grams / 1000).unwrap_or(0) * 10)
+    }
+
     fn apply(order: &Order, step: &Step, n: usize) -> Order {
         let same = || order.clone();
         match step {
@@ -1934,7 +1941,7 @@ mod ships_what_is_there {
                     return same();
                 }
                 order
-                    .cancel_units(&request, &format!("k{n}"), "customer", |_, _| None, now())
+                    .cancel_units(&request, &format!("k{n}"), "customer", requote, now())
                     .ok()
                     .map(|c| c.order)
                     .filter(|o| o.status != OrderStatus::Cancelled)
@@ -1950,7 +1957,7 @@ mod ships_what_is_there {
                 };
                 // Not the last unit (that cancels the order, another path).
                 order
-                    .cancel_units(&request, &format!("k{n}"), "customer", |_, _| None, now())
+                    .cancel_units(&request, &format!("k{n}"), "customer", requote, now())
                     .ok()
                     .map(|c| c.order)
                     .filter(|o| o.status != OrderStatus::Cancelled)
@@ -2005,6 +2012,62 @@ mod ships_what_is_there {
             .filter(|r| r.kind == PspRequestKind::Capture)
             .map(|r| r.amount.minor_units())
             .sum()
+    }
+
+    /// The PSP fails the first parcel's share after the waiting units were called off on the
+    /// strength of it: the rest is asked once, as the final capture, and the difference the
+    /// call-off counted on that share is not given back. Every parcel of an order called off
+    /// while its units wait: it waits again, and its next parcel takes a new number.
+    #[test]
+    fn a_failed_share_is_asked_with_the_rest_and_no_difference_is_given_on_it() {
+        let shipped = apply(&order(0), &Step::Ship, 1);
+        assert_eq!(shipped.payment.unanswered_captures().len(), 1);
+        let called_off = apply(&shipped, &Step::CallOff(2), 2);
+        let called_off = apply(&called_off, &Step::CallOff(2), 3);
+        assert_eq!(called_off.backordered(), 0);
+        let owed_back: Vec<_> = called_off
+            .refunds
+            .iter()
+            .map(|r| r.awaiting_capture)
+            .collect();
+        assert_eq!(owed_back, [true], "{:?}", called_off.refunds);
+        let failed = apply(&called_off, &Step::CaptureFails, 4);
+        let rest = failed.payment.unanswered_captures();
+        assert_eq!(rest.len(), 1, "the rest is asked");
+        assert_eq!(rest[0].amount, failed.totals.total);
+        assert!(!rest[0].more_follow);
+        let paid = apply(&failed, &Step::Captured, 5);
+        assert_eq!(captured(&paid), paid.totals.total.minor_units());
+        assert!(
+            paid.refunds.iter().all(|r| r.awaiting_capture),
+            "nothing given back of a share never taken: {:?}",
+            paid.refunds
+        );
+
+        let b = crate::order::commands::UnitCancelRequest {
+            lines: vec![crate::order::commands::RequestedLine {
+                sku: Sku::parse("B").unwrap(),
+                quantity: Quantity::new(1).unwrap(),
+            }],
+            reason: "no longer wanted".into(),
+        };
+        let waiting = order(0)
+            .cancel_units(&b, "kb", "customer", requote, now())
+            .unwrap()
+            .order;
+        assert_eq!(
+            (waiting.status, waiting.hold()),
+            (OrderStatus::Reserved, Some("BACKORDERED"))
+        );
+        assert!(waiting.payment.requests.is_empty(), "nothing taken");
+        let a = Sku::parse("A").unwrap();
+        let again = waiting
+            .fill_backorder(&a, 4, now())
+            .unwrap()
+            .start_fulfillment("BER-1", now())
+            .unwrap();
+        let numbers: Vec<u32> = again.shipments.iter().map(|s| s.number).collect();
+        assert_eq!(numbers, [2], "#1 named the parcel called off");
     }
 
     /// Stock that arrives while the location's first parcel is picked waits in a second one
@@ -2163,7 +2226,13 @@ mod ships_what_is_there {
             }
             prop_assert_eq!(order.status, OrderStatus::Shipped);
             prop_assert!(order.payment.unanswered_captures().is_empty());
-            let refunded: i64 = order.refunds.iter().map(|r| r.amount.minor_units()).sum();
+            // What was given back (a difference counted on a capture that failed is not).
+            let refunded: i64 = order
+                .refunds
+                .iter()
+                .filter(|r| !r.awaiting_capture)
+                .map(|r| r.amount.minor_units())
+                .sum();
             let failed = |r: &crate::order::payments::PspRequest| {
                 order.payment.ledger.iter().any(|e| {
                     e.kind == PaymentEventKind::CaptureFailed

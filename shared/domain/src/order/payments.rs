@@ -1382,8 +1382,28 @@ impl Order {
         }
         if captured && self.payment.unanswered_captures().is_empty() {
             // The money is taken, and no capture is still on its way (a refund may give back
-            // part of one): what waited for it is asked now.
+            // part of one): what waited for it is asked now — a difference given back only of
+            // what was taken beyond the total (the capture it counted on may have failed).
+            let taken: i64 = self
+                .payment
+                .payments()
+                .iter()
+                .map(|p| p.captured_minor)
+                .sum();
+            let beyond = taken - self.totals.total.minor_units();
+            let mut given: i64 = self
+                .refunds
+                .iter()
+                .filter(|r| !r.awaiting_capture && r.reason.gives_back_a_difference())
+                .map(|r| r.amount.minor_units())
+                .sum();
             for refund in self.refunds.iter_mut().filter(|r| r.awaiting_capture) {
+                if refund.reason.gives_back_a_difference() {
+                    if given + refund.amount.minor_units() > beyond {
+                        continue;
+                    }
+                    given += refund.amount.minor_units();
+                }
                 refund.awaiting_capture = false;
                 refund.requested_at = now;
             }
