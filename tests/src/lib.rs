@@ -1039,6 +1039,12 @@ pub struct Probe {
 }
 
 impl Probe {
+    /// The e-mails sent to `customer`, from now on.
+    pub async fn customer_email(stack: &Stack, customer: &str) -> Probe {
+        let only = json!({"customerId": [customer], "channel": ["email"]});
+        Probe::subscribe(stack, "CustomerNotificationsTopic", Some(only)).await
+    }
+
     pub async fn subscribe(
         stack: &Stack,
         topic_logical_id: &str,

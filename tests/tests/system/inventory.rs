@@ -493,12 +493,7 @@ async fn backorders_are_taken_up_to_the_limit_and_a_delivery_fills_the_oldest_fi
     let po = po.body["id"].as_str().unwrap().to_owned();
 
     let first_customer = unique("waits");
-    let inbox = Probe::subscribe(
-        &stack,
-        "CustomerNotificationsTopic",
-        Some(json!({"customerId": [first_customer.as_str()], "channel": ["email"]})),
-    )
-    .await;
+    let inbox = Probe::customer_email(&stack, &first_customer).await;
     // The oldest: 3 of which 2 are in stock; then 2 more; the limit (3 waiting) is reached.
     let order = |customer: String, units: u32| {
         let (stack, sku) = (&stack, &sku);
@@ -717,12 +712,7 @@ async fn a_delivery_to_the_second_warehouse_fills_the_waiting_order_there() {
     let admin = stack.token("staff-second-warehouse", Some("oms:admin"));
     stack.sell_past_stock(&sku, 5).await;
     let first_customer = unique("waits");
-    let inbox = Probe::subscribe(
-        &stack,
-        "CustomerNotificationsTopic",
-        Some(json!({"customerId": [first_customer.as_str()], "channel": ["email"]})),
-    )
-    .await;
+    let inbox = Probe::customer_email(&stack, &first_customer).await;
     let first = stack
         .place_then_pay(&first_customer, &unique("key"), &[(&sku, 2)])
         .await;
@@ -890,12 +880,7 @@ async fn an_order_that_ships_what_is_there_sends_it_ahead_and_the_rest_follows()
     let admin = stack.token("staff-ahead", Some("oms:admin"));
     stack.sell_past_stock(&sku, 5).await;
     let customer = unique("ahead");
-    let inbox = Probe::subscribe(
-        &stack,
-        "CustomerNotificationsTopic",
-        Some(json!({"customerId": [customer.as_str()], "channel": ["email"]})),
-    )
-    .await;
+    let inbox = Probe::customer_email(&stack, &customer).await;
     let mut body = oms_system_tests::order_body(&[(&sku, 3)]);
     body["shipComplete"] = json!(false);
     let placed = stack

@@ -502,12 +502,7 @@ async fn an_order_split_over_two_warehouses_ships_and_arrives_as_two_parcels_eac
     let amsterdam_only = stack.create_sku("PARCEL-B", 0).await;
     stack.receive_at(&amsterdam_only, "AMS-1", 1).await;
     let customer = unique("customer");
-    let inbox = Probe::subscribe(
-        &stack,
-        "CustomerNotificationsTopic",
-        Some(json!({"customerId": [customer], "channel": ["email"]})),
-    )
-    .await;
+    let inbox = Probe::customer_email(&stack, &customer).await;
 
     let placed = stack
         .place_order(

@@ -205,12 +205,7 @@ async fn a_rejection_is_explained_in_the_customers_language() {
     let stack = Stack::connect().await;
     let sku = stack.create_sku("NOTIFYSHORT", 1).await;
     let customer = unique("customer");
-    let inbox = Probe::subscribe(
-        &stack,
-        "CustomerNotificationsTopic",
-        Some(json!({"customerId": [customer], "channel": ["email"]})),
-    )
-    .await;
+    let inbox = Probe::customer_email(&stack, &customer).await;
     let id = place(&stack, &customer, &sku, 3, "de-DE").await;
     let order = stack.wait_decided(&customer, &id).await;
     assert_eq!(order["status"], "REJECTED");
@@ -328,12 +323,7 @@ async fn a_notification_that_crashed_after_its_claim_strands_nothing() {
     let stack = Stack::connect().await;
     let sku = stack.create_sku("CRASH", 10).await;
     let customer = unique("customer");
-    let inbox = Probe::subscribe(
-        &stack,
-        "CustomerNotificationsTopic",
-        Some(json!({"customerId": [customer], "channel": ["email"]})),
-    )
-    .await;
+    let inbox = Probe::customer_email(&stack, &customer).await;
     let id = place(&stack, &customer, &sku, 1, "en").await;
     stack.wait_status(&customer, &id, "FULFILLING").await;
     let warehouse = stack.token("packer-crash", Some("oms:warehouse"));

@@ -166,12 +166,7 @@ async fn a_declined_payment_is_told_once_and_the_customer_may_pay_again() {
     let sku = stack.create_sku("DECLINE", 5).await;
     let (customer, placed) = place_unpaid(&stack, &sku, 1).await;
     let id = placed["orderId"].as_str().unwrap().to_owned();
-    let inbox = Probe::subscribe(
-        &stack,
-        "CustomerNotificationsTopic",
-        Some(json!({"customerId": [customer.as_str()], "channel": ["email"]})),
-    )
-    .await;
+    let inbox = Probe::customer_email(&stack, &customer).await;
     wait_for(&stack, &id, "reserved", |o| o["status"] == "RESERVED").await;
 
     // Declined: held, awaiting payment, and the customer is told what to do — in words they can
@@ -242,12 +237,7 @@ async fn an_order_never_paid_for_expires_with_its_stock_back_and_the_customer_to
     let stack = Stack::connect().await;
     let sku = stack.create_sku("EXPIRE", 4).await;
     let (customer, placed) = place_unpaid(&stack, &sku, 3).await;
-    let notifications = Probe::subscribe(
-        &stack,
-        "CustomerNotificationsTopic",
-        Some(json!({"customerId": [customer.as_str()], "channel": ["email"]})),
-    )
-    .await;
+    let notifications = Probe::customer_email(&stack, &customer).await;
     let id = placed["orderId"].as_str().unwrap().to_owned();
     wait_for(&stack, &id, "reserved", |o| o["status"] == "RESERVED").await;
     assert_eq!(stack.stock(&sku).await, (1, 3, 4));
@@ -741,12 +731,7 @@ async fn a_partial_return_is_refunded_once_the_psp_confirms_and_a_failed_refund_
         let (customer, delivered) = stack.delivered_order(&[(&sku, 2)], &delivered_at).await;
         let id = delivered["orderId"].as_str().unwrap().to_owned();
         // This customer's e-mails from here on: the return's and the refund's.
-        let inbox = Probe::subscribe(
-            &stack,
-            "CustomerNotificationsTopic",
-            Some(json!({"customerId": [customer.as_str()], "channel": ["email"]})),
-        )
-        .await;
+        let inbox = Probe::customer_email(&stack, &customer).await;
         assert_eq!(
             delivered["payment"]["status"], "PAID",
             "captured on shipment"
@@ -1212,12 +1197,7 @@ async fn a_card_confirmed_at_the_stripe_emulator_pays_for_the_order_through_its_
     let stack = Stack::connect().await;
     let sku = stack.create_sku("STRIPE-EMU", 5).await;
     let customer = unique("payer");
-    let told = Probe::subscribe(
-        &stack,
-        "CustomerNotificationsTopic",
-        Some(json!({"customerId": [customer.as_str()], "channel": ["email"]})),
-    )
-    .await;
+    let told = Probe::customer_email(&stack, &customer).await;
     let placed = stack
         .place_unpaid_order(&customer, &unique("key"), &[(&sku, 1)])
         .await;
@@ -1642,12 +1622,7 @@ async fn a_unit_called_off_before_packing_is_never_taken_at_stripe() {
     let kept = stack.create_sku("UNITS-KEPT", 5).await;
     let dropped = stack.create_sku("UNITS-DROPPED", 5).await;
     let customer = unique("payer");
-    let notifications = Probe::subscribe(
-        &stack,
-        "CustomerNotificationsTopic",
-        Some(json!({"customerId": [customer.as_str()], "channel": ["email"]})),
-    )
-    .await;
+    let notifications = Probe::customer_email(&stack, &customer).await;
     let placed = stack
         .place_unpaid_order(&customer, &unique("key"), &[(&kept, 1), (&dropped, 2)])
         .await;
@@ -1932,12 +1907,7 @@ async fn a_dearer_edit_is_authorized_at_stripe_before_it_ships_and_the_old_hold_
     let stack = Stack::connect().await;
     let sku = stack.create_sku("EDIT-DEARER", 5).await;
     let customer = unique("editor");
-    let notifications = Probe::subscribe(
-        &stack,
-        "CustomerNotificationsTopic",
-        Some(json!({"customerId": [customer.as_str()], "channel": ["email"]})),
-    )
-    .await;
+    let notifications = Probe::customer_email(&stack, &customer).await;
     let placed = stack
         .place_unpaid_order(&customer, &unique("key"), &[(&sku, 1)])
         .await;

@@ -244,12 +244,7 @@ async fn a_partial_return_restocks_one_line_recycles_another_and_refunds_both() 
     assert_eq!(stack.stock(&shirt).await, (8, 0, 8));
     assert_eq!(stack.stock(&mug).await, (9, 0, 9));
 
-    let told = Probe::subscribe(
-        &stack,
-        "CustomerNotificationsTopic",
-        Some(json!({"customerId": [customer.as_str()], "channel": ["email"]})),
-    )
-    .await;
+    let told = Probe::customer_email(&stack, &customer).await;
     let key = unique("return");
     let lines = json!([
         {"sku": shirt, "quantity": 1, "reason": "NO_LONGER_NEEDED"},

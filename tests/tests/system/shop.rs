@@ -6,7 +6,6 @@
 use std::time::{Duration, Instant};
 
 use oms_system_tests::{order_link, unique, Probe, Stack, StatusCode};
-use serde_json::json;
 
 use crate::console::Browser;
 
@@ -85,12 +84,7 @@ async fn fits(browser: &Browser) -> (u64, u64) {
 async fn a_customer_opens_their_order_from_its_link_on_a_phone_and_cancels_it_before_packing() {
     let stack = Stack::connect().await;
     let customer = unique("shopper");
-    let inbox = Probe::subscribe(
-        &stack,
-        "CustomerNotificationsTopic",
-        Some(json!({"customerId": [customer.as_str()], "channel": ["email"]})),
-    )
-    .await;
+    let inbox = Probe::customer_email(&stack, &customer).await;
     let (customer, id, sku) = paid_order_of(&stack, "SHOPCANCEL", &customer).await;
     let (_, reserved, _) = stack.stock(&sku).await;
     assert_eq!(reserved, 2);
@@ -497,12 +491,7 @@ async fn a_customer_returns_a_delivered_item_on_the_page_prints_its_label_and_se
 async fn a_customer_cancels_one_of_two_items_on_the_page_and_keeps_the_other() {
     let stack = Stack::connect().await;
     let customer = unique("shopper");
-    let inbox = Probe::subscribe(
-        &stack,
-        "CustomerNotificationsTopic",
-        Some(json!({"customerId": [customer.as_str()], "channel": ["email"]})),
-    )
-    .await;
+    let inbox = Probe::customer_email(&stack, &customer).await;
     let (_, id, sku) = paid_order_of(&stack, "SHOPUNITS", &customer).await;
     assert_eq!(stack.stock(&sku).await, (3, 2, 5));
     let before = stack.order_as_staff(&id).await["totals"]["total"]["amount"]
@@ -579,12 +568,7 @@ async fn a_customer_cancels_one_of_two_items_on_the_page_and_keeps_the_other() {
 async fn a_customer_changes_the_delivery_address_on_the_page_but_not_to_somewhere_dearer() {
     let stack = Stack::connect().await;
     let customer = unique("shopper");
-    let inbox = Probe::subscribe(
-        &stack,
-        "CustomerNotificationsTopic",
-        Some(json!({"customerId": [customer.as_str()], "channel": ["email"]})),
-    )
-    .await;
+    let inbox = Probe::customer_email(&stack, &customer).await;
     let (_, id, _) = paid_order_of(&stack, "SHOPADDRESS", &customer).await;
     let before = stack.order_as_staff(&id).await;
 
@@ -656,12 +640,7 @@ async fn a_customer_changes_the_delivery_address_on_the_page_but_not_to_somewher
 async fn a_customer_waiting_for_stock_sends_what_is_there_ahead_from_the_page() {
     let stack = Stack::connect().await;
     let customer = unique("shopper");
-    let inbox = Probe::subscribe(
-        &stack,
-        "CustomerNotificationsTopic",
-        Some(json!({"customerId": [customer.as_str()], "channel": ["email"]})),
-    )
-    .await;
+    let inbox = Probe::customer_email(&stack, &customer).await;
     let sku = stack.create_sku("SHOPAHEAD", 1).await;
     stack.sell_past_stock(&sku, 5).await;
     let placed = stack

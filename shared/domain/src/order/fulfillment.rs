@@ -1900,6 +1900,31 @@ mod ships_what_is_there {
         Some(200 + i64::try_from(grams / 1000).unwrap_or(0) * 10)
     }
 
+    /// The one unit of B called off.
+    fn b_called_off() -> crate::order::commands::UnitCancelRequest {
+        crate::order::commands::UnitCancelRequest {
+            lines: vec![crate::order::commands::RequestedLine {
+                sku: Sku::parse("B").unwrap(),
+                quantity: Quantity::new(1).unwrap(),
+            }],
+            reason: "no longer wanted".into(),
+        }
+    }
+
+    /// `request` called off by the customer, unless it is refused or calls off the last unit
+    /// (that cancels the order, another path).
+    fn call_off(
+        order: &Order,
+        request: &crate::order::commands::UnitCancelRequest,
+        n: usize,
+    ) -> Option<Order> {
+        order
+            .cancel_units(request, &format!("k{n}"), "customer", requote, now())
+            .ok()
+            .map(|c| c.order)
+            .filter(|o| o.status != OrderStatus::Cancelled)
+    }
+
     fn apply(order: &Order, step: &Step, n: usize) -> Order {
         let same = || order.clone();
         match step {
@@ -1940,29 +1965,9 @@ mod ships_what_is_there {
                 if waiting == 0 {
                     return same();
                 }
-                order
-                    .cancel_units(&request, &format!("k{n}"), "customer", requote, now())
-                    .ok()
-                    .map(|c| c.order)
-                    .filter(|o| o.status != OrderStatus::Cancelled)
-                    .unwrap_or_else(same)
+                call_off(order, &request, n).unwrap_or_else(same)
             }
-            Step::CallOffB => {
-                let request = crate::order::commands::UnitCancelRequest {
-                    lines: vec![crate::order::commands::RequestedLine {
-                        sku: Sku::parse("B").unwrap(),
-                        quantity: Quantity::new(1).unwrap(),
-                    }],
-                    reason: "no longer wanted".into(),
-                };
-                // Not the last unit (that cancels the order, another path).
-                order
-                    .cancel_units(&request, &format!("k{n}"), "customer", requote, now())
-                    .ok()
-                    .map(|c| c.order)
-                    .filter(|o| o.status != OrderStatus::Cancelled)
-                    .unwrap_or_else(same)
-            }
+            Step::CallOffB => call_off(order, &b_called_off(), n).unwrap_or_else(same),
             Step::Captured | Step::CaptureFails => {
                 let Some(asked) = order
                     .payment
@@ -2044,17 +2049,7 @@ mod ships_what_is_there {
             paid.refunds
         );
 
-        let b = crate::order::commands::UnitCancelRequest {
-            lines: vec![crate::order::commands::RequestedLine {
-                sku: Sku::parse("B").unwrap(),
-                quantity: Quantity::new(1).unwrap(),
-            }],
-            reason: "no longer wanted".into(),
-        };
-        let waiting = order(0)
-            .cancel_units(&b, "kb", "customer", requote, now())
-            .unwrap()
-            .order;
+        let waiting = call_off(&order(0), &b_called_off(), 6).unwrap();
         assert_eq!(
             (waiting.status, waiting.hold()),
             (OrderStatus::Reserved, Some("BACKORDERED"))
