@@ -446,7 +446,7 @@ fn sku_to_write(request: &Request) -> Result<Sku, ApiError> {
         .map_err(|e| ApiError::Invalid(ValidationErrors::one("sku", e.to_string())))
 }
 
-async fn put<S: InventoryStore + LocationStore>(
+async fn put<S: InventoryStore + LocationStore + OrderStore>(
     app: &App<S>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {

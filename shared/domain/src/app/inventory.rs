@@ -281,8 +281,9 @@ pub async fn get_product<I: InventoryStore>(
 
 /// Creates or replaces a SKU. `onHand` is its stock when it is created (none if absent: a SKU
 /// may be listed before its first receipt); on an existing SKU it is a stock count (reserved
-/// units stay promised, so a count below them is refused).
-pub async fn put_product<I: InventoryStore>(
+/// units stay promised, so a count below them is refused) and, like every count, what it
+/// leaves available goes to the orders waiting for the SKU first, in the same write.
+pub async fn put_product<I: InventoryStore + OrderStore>(
     inventory: &I,
     policy: &ShippingPolicy,
     locations: &Locations,
@@ -293,7 +294,7 @@ pub async fn put_product<I: InventoryStore>(
 ) -> Result<(Product, bool), InventoryError> {
     let fields = &ProductRequest::parse(body, policy.currency(), locations)?;
     let location = fields.location.as_str();
-    until_written(|| async move {
+    let written = until_written(|| async move {
         let existing = inventory.product(sku).await?;
         let before = existing
             .as_ref()
@@ -317,7 +318,7 @@ pub async fn put_product<I: InventoryStore>(
         if after != before || existing.is_none() {
             stock.set(location, after);
         }
-        let product = Product {
+        let mut product = Product {
             sku: sku.clone(),
             name: fields.name.clone(),
             unit_price: fields.unit_price,
@@ -350,16 +351,28 @@ pub async fn put_product<I: InventoryStore>(
         } else {
             AdjustmentReason::Receipt
         };
+        // A count of an existing SKU serves the waiting orders before anything becomes
+        // available to new ones (a new SKU has none waiting); the history entry records the
+        // counters the write leaves.
+        let filled = if existing.is_some() && after != before {
+            fill_waiting(inventory, &mut product, location, locations, now).await?
+        } else {
+            Vec::new()
+        };
+        let after = product.stock.at(location);
         let actor = caller.customer_id.as_str();
-        let adjustment = (before != after).then(|| {
+        let adjustment = (before != after || !filled.is_empty()).then(|| {
             StockAdjustment::of_write(&product, location, reason, None, before, after, actor)
         });
         let written = inventory
-            .save_product(&product, expected_version, adjustment.as_ref())
+            .save_product_filling(&product, expected_version, adjustment.as_ref(), &filled)
             .await;
         Attempt::of_write(written, (product, existing.is_none()))
     })
     .await
+    .map_err(|e: InventoryError| e)?;
+    continue_filling(inventory, &written.0, location, locations, now).await;
+    Ok(written)
 }
 
 /// Applies a receipt, count or write-off to a SKU's stock at one location, recording it in the
@@ -1835,6 +1848,21 @@ mod tests {
             store.get(&second.id).await.unwrap().unwrap().backordered(),
             1
         );
+        // A count sent with the SKU itself (`PUT /inventory/MUG-1` with `onHand`) is a count
+        // too: the unit it finds goes to the waiting order in its write, none to new orders.
+        let body = json!({"name": "Mug", "unitPrice": {"amount": 1200, "currency": "EUR"}, "weightGrams": 350,
+            "selling": {"policy": "BACKORDER", "limit": 3}, "onHand": 5});
+        put(&store, body).await.unwrap();
+        assert_eq!(counters(&mug_now().await), (0, 5, 0, 0));
+        assert_eq!(
+            store.get(&second.id).await.unwrap().unwrap().backordered(),
+            0
+        );
+        let history = store.adjustments(&sku(), 1, None).await.unwrap().items;
+        assert_eq!(
+            (history[0].after.available(), history[0].after.reserved()),
+            (0, 5)
+        );
 
         // The second order is cancelled: its reserved unit and its waiting one go back; no
         // other order's units move.
@@ -1850,7 +1878,7 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(cancelled.status, crate::order::OrderStatus::Cancelled);
-        assert_eq!(counters(&mug_now().await), (1, 3, 0, 0));
+        assert_eq!(counters(&mug_now().await), (2, 3, 0, 0));
         let first_again = store.get(&oldest.id).await.unwrap().unwrap();
         assert_eq!(first_again.version, first.version, "untouched");
         let product = mug_now().await;
