@@ -555,6 +555,8 @@ impl Order {
                 };
             }
             next.totals = after;
+            // The charge the order ships for now: an edit re-quotes from it.
+            next.shipping.price = after.shipping;
             next.refunds.extend(refund);
             next.unit_cancellations.push(record);
             next.request_what_is_due(CaptureMode::OnShipment, now);

@@ -383,7 +383,7 @@ impl Order {
                 self.shipping.method,
                 self.shipping.address.country(),
             ) {
-                Some(old) => (self.shipping.price.minor_units() + new - old).max(0),
+                Some(old) => (self.totals.shipping.minor_units() + new - old).max(0),
                 None => new,
             }
         });
@@ -924,6 +924,7 @@ mod tests {
     use crate::contact::Address;
     use crate::events::{order_event, recorded_agrees_with_legacy, EventType};
     use crate::order::cancellation::CancelError;
+    use crate::order::commands::{RequestedLine, UnitCancelRequest};
     use crate::order::payments::{
         PaymentEvent, PaymentEventKind, PaymentPolicy, PaymentUpdate, PspRequestKind,
     };
@@ -1478,6 +1479,39 @@ mod tests {
         .unwrap()
     }
 
+    /// Units called off re-quote the shipping charge lower; an edit after them re-quotes from
+    /// that charge, not from the one the order was placed with.
+    #[test]
+    fn an_edit_after_units_were_called_off_charges_shipping_from_what_the_order_ships_for_now() {
+        let fewer = fulfilling_and_authorized()
+            .cancel_units(
+                &UnitCancelRequest {
+                    lines: vec![RequestedLine {
+                        sku: Sku::parse("B").unwrap(),
+                        quantity: Quantity::new(3).unwrap(),
+                    }],
+                    reason: "fewer".into(),
+                },
+                "u1",
+                "customer",
+                |_, grams| Some(490 + 50 * grams.div_ceil(1000) as i64),
+                now(),
+            )
+            .unwrap()
+            .order;
+        // 2 × A (0.8 kg) by STANDARD: 5.40.
+        assert_eq!(fewer.totals.total.minor_units(), 2000 + 540);
+        assert_eq!(fewer.shipping.price.minor_units(), 540);
+        // Another address in the same zone costs what the order ships for now.
+        let moved = edit(&fewer, &to(None, Some("DE")), "k1").unwrap();
+        assert_eq!(moved.totals.total.minor_units(), 2000 + 540);
+        assert_eq!(moved.edits[0].state, EditState::Applied);
+        assert_eq!(moved.edits[0].shipping_before.price.minor_units(), 540);
+        // EXPRESS domestic for 0.8 kg: 9.90 and 1.00 per started kilogram.
+        let express = edit(&fewer, &to(Some(ShippingMethod::Express), None), "k2").unwrap();
+        assert_eq!(express.totals.shipping.minor_units(), 990 + 100);
+    }
+
     #[test]
     fn a_dearer_edit_of_held_money_waits_for_a_new_hold_of_the_whole_total_and_releases_the_old() {
         let order = fulfilling_and_authorized();
@@ -1543,6 +1577,20 @@ mod tests {
             (Some("pi_1"), 4090)
         );
         assert_eq!(paid.payment_attention(), None);
+        // Should the PSP release the new hold while the old one's release is on its way, the
+        // old one holds nothing for the order: the order leaves the warehouse, in front of staff.
+        let new_released = psp(
+            &paid,
+            "void-2",
+            PaymentEventKind::VoidSucceeded,
+            4690,
+            "pi_2",
+        );
+        assert_eq!(
+            new_released.payment_status(),
+            crate::order::payments::PaymentStatus::Voided
+        );
+        assert_eq!(new_released.status, OrderStatus::Reserved);
         let released = psp(
             &paid,
             "void-1",

@@ -785,7 +785,14 @@ impl Order {
                 PaymentStatus::Paid
             };
         }
-        if payments.iter().any(PspPayment::holds) {
+        // A hold an edit's new authorization replaced is being released: it holds nothing for
+        // the order (should the new one be released first, nothing does).
+        let superseded = self.superseded_payments();
+        if payments
+            .iter()
+            .filter(|p| !p.reference.is_some_and(|r| superseded.contains(&r)))
+            .any(PspPayment::holds)
+        {
             PaymentStatus::Authorized
         } else if payments.iter().any(|p| p.released) {
             PaymentStatus::Voided
