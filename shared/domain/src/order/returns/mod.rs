@@ -218,6 +218,10 @@ pub struct Return {
     /// paid before it ships.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exchange_due: Option<Money>,
+    /// Where its exchanges were reserved when it was approved: what does not arrive is released
+    /// there and the replacement leaves from there, wherever the order's units are by then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exchange_location: Option<String>,
 }
 
 impl Return {
@@ -246,19 +250,25 @@ impl Return {
         }
     }
 
-    /// The reservations an approved exchange holds at `location`: one move per exchange line.
-    fn exchange_moves(&self, location: &str, movement: StockMovement) -> Vec<StockMove> {
-        self.lines
+    /// At its approval: the reservations its exchanges hold at `location` (one per exchange
+    /// line), the location kept with it.
+    fn reserve_exchanges(&mut self, location: String) -> Vec<StockMove> {
+        let moves: Vec<StockMove> = self
+            .lines
             .iter()
             .filter_map(|l| {
                 l.exchange.as_ref().map(|e| StockMove {
                     sku: e.sku.clone(),
-                    location: location.to_owned(),
+                    location: location.clone(),
                     quantity: l.quantity,
-                    movement,
+                    movement: StockMovement::Reserve,
                 })
             })
-            .collect()
+            .collect();
+        if !moves.is_empty() {
+            self.exchange_location = Some(location);
+        }
+        moves
     }
 }
 
@@ -548,6 +558,7 @@ impl Order {
             refund_id: None,
             replacement_order_id: None,
             exchange_due: None,
+            exchange_location: None,
         };
         let mut note = format!("return {return_id} requested");
         let mut moves = Vec::new();
@@ -559,7 +570,7 @@ impl Order {
                 at: now,
                 note: Some("approved at once by the return policy".into()),
             });
-            moves = rma.exchange_moves(&self.return_location(), StockMovement::Reserve);
+            moves = rma.reserve_exchanges(self.return_location());
             note.push_str(" and approved");
         }
         let event = OrderEvent::for_return(rma.return_id.clone(), rma.status);
@@ -624,7 +635,7 @@ impl Order {
                 note,
             });
             if approved {
-                moves = rma.exchange_moves(&self.return_location(), StockMovement::Reserve);
+                moves = rma.reserve_exchanges(self.return_location());
             }
             OrderEvent::for_return(id.clone(), rma.status)
         });
@@ -683,6 +694,11 @@ impl Order {
         }
 
         let location = self.return_location();
+        // Exchanges are released, and leave, where their approval reserved them.
+        let exchanged_at = rma
+            .exchange_location
+            .clone()
+            .unwrap_or_else(|| location.clone());
         let mut moves: Vec<StockMove> = receipt
             .lines
             .iter()
@@ -726,7 +742,7 @@ impl Order {
                     if let Ok(quantity) = Quantity::new(short) {
                         moves.push(StockMove {
                             sku: exchange.sku.clone(),
-                            location: location.clone(),
+                            location: exchanged_at.clone(),
                             quantity,
                             movement: StockMovement::Release,
                         });
@@ -744,7 +760,7 @@ impl Order {
                                 .find(|l| l.sku == line.sku)
                                 .map_or(0, |l| l.unit_weight_grams),
                             allocations: vec![LocationUnits {
-                                location: location.clone(),
+                                location: exchanged_at.clone(),
                                 quantity,
                             }],
                             backorders: Vec::new(),
@@ -820,7 +836,7 @@ impl Order {
         let created = if replacement_lines.is_empty() {
             None
         } else {
-            Some(self.replacement(id, replacement_lines, shipping, now))
+            Some(self.replacement(id, replacement_lines, &exchanged_at, shipping, now))
         };
 
         let next = self.record(now, Some(note), |next| {
@@ -862,12 +878,12 @@ impl Order {
         &self,
         id: &ReturnId,
         lines: Vec<OrderLine>,
+        warehouse: &str,
         policy: &ShippingPolicy,
         now: DateTime<Utc>,
     ) -> Order {
         let currency = self.totals.total.currency();
         let zero = Money::zero(currency);
-        let warehouse = self.return_location();
         let estimate = policy
             .quote(
                 self.shipping.method,
@@ -926,7 +942,7 @@ impl Order {
         if free {
             replacement.shipments = vec![Fulfillment::queued(
                 1,
-                &warehouse,
+                warehouse,
                 lines,
                 Some(format!("replacement for {id}")),
                 now,
@@ -1248,6 +1264,41 @@ mod tests {
             received.order.refunds.is_empty(),
             "an exchange is not refunded"
         );
+    }
+
+    /// The order's units may be elsewhere by the receipt (called off, or moved): the exchange
+    /// is released and ships where its approval reserved it.
+    #[test]
+    fn an_exchange_is_released_and_ships_where_its_approval_reserved_it() {
+        let order = delivered();
+        let approved = open(&order, json!([
+            {"sku": "TSHIRT-RED-M", "quantity": 2, "reason": "DOES_NOT_FIT", "exchangeSku": "TSHIRT-BLUE-M"}
+        ]), "2026-11-21T10:00:00Z").unwrap();
+        assert_eq!(approved.moves[0].location, "BER-1");
+        assert_eq!(
+            approved.order.returns[0].exchange_location.as_deref(),
+            Some("BER-1")
+        );
+        let mut elsewhere = approved.order.clone();
+        for line in elsewhere.lines.iter_mut() {
+            for units in line.allocations.iter_mut() {
+                units.location = "AMS-1".into();
+            }
+        }
+        let received = receive(
+            &elsewhere,
+            json!([{"sku": "TSHIRT-RED-M", "quantity": 1, "disposition": "RESTOCK"}]),
+        )
+        .unwrap();
+        let release = received
+            .moves
+            .iter()
+            .find(|m| m.movement == StockMovement::Release)
+            .unwrap();
+        assert_eq!(release.location, "BER-1");
+        let replacement = received.created.expect("the exchange ships");
+        assert_eq!(replacement.lines[0].allocations[0].location, "BER-1");
+        assert_eq!(replacement.shipments[0].warehouse, "BER-1");
     }
 
     #[test]
