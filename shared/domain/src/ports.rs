@@ -437,6 +437,7 @@ pub trait OrderTransactions: Send + Sync {
                 moves: shipped.shipment_moves(number, StockMovement::Ship),
                 order: shipped.clone(),
                 created: None,
+                linked: None,
                 stock_history: Vec::new(),
             };
             Ok(match self.commit(&change).await? {

@@ -718,6 +718,67 @@ async fn an_exchange_reserves_the_replacement_and_ships_it_once_the_return_arriv
     );
 }
 
+/// The customer calls off an exchange's replacement before it is packed: its unit goes back on
+/// the shelf and the original order refunds the goods that came back, in the same write, once;
+/// the refund is announced to the payment system like any other.
+#[tokio::test]
+async fn a_replacement_called_off_has_the_original_order_refund_the_goods_that_came_back() {
+    let stack = Stack::connect().await;
+    let psp_probe = Probe::subscribe(
+        &stack,
+        "OrderEventsTopic",
+        Some(json!({"eventType": ["oms.refund.requested"]})),
+    )
+    .await;
+    let small = stack.create_sku("OFF-S", 5).await;
+    let large = stack.create_sku("OFF-L", 5).await;
+    let (customer, delivered) = stack
+        .delivered_order(&[(&small, 1)], &delivered_recently())
+        .await;
+    let id = delivered["orderId"].as_str().unwrap();
+    let opened = request_return(
+        &stack,
+        &customer,
+        id,
+        &unique("k"),
+        json!([{"sku": small, "quantity": 1, "reason": "DOES_NOT_FIT", "exchangeSku": large}]),
+    )
+    .await;
+    assert_eq!(opened.body["status"], "APPROVED", "{:?}", opened.body);
+    let rma = opened.body["returnId"].as_str().unwrap().to_owned();
+    let received = receive(
+        &stack,
+        &rma,
+        json!([{"sku": small, "quantity": 1, "disposition": "RESTOCK"}]),
+    )
+    .await;
+    assert_eq!(received.status, StatusCode::OK, "{:?}", received.body);
+    let replacement_id = received.body["replacementOrderId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(stack.stock(&large).await, (4, 1, 5));
+
+    let cancelled = cancel(&stack, &customer, &replacement_id).await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{:?}", cancelled.body);
+    assert_eq!(cancelled.body["status"], "CANCELLED");
+    assert_eq!(stack.stock(&large).await, (5, 0, 5), "released exactly");
+    let original = order(&stack, &customer, id).await;
+    let owed = original["refunds"].as_array().expect("refunds");
+    assert_eq!(owed.len(), 1, "{original}");
+    assert_eq!(owed[0]["amount"]["amount"], 1000);
+    assert_eq!(owed[0]["returnId"], rma.as_str());
+    assert_eq!(owed[0]["lines"][0]["sku"], small.as_str());
+    // Asked again: the cancelled replacement answers as it is, nothing more is refunded.
+    let again = cancel(&stack, &customer, &replacement_id).await;
+    assert_eq!(again.status, StatusCode::OK);
+    let original = order(&stack, &customer, id).await;
+    assert_eq!(original["refunds"].as_array().unwrap().len(), 1);
+    let events = refunds(&psp_probe, id, 1).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["data"]["amount"]["amount"], 1000);
+}
+
 /// Every RMA number in the approval queue, page by page.
 async fn approval_queue(stack: &Stack, admin: &str) -> Vec<String> {
     let mut found = Vec::new();

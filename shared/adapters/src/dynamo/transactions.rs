@@ -37,6 +37,10 @@ impl OrderTransactions for DynamoStore {
         // Where each kind of item sits in the transaction, for reading its cancellation.
         let order_at = items.len();
         items.push(self.put_order_at_version(order, order.version - 1)?);
+        let linked_at = write.linked.as_ref().map(|_| items.len());
+        if let Some(linked) = &write.linked {
+            items.push(self.put_order_at_version(linked, linked.version - 1)?);
+        }
         let created_at = write.created.as_ref().map(|_| items.len());
         if let Some(created) = &write.created {
             let put = self
@@ -71,7 +75,7 @@ impl OrderTransactions for DynamoStore {
         };
         // A history entry's id taken (two moves in the same millisecond): read and try again,
         // as when the order changed.
-        if failed(order_at) || history_at.clone().any(failed) {
+        if failed(order_at) || linked_at.is_some_and(failed) || history_at.clone().any(failed) {
             return Ok(CommitOutcome::OrderChanged);
         }
         if created_at.is_some_and(failed) {

@@ -159,7 +159,14 @@ pub async fn cancel_order<S: OrderStore + OrderTransactions + LocationStore + In
             return Ok(Attempt::Done((order, Vec::new())));
         }
         let order = as_seen(order, expected)?;
-        let change = order.cancel(reason.clone(), actor(caller, &order), now)?;
+        let mut change = order.cancel(reason.clone(), actor(caller, &order), now)?;
+        // An exchange's replacement called off: its original order refunds the goods that came
+        // back, in the same write.
+        if let Some(of) = &order.replacement_for {
+            if let Some(original) = store.get(&of.order_id).await? {
+                change.linked = original.refund_called_off_exchange(&change.order, now);
+            }
+        }
         commit_freeing(store, change).await
     })
     .await?;
@@ -1137,6 +1144,52 @@ mod tests {
         assert_eq!(received.receipt.unwrap().missing.get(&sku("A")), Some(&1));
         let saved = store.get(&order.id).await.unwrap().unwrap();
         assert!(saved.refunds.is_empty(), "an exchange is not refunded");
+
+        // The customer calls the replacement off before it is packed: its unit goes back, and
+        // the original order refunds the unit that came back — in the same write, once.
+        let cancelled = cancel_order(
+            &store,
+            &LocationDirectory::demo(),
+            &customer(),
+            &replacement_id,
+            "changed my mind".into(),
+            None,
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(cancelled.status, OrderStatus::Cancelled);
+        assert_eq!(stock(&store, "A-LARGE").await, (2, 0));
+        let refunded = store.get(&order.id).await.unwrap().unwrap();
+        assert_eq!(refunded.version, saved.version + 1);
+        assert_eq!(refunded.refunds.len(), 1);
+        let refund = &refunded.refunds[0];
+        assert_eq!(refund.amount.minor_units(), 1000);
+        assert_eq!(refund.return_id.as_ref(), Some(&id));
+        assert_eq!(
+            (refund.lines[0].sku.as_str(), refund.lines[0].quantity.get()),
+            ("A", 1)
+        );
+        assert!(
+            refund.awaiting_capture,
+            "the capture asked as the order shipped is not confirmed yet"
+        );
+        // Asked again, the cancellation answers as it is and refunds nothing more.
+        cancel_order(
+            &store,
+            &LocationDirectory::demo(),
+            &customer(),
+            &replacement_id,
+            "changed my mind".into(),
+            None,
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            store.get(&order.id).await.unwrap().unwrap().refunds.len(),
+            1
+        );
     }
 
     /// A damaged unit exchanged for the same SKU: approval reserves a unit of it, and the receipt

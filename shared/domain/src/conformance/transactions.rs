@@ -198,6 +198,7 @@ pub async fn commit_conditions<S: OrderStore + InventoryStore + OrderTransaction
                 moves: ahead.stock_moves(StockMovement::Reserve),
                 order: two_ahead,
                 created: None,
+                linked: None,
                 stock_history: Vec::new(),
             })
             .await,
@@ -232,6 +233,7 @@ pub async fn commit_conditions<S: OrderStore + InventoryStore + OrderTransaction
             moves: reserved.stock_moves(StockMovement::Release),
             order: reserved,
             created: None,
+            linked: None,
             stock_history: Vec::new(),
         })
         .await;
@@ -248,6 +250,7 @@ pub async fn commit_conditions<S: OrderStore + InventoryStore + OrderTransaction
     let replacement = place(&ada, &[(&a, 1)], at + seconds(1));
     let write = OrderChange {
         created: Some(replacement.clone()),
+        linked: None,
         ..OrderChange::with_lines(
             original.reserve_all_at("BER-1", at).expect("reserving"),
             StockMovement::Reserve,
@@ -268,6 +271,7 @@ pub async fn commit_conditions<S: OrderStore + InventoryStore + OrderTransaction
     create(store, &again).await;
     let clash = OrderChange {
         created: Some(replacement.clone()),
+        linked: None,
         ..OrderChange::with_lines(
             again.reserve_all_at("BER-1", at).expect("reserving"),
             StockMovement::Reserve,
@@ -284,6 +288,38 @@ pub async fn commit_conditions<S: OrderStore + InventoryStore + OrderTransaction
         Some(&replacement)
     );
     assert_eq!(stock_of(store, &a.sku).await, (4, 1, 2), "no stock moved");
+
+    // A linked order: written with the change on its version, or (changed since) neither.
+    let main = place(&ada, &[(&a, 1)], at);
+    create(store, &main).await;
+    let other = place(&ada, &[(&a, 1)], at);
+    create(store, &other).await;
+    let other_next = other.reject(vec![], at).expect("rejecting");
+    let write = OrderChange {
+        linked: Some(other_next.clone()),
+        ..OrderChange::with_lines(
+            main.reserve_all_at("BER-1", at).expect("reserving"),
+            StockMovement::Reserve,
+        )
+    };
+    let mut ahead = other_next.clone();
+    ahead.version += 1;
+    let stale = OrderChange {
+        linked: Some(ahead),
+        ..write.clone()
+    };
+    assert_eq!(
+        store.commit(&stale).await,
+        Ok(CommitOutcome::OrderChanged),
+        "a linked order two versions ahead"
+    );
+    assert_eq!(stored(store, &main.id).await.as_ref(), Some(&main));
+    assert_eq!(stored(store, &other.id).await.as_ref(), Some(&other));
+    assert_eq!(stock_of(store, &a.sku).await, (4, 1, 2), "no stock moved");
+    assert_eq!(store.commit(&write).await, Ok(CommitOutcome::Committed));
+    assert_eq!(stored(store, &main.id).await.as_ref(), Some(&write.order));
+    assert_eq!(stored(store, &other.id).await.as_ref(), Some(&other_next));
+    assert_eq!(stock_of(store, &a.sku).await, (3, 2, 3));
 }
 
 /// The stock an order's life moves: reserving takes from `available` into `reserved`, shipping
@@ -351,6 +387,7 @@ pub async fn commit_moves_stock<S: OrderStore + InventoryStore + OrderTransactio
         order: step.order,
         moves: step.moves,
         created: step.created,
+        linked: None,
         stock_history: Vec::new(),
     };
     assert_eq!(store.commit(&write).await, Ok(CommitOutcome::Committed));

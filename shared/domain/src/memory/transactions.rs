@@ -15,6 +15,11 @@ impl OrderTransactions for InMemoryStore {
                 return Err(StoreError::ConditionFailed);
             }
         }
+        if let Some(linked) = &write.linked {
+            if state.orders.get(&linked.id).map(|o| o.version + 1) != Some(linked.version) {
+                return Ok(CommitOutcome::OrderChanged);
+            }
+        }
         let mut updated = Vec::new();
         let mut shortages = Vec::new();
         for delta in StockDelta::net(&write.moves) {
@@ -89,6 +94,9 @@ impl OrderTransactions for InMemoryStore {
         state.orders.insert(order.id.clone(), order.clone());
         if let Some(created) = &write.created {
             state.orders.insert(created.id.clone(), created.clone());
+        }
+        if let Some(linked) = &write.linked {
+            state.orders.insert(linked.id.clone(), linked.clone());
         }
         state
             .adjustments

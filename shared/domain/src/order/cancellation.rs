@@ -110,7 +110,10 @@ pub enum CancelError {
     /// A line names what the order does not hold, or more units than can still be called off.
     #[error("{0}")]
     Units(ValidationErrors),
-    #[error("the order ships the exchange of a return: cancel the return's exchange instead")]
+    #[error(
+        "the order ships the exchange of a return: it is cancelled whole (the return's order \
+         then refunds the goods that came back), not in part"
+    )]
     Replacement,
     #[error(
         "the order has recorded {MAX_UNIT_CANCELLATIONS} unit cancellations, the most it keeps"
@@ -566,6 +569,7 @@ impl Order {
             order: next,
             moves,
             created: None,
+            linked: None,
             stock_history: Vec::new(),
         })
     }

@@ -521,6 +521,7 @@ impl Order {
             order: next,
             moves,
             created: None,
+            linked: None,
             stock_history: Vec::new(),
         })
     }
@@ -850,6 +851,7 @@ impl Order {
             order: next,
             moves,
             created: None,
+            linked: None,
             stock_history: Vec::new(),
         })
     }

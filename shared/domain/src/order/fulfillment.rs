@@ -1047,6 +1047,7 @@ impl Order {
             order: next,
             moves,
             created: None,
+            linked: None,
             stock_history: Vec::new(),
         })
     }
@@ -1386,6 +1387,62 @@ mod tests {
             Utc::now(),
         ));
         assert_eq!(all.status, OrderStatus::Delivered);
+    }
+
+    /// A split order returned whole while its second parcel's share is not taken (unanswered,
+    /// then failed): what its returns give back waits, never more than was taken (the failed
+    /// share is in front of staff).
+    #[test]
+    fn a_return_gives_back_only_what_was_taken() {
+        use crate::order::payments::PaymentEventKind;
+        let first = capture_confirmed(&ship_parcel(&split(), 1), 0);
+        let both = ship_parcel(&first, 2);
+        let delivered = |order: &Order, number: u32| {
+            applied(order.carrier_event(
+                number,
+                &format!("d{number}"),
+                CarrierEventKind::Delivered,
+                None,
+                Utc::now(),
+                Utc::now(),
+            ))
+        };
+        let arrived = delivered(&delivered(&both, 1), 2);
+        let given = |order: &Order| -> i64 {
+            order
+                .refunds
+                .iter()
+                .filter(|r| !r.awaiting_capture && r.retried_as.is_none())
+                .map(|r| r.amount.minor_units())
+                .sum()
+        };
+        let taken = |order: &Order| -> i64 {
+            order
+                .payment
+                .payments()
+                .iter()
+                .map(|p| p.captured_minor)
+                .sum()
+        };
+        // Parcel 1's share (A × 2 and the shipping charge) is taken; parcel 2's is on its way.
+        let a = arrived
+            .returned_for_test("A", 2, "RESTOCK", Utc::now())
+            .unwrap()
+            .order;
+        let b = a
+            .returned_for_test("B", 1, "RESTOCK", Utc::now())
+            .unwrap()
+            .order;
+        assert!(b.refunds.iter().all(|r| r.awaiting_capture));
+        // The share fails: nothing more is given back than was taken.
+        let failed = capture_answered(&b, 1, PaymentEventKind::CaptureFailed, true);
+        assert!(
+            given(&failed) <= taken(&failed),
+            "{} > {}",
+            given(&failed),
+            taken(&failed)
+        );
+        assert!(failed.refunds.iter().any(|r| r.awaiting_capture));
     }
 
     /// The PSP confirms capture `request` of `order`.

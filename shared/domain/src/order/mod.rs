@@ -297,6 +297,10 @@ pub struct OrderChange {
     pub order: Order,
     pub moves: Vec<StockMove>,
     pub created: Option<Order>,
+    /// Another order the change writes in the same transaction, on condition that the stored
+    /// one is the version before it: the exchange's original order, when its replacement is
+    /// called off (the refund it owes for the goods that came back).
+    pub linked: Option<Order>,
     /// Entries of the moved SKUs' stock histories, written in the same transaction (a
     /// shipment's move; the other changes record theirs on the order's timeline). Each makes
     /// the write conditional on its location's counters being still its `before`, so the
@@ -325,6 +329,7 @@ impl OrderChange {
             order,
             moves: Vec::new(),
             created: None,
+            linked: None,
             stock_history: Vec::new(),
         }
     }
@@ -335,6 +340,7 @@ impl OrderChange {
             moves: order.stock_moves(movement),
             order,
             created: None,
+            linked: None,
             stock_history: Vec::new(),
         }
     }

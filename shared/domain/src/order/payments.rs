@@ -1398,19 +1398,30 @@ impl Order {
                 .map(|p| p.captured_minor)
                 .sum();
             let beyond = taken - self.totals.total.minor_units();
-            let mut given: i64 = self
-                .refunds
-                .iter()
-                .filter(|r| !r.awaiting_capture && r.reason.gives_back_a_difference())
-                .map(|r| r.amount.minor_units())
-                .sum();
+            let given_of = |differences: bool, refunds: &[crate::order::refunds::Refund]| {
+                refunds
+                    .iter()
+                    .filter(|r| !r.awaiting_capture && r.retried_as.is_none())
+                    .filter(|r| !differences || r.reason.gives_back_a_difference())
+                    .map(|r| r.amount.minor_units())
+                    .sum::<i64>()
+            };
+            let mut given = given_of(true, &self.refunds);
+            // Never more given back in all than was taken (a parcel's share the PSP failed
+            // is owed still: what would be given back of it waits for its capture).
+            let mut given_in_all = given_of(false, &self.refunds);
             for refund in self.refunds.iter_mut().filter(|r| r.awaiting_capture) {
+                let amount = refund.amount.minor_units();
+                if given_in_all + amount > taken {
+                    continue;
+                }
                 if refund.reason.gives_back_a_difference() {
-                    if given + refund.amount.minor_units() > beyond {
+                    if given + amount > beyond {
                         continue;
                     }
-                    given += refund.amount.minor_units();
+                    given += amount;
                 }
+                given_in_all += amount;
                 refund.awaiting_capture = false;
                 refund.requested_at = now;
             }

@@ -127,6 +127,29 @@ impl Order {
         }))
     }
 
+    /// Whether a refund of `amount` must wait: money is given back only once it was taken — no
+    /// capture still on its way (the PSP may yet fail it), and no more given back in all than
+    /// was taken. Released by the capture's confirmation
+    /// ([`Order::request_what_is_due`](crate::order::Order)).
+    pub(crate) fn refund_waits_for_capture(&self, amount: i64) -> bool {
+        if self.totals.total.minor_units() == 0 {
+            return false;
+        }
+        let taken: i64 = self
+            .payment
+            .payments()
+            .iter()
+            .map(|p| p.captured_minor)
+            .sum();
+        let given: i64 = self
+            .refunds
+            .iter()
+            .filter(|r| r.retried_as.is_none() && !r.awaiting_capture)
+            .map(|r| r.amount.minor_units())
+            .sum();
+        !self.payment.unanswered_captures().is_empty() || given + amount > taken
+    }
+
     /// What the order's refunds for units called off (or a cheaper edit) gave back (a refund asked again counts
     /// once): money the customer paid beyond what the order now costs.
     pub(crate) fn refunded_for_units(&self) -> i64 {

@@ -582,6 +582,7 @@ impl Order {
             order: next,
             moves,
             created: None,
+            linked: None,
             stock_history: Vec::new(),
         })
     }
@@ -643,8 +644,82 @@ impl Order {
             order: next,
             moves,
             created: None,
+            linked: None,
             stock_history: Vec::new(),
         })
+    }
+
+    /// The exchange's original order once its replacement (`replacement`, at the version that
+    /// calls it off) will not ship: the goods came back and nothing replaces them, so the
+    /// original refunds what the customer paid for the exchanged units — each at the lower of
+    /// its own price and the replacement's (a cheaper item's difference was refunded at the
+    /// receipt; a dearer one's is given back by the replacement's own cancellation) — never
+    /// more than is left of what was paid. `None` if `replacement` replaces no return of this
+    /// order, or nothing is owed (refunded already).
+    pub fn refund_called_off_exchange(
+        &self,
+        replacement: &Order,
+        now: DateTime<Utc>,
+    ) -> Option<Order> {
+        let of = replacement.replacement_for.as_ref()?;
+        if of.order_id != self.id {
+            return None;
+        }
+        let rma = self.returns.iter().find(|r| r.return_id == of.return_id)?;
+        let currency = self.totals.total.currency();
+        let mut lines = Vec::new();
+        for shipped in &replacement.lines {
+            let line = rma
+                .lines
+                .iter()
+                .find(|l| l.exchange.as_ref().is_some_and(|e| e.sku == shipped.sku))?;
+            let exchanged = line.exchange.as_ref()?;
+            let unit = line.unit_price.minor_units().min(
+                exchanged
+                    .unit_price
+                    .unwrap_or(line.unit_price)
+                    .minor_units(),
+            );
+            lines.push(RefundLine {
+                sku: line.sku.clone(),
+                quantity: shipped.quantity,
+                amount: Money::new(unit * i64::from(shipped.quantity.get()), currency).ok()?,
+            });
+        }
+        // Once: a second call-off of the same replacement finds its refund.
+        let note = format!(
+            "the exchange of return {} called off with its replacement {}",
+            of.return_id, replacement.id
+        );
+        if self
+            .timeline
+            .iter()
+            .any(|e| e.note.as_deref() == Some(note.as_str()))
+        {
+            return None;
+        }
+        let (refunded, _) = self.refunded();
+        let left = self.totals.total.minor_units() + self.refunded_for_units() - refunded;
+        let items: i64 = lines.iter().map(|l| l.amount.minor_units()).sum();
+        let amount = items.min(left);
+        if amount <= 0 {
+            return None;
+        }
+        let refund = Refund {
+            refund_id: self.next_refund_id(),
+            reason: RefundReason::Return,
+            return_id: Some(of.return_id.clone()),
+            lines,
+            shipping: Money::zero(currency),
+            amount: Money::new(amount, currency).ok()?,
+            requested_at: now,
+            retried_as: None,
+            awaiting_capture: self.refund_waits_for_capture(amount),
+        };
+        Some(self.record(now, Some(note), |next| {
+            next.refunds.push(refund);
+            OrderEvent::Updated
+        }))
     }
 
     /// Records what arrived back. `RESTOCK` units become available in the same write; the rest are
@@ -825,10 +900,7 @@ impl Order {
                     .map_err(|e| ValidationErrors::one("lines", e.to_string()))?,
                 requested_at: now,
                 retried_as: None,
-                // Money is given back only once it was taken: until the PSP confirms the
-                // capture, the refund waits.
-                awaiting_capture: !self.payment.payments().iter().any(|p| p.captured)
-                    && self.totals.total.minor_units() > 0,
+                awaiting_capture: self.refund_waits_for_capture(amount),
             })
         } else {
             None
@@ -864,6 +936,7 @@ impl Order {
             order: next,
             moves,
             created,
+            linked: None,
             stock_history: Vec::new(),
         })
     }
