@@ -710,12 +710,28 @@ async fn an_exchange_reserves_the_replacement_and_ships_it_once_the_return_arriv
     assert_eq!(replacement["replacementFor"]["returnId"], rma.as_str());
     assert_eq!(replacement["lines"][0]["sku"], large.as_str());
     assert_eq!(replacement["totals"]["total"]["amount"], 0);
-    stack.ship_through_warehouse(&replacement_id).await;
+    let number = stack.ship_through_warehouse(&replacement_id).await;
     assert_eq!(
         stack.stock(&large).await,
         (4, 0, 4),
         "the replacement left the building"
     );
+
+    // It does not fit either: returned, it is refunded at what was paid for it — on the
+    // original order, which took the money (the replacement cost nothing).
+    stack
+        .deliver(&customer, &replacement_id, &number, &delivered_recently())
+        .await;
+    let back = stack
+        .return_one_unit(&customer, &replacement_id, &large)
+        .await;
+    assert!(back.body.get("refund").is_none(), "{:?}", back.body);
+    assert_eq!(stack.stock(&large).await, (5, 0, 5));
+    let original = order(&stack, &customer, id).await;
+    let owed = original["refunds"].as_array().expect("refunds");
+    assert_eq!(owed.len(), 1, "{original}");
+    assert_eq!(owed[0]["amount"]["amount"], 1000);
+    assert_eq!(owed[0]["returnId"], rma.as_str());
 }
 
 /// The customer calls off an exchange's replacement before it is packed: its unit goes back on

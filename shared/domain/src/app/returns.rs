@@ -519,6 +519,7 @@ async fn change_return<S: OrderStore + OrderTransactions>(
     store: &S,
     id: &ReturnId,
     expected: Option<u64>,
+    now: DateTime<Utc>,
     change: impl Fn(&Order) -> Result<OrderChange, ReturnError>,
 ) -> Result<(Return, Order, Vec<(Sku, String)>), ReturnsAppError> {
     let change = &change;
@@ -528,7 +529,24 @@ async fn change_return<S: OrderStore + OrderTransactions>(
             .await?
             .ok_or(ReturnsAppError::NotFound("return"))?;
         let order = as_seen(order, expected)?;
-        Ok(match commit_freeing(store, change(&order)?).await? {
+        let mut write = change(&order)?;
+        // Units of an exchange's replacement received back: the replacement's lines are priced
+        // at the difference it cost, so its original order refunds what was paid for them, in
+        // the same write.
+        let received = |o: &Order| {
+            o.find_return(id)
+                .is_some_and(|r| r.status == crate::order::returns::ReturnStatus::Received)
+        };
+        if let Some(of) = order
+            .replacement_for
+            .as_ref()
+            .filter(|_| received(&write.order) && !received(&order))
+        {
+            if let Some(original) = store.get(&of.order_id).await? {
+                write.linked = original.refund_returned_replacement(&write.order, id, now);
+            }
+        }
+        Ok(match commit_freeing(store, write).await? {
             Attempt::Done((saved, freed)) => {
                 let rma = saved.find_return(id).expect("the return exists").clone();
                 Attempt::Done((rma, saved, freed))
@@ -551,7 +569,7 @@ pub async fn decide_return<S: OrderStore + OrderTransactions>(
     now: DateTime<Utc>,
 ) -> Result<(Return, Order), ReturnsAppError> {
     let by = format!("admin {}", caller.customer_id);
-    let (rma, order, _) = change_return(store, id, expected, |order| {
+    let (rma, order, _) = change_return(store, id, expected, now, |order| {
         order.decide_return(id, approved, &by, note.clone(), now)
     })
     .await?;
@@ -573,7 +591,7 @@ pub async fn receive_return<S: OrderStore + OrderTransactions + LocationStore + 
 ) -> Result<(Return, Order), ReturnsAppError> {
     let by = format!("warehouse {}", caller.customer_id);
     let shipping = locations.shipping();
-    let (rma, order, freed) = change_return(store, id, expected, |order| {
+    let (rma, order, freed) = change_return(store, id, expected, now, |order| {
         order.receive_return(id, receipt, &by, policy, shipping, now)
     })
     .await?;

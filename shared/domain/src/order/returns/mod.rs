@@ -651,28 +651,89 @@ impl Order {
 
     /// The exchange's original order once its replacement (`replacement`, at the version that
     /// calls it off) will not ship: the goods came back and nothing replaces them, so the
-    /// original refunds what the customer paid for the exchanged units — each at the lower of
-    /// its own price and the replacement's (a cheaper item's difference was refunded at the
-    /// receipt; a dearer one's is given back by the replacement's own cancellation) — never
-    /// more than is left of what was paid. `None` if `replacement` replaces no return of this
-    /// order, or nothing is owed (refunded already).
+    /// original refunds what the customer paid for them ([`Order::refund_for_replacement`]).
     pub fn refund_called_off_exchange(
         &self,
         replacement: &Order,
         now: DateTime<Utc>,
     ) -> Option<Order> {
+        let units: Vec<(Sku, Quantity)> = replacement
+            .lines
+            .iter()
+            .map(|l| (l.sku.clone(), l.quantity))
+            .collect();
+        let cause = format!(
+            "the exchange of return {} called off with its replacement {}",
+            replacement.replacement_for.as_ref()?.return_id,
+            replacement.id
+        );
+        self.refund_for_replacement(replacement, &units, cause, now)
+    }
+
+    /// The exchange's original order once units of its replacement came back under the
+    /// replacement's return `return_id` (received, at `replacement`'s version that records it):
+    /// the replacement's lines are priced at the difference it cost, so what the customer paid
+    /// for those units is refunded here ([`Order::refund_for_replacement`]).
+    pub fn refund_returned_replacement(
+        &self,
+        replacement: &Order,
+        return_id: &ReturnId,
+        now: DateTime<Utc>,
+    ) -> Option<Order> {
+        let rma = replacement
+            .returns
+            .iter()
+            .find(|r| &r.return_id == return_id)?;
+        let receipt = rma.receipt.as_ref()?;
+        let mut units: Vec<(Sku, Quantity)> = Vec::new();
+        for line in rma.lines.iter().filter(|l| l.exchange.is_none()) {
+            let got: u32 = receipt
+                .lines
+                .iter()
+                .filter(|r| r.sku == line.sku)
+                .map(|r| r.quantity.get())
+                .sum();
+            if let Ok(quantity) = Quantity::new(got) {
+                units.push((line.sku.clone(), quantity));
+            }
+        }
+        let cause = format!(
+            "units of the replacement {} returned under {return_id}",
+            replacement.id
+        );
+        self.refund_for_replacement(replacement, &units, cause, now)
+    }
+
+    /// The refund of `units` of the replacement (per SKU it ships) on this, its original order:
+    /// each unit at the lower of the price paid for the item sent back and the replacement's (a
+    /// cheaper item's difference was refunded at the receipt; a dearer one's paid difference is
+    /// the replacement's own to give back), never more than is left of what was paid; once per
+    /// `cause` (the timeline keeps it). `None` if `replacement` replaces no return of this
+    /// order, or nothing is owed.
+    fn refund_for_replacement(
+        &self,
+        replacement: &Order,
+        units: &[(Sku, Quantity)],
+        cause: String,
+        now: DateTime<Utc>,
+    ) -> Option<Order> {
         let of = replacement.replacement_for.as_ref()?;
-        if of.order_id != self.id {
+        if of.order_id != self.id
+            || self
+                .timeline
+                .iter()
+                .any(|e| e.note.as_deref() == Some(cause.as_str()))
+        {
             return None;
         }
         let rma = self.returns.iter().find(|r| r.return_id == of.return_id)?;
         let currency = self.totals.total.currency();
         let mut lines = Vec::new();
-        for shipped in &replacement.lines {
+        for (sku, quantity) in units {
             let line = rma
                 .lines
                 .iter()
-                .find(|l| l.exchange.as_ref().is_some_and(|e| e.sku == shipped.sku))?;
+                .find(|l| l.exchange.as_ref().is_some_and(|e| &e.sku == sku))?;
             let exchanged = line.exchange.as_ref()?;
             let unit = line.unit_price.minor_units().min(
                 exchanged
@@ -682,21 +743,9 @@ impl Order {
             );
             lines.push(RefundLine {
                 sku: line.sku.clone(),
-                quantity: shipped.quantity,
-                amount: Money::new(unit * i64::from(shipped.quantity.get()), currency).ok()?,
+                quantity: *quantity,
+                amount: Money::new(unit * i64::from(quantity.get()), currency).ok()?,
             });
-        }
-        // Once: a second call-off of the same replacement finds its refund.
-        let note = format!(
-            "the exchange of return {} called off with its replacement {}",
-            of.return_id, replacement.id
-        );
-        if self
-            .timeline
-            .iter()
-            .any(|e| e.note.as_deref() == Some(note.as_str()))
-        {
-            return None;
         }
         let (refunded, _) = self.refunded();
         let left = self.totals.total.minor_units() + self.refunded_for_units() - refunded;
@@ -716,7 +765,7 @@ impl Order {
             retried_as: None,
             awaiting_capture: self.refund_waits_for_capture(amount),
         };
-        Some(self.record(now, Some(note), |next| {
+        Some(self.record(now, Some(cause), |next| {
             next.refunds.push(refund);
             OrderEvent::Updated
         }))
@@ -1474,6 +1523,114 @@ mod tests {
             "the difference of the one unit that came back"
         );
         assert_eq!(received.order.returns[0].exchange_due, None);
+    }
+
+    /// A replacement's lines are priced at the difference it cost; what the customer paid for
+    /// its units is on the original order, which refunds it when the replacement is called off
+    /// or its units come back — each unit at the lower of the two prices, once.
+    #[test]
+    fn the_original_order_refunds_a_replacement_called_off_or_sent_back() {
+        let order = delivered();
+        let now = at("2026-11-29T09:00:00Z");
+        // Dearer, unpaid, called off: both shirts' price back (the difference was never paid).
+        let dearer = open(&order, json!([
+            {"sku": "TSHIRT-RED-M", "quantity": 2, "reason": "DOES_NOT_FIT", "exchangeSku": "TSHIRT-GOLD-M"}
+        ]), "2026-11-21T10:00:00Z").unwrap();
+        let received = receive(
+            &dearer.order,
+            json!([{"sku": "TSHIRT-RED-M", "quantity": 2, "disposition": "RESTOCK"}]),
+        )
+        .unwrap();
+        let replacement = received.created.unwrap();
+        let cancelled = replacement
+            .cancel("not wanted".into(), "admin", now)
+            .unwrap();
+        let refunded = received
+            .order
+            .refund_called_off_exchange(&cancelled.order, now)
+            .unwrap();
+        let refund = refunded.refunds.last().unwrap();
+        assert_eq!(refund.amount.minor_units(), 2 * 2500);
+        assert_eq!(
+            refund.return_id.as_ref(),
+            Some(&dearer.order.returns[0].return_id)
+        );
+        assert_eq!(refunded.version, received.order.version + 1);
+        assert_eq!(
+            refunded.refund_called_off_exchange(&cancelled.order, now),
+            None,
+            "once"
+        );
+        // Another order's replacement is not this order's to refund.
+        let mut stranger = cancelled.order.clone();
+        stranger.replacement_for.as_mut().unwrap().order_id = OrderId::generate(now);
+        assert_eq!(
+            received.order.refund_called_off_exchange(&stranger, now),
+            None
+        );
+
+        // Cheaper, shipped, delivered and sent back: 7.00 was refunded at the receipt, the
+        // replacement's 18.00 now — the 25.00 paid, no more.
+        let cheaper = open(&order, json!([
+            {"sku": "TSHIRT-RED-M", "quantity": 1, "reason": "DOES_NOT_FIT", "exchangeSku": "TSHIRT-PLAIN-M"}
+        ]), "2026-11-21T10:00:00Z").unwrap();
+        let received = receive(
+            &cheaper.order,
+            json!([{"sku": "TSHIRT-RED-M", "quantity": 1, "disposition": "RESTOCK"}]),
+        )
+        .unwrap();
+        assert_eq!(received.order.refunds[0].amount.minor_units(), 700);
+        let replacement = received.created.unwrap();
+        let shipped = replacement
+            .pick(1, "picker", now)
+            .and_then(|o| o.pack(1, crate::fixtures::parcel(), "packer", now))
+            .and_then(|o| {
+                o.ship(
+                    1,
+                    crate::fixtures::tracking(),
+                    o.shipping.estimate,
+                    "packer",
+                    now,
+                )
+            })
+            .unwrap();
+        let crate::order::fulfillment::CarrierUpdate::Applied(arrived) = shipped
+            .carrier_event(
+                1,
+                "d1",
+                crate::order::fulfillment::CarrierEventKind::Delivered,
+                None,
+                now,
+                now,
+            )
+            .unwrap()
+        else {
+            panic!("delivered")
+        };
+        let back = arrived
+            .returned_for_test("TSHIRT-PLAIN-M", 1, "RESTOCK", now)
+            .unwrap()
+            .order;
+        assert!(back.refunds.is_empty(), "the replacement cost nothing");
+        let rma = &back.returns[0].return_id;
+        let refunded = received
+            .order
+            .refund_returned_replacement(&back, rma, now)
+            .unwrap();
+        let refund = refunded.refunds.last().unwrap();
+        assert_eq!(refund.amount.minor_units(), 1800);
+        assert_eq!(refund.lines[0].sku.as_str(), "TSHIRT-RED-M");
+        let paid_back: i64 = refunded
+            .refunds
+            .iter()
+            .map(|r| r.amount.minor_units())
+            .sum();
+        assert_eq!(paid_back, 2500);
+        assert_eq!(
+            refunded.refund_returned_replacement(&back, rma, now),
+            None,
+            "once"
+        );
     }
 }
 
