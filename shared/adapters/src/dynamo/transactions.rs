@@ -99,6 +99,18 @@ impl OrderTransactions for DynamoStore {
                     return Ok(CommitOutcome::OrderChanged);
                 }
             }
+            // Giving back more backordered units than wait: only a bug can.
+            let gives_back: i64 = -delta.locations.iter().map(|d| d.backordered).sum::<i64>();
+            if gives_back > 0
+                && before
+                    .as_ref()
+                    .is_some_and(|p| i64::from(p.backorders.backordered) < gives_back)
+            {
+                return Err(StoreError::Corrupt(format!(
+                    "order {}: gives back more backordered units of {} than wait",
+                    order.id, delta.sku
+                )));
+            }
             // Backordered past the limit's room (staff lowered it, or others took it first).
             let takes_room: u32 = delta.locations.iter().map(|d| d.takes_room).sum();
             let room = before.as_ref().map_or(0, |p| p.backorders.room_left());
@@ -237,6 +249,11 @@ impl DynamoStore {
                 .expression_attribute_names("#room", "backorderRoom")
                 .expression_attribute_values(":zero", n(0))
                 .expression_attribute_values(":bo", n(backordered));
+            // Units given back are units that waited: never below none.
+            if backordered < 0 {
+                conditions.push("#backordered >= :bofloor".to_owned());
+                update = update.expression_attribute_values(":bofloor", n(-backordered));
+            }
         }
         if takes_room > 0 {
             conditions.push("#room >= :room".to_owned());

@@ -754,6 +754,34 @@ pub async fn backorders<S: OrderStore + InventoryStore + OrderTransactions>(
     let stored = stored_product(store, &a.sku).await.expect("the product");
     assert_eq!(stored.backorders.backordered, 3);
     assert_eq!(stored.backorders.room_left(), 0);
+    // Giving back more backordered units than wait is refused, nothing written.
+    let over = OrderChange {
+        moves: vec![crate::stock::StockMove {
+            sku: a.sku.clone(),
+            location: "BER-1".into(),
+            quantity: crate::quantity::Quantity::new(4).expect("units"),
+            movement: StockMovement::ReleaseBackorder,
+        }],
+        ..OrderChange::order_only(
+            read.cancel("too many".into(), "conformance", at + seconds(2))
+                .expect("cancelling")
+                .order,
+        )
+    };
+    let result = store.commit(&over).await;
+    assert!(
+        matches!(result, Err(StoreError::Corrupt(_))),
+        "giving back more than waits: {result:?}"
+    );
+    assert_eq!(
+        stored_product(store, &a.sku).await.as_ref(),
+        Some(&stored),
+        "nothing written"
+    );
+    assert_eq!(
+        store.get(&second.id).await.expect("reading").as_ref(),
+        Some(&read)
+    );
 
     // A receipt of 2: the whole product written with the two orders it filled, oldest first.
     let mut received = stored.clone();

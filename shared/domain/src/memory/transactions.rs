@@ -49,6 +49,14 @@ impl OrderTransactions for InMemoryStore {
                 });
                 continue;
             }
+            // Units given back are units that waited: never below none.
+            let change: i64 = delta.locations.iter().map(|d| d.backordered).sum();
+            if i64::from(product.backorders.backordered) + change < 0 {
+                return Err(StoreError::Corrupt(format!(
+                    "order {}: gives back more backordered units of {} than wait",
+                    order.id, delta.sku
+                )));
+            }
             match product.stock.apply(&delta) {
                 Ok(stock) => {
                     let mut next = Product {
