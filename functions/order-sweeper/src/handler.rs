@@ -108,12 +108,18 @@ pub async fn handle<S: OrderStore + InventoryStore + OrderTransactions + Locatio
         ),
         ("AuthorizationsNearDeadline", report.flagged.len()),
         ("SweepContended", report.contended.len()),
-        ("SweepFailures", report.failed.len()),
+        (
+            "SweepFailures",
+            report.failed.len() + report.listings_failed.len(),
+        ),
     ] {
         oms_adapters::metrics::emit_count(metric, count);
     }
     for (order_id, error) in &report.failed {
         tracing::error!(%order_id, %error, "the sweep could not handle an order");
+    }
+    for error in &report.listings_failed {
+        tracing::error!(%error, "the sweep could not read a listing");
     }
     tracing::info!(
         failed = report.failed.len(),

@@ -700,8 +700,9 @@ pub const MAX_FILLED_PER_RECEIPT: usize = 90;
 /// more orders waited than its write could fill: it goes to the waiting orders first, oldest
 /// first, in writes of its own right after the one that freed it (each the product on its
 /// version and the orders it fills). A checkout between the two writes may take a freed unit
-/// first; a follow-up that fails leaves the units available, and the next receipt or count
-/// fills the orders first. Failures are logged, never the caller's: the freeing write stands.
+/// first; a follow-up that fails leaves the units available, and the sweep's next run (which
+/// looks for units available where orders wait), or the next receipt or count, fills the
+/// orders. Failures are logged, never the caller's: the freeing write stands.
 pub async fn fill_freed<S: InventoryStore + OrderStore>(
     store: &S,
     locations: &Locations,

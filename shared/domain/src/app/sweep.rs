@@ -75,7 +75,16 @@ pub struct SweepReport {
     /// Where expiries made units available again (per SKU and location): given to the orders
     /// waiting for them once the passes are done, so an order the same run expires gets none.
     pub freed: Vec<(crate::ids::Sku, String)>,
+    /// Where units were found available while orders waited for them (freed stock whose
+    /// hand-over was lost to a timeout or a failed write): given to those orders.
+    pub found_waiting: Vec<(crate::ids::Sku, String)>,
+    /// Listings the sweep could not read (a store error, an item that does not read): each is
+    /// logged and counted, and the run goes on with its other passes.
+    pub listings_failed: Vec<String>,
 }
+
+/// The most SKUs waiting orders name that one run looks at for stock left available.
+const MAX_WAITING_SKUS: usize = 100;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SweepError {
@@ -132,6 +141,8 @@ pub async fn sweep<S: OrderStore + InventoryStore + OrderTransactions>(
         (Job::RedriveFulfillment, OrderStatus::Reserved, stuck),
     ];
     let mut freed_given = false;
+    // The SKUs paid orders wait for: stock left available for them is handed over at the end.
+    let mut waiting_skus: Vec<crate::ids::Sku> = Vec::new();
     for (job, status, before) in passes {
         // What the expiries freed goes to the orders waiting for it before a stuck order is
         // reserved again: those waiting were first.
@@ -148,12 +159,24 @@ pub async fn sweep<S: OrderStore + InventoryStore + OrderTransactions>(
             {
                 Ok(page) => page,
                 Err(error) => {
-                    // Expiries already written still free their units for those waiting.
-                    give_freed(store, policies, &mut report, now).await;
-                    return Err(error.into());
+                    // The other passes still run (the deadline watch above all).
+                    report
+                        .listings_failed
+                        .push(format!("{} {job:?}: {error}", status.as_str()));
+                    break 'pass;
                 }
             };
             for order in page.items {
+                if job == Job::RedriveFulfillment && order.awaiting_edit().is_none() {
+                    let waits = order.lines.iter().filter(|l| l.backordered() > 0);
+                    for line in waits {
+                        if !waiting_skus.contains(&line.sku)
+                            && waiting_skus.len() < MAX_WAITING_SKUS
+                        {
+                            waiting_skus.push(line.sku.clone());
+                        }
+                    }
+                }
                 // Reserved and waiting for its money is not stuck (the expiry takes it if the
                 // money never comes), nor is one waiting for stock (the receipt that fills it
                 // starts it): passed over without using the budget.
@@ -164,8 +187,15 @@ pub async fn sweep<S: OrderStore + InventoryStore + OrderTransactions>(
                 {
                     continue;
                 }
-                // An exchange's replacement waiting for its difference does not expire.
-                if job == Job::Expire && order.replacement_for.is_some() {
+                // Only what is due expires: a paid order waiting for its stock, an exchange's
+                // replacement waiting for its difference, or a window reopened by a released
+                // hold is passed over without using the budget (paid orders waiting for weeks
+                // never keep an unpaid one from expiring).
+                if job == Job::Expire
+                    && !order
+                        .payment_due_by(policies.payment)
+                        .is_some_and(|due| due <= now)
+                {
                     continue;
                 }
                 if examined >= budget {
@@ -182,6 +212,10 @@ pub async fn sweep<S: OrderStore + InventoryStore + OrderTransactions>(
             }
         }
     }
+    if !freed_given {
+        give_freed(store, policies, &mut report, now).await;
+    }
+    give_found_waiting(store, policies, &waiting_skus, &mut report, now).await;
     // The money the sweep watches: captures the PSP has not confirmed in time, then
     // authorizations near the PSP's capture deadline.
     let watches = [
@@ -198,9 +232,16 @@ pub async fn sweep<S: OrderStore + InventoryStore + OrderTransactions>(
         let mut cursor = None;
         let mut examined = 0;
         'watch: loop {
-            let page = store
+            let page = match store
                 .list_payment_watch(watch, Some(before), 100, cursor.as_deref())
-                .await?;
+                .await
+            {
+                Ok(page) => page,
+                Err(error) => {
+                    report.listings_failed.push(format!("{watch:?}: {error}"));
+                    break 'watch;
+                }
+            };
             for order in page.items {
                 if examined >= budget {
                     report.more = true;
@@ -301,6 +342,34 @@ async fn try_apply<S: OrderStore + InventoryStore + OrderTransactions>(
         Outcome::Contended => report.contended.push(id.clone()),
     }
     Ok(())
+}
+
+/// Gives units found available, where orders wait for them, to those orders: the catch-up for
+/// a hand-over of freed stock that was lost (the freeing write stands without it). Each SKU is
+/// read once; what cannot be read waits for the next run.
+async fn give_found_waiting<S: OrderStore + InventoryStore>(
+    store: &S,
+    policies: &SweepPolicies<'_>,
+    skus: &[crate::ids::Sku],
+    report: &mut SweepReport,
+    now: DateTime<Utc>,
+) {
+    let mut found = Vec::new();
+    for sku in skus {
+        match store.product(sku).await {
+            Ok(Some(product)) if !product.backorders.waiting.is_empty() => {
+                for (location, level) in product.stock.locations() {
+                    if level.available() > 0 {
+                        found.push((sku.clone(), location.to_owned()));
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%sku, %error, "the sweep could not read a waited-for SKU"),
+        }
+    }
+    crate::app::inventory::fill_freed(store, policies.locations, &found, now).await;
+    report.found_waiting = found;
 }
 
 /// Gives what the expiries freed so far to the orders waiting for it, once.
@@ -450,6 +519,49 @@ mod tests {
         let second = sweep(&store, &policies(&policy), later, 2).await.unwrap();
         assert_eq!((second.expired.len(), second.more), (1, false));
         assert_eq!(available(&store).await, (10, 0));
+    }
+
+    /// Paid orders waiting for stock stay `RESERVED` for weeks: they never use the expiry
+    /// pass's budget, so the unpaid order behind them expires.
+    #[tokio::test]
+    async fn paid_orders_waiting_for_stock_do_not_keep_an_unpaid_one_from_expiring() {
+        let mut a = product("A", 1000, 0);
+        a.backorders.policy = crate::backorder::SellingPolicy::Backorder { limit: 10 };
+        let store = InMemoryStore::with_products([a]);
+        let policy = PaymentPolicy::default();
+        for _ in 0..2 {
+            let waiting = reserved(&store, 1).await;
+            authorize_when_placed(&store, &policy, &waiting).await;
+        }
+        let unpaid = reserved(&store, 1).await;
+        let later = unpaid.created_at + Duration::minutes(40);
+        let report = sweep(&store, &policies(&policy), later, 2).await.unwrap();
+        assert_eq!(report.expired, [unpaid.id.clone()]);
+    }
+
+    /// The units an expiry freed reach the waiting orders even when the run that expired it
+    /// stopped before giving them (a timeout, a failed write): the next run finds them
+    /// available while orders wait for them.
+    #[tokio::test]
+    async fn stock_available_while_orders_wait_for_it_is_given_to_them_by_the_next_run() {
+        let mut a = product("A", 1000, 2);
+        a.backorders.policy = crate::backorder::SellingPolicy::Backorder { limit: 5 };
+        let store = InMemoryStore::with_products([a]);
+        let policy = PaymentPolicy::default();
+        let unpaid = reserved(&store, 2).await;
+        let waiting = reserved(&store, 1).await;
+        authorize_when_placed(&store, &policy, &waiting).await;
+        let later = unpaid.created_at + Duration::minutes(31);
+        // Expired, its freed units never handed on.
+        crate::app::payments::expire_one(&store, &policy, &unpaid.id, later)
+            .await
+            .unwrap();
+        assert_eq!(available(&store).await, (2, 0));
+        let report = sweep(&store, &policies(&policy), later, 100).await.unwrap();
+        assert!(report.expired.is_empty());
+        let filled = store.get(&waiting.id).await.unwrap().unwrap();
+        assert_eq!(filled.backordered(), 0, "the available unit went to it");
+        assert_eq!(available(&store).await, (1, 1));
     }
 
     #[tokio::test]
