@@ -84,6 +84,16 @@ pub async fn provision(
         .iter()
         .filter(|r| !HANDLED.contains(&r.kind.as_str()))
     {
+        if skipped.kind == "AWS::KMS::Key" {
+            // The emulator's topics are not encrypted; a reference to the key names it only.
+            context.resources.insert(
+                skipped.logical_id.clone(),
+                Physical {
+                    reference: format!("local-{}", skipped.logical_id),
+                    ..Default::default()
+                },
+            );
+        }
         if skipped.kind == "AWS::Serverless::HttpApi" {
             // The local gateway is the API; functions' route events refer to it by id.
             context.resources.insert(

@@ -48,6 +48,25 @@ fn every_alarm_notifies_the_operations_topic() {
             .collect();
         assert_eq!(actions, ["OperationsTopic"], "{name}");
     }
+    // CloudWatch publishes as its service: the topic's key must be one whose policy lets it in
+    // (the AWS managed key for SNS does not, and the alarms would reach nobody).
+    let topic = &template["Resources"]["OperationsTopic"]["Properties"];
+    let key =
+        named(&topic["KmsMasterKeyId"]).expect("the topic is encrypted with a key of its own");
+    let statements = template["Resources"][key.as_str()]["Properties"]["KeyPolicy"]["Statement"]
+        .as_sequence()
+        .expect("the key has a policy");
+    assert!(
+        statements.iter().any(|s| {
+            s["Effect"] == "Allow"
+                && s["Principal"]["Service"] == "cloudwatch.amazonaws.com"
+                && s["Action"].as_sequence().is_some_and(|a| {
+                    a.iter().any(|x| x == "kms:Decrypt")
+                        && a.iter().any(|x| x == "kms:GenerateDataKey*")
+                })
+        }),
+        "CloudWatch may use {key}"
+    );
 }
 
 #[test]
