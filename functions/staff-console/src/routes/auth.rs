@@ -32,9 +32,7 @@ pub(super) async fn callback<S: Store, K: SecretSource>(
     Query(callback): Query<Callback>,
 ) -> Result<Response, PageError> {
     if let Some(error) = callback.error {
-        return Err(PageError::Forbidden(format!(
-            "The identity provider did not sign you in ({error})."
-        )));
+        return Err(PageError::Forbidden(refusal(&error)));
     }
     let (Some(code), Some(state)) = (callback.code, callback.state) else {
         return Err(PageError::Invalid(vec![
@@ -91,4 +89,38 @@ pub(super) async fn sign_out<S: Store, K: SecretSource>(
         html,
     )
         .into_response())
+}
+
+/// What the page says when the identity provider did not sign someone in: its error code if it
+/// is one OAuth 2.0 defines (RFC 6749, 4.1.2.1), never text a link brought along — the page is
+/// the console's own, and a crafted `?error=` would speak with its voice.
+fn refusal(error: &str) -> String {
+    const CODES: [&str; 7] = [
+        "invalid_request",
+        "unauthorized_client",
+        "access_denied",
+        "unsupported_response_type",
+        "invalid_scope",
+        "server_error",
+        "temporarily_unavailable",
+    ];
+    match CODES.iter().find(|code| **code == error) {
+        Some(code) => format!("The identity provider did not sign you in ({code})."),
+        None => "The identity provider did not sign you in.".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refusal;
+
+    #[test]
+    fn only_an_oauth_error_code_is_shown_never_text_a_link_brought() {
+        assert_eq!(
+            refusal("access_denied"),
+            "The identity provider did not sign you in (access_denied)."
+        );
+        let crafted = refusal("Your account is locked: call +1 555 0100");
+        assert!(!crafted.contains("555"), "{crafted}");
+    }
 }
