@@ -33,50 +33,84 @@ impl App<EventPublisher> {
     }
 }
 
-/// Publishes the batch's events and reports the records whose event was not published.
+/// Publishes the batch's events and reports the records whose events were not published.
+///
+/// The stream delivers a batch again from its first record reported as failed, so what follows
+/// a failure is held back rather than published ahead of it: nothing after a record that cannot
+/// be read (it would go out again on every retry), and no change of an item after one of the
+/// same item that failed (its subscribers see an order's changes in their order). Changes of
+/// different items go out side by side, the first change of each item together, then the
+/// second, and so on.
 pub async fn handle<P: EventSink>(
     app: &App<P>,
     event: LambdaEvent<Event>,
 ) -> Result<DynamoDbEventResponse, Error> {
     let records = &event.payload.records;
-    let mut outgoing = Vec::new();
-    let mut source_record = Vec::new();
     let mut failed_records = BTreeSet::new();
+    // Each record's events, in the batch's order, up to the first that cannot be read.
+    let mut derived: Vec<(usize, Vec<OutgoingEvent>)> = Vec::new();
     for (index, record) in records.iter().enumerate() {
         match derive(record, &app.default_location) {
-            Ok(events) => {
-                for event in events {
-                    outgoing.push(event);
-                    source_record.push(index);
-                }
-            }
+            Ok(events) => derived.push((index, events)),
             Err(error) => {
                 tracing::error!(event_id = %record.event_id, %error, "a stream record could not be read");
-                failed_records.insert(index);
+                failed_records.extend(index..records.len());
+                break;
             }
         }
     }
-    let failed_events: BTreeSet<usize> = app
-        .publisher
-        .publish_all(&outgoing)
-        .await
-        .into_iter()
-        .collect();
-    for failed in &failed_events {
-        failed_records.insert(source_record[*failed]);
+    // The records of each item, in order: wave n publishes every item's n-th change.
+    let mut per_item: Vec<(String, Vec<(usize, Vec<OutgoingEvent>)>)> = Vec::new();
+    for (index, events) in derived {
+        let item = item_key(&records[index]);
+        match per_item.iter_mut().find(|(key, _)| *key == item) {
+            Some((_, changes)) => changes.push((index, events)),
+            None => per_item.push((item, vec![(index, events)])),
+        }
+    }
+    let mut published: std::collections::BTreeMap<&'static str, usize> = Default::default();
+    let mut held_back: BTreeSet<String> = BTreeSet::new();
+    let mut sent = 0;
+    let waves = per_item.iter().map(|(_, c)| c.len()).max().unwrap_or(0);
+    for wave in 0..waves {
+        let mut outgoing = Vec::new();
+        let mut source = Vec::new();
+        for (item, changes) in &per_item {
+            let Some((index, events)) = changes.get(wave) else {
+                continue;
+            };
+            if held_back.contains(item) {
+                failed_records.insert(*index);
+                continue;
+            }
+            for event in events {
+                outgoing.push(event.clone());
+                source.push((*index, item.clone()));
+            }
+        }
+        let failed: BTreeSet<usize> = app
+            .publisher
+            .publish_all(&outgoing)
+            .await
+            .into_iter()
+            .collect();
+        for (position, event) in outgoing.iter().enumerate() {
+            if failed.contains(&position) {
+                let (index, item) = &source[position];
+                failed_records.insert(*index);
+                held_back.insert(item.clone());
+            } else {
+                *published.entry(event.event_type).or_default() += 1;
+            }
+        }
+        sent += outgoing.len();
     }
     // The business's figures: what was published, by type (a record retried after a partial
     // failure counts again what it had published).
-    let mut published: std::collections::BTreeMap<&str, usize> = Default::default();
-    for (index, event) in outgoing.iter().enumerate() {
-        if !failed_events.contains(&index) {
-            *published.entry(event.event_type).or_default() += 1;
-        }
-    }
     oms_adapters::metrics::emit_counts("Events", "EventType", published);
     tracing::info!(
         records = records.len(),
-        published = outgoing.len(),
+        published = sent,
         failed = failed_records.len(),
         "batch done"
     );
@@ -88,6 +122,17 @@ pub async fn handle<P: EventSink>(
         response.batch_item_failures.push(failure);
     }
     Ok(response)
+}
+
+/// The item a stream record changed (its partition key): an order, a product.
+fn item_key(record: &EventRecord) -> String {
+    record
+        .change
+        .keys
+        .get("pk")
+        .and_then(|value| serde_json::to_value(value).ok())
+        .map(|value| value.to_string())
+        .unwrap_or_else(|| record.event_id.clone())
 }
 
 fn image(
@@ -201,24 +246,25 @@ mod tests {
     async fn one_event_per_meaningful_change() {
         let (published, failed) = run(RecordingSink::default()).await;
         let types: Vec<_> = published.iter().map(|e| e.event_type).collect();
+        // Each item's changes in their order (an order's three, side by side with the SKU's).
         assert_eq!(
             types,
             [
                 "oms.order.placed",
+                "oms.inventory.low-stock",
                 "oms.order.reserved",
                 "oms.order.cancelled",
                 "oms.refund.requested",
-                "oms.inventory.low-stock"
             ]
         );
-        let refund: serde_json::Value = serde_json::from_str(&published[3].body).unwrap();
+        let refund: serde_json::Value = serde_json::from_str(&published[4].body).unwrap();
         assert_eq!(
             refund["data"]["amount"]["amount"], 5540,
             "the whole order is refunded"
         );
         assert_eq!(refund["data"]["reason"], "CANCELLATION");
         assert_eq!(refund["id"], refund["data"]["refundId"]);
-        let reserved: serde_json::Value = serde_json::from_str(&published[1].body).unwrap();
+        let reserved: serde_json::Value = serde_json::from_str(&published[2].body).unwrap();
         assert_eq!(reserved["specversion"], "1.0");
         assert_eq!(reserved["sequence"], 2);
         assert_eq!(reserved["data"]["previousStatus"], "PENDING");
@@ -230,6 +276,9 @@ mod tests {
         assert_eq!(failed, ["500"]);
     }
 
+    /// The order's second change is not published: its later changes are held back (the stream
+    /// delivers them again after it, in their order), the SKU's change goes out, and nothing
+    /// follows the record that cannot be read.
     #[tokio::test]
     async fn unpublished_events_are_reported_by_sequence_number() {
         let (published, failed) = run(RecordingSink {
@@ -237,7 +286,39 @@ mod tests {
             ..Default::default()
         })
         .await;
-        assert_eq!(published.len(), 4);
-        assert_eq!(failed, ["200", "500"]);
+        let types: Vec<_> = published.iter().map(|e| e.event_type).collect();
+        assert_eq!(types, ["oms.order.placed", "oms.inventory.low-stock"]);
+        assert_eq!(failed, ["200", "250", "300", "500"]);
+    }
+
+    /// A record that cannot be read stops the batch there: what follows it is not published
+    /// ahead of it (the stream delivers it all again from that record).
+    #[tokio::test]
+    async fn nothing_after_a_record_that_cannot_be_read_is_published() {
+        let mut batch = fixture();
+        let broken = batch.records.pop().unwrap();
+        let last = batch.records.pop().unwrap();
+        batch.records.push(broken);
+        batch.records.push(last);
+        let app = App {
+            publisher: RecordingSink::default(),
+            default_location: "BER-1".into(),
+        };
+        let response = handle(
+            &app,
+            LambdaEvent::new(batch, lambda_runtime::Context::default()),
+        )
+        .await
+        .unwrap();
+        let failed: Vec<_> = response
+            .batch_item_failures
+            .into_iter()
+            .filter_map(|f| f.item_identifier)
+            .collect();
+        assert_eq!(failed, ["500", "400"]);
+        let published = app.publisher.published.into_inner().unwrap();
+        assert!(published
+            .iter()
+            .all(|e| e.event_type != "oms.inventory.low-stock"));
     }
 }
