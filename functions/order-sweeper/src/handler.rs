@@ -82,6 +82,18 @@ impl From<SweepReport> for SweepAnswer {
     }
 }
 
+/// How long before the function's deadline the sweep stops taking up orders: the order in hand
+/// (its writes and the freed stock it hands on, a few seconds at most) finishes in it.
+const STOP_SHORT_OF_DEADLINE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// When the sweep stops taking up orders: its invocation's deadline less the margin (`None`
+/// where the runtime gives no deadline).
+fn stop_by(context: &lambda_runtime::Context) -> Option<std::time::Instant> {
+    let now_ms = u64::try_from(Utc::now().timestamp_millis()).ok()?;
+    let left = std::time::Duration::from_millis(context.deadline.checked_sub(now_ms)?);
+    Some(std::time::Instant::now() + left.saturating_sub(STOP_SHORT_OF_DEADLINE))
+}
+
 #[tracing::instrument(skip_all, fields(schedule = event.payload.id.as_deref().unwrap_or("-")))]
 pub async fn handle<S: OrderStore + InventoryStore + OrderTransactions + LocationStore>(
     app: &App<S>,
@@ -94,6 +106,7 @@ pub async fn handle<S: OrderStore + InventoryStore + OrderTransactions + Locatio
         shipping: &app.shipping,
         locations: &locations,
         stuck_after: chrono::Duration::minutes(STUCK_AFTER_MINUTES),
+        stop_by: stop_by(&event.context),
     };
     // Boxed: the sweep's future nests its passes, the store's listings and the SDK's calls deeper
     // than the compiler lays out in one piece (a query-depth overflow in `main`).

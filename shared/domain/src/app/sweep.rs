@@ -49,6 +49,16 @@ pub struct SweepPolicies<'a> {
     pub locations: &'a Locations,
     /// How long before an order counts as stuck.
     pub stuck_after: Duration,
+    /// When the run stops taking up more orders (the function's deadline less a margin): what
+    /// is left is reported as `more` and waits for the next run. `None`: the budget alone.
+    pub stop_by: Option<std::time::Instant>,
+}
+
+impl SweepPolicies<'_> {
+    fn out_of_time(&self) -> bool {
+        self.stop_by
+            .is_some_and(|stop| std::time::Instant::now() >= stop)
+    }
 }
 
 /// What one run did.
@@ -123,7 +133,8 @@ enum Job {
 }
 
 /// One run of the scheduled sweep, each of its passes looking at no more than `budget` orders
-/// (so abandoned checkouts waiting to expire cannot starve the deadline watch).
+/// (so abandoned checkouts waiting to expire cannot starve the deadline watch), and none once
+/// the run is out of time (`policies.stop_by`).
 pub async fn sweep<S: OrderStore + InventoryStore + OrderTransactions>(
     store: &S,
     policies: &SweepPolicies<'_>,
@@ -131,7 +142,50 @@ pub async fn sweep<S: OrderStore + InventoryStore + OrderTransactions>(
     budget: usize,
 ) -> Result<SweepReport, SweepError> {
     let mut report = SweepReport::default();
-    // Expiry first: an unpaid order past its window is called off, not re-driven.
+    // The money the sweep watches first (a sparse list each, so cheap, and what a run cut short
+    // must not miss): captures the PSP has not confirmed in time, then authorizations near the
+    // PSP's capture deadline.
+    let watches = [
+        (
+            PaymentWatch::CaptureRequested,
+            now - policies.payment.capture_confirmation,
+        ),
+        (
+            PaymentWatch::AwaitingCapture,
+            now - (policies.payment.authorization_lifetime - policies.payment.deadline_margin),
+        ),
+    ];
+    for (watch, before) in watches {
+        let mut cursor = None;
+        let mut examined = 0;
+        'watch: loop {
+            let page = match store
+                .list_payment_watch(watch, Some(before), 100, cursor.as_deref())
+                .await
+            {
+                Ok(page) => page,
+                Err(error) => {
+                    report.listings_failed.push(format!("{watch:?}: {error}"));
+                    break 'watch;
+                }
+            };
+            for order in page.items {
+                if examined >= budget || policies.out_of_time() {
+                    report.more = true;
+                    break 'watch;
+                }
+                examined += 1;
+                report.examined += 1;
+                apply(store, policies, Job::FlagPayment, &order, now, &mut report).await;
+            }
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+    }
+    // Then the orders, expiry first: an unpaid order past its window is called off, not
+    // re-driven.
     let expiry = now - policies.payment.authorization_window;
     let stuck = now - policies.stuck_after;
     let passes = [
@@ -198,7 +252,7 @@ pub async fn sweep<S: OrderStore + InventoryStore + OrderTransactions>(
                 {
                     continue;
                 }
-                if examined >= budget {
+                if examined >= budget || policies.out_of_time() {
                     report.more = true;
                     break 'pass;
                 }
@@ -216,47 +270,6 @@ pub async fn sweep<S: OrderStore + InventoryStore + OrderTransactions>(
         give_freed(store, policies, &mut report, now).await;
     }
     give_found_waiting(store, policies, &waiting_skus, &mut report, now).await;
-    // The money the sweep watches: captures the PSP has not confirmed in time, then
-    // authorizations near the PSP's capture deadline.
-    let watches = [
-        (
-            PaymentWatch::CaptureRequested,
-            now - policies.payment.capture_confirmation,
-        ),
-        (
-            PaymentWatch::AwaitingCapture,
-            now - (policies.payment.authorization_lifetime - policies.payment.deadline_margin),
-        ),
-    ];
-    for (watch, before) in watches {
-        let mut cursor = None;
-        let mut examined = 0;
-        'watch: loop {
-            let page = match store
-                .list_payment_watch(watch, Some(before), 100, cursor.as_deref())
-                .await
-            {
-                Ok(page) => page,
-                Err(error) => {
-                    report.listings_failed.push(format!("{watch:?}: {error}"));
-                    break 'watch;
-                }
-            };
-            for order in page.items {
-                if examined >= budget {
-                    report.more = true;
-                    break 'watch;
-                }
-                examined += 1;
-                report.examined += 1;
-                apply(store, policies, Job::FlagPayment, &order, now, &mut report).await;
-            }
-            match page.next_cursor {
-                Some(next) => cursor = Some(next),
-                None => break,
-            }
-        }
-    }
     Ok(report)
 }
 
@@ -405,6 +418,7 @@ mod tests {
             shipping: SHIPPING.get_or_init(ShippingPolicy::default_policy),
             locations: LOCATIONS.get_or_init(Locations::default_locations),
             stuck_after: Duration::minutes(STUCK_AFTER_MINUTES),
+            stop_by: None,
         }
     }
 
@@ -562,6 +576,23 @@ mod tests {
         let filled = store.get(&waiting.id).await.unwrap().unwrap();
         assert_eq!(filled.backordered(), 0, "the available unit went to it");
         assert_eq!(available(&store).await, (1, 1));
+    }
+
+    /// A run out of time takes up no more orders: they are left for the next run.
+    #[tokio::test]
+    async fn a_run_out_of_time_leaves_the_rest_to_the_next() {
+        let store = InMemoryStore::with_products([product("A", 1000, 10)]);
+        let policy = PaymentPolicy::default();
+        let unpaid = reserved(&store, 1).await;
+        let later = unpaid.created_at + Duration::hours(1);
+        let out_of_time = SweepPolicies {
+            stop_by: Some(std::time::Instant::now()),
+            ..policies(&policy)
+        };
+        let cut_short = sweep(&store, &out_of_time, later, 100).await.unwrap();
+        assert_eq!((cut_short.examined, cut_short.more), (0, true));
+        let next = sweep(&store, &policies(&policy), later, 100).await.unwrap();
+        assert_eq!(next.expired, [unpaid.id.clone()]);
     }
 
     #[tokio::test]
