@@ -252,6 +252,15 @@ impl Fields {
     }
 }
 
+/// Whether the browser says the request came from another site (`Sec-Fetch-Site`): a link or
+/// form elsewhere, which may not make the console do anything.
+pub(super) fn from_another_site(headers: &HeaderMap) -> bool {
+    headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|site| site == "cross-site" || site == "same-site")
+}
+
 /// A form may change something only if it came from the console's own pages: the browser's
 /// `Origin` (and `Sec-Fetch-Site`, where sent) name this origin, and it carries the session's
 /// CSRF token.
@@ -260,10 +269,7 @@ pub(super) async fn form_staff<S, K: SecretSource>(
     headers: &HeaderMap,
     fields: &Fields,
 ) -> Result<Staff, PageError> {
-    let cross_site = headers
-        .get("sec-fetch-site")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|site| site == "cross-site" || site == "same-site");
+    let cross_site = from_another_site(headers);
     let foreign_origin = headers
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())

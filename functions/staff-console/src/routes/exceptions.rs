@@ -72,12 +72,20 @@ fn dead_letters<S, K>(app: &Console<S, K>) -> Result<&DeadLetters, PageError> {
 }
 
 /// A dead-letter queue's messages, to read before deciding: redrive the queue, or discard a
-/// message that will never succeed. Reading holds them from other readers for a minute.
+/// message that will never succeed. Reading holds them from other readers for a minute, so a
+/// link from another site may not read them (it would hide them from the staff on duty).
 pub(super) async fn dead_letter_queue<S: Store, K: SecretSource>(
     State(app): State<App<S, K>>,
     staff: Holding<Admin>,
+    headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Response, PageError> {
+    if access::from_another_site(&headers) {
+        return Err(PageError::Forbidden(
+            "Dead letters are read from the console's own exceptions page, not from a link elsewhere."
+                .into(),
+        ));
+    }
     let letters = dead_letters(&app)?
         .read(&name)
         .await?

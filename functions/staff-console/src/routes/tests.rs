@@ -185,6 +185,25 @@ async fn screens_need_their_scopes_and_every_page_is_hardened() {
     );
 }
 
+/// Reading a dead-letter queue holds its messages from other readers: a link from another site
+/// may not do it (no queues are configured here, so a read from the console finds none).
+#[tokio::test]
+async fn dead_letters_are_not_read_from_a_link_on_another_site() {
+    let app = console(in_the_warehouse());
+    let admin = session(&[SCOPE_ADMIN]);
+    let path = "/console/exceptions/dead-letters/ReservationsDeadLetterQueue";
+    let mut from_elsewhere = get(path, Some(&admin));
+    from_elsewhere
+        .headers_mut()
+        .insert("sec-fetch-site", "cross-site".parse().unwrap());
+    assert_eq!(call(&app, from_elsewhere).await.0, StatusCode::FORBIDDEN);
+    let mut from_the_console = get(path, Some(&admin));
+    from_the_console
+        .headers_mut()
+        .insert("sec-fetch-site", "same-origin".parse().unwrap());
+    assert_eq!(call(&app, from_the_console).await.0, StatusCode::NOT_FOUND);
+}
+
 #[tokio::test]
 async fn a_form_needs_the_consoles_origin_its_csrf_token_and_a_fresh_version() {
     let store = in_the_warehouse();
