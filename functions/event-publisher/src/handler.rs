@@ -35,41 +35,43 @@ impl App<EventPublisher> {
 
 /// Publishes the batch's events and reports the records whose events were not published.
 ///
-/// The stream delivers a batch again from its first record reported as failed, so what follows
-/// a failure is held back rather than published ahead of it: nothing after a record that cannot
-/// be read (it would go out again on every retry), and no change of an item after one of the
-/// same item that failed (its subscribers see an order's changes in their order). Changes of
-/// different items go out side by side, the first change of each item together, then the
-/// second, and so on.
+/// The stream delivers a batch again from its first record reported as failed, so a change of
+/// an item after one of the same item that failed (to publish, or to be read) is held back
+/// rather than published ahead of it: subscribers see an item's changes in their order. The
+/// other items' changes go out (again, on a retry: at least once), so a record that never reads
+/// holds back only its own item. Changes of different items go out side by side, the first
+/// change of each item together, then the second, and so on.
 pub async fn handle<P: EventSink>(
     app: &App<P>,
     event: LambdaEvent<Event>,
 ) -> Result<DynamoDbEventResponse, Error> {
     let records = &event.payload.records;
     let mut failed_records = BTreeSet::new();
-    // Each record's events, in the batch's order, up to the first that cannot be read.
-    let mut derived: Vec<(usize, Vec<OutgoingEvent>)> = Vec::new();
+    // The records of each item, in order: wave n publishes every item's n-th change. A record
+    // that cannot be read holds back its item's later changes, not the other items'.
+    let mut per_item: Vec<(String, Vec<(usize, Vec<OutgoingEvent>)>)> = Vec::new();
+    let mut held_back: BTreeSet<String> = BTreeSet::new();
     for (index, record) in records.iter().enumerate() {
-        match derive(record, &app.default_location) {
-            Ok(events) => derived.push((index, events)),
+        let item = item_key(record);
+        let events = match derive(record, &app.default_location) {
+            Ok(events) => events,
             Err(error) => {
                 tracing::error!(event_id = %record.event_id, %error, "a stream record could not be read");
-                failed_records.extend(index..records.len());
-                break;
+                failed_records.insert(index);
+                held_back.insert(item);
+                continue;
             }
+        };
+        if held_back.contains(&item) {
+            failed_records.insert(index);
+            continue;
         }
-    }
-    // The records of each item, in order: wave n publishes every item's n-th change.
-    let mut per_item: Vec<(String, Vec<(usize, Vec<OutgoingEvent>)>)> = Vec::new();
-    for (index, events) in derived {
-        let item = item_key(&records[index]);
         match per_item.iter_mut().find(|(key, _)| *key == item) {
             Some((_, changes)) => changes.push((index, events)),
             None => per_item.push((item, vec![(index, events)])),
         }
     }
     let mut published: std::collections::BTreeMap<&'static str, usize> = Default::default();
-    let mut held_back: BTreeSet<String> = BTreeSet::new();
     let mut sent = 0;
     let waves = per_item.iter().map(|(_, c)| c.len()).max().unwrap_or(0);
     for wave in 0..waves {
@@ -291,10 +293,11 @@ mod tests {
         assert_eq!(failed, ["200", "250", "300", "500"]);
     }
 
-    /// A record that cannot be read stops the batch there: what follows it is not published
-    /// ahead of it (the stream delivers it all again from that record).
+    /// A record that cannot be read holds back only its own item's later changes: the other
+    /// items' changes after it are published (a record that never reads cannot keep them from
+    /// subscribers once the stream's retries are spent).
     #[tokio::test]
-    async fn nothing_after_a_record_that_cannot_be_read_is_published() {
+    async fn a_record_that_cannot_be_read_holds_back_only_its_own_item() {
         let mut batch = fixture();
         let broken = batch.records.pop().unwrap();
         let last = batch.records.pop().unwrap();
@@ -315,10 +318,10 @@ mod tests {
             .into_iter()
             .filter_map(|f| f.item_identifier)
             .collect();
-        assert_eq!(failed, ["500", "400"]);
+        assert_eq!(failed, ["500"]);
         let published = app.publisher.published.into_inner().unwrap();
         assert!(published
             .iter()
-            .all(|e| e.event_type != "oms.inventory.low-stock"));
+            .any(|e| e.event_type == "oms.inventory.low-stock"));
     }
 }

@@ -6,8 +6,8 @@
 //! `eventType` message attribute that subscribers filter on. Because handlers only write the
 //! table, no crash between a write and a publish can lose an event. Publishing failures are
 //! retried per entry, then reported as batch item failures so the stream delivers those records
-//! again; what follows a failure of the same item is held back until then, so an item's changes
-//! go out in their order. Delivery is at least once (SNS's own, and a retried batch publishes
+//! again; what follows a failure (to publish or to read) of the same item is held back until
+//! then, so an item's changes go out in their order, and the other items' changes go out. Delivery is at least once (SNS's own, and a retried batch publishes
 //! again the other items' changes that followed the failure): subscribers deduplicate on the id.
 
 mod handler;
