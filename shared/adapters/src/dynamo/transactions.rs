@@ -6,6 +6,12 @@ use super::*;
 impl OrderTransactions for DynamoStore {
     async fn commit(&self, write: &OrderChange) -> Result<CommitOutcome, StoreError> {
         let order = &write.order;
+        if write.linked.as_ref().is_some_and(|l| l.id == order.id) {
+            return Err(StoreError::Corrupt(format!(
+                "order {}: a write cannot link the order to itself",
+                order.id
+            )));
+        }
         let now = s(order
             .updated_at
             .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));

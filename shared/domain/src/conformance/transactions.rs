@@ -313,6 +313,14 @@ pub async fn commit_conditions<S: OrderStore + InventoryStore + OrderTransaction
         Ok(CommitOutcome::OrderChanged),
         "a linked order two versions ahead"
     );
+    let itself = OrderChange {
+        linked: Some(write.order.clone()),
+        ..write.clone()
+    };
+    assert!(
+        matches!(store.commit(&itself).await, Err(StoreError::Corrupt(_))),
+        "an order linked to itself"
+    );
     assert_eq!(stored(store, &main.id).await.as_ref(), Some(&main));
     assert_eq!(stored(store, &other.id).await.as_ref(), Some(&other));
     assert_eq!(stock_of(store, &a.sku).await, (4, 1, 2), "no stock moved");

@@ -16,6 +16,12 @@ impl OrderTransactions for InMemoryStore {
             }
         }
         if let Some(linked) = &write.linked {
+            if linked.id == order.id {
+                return Err(StoreError::Corrupt(format!(
+                    "order {}: a write cannot link the order to itself",
+                    order.id
+                )));
+            }
             if state.orders.get(&linked.id).map(|o| o.version + 1) != Some(linked.version) {
                 return Ok(CommitOutcome::OrderChanged);
             }

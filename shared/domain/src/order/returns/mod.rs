@@ -492,6 +492,20 @@ impl Order {
                 );
                 continue;
             }
+            // One line per item it replaces: the replacement's lines, and what the original
+            // order refunds for them if they come back, are told apart by their SKU.
+            let exchanged_twice = wanted.exchange_sku.as_ref().is_some_and(|sku| {
+                request.lines[..index]
+                    .iter()
+                    .any(|earlier| earlier.exchange_sku.as_ref() == Some(sku))
+            });
+            if exchanged_twice {
+                errors.add(
+                    format!("{field}.exchangeSku"),
+                    "another line is exchanged for the same item: exchange each item for a different one, or return one of them",
+                );
+                continue;
+            }
             let exchange = match &wanted.exchange_sku {
                 None => None,
                 Some(sku) => match catalog.iter().find(|p| &p.sku == sku && p.active) {
@@ -1162,6 +1176,17 @@ mod tests {
             "2026-12-21T10:00:01Z",
         );
         assert_eq!(invalid_fields(late), ["lines[0].sku"]);
+
+        // Two items exchanged for the same one: the replacement could not tell them apart.
+        let twice = open(
+            &order,
+            json!([
+                {"sku": "TSHIRT-RED-M", "quantity": 1, "reason": "DOES_NOT_FIT", "exchangeSku": "TSHIRT-BLUE-M"},
+                {"sku": "MUG-WHITE", "quantity": 1, "reason": "DAMAGED", "exchangeSku": "TSHIRT-BLUE-M"}
+            ]),
+            "2026-11-21T10:00:00Z",
+        );
+        assert_eq!(invalid_fields(twice), ["lines[1].exchangeSku"]);
 
         let first = open(
             &order,
