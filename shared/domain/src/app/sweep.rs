@@ -93,8 +93,9 @@ pub struct SweepReport {
     pub listings_failed: Vec<String>,
 }
 
-/// The most SKUs waiting orders name that one run looks at for stock left available.
-const MAX_WAITING_SKUS: usize = 100;
+/// The most waiting lines of listed orders one run looks at for stock left available (each
+/// names a SKU, read once).
+const MAX_WAITING: usize = 100;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SweepError {
@@ -195,12 +196,13 @@ pub async fn sweep<S: OrderStore + InventoryStore + OrderTransactions>(
         (Job::RedriveFulfillment, OrderStatus::Reserved, stuck),
     ];
     let mut freed_given = false;
-    // The SKUs paid orders wait for: stock left available for them is handed over at the end.
-    let mut waiting_skus: Vec<crate::ids::Sku> = Vec::new();
+    // Where paid orders wait for stock, and where it could come from: stock left available for
+    // them is handed over at the end.
+    let mut waiting: Vec<Waiting> = Vec::new();
     for (job, status, before) in passes {
         // What the expiries freed goes to the orders waiting for it before a stuck order is
         // reserved again: those waiting were first.
-        if job != Job::Expire && !freed_given {
+        if job != Job::Expire && !freed_given && !policies.out_of_time() {
             give_freed(store, policies, &mut report, now).await;
             freed_given = true;
         }
@@ -221,15 +223,16 @@ pub async fn sweep<S: OrderStore + InventoryStore + OrderTransactions>(
                 }
             };
             for order in page.items {
-                if job == Job::RedriveFulfillment && order.awaiting_edit().is_none() {
-                    let waits = order.lines.iter().filter(|l| l.backordered() > 0);
-                    for line in waits {
-                        if !waiting_skus.contains(&line.sku)
-                            && waiting_skus.len() < MAX_WAITING_SKUS
-                        {
-                            waiting_skus.push(line.sku.clone());
-                        }
-                    }
+                // Out of time: every order, looked at or passed over, waits for the next run.
+                if policies.out_of_time() {
+                    report.more = true;
+                    break 'pass;
+                }
+                if job == Job::RedriveFulfillment
+                    && order.awaiting_edit().is_none()
+                    && waiting.len() < MAX_WAITING
+                {
+                    waiting.extend(Waiting::of(&order));
                 }
                 // Reserved and waiting for its money is not stuck (the expiry takes it if the
                 // money never comes), nor is one waiting for stock (the receipt that fills it
@@ -266,11 +269,40 @@ pub async fn sweep<S: OrderStore + InventoryStore + OrderTransactions>(
             }
         }
     }
-    if !freed_given {
-        give_freed(store, policies, &mut report, now).await;
+    // Out of time, the stock waits for the next run (which finds it available where orders
+    // wait): a hand-over cut off by the function's deadline would be lost the same way.
+    if !policies.out_of_time() {
+        if !freed_given {
+            give_freed(store, policies, &mut report, now).await;
+        }
+        give_found_waiting(store, policies, &waiting, &mut report, now).await;
     }
-    give_found_waiting(store, policies, &waiting_skus, &mut report, now).await;
     Ok(report)
+}
+
+/// Units of a paid `RESERVED` order waiting for stock: its SKU, where they wait, and where the
+/// order's parcels may leave from otherwise (by its method, to its destination).
+struct Waiting {
+    sku: crate::ids::Sku,
+    at: String,
+    method: crate::shipping::ShippingMethod,
+    country: crate::contact::CountryCode,
+}
+
+impl Waiting {
+    fn of(order: &Order) -> Vec<Waiting> {
+        order
+            .lines
+            .iter()
+            .flat_map(|l| l.backorders.iter().map(move |b| (l, b)))
+            .map(|(line, waits)| Waiting {
+                sku: line.sku.clone(),
+                at: waits.location.clone(),
+                method: order.shipping.method,
+                country: order.shipping.address.country().clone(),
+            })
+            .collect()
+    }
 }
 
 /// Does `job` to the listed `order` and records what came of it; an order the sweep cannot
@@ -357,28 +389,40 @@ async fn try_apply<S: OrderStore + InventoryStore + OrderTransactions>(
     Ok(())
 }
 
-/// Gives units found available, where orders wait for them, to those orders: the catch-up for
-/// a hand-over of freed stock that was lost (the freeing write stands without it). Each SKU is
-/// read once; what cannot be read waits for the next run.
+/// Gives units found available, where the listed orders wait for them or can be sent them
+/// from, to the orders waiting (oldest first, as any arrival): the catch-up for a hand-over of
+/// freed stock that was lost (the freeing write stands without it). Only a location that can
+/// serve one of those orders is tried, so stock no waiting order can use costs no order reads.
+/// Each SKU is read once; what cannot be read waits for the next run.
 async fn give_found_waiting<S: OrderStore + InventoryStore>(
     store: &S,
     policies: &SweepPolicies<'_>,
-    skus: &[crate::ids::Sku],
+    waiting: &[Waiting],
     report: &mut SweepReport,
     now: DateTime<Utc>,
 ) {
-    let mut found = Vec::new();
-    for sku in skus {
-        match store.product(sku).await {
-            Ok(Some(product)) if !product.backorders.waiting.is_empty() => {
-                for (location, level) in product.stock.locations() {
-                    if level.available() > 0 {
-                        found.push((sku.clone(), location.to_owned()));
-                    }
-                }
+    let mut found: Vec<(crate::ids::Sku, String)> = Vec::new();
+    let mut read: Vec<&crate::ids::Sku> = Vec::new();
+    for sku in waiting.iter().map(|w| &w.sku) {
+        if read.contains(&sku) {
+            continue;
+        }
+        read.push(sku);
+        let product = match store.product(sku).await {
+            Ok(Some(product)) if !product.backorders.waiting.is_empty() => product,
+            Ok(_) => continue,
+            Err(error) => {
+                tracing::warn!(%sku, %error, "the sweep could not read a waited-for SKU");
+                continue;
             }
-            Ok(_) => {}
-            Err(error) => tracing::warn!(%sku, %error, "the sweep could not read a waited-for SKU"),
+        };
+        for (location, level) in product.stock.locations() {
+            let serves = waiting.iter().filter(|w| &w.sku == sku).any(|w| {
+                w.at == location || policies.locations.sends(location, w.method, &w.country)
+            });
+            if level.available() > 0 && serves {
+                found.push((sku.clone(), location.to_owned()));
+            }
         }
     }
     crate::app::inventory::fill_freed(store, policies.locations, &found, now).await;
@@ -571,8 +615,20 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(available(&store).await, (2, 0));
+        // A run out of time hands nothing over (it would be cut off mid-write).
+        let out_of_time = SweepPolicies {
+            stop_by: Some(std::time::Instant::now()),
+            ..policies(&policy)
+        };
+        let cut_short = sweep(&store, &out_of_time, later, 100).await.unwrap();
+        assert!(cut_short.found_waiting.is_empty());
+        assert_eq!(available(&store).await, (2, 0));
         let report = sweep(&store, &policies(&policy), later, 100).await.unwrap();
         assert!(report.expired.is_empty());
+        assert_eq!(
+            report.found_waiting,
+            [(crate::ids::Sku::parse("A").unwrap(), "BER-1".to_owned())]
+        );
         let filled = store.get(&waiting.id).await.unwrap().unwrap();
         assert_eq!(filled.backordered(), 0, "the available unit went to it");
         assert_eq!(available(&store).await, (1, 1));
