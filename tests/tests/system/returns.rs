@@ -60,6 +60,36 @@ fn problem(reply: &Reply) -> (StatusCode, &str) {
     )
 }
 
+/// The customer returns one unit of `sku` of their delivered order `id` in exchange for
+/// `exchange_sku` (approved at once by the policy) and the warehouse receives it to restock:
+/// the return's number and the receipt's reply.
+async fn exchange_one_unit(
+    stack: &Stack,
+    customer: &str,
+    id: &str,
+    sku: &str,
+    exchange_sku: &str,
+) -> (String, Reply) {
+    let opened = request_return(
+        stack,
+        customer,
+        id,
+        &unique("k"),
+        json!([{"sku": sku, "quantity": 1, "reason": "DOES_NOT_FIT", "exchangeSku": exchange_sku}]),
+    )
+    .await;
+    assert_eq!(opened.body["status"], "APPROVED", "{:?}", opened.body);
+    let rma = opened.body["returnId"].as_str().unwrap().to_owned();
+    let received = receive(
+        stack,
+        &rma,
+        json!([{"sku": sku, "quantity": 1, "disposition": "RESTOCK"}]),
+    )
+    .await;
+    assert_eq!(received.status, StatusCode::OK, "{:?}", received.body);
+    (rma, received)
+}
+
 /// Waits for the refund events of `order_id` on the probe.
 async fn refunds(probe: &Probe, order_id: &str, count: usize) -> Vec<Value> {
     let events = probe
@@ -752,23 +782,7 @@ async fn a_replacement_called_off_has_the_original_order_refund_the_goods_that_c
         .delivered_order(&[(&small, 1)], &delivered_recently())
         .await;
     let id = delivered["orderId"].as_str().unwrap();
-    let opened = request_return(
-        &stack,
-        &customer,
-        id,
-        &unique("k"),
-        json!([{"sku": small, "quantity": 1, "reason": "DOES_NOT_FIT", "exchangeSku": large}]),
-    )
-    .await;
-    assert_eq!(opened.body["status"], "APPROVED", "{:?}", opened.body);
-    let rma = opened.body["returnId"].as_str().unwrap().to_owned();
-    let received = receive(
-        &stack,
-        &rma,
-        json!([{"sku": small, "quantity": 1, "disposition": "RESTOCK"}]),
-    )
-    .await;
-    assert_eq!(received.status, StatusCode::OK, "{:?}", received.body);
+    let (rma, received) = exchange_one_unit(&stack, &customer, id, &small, &large).await;
     let replacement_id = received.body["replacementOrderId"]
         .as_str()
         .unwrap()
@@ -903,23 +917,7 @@ async fn an_exchange_for_a_dearer_item_is_paid_before_it_ships_and_a_cheaper_one
     assert_eq!(stack.stock(&gold).await, (4, 0, 4), "the replacement left");
 
     // The other unit for the cheaper item: it ships at once, the difference refunded.
-    let opened = request_return(
-        &stack,
-        &customer,
-        id,
-        &unique("k"),
-        json!([{"sku": small, "quantity": 1, "reason": "DOES_NOT_FIT", "exchangeSku": plain}]),
-    )
-    .await;
-    assert_eq!(opened.body["status"], "APPROVED", "{:?}", opened.body);
-    let rma = opened.body["returnId"].as_str().unwrap().to_owned();
-    let received = receive(
-        &stack,
-        &rma,
-        json!([{"sku": small, "quantity": 1, "disposition": "RESTOCK"}]),
-    )
-    .await;
-    assert_eq!(received.status, StatusCode::OK, "{:?}", received.body);
+    let (_, received) = exchange_one_unit(&stack, &customer, id, &small, &plain).await;
     assert_eq!(
         received.body["refund"]["amount"]["amount"], 200,
         "{:?}",

@@ -1165,17 +1165,19 @@ mod tests {
 
         // The customer calls the replacement off before it is packed: its unit goes back, and
         // the original order refunds the unit that came back — in the same write, once.
-        let cancelled = cancel_order(
-            &store,
-            &LocationDirectory::demo(),
-            &customer(),
-            &replacement_id,
-            "changed my mind".into(),
-            None,
-            Utc::now(),
-        )
-        .await
-        .unwrap();
+        let (directory, caller) = (LocationDirectory::demo(), customer());
+        let call_off = || {
+            cancel_order(
+                &store,
+                &directory,
+                &caller,
+                &replacement_id,
+                "changed my mind".into(),
+                None,
+                Utc::now(),
+            )
+        };
+        let cancelled = call_off().await.unwrap();
         assert_eq!(cancelled.status, OrderStatus::Cancelled);
         assert_eq!(stock(&store, "A-LARGE").await, (2, 0));
         let refunded = store.get(&order.id).await.unwrap().unwrap();
@@ -1193,17 +1195,7 @@ mod tests {
             "the capture asked as the order shipped is not confirmed yet"
         );
         // Asked again, the cancellation answers as it is and refunds nothing more.
-        cancel_order(
-            &store,
-            &LocationDirectory::demo(),
-            &customer(),
-            &replacement_id,
-            "changed my mind".into(),
-            None,
-            Utc::now(),
-        )
-        .await
-        .unwrap();
+        call_off().await.unwrap();
         assert_eq!(
             store.get(&order.id).await.unwrap().unwrap().refunds.len(),
             1

@@ -466,6 +466,21 @@ mod tests {
         }
     }
 
+    /// The policies of a run already out of time.
+    fn out_of_time(payment: &PaymentPolicy) -> SweepPolicies<'_> {
+        SweepPolicies {
+            stop_by: Some(std::time::Instant::now()),
+            ..policies(payment)
+        }
+    }
+
+    /// A store whose SKU `A` has `on_hand` units and may backorder up to `limit`.
+    fn backordering(on_hand: u32, limit: u32) -> InMemoryStore {
+        let mut a = product("A", 1000, on_hand);
+        a.backorders.policy = crate::backorder::SellingPolicy::Backorder { limit };
+        InMemoryStore::with_products([a])
+    }
+
     /// The PSP's authorization of `order`, recorded as of its placing.
     async fn authorize_when_placed(store: &InMemoryStore, policy: &PaymentPolicy, order: &Order) {
         let event = authorization(order, "e1");
@@ -535,9 +550,7 @@ mod tests {
     /// What an expiry frees goes to the paid order waiting for it, once the passes are done.
     #[tokio::test]
     async fn what_an_expiry_frees_goes_to_the_order_waiting_for_it() {
-        let mut a = product("A", 1000, 2);
-        a.backorders.policy = crate::backorder::SellingPolicy::Backorder { limit: 5 };
-        let store = InMemoryStore::with_products([a]);
+        let store = backordering(2, 5);
         let policy = PaymentPolicy::default();
         let unpaid = reserved(&store, 2).await;
         let waiting = reserved(&store, 1).await;
@@ -583,9 +596,7 @@ mod tests {
     /// pass's budget, so the unpaid order behind them expires.
     #[tokio::test]
     async fn paid_orders_waiting_for_stock_do_not_keep_an_unpaid_one_from_expiring() {
-        let mut a = product("A", 1000, 0);
-        a.backorders.policy = crate::backorder::SellingPolicy::Backorder { limit: 10 };
-        let store = InMemoryStore::with_products([a]);
+        let store = backordering(0, 10);
         let policy = PaymentPolicy::default();
         for _ in 0..2 {
             let waiting = reserved(&store, 1).await;
@@ -602,9 +613,7 @@ mod tests {
     /// available while orders wait for them.
     #[tokio::test]
     async fn stock_available_while_orders_wait_for_it_is_given_to_them_by_the_next_run() {
-        let mut a = product("A", 1000, 2);
-        a.backorders.policy = crate::backorder::SellingPolicy::Backorder { limit: 5 };
-        let store = InMemoryStore::with_products([a]);
+        let store = backordering(2, 5);
         let policy = PaymentPolicy::default();
         let unpaid = reserved(&store, 2).await;
         let waiting = reserved(&store, 1).await;
@@ -616,10 +625,7 @@ mod tests {
             .unwrap();
         assert_eq!(available(&store).await, (2, 0));
         // A run out of time hands nothing over (it would be cut off mid-write).
-        let out_of_time = SweepPolicies {
-            stop_by: Some(std::time::Instant::now()),
-            ..policies(&policy)
-        };
+        let out_of_time = out_of_time(&policy);
         let cut_short = sweep(&store, &out_of_time, later, 100).await.unwrap();
         assert!(cut_short.found_waiting.is_empty());
         assert_eq!(available(&store).await, (2, 0));
@@ -641,10 +647,7 @@ mod tests {
         let policy = PaymentPolicy::default();
         let unpaid = reserved(&store, 1).await;
         let later = unpaid.created_at + Duration::hours(1);
-        let out_of_time = SweepPolicies {
-            stop_by: Some(std::time::Instant::now()),
-            ..policies(&policy)
-        };
+        let out_of_time = out_of_time(&policy);
         let cut_short = sweep(&store, &out_of_time, later, 100).await.unwrap();
         assert_eq!((cut_short.examined, cut_short.more), (0, true));
         let next = sweep(&store, &policies(&policy), later, 100).await.unwrap();

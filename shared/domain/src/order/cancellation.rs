@@ -605,12 +605,7 @@ impl Order {
             .iter()
             .map(|r| r.amount.minor_units())
             .sum();
-        let taken_minor: i64 = self
-            .payment
-            .payments()
-            .iter()
-            .map(|p| p.captured_minor)
-            .sum();
+        let taken_minor: i64 = self.payment.captured_minor();
         let (refunded, _) = self.refunded();
         let difference = before.total.minor_units() - after.total.minor_units();
         let kept = refunded + after.total.minor_units();

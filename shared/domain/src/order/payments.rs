@@ -528,6 +528,12 @@ impl Payment {
         }
     }
 
+    /// What the PSP took in all, in minor units: every capture that succeeded, under any of the
+    /// order's payments.
+    pub(crate) fn captured_minor(&self) -> i64 {
+        self.payments().iter().map(|p| p.captured_minor).sum()
+    }
+
     /// What the payment `reference` held, if it held anything: what releasing it releases.
     fn held_amount(&self, reference: Option<&str>) -> Option<i64> {
         self.payments()
@@ -1366,13 +1372,7 @@ impl Order {
         // Only then: a parcel whose capture failed still owes its money (it stays in front of
         // staff), so nothing is released while less than the total was taken.
         let all_left = !self.shipments.is_empty() && self.shipments.iter().all(|s| s.has_left());
-        let taken_in_full = self
-            .payment
-            .payments()
-            .iter()
-            .map(|p| p.captured_minor)
-            .sum::<i64>()
-            >= self.totals.total.minor_units();
+        let taken_in_full = self.payment.captured_minor() >= self.totals.total.minor_units();
         if !called_off
             && all_left
             && captured
@@ -1391,25 +1391,16 @@ impl Order {
             // The money is taken, and no capture is still on its way (a refund may give back
             // part of one): what waited for it is asked now — a difference given back only of
             // what was taken beyond the total (the capture it counted on may have failed).
-            let taken: i64 = self
-                .payment
-                .payments()
-                .iter()
-                .map(|p| p.captured_minor)
-                .sum();
+            let taken: i64 = self.payment.captured_minor();
             let beyond = taken - self.totals.total.minor_units();
-            let given_of = |differences: bool, refunds: &[crate::order::refunds::Refund]| {
-                refunds
-                    .iter()
-                    .filter(|r| !r.awaiting_capture && r.retried_as.is_none())
-                    .filter(|r| !differences || r.reason.gives_back_a_difference())
-                    .map(|r| r.amount.minor_units())
-                    .sum::<i64>()
-            };
-            let mut given = given_of(true, &self.refunds);
+            let mut given: i64 = self
+                .asked_refunds()
+                .filter(|r| r.reason.gives_back_a_difference())
+                .map(|r| r.amount.minor_units())
+                .sum();
             // Never more given back in all than was taken (a parcel's share the PSP failed
             // is owed still: what would be given back of it waits for its capture).
-            let mut given_in_all = given_of(false, &self.refunds);
+            let mut given_in_all: i64 = self.asked_refunds().map(|r| r.amount.minor_units()).sum();
             for refund in self.refunds.iter_mut().filter(|r| r.awaiting_capture) {
                 let amount = refund.amount.minor_units();
                 if given_in_all + amount > taken {
@@ -1448,12 +1439,7 @@ impl Order {
         let parcel = left.first()?;
         // What was taken, or is on its way: a share whose capture failed is not, and the last
         // parcel takes it with the rest, so the order is never settled for less than it owes.
-        let succeeded: i64 = self
-            .payment
-            .payments()
-            .iter()
-            .map(|p| p.captured_minor)
-            .sum();
+        let succeeded: i64 = self.payment.captured_minor();
         let on_its_way: i64 = self
             .payment
             .unanswered_captures()
@@ -1513,12 +1499,7 @@ impl Order {
         {
             return None;
         }
-        let captured: i64 = self
-            .payment
-            .payments()
-            .iter()
-            .map(|p| p.captured_minor)
-            .sum();
+        let captured: i64 = self.payment.captured_minor();
         let rest = self.totals.total.minor_units() - captured;
         let last = self
             .shipments

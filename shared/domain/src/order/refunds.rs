@@ -127,6 +127,14 @@ impl Order {
         }))
     }
 
+    /// The refunds asked of the PSP (none still waiting for its capture), each once: a refund
+    /// asked again counts as the one that replaced it.
+    pub(crate) fn asked_refunds(&self) -> impl Iterator<Item = &Refund> {
+        self.refunds
+            .iter()
+            .filter(|r| r.retried_as.is_none() && !r.awaiting_capture)
+    }
+
     /// Whether a refund of `amount` must wait: money is given back only once it was taken — no
     /// capture still on its way (the PSP may yet fail it), and no more given back in all than
     /// was taken. Released by the capture's confirmation
@@ -135,18 +143,8 @@ impl Order {
         if self.totals.total.minor_units() == 0 {
             return false;
         }
-        let taken: i64 = self
-            .payment
-            .payments()
-            .iter()
-            .map(|p| p.captured_minor)
-            .sum();
-        let given: i64 = self
-            .refunds
-            .iter()
-            .filter(|r| r.retried_as.is_none() && !r.awaiting_capture)
-            .map(|r| r.amount.minor_units())
-            .sum();
+        let taken: i64 = self.payment.captured_minor();
+        let given: i64 = self.asked_refunds().map(|r| r.amount.minor_units()).sum();
         !self.payment.unanswered_captures().is_empty() || given + amount > taken
     }
 
