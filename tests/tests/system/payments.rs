@@ -2089,6 +2089,82 @@ async fn a_dearer_edit_is_authorized_at_stripe_before_it_ships_and_the_old_hold_
     }
 }
 
+/// A customer pays while staff make the order dearer: their authorization of the old total
+/// arrives after the edit. It cannot pay for the order; it is released at Stripe at once, the
+/// order stays unpaid (nothing for staff), and the customer's next payment is of the new total.
+#[tokio::test]
+async fn a_payment_of_the_old_total_made_as_staff_edited_is_released_and_the_new_total_paid() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("EDIT-RACE", 5).await;
+    let customer = unique("editor");
+    let placed = stack
+        .place_unpaid_order(&customer, &unique("key"), &[(&sku, 1)])
+        .await;
+    assert_eq!(placed.status, StatusCode::ACCEPTED, "{:?}", placed.body);
+    let id = placed.body["orderId"].as_str().unwrap().to_owned();
+    let total = placed.body["totals"]["total"]["amount"].as_i64().unwrap();
+    let first_intent = open_at_stripe(&stack, &customer, &id).await;
+    stack.wait_status(&customer, &id, "RESERVED").await;
+    let seen = stack.order_as_staff(&id).await;
+    let admin = stack.token("edit-admin", Some("oms:admin"));
+    let edited = stack
+        .post(
+            &format!("/orders/{id}/edits"),
+            &admin,
+            &[
+                ("idempotency-key", &unique("edit")),
+                ("if-match", &if_match(&seen)),
+            ],
+            json!({"shippingMethod": "EXPRESS", "reason": "needed by Friday"}),
+        )
+        .await;
+    assert_eq!(edited.status, StatusCode::OK, "{:?}", edited.body);
+    let new_total = edited.body["totals"]["total"]["amount"].as_i64().unwrap();
+    assert!(new_total > total, "{:?}", edited.body);
+    assert_eq!(
+        edited.body["edits"][0]["state"], "APPLIED",
+        "nothing was held"
+    );
+
+    // The payment opened before the edit is confirmed now, for the old total.
+    pay_at_stripe(&stack, &first_intent).await;
+    let released = wait_for(&stack, &id, "the old total's hold released", |o| {
+        o["payment"]["ledger"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|e| e["kind"] == "void.succeeded"))
+    })
+    .await;
+    assert_eq!(released["payment"]["status"], "PENDING", "{released}");
+    assert_eq!(released["hold"], "AWAITING_PAYMENT");
+    assert!(
+        released["payment"]["attention"].is_null(),
+        "nothing for staff: {}",
+        released["payment"]
+    );
+    let at_stripe = stack
+        .stripe_get(&format!("/v1/payment_intents/{first_intent}"))
+        .await;
+    assert_eq!(at_stripe["status"], "canceled", "{at_stripe}");
+
+    // The customer pays again: the new payment is of the new total, and the order goes ahead.
+    let second_intent = open_at_stripe(&stack, &customer, &id).await;
+    assert_ne!(second_intent, first_intent);
+    let opened = stack
+        .stripe_get(&format!("/v1/payment_intents/{second_intent}"))
+        .await;
+    assert_eq!(opened["amount"].as_i64(), Some(new_total));
+    pay_at_stripe(&stack, &second_intent).await;
+    let paid = wait_for(&stack, &id, "authorized", |o| {
+        o["payment"]["status"] == "AUTHORIZED"
+    })
+    .await;
+    assert!(
+        paid["payment"]["attention"].is_null(),
+        "{}",
+        paid["payment"]
+    );
+}
+
 /// A dearer edit whose new total is never authorized is undone once the payment window has
 /// passed: the order ships as it did, for what it cost, under the hold it had.
 #[tokio::test]

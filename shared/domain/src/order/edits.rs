@@ -1808,6 +1808,70 @@ mod tests {
     }
 
     #[test]
+    fn a_hold_of_the_old_total_authorized_after_a_dearer_edit_is_released_and_the_new_one_asked() {
+        // The customer was paying 40.90 as staff made the order EXPRESS (46.90): their hold
+        // arrives after the edit. It cannot pay for the order: it counts for nothing, is
+        // released at once, and the order waits for the new total as it did.
+        let edited = edit(&reserved(), &to(Some(ShippingMethod::Express), None), "k1").unwrap();
+        assert_eq!(edited.edits[0].state, EditState::Applied);
+        let late = psp(
+            &edited,
+            "auth-old",
+            PaymentEventKind::AuthorizationSucceeded,
+            4090,
+            "pi_1",
+        );
+        assert!(late.payment.ledger[0].mismatch.is_some());
+        assert_eq!(
+            late.payment_status(),
+            crate::order::payments::PaymentStatus::Pending
+        );
+        let void = late.payment.requests.last().unwrap();
+        assert_eq!(
+            (
+                void.kind,
+                void.psp_reference.as_deref(),
+                void.amount.minor_units()
+            ),
+            (PspRequestKind::Void, Some("pi_1"), 4090)
+        );
+        assert_eq!(recorded_agrees_with_legacy(Some(&edited), &late), Ok(true));
+        // Released: the order is still unpaid (not a released order, nobody asked about it),
+        // and its payment window runs as it did.
+        let released = psp(
+            &late,
+            "void-old",
+            PaymentEventKind::VoidSucceeded,
+            4090,
+            "pi_1",
+        );
+        assert_eq!(
+            released.payment_status(),
+            crate::order::payments::PaymentStatus::Pending
+        );
+        assert_eq!(released.payment_attention(), None);
+        let policy = PaymentPolicy::default();
+        assert_eq!(
+            released.payment_due_by(&policy),
+            edited.payment_due_by(&policy)
+        );
+        // The new total, paid: the order goes ahead, nothing more released.
+        let paid = psp(
+            &released,
+            "auth-new",
+            PaymentEventKind::AuthorizationSucceeded,
+            4690,
+            "pi_2",
+        );
+        assert_eq!(
+            paid.payment_status(),
+            crate::order::payments::PaymentStatus::Authorized
+        );
+        assert_eq!(paid.payment.requests, released.payment.requests);
+        assert_eq!(paid.payment_attention(), None);
+    }
+
+    #[test]
     fn a_cheaper_edit_of_taken_money_refunds_exactly_the_difference_and_a_dearer_one_is_refused() {
         // Unpaid: a dearer edit is simply what the customer pays.
         let express = edit(&reserved(), &to(Some(ShippingMethod::Express), None), "k1").unwrap();

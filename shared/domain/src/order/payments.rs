@@ -483,11 +483,14 @@ impl Payment {
                     finally_captured: own()
                         .filter(|e| e.kind == CaptureSucceeded)
                         .any(|e| self.is_last_capture(e)),
-                    // The latest word on the hold by the PSP's time; a void wins a tie.
-                    released: own()
-                        .filter(|e| matches!(e.kind, AuthorizationSucceeded | VoidSucceeded))
-                        .max_by_key(|e| (e.occurred_at, e.kind == VoidSucceeded))
-                        .is_some_and(|e| e.kind == VoidSucceeded),
+                    // The latest word on the hold by the PSP's time; a void wins a tie. A
+                    // payment that never held the order's money has no hold of it to release
+                    // (a stray hold of another amount, voided, leaves the order unpaid).
+                    released: first_hold.is_some()
+                        && own()
+                            .filter(|e| matches!(e.kind, AuthorizationSucceeded | VoidSucceeded))
+                            .max_by_key(|e| (e.occurred_at, e.kind == VoidSucceeded))
+                            .is_some_and(|e| e.kind == VoidSucceeded),
                 }
             })
             .collect();
@@ -1351,16 +1354,22 @@ impl Order {
             }
         }
         // A payment made for an edit that was undone (its new total authorized too late) is not
-        // the order's: released, for what it holds.
+        // the order's: released, for what it holds. So is one made for what the order cost
+        // before a dearer edit and authorized after it (the customer was paying as staff
+        // edited): it cannot pay for the new total, and the customer is asked for that one as
+        // for any dearer edit (a hold the order counts as its own is never among these).
         if !called_off {
-            let undone: Vec<i64> = self
+            let total = self.totals.total.minor_units();
+            let not_the_orders: Vec<Money> = self
                 .edits
                 .iter()
-                .filter(|e| e.state == crate::order::edits::EditState::Undone)
-                .map(|e| e.totals_after.total.minor_units())
+                .filter_map(|e| match e.state {
+                    crate::order::edits::EditState::Undone => Some(e.totals_after.total),
+                    _ => Some(e.totals_before.total).filter(|t| t.minor_units() < total),
+                })
                 .collect();
             for (reference, amount) in self.payment.mismatched_holds() {
-                if undone.contains(&amount.minor_units())
+                if not_the_orders.contains(&amount)
                     && !self.payment.asked(PspRequestKind::Void, Some(&reference))
                 {
                     self.ask_for(PspRequestKind::Void, Some(reference), amount, now);
@@ -1873,7 +1882,8 @@ mod tests {
         let released = recorded(&cancelled, &void);
         assert!(released.payment.ledger[1].mismatch.is_none());
         assert_eq!(released.payment_attention(), None);
-        assert_eq!(released.payment_status(), PaymentStatus::Voided);
+        // The order was never paid for: a stray hold released leaves it as it was.
+        assert_eq!(released.payment_status(), PaymentStatus::Pending);
         assert!(released.payment.mismatched_holds().is_empty());
         // A void of another amount than the hold's is itself a mismatch.
         let mut wrong = event("e3", PaymentEventKind::VoidSucceeded, &order);
