@@ -10,8 +10,8 @@
 //! - **days of cover**: how long what is available lasts at the window's rate,
 //!   `⌊available × 30 / demand⌋` (none without demand);
 //! - **reorder point**: what the lead time consumes plus the safety stock,
-//!   `⌈demand × leadTimeDays / 30⌉ + safetyStock`; stock (available and incoming) at or below it
-//!   must be reordered now;
+//!   `⌈demand × leadTimeDays / 30⌉ + safetyStock`; stock (available and incoming, less the
+//!   units orders wait for) at or below it must be reordered now;
 //! - **suggested reorder**: once at or below the reorder point, the units that bring it up to the
 //!   reorder point plus [`HealthPolicy::reorder_cover_days`] of demand; a SKU is to be
 //!   reordered exactly when that is more than none;
@@ -174,34 +174,40 @@ pub struct Health {
 }
 
 impl Health {
-    /// The figures of `available` units (and `incoming`, ordered but not yet here) against
-    /// `demand` units in the window.
+    /// The figures of `available` units (and `incoming`, ordered but not yet here, of which
+    /// `owed` are promised to orders waiting for them) against `demand` units in the window.
     pub fn of(
         available: u32,
         incoming: u32,
+        owed: u32,
         demand: u32,
         settings: Replenishment,
         policy: HealthPolicy,
     ) -> Health {
-        let window = u64::from(Demand::WINDOW_DAYS);
-        let rate_over = |days: u32| (u64::from(demand) * u64::from(days)).div_ceil(window);
-        let reorder_point = rate_over(settings.lead_time_days) + u64::from(settings.safety_stock);
-        let position = u64::from(available) + u64::from(incoming);
+        let window = i64::from(Demand::WINDOW_DAYS);
+        let rate_over = |days: u32| {
+            let units = u64::from(demand) * u64::from(days);
+            i64::try_from(units.div_ceil(window.unsigned_abs())).unwrap_or(i64::MAX)
+        };
+        let reorder_point = rate_over(settings.lead_time_days) + i64::from(settings.safety_stock);
+        // What is here and on its way, less what waiting orders already have a claim on: a
+        // purchase order that only covers the backorders leaves nothing for the next buyer.
+        let position = i64::from(available) + i64::from(incoming) - i64::from(owed);
         // At or below the reorder point, with something to order: a reorder point of 0 (no
         // lead time, no safety stock) still reorders what sells once nothing is left.
         let order_up_to = reorder_point + rate_over(policy.reorder_cover_days);
         let suggested_reorder = if position <= reorder_point {
-            order_up_to.saturating_sub(position)
+            (order_up_to - position).max(0)
         } else {
             0
         };
         let reorder = suggested_reorder > 0;
-        let days_of_cover = (demand > 0).then(|| u64::from(available) * window / u64::from(demand));
+        let days_of_cover = (demand > 0).then(|| i64::from(available) * window / i64::from(demand));
         let overstock = match days_of_cover {
-            Some(days) => days > u64::from(policy.overstock_cover_days),
+            Some(days) => days > i64::from(policy.overstock_cover_days),
             None => available > settings.safety_stock,
         };
-        let clamp = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+        let clamp = |n: i64| u32::try_from(n.max(0)).unwrap_or(u32::MAX);
         Health {
             demand_30_days: demand,
             days_of_cover: days_of_cover.map(clamp),
@@ -261,45 +267,57 @@ mod tests {
             reorder_cover_days: 30,
         };
         // 45 units in 30 days: 1.5 a day. Reorder point ⌈15⌉ + 4 = 19; order up to 19 + 45.
-        let low = Health::of(12, 0, 45, settings, policy);
+        let low = Health::of(12, 0, 0, 45, settings, policy);
         assert_eq!(low.days_of_cover, Some(8)); // 12 / 1.5
         assert_eq!(low.reorder_point, 19);
         assert!(low.reorder);
         assert_eq!(low.suggested_reorder, 64 - 12);
         assert!(!low.overstock);
         // What is on its way counts: 12 + 10 incoming is above 19.
-        let ordered = Health::of(12, 10, 45, settings, policy);
+        let ordered = Health::of(12, 10, 0, 45, settings, policy);
         assert!(!ordered.reorder);
         assert_eq!(ordered.suggested_reorder, 0);
         // 7 units in 30 days: ⌈7 × 10 / 30⌉ = 3, + 4.
-        assert_eq!(Health::of(0, 0, 7, settings, policy).reorder_point, 7);
+        assert_eq!(Health::of(0, 0, 0, 7, settings, policy).reorder_point, 7);
         // 200 units at 1.5 a day is 133 days: overstock.
-        let heavy = Health::of(200, 0, 45, settings, policy);
+        let heavy = Health::of(200, 0, 0, 45, settings, policy);
         assert_eq!(heavy.days_of_cover, Some(133));
         assert!(heavy.overstock && !heavy.reorder);
         // No demand: no cover figure; stock above the safety stock is dead stock.
-        let idle = Health::of(5, 0, 0, settings, policy);
+        let idle = Health::of(5, 0, 0, 0, settings, policy);
         assert_eq!(idle.days_of_cover, None);
         assert_eq!(idle.reorder_point, 4);
         assert!(idle.overstock && !idle.reorder);
-        let safe = Health::of(3, 0, 0, settings, policy);
+        let safe = Health::of(3, 0, 0, 0, settings, policy);
         assert!(!safe.overstock && safe.reorder);
         assert_eq!(safe.suggested_reorder, 1);
         // Nothing sold, nothing kept, nothing held: nothing to do.
-        let none = Health::of(0, 0, 0, Replenishment::default(), policy);
+        let none = Health::of(0, 0, 0, 0, Replenishment::default(), policy);
         assert!(!none.reorder && !none.overstock && none.suggested_reorder == 0);
         // At its safety stock, nothing selling: nothing to order, so no reorder.
-        assert!(!Health::of(4, 0, 0, settings, policy).reorder);
+        assert!(!Health::of(4, 0, 0, 0, settings, policy).reorder);
         // No lead time, no safety stock, sold out: reorder the 30 days' demand.
         let instant = Replenishment {
             lead_time_days: 0,
             safety_stock: 0,
         };
-        let out = Health::of(0, 0, 15, instant, policy);
+        let out = Health::of(0, 0, 0, 15, instant, policy);
         assert_eq!(
             (out.reorder_point, out.reorder, out.suggested_reorder),
             (0, true, 15)
         );
+        // 60 units owed to waiting orders, 88 on order: only 28 are anyone else's. 60 sold in
+        // 30 days, 14 days' lead: reorder point 28, so it reorders up to 28 + 60.
+        let lead = Replenishment {
+            lead_time_days: 14,
+            safety_stock: 0,
+        };
+        let owed = Health::of(0, 88, 60, 60, lead, policy);
+        assert_eq!(owed.reorder_point, 28);
+        assert!(owed.reorder);
+        assert_eq!(owed.suggested_reorder, 88 - 28);
+        let short = Health::of(0, 0, 60, 60, lead, policy);
+        assert_eq!(short.suggested_reorder, 88 + 60, "the owed units first");
     }
 
     proptest! {
@@ -307,6 +325,7 @@ mod tests {
         fn a_suggested_reorder_lifts_stock_above_the_reorder_point(
             available in 0u32..10_000,
             incoming in 0u32..1_000,
+            owed in 0u32..1_000,
             demand in 0u32..100_000,
             lead in 0u32..=365,
             safety in 0u32..1_000,
@@ -314,11 +333,12 @@ mod tests {
         ) {
             let settings = Replenishment { lead_time_days: lead, safety_stock: safety };
             let policy = HealthPolicy { overstock_cover_days: 90, reorder_cover_days: cover };
-            let h = Health::of(available, incoming, demand, settings, policy);
+            let h = Health::of(available, incoming, owed, demand, settings, policy);
             prop_assert_eq!(h.reorder, h.suggested_reorder > 0);
             if h.reorder {
-                let after = u64::from(available) + u64::from(incoming) + u64::from(h.suggested_reorder);
-                prop_assert!(after > u64::from(h.reorder_point) || demand == 0);
+                let after = i64::from(available) + i64::from(incoming) - i64::from(owed)
+                    + i64::from(h.suggested_reorder);
+                prop_assert!(after > i64::from(h.reorder_point) || demand == 0);
             } else {
                 prop_assert_eq!(h.suggested_reorder, 0);
             }

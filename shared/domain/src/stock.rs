@@ -420,7 +420,9 @@ impl Product {
             },
             ..self.replenishment
         };
-        Health::of(available, incoming, demand, settings, policy)
+        // Units waiting are the SKU's (owed from wherever stock arrives): counted in its whole
+        // figures, not a location's.
+        Health::of(available, incoming, 0, demand, settings, policy)
     }
 
     /// Its health over every location together on `today`'s window: the safety stock once per
@@ -442,7 +444,14 @@ impl Product {
                 .saturating_mul(u32::try_from(kept).unwrap_or(u32::MAX)),
             ..self.replenishment
         };
-        Health::of(available, self.incoming_total(), demand, settings, policy)
+        Health::of(
+            available,
+            self.incoming_total(),
+            self.backorders.backordered,
+            demand,
+            settings,
+            policy,
+        )
     }
 
     /// Whether `location` keeps it: counters there, or units on their way.

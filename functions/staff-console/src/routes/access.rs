@@ -79,6 +79,8 @@ pub(super) fn banner(done: &str) -> Option<String> {
     }
     Some(String::from(match done {
         "cancelled" => "The order was cancelled and its stock released.",
+        "units-cancelled" => "The units were cancelled: their stock is released, the totals follow and the money with them (a smaller capture, or a refund of what was taken); the customer is told.",
+        "selling-saved" => "The selling policy was saved; checkouts follow it from now on.",
         "approved" => "The return was approved; its label is issued.",
         "rejected" => "The return was rejected.",
         "received" => "The return was received.",

@@ -40,6 +40,16 @@ impl From<ApiError> for PageError {
             ),
             ApiError::Unavailable(detail) => PageError::Unavailable(detail),
             ApiError::Internal(detail) => PageError::Internal(detail),
+            // Stock that changed since the page showed it (a receipt or count from another
+            // tab, a purchase order's units received meanwhile): the page was out of date, and
+            // its stock figures are not put back to be sent again by one click.
+            ApiError::Conflict {
+                problem: oms_adapters::http::ProblemType::ConcurrentModification,
+                detail,
+                ..
+            } => PageError::Stale(format!(
+                "{detail}. Nothing was changed: the figures are shown as they are now."
+            )),
             other @ (ApiError::Conflict { .. } | ApiError::BadRequest { .. }) => {
                 PageError::Conflict(other.to_string())
             }
@@ -162,8 +172,9 @@ pub(super) struct Refill {
 /// The title of a refusal for a page that changed since it was shown.
 const STALE_TITLE: &str = "The page was out of date";
 
-/// The stock forms, whose units a stale refusal shows rather than puts back: a receipt sent
-/// from a second tab must be entered again on purpose, not sent again by one click.
+/// The stock forms (and each purchase order's `po-<id>` receipt), whose units a stale refusal
+/// shows rather than puts back: a receipt sent from a second tab must be entered again on
+/// purpose, not sent again by one click.
 const STOCK_FORMS: [&str; 4] = ["receipt", "count", "write-off", "transfer"];
 
 /// What the navigation middleware needs: the console, and its pages without the middleware
@@ -266,7 +277,8 @@ pub(super) async fn with_navigation<S: Store, K: SecretSource + 'static>(
             .into_iter()
             .filter(|(name, _)| !matches!(name.as_str(), "csrf" | "version" | "key" | "form"))
             .collect();
-        if stale && STOCK_FORMS.contains(&form.as_str()) {
+        let stock_form = STOCK_FORMS.contains(&form.as_str()) || form.starts_with("po-");
+        if stale && stock_form {
             lines.push(format!(
                 "You entered: {}. Check the figures now shown before you enter it again.",
                 typed

@@ -241,7 +241,7 @@ pub(super) async fn set_selling<S: Store, K: SecretSource>(
     let (store, here, at) = (&app.store, app.locations().await?, Utc::now());
     inventory::put_product(store, &app.shipping, &here, &staff.caller, &sku, &body, at).await?;
     tracing::info!(sku = %sku, "console: selling policy set");
-    Ok(done(&format!("/console/inventory/{sku}"), "saved"))
+    Ok(done(&format!("/console/inventory/{sku}"), "selling-saved"))
 }
 
 /// Records units ordered from a supplier, as the JSON API's purchase order body.
