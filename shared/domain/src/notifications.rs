@@ -20,7 +20,7 @@ use crate::events::{CloudEvent, EventType, OrderEventData};
 use crate::ids::CustomerId;
 use crate::money::Money;
 use crate::order::payments::{PaymentPolicy, PspRequestKind};
-use crate::order::Order;
+use crate::order::{Order, OrderStatus};
 
 /// Where a notification goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -117,6 +117,7 @@ pub fn is_customer_facing(event_type: EventType) -> bool {
             | EventType::OrderExpired
             | EventType::PaymentAuthorized
             | EventType::PaymentFailed
+            | EventType::PaymentVoided
             | EventType::RefundIssued
     )
 }
@@ -325,6 +326,15 @@ impl Renderer {
         if !is_customer_facing(event.event_type) {
             return Ok(Vec::new());
         }
+        // A hold released as the order was called off was told with the cancellation.
+        if event.event_type == EventType::PaymentVoided
+            && matches!(
+                event.data.status,
+                OrderStatus::Cancelled | OrderStatus::Rejected
+            )
+        {
+            return Ok(Vec::new());
+        }
         let language = language_of(order);
         let money = |m: Money| format_money(m, language);
         let tracking = event.data.tracking.as_ref();
@@ -348,12 +358,15 @@ impl Renderer {
             .iter()
             .any(|r| r.kind == PspRequestKind::Void);
         // What the voids release: the holds themselves (more than the total, once units were
-        // called off after the money was held).
+        // called off after the money was held) — those the cancellation released, not a hold
+        // an edit's new payment replaced before it.
+        let called_off_at = order.cancellation.as_ref().map(|c| c.at);
         let released: i64 = order
             .payment
             .requests
             .iter()
             .filter(|r| r.kind == PspRequestKind::Void)
+            .filter(|r| called_off_at.is_none_or(|at| r.requested_at >= at))
             .map(|r| r.amount.minor_units())
             .sum();
         // The parcel the event is about, for an order that leaves as several: its own units
@@ -463,6 +476,16 @@ impl Renderer {
         });
         // Whether any of it is in stock (one macro call holds only so many fields).
         data["inStock"] = (order.reserved_units() > 0).into();
+        // How long the customer has to pay before the order expires, from the event: none for
+        // an order that does not expire (an exchange's replacement) or needs no payment.
+        let policy = PaymentPolicy {
+            authorization_window: self.payment_window,
+            ..PaymentPolicy::default()
+        };
+        data["payDueInMinutes"] = order
+            .payment_due_by(&policy)
+            .map(|due| (due - event.time).num_minutes().max(1))
+            .into();
         let context = minijinja::Value::from(minijinja::value::Serde(&data));
         // The order page's signed link opens the order for whoever holds it: in the e-mail to
         // the customer's own address alone, never in the data every channel (a webhook's
@@ -934,6 +957,24 @@ mod tests {
         let dearer_unpaid = edit(&reserved, Express, "e2");
         let express_paid = dearer_unpaid.captured_for_test(t);
         let cheaper_paid = edit(&express_paid, Standard, "e3");
+        // The PSP released the hold of an order in the warehouse (it lapsed, say): out of the
+        // warehouse, and the customer asked to pay again.
+        let released = psp(
+            &in_warehouse,
+            PaymentEvent {
+                event_id: "evt_released".into(),
+                kind: PaymentEventKind::VoidSucceeded,
+                amount: in_warehouse.totals.total,
+                occurred_at: t,
+                psp_reference: Some(format!("psp-{}", in_warehouse.id)),
+                refund_id: None,
+                request_id: None,
+                reason: None,
+            },
+            t,
+        );
+        // An exchange's replacement never expires: its declined payment threatens no expiry.
+        let replacement_declined = psp(&replacement_due, decline(&replacement_due), t);
         let change = |old: Option<&Order>, new: &Order, variant: Option<&str>| {
             let event = order_event(old, Some(new)).unwrap();
             let name = match variant {
@@ -986,6 +1027,13 @@ mod tests {
             change(Some(&express_paid), &cheaper_paid, Some("refunded")),
             change(Some(&dearer_held), &edit_paid, None),
             change(Some(&dearer_held), &edit_undone, None),
+            change(Some(&in_warehouse), &released, None),
+            change(
+                Some(&replacement_due),
+                &replacement_declined,
+                Some("replacement"),
+            ),
+            change(Some(&waiting), &waiting_paid, Some("backordered")),
         ]
     }
 
@@ -1001,7 +1049,11 @@ mod tests {
         };
         for language in LANGUAGES {
             for (name, event, order) in events(language) {
-                assert!(is_customer_facing(event.event_type));
+                assert!(
+                    is_customer_facing(event.event_type),
+                    "{name}: {}",
+                    event.event_type.as_str()
+                );
                 let notifications = renderer.render(&event, &order, &everything).unwrap();
                 assert_eq!(notifications.len(), 3, "{}", event.event_type.as_str());
                 let email = &notifications[0];
@@ -1114,6 +1166,13 @@ mod tests {
             "nothing was paid, so nothing is said about money"
         );
         assert!(sms_of(&renderer, "oms.payment.failed").contains("within 30 min"));
+        assert!(
+            !sms_of(&renderer, "oms.payment.failed__replacement").contains("expires"),
+            "a replacement does not expire"
+        );
+        assert!(sms_of(&renderer, "oms.payment.voided").contains("within 30 min"));
+        assert!(sms_of(&renderer, "oms.payment.authorized__backordered")
+            .contains("once the items it waits for arrive"));
         let hourly = Renderer::new().with_payment_window(Duration::hours(1));
         assert!(sms_of(&hourly, "oms.payment.failed").contains("within 60 min"));
         // Money that arrives after the order was called off goes back at once (a void): the
@@ -1128,6 +1187,37 @@ mod tests {
         let late = cancelled.authorized_for_test(t);
         let event = order_event(Some(&cancelled), Some(&late)).unwrap();
         assert!(!is_customer_facing(event.event_type));
+        // The hold of an order called off, released: told with the cancellation, not again.
+        let authorized = order("en")
+            .reserve_all_at("BER-1", t)
+            .unwrap()
+            .authorized_for_test(t);
+        let cancelled = authorized
+            .cancel("changed my mind".into(), "customer", t)
+            .unwrap()
+            .order;
+        let void = PaymentEvent {
+            event_id: "evt_void".into(),
+            kind: PaymentEventKind::VoidSucceeded,
+            amount: cancelled.totals.total,
+            occurred_at: t,
+            psp_reference: Some(format!("psp-{}", cancelled.id)),
+            refund_id: None,
+            request_id: None,
+            reason: None,
+        };
+        let released = psp(&cancelled, void, t);
+        let event = order_event(Some(&cancelled), Some(&released)).unwrap();
+        assert_eq!(event.event_type, EventType::PaymentVoided);
+        let everything = Preferences {
+            email: true,
+            sms: true,
+            webhook: true,
+        };
+        assert_eq!(
+            renderer.render(&event, &released, &everything).unwrap(),
+            Vec::new()
+        );
     }
 
     #[test]
