@@ -47,9 +47,7 @@ impl From<ApiError> for PageError {
                 problem: oms_adapters::http::ProblemType::ConcurrentModification,
                 detail,
                 ..
-            } => PageError::Stale(format!(
-                "{detail}. Nothing was changed: the figures are shown as they are now."
-            )),
+            } => PageError::Stale(detail),
             other @ (ApiError::Conflict { .. } | ApiError::BadRequest { .. }) => {
                 PageError::Conflict(other.to_string())
             }
