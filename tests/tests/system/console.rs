@@ -2010,6 +2010,10 @@ async fn staff_allow_backorders_see_the_waiting_orders_and_a_delivery_fills_them
     browser.fill("#selling-limit", "5").await;
     browser.submit("#save-selling").await;
     assert!(browser.path().await.contains("done="));
+    assert!(browser
+        .body()
+        .await
+        .contains("The selling policy was saved"));
     assert!(
         browser.text("#selling").await.contains("up to 5 units"),
         "{}",
@@ -2032,6 +2036,11 @@ async fn staff_allow_backorders_see_the_waiting_orders_and_a_delivery_fills_them
     browser.goto(&format!("/console/orders/{id}")).await;
     assert!(browser.text("#order-status").await.contains("BACKORDERED"));
     assert!(browser.body().await.contains("2 waiting for stock"));
+    // The backorder queue: every order waiting for stock, with what it waits for.
+    browser.goto("/console/orders").await;
+    browser.click("#backorder-queue").await;
+    let row = browser.text(&format!("#order-{id}")).await;
+    assert!(row.contains("2 waiting"), "{row}");
 
     // Two are ordered from the supplier and arrive: the order goes to the warehouse.
     let admin = stack.token("staff-bo", Some("oms:admin"));
@@ -2055,6 +2064,11 @@ async fn staff_allow_backorders_see_the_waiting_orders_and_a_delivery_fills_them
     assert!(
         !browser.body().await.contains("id=\"waiting-orders\""),
         "no one waits any more"
+    );
+    browser.goto("/console/orders?hold=waiting").await;
+    assert!(
+        !browser.body().await.contains(&id),
+        "out of the backorder queue"
     );
     assert_eq!(stack.stock(&sku).await, (0, 3, 3));
 }

@@ -37,13 +37,14 @@ impl QueueQuery {
                 })
             })
             .transpose()?;
-        let held = match given(&self.hold).as_deref() {
-            None => None,
-            Some("held") => Some(true),
-            Some("free") => Some(false),
+        let (held, waiting_for_stock) = match given(&self.hold).as_deref() {
+            None => (None, false),
+            Some("held") => (Some(true), false),
+            Some("free") => (Some(false), false),
+            Some("waiting") => (None, true),
             Some(other) => {
                 return Err(PageError::Invalid(vec![format!(
-                    "hold: {other} is neither held nor free"
+                    "hold: {other} is none of held, free or waiting"
                 )]))
             }
         };
@@ -53,6 +54,7 @@ impl QueueQuery {
             payment,
             held,
             location: given(&self.location),
+            waiting_for_stock,
         })
     }
 }

@@ -29,8 +29,21 @@ pub struct OrderSummary {
     pub shipments: Vec<ShipmentProgress>,
     pub line_count: usize,
     pub totals: Totals,
+    /// Units it waits for stock for (backordered or pre-ordered).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub backordered: u32,
+    /// When the last of them is expected, if every one has a date.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub promised_on: Option<chrono::NaiveDate>,
+    /// What an edit awaiting its payment costs more: the amount due before it is packed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edit_due: Option<crate::money::Money>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+fn is_zero(units: &u32) -> bool {
+    *units == 0
 }
 
 /// A shipment's step, as a listing shows it.
@@ -62,6 +75,18 @@ impl From<&Order> for OrderSummary {
                 .collect(),
             line_count: order.lines.len(),
             totals: order.totals,
+            backordered: order.backordered(),
+            promised_on: {
+                let waiting = || order.lines.iter().filter(|l| l.backordered() > 0);
+                waiting()
+                    .map(|l| l.promised_on)
+                    .collect::<Option<Vec<_>>>()
+                    .and_then(|dates| dates.into_iter().max())
+                    .filter(|_| waiting().count() > 0)
+            },
+            edit_due: order.awaiting_edit().and_then(|e| {
+                crate::money::Money::new(e.difference(), order.totals.total.currency()).ok()
+            }),
             created_at: order.created_at,
             updated_at: order.updated_at,
         }

@@ -101,6 +101,9 @@ pub struct QueueView {
     pub held: Option<bool>,
     /// Only orders with units at this location.
     pub location: Option<String>,
+    /// Only orders with units waiting for stock (backordered or pre-ordered): the backorder
+    /// queue, whatever else holds them (an unpaid one, or one partly shipped, too).
+    pub waiting_for_stock: bool,
 }
 
 /// The most orders one page of a filtered queue looks at before it stops: a filter that keeps
@@ -115,17 +118,23 @@ impl QueueView {
                 .location
                 .as_deref()
                 .is_none_or(|l| order.locations().contains(&l))
+            && (!self.waiting_for_stock || order.backordered() > 0)
     }
 
     /// What names this view in its cursors, so a cursor of one view is refused by another.
     fn signature(&self) -> String {
         format!(
-            "{}/{}/{}/{}/{}",
+            "{}/{}/{}/{}/{}{}",
             self.status.map_or("OPEN", |s| s.as_str()),
             self.min_age.num_minutes(),
             self.payment.map_or("", |p| p.as_str()),
             self.held.map_or("", |h| if h { "held" } else { "free" }),
-            self.location.as_deref().unwrap_or_default()
+            self.location.as_deref().unwrap_or_default(),
+            if self.waiting_for_stock {
+                "/waiting"
+            } else {
+                ""
+            }
         )
     }
 }
