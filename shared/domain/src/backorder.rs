@@ -140,14 +140,19 @@ impl Backorders {
 
 /// When the `position`-th unit waiting (counted from 1, first-in first-out) is expected: the
 /// date of the open purchase order whose delivery brings it, the earliest first; none if the
-/// open purchase orders do not bring that many.
-pub fn promised_on(position: u32, mut open: Vec<(NaiveDate, u32)>) -> Option<NaiveDate> {
+/// open purchase orders do not bring that many — nor if the delivery that brings it is late
+/// (expected before `today`): its date has passed, and no one knows the next.
+pub fn promised_on(
+    position: u32,
+    mut open: Vec<(NaiveDate, u32)>,
+    today: NaiveDate,
+) -> Option<NaiveDate> {
     open.sort();
     let mut covered = 0u32;
     for (on, units) in open {
         covered = covered.saturating_add(units);
         if covered >= position {
-            return Some(on);
+            return Some(on).filter(|on| *on >= today);
         }
     }
     None
@@ -203,11 +208,15 @@ mod tests {
     #[test]
     fn the_promise_is_the_delivery_that_brings_the_last_unit() {
         let open = vec![(day(20), 3), (day(12), 2)];
-        assert_eq!(promised_on(1, open.clone()), Some(day(12)));
-        assert_eq!(promised_on(2, open.clone()), Some(day(12)));
-        assert_eq!(promised_on(3, open.clone()), Some(day(20)));
-        assert_eq!(promised_on(5, open.clone()), Some(day(20)));
-        assert_eq!(promised_on(6, open), None);
+        assert_eq!(promised_on(1, open.clone(), day(1)), Some(day(12)));
+        assert_eq!(promised_on(2, open.clone(), day(1)), Some(day(12)));
+        assert_eq!(promised_on(3, open.clone(), day(1)), Some(day(20)));
+        assert_eq!(promised_on(5, open.clone(), day(12)), Some(day(20)));
+        assert_eq!(promised_on(6, open.clone(), day(1)), None);
+        // The delivery of the 12th is late on the 13th: its units are promised no date (it
+        // still brings them, so the 20th's are still the 3rd to 5th).
+        assert_eq!(promised_on(1, open.clone(), day(13)), None);
+        assert_eq!(promised_on(3, open, day(13)), Some(day(20)));
     }
 
     #[test]

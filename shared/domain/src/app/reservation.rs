@@ -198,7 +198,7 @@ async fn plan_for<I: InventoryStore>(
                             sku: s.sku.clone(),
                             units: missing,
                             location: home.clone(),
-                            promised_on: crate::backorder::promised_on(position, open),
+                            promised_on: crate::backorder::promised_on(position, open, today),
                         });
                     }
                     _ => refused.push(Shortage {

@@ -361,7 +361,11 @@ pub async fn edit_order<S: OrderStore + OrderTransactions + LocationStore + Inve
                 .map(|po| (po.expected_on, po.quantity.saturating_sub(po.received)))
                 .collect();
             if let Some(line) = change.order.lines.iter_mut().find(|l| l.sku == sku) {
-                line.promised_on = crate::backorder::promised_on(position, open);
+                line.promised_on = crate::backorder::promised_on(
+                    position,
+                    open,
+                    crate::replenishment::day_of(now),
+                );
             }
         }
         match store.commit(&change).await? {
