@@ -247,7 +247,8 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("status.RESERVED.waiting", "What is in stock is set aside for you; some items are still on their way to us.", "Was vorrätig ist, ist für Sie reserviert; einige Artikel sind noch zu uns unterwegs."),
     ("next.RESERVED.waiting", "Your order goes to our warehouse, whole, as soon as they arrive; we tell you then.", "Ihre Bestellung geht vollständig ins Lager, sobald sie da sind; wir melden uns dann."),
     ("next.RESERVED.ahead", "What is in stock goes to our warehouse now; the rest follows in a parcel of its own as it arrives. We tell you when each parcel ships.", "Was vorrätig ist, geht jetzt ins Lager; der Rest folgt in einem eigenen Paket, sobald er eintrifft. Wir schreiben Ihnen, sobald jedes Paket versandt ist."),
-    ("next.edit-awaiting-payment", "Your order was changed and now costs more: it is packed once you authorize the new total with your payment provider. If you do not, it ships as before.", "Ihre Bestellung wurde geändert und kostet jetzt mehr: Wir packen sie, sobald Sie den neuen Betrag bei Ihrem Zahlungsanbieter autorisiert haben. Sonst wird sie wie zuvor versandt."),
+    ("next.edit-awaiting-payment", "Your order was changed and now costs {total}, {more} more: it is packed once you authorize the new total with your payment provider, by {due}. If you do not, it ships as before.", "Ihre Bestellung wurde geändert und kostet jetzt {total}, {more} mehr: Wir packen sie, sobald Sie den neuen Betrag bei Ihrem Zahlungsanbieter autorisiert haben, bis {due}. Sonst wird sie wie zuvor versandt."),
+    ("payment.edit-awaiting-payment", "The amount held on your card covers your order as it was; the new total waits for your authorization.", "Der auf Ihrer Karte reservierte Betrag deckt Ihre Bestellung, wie sie war; der neue Betrag wartet auf Ihre Autorisierung."),
     ("status.FULFILLING", "Our warehouse is packing your order.", "Unser Lager packt Ihre Bestellung."),
     ("status.PARTIALLY_SHIPPED", "Part of your order is on its way; the rest follows.", "Ein Teil Ihrer Bestellung ist unterwegs; der Rest folgt."),
     ("status.SHIPPED", "Your order is on its way.", "Ihre Bestellung ist unterwegs."),
@@ -379,7 +380,7 @@ pub struct OrderPage {
     pub placed: String,
     pub status: &'static str,
     pub now: &'static str,
-    pub next: &'static str,
+    pub next: String,
     pub payment: &'static str,
     pub items: Vec<Item>,
     pub shipping: String,
@@ -470,11 +471,13 @@ impl OrderPage {
         let money = |m| format_money(m, language);
         let payment = order.payment_status();
         let waiting = order.status == OrderStatus::Reserved && order.backordered() > 0;
+        let awaiting_edit = order.awaiting_edit();
         let next = match order.status {
+            // What the customer must do comes first: the edit waits for their payment.
+            _ if awaiting_edit.is_some() => "next.edit-awaiting-payment",
             OrderStatus::Reserved if !payment.allows_fulfillment() => "next.RESERVED.unpaid",
             OrderStatus::Reserved if waiting && order.waits_for_stock() => "next.RESERVED.waiting",
             OrderStatus::Reserved if waiting => "next.RESERVED.ahead",
-            _ if order.awaiting_edit().is_some() => "next.edit-awaiting-payment",
             // What was there went ahead; the rest is still to come to us.
             OrderStatus::Fulfilling
             | OrderStatus::PartiallyShipped
@@ -512,8 +515,32 @@ impl OrderPage {
             } else {
                 t(&format!("status.{}", order.status.as_str()))
             },
-            next: t(next),
-            payment: t(&format!("payment.{}", payment.as_str())),
+            next: match awaiting_edit {
+                Some(edit) => t(next)
+                    .replace("{total}", &money(edit.totals_after.total))
+                    .replace(
+                        "{more}",
+                        &money(
+                            oms_domain::money::Money::new(
+                                edit.difference(),
+                                edit.totals_after.total.currency(),
+                            )
+                            .unwrap_or(edit.totals_after.total),
+                        ),
+                    )
+                    .replace(
+                        "{due}",
+                        &edit
+                            .due_by
+                            .map_or_else(String::new, |due| moment(due, language)),
+                    ),
+                None => t(next).to_owned(),
+            },
+            payment: if awaiting_edit.is_some() {
+                t("payment.edit-awaiting-payment")
+            } else {
+                t(&format!("payment.{}", payment.as_str()))
+            },
             items: order
                 .lines
                 .iter()
@@ -667,6 +694,58 @@ mod tests {
         for status in FulfillmentStatus::ALL {
             assert!(!text("en", &format!("parcel.{}", status.as_str())).is_empty());
         }
+    }
+
+    #[test]
+    fn an_edit_waiting_for_the_customers_payment_says_what_is_due_and_by_when() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-12-07T09:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let order =
+            oms_domain::fixtures::sample_order("01KAZ3Q6W8T2Y7X9V5N4M3K2J1", "customer-ada", at)
+                .reserve_all_at("BER-1", at)
+                .unwrap()
+                .authorized_for_test(at);
+        let express = oms_domain::order::commands::OrderEditRequest {
+            shipping_address: None,
+            shipping_method: Some(oms_domain::shipping::ShippingMethod::Express),
+            add_lines: Vec::new(),
+            ship_complete: None,
+            reason: "needed sooner".into(),
+        };
+        let edited = order
+            .edit(
+                &express,
+                "k1",
+                "admin",
+                &oms_domain::shipping::ShippingPolicy::default_policy(),
+                |_| Some("domestic".into()),
+                &[],
+                chrono::Duration::minutes(30),
+                at,
+            )
+            .unwrap()
+            .order;
+        let edit = edited.awaiting_edit().expect("it waits for the new total");
+        let more = edit.difference();
+        assert!(more > 0);
+        let page = OrderPage::of(&edited, "en");
+        let total = format_money(edit.totals_after.total, "en");
+        assert!(
+            page.next.contains(&format!("now costs {total}")),
+            "{}",
+            page.next
+        );
+        let more = format_money(
+            oms_domain::money::Money::new(more, edit.totals_after.total.currency()).unwrap(),
+            "en",
+        );
+        assert!(page.next.contains(&format!("{more} more")), "{}", page.next);
+        assert!(page.next.contains("09:30 UTC"), "{}", page.next);
+        assert!(page.payment.contains("as it was"), "{}", page.payment);
+        let seite = OrderPage::of(&edited, "de");
+        assert!(seite.next.contains("mehr"), "{}", seite.next);
+        assert!(!seite.next.contains('{'), "{}", seite.next);
     }
 
     #[test]

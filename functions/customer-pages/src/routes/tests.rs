@@ -588,6 +588,44 @@ async fn the_lookup_answers_api_gateways_event_in_the_browsers_language() {
 }
 
 #[tokio::test]
+async fn a_dearer_address_for_an_order_already_paid_is_refused_as_dearer_not_as_too_late() {
+    let at = Utc::now();
+    let order = oms_domain::fixtures::sample_order(ORDER, "customer-ada", at)
+        .reserve_all_at("BER-1", at)
+        .unwrap()
+        .captured_for_test(at);
+    let router = shop_with(order);
+    let cookie = visit(&router).await;
+    let (_, _, page) = send(
+        &router,
+        get(&format!("/shop/orders/{ORDER}"), Some(&cookie)),
+    )
+    .await;
+    let (csrf, version, key) = (
+        hidden(&page, "csrf"),
+        hidden(&page, "version"),
+        hidden(&page, "key"),
+    );
+    let form = format!(
+        "csrf={csrf}&version={version}&key={key}&name=Ada+Lovelace&line1=1+Rue+de+Rivoli\
+         &postalCode=75001&city=Paris&country=fr"
+    );
+    let (status, _, page) = send(
+        &router,
+        post(
+            &format!("/shop/orders/{ORDER}/address"),
+            Some(&cookie),
+            ORIGIN,
+            &form,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{page}");
+    assert!(page.contains("costs more"), "{page}");
+    assert!(!page.contains("no longer be sent elsewhere"), "{page}");
+}
+
+#[tokio::test]
 async fn the_customer_sends_the_order_elsewhere_from_the_page_once_but_not_somewhere_dearer() {
     // Its money held: a dearer address would need a new authorization the page does not take.
     let at = Utc::now();
