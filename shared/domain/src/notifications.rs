@@ -476,6 +476,17 @@ impl Renderer {
         });
         // Whether any of it is in stock (one macro call holds only so many fields).
         data["inStock"] = (order.reserved_units() > 0).into();
+        // What the customer did themselves on their page needs no reason told back to them
+        // (the page's own words are not in their language; their own words they know).
+        let by_customer = match event.event_type {
+            EventType::OrderCancelled => order.cancellation.as_ref().map(|c| c.by.as_str()),
+            EventType::UnitsCancelled => unit_cancellation.map(|c| c.by.as_str()),
+            EventType::OrderEdited => edit.map(|e| e.by.as_str()),
+            _ => None,
+        } == Some("customer");
+        if by_customer {
+            data["note"] = serde_json::Value::Null;
+        }
         // How long the customer has to pay before the order expires, from the event: none for
         // an order that does not expire (an exchange's replacement) or needs no payment.
         let policy = PaymentPolicy {
