@@ -112,23 +112,25 @@ pub fn ser<T: serde::Serialize>(value: T) -> Value {
     Value::from(minijinja::value::Serde(value))
 }
 
-/// `{"amount": 8040, "currency": "EUR"}` → `80.40 EUR`.
+/// `{"amount": 8040, "currency": "EUR"}` → `80.40 EUR`; `{"amount": 1500, "currency":
+/// "JPY"}` → `1500 JPY`: as many decimals as the currency has.
 fn money(value: Value) -> String {
     let amount = value
         .get_attr("amount")
         .ok()
         .and_then(|a| i64::try_from(a).ok())
         .unwrap_or(0);
-    let currency = value
+    let code = value
         .get_attr("currency")
         .map(|c| c.to_string())
         .unwrap_or_default();
     let sign = if amount < 0 { "-" } else { "" };
-    format!(
-        "{sign}{}.{:02} {currency}",
-        amount.abs() / 100,
-        amount.abs() % 100
-    )
+    match oms_domain::money::Currency::parse(&code)
+        .and_then(|currency| oms_domain::money::Money::new(amount.abs(), currency))
+    {
+        Ok(money) => format!("{sign}{money}"),
+        Err(_) => format!("{amount} {code}"),
+    }
 }
 
 fn parse_time(value: &str) -> Option<DateTime<Utc>> {
@@ -219,6 +221,20 @@ fn written_in(at: DateTime<Utc>, zone: chrono_tz::Tz) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn amounts_have_their_currencys_decimals() {
+        let of = |amount: i64, currency: &str| {
+            money(ser(
+                serde_json::json!({"amount": amount, "currency": currency}),
+            ))
+        };
+        assert_eq!(of(8040, "EUR"), "80.40 EUR");
+        assert_eq!(of(5, "EUR"), "0.05 EUR");
+        assert_eq!(of(-250, "EUR"), "-2.50 EUR");
+        assert_eq!(of(1500, "JPY"), "1500 JPY");
+        assert_eq!(of(12345, "KWD"), "12.345 KWD");
+    }
 
     /// Every page with a next page to link to: the links escape their cursors.
     #[test]

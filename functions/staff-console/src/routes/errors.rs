@@ -290,13 +290,19 @@ pub(super) async fn with_navigation<S: Store, K: SecretSource + 'static>(
         let refill = Refill {
             form,
             values,
+            // Each reason under the field's whole name (`shippingAddress.country`,
+            // `addLines[0].sku`, as the forms name their fields) and under its last part
+            // (`country`, for a form whose field is named so).
             errors: error
                 .lines
                 .iter()
                 .filter_map(|line| {
                     let (field, why) = line.split_once(": ")?;
-                    let field = field.rsplit('.').next().unwrap_or(field);
-                    (!field.contains(' ')).then(|| (field.to_owned(), why.to_owned()))
+                    (!field.contains(' ')).then_some((field, why))
+                })
+                .flat_map(|(field, why)| {
+                    let last = field.rsplit('.').next().unwrap_or(field);
+                    [field, last].map(|name| (name.to_owned(), why.to_owned()))
                 })
                 .collect(),
             title: error.title,

@@ -37,8 +37,8 @@ pub(super) async fn inventory_list<S: Store, K: SecretSource>(
         Some("overstock") => ("overstock", CatalogOrder::OverstockFirst(reading)),
         _ => ("sku", CatalogOrder::Sku),
     };
-    // A location reads the health orders only: the other listings are of the SKUs' totals.
-    let location = location.filter(|_| matches!(sort, "reorder" | "cover" | "overstock"));
+    // A location chosen stays chosen whatever the order: its rows show its counters and
+    // health; the health orders sort by them, the others by SKU or the SKUs' totals.
     let search = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
     let found = staff::catalog(
         &app.store,

@@ -565,6 +565,27 @@ async fn a_refused_form_comes_back_on_its_own_page_with_what_was_typed_and_why()
         "a page read normally has no refusal"
     );
 
+    // An edit adding no units of an item: the reason beside the field it names, whose name
+    // has a path (`addLines[0].quantity`).
+    let mut request = post(
+        &format!("/console/orders/{ORDER}/edits"),
+        &admin,
+        ORIGIN,
+        &format!(
+            "csrf={token}&version={version}&form=edit&key=k-edit&method=STANDARD&reason=x\
+             &add-sku=A&add-quantity=0"
+        ),
+    );
+    request
+        .headers_mut()
+        .insert(header::REFERER, HeaderValue::from_str(&order_page).unwrap());
+    let (status, _, page) = call(&app, request).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+    assert!(
+        page.contains("<span class=\"field-error\">addLines[0].quantity: "),
+        "{page}"
+    );
+
     // A stale pick: the pick list as it is now, with the refusal above it.
     let mut request = post(
         &format!("/console/warehouse/{ORDER}/pick"),
