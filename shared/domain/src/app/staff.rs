@@ -596,30 +596,58 @@ pub async fn exceptions<O: OrderStore>(
     require(caller, SCOPE_ADMIN)?;
     let mut stuck = Vec::new();
     for rule in stuck_rules(backorder_alert) {
-        let page = orders
-            .list_by_status(rule.status, now - rule.after, EXCEPTIONS_PER_KIND, None)
-            .await?;
         // A paid order reserved and not started, or an unpaid one inside its window, are told
         // apart by the sweep; here every late one is shown, the sweep's own list included. One
-        // waiting for stock is shown once it has waited longer than the business allows.
-        let orders = page
-            .items
-            .into_iter()
-            .filter(|o| {
-                // Reserved, it waits while nothing may leave yet; partly sent, while some of it
-                // is still to come.
-                let waiting = if o.status == OrderStatus::Reserved {
-                    o.waits_for_stock()
-                } else {
-                    o.units_to_come() > 0
-                };
-                rule.backordered.is_none_or(|waits| waiting == waits)
-            })
-            .collect();
+        // waiting for stock is shown once it has waited longer than the business allows,
+        // counted from when it was placed (a parcel that left since does not restart it).
+        let late = now - rule.after;
+        let keeps = |o: &Order| {
+            // Reserved, it waits while nothing may leave yet; partly sent, while some of it
+            // is still to come.
+            let waiting = if o.status == OrderStatus::Reserved {
+                o.waits_for_stock()
+            } else {
+                o.units_to_come() > 0
+            };
+            rule.backordered.is_none_or(|waits| waiting == waits)
+                && (rule.backordered != Some(true) || o.created_at <= late)
+        };
+        // The listing is read on past the orders the rule leaves out (those waiting for stock
+        // among the reserved ones, say), so they never hide the ones it is about — up to
+        // [`MAX_EXAMINED_PER_PAGE`] orders, and then it says there are more.
+        let mut found: Vec<Order> = Vec::new();
+        let mut more = false;
+        let mut examined = 0usize;
+        let mut cursor: Option<String> = None;
+        'listing: loop {
+            let page = orders
+                .list_by_status(rule.status, late, EXCEPTIONS_PER_KIND, cursor.as_deref())
+                .await?;
+            examined += page.items.len();
+            let mut items = page.items.into_iter();
+            for order in items.by_ref() {
+                if !keeps(&order) {
+                    continue;
+                }
+                if found.len() == EXCEPTIONS_PER_KIND as usize {
+                    more = true;
+                    break 'listing;
+                }
+                found.push(order);
+            }
+            match page.next_cursor {
+                Some(next) if examined < MAX_EXAMINED_PER_PAGE => cursor = Some(next),
+                Some(_) => {
+                    more = true;
+                    break;
+                }
+                None => break,
+            }
+        }
         stuck.push(StuckOrders {
             rule,
-            more: page.next_cursor.is_some(),
-            orders,
+            more,
+            orders: found,
         });
     }
     let payments = orders
@@ -921,6 +949,74 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(found.stuck.len(), stuck_rules(Duration::days(14)).len());
+    }
+
+    #[tokio::test]
+    async fn orders_waiting_for_stock_never_hide_a_reserved_order_never_started() {
+        use crate::order::tests::request;
+        let store = InMemoryStore::default();
+        let base = Utc::now() - Duration::hours(5);
+        let catalog = [crate::order::tests::product("A", 1000, 50)];
+        let lines = serde_json::json!([{"sku": "A", "quantity": 2}]);
+        let sku = Sku::parse("A").unwrap();
+        let place = |n: i64| {
+            let at = base + Duration::minutes(n);
+            Order::place(
+                crate::ids::OrderId::generate(at),
+                CustomerId::parse("c-1").unwrap(),
+                &request(lines.clone()),
+                &catalog,
+                &crate::shipping::ShippingPolicy::default_policy(),
+                at,
+            )
+            .unwrap()
+        };
+        // Thirty paid orders waiting for stock, reserved first, then one paid and never
+        // started.
+        for n in 0..30 {
+            let order = place(n);
+            let waiting = order
+                .reserve_backordering(
+                    &crate::routing::Plan::one_location(
+                        "BER-1",
+                        [(&sku, crate::quantity::Quantity::new(1).unwrap())],
+                    ),
+                    &[crate::order::Backordered {
+                        sku: sku.clone(),
+                        units: 1,
+                        location: "BER-1".into(),
+                        promised_on: None,
+                    }],
+                    order.created_at,
+                )
+                .unwrap()
+                .authorized_for_test(order.created_at);
+            store.insert_order(waiting);
+        }
+        let forgotten = place(40);
+        let forgotten = forgotten
+            .reserve_all_at("BER-1", forgotten.created_at)
+            .unwrap()
+            .authorized_for_test(forgotten.created_at);
+        store.insert_order(forgotten.clone());
+        let admin = caller(&[SCOPE_ADMIN]);
+        let found = exceptions(&store, &admin, Duration::days(14), Utc::now())
+            .await
+            .unwrap();
+        let never_started = &found.stuck[1];
+        assert_eq!(never_started.rule.backordered, Some(false));
+        assert_eq!(
+            never_started
+                .orders
+                .iter()
+                .map(|o| o.id.clone())
+                .collect::<Vec<_>>(),
+            vec![forgotten.id.clone()],
+            "behind thirty waiting for stock"
+        );
+        assert!(!never_started.more);
+        // Waiting five hours is not past the business's limit.
+        assert!(found.stuck[2].orders.is_empty());
     }
 
     #[tokio::test]
