@@ -73,10 +73,20 @@ pub(super) fn sku_of(raw: &str) -> Result<Sku, PageError> {
     Sku::parse(raw).map_err(|_| PageError::NotFound(format!("SKU {raw} does not exist.")))
 }
 
+/// Where a SKU's page reads each of its lists from: the newest page, or the one a "older"
+/// link's cursor names (each list pages on its own; the others show their newest).
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct ProductQuery {
+    transfers: Option<String>,
+    purchases: Option<String>,
+    history: Option<String>,
+}
+
 pub(super) async fn product<S: Store, K: SecretSource>(
     State(app): State<App<S, K>>,
     staff: Holding<AdminOrWarehouse>,
     Path(sku): Path<String>,
+    Query(query): Query<ProductQuery>,
 ) -> Result<Response, PageError> {
     let sku = sku_of(&sku)?;
     let product = ProductView::for_staff(
@@ -84,10 +94,17 @@ pub(super) async fn product<S: Store, K: SecretSource>(
         Utc::now(),
         app.health,
     );
+    let cursor = |c: &Option<String>| c.as_deref().filter(|c| !c.is_empty()).map(str::to_owned);
+    let (history_at, transfers_at, purchases_at) = (
+        cursor(&query.history),
+        cursor(&query.transfers),
+        cursor(&query.purchases),
+    );
     let history = staff::sku_history(&staff.caller, PAGE_ROWS, |n| {
-        app.store.adjustments(&sku, n, None)
+        app.store.adjustments(&sku, n, history_at.as_deref())
     })
     .await?;
+    let history_next = history.next_cursor.clone();
     let here = app.locations().await?;
     let default = &here.default_location().id;
     let history: Vec<_> = history
@@ -96,11 +113,11 @@ pub(super) async fn product<S: Store, K: SecretSource>(
         .map(|a| AdjustmentView::of(a, default))
         .collect();
     let transfers = staff::sku_history(&staff.caller, PAGE_ROWS, |n| {
-        app.store.transfers(&sku, n, None)
+        app.store.transfers(&sku, n, transfers_at.as_deref())
     })
     .await?;
     let purchase_orders = staff::sku_history(&staff.caller, PAGE_ROWS, |n| {
-        app.store.purchase_orders(&sku, n, None)
+        app.store.purchase_orders(&sku, n, purchases_at.as_deref())
     })
     .await?;
     let locations: Vec<_> = here
@@ -115,7 +132,13 @@ pub(super) async fn product<S: Store, K: SecretSource>(
             product => ser(&product),
             locations => ser(&locations),
             transfers => ser(&transfers.items),
+            transfers_next => transfers.next_cursor,
+            transfers_older => transfers_at.is_some(),
             purchase_orders => ser(&purchase_orders.items),
+            purchases_next => purchase_orders.next_cursor,
+            purchases_older => purchases_at.is_some(),
+            history_next,
+            history_older => history_at.is_some(),
             today => day_of(Utc::now()).to_string(),
             form_key => format!("console-{}", oms_domain::ids::OrderId::generate(Utc::now())),
             low => product.available < product.low_stock_threshold,

@@ -679,3 +679,64 @@ fn every_word_a_form_redirects_with_has_a_banner() {
     assert_eq!(access::banner("bulk-picked-2-of-3").is_some(), true);
     assert_eq!(access::banner("no-such-word"), None);
 }
+
+/// A SKU with more purchase orders than a page shows: the older ones are reached, each with its
+/// delivery form while open.
+#[tokio::test]
+async fn a_skus_older_purchase_orders_are_a_page_away_and_can_still_be_received() {
+    let store = InMemoryStore::with_products([fixtures::product("A", 1000, 5)]);
+    let admin = session(&[SCOPE_ADMIN, SCOPE_WAREHOUSE]);
+    let caller = oms_domain::app::Caller {
+        customer_id: oms_domain::ids::CustomerId::parse("staff-1").unwrap(),
+        scopes: vec![SCOPE_ADMIN.into()],
+    };
+    let sku = oms_domain::ids::Sku::parse("A").unwrap();
+    let locations = oms_domain::location::Locations::default_locations();
+    let next_week = (Utc::now() + chrono::Duration::days(7)).date_naive();
+    let mut ids = Vec::new();
+    for n in 0..(PAGE_ROWS + 2) {
+        let placed = oms_domain::app::inventory::place_purchase_order(
+            &store,
+            &locations,
+            &caller,
+            &sku,
+            &oms_domain::ids::IdempotencyKey::parse(format!("po-{n}")).unwrap(),
+            &serde_json::json!({"quantity": 1, "expectedOn": next_week.to_string()}),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+        ids.push(placed.order.id.clone());
+    }
+    let app = console(store);
+    let (status, _, page) = call(&app, get("/console/inventory/A", Some(&admin))).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let receivable = |page: &str| -> Vec<String> {
+        ids.iter()
+            .filter(|id| page.contains(&format!("id=\"receive-{id}\"")))
+            .cloned()
+            .collect()
+    };
+    let first = receivable(&page);
+    assert_eq!(first.len(), PAGE_ROWS as usize);
+    let at = page
+        .find("id=\"older-purchases\"")
+        .expect("a link to older ones");
+    let href = page[..at]
+        .rsplit("href=\"")
+        .next()
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let (status, _, older) = call(&app, get(&href.replace("&amp;", "&"), Some(&admin))).await;
+    assert_eq!(status, StatusCode::OK, "{older}");
+    let rest = receivable(&older);
+    assert_eq!(
+        rest.len(),
+        2,
+        "the two older ones, each with its delivery form"
+    );
+    assert!(rest.iter().all(|id| !first.contains(id)));
+    assert!(older.contains("Newest purchase orders"));
+}
