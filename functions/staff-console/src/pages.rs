@@ -199,6 +199,11 @@ fn time_zone() -> chrono_tz::Tz {
     *ZONE
 }
 
+/// Today in the business's time zone: the day a purchase order's expected date is late after.
+pub fn today() -> chrono::NaiveDate {
+    Utc::now().with_timezone(&time_zone()).date_naive()
+}
+
 /// An RFC 3339 time → `2026-12-02 16:04:05 CET`, in the business's time zone, to the second,
 /// as a `<time>` whose title is the same moment in UTC.
 fn when(value: String) -> Value {

@@ -139,7 +139,7 @@ pub(super) async fn product<S: Store, K: SecretSource>(
             purchases_older => purchases_at.is_some(),
             history_next,
             history_older => history_at.is_some(),
-            today => day_of(Utc::now()).to_string(),
+            today => crate::pages::today().to_string(),
             form_key => format!("console-{}", oms_domain::ids::OrderId::generate(Utc::now())),
             low => product.available < product.low_stock_threshold,
             history => ser(&history),
