@@ -88,6 +88,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("order.units.title", "Cancel some items", "Einzelne Artikel stornieren"),
     ("order.waiting", "on their way to us; we tell you when they arrive", "zu uns unterwegs; wir melden uns, sobald sie da sind"),
     ("order.waiting.expected", "on their way to us, expected in our warehouse by", "zu uns unterwegs, bei uns im Lager voraussichtlich bis"),
+    ("order.waiting.late", "on their way to us, but later than the date we gave you; we tell you when they arrive", "zu uns unterwegs, aber später als angekündigt; wir melden uns, sobald sie da sind"),
     (
         "order.units.intro",
         "Until they are packed, you can cancel some of the items and keep the rest. You pay only for what you keep: what you paid for the others is refunded, what is only held on your card is not charged.",
@@ -549,6 +550,12 @@ impl OrderPage {
                     quantity: l.quantity.get(),
                     total: money(l.line_total),
                     waiting: (l.backordered() > 0 && !order.status.is_final()).then(|| {
+                        // A date that has passed is not shown as a promise: the delivery is late.
+                        if l.promised_on
+                            .is_some_and(|on| on < chrono::Utc::now().date_naive())
+                        {
+                            return format!("{} {}", l.backordered(), t("order.waiting.late"));
+                        }
                         let on = l.promised_on.map(|on| format_date(on, language));
                         match on {
                             Some(on) => {
@@ -746,6 +753,46 @@ mod tests {
         let seite = OrderPage::of(&edited, "de");
         assert!(seite.next.contains("mehr"), "{}", seite.next);
         assert!(!seite.next.contains('{'), "{}", seite.next);
+    }
+
+    #[test]
+    fn a_promised_date_that_has_passed_is_shown_as_late_not_as_a_promise() {
+        let at = chrono::Utc::now();
+        let order =
+            oms_domain::fixtures::sample_order("01KAZ3Q6W8T2Y7X9V5N4M3K2J1", "customer-ada", at);
+        let line = &order.lines[0];
+        let (sku, units) = (line.sku.clone(), line.quantity.get());
+        let promised = |on: chrono::NaiveDate| {
+            let others: Vec<_> = order.lines[1..]
+                .iter()
+                .map(|l| (&l.sku, l.quantity))
+                .collect();
+            order
+                .reserve_backordering(
+                    &oms_domain::routing::Plan::one_location("BER-1", others),
+                    &[oms_domain::order::Backordered {
+                        sku: sku.clone(),
+                        units,
+                        location: "BER-1".into(),
+                        promised_on: Some(on),
+                    }],
+                    at,
+                )
+                .unwrap()
+        };
+        let today = at.date_naive();
+        let ahead = OrderPage::of(&promised(today + chrono::Days::new(3)), "en");
+        let waiting = ahead.items[0].waiting.clone().unwrap();
+        assert!(
+            waiting.contains("expected in our warehouse by"),
+            "{waiting}"
+        );
+        let late = OrderPage::of(&promised(today - chrono::Days::new(1)), "en");
+        let waiting = late.items[0].waiting.clone().unwrap();
+        assert!(
+            waiting.contains("later than the date we gave you"),
+            "{waiting}"
+        );
     }
 
     #[test]

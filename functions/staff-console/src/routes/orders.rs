@@ -246,6 +246,7 @@ pub(super) async fn order<S: Store, K: SecretSource>(
             methods => ["STANDARD", "EXPRESS", "OVERNIGHT"],
             unit_lines => ser(&unit_lines),
             form_key => format!("console-{}", OrderId::generate(Utc::now())),
+            today => crate::pages::today().to_string(),
             ships_from => ser(&ships_from),
             movable => movable,
             // Every reason the money needs staff (the view shows the oldest), and what staff
