@@ -326,11 +326,14 @@ impl Renderer {
         if !is_customer_facing(event.event_type) {
             return Ok(Vec::new());
         }
-        // A hold released as the order was called off was told with the cancellation.
+        // A released hold is told to a customer who can pay again (an order not yet in the
+        // warehouse's hands, or taken out of them): one called off was told with its
+        // cancellation, and one partly sent is staff's to settle (its payment is in front of
+        // them).
         if event.event_type == EventType::PaymentVoided
-            && matches!(
+            && !matches!(
                 event.data.status,
-                OrderStatus::Cancelled | OrderStatus::Rejected
+                OrderStatus::Pending | OrderStatus::Reserved
             )
         {
             return Ok(Vec::new());
@@ -351,24 +354,21 @@ impl Renderer {
             .return_id
             .as_ref()
             .and_then(|id| order.find_return(id));
-        // A void asked of the PSP: what was held on the card is released, nothing was taken.
-        let void_requested = order
-            .payment
-            .requests
-            .iter()
-            .any(|r| r.kind == PspRequestKind::Void);
-        // What the voids release: the holds themselves (more than the total, once units were
-        // called off after the money was held) — those the cancellation released, not a hold
-        // an edit's new payment replaced before it.
+        // The voids asked of the PSP as the order was called off (not a hold an edit's new
+        // payment replaced before, nor a stray one released then): what was held on the card
+        // is released, nothing was taken — the holds themselves (more than the total, once
+        // units were called off after the money was held).
         let called_off_at = order.cancellation.as_ref().map(|c| c.at);
-        let released: i64 = order
-            .payment
-            .requests
-            .iter()
-            .filter(|r| r.kind == PspRequestKind::Void)
-            .filter(|r| called_off_at.is_none_or(|at| r.requested_at >= at))
-            .map(|r| r.amount.minor_units())
-            .sum();
+        let voids = || {
+            order
+                .payment
+                .requests
+                .iter()
+                .filter(|r| r.kind == PspRequestKind::Void)
+                .filter(|r| called_off_at.is_none_or(|at| r.requested_at >= at))
+        };
+        let void_requested = voids().next().is_some();
+        let released: i64 = voids().map(|r| r.amount.minor_units()).sum();
         // The parcel the event is about, for an order that leaves as several: its own units
         // and its own delivery estimate.
         let parcel = event.data.parcel.as_ref();
@@ -452,7 +452,6 @@ impl Renderer {
             "voidRequested": void_requested,
             "released": Money::new(released, order.totals.total.currency()).ok().map(money),
             "paymentReason": event.data.payment_reason.as_deref().and_then(|r| decline_for_customer(r, language)),
-            "payWithinMinutes": self.payment_window.num_minutes().max(1),
             "returnId": event.data.return_id.as_ref().map(|r| r.to_string()),
             "labelUrl": event.data.return_id.as_ref().map(|r| format!("{}/returns/{r}/label", self.api_url)),
             "returnItems": rma.map(|r| r.lines.iter().map(|l| serde_json::json!({
@@ -984,6 +983,35 @@ mod tests {
             },
             t,
         );
+        // The customer paid the old total as staff made the order dearer: that hold is
+        // released at once; then the customer cancels. Nothing was held for the order then.
+        let stray_released = psp(
+            &dearer_unpaid,
+            PaymentEvent {
+                event_id: "evt_old_total".into(),
+                kind: PaymentEventKind::AuthorizationSucceeded,
+                amount: reserved.totals.total,
+                occurred_at: t,
+                psp_reference: Some("pi_old".into()),
+                refund_id: None,
+                request_id: None,
+                reason: None,
+            },
+            t,
+        );
+        assert!(stray_released
+            .payment
+            .requests
+            .iter()
+            .any(|r| r.kind == PspRequestKind::Void));
+        let cancelled_after_stray = stray_released
+            .cancel(
+                "changed my mind".into(),
+                "customer",
+                t + Duration::minutes(1),
+            )
+            .unwrap()
+            .order;
         // An exchange's replacement never expires: its declined payment threatens no expiry.
         let replacement_declined = psp(&replacement_due, decline(&replacement_due), t);
         let change = |old: Option<&Order>, new: &Order, variant: Option<&str>| {
@@ -1045,6 +1073,11 @@ mod tests {
                 Some("replacement"),
             ),
             change(Some(&waiting), &waiting_paid, Some("backordered")),
+            change(
+                Some(&stray_released),
+                &cancelled_after_stray,
+                Some("after-a-stray-hold"),
+            ),
         ]
     }
 
@@ -1176,16 +1209,22 @@ mod tests {
             "Order N4M3K2J1 was cancelled.",
             "nothing was paid, so nothing is said about money"
         );
-        assert!(sms_of(&renderer, "oms.payment.failed").contains("within 30 min"));
+        // Declined five minutes after it was placed: the time left of the window.
+        assert!(sms_of(&renderer, "oms.payment.failed").contains("within 25 min"));
         assert!(
             !sms_of(&renderer, "oms.payment.failed__replacement").contains("expires"),
             "a replacement does not expire"
         );
         assert!(sms_of(&renderer, "oms.payment.voided").contains("within 30 min"));
+        assert_eq!(
+            sms_of(&renderer, "oms.order.cancelled__after-a-stray-hold"),
+            "Order N4M3K2J1 was cancelled.",
+            "the stray hold was released before: nothing is said about money"
+        );
         assert!(sms_of(&renderer, "oms.payment.authorized__backordered")
             .contains("once the items it waits for arrive"));
         let hourly = Renderer::new().with_payment_window(Duration::hours(1));
-        assert!(sms_of(&hourly, "oms.payment.failed").contains("within 60 min"));
+        assert!(sms_of(&hourly, "oms.payment.failed").contains("within 55 min"));
         // Money that arrives after the order was called off goes back at once (a void): the
         // customer is not told "payment received".
         let t = at("2026-11-25T09:05:00Z");

@@ -537,7 +537,7 @@ pub fn stuck_rules(backorder_alert: Duration) -> [StuckRule; 7] {
             backordered: Some(true),
         },
         // One that ships what is there waits for the rest after its first parcels left (the
-        // time counts from when it entered the status).
+        // time counts from when it was placed).
         StuckRule {
             status: OrderStatus::PartiallyShipped,
             after: backorder_alert,
@@ -601,6 +601,13 @@ pub async fn exceptions<O: OrderStore>(
         // waiting for stock is shown once it has waited longer than the business allows,
         // counted from when it was placed (a parcel that left since does not restart it).
         let late = now - rule.after;
+        // Waiting for stock is late by placing time: every order in the status is read (a
+        // parcel that left restarted its time in the status, not its wait).
+        let listed_before = if rule.backordered == Some(true) {
+            now
+        } else {
+            late
+        };
         let keeps = |o: &Order| {
             // Reserved, it waits while nothing may leave yet; partly sent, while some of it
             // is still to come.
@@ -621,7 +628,12 @@ pub async fn exceptions<O: OrderStore>(
         let mut cursor: Option<String> = None;
         'listing: loop {
             let page = orders
-                .list_by_status(rule.status, late, EXCEPTIONS_PER_KIND, cursor.as_deref())
+                .list_by_status(
+                    rule.status,
+                    listed_before,
+                    EXCEPTIONS_PER_KIND,
+                    cursor.as_deref(),
+                )
                 .await?;
             examined += page.items.len();
             let mut items = page.items.into_iter();
@@ -1024,10 +1036,12 @@ mod tests {
         use crate::order::tests::{placed, product};
         let store = InMemoryStore::default();
         let at = Utc::now() - Duration::days(30);
-        let order = placed(
+        let mut order = placed(
             serde_json::json!([{"sku": "A", "quantity": 2}]),
             &[product("A", 100, 5)],
         );
+        // Placed then, and reserved at once.
+        order.created_at = at;
         let sku = order.lines[0].sku.clone();
         let waiting = order
             .reserve_backordering(
