@@ -961,6 +961,42 @@ async fn after_a_released_hold_and_a_new_payment_the_capture_and_the_void_name_t
     assert_eq!(requests[0]["pspReference"], "pi_B");
 }
 
+/// The PSP releases the hold of an order in the warehouse (it lapsed, say): the customer is
+/// told at once, once, to pay again within the time the order has left.
+#[tokio::test]
+async fn a_customer_whose_hold_was_released_is_asked_to_pay_again() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("LAPSED", 10).await;
+    let (customer, placed) = place_unpaid(&stack, &sku, 1).await;
+    let id = placed["orderId"].as_str().unwrap().to_owned();
+    let told = Probe::customer_email(&stack, &customer).await;
+    wait_for(&stack, &id, "reserved", |o| o["status"] == "RESERVED").await;
+    psp_on(&stack, "authorization.succeeded", &placed, "pi_A").await;
+    stack.wait_status(&customer, &id, "FULFILLING").await;
+    psp_on(&stack, "void.succeeded", &placed, "pi_A").await;
+    let voided = |seen: &[(Value, std::collections::HashMap<String, String>)]| {
+        seen.iter()
+            .filter(|(m, _)| m["eventType"] == "oms.payment.voided")
+            .count()
+    };
+    let seen = told
+        .collect(Duration::from_secs(60), |seen| voided(seen) >= 1)
+        .await;
+    let later = told.collect(Duration::from_secs(3), |_| false).await;
+    let all: Vec<_> = seen.into_iter().chain(later).collect();
+    assert_eq!(voided(&all), 1, "told once");
+    let message = &all
+        .iter()
+        .find(|(m, _)| m["eventType"] == "oms.payment.voided")
+        .unwrap()
+        .0;
+    let text = message["text"].as_str().unwrap();
+    assert!(
+        text.contains("please pay again within") && text.contains("Nothing was charged"),
+        "{text}"
+    );
+}
+
 #[tokio::test]
 async fn an_order_whose_hold_was_released_in_the_warehouse_expires_with_its_stock_back() {
     let stack = Stack::connect().await;
