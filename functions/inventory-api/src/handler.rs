@@ -351,7 +351,7 @@ async fn purchase_orders<S: InventoryStore>(
 
 /// `POST /inventory/{sku}/purchase-orders` (`oms:admin`, `Idempotency-Key`): units ordered
 /// from a supplier, incoming at their location.
-async fn place_purchase<S: InventoryStore + LocationStore>(
+async fn place_purchase<S: InventoryStore + LocationStore + oms_domain::ports::OrderStore>(
     app: &App<S>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {

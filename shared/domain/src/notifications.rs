@@ -103,6 +103,7 @@ pub fn is_customer_facing(event_type: EventType) -> bool {
             | EventType::OrderCancelled
             | EventType::UnitsCancelled
             | EventType::BackorderFilled
+            | EventType::PromiseRevised
             | EventType::OrderEdited
             | EventType::EditPaid
             | EventType::EditUndone
@@ -1012,6 +1013,12 @@ mod tests {
             )
             .unwrap()
             .order;
+        // The delivery it waits for slips to a later one; then that is closed short: no date
+        // any more.
+        let dated = waiting_paid
+            .revise_promise(&sku_a, NaiveDate::from_ymd_opt(2026, 12, 21), t)
+            .unwrap();
+        let undated = dated.revise_promise(&sku_a, None, t).unwrap();
         // An exchange's replacement never expires: its declined payment threatens no expiry.
         let replacement_declined = psp(&replacement_due, decline(&replacement_due), t);
         let change = |old: Option<&Order>, new: &Order, variant: Option<&str>| {
@@ -1078,6 +1085,8 @@ mod tests {
                 &cancelled_after_stray,
                 Some("after-a-stray-hold"),
             ),
+            change(Some(&waiting_paid), &dated, Some("dated")),
+            change(Some(&dated), &undated, Some("undated")),
         ]
     }
 

@@ -573,7 +573,7 @@ pub struct Placed {
 /// `POST /inventory/{sku}/purchase-orders`: units ordered from a supplier, incoming at their
 /// location from now on. Once per `Idempotency-Key`: a retry answers the purchase order it
 /// placed; the key with another request is refused.
-pub async fn place_purchase_order<I: InventoryStore>(
+pub async fn place_purchase_order<I: InventoryStore + OrderStore>(
     inventory: &I,
     locations: &Locations,
     caller: &Caller,
@@ -592,7 +592,7 @@ pub async fn place_purchase_order<I: InventoryStore>(
         note: request.note.clone(),
     };
     let fingerprint = &placing().fingerprint();
-    until_written(|| async move {
+    let placed = until_written(|| async move {
         if let Some(used) = inventory.purchase_key(sku, key).await? {
             if &used.fingerprint != fingerprint {
                 return Err(InventoryError::KeyReused);
@@ -623,7 +623,96 @@ pub async fn place_purchase_order<I: InventoryStore>(
             },
         )
     })
-    .await
+    .await?;
+    // A replay changed nothing: the promises stand.
+    if !placed.replayed {
+        revise_promises(inventory, locations, sku, now).await;
+    }
+    Ok(placed)
+}
+
+/// After a purchase order of `sku` is placed, partly received or closed: each order waiting
+/// for `sku` is promised again what the open purchase orders now bring it — first-in first-out,
+/// as at its reservation — and one whose date changed is written with it
+/// ([`Order::revise_promise`]), so its customer is told. Writes of their own after the purchase
+/// order's, each on the order's version (one that changed meanwhile keeps its promise until the
+/// next revision), for a few seconds at most; failures are logged, never the caller's.
+pub async fn revise_promises<S: InventoryStore + OrderStore>(
+    store: &S,
+    locations: &Locations,
+    sku: &Sku,
+    now: DateTime<Utc>,
+) {
+    match revise_promises_of(store, locations, sku, now).await {
+        Ok(0) => {}
+        Ok(revised) => tracing::info!(%sku, revised, "promises revised"),
+        Err(error) => tracing::warn!(%sku, %error, "promises not revised"),
+    }
+}
+
+async fn revise_promises_of<S: InventoryStore + OrderStore>(
+    store: &S,
+    locations: &Locations,
+    sku: &Sku,
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    let Some(product) = store.product(sku).await? else {
+        return Ok(0);
+    };
+    if product.backorders.waiting.is_empty() {
+        return Ok(0);
+    }
+    let open: Vec<PurchaseOrder> = store
+        .purchase_orders(sku, 100, None)
+        .await?
+        .items
+        .into_iter()
+        .filter(|po| po.status == crate::purchase::PurchaseStatus::Open)
+        .collect();
+    let today = day_of(now);
+    let until = std::time::Instant::now() + FILLING_FOR;
+    let (mut position, mut revised) = (0u32, 0usize);
+    for (key, units) in &product.backorders.waiting {
+        position = position.saturating_add(*units);
+        if revised >= MAX_FILLED_PER_RECEIPT || std::time::Instant::now() >= until {
+            break;
+        }
+        let Some(id) = crate::backorder::order_of_key(key) else {
+            continue;
+        };
+        let Some(order) = store.get(&id).await? else {
+            continue;
+        };
+        let Some(home) = order
+            .lines
+            .iter()
+            .find(|l| &l.sku == sku)
+            .and_then(|l| l.backorders.first())
+            .map(|b| b.location.clone())
+        else {
+            continue;
+        };
+        // Deliveries where its units wait, or where they can be sent from (as reserved).
+        let shipping = &order.shipping;
+        let brings: Vec<_> = open
+            .iter()
+            .filter(|po| {
+                po.location == home
+                    || locations.sends(&po.location, shipping.method, shipping.address.country())
+            })
+            .map(|po| (po.expected_on, po.quantity.saturating_sub(po.received)))
+            .collect();
+        let promise = crate::backorder::promised_on(position, brings, today);
+        let Some(next) = order.revise_promise(sku, promise, now) else {
+            continue;
+        };
+        match store.save(&next, order.version).await {
+            Ok(()) => revised += 1,
+            Err(StoreError::ConditionFailed) => continue,
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(revised)
 }
 
 /// `POST /inventory/{sku}/purchase-orders/{id}/receive` (`{quantity, expectedReceived}`) and `…/close`: some or
@@ -686,6 +775,7 @@ pub async fn step_purchase_order<I: InventoryStore + OrderStore>(
     if delivery.is_some() {
         continue_filling(inventory, &product, &order.location, locations, now).await;
     }
+    revise_promises(inventory, locations, sku, now).await;
     Ok(order)
 }
 
@@ -1746,6 +1836,83 @@ mod tests {
     /// its stock up to that and no further; a receipt fills the oldest first, in its own write;
     /// a count that leaves nothing available fills nothing; a cancellation gives its waiting
     /// units back without touching another order's.
+    #[tokio::test]
+    async fn waiting_orders_are_promised_again_as_purchase_orders_are_placed_and_closed() {
+        use crate::app::reservation::{reserve_order, Routing};
+        use crate::order::tests::{placed, product};
+        let store = mug(2).await;
+        let body = json!({"name": "Mug", "unitPrice": {"amount": 1200, "currency": "EUR"}, "weightGrams": 350,
+            "selling": {"policy": "BACKORDER", "limit": 10}});
+        put(&store, body).await.unwrap();
+        let catalog = [product("MUG-1", 1200, 0)];
+        let mut placed_at = Utc::now() - chrono::Duration::minutes(10);
+        let mut place = |units: u32| {
+            let mut order = placed(json!([{"sku": "MUG-1", "quantity": units}]), &catalog);
+            placed_at += chrono::Duration::seconds(1);
+            order.created_at = placed_at;
+            order.id = crate::ids::OrderId::generate(placed_at);
+            order.authorized_for_test(placed_at)
+        };
+        // The oldest takes the two there and waits for one; the second waits for two.
+        let (oldest, second) = (place(3), place(2));
+        for order in [&oldest, &second] {
+            store.insert_order(order.clone());
+            reserve_order(&store, &store, Routing::demo(), &order.id, Utc::now())
+                .await
+                .unwrap();
+        }
+        let promise = |id: crate::ids::OrderId| {
+            let store = &store;
+            async move {
+                let order = store.get(&id).await.unwrap().unwrap();
+                (order.lines[0].promised_on, order.last_change.unwrap().event)
+            }
+        };
+        assert_eq!(promise(oldest.id.clone()).await.0, None);
+        let in_days = |n: i64| (Utc::now() + chrono::Duration::days(n)).date_naive();
+        // Two ordered for in five days: the oldest's unit is promised then; the second's two
+        // are the 2nd and 3rd waiting, which it does not bring.
+        let first_po = order_more(
+            &store,
+            "po-1",
+            json!({"quantity": 2, "expectedOn": in_days(5).to_string()}),
+        )
+        .await
+        .unwrap();
+        let (on, event) = promise(oldest.id.clone()).await;
+        assert_eq!(on, Some(in_days(5)));
+        assert_eq!(event, crate::order::history::OrderEvent::PromiseRevised);
+        assert_eq!(promise(second.id.clone()).await.0, None);
+        // Five more for in ten days: the second is promised then.
+        order_more(
+            &store,
+            "po-2",
+            json!({"quantity": 5, "expectedOn": in_days(10).to_string()}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(promise(second.id.clone()).await.0, Some(in_days(10)));
+        let version = store.get(&second.id).await.unwrap().unwrap().version;
+        // The first will not come: the oldest now waits for the second delivery; the second's
+        // promise stands (no new version, nothing told).
+        step_purchase_order(
+            &store,
+            &Locations::default_locations(),
+            &admin(),
+            &sku(),
+            first_po.order.id.as_str(),
+            None,
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(promise(oldest.id.clone()).await.0, Some(in_days(10)));
+        assert_eq!(
+            store.get(&second.id).await.unwrap().unwrap().version,
+            version
+        );
+    }
+
     #[tokio::test]
     async fn backorders_are_taken_up_to_the_limit_and_filled_oldest_first() {
         use crate::app::reservation::{reserve_order, ReservationResult, Routing};

@@ -25,6 +25,21 @@ fn for_return(status: ReturnStatus) -> EventType {
     }
 }
 
+/// Whether the lines differ in when their waiting units are expected, and in nothing else.
+fn only_promises_changed(old: &Order, new: &Order) -> bool {
+    old.lines.len() == new.lines.len()
+        && old
+            .lines
+            .iter()
+            .zip(&new.lines)
+            .any(|(o, n)| o.promised_on != n.promised_on)
+        && old.lines.iter().zip(&new.lines).all(|(o, n)| {
+            let mut o = o.clone();
+            o.promised_on = n.promised_on;
+            &o == n
+        })
+}
+
 fn for_status(status: OrderStatus) -> EventType {
     match status {
         OrderStatus::Pending => EventType::OrderPlaced,
@@ -170,6 +185,7 @@ pub(super) fn order_event(old: Option<&Order>, new: &Order) -> Option<CloudEvent
         Some(old) if old.payment.ledger.len() != new.payment.ledger.len() => {
             EventType::PaymentUpdated
         }
+        Some(old) if only_promises_changed(old, new) => EventType::PromiseRevised,
         Some(_) => EventType::OrderUpdated,
     };
     // What the PSP said with the entry this change recorded, if it gave a reason.

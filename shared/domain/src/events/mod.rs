@@ -59,6 +59,8 @@ pub enum EventType {
     /// An edit's new total was never authorized: the order ships as it did before.
     #[serde(rename = "oms.order.edit-undone")]
     EditUndone,
+    #[serde(rename = "oms.order.promise-revised")]
+    PromiseRevised,
     #[serde(rename = "oms.order.fulfillment-started")]
     FulfillmentStarted,
     #[serde(rename = "oms.order.shipped")]
@@ -141,6 +143,7 @@ impl EventType {
             Self::OrderEdited => "oms.order.edited",
             Self::EditPaid => "oms.order.edit-paid",
             Self::EditUndone => "oms.order.edit-undone",
+            Self::PromiseRevised => "oms.order.promise-revised",
             Self::FulfillmentStarted => "oms.order.fulfillment-started",
             Self::OrderShipped => "oms.order.shipped",
             Self::OrderDelivered => "oms.order.delivered",
@@ -452,6 +455,7 @@ pub fn event_type_of(event: &OrderEvent) -> EventType {
         OrderEvent::Edited { .. } => EventType::OrderEdited,
         OrderEvent::EditPaid { .. } => EventType::EditPaid,
         OrderEvent::EditUndone { .. } => EventType::EditUndone,
+        OrderEvent::PromiseRevised => EventType::PromiseRevised,
         OrderEvent::Expired => EventType::OrderExpired,
         OrderEvent::ReturnRequested { .. } => EventType::ReturnRequested,
         OrderEvent::ReturnApproved { .. } => EventType::ReturnApproved,
@@ -1003,6 +1007,21 @@ mod tests {
         assert_eq!(filled.backordered(), 0);
         assert_eq!(filled.lines[0].allocations[0].quantity.get(), 2);
         seen.push((waiting.clone(), filled));
+        // A delivery is ordered for the unit that waits: its expected date is revised.
+        let revised = waiting
+            .revise_promise(&sku, chrono::NaiveDate::from_ymd_opt(2026, 12, 20), t)
+            .unwrap();
+        assert_eq!(
+            recorded_agrees_with_legacy(Some(&waiting), &revised),
+            Ok(true)
+        );
+        assert!(
+            revised
+                .revise_promise(&sku, revised.lines[0].promised_on, t)
+                .is_none(),
+            "the same promise is no change"
+        );
+        seen.push((waiting.clone(), revised));
         // One that ships what is there: its reserved unit leaves first, the other follows as
         // it arrives, in a parcel of its own.
         let mut partial = waiting.clone();
@@ -1136,6 +1155,7 @@ mod tests {
             OrderEvent::Cancelled,
             OrderEvent::UnitsCancelled,
             OrderEvent::BackorderFilled,
+            OrderEvent::PromiseRevised,
             OrderEvent::Edited {
                 edit_id: "E".into(),
             },
@@ -1189,6 +1209,7 @@ mod tests {
                 | OrderEvent::Cancelled
                 | OrderEvent::UnitsCancelled
                 | OrderEvent::BackorderFilled
+                | OrderEvent::PromiseRevised
                 | OrderEvent::Edited { .. }
                 | OrderEvent::EditPaid { .. }
                 | OrderEvent::EditUndone { .. }

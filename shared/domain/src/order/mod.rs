@@ -965,6 +965,35 @@ impl Order {
         }
     }
 
+    /// When the units of `sku` it waits for are expected is now `promised_on` (none: no
+    /// delivery brings them as things stand): its line's promise, with its timeline entry and
+    /// event, so the customer is told. `None` if nothing of `sku` waits or the promise stands.
+    pub fn revise_promise(
+        &self,
+        sku: &Sku,
+        promised_on: Option<chrono::NaiveDate>,
+        now: DateTime<Utc>,
+    ) -> Option<Order> {
+        if self.status.is_final() {
+            return None;
+        }
+        let line = self
+            .lines
+            .iter()
+            .position(|l| &l.sku == sku && l.backordered() > 0)?;
+        let before = self.lines[line].promised_on;
+        if before == promised_on {
+            return None;
+        }
+        let date =
+            |on: Option<chrono::NaiveDate>| on.map_or("no date".to_owned(), |d| d.to_string());
+        let note = format!("{sku} expected: {} → {}", date(before), date(promised_on));
+        Some(self.record(now, Some(note), |next| {
+            next.lines[line].promised_on = promised_on;
+            OrderEvent::PromiseRevised
+        }))
+    }
+
     /// Stock arrived for `units` of its backordered `sku` where they wait: they become
     /// reserved there ([`Order::fill_backorder_from`]).
     pub fn fill_backorder(&self, sku: &Sku, units: u32, now: DateTime<Utc>) -> Option<Order> {
