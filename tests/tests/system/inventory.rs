@@ -835,6 +835,82 @@ async fn a_delivery_to_the_second_warehouse_fills_the_waiting_order_there() {
 }
 
 /// Waits until `id`, read as staff, satisfies `done`, and returns it.
+/// An order waits with no date; a purchase order gives it one, and closing that purchase order
+/// short takes it away: each time the order is written with its new promise and its customer
+/// is told, once.
+#[tokio::test]
+async fn a_waiting_orders_promise_follows_the_purchase_orders_and_its_customer_is_told() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("PROMISE", 0).await;
+    let admin = stack.token("staff-promises", Some("oms:admin"));
+    stack.sell_past_stock(&sku, 5).await;
+    let customer = unique("waits");
+    let inbox = Probe::customer_email(&stack, &customer).await;
+    let placed = stack
+        .place_then_pay(&customer, &unique("key"), &[(&sku, 2)])
+        .await;
+    let id = placed.body["orderId"].as_str().unwrap().to_owned();
+    let waiting = order_until(&stack, &id, |o| o["hold"] == "BACKORDERED").await;
+    assert!(waiting["lines"][0]["promisedOn"].is_null(), "{waiting}");
+
+    let expected_on = (chrono::Utc::now() + chrono::Duration::days(7)).date_naive();
+    let po = stack
+        .post(
+            &format!("/inventory/{sku}/purchase-orders"),
+            &admin,
+            &[("idempotency-key", &unique("po"))],
+            json!({"quantity": 3, "expectedOn": expected_on.to_string()}),
+        )
+        .await;
+    assert_eq!(po.status, StatusCode::CREATED, "{:?}", po.body);
+    let po = po.body["id"].as_str().unwrap().to_owned();
+    let dated = order_until(&stack, &id, |o| {
+        o["lines"][0]["promisedOn"] == expected_on.to_string()
+    })
+    .await;
+    assert_eq!(dated["hold"], "BACKORDERED");
+    let revised = |seen: &[(Value, std::collections::HashMap<String, String>)]| {
+        seen.iter()
+            .filter(|(m, _)| m["eventType"] == "oms.order.promise-revised")
+            .map(|(m, _)| m["text"].as_str().unwrap_or_default().to_owned())
+            .collect::<Vec<_>>()
+    };
+    // Told before the next change (a message says what the order is when it is sent).
+    let mut seen = inbox
+        .collect(Duration::from_secs(60), |seen| !revised(seen).is_empty())
+        .await;
+
+    let closed = stack
+        .post(
+            &format!("/inventory/{sku}/purchase-orders/{po}/close"),
+            &admin,
+            &[],
+            json!({}),
+        )
+        .await;
+    assert_eq!(closed.status, StatusCode::OK, "{:?}", closed.body);
+    order_until(&stack, &id, |o| o["lines"][0]["promisedOn"].is_null()).await;
+
+    seen.extend(
+        inbox
+            .collect(Duration::from_secs(60), |more| !revised(more).is_empty())
+            .await,
+    );
+    seen.extend(inbox.collect(Duration::from_secs(3), |_| false).await);
+    let texts = revised(&seen);
+    assert_eq!(texts.len(), 2, "told once of each: {texts:?}");
+    assert!(
+        texts[0].contains("now expected in our warehouse by"),
+        "{}",
+        texts[0]
+    );
+    assert!(
+        texts[1].contains("will not bring them as planned"),
+        "{}",
+        texts[1]
+    );
+}
+
 async fn order_until(stack: &Stack, id: &str, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
