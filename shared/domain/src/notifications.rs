@@ -339,6 +339,23 @@ impl Renderer {
         {
             return Ok(Vec::new());
         }
+        // A revised promise is told of the SKU it revised, while its units still wait, and only
+        // by the latest revision of it (a message says what the order is when it is sent:
+        // an older one would tell the same date twice).
+        let revised = event.data.revised_sku.as_ref();
+        if event.event_type == EventType::PromiseRevised {
+            let still_waits = order
+                .lines
+                .iter()
+                .any(|l| revised.is_none_or(|sku| &l.sku == sku) && l.backordered() > 0);
+            let revised_since = order.last_change.as_ref().is_some_and(|c| {
+                c.version > event.sequence
+                    && matches!(&c.event, crate::order::history::OrderEvent::PromiseRevised { sku } if Some(sku) == revised)
+            });
+            if order.status.is_final() || !still_waits || revised_since {
+                return Ok(Vec::new());
+            }
+        }
         let language = language_of(order);
         let money = |m: Money| format_money(m, language);
         let tracking = event.data.tracking.as_ref();
@@ -425,7 +442,9 @@ impl Renderer {
             "paymentStatus": event.data.payment_status,
             "orderRef": order_ref(order),
             "name": order.shipping.address.name(),
-            "waiting": order.lines.iter().filter(|l| l.backordered() > 0).map(|l| serde_json::json!({
+            "waiting": order.lines.iter().filter(|l| l.backordered() > 0)
+                .filter(|l| event.event_type != EventType::PromiseRevised || revised.is_none_or(|sku| &l.sku == sku))
+                .map(|l| serde_json::json!({
                 "name": l.name, "backordered": l.backordered(),
                 "promisedOn": l.promised_on.map(|on| format_date(on, language)),
             })).collect::<Vec<_>>(),
@@ -1190,6 +1209,61 @@ mod tests {
                 .is_empty(),
             "picking is not customer-facing"
         );
+    }
+
+    #[test]
+    fn a_revised_promise_is_told_by_its_latest_revision_while_its_units_wait() {
+        let renderer = Renderer::new();
+        let everything = Preferences {
+            email: true,
+            sms: true,
+            webhook: true,
+        };
+        let find = |wanted: &str| {
+            events("en")
+                .into_iter()
+                .find(|(name, _, _)| name == wanted)
+                .unwrap()
+        };
+        let (_, dated, dated_order) = find("oms.order.promise-revised__dated");
+        let (_, undated, undated_order) = find("oms.order.promise-revised__undated");
+        assert_eq!(
+            dated.data.revised_sku.as_ref().map(|s| s.as_str()),
+            Some("A")
+        );
+        // Told when sent before the next revision, and of the SKU revised only.
+        let told = renderer.render(&dated, &dated_order, &everything).unwrap();
+        assert_eq!(told.len(), 3);
+        assert!(!told[0].text.as_deref().unwrap().contains("Product B:"));
+        // Sent after the next revision of the same SKU: that one tells the date as it is now.
+        assert!(renderer
+            .render(&dated, &undated_order, &everything)
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            renderer
+                .render(&undated, &undated_order, &everything)
+                .unwrap()
+                .len(),
+            3
+        );
+        // Its units arrived (or the order was called off) before it was sent: nothing to tell.
+        let t = undated_order.updated_at;
+        let filled = undated_order
+            .fill_backorder(&crate::ids::Sku::parse("A").unwrap(), 1, t)
+            .unwrap();
+        assert!(renderer
+            .render(&undated, &filled, &everything)
+            .unwrap()
+            .is_empty());
+        let cancelled = undated_order
+            .cancel("changed my mind".into(), "customer", t)
+            .unwrap()
+            .order;
+        assert!(renderer
+            .render(&undated, &cancelled, &everything)
+            .unwrap()
+            .is_empty());
     }
 
     #[test]

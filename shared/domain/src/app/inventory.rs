@@ -626,7 +626,8 @@ pub async fn place_purchase_order<I: InventoryStore + OrderStore>(
     .await?;
     // A replay changed nothing: the promises stand.
     if !placed.replayed {
-        revise_promises(inventory, locations, sku, now).await;
+        let until = std::time::Instant::now() + FILLING_FOR;
+        revise_promises(inventory, locations, sku, now, until).await;
     }
     Ok(placed)
 }
@@ -636,14 +637,17 @@ pub async fn place_purchase_order<I: InventoryStore + OrderStore>(
 /// as at its reservation — and one whose date changed is written with it
 /// ([`Order::revise_promise`]), so its customer is told. Writes of their own after the purchase
 /// order's, each on the order's version (one that changed meanwhile keeps its promise until the
-/// next revision), for a few seconds at most; failures are logged, never the caller's.
+/// next revision), oldest first until `until` (the request's time for work after its write);
+/// failures are logged, never the caller's. Orders further back keep their promise until the
+/// next purchase order event reaches them, and a passed date reads as late meanwhile.
 pub async fn revise_promises<S: InventoryStore + OrderStore>(
     store: &S,
     locations: &Locations,
     sku: &Sku,
     now: DateTime<Utc>,
+    until: std::time::Instant,
 ) {
-    match revise_promises_of(store, locations, sku, now).await {
+    match revise_promises_of(store, locations, sku, now, until).await {
         Ok(0) => {}
         Ok(revised) => tracing::info!(%sku, revised, "promises revised"),
         Err(error) => tracing::warn!(%sku, %error, "promises not revised"),
@@ -655,6 +659,7 @@ async fn revise_promises_of<S: InventoryStore + OrderStore>(
     locations: &Locations,
     sku: &Sku,
     now: DateTime<Utc>,
+    until: std::time::Instant,
 ) -> Result<usize, StoreError> {
     let Some(product) = store.product(sku).await? else {
         return Ok(0);
@@ -670,7 +675,6 @@ async fn revise_promises_of<S: InventoryStore + OrderStore>(
         .filter(|po| po.status == crate::purchase::PurchaseStatus::Open)
         .collect();
     let today = day_of(now);
-    let until = std::time::Instant::now() + FILLING_FOR;
     let (mut position, mut revised) = (0u32, 0usize);
     for (key, units) in &product.backorders.waiting {
         position = position.saturating_add(*units);
@@ -730,6 +734,9 @@ pub async fn step_purchase_order<I: InventoryStore + OrderStore>(
     now: DateTime<Utc>,
 ) -> Result<PurchaseOrder, InventoryError> {
     let delivery = receipt.map(DeliveryRequest::parse).transpose()?;
+    // What follows the write (filling the rest, promising again) shares one budget, well
+    // inside the function's timeout.
+    let after_write = std::time::Instant::now() + 2 * FILLING_FOR;
     let (order, product) = until_written(|| async move {
         let missing = || InventoryError::PurchaseNotFound(id.to_owned());
         let order = inventory
@@ -775,7 +782,8 @@ pub async fn step_purchase_order<I: InventoryStore + OrderStore>(
     if delivery.is_some() {
         continue_filling(inventory, &product, &order.location, locations, now).await;
     }
-    revise_promises(inventory, locations, sku, now).await;
+    let until = after_write.min(std::time::Instant::now() + FILLING_FOR);
+    revise_promises(inventory, locations, sku, now, until).await;
     Ok(order)
 }
 
@@ -1881,7 +1889,10 @@ mod tests {
         .unwrap();
         let (on, event) = promise(oldest.id.clone()).await;
         assert_eq!(on, Some(in_days(5)));
-        assert_eq!(event, crate::order::history::OrderEvent::PromiseRevised);
+        assert_eq!(
+            event,
+            crate::order::history::OrderEvent::PromiseRevised { sku: sku() }
+        );
         assert_eq!(promise(second.id.clone()).await.0, None);
         // Five more for in ten days: the second is promised then.
         order_more(

@@ -206,6 +206,16 @@ pub(super) fn order_event(old: Option<&Order>, new: &Order) -> Option<CloudEvent
             refund_settled: settled_refund.map(|r| r.refund_id.as_str()),
             payment_reason,
             edit_id: edited(old, new, event_type),
+            // The first line whose promise changed: a revision changes one.
+            revised_sku: old
+                .filter(|_| event_type == EventType::PromiseRevised)
+                .and_then(|old| {
+                    new.lines
+                        .iter()
+                        .zip(&old.lines)
+                        .find(|(n, o)| n.promised_on != o.promised_on)
+                        .map(|(n, _)| &n.sku)
+                }),
         },
     ))
 }

@@ -276,6 +276,9 @@ pub struct OrderEventData {
     /// The edit this change made, paid or undone (`<order id>-EDIT-<n>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edit_id: Option<String>,
+    /// The SKU whose waiting units this change promised again (`oms.order.promise-revised`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revised_sku: Option<Sku>,
 }
 
 /// One parcel of an order that leaves as several: which, of how many, from where, and how many
@@ -309,6 +312,8 @@ struct ChangeFacts<'a> {
     payment_reason: Option<String>,
     /// The edit the change made, paid or undone.
     edit_id: Option<&'a str>,
+    /// The SKU whose waiting units' promise the change revised.
+    revised_sku: Option<&'a Sku>,
 }
 
 /// The order's event for one of its versions.
@@ -391,6 +396,7 @@ fn order_cloud_event(
             .then(|| new.unit_cancellations.last().map(|c| c.id.clone()))
             .flatten(),
         edit_id: facts.edit_id.map(str::to_owned),
+        revised_sku: facts.revised_sku.cloned(),
     };
     CloudEvent::new(
         event_type,
@@ -455,7 +461,7 @@ pub fn event_type_of(event: &OrderEvent) -> EventType {
         OrderEvent::Edited { .. } => EventType::OrderEdited,
         OrderEvent::EditPaid { .. } => EventType::EditPaid,
         OrderEvent::EditUndone { .. } => EventType::EditUndone,
-        OrderEvent::PromiseRevised => EventType::PromiseRevised,
+        OrderEvent::PromiseRevised { .. } => EventType::PromiseRevised,
         OrderEvent::Expired => EventType::OrderExpired,
         OrderEvent::ReturnRequested { .. } => EventType::ReturnRequested,
         OrderEvent::ReturnApproved { .. } => EventType::ReturnApproved,
@@ -495,6 +501,10 @@ pub fn order_event(old: Option<&Order>, new: Option<&Order>) -> Option<CloudEven
                 OrderEvent::Edited { edit_id }
                 | OrderEvent::EditPaid { edit_id }
                 | OrderEvent::EditUndone { edit_id } => Some(edit_id.as_str()),
+                _ => None,
+            },
+            revised_sku: match &change.event {
+                OrderEvent::PromiseRevised { sku } => Some(sku),
                 _ => None,
             },
         },
@@ -1155,7 +1165,7 @@ mod tests {
             OrderEvent::Cancelled,
             OrderEvent::UnitsCancelled,
             OrderEvent::BackorderFilled,
-            OrderEvent::PromiseRevised,
+            OrderEvent::PromiseRevised { sku: sku.clone() },
             OrderEvent::Edited {
                 edit_id: "E".into(),
             },
@@ -1209,7 +1219,7 @@ mod tests {
                 | OrderEvent::Cancelled
                 | OrderEvent::UnitsCancelled
                 | OrderEvent::BackorderFilled
-                | OrderEvent::PromiseRevised
+                | OrderEvent::PromiseRevised { .. }
                 | OrderEvent::Edited { .. }
                 | OrderEvent::EditPaid { .. }
                 | OrderEvent::EditUndone { .. }

@@ -45,9 +45,12 @@ pub enum OrderEvent {
     UnitsCancelled,
     /// Stock arrived for the last of its backordered units: it goes to the warehouse.
     BackorderFilled,
-    /// When its waiting units are expected changed: a delivery was ordered, closed short or
-    /// came in part ([`Order::revise_promise`]).
-    PromiseRevised,
+    /// When its waiting units of `sku` are expected changed: a delivery was ordered, closed
+    /// short or came in part ([`Order::revise_promise`]).
+    #[serde(rename_all = "camelCase")]
+    PromiseRevised {
+        sku: crate::ids::Sku,
+    },
     /// Where or how it ships changed ([`crate::order::edits`]).
     #[serde(rename_all = "camelCase")]
     Edited {

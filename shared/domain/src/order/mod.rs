@@ -990,7 +990,7 @@ impl Order {
         let note = format!("{sku} expected: {} → {}", date(before), date(promised_on));
         Some(self.record(now, Some(note), |next| {
             next.lines[line].promised_on = promised_on;
-            OrderEvent::PromiseRevised
+            OrderEvent::PromiseRevised { sku: sku.clone() }
         }))
     }
 
