@@ -63,6 +63,20 @@ pub struct PendingSignIn {
     pub state: String,
     pub pkce_verifier: String,
     pub started_at: DateTime<Utc>,
+    /// The console page to open once signed in: the one whose request found no live session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// Whether `path` is a console page a sign-in may send back to: the console's own, by path
+/// alone (no scheme, host or `//`), and not the sign-in itself.
+pub fn returnable(path: &str) -> bool {
+    path.starts_with("/console/")
+        && !path.contains("//")
+        && !path.contains('\\')
+        && !path.starts_with("/console/sign-in")
+        && !path.starts_with("/console/auth/")
+        && path.len() <= 2048
 }
 
 #[cfg(test)]

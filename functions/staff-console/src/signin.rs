@@ -130,6 +130,7 @@ impl SignIn {
                 state: state.secret().clone(),
                 pkce_verifier: verifier.secret().clone(),
                 started_at: now,
+                next: None,
             },
         ))
     }
@@ -249,6 +250,7 @@ mod tests {
             state: "s1".into(),
             pkce_verifier: "v".into(),
             started_at: now,
+            next: None,
         };
         for (pending, state, at) in [
             (None, "s1", now),

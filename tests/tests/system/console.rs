@@ -211,7 +211,13 @@ impl Browser {
     /// Signs in at the development issuer as `subject` in `role` (`admin`, `warehouse` or
     /// `customer`), starting from a console page, and answers where the browser landed.
     pub(crate) async fn sign_in(&self, subject: &str, role: &str) -> String {
-        self.goto("/console").await;
+        self.sign_in_at("/console", subject, role).await
+    }
+
+    /// Opens `page` without a session and signs in at the identity provider it sends to:
+    /// where the browser is then.
+    pub(crate) async fn sign_in_at(&self, page: &str, subject: &str, role: &str) -> String {
+        self.goto(page).await;
         let deadline = Instant::now() + Duration::from_secs(30);
         while !self.path().await.starts_with("/oidc/authorize") {
             assert!(
@@ -1987,6 +1993,19 @@ async fn staff_change_where_an_order_ships_from_its_page_once() {
             .len(),
         1
     );
+}
+
+/// A page opened with no session (or one that ran out mid-task) signs in and comes back to
+/// that page, not to the home screen; a page elsewhere is never come back to.
+#[tokio::test]
+async fn a_page_opened_without_a_session_is_opened_again_once_signed_in() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("SIGNIN", 3).await;
+    let browser = Browser::open(&stack).await;
+    let page = format!("/console/inventory/{sku}?history=");
+    let landed = browser.sign_in_at(&page, "staff-back", "admin").await;
+    assert_eq!(landed, page, "back where the sign-in started");
+    assert!(browser.body().await.contains(&sku));
 }
 
 /// Staff let a SKU be backordered from its page, see the orders waiting for it oldest first,

@@ -2,15 +2,23 @@
 
 use super::*;
 
+/// Where a sign-in came from: the page to open once signed in.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct SignInQuery {
+    next: Option<String>,
+}
+
 pub(super) async fn sign_in<S: Store, K: SecretSource>(
     State(app): State<App<S, K>>,
+    Query(query): Query<SignInQuery>,
 ) -> Result<Response, PageError> {
     let keys = keys(&app).await?;
-    let (url, pending) = app
+    let (url, mut pending) = app
         .signin
         .start(Utc::now())
         .await
         .map_err(|e| PageError::Unavailable(e.to_string()))?;
+    pending.next = query.next.filter(|next| crate::session::returnable(next));
     let cookie = keys.write(SIGN_IN_COOKIE, &pending, "/console/auth", SIGN_IN_SECONDS);
     Ok((
         StatusCode::SEE_OTHER,
@@ -41,6 +49,10 @@ pub(super) async fn callback<S: Store, K: SecretSource>(
     };
     let keys = keys(&app).await?;
     let pending: Option<PendingSignIn> = keys.read(&cookie_header(&headers), SIGN_IN_COOKIE);
+    let next = pending
+        .as_ref()
+        .and_then(|p| p.next.clone())
+        .filter(|next| crate::session::returnable(next));
     let session = app
         .signin
         .finish(pending, &code, &state, Utc::now())
@@ -55,7 +67,8 @@ pub(super) async fn callback<S: Store, K: SecretSource>(
     let lifetime = (session.expires_at - Utc::now())
         .num_seconds()
         .clamp(1, MAX_SESSION_SECONDS);
-    let mut response = Redirect::to(home(&session)).into_response();
+    // Back to the page that asked for the sign-in (a session that ran out mid-task), else home.
+    let mut response = Redirect::to(next.as_deref().unwrap_or(home(&session))).into_response();
     let headers = response.headers_mut();
     for cookie in [
         keys.write(SESSION_COOKIE, &session, BASE, lifetime),

@@ -192,6 +192,38 @@ impl<S, K> Clone for Navigation<S, K> {
     }
 }
 
+/// A request that found no live session is sent to sign in with the page to come back to: the
+/// page it asked for, or for a form the page it was sent from (what was typed into it is not
+/// kept: it went out with the request). `None` for any other answer.
+fn to_sign_in(
+    response: &Response,
+    asked: &axum::http::Uri,
+    is_form: bool,
+    headers: &HeaderMap,
+    origin: &str,
+) -> Option<Response> {
+    let location = response.headers().get(header::LOCATION)?.to_str().ok()?;
+    if !response.status().is_redirection() || location != "/console/sign-in" {
+        return None;
+    }
+    let back = if is_form {
+        headers
+            .get(header::REFERER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|referer| referer.strip_prefix(origin))
+            .map(str::to_owned)?
+    } else {
+        asked
+            .path_and_query()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_default()
+    };
+    crate::session::returnable(&back).then(|| {
+        let query = serde_urlencoded::to_string([("next", back.as_str())]).unwrap_or_default();
+        Redirect::to(&format!("/console/sign-in?{query}")).into_response()
+    })
+}
+
 /// The most of a form's body kept to show back on its error page.
 const FORM_BYTES: usize = 64 * 1024;
 
@@ -205,6 +237,7 @@ pub(super) async fn with_navigation<S: Store, K: SecretSource + 'static>(
     next: axum::middleware::Next,
 ) -> Response {
     let headers = request.headers().clone();
+    let asked = request.uri().clone();
     let is_form = request.method() == axum::http::Method::POST
         && headers
             .get(header::CONTENT_TYPE)
@@ -226,6 +259,9 @@ pub(super) async fn with_navigation<S: Store, K: SecretSource + 'static>(
     } else {
         (next.run(request).await, Vec::new())
     };
+    if let Some(to_sign_in) = to_sign_in(&response, &asked, is_form, &headers, &app.origin) {
+        return to_sign_in;
+    }
     let Some(error) = response.extensions().get::<ErrorPage>().cloned() else {
         return response;
     };

@@ -110,7 +110,30 @@ async fn without_a_session_every_screen_sends_to_sign_in() {
     ] {
         let (status, headers, _) = call(&app, get(path, None)).await;
         assert_eq!(status, StatusCode::SEE_OTHER, "{path}");
-        assert_eq!(headers[header::LOCATION], "/console/sign-in");
+        // With the page to come back to once signed in.
+        let back = path.replace('/', "%2F");
+        assert_eq!(
+            headers[header::LOCATION],
+            format!("/console/sign-in?next={back}").as_str()
+        );
+    }
+    // Only the console's own pages are come back to.
+    for path in [
+        "/console/orders",
+        "/console/orders?status=RESERVED",
+        "/console/inventory/MUG-1#history-h",
+    ] {
+        assert!(crate::session::returnable(path), "{path}");
+    }
+    for path in [
+        "https://evil.example/console/",
+        "//evil.example/console/",
+        "/console//evil.example",
+        "/console/sign-in?next=/console/orders",
+        "/console/auth/callback",
+        "/elsewhere",
+    ] {
+        assert!(!crate::session::returnable(path), "{path}");
     }
     // A cookie this console did not write is no session either.
     let forged = Request::get("/console/orders")
