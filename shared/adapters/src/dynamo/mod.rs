@@ -373,6 +373,13 @@ struct ProductItem {
     incoming: BTreeMap<String, u32>,
     available: u32,
     reserved: u32,
+    /// Whether the default location keeps the SKU — has counters, zero or not — as the
+    /// in-memory store says by holding them: its `available` and `reserved` are attributes of
+    /// every item, so zero there would not tell a SKU kept only elsewhere from one that ran out
+    /// here. Written with the whole item and by every move of stock there; absent on items
+    /// written before it was kept: the default location keeps the SKU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    home_kept: Option<bool>,
     /// Always written (empty or not), so that an update can name a location under it.
     #[serde(default)]
     locations: BTreeMap<String, StockLevel>,
@@ -422,6 +429,12 @@ impl ProductItem {
             incoming: product.incoming.clone(),
             available: home.available(),
             reserved: home.reserved(),
+            home_kept: Some(
+                product
+                    .stock
+                    .locations()
+                    .any(|(id, _)| id == default_location),
+            ),
             locations: product
                 .stock
                 .locations()
@@ -444,7 +457,9 @@ impl ProductItem {
         for (id, level) in self.locations {
             stock.set(&id, level);
         }
-        stock.set(default_location, home);
+        if self.home_kept != Some(false) || home.available() > 0 || home.reserved() > 0 {
+            stock.set(default_location, home);
+        }
         Ok(Product {
             sku: self.sku,
             name: self.name,

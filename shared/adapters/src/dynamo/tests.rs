@@ -328,6 +328,40 @@ fn a_product_keeps_its_default_location_at_the_top_and_the_others_beside() {
     assert_eq!(read.stock.at("BER-1").available(), 4);
 }
 
+/// A SKU kept only at another location reads back as the in-memory store holds it: no
+/// counters at the default location (whose zero attributes every item has), so its health counts
+/// no safety stock there; one that ran out at the default location keeps its zero counters
+/// there, and an item written before the marker keeps them too.
+#[test]
+fn a_sku_kept_only_elsewhere_has_no_counters_at_the_default_location() {
+    use oms_domain::stock::{Stock, StockLevel};
+    let store = DynamoStore::lazy("orders");
+    let today = chrono::Utc::now().date_naive();
+    let policy = oms_domain::replenishment::HealthPolicy::default();
+    let mut elsewhere = oms_domain::fixtures::product("LAMP", 1200, 0);
+    elsewhere.stock = Stock::at_one("AMS-1", StockLevel::from_counters(15, 0).unwrap());
+    elsewhere.replenishment.safety_stock = 10;
+    let item = to_item(&ProductItem::new(&elsewhere, "BER-1")).unwrap();
+    let read = store.product_from(item.clone()).unwrap();
+    assert_eq!(read, elsewhere);
+    assert!(!read.kept_at("BER-1"));
+    assert_eq!(read.health(today, policy), elsewhere.health(today, policy));
+    assert!(!read.health_at("BER-1", today, policy).reorder);
+    let mut legacy = item;
+    legacy.remove("homeKept");
+    assert!(store.product_from(legacy).unwrap().kept_at("BER-1"));
+    // Ran out at the default location, stocked elsewhere too: still kept there.
+    let mut ran_out = elsewhere.clone();
+    ran_out
+        .stock
+        .set("BER-1", StockLevel::from_counters(0, 0).unwrap());
+    let read = store
+        .product_from(to_item(&ProductItem::new(&ran_out, "BER-1")).unwrap())
+        .unwrap();
+    assert_eq!(read, ran_out);
+    assert!(read.kept_at("BER-1"));
+}
+
 /// The attribute the template's table expires items by.
 fn ttl_attribute() -> String {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../infra/template.yaml");

@@ -195,6 +195,11 @@ impl DynamoStore {
             .expression_attribute_values(":now", now.clone());
         for (i, at) in delta.locations.iter().enumerate() {
             let path = if at.location == self.default_location {
+                // Stock moved here: the default location keeps the SKU from now on.
+                sets.push("#homeKept = :kept".to_owned());
+                update = update
+                    .expression_attribute_names("#homeKept", "homeKept")
+                    .expression_attribute_values(":kept", AttributeValue::Bool(true));
                 String::new()
             } else {
                 update = update

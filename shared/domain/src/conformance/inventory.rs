@@ -362,6 +362,32 @@ pub async fn transfers_between_locations<S: InventoryStore>(store: &S, prefix: &
         "nothing written"
     );
 
+    // A SKU kept only at another location has no counters at the default one (zero or not,
+    // as a store may hold them: its health counts no safety stock there) until stock is moved
+    // there; from then on, run out or not, it is kept there.
+    let mut b = product(&sku(prefix, "TR-B"), 0, at);
+    b.stock = Stock::at_one(
+        "AMS-1",
+        crate::stock::StockLevel::from_counters(4, 0).expect("counters"),
+    );
+    assert_eq!(store.save_product(&b, None, None).await, Ok(()));
+    let stored_b = stored_product(store, &b.sku).await.expect("stored");
+    assert_eq!(stored_b, b);
+    assert!(!stored_b.kept_at(DEFAULT_LOCATION));
+    let home = Transfer::dispatch(&stored_b, "AMS-1", DEFAULT_LOCATION, 4, None, "staff", at)
+        .expect("dispatching");
+    assert_eq!(store.save_transfer(&home, None, &[]).await, Ok(()));
+    let stored_b = stored_product(store, &b.sku).await.expect("stored");
+    assert_eq!(stored_b, home.product);
+    let landed = home
+        .transfer
+        .receive(&stored_b, "staff", at + seconds(1))
+        .expect("receiving");
+    assert_eq!(store.save_transfer(&landed, None, &[]).await, Ok(()));
+    let stored_b = stored_product(store, &b.sku).await.expect("stored");
+    assert_eq!(stored_b, landed.product);
+    assert!(stored_b.kept_at(DEFAULT_LOCATION));
+
     let later = Transfer::dispatch(
         &stored_product(store, &a.sku).await.expect("stored"),
         "AMS-1",
