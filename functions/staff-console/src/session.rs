@@ -68,15 +68,29 @@ pub struct PendingSignIn {
     pub next: Option<String>,
 }
 
-/// Whether `path` is a console page a sign-in may send back to: the console's own, by path
-/// alone (no scheme, host or `//`), and not the sign-in itself.
+/// Whether `path` is a console page a sign-in may send back to: one of the console's own
+/// screens that a link opens (never a form's target, which answers only its form, nor the
+/// sign-in itself), by path alone — printable ASCII, no scheme, host, `//` or `\`.
 pub fn returnable(path: &str) -> bool {
-    path.starts_with("/console/")
-        && !path.contains("//")
-        && !path.contains('\\')
-        && !path.starts_with("/console/sign-in")
-        && !path.starts_with("/console/auth/")
-        && path.len() <= 2048
+    if path.len() > 2048
+        || !path.bytes().all(|b| (0x21..=0x7e).contains(&b))
+        || path.contains("//")
+        || path.contains('\\')
+    {
+        return false;
+    }
+    let Some(rest) = path.strip_prefix("/console/") else {
+        return false;
+    };
+    let page = rest.split(['?', '#']).next().unwrap_or_default();
+    let segments: Vec<&str> = page.split('/').collect();
+    matches!(
+        segments.as_slice(),
+        ["orders" | "returns" | "inventory" | "locations" | "warehouse" | "exceptions"]
+            | ["inventory", _]
+            | ["warehouse", "pick-list"]
+            | ["exceptions", "dead-letters", _]
+    ) || matches!(segments.as_slice(), ["orders", id] if *id != "search" && !id.is_empty())
 }
 
 #[cfg(test)]

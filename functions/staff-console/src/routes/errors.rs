@@ -206,17 +206,20 @@ fn to_sign_in(
     if !response.status().is_redirection() || location != "/console/sign-in" {
         return None;
     }
+    // Without the word of an earlier action's banner: the one that asked was not done.
     let back = if is_form {
         headers
             .get(header::REFERER)
             .and_then(|v| v.to_str().ok())
             .and_then(|referer| referer.strip_prefix(origin))
-            .map(str::to_owned)?
+            .map(without_banner)?
     } else {
-        asked
-            .path_and_query()
-            .map(|p| p.as_str().to_owned())
-            .unwrap_or_default()
+        without_banner(
+            asked
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or_default(),
+        )
     };
     crate::session::returnable(&back).then(|| {
         let query = serde_urlencoded::to_string([("next", back.as_str())]).unwrap_or_default();

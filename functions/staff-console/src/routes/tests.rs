@@ -117,6 +117,12 @@ async fn without_a_session_every_screen_sends_to_sign_in() {
             format!("/console/sign-in?next={back}").as_str()
         );
     }
+    // Without an earlier action's banner word: the request that asked was not done.
+    let (_, headers, _) = call(&app, get("/console/orders?done=cancelled", None)).await;
+    assert_eq!(
+        headers[header::LOCATION],
+        "/console/sign-in?next=%2Fconsole%2Forders"
+    );
     // Only the console's own pages are come back to.
     for path in [
         "/console/orders",
@@ -132,6 +138,12 @@ async fn without_a_session_every_screen_sends_to_sign_in() {
         "/console/sign-in?next=/console/orders",
         "/console/auth/callback",
         "/elsewhere",
+        // A form's target answers only its form; a control character is no path.
+        "/console/orders/search",
+        "/console/orders/01J/cancel",
+        "/console/sign-out",
+        "/console/orders\r\nSet-Cookie:x",
+        "/console/orders/\u{e9}",
     ] {
         assert!(!crate::session::returnable(path), "{path}");
     }

@@ -679,6 +679,7 @@ async fn revise_promises_of<S: InventoryStore + OrderStore>(
     for (key, units) in &product.backorders.waiting {
         position = position.saturating_add(*units);
         if revised >= MAX_FILLED_PER_RECEIPT || std::time::Instant::now() >= until {
+            tracing::info!(%sku, revised, "promises: the rest keep theirs until the next revision");
             break;
         }
         let Some(id) = crate::backorder::order_of_key(key) else {
