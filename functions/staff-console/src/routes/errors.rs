@@ -316,10 +316,13 @@ pub(super) async fn with_navigation<S: Store, K: SecretSource + 'static>(
             .collect();
         let stock_form = STOCK_FORMS.contains(&form.as_str()) || form.starts_with("po-");
         if stale && stock_form {
+            // A receipt's or a count's reason is the form's own, not typed.
+            let preset = matches!(form.as_str(), "receipt" | "count");
             lines.push(format!(
                 "You entered: {}. Check the figures now shown before you enter it again.",
                 typed
                     .iter()
+                    .filter(|(name, _)| !(preset && name == "reason"))
                     .map(|(name, value)| format!("{name} {value}"))
                     .collect::<Vec<_>>()
                     .join(", ")

@@ -1841,26 +1841,35 @@ mod tests {
         assert_eq!((mug.stock.available(), mug.backorders.backordered), (0, 0));
     }
 
-    /// Backorders in the application: a SKU that may backorder three units takes orders past
-    /// its stock up to that and no further; a receipt fills the oldest first, in its own write;
-    /// a count that leaves nothing available fills nothing; a cancellation gives its waiting
-    /// units back without touching another order's.
+    /// MUG-1 with 2 on hand that may backorder up to `limit` units.
+    async fn backordering_mug(limit: u32) -> InMemoryStore {
+        let store = mug(2).await;
+        let body = json!({"name": "Mug", "unitPrice": {"amount": 1200, "currency": "EUR"}, "weightGrams": 350,
+            "selling": {"policy": "BACKORDER", "limit": limit}});
+        put(&store, body).await.unwrap();
+        store
+    }
+
+    /// A paid order of `units` MUG-1 placed at `at` (its id sorts by it).
+    fn paid_mugs(units: u32, at: DateTime<Utc>) -> crate::order::Order {
+        use crate::order::tests::{placed, product};
+        let mut order = placed(
+            json!([{"sku": "MUG-1", "quantity": units}]),
+            &[product("MUG-1", 1200, 0)],
+        );
+        order.created_at = at;
+        order.id = crate::ids::OrderId::generate(at);
+        order.authorized_for_test(at)
+    }
+
     #[tokio::test]
     async fn waiting_orders_are_promised_again_as_purchase_orders_are_placed_and_closed() {
         use crate::app::reservation::{reserve_order, Routing};
-        use crate::order::tests::{placed, product};
-        let store = mug(2).await;
-        let body = json!({"name": "Mug", "unitPrice": {"amount": 1200, "currency": "EUR"}, "weightGrams": 350,
-            "selling": {"policy": "BACKORDER", "limit": 10}});
-        put(&store, body).await.unwrap();
-        let catalog = [product("MUG-1", 1200, 0)];
+        let store = backordering_mug(10).await;
         let mut placed_at = Utc::now() - chrono::Duration::minutes(10);
         let mut place = |units: u32| {
-            let mut order = placed(json!([{"sku": "MUG-1", "quantity": units}]), &catalog);
             placed_at += chrono::Duration::seconds(1);
-            order.created_at = placed_at;
-            order.id = crate::ids::OrderId::generate(placed_at);
-            order.authorized_for_test(placed_at)
+            paid_mugs(units, placed_at)
         };
         // The oldest takes the two there and waits for one; the second waits for two.
         let (oldest, second) = (place(3), place(2));
@@ -1925,22 +1934,18 @@ mod tests {
         );
     }
 
+    /// Backorders in the application: a SKU that may backorder three units takes orders past
+    /// its stock up to that and no further; a receipt fills the oldest first, in its own write;
+    /// a count that leaves nothing available fills nothing; a cancellation gives its waiting
+    /// units back without touching another order's.
     #[tokio::test]
     async fn backorders_are_taken_up_to_the_limit_and_filled_oldest_first() {
         use crate::app::reservation::{reserve_order, ReservationResult, Routing};
-        use crate::order::tests::{placed, product};
-        let store = mug(2).await;
-        let body = json!({"name": "Mug", "unitPrice": {"amount": 1200, "currency": "EUR"}, "weightGrams": 350,
-            "selling": {"policy": "BACKORDER", "limit": 3}});
-        put(&store, body).await.unwrap();
-        let catalog = [product("MUG-1", 1200, 0)];
+        let store = backordering_mug(3).await;
         let mut placed_at = Utc::now() - chrono::Duration::minutes(10);
         let mut place = |units: u32| {
-            let mut order = placed(json!([{"sku": "MUG-1", "quantity": units}]), &catalog);
             placed_at += chrono::Duration::seconds(1);
-            order.created_at = placed_at;
-            order.id = crate::ids::OrderId::generate(placed_at);
-            order.authorized_for_test(placed_at)
+            paid_mugs(units, placed_at)
         };
         let (oldest, second, third) = (place(3), place(2), place(1));
         for order in [&oldest, &second, &third] {
