@@ -1066,12 +1066,12 @@ async fn change_address<S: Store, K: SecretSource + 'static>(
             now,
         );
         let why = match tried {
-            // Dearer while the money is held (a new authorization the page does not take) or
-            // already taken (a second payment): said as such, not as too late.
+            // Dearer while the money is held or taken (a new payment the page does not take),
+            // or while its capture is on its way: said as such, not as too late.
             Ok(change) if change.order.awaiting_edit().is_some() => {
                 Some((text(language, "order.address.dearer"), StatusCode::CONFLICT))
             }
-            Err(oms_domain::order::edits::EditError::MoneyTaken) => {
+            Err(oms_domain::order::edits::EditError::CaptureOnItsWay) => {
                 Some((text(language, "order.address.dearer"), StatusCode::CONFLICT))
             }
             Err(oms_domain::order::edits::EditError::Fields(_)) => Some((

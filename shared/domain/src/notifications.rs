@@ -423,6 +423,12 @@ impl Renderer {
                 "totalAfter": money(e.totals_after.total),
                 "dearer": e.difference() > 0,
                 "awaitingPayment": e.state == crate::order::edits::EditState::AwaitingPayment,
+                // It replaces a payment money was taken under: refunded once the new one is.
+                "replacesTaken": e.replaces.as_deref().is_some_and(|r| order
+                    .payment
+                    .payments()
+                    .iter()
+                    .any(|p| p.reference == Some(r) && p.captured)),
                 "payWithinMinutes": e.due_by.map(|due| (due - e.at).num_minutes().max(1)),
             })),
             "cancelledItems": unit_cancellation.map(|c| c.lines.iter().map(|l| serde_json::json!({
@@ -987,6 +993,27 @@ mod tests {
         let dearer_unpaid = edit(&reserved, Express, "e2");
         let express_paid = dearer_unpaid.captured_for_test(t);
         let cheaper_paid = edit(&express_paid, Standard, "e3");
+        // Dearer once the money was taken: a new payment of the whole total, the first
+        // refunded once it is taken.
+        let dearer_taken = edit(
+            &express_paid,
+            crate::shipping::ShippingMethod::Overnight,
+            "e5",
+        );
+        let dearer_taken_paid = psp(
+            &dearer_taken,
+            PaymentEvent {
+                event_id: "evt_edit_taken".into(),
+                kind: PaymentEventKind::AuthorizationSucceeded,
+                amount: dearer_taken.totals.total,
+                occurred_at: t,
+                psp_reference: Some("pi_3".into()),
+                refund_id: None,
+                request_id: None,
+                reason: None,
+            },
+            t,
+        );
         // The PSP released the hold of an order in the warehouse (it lapsed, say): out of the
         // warehouse, and the customer asked to pay again.
         let released = psp(
@@ -1091,6 +1118,12 @@ mod tests {
             change(Some(&reserved), &with_more, Some("items-added")),
             change(Some(&express_paid), &cheaper_paid, Some("refunded")),
             change(Some(&dearer_held), &edit_paid, None),
+            change(Some(&express_paid), &dearer_taken, Some("replaces-taken")),
+            change(
+                Some(&dearer_taken),
+                &dearer_taken_paid,
+                Some("replaces-taken"),
+            ),
             change(Some(&dearer_held), &edit_undone, None),
             change(Some(&in_warehouse), &released, None),
             change(

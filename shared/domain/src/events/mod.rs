@@ -571,7 +571,8 @@ mod erased_json {
 pub struct RefundEventData {
     pub order_id: OrderId,
     pub customer_id: CustomerId,
-    /// The PSP's payment to refund: the one the money was taken under.
+    /// The PSP's payment to refund: the one the money was taken under (for a payment an edit
+    /// replaced, that one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub psp_reference: Option<String>,
     #[serde(flatten)]
@@ -588,7 +589,10 @@ fn refund_cloud_event(new: &Order, refund: &Refund) -> CloudEvent<RefundEventDat
         RefundEventData {
             order_id: new.id.clone(),
             customer_id: new.customer_id.clone(),
-            psp_reference: new.payment.psp_reference().map(str::to_owned),
+            psp_reference: refund
+                .from_payment
+                .clone()
+                .or_else(|| new.money_reference().map(str::to_owned)),
             refund: refund.clone(),
         },
     );

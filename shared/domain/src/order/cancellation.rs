@@ -622,6 +622,7 @@ impl Order {
             requested_at: now,
             retried_as: None,
             awaiting_capture: taken_minor - kept < owed_back,
+            from_payment: None,
         })
     }
 }

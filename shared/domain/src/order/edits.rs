@@ -12,12 +12,17 @@
 //!       │                  of the whole new total arrives (the PSP is asked to release the old
 //!       │                  hold then) ──► APPLIED
 //!       └─(not paid within the payment window)──► UNDONE: the old address, method and totals back
-//!   dearer, money taken ──► refused: the difference cannot be held under a captured payment
+//!   dearer, money taken ──► AWAITING_PAYMENT as above; once the new payment is taken, the
+//!                           one taken before is refunded in full (refund PAYMENT_REPLACED)
 //! ```
 //!
 //! A new authorization for the whole new total, rather than one for the difference, keeps the
 //! order's money under one payment at the PSP — captured once, refunded from one place — and
-//! works with every card, where an incremental authorization works only with some. The old
+//! works with every card, where an incremental authorization works only with some. Once money
+//! is taken, the same holds: a payment of the difference would split every later refund over
+//! two payments; a new payment of the whole total, the old one refunded once it is taken,
+//! leaves the order's money under one again (the customer sees the old charge given back).
+//! While a capture is on its way a dearer edit waits for its answer (refused, 409). The old
 //! address is kept only while the edit can still be undone; the record keeps the countries,
 //! methods and prices.
 
@@ -34,7 +39,7 @@ use crate::order::fulfillment::FulfillmentStatus;
 use crate::order::fulfillment::{FulfillmentStep, ShipmentLine};
 use crate::order::history::OrderEvent;
 use crate::order::payments::{CaptureMode, PaymentStatus};
-use crate::order::refunds::RefundReason;
+use crate::order::refunds::{Refund, RefundReason};
 use crate::order::{LocationUnits, OrderLine};
 use crate::order::{Order, OrderChange, OrderStatus, Shipping, Totals};
 use crate::quantity::Quantity;
@@ -116,13 +121,15 @@ pub struct OrderEdit {
     /// While it awaits its payment: when it is undone if the PSP holds no new total by then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub due_by: Option<DateTime<Utc>>,
-    /// The PSP's payment whose hold the new authorization replaces: released once it arrives.
+    /// The PSP's payment the new authorization replaces: its hold released once the new one
+    /// arrives, or what was taken under it refunded once the new one is taken.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replaces: Option<String>,
     /// When the new total was held, or the edit undone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settled_at: Option<DateTime<Utc>>,
-    /// The refund of what was taken beyond a cheaper total.
+    /// The refund of what was taken beyond a cheaper total; for a dearer edit of money taken,
+    /// the refund of the payment its new one replaced (asked once the new one is taken).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refund_id: Option<String>,
     /// The units it added, each at the catalog's price and reserved where it leaves from (none
@@ -184,10 +191,10 @@ pub enum EditError {
     #[error("an edit of the order waits for its payment: pay it, or let it expire, first")]
     AwaitingPayment,
     #[error(
-        "the order's money is taken: a dearer edit would need a second payment; cancel and \
-         order again instead"
+        "a capture of the order's money is on its way: a dearer edit waits until the payment \
+         provider confirms it"
     )]
-    MoneyTaken,
+    CaptureOnItsWay,
     #[error("the order has recorded {MAX_EDITS} edits, the most it keeps")]
     TooManyEdits,
     /// A field names what cannot be: an unserved destination, nothing to change.
@@ -427,29 +434,27 @@ impl Order {
         };
         let dearer = after.total.minor_units() > before.total.minor_units();
         let payment = self.payment_status();
-        let taken = self.payment.payments().iter().any(|p| p.captured)
-            || !self.payment.unanswered_captures().is_empty();
-        if dearer && taken {
-            return Err(EditError::MoneyTaken);
+        if dearer && !self.payment.unanswered_captures().is_empty() {
+            return Err(EditError::CaptureOnItsWay);
         }
         // Dearer while money is held: a new hold of the whole new total replaces the one the
         // order's money is under (not one an earlier edit replaced already) — unless that hold
-        // covers the new total (after a cheaper edit or units called off).
-        let superseded = self.superseded_payments();
-        let holding = self
-            .payment
-            .payments()
-            .into_iter()
-            .filter(|p| p.holds())
-            .find(|p| !p.reference.is_some_and(|r| superseded.contains(&r)));
-        let covered = holding
-            .as_ref()
-            .is_some_and(|p| p.authorized_minor >= after.total.minor_units());
-        let replaces = (dearer
-            && matches!(payment, PaymentStatus::Authorized)
-            && before.total.minor_units() > 0
-            && !covered)
-            .then(|| holding.and_then(|p| p.reference.map(str::to_owned)));
+        // covers the new total (after a cheaper edit or units called off). Dearer once money
+        // is taken: a new payment of the whole new total replaces the one it was taken under,
+        // which is refunded in full once the new one is taken.
+        let own = self.own_payments();
+        let holding = own.iter().find(|p| p.holds());
+        let taken = own.iter().find(|p| p.captured);
+        let covered = holding.is_some_and(|p| p.authorized_minor >= after.total.minor_units());
+        let replaces = match taken {
+            Some(taken) => dearer.then(|| taken.reference.map(str::to_owned)),
+            None => (dearer
+                && matches!(payment, PaymentStatus::Authorized)
+                && before.total.minor_units() > 0
+                && !covered)
+                .then(|| holding.and_then(|p| p.reference.map(str::to_owned))),
+        };
+        let replaces_taken = taken.is_some() && replaces.is_some();
         let refund = (!dearer)
             .then(|| {
                 self.refund_of_difference(before, after, RefundReason::OrderEdited, Vec::new(), now)
@@ -500,6 +505,12 @@ impl Order {
             note.push_str(&format!(
                 "; out of the warehouse until {} is authorized",
                 after.total
+            ));
+        }
+        if replaces_taken {
+            note.push_str(&format!(
+                ", the {} taken before refunded once it is taken",
+                before.total
             ));
         }
         let awaiting = replaces.is_some();
@@ -782,12 +793,44 @@ impl Order {
             return None;
         }
         let id = edit.id.clone();
+        // What was taken under the payment it replaces is refunded in full — once the new one
+        // is taken (until then it waits, so the customer's money is never both given back and
+        // not taken). Everything the order kept was taken under it: the refunds so far came
+        // out of it.
+        let replaced = edit.replaces.clone();
+        let taken_under = self
+            .payment
+            .payments()
+            .iter()
+            .find(|p| p.captured && p.reference == replaced.as_deref())
+            .map(|p| p.captured_minor);
+        let refund = taken_under.and_then(|taken| {
+            let (refunded, _) = self.refunded();
+            let kept = taken.min(self.payment.captured_minor() - refunded);
+            let currency = self.totals.total.currency();
+            (kept > 0).then(|| Refund {
+                refund_id: self.next_refund_id(),
+                reason: RefundReason::PaymentReplaced,
+                return_id: None,
+                lines: Vec::new(),
+                shipping: Money::zero(currency),
+                amount: Money::new(kept, currency).unwrap_or(Money::zero(currency)),
+                requested_at: now,
+                retried_as: None,
+                awaiting_capture: true,
+                from_payment: replaced.clone(),
+            })
+        });
         if let Some(edit) = self.edits.iter_mut().find(|e| e.id == id) {
             edit.state = EditState::Applied;
             edit.settled_at = Some(now);
             edit.due_by = None;
             edit.restore = None;
+            if let Some(refund) = &refund {
+                edit.refund_id = Some(refund.refund_id.clone());
+            }
         }
+        self.refunds.extend(refund);
         if self.status == OrderStatus::Reserved && !self.shipments.is_empty() {
             self.status = OrderStatus::Fulfilling;
         }
@@ -1872,7 +1915,7 @@ mod tests {
     }
 
     #[test]
-    fn a_cheaper_edit_of_taken_money_refunds_exactly_the_difference_and_a_dearer_one_is_refused() {
+    fn a_cheaper_edit_of_taken_money_refunds_exactly_the_difference() {
         // Unpaid: a dearer edit is simply what the customer pays.
         let express = edit(&reserved(), &to(Some(ShippingMethod::Express), None), "k1").unwrap();
         assert_eq!(express.edits[0].state, EditState::Applied);
@@ -1890,10 +1933,6 @@ mod tests {
             PaymentEventKind::CaptureSucceeded,
             4690,
             "pi_1",
-        );
-        assert_eq!(
-            edit(&paid, &to(Some(ShippingMethod::Overnight), None), "k2"),
-            Err(EditError::MoneyTaken)
         );
         let standard = edit(&paid, &to(Some(ShippingMethod::Standard), None), "k3").unwrap();
         assert_eq!(standard.totals.total.minor_units(), 4090);
@@ -1921,6 +1960,211 @@ mod tests {
             .map(|r| r.amount.minor_units())
             .sum();
         assert_eq!(refunded, 4690);
+    }
+
+    /// The PSP's answer `kind` for `amount` under `pi` (naming `refund_id`), recorded under
+    /// `policy`.
+    fn answered(
+        order: &Order,
+        id: &str,
+        kind: PaymentEventKind,
+        amount: i64,
+        pi: &str,
+        refund_id: Option<&str>,
+        policy: &PaymentPolicy,
+    ) -> Order {
+        let event = PaymentEvent {
+            event_id: id.into(),
+            kind,
+            amount: Money::new(amount, order.totals.total.currency()).unwrap(),
+            occurred_at: now(),
+            psp_reference: Some(pi.into()),
+            refund_id: refund_id.map(str::to_owned),
+            request_id: None,
+            reason: None,
+        };
+        match order.record_payment(&event, policy, now()).unwrap() {
+            PaymentUpdate::Recorded(next) => *next,
+            PaymentUpdate::Duplicate => panic!("a duplicate"),
+        }
+    }
+
+    /// Money taken at once (the policy), then a cheaper edit refunded and a dearer one: a new
+    /// payment of the whole new total, taken; the first refunded in full only once it is; every
+    /// later refund from the new one; nothing kept beyond what the order costs.
+    #[test]
+    fn a_dearer_edit_of_taken_money_is_paid_anew_and_the_first_payment_refunded_once_it_is_taken() {
+        use PaymentEventKind::*;
+        let at_once = PaymentPolicy {
+            capture: CaptureMode::Immediately,
+            ..PaymentPolicy::default()
+        };
+        let express = edit(&reserved(), &to(Some(ShippingMethod::Express), None), "k1").unwrap();
+        let held = answered(
+            &express,
+            "a1",
+            AuthorizationSucceeded,
+            4690,
+            "pi_1",
+            None,
+            &at_once,
+        );
+        assert_eq!(
+            held.payment.requests.last().map(|r| r.kind),
+            Some(PspRequestKind::Capture)
+        );
+        // A dearer edit while the capture is on its way waits for its answer.
+        assert_eq!(
+            edit(&held, &to(Some(ShippingMethod::Overnight), None), "k2"),
+            Err(EditError::CaptureOnItsWay)
+        );
+        let paid = answered(&held, "c1", CaptureSucceeded, 4690, "pi_1", None, &at_once);
+        let standard = edit(&paid, &to(Some(ShippingMethod::Standard), None), "k3").unwrap();
+        assert_eq!(standard.refunds[0].amount.minor_units(), 600);
+        let overnight = edit(&standard, &to(Some(ShippingMethod::Overnight), None), "k4").unwrap();
+        let total = overnight.totals.total.minor_units();
+        assert!(total > 4090, "overnight costs more: {total}");
+        let waiting = &overnight.edits[2];
+        assert_eq!(
+            (waiting.state, waiting.replaces.as_deref()),
+            (EditState::AwaitingPayment, Some("pi_1"))
+        );
+        assert_eq!(
+            overnight.refunds.len(),
+            1,
+            "nothing refunded before the new payment"
+        );
+        assert_eq!(overnight.payment_status(), PaymentStatus::Paid);
+
+        // The new payment is held: the edit is paid, taken at once; the first payment's refund
+        // (4690 − 600 given back already) waits for that capture.
+        let renewed = answered(
+            &overnight,
+            "a2",
+            AuthorizationSucceeded,
+            total,
+            "pi_2",
+            None,
+            &at_once,
+        );
+        assert_eq!(renewed.edits[2].state, EditState::Applied);
+        let capture = renewed.payment.requests.last().unwrap();
+        assert_eq!(
+            (
+                capture.kind,
+                capture.psp_reference.as_deref(),
+                capture.amount.minor_units()
+            ),
+            (PspRequestKind::Capture, Some("pi_2"), total)
+        );
+        let replaced = renewed.refunds.last().unwrap();
+        assert_eq!(
+            (
+                replaced.reason,
+                replaced.amount.minor_units(),
+                replaced.from_payment.as_deref(),
+                replaced.awaiting_capture
+            ),
+            (RefundReason::PaymentReplaced, 4090, Some("pi_1"), true)
+        );
+        assert_eq!(
+            renewed.edits[2].refund_id.as_ref(),
+            Some(&replaced.refund_id)
+        );
+        assert_eq!(renewed.payment_status(), PaymentStatus::Authorized);
+        assert!(crate::events::refund_events(Some(&overnight), Some(&renewed)).is_empty());
+
+        // Taken: the first payment's refund is asked, of pi_1; the order is paid under pi_2.
+        let taken = answered(
+            &renewed,
+            "c2",
+            CaptureSucceeded,
+            total,
+            "pi_2",
+            None,
+            &at_once,
+        );
+        assert!(!taken.refunds.last().unwrap().awaiting_capture);
+        let asked = crate::events::refund_events(Some(&renewed), Some(&taken));
+        assert_eq!(asked.len(), 1);
+        assert_eq!(asked[0].data.psp_reference.as_deref(), Some("pi_1"));
+        assert_eq!(taken.payment_status(), PaymentStatus::Paid);
+        assert_eq!(taken.money_reference(), Some("pi_2"));
+        assert!(
+            taken.payment_attentions().is_empty(),
+            "{:?}",
+            taken.payment_attentions()
+        );
+        let refund_id = replaced.refund_id.clone();
+        let given = answered(
+            &taken,
+            "r2",
+            RefundSucceeded,
+            4090,
+            "pi_1",
+            Some(&refund_id),
+            &at_once,
+        );
+        assert_eq!(given.payment_status(), PaymentStatus::Paid);
+
+        // Called off later: the whole new total comes back, from pi_2; in all, everything
+        // taken is given back, to the cent.
+        let cancelled = given.cancel("gone".into(), "admin", now()).unwrap().order;
+        let last = cancelled.refunds.last().unwrap();
+        assert_eq!(last.amount.minor_units(), total);
+        let asked = crate::events::refund_events(Some(&given), Some(&cancelled));
+        assert_eq!(asked[0].data.psp_reference.as_deref(), Some("pi_2"));
+        let refunded: i64 = cancelled
+            .refunds
+            .iter()
+            .map(|r| r.amount.minor_units())
+            .sum();
+        assert_eq!(refunded, 4690 + total);
+    }
+
+    /// A dearer edit of taken money never paid for is undone: the first payment stays the
+    /// order's, nothing refunded; a new payment arriving after is released.
+    #[test]
+    fn a_dearer_edit_of_taken_money_never_paid_leaves_the_first_payment_the_orders() {
+        use PaymentEventKind::*;
+        let at_once = PaymentPolicy {
+            capture: CaptureMode::Immediately,
+            ..PaymentPolicy::default()
+        };
+        let held = answered(
+            &reserved(),
+            "a1",
+            AuthorizationSucceeded,
+            4090,
+            "pi_1",
+            None,
+            &at_once,
+        );
+        let paid = answered(&held, "c1", CaptureSucceeded, 4090, "pi_1", None, &at_once);
+        let dearer = edit(&paid, &to(Some(ShippingMethod::Express), None), "k1").unwrap();
+        let undone = dearer
+            .undo_unpaid_edit(now() + window())
+            .expect("due")
+            .order;
+        assert_eq!(undone.edits[0].state, EditState::Undone);
+        assert_eq!(undone.totals.total.minor_units(), 4090);
+        assert!(undone.refunds.is_empty());
+        assert_eq!(undone.payment_status(), PaymentStatus::Paid);
+        let late = answered(
+            &undone,
+            "a2",
+            AuthorizationSucceeded,
+            4690,
+            "pi_2",
+            None,
+            &at_once,
+        );
+        let void = late.payment.requests.last().unwrap();
+        assert_eq!(
+            (void.kind, void.psp_reference.as_deref()),
+            (PspRequestKind::Void, Some("pi_2"))
+        );
+        assert_eq!(late.money_reference(), Some("pi_1"));
     }
 
     #[test]
@@ -2071,8 +2315,12 @@ mod money_properties {
 
     /// The PSP answers every request the order made and did not see answered: captures and
     /// voids succeed for what they asked, refunds are paid out.
-    fn answer_everything(mut order: Order, now: DateTime<Utc>, n: &mut usize) -> Order {
-        let policy = PaymentPolicy::default();
+    fn answer_everything(
+        mut order: Order,
+        policy: &PaymentPolicy,
+        now: DateTime<Utc>,
+        n: &mut usize,
+    ) -> Order {
         loop {
             let answered = |order: &Order, id: &str| order.payment.answered(id);
             let request = order
@@ -2109,7 +2357,11 @@ mod money_properties {
                     kind: PaymentEventKind::RefundSucceeded,
                     amount: refund.amount,
                     occurred_at: now,
-                    psp_reference: order.payment.psp_reference().map(str::to_owned),
+                    // The payment its event names: the one it gives back from.
+                    psp_reference: refund
+                        .from_payment
+                        .clone()
+                        .or_else(|| order.money_reference().map(str::to_owned)),
                     refund_id: Some(refund.refund_id.clone()),
                     request_id: None,
                     reason: None,
@@ -2117,14 +2369,20 @@ mod money_properties {
                 (None, None) => return order,
             };
             *n += 1;
-            order = match order.record_payment(&event, &policy, now) {
+            order = match order.record_payment(&event, policy, now) {
                 Ok(PaymentUpdate::Recorded(next)) => *next,
                 _ => return order,
             };
         }
     }
 
-    fn apply(order: &Order, step: &Step, n: usize, now: DateTime<Utc>) -> Order {
+    fn apply(
+        order: &Order,
+        step: &Step,
+        n: usize,
+        payment_policy: &PaymentPolicy,
+        now: DateTime<Utc>,
+    ) -> Order {
         let policy = ShippingPolicy::default_policy();
         // A costs more today than when it was ordered.
         let catalog = [product("A", 1200, 50), product("C", 700, 50)];
@@ -2190,13 +2448,13 @@ mod money_properties {
                     request_id: None,
                     reason: None,
                 };
-                match order.record_payment(&event, &PaymentPolicy::default(), now) {
+                match order.record_payment(&event, payment_policy, now) {
                     Ok(PaymentUpdate::Recorded(next)) => Some(*next),
                     _ => None,
                 }
             }),
             Step::Wait => order
-                .expire(&PaymentPolicy::default(), now + Duration::hours(1))
+                .expire(payment_policy, now + Duration::hours(1))
                 .ok()
                 .map(|c| c.order),
             Step::Ship => {
@@ -2233,8 +2491,20 @@ mod money_properties {
         next.unwrap_or_else(|| order.clone())
     }
 
-    fn check(order: &Order) -> Result<(), TestCaseError> {
+    fn check(order: &Order, capture: CaptureMode) -> Result<(), TestCaseError> {
         let payments = order.payment.payments();
+        // Each payment gives back at most what was taken under it.
+        for p in &payments {
+            let given: i64 = order
+                .payment
+                .ledger
+                .iter()
+                .filter(|e| e.kind == PaymentEventKind::RefundSucceeded && e.mismatch.is_none())
+                .filter(|e| e.psp_reference.as_deref() == p.reference)
+                .map(|e| e.amount.minor_units())
+                .sum();
+            prop_assert!(given <= p.captured_minor, "{given} given back of {:?}", p);
+        }
         let captured: i64 = payments.iter().map(|p| p.captured_minor).sum();
         let refunded: i64 = order
             .refunds
@@ -2288,6 +2558,14 @@ mod money_properties {
                 );
             }
             _ if order.awaiting_edit().is_some() => {}
+            _ if capture == CaptureMode::Immediately => {
+                prop_assert_eq!(kept, total, "what was taken at once is what it costs");
+                prop_assert!(
+                    holding.is_empty(),
+                    "nothing held once taken: {:?}",
+                    payments
+                );
+            }
             _ => {
                 prop_assert_eq!(kept, 0, "nothing is taken before it ships");
                 prop_assert!(
@@ -2305,6 +2583,47 @@ mod money_properties {
         Ok(())
     }
 
+    fn run(steps: &[Step], capture: CaptureMode) -> Result<(), TestCaseError> {
+        let payment_policy = PaymentPolicy {
+            capture,
+            ..PaymentPolicy::default()
+        };
+        let mut order = placed(
+            json!([{"sku": "A", "quantity": 2}, {"sku": "B", "quantity": 3}]),
+            &[product("A", 1000, 50), product("B", 500, 50)],
+        )
+        .reserve_all_at("BER-1", t0())
+        .unwrap();
+        let auth = PaymentEvent {
+            event_id: "auth".into(),
+            kind: PaymentEventKind::AuthorizationSucceeded,
+            amount: order.totals.total,
+            occurred_at: t0(),
+            psp_reference: Some("pi_first".into()),
+            refund_id: None,
+            request_id: None,
+            reason: None,
+        };
+        order = match order.record_payment(&auth, &payment_policy, t0()).unwrap() {
+            PaymentUpdate::Recorded(next) => *next,
+            PaymentUpdate::Duplicate => unreachable!(),
+        };
+        let mut answers = 0;
+        order = answer_everything(order, &payment_policy, t0(), &mut answers);
+        order = order.start_fulfillment("BER-1", t0()).unwrap();
+        let mut now = t0();
+        for (n, step) in steps.iter().enumerate() {
+            now += Duration::minutes(match step {
+                Step::Wait => 60,
+                _ => 1,
+            });
+            order = apply(&order, step, n, &payment_policy, now);
+            order = answer_everything(order, &payment_policy, now, &mut answers);
+            check(&order, capture)?;
+        }
+        Ok(())
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(500))]
 
@@ -2312,38 +2631,16 @@ mod money_properties {
         fn what_was_taken_and_not_given_back_is_what_the_order_costs(
             steps in proptest::collection::vec(step(), 1..14),
         ) {
-            let mut order = placed(
-                json!([{"sku": "A", "quantity": 2}, {"sku": "B", "quantity": 3}]),
-                &[product("A", 1000, 50), product("B", 500, 50)],
-            )
-            .reserve_all_at("BER-1", t0())
-            .unwrap();
-            let auth = PaymentEvent {
-                event_id: "auth".into(),
-                kind: PaymentEventKind::AuthorizationSucceeded,
-                amount: order.totals.total,
-                occurred_at: t0(),
-                psp_reference: Some("pi_first".into()),
-                refund_id: None,
-                request_id: None,
-                reason: None,
-            };
-            order = match order.record_payment(&auth, &PaymentPolicy::default(), t0()).unwrap() {
-                PaymentUpdate::Recorded(next) => *next,
-                PaymentUpdate::Duplicate => unreachable!(),
-            };
-            order = order.start_fulfillment("BER-1", t0()).unwrap();
-            let mut answers = 0;
-            let mut now = t0();
-            for (n, step) in steps.iter().enumerate() {
-                now += Duration::minutes(match step {
-                    Step::Wait => 60,
-                    _ => 1,
-                });
-                order = apply(&order, step, n, now);
-                order = answer_everything(order, now, &mut answers);
-                check(&order)?;
-            }
+            run(&steps, CaptureMode::OnShipment)?;
+        }
+
+        /// The same, with the money taken as soon as it is held: a dearer edit is paid anew
+        /// and the payment it replaced refunded.
+        #[test]
+        fn taken_at_once_what_was_not_given_back_is_what_the_order_costs(
+            steps in proptest::collection::vec(step(), 1..14),
+        ) {
+            run(&steps, CaptureMode::Immediately)?;
         }
     }
 }

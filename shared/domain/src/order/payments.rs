@@ -29,6 +29,7 @@ use crate::money::Money;
 use crate::order::cancellation::Cancellation;
 use crate::order::fulfillment::Fulfillment;
 use crate::order::history::OrderEvent;
+use crate::order::refunds::RefundReason;
 use crate::order::{Order, OrderChange, OrderStatus};
 use crate::stock::StockMovement;
 
@@ -551,11 +552,6 @@ impl Payment {
         self.payments().into_iter().filter(PspPayment::holds)
     }
 
-    /// The payment the PSP took the money under, if it took it.
-    fn taken(&self) -> Option<PspPayment<'_>> {
-        self.payments().into_iter().find(|p| p.captured)
-    }
-
     /// The PSP's reference of the payment that has the order's money now: the one it was taken
     /// under, else the one that holds it, else the last one that held it; a declined attempt
     /// names another payment only when no payment ever held money.
@@ -773,7 +769,9 @@ impl Order {
             return PaymentStatus::Paid;
         }
         let payments = payment.payments();
-        if let Some(taken) = payments.iter().find(|p| p.captured) {
+        // A payment an edit's new one replaced is not the order's any more: what was taken
+        // under it is refunded, and the status is the new payment's.
+        if let Some(taken) = self.own_payments().into_iter().find(|p| p.captured) {
             let refunded = self.refunds_issued();
             // Part taken and the rest still held (the parcels still to leave have their money
             // there, whatever was refunded of those that left).
@@ -814,6 +812,41 @@ impl Order {
         }
     }
 
+    /// The order's payments at the PSP but those an edit's new payment replaced (a hold being
+    /// released, or money taken and refunded once the new one was taken).
+    pub(crate) fn own_payments(&self) -> Vec<PspPayment<'_>> {
+        let superseded = self.superseded_payments();
+        self.payment
+            .payments()
+            .into_iter()
+            .filter(|p| !p.reference.is_some_and(|r| superseded.contains(&r)))
+            .collect()
+    }
+
+    /// What was taken under payments an edit's new payment replaced, in minor units: given
+    /// back by their refunds (`PAYMENT_REPLACED`), not part of what the order's own payment took.
+    pub(crate) fn taken_under_replaced(&self) -> i64 {
+        let superseded = self.superseded_payments();
+        self.payment
+            .payments()
+            .iter()
+            .filter(|p| p.reference.is_some_and(|r| superseded.contains(&r)))
+            .map(|p| p.captured_minor)
+            .sum()
+    }
+
+    /// The PSP's reference of the payment that has the order's money now (see
+    /// [`Payment::psp_reference`]), never one an edit's new payment replaced while another has
+    /// it: the payment a refund gives back from, unless it names its own.
+    pub fn money_reference(&self) -> Option<&str> {
+        let own = self.own_payments();
+        own.iter()
+            .find(|p| p.captured)
+            .or_else(|| own.iter().find(|p| p.holds()))
+            .and_then(|p| p.reference)
+            .or_else(|| self.payment.psp_reference())
+    }
+
     /// Where the refund stands: issued once the PSP says it paid it out (whatever failures it
     /// reported around it: a success is final), failed if it reported only failures.
     pub fn refund_state(&self, refund_id: &str) -> RefundState {
@@ -843,9 +876,16 @@ impl Order {
         }
     }
 
-    /// What the PSP has paid back, in minor units.
+    /// What the PSP has paid back of the money taken under the order's own payment, in minor
+    /// units: the refunds since the last payment an edit replaced (those before it, and its
+    /// own refund, gave back what was taken under the payments replaced).
     fn refunds_issued(&self) -> i64 {
-        self.refunds
+        let since = self
+            .refunds
+            .iter()
+            .rposition(|r| r.reason == RefundReason::PaymentReplaced)
+            .map_or(0, |last| last + 1);
+        self.refunds[since..]
             .iter()
             .filter(|r| self.refund_state(&r.refund_id) == RefundState::Issued)
             .map(|r| r.amount.minor_units())
@@ -1286,7 +1326,7 @@ impl Order {
                 self.ask(PspRequestKind::Void, Some(reference.clone()), now);
             }
         }
-        let captured = self.payment.taken().is_some();
+        let captured = self.own_payments().iter().any(|p| p.captured);
         if called_off {
             // A capture on its way is not voided under it: if it succeeds the money is
             // refunded, if it fails the hold is voided then.
@@ -1304,7 +1344,14 @@ impl Order {
             }
             // What was taken and not yet refunded is refunded, once (a return's refund cannot
             // precede a cancellation; units called off earlier were refunded then).
-            let taken_minor = self.payment.taken().map_or(0, |p| p.captured_minor);
+            // (What payments an edit replaced took counts too: their refunds are among those
+            // so far.)
+            let taken_minor = self
+                .own_payments()
+                .iter()
+                .find(|p| p.captured)
+                .map_or(0, |p| p.captured_minor)
+                + self.taken_under_replaced();
             let (refunded, _) = self.refunded();
             let refunded_whole = self
                 .refunds
@@ -1381,7 +1428,8 @@ impl Order {
         // Only then: a parcel whose capture failed still owes its money (it stays in front of
         // staff), so nothing is released while less than the total was taken.
         let all_left = !self.shipments.is_empty() && self.shipments.iter().all(|s| s.has_left());
-        let taken_in_full = self.payment.captured_minor() >= self.totals.total.minor_units();
+        let taken_in_full = self.payment.captured_minor() - self.taken_under_replaced()
+            >= self.totals.total.minor_units();
         if !called_off
             && all_left
             && captured
@@ -1448,7 +1496,7 @@ impl Order {
         let parcel = left.first()?;
         // What was taken, or is on its way: a share whose capture failed is not, and the last
         // parcel takes it with the rest, so the order is never settled for less than it owes.
-        let succeeded: i64 = self.payment.captured_minor();
+        let succeeded: i64 = self.payment.captured_minor() - self.taken_under_replaced();
         let on_its_way: i64 = self
             .payment
             .unanswered_captures()
@@ -1508,7 +1556,7 @@ impl Order {
         {
             return None;
         }
-        let captured: i64 = self.payment.captured_minor();
+        let captured: i64 = self.payment.captured_minor() - self.taken_under_replaced();
         let rest = self.totals.total.minor_units() - captured;
         let last = self
             .shipments

@@ -21,6 +21,9 @@ pub enum RefundReason {
     UnitsCancelled,
     /// An edit made the order cheaper after its money was taken ([`crate::order::edits`]).
     OrderEdited,
+    /// An edit made the order dearer after its money was taken: a new payment of the whole new
+    /// total was taken, and what was taken under the payment it replaced is given back.
+    PaymentReplaced,
     Return,
 }
 
@@ -28,7 +31,10 @@ impl RefundReason {
     /// It gives back what the customer paid beyond what the order now costs (the order itself
     /// goes on): units called off, or an edit that made it cheaper.
     pub fn gives_back_a_difference(&self) -> bool {
-        matches!(self, Self::UnitsCancelled | Self::OrderEdited)
+        matches!(
+            self,
+            Self::UnitsCancelled | Self::OrderEdited | Self::PaymentReplaced
+        )
     }
 }
 
@@ -73,6 +79,10 @@ pub struct Refund {
     /// not confirmed): it is asked of the PSP, and announced, once the capture is.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub awaiting_capture: bool,
+    /// The PSP's payment it gives back from, when that is not the one that has the order's
+    /// money: the payment a dearer edit's new one replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_payment: Option<String>,
 }
 
 impl Order {
@@ -178,6 +188,7 @@ impl Order {
             requested_at: now,
             retried_as: None,
             awaiting_capture: false,
+            from_payment: None,
         }
     }
 }

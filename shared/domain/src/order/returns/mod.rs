@@ -778,6 +778,7 @@ impl Order {
             requested_at: now,
             retried_as: None,
             awaiting_capture: self.refund_waits_for_capture(amount),
+            from_payment: None,
         };
         Some(self.record(now, Some(cause), |next| {
             next.refunds.push(refund);
@@ -964,6 +965,7 @@ impl Order {
                 requested_at: now,
                 retried_as: None,
                 awaiting_capture: self.refund_waits_for_capture(amount),
+                from_payment: None,
             })
         } else {
             None
