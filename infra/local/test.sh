@@ -114,6 +114,22 @@ fuzz_token="$(target/debug/oms-local token --sub fuzz-staff --scope "oms:admin o
   --max-time "$fuzz_seconds" --workers 1 --suppress-health-check all --generation-database none \
   ${OMS_FUZZ_SEED:+--seed "$OMS_FUZZ_SEED"}
 
+# Money taken as soon as it is held: a stack of its own, on its own ports, started with the
+# template's PaymentCapture set to immediately (the system tests' stack captures on shipment);
+# the same fast clock as the system tests' stack.
+cleanup
+export OMS_LOCAL_PORT="${OMS_CAPTURE_PORT:-3300}"
+export OMS_LOCAL_EMULATOR_PORT="${OMS_CAPTURE_EMULATOR_PORT:-4800}"
+export OMS_LOCAL_LAMBDA_PORT="${OMS_CAPTURE_LAMBDA_PORT:-9300}"
+export OMS_API_URL="http://127.0.0.1:${OMS_LOCAL_PORT}"
+export OMS_EMULATOR_URL="http://127.0.0.1:${OMS_LOCAL_EMULATOR_PORT}"
+export OMS_LOCAL_PARAMETER_PaymentCapture=immediately
+capture_log="target/oms-local-capture.log"
+step "money taken at once (log: $capture_log)"
+start_stack oms-capture "$capture_log"
+cargo test -p oms-system-tests --features capture-at-once --test capture_at_once
+unset OMS_LOCAL_PARAMETER_PaymentCapture
+
 # The fault-injection run, on a stack of its own with its faults on (documented in the README):
 # a tenth of the functions' DynamoDB calls throttled, a tenth of their transactions cancelled
 # with a conflict, a tenth of their SNS batch entries failed, a tenth of the queues' and the
@@ -141,7 +157,7 @@ cargo test -p oms-system-tests --features fault-run --test faults -- --nocapture
 step "nothing left running"
 cleanup
 leftovers() {
-  pgrep -af -- "oms-console-browser-|oms-local up --stack oms-(test|faults)|moto_server\.py -H 127\.0\.0\.1 -p (${OMS_TEST_EMULATOR_PORT:-4600}|${OMS_FAULT_EMULATOR_PORT:-4700})( |$)|localstripe_server\.py --port ($(( ${OMS_TEST_EMULATOR_PORT:-4600} + 1 ))|$(( ${OMS_FAULT_EMULATOR_PORT:-4700} + 1 )))( |$)|cargo-lambda lambda watch -A 127\.0\.0\.1 -P (${OMS_TEST_LAMBDA_PORT:-9100}|${OMS_FAULT_LAMBDA_PORT:-9200}) " || true
+  pgrep -af -- "oms-console-browser-|oms-local up --stack oms-(test|capture|faults)|moto_server\.py -H 127\.0\.0\.1 -p (${OMS_TEST_EMULATOR_PORT:-4600}|${OMS_CAPTURE_EMULATOR_PORT:-4800}|${OMS_FAULT_EMULATOR_PORT:-4700})( |$)|localstripe_server\.py --port ($(( ${OMS_TEST_EMULATOR_PORT:-4600} + 1 ))|$(( ${OMS_CAPTURE_EMULATOR_PORT:-4800} + 1 ))|$(( ${OMS_FAULT_EMULATOR_PORT:-4700} + 1 )))( |$)|cargo-lambda lambda watch -A 127\.0\.0\.1 -P (${OMS_TEST_LAMBDA_PORT:-9100}|${OMS_CAPTURE_LAMBDA_PORT:-9300}|${OMS_FAULT_LAMBDA_PORT:-9200}) " || true
 }
 for _ in $(seq 1 20); do
   [ -z "$(leftovers)" ] && break

@@ -249,6 +249,8 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("next.RESERVED.waiting", "Your order goes to our warehouse, whole, as soon as they arrive; we tell you then.", "Ihre Bestellung geht vollständig ins Lager, sobald sie da sind; wir melden uns dann."),
     ("next.RESERVED.ahead", "What is in stock goes to our warehouse now; the rest follows in a parcel of its own as it arrives. We tell you when each parcel ships.", "Was vorrätig ist, geht jetzt ins Lager; der Rest folgt in einem eigenen Paket, sobald er eintrifft. Wir schreiben Ihnen, sobald jedes Paket versandt ist."),
     ("next.edit-awaiting-payment", "Your order was changed and now costs {total}, {more} more: it is packed once you authorize the new total with your payment provider, by {due}. If you do not, it ships as before.", "Ihre Bestellung wurde geändert und kostet jetzt {total}, {more} mehr: Wir packen sie, sobald Sie den neuen Betrag bei Ihrem Zahlungsanbieter autorisiert haben, bis {due}. Sonst wird sie wie zuvor versandt."),
+    ("next.edit-awaiting-payment.taken", "Your order was changed and now costs {total}, {more} more: it is packed once you pay the new total with your payment provider, by {due}, and the {before} you paid before is refunded then. If you do not, it ships as before.", "Ihre Bestellung wurde geändert und kostet jetzt {total}, {more} mehr: Wir packen sie, sobald Sie den neuen Betrag bei Ihrem Zahlungsanbieter bezahlt haben, bis {due}; die zuvor bezahlten {before} erstatten wir dann. Sonst wird sie wie zuvor versandt."),
+    ("payment.edit-awaiting-payment.taken", "You paid for your order as it was; the new total waits for your payment, and what you paid before is refunded once it is taken.", "Sie haben Ihre Bestellung bezahlt, wie sie war; der neue Betrag wartet auf Ihre Zahlung, die frühere Zahlung erstatten wir, sobald er eingezogen ist."),
     ("payment.edit-awaiting-payment", "The amount held on your card covers your order as it was; the new total waits for your authorization.", "Der auf Ihrer Karte reservierte Betrag deckt Ihre Bestellung, wie sie war; der neue Betrag wartet auf Ihre Autorisierung."),
     ("status.FULFILLING", "Our warehouse is packing your order.", "Unser Lager packt Ihre Bestellung."),
     ("status.PARTIALLY_SHIPPED", "Part of your order is on its way; the rest follows.", "Ein Teil Ihrer Bestellung ist unterwegs; der Rest folgt."),
@@ -473,8 +475,10 @@ impl OrderPage {
         let payment = order.payment_status();
         let waiting = order.status == OrderStatus::Reserved && order.backordered() > 0;
         let awaiting_edit = order.awaiting_edit();
+        let replaces_taken = awaiting_edit.is_some_and(|e| order.replaces_taken(e));
         let next = match order.status {
             // What the customer must do comes first: the edit waits for their payment.
+            _ if replaces_taken => "next.edit-awaiting-payment.taken",
             _ if awaiting_edit.is_some() => "next.edit-awaiting-payment",
             OrderStatus::Reserved if !payment.allows_fulfillment() => "next.RESERVED.unpaid",
             OrderStatus::Reserved if waiting && order.waits_for_stock() => "next.RESERVED.waiting",
@@ -534,10 +538,13 @@ impl OrderPage {
                         &edit
                             .due_by
                             .map_or_else(String::new, |due| moment(due, language)),
-                    ),
+                    )
+                    .replace("{before}", &money(edit.totals_before.total)),
                 None => t(next).to_owned(),
             },
-            payment: if awaiting_edit.is_some() {
+            payment: if replaces_taken {
+                t("payment.edit-awaiting-payment.taken")
+            } else if awaiting_edit.is_some() {
                 t("payment.edit-awaiting-payment")
             } else {
                 t(&format!("payment.{}", payment.as_str()))
@@ -753,6 +760,35 @@ mod tests {
         let seite = OrderPage::of(&edited, "de");
         assert!(seite.next.contains("mehr"), "{}", seite.next);
         assert!(!seite.next.contains('{'), "{}", seite.next);
+
+        // Its money taken already: the new total is paid, what was paid before refunded.
+        let taken = order
+            .captured_for_test(at)
+            .edit(
+                &express,
+                "k2",
+                "admin",
+                &oms_domain::shipping::ShippingPolicy::default_policy(),
+                |_| Some("domestic".into()),
+                &[],
+                chrono::Duration::minutes(30),
+                at,
+            )
+            .unwrap()
+            .order;
+        let before = format_money(order.totals.total, "en");
+        let page = OrderPage::of(&taken, "en");
+        assert!(
+            page.next
+                .contains(&format!("the {before} you paid before is refunded")),
+            "{}",
+            page.next
+        );
+        assert!(page.payment.contains("refunded once"), "{}", page.payment);
+        for language in ["en", "de"] {
+            let page = OrderPage::of(&taken, language);
+            assert!(!page.next.contains('{'), "{}", page.next);
+        }
     }
 
     #[test]

@@ -424,11 +424,7 @@ impl Renderer {
                 "dearer": e.difference() > 0,
                 "awaitingPayment": e.state == crate::order::edits::EditState::AwaitingPayment,
                 // It replaces a payment money was taken under: refunded once the new one is.
-                "replacesTaken": e.replaces.as_deref().is_some_and(|r| order
-                    .payment
-                    .payments()
-                    .iter()
-                    .any(|p| p.reference == Some(r) && p.captured)),
+                "replacesTaken": order.replaces_taken(e),
                 "payWithinMinutes": e.due_by.map(|due| (due - e.at).num_minutes().max(1)),
             })),
             "cancelledItems": unit_cancellation.map(|c| c.lines.iter().map(|l| serde_json::json!({

@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant};
 
 use oms_system_tests::{
-    parcel, psp_body, psp_secret, texts, tracking, unique, Probe, Stack, StatusCode,
-    ROTATED_PSP_SECRET,
+    if_match, open_at_stripe, parcel, pay_at_stripe, pay_at_stripe_with, psp_body, psp_secret,
+    texts, tracking, unique, wait_for, Probe, Stack, StatusCode, ROTATED_PSP_SECRET,
 };
 use serde_json::{json, Value};
 
@@ -19,23 +19,6 @@ fn window() -> Duration {
             .and_then(|s| s.parse().ok())
             .unwrap_or(20),
     )
-}
-
-/// Waits until `check` holds for the order as staff see it, and returns it.
-async fn wait_for(stack: &Stack, id: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let order = stack.order_as_staff(id).await;
-        if check(&order) {
-            return order;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "order {id}: {what} not reached in 180 s: {order}"
-        );
-        // Half a second: fifty of these run at once in the race test, beside the whole suite.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
 }
 
 fn notes(order: &Value) -> Vec<String> {
@@ -1473,58 +1456,6 @@ async fn a_stripe_order_cancelled_before_it_ships_has_its_hold_released_at_strip
     );
 }
 
-/// Confirms the PaymentIntent `intent_id` at the Stripe emulator with the test card 4242…, as
-/// Stripe.js does in the customer's browser, and answers the intent as confirmed.
-async fn pay_at_stripe(stack: &Stack, intent_id: &str) -> Value {
-    let (status, confirmed) = pay_at_stripe_with(stack, intent_id, "4242424242424242").await;
-    assert!(status.is_success(), "{status} {confirmed}");
-    confirmed
-}
-
-/// Confirms the PaymentIntent `intent_id` at the Stripe emulator with the test card `number`;
-/// answers Stripe's status and body (a declined card's 402 among them).
-async fn pay_at_stripe_with(stack: &Stack, intent_id: &str, number: &str) -> (StatusCode, Value) {
-    let card = stack
-        .stripe_api(
-            "/v1/payment_methods",
-            &[
-                ("type", "card"),
-                ("card[number]", number),
-                ("card[exp_month]", "12"),
-                ("card[exp_year]", "2030"),
-                ("card[cvc]", "123"),
-            ],
-            None,
-        )
-        .await;
-    let path = format!("/v1/payment_intents/{intent_id}");
-    stack
-        .stripe_api(
-            &path,
-            &[("payment_method", card["id"].as_str().unwrap())],
-            None,
-        )
-        .await;
-    stack
-        .stripe_api_answer(&format!("{path}/confirm"), &[], None)
-        .await
-}
-
-/// Opens the Stripe payment of the order `id` as its customer, and answers the PaymentIntent's
-/// id.
-async fn open_at_stripe(stack: &Stack, customer: &str, id: &str) -> String {
-    let opened = stack
-        .post(
-            &format!("/orders/{id}/payment-intent"),
-            &stack.token(customer, None),
-            &[],
-            json!(null),
-        )
-        .await;
-    assert_eq!(opened.status, StatusCode::OK, "{:?}", opened.body);
-    opened.body["paymentIntentId"].as_str().unwrap().to_owned()
-}
-
 #[tokio::test]
 async fn a_card_declined_at_the_stripe_emulator_leaves_the_order_unpaid_until_it_expires() {
     let stack = Stack::connect().await;
@@ -1928,11 +1859,6 @@ async fn the_rest_of_a_hold_is_released_at_stripe_when_the_parcel_still_to_leave
         "{}",
         settled["payment"]
     );
-}
-
-/// The version an order view answers, as an `If-Match` value.
-fn if_match(order: &Value) -> String {
-    format!("\"v{}\"", order["version"])
 }
 
 /// Staff change a paid order to a dearer method before it is packed: the order leaves the

@@ -243,6 +243,8 @@ pub(super) async fn order<S: Store, K: SecretSource>(
             more_orders,
             cancellable,
             editable => order.editable().is_ok(),
+            // The edit waiting for its payment replaces one whose money was taken.
+            replaces_taken => order.awaiting_edit().is_some_and(|e| order.replaces_taken(e)),
             methods => ["STANDARD", "EXPRESS", "OVERNIGHT"],
             unit_lines => ser(&unit_lines),
             form_key => format!("console-{}", OrderId::generate(Utc::now())),

@@ -245,6 +245,17 @@ impl Order {
         }
     }
 
+    /// Whether `edit` replaces a payment money was taken under (refunded once the new one is
+    /// taken), rather than a hold.
+    pub fn replaces_taken(&self, edit: &OrderEdit) -> bool {
+        edit.replaces.as_deref().is_some_and(|r| {
+            self.payment
+                .payments()
+                .iter()
+                .any(|p| p.reference == Some(r) && p.captured)
+        })
+    }
+
     /// The PSP payments whose holds an edit's new authorization replaced: released, never
     /// captured, and not a second payment for staff.
     pub(crate) fn superseded_payments(&self) -> Vec<&str> {
