@@ -105,8 +105,8 @@ pub async fn start_payment<O: OrderStore, P: crate::ports::PaymentProvider>(
     if order.customer_id != caller.customer_id && !caller.is_admin() {
         return Err(PaymentAppError::NotFound);
     }
-    // An edit made the order dearer while its money was held: a new payment for the whole
-    // new total replaces the hold (one per edit).
+    // An edit made the order dearer while its money was held or after it was taken: a new
+    // payment for the whole new total replaces the earlier one (one per edit).
     if let Some(edit) = order.awaiting_edit() {
         let key = format!("{}-INTENT", edit.id);
         return Ok(provider

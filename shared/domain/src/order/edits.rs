@@ -195,6 +195,11 @@ pub enum EditError {
          provider confirms it"
     )]
     CaptureOnItsWay,
+    #[error(
+        "the order's money was taken under a payment its PSP named no reference for: a dearer \
+         edit cannot have it refunded; cancel and order again instead"
+    )]
+    UnnamedPayment,
     #[error("the order has recorded {MAX_EDITS} edits, the most it keeps")]
     TooManyEdits,
     /// A field names what cannot be: an unserved destination, nothing to change.
@@ -458,6 +463,9 @@ impl Order {
         let taken = own.iter().find(|p| p.captured);
         let covered = holding.is_some_and(|p| p.authorized_minor >= after.total.minor_units());
         let replaces = match taken {
+            Some(taken) if dearer && taken.reference.is_none() => {
+                return Err(EditError::UnnamedPayment)
+            }
             Some(taken) => dearer.then(|| taken.reference.map(str::to_owned)),
             None => (dearer
                 && matches!(payment, PaymentStatus::Authorized)
@@ -797,8 +805,10 @@ impl Order {
     pub(crate) fn settle_paid_edit(&mut self, now: DateTime<Utc>) -> Option<String> {
         let edit = self.awaiting_edit()?;
         let total = self.totals.total.minor_units();
+        // Held in full, or taken in full (a PSP that captures by itself).
         let paid = self.payment.payments().iter().any(|p| {
-            p.holds() && p.reference != edit.replaces.as_deref() && p.authorized_minor >= total
+            p.reference != edit.replaces.as_deref()
+                && ((p.holds() && p.authorized_minor >= total) || p.captured_minor >= total)
         });
         if !paid {
             return None;
@@ -2178,6 +2188,86 @@ mod tests {
         assert_eq!(late.money_reference(), Some("pi_1"));
     }
 
+    /// Money taken under an earlier policy (at once), the policy now on shipment: the payment
+    /// that replaces it is still taken at once (until then the customer paid twice); called off
+    /// before that capture is answered, the first payment is given back in full at once, and
+    /// the new one's capture, if it lands, is refunded too.
+    #[test]
+    fn a_payment_replacing_taken_money_is_taken_at_once_and_given_back_if_called_off() {
+        use PaymentEventKind::*;
+        let at_once = PaymentPolicy {
+            capture: CaptureMode::Immediately,
+            ..PaymentPolicy::default()
+        };
+        let on_shipment = PaymentPolicy::default();
+        let held = answered(
+            &reserved(),
+            "a1",
+            AuthorizationSucceeded,
+            4090,
+            "pi_1",
+            None,
+            &at_once,
+        );
+        let paid = answered(&held, "c1", CaptureSucceeded, 4090, "pi_1", None, &at_once);
+        let dearer = edit(&paid, &to(Some(ShippingMethod::Express), None), "k1").unwrap();
+        let renewed = answered(
+            &dearer,
+            "a2",
+            AuthorizationSucceeded,
+            4690,
+            "pi_2",
+            None,
+            &on_shipment,
+        );
+        let capture = renewed.payment.requests.last().unwrap();
+        assert_eq!(
+            (capture.kind, capture.psp_reference.as_deref()),
+            (PspRequestKind::Capture, Some("pi_2"))
+        );
+        // Called off while that capture is on its way: pi_1's 40.90 goes back now.
+        let cancelled = renewed
+            .cancel("gone".into(), "customer", now())
+            .unwrap()
+            .order;
+        let asked = crate::events::refund_events(Some(&renewed), Some(&cancelled));
+        assert_eq!(asked.len(), 1);
+        assert_eq!(
+            (
+                asked[0].data.psp_reference.as_deref(),
+                asked[0].data.refund.amount.minor_units()
+            ),
+            (Some("pi_1"), 4090)
+        );
+        assert!(
+            !cancelled
+                .payment
+                .requests
+                .iter()
+                .any(|r| r.kind == PspRequestKind::Void),
+            "no void under a capture on its way"
+        );
+        // The capture lands after all: the whole new total is refunded from pi_2.
+        let landed = answered(
+            &cancelled,
+            "c2",
+            CaptureSucceeded,
+            4690,
+            "pi_2",
+            None,
+            &on_shipment,
+        );
+        let asked = crate::events::refund_events(Some(&cancelled), Some(&landed));
+        assert_eq!(asked.len(), 1);
+        assert_eq!(
+            (
+                asked[0].data.psp_reference.as_deref(),
+                asked[0].data.refund.amount.minor_units()
+            ),
+            (Some("pi_2"), 4690)
+        );
+    }
+
     #[test]
     fn a_cheaper_edit_of_held_money_captures_the_smaller_total() {
         let order = psp(
@@ -2305,6 +2395,10 @@ mod money_properties {
         Wait,
         Ship,
         Cancel,
+        /// The PSP leaves the captures of the next step unanswered (until a later one).
+        CapturesLinger,
+        /// The PSP fails the captures of the next step.
+        CapturesFail,
     }
 
     fn step() -> impl Strategy<Value = Step> {
@@ -2321,6 +2415,8 @@ mod money_properties {
             1 => Just(Step::Wait),
             1 => Just(Step::Ship),
             1 => Just(Step::Cancel),
+            1 => Just(Step::CapturesLinger),
+            1 => Just(Step::CapturesFail),
         ]
     }
 
@@ -2329,6 +2425,7 @@ mod money_properties {
     fn answer_everything(
         mut order: Order,
         policy: &PaymentPolicy,
+        step: &Step,
         now: DateTime<Utc>,
         n: &mut usize,
     ) -> Order {
@@ -2338,6 +2435,9 @@ mod money_properties {
                 .payment
                 .requests
                 .iter()
+                .filter(|r| {
+                    !(matches!(step, Step::CapturesLinger) && r.kind == PspRequestKind::Capture)
+                })
                 .find(|r| !answered(&order, &r.request_id))
                 .cloned();
             let refund = order
@@ -2353,6 +2453,9 @@ mod money_properties {
                 (Some(r), _) => PaymentEvent {
                     event_id: format!("answer-{n}"),
                     kind: match r.kind {
+                        PspRequestKind::Capture if matches!(step, Step::CapturesFail) => {
+                            PaymentEventKind::CaptureFailed
+                        }
                         PspRequestKind::Capture => PaymentEventKind::CaptureSucceeded,
                         PspRequestKind::Void => PaymentEventKind::VoidSucceeded,
                     },
@@ -2498,6 +2601,7 @@ mod money_properties {
                 .cancel("gone".into(), "admin", now)
                 .ok()
                 .map(|c| c.order),
+            Step::CapturesLinger | Step::CapturesFail => None,
         };
         next.unwrap_or_else(|| order.clone())
     }
@@ -2545,6 +2649,13 @@ mod money_properties {
         prop_assert_eq!(order.totals.subtotal.minor_units(), subtotal);
         let kept = captured - refunded;
         let total = order.totals.total.minor_units();
+        // A capture on its way, or one the PSP failed (in front of staff), leaves what was
+        // taken short of what the order costs until it is answered or staff act.
+        let unsettled = !order.payment.unanswered_captures().is_empty()
+            || order
+                .payment_attentions()
+                .iter()
+                .any(|a| a.reason == crate::order::payments::AttentionReason::CaptureFailed);
         let superseded = order.superseded_payments();
         let holding: Vec<_> = payments
             .iter()
@@ -2560,6 +2671,7 @@ mod money_properties {
                     payments
                 );
             }
+            OrderStatus::Shipped if unsettled => {}
             OrderStatus::Shipped => {
                 prop_assert_eq!(kept, total, "what was taken is what it costs");
                 prop_assert!(
@@ -2568,7 +2680,7 @@ mod money_properties {
                     payments
                 );
             }
-            _ if order.awaiting_edit().is_some() => {}
+            _ if order.awaiting_edit().is_some() || unsettled => {}
             _ if capture == CaptureMode::Immediately => {
                 prop_assert_eq!(kept, total, "what was taken at once is what it costs");
                 prop_assert!(
@@ -2620,16 +2732,22 @@ mod money_properties {
             PaymentUpdate::Duplicate => unreachable!(),
         };
         let mut answers = 0;
-        order = answer_everything(order, &payment_policy, t0(), &mut answers);
+        order = answer_everything(order, &payment_policy, &Step::Ship, t0(), &mut answers);
         order = order.start_fulfillment("BER-1", t0()).unwrap();
         let mut now = t0();
+        let mut psp = Step::Ship;
         for (n, step) in steps.iter().enumerate() {
             now += Duration::minutes(match step {
                 Step::Wait => 60,
                 _ => 1,
             });
             order = apply(&order, step, n, &payment_policy, now);
-            order = answer_everything(order, &payment_policy, now, &mut answers);
+            order = answer_everything(order, &payment_policy, &psp, now, &mut answers);
+            // How the PSP answers the captures of the next step.
+            psp = match step {
+                Step::CapturesLinger | Step::CapturesFail => step.clone(),
+                _ => Step::Ship,
+            };
             check(&order, capture)?;
         }
         Ok(())

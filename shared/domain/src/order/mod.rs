@@ -806,6 +806,17 @@ impl Order {
     ) -> Order {
         let mut next = self.clone();
         let event = change(&mut next);
+        // A refund asked of the PSP in this change names the payment it gives back from: the
+        // one that has the order's money now (a payment that replaces it later does not
+        // move it).
+        let reference = next.money_reference().map(str::to_owned);
+        for (index, refund) in next.refunds.iter_mut().enumerate() {
+            let asked_now = !refund.awaiting_capture
+                && self.refunds.get(index).is_none_or(|r| r.awaiting_capture);
+            if asked_now && refund.from_payment.is_none() {
+                refund.from_payment = reference.clone();
+            }
+        }
         next.version = self.version + 1;
         next.updated_at = now;
         next.timeline.push(TimelineEntry {

@@ -772,7 +772,7 @@ impl Order {
         // A payment an edit's new one replaced is not the order's any more: what was taken
         // under it is refunded, and the status is the new payment's.
         if let Some(taken) = self.own_payments().into_iter().find(|p| p.captured) {
-            let refunded = self.refunds_issued();
+            let refunded = self.refunds_issued(taken.reference);
             // Part taken and the rest still held (the parcels still to leave have their money
             // there, whatever was refunded of those that left).
             if taken.holds() {
@@ -876,17 +876,13 @@ impl Order {
         }
     }
 
-    /// What the PSP has paid back of the money taken under the order's own payment, in minor
-    /// units: the refunds since the last payment an edit replaced (those before it, and its
-    /// own refund, gave back what was taken under the payments replaced).
-    fn refunds_issued(&self) -> i64 {
-        let since = self
-            .refunds
+    /// What the PSP has paid back of the money taken under `taken` (the order's own payment), in
+    /// minor units: the refunds asked of it (or naming none: asked before refunds named their
+    /// payment), not those of a payment an edit replaced.
+    fn refunds_issued(&self, taken: Option<&str>) -> i64 {
+        self.refunds
             .iter()
-            .rposition(|r| r.reason == RefundReason::PaymentReplaced)
-            .map_or(0, |last| last + 1);
-        self.refunds[since..]
-            .iter()
+            .filter(|r| r.from_payment.is_none() || r.from_payment.as_deref() == taken)
             .filter(|r| self.refund_state(&r.refund_id) == RefundState::Issued)
             .map(|r| r.amount.minor_units())
             .sum()
@@ -1327,7 +1323,23 @@ impl Order {
             }
         }
         let captured = self.own_payments().iter().any(|p| p.captured);
+        // A payment that replaced one money was taken under is taken at once, whatever the
+        // policy: until it is, the customer paid twice and the first is not yet given back.
+        let replacing_taken = self
+            .refunds
+            .iter()
+            .any(|r| r.reason == RefundReason::PaymentReplaced && r.awaiting_capture);
         if called_off {
+            // What a payment an edit replaced took is given back now, whatever becomes of the
+            // new one (its capture may never come): that money was taken.
+            for refund in self
+                .refunds
+                .iter_mut()
+                .filter(|r| r.reason == RefundReason::PaymentReplaced && r.awaiting_capture)
+            {
+                refund.awaiting_capture = false;
+                refund.requested_at = now;
+            }
             // A capture on its way is not voided under it: if it succeeds the money is
             // refunded, if it fails the hold is voided then.
             for reference in &held {
@@ -1373,6 +1385,7 @@ impl Order {
             }
         } else if (self.leaves_in_parts() || self.captures_by_parcel())
             && capture == CaptureMode::OnShipment
+            && !replacing_taken
         {
             // Each parcel's share is taken as it leaves, one capture at a time, from the
             // payment that holds the money.
@@ -1388,7 +1401,7 @@ impl Order {
                     self.ask_capture(reference.clone(), amount, Some(number), false, now);
                 }
             }
-        } else if (shipped || capture == CaptureMode::Immediately) && !captured {
+        } else if (shipped || capture == CaptureMode::Immediately || replacing_taken) && !captured {
             // The first payment that holds the money is taken; any other is a second payment
             // for staff.
             if let Some(reference) = held.first() {

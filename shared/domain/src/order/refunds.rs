@@ -79,8 +79,8 @@ pub struct Refund {
     /// not confirmed): it is asked of the PSP, and announced, once the capture is.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub awaiting_capture: bool,
-    /// The PSP's payment it gives back from, when that is not the one that has the order's
-    /// money: the payment a dearer edit's new one replaced.
+    /// The PSP's payment it gives back from, named when it is asked of the PSP: the one that
+    /// had the order's money then — or the payment a dearer edit's new one replaced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from_payment: Option<String>,
 }
@@ -121,10 +121,20 @@ impl Order {
         if self.refund_state(refund_id) != crate::order::payments::RefundState::Failed {
             return Err(RefundRetryError::NotFailed);
         }
+        // Asked of the payment the failed one was asked of (a payment that replaced it since
+        // did not take that money).
+        let asked_of = failed.from_payment.clone().or_else(|| {
+            self.payment
+                .ledger
+                .iter()
+                .rfind(|e| e.refund_id.as_deref() == Some(refund_id))
+                .and_then(|e| e.psp_reference.clone())
+        });
         let again = Refund {
             refund_id: self.next_refund_id(),
             requested_at: now,
             retried_as: None,
+            from_payment: asked_of,
             ..failed.clone()
         };
         let note = format!("refund {refund_id} asked again as {}", again.refund_id);
