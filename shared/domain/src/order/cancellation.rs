@@ -608,7 +608,16 @@ impl Order {
         let taken_minor: i64 = self.payment.captured_minor();
         let (refunded, _) = self.refunded();
         let difference = before.total.minor_units() - after.total.minor_units();
-        let kept = refunded + after.total.minor_units();
+        // What the business keeps afterwards: what the order then costs, less what returned
+        // goods were refunded for (a return does not lower the total; it may have given back
+        // the whole shipping charge already) — never below nothing.
+        let returned: i64 = self
+            .refunds
+            .iter()
+            .filter(|r| r.retried_as.is_none() && r.reason == RefundReason::Return)
+            .map(|r| r.amount.minor_units())
+            .sum();
+        let kept = refunded + (after.total.minor_units() - returned).max(0);
         let owed_back = difference.min(taken_minor + asked - kept);
         (owed_back > 0).then(|| Refund {
             refund_id: self.next_refund_id(),
@@ -1164,6 +1173,105 @@ mod tests {
             .find(|r| r.kind == PspRequestKind::Void)
             .unwrap();
         assert_eq!(void.amount.minor_units(), before);
+    }
+
+    /// A split order taken at once: the first parcel delivered and returned (refunded), then
+    /// the parcel still to leave called off. The goods returned were refunded for themselves:
+    /// calling off the rest gives back exactly what the rest cost, so the business keeps what
+    /// the order now costs less what came back.
+    #[test]
+    fn units_called_off_after_a_return_was_refunded_give_back_their_whole_share() {
+        let order = placed(
+            json!([{"sku": "A", "quantity": 2}, {"sku": "B", "quantity": 1}]),
+            &[product("A", 1000, 5), product("B", 3000, 5)],
+        );
+        let shipment = |location: &str, sku: &str, units: u32| PlannedShipment {
+            location: location.into(),
+            lines: vec![(Sku::parse(sku).unwrap(), units)],
+            weight_grams: 0,
+            cost: 0,
+        };
+        let plan = Plan {
+            shipments: vec![shipment("BER-1", "A", 2), shipment("AMS-1", "B", 1)],
+        };
+        let total = order.totals.total.minor_units();
+        let at_once = PaymentPolicy {
+            capture: crate::order::payments::CaptureMode::Immediately,
+            ..PaymentPolicy::default()
+        };
+        let said = |order: &Order, id: &str, kind: PaymentEventKind, amount: i64| {
+            let event = PaymentEvent {
+                event_id: id.into(),
+                kind,
+                amount: Money::new(amount, order.totals.total.currency()).unwrap(),
+                occurred_at: now(),
+                psp_reference: Some("pi_1".into()),
+                refund_id: None,
+                request_id: None,
+                reason: None,
+            };
+            match order.record_payment(&event, &at_once, now()).unwrap() {
+                PaymentUpdate::Recorded(next) => *next,
+                PaymentUpdate::Duplicate => panic!("a duplicate"),
+            }
+        };
+        let reserved = order.reserve(&plan, now()).unwrap();
+        let held = said(
+            &reserved,
+            "auth",
+            PaymentEventKind::AuthorizationSucceeded,
+            total,
+        );
+        let paid = said(&held, "cap", PaymentEventKind::CaptureSucceeded, total);
+        let shipped = paid
+            .start_fulfillment("BER-1", now())
+            .unwrap()
+            .pick(1, "p", now())
+            .unwrap()
+            .pack(1, crate::fixtures::parcel(), "p", now())
+            .unwrap()
+            .ship(
+                1,
+                crate::fixtures::tracking(),
+                paid.shipping.estimate,
+                "p",
+                now(),
+            )
+            .unwrap();
+        let delivered = match shipped
+            .carrier_event(
+                1,
+                "evt-delivered",
+                crate::order::fulfillment::CarrierEventKind::Delivered,
+                None,
+                now(),
+                now(),
+            )
+            .unwrap()
+        {
+            crate::order::fulfillment::CarrierUpdate::Applied(order) => *order,
+            _ => panic!("delivered"),
+        };
+        let returned = delivered
+            .returned_for_test("A", 2, "RESTOCK", now())
+            .unwrap()
+            .order;
+        // Damaged: the seller's fault, so the shipping charge came back with the two A.
+        let for_the_return = returned.refunds.last().unwrap().amount.minor_units();
+        assert_eq!(
+            for_the_return,
+            2000 + returned.totals.shipping.minor_units()
+        );
+        let next = returned
+            .cancel_units(&units(&[("B", 1)]), "k1", "customer", rate, now())
+            .unwrap()
+            .order;
+        let refund = next.refunds.last().unwrap();
+        assert_eq!(refund.reason, RefundReason::UnitsCancelled);
+        // B itself; the shipping charge came back with the return already.
+        assert_eq!(refund.amount.minor_units(), 3000);
+        let refunded: i64 = next.refunds.iter().map(|r| r.amount.minor_units()).sum();
+        assert_eq!(refunded, total, "everything came back or was called off");
     }
 
     #[test]
