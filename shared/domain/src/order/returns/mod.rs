@@ -1130,6 +1130,7 @@ mod tests {
             product("TSHIRT-GOLD-M", 3200, 3),
             product("TSHIRT-PLAIN-M", 1800, 3),
             product("LAMP-DESK", 9900, 3),
+            product("LAMP-FLOOR", 25000, 3),
         ];
         order.request_return(&request(lines), key("k1"), &catalog, &policy, at(now))
     }
@@ -1413,6 +1414,30 @@ mod tests {
             received.order.refunds.is_empty(),
             "an exchange is not refunded"
         );
+    }
+
+    /// Approval reserves the exchange before anything arrives: an exchange worth more than the
+    /// policy approves at once waits for staff, however little the units sent back are worth.
+    #[test]
+    fn an_exchange_worth_more_than_the_policy_approves_at_once_waits_for_staff() {
+        let order = delivered();
+        let lamp = open(
+            &order,
+            json!([
+                {"sku": "TSHIRT-RED-M", "quantity": 1, "reason": "DOES_NOT_FIT", "exchangeSku": "LAMP-FLOOR"}
+            ]),
+            "2026-11-21T10:00:00Z",
+        );
+        let lamp = lamp.unwrap();
+        assert_eq!(lamp.order.returns[0].status, ReturnStatus::PendingApproval);
+        assert!(
+            lamp.moves.is_empty(),
+            "nothing reserved before staff decide"
+        );
+        let blue = open(&order, json!([
+            {"sku": "TSHIRT-RED-M", "quantity": 1, "reason": "DOES_NOT_FIT", "exchangeSku": "TSHIRT-BLUE-M"}
+        ]), "2026-11-21T10:00:00Z").unwrap();
+        assert_eq!(blue.order.returns[0].status, ReturnStatus::Approved);
     }
 
     /// The order's units may be elsewhere by the receipt (called off, or moved): the exchange

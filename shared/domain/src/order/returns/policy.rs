@@ -26,7 +26,8 @@ pub enum ShippingRefund {
 pub struct AutoApproval {
     /// Every line's reason must be one of these.
     pub reasons: Vec<ReturnReason>,
-    /// The value of the returned units (minor units of the store's currency) must not exceed it.
+    /// The value of the returned units (minor units of the store's currency) must not exceed it
+    /// — for an exchange, of the item reserved in their place if that is worth more.
     pub max_value: i64,
     /// Whether a return with an exchange may be approved without staff.
     pub exchanges: bool,
@@ -65,11 +66,23 @@ impl ReturnPolicy {
             .unwrap_or(self.window_days)
     }
 
+    /// Whether `lines` are approved without staff. The value weighed is what the return
+    /// moves: the units sent back, or, for an exchange, the item reserved in their place if it
+    /// is worth more (approval reserves it, before anything arrives).
     pub(crate) fn approves_at_once(&self, lines: &[ReturnLine]) -> bool {
         let rules = &self.auto_approval;
         let value: i64 = lines
             .iter()
-            .map(|l| l.unit_price.minor_units() * i64::from(l.quantity.get()))
+            .map(|l| {
+                let unit = l
+                    .exchange
+                    .as_ref()
+                    .and_then(|e| e.unit_price)
+                    .map_or(l.unit_price.minor_units(), |p| {
+                        p.minor_units().max(l.unit_price.minor_units())
+                    });
+                unit * i64::from(l.quantity.get())
+            })
             .sum();
         lines.iter().all(|l| rules.reasons.contains(&l.reason))
             && value <= rules.max_value
