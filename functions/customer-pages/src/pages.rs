@@ -295,6 +295,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("return.APPROVED", "Approved: print the label and send the parcel.", "Genehmigt: Drucken Sie das Etikett und senden Sie das Paket."),
     ("return.REJECTED", "Not accepted.", "Nicht angenommen."),
     ("return.RECEIVED", "Received at our warehouse.", "In unserem Lager eingegangen."),
+    ("return.EXPIRED", "Closed: nothing reached us in the time we allow. If you sent it, please contact us.", "Geschlossen: In der vorgesehenen Zeit ist nichts bei uns eingetroffen. Falls Sie sie verschickt haben, melden Sie sich bitte."),
     ("refund.AWAITING_CAPTURE", "Refund of {amount}: issued once your payment is settled.", "Erstattung von {amount}: wird veranlasst, sobald Ihre Zahlung abgeschlossen ist."),
     ("refund.REQUESTED", "Refund of {amount}: on its way.", "Erstattung von {amount}: unterwegs."),
     ("refund.ISSUED", "Refund of {amount}: issued.", "Erstattung von {amount}: veranlasst."),

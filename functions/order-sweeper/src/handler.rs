@@ -8,6 +8,7 @@ use oms_adapters::dynamo::DynamoStore;
 use oms_domain::app::locations::LocationDirectory;
 use oms_domain::app::sweep::{sweep, SweepPolicies, SweepReport, STUCK_AFTER_MINUTES};
 use oms_domain::order::payments::PaymentPolicy;
+use oms_domain::order::returns::policy::ReturnPolicy;
 use oms_domain::ports::{InventoryStore, LocationStore, OrderStore, OrderTransactions};
 use oms_domain::shipping::ShippingPolicy;
 use serde::Serialize;
@@ -21,6 +22,9 @@ pub struct App<S> {
     pub store: S,
     pub payment: PaymentPolicy,
     pub shipping: ShippingPolicy,
+    /// How long an approved return may take to arrive (`RETURN_POLICY_FILE`, or the bundled
+    /// rules).
+    pub returns: ReturnPolicy,
     /// Where stock is kept: a stuck reservation is planned over them.
     pub locations: LocationDirectory,
 }
@@ -31,6 +35,7 @@ impl App<DynamoStore> {
         Ok(App {
             store: DynamoStore::from_env()?,
             payment: config::payment_policy_from_env()?,
+            returns: config::return_policy_from_env()?,
             locations: config::location_directory_from_env(&shipping)?,
             shipping,
         })
@@ -46,6 +51,8 @@ pub struct SweepAnswer {
     pub reservations_redriven: Vec<String>,
     pub fulfillments_redriven: Vec<String>,
     pub flagged: Vec<String>,
+    /// Orders whose approved return never arrived: closed, their exchange released.
+    pub returns_expired: Vec<String>,
     pub contended: Vec<String>,
     /// Orders it could not handle, with why.
     pub failed: Vec<FailedOrder>,
@@ -68,6 +75,7 @@ impl From<SweepReport> for SweepAnswer {
             reservations_redriven: ids(report.reservations_redriven),
             fulfillments_redriven: ids(report.fulfillments_redriven),
             flagged: ids(report.flagged),
+            returns_expired: ids(report.returns_expired),
             contended: ids(report.contended),
             failed: report
                 .failed
@@ -103,6 +111,7 @@ pub async fn handle<S: OrderStore + InventoryStore + OrderTransactions + Locatio
     let locations = Box::pin(app.locations.current(&app.store)).await?;
     let policies = SweepPolicies {
         payment: &app.payment,
+        returns: &app.returns,
         shipping: &app.shipping,
         locations: &locations,
         stuck_after: chrono::Duration::minutes(STUCK_AFTER_MINUTES),
@@ -120,6 +129,7 @@ pub async fn handle<S: OrderStore + InventoryStore + OrderTransactions + Locatio
             report.reservations_redriven.len() + report.fulfillments_redriven.len(),
         ),
         ("AuthorizationsNearDeadline", report.flagged.len()),
+        ("ReturnsExpired", report.returns_expired.len()),
         ("SweepContended", report.contended.len()),
         (
             "SweepFailures",
@@ -165,6 +175,7 @@ mod tests {
             store,
             payment: PaymentPolicy::default(),
             shipping: ShippingPolicy::default_policy(),
+            returns: ReturnPolicy::default_policy(),
             locations: LocationDirectory::demo(),
         };
         let event: CloudWatchEvent = fixtures::event("order-sweeper/scheduled.json");

@@ -115,6 +115,7 @@ pub fn is_customer_facing(event_type: EventType) -> bool {
             | EventType::ReturnApproved
             | EventType::ReturnRejected
             | EventType::ReturnReceived
+            | EventType::ReturnExpired
             | EventType::OrderExpired
             | EventType::PaymentAuthorized
             | EventType::PaymentFailed
@@ -481,6 +482,8 @@ impl Renderer {
                 "exchange": l.exchange.as_ref().map(|e| e.name.clone()),
             })).collect::<Vec<_>>()),
             "decisionNote": rma.and_then(|r| r.decision.as_ref()).and_then(|d| d.note.clone()),
+            // An expired return's exchange was set aside for it, and is released.
+            "exchangeReleased": rma.is_some_and(|r| r.lines.iter().any(|l| l.exchange.is_some())),
             "replacementOrderId": event.data.replacement_order_id.as_ref().map(|o| o.to_string()),
             // The return's difference due, or, for the replacement itself held for it, its total.
             "exchangeDue": rma
@@ -772,6 +775,11 @@ mod tests {
                 later,
             )
             .unwrap()
+            .order;
+        // Nothing arrived for it within the policy's days: closed, its exchange released.
+        let return_expired = approved
+            .expire_return(&policy, later + chrono::Duration::days(31))
+            .expect("due")
             .order;
         let received = approved
             .receive_return(
@@ -1096,6 +1104,7 @@ mod tests {
             change(Some(&requested), &rejected_return, None),
             change(Some(&rejected_return), &approved, None),
             change(Some(&approved), &received, None),
+            change(Some(&approved), &return_expired, None),
             change(Some(&dearer), &received_dearer, Some("exchange-due")),
             change(None, &replacement_due, Some("exchange-replacement")),
             change(Some(&authorized), &smaller_held, Some("held")),

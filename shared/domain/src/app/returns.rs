@@ -517,6 +517,31 @@ pub async fn arriving_returns<S: OrderStore>(
     Ok((arriving, page.next_cursor))
 }
 
+/// Closes the order's oldest approved return nothing arrived for within `policy`'s days
+/// ([`Order::expire_return`]), with the release of its exchange in the same write; again if the
+/// order changed meanwhile. Answers where it made units available again, or `None` when no
+/// return of the order was due (or the order is gone).
+pub async fn expire_arriving_return<S: OrderStore + OrderTransactions>(
+    store: &S,
+    policy: &ReturnPolicy,
+    id: &OrderId,
+    now: DateTime<Utc>,
+) -> Result<Option<Vec<(Sku, String)>>, ReturnsAppError> {
+    until_written(|| async move {
+        let Some(order) = store.get(id).await? else {
+            return Ok(Attempt::Done(None));
+        };
+        let Some(change) = order.expire_return(policy, now) else {
+            return Ok(Attempt::Done(None));
+        };
+        Ok(match commit_freeing(store, change).await? {
+            Attempt::Done((_, freed)) => Attempt::Done(Some(freed)),
+            Attempt::LostRace => Attempt::LostRace,
+        })
+    })
+    .await
+}
+
 /// Reads the return's order, applies `change`, writes it; again if the order changed meanwhile.
 /// Answers the return and its order as written.
 async fn change_return<S: OrderStore + OrderTransactions>(
@@ -1094,6 +1119,65 @@ mod tests {
         let choices = exchange_choices(&store, &order.lines[0]).await.unwrap();
         let skus: Vec<&str> = choices.iter().map(|p| p.sku.as_str()).collect();
         assert_eq!(skus, ["MUG"], "no hyphen: no variants but itself");
+    }
+
+    /// An approved return nothing arrives for: the scheduled sweep closes it once the policy's
+    /// days have passed, and the units its exchange held are for sale again; a run before then,
+    /// and a second run after, change nothing.
+    #[tokio::test]
+    async fn the_sweep_closes_a_return_that_never_arrives_and_frees_its_exchange() {
+        use crate::app::sweep::{sweep, SweepPolicies};
+        let store =
+            InMemoryStore::with_products([product("A", 1000, 5), product("A-LARGE", 1000, 2)]);
+        let policy = ReturnPolicy::default_policy();
+        let order = delivered(&store, json!([{"sku": "A", "quantity": 2}]), 1).await;
+        let requested = request_return(
+            &store,
+            &policy,
+            &customer(),
+            &order.id,
+            &return_request(json!([
+                {"sku": "A", "quantity": 2, "reason": "DOES_NOT_FIT", "exchangeSku": "A-LARGE"}
+            ])),
+            key("x"),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(requested.rma.status, ReturnStatus::Approved);
+        assert_eq!(stock(&store, "A-LARGE").await, (0, 2));
+        let payment = crate::order::payments::PaymentPolicy::default();
+        let shipping = crate::shipping::ShippingPolicy::default_policy();
+        let locations = crate::location::Locations::default_locations();
+        let policies = SweepPolicies {
+            payment: &payment,
+            returns: &policy,
+            shipping: &shipping,
+            locations: &locations,
+            stuck_after: chrono::Duration::minutes(5),
+            stop_by: None,
+        };
+        let early = sweep(
+            &store,
+            &policies,
+            Utc::now() + chrono::Duration::days(29),
+            100,
+        )
+        .await
+        .unwrap();
+        assert!(early.returns_expired.is_empty());
+        let later = Utc::now() + chrono::Duration::days(31);
+        let run = sweep(&store, &policies, later, 100).await.unwrap();
+        assert_eq!(run.returns_expired, [order.id.clone()]);
+        let stored = store.get(&order.id).await.unwrap().unwrap();
+        assert_eq!(stored.returns[0].status, ReturnStatus::Expired);
+        assert_eq!(stock(&store, "A-LARGE").await, (2, 0));
+        let again = sweep(&store, &policies, later, 100).await.unwrap();
+        assert!(again.returns_expired.is_empty());
+        assert_eq!(
+            store.get(&order.id).await.unwrap().unwrap().version,
+            stored.version
+        );
     }
 
     #[tokio::test]

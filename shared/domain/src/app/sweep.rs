@@ -11,7 +11,11 @@
 //!   the reservation would have; a `RESERVED` order that is authorized but never reached the
 //!   warehouse is handed to it. What the sweep cannot move is left for the next run and counted;
 //! - **money to watch**: a capture the PSP has not confirmed within the policy's time, and an
-//!   uncaptured authorization near the PSP's capture deadline, are put in front of staff.
+//!   uncaptured authorization near the PSP's capture deadline, are put in front of staff;
+//! - **returns that never arrive**: an approved return nothing reached the warehouse for within
+//!   the return policy's `arrivalDays` is closed (`EXPIRED`) and the exchange it holds released
+//!   ([`crate::app::returns::expire_arriving_return`]), from the warehouse's list of returns on
+//!   their way, the longest-approved first.
 //!
 //! An order whose hold the PSP released while it was in the warehouse is back in `RESERVED`
 //! (held for payment) since the release, so the expiry pass finds it when its window, counted
@@ -31,6 +35,7 @@ use crate::app::reservation::{reserve_order, ReservationError, ReservationResult
 use crate::ids::OrderId;
 use crate::location::Locations;
 use crate::order::payments::PaymentPolicy;
+use crate::order::returns::policy::ReturnPolicy;
 use crate::order::{Order, OrderStatus};
 use crate::ports::{InventoryStore, OrderStore, OrderTransactions, PaymentWatch, StoreError};
 use crate::shipping::ShippingPolicy;
@@ -44,6 +49,8 @@ pub const STUCK_AFTER_MINUTES: i64 = 5;
 #[derive(Debug, Clone, Copy)]
 pub struct SweepPolicies<'a> {
     pub payment: &'a PaymentPolicy,
+    /// How long an approved return may take to arrive.
+    pub returns: &'a ReturnPolicy,
     pub shipping: &'a ShippingPolicy,
     /// Where stock is kept: a stuck reservation is planned again over them.
     pub locations: &'a Locations,
@@ -75,6 +82,8 @@ pub struct SweepReport {
     /// Captures the PSP has not confirmed in time and authorizations near their capture
     /// deadline, put in front of staff.
     pub flagged: Vec<OrderId>,
+    /// Orders whose approved return never arrived, closed and their exchange released.
+    pub returns_expired: Vec<OrderId>,
     /// Orders that changed under the sweep so often it left them for the next run.
     pub contended: Vec<OrderId>,
     /// Orders the sweep could not handle, and why (a store error, an item that does not read):
@@ -185,6 +194,7 @@ pub async fn sweep<S: OrderStore + InventoryStore + OrderTransactions>(
             }
         }
     }
+    expire_returns(store, policies, now, budget, &mut report).await;
     // Then the orders, expiry first: an unpaid order past its window is called off, not
     // re-driven.
     let expiry = now - policies.payment.authorization_window;
@@ -278,6 +288,70 @@ pub async fn sweep<S: OrderStore + InventoryStore + OrderTransactions>(
         give_found_waiting(store, policies, &waiting, &mut report, now).await;
     }
     Ok(report)
+}
+
+/// Closes the approved returns nothing arrived for in time, from the list of returns on their
+/// way (the longest-approved first, so the pass ends at the first order with none due), at most
+/// `budget` orders; what their exchanges held goes to waiting orders with the expiries' stock.
+async fn expire_returns<S: OrderStore + OrderTransactions>(
+    store: &S,
+    policies: &SweepPolicies<'_>,
+    now: DateTime<Utc>,
+    budget: usize,
+    report: &mut SweepReport,
+) {
+    let due = |order: &Order| {
+        order.returns.iter().any(|r| {
+            r.status == crate::order::returns::ReturnStatus::Approved
+                && r.approved_at() + Duration::days(i64::from(policies.returns.arrival_days)) <= now
+        })
+    };
+    let mut cursor = None;
+    let mut examined = 0;
+    'pass: loop {
+        let page = match store.list_arriving_returns(100, cursor.as_deref()).await {
+            Ok(page) => page,
+            Err(error) => {
+                report
+                    .listings_failed
+                    .push(format!("returns on their way: {error}"));
+                return;
+            }
+        };
+        for order in page.items {
+            if !due(&order) {
+                break 'pass;
+            }
+            if examined >= budget || policies.out_of_time() {
+                report.more = true;
+                break 'pass;
+            }
+            examined += 1;
+            report.examined += 1;
+            match crate::app::returns::expire_arriving_return(
+                store,
+                policies.returns,
+                &order.id,
+                now,
+            )
+            .await
+            {
+                Ok(Some(freed)) => {
+                    report.freed.extend(freed);
+                    report.returns_expired.push(order.id.clone());
+                }
+                Ok(None) => {}
+                Err(crate::app::returns::ReturnsAppError::Contended) => {
+                    report.contended.push(order.id.clone())
+                }
+                Err(error) => report.failed.push((order.id.clone(), error.to_string())),
+            }
+        }
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
 }
 
 /// Units of a paid `RESERVED` order waiting for stock: its SKU, where they wait, and where the
@@ -457,8 +531,10 @@ mod tests {
     fn policies(payment: &PaymentPolicy) -> SweepPolicies<'_> {
         static SHIPPING: std::sync::OnceLock<ShippingPolicy> = std::sync::OnceLock::new();
         static LOCATIONS: std::sync::OnceLock<Locations> = std::sync::OnceLock::new();
+        static RETURNS: std::sync::OnceLock<ReturnPolicy> = std::sync::OnceLock::new();
         SweepPolicies {
             payment,
+            returns: RETURNS.get_or_init(ReturnPolicy::default_policy),
             shipping: SHIPPING.get_or_init(ShippingPolicy::default_policy),
             locations: LOCATIONS.get_or_init(Locations::default_locations),
             stuck_after: Duration::minutes(STUCK_AFTER_MINUTES),

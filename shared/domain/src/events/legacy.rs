@@ -22,6 +22,7 @@ fn for_return(status: ReturnStatus) -> EventType {
         ReturnStatus::Approved => EventType::ReturnApproved,
         ReturnStatus::Rejected => EventType::ReturnRejected,
         ReturnStatus::Received => EventType::ReturnReceived,
+        ReturnStatus::Expired => EventType::ReturnExpired,
     }
 }
 

@@ -89,6 +89,9 @@ pub enum EventType {
     ReturnRejected,
     #[serde(rename = "oms.return.received")]
     ReturnReceived,
+    /// An approved return nothing arrived for within the policy's days, closed.
+    #[serde(rename = "oms.return.expired")]
+    ReturnExpired,
     /// Money owed to a customer, for the payment system. Its subject is the refund, not the
     /// order, so it sits outside the order's sequence.
     #[serde(rename = "oms.refund.requested")]
@@ -157,6 +160,7 @@ impl EventType {
             Self::ReturnApproved => "oms.return.approved",
             Self::ReturnRejected => "oms.return.rejected",
             Self::ReturnReceived => "oms.return.received",
+            Self::ReturnExpired => "oms.return.expired",
             Self::RefundRequested => "oms.refund.requested",
             Self::LowStock => "oms.inventory.low-stock",
             Self::ReorderPointReached => "oms.inventory.reorder-point-reached",
@@ -467,6 +471,7 @@ pub fn event_type_of(event: &OrderEvent) -> EventType {
         OrderEvent::ReturnApproved { .. } => EventType::ReturnApproved,
         OrderEvent::ReturnRejected { .. } => EventType::ReturnRejected,
         OrderEvent::ReturnReceived { .. } => EventType::ReturnReceived,
+        OrderEvent::ReturnExpired { .. } => EventType::ReturnExpired,
         OrderEvent::PaymentAuthorized => EventType::PaymentAuthorized,
         OrderEvent::PaymentCaptured => EventType::PaymentCaptured,
         OrderEvent::PaymentFailed => EventType::PaymentFailed,
@@ -948,6 +953,12 @@ mod tests {
             .unwrap()
             .order;
         seen.push((requested.clone(), received.clone()));
+        // The same return never arriving: closed after the policy's days.
+        let never_came = requested
+            .expire_return(&ReturnPolicy::default_policy(), t + Duration::days(40))
+            .expect("due")
+            .order;
+        seen.push((requested.clone(), never_came));
         let refund = received.refunds[0].refund_id.clone();
         let failed = psp(
             &received,
@@ -1192,6 +1203,9 @@ mod tests {
             OrderEvent::ReturnReceived {
                 return_id: rma.clone(),
             },
+            OrderEvent::ReturnExpired {
+                return_id: rma.clone(),
+            },
             OrderEvent::PaymentAuthorized,
             OrderEvent::PaymentCaptured,
             OrderEvent::PaymentFailed,
@@ -1232,6 +1246,7 @@ mod tests {
                 | OrderEvent::ReturnApproved { .. }
                 | OrderEvent::ReturnRejected { .. }
                 | OrderEvent::ReturnReceived { .. }
+                | OrderEvent::ReturnExpired { .. }
                 | OrderEvent::PaymentAuthorized
                 | OrderEvent::PaymentCaptured
                 | OrderEvent::PaymentFailed

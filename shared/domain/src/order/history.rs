@@ -84,6 +84,11 @@ pub enum OrderEvent {
     ReturnReceived {
         return_id: ReturnId,
     },
+    /// An approved return nothing arrived for in time is closed.
+    #[serde(rename_all = "camelCase")]
+    ReturnExpired {
+        return_id: ReturnId,
+    },
     /// The money is held or taken for the first time.
     PaymentAuthorized,
     /// What was held is taken.
@@ -114,6 +119,7 @@ impl OrderEvent {
             ReturnStatus::Approved => Self::ReturnApproved { return_id },
             ReturnStatus::Rejected => Self::ReturnRejected { return_id },
             ReturnStatus::Received => Self::ReturnReceived { return_id },
+            ReturnStatus::Expired => Self::ReturnExpired { return_id },
         }
     }
 

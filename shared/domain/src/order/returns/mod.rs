@@ -89,6 +89,9 @@ pub enum ReturnStatus {
     Approved,
     Rejected,
     Received,
+    /// Approved, and nothing arrived within the policy's days: closed by the sweep, its
+    /// exchange released.
+    Expired,
 }
 
 impl ReturnStatus {
@@ -98,6 +101,7 @@ impl ReturnStatus {
             Self::Approved => "APPROVED",
             Self::Rejected => "REJECTED",
             Self::Received => "RECEIVED",
+            Self::Expired => "EXPIRED",
         }
     }
 }
@@ -234,7 +238,7 @@ impl Return {
     /// then what arrived; nothing once rejected.
     fn claims(&self, sku: &Sku) -> u32 {
         match (&self.status, &self.receipt) {
-            (ReturnStatus::Rejected, _) => 0,
+            (ReturnStatus::Rejected | ReturnStatus::Expired, _) => 0,
             (_, Some(receipt)) => receipt
                 .lines
                 .iter()
@@ -655,6 +659,59 @@ impl Order {
             OrderEvent::for_return(id.clone(), rma.status)
         });
         Ok(OrderChange {
+            order: next,
+            moves,
+            created: None,
+            linked: None,
+            stock_history: Vec::new(),
+        })
+    }
+
+    /// Closes the approved return nothing arrived for within `policy`'s days of its approval
+    /// (the oldest first, one per change): `EXPIRED`, announced to the customer, its exchange
+    /// released where its approval reserved it — stock no longer held for goods that never came.
+    /// `None` when no return of the order is due.
+    pub fn expire_return(&self, policy: &ReturnPolicy, now: DateTime<Utc>) -> Option<OrderChange> {
+        let limit = chrono::Duration::days(i64::from(policy.arrival_days));
+        let index = self
+            .returns
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.status == ReturnStatus::Approved && r.approved_at() + limit <= now)
+            .min_by_key(|(_, r)| r.approved_at())
+            .map(|(index, _)| index)?;
+        let rma = &self.returns[index];
+        let id = rma.return_id.clone();
+        let location = rma
+            .exchange_location
+            .clone()
+            .unwrap_or_else(|| self.return_location());
+        let moves: Vec<StockMove> = rma
+            .lines
+            .iter()
+            .filter_map(|l| {
+                l.exchange.as_ref().map(|e| StockMove {
+                    sku: e.sku.clone(),
+                    location: location.clone(),
+                    quantity: l.quantity,
+                    movement: StockMovement::Release,
+                })
+            })
+            .collect();
+        let note = format!(
+            "return {id} expired: nothing arrived within {} days of its approval{}",
+            policy.arrival_days,
+            if moves.is_empty() {
+                ""
+            } else {
+                "; its exchange released"
+            }
+        );
+        let next = self.record(now, Some(note), |next| {
+            next.returns[index].status = ReturnStatus::Expired;
+            OrderEvent::for_return(id.clone(), ReturnStatus::Expired)
+        });
+        Some(OrderChange {
             order: next,
             moves,
             created: None,
@@ -1414,6 +1471,68 @@ mod tests {
             received.order.refunds.is_empty(),
             "an exchange is not refunded"
         );
+    }
+
+    /// An approved return nothing arrives for is closed after the policy's days, its exchange
+    /// released where its approval reserved it, and announced; before then, and for one that
+    /// arrived, nothing happens. Its units may be returned again (while the window lasts).
+    #[test]
+    fn an_approved_return_that_never_arrives_expires_and_releases_its_exchange() {
+        let order = delivered();
+        let policy = ReturnPolicy::default_policy();
+        let approved = open(&order, json!([
+            {"sku": "TSHIRT-RED-M", "quantity": 2, "reason": "DOES_NOT_FIT", "exchangeSku": "TSHIRT-BLUE-M"}
+        ]), "2026-11-21T10:00:00Z").unwrap().order;
+        assert_eq!(approved.returns[0].status, ReturnStatus::Approved);
+        assert!(approved
+            .expire_return(&policy, at("2026-12-21T09:59:59Z"))
+            .is_none());
+        let expired = approved
+            .expire_return(&policy, at("2026-12-21T10:00:00Z"))
+            .expect("thirty days after its approval");
+        assert_eq!(expired.order.returns[0].status, ReturnStatus::Expired);
+        assert_eq!(
+            expired
+                .moves
+                .iter()
+                .map(|m| (
+                    m.sku.as_str(),
+                    m.location.as_str(),
+                    m.quantity.get(),
+                    m.movement
+                ))
+                .collect::<Vec<_>>(),
+            [("TSHIRT-BLUE-M", "BER-1", 2, StockMovement::Release)]
+        );
+        let event = crate::events::order_event(Some(&approved), Some(&expired.order)).unwrap();
+        assert_eq!(event.event_type, crate::events::EventType::ReturnExpired);
+        assert_eq!(
+            crate::events::recorded_agrees_with_legacy(Some(&approved), &expired.order),
+            Ok(true)
+        );
+        assert!(expired
+            .order
+            .expire_return(&policy, at("2027-01-30T10:00:00Z"))
+            .is_none());
+        assert_eq!(
+            expired.order.returnable_units(
+                &Sku::parse("TSHIRT-RED-M").unwrap(),
+                &policy,
+                at("2026-12-10T10:00:00Z")
+            ),
+            2,
+            "an expired return claims nothing"
+        );
+        // One that arrived is not closed.
+        let received = receive(
+            &approved,
+            json!([{"sku": "TSHIRT-RED-M", "quantity": 2, "disposition": "RESTOCK"}]),
+        )
+        .unwrap()
+        .order;
+        assert!(received
+            .expire_return(&policy, at("2027-01-30T10:00:00Z"))
+            .is_none());
     }
 
     /// Approval reserves the exchange before anything arrives: an exchange worth more than the

@@ -46,6 +46,14 @@ pub struct ReturnPolicy {
     pub shipping_refund: ShippingRefund,
     /// Where returns are sent: printed on the label.
     pub return_address: Address,
+    /// Days after its approval an approved return may take to arrive: then the sweep closes
+    /// it (`EXPIRED`) and releases its exchange.
+    #[serde(default = "thirty_days")]
+    pub arrival_days: u32,
+}
+
+fn thirty_days() -> u32 {
+    30
 }
 
 impl ReturnPolicy {
