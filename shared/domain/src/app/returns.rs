@@ -1130,7 +1130,7 @@ mod tests {
         let store =
             InMemoryStore::with_products([product("A", 1000, 5), product("A-LARGE", 1000, 2)]);
         let policy = ReturnPolicy::default_policy();
-        let order = delivered(&store, json!([{"sku": "A", "quantity": 2}]), 1).await;
+        let order = delivered(&store, json!([{"sku": "A", "quantity": 3}]), 1).await;
         let requested = request_return(
             &store,
             &policy,
@@ -1146,6 +1146,22 @@ mod tests {
         .unwrap();
         assert_eq!(requested.rma.status, ReturnStatus::Approved);
         assert_eq!(stock(&store, "A-LARGE").await, (0, 2));
+        // A second return waits for staff: the order is in the approval queue, not on the list
+        // of returns on their way — its approved one still expires.
+        let mut strict = ReturnPolicy::default_policy();
+        strict.auto_approval.reasons.clear();
+        let waiting = request_return(
+            &store,
+            &strict,
+            &customer(),
+            &order.id,
+            &return_request(json!([{"sku": "A", "quantity": 1, "reason": "DOES_NOT_FIT"}])),
+            key("y"),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(waiting.rma.status, ReturnStatus::PendingApproval);
         let payment = crate::order::payments::PaymentPolicy::default();
         let shipping = crate::shipping::ShippingPolicy::default_policy();
         let locations = crate::location::Locations::default_locations();
@@ -1171,6 +1187,7 @@ mod tests {
         assert_eq!(run.returns_expired, [order.id.clone()]);
         let stored = store.get(&order.id).await.unwrap().unwrap();
         assert_eq!(stored.returns[0].status, ReturnStatus::Expired);
+        assert_eq!(stored.returns[1].status, ReturnStatus::PendingApproval);
         assert_eq!(stock(&store, "A-LARGE").await, (2, 0));
         let again = sweep(&store, &policies, later, 100).await.unwrap();
         assert!(again.returns_expired.is_empty());

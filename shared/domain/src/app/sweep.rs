@@ -291,8 +291,10 @@ pub async fn sweep<S: OrderStore + InventoryStore + OrderTransactions>(
 }
 
 /// Closes the approved returns nothing arrived for in time, from the list of returns on their
-/// way (the longest-approved first, so the pass ends at the first order with none due), at most
-/// `budget` orders; what their exchanges held goes to waiting orders with the expiries' stock.
+/// way (the longest-approved first, so the pass ends at the first order with none due) and the
+/// approval queue (an order with a return waiting for staff is listed there, its approved ones
+/// too), at most `budget` orders; what their exchanges held goes to waiting orders with the
+/// expiries' stock.
 async fn expire_returns<S: OrderStore + OrderTransactions>(
     store: &S,
     policies: &SweepPolicies<'_>,
@@ -303,53 +305,66 @@ async fn expire_returns<S: OrderStore + OrderTransactions>(
     let due = |order: &Order| {
         order.returns.iter().any(|r| {
             r.status == crate::order::returns::ReturnStatus::Approved
-                && r.approved_at() + Duration::days(i64::from(policies.returns.arrival_days)) <= now
+                && policies.returns.arrival_due(r.approved_at()) <= now
         })
     };
-    let mut cursor = None;
+    // The list of returns on their way, sorted by approval, ends at the first order not due;
+    // an order with another return waiting for staff is in the approval queue instead (a short
+    // list, read whole within the budget).
     let mut examined = 0;
-    'pass: loop {
-        let page = match store.list_arriving_returns(100, cursor.as_deref()).await {
-            Ok(page) => page,
-            Err(error) => {
-                report
-                    .listings_failed
-                    .push(format!("returns on their way: {error}"));
-                return;
-            }
-        };
-        for order in page.items {
-            if !due(&order) {
-                break 'pass;
-            }
-            if examined >= budget || policies.out_of_time() {
-                report.more = true;
-                break 'pass;
-            }
-            examined += 1;
-            report.examined += 1;
-            match crate::app::returns::expire_arriving_return(
-                store,
-                policies.returns,
-                &order.id,
-                now,
-            )
-            .await
-            {
-                Ok(Some(freed)) => {
-                    report.freed.extend(freed);
-                    report.returns_expired.push(order.id.clone());
+    for arriving in [true, false] {
+        let mut cursor = None;
+        'pass: loop {
+            let listed = if arriving {
+                store.list_arriving_returns(100, cursor.as_deref()).await
+            } else {
+                store.list_pending_returns(100, cursor.as_deref()).await
+            };
+            let page = match listed {
+                Ok(page) => page,
+                Err(error) => {
+                    report
+                        .listings_failed
+                        .push(format!("returns (on their way: {arriving}): {error}"));
+                    break 'pass;
                 }
-                Ok(None) => {}
-                Err(crate::app::returns::ReturnsAppError::Contended) => {
-                    report.contended.push(order.id.clone())
+            };
+            for order in page.items {
+                if !due(&order) {
+                    if arriving {
+                        break 'pass;
+                    }
+                    continue;
                 }
-                Err(error) => report.failed.push((order.id.clone(), error.to_string())),
+                if examined >= budget || policies.out_of_time() {
+                    report.more = true;
+                    return;
+                }
+                examined += 1;
+                report.examined += 1;
+                match crate::app::returns::expire_arriving_return(
+                    store,
+                    policies.returns,
+                    &order.id,
+                    now,
+                )
+                .await
+                {
+                    Ok(Some(freed)) => {
+                        report.freed.extend(freed);
+                        report.returns_expired.push(order.id.clone());
+                    }
+                    Ok(None) => {}
+                    Err(crate::app::returns::ReturnsAppError::Contended) => {
+                        report.contended.push(order.id.clone())
+                    }
+                    Err(error) => report.failed.push((order.id.clone(), error.to_string())),
+                }
             }
-        }
-        match page.next_cursor {
-            Some(next) => cursor = Some(next),
-            None => break,
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
         }
     }
 }

@@ -624,8 +624,24 @@ impl Order {
             reason,
             return_id: None,
             lines,
+            // Of it, the shipping charge given back — never more than what of the charge a
+            // return has not given back already (a seller's-fault return may have given back
+            // all of it; differences given back before lowered the charge itself).
             shipping: money(
-                (before.shipping.minor_units() - after.shipping.minor_units()).min(owed_back),
+                (before.shipping.minor_units() - after.shipping.minor_units())
+                    .min(owed_back)
+                    .min(
+                        before.shipping.minor_units()
+                            - self
+                                .refunds
+                                .iter()
+                                .filter(|r| {
+                                    r.retried_as.is_none() && !r.reason.gives_back_a_difference()
+                                })
+                                .map(|r| r.shipping.minor_units())
+                                .sum::<i64>(),
+                    )
+                    .max(0),
             ),
             amount: money(owed_back),
             requested_at: now,

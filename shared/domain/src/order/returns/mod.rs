@@ -672,12 +672,13 @@ impl Order {
     /// released where its approval reserved it — stock no longer held for goods that never came.
     /// `None` when no return of the order is due.
     pub fn expire_return(&self, policy: &ReturnPolicy, now: DateTime<Utc>) -> Option<OrderChange> {
-        let limit = chrono::Duration::days(i64::from(policy.arrival_days));
         let index = self
             .returns
             .iter()
             .enumerate()
-            .filter(|(_, r)| r.status == ReturnStatus::Approved && r.approved_at() + limit <= now)
+            .filter(|(_, r)| {
+                r.status == ReturnStatus::Approved && policy.arrival_due(r.approved_at()) <= now
+            })
             .min_by_key(|(_, r)| r.approved_at())
             .map(|(index, _)| index)?;
         let rma = &self.returns[index];
@@ -1533,6 +1534,16 @@ mod tests {
         assert!(received
             .expire_return(&policy, at("2027-01-30T10:00:00Z"))
             .is_none());
+    }
+
+    /// The days a return may take to arrive are between one and ten years' worth.
+    #[test]
+    fn the_policy_refuses_arrival_days_it_cannot_keep() {
+        let bundled = include_str!("../../../return-policy.json");
+        for (days, ok) in [("0", false), ("1", true), ("3650", true), ("3651", false)] {
+            let json = bundled.replace("\"arrivalDays\": 30", &format!("\"arrivalDays\": {days}"));
+            assert_eq!(ReturnPolicy::from_json(&json).is_ok(), ok, "{days}");
+        }
     }
 
     /// Approval reserves the exchange before anything arrives: an exchange worth more than the

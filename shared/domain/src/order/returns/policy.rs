@@ -56,6 +56,9 @@ fn thirty_days() -> u32 {
     30
 }
 
+/// The longest `arrivalDays` the policy takes: ten years.
+pub const MAX_ARRIVAL_DAYS: u32 = 3650;
+
 impl ReturnPolicy {
     /// The default rules shipped with the system.
     pub fn default_policy() -> Self {
@@ -64,7 +67,21 @@ impl ReturnPolicy {
     }
 
     pub fn from_json(json: &str) -> Result<Self, serde_json::Error> {
-        serde_json::from_str(json)
+        let policy: Self = serde_json::from_str(json)?;
+        if !(1..=MAX_ARRIVAL_DAYS).contains(&policy.arrival_days) {
+            return Err(serde::de::Error::custom(format!(
+                "arrivalDays must be between 1 and {MAX_ARRIVAL_DAYS}"
+            )));
+        }
+        Ok(policy)
+    }
+
+    /// When an approved return at `approved_at` is past its time to arrive.
+    pub fn arrival_due(
+        &self,
+        approved_at: chrono::DateTime<chrono::Utc>,
+    ) -> chrono::DateTime<chrono::Utc> {
+        approved_at + chrono::Duration::days(i64::from(self.arrival_days))
     }
 
     pub fn window_days(&self, sku: &Sku) -> u32 {
