@@ -102,6 +102,9 @@ pub struct SweepReport {
     pub listings_failed: Vec<String>,
 }
 
+/// The most pages of the approval queue one run reads for approved returns past their time.
+const MAX_APPROVAL_QUEUE_PAGES: usize = 5;
+
 /// The most waiting lines of listed orders one run looks at for stock left available (each
 /// names a SKU, read once).
 const MAX_WAITING: usize = 100;
@@ -314,7 +317,14 @@ async fn expire_returns<S: OrderStore + OrderTransactions>(
     let mut examined = 0;
     for arriving in [true, false] {
         let mut cursor = None;
+        let mut pages = 0;
         'pass: loop {
+            // The approval queue is read a bounded number of pages a run: what lies beyond
+            // waits for staff's decisions to shorten it.
+            if !arriving && pages == MAX_APPROVAL_QUEUE_PAGES {
+                break 'pass;
+            }
+            pages += 1;
             let listed = if arriving {
                 store.list_arriving_returns(100, cursor.as_deref()).await
             } else {
