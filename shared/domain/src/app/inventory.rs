@@ -794,6 +794,11 @@ pub async fn step_purchase_order<I: InventoryStore + OrderStore>(
 /// ([`fill_freed`]).
 pub const MAX_FILLED_PER_RECEIPT: usize = 90;
 
+/// The most bytes of orders one write fills, as their JSON measures them (DynamoDB's items are
+/// of a like size): a transaction holds at most 4 MB, and the product, its history entry and
+/// the purchase order share it. The rest is filled by the writes that follow.
+pub const FILL_BYTES_PER_WRITE: usize = 3_000_000;
+
 /// Stock that became free at a location without a receipt — units released by a cancellation,
 /// an expiry or units called off, a return restocked — and what a receipt left available while
 /// more orders waited than its write could fill: it goes to the waiting orders first, oldest
@@ -886,6 +891,7 @@ async fn fill_waiting<S: OrderStore>(
         .map(|(key, units)| (key.clone(), *units))
         .collect();
     let mut filled = Vec::new();
+    let mut bytes = 0;
     let mut left = available;
     // Orders the location cannot serve are passed over (each a read): at most as many as one
     // write fills, so a receipt nobody here can use stays cheap.
@@ -922,6 +928,12 @@ async fn fill_waiting<S: OrderStore>(
         let Some(next) = order.fill_backorder_from(&product.sku, units, location, now) else {
             continue;
         };
+        // Within what one transaction carries (the first order always: it fits an item).
+        let size = serde_json::to_vec(&next).map_or(0, |json| json.len());
+        if !filled.is_empty() && bytes + size > FILL_BYTES_PER_WRITE {
+            break;
+        }
+        bytes += size;
         let level = product.stock.at(location);
         let moved = crate::stock::StockLevel::from_counters(
             level.available() - units,
@@ -1839,6 +1851,54 @@ mod tests {
         }
         let mug = store.product(&sku()).await.unwrap().unwrap();
         assert_eq!((mug.stock.available(), mug.backorders.backordered), (0, 0));
+    }
+
+    /// One write fills no more orders than a transaction carries: big orders (long timelines)
+    /// are filled a few at a time, the rest by the writes that follow.
+    #[tokio::test]
+    async fn one_write_fills_no_more_orders_than_a_transaction_carries() {
+        use crate::app::reservation::{reserve_order, Routing};
+        let store = backordering_mug(50).await;
+        adjust(&store, json!({"reason": "SHRINKAGE", "delta": -2}))
+            .await
+            .unwrap();
+        let start = Utc::now() - chrono::Duration::minutes(30);
+        let mut ids = Vec::new();
+        for n in 0..4 {
+            let order = paid_mugs(1, start + chrono::Duration::milliseconds(n * 10));
+            store.insert_order(order.clone());
+            reserve_order(&store, &store, Routing::demo(), &order.id, Utc::now())
+                .await
+                .unwrap();
+            // A long history: about 1.2 MB of it.
+            let mut stored = store.get(&order.id).await.unwrap().unwrap();
+            stored.timeline[0].note = Some("x".repeat(1_200_000));
+            store.insert_order(stored);
+            ids.push(order.id);
+        }
+        let mut mug = store.product(&sku()).await.unwrap().unwrap();
+        assert_eq!(mug.backorders.backordered, 4);
+        let at = store.get(&ids[0]).await.unwrap().unwrap().lines[0].backorders[0]
+            .location
+            .clone();
+        mug.stock
+            .set(&at, crate::stock::StockLevel::from_counters(4, 0).unwrap());
+        let filled = fill_waiting(
+            &store,
+            &mut mug,
+            &at,
+            &Locations::default_locations(),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(filled.len(), 2, "two of 1.2 MB fit 3 MB, a third would not");
+        assert_eq!(filled[0].id, ids[0], "the oldest first");
+        assert_eq!(
+            mug.stock.at(&at).available(),
+            2,
+            "the rest for the next write"
+        );
     }
 
     /// MUG-1 with 2 on hand that may backorder up to `limit` units.
