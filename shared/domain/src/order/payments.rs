@@ -37,6 +37,11 @@ use crate::stock::StockMovement;
 /// at most 400 KB), and a real order sees a handful.
 pub const MAX_LEDGER_ENTRIES: usize = 50;
 
+/// The most declined authorizations one order's ledger records: a customer retrying a card
+/// again and again (or a script doing so with the payment's client secret) is told each time
+/// by the PSP's own page, and the ledger keeps room for the events that move money.
+pub const MAX_DECLINES_RECORDED: usize = 10;
+
 /// What a PSP transaction event says happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum PaymentEventKind {
@@ -1126,6 +1131,20 @@ impl Order {
             .ledger
             .iter()
             .any(|e| e.event_id == event.event_id)
+        {
+            return Ok(PaymentUpdate::Duplicate);
+        }
+        // Declines beyond the first few are acknowledged and not recorded (the order is told
+        // nothing new by them).
+        let declines = || {
+            self.payment
+                .ledger
+                .iter()
+                .filter(|e| e.kind == PaymentEventKind::AuthorizationFailed)
+                .count()
+        };
+        if event.kind == PaymentEventKind::AuthorizationFailed
+            && declines() >= MAX_DECLINES_RECORDED
         {
             return Ok(PaymentUpdate::Duplicate);
         }
@@ -2700,17 +2719,39 @@ mod tests {
             .is_ok());
     }
 
+    /// Declines past the first few are acknowledged and not recorded: a card retried again and
+    /// again never fills the ledger, and the authorization that follows is recorded.
+    #[test]
+    fn repeated_declines_never_crowd_out_the_payment() {
+        let mut order = order();
+        for n in 0..40 {
+            let declined = event(
+                &format!("declined-{n}"),
+                PaymentEventKind::AuthorizationFailed,
+                &order,
+            );
+            if let PaymentUpdate::Recorded(next) = order
+                .record_payment(&declined, &PaymentPolicy::default(), now())
+                .unwrap()
+            {
+                order = *next;
+            }
+        }
+        assert_eq!(order.payment.ledger.len(), MAX_DECLINES_RECORDED);
+        let paid = recorded(
+            &order,
+            &event("auth", PaymentEventKind::AuthorizationSucceeded, &order),
+        );
+        assert_eq!(paid.payment_status(), PaymentStatus::Authorized);
+    }
+
     #[test]
     fn the_ledger_is_bounded() {
         let mut order = order();
         for n in 0..MAX_LEDGER_ENTRIES {
             order = recorded(
                 &order,
-                &event(
-                    &format!("e{n}"),
-                    PaymentEventKind::AuthorizationFailed,
-                    &order,
-                ),
+                &event(&format!("e{n}"), PaymentEventKind::CaptureFailed, &order),
             );
         }
         assert_eq!(
