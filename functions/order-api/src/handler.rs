@@ -15,8 +15,8 @@ use oms_domain::app::locations::LocationDirectory;
 use oms_domain::app::queries::{self, OrderSummary};
 use oms_domain::app::returns::{self, cancel_order};
 use oms_domain::app::staff::{self, QueueFilter};
-use oms_domain::app::views::OrderView;
 use oms_domain::app::views::PaymentAttentionView;
+use oms_domain::app::views::{as_seen_by, OrderView};
 use oms_domain::ids::CustomerId;
 use oms_domain::ids::OrderId;
 use oms_domain::order::OrderStatus;
@@ -142,7 +142,7 @@ async fn get_order<S: OrderStore, P: PaymentProvider, K: SecretSource>(
     let order = queries::get_order(&app.store, &caller, &id).await?;
     Ok(json_response(
         StatusCode::OK,
-        &OrderView::for_caller(&order, caller.is_admin()),
+        &OrderView::for_caller(&as_seen_by(&order, caller.is_admin()), caller.is_admin()),
     ))
 }
 
@@ -174,7 +174,7 @@ async fn cancel<
     tracing::info!(order_id = %order.id, "order cancelled");
     Ok(json_response(
         StatusCode::OK,
-        &OrderView::for_caller(&order, caller.is_admin()),
+        &OrderView::for_caller(&as_seen_by(&order, caller.is_admin()), caller.is_admin()),
     ))
 }
 
@@ -210,7 +210,7 @@ async fn cancel_units<
     tracing::info!(order_id = %order.id, version = order.version, "units cancelled");
     Ok(json_response(
         StatusCode::OK,
-        &OrderView::for_caller(&order, caller.is_admin()),
+        &OrderView::for_caller(&as_seen_by(&order, caller.is_admin()), caller.is_admin()),
     ))
 }
 
@@ -252,7 +252,7 @@ async fn edit<
     tracing::info!(order_id = %order.id, version = order.version, "order edited");
     Ok(json_response(
         StatusCode::OK,
-        &OrderView::for_caller(&order, caller.is_admin()),
+        &OrderView::for_caller(&as_seen_by(&order, caller.is_admin()), caller.is_admin()),
     ))
 }
 

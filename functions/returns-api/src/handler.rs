@@ -187,7 +187,15 @@ async fn list_pending<S: OrderStore>(
 async fn show<S: OrderStore>(app: &App<S>, request: &Request) -> Result<Response<Body>, ApiError> {
     let caller = caller(request)?;
     let (rma, order) = get_return(&app.store, &caller, &return_id(request)?).await?;
-    Ok(return_response(StatusCode::OK, &rma, &order))
+    // Its customer sees who decided and received it by role, not by account.
+    let staff = caller.is_admin() || caller.has_scope(oms_domain::app::caller::SCOPE_WAREHOUSE);
+    let seen = oms_domain::app::views::as_seen_by(&order, staff);
+    let rma = seen
+        .returns
+        .iter()
+        .find(|r| r.return_id == rma.return_id)
+        .unwrap_or(&rma);
+    Ok(return_response(StatusCode::OK, rma, &seen))
 }
 
 /// `GET /returns/{id}/label`: the printable label, once the return is approved.

@@ -260,7 +260,8 @@ impl<'a> OrderView<'a> {
         view
     }
 
-    /// The order as `staff` (anyone with `oms:admin`) or its customer sees it.
+    /// The order as `staff` (anyone with `oms:admin`) or its customer sees it (a customer's
+    /// order is one [`as_seen_by`] answered).
     pub fn for_caller(order: &'a Order, staff: bool) -> Self {
         if staff {
             OrderView::from(order)
@@ -268,6 +269,53 @@ impl<'a> OrderView<'a> {
             Self::for_customer(order)
         }
     }
+}
+
+/// The order as `staff` see it, or a copy as its customer sees it: who in the business decided a
+/// return, received it or worked a parcel is told by role (`staff`, `warehouse`), never by their
+/// account, in the records and in the timeline's notes; what the warehouse noted on a receipt
+/// is staff's own.
+pub fn as_seen_by(order: &Order, staff: bool) -> std::borrow::Cow<'_, Order> {
+    if staff {
+        return std::borrow::Cow::Borrowed(order);
+    }
+    let mut seen = order.clone();
+    // Accounts named, longest first (one may contain another), with the role that replaces it.
+    let mut named: Vec<(String, &'static str)> = Vec::new();
+    let mut name = |by: &mut String, role: &'static str| {
+        if !matches!(
+            by.as_str(),
+            "customer" | "system" | "policy" | "carrier" | "admin"
+        ) {
+            named.push((std::mem::replace(by, role.to_owned()), role));
+        }
+    };
+    for rma in &mut seen.returns {
+        if let Some(decision) = rma.decision.as_mut() {
+            name(&mut decision.by, "staff");
+        }
+        if let Some(receipt) = rma.receipt.as_mut() {
+            name(&mut receipt.by, "warehouse");
+            receipt.note = None;
+        }
+    }
+    for shipment in &mut seen.shipments {
+        for step in &mut shipment.steps {
+            name(&mut step.by, "warehouse");
+        }
+    }
+    named.sort_by_key(|(account, _)| std::cmp::Reverse(account.len()));
+    named.dedup();
+    for entry in &mut seen.timeline {
+        if let Some(note) = entry.note.as_mut() {
+            for (account, role) in &named {
+                if note.contains(account.as_str()) {
+                    *note = note.replace(account.as_str(), role);
+                }
+            }
+        }
+    }
+    std::borrow::Cow::Owned(seen)
 }
 
 impl<'a> From<&'a Order> for OrderView<'a> {
@@ -403,6 +451,43 @@ mod tests {
 
     fn at(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
+    }
+
+    /// Its customer sees who worked their order by role: the accounts of the staff who decided
+    /// and received a return and worked its parcel appear nowhere (nor the receipt's note);
+    /// staff see them all.
+    #[test]
+    fn a_customer_sees_staff_by_their_role_not_their_account() {
+        let delivered = delivered_order(
+            "01JDAAAAAAAAAAAAAAAAAAAAAA",
+            "customer-ada",
+            at("2026-11-20T10:00:00Z"),
+        );
+        let mut order = delivered
+            .returned_for_test("TSHIRT-RED-M", 1, "RESTOCK", at("2026-11-22T10:00:00Z"))
+            .unwrap()
+            .order;
+        let rma = &mut order.returns[0];
+        rma.decision.as_mut().unwrap().by = "admin staff-9".into();
+        let receipt = rma.receipt.as_mut().unwrap();
+        receipt.by = "warehouse packer-7".into();
+        receipt.note = Some("box crushed, told Jo".into());
+        order.shipments[0].steps[0].by = "picker-3".into();
+        order.timeline.push(crate::order::TimelineEntry {
+            status: order.status,
+            at: at("2026-11-22T11:00:00Z"),
+            note: Some("return approved by admin staff-9; received by warehouse packer-7".into()),
+        });
+        let customer =
+            serde_json::to_string(&OrderView::for_customer(&as_seen_by(&order, false))).unwrap();
+        for account in ["staff-9", "packer-7", "picker-3", "told Jo"] {
+            assert!(!customer.contains(account), "{account} shown: {customer}");
+        }
+        assert!(customer.contains("received by warehouse"));
+        let staff = serde_json::to_string(&OrderView::from(&*as_seen_by(&order, true))).unwrap();
+        for account in ["staff-9", "packer-7", "picker-3", "told Jo"] {
+            assert!(staff.contains(account), "{account} hidden from staff");
+        }
     }
 
     #[test]
