@@ -794,6 +794,10 @@ pub async fn step_purchase_order<I: InventoryStore + OrderStore>(
 /// ([`fill_freed`]).
 pub const MAX_FILLED_PER_RECEIPT: usize = 90;
 
+/// The most waiting orders one fill reads and passes over because the location cannot send
+/// their parcels (they wait for stock at another warehouse).
+pub const MAX_PASSED_OVER: usize = 300;
+
 /// The most bytes of orders one write fills, as their JSON measures them (DynamoDB's items are
 /// of a like size): a transaction holds at most 4 MB, and the product, its history entry and
 /// the purchase order share it. The rest is filled by the writes that follow.
@@ -893,14 +897,12 @@ async fn fill_waiting<S: OrderStore>(
     let mut filled = Vec::new();
     let mut bytes = 0;
     let mut left = available;
-    // Orders the location cannot serve are passed over (each a read): at most as many as one
-    // write fills, so a receipt nobody here can use stays cheap.
+    // Orders the location cannot serve are passed over (each a read), up to a bound, so a
+    // receipt nobody here can use stays cheap — and those further back that it can serve are
+    // reached past a long head of orders waiting for another warehouse.
     let mut passed_over = 0;
     for (key, units) in waiting {
-        if left == 0
-            || filled.len() >= MAX_FILLED_PER_RECEIPT
-            || passed_over >= MAX_FILLED_PER_RECEIPT
-        {
+        if left == 0 || filled.len() >= MAX_FILLED_PER_RECEIPT || passed_over >= MAX_PASSED_OVER {
             break;
         }
         let Some(id) = crate::backorder::order_of_key(&key) else {
