@@ -105,8 +105,22 @@ fn return_id(request: &Request) -> Result<ReturnId, ApiError> {
 }
 
 /// The return in a response of `status`, with its `Location`.
-fn return_response(status: StatusCode, rma: &Return, order: &Order) -> Response<Body> {
-    let mut response = json_response(status, &view(rma, order));
+/// The return `rma` of `order` as `caller` sees it: its customer sees who decided and received
+/// it by role (`staff`, `warehouse`), without the receipt's note.
+fn return_response(
+    status: StatusCode,
+    caller: &oms_domain::app::Caller,
+    rma: &Return,
+    order: &Order,
+) -> Response<Body> {
+    let staff = caller.is_admin() || caller.has_scope(SCOPE_WAREHOUSE);
+    let seen = oms_domain::app::views::as_seen_by(order, staff);
+    let rma = seen
+        .returns
+        .iter()
+        .find(|r| r.return_id == rma.return_id)
+        .unwrap_or(rma);
+    let mut response = json_response(status, &view(rma, &seen));
     if let Ok(location) = HeaderValue::from_str(&format!("/returns/{}", rma.return_id)) {
         response.headers_mut().insert(header::LOCATION, location);
     }
@@ -140,7 +154,12 @@ async fn open<S: OrderStore + InventoryStore + OrderTransactions>(
         created = requested.created,
         "return requested"
     );
-    let mut response = return_response(StatusCode::CREATED, &requested.rma, &requested.order);
+    let mut response = return_response(
+        StatusCode::CREATED,
+        &caller,
+        &requested.rma,
+        &requested.order,
+    );
     if !requested.created {
         response
             .headers_mut()
@@ -187,15 +206,7 @@ async fn list_pending<S: OrderStore>(
 async fn show<S: OrderStore>(app: &App<S>, request: &Request) -> Result<Response<Body>, ApiError> {
     let caller = caller(request)?;
     let (rma, order) = get_return(&app.store, &caller, &return_id(request)?).await?;
-    // Its customer sees who decided and received it by role, not by account.
-    let staff = caller.is_admin() || caller.has_scope(oms_domain::app::caller::SCOPE_WAREHOUSE);
-    let seen = oms_domain::app::views::as_seen_by(&order, staff);
-    let rma = seen
-        .returns
-        .iter()
-        .find(|r| r.return_id == rma.return_id)
-        .unwrap_or(&rma);
-    Ok(return_response(StatusCode::OK, rma, &seen))
+    Ok(return_response(StatusCode::OK, &caller, &rma, &order))
 }
 
 /// `GET /returns/{id}/label`: the printable label, once the return is approved.
@@ -255,7 +266,7 @@ async fn decide<S: OrderStore + OrderTransactions>(
     )
     .await?;
     tracing::info!(return_id = %id, status = rma.status.as_str(), "return decided");
-    Ok(return_response(StatusCode::OK, &rma, &order))
+    Ok(return_response(StatusCode::OK, &caller, &rma, &order))
 }
 
 /// `POST /returns/{id}/receive` (`oms:warehouse`): what arrived, with a disposition per line.
@@ -281,7 +292,7 @@ async fn receive<S: OrderStore + OrderTransactions + InventoryStore + LocationSt
     )
     .await?;
     tracing::info!(return_id = %id, refund = ?rma.refund_id, replacement = ?rma.replacement_order_id, "return received");
-    Ok(return_response(StatusCode::OK, &rma, &order))
+    Ok(return_response(StatusCode::OK, &caller, &rma, &order))
 }
 
 #[cfg(test)]

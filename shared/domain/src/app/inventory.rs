@@ -905,10 +905,13 @@ async fn fill_waiting<S: OrderStore>(
         if left == 0 || filled.len() >= MAX_FILLED_PER_RECEIPT || passed_over >= MAX_PASSED_OVER {
             break;
         }
+        // An entry naming no order it can read counts as passed over too (each a read).
         let Some(id) = crate::backorder::order_of_key(&key) else {
+            passed_over += 1;
             continue;
         };
         let Some(order) = store.get(&id).await? else {
+            passed_over += 1;
             continue;
         };
         let waits_here = order

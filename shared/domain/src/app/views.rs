@@ -304,15 +304,26 @@ pub fn as_seen_by(order: &Order, staff: bool) -> std::borrow::Cow<'_, Order> {
             name(&mut step.by, "warehouse");
         }
     }
+    // Notes name an account as "by <account>" (a return decided, a parcel moved before moves
+    // stopped naming theirs): that phrase alone is replaced, so other figures stay as written.
     named.sort_by_key(|(account, _)| std::cmp::Reverse(account.len()));
     named.dedup();
+    let redact = |note: &mut String| {
+        for (account, role) in &named {
+            let phrase = format!("by {account}");
+            if note.contains(&phrase) {
+                *note = note.replace(&phrase, &format!("by {role}"));
+            }
+        }
+    };
     for entry in &mut seen.timeline {
         if let Some(note) = entry.note.as_mut() {
-            for (account, role) in &named {
-                if note.contains(account.as_str()) {
-                    *note = note.replace(account.as_str(), role);
-                }
-            }
+            redact(note);
+        }
+    }
+    for step in seen.shipments.iter_mut().flat_map(|s| s.steps.iter_mut()) {
+        if let Some(note) = step.note.as_mut() {
+            redact(note);
         }
     }
     std::borrow::Cow::Owned(seen)
@@ -473,10 +484,19 @@ mod tests {
         receipt.by = "warehouse packer-7".into();
         receipt.note = Some("box crushed, told Jo".into());
         order.shipments[0].steps[0].by = "picker-3".into();
+        order.shipments[0].steps[0].note =
+            Some("moved 1 unit from BER-1 to AMS-1 by picker-3".into());
         order.timeline.push(crate::order::TimelineEntry {
             status: order.status,
             at: at("2026-11-22T11:00:00Z"),
             note: Some("return approved by admin staff-9; received by warehouse packer-7".into()),
+        });
+        // A figure that happens to spell an account is left as written.
+        order.shipments[0].steps[1].by = "42".into();
+        order.timeline.push(crate::order::TimelineEntry {
+            status: order.status,
+            at: at("2026-11-22T12:00:00Z"),
+            note: Some("payment: refund.succeeded 42.00 EUR".into()),
         });
         let customer =
             serde_json::to_string(&OrderView::for_customer(&as_seen_by(&order, false))).unwrap();
@@ -484,6 +504,7 @@ mod tests {
             assert!(!customer.contains(account), "{account} shown: {customer}");
         }
         assert!(customer.contains("received by warehouse"));
+        assert!(customer.contains("42.00 EUR"), "{customer}");
         let staff = serde_json::to_string(&OrderView::from(&*as_seen_by(&order, true))).unwrap();
         for account in ["staff-9", "packer-7", "picker-3", "told Jo"] {
             assert!(staff.contains(account), "{account} hidden from staff");

@@ -986,7 +986,7 @@ impl Order {
         }
         let count: u32 = moving.iter().map(|(_, n)| n).sum();
         let note = format!(
-            "moved {count} unit{} of shipment {number} from {} to {to} by {by}",
+            "moved {count} unit{} of shipment {number} from {} to {to}",
             if count == 1 { "" } else { "s" },
             from.warehouse
         );
