@@ -12,7 +12,7 @@ use oms_adapters::http::{
 use oms_domain::app::caller::{SCOPE_ADMIN, SCOPE_WAREHOUSE};
 use oms_domain::app::locations::LocationDirectory;
 use oms_domain::app::returns::{
-    decide_return, get_return, pending_returns, receive_return, request_return,
+    close_return, decide_return, get_return, pending_returns, receive_return, request_return,
 };
 use oms_domain::ids::{OrderId, ReturnId};
 use oms_domain::order::refunds::Refund;
@@ -57,6 +57,7 @@ pub async fn handle<S: OrderStore + InventoryStore + OrderTransactions + Locatio
         Some("GET /returns/{id}/label") => label(app, &request).await,
         Some("POST /returns/{id}/approve") => decide(app, &request, true).await,
         Some("POST /returns/{id}/reject") => decide(app, &request, false).await,
+        Some("POST /returns/{id}/close") => close(app, &request).await,
         Some("POST /returns/{id}/receive") => receive(app, &request).await,
         _ => Err(unknown_route(&request)),
     };
@@ -266,6 +267,32 @@ async fn decide<S: OrderStore + OrderTransactions>(
     )
     .await?;
     tracing::info!(return_id = %id, status = rma.status.as_str(), "return decided");
+    Ok(return_response(StatusCode::OK, &caller, &rma, &order))
+}
+
+/// `POST /returns/{id}/close` (`oms:admin`), with an optional `note`: an approved return
+/// nothing arrived for, closed before its time.
+async fn close<S: OrderStore + OrderTransactions + InventoryStore + LocationStore>(
+    app: &App<S>,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let caller = caller(request)?;
+    require_scope(&caller, SCOPE_ADMIN)?;
+    let id = return_id(request)?;
+    let DecisionRequest { note } =
+        DecisionRequest::parse(&optional_body(request)?).map_err(ApiError::Invalid)?;
+    let seen = if_match(request)?;
+    let (rma, order) = close_return(
+        &app.store,
+        &app.locations,
+        &caller,
+        &id,
+        note,
+        seen,
+        chrono::Utc::now(),
+    )
+    .await?;
+    tracing::info!(return_id = %id, "return closed before anything arrived");
     Ok(return_response(StatusCode::OK, &caller, &rma, &order))
 }
 

@@ -500,6 +500,10 @@ impl Renderer {
         });
         // Whether any of it is in stock (one macro call holds only so many fields).
         data["inStock"] = (order.reserved_units() > 0).into();
+        // A return staff closed before its time (not the sweep), with their note.
+        let closing = rma.and_then(|r| r.closing.as_ref());
+        data["closedByStaff"] = closing.is_some().into();
+        data["closeNote"] = closing.and_then(|c| c.note.clone()).into();
         // What the customer did themselves on their page needs no reason told back to them
         // (the page's own words are not in their language; their own words they know).
         let by_customer = match event.event_type {
@@ -780,6 +784,16 @@ mod tests {
         let return_expired = approved
             .expire_return(&policy, later + chrono::Duration::days(31))
             .expect("due")
+            .order;
+        // Staff close it before its time: the customer will not send it.
+        let return_closed = approved
+            .close_return(
+                &id(&approved),
+                "admin staff-1",
+                Some("you told us you keep it".into()),
+                later,
+            )
+            .unwrap()
             .order;
         let received = approved
             .receive_return(
@@ -1105,6 +1119,7 @@ mod tests {
             change(Some(&rejected_return), &approved, None),
             change(Some(&approved), &received, None),
             change(Some(&approved), &return_expired, None),
+            change(Some(&approved), &return_closed, Some("by-staff")),
             change(Some(&dearer), &received_dearer, Some("exchange-due")),
             change(None, &replacement_due, Some("exchange-replacement")),
             change(Some(&authorized), &smaller_held, Some("held")),

@@ -764,6 +764,77 @@ async fn an_exchange_reserves_the_replacement_and_ships_it_once_the_return_arriv
     assert_eq!(owed[0]["returnId"], rma.as_str());
 }
 
+/// An approved exchange the customer will not send after all: staff close the return before
+/// anything arrives — its replacement's reservation is released in the same write, the
+/// customer sees it closed by `staff` (not by account), and a parcel that turns up later is no
+/// longer received against it.
+#[tokio::test]
+async fn staff_close_an_approved_return_that_will_not_arrive_and_its_exchange_is_released() {
+    let stack = Stack::connect().await;
+    let small = stack.create_sku("CLOSE-S", 5).await;
+    let large = stack.create_sku("CLOSE-L", 5).await;
+    let (customer, delivered) = stack
+        .delivered_order(&[(&small, 1)], &delivered_recently())
+        .await;
+    let id = delivered["orderId"].as_str().unwrap();
+    let opened = request_return(
+        &stack,
+        &customer,
+        id,
+        &unique("k"),
+        json!([{"sku": small, "quantity": 1, "reason": "DOES_NOT_FIT", "exchangeSku": large}]),
+    )
+    .await;
+    assert_eq!(opened.body["status"], "APPROVED", "{:?}", opened.body);
+    assert_eq!(stack.stock(&large).await, (4, 1, 5));
+    let rma = opened.body["returnId"].as_str().unwrap().to_owned();
+
+    // The warehouse may receive, not close; staff close it.
+    let warehouse = stack.token("close-packer", Some("oms:warehouse"));
+    let refused = stack
+        .post(&format!("/returns/{rma}/close"), &warehouse, &[], json!({}))
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{:?}", refused.body);
+    let admin = stack.token("close-admin", Some("oms:admin"));
+    let closed = stack
+        .post(
+            &format!("/returns/{rma}/close"),
+            &admin,
+            &[],
+            json!({"note": "the customer keeps it"}),
+        )
+        .await;
+    assert_eq!(closed.status, StatusCode::OK, "{:?}", closed.body);
+    assert_eq!(closed.body["status"], "EXPIRED");
+    assert_eq!(closed.body["closing"]["note"], "the customer keeps it");
+    assert_eq!(
+        stack.stock(&large).await,
+        (5, 0, 5),
+        "the replacement's reservation released"
+    );
+    let seen = stack
+        .get(&format!("/returns/{rma}"), &stack.token(&customer, None))
+        .await;
+    assert_eq!(seen.status, StatusCode::OK, "{:?}", seen.body);
+    assert_eq!(seen.body["closing"]["by"], "staff", "{:?}", seen.body);
+    assert!(!seen.body.to_string().contains("close-admin"));
+
+    let late = receive(
+        &stack,
+        &rma,
+        json!([{"sku": small, "quantity": 1, "disposition": "RESTOCK"}]),
+    )
+    .await;
+    assert_eq!(
+        problem(&late),
+        (StatusCode::CONFLICT, "/problems/invalid-return-step")
+    );
+    let again = stack
+        .post(&format!("/returns/{rma}/close"), &admin, &[], json!({}))
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{:?}", again.body);
+}
+
 /// The customer calls off an exchange's replacement before it is packed: its unit goes back on
 /// the shelf and the original order refunds the goods that came back, in the same write, once;
 /// the refund is announced to the payment system like any other.

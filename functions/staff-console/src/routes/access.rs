@@ -84,6 +84,7 @@ pub(super) fn banner(done: &str) -> Option<String> {
         "approved" => "The return was approved; its label is issued.",
         "rejected" => "The return was rejected.",
         "received" => "The return was received.",
+        "return-closed" => "The return was closed before anything arrived; its exchange is released and the customer told.",
         "adjusted" => "The stock adjustment was recorded.",
         "dispatched" => "The transfer was sent; its units are in transit.",
         "arrived" => "The transfer arrived; its units are available at their new location.",

@@ -47,7 +47,9 @@ use oms_domain::app::caller::{SCOPE_ADMIN, SCOPE_WAREHOUSE};
 use oms_domain::app::fulfillment::{self, WarehouseAction};
 use oms_domain::app::inventory::{self, AdjustmentView, ProductView};
 use oms_domain::app::queries::{self, OrderSummary};
-use oms_domain::app::returns::{cancel_order, decide_return, pending_returns, receive_return};
+use oms_domain::app::returns::{
+    cancel_order, close_return, decide_return, pending_returns, receive_return,
+};
 use oms_domain::app::staff::{self, CatalogOrder, HealthReading, QueueFilter};
 use oms_domain::app::views::{OrderView, PaymentAttentionView};
 use oms_domain::app::Caller;

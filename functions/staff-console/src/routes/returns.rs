@@ -104,6 +104,25 @@ pub(super) async fn decide<S: Store, K: SecretSource>(
                 "rejected"
             }
         }
+        "close" => {
+            staff.require(SCOPE_ADMIN)?;
+            let DecisionRequest { note } = DecisionRequest::parse(&match fields.text("note") {
+                Some(note) => json!({ "note": note }),
+                None => json!({}),
+            })
+            .map_err(ApiError::Invalid)?;
+            close_return(
+                &app.store,
+                &app.locations,
+                &staff.caller,
+                &id,
+                note,
+                Some(version),
+                now,
+            )
+            .await?;
+            "return-closed"
+        }
         "receive" => {
             staff.require(SCOPE_WAREHOUSE)?;
             let rma = order

@@ -676,6 +676,7 @@ fn every_word_a_form_redirects_with_has_a_banner() {
         "approved",
         "rejected",
         "received",
+        "return-closed",
         "delivered",
         "closed",
         "picked",

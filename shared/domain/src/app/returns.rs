@@ -605,6 +605,28 @@ pub async fn decide_return<S: OrderStore + OrderTransactions>(
     Ok((rma, order))
 }
 
+/// Staff close an approved return nothing arrived for before its time, on the version of the
+/// order they saw (if they name one): `EXPIRED`, its exchange released in the same write (and
+/// given to orders waiting for it), the customer told. The caller's scope is checked at the
+/// edge.
+pub async fn close_return<S: OrderStore + OrderTransactions + LocationStore + InventoryStore>(
+    store: &S,
+    locations: &LocationDirectory,
+    caller: &Caller,
+    id: &ReturnId,
+    note: Option<String>,
+    expected: Option<u64>,
+    now: DateTime<Utc>,
+) -> Result<(Return, Order), ReturnsAppError> {
+    let by = format!("admin {}", caller.customer_id);
+    let (rma, order, freed) = change_return(store, id, expected, now, |order| {
+        order.close_return(id, &by, note.clone(), now)
+    })
+    .await?;
+    give_freed(store, locations, &freed, now).await;
+    Ok((rma, order))
+}
+
 /// The warehouse records what arrived, on the version of the order it saw (if it names one).
 /// The caller's scope is checked at the edge.
 #[allow(clippy::too_many_arguments)]

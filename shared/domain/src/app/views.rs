@@ -294,6 +294,9 @@ pub fn as_seen_by(order: &Order, staff: bool) -> std::borrow::Cow<'_, Order> {
         if let Some(decision) = rma.decision.as_mut() {
             name(&mut decision.by, "staff");
         }
+        if let Some(closing) = rma.closing.as_mut() {
+            name(&mut closing.by, "staff");
+        }
         if let Some(receipt) = rma.receipt.as_mut() {
             name(&mut receipt.by, "warehouse");
             receipt.note = None;

@@ -226,6 +226,10 @@ pub struct Return {
     /// there and the replacement leaves from there, wherever the order's units are by then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exchange_location: Option<String>,
+    /// Staff closing it before anything arrived (`EXPIRED` without it: the sweep closed it
+    /// once the policy's days had passed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closing: Option<Decision>,
 }
 
 impl Return {
@@ -577,6 +581,7 @@ impl Order {
             replacement_order_id: None,
             exchange_due: None,
             exchange_location: None,
+            closing: None,
         };
         let mut note = format!("return {return_id} requested");
         let mut moves = Vec::new();
@@ -681,6 +686,44 @@ impl Order {
             })
             .min_by_key(|(_, r)| r.approved_at())
             .map(|(index, _)| index)?;
+        let head = format!(
+            "return {} expired: nothing arrived within {} days of its approval",
+            self.returns[index].return_id, policy.arrival_days
+        );
+        Some(self.close_unarrived(index, head, None, now))
+    }
+
+    /// Staff close an approved return nothing arrived for before its time (the customer will
+    /// not send it, say): as the sweep closes one — `EXPIRED`, its exchange released, the
+    /// customer told, with staff's `note`.
+    pub fn close_return(
+        &self,
+        id: &ReturnId,
+        by: &str,
+        note: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<OrderChange, ReturnError> {
+        let index = self.return_index(id)?;
+        self.expect_return_status(index, ReturnStatus::Approved)?;
+        let head = format!("return {id} closed by {by} before anything arrived");
+        let closing = Decision {
+            approved: false,
+            by: by.to_owned(),
+            at: now,
+            note,
+        };
+        Ok(self.close_unarrived(index, head, Some(closing), now))
+    }
+
+    /// The approved return at `index` closed (`EXPIRED`), noted `head`, its exchange released
+    /// where its approval reserved it; `closing` is staff's, when they closed it.
+    fn close_unarrived(
+        &self,
+        index: usize,
+        head: String,
+        closing: Option<Decision>,
+        now: DateTime<Utc>,
+    ) -> OrderChange {
         let rma = &self.returns[index];
         let id = rma.return_id.clone();
         let location = rma
@@ -700,8 +743,12 @@ impl Order {
             })
             .collect();
         let note = format!(
-            "return {id} expired: nothing arrived within {} days of its approval{}",
-            policy.arrival_days,
+            "{head}{}{}",
+            closing
+                .as_ref()
+                .and_then(|c| c.note.as_deref())
+                .map(|n| format!(": {n}"))
+                .unwrap_or_default(),
             if moves.is_empty() {
                 ""
             } else {
@@ -710,15 +757,16 @@ impl Order {
         );
         let next = self.record(now, Some(note), |next| {
             next.returns[index].status = ReturnStatus::Expired;
+            next.returns[index].closing = closing;
             OrderEvent::for_return(id.clone(), ReturnStatus::Expired)
         });
-        Some(OrderChange {
+        OrderChange {
             order: next,
             moves,
             created: None,
             linked: None,
             stock_history: Vec::new(),
-        })
+        }
     }
 
     /// The exchange's original order once its replacement (`replacement`, at the version that
@@ -1524,6 +1572,33 @@ mod tests {
             2,
             "an expired return claims nothing"
         );
+        // Staff may close it sooner; once received, or closed, it is not closed again.
+        let closed = approved
+            .close_return(
+                &approved.returns[0].return_id,
+                "admin staff-1",
+                Some("kept by the customer".into()),
+                at("2026-11-25T10:00:00Z"),
+            )
+            .unwrap();
+        assert_eq!(closed.order.returns[0].status, ReturnStatus::Expired);
+        assert_eq!(closed.moves, expired.moves, "its exchange released alike");
+        assert_eq!(
+            closed.order.returns[0]
+                .closing
+                .as_ref()
+                .and_then(|c| c.note.as_deref()),
+            Some("kept by the customer")
+        );
+        assert!(matches!(
+            closed.order.close_return(
+                &approved.returns[0].return_id,
+                "admin staff-1",
+                None,
+                at("2026-11-26T10:00:00Z")
+            ),
+            Err(ReturnError::WrongStatus { .. })
+        ));
         // One that arrived is not closed.
         let received = receive(
             &approved,
