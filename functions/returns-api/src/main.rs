@@ -9,6 +9,8 @@
 //! - `GET /returns/{id}/label`: the 4×6 inch PDF label with both addresses, the items and the RMA
 //!   number as a Code 128 barcode, once the return is approved.
 //! - `POST /returns/{id}/approve` and `/reject` (`oms:admin`): approving reserves any exchange.
+//! - `POST /returns/{id}/close` (`oms:admin`): an approved return nothing will arrive for,
+//!   closed before the sweep would, its exchange released.
 //! - `POST /returns/{id}/receive` (`oms:warehouse`): the quantity and disposition per line;
 //!   `RESTOCK` units are available again in the same write, the refund is recorded and announced,
 //!   exchanges ship as a new order.

@@ -383,7 +383,12 @@ fn order_cloud_event(
                 new.unit_cancellations.last().map(|c| c.reason.clone())
             }
             _ if event_type == EventType::OrderEdited => new.edits.last().map(|e| e.reason.clone()),
-            (_, Some(rma)) => rma.decision.as_ref().and_then(|d| d.note.clone()),
+            // Staff's note closing it before anything arrived, else their decision's.
+            (_, Some(rma)) => rma
+                .closing
+                .as_ref()
+                .and_then(|c| c.note.clone())
+                .or_else(|| rma.decision.as_ref().and_then(|d| d.note.clone())),
             _ => shipment
                 .and_then(|f| f.steps.last())
                 .and_then(|s| s.note.clone()),
