@@ -244,18 +244,34 @@ async fn label<S: OrderStore>(app: &App<S>, request: &Request) -> Result<Respons
     Ok(response)
 }
 
+/// What staff's decision on a return carries (`oms:admin`): who, which return, their optional
+/// `note`, and the order's version they saw (`If-Match`).
+fn staff_decision(
+    request: &Request,
+) -> Result<
+    (
+        oms_domain::app::Caller,
+        ReturnId,
+        Option<String>,
+        Option<u64>,
+    ),
+    ApiError,
+> {
+    let caller = caller(request)?;
+    require_scope(&caller, SCOPE_ADMIN)?;
+    let id = return_id(request)?;
+    let DecisionRequest { note } =
+        DecisionRequest::parse(&optional_body(request)?).map_err(ApiError::Invalid)?;
+    Ok((caller, id, note, if_match(request)?))
+}
+
 /// `POST /returns/{id}/approve` and `/reject` (`oms:admin`), with an optional `note`.
 async fn decide<S: OrderStore + OrderTransactions>(
     app: &App<S>,
     request: &Request,
     approved: bool,
 ) -> Result<Response<Body>, ApiError> {
-    let caller = caller(request)?;
-    require_scope(&caller, SCOPE_ADMIN)?;
-    let id = return_id(request)?;
-    let DecisionRequest { note } =
-        DecisionRequest::parse(&optional_body(request)?).map_err(ApiError::Invalid)?;
-    let seen = if_match(request)?;
+    let (caller, id, note, seen) = staff_decision(request)?;
     let (rma, order) = decide_return(
         &app.store,
         &caller,
@@ -276,12 +292,7 @@ async fn close<S: OrderStore + OrderTransactions + InventoryStore + LocationStor
     app: &App<S>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
-    let caller = caller(request)?;
-    require_scope(&caller, SCOPE_ADMIN)?;
-    let id = return_id(request)?;
-    let DecisionRequest { note } =
-        DecisionRequest::parse(&optional_body(request)?).map_err(ApiError::Invalid)?;
-    let seen = if_match(request)?;
+    let (caller, id, note, seen) = staff_decision(request)?;
     let (rma, order) = close_return(
         &app.store,
         &app.locations,

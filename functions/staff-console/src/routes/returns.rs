@@ -63,6 +63,16 @@ pub(super) async fn return_label<S: Store, K: SecretSource>(
 }
 
 /// Approve, reject or receive a return. The form names the version of the order it showed.
+/// The note of a decision on a return (approve, reject, close), as the API validates it.
+fn decision_note(fields: &Fields) -> Result<Option<String>, PageError> {
+    let DecisionRequest { note } = DecisionRequest::parse(&match fields.text("note") {
+        Some(note) => json!({ "note": note }),
+        None => json!({}),
+    })
+    .map_err(ApiError::Invalid)?;
+    Ok(note)
+}
+
 pub(super) async fn decide<S: Store, K: SecretSource>(
     State(app): State<App<S, K>>,
     Path((id, decision)): Path<(String, String)>,
@@ -82,11 +92,7 @@ pub(super) async fn decide<S: Store, K: SecretSource>(
     let word = match decision.as_str() {
         "approve" | "reject" => {
             staff.require(SCOPE_ADMIN)?;
-            let DecisionRequest { note } = DecisionRequest::parse(&match fields.text("note") {
-                Some(note) => json!({ "note": note }),
-                None => json!({}),
-            })
-            .map_err(ApiError::Invalid)?;
+            let note = decision_note(fields)?;
             let approved = decision == "approve";
             decide_return(
                 &app.store,
@@ -106,11 +112,7 @@ pub(super) async fn decide<S: Store, K: SecretSource>(
         }
         "close" => {
             staff.require(SCOPE_ADMIN)?;
-            let DecisionRequest { note } = DecisionRequest::parse(&match fields.text("note") {
-                Some(note) => json!({ "note": note }),
-                None => json!({}),
-            })
-            .map_err(ApiError::Invalid)?;
+            let note = decision_note(fields)?;
             close_return(
                 &app.store,
                 &app.locations,

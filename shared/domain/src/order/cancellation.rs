@@ -1191,12 +1191,9 @@ mod tests {
         assert_eq!(void.amount.minor_units(), before);
     }
 
-    /// A split order taken at once: the first parcel delivered and returned (refunded), then
-    /// the parcel still to leave called off. The goods returned were refunded for themselves:
-    /// calling off the rest gives back exactly what the rest cost, so the business keeps what
-    /// the order now costs less what came back.
-    #[test]
-    fn units_called_off_after_a_return_was_refunded_give_back_their_whole_share() {
+    /// 2 × A at 10.00 leaving BER-1 and 1 × B at 30.00 leaving AMS-1: the order, placed, and its
+    /// plan of two parcels.
+    fn split_a_and_b() -> (Order, Plan) {
         let order = placed(
             json!([{"sku": "A", "quantity": 2}, {"sku": "B", "quantity": 1}]),
             &[product("A", 1000, 5), product("B", 3000, 5)],
@@ -1210,6 +1207,16 @@ mod tests {
         let plan = Plan {
             shipments: vec![shipment("BER-1", "A", 2), shipment("AMS-1", "B", 1)],
         };
+        (order, plan)
+    }
+
+    /// A split order taken at once: the first parcel delivered and returned (refunded), then
+    /// the parcel still to leave called off. The goods returned were refunded for themselves:
+    /// calling off the rest gives back exactly what the rest cost, so the business keeps what
+    /// the order now costs less what came back.
+    #[test]
+    fn units_called_off_after_a_return_was_refunded_give_back_their_whole_share() {
+        let (order, plan) = split_a_and_b();
         let total = order.totals.total.minor_units();
         let at_once = PaymentPolicy {
             capture: crate::order::payments::CaptureMode::Immediately,
@@ -1292,19 +1299,7 @@ mod tests {
 
     #[test]
     fn the_units_of_a_parcel_still_to_leave_are_released_with_the_rest_of_the_hold() {
-        let order = placed(
-            json!([{"sku": "A", "quantity": 2}, {"sku": "B", "quantity": 1}]),
-            &[product("A", 1000, 5), product("B", 3000, 5)],
-        );
-        let shipment = |location: &str, sku: &str, units: u32| PlannedShipment {
-            location: location.into(),
-            lines: vec![(Sku::parse(sku).unwrap(), units)],
-            weight_grams: 0,
-            cost: 0,
-        };
-        let plan = Plan {
-            shipments: vec![shipment("BER-1", "A", 2), shipment("AMS-1", "B", 1)],
-        };
+        let (order, plan) = split_a_and_b();
         let total = order.totals.total.minor_units();
         let reserved = order.reserve(&plan, now()).unwrap();
         let held = psp(

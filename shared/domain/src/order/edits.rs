@@ -1017,23 +1017,7 @@ mod tests {
     }
 
     fn psp(order: &Order, id: &str, kind: PaymentEventKind, amount: i64, pi: &str) -> Order {
-        let event = PaymentEvent {
-            event_id: id.into(),
-            kind,
-            amount: Money::new(amount, order.totals.total.currency()).unwrap(),
-            occurred_at: now(),
-            psp_reference: Some(pi.into()),
-            refund_id: None,
-            request_id: None,
-            reason: None,
-        };
-        match order
-            .record_payment(&event, &PaymentPolicy::default(), now())
-            .unwrap()
-        {
-            PaymentUpdate::Recorded(next) => *next,
-            PaymentUpdate::Duplicate => panic!("a duplicate"),
-        }
+        answered(order, id, kind, amount, pi, None, &PaymentPolicy::default())
     }
 
     fn to(method: Option<ShippingMethod>, country: Option<&str>) -> OrderEditRequest {

@@ -809,12 +809,21 @@ impl Order {
         // A refund asked of the PSP in this change names the payment it gives back from: the
         // one that has the order's money now (a payment that replaces it later does not
         // move it).
-        let reference = next.money_reference().map(str::to_owned);
-        for (index, refund) in next.refunds.iter_mut().enumerate() {
-            let asked_now = !refund.awaiting_capture
-                && self.refunds.get(index).is_none_or(|r| r.awaiting_capture);
-            if asked_now && refund.from_payment.is_none() {
-                refund.from_payment = reference.clone();
+        let unnamed: Vec<usize> = next
+            .refunds
+            .iter()
+            .enumerate()
+            .filter(|(index, refund)| {
+                !refund.awaiting_capture
+                    && refund.from_payment.is_none()
+                    && self.refunds.get(*index).is_none_or(|r| r.awaiting_capture)
+            })
+            .map(|(index, _)| index)
+            .collect();
+        if !unnamed.is_empty() {
+            let reference = next.money_reference().map(str::to_owned);
+            for index in unnamed {
+                next.refunds[index].from_payment = reference.clone();
             }
         }
         next.version = self.version + 1;
