@@ -24,11 +24,18 @@ moto_server.py patches moto:
 - Events are listed by several types at once (`types[]`), as Stripe lists them.
 - Its state stays in memory: two stacks on one machine (the test stack and the fault run's)
   never share a file.
+- Its Stripe.js (`/js.stripe.com/v3/`, a card form of plain inputs) confirms a PaymentIntent
+  with the card typed into it, as Stripe.js's `confirmCardPayment(clientSecret, {payment_method:
+  {card}})` does: the browser posts the card with the publishable key and the intent's client
+  secret to `/v1/payment_intents/{id}/confirm` (localstripe's only asked for a 3-D Secure answer
+  on an intent confirmed by the server). A card that needs 3-D Secure still shows its dialog.
 """
 
 import argparse
 import hashlib
 import logging
+import os
+import re
 import socket
 import sys
 from importlib.metadata import version
@@ -44,7 +51,7 @@ if version("localstripe") != PINNED:
 # The resources first: the server registers their routes as it is imported, so the patches
 # below must be in place before it is (see the end of the patches).
 import localstripe.resources as resources
-from localstripe.resources import Event, PaymentIntent, Refund, store
+from localstripe.resources import Event, PaymentIntent, PaymentMethod, Refund, store
 from localstripe.errors import UserError
 from localstripe.webhooks import schedule_webhook
 
@@ -287,6 +294,84 @@ async def idempotency_middleware(request, handler):
 
 
 server.app.middlewares.append(idempotency_middleware)
+
+
+# --- Stripe.js confirming with the card typed into its form --------------------------------
+_BROWSER_CONFIRM = re.compile(r"^/v1/payment_intents/(pi_\w+)/confirm$")
+
+# Appended to localstripe's Stripe.js: `confirmCardPayment` with a card element confirms the
+# intent with that card (then asks the 3-D Secure question only if the card needs it).
+_CONFIRM_WITH_CARD = """
+(function () {
+  const emulated = Stripe;
+  Stripe = (apiKey) => {
+    const stripe = emulated(apiKey);
+    const authenticate = stripe.confirmCardPayment;
+    stripe.confirmCardPayment = async (clientSecret, data) => {
+      const element = data && data.payment_method && data.payment_method.card;
+      if (!element || !element.value) {
+        return authenticate(clientSecret, data);
+      }
+      const pi = clientSecret.match(/^(pi_\\w+)_secret_/)[1];
+      const response = await fetch(`${LOCALSTRIPE_BASE_API}/v1/payment_intents/${pi}/confirm`, {
+        method: 'POST',
+        body: JSON.stringify({
+          key: apiKey,
+          client_secret: clientSecret,
+          payment_method_data: {type: 'card', card: element.value.card},
+        }),
+      });
+      const body = await response.json().catch(() => ({}));
+      if (response.status !== 200 || body.error) {
+        return {error: body.error || {message: 'The payment was refused.'}};
+      }
+      if (body.status === 'requires_action') {
+        return authenticate(clientSecret, data);
+      }
+      return {paymentIntent: body};
+    };
+    return stripe;
+  };
+})();
+"""
+
+
+def _stripe_js():
+    import localstripe
+    path = os.path.join(os.path.dirname(os.path.realpath(localstripe.__file__)), "localstripe-v3.js")
+    with open(path) as f:
+        return f.read() + _CONFIRM_WITH_CARD
+
+
+@web.middleware
+async def browser_confirm_middleware(request, handler):
+    if request.method == "GET" and request.path == "/js.stripe.com/v3/":
+        return web.Response(text=_stripe_js(), content_type="application/javascript")
+    matched = _BROWSER_CONFIRM.match(request.path)
+    if request.method != "POST" or matched is None or server.get_api_key(request) is not None:
+        return await handler(request)
+    # The browser's confirmation: the publishable key and the intent's own client secret.
+    data = await server.get_post_data(request, remove_auth=False)
+    key, secret = data.get("key"), data.get("client_secret")
+    if not (isinstance(key, str) and key.startswith("pk_")):
+        return UserError(401, "Unauthorized").to_response()
+    try:
+        intent = PaymentIntent._api_retrieve(matched[1])
+        if not isinstance(secret, str) or secret != intent.client_secret:
+            raise UserError(401, "Unauthorized")
+        method = data.get("payment_method_data") or {}
+        if method.get("type") != "card" or not isinstance(method.get("card"), dict):
+            raise UserError(400, "payment_method_data[card] is required")
+        card = PaymentMethod._api_create(type="card", card=method["card"])
+        PaymentIntent._api_update(intent.id, payment_method=card.id)
+        confirmed = PaymentIntent._api_confirm(intent.id)
+    except UserError as refusal:
+        return refusal.to_response()
+    return server.json_response(confirmed._export())
+
+
+# Outermost: before localstripe's own key check, which takes no publishable key here.
+server.app.middlewares.insert(0, browser_confirm_middleware)
 
 
 def main():

@@ -13,11 +13,12 @@ use oms_domain::order::returns::ReturnStatus;
 use oms_domain::order::{Order, OrderStatus};
 use serde::Serialize;
 
-const TEMPLATES: [(&str, &str); 4] = [
+const TEMPLATES: [(&str, &str); 5] = [
     ("layout.html", include_str!("../templates/layout.html")),
     ("find.html", include_str!("../templates/find.html")),
     ("order.html", include_str!("../templates/order.html")),
     ("return.html", include_str!("../templates/return.html")),
+    ("pay.html", include_str!("../templates/pay.html")),
 ];
 
 /// The stylesheet every page links (served by the site itself: the CSP allows no other).
@@ -28,6 +29,18 @@ pub const STYLESHEET: &str = include_str!("../assets/shop.css");
 pub fn stylesheet_href() -> &'static str {
     static HREF: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         oms_adapters::web::asset_href("/shop/assets/shop.css", STYLESHEET)
+    });
+    &HREF
+}
+
+/// The payment page's script: Stripe.js's card fields mounted, and the payment confirmed with
+/// them (the only script of the site; every other page runs none).
+pub const PAY_SCRIPT: &str = include_str!("../assets/pay.js");
+
+/// Where the payment page links its script, by the digest of its contents.
+pub fn pay_script_href() -> &'static str {
+    static HREF: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        oms_adapters::web::asset_href("/shop/assets/pay.js", PAY_SCRIPT)
     });
     &HREF
 }
@@ -145,6 +158,42 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "order.address.dearer",
         "Shipping to that address costs more, and your payment covers the order as it is: please contact us to change it. Nothing was changed.",
         "Der Versand an diese Adresse kostet mehr, und Ihre Zahlung deckt die Bestellung, wie sie ist: Bitte wenden Sie sich an uns. Es wurde nichts geändert.",
+    ),
+    (
+        "order.address.busy",
+        "Your payment is being settled with your bank right now: please try again in a few minutes. Nothing was changed.",
+        "Ihre Zahlung wird gerade mit Ihrer Bank abgerechnet: Bitte versuchen Sie es in einigen Minuten erneut. Es wurde nichts geändert.",
+    ),
+    ("order.pay", "Pay {amount} now", "Jetzt {amount} bezahlen"),
+    (
+        "order.paid",
+        "Thank you: your payment was sent. This page shows it as soon as your bank confirms it, usually within seconds.",
+        "Vielen Dank: Ihre Zahlung wurde übermittelt. Diese Seite zeigt sie, sobald Ihre Bank sie bestätigt, meist in Sekunden.",
+    ),
+    ("pay.title", "Payment for order", "Zahlung für Bestellung"),
+    ("pay.due", "To pay", "Zu zahlen"),
+    (
+        "pay.card-data",
+        "Your card details go straight to our payment provider, Stripe; we never see them.",
+        "Ihre Kartendaten gehen direkt an unseren Zahlungsanbieter Stripe; wir sehen sie nie.",
+    ),
+    ("pay.card", "Card", "Karte"),
+    ("pay.submit", "Pay", "Bezahlen"),
+    (
+        "pay.refused",
+        "The payment did not go through. Please check the card details or try another card.",
+        "Die Zahlung ist nicht durchgegangen. Bitte prüfen Sie die Kartendaten oder nutzen Sie eine andere Karte.",
+    ),
+    (
+        "pay.noscript",
+        "Paying here needs JavaScript, for our payment provider's card fields. Please turn it on, or pay in our shop.",
+        "Die Zahlung hier braucht JavaScript, für die Kartenfelder unseres Zahlungsanbieters. Bitte schalten Sie es ein oder zahlen Sie in unserem Shop.",
+    ),
+    ("pay.back", "Back to your order", "Zurück zu Ihrer Bestellung"),
+    (
+        "pay.unavailable",
+        "Our payment provider cannot be reached just now. Please try again in a few minutes; nothing was charged.",
+        "Unser Zahlungsanbieter ist gerade nicht erreichbar. Bitte versuchen Sie es in einigen Minuten erneut; es wurde nichts abgebucht.",
     ),
     (
         "order.address.too-late",
@@ -353,6 +402,10 @@ impl Pages {
         env.add_global(
             "stylesheet",
             Value::from_safe_string(stylesheet_href().to_owned()),
+        );
+        env.add_global(
+            "pay_script",
+            Value::from_safe_string(pay_script_href().to_owned()),
         );
         Pages { env }
     }

@@ -39,16 +39,18 @@ use minijinja::context;
 use oms_adapters::config;
 use oms_adapters::dynamo::DynamoStore;
 use oms_adapters::secrets::{SecretCache, SecretSource};
+use oms_adapters::stripe::StripeClient;
 use oms_adapters::web::{CookieKeys, OrderLinks};
 use oms_domain::app::locations::LocationDirectory;
+use oms_domain::app::payments::{awaits_payment, start_payment, PaymentAppError};
 use oms_domain::app::returns::{cancel_order, exchange_choices, ReturnsAppError};
 use oms_domain::app::Caller;
 use oms_domain::ids::OrderId;
-use oms_domain::notifications::language_of;
+use oms_domain::notifications::{format_money, language_of};
 use oms_domain::order::returns::policy::ReturnPolicy;
 use oms_domain::order::Order;
 use oms_domain::ports::{
-    AttemptCounter, InventoryStore, LocationStore, OrderStore, OrderTransactions,
+    AttemptCounter, InventoryStore, LocationStore, OrderStore, OrderTransactions, PaymentProvider,
 };
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -92,7 +94,7 @@ const LOOKUPS_PER_CLIENT_AND_ORDER: u64 = 5;
 const LOOKUPS_PER_ORDER: u64 = 30;
 
 /// What the site needs, built once per cold start.
-pub struct Shop<S, K> {
+pub struct Shop<S, K, P> {
     pub store: S,
     /// The link keys, one per line: the first signs links and the visit's cookies.
     pub secret: K,
@@ -102,12 +104,49 @@ pub struct Shop<S, K> {
     pub origin: String,
     /// The locations and rate table: cancelling some items re-quotes the shipping of the rest.
     pub locations: LocationDirectory,
+    /// Payments taken on the site (an order not paid yet, a change that costs more): none when
+    /// no publishable key is set, and the pages then ask the customer to pay in the shop.
+    pub checkout: Option<Checkout<P>>,
 }
 
-impl Shop<DynamoStore, SecretCache> {
+/// How the site takes a payment: Stripe.js confirms the PaymentIntent the system opened with
+/// the card typed into Stripe's own fields, so card data never reaches the system.
+pub struct Checkout<P> {
+    /// Opens the PaymentIntent, once per order and change (the JSON API's own rule).
+    pub provider: P,
+    /// Stripe's publishable key (`pk_…`): public by design, it only confirms.
+    pub publishable_key: String,
+    /// Where Stripe.js is loaded from (`https://js.stripe.com/v3/`).
+    pub script_url: String,
+    /// Where Stripe.js sends the card (`https://api.stripe.com`): the page's CSP allows it.
+    pub api_origin: String,
+    /// How long a change that costs more waits for its payment before it is undone.
+    pub window: chrono::Duration,
+}
+
+impl Shop<DynamoStore, SecretCache, StripeClient<SecretCache>> {
     pub fn from_env() -> Result<Self, lambda_http::Error> {
         let url = config::required("PUBLIC_API_URL")?;
         let shipping = config::shipping_policy_from_env()?;
+        let publishable_key = std::env::var("STRIPE_PUBLISHABLE_KEY").unwrap_or_default();
+        let checkout = if publishable_key.is_empty() {
+            None
+        } else {
+            let api = std::env::var("STRIPE_API_URL")
+                .ok()
+                .filter(|u| !u.is_empty())
+                .unwrap_or_else(|| "https://api.stripe.com".to_owned());
+            Some(Checkout {
+                provider: StripeClient::from_env()?,
+                publishable_key,
+                script_url: std::env::var("STRIPE_JS_URL")
+                    .ok()
+                    .filter(|u| !u.is_empty())
+                    .unwrap_or_else(|| "https://js.stripe.com/v3/".to_owned()),
+                api_origin: origin_of(&api),
+                window: config::payment_policy_from_env()?.authorization_window,
+            })
+        };
         Ok(Shop {
             locations: config::location_directory_from_env(&shipping)?,
             store: DynamoStore::from_env()?
@@ -115,6 +154,7 @@ impl Shop<DynamoStore, SecretCache> {
             secret: SecretCache::from_env("SHOP_SECRET_ARN")?,
             returns: config::return_policy_from_env()?,
             origin: origin_of(&url),
+            checkout,
         })
     }
 }
@@ -138,10 +178,12 @@ pub fn origin_of(url: &str) -> String {
     format!("{scheme}://{host}")
 }
 
-type App<S, K> = Arc<Shop<S, K>>;
+type App<S, K, P> = Arc<Shop<S, K, P>>;
 
 /// The site's router.
-pub fn router<S: Store, K: SecretSource + 'static>(shop: Shop<S, K>) -> Router {
+pub fn router<S: Store, K: SecretSource + 'static, P: PaymentProvider + 'static>(
+    shop: Shop<S, K, P>,
+) -> Router {
     Router::new()
         .route("/shop", get(|| async { Redirect::to("/shop/orders/find") }))
         .route(
@@ -149,18 +191,23 @@ pub fn router<S: Store, K: SecretSource + 'static>(shop: Shop<S, K>) -> Router {
             get(|| async { Redirect::to("/shop/orders/find") }),
         )
         .route("/shop/assets/shop.css", get(stylesheet))
-        .route("/shop/orders/find", get(find_page).post(find::<S, K>))
-        .route("/shop/forget", post(forget::<S, K>))
-        .route("/shop/orders/{id}", get(order_page::<S, K>))
-        .route("/shop/orders/{id}/cancel", post(cancel::<S, K>))
-        .route("/shop/orders/{id}/cancel-units", post(cancel_units::<S, K>))
-        .route("/shop/orders/{id}/address", post(change_address::<S, K>))
-        .route("/shop/orders/{id}/ship-ahead", post(ship_ahead::<S, K>))
-        .route("/shop/orders/{id}/return", get(return_page::<S, K>))
-        .route("/shop/orders/{id}/returns", post(open_return::<S, K>))
+        .route("/shop/assets/pay.js", get(pay_script))
+        .route("/shop/orders/find", get(find_page).post(find::<S, K, P>))
+        .route("/shop/forget", post(forget::<S, K, P>))
+        .route("/shop/orders/{id}", get(order_page::<S, K, P>))
+        .route("/shop/orders/{id}/cancel", post(cancel::<S, K, P>))
+        .route(
+            "/shop/orders/{id}/cancel-units",
+            post(cancel_units::<S, K, P>),
+        )
+        .route("/shop/orders/{id}/address", post(change_address::<S, K, P>))
+        .route("/shop/orders/{id}/pay", get(pay_page::<S, K, P>))
+        .route("/shop/orders/{id}/ship-ahead", post(ship_ahead::<S, K, P>))
+        .route("/shop/orders/{id}/return", get(return_page::<S, K, P>))
+        .route("/shop/orders/{id}/returns", post(open_return::<S, K, P>))
         .route(
             "/shop/orders/{id}/returns/{rma}/label",
-            get(return_label::<S, K>),
+            get(return_label::<S, K, P>),
         )
         .fallback(|headers: HeaderMap| async move {
             let language = browser_language(&headers);
@@ -186,6 +233,19 @@ async fn stylesheet(uri: axum::http::Uri) -> impl IntoResponse {
             (header::CACHE_CONTROL, cache),
         ],
         STYLESHEET,
+    )
+}
+
+/// The payment page's script, kept a year as the stylesheet is.
+async fn pay_script(uri: axum::http::Uri) -> impl IntoResponse {
+    let cache =
+        oms_adapters::web::asset_cache_control(uri.query(), crate::pages::pay_script_href());
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, cache),
+        ],
+        crate::pages::PAY_SCRIPT,
     )
 }
 
@@ -254,7 +314,7 @@ struct Keys {
     lookup: Vec<u8>,
 }
 
-async fn keys<S, K: SecretSource>(app: &Shop<S, K>) -> Result<Keys, Refusal> {
+async fn keys<S, K: SecretSource, P>(app: &Shop<S, K, P>) -> Result<Keys, Refusal> {
     let secret = app
         .secret
         .value()
@@ -407,8 +467,8 @@ struct ForgetForm {
 
 /// `POST /shop/forget`: ends the visit on this browser (a shared computer, a borrowed phone):
 /// its cookie is dropped, so no order it proved opens again without a new proof.
-async fn forget<S: Store, K: SecretSource + 'static>(
-    State(app): State<App<S, K>>,
+async fn forget<S: Store, K: SecretSource + 'static, P: PaymentProvider + 'static>(
+    State(app): State<App<S, K, P>>,
     headers: HeaderMap,
     Form(form): Form<ForgetForm>,
 ) -> Result<Response, Refusal> {
@@ -504,8 +564,8 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
 /// Counts a lookup against the client's and the order number's allowance; `false` once either
 /// is spent for the window. The keys are HMACs under the site's key: no address or number is
 /// stored, and the counts go when their window has passed.
-async fn within_allowance<S: Store, K>(
-    app: &Shop<S, K>,
+async fn within_allowance<S: Store, K, P>(
+    app: &Shop<S, K, P>,
     keys: &Keys,
     client: &str,
     number: &str,
@@ -546,8 +606,8 @@ async fn within_allowance<S: Store, K>(
 }
 
 /// `POST /shop/orders/find`: the order, if the number and the address are its own.
-async fn find<S: Store, K: SecretSource + 'static>(
-    State(app): State<App<S, K>>,
+async fn find<S: Store, K: SecretSource + 'static, P: PaymentProvider + 'static>(
+    State(app): State<App<S, K, P>>,
     ClientIp(client): ClientIp,
     headers: HeaderMap,
     Form(lookup): Form<Lookup>,
@@ -617,8 +677,8 @@ struct OrderQuery {
 }
 
 /// The order `id` if the visit holds it.
-async fn visible<S: Store, K: SecretSource + 'static>(
-    app: &Shop<S, K>,
+async fn visible<S: Store, K: SecretSource + 'static, P: PaymentProvider + 'static>(
+    app: &Shop<S, K, P>,
     visit: Option<&Visit>,
     id: &str,
     language: &'static str,
@@ -637,8 +697,8 @@ async fn visible<S: Store, K: SecretSource + 'static>(
 
 /// The site's keys, the visit the request carries and its order `id`, if the visit holds it:
 /// what every page and form of an order starts with.
-async fn proved<S: Store, K: SecretSource + 'static>(
-    app: &Shop<S, K>,
+async fn proved<S: Store, K: SecretSource + 'static, P: PaymentProvider + 'static>(
+    app: &Shop<S, K, P>,
     headers: &HeaderMap,
     id: &str,
 ) -> Result<(Keys, Visit, Order), Refusal> {
@@ -651,8 +711,8 @@ async fn proved<S: Store, K: SecretSource + 'static>(
 
 /// `GET /shop/orders/{id}`: the order's page; with a signed link's token, the order put in the
 /// visit first and the token taken out of the address.
-async fn order_page<S: Store, K: SecretSource + 'static>(
-    State(app): State<App<S, K>>,
+async fn order_page<S: Store, K: SecretSource + 'static, P: PaymentProvider + 'static>(
+    State(app): State<App<S, K, P>>,
     Path(id): Path<String>,
     Query(query): Query<OrderQuery>,
     headers: HeaderMap,
@@ -671,7 +731,7 @@ async fn order_page<S: Store, K: SecretSource + 'static>(
     let order = visible(&app, visit.as_ref(), &id, language).await?;
     let visit = visit.expect("a visible order is the visit's");
     Ok(order_response(
-        &app.returns,
+        &app,
         &keys,
         &visit,
         &order,
@@ -681,9 +741,72 @@ async fn order_page<S: Store, K: SecretSource + 'static>(
     ))
 }
 
+/// `GET /shop/orders/{id}/pay`: the payment the order waits for (a change that made it dearer,
+/// or the order itself not yet paid), taken with Stripe.js's card fields. The payment is the
+/// one `POST /orders/{id}/payment-intent` opens for the customer (opened again, the same one),
+/// confirmed in the browser; the order learns of it from Stripe's webhook. An order with
+/// nothing to pay is shown instead; a site taking no payments shows no such page.
+async fn pay_page<S: Store, K: SecretSource + 'static, P: PaymentProvider + 'static>(
+    State(app): State<App<S, K, P>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Refusal> {
+    let (keys, visit, order) = proved(&app, &headers, &id).await?;
+    let language = language_of(&order);
+    let Some(checkout) = app.checkout.as_ref() else {
+        return Err(Refusal::NotFound(language));
+    };
+    let customer = Caller {
+        customer_id: order.customer_id.clone(),
+        scopes: vec![],
+    };
+    let intent = match start_payment(&app.store, &checkout.provider, &customer, &order.id).await {
+        Ok(intent) => intent,
+        Err(PaymentAppError::NotPayable(_)) => {
+            return Ok(Redirect::to(&format!("{BASE}/orders/{id}")).into_response())
+        }
+        Err(PaymentAppError::Provider(error)) => {
+            tracing::warn!(order_id = %order.id, %error, "the payment could not be opened");
+            return Ok(order_response(
+                &app,
+                &keys,
+                &visit,
+                &order,
+                StatusCode::SERVICE_UNAVAILABLE,
+                None,
+                Some(text(language, "pay.unavailable").to_owned()),
+            ));
+        }
+        Err(error) => return Err(Refusal::Internal(error.to_string())),
+    };
+    let mut response = page(
+        StatusCode::OK,
+        "pay.html",
+        language,
+        context! {
+            order => minijinja::Value::from(minijinja::value::Serde(OrderPage::of(&order, language))),
+            amount => format_money(intent.amount, language),
+            publishable_key => &checkout.publishable_key,
+            // The customer's own, on a page never stored (`no-store`) and never logged.
+            client_secret => intent.client_secret,
+            script_url => &checkout.script_url,
+        },
+    );
+    let policy = oms_adapters::web::payment_page_policy(
+        &origin_of(&checkout.script_url),
+        &checkout.api_origin,
+    );
+    if let Ok(value) = HeaderValue::from_str(&policy) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, value);
+    }
+    Ok(response)
+}
+
 /// The order's page, with a banner for what was done or a refusal.
-fn order_response(
-    policy: &ReturnPolicy,
+fn order_response<S, K, P>(
+    app: &Shop<S, K, P>,
     keys: &Keys,
     visit: &Visit,
     order: &Order,
@@ -691,6 +814,7 @@ fn order_response(
     done: Option<&str>,
     refused: Option<String>,
 ) -> Response {
+    let policy = &app.returns;
     let language = language_of(order);
     let can_cancel = order.cancel(String::new(), "customer", Utc::now()).is_ok();
     // A banner only for what the order shows done: a link cannot make a live order look
@@ -709,8 +833,15 @@ fn order_response(
         Some("shipping-ahead") if order.edits.iter().any(|e| e.ships_ahead()) => {
             Some(text(language, "order.ahead.done"))
         }
+        // Back from the payment page: the payment reaches the order with Stripe's webhook,
+        // usually before the page is shown again.
+        Some("paid") if app.checkout.is_some() => Some(text(language, "order.paid")),
         _ => None,
     };
+    // What the order waits for the customer to pay, where the site takes payments.
+    let pay = (app.checkout.is_some() && awaits_payment(order)).then(|| {
+        text(language, "order.pay").replace("{amount}", &format_money(order.totals.total, language))
+    });
     let now = Utc::now();
     let returnable = order
         .lines
@@ -750,6 +881,7 @@ fn order_response(
                 && order.reserved_units() > 0
                 && order.editable().is_ok(),
             form_key => format!("shop-{}", OrderId::generate(now)),
+            pay,
             returnable,
             banner,
             refused,
@@ -770,8 +902,8 @@ struct CancelForm {
 
 /// `POST /shop/orders/{id}/cancel`: cancels the order as `POST /orders/{id}/cancel` does for its
 /// customer, on the version the page showed.
-async fn cancel<S: Store, K: SecretSource + 'static>(
-    State(app): State<App<S, K>>,
+async fn cancel<S: Store, K: SecretSource + 'static, P: PaymentProvider + 'static>(
+    State(app): State<App<S, K, P>>,
     Path(id): Path<String>,
     headers: HeaderMap,
     Form(form): Form<CancelForm>,
@@ -810,8 +942,8 @@ async fn cancel<S: Store, K: SecretSource + 'static>(
 
 /// A cancellation (of the order or of some items) the order refused: its page as it is now,
 /// saying why (changed meanwhile, packed meanwhile, busy), or an error for anything else.
-async fn refused_cancellation<S: Store, K: SecretSource + 'static>(
-    app: &App<S, K>,
+async fn refused_cancellation<S: Store, K: SecretSource + 'static, P: PaymentProvider + 'static>(
+    app: &App<S, K, P>,
     keys: &Keys,
     visit: &Visit,
     order: Order,
@@ -830,8 +962,8 @@ async fn refused_cancellation<S: Store, K: SecretSource + 'static>(
 }
 
 /// A form refused with `why` (409), on the order's page as the order is now.
-async fn refused_as_it_is<S: Store, K: SecretSource + 'static>(
-    app: &App<S, K>,
+async fn refused_as_it_is<S: Store, K: SecretSource + 'static, P: PaymentProvider + 'static>(
+    app: &App<S, K, P>,
     keys: &Keys,
     visit: &Visit,
     order: Order,
@@ -844,7 +976,7 @@ async fn refused_as_it_is<S: Store, K: SecretSource + 'static>(
         .map_err(|e| Refusal::Internal(e.to_string()))?
         .unwrap_or(order);
     Ok(order_response(
-        &app.returns,
+        &app,
         keys,
         visit,
         &current,
@@ -855,13 +987,15 @@ async fn refused_as_it_is<S: Store, K: SecretSource + 'static>(
 }
 
 /// `request` made by the order's own customer, as `POST /orders/{id}/edits` makes it for them,
-/// on the page's `version` and once per its `key`; never waiting for a new authorization.
-async fn edit_as_customer<S: Store, K: SecretSource + 'static>(
-    app: &App<S, K>,
+/// on the page's `version` and once per its `key`; a change that costs more waits for its
+/// payment for `window` (zero: never waits, where the site takes no payments).
+async fn edit_as_customer<S: Store, K: SecretSource + 'static, P: PaymentProvider + 'static>(
+    app: &App<S, K, P>,
     order: &Order,
     request: &oms_domain::request::staff::OrderEditRequest,
     key: &oms_domain::ids::IdempotencyKey,
     version: u64,
+    window: chrono::Duration,
     now: chrono::DateTime<Utc>,
 ) -> Result<Order, ReturnsAppError> {
     let customer = Caller {
@@ -876,7 +1010,7 @@ async fn edit_as_customer<S: Store, K: SecretSource + 'static>(
         request,
         key,
         version,
-        chrono::Duration::zero(),
+        window,
         now,
     )
     .await
@@ -916,8 +1050,8 @@ fn versioned_form(
 /// `POST /shop/orders/{id}/cancel-units`: cancels some items (`units-<sku>`, how many of each)
 /// as `POST /orders/{id}/cancel-units` does for its customer, on the version the page showed
 /// and once per page shown (its key): the form sent twice changes the order once.
-async fn cancel_units<S: Store, K: SecretSource + 'static>(
-    State(app): State<App<S, K>>,
+async fn cancel_units<S: Store, K: SecretSource + 'static, P: PaymentProvider + 'static>(
+    State(app): State<App<S, K, P>>,
     Path(id): Path<String>,
     headers: HeaderMap,
     Form(fields): Form<Vec<(String, String)>>,
@@ -936,7 +1070,7 @@ async fn cancel_units<S: Store, K: SecretSource + 'static>(
         .collect();
     let refused = |why: &str, current: Order, status: StatusCode| {
         order_response(
-            &app.returns,
+            &app,
             &keys,
             &visit,
             &current,
@@ -987,11 +1121,12 @@ async fn cancel_units<S: Store, K: SecretSource + 'static>(
 
 /// `POST /shop/orders/{id}/address`: the customer changes where the order goes, as
 /// `POST /orders/{id}/edits` does for them, on the version the page showed and once per page
-/// shown (its key). A new address that costs more while the money is held would need a new
-/// authorization of the whole new total, which this page does not take: it is refused, saying
-/// so, before anything changes.
-async fn change_address<S: Store, K: SecretSource + 'static>(
-    State(app): State<App<S, K>>,
+/// shown (its key). A new address that costs more once the order is paid needs a payment of
+/// the whole new total: where the site takes payments, the change waits for it (the payment
+/// page comes next; not paid in time, the change is undone); where it does not, it is refused,
+/// saying so, before anything changes.
+async fn change_address<S: Store, K: SecretSource + 'static, P: PaymentProvider + 'static>(
+    State(app): State<App<S, K, P>>,
     Path(id): Path<String>,
     headers: HeaderMap,
     Form(fields): Form<Vec<(String, String)>>,
@@ -1009,7 +1144,7 @@ async fn change_address<S: Store, K: SecretSource + 'static>(
     let language = language_of(&order);
     let refused = |why: &str, current: Order, status: StatusCode| {
         order_response(
-            &app.returns,
+            &app,
             &keys,
             &visit,
             &current,
@@ -1066,14 +1201,22 @@ async fn change_address<S: Store, K: SecretSource + 'static>(
             now,
         );
         let why = match tried {
-            // Dearer while the money is held or taken (a new payment the page does not take),
-            // or while its capture is on its way: said as such, not as too late.
-            Ok(change) if change.order.awaiting_edit().is_some() => {
+            // Dearer once paid, where the site takes no payments; or while a capture is on its
+            // way (the new payment would replace one not yet settled): said as such, not as
+            // too late.
+            Ok(change) if change.order.awaiting_edit().is_some() && app.checkout.is_none() => {
                 Some((text(language, "order.address.dearer"), StatusCode::CONFLICT))
             }
-            Err(oms_domain::order::edits::EditError::CaptureOnItsWay) => {
-                Some((text(language, "order.address.dearer"), StatusCode::CONFLICT))
-            }
+            Err(oms_domain::order::edits::EditError::CaptureOnItsWay) => Some((
+                text(
+                    language,
+                    match app.checkout {
+                        Some(_) => "order.address.busy",
+                        None => "order.address.dearer",
+                    },
+                ),
+                StatusCode::CONFLICT,
+            )),
             Err(oms_domain::order::edits::EditError::Fields(_)) => Some((
                 text(language, "order.address.unserved"),
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -1084,8 +1227,15 @@ async fn change_address<S: Store, K: SecretSource + 'static>(
             return Ok(refused(why, order, status));
         }
     }
-    // Never waited on: a change that would wait for a new authorization is refused above.
-    match edit_as_customer(&app, &order, &request, &key, version, now).await {
+    let window = app
+        .checkout
+        .as_ref()
+        .map_or(chrono::Duration::zero(), |c| c.window);
+    match edit_as_customer(&app, &order, &request, &key, version, window, now).await {
+        // Dearer: paid on the next page.
+        Ok(changed) if changed.awaiting_edit().is_some() => {
+            Ok(Redirect::to(&format!("{BASE}/orders/{id}/pay")).into_response())
+        }
         Ok(_) => {
             Ok(Redirect::to(&format!("{BASE}/orders/{id}?done=address-changed")).into_response())
         }
@@ -1096,8 +1246,8 @@ async fn change_address<S: Store, K: SecretSource + 'static>(
 /// `POST /shop/orders/{id}/ship-ahead`: the customer of an order waiting whole for stock asks
 /// for what is here now, as `POST /orders/{id}/edits` with `shipComplete: false` does for them,
 /// on the version the page showed and once per page shown (its key). Nothing costs more.
-async fn ship_ahead<S: Store, K: SecretSource + 'static>(
-    State(app): State<App<S, K>>,
+async fn ship_ahead<S: Store, K: SecretSource + 'static, P: PaymentProvider + 'static>(
+    State(app): State<App<S, K, P>>,
     Path(id): Path<String>,
     headers: HeaderMap,
     Form(fields): Form<Vec<(String, String)>>,
@@ -1109,7 +1259,17 @@ async fn ship_ahead<S: Store, K: SecretSource + 'static>(
         "reason": "asked by the customer on the order's page",
     }))
     .map_err(|e| Refusal::Internal(e.to_string()))?;
-    match edit_as_customer(&app, &order, &request, &key, version, Utc::now()).await {
+    match edit_as_customer(
+        &app,
+        &order,
+        &request,
+        &key,
+        version,
+        chrono::Duration::zero(),
+        Utc::now(),
+    )
+    .await
+    {
         Ok(_) => {
             Ok(Redirect::to(&format!("{BASE}/orders/{id}?done=shipping-ahead")).into_response())
         }
@@ -1159,8 +1319,8 @@ async fn returnable_lines<S: Store>(
 }
 
 /// The return form of `order`, with a refusal above it and what was typed put back if given.
-async fn return_form<S: Store, K: SecretSource + 'static>(
-    app: &Shop<S, K>,
+async fn return_form<S: Store, K: SecretSource + 'static, P: PaymentProvider + 'static>(
+    app: &Shop<S, K, P>,
     keys: &Keys,
     visit: &Visit,
     order: &Order,
@@ -1195,8 +1355,8 @@ async fn return_form<S: Store, K: SecretSource + 'static>(
 }
 
 /// `GET /shop/orders/{id}/return`: what may be sent back, and why.
-async fn return_page<S: Store, K: SecretSource + 'static>(
-    State(app): State<App<S, K>>,
+async fn return_page<S: Store, K: SecretSource + 'static, P: PaymentProvider + 'static>(
+    State(app): State<App<S, K, P>>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, Refusal> {
@@ -1206,8 +1366,8 @@ async fn return_page<S: Store, K: SecretSource + 'static>(
 
 /// `POST /shop/orders/{id}/returns`: asks for the return as `POST /orders/{id}/returns` does
 /// for its customer, once per the form's key.
-async fn open_return<S: Store, K: SecretSource + 'static>(
-    State(app): State<App<S, K>>,
+async fn open_return<S: Store, K: SecretSource + 'static, P: PaymentProvider + 'static>(
+    State(app): State<App<S, K, P>>,
     Path(id): Path<String>,
     headers: HeaderMap,
     Form(fields): Form<Vec<(String, String)>>,
@@ -1324,8 +1484,8 @@ async fn open_return<S: Store, K: SecretSource + 'static>(
 }
 
 /// `GET /shop/orders/{id}/returns/{rma}/label`: an approved return's label, the API's PDF.
-async fn return_label<S: Store, K: SecretSource + 'static>(
-    State(app): State<App<S, K>>,
+async fn return_label<S: Store, K: SecretSource + 'static, P: PaymentProvider + 'static>(
+    State(app): State<App<S, K, P>>,
     Path((id, rma)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, Refusal> {

@@ -115,14 +115,32 @@ pub const PAGE_HEADERS: [(&str, &str); 4] = [
 
 /// Sets the headers every page's answer carries: [`PAGE_HEADERS`], and `no-store` unless the
 /// answer says how long it may be kept (pages show orders, names and addresses; an asset says).
+/// A page that set its own Content-Security-Policy keeps it: the payment page's
+/// ([`payment_page_policy`]), the one page that runs a script.
 pub fn harden(headers: &mut lambda_http::http::HeaderMap) {
     use lambda_http::http::{header, HeaderValue};
     if !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     for (name, value) in PAGE_HEADERS {
+        if name == "content-security-policy" && headers.contains_key(name) {
+            continue;
+        }
         headers.insert(name, HeaderValue::from_static(value));
     }
+}
+
+/// The Content-Security-Policy of a page where the customer pays with the PSP's own script:
+/// [`CONTENT_SECURITY_POLICY`], plus the site's own script, the PSP's script and frames from
+/// `script_origin` (Stripe.js's card fields and 3-D Secure live in its frames; Stripe's
+/// `hooks.stripe.com` shows the bank's challenge), and requests to `api_origin` (where
+/// Stripe.js confirms the payment). Nothing inline runs.
+pub fn payment_page_policy(script_origin: &str, api_origin: &str) -> String {
+    format!(
+        "default-src 'none'; style-src 'self'; img-src 'self' {script_origin}; \
+         script-src 'self' {script_origin}; frame-src {script_origin} https://hooks.stripe.com; \
+         connect-src {api_origin}; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    )
 }
 
 /// Where pages link a static asset served at `path`: with a digest of its `contents`, so

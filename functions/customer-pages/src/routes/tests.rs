@@ -36,7 +36,38 @@ fn shop_with_catalog(order: Order, products: Vec<oms_domain::stock::Product>) ->
         returns: ReturnPolicy::default_policy(),
         origin: ORIGIN.into(),
         locations: oms_domain::app::locations::LocationDirectory::demo(),
+        checkout: None::<Checkout<oms_domain::fixtures::FakePsp>>,
     })
+}
+
+/// The site over a store holding `order`, taking payments with Stripe.js against a PSP that
+/// opens a payment per idempotency key.
+fn shop_taking_payments(order: Order) -> Router {
+    let store = InMemoryStore::with_products(Vec::new());
+    store.insert_order(order);
+    router(Shop {
+        store,
+        secret: FixedSecret::new(SECRET),
+        returns: ReturnPolicy::default_policy(),
+        origin: ORIGIN.into(),
+        locations: oms_domain::app::locations::LocationDirectory::demo(),
+        checkout: Some(Checkout {
+            provider: oms_domain::fixtures::FakePsp::default(),
+            publishable_key: "pk_test_shop".into(),
+            script_url: "https://js.stripe.com/v3/".into(),
+            api_origin: "https://api.stripe.com".into(),
+            window: chrono::Duration::hours(1),
+        }),
+    })
+}
+
+/// The value of the attribute `name` on the page (the first).
+fn hidden_data(page: &str, name: &str) -> String {
+    page.split(&format!("{name}=\""))
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no {name} in {page}"))
+        .to_owned()
 }
 
 /// The value of the hidden field `name` of the page's form.
@@ -777,4 +808,148 @@ async fn the_customer_sends_what_is_in_stock_ahead_from_the_page_once() {
     let (status, _, page) = send(&router, post(&path, Some(&cookie), ORIGIN, &stale)).await;
     assert_eq!(status, StatusCode::CONFLICT, "{page}");
     assert!(page.contains("changed while the page was open"), "{page}");
+}
+
+/// Where the site takes payments, a dearer address for an order whose money is held is not
+/// refused: the change waits for a payment of the whole new total, and the payment page comes
+/// next, with Stripe.js's card fields and the payment the system opened (the same one however
+/// often it is shown); the page's policy lets Stripe's script, frames and API in, and no other.
+/// Sent twice, one change. An order with nothing to pay has no payment page.
+#[tokio::test]
+async fn a_dearer_address_waits_for_its_payment_taken_on_the_payment_page() {
+    let at = Utc::now();
+    let order = oms_domain::fixtures::sample_order(ORDER, "customer-ada", at)
+        .reserve_all_at("BER-1", at)
+        .unwrap()
+        .authorized_for_test(at);
+    let before = oms_domain::notifications::format_money(order.totals.total, "en");
+    let router = shop_taking_payments(order);
+    let cookie = visit(&router).await;
+    let (_, _, page) = send(
+        &router,
+        get(&format!("/shop/orders/{ORDER}"), Some(&cookie)),
+    )
+    .await;
+    assert!(!page.contains("id=\"pay-link\""), "paid: nothing to pay");
+    // Paid for: no payment page, the order's instead.
+    let (status, headers, _) = send(
+        &router,
+        get(&format!("/shop/orders/{ORDER}/pay"), Some(&cookie)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], format!("/shop/orders/{ORDER}"));
+
+    let form = format!(
+        "csrf={}&version={}&key={}&name=Ada+Lovelace&line1=1+Rue+de+Rivoli\
+         &postalCode=75001&city=Paris&country=fr",
+        hidden(&page, "csrf"),
+        hidden(&page, "version"),
+        hidden(&page, "key"),
+    );
+    for _ in 0..2 {
+        let (status, headers, page) = send(
+            &router,
+            post(
+                &format!("/shop/orders/{ORDER}/address"),
+                Some(&cookie),
+                ORIGIN,
+                &form,
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+        assert_eq!(
+            headers[header::LOCATION],
+            format!("/shop/orders/{ORDER}/pay")
+        );
+    }
+    let (status, headers, page) = send(
+        &router,
+        get(&format!("/shop/orders/{ORDER}/pay"), Some(&cookie)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let total = page
+        .split("id=\"pay-amount\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .expect("the amount to pay")
+        .to_owned();
+    assert_ne!(total, before, "France costs more to ship to: the new total");
+    assert!(page.contains("data-key=\"pk_test_shop\""), "{page}");
+    // The payment of the change (one per change: the form sent twice made one).
+    let secret = hidden_data(&page, "data-secret");
+    assert!(
+        secret.starts_with("pi_") && secret.ends_with("-INTENT_secret_x"),
+        "{secret}"
+    );
+    assert!(
+        // Stripe's own script (the template escapes its slashes, as every attribute's).
+        page.contains("<script src=\"https:&#x2f;&#x2f;js.stripe.com&#x2f;v3&#x2f;\"></script>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<script src=\"/shop/assets/pay.js?v="),
+        "{page}"
+    );
+    let policy = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    assert!(
+        policy.contains("script-src 'self' https://js.stripe.com;"),
+        "{policy}"
+    );
+    assert!(
+        policy.contains("connect-src https://api.stripe.com;"),
+        "{policy}"
+    );
+    assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+    assert!(!policy.contains("unsafe-inline"), "{policy}");
+    assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+
+    // The order's page offers the payment too, and says what it is for.
+    let (_, headers, page) = send(
+        &router,
+        get(&format!("/shop/orders/{ORDER}?done=paid"), Some(&cookie)),
+    )
+    .await;
+    assert!(page.contains(&format!("Pay {total} now")), "{page}");
+    assert!(
+        page.contains(&format!("id=\"order-total\">{total}<")),
+        "{page}"
+    );
+    assert!(page.contains("your payment was sent"), "{page}");
+    assert_eq!(
+        headers[header::CONTENT_SECURITY_POLICY],
+        oms_adapters::web::CONTENT_SECURITY_POLICY,
+        "no script on the order's page"
+    );
+
+    // The script, kept by its digest.
+    let (status, headers, script) = send(&router, get("/shop/assets/pay.js", None)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/javascript"));
+    assert!(script.contains("confirmCardPayment"));
+}
+
+/// A site that takes no payments shows no payment page: the one neutral refusal.
+#[tokio::test]
+async fn a_site_taking_no_payments_has_no_payment_page() {
+    let router = shop();
+    let cookie = visit(&router).await;
+    let (status, _, page) = send(
+        &router,
+        get(&format!("/shop/orders/{ORDER}/pay"), Some(&cookie)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(page.contains("action=\"/shop/orders/find\""), "{page}");
+    let (_, _, page) = send(
+        &router,
+        get(&format!("/shop/orders/{ORDER}"), Some(&cookie)),
+    )
+    .await;
+    assert!(!page.contains("pay-link"), "{page}");
 }

@@ -89,6 +89,15 @@ pub async fn record_psp_event<O: OrderStore>(
     .await
 }
 
+/// Whether the order waits for a payment its customer can make now: a change that made it
+/// dearer, or an order not yet paid (never paid, declined, or its hold released) before it
+/// reaches the warehouse. What [`start_payment`] opens a payment for.
+pub fn awaits_payment(order: &Order) -> bool {
+    order.awaiting_edit().is_some()
+        || (matches!(order.status, OrderStatus::Pending | OrderStatus::Reserved)
+            && order.payment_status().is_unpaid())
+}
+
 /// Opens the order's payment at the PSP for its customer (or `oms:admin`): a payment of the
 /// order's total, captured when it ships, with the order's id for the PSP's events to name. Once
 /// per payment attempt: asked again, the same payment answers (the idempotency key names the
@@ -113,13 +122,12 @@ pub async fn start_payment<O: OrderStore, P: crate::ports::PaymentProvider>(
             .create_payment_intent(&order.id, order.totals.total, &key)
             .await?);
     }
-    let paid = order.payment_status();
-    if !matches!(order.status, OrderStatus::Pending | OrderStatus::Reserved) || !paid.is_unpaid() {
+    if !awaits_payment(&order) {
         return Err(PaymentAppError::NotPayable(format!(
             "order {} needs no payment: it is {} and its payment {}",
             order.id,
             order.status.as_str(),
-            paid.as_str()
+            order.payment_status().as_str()
         )));
     }
     let attempt = 1 + order
