@@ -28,7 +28,8 @@ moto_server.py patches moto:
   with the card typed into it, as Stripe.js's `confirmCardPayment(clientSecret, {payment_method:
   {card}})` does: the browser posts the card with the publishable key and the intent's client
   secret to `/v1/payment_intents/{id}/confirm` (localstripe's only asked for a 3-D Secure answer
-  on an intent confirmed by the server). A card that needs 3-D Secure still shows its dialog.
+  on an intent confirmed by the server). A card that needs 3-D Secure still shows its dialog;
+  after a declined card, another may be tried on the same intent, as on Stripe.
 """
 
 import argparse
@@ -363,6 +364,9 @@ async def browser_confirm_middleware(request, handler):
         if method.get("type") != "card" or not isinstance(method.get("card"), dict):
             raise UserError(400, "payment_method_data[card] is required")
         card = PaymentMethod._api_create(type="card", card=method["card"])
+        if intent.latest_charge is not None and intent.latest_charge.status == "failed":
+            # Declined before: Stripe takes another card on the same intent.
+            intent.latest_charge = None
         PaymentIntent._api_update(intent.id, payment_method=card.id)
         confirmed = PaymentIntent._api_confirm(intent.id)
     except UserError as refusal:

@@ -6,6 +6,9 @@
 //! | an order: where it is, what comes next, its parcels, money, history and returns | `GET /shop/orders/{id}` |
 //! | cancel it before it is packed | `POST /shop/orders/{id}/cancel` |
 //! | cancel some of its items before they are packed | `POST /shop/orders/{id}/cancel-units` |
+//! | send it elsewhere before it is packed (dearer: paid next) | `POST /shop/orders/{id}/address` |
+//! | send what is in stock ahead | `POST /shop/orders/{id}/ship-ahead` |
+//! | pay what it waits for, with Stripe.js's card fields | `GET /shop/orders/{id}/pay` |
 //! | forget the orders this browser opened (end the visit) | `POST /shop/forget` |
 //! | choose what to send back, why, and a refund or an exchange for a variant | `GET /shop/orders/{id}/return` |
 //! | ask for the return (approved at once or checked by staff, as the policy says) | `POST /shop/orders/{id}/returns` |
@@ -24,7 +27,8 @@
 //!
 //! Every form carries the visit's CSRF token and is refused unless it comes from the site's own
 //! origin; the cancellation carries the order's version the page showed, so a stale page changes
-//! nothing. Every answer is `no-store` (but the stylesheet) with a strict Content-Security-Policy.
+//! nothing. Every answer is `no-store` (but the stylesheet and the payment script) with a strict
+//! Content-Security-Policy; the payment page's lets Stripe's script, frames and API in.
 
 use std::sync::Arc;
 

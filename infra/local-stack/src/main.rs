@@ -758,6 +758,10 @@ async fn create_resources(
     Ok(context)
 }
 
+/// The publishable key the local customers' pages take payments with (the emulator checks only
+/// its `pk_` prefix).
+const LOCAL_PUBLISHABLE_KEY: &str = "pk_test_local";
+
 /// The environment variables that set a template parameter locally:
 /// `OMS_LOCAL_PARAMETER_<Name>=<value>`, e.g. `OMS_LOCAL_PARAMETER_PaymentWindowSeconds=20`.
 const PARAMETER_VARIABLE_PREFIX: &str = "OMS_LOCAL_PARAMETER_";
@@ -787,6 +791,10 @@ fn template_parameters(
         // Stripe's API is the local emulator's, whose cards all allow multicapture.
         ("StripeApiUrl".into(), stripe.to_owned()),
         ("StripeMulticapture".into(), "if_available".into()),
+        // The customers' payment page loads the emulator's Stripe.js, which takes any
+        // publishable key.
+        ("StripeJsUrl".into(), format!("{stripe}/js.stripe.com/v3/")),
+        ("StripePublishableKey".into(), LOCAL_PUBLISHABLE_KEY.into()),
     ]);
     let known = |name: &str, source: &str| -> Result<(), BoxError> {
         if template.parameters.contains_key(name) {
