@@ -255,6 +255,16 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("return.instead", "Refund or exchange", "Erstattung oder Umtausch"),
     ("return.refund", "A refund", "Eine Erstattung"),
     ("return.same", "The same item again", "Denselben Artikel noch einmal"),
+    (
+        "return.dearer",
+        "{amount} more each, paid before it ships",
+        "{amount} mehr pro Stück, vor dem Versand zu zahlen",
+    ),
+    (
+        "return.cheaper",
+        "{amount} less each, refunded when yours arrives",
+        "{amount} weniger pro Stück, erstattet, wenn Ihrer bei uns ankommt",
+    ),
     ("return.exchanged-for", "exchanged for", "umgetauscht gegen"),
     (
         "return.replacement",
@@ -506,6 +516,8 @@ pub struct ExchangeChoice {
     pub name: String,
     /// The returned item itself (a replacement).
     pub same: bool,
+    /// What it costs more or less a unit than was paid, in words (none: the same price).
+    pub difference: Option<String>,
 }
 
 /// The return form's reasons, in the page's language.

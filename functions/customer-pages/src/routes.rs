@@ -1301,10 +1301,12 @@ async fn returnable_lines<S: Store>(
             continue;
         }
         // A refund needs no catalog: if it cannot be read, the line is offered for a refund.
-        let choices = exchange_choices(store, line).await.unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "exchange choices unread; a refund only");
-            Vec::new()
-        });
+        let choices = exchange_choices(store, order, line)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "exchange choices unread; a refund only");
+                Vec::new()
+            });
         lines.push(ReturnableLine {
             index,
             name: line.name.clone(),
@@ -1313,6 +1315,7 @@ async fn returnable_lines<S: Store>(
                 .into_iter()
                 .map(|p| ExchangeChoice {
                     same: p.sku == line.sku,
+                    difference: price_difference(language_of(order), line.unit_price, p.unit_price),
                     sku: p.sku.to_string(),
                     name: p.name,
                 })
@@ -1320,6 +1323,23 @@ async fn returnable_lines<S: Store>(
         });
     }
     Ok(lines)
+}
+
+/// What exchanging an item bought at `paid` a unit for one at `price` does to the money, in
+/// `language`: nothing (the same price), a difference paid before it ships, or one refunded.
+fn price_difference(
+    language: &str,
+    paid: oms_domain::money::Money,
+    price: oms_domain::money::Money,
+) -> Option<String> {
+    let difference = price.minor_units() - paid.minor_units();
+    let amount = oms_domain::money::Money::new(difference.abs(), paid.currency()).ok()?;
+    let key = match difference.signum() {
+        1 => "return.dearer",
+        -1 => "return.cheaper",
+        _ => return None,
+    };
+    Some(text(language, key).replace("{amount}", &format_money(amount, language)))
 }
 
 /// The return form of `order`, with a refusal above it and what was typed put back if given.

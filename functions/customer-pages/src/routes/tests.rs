@@ -443,8 +443,9 @@ async fn a_delivered_item_is_sent_back_from_the_page_and_its_label_prints_for_th
     assert_eq!(status, StatusCode::NOT_FOUND, "no label without the visit");
 }
 
-/// The form offers the line's variants of its price in stock (itself first, as "the same item
-/// again") instead of a refund; the one chosen is reserved by the policy's approval and shown.
+/// The form offers the line's variants in stock (itself first, as "the same item again"; a
+/// dearer one with what it costs more) instead of a refund; the one chosen is reserved by the
+/// policy's approval and shown.
 #[tokio::test]
 async fn a_delivered_item_is_exchanged_for_another_size_from_the_page() {
     use oms_domain::fixtures::product;
@@ -479,8 +480,14 @@ async fn a_delivered_item_is_exchanged_for_another_size_from_the_page() {
         "{choices}"
     );
     assert!(
-        !choices.contains("TSHIRT-RED-XL") && !choices.contains("TSHIRT-RED-S\""),
-        "another price, none in stock: {choices}"
+        choices.contains(
+            "value=\"TSHIRT-RED-XL\">TSHIRT-RED-XL (€4.00 more each, paid before it ships)<"
+        ),
+        "a dearer size, its difference said: {choices}"
+    );
+    assert!(
+        !choices.contains("TSHIRT-RED-S\""),
+        "none in stock: {choices}"
     );
     let (csrf, key) = (hidden(&form, "csrf"), hidden(&form, "key"));
     // A second tab's form, opened while the size L was still there.
@@ -532,7 +539,8 @@ async fn a_delivered_item_is_exchanged_for_another_size_from_the_page() {
         "sold out, not offered: {page}"
     );
 
-    // An exchange for a price the line was not: refused, nothing opened.
+    // The other shirt for the dearer size: opened as offered, its difference paid before the
+    // replacement ships.
     let (_, _, form) = send(
         &router,
         get(&format!("/shop/orders/{ORDER}/return"), Some(&cookie)),
@@ -542,9 +550,16 @@ async fn a_delivered_item_is_exchanged_for_another_size_from_the_page() {
     let dearer = format!(
         "csrf={csrf}&key={key}&quantity-0=1&reason-0=DOES_NOT_FIT&exchange-0=TSHIRT-RED-XL"
     );
-    let (status, _, page) = send(&router, post(&path, Some(&cookie), ORIGIN, &dearer)).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
-    assert!(!page.contains(&format!("RMA-{ORDER}-2")));
+    let (status, headers, page) =
+        send(&router, post(&path, Some(&cookie), ORIGIN, &dearer)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    let (_, _, page) = send(
+        &router,
+        get(headers[header::LOCATION].to_str().unwrap(), Some(&cookie)),
+    )
+    .await;
+    assert!(page.contains(&format!("RMA-{ORDER}-2")), "{page}");
+    assert!(page.contains("exchanged for TSHIRT-RED-XL"), "{page}");
 }
 
 /// A customer on a shared computer ends the visit: the browser is told to drop its cookie, the

@@ -438,14 +438,17 @@ pub async fn request_return<S: OrderStore + InventoryStore + OrderTransactions>(
 /// The most products [`exchange_choices`] reads for one line.
 const VARIANTS_READ: u32 = 100;
 
-/// What a customer may ask for instead of a refund of `line`: the item itself, then its
-/// variants — the products whose SKU is the line's stem (the SKU up to its last hyphen) and one
-/// more part (`TSHIRT-RED-L` for `TSHIRT-RED-M`; not `TSHIRT-RED-KIDS-M`) — each on sale at the
-/// line's price with units available now (an exchange is for an item of the same price;
-/// approval reserves it, or refuses if it sold out meanwhile). A SKU without a hyphen has no
-/// variants.
+/// What a customer may ask for instead of a refund of `line` of `order`: the item itself, then
+/// its variants — the products whose SKU is the line's stem (the SKU up to its last hyphen) and
+/// one more part (`TSHIRT-RED-L` for `TSHIRT-RED-M`; not `TSHIRT-RED-KIDS-M`) — each on sale
+/// with units available now (approval reserves it, or refuses if it sold out meanwhile), at any
+/// price: a dearer one's difference is paid before it ships, a cheaper one's refunded on
+/// receipt. A replacement's lines are priced at what was paid for them (nothing, or a
+/// difference), so they are exchanged only for items of that price. A SKU without a hyphen has
+/// no variants.
 pub async fn exchange_choices<S: InventoryStore>(
     store: &S,
+    order: &Order,
     line: &OrderLine,
 ) -> Result<Vec<Product>, StoreError> {
     let mut products = store.products(std::slice::from_ref(&line.sku)).await?;
@@ -460,7 +463,10 @@ pub async fn exchange_choices<S: InventoryStore>(
                     .is_some_and(|rest| !rest.contains('-'))
         }));
     }
-    products.retain(|p| p.active && p.unit_price == line.unit_price && p.stock.available() > 0);
+    let any_price = order.replacement_for.is_none();
+    products.retain(|p| {
+        p.active && (any_price || p.unit_price == line.unit_price) && p.stock.available() > 0
+    });
     Ok(products)
 }
 
@@ -1119,7 +1125,7 @@ mod tests {
     /// never another price, a product off sale, one sold out, another product's SKUs or a
     /// deeper family's (`TEE-RED-KIDS-M` is no size of `TEE-RED-M`).
     #[tokio::test]
-    async fn a_line_may_be_exchanged_for_its_variants_of_the_same_price_in_stock() {
+    async fn a_line_may_be_exchanged_for_its_variants_in_stock_at_any_price() {
         let mut retired = product("TEE-RED-S", 1000, 4);
         retired.active = false;
         let store = InMemoryStore::with_products([
@@ -1133,12 +1139,33 @@ mod tests {
             product("MUG", 1000, 3),
         ]);
         let order = delivered(&store, json!([{"sku": "TEE-RED-M", "quantity": 1}]), 1).await;
-        let choices = exchange_choices(&store, &order.lines[0]).await.unwrap();
+        let choices = exchange_choices(&store, &order, &order.lines[0])
+            .await
+            .unwrap();
         let skus: Vec<&str> = choices.iter().map(|p| p.sku.as_str()).collect();
-        assert_eq!(skus, ["TEE-RED-M", "TEE-RED-L"]);
+        assert_eq!(
+            skus,
+            ["TEE-RED-M", "TEE-RED-L", "TEE-RED-XL"],
+            "the dearer XL too"
+        );
+
+        // A replacement's line is priced at what was paid for it: only that price.
+        let mut replacement = order.clone();
+        replacement.replacement_for = Some(crate::order::returns::ReplacementOf {
+            order_id: order.id.clone(),
+            return_id: crate::ids::ReturnId::new(order.id.clone(), 1),
+        });
+        replacement.lines[0].unit_price =
+            crate::money::Money::new(200, replacement.lines[0].unit_price.currency()).unwrap();
+        let choices = exchange_choices(&store, &replacement, &replacement.lines[0])
+            .await
+            .unwrap();
+        assert!(choices.is_empty(), "{choices:?}");
 
         let order = delivered(&store, json!([{"sku": "MUG", "quantity": 1}]), 1).await;
-        let choices = exchange_choices(&store, &order.lines[0]).await.unwrap();
+        let choices = exchange_choices(&store, &order, &order.lines[0])
+            .await
+            .unwrap();
         let skus: Vec<&str> = choices.iter().map(|p| p.sku.as_str()).collect();
         assert_eq!(skus, ["MUG"], "no hyphen: no variants but itself");
     }
