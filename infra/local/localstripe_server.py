@@ -360,6 +360,12 @@ async def browser_confirm_middleware(request, handler):
         intent = PaymentIntent._api_retrieve(matched[1])
         if not isinstance(secret, str) or secret != intent.client_secret:
             raise UserError(401, "Unauthorized")
+        if intent.status not in ("requires_payment_method", "requires_confirmation"):
+            # Confirmed already (sent twice, another tab): Stripe's refusal names the intent.
+            raise UserError(400, f"This PaymentIntent's status is {intent.status}.", {
+                "code": "payment_intent_unexpected_state",
+                "payment_intent": intent._export(),
+            })
         method = data.get("payment_method_data") or {}
         if method.get("type") != "card" or not isinstance(method.get("card"), dict):
             raise UserError(400, "payment_method_data[card] is required")

@@ -6,15 +6,30 @@
   const form = document.getElementById('pay-form');
   const button = document.getElementById('pay');
   const error = document.getElementById('pay-error');
-  if (!form || typeof Stripe !== 'function') {
+  if (!form) {
     return;
   }
-  const stripe = Stripe(form.dataset.key);
-  const card = stripe.elements().create('card');
-  card.mount('#card');
+  let stripe;
+  let card;
+  try {
+    // Stripe's own messages (a declined card) in the page's language.
+    stripe = Stripe(form.dataset.key, { locale: form.dataset.locale });
+    card = stripe.elements().create('card');
+    card.mount('#card');
+  } catch (e) {
+    // Stripe.js blocked or not loaded: said, the button left disabled.
+    error.textContent = form.dataset.noFields;
+    return;
+  }
+  // Already confirmed (sent twice, or from another tab): the payment is on its way.
+  const confirmed = ['requires_capture', 'processing', 'succeeded'];
   form.addEventListener('submit', async function (event) {
     event.preventDefault();
+    if (button.disabled) {
+      return;
+    }
     button.disabled = true;
+    form.setAttribute('aria-busy', 'true');
     error.textContent = '';
     let result;
     try {
@@ -24,13 +39,14 @@
     } catch (e) {
       result = { error: {} };
     }
-    if (result.error) {
-      // Stripe's own words for a declined card, in the customer's language where it has them.
-      error.textContent = result.error.message || form.dataset.refused;
-      button.disabled = false;
+    const intent = result.paymentIntent || (result.error && result.error.payment_intent);
+    if (!result.error || (intent && confirmed.includes(intent.status))) {
+      window.location.assign(form.dataset.done);
       return;
     }
-    window.location.assign(form.dataset.done);
+    error.textContent = result.error.message || form.dataset.refused;
+    form.removeAttribute('aria-busy');
+    button.disabled = false;
   });
   button.disabled = false;
 })();

@@ -186,10 +186,15 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ),
     (
         "pay.noscript",
-        "Paying here needs JavaScript, for our payment provider's card fields. Please turn it on, or pay in our shop.",
-        "Die Zahlung hier braucht JavaScript, für die Kartenfelder unseres Zahlungsanbieters. Bitte schalten Sie es ein oder zahlen Sie in unserem Shop.",
+        "Paying here needs JavaScript, for our payment provider's card fields. Please turn it on, or contact us.",
+        "Die Zahlung hier braucht JavaScript, für die Kartenfelder unseres Zahlungsanbieters. Bitte schalten Sie es ein oder wenden Sie sich an uns.",
     ),
     ("pay.back", "Back to your order", "Zurück zu Ihrer Bestellung"),
+    (
+        "pay.no-fields",
+        "Our payment provider's card fields did not load. Please reload the page, or try again in a few minutes.",
+        "Die Kartenfelder unseres Zahlungsanbieters wurden nicht geladen. Bitte laden Sie die Seite neu oder versuchen Sie es in einigen Minuten erneut.",
+    ),
     (
         "pay.unavailable",
         "Our payment provider cannot be reached just now. Please try again in a few minutes; nothing was charged.",

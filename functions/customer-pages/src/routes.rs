@@ -51,6 +51,7 @@ use oms_domain::app::returns::{cancel_order, exchange_choices, ReturnsAppError};
 use oms_domain::app::Caller;
 use oms_domain::ids::OrderId;
 use oms_domain::notifications::{format_money, language_of};
+use oms_domain::order::edits::EditState;
 use oms_domain::order::returns::policy::ReturnPolicy;
 use oms_domain::order::Order;
 use oms_domain::ports::{
@@ -109,7 +110,7 @@ pub struct Shop<S, K, P> {
     /// The locations and rate table: cancelling some items re-quotes the shipping of the rest.
     pub locations: LocationDirectory,
     /// Payments taken on the site (an order not paid yet, a change that costs more): none when
-    /// no publishable key is set, and the pages then ask the customer to pay in the shop.
+    /// no publishable key is set, and the pages then take none (a dearer address is refused).
     pub checkout: Option<Checkout<P>>,
 }
 
@@ -800,10 +801,14 @@ async fn pay_page<S: Store, K: SecretSource + 'static, P: PaymentProvider + 'sta
         &origin_of(&checkout.script_url),
         &checkout.api_origin,
     );
-    if let Ok(value) = HeaderValue::from_str(&policy) {
-        response
-            .headers_mut()
-            .insert(header::CONTENT_SECURITY_POLICY, value);
+    match HeaderValue::from_str(&policy) {
+        Ok(value) => {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_SECURITY_POLICY, value);
+        }
+        // The strict policy stays, and Stripe's script is blocked: said, for the operator.
+        Err(_) => tracing::error!(%policy, "the payment page's policy is no header value"),
     }
     Ok(response)
 }
@@ -831,7 +836,12 @@ fn order_response<S, K, P>(
         Some("units-cancelled") if !order.unit_cancellations.is_empty() => {
             Some(text(language, "order.units.done"))
         }
-        Some("address-changed") if order.edits.iter().any(|e| e.address_changed) => {
+        Some("address-changed")
+            if order
+                .edits
+                .iter()
+                .any(|e| e.address_changed && e.state == EditState::Applied) =>
+        {
             Some(text(language, "order.address.done"))
         }
         Some("shipping-ahead") if order.edits.iter().any(|e| e.ships_ahead()) => {
@@ -842,10 +852,13 @@ fn order_response<S, K, P>(
         Some("paid") if app.checkout.is_some() => Some(text(language, "order.paid")),
         _ => None,
     };
-    // What the order waits for the customer to pay, where the site takes payments.
-    let pay = (app.checkout.is_some() && awaits_payment(order)).then(|| {
-        text(language, "order.pay").replace("{amount}", &format_money(order.totals.total, language))
-    });
+    // What the order waits for the customer to pay, where the site takes payments (not just
+    // after paying: Stripe's webhook may not have reached the order yet).
+    let pay =
+        (app.checkout.is_some() && awaits_payment(order) && done != Some("paid")).then(|| {
+            text(language, "order.pay")
+                .replace("{amount}", &format_money(order.totals.total, language))
+        });
     let now = Utc::now();
     let returnable = order
         .lines

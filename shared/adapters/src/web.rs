@@ -136,9 +136,14 @@ pub fn harden(headers: &mut lambda_http::http::HeaderMap) {
 /// `hooks.stripe.com` shows the bank's challenge), and requests to `api_origin` (where
 /// Stripe.js confirms the payment). Nothing inline runs.
 pub fn payment_page_policy(script_origin: &str, api_origin: &str) -> String {
+    // Stripe.js serves its frames from subdomains of its own host too.
+    let scripts = match script_origin {
+        "https://js.stripe.com" => format!("{script_origin} https://*.js.stripe.com"),
+        _ => script_origin.to_owned(),
+    };
     format!(
         "default-src 'none'; style-src 'self'; img-src 'self' {script_origin}; \
-         script-src 'self' {script_origin}; frame-src {script_origin} https://hooks.stripe.com; \
+         script-src 'self' {scripts}; frame-src {scripts} https://hooks.stripe.com; \
          connect-src {api_origin}; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     )
 }

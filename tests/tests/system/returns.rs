@@ -34,7 +34,7 @@ async fn request_return(stack: &Stack, customer: &str, id: &str, key: &str, line
         .await
 }
 
-async fn receive(stack: &Stack, rma: &str, lines: Value) -> Reply {
+pub(crate) async fn receive(stack: &Stack, rma: &str, lines: Value) -> Reply {
     stack
         .post(
             &format!("/returns/{rma}/receive"),

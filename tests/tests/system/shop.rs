@@ -350,14 +350,14 @@ async fn a_customer_returns_a_delivered_item_on_the_page_prints_its_label_and_se
     assert_eq!(phone.text("#order-status").await, "Your order has arrived.");
     phone.submit("#start-return").await;
     assert_eq!(phone.path().await, format!("/shop/orders/{id}/return"));
-    // The shirt may come back for a refund, the same shirt again or its size L — not the
-    // dearer XL.
+    // The shirt may come back for a refund, the same shirt again, its size L, or the dearer XL
+    // (its difference said).
     let choices = phone.text("#exchange-0").await;
     assert!(
         choices.contains("A refund")
             && choices.contains("The same item again")
             && choices.contains("Shirt, size L")
-            && !choices.contains("size XL"),
+            && choices.contains("Shirt, size XL (€2.00 more each, paid before it ships)"),
         "{choices}"
     );
     phone
@@ -498,6 +498,95 @@ async fn a_customer_returns_a_delivered_item_on_the_page_prints_its_label_and_se
         .unwrap();
     phone.screenshot("shop-returned-phone").await;
     assert_accessible(&phone, "a returned order's page").await;
+}
+
+/// A customer exchanges a shirt for a dearer size on the page: the form says what it costs
+/// more; once the shirt is received, the replacement waits for the difference, which its own
+/// page takes with Stripe, and then it goes to the warehouse.
+#[tokio::test]
+async fn a_customer_exchanges_for_a_dearer_size_and_pays_the_difference_on_the_page() {
+    let stack = Stack::connect().await;
+    let stem = unique("SHOPDEARER").to_uppercase();
+    let (medium, dearer) = (format!("{stem}-M"), format!("{stem}-XL"));
+    stack
+        .create_product(&medium, "Shirt, size M", 1000, 5)
+        .await;
+    stack
+        .create_product(&dearer, "Shirt, size XL", 1250, 3)
+        .await;
+    let (customer, delivered) = stack
+        .delivered_order(&[(&medium, 1)], &chrono::Utc::now().to_rfc3339())
+        .await;
+    let id = delivered["orderId"].as_str().unwrap().to_owned();
+
+    let browser = Browser::open(&stack).await;
+    browser.goto(&order_link(&id, 3600)).await;
+    browser.submit("#start-return").await;
+    assert!(browser
+        .text("#exchange-0")
+        .await
+        .contains("Shirt, size XL (€2.50 more each, paid before it ships)"));
+    browser
+        .client
+        .execute(
+            &format!(
+                "document.getElementById('quantity-0').value = '1';
+                 document.getElementById('reason-0').value = 'DOES_NOT_FIT';
+                 document.getElementById('exchange-0').value = '{dearer}';"
+            ),
+            vec![],
+        )
+        .await
+        .unwrap();
+    browser.submit("form[action$='/returns'] button").await;
+    let order = stack.order_as_staff(&id).await;
+    let rma = order["returns"][0]["returnId"].as_str().unwrap().to_owned();
+    assert_eq!(
+        order["returns"][0]["lines"][0]["exchange"]["sku"],
+        dearer.as_str()
+    );
+    assert_eq!(order["returns"][0]["status"], "APPROVED", "{order}");
+    let received = crate::returns::receive(
+        &stack,
+        &rma,
+        serde_json::json!([{"sku": medium, "quantity": 1, "disposition": "RESTOCK"}]),
+    )
+    .await;
+    assert_eq!(received.status, StatusCode::OK, "{:?}", received.body);
+    assert_eq!(received.body["exchangeDue"]["amount"], 250);
+    let replacement = received.body["replacementOrderId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let waiting = stack.order_as_staff(&replacement).await;
+    assert_eq!(waiting["hold"], "AWAITING_PAYMENT", "{waiting}");
+
+    // The replacement's page (its link, as its message carries) takes the difference.
+    browser.goto(&order_link(&replacement, 600)).await;
+    assert_eq!(browser.text("#pay-link").await, "Pay €2.50 now");
+    browser.submit("#pay-link").await;
+    assert_eq!(browser.text("#pay-amount").await, "€2.50");
+    type_card(&browser, "4242424242424242").await;
+    browser.submit("#pay").await;
+    assert_eq!(
+        browser.path().await,
+        format!("/shop/orders/{replacement}?done=paid")
+    );
+    stack
+        .wait_status(&customer, &replacement, "FULFILLING")
+        .await;
+    let paid = stack.order_as_staff(&replacement).await;
+    assert_eq!(authorizations(&paid).len(), 1, "{paid}");
+    assert_eq!(authorizations(&paid)[0].1, 250, "the difference held");
+    browser.goto(&format!("/shop/orders/{replacement}")).await;
+    assert!(
+        browser
+            .client
+            .find(fantoccini::Locator::Css("#pay-link"))
+            .await
+            .is_err(),
+        "nothing left to pay"
+    );
 }
 
 /// A customer keeps one of two items: the page's form calls the other off before it is packed.

@@ -136,11 +136,15 @@ pub async fn start_payment<O: OrderStore, P: crate::ports::PaymentProvider>(
         .iter()
         .filter(|e| e.kind == PaymentEventKind::VoidSucceeded && e.mismatch.is_none())
         .count();
-    // An edit before the first payment changed the total: a payment of the new one.
-    let key = match order.edits.len() {
-        0 => format!("{}-INTENT-{attempt}", order.id),
-        edits => format!("{}-INTENT-{attempt}-E{edits}", order.id),
-    };
+    // An edit or a cancellation of some units before the first payment changed the total: a
+    // payment of the new one (the PSP refuses a key asked again for another amount).
+    let mut key = format!("{}-INTENT-{attempt}", order.id);
+    if !order.edits.is_empty() {
+        key.push_str(&format!("-E{}", order.edits.len()));
+    }
+    if !order.unit_cancellations.is_empty() {
+        key.push_str(&format!("-U{}", order.unit_cancellations.len()));
+    }
     Ok(provider
         .create_payment_intent(&order.id, order.totals.total, &key)
         .await?)
