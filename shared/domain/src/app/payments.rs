@@ -517,6 +517,41 @@ pub(crate) mod tests {
         );
     }
 
+    /// Some units called off before the first payment: the payment opened after is one of the
+    /// new total, under a key of its own (the PSP refuses a key asked again for another
+    /// amount).
+    #[tokio::test]
+    async fn a_payment_opened_after_some_units_were_called_off_is_one_of_the_new_total() {
+        let store = InMemoryStore::with_products([product("A", 1000, 5)]);
+        let order = reserved(&store, 2).await;
+        let psp = Psp::default();
+        let customer = crate::app::Caller {
+            customer_id: order.customer_id.clone(),
+            scopes: vec![],
+        };
+        let first = start_payment(&store, &psp, &customer, &order.id)
+            .await
+            .unwrap();
+        let request = crate::request::staff::UnitCancelRequest::parse(
+            &json!({"lines": [{"sku": "A", "quantity": 1}], "reason": "one is enough"}),
+        )
+        .unwrap();
+        let smaller = order
+            .cancel_units(&request, "k1", "customer", |_, _| None, Utc::now())
+            .unwrap()
+            .order;
+        store.insert_order(smaller.clone());
+        let second = start_payment(&store, &psp, &customer, &order.id)
+            .await
+            .unwrap();
+        assert_eq!(second.amount, smaller.totals.total);
+        assert!(second.amount.minor_units() < first.amount.minor_units());
+        assert_eq!(
+            second.payment_intent_id,
+            format!("pi_{}-INTENT-1-U1", order.id)
+        );
+    }
+
     #[tokio::test]
     async fn a_capture_asked_of_the_provider_is_recorded_once_and_a_refusal_goes_to_staff() {
         let store = InMemoryStore::with_products([product("A", 1000, 5)]);
