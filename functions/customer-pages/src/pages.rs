@@ -251,8 +251,8 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("return.title", "Return items", "Artikel zurücksenden"),
     (
         "return.intro",
-        "Choose how many of each item you send back, why, and whether you want your money back or another size or colour of the same price. Most returns are approved at once, with a label to print; some are checked by our team first.",
-        "Wählen Sie, wie viele Sie von jedem Artikel zurücksenden, warum, und ob Sie Ihr Geld zurück oder eine andere Größe oder Farbe zum selben Preis möchten. Die meisten Rücksendungen werden sofort genehmigt, mit einem Etikett zum Drucken; manche prüft zuerst unser Team.",
+        "Choose how many of each item you send back, why, and whether you want your money back or another size or colour (one that costs more is paid for before it ships; one that costs less refunds the difference). Most returns are approved at once, with a label to print; some are checked by our team first.",
+        "Wählen Sie, wie viele Sie von jedem Artikel zurücksenden, warum, und ob Sie Ihr Geld zurück oder eine andere Größe oder Farbe möchten (eine teurere bezahlen Sie vor dem Versand; bei einer günstigeren erstatten wir die Differenz). Die meisten Rücksendungen werden sofort genehmigt, mit einem Etikett zum Drucken; manche prüft zuerst unser Team.",
     ),
     ("return.quantity", "How many", "Anzahl"),
     ("return.reason", "Why", "Grund"),

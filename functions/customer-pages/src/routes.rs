@@ -1459,8 +1459,8 @@ async fn open_return<S: Store, K: SecretSource + 'static, P: PaymentProvider + '
         });
         let exchange = field(&format!("exchange-{index}"));
         if !exchange.is_empty() {
-            // Only what the form offered: an item of the same price that is no variant of
-            // this one is not an exchange this page makes.
+            // Only what the form offered: an item that is no variant of this one (or sold
+            // out since) is not an exchange this page makes.
             let was_offered = offered
                 .iter()
                 .find(|l| l.index == index)
