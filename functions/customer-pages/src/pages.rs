@@ -327,6 +327,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("next.PENDING", "We confirm it in a moment, by e-mail.", "Wir bestätigen sie gleich per E-Mail."),
     ("next.RESERVED.unpaid", "We are waiting for your payment; once it is confirmed, your order goes to our warehouse.", "Wir warten auf Ihre Zahlung; sobald sie bestätigt ist, geht Ihre Bestellung an unser Lager."),
     ("next.RESERVED", "Your order goes to our warehouse to be packed.", "Ihre Bestellung geht zum Verpacken an unser Lager."),
+    ("next.RESERVED.release", "Your pre-order is set aside for you and goes to our warehouse on its release date, {release}; we tell you when it ships.", "Ihre Vorbestellung ist für Sie zurückgelegt und geht am Erscheinungstag, {release}, an unser Lager; wir melden uns, sobald sie versandt ist."),
     ("next.FULFILLING", "We tell you by e-mail when it ships, with its tracking link.", "Wir schreiben Ihnen, sobald sie versandt ist, mit dem Link zur Sendungsverfolgung."),
     ("next.PARTIALLY_SHIPPED", "We tell you when each parcel ships.", "Wir schreiben Ihnen, sobald jedes Paket versandt ist."),
     ("next.rest-waiting", "What was in stock ships first. The items still on their way to us follow in a parcel of their own as they arrive; we tell you when it ships.", "Was vorrätig war, wird zuerst verschickt. Die Artikel, die noch zu uns unterwegs sind, folgen in einem eigenen Paket, sobald sie eintreffen; wir melden uns, wenn es versandt ist."),
@@ -554,6 +555,8 @@ impl OrderPage {
             OrderStatus::Reserved if !payment.allows_fulfillment() => "next.RESERVED.unpaid",
             OrderStatus::Reserved if waiting && order.waits_for_stock() => "next.RESERVED.waiting",
             OrderStatus::Reserved if waiting => "next.RESERVED.ahead",
+            // Paid and in stock, pre-ordered: it leaves on the release date.
+            OrderStatus::Reserved if order.release_date().is_some() => "next.RESERVED.release",
             // What was there went ahead; the rest is still to come to us.
             OrderStatus::Fulfilling
             | OrderStatus::PartiallyShipped
@@ -611,7 +614,12 @@ impl OrderPage {
                             .map_or_else(String::new, |due| moment(due, language)),
                     )
                     .replace("{before}", &money(edit.totals_before.total)),
-                None => t(next).to_owned(),
+                None => t(next).replace(
+                    "{release}",
+                    &order
+                        .release_date()
+                        .map_or_else(String::new, |on| format_date(on, language)),
+                ),
             },
             payment: if replaces_taken {
                 t("payment.edit-awaiting-payment.taken")
@@ -860,6 +868,32 @@ mod tests {
             let page = OrderPage::of(&taken, language);
             assert!(!page.next.contains('{'), "{}", page.next);
         }
+    }
+
+    #[test]
+    fn a_paid_pre_order_in_stock_says_it_leaves_on_its_release_date() {
+        let at = chrono::Utc::now();
+        let order =
+            oms_domain::fixtures::sample_order("01KAZ3Q6W8T2Y7X9V5N4M3K2J1", "customer-ada", at);
+        let release = at.date_naive() + chrono::Days::new(10);
+        let sku = order.lines[0].sku.clone();
+        let reserved = order
+            .reserve_for_release(
+                &oms_domain::routing::Plan::one_location("BER-1", order.quantities()),
+                &[],
+                &[(sku, release)],
+                at,
+            )
+            .unwrap()
+            .authorized_for_test(at);
+        assert_eq!(reserved.hold(), Some("AWAITING_RELEASE"));
+        let page = OrderPage::of(&reserved, "de");
+        assert!(page.next.contains("Erscheinungstag"), "{}", page.next);
+        assert!(
+            page.next.contains(&format_date(release, "de")),
+            "{}",
+            page.next
+        );
     }
 
     #[test]

@@ -69,6 +69,9 @@ async fn process<S: OrderStore>(app: &App<S>, message: &SqsMessage) -> Result<()
         StartResult::Backordered(units) => {
             tracing::info!(%order_id, units, "reserved, some units backordered: held until stock fills them")
         }
+        StartResult::AwaitingRelease(on) => {
+            tracing::info!(%order_id, release_on = %on, "pre-ordered: the sweep sends it on its release date")
+        }
         StartResult::AlreadyMoved(status) => {
             tracing::info!(%order_id, status = status.as_str(), "not reserved (yet, or any more): acknowledged")
         }

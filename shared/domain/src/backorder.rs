@@ -70,6 +70,15 @@ impl SellingPolicy {
         }
     }
 
+    /// The release date still to come on `today`, for a pre-order: what an order of it waits
+    /// for before it leaves.
+    pub fn release_after(&self, today: NaiveDate) -> Option<NaiveDate> {
+        match self {
+            Self::PreOrder { release_on, .. } if today < *release_on => Some(*release_on),
+            _ => None,
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Self::Deny => "DENY",

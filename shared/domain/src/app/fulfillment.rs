@@ -77,6 +77,8 @@ pub enum StartResult {
     /// Reserved, but this many of its units wait for stock: the event of the receipt that
     /// fills them starts it.
     Backordered(u32),
+    /// Reserved and paid, but pre-ordered: the scheduled sweep starts it on its release date.
+    AwaitingRelease(chrono::NaiveDate),
 }
 
 /// Hands a reserved, authorized order to the policy's warehouse. Called for its reservation,
@@ -98,6 +100,9 @@ pub async fn start_fulfillment<O: OrderStore>(
             }
             Err(FulfillmentError::Backordered(units)) => {
                 return Ok(Attempt::Done(StartResult::Backordered(units)))
+            }
+            Err(FulfillmentError::AwaitingRelease(on)) => {
+                return Ok(Attempt::Done(StartResult::AwaitingRelease(on)))
             }
             Err(_) => return Ok(Attempt::Done(StartResult::AlreadyMoved(order.status))),
         };

@@ -16,7 +16,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::app::retry::{until_written, Attempt, Contended};
-use crate::ids::OrderId;
+use crate::ids::{OrderId, Sku};
 use crate::location::Locations;
 use crate::order::{Backordered, Order, OrderStatus, Shortage};
 use crate::ports::{InventoryStore, OrderStore, OrderTransactions, ReserveOutcome, StoreError};
@@ -106,7 +106,7 @@ pub async fn reserve_order<S: OrderStore + InventoryStore, R: OrderTransactions>
                 order.status,
             )));
         }
-        let (plan, backorders) = match plan_for(store, routing, &order, now).await? {
+        let (plan, backorders, releases) = match plan_for(store, routing, &order, now).await? {
             Ok(planned) => planned,
             Err(shortages) => {
                 let rejected = order
@@ -117,7 +117,7 @@ pub async fn reserve_order<S: OrderStore + InventoryStore, R: OrderTransactions>
             }
         };
         let reserved = order
-            .reserve_backordering(&plan, &backorders, now)
+            .reserve_for_release(&plan, &backorders, &releases, now)
             .expect("a pending order takes a plan of its own units");
         match reservations.reserve(&reserved).await? {
             ReserveOutcome::Reserved => Ok(Attempt::Done(ReservationResult::Reserved)),
@@ -129,16 +129,32 @@ pub async fn reserve_order<S: OrderStore + InventoryStore, R: OrderTransactions>
     .await
 }
 
+/// What a reservation plans: where the units come from, those that wait for stock, and the
+/// SKUs pre-ordered ahead of their release date (the order leaves on the latest).
+type Planned = (Plan, Vec<Backordered>, Vec<(Sku, chrono::NaiveDate)>);
+
 /// The plan for `order` from the counts now, with the units its SKUs' policies let wait for
-/// stock; or the SKUs that cannot be met, the locations together and the policies allowing.
+/// stock and its SKUs not yet released; or the SKUs that cannot be met, the locations together
+/// and the policies allowing.
 async fn plan_for<I: InventoryStore>(
     inventory: &I,
     routing: Routing<'_>,
     order: &Order,
     now: DateTime<Utc>,
-) -> Result<Result<(Plan, Vec<Backordered>), Vec<Shortage>>, StoreError> {
+) -> Result<Result<Planned, Vec<Shortage>>, StoreError> {
     let skus: Vec<_> = order.lines.iter().map(|l| l.sku.clone()).collect();
     let products = inventory.products(&skus).await?;
+    // A product not yet released ships on its release date, whatever arrives before.
+    let releases: Vec<(Sku, chrono::NaiveDate)> = products
+        .iter()
+        .filter_map(|p| {
+            let on = p
+                .backorders
+                .policy
+                .release_after(crate::replenishment::day_of(now))?;
+            Some((p.sku.clone(), on))
+        })
+        .collect();
     let available = crate::location::availability(&products);
     let mut demand: Vec<Demand> = order
         .lines
@@ -161,7 +177,7 @@ async fn plan_for<I: InventoryStore>(
     };
     let planned = plan(&demand);
     Ok(match planned {
-        Ok(plan) => Ok((plan, Vec::new())),
+        Ok(plan) => Ok((plan, Vec::new(), releases)),
         Err(PlanError::Short(short)) => {
             // The rest of each short SKU waits for stock where its policy lets it (a pickup is
             // collected from what its store holds: it waits for nothing).
@@ -223,10 +239,11 @@ async fn plan_for<I: InventoryStore>(
                         shipments: Vec::new(),
                     },
                     backorders,
+                    releases,
                 )));
             }
             match plan(&demand) {
-                Ok(plan) => Ok((plan, backorders)),
+                Ok(plan) => Ok((plan, backorders, releases)),
                 // The rest cannot be planned either (counts read between): reject naming them.
                 Err(PlanError::Short(short)) => Err(short
                     .into_iter()

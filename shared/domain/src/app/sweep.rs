@@ -9,7 +9,8 @@
 //! - **stuck orders re-driven**: an order left `PENDING` for [`STUCK_AFTER_MINUTES`] (its
 //!   `oms.order.placed` never reached the reservation, or was dead-lettered) is reserved here, as
 //!   the reservation would have; a `RESERVED` order that is authorized but never reached the
-//!   warehouse is handed to it. What the sweep cannot move is left for the next run and counted;
+//!   warehouse is handed to it — a pre-order on its release date too, the day's first run
+//!   sending it. What the sweep cannot move is left for the next run and counted;
 //! - **money to watch**: a capture the PSP has not confirmed within the policy's time, and an
 //!   uncaptured authorization near the PSP's capture deadline, are put in front of staff;
 //! - **returns that never arrive**: an approved return nothing reached the warehouse for within
@@ -249,11 +250,15 @@ pub async fn sweep<S: OrderStore + InventoryStore + OrderTransactions>(
                 }
                 // Reserved and waiting for its money is not stuck (the expiry takes it if the
                 // money never comes), nor is one waiting for stock (the receipt that fills it
-                // starts it): passed over without using the budget.
+                // starts it) or a pre-order before its release date (a run on the day starts
+                // it): passed over without using the budget.
                 if job == Job::RedriveFulfillment
                     && (!order.payment_status().allows_fulfillment()
                         || order.waits_for_stock()
-                        || order.awaiting_edit().is_some())
+                        || order.awaiting_edit().is_some()
+                        || order
+                            .held_for_release(crate::replenishment::day_of(now))
+                            .is_some())
                 {
                     continue;
                 }
@@ -775,6 +780,59 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(waiting.items.len(), 1);
+    }
+
+    /// A pre-order whose stock came before its release date: reserved and paid, it is not
+    /// sent to the warehouse (however often fulfillment is asked), held as awaiting its
+    /// release; runs before the day pass it over, and the day's first run sends it.
+    #[tokio::test]
+    async fn a_pre_order_paid_and_in_stock_leaves_on_its_release_date_not_before() {
+        let placed_at = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let release_on = placed_at.date_naive() + Duration::days(3);
+        let mut a = product("A", 1000, 5);
+        a.backorders.policy = crate::backorder::SellingPolicy::PreOrder {
+            release_on,
+            cap: 10,
+        };
+        let store = InMemoryStore::with_products([a]);
+        let policy = PaymentPolicy::default();
+        let order = reserved(&store, 2).await;
+        assert_eq!(order.lines[0].release_on, Some(release_on));
+        assert_eq!(order.backordered(), 0, "in stock already");
+        authorize_when_placed(&store, &policy, &order).await;
+        let order = store.get(&order.id).await.unwrap().unwrap();
+        assert_eq!(order.status, OrderStatus::Reserved, "paid, and held");
+        assert_eq!(order.hold(), Some("AWAITING_RELEASE"));
+        let asked = crate::app::fulfillment::start_fulfillment(
+            &store,
+            &ShippingPolicy::default_policy(),
+            &order.id,
+            placed_at + Duration::hours(1),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            asked,
+            crate::app::fulfillment::StartResult::AwaitingRelease(release_on)
+        );
+        // The day before: passed over, nothing examined.
+        let eve = release_on.and_hms_opt(23, 59, 0).unwrap().and_utc() - Duration::days(1);
+        let report = sweep(&store, &policies(&policy), eve, 100).await.unwrap();
+        assert!(report.fulfillments_redriven.is_empty(), "{report:?}");
+        assert_eq!(report.examined, 0, "passed over without using the budget");
+        // The day itself: sent.
+        let day = release_on.and_hms_opt(0, 1, 0).unwrap().and_utc();
+        let report = sweep(&store, &policies(&policy), day, 100).await.unwrap();
+        assert_eq!(report.fulfillments_redriven, [order.id.clone()]);
+        let sent = store.get(&order.id).await.unwrap().unwrap();
+        assert_eq!(sent.status, OrderStatus::Fulfilling);
+        assert_eq!(sent.hold(), None);
+        // Ordered on or after the release date: an ordinary order.
+        let mut later = placed(json!([{"sku": "A", "quantity": 1}]), &store.catalog());
+        later.created_at = day;
+        crate::app::reservation::insert_reserved(&store, &later).await;
+        let later = store.get(&later.id).await.unwrap().unwrap();
+        assert_eq!(later.lines[0].release_on, None);
     }
 
     #[tokio::test]

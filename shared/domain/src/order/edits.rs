@@ -772,6 +772,10 @@ impl Order {
                         allocations,
                         backorders,
                         promised_on: None,
+                        release_on: product
+                            .backorders
+                            .policy
+                            .release_after(crate::replenishment::day_of(now)),
                     })
                 }
             }

@@ -262,6 +262,9 @@ pub enum FulfillmentError {
     /// Reserved, but some of its units wait for stock: it goes to the warehouse whole.
     #[error("{0} of the order's units wait for stock")]
     Backordered(u32),
+    /// Reserved and paid, but pre-ordered: it goes to the warehouse on its release date.
+    #[error("the order is pre-ordered: it leaves on its release date, {0}")]
+    AwaitingRelease(chrono::NaiveDate),
     #[error("the shipment is {actual}; this step needs it {expected}")]
     OutOfOrder {
         expected: &'static str,
@@ -544,6 +547,11 @@ impl Order {
         }
         if self.status == OrderStatus::Reserved && self.waits_for_stock() {
             return Err(FulfillmentError::Backordered(self.backordered()));
+        }
+        if self.status == OrderStatus::Reserved {
+            if let Some(on) = self.held_for_release(crate::replenishment::day_of(now)) {
+                return Err(FulfillmentError::AwaitingRelease(on));
+            }
         }
         if self.awaiting_edit().is_some() {
             return Err(FulfillmentError::AwaitingPayment("EDIT_AWAITING_PAYMENT"));

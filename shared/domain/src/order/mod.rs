@@ -134,6 +134,10 @@ pub struct OrderLine {
     /// them (none while no open purchase order brings enough).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promised_on: Option<chrono::NaiveDate>,
+    /// A pre-order's release date (its SKU's `PRE_ORDER` policy when the order was reserved):
+    /// none of the order leaves for the warehouse before it, even if stock arrives earlier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_on: Option<chrono::NaiveDate>,
 }
 
 impl OrderLine {
@@ -504,6 +508,7 @@ impl Order {
                 continue;
             };
             lines.push(OrderLine {
+                release_on: None,
                 sku: product.sku.clone(),
                 name: product.name.clone(),
                 quantity: wanted.quantity,
@@ -639,6 +644,19 @@ impl Order {
         backorders: &[Backordered],
         now: DateTime<Utc>,
     ) -> Result<Order, TransitionError> {
+        self.reserve_for_release(plan, backorders, &[], now)
+    }
+
+    /// As [`Order::reserve_backordering`], the lines of the SKUs `releases` names pre-ordered:
+    /// held until their release date (none of the order goes to the warehouse before the
+    /// latest of them).
+    pub fn reserve_for_release(
+        &self,
+        plan: &Plan,
+        backorders: &[Backordered],
+        releases: &[(Sku, chrono::NaiveDate)],
+        now: DateTime<Utc>,
+    ) -> Result<Order, TransitionError> {
         let allocations = self.allocate(plan, backorders).ok_or(TransitionError {
             from: self.status,
             to: OrderStatus::Reserved,
@@ -655,6 +673,13 @@ impl Order {
             note = Some(match note {
                 Some(note) => format!("{waits}; {note}"),
                 None => waits,
+            });
+        }
+        if let Some(last) = releases.iter().map(|(_, on)| *on).max() {
+            let held = format!("pre-ordered: leaves on its release, {last}");
+            note = Some(match note {
+                Some(note) => format!("{held}; {note}"),
+                None => held,
             });
         }
         if plan.shipments.len() > 1 {
@@ -689,6 +714,10 @@ impl Order {
                             .unwrap_or_default();
                         line.promised_on = waits.promised_on;
                     }
+                    line.release_on = releases
+                        .iter()
+                        .find(|(sku, _)| *sku == line.sku)
+                        .map(|(_, on)| *on);
                 }
                 OrderEvent::Reserved
             },
@@ -980,9 +1009,22 @@ impl Order {
             Some("AWAITING_PAYMENT")
         } else if self.status == OrderStatus::Reserved && self.waits_for_stock() {
             Some("BACKORDERED")
+        } else if self.status == OrderStatus::Reserved && self.release_date().is_some() {
+            Some("AWAITING_RELEASE")
         } else {
             None
         }
+    }
+
+    /// The latest release date of its pre-ordered lines: it goes to the warehouse on that day
+    /// at the earliest.
+    pub fn release_date(&self) -> Option<chrono::NaiveDate> {
+        self.lines.iter().filter_map(|l| l.release_on).max()
+    }
+
+    /// The release date it waits for on `today`, if one is still to come.
+    pub fn held_for_release(&self, today: chrono::NaiveDate) -> Option<chrono::NaiveDate> {
+        self.release_date().filter(|on| today < *on)
     }
 
     /// When the units of `sku` it waits for are expected is now `promised_on` (none: no

@@ -994,6 +994,7 @@ impl Order {
                     }
                     if let Ok(quantity) = Quantity::new(got) {
                         replacement_lines.push(OrderLine {
+                            release_on: None,
                             sku: exchange.sku.clone(),
                             name: exchange.name.clone(),
                             quantity,
