@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use oms_system_tests::{unique, Probe, Stack, StatusCode};
+use oms_system_tests::{unique, wait_for, Probe, Stack, StatusCode};
 use serde_json::{json, Value};
 
 use crate::console::Browser;
@@ -462,6 +462,85 @@ async fn a_purchase_order_is_incoming_until_its_deliveries_arrive_each_once() {
             StatusCode::CONFLICT,
             Some("/problems/purchase-order-not-open")
         )
+    );
+}
+
+/// A pre-order whose stock came before the release date: one unit waits (the cap allows it)
+/// and the rest is in stock; once the delivery fills the waiting unit and the order is paid,
+/// it still does not reach the warehouse — held as awaiting its release, the sweep passing it
+/// over — and its customer's page says when it leaves. (Its leaving on the day is the domain's
+/// test of the sweep: the stack's clock cannot be moved.)
+#[tokio::test]
+async fn a_pre_order_filled_before_its_release_date_waits_for_the_date() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("PREORDER", 1).await;
+    let admin = stack.token("staff-preorders", Some("oms:admin"));
+    let release_on = (chrono::Utc::now() + chrono::Duration::days(20)).date_naive();
+    let product = stack.get(&format!("/inventory/{sku}"), &admin).await.body;
+    let body = json!({"name": product["name"], "unitPrice": product["unitPrice"],
+        "weightGrams": product["weightGrams"],
+        "selling": {"policy": "PRE_ORDER", "releaseOn": release_on.to_string(), "cap": 5}});
+    let put = stack.put(&format!("/inventory/{sku}"), &admin, &body).await;
+    assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
+
+    let customer = unique("preorders");
+    let placed = stack
+        .place_then_pay(&customer, &unique("key"), &[(&sku, 2)])
+        .await;
+    let id = placed.body["orderId"].as_str().unwrap().to_owned();
+    let waiting = wait_for(&stack, &id, "reserved", |o| o["status"] == "RESERVED").await;
+    assert_eq!(waiting["lines"][0]["releaseOn"], release_on.to_string());
+    assert_eq!(waiting["lines"][0]["backordered"], 1, "{waiting}");
+    // The last unit arrives early: the order's units are all here, and it stays.
+    stack.receive_at(&sku, "BER-1", 1).await;
+    let held = wait_for(&stack, &id, "filled and held for its release", |o| {
+        o["hold"] == "AWAITING_RELEASE"
+    })
+    .await;
+    assert_eq!(held["status"], "RESERVED", "{held}");
+    assert!(held["lines"][0].get("backordered").is_none(), "{held}");
+    assert!(
+        held["shipments"].as_array().is_none_or(|s| s.is_empty()),
+        "{held}"
+    );
+    // Several sweeps later (every 2 s on the test stack): still not in the warehouse.
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    let still = stack.order_as_staff(&id).await;
+    assert_eq!(still["status"], "RESERVED", "{still}");
+    assert_eq!(still["hold"], "AWAITING_RELEASE");
+    // The customer's page, opened from its link (the visit's cookie, then the page).
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let opened = browser
+        .get(format!(
+            "{}{}",
+            stack.api,
+            oms_system_tests::order_link(&id, 600)
+        ))
+        .send()
+        .await
+        .unwrap();
+    let visit = opened.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = browser
+        .get(format!("{}/shop/orders/{id}", stack.api))
+        .header("cookie", visit)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("goes to our warehouse on its release date"),
+        "{page}"
     );
 }
 

@@ -199,6 +199,9 @@ pub struct LineView<'a> {
     pub backordered: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub promised_on: Option<chrono::NaiveDate>,
+    /// A pre-order's release date: the order leaves on it, not before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub release_on: Option<chrono::NaiveDate>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -355,6 +358,7 @@ impl<'a> From<&'a Order> for OrderView<'a> {
                         l.backordered()
                     },
                     promised_on: l.promised_on.filter(|_| !order.status.is_final()),
+                    release_on: l.release_on,
                 })
                 .collect(),
             shipping: ShippingView {
