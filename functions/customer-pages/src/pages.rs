@@ -277,6 +277,12 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "Der Umtausch wird als Bestellung {order} versandt; Sie erfahren, wann sie losgeht.",
     ),
     (
+        "return.replacement.due",
+        "The exchange ships as order {order} once its difference of {amount} is paid.",
+        "Der Umtausch wird als Bestellung {order} versandt, sobald der Unterschied von {amount} bezahlt ist.",
+    ),
+    ("return.replacement.open", "Open the exchange's order", "Bestellung des Umtauschs öffnen"),
+    (
         "return.exchange-unavailable",
         "An item chosen in exchange is no longer in stock, so nothing was sent. Choose another, or a refund.",
         "Ein zum Umtausch gewählter Artikel ist nicht mehr vorrätig; es wurde nichts gesendet. Wählen Sie einen anderen oder eine Erstattung.",
@@ -327,7 +333,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("next.PENDING", "We confirm it in a moment, by e-mail.", "Wir bestätigen sie gleich per E-Mail."),
     ("next.RESERVED.unpaid", "We are waiting for your payment; once it is confirmed, your order goes to our warehouse.", "Wir warten auf Ihre Zahlung; sobald sie bestätigt ist, geht Ihre Bestellung an unser Lager."),
     ("next.RESERVED", "Your order goes to our warehouse to be packed.", "Ihre Bestellung geht zum Verpacken an unser Lager."),
-    ("next.RESERVED.release", "Your pre-order is set aside for you and goes to our warehouse on its release date, {release}; we tell you when it ships.", "Ihre Vorbestellung ist für Sie zurückgelegt und geht am Erscheinungstag, {release}, an unser Lager; wir melden uns, sobald sie versandt ist."),
+    ("next.RESERVED.release", "Your pre-order goes to our warehouse on its release date, {release}; we tell you when it ships.", "Ihre Vorbestellung geht am Erscheinungstag, {release}, an unser Lager; wir melden uns, sobald sie versandt ist."),
     ("next.FULFILLING", "We tell you by e-mail when it ships, with its tracking link.", "Wir schreiben Ihnen, sobald sie versandt ist, mit dem Link zur Sendungsverfolgung."),
     ("next.PARTIALLY_SHIPPED", "We tell you when each parcel ships.", "Wir schreiben Ihnen, sobald jedes Paket versandt ist."),
     ("next.rest-waiting", "What was in stock ships first. The items still on their way to us follow in a parcel of their own as they arrive; we tell you when it ships.", "Was vorrätig war, wird zuerst verschickt. Die Artikel, die noch zu uns unterwegs sind, folgen in einem eigenen Paket, sobald sie eintreffen; wir melden uns, wenn es versandt ist."),
@@ -502,6 +508,8 @@ pub struct ReturnView {
     pub label_url: Option<String>,
     /// Which order ships what it is exchanged for.
     pub replacement: Option<String>,
+    /// The replacement's page, where a difference still to pay is paid.
+    pub replacement_id: Option<String>,
 }
 
 /// A line the customer may send back, on the return form.
@@ -546,6 +554,7 @@ impl OrderPage {
         let money = |m| format_money(m, language);
         let payment = order.payment_status();
         let waiting = order.status == OrderStatus::Reserved && order.backordered() > 0;
+        let today = chrono::Utc::now().date_naive();
         let awaiting_edit = order.awaiting_edit();
         let replaces_taken = awaiting_edit.is_some_and(|e| order.replaces_taken(e));
         let next = match order.status {
@@ -553,10 +562,12 @@ impl OrderPage {
             _ if replaces_taken => "next.edit-awaiting-payment.taken",
             _ if awaiting_edit.is_some() => "next.edit-awaiting-payment",
             OrderStatus::Reserved if !payment.allows_fulfillment() => "next.RESERVED.unpaid",
+            // Paid and pre-ordered: it leaves on the release date, whatever arrives before.
+            OrderStatus::Reserved if order.held_for_release(today).is_some() => {
+                "next.RESERVED.release"
+            }
             OrderStatus::Reserved if waiting && order.waits_for_stock() => "next.RESERVED.waiting",
             OrderStatus::Reserved if waiting => "next.RESERVED.ahead",
-            // Paid and in stock, pre-ordered: it leaves on the release date.
-            OrderStatus::Reserved if order.release_date().is_some() => "next.RESERVED.release",
             // What was there went ahead; the rest is still to come to us.
             OrderStatus::Fulfilling
             | OrderStatus::PartiallyShipped
@@ -617,7 +628,7 @@ impl OrderPage {
                 None => t(next).replace(
                     "{release}",
                     &order
-                        .release_date()
+                        .held_for_release(today)
                         .map_or_else(String::new, |on| format_date(on, language)),
                 ),
             },
@@ -637,9 +648,7 @@ impl OrderPage {
                     total: money(l.line_total),
                     waiting: (l.backordered() > 0 && !order.status.is_final()).then(|| {
                         // A date that has passed is not shown as a promise: the delivery is late.
-                        if l.promised_on
-                            .is_some_and(|on| on < chrono::Utc::now().date_naive())
-                        {
+                        if l.promised_on.is_some_and(|on| on < today) {
                             return format!("{} {}", l.backordered(), t("order.waiting.late"));
                         }
                         let on = l.promised_on.map(|on| format_date(on, language));
@@ -721,7 +730,13 @@ impl OrderPage {
                     replacement: r
                         .replacement_order_id
                         .as_ref()
-                        .map(|id| t("return.replacement").replace("{order}", id.as_str())),
+                        .map(|id| match r.exchange_due {
+                            Some(due) => t("return.replacement.due")
+                                .replace("{order}", id.as_str())
+                                .replace("{amount}", &money(due)),
+                            None => t("return.replacement").replace("{order}", id.as_str()),
+                        }),
+                    replacement_id: r.replacement_order_id.as_ref().map(|id| id.to_string()),
                 })
                 .collect(),
         }

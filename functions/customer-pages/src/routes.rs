@@ -681,23 +681,37 @@ struct OrderQuery {
     done: Option<String>,
 }
 
-/// The order `id` if the visit holds it.
+/// The order `id` if the visit holds it, or holds the order whose return it ships the
+/// exchange of (the same customer's: the original's page links it, with a difference to pay).
 async fn visible<S: Store, K: SecretSource + 'static, P: PaymentProvider + 'static>(
     app: &Shop<S, K, P>,
     visit: Option<&Visit>,
     id: &str,
     language: &'static str,
 ) -> Result<Order, Refusal> {
-    let held = visit.is_some_and(|v| v.holds(id, Utc::now()));
-    let parsed = OrderId::parse(id).ok().filter(|_| held);
-    let Some(parsed) = parsed else {
+    let now = Utc::now();
+    let (Some(visit), Ok(parsed)) = (visit, OrderId::parse(id)) else {
         return Err(Refusal::NotFound(language));
     };
-    app.store
+    // Nothing is read for an order the visit has no claim on.
+    if visit.orders.is_empty() {
+        return Err(Refusal::NotFound(language));
+    }
+    let order = app
+        .store
         .get(&parsed)
         .await
         .map_err(|e| Refusal::Internal(e.to_string()))?
-        .ok_or(Refusal::NotFound(language))
+        .ok_or(Refusal::NotFound(language))?;
+    let through_original = order
+        .replacement_for
+        .as_ref()
+        .is_some_and(|of| visit.holds(of.order_id.as_str(), now));
+    if visit.holds(id, now) || through_original {
+        Ok(order)
+    } else {
+        Err(Refusal::NotFound(language))
+    }
 }
 
 /// The site's keys, the visit the request carries and its order `id`, if the visit holds it:
@@ -893,8 +907,10 @@ fn order_response<S, K, P>(
             // change).
             address => order.editable().is_ok().then(|| minijinja::Value::from(minijinja::value::Serde(&order.shipping.address))),
             // Waiting whole for stock with some of it here: what is here may go ahead.
+            // (A pre-order leaves on its release date whatever is here.)
             can_ship_ahead => order.shipping.ship_complete
                 && order.hold() == Some("BACKORDERED")
+                && order.held_for_release(now.date_naive()).is_none()
                 && order.reserved_units() > 0
                 && order.editable().is_ok(),
             form_key => format!("shop-{}", OrderId::generate(now)),
@@ -1328,7 +1344,12 @@ async fn returnable_lines<S: Store>(
                 .into_iter()
                 .map(|p| ExchangeChoice {
                     same: p.sku == line.sku,
-                    difference: price_difference(language_of(order), line.unit_price, p.unit_price),
+                    // The item itself costs what was paid for it.
+                    difference: (p.sku != line.sku)
+                        .then(|| {
+                            price_difference(language_of(order), line.unit_price, p.unit_price)
+                        })
+                        .flatten(),
                     sku: p.sku.to_string(),
                     name: p.name,
                 })

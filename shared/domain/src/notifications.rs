@@ -500,6 +500,11 @@ impl Renderer {
         });
         // Whether any of it is in stock (one macro call holds only so many fields).
         data["inStock"] = (order.reserved_units() > 0).into();
+        // A pre-order leaves on its release date, whatever arrived before it.
+        data["releaseOn"] = order
+            .held_for_release(crate::replenishment::day_of(event.time))
+            .map(|on| format_date(on, language))
+            .into();
         // A return staff closed before its time (not the sweep), with their note.
         let closing = rma.and_then(|r| r.closing.as_ref());
         data["closedByStaff"] = closing.is_some().into();
@@ -1218,6 +1223,66 @@ mod tests {
                     notifications[2].text.is_none() && notifications[2].data["orderId"].is_string()
                 );
                 insta::assert_snapshot!(format!("{language}-{name}"), snapshot);
+            }
+        }
+    }
+
+    /// A pre-order in stock before its release date is told, when confirmed and when paid,
+    /// that it leaves on its release date (not that it ships now), in every channel and
+    /// language.
+    #[test]
+    fn a_pre_order_is_told_it_leaves_on_its_release_date() {
+        let renderer = Renderer::new();
+        let t = at("2026-11-25T09:05:00Z");
+        let release = NaiveDate::from_ymd_opt(2026, 12, 18).unwrap();
+        let everything = Preferences {
+            email: true,
+            sms: true,
+            webhook: false,
+        };
+        for language in ["en", "de"] {
+            let placed = order(language);
+            let a = crate::ids::Sku::parse("A").unwrap();
+            let reserved = placed
+                .reserve_for_release(
+                    &crate::routing::Plan::one_location("BER-1", placed.quantities()),
+                    &[],
+                    &[(a, release)],
+                    t,
+                )
+                .unwrap();
+            let authorized = psp(
+                &reserved,
+                PaymentEvent {
+                    event_id: "auth".into(),
+                    kind: PaymentEventKind::AuthorizationSucceeded,
+                    amount: reserved.totals.total,
+                    occurred_at: t,
+                    psp_reference: Some("pi_1".into()),
+                    refund_id: None,
+                    request_id: None,
+                    reason: None,
+                },
+                t,
+            );
+            let date = format_date(release, language);
+            for (before, after) in [(&placed, &reserved), (&reserved, &authorized)] {
+                let event = order_event(Some(before), Some(after)).unwrap();
+                let messages = renderer.render(&event, after, &everything).unwrap();
+                assert_eq!(messages.len(), 2, "{language} {:?}", event.event_type);
+                for message in messages {
+                    let body = message.text.clone().unwrap_or_default();
+                    assert!(
+                        body.contains(&date),
+                        "{language} {:?} {:?}: {body}",
+                        event.event_type,
+                        message.channel
+                    );
+                    assert!(
+                        !body.contains("ships now") && !body.contains("now going"),
+                        "{body}"
+                    );
+                }
             }
         }
     }

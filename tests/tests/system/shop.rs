@@ -501,8 +501,9 @@ async fn a_customer_returns_a_delivered_item_on_the_page_prints_its_label_and_se
 }
 
 /// A customer exchanges a shirt for a dearer size on the page: the form says what it costs
-/// more; once the shirt is received, the replacement waits for the difference, which its own
-/// page takes with Stripe, and then it goes to the warehouse.
+/// more; once the shirt is received, the replacement waits for the difference; the original's
+/// page says so and opens the replacement's, which takes it with Stripe; then it goes to the
+/// warehouse.
 #[tokio::test]
 async fn a_customer_exchanges_for_a_dearer_size_and_pays_the_difference_on_the_page() {
     let stack = Stack::connect().await;
@@ -561,8 +562,17 @@ async fn a_customer_exchanges_for_a_dearer_size_and_pays_the_difference_on_the_p
     let waiting = stack.order_as_staff(&replacement).await;
     assert_eq!(waiting["hold"], "AWAITING_PAYMENT", "{waiting}");
 
-    // The replacement's page (its link, as its message carries) takes the difference.
-    browser.goto(&order_link(&replacement, 600)).await;
+    // The original's page says what is due and opens the replacement's, which takes it.
+    browser.goto(&format!("/shop/orders/{id}")).await;
+    let shown = browser.text(&format!("#return-{rma}")).await;
+    assert!(
+        shown.contains(&format!(
+            "ships as order {replacement} once its difference of €2.50 is paid"
+        )),
+        "{shown}"
+    );
+    browser.submit(&format!("#replacement-{rma}")).await;
+    assert_eq!(browser.path().await, format!("/shop/orders/{replacement}"));
     assert_eq!(browser.text("#pay-link").await, "Pay €2.50 now");
     browser.submit("#pay-link").await;
     assert_eq!(browser.text("#pay-amount").await, "€2.50");

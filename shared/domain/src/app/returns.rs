@@ -442,10 +442,11 @@ const VARIANTS_READ: u32 = 100;
 /// its variants — the products whose SKU is the line's stem (the SKU up to its last hyphen) and
 /// one more part (`TSHIRT-RED-L` for `TSHIRT-RED-M`; not `TSHIRT-RED-KIDS-M`) — each on sale
 /// with units available now (approval reserves it, or refuses if it sold out meanwhile), at any
-/// price: a dearer one's difference is paid before it ships, a cheaper one's refunded on
-/// receipt. A replacement's lines are priced at what was paid for them (nothing, or a
-/// difference), so they are exchanged only for items of that price. A SKU without a hyphen has
-/// no variants.
+/// price in the order's currency: a dearer one's difference is paid before it ships, a cheaper
+/// one's refunded on receipt (the item itself costs what was paid for it). A replacement's
+/// lines are priced at what was paid for them (nothing, or a difference), so they are exchanged
+/// only for items of that price. A pre-order not yet released is none. A SKU without a hyphen
+/// has no variants.
 pub async fn exchange_choices<S: InventoryStore>(
     store: &S,
     order: &Order,
@@ -464,8 +465,16 @@ pub async fn exchange_choices<S: InventoryStore>(
         }));
     }
     let any_price = order.replacement_for.is_none();
+    let today = crate::replenishment::day_of(chrono::Utc::now());
     products.retain(|p| {
-        p.active && (any_price || p.unit_price == line.unit_price) && p.stock.available() > 0
+        p.active
+            && p.stock.available() > 0
+            // The same item again costs what was paid for it.
+            && (p.sku == line.sku
+                || any_price && p.unit_price.currency() == line.unit_price.currency()
+                || p.unit_price == line.unit_price)
+            // A pre-order not yet released is not sent as an exchange.
+            && p.backorders.policy.release_after(today).is_none()
     });
     Ok(products)
 }
@@ -1126,12 +1135,22 @@ mod tests {
     /// deeper family's (`TEE-RED-KIDS-M` is no size of `TEE-RED-M`).
     #[tokio::test]
     async fn a_line_may_be_exchanged_for_its_variants_in_stock_at_any_price() {
+        // Its stock came early; it is not released until next year: no exchange yet.
+        let pre_order = |sku: &str, price: i64, units: u32| {
+            let mut p = product(sku, price, units);
+            p.backorders.policy = crate::backorder::SellingPolicy::PreOrder {
+                release_on: Utc::now().date_naive() + chrono::Duration::days(30),
+                cap: 10,
+            };
+            p
+        };
         let mut retired = product("TEE-RED-S", 1000, 4);
         retired.active = false;
         let store = InMemoryStore::with_products([
             product("TEE-RED-M", 1000, 5),
             product("TEE-RED-L", 1000, 2),
             product("TEE-RED-XL", 1200, 9),
+            pre_order("TEE-RED-XXL", 1000, 6),
             product("TEE-RED-XS", 1000, 0),
             retired,
             product("TEE-REDWOOD", 1000, 3),
@@ -1149,7 +1168,8 @@ mod tests {
             "the dearer XL too"
         );
 
-        // A replacement's line is priced at what was paid for it: only that price.
+        // A replacement's line is priced at what was paid for it: only that price, and the
+        // item itself (at what was paid for it).
         let mut replacement = order.clone();
         replacement.replacement_for = Some(crate::order::returns::ReplacementOf {
             order_id: order.id.clone(),
@@ -1160,7 +1180,8 @@ mod tests {
         let choices = exchange_choices(&store, &replacement, &replacement.lines[0])
             .await
             .unwrap();
-        assert!(choices.is_empty(), "{choices:?}");
+        let skus: Vec<&str> = choices.iter().map(|p| p.sku.as_str()).collect();
+        assert_eq!(skus, ["TEE-RED-M"]);
 
         let order = delivered(&store, json!([{"sku": "MUG", "quantity": 1}]), 1).await;
         let choices = exchange_choices(&store, &order, &order.lines[0])

@@ -616,7 +616,13 @@ pub async fn exceptions<O: OrderStore>(
             } else {
                 o.units_to_come() > 0
             };
+            // A pre-order held for its release date waits as it should; one still reserved
+            // after the date is stuck.
+            let held = o.status == OrderStatus::Reserved
+                && o.held_for_release(crate::replenishment::day_of(now))
+                    .is_some();
             rule.backordered.is_none_or(|waits| waiting == waits)
+                && (rule.backordered != Some(false) || !held)
                 && (rule.backordered != Some(true) || o.created_at <= late)
         };
         // The listing is read on past the orders the rule leaves out (those waiting for stock
@@ -1075,5 +1081,42 @@ mod tests {
             .unwrap();
         assert_eq!(late.stuck[2].rule.backordered, Some(true));
         assert!(shown(&late, 2) && !shown(&late, 1));
+    }
+
+    /// A paid pre-order in stock waits for its release date as it should: not stuck before the
+    /// day, stuck if still reserved after it.
+    #[tokio::test]
+    async fn a_pre_order_held_for_its_release_is_stuck_only_after_the_day() {
+        use crate::order::tests::{placed, product};
+        let store = InMemoryStore::default();
+        let at = Utc::now() - Duration::days(30);
+        let mut order = placed(
+            serde_json::json!([{"sku": "A", "quantity": 1}]),
+            &[product("A", 100, 5)],
+        );
+        order.created_at = at;
+        let sku = order.lines[0].sku.clone();
+        let release_on = (at + Duration::days(10)).date_naive();
+        let held = order
+            .reserve_for_release(
+                &crate::routing::Plan::one_location("BER-1", order.quantities()),
+                &[],
+                &[(sku, release_on)],
+                at,
+            )
+            .unwrap()
+            .authorized_for_test(at);
+        store.insert_order(held.clone());
+        let admin = caller(&[SCOPE_ADMIN]);
+        let shown = |found: &Exceptions| found.stuck[1].orders.iter().any(|o| o.id == held.id);
+        let before = exceptions(&store, &admin, Duration::days(14), at + Duration::days(5))
+            .await
+            .unwrap();
+        assert_eq!(before.stuck[1].rule.backordered, Some(false));
+        assert!(!shown(&before), "waiting for its day");
+        let after = exceptions(&store, &admin, Duration::days(14), at + Duration::days(11))
+            .await
+            .unwrap();
+        assert!(shown(&after), "its day has passed and it is still reserved");
     }
 }

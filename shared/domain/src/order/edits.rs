@@ -622,6 +622,21 @@ impl Order {
                 );
                 continue;
             }
+            // A pre-order not yet released would ship with the parcels already in the
+            // warehouse: it is ordered on its own (an order not yet there waits for it).
+            if !self.shipments.is_empty() {
+                if let Some(on) = product
+                    .backorders
+                    .policy
+                    .release_after(crate::replenishment::day_of(now))
+                {
+                    errors.add(
+                        field("sku"),
+                        format!("is a pre-order released on {on}: it cannot join an order already in the warehouse; order it on its own"),
+                    );
+                    continue;
+                }
+            }
             // Where it can join: a location of the order whose parcel, if it has one yet,
             // still awaits its pick.
             let open = |at: &&String| {
@@ -1487,6 +1502,32 @@ mod tests {
             edit(&pending, &adding(&[("C", 1)]), "k"),
             Err(EditError::Fields(_))
         ));
+    }
+
+    /// A pre-order not yet released joins an order not yet in the warehouse (which then waits
+    /// for its release date), never one whose parcels are there: it would leave with them.
+    #[test]
+    fn a_pre_order_joins_an_order_before_the_warehouse_has_it_not_after() {
+        let mut c = product("C", 700, 3);
+        let release_on = now().date_naive() + Duration::days(20);
+        c.backorders.policy = crate::backorder::SellingPolicy::PreOrder {
+            release_on,
+            cap: 10,
+        };
+        let catalog = [c, product("A", 1200, 5)];
+        let Err(EditError::Fields(errors)) =
+            edit_from(&fulfilling_and_authorized(), &adding(&[("C", 1)]), &catalog)
+        else {
+            panic!("refused")
+        };
+        assert_eq!(errors.0[0].field, "addLines[0].sku");
+        assert!(errors.0[0].message.contains("pre-order"), "{errors:?}");
+        let added = edit_from(&reserved(), &adding(&[("C", 1)]), &catalog)
+            .unwrap()
+            .order;
+        let line = added.lines.iter().find(|l| l.sku.as_str() == "C").unwrap();
+        assert_eq!(line.release_on, Some(release_on));
+        assert_eq!(added.held_for_release(now().date_naive()), Some(release_on));
     }
 
     fn edit(order: &Order, request: &OrderEditRequest, key: &str) -> Result<Order, EditError> {

@@ -524,6 +524,28 @@ impl Order {
                         );
                         continue;
                     }
+                    // A pre-order is not sent before its release date, and a replacement ships
+                    // at once: not an exchange until it is out.
+                    Some(product)
+                        if product
+                            .backorders
+                            .policy
+                            .release_after(crate::replenishment::day_of(now))
+                            .is_some() =>
+                    {
+                        errors.add(
+                            format!("{field}.exchangeSku"),
+                            format!("'{sku}' is a pre-order not yet released: it cannot be an exchange before its release date"),
+                        );
+                        continue;
+                    }
+                    // The same item again costs what was paid for it, whatever the catalog
+                    // says now: no difference either way.
+                    Some(product) if product.sku == line.sku => Some(Exchange {
+                        sku: product.sku.clone(),
+                        name: product.name.clone(),
+                        unit_price: Some(line.unit_price),
+                    }),
                     // A replacement's lines are priced at what was paid for them (nothing, or
                     // a difference), not at what they are worth: exchanged again only for the
                     // same price, as before prices could differ.
@@ -1240,6 +1262,42 @@ mod tests {
             product("LAMP-FLOOR", 25000, 3),
         ];
         order.request_return(&request(lines), key("k1"), &catalog, &policy, at(now))
+    }
+
+    /// A pre-order not yet released is no exchange (a replacement would leave at once); the
+    /// same item again costs what was paid for it, whatever the catalog says now.
+    #[test]
+    fn a_pre_order_is_no_exchange_and_the_same_item_costs_what_was_paid() {
+        let order = delivered();
+        let paid = order
+            .lines
+            .iter()
+            .find(|l| l.sku.as_str() == "TSHIRT-RED-M")
+            .unwrap()
+            .unit_price;
+        let mut coming = product("TSHIRT-NEON-M", 2500, 3);
+        coming.backorders.policy = crate::backorder::SellingPolicy::PreOrder {
+            release_on: at(DELIVERED).date_naive() + chrono::Duration::days(60),
+            cap: 10,
+        };
+        // The shirt itself is dearer in the catalog now.
+        let catalog = [coming, product("TSHIRT-RED-M", paid.minor_units() + 700, 3)];
+        let ask = |exchange: &str| {
+            order.request_return(
+                &request(json!([{"sku": "TSHIRT-RED-M", "quantity": 1, "reason": "DAMAGED", "exchangeSku": exchange}])),
+                key("k1"),
+                &catalog,
+                &ReturnPolicy::default_policy(),
+                at(DELIVERED) + chrono::Duration::days(1),
+            )
+        };
+        assert_eq!(
+            invalid_fields(ask("TSHIRT-NEON-M")),
+            ["lines[0].exchangeSku"]
+        );
+        let same = ask("TSHIRT-RED-M").unwrap().order;
+        let exchange = same.returns[0].lines[0].exchange.as_ref().unwrap();
+        assert_eq!(exchange.unit_price, Some(paid), "no difference to pay");
     }
 
     /// The fields a refused return names.
