@@ -278,8 +278,8 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ),
     (
         "return.replacement.due",
-        "The exchange ships as order {order} once its difference of {amount} is paid.",
-        "Der Umtausch wird als Bestellung {order} versandt, sobald der Unterschied von {amount} bezahlt ist.",
+        "The exchange ships as order {order}; it costs {amount} more, paid on its page before it ships.",
+        "Der Umtausch wird als Bestellung {order} versandt; er kostet {amount} mehr, vor dem Versand auf ihrer Seite zu bezahlen.",
     ),
     ("return.replacement.open", "Open the exchange's order", "Bestellung des Umtauschs öffnen"),
     (
@@ -508,8 +508,6 @@ pub struct ReturnView {
     pub label_url: Option<String>,
     /// Which order ships what it is exchanged for.
     pub replacement: Option<String>,
-    /// The replacement's page, where a difference still to pay is paid.
-    pub replacement_id: Option<String>,
 }
 
 /// A line the customer may send back, on the return form.
@@ -736,7 +734,6 @@ impl OrderPage {
                                 .replace("{amount}", &money(due)),
                             None => t("return.replacement").replace("{order}", id.as_str()),
                         }),
-                    replacement_id: r.replacement_order_id.as_ref().map(|id| id.to_string()),
                 })
                 .collect(),
         }

@@ -681,37 +681,23 @@ struct OrderQuery {
     done: Option<String>,
 }
 
-/// The order `id` if the visit holds it, or holds the order whose return it ships the
-/// exchange of (the same customer's: the original's page links it, with a difference to pay).
+/// The order `id` if the visit holds it.
 async fn visible<S: Store, K: SecretSource + 'static, P: PaymentProvider + 'static>(
     app: &Shop<S, K, P>,
     visit: Option<&Visit>,
     id: &str,
     language: &'static str,
 ) -> Result<Order, Refusal> {
-    let now = Utc::now();
-    let (Some(visit), Ok(parsed)) = (visit, OrderId::parse(id)) else {
+    let held = visit.is_some_and(|v| v.holds(id, Utc::now()));
+    let parsed = OrderId::parse(id).ok().filter(|_| held);
+    let Some(parsed) = parsed else {
         return Err(Refusal::NotFound(language));
     };
-    // Nothing is read for an order the visit has no claim on.
-    if visit.orders.is_empty() {
-        return Err(Refusal::NotFound(language));
-    }
-    let order = app
-        .store
+    app.store
         .get(&parsed)
         .await
         .map_err(|e| Refusal::Internal(e.to_string()))?
-        .ok_or(Refusal::NotFound(language))?;
-    let through_original = order
-        .replacement_for
-        .as_ref()
-        .is_some_and(|of| visit.holds(of.order_id.as_str(), now));
-    if visit.holds(id, now) || through_original {
-        Ok(order)
-    } else {
-        Err(Refusal::NotFound(language))
-    }
+        .ok_or(Refusal::NotFound(language))
 }
 
 /// The site's keys, the visit the request carries and its order `id`, if the visit holds it:
@@ -914,6 +900,17 @@ fn order_response<S, K, P>(
                 && order.reserved_units() > 0
                 && order.editable().is_ok(),
             form_key => format!("shop-{}", OrderId::generate(now)),
+            // Each exchange's replacement, by its return: its page opened with a signed link
+            // (as its messages carry), for as long as a visit lasts.
+            replacement_links => order
+                .returns
+                .iter()
+                .filter_map(|r| {
+                    let id = r.replacement_order_id.as_ref()?;
+                    let token = keys.links.token(id.as_str(), now.timestamp() + VISIT_SECONDS);
+                    Some((r.return_id.to_string(), format!("{BASE}/orders/{id}?t={token}")))
+                })
+                .collect::<std::collections::BTreeMap<_, _>>(),
             pay,
             returnable,
             banner,

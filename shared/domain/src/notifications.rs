@@ -1265,8 +1265,36 @@ mod tests {
                 },
                 t,
             );
+            // The usual pre-order: nothing in stock yet, one unit of A promised.
+            let waits = placed
+                .reserve_for_release(
+                    &crate::routing::Plan::one_location(
+                        "BER-1",
+                        placed.quantities().map(|(sku, n)| {
+                            let left = if sku.as_str() == "A" {
+                                n.get() - 1
+                            } else {
+                                n.get()
+                            };
+                            (sku, crate::quantity::Quantity::new(left).unwrap())
+                        }),
+                    ),
+                    &[crate::order::Backordered {
+                        sku: crate::ids::Sku::parse("A").unwrap(),
+                        units: 1,
+                        location: "BER-1".into(),
+                        promised_on: None,
+                    }],
+                    &[(crate::ids::Sku::parse("A").unwrap(), release)],
+                    t,
+                )
+                .unwrap();
             let date = format_date(release, language);
-            for (before, after) in [(&placed, &reserved), (&reserved, &authorized)] {
+            for (before, after) in [
+                (&placed, &reserved),
+                (&reserved, &authorized),
+                (&placed, &waits),
+            ] {
                 let event = order_event(Some(before), Some(after)).unwrap();
                 let messages = renderer.render(&event, after, &everything).unwrap();
                 assert_eq!(messages.len(), 2, "{language} {:?}", event.event_type);

@@ -616,13 +616,13 @@ pub async fn exceptions<O: OrderStore>(
             } else {
                 o.units_to_come() > 0
             };
-            // A pre-order held for its release date waits as it should; one still reserved
-            // after the date is stuck.
+            // A pre-order held for its release date waits as it should, for stock or not; one
+            // still reserved an hour into its day (the sweep sends it then) is stuck.
             let held = o.status == OrderStatus::Reserved
-                && o.held_for_release(crate::replenishment::day_of(now))
+                && o.held_for_release(crate::replenishment::day_of(now - Duration::hours(1)))
                     .is_some();
             rule.backordered.is_none_or(|waits| waiting == waits)
-                && (rule.backordered != Some(false) || !held)
+                && (rule.backordered.is_none() || !held)
                 && (rule.backordered != Some(true) || o.created_at <= late)
         };
         // The listing is read on past the orders the rule leaves out (those waiting for stock

@@ -539,13 +539,6 @@ impl Order {
                         );
                         continue;
                     }
-                    // The same item again costs what was paid for it, whatever the catalog
-                    // says now: no difference either way.
-                    Some(product) if product.sku == line.sku => Some(Exchange {
-                        sku: product.sku.clone(),
-                        name: product.name.clone(),
-                        unit_price: Some(line.unit_price),
-                    }),
                     // A replacement's lines are priced at what was paid for them (nothing, or
                     // a difference), not at what they are worth: exchanged again only for the
                     // same price, as before prices could differ.
@@ -559,6 +552,14 @@ impl Order {
                         );
                         continue;
                     }
+                    // The same item again costs what was paid for it, whatever the catalog
+                    // says now: no difference either way (a replacement's line comes here only
+                    // at its own price, above: its refunds follow one exchange back, no more).
+                    Some(product) if product.sku == line.sku => Some(Exchange {
+                        sku: product.sku.clone(),
+                        name: product.name.clone(),
+                        unit_price: Some(line.unit_price),
+                    }),
                     Some(product)
                         if product.unit_price.currency() != line.unit_price.currency() =>
                     {
