@@ -567,7 +567,7 @@ async fn a_customer_exchanges_for_a_dearer_size_and_pays_the_difference_on_the_p
     let shown = browser.text(&format!("#return-{rma}")).await;
     assert!(
         shown.contains(&format!(
-            "ships as order {replacement} once its difference of €2.50 is paid"
+            "ships as order {replacement}; it costs €2.50 more, paid on its page before it ships"
         )),
         "{shown}"
     );
