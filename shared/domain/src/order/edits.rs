@@ -360,6 +360,15 @@ impl Order {
                 "is the order's already: nothing to change",
             );
         }
+        // A pre-order leaves on its release date: nothing of it goes ahead before then.
+        if !ship_complete && self.shipping.ship_complete {
+            if let Some(on) = self.held_for_release(crate::replenishment::day_of(now)) {
+                errors.add(
+                    "shipComplete",
+                    format!("the order is a pre-order: it leaves on its release date, {on}, and nothing goes ahead of it"),
+                );
+            }
+        }
         // What is in stock went ahead: it is with the warehouse and cannot wait again.
         if ship_complete && !self.shipping.ship_complete && !self.shipments.is_empty() {
             errors.add(
@@ -1528,6 +1537,16 @@ mod tests {
         let line = added.lines.iter().find(|l| l.sku.as_str() == "C").unwrap();
         assert_eq!(line.release_on, Some(release_on));
         assert_eq!(added.held_for_release(now().date_naive()), Some(release_on));
+        // Held for its release: nothing goes ahead of it.
+        let ahead = OrderEditRequest {
+            ship_complete: Some(false),
+            ..to(None, None)
+        };
+        let Err(EditError::Fields(errors)) = edit_from(&added, &ahead, &catalog) else {
+            panic!("refused")
+        };
+        assert_eq!(errors.0[0].field, "shipComplete");
+        assert!(errors.0[0].message.contains("pre-order"), "{errors:?}");
     }
 
     fn edit(order: &Order, request: &OrderEditRequest, key: &str) -> Result<Order, EditError> {
