@@ -652,6 +652,27 @@ impl Stack {
     }
 
     /// The order as staff see it.
+    /// The customer's visit to the order `id`: its signed link opened as a browser opens it,
+    /// answered with the visit's cookie (`name=value`) and a redirect to the order's page.
+    pub async fn shop_visit(&self, id: &str) -> String {
+        let opened = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .get(format!("{}{}", self.api, order_link(id, 600)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(opened.status(), StatusCode::SEE_OTHER);
+        opened.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned()
+    }
+
     pub async fn order_as_staff(&self, id: &str) -> Value {
         let reply = self
             .get(

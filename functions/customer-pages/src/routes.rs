@@ -681,6 +681,15 @@ struct OrderQuery {
     done: Option<String>,
 }
 
+/// The order's own customer, as the application layer knows callers: what every form of the
+/// site acts as, once the visit has proved the order is theirs.
+fn customer_of(order: &Order) -> Caller {
+    Caller {
+        customer_id: order.customer_id.clone(),
+        scopes: vec![],
+    }
+}
+
 /// The order `id` if the visit holds it.
 async fn visible<S: Store, K: SecretSource + 'static, P: PaymentProvider + 'static>(
     app: &Shop<S, K, P>,
@@ -761,10 +770,7 @@ async fn pay_page<S: Store, K: SecretSource + 'static, P: PaymentProvider + 'sta
     let Some(checkout) = app.checkout.as_ref() else {
         return Err(Refusal::NotFound(language));
     };
-    let customer = Caller {
-        customer_id: order.customer_id.clone(),
-        scopes: vec![],
-    };
+    let customer = customer_of(&order);
     let intent = match start_payment(&app.store, &checkout.provider, &customer, &order.id).await {
         Ok(intent) => intent,
         Err(PaymentAppError::NotPayable(_)) => {
@@ -943,10 +949,7 @@ async fn cancel<S: Store, K: SecretSource + 'static, P: PaymentProvider + 'stati
     if !same_origin(&app.origin, &headers) || !keys.cookies.csrf_valid(&visit.nonce, &form.csrf) {
         return Err(Refusal::Forbidden);
     }
-    let customer = Caller {
-        customer_id: order.customer_id.clone(),
-        scopes: vec![],
-    };
+    let customer = customer_of(&order);
     let reason = match form.reason.trim() {
         "" => "cancelled by the customer on the order's page".to_owned(),
         given => given.chars().take(500).collect(),
@@ -1028,10 +1031,7 @@ async fn edit_as_customer<S: Store, K: SecretSource + 'static, P: PaymentProvide
     window: chrono::Duration,
     now: chrono::DateTime<Utc>,
 ) -> Result<Order, ReturnsAppError> {
-    let customer = Caller {
-        customer_id: order.customer_id.clone(),
-        scopes: vec![],
-    };
+    let customer = customer_of(order);
     oms_domain::app::returns::edit_order(
         &app.store,
         &app.locations,
@@ -1121,10 +1121,7 @@ async fn cancel_units<S: Store, K: SecretSource + 'static, P: PaymentProvider + 
         "reason": "cancelled by the customer on the order's page",
     }))
     .map_err(|_| Refusal::Forbidden)?;
-    let customer = Caller {
-        customer_id: order.customer_id.clone(),
-        scopes: vec![],
-    };
+    let customer = customer_of(&order);
     match oms_domain::app::returns::cancel_units(
         &app.store,
         &app.locations,
@@ -1503,10 +1500,7 @@ async fn open_return<S: Store, K: SecretSource + 'static, P: PaymentProvider + '
     ) else {
         return refuse(text(language, "return.refused")).await;
     };
-    let customer = Caller {
-        customer_id: order.customer_id.clone(),
-        scopes: vec![],
-    };
+    let customer = customer_of(&order);
     match oms_domain::app::returns::request_return(
         &app.store,
         &app.returns,

@@ -509,27 +509,8 @@ async fn a_pre_order_filled_before_its_release_date_waits_for_the_date() {
     assert_eq!(still["status"], "RESERVED", "{still}");
     assert_eq!(still["hold"], "AWAITING_RELEASE");
     // The customer's page, opened from its link (the visit's cookie, then the page).
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let opened = browser
-        .get(format!(
-            "{}{}",
-            stack.api,
-            oms_system_tests::order_link(&id, 600)
-        ))
-        .send()
-        .await
-        .unwrap();
-    let visit = opened.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let page = browser
+    let visit = stack.shop_visit(&id).await;
+    let page = reqwest::Client::new()
         .get(format!("{}/shop/orders/{id}", stack.api))
         .header("cookie", visit)
         .send()

@@ -274,30 +274,7 @@ async fn every_request_a_function_makes_is_allowed_by_its_own_policy() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    // An order's signed link opened: the visit's cookie it sets.
-    let visit_of = |order: String| {
-        let (browser, stack) = (&browser, &stack);
-        async move {
-            let opened = browser
-                .get(format!(
-                    "{}{}",
-                    stack.api,
-                    oms_system_tests::order_link(&order, 600)
-                ))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(opened.status(), StatusCode::SEE_OTHER);
-            opened.headers()["set-cookie"]
-                .to_str()
-                .unwrap()
-                .split(';')
-                .next()
-                .unwrap()
-                .to_owned()
-        }
-    };
-    let visit = visit_of(third_id.to_owned()).await;
+    let visit = stack.shop_visit(third_id).await;
     let page = browser
         .get(format!("{}/shop/orders/{third_id}", stack.api))
         .header("cookie", &visit)
@@ -325,7 +302,7 @@ async fn every_request_a_function_makes_is_allowed_by_its_own_policy() {
         .unwrap();
     assert_eq!(cancelled_there.status(), StatusCode::SEE_OTHER);
     // The delivered order's return form there: what each line may be exchanged for.
-    let visit = visit_of(id.to_owned()).await;
+    let visit = stack.shop_visit(id).await;
     let form = browser
         .get(format!("{}/shop/orders/{id}/return", stack.api))
         .header("cookie", &visit)
