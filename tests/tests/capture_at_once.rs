@@ -30,28 +30,37 @@ async fn paid_at_once(stack: &Stack, sku: &str) -> (String, String, String) {
 
 /// Staff make the order `id` dearer (OVERNIGHT): answers the order after the edit.
 async fn made_dearer(stack: &Stack, id: &str) -> Value {
-    let seen = stack.order_as_staff(id).await;
     let admin = stack.token("at-once-admin", Some("oms:admin"));
-    let edited = stack
-        .post(
-            &format!("/orders/{id}/edits"),
-            &admin,
-            &[
-                ("idempotency-key", &unique("edit")),
-                ("if-match", &if_match(&seen)),
-            ],
-            json!({"shippingMethod": "OVERNIGHT", "reason": "needed tomorrow"}),
-        )
-        .await;
-    assert_eq!(edited.status, StatusCode::OK, "{:?}", edited.body);
-    assert!(
-        edited.body["totals"]["total"]["amount"].as_i64()
-            > seen["totals"]["total"]["amount"].as_i64(),
-        "{:?}",
-        edited.body
-    );
-    assert_eq!(edited.body["edits"][0]["state"], "AWAITING_PAYMENT");
-    edited.body
+    // Read, then edited on what was read: a late PSP event may write the order between (412),
+    // and staff read it again.
+    for _ in 0..5 {
+        let seen = stack.order_as_staff(id).await;
+        let edited = stack
+            .post(
+                &format!("/orders/{id}/edits"),
+                &admin,
+                &[
+                    ("idempotency-key", &unique("edit")),
+                    ("if-match", &if_match(&seen)),
+                ],
+                json!({"shippingMethod": "OVERNIGHT", "reason": "needed tomorrow"}),
+            )
+            .await;
+        if edited.status == StatusCode::PRECONDITION_FAILED {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            continue;
+        }
+        assert_eq!(edited.status, StatusCode::OK, "{:?}", edited.body);
+        assert!(
+            edited.body["totals"]["total"]["amount"].as_i64()
+                > seen["totals"]["total"]["amount"].as_i64(),
+            "{:?}",
+            edited.body
+        );
+        assert_eq!(edited.body["edits"][0]["state"], "AWAITING_PAYMENT");
+        return edited.body;
+    }
+    panic!("order {id} kept changing under the edit")
 }
 
 /// What Stripe gave back of the PaymentIntent `intent`, in minor units.
