@@ -50,6 +50,8 @@ pub struct SweepAnswer {
     pub expired: Vec<String>,
     pub reservations_redriven: Vec<String>,
     pub fulfillments_redriven: Vec<String>,
+    /// Pre-orders moved to their SKU's new release date.
+    pub releases_followed: Vec<String>,
     pub flagged: Vec<String>,
     /// Orders whose approved return never arrived: closed, their exchange released.
     pub returns_expired: Vec<String>,
@@ -74,6 +76,7 @@ impl From<SweepReport> for SweepAnswer {
             expired: ids(report.expired),
             reservations_redriven: ids(report.reservations_redriven),
             fulfillments_redriven: ids(report.fulfillments_redriven),
+            releases_followed: ids(report.releases_followed),
             flagged: ids(report.flagged),
             returns_expired: ids(report.returns_expired),
             contended: ids(report.contended),
@@ -150,6 +153,7 @@ pub async fn handle<S: OrderStore + InventoryStore + OrderTransactions + Locatio
         expired = report.expired.len(),
         reservations_redriven = report.reservations_redriven.len(),
         fulfillments_redriven = report.fulfillments_redriven.len(),
+        releases_followed = report.releases_followed.len(),
         flagged = report.flagged.len(),
         contended = report.contended.len(),
         more = report.more,

@@ -344,11 +344,15 @@ impl Renderer {
         // by the latest revision of it (a message says what the order is when it is sent:
         // an older one would tell the same date twice).
         let revised = event.data.revised_sku.as_ref();
-        if event.event_type == EventType::PromiseRevised {
-            let still_waits = order
-                .lines
-                .iter()
-                .any(|l| revised.is_none_or(|sku| &l.sku == sku) && l.backordered() > 0);
+        let revision = event.event_type == EventType::PromiseRevised;
+        // A pre-ordered line waits for its release date, whatever stock it has.
+        let today = crate::replenishment::day_of(event.time);
+        let awaits_release = |l: &crate::order::OrderLine| l.release_on.filter(|on| today < *on);
+        if revision {
+            let still_waits = order.lines.iter().any(|l| {
+                revised.is_none_or(|sku| &l.sku == sku)
+                    && (l.backordered() > 0 || awaits_release(l).is_some())
+            });
             let revised_since = order.last_change.as_ref().is_some_and(|c| {
                 c.version > event.sequence
                     && matches!(&c.event, crate::order::history::OrderEvent::PromiseRevised { sku } if Some(sku) == revised)
@@ -445,11 +449,17 @@ impl Renderer {
             "paymentStatus": event.data.payment_status,
             "orderRef": order_ref(order),
             "name": order.shipping.address.name(),
-            "waiting": order.lines.iter().filter(|l| l.backordered() > 0)
-                .filter(|l| event.event_type != EventType::PromiseRevised || revised.is_none_or(|sku| &l.sku == sku))
+            // A revision tells of the revised SKU's line: its waiting units, or, pre-ordered,
+            // its release date (when it leaves unless its units come later still).
+            "waiting": order.lines.iter()
+                .filter(|l| l.backordered() > 0 || (revision && awaits_release(l).is_some()))
+                .filter(|l| !revision || revised.is_none_or(|sku| &l.sku == sku))
                 .map(|l| serde_json::json!({
-                "name": l.name, "backordered": l.backordered(),
+                "name": l.name, "backordered": l.backordered(), "units": l.quantity.get(),
                 "promisedOn": l.promised_on.map(|on| format_date(on, language)),
+                "releaseOn": awaits_release(l)
+                    .filter(|on| revision && (l.backordered() == 0 || l.promised_on.is_some_and(|p| p <= *on)))
+                    .map(|on| format_date(on, language)),
             })).collect::<Vec<_>>(),
             "items": order.lines.iter().map(|l| serde_json::json!({
                 "sku": l.sku.as_str(), "name": l.name, "quantity": l.quantity.get(),
@@ -1312,6 +1322,73 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// A pre-order whose release date the business moved is told its new date, in every
+    /// channel and language (subject, e-mail, SMS); one whose date is brought to today is not
+    /// told a date (its parcel's messages follow).
+    #[test]
+    fn a_pre_order_is_told_when_its_release_date_moves() {
+        let renderer = Renderer::new();
+        let t = at("2026-11-25T09:05:00Z");
+        let release = NaiveDate::from_ymd_opt(2026, 12, 18).unwrap();
+        let moved_to = NaiveDate::from_ymd_opt(2027, 1, 8).unwrap();
+        let everything = Preferences {
+            email: true,
+            sms: true,
+            webhook: false,
+        };
+        let a = crate::ids::Sku::parse("A").unwrap();
+        for (language, subject) in [
+            ("en", "a new release date"),
+            ("de", "neuer Erscheinungstag"),
+        ] {
+            let placed = order(language);
+            let reserved = placed
+                .reserve_for_release(
+                    &crate::routing::Plan::one_location("BER-1", placed.quantities()),
+                    &[],
+                    &[(a.clone(), release)],
+                    t,
+                )
+                .unwrap();
+            let moved = reserved
+                .follow_release(&a, Some(moved_to), t.date_naive(), t)
+                .unwrap();
+            let event = order_event(Some(&reserved), Some(&moved)).unwrap();
+            assert_eq!(event.event_type, EventType::PromiseRevised);
+            let messages = renderer.render(&event, &moved, &everything).unwrap();
+            assert_eq!(messages.len(), 2, "{language}");
+            let date = format_date(moved_to, language);
+            for message in &messages {
+                let body = message.text.clone().unwrap_or_default();
+                assert!(body.contains(&date), "{language}: {body}");
+                assert!(!body.contains(&format_date(release, language)), "{body}");
+            }
+            let email = messages
+                .iter()
+                .find(|m| m.channel == Channel::Email)
+                .unwrap();
+            assert!(
+                email
+                    .subject
+                    .as_deref()
+                    .unwrap_or_default()
+                    .contains(subject),
+                "{:?}",
+                email.subject
+            );
+            assert!(email.html.as_deref().unwrap_or_default().contains(&date));
+            // Released today: nothing waits for a date any more.
+            let released = reserved
+                .follow_release(&a, None, t.date_naive(), t)
+                .unwrap();
+            let event = order_event(Some(&reserved), Some(&released)).unwrap();
+            assert!(renderer
+                .render(&event, &released, &everything)
+                .unwrap()
+                .is_empty());
         }
     }
 

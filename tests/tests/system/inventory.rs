@@ -525,6 +525,94 @@ async fn a_pre_order_filled_before_its_release_date_waits_for_the_date() {
     );
 }
 
+/// A release date moved by staff through the API: the pre-order already reserved and paid
+/// follows it (its line and hold, its customer told the new date once, by e-mail), within the
+/// sweep's run after the payment window of its reservation (20 s on the test stack); the SKU
+/// then no longer sold as a pre-order releases it, and it goes to the warehouse.
+#[tokio::test]
+async fn a_pre_order_follows_its_release_date_when_staff_move_it() {
+    let stack = Stack::connect().await;
+    let sku = stack.create_sku("PREMOVE", 5).await;
+    let admin = stack.token("staff-release-dates", Some("oms:admin"));
+    let product = stack.get(&format!("/inventory/{sku}"), &admin).await.body;
+    let selling = |selling: Value| {
+        json!({"name": product["name"], "unitPrice": product["unitPrice"],
+            "weightGrams": product["weightGrams"], "selling": selling})
+    };
+    let today = chrono::Utc::now().date_naive();
+    let (first, moved_to) = (
+        today + chrono::Duration::days(10),
+        today + chrono::Duration::days(40),
+    );
+    let pre_order = |on: chrono::NaiveDate| {
+        selling(json!({"policy": "PRE_ORDER", "releaseOn": on.to_string(), "cap": 5}))
+    };
+    let put = stack
+        .put(&format!("/inventory/{sku}"), &admin, &pre_order(first))
+        .await;
+    assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
+
+    let customer = unique("release-moves");
+    let inbox = Probe::customer_email(&stack, &customer).await;
+    let placed = stack
+        .place_then_pay(&customer, &unique("key"), &[(&sku, 1)])
+        .await;
+    let id = placed.body["orderId"].as_str().unwrap().to_owned();
+    let held = wait_for(&stack, &id, "held for its release", |o| {
+        o["hold"] == "AWAITING_RELEASE"
+    })
+    .await;
+    assert_eq!(held["lines"][0]["releaseOn"], first.to_string());
+
+    let put = stack
+        .put(&format!("/inventory/{sku}"), &admin, &pre_order(moved_to))
+        .await;
+    assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
+    let moved = wait_for(&stack, &id, "moved to the new release date", |o| {
+        o["lines"][0]["releaseOn"] == moved_to.to_string()
+    })
+    .await;
+    assert_eq!(
+        (&moved["status"], &moved["hold"]),
+        (&json!("RESERVED"), &json!("AWAITING_RELEASE"))
+    );
+    let date = moved_to.format("%a %-d %b %Y").to_string();
+    let told = inbox
+        .collect(Duration::from_secs(30), |seen| {
+            seen.iter()
+                .any(|(m, _)| m["eventType"] == "oms.order.promise-revised")
+        })
+        .await;
+    let late = inbox.collect(Duration::from_secs(3), |_| false).await;
+    let revisions: Vec<&Value> = told
+        .iter()
+        .chain(late.iter())
+        .map(|(m, _)| m)
+        .filter(|m| m["eventType"] == "oms.order.promise-revised" && m["orderId"] == id.as_str())
+        .collect();
+    assert_eq!(revisions.len(), 1, "told once: {revisions:?}");
+    let text = revisions[0]["text"].as_str().unwrap_or_default();
+    assert!(
+        text.contains(&date) && text.contains("release date has moved"),
+        "{text}"
+    );
+
+    // No longer a pre-order: released now, it leaves.
+    let put = stack
+        .put(
+            &format!("/inventory/{sku}"),
+            &admin,
+            &selling(json!({"policy": "DENY"})),
+        )
+        .await;
+    assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
+    let sent = wait_for(&stack, &id, "released and sent to the warehouse", |o| {
+        o["status"] == "FULFILLING"
+    })
+    .await;
+    assert_eq!(sent["lines"][0]["releaseOn"], today.to_string(), "{sent}");
+}
+
 /// Issue "Orders that bend", items 1–2, through the stack: a SKU that may backorder three units
 /// takes orders past its two in stock up to that and no further, each promised the date of the
 /// purchase order that brings it; a delivery of fewer units than wait fills the oldest order

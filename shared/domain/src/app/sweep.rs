@@ -11,6 +11,9 @@
 //!   the reservation would have; a `RESERVED` order that is authorized but never reached the
 //!   warehouse is handed to it — a pre-order on its release date too, the day's first run
 //!   sending it. What the sweep cannot move is left for the next run and counted;
+//! - **release dates moved**: a `RESERVED` order with a pre-ordered line whose SKU's release
+//!   date the business has moved since (or stopped selling as a pre-order: released now)
+//!   follows it, its customer told, before either pass decides anything else of it;
 //! - **money to watch**: a capture the PSP has not confirmed within the policy's time, and an
 //!   uncaptured authorization near the PSP's capture deadline, are put in front of staff;
 //! - **returns that never arrive**: an approved return nothing reached the warehouse for within
@@ -33,6 +36,7 @@ use chrono::{DateTime, Duration, Utc};
 use crate::app::fulfillment::{start_fulfillment, FulfillmentAppError, StartResult};
 use crate::app::payments::{expire_one, flag_one, PaymentAppError};
 use crate::app::reservation::{reserve_order, ReservationError, ReservationResult, Routing};
+use crate::app::retry::{until_written, Attempt};
 use crate::ids::OrderId;
 use crate::location::Locations;
 use crate::order::payments::PaymentPolicy;
@@ -85,6 +89,9 @@ pub struct SweepReport {
     pub flagged: Vec<OrderId>,
     /// Orders whose approved return never arrived, closed and their exchange released.
     pub returns_expired: Vec<OrderId>,
+    /// Pre-orders whose SKU's release date the business moved, now waiting for the new date
+    /// (their customers told).
+    pub releases_followed: Vec<OrderId>,
     /// Orders that changed under the sweep so often it left them for the next run.
     pub contended: Vec<OrderId>,
     /// Orders the sweep could not handle, and why (a store error, an item that does not read):
@@ -213,6 +220,8 @@ pub async fn sweep<S: OrderStore + InventoryStore + OrderTransactions>(
     // Where paid orders wait for stock, and where it could come from: stock left available for
     // them is handed over at the end.
     let mut waiting: Vec<Waiting> = Vec::new();
+    // The release dates of the pre-ordered SKUs met so far, each read once a run.
+    let mut releases = Releases::default();
     for (job, status, before) in passes {
         // What the expiries freed goes to the orders waiting for it before a stuck order is
         // reserved again: those waiting were first.
@@ -236,11 +245,28 @@ pub async fn sweep<S: OrderStore + InventoryStore + OrderTransactions>(
                     break 'pass;
                 }
             };
-            for order in page.items {
+            for mut order in page.items {
                 // Out of time: every order, looked at or passed over, waits for the next run.
                 if policies.out_of_time() {
                     report.more = true;
                     break 'pass;
+                }
+                // A pre-order follows its SKU's release date as the business moves it, before
+                // anything decides whether it leaves today (in whichever pass over `RESERVED`
+                // orders lists it first: the expiry's, listing those reserved for the payment
+                // window, or the re-drive's, for the time an order takes to count as stuck).
+                if status == OrderStatus::Reserved {
+                    match follow_releases(store, &mut releases, &order, now).await {
+                        Ok(Some(moved)) => {
+                            report.releases_followed.push(order.id.clone());
+                            order = moved;
+                        }
+                        Ok(None) => {}
+                        Err(error) => {
+                            report.failed.push((order.id.clone(), error.to_string()));
+                            continue;
+                        }
+                    }
                 }
                 if job == Job::RedriveFulfillment
                     && order.awaiting_edit().is_none()
@@ -382,6 +408,79 @@ async fn expire_returns<S: OrderStore + OrderTransactions>(
             }
         }
     }
+}
+
+/// The release date each pre-ordered SKU has now (`None`: no longer sold as a pre-order), as
+/// one run read it; a SKU that is gone is not listed, and its orders keep their date.
+#[derive(Default)]
+struct Releases(std::collections::HashMap<crate::ids::Sku, Option<chrono::NaiveDate>>);
+
+impl Releases {
+    /// Reads the SKUs of `order`'s pre-ordered lines not read yet this run, in one request.
+    async fn read_for<S: InventoryStore>(
+        &mut self,
+        store: &S,
+        order: &Order,
+    ) -> Result<(), StoreError> {
+        let unread: Vec<crate::ids::Sku> = order
+            .lines
+            .iter()
+            .filter(|l| l.release_on.is_some() && !self.0.contains_key(&l.sku))
+            .map(|l| l.sku.clone())
+            .collect();
+        if unread.is_empty() {
+            return Ok(());
+        }
+        for product in store.products(&unread).await? {
+            let release = match product.backorders.policy {
+                crate::backorder::SellingPolicy::PreOrder { release_on, .. } => Some(release_on),
+                _ => None,
+            };
+            self.0.insert(product.sku, release);
+        }
+        Ok(())
+    }
+}
+
+/// Moves the pre-ordered lines of a `RESERVED` order to the release dates their SKUs have now,
+/// one write per SKU moved (read fresh, on its version), each its own revised promise told to
+/// the customer. The order as it stands after, if any line moved.
+async fn follow_releases<S: OrderStore + InventoryStore>(
+    store: &S,
+    releases: &mut Releases,
+    listed: &Order,
+    now: DateTime<Utc>,
+) -> Result<Option<Order>, FulfillmentAppError> {
+    if listed.status != OrderStatus::Reserved || listed.release_date().is_none() {
+        return Ok(None);
+    }
+    releases.read_for(store, listed).await?;
+    let today = crate::replenishment::day_of(now);
+    let mut moved = None;
+    for line in listed.lines.iter().filter(|l| l.release_on.is_some()) {
+        let Some(release) = releases.0.get(&line.sku).copied() else {
+            continue;
+        };
+        if listed
+            .follow_release(&line.sku, release, today, now)
+            .is_none()
+        {
+            continue;
+        }
+        let id = &listed.id;
+        let written = until_written::<_, FulfillmentAppError, _>(|| async move {
+            let Some(order) = store.get(id).await? else {
+                return Ok(Attempt::Done(None));
+            };
+            let Some(next) = order.follow_release(&line.sku, release, today, now) else {
+                return Ok(Attempt::Done(None));
+            };
+            Attempt::of_write(store.save(&next, order.version).await, Some(next.clone()))
+        })
+        .await?;
+        moved = written.or(moved);
+    }
+    Ok(moved)
 }
 
 /// Units of a paid `RESERVED` order waiting for stock: its SKU, where they wait, and where the
@@ -833,6 +932,91 @@ mod tests {
         crate::app::reservation::insert_reserved(&store, &later).await;
         let later = store.get(&later.id).await.unwrap().unwrap();
         assert_eq!(later.lines[0].release_on, None);
+    }
+
+    /// The business moves a pre-order's release date: the sweep moves the orders reserved with
+    /// the old one (each once, its customer told by a revised promise), so none leaves on the
+    /// old date when the new one is later, and they leave on a sooner one.
+    #[tokio::test]
+    async fn a_pre_order_follows_its_release_date_as_the_business_moves_it() {
+        let placed_at = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let first = placed_at.date_naive() + Duration::days(3);
+        let later = first + Duration::days(4);
+        let pre_order = |release_on| crate::backorder::SellingPolicy::PreOrder {
+            release_on,
+            cap: 10,
+        };
+        let mut a = product("A", 1000, 5);
+        a.backorders.policy = pre_order(first);
+        let store = InMemoryStore::with_products([a]);
+        let policy = PaymentPolicy::default();
+        let order = reserved(&store, 2).await;
+        authorize_when_placed(&store, &policy, &order).await;
+        let paid = store.get(&order.id).await.unwrap().unwrap();
+        let move_release = |policy| {
+            let store = &store;
+            async move {
+                let mut product = store
+                    .product(&crate::ids::Sku::parse("A").unwrap())
+                    .await
+                    .unwrap()
+                    .unwrap();
+                let version = product.version;
+                product.backorders.policy = policy;
+                product.version += 1;
+                store
+                    .save_product(&product, Some(version), None)
+                    .await
+                    .unwrap();
+            }
+        };
+        move_release(pre_order(later)).await;
+        // The run after the move: the order waits for the new date, told once.
+        let run_at = placed_at + Duration::hours(1);
+        let report = sweep(&store, &policies(&policy), run_at, 100)
+            .await
+            .unwrap();
+        assert_eq!(report.releases_followed, [order.id.clone()], "{report:?}");
+        let moved = store.get(&order.id).await.unwrap().unwrap();
+        assert_eq!(moved.lines[0].release_on, Some(later));
+        assert_eq!(moved.hold(), Some("AWAITING_RELEASE"));
+        let event = crate::events::order_event(Some(&paid), Some(&moved));
+        assert_eq!(
+            event.map(|e| e.event_type),
+            Some(crate::events::EventType::PromiseRevised)
+        );
+        assert_eq!(
+            crate::events::recorded_agrees_with_legacy(Some(&paid), &moved),
+            Ok(true)
+        );
+        let again = sweep(&store, &policies(&policy), run_at, 100)
+            .await
+            .unwrap();
+        assert!(again.releases_followed.is_empty(), "moved once: {again:?}");
+        // The old date comes: it does not leave.
+        let old_day = first.and_hms_opt(0, 1, 0).unwrap().and_utc();
+        let report = sweep(&store, &policies(&policy), old_day, 100)
+            .await
+            .unwrap();
+        assert!(report.fulfillments_redriven.is_empty(), "{report:?}");
+        assert_eq!(
+            store.get(&order.id).await.unwrap().unwrap().status,
+            OrderStatus::Reserved
+        );
+        // Brought forward to today: released now, it leaves in the same run.
+        move_release(crate::backorder::SellingPolicy::Deny).await;
+        let report = sweep(&store, &policies(&policy), old_day, 100)
+            .await
+            .unwrap();
+        assert_eq!(report.releases_followed, [order.id.clone()]);
+        assert_eq!(report.fulfillments_redriven, [order.id.clone()]);
+        let sent = store.get(&order.id).await.unwrap().unwrap();
+        assert_eq!(sent.status, OrderStatus::Fulfilling);
+        assert_eq!(
+            sent.lines[0].release_on,
+            Some(first),
+            "released on the day it was"
+        );
     }
 
     #[tokio::test]

@@ -33,12 +33,19 @@ fn only_promises_changed(old: &Order, new: &Order) -> bool {
             .lines
             .iter()
             .zip(&new.lines)
-            .any(|(o, n)| o.promised_on != n.promised_on)
+            .any(|(o, n)| promise_changed(o, n))
         && old.lines.iter().zip(&new.lines).all(|(o, n)| {
             let mut o = o.clone();
             o.promised_on = n.promised_on;
+            o.release_on = n.release_on;
             &o == n
         })
+}
+
+/// Whether the line is promised for another day: its waiting units' expected date, or the
+/// release date it waits for as a pre-order.
+fn promise_changed(old: &crate::order::OrderLine, new: &crate::order::OrderLine) -> bool {
+    old.promised_on != new.promised_on || old.release_on != new.release_on
 }
 
 fn for_status(status: OrderStatus) -> EventType {
@@ -214,7 +221,7 @@ pub(super) fn order_event(old: Option<&Order>, new: &Order) -> Option<CloudEvent
                     new.lines
                         .iter()
                         .zip(&old.lines)
-                        .find(|(n, o)| n.promised_on != o.promised_on)
+                        .find(|(n, o)| promise_changed(o, n))
                         .map(|(n, _)| &n.sku)
                 }),
         },

@@ -1027,6 +1027,41 @@ impl Order {
         self.release_date().filter(|on| today < *on)
     }
 
+    /// The business moved the release of `sku` to `release_on` (none: it is no longer sold as
+    /// a pre-order, so released now): its pre-ordered line waits for the new date instead of
+    /// the one it was reserved with, with its timeline entry and event (a revised promise), so
+    /// the customer is told. Only an order not yet in the warehouse's hands follows (one sent
+    /// there has left its hold behind). `None` if nothing changes on `today`: the same date, or
+    /// both dates passed, or no line of `sku` was pre-ordered.
+    pub fn follow_release(
+        &self,
+        sku: &Sku,
+        release_on: Option<chrono::NaiveDate>,
+        today: chrono::NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Option<Order> {
+        if self.status != OrderStatus::Reserved {
+            return None;
+        }
+        let line = self
+            .lines
+            .iter()
+            .position(|l| &l.sku == sku && l.release_on.is_some())?;
+        let before = self.lines[line].release_on;
+        let to_come = |on: Option<chrono::NaiveDate>| on.filter(|on| today < *on);
+        if to_come(before) == to_come(release_on) {
+            return None;
+        }
+        // Released now, the line keeps the day it was released on: it stays a pre-order's.
+        let after = release_on.unwrap_or(today);
+        let date = |on: Option<chrono::NaiveDate>| on.map_or("none".to_owned(), |d| d.to_string());
+        let note = format!("{sku} released on {} → {after}", date(before));
+        Some(self.record(now, Some(note), |next| {
+            next.lines[line].release_on = Some(after);
+            OrderEvent::PromiseRevised { sku: sku.clone() }
+        }))
+    }
+
     /// When the units of `sku` it waits for are expected is now `promised_on` (none: no
     /// delivery brings them as things stand): its line's promise, with its timeline entry and
     /// event, so the customer is told. `None` if nothing of `sku` waits or the promise stands.
@@ -1380,6 +1415,55 @@ pub(crate) mod tests {
         );
         let json = serde_json::to_string(&order).unwrap();
         assert_eq!(serde_json::from_str::<Order>(&json).unwrap(), order);
+    }
+
+    /// A pre-ordered line follows its SKU's release date while the order is not yet in the
+    /// warehouse's hands: later, sooner, or released now (keeping the day it was released on);
+    /// the same date, both dates passed, a line ordered as an ordinary one, or an order already
+    /// sent are no change.
+    #[test]
+    fn a_pre_ordered_line_follows_its_release_date_until_the_order_leaves() {
+        let order = placed(
+            json!([{"sku": "A", "quantity": 1}, {"sku": "B", "quantity": 1}]),
+            &[product("A", 100, 1), product("B", 100, 1)],
+        );
+        let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let today = now.date_naive();
+        let day = |n: i64| today + chrono::Duration::days(n);
+        let (a, b) = (Sku::parse("A").unwrap(), Sku::parse("B").unwrap());
+        let reserved = order
+            .reserve_for_release(
+                &Plan::one_location("BER-1", order.quantities()),
+                &[],
+                &[(a.clone(), day(5))],
+                now,
+            )
+            .unwrap();
+        let later = reserved
+            .follow_release(&a, Some(day(9)), today, now)
+            .unwrap();
+        assert_eq!(later.lines[0].release_on, Some(day(9)));
+        assert_eq!(later.version, reserved.version + 1);
+        assert_eq!(
+            later.last_change.as_ref().map(|c| &c.event),
+            Some(&OrderEvent::PromiseRevised { sku: a.clone() })
+        );
+        let sooner = later.follow_release(&a, Some(day(2)), today, now).unwrap();
+        assert_eq!(sooner.held_for_release(today), Some(day(2)));
+        let released = sooner.follow_release(&a, None, today, now).unwrap();
+        assert_eq!(released.lines[0].release_on, Some(today));
+        assert_eq!(released.held_for_release(today), None);
+        assert_eq!(released.hold(), Some("AWAITING_PAYMENT"));
+        // No change: the same date; a date moved when both it and the old one have passed; an
+        // ordinary line; an order in the warehouse.
+        assert_eq!(later.follow_release(&a, Some(day(9)), today, now), None);
+        assert_eq!(later.follow_release(&a, Some(day(12)), day(20), now), None);
+        assert_eq!(later.follow_release(&b, Some(day(9)), today, now), None);
+        let sent = released
+            .authorized_for_test(now)
+            .start_fulfillment("BER-1", now)
+            .unwrap();
+        assert_eq!(sent.follow_release(&a, Some(day(30)), today, now), None);
     }
 
     /// A wholly waiting line that an earlier reading gave a reservation of all its units, and
