@@ -338,7 +338,11 @@ async fn carrier<S: OrderStore, K: SecretSource>(
     let secret = app.carrier_secret.value().await?;
     if !signature_valid(&secret, body, signature) {
         tracing::warn!("a carrier event with a missing or wrong signature was refused");
-        return Err(ApiError::Unauthenticated);
+        return Err(ApiError::InvalidSignature(
+            "X-Carrier-Signature is missing or is not the HMAC-SHA256 of the body under the \
+             carrier's secret"
+                .into(),
+        ));
     }
     let event = CarrierEvent::parse(&json_body(request)?).map_err(ApiError::Invalid)?;
     let ack = match fulfillment::carrier_event(&app.store, &event, Utc::now()).await? {
@@ -417,7 +421,7 @@ mod tests {
             (
                 "carrier-event-bad-signature",
                 401,
-                Some("/problems/unauthenticated"),
+                Some("/problems/invalid-signature"),
             ),
             // Signed, but for no known shipment.
             ("carrier-event", 404, Some("/problems/not-found")),

@@ -69,7 +69,7 @@ pub async fn handle<S: OrderStore + InventoryStore + OrderTransactions + Locatio
 #[serde(rename_all = "camelCase")]
 struct ReturnView<'a> {
     #[serde(flatten)]
-    rma: &'a Return,
+    rma: oms_domain::app::views::ReturnView<'a>,
     order_id: &'a OrderId,
     #[serde(skip_serializing_if = "Option::is_none")]
     refund: Option<&'a Refund>,
@@ -80,7 +80,7 @@ struct ReturnView<'a> {
 fn view<'a>(rma: &'a Return, order: &'a Order) -> ReturnView<'a> {
     let id = &rma.return_id;
     ReturnView {
-        rma,
+        rma: oms_domain::app::views::ReturnView::of(rma),
         order_id: id.order_id(),
         refund: rma
             .refund_id
@@ -192,7 +192,7 @@ async fn list_pending<S: OrderStore>(
         items: returns
             .iter()
             .map(|rma| ReturnView {
-                rma,
+                rma: oms_domain::app::views::ReturnView::of(rma),
                 order_id: rma.return_id.order_id(),
                 refund: None,
                 label_url: None,
@@ -423,6 +423,11 @@ mod tests {
         let body: serde_json::Value = serde_json::from_slice(response.body().as_ref()).unwrap();
         assert_eq!(body["status"], "PENDING_APPROVAL");
         assert!(body.get("labelUrl").is_none());
+        // The key it was asked under and its digest are the caller's own, kept for retries.
+        assert!(
+            body.get("idempotencyKey").is_none() && body.get("fingerprint").is_none(),
+            "{body}"
+        );
 
         // A retry with the same key answers the same return.
         let retry = call(&app, "request-return").await;

@@ -281,7 +281,10 @@ async fn steps_out_of_order_or_repeated_are_refused_and_change_nothing() {
         .await;
     assert_eq!(
         (forged.status, forged.body["type"].as_str()),
-        (StatusCode::UNAUTHORIZED, Some("/problems/unauthenticated"))
+        (
+            StatusCode::UNAUTHORIZED,
+            Some("/problems/invalid-signature")
+        )
     );
     // Carriers do not promise order: what happened before the latest event changes nothing,
     // and a time ahead of the system's clock is refused.

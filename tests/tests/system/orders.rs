@@ -301,7 +301,7 @@ async fn bad_input_gets_a_problem_naming_what_is_wrong_and_writes_nothing() {
             "unserved destination",
             "k13",
             with(&|b| b["shippingAddress"]["country"] = "AQ".into()),
-            "shippingMethod",
+            "shippingAddress.country",
         ),
     ];
     for case in cases {

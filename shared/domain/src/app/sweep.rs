@@ -259,6 +259,26 @@ pub async fn sweep<S: OrderStore + InventoryStore + OrderTransactions>(
                     match follow_releases(store, &mut releases, &order, now).await {
                         Ok(Some(moved)) => {
                             report.releases_followed.push(order.id.clone());
+                            let today = crate::replenishment::day_of(now);
+                            // Released now: it goes to the warehouse in this run if nothing
+                            // else holds it (whichever pass listed it).
+                            if order.held_for_release(today).is_some()
+                                && moved.held_for_release(today).is_none()
+                            {
+                                match start_fulfillment(store, policies.shipping, &moved.id, now)
+                                    .await
+                                {
+                                    Ok(StartResult::Started) => {
+                                        report.fulfillments_redriven.push(moved.id.clone());
+                                        continue;
+                                    }
+                                    Ok(_) => {}
+                                    Err(error) => {
+                                        report.failed.push((moved.id.clone(), error.to_string()));
+                                        continue;
+                                    }
+                                }
+                            }
                             order = moved;
                         }
                         Ok(None) => {}

@@ -50,8 +50,8 @@ pub struct OrderView<'a> {
     /// stands.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub edits: Vec<EditView<'a>>,
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    pub returns: &'a [Return],
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub returns: Vec<ReturnView<'a>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub refunds: Vec<RefundView<'a>>,
     pub payment: PaymentView<'a>,
@@ -64,6 +64,49 @@ pub struct OrderView<'a> {
     pub updated_at: DateTime<Utc>,
     /// The order's version: its `ETag` is `"v<version>"`.
     pub version: u64,
+}
+
+/// A return as it is shown: everything but the key it was asked under and its request's
+/// digest (the caller's own, kept to answer a retry).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReturnView<'a> {
+    pub return_id: &'a crate::ids::ReturnId,
+    pub status: crate::order::returns::ReturnStatus,
+    pub lines: &'a [crate::order::returns::ReturnLine],
+    pub requested_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<&'a crate::order::returns::Decision>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<&'a crate::order::returns::Receipt>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refund_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replacement_order_id: Option<&'a OrderId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exchange_due: Option<Money>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exchange_location: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closing: Option<&'a crate::order::returns::Decision>,
+}
+
+impl<'a> ReturnView<'a> {
+    pub fn of(rma: &'a Return) -> Self {
+        Self {
+            return_id: &rma.return_id,
+            status: rma.status,
+            lines: &rma.lines,
+            requested_at: rma.requested_at,
+            decision: rma.decision.as_ref(),
+            receipt: rma.receipt.as_ref(),
+            refund_id: rma.refund_id.as_deref(),
+            replacement_order_id: rma.replacement_order_id.as_ref(),
+            exchange_due: rma.exchange_due,
+            exchange_location: rma.exchange_location.as_deref(),
+            closing: rma.closing.as_ref(),
+        }
+    }
 }
 
 /// Why and by whom the order was called off (the key it was asked under is the caller's own).
@@ -438,7 +481,7 @@ impl<'a> From<&'a Order> for OrderView<'a> {
                     refund_id: e.refund_id.as_deref(),
                 })
                 .collect(),
-            returns: &order.returns,
+            returns: order.returns.iter().map(ReturnView::of).collect(),
             refunds: order
                 .refunds
                 .iter()

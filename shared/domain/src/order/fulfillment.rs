@@ -662,10 +662,15 @@ impl Order {
         number: u32,
         expected: FulfillmentStatus,
     ) -> Result<(), FulfillmentError> {
-        // Held back from the warehouse: the PSP released its hold and it waits for a new payment.
+        // Held back from the warehouse: the PSP released its hold and it waits for a new
+        // payment, or an edit waits for the payment of its new total.
         if self.status == OrderStatus::Reserved && !self.shipments.is_empty() {
             return Err(FulfillmentError::AwaitingPayment(
-                self.payment_status().as_str(),
+                if self.awaiting_edit().is_some() {
+                    "EDIT_AWAITING_PAYMENT"
+                } else {
+                    self.payment_status().as_str()
+                },
             ));
         }
         if !matches!(

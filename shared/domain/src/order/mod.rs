@@ -520,21 +520,32 @@ impl Order {
                 promised_on: None,
             });
         }
-        if !errors.is_empty() {
-            return Err(errors);
-        }
         let weight: u64 = lines
             .iter()
             .map(|l| u64::from(l.unit_weight_grams) * u64::from(l.quantity.get()))
             .sum();
-        let quote = policy
-            .quote(
-                request.shipping_method,
-                request.shipping_address.country(),
-                weight,
-                now,
-            )
-            .map_err(|e| ValidationErrors::one("shippingMethod", e.to_string()))?;
+        // Quoted with the lines that are known, so a destination not served is named beside
+        // any bad line: the country where no zone takes it, the method where the zone lacks it.
+        let quote = policy.quote(
+            request.shipping_method,
+            request.shipping_address.country(),
+            weight,
+            now,
+        );
+        let quote = match quote {
+            Ok(quote) if errors.is_empty() => quote,
+            Ok(_) => return Err(errors),
+            Err(e) => {
+                let field = match e {
+                    crate::shipping::ShippingError::UnsupportedCountry(_) => {
+                        "shippingAddress.country"
+                    }
+                    _ => "shippingMethod",
+                };
+                errors.add(field, e.to_string());
+                return Err(errors);
+            }
+        };
         let shipping_price = quote.price;
         let subtotal = lines
             .iter()
@@ -1371,6 +1382,32 @@ pub(crate) mod tests {
         );
         let fields: Vec<_> = result.unwrap_err().0.into_iter().map(|e| e.field).collect();
         assert_eq!(fields, ["lines[1].sku", "lines[2].sku"]);
+    }
+
+    /// A destination no zone serves is named as the country, beside any bad line.
+    #[test]
+    fn an_unserved_country_is_named_with_the_other_bad_fields() {
+        let mut request =
+            request(json!([{"sku": "A", "quantity": 1}, {"sku": "C", "quantity": 1}]));
+        request.shipping_address = Address::checked(
+            "Ada".into(),
+            "1 Main St".into(),
+            None,
+            "McMurdo".into(),
+            None,
+            "9999".into(),
+            crate::contact::CountryCode::parse("AQ").unwrap(),
+        );
+        let result = Order::place(
+            OrderId::generate(Utc::now()),
+            CustomerId::parse("c").unwrap(),
+            &request,
+            &[product("A", 100, 1)],
+            &ShippingPolicy::default_policy(),
+            Utc::now(),
+        );
+        let fields: Vec<_> = result.unwrap_err().0.into_iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["lines[1].sku", "shippingAddress.country"]);
     }
 
     #[test]

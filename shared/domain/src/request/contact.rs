@@ -30,7 +30,7 @@ impl Address {
         let region = fields.optional(errors, "region", text(100));
         let postal_code = fields.required(errors, "postalCode", text(16));
         let country = fields.required(errors, "country", |v| {
-            text(2)(v).and_then(|c| CountryCode::parse(&c).map_err(|e| e.to_string()))
+            text(64)(v).and_then(|c| CountryCode::parse(&c).map_err(|e| e.to_string()))
         });
         if errors.0.len() != before {
             return None;
@@ -116,6 +116,16 @@ mod tests {
                 "shippingAddress.name",
                 "shippingAddress.line1",
                 "shippingAddress.country"
+            ]
+        );
+        // Each says what is wrong with it: empty, not a string, not a country code.
+        let messages: Vec<_> = errors.0.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "must not be empty",
+                "must be a string",
+                "must be a two-letter ISO 3166-1 country code"
             ]
         );
     }

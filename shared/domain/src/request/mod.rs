@@ -300,7 +300,7 @@ pub fn text(max: usize) -> impl Fn(&Value) -> Result<String, String> {
             if s.chars().count() > max {
                 Err(format!("must be at most {max} characters"))
             } else if trimmed.is_empty() {
-                Err(format!("must be at most {max} characters"))
+                Err("must not be empty".to_owned())
             } else if trimmed
                 .chars()
                 .any(|c| c.is_control() || is_bidi_control(c))
