@@ -198,8 +198,13 @@ impl Order {
                 },
             )
             .map_err(|e| CancelError::Final(e.from.as_str()))?;
+        // Everything it held before the change, the units an edit waiting for its payment
+        // added among them (the called-off order no longer lists those).
         Ok(if releases {
-            OrderChange::with_lines(next, StockMovement::Release)
+            OrderChange {
+                moves: self.stock_moves(StockMovement::Release),
+                ..OrderChange::order_only(next)
+            }
         } else {
             OrderChange::order_only(next)
         })

@@ -235,19 +235,32 @@ impl Order {
     }
 
     /// Inside the change that calls the order off: an edit waiting for its payment waits no
-    /// more (undone, the old address it kept forgotten); the change's requests release
-    /// whatever holds money.
+    /// more — undone, the order shows what it was before it (its address, method and totals,
+    /// without the units the edit added) and the old address it kept is forgotten. The caller
+    /// releases the stock the order held before this (the added units' too); the change's
+    /// requests release whatever holds money.
     pub(crate) fn close_waiting_edit(&mut self, now: DateTime<Utc>) {
-        for edit in self
+        let Some(index) = self
             .edits
-            .iter_mut()
-            .filter(|e| e.state == EditState::AwaitingPayment)
-        {
-            edit.state = EditState::Undone;
-            edit.settled_at = Some(now);
-            edit.due_by = None;
-            edit.restore = None;
+            .iter()
+            .position(|e| e.state == EditState::AwaitingPayment)
+        else {
+            return;
+        };
+        let edit = self.edits[index].clone();
+        if let Some(restore) = edit.restore {
+            self.shipping = restore;
         }
+        self.totals = edit.totals_before;
+        let added: Vec<AddedLine> = edit.added.iter().map(|a| self.as_it_stands(a)).collect();
+        for (now_standing, as_made) in added.iter().zip(&edit.added) {
+            self.take_back(now_standing, as_made.quantity.get() - as_made.backordered);
+        }
+        let edit = &mut self.edits[index];
+        edit.state = EditState::Undone;
+        edit.settled_at = Some(now);
+        edit.due_by = None;
+        edit.restore = None;
     }
 
     /// Whether `edit` replaces a payment money was taken under (refunded once the new one is
@@ -1484,6 +1497,27 @@ mod tests {
         assert_eq!(undone.order.shipments[0].lines, order.shipments[0].lines);
         assert_eq!(undone.order.totals, order.totals);
         assert_eq!(undone.order.status, OrderStatus::Fulfilling);
+        // Called off while it waits for its payment instead: everything it held is released,
+        // the added units too, and it shows what it was before the edit, not the edit's total.
+        let cancelled = more.cancel("gone".into(), "admin", now()).unwrap();
+        let mut released: Vec<_> = cancelled
+            .moves
+            .iter()
+            .map(|m| (m.sku.as_str(), m.quantity.get(), m.movement))
+            .collect();
+        released.sort_by_key(|(sku, _, _)| *sku);
+        assert_eq!(
+            released,
+            [
+                ("A", 3, StockMovement::Release),
+                ("B", 3, StockMovement::Release),
+                ("C", 2, StockMovement::Release)
+            ]
+        );
+        assert_eq!(cancelled.order.lines, order.lines);
+        assert_eq!(cancelled.order.totals, order.totals);
+        assert_eq!(cancelled.order.edits[0].state, EditState::Undone);
+        assert_eq!(cancelled.order.status, OrderStatus::Cancelled);
     }
 
     #[test]
@@ -1819,6 +1853,11 @@ mod tests {
         let edited = edit(&order, &to(Some(ShippingMethod::Express), Some("DE")), "k1").unwrap();
         let cancelled = edited.cancel("gone".into(), "admin", now()).unwrap().order;
         assert_eq!(cancelled.edits[0].state, EditState::Undone);
+        assert_eq!(
+            (cancelled.totals, cancelled.shipping.method),
+            (order.totals, order.shipping.method),
+            "shown as it was before the edit"
+        );
         assert_eq!(
             cancelled.edits[0].restore, None,
             "the old address is forgotten"

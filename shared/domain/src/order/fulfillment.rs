@@ -851,6 +851,11 @@ impl Order {
             return Ok(CarrierUpdate::Superseded);
         }
         if fulfillment.status == FulfillmentStatus::Delivered {
+            // A delivery told again under another id (a carrier's proof of delivery, say) is a
+            // repeat; any other step after it is one the parcel cannot take.
+            if kind.status() == FulfillmentStatus::Delivered {
+                return Ok(CarrierUpdate::Duplicate);
+            }
             return Err(FulfillmentError::AlreadyDelivered);
         }
         if !fulfillment.status.in_carrier_hands() {
@@ -1796,6 +1801,18 @@ mod tests {
                 Utc::now()
             ),
             Err(FulfillmentError::AlreadyDelivered)
+        );
+        // The delivery told again under another id (a proof of delivery): a repeat.
+        assert_eq!(
+            delivered.carrier_event(
+                1,
+                "e4",
+                CarrierEventKind::Delivered,
+                None,
+                Utc::now(),
+                Utc::now()
+            ),
+            Ok(CarrierUpdate::Duplicate)
         );
     }
 
