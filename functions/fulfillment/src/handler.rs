@@ -7,7 +7,7 @@ use oms_adapters::dynamo::DynamoStore;
 use oms_adapters::sqs::{for_each_message, order_event};
 use oms_domain::app::fulfillment::{start_fulfillment, FulfillmentAppError, StartResult};
 use oms_domain::events::EventType;
-use oms_domain::ports::OrderStore;
+use oms_domain::ports::{InventoryStore, OrderStore};
 use oms_domain::shipping::ShippingPolicy;
 
 /// What the function needs, built once per cold start: the store, and the shipping policy that
@@ -28,14 +28,17 @@ impl App<DynamoStore> {
 
 type MessageError = oms_adapters::app::MessageError<FulfillmentAppError>;
 
-pub async fn handle<S: OrderStore>(
+pub async fn handle<S: OrderStore + InventoryStore>(
     app: &App<S>,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Error> {
     Ok(for_each_message(&event.payload, |message| process(app, message)).await)
 }
 
-async fn process<S: OrderStore>(app: &App<S>, message: &SqsMessage) -> Result<(), MessageError> {
+async fn process<S: OrderStore + InventoryStore>(
+    app: &App<S>,
+    message: &SqsMessage,
+) -> Result<(), MessageError> {
     let event = order_event(message).map_err(MessageError::Poison)?;
     // Whichever of the reservation, the authorization and the filling of its backorder comes
     // last starts the order.

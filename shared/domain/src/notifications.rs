@@ -104,6 +104,7 @@ pub fn is_customer_facing(event_type: EventType) -> bool {
             | EventType::UnitsCancelled
             | EventType::BackorderFilled
             | EventType::PromiseRevised
+            | EventType::ReleaseMoved
             | EventType::OrderEdited
             | EventType::EditPaid
             | EventType::EditUndone
@@ -344,18 +345,31 @@ impl Renderer {
         // by the latest revision of it (a message says what the order is when it is sent:
         // an older one would tell the same date twice).
         let revised = event.data.revised_sku.as_ref();
-        let revision = event.event_type == EventType::PromiseRevised;
-        // A pre-ordered line waits for its release date, whatever stock it has.
         let today = crate::replenishment::day_of(event.time);
-        let awaits_release = |l: &crate::order::OrderLine| l.release_on.filter(|on| today < *on);
-        if revision {
+        if matches!(
+            event.event_type,
+            EventType::PromiseRevised | EventType::ReleaseMoved
+        ) {
+            // A release moved is told while the item is still to be released or the order
+            // still waits for stock (released today with nothing to wait for, it leaves: its
+            // parcel's messages follow).
             let still_waits = order.lines.iter().any(|l| {
                 revised.is_none_or(|sku| &l.sku == sku)
-                    && (l.backordered() > 0 || awaits_release(l).is_some())
+                    && (l.backordered() > 0
+                        || (event.event_type == EventType::ReleaseMoved
+                            && l.release_on.is_some_and(|on| today < on)))
             });
             let revised_since = order.last_change.as_ref().is_some_and(|c| {
                 c.version > event.sequence
-                    && matches!(&c.event, crate::order::history::OrderEvent::PromiseRevised { sku } if Some(sku) == revised)
+                    && match &c.event {
+                        crate::order::history::OrderEvent::PromiseRevised { sku } => {
+                            event.event_type == EventType::PromiseRevised && Some(sku) == revised
+                        }
+                        crate::order::history::OrderEvent::ReleaseMoved { sku } => {
+                            event.event_type == EventType::ReleaseMoved && Some(sku) == revised
+                        }
+                        _ => false,
+                    }
             });
             if order.status.is_final() || !still_waits || revised_since {
                 return Ok(Vec::new());
@@ -449,17 +463,11 @@ impl Renderer {
             "paymentStatus": event.data.payment_status,
             "orderRef": order_ref(order),
             "name": order.shipping.address.name(),
-            // A revision tells of the revised SKU's line: its waiting units, or, pre-ordered,
-            // its release date (when it leaves unless its units come later still).
-            "waiting": order.lines.iter()
-                .filter(|l| l.backordered() > 0 || (revision && awaits_release(l).is_some()))
-                .filter(|l| !revision || revised.is_none_or(|sku| &l.sku == sku))
+            "waiting": order.lines.iter().filter(|l| l.backordered() > 0)
+                .filter(|l| event.event_type != EventType::PromiseRevised || revised.is_none_or(|sku| &l.sku == sku))
                 .map(|l| serde_json::json!({
-                "name": l.name, "backordered": l.backordered(), "units": l.quantity.get(),
+                "name": l.name, "backordered": l.backordered(),
                 "promisedOn": l.promised_on.map(|on| format_date(on, language)),
-                "releaseOn": awaits_release(l)
-                    .filter(|on| revision && (l.backordered() == 0 || l.promised_on.is_some_and(|p| p <= *on)))
-                    .map(|on| format_date(on, language)),
             })).collect::<Vec<_>>(),
             "items": order.lines.iter().map(|l| serde_json::json!({
                 "sku": l.sku.as_str(), "name": l.name, "quantity": l.quantity.get(),
@@ -510,6 +518,21 @@ impl Renderer {
         });
         // Whether any of it is in stock (one macro call holds only so many fields).
         data["inStock"] = (order.reserved_units() > 0).into();
+        // The pre-ordered item whose release moved: its new date, none if released today.
+        if let Some(line) = (event.event_type == EventType::ReleaseMoved)
+            .then(|| {
+                order
+                    .lines
+                    .iter()
+                    .find(|l| revised.is_none_or(|sku| &l.sku == sku))
+            })
+            .flatten()
+        {
+            data["moved"] = serde_json::json!({
+                "name": line.name,
+                "on": line.release_on.filter(|on| today < *on).map(|on| format_date(on, language)),
+            });
+        }
         // A pre-order leaves on its release date, whatever arrived before it.
         data["releaseOn"] = order
             .held_for_release(crate::replenishment::day_of(event.time))
@@ -1325,46 +1348,75 @@ mod tests {
         }
     }
 
-    /// A pre-order whose release date the business moved is told its new date, in every
-    /// channel and language (subject, e-mail, SMS); one whose date is brought to today is not
-    /// told a date (its parcel's messages follow).
+    /// A pre-order whose release date the business moved is told the item's new date and
+    /// when the order leaves (the latest of its lines' dates), in every channel and language —
+    /// in stock, or still waiting for its units with no delivery date (it is not told that a
+    /// delivery failed); one released today with nothing to wait for is not told (its
+    /// parcel's messages follow).
     #[test]
     fn a_pre_order_is_told_when_its_release_date_moves() {
         let renderer = Renderer::new();
         let t = at("2026-11-25T09:05:00Z");
-        let release = NaiveDate::from_ymd_opt(2026, 12, 18).unwrap();
-        let moved_to = NaiveDate::from_ymd_opt(2027, 1, 8).unwrap();
+        let day = |m: u32, d: u32| NaiveDate::from_ymd_opt(2026, m, d).unwrap();
         let everything = Preferences {
             email: true,
             sms: true,
             webhook: false,
         };
-        let a = crate::ids::Sku::parse("A").unwrap();
-        for (language, subject) in [
-            ("en", "a new release date"),
-            ("de", "neuer Erscheinungstag"),
+        let (a, b) = (
+            crate::ids::Sku::parse("A").unwrap(),
+            crate::ids::Sku::parse("B").unwrap(),
+        );
+        for (language, subject, waits) in [
+            (
+                "en",
+                "a new release date",
+                "once the items it waits for have arrived",
+            ),
+            (
+                "de",
+                "neuer Erscheinungstag",
+                "sobald die Artikel eingetroffen sind",
+            ),
         ] {
             let placed = order(language);
+            // A in stock, released on 18 Dec; B waits for one unit (no delivery date), 28 Dec.
             let reserved = placed
                 .reserve_for_release(
-                    &crate::routing::Plan::one_location("BER-1", placed.quantities()),
-                    &[],
-                    &[(a.clone(), release)],
+                    &crate::routing::Plan {
+                        shipments: vec![crate::routing::PlannedShipment {
+                            location: "BER-1".into(),
+                            lines: vec![(a.clone(), 2)],
+                            weight_grams: 0,
+                            cost: 0,
+                        }],
+                    },
+                    &[crate::order::Backordered {
+                        sku: b.clone(),
+                        units: 1,
+                        location: "BER-1".into(),
+                        promised_on: None,
+                    }],
+                    &[(a.clone(), day(12, 18)), (b.clone(), day(12, 28))],
                     t,
                 )
                 .unwrap();
+            // A brought forward to 10 Dec: the order still leaves on B's 28 Dec.
             let moved = reserved
-                .follow_release(&a, Some(moved_to), t.date_naive(), t)
+                .follow_release(&a, Some(day(12, 10)), t.date_naive(), t)
                 .unwrap();
             let event = order_event(Some(&reserved), Some(&moved)).unwrap();
-            assert_eq!(event.event_type, EventType::PromiseRevised);
+            assert_eq!(event.event_type, EventType::ReleaseMoved);
             let messages = renderer.render(&event, &moved, &everything).unwrap();
             assert_eq!(messages.len(), 2, "{language}");
-            let date = format_date(moved_to, language);
             for message in &messages {
                 let body = message.text.clone().unwrap_or_default();
-                assert!(body.contains(&date), "{language}: {body}");
-                assert!(!body.contains(&format_date(release, language)), "{body}");
+                assert!(body.contains(&format_date(day(12, 10), language)), "{body}");
+                assert!(body.contains(&format_date(day(12, 28), language)), "{body}");
+                assert!(
+                    !body.contains(&format_date(day(12, 18), language)),
+                    "{body}"
+                );
             }
             let email = messages
                 .iter()
@@ -1379,12 +1431,39 @@ mod tests {
                 "{:?}",
                 email.subject
             );
-            assert!(email.html.as_deref().unwrap_or_default().contains(&date));
-            // Released today: nothing waits for a date any more.
-            let released = reserved
+            assert!(email.text.as_deref().unwrap_or_default().contains(waits));
+            assert!(email
+                .html
+                .as_deref()
+                .unwrap_or_default()
+                .contains(&format_date(day(12, 10), language)));
+            // B, waiting for its unit, moved later: told its new date, not a failed delivery.
+            let later = moved
+                .follow_release(&b, Some(day(12, 31)), t.date_naive(), t)
+                .unwrap();
+            let event = order_event(Some(&moved), Some(&later)).unwrap();
+            let messages = renderer.render(&event, &later, &everything).unwrap();
+            for message in &messages {
+                let body = message.text.clone().unwrap_or_default();
+                assert!(body.contains(&format_date(day(12, 31), language)), "{body}");
+                assert!(
+                    !body.contains("will not bring") && !body.contains("bringt sie nicht"),
+                    "{body}"
+                );
+            }
+            // A single pre-order in stock released today: nothing to tell.
+            let in_stock = placed
+                .reserve_for_release(
+                    &crate::routing::Plan::one_location("BER-1", placed.quantities()),
+                    &[],
+                    &[(a.clone(), day(12, 18))],
+                    t,
+                )
+                .unwrap();
+            let released = in_stock
                 .follow_release(&a, None, t.date_naive(), t)
                 .unwrap();
-            let event = order_event(Some(&reserved), Some(&released)).unwrap();
+            let event = order_event(Some(&in_stock), Some(&released)).unwrap();
             assert!(renderer
                 .render(&event, &released, &everything)
                 .unwrap()

@@ -580,7 +580,7 @@ async fn a_pre_order_follows_its_release_date_when_staff_move_it() {
     let told = inbox
         .collect(Duration::from_secs(30), |seen| {
             seen.iter()
-                .any(|(m, _)| m["eventType"] == "oms.order.promise-revised")
+                .any(|(m, _)| m["eventType"] == "oms.order.release-moved")
         })
         .await;
     let late = inbox.collect(Duration::from_secs(3), |_| false).await;
@@ -588,14 +588,11 @@ async fn a_pre_order_follows_its_release_date_when_staff_move_it() {
         .iter()
         .chain(late.iter())
         .map(|(m, _)| m)
-        .filter(|m| m["eventType"] == "oms.order.promise-revised" && m["orderId"] == id.as_str())
+        .filter(|m| m["eventType"] == "oms.order.release-moved" && m["orderId"] == id.as_str())
         .collect();
     assert_eq!(revisions.len(), 1, "told once: {revisions:?}");
     let text = revisions[0]["text"].as_str().unwrap_or_default();
-    assert!(
-        text.contains(&date) && text.contains("release date has moved"),
-        "{text}"
-    );
+    assert!(text.contains(&date) && text.contains("has moved"), "{text}");
 
     // No longer a pre-order: released now, it leaves.
     let put = stack

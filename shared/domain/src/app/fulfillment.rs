@@ -81,38 +81,119 @@ pub enum StartResult {
     AwaitingRelease(chrono::NaiveDate),
 }
 
+/// The release date each pre-ordered SKU has now (`None`: no longer sold as a pre-order), as
+/// read; a SKU that is gone is not listed, and its orders keep their date.
+#[derive(Default)]
+pub struct Releases {
+    now: std::collections::HashMap<crate::ids::Sku, Option<chrono::NaiveDate>>,
+    read: std::collections::HashSet<crate::ids::Sku>,
+}
+
+impl Releases {
+    /// Reads the SKUs of `order`'s pre-ordered lines not read yet, in one request.
+    pub async fn read_for<S: InventoryStore>(
+        &mut self,
+        store: &S,
+        order: &Order,
+    ) -> Result<(), StoreError> {
+        let unread: Vec<crate::ids::Sku> = order
+            .lines
+            .iter()
+            .filter(|l| l.release_on.is_some() && !self.read.contains(&l.sku))
+            .map(|l| l.sku.clone())
+            .collect();
+        if unread.is_empty() {
+            return Ok(());
+        }
+        for product in store.products(&unread).await? {
+            let release = match product.backorders.policy {
+                crate::backorder::SellingPolicy::PreOrder { release_on, .. } => Some(release_on),
+                _ => None,
+            };
+            self.now.insert(product.sku, release);
+        }
+        self.read.extend(unread);
+        Ok(())
+    }
+
+    /// `order` following the first of its pre-ordered lines whose SKU's release date moved
+    /// ([`Order::follow_release`]), if one did.
+    pub fn follow(&self, order: &Order, now: DateTime<Utc>) -> Option<Order> {
+        let today = crate::replenishment::day_of(now);
+        order
+            .lines
+            .iter()
+            .filter(|l| l.release_on.is_some())
+            .find_map(|l| order.follow_release(&l.sku, *self.now.get(&l.sku)?, today, now))
+    }
+}
+
+/// One attempt at starting an order: the result, or a release date followed first.
+enum Start {
+    Done(StartResult),
+    ReleaseFollowed,
+}
+
 /// Hands a reserved, authorized order to the policy's warehouse. Called for its reservation,
-/// its authorization and the filling of its backorder: whichever comes last starts it.
-pub async fn start_fulfillment<O: OrderStore>(
+/// its authorization and the filling of its backorder: whichever comes last starts it. A
+/// pre-order first follows its SKUs' release dates as they are now (one write per date moved,
+/// its customer told), so it never leaves on a date the business has moved since: its
+/// products are read only for an order with a pre-ordered line.
+pub async fn start_fulfillment<O: OrderStore + InventoryStore>(
     orders: &O,
     policy: &ShippingPolicy,
     id: &OrderId,
     now: DateTime<Utc>,
 ) -> Result<StartResult, FulfillmentAppError> {
-    until_written(|| async move {
-        let order = orders.get(id).await?.ok_or(FulfillmentAppError::NotFound)?;
-        let next = match order
-            .start_fulfillment(order.home_location().unwrap_or(policy.warehouse()), now)
-        {
-            Ok(next) => next,
-            Err(FulfillmentError::AwaitingPayment(_)) => {
-                return Ok(Attempt::Done(StartResult::AwaitingPayment))
+    // Each attempt follows at most one moved date; an order has few lines, and what is left
+    // after this many is for the next start (the sweep's or an event's).
+    for _ in 0..MAX_RELEASES_FOLLOWED {
+        let start = until_written::<_, FulfillmentAppError, _>(|| async move {
+            let order = orders.get(id).await?.ok_or(FulfillmentAppError::NotFound)?;
+            if order.status == OrderStatus::Reserved && order.release_date().is_some() {
+                let mut releases = Releases::default();
+                releases.read_for(orders, &order).await?;
+                if let Some(next) = releases.follow(&order, now) {
+                    return Attempt::of_write(
+                        orders.save(&next, order.version).await,
+                        Start::ReleaseFollowed,
+                    );
+                }
             }
-            Err(FulfillmentError::Backordered(units)) => {
-                return Ok(Attempt::Done(StartResult::Backordered(units)))
-            }
-            Err(FulfillmentError::AwaitingRelease(on)) => {
-                return Ok(Attempt::Done(StartResult::AwaitingRelease(on)))
-            }
-            Err(_) => return Ok(Attempt::Done(StartResult::AlreadyMoved(order.status))),
-        };
-        Attempt::of_write(
-            orders.save(&next, order.version).await,
-            StartResult::Started,
-        )
-    })
-    .await
+            let next = match order
+                .start_fulfillment(order.home_location().unwrap_or(policy.warehouse()), now)
+            {
+                Ok(next) => next,
+                Err(FulfillmentError::AwaitingPayment(_)) => {
+                    return Ok(Attempt::Done(Start::Done(StartResult::AwaitingPayment)))
+                }
+                Err(FulfillmentError::Backordered(units)) => {
+                    return Ok(Attempt::Done(Start::Done(StartResult::Backordered(units))))
+                }
+                Err(FulfillmentError::AwaitingRelease(on)) => {
+                    return Ok(Attempt::Done(Start::Done(StartResult::AwaitingRelease(on))))
+                }
+                Err(_) => {
+                    return Ok(Attempt::Done(Start::Done(StartResult::AlreadyMoved(
+                        order.status,
+                    ))))
+                }
+            };
+            Attempt::of_write(
+                orders.save(&next, order.version).await,
+                Start::Done(StartResult::Started),
+            )
+        })
+        .await?;
+        if let Start::Done(result) = start {
+            return Ok(result);
+        }
+    }
+    Err(FulfillmentAppError::Contended)
 }
+
+/// The most release dates one start follows before it starts the order.
+const MAX_RELEASES_FOLLOWED: usize = 10;
 
 /// One shipment: the order that holds it, which does.
 pub async fn get_fulfillment<O: OrderStore>(

@@ -33,7 +33,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::app::fulfillment::{start_fulfillment, FulfillmentAppError, StartResult};
+use crate::app::fulfillment::{start_fulfillment, FulfillmentAppError, Releases, StartResult};
 use crate::app::payments::{expire_one, flag_one, PaymentAppError};
 use crate::app::reservation::{reserve_order, ReservationError, ReservationResult, Routing};
 use crate::app::retry::{until_written, Attempt};
@@ -255,7 +255,11 @@ pub async fn sweep<S: OrderStore + InventoryStore + OrderTransactions>(
                 // anything decides whether it leaves today (in whichever pass over `RESERVED`
                 // orders lists it first: the expiry's, listing those reserved for the payment
                 // window, or the re-drive's, for the time an order takes to count as stuck).
-                if status == OrderStatus::Reserved {
+                let expiring = job == Job::Expire
+                    && order
+                        .payment_due_by(policies.payment)
+                        .is_some_and(|due| due <= now);
+                if status == OrderStatus::Reserved && !expiring {
                     match follow_releases(store, &mut releases, &order, now).await {
                         Ok(Some(moved)) => {
                             report.releases_followed.push(order.id.clone());
@@ -282,6 +286,10 @@ pub async fn sweep<S: OrderStore + InventoryStore + OrderTransactions>(
                             order = moved;
                         }
                         Ok(None) => {}
+                        Err(FulfillmentAppError::Contended) => {
+                            report.contended.push(order.id.clone());
+                            continue;
+                        }
                         Err(error) => {
                             report.failed.push((order.id.clone(), error.to_string()));
                             continue;
@@ -430,41 +438,9 @@ async fn expire_returns<S: OrderStore + OrderTransactions>(
     }
 }
 
-/// The release date each pre-ordered SKU has now (`None`: no longer sold as a pre-order), as
-/// one run read it; a SKU that is gone is not listed, and its orders keep their date.
-#[derive(Default)]
-struct Releases(std::collections::HashMap<crate::ids::Sku, Option<chrono::NaiveDate>>);
-
-impl Releases {
-    /// Reads the SKUs of `order`'s pre-ordered lines not read yet this run, in one request.
-    async fn read_for<S: InventoryStore>(
-        &mut self,
-        store: &S,
-        order: &Order,
-    ) -> Result<(), StoreError> {
-        let unread: Vec<crate::ids::Sku> = order
-            .lines
-            .iter()
-            .filter(|l| l.release_on.is_some() && !self.0.contains_key(&l.sku))
-            .map(|l| l.sku.clone())
-            .collect();
-        if unread.is_empty() {
-            return Ok(());
-        }
-        for product in store.products(&unread).await? {
-            let release = match product.backorders.policy {
-                crate::backorder::SellingPolicy::PreOrder { release_on, .. } => Some(release_on),
-                _ => None,
-            };
-            self.0.insert(product.sku, release);
-        }
-        Ok(())
-    }
-}
-
-/// Moves the pre-ordered lines of a `RESERVED` order to the release dates their SKUs have now,
-/// one write per SKU moved (read fresh, on its version), each its own revised promise told to
-/// the customer. The order as it stands after, if any line moved.
+/// Moves the pre-ordered lines of a `RESERVED` order to the release dates their SKUs have now
+/// (`releases`, read once a run), one write per SKU moved (read fresh, on its version), each
+/// its own event told to the customer. The order as it stands after, if any line moved.
 async fn follow_releases<S: OrderStore + InventoryStore>(
     store: &S,
     releases: &mut Releases,
@@ -475,30 +451,25 @@ async fn follow_releases<S: OrderStore + InventoryStore>(
         return Ok(None);
     }
     releases.read_for(store, listed).await?;
-    let today = crate::replenishment::day_of(now);
+    let releases = &*releases;
     let mut moved = None;
-    for line in listed.lines.iter().filter(|l| l.release_on.is_some()) {
-        let Some(release) = releases.0.get(&line.sku).copied() else {
-            continue;
-        };
-        if listed
-            .follow_release(&line.sku, release, today, now)
-            .is_none()
-        {
-            continue;
-        }
+    // One line a write, at most as many writes as it has lines.
+    for _ in &listed.lines {
         let id = &listed.id;
         let written = until_written::<_, FulfillmentAppError, _>(|| async move {
             let Some(order) = store.get(id).await? else {
                 return Ok(Attempt::Done(None));
             };
-            let Some(next) = order.follow_release(&line.sku, release, today, now) else {
+            let Some(next) = releases.follow(&order, now) else {
                 return Ok(Attempt::Done(None));
             };
             Attempt::of_write(store.save(&next, order.version).await, Some(next.clone()))
         })
         .await?;
-        moved = written.or(moved);
+        match written {
+            Some(next) => moved = Some(next),
+            None => break,
+        }
     }
     Ok(moved)
 }
@@ -1003,7 +974,7 @@ mod tests {
         let event = crate::events::order_event(Some(&paid), Some(&moved));
         assert_eq!(
             event.map(|e| e.event_type),
-            Some(crate::events::EventType::PromiseRevised)
+            Some(crate::events::EventType::ReleaseMoved)
         );
         assert_eq!(
             crate::events::recorded_agrees_with_legacy(Some(&paid), &moved),
@@ -1037,6 +1008,67 @@ mod tests {
             Some(first),
             "released on the day it was"
         );
+    }
+
+    /// Whatever asks to start a pre-order (its payment, its stock arriving) follows its SKU's
+    /// release date as it is now first: a date put off keeps it from leaving on the old one
+    /// even before any sweep ran, and one brought to today lets it leave.
+    #[tokio::test]
+    async fn a_start_asked_on_the_old_release_date_follows_the_new_one() {
+        let placed_at = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let first = placed_at.date_naive() + Duration::days(3);
+        let later = first + Duration::days(4);
+        let mut a = product("A", 1000, 5);
+        a.backorders.policy = crate::backorder::SellingPolicy::PreOrder {
+            release_on: first,
+            cap: 10,
+        };
+        let store = InMemoryStore::with_products([a]);
+        let policy = PaymentPolicy::default();
+        let order = reserved(&store, 2).await;
+        authorize_when_placed(&store, &policy, &order).await;
+        let set_policy = |policy| {
+            let store = &store;
+            async move {
+                let sku = crate::ids::Sku::parse("A").unwrap();
+                let mut product = store.product(&sku).await.unwrap().unwrap();
+                let version = product.version;
+                product.backorders.policy = policy;
+                product.version += 1;
+                store
+                    .save_product(&product, Some(version), None)
+                    .await
+                    .unwrap();
+            }
+        };
+        set_policy(crate::backorder::SellingPolicy::PreOrder {
+            release_on: later,
+            cap: 10,
+        })
+        .await;
+        let old_day = first.and_hms_opt(8, 0, 0).unwrap().and_utc();
+        let start = |at| {
+            crate::app::fulfillment::start_fulfillment(
+                &store,
+                policies(&policy).shipping,
+                &order.id,
+                at,
+            )
+        };
+        assert_eq!(
+            start(old_day).await.unwrap(),
+            StartResult::AwaitingRelease(later)
+        );
+        let held = store.get(&order.id).await.unwrap().unwrap();
+        assert_eq!(held.lines[0].release_on, Some(later));
+        assert_eq!(
+            held.last_change.map(|c| c.event),
+            Some(crate::order::history::OrderEvent::ReleaseMoved {
+                sku: crate::ids::Sku::parse("A").unwrap()
+            })
+        );
+        set_policy(crate::backorder::SellingPolicy::Deny).await;
+        assert_eq!(start(old_day).await.unwrap(), StartResult::Started);
     }
 
     #[tokio::test]

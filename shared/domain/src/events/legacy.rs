@@ -28,24 +28,43 @@ fn for_return(status: ReturnStatus) -> EventType {
 
 /// Whether the lines differ in when their waiting units are expected, and in nothing else.
 fn only_promises_changed(old: &Order, new: &Order) -> bool {
-    old.lines.len() == new.lines.len()
-        && old
-            .lines
-            .iter()
-            .zip(&new.lines)
-            .any(|(o, n)| promise_changed(o, n))
-        && old.lines.iter().zip(&new.lines).all(|(o, n)| {
-            let mut o = o.clone();
+    only_lines_changed(
+        old,
+        new,
+        |o, n| o.promised_on != n.promised_on,
+        |o, n| {
             o.promised_on = n.promised_on;
-            o.release_on = n.release_on;
-            &o == n
-        })
+        },
+    )
 }
 
-/// Whether the line is promised for another day: its waiting units' expected date, or the
-/// release date it waits for as a pre-order.
-fn promise_changed(old: &crate::order::OrderLine, new: &crate::order::OrderLine) -> bool {
-    old.promised_on != new.promised_on || old.release_on != new.release_on
+/// Whether the change moved a pre-ordered line's release date and nothing else.
+fn only_release_moved(old: &Order, new: &Order) -> bool {
+    only_lines_changed(
+        old,
+        new,
+        |o, n| o.release_on != n.release_on,
+        |o, n| {
+            o.release_on = n.release_on;
+        },
+    )
+}
+
+/// Whether the change changed some line by `changed` and nothing else of any line (`align`
+/// makes an old line's field the new one's).
+fn only_lines_changed(
+    old: &Order,
+    new: &Order,
+    changed: impl Fn(&crate::order::OrderLine, &crate::order::OrderLine) -> bool,
+    align: impl Fn(&mut crate::order::OrderLine, &crate::order::OrderLine),
+) -> bool {
+    old.lines.len() == new.lines.len()
+        && old.lines.iter().zip(&new.lines).any(|(o, n)| changed(o, n))
+        && old.lines.iter().zip(&new.lines).all(|(o, n)| {
+            let mut o = o.clone();
+            align(&mut o, n);
+            &o == n
+        })
 }
 
 fn for_status(status: OrderStatus) -> EventType {
@@ -194,6 +213,7 @@ pub(super) fn order_event(old: Option<&Order>, new: &Order) -> Option<CloudEvent
             EventType::PaymentUpdated
         }
         Some(old) if only_promises_changed(old, new) => EventType::PromiseRevised,
+        Some(old) if only_release_moved(old, new) => EventType::ReleaseMoved,
         Some(_) => EventType::OrderUpdated,
     };
     // What the PSP said with the entry this change recorded, if it gave a reason.
@@ -214,14 +234,21 @@ pub(super) fn order_event(old: Option<&Order>, new: &Order) -> Option<CloudEvent
             refund_settled: settled_refund.map(|r| r.refund_id.as_str()),
             payment_reason,
             edit_id: edited(old, new, event_type),
-            // The first line whose promise changed: a revision changes one.
+            // The first line whose promise or release changed: a revision changes one.
             revised_sku: old
-                .filter(|_| event_type == EventType::PromiseRevised)
+                .filter(|_| {
+                    matches!(
+                        event_type,
+                        EventType::PromiseRevised | EventType::ReleaseMoved
+                    )
+                })
                 .and_then(|old| {
                     new.lines
                         .iter()
                         .zip(&old.lines)
-                        .find(|(n, o)| promise_changed(o, n))
+                        .find(|(n, o)| {
+                            n.promised_on != o.promised_on || n.release_on != o.release_on
+                        })
                         .map(|(n, _)| &n.sku)
                 }),
         },

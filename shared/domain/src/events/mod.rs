@@ -61,6 +61,10 @@ pub enum EventType {
     EditUndone,
     #[serde(rename = "oms.order.promise-revised")]
     PromiseRevised,
+    /// The business moved the release date of a SKU the order pre-ordered: it waits for the
+    /// new one (or, no longer a pre-order, is released today).
+    #[serde(rename = "oms.order.release-moved")]
+    ReleaseMoved,
     #[serde(rename = "oms.order.fulfillment-started")]
     FulfillmentStarted,
     #[serde(rename = "oms.order.shipped")]
@@ -147,6 +151,7 @@ impl EventType {
             Self::EditPaid => "oms.order.edit-paid",
             Self::EditUndone => "oms.order.edit-undone",
             Self::PromiseRevised => "oms.order.promise-revised",
+            Self::ReleaseMoved => "oms.order.release-moved",
             Self::FulfillmentStarted => "oms.order.fulfillment-started",
             Self::OrderShipped => "oms.order.shipped",
             Self::OrderDelivered => "oms.order.delivered",
@@ -471,6 +476,7 @@ pub fn event_type_of(event: &OrderEvent) -> EventType {
         OrderEvent::EditPaid { .. } => EventType::EditPaid,
         OrderEvent::EditUndone { .. } => EventType::EditUndone,
         OrderEvent::PromiseRevised { .. } => EventType::PromiseRevised,
+        OrderEvent::ReleaseMoved { .. } => EventType::ReleaseMoved,
         OrderEvent::Expired => EventType::OrderExpired,
         OrderEvent::ReturnRequested { .. } => EventType::ReturnRequested,
         OrderEvent::ReturnApproved { .. } => EventType::ReturnApproved,
@@ -514,7 +520,7 @@ pub fn order_event(old: Option<&Order>, new: Option<&Order>) -> Option<CloudEven
                 _ => None,
             },
             revised_sku: match &change.event {
-                OrderEvent::PromiseRevised { sku } => Some(sku),
+                OrderEvent::PromiseRevised { sku } | OrderEvent::ReleaseMoved { sku } => Some(sku),
                 _ => None,
             },
         },
@@ -1052,6 +1058,33 @@ mod tests {
             "the same promise is no change"
         );
         seen.push((waiting.clone(), revised));
+        // A pre-order's release date moved by the business, then released today.
+        let pre_order = pending
+            .reserve_for_release(
+                &crate::routing::Plan::one_location("BER-1", pending.quantities()),
+                &[],
+                &[(sku.clone(), t.date_naive() + chrono::Duration::days(5))],
+                t,
+            )
+            .unwrap();
+        let moved = pre_order
+            .follow_release(
+                &sku,
+                Some(t.date_naive() + chrono::Duration::days(9)),
+                t.date_naive(),
+                t,
+            )
+            .unwrap();
+        assert_eq!(
+            recorded_agrees_with_legacy(Some(&pre_order), &moved),
+            Ok(true)
+        );
+        let released = moved.follow_release(&sku, None, t.date_naive(), t).unwrap();
+        assert_eq!(
+            recorded_agrees_with_legacy(Some(&moved), &released),
+            Ok(true)
+        );
+        seen.push((pre_order, moved));
         // One that ships what is there: its reserved unit leaves first, the other follows as
         // it arrives, in a parcel of its own.
         let mut partial = waiting.clone();
@@ -1186,6 +1219,7 @@ mod tests {
             OrderEvent::UnitsCancelled,
             OrderEvent::BackorderFilled,
             OrderEvent::PromiseRevised { sku: sku.clone() },
+            OrderEvent::ReleaseMoved { sku: sku.clone() },
             OrderEvent::Edited {
                 edit_id: "E".into(),
             },
@@ -1243,6 +1277,7 @@ mod tests {
                 | OrderEvent::UnitsCancelled
                 | OrderEvent::BackorderFilled
                 | OrderEvent::PromiseRevised { .. }
+                | OrderEvent::ReleaseMoved { .. }
                 | OrderEvent::Edited { .. }
                 | OrderEvent::EditPaid { .. }
                 | OrderEvent::EditUndone { .. }

@@ -51,6 +51,12 @@ pub enum OrderEvent {
     PromiseRevised {
         sku: crate::ids::Sku,
     },
+    /// The business moved the release date of its pre-ordered `sku`
+    /// ([`Order::follow_release`]).
+    #[serde(rename_all = "camelCase")]
+    ReleaseMoved {
+        sku: crate::ids::Sku,
+    },
     /// Where or how it ships changed ([`crate::order::edits`]).
     #[serde(rename_all = "camelCase")]
     Edited {

@@ -1040,10 +1040,10 @@ impl Order {
 
     /// The business moved the release of `sku` to `release_on` (none: it is no longer sold as
     /// a pre-order, so released now): its pre-ordered line waits for the new date instead of
-    /// the one it was reserved with, with its timeline entry and event (a revised promise), so
-    /// the customer is told. Only an order not yet in the warehouse's hands follows (one sent
-    /// there has left its hold behind). `None` if nothing changes on `today`: the same date, or
-    /// both dates passed, or no line of `sku` was pre-ordered.
+    /// the one it was reserved with, with its timeline entry and event, so the customer is
+    /// told. Only an order the warehouse never had follows (one sent there, even if a released
+    /// hold took it back, has left its release behind). `None` if nothing changes on `today`:
+    /// the same date, or both dates passed, or no line of `sku` was pre-ordered.
     pub fn follow_release(
         &self,
         sku: &Sku,
@@ -1051,7 +1051,7 @@ impl Order {
         today: chrono::NaiveDate,
         now: DateTime<Utc>,
     ) -> Option<Order> {
-        if self.status != OrderStatus::Reserved {
+        if self.status != OrderStatus::Reserved || !self.shipments.is_empty() {
             return None;
         }
         let line = self
@@ -1069,7 +1069,7 @@ impl Order {
         let note = format!("{sku} released on {} → {after}", date(before));
         Some(self.record(now, Some(note), |next| {
             next.lines[line].release_on = Some(after);
-            OrderEvent::PromiseRevised { sku: sku.clone() }
+            OrderEvent::ReleaseMoved { sku: sku.clone() }
         }))
     }
 
@@ -1483,7 +1483,7 @@ pub(crate) mod tests {
         assert_eq!(later.version, reserved.version + 1);
         assert_eq!(
             later.last_change.as_ref().map(|c| &c.event),
-            Some(&OrderEvent::PromiseRevised { sku: a.clone() })
+            Some(&OrderEvent::ReleaseMoved { sku: a.clone() })
         );
         let sooner = later.follow_release(&a, Some(day(2)), today, now).unwrap();
         assert_eq!(sooner.held_for_release(today), Some(day(2)));
