@@ -350,15 +350,17 @@ impl Renderer {
             event.event_type,
             EventType::PromiseRevised | EventType::ReleaseMoved
         ) {
-            // A release moved is told while the item is still to be released or the order
-            // still waits for stock (released today with nothing to wait for, it leaves: its
-            // parcel's messages follow).
-            let still_waits = order.lines.iter().any(|l| {
-                revised.is_none_or(|sku| &l.sku == sku)
-                    && (l.backordered() > 0
-                        || (event.event_type == EventType::ReleaseMoved
-                            && l.release_on.is_some_and(|on| today < on)))
-            });
+            // A revised promise is told while its units wait; a release moved while the order
+            // still waits for anything (released today with nothing else to wait for, it
+            // leaves: its parcel's messages follow).
+            let still_waits = if event.event_type == EventType::ReleaseMoved {
+                order.held_for_release(today).is_some() || order.backordered() > 0
+            } else {
+                order
+                    .lines
+                    .iter()
+                    .any(|l| revised.is_none_or(|sku| &l.sku == sku) && l.backordered() > 0)
+            };
             let revised_since = order.last_change.as_ref().is_some_and(|c| {
                 c.version > event.sequence
                     && match &c.event {

@@ -592,7 +592,10 @@ async fn a_pre_order_follows_its_release_date_when_staff_move_it() {
         .collect();
     assert_eq!(revisions.len(), 1, "told once: {revisions:?}");
     let text = revisions[0]["text"].as_str().unwrap_or_default();
-    assert!(text.contains(&date) && text.contains("has moved"), "{text}");
+    assert!(
+        text.contains(&date) && text.contains("has a new release date"),
+        "{text}"
+    );
 
     // No longer a pre-order: released now, it leaves.
     let put = stack

@@ -150,7 +150,10 @@ pub async fn start_fulfillment<O: OrderStore + InventoryStore>(
     for _ in 0..MAX_RELEASES_FOLLOWED {
         let start = until_written::<_, FulfillmentAppError, _>(|| async move {
             let order = orders.get(id).await?.ok_or(FulfillmentAppError::NotFound)?;
-            if order.status == OrderStatus::Reserved && order.release_date().is_some() {
+            if order.status == OrderStatus::Reserved
+                && order.shipments.is_empty()
+                && order.release_date().is_some()
+            {
                 let mut releases = Releases::default();
                 releases.read_for(orders, &order).await?;
                 if let Some(next) = releases.follow(&order, now) {

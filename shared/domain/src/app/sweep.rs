@@ -255,10 +255,11 @@ pub async fn sweep<S: OrderStore + InventoryStore + OrderTransactions>(
                 // anything decides whether it leaves today (in whichever pass over `RESERVED`
                 // orders lists it first: the expiry's, listing those reserved for the payment
                 // window, or the re-drive's, for the time an order takes to count as stuck).
-                let expiring = job == Job::Expire
-                    && order
-                        .payment_due_by(policies.payment)
-                        .is_some_and(|due| due <= now);
+                // One about to expire unpaid (in this pass, or one that outran it) is not
+                // written first.
+                let expiring = order
+                    .payment_due_by(policies.payment)
+                    .is_some_and(|due| due <= now);
                 if status == OrderStatus::Reserved && !expiring {
                     match follow_releases(store, &mut releases, &order, now).await {
                         Ok(Some(moved)) => {
@@ -277,6 +278,10 @@ pub async fn sweep<S: OrderStore + InventoryStore + OrderTransactions>(
                                         continue;
                                     }
                                     Ok(_) => {}
+                                    Err(FulfillmentAppError::Contended) => {
+                                        report.contended.push(moved.id.clone());
+                                        continue;
+                                    }
                                     Err(error) => {
                                         report.failed.push((moved.id.clone(), error.to_string()));
                                         continue;
@@ -438,9 +443,11 @@ async fn expire_returns<S: OrderStore + OrderTransactions>(
     }
 }
 
-/// Moves the pre-ordered lines of a `RESERVED` order to the release dates their SKUs have now
-/// (`releases`, read once a run), one write per SKU moved (read fresh, on its version), each
-/// its own event told to the customer. The order as it stands after, if any line moved.
+/// Moves the pre-ordered lines of a `RESERVED` order to the release dates their SKUs have now,
+/// one write per SKU moved (the order read fresh, on its version), each its own event told to
+/// the customer. `releases`, read once a run, only finds the orders to look at: a write is
+/// decided on the products read again, so a date moved during the run (and followed by a start
+/// meanwhile) is never written back. The order as it stands after, if any line moved.
 async fn follow_releases<S: OrderStore + InventoryStore>(
     store: &S,
     releases: &mut Releases,
@@ -460,7 +467,12 @@ async fn follow_releases<S: OrderStore + InventoryStore>(
             let Some(order) = store.get(id).await? else {
                 return Ok(Attempt::Done(None));
             };
-            let Some(next) = releases.follow(&order, now) else {
+            if releases.follow(&order, now).is_none() {
+                return Ok(Attempt::Done(None));
+            }
+            let mut fresh = Releases::default();
+            fresh.read_for(store, &order).await?;
+            let Some(next) = fresh.follow(&order, now) else {
                 return Ok(Attempt::Done(None));
             };
             Attempt::of_write(store.save(&next, order.version).await, Some(next.clone()))
@@ -1011,10 +1023,10 @@ mod tests {
     }
 
     /// Whatever asks to start a pre-order (its payment, its stock arriving) follows its SKU's
-    /// release date as it is now first: a date put off keeps it from leaving on the old one
-    /// even before any sweep ran, and one brought to today lets it leave.
+    /// release date as it is now first, even before any sweep ran: a date put off is the one
+    /// it waits for, and one brought to today lets it leave.
     #[tokio::test]
-    async fn a_start_asked_on_the_old_release_date_follows_the_new_one() {
+    async fn a_start_follows_the_release_date_as_it_is_now() {
         let placed_at = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
         let first = placed_at.date_naive() + Duration::days(3);
         let later = first + Duration::days(4);
@@ -1046,7 +1058,7 @@ mod tests {
             cap: 10,
         })
         .await;
-        let old_day = first.and_hms_opt(8, 0, 0).unwrap().and_utc();
+        let eve = first.and_hms_opt(8, 0, 0).unwrap().and_utc() - Duration::days(1);
         let start = |at| {
             crate::app::fulfillment::start_fulfillment(
                 &store,
@@ -1056,7 +1068,7 @@ mod tests {
             )
         };
         assert_eq!(
-            start(old_day).await.unwrap(),
+            start(eve).await.unwrap(),
             StartResult::AwaitingRelease(later)
         );
         let held = store.get(&order.id).await.unwrap().unwrap();
@@ -1068,7 +1080,7 @@ mod tests {
             })
         );
         set_policy(crate::backorder::SellingPolicy::Deny).await;
-        assert_eq!(start(old_day).await.unwrap(), StartResult::Started);
+        assert_eq!(start(eve).await.unwrap(), StartResult::Started);
     }
 
     #[tokio::test]

@@ -1042,8 +1042,9 @@ impl Order {
     /// a pre-order, so released now): its pre-ordered line waits for the new date instead of
     /// the one it was reserved with, with its timeline entry and event, so the customer is
     /// told. Only an order the warehouse never had follows (one sent there, even if a released
-    /// hold took it back, has left its release behind). `None` if nothing changes on `today`:
-    /// the same date, or both dates passed, or no line of `sku` was pre-ordered.
+    /// hold took it back, has left its release behind), and only a line still to be released
+    /// (a released one is not held again by a later batch's date). `None` if nothing changes
+    /// on `today`: the same date, the line released already, or no line of `sku` pre-ordered.
     pub fn follow_release(
         &self,
         sku: &Sku,
@@ -1060,7 +1061,8 @@ impl Order {
             .position(|l| &l.sku == sku && l.release_on.is_some())?;
         let before = self.lines[line].release_on;
         let to_come = |on: Option<chrono::NaiveDate>| on.filter(|on| today < *on);
-        if to_come(before) == to_come(release_on) {
+        // A line released already stays released (a later batch's date is not its own).
+        if to_come(before).is_none() || to_come(before) == to_come(release_on) {
             return None;
         }
         // Released now, the line keeps the day it was released on: it stays a pre-order's.
@@ -1495,6 +1497,11 @@ pub(crate) mod tests {
         // ordinary line; an order in the warehouse.
         assert_eq!(later.follow_release(&a, Some(day(9)), today, now), None);
         assert_eq!(later.follow_release(&a, Some(day(12)), day(20), now), None);
+        assert_eq!(
+            later.follow_release(&a, Some(day(40)), day(20), now),
+            None,
+            "released already: a later batch's date is not its own"
+        );
         assert_eq!(later.follow_release(&b, Some(day(9)), today, now), None);
         let sent = released
             .authorized_for_test(now)
