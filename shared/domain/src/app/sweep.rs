@@ -278,12 +278,8 @@ pub async fn sweep<S: OrderStore + InventoryStore + OrderTransactions>(
                                         continue;
                                     }
                                     Ok(_) => {}
-                                    Err(FulfillmentAppError::Contended) => {
-                                        report.contended.push(moved.id.clone());
-                                        continue;
-                                    }
                                     Err(error) => {
-                                        report.failed.push((moved.id.clone(), error.to_string()));
+                                        unmoved(&mut report, &moved.id, error);
                                         continue;
                                     }
                                 }
@@ -291,12 +287,8 @@ pub async fn sweep<S: OrderStore + InventoryStore + OrderTransactions>(
                             order = moved;
                         }
                         Ok(None) => {}
-                        Err(FulfillmentAppError::Contended) => {
-                            report.contended.push(order.id.clone());
-                            continue;
-                        }
                         Err(error) => {
-                            report.failed.push((order.id.clone(), error.to_string()));
+                            unmoved(&mut report, &order.id, error);
                             continue;
                         }
                     }
@@ -440,6 +432,14 @@ async fn expire_returns<S: OrderStore + OrderTransactions>(
                 None => break,
             }
         }
+    }
+}
+
+/// Records an order the sweep could not move now: contended (left for the next run) or failed.
+fn unmoved(report: &mut SweepReport, id: &OrderId, error: FulfillmentAppError) {
+    match error {
+        FulfillmentAppError::Contended => report.contended.push(id.clone()),
+        error => report.failed.push((id.clone(), error.to_string())),
     }
 }
 
